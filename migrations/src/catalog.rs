@@ -1,0 +1,21 @@
+//! The catalog's schema.
+
+use sea_orm_migration::prelude::*;
+
+mod m20261121_000001_create_products;
+
+/// Applies the catalog's migrations in order.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261121_000001_create_products::Migration)]
+    }
+
+    // Each service keeps its own history table, so two services may even
+    // share one PostgreSQL database without touching each other's tables.
+    fn migration_table_name() -> DynIden {
+        "catalog_migrations".into_iden()
+    }
+}

@@ -1,0 +1,6 @@
+//! sea-orm migrations, one migrator per service: each service owns its
+//! schema and its own database, and applies its migrator at start.
+
+pub mod catalog;
+
+pub use sea_orm_migration::MigratorTrait;

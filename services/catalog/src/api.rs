@@ -1,0 +1,149 @@
+//! RPC handlers of `shop.catalog.v1.CatalogService`: proto in, domain call,
+//! proto out. The same handlers serve Connect, gRPC and gRPC-Web.
+
+use std::collections::HashSet;
+
+use axum::extract::State;
+use connectrpc_axum::prelude::*;
+use futures::Stream;
+use shop_proto::shop::{catalog::v1 as pb, common::v1::Money as PbMoney};
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::{
+    AppState,
+    domain::{self, PageRequest, Product},
+    error::CatalogError,
+};
+
+impl From<CatalogError> for ConnectError {
+    fn from(error: CatalogError) -> Self {
+        match &error {
+            CatalogError::InvalidArgument { .. } => {
+                ConnectError::new(Code::InvalidArgument, error.to_string())
+            }
+            CatalogError::ProductNotFound { .. } => {
+                ConnectError::new(Code::NotFound, error.to_string())
+            }
+            CatalogError::InsufficientStock { .. } => {
+                ConnectError::new(Code::FailedPrecondition, error.to_string())
+            }
+            CatalogError::DuplicateSku { .. } => {
+                ConnectError::new(Code::AlreadyExists, error.to_string())
+            }
+            CatalogError::Database(db) => {
+                tracing::error!(error = %db, "catalog database error");
+                ConnectError::new(Code::Unavailable, "the catalog database is unavailable")
+            }
+        }
+    }
+}
+
+fn to_proto(product: Product) -> pb::Product {
+    pb::Product {
+        id: product.id,
+        sku: product.sku,
+        name: product.name,
+        description: product.description,
+        price: Some(PbMoney {
+            currency_code: product.price.currency_code,
+            minor_units: product.price.minor_units,
+        }),
+        stock_on_hand: product.stock_on_hand,
+    }
+}
+
+pub async fn list_products(
+    State(state): State<AppState>,
+    ConnectRequest(request): ConnectRequest<pb::ListProductsRequest>,
+) -> Result<ConnectResponse<pb::ListProductsResponse>, ConnectError> {
+    let page = PageRequest::parse(request.page_size, &request.page_token, &request.query)?;
+    let (products, more) = state.catalog.store().list(&page).await?;
+    let next_page_token = match products.last() {
+        Some(last) if more => domain::page_token_after(&last.sku),
+        _ => String::new(),
+    };
+    Ok(ConnectResponse::new(pb::ListProductsResponse {
+        products: products.into_iter().map(to_proto).collect(),
+        next_page_token,
+    }))
+}
+
+pub async fn get_product(
+    State(state): State<AppState>,
+    ConnectRequest(request): ConnectRequest<pb::GetProductRequest>,
+) -> Result<ConnectResponse<pb::GetProductResponse>, ConnectError> {
+    let id = domain::product_id(&request.id)?;
+    let product = state
+        .catalog
+        .store()
+        .get(id)
+        .await?
+        .ok_or_else(|| CatalogError::ProductNotFound { id: id.to_owned() })?;
+    Ok(ConnectResponse::new(pb::GetProductResponse {
+        product: Some(to_proto(product)),
+    }))
+}
+
+type StockStream = StreamBody<std::pin::Pin<Box<dyn Stream<Item = Result<pb::WatchStockResponse, ConnectError>> + Send>>>;
+
+/// Sends the current stock of each requested product, then every change,
+/// until the client leaves or the server shuts down.
+pub async fn watch_stock(
+    State(state): State<AppState>,
+    ConnectRequest(request): ConnectRequest<pb::WatchStockRequest>,
+) -> Result<ConnectResponse<StockStream>, ConnectError> {
+    let ids = domain::watched_products(&request.product_ids)?;
+    // Subscribe before reading the snapshot so no change falls in between.
+    let mut changes = state.catalog.stock_feed().subscribe();
+    let snapshot = current_stock(&state, &ids).await?;
+    let watched: HashSet<String> = ids.iter().cloned().collect();
+    let shutdown = state.shutdown.clone();
+
+    let stream = async_stream::stream! {
+        for update in snapshot {
+            yield Ok(update);
+        }
+        loop {
+            tokio::select! {
+                () = shutdown.requested() => break,
+                change = changes.recv() => match change {
+                    Ok(change) if watched.contains(&change.product_id) => {
+                        yield Ok(pb::WatchStockResponse {
+                            product_id: change.product_id,
+                            stock_on_hand: change.stock_on_hand,
+                        });
+                    }
+                    Ok(_) => {}
+                    // Missed some changes: send the current stock again.
+                    Err(RecvError::Lagged(_)) => match current_stock(&state, &ids).await {
+                        Ok(updates) => for update in updates { yield Ok(update); },
+                        Err(error) => { yield Err(error); break; }
+                    },
+                    Err(RecvError::Closed) => break,
+                },
+            }
+        }
+    };
+    Ok(ConnectResponse::new(StreamBody::new(Box::pin(stream))))
+}
+
+/// The stock of every id, in request order; not_found names the first
+/// unknown product.
+async fn current_stock(
+    state: &AppState,
+    ids: &[String],
+) -> Result<Vec<pb::WatchStockResponse>, ConnectError> {
+    let stock = state.catalog.store().stock_of(ids).await?;
+    ids.iter()
+        .map(|id| {
+            stock
+                .iter()
+                .find(|(known, _)| known == id)
+                .map(|(_, on_hand)| pb::WatchStockResponse {
+                    product_id: id.clone(),
+                    stock_on_hand: *on_hand,
+                })
+                .ok_or_else(|| CatalogError::ProductNotFound { id: id.clone() }.into())
+        })
+        .collect()
+}

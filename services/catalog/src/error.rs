@@ -1,0 +1,33 @@
+//! Everything that can go wrong in the catalog, typed; mapped to Connect
+//! codes once, in `api`.
+
+use sea_orm::DbErr;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    /// The request itself is wrong; `field` names the offending field.
+    #[error("{field}: {reason}")]
+    InvalidArgument { field: &'static str, reason: String },
+
+    #[error("product {id:?} not found")]
+    ProductNotFound { id: String },
+
+    /// A stock change would take a product below zero.
+    #[error("product {id:?} has {on_hand} in stock, {requested} requested")]
+    InsufficientStock { id: String, on_hand: i32, requested: i32 },
+
+    #[error("a product with SKU {sku:?} already exists")]
+    DuplicateSku { sku: String },
+
+    #[error("database: {0}")]
+    Database(#[from] DbErr),
+}
+
+impl CatalogError {
+    pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        Self::InvalidArgument {
+            field,
+            reason: reason.into(),
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! The catalog service: products, prices and stock, served as
+//! `shop.catalog.v1.CatalogService` over Connect, gRPC and gRPC-Web.
+//!
+//! `api -> domain -> store`: handlers translate proto, the domain holds the
+//! rules, the store is the only code that touches the database.
+
+pub mod api;
+pub mod demo;
+pub mod domain;
+pub mod error;
+pub mod events;
+pub mod store;
+
+use std::{net::SocketAddr, sync::Arc};
+
+use axum::Router;
+use sea_orm::DatabaseConnection;
+use shop_kit::{HttpConfig, Readiness, RpcServer, Shutdown, connect_get, grpc_defaults, server::ServerError};
+use shop_migrations::MigratorTrait;
+use shop_proto::shop::catalog::v1::{
+    self as pb, catalog_service_connect::CatalogServiceTonicCompatibleBuilder,
+};
+use tokio::{net::TcpListener, sync::Mutex, task::JoinHandle};
+
+pub use error::CatalogError;
+
+use crate::{
+    domain::{NewProduct, Product},
+    events::{StockChanged, StockFeed},
+    store::Store,
+};
+
+/// The catalog: its store and the feed of stock changes.
+#[derive(Clone, Debug)]
+pub struct Catalog {
+    store: Store,
+    stock_feed: StockFeed,
+    /// Serialises stock writes with their publication, so watchers see
+    /// changes in the order they were committed.
+    stock_writes: Arc<Mutex<()>>,
+}
+
+impl Catalog {
+    /// Connects to the catalog's database and applies its migrations.
+    pub async fn open(database_url: &str) -> Result<Self, CatalogError> {
+        let db = shop_kit::database::connect(database_url).await?;
+        Self::migrate(db).await
+    }
+
+    /// Applies the migrations on an existing connection.
+    pub async fn migrate(db: DatabaseConnection) -> Result<Self, CatalogError> {
+        shop_migrations::catalog::Migrator::up(&db, None).await?;
+        Ok(Self {
+            store: Store::new(db),
+            stock_feed: StockFeed::new(),
+            stock_writes: Arc::new(Mutex::new(())),
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn stock_feed(&self) -> &StockFeed {
+        &self.stock_feed
+    }
+
+    pub async fn add_product(&self, product: NewProduct) -> Result<Product, CatalogError> {
+        self.store.insert(product).await
+    }
+
+    /// Changes a product's stock by `delta` and tells every watcher.
+    pub async fn adjust_stock(&self, product_id: &str, delta: i32) -> Result<i32, CatalogError> {
+        let _ordered = self.stock_writes.lock().await;
+        let stock_on_hand = self.store.adjust_stock(product_id, delta).await?;
+        self.stock_feed.publish(StockChanged {
+            product_id: product_id.to_owned(),
+            stock_on_hand,
+        });
+        Ok(stock_on_hand)
+    }
+}
+
+/// What the handlers share.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub catalog: Catalog,
+    pub shutdown: Shutdown,
+}
+
+const LIST_PRODUCTS: &str = "/shop.catalog.v1.CatalogService/ListProducts";
+const GET_PRODUCT: &str = "/shop.catalog.v1.CatalogService/GetProduct";
+
+/// The catalog on all three protocols, with the kit's layers.
+pub fn router(catalog: Catalog, http: &HttpConfig, shutdown: &Shutdown) -> Result<Router, ServerError> {
+    let readiness = Readiness::database(catalog.store().connection().clone());
+    let state = AppState {
+        catalog,
+        shutdown: shutdown.clone(),
+    };
+    let (connect, grpc) = CatalogServiceTonicCompatibleBuilder::new()
+        .list_products(api::list_products)
+        .get_product(api::get_product)
+        .watch_stock(api::watch_stock)
+        .with_state(state.clone())
+        .build();
+    // The idempotent methods also answer Connect GET.
+    let gets = Router::new()
+        .merge(connect_get::<pb::ListProductsRequest, pb::ListProductsResponse, _, _, _>(
+            LIST_PRODUCTS,
+            api::list_products,
+        ))
+        .merge(connect_get::<pb::GetProductRequest, pb::GetProductResponse, _, _, _>(
+            GET_PRODUCT,
+            api::get_product,
+        ))
+        .with_state(state);
+    RpcServer::new(http.clone(), readiness)
+        .service(connect.merge(gets), grpc_defaults!(grpc, http))
+        .descriptors(shop_proto::FILE_DESCRIPTOR_SET)
+        .into_router(shutdown)
+}
+
+/// How to run the catalog.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub addr: SocketAddr,
+    pub database_url: String,
+    /// Seed the demo products into an empty catalog.
+    pub demo_data: bool,
+    pub http: HttpConfig,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("catalog database {url}: {source}")]
+    Database { url: String, source: CatalogError },
+    #[error("catalog cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error(transparent)]
+    Server(#[from] ServerError),
+}
+
+/// A running catalog.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub seeded_products: usize,
+    pub task: JoinHandle<std::io::Result<()>>,
+}
+
+/// Opens the database (migrations applied, demo data if asked), binds and
+/// starts serving in the background until `shutdown`.
+pub async fn start(config: Config, shutdown: Shutdown) -> Result<Running, StartError> {
+    let database_error = |source| StartError::Database {
+        url: shop_kit::database::redact(&config.database_url),
+        source,
+    };
+    let catalog = Catalog::open(&config.database_url).await.map_err(database_error)?;
+    let seeded_products = if config.demo_data {
+        demo::seed(&catalog).await.map_err(database_error)?
+    } else {
+        0
+    };
+    let listener = TcpListener::bind(config.addr)
+        .await
+        .map_err(|source| StartError::Bind { addr: config.addr, source })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.addr, source })?;
+    let app = router(catalog, &config.http, &shutdown)?;
+    let grace = config.http.shutdown_grace();
+    let task = tokio::spawn(shop_kit::server::serve(listener, app, shutdown, grace));
+    Ok(Running {
+        addr,
+        seeded_products,
+        task,
+    })
+}

@@ -1,0 +1,186 @@
+//! Enforces gRPC and gRPC-Web deadlines (`grpc-timeout`), which tonic's
+//! router does not: the response must start before the deadline, and a
+//! stream still open at the deadline ends with DEADLINE_EXCEEDED trailers.
+//! (Connect's `connect-timeout-ms` is enforced by connectrpc-axum.)
+
+use std::{
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Request, Response};
+use http_body::{Body, Frame, SizeHint};
+use tokio::time::{Instant, Sleep};
+use tower::{Layer, Service};
+
+/// The instant by which the caller wants its answer; put into request
+/// extensions so handlers and outgoing calls can respect it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Deadline(pub Instant);
+
+/// Parses a `grpc-timeout` value: up to 8 digits and a unit (H, M, S, m, u, n).
+pub fn parse_grpc_timeout(value: &str) -> Option<Duration> {
+    if value.len() < 2 || value.len() > 9 {
+        return None;
+    }
+    let (digits, unit) = value.split_at(value.len() - 1);
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let amount: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(amount.saturating_mul(3600)),
+        "M" => Duration::from_secs(amount.saturating_mul(60)),
+        "S" => Duration::from_secs(amount),
+        "m" => Duration::from_millis(amount),
+        "u" => Duration::from_micros(amount),
+        "n" => Duration::from_nanos(amount),
+        _ => return None,
+    })
+}
+
+fn grpc_deadline(headers: &HeaderMap) -> Option<Instant> {
+    let value = headers.get("grpc-timeout")?.to_str().ok()?;
+    parse_grpc_timeout(value).map(|timeout| Instant::now() + timeout)
+}
+
+const DEADLINE_MESSAGE: &str = "deadline exceeded";
+
+fn deadline_exceeded_response() -> Response<tonic::body::Body> {
+    tonic::Status::deadline_exceeded(DEADLINE_MESSAGE).into_http()
+}
+
+/// Tower layer enforcing `grpc-timeout`; wraps the gRPC side of the server
+/// inside the gRPC-Web translation, so both protocols get it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GrpcDeadlineLayer;
+
+impl<S> Layer<S> for GrpcDeadlineLayer {
+    type Service = GrpcDeadline<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        GrpcDeadline { inner }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct GrpcDeadline<S> {
+    inner: S,
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for GrpcDeadline<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ResBody: Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<tonic::codegen::StdError>,
+{
+    type Response = Response<tonic::body::Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Self::Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        let Some(deadline) = grpc_deadline(request.headers()) else {
+            let future = self.inner.call(request);
+            return Box::pin(async move {
+                Ok(future.await?.map(tonic::body::Body::new))
+            });
+        };
+        if deadline <= Instant::now() {
+            return Box::pin(async { Ok(deadline_exceeded_response()) });
+        }
+        request.extensions_mut().insert(Deadline(deadline));
+        let future = self.inner.call(request);
+        Box::pin(async move {
+            match tokio::time::timeout_at(deadline, future).await {
+                Err(_elapsed) => Ok(deadline_exceeded_response()),
+                Ok(response) => Ok(response?.map(|body| {
+                    tonic::body::Body::new(DeadlineBody {
+                        inner: body,
+                        sleep: Box::pin(tokio::time::sleep_until(deadline)),
+                        expired: false,
+                    })
+                })),
+            }
+        })
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that ends with DEADLINE_EXCEEDED trailers if it is
+    /// still streaming when the deadline passes.
+    struct DeadlineBody<B> {
+        #[pin]
+        inner: B,
+        sleep: Pin<Box<Sleep>>,
+        expired: bool,
+    }
+}
+
+impl<B> Body for DeadlineBody<B>
+where
+    B: Body<Data = Bytes>,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.project();
+        if *this.expired {
+            return Poll::Ready(None);
+        }
+        if let Poll::Ready(frame) = this.inner.poll_frame(cx) {
+            return Poll::Ready(frame);
+        }
+        if this.sleep.as_mut().poll(cx).is_ready() {
+            *this.expired = true;
+            let mut trailers = HeaderMap::new();
+            trailers.insert("grpc-status", HeaderValue::from_static("4"));
+            trailers.insert("grpc-message", HeaderValue::from_static(DEADLINE_MESSAGE));
+            return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
+        }
+        Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.expired || self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_grpc_timeout_unit() {
+        assert_eq!(parse_grpc_timeout("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_grpc_timeout("2M"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_grpc_timeout("3S"), Some(Duration::from_secs(3)));
+        assert_eq!(parse_grpc_timeout("250m"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_grpc_timeout("7u"), Some(Duration::from_micros(7)));
+        assert_eq!(parse_grpc_timeout("99999999n"), Some(Duration::from_nanos(99_999_999)));
+    }
+
+    #[test]
+    fn rejects_malformed_grpc_timeouts() {
+        for bad in ["", "m", "10", "123456789S", "1x", "-1S", "1.5S"] {
+            assert_eq!(parse_grpc_timeout(bad), None, "{bad:?}");
+        }
+    }
+}

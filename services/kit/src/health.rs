@@ -1,0 +1,85 @@
+//! Liveness and readiness: `GET /healthz` (the process answers), `GET
+//! /readyz` (its dependencies answer, checked live), and the standard
+//! `grpc.health.v1.Health` service kept in step with readiness.
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{Router, extract::State, http::StatusCode, routing::get};
+use futures::future::BoxFuture;
+use sea_orm::DatabaseConnection;
+use tonic_health::{ServingStatus, server::HealthReporter};
+
+use crate::Shutdown;
+
+/// How often the gRPC health status is refreshed from the readiness check.
+const GRPC_HEALTH_REFRESH: Duration = Duration::from_secs(5);
+
+type Check = dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync;
+
+/// What "ready" means for one service.
+#[derive(Clone)]
+pub struct Readiness(Arc<Check>);
+
+impl Readiness {
+    /// Ready whenever the process runs.
+    pub fn always() -> Self {
+        Self(Arc::new(|| Box::pin(async { Ok(()) })))
+    }
+
+    /// Ready while the service's database answers a ping.
+    pub fn database(db: DatabaseConnection) -> Self {
+        Self(Arc::new(move || {
+            let db = db.clone();
+            Box::pin(async move {
+                db.ping().await.map_err(|e| format!("database: {e}"))
+            })
+        }))
+    }
+
+    pub async fn check(&self) -> Result<(), String> {
+        (self.0)().await
+    }
+}
+
+/// The `/healthz` and `/readyz` routes.
+pub fn routes(readiness: Readiness) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .with_state(readiness)
+}
+
+async fn readyz(State(readiness): State<Readiness>) -> (StatusCode, String) {
+    match readiness.check().await {
+        Ok(()) => (StatusCode::OK, "ready\n".to_owned()),
+        Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {reason}\n")),
+    }
+}
+
+/// Keeps the gRPC health status of `services` (and of the server as a
+/// whole, the empty name) in step with readiness until shutdown, then
+/// reports NOT_SERVING so balancers drain the instance.
+pub async fn report_to_grpc(
+    reporter: HealthReporter,
+    services: Vec<String>,
+    readiness: Readiness,
+    shutdown: Shutdown,
+) {
+    let names: Vec<String> = std::iter::once(String::new()).chain(services).collect();
+    loop {
+        let status = match readiness.check().await {
+            Ok(()) => ServingStatus::Serving,
+            Err(_) => ServingStatus::NotServing,
+        };
+        for name in &names {
+            reporter.set_service_status(name, status).await;
+        }
+        tokio::select! {
+            () = shutdown.requested() => break,
+            () = tokio::time::sleep(GRPC_HEALTH_REFRESH) => {}
+        }
+    }
+    for name in &names {
+        reporter.set_service_status(name, ServingStatus::NotServing).await;
+    }
+}

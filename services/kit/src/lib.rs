@@ -1,0 +1,46 @@
+//! connect-shop's infrastructure kit: what every service shares and nothing
+//! of the shop's business.
+//!
+//! [`RpcServer`] turns a service's Connect router and tonic server into ONE
+//! listener that speaks Connect (JSON and proto, unary, server streaming,
+//! GET), gRPC (h2c) and gRPC-Web, with health, reflection, CORS, gzip,
+//! deadlines, size limits, metrics and one log line per RPC.
+
+pub mod config;
+pub mod connect_errors;
+pub mod connect_get;
+pub mod cors;
+pub mod database;
+pub mod deadline;
+pub mod encoding;
+pub mod health;
+pub mod observe;
+pub mod protocol;
+pub mod server;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use config::HttpConfig;
+pub use connect_get::connect_get;
+pub use health::Readiness;
+pub use server::RpcServer;
+pub use shutdown::Shutdown;
+
+/// Applies the kit's gRPC defaults to a tonic-generated server: gzip in both
+/// directions and the configured message size limits. A macro because every
+/// generated server type has these methods but no trait carries them.
+#[macro_export]
+macro_rules! grpc_defaults {
+    ($server:expr, $http:expr) => {
+        $server
+            .accept_compressed($crate::__private::CompressionEncoding::Gzip)
+            .send_compressed($crate::__private::CompressionEncoding::Gzip)
+            .max_decoding_message_size($http.max_request_bytes)
+            .max_encoding_message_size(usize::MAX)
+    };
+}
+
+#[doc(hidden)]
+pub mod __private {
+    pub use tonic::codec::CompressionEncoding;
+}

@@ -1,0 +1,108 @@
+//! Which of the three RPC protocols a request speaks, and which RPC it names.
+
+use http::{HeaderMap, Method, header::CONTENT_TYPE};
+
+/// The wire protocol of one RPC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    Connect,
+    Grpc,
+    GrpcWeb,
+}
+
+impl Protocol {
+    /// Classifies a request by its content type; everything that is not gRPC
+    /// or gRPC-Web is handled (and, if malformed, refused) as Connect.
+    pub fn of(headers: &HeaderMap) -> Self {
+        match content_type(headers) {
+            Some(ct) if ct.starts_with("application/grpc-web") => Self::GrpcWeb,
+            Some(ct) if ct.starts_with("application/grpc") => Self::Grpc,
+            _ => Self::Connect,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Connect => "connect",
+            Self::Grpc => "grpc",
+            Self::GrpcWeb => "grpcweb",
+        }
+    }
+}
+
+/// The content type without parameters, lower-cased.
+pub fn content_type(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
+}
+
+/// Whether a Connect request is a streaming one (`application/connect+...`).
+pub fn is_connect_streaming(headers: &HeaderMap) -> bool {
+    content_type(headers).is_some_and(|ct| ct.starts_with("application/connect+"))
+}
+
+/// `/package.Service/Method`, split.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RpcName {
+    pub service: String,
+    pub method: String,
+}
+
+impl RpcName {
+    /// Parses an RPC path; `None` for anything else (health probes, metrics,
+    /// static files).
+    pub fn from_path(path: &str) -> Option<Self> {
+        let rest = path.strip_prefix('/')?;
+        let (service, method) = rest.split_once('/')?;
+        let is_word = |s: &str| {
+            !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+        };
+        (service.contains('.') && is_word(service) && is_word(method) && !method.contains('.'))
+            .then(|| Self {
+                service: service.to_owned(),
+                method: method.to_owned(),
+            })
+    }
+}
+
+/// Whether this HTTP method can carry an RPC (POST, or GET for Connect).
+pub fn is_rpc_method(method: &Method) -> bool {
+    method == Method::POST || method == Method::GET
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    #[test]
+    fn classifies_by_content_type() {
+        let mut h = HeaderMap::new();
+        assert_eq!(Protocol::of(&h), Protocol::Connect);
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc+proto"));
+        assert_eq!(Protocol::of(&h), Protocol::Grpc);
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc-web-text"));
+        assert_eq!(Protocol::of(&h), Protocol::GrpcWeb);
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/connect+json; charset=utf-8"));
+        assert_eq!(Protocol::of(&h), Protocol::Connect);
+        assert!(is_connect_streaming(&h));
+    }
+
+    #[test]
+    fn parses_rpc_paths_only() {
+        let name = RpcName::from_path("/shop.catalog.v1.CatalogService/GetProduct");
+        assert_eq!(
+            name,
+            Some(RpcName {
+                service: "shop.catalog.v1.CatalogService".into(),
+                method: "GetProduct".into()
+            })
+        );
+        assert_eq!(RpcName::from_path("/healthz"), None);
+        assert_eq!(RpcName::from_path("/metrics"), None);
+        assert_eq!(RpcName::from_path("/assets/app.js"), None);
+        assert_eq!(RpcName::from_path("/a.B/C/D"), None);
+    }
+}

@@ -1,0 +1,185 @@
+//! The one assembly every service is served by: Connect, gRPC and gRPC-Web
+//! on one port, plus health, reflection, metrics and the shared layers.
+//!
+//! ```text
+//!  request-id -> CORS -> observe (metrics, log line)
+//!    ├─ /healthz /readyz /metrics
+//!    └─ content type?
+//!        ├─ application/grpc*  -> gRPC-Web translation -> grpc-timeout -> tonic routes
+//!        │                         (service, grpc.health.v1, reflection v1 + v1alpha)
+//!        └─ anything else      -> encoding check -> connectrpc-axum (limits, gzip,
+//!                                  connect-timeout-ms) -> Connect routes (POST + GET)
+//! ```
+
+use std::{convert::Infallible, net::SocketAddr, time::Duration};
+
+use axum::{
+    Router,
+    response::IntoResponse,
+    routing::get,
+    serve::ListenerExt,
+};
+use connectrpc_axum::{MakeServiceBuilder, tonic::ContentTypeSwitch};
+use http::{Request, header};
+use tokio::net::TcpListener;
+use tonic::server::NamedService;
+use tower::{Service, ServiceBuilder};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+
+use crate::{
+    HttpConfig, Readiness, Shutdown, cors, deadline::GrpcDeadlineLayer,
+    encoding::ConnectEncodingLayer, grpc_defaults, health, observe::ObserveLayer, telemetry,
+};
+
+const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
+const REFLECTION_V1: &str = "grpc.reflection.v1.ServerReflection";
+const REFLECTION_V1ALPHA: &str = "grpc.reflection.v1alpha.ServerReflection";
+
+/// Errors assembling a server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("reflection descriptors are invalid: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+}
+
+/// Collects a service's Connect routes and tonic servers, then assembles
+/// them into one router with the kit's layers.
+pub struct RpcServer {
+    http: HttpConfig,
+    readiness: Readiness,
+    connect: Router,
+    grpc: tonic::service::Routes,
+    service_names: Vec<String>,
+    descriptor_sets: Vec<&'static [u8]>,
+}
+
+impl RpcServer {
+    pub fn new(http: HttpConfig, readiness: Readiness) -> Self {
+        Self {
+            http,
+            readiness,
+            connect: Router::new(),
+            grpc: tonic::service::Routes::default(),
+            service_names: Vec::new(),
+            descriptor_sets: Vec::new(),
+        }
+    }
+
+    /// Registers one RPC service: its Connect router (from the generated
+    /// `*TonicCompatibleBuilder`, plus GET routes) and its tonic server.
+    pub fn service<G>(mut self, connect: Router, grpc: G) -> Self
+    where
+        G: Service<Request<tonic::body::Body>, Error = Infallible>
+            + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        G::Response: IntoResponse,
+        G::Future: Send + 'static,
+    {
+        self.connect = self.connect.merge(connect);
+        self.grpc = self.grpc.add_service(grpc);
+        self.service_names.push(G::NAME.to_owned());
+        self
+    }
+
+    /// Adds an encoded `FileDescriptorSet` that reflection serves.
+    pub fn descriptors(mut self, file_descriptor_set: &'static [u8]) -> Self {
+        self.descriptor_sets.push(file_descriptor_set);
+        self
+    }
+
+    /// Assembles the router. Spawns the task that keeps `grpc.health.v1`
+    /// in step with readiness until `shutdown`.
+    pub fn into_router(self, shutdown: &Shutdown) -> Result<Router, ServerError> {
+        let (reporter, health_server) = tonic_health::server::health_reporter();
+        tokio::spawn(health::report_to_grpc(
+            reporter,
+            self.service_names.clone(),
+            self.readiness.clone(),
+            shutdown.clone(),
+        ));
+
+        let reflection_v1 = self.reflection_builder().build_v1()?;
+        let reflection_v1alpha = self.reflection_builder().build_v1alpha()?;
+        let grpc_routes = self
+            .grpc
+            .add_service(grpc_defaults!(health_server, self.http))
+            .add_service(grpc_defaults!(reflection_v1, self.http))
+            .add_service(grpc_defaults!(reflection_v1alpha, self.http))
+            .prepare();
+        let grpc = ServiceBuilder::new()
+            .layer(tonic_web::GrpcWebLayer::new())
+            .layer(GrpcDeadlineLayer)
+            .layer(connectrpc_axum::tonic::FromRequestPartsLayer::new())
+            .service(grpc_routes);
+
+        let connect = MakeServiceBuilder::new()
+            .receive_max_bytes(self.http.max_request_bytes)
+            .add_router(self.connect)
+            .build()
+            .layer(ConnectEncodingLayer);
+
+        Ok(Router::new()
+            .merge(health::routes(self.readiness))
+            .route("/metrics", get(metrics))
+            .fallback_service(ContentTypeSwitch::new(grpc, connect))
+            .layer(ObserveLayer)
+            .layer(cors::layer(&self.http.cors_origins))
+            .layer(PropagateRequestIdLayer::x_request_id())
+            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid)))
+    }
+
+    fn reflection_builder(&self) -> tonic_reflection::server::Builder<'static> {
+        let mut builder = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+        for set in &self.descriptor_sets {
+            builder = builder.register_encoded_file_descriptor_set(set);
+        }
+        let names = self
+            .service_names
+            .iter()
+            .map(String::as_str)
+            .chain([HEALTH_SERVICE, REFLECTION_V1, REFLECTION_V1ALPHA]);
+        for name in names {
+            builder = builder.with_service_name(name);
+        }
+        builder
+    }
+}
+
+async fn metrics() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        telemetry::prometheus().render(),
+    )
+}
+
+/// Serves `app` on `listener` (HTTP/1.1 and h2c) until `shutdown`: then
+/// stops accepting, lets in-flight requests finish, and gives up on the
+/// stragglers after `grace`.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: Shutdown,
+    grace: Duration,
+) -> std::io::Result<()> {
+    telemetry::prometheus();
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    let drained = shutdown.clone();
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { drained.requested().await });
+    tokio::select! {
+        result = server => result,
+        () = async { shutdown.requested().await; tokio::time::sleep(grace).await } => {
+            tracing::warn!(grace_secs = grace.as_secs(), "in-flight requests still running after the grace period; closing");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! `shop`: starts the whole shop (every service in one process, each on its
+//! own port with its own database), or one service with `shop serve NAME`.
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    path::PathBuf,
+    process::ExitCode,
+};
+
+use clap::{Args, Parser, Subcommand};
+use shop_kit::{HttpConfig, Shutdown, database, telemetry};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "shop",
+    version,
+    about = "connect-shop: a shop of Rust microservices speaking Connect, gRPC and gRPC-Web",
+    long_about = "Starts every service of connect-shop in one process (the default), each on its \
+                  own port with its own SQLite file, migrations applied and demo data seeded. \
+                  `shop serve <service>` runs one service alone.\n\n\
+                  Every flag can also be set by the environment variable shown with it."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    shop: ShopArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Start every service in one process (the default).
+    Run,
+    /// Run a single service.
+    Serve {
+        #[arg(value_enum)]
+        service: Service,
+    },
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum Service {
+    Catalog,
+}
+
+#[derive(Args, Debug)]
+struct ShopArgs {
+    /// Folder for the services' SQLite files (one per service).
+    #[arg(long, env = "SHOP_DATA_DIR", default_value = "data", global = true)]
+    data_dir: PathBuf,
+
+    /// Address every service listens on.
+    #[arg(long, env = "SHOP_HOST", default_value = "127.0.0.1", global = true)]
+    host: IpAddr,
+
+    /// Port of the catalog service.
+    #[arg(long, env = "CATALOG_PORT", default_value_t = 8082, global = true)]
+    catalog_port: u16,
+
+    /// Database of the catalog (default: SQLite under --data-dir), e.g.
+    /// postgres://shop:secret@localhost/catalog.
+    #[arg(long, env = "CATALOG_DATABASE_URL", global = true)]
+    catalog_database_url: Option<String>,
+
+    /// Do not seed demo data into empty databases.
+    #[arg(long, env = "SHOP_NO_DEMO_DATA", global = true)]
+    no_demo_data: bool,
+
+    /// Log format.
+    #[arg(long, env = "SHOP_LOG_FORMAT", value_enum, default_value = "text", global = true)]
+    log_format: telemetry::LogFormat,
+
+    #[command(flatten)]
+    http: HttpConfig,
+}
+
+impl ShopArgs {
+    fn catalog(&self) -> shop_catalog::Config {
+        shop_catalog::Config {
+            addr: SocketAddr::new(self.host, self.catalog_port),
+            database_url: self
+                .catalog_database_url
+                .clone()
+                .unwrap_or_else(|| database::sqlite_url(&self.data_dir, "catalog")),
+            demo_data: !self.no_demo_data,
+            http: self.http.clone(),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init_tracing(cli.shop.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("shop: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("shop: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let shutdown = Shutdown::on_signals();
+    let services = match cli.command.unwrap_or(Command::Run) {
+        Command::Run | Command::Serve { service: Service::Catalog } => vec![Service::Catalog],
+    };
+    let mut running = Vec::new();
+    for service in services {
+        match service {
+            Service::Catalog => {
+                let config = cli.shop.catalog();
+                let db = database::redact(&config.database_url);
+                let started = shop_catalog::start(config, shutdown.clone()).await?;
+                running.push(Started {
+                    name: "catalog",
+                    addr: started.addr,
+                    database: db,
+                    seeded: format!("{} demo products", started.seeded_products),
+                    task: started.task,
+                });
+            }
+        }
+    }
+    print_banner(&running);
+    for service in running {
+        service.task.await??;
+    }
+    tracing::info!("shop stopped");
+    Ok(())
+}
+
+struct Started {
+    name: &'static str,
+    addr: SocketAddr,
+    database: String,
+    seeded: String,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+fn print_banner(running: &[Started]) {
+    println!("\nconnect-shop is running (Ctrl-C to stop)\n");
+    for service in running {
+        println!(
+            "  {:<9} http://{}   Connect + gRPC + gRPC-Web   db: {}   seeded: {}",
+            service.name, service.addr, service.database, service.seeded
+        );
+        println!(
+            "  {:<9} http://{}/metrics  http://{}/healthz  http://{}/readyz",
+            "", service.addr, service.addr, service.addr
+        );
+    }
+    if let Some(catalog) = running.iter().find(|s| s.name == "catalog") {
+        let base = format!("http://{}/shop.catalog.v1.CatalogService", catalog.addr);
+        println!("\nTry:");
+        println!(
+            "  curl -s {base}/ListProducts -H 'Content-Type: application/json' -d '{{\"pageSize\": 3}}'"
+        );
+        println!(
+            "  curl -s '{base}/GetProduct?connect=v1&encoding=json&message=%7B%22id%22%3A%22prod_mug%22%7D'"
+        );
+        println!(
+            "  npx buf curl --http2-prior-knowledge --protocol grpc --reflect {base}/ListProducts"
+        );
+    }
+    println!();
+}
