@@ -67,7 +67,13 @@ struct ShopArgs {
     no_demo_data: bool,
 
     /// Log format.
-    #[arg(long, env = "SHOP_LOG_FORMAT", value_enum, default_value = "text", global = true)]
+    #[arg(
+        long,
+        env = "SHOP_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
     log_format: telemetry::LogFormat,
 
     #[command(flatten)]
@@ -110,7 +116,10 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let shutdown = Shutdown::on_signals();
     let services = match cli.command.unwrap_or(Command::Run) {
-        Command::Run | Command::Serve { service: Service::Catalog } => vec![Service::Catalog],
+        Command::Run
+        | Command::Serve {
+            service: Service::Catalog,
+        } => vec![Service::Catalog],
     };
     let mut running = Vec::new();
     for service in services {

@@ -84,7 +84,9 @@ pub async fn get_product(
     }))
 }
 
-type StockStream = StreamBody<std::pin::Pin<Box<dyn Stream<Item = Result<pb::WatchStockResponse, ConnectError>> + Send>>>;
+type StockStream = StreamBody<
+    std::pin::Pin<Box<dyn Stream<Item = Result<pb::WatchStockResponse, ConnectError>> + Send>>,
+>;
 
 /// Sends the current stock of each requested product, then every change,
 /// until the client leaves or the server shuts down.
@@ -117,7 +119,7 @@ pub async fn watch_stock(
                     // Missed some changes: send the current stock again.
                     Err(RecvError::Lagged(_)) => match current_stock(&state, &ids).await {
                         Ok(updates) => for update in updates { yield Ok(update); },
-                        Err(error) => { yield Err(error); break; }
+                        Err(error) => { yield Err(error.into()); break; }
                     },
                     Err(RecvError::Closed) => break,
                 },
@@ -132,7 +134,7 @@ pub async fn watch_stock(
 async fn current_stock(
     state: &AppState,
     ids: &[String],
-) -> Result<Vec<pb::WatchStockResponse>, ConnectError> {
+) -> Result<Vec<pb::WatchStockResponse>, CatalogError> {
     let stock = state.catalog.store().stock_of(ids).await?;
     ids.iter()
         .map(|id| {
@@ -143,7 +145,7 @@ async fn current_stock(
                     product_id: id.clone(),
                     stock_on_hand: *on_hand,
                 })
-                .ok_or_else(|| CatalogError::ProductNotFound { id: id.clone() }.into())
+                .ok_or_else(|| CatalogError::ProductNotFound { id: id.clone() })
         })
         .collect()
 }

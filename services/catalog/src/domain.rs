@@ -23,7 +23,8 @@ pub struct Money {
 
 impl Money {
     pub fn new(currency_code: &str, minor_units: i64) -> Result<Self, CatalogError> {
-        let valid_code = currency_code.len() == 3 && currency_code.bytes().all(|b| b.is_ascii_uppercase());
+        let valid_code =
+            currency_code.len() == 3 && currency_code.bytes().all(|b| b.is_ascii_uppercase());
         if !valid_code {
             return Err(CatalogError::invalid(
                 "price.currency_code",
@@ -31,7 +32,10 @@ impl Money {
             ));
         }
         if minor_units < 0 {
-            return Err(CatalogError::invalid("price.minor_units", "must not be negative"));
+            return Err(CatalogError::invalid(
+                "price.minor_units",
+                "must not be negative",
+            ));
         }
         Ok(Self {
             currency_code: currency_code.to_owned(),
@@ -69,7 +73,9 @@ impl NewProduct {
         }
         let sku_ok = !sku.is_empty()
             && sku.len() <= 32
-            && sku.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-');
+            && sku
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-');
         if !sku_ok {
             return Err(CatalogError::invalid(
                 "sku",
@@ -80,7 +86,10 @@ impl NewProduct {
             return Err(CatalogError::invalid("name", "must be 1 to 200 characters"));
         }
         if stock_on_hand < 0 {
-            return Err(CatalogError::invalid("stock_on_hand", "must not be negative"));
+            return Err(CatalogError::invalid(
+                "stock_on_hand",
+                "must not be negative",
+            ));
         }
         Ok(Self(Product {
             id,
@@ -151,7 +160,10 @@ fn decode_page_token(token: &str) -> Result<String, CatalogError> {
 /// The product ids of a WatchStock call, checked and de-duplicated in order.
 pub fn watched_products(ids: &[String]) -> Result<Vec<String>, CatalogError> {
     if ids.is_empty() {
-        return Err(CatalogError::invalid("product_ids", "name at least one product"));
+        return Err(CatalogError::invalid(
+            "product_ids",
+            "name at least one product",
+        ));
     }
     if ids.len() > MAX_WATCHED_PRODUCTS {
         return Err(CatalogError::invalid(
@@ -192,9 +204,18 @@ mod tests {
 
     #[test]
     fn page_size_defaults_caps_and_refuses_negatives() {
-        assert_eq!(PageRequest::parse(0, "", "").map(|p| p.size).ok(), Some(DEFAULT_PAGE_SIZE));
-        assert_eq!(PageRequest::parse(5000, "", "").map(|p| p.size).ok(), Some(MAX_PAGE_SIZE));
-        assert_eq!(field_of(PageRequest::parse(-1, "", "").unwrap_err()), "page_size");
+        assert_eq!(
+            PageRequest::parse(0, "", "").map(|p| p.size).ok(),
+            Some(DEFAULT_PAGE_SIZE)
+        );
+        assert_eq!(
+            PageRequest::parse(5000, "", "").map(|p| p.size).ok(),
+            Some(MAX_PAGE_SIZE)
+        );
+        assert_eq!(
+            field_of(PageRequest::parse(-1, "", "").expect_err("must be refused")),
+            "page_size"
+        );
     }
 
     #[test]
@@ -202,9 +223,15 @@ mod tests {
         let token = page_token_after("MUG-001");
         let page = PageRequest::parse(10, &token, "").expect("valid token");
         assert_eq!(page.after_sku.as_deref(), Some("MUG-001"));
-        assert_eq!(field_of(PageRequest::parse(10, "not-a-token!", "").unwrap_err()), "page_token");
+        assert_eq!(
+            field_of(PageRequest::parse(10, "not-a-token!", "").expect_err("must be refused")),
+            "page_token"
+        );
         let foreign = URL_SAFE_NO_PAD.encode("offset:10");
-        assert_eq!(field_of(PageRequest::parse(10, &foreign, "").unwrap_err()), "page_token");
+        assert_eq!(
+            field_of(PageRequest::parse(10, &foreign, "").expect_err("must be refused")),
+            "page_token"
+        );
     }
 
     #[test]
@@ -212,34 +239,55 @@ mod tests {
         let page = PageRequest::parse(0, "", "  Coffee ").expect("valid");
         assert_eq!(page.query.as_deref(), Some("coffee"));
         assert_eq!(PageRequest::parse(0, "", "   ").expect("valid").query, None);
-        assert_eq!(field_of(PageRequest::parse(0, "", &"x".repeat(101)).unwrap_err()), "query");
+        assert_eq!(
+            field_of(PageRequest::parse(0, "", &"x".repeat(101)).expect_err("must be refused")),
+            "query"
+        );
     }
 
     #[test]
     fn money_is_an_iso_code_and_a_non_negative_integer() {
         assert!(Money::new("EUR", 1999).is_ok());
-        assert_eq!(field_of(Money::new("eur", 1).unwrap_err()), "price.currency_code");
-        assert_eq!(field_of(Money::new("EURO", 1).unwrap_err()), "price.currency_code");
-        assert_eq!(field_of(Money::new("EUR", -1).unwrap_err()), "price.minor_units");
+        assert_eq!(
+            field_of(Money::new("eur", 1).expect_err("must be refused")),
+            "price.currency_code"
+        );
+        assert_eq!(
+            field_of(Money::new("EURO", 1).expect_err("must be refused")),
+            "price.currency_code"
+        );
+        assert_eq!(
+            field_of(Money::new("EUR", -1).expect_err("must be refused")),
+            "price.minor_units"
+        );
     }
 
     #[test]
     fn new_products_are_checked() {
         let price = Money::new("EUR", 100).expect("price");
         assert!(NewProduct::new("p1", "MUG-001", "Mug", "", price.clone(), 3).is_ok());
-        let bad_sku = NewProduct::new("p1", "mug 1", "Mug", "", price.clone(), 3).unwrap_err();
+        let bad_sku = NewProduct::new("p1", "mug 1", "Mug", "", price.clone(), 3)
+            .expect_err("must be refused");
         assert_eq!(field_of(bad_sku), "sku");
-        let no_name = NewProduct::new("p1", "MUG-001", " ", "", price.clone(), 3).unwrap_err();
+        let no_name = NewProduct::new("p1", "MUG-001", " ", "", price.clone(), 3)
+            .expect_err("must be refused");
         assert_eq!(field_of(no_name), "name");
-        let negative = NewProduct::new("p1", "MUG-001", "Mug", "", price, -1).unwrap_err();
+        let negative =
+            NewProduct::new("p1", "MUG-001", "Mug", "", price, -1).expect_err("must be refused");
         assert_eq!(field_of(negative), "stock_on_hand");
     }
 
     #[test]
     fn watch_requests_need_one_to_a_hundred_distinct_ids() {
-        assert_eq!(field_of(watched_products(&[]).unwrap_err()), "product_ids");
+        assert_eq!(
+            field_of(watched_products(&[]).expect_err("must be refused")),
+            "product_ids"
+        );
         let many: Vec<String> = (0..101).map(|i| format!("p{i}")).collect();
-        assert_eq!(field_of(watched_products(&many).unwrap_err()), "product_ids");
+        assert_eq!(
+            field_of(watched_products(&many).expect_err("must be refused")),
+            "product_ids"
+        );
         let ids = watched_products(&["a".into(), "b".into(), "a".into()]).expect("valid");
         assert_eq!(ids, vec!["a".to_owned(), "b".to_owned()]);
     }

@@ -14,7 +14,11 @@ pub enum CatalogError {
 
     /// A stock change would take a product below zero.
     #[error("product {id:?} has {on_hand} in stock, {requested} requested")]
-    InsufficientStock { id: String, on_hand: i32, requested: i32 },
+    InsufficientStock {
+        id: String,
+        on_hand: i32,
+        requested: i32,
+    },
 
     #[error("a product with SKU {sku:?} already exists")]
     DuplicateSku { sku: String },

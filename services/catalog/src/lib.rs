@@ -15,7 +15,9 @@ use std::{net::SocketAddr, sync::Arc};
 
 use axum::Router;
 use sea_orm::DatabaseConnection;
-use shop_kit::{HttpConfig, Readiness, RpcServer, Shutdown, connect_get, grpc_defaults, server::ServerError};
+use shop_kit::{
+    HttpConfig, Readiness, RpcServer, Shutdown, connect_get, grpc_defaults, server::ServerError,
+};
 use shop_migrations::MigratorTrait;
 use shop_proto::shop::catalog::v1::{
     self as pb, catalog_service_connect::CatalogServiceTonicCompatibleBuilder,
@@ -92,7 +94,11 @@ const LIST_PRODUCTS: &str = "/shop.catalog.v1.CatalogService/ListProducts";
 const GET_PRODUCT: &str = "/shop.catalog.v1.CatalogService/GetProduct";
 
 /// The catalog on all three protocols, with the kit's layers.
-pub fn router(catalog: Catalog, http: &HttpConfig, shutdown: &Shutdown) -> Result<Router, ServerError> {
+pub fn router(
+    catalog: Catalog,
+    http: &HttpConfig,
+    shutdown: &Shutdown,
+) -> Result<Router, ServerError> {
     let readiness = Readiness::database(catalog.store().connection().clone());
     let state = AppState {
         catalog,
@@ -106,14 +112,20 @@ pub fn router(catalog: Catalog, http: &HttpConfig, shutdown: &Shutdown) -> Resul
         .build();
     // The idempotent methods also answer Connect GET.
     let gets = Router::new()
-        .merge(connect_get::<pb::ListProductsRequest, pb::ListProductsResponse, _, _, _>(
-            LIST_PRODUCTS,
-            api::list_products,
-        ))
-        .merge(connect_get::<pb::GetProductRequest, pb::GetProductResponse, _, _, _>(
-            GET_PRODUCT,
-            api::get_product,
-        ))
+        .merge(connect_get::<
+            pb::ListProductsRequest,
+            pb::ListProductsResponse,
+            _,
+            _,
+            _,
+        >(LIST_PRODUCTS, api::list_products))
+        .merge(connect_get::<
+            pb::GetProductRequest,
+            pb::GetProductResponse,
+            _,
+            _,
+            _,
+        >(GET_PRODUCT, api::get_product))
         .with_state(state);
     RpcServer::new(http.clone(), readiness)
         .service(connect.merge(gets), grpc_defaults!(grpc, http))
@@ -136,7 +148,10 @@ pub enum StartError {
     #[error("catalog database {url}: {source}")]
     Database { url: String, source: CatalogError },
     #[error("catalog cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Server(#[from] ServerError),
 }
@@ -155,7 +170,9 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<Running, StartE
         url: shop_kit::database::redact(&config.database_url),
         source,
     };
-    let catalog = Catalog::open(&config.database_url).await.map_err(database_error)?;
+    let catalog = Catalog::open(&config.database_url)
+        .await
+        .map_err(database_error)?;
     let seeded_products = if config.demo_data {
         demo::seed(&catalog).await.map_err(database_error)?
     } else {
@@ -163,8 +180,14 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<Running, StartE
     };
     let listener = TcpListener::bind(config.addr)
         .await
-        .map_err(|source| StartError::Bind { addr: config.addr, source })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.addr, source })?;
+        .map_err(|source| StartError::Bind {
+            addr: config.addr,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.addr,
+        source,
+    })?;
     let app = router(catalog, &config.http, &shutdown)?;
     let grace = config.http.shutdown_grace();
     let task = tokio::spawn(shop_kit::server::serve(listener, app, shutdown, grace));

@@ -2,8 +2,9 @@
 //! that touches the database; it speaks domain types, never proto.
 
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, EntityTrait, ExprTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr,
+    ActiveValue::Set,
+    ColumnTrait, Condition, DatabaseConnection, EntityTrait, ExprTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, SqlErr,
     sea_query::{Expr, Func, LikeExpr},
 };
 
@@ -144,9 +145,10 @@ impl Store {
             .filter(Expr::col(product::Column::StockOnHand).add(delta).gte(0))
             .exec(&self.db)
             .await?;
-        let current = self.get(id).await?.ok_or_else(|| CatalogError::ProductNotFound {
-            id: id.to_owned(),
-        })?;
+        let current = self
+            .get(id)
+            .await?
+            .ok_or_else(|| CatalogError::ProductNotFound { id: id.to_owned() })?;
         if updated.rows_affected == 0 {
             return Err(CatalogError::InsufficientStock {
                 id: id.to_owned(),

@@ -13,8 +13,8 @@ use crate::protocol::{Protocol, content_type, is_connect_streaming};
 pub fn error_response(request_headers: &HeaderMap, error: ConnectError) -> Response {
     match Protocol::of(request_headers) {
         Protocol::Connect if is_connect_streaming(request_headers) => {
-            let use_proto = content_type(request_headers)
-                .is_some_and(|ct| ct == "application/connect+proto");
+            let use_proto =
+                content_type(request_headers).is_some_and(|ct| ct == "application/connect+proto");
             error.into_streaming_response(use_proto)
         }
         Protocol::Connect => error.into_response(),
@@ -89,6 +89,9 @@ mod tests {
             assert_ne!(name, "", "code {n}");
         }
         assert_eq!(code_number(Code::DeadlineExceeded), 4);
-        assert_eq!(code_name(code_number(Code::ResourceExhausted)), "resource_exhausted");
+        assert_eq!(
+            code_name(code_number(Code::ResourceExhausted)),
+            "resource_exhausted"
+        );
     }
 }

@@ -39,7 +39,9 @@ const EXPOSED_HEADERS: &[&str] = &[
 ];
 
 fn names(list: &[&'static str]) -> Vec<HeaderName> {
-    list.iter().map(|name| HeaderName::from_static(name)).collect()
+    list.iter()
+        .map(|name| HeaderName::from_static(name))
+        .collect()
 }
 
 /// The CORS layer for the given allowed origins (`*` allows any).

@@ -7,7 +7,10 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
 
 /// The SQLite URL of a service's file under `data_dir`.
 pub fn sqlite_url(data_dir: &Path, service: &str) -> String {
-    format!("sqlite://{}?mode=rwc", data_dir.join(format!("{service}.db")).display())
+    format!(
+        "sqlite://{}?mode=rwc",
+        data_dir.join(format!("{service}.db")).display()
+    )
 }
 
 /// Connects to `url`; for SQLite, creates the parent folder and turns on WAL
@@ -15,7 +18,10 @@ pub fn sqlite_url(data_dir: &Path, service: &str) -> String {
 pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
     if let Some(path) = url.strip_prefix("sqlite://") {
         let file = path.split('?').next().unwrap_or_default();
-        if let Some(parent) = Path::new(file).parent().filter(|p| !p.as_os_str().is_empty()) {
+        if let Some(parent) = Path::new(file)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
             tokio::fs::create_dir_all(parent)
                 .await
                 .map_err(|e| DbErr::Custom(format!("cannot create {}: {e}", parent.display())))?;
@@ -30,8 +36,10 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
     let db = Database::connect(options).await?;
     if url.starts_with("sqlite:") {
         use sea_orm::ConnectionTrait;
-        db.execute_unprepared("PRAGMA journal_mode=WAL; PRAGMA busy_timeout=5000; PRAGMA foreign_keys=ON;")
-            .await?;
+        db.execute_unprepared(
+            "PRAGMA journal_mode=WAL; PRAGMA busy_timeout=5000; PRAGMA foreign_keys=ON;",
+        )
+        .await?;
     }
     Ok(db)
 }
@@ -56,13 +64,25 @@ mod tests {
 
     #[test]
     fn redacts_passwords_only() {
-        assert_eq!(redact("postgres://shop:secret@db:5432/catalog"), "postgres://shop:***@db:5432/catalog");
-        assert_eq!(redact("sqlite://data/catalog.db?mode=rwc"), "sqlite://data/catalog.db?mode=rwc");
-        assert_eq!(redact("postgres://shop@db/catalog"), "postgres://shop@db/catalog");
+        assert_eq!(
+            redact("postgres://shop:secret@db:5432/catalog"),
+            "postgres://shop:***@db:5432/catalog"
+        );
+        assert_eq!(
+            redact("sqlite://data/catalog.db?mode=rwc"),
+            "sqlite://data/catalog.db?mode=rwc"
+        );
+        assert_eq!(
+            redact("postgres://shop@db/catalog"),
+            "postgres://shop@db/catalog"
+        );
     }
 
     #[test]
     fn sqlite_url_is_one_file_per_service() {
-        assert_eq!(sqlite_url(Path::new("data"), "catalog"), "sqlite://data/catalog.db?mode=rwc");
+        assert_eq!(
+            sqlite_url(Path::new("data"), "catalog"),
+            "sqlite://data/catalog.db?mode=rwc"
+        );
     }
 }

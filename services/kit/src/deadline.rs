@@ -91,9 +91,7 @@ where
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let Some(deadline) = grpc_deadline(request.headers()) else {
             let future = self.inner.call(request);
-            return Box::pin(async move {
-                Ok(future.await?.map(tonic::body::Body::new))
-            });
+            return Box::pin(async move { Ok(future.await?.map(tonic::body::Body::new)) });
         };
         if deadline <= Instant::now() {
             return Box::pin(async { Ok(deadline_exceeded_response()) });
@@ -174,7 +172,10 @@ mod tests {
         assert_eq!(parse_grpc_timeout("3S"), Some(Duration::from_secs(3)));
         assert_eq!(parse_grpc_timeout("250m"), Some(Duration::from_millis(250)));
         assert_eq!(parse_grpc_timeout("7u"), Some(Duration::from_micros(7)));
-        assert_eq!(parse_grpc_timeout("99999999n"), Some(Duration::from_nanos(99_999_999)));
+        assert_eq!(
+            parse_grpc_timeout("99999999n"),
+            Some(Duration::from_nanos(99_999_999))
+        );
     }
 
     #[test]

@@ -90,10 +90,9 @@ where
             && let Some(error) = check(&request)
         {
             let mut response = error_response(request.headers(), error);
-            response.headers_mut().insert(
-                "accept-encoding",
-                http::HeaderValue::from_static("gzip"),
-            );
+            response
+                .headers_mut()
+                .insert("accept-encoding", http::HeaderValue::from_static("gzip"));
             return Either::Right(ready(Ok(response)));
         }
         Either::Left(self.inner.call(request))
@@ -117,7 +116,12 @@ mod tests {
         assert!(check(&post("content-encoding", "gzip", "application/json")).is_none());
         assert!(check(&post("content-encoding", "identity", "application/json")).is_none());
         assert!(
-            check(&post("connect-content-encoding", "gzip", "application/connect+json")).is_none()
+            check(&post(
+                "connect-content-encoding",
+                "gzip",
+                "application/connect+json"
+            ))
+            .is_none()
         );
     }
 
@@ -126,7 +130,14 @@ mod tests {
         let unary = check(&post("content-encoding", "br", "application/json")).expect("error");
         assert_eq!(unary.code(), Code::Unimplemented);
         assert!(unary.message().unwrap_or_default().contains("\"br\""));
-        assert!(check(&post("connect-content-encoding", "zstd", "application/connect+proto")).is_some());
+        assert!(
+            check(&post(
+                "connect-content-encoding",
+                "zstd",
+                "application/connect+proto"
+            ))
+            .is_some()
+        );
         let get = Request::get("/a.B/C?encoding=json&message=%7B%7D&compression=snappy")
             .body(())
             .expect("request");

@@ -30,9 +30,7 @@ impl Readiness {
     pub fn database(db: DatabaseConnection) -> Self {
         Self(Arc::new(move || {
             let db = db.clone();
-            Box::pin(async move {
-                db.ping().await.map_err(|e| format!("database: {e}"))
-            })
+            Box::pin(async move { db.ping().await.map_err(|e| format!("database: {e}")) })
         }))
     }
 
@@ -52,7 +50,10 @@ pub fn routes(readiness: Readiness) -> Router {
 async fn readyz(State(readiness): State<Readiness>) -> (StatusCode, String) {
     match readiness.check().await {
         Ok(()) => (StatusCode::OK, "ready\n".to_owned()),
-        Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {reason}\n")),
+        Err(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {reason}\n"),
+        ),
     }
 }
 
@@ -80,6 +81,8 @@ pub async fn report_to_grpc(
         }
     }
     for name in &names {
-        reporter.set_service_status(name, ServingStatus::NotServing).await;
+        reporter
+            .set_service_status(name, ServingStatus::NotServing)
+            .await;
     }
 }

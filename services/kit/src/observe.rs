@@ -127,7 +127,10 @@ enum CodeSniffer {
     GrpcTrailers,
     GrpcWebTrailerFrame,
     ConnectEndStream,
-    ConnectUnaryError { status: http::StatusCode, body: BytesMut },
+    ConnectUnaryError {
+        status: http::StatusCode,
+        body: BytesMut,
+    },
 }
 
 impl CodeSniffer {
@@ -143,7 +146,8 @@ impl CodeSniffer {
                 body: BytesMut::new(),
             },
             Protocol::Connect
-                if content_type(headers).is_some_and(|ct| ct.starts_with("application/connect+")) =>
+                if content_type(headers)
+                    .is_some_and(|ct| ct.starts_with("application/connect+")) =>
             {
                 Self::ConnectEndStream
             }
@@ -164,16 +168,17 @@ impl CodeSniffer {
                 *self = Self::Known(code);
             }
             Self::ConnectEndStream if data.first().is_some_and(|flags| flags & 0x02 != 0) => {
-                let code = serde_json::from_slice::<serde_json::Value>(data.get(5..).unwrap_or_default())
-                    .ok()
-                    .and_then(|end| end.get("error").cloned())
-                    .map_or("ok".to_owned(), |error| {
-                        error
-                            .get("code")
-                            .and_then(|c| c.as_str())
-                            .unwrap_or("unknown")
-                            .to_owned()
-                    });
+                let code =
+                    serde_json::from_slice::<serde_json::Value>(data.get(5..).unwrap_or_default())
+                        .ok()
+                        .and_then(|end| end.get("error").cloned())
+                        .map_or("ok".to_owned(), |error| {
+                            error
+                                .get("code")
+                                .and_then(|c| c.as_str())
+                                .unwrap_or("unknown")
+                                .to_owned()
+                        });
                 *self = Self::Known(intern_code(&code));
             }
             Self::ConnectUnaryError { body, .. } if body.len() < ERROR_BODY_LIMIT => {
@@ -215,7 +220,10 @@ fn grpc_status(headers: &HeaderMap) -> Option<&'static str> {
 
 /// Maps a Connect code string onto the static names, so labels stay bounded.
 fn intern_code(code: &str) -> &'static str {
-    (0..=16).map(code_name).find(|name| *name == code).unwrap_or("unknown")
+    (0..=16)
+        .map(code_name)
+        .find(|name| *name == code)
+        .unwrap_or("unknown")
 }
 
 pin_project_lite::pin_project! {

@@ -35,7 +35,13 @@ pub fn content_type(headers: &HeaderMap) -> Option<String> {
     headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        })
 }
 
 /// Whether a Connect request is a streaming one (`application/connect+...`).
@@ -57,7 +63,9 @@ impl RpcName {
         let rest = path.strip_prefix('/')?;
         let (service, method) = rest.split_once('/')?;
         let is_word = |s: &str| {
-            !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
         };
         (service.contains('.') && is_word(service) && is_word(method) && !method.contains('.'))
             .then(|| Self {
@@ -81,11 +89,20 @@ mod tests {
     fn classifies_by_content_type() {
         let mut h = HeaderMap::new();
         assert_eq!(Protocol::of(&h), Protocol::Connect);
-        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc+proto"));
+        h.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/grpc+proto"),
+        );
         assert_eq!(Protocol::of(&h), Protocol::Grpc);
-        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc-web-text"));
+        h.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/grpc-web-text"),
+        );
         assert_eq!(Protocol::of(&h), Protocol::GrpcWeb);
-        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/connect+json; charset=utf-8"));
+        h.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/connect+json; charset=utf-8"),
+        );
         assert_eq!(Protocol::of(&h), Protocol::Connect);
         assert!(is_connect_streaming(&h));
     }

@@ -5,7 +5,7 @@
 //!  request-id -> CORS -> observe (metrics, log line)
 //!    ├─ /healthz /readyz /metrics
 //!    └─ content type?
-//!        ├─ application/grpc*  -> gRPC-Web translation -> grpc-timeout -> tonic routes
+//!        ├─ application/grpc*  -> gRPC-Web translation -> grpc-timeout -> size status -> tonic routes
 //!        │                         (service, grpc.health.v1, reflection v1 + v1alpha)
 //!        └─ anything else      -> encoding check -> connectrpc-axum (limits, gzip,
 //!                                  connect-timeout-ms) -> Connect routes (POST + GET)
@@ -13,13 +13,8 @@
 
 use std::{convert::Infallible, net::SocketAddr, time::Duration};
 
-use axum::{
-    Router,
-    response::IntoResponse,
-    routing::get,
-    serve::ListenerExt,
-};
-use connectrpc_axum::{MakeServiceBuilder, tonic::ContentTypeSwitch};
+use axum::{Router, response::IntoResponse, routing::get, serve::ListenerExt};
+use connectrpc_axum::{CompressionConfig, MakeServiceBuilder, tonic::ContentTypeSwitch};
 use http::{Request, header};
 use tokio::net::TcpListener;
 use tonic::server::NamedService;
@@ -28,9 +23,12 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 
 use crate::{
     HttpConfig, Readiness, Shutdown, cors, deadline::GrpcDeadlineLayer,
-    encoding::ConnectEncodingLayer, grpc_defaults, health, observe::ObserveLayer, telemetry,
+    encoding::ConnectEncodingLayer, grpc_defaults, grpc_limits::GrpcLimitStatusLayer, health,
+    observe::ObserveLayer, telemetry,
 };
 
+/// Connect responses smaller than this are sent uncompressed.
+const COMPRESS_MIN_BYTES: usize = 1024;
 const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
 const REFLECTION_V1: &str = "grpc.reflection.v1.ServerReflection";
 const REFLECTION_V1ALPHA: &str = "grpc.reflection.v1alpha.ServerReflection";
@@ -112,11 +110,14 @@ impl RpcServer {
         let grpc = ServiceBuilder::new()
             .layer(tonic_web::GrpcWebLayer::new())
             .layer(GrpcDeadlineLayer)
+            .layer(GrpcLimitStatusLayer)
             .layer(connectrpc_axum::tonic::FromRequestPartsLayer::new())
             .service(grpc_routes);
 
         let connect = MakeServiceBuilder::new()
             .receive_max_bytes(self.http.max_request_bytes)
+            // Like connect-go: compressing tiny messages costs more than it saves.
+            .compression(CompressionConfig::new(COMPRESS_MIN_BYTES))
             .add_router(self.connect)
             .build()
             .layer(ConnectEncodingLayer);
@@ -137,11 +138,11 @@ impl RpcServer {
         for set in &self.descriptor_sets {
             builder = builder.register_encoded_file_descriptor_set(set);
         }
-        let names = self
-            .service_names
-            .iter()
-            .map(String::as_str)
-            .chain([HEALTH_SERVICE, REFLECTION_V1, REFLECTION_V1ALPHA]);
+        let names = self.service_names.iter().map(String::as_str).chain([
+            HEALTH_SERVICE,
+            REFLECTION_V1,
+            REFLECTION_V1ALPHA,
+        ]);
         for name in names {
             builder = builder.with_service_name(name);
         }

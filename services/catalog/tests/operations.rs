@@ -1,0 +1,138 @@
+//! What operators rely on: probes, metrics, graceful shutdown.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::json;
+use support::{EnvelopeStream, TestCatalog, envelope, http1};
+
+#[tokio::test]
+async fn liveness_and_readiness_probes() {
+    let catalog = TestCatalog::start().await;
+    let live = http1()
+        .get(format!("{}/healthz", catalog.base()))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(live.status(), 200);
+    let ready = http1()
+        .get(format!("{}/readyz", catalog.base()))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(ready.status(), 200);
+
+    // Readiness follows the database: closed, the service is not ready.
+    catalog
+        .catalog
+        .store()
+        .connection()
+        .clone()
+        .close()
+        .await
+        .expect("close db");
+    let ready = http1()
+        .get(format!("{}/readyz", catalog.base()))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(ready.status(), 503);
+    assert!(ready.text().await.expect("text").contains("database"));
+}
+
+fn counter(metrics: &str, method: &str, protocol: &str, code: &str) -> u64 {
+    let labels = format!(
+        "service=\"shop.catalog.v1.CatalogService\",method=\"{method}\",protocol=\"{protocol}\",code=\"{code}\""
+    );
+    metrics
+        .lines()
+        .find(|line| line.starts_with("rpc_server_requests_total{") && line.contains(&labels))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(0)
+}
+
+async fn scrape(catalog: &TestCatalog) -> String {
+    let response = http1()
+        .get(format!("{}/metrics", catalog.base()))
+        .send()
+        .await
+        .expect("scrape");
+    assert_eq!(response.status(), 200);
+    response.text().await.expect("text")
+}
+
+#[tokio::test]
+async fn metrics_count_every_rpc_by_protocol_and_code() {
+    let catalog = TestCatalog::start().await;
+    let before = scrape(&catalog).await;
+    for id in ["p1", "ghost"] {
+        http1()
+            .post(catalog.url("GetProduct"))
+            .header("content-type", "application/json")
+            .body(json!({"id": id}).to_string())
+            .send()
+            .await
+            .expect("send")
+            .bytes()
+            .await
+            .expect("body");
+    }
+    let grpc_web = shop_proto::shop::catalog::v1::GetProductRequest { id: "ghost".into() };
+    http1()
+        .post(catalog.url("GetProduct"))
+        .header("content-type", "application/grpc-web+proto")
+        .body(envelope(0, &prost::Message::encode_to_vec(&grpc_web)))
+        .send()
+        .await
+        .expect("send")
+        .bytes()
+        .await
+        .expect("body");
+
+    // The counters are process-wide; other tests may run alongside, so
+    // compare growth, not absolute values.
+    let after = scrape(&catalog).await;
+    for (protocol, code) in [
+        ("connect", "ok"),
+        ("connect", "not_found"),
+        ("grpcweb", "not_found"),
+    ] {
+        assert!(
+            counter(&after, "GetProduct", protocol, code)
+                > counter(&before, "GetProduct", protocol, code),
+            "{protocol}/{code} did not move:\n{after}"
+        );
+    }
+    assert!(
+        after.contains("rpc_server_request_duration_seconds_bucket{"),
+        "histogram missing"
+    );
+}
+
+#[tokio::test]
+async fn shutdown_ends_open_streams_and_stops_the_server() {
+    let catalog = TestCatalog::start().await;
+    let response = http1()
+        .post(catalog.url("WatchStock"))
+        .header("content-type", "application/connect+json")
+        .body(envelope(0, br#"{"productIds":["p1"]}"#))
+        .send()
+        .await
+        .expect("send");
+    let mut stream = EnvelopeStream::new(response);
+    assert_eq!(stream.next().await.expect("snapshot").0, 0);
+
+    catalog.shutdown.trigger();
+    let (flags, end) = stream.next().await.expect("the stream ends cleanly");
+    assert_eq!(flags & 0x02, 0x02, "end-of-stream message");
+    let end: serde_json::Value = serde_json::from_slice(&end).expect("json");
+    assert!(end.get("error").is_none(), "a clean end: {end}");
+
+    let stopped = tokio::time::timeout(Duration::from_secs(5), catalog.server).await;
+    assert!(
+        matches!(stopped, Ok(Ok(Ok(())))),
+        "server did not stop: {stopped:?}"
+    );
+}
