@@ -295,10 +295,33 @@ async fn reflection_lists_the_served_services() {
         "shop.catalog.v1.CatalogService",
         "grpc.health.v1.Health",
         "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
     ] {
         assert!(
             names.iter().any(|n| n == expected),
             "{expected} missing from {names:?}"
+        );
+        // Every listed service must also be describable (buf curl
+        // --list-methods resolves them all).
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::FileContainingSymbol(expected.to_owned())),
+        };
+        let answer = reflection
+            .server_reflection_info(tokio_stream::once(request))
+            .await
+            .expect("reflect")
+            .into_inner()
+            .next()
+            .await
+            .expect("answer")
+            .expect("ok");
+        assert!(
+            matches!(
+                answer.message_response,
+                Some(MessageResponse::FileDescriptorResponse(_))
+            ),
+            "{expected} cannot be described: {answer:?}"
         );
     }
 }

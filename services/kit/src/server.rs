@@ -133,8 +133,14 @@ impl RpcServer {
     }
 
     fn reflection_builder(&self) -> tonic_reflection::server::Builder<'static> {
+        // Both reflection versions are listed by both servers, so both
+        // carry both descriptors (clients resolve every listed service).
         let mut builder = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(
+                tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+            );
         for set in &self.descriptor_sets {
             builder = builder.register_encoded_file_descriptor_set(set);
         }

@@ -1,0 +1,38 @@
+# connect-shop recipes. `just --list` shows them all.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+buf := "tests/interop/node_modules/.bin/buf"
+
+# Start the whole shop (every service, demo data, http://127.0.0.1:8082 ...)
+run *ARGS:
+    cargo run --release -- {{ARGS}}
+
+# The workspace tests (the README's test command)
+test:
+    cargo test --workspace
+
+# fmt, clippy (warnings are errors) and buf lint
+lint: tools
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+    cd proto && ../{{buf}} lint
+
+# buf breaking against main (or another git ref)
+breaking REF="main": tools
+    cd proto && ../{{buf}} breaking --against '../.git#ref={{REF}},subdir=proto'
+
+# Format the Rust code
+fmt:
+    cargo fmt --all
+
+# Real third-party clients (buf curl, connect-node, grpcio) against the launched shop
+interop:
+    tests/interop/run.sh
+
+# What CI runs: tests, lint, interop
+ci: test lint interop
+
+# Install the npm tools the recipes use (buf, connect-node, protoc-gen-es)
+tools:
+    cd tests/interop && ([ -x node_modules/.bin/buf ] || npm ci --no-audit --no-fund --loglevel=error)
