@@ -35,6 +35,11 @@ enum Command {
     Serve {
         #[arg(value_enum)]
         service: Service,
+        /// The service's database, e.g. postgres://shop:secret@localhost/catalog
+        /// (default: the service's own --<service>-database-url, else SQLite
+        /// under --data-dir).
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: Option<String>,
     },
 }
 
@@ -81,13 +86,18 @@ struct ShopArgs {
 }
 
 impl ShopArgs {
-    fn catalog(&self) -> shop_catalog::Config {
+    /// The catalog's settings; `database_url` is `shop serve`'s DATABASE_URL.
+    fn catalog(&self, database_url: Option<&str>) -> shop_catalog::Config {
         shop_catalog::Config {
             addr: SocketAddr::new(self.host, self.catalog_port),
             database_url: self
                 .catalog_database_url
-                .clone()
-                .unwrap_or_else(|| database::sqlite_url(&self.data_dir, "catalog")),
+                .as_deref()
+                .or(database_url)
+                .map_or_else(
+                    || database::sqlite_url(&self.data_dir, "catalog"),
+                    str::to_owned,
+                ),
             demo_data: !self.no_demo_data,
             http: self.http.clone(),
         }
@@ -115,17 +125,20 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let shutdown = Shutdown::on_signals();
-    let services = match cli.command.unwrap_or(Command::Run) {
-        Command::Run
-        | Command::Serve {
-            service: Service::Catalog,
-        } => vec![Service::Catalog],
+    // Every service has its own database: a DATABASE_URL only makes sense
+    // for `shop serve <service>`.
+    let (services, database_url) = match cli.command.unwrap_or(Command::Run) {
+        Command::Run => (vec![Service::Catalog], None),
+        Command::Serve {
+            service,
+            database_url,
+        } => (vec![service], database_url),
     };
     let mut running = Vec::new();
     for service in services {
         match service {
             Service::Catalog => {
-                let config = cli.shop.catalog();
+                let config = cli.shop.catalog(database_url.as_deref());
                 let db = database::redact(&config.database_url);
                 let started = shop_catalog::start(config, shutdown.clone()).await?;
                 running.push(Started {
