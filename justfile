@@ -35,4 +35,4 @@ ci: test lint interop
 
 # Install the npm tools the recipes use (buf, connect-node, protoc-gen-es)
 tools:
-    cd tests/interop && ([ -x node_modules/.bin/buf ] || npm ci --no-audit --no-fund --loglevel=error)
+    cd tests/interop && ([ -x node_modules/.bin/buf ] || npm install --no-audit --no-fund --loglevel=error)

@@ -15,7 +15,7 @@ step() { printf '\n==> %s\n' "$*"; }
 
 step "client dependencies (npm, pip)"
 cd "$here"
-[ -x node_modules/.bin/buf ] || npm ci --no-audit --no-fund --loglevel=error
+[ -x node_modules/.bin/buf ] || npm install --no-audit --no-fund --loglevel=error
 PATH="$here/node_modules/.bin:$PATH" npm run --silent generate
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
