@@ -16,6 +16,7 @@ test:
 lint: tools
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
+    cd tests/conformance && cargo fmt -- --check && cargo clippy --all-targets -- -D warnings
     cd proto && ../{{buf}} lint
 
 # buf breaking against main (or another git ref)
@@ -30,8 +31,12 @@ fmt:
 interop:
     tests/interop/run.sh
 
-# What CI runs: tests, lint, interop
-ci: test lint interop
+# The official Connect conformance suite against the kit (needs Go); one config or all
+conformance *CONFIGS:
+    tests/conformance/run.sh {{CONFIGS}}
+
+# What CI runs: tests, lint, interop, conformance
+ci: test lint interop conformance
 
 # Install the npm tools the recipes use (buf, connect-node, protoc-gen-es)
 tools:

@@ -17,6 +17,7 @@ pub mod grpc_limits;
 pub mod health;
 pub mod observe;
 pub mod protocol;
+pub mod response_metadata;
 pub mod server;
 pub mod shutdown;
 pub mod telemetry;
@@ -24,6 +25,7 @@ pub mod telemetry;
 pub use config::HttpConfig;
 pub use connect_get::connect_get;
 pub use health::Readiness;
+pub use response_metadata::ResponseMetadata;
 pub use server::RpcServer;
 pub use shutdown::Shutdown;
 

@@ -24,7 +24,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use crate::{
     HttpConfig, Readiness, Shutdown, cors, deadline::GrpcDeadlineLayer,
     encoding::ConnectEncodingLayer, grpc_defaults, grpc_limits::GrpcLimitStatusLayer, health,
-    observe::ObserveLayer, telemetry,
+    observe::ObserveLayer, response_metadata::ResponseMetadataLayer, telemetry,
 };
 
 /// Connect responses smaller than this are sent uncompressed.
@@ -111,6 +111,7 @@ impl RpcServer {
             .layer(tonic_web::GrpcWebLayer::new())
             .layer(GrpcDeadlineLayer)
             .layer(GrpcLimitStatusLayer)
+            .layer(ResponseMetadataLayer)
             .layer(connectrpc_axum::tonic::FromRequestPartsLayer::new())
             .service(grpc_routes);
 
@@ -120,6 +121,7 @@ impl RpcServer {
             .compression(CompressionConfig::new(COMPRESS_MIN_BYTES))
             .add_router(self.connect)
             .build()
+            .layer(ResponseMetadataLayer)
             .layer(ConnectEncodingLayer);
 
         Ok(Router::new()

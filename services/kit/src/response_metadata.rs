@@ -1,0 +1,441 @@
+//! Response headers and trailers set by a handler, delivered the way each
+//! protocol carries them. connectrpc-axum's `ConnectResponse` carries only
+//! the message, so a handler takes a [`ResponseMetadata`] extractor, sets
+//! what it wants, and [`ResponseMetadataLayer`] writes it out:
+//!
+//! - Connect unary: headers, and trailers as `trailer-<name>` headers;
+//! - Connect streaming: headers, and trailers in the end-of-stream message;
+//! - gRPC (and gRPC-Web, which is translated from it): headers, and
+//!   trailers in the trailers (in the headers of a trailers-only answer).
+
+use std::{
+    convert::Infallible,
+    pin::Pin,
+    sync::{Arc, Mutex, MutexGuard},
+    task::{Context, Poll},
+};
+
+use axum::extract::FromRequestParts;
+use bytes::{Bytes, BytesMut};
+use futures::future::BoxFuture;
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, request::Parts};
+use http_body::{Body, Frame, SizeHint};
+use tower::{Layer, Service};
+
+use crate::protocol::content_type;
+
+#[derive(Debug, Default)]
+struct Metadata {
+    headers: HeaderMap,
+    trailers: HeaderMap,
+}
+
+/// The headers and trailers a handler adds to its response.
+#[derive(Clone, Debug, Default)]
+pub struct ResponseMetadata(Arc<Mutex<Metadata>>);
+
+impl ResponseMetadata {
+    fn lock(&self) -> MutexGuard<'_, Metadata> {
+        // A panic while holding this lock cannot leave it inconsistent.
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn append_header(&self, name: HeaderName, value: HeaderValue) {
+        self.lock().headers.append(name, value);
+    }
+
+    pub fn append_trailer(&self, name: HeaderName, value: HeaderValue) {
+        self.lock().trailers.append(name, value);
+    }
+
+    fn take_headers(&self) -> HeaderMap {
+        std::mem::take(&mut self.lock().headers)
+    }
+
+    fn take_trailers(&self) -> HeaderMap {
+        std::mem::take(&mut self.lock().trailers)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ResponseMetadata {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Infallible> {
+        Ok(parts.extensions.get::<Self>().cloned().unwrap_or_default())
+    }
+}
+
+/// Puts a [`ResponseMetadata`] in every request and writes it into the
+/// response. Sits on both the Connect and the gRPC side of the server.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ResponseMetadataLayer;
+
+impl<S> Layer<S> for ResponseMetadataLayer {
+    type Service = WriteResponseMetadata<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        WriteResponseMetadata { inner }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct WriteResponseMetadata<S> {
+    inner: S,
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for WriteResponseMetadata<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S::Future: Send + 'static,
+    ResBody: Body<Data = Bytes> + Send + 'static,
+{
+    type Response = Response<MetadataBody<ResBody>>;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        let metadata = ResponseMetadata::default();
+        request.extensions_mut().insert(metadata.clone());
+        let future = self.inner.call(request);
+        Box::pin(async move {
+            let mut response = future.await?;
+            let headers = response.headers_mut();
+            append_all(headers, metadata.take_headers(), None);
+            let content_type = content_type(headers).unwrap_or_default();
+            let mode = if content_type.starts_with("application/grpc") {
+                if headers.contains_key("grpc-status") {
+                    // Trailers-only: the trailers travel in the headers.
+                    append_all(headers, metadata.take_trailers(), None);
+                    Mode::Done
+                } else {
+                    Mode::GrpcTrailers
+                }
+            } else if content_type.starts_with("application/connect+") {
+                Mode::ConnectEndStream(BytesMut::new())
+            } else {
+                append_all(headers, metadata.take_trailers(), Some("trailer-"));
+                Mode::Done
+            };
+            Ok(response.map(|inner| MetadataBody {
+                inner,
+                metadata,
+                mode,
+            }))
+        })
+    }
+}
+
+fn append_all(target: &mut HeaderMap, source: HeaderMap, prefix: Option<&str>) {
+    let mut current: Option<HeaderName> = None;
+    for (name, value) in source {
+        if let Some(name) = name {
+            current = Some(match prefix {
+                Some(prefix) => match HeaderName::try_from(format!("{prefix}{name}")) {
+                    Ok(prefixed) => prefixed,
+                    Err(_) => continue,
+                },
+                None => name,
+            });
+        }
+        if let Some(name) = &current {
+            target.append(name.clone(), value);
+        }
+    }
+}
+
+enum Mode {
+    Done,
+    GrpcTrailers,
+    /// Buffers the bytes of the current envelope until it is whole.
+    ConnectEndStream(BytesMut),
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that writes the handler's trailers where its
+    /// protocol carries them.
+    pub struct MetadataBody<B> {
+        #[pin]
+        inner: B,
+        metadata: ResponseMetadata,
+        mode: Mode,
+    }
+}
+
+impl<B: Body<Data = Bytes>> Body for MetadataBody<B> {
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        let mut this = self.project();
+        loop {
+            let frame = match this.inner.as_mut().poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => frame,
+                other => {
+                    if let (Poll::Ready(None), Mode::ConnectEndStream(pending)) =
+                        (&other, &mut *this.mode)
+                        && !pending.is_empty()
+                    {
+                        // A truncated envelope: pass it on as it came.
+                        let rest = pending.split().freeze();
+                        return Poll::Ready(Some(Ok(Frame::data(rest))));
+                    }
+                    return other;
+                }
+            };
+            match &mut *this.mode {
+                Mode::Done => return Poll::Ready(Some(Ok(frame))),
+                Mode::GrpcTrailers => {
+                    let frame = match frame.into_trailers() {
+                        Ok(mut trailers) => {
+                            append_all(&mut trailers, this.metadata.take_trailers(), None);
+                            Frame::trailers(trailers)
+                        }
+                        Err(frame) => frame,
+                    };
+                    return Poll::Ready(Some(Ok(frame)));
+                }
+                Mode::ConnectEndStream(pending) => {
+                    let Ok(data) = frame.into_data() else {
+                        continue;
+                    };
+                    pending.extend_from_slice(&data);
+                    let ready = complete_envelopes(pending, this.metadata);
+                    if !ready.is_empty() {
+                        return Poll::Ready(Some(Ok(Frame::data(ready))));
+                    }
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+            && !matches!(&self.mode, Mode::ConnectEndStream(pending) if !pending.is_empty())
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.mode {
+            Mode::Done => self.inner.size_hint(),
+            _ => SizeHint::default(),
+        }
+    }
+}
+
+/// Splits the whole envelopes off `pending`, adding the trailers to the
+/// end-of-stream message's `metadata`.
+fn complete_envelopes(pending: &mut BytesMut, metadata: &ResponseMetadata) -> Bytes {
+    let mut out = BytesMut::new();
+    while pending.len() >= 5 {
+        let length = u32::from_be_bytes([pending[1], pending[2], pending[3], pending[4]]) as usize;
+        if pending.len() < 5 + length {
+            break;
+        }
+        let envelope = pending.split_to(5 + length);
+        let flags = envelope[0];
+        let is_plain_end_stream = flags == 0x02;
+        if !is_plain_end_stream {
+            out.extend_from_slice(&envelope);
+            continue;
+        }
+        let trailers = metadata.take_trailers();
+        if trailers.is_empty() {
+            out.extend_from_slice(&envelope);
+            continue;
+        }
+        let mut end: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(&envelope[5..]).unwrap_or_default();
+        let entry = end
+            .entry("metadata")
+            .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
+        if let serde_json::Value::Object(fields) = entry {
+            for (name, value) in &trailers {
+                let values = fields
+                    .entry(name.as_str().to_owned())
+                    .or_insert_with(|| serde_json::Value::Array(Vec::new()));
+                if let (serde_json::Value::Array(values), Ok(value)) = (values, value.to_str()) {
+                    values.push(serde_json::Value::String(value.to_owned()));
+                }
+            }
+        }
+        let payload = serde_json::to_vec(&end).unwrap_or_else(|_| envelope[5..].to_vec());
+        out.extend_from_slice(&[0x02]);
+        out.extend_from_slice(
+            &u32::try_from(payload.len())
+                .unwrap_or(u32::MAX)
+                .to_be_bytes(),
+        );
+        out.extend_from_slice(&payload);
+    }
+    out.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn end_stream(json: &str) -> BytesMut {
+        let mut frame = BytesMut::from(&[0x02][..]);
+        frame.extend_from_slice(&(json.len() as u32).to_be_bytes());
+        frame.extend_from_slice(json.as_bytes());
+        frame
+    }
+
+    #[test]
+    fn trailers_join_the_end_of_stream_message() {
+        let metadata = ResponseMetadata::default();
+        metadata.append_trailer(
+            HeaderName::from_static("x-count"),
+            HeaderValue::from_static("3"),
+        );
+        let mut pending = BytesMut::from(&[0, 0, 0, 0, 2, b'{', b'}'][..]);
+        pending.extend_from_slice(&end_stream(r#"{"error":{"code":"internal"}}"#));
+        let out = complete_envelopes(&mut pending, &metadata);
+        assert!(pending.is_empty());
+        assert_eq!(
+            &out[..7],
+            &[0, 0, 0, 0, 2, b'{', b'}'],
+            "data passes untouched"
+        );
+        let end: serde_json::Value = serde_json::from_slice(&out[12..]).expect("json");
+        assert_eq!(end["metadata"]["x-count"], serde_json::json!(["3"]));
+        assert_eq!(end["error"]["code"], "internal");
+    }
+
+    #[test]
+    fn a_split_envelope_waits_for_its_end() {
+        let metadata = ResponseMetadata::default();
+        let frame = end_stream("{}");
+        let mut pending = BytesMut::from(&frame[..4]);
+        assert!(complete_envelopes(&mut pending, &metadata).is_empty());
+        pending.extend_from_slice(&frame[4..]);
+        assert_eq!(complete_envelopes(&mut pending, &metadata), frame.freeze());
+    }
+
+    #[test]
+    fn repeated_values_all_arrive() {
+        let mut source = HeaderMap::new();
+        for value in ["foo", "bar", "baz"] {
+            source.append("x-custom", HeaderValue::from_static(value));
+        }
+        let mut target = HeaderMap::new();
+        append_all(&mut target, source, None);
+        let values: Vec<_> = target.get_all("x-custom").iter().collect();
+        assert_eq!(values, ["foo", "bar", "baz"]);
+    }
+
+    #[test]
+    fn unary_trailers_become_prefixed_headers() {
+        let mut trailers = HeaderMap::new();
+        trailers.append("x-a", HeaderValue::from_static("1"));
+        trailers.append("x-a", HeaderValue::from_static("2"));
+        let mut headers = HeaderMap::new();
+        append_all(&mut headers, trailers, Some("trailer-"));
+        let values: Vec<_> = headers.get_all("trailer-x-a").iter().collect();
+        assert_eq!(values, ["1", "2"]);
+    }
+
+    /// Runs the layer around a handler that sets one header and one trailer
+    /// and answers with `content_type` and `frames`.
+    async fn answer(
+        content_type: &'static str,
+        frames: Vec<Frame<Bytes>>,
+    ) -> (http::response::Parts, Vec<Frame<Bytes>>) {
+        use http_body_util::BodyExt;
+        use tower::ServiceExt;
+        let frames = Arc::new(Mutex::new(Some(frames)));
+        let handler = tower::service_fn(move |request: Request<()>| {
+            let frames = frames.lock().expect("lock").take().expect("called once");
+            async move {
+                let metadata = request
+                    .extensions()
+                    .get::<ResponseMetadata>()
+                    .cloned()
+                    .expect("metadata");
+                metadata.append_header(
+                    HeaderName::from_static("x-h"),
+                    HeaderValue::from_static("1"),
+                );
+                metadata.append_trailer(
+                    HeaderName::from_static("x-t"),
+                    HeaderValue::from_static("2"),
+                );
+                let body = http_body_util::StreamBody::new(futures::stream::iter(
+                    frames.into_iter().map(Ok::<_, Infallible>),
+                ));
+                Ok::<_, Infallible>(
+                    Response::builder()
+                        .header("content-type", content_type)
+                        .body(body)
+                        .expect("response"),
+                )
+            }
+        });
+        let response = ResponseMetadataLayer
+            .layer(handler)
+            .oneshot(Request::new(()))
+            .await
+            .expect("call");
+        let (parts, mut body) = response.into_parts();
+        let mut frames = Vec::new();
+        while let Some(frame) = body.frame().await {
+            frames.push(frame.expect("frame"));
+        }
+        (parts, frames)
+    }
+
+    #[tokio::test]
+    async fn connect_unary_gets_headers_and_prefixed_trailers() {
+        let (parts, _) = answer(
+            "application/json",
+            vec![Frame::data(Bytes::from_static(b"{}"))],
+        )
+        .await;
+        assert_eq!(parts.headers["x-h"], "1");
+        assert_eq!(parts.headers["trailer-x-t"], "2");
+    }
+
+    #[tokio::test]
+    async fn grpc_trailers_join_the_trailers_frame() {
+        let mut trailers = HeaderMap::new();
+        trailers.insert("grpc-status", HeaderValue::from_static("0"));
+        let (parts, frames) = answer(
+            "application/grpc",
+            vec![
+                Frame::data(Bytes::from_static(&[0, 0, 0, 0, 0])),
+                Frame::trailers(trailers),
+            ],
+        )
+        .await;
+        assert_eq!(parts.headers["x-h"], "1");
+        let trailers = frames
+            .last()
+            .and_then(Frame::trailers_ref)
+            .expect("trailers");
+        assert_eq!(trailers["grpc-status"], "0");
+        assert_eq!(trailers["x-t"], "2");
+    }
+
+    #[tokio::test]
+    async fn connect_stream_trailers_join_the_end_message() {
+        let (_, frames) = answer(
+            "application/connect+json",
+            vec![Frame::data(Bytes::from(end_stream("{}").freeze()))],
+        )
+        .await;
+        let data: Vec<u8> = frames
+            .iter()
+            .filter_map(Frame::data_ref)
+            .flat_map(|d| d.to_vec())
+            .collect();
+        let end: serde_json::Value = serde_json::from_slice(&data[5..]).expect("json");
+        assert_eq!(end["metadata"]["x-t"], serde_json::json!(["2"]));
+    }
+}

@@ -1,0 +1,75 @@
+//! The Connect conformance server. Speaks the runner's protocol (a
+//! size-delimited ServerCompatRequest on stdin, a ServerCompatResponse on
+//! stdout), then serves `connectrpc.conformance.v1.ConformanceService`
+//! through the same `shop_kit::RpcServer` assembly every shop service uses,
+//! until SIGTERM. Logs go to stderr.
+
+mod any;
+mod service;
+
+use std::io::{Read, Write};
+
+use prost::Message;
+use shop_kit::{HttpConfig, Readiness, RpcServer, Shutdown, config::DEFAULT_MAX_REQUEST_BYTES};
+
+#[allow(clippy::all, clippy::pedantic, dead_code)]
+mod pb {
+    include!(concat!(env!("OUT_DIR"), "/conformance.rs"));
+}
+
+use pb::connectrpc::conformance::v1 as conformance;
+
+fn read_request() -> Result<conformance::ServerCompatRequest, Box<dyn std::error::Error>> {
+    let mut stdin = std::io::stdin().lock();
+    let mut length = [0u8; 4];
+    stdin.read_exact(&mut length)?;
+    let mut message = vec![0u8; u32::from_be_bytes(length) as usize];
+    stdin.read_exact(&mut message)?;
+    Ok(conformance::ServerCompatRequest::decode(
+        message.as_slice(),
+    )?)
+}
+
+fn write_response(response: &conformance::ServerCompatResponse) -> std::io::Result<()> {
+    let message = response.encode_to_vec();
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(
+        &u32::try_from(message.len())
+            .unwrap_or(u32::MAX)
+            .to_be_bytes(),
+    )?;
+    stdout.write_all(&message)?;
+    stdout.flush()
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    shop_kit::telemetry::init_tracing(shop_kit::telemetry::LogFormat::Text);
+    let request = read_request()?;
+    if request.use_tls {
+        return Err("this server is configured without TLS (supports_tls: false)".into());
+    }
+    let http = HttpConfig {
+        cors_origins: vec!["*".to_owned()],
+        max_request_bytes: match request.message_receive_limit {
+            0 => DEFAULT_MAX_REQUEST_BYTES,
+            limit => limit as usize,
+        },
+        shutdown_grace_secs: 3,
+    };
+    tokio::runtime::Runtime::new()?.block_on(async move {
+        let shutdown = Shutdown::on_signals();
+        let (connect, grpc) = service::routes();
+        let app = RpcServer::new(http.clone(), Readiness::always())
+            .service(connect, shop_kit::grpc_defaults!(grpc, http))
+            .into_router(&shutdown)?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let port = listener.local_addr()?.port();
+        write_response(&conformance::ServerCompatResponse {
+            host: "127.0.0.1".to_owned(),
+            port: u32::from(port),
+            pem_cert: Vec::new(),
+        })?;
+        shop_kit::server::serve(listener, app, shutdown, http.shutdown_grace()).await?;
+        Ok(())
+    })
+}
