@@ -37,7 +37,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     connectrpc_axum_build::compile_protos(
         &protos,
-        &[proto_root, protoc_bin_vendored::include_path()?],
+        &[proto_root.clone(), protoc_bin_vendored::include_path()?],
     )
     .include_file("conformance.rs")
     // Messages echoed back as google.protobuf.Any need their type names.
@@ -50,5 +50,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     })
     .with_tonic()
     .compile()?;
+
+    // Descriptors for reflection and the gRPC JSON codec.
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
+    let status = Command::new(&protoc)
+        .arg("--include_imports")
+        .arg(format!(
+            "--descriptor_set_out={}",
+            out_dir.join("conformance_descriptor.bin").display()
+        ))
+        .arg(format!("-I{}", proto_root.display()))
+        .arg(format!(
+            "-I{}",
+            protoc_bin_vendored::include_path()?.display()
+        ))
+        .args(&protos)
+        .status()?;
+    if !status.success() {
+        return Err(format!("protoc failed to write the descriptor set: {status}").into());
+    }
     Ok(())
 }

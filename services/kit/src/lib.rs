@@ -13,6 +13,7 @@ pub mod cors;
 pub mod database;
 pub mod deadline;
 pub mod encoding;
+pub mod grpc_json;
 pub mod grpc_limits;
 pub mod health;
 pub mod observe;

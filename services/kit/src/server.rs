@@ -5,7 +5,8 @@
 //!  request-id -> CORS -> observe (metrics, log line)
 //!    ├─ /healthz /readyz /metrics
 //!    └─ content type?
-//!        ├─ application/grpc*  -> gRPC-Web translation -> grpc-timeout -> size status -> tonic routes
+//!        ├─ application/grpc*  -> JSON<->proto (+json codecs) -> gRPC-Web translation
+//!        │                         -> grpc-timeout -> size status -> tonic routes
 //!        │                         (service, grpc.health.v1, reflection v1 + v1alpha)
 //!        └─ anything else      -> encoding check -> connectrpc-axum (limits, gzip,
 //!                                  connect-timeout-ms) -> Connect routes (POST + GET)
@@ -22,9 +23,16 @@ use tower::{Service, ServiceBuilder};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
 use crate::{
-    HttpConfig, Readiness, Shutdown, cors, deadline::GrpcDeadlineLayer,
-    encoding::ConnectEncodingLayer, grpc_defaults, grpc_limits::GrpcLimitStatusLayer, health,
-    observe::ObserveLayer, response_metadata::ResponseMetadataLayer, telemetry,
+    HttpConfig, Readiness, Shutdown, cors,
+    deadline::GrpcDeadlineLayer,
+    encoding::ConnectEncodingLayer,
+    grpc_defaults,
+    grpc_json::{self, GrpcJsonLayer},
+    grpc_limits::GrpcLimitStatusLayer,
+    health,
+    observe::ObserveLayer,
+    response_metadata::ResponseMetadataLayer,
+    telemetry,
 };
 
 /// Connect responses smaller than this are sent uncompressed.
@@ -107,7 +115,13 @@ impl RpcServer {
             .add_service(grpc_defaults!(reflection_v1, self.http))
             .add_service(grpc_defaults!(reflection_v1alpha, self.http))
             .prepare();
+        let mut descriptor_sets = self.descriptor_sets.clone();
+        descriptor_sets.push(tonic_health::pb::FILE_DESCRIPTOR_SET);
         let grpc = ServiceBuilder::new()
+            .layer(GrpcJsonLayer::new(
+                grpc_json::descriptor_pool(&descriptor_sets),
+                self.http.max_request_bytes,
+            ))
             .layer(tonic_web::GrpcWebLayer::new())
             .layer(GrpcDeadlineLayer)
             .layer(GrpcLimitStatusLayer)

@@ -19,6 +19,9 @@ mod pb {
 
 use pb::connectrpc::conformance::v1 as conformance;
 
+/// The suite's descriptors, for reflection and the gRPC JSON codec.
+const DESCRIPTORS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/conformance_descriptor.bin"));
+
 fn read_request() -> Result<conformance::ServerCompatRequest, Box<dyn std::error::Error>> {
     let mut stdin = std::io::stdin().lock();
     let mut length = [0u8; 4];
@@ -61,6 +64,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let (connect, grpc) = service::routes();
         let app = RpcServer::new(http.clone(), Readiness::always())
             .service(connect, shop_kit::grpc_defaults!(grpc, http))
+            .descriptors(DESCRIPTORS)
             .into_router(&shutdown)?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let port = listener.local_addr()?.port();

@@ -1,0 +1,384 @@
+//! gRPC and gRPC-Web with the JSON codec (`application/grpc+json`,
+//! `application/grpc-web+json`), which tonic and tonic-web do not speak.
+//! Each message is transcoded between JSON and proto with the services'
+//! descriptors, around the proto-only stack: the request arrives at tonic as
+//! `+proto`, the response leaves as `+json`.
+
+use std::{
+    io::Read,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use bytes::{Bytes, BytesMut};
+use futures::future::BoxFuture;
+use http::{HeaderMap, HeaderValue, Request, Response, header::CONTENT_TYPE};
+use http_body::{Body, Frame, SizeHint};
+use prost::Message;
+use prost_reflect::{DescriptorPool, DeserializeOptions, DynamicMessage, MessageDescriptor};
+use tower::{Layer, Service};
+
+use crate::protocol::{RpcName, content_type};
+
+/// Envelope flags.
+const COMPRESSED: u8 = 0x01;
+const GRPC_WEB_TRAILERS: u8 = 0x80;
+
+/// Builds a descriptor pool from encoded `FileDescriptorSet`s; files that
+/// several sets share are added once.
+pub fn descriptor_pool(sets: &[&[u8]]) -> DescriptorPool {
+    let mut pool = DescriptorPool::new();
+    for set in sets {
+        let Ok(decoded) = prost_types::FileDescriptorSet::decode(*set) else {
+            tracing::warn!("skipping an undecodable descriptor set");
+            continue;
+        };
+        let fresh: Vec<_> = decoded
+            .file
+            .into_iter()
+            .filter(|file| pool.get_file_by_name(file.name()).is_none())
+            .collect();
+        if let Err(error) = pool.add_file_descriptor_protos(fresh) {
+            tracing::warn!(%error, "descriptors not usable for the gRPC JSON codec");
+        }
+    }
+    pool
+}
+
+#[derive(Clone, Debug)]
+pub struct GrpcJsonLayer {
+    pool: Arc<DescriptorPool>,
+    max_message_bytes: usize,
+}
+
+impl GrpcJsonLayer {
+    pub fn new(pool: DescriptorPool, max_message_bytes: usize) -> Self {
+        Self {
+            pool: Arc::new(pool),
+            max_message_bytes,
+        }
+    }
+}
+
+impl<S> Layer<S> for GrpcJsonLayer {
+    type Service = GrpcJson<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        GrpcJson {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct GrpcJson<S> {
+    inner: S,
+    layer: GrpcJsonLayer,
+}
+
+/// The proto content type to hand to tonic for a JSON one, if it is one.
+fn proto_content_type(json_content_type: &str) -> Option<&'static str> {
+    match json_content_type {
+        "application/grpc+json" => Some("application/grpc+proto"),
+        "application/grpc-web+json" => Some("application/grpc-web+proto"),
+        _ => None,
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for GrpcJson<S>
+where
+    S: Service<Request<tonic::body::Body>, Response = Response<ResBody>>,
+    S::Future: Send + 'static,
+    ReqBody: Body<Data = Bytes> + Send + 'static,
+    ReqBody::Error: Into<tonic::codegen::StdError>,
+    ResBody: Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<tonic::codegen::StdError>,
+{
+    type Response = Response<tonic::body::Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let json = content_type(request.headers())
+            .and_then(|ct| proto_content_type(&ct).map(|proto| (ct, proto)));
+        let method = json.as_ref().and_then(|_| {
+            let rpc = RpcName::from_path(request.uri().path())?;
+            let service = self.layer.pool.get_service_by_name(&rpc.service)?;
+            let method = service.methods().find(|m| m.name() == rpc.method)?;
+            Some((method.input(), method.output()))
+        });
+        let (Some((json_type, proto_type)), Some((input, output))) = (json, method) else {
+            let future = self.inner.call(request.map(tonic::body::Body::new));
+            return Box::pin(async move { Ok(future.await?.map(tonic::body::Body::new)) });
+        };
+
+        let (mut parts, body) = request.into_parts();
+        parts
+            .headers
+            .insert(CONTENT_TYPE, HeaderValue::from_static(proto_type));
+        parts.headers.remove(http::header::CONTENT_LENGTH);
+        let request_encoding = encoding(&parts.headers);
+        let body = Transcode {
+            inner: body,
+            pending: BytesMut::new(),
+            to: Direction::JsonToProto(input),
+            gzip: request_encoding,
+            max_message_bytes: self.layer.max_message_bytes,
+        };
+        let future = self
+            .inner
+            .call(Request::from_parts(parts, tonic::body::Body::new(body)));
+        Box::pin(async move {
+            let response = future.await?;
+            let (mut parts, body) = response.into_parts();
+            if let Ok(value) = HeaderValue::from_str(&json_type) {
+                parts.headers.insert(CONTENT_TYPE, value);
+            }
+            let body = Transcode {
+                inner: body,
+                pending: BytesMut::new(),
+                to: Direction::ProtoToJson(output),
+                gzip: encoding(&parts.headers),
+                max_message_bytes: usize::MAX,
+            };
+            Ok(Response::from_parts(parts, tonic::body::Body::new(body)))
+        })
+    }
+}
+
+/// Whether messages flagged compressed are gzip (the one encoding the kit
+/// speaks besides identity).
+fn encoding(headers: &HeaderMap) -> bool {
+    headers.get("grpc-encoding").is_some_and(|v| v == "gzip")
+}
+
+enum Direction {
+    JsonToProto(MessageDescriptor),
+    ProtoToJson(MessageDescriptor),
+}
+
+impl Direction {
+    fn transcode(&self, message: &[u8]) -> Result<Vec<u8>, tonic::Status> {
+        match self {
+            Self::JsonToProto(descriptor) => {
+                let mut json = serde_json::Deserializer::from_slice(message);
+                let options = DeserializeOptions::new().deny_unknown_fields(false);
+                DynamicMessage::deserialize_with_options(descriptor.clone(), &mut json, &options)
+                    .map(|decoded| decoded.encode_to_vec())
+                    .map_err(|e| tonic::Status::invalid_argument(format!("unmarshal JSON: {e}")))
+            }
+            Self::ProtoToJson(descriptor) => DynamicMessage::decode(descriptor.clone(), message)
+                .map_err(|e| tonic::Status::internal(format!("re-encode as JSON: {e}")))
+                .and_then(|decoded| {
+                    serde_json::to_vec(&decoded)
+                        .map_err(|e| tonic::Status::internal(format!("re-encode as JSON: {e}")))
+                }),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A body of enveloped messages, transcoded one whole envelope at a time.
+    struct Transcode<B> {
+        #[pin]
+        inner: B,
+        pending: BytesMut,
+        to: Direction,
+        gzip: bool,
+        max_message_bytes: usize,
+    }
+}
+
+impl<B> Transcode<B> {
+    /// Transcodes the whole envelopes at the front of `pending`.
+    fn drain(
+        pending: &mut BytesMut,
+        to: &Direction,
+        gzip: bool,
+        max_message_bytes: usize,
+    ) -> Result<Bytes, tonic::Status> {
+        let mut out = BytesMut::new();
+        while pending.len() >= 5 {
+            let length =
+                u32::from_be_bytes([pending[1], pending[2], pending[3], pending[4]]) as usize;
+            if pending.len() < 5 + length {
+                break;
+            }
+            let envelope = pending.split_to(5 + length);
+            let flags = envelope[0];
+            let compressed = flags & COMPRESSED != 0;
+            // Trailers (gRPC-Web) and messages we cannot open pass as they are;
+            // tonic reports the latter precisely.
+            if flags & GRPC_WEB_TRAILERS != 0 || (compressed && !gzip) {
+                out.extend_from_slice(&envelope);
+                continue;
+            }
+            let mut message = envelope.freeze().slice(5..);
+            if compressed {
+                let mut plain = Vec::new();
+                flate2::read::GzDecoder::new(&message[..])
+                    .take(max_message_bytes.saturating_add(1) as u64)
+                    .read_to_end(&mut plain)
+                    .map_err(|e| tonic::Status::internal(format!("gunzip message: {e}")))?;
+                message = plain.into();
+            }
+            if message.len() > max_message_bytes {
+                return Err(tonic::Status::resource_exhausted(format!(
+                    "message larger than {max_message_bytes} bytes"
+                )));
+            }
+            let transcoded = to.transcode(&message)?;
+            out.extend_from_slice(&[0]);
+            out.extend_from_slice(
+                &u32::try_from(transcoded.len())
+                    .unwrap_or(u32::MAX)
+                    .to_be_bytes(),
+            );
+            out.extend_from_slice(&transcoded);
+        }
+        Ok(out.freeze())
+    }
+}
+
+impl<B> Body for Transcode<B>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<tonic::codegen::StdError>,
+{
+    type Data = Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, tonic::Status>>> {
+        let mut this = self.project();
+        loop {
+            let frame = match this.inner.as_mut().poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => {
+                    if this.pending.is_empty() {
+                        return Poll::Ready(None);
+                    }
+                    // A truncated envelope: let the decoder downstream say so.
+                    let rest = this.pending.split().freeze();
+                    return Poll::Ready(Some(Ok(Frame::data(rest))));
+                }
+                Poll::Ready(Some(Err(error))) => {
+                    return Poll::Ready(Some(Err(tonic::Status::from_error(error.into()))));
+                }
+                Poll::Ready(Some(Ok(frame))) => frame,
+            };
+            let data = match frame.into_data() {
+                Ok(data) => data,
+                Err(frame) => return Poll::Ready(Some(Ok(frame))),
+            };
+            this.pending.extend_from_slice(&data);
+            match Self::drain(this.pending, this.to, *this.gzip, *this.max_message_bytes) {
+                Ok(out) if out.is_empty() => continue,
+                Ok(out) => return Poll::Ready(Some(Ok(Frame::data(out)))),
+                Err(status) => return Poll::Ready(Some(Err(status))),
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream() && self.pending.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn health_pool() -> DescriptorPool {
+        descriptor_pool(&[tonic_health::pb::FILE_DESCRIPTOR_SET])
+    }
+
+    fn envelope(flags: u8, payload: &[u8]) -> BytesMut {
+        let mut framed = BytesMut::from(&[flags][..]);
+        framed.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        framed.extend_from_slice(payload);
+        framed
+    }
+
+    #[test]
+    fn json_and_proto_round_trip_through_the_descriptors() {
+        let pool = health_pool();
+        let request = pool
+            .get_message_by_name("grpc.health.v1.HealthCheckRequest")
+            .expect("type");
+        let mut pending = envelope(
+            0,
+            br#"{"service":"shop.catalog.v1.CatalogService","unknown":1}"#,
+        );
+        let proto = Transcode::<()>::drain(
+            &mut pending,
+            &Direction::JsonToProto(request.clone()),
+            false,
+            1024,
+        )
+        .expect("to proto");
+        let decoded = tonic_health::pb::HealthCheckRequest::decode(&proto[5..]).expect("proto");
+        assert_eq!(decoded.service, "shop.catalog.v1.CatalogService");
+
+        let mut pending = BytesMut::from(&proto[..]);
+        let json = Transcode::<()>::drain(
+            &mut pending,
+            &Direction::ProtoToJson(request),
+            false,
+            usize::MAX,
+        )
+        .expect("to json");
+        assert_eq!(
+            &json[5..],
+            br#"{"service":"shop.catalog.v1.CatalogService"}"#
+        );
+    }
+
+    #[test]
+    fn oversize_json_is_resource_exhausted_and_bad_json_invalid_argument() {
+        let pool = health_pool();
+        let request = pool
+            .get_message_by_name("grpc.health.v1.HealthCheckRequest")
+            .expect("type");
+        let to = Direction::JsonToProto(request);
+        let mut big = envelope(
+            0,
+            format!(r#"{{"service":"{}"}}"#, "x".repeat(100)).as_bytes(),
+        );
+        let status = Transcode::<()>::drain(&mut big, &to, false, 50).expect_err("too big");
+        assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+        let mut bad = envelope(0, b"{not json");
+        let status = Transcode::<()>::drain(&mut bad, &to, false, 1024).expect_err("bad json");
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    }
+
+    #[test]
+    fn grpc_web_trailers_pass_untouched_and_partial_envelopes_wait() {
+        let pool = health_pool();
+        let response = pool
+            .get_message_by_name("grpc.health.v1.HealthCheckResponse")
+            .expect("type");
+        let to = Direction::ProtoToJson(response);
+        let trailers = envelope(0x80, b"grpc-status:0\r\n");
+        let mut pending = trailers.clone();
+        pending.extend_from_slice(&[0, 0, 0]);
+        let out = Transcode::<()>::drain(&mut pending, &to, false, usize::MAX).expect("ok");
+        assert_eq!(out, trailers.freeze());
+        assert_eq!(
+            &pending[..],
+            &[0, 0, 0],
+            "the partial envelope waits for its rest"
+        );
+    }
+}
