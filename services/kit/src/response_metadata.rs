@@ -427,7 +427,7 @@ mod tests {
     async fn connect_stream_trailers_join_the_end_message() {
         let (_, frames) = answer(
             "application/connect+json",
-            vec![Frame::data(Bytes::from(end_stream("{}").freeze()))],
+            vec![Frame::data(end_stream("{}").freeze())],
         )
         .await;
         let data: Vec<u8> = frames
