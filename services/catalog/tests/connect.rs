@@ -389,3 +389,35 @@ async fn cors_preflight_allows_connect_and_grpc_web_headers() {
         assert!(exposed.contains(header), "{header} not in {exposed}");
     }
 }
+
+#[tokio::test]
+async fn early_errors_reach_http1_clients_still_uploading() {
+    // A client that streams its whole (chunked) body before reading, as
+    // Go's does, must get the early answer (here: an unsupported content
+    // type), not a broken pipe because the server closed the connection
+    // under it.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let catalog = TestCatalog::start().await;
+    let mut tcp = tokio::net::TcpStream::connect(catalog.addr)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /{}/GetProduct HTTP/1.1\r\nhost: test\r\ncontent-type: image/jpeg\r\ntransfer-encoding: chunked\r\n\r\n",
+        support::SERVICE
+    );
+    tcp.write_all(head.as_bytes()).await.expect("head");
+    let chunk = format!("{:x}\r\n{}\r\n", 64 * 1024, " ".repeat(64 * 1024));
+    for _ in 0..200 {
+        tcp.write_all(chunk.as_bytes())
+            .await
+            .expect("the whole upload is accepted");
+    }
+    tcp.write_all(b"0\r\n\r\n").await.expect("end of upload");
+    let mut answer = vec![0u8; 512];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(10), tcp.read(&mut answer))
+        .await
+        .expect("an answer within 10 s")
+        .expect("read");
+    let answer = String::from_utf8_lossy(&answer[..read]);
+    assert!(answer.starts_with("HTTP/1.1 415"), "{answer}");
+}

@@ -325,3 +325,52 @@ async fn reflection_lists_the_served_services() {
         );
     }
 }
+
+#[tokio::test]
+async fn grpc_with_the_json_codec_is_transcoded() {
+    let catalog = TestCatalog::start().await;
+    let mut call = RawGrpc::call(
+        catalog.addr,
+        "/shop.catalog.v1.CatalogService/GetProduct",
+        br#"{"id":"p2"}"#,
+        &[("content-type", "application/grpc+json")],
+    )
+    .await;
+    assert_eq!(call.headers["content-type"], "application/grpc+json");
+    let message = call.next().await.expect("a JSON message");
+    let json: serde_json::Value = serde_json::from_slice(&message).expect("json");
+    assert_eq!(json["product"]["name"], "Red cup");
+    let trailers = call.next().await.expect_err("trailers");
+    assert_eq!(trailers["grpc-status"], "0");
+}
+
+#[tokio::test]
+async fn grpc_unknown_codecs_are_refused() {
+    let catalog = TestCatalog::start().await;
+    let call = RawGrpc::call(
+        catalog.addr,
+        "/shop.catalog.v1.CatalogService/GetProduct",
+        b"{}",
+        &[("content-type", "application/grpc+xml")],
+    )
+    .await;
+    assert_eq!(call.status, 415);
+}
+
+#[tokio::test]
+async fn unary_methods_take_exactly_one_message() {
+    let catalog = TestCatalog::start().await;
+    let one = envelope(
+        0,
+        &pb::GetProductRequest { id: "p1".into() }.encode_to_vec(),
+    );
+    let path = "/shop.catalog.v1.CatalogService/GetProduct";
+    for body in [Vec::new(), [one.clone(), one.clone()].concat()] {
+        let mut call = RawGrpc::call_raw(catalog.addr, path, body, &[]).await;
+        let status = call.next().await.expect_err("refused");
+        assert_eq!(status["grpc-status"], "12", "{status:?}");
+    }
+    // Exactly one is served.
+    let mut call = RawGrpc::call_raw(catalog.addr, path, one, &[]).await;
+    assert!(call.next().await.is_ok());
+}

@@ -1,5 +1,6 @@
-//! gRPC and gRPC-Web with the JSON codec (`application/grpc+json`,
-//! `application/grpc-web+json`), which tonic and tonic-web do not speak.
+//! The codecs of gRPC and gRPC-Web: refuses the ones the kit does not speak,
+//! and adds JSON (`application/grpc+json`, `application/grpc-web+json`),
+//! which tonic and tonic-web do not speak.
 //! Each message is transcoded between JSON and proto with the services'
 //! descriptors, around the proto-only stack: the request arrives at tonic as
 //! `+proto`, the response leaves as `+json`.
@@ -53,9 +54,9 @@ pub struct GrpcJsonLayer {
 }
 
 impl GrpcJsonLayer {
-    pub fn new(pool: DescriptorPool, max_message_bytes: usize) -> Self {
+    pub fn new(pool: Arc<DescriptorPool>, max_message_bytes: usize) -> Self {
         Self {
-            pool: Arc::new(pool),
+            pool,
             max_message_bytes,
         }
     }
@@ -104,6 +105,9 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        if let Some(refusal) = refuse(&request) {
+            return Box::pin(async move { Ok(refusal) });
+        }
         let json = content_type(request.headers())
             .and_then(|ct| proto_content_type(&ct).map(|proto| (ct, proto)));
         let method = json.as_ref().and_then(|_| {
@@ -149,6 +153,39 @@ where
             Ok(Response::from_parts(parts, tonic::body::Body::new(body)))
         })
     }
+}
+
+/// The gRPC content types the kit serves: proto (tonic), JSON (this layer),
+/// and gRPC-Web's base64 text form (tonic-web).
+fn is_served_codec(content_type: &str) -> bool {
+    matches!(
+        content_type,
+        "application/grpc"
+            | "application/grpc+proto"
+            | "application/grpc+json"
+            | "application/grpc-web"
+            | "application/grpc-web+proto"
+            | "application/grpc-web+json"
+            | "application/grpc-web-text"
+            | "application/grpc-web-text+proto"
+    )
+}
+
+/// gRPC is POST with a codec we speak; anything else is refused with the
+/// HTTP status gRPC clients map to a code (405, 415 -> UNKNOWN), as
+/// connect-go does. tonic itself would accept any verb and decode any codec
+/// as proto.
+fn refuse<B>(request: &Request<B>) -> Option<Response<tonic::body::Body>> {
+    let status = if request.method() != http::Method::POST {
+        http::StatusCode::METHOD_NOT_ALLOWED
+    } else if !content_type(request.headers()).is_some_and(|ct| is_served_codec(&ct)) {
+        http::StatusCode::UNSUPPORTED_MEDIA_TYPE
+    } else {
+        return None;
+    };
+    let mut response = Response::new(tonic::body::Body::empty());
+    *response.status_mut() = status;
+    Some(response)
 }
 
 /// Whether messages flagged compressed are gzip (the one encoding the kit
@@ -361,6 +398,24 @@ mod tests {
         let mut bad = envelope(0, b"{not json");
         let status = Transcode::<()>::drain(&mut bad, &to, false, 1024).expect_err("bad json");
         assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    }
+
+    #[test]
+    fn unknown_codecs_and_verbs_are_refused() {
+        let request = |method: &str, content_type: &str| {
+            Request::builder()
+                .method(method)
+                .uri("/a.B/C")
+                .header(CONTENT_TYPE, content_type)
+                .body(())
+                .expect("request")
+        };
+        assert!(refuse(&request("POST", "application/grpc")).is_none());
+        assert!(refuse(&request("POST", "application/grpc-web+json")).is_none());
+        let codec = refuse(&request("POST", "application/grpc+foo")).expect("refused");
+        assert_eq!(codec.status(), http::StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        let verb = refuse(&request("GET", "application/grpc")).expect("refused");
+        assert_eq!(verb.status(), http::StatusCode::METHOD_NOT_ALLOWED);
     }
 
     #[test]

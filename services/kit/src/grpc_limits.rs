@@ -1,13 +1,16 @@
 //! Reports an oversize gRPC request as RESOURCE_EXHAUSTED, as the gRPC
 //! spec and connect-go do. tonic enforces `max_decoding_message_size` but
-//! answers OUT_OF_RANGE; its refusal comes back trailers-only (the request
-//! is decoded before the handler runs), so rewriting the header status is
-//! enough.
+//! answers OUT_OF_RANGE: trailers-only when the first message is too large,
+//! in the trailers when a later message of a stream is.
 
-use std::task::{Context, Poll};
+use std::{
+    pin::Pin,
+    task::{Context, Poll},
+};
 
 use futures::future::BoxFuture;
-use http::{HeaderValue, Request, Response};
+use http::{HeaderMap, HeaderValue, Request, Response};
+use http_body::{Body, Frame, SizeHint};
 use tower::{Layer, Service};
 
 /// The start of tonic's message for a request over the size limit.
@@ -15,20 +18,25 @@ const TONIC_TOO_LARGE: &str = "Error, decoded message length too large";
 const OUT_OF_RANGE: &str = "11";
 const RESOURCE_EXHAUSTED: &str = "8";
 
-fn is_tonic_too_large<B>(response: &Response<B>) -> bool {
-    let headers = response.headers();
+fn is_tonic_too_large(headers: &HeaderMap) -> bool {
     headers
         .get("grpc-status")
         .is_some_and(|s| s == OUT_OF_RANGE)
         && headers
             .get("grpc-message")
             .and_then(|m| m.to_str().ok())
-            .is_some_and(|m| percent_decoded_prefix(m).starts_with(TONIC_TOO_LARGE))
+            .is_some_and(|m| percent_decoded(m).starts_with(TONIC_TOO_LARGE))
 }
 
-/// grpc-message is percent-encoded; tonic encodes spaces as %20.
-fn percent_decoded_prefix(message: &str) -> String {
+/// grpc-message is percent-encoded; tonic encodes spaces and commas.
+fn percent_decoded(message: &str) -> String {
     message.replace("%20", " ").replace("%2C", ",")
+}
+
+fn rewrite(headers: &mut HeaderMap) {
+    if is_tonic_too_large(headers) {
+        headers.insert("grpc-status", HeaderValue::from_static(RESOURCE_EXHAUSTED));
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -51,9 +59,9 @@ where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     S::Future: Send + 'static,
 {
-    type Response = Response<ResBody>;
+    type Response = Response<LimitStatusBody<ResBody>>;
     type Error = S::Error;
-    type Future = BoxFuture<'static, Result<Response<ResBody>, S::Error>>;
+    type Future = BoxFuture<'static, Result<Self::Response, S::Error>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -63,13 +71,47 @@ where
         let future = self.inner.call(request);
         Box::pin(async move {
             let mut response = future.await?;
-            if is_tonic_too_large(&response) {
-                response
-                    .headers_mut()
-                    .insert("grpc-status", HeaderValue::from_static(RESOURCE_EXHAUSTED));
-            }
-            Ok(response)
+            rewrite(response.headers_mut());
+            Ok(response.map(|inner| LimitStatusBody { inner }))
         })
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body whose trailers get the same correction.
+    pub struct LimitStatusBody<B> {
+        #[pin]
+        inner: B,
+    }
+}
+
+impl<B: Body> Body for LimitStatusBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        self.project().inner.poll_frame(cx).map(|frame| {
+            frame.map(|frame| {
+                frame.map(|frame| match frame.into_trailers() {
+                    Ok(mut trailers) => {
+                        rewrite(&mut trailers);
+                        Frame::trailers(trailers)
+                    }
+                    Err(frame) => frame,
+                })
+            })
+        })
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -83,8 +125,13 @@ mod tests {
             "{TONIC_TOO_LARGE}: found 5242885 bytes, the limit is: 4194304 bytes"
         ))
         .into_http::<()>();
-        assert!(is_tonic_too_large(&too_large));
+        let mut headers = too_large.headers().clone();
+        rewrite(&mut headers);
+        assert_eq!(headers["grpc-status"], RESOURCE_EXHAUSTED);
+
         let a_handlers_own = tonic::Status::out_of_range("page 9 of 3").into_http::<()>();
-        assert!(!is_tonic_too_large(&a_handlers_own));
+        let mut headers = a_handlers_own.headers().clone();
+        rewrite(&mut headers);
+        assert_eq!(headers["grpc-status"], OUT_OF_RANGE);
     }
 }

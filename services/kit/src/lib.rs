@@ -12,6 +12,7 @@ pub mod connect_get;
 pub mod cors;
 pub mod database;
 pub mod deadline;
+pub mod drain;
 pub mod encoding;
 pub mod grpc_json;
 pub mod grpc_limits;
@@ -21,6 +22,7 @@ pub mod protocol;
 pub mod response_metadata;
 pub mod server;
 pub mod shutdown;
+pub mod single_message;
 pub mod telemetry;
 
 pub use config::HttpConfig;

@@ -2,7 +2,7 @@
 //! on one port, plus health, reflection, metrics and the shared layers.
 //!
 //! ```text
-//!  request-id -> CORS -> observe (metrics, log line)
+//!  request-id -> CORS -> observe (metrics, log line) -> one message for unary methods
 //!    ├─ /healthz /readyz /metrics
 //!    └─ content type?
 //!        ├─ application/grpc*  -> JSON<->proto (+json codecs) -> gRPC-Web translation
@@ -12,7 +12,7 @@
 //!                                  connect-timeout-ms) -> Connect routes (POST + GET)
 //! ```
 
-use std::{convert::Infallible, net::SocketAddr, time::Duration};
+use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{Router, response::IntoResponse, routing::get, serve::ListenerExt};
 use connectrpc_axum::{CompressionConfig, MakeServiceBuilder, tonic::ContentTypeSwitch};
@@ -25,6 +25,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use crate::{
     HttpConfig, Readiness, Shutdown, cors,
     deadline::GrpcDeadlineLayer,
+    drain::DrainUnreadLayer,
     encoding::ConnectEncodingLayer,
     grpc_defaults,
     grpc_json::{self, GrpcJsonLayer},
@@ -32,6 +33,7 @@ use crate::{
     health,
     observe::ObserveLayer,
     response_metadata::ResponseMetadataLayer,
+    single_message::SingleMessageLayer,
     telemetry,
 };
 
@@ -117,9 +119,10 @@ impl RpcServer {
             .prepare();
         let mut descriptor_sets = self.descriptor_sets.clone();
         descriptor_sets.push(tonic_health::pb::FILE_DESCRIPTOR_SET);
+        let descriptors = Arc::new(grpc_json::descriptor_pool(&descriptor_sets));
         let grpc = ServiceBuilder::new()
             .layer(GrpcJsonLayer::new(
-                grpc_json::descriptor_pool(&descriptor_sets),
+                descriptors.clone(),
                 self.http.max_request_bytes,
             ))
             .layer(tonic_web::GrpcWebLayer::new())
@@ -142,7 +145,12 @@ impl RpcServer {
             .merge(health::routes(self.readiness))
             .route("/metrics", get(metrics))
             .fallback_service(ContentTypeSwitch::new(grpc, connect))
+            .layer(SingleMessageLayer::new(
+                descriptors,
+                self.http.max_request_bytes,
+            ))
             .layer(ObserveLayer)
+            .layer(DrainUnreadLayer)
             .layer(cors::layer(&self.http.cors_origins))
             .layer(PropagateRequestIdLayer::x_request_id())
             .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid)))

@@ -158,6 +158,7 @@ pub fn grpc_web_status(trailers: &[u8]) -> Option<String> {
 /// enforces deadlines: what the test sees is what the server did.
 pub struct RawGrpc {
     body: hyper::body::Incoming,
+    pub status: u16,
     pub headers: http::HeaderMap,
     buffer: Envelopes,
 }
@@ -169,23 +170,36 @@ impl RawGrpc {
         message: &[u8],
         headers: &[(&str, &str)],
     ) -> Self {
+        Self::call_raw(addr, path, envelope(0, message), headers).await
+    }
+
+    /// Sends `body` as it is (any number of envelopes).
+    pub async fn call_raw(
+        addr: SocketAddr,
+        path: &str,
+        body: Vec<u8>,
+        headers: &[(&str, &str)],
+    ) -> Self {
         let client =
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
                 .http2_only(true)
                 .build_http::<http_body_util::Full<Bytes>>();
-        let mut request = http::Request::post(format!("http://{addr}{path}"))
-            .header("content-type", "application/grpc")
-            .header("te", "trailers");
+        let mut request =
+            http::Request::post(format!("http://{addr}{path}")).header("te", "trailers");
+        if !headers.iter().any(|(name, _)| *name == "content-type") {
+            request = request.header("content-type", "application/grpc");
+        }
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
         let request = request
-            .body(http_body_util::Full::new(Bytes::from(envelope(0, message))))
+            .body(http_body_util::Full::new(Bytes::from(body)))
             .expect("request");
         let response = client.request(request).await.expect("h2 call");
         let (parts, body) = response.into_parts();
         Self {
             body,
+            status: parts.status.as_u16(),
             headers: parts.headers,
             buffer: Envelopes::default(),
         }

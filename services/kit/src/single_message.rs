@@ -1,0 +1,193 @@
+//! A unary or server-streaming method takes exactly one request message.
+//! Over the enveloped protocols (gRPC, gRPC-Web, Connect streaming) a body
+//! may carry none or several; connectrpc-axum and tonic then answer
+//! inconsistently (invalid_argument, internal, or silently the first
+//! message). This layer reads such a body (one message, within the size
+//! limit), counts its envelopes and refuses anything but one with
+//! `unimplemented`, as connect-go does. Client-streaming methods, Connect
+//! unary bodies (not enveloped) and gRPC-Web text pass untouched.
+
+use std::{
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use axum::{body::Body, response::Response};
+use bytes::{Bytes, BytesMut};
+use connectrpc_axum::prelude::{Code, ConnectError};
+use futures::{StreamExt, future::BoxFuture};
+use http::{Method, Request};
+use prost_reflect::DescriptorPool;
+use tower::{Layer, Service};
+
+use crate::{
+    connect_errors::error_response,
+    protocol::{RpcName, content_type},
+};
+
+#[derive(Clone, Debug)]
+pub struct SingleMessageLayer {
+    pool: Arc<DescriptorPool>,
+    max_message_bytes: usize,
+}
+
+impl SingleMessageLayer {
+    pub fn new(pool: Arc<DescriptorPool>, max_message_bytes: usize) -> Self {
+        Self {
+            pool,
+            max_message_bytes,
+        }
+    }
+
+    /// Whether this request must carry exactly one enveloped message.
+    fn applies_to<B>(&self, request: &Request<B>) -> bool {
+        if request.method() != Method::POST {
+            return false;
+        }
+        let enveloped = content_type(request.headers()).is_some_and(|ct| {
+            (ct.starts_with("application/grpc") && !ct.starts_with("application/grpc-web-text"))
+                || ct.starts_with("application/connect+")
+        });
+        enveloped
+            && RpcName::from_path(request.uri().path())
+                .and_then(|rpc| {
+                    let service = self.pool.get_service_by_name(&rpc.service)?;
+                    service.methods().find(|m| m.name() == rpc.method)
+                })
+                .is_some_and(|method| !method.is_client_streaming())
+    }
+}
+
+impl<S> Layer<S> for SingleMessageLayer {
+    type Service = SingleMessage<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        SingleMessage {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct SingleMessage<S> {
+    inner: S,
+    layer: SingleMessageLayer,
+}
+
+/// What the start of a body holds.
+#[derive(Debug, PartialEq, Eq)]
+enum Count {
+    None,
+    One,
+    Several,
+    /// Not decidable here (a truncated envelope); the decoder will say.
+    Unknown,
+}
+
+fn count_envelopes(body: &[u8]) -> Count {
+    let mut rest = body;
+    let mut count = 0;
+    while !rest.is_empty() {
+        if rest.len() < 5 {
+            return Count::Unknown;
+        }
+        let length = u32::from_be_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;
+        count += 1;
+        if count > 1 {
+            return Count::Several;
+        }
+        if rest.len() < 5 + length {
+            return Count::Unknown;
+        }
+        rest = &rest[5 + length..];
+    }
+    if count == 0 { Count::None } else { Count::One }
+}
+
+impl<S> Service<Request<Body>> for SingleMessage<S>
+where
+    S: Service<Request<Body>, Response = Response> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        if !self.layer.applies_to(&request) {
+            return Box::pin(self.inner.call(request));
+        }
+        // One message within the limit, plus the header of a second.
+        let cap = self.layer.max_message_bytes.saturating_add(10);
+        let inner = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, inner);
+        Box::pin(async move {
+            let (parts, body) = request.into_parts();
+            let mut frames = body.into_data_stream();
+            let mut read = BytesMut::new();
+            let mut ended = true;
+            while let Some(chunk) = frames.next().await {
+                let Ok(chunk) = chunk else {
+                    // The client broke off; let the protocol stack report it.
+                    ended = false;
+                    break;
+                };
+                read.extend_from_slice(&chunk);
+                if read.len() > cap {
+                    ended = false;
+                    break;
+                }
+            }
+            let read = read.freeze();
+            let refusal = match (count_envelopes(&read), ended) {
+                (Count::None, true) => Some("a request message is required"),
+                (Count::Several, _) => Some("this method takes exactly one request message"),
+                _ => None,
+            };
+            if let Some(reason) = refusal {
+                let error = ConnectError::new(Code::Unimplemented, reason);
+                return Ok(error_response(&parts.headers, error));
+            }
+            let body = if ended {
+                Body::from(read)
+            } else {
+                let head = futures::stream::once(async move { Ok::<Bytes, axum::Error>(read) });
+                Body::from_stream(head.chain(frames))
+            };
+            inner.call(Request::from_parts(parts, body)).await
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn envelope(payload: &[u8]) -> Vec<u8> {
+        let mut framed = vec![0];
+        framed.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        framed.extend_from_slice(payload);
+        framed
+    }
+
+    #[test]
+    fn counts_whole_envelopes() {
+        assert_eq!(count_envelopes(&[]), Count::None);
+        assert_eq!(count_envelopes(&envelope(b"abc")), Count::One);
+        assert_eq!(
+            count_envelopes(&envelope(b"")),
+            Count::One,
+            "an empty message is a message"
+        );
+        let two = [envelope(b"a"), envelope(b"b")].concat();
+        assert_eq!(count_envelopes(&two), Count::Several);
+        let truncated = &envelope(b"abcdef")[..7];
+        assert_eq!(count_envelopes(truncated), Count::Unknown);
+        assert_eq!(count_envelopes(&[0, 0]), Count::Unknown);
+    }
+}
