@@ -16,47 +16,19 @@ use bytes::Bytes;
 use http::{Request, Version};
 use http_body::{Body as _, Frame, SizeHint};
 use http_body_util::BodyExt;
-use tower::{Layer, Service};
 
 /// The most an unread request body is drained before the connection is
 /// given up on.
 const DRAIN_MAX_BYTES: usize = 16 * 1024 * 1024;
 const DRAIN_MAX_TIME: Duration = Duration::from_secs(10);
 
-#[derive(Clone, Copy, Debug, Default)]
-pub struct DrainUnreadLayer;
-
-impl<S> Layer<S> for DrainUnreadLayer {
-    type Service = DrainUnread<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        DrainUnread { inner }
+/// Wraps an HTTP/1.x request body so that, dropped unread, it is drained.
+/// Use with `tower::util::MapRequestLayer::new(drain_when_dropped)`.
+pub fn drain_when_dropped(request: Request<Body>) -> Request<Body> {
+    if request.version() > Version::HTTP_11 {
+        return request;
     }
-}
-
-#[derive(Clone, Debug)]
-pub struct DrainUnread<S> {
-    inner: S,
-}
-
-impl<S> Service<Request<Body>> for DrainUnread<S>
-where
-    S: Service<Request<Body>>,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = S::Future;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
-        if request.version() > Version::HTTP_11 {
-            return self.inner.call(request);
-        }
-        self.inner
-            .call(request.map(|body| Body::new(DrainOnDrop { inner: Some(body) })))
-    }
+    request.map(|body| Body::new(DrainOnDrop { inner: Some(body) }))
 }
 
 struct DrainOnDrop {

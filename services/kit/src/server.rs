@@ -19,13 +19,13 @@ use connectrpc_axum::{CompressionConfig, MakeServiceBuilder, tonic::ContentTypeS
 use http::{Request, header};
 use tokio::net::TcpListener;
 use tonic::server::NamedService;
-use tower::{Service, ServiceBuilder};
+use tower::{Service, ServiceBuilder, util::MapRequestLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
 use crate::{
     HttpConfig, Readiness, Shutdown, cors,
     deadline::GrpcDeadlineLayer,
-    drain::DrainUnreadLayer,
+    drain::drain_when_dropped,
     encoding::ConnectEncodingLayer,
     grpc_defaults,
     grpc_json::{self, GrpcJsonLayer},
@@ -150,7 +150,7 @@ impl RpcServer {
                 self.http.max_request_bytes,
             ))
             .layer(ObserveLayer)
-            .layer(DrainUnreadLayer)
+            .layer(MapRequestLayer::new(drain_when_dropped))
             .layer(cors::layer(&self.http.cors_origins))
             .layer(PropagateRequestIdLayer::x_request_id())
             .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid)))
