@@ -12,13 +12,14 @@ use std::{
 
 use axum::{body::Body, response::Response};
 use bytes::{Bytes, BytesMut};
+use connectrpc_axum::{message::error::code_from_status, prelude::Code};
 use futures::future::BoxFuture;
 use http::{HeaderMap, Request};
 use http_body::{Body as _, Frame, SizeHint};
 use tower::{Layer, Service};
 
 use crate::{
-    connect_errors::{code_name, code_name_for_http_status},
+    connect_errors::code_name,
     protocol::{Protocol, RpcName, content_type, is_rpc_method},
 };
 
@@ -202,7 +203,7 @@ impl CodeSniffer {
                 serde_json::from_slice::<serde_json::Value>(body)
                     .ok()
                     .and_then(|error| error.get("code").and_then(|c| c.as_str()).map(intern_code))
-                    .unwrap_or_else(|| code_name_for_http_status(*status))
+                    .unwrap_or_else(|| code_from_status(*status).as_str())
             }
             // A stream that ended without its status frame was cut short.
             Self::GrpcTrailers | Self::GrpcWebTrailerFrame | Self::ConnectEndStream => "unknown",
@@ -220,10 +221,7 @@ fn grpc_status(headers: &HeaderMap) -> Option<&'static str> {
 
 /// Maps a Connect code string onto the static names, so labels stay bounded.
 fn intern_code(code: &str) -> &'static str {
-    (0..=16)
-        .map(code_name)
-        .find(|name| *name == code)
-        .unwrap_or("unknown")
+    code.parse::<Code>().map_or("unknown", |code| code.as_str())
 }
 
 pin_project_lite::pin_project! {
