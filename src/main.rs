@@ -43,8 +43,9 @@ enum Command {
     },
 }
 
-#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 enum Service {
+    Users,
     Catalog,
 }
 
@@ -57,6 +58,14 @@ struct ShopArgs {
     /// Address every service listens on.
     #[arg(long, env = "SHOP_HOST", default_value = "127.0.0.1", global = true)]
     host: IpAddr,
+
+    /// Port of the users service.
+    #[arg(long, env = "USERS_PORT", default_value_t = 8081, global = true)]
+    users_port: u16,
+
+    /// Database of the users service (default: SQLite under --data-dir).
+    #[arg(long, env = "USERS_DATABASE_URL", global = true)]
+    users_database_url: Option<String>,
 
     /// Port of the catalog service.
     #[arg(long, env = "CATALOG_PORT", default_value_t = 8082, global = true)]
@@ -86,6 +95,26 @@ struct ShopArgs {
 }
 
 impl ShopArgs {
+    /// A service's database: its own flag, else `shop serve`'s DATABASE_URL,
+    /// else its SQLite file under --data-dir.
+    fn database_url(&self, own: Option<&str>, serve: Option<&str>, name: &str) -> String {
+        own.or(serve)
+            .map_or_else(|| database::sqlite_url(&self.data_dir, name), str::to_owned)
+    }
+
+    fn users(&self, database_url: Option<&str>) -> shop_users::Config {
+        shop_users::Config {
+            addr: SocketAddr::new(self.host, self.users_port),
+            database_url: self.database_url(
+                self.users_database_url.as_deref(),
+                database_url,
+                "users",
+            ),
+            demo_data: !self.no_demo_data,
+            http: self.http.clone(),
+        }
+    }
+
     /// The catalog's settings; `database_url` is `shop serve`'s DATABASE_URL.
     fn catalog(&self, database_url: Option<&str>) -> shop_catalog::Config {
         shop_catalog::Config {
@@ -128,7 +157,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     // Every service has its own database: a DATABASE_URL only makes sense
     // for `shop serve <service>`.
     let (services, database_url) = match cli.command.unwrap_or(Command::Run) {
-        Command::Run => (vec![Service::Catalog], None),
+        Command::Run => (vec![Service::Users, Service::Catalog], None),
         Command::Serve {
             service,
             database_url,
@@ -137,6 +166,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut running = Vec::new();
     for service in services {
         match service {
+            Service::Users => {
+                let config = cli.shop.users(database_url.as_deref());
+                let db = database::redact(&config.database_url);
+                let demo = config.demo_data;
+                let started = shop_users::start(config, shutdown.clone()).await?;
+                running.push(Started {
+                    name: "users",
+                    addr: started.addr,
+                    database: db,
+                    seeded: if demo {
+                        format!(
+                            "demo account {} / {}",
+                            shop_users::DEMO_EMAIL,
+                            shop_users::DEMO_PASSWORD
+                        )
+                    } else {
+                        "nothing".to_owned()
+                    },
+                    task: started.task,
+                });
+            }
             Service::Catalog => {
                 let config = cli.shop.catalog(database_url.as_deref());
                 let db = database::redact(&config.database_url);

@@ -2,5 +2,6 @@
 //! schema and its own database, and applies its migrator at start.
 
 pub mod catalog;
+pub mod users;
 
 pub use sea_orm_migration::MigratorTrait;

@@ -6,6 +6,7 @@
 //! GET), gRPC (h2c) and gRPC-Web, with health, reflection, CORS, gzip,
 //! deadlines, size limits, metrics and one log line per RPC.
 
+pub mod auth;
 pub mod config;
 pub mod connect_errors;
 pub mod connect_get;

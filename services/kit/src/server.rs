@@ -14,7 +14,7 @@
 
 use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
 
-use axum::{Router, response::IntoResponse, routing::get, serve::ListenerExt};
+use axum::{Extension, Router, response::IntoResponse, routing::get, serve::ListenerExt};
 use connectrpc_axum::{CompressionConfig, MakeServiceBuilder, tonic::ContentTypeSwitch};
 use http::{Request, header};
 use tokio::net::TcpListener;
@@ -23,7 +23,9 @@ use tower::{Service, ServiceBuilder, util::MapRequestLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
 use crate::{
-    HttpConfig, Readiness, Shutdown, cors,
+    HttpConfig, Readiness, Shutdown,
+    auth::TokenVerifier,
+    cors,
     deadline::GrpcDeadlineLayer,
     drain::drain_when_dropped,
     encoding::ConnectEncodingLayer,
@@ -59,6 +61,8 @@ pub struct RpcServer {
     grpc: tonic::service::Routes,
     service_names: Vec<String>,
     descriptor_sets: Vec<&'static [u8]>,
+    verifier: Option<TokenVerifier>,
+    http_routes: Router,
 }
 
 impl RpcServer {
@@ -70,7 +74,22 @@ impl RpcServer {
             grpc: tonic::service::Routes::default(),
             service_names: Vec::new(),
             descriptor_sets: Vec::new(),
+            verifier: None,
+            http_routes: Router::new(),
         }
+    }
+
+    /// Plain HTTP routes served beside the RPCs (e.g. a JWK set).
+    pub fn http_routes(mut self, routes: Router) -> Self {
+        self.http_routes = self.http_routes.merge(routes);
+        self
+    }
+
+    /// Makes the `Caller` extractor available to handlers, verifying tokens
+    /// with `verifier`.
+    pub fn verify_tokens(mut self, verifier: TokenVerifier) -> Self {
+        self.verifier = Some(verifier);
+        self
     }
 
     /// Registers one RPC service: its Connect router (from the generated
@@ -141,8 +160,9 @@ impl RpcServer {
             .layer(ResponseMetadataLayer)
             .layer(ConnectEncodingLayer);
 
-        Ok(Router::new()
+        let router = Router::new()
             .merge(health::routes(self.readiness))
+            .merge(self.http_routes)
             .route("/metrics", get(metrics))
             .fallback_service(ContentTypeSwitch::new(grpc, connect))
             .layer(SingleMessageLayer::new(
@@ -153,7 +173,11 @@ impl RpcServer {
             .layer(MapRequestLayer::new(drain_when_dropped))
             .layer(cors::layer(&self.http.cors_origins))
             .layer(PropagateRequestIdLayer::x_request_id())
-            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid)))
+            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid));
+        Ok(match self.verifier {
+            Some(verifier) => router.layer(Extension(verifier)),
+            None => router,
+        })
     }
 
     fn reflection_builder(&self) -> tonic_reflection::server::Builder<'static> {

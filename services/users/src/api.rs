@@ -1,0 +1,104 @@
+//! RPC handlers of `shop.users.v1.UserService`: proto in, domain call,
+//! proto out, on Connect, gRPC and gRPC-Web alike.
+
+use axum::extract::State;
+use connectrpc_axum::prelude::*;
+use shop_kit::auth::Caller;
+use shop_proto::shop::users::v1 as pb;
+
+use crate::{AppState, domain::User, error::UsersError};
+
+impl From<UsersError> for ConnectError {
+    fn from(error: UsersError) -> Self {
+        match &error {
+            UsersError::InvalidArgument { .. } => {
+                ConnectError::new(Code::InvalidArgument, error.to_string())
+            }
+            UsersError::EmailTaken => ConnectError::new(Code::AlreadyExists, error.to_string()),
+            UsersError::WrongCredentials
+            | UsersError::InvalidRefreshToken
+            | UsersError::UnknownUser => {
+                ConnectError::new(Code::Unauthenticated, error.to_string())
+            }
+            UsersError::SigningKey(_) | UsersError::Hashing(_) => {
+                tracing::error!(%error, "users service failure");
+                ConnectError::new(Code::Internal, "internal error")
+            }
+            UsersError::Database(db) => {
+                tracing::error!(error = %db, "users database error");
+                ConnectError::new(Code::Unavailable, "the users database is unavailable")
+            }
+        }
+    }
+}
+
+fn to_proto(user: User) -> pb::User {
+    pb::User {
+        id: user.id,
+        email: user.email,
+        display_name: user.display_name,
+    }
+}
+
+pub async fn sign_up(
+    State(state): State<AppState>,
+    ConnectRequest(request): ConnectRequest<pb::SignUpRequest>,
+) -> Result<ConnectResponse<pb::SignUpResponse>, ConnectError> {
+    let (user, session) = state
+        .accounts
+        .sign_up(&request.email, request.password, &request.display_name)
+        .await?;
+    Ok(ConnectResponse::new(pb::SignUpResponse {
+        user: Some(to_proto(user)),
+        session: Some(session),
+    }))
+}
+
+pub async fn log_in(
+    State(state): State<AppState>,
+    ConnectRequest(request): ConnectRequest<pb::LogInRequest>,
+) -> Result<ConnectResponse<pb::LogInResponse>, ConnectError> {
+    let (user, session) = state
+        .accounts
+        .log_in(&request.email, request.password)
+        .await?;
+    Ok(ConnectResponse::new(pb::LogInResponse {
+        user: Some(to_proto(user)),
+        session: Some(session),
+    }))
+}
+
+pub async fn refresh(
+    State(state): State<AppState>,
+    ConnectRequest(request): ConnectRequest<pb::RefreshRequest>,
+) -> Result<ConnectResponse<pb::RefreshResponse>, ConnectError> {
+    let session = state.accounts.refresh(&request.refresh_token).await?;
+    Ok(ConnectResponse::new(pb::RefreshResponse {
+        session: Some(session),
+    }))
+}
+
+pub async fn get_me(
+    caller: Caller,
+    State(state): State<AppState>,
+    ConnectRequest(_request): ConnectRequest<pb::GetMeRequest>,
+) -> Result<ConnectResponse<pb::GetMeResponse>, ConnectError> {
+    let user = state
+        .accounts
+        .store()
+        .find_by_id(&caller.user_id)
+        .await?
+        .ok_or(UsersError::UnknownUser)?;
+    Ok(ConnectResponse::new(pb::GetMeResponse {
+        user: Some(to_proto(user)),
+    }))
+}
+
+pub async fn get_public_keys(
+    State(state): State<AppState>,
+    ConnectRequest(_request): ConnectRequest<pb::GetPublicKeysRequest>,
+) -> Result<ConnectResponse<pb::GetPublicKeysResponse>, ConnectError> {
+    Ok(ConnectResponse::new(pb::GetPublicKeysResponse {
+        jwks_json: state.accounts.issuer().jwks_json().to_owned(),
+    }))
+}

@@ -1,0 +1,42 @@
+//! Everything that can go wrong in the users service, typed; mapped to
+//! Connect codes once, in `api`.
+
+use sea_orm::DbErr;
+
+#[derive(Debug, thiserror::Error)]
+pub enum UsersError {
+    /// The request itself is wrong; `field` names the offending field.
+    #[error("{field}: {reason}")]
+    InvalidArgument { field: &'static str, reason: String },
+
+    #[error("email: an account with this email already exists")]
+    EmailTaken,
+
+    /// Deliberately vague: which of the two was wrong is not said.
+    #[error("wrong email or password")]
+    WrongCredentials,
+
+    #[error("the refresh token is invalid, expired or already used: sign in again")]
+    InvalidRefreshToken,
+
+    #[error("the account no longer exists")]
+    UnknownUser,
+
+    #[error("signing key: {0}")]
+    SigningKey(String),
+
+    #[error("password hashing: {0}")]
+    Hashing(String),
+
+    #[error("database: {0}")]
+    Database(#[from] DbErr),
+}
+
+impl UsersError {
+    pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        Self::InvalidArgument {
+            field,
+            reason: reason.into(),
+        }
+    }
+}

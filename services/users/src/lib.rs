@@ -1,0 +1,268 @@
+//! The users service: accounts (argon2id passwords, case-insensitive unique
+//! emails) and sessions (Ed25519-signed access JWTs, single-use refresh
+//! tokens), served as `shop.users.v1.UserService`. Its public keys are at
+//! `GET /.well-known/jwks.json` for every other service to verify tokens.
+
+pub mod api;
+pub mod domain;
+pub mod error;
+pub mod passwords;
+pub mod store;
+pub mod tokens;
+
+use std::{
+    net::SocketAddr,
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use axum::{Router, routing::get};
+use sea_orm::DatabaseConnection;
+use shop_kit::{
+    HttpConfig, Readiness, RpcServer, Shutdown, auth::JWKS_PATH, connect_get, grpc_defaults,
+    server::ServerError,
+};
+use shop_migrations::MigratorTrait;
+use shop_proto::shop::users::v1::{
+    self as pb, Session, user_service_connect::UserServiceTonicCompatibleBuilder,
+};
+use tokio::{net::TcpListener, task::JoinHandle};
+
+pub use error::UsersError;
+
+use crate::{
+    domain::{Email, NewUser, User},
+    store::Store,
+    tokens::{REFRESH_TOKEN_SECS, TokenIssuer},
+};
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+fn now_i64() -> i64 {
+    i64::try_from(now_secs()).unwrap_or(i64::MAX)
+}
+
+/// Accounts and sessions.
+#[derive(Clone, Debug)]
+pub struct Accounts {
+    store: Store,
+    issuer: TokenIssuer,
+}
+
+impl Accounts {
+    /// Connects, applies the migrations and loads (or creates) the signing key.
+    pub async fn open(database_url: &str) -> Result<Self, UsersError> {
+        let db = shop_kit::database::connect(database_url).await?;
+        Self::migrate(db).await
+    }
+
+    pub async fn migrate(db: DatabaseConnection) -> Result<Self, UsersError> {
+        shop_migrations::users::Migrator::up(&db, None).await?;
+        let store = Store::new(db);
+        let (kid, der) = store
+            .signing_key(TokenIssuer::generate_key, now_i64())
+            .await?;
+        let issuer = TokenIssuer::from_pkcs8(kid, &der)?;
+        Ok(Self { store, issuer })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn issuer(&self) -> &TokenIssuer {
+        &self.issuer
+    }
+
+    pub async fn sign_up(
+        &self,
+        email: &str,
+        password: String,
+        display_name: &str,
+    ) -> Result<(User, Session), UsersError> {
+        let new = NewUser {
+            email: Email::parse(email)?,
+            display_name: domain::display_name(display_name)?,
+        };
+        domain::check_password(&password)?;
+        let hash = passwords::hash(password).await?;
+        let id = uuid::Uuid::new_v4().to_string();
+        let user = self.store.insert_user(&id, &new, hash, now_i64()).await?;
+        let session = self.session(&user.id).await?;
+        Ok((user, session))
+    }
+
+    pub async fn log_in(
+        &self,
+        email: &str,
+        password: String,
+    ) -> Result<(User, Session), UsersError> {
+        let email = Email::parse(email).map_err(|_| UsersError::WrongCredentials)?;
+        let found = self.store.find_by_email(email.as_str()).await?;
+        let (user, hash) = match found {
+            Some((user, hash)) => (Some(user), Some(hash)),
+            None => (None, None),
+        };
+        let matches = passwords::verify(password, hash).await?;
+        let user = user
+            .filter(|_| matches)
+            .ok_or(UsersError::WrongCredentials)?;
+        let session = self.session(&user.id).await?;
+        Ok((user, session))
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> Result<Session, UsersError> {
+        let hash = tokens::refresh_token_hash(refresh_token);
+        let user_id = self
+            .store
+            .spend_refresh_token(&hash, now_i64())
+            .await?
+            .ok_or(UsersError::InvalidRefreshToken)?;
+        self.session(&user_id).await
+    }
+
+    async fn session(&self, user_id: &str) -> Result<Session, UsersError> {
+        let now = now_secs();
+        let access_token = self.issuer.access_token(user_id, now)?;
+        let (refresh_token, hash) = tokens::new_refresh_token();
+        self.store
+            .save_refresh_token(hash, user_id, now_i64() + REFRESH_TOKEN_SECS)
+            .await?;
+        Ok(Session {
+            access_token,
+            expires_in_seconds: i32::try_from(tokens::ACCESS_TOKEN_SECS).unwrap_or(i32::MAX),
+            refresh_token,
+        })
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub accounts: Accounts,
+}
+
+const GET_ME: &str = "/shop.users.v1.UserService/GetMe";
+const GET_PUBLIC_KEYS: &str = "/shop.users.v1.UserService/GetPublicKeys";
+
+/// The users service on all three protocols, plus the JWK set.
+pub fn router(
+    accounts: Accounts,
+    http: &HttpConfig,
+    shutdown: &Shutdown,
+) -> Result<Router, UsersError> {
+    let readiness = Readiness::database(accounts.store().connection().clone());
+    let verifier = accounts.issuer().verifier()?;
+    let jwks = accounts.issuer().jwks_json().to_owned();
+    let state = AppState { accounts };
+    let (connect, grpc) = UserServiceTonicCompatibleBuilder::new()
+        .sign_up(api::sign_up)
+        .log_in(api::log_in)
+        .refresh(api::refresh)
+        .get_me(api::get_me)
+        .get_public_keys(api::get_public_keys)
+        .with_state(state.clone())
+        .build();
+    let gets = Router::new()
+        .merge(connect_get::<pb::GetMeRequest, pb::GetMeResponse, _, _, _>(
+            GET_ME,
+            api::get_me,
+        ))
+        .merge(connect_get::<
+            pb::GetPublicKeysRequest,
+            pb::GetPublicKeysResponse,
+            _,
+            _,
+            _,
+        >(GET_PUBLIC_KEYS, api::get_public_keys))
+        .with_state(state);
+    let jwks_route = Router::new().route(
+        JWKS_PATH,
+        get(move || {
+            let jwks = jwks.clone();
+            async move {
+                (
+                    [(http::header::CONTENT_TYPE, "application/jwk-set+json")],
+                    jwks,
+                )
+            }
+        }),
+    );
+    RpcServer::new(http.clone(), readiness)
+        .service(connect.merge(gets), grpc_defaults!(grpc, http))
+        .descriptors(shop_proto::FILE_DESCRIPTOR_SET)
+        .verify_tokens(verifier)
+        .http_routes(jwks_route)
+        .into_router(shutdown)
+        .map_err(|e: ServerError| UsersError::SigningKey(e.to_string()))
+}
+
+/// How to run the users service.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub addr: SocketAddr,
+    pub database_url: String,
+    /// Create the demo account in an empty database.
+    pub demo_data: bool,
+    pub http: HttpConfig,
+}
+
+/// The demo account the banner prints.
+pub const DEMO_EMAIL: &str = "demo@connect-shop.dev";
+pub const DEMO_PASSWORD: &str = "demo-password-1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("users database {url}: {source}")]
+    Database { url: String, source: UsersError },
+    #[error("users cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Users(#[from] UsersError),
+}
+
+pub struct Running {
+    pub addr: SocketAddr,
+    pub task: JoinHandle<std::io::Result<()>>,
+}
+
+/// Opens the database (migrations, signing key, demo account if asked),
+/// binds and serves in the background until `shutdown`.
+pub async fn start(config: Config, shutdown: Shutdown) -> Result<Running, StartError> {
+    let database_error = |source| StartError::Database {
+        url: shop_kit::database::redact(&config.database_url),
+        source,
+    };
+    let accounts = Accounts::open(&config.database_url)
+        .await
+        .map_err(database_error)?;
+    if config.demo_data {
+        match accounts
+            .sign_up(DEMO_EMAIL, DEMO_PASSWORD.to_owned(), "Demo Shopper")
+            .await
+        {
+            Ok(_) | Err(UsersError::EmailTaken) => {}
+            Err(error) => return Err(database_error(error)),
+        }
+    }
+    let listener = TcpListener::bind(config.addr)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: config.addr,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.addr,
+        source,
+    })?;
+    let app = router(accounts, &config.http, &shutdown)?;
+    let grace = config.http.shutdown_grace();
+    let task = tokio::spawn(shop_kit::server::serve(listener, app, shutdown, grace));
+    Ok(Running { addr, task })
+}

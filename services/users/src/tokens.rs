@@ -1,0 +1,100 @@
+//! Minting the shop's tokens: short-lived Ed25519-signed access JWTs (the
+//! kit verifies them everywhere) and opaque single-use refresh tokens, kept
+//! only as hashes.
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use ed25519_dalek::{SigningKey, pkcs8::DecodePrivateKey, pkcs8::EncodePrivateKey};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use sha2::{Digest, Sha256};
+use shop_kit::auth::{AUDIENCE, Claims, ISSUER, TokenVerifier};
+
+use crate::error::UsersError;
+
+/// How long an access token is valid.
+pub const ACCESS_TOKEN_SECS: u64 = 15 * 60;
+/// How long a refresh token is valid.
+pub const REFRESH_TOKEN_SECS: i64 = 30 * 24 * 60 * 60;
+
+/// Signs access tokens and publishes the key that verifies them.
+#[derive(Clone)]
+pub struct TokenIssuer {
+    kid: String,
+    encoding: EncodingKey,
+    jwks_json: String,
+}
+
+impl std::fmt::Debug for TokenIssuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenIssuer")
+            .field("kid", &self.kid)
+            .finish()
+    }
+}
+
+impl TokenIssuer {
+    /// A new random key: its id and PKCS#8 DER.
+    pub fn generate_key() -> Result<(String, Vec<u8>), UsersError> {
+        let key = SigningKey::generate(&mut rand::rngs::OsRng);
+        let der = key
+            .to_pkcs8_der()
+            .map_err(|e| UsersError::SigningKey(e.to_string()))?;
+        Ok((uuid::Uuid::new_v4().to_string(), der.as_bytes().to_vec()))
+    }
+
+    pub fn from_pkcs8(kid: String, der: &[u8]) -> Result<Self, UsersError> {
+        let key =
+            SigningKey::from_pkcs8_der(der).map_err(|e| UsersError::SigningKey(e.to_string()))?;
+        let x = URL_SAFE_NO_PAD.encode(key.verifying_key().as_bytes());
+        let jwks_json = serde_json::json!({
+            "keys": [{"kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig", "kid": kid, "x": x}]
+        })
+        .to_string();
+        Ok(Self {
+            kid,
+            encoding: EncodingKey::from_ed_der(der),
+            jwks_json,
+        })
+    }
+
+    /// The public keys, as a JWK set.
+    pub fn jwks_json(&self) -> &str {
+        &self.jwks_json
+    }
+
+    /// A verifier for the tokens this issuer signs.
+    pub fn verifier(&self) -> Result<TokenVerifier, UsersError> {
+        TokenVerifier::from_jwks(&self.jwks_json).map_err(|e| UsersError::SigningKey(e.to_string()))
+    }
+
+    /// An access token for `user_id`, valid from `now` (unix seconds).
+    pub fn access_token(&self, user_id: &str, now: u64) -> Result<String, UsersError> {
+        let claims = Claims {
+            sub: user_id.to_owned(),
+            iss: ISSUER.to_owned(),
+            aud: AUDIENCE.to_owned(),
+            exp: now + ACCESS_TOKEN_SECS,
+            nbf: now,
+            iat: now,
+        };
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, &claims, &self.encoding)
+            .map_err(|e| UsersError::SigningKey(e.to_string()))
+    }
+}
+
+/// A new refresh token and the hash under which it is stored.
+pub fn new_refresh_token() -> (String, String) {
+    let bytes: [u8; 32] = rand::random();
+    let token = URL_SAFE_NO_PAD.encode(bytes);
+    let hash = refresh_token_hash(&token);
+    (token, hash)
+}
+
+/// Refresh tokens are stored hashed: a database leak does not leak sessions.
+pub fn refresh_token_hash(token: &str) -> String {
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

@@ -1,0 +1,373 @@
+//! The users service over real HTTP on loopback: Connect JSON from a plain
+//! client, gRPC from tonic, with its own SQLite file.
+
+use std::{net::SocketAddr, time::Duration};
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+use shop_kit::{
+    HttpConfig, Shutdown,
+    auth::{AUDIENCE, Claims, ISSUER, TokenVerifier},
+};
+use shop_proto::shop::users::v1::{self as pb, user_service_client::UserServiceClient};
+use shop_users::{Accounts, tokens::TokenIssuer};
+use tokio::net::TcpListener;
+
+struct TestUsers {
+    addr: SocketAddr,
+    accounts: Accounts,
+    _dir: tempfile::TempDir,
+}
+
+impl TestUsers {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("users.db").display()
+        );
+        let accounts = Accounts::open(&url).await.expect("open");
+        let app = shop_users::router(accounts.clone(), &HttpConfig::default(), &Shutdown::new())
+            .expect("router");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(shop_kit::server::serve(
+            listener,
+            app,
+            Shutdown::new(),
+            Duration::from_secs(1),
+        ));
+        Self {
+            addr,
+            accounts,
+            _dir: dir,
+        }
+    }
+
+    async fn call(&self, method: &str, body: Value, token: Option<&str>) -> (u16, Value) {
+        let mut request = reqwest::Client::new()
+            .post(format!(
+                "http://{}/shop.users.v1.UserService/{method}",
+                self.addr
+            ))
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("send");
+        (
+            response.status().as_u16(),
+            response.json().await.expect("json"),
+        )
+    }
+
+    async fn sign_up(&self, email: &str) -> Value {
+        let (status, body) = self
+            .call(
+                "SignUp",
+                json!({"email": email, "password": "correct horse 9", "displayName": "Ada"}),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    async fn grpc(&self) -> UserServiceClient<tonic::transport::Channel> {
+        UserServiceClient::connect(format!("http://{}", self.addr))
+            .await
+            .expect("connect")
+    }
+
+    /// Signs `claims` with the service's own key (to forge claims, not keys).
+    async fn sign_with_service_key(&self, claims: &Claims) -> String {
+        let (kid, der) = self
+            .accounts
+            .store()
+            .signing_key(|| unreachable!("the key exists"), 0)
+            .await
+            .expect("key");
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(kid);
+        jsonwebtoken::encode(&header, claims, &EncodingKey::from_ed_der(&der)).expect("sign")
+    }
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+}
+
+#[tokio::test]
+async fn sign_up_then_log_in_then_get_me() {
+    let users = TestUsers::start().await;
+    let signed_up = users.sign_up("Ada@Example.com").await;
+    assert_eq!(signed_up["user"]["email"], "ada@example.com");
+    assert!(
+        signed_up["session"]["refreshToken"]
+            .as_str()
+            .is_some_and(|t| !t.is_empty())
+    );
+
+    let (status, logged_in) = users
+        .call(
+            "LogIn",
+            json!({"email": "ADA@example.COM", "password": "correct horse 9"}),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{logged_in}");
+    let token = logged_in["session"]["accessToken"].as_str().expect("token");
+    let (status, me) = users.call("GetMe", json!({}), Some(token)).await;
+    assert_eq!(
+        (status, me["user"]["displayName"].as_str()),
+        (200, Some("Ada"))
+    );
+
+    // The same over gRPC.
+    let mut request = tonic::Request::new(pb::GetMeRequest {});
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("header"),
+    );
+    let me = users
+        .grpc()
+        .await
+        .get_me(request)
+        .await
+        .expect("get me")
+        .into_inner();
+    assert_eq!(me.user.expect("user").email, "ada@example.com");
+}
+
+#[tokio::test]
+async fn bad_sign_ups_name_the_offending_field() {
+    let users = TestUsers::start().await;
+    users.sign_up("ada@example.com").await;
+    let (status, taken) = users
+        .call("SignUp", json!({"email": "ADA@EXAMPLE.COM", "password": "correct horse 9", "displayName": "Ada 2"}), None)
+        .await;
+    assert_eq!(
+        (status, taken["code"].as_str()),
+        (409, Some("already_exists"))
+    );
+    for (body, field) in [
+        (
+            json!({"email": "not-an-email", "password": "correct horse 9", "displayName": "B"}),
+            "email",
+        ),
+        (
+            json!({"email": "b@example.com", "password": "short1", "displayName": "B"}),
+            "password",
+        ),
+        (
+            json!({"email": "b@example.com", "password": "no digits here", "displayName": "B"}),
+            "password",
+        ),
+        (
+            json!({"email": "b@example.com", "password": "correct horse 9", "displayName": " "}),
+            "display_name",
+        ),
+    ] {
+        let (status, error) = users.call("SignUp", body, None).await;
+        assert_eq!(
+            (status, error["code"].as_str()),
+            (400, Some("invalid_argument"))
+        );
+        assert!(
+            error["message"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with(field),
+            "{error}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn wrong_credentials_do_not_say_which_was_wrong() {
+    let users = TestUsers::start().await;
+    users.sign_up("ada@example.com").await;
+    let (status, wrong_password) = users
+        .call(
+            "LogIn",
+            json!({"email": "ada@example.com", "password": "wrong horse 9"}),
+            None,
+        )
+        .await;
+    let (_, unknown_email) = users
+        .call(
+            "LogIn",
+            json!({"email": "eve@example.com", "password": "correct horse 9"}),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, wrong_password["code"].as_str()),
+        (401, Some("unauthenticated"))
+    );
+    assert_eq!(wrong_password, unknown_email);
+}
+
+#[tokio::test]
+async fn refresh_tokens_are_single_use() {
+    let users = TestUsers::start().await;
+    let signed_up = users.sign_up("ada@example.com").await;
+    let refresh = signed_up["session"]["refreshToken"]
+        .as_str()
+        .expect("refresh");
+    let (status, renewed) = users
+        .call("Refresh", json!({"refreshToken": refresh}), None)
+        .await;
+    assert_eq!(status, 200, "{renewed}");
+    let (status, again) = users
+        .call("Refresh", json!({"refreshToken": refresh}), None)
+        .await;
+    assert_eq!(
+        (status, again["code"].as_str()),
+        (401, Some("unauthenticated"))
+    );
+    let newer = renewed["session"]["refreshToken"]
+        .as_str()
+        .expect("new refresh");
+    assert_eq!(
+        users
+            .call("Refresh", json!({"refreshToken": newer}), None)
+            .await
+            .0,
+        200
+    );
+}
+
+#[tokio::test]
+async fn forged_and_stale_tokens_are_unauthenticated_on_connect_and_grpc() {
+    let users = TestUsers::start().await;
+    let signed_up = users.sign_up("ada@example.com").await;
+    let user_id = signed_up["user"]["id"].as_str().expect("id").to_owned();
+    let good = Claims {
+        sub: user_id.clone(),
+        iss: ISSUER.into(),
+        aud: AUDIENCE.into(),
+        exp: now() + 300,
+        nbf: now() - 1,
+        iat: now() - 1,
+    };
+    let valid = users.sign_with_service_key(&good).await;
+
+    let (other_kid, other_der) = TokenIssuer::generate_key().expect("key");
+    let other = TokenIssuer::from_pkcs8(other_kid, &other_der).expect("issuer");
+    let another_key = other.access_token(&user_id, now()).expect("token");
+    let same_kid_other_key = {
+        let kid = jsonwebtoken::decode_header(&valid)
+            .expect("header")
+            .kid
+            .expect("kid");
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(kid);
+        jsonwebtoken::encode(&header, &good, &EncodingKey::from_ed_der(&other_der)).expect("sign")
+    };
+    let alg_none = {
+        let kid = jsonwebtoken::decode_header(&valid)
+            .expect("header")
+            .kid
+            .expect("kid");
+        let header =
+            URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"none","typ":"JWT","kid":"{kid}"}}"#));
+        let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&good).expect("json"));
+        format!("{header}.{payload}.")
+    };
+    let expired = users
+        .sign_with_service_key(&Claims {
+            exp: now() - 120,
+            ..good.clone()
+        })
+        .await;
+    let wrong_audience = users
+        .sign_with_service_key(&Claims {
+            aud: "another-shop".into(),
+            ..good.clone()
+        })
+        .await;
+    let tampered = {
+        let mut parts: Vec<String> = valid.split('.').map(str::to_owned).collect();
+        parts[1] = URL_SAFE_NO_PAD.encode(
+            serde_json::to_vec(&Claims {
+                sub: "someone-else".into(),
+                ..good.clone()
+            })
+            .expect("json"),
+        );
+        parts.join(".")
+    };
+
+    assert_eq!(users.call("GetMe", json!({}), Some(&valid)).await.0, 200);
+    let mut grpc = users.grpc().await;
+    for (case, token) in [
+        ("no token", None),
+        ("another key", Some(another_key.as_str())),
+        ("same kid, another key", Some(same_kid_other_key.as_str())),
+        ("alg none", Some(alg_none.as_str())),
+        ("expired", Some(expired.as_str())),
+        ("wrong audience", Some(wrong_audience.as_str())),
+        ("tampered payload", Some(tampered.as_str())),
+    ] {
+        let (status, error) = users.call("GetMe", json!({}), token).await;
+        assert_eq!(
+            (status, error["code"].as_str()),
+            (401, Some("unauthenticated")),
+            "connect: {case}"
+        );
+
+        let mut request = tonic::Request::new(pb::GetMeRequest {});
+        if let Some(token) = token {
+            request.metadata_mut().insert(
+                "authorization",
+                format!("Bearer {token}").parse().expect("header"),
+            );
+        }
+        let status = grpc.get_me(request).await.expect_err(case);
+        assert_eq!(status.code(), tonic::Code::Unauthenticated, "grpc: {case}");
+    }
+}
+
+#[tokio::test]
+async fn other_services_fetch_the_public_keys() {
+    let users = TestUsers::start().await;
+    let signed_up = users.sign_up("ada@example.com").await;
+    let token = signed_up["session"]["accessToken"].as_str().expect("token");
+    let verifier = TokenVerifier::fetch(&format!("http://{}", users.addr), Duration::from_secs(5))
+        .await
+        .expect("jwks");
+    assert_eq!(
+        verifier.verify(token).expect("valid").sub,
+        signed_up["user"]["id"].as_str().expect("id")
+    );
+}
+
+#[tokio::test]
+async fn concurrent_sign_ups_of_one_email_create_one_account() {
+    let users = TestUsers::start().await;
+    let attempts = (0..10).map(|i| {
+        let email = if i % 2 == 0 {
+            "race@example.com"
+        } else {
+            "RACE@example.com"
+        };
+        users.call(
+            "SignUp",
+            json!({"email": email, "password": "correct horse 9", "displayName": "R"}),
+            None,
+        )
+    });
+    let results = futures::future::join_all(attempts).await;
+    let created = results.iter().filter(|(status, _)| *status == 200).count();
+    let refused = results
+        .iter()
+        .filter(|(_, body)| body["code"] == "already_exists")
+        .count();
+    assert_eq!((created, refused), (1, 9));
+}
