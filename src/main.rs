@@ -67,6 +67,11 @@ struct ShopArgs {
     #[arg(long, env = "USERS_DATABASE_URL", global = true)]
     users_database_url: Option<String>,
 
+    /// The users service's URL, for its public keys (default: its --host
+    /// and --users-port).
+    #[arg(long, env = "USERS_URL", global = true)]
+    users_url: Option<String>,
+
     /// Port of the catalog service.
     #[arg(long, env = "CATALOG_PORT", default_value_t = 8082, global = true)]
     catalog_port: u16,
@@ -128,8 +133,16 @@ impl ShopArgs {
                     str::to_owned,
                 ),
             demo_data: !self.no_demo_data,
+            users_url: self.users_url(),
             http: self.http.clone(),
         }
+    }
+
+    /// Where the users service answers (for its public keys).
+    fn users_url(&self) -> String {
+        self.users_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", SocketAddr::new(self.host, self.users_port)))
     }
 }
 

@@ -3,6 +3,7 @@
 use sea_orm_migration::prelude::*;
 
 mod m20261121_000001_create_products;
+mod m20261121_000002_create_reservations;
 
 /// Applies the catalog's migrations in order.
 pub struct Migrator;
@@ -10,7 +11,10 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261121_000001_create_products::Migration)]
+        vec![
+            Box::new(m20261121_000001_create_products::Migration),
+            Box::new(m20261121_000002_create_reservations::Migration),
+        ]
     }
 
     // Each service keeps its own history table, so two services may even

@@ -11,9 +11,10 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::{
     AppState,
-    domain::{self, PageRequest, Product},
+    domain::{self, PageRequest, Product, ReservationStatus},
     error::CatalogError,
 };
+use shop_kit::auth::Caller;
 
 impl From<CatalogError> for ConnectError {
     fn from(error: CatalogError) -> Self {
@@ -25,6 +26,12 @@ impl From<CatalogError> for ConnectError {
                 ConnectError::new(Code::NotFound, error.to_string())
             }
             CatalogError::InsufficientStock { .. } => {
+                ConnectError::new(Code::FailedPrecondition, error.to_string())
+            }
+            CatalogError::ReservationNotFound { .. } => {
+                ConnectError::new(Code::NotFound, error.to_string())
+            }
+            CatalogError::ReservationSettled { .. } => {
                 ConnectError::new(Code::FailedPrecondition, error.to_string())
             }
             CatalogError::DuplicateSku { .. } => {
@@ -148,4 +155,56 @@ async fn current_stock(
                 .ok_or_else(|| CatalogError::ProductNotFound { id: id.clone() })
         })
         .collect()
+}
+
+fn status_to_proto(status: ReservationStatus) -> i32 {
+    let status = match status {
+        ReservationStatus::Reserved => pb::ReservationStatus::Reserved,
+        ReservationStatus::Released => pb::ReservationStatus::Released,
+        ReservationStatus::Committed => pb::ReservationStatus::Committed,
+    };
+    status.into()
+}
+
+/// Stock changes need an authenticated caller (the orders service forwards
+/// the customer's token).
+pub async fn reserve_stock(
+    _caller: Caller,
+    State(state): State<AppState>,
+    ConnectRequest(request): ConnectRequest<pb::ReserveStockRequest>,
+) -> Result<ConnectResponse<pb::ReserveStockResponse>, ConnectError> {
+    let lines: Vec<(String, i32)> = request
+        .items
+        .into_iter()
+        .map(|item| (item.product_id, item.quantity))
+        .collect();
+    let status = state
+        .catalog
+        .reserve_stock(&request.reservation_id, &lines)
+        .await?;
+    Ok(ConnectResponse::new(pb::ReserveStockResponse {
+        status: status_to_proto(status),
+    }))
+}
+
+pub async fn release_stock(
+    _caller: Caller,
+    State(state): State<AppState>,
+    ConnectRequest(request): ConnectRequest<pb::ReleaseStockRequest>,
+) -> Result<ConnectResponse<pb::ReleaseStockResponse>, ConnectError> {
+    let status = state.catalog.release_stock(&request.reservation_id).await?;
+    Ok(ConnectResponse::new(pb::ReleaseStockResponse {
+        status: status_to_proto(status),
+    }))
+}
+
+pub async fn commit_stock(
+    _caller: Caller,
+    State(state): State<AppState>,
+    ConnectRequest(request): ConnectRequest<pb::CommitStockRequest>,
+) -> Result<ConnectResponse<pb::CommitStockResponse>, ConnectError> {
+    let status = state.catalog.commit_stock(&request.reservation_id).await?;
+    Ok(ConnectResponse::new(pb::CommitStockResponse {
+        status: status_to_proto(status),
+    }))
 }

@@ -191,6 +191,85 @@ pub fn product_id(id: &str) -> Result<&str, CatalogError> {
     Ok(id)
 }
 
+/// The most lines in one reservation, and units of one product in it.
+pub const MAX_RESERVATION_ITEMS: usize = 100;
+pub const MAX_RESERVED_QUANTITY: i32 = 1000;
+
+/// Where a stock reservation stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReservationStatus {
+    Reserved,
+    Released,
+    Committed,
+}
+
+impl ReservationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Reserved => "reserved",
+            Self::Released => "released",
+            Self::Committed => "committed",
+        }
+    }
+
+    pub fn parse(stored: &str) -> Option<Self> {
+        [Self::Reserved, Self::Released, Self::Committed]
+            .into_iter()
+            .find(|status| status.as_str() == stored)
+    }
+}
+
+/// A reservation id chosen by the caller.
+pub fn reservation_id(id: &str) -> Result<&str, CatalogError> {
+    if id.is_empty() || id.len() > 100 {
+        return Err(CatalogError::invalid(
+            "reservation_id",
+            "must be 1 to 100 characters",
+        ));
+    }
+    Ok(id)
+}
+
+/// The lines of a reservation, checked, with repeated products merged.
+pub fn stock_items(lines: &[(String, i32)]) -> Result<Vec<(String, i32)>, CatalogError> {
+    if lines.is_empty() || lines.len() > MAX_RESERVATION_ITEMS {
+        return Err(CatalogError::invalid(
+            "items",
+            format!("name 1 to {MAX_RESERVATION_ITEMS} products"),
+        ));
+    }
+    let mut merged: Vec<(String, i32)> = Vec::with_capacity(lines.len());
+    for (product_id, quantity) in lines {
+        if product_id.is_empty() {
+            return Err(CatalogError::invalid("items.product_id", "is required"));
+        }
+        if !(1..=MAX_RESERVED_QUANTITY).contains(quantity) {
+            return Err(CatalogError::invalid(
+                "items.quantity",
+                format!("must be 1 to {MAX_RESERVED_QUANTITY}"),
+            ));
+        }
+        match merged.iter_mut().find(|(id, _)| id == product_id) {
+            Some((_, total)) => {
+                *total = total
+                    .saturating_add(*quantity)
+                    .min(MAX_RESERVED_QUANTITY + 1)
+            }
+            None => merged.push((product_id.clone(), *quantity)),
+        }
+    }
+    if merged
+        .iter()
+        .any(|(_, quantity)| *quantity > MAX_RESERVED_QUANTITY)
+    {
+        return Err(CatalogError::invalid(
+            "items.quantity",
+            format!("must be 1 to {MAX_RESERVED_QUANTITY} per product"),
+        ));
+    }
+    Ok(merged)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,6 +354,34 @@ mod tests {
         let negative =
             NewProduct::new("p1", "MUG-001", "Mug", "", price, -1).expect_err("must be refused");
         assert_eq!(field_of(negative), "stock_on_hand");
+    }
+
+    #[test]
+    fn reservation_lines_are_checked_and_merged() {
+        let lines =
+            stock_items(&[("a".into(), 2), ("b".into(), 1), ("a".into(), 3)]).expect("valid");
+        assert_eq!(lines, vec![("a".to_owned(), 5), ("b".to_owned(), 1)]);
+        assert_eq!(
+            field_of(stock_items(&[]).expect_err("must be refused")),
+            "items"
+        );
+        assert_eq!(
+            field_of(stock_items(&[("a".into(), 0)]).expect_err("must be refused")),
+            "items.quantity"
+        );
+        assert_eq!(
+            field_of(stock_items(&[("".into(), 1)]).expect_err("must be refused")),
+            "items.product_id"
+        );
+        let too_many = [("a".to_owned(), 600), ("a".to_owned(), 600)];
+        assert_eq!(
+            field_of(stock_items(&too_many).expect_err("must be refused")),
+            "items.quantity"
+        );
+        assert_eq!(
+            field_of(reservation_id("").expect_err("must be refused")),
+            "reservation_id"
+        );
     }
 
     #[test]

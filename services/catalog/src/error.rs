@@ -20,6 +20,13 @@ pub enum CatalogError {
         requested: i32,
     },
 
+    #[error("reservation {id:?} not found")]
+    ReservationNotFound { id: String },
+
+    /// The reservation was already settled the other way.
+    #[error("reservation {id:?} is already {status}")]
+    ReservationSettled { id: String, status: &'static str },
+
     #[error("a product with SKU {sku:?} already exists")]
     DuplicateSku { sku: String },
 

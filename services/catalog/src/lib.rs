@@ -16,7 +16,8 @@ use std::{net::SocketAddr, sync::Arc};
 use axum::Router;
 use sea_orm::DatabaseConnection;
 use shop_kit::{
-    HttpConfig, Readiness, RpcServer, Shutdown, connect_get, grpc_defaults, server::ServerError,
+    HttpConfig, Readiness, RpcServer, Shutdown, auth::TokenVerifier, connect_get, grpc_defaults,
+    server::ServerError,
 };
 use shop_migrations::MigratorTrait;
 use shop_proto::shop::catalog::v1::{
@@ -27,7 +28,7 @@ use tokio::{net::TcpListener, sync::Mutex, task::JoinHandle};
 pub use error::CatalogError;
 
 use crate::{
-    domain::{NewProduct, Product},
+    domain::{NewProduct, Product, ReservationStatus},
     events::{StockChanged, StockFeed},
     store::Store,
 };
@@ -75,12 +76,68 @@ impl Catalog {
     pub async fn adjust_stock(&self, product_id: &str, delta: i32) -> Result<i32, CatalogError> {
         let _ordered = self.stock_writes.lock().await;
         let stock_on_hand = self.store.adjust_stock(product_id, delta).await?;
-        self.stock_feed.publish(StockChanged {
-            product_id: product_id.to_owned(),
-            stock_on_hand,
-        });
+        self.publish(vec![(product_id.to_owned(), stock_on_hand)]);
         Ok(stock_on_hand)
     }
+
+    /// Sets stock aside for `reservation_id`: every line or none.
+    pub async fn reserve_stock(
+        &self,
+        reservation_id: &str,
+        lines: &[(String, i32)],
+    ) -> Result<ReservationStatus, CatalogError> {
+        let id = domain::reservation_id(reservation_id)?;
+        let lines = domain::stock_items(lines)?;
+        let _ordered = self.stock_writes.lock().await;
+        let (status, levels) = self.store.reserve(id, &lines, now_secs()).await?;
+        self.publish(levels);
+        Ok(status)
+    }
+
+    /// Puts a reservation's stock back (or confirms it was).
+    pub async fn release_stock(
+        &self,
+        reservation_id: &str,
+    ) -> Result<ReservationStatus, CatalogError> {
+        self.settle(reservation_id, ReservationStatus::Released)
+            .await
+    }
+
+    /// Turns a reservation into a sale (or confirms it was).
+    pub async fn commit_stock(
+        &self,
+        reservation_id: &str,
+    ) -> Result<ReservationStatus, CatalogError> {
+        self.settle(reservation_id, ReservationStatus::Committed)
+            .await
+    }
+
+    async fn settle(
+        &self,
+        reservation_id: &str,
+        to: ReservationStatus,
+    ) -> Result<ReservationStatus, CatalogError> {
+        let id = domain::reservation_id(reservation_id)?;
+        let _ordered = self.stock_writes.lock().await;
+        let (status, levels) = self.store.settle(id, to, now_secs()).await?;
+        self.publish(levels);
+        Ok(status)
+    }
+
+    fn publish(&self, levels: Vec<(String, i32)>) {
+        for (product_id, stock_on_hand) in levels {
+            self.stock_feed.publish(StockChanged {
+                product_id,
+                stock_on_hand,
+            });
+        }
+    }
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// What the handlers share.
@@ -96,6 +153,7 @@ const GET_PRODUCT: &str = "/shop.catalog.v1.CatalogService/GetProduct";
 /// The catalog on all three protocols, with the kit's layers.
 pub fn router(
     catalog: Catalog,
+    verifier: TokenVerifier,
     http: &HttpConfig,
     shutdown: &Shutdown,
 ) -> Result<Router, ServerError> {
@@ -108,6 +166,9 @@ pub fn router(
         .list_products(api::list_products)
         .get_product(api::get_product)
         .watch_stock(api::watch_stock)
+        .reserve_stock(api::reserve_stock)
+        .release_stock(api::release_stock)
+        .commit_stock(api::commit_stock)
         .with_state(state.clone())
         .build();
     // The idempotent methods also answer Connect GET.
@@ -130,8 +191,12 @@ pub fn router(
     RpcServer::new(http.clone(), readiness)
         .service(connect.merge(gets), grpc_defaults!(grpc, http))
         .descriptors(shop_proto::FILE_DESCRIPTOR_SET)
+        .verify_tokens(verifier)
         .into_router(shutdown)
 }
+
+/// How long to wait for the users service's public keys at start.
+const JWKS_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// How to run the catalog.
 #[derive(Clone, Debug)]
@@ -140,6 +205,8 @@ pub struct Config {
     pub database_url: String,
     /// Seed the demo products into an empty catalog.
     pub demo_data: bool,
+    /// The users service, whose public keys verify access tokens.
+    pub users_url: String,
     pub http: HttpConfig,
 }
 
@@ -152,6 +219,8 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("catalog cannot verify tokens: {0}")]
+    Auth(#[from] shop_kit::auth::AuthError),
     #[error(transparent)]
     Server(#[from] ServerError),
 }
@@ -188,7 +257,8 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<Running, StartE
         addr: config.addr,
         source,
     })?;
-    let app = router(catalog, &config.http, &shutdown)?;
+    let verifier = TokenVerifier::fetch(&config.users_url, JWKS_PATIENCE).await?;
+    let app = router(catalog, verifier, &config.http, &shutdown)?;
     let grace = config.http.shutdown_grace();
     let task = tokio::spawn(shop_kit::server::serve(listener, app, shutdown, grace));
     Ok(Running {

@@ -3,15 +3,18 @@
 
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, Condition, DatabaseConnection, EntityTrait, ExprTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, SqlErr,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, ExprTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr, TransactionTrait,
     sea_query::{Expr, Func, LikeExpr},
 };
 
 use crate::{
-    domain::{Money, NewProduct, PageRequest, Product},
+    domain::{Money, NewProduct, PageRequest, Product, ReservationStatus},
     error::CatalogError,
 };
+
+/// The stock of the products a change touched, after it.
+pub type StockLevels = Vec<(String, i32)>;
 
 mod product {
     use sea_orm::entity::prelude::*;
@@ -34,6 +37,87 @@ mod product {
     pub enum Relation {}
 
     impl ActiveModelBehavior for ActiveModel {}
+}
+
+mod reservation {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "stock_reservations")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub status: String,
+        pub updated_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+mod reservation_item {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "stock_reservation_items")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub reservation_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub product_id: String,
+        pub quantity: i32,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+fn is_unique_violation(error: &sea_orm::DbErr) -> bool {
+    matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+}
+
+/// Adds `delta` to a product's stock unless that would go below zero;
+/// whether it did.
+async fn change_stock(
+    db: &impl ConnectionTrait,
+    id: &str,
+    delta: i32,
+) -> Result<bool, CatalogError> {
+    let updated = product::Entity::update_many()
+        .col_expr(
+            product::Column::StockOnHand,
+            Expr::col(product::Column::StockOnHand).add(delta),
+        )
+        .filter(product::Column::Id.eq(id))
+        .filter(Expr::col(product::Column::StockOnHand).add(delta).gte(0))
+        .exec(db)
+        .await?;
+    Ok(updated.rows_affected == 1)
+}
+
+async fn stock_levels(
+    db: &impl ConnectionTrait,
+    ids: &[String],
+) -> Result<StockLevels, CatalogError> {
+    let rows = product::Entity::find()
+        .filter(product::Column::Id.is_in(ids.iter().map(String::as_str)))
+        .all(db)
+        .await?;
+    Ok(rows.into_iter().map(|r| (r.id, r.stock_on_hand)).collect())
+}
+
+async fn reservation_status(
+    db: &impl ConnectionTrait,
+    id: &str,
+) -> Result<Option<ReservationStatus>, CatalogError> {
+    Ok(reservation::Entity::find_by_id(id.to_owned())
+        .one(db)
+        .await?
+        .and_then(|row| ReservationStatus::parse(&row.status)))
 }
 
 impl From<product::Model> for Product {
@@ -136,20 +220,12 @@ impl Store {
     /// conditional UPDATE, so concurrent changes never take it below zero.
     /// Returns the new stock on hand.
     pub async fn adjust_stock(&self, id: &str, delta: i32) -> Result<i32, CatalogError> {
-        let updated = product::Entity::update_many()
-            .col_expr(
-                product::Column::StockOnHand,
-                Expr::col(product::Column::StockOnHand).add(delta),
-            )
-            .filter(product::Column::Id.eq(id))
-            .filter(Expr::col(product::Column::StockOnHand).add(delta).gte(0))
-            .exec(&self.db)
-            .await?;
+        let changed = change_stock(&self.db, id, delta).await?;
         let current = self
             .get(id)
             .await?
             .ok_or_else(|| CatalogError::ProductNotFound { id: id.to_owned() })?;
-        if updated.rows_affected == 0 {
+        if !changed {
             return Err(CatalogError::InsufficientStock {
                 id: id.to_owned(),
                 on_hand: current.stock_on_hand,
@@ -157,6 +233,108 @@ impl Store {
             });
         }
         Ok(current.stock_on_hand)
+    }
+
+    /// Takes every line's quantity out of stock and records the reservation,
+    /// in one transaction: all lines or none. A reservation id seen before
+    /// returns its status and changes nothing.
+    pub async fn reserve(
+        &self,
+        id: &str,
+        lines: &[(String, i32)],
+        now: i64,
+    ) -> Result<(ReservationStatus, StockLevels), CatalogError> {
+        let txn = self.db.begin().await?;
+        // Claim the id first: a concurrent twin fails here and reads ours.
+        let claim = reservation::ActiveModel {
+            id: Set(id.to_owned()),
+            status: Set(ReservationStatus::Reserved.as_str().to_owned()),
+            updated_at: Set(now),
+        };
+        if let Err(error) = reservation::Entity::insert(claim).exec(&txn).await {
+            txn.rollback().await?;
+            if !is_unique_violation(&error) {
+                return Err(error.into());
+            }
+            let status = reservation_status(&self.db, id)
+                .await?
+                .ok_or_else(|| CatalogError::ReservationNotFound { id: id.to_owned() })?;
+            return Ok((status, Vec::new()));
+        }
+        for (product_id, quantity) in lines {
+            if !change_stock(&txn, product_id, -quantity).await? {
+                let on_hand = product::Entity::find_by_id(product_id.clone())
+                    .one(&txn)
+                    .await?
+                    .map(|row| row.stock_on_hand);
+                txn.rollback().await?;
+                return Err(match on_hand {
+                    None => CatalogError::ProductNotFound {
+                        id: product_id.clone(),
+                    },
+                    Some(on_hand) => CatalogError::InsufficientStock {
+                        id: product_id.clone(),
+                        on_hand,
+                        requested: *quantity,
+                    },
+                });
+            }
+            let item = reservation_item::ActiveModel {
+                reservation_id: Set(id.to_owned()),
+                product_id: Set(product_id.clone()),
+                quantity: Set(*quantity),
+            };
+            reservation_item::Entity::insert(item).exec(&txn).await?;
+        }
+        let ids: Vec<String> = lines.iter().map(|(id, _)| id.clone()).collect();
+        let levels = stock_levels(&txn, &ids).await?;
+        txn.commit().await?;
+        Ok((ReservationStatus::Reserved, levels))
+    }
+
+    /// Moves a reservation from reserved to `to` (released puts the stock
+    /// back), once; repeating the same move is harmless, the opposite one is
+    /// refused.
+    pub async fn settle(
+        &self,
+        id: &str,
+        to: ReservationStatus,
+        now: i64,
+    ) -> Result<(ReservationStatus, StockLevels), CatalogError> {
+        let txn = self.db.begin().await?;
+        let moved = reservation::Entity::update_many()
+            .col_expr(reservation::Column::Status, Expr::value(to.as_str()))
+            .col_expr(reservation::Column::UpdatedAt, Expr::value(now))
+            .filter(reservation::Column::Id.eq(id))
+            .filter(reservation::Column::Status.eq(ReservationStatus::Reserved.as_str()))
+            .exec(&txn)
+            .await?;
+        if moved.rows_affected == 0 {
+            let status = reservation_status(&txn, id).await?;
+            txn.rollback().await?;
+            return match status {
+                None => Err(CatalogError::ReservationNotFound { id: id.to_owned() }),
+                Some(status) if status == to => Ok((status, Vec::new())),
+                Some(status) => Err(CatalogError::ReservationSettled {
+                    id: id.to_owned(),
+                    status: status.as_str(),
+                }),
+            };
+        }
+        let mut levels = Vec::new();
+        if to == ReservationStatus::Released {
+            let items = reservation_item::Entity::find()
+                .filter(reservation_item::Column::ReservationId.eq(id))
+                .all(&txn)
+                .await?;
+            for item in &items {
+                change_stock(&txn, &item.product_id, item.quantity).await?;
+            }
+            let ids: Vec<String> = items.into_iter().map(|item| item.product_id).collect();
+            levels = stock_levels(&txn, &ids).await?;
+        }
+        txn.commit().await?;
+        Ok((to, levels))
     }
 }
 

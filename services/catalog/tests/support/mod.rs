@@ -17,6 +17,8 @@ pub const SERVICE: &str = "shop.catalog.v1.CatalogService";
 
 pub struct TestCatalog {
     pub addr: SocketAddr,
+    /// A valid access token for user "u1".
+    pub token: String,
     pub catalog: Catalog,
     pub shutdown: Shutdown,
     pub server: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -47,8 +49,21 @@ impl TestCatalog {
                 NewProduct::new(id, sku, name, "A test product", price, stock).expect("product");
             catalog.add_product(product).await.expect("insert");
         }
+        let (kid, der) = shop_users::tokens::TokenIssuer::generate_key().expect("key");
+        let issuer = shop_users::tokens::TokenIssuer::from_pkcs8(kid, &der).expect("issuer");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs();
+        let token = issuer.access_token("u1", now).expect("token");
         let shutdown = Shutdown::new();
-        let app = shop_catalog::router(catalog.clone(), &http, &shutdown).expect("router");
+        let app = shop_catalog::router(
+            catalog.clone(),
+            issuer.verifier().expect("verifier"),
+            &http,
+            &shutdown,
+        )
+        .expect("router");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let server = tokio::spawn(shop_kit::server::serve(
@@ -59,6 +74,7 @@ impl TestCatalog {
         ));
         Self {
             addr,
+            token,
             catalog,
             shutdown,
             server,

@@ -1,0 +1,185 @@
+//! Reserving, releasing and committing stock over Connect, as the orders
+//! service will: idempotent by reservation id, all lines or none, never
+//! below zero however many callers race.
+
+mod support;
+
+use serde_json::{Value, json};
+use support::{TestCatalog, http1};
+
+async fn call(catalog: &TestCatalog, method: &str, body: Value) -> (u16, Value) {
+    let response = http1()
+        .post(catalog.url(method))
+        .header("content-type", "application/json")
+        .bearer_auth(&catalog.token)
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("send");
+    (
+        response.status().as_u16(),
+        response.json().await.expect("json"),
+    )
+}
+
+async fn stock(catalog: &TestCatalog, id: &str) -> i32 {
+    catalog
+        .catalog
+        .store()
+        .get(id)
+        .await
+        .expect("get")
+        .expect("product")
+        .stock_on_hand
+}
+
+#[tokio::test]
+async fn reserve_release_and_commit_are_idempotent() {
+    let catalog = TestCatalog::start().await;
+    let reserve =
+        json!({"reservationId": "order-1", "items": [{"productId": "p1", "quantity": 2}]});
+    for _ in 0..3 {
+        let (status, body) = call(&catalog, "ReserveStock", reserve.clone()).await;
+        assert_eq!(
+            (status, body["status"].as_str()),
+            (200, Some("RESERVATION_STATUS_RESERVED"))
+        );
+    }
+    assert_eq!(stock(&catalog, "p1").await, 3, "reserved once");
+
+    for _ in 0..2 {
+        let (_, body) = call(
+            &catalog,
+            "ReleaseStock",
+            json!({"reservationId": "order-1"}),
+        )
+        .await;
+        assert_eq!(body["status"], "RESERVATION_STATUS_RELEASED");
+    }
+    assert_eq!(stock(&catalog, "p1").await, 5, "released once");
+    let (status, refused) =
+        call(&catalog, "CommitStock", json!({"reservationId": "order-1"})).await;
+    assert_eq!(
+        (status, refused["code"].as_str()),
+        (400, Some("failed_precondition"))
+    );
+
+    let other = json!({"reservationId": "order-2", "items": [{"productId": "p2", "quantity": 1}]});
+    call(&catalog, "ReserveStock", other).await;
+    for _ in 0..2 {
+        let (_, body) = call(&catalog, "CommitStock", json!({"reservationId": "order-2"})).await;
+        assert_eq!(body["status"], "RESERVATION_STATUS_COMMITTED");
+    }
+    assert_eq!(stock(&catalog, "p2").await, 1, "sold, not returned");
+    let (status, _) = call(
+        &catalog,
+        "ReleaseStock",
+        json!({"reservationId": "order-2"}),
+    )
+    .await;
+    assert_eq!(status, 400, "a sale is not released");
+    let (status, missing) = call(&catalog, "CommitStock", json!({"reservationId": "nope"})).await;
+    assert_eq!((status, missing["code"].as_str()), (404, Some("not_found")));
+}
+
+#[tokio::test]
+async fn a_short_line_reserves_nothing_and_names_the_product() {
+    let catalog = TestCatalog::start().await;
+    let (status, error) = call(
+        &catalog,
+        "ReserveStock",
+        json!({"reservationId": "r", "items": [{"productId": "p1", "quantity": 1}, {"productId": "p2", "quantity": 3}]}),
+    )
+    .await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (400, Some("failed_precondition"))
+    );
+    assert!(
+        error["message"].as_str().unwrap_or_default().contains("p2"),
+        "{error}"
+    );
+    assert_eq!(
+        stock(&catalog, "p1").await,
+        5,
+        "the first line was rolled back"
+    );
+    // The id was not used up by the failure.
+    let (status, _) = call(
+        &catalog,
+        "ReserveStock",
+        json!({"reservationId": "r", "items": [{"productId": "p1", "quantity": 1}]}),
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    let (status, unknown) = call(
+        &catalog,
+        "ReserveStock",
+        json!({"reservationId": "x", "items": [{"productId": "ghost", "quantity": 1}]}),
+    )
+    .await;
+    assert_eq!((status, unknown["code"].as_str()), (404, Some("not_found")));
+    let (status, invalid) = call(
+        &catalog,
+        "ReserveStock",
+        json!({"reservationId": "y", "items": [{"productId": "p1", "quantity": 0}]}),
+    )
+    .await;
+    assert_eq!(
+        (status, invalid["code"].as_str()),
+        (400, Some("invalid_argument"))
+    );
+}
+
+#[tokio::test]
+async fn stock_changes_need_a_signed_in_caller() {
+    let catalog = TestCatalog::start().await;
+    let response = http1()
+        .post(catalog.url("ReserveStock"))
+        .header("content-type", "application/json")
+        .body(
+            json!({"reservationId": "r", "items": [{"productId": "p1", "quantity": 1}]})
+                .to_string(),
+        )
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 401);
+    assert_eq!(stock(&catalog, "p1").await, 5);
+}
+
+#[tokio::test]
+async fn racing_reservations_never_oversell() {
+    let catalog = TestCatalog::start().await;
+    // p1 has 5 units; 40 customers want one each, at once.
+    let attempts = (0..40).map(|i| {
+        call(&catalog, "ReserveStock", json!({"reservationId": format!("race-{i}"), "items": [{"productId": "p1", "quantity": 1}]}))
+    });
+    let results = futures::future::join_all(attempts).await;
+    let reserved = results.iter().filter(|(status, _)| *status == 200).count();
+    let short = results
+        .iter()
+        .filter(|(_, body)| body["code"] == "failed_precondition")
+        .count();
+    assert_eq!((reserved, short), (5, 35), "{results:?}");
+    assert_eq!(stock(&catalog, "p1").await, 0);
+}
+
+#[tokio::test]
+async fn racing_repeats_of_one_reservation_reserve_once() {
+    let catalog = TestCatalog::start().await;
+    let attempts = (0..20).map(|_| {
+        call(
+            &catalog,
+            "ReserveStock",
+            json!({"reservationId": "same", "items": [{"productId": "p1", "quantity": 2}]}),
+        )
+    });
+    let results = futures::future::join_all(attempts).await;
+    assert!(
+        results.iter().all(|(status, _)| *status == 200),
+        "{results:?}"
+    );
+    assert_eq!(stock(&catalog, "p1").await, 3);
+}
