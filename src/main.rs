@@ -47,6 +47,7 @@ enum Command {
 enum Service {
     Users,
     Catalog,
+    Payments,
 }
 
 #[derive(Args, Debug)]
@@ -75,6 +76,14 @@ struct ShopArgs {
     /// Port of the catalog service.
     #[arg(long, env = "CATALOG_PORT", default_value_t = 8082, global = true)]
     catalog_port: u16,
+
+    /// Port of the payments service.
+    #[arg(long, env = "PAYMENTS_PORT", default_value_t = 8084, global = true)]
+    payments_port: u16,
+
+    /// Database of the payments service (default: SQLite under --data-dir).
+    #[arg(long, env = "PAYMENTS_DATABASE_URL", global = true)]
+    payments_database_url: Option<String>,
 
     /// Database of the catalog (default: SQLite under --data-dir), e.g.
     /// postgres://shop:secret@localhost/catalog.
@@ -138,6 +147,19 @@ impl ShopArgs {
         }
     }
 
+    fn payments(&self, database_url: Option<&str>) -> shop_payments::Config {
+        shop_payments::Config {
+            addr: SocketAddr::new(self.host, self.payments_port),
+            database_url: self.database_url(
+                self.payments_database_url.as_deref(),
+                database_url,
+                "payments",
+            ),
+            users_url: self.users_url(),
+            http: self.http.clone(),
+        }
+    }
+
     /// Where the users service answers (for its public keys).
     fn users_url(&self) -> String {
         self.users_url
@@ -170,7 +192,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     // Every service has its own database: a DATABASE_URL only makes sense
     // for `shop serve <service>`.
     let (services, database_url) = match cli.command.unwrap_or(Command::Run) {
-        Command::Run => (vec![Service::Users, Service::Catalog], None),
+        Command::Run => (
+            vec![Service::Users, Service::Catalog, Service::Payments],
+            None,
+        ),
         Command::Serve {
             service,
             database_url,
@@ -200,15 +225,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     task: started.task,
                 });
             }
+            Service::Payments => {
+                let config = cli.shop.payments(database_url.as_deref());
+                let db = database::redact(&config.database_url);
+                let started = shop_payments::start(config, shutdown.clone()).await?;
+                running.push(Started {
+                    name: "payments",
+                    addr: started.addr,
+                    database: db,
+                    seeded: "a fake processor: tok_visa, tok_declined, tok_unavailable".to_owned(),
+                    task: started.task,
+                });
+            }
             Service::Catalog => {
                 let config = cli.shop.catalog(database_url.as_deref());
                 let db = database::redact(&config.database_url);
-                let started = shop_catalog::start(config, shutdown.clone()).await?;
+                let (started, seeded) = shop_catalog::start(config, shutdown.clone()).await?;
                 running.push(Started {
                     name: "catalog",
                     addr: started.addr,
                     database: db,
-                    seeded: format!("{} demo products", started.seeded_products),
+                    seeded: format!("{seeded} demo products"),
                     task: started.task,
                 });
             }

@@ -15,6 +15,7 @@ use std::{net::SocketAddr, sync::Arc};
 
 use axum::Router;
 use sea_orm::DatabaseConnection;
+use shop_kit::server::Running;
 use shop_kit::{
     HttpConfig, Readiness, RpcServer, Shutdown, auth::TokenVerifier, connect_get, grpc_defaults,
     server::ServerError,
@@ -23,7 +24,7 @@ use shop_migrations::MigratorTrait;
 use shop_proto::shop::catalog::v1::{
     self as pb, catalog_service_connect::CatalogServiceTonicCompatibleBuilder,
 };
-use tokio::{net::TcpListener, sync::Mutex, task::JoinHandle};
+use tokio::sync::Mutex;
 
 pub use error::CatalogError;
 
@@ -225,16 +226,10 @@ pub enum StartError {
     Server(#[from] ServerError),
 }
 
-/// A running catalog.
-pub struct Running {
-    pub addr: SocketAddr,
-    pub seeded_products: usize,
-    pub task: JoinHandle<std::io::Result<()>>,
-}
-
 /// Opens the database (migrations applied, demo data if asked), binds and
 /// starts serving in the background until `shutdown`.
-pub async fn start(config: Config, shutdown: Shutdown) -> Result<Running, StartError> {
+/// Returns the running service and how many demo products it seeded.
+pub async fn start(config: Config, shutdown: Shutdown) -> Result<(Running, usize), StartError> {
     let database_error = |source| StartError::Database {
         url: shop_kit::database::redact(&config.database_url),
         source,
@@ -247,23 +242,13 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<Running, StartE
     } else {
         0
     };
-    let listener = TcpListener::bind(config.addr)
+    let verifier = TokenVerifier::fetch(&config.users_url, JWKS_PATIENCE).await?;
+    let app = router(catalog, verifier, &config.http, &shutdown)?;
+    let running = shop_kit::server::start(config.addr, app, shutdown, config.http.shutdown_grace())
         .await
         .map_err(|source| StartError::Bind {
             addr: config.addr,
             source,
         })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Bind {
-        addr: config.addr,
-        source,
-    })?;
-    let verifier = TokenVerifier::fetch(&config.users_url, JWKS_PATIENCE).await?;
-    let app = router(catalog, verifier, &config.http, &shutdown)?;
-    let grace = config.http.shutdown_grace();
-    let task = tokio::spawn(shop_kit::server::serve(listener, app, shutdown, grace));
-    Ok(Running {
-        addr,
-        seeded_products,
-        task,
-    })
+    Ok((running, seeded_products))
 }

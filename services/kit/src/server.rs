@@ -211,6 +211,26 @@ async fn metrics() -> impl IntoResponse {
     )
 }
 
+/// A service listening in the background.
+#[derive(Debug)]
+pub struct Running {
+    pub addr: SocketAddr,
+    pub task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Binds `addr` and serves `app` in the background until `shutdown`.
+pub async fn start(
+    addr: SocketAddr,
+    app: Router,
+    shutdown: Shutdown,
+    grace: Duration,
+) -> std::io::Result<Running> {
+    let listener = TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let task = tokio::spawn(serve(listener, app, shutdown, grace));
+    Ok(Running { addr, task })
+}
+
 /// Serves `app` on `listener` (HTTP/1.1 and h2c) until `shutdown`: then
 /// stops accepting, lets in-flight requests finish, and gives up on the
 /// stragglers after `grace`.

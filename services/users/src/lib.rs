@@ -17,6 +17,7 @@ use std::{
 
 use axum::{Router, routing::get};
 use sea_orm::DatabaseConnection;
+use shop_kit::server::Running;
 use shop_kit::{
     HttpConfig, Readiness, RpcServer, Shutdown, auth::JWKS_PATH, connect_get, grpc_defaults,
     server::ServerError,
@@ -25,7 +26,6 @@ use shop_migrations::MigratorTrait;
 use shop_proto::shop::users::v1::{
     self as pb, Session, user_service_connect::UserServiceTonicCompatibleBuilder,
 };
-use tokio::{net::TcpListener, task::JoinHandle};
 
 pub use error::UsersError;
 
@@ -227,11 +227,6 @@ pub enum StartError {
     Users(#[from] UsersError),
 }
 
-pub struct Running {
-    pub addr: SocketAddr,
-    pub task: JoinHandle<std::io::Result<()>>,
-}
-
 /// Opens the database (migrations, signing key, demo account if asked),
 /// binds and serves in the background until `shutdown`.
 pub async fn start(config: Config, shutdown: Shutdown) -> Result<Running, StartError> {
@@ -251,18 +246,11 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<Running, StartE
             Err(error) => return Err(database_error(error)),
         }
     }
-    let listener = TcpListener::bind(config.addr)
+    let app = router(accounts, &config.http, &shutdown)?;
+    shop_kit::server::start(config.addr, app, shutdown, config.http.shutdown_grace())
         .await
         .map_err(|source| StartError::Bind {
             addr: config.addr,
             source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Bind {
-        addr: config.addr,
-        source,
-    })?;
-    let app = router(accounts, &config.http, &shutdown)?;
-    let grace = config.http.shutdown_grace();
-    let task = tokio::spawn(shop_kit::server::serve(listener, app, shutdown, grace));
-    Ok(Running { addr, task })
+        })
 }

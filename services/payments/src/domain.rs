@@ -1,0 +1,130 @@
+//! The payments rules, pure: what a valid charge is, and how the fake
+//! processor answers (deterministically, from the payment token).
+
+use crate::error::PaymentsError;
+
+/// An amount to charge: a positive integer of the currency's minor unit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Amount {
+    pub currency_code: String,
+    pub minor_units: i64,
+}
+
+impl Amount {
+    pub fn new(currency_code: &str, minor_units: i64) -> Result<Self, PaymentsError> {
+        if currency_code.len() != 3 || !currency_code.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(PaymentsError::invalid(
+                "amount.currency_code",
+                format!("{currency_code:?} is not an ISO 4217 code such as \"EUR\""),
+            ));
+        }
+        if minor_units <= 0 {
+            return Err(PaymentsError::invalid(
+                "amount.minor_units",
+                "must be positive",
+            ));
+        }
+        Ok(Self {
+            currency_code: currency_code.to_owned(),
+            minor_units,
+        })
+    }
+}
+
+impl std::fmt::Display for Amount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.minor_units, self.currency_code)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PaymentStatus {
+    Captured,
+    Refunded,
+}
+
+impl PaymentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Captured => "captured",
+            Self::Refunded => "refunded",
+        }
+    }
+
+    pub fn parse(stored: &str) -> Self {
+        if stored == "refunded" {
+            Self::Refunded
+        } else {
+            Self::Captured
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Payment {
+    pub id: String,
+    pub user_id: String,
+    pub reference: String,
+    pub amount: Amount,
+    pub status: PaymentStatus,
+}
+
+/// An idempotency key chosen by the caller.
+pub fn idempotency_key(key: &str) -> Result<&str, PaymentsError> {
+    if key.is_empty() || key.len() > 100 {
+        return Err(PaymentsError::invalid(
+            "idempotency_key",
+            "must be 1 to 100 characters",
+        ));
+    }
+    Ok(key)
+}
+
+/// The fake processor: `tok_visa` is accepted, `tok_declined` declined,
+/// `tok_unavailable` the processor being down; other tokens are unknown.
+pub fn authorize(payment_token: &str) -> Result<(), PaymentsError> {
+    match payment_token {
+        "tok_visa" => Ok(()),
+        "tok_declined" => Err(PaymentsError::Declined {
+            reason: "CARD_DECLINED",
+        }),
+        "tok_unavailable" => Err(PaymentsError::ProcessorUnavailable),
+        "" => Err(PaymentsError::invalid("payment_token", "is required")),
+        other => Err(PaymentsError::invalid(
+            "payment_token",
+            format!("{other:?} is not a token this processor issued (try tok_visa)"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fake_processor_answers_by_token() {
+        assert!(authorize("tok_visa").is_ok());
+        assert!(matches!(
+            authorize("tok_declined"),
+            Err(PaymentsError::Declined { .. })
+        ));
+        assert!(matches!(
+            authorize("tok_unavailable"),
+            Err(PaymentsError::ProcessorUnavailable)
+        ));
+        assert!(matches!(
+            authorize("tok_other"),
+            Err(PaymentsError::InvalidArgument {
+                field: "payment_token",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn amounts_are_positive_integers_in_an_iso_currency() {
+        assert!(Amount::new("EUR", 1).is_ok());
+        assert!(Amount::new("EUR", 0).is_err());
+        assert!(Amount::new("eur", 10).is_err());
+    }
+}

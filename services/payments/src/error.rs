@@ -1,0 +1,35 @@
+//! Everything that can go wrong in payments, typed; mapped to Connect codes
+//! once, in `api`.
+
+use sea_orm::DbErr;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PaymentsError {
+    #[error("{field}: {reason}")]
+    InvalidArgument { field: &'static str, reason: String },
+
+    /// The processor refused the card; `reason` is machine-readable.
+    #[error("the card was declined")]
+    Declined { reason: &'static str },
+
+    #[error("the payment processor is unavailable, try again later")]
+    ProcessorUnavailable,
+
+    #[error("idempotency_key: already used for a charge of {existing}, not {requested}")]
+    KeyReused { existing: String, requested: String },
+
+    #[error("payment {id:?} not found")]
+    NotFound { id: String },
+
+    #[error("database: {0}")]
+    Database(#[from] DbErr),
+}
+
+impl PaymentsError {
+    pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        Self::InvalidArgument {
+            field,
+            reason: reason.into(),
+        }
+    }
+}

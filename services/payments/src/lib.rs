@@ -1,0 +1,192 @@
+//! The payments service: charges and refunds, served as
+//! `shop.payments.v1.PaymentService`. Each charge is recorded exactly once
+//! per caller and idempotency key; the processor is a deterministic fake
+//! (see `domain::authorize`).
+
+pub mod api;
+pub mod domain;
+pub mod error;
+pub mod store;
+
+use std::{
+    net::SocketAddr,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use axum::Router;
+use sea_orm::DatabaseConnection;
+use shop_kit::{
+    HttpConfig, Readiness, RpcServer, Shutdown,
+    auth::TokenVerifier,
+    connect_get, grpc_defaults,
+    server::{Running, ServerError},
+};
+use shop_migrations::MigratorTrait;
+use shop_proto::shop::payments::v1::{
+    self as pb, payment_service_connect::PaymentServiceTonicCompatibleBuilder,
+};
+
+pub use error::PaymentsError;
+
+use crate::{
+    domain::{Amount, Payment, PaymentStatus},
+    store::Store,
+};
+
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Charges and refunds.
+#[derive(Clone, Debug)]
+pub struct Payments {
+    store: Store,
+}
+
+impl Payments {
+    pub async fn open(database_url: &str) -> Result<Self, PaymentsError> {
+        let db = shop_kit::database::connect(database_url).await?;
+        Self::migrate(db).await
+    }
+
+    pub async fn migrate(db: DatabaseConnection) -> Result<Self, PaymentsError> {
+        shop_migrations::payments::Migrator::up(&db, None).await?;
+        Ok(Self {
+            store: Store::new(db),
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Charges once per (caller, idempotency key): a repeat returns the
+    /// first charge; a repeat with another amount is refused.
+    pub async fn charge(
+        &self,
+        user_id: &str,
+        idempotency_key: &str,
+        reference: &str,
+        currency_code: &str,
+        minor_units: i64,
+        payment_token: &str,
+    ) -> Result<Payment, PaymentsError> {
+        let key = domain::idempotency_key(idempotency_key)?;
+        let amount = Amount::new(currency_code, minor_units)?;
+        let recorded = match self.store.by_key(user_id, key).await? {
+            Some(existing) => existing,
+            None => {
+                domain::authorize(payment_token)?;
+                let payment = Payment {
+                    id: uuid::Uuid::new_v4().to_string(),
+                    user_id: user_id.to_owned(),
+                    reference: reference.to_owned(),
+                    amount: amount.clone(),
+                    status: PaymentStatus::Captured,
+                };
+                self.store.record_capture(key, payment, now_secs()).await?
+            }
+        };
+        if recorded.amount != amount {
+            return Err(PaymentsError::KeyReused {
+                existing: recorded.amount.to_string(),
+                requested: amount.to_string(),
+            });
+        }
+        Ok(recorded)
+    }
+
+    /// The caller's own payment; anyone else's does not exist for them.
+    pub async fn own(&self, user_id: &str, payment_id: &str) -> Result<Payment, PaymentsError> {
+        self.store
+            .by_id(payment_id)
+            .await?
+            .filter(|payment| payment.user_id == user_id)
+            .ok_or_else(|| PaymentsError::NotFound {
+                id: payment_id.to_owned(),
+            })
+    }
+
+    /// Refunds the caller's payment, once.
+    pub async fn refund(&self, user_id: &str, payment_id: &str) -> Result<Payment, PaymentsError> {
+        self.own(user_id, payment_id).await?;
+        self.store.refund(payment_id, now_secs()).await?;
+        self.own(user_id, payment_id).await
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub payments: Payments,
+}
+
+const GET_PAYMENT: &str = "/shop.payments.v1.PaymentService/GetPayment";
+
+pub fn router(
+    payments: Payments,
+    verifier: TokenVerifier,
+    http: &HttpConfig,
+    shutdown: &Shutdown,
+) -> Result<Router, ServerError> {
+    let readiness = Readiness::database(payments.store().connection().clone());
+    let state = AppState { payments };
+    let (connect, grpc) = PaymentServiceTonicCompatibleBuilder::new()
+        .charge(api::charge)
+        .refund(api::refund)
+        .get_payment(api::get_payment)
+        .with_state(state.clone())
+        .build();
+    let gets = connect_get::<pb::GetPaymentRequest, pb::GetPaymentResponse, _, _, _>(
+        GET_PAYMENT,
+        api::get_payment,
+    )
+    .with_state(state);
+    RpcServer::new(http.clone(), readiness)
+        .service(connect.merge(gets), grpc_defaults!(grpc, http))
+        .descriptors(shop_proto::FILE_DESCRIPTOR_SET)
+        .verify_tokens(verifier)
+        .into_router(shutdown)
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub addr: SocketAddr,
+    pub database_url: String,
+    /// The users service, whose public keys verify access tokens.
+    pub users_url: String,
+    pub http: HttpConfig,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("payments database {url}: {source}")]
+    Database { url: String, source: PaymentsError },
+    #[error("payments cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("payments cannot verify tokens: {0}")]
+    Auth(#[from] shop_kit::auth::AuthError),
+    #[error(transparent)]
+    Server(#[from] ServerError),
+}
+
+pub async fn start(config: Config, shutdown: Shutdown) -> Result<Running, StartError> {
+    let payments = Payments::open(&config.database_url)
+        .await
+        .map_err(|source| StartError::Database {
+            url: shop_kit::database::redact(&config.database_url),
+            source,
+        })?;
+    let verifier = TokenVerifier::fetch(&config.users_url, Duration::from_secs(30)).await?;
+    let app = router(payments, verifier, &config.http, &shutdown)?;
+    shop_kit::server::start(config.addr, app, shutdown, config.http.shutdown_grace())
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: config.addr,
+            source,
+        })
+}

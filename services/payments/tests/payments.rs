@@ -1,0 +1,227 @@
+//! The payments service over Connect on loopback, with its own SQLite file.
+
+use std::{net::SocketAddr, time::Duration};
+
+use serde_json::{Value, json};
+use shop_kit::{HttpConfig, Shutdown};
+use shop_payments::Payments;
+use shop_users::tokens::TokenIssuer;
+
+struct TestPayments {
+    addr: SocketAddr,
+    ada: String,
+    bob: String,
+    payments: Payments,
+    _dir: tempfile::TempDir,
+}
+
+impl TestPayments {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("payments.db").display()
+        );
+        let payments = Payments::open(&url).await.expect("open");
+        let (kid, der) = TokenIssuer::generate_key().expect("key");
+        let issuer = TokenIssuer::from_pkcs8(kid, &der).expect("issuer");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs();
+        let shutdown = Shutdown::new();
+        let app = shop_payments::router(
+            payments.clone(),
+            issuer.verifier().expect("verifier"),
+            &HttpConfig::default(),
+            &shutdown,
+        )
+        .expect("router");
+        let running = shop_kit::server::start(
+            "127.0.0.1:0".parse().expect("addr"),
+            app,
+            shutdown,
+            Duration::from_secs(1),
+        )
+        .await
+        .expect("start");
+        Self {
+            addr: running.addr,
+            ada: issuer.access_token("ada", now).expect("token"),
+            bob: issuer.access_token("bob", now).expect("token"),
+            payments,
+            _dir: dir,
+        }
+    }
+
+    async fn call(&self, method: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+        let mut request = reqwest::Client::new()
+            .post(format!(
+                "http://{}/shop.payments.v1.PaymentService/{method}",
+                self.addr
+            ))
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("send");
+        (
+            response.status().as_u16(),
+            response.json().await.expect("json"),
+        )
+    }
+}
+
+fn charge(key: &str, cents: i64, token: &str) -> Value {
+    json!({"idempotencyKey": key, "reference": "order-1", "amount": {"currencyCode": "EUR", "minorUnits": cents.to_string()}, "paymentToken": token})
+}
+
+#[tokio::test]
+async fn a_charge_is_recorded_once_per_key() {
+    let service = TestPayments::start().await;
+    let (status, first) = service
+        .call("Charge", Some(&service.ada), charge("k1", 2500, "tok_visa"))
+        .await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["payment"]["status"], "PAYMENT_STATUS_CAPTURED");
+    let (_, repeat) = service
+        .call("Charge", Some(&service.ada), charge("k1", 2500, "tok_visa"))
+        .await;
+    assert_eq!(repeat["payment"]["id"], first["payment"]["id"]);
+
+    let (status, other_amount) = service
+        .call("Charge", Some(&service.ada), charge("k1", 9999, "tok_visa"))
+        .await;
+    assert_eq!(
+        (status, other_amount["code"].as_str()),
+        (400, Some("failed_precondition"))
+    );
+    assert!(
+        other_amount["message"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("idempotency_key")
+    );
+
+    // Another customer's key of the same name is theirs.
+    let (_, bobs) = service
+        .call("Charge", Some(&service.bob), charge("k1", 100, "tok_visa"))
+        .await;
+    assert_ne!(bobs["payment"]["id"], first["payment"]["id"]);
+}
+
+#[tokio::test]
+async fn racing_repeats_charge_once() {
+    let service = TestPayments::start().await;
+    let attempts = (0..20).map(|_| {
+        service.call(
+            "Charge",
+            Some(&service.ada),
+            charge("race", 1200, "tok_visa"),
+        )
+    });
+    let results = futures::future::join_all(attempts).await;
+    let ids: std::collections::HashSet<String> = results
+        .iter()
+        .map(|(status, body)| {
+            assert_eq!(*status, 200, "{body}");
+            body["payment"]["id"].as_str().expect("id").to_owned()
+        })
+        .collect();
+    assert_eq!(ids.len(), 1, "one payment for one key");
+    let stored = service
+        .payments
+        .store()
+        .by_key("ada", "race")
+        .await
+        .expect("read")
+        .expect("payment");
+    assert!(ids.contains(&stored.id));
+}
+
+#[tokio::test]
+async fn the_fake_processor_declines_and_fails_by_token() {
+    let service = TestPayments::start().await;
+    let (status, declined) = service
+        .call(
+            "Charge",
+            Some(&service.ada),
+            charge("d", 500, "tok_declined"),
+        )
+        .await;
+    assert_eq!(
+        (status, declined["code"].as_str()),
+        (400, Some("failed_precondition"))
+    );
+    assert_eq!(
+        declined["details"][0]["type"], "google.rpc.ErrorInfo",
+        "{declined}"
+    );
+
+    let (status, down) = service
+        .call(
+            "Charge",
+            Some(&service.ada),
+            charge("u", 500, "tok_unavailable"),
+        )
+        .await;
+    assert_eq!((status, down["code"].as_str()), (503, Some("unavailable")));
+
+    let (status, unknown) = service
+        .call("Charge", Some(&service.ada), charge("x", 500, "tok_nope"))
+        .await;
+    assert_eq!(
+        (status, unknown["code"].as_str()),
+        (400, Some("invalid_argument"))
+    );
+    let (status, free) = service
+        .call("Charge", Some(&service.ada), charge("z", 0, "tok_visa"))
+        .await;
+    assert_eq!(
+        (status, free["code"].as_str()),
+        (400, Some("invalid_argument"))
+    );
+    assert!(
+        service
+            .payments
+            .store()
+            .by_key("ada", "d")
+            .await
+            .expect("read")
+            .is_none(),
+        "a decline records nothing"
+    );
+}
+
+#[tokio::test]
+async fn refunds_happen_once_and_only_to_the_owner() {
+    let service = TestPayments::start().await;
+    let (_, charged) = service
+        .call("Charge", Some(&service.ada), charge("r", 700, "tok_visa"))
+        .await;
+    let id = charged["payment"]["id"].clone();
+    for _ in 0..2 {
+        let (status, refunded) = service
+            .call("Refund", Some(&service.ada), json!({"paymentId": id}))
+            .await;
+        assert_eq!(
+            (status, refunded["payment"]["status"].as_str()),
+            (200, Some("PAYMENT_STATUS_REFUNDED"))
+        );
+    }
+    for method in ["Refund", "GetPayment"] {
+        let (status, hidden) = service
+            .call(method, Some(&service.bob), json!({"paymentId": id}))
+            .await;
+        assert_eq!(
+            (status, hidden["code"].as_str()),
+            (404, Some("not_found")),
+            "{method}"
+        );
+    }
+    let (status, _) = service
+        .call("GetPayment", None, json!({"paymentId": id}))
+        .await;
+    assert_eq!(status, 401);
+}
