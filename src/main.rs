@@ -47,6 +47,7 @@ enum Command {
 enum Service {
     Users,
     Catalog,
+    Orders,
     Payments,
 }
 
@@ -76,6 +77,19 @@ struct ShopArgs {
     /// Port of the catalog service.
     #[arg(long, env = "CATALOG_PORT", default_value_t = 8082, global = true)]
     catalog_port: u16,
+
+    /// Port of the orders service.
+    #[arg(long, env = "ORDERS_PORT", default_value_t = 8083, global = true)]
+    orders_port: u16,
+
+    /// Database of the orders service (default: SQLite under --data-dir).
+    #[arg(long, env = "ORDERS_DATABASE_URL", global = true)]
+    orders_database_url: Option<String>,
+
+    /// The catalog's URL, for the orders service (default: its --host and
+    /// --catalog-port).
+    #[arg(long, env = "CATALOG_URL", global = true)]
+    catalog_url: Option<String>,
 
     /// Port of the payments service.
     #[arg(long, env = "PAYMENTS_PORT", default_value_t = 8084, global = true)]
@@ -147,6 +161,22 @@ impl ShopArgs {
         }
     }
 
+    fn orders(&self, database_url: Option<&str>) -> shop_orders::Config {
+        shop_orders::Config {
+            addr: SocketAddr::new(self.host, self.orders_port),
+            database_url: self.database_url(
+                self.orders_database_url.as_deref(),
+                database_url,
+                "orders",
+            ),
+            users_url: self.users_url(),
+            catalog_url: self.catalog_url.clone().unwrap_or_else(|| {
+                format!("http://{}", SocketAddr::new(self.host, self.catalog_port))
+            }),
+            http: self.http.clone(),
+        }
+    }
+
     fn payments(&self, database_url: Option<&str>) -> shop_payments::Config {
         shop_payments::Config {
             addr: SocketAddr::new(self.host, self.payments_port),
@@ -193,7 +223,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     // for `shop serve <service>`.
     let (services, database_url) = match cli.command.unwrap_or(Command::Run) {
         Command::Run => (
-            vec![Service::Users, Service::Catalog, Service::Payments],
+            vec![
+                Service::Users,
+                Service::Catalog,
+                Service::Orders,
+                Service::Payments,
+            ],
             None,
         ),
         Command::Serve {
@@ -222,6 +257,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     } else {
                         "nothing".to_owned()
                     },
+                    task: started.task,
+                });
+            }
+            Service::Orders => {
+                let config = cli.shop.orders(database_url.as_deref());
+                let db = database::redact(&config.database_url);
+                let started = shop_orders::start(config, shutdown.clone()).await?;
+                running.push(Started {
+                    name: "orders",
+                    addr: started.addr,
+                    database: db,
+                    seeded: "nothing".to_owned(),
                     task: started.task,
                 });
             }

@@ -28,7 +28,7 @@ step "the shop (cargo build --release)"
 cd "$root"
 cargo build --release --quiet --bin shop
 target=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-"$target/release/shop" --data-dir "$data" --catalog-port "$port" --users-port "$users_port" >"$log" 2>&1 &
+"$target/release/shop" --data-dir "$data" --catalog-port "$port" --users-port "$users_port" --orders-port "${INTEROP_ORDERS_PORT:-18083}" --payments-port "${INTEROP_PAYMENTS_PORT:-18084}" >"$log" 2>&1 &
 shop=$!
 trap 'kill $shop 2>/dev/null; wait $shop 2>/dev/null; rm -rf "$data"' EXIT
 for _ in $(seq 1 100); do

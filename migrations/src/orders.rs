@@ -1,0 +1,18 @@
+//! The orders service's schema.
+
+use sea_orm_migration::prelude::*;
+
+mod m20261121_000001_create_orders;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261121_000001_create_orders::Migration)]
+    }
+
+    fn migration_table_name() -> DynIden {
+        "orders_migrations".into_iden()
+    }
+}

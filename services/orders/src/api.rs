@@ -1,0 +1,199 @@
+//! RPC handlers of `shop.orders.v1.OrderService`: every call needs a
+//! signed-in customer, who sees and touches only their own orders.
+
+use axum::extract::State;
+use connectrpc_axum::prelude::*;
+use futures::Stream;
+use shop_kit::auth::Caller;
+use shop_proto::shop::{common::v1::Money, orders::v1 as pb};
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::{
+    AppState,
+    domain::{self, Order, OrderStatus},
+    error::OrdersError,
+};
+
+impl From<OrdersError> for ConnectError {
+    fn from(error: OrdersError) -> Self {
+        match &error {
+            OrdersError::InvalidArgument { .. } => {
+                ConnectError::new(Code::InvalidArgument, error.to_string())
+            }
+            OrdersError::NotFound { .. } => ConnectError::new(Code::NotFound, error.to_string()),
+            OrdersError::NotCancellable { .. } => {
+                ConnectError::new(Code::FailedPrecondition, error.to_string())
+            }
+            OrdersError::Unavailable { .. } => {
+                ConnectError::new(Code::Unavailable, error.to_string())
+            }
+            OrdersError::Database(db) => {
+                tracing::error!(error = %db, "orders database error");
+                ConnectError::new(Code::Unavailable, "the orders database is unavailable")
+            }
+        }
+    }
+}
+
+fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+fn money(currency_code: &str, minor_units: i64) -> Option<Money> {
+    Some(Money {
+        currency_code: currency_code.to_owned(),
+        minor_units,
+    })
+}
+
+fn to_proto(order: Order) -> pb::Order {
+    let status = match order.status {
+        OrderStatus::Pending => pb::OrderStatus::Pending,
+        OrderStatus::Confirmed => pb::OrderStatus::Confirmed,
+        OrderStatus::Cancelled => pb::OrderStatus::Cancelled,
+    };
+    pb::Order {
+        items: order
+            .lines
+            .iter()
+            .map(|line| pb::OrderItem {
+                product_id: line.product_id.clone(),
+                quantity: line.quantity,
+                product_name: line.product_name.clone(),
+                unit_price: money(&order.currency_code, line.unit_price_minor_units),
+            })
+            .collect(),
+        total: money(&order.currency_code, order.total_minor_units),
+        id: order.id,
+        user_id: order.user_id,
+        status: status.into(),
+        cancel_reason: order.cancel_reason,
+        created_at: rfc3339(order.created_at_ms),
+        updated_at: rfc3339(order.updated_at_ms),
+    }
+}
+
+pub async fn create_order(
+    caller: Caller,
+    State(state): State<AppState>,
+    ConnectRequest(request): ConnectRequest<pb::CreateOrderRequest>,
+) -> Result<ConnectResponse<pb::CreateOrderResponse>, ConnectError> {
+    let lines: Vec<(String, i32)> = request
+        .items
+        .into_iter()
+        .map(|i| (i.product_id, i.quantity))
+        .collect();
+    let order = state
+        .orders
+        .create(
+            &caller.user_id,
+            &request.idempotency_key,
+            &lines,
+            &request.payment_token,
+        )
+        .await?;
+    Ok(ConnectResponse::new(pb::CreateOrderResponse {
+        order: Some(to_proto(order)),
+    }))
+}
+
+pub async fn get_order(
+    caller: Caller,
+    State(state): State<AppState>,
+    ConnectRequest(request): ConnectRequest<pb::GetOrderRequest>,
+) -> Result<ConnectResponse<pb::GetOrderResponse>, ConnectError> {
+    let order = state.orders.own(&caller.user_id, &request.order_id).await?;
+    Ok(ConnectResponse::new(pb::GetOrderResponse {
+        order: Some(to_proto(order)),
+    }))
+}
+
+pub async fn list_orders(
+    caller: Caller,
+    State(state): State<AppState>,
+    ConnectRequest(request): ConnectRequest<pb::ListOrdersRequest>,
+) -> Result<ConnectResponse<pb::ListOrdersResponse>, ConnectError> {
+    let size = domain::page_size(request.page_size)?;
+    let after = domain::decode_cursor(&request.page_token)?;
+    let (orders, more) = state
+        .orders
+        .store()
+        .list(&caller.user_id, size, after.as_ref())
+        .await?;
+    let next_page_token = match orders.last() {
+        Some(last) if more => domain::encode_cursor(&domain::Cursor {
+            created_at_ms: last.created_at_ms,
+            id: last.id.clone(),
+        }),
+        _ => String::new(),
+    };
+    Ok(ConnectResponse::new(pb::ListOrdersResponse {
+        orders: orders.into_iter().map(to_proto).collect(),
+        next_page_token,
+    }))
+}
+
+pub async fn cancel_order(
+    caller: Caller,
+    State(state): State<AppState>,
+    ConnectRequest(request): ConnectRequest<pb::CancelOrderRequest>,
+) -> Result<ConnectResponse<pb::CancelOrderResponse>, ConnectError> {
+    let order = state
+        .orders
+        .cancel(&caller.user_id, &request.order_id)
+        .await?;
+    Ok(ConnectResponse::new(pb::CancelOrderResponse {
+        order: Some(to_proto(order)),
+    }))
+}
+
+type OrderStream = StreamBody<
+    std::pin::Pin<Box<dyn Stream<Item = Result<pb::WatchOrderResponse, ConnectError>> + Send>>,
+>;
+
+/// The order as it is, then each change, until it is final, the client
+/// leaves or the server shuts down.
+pub async fn watch_order(
+    caller: Caller,
+    State(state): State<AppState>,
+    ConnectRequest(request): ConnectRequest<pb::WatchOrderRequest>,
+) -> Result<ConnectResponse<OrderStream>, ConnectError> {
+    // Subscribe before reading, so no change falls in between.
+    let mut changes = state.orders.feed().subscribe();
+    let current = state.orders.own(&caller.user_id, &request.order_id).await?;
+    let order_id = current.id.clone();
+    let user_id = caller.user_id;
+    let shutdown = state.shutdown.clone();
+    let stream = async_stream::stream! {
+        let mut last = current.updated_at_ms;
+        let done = current.status.is_final();
+        yield Ok(pb::WatchOrderResponse { order: Some(to_proto(current)) });
+        if done {
+            return;
+        }
+        loop {
+            let order = tokio::select! {
+                () = shutdown.requested() => break,
+                change = changes.recv() => match change {
+                    Ok(order) if order.id == order_id && order.updated_at_ms >= last => order,
+                    Ok(_) => continue,
+                    // Missed changes: read the order as it is now.
+                    Err(RecvError::Lagged(_)) => match state.orders.own(&user_id, &order_id).await {
+                        Ok(order) => order,
+                        Err(error) => { yield Err(error.into()); break; }
+                    },
+                    Err(RecvError::Closed) => break,
+                },
+            };
+            last = order.updated_at_ms;
+            let done = order.status.is_final();
+            yield Ok(pb::WatchOrderResponse { order: Some(to_proto(order)) });
+            if done {
+                break;
+            }
+        }
+    };
+    Ok(ConnectResponse::new(StreamBody::new(Box::pin(stream))))
+}

@@ -1,0 +1,33 @@
+//! Everything that can go wrong in orders, typed; mapped to Connect codes
+//! once, in `api`.
+
+use sea_orm::DbErr;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OrdersError {
+    #[error("{field}: {reason}")]
+    InvalidArgument { field: &'static str, reason: String },
+
+    /// Not found, or not the caller's: existence must not leak.
+    #[error("order {id:?} not found")]
+    NotFound { id: String },
+
+    #[error("order {id:?} is {status} and can no longer be cancelled")]
+    NotCancellable { id: String, status: &'static str },
+
+    /// A service this one depends on did not answer.
+    #[error("the {service} service is unavailable, try again later")]
+    Unavailable { service: &'static str },
+
+    #[error("database: {0}")]
+    Database(#[from] DbErr),
+}
+
+impl OrdersError {
+    pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        Self::InvalidArgument {
+            field,
+            reason: reason.into(),
+        }
+    }
+}
