@@ -12,6 +12,10 @@ run *ARGS:
 test:
     cargo test --workspace
 
+# The same tests on a real PostgreSQL (SHOP_TEST_DATABASE_URL, or a local one set up as root)
+test-postgres:
+    tests/postgres/run.sh
+
 # fmt, clippy (warnings are errors) and buf lint
 lint: tools
     cargo fmt --all -- --check
@@ -35,8 +39,8 @@ interop:
 conformance *CONFIGS:
     tests/conformance/run.sh {{CONFIGS}}
 
-# What CI runs: tests, lint, interop, conformance
-ci: test lint interop conformance
+# What CI runs: tests (SQLite, PostgreSQL), lint, interop, conformance
+ci: test test-postgres lint interop conformance
 
 # Install the npm tools the recipes use (buf, connect-node, protoc-gen-es)
 tools:

@@ -152,7 +152,7 @@ const LIST_PRODUCTS: &str = "/shop.catalog.v1.CatalogService/ListProducts";
 const GET_PRODUCT: &str = "/shop.catalog.v1.CatalogService/GetProduct";
 
 /// The catalog on all three protocols, with the kit's layers.
-pub fn router(
+pub async fn router(
     catalog: Catalog,
     verifier: TokenVerifier,
     http: &HttpConfig,
@@ -194,6 +194,7 @@ pub fn router(
         .descriptors(shop_proto::FILE_DESCRIPTOR_SET)
         .verify_tokens(verifier)
         .into_router(shutdown)
+        .await
 }
 
 /// How long to wait for the users service's public keys at start.
@@ -243,7 +244,7 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<(Running, usize
         0
     };
     let verifier = TokenVerifier::fetch(&config.users_url, JWKS_PATIENCE).await?;
-    let app = router(catalog, verifier, &config.http, &shutdown)?;
+    let app = router(catalog, verifier, &config.http, &shutdown).await?;
     let running = shop_kit::server::start(config.addr, app, shutdown, config.http.shutdown_grace())
         .await
         .map_err(|source| StartError::Bind {

@@ -7,7 +7,7 @@ use std::{sync::Arc, time::Duration};
 use axum::{Router, extract::State, http::StatusCode, routing::get};
 use futures::future::BoxFuture;
 use sea_orm::DatabaseConnection;
-use tonic_health::{ServingStatus, server::HealthReporter};
+use tonic_health::{ServingStatus, pb::health_server::HealthServer, server::HealthReporter};
 
 use crate::Shutdown;
 
@@ -57,32 +57,41 @@ async fn readyz(State(readiness): State<Readiness>) -> (StatusCode, String) {
     }
 }
 
-/// Keeps the gRPC health status of `services` (and of the server as a
-/// whole, the empty name) in step with readiness until shutdown, then
-/// reports NOT_SERVING so balancers drain the instance.
-pub async fn report_to_grpc(
-    reporter: HealthReporter,
+/// The gRPC health reporter, with every service's status already set from
+/// a first readiness check (so no early caller sees NOT_FOUND), and the task
+/// that keeps it in step with readiness until shutdown, then reports
+/// NOT_SERVING so balancers drain the instance.
+pub async fn grpc_health(
     services: Vec<String>,
     readiness: Readiness,
     shutdown: Shutdown,
-) {
+) -> HealthServer<impl tonic_health::pb::health_server::Health> {
+    let (reporter, server) = tonic_health::server::health_reporter();
     let names: Vec<String> = std::iter::once(String::new()).chain(services).collect();
-    loop {
-        let status = match readiness.check().await {
-            Ok(()) => ServingStatus::Serving,
-            Err(_) => ServingStatus::NotServing,
-        };
+    report(&reporter, &names, &readiness).await;
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = shutdown.requested() => break,
+                () = tokio::time::sleep(GRPC_HEALTH_REFRESH) => {}
+            }
+            report(&reporter, &names, &readiness).await;
+        }
         for name in &names {
-            reporter.set_service_status(name, status).await;
+            reporter
+                .set_service_status(name, ServingStatus::NotServing)
+                .await;
         }
-        tokio::select! {
-            () = shutdown.requested() => break,
-            () = tokio::time::sleep(GRPC_HEALTH_REFRESH) => {}
-        }
-    }
-    for name in &names {
-        reporter
-            .set_service_status(name, ServingStatus::NotServing)
-            .await;
+    });
+    server
+}
+
+async fn report(reporter: &HealthReporter, names: &[String], readiness: &Readiness) {
+    let status = match readiness.check().await {
+        Ok(()) => ServingStatus::Serving,
+        Err(_) => ServingStatus::NotServing,
+    };
+    for name in names {
+        reporter.set_service_status(name, status).await;
     }
 }

@@ -25,6 +25,8 @@ pub mod server;
 pub mod shutdown;
 pub mod single_message;
 pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use config::HttpConfig;
 pub use connect_get::connect_get;

@@ -117,16 +117,15 @@ impl RpcServer {
         self
     }
 
-    /// Assembles the router. Spawns the task that keeps `grpc.health.v1`
-    /// in step with readiness until `shutdown`.
-    pub fn into_router(self, shutdown: &Shutdown) -> Result<Router, ServerError> {
-        let (reporter, health_server) = tonic_health::server::health_reporter();
-        tokio::spawn(health::report_to_grpc(
-            reporter,
+    /// Assembles the router. Checks readiness once for `grpc.health.v1`,
+    /// and spawns the task that keeps it in step until `shutdown`.
+    pub async fn into_router(self, shutdown: &Shutdown) -> Result<Router, ServerError> {
+        let health_server = health::grpc_health(
             self.service_names.clone(),
             self.readiness.clone(),
             shutdown.clone(),
-        ));
+        )
+        .await;
 
         let reflection_v1 = self.reflection_builder().build_v1()?;
         let reflection_v1alpha = self.reflection_builder().build_v1alpha()?;

@@ -159,7 +159,7 @@ pub struct AppState {
 const GET_ORDER: &str = "/shop.orders.v1.OrderService/GetOrder";
 const LIST_ORDERS: &str = "/shop.orders.v1.OrderService/ListOrders";
 
-pub fn router(
+pub async fn router(
     orders: Orders,
     verifier: TokenVerifier,
     http: &HttpConfig,
@@ -199,6 +199,7 @@ pub fn router(
         .descriptors(shop_proto::FILE_DESCRIPTOR_SET)
         .verify_tokens(verifier)
         .into_router(shutdown)
+        .await
 }
 
 #[derive(Clone, Debug)]
@@ -233,7 +234,7 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<Running, StartE
             source,
         })?;
     let verifier = TokenVerifier::fetch(&config.users_url, Duration::from_secs(30)).await?;
-    let app = router(orders, verifier, &config.http, &shutdown)?;
+    let app = router(orders, verifier, &config.http, &shutdown).await?;
     shop_kit::server::start(config.addr, app, shutdown, config.http.shutdown_grace())
         .await
         .map_err(|source| StartError::Bind {

@@ -12,7 +12,7 @@ struct Shop {
     orders: SocketAddr,
     ada: String,
     bob: String,
-    _dirs: Vec<tempfile::TempDir>,
+    _databases: Vec<shop_kit::testing::TestDatabase>,
 }
 
 async fn serve(app: axum::Router) -> SocketAddr {
@@ -27,13 +27,6 @@ async fn serve(app: axum::Router) -> SocketAddr {
     .addr
 }
 
-fn sqlite(dir: &tempfile::TempDir, name: &str) -> String {
-    format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join(format!("{name}.db")).display()
-    )
-}
-
 impl Shop {
     /// Orders, with a catalog holding p1 (12.00 EUR) and p2 (3.50 EUR);
     /// `catalog_up: false` points orders at a catalog that does not answer.
@@ -46,8 +39,8 @@ impl Shop {
             .as_secs();
         let http = HttpConfig::default();
 
-        let catalog_dir = tempfile::tempdir().expect("dir");
-        let catalog = shop_catalog::Catalog::open(&sqlite(&catalog_dir, "catalog"))
+        let catalog_db = shop_kit::testing::TestDatabase::new("catalog").await;
+        let catalog = shop_catalog::Catalog::open(&catalog_db.url)
             .await
             .expect("catalog");
         for (id, sku, cents) in [("p1", "P-1", 1200), ("p2", "P-2", 350)] {
@@ -69,14 +62,15 @@ impl Shop {
                 &http,
                 &Shutdown::new(),
             )
+            .await
             .expect("router");
             format!("http://{}", serve(app).await)
         } else {
             "http://127.0.0.1:9".to_owned()
         };
 
-        let orders_dir = tempfile::tempdir().expect("dir");
-        let orders = shop_orders::Orders::open(&sqlite(&orders_dir, "orders"), &catalog_url)
+        let orders_db = shop_kit::testing::TestDatabase::new("orders").await;
+        let orders = shop_orders::Orders::open(&orders_db.url, &catalog_url)
             .await
             .expect("orders");
         let app = shop_orders::router(
@@ -85,12 +79,13 @@ impl Shop {
             &http,
             &Shutdown::new(),
         )
+        .await
         .expect("router");
         Self {
             orders: serve(app).await,
             ada: issuer.access_token("ada", now).expect("token"),
             bob: issuer.access_token("bob", now).expect("token"),
-            _dirs: vec![catalog_dir, orders_dir],
+            _databases: vec![catalog_db, orders_db],
         }
     }
 

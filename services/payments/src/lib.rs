@@ -124,7 +124,7 @@ pub struct AppState {
 
 const GET_PAYMENT: &str = "/shop.payments.v1.PaymentService/GetPayment";
 
-pub fn router(
+pub async fn router(
     payments: Payments,
     verifier: TokenVerifier,
     http: &HttpConfig,
@@ -148,6 +148,7 @@ pub fn router(
         .descriptors(shop_proto::FILE_DESCRIPTOR_SET)
         .verify_tokens(verifier)
         .into_router(shutdown)
+        .await
 }
 
 #[derive(Clone, Debug)]
@@ -182,7 +183,7 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<Running, StartE
             source,
         })?;
     let verifier = TokenVerifier::fetch(&config.users_url, Duration::from_secs(30)).await?;
-    let app = router(payments, verifier, &config.http, &shutdown)?;
+    let app = router(payments, verifier, &config.http, &shutdown).await?;
     shop_kit::server::start(config.addr, app, shutdown, config.http.shutdown_grace())
         .await
         .map_err(|source| StartError::Bind {

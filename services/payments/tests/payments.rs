@@ -12,16 +12,13 @@ struct TestPayments {
     ada: String,
     bob: String,
     payments: Payments,
-    _dir: tempfile::TempDir,
+    _database: shop_kit::testing::TestDatabase,
 }
 
 impl TestPayments {
     async fn start() -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let url = format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("payments.db").display()
-        );
+        let database = shop_kit::testing::TestDatabase::new("payments").await;
+        let url = database.url.clone();
         let payments = Payments::open(&url).await.expect("open");
         let (kid, der) = TokenIssuer::generate_key().expect("key");
         let issuer = TokenIssuer::from_pkcs8(kid, &der).expect("issuer");
@@ -36,6 +33,7 @@ impl TestPayments {
             &HttpConfig::default(),
             &shutdown,
         )
+        .await
         .expect("router");
         let running = shop_kit::server::start(
             "127.0.0.1:0".parse().expect("addr"),
@@ -50,7 +48,7 @@ impl TestPayments {
             ada: issuer.access_token("ada", now).expect("token"),
             bob: issuer.access_token("bob", now).expect("token"),
             payments,
-            _dir: dir,
+            _database: database,
         }
     }
 

@@ -149,11 +149,11 @@ const GET_ME: &str = "/shop.users.v1.UserService/GetMe";
 const GET_PUBLIC_KEYS: &str = "/shop.users.v1.UserService/GetPublicKeys";
 
 /// The users service on all three protocols, plus the JWK set.
-pub fn router(
+pub async fn router(
     accounts: Accounts,
     http: &HttpConfig,
     shutdown: &Shutdown,
-) -> Result<Router, UsersError> {
+) -> Result<Router, StartError> {
     let readiness = Readiness::database(accounts.store().connection().clone());
     let verifier = accounts.issuer().verifier()?;
     let jwks = accounts.issuer().jwks_json().to_owned();
@@ -197,7 +197,8 @@ pub fn router(
         .verify_tokens(verifier)
         .http_routes(jwks_route)
         .into_router(shutdown)
-        .map_err(|e: ServerError| UsersError::SigningKey(e.to_string()))
+        .await
+        .map_err(StartError::from)
 }
 
 /// How to run the users service.
@@ -225,6 +226,8 @@ pub enum StartError {
     },
     #[error(transparent)]
     Users(#[from] UsersError),
+    #[error(transparent)]
+    Server(#[from] ServerError),
 }
 
 /// Opens the database (migrations, signing key, demo account if asked),
@@ -246,7 +249,7 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<Running, StartE
             Err(error) => return Err(database_error(error)),
         }
     }
-    let app = router(accounts, &config.http, &shutdown)?;
+    let app = router(accounts, &config.http, &shutdown).await?;
     shop_kit::server::start(config.addr, app, shutdown, config.http.shutdown_grace())
         .await
         .map_err(|source| StartError::Bind {

@@ -17,18 +17,16 @@ use tokio::net::TcpListener;
 struct TestUsers {
     addr: SocketAddr,
     accounts: Accounts,
-    _dir: tempfile::TempDir,
+    _database: shop_kit::testing::TestDatabase,
 }
 
 impl TestUsers {
     async fn start() -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let url = format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("users.db").display()
-        );
+        let database = shop_kit::testing::TestDatabase::new("users").await;
+        let url = database.url.clone();
         let accounts = Accounts::open(&url).await.expect("open");
         let app = shop_users::router(accounts.clone(), &HttpConfig::default(), &Shutdown::new())
+            .await
             .expect("router");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
@@ -41,7 +39,7 @@ impl TestUsers {
         Self {
             addr,
             accounts,
-            _dir: dir,
+            _database: database,
         }
     }
 

@@ -65,7 +65,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let app = RpcServer::new(http.clone(), Readiness::always())
             .service(connect, shop_kit::grpc_defaults!(grpc, http))
             .descriptors(DESCRIPTORS)
-            .into_router(&shutdown)?;
+            .into_router(&shutdown)
+            .await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let port = listener.local_addr()?.port();
         write_response(&conformance::ServerCompatResponse {

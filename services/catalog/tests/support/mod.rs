@@ -22,7 +22,7 @@ pub struct TestCatalog {
     pub catalog: Catalog,
     pub shutdown: Shutdown,
     pub server: tokio::task::JoinHandle<std::io::Result<()>>,
-    _dir: tempfile::TempDir,
+    _database: shop_kit::testing::TestDatabase,
 }
 
 impl TestCatalog {
@@ -33,11 +33,8 @@ impl TestCatalog {
     }
 
     pub async fn start_with(http: HttpConfig) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let url = format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("catalog.db").display()
-        );
+        let database = shop_kit::testing::TestDatabase::new("catalog").await;
+        let url = database.url.clone();
         let catalog = Catalog::open(&url).await.expect("open catalog");
         for (id, sku, name, cents, stock) in [
             ("p1", "CUP-001", "Blue cup", 1200, 5),
@@ -63,6 +60,7 @@ impl TestCatalog {
             &http,
             &shutdown,
         )
+        .await
         .expect("router");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
@@ -78,7 +76,7 @@ impl TestCatalog {
             catalog,
             shutdown,
             server,
-            _dir: dir,
+            _database: database,
         }
     }
 

@@ -1,0 +1,58 @@
+//! Test helpers: a fresh database per test. SQLite in a temporary folder by
+//! default; with `SHOP_TEST_DATABASE_URL=postgres://user:pw@host/db` (a
+//! role that may create databases), a new PostgreSQL database per test, so
+//! the same tests run on both engines (`just test-postgres`).
+
+use sea_orm::{ConnectionTrait, Database};
+
+/// Where to find the PostgreSQL server the tests may use.
+pub const TEST_DATABASE_URL: &str = "SHOP_TEST_DATABASE_URL";
+
+/// A database for one test; a SQLite folder is removed when dropped.
+pub struct TestDatabase {
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDatabase {
+    /// A new, empty database for `service`'s tests.
+    pub async fn new(service: &str) -> Self {
+        match std::env::var(TEST_DATABASE_URL) {
+            Ok(server) if !server.is_empty() => Self::postgres(&server, service).await,
+            _ => {
+                let dir = tempfile::tempdir().expect("a temporary folder");
+                let url = crate::database::sqlite_url(dir.path(), service);
+                Self {
+                    url,
+                    _dir: Some(dir),
+                }
+            }
+        }
+    }
+
+    async fn postgres(server: &str, service: &str) -> Self {
+        let name = format!("test_{service}_{}", uuid::Uuid::new_v4().simple());
+        let admin = Database::connect(server)
+            .await
+            .unwrap_or_else(|e| panic!("{TEST_DATABASE_URL}={server}: {e}"));
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+            .await
+            .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
+        let _ = admin.close().await;
+        let (base, query) = server
+            .split_once('?')
+            .map_or((server, None), |(b, q)| (b, Some(q)));
+        let prefix = base.rsplit_once('/').map_or(base, |(prefix, _)| prefix);
+        let url = match query {
+            Some(query) => format!("{prefix}/{name}?{query}"),
+            None => format!("{prefix}/{name}"),
+        };
+        Self { url, _dir: None }
+    }
+
+    /// Whether this test runs on PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        self.url.starts_with("postgres")
+    }
+}

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Makes a local PostgreSQL ready for the tests (needs root, as on CI):
+# installs Debian's package if missing, starts the cluster, and creates the
+# role `shop_test` that may create databases. Idempotent.
+set -euo pipefail
+
+if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
+  echo "==> apt-get install postgresql"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+fi
+version=$(ls /usr/lib/postgresql | sort -V | tail -1)
+if ! pg_lsclusters -h | awk '{print $1, $2}' | grep -qx "$version main"; then
+  pg_createcluster "$version" main >/dev/null
+fi
+pg_ctlcluster "$version" main start 2>/dev/null || true
+for _ in $(seq 1 50); do
+  pg_isready -q -h 127.0.0.1 && break
+  sleep 0.2
+done
+pg_isready -h 127.0.0.1
+su postgres -c "psql -q -tc \"SELECT 1 FROM pg_roles WHERE rolname = 'shop_test'\"" | grep -q 1 \
+  || su postgres -c "psql -q -c \"CREATE ROLE shop_test LOGIN CREATEDB PASSWORD 'shop_test'\""
