@@ -8,18 +8,7 @@ use serde_json::{Value, json};
 use support::{TestCatalog, http1};
 
 async fn call(catalog: &TestCatalog, method: &str, body: Value) -> (u16, Value) {
-    let response = http1()
-        .post(catalog.url(method))
-        .header("content-type", "application/json")
-        .bearer_auth(&catalog.token)
-        .body(body.to_string())
-        .send()
-        .await
-        .expect("send");
-    (
-        response.status().as_u16(),
-        response.json().await.expect("json"),
-    )
+    shop_kit::testing::call_json(&catalog.url(method), Some(&catalog.token), &body).await
 }
 
 async fn stock(catalog: &TestCatalog, id: &str) -> i32 {

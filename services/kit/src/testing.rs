@@ -56,3 +56,22 @@ impl TestDatabase {
         self.url.starts_with("postgres")
     }
 }
+
+/// Calls a Connect unary method with JSON over HTTP/1.1, with a bearer
+/// token if given; returns the HTTP status and the JSON body.
+pub async fn call_json(
+    url: &str,
+    token: Option<&str>,
+    body: &serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let mut request = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body.to_string());
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.expect("send");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("a JSON body"))
+}

@@ -90,21 +90,11 @@ impl Shop {
     }
 
     async fn call(&self, method: &str, token: Option<&str>, body: Value) -> (u16, Value) {
-        let mut request = reqwest::Client::new()
-            .post(format!(
-                "http://{}/shop.orders.v1.OrderService/{method}",
-                self.orders
-            ))
-            .header("content-type", "application/json")
-            .body(body.to_string());
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.expect("send");
-        (
-            response.status().as_u16(),
-            response.json().await.expect("json"),
-        )
+        let url = format!(
+            "http://{}/shop.orders.v1.OrderService/{method}",
+            self.orders
+        );
+        shop_kit::testing::call_json(&url, token, &body).await
     }
 
     async fn order(&self, token: &str, key: &str) -> Value {

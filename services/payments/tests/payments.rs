@@ -53,21 +53,11 @@ impl TestPayments {
     }
 
     async fn call(&self, method: &str, token: Option<&str>, body: Value) -> (u16, Value) {
-        let mut request = reqwest::Client::new()
-            .post(format!(
-                "http://{}/shop.payments.v1.PaymentService/{method}",
-                self.addr
-            ))
-            .header("content-type", "application/json")
-            .body(body.to_string());
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.expect("send");
-        (
-            response.status().as_u16(),
-            response.json().await.expect("json"),
-        )
+        let url = format!(
+            "http://{}/shop.payments.v1.PaymentService/{method}",
+            self.addr
+        );
+        shop_kit::testing::call_json(&url, token, &body).await
     }
 }
 

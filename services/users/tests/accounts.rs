@@ -44,21 +44,8 @@ impl TestUsers {
     }
 
     async fn call(&self, method: &str, body: Value, token: Option<&str>) -> (u16, Value) {
-        let mut request = reqwest::Client::new()
-            .post(format!(
-                "http://{}/shop.users.v1.UserService/{method}",
-                self.addr
-            ))
-            .header("content-type", "application/json")
-            .body(body.to_string());
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.expect("send");
-        (
-            response.status().as_u16(),
-            response.json().await.expect("json"),
-        )
+        let url = format!("http://{}/shop.users.v1.UserService/{method}", self.addr);
+        shop_kit::testing::call_json(&url, token, &body).await
     }
 
     async fn sign_up(&self, email: &str) -> Value {
