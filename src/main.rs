@@ -104,6 +104,16 @@ struct ShopArgs {
     #[arg(long, env = "CATALOG_DATABASE_URL", global = true)]
     catalog_database_url: Option<String>,
 
+    /// The secret the shop's services share to get service tokens from the
+    /// users service (default: a random one per start).
+    #[arg(
+        long,
+        env = "SHOP_SERVICE_SECRET",
+        hide_env_values = true,
+        global = true
+    )]
+    service_secret: Option<String>,
+
     /// Do not seed demo data into empty databases.
     #[arg(long, env = "SHOP_NO_DEMO_DATA", global = true)]
     no_demo_data: bool,
@@ -139,6 +149,7 @@ impl ShopArgs {
                 "users",
             ),
             demo_data: !self.no_demo_data,
+            service_secret: self.service_secret.clone().unwrap_or_default(),
             http: self.http.clone(),
         }
     }
@@ -217,7 +228,10 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(mut cli: Cli) -> anyhow::Result<()> {
+    if cli.shop.service_secret.is_none() {
+        cli.shop.service_secret = Some(uuid::Uuid::new_v4().simple().to_string());
+    }
     let shutdown = Shutdown::on_signals();
     // Every service has its own database: a DATABASE_URL only makes sense
     // for `shop serve <service>`.

@@ -14,7 +14,7 @@ use crate::{
     domain::{self, PageRequest, Product, ReservationStatus},
     error::CatalogError,
 };
-use shop_kit::auth::Caller;
+use shop_kit::auth::ServiceCaller;
 
 impl From<CatalogError> for ConnectError {
     fn from(error: CatalogError) -> Self {
@@ -166,10 +166,10 @@ fn status_to_proto(status: ReservationStatus) -> i32 {
     status.into()
 }
 
-/// Stock changes need an authenticated caller (the orders service forwards
-/// the customer's token).
+/// Stock changes are for the shop's own services (orders), never for a
+/// customer calling from a browser.
 pub async fn reserve_stock(
-    _caller: Caller,
+    _caller: ServiceCaller,
     State(state): State<AppState>,
     ConnectRequest(request): ConnectRequest<pb::ReserveStockRequest>,
 ) -> Result<ConnectResponse<pb::ReserveStockResponse>, ConnectError> {
@@ -188,7 +188,7 @@ pub async fn reserve_stock(
 }
 
 pub async fn release_stock(
-    _caller: Caller,
+    _caller: ServiceCaller,
     State(state): State<AppState>,
     ConnectRequest(request): ConnectRequest<pb::ReleaseStockRequest>,
 ) -> Result<ConnectResponse<pb::ReleaseStockResponse>, ConnectError> {
@@ -199,7 +199,7 @@ pub async fn release_stock(
 }
 
 pub async fn commit_stock(
-    _caller: Caller,
+    _caller: ServiceCaller,
     State(state): State<AppState>,
     ConnectRequest(request): ConnectRequest<pb::CommitStockRequest>,
 ) -> Result<ConnectResponse<pb::CommitStockResponse>, ConnectError> {

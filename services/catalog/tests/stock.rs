@@ -5,10 +5,10 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::{TestCatalog, http1};
+use support::TestCatalog;
 
 async fn call(catalog: &TestCatalog, method: &str, body: Value) -> (u16, Value) {
-    shop_kit::testing::call_json(&catalog.url(method), Some(&catalog.token), &body).await
+    shop_kit::testing::call_json(&catalog.url(method), Some(&catalog.service_token), &body).await
 }
 
 async fn stock(catalog: &TestCatalog, id: &str) -> i32 {
@@ -122,19 +122,30 @@ async fn a_short_line_reserves_nothing_and_names_the_product() {
 }
 
 #[tokio::test]
-async fn stock_changes_need_a_signed_in_caller() {
+async fn only_the_shops_services_change_stock() {
     let catalog = TestCatalog::start().await;
-    let response = http1()
-        .post(catalog.url("ReserveStock"))
-        .header("content-type", "application/json")
-        .body(
-            json!({"reservationId": "r", "items": [{"productId": "p1", "quantity": 1}]})
-                .to_string(),
+    let reserve = json!({"reservationId": "r", "items": [{"productId": "p1", "quantity": 1}]});
+    let url = catalog.url("ReserveStock");
+    let (status, anonymous) = shop_kit::testing::call_json(&url, None, &reserve).await;
+    assert_eq!(
+        (status, anonymous["code"].as_str()),
+        (401, Some("unauthenticated"))
+    );
+    let (status, customer) =
+        shop_kit::testing::call_json(&url, Some(&catalog.token), &reserve).await;
+    assert_eq!(
+        (status, customer["code"].as_str()),
+        (403, Some("permission_denied"))
+    );
+    for method in ["ReleaseStock", "CommitStock"] {
+        let (status, _) = shop_kit::testing::call_json(
+            &catalog.url(method),
+            Some(&catalog.token),
+            &json!({"reservationId": "r"}),
         )
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(response.status(), 401);
+        .await;
+        assert_eq!(status, 403, "{method}");
+    }
     assert_eq!(stock(&catalog, "p1").await, 5);
 }
 

@@ -138,12 +138,45 @@ async fn fetch_text(url: &str) -> Result<String, String> {
     String::from_utf8(body.to_bytes().to_vec()).map_err(|e| e.to_string())
 }
 
+/// Subjects of the shop's own services start with this; users' ids never do.
+pub const SERVICE_SUBJECT_PREFIX: &str = "service:";
+
 /// The authenticated caller of an RPC. As an extractor it requires a valid
 /// `Authorization: Bearer <access token>`; otherwise the call fails with
 /// `unauthenticated`, whatever the protocol.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Caller {
     pub user_id: String,
+}
+
+impl Caller {
+    /// The service's name if the caller is one of the shop's services.
+    pub fn service(&self) -> Option<&str> {
+        self.user_id.strip_prefix(SERVICE_SUBJECT_PREFIX)
+    }
+}
+
+/// A caller that must be one of the shop's own services: a customer's
+/// valid token gets `permission_denied`, no valid token `unauthenticated`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceCaller {
+    pub service: String,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ServiceCaller {
+    type Rejection = ConnectError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ConnectError> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        match caller.service() {
+            Some(service) => Ok(Self {
+                service: service.to_owned(),
+            }),
+            None => Err(ConnectError::new_permission_denied(
+                "only the shop's own services may make this call",
+            )),
+        }
+    }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Caller {

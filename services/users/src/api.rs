@@ -15,9 +15,13 @@ impl From<UsersError> for ConnectError {
                 ConnectError::new(Code::InvalidArgument, error.to_string())
             }
             UsersError::EmailTaken => ConnectError::new(Code::AlreadyExists, error.to_string()),
+            UsersError::ServiceTokensDisabled => {
+                ConnectError::new(Code::PermissionDenied, error.to_string())
+            }
             UsersError::WrongCredentials
             | UsersError::InvalidRefreshToken
-            | UsersError::UnknownUser => {
+            | UsersError::UnknownUser
+            | UsersError::WrongServiceSecret => {
                 ConnectError::new(Code::Unauthenticated, error.to_string())
             }
             UsersError::SigningKey(_) | UsersError::Hashing(_) => {
@@ -91,6 +95,19 @@ pub async fn get_me(
         .ok_or(UsersError::UnknownUser)?;
     Ok(ConnectResponse::new(pb::GetMeResponse {
         user: Some(to_proto(user)),
+    }))
+}
+
+pub async fn issue_service_token(
+    State(state): State<AppState>,
+    ConnectRequest(request): ConnectRequest<pb::IssueServiceTokenRequest>,
+) -> Result<ConnectResponse<pb::IssueServiceTokenResponse>, ConnectError> {
+    let (access_token, expires_in_seconds) = state
+        .accounts
+        .issue_service_token(&request.service_name, &request.service_secret)?;
+    Ok(ConnectResponse::new(pb::IssueServiceTokenResponse {
+        access_token,
+        expires_in_seconds,
     }))
 }
 

@@ -96,6 +96,23 @@ pub struct User {
     pub display_name: String,
 }
 
+/// A service's name, as in its token's subject "service:<name>".
+pub fn service_name(raw: &str) -> Result<&str, UsersError> {
+    let valid = !raw.is_empty()
+        && raw.len() <= 32
+        && raw.starts_with(|c: char| c.is_ascii_lowercase())
+        && raw
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !valid {
+        return Err(UsersError::invalid(
+            "service_name",
+            "must be 1 to 32 characters of a-z, 0-9 and '-', starting with a letter",
+        ));
+    }
+    Ok(raw)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,6 +161,18 @@ mod tests {
                 field_of(check_password(weak).expect_err("must be refused")),
                 "password",
                 "{weak:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn service_names_are_plain_words() {
+        assert_eq!(service_name("orders").expect("valid"), "orders");
+        for bad in ["", "Orders", "1st", "a b", "service:x", &"x".repeat(33)] {
+            assert_eq!(
+                field_of(service_name(bad).expect_err("must be refused")),
+                "service_name",
+                "{bad:?}"
             );
         }
     }

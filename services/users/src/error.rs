@@ -22,6 +22,12 @@ pub enum UsersError {
     #[error("the account no longer exists")]
     UnknownUser,
 
+    #[error("service tokens are not enabled on this users service")]
+    ServiceTokensDisabled,
+
+    #[error("wrong service secret")]
+    WrongServiceSecret,
+
     #[error("signing key: {0}")]
     SigningKey(String),
 

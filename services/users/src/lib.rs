@@ -51,6 +51,9 @@ fn now_i64() -> i64 {
 pub struct Accounts {
     store: Store,
     issuer: TokenIssuer,
+    /// SHA-256 of the secret the shop's services share, if service tokens
+    /// are enabled.
+    service_secret_hash: Option<String>,
 }
 
 impl Accounts {
@@ -67,7 +70,41 @@ impl Accounts {
             .signing_key(TokenIssuer::generate_key, now_i64())
             .await?;
         let issuer = TokenIssuer::from_pkcs8(kid, &der)?;
-        Ok(Self { store, issuer })
+        Ok(Self {
+            store,
+            issuer,
+            service_secret_hash: None,
+        })
+    }
+
+    /// Enables service tokens for callers that know `secret`.
+    pub fn with_service_secret(mut self, secret: &str) -> Self {
+        self.service_secret_hash = (!secret.is_empty()).then(|| tokens::refresh_token_hash(secret));
+        self
+    }
+
+    /// An access token for the shop's service `name`, if `secret` is the
+    /// services' shared secret. Returns the token and its lifetime.
+    pub fn issue_service_token(
+        &self,
+        name: &str,
+        secret: &str,
+    ) -> Result<(String, i32), UsersError> {
+        let name = domain::service_name(name)?;
+        let expected = self
+            .service_secret_hash
+            .as_deref()
+            .ok_or(UsersError::ServiceTokensDisabled)?;
+        // Hashes are compared, so the time taken says nothing about the secret.
+        if tokens::refresh_token_hash(secret) != expected {
+            return Err(UsersError::WrongServiceSecret);
+        }
+        let subject = format!("{}{name}", shop_kit::auth::SERVICE_SUBJECT_PREFIX);
+        let token = self.issuer.access_token(&subject, now_secs())?;
+        Ok((
+            token,
+            i32::try_from(tokens::ACCESS_TOKEN_SECS).unwrap_or(i32::MAX),
+        ))
     }
 
     pub fn store(&self) -> &Store {
@@ -163,6 +200,7 @@ pub async fn router(
         .log_in(api::log_in)
         .refresh(api::refresh)
         .get_me(api::get_me)
+        .issue_service_token(api::issue_service_token)
         .get_public_keys(api::get_public_keys)
         .with_state(state.clone())
         .build();
@@ -208,6 +246,9 @@ pub struct Config {
     pub database_url: String,
     /// Create the demo account in an empty database.
     pub demo_data: bool,
+    /// The secret the shop's services share to get service tokens; empty
+    /// disables service tokens.
+    pub service_secret: String,
     pub http: HttpConfig,
 }
 
@@ -239,7 +280,8 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<Running, StartE
     };
     let accounts = Accounts::open(&config.database_url)
         .await
-        .map_err(database_error)?;
+        .map_err(database_error)?
+        .with_service_secret(&config.service_secret);
     if config.demo_data {
         match accounts
             .sign_up(DEMO_EMAIL, DEMO_PASSWORD.to_owned(), "Demo Shopper")

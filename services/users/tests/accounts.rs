@@ -14,6 +14,8 @@ use shop_proto::shop::users::v1::{self as pb, user_service_client::UserServiceCl
 use shop_users::{Accounts, tokens::TokenIssuer};
 use tokio::net::TcpListener;
 
+const SERVICE_SECRET: &str = "the services' shared secret";
+
 struct TestUsers {
     addr: SocketAddr,
     accounts: Accounts,
@@ -24,7 +26,10 @@ impl TestUsers {
     async fn start() -> Self {
         let database = shop_kit::testing::TestDatabase::new("users").await;
         let url = database.url.clone();
-        let accounts = Accounts::open(&url).await.expect("open");
+        let accounts = Accounts::open(&url)
+            .await
+            .expect("open")
+            .with_service_secret(SERVICE_SECRET);
         let app = shop_users::router(accounts.clone(), &HttpConfig::default(), &Shutdown::new())
             .await
             .expect("router");
@@ -355,4 +360,49 @@ async fn concurrent_sign_ups_of_one_email_create_one_account() {
         .filter(|(_, body)| body["code"] == "already_exists")
         .count();
     assert_eq!((created, refused), (1, 9));
+}
+
+#[tokio::test]
+async fn services_get_service_tokens_with_the_shared_secret_only() {
+    let users = TestUsers::start().await;
+    let (status, issued) = users
+        .call(
+            "IssueServiceToken",
+            json!({"serviceName": "orders", "serviceSecret": SERVICE_SECRET}),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{issued}");
+    let token = issued["accessToken"].as_str().expect("token");
+    let verifier = users.accounts.issuer().verifier().expect("verifier");
+    assert_eq!(verifier.verify(token).expect("valid").sub, "service:orders");
+
+    let (status, wrong) = users
+        .call(
+            "IssueServiceToken",
+            json!({"serviceName": "orders", "serviceSecret": "guess"}),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, wrong["code"].as_str()),
+        (401, Some("unauthenticated"))
+    );
+    let (status, bad_name) = users
+        .call(
+            "IssueServiceToken",
+            json!({"serviceName": "Orders!", "serviceSecret": SERVICE_SECRET}),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, bad_name["code"].as_str()),
+        (400, Some("invalid_argument"))
+    );
+
+    let disabled = users.accounts.clone().with_service_secret("");
+    assert!(matches!(
+        disabled.issue_service_token("orders", ""),
+        Err(shop_users::UsersError::ServiceTokensDisabled)
+    ));
 }

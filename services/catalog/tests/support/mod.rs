@@ -17,8 +17,10 @@ pub const SERVICE: &str = "shop.catalog.v1.CatalogService";
 
 pub struct TestCatalog {
     pub addr: SocketAddr,
-    /// A valid access token for user "u1".
+    /// A valid access token for customer "u1".
     pub token: String,
+    /// A valid access token for the orders service.
+    pub service_token: String,
     pub catalog: Catalog,
     pub shutdown: Shutdown,
     pub server: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -53,6 +55,7 @@ impl TestCatalog {
             .expect("clock")
             .as_secs();
         let token = issuer.access_token("u1", now).expect("token");
+        let service_token = issuer.access_token("service:orders", now).expect("token");
         let shutdown = Shutdown::new();
         let app = shop_catalog::router(
             catalog.clone(),
@@ -73,6 +76,7 @@ impl TestCatalog {
         Self {
             addr,
             token,
+            service_token,
             catalog,
             shutdown,
             server,
