@@ -350,8 +350,17 @@ fn print_banner(running: &[Started]) {
             "  curl -s '{base}/GetProduct?connect=v1&encoding=json&message=%7B%22id%22%3A%22prod_mug%22%7D'"
         );
         println!(
-            "  npx buf curl --http2-prior-knowledge --protocol grpc --reflect {base}/ListProducts"
+            "  npx @bufbuild/buf curl --http2-prior-knowledge --protocol grpc --reflect {base}/ListProducts"
         );
+    }
+    if let Some(users) = running.iter().find(|s| s.name == "users") {
+        println!(
+            "  curl -s http://{}/shop.users.v1.UserService/LogIn -H 'Content-Type: application/json' -d '{{\"email\": \"{}\", \"password\": \"{}\"}}'",
+            users.addr,
+            shop_users::DEMO_EMAIL,
+            shop_users::DEMO_PASSWORD
+        );
+        println!("\n  The README walks from sign-up to a priced order with curl.");
     }
     println!();
 }
