@@ -137,3 +137,18 @@ test("buf curl discovers the schema by gRPC reflection", () => {
   });
   assert.match(methods, /shop\.catalog\.v1\.CatalogService\/WatchStock/);
 });
+
+test("buf curl with its defaults (Connect) discovers the schema by reflection", () => {
+  const answer = bufCurl("--reflect", "--data", '{"id":"prod_filter"}', method);
+  assert.equal(answer.product.sku, "BEAN-FLT-250");
+});
+
+test("grpc.health.v1 answers Connect too", async () => {
+  const response = await fetch(`${baseUrl}/grpc.health.v1.Health/Check`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: "{}",
+  });
+  assert.equal(response.status, 200);
+  assert.deepEqual(await response.json(), { status: "SERVING" });
+});

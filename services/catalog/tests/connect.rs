@@ -421,3 +421,45 @@ async fn early_errors_reach_http1_clients_still_uploading() {
     let answer = String::from_utf8_lossy(&answer[..read]);
     assert!(answer.starts_with("HTTP/1.1 415"), "{answer}");
 }
+
+#[tokio::test]
+async fn health_answers_connect_too() {
+    let catalog = TestCatalog::start().await;
+    let url = format!("{}/grpc.health.v1.Health/Check", catalog.base());
+    let (status, body) = shop_kit::testing::call_json(&url, None, &json!({})).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("SERVING")),
+        "{body}"
+    );
+    let (status, body) = shop_kit::testing::call_json(
+        &url,
+        None,
+        &json!({"service": "shop.catalog.v1.CatalogService"}),
+    )
+    .await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("SERVING")));
+    let (status, unknown) =
+        shop_kit::testing::call_json(&url, None, &json!({"service": "nope.Service"})).await;
+    assert_eq!((status, unknown["code"].as_str()), (404, Some("not_found")));
+
+    // Watch streams over Connect: the status, then the deadline ends it.
+    let response = http1()
+        .post(format!("{}/grpc.health.v1.Health/Watch", catalog.base()))
+        .header("content-type", "application/connect+json")
+        .header("connect-timeout-ms", "300")
+        .body(envelope(0, b"{}"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/connect+json"
+    );
+    let mut stream = EnvelopeStream::new(response);
+    assert_eq!(message(stream.next().await)["status"], "SERVING");
+    assert_eq!(
+        end_of_stream(stream.next().await)["error"]["code"],
+        "deadline_exceeded"
+    );
+}

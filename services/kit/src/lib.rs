@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod connect_bridge;
 pub mod connect_errors;
 pub mod connect_get;
 pub mod cors;

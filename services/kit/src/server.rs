@@ -3,7 +3,7 @@
 //!
 //! ```text
 //!  request-id -> CORS -> observe (metrics, log line) -> one message for unary methods
-//!    ├─ /healthz /readyz /metrics
+//!    ├─ /healthz /readyz /metrics; Connect on tonic-only services -> bridged to gRPC
 //!    └─ content type?
 //!        ├─ application/grpc*  -> JSON<->proto (+json codecs) -> gRPC-Web translation
 //!        │                         -> grpc-timeout -> size status -> tonic routes
@@ -25,6 +25,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use crate::{
     HttpConfig, Readiness, Shutdown,
     auth::TokenVerifier,
+    connect_bridge::ConnectBridge,
     cors,
     deadline::GrpcDeadlineLayer,
     drain::drain_when_dropped,
@@ -159,8 +160,18 @@ impl RpcServer {
             .layer(ResponseMetadataLayer)
             .layer(ConnectEncodingLayer);
 
+        // tonic's own services speak no Connect: bridge them.
+        let mut bridged = Router::new();
+        for name in [HEALTH_SERVICE, REFLECTION_V1, REFLECTION_V1ALPHA] {
+            bridged = bridged.route_service(
+                &format!("/{name}/{{*method}}"),
+                ConnectBridge::new(grpc.clone(), self.http.max_request_bytes),
+            );
+        }
+
         let router = Router::new()
             .merge(health::routes(self.readiness))
+            .merge(bridged)
             .merge(self.http_routes)
             .route("/metrics", get(metrics))
             .fallback_service(ContentTypeSwitch::new(grpc, connect))
