@@ -41,6 +41,9 @@ impl From<PaymentsError> for ConnectError {
             PaymentsError::KeyReused { .. } => {
                 ConnectError::new(Code::FailedPrecondition, error.to_string())
             }
+            PaymentsError::NotYourself => {
+                ConnectError::new(Code::PermissionDenied, error.to_string())
+            }
             PaymentsError::NotFound { .. } => ConnectError::new(Code::NotFound, error.to_string()),
             PaymentsError::Database(db) => {
                 tracing::error!(error = %db, "payments database error");
@@ -67,16 +70,52 @@ fn to_proto(payment: Payment) -> pb::Payment {
     }
 }
 
+/// Whom a charge is for: a service names the customer; a customer is
+/// themself and may not charge someone else.
+fn customer_of(caller: &Caller, customer_id: &str) -> Result<String, PaymentsError> {
+    match caller.service() {
+        Some(_) if customer_id.is_empty() => Err(PaymentsError::invalid(
+            "customer_id",
+            "a service must name the customer",
+        )),
+        Some(_) => Ok(customer_id.to_owned()),
+        None if customer_id.is_empty() || customer_id == caller.user_id => {
+            Ok(caller.user_id.clone())
+        }
+        None => Err(PaymentsError::NotYourself),
+    }
+}
+
+/// The caller's own payment; any payment for the shop's services.
+async fn visible_payment(
+    state: &AppState,
+    caller: &Caller,
+    payment_id: &str,
+) -> Result<Payment, PaymentsError> {
+    match caller.service() {
+        Some(_) => state
+            .payments
+            .store()
+            .by_id(payment_id)
+            .await?
+            .ok_or_else(|| PaymentsError::NotFound {
+                id: payment_id.to_owned(),
+            }),
+        None => state.payments.own(&caller.user_id, payment_id).await,
+    }
+}
+
 pub async fn charge(
     caller: Caller,
     State(state): State<AppState>,
     ConnectRequest(request): ConnectRequest<pb::ChargeRequest>,
 ) -> Result<ConnectResponse<pb::ChargeResponse>, ConnectError> {
     let amount = request.amount.unwrap_or_default();
+    let customer = customer_of(&caller, &request.customer_id)?;
     let payment = state
         .payments
         .charge(
-            &caller.user_id,
+            &customer,
             &request.idempotency_key,
             &request.reference,
             &amount.currency_code,
@@ -94,10 +133,10 @@ pub async fn refund(
     State(state): State<AppState>,
     ConnectRequest(request): ConnectRequest<pb::RefundRequest>,
 ) -> Result<ConnectResponse<pb::RefundResponse>, ConnectError> {
-    let payment = state
-        .payments
-        .refund(&caller.user_id, &request.payment_id)
-        .await?;
+    let owner = visible_payment(&state, &caller, &request.payment_id)
+        .await?
+        .user_id;
+    let payment = state.payments.refund(&owner, &request.payment_id).await?;
     Ok(ConnectResponse::new(pb::RefundResponse {
         payment: Some(to_proto(payment)),
     }))
@@ -108,10 +147,7 @@ pub async fn get_payment(
     State(state): State<AppState>,
     ConnectRequest(request): ConnectRequest<pb::GetPaymentRequest>,
 ) -> Result<ConnectResponse<pb::GetPaymentResponse>, ConnectError> {
-    let payment = state
-        .payments
-        .own(&caller.user_id, &request.payment_id)
-        .await?;
+    let payment = visible_payment(&state, &caller, &request.payment_id).await?;
     Ok(ConnectResponse::new(pb::GetPaymentResponse {
         payment: Some(to_proto(payment)),
     }))

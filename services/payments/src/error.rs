@@ -18,6 +18,9 @@ pub enum PaymentsError {
     #[error("idempotency_key: already used for a charge of {existing}, not {requested}")]
     KeyReused { existing: String, requested: String },
 
+    #[error("you may only charge yourself")]
+    NotYourself,
+
     #[error("payment {id:?} not found")]
     NotFound { id: String },
 

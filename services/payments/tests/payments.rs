@@ -11,6 +11,7 @@ struct TestPayments {
     addr: SocketAddr,
     ada: String,
     bob: String,
+    orders_service: String,
     payments: Payments,
     _database: shop_kit::testing::TestDatabase,
 }
@@ -47,6 +48,7 @@ impl TestPayments {
             addr: running.addr,
             ada: issuer.access_token("ada", now).expect("token"),
             bob: issuer.access_token("bob", now).expect("token"),
+            orders_service: issuer.access_token("service:orders", now).expect("token"),
             payments,
             _database: database,
         }
@@ -212,4 +214,56 @@ async fn refunds_happen_once_and_only_to_the_owner() {
         .call("GetPayment", None, json!({"paymentId": id}))
         .await;
     assert_eq!(status, 401);
+}
+
+#[tokio::test]
+async fn services_charge_on_a_customers_behalf_customers_only_themselves() {
+    let service = TestPayments::start().await;
+    let mut for_ada = charge("order-1-charge", 900, "tok_visa");
+    for_ada["customerId"] = json!("ada");
+    let (status, charged) = service
+        .call("Charge", Some(&service.orders_service), for_ada.clone())
+        .await;
+    assert_eq!(
+        (status, charged["payment"]["userId"].as_str()),
+        (200, Some("ada")),
+        "{charged}"
+    );
+    // Ada sees it as hers; the service may refund it.
+    let id = charged["payment"]["id"].clone();
+    assert_eq!(
+        service
+            .call("GetPayment", Some(&service.ada), json!({"paymentId": id}))
+            .await
+            .0,
+        200
+    );
+    let (status, refunded) = service
+        .call(
+            "Refund",
+            Some(&service.orders_service),
+            json!({"paymentId": id}),
+        )
+        .await;
+    assert_eq!(
+        (status, refunded["payment"]["status"].as_str()),
+        (200, Some("PAYMENT_STATUS_REFUNDED"))
+    );
+
+    let (status, nameless) = service
+        .call(
+            "Charge",
+            Some(&service.orders_service),
+            charge("k", 900, "tok_visa"),
+        )
+        .await;
+    assert_eq!(
+        (status, nameless["code"].as_str()),
+        (400, Some("invalid_argument"))
+    );
+    let (status, someone_else) = service.call("Charge", Some(&service.bob), for_ada).await;
+    assert_eq!(
+        (status, someone_else["code"].as_str()),
+        (403, Some("permission_denied"))
+    );
 }
