@@ -4,7 +4,7 @@
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, ExprTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr, TransactionTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
     sea_query::{Expr, Func, LikeExpr},
 };
 
@@ -74,10 +74,6 @@ mod reservation_item {
     pub enum Relation {}
 
     impl ActiveModelBehavior for ActiveModel {}
-}
-
-fn is_unique_violation(error: &sea_orm::DbErr) -> bool {
-    matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
 }
 
 /// Adds `delta` to a product's stock unless that would go below zero;
@@ -209,7 +205,7 @@ impl Store {
         };
         match product::Entity::insert(row).exec(&self.db).await {
             Ok(_) => Ok(product),
-            Err(error) if matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+            Err(error) if shop_kit::database::is_unique_violation(&error) => {
                 Err(CatalogError::DuplicateSku { sku: product.sku })
             }
             Err(error) => Err(error.into()),
@@ -253,7 +249,7 @@ impl Store {
         };
         if let Err(error) = reservation::Entity::insert(claim).exec(&txn).await {
             txn.rollback().await?;
-            if !is_unique_violation(&error) {
+            if !shop_kit::database::is_unique_violation(&error) {
                 return Err(error.into());
             }
             let status = reservation_status(&self.db, id)

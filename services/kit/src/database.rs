@@ -3,7 +3,7 @@
 
 use std::{path::Path, time::Duration};
 
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr, SqlErr};
 
 /// The SQLite URL of a service's file under `data_dir`.
 pub fn sqlite_url(data_dir: &Path, service: &str) -> String {
@@ -42,6 +42,12 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
         .await?;
     }
     Ok(db)
+}
+
+/// Whether `error` is a unique-constraint violation, on SQLite and
+/// PostgreSQL alike (how a racing repeat of an idempotent write shows up).
+pub fn is_unique_violation(error: &DbErr) -> bool {
+    matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
 }
 
 /// Hides the password of a database URL for logs and banners.

@@ -2,7 +2,7 @@
 
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, SqlErr, TransactionTrait, sea_query::Expr,
+    QueryOrder, QuerySelect, TransactionTrait, sea_query::Expr,
 };
 
 use crate::{
@@ -147,7 +147,7 @@ impl Store {
         };
         if let Err(error) = order::Entity::insert(row).exec(&txn).await {
             txn.rollback().await?;
-            if !matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) {
+            if !shop_kit::database::is_unique_violation(&error) {
                 return Err(error.into());
             }
             let existing = self

@@ -1,8 +1,7 @@
 //! The payments database: the only module that touches it.
 
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, SqlErr,
-    sea_query::Expr,
+    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, sea_query::Expr,
 };
 
 use crate::{
@@ -100,11 +99,10 @@ impl Store {
         };
         match payment::Entity::insert(row).exec(&self.db).await {
             Ok(_) => Ok(payment),
-            Err(error) if matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-                self.by_key(&payment.user_id, key)
-                    .await?
-                    .ok_or(PaymentsError::Database(error))
-            }
+            Err(error) if shop_kit::database::is_unique_violation(&error) => self
+                .by_key(&payment.user_id, key)
+                .await?
+                .ok_or(PaymentsError::Database(error)),
             Err(error) => Err(error.into()),
         }
     }

@@ -2,7 +2,7 @@
 
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
-    SqlErr, sea_query::Expr,
+    sea_query::Expr,
 };
 
 use crate::{
@@ -78,10 +78,6 @@ impl From<user::Model> for User {
     }
 }
 
-fn is_unique_violation(error: &sea_orm::DbErr) -> bool {
-    matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
-}
-
 #[derive(Clone, Debug)]
 pub struct Store {
     db: DatabaseConnection,
@@ -116,7 +112,9 @@ impl Store {
                 email: new.email.as_str().to_owned(),
                 display_name: new.display_name.clone(),
             }),
-            Err(error) if is_unique_violation(&error) => Err(UsersError::EmailTaken),
+            Err(error) if shop_kit::database::is_unique_violation(&error) => {
+                Err(UsersError::EmailTaken)
+            }
             Err(error) => Err(error.into()),
         }
     }
