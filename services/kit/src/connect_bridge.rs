@@ -24,7 +24,7 @@ use http_body_util::BodyExt;
 use tower::{Service, ServiceExt};
 
 use crate::{
-    connect_errors::code_name,
+    connect_errors::{code_name, grpc_message},
     protocol::{Protocol, content_type, is_connect_streaming},
 };
 
@@ -158,11 +158,7 @@ async fn to_grpc(
 /// The status a gRPC answer ended with, from its trailers (or headers).
 fn grpc_outcome(headers: &HeaderMap) -> Option<(i32, String)> {
     let code = headers.get("grpc-status")?.to_str().ok()?.parse().ok()?;
-    let message = headers
-        .get("grpc-message")
-        .and_then(|m| m.to_str().ok())
-        .map(|m| m.replace("%20", " "))
-        .unwrap_or_default();
+    let message = grpc_message(headers).unwrap_or_default();
     Some((code, message))
 }
 

@@ -46,6 +46,17 @@ pub fn code_name(number: i32) -> &'static str {
     connectrpc_axum::message::error::code_from_tonic(tonic::Code::from_i32(number)).as_str()
 }
 
+/// The `grpc-message` of a gRPC answer, percent-decoded (the gRPC spec
+/// percent-encodes it on the wire).
+pub fn grpc_message(headers: &HeaderMap) -> Option<String> {
+    let raw = headers.get("grpc-message")?;
+    Some(
+        percent_encoding::percent_decode(raw.as_bytes())
+            .decode_utf8_lossy()
+            .into_owned(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,5 +71,19 @@ mod tests {
         );
         assert_eq!(code_name(16), "unauthenticated");
         assert_eq!(code_name(99), "unknown");
+    }
+
+    #[test]
+    fn grpc_messages_are_percent_decoded() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "grpc-message",
+            http::HeaderValue::from_static("found%205%2C%20limit%3A%204%25"),
+        );
+        assert_eq!(
+            grpc_message(&headers).as_deref(),
+            Some("found 5, limit: 4%")
+        );
+        assert_eq!(grpc_message(&HeaderMap::new()), None);
     }
 }

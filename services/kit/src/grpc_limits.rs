@@ -13,6 +13,8 @@ use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use tower::{Layer, Service};
 
+use crate::connect_errors::grpc_message;
+
 /// The start of tonic's message for a request over the size limit.
 const TONIC_TOO_LARGE: &str = "Error, decoded message length too large";
 const OUT_OF_RANGE: &str = "11";
@@ -22,15 +24,7 @@ fn is_tonic_too_large(headers: &HeaderMap) -> bool {
     headers
         .get("grpc-status")
         .is_some_and(|s| s == OUT_OF_RANGE)
-        && headers
-            .get("grpc-message")
-            .and_then(|m| m.to_str().ok())
-            .is_some_and(|m| percent_decoded(m).starts_with(TONIC_TOO_LARGE))
-}
-
-/// grpc-message is percent-encoded; tonic encodes spaces and commas.
-fn percent_decoded(message: &str) -> String {
-    message.replace("%20", " ").replace("%2C", ",")
+        && grpc_message(headers).is_some_and(|m| m.starts_with(TONIC_TOO_LARGE))
 }
 
 fn rewrite(headers: &mut HeaderMap) {
