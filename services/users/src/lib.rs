@@ -79,7 +79,7 @@ impl Accounts {
 
     /// Enables service tokens for callers that know `secret`.
     pub fn with_service_secret(mut self, secret: &str) -> Self {
-        self.service_secret_hash = (!secret.is_empty()).then(|| tokens::refresh_token_hash(secret));
+        self.service_secret_hash = (!secret.is_empty()).then(|| tokens::secret_hash(secret));
         self
     }
 
@@ -96,7 +96,7 @@ impl Accounts {
             .as_deref()
             .ok_or(UsersError::ServiceTokensDisabled)?;
         // Hashes are compared, so the time taken says nothing about the secret.
-        if tokens::refresh_token_hash(secret) != expected {
+        if tokens::secret_hash(secret) != expected {
             return Err(UsersError::WrongServiceSecret);
         }
         let subject = format!("{}{name}", shop_kit::auth::SERVICE_SUBJECT_PREFIX);
@@ -153,7 +153,7 @@ impl Accounts {
     }
 
     pub async fn refresh(&self, refresh_token: &str) -> Result<Session, UsersError> {
-        let hash = tokens::refresh_token_hash(refresh_token);
+        let hash = tokens::secret_hash(refresh_token);
         let user_id = self
             .store
             .spend_refresh_token(&hash, now_i64())

@@ -87,13 +87,14 @@ impl TokenIssuer {
 pub fn new_refresh_token() -> (String, String) {
     let bytes: [u8; 32] = rand::random();
     let token = URL_SAFE_NO_PAD.encode(bytes);
-    let hash = refresh_token_hash(&token);
+    let hash = secret_hash(&token);
     (token, hash)
 }
 
-/// Refresh tokens are stored hashed: a database leak does not leak sessions.
-pub fn refresh_token_hash(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
+/// SHA-256, hex. Refresh tokens and the services' secret are kept only as
+/// this: a database or memory leak does not leak sessions or the secret.
+pub fn secret_hash(secret: &str) -> String {
+    Sha256::digest(secret.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
