@@ -114,6 +114,11 @@ struct ShopArgs {
     )]
     service_secret: Option<String>,
 
+    /// NATS server for the services' events (JetStream), e.g.
+    /// nats://localhost:4222 (default: events stay in this process).
+    #[arg(long, env = "NATS_URL", global = true)]
+    nats_url: Option<String>,
+
     /// Do not seed demo data into empty databases.
     #[arg(long, env = "SHOP_NO_DEMO_DATA", global = true)]
     no_demo_data: bool,
@@ -168,6 +173,7 @@ impl ShopArgs {
                 ),
             demo_data: !self.no_demo_data,
             users_url: self.users_url(),
+            nats_url: self.nats_url.clone(),
             http: self.http.clone(),
         }
     }

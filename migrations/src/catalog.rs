@@ -4,6 +4,7 @@ use sea_orm_migration::prelude::*;
 
 mod m20261121_000001_create_products;
 mod m20261121_000002_create_reservations;
+mod m20261121_000003_stock_events;
 
 /// Applies the catalog's migrations in order.
 pub struct Migrator;
@@ -14,6 +15,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261121_000001_create_products::Migration),
             Box::new(m20261121_000002_create_reservations::Migration),
+            Box::new(m20261121_000003_stock_events::Migration),
         ]
     }
 

@@ -2,6 +2,7 @@
 //! schema and its own database, and applies its migrator at start.
 
 pub mod catalog;
+pub mod events;
 pub mod orders;
 pub mod payments;
 pub mod users;

@@ -1,7 +1,7 @@
 //! RPC handlers of `shop.catalog.v1.CatalogService`: proto in, domain call,
 //! proto out. The same handlers serve Connect, gRPC and gRPC-Web.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use axum::extract::State;
 use connectrpc_axum::prelude::*;
@@ -13,8 +13,9 @@ use crate::{
     AppState,
     domain::{self, PageRequest, Product, ReservationStatus},
     error::CatalogError,
+    events::StockChanged,
 };
-use shop_kit::auth::ServiceCaller;
+use shop_kit::{auth::ServiceCaller, trace_context::TraceParent};
 
 impl From<CatalogError> for ConnectError {
     fn from(error: CatalogError) -> Self {
@@ -105,35 +106,48 @@ pub async fn watch_stock(
     // Subscribe before reading the snapshot so no change falls in between.
     let mut changes = state.catalog.stock_feed().subscribe();
     let snapshot = current_stock(&state, &ids).await?;
-    let watched: HashSet<String> = ids.iter().cloned().collect();
     let shutdown = state.shutdown.clone();
 
     let stream = async_stream::stream! {
-        for update in snapshot {
-            yield Ok(update);
+        // The stock version each watched product was last sent at: older
+        // or repeated news (a redelivered event) is not sent again.
+        let mut sent: HashMap<String, i64> = HashMap::new();
+        for level in snapshot {
+            sent.insert(level.product_id.clone(), level.version);
+            yield Ok(to_watch_response(level));
         }
         loop {
-            tokio::select! {
+            let levels = tokio::select! {
                 () = shutdown.requested() => break,
                 change = changes.recv() => match change {
-                    Ok(change) if watched.contains(&change.product_id) => {
-                        yield Ok(pb::WatchStockResponse {
-                            product_id: change.product_id,
-                            stock_on_hand: change.stock_on_hand,
-                        });
-                    }
-                    Ok(_) => {}
-                    // Missed some changes: send the current stock again.
+                    Ok(change) => vec![change],
+                    // Missed some changes: read the current stock again.
                     Err(RecvError::Lagged(_)) => match current_stock(&state, &ids).await {
-                        Ok(updates) => for update in updates { yield Ok(update); },
+                        Ok(levels) => levels,
                         Err(error) => { yield Err(error.into()); break; }
                     },
                     Err(RecvError::Closed) => break,
                 },
+            };
+            for level in levels {
+                match sent.get_mut(&level.product_id) {
+                    Some(version) if *version < level.version => {
+                        *version = level.version;
+                        yield Ok(to_watch_response(level));
+                    }
+                    _ => {}
+                }
             }
         }
     };
     Ok(ConnectResponse::new(StreamBody::new(Box::pin(stream))))
+}
+
+fn to_watch_response(level: StockChanged) -> pb::WatchStockResponse {
+    pb::WatchStockResponse {
+        product_id: level.product_id,
+        stock_on_hand: level.stock_on_hand,
+    }
 }
 
 /// The stock of every id, in request order; not_found names the first
@@ -141,17 +155,14 @@ pub async fn watch_stock(
 async fn current_stock(
     state: &AppState,
     ids: &[String],
-) -> Result<Vec<pb::WatchStockResponse>, CatalogError> {
-    let stock = state.catalog.store().stock_of(ids).await?;
+) -> Result<Vec<StockChanged>, CatalogError> {
+    let mut stock = state.catalog.store().stock_of(ids).await?;
     ids.iter()
         .map(|id| {
             stock
                 .iter()
-                .find(|(known, _)| known == id)
-                .map(|(_, on_hand)| pb::WatchStockResponse {
-                    product_id: id.clone(),
-                    stock_on_hand: *on_hand,
-                })
+                .position(|level| &level.product_id == id)
+                .map(|at| stock.swap_remove(at))
                 .ok_or_else(|| CatalogError::ProductNotFound { id: id.clone() })
         })
         .collect()
@@ -170,6 +181,7 @@ fn status_to_proto(status: ReservationStatus) -> i32 {
 /// customer calling from a browser.
 pub async fn reserve_stock(
     _caller: ServiceCaller,
+    trace: TraceParent,
     State(state): State<AppState>,
     ConnectRequest(request): ConnectRequest<pb::ReserveStockRequest>,
 ) -> Result<ConnectResponse<pb::ReserveStockResponse>, ConnectError> {
@@ -180,7 +192,7 @@ pub async fn reserve_stock(
         .collect();
     let status = state
         .catalog
-        .reserve_stock(&request.reservation_id, &lines)
+        .reserve_stock(&request.reservation_id, &lines, &trace)
         .await?;
     Ok(ConnectResponse::new(pb::ReserveStockResponse {
         status: status_to_proto(status),
@@ -189,10 +201,14 @@ pub async fn reserve_stock(
 
 pub async fn release_stock(
     _caller: ServiceCaller,
+    trace: TraceParent,
     State(state): State<AppState>,
     ConnectRequest(request): ConnectRequest<pb::ReleaseStockRequest>,
 ) -> Result<ConnectResponse<pb::ReleaseStockResponse>, ConnectError> {
-    let status = state.catalog.release_stock(&request.reservation_id).await?;
+    let status = state
+        .catalog
+        .release_stock(&request.reservation_id, &trace)
+        .await?;
     Ok(ConnectResponse::new(pb::ReleaseStockResponse {
         status: status_to_proto(status),
     }))
@@ -200,10 +216,14 @@ pub async fn release_stock(
 
 pub async fn commit_stock(
     _caller: ServiceCaller,
+    trace: TraceParent,
     State(state): State<AppState>,
     ConnectRequest(request): ConnectRequest<pb::CommitStockRequest>,
 ) -> Result<ConnectResponse<pb::CommitStockResponse>, ConnectError> {
-    let status = state.catalog.commit_stock(&request.reservation_id).await?;
+    let status = state
+        .catalog
+        .commit_stock(&request.reservation_id, &trace)
+        .await?;
     Ok(ConnectResponse::new(pb::CommitStockResponse {
         status: status_to_proto(status),
     }))

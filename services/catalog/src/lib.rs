@@ -11,53 +11,77 @@ pub mod error;
 pub mod events;
 pub mod store;
 
-use std::{net::SocketAddr, sync::Arc};
+use std::net::SocketAddr;
 
 use axum::Router;
 use sea_orm::DatabaseConnection;
-use shop_kit::server::Running;
 use shop_kit::{
-    HttpConfig, Readiness, RpcServer, Shutdown, auth::TokenVerifier, connect_get, grpc_defaults,
+    HttpConfig, Readiness, RpcServer, Shutdown,
+    auth::TokenVerifier,
+    connect_get,
+    events::{Broker, EventsError, Relay},
+    grpc_defaults,
     server::ServerError,
 };
+use shop_kit::{server::Running, trace_context::TraceParent};
 use shop_migrations::MigratorTrait;
 use shop_proto::shop::catalog::v1::{
     self as pb, catalog_service_connect::CatalogServiceTonicCompatibleBuilder,
 };
-use tokio::sync::Mutex;
 
 pub use error::CatalogError;
 
 use crate::{
     domain::{NewProduct, Product, ReservationStatus},
-    events::{StockChanged, StockFeed},
+    events::StockFeed,
     store::Store,
 };
 
-/// The catalog: its store and the feed of stock changes.
+/// The catalog: its store, the relay of its stock events and the feed of
+/// stock changes they become for WatchStock.
 #[derive(Clone, Debug)]
 pub struct Catalog {
     store: Store,
     stock_feed: StockFeed,
-    /// Serialises stock writes with their publication, so watchers see
-    /// changes in the order they were committed.
-    stock_writes: Arc<Mutex<()>>,
+    relay: Relay,
 }
 
 impl Catalog {
-    /// Connects to the catalog's database and applies its migrations.
+    /// Connects to the catalog's database, applies its migrations and
+    /// relays its events in process.
     pub async fn open(database_url: &str) -> Result<Self, CatalogError> {
+        Self::open_with(database_url, Broker::InProcess, &Shutdown::new()).await
+    }
+
+    /// As `open`, with events going through `broker` until `shutdown`.
+    pub async fn open_with(
+        database_url: &str,
+        broker: Broker,
+        shutdown: &Shutdown,
+    ) -> Result<Self, CatalogError> {
         let db = shop_kit::database::connect(database_url).await?;
-        Self::migrate(db).await
+        Self::migrate(db, broker, shutdown).await
     }
 
     /// Applies the migrations on an existing connection.
-    pub async fn migrate(db: DatabaseConnection) -> Result<Self, CatalogError> {
+    pub async fn migrate(
+        db: DatabaseConnection,
+        broker: Broker,
+        shutdown: &Shutdown,
+    ) -> Result<Self, CatalogError> {
         shop_migrations::catalog::Migrator::up(&db, None).await?;
+        let stock_feed = StockFeed::new();
+        let relay = Relay::start(
+            db.clone(),
+            events::SERVICE,
+            broker,
+            vec![stock_feed.subscription()],
+            shutdown,
+        );
         Ok(Self {
             store: Store::new(db),
-            stock_feed: StockFeed::new(),
-            stock_writes: Arc::new(Mutex::new(())),
+            stock_feed,
+            relay,
         })
     }
 
@@ -73,11 +97,14 @@ impl Catalog {
         self.store.insert(product).await
     }
 
-    /// Changes a product's stock by `delta` and tells every watcher.
+    /// Changes a product's stock by `delta`; watchers hear of it.
     pub async fn adjust_stock(&self, product_id: &str, delta: i32) -> Result<i32, CatalogError> {
-        let _ordered = self.stock_writes.lock().await;
-        let stock_on_hand = self.store.adjust_stock(product_id, delta).await?;
-        self.publish(vec![(product_id.to_owned(), stock_on_hand)]);
+        let trace = TraceParent::root();
+        let stock_on_hand = self
+            .store
+            .adjust_stock(product_id, delta, trace.as_str())
+            .await?;
+        self.relay.wake();
         Ok(stock_on_hand)
     }
 
@@ -86,12 +113,15 @@ impl Catalog {
         &self,
         reservation_id: &str,
         lines: &[(String, i32)],
+        trace: &TraceParent,
     ) -> Result<ReservationStatus, CatalogError> {
         let id = domain::reservation_id(reservation_id)?;
         let lines = domain::stock_items(lines)?;
-        let _ordered = self.stock_writes.lock().await;
-        let (status, levels) = self.store.reserve(id, &lines, now_secs()).await?;
-        self.publish(levels);
+        let status = self
+            .store
+            .reserve(id, &lines, now_secs(), trace.as_str())
+            .await?;
+        self.relay.wake();
         Ok(status)
     }
 
@@ -99,8 +129,9 @@ impl Catalog {
     pub async fn release_stock(
         &self,
         reservation_id: &str,
+        trace: &TraceParent,
     ) -> Result<ReservationStatus, CatalogError> {
-        self.settle(reservation_id, ReservationStatus::Released)
+        self.settle(reservation_id, ReservationStatus::Released, trace)
             .await
     }
 
@@ -108,8 +139,9 @@ impl Catalog {
     pub async fn commit_stock(
         &self,
         reservation_id: &str,
+        trace: &TraceParent,
     ) -> Result<ReservationStatus, CatalogError> {
-        self.settle(reservation_id, ReservationStatus::Committed)
+        self.settle(reservation_id, ReservationStatus::Committed, trace)
             .await
     }
 
@@ -117,21 +149,15 @@ impl Catalog {
         &self,
         reservation_id: &str,
         to: ReservationStatus,
+        trace: &TraceParent,
     ) -> Result<ReservationStatus, CatalogError> {
         let id = domain::reservation_id(reservation_id)?;
-        let _ordered = self.stock_writes.lock().await;
-        let (status, levels) = self.store.settle(id, to, now_secs()).await?;
-        self.publish(levels);
+        let status = self
+            .store
+            .settle(id, to, now_secs(), trace.as_str())
+            .await?;
+        self.relay.wake();
         Ok(status)
-    }
-
-    fn publish(&self, levels: Vec<(String, i32)>) {
-        for (product_id, stock_on_hand) in levels {
-            self.stock_feed.publish(StockChanged {
-                product_id,
-                stock_on_hand,
-            });
-        }
     }
 }
 
@@ -207,6 +233,8 @@ pub struct Config {
     pub database_url: String,
     /// Seed the demo products into an empty catalog.
     pub demo_data: bool,
+    /// NATS for events; in process when `None`.
+    pub nats_url: Option<String>,
     /// The users service, whose public keys verify access tokens.
     pub users_url: String,
     pub http: HttpConfig,
@@ -221,6 +249,8 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("catalog events: {0}")]
+    Events(#[from] EventsError),
     #[error("catalog cannot verify tokens: {0}")]
     Auth(#[from] shop_kit::auth::AuthError),
     #[error(transparent)]
@@ -235,7 +265,8 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<(Running, usize
         url: shop_kit::database::redact(&config.database_url),
         source,
     };
-    let catalog = Catalog::open(&config.database_url)
+    let broker = Broker::new(config.nats_url.as_deref()).await?;
+    let catalog = Catalog::open_with(&config.database_url, broker, &shutdown)
         .await
         .map_err(database_error)?;
     let seeded_products = if config.demo_data {

@@ -8,13 +8,13 @@ use sea_orm::{
     sea_query::{Expr, Func, LikeExpr},
 };
 
+use shop_kit::events::Outbox;
+
 use crate::{
     domain::{Money, NewProduct, PageRequest, Product, ReservationStatus},
     error::CatalogError,
+    events::{self, StockChanged},
 };
-
-/// The stock of the products a change touched, after it.
-pub type StockLevels = Vec<(String, i32)>;
 
 mod product {
     use sea_orm::entity::prelude::*;
@@ -31,6 +31,8 @@ mod product {
         pub price_minor_units: i64,
         pub currency_code: String,
         pub stock_on_hand: i32,
+        /// Bumped by every stock change; stock.changed events carry it.
+        pub stock_version: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -88,6 +90,10 @@ async fn change_stock(
             product::Column::StockOnHand,
             Expr::col(product::Column::StockOnHand).add(delta),
         )
+        .col_expr(
+            product::Column::StockVersion,
+            Expr::col(product::Column::StockVersion).add(1),
+        )
         .filter(product::Column::Id.eq(id))
         .filter(Expr::col(product::Column::StockOnHand).add(delta).gte(0))
         .exec(db)
@@ -95,15 +101,27 @@ async fn change_stock(
     Ok(updated.rows_affected == 1)
 }
 
-async fn stock_levels(
-    db: &impl ConnectionTrait,
+/// Records a stock.changed event for each of `ids`, in the transaction
+/// that changed their stock.
+async fn record_stock_changes(
+    txn: &impl ConnectionTrait,
     ids: &[String],
-) -> Result<StockLevels, CatalogError> {
+    traceparent: &str,
+) -> Result<(), CatalogError> {
     let rows = product::Entity::find()
         .filter(product::Column::Id.is_in(ids.iter().map(String::as_str)))
-        .all(db)
+        .all(txn)
         .await?;
-    Ok(rows.into_iter().map(|r| (r.id, r.stock_on_hand)).collect())
+    let outbox = Outbox::new(events::SERVICE);
+    for row in rows {
+        let change = StockChanged {
+            product_id: row.id,
+            stock_on_hand: row.stock_on_hand,
+            version: row.stock_version,
+        };
+        outbox.append(txn, &change.event(traceparent)).await?;
+    }
+    Ok(())
 }
 
 async fn reservation_status(
@@ -180,12 +198,19 @@ impl Store {
     }
 
     /// The stock on hand of each known product among `ids`.
-    pub async fn stock_of(&self, ids: &[String]) -> Result<Vec<(String, i32)>, CatalogError> {
+    pub async fn stock_of(&self, ids: &[String]) -> Result<Vec<StockChanged>, CatalogError> {
         let rows = product::Entity::find()
             .filter(product::Column::Id.is_in(ids.iter().map(String::as_str)))
             .all(&self.db)
             .await?;
-        Ok(rows.into_iter().map(|r| (r.id, r.stock_on_hand)).collect())
+        Ok(rows
+            .into_iter()
+            .map(|r| StockChanged {
+                product_id: r.id,
+                stock_on_hand: r.stock_on_hand,
+                version: r.stock_version,
+            })
+            .collect())
     }
 
     pub async fn count(&self) -> Result<u64, CatalogError> {
@@ -202,6 +227,7 @@ impl Store {
             price_minor_units: Set(product.price.minor_units),
             currency_code: Set(product.price.currency_code.clone()),
             stock_on_hand: Set(product.stock_on_hand),
+            stock_version: Set(0),
         };
         match product::Entity::insert(row).exec(&self.db).await {
             Ok(_) => Ok(product),
@@ -213,12 +239,18 @@ impl Store {
     }
 
     /// Adds `delta` (negative to take away) to a product's stock in one
-    /// conditional UPDATE, so concurrent changes never take it below zero.
-    /// Returns the new stock on hand.
-    pub async fn adjust_stock(&self, id: &str, delta: i32) -> Result<i32, CatalogError> {
-        let changed = change_stock(&self.db, id, delta).await?;
-        let current = self
-            .get(id)
+    /// conditional UPDATE, so concurrent changes never take it below zero,
+    /// with its stock.changed event. Returns the new stock on hand.
+    pub async fn adjust_stock(
+        &self,
+        id: &str,
+        delta: i32,
+        traceparent: &str,
+    ) -> Result<i32, CatalogError> {
+        let txn = self.db.begin().await?;
+        let changed = change_stock(&txn, id, delta).await?;
+        let current = product::Entity::find_by_id(id.to_owned())
+            .one(&txn)
             .await?
             .ok_or_else(|| CatalogError::ProductNotFound { id: id.to_owned() })?;
         if !changed {
@@ -228,18 +260,22 @@ impl Store {
                 requested: -delta,
             });
         }
+        record_stock_changes(&txn, &[id.to_owned()], traceparent).await?;
+        txn.commit().await?;
         Ok(current.stock_on_hand)
     }
 
     /// Takes every line's quantity out of stock and records the reservation,
     /// in one transaction: all lines or none. A reservation id seen before
-    /// returns its status and changes nothing.
+    /// returns its status and changes nothing (a released one, even one
+    /// released before it was ever made, stays released).
     pub async fn reserve(
         &self,
         id: &str,
         lines: &[(String, i32)],
         now: i64,
-    ) -> Result<(ReservationStatus, StockLevels), CatalogError> {
+        traceparent: &str,
+    ) -> Result<ReservationStatus, CatalogError> {
         let txn = self.db.begin().await?;
         // Claim the id first: a concurrent twin fails here and reads ours.
         let claim = reservation::ActiveModel {
@@ -255,7 +291,7 @@ impl Store {
             let status = reservation_status(&self.db, id)
                 .await?
                 .ok_or_else(|| CatalogError::ReservationNotFound { id: id.to_owned() })?;
-            return Ok((status, Vec::new()));
+            return Ok(status);
         }
         for (product_id, quantity) in lines {
             if !change_stock(&txn, product_id, -quantity).await? {
@@ -283,20 +319,23 @@ impl Store {
             reservation_item::Entity::insert(item).exec(&txn).await?;
         }
         let ids: Vec<String> = lines.iter().map(|(id, _)| id.clone()).collect();
-        let levels = stock_levels(&txn, &ids).await?;
+        record_stock_changes(&txn, &ids, traceparent).await?;
         txn.commit().await?;
-        Ok((ReservationStatus::Reserved, levels))
+        Ok(ReservationStatus::Reserved)
     }
 
     /// Moves a reservation from reserved to `to` (released puts the stock
     /// back), once; repeating the same move is harmless, the opposite one is
-    /// refused.
+    /// refused. Releasing an id never reserved records it released, so a
+    /// reservation still on its way (a timed-out call) cannot land after
+    /// its compensation.
     pub async fn settle(
         &self,
         id: &str,
         to: ReservationStatus,
         now: i64,
-    ) -> Result<(ReservationStatus, StockLevels), CatalogError> {
+        traceparent: &str,
+    ) -> Result<ReservationStatus, CatalogError> {
         let txn = self.db.begin().await?;
         let moved = reservation::Entity::update_many()
             .col_expr(reservation::Column::Status, Expr::value(to.as_str()))
@@ -307,17 +346,26 @@ impl Store {
             .await?;
         if moved.rows_affected == 0 {
             let status = reservation_status(&txn, id).await?;
+            if status.is_none() && to == ReservationStatus::Released {
+                let tombstone = reservation::ActiveModel {
+                    id: Set(id.to_owned()),
+                    status: Set(to.as_str().to_owned()),
+                    updated_at: Set(now),
+                };
+                reservation::Entity::insert(tombstone).exec(&txn).await?;
+                txn.commit().await?;
+                return Ok(to);
+            }
             txn.rollback().await?;
             return match status {
                 None => Err(CatalogError::ReservationNotFound { id: id.to_owned() }),
-                Some(status) if status == to => Ok((status, Vec::new())),
+                Some(status) if status == to => Ok(status),
                 Some(status) => Err(CatalogError::ReservationSettled {
                     id: id.to_owned(),
                     status: status.as_str(),
                 }),
             };
         }
-        let mut levels = Vec::new();
         if to == ReservationStatus::Released {
             let items = reservation_item::Entity::find()
                 .filter(reservation_item::Column::ReservationId.eq(id))
@@ -327,10 +375,10 @@ impl Store {
                 change_stock(&txn, &item.product_id, item.quantity).await?;
             }
             let ids: Vec<String> = items.into_iter().map(|item| item.product_id).collect();
-            levels = stock_levels(&txn, &ids).await?;
+            record_stock_changes(&txn, &ids, traceparent).await?;
         }
         txn.commit().await?;
-        Ok((to, levels))
+        Ok(to)
     }
 }
 

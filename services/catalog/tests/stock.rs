@@ -183,3 +183,46 @@ async fn racing_repeats_of_one_reservation_reserve_once() {
     );
     assert_eq!(stock(&catalog, "p1").await, 3);
 }
+
+#[tokio::test]
+async fn a_release_that_overtakes_its_reservation_wins() {
+    // The orders saga may give up on a reservation whose call timed out and
+    // release it while the call is still on its way: the late reservation
+    // must then take nothing.
+    let catalog = TestCatalog::start().await;
+    let (status, released) = call(&catalog, "ReleaseStock", json!({"reservationId": "late"})).await;
+    assert_eq!(
+        (status, released["status"].as_str()),
+        (200, Some("RESERVATION_STATUS_RELEASED"))
+    );
+    let (_, late) = call(
+        &catalog,
+        "ReserveStock",
+        json!({"reservationId": "late", "items": [{"productId": "p1", "quantity": 1}]}),
+    )
+    .await;
+    assert_eq!(late["status"], "RESERVATION_STATUS_RELEASED");
+    assert_eq!(stock(&catalog, "p1").await, 5, "nothing taken");
+}
+
+#[tokio::test]
+async fn every_stock_change_is_an_outbox_event_with_the_callers_trace() {
+    let catalog = TestCatalog::start().await;
+    let trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let (status, _) = shop_kit::testing::call_json_with(
+        &catalog.url("ReserveStock"),
+        Some(&catalog.service_token),
+        &[("traceparent", trace)],
+        &json!({"reservationId": "r1", "items": [{"productId": "p1", "quantity": 2}]}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let events =
+        shop_kit::testing::outbox_events(catalog.catalog.store().connection(), "catalog").await;
+    let event = events.last().expect("an event");
+    assert_eq!(event.event_type, "stock.changed");
+    assert_eq!(event.aggregate_id, "p1");
+    assert_eq!(event.traceparent, trace);
+    assert_eq!(event.data["stockOnHand"], 3);
+    assert!(event.version >= 1);
+}

@@ -16,6 +16,7 @@ pub mod database;
 pub mod deadline;
 pub mod drain;
 pub mod encoding;
+pub mod events;
 pub mod grpc_json;
 pub mod grpc_limits;
 pub mod health;
@@ -28,6 +29,7 @@ pub mod single_message;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod trace_context;
 
 pub use config::HttpConfig;
 pub use connect_get::connect_get;

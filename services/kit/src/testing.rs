@@ -64,14 +64,41 @@ pub async fn call_json(
     token: Option<&str>,
     body: &serde_json::Value,
 ) -> (u16, serde_json::Value) {
+    call_json_with(url, token, &[], body).await
+}
+
+/// As [`call_json`], with extra request headers.
+pub async fn call_json_with(
+    url: &str,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+    body: &serde_json::Value,
+) -> (u16, serde_json::Value) {
     let mut request = reqwest::Client::new()
         .post(url)
         .header("content-type", "application/json")
         .body(body.to_string());
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
     let response = request.send().await.expect("send");
     let status = response.status().as_u16();
     (status, response.json().await.expect("a JSON body"))
+}
+
+/// Every event `service` has recorded in its outbox, oldest first.
+pub async fn outbox_events(
+    db: &sea_orm::DatabaseConnection,
+    service: &str,
+) -> Vec<crate::events::Event> {
+    crate::events::Outbox::new(service)
+        .recorded(db, service)
+        .await
+        .expect("read the outbox")
+        .into_iter()
+        .map(|(event, _)| event)
+        .collect()
 }

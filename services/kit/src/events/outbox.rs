@@ -1,0 +1,181 @@
+//! The transactional outbox: an event is a row written in the same database
+//! transaction as the state change it reports, so neither exists without the
+//! other; the relay publishes the rows in commit order and marks them sent.
+
+use sea_orm::{
+    ConnectionTrait, DbErr,
+    sea_query::{Alias, Expr, ExprTrait, Order, Query},
+};
+
+use super::Event;
+
+/// One service's outbox table (`<service>_outbox`, see the migrations).
+#[derive(Clone, Debug)]
+pub struct Outbox {
+    table: String,
+}
+
+fn col(name: &str) -> Alias {
+    Alias::new(name)
+}
+
+impl Outbox {
+    pub fn new(service: &str) -> Self {
+        Self {
+            table: format!("{service}_outbox"),
+        }
+    }
+
+    /// Records `event` on `conn`, which should be the transaction that
+    /// makes the change the event reports.
+    pub async fn append<C: ConnectionTrait>(&self, conn: &C, event: &Event) -> Result<(), DbErr> {
+        let data = serde_json::to_string(&event.data).map_err(|e| DbErr::Custom(e.to_string()))?;
+        let insert = Query::insert()
+            .into_table(col(&self.table))
+            .columns([
+                col("id"),
+                col("event_type"),
+                col("aggregate_id"),
+                col("aggregate_version"),
+                col("occurred_at_ms"),
+                col("traceparent"),
+                col("data"),
+            ])
+            .values_panic([
+                event.id.clone().into(),
+                event.event_type.clone().into(),
+                event.aggregate_id.clone().into(),
+                event.version.into(),
+                occurred_at_ms(&event.time).into(),
+                event.traceparent.clone().into(),
+                data.into(),
+            ])
+            .to_owned();
+        conn.execute(&insert).await?;
+        Ok(())
+    }
+
+    /// The oldest `limit` events not yet published, in commit order.
+    pub(crate) async fn unpublished<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        source: &str,
+        limit: u64,
+    ) -> Result<Vec<(i64, Event)>, DbErr> {
+        let rows = self
+            .select(conn, source, Some(limit), |select| {
+                select.and_where(Expr::col(col("published_at_ms")).is_null());
+            })
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(seq, event, _)| (seq, event))
+            .collect())
+    }
+
+    /// Every event recorded, in commit order, and whether it was published
+    /// (for operators and tests).
+    pub async fn recorded<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        source: &str,
+    ) -> Result<Vec<(Event, bool)>, DbErr> {
+        let rows = self.select(conn, source, None, |_| {}).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(_, event, published)| (event, published))
+            .collect())
+    }
+
+    async fn select<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        source: &str,
+        limit: Option<u64>,
+        filter: impl FnOnce(&mut sea_orm::sea_query::SelectStatement),
+    ) -> Result<Vec<(i64, Event, bool)>, DbErr> {
+        let mut select = Query::select()
+            .columns([
+                col("seq"),
+                col("id"),
+                col("event_type"),
+                col("aggregate_id"),
+                col("aggregate_version"),
+                col("occurred_at_ms"),
+                col("traceparent"),
+                col("data"),
+                col("published_at_ms"),
+            ])
+            .from(col(&self.table))
+            .order_by(col("seq"), Order::Asc)
+            .to_owned();
+        filter(&mut select);
+        if let Some(limit) = limit {
+            select.limit(limit);
+        }
+        let rows = conn.query_all(&select).await?;
+        rows.into_iter()
+            .map(|row| {
+                let data: String = row.try_get("", "data")?;
+                let at: i64 = row.try_get("", "occurred_at_ms")?;
+                let published: Option<i64> = row.try_get("", "published_at_ms")?;
+                let event = Event {
+                    id: row.try_get("", "id")?,
+                    event_type: row.try_get("", "event_type")?,
+                    source: source.to_owned(),
+                    time: rfc3339(at),
+                    aggregate_id: row.try_get("", "aggregate_id")?,
+                    version: row.try_get("", "aggregate_version")?,
+                    traceparent: row.try_get("", "traceparent")?,
+                    data: serde_json::from_str(&data).map_err(|e| DbErr::Custom(e.to_string()))?,
+                };
+                Ok((row.try_get("", "seq")?, event, published.is_some()))
+            })
+            .collect()
+    }
+
+    /// Marks the events `seqs` published.
+    pub(crate) async fn mark_published<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        seqs: &[i64],
+        now_ms: i64,
+    ) -> Result<(), DbErr> {
+        if seqs.is_empty() {
+            return Ok(());
+        }
+        let update = Query::update()
+            .table(col(&self.table))
+            .value(col("published_at_ms"), now_ms)
+            .and_where(Expr::col(col("seq")).is_in(seqs.iter().copied()))
+            .to_owned();
+        conn.execute(&update).await?;
+        Ok(())
+    }
+
+    /// How many events wait for the relay.
+    pub async fn backlog<C: ConnectionTrait>(&self, conn: &C) -> Result<u64, DbErr> {
+        let count = Query::select()
+            .expr_as(Expr::col(col("seq")).count(), col("n"))
+            .from(col(&self.table))
+            .and_where(Expr::col(col("published_at_ms")).is_null())
+            .to_owned();
+        let n: i64 = match conn.query_one(&count).await? {
+            Some(row) => row.try_get("", "n")?,
+            None => 0,
+        };
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+}
+
+fn occurred_at_ms(time: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(time)
+        .map(|t| t.timestamp_millis())
+        .unwrap_or_else(|_| chrono::Utc::now().timestamp_millis())
+}
+
+fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
