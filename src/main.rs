@@ -203,6 +203,7 @@ impl ShopArgs {
                 "payments",
             ),
             users_url: self.users_url(),
+            nats_url: self.nats_url.clone(),
             http: self.http.clone(),
         }
     }

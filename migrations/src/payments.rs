@@ -3,7 +3,7 @@
 use sea_orm_migration::prelude::*;
 
 mod m20261121_000001_create_payments;
-mod m20261121_000002_create_events;
+mod m20261121_000002_voids_and_events;
 
 pub struct Migrator;
 
@@ -12,7 +12,7 @@ impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         vec![
             Box::new(m20261121_000001_create_payments::Migration),
-            Box::new(m20261121_000002_create_events::Migration),
+            Box::new(m20261121_000002_voids_and_events::Migration),
         ]
     }
 

@@ -3,12 +3,12 @@
 use axum::extract::State;
 use connectrpc_axum::prelude::*;
 use prost::Message;
-use shop_kit::auth::Caller;
+use shop_kit::{auth::Caller, trace_context::TraceParent};
 use shop_proto::shop::{common::v1::Money, payments::v1 as pb};
 
 use crate::{
     AppState,
-    domain::{Payment, PaymentStatus},
+    domain::{Charge, Payment, PaymentStatus},
     error::PaymentsError,
 };
 
@@ -41,6 +41,7 @@ impl From<PaymentsError> for ConnectError {
             PaymentsError::KeyReused { .. } => {
                 ConnectError::new(Code::FailedPrecondition, error.to_string())
             }
+            PaymentsError::KeyVoided => ConnectError::new(Code::Aborted, error.to_string()),
             PaymentsError::NotYourself => {
                 ConnectError::new(Code::PermissionDenied, error.to_string())
             }
@@ -57,6 +58,7 @@ fn to_proto(payment: Payment) -> pb::Payment {
     let status = match payment.status {
         PaymentStatus::Captured => pb::PaymentStatus::Captured,
         PaymentStatus::Refunded => pb::PaymentStatus::Refunded,
+        PaymentStatus::Voided => pb::PaymentStatus::Voided,
     };
     pb::Payment {
         id: payment.id,
@@ -107,6 +109,7 @@ async fn visible_payment(
 
 pub async fn charge(
     caller: Caller,
+    trace: TraceParent,
     State(state): State<AppState>,
     ConnectRequest(request): ConnectRequest<pb::ChargeRequest>,
 ) -> Result<ConnectResponse<pb::ChargeResponse>, ConnectError> {
@@ -115,12 +118,15 @@ pub async fn charge(
     let payment = state
         .payments
         .charge(
-            &customer,
-            &request.idempotency_key,
-            &request.reference,
-            &amount.currency_code,
-            amount.minor_units,
-            &request.payment_token,
+            &Charge {
+                customer: &customer,
+                idempotency_key: &request.idempotency_key,
+                reference: &request.reference,
+                currency_code: &amount.currency_code,
+                minor_units: amount.minor_units,
+                payment_token: &request.payment_token,
+            },
+            &trace,
         )
         .await?;
     Ok(ConnectResponse::new(pb::ChargeResponse {
@@ -130,13 +136,38 @@ pub async fn charge(
 
 pub async fn refund(
     caller: Caller,
+    trace: TraceParent,
     State(state): State<AppState>,
     ConnectRequest(request): ConnectRequest<pb::RefundRequest>,
 ) -> Result<ConnectResponse<pb::RefundResponse>, ConnectError> {
-    let owner = visible_payment(&state, &caller, &request.payment_id)
-        .await?
-        .user_id;
-    let payment = state.payments.refund(&owner, &request.payment_id).await?;
+    let payment = match (
+        request.payment_id.is_empty(),
+        request.idempotency_key.is_empty(),
+    ) {
+        (false, true) => {
+            let owner = visible_payment(&state, &caller, &request.payment_id)
+                .await?
+                .user_id;
+            state
+                .payments
+                .refund(&owner, &request.payment_id, &trace)
+                .await?
+        }
+        (true, false) => {
+            let customer = customer_of(&caller, &request.customer_id)?;
+            state
+                .payments
+                .refund_key(&customer, &request.idempotency_key, &trace)
+                .await?
+        }
+        _ => {
+            return Err(PaymentsError::invalid(
+                "payment_id",
+                "name the payment, or else the charge's idempotency_key",
+            )
+            .into());
+        }
+    };
     Ok(ConnectResponse::new(pb::RefundResponse {
         payment: Some(to_proto(payment)),
     }))

@@ -41,6 +41,8 @@ impl std::fmt::Display for Amount {
 pub enum PaymentStatus {
     Captured,
     Refunded,
+    /// A key refunded before any charge was made with it: none will be.
+    Voided,
 }
 
 impl PaymentStatus {
@@ -48,14 +50,15 @@ impl PaymentStatus {
         match self {
             Self::Captured => "captured",
             Self::Refunded => "refunded",
+            Self::Voided => "voided",
         }
     }
 
     pub fn parse(stored: &str) -> Self {
-        if stored == "refunded" {
-            Self::Refunded
-        } else {
-            Self::Captured
+        match stored {
+            "refunded" => Self::Refunded,
+            "voided" => Self::Voided,
+            _ => Self::Captured,
         }
     }
 }
@@ -67,6 +70,17 @@ pub struct Payment {
     pub reference: String,
     pub amount: Amount,
     pub status: PaymentStatus,
+}
+
+/// A charge as asked for, unchecked.
+#[derive(Clone, Copy, Debug)]
+pub struct Charge<'a> {
+    pub customer: &'a str,
+    pub idempotency_key: &'a str,
+    pub reference: &'a str,
+    pub currency_code: &'a str,
+    pub minor_units: i64,
+    pub payment_token: &'a str,
 }
 
 /// An idempotency key chosen by the caller.

@@ -18,6 +18,9 @@ pub enum PaymentsError {
     #[error("idempotency_key: already used for a charge of {existing}, not {requested}")]
     KeyReused { existing: String, requested: String },
 
+    #[error("idempotency_key: voided by a refund before any charge; use a new key")]
+    KeyVoided,
+
     #[error("you may only charge yourself")]
     NotYourself,
 

@@ -6,6 +6,7 @@
 pub mod api;
 pub mod domain;
 pub mod error;
+pub mod events;
 pub mod store;
 
 use std::{
@@ -14,12 +15,14 @@ use std::{
 };
 
 use axum::Router;
-use sea_orm::DatabaseConnection;
 use shop_kit::{
     HttpConfig, Readiness, RpcServer, Shutdown,
     auth::TokenVerifier,
-    connect_get, grpc_defaults,
+    connect_get,
+    events::{Broker, EventsError, Relay},
+    grpc_defaults,
     server::{Running, ServerError},
+    trace_context::TraceParent,
 };
 use shop_migrations::MigratorTrait;
 use shop_proto::shop::payments::v1::{
@@ -29,7 +32,7 @@ use shop_proto::shop::payments::v1::{
 pub use error::PaymentsError;
 
 use crate::{
-    domain::{Amount, Payment, PaymentStatus},
+    domain::{Amount, Charge, Payment, PaymentStatus},
     store::Store,
 };
 
@@ -43,18 +46,27 @@ fn now_secs() -> i64 {
 #[derive(Clone, Debug)]
 pub struct Payments {
     store: Store,
+    relay: Relay,
 }
 
 impl Payments {
+    /// Opens the database (migrations applied), events in process.
     pub async fn open(database_url: &str) -> Result<Self, PaymentsError> {
-        let db = shop_kit::database::connect(database_url).await?;
-        Self::migrate(db).await
+        Self::open_with(database_url, Broker::InProcess, &Shutdown::new()).await
     }
 
-    pub async fn migrate(db: DatabaseConnection) -> Result<Self, PaymentsError> {
+    /// As `open`, with events going through `broker` until `shutdown`.
+    pub async fn open_with(
+        database_url: &str,
+        broker: Broker,
+        shutdown: &Shutdown,
+    ) -> Result<Self, PaymentsError> {
+        let db = shop_kit::database::connect(database_url).await?;
         shop_migrations::payments::Migrator::up(&db, None).await?;
+        let relay = Relay::start(db.clone(), events::SERVICE, broker, Vec::new(), shutdown);
         Ok(Self {
             store: Store::new(db),
+            relay,
         })
     }
 
@@ -66,13 +78,17 @@ impl Payments {
     /// first charge; a repeat with another amount is refused.
     pub async fn charge(
         &self,
-        user_id: &str,
-        idempotency_key: &str,
-        reference: &str,
-        currency_code: &str,
-        minor_units: i64,
-        payment_token: &str,
+        charge: &Charge<'_>,
+        trace: &TraceParent,
     ) -> Result<Payment, PaymentsError> {
+        let &Charge {
+            customer: user_id,
+            idempotency_key,
+            reference,
+            currency_code,
+            minor_units,
+            payment_token,
+        } = charge;
         let key = domain::idempotency_key(idempotency_key)?;
         let amount = Amount::new(currency_code, minor_units)?;
         let recorded = match self.store.by_key(user_id, key).await? {
@@ -86,9 +102,17 @@ impl Payments {
                     amount: amount.clone(),
                     status: PaymentStatus::Captured,
                 };
-                self.store.record_capture(key, payment, now_secs()).await?
+                let recorded = self
+                    .store
+                    .record_capture(key, payment, now_secs(), trace.as_str())
+                    .await?;
+                self.relay.wake();
+                recorded
             }
         };
+        if recorded.status == PaymentStatus::Voided {
+            return Err(PaymentsError::KeyVoided);
+        }
         if recorded.amount != amount {
             return Err(PaymentsError::KeyReused {
                 existing: recorded.amount.to_string(),
@@ -110,10 +134,46 @@ impl Payments {
     }
 
     /// Refunds the caller's payment, once.
-    pub async fn refund(&self, user_id: &str, payment_id: &str) -> Result<Payment, PaymentsError> {
+    pub async fn refund(
+        &self,
+        user_id: &str,
+        payment_id: &str,
+        trace: &TraceParent,
+    ) -> Result<Payment, PaymentsError> {
         self.own(user_id, payment_id).await?;
-        self.store.refund(payment_id, now_secs()).await?;
+        self.store
+            .refund(payment_id, now_secs(), trace.as_str())
+            .await?;
+        self.relay.wake();
         self.own(user_id, payment_id).await
+    }
+
+    /// Undoes whatever was charged with the customer's `idempotency_key`:
+    /// refunds the payment if there is one, else voids the key so no charge
+    /// is ever made with it (the call that would have made it may still be
+    /// on its way).
+    pub async fn refund_key(
+        &self,
+        user_id: &str,
+        idempotency_key: &str,
+        trace: &TraceParent,
+    ) -> Result<Payment, PaymentsError> {
+        let key = domain::idempotency_key(idempotency_key)?;
+        let voided = Payment {
+            id: uuid::Uuid::new_v4().to_string(),
+            user_id: user_id.to_owned(),
+            reference: String::new(),
+            amount: Amount {
+                currency_code: String::new(),
+                minor_units: 0,
+            },
+            status: PaymentStatus::Voided,
+        };
+        let recorded = self.store.record_void(key, voided, now_secs()).await?;
+        match recorded.status {
+            PaymentStatus::Captured => self.refund(user_id, &recorded.id, trace).await,
+            PaymentStatus::Refunded | PaymentStatus::Voided => Ok(recorded),
+        }
     }
 }
 
@@ -157,6 +217,8 @@ pub struct Config {
     pub database_url: String,
     /// The users service, whose public keys verify access tokens.
     pub users_url: String,
+    /// NATS for events; in process when `None`.
+    pub nats_url: Option<String>,
     pub http: HttpConfig,
 }
 
@@ -169,6 +231,8 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("payments events: {0}")]
+    Events(#[from] EventsError),
     #[error("payments cannot verify tokens: {0}")]
     Auth(#[from] shop_kit::auth::AuthError),
     #[error(transparent)]
@@ -176,7 +240,8 @@ pub enum StartError {
 }
 
 pub async fn start(config: Config, shutdown: Shutdown) -> Result<Running, StartError> {
-    let payments = Payments::open(&config.database_url)
+    let broker = Broker::new(config.nats_url.as_deref()).await?;
+    let payments = Payments::open_with(&config.database_url, broker, &shutdown)
         .await
         .map_err(|source| StartError::Database {
             url: shop_kit::database::redact(&config.database_url),

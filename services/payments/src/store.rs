@@ -1,12 +1,15 @@
 //! The payments database: the only module that touches it.
 
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, sea_query::Expr,
+    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, TransactionTrait,
+    sea_query::Expr,
 };
+use shop_kit::events::Outbox;
 
 use crate::{
     domain::{Amount, Payment, PaymentStatus},
     error::PaymentsError,
+    events,
 };
 
 mod payment {
@@ -78,13 +81,38 @@ impl Store {
             .map(Payment::from))
     }
 
-    /// Records a captured charge; if the caller's key was recorded already
-    /// (a racing repeat), returns that one instead.
+    /// Records a captured charge with its payment.captured event; if the
+    /// caller's key was recorded already (a racing repeat, or voided),
+    /// returns that one instead.
     pub async fn record_capture(
         &self,
         key: &str,
         payment: Payment,
         now: i64,
+        traceparent: &str,
+    ) -> Result<Payment, PaymentsError> {
+        self.record_first(key, payment, now, traceparent).await
+    }
+
+    /// Records that no charge will be made with the caller's key, unless
+    /// one was: then returns that one.
+    pub async fn record_void(
+        &self,
+        key: &str,
+        voided: Payment,
+        now: i64,
+    ) -> Result<Payment, PaymentsError> {
+        self.record_first(key, voided, now, "").await
+    }
+
+    /// Inserts `payment` for `key` (and its event) unless the key has a
+    /// payment already, which it returns instead.
+    async fn record_first(
+        &self,
+        key: &str,
+        payment: Payment,
+        now: i64,
+        traceparent: &str,
     ) -> Result<Payment, PaymentsError> {
         let row = payment::ActiveModel {
             id: Set(payment.id.clone()),
@@ -93,23 +121,33 @@ impl Store {
             reference: Set(payment.reference.clone()),
             amount_minor_units: Set(payment.amount.minor_units),
             currency_code: Set(payment.amount.currency_code.clone()),
-            status: Set(PaymentStatus::Captured.as_str().to_owned()),
+            status: Set(payment.status.as_str().to_owned()),
             created_at: Set(now),
             updated_at: Set(now),
         };
-        match payment::Entity::insert(row).exec(&self.db).await {
-            Ok(_) => Ok(payment),
-            Err(error) if shop_kit::database::is_unique_violation(&error) => self
+        let txn = self.db.begin().await?;
+        if let Err(error) = payment::Entity::insert(row).exec(&txn).await {
+            txn.rollback().await?;
+            if !shop_kit::database::is_unique_violation(&error) {
+                return Err(error.into());
+            }
+            return self
                 .by_key(&payment.user_id, key)
                 .await?
-                .ok_or(PaymentsError::Database(error)),
-            Err(error) => Err(error.into()),
+                .ok_or(PaymentsError::Database(error));
         }
+        if let Some(event) = events::payment_event(&payment, traceparent) {
+            Outbox::new(events::SERVICE).append(&txn, &event).await?;
+        }
+        txn.commit().await?;
+        Ok(payment)
     }
 
-    /// Marks a captured payment refunded, once.
-    pub async fn refund(&self, id: &str, now: i64) -> Result<(), PaymentsError> {
-        payment::Entity::update_many()
+    /// Marks a captured payment refunded, once, with its payment.refunded
+    /// event.
+    pub async fn refund(&self, id: &str, now: i64, traceparent: &str) -> Result<(), PaymentsError> {
+        let txn = self.db.begin().await?;
+        let moved = payment::Entity::update_many()
             .col_expr(
                 payment::Column::Status,
                 Expr::value(PaymentStatus::Refunded.as_str()),
@@ -117,8 +155,18 @@ impl Store {
             .col_expr(payment::Column::UpdatedAt, Expr::value(now))
             .filter(payment::Column::Id.eq(id))
             .filter(payment::Column::Status.eq(PaymentStatus::Captured.as_str()))
-            .exec(&self.db)
+            .exec(&txn)
             .await?;
+        if moved.rows_affected == 1 {
+            let refunded = payment::Entity::find_by_id(id.to_owned())
+                .one(&txn)
+                .await?
+                .map(Payment::from);
+            if let Some(event) = refunded.and_then(|p| events::payment_event(&p, traceparent)) {
+                Outbox::new(events::SERVICE).append(&txn, &event).await?;
+            }
+        }
+        txn.commit().await?;
         Ok(())
     }
 }

@@ -267,3 +267,54 @@ async fn services_charge_on_a_customers_behalf_customers_only_themselves() {
         (403, Some("permission_denied"))
     );
 }
+
+#[tokio::test]
+async fn a_charge_key_refunded_before_its_charge_is_never_charged() {
+    // The orders saga compensates a charge whose answer it never saw by its
+    // key: a charge made is refunded, a charge not made yet never will be.
+    let service = TestPayments::start().await;
+    let by_key = |key: &str| json!({"idempotencyKey": key, "customerId": "ada"});
+    let (status, voided) = service
+        .call("Refund", Some(&service.orders_service), by_key("lost"))
+        .await;
+    assert_eq!(
+        (status, voided["payment"]["status"].as_str()),
+        (200, Some("PAYMENT_STATUS_VOIDED")),
+        "{voided}"
+    );
+    let mut late = charge("lost", 900, "tok_visa");
+    late["customerId"] = json!("ada");
+    let (status, refused) = service
+        .call("Charge", Some(&service.orders_service), late)
+        .await;
+    assert_eq!((status, refused["code"].as_str()), (409, Some("aborted")));
+
+    let mut made = charge("made", 900, "tok_visa");
+    made["customerId"] = json!("ada");
+    service
+        .call("Charge", Some(&service.orders_service), made)
+        .await;
+    for _ in 0..2 {
+        let (status, refunded) = service
+            .call("Refund", Some(&service.orders_service), by_key("made"))
+            .await;
+        assert_eq!(
+            (status, refunded["payment"]["status"].as_str()),
+            (200, Some("PAYMENT_STATUS_REFUNDED"))
+        );
+    }
+    let (status, neither) = service.call("Refund", Some(&service.ada), json!({})).await;
+    assert_eq!(
+        (status, neither["code"].as_str()),
+        (400, Some("invalid_argument"))
+    );
+
+    // Money moved twice (a capture and its refund), and nothing for the void.
+    let events =
+        shop_kit::testing::outbox_events(service.payments.store().connection(), "payments").await;
+    let kinds: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(kinds, ["payment.captured", "payment.refunded"]);
+    assert_eq!(events[1].data["minorUnits"], 900);
+    assert_eq!(events[0].aggregate_id, events[1].aggregate_id);
+    assert_eq!((events[0].version, events[1].version), (1, 2));
+}
