@@ -95,6 +95,21 @@ struct ShopArgs {
     #[arg(long, env = "PAYMENTS_PORT", default_value_t = 8084, global = true)]
     payments_port: u16,
 
+    /// The payments service's URL, for the orders service (default: its
+    /// --host and --payments-port).
+    #[arg(long, env = "PAYMENTS_URL", global = true)]
+    payments_url: Option<String>,
+
+    /// An order not charged within this many seconds is cancelled (its
+    /// stock released, any charge refunded).
+    #[arg(
+        long,
+        env = "SHOP_ORDER_DEADLINE_SECS",
+        default_value_t = 120,
+        global = true
+    )]
+    order_deadline_secs: u64,
+
     /// Database of the payments service (default: SQLite under --data-dir).
     #[arg(long, env = "PAYMENTS_DATABASE_URL", global = true)]
     payments_database_url: Option<String>,
@@ -186,10 +201,21 @@ impl ShopArgs {
                 database_url,
                 "orders",
             ),
-            users_url: self.users_url(),
-            catalog_url: self.catalog_url.clone().unwrap_or_else(|| {
-                format!("http://{}", SocketAddr::new(self.host, self.catalog_port))
-            }),
+            peers: shop_orders::PeerUrls {
+                users_url: self.users_url(),
+                catalog_url: self.catalog_url.clone().unwrap_or_else(|| {
+                    format!("http://{}", SocketAddr::new(self.host, self.catalog_port))
+                }),
+                payments_url: self.payments_url.clone().unwrap_or_else(|| {
+                    format!("http://{}", SocketAddr::new(self.host, self.payments_port))
+                }),
+                service_secret: self.service_secret.clone().unwrap_or_default(),
+            },
+            nats_url: self.nats_url.clone(),
+            saga: shop_orders::SagaPolicy {
+                deadline: std::time::Duration::from_secs(self.order_deadline_secs),
+                ..shop_orders::SagaPolicy::default()
+            },
             http: self.http.clone(),
         }
     }

@@ -19,5 +19,15 @@ for _ in $(seq 1 50); do
   sleep 0.2
 done
 pg_isready -h 127.0.0.1
+# Each test starts whole services, each with its own pool and database, and
+# the tests run in parallel: far more clients than the default 100.
+if [ "$(su postgres -c "psql -tAc 'SHOW max_connections'")" -lt 500 ]; then
+  su postgres -c "psql -qc 'ALTER SYSTEM SET max_connections = 500'"
+  pg_ctlcluster "$version" main restart
+  for _ in $(seq 1 50); do
+    pg_isready -q -h 127.0.0.1 && break
+    sleep 0.2
+  done
+fi
 su postgres -c "psql -q -tc \"SELECT 1 FROM pg_roles WHERE rolname = 'shop_test'\"" | grep -q 1 \
   || su postgres -c "psql -q -c \"CREATE ROLE shop_test LOGIN CREATEDB PASSWORD 'shop_test'\""

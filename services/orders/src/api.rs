@@ -4,7 +4,7 @@
 use axum::extract::State;
 use connectrpc_axum::prelude::*;
 use futures::Stream;
-use shop_kit::auth::Caller;
+use shop_kit::{auth::Caller, trace_context::TraceParent};
 use shop_proto::shop::{common::v1::Money, orders::v1 as pb};
 use tokio::sync::broadcast::error::RecvError;
 
@@ -26,6 +26,10 @@ impl From<OrdersError> for ConnectError {
             }
             OrdersError::Unavailable { .. } => {
                 ConnectError::new(Code::Unavailable, error.to_string())
+            }
+            OrdersError::MalformedEvent(_) | OrdersError::Events(_) => {
+                tracing::error!(%error, "orders events error");
+                ConnectError::new(Code::Internal, "the orders service failed")
             }
             OrdersError::Database(db) => {
                 tracing::error!(error = %db, "orders database error");
@@ -77,6 +81,7 @@ fn to_proto(order: Order) -> pb::Order {
 
 pub async fn create_order(
     caller: Caller,
+    trace: TraceParent,
     State(state): State<AppState>,
     ConnectRequest(request): ConnectRequest<pb::CreateOrderRequest>,
 ) -> Result<ConnectResponse<pb::CreateOrderResponse>, ConnectError> {
@@ -92,6 +97,7 @@ pub async fn create_order(
             &request.idempotency_key,
             &lines,
             &request.payment_token,
+            &trace,
         )
         .await?;
     Ok(ConnectResponse::new(pb::CreateOrderResponse {
@@ -120,7 +126,7 @@ pub async fn list_orders(
     let (orders, more) = state
         .orders
         .store()
-        .list(&caller.user_id, size, after.as_ref())
+        .history(&caller.user_id, size, after.as_ref())
         .await?;
     let next_page_token = match orders.last() {
         Some(last) if more => domain::encode_cursor(&domain::Cursor {
@@ -167,7 +173,9 @@ pub async fn watch_order(
     let user_id = caller.user_id;
     let shutdown = state.shutdown.clone();
     let stream = async_stream::stream! {
-        let mut last = current.updated_at_ms;
+        // Only newer versions go out: a redelivered or late event is news
+        // to nobody.
+        let mut last = current.version;
         let done = current.status.is_final();
         yield Ok(pb::WatchOrderResponse { order: Some(to_proto(current)) });
         if done {
@@ -177,7 +185,7 @@ pub async fn watch_order(
             let order = tokio::select! {
                 () = shutdown.requested() => break,
                 change = changes.recv() => match change {
-                    Ok(order) if order.id == order_id && order.updated_at_ms >= last => order,
+                    Ok(order) if order.id == order_id && order.version > last => order,
                     Ok(_) => continue,
                     // Missed changes: read the order as it is now.
                     Err(RecvError::Lagged(_)) => match state.orders.own(&user_id, &order_id).await {
@@ -187,7 +195,10 @@ pub async fn watch_order(
                     Err(RecvError::Closed) => break,
                 },
             };
-            last = order.updated_at_ms;
+            if order.version <= last {
+                continue;
+            }
+            last = order.version;
             let done = order.status.is_final();
             yield Ok(pb::WatchOrderResponse { order: Some(to_proto(order)) });
             if done {

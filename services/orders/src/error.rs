@@ -19,6 +19,13 @@ pub enum OrdersError {
     #[error("the {service} service is unavailable, try again later")]
     Unavailable { service: &'static str },
 
+    /// An order event this service cannot read (never a client's doing).
+    #[error("malformed order event: {0}")]
+    MalformedEvent(String),
+
+    #[error("events: {0}")]
+    Events(#[from] shop_kit::events::EventsError),
+
     #[error("database: {0}")]
     Database(#[from] DbErr),
 }

@@ -1,36 +1,43 @@
 //! The orders service: a customer's orders, priced server-side from the
-//! catalog, created once per idempotency key, visible only to their owner,
-//! served as `shop.orders.v1.OrderService`. (Driving an order through
-//! stock and payment is the saga's job, a later step.)
+//! catalog, placed once per idempotency key, visible only to their owner,
+//! taken to CONFIRMED or CANCELLED by a persisted saga (reserve stock ->
+//! charge -> commit stock, compensated in reverse), served as
+//! `shop.orders.v1.OrderService`.
 
 pub mod api;
-pub mod catalog_client;
 pub mod domain;
 pub mod error;
 pub mod events;
+pub mod peers;
+pub mod saga;
 pub mod store;
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::Router;
-use sea_orm::DatabaseConnection;
 use shop_kit::{
     HttpConfig, Readiness, RpcServer, Shutdown,
     auth::TokenVerifier,
-    connect_get, grpc_defaults,
+    connect_get,
+    events::{Broker, Delivery, Relay, Subscription},
+    grpc_defaults,
     server::{Running, ServerError},
+    trace_context::TraceParent,
 };
 use shop_migrations::MigratorTrait;
 use shop_proto::shop::orders::v1::{
     self as pb, order_service_connect::OrderServiceTonicCompatibleBuilder,
 };
 
+pub use domain::saga::SagaPolicy;
 pub use error::OrdersError;
+pub use peers::PeerUrls;
 
 use crate::{
-    catalog_client::Catalog,
     domain::{Order, OrderStatus},
     events::OrderFeed,
+    peers::{Catalog, Payments, ServiceToken},
+    saga::SagaDriver,
     store::Store,
 };
 
@@ -38,26 +45,75 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
+/// How long CancelOrder waits for the saga to turn back before answering
+/// with the order as it then is.
+const CANCEL_PATIENCE: Duration = Duration::from_secs(5);
+
 /// A customer's orders.
 #[derive(Clone, Debug)]
 pub struct Orders {
     store: Store,
     feed: OrderFeed,
     catalog: Catalog,
+    relay: Relay,
+    sagas: SagaDriver,
 }
 
 impl Orders {
-    pub async fn open(database_url: &str, catalog_url: &str) -> Result<Self, OrdersError> {
+    /// Opens the database (migrations applied), starts relaying events
+    /// through `broker` and driving sagas (resuming unfinished ones) until
+    /// `shutdown`.
+    pub async fn open(
+        database_url: &str,
+        peers: &PeerUrls,
+        broker: Broker,
+        policy: SagaPolicy,
+        shutdown: &Shutdown,
+    ) -> Result<Self, OrdersError> {
         let db = shop_kit::database::connect(database_url).await?;
-        Self::migrate(db, catalog_url).await
-    }
-
-    pub async fn migrate(db: DatabaseConnection, catalog_url: &str) -> Result<Self, OrdersError> {
         shop_migrations::orders::Migrator::up(&db, None).await?;
+        let store = Store::new(db.clone());
+        let token = Arc::new(ServiceToken::new(
+            &peers.users_url,
+            &peers.service_secret,
+            policy.call_timeout,
+        )?);
+        let catalog = Catalog::new(&peers.catalog_url, token.clone(), policy.call_timeout)?;
+        let payments = Payments::new(&peers.payments_url, token, policy.call_timeout)?;
+        let feed = OrderFeed::new();
+        let history = store.clone();
+        let subscriptions = vec![
+            Subscription::new(
+                "order-history",
+                events::ORDER_EVENTS,
+                Delivery::Durable,
+                move |event| {
+                    let history = history.clone();
+                    async move {
+                        history
+                            .record_history(&event)
+                            .await
+                            .map_err(|e| e.to_string())
+                    }
+                },
+            ),
+            feed.subscription(),
+        ];
+        let relay = Relay::start(db, events::SERVICE, broker, subscriptions, shutdown);
+        let sagas = SagaDriver::start(
+            store.clone(),
+            catalog.clone(),
+            payments,
+            relay.clone(),
+            policy,
+            shutdown,
+        );
         Ok(Self {
-            store: Store::new(db),
-            feed: OrderFeed::new(),
-            catalog: Catalog::new(catalog_url)?,
+            store,
+            feed,
+            catalog,
+            relay,
+            sagas,
         })
     }
 
@@ -69,13 +125,15 @@ impl Orders {
         &self.feed
     }
 
-    /// Places an order once per (customer, key); prices from the catalog.
+    /// Places an order once per (customer, key), priced by the catalog, and
+    /// starts its saga; answers at once, PENDING.
     pub async fn create(
         &self,
         user_id: &str,
         key: &str,
         lines: &[(String, i32)],
         payment_token: &str,
+        trace: &TraceParent,
     ) -> Result<Order, OrdersError> {
         let key = domain::idempotency_key(key)?;
         if let Some(existing) = self.store.by_key(user_id, key).await? {
@@ -97,10 +155,18 @@ impl Orders {
             cancel_reason: String::new(),
             created_at_ms: now,
             updated_at_ms: now,
+            version: 1,
         };
-        let (order, created) = self.store.create(order, key, payment_token).await?;
+        let deadline = now.saturating_add(
+            i64::try_from(self.sagas.policy().deadline.as_millis()).unwrap_or(i64::MAX),
+        );
+        let (order, created) = self
+            .store
+            .create(order, key, payment_token, deadline, trace.as_str())
+            .await?;
         if created {
-            self.feed.publish(order.clone());
+            self.relay.wake();
+            self.sagas.kick(&order.id);
         }
         Ok(order)
     }
@@ -116,37 +182,36 @@ impl Orders {
             })
     }
 
-    /// Cancels the caller's pending order (a cancelled one stays so).
+    /// Asks the saga of the caller's order to turn back (refund, release),
+    /// and waits a little for it to have done so. An order already charged
+    /// goes on to CONFIRMED: that is refused as not cancellable.
     pub async fn cancel(&self, user_id: &str, order_id: &str) -> Result<Order, OrdersError> {
         let order = self.own(user_id, order_id).await?;
-        match order.status {
-            OrderStatus::Cancelled => return Ok(order),
-            OrderStatus::Confirmed => {
-                return Err(OrdersError::NotCancellable {
-                    id: order.id,
-                    status: order.status.as_str(),
-                });
+        if order.status == OrderStatus::Pending {
+            let mut changes = self.feed.subscribe();
+            self.store.request_cancel(order_id).await?;
+            self.sagas.kick(order_id);
+            let patience = tokio::time::sleep(CANCEL_PATIENCE);
+            tokio::pin!(patience);
+            loop {
+                tokio::select! {
+                    () = &mut patience => break,
+                    change = changes.recv() => match change {
+                        Ok(change) if change.id == order_id && change.status.is_final() => break,
+                        Ok(_) => {}
+                        Err(_) => break,
+                    },
+                }
             }
-            OrderStatus::Pending => {}
         }
-        if !self
-            .store
-            .cancel(order_id, "cancelled at your request", now_ms())
-            .await?
-        {
-            // It moved meanwhile; report what it is now.
-            let now = self.own(user_id, order_id).await?;
-            if now.status != OrderStatus::Cancelled {
-                return Err(OrdersError::NotCancellable {
-                    id: now.id,
-                    status: now.status.as_str(),
-                });
-            }
-            return Ok(now);
+        let now = self.own(user_id, order_id).await?;
+        if now.status == OrderStatus::Confirmed {
+            return Err(OrdersError::NotCancellable {
+                id: now.id,
+                status: now.status.as_str(),
+            });
         }
-        let cancelled = self.own(user_id, order_id).await?;
-        self.feed.publish(cancelled.clone());
-        Ok(cancelled)
+        Ok(now)
     }
 }
 
@@ -206,8 +271,10 @@ pub async fn router(
 pub struct Config {
     pub addr: SocketAddr,
     pub database_url: String,
-    pub users_url: String,
-    pub catalog_url: String,
+    pub peers: PeerUrls,
+    /// NATS for events; in process when `None`.
+    pub nats_url: Option<String>,
+    pub saga: SagaPolicy,
     pub http: HttpConfig,
 }
 
@@ -220,6 +287,8 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("orders events: {0}")]
+    Events(#[from] shop_kit::events::EventsError),
     #[error("orders cannot verify tokens: {0}")]
     Auth(#[from] shop_kit::auth::AuthError),
     #[error(transparent)]
@@ -227,13 +296,20 @@ pub enum StartError {
 }
 
 pub async fn start(config: Config, shutdown: Shutdown) -> Result<Running, StartError> {
-    let orders = Orders::open(&config.database_url, &config.catalog_url)
-        .await
-        .map_err(|source| StartError::Database {
-            url: shop_kit::database::redact(&config.database_url),
-            source,
-        })?;
-    let verifier = TokenVerifier::fetch(&config.users_url, Duration::from_secs(30)).await?;
+    let broker = Broker::new(config.nats_url.as_deref()).await?;
+    let orders = Orders::open(
+        &config.database_url,
+        &config.peers,
+        broker,
+        config.saga.clone(),
+        &shutdown,
+    )
+    .await
+    .map_err(|source| StartError::Database {
+        url: shop_kit::database::redact(&config.database_url),
+        source,
+    })?;
+    let verifier = TokenVerifier::fetch(&config.peers.users_url, Duration::from_secs(30)).await?;
     let app = router(orders, verifier, &config.http, &shutdown).await?;
     shop_kit::server::start(config.addr, app, shutdown, config.http.shutdown_grace())
         .await

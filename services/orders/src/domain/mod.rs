@@ -5,6 +5,8 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 
 use crate::error::OrdersError;
 
+pub mod saga;
+
 pub const MAX_LINES: usize = 50;
 pub const MAX_QUANTITY: i32 = 100;
 pub const DEFAULT_PAGE_SIZE: u64 = 20;
@@ -75,6 +77,8 @@ pub struct Order {
     pub cancel_reason: String,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
+    /// 1 when placed; each status change adds one.
+    pub version: i64,
 }
 
 /// The lines of a CreateOrder call, checked, repeated products merged.

@@ -1,0 +1,396 @@
+//! The saga that takes an order to CONFIRMED or CANCELLED, as pure rules:
+//! given where a saga stands and what its last step answered, what comes
+//! next. The driver (`crate::saga`) performs the steps and persists every
+//! transition before taking the next step.
+//!
+//! Forward: reserve stock -> charge -> commit stock -> confirmed.
+//! Backward (compensation): refund -> release stock -> cancelled.
+//!
+//! The charge is the pivot: until it succeeds the saga may turn back (a
+//! refusal, a peer unavailable too long, the customer cancelling, the
+//! deadline); once it has, committing the stock is retried until it
+//! succeeds. Compensations are retried until they succeed.
+
+use std::time::Duration;
+
+/// Where a saga stands: the step it will take next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    ReserveStock,
+    Charge,
+    CommitStock,
+    Refund,
+    ReleaseStock,
+    /// Nothing left to do: the order is confirmed or cancelled.
+    Done,
+}
+
+impl Step {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ReserveStock => "reserve_stock",
+            Self::Charge => "charge",
+            Self::CommitStock => "commit_stock",
+            Self::Refund => "refund",
+            Self::ReleaseStock => "release_stock",
+            Self::Done => "done",
+        }
+    }
+
+    pub fn parse(stored: &str) -> Option<Self> {
+        [
+            Self::ReserveStock,
+            Self::Charge,
+            Self::CommitStock,
+            Self::Refund,
+            Self::ReleaseStock,
+            Self::Done,
+        ]
+        .into_iter()
+        .find(|step| step.as_str() == stored)
+    }
+
+    /// Before the pivot: the saga may still turn back.
+    fn may_turn_back(self) -> bool {
+        matches!(self, Self::ReserveStock | Self::Charge)
+    }
+}
+
+/// How a saga behaves: retries, patience, leases.
+#[derive(Clone, Debug)]
+pub struct SagaPolicy {
+    /// Attempts of a forward step whose peer is unavailable before the
+    /// saga turns back.
+    pub max_attempts: u32,
+    /// The first retry's delay; each retry doubles it, up to `max_backoff`.
+    pub first_backoff: Duration,
+    pub max_backoff: Duration,
+    /// An order not past its charge by then is cancelled.
+    pub deadline: Duration,
+    /// How long a driver owns a saga without renewing; after a crash,
+    /// another driver takes over once it has run out.
+    pub lease: Duration,
+    /// How often the recovery sweep looks for sagas to resume.
+    pub sweep_every: Duration,
+    /// One call to a peer, at most.
+    pub call_timeout: Duration,
+}
+
+impl Default for SagaPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 4,
+            first_backoff: Duration::from_millis(250),
+            max_backoff: Duration::from_secs(10),
+            deadline: Duration::from_secs(120),
+            lease: Duration::from_secs(10),
+            sweep_every: Duration::from_secs(2),
+            call_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+impl SagaPolicy {
+    /// The delay before retry number `attempt` (1-based).
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let factor = 2u32.saturating_pow(attempt.saturating_sub(1).min(16));
+        self.first_backoff
+            .saturating_mul(factor)
+            .min(self.max_backoff)
+    }
+}
+
+/// A saga's persisted state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Saga {
+    pub step: Step,
+    /// Failed attempts of the current step.
+    pub attempts: u32,
+    pub deadline_at_ms: i64,
+    pub cancel_requested: bool,
+    /// Why the saga turned back; empty while it goes forward.
+    pub cancel_reason: String,
+    pub payment_id: String,
+}
+
+/// What a step's call answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Done,
+    /// The charge went through as this payment.
+    Charged {
+        payment_id: String,
+    },
+    /// The peer said no, for good; the reason is for the customer.
+    Refused(String),
+    /// The peer (named, e.g. "payment service") did not answer, or not
+    /// usefully; worth trying again.
+    Unavailable(String),
+}
+
+/// What to do after a step (or before one).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Transition {
+    /// Go on with `to`.
+    Move {
+        to: Step,
+        cancel_reason: String,
+        payment_id: String,
+    },
+    /// Try the same step again after the delay.
+    Retry { attempts: u32, after: Duration },
+    /// The order is final.
+    Finish { confirmed: bool },
+}
+
+/// Where compensation starts from a step before the pivot: a charge may
+/// have been made (its answer lost), so turning back at the charge refunds.
+fn turn_back(from: Step, reason: &str) -> Transition {
+    let to = match from {
+        Step::Charge => Step::Refund,
+        _ => Step::ReleaseStock,
+    };
+    Transition::Move {
+        to,
+        cancel_reason: reason.to_owned(),
+        payment_id: String::new(),
+    }
+}
+
+pub const CANCELLED_BY_CUSTOMER: &str = "cancelled at your request";
+
+/// Checked before each step: a cancel request or the deadline turns a saga
+/// back while it still may.
+pub fn before_step(saga: &Saga, now_ms: i64) -> Option<Transition> {
+    if !saga.step.may_turn_back() {
+        return None;
+    }
+    if saga.cancel_requested {
+        return Some(turn_back(saga.step, CANCELLED_BY_CUSTOMER));
+    }
+    if now_ms > saga.deadline_at_ms {
+        return Some(turn_back(
+            saga.step,
+            "not completed in time: the shop's services were too slow",
+        ));
+    }
+    None
+}
+
+/// What follows a step's outcome.
+pub fn after_step(saga: &Saga, outcome: Outcome, policy: &SagaPolicy) -> Transition {
+    let keep = |to: Step| Transition::Move {
+        to,
+        cancel_reason: saga.cancel_reason.clone(),
+        payment_id: saga.payment_id.clone(),
+    };
+    let retry = || {
+        let attempts = saga.attempts.saturating_add(1);
+        Transition::Retry {
+            attempts,
+            after: policy.backoff(attempts),
+        }
+    };
+    match (saga.step, outcome) {
+        (Step::Done, _) => Transition::Finish {
+            confirmed: saga.cancel_reason.is_empty(),
+        },
+        // Forward, before the pivot: a refusal or too many failures turn back.
+        (step @ (Step::ReserveStock | Step::Charge), Outcome::Refused(reason)) => {
+            turn_back(step, &reason)
+        }
+        (step @ (Step::ReserveStock | Step::Charge), Outcome::Unavailable(peer))
+            if saga.attempts.saturating_add(1) >= policy.max_attempts =>
+        {
+            turn_back(
+                step,
+                &format!(
+                    "the {peer} was unavailable after {} attempts",
+                    policy.max_attempts
+                ),
+            )
+        }
+        (Step::ReserveStock, Outcome::Done | Outcome::Charged { .. }) => keep(Step::Charge),
+        (Step::Charge, Outcome::Charged { payment_id }) => Transition::Move {
+            to: Step::CommitStock,
+            cancel_reason: String::new(),
+            payment_id,
+        },
+        (Step::Charge, Outcome::Done) => keep(Step::CommitStock),
+        // Past the pivot: commit until it succeeds, unless the reservation
+        // is gone (then the money goes back).
+        (Step::CommitStock, Outcome::Done | Outcome::Charged { .. }) => {
+            Transition::Finish { confirmed: true }
+        }
+        (Step::CommitStock, Outcome::Refused(reason)) => Transition::Move {
+            to: Step::Refund,
+            cancel_reason: reason,
+            payment_id: saga.payment_id.clone(),
+        },
+        // Compensations: until they succeed.
+        (Step::Refund, Outcome::Done | Outcome::Charged { .. }) => keep(Step::ReleaseStock),
+        (Step::ReleaseStock, Outcome::Done | Outcome::Charged { .. }) => {
+            Transition::Finish { confirmed: false }
+        }
+        (Step::ReleaseStock, Outcome::Refused(_)) => Transition::Finish { confirmed: false },
+        (_, Outcome::Unavailable(_) | Outcome::Refused(_)) => retry(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(step: Step) -> Saga {
+        Saga {
+            step,
+            attempts: 0,
+            deadline_at_ms: 1_000,
+            cancel_requested: false,
+            cancel_reason: String::new(),
+            payment_id: String::new(),
+        }
+    }
+
+    fn moved(to: Step, reason: &str) -> Transition {
+        Transition::Move {
+            to,
+            cancel_reason: reason.into(),
+            payment_id: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_happy_path_reserves_charges_commits() {
+        let policy = SagaPolicy::default();
+        assert_eq!(
+            after_step(&at(Step::ReserveStock), Outcome::Done, &policy),
+            moved(Step::Charge, "")
+        );
+        assert_eq!(
+            after_step(
+                &at(Step::Charge),
+                Outcome::Charged {
+                    payment_id: "pay-1".into()
+                },
+                &policy
+            ),
+            Transition::Move {
+                to: Step::CommitStock,
+                cancel_reason: String::new(),
+                payment_id: "pay-1".into()
+            }
+        );
+        assert_eq!(
+            after_step(&at(Step::CommitStock), Outcome::Done, &policy),
+            Transition::Finish { confirmed: true }
+        );
+    }
+
+    #[test]
+    fn refusals_before_the_pivot_compensate_in_reverse() {
+        let policy = SagaPolicy::default();
+        assert_eq!(
+            after_step(
+                &at(Step::ReserveStock),
+                Outcome::Refused("out of stock".into()),
+                &policy
+            ),
+            moved(Step::ReleaseStock, "out of stock")
+        );
+        assert_eq!(
+            after_step(
+                &at(Step::Charge),
+                Outcome::Refused("card declined".into()),
+                &policy
+            ),
+            moved(Step::Refund, "card declined")
+        );
+        let mut refunding = at(Step::Refund);
+        refunding.cancel_reason = "card declined".into();
+        assert_eq!(
+            after_step(&refunding, Outcome::Done, &policy),
+            moved(Step::ReleaseStock, "card declined")
+        );
+        assert_eq!(
+            after_step(&at(Step::ReleaseStock), Outcome::Done, &policy),
+            Transition::Finish { confirmed: false }
+        );
+    }
+
+    #[test]
+    fn an_unavailable_peer_is_retried_with_backoff_then_given_up_before_the_pivot() {
+        let policy = SagaPolicy::default();
+        let mut charging = at(Step::Charge);
+        assert_eq!(
+            after_step(
+                &charging,
+                Outcome::Unavailable("payment service".into()),
+                &policy
+            ),
+            Transition::Retry {
+                attempts: 1,
+                after: policy.first_backoff
+            }
+        );
+        charging.attempts = policy.max_attempts - 1;
+        assert_eq!(
+            after_step(
+                &charging,
+                Outcome::Unavailable("payment service".into()),
+                &policy
+            ),
+            moved(
+                Step::Refund,
+                "the payment service was unavailable after 4 attempts"
+            )
+        );
+        // Past the pivot and while compensating, never given up.
+        for step in [Step::CommitStock, Step::Refund, Step::ReleaseStock] {
+            let mut saga = at(step);
+            saga.attempts = 50;
+            assert!(matches!(
+                after_step(&saga, Outcome::Unavailable("x".into()), &policy),
+                Transition::Retry { attempts: 51, .. }
+            ));
+        }
+        assert_eq!(policy.backoff(30), policy.max_backoff);
+    }
+
+    #[test]
+    fn cancelling_and_the_deadline_turn_back_only_before_the_pivot() {
+        let mut saga = at(Step::Charge);
+        assert_eq!(before_step(&saga, 0), None);
+        saga.cancel_requested = true;
+        assert_eq!(
+            before_step(&saga, 0),
+            Some(moved(Step::Refund, CANCELLED_BY_CUSTOMER))
+        );
+        let mut reserving = at(Step::ReserveStock);
+        assert!(matches!(
+            before_step(&reserving, 2_000),
+            Some(Transition::Move {
+                to: Step::ReleaseStock,
+                ..
+            })
+        ));
+        reserving.step = Step::CommitStock;
+        reserving.cancel_requested = true;
+        assert_eq!(before_step(&reserving, 2_000), None);
+    }
+
+    #[test]
+    fn steps_round_trip_through_storage() {
+        for step in [
+            Step::ReserveStock,
+            Step::Charge,
+            Step::CommitStock,
+            Step::Refund,
+            Step::ReleaseStock,
+            Step::Done,
+        ] {
+            assert_eq!(Step::parse(step.as_str()), Some(step));
+        }
+        assert_eq!(Step::parse("teleport"), None);
+    }
+}

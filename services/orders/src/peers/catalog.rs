@@ -1,0 +1,154 @@
+//! The catalog as orders sees it: product names and prices for pricing an
+//! order, and the saga's stock steps (reserve, commit, release, all keyed by
+//! the order id so a repeat is harmless).
+
+use std::{sync::Arc, time::Duration};
+
+use shop_kit::trace_context::TraceParent;
+use shop_proto::shop::catalog::v1::{
+    CommitStockRequest, GetProductRequest, ReleaseStockRequest, ReservationStatus,
+    ReserveStockRequest, StockItem, catalog_service_client::CatalogServiceClient,
+};
+use tonic::{Code, transport::Channel};
+
+use super::{ServiceToken, request, unavailable};
+use crate::{
+    domain::{Order, Priced, saga::Outcome},
+    error::OrdersError,
+};
+
+const PEER: &str = "catalog";
+
+#[derive(Clone, Debug)]
+pub struct Catalog {
+    client: CatalogServiceClient<Channel>,
+    token: Arc<ServiceToken>,
+}
+
+impl Catalog {
+    /// A client for the catalog at `url`; connects on first use.
+    pub fn new(
+        url: &str,
+        token: Arc<ServiceToken>,
+        timeout: Duration,
+    ) -> Result<Self, OrdersError> {
+        Ok(Self {
+            client: CatalogServiceClient::new(super::channel(url, "catalog_url", timeout)?),
+            token,
+        })
+    }
+
+    /// Names and prices of `product_ids`, in order, fetched in parallel. An
+    /// unknown product is the caller's invalid argument; anything else
+    /// means the catalog is unavailable (details are logged).
+    pub async fn prices(&self, product_ids: &[String]) -> Result<Vec<Priced>, OrdersError> {
+        let lookups = product_ids.iter().map(|id| {
+            let mut client = self.client.clone();
+            async move {
+                match client.get_product(GetProductRequest { id: id.clone() }).await {
+                    Ok(answer) => answer.into_inner().product.map(|p| {
+                        let price = p.price.unwrap_or_default();
+                        Priced { name: p.name, currency_code: price.currency_code, minor_units: price.minor_units }
+                    }).ok_or(OrdersError::Unavailable { service: PEER }),
+                    Err(status) if status.code() == Code::NotFound => Err(OrdersError::invalid(
+                        "items.product_id",
+                        format!("no product {id:?} in the catalog"),
+                    )),
+                    Err(status) => {
+                        tracing::warn!(code = ?status.code(), message = status.message(), "catalog call failed");
+                        Err(OrdersError::Unavailable { service: PEER })
+                    }
+                }
+            }
+        });
+        futures::future::join_all(lookups)
+            .await
+            .into_iter()
+            .collect()
+    }
+
+    /// Sets the order's stock aside (reservation id = order id).
+    pub async fn reserve(&self, order: &Order, trace: &TraceParent) -> Outcome {
+        let reserve = ReserveStockRequest {
+            reservation_id: order.id.clone(),
+            items: order
+                .lines
+                .iter()
+                .map(|line| StockItem {
+                    product_id: line.product_id.clone(),
+                    quantity: line.quantity,
+                })
+                .collect(),
+        };
+        let bearer = match self.token.bearer().await {
+            Ok(bearer) => bearer,
+            Err(status) => return unavailable("users", &status),
+        };
+        match self
+            .client
+            .clone()
+            .reserve_stock(request(reserve, &bearer, trace))
+            .await
+        {
+            Ok(answer) if answer.get_ref().status() == ReservationStatus::Reserved => Outcome::Done,
+            Ok(_) => Outcome::Refused("the stock reservation was released".into()),
+            Err(status) => match status.code() {
+                Code::FailedPrecondition => {
+                    Outcome::Refused(format!("out of stock: {}", status.message()))
+                }
+                Code::NotFound => {
+                    Outcome::Refused(format!("no longer in the catalog: {}", status.message()))
+                }
+                _ => unavailable(PEER, &status),
+            },
+        }
+    }
+
+    /// Turns the order's reservation into a sale.
+    pub async fn commit(&self, order: &Order, trace: &TraceParent) -> Outcome {
+        let bearer = match self.token.bearer().await {
+            Ok(bearer) => bearer,
+            Err(status) => return unavailable("users", &status),
+        };
+        let commit = CommitStockRequest {
+            reservation_id: order.id.clone(),
+        };
+        match self
+            .client
+            .clone()
+            .commit_stock(request(commit, &bearer, trace))
+            .await
+        {
+            Ok(_) => Outcome::Done,
+            Err(status) if matches!(status.code(), Code::FailedPrecondition | Code::NotFound) => {
+                tracing::error!(order = %order.id, message = status.message(), "reservation lost before commit");
+                Outcome::Refused("the stock set aside for it was lost".into())
+            }
+            Err(status) => unavailable(PEER, &status),
+        }
+    }
+
+    /// Puts the order's stock back (or makes sure it is never taken).
+    pub async fn release(&self, order: &Order, trace: &TraceParent) -> Outcome {
+        let bearer = match self.token.bearer().await {
+            Ok(bearer) => bearer,
+            Err(status) => return unavailable("users", &status),
+        };
+        let release = ReleaseStockRequest {
+            reservation_id: order.id.clone(),
+        };
+        match self
+            .client
+            .clone()
+            .release_stock(request(release, &bearer, trace))
+            .await
+        {
+            Ok(_) => Outcome::Done,
+            Err(status) if status.code() == Code::FailedPrecondition => {
+                tracing::error!(order = %order.id, message = status.message(), "release refused: the stock was sold");
+                Outcome::Refused(status.message().to_owned())
+            }
+            Err(status) => unavailable(PEER, &status),
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! The services orders calls, over gRPC, as itself: a service token from
+//! the users service on every saga call, the order's trace context, a
+//! timeout per call. Their answers are translated at this boundary into
+//! saga outcomes (or, for pricing, into orders errors); the peers' own
+//! messages never reach a customer unfiltered.
+
+mod catalog;
+mod payments;
+mod service_token;
+
+use std::time::Duration;
+
+use shop_kit::trace_context::{self, TraceParent};
+use tonic::transport::Channel;
+
+pub use catalog::Catalog;
+pub use payments::Payments;
+pub use service_token::ServiceToken;
+
+use crate::{domain::saga::Outcome, error::OrdersError};
+
+/// Where the peers are, and how orders proves it is orders.
+#[derive(Clone, Debug)]
+pub struct PeerUrls {
+    pub users_url: String,
+    pub catalog_url: String,
+    pub payments_url: String,
+    /// SHOP_SERVICE_SECRET, traded for service tokens.
+    pub service_secret: String,
+}
+
+/// A lazily connected channel to `url`.
+fn channel(url: &str, field: &'static str, timeout: Duration) -> Result<Channel, OrdersError> {
+    Ok(Channel::from_shared(url.to_owned())
+        .map_err(|e| OrdersError::invalid(field, e.to_string()))?
+        .connect_timeout(timeout)
+        .timeout(timeout)
+        .connect_lazy())
+}
+
+/// A request carrying the service token and the trace context.
+fn request<T>(message: T, bearer: &str, trace: &TraceParent) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    let metadata = request.metadata_mut();
+    if let Ok(value) = format!("Bearer {bearer}").parse() {
+        metadata.insert("authorization", value);
+    }
+    if let Ok(value) = trace.child().as_str().parse() {
+        metadata.insert(trace_context::HEADER, value);
+    }
+    request
+}
+
+/// An answer that says nothing for good: the peer (or the way to it) may
+/// do better later. Logged here; the customer hears only which service.
+fn unavailable(peer: &str, status: &tonic::Status) -> Outcome {
+    tracing::warn!(peer, code = ?status.code(), message = status.message(), "peer call failed");
+    Outcome::Unavailable(format!("{peer} service"))
+}

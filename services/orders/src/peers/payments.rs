@@ -1,0 +1,106 @@
+//! Payments as the saga sees it: charge the customer for an order, or undo
+//! that charge, both by the charge's idempotency key, so a repeat after a
+//! lost answer or a crash is harmless.
+
+use std::{sync::Arc, time::Duration};
+
+use shop_kit::trace_context::TraceParent;
+use shop_proto::shop::{
+    common::v1::Money,
+    payments::v1::{ChargeRequest, RefundRequest, payment_service_client::PaymentServiceClient},
+};
+use tonic::{Code, transport::Channel};
+
+use super::{ServiceToken, request, unavailable};
+use crate::{
+    domain::{Order, saga::Outcome},
+    error::OrdersError,
+};
+
+const PEER: &str = "payment";
+
+#[derive(Clone, Debug)]
+pub struct Payments {
+    client: PaymentServiceClient<Channel>,
+    token: Arc<ServiceToken>,
+}
+
+/// The idempotency key of an order's charge.
+pub fn charge_key(order_id: &str) -> String {
+    format!("order-{order_id}")
+}
+
+impl Payments {
+    pub fn new(
+        url: &str,
+        token: Arc<ServiceToken>,
+        timeout: Duration,
+    ) -> Result<Self, OrdersError> {
+        Ok(Self {
+            client: PaymentServiceClient::new(super::channel(url, "payments_url", timeout)?),
+            token,
+        })
+    }
+
+    pub async fn charge(&self, order: &Order, payment_token: &str, trace: &TraceParent) -> Outcome {
+        let bearer = match self.token.bearer().await {
+            Ok(bearer) => bearer,
+            Err(status) => return unavailable("users", &status),
+        };
+        let charge = ChargeRequest {
+            idempotency_key: charge_key(&order.id),
+            reference: order.id.clone(),
+            amount: Some(Money {
+                currency_code: order.currency_code.clone(),
+                minor_units: order.total_minor_units,
+            }),
+            payment_token: payment_token.to_owned(),
+            customer_id: order.user_id.clone(),
+        };
+        match self
+            .client
+            .clone()
+            .charge(request(charge, &bearer, trace))
+            .await
+        {
+            Ok(answer) => Outcome::Charged {
+                payment_id: answer
+                    .into_inner()
+                    .payment
+                    .map(|p| p.id)
+                    .unwrap_or_default(),
+            },
+            Err(status) => match status.code() {
+                Code::FailedPrecondition => Outcome::Refused("your card was declined".into()),
+                Code::InvalidArgument => {
+                    Outcome::Refused(format!("the payment was refused: {}", status.message()))
+                }
+                Code::Aborted => Outcome::Refused("the payment was voided".into()),
+                _ => unavailable(PEER, &status),
+            },
+        }
+    }
+
+    /// Refunds the order's charge if it was made; makes sure it never is
+    /// otherwise.
+    pub async fn refund(&self, order: &Order, trace: &TraceParent) -> Outcome {
+        let bearer = match self.token.bearer().await {
+            Ok(bearer) => bearer,
+            Err(status) => return unavailable("users", &status),
+        };
+        let refund = RefundRequest {
+            payment_id: String::new(),
+            idempotency_key: charge_key(&order.id),
+            customer_id: order.user_id.clone(),
+        };
+        match self
+            .client
+            .clone()
+            .refund(request(refund, &bearer, trace))
+            .await
+        {
+            Ok(_) => Outcome::Done,
+            Err(status) => unavailable(PEER, &status),
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! Orders' own access token, from the users service in exchange for the
+//! shop's service secret, kept until shortly before it expires.
+
+use std::time::{Duration, Instant};
+
+use shop_proto::shop::users::v1::{
+    IssueServiceTokenRequest, user_service_client::UserServiceClient,
+};
+use tokio::sync::Mutex;
+use tonic::transport::Channel;
+
+use crate::error::OrdersError;
+
+/// A token is renewed this long before it expires.
+const RENEW_BEFORE: Duration = Duration::from_secs(60);
+const SERVICE_NAME: &str = "orders";
+
+#[derive(Debug)]
+pub struct ServiceToken {
+    users: UserServiceClient<Channel>,
+    secret: String,
+    current: Mutex<Option<(String, Instant)>>,
+}
+
+impl ServiceToken {
+    pub fn new(users_url: &str, secret: &str, timeout: Duration) -> Result<Self, OrdersError> {
+        Ok(Self {
+            users: UserServiceClient::new(super::channel(users_url, "users_url", timeout)?),
+            secret: secret.to_owned(),
+            current: Mutex::new(None),
+        })
+    }
+
+    /// A valid token, fetching a new one when needed; the error says why
+    /// none could be had.
+    pub async fn bearer(&self) -> Result<String, tonic::Status> {
+        let mut current = self.current.lock().await;
+        if let Some((token, renew_at)) = current.as_ref()
+            && Instant::now() < *renew_at
+        {
+            return Ok(token.clone());
+        }
+        let issued = self
+            .users
+            .clone()
+            .issue_service_token(IssueServiceTokenRequest {
+                service_name: SERVICE_NAME.to_owned(),
+                service_secret: self.secret.clone(),
+            })
+            .await?
+            .into_inner();
+        let lifetime = Duration::from_secs(u64::try_from(issued.expires_in_seconds).unwrap_or(0));
+        let renew_at = Instant::now() + lifetime.saturating_sub(RENEW_BEFORE);
+        *current = Some((issued.access_token.clone(), renew_at));
+        Ok(issued.access_token)
+    }
+}

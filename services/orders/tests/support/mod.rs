@@ -1,0 +1,403 @@
+//! A whole shop on loopback for the orders tests: real users (service
+//! tokens), catalog and payments services in the test's runtime, and the
+//! orders service in a runtime of its own, so a test can crash it (drop
+//! every task and connection at once, as a killed process would) and start
+//! it again on the same database. Faults are injected at the peers' doors:
+//! a crash of orders just before or just after a peer handles a step, or a
+//! step held until the test lets it through.
+
+#![allow(dead_code)]
+
+use std::{
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use axum::{
+    extract::{Request, State},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use serde_json::{Value, json};
+use shop_catalog::domain::{Money, NewProduct};
+use shop_kit::{HttpConfig, Shutdown, events::Broker, testing::TestDatabase};
+use shop_orders::{PeerUrls, SagaPolicy};
+use tokio::sync::Semaphore;
+
+pub const SECRET: &str = "orders-test-secret";
+
+/// What happens to the next call of one peer method.
+#[derive(Clone)]
+pub enum Fault {
+    /// Orders dies before the peer sees the call.
+    CrashBefore,
+    /// The peer does the work, then orders dies before hearing of it.
+    CrashAfter,
+    /// The call waits until the gate gets a permit.
+    Hold(Arc<Semaphore>),
+}
+
+type OrdersRuntime = Arc<Mutex<Option<tokio::runtime::Runtime>>>;
+
+#[derive(Clone, Default)]
+pub struct Faults {
+    rules: Arc<Mutex<Vec<(String, Fault)>>>,
+    orders: OrdersRuntime,
+}
+
+impl Faults {
+    /// The next call of `method` (e.g. "ReserveStock") meets `fault`.
+    pub fn on(&self, method: &str, fault: Fault) {
+        self.rules
+            .lock()
+            .expect("rules")
+            .push((method.to_owned(), fault));
+    }
+
+    fn take(&self, method: &str) -> Option<Fault> {
+        let mut rules = self.rules.lock().expect("rules");
+        let at = rules.iter().position(|(m, _)| m == method)?;
+        Some(rules.remove(at).1)
+    }
+
+    /// Kills the orders service: every task and connection of its runtime.
+    pub fn crash_orders(&self) {
+        if let Some(runtime) = self.orders.lock().expect("runtime").take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+async fn inject(State(faults): State<Faults>, request: Request, next: Next) -> Response {
+    let method = request
+        .uri()
+        .path()
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    match faults.take(&method) {
+        None => next.run(request).await,
+        Some(Fault::CrashBefore) => {
+            faults.crash_orders();
+            axum::http::StatusCode::SERVICE_UNAVAILABLE.into_response()
+        }
+        Some(Fault::CrashAfter) => {
+            let response = next.run(request).await;
+            faults.crash_orders();
+            response
+        }
+        Some(Fault::Hold(gate)) => {
+            if let Ok(permit) = gate.acquire().await {
+                permit.forget();
+            }
+            next.run(request).await
+        }
+    }
+}
+
+async fn serve(app: axum::Router) -> SocketAddr {
+    shop_kit::server::start(
+        "127.0.0.1:0".parse().expect("addr"),
+        app,
+        Shutdown::new(),
+        Duration::from_secs(1),
+    )
+    .await
+    .expect("start")
+    .addr
+}
+
+/// Quick retries and leases, so crashes and retries resolve in a test's time.
+pub fn fast_policy() -> SagaPolicy {
+    SagaPolicy {
+        max_attempts: 3,
+        first_backoff: Duration::from_millis(20),
+        max_backoff: Duration::from_millis(200),
+        deadline: Duration::from_secs(60),
+        lease: Duration::from_millis(2500),
+        sweep_every: Duration::from_millis(100),
+        call_timeout: Duration::from_secs(2),
+    }
+}
+
+pub struct Options {
+    /// Stock of p1 (12.00 EUR) and p2 (3.50 EUR).
+    pub stock: i32,
+    pub nats_url: Option<String>,
+    pub policy: SagaPolicy,
+    /// Point orders at a catalog that does not answer.
+    pub catalog_down: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            stock: 10,
+            nats_url: None,
+            policy: fast_policy(),
+            catalog_down: false,
+        }
+    }
+}
+
+pub struct Shop {
+    pub orders: SocketAddr,
+    pub catalog: shop_catalog::Catalog,
+    pub payments: shop_payments::Payments,
+    pub faults: Faults,
+    pub accounts: shop_users::Accounts,
+    pub ada: String,
+    pub bob: String,
+    peers: PeerUrls,
+    options: Options,
+    orders_db: TestDatabase,
+    _databases: Vec<TestDatabase>,
+}
+
+impl Drop for Shop {
+    fn drop(&mut self) {
+        self.faults.crash_orders();
+    }
+}
+
+impl Shop {
+    pub async fn start() -> Self {
+        Self::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(options: Options) -> Self {
+        let http = HttpConfig::default();
+        let faults = Faults::default();
+
+        let users_db = TestDatabase::new("users").await;
+        let accounts = shop_users::Accounts::open(&users_db.url)
+            .await
+            .expect("users")
+            .with_service_secret(SECRET);
+        let users_app = shop_users::router(accounts.clone(), &http, &Shutdown::new())
+            .await
+            .expect("users router");
+        let users_url = format!("http://{}", serve(users_app).await);
+        let verifier = || accounts.issuer().verifier().expect("verifier");
+
+        let catalog_db = TestDatabase::new("catalog").await;
+        let catalog = shop_catalog::Catalog::open(&catalog_db.url)
+            .await
+            .expect("catalog");
+        for (id, cents) in [("p1", 1200), ("p2", 350)] {
+            let product = NewProduct::new(
+                id,
+                &format!("SKU-{}", id.to_uppercase()),
+                &format!("Product {id}"),
+                "",
+                Money::new("EUR", cents).expect("price"),
+                options.stock,
+            )
+            .expect("product");
+            catalog.add_product(product).await.expect("insert");
+        }
+        let catalog_app =
+            shop_catalog::router(catalog.clone(), verifier(), &http, &Shutdown::new())
+                .await
+                .expect("catalog router")
+                .layer(axum::middleware::from_fn_with_state(faults.clone(), inject));
+        let mut catalog_url = format!("http://{}", serve(catalog_app).await);
+        if options.catalog_down {
+            catalog_url = "http://127.0.0.1:9".to_owned();
+        }
+
+        let payments_db = TestDatabase::new("payments").await;
+        let payments = shop_payments::Payments::open(&payments_db.url)
+            .await
+            .expect("payments");
+        let payments_app =
+            shop_payments::router(payments.clone(), verifier(), &http, &Shutdown::new())
+                .await
+                .expect("payments router")
+                .layer(axum::middleware::from_fn_with_state(faults.clone(), inject));
+        let payments_url = format!("http://{}", serve(payments_app).await);
+
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs();
+        let ada = accounts.issuer().access_token("ada", now).expect("token");
+        let bob = accounts.issuer().access_token("bob", now).expect("token");
+        let mut shop = Self {
+            orders: "127.0.0.1:9".parse().expect("addr"),
+            catalog,
+            payments,
+            faults,
+            accounts,
+            ada,
+            bob,
+            peers: PeerUrls {
+                users_url,
+                catalog_url,
+                payments_url,
+                service_secret: SECRET.to_owned(),
+            },
+            options,
+            orders_db: TestDatabase::new("orders").await,
+            _databases: vec![users_db, catalog_db, payments_db],
+        };
+        shop.start_orders().await;
+        shop
+    }
+
+    /// Starts the orders service (again) on its database, in a runtime of
+    /// its own.
+    pub async fn start_orders(&mut self) {
+        self.faults.crash_orders();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("orders runtime");
+        let database_url = self.orders_db.url.clone();
+        let peers = self.peers.clone();
+        let policy = self.options.policy.clone();
+        let nats_url = self.options.nats_url.clone();
+        let verifier = self.accounts.issuer().verifier().expect("verifier");
+        let started = runtime.spawn(async move {
+            let shutdown = Shutdown::new();
+            let broker = Broker::new(nats_url.as_deref()).await.expect("broker");
+            let orders =
+                shop_orders::Orders::open(&database_url, &peers, broker, policy, &shutdown)
+                    .await
+                    .expect("orders");
+            let app = shop_orders::router(orders, verifier, &HttpConfig::default(), &shutdown)
+                .await
+                .expect("router");
+            shop_kit::server::start(
+                "127.0.0.1:0".parse().expect("addr"),
+                app,
+                shutdown,
+                Duration::from_secs(1),
+            )
+            .await
+            .expect("start")
+            .addr
+        });
+        *self.faults.orders.lock().expect("runtime") = Some(runtime);
+        self.orders = started.await.expect("orders started");
+    }
+
+    /// Whether the orders service answers at all.
+    pub async fn orders_alive(&self) -> bool {
+        reqwest::Client::new()
+            .get(format!("http://{}/healthz", self.orders))
+            .timeout(Duration::from_secs(1))
+            .send()
+            .await
+            .is_ok()
+    }
+
+    /// Kills orders (as a crash would) and starts it again.
+    pub async fn restart_orders(&mut self) {
+        self.faults.crash_orders();
+        self.start_orders().await;
+    }
+
+    pub async fn call(&self, method: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+        let url = format!(
+            "http://{}/shop.orders.v1.OrderService/{method}",
+            self.orders
+        );
+        shop_kit::testing::call_json(&url, token, &body).await
+    }
+
+    /// Places an order of 2 x p1 and 1 x p2 (27.50 EUR).
+    pub async fn order(&self, token: &str, key: &str) -> Value {
+        self.order_with(token, key, "tok_visa", &[("p1", 2), ("p2", 1)])
+            .await
+    }
+
+    pub async fn order_with(
+        &self,
+        token: &str,
+        key: &str,
+        payment_token: &str,
+        items: &[(&str, i32)],
+    ) -> Value {
+        let items: Vec<Value> = items
+            .iter()
+            .map(|(id, quantity)| json!({"productId": id, "quantity": quantity}))
+            .collect();
+        let (status, body) = self
+            .call(
+                "CreateOrder",
+                Some(token),
+                json!({"idempotencyKey": key, "paymentToken": payment_token, "items": items}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["order"].clone()
+    }
+
+    /// The order once it is CONFIRMED or CANCELLED (or fails the test).
+    pub async fn settled(&self, token: &str, order_id: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let (status, body) = self
+                .call("GetOrder", Some(token), json!({"orderId": order_id}))
+                .await;
+            if status == 200 && body["order"]["status"] != "ORDER_STATUS_PENDING" {
+                return body["order"].clone();
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "order {order_id} still pending: {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// ListOrders once it lists `count` orders (the history follows the
+    /// events, a moment after the orders themselves).
+    pub async fn history(&self, token: &str, count: usize, request: Value) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let (status, body) = self.call("ListOrders", Some(token), request.clone()).await;
+            assert_eq!(status, 200, "{body}");
+            let listed = body["orders"].as_array().map_or(0, Vec::len);
+            if listed >= count {
+                return body;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "history has {listed} orders, not {count}: {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    pub async fn stock(&self, product_id: &str) -> i32 {
+        self.catalog
+            .store()
+            .get(product_id)
+            .await
+            .expect("get")
+            .expect("product")
+            .stock_on_hand
+    }
+
+    /// The payments events about `order_id`: how money moved for it.
+    pub async fn money_moves(&self, order_id: &str) -> Vec<String> {
+        shop_kit::testing::outbox_events(self.payments.store().connection(), "payments")
+            .await
+            .into_iter()
+            .filter(|event| event.data["reference"] == order_id)
+            .map(|event| event.event_type)
+            .collect()
+    }
+
+    /// The orders service's own database (as it is on disk now).
+    pub async fn orders_database(&self) -> sea_orm::DatabaseConnection {
+        shop_kit::database::connect(&self.orders_db.url)
+            .await
+            .expect("orders database")
+    }
+}
