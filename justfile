@@ -16,6 +16,10 @@ test:
 test-postgres:
     tests/postgres/run.sh
 
+# The event tests on a real NATS JetStream (installs Debian's nats-server as root)
+test-nats:
+    tests/nats/run.sh
+
 # fmt, clippy (warnings are errors) and buf lint
 lint: tools
     cargo fmt --all -- --check
@@ -39,8 +43,8 @@ interop:
 conformance *CONFIGS:
     tests/conformance/run.sh {{CONFIGS}}
 
-# What CI runs: tests (SQLite, PostgreSQL), lint, interop, conformance
-ci: test test-postgres lint interop conformance
+# What CI runs: tests (SQLite, PostgreSQL, NATS), lint, interop, conformance
+ci: test test-postgres test-nats lint interop conformance
 
 # Install the npm tools the recipes use (buf, connect-node, protoc-gen-es)
 tools:

@@ -1,0 +1,210 @@
+//! Events through a real NATS JetStream (Debian's `nats-server`, started
+//! here with JetStream on): the order history as a durable consumer, events
+//! waiting in the outbox while the broker is down, duplicates ignored.
+//! `just test-nats` runs these (they need the binary: NATS_SERVER or PATH).
+
+mod support;
+
+use std::{
+    net::TcpListener,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use futures::StreamExt;
+use sea_orm::{ConnectionTrait, Statement};
+use serde_json::{Value, json};
+use support::{Options, Shop};
+
+/// A nats-server with JetStream, storing under its own folder, on a port
+/// that stays the same across restarts.
+struct NatsServer {
+    port: u16,
+    store: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl NatsServer {
+    fn start() -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut server = Self {
+            port,
+            store: tempfile::tempdir().expect("store"),
+            child: None,
+        };
+        server.up();
+        server
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    fn up(&mut self) {
+        let binary = std::env::var("NATS_SERVER").unwrap_or_else(|_| "nats-server".into());
+        let child = Command::new(&binary)
+            .args([
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-sd",
+            ])
+            .arg(self.store.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{binary}: {e} (install nats-server, or: just test-nats)"));
+        self.child = Some(child);
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("nats-server did not start");
+    }
+
+    fn down(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.down();
+    }
+}
+
+async fn shop_on(nats: &NatsServer) -> Shop {
+    Shop::start_with(Options {
+        nats_url: Some(nats.url()),
+        ..Options::default()
+    })
+    .await
+}
+
+#[tokio::test]
+#[ignore = "needs nats-server: just test-nats"]
+async fn order_events_flow_through_jetstream_into_the_history() {
+    let nats = NatsServer::start();
+    let shop = shop_on(&nats).await;
+    let client = async_nats::connect(nats.url()).await.expect("connect");
+    let mut seen = client.subscribe("shop.events.order.>").await.expect("sub");
+
+    let placed = shop.order(&shop.ada, "via-nats").await;
+    let id = placed["id"].as_str().expect("id");
+    let order = shop.settled(&shop.ada, id).await;
+    assert_eq!(order["status"], "ORDER_STATUS_CONFIRMED");
+    let listed = shop.history(&shop.ada, 1, json!({})).await;
+    assert_eq!(listed["orders"][0]["id"], id);
+
+    // What crosses the wire: the envelope every consumer gets.
+    let message = tokio::time::timeout(Duration::from_secs(5), seen.next())
+        .await
+        .expect("in time")
+        .expect("a message");
+    let event: Value = serde_json::from_slice(&message.payload).expect("JSON");
+    assert_eq!(message.subject.as_str(), "shop.events.order.created");
+    assert_eq!(event["type"], "order.created");
+    assert_eq!(event["aggregateId"], id);
+    assert_eq!(event["version"], 1);
+    assert_eq!(event["source"], "orders");
+    assert!(
+        event["traceparent"]
+            .as_str()
+            .expect("traceparent")
+            .starts_with("00-")
+    );
+    assert_eq!(event["data"]["items"][0]["productName"], "Product p1");
+}
+
+#[tokio::test]
+#[ignore = "needs nats-server: just test-nats"]
+async fn events_wait_in_the_outbox_while_the_broker_is_down_and_duplicates_change_nothing() {
+    let mut nats = NatsServer::start();
+    let shop = shop_on(&nats).await;
+    nats.down();
+
+    // The saga does not need the broker: the order completes, its events
+    // wait in the outbox, the history (fed by JetStream) does not know it.
+    let placed = shop.order(&shop.ada, "while-down").await;
+    let id = placed["id"].as_str().expect("id").to_owned();
+    assert_eq!(
+        shop.settled(&shop.ada, &id).await["status"],
+        "ORDER_STATUS_CONFIRMED"
+    );
+    let db = shop.orders_database().await;
+    let outbox = shop_kit::events::Outbox::new("orders");
+    assert_eq!(outbox.backlog(&db).await.expect("backlog"), 2);
+    let (_, empty) = shop.call("ListOrders", Some(&shop.ada), json!({})).await;
+    assert_eq!(empty.get("orders"), None);
+
+    // Back up: the relay publishes, the history catches up.
+    nats.up();
+    let listed = shop.history(&shop.ada, 1, json!({})).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut listed = listed;
+    while listed["orders"][0]["status"] != "ORDER_STATUS_CONFIRMED" {
+        assert!(tokio::time::Instant::now() < deadline, "{listed}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        listed = shop.history(&shop.ada, 1, json!({})).await;
+    }
+    assert_eq!(outbox.backlog(&db).await.expect("backlog"), 0);
+
+    // The same event again (as a redelivery would bring it, under a new
+    // message id so JetStream does not drop it first), and old news.
+    let events = shop_kit::testing::outbox_events(&db, "orders").await;
+    let client = async_nats::connect(nats.url()).await.expect("connect");
+    let jetstream = async_nats::jetstream::new(client);
+    for event in &events {
+        jetstream
+            .publish(
+                event.subject(),
+                serde_json::to_vec(event).expect("json").into(),
+            )
+            .await
+            .expect("publish")
+            .await
+            .expect("stored");
+    }
+    let consumer_done = async {
+        let stream = jetstream.get_stream("SHOP_EVENTS").await.expect("stream");
+        loop {
+            let mut consumer: async_nats::jetstream::consumer::PullConsumer = stream
+                .get_consumer("orders-order-history")
+                .await
+                .expect("consumer");
+            let info = consumer.info().await.expect("info");
+            if info.num_pending == 0
+                && info.num_ack_pending == 0
+                && info.delivered.stream_sequence >= 4
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), consumer_done)
+        .await
+        .expect("the duplicates were delivered and acked");
+    let after = shop.history(&shop.ada, 1, json!({})).await;
+    assert_eq!(after, listed, "duplicates changed nothing");
+    let handled = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT COUNT(*) AS n FROM orders_processed_events".to_owned(),
+        ))
+        .await
+        .expect("count")
+        .expect("row");
+    let n: i64 = handled.try_get("", "n").expect("n");
+    assert_eq!(n, 2, "each event handled once");
+}
