@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Starts the shop (release build, fresh data folder, its own ports) and calls
 # it with real third-party clients: buf curl and connect-node (node --test),
-# Python grpcio (unittest). Fails if any call fails, then checks that the
+# which also places orders through the saga, and Python grpcio (unittest). Fails if any call fails, then checks that the
 # shop's /metrics counted the calls on every protocol.
 set -euo pipefail
 
@@ -9,6 +9,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 port=${INTEROP_CATALOG_PORT:-18082}
 users_port=${INTEROP_USERS_PORT:-18081}
+orders_port=${INTEROP_ORDERS_PORT:-18083}
 data=$(mktemp -d)
 log="$data/shop.log"
 
@@ -28,7 +29,7 @@ step "the shop (cargo build --release)"
 cd "$root"
 cargo build --release --quiet --bin shop
 target=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-"$target/release/shop" --data-dir "$data" --catalog-port "$port" --users-port "$users_port" --orders-port "${INTEROP_ORDERS_PORT:-18083}" --payments-port "${INTEROP_PAYMENTS_PORT:-18084}" >"$log" 2>&1 &
+"$target/release/shop" --data-dir "$data" --catalog-port "$port" --users-port "$users_port" --orders-port "$orders_port" --payments-port "${INTEROP_PAYMENTS_PORT:-18084}" >"$log" 2>&1 &
 shop=$!
 trap 'kill $shop 2>/dev/null; wait $shop 2>/dev/null; rm -rf "$data"' EXIT
 for _ in $(seq 1 100); do
@@ -41,6 +42,9 @@ curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null || { cat "$log"; echo "the 
 step "connect-node and buf curl"
 cd "$here"
 CATALOG_URL="http://127.0.0.1:$port" node --test connect-node.test.mjs
+
+step "connect-node places orders (the saga, WatchOrder, the history)"
+USERS_URL="http://127.0.0.1:$users_port" ORDERS_URL="http://127.0.0.1:$orders_port" node --test orders.test.mjs
 
 step "Python grpcio"
 CATALOG_ADDR="127.0.0.1:$port" .venv/bin/python grpcio_test.py

@@ -329,6 +329,33 @@ async fn watch_stock_streams_the_snapshot_then_every_change() {
 }
 
 #[tokio::test]
+async fn watch_stock_sees_reservations_and_releases_live() {
+    let catalog = TestCatalog::start().await;
+    let mut stream = watch_stock(&catalog, &["p1"], None).await;
+    assert_eq!(message(stream.next().await)["stockOnHand"], 5);
+    let call = |method: &'static str, body: Value| {
+        let url = catalog.url(method);
+        let token = catalog.service_token.clone();
+        async move { shop_kit::testing::call_json(&url, Some(&token), &body).await }
+    };
+    let (status, _) = call(
+        "ReserveStock",
+        json!({"reservationId": "o-1", "items": [{"productId": "p1", "quantity": 2}]}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        message(stream.next().await),
+        json!({"productId": "p1", "stockOnHand": 3})
+    );
+    call("ReleaseStock", json!({"reservationId": "o-1"})).await;
+    assert_eq!(
+        message(stream.next().await),
+        json!({"productId": "p1", "stockOnHand": 5})
+    );
+}
+
+#[tokio::test]
 async fn watch_stock_of_an_unknown_product_ends_with_not_found() {
     let catalog = TestCatalog::start().await;
     let mut stream = watch_stock(&catalog, &["p1", "ghost"], None).await;
