@@ -21,6 +21,32 @@ use tower::{Layer, Service};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Deadline(pub Instant);
 
+/// The caller's deadline, if it set one (`grpc-timeout` on gRPC and
+/// gRPC-Web, `connect-timeout-ms` on Connect), as an extractor for handlers
+/// that call other services: pass it to [`crate::downstream::Downstream::call`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CallerDeadline(pub Option<Instant>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for CallerDeadline {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        if let Some(Deadline(at)) = parts.extensions.get::<Deadline>() {
+            return Ok(Self(Some(*at)));
+        }
+        let connect = parts
+            .headers
+            .get("connect-timeout-ms")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(|ms| Instant::now() + Duration::from_millis(ms));
+        Ok(Self(connect.or_else(|| grpc_deadline(&parts.headers))))
+    }
+}
+
 /// Parses a `grpc-timeout` value: up to 8 digits and a unit (H, M, S, m, u, n).
 pub fn parse_grpc_timeout(value: &str) -> Option<Duration> {
     if value.len() < 2 || value.len() > 9 {

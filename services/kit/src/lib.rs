@@ -14,6 +14,7 @@ pub mod connect_get;
 pub mod cors;
 pub mod database;
 pub mod deadline;
+pub mod downstream;
 pub mod drain;
 pub mod encoding;
 pub mod events;

@@ -4,7 +4,7 @@
 use axum::extract::State;
 use connectrpc_axum::prelude::*;
 use futures::Stream;
-use shop_kit::{auth::Caller, trace_context::TraceParent};
+use shop_kit::{auth::Caller, deadline::CallerDeadline, trace_context::TraceParent};
 use shop_proto::shop::{common::v1::Money, orders::v1 as pb};
 use tokio::sync::broadcast::error::RecvError;
 
@@ -82,6 +82,7 @@ fn to_proto(order: Order) -> pb::Order {
 pub async fn create_order(
     caller: Caller,
     trace: TraceParent,
+    deadline: CallerDeadline,
     State(state): State<AppState>,
     ConnectRequest(request): ConnectRequest<pb::CreateOrderRequest>,
 ) -> Result<ConnectResponse<pb::CreateOrderResponse>, ConnectError> {
@@ -98,6 +99,7 @@ pub async fn create_order(
             &lines,
             &request.payment_token,
             &trace,
+            deadline,
         )
         .await?;
     Ok(ConnectResponse::new(pb::CreateOrderResponse {

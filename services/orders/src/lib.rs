@@ -19,6 +19,7 @@ use shop_kit::{
     HttpConfig, Readiness, RpcServer, Shutdown,
     auth::TokenVerifier,
     connect_get,
+    deadline::CallerDeadline,
     events::{Broker, Delivery, Relay, Subscription},
     grpc_defaults,
     server::{Running, ServerError},
@@ -134,6 +135,7 @@ impl Orders {
         lines: &[(String, i32)],
         payment_token: &str,
         trace: &TraceParent,
+        deadline: CallerDeadline,
     ) -> Result<Order, OrdersError> {
         let key = domain::idempotency_key(key)?;
         if let Some(existing) = self.store.by_key(user_id, key).await? {
@@ -142,7 +144,7 @@ impl Orders {
         let wanted = domain::wanted_lines(lines)?;
         let payment_token = domain::payment_token(payment_token)?;
         let ids: Vec<String> = wanted.iter().map(|w| w.product_id.clone()).collect();
-        let prices = self.catalog.prices(&ids).await?;
+        let prices = self.catalog.prices(&ids, deadline.0).await?;
         let (lines, currency_code, total_minor_units) = domain::price(&wanted, &prices)?;
         let now = now_ms();
         let order = Order {

@@ -1,14 +1,18 @@
 //! The catalog as orders sees it: product names and prices for pricing an
 //! order, and the saga's stock steps (reserve, commit, release, all keyed by
-//! the order id so a repeat is harmless).
+//! the order id so a repeat is harmless), through the kit's client stack.
 
 use std::{sync::Arc, time::Duration};
 
-use shop_kit::trace_context::TraceParent;
+use shop_kit::{
+    downstream::{Downstream, Retry},
+    trace_context::TraceParent,
+};
 use shop_proto::shop::catalog::v1::{
     CommitStockRequest, GetProductRequest, ReleaseStockRequest, ReservationStatus,
     ReserveStockRequest, StockItem, catalog_service_client::CatalogServiceClient,
 };
+use tokio::time::Instant;
 use tonic::{Code, transport::Channel};
 
 use super::{ServiceToken, request, unavailable};
@@ -22,6 +26,7 @@ const PEER: &str = "catalog";
 #[derive(Clone, Debug)]
 pub struct Catalog {
     client: CatalogServiceClient<Channel>,
+    downstream: Downstream,
     token: Arc<ServiceToken>,
 }
 
@@ -34,6 +39,7 @@ impl Catalog {
     ) -> Result<Self, OrdersError> {
         Ok(Self {
             client: CatalogServiceClient::new(super::channel(url, "catalog_url", timeout)?),
+            downstream: super::downstream("catalog", timeout),
             token,
         })
     }
@@ -41,11 +47,23 @@ impl Catalog {
     /// Names and prices of `product_ids`, in order, fetched in parallel. An
     /// unknown product is the caller's invalid argument; anything else
     /// means the catalog is unavailable (details are logged).
-    pub async fn prices(&self, product_ids: &[String]) -> Result<Vec<Priced>, OrdersError> {
+    pub async fn prices(
+        &self,
+        product_ids: &[String],
+        deadline: Option<Instant>,
+    ) -> Result<Vec<Priced>, OrdersError> {
         let lookups = product_ids.iter().map(|id| {
-            let mut client = self.client.clone();
             async move {
-                match client.get_product(GetProductRequest { id: id.clone() }).await {
+                let answer = self
+                    .downstream
+                    .call(Retry::Safe, deadline, |budget| {
+                        let mut client = self.client.clone();
+                        let mut lookup = tonic::Request::new(GetProductRequest { id: id.clone() });
+                        lookup.set_timeout(budget);
+                        async move { client.get_product(lookup).await }
+                    })
+                    .await;
+                match answer {
                     Ok(answer) => answer.into_inner().product.map(|p| {
                         let price = p.price.unwrap_or_default();
                         Priced { name: p.name, currency_code: price.currency_code, minor_units: price.minor_units }
@@ -84,12 +102,16 @@ impl Catalog {
             Ok(bearer) => bearer,
             Err(status) => return unavailable("users", &status),
         };
-        match self
-            .client
-            .clone()
-            .reserve_stock(request(reserve, &bearer, trace))
-            .await
-        {
+        // Keyed by the order: safe to repeat.
+        let answer = self
+            .downstream
+            .call(Retry::Safe, None, |budget| {
+                let mut client = self.client.clone();
+                let reserve = request(reserve.clone(), &bearer, trace, budget);
+                async move { client.reserve_stock(reserve).await }
+            })
+            .await;
+        match answer {
             Ok(answer) if answer.get_ref().status() == ReservationStatus::Reserved => Outcome::Done,
             Ok(_) => Outcome::Refused("the stock reservation was released".into()),
             Err(status) => match status.code() {
@@ -113,12 +135,16 @@ impl Catalog {
         let commit = CommitStockRequest {
             reservation_id: order.id.clone(),
         };
-        match self
-            .client
-            .clone()
-            .commit_stock(request(commit, &bearer, trace))
-            .await
-        {
+        // Keyed by the order: safe to repeat.
+        let answer = self
+            .downstream
+            .call(Retry::Safe, None, |budget| {
+                let mut client = self.client.clone();
+                let commit = request(commit.clone(), &bearer, trace, budget);
+                async move { client.commit_stock(commit).await }
+            })
+            .await;
+        match answer {
             Ok(_) => Outcome::Done,
             Err(status) if matches!(status.code(), Code::FailedPrecondition | Code::NotFound) => {
                 tracing::error!(order = %order.id, message = status.message(), "reservation lost before commit");
@@ -137,12 +163,16 @@ impl Catalog {
         let release = ReleaseStockRequest {
             reservation_id: order.id.clone(),
         };
-        match self
-            .client
-            .clone()
-            .release_stock(request(release, &bearer, trace))
-            .await
-        {
+        // Keyed by the order: safe to repeat.
+        let answer = self
+            .downstream
+            .call(Retry::Safe, None, |budget| {
+                let mut client = self.client.clone();
+                let release = request(release.clone(), &bearer, trace, budget);
+                async move { client.release_stock(release).await }
+            })
+            .await;
+        match answer {
             Ok(_) => Outcome::Done,
             Err(status) if status.code() == Code::FailedPrecondition => {
                 tracing::error!(order = %order.id, message = status.message(), "release refused: the stock was sold");

@@ -10,7 +10,10 @@ mod service_token;
 
 use std::time::Duration;
 
-use shop_kit::trace_context::{self, TraceParent};
+use shop_kit::{
+    downstream::{Downstream, DownstreamPolicy},
+    trace_context::{self, TraceParent},
+};
 use tonic::transport::Channel;
 
 pub use catalog::Catalog;
@@ -38,9 +41,28 @@ fn channel(url: &str, field: &'static str, timeout: Duration) -> Result<Channel,
         .connect_lazy())
 }
 
-/// A request carrying the service token and the trace context.
-fn request<T>(message: T, bearer: &str, trace: &TraceParent) -> tonic::Request<T> {
+/// The client stack for one peer (deadlines, retries when safe, breaker,
+/// bulkhead), each attempt bounded by `timeout`.
+fn downstream(name: &str, timeout: Duration) -> Downstream {
+    Downstream::new(
+        name,
+        DownstreamPolicy {
+            timeout,
+            ..DownstreamPolicy::default()
+        },
+    )
+}
+
+/// A request carrying the service token, the trace context and the
+/// attempt's time budget (as `grpc-timeout`).
+fn request<T>(
+    message: T,
+    bearer: &str,
+    trace: &TraceParent,
+    budget: Duration,
+) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
+    request.set_timeout(budget);
     let metadata = request.metadata_mut();
     if let Ok(value) = format!("Bearer {bearer}").parse() {
         metadata.insert("authorization", value);

@@ -4,7 +4,10 @@
 
 use std::{sync::Arc, time::Duration};
 
-use shop_kit::trace_context::TraceParent;
+use shop_kit::{
+    downstream::{Downstream, Retry},
+    trace_context::TraceParent,
+};
 use shop_proto::shop::{
     common::v1::Money,
     payments::v1::{ChargeRequest, RefundRequest, payment_service_client::PaymentServiceClient},
@@ -22,6 +25,7 @@ const PEER: &str = "payment";
 #[derive(Clone, Debug)]
 pub struct Payments {
     client: PaymentServiceClient<Channel>,
+    downstream: Downstream,
     token: Arc<ServiceToken>,
 }
 
@@ -38,6 +42,7 @@ impl Payments {
     ) -> Result<Self, OrdersError> {
         Ok(Self {
             client: PaymentServiceClient::new(super::channel(url, "payments_url", timeout)?),
+            downstream: super::downstream("payments", timeout),
             token,
         })
     }
@@ -57,12 +62,16 @@ impl Payments {
             payment_token: payment_token.to_owned(),
             customer_id: order.user_id.clone(),
         };
-        match self
-            .client
-            .clone()
-            .charge(request(charge, &bearer, trace))
-            .await
-        {
+        // Keyed by the order: safe to repeat.
+        let answer = self
+            .downstream
+            .call(Retry::Safe, None, |budget| {
+                let mut client = self.client.clone();
+                let charge = request(charge.clone(), &bearer, trace, budget);
+                async move { client.charge(charge).await }
+            })
+            .await;
+        match answer {
             Ok(answer) => Outcome::Charged {
                 payment_id: answer
                     .into_inner()
@@ -93,12 +102,16 @@ impl Payments {
             idempotency_key: charge_key(&order.id),
             customer_id: order.user_id.clone(),
         };
-        match self
-            .client
-            .clone()
-            .refund(request(refund, &bearer, trace))
-            .await
-        {
+        // Keyed by the order: safe to repeat.
+        let answer = self
+            .downstream
+            .call(Retry::Safe, None, |budget| {
+                let mut client = self.client.clone();
+                let refund = request(refund.clone(), &bearer, trace, budget);
+                async move { client.refund(refund).await }
+            })
+            .await;
+        match answer {
             Ok(_) => Outcome::Done,
             Err(status) => unavailable(PEER, &status),
         }

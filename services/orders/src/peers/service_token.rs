@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use shop_kit::downstream::{Downstream, Retry};
 use shop_proto::shop::users::v1::{
     IssueServiceTokenRequest, user_service_client::UserServiceClient,
 };
@@ -18,6 +19,7 @@ const SERVICE_NAME: &str = "orders";
 #[derive(Debug)]
 pub struct ServiceToken {
     users: UserServiceClient<Channel>,
+    downstream: Downstream,
     secret: String,
     current: Mutex<Option<(String, Instant)>>,
 }
@@ -26,6 +28,7 @@ impl ServiceToken {
     pub fn new(users_url: &str, secret: &str, timeout: Duration) -> Result<Self, OrdersError> {
         Ok(Self {
             users: UserServiceClient::new(super::channel(users_url, "users_url", timeout)?),
+            downstream: super::downstream("users", timeout),
             secret: secret.to_owned(),
             current: Mutex::new(None),
         })
@@ -41,11 +44,15 @@ impl ServiceToken {
             return Ok(token.clone());
         }
         let issued = self
-            .users
-            .clone()
-            .issue_service_token(IssueServiceTokenRequest {
-                service_name: SERVICE_NAME.to_owned(),
-                service_secret: self.secret.clone(),
+            .downstream
+            .call(Retry::Safe, None, |budget| {
+                let mut request = tonic::Request::new(IssueServiceTokenRequest {
+                    service_name: SERVICE_NAME.to_owned(),
+                    service_secret: self.secret.clone(),
+                });
+                request.set_timeout(budget);
+                let mut users = self.users.clone();
+                async move { users.issue_service_token(request).await }
             })
             .await?
             .into_inner();

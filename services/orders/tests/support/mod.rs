@@ -168,6 +168,12 @@ impl Shop {
     }
 
     pub async fn start_with(options: Options) -> Self {
+        // Warnings (a peer call failing, a saga pausing) show in a failing
+        // test's output.
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter("warn")
+            .try_init();
         let http = HttpConfig::default();
         let faults = Faults::default();
 
