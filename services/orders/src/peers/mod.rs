@@ -37,7 +37,8 @@ fn channel(url: &str, field: &'static str, timeout: Duration) -> Result<Channel,
     Ok(Channel::from_shared(url.to_owned())
         .map_err(|e| OrdersError::invalid(field, e.to_string()))?
         .connect_timeout(timeout)
-        .timeout(timeout)
+        // No channel-wide timeout: each call's budget comes from the
+        // client stack (and a tower timeout would surface as `cancelled`).
         .connect_lazy())
 }
 

@@ -118,7 +118,10 @@ pub fn fast_policy() -> SagaPolicy {
         deadline: Duration::from_secs(60),
         lease: Duration::from_millis(2500),
         sweep_every: Duration::from_millis(100),
-        call_timeout: Duration::from_secs(2),
+        // Generous: 24 racing orders on a loaded CI machine queue for the
+        // catalog's hot rows. A lease shorter than a call only risks a
+        // second driver repeating an idempotent step.
+        call_timeout: Duration::from_secs(5),
     }
 }
 
