@@ -147,10 +147,13 @@ async fn events_wait_in_the_outbox_while_the_broker_is_down_and_duplicates_chang
     let (_, empty) = shop.call("ListOrders", Some(&shop.ada), json!({})).await;
     assert_eq!(empty.get("orders"), None);
 
-    // Back up: the relay publishes, the history catches up.
+    // Back up: the relay publishes, the history catches up (the client
+    // reconnects, the consumer notices within its heartbeat).
     nats.up();
-    let listed = shop.history(&shop.ada, 1, json!({})).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let listed = shop
+        .history_within(&shop.ada, 1, json!({}), Duration::from_secs(30))
+        .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let mut listed = listed;
     while listed["orders"][0]["status"] != "ORDER_STATUS_CONFIRMED" {
         assert!(tokio::time::Instant::now() < deadline, "{listed}");

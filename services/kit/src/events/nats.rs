@@ -35,6 +35,10 @@ impl Nats {
         let client = async_nats::ConnectOptions::new()
             .name("connect-shop")
             .retry_on_initial_connect()
+            // Back quickly once the server is: events wait meanwhile.
+            .reconnect_delay_callback(|attempts| {
+                Duration::from_millis(100u64.saturating_mul(attempts as u64).min(1_000))
+            })
             .connect(url)
             .await
             .map_err(nats_error)?;
@@ -100,7 +104,15 @@ impl Nats {
             )
             .await
             .map_err(nats_error)?;
-        let mut messages = consumer.messages().await.map_err(nats_error)?;
+        // Short heartbeats and pulls: a server that went away and came back
+        // is noticed in seconds, and the consumer starts again.
+        let mut messages = consumer
+            .stream()
+            .heartbeat(Duration::from_secs(1))
+            .expires(Duration::from_secs(5))
+            .messages()
+            .await
+            .map_err(nats_error)?;
         loop {
             let message = tokio::select! {
                 () = shutdown.requested() => return Ok(()),

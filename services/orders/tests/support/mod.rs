@@ -367,7 +367,19 @@ impl Shop {
     /// ListOrders once it lists `count` orders (the history follows the
     /// events, a moment after the orders themselves).
     pub async fn history(&self, token: &str, count: usize, request: Value) -> Value {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        self.history_within(token, count, request, Duration::from_secs(10))
+            .await
+    }
+
+    /// As `history`, waiting up to `patience`.
+    pub async fn history_within(
+        &self,
+        token: &str,
+        count: usize,
+        request: Value,
+        patience: Duration,
+    ) -> Value {
+        let deadline = tokio::time::Instant::now() + patience;
         loop {
             let (status, body) = self.call("ListOrders", Some(token), request.clone()).await;
             assert_eq!(status, 200, "{body}");
