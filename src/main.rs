@@ -49,6 +49,7 @@ enum Service {
     Catalog,
     Orders,
     Payments,
+    Gateway,
 }
 
 #[derive(Args, Debug)]
@@ -90,6 +91,27 @@ struct ShopArgs {
     /// --catalog-port).
     #[arg(long, env = "CATALOG_URL", global = true)]
     catalog_url: Option<String>,
+
+    /// Port of the BFF gateway (and the web app).
+    #[arg(long, env = "GATEWAY_PORT", default_value_t = 8080, global = true)]
+    gateway_port: u16,
+
+    /// The orders service's URL, for the gateway (default: its --host and
+    /// --orders-port).
+    #[arg(long, env = "ORDERS_URL", global = true)]
+    orders_url: Option<String>,
+
+    /// The built web app the gateway serves at / (index.html and assets).
+    #[arg(
+        long,
+        env = "SHOP_WEB_DIR",
+        default_value = "web-client/dist",
+        global = true
+    )]
+    web_dir: PathBuf,
+
+    #[command(flatten)]
+    rate_limit: shop_kit::rate_limit::RateLimitConfig,
 
     /// Port of the payments service.
     #[arg(long, env = "PAYMENTS_PORT", default_value_t = 8084, global = true)]
@@ -234,6 +256,29 @@ impl ShopArgs {
         }
     }
 
+    fn gateway(&self) -> shop_gateway::Config {
+        let local = |port: u16| format!("http://{}", SocketAddr::new(self.host, port));
+        shop_gateway::Config {
+            addr: SocketAddr::new(self.host, self.gateway_port),
+            services: shop_gateway::ServiceUrls {
+                users_url: self.users_url(),
+                catalog_url: self
+                    .catalog_url
+                    .clone()
+                    .unwrap_or_else(|| local(self.catalog_port)),
+                orders_url: self
+                    .orders_url
+                    .clone()
+                    .unwrap_or_else(|| local(self.orders_port)),
+            },
+            downstream: shop_kit::downstream::DownstreamPolicy::default(),
+            cache: shop_gateway::CachePolicy::default(),
+            rate_limit: self.rate_limit.clone(),
+            web_dir: self.web_dir.clone(),
+            http: self.http.clone(),
+        }
+    }
+
     /// Where the users service answers (for its public keys).
     fn users_url(&self) -> String {
         self.users_url
@@ -275,6 +320,7 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
                 Service::Catalog,
                 Service::Orders,
                 Service::Payments,
+                Service::Gateway,
             ],
             None,
         ),
@@ -328,6 +374,22 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
                     addr: started.addr,
                     database: db,
                     seeded: "a fake processor: tok_visa, tok_declined, tok_unavailable".to_owned(),
+                    task: started.task,
+                });
+            }
+            Service::Gateway => {
+                let config = cli.shop.gateway();
+                let web_dir = config.web_dir.clone();
+                let started = shop_gateway::start(config, shutdown.clone()).await?;
+                running.push(Started {
+                    name: "gateway",
+                    addr: started.addr,
+                    database: "none".to_owned(),
+                    seeded: if web_dir.join("index.html").exists() {
+                        format!("the web app from {}", web_dir.display())
+                    } else {
+                        format!("no web app yet ({} is empty)", web_dir.display())
+                    },
                     task: started.task,
                 });
             }
@@ -393,7 +455,13 @@ fn print_banner(running: &[Started]) {
             shop_users::DEMO_EMAIL,
             shop_users::DEMO_PASSWORD
         );
-        println!("\n  The README walks from sign-up to a priced order with curl.");
     }
+    if let Some(gateway) = running.iter().find(|s| s.name == "gateway") {
+        println!(
+            "  curl -s http://{}/shop.bff.v1.MobileBffService/GetHome -H 'Content-Type: application/json' -d '{{}}'",
+            gateway.addr
+        );
+    }
+    println!("\n  The README walks from sign-up to a placed order with curl.");
     println!();
 }

@@ -254,13 +254,22 @@ impl Downstream {
                     "no time left to call the {name} service"
                 )))
             } else {
-                tokio::time::timeout(budget, attempt(budget))
-                    .await
-                    .unwrap_or_else(|_| {
-                        Err(Status::deadline_exceeded(format!(
-                            "the {name} service did not answer in time"
-                        )))
-                    })
+                let started = Instant::now();
+                let late = || {
+                    Status::deadline_exceeded(format!("the {name} service did not answer in time"))
+                };
+                match tokio::time::timeout(budget, attempt(budget)).await {
+                    Err(_elapsed) => Err(late()),
+                    // tonic's own client timeout (from `set_timeout`) says
+                    // `cancelled`; it is this deadline all the same.
+                    Ok(Err(status))
+                        if status.code() == Code::Cancelled
+                            && started.elapsed() + Duration::from_millis(5) >= budget =>
+                    {
+                        Err(late())
+                    }
+                    Ok(answer) => answer,
+                }
             };
             let code = result.as_ref().err().map_or(Code::Ok, Status::code);
             metrics::counter!("shop_downstream_calls_total",

@@ -23,6 +23,7 @@ pub mod grpc_limits;
 pub mod health;
 pub mod observe;
 pub mod protocol;
+pub mod rate_limit;
 pub mod response_metadata;
 pub mod server;
 pub mod shutdown;
