@@ -459,3 +459,40 @@ async fn the_web_app_is_served_at_the_root() {
         assert_eq!(page.text().await.expect("text"), "<h1>connect-shop</h1>");
     }
 }
+
+#[tokio::test]
+async fn catalog_reads_are_cached_and_concurrent_misses_share_one_call() {
+    let shop = Shop::start(Settings {
+        catalog_ttl: Duration::from_secs(30),
+        ..Settings::default()
+    })
+    .await;
+    shop.catalog.delay_ms.store(100, Ordering::SeqCst);
+    let homes = (0..10).map(|_| shop.home("MobileBffService", None, &[]));
+    for (status, home) in futures::future::join_all(homes).await {
+        assert_eq!(status, 200, "{home}");
+    }
+    assert_eq!(shop.catalog.reached.load(Ordering::SeqCst), 1, "coalesced");
+    let (status, _) = shop.home("WebBffService", None, &[]).await;
+    assert_eq!(status, 200);
+    assert_eq!(shop.catalog.reached.load(Ordering::SeqCst), 1, "cached");
+}
+
+#[tokio::test]
+async fn bad_input_is_invalid_argument_and_a_bad_token_unauthenticated() {
+    let shop = Shop::start(Settings::default()).await;
+    let url = format!("http://{}/shop.bff.v1.WebBffService/GetHome", shop.gateway);
+    let (status, error) =
+        shop_kit::testing::call_json(&url, None, &json!({"featuredCount": 99})).await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (400, Some("invalid_argument")),
+        "{error}"
+    );
+    let (status, error) = shop.home("WebBffService", Some("not-a-token"), &[]).await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (401, Some("unauthenticated")),
+        "{error}"
+    );
+}

@@ -10,6 +10,7 @@ root=$(cd "$here/../.." && pwd)
 port=${INTEROP_CATALOG_PORT:-18082}
 users_port=${INTEROP_USERS_PORT:-18081}
 orders_port=${INTEROP_ORDERS_PORT:-18083}
+gateway_port=${INTEROP_GATEWAY_PORT:-18080}
 data=$(mktemp -d)
 log="$data/shop.log"
 
@@ -29,7 +30,7 @@ step "the shop (cargo build --release)"
 cd "$root"
 cargo build --release --quiet --bin shop
 target=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-"$target/release/shop" --data-dir "$data" --catalog-port "$port" --users-port "$users_port" --orders-port "$orders_port" --payments-port "${INTEROP_PAYMENTS_PORT:-18084}" >"$log" 2>&1 &
+"$target/release/shop" --data-dir "$data" --catalog-port "$port" --users-port "$users_port" --orders-port "$orders_port" --payments-port "${INTEROP_PAYMENTS_PORT:-18084}" --gateway-port "$gateway_port" >"$log" 2>&1 &
 shop=$!
 trap 'kill $shop 2>/dev/null; wait $shop 2>/dev/null; rm -rf "$data"' EXIT
 for _ in $(seq 1 100); do
@@ -38,6 +39,10 @@ for _ in $(seq 1 100); do
   sleep 0.2
 done
 curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null || { cat "$log"; echo "the shop never became ready"; exit 1; }
+for _ in $(seq 1 100); do
+  curl -fsS "http://127.0.0.1:$gateway_port/readyz" >/dev/null 2>&1 && break
+  sleep 0.2
+done
 
 step "connect-node and buf curl"
 cd "$here"
@@ -45,6 +50,9 @@ CATALOG_URL="http://127.0.0.1:$port" node --test connect-node.test.mjs
 
 step "connect-node places orders (the saga, WatchOrder, the history)"
 USERS_URL="http://127.0.0.1:$users_port" ORDERS_URL="http://127.0.0.1:$orders_port" node --test orders.test.mjs
+
+step "connect-node calls the gateway (BFF)"
+USERS_URL="http://127.0.0.1:$users_port" GATEWAY_URL="http://127.0.0.1:$gateway_port" node --test gateway.test.mjs
 
 step "Python grpcio"
 CATALOG_ADDR="127.0.0.1:$port" .venv/bin/python grpcio_test.py
