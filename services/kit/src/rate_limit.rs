@@ -135,7 +135,9 @@ pub fn limit(router: Router, config: &RateLimitConfig, verifier: TokenVerifier) 
         .burst_size(config.user_burst.max(1))
         .finish();
     let (Some(by_ip), Some(by_caller)) = (by_ip, by_caller) else {
-        // Only a zero period or burst fails, and both are at least 1.
+        // Only a zero period or burst is refused: a rate above a billion
+        // per second, which is no limit at all.
+        tracing::warn!(?config, "rate limits too high to enforce: none applied");
         return router;
     };
     router

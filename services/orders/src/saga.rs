@@ -120,9 +120,7 @@ impl SagaDriver {
             {
                 return Ok(()); // done, or another driver has it
             }
-            let (Some(stored), Some(order)) =
-                (store.saga(order_id).await?, store.get(order_id).await?)
-            else {
+            let Some((stored, order)) = store.saga(order_id).await? else {
                 return Ok(());
             };
             let transition = match saga::before_step(&stored.saga, now) {

@@ -278,19 +278,26 @@ impl Store {
         Ok((order, true))
     }
 
-    pub async fn saga(&self, order_id: &str) -> Result<Option<StoredSaga>, OrdersError> {
+    /// An order with its saga, read once for a step: the saga's state, the
+    /// payment token its charge needs, and the order itself.
+    pub async fn saga(&self, order_id: &str) -> Result<Option<(StoredSaga, Order)>, OrdersError> {
         let Some(row) = order_saga::Entity::find_by_id(order_id.to_owned())
             .one(&self.db)
             .await?
         else {
             return Ok(None);
         };
-        let payment_token = order::Entity::find_by_id(order_id.to_owned())
+        let Some(order_row) = order::Entity::find_by_id(order_id.to_owned())
             .one(&self.db)
             .await?
-            .map(|o| o.payment_token)
-            .unwrap_or_default();
-        Ok(Some(StoredSaga {
+        else {
+            return Ok(None);
+        };
+        let payment_token = order_row.payment_token.clone();
+        let Some(order) = self.with_lines(vec![order_row]).await?.pop() else {
+            return Ok(None);
+        };
+        let stored = StoredSaga {
             saga: Saga {
                 step: Step::parse(&row.step).unwrap_or(Step::Done),
                 attempts: u32::try_from(row.attempts).unwrap_or(0),
@@ -301,7 +308,8 @@ impl Store {
             },
             payment_token,
             traceparent: row.traceparent,
-        }))
+        };
+        Ok(Some((stored, order)))
     }
 
     /// Takes the saga for one driver until `until_ms`, unless another

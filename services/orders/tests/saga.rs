@@ -6,6 +6,7 @@ mod support;
 
 use std::{sync::Arc, time::Duration};
 
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use serde_json::{Value, json};
 use support::{Fault, Options, Shop};
 use tokio::sync::Semaphore;
@@ -102,7 +103,32 @@ async fn the_customer_may_cancel_until_the_charge() {
         let body = json!({"orderId": id(&placed)});
         tokio::spawn(async move { shop_kit::testing::call_json(&url, Some(&token), &body).await })
     };
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Let the reservation through only once the cancel is recorded.
+    let db = shop.orders_database().await;
+    let asked = Statement::from_sql_and_values(
+        db.get_database_backend(),
+        match db.get_database_backend() {
+            DbBackend::Postgres => "SELECT cancel_requested FROM order_sagas WHERE order_id = $1",
+            _ => "SELECT cancel_requested FROM order_sagas WHERE order_id = ?",
+        },
+        [id(&placed).into()],
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let row = db
+            .query_one_raw(asked.clone())
+            .await
+            .expect("saga")
+            .expect("row");
+        if row.try_get::<bool>("", "cancel_requested").expect("flag") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the cancel never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     gate.add_permits(1);
     let (status, cancelled) = cancel.await.expect("cancel");
     assert_eq!(status, 200, "{cancelled}");
