@@ -20,6 +20,14 @@ test-postgres:
 test-nats:
     tests/nats/run.sh
 
+# Build the browser app into web-client/dist (the gateway serves it at http://localhost:8080/)
+web:
+    cd web-client && npm install --no-audit --no-fund --loglevel=error && npm run build
+
+# The browser app's unit tests (vitest: cart, session refresh, error messages)
+web-test:
+    cd web-client && npm install --no-audit --no-fund --loglevel=error && npm test
+
 # fmt, clippy (warnings are errors) and buf lint
 lint: tools
     cargo fmt --all -- --check
@@ -43,8 +51,8 @@ interop:
 conformance *CONFIGS:
     tests/conformance/run.sh {{CONFIGS}}
 
-# What CI runs: tests (SQLite, PostgreSQL, NATS), lint, interop, conformance
-ci: test test-postgres test-nats lint interop conformance
+# What CI runs: tests (SQLite, PostgreSQL, NATS, the web app's), lint, interop, conformance
+ci: test test-postgres test-nats web-test lint interop conformance
 
 # Install the npm tools the recipes use (buf, connect-node, protoc-gen-es)
 tools:

@@ -275,6 +275,17 @@ impl ShopArgs {
             cache: shop_gateway::CachePolicy::default(),
             rate_limit: self.rate_limit.clone(),
             web_dir: self.web_dir.clone(),
+            browser: shop_gateway::ServiceUrls {
+                users_url: self.users_url(),
+                catalog_url: self
+                    .catalog_url
+                    .clone()
+                    .unwrap_or_else(|| local(self.catalog_port)),
+                orders_url: self
+                    .orders_url
+                    .clone()
+                    .unwrap_or_else(|| local(self.orders_port)),
+            },
             http: self.http.clone(),
         }
     }

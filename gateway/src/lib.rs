@@ -54,6 +54,8 @@ pub struct Config {
     pub rate_limit: RateLimitConfig,
     /// The built web app (index.html and its assets).
     pub web_dir: PathBuf,
+    /// The services as the browser reaches them (the web app's config).
+    pub browser: ServiceUrls,
     pub http: HttpConfig,
 }
 
@@ -76,6 +78,7 @@ pub enum StartError {
 /// app's files for every other GET, the rate limits around it all.
 pub async fn router(
     services: Services,
+    browser: &ServiceUrls,
     verifier: TokenVerifier,
     rate_limit: &RateLimitConfig,
     web_dir: &std::path::Path,
@@ -107,7 +110,21 @@ pub async fn router(
             _,
         >(MOBILE_HOME, api::mobile_home))
         .with_state(state);
+    let config = runtime_config(browser);
+    let config_route = Router::new().route(
+        CONFIG_PATH,
+        axum::routing::get(move || {
+            let config = config.clone();
+            async move {
+                (
+                    [(http::header::CACHE_CONTROL, "no-cache")],
+                    axum::Json(config),
+                )
+            }
+        }),
+    );
     let app = RpcServer::new(http.clone(), Readiness::always())
+        .http_routes(config_route)
         .service(web.merge(gets), grpc_defaults!(web_grpc, http))
         .service(mobile, grpc_defaults!(mobile_grpc, http))
         .descriptors(shop_proto::FILE_DESCRIPTOR_SET)
@@ -120,6 +137,19 @@ pub async fn router(
 
 type Pages = ServeDir<ServeFile>;
 
+/// Where the web app learns which services to call.
+pub const CONFIG_PATH: &str = "/config.json";
+
+/// The web app's runtime config: the services' URLs as the browser calls
+/// them (the app calls every service directly).
+fn runtime_config(browser: &ServiceUrls) -> serde_json::Value {
+    serde_json::json!({
+        "usersUrl": browser.users_url,
+        "catalogUrl": browser.catalog_url,
+        "ordersUrl": browser.orders_url,
+    })
+}
+
 /// Page requests (a GET that is not an RPC nor an operations URL) get the
 /// web app's files; unknown paths get its index.html, so the app's own
 /// routes (e.g. /orders/123) load it too.
@@ -127,7 +157,7 @@ async fn web_app(State(pages): State<Pages>, request: Request, next: Next) -> Re
     let path = request.uri().path();
     let page = matches!(*request.method(), Method::GET | Method::HEAD)
         && RpcName::from_path(path).is_none()
-        && !matches!(path, "/healthz" | "/readyz" | "/metrics");
+        && !matches!(path, "/healthz" | "/readyz" | "/metrics" | CONFIG_PATH);
     if !page {
         return next.run(request).await;
     }
@@ -153,6 +183,7 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<Running, StartE
         TokenVerifier::fetch(&config.services.users_url, Duration::from_secs(30)).await?;
     let app = router(
         services,
+        &config.browser,
         verifier,
         &config.rate_limit,
         &config.web_dir,

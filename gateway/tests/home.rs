@@ -209,12 +209,13 @@ impl Shop {
 
         let web_dir = tempfile::tempdir().expect("web dir");
         std::fs::write(web_dir.path().join("index.html"), "<h1>connect-shop</h1>").expect("index");
+        let urls = ServiceUrls {
+            users_url,
+            catalog_url,
+            orders_url,
+        };
         let services = Services::new(
-            &ServiceUrls {
-                users_url,
-                catalog_url,
-                orders_url,
-            },
+            &urls,
             &settings.downstream,
             &CachePolicy {
                 catalog_ttl: settings.catalog_ttl,
@@ -223,6 +224,7 @@ impl Shop {
         .expect("services");
         let app = shop_gateway::router(
             services,
+            &urls,
             verifier(),
             &settings.rate_limit,
             web_dir.path(),
@@ -495,4 +497,19 @@ async fn bad_input_is_invalid_argument_and_a_bad_token_unauthenticated() {
         (401, Some("unauthenticated")),
         "{error}"
     );
+}
+
+#[tokio::test]
+async fn the_web_app_learns_the_service_urls_from_its_runtime_config() {
+    let shop = Shop::start(Settings::default()).await;
+    let config: Value = reqwest::get(format!("http://{}/config.json", shop.gateway))
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    for key in ["usersUrl", "catalogUrl", "ordersUrl"] {
+        let url = config[key].as_str().expect(key);
+        assert!(url.starts_with("http://127.0.0.1:"), "{key}: {url}");
+    }
 }
