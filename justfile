@@ -28,6 +28,10 @@ web:
 web-test:
     cd web-client && npm install --no-audit --no-fund --loglevel=error && npm test
 
+# The shopper's journey in Chromium (playwright-core; Debian's chromium), screenshots in tests/e2e/screenshots
+e2e:
+    tests/e2e/run.sh
+
 # fmt, clippy (warnings are errors) and buf lint
 lint: tools
     cargo fmt --all -- --check
@@ -51,8 +55,8 @@ interop:
 conformance *CONFIGS:
     tests/conformance/run.sh {{CONFIGS}}
 
-# What CI runs: tests (SQLite, PostgreSQL, NATS, the web app's), lint, interop, conformance
-ci: test test-postgres test-nats web-test lint interop conformance
+# What CI runs: tests (SQLite, PostgreSQL, NATS, the web app's), lint, interop, e2e, conformance
+ci: test test-postgres test-nats web-test lint interop e2e conformance
 
 # Install the npm tools the recipes use (buf, connect-node, protoc-gen-es)
 tools:

@@ -3,8 +3,8 @@
 
 import { ConnectError } from "@connectrpc/connect";
 import { h, replace } from "./dom.js";
-import { OrderStatus, type Order } from "./gen/shop/orders/v1/orders_pb.js";
-import type { Product } from "./gen/shop/catalog/v1/catalog_pb.js";
+import { OrderStatus, type Order } from "../gen/shop/orders/v1/orders_pb.js";
+import type { Product } from "../gen/shop/catalog/v1/catalog_pb.js";
 import { addToCart, cartTotal, formatMoney, itemCount, orderItems, setQuantity } from "./lib/cart.js";
 import { cancellationReason, describeError } from "./lib/errors.js";
 import type { Shop } from "./shop.js";

@@ -3,10 +3,10 @@
 
 import { createClient, type Client } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-web";
-import { WebBffService } from "./gen/shop/bff/v1/bff_pb.js";
-import { CatalogService } from "./gen/shop/catalog/v1/catalog_pb.js";
-import { OrderService } from "./gen/shop/orders/v1/orders_pb.js";
-import { UserService } from "./gen/shop/users/v1/users_pb.js";
+import { WebBffService } from "../gen/shop/bff/v1/bff_pb.js";
+import { CatalogService } from "../gen/shop/catalog/v1/catalog_pb.js";
+import { OrderService } from "../gen/shop/orders/v1/orders_pb.js";
+import { UserService } from "../gen/shop/users/v1/users_pb.js";
 import { type Cart, parseCart } from "./lib/cart.js";
 import { Session, browserStore } from "./lib/session.js";
 

@@ -1,6 +1,6 @@
 import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
-import { UserService } from "../gen/shop/users/v1/users_pb.js";
+import { UserService } from "../../gen/shop/users/v1/users_pb.js";
 import { Session, type TokenStore, type Tokens } from "./session.js";
 
 function memoryStore(initial?: Tokens): TokenStore {

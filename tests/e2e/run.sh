@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The browser journey: builds and starts the shop (release launcher, which
+# builds the web app), then drives Debian's Chromium through it with
+# playwright-core. Screenshots land in tests/e2e/screenshots.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+base=${E2E_BASE_PORT:-18280}
+data=$(mktemp -d)
+log="$data/shop.log"
+chromium=${CHROMIUM:-/usr/bin/chromium}
+[ -x "$chromium" ] || { echo "no Chromium at $chromium (apt-get install chromium, or set CHROMIUM)" >&2; exit 1; }
+
+echo "==> playwright-core (npm)"
+cd "$here"
+npm install --no-audit --no-fund --loglevel=error
+
+echo "==> the shop (cargo build --release; builds the web app too)"
+cd "$root"
+cargo build --release --quiet --bin shop
+[ -f web-client/dist/index.html ] || { echo "the web app was not built" >&2; exit 1; }
+target=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+gateway="http://127.0.0.1:$base"
+"$target/release/shop" --data-dir "$data" --gateway-port "$base" --users-port $((base + 1)) \
+  --catalog-port $((base + 2)) --orders-port $((base + 3)) --payments-port $((base + 4)) \
+  --cors-origins "$gateway" >"$log" 2>&1 &
+shop=$!
+trap 'kill $shop 2>/dev/null; wait $shop 2>/dev/null; rm -rf "$data"' EXIT
+for _ in $(seq 1 150); do
+  curl -fsS "$gateway/readyz" >/dev/null 2>&1 && break
+  kill -0 $shop 2>/dev/null || { cat "$log"; echo "the shop exited"; exit 1; }
+  sleep 0.2
+done
+curl -fsS "$gateway/readyz" >/dev/null || { cat "$log"; echo "the shop never became ready"; exit 1; }
+
+echo "==> the journey in Chromium"
+cd "$here"
+rm -rf screenshots
+GATEWAY_URL="$gateway" CHROMIUM="$chromium" SCREENSHOTS="$here/screenshots" node --test journey.test.mjs
+echo
+echo "screenshots (tests/e2e/screenshots):"
+ls -l screenshots
