@@ -15,7 +15,7 @@ use shop_proto::shop::catalog::v1::{
 use tokio::time::Instant;
 use tonic::{Code, transport::Channel};
 
-use super::{ServiceToken, request, unavailable};
+use super::{ServiceToken, unavailable};
 use crate::{
     domain::{Order, Priced, saga::Outcome},
     error::OrdersError,
@@ -98,19 +98,15 @@ impl Catalog {
                 })
                 .collect(),
         };
-        let bearer = match self.token.bearer().await {
-            Ok(bearer) => bearer,
-            Err(status) => return unavailable("users", &status),
+        let send = |request| {
+            let mut client = self.client.clone();
+            async move { client.reserve_stock(request).await }
         };
-        // Keyed by the order: safe to repeat.
-        let answer = self
-            .downstream
-            .call(Retry::Safe, None, |budget| {
-                let mut client = self.client.clone();
-                let reserve = request(reserve.clone(), &bearer, trace, budget);
-                async move { client.reserve_stock(reserve).await }
-            })
-            .await;
+        let answer =
+            match super::step_call(&self.token, &self.downstream, reserve, trace, send).await {
+                Ok(answer) => answer,
+                Err(no_token) => return no_token,
+            };
         match answer {
             Ok(answer) if answer.get_ref().status() == ReservationStatus::Reserved => Outcome::Done,
             Ok(_) => Outcome::Refused("the stock reservation was released".into()),
@@ -128,22 +124,18 @@ impl Catalog {
 
     /// Turns the order's reservation into a sale.
     pub async fn commit(&self, order: &Order, trace: &TraceParent) -> Outcome {
-        let bearer = match self.token.bearer().await {
-            Ok(bearer) => bearer,
-            Err(status) => return unavailable("users", &status),
-        };
         let commit = CommitStockRequest {
             reservation_id: order.id.clone(),
         };
-        // Keyed by the order: safe to repeat.
-        let answer = self
-            .downstream
-            .call(Retry::Safe, None, |budget| {
-                let mut client = self.client.clone();
-                let commit = request(commit.clone(), &bearer, trace, budget);
-                async move { client.commit_stock(commit).await }
-            })
-            .await;
+        let send = |request| {
+            let mut client = self.client.clone();
+            async move { client.commit_stock(request).await }
+        };
+        let answer =
+            match super::step_call(&self.token, &self.downstream, commit, trace, send).await {
+                Ok(answer) => answer,
+                Err(no_token) => return no_token,
+            };
         match answer {
             Ok(_) => Outcome::Done,
             Err(status) if matches!(status.code(), Code::FailedPrecondition | Code::NotFound) => {
@@ -156,22 +148,18 @@ impl Catalog {
 
     /// Puts the order's stock back (or makes sure it is never taken).
     pub async fn release(&self, order: &Order, trace: &TraceParent) -> Outcome {
-        let bearer = match self.token.bearer().await {
-            Ok(bearer) => bearer,
-            Err(status) => return unavailable("users", &status),
-        };
         let release = ReleaseStockRequest {
             reservation_id: order.id.clone(),
         };
-        // Keyed by the order: safe to repeat.
-        let answer = self
-            .downstream
-            .call(Retry::Safe, None, |budget| {
-                let mut client = self.client.clone();
-                let release = request(release.clone(), &bearer, trace, budget);
-                async move { client.release_stock(release).await }
-            })
-            .await;
+        let send = |request| {
+            let mut client = self.client.clone();
+            async move { client.release_stock(request).await }
+        };
+        let answer =
+            match super::step_call(&self.token, &self.downstream, release, trace, send).await {
+                Ok(answer) => answer,
+                Err(no_token) => return no_token,
+            };
         match answer {
             Ok(_) => Outcome::Done,
             Err(status) if status.code() == Code::FailedPrecondition => {

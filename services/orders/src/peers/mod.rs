@@ -11,7 +11,7 @@ mod service_token;
 use std::time::Duration;
 
 use shop_kit::{
-    downstream::{Downstream, DownstreamPolicy},
+    downstream::{Downstream, DownstreamPolicy, Retry},
     trace_context::{self, TraceParent},
 };
 use tonic::transport::Channel;
@@ -52,6 +52,33 @@ fn downstream(name: &str, timeout: Duration) -> Downstream {
             ..DownstreamPolicy::default()
         },
     )
+}
+
+/// One saga step's call to a peer: as orders (a service token), with the
+/// order's trace context, through the peer's client stack, repeated when
+/// it fails transiently (every step is keyed by the order, so a repeat is
+/// harmless). `Err` is the outcome when no service token could be had.
+async fn step_call<M, R, F, Fut>(
+    token: &ServiceToken,
+    downstream: &Downstream,
+    message: M,
+    trace: &TraceParent,
+    send: F,
+) -> Result<Result<tonic::Response<R>, tonic::Status>, Outcome>
+where
+    M: Clone,
+    F: Fn(tonic::Request<M>) -> Fut,
+    Fut: Future<Output = Result<tonic::Response<R>, tonic::Status>>,
+{
+    let bearer = token
+        .bearer()
+        .await
+        .map_err(|status| unavailable("users", &status))?;
+    Ok(downstream
+        .call(Retry::Safe, None, |budget| {
+            send(request(message.clone(), &bearer, trace, budget))
+        })
+        .await)
 }
 
 /// A request carrying the service token, the trace context and the

@@ -4,17 +4,14 @@
 
 use std::{sync::Arc, time::Duration};
 
-use shop_kit::{
-    downstream::{Downstream, Retry},
-    trace_context::TraceParent,
-};
+use shop_kit::{downstream::Downstream, trace_context::TraceParent};
 use shop_proto::shop::{
     common::v1::Money,
     payments::v1::{ChargeRequest, RefundRequest, payment_service_client::PaymentServiceClient},
 };
 use tonic::{Code, transport::Channel};
 
-use super::{ServiceToken, request, unavailable};
+use super::{ServiceToken, unavailable};
 use crate::{
     domain::{Order, saga::Outcome},
     error::OrdersError,
@@ -48,10 +45,6 @@ impl Payments {
     }
 
     pub async fn charge(&self, order: &Order, payment_token: &str, trace: &TraceParent) -> Outcome {
-        let bearer = match self.token.bearer().await {
-            Ok(bearer) => bearer,
-            Err(status) => return unavailable("users", &status),
-        };
         let charge = ChargeRequest {
             idempotency_key: charge_key(&order.id),
             reference: order.id.clone(),
@@ -62,15 +55,15 @@ impl Payments {
             payment_token: payment_token.to_owned(),
             customer_id: order.user_id.clone(),
         };
-        // Keyed by the order: safe to repeat.
-        let answer = self
-            .downstream
-            .call(Retry::Safe, None, |budget| {
-                let mut client = self.client.clone();
-                let charge = request(charge.clone(), &bearer, trace, budget);
-                async move { client.charge(charge).await }
-            })
-            .await;
+        let send = |request| {
+            let mut client = self.client.clone();
+            async move { client.charge(request).await }
+        };
+        let answer =
+            match super::step_call(&self.token, &self.downstream, charge, trace, send).await {
+                Ok(answer) => answer,
+                Err(no_token) => return no_token,
+            };
         match answer {
             Ok(answer) => Outcome::Charged {
                 payment_id: answer
@@ -93,24 +86,20 @@ impl Payments {
     /// Refunds the order's charge if it was made; makes sure it never is
     /// otherwise.
     pub async fn refund(&self, order: &Order, trace: &TraceParent) -> Outcome {
-        let bearer = match self.token.bearer().await {
-            Ok(bearer) => bearer,
-            Err(status) => return unavailable("users", &status),
-        };
         let refund = RefundRequest {
             payment_id: String::new(),
             idempotency_key: charge_key(&order.id),
             customer_id: order.user_id.clone(),
         };
-        // Keyed by the order: safe to repeat.
-        let answer = self
-            .downstream
-            .call(Retry::Safe, None, |budget| {
-                let mut client = self.client.clone();
-                let refund = request(refund.clone(), &bearer, trace, budget);
-                async move { client.refund(refund).await }
-            })
-            .await;
+        let send = |request| {
+            let mut client = self.client.clone();
+            async move { client.refund(request).await }
+        };
+        let answer =
+            match super::step_call(&self.token, &self.downstream, refund, trace, send).await {
+                Ok(answer) => answer,
+                Err(no_token) => return no_token,
+            };
         match answer {
             Ok(_) => Outcome::Done,
             Err(status) => unavailable(PEER, &status),
