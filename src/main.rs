@@ -160,6 +160,11 @@ struct ShopArgs {
     #[arg(long, env = "SHOP_NO_DEMO_DATA", global = true)]
     no_demo_data: bool,
 
+    /// Stock every demo product starts with (default: each its own, a few
+    /// dozen); e.g. 1000000 for a load test.
+    #[arg(long, env = "SHOP_DEMO_STOCK", value_parser = clap::value_parser!(i32).range(0..), global = true)]
+    demo_stock: Option<i32>,
+
     /// Log format.
     #[arg(
         long,
@@ -209,6 +214,7 @@ impl ShopArgs {
                     str::to_owned,
                 ),
             demo_data: !self.no_demo_data,
+            demo_stock: self.demo_stock,
             users_url: self.users_url(),
             nats_url: self.nats_url.clone(),
             http: self.http.clone(),

@@ -107,12 +107,14 @@ const PRODUCTS: &[(&str, &str, &str, &str, i64, i32)] = &[
     ),
 ];
 
-/// Adds the demo products if the catalog is empty; returns how many.
-pub async fn seed(catalog: &Catalog) -> Result<usize, CatalogError> {
+/// Adds the demo products if the catalog is empty, each with its own stock
+/// or `stock`; returns how many.
+pub async fn seed(catalog: &Catalog, stock: Option<i32>) -> Result<usize, CatalogError> {
     if catalog.store().count().await? > 0 {
         return Ok(0);
     }
-    for &(id, sku, name, description, cents, stock) in PRODUCTS {
+    for &(id, sku, name, description, cents, own_stock) in PRODUCTS {
+        let stock = stock.unwrap_or(own_stock);
         let product =
             NewProduct::new(id, sku, name, description, Money::new("EUR", cents)?, stock)?;
         catalog.add_product(product).await?;

@@ -233,6 +233,9 @@ pub struct Config {
     pub database_url: String,
     /// Seed the demo products into an empty catalog.
     pub demo_data: bool,
+    /// Stock every demo product starts with, instead of its own (a few
+    /// dozen): lets a load test place many orders.
+    pub demo_stock: Option<i32>,
     /// NATS for events; in process when `None`.
     pub nats_url: Option<String>,
     /// The users service, whose public keys verify access tokens.
@@ -270,7 +273,9 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<(Running, usize
         .await
         .map_err(database_error)?;
     let seeded_products = if config.demo_data {
-        demo::seed(&catalog).await.map_err(database_error)?
+        demo::seed(&catalog, config.demo_stock)
+            .await
+            .map_err(database_error)?
     } else {
         0
     };

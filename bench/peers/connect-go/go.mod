@@ -1,0 +1,9 @@
+// connect-go benchmark peer for `just bench` (built by bench/peers/build.sh).
+module connectshop/bench/peers/connect-go
+
+go 1.26.0
+
+require (
+	connectrpc.com/connect v1.21.1
+	google.golang.org/protobuf v1.36.12
+)

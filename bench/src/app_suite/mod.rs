@@ -1,0 +1,334 @@
+//! The app suite, on the launched shop: start-up time and memory, orders
+//! end to end on SQLite and PostgreSQL, the BFF's GetHome against the
+//! downstream calls it fans out to, and ListProducts over Connect GET.
+
+mod orders;
+mod shop;
+
+use std::{path::PathBuf, time::Duration};
+
+use anyhow::Context;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::{
+    cpus::Cpus,
+    h2load::{self, Load, Sample},
+    stats,
+    targets::{self, HttpRequest},
+};
+use shop::{Databases, Layout, Shop};
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub shop_bin: PathBuf,
+    pub postgres_url: Option<String>,
+    pub smoke: bool,
+    pub repetitions: usize,
+    pub warm_up: Duration,
+    pub duration: Duration,
+    pub scratch: PathBuf,
+}
+
+impl Options {
+    fn order_concurrency(&self) -> Vec<usize> {
+        if self.smoke { vec![1] } else { vec![1, 4, 16] }
+    }
+
+    fn call_concurrency(&self) -> Vec<u32> {
+        if self.smoke { vec![1] } else { vec![1, 16] }
+    }
+
+    fn list_concurrency(&self) -> Vec<u32> {
+        if self.smoke { vec![1] } else { vec![1, 16, 64] }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct AppResults {
+    pub startup: Startup,
+    pub databases: Vec<DatabaseResults>,
+}
+
+/// `shop` (every service in one process) from spawn to every /readyz
+/// answering 200, on fresh SQLite files (migrations and demo data included).
+#[derive(Clone, Debug, Serialize)]
+pub struct Startup {
+    pub ready_ms: Vec<f64>,
+    pub median_ms: f64,
+    /// The one process's resident memory, idle after start.
+    pub idle_rss_kib: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct DatabaseResults {
+    pub database: String,
+    /// Per service process: (service, idle VmRSS, peak VmHWM after the load), KiB.
+    pub memory_kib: Vec<(String, u64, u64)>,
+    pub orders: Vec<OrdersRow>,
+    pub calls: Vec<CallRow>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct OrdersRow {
+    pub concurrency: usize,
+    pub orders_per_sec: f64,
+    pub spread_percent: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub confirmed: u64,
+    pub cancelled: u64,
+}
+
+/// An RPC loaded with h2load over Connect GET.
+#[derive(Clone, Debug, Serialize)]
+pub struct CallRow {
+    pub call: String,
+    pub concurrency: u32,
+    pub requests_per_sec: f64,
+    pub spread_percent: f64,
+    pub p50_us: f64,
+    pub p99_us: f64,
+}
+
+pub async fn run(options: &Options, cpus: &Cpus) -> anyhow::Result<AppResults> {
+    h2load::check_installed()?;
+    let startup = startup(options, cpus).await?;
+    eprintln!(
+        "app suite: start-up to all ready {:.0} ms (median of {:?}), idle {} MiB",
+        startup.median_ms,
+        startup
+            .ready_ms
+            .iter()
+            .map(|ms| ms.round())
+            .collect::<Vec<_>>(),
+        startup.idle_rss_kib / 1024
+    );
+    let mut databases = vec![(
+        "SQLite".to_owned(),
+        Databases::Sqlite(options.scratch.join("sqlite")),
+    )];
+    match &options.postgres_url {
+        Some(url) => databases.push(("PostgreSQL".to_owned(), Databases::Postgres(url.clone()))),
+        None => eprintln!("app suite: no --postgres-url (SHOP_BENCH_POSTGRES_URL): SQLite only"),
+    }
+    let mut results = Vec::new();
+    for (name, database) in databases {
+        results.push(
+            on_database(options, cpus, &name, &database)
+                .await
+                .with_context(|| format!("app suite on {name}"))?,
+        );
+    }
+    Ok(AppResults {
+        startup,
+        databases: results,
+    })
+}
+
+async fn startup(options: &Options, cpus: &Cpus) -> anyhow::Result<Startup> {
+    let mut ready_ms = Vec::new();
+    let mut idle_rss_kib = 0;
+    for _ in 0..options.repetitions.max(1) {
+        let databases = Databases::Sqlite(options.scratch.join("startup"));
+        databases.recreate().await?;
+        let (shop, took) = Shop::start(
+            &options.shop_bin,
+            Layout::OneProcess,
+            &databases,
+            cpus,
+            &options.scratch,
+        )
+        .await?;
+        ready_ms.push(took.as_secs_f64() * 1000.0);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        idle_rss_kib = shop.memory().first().map_or(0, |(_, rss, _)| *rss);
+    }
+    Ok(Startup {
+        median_ms: stats::median(&ready_ms),
+        ready_ms,
+        idle_rss_kib,
+    })
+}
+
+async fn on_database(
+    options: &Options,
+    cpus: &Cpus,
+    name: &str,
+    databases: &Databases,
+) -> anyhow::Result<DatabaseResults> {
+    databases.recreate().await?;
+    let (shop, took) = Shop::start(
+        &options.shop_bin,
+        Layout::ProcessPerService,
+        databases,
+        cpus,
+        &options.scratch,
+    )
+    .await?;
+    eprintln!(
+        "app suite on {name}: a process per service, all ready in {:.0} ms",
+        took.as_secs_f64() * 1000.0
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle = shop.memory();
+
+    let concurrencies = options.order_concurrency();
+    let max = concurrencies.iter().copied().max().unwrap_or(1);
+    let mut customers = Vec::new();
+    for number in 0..max {
+        customers.push(orders::Customer::sign_up(number).await?);
+    }
+    let mut order_rows = Vec::new();
+    for concurrency in concurrencies {
+        let mut runs = Vec::new();
+        for _ in 0..options.repetitions.max(1) {
+            runs.push(
+                orders::run(&customers[..concurrency], options.warm_up, options.duration).await?,
+            );
+        }
+        let per_sec: Vec<f64> = runs
+            .iter()
+            .map(|r| (r.confirmed + r.cancelled) as f64 / r.elapsed.as_secs_f64())
+            .collect();
+        let percentile = |q: f64| {
+            stats::median(
+                &runs
+                    .iter()
+                    .map(|r| {
+                        let mut sorted = r.latencies_us.clone();
+                        sorted.sort_by(f64::total_cmp);
+                        stats::percentile(&sorted, q) / 1000.0
+                    })
+                    .collect::<Vec<_>>(),
+            )
+        };
+        let row = OrdersRow {
+            concurrency,
+            orders_per_sec: stats::median(&per_sec),
+            spread_percent: stats::spread_percent(&per_sec),
+            p50_ms: percentile(0.5),
+            p99_ms: percentile(0.99),
+            confirmed: runs.iter().map(|r| r.confirmed).sum(),
+            cancelled: runs.iter().map(|r| r.cancelled).sum(),
+        };
+        eprintln!(
+            "  orders c={:<3} {:>7.1} orders/s  p50 {:>6.1} ms  p99 {:>6.1} ms  ({} confirmed, {} cancelled)",
+            row.concurrency,
+            row.orders_per_sec,
+            row.p50_ms,
+            row.p99_ms,
+            row.confirmed,
+            row.cancelled
+        );
+        order_rows.push(row);
+    }
+
+    let token = customers
+        .first()
+        .map(|c| c.token.clone())
+        .unwrap_or_default();
+    let bearer = format!("Bearer {token}");
+    let signed_in = || targets::headers(&[("authorization", bearer.as_str())]);
+    // The BFF's home and the three calls it fans out to (as it makes them).
+    let mut calls: Vec<(String, String, HttpRequest, Vec<u32>)> = Vec::new();
+    for (call, service, path, message) in [
+        (
+            "WebBffService/GetHome",
+            "gateway",
+            "/shop.bff.v1.WebBffService/GetHome",
+            json!({}),
+        ),
+        (
+            "UserService/GetMe",
+            "users",
+            "/shop.users.v1.UserService/GetMe",
+            json!({}),
+        ),
+        (
+            "CatalogService/ListProducts (8)",
+            "catalog",
+            "/shop.catalog.v1.CatalogService/ListProducts",
+            json!({"pageSize": 8}),
+        ),
+        (
+            "OrderService/ListOrders (5)",
+            "orders",
+            "/shop.orders.v1.OrderService/ListOrders",
+            json!({"pageSize": 5}),
+        ),
+    ] {
+        calls.push((
+            call.to_owned(),
+            shop::addr(service),
+            targets::connect_get_json(path, &message, signed_in()),
+            options.call_concurrency(),
+        ));
+    }
+    calls.push((
+        "CatalogService/ListProducts (20), anonymous".to_owned(),
+        shop::addr("catalog"),
+        targets::connect_get_json(
+            "/shop.catalog.v1.CatalogService/ListProducts",
+            &json!({"pageSize": 20}),
+            Vec::new(),
+        ),
+        options.list_concurrency(),
+    ));
+    let mut call_rows = Vec::new();
+    for (call, addr, request, concurrencies) in calls {
+        for concurrency in concurrencies {
+            let mut samples: Vec<Sample> = Vec::new();
+            for _ in 0..options.repetitions.max(1) {
+                let load = Load {
+                    concurrency,
+                    warm_up: options.warm_up,
+                    duration: options.duration,
+                };
+                samples.push(
+                    h2load::run(
+                        &format!("http://{addr}"),
+                        &request,
+                        load,
+                        cpus,
+                        &options.scratch,
+                    )
+                    .await
+                    .with_context(|| format!("{call} c={concurrency}"))?,
+                );
+            }
+            let of = |f: fn(&Sample) -> f64| samples.iter().map(f).collect::<Vec<_>>();
+            let row = CallRow {
+                call: call.clone(),
+                concurrency,
+                requests_per_sec: stats::median(&of(|s| s.requests_per_sec)),
+                spread_percent: stats::spread_percent(&of(|s| s.requests_per_sec)),
+                p50_us: stats::median(&of(|s| s.p50_us)),
+                p99_us: stats::median(&of(|s| s.p99_us)),
+            };
+            eprintln!(
+                "  {:<44} c={:<3} {:>8.0} req/s  p50 {:>7.0} µs  p99 {:>7.0} µs",
+                row.call, row.concurrency, row.requests_per_sec, row.p50_us, row.p99_us
+            );
+            call_rows.push(row);
+        }
+    }
+
+    let peak = shop.memory();
+    let memory_kib = idle
+        .into_iter()
+        .map(|(service, rss, _)| {
+            let hwm = peak
+                .iter()
+                .find(|(s, ..)| *s == service)
+                .map_or(0, |(.., hwm)| *hwm);
+            (service, rss, hwm)
+        })
+        .collect();
+    Ok(DatabaseResults {
+        database: name.to_owned(),
+        memory_kib,
+        orders: order_rows,
+        calls: call_rows,
+    })
+}

@@ -1,0 +1,239 @@
+//! Launches the shop for the app suite: the launcher as one process (how
+//! `cargo run` starts it), or each service as its own `shop serve` process
+//! so memory can be read per service. Every process is pinned to the server
+//! core and killed when dropped.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use http_body_util::Empty;
+use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+use tokio::process::Child;
+
+use crate::cpus::Cpus;
+
+/// The shop's services, in start order, with their port offsets.
+pub const SERVICES: [&str; 5] = ["users", "catalog", "orders", "payments", "gateway"];
+
+/// First port of the shop under test (users; the others follow).
+const FIRST_PORT: u16 = 19280;
+
+/// Where the services keep their data.
+#[derive(Clone, Debug)]
+pub enum Databases {
+    Sqlite(PathBuf),
+    /// One database per service: the URL with its database name replaced.
+    Postgres(String),
+}
+
+impl Databases {
+    fn env(&self) -> Vec<(String, String)> {
+        match self {
+            Databases::Sqlite(dir) => vec![("SHOP_DATA_DIR".into(), dir.display().to_string())],
+            Databases::Postgres(_) => SERVICES[..4]
+                .iter()
+                .map(|service| {
+                    (
+                        format!("{}_DATABASE_URL", service.to_uppercase()),
+                        self.postgres_url(service).unwrap_or_default(),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// The PostgreSQL URL of `service`'s database (`bench_<service>`).
+    pub fn postgres_url(&self, service: &str) -> Option<String> {
+        let Databases::Postgres(admin) = self else {
+            return None;
+        };
+        let (base, _) = admin.rsplit_once('/')?;
+        Some(format!("{base}/bench_{service}"))
+    }
+
+    /// Fresh, empty databases (PostgreSQL: dropped and created with psql).
+    pub async fn recreate(&self) -> anyhow::Result<()> {
+        match self {
+            Databases::Sqlite(dir) => {
+                let _ = std::fs::remove_dir_all(dir);
+                std::fs::create_dir_all(dir)?;
+            }
+            Databases::Postgres(admin) => {
+                for service in &SERVICES[..4] {
+                    for sql in [
+                        format!("DROP DATABASE IF EXISTS bench_{service} WITH (FORCE)"),
+                        format!("CREATE DATABASE bench_{service}"),
+                    ] {
+                        let out = tokio::process::Command::new("psql")
+                            .args([admin.as_str(), "-qc", &sql])
+                            .output()
+                            .await
+                            .context("running psql")?;
+                        if !out.status.success() {
+                            bail!("psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A running shop.
+pub struct Shop {
+    /// (service names it serves, process).
+    processes: Vec<(Vec<&'static str>, Child)>,
+}
+
+/// How the shop is started.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Layout {
+    /// `shop`: every service in one process.
+    OneProcess,
+    /// `shop serve <service>` five times.
+    ProcessPerService,
+}
+
+impl Shop {
+    /// Starts the shop and waits until every service is ready; returns it
+    /// and how long that took.
+    pub async fn start(
+        bin: &Path,
+        layout: Layout,
+        databases: &Databases,
+        cpus: &Cpus,
+        logs: &Path,
+    ) -> anyhow::Result<(Self, Duration)> {
+        if !bin.exists() {
+            bail!(
+                "{} is missing: `cargo build --release -p shop`",
+                bin.display()
+            );
+        }
+        let started = Instant::now();
+        let runs: Vec<Vec<&'static str>> = match layout {
+            Layout::OneProcess => vec![SERVICES.to_vec()],
+            Layout::ProcessPerService => SERVICES.iter().map(|s| vec![*s]).collect(),
+        };
+        let mut processes = Vec::new();
+        for services in runs {
+            let args: Vec<&str> = match layout {
+                Layout::OneProcess => vec!["run"],
+                Layout::ProcessPerService => vec!["serve", services[0]],
+            };
+            let log = logs.join(format!("shop-{}.log", services.join("-")));
+            let child = cpus
+                .server_command(bin.as_os_str(), &args)
+                .envs(environment(databases))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log)?)
+                .kill_on_drop(true)
+                .spawn()
+                .with_context(|| format!("starting {}", bin.display()))?;
+            processes.push((services, child));
+        }
+        let mut shop = Self { processes };
+        shop.wait_ready(logs).await?;
+        Ok((shop, started.elapsed()))
+    }
+
+    async fn wait_ready(&mut self, logs: &Path) -> anyhow::Result<()> {
+        let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        for service in SERVICES {
+            let uri: http::Uri = format!("http://{}/readyz", addr(service)).parse()?;
+            loop {
+                if client
+                    .get(uri.clone())
+                    .await
+                    .is_ok_and(|r| r.status().is_success())
+                {
+                    break;
+                }
+                for (services, child) in &mut self.processes {
+                    if let Some(status) = child.try_wait()? {
+                        bail!(
+                            "the shop ({}) exited at start ({status}); see the logs in {}",
+                            services.join(", "),
+                            logs.display()
+                        );
+                    }
+                }
+                if Instant::now() > deadline {
+                    bail!(
+                        "{service} was not ready within 60 s; see the logs in {}",
+                        logs.display()
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Resident memory of each process now and at its peak, in KiB:
+    /// (services, VmRSS, VmHWM).
+    pub fn memory(&self) -> Vec<(String, u64, u64)> {
+        self.processes
+            .iter()
+            .filter_map(|(services, child)| {
+                let status =
+                    std::fs::read_to_string(format!("/proc/{}/status", child.id()?)).ok()?;
+                let field = |name: &str| -> Option<u64> {
+                    status
+                        .lines()
+                        .find_map(|l| l.strip_prefix(name))?
+                        .trim()
+                        .trim_end_matches("kB")
+                        .trim()
+                        .parse()
+                        .ok()
+                };
+                Some((services.join("+"), field("VmRSS:")?, field("VmHWM:")?))
+            })
+            .collect()
+    }
+}
+
+/// `service`'s address in the shop under test.
+pub fn addr(service: &str) -> String {
+    let offset = SERVICES.iter().position(|s| *s == service).unwrap_or(0);
+    format!("127.0.0.1:{}", FIRST_PORT + offset as u16)
+}
+
+/// The shop's settings for a load test: its own ports, one service secret,
+/// stock for many orders, rate limits out of the way.
+fn environment(databases: &Databases) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = SERVICES
+        .iter()
+        .map(|service| {
+            let port = addr(service)
+                .rsplit(':')
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            (format!("{}_PORT", service.to_uppercase()), port)
+        })
+        .collect();
+    for (name, value) in [
+        ("SHOP_HOST", "127.0.0.1"),
+        ("SHOP_SERVICE_SECRET", "shop-bench-service-secret"),
+        ("SHOP_DEMO_STOCK", "1000000"),
+        ("SHOP_RATE_LIMIT_IP_PER_SECOND", "1000000"),
+        ("SHOP_RATE_LIMIT_IP_BURST", "1000000"),
+        ("SHOP_RATE_LIMIT_USER_PER_SECOND", "1000000"),
+        ("SHOP_RATE_LIMIT_USER_BURST", "1000000"),
+        ("SHOP_SKIP_WEB_BUILD", "1"),
+    ] {
+        env.push((name.into(), value.into()));
+    }
+    env.extend(databases.env());
+    env
+}

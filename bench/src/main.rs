@@ -1,0 +1,198 @@
+//! `shop-bench`, run by `just bench`: measures our serving stack against the
+//! limit (bare axum) and the peers a user would pick instead (tonic,
+//! connect-go, connect-node) with one load generator, then the launched
+//! shop itself (orders end to end, the BFF, Connect GET, memory, start-up).
+//! Prints tables, and writes JSON and docs/benchmarks.md.
+
+mod app_suite;
+mod cpus;
+mod echo;
+mod h2load;
+mod machine;
+mod pb;
+mod preflight;
+mod protocol_suite;
+mod report;
+mod servers;
+mod stats;
+mod targets;
+
+use std::{path::PathBuf, time::Duration};
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::{cpus::Cpus, servers::Stack};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "shop-bench",
+    about = "connect-shop's benchmarks: our stack against bare axum, tonic, connect-go and \
+             connect-node, then the launched shop",
+    long_about = "Runs the protocol suite (a unary echo and a 10-message server stream through \
+                  every stack and protocol, with h2load at each concurrency) and the app suite \
+                  (the launched shop: orders end to end on SQLite and PostgreSQL, the BFF, \
+                  ListProducts over Connect GET, memory and start-up time). Servers run on one \
+                  core, the load on another. `just bench` builds the peers and runs everything; \
+                  `just bench-smoke` checks the harness in seconds."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Both suites (the default).
+    All,
+    /// Only the protocol suite.
+    Protocol,
+    /// Only the app suite.
+    App,
+    /// Serve one of the Rust servers under test (used by the harness).
+    #[command(hide = true)]
+    Peer {
+        #[arg(value_enum)]
+        kind: servers::PeerKind,
+        #[arg(long)]
+        port: u16,
+    },
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// A seconds-long check that every part of the harness works (CI):
+    /// short runs, one repetition, concurrency 1 and 16.
+    #[arg(long, global = true)]
+    smoke: bool,
+
+    /// Measured seconds per run.
+    #[arg(long, default_value_t = 3.0, global = true)]
+    duration: f64,
+
+    /// Warm-up seconds before each run.
+    #[arg(long, default_value_t = 1.0, global = true)]
+    warm_up: f64,
+
+    /// Repetitions per case (reported as median and spread).
+    #[arg(long, default_value_t = 3, global = true)]
+    repetitions: usize,
+
+    /// Concurrencies (connections, one request in flight each).
+    #[arg(long, value_delimiter = ',', default_value = "1,16,64", global = true)]
+    concurrency: Vec<u32>,
+
+    /// Stacks of the protocol suite.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = Stack::ALL.to_vec(), global = true)]
+    stacks: Vec<Stack>,
+
+    /// Where bench/peers/build.sh put the Go and Node peers.
+    #[arg(long, default_value = "bench/peers", global = true)]
+    peers_dir: PathBuf,
+
+    /// The shop launcher to benchmark (default: `shop` next to this binary).
+    #[arg(long, global = true)]
+    shop_bin: Option<PathBuf>,
+
+    /// A PostgreSQL role that may create databases, for the app suite on
+    /// PostgreSQL, e.g. postgres://shop_test:shop_test@127.0.0.1/postgres
+    /// (default: SQLite only).
+    #[arg(long, env = "SHOP_BENCH_POSTGRES_URL", global = true)]
+    postgres_url: Option<String>,
+
+    /// Write every result as JSON here.
+    #[arg(long, default_value = "target/bench/results.json", global = true)]
+    json: PathBuf,
+
+    /// Also write the report as Markdown here (e.g. docs/benchmarks.md).
+    #[arg(long, global = true)]
+    markdown: Option<PathBuf>,
+}
+
+impl RunArgs {
+    fn smoothed(mut self) -> Self {
+        if self.smoke {
+            self.duration = 0.3;
+            self.warm_up = 0.1;
+            self.repetitions = 1;
+            self.concurrency = vec![1, 16];
+        }
+        self
+    }
+
+    fn secs(value: f64) -> Duration {
+        Duration::from_secs_f64(value.max(0.001))
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("shop-bench: cannot start the async runtime: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("shop-bench: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let command = cli.command.unwrap_or(Command::All);
+    if let Command::Peer { kind, port } = command {
+        return servers::serve(kind, port).await;
+    }
+    let args = cli.run.smoothed();
+    let cpus = Cpus::detect();
+    cpus.pin_self_to_load();
+    let scratch = tempfile::Builder::new().prefix("shop-bench").tempdir()?;
+    let mut report = report::Report::new(machine::Machine::read(&cpus), std::env::args().collect());
+
+    if matches!(command, Command::All | Command::Protocol) {
+        let options = protocol_suite::Options {
+            stacks: args.stacks.clone(),
+            concurrency: args.concurrency.clone(),
+            repetitions: args.repetitions,
+            warm_up: RunArgs::secs(args.warm_up),
+            duration: RunArgs::secs(args.duration),
+            peers_dir: args.peers_dir.clone(),
+            scratch: scratch.path().to_owned(),
+        };
+        report.protocol = protocol_suite::run(&options, &cpus).await?;
+        println!("{}", report.protocol_markdown());
+    }
+    if matches!(command, Command::All | Command::App) {
+        let options = app_suite::Options {
+            shop_bin: match &args.shop_bin {
+                Some(path) => path.clone(),
+                None => std::env::current_exe()?.with_file_name("shop"),
+            },
+            postgres_url: args.postgres_url.clone(),
+            smoke: args.smoke,
+            repetitions: args.repetitions,
+            warm_up: RunArgs::secs(args.warm_up),
+            duration: RunArgs::secs(args.duration),
+            scratch: scratch.path().to_owned(),
+        };
+        report.app = Some(app_suite::run(&options, &cpus).await?);
+        println!("{}", report.app_markdown());
+    }
+
+    if let Some(dir) = args.json.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&args.json, serde_json::to_vec_pretty(&report)?)?;
+    eprintln!("results: {}", args.json.display());
+    if let Some(path) = &args.markdown {
+        std::fs::write(path, report.markdown())?;
+        eprintln!("report: {}", path.display());
+    }
+    Ok(())
+}

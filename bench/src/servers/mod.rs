@@ -1,0 +1,190 @@
+//! The servers under test, each run as its own process pinned to the
+//! server core: our Rust ones (`shop-bench peer <kind>`), connect-go and
+//! connect-node (built by `bench/peers/build.sh`).
+
+pub mod bare;
+pub mod kit;
+pub mod tonic;
+
+use std::{
+    ffi::OsString,
+    net::SocketAddr,
+    path::Path,
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use serde::Serialize;
+use tokio::process::Child;
+
+use crate::{cpus::Cpus, targets::Protocol};
+
+/// A server stack, in the order the tables list them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Stack {
+    /// Bare axum routes: the limit.
+    Bare,
+    /// services/kit: how every shop service is served.
+    Kit,
+    /// A plain tonic server.
+    Tonic,
+    /// connect-go (bench/peers/connect-go).
+    ConnectGo,
+    /// connect-node on Node's http2 (bench/peers/connect-node).
+    ConnectNode,
+}
+
+impl Stack {
+    pub const ALL: [Stack; 5] = [
+        Stack::Bare,
+        Stack::Kit,
+        Stack::Tonic,
+        Stack::ConnectGo,
+        Stack::ConnectNode,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Stack::Bare => "axum (bare)",
+            Stack::Kit => "services/kit",
+            Stack::Tonic => "tonic",
+            Stack::ConnectGo => "connect-go",
+            Stack::ConnectNode => "connect-node",
+        }
+    }
+
+    /// The protocols the stack speaks.
+    pub fn protocols(self) -> &'static [Protocol] {
+        use Protocol::*;
+        match self {
+            Stack::Bare => &[ConnectJson, ConnectProto, ConnectGet],
+            Stack::Tonic => &[Grpc],
+            Stack::Kit | Stack::ConnectGo | Stack::ConnectNode => {
+                &[ConnectJson, ConnectProto, ConnectGet, Grpc, GrpcWeb]
+            }
+        }
+    }
+
+    /// The program and arguments that serve the stack on `port`.
+    fn program(self, port: u16, peers: &Path) -> anyhow::Result<(OsString, Vec<OsString>)> {
+        let port = port.to_string();
+        Ok(match self {
+            Stack::Bare | Stack::Kit | Stack::Tonic => {
+                let kind = match self {
+                    Stack::Bare => "bare",
+                    Stack::Kit => "kit",
+                    _ => "tonic",
+                };
+                let args = ["peer", kind, "--port", &port];
+                (
+                    std::env::current_exe()?.into(),
+                    args.map(OsString::from).to_vec(),
+                )
+            }
+            Stack::ConnectGo => {
+                let binary = peers.join(".bin/connect-go-peer");
+                if !binary.exists() {
+                    bail!("{} is missing: run bench/peers/build.sh", binary.display());
+                }
+                let args = ["-addr".into(), format!("127.0.0.1:{port}").into()];
+                (binary.into(), args.to_vec())
+            }
+            Stack::ConnectNode => {
+                let script = peers.join("connect-node/server.mjs");
+                if !peers.join("connect-node/gen").exists() {
+                    bail!(
+                        "{} has no generated code: run bench/peers/build.sh",
+                        script.display()
+                    );
+                }
+                let args = [script.into(), "--port".into(), port.into()];
+                ("node".into(), args.to_vec())
+            }
+        })
+    }
+}
+
+/// A server process; killed when dropped.
+pub struct Server {
+    pub stack: Stack,
+    pub addr: SocketAddr,
+    /// Held so the process lives as long as this value.
+    _process: Child,
+}
+
+impl Server {
+    /// Starts `stack` on `port`, pinned to the server core, and waits until
+    /// it accepts connections.
+    /// Its log (stderr) goes to `log`.
+    pub async fn start(
+        stack: Stack,
+        port: u16,
+        peers: &Path,
+        cpus: &Cpus,
+        log: &Path,
+    ) -> anyhow::Result<Self> {
+        let (program, args) = stack.program(port, peers)?;
+        let mut child = cpus
+            .server_command(&program, &args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log)?)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {}", stack.name()))?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let started = Instant::now();
+        while tokio::net::TcpStream::connect(addr).await.is_err() {
+            if let Some(status) = child.try_wait()? {
+                bail!(
+                    "{} exited at start ({status}); see {}",
+                    stack.name(),
+                    log.display()
+                );
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                bail!("{} did not listen on {addr} within 30 s", stack.name());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(Self {
+            stack,
+            addr,
+            _process: child,
+        })
+    }
+}
+
+/// `shop-bench peer <kind>`: serves one of our Rust servers until killed.
+pub async fn serve(kind: PeerKind, port: u16) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .with_context(|| format!("binding 127.0.0.1:{port}"))?;
+    match kind {
+        PeerKind::Bare => {
+            use axum::serve::ListenerExt;
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            axum::serve(listener, bare::router()).await?;
+        }
+        PeerKind::Kit => {
+            // Logged like a shop service: a line per RPC at info.
+            shop_kit::telemetry::init_tracing(shop_kit::telemetry::LogFormat::Text);
+            let shutdown = shop_kit::Shutdown::on_signals();
+            let app = kit::router(&shutdown).await?;
+            shop_kit::server::serve(listener, app, shutdown, Duration::from_secs(1)).await?;
+        }
+        PeerKind::Tonic => tonic::serve(listener).await?,
+    }
+    Ok(())
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum PeerKind {
+    Bare,
+    Kit,
+    Tonic,
+}
