@@ -38,6 +38,7 @@ lint: tools
     cargo clippy --workspace --all-targets -- -D warnings
     cd tests/conformance && cargo fmt -- --check && cargo clippy --all-targets -- -D warnings
     cd proto && ../{{buf}} lint
+    cd bench/proto && ../../{{buf}} lint
 
 # buf breaking against main (or another git ref)
 breaking REF="main": tools
@@ -55,8 +56,16 @@ interop:
 conformance *CONFIGS:
     tests/conformance/run.sh {{CONFIGS}}
 
+# Benchmarks: our stack against bare axum, tonic, connect-go, connect-node, then the launched shop; rewrites docs/benchmarks.md (`just bench --help`)
+bench *ARGS:
+    bench/run.sh {{ARGS}}
+
+# The benchmark harness in seconds (what CI runs): every server, protocol and app scenario once, briefly
+bench-smoke:
+    bench/run.sh --smoke
+
 # What CI runs: tests (SQLite, PostgreSQL, NATS, the web app's), lint, interop, e2e, conformance
-ci: test test-postgres test-nats web-test lint interop e2e conformance
+ci: test test-postgres test-nats web-test lint interop e2e conformance bench-smoke
 
 # Install the npm tools the recipes use (buf, connect-node, protoc-gen-es)
 tools:

@@ -306,7 +306,7 @@ impl ShopArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init_tracing(cli.shop.log_format);
+    let _logs = telemetry::init_tracing(cli.shop.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {

@@ -172,7 +172,7 @@ pub async fn serve(kind: PeerKind, port: u16) -> anyhow::Result<()> {
         }
         PeerKind::Kit => {
             // Logged like a shop service: a line per RPC at info.
-            shop_kit::telemetry::init_tracing(shop_kit::telemetry::LogFormat::Text);
+            let _logs = shop_kit::telemetry::init_tracing(shop_kit::telemetry::LogFormat::Text);
             let shutdown = shop_kit::Shutdown::on_signals();
             let app = kit::router(&shutdown).await?;
             shop_kit::server::serve(listener, app, shutdown, Duration::from_secs(1)).await?;

@@ -121,3 +121,39 @@ pub async fn seed(catalog: &Catalog, stock: Option<i32>) -> Result<usize, Catalo
     }
     Ok(PRODUCTS.len())
 }
+
+#[cfg(test)]
+mod tests {
+    use shop_kit::testing::TestDatabase;
+
+    use super::*;
+
+    async fn stock_of(catalog: &Catalog, id: &str) -> i32 {
+        catalog
+            .store()
+            .get(id)
+            .await
+            .expect("read")
+            .expect("seeded")
+            .stock_on_hand
+    }
+
+    #[tokio::test]
+    async fn seeds_each_product_with_its_own_stock_or_the_one_asked_for() {
+        let database = TestDatabase::new("catalog").await;
+        let catalog = Catalog::open(&database.url).await.expect("open");
+        assert_eq!(seed(&catalog, None).await.expect("seed"), PRODUCTS.len());
+        assert_eq!(stock_of(&catalog, "prod_grinder").await, 8);
+        assert_eq!(
+            seed(&catalog, Some(5)).await.expect("seed"),
+            0,
+            "only into an empty catalog"
+        );
+
+        let database = TestDatabase::new("catalog").await;
+        let catalog = Catalog::open(&database.url).await.expect("open");
+        seed(&catalog, Some(1_000_000)).await.expect("seed");
+        assert_eq!(stock_of(&catalog, "prod_grinder").await, 1_000_000);
+        assert_eq!(stock_of(&catalog, "prod_giftcard").await, 1_000_000);
+    }
+}

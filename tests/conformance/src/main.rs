@@ -46,7 +46,7 @@ fn write_response(response: &conformance::ServerCompatResponse) -> std::io::Resu
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    shop_kit::telemetry::init_tracing(shop_kit::telemetry::LogFormat::Text);
+    let _logs = shop_kit::telemetry::init_tracing(shop_kit::telemetry::LogFormat::Text);
     let request = read_request()?;
     if request.use_tls {
         return Err("this server is configured without TLS (supports_tls: false)".into());

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# `just bench` / `just bench-smoke`: gets what the benchmarks need (h2load from
+# Debian's nghttp2-client, the Go and Node peers, a local PostgreSQL when run
+# as root), builds the shop and the harness in release mode, and runs
+# shop-bench with the given arguments (`--help` lists them). A full run also
+# rewrites docs/benchmarks.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+smoke=false
+for arg in "$@"; do
+  case "$arg" in
+    --smoke) smoke=true ;;
+    -h|--help) cargo run --quiet --release -p shop-bench -- --help; exit 0 ;;
+  esac
+done
+
+if ! command -v h2load >/dev/null; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "bench: h2load is missing: apt-get install nghttp2-client (or run as root)" >&2
+    exit 2
+  fi
+  echo "==> apt-get install nghttp2-client (h2load)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nghttp2-client >/dev/null
+fi
+
+echo "==> the Go and Node peers (bench/peers/build.sh)"
+bench/peers/build.sh
+
+if [ -z "${SHOP_BENCH_POSTGRES_URL:-}" ] && [ "$(id -u)" -eq 0 ]; then
+  echo "==> a local PostgreSQL for the app suite (tests/postgres/setup.sh)"
+  tests/postgres/setup.sh >/dev/null
+  export SHOP_BENCH_POSTGRES_URL=postgres://shop_test:shop_test@127.0.0.1:5432/postgres
+fi
+
+echo "==> cargo build --release -p shop -p shop-bench"
+SHOP_SKIP_WEB_BUILD=1 cargo build --release -p shop -p shop-bench
+bench="${CARGO_TARGET_DIR:-target}/release/shop-bench"
+
+if $smoke; then
+  exec "$bench" "$@"
+fi
+exec "$bench" --markdown docs/benchmarks.md "$@"
