@@ -66,6 +66,8 @@ pub fn init_tracing(format: LogFormat) -> LogGuard {
     let builder = fmt()
         .with_env_filter(filter)
         .with_target(true)
+        // Colours for a terminal only, not for files and pipes.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(writer);
     let installed = match format {
         LogFormat::Text => builder.try_init(),
