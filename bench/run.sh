@@ -2,15 +2,16 @@
 # `just bench` / `just bench-smoke`: gets what the benchmarks need (h2load from
 # Debian's nghttp2-client, the Go and Node peers, a local PostgreSQL when run
 # as root), builds the shop and the harness in release mode, and runs
-# shop-bench with the given arguments (`--help` lists them). A full run also
-# rewrites docs/benchmarks.md.
+# shop-bench with the given arguments (`--help` lists them). A full run (both
+# suites) also rewrites docs/benchmarks.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-smoke=false
+# Only a full run (both suites, not a smoke) rewrites docs/benchmarks.md.
+full=true
 for arg in "$@"; do
   case "$arg" in
-    --smoke) smoke=true ;;
+    --smoke|protocol|app|profile) full=false ;;
     -h|--help) cargo run --quiet --release -p shop-bench -- --help; exit 0 ;;
   esac
 done
@@ -38,7 +39,7 @@ echo "==> cargo build --release -p shop -p shop-bench"
 SHOP_SKIP_WEB_BUILD=1 cargo build --release -p shop -p shop-bench
 bench="${CARGO_TARGET_DIR:-target}/release/shop-bench"
 
-if $smoke; then
-  exec "$bench" "$@"
+if $full; then
+  exec "$bench" --markdown docs/benchmarks.md "$@"
 fi
-exec "$bench" --markdown docs/benchmarks.md "$@"
+exec "$bench" "$@"

@@ -11,6 +11,7 @@ mod h2load;
 mod machine;
 mod pb;
 mod preflight;
+mod profile;
 mod protocol_suite;
 mod report;
 mod servers;
@@ -50,6 +51,22 @@ enum Command {
     Protocol,
     /// Only the app suite.
     App,
+    /// One case under load with `perf record` on the server; prints the
+    /// hottest functions (needs perf, Debian's linux-perf).
+    Profile {
+        #[arg(long, value_enum, default_value = "kit")]
+        stack: Stack,
+        #[arg(long, value_enum, default_value = "connect-json")]
+        protocol: targets::Protocol,
+        #[arg(long, value_enum, default_value = "unary")]
+        shape: targets::Shape,
+        /// Connections, one request in flight each.
+        #[arg(long = "connections", default_value_t = 16)]
+        connections: u32,
+        /// Where perf writes the profile.
+        #[arg(long, default_value = "target/bench/profile.perf")]
+        output: PathBuf,
+    },
     /// Serve one of the Rust servers under test (used by the harness).
     #[command(hide = true)]
     Peer {
@@ -153,6 +170,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let cpus = Cpus::detect();
     cpus.pin_self_to_load();
     let scratch = tempfile::Builder::new().prefix("shop-bench").tempdir()?;
+    if let Command::Profile {
+        stack,
+        protocol,
+        shape,
+        connections,
+        output,
+    } = command
+    {
+        let options = profile::Options {
+            stack,
+            protocol,
+            shape,
+            concurrency: connections,
+            duration: RunArgs::secs(args.duration),
+            peers_dir: args.peers_dir,
+            scratch: scratch.path().to_owned(),
+            output,
+        };
+        return profile::run(&options, &cpus).await;
+    }
     let mut report = report::Report::new(machine::Machine::read(&cpus), std::env::args().collect());
 
     if matches!(command, Command::All | Command::Protocol) {
@@ -191,6 +228,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     std::fs::write(&args.json, serde_json::to_vec_pretty(&report)?)?;
     eprintln!("results: {}", args.json.display());
     if let Some(path) = &args.markdown {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
         std::fs::write(path, report.markdown())?;
         eprintln!("report: {}", path.display());
     }

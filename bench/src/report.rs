@@ -142,20 +142,21 @@ impl Report {
             );
             let _ = writeln!(
                 out,
-                "| concurrency | orders/s | p50 ms | p99 ms | confirmed | cancelled |"
+                "| concurrency | orders/s | p50 ms | p99 ms | confirmed | cancelled | CPU ms per order |"
             );
-            let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|");
+            let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|---|");
             for row in &database.orders {
                 let _ = writeln!(
                     out,
-                    "| {} | {:.1} ± {:.0}% | {:.1} | {:.1} | {} | {} |",
+                    "| {} | {:.1} ± {:.0}% | {:.1} | {:.1} | {} | {} | {} |",
                     row.concurrency,
                     row.orders_per_sec,
                     row.spread_percent,
                     row.p50_ms,
                     row.p99_ms,
                     row.confirmed,
-                    row.cancelled
+                    row.cancelled,
+                    crate::app_suite::cpu_per_order(&row.cpu_ms_per_order)
                 );
             }
             let _ = writeln!(

@@ -78,6 +78,8 @@ pub struct OrdersRow {
     pub p99_ms: f64,
     pub confirmed: u64,
     pub cancelled: u64,
+    /// CPU time each service spent per order placed, in ms.
+    pub cpu_ms_per_order: Vec<(String, f64)>,
 }
 
 /// An RPC loaded with h2load over Connect GET.
@@ -182,11 +184,24 @@ async fn on_database(
     let mut order_rows = Vec::new();
     for concurrency in concurrencies {
         let mut runs = Vec::new();
+        let cpu_before = shop.cpu_ms();
         for _ in 0..options.repetitions.max(1) {
             runs.push(
                 orders::run(&customers[..concurrency], options.warm_up, options.duration).await?,
             );
         }
+        let placed: u64 = runs.iter().map(|r| r.placed).sum();
+        let cpu_ms_per_order = shop
+            .cpu_ms()
+            .into_iter()
+            .map(|(service, after)| {
+                let before = cpu_before
+                    .iter()
+                    .find(|(s, _)| *s == service)
+                    .map_or(0.0, |(_, ms)| *ms);
+                (service, (after - before) / placed.max(1) as f64)
+            })
+            .collect();
         let per_sec: Vec<f64> = runs
             .iter()
             .map(|r| (r.confirmed + r.cancelled) as f64 / r.elapsed.as_secs_f64())
@@ -211,6 +226,7 @@ async fn on_database(
             p99_ms: percentile(0.99),
             confirmed: runs.iter().map(|r| r.confirmed).sum(),
             cancelled: runs.iter().map(|r| r.cancelled).sum(),
+            cpu_ms_per_order,
         };
         eprintln!(
             "  orders c={:<3} {:>7.1} orders/s  p50 {:>6.1} ms  p99 {:>6.1} ms  ({} confirmed, {} cancelled)",
@@ -220,6 +236,10 @@ async fn on_database(
             row.p99_ms,
             row.confirmed,
             row.cancelled
+        );
+        eprintln!(
+            "          CPU per order: {}",
+            cpu_per_order(&row.cpu_ms_per_order)
         );
         order_rows.push(row);
     }
@@ -331,4 +351,14 @@ async fn on_database(
         orders: order_rows,
         calls: call_rows,
     })
+}
+
+/// "users 0.40 + catalog 1.20 + ... = 5.10 ms".
+pub fn cpu_per_order(per_service: &[(String, f64)]) -> String {
+    let total: f64 = per_service.iter().map(|(_, ms)| ms).sum();
+    let parts: Vec<String> = per_service
+        .iter()
+        .map(|(s, ms)| format!("{s} {ms:.2}"))
+        .collect();
+    format!("{} = {total:.2} ms", parts.join(" + "))
 }

@@ -98,6 +98,8 @@ impl Customer {
 /// What one timed run of orders gave.
 pub struct OrderRun {
     pub latencies_us: Vec<f64>,
+    /// Every order finished, warm-up included (for CPU per order).
+    pub placed: u64,
     pub confirmed: u64,
     pub cancelled: u64,
     pub elapsed: Duration,
@@ -118,11 +120,12 @@ pub async fn run(
         let mut customer = customer.clone();
         workers.spawn(async move {
             let mut latencies = Vec::new();
-            let (mut confirmed, mut cancelled) = (0u64, 0u64);
+            let (mut confirmed, mut cancelled, mut placed) = (0u64, 0u64, 0u64);
             while Instant::now() < end {
                 let began = Instant::now();
                 let ok = customer.place_order().await?;
                 let finished = Instant::now();
+                placed += 1;
                 if finished >= measure_from && finished <= end {
                     latencies.push((finished - began).as_secs_f64() * 1e6);
                     if ok {
@@ -132,17 +135,19 @@ pub async fn run(
                     }
                 }
             }
-            anyhow::Ok((latencies, confirmed, cancelled))
+            anyhow::Ok((latencies, confirmed, cancelled, placed))
         });
     }
     let mut run = OrderRun {
         latencies_us: Vec::new(),
+        placed: 0,
         confirmed: 0,
         cancelled: 0,
         elapsed: duration,
     };
     while let Some(worker) = workers.join_next().await {
-        let (latencies, confirmed, cancelled) = worker??;
+        let (latencies, confirmed, cancelled, placed) = worker??;
+        run.placed += placed;
         run.latencies_us.extend(latencies);
         run.confirmed += confirmed;
         run.cancelled += cancelled;

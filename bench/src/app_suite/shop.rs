@@ -178,6 +178,23 @@ impl Shop {
         Ok(())
     }
 
+    /// CPU time (user + system) each process has used so far, in ms.
+    pub fn cpu_ms(&self) -> Vec<(String, f64)> {
+        let ticks_per_sec = clock_ticks_per_sec();
+        self.processes
+            .iter()
+            .filter_map(|(services, child)| {
+                let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id()?)).ok()?;
+                // Fields after the command name (which may hold spaces):
+                // state is field 3, utime 14 and stime 15.
+                let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+                let utime: f64 = fields.get(11)?.parse().ok()?;
+                let stime: f64 = fields.get(12)?.parse().ok()?;
+                Some((services.join("+"), (utime + stime) * 1000.0 / ticks_per_sec))
+            })
+            .collect()
+    }
+
     /// Resident memory of each process now and at its peak, in KiB:
     /// (services, VmRSS, VmHWM).
     pub fn memory(&self) -> Vec<(String, u64, u64)> {
@@ -236,4 +253,15 @@ fn environment(databases: &Databases) -> Vec<(String, String)> {
     }
     env.extend(databases.env());
     env
+}
+
+/// The kernel's clock ticks per second for /proc times (`getconf CLK_TCK`).
+fn clock_ticks_per_sec() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|out| String::from_utf8(out.stdout).ok())
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(100.0)
 }

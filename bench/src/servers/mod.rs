@@ -110,8 +110,8 @@ impl Stack {
 pub struct Server {
     pub stack: Stack,
     pub addr: SocketAddr,
-    /// Held so the process lives as long as this value.
-    _process: Child,
+    /// Killed when this value is dropped.
+    process: Child,
 }
 
 impl Server {
@@ -152,8 +152,14 @@ impl Server {
         Ok(Self {
             stack,
             addr,
-            _process: child,
+            process: child,
         })
+    }
+}
+
+impl Server {
+    pub fn pid(&self) -> Option<u32> {
+        self.process.id()
     }
 }
 
@@ -187,4 +193,91 @@ pub enum PeerKind {
     Bare,
     Kit,
     Tonic,
+}
+
+#[cfg(test)]
+mod tests {
+    //! Every Rust server under test answers every protocol it claims
+    //! correctly (checked by the harness's own preflight, over real HTTP/2
+    //! on loopback), and the preflight refuses a wrong answer.
+
+    use std::net::SocketAddr;
+
+    use super::*;
+    use crate::{
+        preflight,
+        targets::{self, Shape},
+    };
+
+    async fn listen() -> (tokio::net::TcpListener, SocketAddr) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        (listener, addr)
+    }
+
+    async fn assert_answers(stack: Stack, addr: SocketAddr) {
+        let client = preflight::client();
+        for shape in Shape::ALL {
+            for protocol in stack.protocols() {
+                let Some(request) = targets::request(*protocol, shape) else {
+                    continue;
+                };
+                preflight::check(&client, addr, *protocol, shape, &request)
+                    .await
+                    .unwrap_or_else(|e| panic!("{stack:?} {protocol:?} {shape:?}: {e:#}"));
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn bare_axum_answers_connect_json_proto_and_get() {
+        let (listener, addr) = listen().await;
+        tokio::spawn(async move { axum::serve(listener, bare::router()).await });
+        assert_answers(Stack::Bare, addr).await;
+    }
+
+    #[tokio::test]
+    async fn the_kit_answers_every_protocol() {
+        let (listener, addr) = listen().await;
+        let shutdown = shop_kit::Shutdown::new();
+        let app = kit::router(&shutdown).await.expect("router");
+        tokio::spawn(shop_kit::server::serve(
+            listener,
+            app,
+            shutdown,
+            Duration::from_secs(1),
+        ));
+        assert_answers(Stack::Kit, addr).await;
+    }
+
+    #[tokio::test]
+    async fn tonic_answers_grpc() {
+        let (listener, addr) = listen().await;
+        tokio::spawn(tonic::serve(listener));
+        assert_answers(Stack::Tonic, addr).await;
+    }
+
+    #[tokio::test]
+    async fn the_preflight_refuses_an_error_answered_with_http_200() {
+        // gRPC to a gRPC-only server is fine; Connect JSON to it is not, and
+        // tonic answers 200 with grpc-status 3 to a JSON Ticks: a fast error
+        // must not pass for a fast answer.
+        let (listener, addr) = listen().await;
+        tokio::spawn(tonic::serve(listener));
+        let client = preflight::client();
+        let json = targets::request(Protocol::ConnectJson, Shape::Unary).expect("request");
+        assert!(
+            preflight::check(&client, addr, Protocol::ConnectJson, Shape::Unary, &json)
+                .await
+                .is_err()
+        );
+        let mut bad = targets::request(Protocol::Grpc, Shape::ServerStream).expect("request");
+        bad.body = Some(targets::envelope(&[0x08, 0xe9, 0x07])); // count = 1001
+        let error = preflight::check(&client, addr, Protocol::Grpc, Shape::ServerStream, &bad)
+            .await
+            .expect_err("an invalid_argument must fail the check");
+        assert!(error.to_string().contains("grpc-status 3"), "{error:#}");
+    }
 }
