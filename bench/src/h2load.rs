@@ -29,6 +29,28 @@ pub struct Sample {
     pub requests: u64,
 }
 
+/// Repetitions of one case summed up: medians, and how far req/s spread.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Medians {
+    pub requests_per_sec: f64,
+    /// (max - min) / median of requests/s over the repetitions, in %.
+    pub spread_percent: f64,
+    pub p50_us: f64,
+    pub p99_us: f64,
+}
+
+impl Medians {
+    pub fn of(samples: &[Sample]) -> Self {
+        let of = |f: fn(&Sample) -> f64| samples.iter().map(f).collect::<Vec<_>>();
+        Self {
+            requests_per_sec: stats::median(&of(|s| s.requests_per_sec)),
+            spread_percent: stats::spread_percent(&of(|s| s.requests_per_sec)),
+            p50_us: stats::median(&of(|s| s.p50_us)),
+            p99_us: stats::median(&of(|s| s.p99_us)),
+        }
+    }
+}
+
 /// Checks h2load is installed.
 pub fn check_installed() -> anyhow::Result<()> {
     let found = std::process::Command::new("h2load")

@@ -9,10 +9,9 @@ use serde::Serialize;
 
 use crate::{
     cpus::Cpus,
-    h2load::{self, Load, Sample},
+    h2load::{self, Load, Medians, Sample},
     preflight,
     servers::{Server, Stack},
-    stats,
     targets::{self, Protocol, Shape},
 };
 
@@ -37,11 +36,8 @@ pub struct Row {
     pub protocol: Protocol,
     pub shape: Shape,
     pub concurrency: u32,
-    pub requests_per_sec: f64,
-    /// (max - min) / median of requests/s over the repetitions, in %.
-    pub spread_percent: f64,
-    pub p50_us: f64,
-    pub p99_us: f64,
+    #[serde(flatten)]
+    pub medians: Medians,
     /// Against bare axum doing the same encoding (req/s: higher is better;
     /// latencies: lower is better).
     pub vs_limit: Option<Ratios>,
@@ -174,39 +170,29 @@ fn rows(
     for case in cases {
         for &concurrency in concurrencies {
             let samples = samples.remove(&(*case, concurrency)).unwrap_or_default();
-            let of = |f: fn(&Sample) -> f64| samples.iter().map(f).collect::<Vec<_>>();
             rows.push(Row {
                 stack: case.stack,
                 protocol: case.protocol,
                 shape: case.shape,
                 concurrency,
-                requests_per_sec: stats::median(&of(|s| s.requests_per_sec)),
-                spread_percent: stats::spread_percent(&of(|s| s.requests_per_sec)),
-                p50_us: stats::median(&of(|s| s.p50_us)),
-                p99_us: stats::median(&of(|s| s.p99_us)),
+                medians: Medians::of(&samples),
                 vs_limit: None,
                 samples,
             });
         }
     }
-    let limits: HashMap<(Protocol, Shape, u32), (f64, f64, f64)> = rows
+    let limits: HashMap<(Protocol, Shape, u32), Medians> = rows
         .iter()
         .filter(|row| row.stack == Stack::Bare)
-        .map(|row| {
-            (
-                (row.protocol, row.shape, row.concurrency),
-                (row.requests_per_sec, row.p50_us, row.p99_us),
-            )
-        })
+        .map(|row| ((row.protocol, row.shape, row.concurrency), row.medians))
         .collect();
     for row in &mut rows {
-        if let Some((rps, p50, p99)) =
-            limits.get(&(row.protocol.limit(), row.shape, row.concurrency))
-        {
+        if let Some(limit) = limits.get(&(row.protocol.limit(), row.shape, row.concurrency)) {
+            let ours = row.medians;
             row.vs_limit = Some(Ratios {
-                requests_per_sec: row.requests_per_sec / rps,
-                p50: row.p50_us / p50,
-                p99: row.p99_us / p99,
+                requests_per_sec: ours.requests_per_sec / limit.requests_per_sec,
+                p50: ours.p50_us / limit.p50_us,
+                p99: ours.p99_us / limit.p99_us,
             });
         }
     }

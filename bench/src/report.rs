@@ -97,12 +97,12 @@ impl Report {
                         "| {} | {} | {:.0} ± {:.0}% | {} | {:.0} | {} | {:.0} | {} |",
                         row.stack.name(),
                         row.protocol.name(),
-                        row.requests_per_sec,
-                        row.spread_percent,
+                        row.medians.requests_per_sec,
+                        row.medians.spread_percent,
                         ratio(row.vs_limit.map(|r| r.requests_per_sec)),
-                        row.p50_us,
+                        row.medians.p50_us,
                         ratio(row.vs_limit.map(|r| r.p50)),
-                        row.p99_us,
+                        row.medians.p99_us,
                         ratio(row.vs_limit.map(|r| r.p99)),
                     );
                 }
@@ -172,10 +172,10 @@ impl Report {
                     "| {} | {} | {:.0} ± {:.0}% | {:.0} | {:.0} |",
                     row.call,
                     row.concurrency,
-                    row.requests_per_sec,
-                    row.spread_percent,
-                    row.p50_us,
-                    row.p99_us
+                    row.medians.requests_per_sec,
+                    row.medians.spread_percent,
+                    row.medians.p50_us,
+                    row.medians.p99_us
                 );
             }
             let home_vs_slowest = home_against_slowest(database);
@@ -231,11 +231,11 @@ fn home_against_slowest(
                     .iter()
                     .any(|name| r.call.starts_with(name))
             })
-            .max_by(|a, b| a.p50_us.total_cmp(&b.p50_us))?;
+            .max_by(|a, b| a.medians.p50_us.total_cmp(&b.medians.p50_us))?;
         Some((
             home.concurrency,
-            home.p50_us,
-            slowest.p50_us,
+            home.medians.p50_us,
+            slowest.medians.p50_us,
             slowest.call.clone(),
         ))
     })

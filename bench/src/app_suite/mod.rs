@@ -13,7 +13,7 @@ use serde_json::json;
 
 use crate::{
     cpus::Cpus,
-    h2load::{self, Load, Sample},
+    h2load::{self, Load, Medians, Sample},
     stats,
     targets::{self, HttpRequest},
 };
@@ -87,11 +87,11 @@ pub struct OrdersRow {
 pub struct CallRow {
     pub call: String,
     pub concurrency: u32,
-    pub requests_per_sec: f64,
-    pub spread_percent: f64,
-    pub p50_us: f64,
-    pub p99_us: f64,
+    #[serde(flatten)]
+    pub medians: Medians,
 }
+
+const LIST_PRODUCTS: &str = "/shop.catalog.v1.CatalogService/ListProducts";
 
 pub async fn run(options: &Options, cpus: &Cpus) -> anyhow::Result<AppResults> {
     h2load::check_installed()?;
@@ -174,21 +174,54 @@ async fn on_database(
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle = shop.memory();
+    let customers = sign_up(options.order_concurrency().into_iter().max().unwrap_or(1)).await?;
+    let orders = measure_orders(options, &shop, &customers).await?;
+    let token = customers
+        .first()
+        .map(|c| c.token.as_str())
+        .unwrap_or_default();
+    let calls = measure_calls(options, cpus, token).await?;
 
-    let concurrencies = options.order_concurrency();
-    let max = concurrencies.iter().copied().max().unwrap_or(1);
-    let mut customers = Vec::new();
-    for number in 0..max {
+    let peak = shop.memory();
+    let memory_kib = idle
+        .into_iter()
+        .map(|(service, rss, _)| {
+            let hwm = peak
+                .iter()
+                .find(|(s, ..)| *s == service)
+                .map_or(0, |(.., hwm)| *hwm);
+            (service, rss, hwm)
+        })
+        .collect();
+    Ok(DatabaseResults {
+        database: name.to_owned(),
+        memory_kib,
+        orders,
+        calls,
+    })
+}
+
+async fn sign_up(count: usize) -> anyhow::Result<Vec<orders::Customer>> {
+    let mut customers = Vec::with_capacity(count);
+    for number in 0..count {
         customers.push(orders::Customer::sign_up(number).await?);
     }
-    let mut order_rows = Vec::new();
-    for concurrency in concurrencies {
+    Ok(customers)
+}
+
+/// Orders end to end at each concurrency, a customer per worker.
+async fn measure_orders(
+    options: &Options,
+    shop: &Shop,
+    customers: &[orders::Customer],
+) -> anyhow::Result<Vec<OrdersRow>> {
+    let mut rows = Vec::new();
+    for concurrency in options.order_concurrency() {
         let mut runs = Vec::new();
         let cpu_before = shop.cpu_ms();
         for _ in 0..options.repetitions.max(1) {
-            runs.push(
-                orders::run(&customers[..concurrency], options.warm_up, options.duration).await?,
-            );
+            let workers = customers.get(..concurrency).context("too few customers")?;
+            runs.push(orders::run(workers, options.warm_up, options.duration).await?);
         }
         let placed: u64 = runs.iter().map(|r| r.placed).sum();
         let cpu_ms_per_order = shop
@@ -241,18 +274,22 @@ async fn on_database(
             "          CPU per order: {}",
             cpu_per_order(&row.cpu_ms_per_order)
         );
-        order_rows.push(row);
+        rows.push(row);
     }
+    Ok(rows)
+}
 
-    let token = customers
-        .first()
-        .map(|c| c.token.clone())
-        .unwrap_or_default();
+/// Connect GETs with h2load: the BFF's home and the three calls it fans out
+/// to (as it makes them, signed in with `token`), then the catalog's first
+/// page as anyone browsing sees it.
+async fn measure_calls(
+    options: &Options,
+    cpus: &Cpus,
+    token: &str,
+) -> anyhow::Result<Vec<CallRow>> {
     let bearer = format!("Bearer {token}");
     let signed_in = || targets::headers(&[("authorization", bearer.as_str())]);
-    // The BFF's home and the three calls it fans out to (as it makes them).
-    let mut calls: Vec<(String, String, HttpRequest, Vec<u32>)> = Vec::new();
-    for (call, service, path, message) in [
+    let home_and_downstreams = [
         (
             "WebBffService/GetHome",
             "gateway",
@@ -268,7 +305,7 @@ async fn on_database(
         (
             "CatalogService/ListProducts (8)",
             "catalog",
-            "/shop.catalog.v1.CatalogService/ListProducts",
+            LIST_PRODUCTS,
             json!({"pageSize": 8}),
         ),
         (
@@ -277,25 +314,27 @@ async fn on_database(
             "/shop.orders.v1.OrderService/ListOrders",
             json!({"pageSize": 5}),
         ),
-    ] {
-        calls.push((
-            call.to_owned(),
-            shop::addr(service),
-            targets::connect_get_json(path, &message, signed_in()),
-            options.call_concurrency(),
-        ));
-    }
+    ];
+    let mut calls: Vec<(&str, String, HttpRequest, Vec<u32>)> = home_and_downstreams
+        .into_iter()
+        .map(|(call, service, path, message)| {
+            let request = targets::connect_get_json(path, &message, signed_in());
+            (
+                call,
+                shop::addr(service),
+                request,
+                options.call_concurrency(),
+            )
+        })
+        .collect();
     calls.push((
-        "CatalogService/ListProducts (20), anonymous".to_owned(),
+        "CatalogService/ListProducts (20), anonymous",
         shop::addr("catalog"),
-        targets::connect_get_json(
-            "/shop.catalog.v1.CatalogService/ListProducts",
-            &json!({"pageSize": 20}),
-            Vec::new(),
-        ),
+        targets::connect_get_json(LIST_PRODUCTS, &json!({"pageSize": 20}), Vec::new()),
         options.list_concurrency(),
     ));
-    let mut call_rows = Vec::new();
+
+    let mut rows = Vec::new();
     for (call, addr, request, concurrencies) in calls {
         for concurrency in concurrencies {
             let mut samples: Vec<Sample> = Vec::new();
@@ -317,40 +356,23 @@ async fn on_database(
                     .with_context(|| format!("{call} c={concurrency}"))?,
                 );
             }
-            let of = |f: fn(&Sample) -> f64| samples.iter().map(f).collect::<Vec<_>>();
             let row = CallRow {
-                call: call.clone(),
+                call: call.to_owned(),
                 concurrency,
-                requests_per_sec: stats::median(&of(|s| s.requests_per_sec)),
-                spread_percent: stats::spread_percent(&of(|s| s.requests_per_sec)),
-                p50_us: stats::median(&of(|s| s.p50_us)),
-                p99_us: stats::median(&of(|s| s.p99_us)),
+                medians: Medians::of(&samples),
             };
             eprintln!(
                 "  {:<44} c={:<3} {:>8.0} req/s  p50 {:>7.0} µs  p99 {:>7.0} µs",
-                row.call, row.concurrency, row.requests_per_sec, row.p50_us, row.p99_us
+                row.call,
+                row.concurrency,
+                row.medians.requests_per_sec,
+                row.medians.p50_us,
+                row.medians.p99_us
             );
-            call_rows.push(row);
+            rows.push(row);
         }
     }
-
-    let peak = shop.memory();
-    let memory_kib = idle
-        .into_iter()
-        .map(|(service, rss, _)| {
-            let hwm = peak
-                .iter()
-                .find(|(s, ..)| *s == service)
-                .map_or(0, |(.., hwm)| *hwm);
-            (service, rss, hwm)
-        })
-        .collect();
-    Ok(DatabaseResults {
-        database: name.to_owned(),
-        memory_kib,
-        orders: order_rows,
-        calls: call_rows,
-    })
+    Ok(rows)
 }
 
 /// "users 0.40 + catalog 1.20 + ... = 5.10 ms".
