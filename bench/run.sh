@@ -36,7 +36,7 @@ if [ -z "${SHOP_BENCH_POSTGRES_URL:-}" ] && [ "$(id -u)" -eq 0 ]; then
 fi
 
 echo "==> cargo build --release -p shop -p shop-bench"
-SHOP_SKIP_WEB_BUILD=1 cargo build --release -p shop -p shop-bench
+cargo build --release -p shop -p shop-bench
 bench="${CARGO_TARGET_DIR:-target}/release/shop-bench"
 
 if $full; then

@@ -168,6 +168,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let args = cli.run.smoothed();
     let cpus = Cpus::detect();
+    // Read before pinning: a pinned process sees only its own core.
+    let machine = machine::Machine::read(&cpus);
     cpus.pin_self_to_load();
     let scratch = tempfile::Builder::new().prefix("shop-bench").tempdir()?;
     if let Command::Profile {
@@ -190,7 +192,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         };
         return profile::run(&options, &cpus).await;
     }
-    let mut report = report::Report::new(machine::Machine::read(&cpus), std::env::args().collect());
+    let mut report = report::Report::new(machine, std::env::args().collect());
 
     if matches!(command, Command::All | Command::Protocol) {
         let options = protocol_suite::Options {
