@@ -155,9 +155,7 @@ impl Server {
             process: child,
         })
     }
-}
 
-impl Server {
     pub fn pid(&self) -> Option<u32> {
         self.process.id()
     }
