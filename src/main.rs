@@ -231,12 +231,8 @@ impl ShopArgs {
             ),
             peers: shop_orders::PeerUrls {
                 users_url: self.users_url(),
-                catalog_url: self.catalog_url.clone().unwrap_or_else(|| {
-                    format!("http://{}", SocketAddr::new(self.host, self.catalog_port))
-                }),
-                payments_url: self.payments_url.clone().unwrap_or_else(|| {
-                    format!("http://{}", SocketAddr::new(self.host, self.payments_port))
-                }),
+                catalog_url: self.service_url(&self.catalog_url, self.catalog_port),
+                payments_url: self.service_url(&self.payments_url, self.payments_port),
                 service_secret: self.service_secret.clone().unwrap_or_default(),
             },
             nats_url: self.nats_url.clone(),
@@ -263,44 +259,34 @@ impl ShopArgs {
     }
 
     fn gateway(&self) -> shop_gateway::Config {
-        let local = |port: u16| format!("http://{}", SocketAddr::new(self.host, port));
+        let services = shop_gateway::ServiceUrls {
+            users_url: self.users_url(),
+            catalog_url: self.service_url(&self.catalog_url, self.catalog_port),
+            orders_url: self.service_url(&self.orders_url, self.orders_port),
+        };
         shop_gateway::Config {
             addr: SocketAddr::new(self.host, self.gateway_port),
-            services: shop_gateway::ServiceUrls {
-                users_url: self.users_url(),
-                catalog_url: self
-                    .catalog_url
-                    .clone()
-                    .unwrap_or_else(|| local(self.catalog_port)),
-                orders_url: self
-                    .orders_url
-                    .clone()
-                    .unwrap_or_else(|| local(self.orders_port)),
-            },
+            // The browser calls the services at the same URLs.
+            browser: services.clone(),
+            services,
             downstream: shop_kit::downstream::DownstreamPolicy::default(),
             cache: shop_gateway::CachePolicy::default(),
             rate_limit: self.rate_limit.clone(),
             web_dir: self.web_dir.clone(),
-            browser: shop_gateway::ServiceUrls {
-                users_url: self.users_url(),
-                catalog_url: self
-                    .catalog_url
-                    .clone()
-                    .unwrap_or_else(|| local(self.catalog_port)),
-                orders_url: self
-                    .orders_url
-                    .clone()
-                    .unwrap_or_else(|| local(self.orders_port)),
-            },
             http: self.http.clone(),
         }
     }
 
     /// Where the users service answers (for its public keys).
     fn users_url(&self) -> String {
-        self.users_url
+        self.service_url(&self.users_url, self.users_port)
+    }
+
+    /// A service's URL: the one configured, else its port on --host.
+    fn service_url(&self, configured: &Option<String>, port: u16) -> String {
+        configured
             .clone()
-            .unwrap_or_else(|| format!("http://{}", SocketAddr::new(self.host, self.users_port)))
+            .unwrap_or_else(|| format!("http://{}", SocketAddr::new(self.host, port)))
     }
 }
 
