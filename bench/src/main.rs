@@ -168,9 +168,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let args = cli.run.smoothed();
     let cpus = Cpus::detect();
-    // Read before pinning: a pinned process sees only its own core.
-    let machine = machine::Machine::read(&cpus);
-    cpus.pin_self_to_load();
     let scratch = tempfile::Builder::new().prefix("shop-bench").tempdir()?;
     if let Command::Profile {
         stack,
@@ -180,6 +177,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         output,
     } = command
     {
+        cpus.pin_self_to_load();
         let options = profile::Options {
             stack,
             protocol,
@@ -192,6 +190,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         };
         return profile::run(&options, &cpus).await;
     }
+    // Read before pinning: a pinned process sees only its own core.
+    let machine = machine::Machine::read(&cpus);
+    cpus.pin_self_to_load();
     let mut report = report::Report::new(machine, std::env::args().collect());
 
     if matches!(command, Command::All | Command::Protocol) {

@@ -159,8 +159,13 @@ fn to_json<M: Serialize>(message: &M) -> Vec<u8> {
 
 /// A message in the 5-byte envelope of Connect streams, gRPC and gRPC-Web.
 pub fn envelope(payload: &[u8]) -> Vec<u8> {
+    frame(0, payload)
+}
+
+/// An envelope with `flags` (e.g. 2: Connect's end-of-stream message).
+pub fn frame(flags: u8, payload: &[u8]) -> Vec<u8> {
     let mut frame = Vec::with_capacity(5 + payload.len());
-    frame.push(0);
+    frame.push(flags);
     frame.extend_from_slice(
         &u32::try_from(payload.len())
             .unwrap_or(u32::MAX)

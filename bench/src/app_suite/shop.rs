@@ -181,39 +181,44 @@ impl Shop {
     /// CPU time (user + system) each process has used so far, in ms.
     pub fn cpu_ms(&self) -> Vec<(String, f64)> {
         let ticks_per_sec = clock_ticks_per_sec();
-        self.processes
-            .iter()
-            .filter_map(|(services, child)| {
-                let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id()?)).ok()?;
-                // Fields after the command name (which may hold spaces):
-                // state is field 3, utime 14 and stime 15.
-                let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-                let utime: f64 = fields.get(11)?.parse().ok()?;
-                let stime: f64 = fields.get(12)?.parse().ok()?;
-                Some((services.join("+"), (utime + stime) * 1000.0 / ticks_per_sec))
-            })
-            .collect()
+        self.read_proc("stat", |stat| {
+            // Fields after the command name (which may hold spaces):
+            // state is field 3, utime 14 and stime 15.
+            let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+            let utime: f64 = fields.get(11)?.parse().ok()?;
+            let stime: f64 = fields.get(12)?.parse().ok()?;
+            Some((utime + stime) * 1000.0 / ticks_per_sec)
+        })
     }
 
     /// Resident memory of each process now and at its peak, in KiB:
     /// (services, VmRSS, VmHWM).
     pub fn memory(&self) -> Vec<(String, u64, u64)> {
+        self.read_proc("status", |status| {
+            let field = |name: &str| -> Option<u64> {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name))?
+                    .trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse()
+                    .ok()
+            };
+            Some((field("VmRSS:")?, field("VmHWM:")?))
+        })
+        .into_iter()
+        .map(|(services, (rss, hwm))| (services, rss, hwm))
+        .collect()
+    }
+
+    /// `/proc/<pid>/<file>` of each process, parsed: (its services, value).
+    fn read_proc<T>(&self, file: &str, parse: impl Fn(&str) -> Option<T>) -> Vec<(String, T)> {
         self.processes
             .iter()
             .filter_map(|(services, child)| {
-                let status =
-                    std::fs::read_to_string(format!("/proc/{}/status", child.id()?)).ok()?;
-                let field = |name: &str| -> Option<u64> {
-                    status
-                        .lines()
-                        .find_map(|l| l.strip_prefix(name))?
-                        .trim()
-                        .trim_end_matches("kB")
-                        .trim()
-                        .parse()
-                        .ok()
-                };
-                Some((services.join("+"), field("VmRSS:")?, field("VmHWM:")?))
+                let text = std::fs::read_to_string(format!("/proc/{}/{file}", child.id()?)).ok()?;
+                Some((services.join("+"), parse(&text)?))
             })
             .collect()
     }
@@ -247,7 +252,6 @@ fn environment(databases: &Databases) -> Vec<(String, String)> {
         ("SHOP_RATE_LIMIT_IP_BURST", "1000000"),
         ("SHOP_RATE_LIMIT_USER_PER_SECOND", "1000000"),
         ("SHOP_RATE_LIMIT_USER_BURST", "1000000"),
-        ("SHOP_SKIP_WEB_BUILD", "1"),
     ] {
         env.push((name.into(), value.into()));
     }
@@ -255,13 +259,17 @@ fn environment(databases: &Databases) -> Vec<(String, String)> {
     env
 }
 
-/// The kernel's clock ticks per second for /proc times (`getconf CLK_TCK`).
+/// The kernel's clock ticks per second for /proc times (`getconf CLK_TCK`,
+/// asked once).
 fn clock_ticks_per_sec() -> f64 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|out| String::from_utf8(out.stdout).ok())
-        .and_then(|text| text.trim().parse().ok())
-        .unwrap_or(100.0)
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|out| String::from_utf8(out.stdout).ok())
+            .and_then(|text| text.trim().parse().ok())
+            .unwrap_or(100.0)
+    })
 }

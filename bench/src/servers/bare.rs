@@ -18,6 +18,7 @@ use prost::Message;
 use crate::{
     echo::{self, ECHO_PATH, TICKS_PATH},
     pb::{EchoRequest, TicksRequest},
+    targets,
 };
 
 pub fn router() -> Router {
@@ -131,8 +132,8 @@ async fn ticks(headers: HeaderMap, body: Bytes) -> Response {
         return bad_request();
     };
     let frames = ticks
-        .map(move |tick| envelope(0, &codec.encode(&tick)))
-        .chain(std::iter::once(envelope(2, b"{}")))
+        .map(move |tick| Bytes::from(targets::frame(0, &codec.encode(&tick))))
+        .chain(std::iter::once(Bytes::from(targets::frame(2, b"{}"))))
         .map(Ok::<_, std::convert::Infallible>);
     let content_type = match codec {
         Codec::Json => "application/connect+json",
@@ -143,16 +144,4 @@ async fn ticks(headers: HeaderMap, body: Bytes) -> Response {
         Body::from_stream(futures::stream::iter(frames)),
     )
         .into_response()
-}
-
-fn envelope(flags: u8, payload: &[u8]) -> Bytes {
-    let mut frame = Vec::with_capacity(5 + payload.len());
-    frame.push(flags);
-    frame.extend_from_slice(
-        &u32::try_from(payload.len())
-            .unwrap_or(u32::MAX)
-            .to_be_bytes(),
-    );
-    frame.extend_from_slice(payload);
-    Bytes::from(frame)
 }
