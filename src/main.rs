@@ -8,6 +8,12 @@ use std::{
 };
 
 use clap::{Args, Parser, Subcommand};
+
+/// mimalloc instead of glibc's malloc: glibc keeps the large blocks a burst
+/// of password hashes frees (19 MiB each, in per-thread arenas) resident
+/// for good; mimalloc returns them to the system (see the hardening tests).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use shop_kit::{HttpConfig, Shutdown, database, telemetry};
 
 #[derive(Parser, Debug)]
@@ -160,6 +166,40 @@ struct ShopArgs {
     #[arg(long, env = "SHOP_NO_DEMO_DATA", global = true)]
     no_demo_data: bool,
 
+    /// Create the demo account (a known email and password) even where it
+    /// is not created by default: by default only the whole shop started
+    /// on a loopback --host gets it, never `shop serve` nor a shop others
+    /// can reach.
+    #[arg(
+        long,
+        env = "SHOP_DEMO_ACCOUNT",
+        global = true,
+        conflicts_with = "no_demo_data"
+    )]
+    demo_account: bool,
+
+    /// A file with the Ed25519 key (PKCS#8, PEM or DER) the users service
+    /// signs access tokens with, e.g. from `openssl genpkey -algorithm
+    /// ed25519` (default: a key created in and kept by the users database).
+    #[arg(long, env = "SHOP_SIGNING_KEY_FILE", global = true)]
+    signing_key_file: Option<PathBuf>,
+
+    /// The same key as PEM text (e.g. from a secret store), instead of a file.
+    #[arg(
+        long,
+        env = "SHOP_SIGNING_KEY",
+        hide_env_values = true,
+        global = true,
+        conflicts_with = "signing_key_file"
+    )]
+    signing_key: Option<String>,
+
+    #[command(flatten)]
+    hashing: shop_users::passwords::HashingConfig,
+
+    #[command(flatten)]
+    throttle: shop_users::throttle::ThrottleConfig,
+
     /// Stock every demo product starts with (default: each its own, a few
     /// dozen); e.g. 1000000 for a load test.
     #[arg(long, env = "SHOP_DEMO_STOCK", value_parser = clap::value_parser!(i32).range(0..), global = true)]
@@ -187,18 +227,38 @@ impl ShopArgs {
             .map_or_else(|| database::sqlite_url(&self.data_dir, name), str::to_owned)
     }
 
-    fn users(&self, database_url: Option<&str>) -> shop_users::Config {
-        shop_users::Config {
+    /// Whether the demo account is created: asked for, or the whole shop
+    /// on a host only this machine reaches.
+    fn demo_account(&self, whole_shop: bool) -> bool {
+        !self.no_demo_data && (self.demo_account || (whole_shop && self.host.is_loopback()))
+    }
+
+    fn users(
+        &self,
+        database_url: Option<&str>,
+        whole_shop: bool,
+    ) -> anyhow::Result<shop_users::Config> {
+        let signing_key = match (&self.signing_key_file, &self.signing_key) {
+            (Some(file), _) => Some(std::fs::read(file).map_err(|e| {
+                anyhow::anyhow!("cannot read the signing key {}: {e}", file.display())
+            })?),
+            (None, Some(pem)) => Some(pem.clone().into_bytes()),
+            (None, None) => None,
+        };
+        Ok(shop_users::Config {
             addr: SocketAddr::new(self.host, self.users_port),
             database_url: self.database_url(
                 self.users_database_url.as_deref(),
                 database_url,
                 "users",
             ),
-            demo_data: !self.no_demo_data,
+            demo_data: self.demo_account(whole_shop),
             service_secret: self.service_secret.clone().unwrap_or_default(),
+            signing_key,
+            hashing: self.hashing.clone(),
+            throttle: self.throttle.clone(),
             http: self.http.clone(),
-        }
+        })
     }
 
     /// The catalog's settings; `database_url` is `shop serve`'s DATABASE_URL.
@@ -316,6 +376,7 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
     let shutdown = Shutdown::on_signals();
     // Every service has its own database: a DATABASE_URL only makes sense
     // for `shop serve <service>`.
+    let whole_shop = matches!(cli.command, None | Some(Command::Run));
     let (services, database_url) = match cli.command.unwrap_or(Command::Run) {
         Command::Run => (
             vec![
@@ -336,7 +397,7 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
     for service in services {
         match service {
             Service::Users => {
-                let config = cli.shop.users(database_url.as_deref());
+                let config = cli.shop.users(database_url.as_deref(), whole_shop)?;
                 let db = database::redact(&config.database_url);
                 let demo = config.demo_data;
                 let started = shop_users::start(config, shutdown.clone()).await?;
@@ -350,8 +411,12 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
                             shop_users::DEMO_EMAIL,
                             shop_users::DEMO_PASSWORD
                         )
-                    } else {
+                    } else if cli.shop.no_demo_data {
                         "nothing".to_owned()
+                    } else {
+                        "no demo account (only the whole shop on a loopback --host \
+                         gets one; --demo-account asks for it)"
+                            .to_owned()
                     },
                     task: started.task,
                 });
@@ -451,7 +516,10 @@ fn print_banner(running: &[Started]) {
             "  npx @bufbuild/buf curl --http2-prior-knowledge --protocol grpc --reflect {base}/ListProducts"
         );
     }
-    if let Some(users) = running.iter().find(|s| s.name == "users") {
+    if let Some(users) = running
+        .iter()
+        .find(|s| s.name == "users" && s.seeded.starts_with("demo account"))
+    {
         println!(
             "  curl -s http://{}/shop.users.v1.UserService/LogIn -H 'Content-Type: application/json' -d '{{\"email\": \"{}\", \"password\": \"{}\"}}'",
             users.addr,

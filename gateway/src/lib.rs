@@ -8,7 +8,7 @@ pub mod api;
 pub mod downstreams;
 pub mod home;
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use axum::{
     Router,
@@ -57,6 +57,28 @@ pub struct Config {
     /// The services as the browser reaches them (the web app's config).
     pub browser: ServiceUrls,
     pub http: HttpConfig,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_may_call_exactly_the_services_the_app_uses() {
+        let headers = security_headers(&ServiceUrls {
+            users_url: "http://127.0.0.1:8081".into(),
+            catalog_url: "http://127.0.0.1:8082/".into(),
+            orders_url: "https://shop.example:8443/api".into(),
+        });
+        let csp = headers["content-security-policy"].to_str().expect("ascii");
+        assert!(csp.contains(
+            "connect-src 'self' http://127.0.0.1:8081 http://127.0.0.1:8082 https://shop.example:8443;"
+        ));
+        assert!(csp.contains("script-src 'self';"));
+        assert!(csp.contains("frame-ancestors 'none'"));
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        assert_eq!(headers["x-frame-options"], "DENY");
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -130,12 +152,57 @@ pub async fn router(
         .descriptors(shop_proto::FILE_DESCRIPTOR_SET)
         .into_router(shutdown)
         .await?;
-    let pages = ServeDir::new(web_dir).fallback(ServeFile::new(web_dir.join("index.html")));
+    let pages = Pages {
+        files: ServeDir::new(web_dir).fallback(ServeFile::new(web_dir.join("index.html"))),
+        security: Arc::new(security_headers(browser)),
+    };
     let app = app.layer(axum::middleware::from_fn_with_state(pages, web_app));
     Ok(rate_limit::limit(app, rate_limit, verifier))
 }
 
-type Pages = ServeDir<ServeFile>;
+/// The web app's files and the headers every page goes out with.
+#[derive(Clone)]
+struct Pages {
+    files: ServeDir<ServeFile>,
+    security: Arc<http::HeaderMap>,
+}
+
+/// Headers that keep the web app's pages (and the tokens the app holds)
+/// safe: scripts only from this origin, calls only to the services the app
+/// uses, never framed, no MIME sniffing, no referrer leaking paths.
+fn security_headers(browser: &ServiceUrls) -> http::HeaderMap {
+    let origins: Vec<String> = [
+        &browser.users_url,
+        &browser.catalog_url,
+        &browser.orders_url,
+    ]
+    .into_iter()
+    .filter_map(|url| origin_of(url))
+    .collect();
+    let csp = format!(
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+         connect-src 'self' {}; frame-ancestors 'none'; base-uri 'self'; form-action 'self'; \
+         object-src 'none'",
+        origins.join(" ")
+    );
+    let mut headers = http::HeaderMap::new();
+    let mut set = |name: &'static str, value: &str| {
+        if let Ok(value) = http::HeaderValue::from_str(value) {
+            headers.insert(name, value);
+        }
+    };
+    set("content-security-policy", &csp);
+    set("x-content-type-options", "nosniff");
+    set("x-frame-options", "DENY");
+    set("referrer-policy", "no-referrer");
+    headers
+}
+
+/// `scheme://host[:port]` of a URL, as CSP wants a source.
+fn origin_of(url: &str) -> Option<String> {
+    let uri: http::Uri = url.parse().ok()?;
+    Some(format!("{}://{}", uri.scheme_str()?, uri.authority()?))
+}
 
 /// Where the web app learns which services to call.
 pub const CONFIG_PATH: &str = "/config.json";
@@ -161,13 +228,17 @@ async fn web_app(State(pages): State<Pages>, request: Request, next: Next) -> Re
     if !page {
         return next.run(request).await;
     }
-    match pages.oneshot(request).await {
+    let mut response = match pages.files.oneshot(request).await {
         Ok(response) if response.status() == http::StatusCode::NOT_FOUND => {
             axum::response::IntoResponse::into_response(axum::response::Html(NO_WEB_APP))
         }
         Ok(response) => response.map(axum::body::Body::new),
         Err(never) => match never {},
+    };
+    for (name, value) in pages.security.iter() {
+        response.headers_mut().insert(name, value.clone());
     }
+    response
 }
 
 /// What `/` shows while the web app is not built.
@@ -191,7 +262,7 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<Running, StartE
         &shutdown,
     )
     .await?;
-    shop_kit::server::start(config.addr, app, shutdown, config.http.shutdown_grace())
+    shop_kit::server::start(config.addr, app, shutdown, &config.http)
         .await
         .map_err(|source| StartError::Bind {
             addr: config.addr,

@@ -66,7 +66,10 @@ async fn serve(app: axum::Router, door_state: &Arc<Door>) -> String {
         "127.0.0.1:0".parse().expect("addr"),
         app,
         Shutdown::new(),
-        Duration::from_secs(1),
+        &shop_kit::HttpConfig {
+            shutdown_grace_secs: 1,
+            ..Default::default()
+        },
     )
     .await
     .expect("start");
@@ -237,7 +240,10 @@ impl Shop {
             "127.0.0.1:0".parse().expect("addr"),
             app,
             Shutdown::new(),
-            Duration::from_secs(1),
+            &shop_kit::HttpConfig {
+                shutdown_grace_secs: 1,
+                ..Default::default()
+            },
         )
         .await
         .expect("gateway")

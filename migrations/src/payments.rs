@@ -4,6 +4,7 @@ use sea_orm_migration::prelude::*;
 
 mod m20261121_000001_create_payments;
 mod m20261121_000002_voids_and_events;
+mod m20261122_000003_charged_by;
 
 pub struct Migrator;
 
@@ -13,6 +14,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261121_000001_create_payments::Migration),
             Box::new(m20261121_000002_voids_and_events::Migration),
+            Box::new(m20261122_000003_charged_by::Migration),
         ]
     }
 

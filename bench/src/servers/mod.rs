@@ -179,7 +179,16 @@ pub async fn serve(kind: PeerKind, port: u16) -> anyhow::Result<()> {
             let _logs = shop_kit::telemetry::init_tracing(shop_kit::telemetry::LogFormat::Text);
             let shutdown = shop_kit::Shutdown::on_signals();
             let app = kit::router(&shutdown).await?;
-            shop_kit::server::serve(listener, app, shutdown, Duration::from_secs(1)).await?;
+            shop_kit::server::serve(
+                listener,
+                app,
+                shutdown,
+                shop_kit::HttpConfig {
+                    shutdown_grace_secs: 1,
+                    ..Default::default()
+                },
+            )
+            .await?;
         }
         PeerKind::Tonic => tonic::serve(listener).await?,
     }
@@ -245,7 +254,10 @@ mod tests {
             listener,
             app,
             shutdown,
-            Duration::from_secs(1),
+            shop_kit::HttpConfig {
+                shutdown_grace_secs: 1,
+                ..Default::default()
+            },
         ));
         assert_answers(Stack::Kit, addr).await;
     }

@@ -281,7 +281,7 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<(Running, usize
     };
     let verifier = TokenVerifier::fetch(&config.users_url, JWKS_PATIENCE).await?;
     let app = router(catalog, verifier, &config.http, &shutdown).await?;
-    let running = shop_kit::server::start(config.addr, app, shutdown, config.http.shutdown_grace())
+    let running = shop_kit::server::start(config.addr, app, shutdown, &config.http)
         .await
         .map_err(|source| StartError::Bind {
             addr: config.addr,

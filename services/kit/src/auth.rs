@@ -179,6 +179,29 @@ impl<S: Send + Sync> FromRequestParts<S> for ServiceCaller {
     }
 }
 
+/// A caller that must be a signed-in customer, not one of the shop's
+/// services: for what only a customer does for themself (placing an order).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Customer {
+    pub user_id: String,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Customer {
+    type Rejection = ConnectError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ConnectError> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        match caller.service() {
+            Some(_) => Err(ConnectError::new_permission_denied(
+                "only a signed-in customer may make this call",
+            )),
+            None => Ok(Self {
+                user_id: caller.user_id,
+            }),
+        }
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = ConnectError;
 

@@ -12,6 +12,7 @@ pub struct HttpConfig {
     /// separated; `*` allows any origin.
     #[arg(
         long,
+        global = true,
         env = "SHOP_CORS_ORIGINS",
         value_delimiter = ',',
         default_value = "http://localhost:8080,http://127.0.0.1:8080,http://localhost:5173"
@@ -20,18 +21,65 @@ pub struct HttpConfig {
 
     /// Largest accepted request message in bytes (after decompression for
     /// gRPC, on the wire for Connect); larger ones get resource_exhausted.
-    #[arg(long, env = "SHOP_MAX_REQUEST_BYTES", default_value_t = DEFAULT_MAX_REQUEST_BYTES)]
+    #[arg(long, global = true, env = "SHOP_MAX_REQUEST_BYTES", default_value_t = DEFAULT_MAX_REQUEST_BYTES)]
     pub max_request_bytes: usize,
 
     /// How long in-flight requests may run after SIGTERM/Ctrl-C before the
     /// listener is closed anyway, in seconds.
-    #[arg(long, env = "SHOP_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    #[arg(
+        long,
+        global = true,
+        env = "SHOP_SHUTDOWN_GRACE_SECS",
+        default_value_t = 10
+    )]
     pub shutdown_grace_secs: u64,
+
+    /// Connections served at once per listener; beyond that new ones wait
+    /// in the kernel's backlog until one closes.
+    #[arg(long, global = true, env = "SHOP_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+
+    /// Concurrent HTTP/2 streams (calls) per connection.
+    #[arg(long, global = true, env = "SHOP_MAX_STREAMS_PER_CONNECTION", default_value_t = DEFAULT_MAX_STREAMS)]
+    pub max_streams_per_connection: u32,
+
+    /// Seconds an HTTP/1.1 client has to send a request's headers; a client
+    /// trickling them slower is disconnected.
+    #[arg(
+        long,
+        global = true,
+        env = "SHOP_HEADER_READ_TIMEOUT_SECS",
+        default_value_t = 10
+    )]
+    pub header_read_timeout_secs: u64,
+
+    /// Seconds a connection with no call in flight stays open (HTTP/1.1
+    /// keep-alive and HTTP/2 alike); open streams keep it open.
+    #[arg(
+        long,
+        global = true,
+        env = "SHOP_IDLE_TIMEOUT_SECS",
+        default_value_t = 60
+    )]
+    pub idle_timeout_secs: u64,
 }
+
+/// Connections per listener, by default.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 2048;
+/// HTTP/2 streams per connection, by default.
+pub const DEFAULT_MAX_STREAMS: u32 = 256;
 
 impl HttpConfig {
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_secs)
+    }
+
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_secs(self.header_read_timeout_secs.max(1))
+    }
+
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout_secs.max(1))
     }
 }
 
@@ -41,6 +89,10 @@ impl Default for HttpConfig {
             cors_origins: vec!["*".to_owned()],
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             shutdown_grace_secs: 10,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_streams_per_connection: DEFAULT_MAX_STREAMS,
+            header_read_timeout_secs: 10,
+            idle_timeout_secs: 60,
         }
     }
 }

@@ -25,6 +25,7 @@ use tower::{Service, ServiceExt};
 
 use crate::{
     connect_errors::{code_name, grpc_message},
+    deadline::{BadTimeout, CONNECT_TIMEOUT_MS, grpc_timeout_value, parse_connect_timeout},
     protocol::{Protocol, content_type, is_connect_streaming},
 };
 
@@ -112,10 +113,17 @@ async fn to_grpc(
         .headers
         .insert(http::header::TE, HeaderValue::from_static("trailers"));
     parts.headers.remove(http::header::CONTENT_LENGTH);
-    if let Some(ms) = parts.headers.remove("connect-timeout-ms")
-        && let Ok(value) = HeaderValue::from_str(&format!("{}m", ms.to_str().unwrap_or("0")))
-    {
-        parts.headers.insert("grpc-timeout", value);
+    // Checked like the shop's own services do (connectrpc-axum): a bad
+    // value is invalid_argument, a good one becomes the gRPC deadline.
+    if let Some(value) = parts.headers.remove(CONNECT_TIMEOUT_MS) {
+        let timeout = value
+            .to_str()
+            .map_err(|_| BadTimeout)
+            .and_then(parse_connect_timeout)
+            .map_err(|e| ConnectError::new(Code::InvalidArgument, e.to_string()))?;
+        parts
+            .headers
+            .insert("grpc-timeout", grpc_timeout_value(timeout));
     }
     if streaming {
         // Connect streaming envelopes are gRPC envelopes.

@@ -1,9 +1,12 @@
 //! Errors produced by the kit's own layers, in the wire form of the protocol
 //! the caller speaks, so no layer ever answers with a bare HTTP status.
 
+use std::time::Duration;
+
 use axum::response::{IntoResponse, Response};
 use connectrpc_axum::prelude::{Code, ConnectError};
 use http::HeaderMap;
+use prost::Message;
 
 use crate::protocol::{Protocol, content_type, is_connect_streaming};
 
@@ -34,6 +37,100 @@ pub fn error_response(request_headers: &HeaderMap, error: ConnectError) -> Respo
             response
         }
     }
+}
+
+/// `google.rpc.RetryInfo`: how long to wait before trying again.
+#[derive(Clone, PartialEq, Message)]
+pub struct RetryInfo {
+    #[prost(message, optional, tag = "1")]
+    pub retry_delay: Option<prost_types::Duration>,
+}
+
+/// `resource_exhausted` that says when to come back, the same on every
+/// protocol: a `google.rpc.RetryInfo` detail and a `Retry-After` header (in
+/// whole seconds, at least 1).
+pub fn retry_later(message: impl Into<String>, retry_after: Duration) -> ConnectError {
+    let info = RetryInfo {
+        retry_delay: Some(prost_types::Duration {
+            seconds: i64::try_from(retry_after.as_secs()).unwrap_or(i64::MAX),
+            nanos: i32::try_from(retry_after.subsec_nanos()).unwrap_or(0),
+        }),
+    };
+    let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+    ConnectError::new(Code::ResourceExhausted, message)
+        .add_detail("google.rpc.RetryInfo", info.encode_to_vec())
+        .with_meta(http::header::RETRY_AFTER, seconds.max(1).to_string())
+}
+
+/// Longest excerpt of a client's input an error message quotes, in chars.
+pub const EXCERPT_CHARS: usize = 64;
+
+/// A client's input quoted for an error message: at most
+/// [`EXCERPT_CHARS`] characters (then "..."), control characters escaped,
+/// so no answer or log line echoes a caller's megabyte back.
+pub fn excerpt(input: &str) -> String {
+    let mut quoted: String = format!(
+        "{:?}",
+        input.chars().take(EXCERPT_CHARS).collect::<String>()
+    );
+    if input.chars().nth(EXCERPT_CHARS).is_some() {
+        quoted.push_str("...");
+    }
+    quoted
+}
+
+/// The longest error message the kit lets through, in bytes: a message
+/// quoting a caller's input (a library's decode error, say) is cut here.
+pub const MAX_ERROR_MESSAGE_BYTES: usize = 256;
+
+/// `message` cut to [`MAX_ERROR_MESSAGE_BYTES`] (on a character boundary,
+/// then "..."), or `None` if it is short enough already.
+pub fn bound_message(message: &str) -> Option<String> {
+    if message.len() <= MAX_ERROR_MESSAGE_BYTES {
+        return None;
+    }
+    let mut end = MAX_ERROR_MESSAGE_BYTES;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    Some(format!("{}...", &message[..end]))
+}
+
+/// Cuts a Connect unary error's message (a JSON body on a non-200 answer)
+/// to [`MAX_ERROR_MESSAGE_BYTES`]. Use with `axum::middleware::map_response`.
+pub async fn bound_connect_error(response: Response) -> Response {
+    let is_json_error = response.status() != http::StatusCode::OK
+        && response
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .is_some_and(|ct| ct.as_bytes().starts_with(b"application/json"));
+    if !is_json_error {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    // The body is in memory already (an error): bounded all the same.
+    let Ok(collected) =
+        http_body_util::BodyExt::collect(http_body_util::Limited::new(body, 16 * 1024 * 1024))
+            .await
+    else {
+        return ConnectError::new(Code::Internal, "error too large to send").into_response();
+    };
+    let bytes = collected.to_bytes();
+    let mut error: serde_json::Value = match serde_json::from_slice(&bytes) {
+        Ok(error) => error,
+        Err(_) => return Response::from_parts(parts, axum::body::Body::from(bytes)),
+    };
+    let Some(short) = error
+        .get("message")
+        .and_then(|m| m.as_str())
+        .and_then(bound_message)
+    else {
+        return Response::from_parts(parts, axum::body::Body::from(bytes));
+    };
+    error["message"] = serde_json::Value::String(short);
+    let body = serde_json::to_vec(&error).unwrap_or_default();
+    parts.headers.remove(http::header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(body))
 }
 
 /// The numeric gRPC code of a Connect code (they share one table).
@@ -71,6 +168,53 @@ mod tests {
         );
         assert_eq!(code_name(16), "unauthenticated");
         assert_eq!(code_name(99), "unknown");
+    }
+
+    #[test]
+    fn long_messages_are_cut_on_a_character_boundary() {
+        assert_eq!(bound_message("short"), None);
+        let long = "é".repeat(300);
+        let cut = bound_message(&long).expect("cut");
+        assert!(cut.len() <= MAX_ERROR_MESSAGE_BYTES + 3);
+        assert!(cut.ends_with("..."));
+    }
+
+    #[tokio::test]
+    async fn connect_error_bodies_are_bounded() {
+        let long = ConnectError::new(Code::InvalidArgument, "x".repeat(1 << 20)).into_response();
+        let bounded = bound_connect_error(long).await;
+        assert_eq!(bounded.status(), http::StatusCode::BAD_REQUEST);
+        let body = http_body_util::BodyExt::collect(bounded.into_body())
+            .await
+            .expect("body")
+            .to_bytes();
+        assert!(body.len() < 400, "{}", body.len());
+        let error: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(error["code"], "invalid_argument");
+    }
+
+    #[test]
+    fn excerpts_are_short_and_escaped() {
+        assert_eq!(excerpt("ada"), "\"ada\"");
+        assert_eq!(excerpt("a\0b"), "\"a\\0b\"");
+        let long = excerpt(&"x".repeat(1 << 20));
+        assert!(long.len() < 80, "{}", long.len());
+        assert!(long.ends_with("..."));
+    }
+
+    #[test]
+    fn retry_later_carries_retry_info_and_retry_after() {
+        let error = retry_later("slow down", Duration::from_millis(1500));
+        assert_eq!(error.code(), Code::ResourceExhausted);
+        assert_eq!(
+            error
+                .meta()
+                .and_then(|m| m.get("retry-after"))
+                .map(|v| v.as_bytes()),
+            Some(&b"2"[..])
+        );
+        let detail = &error.details()[0];
+        assert_eq!(detail.type_url(), "google.rpc.RetryInfo");
     }
 
     #[test]

@@ -13,18 +13,13 @@ pub fn sqlite_url(data_dir: &Path, service: &str) -> String {
     )
 }
 
-/// Connects to `url`; for SQLite, creates the parent folder and turns on WAL
-/// so readers do not wait for writers.
+/// Connects to `url`; for SQLite, creates the file (and its folder) only
+/// its owner may read, and turns on WAL so readers do not wait for writers.
 pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
     if let Some(path) = url.strip_prefix("sqlite://") {
         let file = path.split('?').next().unwrap_or_default();
-        if let Some(parent) = Path::new(file)
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-        {
-            tokio::fs::create_dir_all(parent)
-                .await
-                .map_err(|e| DbErr::Custom(format!("cannot create {}: {e}", parent.display())))?;
+        if !file.is_empty() && !file.starts_with(':') {
+            create_private_file(Path::new(file)).await?;
         }
     }
     let mut options = ConnectOptions::new(url.to_owned());
@@ -42,6 +37,41 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
         .await?;
     }
     Ok(db)
+}
+
+/// Creates `file` (mode 0600) and its missing folders (mode 0700) unless it
+/// exists: a service's database may hold secrets (the users service's
+/// signing key), so nobody else on the machine may read it. SQLite gives
+/// its -wal and -shm files the database file's mode.
+async fn create_private_file(file: &Path) -> Result<(), DbErr> {
+    let file = file.to_owned();
+    tokio::task::spawn_blocking(move || {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        let failed = |what: &Path, e: std::io::Error| {
+            DbErr::Custom(format!("cannot create {}: {e}", what.display()))
+        };
+        if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty())
+            && !parent.exists()
+        {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(parent)
+                .map_err(|e| failed(parent, e))?;
+        }
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&file)
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(failed(&file, e)),
+        }
+    })
+    .await
+    .map_err(|e| DbErr::Custom(e.to_string()))?
 }
 
 /// Whether `error` is a unique-constraint violation, on SQLite and
@@ -82,6 +112,29 @@ mod tests {
             redact("postgres://shop@db/catalog"),
             "postgres://shop@db/catalog"
         );
+    }
+
+    #[tokio::test]
+    async fn sqlite_files_and_their_folder_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("shop-db-{}", uuid::Uuid::new_v4()));
+        let url = sqlite_url(&dir.join("data"), "users");
+        let db = connect(&url).await.expect("connect");
+        use sea_orm::ConnectionTrait;
+        db.execute_unprepared("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1);")
+            .await
+            .expect("write");
+        let mode = |p: &Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+        assert_eq!(mode(&dir.join("data")), 0o700);
+        assert_eq!(mode(&dir.join("data/users.db")), 0o600);
+        for side in ["users.db-wal", "users.db-shm"] {
+            let path = dir.join("data").join(side);
+            if path.exists() {
+                assert_eq!(mode(&path), 0o600, "{side}");
+            }
+        }
+        db.close().await.expect("close");
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

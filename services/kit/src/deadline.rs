@@ -39,12 +39,50 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for CallerDeadline {
         }
         let connect = parts
             .headers
-            .get("connect-timeout-ms")
+            .get(CONNECT_TIMEOUT_MS)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok())
-            .map(|ms| Instant::now() + Duration::from_millis(ms));
+            .and_then(|v| parse_connect_timeout(v).ok())
+            .map(|timeout| Instant::now() + timeout);
         Ok(Self(connect.or_else(|| grpc_deadline(&parts.headers))))
     }
+}
+
+/// Connect's timeout header.
+pub const CONNECT_TIMEOUT_MS: &str = "connect-timeout-ms";
+
+/// A malformed `connect-timeout-ms`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("connect-timeout-ms must be 1 to 10 digits of milliseconds")]
+pub struct BadTimeout;
+
+/// Parses a `connect-timeout-ms` value: 1 to 10 ASCII digits (as
+/// connect-go; no sign, no spaces).
+pub fn parse_connect_timeout(value: &str) -> Result<Duration, BadTimeout> {
+    if value.is_empty() || value.len() > 10 || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(BadTimeout);
+    }
+    value
+        .parse::<u64>()
+        .map(Duration::from_millis)
+        .map_err(|_| BadTimeout)
+}
+
+/// A `grpc-timeout` value for `timeout` (at most 8 digits, in the finest
+/// unit that fits).
+pub fn grpc_timeout_value(timeout: Duration) -> HeaderValue {
+    const MAX: u128 = 99_999_999;
+    let candidates = [
+        (timeout.as_millis(), 'm'),
+        (u128::from(timeout.as_secs()), 'S'),
+        (u128::from(timeout.as_secs() / 60), 'M'),
+        (u128::from(timeout.as_secs() / 3600), 'H'),
+    ];
+    let (amount, unit) = candidates
+        .into_iter()
+        .find(|(amount, _)| *amount <= MAX)
+        .unwrap_or((MAX, 'H'));
+    HeaderValue::from_str(&format!("{amount}{unit}"))
+        .unwrap_or_else(|_| HeaderValue::from_static("99999999H"))
 }
 
 /// Parses a `grpc-timeout` value: up to 8 digits and a unit (H, M, S, m, u, n).
@@ -208,6 +246,32 @@ mod tests {
     fn rejects_malformed_grpc_timeouts() {
         for bad in ["", "m", "10", "123456789S", "1x", "-1S", "1.5S"] {
             assert_eq!(parse_grpc_timeout(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn connect_timeouts_are_digits_only_and_convert_to_grpc() {
+        assert_eq!(parse_connect_timeout("0"), Ok(Duration::ZERO));
+        assert_eq!(
+            parse_connect_timeout("9999999999"),
+            Ok(Duration::from_millis(9_999_999_999))
+        );
+        for bad in ["", "abc", "-1", "+5", " 5", "1.5", "12345678901"] {
+            assert_eq!(parse_connect_timeout(bad), Err(BadTimeout), "{bad:?}");
+        }
+        assert_eq!(grpc_timeout_value(Duration::from_millis(1500)), "1500m");
+        let longest = grpc_timeout_value(Duration::from_millis(9_999_999_999));
+        assert_eq!(longest, "9999999S");
+        for timeout in [
+            Duration::ZERO,
+            Duration::from_millis(9_999_999_999),
+            Duration::MAX,
+        ] {
+            let value = grpc_timeout_value(timeout);
+            assert!(
+                parse_grpc_timeout(value.to_str().expect("ascii")).is_some(),
+                "{value:?}"
+            );
         }
     }
 }

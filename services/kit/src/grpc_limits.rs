@@ -1,7 +1,11 @@
-//! Reports an oversize gRPC request as RESOURCE_EXHAUSTED, as the gRPC
-//! spec and connect-go do. tonic enforces `max_decoding_message_size` but
-//! answers OUT_OF_RANGE: trailers-only when the first message is too large,
-//! in the trailers when a later message of a stream is.
+//! Corrects gRPC statuses on their way out, in headers (trailers-only) and
+//! trailers alike (so gRPC-Web's trailer frame too):
+//!
+//! - an oversize request is RESOURCE_EXHAUSTED, as the gRPC spec and
+//!   connect-go say; tonic enforces `max_decoding_message_size` but answers
+//!   OUT_OF_RANGE;
+//! - `grpc-message` is cut to a few hundred bytes, so no error echoes a
+//!   caller's megabyte back.
 
 use std::{
     pin::Pin,
@@ -13,7 +17,7 @@ use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use tower::{Layer, Service};
 
-use crate::connect_errors::grpc_message;
+use crate::connect_errors::{MAX_ERROR_MESSAGE_BYTES, bound_message, grpc_message};
 
 /// The start of tonic's message for a request over the size limit.
 const TONIC_TOO_LARGE: &str = "Error, decoded message length too large";
@@ -31,7 +35,20 @@ fn rewrite(headers: &mut HeaderMap) {
     if is_tonic_too_large(headers) {
         headers.insert("grpc-status", HeaderValue::from_static(RESOURCE_EXHAUSTED));
     }
+    let too_long = headers
+        .get("grpc-message")
+        .is_some_and(|m| m.len() > MAX_ERROR_MESSAGE_BYTES);
+    if too_long && let Some(short) = grpc_message(headers).and_then(|m| bound_message(&m)) {
+        let encoded = percent_encoding::utf8_percent_encode(&short, GRPC_MESSAGE).to_string();
+        if let Ok(value) = HeaderValue::from_str(&encoded) {
+            headers.insert("grpc-message", value);
+        }
+    }
 }
+
+/// What gRPC percent-encodes in `grpc-message`: all but printable ASCII,
+/// and '%' itself.
+const GRPC_MESSAGE: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS.add(b'%');
 
 #[derive(Clone, Copy, Debug, Default)]
 pub struct GrpcLimitStatusLayer;
@@ -127,5 +144,20 @@ mod tests {
         let mut headers = a_handlers_own.headers().clone();
         rewrite(&mut headers);
         assert_eq!(headers["grpc-status"], OUT_OF_RANGE);
+    }
+
+    #[test]
+    fn long_messages_are_cut() {
+        let echo = tonic::Status::invalid_argument(format!("bad: {}", "é".repeat(100_000)))
+            .into_http::<()>();
+        let mut headers = echo.headers().clone();
+        rewrite(&mut headers);
+        let message = grpc_message(&headers).expect("message");
+        assert!(
+            message.len() <= MAX_ERROR_MESSAGE_BYTES + 3,
+            "{}",
+            message.len()
+        );
+        assert!(message.starts_with("bad: é"));
     }
 }

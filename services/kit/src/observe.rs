@@ -5,7 +5,9 @@
 //! Connect end-of-stream message, or the Connect unary error body.
 
 use std::{
+    collections::HashSet,
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll},
     time::Instant,
 };
@@ -16,6 +18,7 @@ use connectrpc_axum::{message::error::code_from_status, prelude::Code};
 use futures::future::BoxFuture;
 use http::{HeaderMap, Request};
 use http_body::{Body as _, Frame, SizeHint};
+use prost_reflect::DescriptorPool;
 use tower::{Layer, Service};
 
 use crate::{
@@ -29,19 +32,81 @@ pub const DURATION_SECONDS: &str = "rpc_server_request_duration_seconds";
 /// Largest Connect unary error body read for its code.
 const ERROR_BODY_LIMIT: usize = 16 * 1024;
 
-#[derive(Clone, Copy, Debug, Default)]
-pub struct ObserveLayer;
+/// The RPCs a server registered: only these names become metric labels,
+/// so a caller inventing paths cannot grow the series without end.
+#[derive(Clone, Debug, Default)]
+pub struct KnownRpcs {
+    methods: HashSet<(String, String)>,
+}
+
+/// The label for a service or method nobody registered.
+pub const UNKNOWN: &str = "unknown";
+
+impl KnownRpcs {
+    /// Every method of `services` found in `pool`, plus `extra` (service,
+    /// method) pairs served without a descriptor here.
+    pub fn new<'a>(
+        pool: &DescriptorPool,
+        services: impl IntoIterator<Item = &'a str>,
+        extra: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Self {
+        let mut methods: HashSet<(String, String)> = services
+            .into_iter()
+            .filter_map(|name| pool.get_service_by_name(name))
+            .flat_map(|service| {
+                service
+                    .methods()
+                    .map(|m| (service.full_name().to_owned(), m.name().to_owned()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        methods.extend(extra.into_iter().map(|(s, m)| (s.to_owned(), m.to_owned())));
+        Self { methods }
+    }
+
+    /// The RPC's labels: its own names if registered, else "unknown".
+    fn labels(&self, rpc: RpcName) -> RpcName {
+        if self
+            .methods
+            .contains(&(rpc.service.clone(), rpc.method.clone()))
+        {
+            rpc
+        } else {
+            RpcName {
+                service: UNKNOWN.to_owned(),
+                method: UNKNOWN.to_owned(),
+            }
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ObserveLayer {
+    known: Arc<KnownRpcs>,
+}
+
+impl ObserveLayer {
+    pub fn new(known: KnownRpcs) -> Self {
+        Self {
+            known: Arc::new(known),
+        }
+    }
+}
 
 impl<S> Layer<S> for ObserveLayer {
     type Service = Observe<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        Observe { inner }
+        Observe {
+            inner,
+            known: self.known.clone(),
+        }
     }
 }
 
 #[derive(Clone, Debug)]
 pub struct Observe<S> {
     inner: S,
+    known: Arc<KnownRpcs>,
 }
 
 impl<S> Service<Request<Body>> for Observe<S>
@@ -66,7 +131,7 @@ where
             return Box::pin(future);
         };
         let call = RpcCall {
-            rpc,
+            rpc: self.known.labels(rpc),
             protocol: Protocol::of(request.headers()),
             request_id: request
                 .headers()

@@ -12,12 +12,11 @@
 //!                                  connect-timeout-ms) -> Connect routes (POST + GET)
 //! ```
 
-use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
+use std::{convert::Infallible, sync::Arc};
 
-use axum::{Extension, Router, response::IntoResponse, routing::get, serve::ListenerExt};
+use axum::{Extension, Router, response::IntoResponse, routing::get};
 use connectrpc_axum::{CompressionConfig, MakeServiceBuilder, tonic::ContentTypeSwitch};
 use http::{Request, header};
-use tokio::net::TcpListener;
 use tonic::server::NamedService;
 use tower::{Service, ServiceBuilder, util::MapRequestLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -26,7 +25,7 @@ use crate::{
     HttpConfig, Readiness, Shutdown,
     auth::TokenVerifier,
     connect_bridge::ConnectBridge,
-    cors,
+    connect_errors, cors,
     deadline::GrpcDeadlineLayer,
     drain::drain_when_dropped,
     encoding::ConnectEncodingLayer,
@@ -34,7 +33,8 @@ use crate::{
     grpc_json::{self, GrpcJsonLayer},
     grpc_limits::GrpcLimitStatusLayer,
     health,
-    observe::ObserveLayer,
+    observe::{KnownRpcs, ObserveLayer},
+    request_id,
     response_metadata::ResponseMetadataLayer,
     single_message::SingleMessageLayer,
     telemetry,
@@ -139,6 +139,17 @@ impl RpcServer {
         let mut descriptor_sets = self.descriptor_sets.clone();
         descriptor_sets.push(tonic_health::pb::FILE_DESCRIPTOR_SET);
         let descriptors = Arc::new(grpc_json::descriptor_pool(&descriptor_sets));
+        let known = KnownRpcs::new(
+            &descriptors,
+            self.service_names
+                .iter()
+                .map(String::as_str)
+                .chain([HEALTH_SERVICE]),
+            [
+                (REFLECTION_V1, "ServerReflectionInfo"),
+                (REFLECTION_V1ALPHA, "ServerReflectionInfo"),
+            ],
+        );
         let grpc = ServiceBuilder::new()
             .layer(GrpcJsonLayer::new(
                 descriptors.clone(),
@@ -158,7 +169,10 @@ impl RpcServer {
             .add_router(self.connect)
             .build()
             .layer(ResponseMetadataLayer)
-            .layer(ConnectEncodingLayer);
+            .layer(ConnectEncodingLayer)
+            .layer(axum::middleware::map_response(
+                connect_errors::bound_connect_error,
+            ));
 
         // tonic's own services speak no Connect: bridge them.
         let mut bridged = Router::new();
@@ -179,11 +193,12 @@ impl RpcServer {
                 descriptors,
                 self.http.max_request_bytes,
             ))
-            .layer(ObserveLayer)
+            .layer(ObserveLayer::new(known))
             .layer(MapRequestLayer::new(drain_when_dropped))
             .layer(cors::layer(&self.http.cors_origins))
             .layer(PropagateRequestIdLayer::x_request_id())
-            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid));
+            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+            .layer(MapRequestLayer::new(request_id::drop_unsafe));
         Ok(match self.verifier {
             Some(verifier) => router.layer(Extension(verifier)),
             None => router,
@@ -221,50 +236,4 @@ async fn metrics() -> impl IntoResponse {
     )
 }
 
-/// A service listening in the background.
-#[derive(Debug)]
-pub struct Running {
-    pub addr: SocketAddr,
-    pub task: tokio::task::JoinHandle<std::io::Result<()>>,
-}
-
-/// Binds `addr` and serves `app` in the background until `shutdown`.
-pub async fn start(
-    addr: SocketAddr,
-    app: Router,
-    shutdown: Shutdown,
-    grace: Duration,
-) -> std::io::Result<Running> {
-    let listener = TcpListener::bind(addr).await?;
-    let addr = listener.local_addr()?;
-    let task = tokio::spawn(serve(listener, app, shutdown, grace));
-    Ok(Running { addr, task })
-}
-
-/// Serves `app` on `listener` (HTTP/1.1 and h2c) until `shutdown`: then
-/// stops accepting, lets in-flight requests finish, and gives up on the
-/// stragglers after `grace`.
-pub async fn serve(
-    listener: TcpListener,
-    app: Router,
-    shutdown: Shutdown,
-    grace: Duration,
-) -> std::io::Result<()> {
-    telemetry::prometheus();
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let drained = shutdown.clone();
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move { drained.requested().await });
-    tokio::select! {
-        result = server => result,
-        () = async { shutdown.requested().await; tokio::time::sleep(grace).await } => {
-            tracing::warn!(grace_secs = grace.as_secs(), "in-flight requests still running after the grace period; closing");
-            Ok(())
-        }
-    }
-}
+pub use crate::listener::{Running, serve, start};

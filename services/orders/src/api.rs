@@ -4,7 +4,11 @@
 use axum::extract::State;
 use connectrpc_axum::prelude::*;
 use futures::Stream;
-use shop_kit::{auth::Caller, deadline::CallerDeadline, trace_context::TraceParent};
+use shop_kit::{
+    auth::{Caller, Customer},
+    deadline::CallerDeadline,
+    trace_context::TraceParent,
+};
 use shop_proto::shop::{common::v1::Money, orders::v1 as pb};
 use tokio::sync::broadcast::error::RecvError;
 
@@ -80,7 +84,7 @@ fn to_proto(order: Order) -> pb::Order {
 }
 
 pub async fn create_order(
-    caller: Caller,
+    caller: Customer,
     trace: TraceParent,
     deadline: CallerDeadline,
     State(state): State<AppState>,

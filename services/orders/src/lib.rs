@@ -313,7 +313,7 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<Running, StartE
     })?;
     let verifier = TokenVerifier::fetch(&config.peers.users_url, Duration::from_secs(30)).await?;
     let app = router(orders, verifier, &config.http, &shutdown).await?;
-    shop_kit::server::start(config.addr, app, shutdown, config.http.shutdown_grace())
+    shop_kit::server::start(config.addr, app, shutdown, &config.http)
         .await
         .map_err(|source| StartError::Bind {
             addr: config.addr,

@@ -8,7 +8,7 @@ use shop_proto::shop::{common::v1::Money, payments::v1 as pb};
 
 use crate::{
     AppState,
-    domain::{Charge, Payment, PaymentStatus},
+    domain::{Charge, Payer, Payment, PaymentStatus},
     error::PaymentsError,
 };
 
@@ -45,7 +45,14 @@ impl From<PaymentsError> for ConnectError {
             PaymentsError::NotYourself => {
                 ConnectError::new(Code::PermissionDenied, error.to_string())
             }
+            PaymentsError::NotYourCharge => {
+                ConnectError::new(Code::PermissionDenied, error.to_string())
+            }
             PaymentsError::NotFound { .. } => ConnectError::new(Code::NotFound, error.to_string()),
+            PaymentsError::CorruptRecord { .. } => {
+                tracing::error!(%error, "payments record unreadable");
+                ConnectError::new(Code::Internal, "internal error")
+            }
             PaymentsError::Database(db) => {
                 tracing::error!(error = %db, "payments database error");
                 ConnectError::new(Code::Unavailable, "the payments database is unavailable")
@@ -69,6 +76,15 @@ fn to_proto(payment: Payment) -> pb::Payment {
         }),
         status: status.into(),
         user_id: payment.user_id,
+    }
+}
+
+/// Who is paying: a service on a customer's behalf, or the customer.
+fn payer(caller: &Caller) -> Payer {
+    if caller.service().is_some() {
+        Payer::Service
+    } else {
+        Payer::Customer
     }
 }
 
@@ -120,6 +136,7 @@ pub async fn charge(
         .charge(
             &Charge {
                 customer: &customer,
+                payer: payer(&caller),
                 idempotency_key: &request.idempotency_key,
                 reference: &request.reference,
                 currency_code: &amount.currency_code,
@@ -150,14 +167,14 @@ pub async fn refund(
                 .user_id;
             state
                 .payments
-                .refund(&owner, &request.payment_id, &trace)
+                .refund(payer(&caller), &owner, &request.payment_id, &trace)
                 .await?
         }
         (true, false) => {
             let customer = customer_of(&caller, &request.customer_id)?;
             state
                 .payments
-                .refund_key(&customer, &request.idempotency_key, &trace)
+                .refund_key(payer(&caller), &customer, &request.idempotency_key, &trace)
                 .await?
         }
         _ => {

@@ -54,12 +54,46 @@ impl PaymentStatus {
         }
     }
 
-    pub fn parse(stored: &str) -> Self {
+    /// A stored status; anything else is a corrupt record, never a guess.
+    pub fn parse(stored: &str) -> Result<Self, PaymentsError> {
         match stored {
-            "refunded" => Self::Refunded,
-            "voided" => Self::Voided,
-            _ => Self::Captured,
+            "captured" => Ok(Self::Captured),
+            "refunded" => Ok(Self::Refunded),
+            "voided" => Ok(Self::Voided),
+            other => Err(PaymentsError::corrupt("status", other)),
         }
+    }
+}
+
+/// Who made a charge, and so who may undo it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Payer {
+    /// The customer, for themself.
+    Customer,
+    /// One of the shop's services on the customer's behalf (the orders
+    /// saga's charge for an order): only a service may refund or void it.
+    Service,
+}
+
+impl Payer {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Customer => "customer",
+            Self::Service => "service",
+        }
+    }
+
+    pub fn parse(stored: &str) -> Result<Self, PaymentsError> {
+        match stored {
+            "customer" => Ok(Self::Customer),
+            "service" => Ok(Self::Service),
+            other => Err(PaymentsError::corrupt("charged_by", other)),
+        }
+    }
+
+    /// Whether a caller who is `self` may refund or void what `made_by` charged.
+    pub fn may_undo(self, made_by: Payer) -> bool {
+        self == Self::Service || made_by == Self::Customer
     }
 }
 
@@ -70,12 +104,14 @@ pub struct Payment {
     pub reference: String,
     pub amount: Amount,
     pub status: PaymentStatus,
+    pub charged_by: Payer,
 }
 
 /// A charge as asked for, unchecked.
 #[derive(Clone, Copy, Debug)]
 pub struct Charge<'a> {
     pub customer: &'a str,
+    pub payer: Payer,
     pub idempotency_key: &'a str,
     pub reference: &'a str,
     pub currency_code: &'a str,
@@ -133,6 +169,30 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn stored_values_are_read_strictly() {
+        assert_eq!(
+            PaymentStatus::parse("voided").ok(),
+            Some(PaymentStatus::Voided)
+        );
+        assert_eq!(Payer::parse("customer").ok(), Some(Payer::Customer));
+        for unknown in ["", "Captured", "chargeback"] {
+            assert!(matches!(
+                PaymentStatus::parse(unknown),
+                Err(PaymentsError::CorruptRecord { .. })
+            ));
+            assert!(Payer::parse(unknown).is_err());
+        }
+    }
+
+    #[test]
+    fn only_the_shop_undoes_the_shops_charges() {
+        assert!(Payer::Service.may_undo(Payer::Service));
+        assert!(Payer::Service.may_undo(Payer::Customer));
+        assert!(Payer::Customer.may_undo(Payer::Customer));
+        assert!(!Payer::Customer.may_undo(Payer::Service));
     }
 
     #[test]

@@ -27,11 +27,26 @@ pub enum PaymentsError {
     #[error("payment {id:?} not found")]
     NotFound { id: String },
 
+    /// Only the shop's services undo the charges they made (an order's).
+    #[error("this charge was made by the shop for an order: cancel the order instead")]
+    NotYourCharge,
+
+    /// A stored value this code does not know: never guessed at.
+    #[error("stored {column} {value:?} is not a known value")]
+    CorruptRecord { column: &'static str, value: String },
+
     #[error("database: {0}")]
     Database(#[from] DbErr),
 }
 
 impl PaymentsError {
+    pub fn corrupt(column: &'static str, value: &str) -> Self {
+        Self::CorruptRecord {
+            column,
+            value: value.chars().take(32).collect(),
+        }
+    }
+
     pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
         Self::InvalidArgument {
             field,

@@ -32,7 +32,7 @@ use shop_proto::shop::payments::v1::{
 pub use error::PaymentsError;
 
 use crate::{
-    domain::{Amount, Charge, Payment, PaymentStatus},
+    domain::{Amount, Charge, Payer, Payment, PaymentStatus},
     store::Store,
 };
 
@@ -83,6 +83,7 @@ impl Payments {
     ) -> Result<Payment, PaymentsError> {
         let &Charge {
             customer: user_id,
+            payer,
             idempotency_key,
             reference,
             currency_code,
@@ -91,7 +92,7 @@ impl Payments {
         } = charge;
         let key = domain::idempotency_key(idempotency_key)?;
         let amount = Amount::new(currency_code, minor_units)?;
-        let recorded = match self.store.by_key(user_id, key).await? {
+        let recorded = match self.store.by_key(user_id, payer, key).await? {
             Some(existing) => existing,
             None => {
                 domain::authorize(payment_token)?;
@@ -101,6 +102,7 @@ impl Payments {
                     reference: reference.to_owned(),
                     amount: amount.clone(),
                     status: PaymentStatus::Captured,
+                    charged_by: payer,
                 };
                 let recorded = self
                     .store
@@ -133,14 +135,18 @@ impl Payments {
             })
     }
 
-    /// Refunds the caller's payment, once.
+    /// Refunds the customer's payment, once, if `caller` may undo it.
     pub async fn refund(
         &self,
+        caller: Payer,
         user_id: &str,
         payment_id: &str,
         trace: &TraceParent,
     ) -> Result<Payment, PaymentsError> {
-        self.own(user_id, payment_id).await?;
+        let payment = self.own(user_id, payment_id).await?;
+        if !caller.may_undo(payment.charged_by) {
+            return Err(PaymentsError::NotYourCharge);
+        }
         self.store
             .refund(payment_id, now_secs(), trace.as_str())
             .await?;
@@ -148,12 +154,14 @@ impl Payments {
         self.own(user_id, payment_id).await
     }
 
-    /// Undoes whatever was charged with the customer's `idempotency_key`:
-    /// refunds the payment if there is one, else voids the key so no charge
-    /// is ever made with it (the call that would have made it may still be
-    /// on its way).
+    /// Undoes whatever `payer` charged with the customer's
+    /// `idempotency_key`: refunds the payment if there is one, else voids
+    /// the key so no charge is ever made with it (the call that would have
+    /// made it may still be on its way). Keys are the payer's own: a
+    /// customer's key never names a charge a service made.
     pub async fn refund_key(
         &self,
+        payer: Payer,
         user_id: &str,
         idempotency_key: &str,
         trace: &TraceParent,
@@ -168,10 +176,11 @@ impl Payments {
                 minor_units: 0,
             },
             status: PaymentStatus::Voided,
+            charged_by: payer,
         };
         let recorded = self.store.record_void(key, voided, now_secs()).await?;
         match recorded.status {
-            PaymentStatus::Captured => self.refund(user_id, &recorded.id, trace).await,
+            PaymentStatus::Captured => self.refund(payer, user_id, &recorded.id, trace).await,
             PaymentStatus::Refunded | PaymentStatus::Voided => Ok(recorded),
         }
     }
@@ -249,7 +258,7 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<Running, StartE
         })?;
     let verifier = TokenVerifier::fetch(&config.users_url, Duration::from_secs(30)).await?;
     let app = router(payments, verifier, &config.http, &shutdown).await?;
-    shop_kit::server::start(config.addr, app, shutdown, config.http.shutdown_grace())
+    shop_kit::server::start(config.addr, app, shutdown, &config.http)
         .await
         .map_err(|source| StartError::Bind {
             addr: config.addr,

@@ -7,7 +7,7 @@ use sea_orm::{
 use shop_kit::events::Outbox;
 
 use crate::{
-    domain::{Amount, Payment, PaymentStatus},
+    domain::{Amount, Payer, Payment, PaymentStatus},
     error::PaymentsError,
     events,
 };
@@ -26,6 +26,7 @@ mod payment {
         pub amount_minor_units: i64,
         pub currency_code: String,
         pub status: String,
+        pub charged_by: String,
         pub created_at: i64,
         pub updated_at: i64,
     }
@@ -36,9 +37,13 @@ mod payment {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-impl From<payment::Model> for Payment {
-    fn from(row: payment::Model) -> Self {
-        Self {
+impl TryFrom<payment::Model> for Payment {
+    type Error = PaymentsError;
+
+    fn try_from(row: payment::Model) -> Result<Self, PaymentsError> {
+        Ok(Self {
+            status: PaymentStatus::parse(&row.status)?,
+            charged_by: Payer::parse(&row.charged_by)?,
             id: row.id,
             user_id: row.user_id,
             reference: row.reference,
@@ -46,8 +51,7 @@ impl From<payment::Model> for Payment {
                 currency_code: row.currency_code,
                 minor_units: row.amount_minor_units,
             },
-            status: PaymentStatus::parse(&row.status),
-        }
+        })
     }
 }
 
@@ -65,20 +69,30 @@ impl Store {
         &self.db
     }
 
-    pub async fn by_key(&self, user_id: &str, key: &str) -> Result<Option<Payment>, PaymentsError> {
-        Ok(payment::Entity::find()
+    /// The payment `payer` made for `user_id` with `key`: a customer's keys
+    /// and the services' keys for that customer never meet.
+    pub async fn by_key(
+        &self,
+        user_id: &str,
+        payer: Payer,
+        key: &str,
+    ) -> Result<Option<Payment>, PaymentsError> {
+        payment::Entity::find()
             .filter(payment::Column::UserId.eq(user_id))
+            .filter(payment::Column::ChargedBy.eq(payer.as_str()))
             .filter(payment::Column::IdempotencyKey.eq(key))
             .one(&self.db)
             .await?
-            .map(Payment::from))
+            .map(Payment::try_from)
+            .transpose()
     }
 
     pub async fn by_id(&self, id: &str) -> Result<Option<Payment>, PaymentsError> {
-        Ok(payment::Entity::find_by_id(id.to_owned())
+        payment::Entity::find_by_id(id.to_owned())
             .one(&self.db)
             .await?
-            .map(Payment::from))
+            .map(Payment::try_from)
+            .transpose()
     }
 
     /// Records a captured charge with its payment.captured event; if the
@@ -122,6 +136,7 @@ impl Store {
             amount_minor_units: Set(payment.amount.minor_units),
             currency_code: Set(payment.amount.currency_code.clone()),
             status: Set(payment.status.as_str().to_owned()),
+            charged_by: Set(payment.charged_by.as_str().to_owned()),
             created_at: Set(now),
             updated_at: Set(now),
         };
@@ -132,7 +147,7 @@ impl Store {
                 return Err(error.into());
             }
             return self
-                .by_key(&payment.user_id, key)
+                .by_key(&payment.user_id, payment.charged_by, key)
                 .await?
                 .ok_or(PaymentsError::Database(error));
         }
@@ -161,7 +176,8 @@ impl Store {
             let refunded = payment::Entity::find_by_id(id.to_owned())
                 .one(&txn)
                 .await?
-                .map(Payment::from);
+                .map(Payment::try_from)
+                .transpose()?;
             if let Some(event) = refunded.and_then(|p| events::payment_event(&p, traceparent)) {
                 Outbox::new(events::SERVICE).append(&txn, &event).await?;
             }

@@ -1,10 +1,10 @@
 //! The payments service over Connect on loopback, with its own SQLite file.
 
-use std::{net::SocketAddr, time::Duration};
+use std::net::SocketAddr;
 
 use serde_json::{Value, json};
 use shop_kit::{HttpConfig, Shutdown};
-use shop_payments::Payments;
+use shop_payments::{Payments, domain::Payer};
 use shop_users::tokens::TokenIssuer;
 
 struct TestPayments {
@@ -40,7 +40,10 @@ impl TestPayments {
             "127.0.0.1:0".parse().expect("addr"),
             app,
             shutdown,
-            Duration::from_secs(1),
+            &shop_kit::HttpConfig {
+                shutdown_grace_secs: 1,
+                ..Default::default()
+            },
         )
         .await
         .expect("start");
@@ -123,7 +126,7 @@ async fn racing_repeats_charge_once() {
     let stored = service
         .payments
         .store()
-        .by_key("ada", "race")
+        .by_key("ada", Payer::Customer, "race")
         .await
         .expect("read")
         .expect("payment");
@@ -176,7 +179,7 @@ async fn the_fake_processor_declines_and_fails_by_token() {
         service
             .payments
             .store()
-            .by_key("ada", "d")
+            .by_key("ada", Payer::Customer, "d")
             .await
             .expect("read")
             .is_none(),
@@ -317,4 +320,61 @@ async fn a_charge_key_refunded_before_its_charge_is_never_charged() {
     assert_eq!(events[1].data["minorUnits"], 900);
     assert_eq!(events[0].aggregate_id, events[1].aggregate_id);
     assert_eq!((events[0].version, events[1].version), (1, 2));
+}
+
+#[tokio::test]
+async fn a_customer_cannot_refund_or_void_the_charge_for_an_order() {
+    // The saga charges with key "order-<id>" on Ada's behalf; Ada knows her
+    // order id, so she knows the key. Neither the payment id nor the key
+    // lets her undo it: she would keep the goods and get the money back.
+    let service = TestPayments::start().await;
+    let mut for_order = charge("order-42", 1500, "tok_visa");
+    for_order["customerId"] = json!("ada");
+    let (_, charged) = service
+        .call("Charge", Some(&service.orders_service), for_order)
+        .await;
+    let id = charged["payment"]["id"].clone();
+    for attempt in [
+        json!({"paymentId": id}),
+        json!({"idempotencyKey": "order-42"}),
+        json!({"idempotencyKey": "order-42", "customerId": "ada"}),
+    ] {
+        let (status, refused) = service
+            .call("Refund", Some(&service.ada), attempt.clone())
+            .await;
+        let still = service
+            .call("GetPayment", Some(&service.ada), json!({"paymentId": id}))
+            .await
+            .1;
+        assert_eq!(
+            still["payment"]["status"].as_str(),
+            Some("PAYMENT_STATUS_CAPTURED"),
+            "{attempt} answered {status} {refused}"
+        );
+        assert!(
+            status == 403 || refused["payment"]["status"] == "PAYMENT_STATUS_VOIDED",
+            "{attempt}: {status} {refused}"
+        );
+    }
+    let (status, refused) = service
+        .call("Refund", Some(&service.ada), json!({"paymentId": id}))
+        .await;
+    assert_eq!(
+        (status, refused["code"].as_str()),
+        (403, Some("permission_denied"))
+    );
+    // Ada's own key "order-42" is hers alone: voiding it left the saga's
+    // charge alone, and a later saga charge with the same key still works.
+    let (status, refunded) = service
+        .call(
+            "Refund",
+            Some(&service.orders_service),
+            json!({"idempotencyKey": "order-42", "customerId": "ada"}),
+        )
+        .await;
+    assert_eq!(
+        (status, refunded["payment"]["status"].as_str()),
+        (200, Some("PAYMENT_STATUS_REFUNDED")),
+        "the saga may refund its own charge"
+    );
 }

@@ -1,9 +1,11 @@
 //! RPC handlers of `shop.users.v1.UserService`: proto in, domain call,
 //! proto out, on Connect, gRPC and gRPC-Web alike.
 
-use axum::extract::State;
+use std::{net::SocketAddr, time::Duration};
+
+use axum::extract::{ConnectInfo, FromRequestParts, State};
 use connectrpc_axum::prelude::*;
-use shop_kit::auth::Caller;
+use shop_kit::{auth::Caller, deadline::CallerDeadline};
 use shop_proto::shop::users::v1 as pb;
 
 use crate::{AppState, domain::User, error::UsersError};
@@ -23,6 +25,12 @@ impl From<UsersError> for ConnectError {
             | UsersError::UnknownUser
             | UsersError::WrongServiceSecret => {
                 ConnectError::new(Code::Unauthenticated, error.to_string())
+            }
+            UsersError::HashingBusy => {
+                shop_kit::connect_errors::retry_later(error.to_string(), Duration::from_secs(1))
+            }
+            UsersError::Throttled { retry_after } => {
+                shop_kit::connect_errors::retry_later(error.to_string(), *retry_after)
             }
             UsersError::SigningKey(_) | UsersError::Hashing(_) => {
                 tracing::error!(%error, "users service failure");
@@ -44,13 +52,40 @@ fn to_proto(user: User) -> pb::User {
     }
 }
 
+/// The client's address: the TCP peer's (forwarded headers are not
+/// trusted: browsers call this service directly).
+pub struct ClientIp(pub std::net::IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |info| info.0.ip());
+        Ok(Self(ip))
+    }
+}
+
 pub async fn sign_up(
+    ClientIp(ip): ClientIp,
+    CallerDeadline(deadline): CallerDeadline,
     State(state): State<AppState>,
     ConnectRequest(request): ConnectRequest<pb::SignUpRequest>,
 ) -> Result<ConnectResponse<pb::SignUpResponse>, ConnectError> {
+    state.accounts.attempt_from(ip)?;
     let (user, session) = state
         .accounts
-        .sign_up(&request.email, request.password, &request.display_name)
+        .sign_up(
+            &request.email,
+            request.password,
+            &request.display_name,
+            deadline,
+        )
         .await?;
     Ok(ConnectResponse::new(pb::SignUpResponse {
         user: Some(to_proto(user)),
@@ -59,12 +94,15 @@ pub async fn sign_up(
 }
 
 pub async fn log_in(
+    ClientIp(ip): ClientIp,
+    CallerDeadline(deadline): CallerDeadline,
     State(state): State<AppState>,
     ConnectRequest(request): ConnectRequest<pb::LogInRequest>,
 ) -> Result<ConnectResponse<pb::LogInResponse>, ConnectError> {
+    state.accounts.attempt_from(ip)?;
     let (user, session) = state
         .accounts
-        .log_in(&request.email, request.password)
+        .log_in(&request.email, request.password, deadline)
         .await?;
     Ok(ConnectResponse::new(pb::LogInResponse {
         user: Some(to_proto(user)),
@@ -73,9 +111,11 @@ pub async fn log_in(
 }
 
 pub async fn refresh(
+    ClientIp(ip): ClientIp,
     State(state): State<AppState>,
     ConnectRequest(request): ConnectRequest<pb::RefreshRequest>,
 ) -> Result<ConnectResponse<pb::RefreshResponse>, ConnectError> {
+    state.accounts.attempt_from(ip)?;
     let session = state.accounts.refresh(&request.refresh_token).await?;
     Ok(ConnectResponse::new(pb::RefreshResponse {
         session: Some(session),

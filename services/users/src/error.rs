@@ -34,6 +34,15 @@ pub enum UsersError {
     #[error("password hashing: {0}")]
     Hashing(String),
 
+    /// Every password-hashing slot is busy: the shop is saturated.
+    #[error("too many sign-ins at this moment: try again in a second")]
+    HashingBusy,
+
+    /// Too many attempts from this address, or failed log-ins for this
+    /// email; the same words whether or not the account exists.
+    #[error("too many sign-in attempts: try again in {} s", retry_after.as_secs().max(1))]
+    Throttled { retry_after: std::time::Duration },
+
     #[error("database: {0}")]
     Database(#[from] DbErr),
 }

@@ -8,6 +8,7 @@ pub mod domain;
 pub mod error;
 pub mod passwords;
 pub mod store;
+pub mod throttle;
 pub mod tokens;
 
 use std::{
@@ -31,7 +32,9 @@ pub use error::UsersError;
 
 use crate::{
     domain::{Email, NewUser, User},
+    passwords::{HashingConfig, Passwords},
     store::Store,
+    throttle::{SignInThrottle, ThrottleConfig},
     tokens::{REFRESH_TOKEN_SECS, TokenIssuer},
 };
 
@@ -54,27 +57,57 @@ pub struct Accounts {
     /// SHA-256 of the secret the shop's services share, if service tokens
     /// are enabled.
     service_secret_hash: Option<String>,
+    passwords: Passwords,
+    throttle: SignInThrottle,
 }
 
 impl Accounts {
     /// Connects, applies the migrations and loads (or creates) the signing key.
     pub async fn open(database_url: &str) -> Result<Self, UsersError> {
         let db = shop_kit::database::connect(database_url).await?;
-        Self::migrate(db).await
+        Self::migrate(db, None).await
     }
 
-    pub async fn migrate(db: DatabaseConnection) -> Result<Self, UsersError> {
+    /// Applies the migrations; signs with `signing_key` (PKCS#8 DER) when
+    /// given, else with the key kept in the database (created on first use).
+    pub async fn migrate(
+        db: DatabaseConnection,
+        signing_key: Option<&[u8]>,
+    ) -> Result<Self, UsersError> {
         shop_migrations::users::Migrator::up(&db, None).await?;
         let store = Store::new(db);
-        let (kid, der) = store
-            .signing_key(TokenIssuer::generate_key, now_i64())
-            .await?;
-        let issuer = TokenIssuer::from_pkcs8(kid, &der)?;
+        let issuer = match signing_key {
+            Some(der) => TokenIssuer::from_pkcs8(tokens::key_id(der)?, der)?,
+            None => {
+                let (kid, der) = store
+                    .signing_key(TokenIssuer::generate_key, now_i64())
+                    .await?;
+                TokenIssuer::from_pkcs8(kid, &der)?
+            }
+        };
         Ok(Self {
             store,
             issuer,
             service_secret_hash: None,
+            passwords: Passwords::new(&HashingConfig::default()),
+            throttle: SignInThrottle::new(ThrottleConfig::default()),
         })
+    }
+
+    /// Bounds password hashing and throttles sign-in attempts as configured.
+    pub fn with_limits(mut self, hashing: &HashingConfig, throttle: &ThrottleConfig) -> Self {
+        self.passwords = Passwords::new(hashing);
+        self.throttle = SignInThrottle::new(throttle.clone());
+        self
+    }
+
+    /// Takes one sign-in attempt (LogIn, SignUp, Refresh) from `ip`'s allowance.
+    pub fn attempt_from(&self, ip: std::net::IpAddr) -> Result<(), UsersError> {
+        self.throttle
+            .attempt_from(ip)
+            .map_err(|t| UsersError::Throttled {
+                retry_after: t.retry_after,
+            })
     }
 
     /// Enables service tokens for callers that know `secret`.
@@ -120,34 +153,45 @@ impl Accounts {
         email: &str,
         password: String,
         display_name: &str,
+        deadline: Option<tokio::time::Instant>,
     ) -> Result<(User, Session), UsersError> {
         let new = NewUser {
             email: Email::parse(email)?,
             display_name: domain::display_name(display_name)?,
         };
         domain::check_password(&password)?;
-        let hash = passwords::hash(password).await?;
+        let hash = self.passwords.hash(password, deadline).await?;
         let id = uuid::Uuid::new_v4().to_string();
         let user = self.store.insert_user(&id, &new, hash, now_i64()).await?;
         let session = self.session(&user.id).await?;
         Ok((user, session))
     }
 
+    /// Logs in; after a few failures for one email, that email is refused
+    /// for a while, whether or not it has an account.
     pub async fn log_in(
         &self,
         email: &str,
         password: String,
+        deadline: Option<tokio::time::Instant>,
     ) -> Result<(User, Session), UsersError> {
         let email = Email::parse(email).map_err(|_| UsersError::WrongCredentials)?;
+        self.throttle
+            .may_try(email.as_str())
+            .map_err(|t| UsersError::Throttled {
+                retry_after: t.retry_after,
+            })?;
         let found = self.store.find_by_email(email.as_str()).await?;
         let (user, hash) = match found {
             Some((user, hash)) => (Some(user), Some(hash)),
             None => (None, None),
         };
-        let matches = passwords::verify(password, hash).await?;
-        let user = user
-            .filter(|_| matches)
-            .ok_or(UsersError::WrongCredentials)?;
+        let matches = self.passwords.verify(password, hash, deadline).await?;
+        let Some(user) = user.filter(|_| matches) else {
+            self.throttle.failed(email.as_str());
+            return Err(UsersError::WrongCredentials);
+        };
+        self.throttle.succeeded(email.as_str());
         let session = self.session(&user.id).await?;
         Ok((user, session))
     }
@@ -249,6 +293,12 @@ pub struct Config {
     /// The secret the shop's services share to get service tokens; empty
     /// disables service tokens.
     pub service_secret: String,
+    /// The key access tokens are signed with (PKCS#8, PEM or DER), for
+    /// deployments that keep it out of the database; `None` keeps it in the
+    /// database, created on first start.
+    pub signing_key: Option<Vec<u8>>,
+    pub hashing: HashingConfig,
+    pub throttle: ThrottleConfig,
     pub http: HttpConfig,
 }
 
@@ -278,13 +328,22 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<Running, StartE
         url: shop_kit::database::redact(&config.database_url),
         source,
     };
-    let accounts = Accounts::open(&config.database_url)
+    let signing_key = config
+        .signing_key
+        .as_deref()
+        .map(tokens::pkcs8_der)
+        .transpose()?;
+    let db = shop_kit::database::connect(&config.database_url)
+        .await
+        .map_err(|e| database_error(e.into()))?;
+    let accounts = Accounts::migrate(db, signing_key.as_deref())
         .await
         .map_err(database_error)?
-        .with_service_secret(&config.service_secret);
+        .with_service_secret(&config.service_secret)
+        .with_limits(&config.hashing, &config.throttle);
     if config.demo_data {
         match accounts
-            .sign_up(DEMO_EMAIL, DEMO_PASSWORD.to_owned(), "Demo Shopper")
+            .sign_up(DEMO_EMAIL, DEMO_PASSWORD.to_owned(), "Demo Shopper", None)
             .await
         {
             Ok(_) | Err(UsersError::EmailTaken) => {}
@@ -292,7 +351,7 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<Running, StartE
         }
     }
     let app = router(accounts, &config.http, &shutdown).await?;
-    shop_kit::server::start(config.addr, app, shutdown, config.http.shutdown_grace())
+    shop_kit::server::start(config.addr, app, shutdown, &config.http)
         .await
         .map_err(|source| StartError::Bind {
             addr: config.addr,

@@ -1,40 +1,168 @@
 //! Password hashing with argon2id, off the async threads (it is meant to be
-//! slow).
+//! slow) and bounded: every hash takes ~19 MiB and a core for a while, so
+//! at most `max_concurrent` run at once. Callers beyond that wait a short,
+//! bounded time (never past their deadline) and are otherwise told to come
+//! back (resource_exhausted), so a burst of log-ins cannot exhaust memory.
+
+use std::{sync::Arc, time::Duration};
 
 use argon2::{
     Argon2,
     password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash},
 };
+use tokio::{sync::Semaphore, time::Instant};
 
 use crate::error::UsersError;
 
-/// A PHC-format argon2id hash of `password` with a fresh salt.
-pub async fn hash(password: String) -> Result<String, UsersError> {
-    tokio::task::spawn_blocking(move || {
-        Argon2::default()
-            .hash_password(password.as_bytes())
-            .map(|hash| hash.to_string())
-            .map_err(|e| UsersError::Hashing(e.to_string()))
-    })
-    .await
-    .map_err(|e| UsersError::Hashing(e.to_string()))?
+/// Memory one argon2id hash with the default parameters takes: 19 MiB of
+/// blocks (m=19456 KiB), counted as 20 for the allocator's own slack.
+pub const MIB_PER_HASH: usize = 20;
+
+/// How much password hashing may use, from flags or env.
+#[derive(Clone, Debug, clap::Args)]
+pub struct HashingConfig {
+    /// Memory password hashing may use at once, in MiB (each argon2id hash
+    /// takes ~20 MiB, so 256 allows 12 at once).
+    #[arg(
+        long,
+        global = true,
+        env = "SHOP_PASSWORD_HASHING_MIB",
+        default_value_t = 256
+    )]
+    pub password_hashing_mib: usize,
+    /// How long a sign-in or log-in waits for a free hashing slot before it
+    /// is refused with resource_exhausted, in milliseconds.
+    #[arg(
+        long,
+        global = true,
+        env = "SHOP_PASSWORD_HASHING_WAIT_MS",
+        default_value_t = 2000
+    )]
+    pub password_hashing_wait_ms: u64,
 }
 
-/// Whether `password` matches `hash`. With no hash (unknown email) a dummy
-/// one is checked anyway, so timing does not tell which emails exist.
-pub async fn verify(password: String, hash: Option<String>) -> Result<bool, UsersError> {
-    tokio::task::spawn_blocking(move || {
-        let known = hash.is_some();
-        let hash = hash.unwrap_or_else(|| DUMMY_HASH.to_owned());
-        let parsed = PasswordHash::new(&hash).map_err(|e| UsersError::Hashing(e.to_string()))?;
-        let matches = Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok();
-        Ok(known && matches)
-    })
-    .await
-    .map_err(|e| UsersError::Hashing(e.to_string()))?
+impl Default for HashingConfig {
+    fn default() -> Self {
+        Self {
+            password_hashing_mib: 256,
+            password_hashing_wait_ms: 2000,
+        }
+    }
+}
+
+/// Hashes and checks passwords, at most N at once.
+#[derive(Clone, Debug)]
+pub struct Passwords {
+    slots: Arc<Semaphore>,
+    max_wait: Duration,
+}
+
+impl Passwords {
+    pub fn new(config: &HashingConfig) -> Self {
+        Self {
+            slots: Arc::new(Semaphore::new(Self::slots_for(config.password_hashing_mib))),
+            max_wait: Duration::from_millis(config.password_hashing_wait_ms),
+        }
+    }
+
+    /// How many hashes fit in `budget_mib` (at least one).
+    pub fn slots_for(budget_mib: usize) -> usize {
+        (budget_mib / MIB_PER_HASH).max(1)
+    }
+
+    /// A PHC-format argon2id hash of `password` with a fresh salt.
+    pub async fn hash(
+        &self,
+        password: String,
+        deadline: Option<Instant>,
+    ) -> Result<String, UsersError> {
+        self.run(deadline, move || {
+            Argon2::default()
+                .hash_password(password.as_bytes())
+                .map(|hash| hash.to_string())
+                .map_err(|e| UsersError::Hashing(e.to_string()))
+        })
+        .await
+    }
+
+    /// Whether `password` matches `hash`. With no hash (unknown email) a
+    /// dummy one is checked anyway, so timing does not tell which emails
+    /// exist.
+    pub async fn verify(
+        &self,
+        password: String,
+        hash: Option<String>,
+        deadline: Option<Instant>,
+    ) -> Result<bool, UsersError> {
+        self.run(deadline, move || {
+            let known = hash.is_some();
+            let hash = hash.unwrap_or_else(|| DUMMY_HASH.to_owned());
+            let parsed =
+                PasswordHash::new(&hash).map_err(|e| UsersError::Hashing(e.to_string()))?;
+            let matches = Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok();
+            Ok(known && matches)
+        })
+        .await
+    }
+
+    /// Runs `work` on the blocking pool once a slot is free; waits at most
+    /// `max_wait`, and never past the caller's deadline.
+    async fn run<T: Send + 'static>(
+        &self,
+        deadline: Option<Instant>,
+        work: impl FnOnce() -> Result<T, UsersError> + Send + 'static,
+    ) -> Result<T, UsersError> {
+        let give_up = deadline.map_or(Instant::now() + self.max_wait, |deadline| {
+            deadline.min(Instant::now() + self.max_wait)
+        });
+        let slot = tokio::time::timeout_at(give_up, self.slots.clone().acquire_owned())
+            .await
+            .map_err(|_| UsersError::HashingBusy)?
+            .map_err(|_| UsersError::HashingBusy)?;
+        tokio::task::spawn_blocking(move || {
+            let result = work();
+            drop(slot);
+            result
+        })
+        .await
+        .map_err(|e| UsersError::Hashing(e.to_string()))?
+    }
 }
 
 /// argon2id of a random password, with the default parameters.
 const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2hvcHNhbHRzaG9wc2FsdA$Vq0d0C2w4Qm6xk7M3N2xg6QbS5m8cH1pYqzZ5y4tR0E";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_follow_the_memory_budget() {
+        assert_eq!(Passwords::slots_for(256), 12);
+        assert_eq!(Passwords::slots_for(20), 1);
+        assert_eq!(Passwords::slots_for(0), 1);
+    }
+
+    #[tokio::test]
+    async fn callers_beyond_the_slots_are_refused_after_a_bounded_wait() {
+        let passwords = Passwords::new(&HashingConfig {
+            password_hashing_mib: MIB_PER_HASH,
+            password_hashing_wait_ms: 50,
+        });
+        let _held = passwords.slots.clone().acquire_owned().await.expect("slot");
+        let started = Instant::now();
+        let refused = passwords.hash("a password 1".to_owned(), None).await;
+        assert!(
+            matches!(refused, Err(UsersError::HashingBusy)),
+            "{refused:?}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(1));
+        // A caller whose deadline is nearer gives up sooner.
+        let started = Instant::now();
+        let soon = Some(Instant::now() + Duration::from_millis(5));
+        assert!(passwords.verify("x".to_owned(), None, soon).await.is_err());
+        assert!(started.elapsed() < Duration::from_millis(45));
+    }
+}

@@ -31,6 +31,29 @@ impl std::fmt::Debug for TokenIssuer {
     }
 }
 
+/// A signing key given as PKCS#8, PEM ("-----BEGIN PRIVATE KEY-----") or
+/// DER, as PKCS#8 DER; refused unless it is an Ed25519 key.
+pub fn pkcs8_der(given: &[u8]) -> Result<Vec<u8>, UsersError> {
+    let key = match std::str::from_utf8(given) {
+        Ok(pem) if pem.trim_start().starts_with("-----BEGIN") => {
+            SigningKey::from_pkcs8_pem(pem.trim())
+        }
+        _ => SigningKey::from_pkcs8_der(given),
+    }
+    .map_err(|e| UsersError::SigningKey(format!("not an Ed25519 PKCS#8 key: {e}")))?;
+    key.to_pkcs8_der()
+        .map(|der| der.as_bytes().to_vec())
+        .map_err(|e| UsersError::SigningKey(e.to_string()))
+}
+
+/// A stable key id for a key given from outside: the first 16 hex digits
+/// of the SHA-256 of its public key, so every replica names it alike.
+pub fn key_id(der: &[u8]) -> Result<String, UsersError> {
+    let key = SigningKey::from_pkcs8_der(der).map_err(|e| UsersError::SigningKey(e.to_string()))?;
+    let digest = Sha256::digest(key.verifying_key().as_bytes());
+    Ok(digest.iter().take(8).map(|b| format!("{b:02x}")).collect())
+}
+
 impl TokenIssuer {
     /// A new random key: its id and PKCS#8 DER.
     pub fn generate_key() -> Result<(String, Vec<u8>), UsersError> {

@@ -11,7 +11,9 @@ use shop_kit::{
     auth::{AUDIENCE, Claims, ISSUER, TokenVerifier},
 };
 use shop_proto::shop::users::v1::{self as pb, user_service_client::UserServiceClient};
-use shop_users::{Accounts, tokens::TokenIssuer};
+use shop_users::{
+    Accounts, passwords::HashingConfig, throttle::ThrottleConfig, tokens::TokenIssuer,
+};
 use tokio::net::TcpListener;
 
 const SERVICE_SECRET: &str = "the services' shared secret";
@@ -24,12 +26,17 @@ struct TestUsers {
 
 impl TestUsers {
     async fn start() -> Self {
+        Self::start_with(ThrottleConfig::default()).await
+    }
+
+    async fn start_with(throttle: ThrottleConfig) -> Self {
         let database = shop_kit::testing::TestDatabase::new("users").await;
         let url = database.url.clone();
         let accounts = Accounts::open(&url)
             .await
             .expect("open")
-            .with_service_secret(SERVICE_SECRET);
+            .with_service_secret(SERVICE_SECRET)
+            .with_limits(&HashingConfig::default(), &throttle);
         let app = shop_users::router(accounts.clone(), &HttpConfig::default(), &Shutdown::new())
             .await
             .expect("router");
@@ -39,7 +46,10 @@ impl TestUsers {
             listener,
             app,
             Shutdown::new(),
-            Duration::from_secs(1),
+            shop_kit::HttpConfig {
+                shutdown_grace_secs: 1,
+                ..Default::default()
+            },
         ));
         Self {
             addr,
@@ -405,4 +415,119 @@ async fn services_get_service_tokens_with_the_shared_secret_only() {
         disabled.issue_service_token("orders", ""),
         Err(shop_users::UsersError::ServiceTokensDisabled)
     ));
+}
+
+fn log_in(email: &str, password: &str) -> Value {
+    json!({"email": email, "password": password})
+}
+
+#[tokio::test]
+async fn failed_log_ins_lock_an_email_for_a_while_and_a_success_resets_them() {
+    let users = TestUsers::start_with(ThrottleConfig {
+        sign_in_failures: 3,
+        ..ThrottleConfig::default()
+    })
+    .await;
+    users.sign_up("ada@example.com").await;
+    // Two failures, then the right password: the count starts again.
+    for _ in 0..2 {
+        let (status, _) = users
+            .call("LogIn", log_in("ada@example.com", "guess 1"), None)
+            .await;
+        assert_eq!(status, 401);
+    }
+    let (status, _) = users
+        .call("LogIn", log_in("ada@example.com", "correct horse 9"), None)
+        .await;
+    assert_eq!(status, 200, "a success resets the failures");
+    for _ in 0..3 {
+        let (status, _) = users
+            .call("LogIn", log_in("ada@example.com", "guess 2"), None)
+            .await;
+        assert_eq!(status, 401);
+    }
+    // Locked now, even with the right password; an unknown email the same.
+    let (status, locked) = users
+        .call("LogIn", log_in("ada@example.com", "correct horse 9"), None)
+        .await;
+    assert_eq!(
+        (status, locked["code"].as_str()),
+        (429, Some("resource_exhausted")),
+        "{locked}"
+    );
+    for _ in 0..3 {
+        users
+            .call("LogIn", log_in("nobody@example.com", "guess"), None)
+            .await;
+    }
+    let (_, nobody) = users
+        .call("LogIn", log_in("nobody@example.com", "guess"), None)
+        .await;
+    assert_eq!(
+        nobody["message"], locked["message"],
+        "the same answer whether or not the account exists"
+    );
+    assert_eq!(
+        locked["details"][0]["type"].as_str(),
+        Some("google.rpc.RetryInfo"),
+        "{locked}"
+    );
+
+    // Over gRPC: resource_exhausted too, with the wait in retry-after.
+    let refused = users
+        .grpc()
+        .await
+        .log_in(pb::LogInRequest {
+            email: "ada@example.com".into(),
+            password: "correct horse 9".into(),
+        })
+        .await
+        .expect_err("locked");
+    assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
+    let wait: u64 = refused
+        .metadata()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("retry-after");
+    assert!((1..=60).contains(&wait), "{wait}");
+}
+
+#[tokio::test]
+async fn one_address_gets_a_burst_of_sign_in_attempts_then_waits() {
+    let users = TestUsers::start_with(ThrottleConfig {
+        sign_in_ip_burst: 4,
+        sign_in_ip_per_minute: 6,
+        ..ThrottleConfig::default()
+    })
+    .await;
+    let mut codes = Vec::new();
+    for i in 0..6 {
+        let (_, body) = users
+            .call(
+                "LogIn",
+                log_in(&format!("user{i}@example.com"), "guess"),
+                None,
+            )
+            .await;
+        codes.push(body["code"].as_str().unwrap_or("ok").to_owned());
+    }
+    assert_eq!(
+        codes,
+        [
+            "unauthenticated",
+            "unauthenticated",
+            "unauthenticated",
+            "unauthenticated",
+            "resource_exhausted",
+            "resource_exhausted"
+        ]
+    );
+    let (status, refused) = users
+        .call("Refresh", json!({"refreshToken": "x"}), None)
+        .await;
+    assert_eq!(
+        (status, refused["code"].as_str()),
+        (429, Some("resource_exhausted"))
+    );
 }

@@ -74,7 +74,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             port: u32::from(port),
             pem_cert: Vec::new(),
         })?;
-        shop_kit::server::serve(listener, app, shutdown, http.shutdown_grace()).await?;
+        shop_kit::server::serve(listener, app, shutdown, http).await?;
         Ok(())
     })
 }

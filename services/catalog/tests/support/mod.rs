@@ -71,7 +71,10 @@ impl TestCatalog {
             listener,
             app,
             shutdown.clone(),
-            Duration::from_secs(5),
+            shop_kit::HttpConfig {
+                shutdown_grace_secs: 5,
+                ..Default::default()
+            },
         ));
         Self {
             addr,

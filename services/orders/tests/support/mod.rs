@@ -102,7 +102,10 @@ async fn serve(app: axum::Router) -> SocketAddr {
         "127.0.0.1:0".parse().expect("addr"),
         app,
         Shutdown::new(),
-        Duration::from_secs(1),
+        &shop_kit::HttpConfig {
+            shutdown_grace_secs: 1,
+            ..Default::default()
+        },
     )
     .await
     .expect("start")
@@ -284,7 +287,10 @@ impl Shop {
                 "127.0.0.1:0".parse().expect("addr"),
                 app,
                 shutdown,
-                Duration::from_secs(1),
+                &shop_kit::HttpConfig {
+                    shutdown_grace_secs: 1,
+                    ..Default::default()
+                },
             )
             .await
             .expect("start")

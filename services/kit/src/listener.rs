@@ -1,0 +1,268 @@
+//! The listener: accepts connections and serves a router on each (HTTP/1.1
+//! and h2c), with the bounds a server facing strangers needs:
+//!
+//! - at most `max_connections` at once; beyond that the listener stops
+//!   accepting (the kernel's backlog holds the rest) until one closes;
+//! - an HTTP/1.1 request's headers must arrive within
+//!   `header_read_timeout` (a client trickling header lines is closed);
+//! - a connection with no request in flight for `idle_timeout` is closed
+//!   gracefully, whatever the protocol (an HTTP/2 peer answering pings is
+//!   still idle); a long stream (WatchOrder) is a request in flight, so it
+//!   lives as long as the client wants;
+//! - at most `max_streams_per_connection` concurrent HTTP/2 streams, and
+//!   HTTP/2 keep-alive pings that drop peers gone silent.
+
+use std::{
+    net::SocketAddr,
+    pin::{Pin, pin},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use axum::{Router, body::Body, extract::ConnectInfo};
+use bytes::Bytes;
+use http::Request;
+use http_body::{Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo, TokioTimer},
+    server::conn::auto,
+    service::TowerToHyperService,
+};
+use tokio::{net::TcpListener, sync::Semaphore, time::Instant};
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
+
+use crate::{HttpConfig, Shutdown, telemetry};
+
+/// HTTP/2 pings: how often, and how long an answer may take.
+const H2_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(20);
+const H2_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+/// After a graceful close is asked of an idle connection, how long it may
+/// take before it is dropped.
+const IDLE_CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+/// A service listening in the background.
+#[derive(Debug)]
+pub struct Running {
+    pub addr: SocketAddr,
+    pub task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Binds `addr` and serves `app` in the background until `shutdown`.
+pub async fn start(
+    addr: SocketAddr,
+    app: Router,
+    shutdown: Shutdown,
+    http: &HttpConfig,
+) -> std::io::Result<Running> {
+    let listener = TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let task = tokio::spawn(serve(listener, app, shutdown, http.clone()));
+    Ok(Running { addr, task })
+}
+
+/// Serves `app` on `listener` until `shutdown`: then stops accepting, lets
+/// in-flight requests finish, and gives up on the stragglers after the
+/// configured grace.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: Shutdown,
+    http: HttpConfig,
+) -> std::io::Result<()> {
+    telemetry::prometheus();
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(http.header_read_timeout())
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(http.max_streams_per_connection)
+        .keep_alive_interval(H2_KEEP_ALIVE_INTERVAL)
+        .keep_alive_timeout(H2_KEEP_ALIVE_TIMEOUT);
+    let builder = Arc::new(builder);
+    let slots = Arc::new(Semaphore::new(http.max_connections.max(1)));
+    let connections = TaskTracker::new();
+    loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot,
+            () = shutdown.requested() => break,
+        };
+        let Ok(slot) = slot else { break };
+        let (tcp, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors and the like: back off, go on.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = shutdown.requested() => break,
+        };
+        let _ = tcp.set_nodelay(true);
+        let connection = Connection {
+            app: app.clone(),
+            builder: builder.clone(),
+            shutdown: shutdown.clone(),
+            idle_timeout: http.idle_timeout(),
+        };
+        connections.spawn(async move {
+            connection.serve(TokioIo::new(tcp), remote).await;
+            drop(slot);
+        });
+    }
+    connections.close();
+    tokio::select! {
+        () = connections.wait() => {}
+        () = tokio::time::sleep(http.shutdown_grace()) => {
+            tracing::warn!(
+                grace_secs = http.shutdown_grace_secs,
+                "in-flight requests still running after the grace period; closing"
+            );
+        }
+    }
+    Ok(())
+}
+
+struct Connection {
+    app: Router,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    shutdown: Shutdown,
+    idle_timeout: Duration,
+}
+
+impl Connection {
+    async fn serve(self, io: TokioIo<tokio::net::TcpStream>, remote: SocketAddr) {
+        let activity = Arc::new(Activity::new());
+        let tracked = activity.clone();
+        let app = self.app;
+        let service = tower::service_fn(move |mut request: Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(remote));
+            let in_flight = InFlight::start(tracked.clone());
+            let app = app.clone();
+            async move {
+                let response = app.oneshot(request.map(Body::new)).await?;
+                Ok::<_, std::convert::Infallible>(response.map(|body| {
+                    Body::new(TrackedBody {
+                        inner: body,
+                        _in_flight: in_flight,
+                    })
+                }))
+            }
+        });
+        let connection = self
+            .builder
+            .serve_connection_with_upgrades(io, TowerToHyperService::new(service));
+        let mut connection = pin!(connection);
+        let idle = activity.idle_for(self.idle_timeout);
+        let mut idle = pin!(idle);
+        let mut closing = false;
+        tokio::select! {
+            _ = connection.as_mut() => return,
+            () = self.shutdown.requested() => {}
+            () = idle.as_mut() => closing = true,
+        }
+        connection.as_mut().graceful_shutdown();
+        if closing {
+            // An idle connection has nothing in flight: it may not linger.
+            let _ = tokio::time::timeout(IDLE_CLOSE_GRACE, connection).await;
+        } else {
+            let _ = connection.await;
+        }
+    }
+}
+
+/// Requests in flight on one connection, and when that last changed.
+struct Activity {
+    in_flight: AtomicUsize,
+    changed_at_ms: AtomicU64,
+    epoch: Instant,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            in_flight: AtomicUsize::new(0),
+            changed_at_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.changed_at_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Resolves once no request has been in flight for `timeout`.
+    async fn idle_for(&self, timeout: Duration) {
+        loop {
+            let changed = Duration::from_millis(self.changed_at_ms.load(Ordering::Relaxed));
+            let quiet_until = self.epoch + changed + timeout;
+            if self.in_flight.load(Ordering::Relaxed) == 0 && Instant::now() >= quiet_until {
+                return;
+            }
+            let next = if self.in_flight.load(Ordering::Relaxed) == 0 {
+                quiet_until
+            } else {
+                Instant::now() + timeout
+            };
+            tokio::time::sleep_until(next.max(Instant::now() + Duration::from_millis(10))).await;
+        }
+    }
+}
+
+/// Counts one request in flight until its response body is gone.
+struct InFlight(Arc<Activity>);
+
+impl InFlight {
+    fn start(activity: Arc<Activity>) -> Self {
+        activity.in_flight.fetch_add(1, Ordering::Relaxed);
+        activity.touch();
+        Self(activity)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+pin_project_lite::pin_project! {
+    struct TrackedBody {
+        #[pin]
+        inner: Body,
+        _in_flight: InFlight,
+    }
+}
+
+impl http_body::Body for TrackedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        self.project().inner.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
