@@ -10,7 +10,8 @@
 //!   still idle); a long stream (WatchOrder) is a request in flight, so it
 //!   lives as long as the client wants;
 //! - at most `max_streams_per_connection` concurrent HTTP/2 streams, and
-//!   HTTP/2 keep-alive pings that drop peers gone silent.
+//!   HTTP/2 keep-alive pings that drop peers gone silent;
+//! - request heads of at most 64 KiB.
 
 use std::{
     net::SocketAddr,
@@ -42,6 +43,9 @@ use crate::{HttpConfig, Shutdown, telemetry};
 /// HTTP/2 pings: how often, and how long an answer may take.
 const H2_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(20);
 const H2_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+/// HTTP/1.1 read buffer, and so the largest request head: 64 KiB (HTTP/2
+/// header lists are bounded by h2's own 16 KiB default).
+const MAX_HTTP1_BUFFER: usize = 64 * 1024;
 /// After a graceful close is asked of an idle connection, how long it may
 /// take before it is dropped.
 const IDLE_CLOSE_GRACE: Duration = Duration::from_secs(5);
@@ -81,6 +85,8 @@ pub async fn serve(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(http.header_read_timeout())
+        // A request head larger than this is refused (431), not buffered.
+        .max_buf_size(MAX_HTTP1_BUFFER)
         .keep_alive(true);
     builder
         .http2()
