@@ -272,3 +272,95 @@ impl http_body::Body for TrackedBody {
         self.inner.size_hint()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn server(http: HttpConfig) -> SocketAddr {
+        let slow = || async {
+            let chunks = async_stream_body().await;
+            Body::from_stream(chunks)
+        };
+        let app = Router::new()
+            .route("/ping", axum::routing::get(|| async { "pong" }))
+            .route("/slow", axum::routing::get(slow));
+        start("127.0.0.1:0".parse().expect("addr"), app, Shutdown::new(), &http)
+            .await
+            .expect("start")
+            .addr
+    }
+
+    /// A body whose one chunk comes after 2.5 s.
+    async fn async_stream_body()
+    -> impl futures::Stream<Item = Result<Bytes, std::convert::Infallible>> {
+        futures::stream::once(async {
+            tokio::time::sleep(Duration::from_millis(2500)).await;
+            Ok(Bytes::from_static(b"late"))
+        })
+    }
+
+    async fn ask(tcp: &mut tokio::net::TcpStream, path: &str) -> String {
+        tcp.write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
+            .await
+            .expect("write");
+        let mut answer = vec![0u8; 1024];
+        let n = tcp.read(&mut answer).await.expect("read");
+        String::from_utf8_lossy(&answer[..n]).into_owned()
+    }
+
+    #[tokio::test]
+    async fn connections_beyond_the_cap_wait_until_an_idle_one_is_closed() {
+        let addr = server(HttpConfig {
+            max_connections: 1,
+            idle_timeout_secs: 1,
+            ..HttpConfig::default()
+        })
+        .await;
+        let mut first = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        assert!(ask(&mut first, "/ping").await.contains("pong"));
+        // The only slot is taken: the second connection is not served yet.
+        let mut second = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        second
+            .write_all(b"GET /ping HTTP/1.1\r\nHost: t\r\n\r\n")
+            .await
+            .expect("write");
+        let mut answer = vec![0u8; 1024];
+        let early = tokio::time::timeout(Duration::from_millis(300), second.read(&mut answer)).await;
+        assert!(early.is_err(), "served beyond the cap");
+        // The first one goes idle, is closed, and the second is served.
+        let started = Instant::now();
+        let n = tokio::time::timeout(Duration::from_secs(5), second.read(&mut answer))
+            .await
+            .expect("served once the idle connection closed")
+            .expect("read");
+        assert!(String::from_utf8_lossy(&answer[..n]).contains("pong"));
+        assert!(started.elapsed() < Duration::from_secs(3));
+        let mut rest = [0u8; 16];
+        assert_eq!(first.read(&mut rest).await.expect("read"), 0, "idle one closed");
+    }
+
+    #[tokio::test]
+    async fn a_long_call_outlives_the_idle_timeout() {
+        let addr = server(HttpConfig {
+            idle_timeout_secs: 1,
+            ..HttpConfig::default()
+        })
+        .await;
+        let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        tcp.write_all(b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
+            .await
+            .expect("write");
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !String::from_utf8_lossy(&answer).contains("late") {
+            let n = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf))
+                .await
+                .expect("in time")
+                .expect("read");
+            assert!(n > 0, "closed mid-call: {}", String::from_utf8_lossy(&answer));
+            answer.extend_from_slice(&buf[..n]);
+        }
+    }
+}
