@@ -64,8 +64,12 @@ bench *ARGS:
 bench-smoke:
     bench/run.sh --smoke
 
+# Fuzz the kit's parsers with cargo-fuzz (nightly): each target SECONDS (default 60); `just fuzz 5 envelope` for one
+fuzz SECONDS="60" *TARGETS:
+    services/kit/fuzz/run.sh {{SECONDS}} {{TARGETS}}
+
 # What CI runs: tests (SQLite, PostgreSQL, NATS, the web app's), lint, interop, e2e, conformance
-ci: test test-postgres test-nats web-test lint interop e2e conformance bench-smoke
+ci: test test-postgres test-nats web-test lint interop e2e conformance bench-smoke (fuzz "5")
 
 # Install the npm tools the recipes use (buf, connect-node, protoc-gen-es)
 tools:

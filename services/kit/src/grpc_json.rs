@@ -202,21 +202,40 @@ enum Direction {
 impl Direction {
     fn transcode(&self, message: &[u8]) -> Result<Vec<u8>, tonic::Status> {
         match self {
-            Self::JsonToProto(descriptor) => {
-                let mut json = serde_json::Deserializer::from_slice(message);
-                let options = DeserializeOptions::new().deny_unknown_fields(false);
-                DynamicMessage::deserialize_with_options(descriptor.clone(), &mut json, &options)
-                    .map(|decoded| decoded.encode_to_vec())
-                    .map_err(|e| tonic::Status::invalid_argument(format!("unmarshal JSON: {e}")))
-            }
-            Self::ProtoToJson(descriptor) => DynamicMessage::decode(descriptor.clone(), message)
-                .map_err(|e| tonic::Status::internal(format!("re-encode as JSON: {e}")))
-                .and_then(|decoded| {
-                    serde_json::to_vec(&decoded)
-                        .map_err(|e| tonic::Status::internal(format!("re-encode as JSON: {e}")))
-                }),
+            Self::JsonToProto(descriptor) => json_to_proto(descriptor, message),
+            Self::ProtoToJson(descriptor) => proto_to_json(descriptor, message),
         }
     }
+}
+
+/// A JSON message (protobuf's JSON mapping) as protobuf bytes; a caller's
+/// bad JSON is invalid_argument.
+pub fn json_to_proto(
+    descriptor: &MessageDescriptor,
+    json: &[u8],
+) -> Result<Vec<u8>, tonic::Status> {
+    let mut deserializer = serde_json::Deserializer::from_slice(json);
+    let options = DeserializeOptions::new().deny_unknown_fields(false);
+    let decoded =
+        DynamicMessage::deserialize_with_options(descriptor.clone(), &mut deserializer, &options)
+            .map_err(|e| tonic::Status::invalid_argument(format!("unmarshal JSON: {e}")))?;
+    deserializer
+        .end()
+        .map_err(|e| tonic::Status::invalid_argument(format!("unmarshal JSON: {e}")))?;
+    Ok(decoded.encode_to_vec())
+}
+
+/// Protobuf bytes (our own answer) as JSON.
+pub fn proto_to_json(
+    descriptor: &MessageDescriptor,
+    proto: &[u8],
+) -> Result<Vec<u8>, tonic::Status> {
+    DynamicMessage::decode(descriptor.clone(), proto)
+        .map_err(|e| tonic::Status::internal(format!("re-encode as JSON: {e}")))
+        .and_then(|decoded| {
+            serde_json::to_vec(&decoded)
+                .map_err(|e| tonic::Status::internal(format!("re-encode as JSON: {e}")))
+        })
 }
 
 pin_project_lite::pin_project! {

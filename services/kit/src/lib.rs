@@ -17,6 +17,7 @@ pub mod deadline;
 pub mod downstream;
 pub mod drain;
 pub mod encoding;
+pub mod envelope;
 pub mod events;
 pub mod grpc_json;
 pub mod grpc_limits;

@@ -286,10 +286,15 @@ mod tests {
         let app = Router::new()
             .route("/ping", axum::routing::get(|| async { "pong" }))
             .route("/slow", axum::routing::get(slow));
-        start("127.0.0.1:0".parse().expect("addr"), app, Shutdown::new(), &http)
-            .await
-            .expect("start")
-            .addr
+        start(
+            "127.0.0.1:0".parse().expect("addr"),
+            app,
+            Shutdown::new(),
+            &http,
+        )
+        .await
+        .expect("start")
+        .addr
     }
 
     /// A body whose one chunk comes after 2.5 s.
@@ -327,7 +332,8 @@ mod tests {
             .await
             .expect("write");
         let mut answer = vec![0u8; 1024];
-        let early = tokio::time::timeout(Duration::from_millis(300), second.read(&mut answer)).await;
+        let early =
+            tokio::time::timeout(Duration::from_millis(300), second.read(&mut answer)).await;
         assert!(early.is_err(), "served beyond the cap");
         // The first one goes idle, is closed, and the second is served.
         let started = Instant::now();
@@ -338,7 +344,11 @@ mod tests {
         assert!(String::from_utf8_lossy(&answer[..n]).contains("pong"));
         assert!(started.elapsed() < Duration::from_secs(3));
         let mut rest = [0u8; 16];
-        assert_eq!(first.read(&mut rest).await.expect("read"), 0, "idle one closed");
+        assert_eq!(
+            first.read(&mut rest).await.expect("read"),
+            0,
+            "idle one closed"
+        );
     }
 
     #[tokio::test]
@@ -359,7 +369,11 @@ mod tests {
                 .await
                 .expect("in time")
                 .expect("read");
-            assert!(n > 0, "closed mid-call: {}", String::from_utf8_lossy(&answer));
+            assert!(
+                n > 0,
+                "closed mid-call: {}",
+                String::from_utf8_lossy(&answer)
+            );
             answer.extend_from_slice(&buf[..n]);
         }
     }

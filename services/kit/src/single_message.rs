@@ -22,6 +22,7 @@ use tower::{Layer, Service};
 
 use crate::{
     connect_errors::error_response,
+    envelope::{self, Next},
     protocol::{RpcName, content_type},
 };
 
@@ -87,21 +88,19 @@ enum Count {
 fn count_envelopes(body: &[u8]) -> Count {
     let mut rest = body;
     let mut count = 0;
-    while !rest.is_empty() {
-        if rest.len() < 5 {
-            return Count::Unknown;
+    loop {
+        match envelope::next(rest) {
+            Next::Empty => return if count == 0 { Count::None } else { Count::One },
+            Next::Whole(_, after) if count == 0 => {
+                count = 1;
+                rest = after;
+            }
+            Next::Whole(..) => return Count::Several,
+            // A second envelope's header is already one too many.
+            Next::Partial { needed: Some(_) } if count == 1 => return Count::Several,
+            Next::Partial { .. } => return Count::Unknown,
         }
-        let length = u32::from_be_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;
-        count += 1;
-        if count > 1 {
-            return Count::Several;
-        }
-        if rest.len() < 5 + length {
-            return Count::Unknown;
-        }
-        rest = &rest[5 + length..];
     }
-    if count == 0 { Count::None } else { Count::One }
 }
 
 impl<S> Service<Request<Body>> for SingleMessage<S>
@@ -169,9 +168,8 @@ mod tests {
     use super::*;
 
     fn envelope(payload: &[u8]) -> Vec<u8> {
-        let mut framed = vec![0];
-        framed.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-        framed.extend_from_slice(payload);
+        let mut framed = Vec::new();
+        envelope::frame(0, payload, &mut framed);
         framed
     }
 

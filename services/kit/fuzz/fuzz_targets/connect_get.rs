@@ -1,0 +1,48 @@
+//! Connect GET: any query string on a GET route the kit registers (with
+//! `shop_kit::connect_get`, behind connectrpc-axum's layer) is answered
+//! with 200 or a Connect error, never a panic or a 5xx.
+#![no_main]
+
+use std::sync::OnceLock;
+
+use axum::{Router, body::Body};
+use connectrpc_axum::{MakeServiceBuilder, prelude::*};
+use libfuzzer_sys::fuzz_target;
+use tower::ServiceExt;
+
+type Text = connectrpc_axum::pbjson_types::StringValue;
+
+async fn echo(ConnectRequest(text): ConnectRequest<Text>) -> Result<ConnectResponse<Text>, ConnectError> {
+    Ok(ConnectResponse::new(text))
+}
+
+fn router() -> &'static Router {
+    static ROUTER: OnceLock<Router> = OnceLock::new();
+    ROUTER.get_or_init(|| {
+        let routes: Router = shop_kit::connect_get::<Text, Text, _, _, _>("/fuzz.v1.Echo/Echo", echo);
+        MakeServiceBuilder::new()
+            .receive_max_bytes(64 * 1024)
+            .add_router(routes)
+            .build()
+    })
+}
+
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime")
+    })
+}
+
+fuzz_target!(|query: &str| {
+    let Ok(uri) = format!("/fuzz.v1.Echo/Echo?{query}").parse::<http::Uri>() else {
+        return;
+    };
+    let request = http::Request::get(uri).body(Body::empty()).expect("request");
+    let response = runtime()
+        .block_on(router().clone().oneshot(request))
+        .expect("infallible");
+    assert!(!response.status().is_server_error(), "{query:?} -> {}", response.status());
+});

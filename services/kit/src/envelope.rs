@@ -1,0 +1,104 @@
+//! The 5-byte message envelope gRPC, gRPC-Web and Connect streaming share:
+//! one flags byte, a big-endian u32 length, then that many bytes.
+
+/// Flags: the payload is compressed.
+pub const COMPRESSED: u8 = 0x01;
+/// Flags: Connect's end-of-stream message.
+pub const END_STREAM: u8 = 0x02;
+/// Flags: gRPC-Web's trailers frame.
+pub const TRAILERS: u8 = 0x80;
+
+/// The size of an envelope's header.
+pub const HEADER_LEN: usize = 5;
+
+/// One whole envelope, borrowed from the buffer it was read from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Envelope<'a> {
+    pub flags: u8,
+    pub payload: &'a [u8],
+}
+
+/// What the front of a buffer holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Next<'a> {
+    /// A whole envelope, and the bytes after it.
+    Whole(Envelope<'a>, &'a [u8]),
+    /// The start of one; more bytes must come. `needed` is its full size
+    /// once the header is known.
+    Partial { needed: Option<usize> },
+    /// Nothing at all.
+    Empty,
+}
+
+/// Reads the envelope at the front of `buf`.
+pub fn next(buf: &[u8]) -> Next<'_> {
+    if buf.is_empty() {
+        return Next::Empty;
+    }
+    let Some(header) = buf.get(..HEADER_LEN) else {
+        return Next::Partial { needed: None };
+    };
+    let length = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
+    let needed = HEADER_LEN.saturating_add(length);
+    match (buf.get(HEADER_LEN..needed), buf.get(needed..)) {
+        (Some(payload), Some(rest)) => Next::Whole(
+            Envelope {
+                flags: header[0],
+                payload,
+            },
+            rest,
+        ),
+        _ => Next::Partial {
+            needed: Some(needed),
+        },
+    }
+}
+
+/// Appends `payload` to `out` as one envelope with `flags`. A payload over
+/// 4 GiB cannot be framed; callers bound messages far below that.
+pub fn frame(flags: u8, payload: &[u8], out: &mut Vec<u8>) {
+    let length = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+    out.reserve(HEADER_LEN + payload.len());
+    out.push(flags);
+    out.extend_from_slice(&length.to_be_bytes());
+    out.extend_from_slice(payload);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_and_reads_back() {
+        let mut buf = Vec::new();
+        frame(0, b"one", &mut buf);
+        frame(END_STREAM, b"", &mut buf);
+        let Next::Whole(first, rest) = next(&buf) else {
+            panic!("whole")
+        };
+        assert_eq!((first.flags, first.payload), (0, &b"one"[..]));
+        let Next::Whole(second, rest) = next(rest) else {
+            panic!("whole")
+        };
+        assert_eq!(
+            (second.flags, second.payload, rest),
+            (END_STREAM, &b""[..], &b""[..])
+        );
+        assert_eq!(next(rest), Next::Empty);
+    }
+
+    #[test]
+    fn partial_envelopes_wait() {
+        assert_eq!(next(&[0, 0]), Next::Partial { needed: None });
+        assert_eq!(
+            next(&[0, 0, 0, 0, 9, 1]),
+            Next::Partial { needed: Some(14) }
+        );
+        assert_eq!(
+            next(&[0, 0xff, 0xff, 0xff, 0xff]),
+            Next::Partial {
+                needed: Some(5 + u32::MAX as usize)
+            }
+        );
+    }
+}
