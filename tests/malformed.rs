@@ -17,6 +17,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use launched::Shop;
+use shop_kit::envelope::Next;
 
 /// How one request goes out.
 enum Send {
@@ -53,14 +54,20 @@ struct Case {
 }
 
 fn envelope(flags: u8, payload: &[u8]) -> Vec<u8> {
-    let mut framed = vec![flags];
-    framed.extend_from_slice(
-        &u32::try_from(payload.len())
-            .unwrap_or(u32::MAX)
-            .to_be_bytes(),
-    );
-    framed.extend_from_slice(payload);
+    let mut framed = Vec::new();
+    shop_kit::envelope::frame(flags, payload, &mut framed);
     framed
+}
+
+/// The payload of the first envelope whose flags have `flag`.
+fn flagged_payload(mut body: &[u8], flag: u8) -> Option<&[u8]> {
+    while let Next::Whole(found, rest) = shop_kit::envelope::next(body) {
+        if found.flags & flag != 0 {
+            return Some(found.payload);
+        }
+        body = rest;
+    }
+    None
 }
 
 fn gzip(data: &[u8]) -> Vec<u8> {
@@ -723,21 +730,16 @@ async fn send_connect(
         .is_some_and(|ct| ct.as_bytes().starts_with(b"application/connect+"));
     let bytes = response.bytes().await.expect("body");
     let error: serde_json::Value = if is_stream {
-        // The end-of-stream message: the last envelope, flag 0x02.
-        let mut rest = &bytes[..];
-        let mut last = serde_json::Value::Null;
-        while rest.len() >= 5 {
-            let len = u32::from_be_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;
-            let payload = rest.get(5..5 + len).unwrap_or_default();
-            if rest[0] & 0x02 != 0 {
-                last = serde_json::from_slice::<serde_json::Value>(payload)
+        // The end-of-stream message.
+        flagged_payload(&bytes, shop_kit::envelope::END_STREAM).map_or(
+            serde_json::Value::Null,
+            |payload| {
+                serde_json::from_slice::<serde_json::Value>(payload)
                     .ok()
                     .and_then(|end| end.get("error").cloned())
-                    .unwrap_or_else(|| serde_json::json!({"code": "ok"}));
-            }
-            rest = rest.get(5 + len..).unwrap_or_default();
-        }
-        last
+                    .unwrap_or_else(|| serde_json::json!({"code": "ok"}))
+            },
+        )
     } else {
         serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null)
     };
@@ -807,22 +809,14 @@ async fn send_grpc_web(
     } else {
         bytes.to_vec()
     };
-    let mut rest = &bytes[..];
-    while rest.len() >= 5 {
-        let len = u32::from_be_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;
-        let payload = rest.get(5..5 + len).unwrap_or_default();
-        if rest[0] & 0x80 != 0 {
-            let text = String::from_utf8_lossy(payload);
-            if let Some(code) = text
-                .split("\r\n")
-                .filter_map(|l| l.split_once(':'))
-                .find(|(k, _)| k.trim().eq_ignore_ascii_case("grpc-status"))
-                .and_then(|(_, v)| v.trim().parse().ok())
-            {
-                return Answer::Grpc(code);
-            }
-        }
-        rest = rest.get(5 + len..).unwrap_or_default();
+    let trailers = flagged_payload(&bytes, shop_kit::envelope::TRAILERS).unwrap_or_default();
+    let code = String::from_utf8_lossy(trailers)
+        .split("\r\n")
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("grpc-status"))
+        .and_then(|(_, v)| v.trim().parse().ok());
+    if let Some(code) = code {
+        return Answer::Grpc(code);
     }
     Answer::Http(0)
 }

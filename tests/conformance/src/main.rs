@@ -58,6 +58,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             limit => limit as usize,
         },
         shutdown_grace_secs: 3,
+        ..HttpConfig::default()
     };
     tokio::runtime::Runtime::new()?.block_on(async move {
         let shutdown = Shutdown::on_signals();
