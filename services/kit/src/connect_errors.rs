@@ -96,9 +96,16 @@ pub fn bound_message(message: &str) -> Option<String> {
     Some(format!("{}...", &message[..end]))
 }
 
-/// Cuts a Connect unary error's message (a JSON body on a non-200 answer)
-/// to [`MAX_ERROR_MESSAGE_BYTES`]. Use with `axum::middleware::map_response`.
-pub async fn bound_connect_error(response: Response) -> Response {
+/// How connectrpc-axum words a request body it could not read.
+const BODY_READ_FAILED: &str = "failed to read request body:";
+
+/// Corrects a Connect unary error (a JSON body on a non-200 answer) on its
+/// way out: its message is cut to [`MAX_ERROR_MESSAGE_BYTES`], and a
+/// request body that could not be read (corrupt gzip, broken chunked
+/// framing) is the caller's fault, invalid_argument as in connect-go, where
+/// connectrpc-axum 0.2.3 says internal. Use with
+/// `axum::middleware::map_response`.
+pub async fn correct_connect_error(response: Response) -> Response {
     let is_json_error = response.status() != http::StatusCode::OK
         && response
             .headers()
@@ -120,14 +127,23 @@ pub async fn bound_connect_error(response: Response) -> Response {
         Ok(error) => error,
         Err(_) => return Response::from_parts(parts, axum::body::Body::from(bytes)),
     };
-    let Some(short) = error
+    let message = error
         .get("message")
         .and_then(|m| m.as_str())
-        .and_then(bound_message)
-    else {
+        .unwrap_or_default();
+    let unreadable = error.get("code").and_then(|c| c.as_str()) == Some(Code::Internal.as_str())
+        && message.starts_with(BODY_READ_FAILED);
+    let short = bound_message(message);
+    if !unreadable && short.is_none() {
         return Response::from_parts(parts, axum::body::Body::from(bytes));
-    };
-    error["message"] = serde_json::Value::String(short);
+    }
+    if let Some(short) = short {
+        error["message"] = serde_json::Value::String(short);
+    }
+    if unreadable {
+        error["code"] = serde_json::Value::from(Code::InvalidArgument.as_str());
+        parts.status = http::StatusCode::BAD_REQUEST;
+    }
     let body = serde_json::to_vec(&error).unwrap_or_default();
     parts.headers.remove(http::header::CONTENT_LENGTH);
     Response::from_parts(parts, axum::body::Body::from(body))
@@ -182,7 +198,7 @@ mod tests {
     #[tokio::test]
     async fn connect_error_bodies_are_bounded() {
         let long = ConnectError::new(Code::InvalidArgument, "x".repeat(1 << 20)).into_response();
-        let bounded = bound_connect_error(long).await;
+        let bounded = correct_connect_error(long).await;
         assert_eq!(bounded.status(), http::StatusCode::BAD_REQUEST);
         let body = http_body_util::BodyExt::collect(bounded.into_body())
             .await
@@ -191,6 +207,32 @@ mod tests {
         assert!(body.len() < 400, "{}", body.len());
         let error: serde_json::Value = serde_json::from_slice(&body).expect("json");
         assert_eq!(error["code"], "invalid_argument");
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_request_body_is_the_callers_fault() {
+        let unreadable = ConnectError::new(
+            Code::Internal,
+            format!("{BODY_READ_FAILED} Invalid gzip header"),
+        )
+        .into_response();
+        let corrected = correct_connect_error(unreadable).await;
+        assert_eq!(corrected.status(), http::StatusCode::BAD_REQUEST);
+        let body = http_body_util::BodyExt::collect(corrected.into_body())
+            .await
+            .expect("body")
+            .to_bytes();
+        let error: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(error["code"], "invalid_argument");
+        assert_eq!(
+            error["message"],
+            "failed to read request body: Invalid gzip header"
+        );
+        let ours = ConnectError::new(Code::Internal, "internal error").into_response();
+        assert_eq!(
+            correct_connect_error(ours).await.status(),
+            http::StatusCode::INTERNAL_SERVER_ERROR
+        );
     }
 
     #[test]

@@ -171,7 +171,7 @@ impl RpcServer {
             .layer(ResponseMetadataLayer)
             .layer(ConnectEncodingLayer)
             .layer(axum::middleware::map_response(
-                connect_errors::bound_connect_error,
+                connect_errors::correct_connect_error,
             ));
 
         // tonic's own services speak no Connect: bridge them.
