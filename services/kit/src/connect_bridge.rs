@@ -15,7 +15,7 @@ use axum::{
     body::Body,
     response::{IntoResponse, Response},
 };
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use connectrpc_axum::prelude::{Code, ConnectError};
 use futures::future::BoxFuture;
 use http::{HeaderMap, HeaderValue, Request, StatusCode, header::CONTENT_TYPE};
@@ -26,6 +26,7 @@ use tower::{Service, ServiceExt};
 use crate::{
     connect_errors::{code_name, grpc_message},
     deadline::{BadTimeout, CONNECT_TIMEOUT_MS, grpc_timeout_value, parse_connect_timeout},
+    envelope,
     protocol::{Protocol, content_type, is_connect_streaming},
 };
 
@@ -152,15 +153,8 @@ async fn to_grpc(
             )
         })?
         .to_bytes();
-    let mut framed = BytesMut::with_capacity(message.len() + 5);
-    framed.extend_from_slice(&[0]);
-    framed.extend_from_slice(
-        &u32::try_from(message.len())
-            .unwrap_or(u32::MAX)
-            .to_be_bytes(),
-    );
-    framed.extend_from_slice(&message);
-    Ok(Request::from_parts(parts, Body::from(framed.freeze())))
+    let framed = envelope::framed(0, &message);
+    Ok(Request::from_parts(parts, Body::from(framed)))
 }
 
 /// The status a gRPC answer ended with, from its trailers (or headers).
@@ -223,16 +217,7 @@ fn end_stream_frame(outcome: Option<(i32, String)>) -> Bytes {
             serde_json::json!({"error": {"code": "unknown", "message": "the stream ended without a status"}})
         }
     };
-    let payload = end.to_string();
-    let mut frame = BytesMut::with_capacity(payload.len() + 5);
-    frame.extend_from_slice(&[0x02]);
-    frame.extend_from_slice(
-        &u32::try_from(payload.len())
-            .unwrap_or(u32::MAX)
-            .to_be_bytes(),
-    );
-    frame.extend_from_slice(payload.as_bytes());
-    frame.freeze()
+    envelope::framed(envelope::END_STREAM, end.to_string().as_bytes())
 }
 
 fn stream_from_grpc<B>(response: Response<B>, json: bool) -> Response

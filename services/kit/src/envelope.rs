@@ -1,6 +1,8 @@
 //! The 5-byte message envelope gRPC, gRPC-Web and Connect streaming share:
 //! one flags byte, a big-endian u32 length, then that many bytes.
 
+use bytes::{BufMut, Bytes, BytesMut};
+
 /// Flags: the payload is compressed.
 pub const COMPRESSED: u8 = 0x01;
 /// Flags: Connect's end-of-stream message.
@@ -54,14 +56,29 @@ pub fn next(buf: &[u8]) -> Next<'_> {
     }
 }
 
+/// Splits the envelope at the front of `pending` off it, header and
+/// payload, if it is there whole; a partial one stays for more bytes.
+pub fn split_whole(pending: &mut BytesMut) -> Option<BytesMut> {
+    match next(pending) {
+        Next::Whole(found, _) => Some(pending.split_to(HEADER_LEN + found.payload.len())),
+        Next::Partial { .. } | Next::Empty => None,
+    }
+}
+
 /// Appends `payload` to `out` as one envelope with `flags`. A payload over
 /// 4 GiB cannot be framed; callers bound messages far below that.
-pub fn frame(flags: u8, payload: &[u8], out: &mut Vec<u8>) {
+pub fn frame(flags: u8, payload: &[u8], out: &mut impl BufMut) {
     let length = u32::try_from(payload.len()).unwrap_or(u32::MAX);
-    out.reserve(HEADER_LEN + payload.len());
-    out.push(flags);
-    out.extend_from_slice(&length.to_be_bytes());
-    out.extend_from_slice(payload);
+    out.put_u8(flags);
+    out.put_u32(length);
+    out.put_slice(payload);
+}
+
+/// `payload` as one envelope with `flags`.
+pub fn framed(flags: u8, payload: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(HEADER_LEN + payload.len());
+    frame(flags, payload, &mut out);
+    out.freeze()
 }
 
 #[cfg(test)]
@@ -85,6 +102,17 @@ mod tests {
             (END_STREAM, &b""[..], &b""[..])
         );
         assert_eq!(next(rest), Next::Empty);
+    }
+
+    #[test]
+    fn whole_envelopes_split_off_partial_ones_stay() {
+        let mut pending = BytesMut::new();
+        frame(0, b"ab", &mut pending);
+        pending.extend_from_slice(&[0, 0, 0]);
+        let whole = split_whole(&mut pending).expect("whole");
+        assert_eq!(&whole[..], &framed(0, b"ab")[..]);
+        assert_eq!(split_whole(&mut pending), None);
+        assert_eq!(&pending[..], &[0, 0, 0]);
     }
 
     #[test]

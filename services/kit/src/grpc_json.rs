@@ -20,11 +20,10 @@ use prost::Message;
 use prost_reflect::{DescriptorPool, DeserializeOptions, DynamicMessage, MessageDescriptor};
 use tower::{Layer, Service};
 
-use crate::protocol::{RpcName, content_type};
-
-/// Envelope flags.
-const COMPRESSED: u8 = 0x01;
-const GRPC_WEB_TRAILERS: u8 = 0x80;
+use crate::{
+    envelope,
+    protocol::{RpcName, content_type},
+};
 
 /// Builds a descriptor pool from encoded `FileDescriptorSet`s; files that
 /// several sets share are added once.
@@ -259,22 +258,16 @@ impl<B> Transcode<B> {
         max_message_bytes: usize,
     ) -> Result<Bytes, tonic::Status> {
         let mut out = BytesMut::new();
-        while pending.len() >= 5 {
-            let length =
-                u32::from_be_bytes([pending[1], pending[2], pending[3], pending[4]]) as usize;
-            if pending.len() < 5 + length {
-                break;
-            }
-            let envelope = pending.split_to(5 + length);
-            let flags = envelope[0];
-            let compressed = flags & COMPRESSED != 0;
+        while let Some(whole) = envelope::split_whole(pending) {
+            let flags = whole[0];
+            let compressed = flags & envelope::COMPRESSED != 0;
             // Trailers (gRPC-Web) and messages we cannot open pass as they are;
             // tonic reports the latter precisely.
-            if flags & GRPC_WEB_TRAILERS != 0 || (compressed && !gzip) {
-                out.extend_from_slice(&envelope);
+            if flags & envelope::TRAILERS != 0 || (compressed && !gzip) {
+                out.extend_from_slice(&whole);
                 continue;
             }
-            let mut message = envelope.freeze().slice(5..);
+            let mut message = whole.freeze().slice(envelope::HEADER_LEN..);
             if compressed {
                 let mut plain = Vec::new();
                 flate2::read::GzDecoder::new(&message[..])
@@ -288,14 +281,7 @@ impl<B> Transcode<B> {
                     "message larger than {max_message_bytes} bytes"
                 )));
             }
-            let transcoded = to.transcode(&message)?;
-            out.extend_from_slice(&[0]);
-            out.extend_from_slice(
-                &u32::try_from(transcoded.len())
-                    .unwrap_or(u32::MAX)
-                    .to_be_bytes(),
-            );
-            out.extend_from_slice(&transcoded);
+            envelope::frame(0, &to.transcode(&message)?, &mut out);
         }
         Ok(out.freeze())
     }
@@ -361,10 +347,7 @@ mod tests {
     }
 
     fn envelope(flags: u8, payload: &[u8]) -> BytesMut {
-        let mut framed = BytesMut::from(&[flags][..]);
-        framed.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-        framed.extend_from_slice(payload);
-        framed
+        BytesMut::from(&envelope::framed(flags, payload)[..])
     }
 
     #[test]

@@ -23,6 +23,7 @@ use tower::{Layer, Service};
 
 use crate::{
     connect_errors::code_name,
+    envelope,
     protocol::{Protocol, RpcName, content_type, is_rpc_method},
 };
 
@@ -223,8 +224,13 @@ impl CodeSniffer {
 
     fn on_data(&mut self, data: &Bytes) {
         match self {
-            Self::GrpcWebTrailerFrame if data.first().is_some_and(|flags| flags & 0x80 != 0) => {
-                let text = String::from_utf8_lossy(data.get(5..).unwrap_or_default());
+            Self::GrpcWebTrailerFrame
+                if data
+                    .first()
+                    .is_some_and(|flags| flags & envelope::TRAILERS != 0) =>
+            {
+                let text =
+                    String::from_utf8_lossy(data.get(envelope::HEADER_LEN..).unwrap_or_default());
                 let code = text
                     .split("\r\n")
                     .filter_map(|line| line.split_once(':'))
@@ -233,18 +239,23 @@ impl CodeSniffer {
                     .map_or("unknown", code_name);
                 *self = Self::Known(code);
             }
-            Self::ConnectEndStream if data.first().is_some_and(|flags| flags & 0x02 != 0) => {
-                let code =
-                    serde_json::from_slice::<serde_json::Value>(data.get(5..).unwrap_or_default())
-                        .ok()
-                        .and_then(|end| end.get("error").cloned())
-                        .map_or("ok".to_owned(), |error| {
-                            error
-                                .get("code")
-                                .and_then(|c| c.as_str())
-                                .unwrap_or("unknown")
-                                .to_owned()
-                        });
+            Self::ConnectEndStream
+                if data
+                    .first()
+                    .is_some_and(|flags| flags & envelope::END_STREAM != 0) =>
+            {
+                let code = serde_json::from_slice::<serde_json::Value>(
+                    data.get(envelope::HEADER_LEN..).unwrap_or_default(),
+                )
+                .ok()
+                .and_then(|end| end.get("error").cloned())
+                .map_or("ok".to_owned(), |error| {
+                    error
+                        .get("code")
+                        .and_then(|c| c.as_str())
+                        .unwrap_or("unknown")
+                        .to_owned()
+                });
                 *self = Self::Known(intern_code(&code));
             }
             Self::ConnectUnaryError { body, .. } if body.len() < ERROR_BODY_LIMIT => {

@@ -22,7 +22,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, request::Parts
 use http_body::{Body, Frame, SizeHint};
 use tower::{Layer, Service};
 
-use crate::protocol::content_type;
+use crate::{envelope, protocol::content_type};
 
 #[derive(Debug, Default)]
 struct Metadata {
@@ -233,25 +233,19 @@ impl<B: Body<Data = Bytes>> Body for MetadataBody<B> {
 /// end-of-stream message's `metadata`.
 fn complete_envelopes(pending: &mut BytesMut, metadata: &ResponseMetadata) -> Bytes {
     let mut out = BytesMut::new();
-    while pending.len() >= 5 {
-        let length = u32::from_be_bytes([pending[1], pending[2], pending[3], pending[4]]) as usize;
-        if pending.len() < 5 + length {
-            break;
-        }
-        let envelope = pending.split_to(5 + length);
-        let flags = envelope[0];
-        let is_plain_end_stream = flags == 0x02;
+    while let Some(whole) = envelope::split_whole(pending) {
+        let is_plain_end_stream = whole[0] == envelope::END_STREAM;
         if !is_plain_end_stream {
-            out.extend_from_slice(&envelope);
+            out.extend_from_slice(&whole);
             continue;
         }
         let trailers = metadata.take_trailers();
         if trailers.is_empty() {
-            out.extend_from_slice(&envelope);
+            out.extend_from_slice(&whole);
             continue;
         }
         let mut end: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_slice(&envelope[5..]).unwrap_or_default();
+            serde_json::from_slice(&whole[envelope::HEADER_LEN..]).unwrap_or_default();
         let entry = end
             .entry("metadata")
             .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
@@ -265,14 +259,9 @@ fn complete_envelopes(pending: &mut BytesMut, metadata: &ResponseMetadata) -> By
                 }
             }
         }
-        let payload = serde_json::to_vec(&end).unwrap_or_else(|_| envelope[5..].to_vec());
-        out.extend_from_slice(&[0x02]);
-        out.extend_from_slice(
-            &u32::try_from(payload.len())
-                .unwrap_or(u32::MAX)
-                .to_be_bytes(),
-        );
-        out.extend_from_slice(&payload);
+        let payload =
+            serde_json::to_vec(&end).unwrap_or_else(|_| whole[envelope::HEADER_LEN..].to_vec());
+        envelope::frame(envelope::END_STREAM, &payload, &mut out);
     }
     out.freeze()
 }
@@ -282,10 +271,7 @@ mod tests {
     use super::*;
 
     fn end_stream(json: &str) -> BytesMut {
-        let mut frame = BytesMut::from(&[0x02][..]);
-        frame.extend_from_slice(&(json.len() as u32).to_be_bytes());
-        frame.extend_from_slice(json.as_bytes());
-        frame
+        BytesMut::from(&envelope::framed(envelope::END_STREAM, json.as_bytes())[..])
     }
 
     #[test]
