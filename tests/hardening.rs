@@ -315,3 +315,22 @@ async fn the_demo_account_only_where_it_is_safe() {
         "a shop others can reach has no demo account"
     );
 }
+
+#[tokio::test]
+async fn the_signing_key_can_come_from_a_file() {
+    let (_, der) = shop_users::tokens::TokenIssuer::generate_key().expect("key");
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("signing-key.der");
+    std::fs::write(&file, &der).expect("write");
+    let kid = shop_users::tokens::key_id(&der).expect("kid");
+    let file_arg = file.display().to_string();
+    let shop = Shop::serve("users", &["--signing-key-file", &file_arg]).await;
+    let jwks: serde_json::Value =
+        reqwest::get(format!("{}/.well-known/jwks.json", shop.url("users")))
+            .await
+            .expect("jwks")
+            .json()
+            .await
+            .expect("json");
+    assert_eq!(jwks["keys"][0]["kid"], kid.as_str(), "{jwks}");
+}

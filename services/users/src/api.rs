@@ -139,9 +139,12 @@ pub async fn get_me(
 }
 
 pub async fn issue_service_token(
+    ClientIp(ip): ClientIp,
     State(state): State<AppState>,
     ConnectRequest(request): ConnectRequest<pb::IssueServiceTokenRequest>,
 ) -> Result<ConnectResponse<pb::IssueServiceTokenResponse>, ConnectError> {
+    // A secret anyone may try to guess: counted like a sign-in.
+    state.accounts.attempt_from(ip)?;
     let (access_token, expires_in_seconds) = state
         .accounts
         .issue_service_token(&request.service_name, &request.service_secret)?;

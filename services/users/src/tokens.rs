@@ -122,3 +122,31 @@ pub fn secret_hash(secret: &str) -> String {
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use ed25519_dalek::pkcs8::{EncodePrivateKey, spki::der::pem::LineEnding};
+
+    use super::*;
+
+    #[test]
+    fn a_given_key_is_read_as_pem_or_der_and_named_by_its_public_key() {
+        let (_, der) = TokenIssuer::generate_key().expect("key");
+        let key = SigningKey::from_pkcs8_der(&der).expect("der");
+        let pem = key.to_pkcs8_pem(LineEnding::LF).expect("pem");
+        assert_eq!(pkcs8_der(&der).expect("from DER"), der);
+        assert_eq!(pkcs8_der(pem.as_bytes()).expect("from PEM"), der);
+        let kid = key_id(&der).expect("kid");
+        assert_eq!(kid.len(), 16);
+        assert_eq!(key_id(&der).expect("kid"), kid, "the same key, the same id");
+        let (_, other) = TokenIssuer::generate_key().expect("key");
+        assert_ne!(key_id(&other).expect("kid"), kid);
+        for garbage in [
+            &b""[..],
+            b"-----BEGIN PRIVATE KEY-----\nnope\n-----END PRIVATE KEY-----",
+            b"\x30\x03\x02\x01\x00",
+        ] {
+            assert!(matches!(pkcs8_der(garbage), Err(UsersError::SigningKey(_))));
+        }
+    }
+}
