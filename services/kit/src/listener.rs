@@ -297,11 +297,14 @@ mod tests {
         .addr
     }
 
-    /// A body whose one chunk comes after 2.5 s.
+    /// How long `/slow` takes to send its one chunk.
+    const SLOW: Duration = Duration::from_millis(1500);
+
+    /// A body whose one chunk comes after [`SLOW`].
     async fn async_stream_body()
     -> impl futures::Stream<Item = Result<Bytes, std::convert::Infallible>> {
         futures::stream::once(async {
-            tokio::time::sleep(Duration::from_millis(2500)).await;
+            tokio::time::sleep(SLOW).await;
             Ok(Bytes::from_static(b"late"))
         })
     }
@@ -348,6 +351,50 @@ mod tests {
             first.read(&mut rest).await.expect("read"),
             0,
             "idle one closed"
+        );
+    }
+
+    #[tokio::test]
+    async fn http2_calls_beyond_the_stream_cap_wait_their_turn() {
+        use http_body_util::{BodyExt, Empty};
+        let addr = server(HttpConfig {
+            max_streams_per_connection: 1,
+            ..HttpConfig::default()
+        })
+        .await;
+        let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let (sender, connection) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+                .await
+                .expect("h2 handshake");
+        tokio::spawn(connection);
+        // One call first, so the client has the server's settings.
+        let ping = Request::get(format!("http://{addr}/ping"))
+            .body(Empty::<Bytes>::new())
+            .expect("request");
+        sender.clone().send_request(ping).await.expect("ping");
+        let started = Instant::now();
+        let calls = (0..2).map(|_| {
+            let mut sender = sender.clone();
+            async move {
+                let request = Request::get(format!("http://{addr}/slow"))
+                    .body(Empty::<Bytes>::new())
+                    .expect("request");
+                let response = sender.send_request(request).await.expect("response");
+                response
+                    .into_body()
+                    .collect()
+                    .await
+                    .expect("body")
+                    .to_bytes()
+            }
+        });
+        let bodies = futures::future::join_all(calls).await;
+        assert!(bodies.iter().all(|b| &b[..] == b"late"));
+        assert!(
+            started.elapsed() >= SLOW * 2 - Duration::from_millis(100),
+            "two calls ran at once on a one-stream connection: {:?}",
+            started.elapsed()
         );
     }
 
