@@ -87,7 +87,8 @@ pub fn grpc_timeout_value(timeout: Duration) -> HeaderValue {
 
 /// Parses a `grpc-timeout` value: up to 8 digits and a unit (H, M, S, m, u, n).
 pub fn parse_grpc_timeout(value: &str) -> Option<Duration> {
-    if value.len() < 2 || value.len() > 9 {
+    // ASCII only: the unit is the last byte, and must be a whole character.
+    if value.len() < 2 || value.len() > 9 || !value.is_ascii() {
         return None;
     }
     let (digits, unit) = value.split_at(value.len() - 1);
@@ -247,6 +248,13 @@ mod tests {
         for bad in ["", "m", "10", "123456789S", "1x", "-1S", "1.5S"] {
             assert_eq!(parse_grpc_timeout(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_multibyte_last_character_is_refused_not_split() {
+        // Found by `just fuzz` (timeouts): "222222Ӕ" split inside the "Ӕ".
+        assert_eq!(parse_grpc_timeout("222222\u{4d4}"), None);
+        assert_eq!(parse_grpc_timeout("1\u{e9}"), None);
     }
 
     #[test]
