@@ -38,6 +38,10 @@ impl From<CatalogError> for ConnectError {
             CatalogError::DuplicateSku { .. } => {
                 ConnectError::new(Code::AlreadyExists, error.to_string())
             }
+            CatalogError::CorruptRecord { .. } => {
+                tracing::error!(%error, "catalog record unreadable");
+                ConnectError::new(Code::Internal, "internal error")
+            }
             CatalogError::Database(db) => {
                 tracing::error!(error = %db, "catalog database error");
                 ConnectError::new(Code::Unavailable, "the catalog database is unavailable")

@@ -274,6 +274,18 @@ pub fn stock_items(lines: &[(String, i32)]) -> Result<Vec<(String, i32)>, Catalo
 mod tests {
     use super::*;
 
+    #[test]
+    fn stored_reservation_statuses_are_known_or_refused() {
+        for status in [
+            ReservationStatus::Reserved,
+            ReservationStatus::Released,
+            ReservationStatus::Committed,
+        ] {
+            assert_eq!(ReservationStatus::parse(status.as_str()), Some(status));
+        }
+        assert_eq!(ReservationStatus::parse("refunded"), None);
+    }
+
     fn field_of(error: CatalogError) -> &'static str {
         match error {
             CatalogError::InvalidArgument { field, .. } => field,

@@ -128,10 +128,14 @@ async fn reservation_status(
     db: &impl ConnectionTrait,
     id: &str,
 ) -> Result<Option<ReservationStatus>, CatalogError> {
-    Ok(reservation::Entity::find_by_id(id.to_owned())
+    reservation::Entity::find_by_id(id.to_owned())
         .one(db)
         .await?
-        .and_then(|row| ReservationStatus::parse(&row.status)))
+        .map(|row| {
+            ReservationStatus::parse(&row.status)
+                .ok_or_else(|| CatalogError::corrupt("status", &row.status))
+        })
+        .transpose()
 }
 
 impl From<product::Model> for Product {

@@ -31,7 +31,9 @@ impl From<OrdersError> for ConnectError {
             OrdersError::Unavailable { .. } => {
                 ConnectError::new(Code::Unavailable, error.to_string())
             }
-            OrdersError::MalformedEvent(_) | OrdersError::Events(_) => {
+            OrdersError::MalformedEvent(_)
+            | OrdersError::Events(_)
+            | OrdersError::CorruptRecord { .. } => {
                 tracing::error!(%error, "orders events error");
                 ConnectError::new(Code::Internal, "the orders service failed")
             }

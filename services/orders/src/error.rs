@@ -23,6 +23,10 @@ pub enum OrdersError {
     #[error("malformed order event: {0}")]
     MalformedEvent(String),
 
+    /// A stored value this code does not know: never guessed at.
+    #[error("stored {column} {value:?} is not a known value")]
+    CorruptRecord { column: &'static str, value: String },
+
     #[error("events: {0}")]
     Events(#[from] shop_kit::events::EventsError),
 
@@ -31,6 +35,13 @@ pub enum OrdersError {
 }
 
 impl OrdersError {
+    pub fn corrupt(column: &'static str, value: &str) -> Self {
+        Self::CorruptRecord {
+            column,
+            value: value.chars().take(32).collect(),
+        }
+    }
+
     pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
         Self::InvalidArgument {
             field,

@@ -8,7 +8,10 @@ use serde::{Deserialize, Serialize};
 use shop_kit::events::{Delivery, Event, Subscription};
 use tokio::sync::broadcast;
 
-use crate::domain::{Line, Order, OrderStatus};
+use crate::{
+    domain::{Line, Order, OrderStatus},
+    error::OrdersError,
+};
 
 /// Orders' name on events and in its event tables.
 pub const SERVICE: &str = "orders";
@@ -65,8 +68,8 @@ impl OrderSnapshot {
         }
     }
 
-    pub fn into_order(self, version: i64) -> Order {
-        Order {
+    pub fn into_order(self, version: i64) -> Result<Order, OrdersError> {
+        Ok(Order {
             id: self.id,
             user_id: self.user_id,
             lines: self
@@ -81,12 +84,12 @@ impl OrderSnapshot {
                 .collect(),
             currency_code: self.currency_code,
             total_minor_units: self.total_minor_units,
-            status: OrderStatus::parse(&self.status),
+            status: OrderStatus::parse(&self.status)?,
             cancel_reason: self.cancel_reason,
             created_at_ms: self.created_at_ms,
             updated_at_ms: self.updated_at_ms,
             version: version.max(1),
-        }
+        })
     }
 }
 
@@ -111,7 +114,9 @@ pub fn order_event(order: &Order, traceparent: &str) -> Event {
 pub fn order_of(event: &Event) -> Result<Order, String> {
     let snapshot: OrderSnapshot =
         serde_json::from_value(event.data.clone()).map_err(|e| e.to_string())?;
-    Ok(snapshot.into_order(event.version))
+    snapshot
+        .into_order(event.version)
+        .map_err(|e| e.to_string())
 }
 
 /// Order changes for this process's WatchOrder streams, from the events.

@@ -119,11 +119,11 @@ mod order_history {
 /// The consumer that keeps the order history.
 const HISTORY_CONSUMER: &str = "order-history";
 
-fn assemble(row: order::Model, items: &[order_item::Model]) -> Order {
+fn assemble(row: order::Model, items: &[order_item::Model]) -> Result<Order, OrdersError> {
     let mut lines: Vec<&order_item::Model> =
         items.iter().filter(|i| i.order_id == row.id).collect();
     lines.sort_by_key(|i| i.line);
-    Order {
+    Ok(Order {
         lines: lines
             .into_iter()
             .map(|i| Line {
@@ -137,12 +137,12 @@ fn assemble(row: order::Model, items: &[order_item::Model]) -> Order {
         user_id: row.user_id,
         currency_code: row.currency_code,
         total_minor_units: row.total_minor_units,
-        status: OrderStatus::parse(&row.status),
+        status: OrderStatus::parse(&row.status)?,
         cancel_reason: row.cancel_reason,
         created_at_ms: row.created_at_ms,
         updated_at_ms: row.updated_at_ms,
         version: row.version,
-    }
+    })
 }
 
 /// A saga as stored, with what its steps need besides the order.
@@ -190,7 +190,7 @@ impl Store {
             .filter(order_item::Column::OrderId.is_in(rows.iter().map(|r| r.id.as_str())))
             .all(&self.db)
             .await?;
-        Ok(rows.into_iter().map(|row| assemble(row, &items)).collect())
+        rows.into_iter().map(|row| assemble(row, &items)).collect()
     }
 
     pub async fn by_key(&self, user_id: &str, key: &str) -> Result<Option<Order>, OrdersError> {
@@ -299,7 +299,8 @@ impl Store {
         };
         let stored = StoredSaga {
             saga: Saga {
-                step: Step::parse(&row.step).unwrap_or(Step::Done),
+                step: Step::parse(&row.step)
+                    .ok_or_else(|| OrdersError::corrupt("step", &row.step))?,
                 attempts: u32::try_from(row.attempts).unwrap_or(0),
                 deadline_at_ms: row.deadline_at_ms,
                 cancel_requested: row.cancel_requested,
@@ -501,7 +502,7 @@ impl Store {
             .map(|row| {
                 let items: Vec<events::ItemSnapshot> = serde_json::from_str(&row.items)
                     .map_err(|e| OrdersError::MalformedEvent(e.to_string()))?;
-                Ok(OrderSnapshot {
+                OrderSnapshot {
                     id: row.order_id,
                     user_id: row.user_id,
                     status: row.status,
@@ -512,7 +513,7 @@ impl Store {
                     created_at_ms: row.created_at_ms,
                     updated_at_ms: row.updated_at_ms,
                 }
-                .into_order(row.version))
+                .into_order(row.version)
             })
             .collect::<Result<Vec<_>, _>>()
             .map(|orders| (orders, more))

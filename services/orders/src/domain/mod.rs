@@ -28,11 +28,14 @@ impl OrderStatus {
         }
     }
 
-    pub fn parse(stored: &str) -> Self {
+    /// A stored (or published) status; anything else is a corrupt record,
+    /// never read as pending.
+    pub fn parse(stored: &str) -> Result<Self, OrdersError> {
         match stored {
-            "confirmed" => Self::Confirmed,
-            "cancelled" => Self::Cancelled,
-            _ => Self::Pending,
+            "pending" => Ok(Self::Pending),
+            "confirmed" => Ok(Self::Confirmed),
+            "cancelled" => Ok(Self::Cancelled),
+            other => Err(OrdersError::corrupt("status", other)),
         }
     }
 
@@ -205,6 +208,24 @@ pub fn decode_cursor(token: &str) -> Result<Option<Cursor>, OrdersError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_statuses_and_steps_are_read_strictly() {
+        assert_eq!(
+            OrderStatus::parse("confirmed").ok(),
+            Some(OrderStatus::Confirmed)
+        );
+        for unknown in ["", "Pending", "shipped"] {
+            assert!(matches!(
+                OrderStatus::parse(unknown),
+                Err(OrdersError::CorruptRecord {
+                    column: "status",
+                    ..
+                })
+            ));
+            assert_eq!(saga::Step::parse(unknown), None, "{unknown:?}");
+        }
+    }
 
     fn priced(name: &str, currency: &str, cents: i64) -> Priced {
         Priced {
