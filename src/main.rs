@@ -370,6 +370,12 @@ fn main() -> ExitCode {
 }
 
 async fn run(mut cli: Cli) -> anyhow::Result<()> {
+    // The browser app comes from the gateway: its origin, wherever the
+    // gateway was moved to, may call the services (unless told otherwise).
+    if cli.shop.http.cors_origins.is_empty() {
+        cli.shop.http.cors_origins =
+            HttpConfig::gateway_origins(cli.shop.host, cli.shop.gateway_port);
+    }
     if cli.shop.service_secret.is_none() {
         cli.shop.service_secret = Some(uuid::Uuid::new_v4().simple().to_string());
     }

@@ -340,3 +340,50 @@ async fn the_signing_key_can_come_from_a_file() {
             .expect("json");
     assert_eq!(jwks["keys"][0]["kid"], kid.as_str(), "{jwks}");
 }
+
+#[tokio::test]
+async fn with_every_port_moved_the_gateways_origin_may_call_every_service() {
+    let shop = Shop::whole(&[]).await;
+    let gateway_origin = shop.url("gateway");
+    let client = reqwest::Client::new();
+    let preflight = |service: &str, origin: &str| {
+        client
+            .request(
+                reqwest::Method::OPTIONS,
+                format!(
+                    "{}/shop.catalog.v1.CatalogService/ListProducts",
+                    shop.url(service)
+                ),
+            )
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "content-type,connect-protocol-version",
+            )
+            .send()
+    };
+    for service in launched::SERVICES {
+        let allowed = preflight(service, &gateway_origin)
+            .await
+            .expect("preflight");
+        assert_eq!(
+            allowed
+                .headers()
+                .get("access-control-allow-origin")
+                .and_then(|v| v.to_str().ok()),
+            Some(gateway_origin.as_str()),
+            "{service} refuses the gateway's origin"
+        );
+        let elsewhere = preflight(service, "http://evil.example")
+            .await
+            .expect("preflight");
+        assert!(
+            elsewhere
+                .headers()
+                .get("access-control-allow-origin")
+                .is_none(),
+            "{service} allows any origin"
+        );
+    }
+}

@@ -24,7 +24,7 @@ target=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,s
 gateway="http://127.0.0.1:$base"
 "$target/release/shop" --data-dir "$data" --gateway-port "$base" --users-port $((base + 1)) \
   --catalog-port $((base + 2)) --orders-port $((base + 3)) --payments-port $((base + 4)) \
-  --cors-origins "$gateway" >"$log" 2>&1 &
+  >"$log" 2>&1 &
 shop=$!
 trap 'kill $shop 2>/dev/null; wait $shop 2>/dev/null; rm -rf "$data"' EXIT
 for _ in $(seq 1 150); do

@@ -9,14 +9,10 @@ pub const DEFAULT_MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 #[derive(Clone, Debug, clap::Args)]
 pub struct HttpConfig {
     /// Browser origins allowed to call the services directly (CORS), comma
-    /// separated; `*` allows any origin.
-    #[arg(
-        long,
-        global = true,
-        env = "SHOP_CORS_ORIGINS",
-        value_delimiter = ',',
-        default_value = "http://localhost:8080,http://127.0.0.1:8080,http://localhost:5173"
-    )]
+    /// separated; `*` allows any origin. Default: the gateway's own origins
+    /// as configured (its port on localhost, 127.0.0.1 and --host) and the
+    /// web app's dev server (http://localhost:5173).
+    #[arg(long, global = true, env = "SHOP_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
 
     /// Largest accepted request message in bytes (after decompression for
@@ -69,7 +65,25 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 2048;
 /// HTTP/2 streams per connection, by default.
 pub const DEFAULT_MAX_STREAMS: u32 = 256;
 
+/// The web app's dev server (`just web`'s Vite), allowed by default.
+pub const DEV_SERVER_ORIGIN: &str = "http://localhost:5173";
+
 impl HttpConfig {
+    /// The origins a browser loads the web app from when the gateway
+    /// listens on `host`:`port`: its own, and the dev server's. What
+    /// `cors_origins` becomes when none were given.
+    pub fn gateway_origins(host: std::net::IpAddr, port: u16) -> Vec<String> {
+        let mut origins = vec![
+            format!("http://localhost:{port}"),
+            format!("http://127.0.0.1:{port}"),
+        ];
+        if !host.is_unspecified() && !host.is_loopback() {
+            origins.push(format!("http://{}", std::net::SocketAddr::new(host, port)));
+        }
+        origins.push(DEV_SERVER_ORIGIN.to_owned());
+        origins
+    }
+
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_secs)
     }
