@@ -8,6 +8,7 @@ use std::{
 };
 
 use clap::{Args, Parser, Subcommand};
+use secrecy::{ExposeSecret, SecretSlice, SecretString};
 
 /// mimalloc instead of glibc's malloc: glibc keeps the large blocks a burst
 /// of password hashes frees (19 MiB each, in per-thread arenas) resident
@@ -155,7 +156,7 @@ struct ShopArgs {
         hide_env_values = true,
         global = true
     )]
-    service_secret: Option<String>,
+    service_secret: Option<SecretString>,
 
     /// NATS server for the services' events (JetStream), e.g.
     /// nats://localhost:4222 (default: events stay in this process).
@@ -192,7 +193,7 @@ struct ShopArgs {
         global = true,
         conflicts_with = "signing_key_file"
     )]
-    signing_key: Option<String>,
+    signing_key: Option<SecretString>,
 
     #[command(flatten)]
     hashing: shop_users::passwords::HashingConfig,
@@ -242,7 +243,7 @@ impl ShopArgs {
             (Some(file), _) => Some(std::fs::read(file).map_err(|e| {
                 anyhow::anyhow!("cannot read the signing key {}: {e}", file.display())
             })?),
-            (None, Some(pem)) => Some(pem.clone().into_bytes()),
+            (None, Some(pem)) => Some(pem.expose_secret().as_bytes().to_vec()),
             (None, None) => None,
         };
         Ok(shop_users::Config {
@@ -254,7 +255,7 @@ impl ShopArgs {
             ),
             demo_data: self.demo_account(whole_shop),
             service_secret: self.service_secret.clone().unwrap_or_default(),
-            signing_key,
+            signing_key: signing_key.map(SecretSlice::from),
             hashing: self.hashing.clone(),
             throttle: self.throttle.clone(),
             http: self.http.clone(),
@@ -377,7 +378,7 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
             HttpConfig::gateway_origins(cli.shop.host, cli.shop.gateway_port);
     }
     if cli.shop.service_secret.is_none() {
-        cli.shop.service_secret = Some(uuid::Uuid::new_v4().simple().to_string());
+        cli.shop.service_secret = Some(uuid::Uuid::new_v4().simple().to_string().into());
     }
     let shutdown = Shutdown::on_signals();
     // Every service has its own database: a DATABASE_URL only makes sense

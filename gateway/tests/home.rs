@@ -194,7 +194,7 @@ impl Shop {
                 users_url: users_url.clone(),
                 catalog_url: catalog_url.clone(),
                 payments_url,
-                service_secret: SECRET.to_owned(),
+                service_secret: SECRET.into(),
             },
             Broker::InProcess,
             shop_orders::SagaPolicy::default(),

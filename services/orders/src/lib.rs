@@ -76,7 +76,7 @@ impl Orders {
         let store = Store::new(db.clone());
         let token = Arc::new(ServiceToken::new(
             &peers.users_url,
-            &peers.service_secret,
+            peers.service_secret.clone(),
             policy.call_timeout,
         )?);
         let catalog = Catalog::new(&peers.catalog_url, token.clone(), policy.call_timeout)?;

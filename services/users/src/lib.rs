@@ -18,6 +18,7 @@ use std::{
 
 use axum::{Router, routing::get};
 use sea_orm::DatabaseConnection;
+use secrecy::{ExposeSecret, SecretString};
 use shop_kit::server::Running;
 use shop_kit::{
     HttpConfig, Readiness, RpcServer, Shutdown, auth::JWKS_PATH, connect_get, grpc_defaults,
@@ -27,6 +28,7 @@ use shop_migrations::MigratorTrait;
 use shop_proto::shop::users::v1::{
     self as pb, Session, user_service_connect::UserServiceTonicCompatibleBuilder,
 };
+use subtle::ConstantTimeEq;
 
 pub use error::UsersError;
 
@@ -128,8 +130,13 @@ impl Accounts {
             .service_secret_hash
             .as_deref()
             .ok_or(UsersError::ServiceTokensDisabled)?;
-        // Hashes are compared, so the time taken says nothing about the secret.
-        if tokens::secret_hash(secret) != expected {
+        // Hashes are compared, in constant time: the time taken says
+        // nothing about the secret.
+        let matches: bool = tokens::secret_hash(secret)
+            .as_bytes()
+            .ct_eq(expected.as_bytes())
+            .into();
+        if !matches {
             return Err(UsersError::WrongServiceSecret);
         }
         let subject = format!("{}{name}", shop_kit::auth::SERVICE_SUBJECT_PREFIX);
@@ -291,12 +298,12 @@ pub struct Config {
     /// Create the demo account in an empty database.
     pub demo_data: bool,
     /// The secret the shop's services share to get service tokens; empty
-    /// disables service tokens.
-    pub service_secret: String,
+    /// disables service tokens. Never printed.
+    pub service_secret: SecretString,
     /// The key access tokens are signed with (PKCS#8, PEM or DER), for
     /// deployments that keep it out of the database; `None` keeps it in the
     /// database, created on first start.
-    pub signing_key: Option<Vec<u8>>,
+    pub signing_key: Option<secrecy::SecretSlice<u8>>,
     pub hashing: HashingConfig,
     pub throttle: ThrottleConfig,
     pub http: HttpConfig,
@@ -330,8 +337,8 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<Running, StartE
     };
     let signing_key = config
         .signing_key
-        .as_deref()
-        .map(tokens::pkcs8_der)
+        .as_ref()
+        .map(|key| tokens::pkcs8_der(key.expose_secret()))
         .transpose()?;
     let db = shop_kit::database::connect(&config.database_url)
         .await
@@ -339,7 +346,7 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<Running, StartE
     let accounts = Accounts::migrate(db, signing_key.as_deref())
         .await
         .map_err(database_error)?
-        .with_service_secret(&config.service_secret)
+        .with_service_secret(config.service_secret.expose_secret())
         .with_limits(&config.hashing, &config.throttle);
     if config.demo_data {
         match accounts
@@ -357,4 +364,27 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<Running, StartE
             addr: config.addr,
             source,
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printing_the_config_shows_no_secret() {
+        let config = Config {
+            addr: "127.0.0.1:8081".parse().expect("addr"),
+            database_url: "sqlite://data/users.db".to_owned(),
+            demo_data: false,
+            service_secret: "hunter2-service-secret".into(),
+            signing_key: Some(b"private key bytes".to_vec().into()),
+            hashing: HashingConfig::default(),
+            throttle: ThrottleConfig::default(),
+            http: HttpConfig::default(),
+        };
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(!printed.contains("112, 114, 105"), "{printed}");
+        assert!(printed.contains("REDACTED"), "{printed}");
+    }
 }

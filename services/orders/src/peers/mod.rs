@@ -28,8 +28,8 @@ pub struct PeerUrls {
     pub users_url: String,
     pub catalog_url: String,
     pub payments_url: String,
-    /// SHOP_SERVICE_SECRET, traded for service tokens.
-    pub service_secret: String,
+    /// SHOP_SERVICE_SECRET, traded for service tokens. Never printed.
+    pub service_secret: secrecy::SecretString,
 }
 
 /// A lazily connected channel to `url`.

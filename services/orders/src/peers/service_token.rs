@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use secrecy::{ExposeSecret, SecretString};
 use shop_kit::downstream::{Downstream, Retry};
 use shop_proto::shop::users::v1::{
     IssueServiceTokenRequest, user_service_client::UserServiceClient,
@@ -20,16 +21,20 @@ const SERVICE_NAME: &str = "orders";
 pub struct ServiceToken {
     users: UserServiceClient<Channel>,
     downstream: Downstream,
-    secret: String,
+    secret: SecretString,
     current: Mutex<Option<(String, Instant)>>,
 }
 
 impl ServiceToken {
-    pub fn new(users_url: &str, secret: &str, timeout: Duration) -> Result<Self, OrdersError> {
+    pub fn new(
+        users_url: &str,
+        secret: SecretString,
+        timeout: Duration,
+    ) -> Result<Self, OrdersError> {
         Ok(Self {
             users: UserServiceClient::new(super::channel(users_url, "users_url", timeout)?),
             downstream: super::downstream("users", timeout),
-            secret: secret.to_owned(),
+            secret,
             current: Mutex::new(None),
         })
     }
@@ -48,7 +53,7 @@ impl ServiceToken {
             .call(Retry::Safe, None, |budget| {
                 let mut request = tonic::Request::new(IssueServiceTokenRequest {
                     service_name: SERVICE_NAME.to_owned(),
-                    service_secret: self.secret.clone(),
+                    service_secret: self.secret.expose_secret().to_owned(),
                 });
                 request.set_timeout(budget);
                 let mut users = self.users.clone();

@@ -249,7 +249,7 @@ impl Shop {
                 users_url,
                 catalog_url,
                 payments_url,
-                service_secret: SECRET.to_owned(),
+                service_secret: SECRET.into(),
             },
             options,
             orders_db: TestDatabase::new("orders").await,
