@@ -141,32 +141,20 @@ impl Downstream {
     }
 
     fn breaker(&self) -> Breaker {
-        *self
-            .inner
+        *self.lock_breaker()
+    }
+
+    fn lock_breaker(&self) -> std::sync::MutexGuard<'_, Breaker> {
+        self.inner
             .breaker
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn set_breaker(&self, state: Breaker) {
-        let open = matches!(state, Breaker::Open { .. });
-        *self
-            .inner
-            .breaker
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = state;
-        metrics::gauge!("shop_downstream_breaker_open", "downstream" => self.inner.name.clone())
-            .set(if open { 1.0 } else { 0.0 });
-    }
-
     /// Whether the breaker lets a call through now (taking the probe slot
     /// when half-open).
     fn admit(&self) -> bool {
-        let mut breaker = self
-            .inner
-            .breaker
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut breaker = self.lock_breaker();
         let now = Instant::now();
         let cooldown = self.inner.policy.breaker_cooldown;
         let (admitted, next) = match *breaker {
@@ -182,9 +170,12 @@ impl Downstream {
         admitted
     }
 
+    /// Counts an outcome: read and written under one lock, so failures
+    /// that end at once are all counted.
     fn record(&self, outcome: Result<(), Code>) {
         let infrastructure = matches!(outcome, Err(code) if is_infrastructure_failure(code));
-        let next = match (self.breaker(), infrastructure) {
+        let mut breaker = self.lock_breaker();
+        let next = match (*breaker, infrastructure) {
             (_, false) => Breaker::Closed { failures: 0 },
             (Breaker::Closed { failures }, true)
                 if failures + 1 < self.inner.policy.breaker_threshold =>
@@ -200,7 +191,15 @@ impl Downstream {
                 }
             }
         };
-        self.set_breaker(next);
+        let changed_openness =
+            matches!(next, Breaker::Open { .. }) != matches!(*breaker, Breaker::Open { .. });
+        *breaker = next;
+        drop(breaker);
+        if changed_openness {
+            let open = matches!(next, Breaker::Open { .. });
+            metrics::gauge!("shop_downstream_breaker_open", "downstream" => self.inner.name.clone())
+                .set(if open { 1.0 } else { 0.0 });
+        }
     }
 
     fn backoff(&self, retry: u32) -> Duration {
@@ -339,6 +338,43 @@ mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
 
     use super::*;
+
+    #[test]
+    fn failures_ending_at_once_are_all_counted() {
+        // 8 threads each record 50 failures: 400 against a threshold of 400
+        // must open the breaker, exactly as 400 in a row do.
+        let downstream = Downstream::new(
+            "concurrent",
+            DownstreamPolicy {
+                breaker_threshold: 400,
+                breaker_cooldown: Duration::from_secs(60),
+                ..policy()
+            },
+        );
+        std::thread::scope(|threads| {
+            for _ in 0..8 {
+                threads.spawn(|| {
+                    for _ in 0..50 {
+                        downstream.record(Err(Code::Unavailable));
+                    }
+                });
+            }
+        });
+        assert!(downstream.is_open(), "{:?}", downstream.breaker());
+        let sequential = Downstream::new(
+            "sequential",
+            DownstreamPolicy {
+                breaker_threshold: 400,
+                ..policy()
+            },
+        );
+        for _ in 0..399 {
+            sequential.record(Err(Code::Unavailable));
+        }
+        assert!(!sequential.is_open(), "one short of the threshold");
+        sequential.record(Err(Code::Unavailable));
+        assert!(sequential.is_open());
+    }
 
     fn policy() -> DownstreamPolicy {
         DownstreamPolicy {
