@@ -46,13 +46,10 @@ pub struct BadUrl {
 }
 
 fn channel(url: &str, name: &'static str) -> Result<Channel, BadUrl> {
-    Ok(Channel::from_shared(url.to_owned())
-        .map_err(|e| BadUrl {
-            name,
-            reason: e.to_string(),
-        })?
-        .connect_timeout(Duration::from_secs(2))
-        .connect_lazy())
+    shop_kit::downstream::channel(url, Duration::from_secs(2)).map_err(|e| BadUrl {
+        name,
+        reason: e.to_string(),
+    })
 }
 
 fn forwarded<T>(message: T, bearer: &str, budget: Duration) -> tonic::Request<T> {

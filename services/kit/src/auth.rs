@@ -138,6 +138,15 @@ async fn fetch_text(url: &str) -> Result<String, String> {
     String::from_utf8(body.to_bytes().to_vec()).map_err(|e| e.to_string())
 }
 
+/// The token of an `Authorization: Bearer <token>` header (the scheme's
+/// case does not matter), the one way every part of the shop reads it.
+pub fn bearer_token(headers: &http::HeaderMap) -> Option<&str> {
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
 /// Subjects of the shop's own services start with this; users' ids never do.
 pub const SERVICE_SUBJECT_PREFIX: &str = "service:";
 
@@ -210,18 +219,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
             .extensions
             .get::<TokenVerifier>()
             .ok_or_else(|| ConnectError::new_internal("this service does not verify tokens"))?;
-        let token = parts
-            .headers
-            .get(http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .ok_or_else(|| {
-                ConnectError::new_unauthenticated("sign in: this call needs an access token")
-            })?;
+        let token = bearer_token(&parts.headers).ok_or_else(|| {
+            ConnectError::new_unauthenticated("sign in: this call needs an access token")
+        })?;
         match verifier.verify(token) {
             Ok(claims) => Ok(Self {
                 user_id: claims.sub,
@@ -290,6 +290,25 @@ mod tests {
             nbf: now() - 1,
             iat: now() - 1,
         }
+    }
+
+    #[test]
+    fn bearer_tokens_are_read_one_way() {
+        let headers = |value: &'static str| {
+            let mut headers = http::HeaderMap::new();
+            headers.insert(
+                http::header::AUTHORIZATION,
+                http::HeaderValue::from_static(value),
+            );
+            headers
+        };
+        assert_eq!(bearer_token(&headers("Bearer abc")), Some("abc"));
+        assert_eq!(bearer_token(&headers("bearer  abc ")), Some("abc"));
+        assert_eq!(bearer_token(&headers("BEARER abc")), Some("abc"));
+        for refused in ["Basic YTpi", "Bearer", "Bearer ", "Bearerabc"] {
+            assert_eq!(bearer_token(&headers(refused)), None, "{refused:?}");
+        }
+        assert_eq!(bearer_token(&http::HeaderMap::new()), None);
     }
 
     #[test]

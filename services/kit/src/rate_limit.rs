@@ -18,7 +18,10 @@ use tower_governor::{
     key_extractor::{KeyExtractor, PeerIpKeyExtractor},
 };
 
-use crate::{auth::TokenVerifier, connect_errors::error_response};
+use crate::{
+    auth::{TokenVerifier, bearer_token},
+    connect_errors::error_response,
+};
 
 /// The limits; each is a sustained rate per second and a burst.
 #[derive(Clone, Debug, clap::Args)]
@@ -59,11 +62,7 @@ impl KeyExtractor for CallerKeyExtractor {
     type Key = (bool, u64);
 
     fn extract<T>(&self, request: &http::Request<T>) -> Result<Self::Key, GovernorError> {
-        let subject = request
-            .headers()
-            .get(http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+        let subject = bearer_token(request.headers())
             .and_then(|token| self.verifier.verify(token).ok())
             .map(|claims| claims.sub);
         let mut hasher = DefaultHasher::new();

@@ -34,12 +34,8 @@ pub struct PeerUrls {
 
 /// A lazily connected channel to `url`.
 fn channel(url: &str, field: &'static str, timeout: Duration) -> Result<Channel, OrdersError> {
-    Ok(Channel::from_shared(url.to_owned())
-        .map_err(|e| OrdersError::invalid(field, e.to_string()))?
-        .connect_timeout(timeout)
-        // No channel-wide timeout: each call's budget comes from the
-        // client stack (and a tower timeout would surface as `cancelled`).
-        .connect_lazy())
+    shop_kit::downstream::channel(url, timeout)
+        .map_err(|e| OrdersError::invalid(field, e.to_string()))
 }
 
 /// The client stack for one peer (deadlines, retries when safe, breaker,
