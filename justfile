@@ -20,7 +20,7 @@ test-postgres:
 test-nats:
     tests/nats/run.sh
 
-# Build the browser app into web-client/dist (the gateway serves it at http://localhost:8080/)
+# Build the browser app into web-client/dist, for `shop --web-dir web-client/dist` (cargo builds it into the binary anyway)
 web:
     cd web-client && npm install --no-audit --no-fund --loglevel=error && npm run build
 

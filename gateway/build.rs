@@ -1,8 +1,9 @@
-//! Builds the browser app (../web-client) into web-client/dist whenever its
-//! sources change, so the README's `cargo run --release` serves a current
-//! app with no extra step. Needs Node and npm. Without them, or if the npm
-//! build fails, the gateway still builds (with a warning) and `/` shows a
-//! note instead of the app. SHOP_SKIP_WEB_BUILD=1 skips it.
+//! Builds the browser app (../web-client) into OUT_DIR/web whenever its
+//! sources change; the gateway embeds that folder, so the README's `cargo
+//! run --release` serves a current app from any working directory with no
+//! extra step. Needs Node and npm. Without them, or if the npm build fails,
+//! the gateway still builds (with a warning) and `/` shows a note instead
+//! of the app. SHOP_SKIP_WEB_BUILD=1 skips it.
 
 use std::{
     path::Path,
@@ -25,6 +26,11 @@ fn main() {
         println!("cargo:rerun-if-changed={}", web.join(input).display());
     }
     println!("cargo:rerun-if-env-changed=SHOP_SKIP_WEB_BUILD");
+    // Embedded by the gateway: it must exist even when nothing is built.
+    let out = Path::new(&std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("web");
+    if let Err(error) = std::fs::create_dir_all(&out) {
+        println!("cargo:warning=cannot create {}: {error}", out.display());
+    }
     if std::env::var_os("SHOP_SKIP_WEB_BUILD").is_some() || !web.join("package.json").exists() {
         return;
     }
@@ -32,6 +38,7 @@ fn main() {
         Command::new(if cfg!(windows) { "npm.cmd" } else { "npm" })
             .args(args)
             .current_dir(&web)
+            .env("SHOP_WEB_OUT_DIR", &out)
             .status()
             .map_err(|e| format!("npm: {e}"))
     };
@@ -51,7 +58,7 @@ fn main() {
     })();
     if let Err(reason) = built {
         println!(
-            "cargo:warning=the web app was not built ({reason}); the gateway will show a note at /. Install Node and npm, or run `just web`."
+            "cargo:warning=the web app was not built ({reason}); the gateway will show a note at /. Install Node and npm, then build again."
         );
     }
 }

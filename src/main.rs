@@ -108,14 +108,11 @@ struct ShopArgs {
     #[arg(long, env = "ORDERS_URL", global = true)]
     orders_url: Option<String>,
 
-    /// The built web app the gateway serves at / (index.html and assets).
-    #[arg(
-        long,
-        env = "SHOP_WEB_DIR",
-        default_value = "web-client/dist",
-        global = true
-    )]
-    web_dir: PathBuf,
+    /// Serve the web app at / from this folder (index.html and assets, e.g.
+    /// web-client/dist after `just web`) instead of the one built into the
+    /// binary.
+    #[arg(long, env = "SHOP_WEB_DIR", global = true)]
+    web_dir: Option<PathBuf>,
 
     #[command(flatten)]
     rate_limit: shop_kit::rate_limit::RateLimitConfig,
@@ -455,15 +452,19 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
             Service::Gateway => {
                 let config = cli.shop.gateway();
                 let web_dir = config.web_dir.clone();
+                let has_app = shop_gateway::Pages::has_app(web_dir.as_deref());
                 let started = shop_gateway::start(config, shutdown.clone()).await?;
                 running.push(Started {
                     name: "gateway",
                     addr: started.addr,
                     database: "none".to_owned(),
-                    seeded: if web_dir.join("index.html").exists() {
-                        format!("the web app from {}", web_dir.display())
-                    } else {
-                        format!("no web app yet ({} is empty)", web_dir.display())
+                    seeded: match (web_dir, has_app) {
+                        (None, true) => "the web app (built in)".to_owned(),
+                        (Some(dir), true) => format!("the web app from {}", dir.display()),
+                        (None, false) => {
+                            "no web app (this binary was built without npm)".to_owned()
+                        }
+                        (Some(dir), false) => format!("no web app ({} is empty)", dir.display()),
                     },
                     task: started.task,
                 });

@@ -7,23 +7,17 @@
 pub mod api;
 pub mod downstreams;
 pub mod home;
+pub mod pages;
 
-use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use axum::{
-    Router,
-    extract::{Request, State},
-    http::Method,
-    middleware::Next,
-    response::Response,
-};
+use axum::Router;
 use shop_kit::{
     HttpConfig, Readiness, RpcServer, Shutdown,
     auth::TokenVerifier,
     connect_get,
     downstream::DownstreamPolicy,
     grpc_defaults,
-    protocol::RpcName,
     rate_limit::{self, RateLimitConfig},
     server::{Running, ServerError},
 };
@@ -31,10 +25,9 @@ use shop_proto::shop::bff::v1::{
     self as pb, mobile_bff_service_connect::MobileBffServiceTonicCompatibleBuilder,
     web_bff_service_connect::WebBffServiceTonicCompatibleBuilder,
 };
-use tower::ServiceExt;
-use tower_http::services::{ServeDir, ServeFile};
 
 pub use downstreams::{CachePolicy, ServiceUrls, Services};
+pub use pages::Pages;
 
 #[derive(Clone, Debug)]
 pub struct AppState {
@@ -52,33 +45,12 @@ pub struct Config {
     pub downstream: DownstreamPolicy,
     pub cache: CachePolicy,
     pub rate_limit: RateLimitConfig,
-    /// The built web app (index.html and its assets).
-    pub web_dir: PathBuf,
+    /// A folder with the web app (index.html and its assets) to serve
+    /// instead of the one built into the binary.
+    pub web_dir: Option<PathBuf>,
     /// The services as the browser reaches them (the web app's config).
     pub browser: ServiceUrls,
     pub http: HttpConfig,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pages_may_call_exactly_the_services_the_app_uses() {
-        let headers = security_headers(&ServiceUrls {
-            users_url: "http://127.0.0.1:8081".into(),
-            catalog_url: "http://127.0.0.1:8082/".into(),
-            orders_url: "https://shop.example:8443/api".into(),
-        });
-        let csp = headers["content-security-policy"].to_str().expect("ascii");
-        assert!(csp.contains(
-            "connect-src 'self' http://127.0.0.1:8081 http://127.0.0.1:8082 https://shop.example:8443;"
-        ));
-        assert!(csp.contains("script-src 'self';"));
-        assert!(csp.contains("frame-ancestors 'none'"));
-        assert_eq!(headers["x-content-type-options"], "nosniff");
-        assert_eq!(headers["x-frame-options"], "DENY");
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -103,7 +75,7 @@ pub async fn router(
     browser: &ServiceUrls,
     verifier: TokenVerifier,
     rate_limit: &RateLimitConfig,
-    web_dir: &std::path::Path,
+    web_dir: Option<&std::path::Path>,
     http: &HttpConfig,
     shutdown: &Shutdown,
 ) -> Result<Router, ServerError> {
@@ -152,56 +124,9 @@ pub async fn router(
         .descriptors(shop_proto::FILE_DESCRIPTOR_SET)
         .into_router(shutdown)
         .await?;
-    let pages = Pages {
-        files: ServeDir::new(web_dir).fallback(ServeFile::new(web_dir.join("index.html"))),
-        security: Arc::new(security_headers(browser)),
-    };
-    let app = app.layer(axum::middleware::from_fn_with_state(pages, web_app));
+    let pages = Pages::new(web_dir, browser);
+    let app = app.layer(axum::middleware::from_fn_with_state(pages, pages::serve));
     Ok(rate_limit::limit(app, rate_limit, verifier))
-}
-
-/// The web app's files and the headers every page goes out with.
-#[derive(Clone)]
-struct Pages {
-    files: ServeDir<ServeFile>,
-    security: Arc<http::HeaderMap>,
-}
-
-/// Headers that keep the web app's pages (and the tokens the app holds)
-/// safe: scripts only from this origin, calls only to the services the app
-/// uses, never framed, no MIME sniffing, no referrer leaking paths.
-fn security_headers(browser: &ServiceUrls) -> http::HeaderMap {
-    let origins: Vec<String> = [
-        &browser.users_url,
-        &browser.catalog_url,
-        &browser.orders_url,
-    ]
-    .into_iter()
-    .filter_map(|url| origin_of(url))
-    .collect();
-    let csp = format!(
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-         connect-src 'self' {}; frame-ancestors 'none'; base-uri 'self'; form-action 'self'; \
-         object-src 'none'",
-        origins.join(" ")
-    );
-    let mut headers = http::HeaderMap::new();
-    let mut set = |name: &'static str, value: &str| {
-        if let Ok(value) = http::HeaderValue::from_str(value) {
-            headers.insert(name, value);
-        }
-    };
-    set("content-security-policy", &csp);
-    set("x-content-type-options", "nosniff");
-    set("x-frame-options", "DENY");
-    set("referrer-policy", "no-referrer");
-    headers
-}
-
-/// `scheme://host[:port]` of a URL, as CSP wants a source.
-fn origin_of(url: &str) -> Option<String> {
-    let uri: http::Uri = url.parse().ok()?;
-    Some(format!("{}://{}", uri.scheme_str()?, uri.authority()?))
 }
 
 /// Where the web app learns which services to call.
@@ -217,37 +142,6 @@ fn runtime_config(browser: &ServiceUrls) -> serde_json::Value {
     })
 }
 
-/// Page requests (a GET that is not an RPC nor an operations URL) get the
-/// web app's files; unknown paths get its index.html, so the app's own
-/// routes (e.g. /orders/123) load it too.
-async fn web_app(State(pages): State<Pages>, request: Request, next: Next) -> Response {
-    let path = request.uri().path();
-    let page = matches!(*request.method(), Method::GET | Method::HEAD)
-        && RpcName::from_path(path).is_none()
-        && !matches!(path, "/healthz" | "/readyz" | "/metrics" | CONFIG_PATH);
-    if !page {
-        return next.run(request).await;
-    }
-    let mut response = match pages.files.oneshot(request).await {
-        Ok(response) if response.status() == http::StatusCode::NOT_FOUND => {
-            axum::response::IntoResponse::into_response(axum::response::Html(NO_WEB_APP))
-        }
-        Ok(response) => response.map(axum::body::Body::new),
-        Err(never) => match never {},
-    };
-    for (name, value) in pages.security.iter() {
-        response.headers_mut().insert(name, value.clone());
-    }
-    response
-}
-
-/// What `/` shows while the web app is not built.
-const NO_WEB_APP: &str = "<!doctype html><title>connect-shop</title>\
-<h1>connect-shop gateway</h1>\
-<p>The web app is not built yet (SHOP_WEB_DIR has no index.html). The gateway answers \
-<code>shop.bff.v1.WebBffService/GetHome</code> and <code>shop.bff.v1.MobileBffService/GetHome</code> \
-over Connect, gRPC and gRPC-Web; see the README.</p>";
-
 pub async fn start(config: Config, shutdown: Shutdown) -> Result<Running, StartError> {
     let services = Services::new(&config.services, &config.downstream, &config.cache)?;
     let verifier =
@@ -257,7 +151,7 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<Running, StartE
         &config.browser,
         verifier,
         &config.rate_limit,
-        &config.web_dir,
+        config.web_dir.as_deref(),
         &config.http,
         &shutdown,
     )

@@ -230,7 +230,7 @@ impl Shop {
             &urls,
             verifier(),
             &settings.rate_limit,
-            web_dir.path(),
+            Some(web_dir.path()),
             &http,
             &Shutdown::new(),
         )

@@ -16,15 +16,15 @@ echo "==> playwright-core (npm)"
 cd "$here"
 npm install --no-audit --no-fund --loglevel=error
 
-echo "==> the shop (cargo build --release; builds the web app too)"
+echo "==> the shop (cargo build --release; builds the web app into the binary)"
 cd "$root"
 cargo build --release --quiet --bin shop
-[ -f web-client/dist/index.html ] || { echo "the web app was not built" >&2; exit 1; }
 target=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 gateway="http://127.0.0.1:$base"
-"$target/release/shop" --data-dir "$data" --gateway-port "$base" --users-port $((base + 1)) \
+# Started from another folder: the app comes from the binary, not the checkout.
+(cd "$data" && exec "$target/release/shop" --data-dir "$data/db" --gateway-port "$base" --users-port $((base + 1)) \
   --catalog-port $((base + 2)) --orders-port $((base + 3)) --payments-port $((base + 4)) \
-  >"$log" 2>&1 &
+  >"$log" 2>&1) &
 shop=$!
 trap 'kill $shop 2>/dev/null; wait $shop 2>/dev/null; rm -rf "$data"' EXIT
 for _ in $(seq 1 150); do
@@ -33,6 +33,7 @@ for _ in $(seq 1 150); do
   sleep 0.2
 done
 curl -fsS "$gateway/readyz" >/dev/null || { cat "$log"; echo "the shop never became ready"; exit 1; }
+curl -fsS "$gateway/" | grep -q '<script type="module"' || { echo "the binary has no web app built in" >&2; exit 1; }
 
 echo "==> the journey in Chromium"
 cd "$here"
