@@ -220,9 +220,15 @@ struct ShopArgs {
 impl ShopArgs {
     /// A service's database: its own flag, else `shop serve`'s DATABASE_URL,
     /// else its SQLite file under --data-dir.
-    fn database_url(&self, own: Option<&str>, serve: Option<&str>, name: &str) -> String {
+    fn database_url(
+        &self,
+        own: Option<&str>,
+        serve: Option<&str>,
+        name: &str,
+    ) -> database::DatabaseUrl {
         own.or(serve)
             .map_or_else(|| database::sqlite_url(&self.data_dir, name), str::to_owned)
+            .into()
     }
 
     /// Whether the demo account is created: asked for, or the whole shop
@@ -263,14 +269,11 @@ impl ShopArgs {
     fn catalog(&self, database_url: Option<&str>) -> shop_catalog::Config {
         shop_catalog::Config {
             addr: SocketAddr::new(self.host, self.catalog_port),
-            database_url: self
-                .catalog_database_url
-                .as_deref()
-                .or(database_url)
-                .map_or_else(
-                    || database::sqlite_url(&self.data_dir, "catalog"),
-                    str::to_owned,
-                ),
+            database_url: self.database_url(
+                self.catalog_database_url.as_deref(),
+                database_url,
+                "catalog",
+            ),
             demo_data: !self.no_demo_data,
             demo_stock: self.demo_stock,
             users_url: self.users_url(),
@@ -402,7 +405,7 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
         match service {
             Service::Users => {
                 let config = cli.shop.users(database_url.as_deref(), whole_shop)?;
-                let db = database::redact(&config.database_url);
+                let db = config.database_url.to_string();
                 let demo = config.demo_data;
                 let started = shop_users::start(config, shutdown.clone()).await?;
                 running.push(Started {
@@ -427,7 +430,7 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
             }
             Service::Orders => {
                 let config = cli.shop.orders(database_url.as_deref());
-                let db = database::redact(&config.database_url);
+                let db = config.database_url.to_string();
                 let started = shop_orders::start(config, shutdown.clone()).await?;
                 running.push(Started {
                     name: "orders",
@@ -439,7 +442,7 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
             }
             Service::Payments => {
                 let config = cli.shop.payments(database_url.as_deref());
-                let db = database::redact(&config.database_url);
+                let db = config.database_url.to_string();
                 let started = shop_payments::start(config, shutdown.clone()).await?;
                 running.push(Started {
                     name: "payments",
@@ -471,7 +474,7 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
             }
             Service::Catalog => {
                 let config = cli.shop.catalog(database_url.as_deref());
-                let db = database::redact(&config.database_url);
+                let db = config.database_url.to_string();
                 let (started, seeded) = shop_catalog::start(config, shutdown.clone()).await?;
                 running.push(Started {
                     name: "catalog",

@@ -230,7 +230,7 @@ const JWKS_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
 #[derive(Clone, Debug)]
 pub struct Config {
     pub addr: SocketAddr,
-    pub database_url: String,
+    pub database_url: shop_kit::database::DatabaseUrl,
     /// Seed the demo products into an empty catalog.
     pub demo_data: bool,
     /// Stock every demo product starts with, instead of its own (a few
@@ -265,11 +265,11 @@ pub enum StartError {
 /// Returns the running service and how many demo products it seeded.
 pub async fn start(config: Config, shutdown: Shutdown) -> Result<(Running, usize), StartError> {
     let database_error = |source| StartError::Database {
-        url: shop_kit::database::redact(&config.database_url),
+        url: config.database_url.to_string(),
         source,
     };
     let broker = Broker::new(config.nats_url.as_deref()).await?;
-    let catalog = Catalog::open_with(&config.database_url, broker, &shutdown)
+    let catalog = Catalog::open_with(config.database_url.expose(), broker, &shutdown)
         .await
         .map_err(database_error)?;
     let seeded_products = if config.demo_data {

@@ -80,6 +80,43 @@ pub fn is_unique_violation(error: &DbErr) -> bool {
     matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
 }
 
+/// A service's database URL, which may hold a password: printed (Debug and
+/// Display) with the password hidden; [`DatabaseUrl::expose`] for
+/// connecting.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// The URL as given, password included: for connecting only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for DatabaseUrl {
+    fn from(url: String) -> Self {
+        Self(url)
+    }
+}
+
+impl From<&str> for DatabaseUrl {
+    fn from(url: &str) -> Self {
+        Self(url.to_owned())
+    }
+}
+
+impl std::fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&redact(&self.0))
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DatabaseUrl({self})")
+    }
+}
+
 /// Hides the password of a database URL for logs and banners.
 pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -135,6 +172,14 @@ mod tests {
         }
         db.close().await.expect("close");
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_database_url_prints_without_its_password() {
+        let url = DatabaseUrl::from("postgres://shop:secret@db/orders");
+        assert_eq!(url.to_string(), "postgres://shop:***@db/orders");
+        assert!(!format!("{url:?}").contains("secret"));
+        assert_eq!(url.expose(), "postgres://shop:secret@db/orders");
     }
 
     #[test]

@@ -272,7 +272,7 @@ pub async fn router(
 #[derive(Clone, Debug)]
 pub struct Config {
     pub addr: SocketAddr,
-    pub database_url: String,
+    pub database_url: shop_kit::database::DatabaseUrl,
     pub peers: PeerUrls,
     /// NATS for events; in process when `None`.
     pub nats_url: Option<String>,
@@ -300,7 +300,7 @@ pub enum StartError {
 pub async fn start(config: Config, shutdown: Shutdown) -> Result<Running, StartError> {
     let broker = Broker::new(config.nats_url.as_deref()).await?;
     let orders = Orders::open(
-        &config.database_url,
+        config.database_url.expose(),
         &config.peers,
         broker,
         config.saga.clone(),
@@ -308,7 +308,7 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<Running, StartE
     )
     .await
     .map_err(|source| StartError::Database {
-        url: shop_kit::database::redact(&config.database_url),
+        url: config.database_url.to_string(),
         source,
     })?;
     let verifier = TokenVerifier::fetch(&config.peers.users_url, Duration::from_secs(30)).await?;

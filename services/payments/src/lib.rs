@@ -223,7 +223,7 @@ pub async fn router(
 #[derive(Clone, Debug)]
 pub struct Config {
     pub addr: SocketAddr,
-    pub database_url: String,
+    pub database_url: shop_kit::database::DatabaseUrl,
     /// The users service, whose public keys verify access tokens.
     pub users_url: String,
     /// NATS for events; in process when `None`.
@@ -250,10 +250,10 @@ pub enum StartError {
 
 pub async fn start(config: Config, shutdown: Shutdown) -> Result<Running, StartError> {
     let broker = Broker::new(config.nats_url.as_deref()).await?;
-    let payments = Payments::open_with(&config.database_url, broker, &shutdown)
+    let payments = Payments::open_with(config.database_url.expose(), broker, &shutdown)
         .await
         .map_err(|source| StartError::Database {
-            url: shop_kit::database::redact(&config.database_url),
+            url: config.database_url.to_string(),
             source,
         })?;
     let verifier = TokenVerifier::fetch(&config.users_url, Duration::from_secs(30)).await?;

@@ -294,7 +294,7 @@ pub async fn router(
 #[derive(Clone, Debug)]
 pub struct Config {
     pub addr: SocketAddr,
-    pub database_url: String,
+    pub database_url: shop_kit::database::DatabaseUrl,
     /// Create the demo account in an empty database.
     pub demo_data: bool,
     /// The secret the shop's services share to get service tokens; empty
@@ -332,7 +332,7 @@ pub enum StartError {
 /// binds and serves in the background until `shutdown`.
 pub async fn start(config: Config, shutdown: Shutdown) -> Result<Running, StartError> {
     let database_error = |source| StartError::Database {
-        url: shop_kit::database::redact(&config.database_url),
+        url: config.database_url.to_string(),
         source,
     };
     let signing_key = config
@@ -340,7 +340,7 @@ pub async fn start(config: Config, shutdown: Shutdown) -> Result<Running, StartE
         .as_ref()
         .map(|key| tokens::pkcs8_der(key.expose_secret()))
         .transpose()?;
-    let db = shop_kit::database::connect(&config.database_url)
+    let db = shop_kit::database::connect(config.database_url.expose())
         .await
         .map_err(|e| database_error(e.into()))?;
     let accounts = Accounts::migrate(db, signing_key.as_deref())
@@ -374,7 +374,7 @@ mod tests {
     fn printing_the_config_shows_no_secret() {
         let config = Config {
             addr: "127.0.0.1:8081".parse().expect("addr"),
-            database_url: "sqlite://data/users.db".to_owned(),
+            database_url: "postgres://shop:hunter2-db@db/users".into(),
             demo_data: false,
             service_secret: "hunter2-service-secret".into(),
             signing_key: Some(b"private key bytes".to_vec().into()),
@@ -384,6 +384,10 @@ mod tests {
         };
         let printed = format!("{config:?}");
         assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(
+            printed.contains("postgres://shop:***@db/users"),
+            "{printed}"
+        );
         assert!(!printed.contains("112, 114, 105"), "{printed}");
         assert!(printed.contains("REDACTED"), "{printed}");
     }
