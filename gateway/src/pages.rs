@@ -84,7 +84,12 @@ fn embedded(path: &str) -> Response {
     } else {
         "no-cache"
     };
-    let mut response = Body::from(file.data.into_owned()).into_response();
+    // In release builds the file is in the binary: sent without a copy.
+    let body = match file.data {
+        std::borrow::Cow::Borrowed(bytes) => bytes::Bytes::from_static(bytes),
+        std::borrow::Cow::Owned(bytes) => bytes::Bytes::from(bytes),
+    };
+    let mut response = Body::from(body).into_response();
     let headers = response.headers_mut();
     if let Ok(mime) = HeaderValue::from_str(file.metadata.mimetype()) {
         headers.insert(header::CONTENT_TYPE, mime);
