@@ -16,8 +16,17 @@ use crate::{
 
 type Ticks = Pin<Box<dyn Stream<Item = Result<pb::TicksResponse, ConnectError>> + Send>>;
 
+/// The kit's settings for the echo server: a shop service's defaults, a
+/// short shutdown grace.
+pub fn http() -> HttpConfig {
+    HttpConfig {
+        shutdown_grace_secs: 1,
+        ..HttpConfig::default()
+    }
+}
+
 pub async fn router(shutdown: &Shutdown) -> Result<Router, ServerError> {
-    let http = HttpConfig::default();
+    let http = http();
     let (connect, grpc) = EchoServiceTonicCompatibleBuilder::new()
         .echo(echo)
         .ticks(ticks)

@@ -179,16 +179,7 @@ pub async fn serve(kind: PeerKind, port: u16) -> anyhow::Result<()> {
             let _logs = shop_kit::telemetry::init_tracing(shop_kit::telemetry::LogFormat::Text);
             let shutdown = shop_kit::Shutdown::on_signals();
             let app = kit::router(&shutdown).await?;
-            shop_kit::server::serve(
-                listener,
-                app,
-                shutdown,
-                shop_kit::HttpConfig {
-                    shutdown_grace_secs: 1,
-                    ..Default::default()
-                },
-            )
-            .await?;
+            shop_kit::server::serve(listener, app, shutdown, kit::http()).await?;
         }
         PeerKind::Tonic => tonic::serve(listener).await?,
     }
@@ -254,10 +245,7 @@ mod tests {
             listener,
             app,
             shutdown,
-            shop_kit::HttpConfig {
-                shutdown_grace_secs: 1,
-                ..Default::default()
-            },
+            kit::http(),
         ));
         assert_answers(Stack::Kit, addr).await;
     }
