@@ -68,7 +68,7 @@ bench-smoke:
 fuzz SECONDS="60" *TARGETS:
     services/kit/fuzz/run.sh {{SECONDS}} {{TARGETS}}
 
-# What CI runs: tests (SQLite, PostgreSQL, NATS, the web app's), lint, interop, e2e, conformance
+# What CI runs: tests (SQLite, PostgreSQL, NATS, the web app's), lint, interop, e2e, conformance, bench smoke, 5 s of fuzzing a target
 ci: test test-postgres test-nats web-test lint interop e2e conformance bench-smoke (fuzz "5")
 
 # Install the npm tools the recipes use (buf, connect-node, protoc-gen-es)
