@@ -15,19 +15,17 @@
 
 use std::{
     net::SocketAddr,
-    pin::{Pin, pin},
+    pin::pin,
     sync::{
         Arc,
         atomic::{AtomicU64, AtomicUsize, Ordering},
     },
-    task::{Context, Poll},
     time::Duration,
 };
 
 use axum::{Router, body::Body, extract::ConnectInfo};
-use bytes::Bytes;
 use http::Request;
-use http_body::{Frame, SizeHint};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
@@ -158,11 +156,12 @@ impl Connection {
             let app = app.clone();
             async move {
                 let response = app.oneshot(request.map(Body::new)).await?;
+                // The call is in flight until its response body is gone.
                 Ok::<_, std::convert::Infallible>(response.map(|body| {
-                    Body::new(TrackedBody {
-                        inner: body,
-                        _in_flight: in_flight,
-                    })
+                    Body::new(body.map_frame(move |frame| {
+                        let _held = &in_flight;
+                        frame
+                    }))
                 }))
             }
         });
@@ -245,37 +244,10 @@ impl Drop for InFlight {
     }
 }
 
-pin_project_lite::pin_project! {
-    struct TrackedBody {
-        #[pin]
-        inner: Body,
-        _in_flight: InFlight,
-    }
-}
-
-impl http_body::Body for TrackedBody {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        self.project().inner.poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     async fn server(http: HttpConfig) -> SocketAddr {
@@ -356,7 +328,7 @@ mod tests {
 
     #[tokio::test]
     async fn http2_calls_beyond_the_stream_cap_wait_their_turn() {
-        use http_body_util::{BodyExt, Empty};
+        use http_body_util::Empty;
         let addr = server(HttpConfig {
             max_streams_per_connection: 1,
             ..HttpConfig::default()

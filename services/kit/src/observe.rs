@@ -5,7 +5,7 @@
 //! Connect end-of-stream message, or the Connect unary error body.
 
 use std::{
-    collections::HashSet,
+    collections::{HashMap, HashSet},
     pin::Pin,
     sync::Arc,
     task::{Context, Poll},
@@ -37,7 +37,8 @@ const ERROR_BODY_LIMIT: usize = 16 * 1024;
 /// so a caller inventing paths cannot grow the series without end.
 #[derive(Clone, Debug, Default)]
 pub struct KnownRpcs {
-    methods: HashSet<(String, String)>,
+    /// Methods by service.
+    methods: HashMap<String, HashSet<String>>,
 }
 
 /// The label for a service or method nobody registered.
@@ -51,7 +52,8 @@ impl KnownRpcs {
         services: impl IntoIterator<Item = &'a str>,
         extra: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Self {
-        let mut methods: HashSet<(String, String)> = services
+        let mut methods: HashMap<String, HashSet<String>> = HashMap::new();
+        let described = services
             .into_iter()
             .filter_map(|name| pool.get_service_by_name(name))
             .flat_map(|service| {
@@ -59,9 +61,11 @@ impl KnownRpcs {
                     .methods()
                     .map(|m| (service.full_name().to_owned(), m.name().to_owned()))
                     .collect::<Vec<_>>()
-            })
-            .collect();
-        methods.extend(extra.into_iter().map(|(s, m)| (s.to_owned(), m.to_owned())));
+            });
+        let given = extra.into_iter().map(|(s, m)| (s.to_owned(), m.to_owned()));
+        for (service, method) in described.chain(given) {
+            methods.entry(service).or_default().insert(method);
+        }
         Self { methods }
     }
 
@@ -69,7 +73,8 @@ impl KnownRpcs {
     fn labels(&self, rpc: RpcName) -> RpcName {
         if self
             .methods
-            .contains(&(rpc.service.clone(), rpc.method.clone()))
+            .get(&rpc.service)
+            .is_some_and(|methods| methods.contains(&rpc.method))
         {
             rpc
         } else {
