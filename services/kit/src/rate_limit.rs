@@ -11,7 +11,6 @@ use std::{
 };
 
 use axum::{Router, body::Body, extract::Request, middleware::Next, response::Response};
-use connectrpc_axum::prelude::{Code, ConnectError};
 use tower_governor::{
     GovernorError, GovernorLayer,
     governor::GovernorConfigBuilder,
@@ -20,7 +19,7 @@ use tower_governor::{
 
 use crate::{
     auth::{TokenVerifier, bearer_token},
-    connect_errors::error_response,
+    connect_errors::{error_response, retry_later},
 };
 
 /// The limits; each is a sustained rate per second and a burst.
@@ -103,11 +102,13 @@ async fn render(request: Request, next: Next) -> Response {
         return response;
     };
     metrics::counter!("shop_rate_limited_total").increment(1);
-    let error = ConnectError::new(
-        Code::ResourceExhausted,
+    let error = retry_later(
         format!("too many requests: retry in {wait_secs} s"),
+        Duration::from_secs(wait_secs),
     );
     let mut response = error_response(&headers, error);
+    // On gRPC the error's own metadata is not sent: the header is set here
+    // for every protocol.
     if let Ok(value) = wait_secs.to_string().parse() {
         response
             .headers_mut()
