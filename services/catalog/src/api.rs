@@ -38,7 +38,7 @@ impl From<CatalogError> for ConnectError {
             CatalogError::DuplicateSku { .. } => {
                 ConnectError::new(Code::AlreadyExists, error.to_string())
             }
-            CatalogError::CorruptRecord { .. } => {
+            CatalogError::CorruptRecord(_) => {
                 tracing::error!(%error, "catalog record unreadable");
                 ConnectError::new(Code::Internal, "internal error")
             }

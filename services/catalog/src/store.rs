@@ -7,6 +7,7 @@ use sea_orm::{
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
     sea_query::{Expr, Func, LikeExpr},
 };
+use shop_kit::database::UnknownStoredValue;
 
 use shop_kit::events::Outbox;
 
@@ -133,7 +134,7 @@ async fn reservation_status(
         .await?
         .map(|row| {
             ReservationStatus::parse(&row.status)
-                .ok_or_else(|| CatalogError::corrupt("status", &row.status))
+                .ok_or_else(|| UnknownStoredValue::new("status", &row.status).into())
         })
         .transpose()
 }

@@ -74,6 +74,24 @@ async fn create_private_file(file: &Path) -> Result<(), DbErr> {
     .map_err(|e| DbErr::Custom(e.to_string()))?
 }
 
+/// A stored value the code does not know (a status, a step): a corrupt
+/// record, reported, never read as some default. The value is kept short.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("stored {column} {value:?} is not a known value")]
+pub struct UnknownStoredValue {
+    pub column: &'static str,
+    pub value: String,
+}
+
+impl UnknownStoredValue {
+    pub fn new(column: &'static str, value: &str) -> Self {
+        Self {
+            column,
+            value: value.chars().take(32).collect(),
+        }
+    }
+}
+
 /// Whether `error` is a unique-constraint violation, on SQLite and
 /// PostgreSQL alike (how a racing repeat of an idempotent write shows up).
 pub fn is_unique_violation(error: &DbErr) -> bool {

@@ -33,7 +33,7 @@ impl From<OrdersError> for ConnectError {
             }
             OrdersError::MalformedEvent(_)
             | OrdersError::Events(_)
-            | OrdersError::CorruptRecord { .. } => {
+            | OrdersError::CorruptRecord(_) => {
                 tracing::error!(%error, "orders events error");
                 ConnectError::new(Code::Internal, "the orders service failed")
             }

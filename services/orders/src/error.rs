@@ -24,8 +24,8 @@ pub enum OrdersError {
     MalformedEvent(String),
 
     /// A stored value this code does not know: never guessed at.
-    #[error("stored {column} {value:?} is not a known value")]
-    CorruptRecord { column: &'static str, value: String },
+    #[error(transparent)]
+    CorruptRecord(#[from] shop_kit::database::UnknownStoredValue),
 
     #[error("events: {0}")]
     Events(#[from] shop_kit::events::EventsError),
@@ -35,13 +35,6 @@ pub enum OrdersError {
 }
 
 impl OrdersError {
-    pub fn corrupt(column: &'static str, value: &str) -> Self {
-        Self::CorruptRecord {
-            column,
-            value: value.chars().take(32).collect(),
-        }
-    }
-
     pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
         Self::InvalidArgument {
             field,

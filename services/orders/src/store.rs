@@ -6,6 +6,7 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, EntityTrait, PaginatorTrait,
     QueryFilter, QueryOrder, QuerySelect, TransactionTrait, sea_query::Expr,
 };
+use shop_kit::database::UnknownStoredValue;
 use shop_kit::events::{Event, Inbox, Outbox};
 
 use crate::{
@@ -300,7 +301,7 @@ impl Store {
         let stored = StoredSaga {
             saga: Saga {
                 step: Step::parse(&row.step)
-                    .ok_or_else(|| OrdersError::corrupt("step", &row.step))?,
+                    .ok_or_else(|| UnknownStoredValue::new("step", &row.step))?,
                 attempts: u32::try_from(row.attempts).unwrap_or(0),
                 deadline_at_ms: row.deadline_at_ms,
                 cancel_requested: row.cancel_requested,

@@ -49,7 +49,7 @@ impl From<PaymentsError> for ConnectError {
                 ConnectError::new(Code::PermissionDenied, error.to_string())
             }
             PaymentsError::NotFound { .. } => ConnectError::new(Code::NotFound, error.to_string()),
-            PaymentsError::CorruptRecord { .. } => {
+            PaymentsError::CorruptRecord(_) => {
                 tracing::error!(%error, "payments record unreadable");
                 ConnectError::new(Code::Internal, "internal error")
             }

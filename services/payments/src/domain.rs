@@ -1,6 +1,8 @@
 //! The payments rules, pure: what a valid charge is, and how the fake
 //! processor answers (deterministically, from the payment token).
 
+use shop_kit::database::UnknownStoredValue;
+
 use crate::error::PaymentsError;
 
 /// An amount to charge: a positive integer of the currency's minor unit.
@@ -60,7 +62,7 @@ impl PaymentStatus {
             "captured" => Ok(Self::Captured),
             "refunded" => Ok(Self::Refunded),
             "voided" => Ok(Self::Voided),
-            other => Err(PaymentsError::corrupt("status", other)),
+            other => Err(UnknownStoredValue::new("status", other).into()),
         }
     }
 }
@@ -87,7 +89,7 @@ impl Payer {
         match stored {
             "customer" => Ok(Self::Customer),
             "service" => Ok(Self::Service),
-            other => Err(PaymentsError::corrupt("charged_by", other)),
+            other => Err(UnknownStoredValue::new("charged_by", other).into()),
         }
     }
 
@@ -181,7 +183,7 @@ mod tests {
         for unknown in ["", "Captured", "chargeback"] {
             assert!(matches!(
                 PaymentStatus::parse(unknown),
-                Err(PaymentsError::CorruptRecord { .. })
+                Err(PaymentsError::CorruptRecord(_))
             ));
             assert!(Payer::parse(unknown).is_err());
         }

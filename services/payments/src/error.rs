@@ -32,21 +32,14 @@ pub enum PaymentsError {
     NotYourCharge,
 
     /// A stored value this code does not know: never guessed at.
-    #[error("stored {column} {value:?} is not a known value")]
-    CorruptRecord { column: &'static str, value: String },
+    #[error(transparent)]
+    CorruptRecord(#[from] shop_kit::database::UnknownStoredValue),
 
     #[error("database: {0}")]
     Database(#[from] DbErr),
 }
 
 impl PaymentsError {
-    pub fn corrupt(column: &'static str, value: &str) -> Self {
-        Self::CorruptRecord {
-            column,
-            value: value.chars().take(32).collect(),
-        }
-    }
-
     pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
         Self::InvalidArgument {
             field,

@@ -3,6 +3,8 @@
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 
+use shop_kit::database::UnknownStoredValue;
+
 use crate::error::OrdersError;
 
 pub mod saga;
@@ -35,7 +37,7 @@ impl OrderStatus {
             "pending" => Ok(Self::Pending),
             "confirmed" => Ok(Self::Confirmed),
             "cancelled" => Ok(Self::Cancelled),
-            other => Err(OrdersError::corrupt("status", other)),
+            other => Err(UnknownStoredValue::new("status", other).into()),
         }
     }
 
@@ -218,10 +220,10 @@ mod tests {
         for unknown in ["", "Pending", "shipped"] {
             assert!(matches!(
                 OrderStatus::parse(unknown),
-                Err(OrdersError::CorruptRecord {
+                Err(OrdersError::CorruptRecord(UnknownStoredValue {
                     column: "status",
                     ..
-                })
+                }))
             ));
             assert_eq!(saga::Step::parse(unknown), None, "{unknown:?}");
         }
