@@ -15,7 +15,7 @@ use secrecy::{ExposeSecret, SecretSlice, SecretString};
 /// for good; mimalloc returns them to the system (see the hardening tests).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use shop_kit::{HttpConfig, Shutdown, database, telemetry};
+use shop_kit::{HttpConfig, Shutdown, app, auth::TokenKeys, database, telemetry};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -250,7 +250,6 @@ impl ShopArgs {
             (None, None) => None,
         };
         Ok(shop_users::Config {
-            addr: SocketAddr::new(self.host, self.users_port),
             database_url: self.database_url(
                 self.users_database_url.as_deref(),
                 database_url,
@@ -261,14 +260,12 @@ impl ShopArgs {
             signing_key: signing_key.map(SecretSlice::from),
             hashing: self.hashing.clone(),
             throttle: self.throttle.clone(),
-            http: self.http.clone(),
         })
     }
 
     /// The catalog's settings; `database_url` is `shop serve`'s DATABASE_URL.
     fn catalog(&self, database_url: Option<&str>) -> shop_catalog::Config {
         shop_catalog::Config {
-            addr: SocketAddr::new(self.host, self.catalog_port),
             database_url: self.database_url(
                 self.catalog_database_url.as_deref(),
                 database_url,
@@ -276,15 +273,13 @@ impl ShopArgs {
             ),
             demo_data: !self.no_demo_data,
             demo_stock: self.demo_stock,
-            users_url: self.users_url(),
             nats_url: self.nats_url.clone(),
-            http: self.http.clone(),
+            token_keys: self.token_keys(),
         }
     }
 
     fn orders(&self, database_url: Option<&str>) -> shop_orders::Config {
         shop_orders::Config {
-            addr: SocketAddr::new(self.host, self.orders_port),
             database_url: self.database_url(
                 self.orders_database_url.as_deref(),
                 database_url,
@@ -301,21 +296,19 @@ impl ShopArgs {
                 deadline: std::time::Duration::from_secs(self.order_deadline_secs),
                 ..shop_orders::SagaPolicy::default()
             },
-            http: self.http.clone(),
+            token_keys: self.token_keys(),
         }
     }
 
     fn payments(&self, database_url: Option<&str>) -> shop_payments::Config {
         shop_payments::Config {
-            addr: SocketAddr::new(self.host, self.payments_port),
             database_url: self.database_url(
                 self.payments_database_url.as_deref(),
                 database_url,
                 "payments",
             ),
-            users_url: self.users_url(),
             nats_url: self.nats_url.clone(),
-            http: self.http.clone(),
+            token_keys: self.token_keys(),
         }
     }
 
@@ -326,7 +319,6 @@ impl ShopArgs {
             orders_url: self.service_url(&self.orders_url, self.orders_port),
         };
         shop_gateway::Config {
-            addr: SocketAddr::new(self.host, self.gateway_port),
             // The browser calls the services at the same URLs.
             browser: services.clone(),
             services,
@@ -334,8 +326,25 @@ impl ShopArgs {
             cache: shop_gateway::CachePolicy::default(),
             rate_limit: self.rate_limit.clone(),
             web_dir: self.web_dir.clone(),
-            http: self.http.clone(),
+            token_keys: self.token_keys(),
         }
+    }
+
+    /// Every service verifies tokens with the users service's public keys.
+    fn token_keys(&self) -> TokenKeys {
+        TokenKeys::FromUsers(self.users_url())
+    }
+
+    /// Where `service` listens.
+    fn addr(&self, service: Service) -> SocketAddr {
+        let port = match service {
+            Service::Users => self.users_port,
+            Service::Catalog => self.catalog_port,
+            Service::Orders => self.orders_port,
+            Service::Payments => self.payments_port,
+            Service::Gateway => self.gateway_port,
+        };
+        SocketAddr::new(self.host, port)
     }
 
     /// Where the users service answers (for its public keys).
@@ -402,89 +411,45 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
     };
     let mut running = Vec::new();
     for service in services {
-        match service {
+        let shop = &cli.shop;
+        let db = database_url.as_deref();
+        let launch = Launcher {
+            addr: shop.addr(service),
+            http: &shop.http,
+            shutdown: &shutdown,
+        };
+        let mut started = match service {
             Service::Users => {
-                let config = cli.shop.users(database_url.as_deref(), whole_shop)?;
-                let db = config.database_url.to_string();
-                let demo = config.demo_data;
-                let started = shop_users::start(config, shutdown.clone()).await?;
-                running.push(Started {
-                    name: "users",
-                    addr: started.addr,
-                    database: db,
-                    seeded: if demo {
-                        format!(
-                            "demo account {} / {}",
-                            shop_users::DEMO_EMAIL,
-                            shop_users::DEMO_PASSWORD
-                        )
-                    } else if cli.shop.no_demo_data {
-                        "nothing".to_owned()
-                    } else {
-                        "no demo account (only the whole shop on a loopback --host \
-                         gets one; --demo-account asks for it)"
-                            .to_owned()
-                    },
-                    task: started.task,
-                });
-            }
-            Service::Orders => {
-                let config = cli.shop.orders(database_url.as_deref());
-                let db = config.database_url.to_string();
-                let started = shop_orders::start(config, shutdown.clone()).await?;
-                running.push(Started {
-                    name: "orders",
-                    addr: started.addr,
-                    database: db,
-                    seeded: "nothing".to_owned(),
-                    task: started.task,
-                });
-            }
-            Service::Payments => {
-                let config = cli.shop.payments(database_url.as_deref());
-                let db = config.database_url.to_string();
-                let started = shop_payments::start(config, shutdown.clone()).await?;
-                running.push(Started {
-                    name: "payments",
-                    addr: started.addr,
-                    database: db,
-                    seeded: "a fake processor: tok_visa, tok_declined, tok_unavailable".to_owned(),
-                    task: started.task,
-                });
-            }
-            Service::Gateway => {
-                let config = cli.shop.gateway();
-                let web_dir = config.web_dir.clone();
-                let has_app = shop_gateway::Pages::has_app(web_dir.as_deref());
-                let started = shop_gateway::start(config, shutdown.clone()).await?;
-                running.push(Started {
-                    name: "gateway",
-                    addr: started.addr,
-                    database: "none".to_owned(),
-                    seeded: match (web_dir, has_app) {
-                        (None, true) => "the web app (built in)".to_owned(),
-                        (Some(dir), true) => format!("the web app from {}", dir.display()),
-                        (None, false) => {
-                            "no web app (this binary was built without npm)".to_owned()
-                        }
-                        (Some(dir), false) => format!("no web app ({} is empty)", dir.display()),
-                    },
-                    task: started.task,
-                });
+                let users = shop.users(db, whole_shop)?;
+                launch.start(users.database_url.to_string(), users).await?
             }
             Service::Catalog => {
-                let config = cli.shop.catalog(database_url.as_deref());
-                let db = config.database_url.to_string();
-                let (started, seeded) = shop_catalog::start(config, shutdown.clone()).await?;
-                running.push(Started {
-                    name: "catalog",
-                    addr: started.addr,
-                    database: db,
-                    seeded: format!("{seeded} demo products"),
-                    task: started.task,
-                });
+                let catalog = shop.catalog(db);
+                launch
+                    .start(catalog.database_url.to_string(), catalog)
+                    .await?
             }
+            Service::Orders => {
+                let orders = shop.orders(db);
+                launch
+                    .start(orders.database_url.to_string(), orders)
+                    .await?
+            }
+            Service::Payments => {
+                let payments = shop.payments(db);
+                launch
+                    .start(payments.database_url.to_string(), payments)
+                    .await?
+            }
+            Service::Gateway => launch.start("none".to_owned(), shop.gateway()).await?,
+        };
+        if service == Service::Users && !shop.no_demo_data && !shop.demo_account(whole_shop) {
+            started.seeded.push_str(
+                " (only the whole shop on a loopback --host gets one; \
+                 --demo-account asks for it)",
+            );
         }
+        running.push(started);
     }
     print_banner(&running);
     for service in running {
@@ -492,6 +457,36 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
     }
     tracing::info!("shop stopped");
     Ok(())
+}
+
+/// Starts services the one way every service starts (`shop_kit::app`), on
+/// the shop's host and ports, with its HTTP settings and shutdown signal.
+struct Launcher<'a> {
+    addr: SocketAddr,
+    http: &'a HttpConfig,
+    shutdown: &'a Shutdown,
+}
+
+impl Launcher<'_> {
+    async fn start<S: app::Service>(
+        &self,
+        database: String,
+        service: S,
+    ) -> Result<Started, app::StartError> {
+        let running = app::Launch::new(service)
+            .addr(self.addr)
+            .http(self.http.clone())
+            .shutdown(self.shutdown.clone())
+            .start()
+            .await?;
+        Ok(Started {
+            name: running.name,
+            addr: running.addr,
+            database,
+            seeded: running.seeded,
+            task: running.task,
+        })
+    }
 }
 
 struct Started {

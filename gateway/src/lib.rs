@@ -9,17 +9,17 @@ pub mod downstreams;
 pub mod home;
 pub mod pages;
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::path::PathBuf;
 
 use axum::Router;
 use shop_kit::{
-    HttpConfig, Readiness, RpcServer, Shutdown,
-    auth::TokenVerifier,
+    Readiness, RpcServer,
+    app::{Context, Service, StartFailure},
+    auth::TokenKeys,
     connect_get,
     downstream::DownstreamPolicy,
     grpc_defaults,
     rate_limit::{self, RateLimitConfig},
-    server::{Running, ServerError},
 };
 use shop_proto::shop::bff::v1::{
     self as pb, mobile_bff_service_connect::MobileBffServiceTonicCompatibleBuilder,
@@ -37,10 +37,10 @@ pub struct AppState {
 const WEB_HOME: &str = "/shop.bff.v1.WebBffService/GetHome";
 const MOBILE_HOME: &str = "/shop.bff.v1.MobileBffService/GetHome";
 
-/// How to run the gateway.
+/// The gateway as it is started (by the launcher, `shop serve gateway` and
+/// the tests alike, through [`shop_kit::app::Launch`]).
 #[derive(Clone, Debug)]
 pub struct Config {
-    pub addr: SocketAddr,
     pub services: ServiceUrls,
     pub downstream: DownstreamPolicy,
     pub cache: CachePolicy,
@@ -50,83 +50,87 @@ pub struct Config {
     pub web_dir: Option<PathBuf>,
     /// The services as the browser reaches them (the web app's config).
     pub browser: ServiceUrls,
-    pub http: HttpConfig,
+    /// The keys that verify access tokens (the users service's).
+    pub token_keys: TokenKeys,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error("gateway: {0}")]
-    Url(#[from] downstreams::BadUrl),
-    #[error("gateway cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
-    #[error("gateway cannot verify tokens: {0}")]
-    Auth(#[from] shop_kit::auth::AuthError),
-    #[error(transparent)]
-    Server(#[from] ServerError),
-}
+impl Service for Config {
+    const NAME: &'static str = "gateway";
+    type Handle = Services;
 
-/// The gateway's router: both BFF services on every protocol, the web
-/// app's files for every other GET, the rate limits around it all.
-pub async fn router(
-    services: Services,
-    browser: &ServiceUrls,
-    verifier: TokenVerifier,
-    rate_limit: &RateLimitConfig,
-    web_dir: Option<&std::path::Path>,
-    http: &HttpConfig,
-    shutdown: &Shutdown,
-) -> Result<Router, ServerError> {
-    let state = AppState { services };
-    let (web, web_grpc) = WebBffServiceTonicCompatibleBuilder::new()
-        .get_home(api::web_home)
-        .with_state(state.clone())
-        .build();
-    let (mobile, mobile_grpc) = MobileBffServiceTonicCompatibleBuilder::new()
-        .get_home(api::mobile_home)
-        .with_state(state.clone())
-        .build();
-    let gets = Router::new()
-        .merge(connect_get::<
-            pb::WebBffServiceGetHomeRequest,
-            pb::WebBffServiceGetHomeResponse,
-            _,
-            _,
-            _,
-        >(WEB_HOME, api::web_home))
-        .merge(connect_get::<
-            pb::MobileBffServiceGetHomeRequest,
-            pb::MobileBffServiceGetHomeResponse,
-            _,
-            _,
-            _,
-        >(MOBILE_HOME, api::mobile_home))
-        .with_state(state);
-    let config = runtime_config(browser);
-    let config_route = Router::new().route(
-        CONFIG_PATH,
-        axum::routing::get(move || {
-            let config = config.clone();
-            async move {
-                (
-                    [(http::header::CACHE_CONTROL, "no-cache")],
-                    axum::Json(config),
-                )
-            }
-        }),
-    );
-    let app = RpcServer::new(http.clone(), Readiness::always())
-        .http_routes(config_route)
-        .service(web.merge(gets), grpc_defaults!(web_grpc, http))
-        .service(mobile, grpc_defaults!(mobile_grpc, http))
-        .descriptors(shop_proto::FILE_DESCRIPTOR_SET)
-        .into_router(shutdown)
-        .await?;
-    let pages = Pages::new(web_dir, browser);
-    let app = app.layer(axum::middleware::from_fn_with_state(pages, pages::serve));
-    Ok(rate_limit::limit(app, rate_limit, verifier))
+    /// No database: the clients of the services it fans out to.
+    async fn open(&self, _: &Context) -> Result<Services, StartFailure> {
+        Services::new(&self.services, &self.downstream, &self.cache).map_err(StartFailure::config)
+    }
+
+    /// Nothing to seed; says which web app it serves.
+    async fn seed(&self, _: &Services) -> Result<String, StartFailure> {
+        let has_app = Pages::has_app(self.web_dir.as_deref());
+        Ok(match (&self.web_dir, has_app) {
+            (None, true) => "the web app (built in)".to_owned(),
+            (Some(dir), true) => format!("the web app from {}", dir.display()),
+            (None, false) => "no web app (this binary was built without npm)".to_owned(),
+            (Some(dir), false) => format!("no web app ({} is empty)", dir.display()),
+        })
+    }
+
+    /// Both BFF services on every protocol, the web app's files for every
+    /// other GET, the rate limits around it all.
+    async fn server(
+        &self,
+        services: Services,
+        context: &Context,
+    ) -> Result<RpcServer, StartFailure> {
+        let verifier = self.token_keys.verifier().await?;
+        let state = AppState { services };
+        let (web, web_grpc) = WebBffServiceTonicCompatibleBuilder::new()
+            .get_home(api::web_home)
+            .with_state(state.clone())
+            .build();
+        let (mobile, mobile_grpc) = MobileBffServiceTonicCompatibleBuilder::new()
+            .get_home(api::mobile_home)
+            .with_state(state.clone())
+            .build();
+        let gets = Router::new()
+            .merge(connect_get::<
+                pb::WebBffServiceGetHomeRequest,
+                pb::WebBffServiceGetHomeResponse,
+                _,
+                _,
+                _,
+            >(WEB_HOME, api::web_home))
+            .merge(connect_get::<
+                pb::MobileBffServiceGetHomeRequest,
+                pb::MobileBffServiceGetHomeResponse,
+                _,
+                _,
+                _,
+            >(MOBILE_HOME, api::mobile_home))
+            .with_state(state);
+        let config = runtime_config(&self.browser);
+        let config_route = Router::new().route(
+            CONFIG_PATH,
+            axum::routing::get(move || {
+                let config = config.clone();
+                async move {
+                    (
+                        [(http::header::CACHE_CONTROL, "no-cache")],
+                        axum::Json(config),
+                    )
+                }
+            }),
+        );
+        let pages = Pages::new(self.web_dir.as_deref(), &self.browser);
+        let rate_limit = self.rate_limit.clone();
+        let http = &context.http;
+        Ok(RpcServer::new(http.clone(), Readiness::always())
+            .http_routes(config_route)
+            .service(web.merge(gets), grpc_defaults!(web_grpc, http))
+            .service(mobile, grpc_defaults!(mobile_grpc, http))
+            .descriptors(shop_proto::FILE_DESCRIPTOR_SET)
+            .around(|app| app.layer(axum::middleware::from_fn_with_state(pages, pages::serve)))
+            .around(move |app| rate_limit::limit(app, &rate_limit, verifier)))
+    }
 }
 
 /// Where the web app learns which services to call.
@@ -140,26 +144,4 @@ fn runtime_config(browser: &ServiceUrls) -> serde_json::Value {
         "catalogUrl": browser.catalog_url,
         "ordersUrl": browser.orders_url,
     })
-}
-
-pub async fn start(config: Config, shutdown: Shutdown) -> Result<Running, StartError> {
-    let services = Services::new(&config.services, &config.downstream, &config.cache)?;
-    let verifier =
-        TokenVerifier::fetch(&config.services.users_url, Duration::from_secs(30)).await?;
-    let app = router(
-        services,
-        &config.browser,
-        verifier,
-        &config.rate_limit,
-        config.web_dir.as_deref(),
-        &config.http,
-        &shutdown,
-    )
-    .await?;
-    shop_kit::server::start(config.addr, app, shutdown, &config.http)
-        .await
-        .map_err(|source| StartError::Bind {
-            addr: config.addr,
-            source,
-        })
 }

@@ -18,10 +18,14 @@ use axum::{
 };
 use serde_json::{Value, json};
 use shop_catalog::domain::{Money, NewProduct};
-use shop_gateway::{CachePolicy, ServiceUrls, Services};
+use shop_gateway::{CachePolicy, ServiceUrls};
 use shop_kit::{
-    HttpConfig, Shutdown, downstream::DownstreamPolicy, events::Broker,
-    rate_limit::RateLimitConfig, testing::TestDatabase,
+    HttpConfig,
+    app::{Launch, Service},
+    auth::TokenKeys,
+    downstream::DownstreamPolicy,
+    rate_limit::RateLimitConfig,
+    testing::TestDatabase,
 };
 
 const SECRET: &str = "gateway-test-secret";
@@ -57,23 +61,20 @@ async fn door(State(door): State<Arc<Door>>, request: Request, next: Next) -> Re
     next.run(request).await
 }
 
-async fn serve(app: axum::Router, door_state: &Arc<Door>) -> String {
-    let app = app.layer(axum::middleware::from_fn_with_state(
-        door_state.clone(),
-        door,
-    ));
-    let running = shop_kit::server::start(
-        "127.0.0.1:0".parse().expect("addr"),
-        app,
-        Shutdown::new(),
-        &shop_kit::HttpConfig {
+/// Starts `service` the one way services start, behind `door_state`.
+/// Returns its URL and handle.
+async fn launch<S: Service>(service: S, door_state: &Arc<Door>) -> (SocketAddr, S::Handle) {
+    let door_state = door_state.clone();
+    let running = Launch::new(service)
+        .http(HttpConfig {
             shutdown_grace_secs: 1,
             ..Default::default()
-        },
-    )
-    .await
-    .expect("start");
-    format!("http://{}", running.addr)
+        })
+        .around(move |app| app.layer(axum::middleware::from_fn_with_state(door_state, door)))
+        .start()
+        .await
+        .expect("start");
+    (running.addr, running.handle)
 }
 
 struct Shop {
@@ -115,23 +116,26 @@ impl Default for Settings {
 
 impl Shop {
     async fn start(settings: Settings) -> Self {
-        let http = HttpConfig::default();
-        let doors: [Arc<Door>; 4] = Default::default();
-        let [users_door, catalog_door, orders_door, payments_door] = doors;
+        let doors: [Arc<Door>; 5] = Default::default();
+        let [
+            users_door,
+            catalog_door,
+            orders_door,
+            payments_door,
+            gateway_door,
+        ] = doors;
 
         let users_db = TestDatabase::new("users").await;
-        let accounts = shop_users::Accounts::open(&users_db.url)
-            .await
-            .expect("users")
-            .with_service_secret(SECRET);
-        let verifier = || accounts.issuer().verifier().expect("verifier");
-        let users_url = serve(
-            shop_users::router(accounts.clone(), &http, &Shutdown::new())
-                .await
-                .expect("users"),
+        let (users, _) = launch(
+            shop_users::Config {
+                service_secret: SECRET.into(),
+                ..shop_users::Config::new(users_db.url.as_str().into())
+            },
             &users_door,
         )
         .await;
+        let users_url = format!("http://{users}");
+        let token_keys = TokenKeys::FromUsers(users_url.clone());
 
         // A real account: the gateway's GetMe must find it.
         let (status, signed_up) = shop_kit::testing::call_json(
@@ -148,9 +152,18 @@ impl Shop {
         let ada_id = signed_up["user"]["id"].as_str().expect("id").to_owned();
 
         let catalog_db = TestDatabase::new("catalog").await;
-        let catalog = shop_catalog::Catalog::open(&catalog_db.url)
-            .await
-            .expect("catalog");
+        let (catalog_addr, catalog) = launch(
+            shop_catalog::Config {
+                database_url: catalog_db.url.as_str().into(),
+                demo_data: false,
+                demo_stock: None,
+                nats_url: None,
+                token_keys: token_keys.clone(),
+            },
+            &catalog_door,
+        )
+        .await;
+        let catalog_url = format!("http://{catalog_addr}");
         for (id, name, cents) in [
             ("p1", "Mug", 1800),
             ("p2", "Beans", 1290),
@@ -167,45 +180,32 @@ impl Shop {
             .expect("product");
             catalog.add_product(product).await.expect("insert");
         }
-        let catalog_url = serve(
-            shop_catalog::router(catalog, verifier(), &http, &Shutdown::new())
-                .await
-                .expect("catalog"),
-            &catalog_door,
-        )
-        .await;
 
         let payments_db = TestDatabase::new("payments").await;
-        let payments = shop_payments::Payments::open(&payments_db.url)
-            .await
-            .expect("payments");
-        let payments_url = serve(
-            shop_payments::router(payments, verifier(), &http, &Shutdown::new())
-                .await
-                .expect("payments"),
+        let (payments, _) = launch(
+            shop_payments::Config {
+                database_url: payments_db.url.as_str().into(),
+                nats_url: None,
+                token_keys: token_keys.clone(),
+            },
             &payments_door,
         )
         .await;
 
         let orders_db = TestDatabase::new("orders").await;
-        let orders = shop_orders::Orders::open(
-            &orders_db.url,
-            &shop_orders::PeerUrls {
-                users_url: users_url.clone(),
-                catalog_url: catalog_url.clone(),
-                payments_url,
-                service_secret: SECRET.into(),
+        let (orders, _) = launch(
+            shop_orders::Config {
+                database_url: orders_db.url.as_str().into(),
+                peers: shop_orders::PeerUrls {
+                    users_url: users_url.clone(),
+                    catalog_url: catalog_url.clone(),
+                    payments_url: format!("http://{payments}"),
+                    service_secret: SECRET.into(),
+                },
+                nats_url: None,
+                saga: shop_orders::SagaPolicy::default(),
+                token_keys: token_keys.clone(),
             },
-            Broker::InProcess,
-            shop_orders::SagaPolicy::default(),
-            &Shutdown::new(),
-        )
-        .await
-        .expect("orders");
-        let orders_url = serve(
-            shop_orders::router(orders, verifier(), &http, &Shutdown::new())
-                .await
-                .expect("orders"),
             &orders_door,
         )
         .await;
@@ -215,39 +215,23 @@ impl Shop {
         let urls = ServiceUrls {
             users_url,
             catalog_url,
-            orders_url,
+            orders_url: format!("http://{orders}"),
         };
-        let services = Services::new(
-            &urls,
-            &settings.downstream,
-            &CachePolicy {
-                catalog_ttl: settings.catalog_ttl,
+        let (gateway, _) = launch(
+            shop_gateway::Config {
+                browser: urls.clone(),
+                services: urls,
+                downstream: settings.downstream,
+                cache: CachePolicy {
+                    catalog_ttl: settings.catalog_ttl,
+                },
+                rate_limit: settings.rate_limit,
+                web_dir: Some(web_dir.path().to_owned()),
+                token_keys,
             },
+            &gateway_door,
         )
-        .expect("services");
-        let app = shop_gateway::router(
-            services,
-            &urls,
-            verifier(),
-            &settings.rate_limit,
-            Some(web_dir.path()),
-            &http,
-            &Shutdown::new(),
-        )
-        .await
-        .expect("gateway");
-        let gateway = shop_kit::server::start(
-            "127.0.0.1:0".parse().expect("addr"),
-            app,
-            Shutdown::new(),
-            &shop_kit::HttpConfig {
-                shutdown_grace_secs: 1,
-                ..Default::default()
-            },
-        )
-        .await
-        .expect("gateway")
-        .addr;
+        .await;
         Self {
             gateway,
             users: users_door,

@@ -11,19 +11,18 @@ pub mod error;
 pub mod events;
 pub mod store;
 
-use std::net::SocketAddr;
-
 use axum::Router;
 use sea_orm::DatabaseConnection;
 use shop_kit::{
-    HttpConfig, Readiness, RpcServer, Shutdown,
-    auth::TokenVerifier,
+    Readiness, RpcServer, Shutdown,
+    app::{Context, Service, StartFailure},
+    auth::TokenKeys,
     connect_get,
-    events::{Broker, EventsError, Relay},
+    database::DatabaseUrl,
+    events::{Broker, Relay},
     grpc_defaults,
-    server::ServerError,
+    trace_context::TraceParent,
 };
-use shop_kit::{server::Running, trace_context::TraceParent};
 use shop_migrations::MigratorTrait;
 use shop_proto::shop::catalog::v1::{
     self as pb, catalog_service_connect::CatalogServiceTonicCompatibleBuilder,
@@ -177,60 +176,11 @@ pub struct AppState {
 const LIST_PRODUCTS: &str = "/shop.catalog.v1.CatalogService/ListProducts";
 const GET_PRODUCT: &str = "/shop.catalog.v1.CatalogService/GetProduct";
 
-/// The catalog on all three protocols, with the kit's layers.
-pub async fn router(
-    catalog: Catalog,
-    verifier: TokenVerifier,
-    http: &HttpConfig,
-    shutdown: &Shutdown,
-) -> Result<Router, ServerError> {
-    let readiness = Readiness::database(catalog.store().connection().clone());
-    let state = AppState {
-        catalog,
-        shutdown: shutdown.clone(),
-    };
-    let (connect, grpc) = CatalogServiceTonicCompatibleBuilder::new()
-        .list_products(api::list_products)
-        .get_product(api::get_product)
-        .watch_stock(api::watch_stock)
-        .reserve_stock(api::reserve_stock)
-        .release_stock(api::release_stock)
-        .commit_stock(api::commit_stock)
-        .with_state(state.clone())
-        .build();
-    // The idempotent methods also answer Connect GET.
-    let gets = Router::new()
-        .merge(connect_get::<
-            pb::ListProductsRequest,
-            pb::ListProductsResponse,
-            _,
-            _,
-            _,
-        >(LIST_PRODUCTS, api::list_products))
-        .merge(connect_get::<
-            pb::GetProductRequest,
-            pb::GetProductResponse,
-            _,
-            _,
-            _,
-        >(GET_PRODUCT, api::get_product))
-        .with_state(state);
-    RpcServer::new(http.clone(), readiness)
-        .service(connect.merge(gets), grpc_defaults!(grpc, http))
-        .descriptors(shop_proto::FILE_DESCRIPTOR_SET)
-        .verify_tokens(verifier)
-        .into_router(shutdown)
-        .await
-}
-
-/// How long to wait for the users service's public keys at start.
-const JWKS_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// How to run the catalog.
+/// The catalog as it is started (by the launcher, `shop serve catalog` and
+/// the tests alike, through [`shop_kit::app::Launch`]).
 #[derive(Clone, Debug)]
 pub struct Config {
-    pub addr: SocketAddr,
-    pub database_url: shop_kit::database::DatabaseUrl,
+    pub database_url: DatabaseUrl,
     /// Seed the demo products into an empty catalog.
     pub demo_data: bool,
     /// Stock every demo product starts with, instead of its own (a few
@@ -238,54 +188,69 @@ pub struct Config {
     pub demo_stock: Option<i32>,
     /// NATS for events; in process when `None`.
     pub nats_url: Option<String>,
-    /// The users service, whose public keys verify access tokens.
-    pub users_url: String,
-    pub http: HttpConfig,
+    /// The keys that verify access tokens (the users service's).
+    pub token_keys: TokenKeys,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error("catalog database {url}: {source}")]
-    Database { url: String, source: CatalogError },
-    #[error("catalog cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
-    #[error("catalog events: {0}")]
-    Events(#[from] EventsError),
-    #[error("catalog cannot verify tokens: {0}")]
-    Auth(#[from] shop_kit::auth::AuthError),
-    #[error(transparent)]
-    Server(#[from] ServerError),
-}
+impl Service for Config {
+    const NAME: &'static str = "catalog";
+    type Handle = Catalog;
 
-/// Opens the database (migrations applied, demo data if asked), binds and
-/// starts serving in the background until `shutdown`.
-/// Returns the running service and how many demo products it seeded.
-pub async fn start(config: Config, shutdown: Shutdown) -> Result<(Running, usize), StartError> {
-    let database_error = |source| StartError::Database {
-        url: config.database_url.to_string(),
-        source,
-    };
-    let broker = Broker::new(config.nats_url.as_deref()).await?;
-    let catalog = Catalog::open_with(config.database_url.expose(), broker, &shutdown)
-        .await
-        .map_err(database_error)?;
-    let seeded_products = if config.demo_data {
-        demo::seed(&catalog, config.demo_stock)
+    async fn open(&self, context: &Context) -> Result<Catalog, StartFailure> {
+        let broker = Broker::new(self.nats_url.as_deref()).await?;
+        Catalog::open_with(self.database_url.expose(), broker, &context.shutdown)
             .await
-            .map_err(database_error)?
-    } else {
-        0
-    };
-    let verifier = TokenVerifier::fetch(&config.users_url, JWKS_PATIENCE).await?;
-    let app = router(catalog, verifier, &config.http, &shutdown).await?;
-    let running = shop_kit::server::start(config.addr, app, shutdown, &config.http)
-        .await
-        .map_err(|source| StartError::Bind {
-            addr: config.addr,
-            source,
-        })?;
-    Ok((running, seeded_products))
+            .map_err(|e| StartFailure::database(&self.database_url, e))
+    }
+
+    async fn seed(&self, catalog: &Catalog) -> Result<String, StartFailure> {
+        if !self.demo_data {
+            return Ok("nothing".to_owned());
+        }
+        let seeded = demo::seed(catalog, self.demo_stock)
+            .await
+            .map_err(|e| StartFailure::database(&self.database_url, e))?;
+        Ok(format!("{seeded} demo products"))
+    }
+
+    /// CatalogService on all three protocols; its idempotent methods also
+    /// answer Connect GET.
+    async fn server(&self, catalog: Catalog, context: &Context) -> Result<RpcServer, StartFailure> {
+        let verifier = self.token_keys.verifier().await?;
+        let readiness = Readiness::database(catalog.store().connection().clone());
+        let state = AppState {
+            catalog,
+            shutdown: context.shutdown.clone(),
+        };
+        let (connect, grpc) = CatalogServiceTonicCompatibleBuilder::new()
+            .list_products(api::list_products)
+            .get_product(api::get_product)
+            .watch_stock(api::watch_stock)
+            .reserve_stock(api::reserve_stock)
+            .release_stock(api::release_stock)
+            .commit_stock(api::commit_stock)
+            .with_state(state.clone())
+            .build();
+        let gets = Router::new()
+            .merge(connect_get::<
+                pb::ListProductsRequest,
+                pb::ListProductsResponse,
+                _,
+                _,
+                _,
+            >(LIST_PRODUCTS, api::list_products))
+            .merge(connect_get::<
+                pb::GetProductRequest,
+                pb::GetProductResponse,
+                _,
+                _,
+                _,
+            >(GET_PRODUCT, api::get_product))
+            .with_state(state);
+        let http = &context.http;
+        Ok(RpcServer::new(http.clone(), readiness)
+            .service(connect.merge(gets), grpc_defaults!(grpc, http))
+            .descriptors(shop_proto::FILE_DESCRIPTOR_SET)
+            .verify_tokens(verifier))
+    }
 }

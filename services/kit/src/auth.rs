@@ -118,6 +118,28 @@ impl TokenVerifier {
     }
 }
 
+/// How long a service waits for the users service's public keys at start.
+const JWKS_PATIENCE: Duration = Duration::from_secs(30);
+
+/// Where a service gets the keys that verify access tokens.
+#[derive(Clone, Debug)]
+pub enum TokenKeys {
+    /// The users service at this base URL (its JWK set), waited for while
+    /// it starts.
+    FromUsers(String),
+    /// Keys already at hand (e.g. a test's own signing key).
+    Given(TokenVerifier),
+}
+
+impl TokenKeys {
+    pub async fn verifier(&self) -> Result<TokenVerifier, AuthError> {
+        match self {
+            Self::FromUsers(url) => TokenVerifier::fetch(url, JWKS_PATIENCE).await,
+            Self::Given(verifier) => Ok(verifier.clone()),
+        }
+    }
+}
+
 async fn fetch_text(url: &str) -> Result<String, String> {
     use http_body_util::{BodyExt, Empty};
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())

@@ -6,7 +6,6 @@ use std::{sync::Arc, time::Duration};
 
 use axum::{Router, extract::State, http::StatusCode, routing::get};
 use futures::future::BoxFuture;
-use sea_orm::DatabaseConnection;
 use tonic_health::{ServingStatus, pb::health_server::HealthServer, server::HealthReporter};
 
 use crate::Shutdown;
@@ -27,7 +26,8 @@ impl Readiness {
     }
 
     /// Ready while the service's database answers a ping.
-    pub fn database(db: DatabaseConnection) -> Self {
+    #[cfg(feature = "db")]
+    pub fn database(db: sea_orm::DatabaseConnection) -> Self {
         Self(Arc::new(move || {
             let db = db.clone();
             Box::pin(async move { db.ping().await.map_err(|e| format!("database: {e}")) })
@@ -69,7 +69,7 @@ pub async fn grpc_health(
     let (reporter, server) = tonic_health::server::health_reporter();
     let names: Vec<String> = std::iter::once(String::new()).chain(services).collect();
     report(&reporter, &names, &readiness).await;
-    tokio::spawn(async move {
+    shutdown.clone().spawn(async move {
         loop {
             tokio::select! {
                 () = shutdown.requested() => break,

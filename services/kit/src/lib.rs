@@ -6,18 +6,21 @@
 //! GET), gRPC (h2c) and gRPC-Web, with health, reflection, CORS, gzip,
 //! deadlines, size limits, metrics and one log line per RPC.
 
+pub mod app;
 pub mod auth;
 pub mod config;
 pub mod connect_bridge;
 pub mod connect_errors;
 pub mod connect_get;
 pub mod cors;
+#[cfg(feature = "db")]
 pub mod database;
 pub mod deadline;
 pub mod downstream;
 pub mod drain;
 pub mod encoding;
 pub mod envelope;
+#[cfg(feature = "events")]
 pub mod events;
 pub mod grpc_json;
 pub mod grpc_limits;

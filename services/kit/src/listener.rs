@@ -48,9 +48,9 @@ const MAX_HTTP1_BUFFER: usize = 64 * 1024;
 /// take before it is dropped.
 const IDLE_CLOSE_GRACE: Duration = Duration::from_secs(5);
 
-/// A service listening in the background.
+/// A router listening in the background.
 #[derive(Debug)]
-pub struct Running {
+pub struct Listening {
     pub addr: SocketAddr,
     pub task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -61,11 +61,11 @@ pub async fn start(
     app: Router,
     shutdown: Shutdown,
     http: &HttpConfig,
-) -> std::io::Result<Running> {
+) -> std::io::Result<Listening> {
     let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let task = tokio::spawn(serve(listener, app, shutdown, http.clone()));
-    Ok(Running { addr, task })
+    Ok(Listening { addr, task })
 }
 
 /// Serves `app` on `listener` until `shutdown`: then stops accepting, lets

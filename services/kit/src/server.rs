@@ -64,6 +64,7 @@ pub struct RpcServer {
     descriptor_sets: Vec<&'static [u8]>,
     verifier: Option<TokenVerifier>,
     http_routes: Router,
+    around: Vec<Box<dyn FnOnce(Router) -> Router + Send>>,
 }
 
 impl RpcServer {
@@ -77,12 +78,20 @@ impl RpcServer {
             descriptor_sets: Vec::new(),
             verifier: None,
             http_routes: Router::new(),
+            around: Vec::new(),
         }
     }
 
     /// Plain HTTP routes served beside the RPCs (e.g. a JWK set).
     pub fn http_routes(mut self, routes: Router) -> Self {
         self.http_routes = self.http_routes.merge(routes);
+        self
+    }
+
+    /// Wraps the assembled router (e.g. in the gateway's rate limits), out
+    /// of all the kit's layers; wrappers apply in the order given.
+    pub fn around(mut self, wrap: impl FnOnce(Router) -> Router + Send + 'static) -> Self {
+        self.around.push(Box::new(wrap));
         self
     }
 
@@ -199,10 +208,14 @@ impl RpcServer {
             .layer(PropagateRequestIdLayer::x_request_id())
             .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
             .layer(MapRequestLayer::new(request_id::drop_unsafe));
-        Ok(match self.verifier {
+        let router = match self.verifier {
             Some(verifier) => router.layer(Extension(verifier)),
             None => router,
-        })
+        };
+        Ok(self
+            .around
+            .into_iter()
+            .fold(router, |router, wrap| wrap(router)))
     }
 
     fn reflection_builder(&self) -> tonic_reflection::server::Builder<'static> {
@@ -236,4 +249,4 @@ async fn metrics() -> impl IntoResponse {
     )
 }
 
-pub use crate::listener::{Running, serve, start};
+pub use crate::listener::{Listening, serve, start};

@@ -1,11 +1,18 @@
 //! Graceful shutdown: one token that SIGTERM or Ctrl-C cancels, observed by
-//! the listener (stop accepting, drain) and by long streams (end cleanly).
+//! the listener (stop accepting, drain) and by long streams (end cleanly),
+//! and the background work (relays, saga steps, sweeps) that is let finish
+//! before the process exits.
 
-use tokio_util::sync::CancellationToken;
+use std::time::Duration;
 
-/// A cloneable shutdown signal.
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+/// A cloneable shutdown signal, and the background work it waits for.
 #[derive(Clone, Debug, Default)]
-pub struct Shutdown(CancellationToken);
+pub struct Shutdown {
+    token: CancellationToken,
+    work: TaskTracker,
+}
 
 impl Shutdown {
     pub fn new() -> Self {
@@ -25,16 +32,34 @@ impl Shutdown {
     }
 
     pub fn trigger(&self) {
-        self.0.cancel();
+        self.token.cancel();
     }
 
     pub fn is_triggered(&self) -> bool {
-        self.0.is_cancelled()
+        self.token.is_cancelled()
     }
 
     /// Resolves once shutdown has been requested.
     pub async fn requested(&self) {
-        self.0.cancelled().await;
+        self.token.cancelled().await;
+    }
+
+    /// Runs background work that shutdown lets finish: the work should
+    /// watch [`Self::requested`] between steps and return, never stop
+    /// half-way through one.
+    pub fn spawn<F>(&self, work: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.work.spawn(work)
+    }
+
+    /// Waits, at most `grace`, for the background work to end (call after
+    /// shutdown was requested). False when some was still running.
+    pub async fn work_finished(&self, grace: Duration) -> bool {
+        self.work.close();
+        tokio::time::timeout(grace, self.work.wait()).await.is_ok()
     }
 }
 
@@ -58,5 +83,34 @@ async fn wait_for_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = terminate => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn background_work_is_let_finish_its_step_within_the_grace() {
+        let shutdown = Shutdown::new();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let watcher = shutdown.clone();
+        shutdown.spawn(async move {
+            watcher.requested().await;
+            // A step that was under way when shutdown came.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let _ = done_tx.send(());
+        });
+        shutdown.trigger();
+        assert!(shutdown.work_finished(Duration::from_secs(5)).await);
+        assert!(done_rx.await.is_ok(), "the step finished");
+    }
+
+    #[tokio::test]
+    async fn work_that_never_ends_is_given_up_after_the_grace() {
+        let shutdown = Shutdown::new();
+        shutdown.spawn(std::future::pending::<()>());
+        shutdown.trigger();
+        assert!(!shutdown.work_finished(Duration::from_millis(50)).await);
     }
 }

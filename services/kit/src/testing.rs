@@ -90,6 +90,7 @@ pub async fn call_json_with(
 }
 
 /// Every event `service` has recorded in its outbox, oldest first.
+#[cfg(feature = "events")]
 pub async fn outbox_events(
     db: &sea_orm::DatabaseConnection,
     service: &str,

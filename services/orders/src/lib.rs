@@ -12,17 +12,18 @@ pub mod peers;
 pub mod saga;
 pub mod store;
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use axum::Router;
 use shop_kit::{
-    HttpConfig, Readiness, RpcServer, Shutdown,
-    auth::TokenVerifier,
+    Readiness, RpcServer, Shutdown,
+    app::{Context, Service, StartFailure},
+    auth::TokenKeys,
     connect_get,
+    database::DatabaseUrl,
     deadline::CallerDeadline,
     events::{Broker, Delivery, Relay, Subscription},
     grpc_defaults,
-    server::{Running, ServerError},
     trace_context::TraceParent,
 };
 use shop_migrations::MigratorTrait;
@@ -226,97 +227,78 @@ pub struct AppState {
 const GET_ORDER: &str = "/shop.orders.v1.OrderService/GetOrder";
 const LIST_ORDERS: &str = "/shop.orders.v1.OrderService/ListOrders";
 
-pub async fn router(
-    orders: Orders,
-    verifier: TokenVerifier,
-    http: &HttpConfig,
-    shutdown: &Shutdown,
-) -> Result<Router, ServerError> {
-    let readiness = Readiness::database(orders.store().connection().clone());
-    let state = AppState {
-        orders,
-        shutdown: shutdown.clone(),
-    };
-    let (connect, grpc) = OrderServiceTonicCompatibleBuilder::new()
-        .create_order(api::create_order)
-        .get_order(api::get_order)
-        .list_orders(api::list_orders)
-        .cancel_order(api::cancel_order)
-        .watch_order(api::watch_order)
-        .with_state(state.clone())
-        .build();
-    let gets = Router::new()
-        .merge(connect_get::<
-            pb::GetOrderRequest,
-            pb::GetOrderResponse,
-            _,
-            _,
-            _,
-        >(GET_ORDER, api::get_order))
-        .merge(connect_get::<
-            pb::ListOrdersRequest,
-            pb::ListOrdersResponse,
-            _,
-            _,
-            _,
-        >(LIST_ORDERS, api::list_orders))
-        .with_state(state);
-    RpcServer::new(http.clone(), readiness)
-        .service(connect.merge(gets), grpc_defaults!(grpc, http))
-        .descriptors(shop_proto::FILE_DESCRIPTOR_SET)
-        .verify_tokens(verifier)
-        .into_router(shutdown)
-        .await
-}
-
+/// Orders as it is started (by the launcher, `shop serve orders` and the
+/// tests alike, through [`shop_kit::app::Launch`]).
 #[derive(Clone, Debug)]
 pub struct Config {
-    pub addr: SocketAddr,
-    pub database_url: shop_kit::database::DatabaseUrl,
+    pub database_url: DatabaseUrl,
     pub peers: PeerUrls,
     /// NATS for events; in process when `None`.
     pub nats_url: Option<String>,
     pub saga: SagaPolicy,
-    pub http: HttpConfig,
+    /// The keys that verify access tokens (the users service's).
+    pub token_keys: TokenKeys,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error("orders database {url}: {source}")]
-    Database { url: String, source: OrdersError },
-    #[error("orders cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
-    #[error("orders events: {0}")]
-    Events(#[from] shop_kit::events::EventsError),
-    #[error("orders cannot verify tokens: {0}")]
-    Auth(#[from] shop_kit::auth::AuthError),
-    #[error(transparent)]
-    Server(#[from] ServerError),
-}
+impl Service for Config {
+    const NAME: &'static str = "orders";
+    type Handle = Orders;
 
-pub async fn start(config: Config, shutdown: Shutdown) -> Result<Running, StartError> {
-    let broker = Broker::new(config.nats_url.as_deref()).await?;
-    let orders = Orders::open(
-        config.database_url.expose(),
-        &config.peers,
-        broker,
-        config.saga.clone(),
-        &shutdown,
-    )
-    .await
-    .map_err(|source| StartError::Database {
-        url: config.database_url.to_string(),
-        source,
-    })?;
-    let verifier = TokenVerifier::fetch(&config.peers.users_url, Duration::from_secs(30)).await?;
-    let app = router(orders, verifier, &config.http, &shutdown).await?;
-    shop_kit::server::start(config.addr, app, shutdown, &config.http)
+    /// Also resumes the sagas a previous run left unfinished.
+    async fn open(&self, context: &Context) -> Result<Orders, StartFailure> {
+        let broker = Broker::new(self.nats_url.as_deref()).await?;
+        Orders::open(
+            self.database_url.expose(),
+            &self.peers,
+            broker,
+            self.saga.clone(),
+            &context.shutdown,
+        )
         .await
-        .map_err(|source| StartError::Bind {
-            addr: config.addr,
-            source,
-        })
+        .map_err(|e| StartFailure::database(&self.database_url, e))
+    }
+
+    async fn seed(&self, _: &Orders) -> Result<String, StartFailure> {
+        Ok("nothing".to_owned())
+    }
+
+    /// OrderService on all three protocols; GetOrder and ListOrders also
+    /// on GET.
+    async fn server(&self, orders: Orders, context: &Context) -> Result<RpcServer, StartFailure> {
+        let verifier = self.token_keys.verifier().await?;
+        let readiness = Readiness::database(orders.store().connection().clone());
+        let state = AppState {
+            orders,
+            shutdown: context.shutdown.clone(),
+        };
+        let (connect, grpc) = OrderServiceTonicCompatibleBuilder::new()
+            .create_order(api::create_order)
+            .get_order(api::get_order)
+            .list_orders(api::list_orders)
+            .cancel_order(api::cancel_order)
+            .watch_order(api::watch_order)
+            .with_state(state.clone())
+            .build();
+        let gets = Router::new()
+            .merge(connect_get::<
+                pb::GetOrderRequest,
+                pb::GetOrderResponse,
+                _,
+                _,
+                _,
+            >(GET_ORDER, api::get_order))
+            .merge(connect_get::<
+                pb::ListOrdersRequest,
+                pb::ListOrdersResponse,
+                _,
+                _,
+                _,
+            >(LIST_ORDERS, api::list_orders))
+            .with_state(state);
+        let http = &context.http;
+        Ok(RpcServer::new(http.clone(), readiness)
+            .service(connect.merge(gets), grpc_defaults!(grpc, http))
+            .descriptors(shop_proto::FILE_DESCRIPTOR_SET)
+            .verify_tokens(verifier))
+    }
 }

@@ -65,7 +65,7 @@ impl SagaDriver {
                 shutdown: shutdown.clone(),
             }),
         };
-        tokio::spawn(driver.clone().sweep());
+        shutdown.spawn(driver.clone().sweep());
         driver
     }
 
@@ -73,11 +73,14 @@ impl SagaDriver {
         &self.inner.policy
     }
 
-    /// Drives the order's saga now, in the background.
+    /// Drives the order's saga now, in the background (unless shutting
+    /// down: then the next start's sweep resumes it).
     pub fn kick(&self, order_id: &str) {
-        let driver = self.clone();
-        let order_id = order_id.to_owned();
-        tokio::spawn(driver.drive_logged(order_id));
+        let shutdown = &self.inner.shutdown;
+        if shutdown.is_triggered() {
+            return;
+        }
+        shutdown.spawn(self.clone().drive_logged(order_id.to_owned()));
     }
 
     async fn sweep(self) {
@@ -108,11 +111,17 @@ impl SagaDriver {
         })
     }
 
-    /// Takes the saga as far as it goes now: to its end, or to a retry
-    /// that must wait.
+    /// Takes the saga as far as it goes now: to its end, to a retry that
+    /// must wait, or to the end of the step under way when shutdown is
+    /// asked for (every step ends persisted; the next start resumes).
     async fn drive(&self, order_id: &str) -> Result<(), OrdersError> {
-        let Inner { store, policy, .. } = &*self.inner;
-        loop {
+        let Inner {
+            store,
+            policy,
+            shutdown,
+            ..
+        } = &*self.inner;
+        while !shutdown.is_triggered() {
             let now = now_ms();
             if !store
                 .claim(order_id, now, now + millis(policy.lease))
@@ -139,10 +148,10 @@ impl SagaDriver {
                 Next::RetryAfter(delay) => {
                     let driver = self.clone();
                     let order_id = order_id.to_owned();
-                    let shutdown = self.inner.shutdown.clone();
-                    tokio::spawn(async move {
+                    let waiting = shutdown.clone();
+                    shutdown.spawn(async move {
                         tokio::select! {
-                            () = shutdown.requested() => {}
+                            () = waiting.requested() => {}
                             () = tokio::time::sleep(delay) => driver.drive_logged(order_id).await,
                         }
                     });
@@ -150,6 +159,7 @@ impl SagaDriver {
                 }
             }
         }
+        Ok(())
     }
 
     async fn perform(&self, stored: &StoredSaga, order: &Order) -> Outcome {

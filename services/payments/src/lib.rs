@@ -9,19 +9,16 @@ pub mod error;
 pub mod events;
 pub mod store;
 
-use std::{
-    net::SocketAddr,
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::Router;
 use shop_kit::{
-    HttpConfig, Readiness, RpcServer, Shutdown,
-    auth::TokenVerifier,
+    Readiness, RpcServer, Shutdown,
+    app::{Context, Service, StartFailure},
+    auth::TokenKeys,
     connect_get,
-    events::{Broker, EventsError, Relay},
+    database::DatabaseUrl,
+    events::{Broker, Relay},
     grpc_defaults,
-    server::{Running, ServerError},
     trace_context::TraceParent,
 };
 use shop_migrations::MigratorTrait;
@@ -193,75 +190,56 @@ pub struct AppState {
 
 const GET_PAYMENT: &str = "/shop.payments.v1.PaymentService/GetPayment";
 
-pub async fn router(
-    payments: Payments,
-    verifier: TokenVerifier,
-    http: &HttpConfig,
-    shutdown: &Shutdown,
-) -> Result<Router, ServerError> {
-    let readiness = Readiness::database(payments.store().connection().clone());
-    let state = AppState { payments };
-    let (connect, grpc) = PaymentServiceTonicCompatibleBuilder::new()
-        .charge(api::charge)
-        .refund(api::refund)
-        .get_payment(api::get_payment)
-        .with_state(state.clone())
-        .build();
-    let gets = connect_get::<pb::GetPaymentRequest, pb::GetPaymentResponse, _, _, _>(
-        GET_PAYMENT,
-        api::get_payment,
-    )
-    .with_state(state);
-    RpcServer::new(http.clone(), readiness)
-        .service(connect.merge(gets), grpc_defaults!(grpc, http))
-        .descriptors(shop_proto::FILE_DESCRIPTOR_SET)
-        .verify_tokens(verifier)
-        .into_router(shutdown)
-        .await
-}
-
+/// Payments as it is started (by the launcher, `shop serve payments` and
+/// the tests alike, through [`shop_kit::app::Launch`]).
 #[derive(Clone, Debug)]
 pub struct Config {
-    pub addr: SocketAddr,
-    pub database_url: shop_kit::database::DatabaseUrl,
-    /// The users service, whose public keys verify access tokens.
-    pub users_url: String,
+    pub database_url: DatabaseUrl,
     /// NATS for events; in process when `None`.
     pub nats_url: Option<String>,
-    pub http: HttpConfig,
+    /// The keys that verify access tokens (the users service's).
+    pub token_keys: TokenKeys,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error("payments database {url}: {source}")]
-    Database { url: String, source: PaymentsError },
-    #[error("payments cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
-    #[error("payments events: {0}")]
-    Events(#[from] EventsError),
-    #[error("payments cannot verify tokens: {0}")]
-    Auth(#[from] shop_kit::auth::AuthError),
-    #[error(transparent)]
-    Server(#[from] ServerError),
-}
+impl Service for Config {
+    const NAME: &'static str = "payments";
+    type Handle = Payments;
 
-pub async fn start(config: Config, shutdown: Shutdown) -> Result<Running, StartError> {
-    let broker = Broker::new(config.nats_url.as_deref()).await?;
-    let payments = Payments::open_with(config.database_url.expose(), broker, &shutdown)
-        .await
-        .map_err(|source| StartError::Database {
-            url: config.database_url.to_string(),
-            source,
-        })?;
-    let verifier = TokenVerifier::fetch(&config.users_url, Duration::from_secs(30)).await?;
-    let app = router(payments, verifier, &config.http, &shutdown).await?;
-    shop_kit::server::start(config.addr, app, shutdown, &config.http)
-        .await
-        .map_err(|source| StartError::Bind {
-            addr: config.addr,
-            source,
-        })
+    async fn open(&self, context: &Context) -> Result<Payments, StartFailure> {
+        let broker = Broker::new(self.nats_url.as_deref()).await?;
+        Payments::open_with(self.database_url.expose(), broker, &context.shutdown)
+            .await
+            .map_err(|e| StartFailure::database(&self.database_url, e))
+    }
+
+    async fn seed(&self, _: &Payments) -> Result<String, StartFailure> {
+        Ok("a fake processor: tok_visa, tok_declined, tok_unavailable".to_owned())
+    }
+
+    /// PaymentService on all three protocols; GetPayment also on GET.
+    async fn server(
+        &self,
+        payments: Payments,
+        context: &Context,
+    ) -> Result<RpcServer, StartFailure> {
+        let verifier = self.token_keys.verifier().await?;
+        let readiness = Readiness::database(payments.store().connection().clone());
+        let state = AppState { payments };
+        let (connect, grpc) = PaymentServiceTonicCompatibleBuilder::new()
+            .charge(api::charge)
+            .refund(api::refund)
+            .get_payment(api::get_payment)
+            .with_state(state.clone())
+            .build();
+        let gets = connect_get::<pb::GetPaymentRequest, pb::GetPaymentResponse, _, _, _>(
+            GET_PAYMENT,
+            api::get_payment,
+        )
+        .with_state(state);
+        let http = &context.http;
+        Ok(RpcServer::new(http.clone(), readiness)
+            .service(connect.merge(gets), grpc_defaults!(grpc, http))
+            .descriptors(shop_proto::FILE_DESCRIPTOR_SET)
+            .verify_tokens(verifier))
+    }
 }

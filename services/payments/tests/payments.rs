@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use serde_json::{Value, json};
-use shop_kit::{HttpConfig, Shutdown};
+use shop_kit::{app::Launch, auth::TokenKeys};
 use shop_payments::{Payments, domain::Payer};
 use shop_users::tokens::TokenIssuer;
 
@@ -19,40 +19,26 @@ struct TestPayments {
 impl TestPayments {
     async fn start() -> Self {
         let database = shop_kit::testing::TestDatabase::new("payments").await;
-        let url = database.url.clone();
-        let payments = Payments::open(&url).await.expect("open");
         let (kid, der) = TokenIssuer::generate_key().expect("key");
         let issuer = TokenIssuer::from_pkcs8(kid, &der).expect("issuer");
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .expect("clock")
             .as_secs();
-        let shutdown = Shutdown::new();
-        let app = shop_payments::router(
-            payments.clone(),
-            issuer.verifier().expect("verifier"),
-            &HttpConfig::default(),
-            &shutdown,
-        )
+        let running = Launch::new(shop_payments::Config {
+            database_url: database.url.as_str().into(),
+            nats_url: None,
+            token_keys: TokenKeys::Given(issuer.verifier().expect("verifier")),
+        })
+        .start()
         .await
-        .expect("router");
-        let running = shop_kit::server::start(
-            "127.0.0.1:0".parse().expect("addr"),
-            app,
-            shutdown,
-            &shop_kit::HttpConfig {
-                shutdown_grace_secs: 1,
-                ..Default::default()
-            },
-        )
-        .await
-        .expect("start");
+        .expect("payments");
         Self {
             addr: running.addr,
             ada: issuer.access_token("ada", now).expect("token"),
             bob: issuer.access_token("bob", now).expect("token"),
             orders_service: issuer.access_token("service:orders", now).expect("token"),
-            payments,
+            payments: running.handle,
             _database: database,
         }
     }

@@ -11,18 +11,18 @@ pub mod store;
 pub mod throttle;
 pub mod tokens;
 
-use std::{
-    net::SocketAddr,
-    time::{SystemTime, UNIX_EPOCH},
-};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::{Router, routing::get};
 use sea_orm::DatabaseConnection;
 use secrecy::{ExposeSecret, SecretString};
-use shop_kit::server::Running;
 use shop_kit::{
-    HttpConfig, Readiness, RpcServer, Shutdown, auth::JWKS_PATH, connect_get, grpc_defaults,
-    server::ServerError,
+    Readiness, RpcServer,
+    app::{Context, Service, StartFailure},
+    auth::JWKS_PATH,
+    connect_get,
+    database::DatabaseUrl,
+    grpc_defaults,
 };
 use shop_migrations::MigratorTrait;
 use shop_proto::shop::users::v1::{
@@ -236,65 +236,11 @@ pub struct AppState {
 const GET_ME: &str = "/shop.users.v1.UserService/GetMe";
 const GET_PUBLIC_KEYS: &str = "/shop.users.v1.UserService/GetPublicKeys";
 
-/// The users service on all three protocols, plus the JWK set.
-pub async fn router(
-    accounts: Accounts,
-    http: &HttpConfig,
-    shutdown: &Shutdown,
-) -> Result<Router, StartError> {
-    let readiness = Readiness::database(accounts.store().connection().clone());
-    let verifier = accounts.issuer().verifier()?;
-    let jwks = accounts.issuer().jwks_json().to_owned();
-    let state = AppState { accounts };
-    let (connect, grpc) = UserServiceTonicCompatibleBuilder::new()
-        .sign_up(api::sign_up)
-        .log_in(api::log_in)
-        .refresh(api::refresh)
-        .get_me(api::get_me)
-        .issue_service_token(api::issue_service_token)
-        .get_public_keys(api::get_public_keys)
-        .with_state(state.clone())
-        .build();
-    let gets = Router::new()
-        .merge(connect_get::<pb::GetMeRequest, pb::GetMeResponse, _, _, _>(
-            GET_ME,
-            api::get_me,
-        ))
-        .merge(connect_get::<
-            pb::GetPublicKeysRequest,
-            pb::GetPublicKeysResponse,
-            _,
-            _,
-            _,
-        >(GET_PUBLIC_KEYS, api::get_public_keys))
-        .with_state(state);
-    let jwks_route = Router::new().route(
-        JWKS_PATH,
-        get(move || {
-            let jwks = jwks.clone();
-            async move {
-                (
-                    [(http::header::CONTENT_TYPE, "application/jwk-set+json")],
-                    jwks,
-                )
-            }
-        }),
-    );
-    RpcServer::new(http.clone(), readiness)
-        .service(connect.merge(gets), grpc_defaults!(grpc, http))
-        .descriptors(shop_proto::FILE_DESCRIPTOR_SET)
-        .verify_tokens(verifier)
-        .http_routes(jwks_route)
-        .into_router(shutdown)
-        .await
-        .map_err(StartError::from)
-}
-
-/// How to run the users service.
+/// The users service as it is started (by the launcher, `shop serve users`
+/// and the tests alike, through [`shop_kit::app::Launch`]).
 #[derive(Clone, Debug)]
 pub struct Config {
-    pub addr: SocketAddr,
-    pub database_url: shop_kit::database::DatabaseUrl,
+    pub database_url: DatabaseUrl,
     /// Create the demo account in an empty database.
     pub demo_data: bool,
     /// The secret the shop's services share to get service tokens; empty
@@ -306,64 +252,117 @@ pub struct Config {
     pub signing_key: Option<secrecy::SecretSlice<u8>>,
     pub hashing: HashingConfig,
     pub throttle: ThrottleConfig,
-    pub http: HttpConfig,
+}
+
+impl Config {
+    /// A users service on `database_url`, with the default limits, no
+    /// demo account, no service tokens, its signing key in the database.
+    pub fn new(database_url: DatabaseUrl) -> Self {
+        Self {
+            database_url,
+            demo_data: false,
+            service_secret: SecretString::default(),
+            signing_key: None,
+            hashing: HashingConfig::default(),
+            throttle: ThrottleConfig::default(),
+        }
+    }
 }
 
 /// The demo account the banner prints.
 pub const DEMO_EMAIL: &str = "demo@connect-shop.dev";
 pub const DEMO_PASSWORD: &str = "demo-password-1";
 
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error("users database {url}: {source}")]
-    Database { url: String, source: UsersError },
-    #[error("users cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
-    #[error(transparent)]
-    Users(#[from] UsersError),
-    #[error(transparent)]
-    Server(#[from] ServerError),
-}
+impl Service for Config {
+    const NAME: &'static str = "users";
+    type Handle = Accounts;
 
-/// Opens the database (migrations, signing key, demo account if asked),
-/// binds and serves in the background until `shutdown`.
-pub async fn start(config: Config, shutdown: Shutdown) -> Result<Running, StartError> {
-    let database_error = |source| StartError::Database {
-        url: config.database_url.to_string(),
-        source,
-    };
-    let signing_key = config
-        .signing_key
-        .as_ref()
-        .map(|key| tokens::pkcs8_der(key.expose_secret()))
-        .transpose()?;
-    let db = shop_kit::database::connect(config.database_url.expose())
-        .await
-        .map_err(|e| database_error(e.into()))?;
-    let accounts = Accounts::migrate(db, signing_key.as_deref())
-        .await
-        .map_err(database_error)?
-        .with_service_secret(config.service_secret.expose_secret())
-        .with_limits(&config.hashing, &config.throttle);
-    if config.demo_data {
+    /// Also loads (or creates) the signing key.
+    async fn open(&self, _: &Context) -> Result<Accounts, StartFailure> {
+        let signing_key = self
+            .signing_key
+            .as_ref()
+            .map(|key| tokens::pkcs8_der(key.expose_secret()))
+            .transpose()
+            .map_err(StartFailure::config)?;
+        let database = |e| StartFailure::database(&self.database_url, e);
+        let db = shop_kit::database::connect(self.database_url.expose())
+            .await
+            .map_err(database)?;
+        Ok(Accounts::migrate(db, signing_key.as_deref())
+            .await
+            .map_err(|e| StartFailure::database(&self.database_url, e))?
+            .with_service_secret(self.service_secret.expose_secret())
+            .with_limits(&self.hashing, &self.throttle))
+    }
+
+    async fn seed(&self, accounts: &Accounts) -> Result<String, StartFailure> {
+        if !self.demo_data {
+            return Ok("no demo account".to_owned());
+        }
         match accounts
             .sign_up(DEMO_EMAIL, DEMO_PASSWORD.to_owned(), "Demo Shopper", None)
             .await
         {
-            Ok(_) | Err(UsersError::EmailTaken) => {}
-            Err(error) => return Err(database_error(error)),
+            Ok(_) | Err(UsersError::EmailTaken) => {
+                Ok(format!("demo account {DEMO_EMAIL} / {DEMO_PASSWORD}"))
+            }
+            Err(error) => Err(StartFailure::database(&self.database_url, error)),
         }
     }
-    let app = router(accounts, &config.http, &shutdown).await?;
-    shop_kit::server::start(config.addr, app, shutdown, &config.http)
-        .await
-        .map_err(|source| StartError::Bind {
-            addr: config.addr,
-            source,
-        })
+
+    /// UserService on all three protocols (GetMe and GetPublicKeys also on
+    /// GET), and the JWK set every other service verifies tokens with.
+    async fn server(
+        &self,
+        accounts: Accounts,
+        context: &Context,
+    ) -> Result<RpcServer, StartFailure> {
+        let readiness = Readiness::database(accounts.store().connection().clone());
+        let verifier = accounts.issuer().verifier().map_err(StartFailure::config)?;
+        let jwks = accounts.issuer().jwks_json().to_owned();
+        let state = AppState { accounts };
+        let (connect, grpc) = UserServiceTonicCompatibleBuilder::new()
+            .sign_up(api::sign_up)
+            .log_in(api::log_in)
+            .refresh(api::refresh)
+            .get_me(api::get_me)
+            .issue_service_token(api::issue_service_token)
+            .get_public_keys(api::get_public_keys)
+            .with_state(state.clone())
+            .build();
+        let gets = Router::new()
+            .merge(connect_get::<pb::GetMeRequest, pb::GetMeResponse, _, _, _>(
+                GET_ME,
+                api::get_me,
+            ))
+            .merge(connect_get::<
+                pb::GetPublicKeysRequest,
+                pb::GetPublicKeysResponse,
+                _,
+                _,
+                _,
+            >(GET_PUBLIC_KEYS, api::get_public_keys))
+            .with_state(state);
+        let jwks_route = Router::new().route(
+            JWKS_PATH,
+            get(move || {
+                let jwks = jwks.clone();
+                async move {
+                    (
+                        [(http::header::CONTENT_TYPE, "application/jwk-set+json")],
+                        jwks,
+                    )
+                }
+            }),
+        );
+        let http = &context.http;
+        Ok(RpcServer::new(http.clone(), readiness)
+            .service(connect.merge(gets), grpc_defaults!(grpc, http))
+            .descriptors(shop_proto::FILE_DESCRIPTOR_SET)
+            .verify_tokens(verifier)
+            .http_routes(jwks_route))
+    }
 }
 
 #[cfg(test)]
@@ -373,14 +372,9 @@ mod tests {
     #[test]
     fn printing_the_config_shows_no_secret() {
         let config = Config {
-            addr: "127.0.0.1:8081".parse().expect("addr"),
-            database_url: "postgres://shop:hunter2-db@db/users".into(),
-            demo_data: false,
             service_secret: "hunter2-service-secret".into(),
             signing_key: Some(b"private key bytes".to_vec().into()),
-            hashing: HashingConfig::default(),
-            throttle: ThrottleConfig::default(),
-            http: HttpConfig::default(),
+            ..Config::new("postgres://shop:hunter2-db@db/users".into())
         };
         let printed = format!("{config:?}");
         assert!(!printed.contains("hunter2"), "{printed}");

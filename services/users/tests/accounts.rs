@@ -7,14 +7,11 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use shop_kit::{
-    HttpConfig, Shutdown,
+    app::Launch,
     auth::{AUDIENCE, Claims, ISSUER, TokenVerifier},
 };
 use shop_proto::shop::users::v1::{self as pb, user_service_client::UserServiceClient};
-use shop_users::{
-    Accounts, passwords::HashingConfig, throttle::ThrottleConfig, tokens::TokenIssuer,
-};
-use tokio::net::TcpListener;
+use shop_users::{Accounts, throttle::ThrottleConfig, tokens::TokenIssuer};
 
 const SERVICE_SECRET: &str = "the services' shared secret";
 
@@ -31,29 +28,15 @@ impl TestUsers {
 
     async fn start_with(throttle: ThrottleConfig) -> Self {
         let database = shop_kit::testing::TestDatabase::new("users").await;
-        let url = database.url.clone();
-        let accounts = Accounts::open(&url)
-            .await
-            .expect("open")
-            .with_service_secret(SERVICE_SECRET)
-            .with_limits(&HashingConfig::default(), &throttle);
-        let app = shop_users::router(accounts.clone(), &HttpConfig::default(), &Shutdown::new())
-            .await
-            .expect("router");
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        tokio::spawn(shop_kit::server::serve(
-            listener,
-            app,
-            Shutdown::new(),
-            shop_kit::HttpConfig {
-                shutdown_grace_secs: 1,
-                ..Default::default()
-            },
-        ));
+        let users = shop_users::Config {
+            service_secret: SERVICE_SECRET.into(),
+            throttle,
+            ..shop_users::Config::new(database.url.as_str().into())
+        };
+        let running = Launch::new(users).start().await.expect("users");
         Self {
-            addr,
-            accounts,
+            addr: running.addr,
+            accounts: running.handle,
             _database: database,
         }
     }

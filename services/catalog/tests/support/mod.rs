@@ -10,8 +10,7 @@ use shop_catalog::{
     Catalog,
     domain::{Money, NewProduct},
 };
-use shop_kit::{HttpConfig, Shutdown};
-use tokio::net::TcpListener;
+use shop_kit::{HttpConfig, Shutdown, app::Launch, auth::TokenKeys};
 
 pub const SERVICE: &str = "shop.catalog.v1.CatalogService";
 
@@ -36,8 +35,25 @@ impl TestCatalog {
 
     pub async fn start_with(http: HttpConfig) -> Self {
         let database = shop_kit::testing::TestDatabase::new("catalog").await;
-        let url = database.url.clone();
-        let catalog = Catalog::open(&url).await.expect("open catalog");
+        let (kid, der) = shop_users::tokens::TokenIssuer::generate_key().expect("key");
+        let issuer = shop_users::tokens::TokenIssuer::from_pkcs8(kid, &der).expect("issuer");
+        let shutdown = Shutdown::new();
+        let running = Launch::new(shop_catalog::Config {
+            database_url: database.url.as_str().into(),
+            demo_data: false,
+            demo_stock: None,
+            nats_url: None,
+            token_keys: TokenKeys::Given(issuer.verifier().expect("verifier")),
+        })
+        .http(HttpConfig {
+            shutdown_grace_secs: 5,
+            ..http
+        })
+        .shutdown(shutdown.clone())
+        .start()
+        .await
+        .expect("catalog");
+        let catalog = running.handle;
         for (id, sku, name, cents, stock) in [
             ("p1", "CUP-001", "Blue cup", 1200, 5),
             ("p2", "CUP-002", "Red cup", 1300, 2),
@@ -48,41 +64,19 @@ impl TestCatalog {
                 NewProduct::new(id, sku, name, "A test product", price, stock).expect("product");
             catalog.add_product(product).await.expect("insert");
         }
-        let (kid, der) = shop_users::tokens::TokenIssuer::generate_key().expect("key");
-        let issuer = shop_users::tokens::TokenIssuer::from_pkcs8(kid, &der).expect("issuer");
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .expect("clock")
             .as_secs();
         let token = issuer.access_token("u1", now).expect("token");
         let service_token = issuer.access_token("service:orders", now).expect("token");
-        let shutdown = Shutdown::new();
-        let app = shop_catalog::router(
-            catalog.clone(),
-            issuer.verifier().expect("verifier"),
-            &http,
-            &shutdown,
-        )
-        .await
-        .expect("router");
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let server = tokio::spawn(shop_kit::server::serve(
-            listener,
-            app,
-            shutdown.clone(),
-            shop_kit::HttpConfig {
-                shutdown_grace_secs: 5,
-                ..Default::default()
-            },
-        ));
         Self {
-            addr,
+            addr: running.addr,
             token,
             service_token,
             catalog,
             shutdown,
-            server,
+            server: running.task,
             _database: database,
         }
     }

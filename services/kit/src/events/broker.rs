@@ -15,11 +15,14 @@
 
 use std::{sync::Arc, time::Duration};
 
-use futures::future::BoxFuture;
 use sea_orm::DatabaseConnection;
 use tokio::sync::Notify;
 
-use super::{Event, EventsError, Outbox, nats::Nats};
+use super::{
+    Event, EventsError, Outbox,
+    nats::Nats,
+    subscription::{Delivery, Subscription},
+};
 use crate::Shutdown;
 
 /// How often the relay looks at the outbox when nobody wakes it: the delay
@@ -27,65 +30,6 @@ use crate::Shutdown;
 const RELAY_POLL: Duration = Duration::from_millis(500);
 /// Events relayed per database read.
 const RELAY_BATCH: u64 = 100;
-
-/// Handles one event; an `Err` means "not handled, deliver it again".
-pub type Handler = Arc<dyn Fn(Event) -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
-
-/// What a subscriber needs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Delivery {
-    /// Every event, at least once, across restarts (read models, reactions).
-    Durable,
-    /// Events from now on, at most once, to this process only (live
-    /// streams to clients, who read the current state first).
-    Live,
-}
-
-/// A consumer of one kind of event.
-#[derive(Clone)]
-pub struct Subscription {
-    name: String,
-    /// Event types starting with this, e.g. `order.`.
-    types: String,
-    delivery: Delivery,
-    handler: Handler,
-}
-
-impl std::fmt::Debug for Subscription {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Subscription")
-            .field("name", &self.name)
-            .field("types", &self.types)
-            .field("delivery", &self.delivery)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Subscription {
-    /// `name` identifies the consumer (it names the durable NATS consumer);
-    /// `types` is a prefix of the event types it wants, ending in `.`.
-    pub fn new<F, Fut>(name: &str, types: &str, delivery: Delivery, handler: F) -> Self
-    where
-        F: Fn(Event) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), String>> + Send + 'static,
-    {
-        Self {
-            name: name.to_owned(),
-            types: types.to_owned(),
-            delivery,
-            handler: Arc::new(move |event| Box::pin(handler(event))),
-        }
-    }
-
-    fn wants(&self, event: &Event) -> bool {
-        event.event_type.starts_with(&self.types)
-    }
-
-    /// The NATS subject filter for its types: `shop.events.order.>`.
-    fn subject_filter(&self) -> String {
-        format!("{}{}>", super::SUBJECT_PREFIX, self.types)
-    }
-}
 
 /// Where events go.
 #[derive(Clone, Debug)]
@@ -138,17 +82,17 @@ impl Relay {
         };
         match broker {
             Broker::InProcess => {
-                tokio::spawn(worker.run(Transport::InProcess(subscriptions)));
+                shutdown.spawn(worker.run(Transport::InProcess(subscriptions)));
             }
             Broker::Nats(nats) => {
                 for subscription in subscriptions {
-                    tokio::spawn(nats.clone().consume(
+                    shutdown.spawn(nats.clone().consume(
                         service.to_owned(),
                         subscription,
                         shutdown.clone(),
                     ));
                 }
-                tokio::spawn(worker.run(Transport::Nats(nats)));
+                shutdown.spawn(worker.run(Transport::Nats(nats)));
             }
         }
         relay
@@ -223,10 +167,11 @@ impl Worker {
         }
     }
 
-    /// Relays until the outbox is empty or something fails; in order, so a
-    /// failed event holds back the ones after it.
+    /// Relays until the outbox is empty, something fails or shutdown is
+    /// asked for (after the batch under way); in order, so a failed event
+    /// holds back the ones after it.
     async fn relay_pending(&self, transport: &Transport) -> Result<(), EventsError> {
-        loop {
+        while !self.shutdown.is_triggered() {
             let batch = self
                 .outbox
                 .unpublished(&self.db, &self.service, RELAY_BATCH)
@@ -244,44 +189,6 @@ impl Worker {
                 .increment(1);
             }
         }
-    }
-}
-
-impl Nats {
-    /// Delivers `subscription`'s events from NATS until `shutdown`,
-    /// reconnecting after failures.
-    async fn consume(self, service: String, subscription: Subscription, shutdown: Shutdown) {
-        loop {
-            let consumed = match subscription.delivery {
-                Delivery::Durable => {
-                    let durable = format!("{service}-{}", subscription.name);
-                    self.consume_durable(
-                        &durable,
-                        &subscription.subject_filter(),
-                        &subscription.handler,
-                        &shutdown,
-                    )
-                    .await
-                }
-                Delivery::Live => {
-                    self.consume_live(
-                        &subscription.subject_filter(),
-                        &subscription.handler,
-                        &shutdown,
-                    )
-                    .await
-                }
-            };
-            if shutdown.is_triggered() {
-                return;
-            }
-            if let Err(error) = consumed {
-                tracing::warn!(consumer = %subscription.name, %error, "event consumer restarts");
-            }
-            tokio::select! {
-                () = shutdown.requested() => return,
-                () = tokio::time::sleep(RELAY_POLL) => {}
-            }
-        }
+        Ok(())
     }
 }

@@ -8,12 +8,14 @@ mod broker;
 mod inbox;
 mod nats;
 mod outbox;
+mod subscription;
 
 use serde::{Deserialize, Serialize};
 
-pub use broker::{Broker, Delivery, Handler, Relay, Subscription};
+pub use broker::{Broker, Relay};
 pub use inbox::Inbox;
 pub use outbox::Outbox;
+pub use subscription::{Delivery, Handler, Subscription};
 
 /// Everything that can fail while recording, relaying or consuming events.
 #[derive(Debug, thiserror::Error)]

@@ -11,12 +11,17 @@ use async_nats::jetstream::{
 };
 use futures::StreamExt;
 
-use super::{Event, EventsError, broker::Handler};
+use super::{
+    Event, EventsError,
+    subscription::{Delivery, Handler, Subscription},
+};
 use crate::Shutdown;
 
 const STREAM: &str = "SHOP_EVENTS";
 /// A publish not acknowledged by then counts as failed (and is retried).
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
+/// A consumer that lost the server tries again after this.
+const RECONNECT_DELAY: Duration = Duration::from_millis(500);
 /// A handler that fails gets the event again after this.
 const REDELIVERY_DELAY: Duration = Duration::from_secs(1);
 
@@ -166,6 +171,50 @@ impl Nats {
             };
             if let Ok(event) = serde_json::from_slice::<Event>(&message.payload) {
                 let _ = handler(event).await;
+            }
+        }
+    }
+}
+
+impl Nats {
+    /// Delivers `subscription`'s events from NATS until `shutdown`,
+    /// reconnecting after failures.
+    pub(super) async fn consume(
+        self,
+        service: String,
+        subscription: Subscription,
+        shutdown: Shutdown,
+    ) {
+        loop {
+            let consumed = match subscription.delivery {
+                Delivery::Durable => {
+                    let durable = format!("{service}-{}", subscription.name);
+                    self.consume_durable(
+                        &durable,
+                        &subscription.subject_filter(),
+                        &subscription.handler,
+                        &shutdown,
+                    )
+                    .await
+                }
+                Delivery::Live => {
+                    self.consume_live(
+                        &subscription.subject_filter(),
+                        &subscription.handler,
+                        &shutdown,
+                    )
+                    .await
+                }
+            };
+            if shutdown.is_triggered() {
+                return;
+            }
+            if let Err(error) = consumed {
+                tracing::warn!(consumer = %subscription.name, %error, "event consumer restarts");
+            }
+            tokio::select! {
+                () = shutdown.requested() => return,
+                () = tokio::time::sleep(RECONNECT_DELAY) => {}
             }
         }
     }

@@ -21,7 +21,7 @@ use axum::{
 };
 use serde_json::{Value, json};
 use shop_catalog::domain::{Money, NewProduct};
-use shop_kit::{HttpConfig, Shutdown, events::Broker, testing::TestDatabase};
+use shop_kit::{HttpConfig, app::Launch, auth::TokenKeys, testing::TestDatabase};
 use shop_orders::{PeerUrls, SagaPolicy};
 use tokio::sync::Semaphore;
 
@@ -97,19 +97,12 @@ async fn inject(State(faults): State<Faults>, request: Request, next: Next) -> R
     }
 }
 
-async fn serve(app: axum::Router) -> SocketAddr {
-    shop_kit::server::start(
-        "127.0.0.1:0".parse().expect("addr"),
-        app,
-        Shutdown::new(),
-        &shop_kit::HttpConfig {
-            shutdown_grace_secs: 1,
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("start")
-    .addr
+/// The test's servers stop within a second when asked.
+fn http() -> HttpConfig {
+    HttpConfig {
+        shutdown_grace_secs: 1,
+        ..Default::default()
+    }
 }
 
 /// Quick retries and leases, so crashes and retries resolve in a test's time.
@@ -180,24 +173,38 @@ impl Shop {
             .with_test_writer()
             .with_env_filter("warn")
             .try_init();
-        let http = HttpConfig::default();
         let faults = Faults::default();
 
         let users_db = TestDatabase::new("users").await;
-        let accounts = shop_users::Accounts::open(&users_db.url)
-            .await
-            .expect("users")
-            .with_service_secret(SECRET);
-        let users_app = shop_users::router(accounts.clone(), &http, &Shutdown::new())
-            .await
-            .expect("users router");
-        let users_url = format!("http://{}", serve(users_app).await);
-        let verifier = || accounts.issuer().verifier().expect("verifier");
+        let users = Launch::new(shop_users::Config {
+            service_secret: SECRET.into(),
+            ..shop_users::Config::new(users_db.url.as_str().into())
+        })
+        .http(http())
+        .start()
+        .await
+        .expect("users");
+        let accounts = users.handle;
+        let users_url = format!("http://{}", users.addr);
+        let token_keys = TokenKeys::FromUsers(users_url.clone());
+        let at_the_door = |faults: &Faults| {
+            let faults = faults.clone();
+            move |app: axum::Router| app.layer(axum::middleware::from_fn_with_state(faults, inject))
+        };
 
         let catalog_db = TestDatabase::new("catalog").await;
-        let catalog = shop_catalog::Catalog::open(&catalog_db.url)
-            .await
-            .expect("catalog");
+        let catalog = Launch::new(shop_catalog::Config {
+            database_url: catalog_db.url.as_str().into(),
+            demo_data: false,
+            demo_stock: None,
+            nats_url: None,
+            token_keys: token_keys.clone(),
+        })
+        .http(http())
+        .around(at_the_door(&faults))
+        .start()
+        .await
+        .expect("catalog");
         for (id, cents) in [("p1", 1200), ("p2", 350)] {
             let product = NewProduct::new(
                 id,
@@ -208,28 +215,25 @@ impl Shop {
                 options.stock,
             )
             .expect("product");
-            catalog.add_product(product).await.expect("insert");
+            catalog.handle.add_product(product).await.expect("insert");
         }
-        let catalog_app =
-            shop_catalog::router(catalog.clone(), verifier(), &http, &Shutdown::new())
-                .await
-                .expect("catalog router")
-                .layer(axum::middleware::from_fn_with_state(faults.clone(), inject));
-        let mut catalog_url = format!("http://{}", serve(catalog_app).await);
+        let mut catalog_url = format!("http://{}", catalog.addr);
         if options.catalog_down {
             catalog_url = "http://127.0.0.1:9".to_owned();
         }
 
         let payments_db = TestDatabase::new("payments").await;
-        let payments = shop_payments::Payments::open(&payments_db.url)
-            .await
-            .expect("payments");
-        let payments_app =
-            shop_payments::router(payments.clone(), verifier(), &http, &Shutdown::new())
-                .await
-                .expect("payments router")
-                .layer(axum::middleware::from_fn_with_state(faults.clone(), inject));
-        let payments_url = format!("http://{}", serve(payments_app).await);
+        let payments = Launch::new(shop_payments::Config {
+            database_url: payments_db.url.as_str().into(),
+            nats_url: None,
+            token_keys: token_keys.clone(),
+        })
+        .http(http())
+        .around(at_the_door(&faults))
+        .start()
+        .await
+        .expect("payments");
+        let payments_url = format!("http://{}", payments.addr);
 
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -239,8 +243,8 @@ impl Shop {
         let bob = accounts.issuer().access_token("bob", now).expect("token");
         let mut shop = Self {
             orders: "127.0.0.1:9".parse().expect("addr"),
-            catalog,
-            payments,
+            catalog: catalog.handle,
+            payments: payments.handle,
             faults,
             accounts,
             ada,
@@ -268,33 +272,20 @@ impl Shop {
             .enable_all()
             .build()
             .expect("orders runtime");
-        let database_url = self.orders_db.url.clone();
-        let peers = self.peers.clone();
-        let policy = self.options.policy.clone();
-        let nats_url = self.options.nats_url.clone();
-        let verifier = self.accounts.issuer().verifier().expect("verifier");
+        let orders = shop_orders::Config {
+            database_url: self.orders_db.url.as_str().into(),
+            peers: self.peers.clone(),
+            nats_url: self.options.nats_url.clone(),
+            saga: self.options.policy.clone(),
+            token_keys: TokenKeys::FromUsers(self.peers.users_url.clone()),
+        };
         let started = runtime.spawn(async move {
-            let shutdown = Shutdown::new();
-            let broker = Broker::new(nats_url.as_deref()).await.expect("broker");
-            let orders =
-                shop_orders::Orders::open(&database_url, &peers, broker, policy, &shutdown)
-                    .await
-                    .expect("orders");
-            let app = shop_orders::router(orders, verifier, &HttpConfig::default(), &shutdown)
+            Launch::new(orders)
+                .http(http())
+                .start()
                 .await
-                .expect("router");
-            shop_kit::server::start(
-                "127.0.0.1:0".parse().expect("addr"),
-                app,
-                shutdown,
-                &shop_kit::HttpConfig {
-                    shutdown_grace_secs: 1,
-                    ..Default::default()
-                },
-            )
-            .await
-            .expect("start")
-            .addr
+                .expect("orders")
+                .addr
         });
         *self.faults.orders.lock().expect("runtime") = Some(runtime);
         self.orders = started.await.expect("orders started");

@@ -1,0 +1,217 @@
+//! The one way a service starts, whether the launcher runs the whole shop,
+//! `shop serve` runs one service, or a test runs one on loopback:
+//!
+//! ```text
+//! open (database, migrations, background work) -> seed, when asked
+//!   -> assemble its RPC server -> bind -> serve until shutdown
+//!   -> let in-flight calls and background work finish (bounded grace)
+//! ```
+//!
+//! A service says what it is by implementing [`Service`]; [`Launch`] runs it.
+
+use std::{error::Error as StdError, net::SocketAddr};
+
+use axum::Router;
+
+use crate::{HttpConfig, RpcServer, Shutdown, auth::AuthError, server::ServerError};
+
+/// Any error a service's own start-up steps can fail with.
+pub type BoxError = Box<dyn StdError + Send + Sync>;
+
+/// What the launcher and the tests need to know of a service.
+pub trait Service: Send + Sync + Sized + 'static {
+    /// Its name in logs, errors and the banner, e.g. `catalog`.
+    const NAME: &'static str;
+    /// The running service's domain handle, given back to whoever launched
+    /// it (tests reach into it; the launcher ignores it).
+    type Handle: Clone + Send + Sync + 'static;
+
+    /// Connects to its database, applies its migrations, and starts its
+    /// background work with [`Shutdown::spawn`] on `context.shutdown`.
+    fn open(
+        &self,
+        context: &Context,
+    ) -> impl Future<Output = Result<Self::Handle, StartFailure>> + Send;
+
+    /// Seeds demo data if it was asked to; says what the service offers
+    /// (for the banner).
+    fn seed(
+        &self,
+        handle: &Self::Handle,
+    ) -> impl Future<Output = Result<String, StartFailure>> + Send;
+
+    /// Its RPC services, routes and layers, ready to be assembled.
+    fn server(
+        &self,
+        handle: Self::Handle,
+        context: &Context,
+    ) -> impl Future<Output = Result<RpcServer, StartFailure>> + Send;
+}
+
+/// What every service is started with.
+#[derive(Clone, Debug)]
+pub struct Context {
+    pub http: HttpConfig,
+    pub shutdown: Shutdown,
+}
+
+/// Why a service did not start.
+#[derive(Debug, thiserror::Error)]
+#[error("{service} {failure}")]
+pub struct StartError {
+    pub service: &'static str,
+    pub failure: StartFailure,
+}
+
+/// The step that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StartFailure {
+    #[error("database {url}: {source}")]
+    Database { url: String, source: BoxError },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("events: {0}")]
+    Events(BoxError),
+    #[error("cannot verify tokens: {0}")]
+    Auth(#[from] AuthError),
+    #[error("configuration: {0}")]
+    Config(BoxError),
+    #[error(transparent)]
+    Server(#[from] ServerError),
+}
+
+impl StartFailure {
+    /// A failure of the database at `url` (printed with its password hidden).
+    pub fn database(url: &impl std::fmt::Display, source: impl Into<BoxError>) -> Self {
+        Self::Database {
+            url: url.to_string(),
+            source: source.into(),
+        }
+    }
+
+    pub fn config(source: impl Into<BoxError>) -> Self {
+        Self::Config(source.into())
+    }
+}
+
+#[cfg(feature = "events")]
+impl From<crate::events::EventsError> for StartFailure {
+    fn from(error: crate::events::EventsError) -> Self {
+        Self::Events(Box::new(error))
+    }
+}
+
+/// A service started in the background.
+#[derive(Debug)]
+pub struct Running<H> {
+    pub name: &'static str,
+    pub addr: SocketAddr,
+    /// What the service offers, as [`Service::seed`] said.
+    pub seeded: String,
+    pub handle: H,
+    /// Ends once the service has stopped serving and its background work
+    /// has finished (or the grace period ran out).
+    pub task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+type Wrap = Box<dyn FnOnce(Router) -> Router + Send>;
+
+/// Starts a [`Service`]: on loopback with an ephemeral port and the default
+/// HTTP settings unless told otherwise.
+pub struct Launch<S> {
+    service: S,
+    addr: SocketAddr,
+    http: HttpConfig,
+    shutdown: Shutdown,
+    around: Option<Wrap>,
+}
+
+impl<S: Service> Launch<S> {
+    pub fn new(service: S) -> Self {
+        Self {
+            service,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            http: HttpConfig::default(),
+            shutdown: Shutdown::new(),
+            around: None,
+        }
+    }
+
+    pub fn addr(mut self, addr: SocketAddr) -> Self {
+        self.addr = addr;
+        self
+    }
+
+    pub fn http(mut self, http: HttpConfig) -> Self {
+        self.http = http;
+        self
+    }
+
+    /// The signal that stops it (by default, one nobody triggers).
+    pub fn shutdown(mut self, shutdown: Shutdown) -> Self {
+        self.shutdown = shutdown;
+        self
+    }
+
+    /// For tests: wraps the assembled router, e.g. to inject faults at the
+    /// service's door.
+    pub fn around(mut self, wrap: impl FnOnce(Router) -> Router + Send + 'static) -> Self {
+        self.around = Some(Box::new(wrap));
+        self
+    }
+
+    pub async fn start(self) -> Result<Running<S::Handle>, StartError> {
+        let failed = |failure| StartError {
+            service: S::NAME,
+            failure,
+        };
+        let Self {
+            service,
+            addr,
+            http,
+            shutdown,
+            around,
+        } = self;
+        let context = Context {
+            http: http.clone(),
+            shutdown: shutdown.clone(),
+        };
+        let handle = service.open(&context).await.map_err(failed)?;
+        let seeded = service.seed(&handle).await.map_err(failed)?;
+        let mut server = service
+            .server(handle.clone(), &context)
+            .await
+            .map_err(failed)?;
+        if let Some(wrap) = around {
+            server = server.around(wrap);
+        }
+        let router = server
+            .into_router(&shutdown)
+            .await
+            .map_err(|e| failed(e.into()))?;
+        let listening = crate::listener::start(addr, router, shutdown.clone(), &http)
+            .await
+            .map_err(|source| failed(StartFailure::Bind { addr, source }))?;
+        let task = tokio::spawn(async move {
+            let served = listening.task.await.map_err(std::io::Error::other)?;
+            if !shutdown.work_finished(http.shutdown_grace()).await {
+                tracing::warn!(
+                    service = S::NAME,
+                    grace_secs = http.shutdown_grace_secs,
+                    "background work still running after the grace period; stopping it"
+                );
+            }
+            served
+        });
+        Ok(Running {
+            name: S::NAME,
+            addr: listening.addr,
+            seeded,
+            handle,
+            task,
+        })
+    }
+}

@@ -1,0 +1,66 @@
+//! Who consumes which events, and how they want them delivered.
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+
+use super::Event;
+
+/// Handles one event; an `Err` means "not handled, deliver it again".
+pub type Handler = Arc<dyn Fn(Event) -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
+
+/// What a subscriber needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// Every event, at least once, across restarts (read models, reactions).
+    Durable,
+    /// Events from now on, at most once, to this process only (live
+    /// streams to clients, who read the current state first).
+    Live,
+}
+
+/// A consumer of one kind of event.
+#[derive(Clone)]
+pub struct Subscription {
+    pub(super) name: String,
+    /// Event types starting with this, e.g. `order.`.
+    types: String,
+    pub(super) delivery: Delivery,
+    pub(super) handler: Handler,
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription")
+            .field("name", &self.name)
+            .field("types", &self.types)
+            .field("delivery", &self.delivery)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Subscription {
+    /// `name` identifies the consumer (it names the durable NATS consumer);
+    /// `types` is a prefix of the event types it wants, ending in `.`.
+    pub fn new<F, Fut>(name: &str, types: &str, delivery: Delivery, handler: F) -> Self
+    where
+        F: Fn(Event) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), String>> + Send + 'static,
+    {
+        Self {
+            name: name.to_owned(),
+            types: types.to_owned(),
+            delivery,
+            handler: Arc::new(move |event| Box::pin(handler(event))),
+        }
+    }
+
+    pub(super) fn wants(&self, event: &Event) -> bool {
+        event.event_type.starts_with(&self.types)
+    }
+
+    /// The NATS subject filter for its types: `shop.events.order.>`.
+    pub(super) fn subject_filter(&self) -> String {
+        format!("{}{}>", super::SUBJECT_PREFIX, self.types)
+    }
+}
