@@ -18,6 +18,9 @@ pub struct Shop {
     pub data: tempfile::TempDir,
     pub web_dir: PathBuf,
     ports: Vec<(&'static str, u16)>,
+    /// The command line it was started with, to start it again.
+    command: Vec<String>,
+    services: Vec<&'static str>,
 }
 
 fn free_port() -> u16 {
@@ -48,34 +51,53 @@ impl Shop {
         )
         .expect("index.html");
         let ports: Vec<(&'static str, u16)> = SERVICES.iter().map(|s| (*s, free_port())).collect();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_shop"));
-        cmd.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("RUST_LOG", "warn")
-            .args(command)
-            .arg("--data-dir")
-            .arg(data.path().join("data"))
-            .arg("--web-dir")
-            .arg(&web_dir);
+        let mut command: Vec<String> = command.iter().map(|a| (*a).to_owned()).collect();
+        command.push("--data-dir".to_owned());
+        command.push(data.path().join("data").display().to_string());
+        command.push("--web-dir".to_owned());
+        command.push(web_dir.display().to_string());
         for (service, port) in &ports {
-            cmd.arg(format!("--{service}-port")).arg(port.to_string());
+            command.push(format!("--{service}-port"));
+            command.push(port.to_string());
         }
-        let child = cmd
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn shop");
+        command.extend(args.iter().map(|a| (*a).to_owned()));
         let mut shop = Self {
-            child,
+            child: spawn(&command),
             data,
             web_dir,
             ports,
+            command,
+            services: services.to_vec(),
         };
-        for service in services {
-            shop.wait_ready(service).await;
-        }
+        shop.wait_all_ready().await;
         shop
+    }
+
+    async fn wait_all_ready(&mut self) {
+        for service in self.services.clone() {
+            self.wait_ready(service).await;
+        }
+    }
+
+    /// Sends SIGTERM and waits for the process to exit: how it exited and
+    /// how long it took.
+    pub fn terminate(&mut self) -> (std::process::ExitStatus, Duration) {
+        let asked = std::time::Instant::now();
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(sent.success(), "kill -TERM failed");
+        let status = self.child.wait().expect("wait");
+        (status, asked.elapsed())
+    }
+
+    /// Starts the shop again, as it was started, on the same data and ports.
+    pub async fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = spawn(&self.command);
+        self.wait_all_ready().await;
     }
 
     pub fn addr(&self, service: &str) -> SocketAddr {
@@ -140,6 +162,18 @@ impl Shop {
     ) -> (u16, serde_json::Value) {
         shop_kit::testing::call_json(&format!("{}{path}", self.url(service)), None, body).await
     }
+}
+
+fn spawn(command: &[String]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_shop"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RUST_LOG", "warn")
+        .args(command)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn shop")
 }
 
 impl Drop for Shop {
