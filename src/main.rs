@@ -15,7 +15,7 @@ use secrecy::{ExposeSecret, SecretSlice, SecretString};
 /// for good; mimalloc returns them to the system (see the hardening tests).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use shop_kit::{HttpConfig, Shutdown, app, auth::TokenKeys, database, telemetry};
+use shop_kit::{HttpConfig, Shutdown, app, auth::TokenKeys, db, observe::telemetry};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -115,7 +115,7 @@ struct ShopArgs {
     web_dir: Option<PathBuf>,
 
     #[command(flatten)]
-    rate_limit: shop_kit::rate_limit::RateLimitConfig,
+    rate_limit: shop_kit::rpc::rate_limit::RateLimitConfig,
 
     /// Port of the payments service.
     #[arg(long, env = "PAYMENTS_PORT", default_value_t = 8084, global = true)]
@@ -220,14 +220,9 @@ struct ShopArgs {
 impl ShopArgs {
     /// A service's database: its own flag, else `shop serve`'s DATABASE_URL,
     /// else its SQLite file under --data-dir.
-    fn database_url(
-        &self,
-        own: Option<&str>,
-        serve: Option<&str>,
-        name: &str,
-    ) -> database::DatabaseUrl {
+    fn database_url(&self, own: Option<&str>, serve: Option<&str>, name: &str) -> db::DatabaseUrl {
         own.or(serve)
-            .map_or_else(|| database::sqlite_url(&self.data_dir, name), str::to_owned)
+            .map_or_else(|| db::sqlite_url(&self.data_dir, name), str::to_owned)
             .into()
     }
 
@@ -322,7 +317,7 @@ impl ShopArgs {
             // The browser calls the services at the same URLs.
             browser: services.clone(),
             services,
-            downstream: shop_kit::downstream::DownstreamPolicy::default(),
+            downstream: shop_kit::client::DownstreamPolicy::default(),
             cache: shop_gateway::CachePolicy::default(),
             rate_limit: self.rate_limit.clone(),
             web_dir: self.web_dir.clone(),

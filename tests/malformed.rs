@@ -17,7 +17,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use launched::Shop;
-use shop_kit::envelope::Next;
+use shop_kit::rpc::envelope::Next;
 
 /// How one request goes out.
 enum Send {
@@ -55,13 +55,13 @@ struct Case {
 
 fn envelope(flags: u8, payload: &[u8]) -> Vec<u8> {
     let mut framed = Vec::new();
-    shop_kit::envelope::frame(flags, payload, &mut framed);
+    shop_kit::rpc::envelope::frame(flags, payload, &mut framed);
     framed
 }
 
 /// The payload of the first envelope whose flags have `flag`.
 fn flagged_payload(mut body: &[u8], flag: u8) -> Option<&[u8]> {
-    while let Next::Whole(found, rest) = shop_kit::envelope::next(body) {
+    while let Next::Whole(found, rest) = shop_kit::rpc::envelope::next(body) {
         if found.flags & flag != 0 {
             return Some(found.payload);
         }
@@ -731,7 +731,7 @@ async fn send_connect(
     let bytes = response.bytes().await.expect("body");
     let error: serde_json::Value = if is_stream {
         // The end-of-stream message.
-        flagged_payload(&bytes, shop_kit::envelope::END_STREAM).map_or(
+        flagged_payload(&bytes, shop_kit::rpc::envelope::END_STREAM).map_or(
             serde_json::Value::Null,
             |payload| {
                 serde_json::from_slice::<serde_json::Value>(payload)
@@ -812,7 +812,7 @@ async fn send_grpc_web(
     } else {
         bytes.to_vec()
     };
-    let trailers = flagged_payload(&bytes, shop_kit::envelope::TRAILERS).unwrap_or_default();
+    let trailers = flagged_payload(&bytes, shop_kit::rpc::envelope::TRAILERS).unwrap_or_default();
     let code = String::from_utf8_lossy(trailers)
         .split("\r\n")
         .filter_map(|l| l.split_once(':'))

@@ -3,7 +3,7 @@
 
 use axum::{extract::FromRequestParts, extract::State, http::request::Parts};
 use connectrpc_axum::prelude::*;
-use shop_kit::deadline::CallerDeadline;
+use shop_kit::rpc::deadline::CallerDeadline;
 use shop_proto::shop::{
     bff::v1 as pb,
     orders::v1::{Order, OrderStatus},

@@ -7,7 +7,7 @@
 use std::{sync::Arc, time::Duration};
 
 use moka::future::Cache;
-use shop_kit::downstream::{Downstream, DownstreamPolicy, Retry};
+use shop_kit::client::{Downstream, DownstreamPolicy, Retry};
 use shop_proto::shop::{
     catalog::v1::{ListProductsRequest, Product, catalog_service_client::CatalogServiceClient},
     orders::v1::{ListOrdersRequest, Order, order_service_client::OrderServiceClient},
@@ -46,7 +46,7 @@ pub struct BadUrl {
 }
 
 fn channel(url: &str, name: &'static str) -> Result<Channel, BadUrl> {
-    shop_kit::downstream::channel(url, Duration::from_secs(2)).map_err(|e| BadUrl {
+    shop_kit::client::channel(url, Duration::from_secs(2)).map_err(|e| BadUrl {
         name,
         reason: e.to_string(),
     })

@@ -5,7 +5,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use shop_kit::downstream::translate;
+use shop_kit::client::translate;
 use shop_proto::shop::{catalog::v1::Product, orders::v1::Order, users::v1::User};
 use tokio::time::Instant;
 use tonic::{Code, Status};

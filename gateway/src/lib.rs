@@ -16,10 +16,9 @@ use shop_kit::{
     Readiness, RpcServer,
     app::{Context, Service, StartFailure},
     auth::TokenKeys,
-    connect_get,
-    downstream::DownstreamPolicy,
-    grpc_defaults,
-    rate_limit::{self, RateLimitConfig},
+    client::DownstreamPolicy,
+    connect_get, grpc_defaults,
+    rpc::rate_limit::{self, RateLimitConfig},
 };
 use shop_proto::shop::bff::v1::{
     self as pb, mobile_bff_service_connect::MobileBffServiceTonicCompatibleBuilder,

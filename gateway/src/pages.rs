@@ -13,7 +13,7 @@ use axum::{
     response::{Html, IntoResponse, Response},
 };
 use http::{HeaderMap, HeaderValue, StatusCode, header};
-use shop_kit::protocol::RpcName;
+use shop_kit::rpc::protocol::RpcName;
 use tower::ServiceExt;
 use tower_http::services::{ServeDir, ServeFile};
 

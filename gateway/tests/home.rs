@@ -23,8 +23,8 @@ use shop_kit::{
     HttpConfig,
     app::{Launch, Service},
     auth::TokenKeys,
-    downstream::DownstreamPolicy,
-    rate_limit::RateLimitConfig,
+    client::DownstreamPolicy,
+    rpc::rate_limit::RateLimitConfig,
     testing::TestDatabase,
 };
 

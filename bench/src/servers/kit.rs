@@ -7,7 +7,7 @@ use std::pin::Pin;
 use axum::Router;
 use connectrpc_axum::prelude::*;
 use futures::Stream;
-use shop_kit::{HttpConfig, Readiness, RpcServer, Shutdown, connect_get, server::ServerError};
+use shop_kit::{HttpConfig, Readiness, RpcServer, Shutdown, connect_get, rpc::ServerError};
 
 use crate::{
     echo::{self, ECHO_PATH},

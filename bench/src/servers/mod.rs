@@ -176,10 +176,12 @@ pub async fn serve(kind: PeerKind, port: u16) -> anyhow::Result<()> {
         }
         PeerKind::Kit => {
             // Logged like a shop service: a line per RPC at info.
-            let _logs = shop_kit::telemetry::init_tracing(shop_kit::telemetry::LogFormat::Text);
+            let _logs = shop_kit::observe::telemetry::init_tracing(
+                shop_kit::observe::telemetry::LogFormat::Text,
+            );
             let shutdown = shop_kit::Shutdown::on_signals();
             let app = kit::router(&shutdown).await?;
-            shop_kit::server::serve(listener, app, shutdown, kit::http()).await?;
+            shop_kit::rpc::serve(listener, app, shutdown, kit::http()).await?;
         }
         PeerKind::Tonic => tonic::serve(listener).await?,
     }
@@ -241,12 +243,7 @@ mod tests {
         let (listener, addr) = listen().await;
         let shutdown = shop_kit::Shutdown::new();
         let app = kit::router(&shutdown).await.expect("router");
-        tokio::spawn(shop_kit::server::serve(
-            listener,
-            app,
-            shutdown,
-            kit::http(),
-        ));
+        tokio::spawn(shop_kit::rpc::serve(listener, app, shutdown, kit::http()));
         assert_answers(Stack::Kit, addr).await;
     }
 

@@ -15,7 +15,7 @@ use crate::{
     error::CatalogError,
     events::StockChanged,
 };
-use shop_kit::{auth::ServiceCaller, trace_context::TraceParent};
+use shop_kit::{auth::ServiceCaller, observe::trace_context::TraceParent};
 
 impl From<CatalogError> for ConnectError {
     fn from(error: CatalogError) -> Self {

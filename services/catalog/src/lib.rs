@@ -18,10 +18,10 @@ use shop_kit::{
     app::{Context, Service, StartFailure},
     auth::TokenKeys,
     connect_get,
-    database::DatabaseUrl,
+    db::DatabaseUrl,
     events::{Broker, Relay},
     grpc_defaults,
-    trace_context::TraceParent,
+    observe::trace_context::TraceParent,
 };
 use shop_migrations::MigratorTrait;
 use shop_proto::shop::catalog::v1::{
@@ -58,7 +58,7 @@ impl Catalog {
         broker: Broker,
         shutdown: &Shutdown,
     ) -> Result<Self, CatalogError> {
-        let db = shop_kit::database::connect(database_url).await?;
+        let db = shop_kit::db::connect(database_url).await?;
         Self::migrate(db, broker, shutdown).await
     }
 

@@ -7,7 +7,7 @@ use sea_orm::{
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
     sea_query::{Expr, Func, LikeExpr},
 };
-use shop_kit::database::UnknownStoredValue;
+use shop_kit::db::UnknownStoredValue;
 
 use shop_kit::events::Outbox;
 
@@ -236,7 +236,7 @@ impl Store {
         };
         match product::Entity::insert(row).exec(&self.db).await {
             Ok(_) => Ok(product),
-            Err(error) if shop_kit::database::is_unique_violation(&error) => {
+            Err(error) if shop_kit::db::is_unique_violation(&error) => {
                 Err(CatalogError::DuplicateSku { sku: product.sku })
             }
             Err(error) => Err(error.into()),
@@ -290,7 +290,7 @@ impl Store {
         };
         if let Err(error) = reservation::Entity::insert(claim).exec(&txn).await {
             txn.rollback().await?;
-            if !shop_kit::database::is_unique_violation(&error) {
+            if !shop_kit::db::is_unique_violation(&error) {
                 return Err(error.into());
             }
             let status = reservation_status(&self.db, id)

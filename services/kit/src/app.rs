@@ -13,7 +13,11 @@ use std::{error::Error as StdError, net::SocketAddr};
 
 use axum::Router;
 
-use crate::{HttpConfig, RpcServer, Shutdown, auth::AuthError, server::ServerError};
+use crate::{
+    auth::AuthError,
+    rpc::{HttpConfig, RpcServer, ServerError},
+    shutdown::Shutdown,
+};
 
 /// Any error a service's own start-up steps can fail with.
 pub type BoxError = Box<dyn StdError + Send + Sync>;
@@ -192,7 +196,7 @@ impl<S: Service> Launch<S> {
             .into_router(&shutdown)
             .await
             .map_err(|e| failed(e.into()))?;
-        let listening = crate::listener::start(addr, router, shutdown.clone(), &http)
+        let listening = crate::rpc::start(addr, router, shutdown.clone(), &http)
             .await
             .map_err(|source| failed(StartFailure::Bind { addr, source }))?;
         let task = tokio::spawn(async move {

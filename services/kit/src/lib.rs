@@ -1,49 +1,29 @@
 //! connect-shop's infrastructure kit: what every service shares and nothing
-//! of the shop's business.
+//! of the shop's business, by concern.
 //!
-//! [`RpcServer`] turns a service's Connect router and tonic server into ONE
-//! listener that speaks Connect (JSON and proto, unary, server streaming,
-//! GET), gRPC (h2c) and gRPC-Web, with health, reflection, CORS, gzip,
-//! deadlines, size limits, metrics and one log line per RPC.
+//! - [`app`]: the one way a service starts (open, seed, serve, shut down);
+//! - [`rpc`]: serving one router on Connect, gRPC and gRPC-Web;
+//! - [`client`]: calling another service (channels, deadline, retry,
+//!   breaker, bulkhead, error translation);
+//! - [`auth`]: verifying access tokens and who the caller is;
+//! - [`observe`]: metrics, logs and trace context;
+//! - [`db`] (feature `db`): connecting to a service's database;
+//! - [`events`] (feature `events`): outbox, relay, inbox, NATS.
 
 pub mod app;
 pub mod auth;
-pub mod config;
-pub mod connect_bridge;
-pub mod connect_errors;
-pub mod connect_get;
-pub mod cors;
+pub mod client;
 #[cfg(feature = "db")]
-pub mod database;
-pub mod deadline;
-pub mod downstream;
-pub mod drain;
-pub mod encoding;
-pub mod envelope;
+pub mod db;
 #[cfg(feature = "events")]
 pub mod events;
-pub mod grpc_json;
-pub mod grpc_limits;
-pub mod health;
-pub mod listener;
 pub mod observe;
-pub mod protocol;
-pub mod rate_limit;
-pub mod request_id;
-pub mod response_metadata;
-pub mod server;
-pub mod shutdown;
-pub mod single_message;
-pub mod telemetry;
+pub mod rpc;
+mod shutdown;
 #[cfg(feature = "testing")]
 pub mod testing;
-pub mod trace_context;
 
-pub use config::HttpConfig;
-pub use connect_get::connect_get;
-pub use health::Readiness;
-pub use response_metadata::ResponseMetadata;
-pub use server::RpcServer;
+pub use rpc::{HttpConfig, Readiness, ResponseMetadata, RpcServer, connect_get};
 pub use shutdown::Shutdown;
 
 /// Applies the kit's gRPC defaults to a tonic-generated server: gzip in both

@@ -21,7 +21,7 @@ impl TestDatabase {
             Ok(server) if !server.is_empty() => Self::postgres(&server, service).await,
             _ => {
                 let dir = tempfile::tempdir().expect("a temporary folder");
-                let url = crate::database::sqlite_url(dir.path(), service);
+                let url = crate::db::sqlite_url(dir.path(), service);
                 Self {
                     url,
                     _dir: Some(dir),

@@ -6,8 +6,8 @@ use connectrpc_axum::prelude::*;
 use futures::Stream;
 use shop_kit::{
     auth::{Caller, Customer},
-    deadline::CallerDeadline,
-    trace_context::TraceParent,
+    observe::trace_context::TraceParent,
+    rpc::deadline::CallerDeadline,
 };
 use shop_proto::shop::{common::v1::Money, orders::v1 as pb};
 use tokio::sync::broadcast::error::RecvError;

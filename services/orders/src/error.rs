@@ -25,7 +25,7 @@ pub enum OrdersError {
 
     /// A stored value this code does not know: never guessed at.
     #[error(transparent)]
-    CorruptRecord(#[from] shop_kit::database::UnknownStoredValue),
+    CorruptRecord(#[from] shop_kit::db::UnknownStoredValue),
 
     #[error("events: {0}")]
     Events(#[from] shop_kit::events::EventsError),

@@ -20,11 +20,11 @@ use shop_kit::{
     app::{Context, Service, StartFailure},
     auth::TokenKeys,
     connect_get,
-    database::DatabaseUrl,
-    deadline::CallerDeadline,
+    db::DatabaseUrl,
     events::{Broker, Delivery, Relay, Subscription},
     grpc_defaults,
-    trace_context::TraceParent,
+    observe::trace_context::TraceParent,
+    rpc::deadline::CallerDeadline,
 };
 use shop_migrations::MigratorTrait;
 use shop_proto::shop::orders::v1::{
@@ -72,7 +72,7 @@ impl Orders {
         policy: SagaPolicy,
         shutdown: &Shutdown,
     ) -> Result<Self, OrdersError> {
-        let db = shop_kit::database::connect(database_url).await?;
+        let db = shop_kit::db::connect(database_url).await?;
         shop_migrations::orders::Migrator::up(&db, None).await?;
         let store = Store::new(db.clone());
         let token = Arc::new(ServiceToken::new(

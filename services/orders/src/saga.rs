@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
-use shop_kit::{Shutdown, events::Relay, trace_context::TraceParent};
+use shop_kit::{Shutdown, events::Relay, observe::trace_context::TraceParent};
 
 use crate::{
     domain::{
@@ -164,30 +164,18 @@ impl SagaDriver {
 
     async fn perform(&self, stored: &StoredSaga, order: &Order) -> Outcome {
         let Inner {
-            catalog,
-            payments,
-            policy,
-            ..
+            catalog, payments, ..
         } = &*self.inner;
         let trace = TraceParent::parse(&stored.traceparent).unwrap_or_else(TraceParent::root);
-        let call = async {
-            match stored.saga.step {
-                Step::ReserveStock => catalog.reserve(order, &trace).await,
-                Step::Charge => payments.charge(order, &stored.payment_token, &trace).await,
-                Step::CommitStock => catalog.commit(order, &trace).await,
-                Step::Refund => payments.refund(order, &trace).await,
-                Step::ReleaseStock => catalog.release(order, &trace).await,
-                Step::Done => Outcome::Done,
-            }
-        };
-        tokio::time::timeout(policy.call_timeout, call)
-            .await
-            .unwrap_or_else(|_| {
-                Outcome::Unavailable(match stored.saga.step {
-                    Step::Charge | Step::Refund => "payment service".into(),
-                    _ => "catalog service".into(),
-                })
-            })
+        // Each peer call is bounded by its client stack's one budget.
+        match stored.saga.step {
+            Step::ReserveStock => catalog.reserve(order, &trace).await,
+            Step::Charge => payments.charge(order, &stored.payment_token, &trace).await,
+            Step::CommitStock => catalog.commit(order, &trace).await,
+            Step::Refund => payments.refund(order, &trace).await,
+            Step::ReleaseStock => catalog.release(order, &trace).await,
+            Step::Done => Outcome::Done,
+        }
     }
 
     /// Persists a transition (only if the saga is still where it was).

@@ -6,7 +6,7 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, EntityTrait, PaginatorTrait,
     QueryFilter, QueryOrder, QuerySelect, TransactionTrait, sea_query::Expr,
 };
-use shop_kit::database::UnknownStoredValue;
+use shop_kit::db::UnknownStoredValue;
 use shop_kit::events::{Event, Inbox, Outbox};
 
 use crate::{
@@ -238,7 +238,7 @@ impl Store {
         };
         if let Err(error) = order::Entity::insert(row).exec(&txn).await {
             txn.rollback().await?;
-            if !shop_kit::database::is_unique_violation(&error) {
+            if !shop_kit::db::is_unique_violation(&error) {
                 return Err(error.into());
             }
             let existing = self

@@ -3,7 +3,7 @@
 use axum::extract::State;
 use connectrpc_axum::prelude::*;
 use prost::Message;
-use shop_kit::{auth::Caller, trace_context::TraceParent};
+use shop_kit::{auth::Caller, observe::trace_context::TraceParent};
 use shop_proto::shop::{common::v1::Money, payments::v1 as pb};
 
 use crate::{

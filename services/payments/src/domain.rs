@@ -1,7 +1,7 @@
 //! The payments rules, pure: what a valid charge is, and how the fake
 //! processor answers (deterministically, from the payment token).
 
-use shop_kit::database::UnknownStoredValue;
+use shop_kit::db::UnknownStoredValue;
 
 use crate::error::PaymentsError;
 

@@ -33,7 +33,7 @@ pub enum PaymentsError {
 
     /// A stored value this code does not know: never guessed at.
     #[error(transparent)]
-    CorruptRecord(#[from] shop_kit::database::UnknownStoredValue),
+    CorruptRecord(#[from] shop_kit::db::UnknownStoredValue),
 
     #[error("database: {0}")]
     Database(#[from] DbErr),

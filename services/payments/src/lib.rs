@@ -16,10 +16,10 @@ use shop_kit::{
     app::{Context, Service, StartFailure},
     auth::TokenKeys,
     connect_get,
-    database::DatabaseUrl,
+    db::DatabaseUrl,
     events::{Broker, Relay},
     grpc_defaults,
-    trace_context::TraceParent,
+    observe::trace_context::TraceParent,
 };
 use shop_migrations::MigratorTrait;
 use shop_proto::shop::payments::v1::{
@@ -58,7 +58,7 @@ impl Payments {
         broker: Broker,
         shutdown: &Shutdown,
     ) -> Result<Self, PaymentsError> {
-        let db = shop_kit::database::connect(database_url).await?;
+        let db = shop_kit::db::connect(database_url).await?;
         shop_migrations::payments::Migrator::up(&db, None).await?;
         let relay = Relay::start(db.clone(), events::SERVICE, broker, Vec::new(), shutdown);
         Ok(Self {

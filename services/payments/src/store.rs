@@ -143,7 +143,7 @@ impl Store {
         let txn = self.db.begin().await?;
         if let Err(error) = payment::Entity::insert(row).exec(&txn).await {
             txn.rollback().await?;
-            if !shop_kit::database::is_unique_violation(&error) {
+            if !shop_kit::db::is_unique_violation(&error) {
                 return Err(error.into());
             }
             return self

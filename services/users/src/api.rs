@@ -5,7 +5,7 @@ use std::{net::SocketAddr, time::Duration};
 
 use axum::extract::{ConnectInfo, FromRequestParts, State};
 use connectrpc_axum::prelude::*;
-use shop_kit::{auth::Caller, deadline::CallerDeadline};
+use shop_kit::{auth::Caller, rpc::deadline::CallerDeadline};
 use shop_proto::shop::users::v1 as pb;
 
 use crate::{AppState, domain::User, error::UsersError};
@@ -26,11 +26,12 @@ impl From<UsersError> for ConnectError {
             | UsersError::WrongServiceSecret => {
                 ConnectError::new(Code::Unauthenticated, error.to_string())
             }
-            UsersError::HashingBusy => {
-                shop_kit::connect_errors::retry_later(error.to_string(), Duration::from_secs(1))
-            }
+            UsersError::HashingBusy => shop_kit::rpc::connect_errors::retry_later(
+                error.to_string(),
+                Duration::from_secs(1),
+            ),
             UsersError::Throttled { retry_after } => {
-                shop_kit::connect_errors::retry_later(error.to_string(), *retry_after)
+                shop_kit::rpc::connect_errors::retry_later(error.to_string(), *retry_after)
             }
             UsersError::SigningKey(_) | UsersError::Hashing(_) => {
                 tracing::error!(%error, "users service failure");

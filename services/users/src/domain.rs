@@ -1,7 +1,7 @@
 //! The users service's rules, pure: what a valid email, password and display
 //! name are.
 
-use shop_kit::connect_errors::excerpt;
+use shop_kit::rpc::connect_errors::excerpt;
 
 use crate::error::UsersError;
 

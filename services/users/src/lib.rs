@@ -21,7 +21,7 @@ use shop_kit::{
     app::{Context, Service, StartFailure},
     auth::JWKS_PATH,
     connect_get,
-    database::DatabaseUrl,
+    db::DatabaseUrl,
     grpc_defaults,
 };
 use shop_migrations::MigratorTrait;
@@ -66,7 +66,7 @@ pub struct Accounts {
 impl Accounts {
     /// Connects, applies the migrations and loads (or creates) the signing key.
     pub async fn open(database_url: &str) -> Result<Self, UsersError> {
-        let db = shop_kit::database::connect(database_url).await?;
+        let db = shop_kit::db::connect(database_url).await?;
         Self::migrate(db, None).await
     }
 
@@ -286,7 +286,7 @@ impl Service for Config {
             .transpose()
             .map_err(StartFailure::config)?;
         let database = |e| StartFailure::database(&self.database_url, e);
-        let db = shop_kit::database::connect(self.database_url.expose())
+        let db = shop_kit::db::connect(self.database_url.expose())
             .await
             .map_err(database)?;
         Ok(Accounts::migrate(db, signing_key.as_deref())

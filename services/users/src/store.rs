@@ -112,9 +112,7 @@ impl Store {
                 email: new.email.as_str().to_owned(),
                 display_name: new.display_name.clone(),
             }),
-            Err(error) if shop_kit::database::is_unique_violation(&error) => {
-                Err(UsersError::EmailTaken)
-            }
+            Err(error) if shop_kit::db::is_unique_violation(&error) => Err(UsersError::EmailTaken),
             Err(error) => Err(error.into()),
         }
     }

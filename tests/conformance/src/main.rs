@@ -10,7 +10,7 @@ mod service;
 use std::io::{Read, Write};
 
 use prost::Message;
-use shop_kit::{HttpConfig, Readiness, RpcServer, Shutdown, config::DEFAULT_MAX_REQUEST_BYTES};
+use shop_kit::{HttpConfig, Readiness, RpcServer, Shutdown, rpc::config::DEFAULT_MAX_REQUEST_BYTES};
 
 #[allow(clippy::all, clippy::pedantic, dead_code)]
 mod pb {
@@ -46,7 +46,7 @@ fn write_response(response: &conformance::ServerCompatResponse) -> std::io::Resu
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let _logs = shop_kit::telemetry::init_tracing(shop_kit::telemetry::LogFormat::Text);
+    let _logs = shop_kit::observe::telemetry::init_tracing(shop_kit::observe::telemetry::LogFormat::Text);
     let request = read_request()?;
     if request.use_tls {
         return Err("this server is configured without TLS (supports_tls: false)".into());
@@ -75,7 +75,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             port: u32::from(port),
             pem_cert: Vec::new(),
         })?;
-        shop_kit::server::serve(listener, app, shutdown, http).await?;
+        shop_kit::rpc::serve(listener, app, shutdown, http).await?;
         Ok(())
     })
 }

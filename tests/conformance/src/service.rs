@@ -10,7 +10,7 @@ use connectrpc_axum::prelude::*;
 use futures::{Stream, StreamExt};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use prost::{Message, Name};
-use shop_kit::{ResponseMetadata, connect_get, deadline::parse_grpc_timeout};
+use shop_kit::{ResponseMetadata, connect_get, rpc::deadline::parse_grpc_timeout};
 
 use crate::conformance::{
     self as pb,

@@ -5,10 +5,9 @@
 
 use http::{HeaderValue, Request, header::CONTENT_TYPE};
 use libfuzzer_sys::fuzz_target;
-use shop_kit::{
-    encoding,
+use shop_kit::rpc::{
+    fuzzing::{check_encoding, drop_unsafe_request_id, is_safe_request_id},
     protocol::{Protocol, RpcName, content_type},
-    request_id,
 };
 
 fuzz_target!(|input: (&[u8], &str, &[u8], &[u8])| {
@@ -33,9 +32,9 @@ fuzz_target!(|input: (&[u8], &str, &[u8], &[u8])| {
     if protocol != Protocol::Connect {
         assert!(ct.is_some_and(|ct| ct.starts_with("application/grpc")));
     }
-    let _ = encoding::check(&request);
-    let kept = request_id::drop_unsafe(request);
+    let _ = check_encoding(&request);
+    let kept = drop_unsafe_request_id(request);
     if let Some(id) = kept.headers().get("x-request-id") {
-        assert!(request_id::is_safe(id.as_bytes()));
+        assert!(is_safe_request_id(id.as_bytes()));
     }
 });

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use shop_kit::envelope::{self, Next};
+use shop_kit::rpc::envelope::{self, Next};
 
 fuzz_target!(|data: &[u8]| {
     let mut rest = data;

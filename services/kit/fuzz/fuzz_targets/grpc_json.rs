@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use prost_reflect::MessageDescriptor;
-use shop_kit::grpc_json::{descriptor_pool, json_to_proto, proto_to_json};
+use shop_kit::rpc::fuzzing::{descriptor_pool, json_to_proto, proto_to_json};
 
 fn descriptor() -> &'static MessageDescriptor {
     static DESCRIPTOR: OnceLock<MessageDescriptor> = OnceLock::new();

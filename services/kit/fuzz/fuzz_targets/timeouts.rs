@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use shop_kit::deadline::{grpc_timeout_value, parse_connect_timeout, parse_grpc_timeout};
+use shop_kit::rpc::deadline::{grpc_timeout_value, parse_connect_timeout, parse_grpc_timeout};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

@@ -23,7 +23,7 @@ use super::{
     nats::Nats,
     subscription::{Delivery, Subscription},
 };
-use crate::Shutdown;
+use crate::shutdown::Shutdown;
 
 /// How often the relay looks at the outbox when nobody wakes it: the delay
 /// before a retry after the broker or a handler failed.

@@ -15,7 +15,7 @@ use super::{
     Event, EventsError,
     subscription::{Delivery, Handler, Subscription},
 };
-use crate::Shutdown;
+use crate::shutdown::Shutdown;
 
 const STREAM: &str = "SHOP_EVENTS";
 /// A publish not acknowledged by then counts as failed (and is retried).

@@ -3,7 +3,7 @@
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 
-use shop_kit::database::UnknownStoredValue;
+use shop_kit::db::UnknownStoredValue;
 
 use crate::error::OrdersError;
 

@@ -13,6 +13,8 @@
 
 use std::time::Duration;
 
+use shop_kit::client::Backoff;
+
 /// Where a saga stands: the step it will take next.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Step {
@@ -72,7 +74,8 @@ pub struct SagaPolicy {
     pub lease: Duration,
     /// How often the recovery sweep looks for sagas to resume.
     pub sweep_every: Duration,
-    /// One call to a peer, at most.
+    /// One saga step's call to a peer, at most: its one budget, for the
+    /// service token and every attempt together.
     pub call_timeout: Duration,
 }
 
@@ -93,10 +96,7 @@ impl Default for SagaPolicy {
 impl SagaPolicy {
     /// The delay before retry number `attempt` (1-based).
     pub fn backoff(&self, attempt: u32) -> Duration {
-        let factor = 2u32.saturating_pow(attempt.saturating_sub(1).min(16));
-        self.first_backoff
-            .saturating_mul(factor)
-            .min(self.max_backoff)
+        Backoff::new(self.first_backoff, self.max_backoff).delay(attempt)
     }
 }
 

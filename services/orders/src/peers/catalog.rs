@@ -5,8 +5,8 @@
 use std::{sync::Arc, time::Duration};
 
 use shop_kit::{
-    downstream::{Downstream, Retry},
-    trace_context::TraceParent,
+    client::{Downstream, Retry},
+    observe::trace_context::TraceParent,
 };
 use shop_proto::shop::catalog::v1::{
     CommitStockRequest, GetProductRequest, ReleaseStockRequest, ReservationStatus,

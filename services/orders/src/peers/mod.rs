@@ -10,9 +10,11 @@ mod service_token;
 
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use shop_kit::{
-    downstream::{Downstream, DownstreamPolicy, Retry},
-    trace_context::{self, TraceParent},
+    client::{Downstream, DownstreamPolicy, Retry},
+    observe::trace_context::{self, TraceParent},
 };
 use tonic::transport::Channel;
 
@@ -34,8 +36,7 @@ pub struct PeerUrls {
 
 /// A lazily connected channel to `url`.
 fn channel(url: &str, field: &'static str, timeout: Duration) -> Result<Channel, OrdersError> {
-    shop_kit::downstream::channel(url, timeout)
-        .map_err(|e| OrdersError::invalid(field, e.to_string()))
+    shop_kit::client::channel(url, timeout).map_err(|e| OrdersError::invalid(field, e.to_string()))
 }
 
 /// The client stack for one peer (deadlines, retries when safe, breaker,
@@ -53,7 +54,9 @@ fn downstream(name: &str, timeout: Duration) -> Downstream {
 /// One saga step's call to a peer: as orders (a service token), with the
 /// order's trace context, through the peer's client stack, repeated when
 /// it fails transiently (every step is keyed by the order, so a repeat is
-/// harmless). `Err` is the outcome when no service token could be had.
+/// harmless), all within ONE budget: the peer's call timeout, which bounds
+/// getting a token and every attempt together. `Err` is the outcome when
+/// no service token could be had.
 async fn step_call<M, R, F, Fut>(
     token: &ServiceToken,
     downstream: &Downstream,
@@ -66,12 +69,13 @@ where
     F: Fn(tonic::Request<M>) -> Fut,
     Fut: Future<Output = Result<tonic::Response<R>, tonic::Status>>,
 {
+    let deadline = Instant::now() + downstream.policy().timeout;
     let bearer = token
-        .bearer()
+        .bearer(Some(deadline))
         .await
         .map_err(|status| unavailable("users", &status))?;
     Ok(downstream
-        .call(Retry::Safe, None, |budget| {
+        .call(Retry::Safe, Some(deadline), |budget| {
             send(request(message.clone(), &bearer, trace, budget))
         })
         .await)

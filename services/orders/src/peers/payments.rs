@@ -4,7 +4,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use shop_kit::{downstream::Downstream, trace_context::TraceParent};
+use shop_kit::{client::Downstream, observe::trace_context::TraceParent};
 use shop_proto::shop::{
     common::v1::Money,
     payments::v1::{ChargeRequest, RefundRequest, payment_service_client::PaymentServiceClient},

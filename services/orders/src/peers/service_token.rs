@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
-use shop_kit::downstream::{Downstream, Retry};
+use shop_kit::client::{Downstream, Retry};
 use shop_proto::shop::users::v1::{
     IssueServiceTokenRequest, user_service_client::UserServiceClient,
 };
@@ -39,9 +39,12 @@ impl ServiceToken {
         })
     }
 
-    /// A valid token, fetching a new one when needed; the error says why
-    /// none could be had.
-    pub async fn bearer(&self) -> Result<String, tonic::Status> {
+    /// A valid token, fetching a new one when needed (by `deadline`, if
+    /// given); the error says why none could be had.
+    pub async fn bearer(
+        &self,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<String, tonic::Status> {
         let mut current = self.current.lock().await;
         if let Some((token, renew_at)) = current.as_ref()
             && Instant::now() < *renew_at
@@ -50,7 +53,7 @@ impl ServiceToken {
         }
         let issued = self
             .downstream
-            .call(Retry::Safe, None, |budget| {
+            .call(Retry::Safe, deadline, |budget| {
                 let mut request = tonic::Request::new(IssueServiceTokenRequest {
                     service_name: SERVICE_NAME.to_owned(),
                     service_secret: self.secret.expose_secret().to_owned(),

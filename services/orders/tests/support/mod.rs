@@ -414,7 +414,7 @@ impl Shop {
 
     /// The orders service's own database (as it is on disk now).
     pub async fn orders_database(&self) -> sea_orm::DatabaseConnection {
-        shop_kit::database::connect(&self.orders_db.url)
+        shop_kit::db::connect(&self.orders_db.url)
             .await
             .expect("orders database")
     }

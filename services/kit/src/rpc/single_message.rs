@@ -20,7 +20,7 @@ use http::{Method, Request};
 use prost_reflect::DescriptorPool;
 use tower::{Layer, Service};
 
-use crate::{
+use super::{
     connect_errors::error_response,
     envelope::{self, Next},
     protocol::{RpcName, content_type},

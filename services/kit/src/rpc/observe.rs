@@ -21,7 +21,7 @@ use http_body::{Body as _, Frame, SizeHint};
 use prost_reflect::DescriptorPool;
 use tower::{Layer, Service};
 
-use crate::{
+use super::{
     connect_errors::code_name,
     envelope,
     protocol::{Protocol, RpcName, content_type, is_rpc_method},

@@ -22,7 +22,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, request::Parts
 use http_body::{Body, Frame, SizeHint};
 use tower::{Layer, Service};
 
-use crate::{envelope, protocol::content_type};
+use super::{envelope, protocol::content_type};
 
 #[derive(Debug, Default)]
 struct Metadata {

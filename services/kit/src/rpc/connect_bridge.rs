@@ -23,7 +23,7 @@ use http_body::Frame;
 use http_body_util::BodyExt;
 use tower::{Service, ServiceExt};
 
-use crate::{
+use super::{
     connect_errors::{code_name, grpc_message},
     deadline::{BadTimeout, CONNECT_TIMEOUT_MS, grpc_timeout_value, parse_connect_timeout},
     envelope,

@@ -17,7 +17,7 @@ use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use tower::{Layer, Service};
 
-use crate::connect_errors::{MAX_ERROR_MESSAGE_BYTES, bound_message, grpc_message};
+use super::connect_errors::{MAX_ERROR_MESSAGE_BYTES, bound_message, grpc_message};
 
 /// The start of tonic's message for a request over the size limit.
 const TONIC_TOO_LARGE: &str = "Error, decoded message length too large";

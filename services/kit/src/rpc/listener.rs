@@ -36,7 +36,8 @@ use tokio::{net::TcpListener, sync::Semaphore, time::Instant};
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
-use crate::{HttpConfig, Shutdown, telemetry};
+use super::config::HttpConfig;
+use crate::{observe::telemetry, shutdown::Shutdown};
 
 /// HTTP/2 pings: how often, and how long an answer may take.
 const H2_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(20);

@@ -20,7 +20,7 @@ use prost::Message;
 use prost_reflect::{DescriptorPool, DeserializeOptions, DynamicMessage, MessageDescriptor};
 use tower::{Layer, Service};
 
-use crate::{
+use super::{
     envelope,
     protocol::{RpcName, content_type},
 };

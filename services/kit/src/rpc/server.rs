@@ -21,24 +21,22 @@ use tonic::server::NamedService;
 use tower::{Service, ServiceBuilder, util::MapRequestLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
-use crate::{
-    HttpConfig, Readiness, Shutdown,
-    auth::TokenVerifier,
+use super::{
+    config::HttpConfig,
     connect_bridge::ConnectBridge,
     connect_errors, cors,
     deadline::GrpcDeadlineLayer,
     drain::drain_when_dropped,
     encoding::ConnectEncodingLayer,
-    grpc_defaults,
     grpc_json::{self, GrpcJsonLayer},
     grpc_limits::GrpcLimitStatusLayer,
-    health,
+    health::{self, Readiness},
     observe::{KnownRpcs, ObserveLayer},
     request_id,
     response_metadata::ResponseMetadataLayer,
     single_message::SingleMessageLayer,
-    telemetry,
 };
+use crate::{auth::TokenVerifier, grpc_defaults, observe::telemetry, shutdown::Shutdown};
 
 /// Connect responses smaller than this are sent uncompressed.
 const COMPRESS_MIN_BYTES: usize = 1024;
@@ -248,5 +246,3 @@ async fn metrics() -> impl IntoResponse {
         telemetry::prometheus().render(),
     )
 }
-
-pub use crate::listener::{Listening, serve, start};

@@ -11,7 +11,7 @@ use futures::future::{Either, Ready, ready};
 use http::{Method, Request};
 use tower::{Layer, Service};
 
-use crate::{
+use super::{
     connect_errors::error_response,
     protocol::{Protocol, is_connect_streaming},
 };

@@ -8,7 +8,7 @@ use axum::{Router, extract::State, http::StatusCode, routing::get};
 use futures::future::BoxFuture;
 use tonic_health::{ServingStatus, pb::health_server::HealthServer, server::HealthReporter};
 
-use crate::Shutdown;
+use crate::shutdown::Shutdown;
 
 /// How often the gRPC health status is refreshed from the readiness check.
 const GRPC_HEALTH_REFRESH: Duration = Duration::from_secs(5);

@@ -8,7 +8,7 @@ use connectrpc_axum::prelude::{Code, ConnectError};
 use http::HeaderMap;
 use prost::Message;
 
-use crate::protocol::{Protocol, content_type, is_connect_streaming};
+use super::protocol::{Protocol, content_type, is_connect_streaming};
 
 /// Renders `error` for the protocol of the request whose headers are given:
 /// a Connect unary error (JSON body, mapped HTTP status), a Connect

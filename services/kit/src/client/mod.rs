@@ -20,15 +20,20 @@
 //! [`translate`] turns a downstream's error into what is true for this
 //! service's caller.
 
-use std::{
-    future::Future,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+mod backoff;
+mod breaker;
+mod channel;
+mod translate;
 
-use rand::Rng;
+use std::{future::Future, sync::Arc, time::Duration};
+
 use tokio::{sync::Semaphore, time::Instant};
 use tonic::{Code, Status};
+
+pub use backoff::Backoff;
+use breaker::Breaker;
+pub use channel::channel;
+pub use translate::translate;
 
 /// How one downstream is called.
 #[derive(Clone, Debug)]
@@ -88,34 +93,6 @@ fn is_retryable(code: Code) -> bool {
     matches!(code, Code::Unavailable | Code::ResourceExhausted)
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Breaker {
-    Closed {
-        failures: u32,
-    },
-    Open {
-        until: Instant,
-    },
-    /// Cooled down: one probe call is on its way (if it never reports, say
-    /// its caller gave up, another may go after a cool-down).
-    HalfOpen {
-        probe_sent: Instant,
-    },
-}
-
-/// A lazily connected channel to a peer at `url`: connecting may take
-/// `connect_timeout`; no channel-wide timeout, since each call's budget
-/// comes from [`Downstream::call`] (and a tower timeout would surface as
-/// `cancelled`).
-pub fn channel(
-    url: &str,
-    connect_timeout: Duration,
-) -> Result<tonic::transport::Channel, http::uri::InvalidUri> {
-    Ok(tonic::transport::Channel::from_shared(url.to_owned())?
-        .connect_timeout(connect_timeout)
-        .connect_lazy())
-}
-
 /// One downstream service, as seen by this one.
 #[derive(Clone, Debug)]
 pub struct Downstream {
@@ -126,19 +103,20 @@ pub struct Downstream {
 struct Inner {
     name: String,
     policy: DownstreamPolicy,
-    breaker: Mutex<Breaker>,
+    breaker: Breaker,
+    backoff: Backoff,
     in_flight: Arc<Semaphore>,
 }
 
 impl Downstream {
     pub fn new(name: &str, policy: DownstreamPolicy) -> Self {
         let in_flight = Arc::new(Semaphore::new(policy.max_in_flight));
-        metrics::gauge!("shop_downstream_breaker_open", "downstream" => name.to_owned()).set(0.0);
         Self {
             inner: Arc::new(Inner {
                 name: name.to_owned(),
+                breaker: Breaker::new(name, policy.breaker_threshold, policy.breaker_cooldown),
+                backoff: Backoff::new(policy.first_backoff, policy.max_backoff),
                 policy,
-                breaker: Mutex::new(Breaker::Closed { failures: 0 }),
                 in_flight,
             }),
         }
@@ -148,82 +126,13 @@ impl Downstream {
         &self.inner.name
     }
 
+    pub fn policy(&self) -> &DownstreamPolicy {
+        &self.inner.policy
+    }
+
     /// Whether the breaker is open (failing fast) right now.
     pub fn is_open(&self) -> bool {
-        matches!(self.breaker(), Breaker::Open { until } if Instant::now() < until)
-    }
-
-    fn breaker(&self) -> Breaker {
-        *self.lock_breaker()
-    }
-
-    fn lock_breaker(&self) -> std::sync::MutexGuard<'_, Breaker> {
-        self.inner
-            .breaker
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Whether the breaker lets a call through now (taking the probe slot
-    /// when half-open).
-    fn admit(&self) -> bool {
-        let mut breaker = self.lock_breaker();
-        let now = Instant::now();
-        let cooldown = self.inner.policy.breaker_cooldown;
-        let (admitted, next) = match *breaker {
-            Breaker::Closed { .. } => (true, *breaker),
-            Breaker::Open { until } if now < until => (false, *breaker),
-            Breaker::HalfOpen { probe_sent } if now < probe_sent + cooldown => (false, *breaker),
-            // Cooled down: this call is the probe.
-            Breaker::Open { .. } | Breaker::HalfOpen { .. } => {
-                (true, Breaker::HalfOpen { probe_sent: now })
-            }
-        };
-        *breaker = next;
-        admitted
-    }
-
-    /// Counts an outcome: read and written under one lock, so failures
-    /// that end at once are all counted.
-    fn record(&self, outcome: Result<(), Code>) {
-        let infrastructure = matches!(outcome, Err(code) if is_infrastructure_failure(code));
-        let mut breaker = self.lock_breaker();
-        let next = match (*breaker, infrastructure) {
-            (_, false) => Breaker::Closed { failures: 0 },
-            (Breaker::Closed { failures }, true)
-                if failures + 1 < self.inner.policy.breaker_threshold =>
-            {
-                Breaker::Closed {
-                    failures: failures + 1,
-                }
-            }
-            (_, true) => {
-                tracing::warn!(downstream = %self.inner.name, "circuit open: failing fast");
-                Breaker::Open {
-                    until: Instant::now() + self.inner.policy.breaker_cooldown,
-                }
-            }
-        };
-        let changed_openness =
-            matches!(next, Breaker::Open { .. }) != matches!(*breaker, Breaker::Open { .. });
-        *breaker = next;
-        drop(breaker);
-        if changed_openness {
-            let open = matches!(next, Breaker::Open { .. });
-            metrics::gauge!("shop_downstream_breaker_open", "downstream" => self.inner.name.clone())
-                .set(if open { 1.0 } else { 0.0 });
-        }
-    }
-
-    fn backoff(&self, retry: u32) -> Duration {
-        let policy = &self.inner.policy;
-        let full = policy
-            .first_backoff
-            .saturating_mul(2u32.saturating_pow(retry.saturating_sub(1).min(16)))
-            .min(policy.max_backoff);
-        // Equal jitter: half fixed, half random, so retries spread out.
-        let half = full / 2;
-        half + half.mul_f64(rand::thread_rng().gen_range(0.0..=1.0))
+        self.inner.breaker.is_open()
     }
 
     /// Calls the downstream through the stack. `attempt` makes one attempt
@@ -252,7 +161,7 @@ impl Downstream {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            if !self.admit() {
+            if !self.inner.breaker.admit() {
                 metrics::counter!("shop_downstream_calls_total",
                     "downstream" => name.clone(), "code" => "circuit_open")
                 .increment(1);
@@ -285,16 +194,18 @@ impl Downstream {
             };
             let code = result.as_ref().err().map_or(Code::Ok, Status::code);
             metrics::counter!("shop_downstream_calls_total",
-                "downstream" => name.clone(), "code" => crate::connect_errors::code_name(code as i32))
+                "downstream" => name.clone(), "code" => crate::rpc::connect_errors::code_name(code as i32))
             .increment(1);
-            self.record(result.as_ref().map(|_| ()).map_err(Status::code));
+            self.inner
+                .breaker
+                .record(result.as_ref().map(|_| ()).map_err(Status::code));
             match result {
                 Err(status)
                     if retry == Retry::Safe
                         && is_retryable(status.code())
                         && attempts < policy.max_attempts =>
                 {
-                    let pause = self.backoff(attempts);
+                    let pause = self.inner.backoff.jittered(attempts);
                     if Instant::now() + pause >= deadline {
                         return Err(status);
                     }
@@ -305,44 +216,6 @@ impl Downstream {
                 other => return other,
             }
         }
-    }
-}
-
-/// A downstream's error as this service's caller should see it:
-/// `business` decides for the codes it knows (e.g. the downstream's
-/// not_found of a product the caller named is the caller's
-/// invalid_argument); otherwise infrastructure trouble is `unavailable`
-/// (or `deadline_exceeded`), a permission the downstream denies is
-/// `internal` (this service should not have asked), and the rest (an
-/// unauthenticated caller, not_found, ...) passes through. Messages of what becomes
-/// internal or unavailable are logged here, not returned.
-pub fn translate(
-    downstream: &str,
-    status: &Status,
-    business: impl Fn(Code) -> Option<Code>,
-) -> Status {
-    if let Some(code) = business(status.code()) {
-        return Status::new(code, status.message());
-    }
-    match status.code() {
-        Code::DeadlineExceeded => {
-            Status::deadline_exceeded(format!("the {downstream} service did not answer in time"))
-        }
-        code if is_infrastructure_failure(code) || code == Code::ResourceExhausted => {
-            tracing::warn!(downstream, code = ?code, message = status.message(), "downstream failed");
-            Status::unavailable(format!(
-                "the {downstream} service is unavailable, try again later"
-            ))
-        }
-        Code::PermissionDenied => {
-            tracing::error!(
-                downstream,
-                message = status.message(),
-                "downstream denied the call"
-            );
-            Status::internal("an internal call was refused")
-        }
-        _ => status.clone(),
     }
 }
 
@@ -368,12 +241,12 @@ mod tests {
             for _ in 0..8 {
                 threads.spawn(|| {
                     for _ in 0..50 {
-                        downstream.record(Err(Code::Unavailable));
+                        downstream.inner.breaker.record(Err(Code::Unavailable));
                     }
                 });
             }
         });
-        assert!(downstream.is_open(), "{:?}", downstream.breaker());
+        assert!(downstream.is_open(), "{:?}", downstream.inner.breaker);
         let sequential = Downstream::new(
             "sequential",
             DownstreamPolicy {
@@ -382,10 +255,10 @@ mod tests {
             },
         );
         for _ in 0..399 {
-            sequential.record(Err(Code::Unavailable));
+            sequential.inner.breaker.record(Err(Code::Unavailable));
         }
         assert!(!sequential.is_open(), "one short of the threshold");
-        sequential.record(Err(Code::Unavailable));
+        sequential.inner.breaker.record(Err(Code::Unavailable));
         assert!(sequential.is_open());
     }
 

@@ -17,10 +17,8 @@ use tower_governor::{
     key_extractor::{KeyExtractor, PeerIpKeyExtractor},
 };
 
-use crate::{
-    auth::{TokenVerifier, bearer_token},
-    connect_errors::{error_response, retry_later},
-};
+use super::connect_errors::{error_response, retry_later};
+use crate::auth::{TokenVerifier, bearer_token};
 
 /// The limits; each is a sustained rate per second and a burst.
 #[derive(Clone, Debug, clap::Args)]
@@ -122,7 +120,7 @@ fn per_second(rate: u32) -> Duration {
 }
 
 /// Applies the limits to `router` (its client IPs come from the server's
-/// connect info, which `crate::server` provides).
+/// connect info, which `super::server` provides).
 pub fn limit(router: Router, config: &RateLimitConfig, verifier: TokenVerifier) -> Router {
     let by_ip = GovernorConfigBuilder::default()
         .key_extractor(PeerIpKeyExtractor)

@@ -1,0 +1,43 @@
+//! What a downstream's error means for this service's caller.
+
+use tonic::{Code, Status};
+
+use super::is_infrastructure_failure;
+
+/// A downstream's error as this service's caller should see it:
+/// `business` decides for the codes it knows (e.g. the downstream's
+/// not_found of a product the caller named is the caller's
+/// invalid_argument); otherwise infrastructure trouble is `unavailable`
+/// (or `deadline_exceeded`), a permission the downstream denies is
+/// `internal` (this service should not have asked), and the rest (an
+/// unauthenticated caller, not_found, ...) passes through. Messages of what becomes
+/// internal or unavailable are logged here, not returned.
+pub fn translate(
+    downstream: &str,
+    status: &Status,
+    business: impl Fn(Code) -> Option<Code>,
+) -> Status {
+    if let Some(code) = business(status.code()) {
+        return Status::new(code, status.message());
+    }
+    match status.code() {
+        Code::DeadlineExceeded => {
+            Status::deadline_exceeded(format!("the {downstream} service did not answer in time"))
+        }
+        code if is_infrastructure_failure(code) || code == Code::ResourceExhausted => {
+            tracing::warn!(downstream, code = ?code, message = status.message(), "downstream failed");
+            Status::unavailable(format!(
+                "the {downstream} service is unavailable, try again later"
+            ))
+        }
+        Code::PermissionDenied => {
+            tracing::error!(
+                downstream,
+                message = status.message(),
+                "downstream denied the call"
+            );
+            Status::internal("an internal call was refused")
+        }
+        _ => status.clone(),
+    }
+}

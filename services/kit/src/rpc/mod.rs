@@ -1,0 +1,43 @@
+//! Serving: one router that speaks Connect (JSON and proto, unary, server
+//! streaming, GET), gRPC (h2c) and gRPC-Web on one port, with health,
+//! reflection, CORS, compression, deadlines and limits. [`RpcServer`]
+//! assembles it; [`serve`] runs it on a listener with the bounds a server
+//! facing strangers needs. Everything else here is its machinery.
+
+pub mod config;
+mod connect_bridge;
+pub mod connect_errors;
+mod connect_get;
+mod cors;
+pub mod deadline;
+mod drain;
+mod encoding;
+pub mod envelope;
+mod grpc_json;
+mod grpc_limits;
+mod health;
+mod listener;
+mod observe;
+pub mod protocol;
+pub mod rate_limit;
+mod request_id;
+mod response_metadata;
+mod server;
+mod single_message;
+
+pub use config::HttpConfig;
+pub use connect_get::connect_get;
+pub use health::Readiness;
+pub use listener::{Listening, serve, start};
+pub use response_metadata::ResponseMetadata;
+pub use server::{RpcServer, ServerError};
+
+/// The machinery the fuzz targets drive directly (`--features fuzzing`).
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing {
+    pub use super::encoding::check as check_encoding;
+    pub use super::grpc_json::{descriptor_pool, json_to_proto, proto_to_json};
+    pub use super::request_id::{
+        drop_unsafe as drop_unsafe_request_id, is_safe as is_safe_request_id,
+    };
+}
