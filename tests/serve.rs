@@ -1,0 +1,134 @@
+//! `shop serve <service>`: every service started alone, in its own process
+//! with its own database, as it runs apart from the others, through the
+//! same start path the launcher and the test harnesses use; each one
+//! answers over Connect, finds its peers by URL, and a customer's order
+//! goes through all of them.
+
+mod launched;
+
+use std::time::Duration;
+
+use launched::Shop;
+use serde_json::json;
+
+#[tokio::test]
+async fn every_service_starts_alone_and_the_shop_works_across_processes() {
+    let secret = ["--service-secret", "serve-test-secret"];
+    let users = Shop::serve("users", &secret).await;
+    let users_url = users.url("users");
+    let with_users = |more: &[String]| -> Vec<String> {
+        [
+            "--service-secret".to_owned(),
+            "serve-test-secret".to_owned(),
+            "--users-url".to_owned(),
+            users_url.clone(),
+        ]
+        .into_iter()
+        .chain(more.iter().cloned())
+        .collect()
+    };
+    let start = |service: &'static str, args: Vec<String>| async move {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Shop::serve(service, &args).await
+    };
+    let catalog = start("catalog", with_users(&[])).await;
+    let payments = start("payments", with_users(&[])).await;
+    let orders = start(
+        "orders",
+        with_users(&[
+            "--catalog-url".to_owned(),
+            catalog.url("catalog"),
+            "--payments-url".to_owned(),
+            payments.url("payments"),
+        ]),
+    )
+    .await;
+    let gateway = start(
+        "gateway",
+        with_users(&[
+            "--catalog-url".to_owned(),
+            catalog.url("catalog"),
+            "--orders-url".to_owned(),
+            orders.url("orders"),
+        ]),
+    )
+    .await;
+
+    // Each answers over Connect.
+    let (status, signed_up) = users
+        .call(
+            "users",
+            "/shop.users.v1.UserService/SignUp",
+            &json!({"email": "alone@example.com", "password": "correct horse 9", "displayName": "Al"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{signed_up}");
+    let token = signed_up["session"]["accessToken"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let (status, products) = catalog
+        .call(
+            "catalog",
+            "/shop.catalog.v1.CatalogService/ListProducts",
+            &json!({"pageSize": 3}),
+        )
+        .await;
+    assert_eq!(status, 200, "{products}");
+    let product = products["products"][0]["id"]
+        .as_str()
+        .expect("demo products")
+        .to_owned();
+    let (status, refused) = payments
+        .call(
+            "payments",
+            "/shop.payments.v1.PaymentService/GetPayment",
+            &json!({"paymentId": "nope"}),
+        )
+        .await;
+    assert_eq!(status, 401, "payments verifies tokens: {refused}");
+    let (status, home) = shop_kit::testing::call_json(
+        &format!(
+            "{}/shop.bff.v1.WebBffService/GetHome",
+            gateway.url("gateway")
+        ),
+        Some(&token),
+        &json!({}),
+    )
+    .await;
+    assert_eq!(status, 200, "{home}");
+
+    // An order crosses all of them: orders prices it at the catalog, gets a
+    // service token from users, charges at payments.
+    let (status, placed) = shop_kit::testing::call_json(
+        &format!(
+            "{}/shop.orders.v1.OrderService/CreateOrder",
+            orders.url("orders")
+        ),
+        Some(&token),
+        &json!({"idempotencyKey": "alone-1", "paymentToken": "tok_visa",
+                "items": [{"productId": product, "quantity": 1}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{placed}");
+    let id = placed["order"]["id"].as_str().expect("id").to_owned();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, body) = shop_kit::testing::call_json(
+            &format!(
+                "{}/shop.orders.v1.OrderService/GetOrder",
+                orders.url("orders")
+            ),
+            Some(&token),
+            &json!({"orderId": id}),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        if body["order"]["status"] == "ORDER_STATUS_CONFIRMED" {
+            break;
+        }
+        assert_ne!(body["order"]["status"], "ORDER_STATUS_CANCELLED", "{body}");
+        assert!(tokio::time::Instant::now() < deadline, "{body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
