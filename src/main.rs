@@ -41,7 +41,7 @@ enum Command {
     /// Run a single service.
     Serve {
         #[arg(value_enum)]
-        service: Service,
+        service: ServiceName,
         /// The service's database, e.g. postgres://shop:secret@localhost/catalog
         /// (default: the service's own --<service>-database-url, else SQLite
         /// under --data-dir).
@@ -51,7 +51,7 @@ enum Command {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-enum Service {
+enum ServiceName {
     Users,
     Catalog,
     Orders,
@@ -331,13 +331,13 @@ impl ShopArgs {
     }
 
     /// Where `service` listens.
-    fn addr(&self, service: Service) -> SocketAddr {
+    fn addr(&self, service: ServiceName) -> SocketAddr {
         let port = match service {
-            Service::Users => self.users_port,
-            Service::Catalog => self.catalog_port,
-            Service::Orders => self.orders_port,
-            Service::Payments => self.payments_port,
-            Service::Gateway => self.gateway_port,
+            ServiceName::Users => self.users_port,
+            ServiceName::Catalog => self.catalog_port,
+            ServiceName::Orders => self.orders_port,
+            ServiceName::Payments => self.payments_port,
+            ServiceName::Gateway => self.gateway_port,
         };
         SocketAddr::new(self.host, port)
     }
@@ -391,11 +391,11 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
     let (services, database_url) = match cli.command.unwrap_or(Command::Run) {
         Command::Run => (
             vec![
-                Service::Users,
-                Service::Catalog,
-                Service::Orders,
-                Service::Payments,
-                Service::Gateway,
+                ServiceName::Users,
+                ServiceName::Catalog,
+                ServiceName::Orders,
+                ServiceName::Payments,
+                ServiceName::Gateway,
             ],
             None,
         ),
@@ -414,31 +414,31 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
             shutdown: &shutdown,
         };
         let mut started = match service {
-            Service::Users => {
+            ServiceName::Users => {
                 let users = shop.users(db, whole_shop)?;
                 launch.start(users.database_url.to_string(), users).await?
             }
-            Service::Catalog => {
+            ServiceName::Catalog => {
                 let catalog = shop.catalog(db);
                 launch
                     .start(catalog.database_url.to_string(), catalog)
                     .await?
             }
-            Service::Orders => {
+            ServiceName::Orders => {
                 let orders = shop.orders(db);
                 launch
                     .start(orders.database_url.to_string(), orders)
                     .await?
             }
-            Service::Payments => {
+            ServiceName::Payments => {
                 let payments = shop.payments(db);
                 launch
                     .start(payments.database_url.to_string(), payments)
                     .await?
             }
-            Service::Gateway => launch.start("none".to_owned(), shop.gateway()).await?,
+            ServiceName::Gateway => launch.start("none".to_owned(), shop.gateway()).await?,
         };
-        if service == Service::Users && !shop.no_demo_data && !shop.demo_account(whole_shop) {
+        if service == ServiceName::Users && !shop.no_demo_data && !shop.demo_account(whole_shop) {
             started.seeded.push_str(
                 " (only the whole shop on a loopback --host gets one; \
                  --demo-account asks for it)",
