@@ -203,15 +203,8 @@ struct ShopArgs {
     #[arg(long, env = "SHOP_DEMO_STOCK", value_parser = clap::value_parser!(i32).range(0..), global = true)]
     demo_stock: Option<i32>,
 
-    /// Log format.
-    #[arg(
-        long,
-        env = "SHOP_LOG_FORMAT",
-        value_enum,
-        default_value = "text",
-        global = true
-    )]
-    log_format: telemetry::LogFormat,
+    #[command(flatten)]
+    logs: telemetry::LogConfig,
 
     #[command(flatten)]
     http: HttpConfig,
@@ -357,7 +350,7 @@ impl ShopArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let _logs = telemetry::init_tracing(cli.shop.log_format);
+    let _logs = telemetry::init_tracing(&cli.shop.logs);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {

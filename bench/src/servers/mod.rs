@@ -176,9 +176,7 @@ pub async fn serve(kind: PeerKind, port: u16) -> anyhow::Result<()> {
         }
         PeerKind::Kit => {
             // Logged like a shop service: a line per RPC at info.
-            let _logs = shop_kit::observe::telemetry::init_tracing(
-                shop_kit::observe::telemetry::LogFormat::Text,
-            );
+            let _logs = shop_kit::observe::telemetry::init_tracing(&Default::default());
             let shutdown = shop_kit::Shutdown::on_signals();
             let app = kit::router(&shutdown).await?;
             shop_kit::rpc::serve(listener, app, shutdown, kit::http()).await?;

@@ -10,7 +10,9 @@ mod service;
 use std::io::{Read, Write};
 
 use prost::Message;
-use shop_kit::{HttpConfig, Readiness, RpcServer, Shutdown, rpc::config::DEFAULT_MAX_REQUEST_BYTES};
+use shop_kit::{
+    HttpConfig, Readiness, RpcServer, Shutdown, rpc::config::DEFAULT_MAX_REQUEST_BYTES,
+};
 
 #[allow(clippy::all, clippy::pedantic, dead_code)]
 mod pb {
@@ -46,7 +48,7 @@ fn write_response(response: &conformance::ServerCompatResponse) -> std::io::Resu
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let _logs = shop_kit::observe::telemetry::init_tracing(shop_kit::observe::telemetry::LogFormat::Text);
+    let _logs = shop_kit::observe::telemetry::init_tracing(&Default::default());
     let request = read_request()?;
     if request.use_tls {
         return Err("this server is configured without TLS (supports_tls: false)".into());

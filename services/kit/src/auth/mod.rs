@@ -127,6 +127,48 @@ mod tests {
     }
 
     #[test]
+    fn a_remembered_token_is_refused_once_it_expires() {
+        let issuer = Issuer::new("k1", 7);
+        let verifier = TokenVerifier::from_jwks(&issuer.jwks()).expect("jwks");
+        // Expired 4 s ago: still valid for the 5 s of tolerated skew.
+        let token = issuer.sign(&Claims {
+            exp: now() - 4,
+            ..claims()
+        });
+        assert!(verifier.verify(&token).is_ok(), "within the leeway");
+        assert!(verifier.verify(&token).is_ok(), "remembered");
+        std::thread::sleep(std::time::Duration::from_millis(2100));
+        assert!(
+            verifier.verify(&token).is_err(),
+            "expired, remembered or not"
+        );
+    }
+
+    #[test]
+    fn a_remembered_token_means_nothing_to_a_verifier_with_other_keys() {
+        let old = Issuer::new("k1", 7);
+        let before = TokenVerifier::from_jwks(&old.jwks()).expect("jwks");
+        let token = old.sign(&claims());
+        assert!(before.verify(&token).is_ok());
+        // The users service rotated its key: a verifier of the new set.
+        let after = TokenVerifier::from_jwks(&Issuer::new("k2", 9).jwks()).expect("jwks");
+        assert!(after.verify(&token).is_err(), "the old key is gone");
+        // A clone shares the memory: the same keys, the same answers.
+        assert!(before.clone().verify(&token).is_ok());
+    }
+
+    #[test]
+    fn a_tampered_token_is_not_taken_for_a_remembered_one() {
+        let issuer = Issuer::new("k1", 7);
+        let verifier = TokenVerifier::from_jwks(&issuer.jwks()).expect("jwks");
+        let token = issuer.sign(&claims());
+        assert!(verifier.verify(&token).is_ok());
+        let mut tampered = token.clone();
+        tampered.push('A');
+        assert!(verifier.verify(&tampered).is_err());
+    }
+
+    #[test]
     fn refuses_a_token_signed_by_another_key_with_the_same_kid() {
         let verifier = TokenVerifier::from_jwks(&Issuer::new("k1", 7).jwks()).expect("jwks");
         let impostor = Issuer::new("k1", 8);

@@ -1,7 +1,7 @@
 //! Process-wide telemetry: the tracing subscriber and the Prometheus
 //! recorder behind `GET /metrics`.
 
-use std::sync::OnceLock;
+use std::{sync::OnceLock, time::Duration};
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
@@ -10,7 +10,14 @@ const DURATION_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
-/// Installs (once per process) and returns the Prometheus recorder.
+/// How often histogram samples are folded into their buckets, so they do
+/// not pile up in memory between scrapes (or when nobody scrapes).
+const METRICS_UPKEEP: Duration = Duration::from_secs(5);
+/// Log lines waiting for the writer at most; more are dropped, counted.
+const LOG_LINES_QUEUED: usize = 4096;
+
+/// Installs (once per process) and returns the Prometheus recorder, with
+/// a thread that keeps its histograms folded.
 pub fn prometheus() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
@@ -26,9 +33,38 @@ pub fn prometheus() -> PrometheusHandle {
             // Another recorder may already be installed (e.g. by a test
             // harness); ours then only renders what it was given.
             let _ = metrics::set_global_recorder(recorder);
+            let upkeep = handle.clone();
+            let _ = std::thread::Builder::new()
+                .name("metrics-upkeep".to_owned())
+                .spawn(move || {
+                    loop {
+                        std::thread::sleep(METRICS_UPKEEP);
+                        upkeep.run_upkeep();
+                    }
+                });
             handle
         })
         .clone()
+}
+
+/// How the process logs.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct LogConfig {
+    /// Log format.
+    #[arg(
+        long = "log-format",
+        env = "SHOP_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    pub format: LogFormat,
+
+    /// Log a line for every RPC, successful ones included (by default only
+    /// failed and slow calls are logged; the metrics count them all).
+    /// Ignored when RUST_LOG is set: `RUST_LOG=info,rpc=debug` does the same.
+    #[arg(long, env = "SHOP_LOG_RPCS", global = true)]
+    pub log_rpcs: bool,
 }
 
 /// Log output formats.
@@ -48,28 +84,34 @@ pub struct LogGuard {
     _writer: Option<tracing_appender::non_blocking::WorkerGuard>,
 }
 
-/// Installs the tracing subscriber: filter from `RUST_LOG` (default `info`),
-/// lines to stderr.
+/// Installs the tracing subscriber: filter from `RUST_LOG` (default `info`,
+/// plus every RPC with `--log-rpcs`), lines to stderr.
 ///
 /// Lines are written by a thread of their own through a buffer, so a request
 /// never waits on a write(2) of its log line, and a busy server writes many
-/// lines per syscall (one line per RPC otherwise costs a syscall per RPC).
-/// If that thread falls 128k lines behind, lines are dropped, not queued
-/// without end.
-pub fn init_tracing(format: LogFormat) -> LogGuard {
+/// lines per syscall. If that thread falls a few thousand lines behind,
+/// lines are dropped, not queued without end.
+pub fn init_tracing(config: &LogConfig) -> LogGuard {
     use tracing_subscriber::{EnvFilter, fmt};
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let default = if config.log_rpcs {
+        "info,rpc=debug"
+    } else {
+        "info"
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     // Logs go to stderr: stdout is for what a program prints on purpose
     // (the banner; the conformance handshake).
-    let (writer, guard) =
-        tracing_appender::non_blocking(std::io::BufWriter::new(std::io::stderr()));
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(LOG_LINES_QUEUED)
+        .lossy(true)
+        .finish(std::io::BufWriter::new(std::io::stderr()));
     let builder = fmt()
         .with_env_filter(filter)
         .with_target(true)
         // Colours for a terminal only, not for files and pipes.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(writer);
-    let installed = match format {
+    let installed = match config.format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };

@@ -81,9 +81,104 @@ pub fn framed(flags: u8, payload: &[u8]) -> Bytes {
     out.freeze()
 }
 
+/// Follows the envelopes of a stream as its chunks go by (a chunk may hold
+/// several envelopes, or part of one) and keeps the payload of the first
+/// whose flags carry `wanted` (Connect's end-of-stream message, gRPC-Web's
+/// trailers), its first `limit` bytes at most.
+#[derive(Debug)]
+pub struct Watch {
+    wanted: u8,
+    limit: usize,
+    header: [u8; HEADER_LEN],
+    header_filled: usize,
+    /// Payload bytes of the current envelope still to come.
+    remaining: usize,
+    /// The wanted envelope's flags and payload so far.
+    keeping: Option<(u8, BytesMut)>,
+}
+
+impl Watch {
+    pub fn new(wanted: u8, limit: usize) -> Self {
+        Self {
+            wanted,
+            limit,
+            header: [0; HEADER_LEN],
+            header_filled: 0,
+            remaining: 0,
+            keeping: None,
+        }
+    }
+
+    /// Takes the next chunk; the wanted envelope (flags and payload) once
+    /// it is whole.
+    pub fn feed(&mut self, mut chunk: &[u8]) -> Option<(u8, Bytes)> {
+        while !chunk.is_empty() {
+            if self.remaining == 0 {
+                let take = (HEADER_LEN - self.header_filled).min(chunk.len());
+                self.header[self.header_filled..self.header_filled + take]
+                    .copy_from_slice(&chunk[..take]);
+                self.header_filled += take;
+                chunk = &chunk[take..];
+                if self.header_filled < HEADER_LEN {
+                    return None;
+                }
+                self.header_filled = 0;
+                let [flags, a, b, c, d] = self.header;
+                self.remaining = u32::from_be_bytes([a, b, c, d]) as usize;
+                if flags & self.wanted != 0 {
+                    let kept = BytesMut::with_capacity(self.remaining.min(self.limit));
+                    if self.remaining == 0 {
+                        return Some((flags, kept.freeze()));
+                    }
+                    self.keeping = Some((flags, kept));
+                }
+                continue;
+            }
+            let take = self.remaining.min(chunk.len());
+            if let Some((_, kept)) = &mut self.keeping {
+                let room = self.limit.saturating_sub(kept.len()).min(take);
+                kept.extend_from_slice(&chunk[..room]);
+            }
+            self.remaining -= take;
+            chunk = &chunk[take..];
+            if self.remaining == 0
+                && let Some((flags, kept)) = self.keeping.take()
+            {
+                return Some((flags, kept.freeze()));
+            }
+        }
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_watch_finds_its_envelope_however_the_stream_is_cut() {
+        let mut stream = Vec::new();
+        frame(0, b"first message", &mut stream);
+        frame(0, b"", &mut stream);
+        frame(0, b"second", &mut stream);
+        frame(END_STREAM, br#"{"error":{"code":"aborted"}}"#, &mut stream);
+        // Whole in one chunk, and cut at every possible size.
+        for size in 1..=stream.len() {
+            let mut watch = Watch::new(END_STREAM, 1024);
+            let found: Vec<_> = stream.chunks(size).filter_map(|c| watch.feed(c)).collect();
+            assert_eq!(
+                found,
+                vec![(
+                    END_STREAM,
+                    Bytes::from_static(br#"{"error":{"code":"aborted"}}"#)
+                )],
+                "chunks of {size}"
+            );
+        }
+        let mut bounded = Watch::new(END_STREAM, 4);
+        let found = bounded.feed(&stream);
+        assert_eq!(found, Some((END_STREAM, Bytes::from_static(br#"{"er"#))));
+    }
 
     #[test]
     fn frames_and_reads_back() {

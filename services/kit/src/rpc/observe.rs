@@ -7,19 +7,20 @@
 use std::{
     collections::{HashMap, HashSet},
     pin::Pin,
-    sync::Arc,
+    sync::{Arc, Mutex, OnceLock, PoisonError},
     task::{Context, Poll},
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use axum::{body::Body, response::Response};
 use bytes::{Bytes, BytesMut};
 use connectrpc_axum::{message::error::code_from_status, prelude::Code};
 use futures::future::BoxFuture;
-use http::{HeaderMap, Request};
+use http::{HeaderMap, HeaderValue, Request};
 use http_body::{Body as _, Frame, SizeHint};
 use prost_reflect::DescriptorPool;
 use tower::{Layer, Service};
+use tracing::Level;
 
 use super::{
     connect_errors::code_name,
@@ -32,17 +33,36 @@ pub const DURATION_SECONDS: &str = "rpc_server_request_duration_seconds";
 
 /// Largest Connect unary error body read for its code.
 const ERROR_BODY_LIMIT: usize = 16 * 1024;
+/// Largest end-of-stream message or trailers frame read for the code.
+const STATUS_LIMIT: usize = 16 * 1024;
 
 /// The RPCs a server registered: only these names become metric labels,
-/// so a caller inventing paths cannot grow the series without end.
+/// so a caller inventing paths cannot grow the series without end. The
+/// names are interned once, so labelling a call allocates nothing.
 #[derive(Clone, Debug, Default)]
 pub struct KnownRpcs {
     /// Methods by service.
-    methods: HashMap<String, HashSet<String>>,
+    methods: HashMap<&'static str, HashSet<&'static str>>,
 }
 
 /// The label for a service or method nobody registered.
 pub const UNKNOWN: &str = "unknown";
+
+/// One `&'static str` per distinct registered name, for the process's
+/// life: bounded by the names the services declare, never by callers.
+fn intern(name: &str) -> &'static str {
+    static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let mut names = NAMES
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    if let Some(known) = names.get(name) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(name.to_owned().into_boxed_str());
+    names.insert(leaked);
+    leaked
+}
 
 impl KnownRpcs {
     /// Every method of `services` found in `pool`, plus `extra` (service,
@@ -52,36 +72,35 @@ impl KnownRpcs {
         services: impl IntoIterator<Item = &'a str>,
         extra: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Self {
-        let mut methods: HashMap<String, HashSet<String>> = HashMap::new();
+        let mut methods: HashMap<&'static str, HashSet<&'static str>> = HashMap::new();
         let described = services
             .into_iter()
             .filter_map(|name| pool.get_service_by_name(name))
             .flat_map(|service| {
                 service
                     .methods()
-                    .map(|m| (service.full_name().to_owned(), m.name().to_owned()))
+                    .map(|m| (intern(service.full_name()), intern(m.name())))
                     .collect::<Vec<_>>()
             });
-        let given = extra.into_iter().map(|(s, m)| (s.to_owned(), m.to_owned()));
+        let given = extra.into_iter().map(|(s, m)| (intern(s), intern(m)));
         for (service, method) in described.chain(given) {
             methods.entry(service).or_default().insert(method);
         }
         Self { methods }
     }
 
-    /// The RPC's labels: its own names if registered, else "unknown".
-    fn labels(&self, rpc: RpcName) -> RpcName {
-        if self
+    /// The labels of the RPC at `path`: its own names if registered, else
+    /// "unknown"; `None` when the path is no RPC's.
+    fn labels(&self, path: &str) -> Option<(&'static str, &'static str)> {
+        let (service, method) = path.strip_prefix('/')?.split_once('/')?;
+        let registered = self
             .methods
-            .get(&rpc.service)
-            .is_some_and(|methods| methods.contains(&rpc.method))
-        {
-            rpc
-        } else {
-            RpcName {
-                service: UNKNOWN.to_owned(),
-                method: UNKNOWN.to_owned(),
-            }
+            .get_key_value(service)
+            .and_then(|(service, methods)| Some((*service, *methods.get(method)?)));
+        match registered {
+            Some(names) => Some(names),
+            // Only what looks like an RPC is counted as an unknown one.
+            None => RpcName::from_path(path).map(|_| (UNKNOWN, UNKNOWN)),
         }
     }
 }
@@ -130,21 +149,17 @@ where
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
         let rpc = is_rpc_method(request.method())
-            .then(|| RpcName::from_path(request.uri().path()))
+            .then(|| self.known.labels(request.uri().path()))
             .flatten();
-        let Some(rpc) = rpc else {
+        let Some((service, method)) = rpc else {
             let future = self.inner.call(request);
             return Box::pin(future);
         };
         let call = RpcCall {
-            rpc: self.known.labels(rpc),
+            service,
+            method,
             protocol: Protocol::of(request.headers()),
-            request_id: request
-                .headers()
-                .get("x-request-id")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_owned(),
+            request_id: request.headers().get("x-request-id").cloned(),
             started: Instant::now(),
         };
         let future = self.inner.call(request);
@@ -163,33 +178,58 @@ where
 }
 
 struct RpcCall {
-    rpc: RpcName,
+    service: &'static str,
+    method: &'static str,
     protocol: Protocol,
-    request_id: String,
+    request_id: Option<HeaderValue>,
     started: Instant,
 }
 
+/// A call slower than this is logged whatever its outcome.
+const SLOW_CALL: Duration = Duration::from_secs(1);
+
+/// One log line for a call, at the level given.
+macro_rules! rpc_line {
+    ($level:expr, $call:expr, $code:expr, $elapsed:expr) => {
+        tracing::event!(
+            target: "rpc",
+            $level,
+            service = $call.service,
+            method = $call.method,
+            protocol = $call.protocol.as_str(),
+            code = $code,
+            duration_ms = $elapsed.as_secs_f64() * 1000.0,
+            request_id = $call
+                .request_id
+                .as_ref()
+                .and_then(|id| id.to_str().ok())
+                .unwrap_or_default(),
+            "rpc finished"
+        )
+    };
+}
+
 impl RpcCall {
-    fn finish(self, code: &str) {
+    /// Counts and times the call; logs it at warn when the server failed,
+    /// at info when the caller's request failed or the call was slow, and
+    /// at debug otherwise (`--log-rpcs` shows those).
+    fn finish(self, code: &'static str) {
         let elapsed = self.started.elapsed();
         let labels = [
-            ("service", self.rpc.service.clone()),
-            ("method", self.rpc.method.clone()),
-            ("protocol", self.protocol.as_str().to_owned()),
-            ("code", code.to_owned()),
+            ("service", self.service),
+            ("method", self.method),
+            ("protocol", self.protocol.as_str()),
+            ("code", code),
         ];
         metrics::counter!(REQUESTS_TOTAL, &labels).increment(1);
         metrics::histogram!(DURATION_SECONDS, &labels).record(elapsed.as_secs_f64());
-        tracing::info!(
-            target: "rpc",
-            service = %self.rpc.service,
-            method = %self.rpc.method,
-            protocol = self.protocol.as_str(),
-            code,
-            duration_ms = elapsed.as_secs_f64() * 1000.0,
-            request_id = %self.request_id,
-            "rpc finished"
-        );
+        match code {
+            "internal" | "unknown" | "data_loss" | "unavailable" => {
+                rpc_line!(Level::WARN, self, code, elapsed);
+            }
+            "ok" if elapsed < SLOW_CALL => rpc_line!(Level::DEBUG, self, code, elapsed),
+            _ => rpc_line!(Level::INFO, self, code, elapsed),
+        }
     }
 }
 
@@ -197,8 +237,8 @@ impl RpcCall {
 enum CodeSniffer {
     Known(&'static str),
     GrpcTrailers,
-    GrpcWebTrailerFrame,
-    ConnectEndStream,
+    GrpcWebTrailerFrame(envelope::Watch),
+    ConnectEndStream(envelope::Watch),
     ConnectUnaryError {
         status: http::StatusCode,
         body: BytesMut,
@@ -212,7 +252,9 @@ impl CodeSniffer {
         }
         match protocol {
             Protocol::Grpc => Self::GrpcTrailers,
-            Protocol::GrpcWeb => Self::GrpcWebTrailerFrame,
+            Protocol::GrpcWeb => {
+                Self::GrpcWebTrailerFrame(envelope::Watch::new(envelope::TRAILERS, STATUS_LIMIT))
+            }
             Protocol::Connect if status != http::StatusCode::OK => Self::ConnectUnaryError {
                 status,
                 body: BytesMut::new(),
@@ -221,7 +263,7 @@ impl CodeSniffer {
                 if content_type(headers)
                     .is_some_and(|ct| ct.starts_with("application/connect+")) =>
             {
-                Self::ConnectEndStream
+                Self::ConnectEndStream(envelope::Watch::new(envelope::END_STREAM, STATUS_LIMIT))
             }
             Protocol::Connect => Self::Known("ok"),
         }
@@ -229,39 +271,31 @@ impl CodeSniffer {
 
     fn on_data(&mut self, data: &Bytes) {
         match self {
-            Self::GrpcWebTrailerFrame
-                if data
-                    .first()
-                    .is_some_and(|flags| flags & envelope::TRAILERS != 0) =>
-            {
-                let text =
-                    String::from_utf8_lossy(data.get(envelope::HEADER_LEN..).unwrap_or_default());
-                let code = text
-                    .split("\r\n")
-                    .filter_map(|line| line.split_once(':'))
-                    .find(|(k, _)| k.trim().eq_ignore_ascii_case("grpc-status"))
-                    .and_then(|(_, v)| v.trim().parse().ok())
-                    .map_or("unknown", code_name);
-                *self = Self::Known(code);
+            Self::GrpcWebTrailerFrame(watch) => {
+                if let Some((_, trailers)) = watch.feed(data) {
+                    let text = String::from_utf8_lossy(&trailers);
+                    let code = text
+                        .split("\r\n")
+                        .filter_map(|line| line.split_once(':'))
+                        .find(|(k, _)| k.trim().eq_ignore_ascii_case("grpc-status"))
+                        .and_then(|(_, v)| v.trim().parse().ok())
+                        .map_or("unknown", code_name);
+                    *self = Self::Known(code);
+                }
             }
-            Self::ConnectEndStream
-                if data
-                    .first()
-                    .is_some_and(|flags| flags & envelope::END_STREAM != 0) =>
-            {
-                let code = serde_json::from_slice::<serde_json::Value>(
-                    data.get(envelope::HEADER_LEN..).unwrap_or_default(),
-                )
-                .ok()
-                .and_then(|end| end.get("error").cloned())
-                .map_or("ok".to_owned(), |error| {
-                    error
-                        .get("code")
-                        .and_then(|c| c.as_str())
-                        .unwrap_or("unknown")
-                        .to_owned()
-                });
-                *self = Self::Known(intern_code(&code));
+            Self::ConnectEndStream(watch) => {
+                if let Some((_, end)) = watch.feed(data) {
+                    let code = serde_json::from_slice::<serde_json::Value>(&end)
+                        .ok()
+                        .and_then(|end| end.get("error").cloned())
+                        .map_or("ok", |error| {
+                            error
+                                .get("code")
+                                .and_then(|c| c.as_str())
+                                .map_or("unknown", intern_code)
+                        });
+                    *self = Self::Known(code);
+                }
             }
             Self::ConnectUnaryError { body, .. } if body.len() < ERROR_BODY_LIMIT => {
                 body.extend_from_slice(data);
@@ -287,7 +321,9 @@ impl CodeSniffer {
                     .unwrap_or_else(|| code_from_status(*status).as_str())
             }
             // A stream that ended without its status frame was cut short.
-            Self::GrpcTrailers | Self::GrpcWebTrailerFrame | Self::ConnectEndStream => "unknown",
+            Self::GrpcTrailers | Self::GrpcWebTrailerFrame(_) | Self::ConnectEndStream(_) => {
+                "unknown"
+            }
         }
     }
 }
@@ -369,5 +405,78 @@ impl http_body::Body for ObservedBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http::{HeaderValue, StatusCode, header::CONTENT_TYPE};
+
+    use super::*;
+
+    fn streaming(content_type: &'static str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+        headers
+    }
+
+    #[test]
+    fn a_chunk_holding_a_message_and_the_end_of_stream_is_counted_by_its_end() {
+        for (end, code) in [
+            (&b"{}"[..], "ok"),
+            (
+                &br#"{"error":{"code":"permission_denied","message":"no"}}"#[..],
+                "permission_denied",
+            ),
+        ] {
+            let mut chunk = Vec::new();
+            envelope::frame(0, br#"{"product":{}}"#, &mut chunk);
+            envelope::frame(envelope::END_STREAM, end, &mut chunk);
+            let mut sniffer = CodeSniffer::new(
+                Protocol::Connect,
+                StatusCode::OK,
+                &streaming("application/connect+json"),
+            );
+            sniffer.on_data(&Bytes::from(chunk));
+            assert_eq!(sniffer.at_end(), code);
+        }
+    }
+
+    #[test]
+    fn a_grpc_web_trailers_frame_after_a_message_in_one_chunk_is_read() {
+        let mut chunk = Vec::new();
+        envelope::frame(0, b"\x0a\x02hi", &mut chunk);
+        envelope::frame(
+            envelope::TRAILERS,
+            b"grpc-status: 5\r\ngrpc-message: gone\r\n",
+            &mut chunk,
+        );
+        let mut sniffer = CodeSniffer::new(
+            Protocol::GrpcWeb,
+            StatusCode::OK,
+            &streaming("application/grpc-web+proto"),
+        );
+        sniffer.on_data(&Bytes::from(chunk));
+        assert_eq!(sniffer.at_end(), "not_found");
+    }
+
+    #[test]
+    fn only_registered_rpcs_get_their_own_labels() {
+        let pool =
+            super::super::grpc_json::descriptor_pool(&[tonic_health::pb::FILE_DESCRIPTOR_SET]);
+        let known = KnownRpcs::new(&pool, ["grpc.health.v1.Health"], []);
+        assert_eq!(
+            known.labels("/grpc.health.v1.Health/Check"),
+            Some(("grpc.health.v1.Health", "Check"))
+        );
+        assert_eq!(
+            known.labels("/grpc.health.v1.Health/Invented"),
+            Some((UNKNOWN, UNKNOWN))
+        );
+        assert_eq!(
+            known.labels("/made.up.Service/Anything"),
+            Some((UNKNOWN, UNKNOWN))
+        );
+        assert_eq!(known.labels("/metrics"), None);
     }
 }
