@@ -418,6 +418,33 @@ async fn cors_preflight_allows_connect_and_grpc_web_headers() {
 }
 
 #[tokio::test]
+async fn calls_without_an_origin_get_no_cors_headers_and_only_failures_a_made_up_request_id() {
+    let catalog = TestCatalog::start().await;
+    let call = |id: &'static str| {
+        http1()
+            .post(catalog.url("GetProduct"))
+            .header("content-type", "application/json")
+            .body(format!(r#"{{"id":"{id}"}}"#))
+            .send()
+    };
+    let found = call("p1").await.expect("send");
+    assert_eq!(found.status(), 200);
+    for header in [
+        "access-control-allow-origin",
+        "access-control-expose-headers",
+        "vary",
+        "x-request-id",
+    ] {
+        assert!(!found.headers().contains_key(header), "{header} on {found:?}");
+    }
+    // A failure gets an id the caller can quote.
+    let missing = call("nope").await.expect("send");
+    assert_eq!(missing.status(), 404);
+    let id = missing.headers()["x-request-id"].to_str().expect("ascii");
+    assert_eq!(id.len(), 36, "{id}");
+}
+
+#[tokio::test]
 async fn early_errors_reach_http1_clients_still_uploading() {
     // A client that streams its whole (chunked) body before reading, as
     // Go's does, must get the early answer (here: an unsupported content

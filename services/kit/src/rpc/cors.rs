@@ -1,11 +1,17 @@
 //! CORS for browsers that call the services directly with connect-web or
 //! grpc-web: the protocols' request headers allowed, their status headers
-//! exposed.
+//! exposed. Only requests from a browser (with an `Origin`) go through it:
+//! curl, gRPC clients and the services themselves get no CORS headers.
 
-use std::time::Duration;
+use std::{
+    task::{Context, Poll},
+    time::Duration,
+};
 
-use http::{HeaderName, HeaderValue, Method};
-use tower_http::cors::{AllowOrigin, CorsLayer};
+use futures::future::Either;
+use http::{HeaderName, HeaderValue, Method, Request, Response, header::ORIGIN};
+use tower::{Layer, Service};
+use tower_http::cors::{AllowOrigin, Cors, CorsLayer};
 
 const ALLOWED_HEADERS: &[&str] = &[
     "authorization",
@@ -45,7 +51,11 @@ fn names(list: &[&'static str]) -> Vec<HeaderName> {
 }
 
 /// The CORS layer for the given allowed origins (`*` allows any).
-pub fn layer(origins: &[String]) -> CorsLayer {
+pub fn layer(origins: &[String]) -> BrowsersOnlyLayer {
+    BrowsersOnlyLayer(cors(origins))
+}
+
+fn cors(origins: &[String]) -> CorsLayer {
     let allow_origin = if origins.iter().any(|o| o.trim() == "*") {
         AllowOrigin::any()
     } else {
@@ -61,4 +71,50 @@ pub fn layer(origins: &[String]) -> CorsLayer {
         .allow_headers(names(ALLOWED_HEADERS))
         .expose_headers(names(EXPOSED_HEADERS))
         .max_age(Duration::from_secs(2 * 60 * 60))
+}
+
+/// CORS for requests with an `Origin`; the rest pass by it.
+#[derive(Clone, Debug)]
+pub struct BrowsersOnlyLayer(CorsLayer);
+
+impl<S: Clone> Layer<S> for BrowsersOnlyLayer {
+    type Service = BrowsersOnly<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        BrowsersOnly {
+            cors: self.0.layer(inner.clone()),
+            plain: inner,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct BrowsersOnly<S> {
+    cors: Cors<S>,
+    plain: S,
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for BrowsersOnly<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    ResBody: Default,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = Either<<Cors<S> as Service<Request<ReqBody>>>::Future, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        match self.plain.poll_ready(cx) {
+            Poll::Ready(Ok(())) => self.cors.poll_ready(cx),
+            other => other,
+        }
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        if request.headers().contains_key(ORIGIN) {
+            Either::Left(self.cors.call(request))
+        } else {
+            Either::Right(self.plain.call(request))
+        }
+    }
 }

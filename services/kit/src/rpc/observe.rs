@@ -31,6 +31,8 @@ use super::{
 pub const REQUESTS_TOTAL: &str = "rpc_server_requests_total";
 pub const DURATION_SECONDS: &str = "rpc_server_request_duration_seconds";
 
+const REQUEST_ID: &str = "x-request-id";
+
 /// Largest Connect unary error body read for its code.
 const ERROR_BODY_LIMIT: usize = 16 * 1024;
 /// Largest end-of-stream message or trailers frame read for the code.
@@ -159,14 +161,23 @@ where
             service,
             method,
             protocol: Protocol::of(request.headers()),
-            request_id: request.headers().get("x-request-id").cloned(),
+            request_id: request.headers().get(REQUEST_ID).cloned(),
             started: Instant::now(),
         };
         let future = self.inner.call(request);
         Box::pin(async move {
             let response = future.await?;
-            let (parts, body) = response.into_parts();
+            let (mut parts, body) = response.into_parts();
             let sniffer = CodeSniffer::new(call.protocol, parts.status, &parts.headers);
+            let mut call = call;
+            if call.request_id.is_none() && sniffer.failed_already() {
+                // The caller quotes this id to find the failure's log line.
+                let id = HeaderValue::try_from(uuid::Uuid::new_v4().to_string()).ok();
+                if let Some(id) = &id {
+                    parts.headers.insert(REQUEST_ID, id.clone());
+                }
+                call.request_id = id;
+            }
             let observed = ObservedBody {
                 inner: body,
                 sniffer,
@@ -301,6 +312,15 @@ impl CodeSniffer {
                 body.extend_from_slice(data);
             }
             _ => {}
+        }
+    }
+
+    /// Whether the response's head already says the call failed.
+    fn failed_already(&self) -> bool {
+        match self {
+            Self::Known(code) => *code != "ok",
+            Self::ConnectUnaryError { .. } => true,
+            _ => false,
         }
     }
 

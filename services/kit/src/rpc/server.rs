@@ -19,7 +19,7 @@ use connectrpc_axum::{CompressionConfig, MakeServiceBuilder, tonic::ContentTypeS
 use http::{Request, header};
 use tonic::server::NamedService;
 use tower::{Service, ServiceBuilder, util::MapRequestLayer};
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::PropagateRequestIdLayer;
 
 use super::{
     config::HttpConfig,
@@ -203,8 +203,9 @@ impl RpcServer {
             .layer(ObserveLayer::new(known))
             .layer(MapRequestLayer::new(drain_when_dropped))
             .layer(cors::layer(&self.http.cors_origins))
+            // The client's id comes back on the response (a failed call
+            // without one gets one made up, see observe).
             .layer(PropagateRequestIdLayer::x_request_id())
-            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
             .layer(MapRequestLayer::new(request_id::drop_unsafe));
         let router = match self.verifier {
             Some(verifier) => router.layer(Extension(verifier)),
