@@ -435,7 +435,10 @@ async fn calls_without_an_origin_get_no_cors_headers_and_only_failures_a_made_up
         "vary",
         "x-request-id",
     ] {
-        assert!(!found.headers().contains_key(header), "{header} on {found:?}");
+        assert!(
+            !found.headers().contains_key(header),
+            "{header} on {found:?}"
+        );
     }
     // A failure gets an id the caller can quote.
     let missing = call("nope").await.expect("send");

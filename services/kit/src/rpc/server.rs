@@ -190,27 +190,28 @@ impl RpcServer {
             );
         }
 
-        let router = Router::new()
+        let routes = Router::new()
             .merge(health::routes(self.readiness))
             .merge(bridged)
             .merge(self.http_routes)
             .route("/metrics", get(metrics))
-            .fallback_service(ContentTypeSwitch::new(grpc, connect))
+            .fallback_service(ContentTypeSwitch::new(grpc, connect));
+        // The kit's layers, outermost first, around everything once.
+        let served = ServiceBuilder::new()
+            .option_layer(self.verifier.map(Extension))
+            .layer(MapRequestLayer::new(request_id::drop_unsafe))
+            // The client's id comes back on the response (a failed call
+            // without one gets one made up, see observe).
+            .layer(PropagateRequestIdLayer::x_request_id())
+            .layer(cors::layer(&self.http.cors_origins))
+            .layer(MapRequestLayer::new(drain_when_dropped))
+            .layer(ObserveLayer::new(known))
             .layer(SingleMessageLayer::new(
                 descriptors,
                 self.http.max_request_bytes,
             ))
-            .layer(ObserveLayer::new(known))
-            .layer(MapRequestLayer::new(drain_when_dropped))
-            .layer(cors::layer(&self.http.cors_origins))
-            // The client's id comes back on the response (a failed call
-            // without one gets one made up, see observe).
-            .layer(PropagateRequestIdLayer::x_request_id())
-            .layer(MapRequestLayer::new(request_id::drop_unsafe));
-        let router = match self.verifier {
-            Some(verifier) => router.layer(Extension(verifier)),
-            None => router,
-        };
+            .service(routes);
+        let router = Router::new().fallback_service(served);
         Ok(self
             .around
             .into_iter()
