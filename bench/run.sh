@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 full=true
 for arg in "$@"; do
   case "$arg" in
-    --smoke|protocol|app|profile) full=false ;;
+    --smoke|protocol|app|profile|peer) full=false ;;
     -h|--help) cargo run --quiet --release -p shop-bench -- --help; exit 0 ;;
   esac
 done

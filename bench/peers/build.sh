@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the benchmark peers for `just bench` (same semantics as the Rust
-# servers): the connect-go binary (.bin/connect-go-peer) and the connect-node
-# server (connect-node/server.mjs with its node_modules and gen/).
+# servers): the connect-rust binary (.bin/connect-rust-peer), the connect-go
+# binary (.bin/connect-go-peer) and the connect-node server
+# (connect-node/server.mjs with its node_modules and gen/).
 # Runnable from any directory; does only what changed since the last run.
 set -euo pipefail
 
@@ -11,9 +12,9 @@ go_dir="$peers/connect-go"
 node_dir="$peers/connect-node"
 proto_dir="$peers/../proto"
 
-for tool in go node npm; do
+for tool in go node npm cargo; do
   if ! command -v "$tool" >/dev/null 2>&1; then
-    echo "build.sh: '$tool' is not on PATH; the benchmark peers need Go and Node (with npm)" >&2
+    echo "build.sh: '$tool' is not on PATH; the benchmark peers need Go, Node (with npm) and Rust" >&2
     exit 1
   fi
 done
@@ -64,5 +65,20 @@ generate "$node_dir" "$node_dir/node_modules/.package-lock.json"
 # 4. The Go peer (go's build cache makes this quick when nothing changed).
 (cd "$go_dir" && go build -o "$bin/connect-go-peer" .)
 
+# 5. The connect-rust peer: its code generator reads a descriptor set of the
+# contract (buf builds it), cargo does only what changed. Its own workspace
+# and lock; its build goes to the shared cargo target dir when one is set.
+rust_dir="$peers/connect-rust"
+fds="$rust_dir/gen/bench.fds"
+if [[ ! -f "$fds" ]] || [[ -n "$(find "$proto_dir" -newer "$fds" -name '*.proto' -print -quit)" ]]; then
+  echo "build.sh: buf build (descriptor set for connect-rust)" >&2
+  mkdir -p "$rust_dir/gen"
+  "$buf" build "$proto_dir" --as-file-descriptor-set -o "$fds"
+fi
+rust_target="${CARGO_TARGET_DIR:-$rust_dir/target}"
+cargo build --quiet --release --locked --manifest-path "$rust_dir/Cargo.toml" --target-dir "$rust_target"
+cp "$rust_target/release/connect-rust-peer" "$bin/connect-rust-peer"
+
+echo "connect-rust peer: $bin/connect-rust-peer [--port 9096]"
 echo "connect-go peer:   $bin/connect-go-peer [-addr 127.0.0.1:9094]"
 echo "connect-node peer: node $node_dir/server.mjs [--port 9095]"

@@ -67,8 +67,9 @@ enum Command {
         #[arg(long, default_value = "target/bench/profile.perf")]
         output: PathBuf,
     },
-    /// Serve one of the Rust servers under test (used by the harness).
-    #[command(hide = true)]
+    /// Serve one echo server under test alone on 127.0.0.1:PORT until
+    /// killed (bare, kit, tonic or connect-rust), e.g. to call or profile it
+    /// by hand; the harness starts its servers the same way.
     Peer {
         #[arg(value_enum)]
         kind: servers::PeerKind,
@@ -164,7 +165,7 @@ fn main() -> std::process::ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let command = cli.command.unwrap_or(Command::All);
     if let Command::Peer { kind, port } = command {
-        return servers::serve(kind, port).await;
+        return servers::serve(kind, port, &cli.run.peers_dir).await;
     }
     let args = cli.run.smoothed();
     let cpus = Cpus::detect();

@@ -30,6 +30,9 @@ pub enum Stack {
     Kit,
     /// A plain tonic server.
     Tonic,
+    /// connect-rust, the connectrpc crate with its own code generator
+    /// (bench/peers/connect-rust).
+    ConnectRust,
     /// connect-go (bench/peers/connect-go).
     ConnectGo,
     /// connect-node on Node's http2 (bench/peers/connect-node).
@@ -37,10 +40,11 @@ pub enum Stack {
 }
 
 impl Stack {
-    pub const ALL: [Stack; 5] = [
+    pub const ALL: [Stack; 6] = [
         Stack::Bare,
         Stack::Kit,
         Stack::Tonic,
+        Stack::ConnectRust,
         Stack::ConnectGo,
         Stack::ConnectNode,
     ];
@@ -50,6 +54,7 @@ impl Stack {
             Stack::Bare => "axum (bare)",
             Stack::Kit => "services/kit",
             Stack::Tonic => "tonic",
+            Stack::ConnectRust => "connect-rust",
             Stack::ConnectGo => "connect-go",
             Stack::ConnectNode => "connect-node",
         }
@@ -61,7 +66,7 @@ impl Stack {
         match self {
             Stack::Bare => &[ConnectJson, ConnectProto, ConnectGet],
             Stack::Tonic => &[Grpc],
-            Stack::Kit | Stack::ConnectGo | Stack::ConnectNode => {
+            Stack::Kit | Stack::ConnectRust | Stack::ConnectGo | Stack::ConnectNode => {
                 &[ConnectJson, ConnectProto, ConnectGet, Grpc, GrpcWeb]
             }
         }
@@ -82,6 +87,11 @@ impl Stack {
                     std::env::current_exe()?.into(),
                     args.map(OsString::from).to_vec(),
                 )
+            }
+            Stack::ConnectRust => {
+                let binary = connect_rust_binary(peers)?;
+                let args = ["--port".into(), port.into()];
+                (binary.into(), args.to_vec())
             }
             Stack::ConnectGo => {
                 let binary = peers.join(".bin/connect-go-peer");
@@ -161,36 +171,62 @@ impl Server {
     }
 }
 
-/// `shop-bench peer <kind>`: serves one of our Rust servers until killed.
-pub async fn serve(kind: PeerKind, port: u16) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-        .await
-        .with_context(|| format!("binding 127.0.0.1:{port}"))?;
+/// Where bench/peers/build.sh puts the connect-rust peer.
+fn connect_rust_binary(peers: &Path) -> anyhow::Result<std::path::PathBuf> {
+    let binary = peers.join(".bin/connect-rust-peer");
+    if !binary.exists() {
+        bail!("{} is missing: run bench/peers/build.sh", binary.display());
+    }
+    Ok(binary)
+}
+
+/// `shop-bench peer <kind>`: serves one of the Rust servers until killed.
+pub async fn serve(kind: PeerKind, port: u16, peers: &Path) -> anyhow::Result<()> {
+    let bind = || async move {
+        tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .with_context(|| format!("binding 127.0.0.1:{port}"))
+    };
     match kind {
         PeerKind::Bare => {
             use axum::serve::ListenerExt;
-            let listener = listener.tap_io(|tcp| {
+            let listener = bind().await?.tap_io(|tcp| {
                 let _ = tcp.set_nodelay(true);
             });
             axum::serve(listener, bare::router()).await?;
         }
         PeerKind::Kit => {
-            // Logged like a shop service: a line per RPC at info.
+            // Logged like a shop service (failed and slow calls).
             let _logs = shop_kit::observe::telemetry::init_tracing(&Default::default());
             let shutdown = shop_kit::Shutdown::on_signals();
             let app = kit::router(&shutdown).await?;
-            shop_kit::rpc::serve(listener, app, shutdown, kit::http()).await?;
+            shop_kit::rpc::serve(bind().await?, app, shutdown, kit::http()).await?;
         }
-        PeerKind::Tonic => tonic::serve(listener).await?,
+        PeerKind::Tonic => tonic::serve(bind().await?).await?,
+        PeerKind::ConnectRust => {
+            let status = tokio::process::Command::new(connect_rust_binary(peers)?)
+                .args(["--port", &port.to_string()])
+                .kill_on_drop(true)
+                .status()
+                .await?;
+            if !status.success() {
+                bail!("connect-rust-peer exited with {status}");
+            }
+        }
     }
     Ok(())
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub enum PeerKind {
+    /// Bare axum routes: the limit.
     Bare,
+    /// services/kit, as a shop service is served.
     Kit,
+    /// A plain tonic server (gRPC).
     Tonic,
+    /// connect-rust (the peer bench/peers/build.sh builds).
+    ConnectRust,
 }
 
 #[cfg(test)]
