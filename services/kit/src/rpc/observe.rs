@@ -7,7 +7,7 @@
 use std::{
     collections::{HashMap, HashSet},
     pin::Pin,
-    sync::{Arc, Mutex, OnceLock, PoisonError},
+    sync::{Arc, Mutex, OnceLock, PoisonError, RwLock},
     task::{Context, Poll},
     time::{Duration, Instant},
 };
@@ -18,6 +18,7 @@ use connectrpc_axum::{message::error::code_from_status, prelude::Code};
 use futures::future::BoxFuture;
 use http::{HeaderMap, HeaderValue, Request};
 use http_body::{Body as _, Frame, SizeHint};
+use metrics::{Counter, Histogram};
 use prost_reflect::DescriptorPool;
 use tower::{Layer, Service};
 use tracing::Level;
@@ -196,6 +197,45 @@ struct RpcCall {
     started: Instant,
 }
 
+/// One metric series: bounded, since every part is a registered name, a
+/// protocol or a code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct Series {
+    service: &'static str,
+    method: &'static str,
+    protocol: Protocol,
+    code: &'static str,
+}
+
+/// The handles of a series, looked up in the recorder once and kept.
+fn series(key: Series) -> (Counter, Histogram) {
+    static SERIES: OnceLock<RwLock<HashMap<Series, (Counter, Histogram)>>> = OnceLock::new();
+    let handles = SERIES.get_or_init(RwLock::default);
+    if let Some(found) = handles
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(&key)
+    {
+        return found.clone();
+    }
+    let labels = [
+        ("service", key.service),
+        ("method", key.method),
+        ("protocol", key.protocol.as_str()),
+        ("code", key.code),
+    ];
+    let made = (
+        metrics::counter!(REQUESTS_TOTAL, &labels),
+        metrics::histogram!(DURATION_SECONDS, &labels),
+    );
+    handles
+        .write()
+        .unwrap_or_else(PoisonError::into_inner)
+        .entry(key)
+        .or_insert(made)
+        .clone()
+}
+
 /// A call slower than this is logged whatever its outcome.
 const SLOW_CALL: Duration = Duration::from_secs(1);
 
@@ -226,14 +266,14 @@ impl RpcCall {
     /// at debug otherwise (`--log-rpcs` shows those).
     fn finish(self, code: &'static str) {
         let elapsed = self.started.elapsed();
-        let labels = [
-            ("service", self.service),
-            ("method", self.method),
-            ("protocol", self.protocol.as_str()),
-            ("code", code),
-        ];
-        metrics::counter!(REQUESTS_TOTAL, &labels).increment(1);
-        metrics::histogram!(DURATION_SECONDS, &labels).record(elapsed.as_secs_f64());
+        let (requests, duration) = series(Series {
+            service: self.service,
+            method: self.method,
+            protocol: self.protocol,
+            code,
+        });
+        requests.increment(1);
+        duration.record(elapsed.as_secs_f64());
         match code {
             "internal" | "unknown" | "data_loss" | "unavailable" => {
                 rpc_line!(Level::WARN, self, code, elapsed);

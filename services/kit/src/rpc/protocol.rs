@@ -3,7 +3,7 @@
 use http::{HeaderMap, Method, header::CONTENT_TYPE};
 
 /// The wire protocol of one RPC.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Protocol {
     Connect,
     Grpc,
