@@ -21,7 +21,8 @@ pub struct HttpConfig {
     pub max_request_bytes: usize,
 
     /// How long in-flight requests may run after SIGTERM/Ctrl-C before the
-    /// listener is closed anyway, in seconds.
+    /// listener is closed anyway, and then how long background work (an
+    /// event relay batch, a saga step) may take to finish, in seconds.
     #[arg(
         long,
         global = true,
