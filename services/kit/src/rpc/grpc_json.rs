@@ -108,7 +108,7 @@ where
             return Box::pin(async move { Ok(refusal) });
         }
         let json = content_type(request.headers())
-            .and_then(|ct| proto_content_type(&ct).map(|proto| (ct, proto)));
+            .and_then(|ct| proto_content_type(&ct).map(|proto| (ct.into_owned(), proto)));
         let method = json.as_ref().and_then(|_| {
             let rpc = RpcName::from_path(request.uri().path())?;
             let service = self.layer.pool.get_service_by_name(&rpc.service)?;

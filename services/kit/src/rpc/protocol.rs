@@ -1,5 +1,7 @@
 //! Which of the three RPC protocols a request speaks, and which RPC it names.
 
+use std::borrow::Cow;
+
 use http::{HeaderMap, Method, header::CONTENT_TYPE};
 
 /// The wire protocol of one RPC.
@@ -30,18 +32,16 @@ impl Protocol {
     }
 }
 
-/// The content type without parameters, lower-cased.
-pub fn content_type(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .to_ascii_lowercase()
-        })
+/// The content type without parameters, lower-cased: borrowed from the
+/// header (no allocation) unless the client sent capitals.
+pub fn content_type(headers: &HeaderMap) -> Option<Cow<'_, str>> {
+    let value = headers.get(CONTENT_TYPE)?.to_str().ok()?;
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    Some(if essence.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(essence.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(essence)
+    })
 }
 
 /// Whether a Connect request is a streaming one (`application/connect+...`).
@@ -105,6 +105,22 @@ mod tests {
         );
         assert_eq!(Protocol::of(&h), Protocol::Connect);
         assert!(is_connect_streaming(&h));
+    }
+
+    #[test]
+    fn the_content_type_is_borrowed_unless_it_must_be_lowered() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
+        assert!(matches!(
+            content_type(&h),
+            Some(Cow::Borrowed("application/json"))
+        ));
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("Application/GRPC"));
+        assert_eq!(content_type(&h).as_deref(), Some("application/grpc"));
+        assert_eq!(Protocol::of(&h), Protocol::Grpc);
     }
 
     #[test]
