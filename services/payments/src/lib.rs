@@ -47,13 +47,9 @@ pub struct Payments {
 }
 
 impl Payments {
-    /// Opens the database (migrations applied), events in process.
-    pub async fn open(database_url: &str) -> Result<Self, PaymentsError> {
-        Self::open_with(database_url, Broker::InProcess, &Shutdown::new()).await
-    }
-
-    /// As `open`, with events going through `broker` until `shutdown`.
-    pub async fn open_with(
+    /// Opens the database (migrations applied), with events going through
+    /// `broker` until `shutdown`.
+    pub async fn open(
         database_url: &str,
         broker: Broker,
         shutdown: &Shutdown,
@@ -207,7 +203,7 @@ impl Service for Config {
 
     async fn open(&self, context: &Context) -> Result<Payments, StartFailure> {
         let broker = Broker::new(self.nats_url.as_deref()).await?;
-        Payments::open_with(self.database_url.expose(), broker, &context.shutdown)
+        Payments::open(self.database_url.expose(), broker, &context.shutdown)
             .await
             .map_err(|e| StartFailure::database(&self.database_url, e))
     }

@@ -14,7 +14,6 @@ pub mod tokens;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::{Router, routing::get};
-use sea_orm::DatabaseConnection;
 use secrecy::{ExposeSecret, SecretString};
 use shop_kit::{
     Readiness, RpcServer,
@@ -64,18 +63,11 @@ pub struct Accounts {
 }
 
 impl Accounts {
-    /// Connects, applies the migrations and loads (or creates) the signing key.
-    pub async fn open(database_url: &str) -> Result<Self, UsersError> {
+    /// Connects and applies the migrations; signs with `signing_key`
+    /// (PKCS#8 DER) when given, else with the key kept in the database
+    /// (created on first use).
+    pub async fn open(database_url: &str, signing_key: Option<&[u8]>) -> Result<Self, UsersError> {
         let db = shop_kit::db::connect(database_url).await?;
-        Self::migrate(db, None).await
-    }
-
-    /// Applies the migrations; signs with `signing_key` (PKCS#8 DER) when
-    /// given, else with the key kept in the database (created on first use).
-    pub async fn migrate(
-        db: DatabaseConnection,
-        signing_key: Option<&[u8]>,
-    ) -> Result<Self, UsersError> {
         shop_migrations::users::Migrator::up(&db, None).await?;
         let store = Store::new(db);
         let issuer = match signing_key {
@@ -285,15 +277,13 @@ impl Service for Config {
             .map(|key| tokens::pkcs8_der(key.expose_secret()))
             .transpose()
             .map_err(StartFailure::config)?;
-        let database = |e| StartFailure::database(&self.database_url, e);
-        let db = shop_kit::db::connect(self.database_url.expose())
-            .await
-            .map_err(database)?;
-        Ok(Accounts::migrate(db, signing_key.as_deref())
-            .await
-            .map_err(|e| StartFailure::database(&self.database_url, e))?
-            .with_service_secret(self.service_secret.expose_secret())
-            .with_limits(&self.hashing, &self.throttle))
+        Ok(
+            Accounts::open(self.database_url.expose(), signing_key.as_deref())
+                .await
+                .map_err(|e| StartFailure::database(&self.database_url, e))?
+                .with_service_secret(self.service_secret.expose_secret())
+                .with_limits(&self.hashing, &self.throttle),
+        )
     }
 
     async fn seed(&self, accounts: &Accounts) -> Result<String, StartFailure> {
