@@ -13,6 +13,7 @@ use secrecy::{ExposeSecret, SecretSlice, SecretString};
 /// mimalloc instead of glibc's malloc: glibc keeps the large blocks a burst
 /// of password hashes frees (19 MiB each, in per-thread arenas) resident
 /// for good; mimalloc returns them to the system (see the hardening tests).
+/// Built without transparent huge pages (Cargo.toml says why).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use shop_kit::{HttpConfig, Shutdown, app, auth::TokenKeys, db, observe::telemetry};
