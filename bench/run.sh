@@ -8,10 +8,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Only a full run (both suites, not a smoke) rewrites docs/benchmarks.md.
+# `profile` builds with line tables (Cargo's `profiling` profile) for perf.
 full=true
+profile=release
 for arg in "$@"; do
   case "$arg" in
-    --smoke|protocol|app|profile|peer) full=false ;;
+    profile) full=false; profile=profiling ;;
+    --smoke|protocol|app|peer) full=false ;;
     -h|--help) cargo run --quiet --release -p shop-bench -- --help; exit 0 ;;
   esac
 done
@@ -35,9 +38,9 @@ if [ -z "${SHOP_BENCH_POSTGRES_URL:-}" ] && [ "$(id -u)" -eq 0 ]; then
   export SHOP_BENCH_POSTGRES_URL=postgres://shop_test:shop_test@127.0.0.1:5432/postgres
 fi
 
-echo "==> cargo build --release -p shop -p shop-bench"
-cargo build --release -p shop -p shop-bench
-bench="${CARGO_TARGET_DIR:-target}/release/shop-bench"
+echo "==> cargo build --profile $profile -p shop -p shop-bench"
+cargo build --profile "$profile" -p shop -p shop-bench
+bench="${CARGO_TARGET_DIR:-target}/$profile/shop-bench"
 
 if $full; then
   exec "$bench" --markdown docs/benchmarks.md "$@"
