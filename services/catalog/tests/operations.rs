@@ -111,6 +111,55 @@ async fn metrics_count_every_rpc_by_protocol_and_code() {
     );
 }
 
+/// Callers inventing services and methods cannot grow /metrics: every
+/// invented name is counted under "unknown", never as a label of its own.
+#[tokio::test]
+async fn metric_labels_stay_bounded_whatever_paths_callers_invent() {
+    let catalog = TestCatalog::start().await;
+    for number in 0..40 {
+        for path in [
+            format!("/shop.catalog.v1.CatalogService/Invented{number}"),
+            format!("/made.up.v{number}.Service/Call"),
+        ] {
+            http1()
+                .post(format!("{}{path}", catalog.base()))
+                .header("content-type", "application/json")
+                .body("{}")
+                .send()
+                .await
+                .expect("send")
+                .bytes()
+                .await
+                .expect("body");
+        }
+    }
+    let metrics = scrape(&catalog).await;
+    let series: Vec<&str> = metrics
+        .lines()
+        .filter(|line| line.starts_with("rpc_server_requests_total{"))
+        .collect();
+    assert!(
+        !series
+            .iter()
+            .any(|line| line.contains("Invented") || line.contains("made.up")),
+        "an invented name became a label:\n{metrics}"
+    );
+    let unknown: Vec<&&str> = series
+        .iter()
+        .filter(|line| line.contains("service=\"unknown\""))
+        .collect();
+    assert!(
+        !unknown.is_empty() && unknown.len() <= 4,
+        "80 invented calls should share a few unknown series: {unknown:#?}"
+    );
+    assert!(
+        unknown
+            .iter()
+            .all(|line| line.rsplit(' ').next() != Some("0")),
+        "{unknown:#?}"
+    );
+}
+
 #[tokio::test]
 async fn shutdown_ends_open_streams_and_stops_the_server() {
     let catalog = TestCatalog::start().await;
