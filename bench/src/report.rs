@@ -122,7 +122,7 @@ impl Report {
             out,
             "Start-up, `shop` (every service in one process) on fresh SQLite files, migrations and \
              demo data included, from spawn to every `/readyz` answering 200: **{:.0} ms** \
-             (median; runs {}). Idle, that one process holds {:.1} MiB.\n",
+             (median; runs {}). Idle, that one process holds {}.\n",
             app.startup.median_ms,
             app.startup
                 .ready_ms
@@ -130,7 +130,7 @@ impl Report {
                 .map(|ms| format!("{ms:.0}"))
                 .collect::<Vec<_>>()
                 .join(", "),
-            app.startup.idle_rss_kib as f64 / 1024.0
+            app.startup.idle
         );
         for database in &app.databases {
             let _ = writeln!(out, "### On {}, a process per service\n", database.database);
@@ -190,16 +190,50 @@ impl Report {
                     );
                 }
             }
-            let _ = writeln!(
-                out,
-                "\n| service | idle RSS MiB | peak RSS MiB (after the loads) |"
-            );
-            let _ = writeln!(out, "|---|---:|---:|");
-            for (service, idle, peak) in &database.memory_kib {
+            if !database.bff.is_empty() {
                 let _ = writeln!(
                     out,
-                    "| {service} | {:.1} | {:.1} |",
-                    *idle as f64 / 1024.0,
+                    "\nGetHome through a second gateway whose downstreams sit behind a proxy \
+                     holding every answer {} ms (an I/O-bound fan-out: the calls run in parallel, \
+                     so about one delay is the floor). Gateway CPU is its process's CPU time per \
+                     GetHome it counted.\n",
+                    crate::app_suite::DOWNSTREAM_DELAY.as_millis()
+                );
+                let _ = writeln!(
+                    out,
+                    "| concurrency | req/s | p50 µs | p99 µs | gateway CPU µs per call |"
+                );
+                let _ = writeln!(out, "|---:|---:|---:|---:|---:|");
+                for row in &database.bff {
+                    let _ = writeln!(
+                        out,
+                        "| {} | {:.0} ± {:.0}% | {:.0} | {:.0} | {:.0} |",
+                        row.concurrency,
+                        row.medians.requests_per_sec,
+                        row.medians.spread_percent,
+                        row.medians.p50_us,
+                        row.medians.p99_us,
+                        row.gateway_cpu_us_per_call
+                    );
+                }
+            }
+            let _ = writeln!(
+                out,
+                "\nMemory per `shop serve` process. RSS counts every page a process maps, the \
+                 binary's code in full; PSS divides the pages the five processes share (that \
+                 code) among them.\n"
+            );
+            let _ = writeln!(
+                out,
+                "| service | idle RSS MiB | idle PSS MiB | peak RSS MiB (after the loads) |"
+            );
+            let _ = writeln!(out, "|---|---:|---:|---:|");
+            for (service, idle, peak) in &database.memory {
+                let _ = writeln!(
+                    out,
+                    "| {service} | {:.1} | {:.1} | {:.1} |",
+                    idle.rss_kib as f64 / 1024.0,
+                    idle.pss_kib as f64 / 1024.0,
                     *peak as f64 / 1024.0
                 );
             }

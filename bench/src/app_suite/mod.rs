@@ -2,6 +2,7 @@
 //! end to end on SQLite and PostgreSQL, the BFF's GetHome against the
 //! downstream calls it fans out to, and ListProducts over Connect GET.
 
+mod bff;
 mod orders;
 mod shop;
 
@@ -17,6 +18,8 @@ use crate::{
     stats,
     targets::{self, HttpRequest},
 };
+pub use bff::{BffRow, DOWNSTREAM_DELAY};
+pub use shop::Memory;
 use shop::{Databases, Layout, Shop};
 
 #[derive(Clone, Debug)]
@@ -56,17 +59,20 @@ pub struct AppResults {
 pub struct Startup {
     pub ready_ms: Vec<f64>,
     pub median_ms: f64,
-    /// The one process's resident memory, idle after start.
-    pub idle_rss_kib: u64,
+    /// The one process's memory, idle after start.
+    pub idle: Memory,
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct DatabaseResults {
     pub database: String,
-    /// Per service process: (service, idle VmRSS, peak VmHWM after the load), KiB.
-    pub memory_kib: Vec<(String, u64, u64)>,
+    /// Per service process: (service, its memory idle, its peak VmHWM in
+    /// KiB after the loads).
+    pub memory: Vec<(String, Memory, u64)>,
     pub orders: Vec<OrdersRow>,
     pub calls: Vec<CallRow>,
+    /// GetHome with every downstream `DOWNSTREAM_DELAY` away.
+    pub bff: Vec<BffRow>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -97,14 +103,14 @@ pub async fn run(options: &Options, cpus: &Cpus) -> anyhow::Result<AppResults> {
     h2load::check_installed()?;
     let startup = startup(options, cpus).await?;
     eprintln!(
-        "app suite: start-up to all ready {:.0} ms (median of {:?}), idle {} MiB",
+        "app suite: start-up to all ready {:.0} ms (median of {:?}), idle {}",
         startup.median_ms,
         startup
             .ready_ms
             .iter()
             .map(|ms| ms.round())
             .collect::<Vec<_>>(),
-        startup.idle_rss_kib / 1024
+        startup.idle
     );
     let mut databases = vec![(
         "SQLite".to_owned(),
@@ -130,7 +136,7 @@ pub async fn run(options: &Options, cpus: &Cpus) -> anyhow::Result<AppResults> {
 
 async fn startup(options: &Options, cpus: &Cpus) -> anyhow::Result<Startup> {
     let mut ready_ms = Vec::new();
-    let mut idle_rss_kib = 0;
+    let mut idle = Memory::default();
     for _ in 0..options.repetitions.max(1) {
         let databases = Databases::Sqlite(options.scratch.join("startup"));
         databases.recreate().await?;
@@ -144,12 +150,12 @@ async fn startup(options: &Options, cpus: &Cpus) -> anyhow::Result<Startup> {
         .await?;
         ready_ms.push(took.as_secs_f64() * 1000.0);
         tokio::time::sleep(Duration::from_millis(500)).await;
-        idle_rss_kib = shop.memory().first().map_or(0, |(_, rss, _)| *rss);
+        idle = shop.memory().first().map_or(idle, |(_, memory)| *memory);
     }
     Ok(Startup {
         median_ms: stats::median(&ready_ms),
         ready_ms,
-        idle_rss_kib,
+        idle,
     })
 }
 
@@ -174,6 +180,9 @@ async fn on_database(
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle = shop.memory();
+    for (service, memory) in &idle {
+        eprintln!("  {service:<9} idle {memory}");
+    }
     let customers = sign_up(options.order_concurrency().into_iter().max().unwrap_or(1)).await?;
     let orders = measure_orders(options, &shop, &customers).await?;
     let token = customers
@@ -181,23 +190,25 @@ async fn on_database(
         .map(|c| c.token.as_str())
         .unwrap_or_default();
     let calls = measure_calls(options, cpus, token).await?;
+    let bff = bff::measure(options, cpus, token).await?;
 
     let peak = shop.memory();
-    let memory_kib = idle
+    let memory = idle
         .into_iter()
-        .map(|(service, rss, _)| {
+        .map(|(service, memory)| {
             let hwm = peak
                 .iter()
-                .find(|(s, ..)| *s == service)
-                .map_or(0, |(.., hwm)| *hwm);
-            (service, rss, hwm)
+                .find(|(s, _)| *s == service)
+                .map_or(0, |(_, peak)| peak.peak_kib);
+            (service, memory, hwm)
         })
         .collect();
     Ok(DatabaseResults {
         database: name.to_owned(),
-        memory_kib,
+        memory,
         orders,
         calls,
+        bff,
     })
 }
 

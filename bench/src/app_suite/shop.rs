@@ -180,48 +180,89 @@ impl Shop {
 
     /// CPU time (user + system) each process has used so far, in ms.
     pub fn cpu_ms(&self) -> Vec<(String, f64)> {
-        let ticks_per_sec = clock_ticks_per_sec();
-        self.read_proc("stat", |stat| {
-            // Fields after the command name (which may hold spaces):
-            // state is field 3, utime 14 and stime 15.
-            let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-            let utime: f64 = fields.get(11)?.parse().ok()?;
-            let stime: f64 = fields.get(12)?.parse().ok()?;
-            Some((utime + stime) * 1000.0 / ticks_per_sec)
+        self.each_process(|pid| cpu_ms_of_stat(&proc_file(pid, "stat")?))
+    }
+
+    /// Memory of each process now, and its peak.
+    pub fn memory(&self) -> Vec<(String, Memory)> {
+        self.each_process(|pid| {
+            let status = proc_file(pid, "status")?;
+            Some(Memory {
+                rss_kib: kib_field(&status, "VmRSS:")?,
+                pss_kib: kib_field(&proc_file(pid, "smaps_rollup")?, "Pss:")?,
+                peak_kib: kib_field(&status, "VmHWM:")?,
+            })
         })
     }
 
-    /// Resident memory of each process now and at its peak, in KiB:
-    /// (services, VmRSS, VmHWM).
-    pub fn memory(&self) -> Vec<(String, u64, u64)> {
-        self.read_proc("status", |status| {
-            let field = |name: &str| -> Option<u64> {
-                status
-                    .lines()
-                    .find_map(|l| l.strip_prefix(name))?
-                    .trim()
-                    .trim_end_matches("kB")
-                    .trim()
-                    .parse()
-                    .ok()
-            };
-            Some((field("VmRSS:")?, field("VmHWM:")?))
-        })
-        .into_iter()
-        .map(|(services, (rss, hwm))| (services, rss, hwm))
-        .collect()
-    }
-
-    /// `/proc/<pid>/<file>` of each process, parsed: (its services, value).
-    fn read_proc<T>(&self, file: &str, parse: impl Fn(&str) -> Option<T>) -> Vec<(String, T)> {
+    /// `read` of each live process: (its services, value).
+    fn each_process<T>(&self, read: impl Fn(u32) -> Option<T>) -> Vec<(String, T)> {
         self.processes
             .iter()
-            .filter_map(|(services, child)| {
-                let text = std::fs::read_to_string(format!("/proc/{}/{file}", child.id()?)).ok()?;
-                Some((services.join("+"), parse(&text)?))
-            })
+            .filter_map(|(services, child)| Some((services.join("+"), read(child.id()?)?)))
             .collect()
     }
+}
+
+/// `/proc/<pid>/<file>`.
+fn proc_file(pid: u32, file: &str) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/{file}")).ok()
+}
+
+/// A process's memory, KiB.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub struct Memory {
+    /// Resident: every page it maps, its share of the binary's code
+    /// counted in full.
+    pub rss_kib: u64,
+    /// Proportional: pages shared with other processes (the binary's code
+    /// when several services run from it) divided among them.
+    pub pss_kib: u64,
+    /// The peak resident size so far (VmHWM).
+    pub peak_kib: u64,
+}
+
+impl std::fmt::Display for Memory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "RSS {:.1} MiB, PSS {:.1} MiB",
+            self.rss_kib as f64 / 1024.0,
+            self.pss_kib as f64 / 1024.0
+        )
+    }
+}
+
+/// "VmRSS:   1234 kB" -> 1234.
+fn kib_field(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// CPU time (user + system) in ms from a `/proc/<pid>/stat` line.
+pub fn cpu_ms_of_stat(stat: &str) -> Option<f64> {
+    // Fields after the command name (which may hold spaces): state is
+    // field 3, utime 14 and stime 15.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) * 1000.0 / clock_ticks_per_sec())
+}
+
+/// A plain HTTP/1 GET: the status and the body.
+pub async fn get(url: &str) -> anyhow::Result<(http::StatusCode, Bytes)> {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let response = client.get(url.parse()?).await?;
+    let status = response.status();
+    let body = http_body_util::BodyExt::collect(response.into_body())
+        .await?
+        .to_bytes();
+    Ok((status, body))
 }
 
 /// `service`'s address in the shop under test.
@@ -232,7 +273,7 @@ pub fn addr(service: &str) -> String {
 
 /// The shop's settings for a load test: its own ports, one service secret,
 /// stock for many orders, rate limits out of the way.
-fn environment(databases: &Databases) -> Vec<(String, String)> {
+pub fn environment(databases: &Databases) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = SERVICES
         .iter()
         .map(|service| {
