@@ -169,10 +169,10 @@ async fn sigterm_during_a_burst_of_orders_leaves_no_step_half_done() {
     }
 
     // Money: one capture per confirmed order, none kept for a cancelled one.
-    let payments = shop_kit::db::connect(&shop_kit::db::sqlite_url(
-        &shop.data.path().join("data"),
+    let payments = shop_kit::db::connect(
         "payments",
-    ))
+        &shop_kit::db::sqlite_url(&shop.data.path().join("data"), "payments"),
+    )
     .await
     .expect("payments database");
     let rows = payments

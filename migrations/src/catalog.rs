@@ -5,6 +5,7 @@ use sea_orm_migration::prelude::*;
 mod m20261121_000001_create_products;
 mod m20261121_000002_create_reservations;
 mod m20261121_000003_stock_events;
+mod m20261123_000004_reservation_items_in_row;
 
 /// Applies the catalog's migrations in order.
 pub struct Migrator;
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000001_create_products::Migration),
             Box::new(m20261121_000002_create_reservations::Migration),
             Box::new(m20261121_000003_stock_events::Migration),
+            Box::new(m20261123_000004_reservation_items_in_row::Migration),
         ]
     }
 

@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod events;
+mod json_lines;
 pub mod orders;
 pub mod payments;
 pub mod users;

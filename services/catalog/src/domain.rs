@@ -9,8 +9,8 @@ use crate::error::CatalogError;
 pub const DEFAULT_PAGE_SIZE: u64 = 20;
 /// The most products on one page.
 pub const MAX_PAGE_SIZE: u64 = 100;
-/// The most products one WatchStock call may follow.
-pub const MAX_WATCHED_PRODUCTS: usize = 100;
+/// The most products one call may name (WatchStock, BatchGetProducts).
+pub const MAX_PRODUCTS_PER_CALL: usize = 100;
 const MAX_QUERY_CHARS: usize = 100;
 const PAGE_TOKEN_PREFIX: &str = "after-sku:";
 
@@ -157,18 +157,19 @@ fn decode_page_token(token: &str) -> Result<String, CatalogError> {
         .ok_or_else(invalid)
 }
 
-/// The product ids of a WatchStock call, checked and de-duplicated in order.
-pub fn watched_products(ids: &[String]) -> Result<Vec<String>, CatalogError> {
+/// The product ids of a call naming several (WatchStock,
+/// BatchGetProducts), checked and de-duplicated in order.
+pub fn product_ids(ids: &[String]) -> Result<Vec<String>, CatalogError> {
     if ids.is_empty() {
         return Err(CatalogError::invalid(
             "product_ids",
             "name at least one product",
         ));
     }
-    if ids.len() > MAX_WATCHED_PRODUCTS {
+    if ids.len() > MAX_PRODUCTS_PER_CALL {
         return Err(CatalogError::invalid(
             "product_ids",
-            format!("at most {MAX_WATCHED_PRODUCTS} products per call"),
+            format!("at most {MAX_PRODUCTS_PER_CALL} products per call"),
         ));
     }
     let mut unique: Vec<String> = Vec::with_capacity(ids.len());
@@ -399,15 +400,15 @@ mod tests {
     #[test]
     fn watch_requests_need_one_to_a_hundred_distinct_ids() {
         assert_eq!(
-            field_of(watched_products(&[]).expect_err("must be refused")),
+            field_of(product_ids(&[]).expect_err("must be refused")),
             "product_ids"
         );
         let many: Vec<String> = (0..101).map(|i| format!("p{i}")).collect();
         assert_eq!(
-            field_of(watched_products(&many).expect_err("must be refused")),
+            field_of(product_ids(&many).expect_err("must be refused")),
             "product_ids"
         );
-        let ids = watched_products(&["a".into(), "b".into(), "a".into()]).expect("valid");
+        let ids = product_ids(&["a".into(), "b".into(), "a".into()]).expect("valid");
         assert_eq!(ids, vec!["a".to_owned(), "b".to_owned()]);
     }
 }

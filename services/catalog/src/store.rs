@@ -3,18 +3,18 @@
 
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, ExprTrait,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, ExprTrait,
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
     sea_query::{Expr, Func, LikeExpr},
 };
 use shop_kit::db::UnknownStoredValue;
 
-use shop_kit::events::Outbox;
+use shop_kit::events::{Event, Relay};
 
 use crate::{
     domain::{Money, NewProduct, PageRequest, Product, ReservationStatus},
     error::CatalogError,
-    events::{self, StockChanged},
+    events::StockChanged,
 };
 
 mod product {
@@ -45,6 +45,7 @@ mod product {
 mod reservation {
     use sea_orm::entity::prelude::*;
 
+    /// A reservation and its items (a JSON array, fixed once reserved).
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "stock_reservations")]
     pub struct Model {
@@ -52,6 +53,7 @@ mod reservation {
         pub id: String,
         pub status: String,
         pub updated_at: i64,
+        pub items: String,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -60,32 +62,28 @@ mod reservation {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-mod reservation_item {
-    use sea_orm::entity::prelude::*;
-
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-    #[sea_orm(table_name = "stock_reservation_items")]
-    pub struct Model {
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub reservation_id: String,
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub product_id: String,
-        pub quantity: i32,
-    }
-
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
+/// A reserved item as its reservation's row holds it.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ReservedItem {
+    product_id: String,
+    quantity: i32,
 }
 
-/// Adds `delta` to a product's stock unless that would go below zero;
-/// whether it did.
+/// The items a reservation row holds, read strictly.
+fn reserved_items(row: &reservation::Model) -> Result<Vec<ReservedItem>, CatalogError> {
+    serde_json::from_str(&row.items)
+        .map_err(|_| UnknownStoredValue::new("items", &row.items).into())
+}
+
+/// Adds `delta` to a product's stock unless that would go below zero, in
+/// one conditional statement that reads the stock back: the change, or
+/// `None` if it did not happen.
 async fn change_stock(
     db: &impl ConnectionTrait,
     id: &str,
     delta: i32,
-) -> Result<bool, CatalogError> {
+) -> Result<Option<StockChanged>, CatalogError> {
     let updated = product::Entity::update_many()
         .col_expr(
             product::Column::StockOnHand,
@@ -97,32 +95,42 @@ async fn change_stock(
         )
         .filter(product::Column::Id.eq(id))
         .filter(Expr::col(product::Column::StockOnHand).add(delta).gte(0))
-        .exec(db)
+        .exec_with_returning(db)
         .await?;
-    Ok(updated.rows_affected == 1)
+    Ok(updated.into_iter().next().map(|row| StockChanged {
+        product_id: row.id,
+        stock_on_hand: row.stock_on_hand,
+        version: row.stock_version,
+    }))
 }
 
-/// Records a stock.changed event for each of `ids`, in the transaction
-/// that changed their stock.
-async fn record_stock_changes(
-    txn: &impl ConnectionTrait,
-    ids: &[String],
-    traceparent: &str,
-) -> Result<(), CatalogError> {
-    let rows = product::Entity::find()
-        .filter(product::Column::Id.is_in(ids.iter().map(String::as_str)))
-        .all(txn)
-        .await?;
-    let outbox = Outbox::new(events::SERVICE);
-    for row in rows {
-        let change = StockChanged {
-            product_id: row.id,
-            stock_on_hand: row.stock_on_hand,
-            version: row.stock_version,
-        };
-        outbox.append(txn, &change.event(traceparent)).await?;
-    }
-    Ok(())
+/// The stock.changed events of `changes`.
+fn stock_events(changes: &[StockChanged], traceparent: &str) -> Vec<Event> {
+    changes
+        .iter()
+        .map(|change| change.event(traceparent))
+        .collect()
+}
+
+/// Why a product's stock could not change by `delta`: it is not there, or
+/// it has too little.
+async fn refusal(
+    db: &impl ConnectionTrait,
+    id: &str,
+    delta: i32,
+) -> Result<CatalogError, CatalogError> {
+    let on_hand = product::Entity::find_by_id(id.to_owned())
+        .one(db)
+        .await?
+        .map(|row| row.stock_on_hand);
+    Ok(match on_hand {
+        None => CatalogError::ProductNotFound { id: id.to_owned() },
+        Some(on_hand) => CatalogError::InsufficientStock {
+            id: id.to_owned(),
+            on_hand,
+            requested: delta.saturating_neg(),
+        },
+    })
 }
 
 async fn reservation_status(
@@ -159,11 +167,25 @@ impl From<product::Model> for Product {
 #[derive(Clone, Debug)]
 pub struct Store {
     db: DatabaseConnection,
+    relay: Relay,
 }
 
 impl Store {
-    pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+    /// The catalog's store; the stock events it records go to `relay` once
+    /// committed.
+    pub fn new(db: DatabaseConnection, relay: Relay) -> Self {
+        Self { db, relay }
+    }
+
+    /// Names and prices of `ids`, in one statement, in no order.
+    pub async fn get_many(&self, ids: &[String]) -> Result<Vec<Product>, CatalogError> {
+        Ok(product::Entity::find()
+            .filter(product::Column::Id.is_in(ids.iter().map(String::as_str)))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(Product::from)
+            .collect())
     }
 
     pub fn connection(&self) -> &DatabaseConnection {
@@ -253,21 +275,16 @@ impl Store {
         traceparent: &str,
     ) -> Result<i32, CatalogError> {
         let txn = self.db.begin().await?;
-        let changed = change_stock(&txn, id, delta).await?;
-        let current = product::Entity::find_by_id(id.to_owned())
-            .one(&txn)
-            .await?
-            .ok_or_else(|| CatalogError::ProductNotFound { id: id.to_owned() })?;
-        if !changed {
-            return Err(CatalogError::InsufficientStock {
-                id: id.to_owned(),
-                on_hand: current.stock_on_hand,
-                requested: -delta,
-            });
-        }
-        record_stock_changes(&txn, &[id.to_owned()], traceparent).await?;
-        txn.commit().await?;
-        Ok(current.stock_on_hand)
+        let Some(change) = change_stock(&txn, id, delta).await? else {
+            let refused = refusal(&txn, id, delta).await?;
+            txn.rollback().await?;
+            return Err(refused);
+        };
+        let on_hand = change.stock_on_hand;
+        self.relay
+            .commit(txn, stock_events(&[change], traceparent))
+            .await?;
+        Ok(on_hand)
     }
 
     /// Takes every line's quantity out of stock and records the reservation,
@@ -281,14 +298,26 @@ impl Store {
         now: i64,
         traceparent: &str,
     ) -> Result<ReservationStatus, CatalogError> {
+        let items: Vec<ReservedItem> = lines
+            .iter()
+            .map(|(product_id, quantity)| ReservedItem {
+                product_id: product_id.clone(),
+                quantity: *quantity,
+            })
+            .collect();
+        let items = serde_json::to_string(&items).map_err(|e| DbErr::Custom(e.to_string()))?;
         let txn = self.db.begin().await?;
         // Claim the id first: a concurrent twin fails here and reads ours.
         let claim = reservation::ActiveModel {
             id: Set(id.to_owned()),
             status: Set(ReservationStatus::Reserved.as_str().to_owned()),
             updated_at: Set(now),
+            items: Set(items),
         };
-        if let Err(error) = reservation::Entity::insert(claim).exec(&txn).await {
+        if let Err(error) = reservation::Entity::insert(claim)
+            .exec_without_returning(&txn)
+            .await
+        {
             txn.rollback().await?;
             if !shop_kit::db::is_unique_violation(&error) {
                 return Err(error.into());
@@ -298,34 +327,20 @@ impl Store {
                 .ok_or_else(|| CatalogError::ReservationNotFound { id: id.to_owned() })?;
             return Ok(status);
         }
+        let mut changes = Vec::with_capacity(lines.len());
         for (product_id, quantity) in lines {
-            if !change_stock(&txn, product_id, -quantity).await? {
-                let on_hand = product::Entity::find_by_id(product_id.clone())
-                    .one(&txn)
-                    .await?
-                    .map(|row| row.stock_on_hand);
-                txn.rollback().await?;
-                return Err(match on_hand {
-                    None => CatalogError::ProductNotFound {
-                        id: product_id.clone(),
-                    },
-                    Some(on_hand) => CatalogError::InsufficientStock {
-                        id: product_id.clone(),
-                        on_hand,
-                        requested: *quantity,
-                    },
-                });
+            match change_stock(&txn, product_id, -quantity).await? {
+                Some(change) => changes.push(change),
+                None => {
+                    let refused = refusal(&txn, product_id, -quantity).await?;
+                    txn.rollback().await?;
+                    return Err(refused);
+                }
             }
-            let item = reservation_item::ActiveModel {
-                reservation_id: Set(id.to_owned()),
-                product_id: Set(product_id.clone()),
-                quantity: Set(*quantity),
-            };
-            reservation_item::Entity::insert(item).exec(&txn).await?;
         }
-        let ids: Vec<String> = lines.iter().map(|(id, _)| id.clone()).collect();
-        record_stock_changes(&txn, &ids, traceparent).await?;
-        txn.commit().await?;
+        self.relay
+            .commit(txn, stock_events(&changes, traceparent))
+            .await?;
         Ok(ReservationStatus::Reserved)
     }
 
@@ -341,49 +356,63 @@ impl Store {
         now: i64,
         traceparent: &str,
     ) -> Result<ReservationStatus, CatalogError> {
-        let txn = self.db.begin().await?;
-        let moved = reservation::Entity::update_many()
+        let settle = reservation::Entity::update_many()
             .col_expr(reservation::Column::Status, Expr::value(to.as_str()))
             .col_expr(reservation::Column::UpdatedAt, Expr::value(now))
             .filter(reservation::Column::Id.eq(id))
-            .filter(reservation::Column::Status.eq(ReservationStatus::Reserved.as_str()))
-            .exec(&txn)
-            .await?;
-        if moved.rows_affected == 0 {
+            .filter(reservation::Column::Status.eq(ReservationStatus::Reserved.as_str()));
+        if to != ReservationStatus::Released {
+            // A sale moves no stock: one statement.
+            if settle.exec(&self.db).await?.rows_affected == 1 {
+                return Ok(to);
+            }
+            let status = reservation_status(&self.db, id).await?;
+            return settled_already(id, to, status);
+        }
+        let txn = self.db.begin().await?;
+        let Some(released) = settle.exec_with_returning(&txn).await?.into_iter().next() else {
             let status = reservation_status(&txn, id).await?;
-            if status.is_none() && to == ReservationStatus::Released {
+            if status.is_none() {
                 let tombstone = reservation::ActiveModel {
                     id: Set(id.to_owned()),
                     status: Set(to.as_str().to_owned()),
                     updated_at: Set(now),
+                    items: Set("[]".to_owned()),
                 };
-                reservation::Entity::insert(tombstone).exec(&txn).await?;
+                reservation::Entity::insert(tombstone)
+                    .exec_without_returning(&txn)
+                    .await?;
                 txn.commit().await?;
                 return Ok(to);
             }
             txn.rollback().await?;
-            return match status {
-                None => Err(CatalogError::ReservationNotFound { id: id.to_owned() }),
-                Some(status) if status == to => Ok(status),
-                Some(status) => Err(CatalogError::ReservationSettled {
-                    id: id.to_owned(),
-                    status: status.as_str(),
-                }),
-            };
+            return settled_already(id, to, status);
+        };
+        let mut changes = Vec::new();
+        for item in reserved_items(&released)? {
+            changes.extend(change_stock(&txn, &item.product_id, item.quantity).await?);
         }
-        if to == ReservationStatus::Released {
-            let items = reservation_item::Entity::find()
-                .filter(reservation_item::Column::ReservationId.eq(id))
-                .all(&txn)
-                .await?;
-            for item in &items {
-                change_stock(&txn, &item.product_id, item.quantity).await?;
-            }
-            let ids: Vec<String> = items.into_iter().map(|item| item.product_id).collect();
-            record_stock_changes(&txn, &ids, traceparent).await?;
-        }
-        txn.commit().await?;
+        self.relay
+            .commit(txn, stock_events(&changes, traceparent))
+            .await?;
         Ok(to)
+    }
+}
+
+/// The answer to settling a reservation that is not reserved (any more):
+/// the same move again is fine, another is refused.
+fn settled_already(
+    id: &str,
+    to: ReservationStatus,
+    status: Option<ReservationStatus>,
+) -> Result<ReservationStatus, CatalogError> {
+    match status {
+        None => Err(CatalogError::ReservationNotFound { id: id.to_owned() }),
+        Some(status) if status == to => Ok(status),
+        Some(status) => Err(CatalogError::ReservationSettled {
+            id: id.to_owned(),
+            status: status.as_str(),
+        }),
     }
 }
 

@@ -7,16 +7,18 @@ use futures::Stream;
 use shop_kit::{
     auth::{Caller, Customer},
     observe::trace_context::TraceParent,
-    rpc::deadline::CallerDeadline,
+    rpc::{connect_errors::refusal, deadline::CallerDeadline},
 };
 use shop_proto::shop::{common::v1::Money, orders::v1 as pb};
-use tokio::sync::broadcast::error::RecvError;
 
 use crate::{
     AppState,
     domain::{self, Order, OrderStatus},
     error::OrdersError,
 };
+
+/// The `google.rpc.ErrorInfo` domain of the order service's refusals.
+const DOMAIN: &str = "orders.connect-shop";
 
 impl From<OrdersError> for ConnectError {
     fn from(error: OrdersError) -> Self {
@@ -25,9 +27,18 @@ impl From<OrdersError> for ConnectError {
                 ConnectError::new(Code::InvalidArgument, error.to_string())
             }
             OrdersError::NotFound { .. } => ConnectError::new(Code::NotFound, error.to_string()),
-            OrdersError::NotCancellable { .. } => {
-                ConnectError::new(Code::FailedPrecondition, error.to_string())
-            }
+            OrdersError::NotCancellable { .. } => refusal(
+                Code::FailedPrecondition,
+                error.to_string(),
+                "ORDER_NOT_CANCELLABLE",
+                DOMAIN,
+            ),
+            OrdersError::KeyReused { .. } => refusal(
+                Code::FailedPrecondition,
+                error.to_string(),
+                "IDEMPOTENCY_KEY_REUSED",
+                DOMAIN,
+            ),
             OrdersError::Unavailable { .. } => {
                 ConnectError::new(Code::Unavailable, error.to_string())
             }
@@ -118,7 +129,8 @@ pub async fn get_order(
     State(state): State<AppState>,
     ConnectRequest(request): ConnectRequest<pb::GetOrderRequest>,
 ) -> Result<ConnectResponse<pb::GetOrderResponse>, ConnectError> {
-    let order = state.orders.own(&caller.user_id, &request.order_id).await?;
+    let order_id = domain::order_id(&request.order_id)?;
+    let order = state.orders.own(&caller.user_id, order_id).await?;
     Ok(ConnectResponse::new(pb::GetOrderResponse {
         order: Some(to_proto(order)),
     }))
@@ -133,8 +145,7 @@ pub async fn list_orders(
     let after = domain::decode_cursor(&request.page_token)?;
     let (orders, more) = state
         .orders
-        .store()
-        .history(&caller.user_id, size, after.as_ref())
+        .history_page(&caller.user_id, size, after.as_ref())
         .await?;
     let next_page_token = match orders.last() {
         Some(last) if more => domain::encode_cursor(&domain::Cursor {
@@ -156,12 +167,15 @@ pub async fn cancel_order(
 ) -> Result<ConnectResponse<pb::CancelOrderResponse>, ConnectError> {
     let order = state
         .orders
-        .cancel(&caller.user_id, &request.order_id)
+        .cancel(&caller.user_id, domain::order_id(&request.order_id)?)
         .await?;
     Ok(ConnectResponse::new(pb::CancelOrderResponse {
         order: Some(to_proto(order)),
     }))
 }
+
+/// A WatchOrder stream that heard nothing this long reads the order again.
+const RECHECK_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
 
 type OrderStream = StreamBody<
     std::pin::Pin<Box<dyn Stream<Item = Result<pb::WatchOrderResponse, ConnectError>> + Send>>,
@@ -174,12 +188,12 @@ pub async fn watch_order(
     State(state): State<AppState>,
     ConnectRequest(request): ConnectRequest<pb::WatchOrderRequest>,
 ) -> Result<ConnectResponse<OrderStream>, ConnectError> {
-    // Subscribe before reading, so no change falls in between.
-    let mut changes = state.orders.feed().subscribe();
-    let current = state.orders.own(&caller.user_id, &request.order_id).await?;
-    let order_id = current.id.clone();
-    let user_id = caller.user_id;
+    let order_id = domain::order_id(&request.order_id)?;
+    // Watch before reading, so no change falls in between.
+    let mut watch = state.orders.feed().watch(order_id);
+    let current = state.orders.own(&caller.user_id, order_id).await?;
     let shutdown = state.shutdown.clone();
+    let (user_id, order_id) = (caller.user_id, current.id.clone());
     let stream = async_stream::stream! {
         // Only newer versions go out: a redelivered or late event is news
         // to nobody.
@@ -192,20 +206,18 @@ pub async fn watch_order(
         loop {
             let order = tokio::select! {
                 () = shutdown.requested() => break,
-                change = changes.recv() => match change {
-                    Ok(order) if order.id == order_id && order.version > last => order,
-                    Ok(_) => continue,
-                    // Missed changes: read the order as it is now.
-                    Err(RecvError::Lagged(_)) => match state.orders.own(&user_id, &order_id).await {
-                        Ok(order) => order,
+                change = tokio::time::timeout(RECHECK_AFTER, watch.newer_than(last)) => match change {
+                    Ok(Some(order)) => Order::clone(&order),
+                    Ok(None) => break,
+                    // Live events may be lost (over NATS they are at most
+                    // once): now and then, read the order as it is.
+                    Err(_quiet) => match state.orders.own(&user_id, &order_id).await {
+                        Ok(order) if order.version > last => order,
+                        Ok(_) => continue,
                         Err(error) => { yield Err(error.into()); break; }
                     },
-                    Err(RecvError::Closed) => break,
                 },
             };
-            if order.version <= last {
-                continue;
-            }
             last = order.version;
             let done = order.status.is_final();
             yield Ok(pb::WatchOrderResponse { order: Some(to_proto(order)) });

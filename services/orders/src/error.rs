@@ -15,6 +15,13 @@ pub enum OrdersError {
     #[error("order {id:?} is {status} and can no longer be cancelled")]
     NotCancellable { id: String, status: &'static str },
 
+    /// The customer's key placed a different order before: a repeat must
+    /// ask for the same products, quantities and payment token.
+    #[error(
+        "idempotency_key: {key:?} already placed a different order; use a new key for a new order"
+    )]
+    KeyReused { key: String },
+
     /// A service this one depends on did not answer.
     #[error("the {service} service is unavailable, try again later")]
     Unavailable { service: &'static str },

@@ -1,12 +1,11 @@
 //! What orders publishes: `order.created`, `order.confirmed` and
 //! `order.cancelled`, each carrying the order as it is after the change (so
 //! a consumer needs nothing else, and can ignore older versions). Orders
-//! consumes them too: durably for the order history behind ListOrders,
-//! live for WatchOrder streams.
+//! consumes them too: durably for the order history behind ListOrders
+//! (`store::History`), live for WatchOrder streams (`feed`).
 
 use serde::{Deserialize, Serialize};
-use shop_kit::events::{Delivery, Event, Subscription};
-use tokio::sync::broadcast;
+use shop_kit::events::Event;
 
 use crate::{
     domain::{Line, Order, OrderStatus},
@@ -17,8 +16,6 @@ use crate::{
 pub const SERVICE: &str = "orders";
 /// Prefix of every order event type.
 pub const ORDER_EVENTS: &str = "order.";
-
-const FEED_CAPACITY: usize = 1024;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -117,37 +114,4 @@ pub fn order_of(event: &Event) -> Result<Order, String> {
     snapshot
         .into_order(event.version)
         .map_err(|e| e.to_string())
-}
-
-/// Order changes for this process's WatchOrder streams, from the events.
-#[derive(Clone, Debug)]
-pub struct OrderFeed(broadcast::Sender<Order>);
-
-impl OrderFeed {
-    pub fn new() -> Self {
-        Self(broadcast::channel(FEED_CAPACITY).0)
-    }
-
-    pub fn subscribe(&self) -> broadcast::Receiver<Order> {
-        self.0.subscribe()
-    }
-
-    /// The live subscription feeding it.
-    pub fn subscription(&self) -> Subscription {
-        let feed = self.0.clone();
-        Subscription::new("order-feed", ORDER_EVENTS, Delivery::Live, move |event| {
-            let feed = feed.clone();
-            async move {
-                // No watcher is fine.
-                let _ = feed.send(order_of(&event)?);
-                Ok(())
-            }
-        })
-    }
-}
-
-impl Default for OrderFeed {
-    fn default() -> Self {
-        Self::new()
-    }
 }

@@ -8,6 +8,7 @@ pub mod api;
 pub mod domain;
 pub mod error;
 pub mod events;
+pub mod feed;
 pub mod peers;
 pub mod saga;
 pub mod store;
@@ -36,11 +37,11 @@ pub use error::OrdersError;
 pub use peers::PeerUrls;
 
 use crate::{
-    domain::{Order, OrderStatus},
-    events::OrderFeed,
+    domain::{Cursor, Order, OrderStatus},
+    feed::OrderFeed,
     peers::{Catalog, Payments, ServiceToken},
     saga::SagaDriver,
-    store::Store,
+    store::{History, NewOrder, Placed, Store},
 };
 
 fn now_ms() -> i64 {
@@ -51,13 +52,18 @@ fn now_ms() -> i64 {
 /// with the order as it then is.
 const CANCEL_PATIENCE: Duration = Duration::from_secs(5);
 
+/// How long ListOrders waits for the history to take in events already
+/// committed before reading what it holds.
+const HISTORY_PATIENCE: Duration = Duration::from_millis(500);
+
 /// A customer's orders.
 #[derive(Clone, Debug)]
 pub struct Orders {
     store: Store,
+    relay: Relay,
+    history: History,
     feed: OrderFeed,
     catalog: Catalog,
-    relay: Relay,
     sagas: SagaDriver,
 }
 
@@ -72,9 +78,8 @@ impl Orders {
         policy: SagaPolicy,
         shutdown: &Shutdown,
     ) -> Result<Self, OrdersError> {
-        let db = shop_kit::db::connect(database_url).await?;
+        let db = shop_kit::db::connect("orders", database_url).await?;
         shop_migrations::orders::Migrator::up(&db, None).await?;
-        let store = Store::new(db.clone());
         let token = Arc::new(ServiceToken::new(
             &peers.users_url,
             peers.service_secret.clone(),
@@ -83,38 +88,29 @@ impl Orders {
         let catalog = Catalog::new(&peers.catalog_url, token.clone(), policy.call_timeout)?;
         let payments = Payments::new(&peers.payments_url, token, policy.call_timeout)?;
         let feed = OrderFeed::new();
-        let history = store.clone();
+        let history = History::new(db.clone());
+        let recorder = history.clone();
         let subscriptions = vec![
-            Subscription::new(
-                "order-history",
+            Subscription::batched(
+                store::HISTORY_CONSUMER,
                 events::ORDER_EVENTS,
                 Delivery::Durable,
-                move |event| {
-                    let history = history.clone();
-                    async move {
-                        history
-                            .record_history(&event)
-                            .await
-                            .map_err(|e| e.to_string())
-                    }
+                move |batch| {
+                    let history = recorder.clone();
+                    async move { history.record(&batch).await.map_err(|e| e.to_string()) }
                 },
             ),
             feed.subscription(),
         ];
-        let relay = Relay::start(db, events::SERVICE, broker, subscriptions, shutdown);
-        let sagas = SagaDriver::start(
-            store.clone(),
-            catalog.clone(),
-            payments,
-            relay.clone(),
-            policy,
-            shutdown,
-        );
+        let relay = Relay::start(db.clone(), events::SERVICE, broker, subscriptions, shutdown);
+        let store = Store::new(db, relay.clone());
+        let sagas = SagaDriver::start(store.clone(), catalog.clone(), payments, policy, shutdown);
         Ok(Self {
             store,
+            relay,
+            history,
             feed,
             catalog,
-            relay,
             sagas,
         })
     }
@@ -125,6 +121,20 @@ impl Orders {
 
     pub fn feed(&self) -> &OrderFeed {
         &self.feed
+    }
+
+    /// One page of a customer's order history, newest first, and whether
+    /// more follow. The history is a read model fed by the order events;
+    /// it first takes in the events already committed, so a customer who
+    /// has just seen an order confirmed finds it here.
+    pub async fn history_page(
+        &self,
+        user_id: &str,
+        size: u64,
+        after: Option<&Cursor>,
+    ) -> Result<(Vec<Order>, bool), OrdersError> {
+        self.relay.settled(HISTORY_PATIENCE).await;
+        self.history.page(user_id, size, after).await
     }
 
     /// Places an order once per (customer, key), priced by the catalog, and
@@ -139,9 +149,6 @@ impl Orders {
         deadline: CallerDeadline,
     ) -> Result<Order, OrdersError> {
         let key = domain::idempotency_key(key)?;
-        if let Some(existing) = self.store.by_key(user_id, key).await? {
-            return Ok(existing);
-        }
         let wanted = domain::wanted_lines(lines)?;
         let payment_token = domain::payment_token(payment_token)?;
         let ids: Vec<String> = wanted.iter().map(|w| w.product_id.clone()).collect();
@@ -163,15 +170,35 @@ impl Orders {
         let deadline = now.saturating_add(
             i64::try_from(self.sagas.policy().deadline.as_millis()).unwrap_or(i64::MAX),
         );
-        let (order, created) = self
+        let placed = self
             .store
-            .create(order, key, payment_token, deadline, trace.as_str())
+            .create(NewOrder {
+                order,
+                idempotency_key: key,
+                payment_token,
+                deadline_at_ms: deadline,
+                traceparent: trace.as_str(),
+                lease_until_ms: self.sagas.lease_from(now),
+            })
             .await?;
-        if created {
-            self.relay.wake();
-            self.sagas.kick(&order.id);
-        }
-        Ok(order)
+        Ok(match placed {
+            Placed::New(held) => {
+                let order = held.order.clone();
+                self.sagas.drive_held(held);
+                order
+            }
+            Placed::Existing {
+                order,
+                payment_token: paid_with,
+            } => {
+                if !domain::asks_for(&order, &paid_with, &wanted, payment_token) {
+                    return Err(OrdersError::KeyReused {
+                        key: key.to_owned(),
+                    });
+                }
+                order
+            }
+        })
     }
 
     /// The caller's own order; anyone else's does not exist for them.
@@ -191,21 +218,19 @@ impl Orders {
     pub async fn cancel(&self, user_id: &str, order_id: &str) -> Result<Order, OrdersError> {
         let order = self.own(user_id, order_id).await?;
         if order.status == OrderStatus::Pending {
-            let mut changes = self.feed.subscribe();
+            let mut watch = self.feed.watch(order_id);
             self.store.request_cancel(order_id).await?;
             self.sagas.kick(order_id);
-            let patience = tokio::time::sleep(CANCEL_PATIENCE);
-            tokio::pin!(patience);
-            loop {
-                tokio::select! {
-                    () = &mut patience => break,
-                    change = changes.recv() => match change {
-                        Ok(change) if change.id == order_id && change.status.is_final() => break,
-                        Ok(_) => {}
-                        Err(_) => break,
-                    },
+            let ended = async {
+                let mut version = order.version;
+                while let Some(change) = watch.newer_than(version).await {
+                    if change.status.is_final() {
+                        return;
+                    }
+                    version = change.version;
                 }
-            }
+            };
+            let _ = tokio::time::timeout(CANCEL_PATIENCE, ended).await;
         }
         let now = self.own(user_id, order_id).await?;
         if now.status == OrderStatus::Confirmed {

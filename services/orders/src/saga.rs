@@ -1,25 +1,32 @@
 //! The saga driver: takes each order through its steps (see
 //! `domain::saga` for the rules), persisting every transition before the
 //! next step, so that whatever crashes when, a restart resumes or
-//! compensates. One driver at a time holds a saga (a lease in the
-//! database); the recovery sweep resumes sagas whose driver died or whose
-//! retry is due.
+//! compensates.
+//!
+//! One driver at a time holds a saga: a lease in the order's row. The
+//! driver that places an order holds its saga from the start and keeps its
+//! state in memory while it holds it; each transition is one statement,
+//! conditional on the step it leaves and on the lease, that renews the
+//! lease and tells whether a cancel was asked for meanwhile. A saga that
+//! must wait for a retry lets go; whoever retries first (this driver's
+//! timer or, after a crash, the recovery sweep) claims it again, reading it
+//! back in the same statement.
 
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
-use shop_kit::{Shutdown, events::Relay, observe::trace_context::TraceParent};
+use shop_kit::{Shutdown, observe::trace_context::TraceParent};
 
 use crate::{
     domain::{
-        Order, OrderStatus,
+        OrderStatus,
         saga::{self, Outcome, SagaPolicy, Step, Transition},
     },
     error::OrdersError,
     now_ms,
     peers::{Catalog, Payments},
-    store::{SagaUpdate, Store, StoredSaga},
+    store::{HeldSaga, SagaUpdate, Store},
 };
 
 /// Sagas resumed per sweep, at most.
@@ -35,7 +42,6 @@ struct Inner {
     store: Store,
     catalog: Catalog,
     payments: Payments,
-    relay: Relay,
     policy: SagaPolicy,
     shutdown: Shutdown,
 }
@@ -51,7 +57,6 @@ impl SagaDriver {
         store: Store,
         catalog: Catalog,
         payments: Payments,
-        relay: Relay,
         policy: SagaPolicy,
         shutdown: &Shutdown,
     ) -> Self {
@@ -60,7 +65,6 @@ impl SagaDriver {
                 store,
                 catalog,
                 payments,
-                relay,
                 policy,
                 shutdown: shutdown.clone(),
             }),
@@ -73,14 +77,32 @@ impl SagaDriver {
         &self.inner.policy
     }
 
-    /// Drives the order's saga now, in the background (unless shutting
-    /// down: then the next start's sweep resumes it).
+    /// Until when a saga claimed or moved now is held.
+    pub fn lease_from(&self, now_ms: i64) -> i64 {
+        now_ms.saturating_add(millis(self.inner.policy.lease))
+    }
+
+    /// Drives a saga this driver holds (an order it just placed), in the
+    /// background. Shutting down, it lets go: the next start resumes it.
+    pub fn drive_held(&self, held: HeldSaga) {
+        let driver = self.clone();
+        self.inner.shutdown.spawn(async move {
+            let order_id = held.order.id.clone();
+            if let Err(error) = driver.drive(held).await {
+                // The saga stays where it was; the sweep resumes it.
+                tracing::warn!(order = %order_id, %error, "saga paused");
+            }
+        });
+    }
+
+    /// Claims the order's saga and drives it, in the background (unless
+    /// shutting down: then the next start's sweep resumes it).
     pub fn kick(&self, order_id: &str) {
         let shutdown = &self.inner.shutdown;
         if shutdown.is_triggered() {
             return;
         }
-        shutdown.spawn(self.clone().drive_logged(order_id.to_owned()));
+        shutdown.spawn(self.clone().claim_and_drive(order_id.to_owned()));
     }
 
     async fn sweep(self) {
@@ -100,12 +122,23 @@ impl SagaDriver {
         }
     }
 
-    /// Boxed: a saga that must wait drives itself again later, and a
+    /// Boxed: a saga that must wait claims itself again later, and a
     /// future cannot contain itself.
-    fn drive_logged(self, order_id: String) -> BoxFuture<'static, ()> {
+    fn claim_and_drive(self, order_id: String) -> BoxFuture<'static, ()> {
         Box::pin(async move {
-            if let Err(error) = self.drive(&order_id).await {
-                // The saga stays where it was; the sweep resumes it.
+            let now = now_ms();
+            let claimed = self
+                .inner
+                .store
+                .claim(&order_id, now, self.lease_from(now))
+                .await;
+            let driven = match claimed {
+                // Done, or another driver has it.
+                Ok(None) => Ok(()),
+                Ok(Some(held)) => self.drive(held).await,
+                Err(error) => Err(error),
+            };
+            if let Err(error) = driven {
                 tracing::warn!(order = %order_id, %error, "saga paused");
             }
         })
@@ -114,63 +147,56 @@ impl SagaDriver {
     /// Takes the saga as far as it goes now: to its end, to a retry that
     /// must wait, or to the end of the step under way when shutdown is
     /// asked for (every step ends persisted; the next start resumes).
-    async fn drive(&self, order_id: &str) -> Result<(), OrdersError> {
+    async fn drive(&self, mut held: HeldSaga) -> Result<(), OrdersError> {
         let Inner {
             store,
             policy,
             shutdown,
             ..
         } = &*self.inner;
-        while !shutdown.is_triggered() {
-            let now = now_ms();
-            if !store
-                .claim(order_id, now, now + millis(policy.lease))
-                .await?
-            {
-                return Ok(()); // done, or another driver has it
+        loop {
+            if shutdown.is_triggered() {
+                return store.release(&held).await;
             }
-            let Some((stored, order)) = store.saga(order_id).await? else {
-                return Ok(());
-            };
-            let transition = match saga::before_step(&stored.saga, now) {
+            let now = now_ms();
+            let transition = match saga::before_step(&held.saga, now) {
                 Some(turned_back) => turned_back,
                 None => {
-                    let outcome = self.perform(&stored, &order).await;
+                    let outcome = self.perform(&held).await;
                     metrics::counter!("shop_saga_steps_total",
-                        "step" => stored.saga.step.as_str(), "outcome" => outcome_label(&outcome))
+                        "step" => held.saga.step.as_str(), "outcome" => outcome_label(&outcome))
                     .increment(1);
-                    saga::after_step(&stored.saga, outcome, policy)
+                    saga::after_step(&held.saga, outcome, policy, now_ms())
                 }
             };
-            match self.record(&stored, &order, transition).await? {
-                Next::Continue => {}
+            match self.record(held, transition).await? {
+                Next::Continue(moved) => held = *moved,
                 Next::Stop => return Ok(()),
-                Next::RetryAfter(delay) => {
+                Next::RetryAfter(order_id, delay) => {
                     let driver = self.clone();
-                    let order_id = order_id.to_owned();
                     let waiting = shutdown.clone();
                     shutdown.spawn(async move {
                         tokio::select! {
                             () = waiting.requested() => {}
-                            () = tokio::time::sleep(delay) => driver.drive_logged(order_id).await,
+                            () = tokio::time::sleep(delay) => driver.claim_and_drive(order_id).await,
                         }
                     });
                     return Ok(());
                 }
             }
         }
-        Ok(())
     }
 
-    async fn perform(&self, stored: &StoredSaga, order: &Order) -> Outcome {
+    async fn perform(&self, held: &HeldSaga) -> Outcome {
         let Inner {
             catalog, payments, ..
         } = &*self.inner;
-        let trace = TraceParent::parse(&stored.traceparent).unwrap_or_else(TraceParent::root);
+        let order = &held.order;
+        let trace = TraceParent::parse(&held.traceparent).unwrap_or_else(TraceParent::root);
         // Each peer call is bounded by its client stack's one budget.
-        match stored.saga.step {
+        match held.saga.step {
             Step::ReserveStock => catalog.reserve(order, &trace).await,
-            Step::Charge => payments.charge(order, &stored.payment_token, &trace).await,
+            Step::Charge => payments.charge(order, &held.payment_token, &trace).await,
             Step::CommitStock => catalog.commit(order, &trace).await,
             Step::Refund => payments.refund(order, &trace).await,
             Step::ReleaseStock => catalog.release(order, &trace).await,
@@ -178,51 +204,59 @@ impl SagaDriver {
         }
     }
 
-    /// Persists a transition (only if the saga is still where it was).
+    /// Persists a transition (only if this driver still holds the saga
+    /// where it was), and what the driver holds after it.
     async fn record(
         &self,
-        stored: &StoredSaga,
-        order: &Order,
+        mut held: HeldSaga,
         transition: Transition,
     ) -> Result<Next, OrdersError> {
-        let Inner { store, relay, .. } = &*self.inner;
-        let saga = &stored.saga;
+        let store = &self.inner.store;
         let now = now_ms();
-        let (update, finished, next) = match transition {
+        let saga = &held.saga;
+        match transition {
             Transition::Move {
                 to,
                 cancel_reason,
                 payment_id,
-            } => (
-                SagaUpdate {
+            } => {
+                let update = SagaUpdate {
                     step: to,
                     attempts: 0,
                     next_attempt_at_ms: now,
                     cancel_reason,
                     payment_id,
-                    // Released: the next step claims it again (this driver,
-                    // unless another got there first).
-                    lease_until_ms: 0,
-                },
-                None,
-                Next::Continue,
-            ),
-            Transition::Retry { attempts, after } => (
-                SagaUpdate {
+                    lease_until_ms: self.lease_from(now),
+                };
+                let Some(cancel_requested) = store.advance(&held, &update, None).await? else {
+                    return Ok(Next::Stop);
+                };
+                held.saga.step = update.step;
+                held.saga.attempts = 0;
+                held.saga.cancel_reason = update.cancel_reason;
+                held.saga.payment_id = update.payment_id;
+                held.saga.cancel_requested = cancel_requested;
+                held.lease_until_ms = update.lease_until_ms;
+                Ok(Next::Continue(Box::new(held)))
+            }
+            Transition::Retry { attempts, after } => {
+                let update = SagaUpdate {
                     step: saga.step,
                     attempts,
-                    next_attempt_at_ms: now + millis(after),
+                    next_attempt_at_ms: now.saturating_add(millis(after)),
                     cancel_reason: saga.cancel_reason.clone(),
                     payment_id: saga.payment_id.clone(),
                     // Free for whoever retries first: this driver's timer
                     // or, after a crash, the sweep.
                     lease_until_ms: 0,
-                },
-                None,
-                Next::RetryAfter(after),
-            ),
+                };
+                Ok(match store.advance(&held, &update, None).await? {
+                    Some(_) => Next::RetryAfter(held.order.id, after),
+                    None => Next::Stop,
+                })
+            }
             Transition::Finish { confirmed } => {
-                let mut done = order.clone();
+                let mut done = held.order.clone();
                 done.status = if confirmed {
                     OrderStatus::Confirmed
                 } else {
@@ -234,44 +268,36 @@ impl SagaDriver {
                     saga.cancel_reason.clone()
                 };
                 done.updated_at_ms = now;
-                done.version = order.version + 1;
-                (
-                    SagaUpdate {
-                        step: Step::Done,
-                        attempts: 0,
-                        next_attempt_at_ms: now,
-                        cancel_reason: done.cancel_reason.clone(),
-                        payment_id: saga.payment_id.clone(),
-                        lease_until_ms: 0,
-                    },
-                    Some(done),
-                    Next::Stop,
-                )
+                done.version = held.order.version + 1;
+                let update = SagaUpdate {
+                    step: Step::Done,
+                    attempts: 0,
+                    next_attempt_at_ms: now,
+                    cancel_reason: done.cancel_reason.clone(),
+                    payment_id: saga.payment_id.clone(),
+                    lease_until_ms: 0,
+                };
+                if store.advance(&held, &update, Some(&done)).await?.is_some() {
+                    metrics::counter!("shop_orders_finished_total", "status" => done.status.as_str())
+                        .increment(1);
+                    if confirmed {
+                        tracing::debug!(order = %done.id, "order confirmed");
+                    } else {
+                        tracing::info!(order = %done.id, reason = %done.cancel_reason, "order cancelled");
+                    }
+                }
+                Ok(Next::Stop)
             }
-        };
-        let finished_with_trace = finished
-            .as_ref()
-            .map(|order| (order, stored.traceparent.as_str()));
-        if !store
-            .advance(&order.id, saga.step, &update, finished_with_trace)
-            .await?
-        {
-            return Ok(Next::Stop);
         }
-        if let Some(done) = finished {
-            relay.wake();
-            metrics::counter!("shop_orders_finished_total", "status" => done.status.as_str())
-                .increment(1);
-            tracing::info!(order = %done.id, status = done.status.as_str(), reason = %done.cancel_reason, "order final");
-        }
-        Ok(next)
     }
 }
 
 enum Next {
-    Continue,
+    /// Go on with the next step, held as given.
+    Continue(Box<HeldSaga>),
     Stop,
-    RetryAfter(std::time::Duration),
+    /// Claim the order's saga again after the delay.
+    RetryAfter(String, std::time::Duration),
 }
 
 fn outcome_label(outcome: &Outcome) -> &'static str {
@@ -279,5 +305,6 @@ fn outcome_label(outcome: &Outcome) -> &'static str {
         Outcome::Done | Outcome::Charged { .. } => "done",
         Outcome::Refused(_) => "refused",
         Outcome::Unavailable(_) => "unavailable",
+        Outcome::NotSent(_) => "not_sent",
     }
 }

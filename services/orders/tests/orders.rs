@@ -49,6 +49,130 @@ async fn one_key_places_one_order_even_when_racing() {
 }
 
 #[tokio::test]
+async fn a_key_reused_for_a_different_order_is_refused() {
+    let shop = Shop::start().await;
+    let first = shop.order(&shop.ada, "mine").await;
+    // The same request again, its lines in another order: the first order.
+    let again = shop
+        .order_with(&shop.ada, "mine", "tok_visa", &[("p2", 1), ("p1", 2)])
+        .await;
+    assert_eq!(again["id"], first["id"]);
+    for (what, token, items) in [
+        (
+            "other quantities",
+            "tok_visa",
+            json!([{"productId": "p1", "quantity": 1}]),
+        ),
+        (
+            "fewer products",
+            "tok_visa",
+            json!([{"productId": "p1", "quantity": 2}]),
+        ),
+        (
+            "another card",
+            "tok_declined",
+            json!([{"productId": "p1", "quantity": 2}, {"productId": "p2", "quantity": 1}]),
+        ),
+    ] {
+        let (status, refused) = shop
+            .call(
+                "CreateOrder",
+                Some(&shop.ada),
+                json!({"idempotencyKey": "mine", "paymentToken": token, "items": items}),
+            )
+            .await;
+        assert_eq!(
+            (status, refused["code"].as_str()),
+            (400, Some("failed_precondition")),
+            "{what}: {refused}"
+        );
+        assert_eq!(
+            shop_kit::testing::error_info(&refused),
+            Some((
+                "IDEMPOTENCY_KEY_REUSED".to_owned(),
+                "orders.connect-shop".to_owned()
+            )),
+            "{what}: {refused}"
+        );
+    }
+    // Keys are the customer's own: bob's "mine" is another order.
+    let bobs = shop
+        .order_with(&shop.bob, "mine", "tok_visa", &[("p1", 1)])
+        .await;
+    assert_ne!(bobs["id"], first["id"]);
+}
+
+#[tokio::test]
+async fn a_reused_key_reads_the_same_over_grpc() {
+    use shop_proto::shop::orders::v1::{
+        CreateOrderRequest, create_order_request::Item, order_service_client::OrderServiceClient,
+    };
+    let shop = Shop::start().await;
+    shop.order(&shop.ada, "mine").await;
+    let mut client = OrderServiceClient::connect(format!("http://{}", shop.orders))
+        .await
+        .expect("connect");
+    let mut request = tonic::Request::new(CreateOrderRequest {
+        items: vec![Item {
+            product_id: "p1".to_owned(),
+            quantity: 1,
+        }],
+        payment_token: "tok_visa".to_owned(),
+        idempotency_key: "mine".to_owned(),
+    });
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {}", shop.ada).parse().expect("header"),
+    );
+    let status = client.create_order(request).await.expect_err("refused");
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
+    assert_eq!(
+        shop_kit::testing::grpc_error_info(&status),
+        Some((
+            "IDEMPOTENCY_KEY_REUSED".to_owned(),
+            "orders.connect-shop".to_owned()
+        )),
+        "{status:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_empty_order_id_is_invalid_not_missing() {
+    let shop = Shop::start().await;
+    for method in ["GetOrder", "CancelOrder"] {
+        let (status, error) = shop
+            .call(method, Some(&shop.ada), json!({"orderId": ""}))
+            .await;
+        assert_eq!(
+            (status, error["code"].as_str()),
+            (400, Some("invalid_argument")),
+            "{method}: {error}"
+        );
+    }
+    // WatchOrder is a stream: the error comes in its end-of-stream message.
+    let (_, end) = shop.watch(&shop.ada, "").await;
+    assert!(end.contains(r#""code":"invalid_argument""#), "{end}");
+    // A unary content type for a stream is the wrong shape of request: 415
+    // naming what it takes, as the Connect protocol says (not a 500).
+    let unary = reqwest::Client::new()
+        .post(format!(
+            "http://{}/shop.orders.v1.OrderService/WatchOrder",
+            shop.orders
+        ))
+        .header("content-type", "application/json")
+        .bearer_auth(&shop.ada)
+        .body(r#"{"orderId":""}"#)
+        .send()
+        .await
+        .expect("watch");
+    assert_eq!(unary.status(), 415);
+    assert_eq!(
+        unary.headers()["accept-post"],
+        "application/connect+json, application/connect+proto"
+    );
+}
+
+#[tokio::test]
 async fn bad_items_and_a_missing_catalog_are_precise_errors() {
     let shop = Shop::start().await;
     let (status, unknown) = shop
@@ -104,10 +228,11 @@ async fn a_customer_sees_and_touches_only_their_own_orders() {
             "{method}"
         );
     }
-    let (status, _) = shop
-        .call("WatchOrder", Some(&shop.bob), json!({"orderId": id}))
-        .await;
-    assert_ne!(status, 200, "bob cannot watch ada's order");
+    let (_, watched) = shop.watch(&shop.bob, id.as_str().expect("id")).await;
+    assert!(
+        watched.contains(r#""code":"not_found""#),
+        "bob cannot watch ada's order: {watched}"
+    );
     shop.history(&shop.ada, 1, json!({})).await;
     let (_, bobs) = shop.call("ListOrders", Some(&shop.bob), json!({})).await;
     assert_eq!(bobs.get("orders"), None, "bob has no orders");
@@ -129,6 +254,7 @@ async fn the_order_history_lists_newest_first_page_by_page() {
         placed.push(order["id"].clone());
     }
     // The history follows the events: each order as it ended.
+    shop.history_settled(&shop.ada, 5).await;
     let first = shop.history(&shop.ada, 3, json!({"pageSize": 3})).await;
     let (_, second) = shop
         .call(
@@ -154,11 +280,37 @@ async fn the_order_history_lists_newest_first_page_by_page() {
 }
 
 #[tokio::test]
+async fn an_order_seen_confirmed_is_in_the_history_at_once() {
+    // The history is a read model a batch behind the order; ListOrders
+    // first takes in what is committed, so the first read after the
+    // confirmation already lists it, confirmed.
+    let shop = Shop::start().await;
+    for i in 0..5 {
+        let order = shop.order(&shop.ada, &format!("seen-{i}")).await;
+        let id = order["id"].as_str().expect("id");
+        assert_eq!(
+            shop.watch_until_final(&shop.ada, id).await,
+            "ORDER_STATUS_CONFIRMED"
+        );
+        let (status, listed) = shop
+            .call("ListOrders", Some(&shop.ada), json!({"pageSize": 1}))
+            .await;
+        assert_eq!(status, 200, "{listed}");
+        assert_eq!(listed["orders"][0]["id"], id, "{listed}");
+        assert_eq!(
+            listed["orders"][0]["status"], "ORDER_STATUS_CONFIRMED",
+            "{listed}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_redelivered_event_changes_nothing_in_the_history() {
     let shop = Shop::start().await;
     let order = shop.order(&shop.ada, "once").await;
     let id = order["id"].as_str().expect("id");
     shop.settled(&shop.ada, id).await;
+    shop.history_settled(&shop.ada, 1).await;
     let db = shop.orders_database().await;
     let events = shop_kit::testing::outbox_events(&db, "orders").await;
     let created = events
@@ -167,12 +319,18 @@ async fn a_redelivered_event_changes_nothing_in_the_history() {
         .expect("order.created");
     // Redelivered late, after order.confirmed: neither the inbox nor the
     // version lets it take the order back to PENDING.
-    let store = shop_orders::store::Store::new(db);
-    store.record_history(created).await.expect("first");
-    store.record_history(created).await.expect("again");
+    let history = shop_orders::store::History::new(db);
+    history
+        .record(std::slice::from_ref(created))
+        .await
+        .expect("first");
+    history
+        .record(&[created.clone(), created.clone()])
+        .await
+        .expect("again, twice in one batch");
     let mut stale = created.clone();
     stale.id = "a-new-id-for-old-news".into();
-    store.record_history(&stale).await.expect("stale");
+    history.record(&[stale]).await.expect("stale");
     let listed = shop.history(&shop.ada, 1, json!({})).await;
     assert_eq!(listed["orders"][0]["status"], "ORDER_STATUS_CONFIRMED");
 }

@@ -8,7 +8,8 @@ use std::{sync::Arc, time::Duration};
 
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use serde_json::{Value, json};
-use support::{Fault, Options, Shop};
+use shop_orders::SagaPolicy;
+use support::{Fault, Options, Shop, fast_policy};
 use tokio::sync::Semaphore;
 
 fn id(order: &Value) -> String {
@@ -72,8 +73,15 @@ async fn an_order_beyond_the_stock_is_cancelled_and_charges_nothing() {
 }
 
 #[tokio::test]
-async fn a_payment_service_that_stays_down_cancels_after_its_retries() {
-    let shop = Shop::start().await;
+async fn a_payment_service_that_stays_down_cancels_when_the_order_runs_out_of_time() {
+    let shop = Shop::start_with(Options {
+        policy: SagaPolicy {
+            deadline: Duration::from_secs(2),
+            ..fast_policy()
+        },
+        ..Options::default()
+    })
+    .await;
     let placed = shop
         .order_with(&shop.ada, "down", "tok_unavailable", &[("p1", 1)])
         .await;
@@ -81,7 +89,7 @@ async fn a_payment_service_that_stays_down_cancels_after_its_retries() {
     assert_eq!(order["status"], "ORDER_STATUS_CANCELLED");
     assert_eq!(
         order["cancelReason"],
-        "the payment service was unavailable after 3 attempts"
+        "the payment service was unavailable until the order's time ran out"
     );
     assert_eq!(shop.stock("p1").await, 10);
     assert!(shop.money_moves(&id(&placed)).await.is_empty());
@@ -108,8 +116,8 @@ async fn the_customer_may_cancel_until_the_charge() {
     let asked = Statement::from_sql_and_values(
         db.get_database_backend(),
         match db.get_database_backend() {
-            DbBackend::Postgres => "SELECT cancel_requested FROM order_sagas WHERE order_id = $1",
-            _ => "SELECT cancel_requested FROM order_sagas WHERE order_id = ?",
+            DbBackend::Postgres => "SELECT saga_cancel_requested FROM orders WHERE id = $1",
+            _ => "SELECT saga_cancel_requested FROM orders WHERE id = ?",
         },
         [id(&placed).into()],
     );
@@ -120,7 +128,10 @@ async fn the_customer_may_cancel_until_the_charge() {
             .await
             .expect("saga")
             .expect("row");
-        if row.try_get::<bool>("", "cancel_requested").expect("flag") {
+        if row
+            .try_get::<bool>("", "saga_cancel_requested")
+            .expect("flag")
+        {
             break;
         }
         assert!(
@@ -153,6 +164,11 @@ async fn the_customer_may_cancel_until_the_charge() {
     assert_eq!(
         (status, refused["code"].as_str()),
         (400, Some("failed_precondition"))
+    );
+    assert_eq!(
+        shop_kit::testing::error_info(&refused).map(|(reason, _)| reason),
+        Some("ORDER_NOT_CANCELLABLE".to_owned()),
+        "{refused}"
     );
 }
 

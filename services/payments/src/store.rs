@@ -1,10 +1,11 @@
 //! The payments database: the only module that touches it.
 
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, TransactionTrait,
-    sea_query::Expr,
+    ActiveValue::Set,
+    ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, TransactionTrait,
+    sea_query::{Expr, OnConflict},
 };
-use shop_kit::events::Outbox;
+use shop_kit::events::Relay;
 
 use crate::{
     domain::{Amount, Payer, Payment, PaymentStatus},
@@ -58,11 +59,14 @@ impl TryFrom<payment::Model> for Payment {
 #[derive(Clone, Debug)]
 pub struct Store {
     db: DatabaseConnection,
+    relay: Relay,
 }
 
 impl Store {
-    pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+    /// Payments' store; the events it records go to `relay` once
+    /// committed.
+    pub fn new(db: DatabaseConnection, relay: Relay) -> Self {
+        Self { db, relay }
     }
 
     pub fn connection(&self) -> &DatabaseConnection {
@@ -140,27 +144,42 @@ impl Store {
             created_at: Set(now),
             updated_at: Set(now),
         };
+        // A repeat (or a key voided first) inserts nothing: no error, so
+        // the transaction stays usable on PostgreSQL too.
+        let first = OnConflict::columns([
+            payment::Column::UserId,
+            payment::Column::ChargedBy,
+            payment::Column::IdempotencyKey,
+        ])
+        .do_nothing()
+        .to_owned();
         let txn = self.db.begin().await?;
-        if let Err(error) = payment::Entity::insert(row).exec(&txn).await {
+        let inserted = payment::Entity::insert(row)
+            .on_conflict(first)
+            .exec_without_returning(&txn)
+            .await?;
+        if inserted == 0 {
             txn.rollback().await?;
-            if !shop_kit::db::is_unique_violation(&error) {
-                return Err(error.into());
-            }
             return self
                 .by_key(&payment.user_id, payment.charged_by, key)
                 .await?
-                .ok_or(PaymentsError::Database(error));
+                .ok_or(PaymentsError::Database(sea_orm::DbErr::RecordNotFound(
+                    "the payment its key names".to_owned(),
+                )));
         }
-        if let Some(event) = events::payment_event(&payment, traceparent) {
-            Outbox::new(events::SERVICE).append(&txn, &event).await?;
-        }
-        txn.commit().await?;
+        let event = events::payment_event(&payment, traceparent);
+        self.relay.commit(txn, event.into_iter().collect()).await?;
         Ok(payment)
     }
 
     /// Marks a captured payment refunded, once, with its payment.refunded
-    /// event.
-    pub async fn refund(&self, id: &str, now: i64, traceparent: &str) -> Result<(), PaymentsError> {
+    /// event; the payment as it then is (`None` if unknown).
+    pub async fn refund(
+        &self,
+        id: &str,
+        now: i64,
+        traceparent: &str,
+    ) -> Result<Option<Payment>, PaymentsError> {
         let txn = self.db.begin().await?;
         let moved = payment::Entity::update_many()
             .col_expr(
@@ -170,19 +189,15 @@ impl Store {
             .col_expr(payment::Column::UpdatedAt, Expr::value(now))
             .filter(payment::Column::Id.eq(id))
             .filter(payment::Column::Status.eq(PaymentStatus::Captured.as_str()))
-            .exec(&txn)
+            .exec_with_returning(&txn)
             .await?;
-        if moved.rows_affected == 1 {
-            let refunded = payment::Entity::find_by_id(id.to_owned())
-                .one(&txn)
-                .await?
-                .map(Payment::try_from)
-                .transpose()?;
-            if let Some(event) = refunded.and_then(|p| events::payment_event(&p, traceparent)) {
-                Outbox::new(events::SERVICE).append(&txn, &event).await?;
-            }
-        }
-        txn.commit().await?;
-        Ok(())
+        let Some(refunded) = moved.into_iter().next() else {
+            txn.rollback().await?;
+            return self.by_id(id).await;
+        };
+        let refunded = Payment::try_from(refunded)?;
+        let event = events::payment_event(&refunded, traceparent);
+        self.relay.commit(txn, event.into_iter().collect()).await?;
+        Ok(Some(refunded))
     }
 }

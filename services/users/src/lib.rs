@@ -67,7 +67,7 @@ impl Accounts {
     /// (PKCS#8 DER) when given, else with the key kept in the database
     /// (created on first use).
     pub async fn open(database_url: &str, signing_key: Option<&[u8]>) -> Result<Self, UsersError> {
-        let db = shop_kit::db::connect(database_url).await?;
+        let db = shop_kit::db::connect("users", database_url).await?;
         shop_migrations::users::Migrator::up(&db, None).await?;
         let store = Store::new(db);
         let issuer = match signing_key {

@@ -3,7 +3,13 @@
 
 use std::{path::Path, time::Duration};
 
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr, SqlErr};
+use sea_orm::{
+    ConnectOptions, Database, DatabaseConnection, DbErr, SqlErr,
+    sqlx::{
+        postgres::PgSslMode,
+        sqlite::{SqliteJournalMode, SqliteSynchronous},
+    },
+};
 
 /// The SQLite URL of a service's file under `data_dir`.
 pub fn sqlite_url(data_dir: &Path, service: &str) -> String {
@@ -13,30 +19,90 @@ pub fn sqlite_url(data_dir: &Path, service: &str) -> String {
     )
 }
 
-/// Connects to `url`; for SQLite, creates the file (and its folder) only
-/// its owner may read, and turns on WAL so readers do not wait for writers.
-pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
+/// Connects `service` to its database at `url`; for SQLite, creates the
+/// file (and its folder) only its owner may read. The pool's settings are
+/// in [`pool_options`]. Every statement run on it is counted in
+/// `shop_db_statements_total{service}` (and traced at `shop::sql=trace`
+/// with its text), so a change that adds round trips shows.
+pub async fn connect(service: &'static str, url: &str) -> Result<DatabaseConnection, DbErr> {
     if let Some(path) = url.strip_prefix("sqlite://") {
         let file = path.split('?').next().unwrap_or_default();
         if !file.is_empty() && !file.starts_with(':') {
             create_private_file(Path::new(file)).await?;
         }
     }
+    let mut db = Database::connect(pool_options(url)).await?;
+    // The recorder must exist before the handle is taken, or it counts
+    // into nothing.
+    crate::observe::telemetry::prometheus();
+    let statements = metrics::counter!(STATEMENTS_TOTAL, "service" => service);
+    db.set_metric_callback(move |info| {
+        statements.increment(1);
+        tracing::trace!(target: "shop::sql", service, failed = info.failed, sql = %info.statement.sql);
+    });
+    Ok(db)
+}
+
+/// Statements run on a service's database (transaction control aside).
+pub const STATEMENTS_TOTAL: &str = "shop_db_statements_total";
+
+/// A connection idle this long is pinged before it is handed out (a
+/// database restarted meanwhile is noticed); a busy one is not, since a
+/// ping before every query doubled the round trips.
+const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(30);
+
+/// The pool for `url`. Everything is set in the connect options, so it
+/// holds for every pooled connection (a PRAGMA run as a statement reaches
+/// only the one connection that ran it):
+/// - SQLite: one connection (see below), WAL, `synchronous=NORMAL`
+///   (WAL stays consistent after a crash; a power cut may lose the last
+///   commits, not corrupt the file), foreign keys, 5 s of busy waiting;
+/// - PostgreSQL on this machine (localhost, a loopback address or a unix
+///   socket) without TLS unless the URL or `PGSSLMODE` asks for it: sqlx's
+///   default, "prefer", ran TLS over loopback.
+fn pool_options(url: &str) -> ConnectOptions {
     let mut options = ConnectOptions::new(url.to_owned());
     options
-        .max_connections(if url.starts_with("sqlite:") { 8 } else { 16 })
+        // SQLite takes one writer at a time: with one connection, writers
+        // queue here (in order, asleep) instead of colliding and sleeping
+        // in SQLite's busy handler (1, 2, 5, 10 ms...), and there is one
+        // worker thread to hand statements to, not eight.
+        .max_connections(if url.starts_with("sqlite:") { 1 } else { 16 })
         .connect_timeout(Duration::from_secs(10))
         .acquire_timeout(Duration::from_secs(10))
-        .sqlx_logging(false);
-    let db = Database::connect(options).await?;
-    if url.starts_with("sqlite:") {
-        use sea_orm::ConnectionTrait;
-        db.execute_unprepared(
-            "PRAGMA journal_mode=WAL; PRAGMA busy_timeout=5000; PRAGMA foreign_keys=ON;",
-        )
-        .await?;
+        .test_before_acquire_if_idle_for(PING_WHEN_IDLE_FOR)
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(|sqlite| {
+            sqlite
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(5))
+        });
+    let tls_asked_for =
+        url.contains("sslmode=") || std::env::var_os("PGSSLMODE").is_some_and(|m| !m.is_empty());
+    if !tls_asked_for {
+        options.map_sqlx_postgres_opts(|postgres| {
+            if is_this_machine(postgres.get_host()) {
+                postgres.ssl_mode(PgSslMode::Disable)
+            } else {
+                postgres
+            }
+        });
     }
-    Ok(db)
+    options
+}
+
+/// Whether a PostgreSQL host is this machine: a unix socket folder, the
+/// name localhost or a loopback address.
+fn is_this_machine(host: &str) -> bool {
+    host.starts_with('/')
+        || host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Creates `file` (mode 0600) and its missing folders (mode 0700) unless it
@@ -174,7 +240,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = std::env::temp_dir().join(format!("shop-db-{}", uuid::Uuid::new_v4()));
         let url = sqlite_url(&dir.join("data"), "users");
-        let db = connect(&url).await.expect("connect");
+        let db = connect("test", &url).await.expect("connect");
         use sea_orm::ConnectionTrait;
         db.execute_unprepared("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1);")
             .await
@@ -190,6 +256,106 @@ mod tests {
         }
         db.close().await.expect("close");
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// The connection gets the settings from the connect options (so a
+    /// connection the pool opens again gets them too), and there is one:
+    /// a second writer waits for the first.
+    #[tokio::test]
+    async fn the_one_sqlite_connection_is_set_up() {
+        use sea_orm::{ConnectionTrait, TransactionTrait};
+        let dir = std::env::temp_dir().join(format!("shop-db-{}", uuid::Uuid::new_v4()));
+        let db = connect("catalog", &sqlite_url(&dir, "catalog"))
+            .await
+            .expect("connect");
+        let held = vec![db.begin().await.expect("begin")];
+        let second = tokio::time::timeout(std::time::Duration::from_millis(200), db.begin()).await;
+        assert!(second.is_err(), "a second connection was handed out");
+        for transaction in &held {
+            let pragma = |name: &str| {
+                transaction.query_one_raw(sea_orm::Statement::from_string(
+                    sea_orm::DbBackend::Sqlite,
+                    format!("PRAGMA {name}"),
+                ))
+            };
+            let row = |found: Result<Option<sea_orm::QueryResult>, DbErr>| {
+                found.expect("pragma").expect("a row")
+            };
+            let number = |found| row(found).try_get_by_index::<i64>(0).expect("a number");
+            let journal: String = row(pragma("journal_mode").await)
+                .try_get_by_index(0)
+                .expect("a mode");
+            assert_eq!(journal, "wal");
+            assert_eq!(number(pragma("synchronous").await), 1, "NORMAL");
+            assert_eq!(number(pragma("foreign_keys").await), 1);
+            assert_eq!(number(pragma("busy_timeout").await), 5000);
+        }
+        for transaction in held {
+            transaction.rollback().await.expect("rollback");
+        }
+        db.close().await.expect("close");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn this_machine_is_a_socket_localhost_or_loopback() {
+        for host in [
+            "/var/run/postgresql",
+            "localhost",
+            "127.0.0.1",
+            "::1",
+            "[::1]",
+        ] {
+            assert!(is_this_machine(host), "{host}");
+        }
+        for host in ["db", "10.0.0.5", "db.example.com", "::2"] {
+            assert!(!is_this_machine(host), "{host}");
+        }
+    }
+
+    /// On the PostgreSQL of `just test-postgres` (Debian's, TLS on): a
+    /// loopback URL connects without TLS, unless the URL asks for it.
+    #[tokio::test]
+    async fn postgres_on_loopback_skips_tls_unless_asked() {
+        use sea_orm::ConnectionTrait;
+        let Ok(server) = std::env::var("SHOP_TEST_DATABASE_URL") else {
+            return;
+        };
+        if server.is_empty() || server.contains("sslmode=") {
+            return;
+        }
+        let tls = |url: String| async move {
+            let db = connect("test", &url).await.expect("connect");
+            let row = db
+                .query_one_raw(sea_orm::Statement::from_string(
+                    sea_orm::DbBackend::Postgres,
+                    "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                ))
+                .await
+                .expect("pg_stat_ssl")
+                .expect("a row");
+            let on: bool = row.try_get_by_index(0).expect("ssl");
+            let server_has_tls = db
+                .query_one_raw(sea_orm::Statement::from_string(
+                    sea_orm::DbBackend::Postgres,
+                    "SHOW ssl",
+                ))
+                .await
+                .expect("SHOW ssl")
+                .expect("a row")
+                .try_get_by_index::<String>(0)
+                .expect("on or off")
+                == "on";
+            db.close().await.expect("close");
+            (on, server_has_tls)
+        };
+        let (on, server_has_tls) = tls(server.clone()).await;
+        assert!(!on, "TLS over loopback by default");
+        if server_has_tls {
+            let separator = if server.contains('?') { '&' } else { '?' };
+            let (on, _) = tls(format!("{server}{separator}sslmode=require")).await;
+            assert!(on, "sslmode=require must be honoured");
+        }
     }
 
     #[test]

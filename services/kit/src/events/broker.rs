@@ -1,6 +1,9 @@
-//! Carrying events from the outbox to their consumers. The relay reads a
-//! service's outbox in commit order and hands each event to the broker,
-//! marking it published only once the broker has it:
+//! Carrying events from the outbox to their consumers. A service hands the
+//! relay the events of each transaction once it has committed; the relay
+//! delivers them at once to the broker (or this process's live
+//! subscribers), then, in batches a moment later, to this process's
+//! durable subscribers, and marks a batch published (one statement) once
+//! every one has it:
 //!
 //! - in process (the default, `cargo run`): the relay calls this process's
 //!   subscribers itself, and an event stays unpublished until every durable
@@ -10,13 +13,17 @@
 //!   durable subscription is a durable pull consumer that acks after
 //!   handling; live subscriptions are core NATS subscriptions.
 //!
-//! Either way delivery is at least once: handlers must be idempotent (see
-//! [`super::Inbox`]).
+//! The outbox stays the truth: events the relay never got (a crash after the
+//! commit, a full hand-over queue) or could not deliver (the broker down, a
+//! durable handler failing) are read back from it in commit order, and
+//! while any wait there, new ones are taken from it too, so none overtakes
+//! an older one. Either way delivery is at least once: handlers must be
+//! idempotent (see [`super::Inbox`]).
 
 use std::{sync::Arc, time::Duration};
 
-use sea_orm::DatabaseConnection;
-use tokio::sync::Notify;
+use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr};
+use tokio::sync::{mpsc, oneshot};
 
 use super::{
     Event, EventsError, Outbox,
@@ -25,11 +32,25 @@ use super::{
 };
 use crate::shutdown::Shutdown;
 
-/// How often the relay looks at the outbox when nobody wakes it: the delay
-/// before a retry after the broker or a handler failed.
-const RELAY_POLL: Duration = Duration::from_millis(500);
-/// Events relayed per database read.
-const RELAY_BATCH: u64 = 100;
+/// How often the relay reads the outbox for events it was not handed (and,
+/// after a failure, how soon it tries again).
+const RELAY_POLL: Duration = Duration::from_secs(1);
+/// An unpublished event this old was lost on its way to the relay (or its
+/// delivery failed): the poll takes it from the outbox.
+const HANDED_OVER_WITHIN: Duration = Duration::from_secs(2);
+/// Events delivered and marked published at once, at most.
+const RELAY_BATCH: usize = 256;
+/// Events handed over are delivered at once to whoever waits for news
+/// (live subscribers, the broker); the durable subscribers in this process
+/// get them, and the outbox marks them published, in one batch this much
+/// later at most: a read model lags by that, and costs a few statements
+/// per batch rather than per event.
+const FINISH_AFTER: Duration = Duration::from_millis(100);
+/// Committed events waiting for the relay; beyond this they wait in the
+/// outbox for the poll instead.
+const HAND_OVER_QUEUE: usize = 8192;
+/// Readers waiting for the read models to settle, at most.
+const SETTLE_QUEUE: usize = 1024;
 
 /// Where events go.
 #[derive(Clone, Debug)]
@@ -56,15 +77,19 @@ impl Broker {
     }
 }
 
-/// A running relay: wake it after committing events so they go at once.
-#[derive(Clone, Debug, Default)]
+/// A running relay: hand it the events of each committed transaction
+/// ([`Relay::commit`] does both).
+#[derive(Clone, Debug)]
 pub struct Relay {
-    wake: Arc<Notify>,
+    outbox: Outbox,
+    committed: Arc<mpsc::Sender<Event>>,
+    settle: mpsc::Sender<oneshot::Sender<()>>,
 }
 
 impl Relay {
     /// Starts relaying `service`'s outbox and delivering to `subscriptions`
-    /// until `shutdown`.
+    /// until `shutdown`; events left in the outbox by an earlier run go
+    /// first.
     pub fn start(
         db: DatabaseConnection,
         service: &str,
@@ -72,18 +97,16 @@ impl Relay {
         subscriptions: Vec<Subscription>,
         shutdown: &Shutdown,
     ) -> Self {
-        let relay = Self::default();
+        let (committed, handed_over) = mpsc::channel(HAND_OVER_QUEUE);
+        let (settle, settles) = mpsc::channel(SETTLE_QUEUE);
         let worker = Worker {
             db,
             service: service.to_owned(),
             outbox: Outbox::new(service),
-            wake: relay.wake.clone(),
             shutdown: shutdown.clone(),
         };
-        match broker {
-            Broker::InProcess => {
-                shutdown.spawn(worker.run(Transport::InProcess(subscriptions)));
-            }
+        let transport = match broker {
+            Broker::InProcess => Transport::InProcess(subscriptions),
             Broker::Nats(nats) => {
                 for subscription in subscriptions {
                     shutdown.spawn(nats.clone().consume(
@@ -92,15 +115,53 @@ impl Relay {
                         shutdown.clone(),
                     ));
                 }
-                shutdown.spawn(worker.run(Transport::Nats(nats)));
+                Transport::Nats(nats)
             }
+        };
+        shutdown.spawn(worker.run(transport, handed_over, settles));
+        Self {
+            outbox: Outbox::new(service),
+            committed: Arc::new(committed),
+            settle,
         }
-        relay
     }
 
-    /// Relay now rather than at the next poll.
-    pub fn wake(&self) {
-        self.wake.notify_one();
+    /// The transactional outbox at work: records `events` in `txn` (the
+    /// transaction making the change they report), commits it, and hands
+    /// them over to be delivered.
+    pub async fn commit(&self, txn: DatabaseTransaction, events: Vec<Event>) -> Result<(), DbErr> {
+        self.outbox.append_all(&txn, &events).await?;
+        txn.commit().await?;
+        self.committed(events);
+        Ok(())
+    }
+
+    /// Read-your-writes for this process's read models: returns once the
+    /// events handed over before the call have reached the durable
+    /// subscribers in this process (at once rather than with the next
+    /// batch), or after `patience`, or at once if events wait in the
+    /// outbox (the read model lags then). Over NATS the durable
+    /// subscribers are JetStream consumers: this publishes what is
+    /// pending, and they read it moments later.
+    pub async fn settled(&self, patience: Duration) {
+        let (done, settled) = oneshot::channel();
+        if self.settle.try_send(done).is_err() {
+            // Many readers waiting already: this one reads what is there.
+            return;
+        }
+        let _ = tokio::time::timeout(patience, settled).await;
+    }
+
+    /// Hands over events just committed (to the outbox, with the change
+    /// they report). Never waits: if the relay is far behind, they wait
+    /// in the outbox for its next poll.
+    pub fn committed(&self, events: impl IntoIterator<Item = Event>) {
+        for event in events {
+            if self.committed.try_send(event).is_err() {
+                // Full or stopped: the outbox has it.
+                return;
+            }
+        }
     }
 }
 
@@ -109,14 +170,39 @@ enum Transport {
     Nats(Box<Nats>),
 }
 
+/// Which subscribers a delivery reaches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reach {
+    /// Those waiting for news now: live subscribers, or the broker.
+    Now,
+    /// The durable subscribers in this process (read models): handed
+    /// whole batches, a moment later.
+    Durable,
+}
+
 impl Transport {
-    async fn deliver(&self, event: &Event) -> Result<(), EventsError> {
-        match self {
-            Self::Nats(nats) => nats.publish(event).await,
-            Self::InProcess(subscriptions) => {
-                for subscription in subscriptions.iter().filter(|s| s.wants(event)) {
-                    let handled = (subscription.handler)(event.clone()).await;
-                    match (handled, subscription.delivery) {
+    /// Delivers a batch, in order, to the subscribers `reach` names: all of
+    /// it, or an error (then all of it is delivered again later; consumers
+    /// are idempotent).
+    async fn deliver(&self, events: &[Event], reach: Reach) -> Result<(), EventsError> {
+        match (self, reach) {
+            (Self::Nats(nats), Reach::Now) => nats.publish_all(events).await,
+            // Over NATS, durable subscribers are JetStream consumers.
+            (Self::Nats(_), Reach::Durable) => Ok(()),
+            (Self::InProcess(subscriptions), reach) => {
+                let reached = subscriptions.iter().filter(|subscription| {
+                    (subscription.delivery == Delivery::Durable) == (reach == Reach::Durable)
+                });
+                for subscription in reached {
+                    let wanted: Vec<Event> = events
+                        .iter()
+                        .filter(|event| subscription.wants(event))
+                        .cloned()
+                        .collect();
+                    if wanted.is_empty() {
+                        continue;
+                    }
+                    match ((subscription.handler)(wanted).await, subscription.delivery) {
                         (Ok(()), _) => {}
                         (Err(reason), Delivery::Live) => {
                             tracing::debug!(consumer = %subscription.name, %reason, "live delivery failed");
@@ -135,60 +221,215 @@ impl Transport {
     }
 }
 
+/// `first` and whatever else is waiting, up to a batch.
+fn take_handed_over(first: Event, handed_over: &mut mpsc::Receiver<Event>) -> Vec<Event> {
+    let mut batch = vec![first];
+    while batch.len() < RELAY_BATCH {
+        match handed_over.try_recv() {
+            Ok(event) => batch.push(event),
+            Err(_) => break,
+        }
+    }
+    batch
+}
+
+/// Where the relay takes events from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Source {
+    /// As they are handed over; the poll only looks for lost ones.
+    HandedOver,
+    /// From the outbox, in commit order, until it is empty: at start, and
+    /// after a delivery failed.
+    Outbox,
+}
+
 struct Worker {
     db: DatabaseConnection,
     service: String,
     outbox: Outbox,
-    wake: Arc<Notify>,
     shutdown: Shutdown,
 }
 
 impl Worker {
-    async fn run(self, transport: Transport) {
+    async fn run(
+        self,
+        transport: Transport,
+        mut handed_over: mpsc::Receiver<Event>,
+        mut settles: mpsc::Receiver<oneshot::Sender<()>>,
+    ) {
+        let mut source = Source::Outbox;
         let mut failing = false;
+        // Delivered now, waiting for the durable subscribers and to be
+        // marked published: a batch every FINISH_AFTER at most.
+        let mut unfinished: Vec<Event> = Vec::new();
+        let finish_timer = tokio::time::sleep(FINISH_AFTER);
+        tokio::pin!(finish_timer);
+        let mut poll = tokio::time::interval(RELAY_POLL);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            match self.relay_pending(&transport).await {
-                Ok(()) if failing => {
-                    failing = false;
-                    tracing::info!(service = %self.service, "events flow again");
+            let delivered = tokio::select! {
+                () = self.shutdown.requested() => {
+                    if let Err(error) = self.finish(&transport, &mut unfinished).await {
+                        tracing::debug!(service = %self.service, %error, "events left to the next start");
+                    }
+                    return;
                 }
-                Ok(()) => {}
-                Err(error) if !failing => {
-                    failing = true;
-                    tracing::warn!(service = %self.service, %error, "events wait in the outbox");
+                first = handed_over.recv() => {
+                    let Some(first) = first else { return };
+                    let batch = take_handed_over(first, &mut handed_over);
+                    match source {
+                        // The outbox holds these too, behind older ones.
+                        Source::Outbox => continue,
+                        Source::HandedOver => {
+                            match self.deliver_now(&transport, batch, &mut unfinished).await {
+                                Ok(starts) => {
+                                    if starts {
+                                        finish_timer.as_mut().reset(tokio::time::Instant::now() + FINISH_AFTER);
+                                    }
+                                    if unfinished.len() >= RELAY_BATCH {
+                                        self.finish(&transport, &mut unfinished).await
+                                    } else {
+                                        Ok(())
+                                    }
+                                }
+                                Err(error) => Err(error),
+                            }
+                        }
+                    }
                 }
-                Err(_) => {}
-            }
-            tokio::select! {
-                () = self.shutdown.requested() => return,
-                () = self.wake.notified() => {}
-                () = tokio::time::sleep(RELAY_POLL) => {}
+                Some(reader) = settles.recv() => {
+                    // Whoever else waits is served by the same batch.
+                    let mut readers = vec![reader];
+                    while let Ok(reader) = settles.try_recv() {
+                        readers.push(reader);
+                    }
+                    if source == Source::Outbox {
+                        // Events wait in the outbox: the read models lag.
+                        readers.into_iter().for_each(|reader| _ = reader.send(()));
+                        continue;
+                    }
+                    let mut delivered = Ok(false);
+                    if let Ok(first) = handed_over.try_recv() {
+                        let batch = take_handed_over(first, &mut handed_over);
+                        delivered = self.deliver_now(&transport, batch, &mut unfinished).await;
+                    }
+                    let settled = match delivered {
+                        Ok(_) => self.finish(&transport, &mut unfinished).await,
+                        Err(error) => Err(error),
+                    };
+                    readers.into_iter().for_each(|reader| _ = reader.send(()));
+                    settled
+                }
+                () = &mut finish_timer, if !unfinished.is_empty() => {
+                    self.finish(&transport, &mut unfinished).await
+                }
+                _ = poll.tick() => match source {
+                    Source::Outbox => self.catch_up(&transport).await,
+                    Source::HandedOver => self.relay_lost(&transport).await,
+                },
+            };
+            match delivered {
+                Ok(()) => {
+                    if std::mem::take(&mut failing) {
+                        tracing::info!(service = %self.service, "events flow again");
+                    }
+                    source = Source::HandedOver;
+                }
+                Err(error) => {
+                    if !std::mem::replace(&mut failing, true) {
+                        tracing::warn!(service = %self.service, %error, "events wait in the outbox");
+                    }
+                    // Whatever was under way is read back from the outbox.
+                    unfinished.clear();
+                    source = Source::Outbox;
+                }
             }
         }
     }
 
-    /// Relays until the outbox is empty, something fails or shutdown is
-    /// asked for (after the batch under way); in order, so a failed event
-    /// holds back the ones after it.
-    async fn relay_pending(&self, transport: &Transport) -> Result<(), EventsError> {
+    /// Delivers events just handed over to whoever waits for news, and
+    /// keeps them for the durable subscribers' next batch; true if they
+    /// start that batch.
+    async fn deliver_now(
+        &self,
+        transport: &Transport,
+        batch: Vec<Event>,
+        unfinished: &mut Vec<Event>,
+    ) -> Result<bool, EventsError> {
+        transport.deliver(&batch, Reach::Now).await?;
+        let starts = unfinished.is_empty();
+        unfinished.extend(batch);
+        Ok(starts)
+    }
+
+    /// Hands the events delivered meanwhile to the durable subscribers and
+    /// marks them published: one batch, one statement.
+    async fn finish(
+        &self,
+        transport: &Transport,
+        unfinished: &mut Vec<Event>,
+    ) -> Result<(), EventsError> {
+        if unfinished.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(unfinished);
+        transport.deliver(&batch, Reach::Durable).await?;
+        self.mark_published(&batch).await
+    }
+
+    /// Relays everything unpublished, in commit order, batch by batch,
+    /// until the outbox is empty (or shutdown is asked for).
+    async fn catch_up(&self, transport: &Transport) -> Result<(), EventsError> {
         while !self.shutdown.is_triggered() {
             let batch = self
                 .outbox
-                .unpublished(&self.db, &self.service, RELAY_BATCH)
+                .unpublished(&self.db, &self.service, RELAY_BATCH as u64, None)
                 .await?;
             if batch.is_empty() {
                 return Ok(());
             }
-            for (seq, event) in batch {
-                transport.deliver(&event).await?;
-                self.outbox
-                    .mark_published(&self.db, &[seq], chrono::Utc::now().timestamp_millis())
-                    .await?;
-                metrics::counter!("shop_events_published_total",
-                    "service" => self.service.clone(), "type" => event.event_type.clone())
-                .increment(1);
+            self.relay(transport, &batch).await?;
+            if batch.len() < RELAY_BATCH {
+                return Ok(());
             }
         }
+        Ok(())
+    }
+
+    /// Relays one batch of the events that should have been handed over
+    /// by now and were not.
+    async fn relay_lost(&self, transport: &Transport) -> Result<(), EventsError> {
+        let lost_before = chrono::Utc::now().timestamp_millis()
+            - i64::try_from(HANDED_OVER_WITHIN.as_millis()).unwrap_or(i64::MAX);
+        let batch = self
+            .outbox
+            .unpublished(
+                &self.db,
+                &self.service,
+                RELAY_BATCH as u64,
+                Some(lost_before),
+            )
+            .await?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.relay(transport, &batch).await
+    }
+
+    /// Delivers a batch to every subscriber and marks it published.
+    async fn relay(&self, transport: &Transport, batch: &[Event]) -> Result<(), EventsError> {
+        transport.deliver(batch, Reach::Now).await?;
+        transport.deliver(batch, Reach::Durable).await?;
+        self.mark_published(batch).await
+    }
+
+    async fn mark_published(&self, batch: &[Event]) -> Result<(), EventsError> {
+        let ids: Vec<&str> = batch.iter().map(|event| event.id.as_str()).collect();
+        self.outbox
+            .mark_published(&self.db, &ids, chrono::Utc::now().timestamp_millis())
+            .await?;
+        metrics::counter!("shop_events_published_total", "service" => self.service.clone())
+            .increment(batch.len() as u64);
         Ok(())
     }
 }

@@ -2,6 +2,8 @@
 //! event id it handles, in the same transaction as the handling, and skips
 //! an id it has seen, so a redelivered event changes nothing.
 
+use std::collections::HashSet;
+
 use sea_orm::{
     ConnectionTrait, DbErr,
     sea_query::{Alias, OnConflict, Query},
@@ -30,24 +32,47 @@ impl Inbox {
         conn: &C,
         event_id: &str,
     ) -> Result<bool, DbErr> {
-        let insert = Query::insert()
+        Ok(!self.first_deliveries(conn, &[event_id]).await?.is_empty())
+    }
+
+    /// Records `event_ids` as handled, in one statement; the ones seen for
+    /// the first time (only those may change anything).
+    pub async fn first_deliveries<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        event_ids: &[&str],
+    ) -> Result<HashSet<String>, DbErr> {
+        if event_ids.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let now = chrono::Utc::now().timestamp_millis();
+        let mut insert = Query::insert()
             .into_table(Alias::new(&self.table))
             .columns([
                 Alias::new("consumer"),
                 Alias::new("event_id"),
                 Alias::new("processed_at_ms"),
             ])
-            .values_panic([
-                self.consumer.clone().into(),
-                event_id.to_owned().into(),
-                chrono::Utc::now().timestamp_millis().into(),
-            ])
             .on_conflict(
                 OnConflict::columns([Alias::new("consumer"), Alias::new("event_id")])
                     .do_nothing()
                     .to_owned(),
             )
+            .returning_col(Alias::new("event_id"))
             .to_owned();
-        Ok(conn.execute(&insert).await?.rows_affected() == 1)
+        for id in event_ids {
+            insert
+                .values([
+                    self.consumer.clone().into(),
+                    (*id).to_owned().into(),
+                    now.into(),
+                ])
+                .map_err(|e| DbErr::Custom(e.to_string()))?;
+        }
+        conn.query_all(&insert)
+            .await?
+            .into_iter()
+            .map(|row| row.try_get::<String>("", "event_id"))
+            .collect()
     }
 }

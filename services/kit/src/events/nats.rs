@@ -1,7 +1,13 @@
 //! NATS JetStream as the events broker: one stream, `SHOP_EVENTS`, holding
 //! every `shop.events.>` subject on disk.
 
-use std::time::Duration;
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use async_nats::jetstream::{
     self, AckKind,
@@ -29,10 +35,15 @@ fn nats_error(error: impl std::fmt::Display) -> EventsError {
     EventsError::Nats(error.to_string())
 }
 
+/// Messages a durable consumer handles at once, at most.
+const CONSUME_BATCH: usize = 256;
+
 #[derive(Clone, Debug)]
 pub struct Nats {
     client: async_nats::Client,
     jetstream: jetstream::Context,
+    /// Whether the stream is known to exist (asked once, not per publish).
+    stream_ready: Arc<AtomicBool>,
 }
 
 impl Nats {
@@ -48,7 +59,11 @@ impl Nats {
             .await
             .map_err(nats_error)?;
         let jetstream = jetstream::new(client.clone());
-        Ok(Self { client, jetstream })
+        Ok(Self {
+            client,
+            jetstream,
+            stream_ready: Arc::default(),
+        })
     }
 
     async fn stream(&self) -> Result<stream::Stream, EventsError> {
@@ -63,27 +78,42 @@ impl Nats {
             .map_err(nats_error)
     }
 
-    /// Publishes `event` and waits for JetStream to have stored it.
-    pub async fn publish(&self, event: &Event) -> Result<(), EventsError> {
-        self.stream().await?;
-        let payload = serde_json::to_vec(event)?;
+    /// Publishes `events` in order and waits for JetStream to have stored
+    /// every one (the publishes go out together, then the acks are read).
+    pub async fn publish_all(&self, events: &[Event]) -> Result<(), EventsError> {
+        if !self.stream_ready.load(Ordering::Relaxed) {
+            self.stream().await?;
+            self.stream_ready.store(true, Ordering::Relaxed);
+        }
         let publish = async {
-            self.jetstream
-                .send_publish(
-                    event.subject(),
-                    PublishMessage::build()
-                        .payload(payload.into())
-                        .message_id(&event.id),
-                )
-                .await
-                .map_err(nats_error)?
-                .await
-                .map_err(nats_error)
+            let mut acks = Vec::with_capacity(events.len());
+            for event in events {
+                let payload = serde_json::to_vec(event)?;
+                acks.push(
+                    self.jetstream
+                        .send_publish(
+                            event.subject(),
+                            PublishMessage::build()
+                                .payload(payload.into())
+                                .message_id(&event.id),
+                        )
+                        .await
+                        .map_err(nats_error)?,
+                );
+            }
+            for ack in acks {
+                ack.await.map_err(nats_error)?;
+            }
+            Ok::<(), EventsError>(())
         };
-        tokio::time::timeout(PUBLISH_TIMEOUT, publish)
+        let published = tokio::time::timeout(PUBLISH_TIMEOUT, publish)
             .await
-            .map_err(|_| EventsError::Nats("publish not acknowledged in time".into()))??;
-        Ok(())
+            .map_err(|_| EventsError::Nats("publish not acknowledged in time".into()))?;
+        if published.is_err() {
+            // The server may have lost the stream (restarted empty).
+            self.stream_ready.store(false, Ordering::Relaxed);
+        }
+        published
     }
 
     /// A durable pull consumer: each event is acked after `handler` has
@@ -111,38 +141,53 @@ impl Nats {
             .map_err(nats_error)?;
         // Short heartbeats and pulls: a server that went away and came back
         // is noticed in seconds, and the consumer starts again.
-        let mut messages = consumer
+        let messages = consumer
             .stream()
             .heartbeat(Duration::from_secs(1))
             .expires(Duration::from_secs(5))
             .messages()
             .await
             .map_err(nats_error)?;
+        // Every message already here is handled at once.
+        let mut batches = messages.ready_chunks(CONSUME_BATCH);
         loop {
-            let message = tokio::select! {
+            let batch = tokio::select! {
                 () = shutdown.requested() => return Ok(()),
-                next = messages.next() => match next {
-                    Some(message) => message.map_err(nats_error)?,
+                next = batches.next() => match next {
+                    Some(batch) => batch,
                     None => return Err(EventsError::Nats("consumer ended".into())),
                 },
             };
-            let event: Event = match serde_json::from_slice(&message.payload) {
-                Ok(event) => event,
-                Err(error) => {
-                    // Never handleable: drop it rather than loop forever.
-                    tracing::error!(subject = %message.subject, %error, "malformed event dropped");
-                    message.ack_with(AckKind::Term).await.map_err(nats_error)?;
-                    continue;
+            let mut messages = Vec::with_capacity(batch.len());
+            let mut events = Vec::with_capacity(batch.len());
+            for message in batch {
+                let message = message.map_err(nats_error)?;
+                match serde_json::from_slice::<Event>(&message.payload) {
+                    Ok(event) => {
+                        events.push(event);
+                        messages.push(message);
+                    }
+                    Err(error) => {
+                        // Never handleable: drop it rather than loop forever.
+                        tracing::error!(subject = %message.subject, %error, "malformed event dropped");
+                        message.ack_with(AckKind::Term).await.map_err(nats_error)?;
+                    }
                 }
-            };
-            match handler(event).await {
-                Ok(()) => message.ack().await.map_err(nats_error)?,
-                Err(reason) => {
-                    tracing::warn!(consumer = durable, %reason, "event handling failed, redelivering");
-                    message
+            }
+            if events.is_empty() {
+                continue;
+            }
+            let handled = handler(events).await;
+            if let Err(reason) = &handled {
+                tracing::warn!(consumer = durable, %reason, "event handling failed, redelivering");
+            }
+            for message in messages {
+                match &handled {
+                    Ok(()) => message.ack().await.map_err(nats_error)?,
+                    Err(_) => message
                         .ack_with(AckKind::Nak(Some(REDELIVERY_DELAY)))
                         .await
-                        .map_err(nats_error)?;
+                        .map_err(nats_error)?,
                 }
             }
         }
@@ -170,7 +215,7 @@ impl Nats {
                 },
             };
             if let Ok(event) = serde_json::from_slice::<Event>(&message.payload) {
-                let _ = handler(event).await;
+                let _ = handler(vec![event]).await;
             }
         }
     }

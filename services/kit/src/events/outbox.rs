@@ -29,8 +29,19 @@ impl Outbox {
     /// Records `event` on `conn`, which should be the transaction that
     /// makes the change the event reports.
     pub async fn append<C: ConnectionTrait>(&self, conn: &C, event: &Event) -> Result<(), DbErr> {
-        let data = serde_json::to_string(&event.data).map_err(|e| DbErr::Custom(e.to_string()))?;
-        let insert = Query::insert()
+        self.append_all(conn, std::slice::from_ref(event)).await
+    }
+
+    /// Records `events` in one statement, in their order.
+    pub async fn append_all<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        events: &[Event],
+    ) -> Result<(), DbErr> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut insert = Query::insert()
             .into_table(col(&self.table))
             .columns([
                 col("id"),
@@ -41,36 +52,44 @@ impl Outbox {
                 col("traceparent"),
                 col("data"),
             ])
-            .values_panic([
-                event.id.clone().into(),
-                event.event_type.clone().into(),
-                event.aggregate_id.clone().into(),
-                event.version.into(),
-                occurred_at_ms(&event.time).into(),
-                event.traceparent.clone().into(),
-                data.into(),
-            ])
             .to_owned();
+        for event in events {
+            let data =
+                serde_json::to_string(&event.data).map_err(|e| DbErr::Custom(e.to_string()))?;
+            insert
+                .values([
+                    event.id.clone().into(),
+                    event.event_type.clone().into(),
+                    event.aggregate_id.clone().into(),
+                    event.version.into(),
+                    occurred_at_ms(&event.time).into(),
+                    event.traceparent.clone().into(),
+                    data.into(),
+                ])
+                .map_err(|e| DbErr::Custom(e.to_string()))?;
+        }
         conn.execute(&insert).await?;
         Ok(())
     }
 
-    /// The oldest `limit` events not yet published, in commit order.
+    /// The oldest `limit` events not yet published, in commit order; only
+    /// those recorded before `before_ms` when given.
     pub(crate) async fn unpublished<C: ConnectionTrait>(
         &self,
         conn: &C,
         source: &str,
         limit: u64,
-    ) -> Result<Vec<(i64, Event)>, DbErr> {
+        before_ms: Option<i64>,
+    ) -> Result<Vec<Event>, DbErr> {
         let rows = self
             .select(conn, source, Some(limit), |select| {
                 select.and_where(Expr::col(col("published_at_ms")).is_null());
+                if let Some(before_ms) = before_ms {
+                    select.and_where(Expr::col(col("occurred_at_ms")).lt(before_ms));
+                }
             })
             .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(seq, event, _)| (seq, event))
-            .collect())
+        Ok(rows.into_iter().map(|(_, event, _)| event).collect())
     }
 
     /// Every event recorded, in commit order, and whether it was published
@@ -134,20 +153,21 @@ impl Outbox {
             .collect()
     }
 
-    /// Marks the events `seqs` published.
+    /// Marks the events `ids` published, in one statement.
     pub(crate) async fn mark_published<C: ConnectionTrait>(
         &self,
         conn: &C,
-        seqs: &[i64],
+        ids: &[&str],
         now_ms: i64,
     ) -> Result<(), DbErr> {
-        if seqs.is_empty() {
+        if ids.is_empty() {
             return Ok(());
         }
         let update = Query::update()
             .table(col(&self.table))
             .value(col("published_at_ms"), now_ms)
-            .and_where(Expr::col(col("seq")).is_in(seqs.iter().copied()))
+            .and_where(Expr::col(col("published_at_ms")).is_null())
+            .and_where(Expr::col(col("id")).is_in(ids.iter().copied()))
             .to_owned();
         conn.execute(&update).await?;
         Ok(())

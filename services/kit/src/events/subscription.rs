@@ -6,8 +6,9 @@ use futures::future::BoxFuture;
 
 use super::Event;
 
-/// Handles one event; an `Err` means "not handled, deliver it again".
-pub type Handler = Arc<dyn Fn(Event) -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
+/// Handles a batch of events, in the order they were published; an `Err`
+/// means "not all handled, deliver them again" (handlers are idempotent).
+pub type Handler = Arc<dyn Fn(Vec<Event>) -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
 
 /// What a subscriber needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,17 +42,38 @@ impl std::fmt::Debug for Subscription {
 
 impl Subscription {
     /// `name` identifies the consumer (it names the durable NATS consumer);
-    /// `types` is a prefix of the event types it wants, ending in `.`.
+    /// `types` is a prefix of the event types it wants, ending in `.`;
+    /// `handler` takes one event at a time.
     pub fn new<F, Fut>(name: &str, types: &str, delivery: Delivery, handler: F) -> Self
     where
         F: Fn(Event) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), String>> + Send + 'static,
+    {
+        let handler = Arc::new(handler);
+        Self::batched(name, types, delivery, move |events| {
+            let handler = handler.clone();
+            async move {
+                for event in events {
+                    handler(event).await?;
+                }
+                Ok(())
+            }
+        })
+    }
+
+    /// As [`Subscription::new`], with a handler that takes every event
+    /// ready at once (a consumer writing to its database does it in one
+    /// transaction).
+    pub fn batched<F, Fut>(name: &str, types: &str, delivery: Delivery, handler: F) -> Self
+    where
+        F: Fn(Vec<Event>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), String>> + Send + 'static,
     {
         Self {
             name: name.to_owned(),
             types: types.to_owned(),
             delivery,
-            handler: Arc::new(move |event| Box::pin(handler(event))),
+            handler: Arc::new(move |events| Box::pin(handler(events))),
         }
     }
 

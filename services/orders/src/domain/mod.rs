@@ -132,6 +132,34 @@ pub fn idempotency_key(key: &str) -> Result<&str, OrdersError> {
     Ok(key)
 }
 
+/// Whether `order`, placed earlier under the same key and paid with
+/// `paid_with`, is what a request for `wanted` paid with `payment_token`
+/// asks for: the same products in the same quantities (in any order; prices
+/// may have moved since) and the same payment token.
+pub fn asks_for(order: &Order, paid_with: &str, wanted: &[Wanted], payment_token: &str) -> bool {
+    let mut placed: Vec<(&str, i32)> = order
+        .lines
+        .iter()
+        .map(|line| (line.product_id.as_str(), line.quantity))
+        .collect();
+    let mut asked: Vec<(&str, i32)> = wanted
+        .iter()
+        .map(|want| (want.product_id.as_str(), want.quantity))
+        .collect();
+    placed.sort_unstable();
+    asked.sort_unstable();
+    paid_with == payment_token && placed == asked
+}
+
+/// An order's id as a caller names it: never empty (that is a malformed
+/// request, not an order that does not exist).
+pub fn order_id(id: &str) -> Result<&str, OrdersError> {
+    if id.is_empty() {
+        return Err(OrdersError::invalid("order_id", "is required"));
+    }
+    Ok(id)
+}
+
 pub fn payment_token(token: &str) -> Result<&str, OrdersError> {
     if token.is_empty() || token.len() > 200 {
         return Err(OrdersError::invalid("payment_token", "is required"));

@@ -7,9 +7,12 @@
 //! Backward (compensation): refund -> release stock -> cancelled.
 //!
 //! The charge is the pivot: until it succeeds the saga may turn back (a
-//! refusal, a peer unavailable too long, the customer cancelling, the
-//! deadline); once it has, committing the stock is retried until it
-//! succeeds. Compensations are retried until they succeed.
+//! refusal, the customer cancelling, the order's deadline passing, a peer
+//! still unavailable then); once it has, committing the stock is retried
+//! until it succeeds. Compensations are retried until they succeed. A peer
+//! that is down is waited for, with backoff: only time gives up, never a
+//! count of failures, so an outage shorter than the deadline cancels
+//! nothing.
 
 use std::time::Duration;
 
@@ -61,13 +64,13 @@ impl Step {
 /// How a saga behaves: retries, patience, leases.
 #[derive(Clone, Debug)]
 pub struct SagaPolicy {
-    /// Attempts of a forward step whose peer is unavailable before the
-    /// saga turns back.
-    pub max_attempts: u32,
     /// The first retry's delay; each retry doubles it, up to `max_backoff`.
+    /// A call not even made (the peer's breaker open, too many calls in
+    /// flight) is retried after `first_backoff`, and is no attempt.
     pub first_backoff: Duration,
     pub max_backoff: Duration,
-    /// An order not past its charge by then is cancelled.
+    /// An order not past its charge by then is cancelled (a peer still
+    /// unavailable then included).
     pub deadline: Duration,
     /// How long a driver owns a saga without renewing; after a crash,
     /// another driver takes over once it has run out.
@@ -82,9 +85,8 @@ pub struct SagaPolicy {
 impl Default for SagaPolicy {
     fn default() -> Self {
         Self {
-            max_attempts: 4,
             first_backoff: Duration::from_millis(250),
-            max_backoff: Duration::from_secs(10),
+            max_backoff: Duration::from_secs(2),
             deadline: Duration::from_secs(120),
             lease: Duration::from_secs(10),
             sweep_every: Duration::from_secs(2),
@@ -126,6 +128,9 @@ pub enum Outcome {
     /// The peer (named, e.g. "payment service") did not answer, or not
     /// usefully; worth trying again.
     Unavailable(String),
+    /// The call was not even made: the peer's breaker is open, or too many
+    /// calls to it are in flight. Not an attempt; worth trying again soon.
+    NotSent(String),
 }
 
 /// What to do after a step (or before one).
@@ -141,6 +146,20 @@ pub enum Transition {
     Retry { attempts: u32, after: Duration },
     /// The order is final.
     Finish { confirmed: bool },
+}
+
+impl Transition {
+    /// Whether this transition, taken at `now_ms`, gets to try again by
+    /// `deadline_ms` (anything but a retry moves on at once).
+    fn due_by(&self, now_ms: i64, deadline_ms: i64) -> bool {
+        match self {
+            Self::Retry { after, .. } => {
+                let after = i64::try_from(after.as_millis()).unwrap_or(i64::MAX);
+                now_ms.saturating_add(after) <= deadline_ms
+            }
+            _ => true,
+        }
+    }
 }
 
 /// Where compensation starts from a step before the pivot: a charge may
@@ -177,8 +196,8 @@ pub fn before_step(saga: &Saga, now_ms: i64) -> Option<Transition> {
     None
 }
 
-/// What follows a step's outcome.
-pub fn after_step(saga: &Saga, outcome: Outcome, policy: &SagaPolicy) -> Transition {
+/// What follows a step's outcome, at `now_ms`.
+pub fn after_step(saga: &Saga, outcome: Outcome, policy: &SagaPolicy, now_ms: i64) -> Transition {
     let keep = |to: Step| Transition::Move {
         to,
         cancel_reason: saga.cancel_reason.clone(),
@@ -191,25 +210,29 @@ pub fn after_step(saga: &Saga, outcome: Outcome, policy: &SagaPolicy) -> Transit
             after: policy.backoff(attempts),
         }
     };
+    // A call not sent is no attempt: soon again, with no more backoff.
+    let wait = || Transition::Retry {
+        attempts: saga.attempts,
+        after: policy.first_backoff,
+    };
     match (saga.step, outcome) {
         (Step::Done, _) => Transition::Finish {
             confirmed: saga.cancel_reason.is_empty(),
         },
-        // Forward, before the pivot: a refusal or too many failures turn back.
+        // Forward, before the pivot: a refusal turns back, and so does a
+        // peer still unavailable when the order's time is up (its next try
+        // would come too late).
         (step @ (Step::ReserveStock | Step::Charge), Outcome::Refused(reason)) => {
             turn_back(step, &reason)
         }
-        (step @ (Step::ReserveStock | Step::Charge), Outcome::Unavailable(peer))
-            if saga.attempts.saturating_add(1) >= policy.max_attempts =>
-        {
-            turn_back(
-                step,
-                &format!(
-                    "the {peer} was unavailable after {} attempts",
-                    policy.max_attempts
-                ),
-            )
-        }
+        (
+            step @ (Step::ReserveStock | Step::Charge),
+            Outcome::Unavailable(peer) | Outcome::NotSent(peer),
+        ) if !retry().due_by(now_ms, saga.deadline_at_ms) => turn_back(
+            step,
+            &format!("the {peer} was unavailable until the order's time ran out"),
+        ),
+        (_, Outcome::NotSent(_)) => wait(),
         (Step::ReserveStock, Outcome::Done | Outcome::Charged { .. }) => keep(Step::Charge),
         (Step::Charge, Outcome::Charged { payment_id }) => Transition::Move {
             to: Step::CommitStock,
@@ -264,7 +287,7 @@ mod tests {
     fn the_happy_path_reserves_charges_commits() {
         let policy = SagaPolicy::default();
         assert_eq!(
-            after_step(&at(Step::ReserveStock), Outcome::Done, &policy),
+            after_step(&at(Step::ReserveStock), Outcome::Done, &policy, 0),
             moved(Step::Charge, "")
         );
         assert_eq!(
@@ -273,7 +296,8 @@ mod tests {
                 Outcome::Charged {
                     payment_id: "pay-1".into()
                 },
-                &policy
+                &policy,
+                0
             ),
             Transition::Move {
                 to: Step::CommitStock,
@@ -282,7 +306,7 @@ mod tests {
             }
         );
         assert_eq!(
-            after_step(&at(Step::CommitStock), Outcome::Done, &policy),
+            after_step(&at(Step::CommitStock), Outcome::Done, &policy, 0),
             Transition::Finish { confirmed: true }
         );
     }
@@ -294,7 +318,8 @@ mod tests {
             after_step(
                 &at(Step::ReserveStock),
                 Outcome::Refused("out of stock".into()),
-                &policy
+                &policy,
+                0
             ),
             moved(Step::ReleaseStock, "out of stock")
         );
@@ -302,47 +327,47 @@ mod tests {
             after_step(
                 &at(Step::Charge),
                 Outcome::Refused("card declined".into()),
-                &policy
+                &policy,
+                0
             ),
             moved(Step::Refund, "card declined")
         );
         let mut refunding = at(Step::Refund);
         refunding.cancel_reason = "card declined".into();
         assert_eq!(
-            after_step(&refunding, Outcome::Done, &policy),
+            after_step(&refunding, Outcome::Done, &policy, 0),
             moved(Step::ReleaseStock, "card declined")
         );
         assert_eq!(
-            after_step(&at(Step::ReleaseStock), Outcome::Done, &policy),
+            after_step(&at(Step::ReleaseStock), Outcome::Done, &policy, 0),
             Transition::Finish { confirmed: false }
         );
     }
 
     #[test]
-    fn an_unavailable_peer_is_retried_with_backoff_then_given_up_before_the_pivot() {
+    fn an_unavailable_peer_is_waited_for_until_the_deadline_only() {
         let policy = SagaPolicy::default();
+        let unavailable = || Outcome::Unavailable("payment service".into());
         let mut charging = at(Step::Charge);
         assert_eq!(
-            after_step(
-                &charging,
-                Outcome::Unavailable("payment service".into()),
-                &policy
-            ),
+            after_step(&charging, unavailable(), &policy, 0),
             Transition::Retry {
                 attempts: 1,
                 after: policy.first_backoff
             }
         );
-        charging.attempts = policy.max_attempts - 1;
+        // However many failures: while a retry can come in time, it waits on.
+        charging.attempts = 1_000;
+        charging.deadline_at_ms = 10_000;
+        assert!(matches!(
+            after_step(&charging, unavailable(), &policy, 8_000),
+            Transition::Retry { attempts: 1_001, after } if after == policy.max_backoff
+        ));
         assert_eq!(
-            after_step(
-                &charging,
-                Outcome::Unavailable("payment service".into()),
-                &policy
-            ),
+            after_step(&charging, unavailable(), &policy, 8_001),
             moved(
                 Step::Refund,
-                "the payment service was unavailable after 4 attempts"
+                "the payment service was unavailable until the order's time ran out"
             )
         );
         // Past the pivot and while compensating, never given up.
@@ -350,11 +375,42 @@ mod tests {
             let mut saga = at(step);
             saga.attempts = 50;
             assert!(matches!(
-                after_step(&saga, Outcome::Unavailable("x".into()), &policy),
+                after_step(&saga, Outcome::Unavailable("x".into()), &policy, i64::MAX),
                 Transition::Retry { attempts: 51, .. }
             ));
         }
         assert_eq!(policy.backoff(30), policy.max_backoff);
+    }
+
+    #[test]
+    fn a_call_not_sent_is_no_attempt() {
+        let policy = SagaPolicy::default();
+        let mut charging = at(Step::Charge);
+        charging.attempts = 2;
+        assert_eq!(
+            after_step(
+                &charging,
+                Outcome::NotSent("payment service".into()),
+                &policy,
+                0
+            ),
+            Transition::Retry {
+                attempts: 2,
+                after: policy.first_backoff
+            }
+        );
+        assert!(matches!(
+            after_step(
+                &charging,
+                Outcome::NotSent("payment service".into()),
+                &policy,
+                900
+            ),
+            Transition::Move {
+                to: Step::Refund,
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use shop_kit::{
     observe::trace_context::TraceParent,
 };
 use shop_proto::shop::catalog::v1::{
-    CommitStockRequest, GetProductRequest, ReleaseStockRequest, ReservationStatus,
+    BatchGetProductsRequest, CommitStockRequest, ReleaseStockRequest, ReservationStatus,
     ReserveStockRequest, StockItem, catalog_service_client::CatalogServiceClient,
 };
 use tokio::time::Instant;
@@ -44,44 +44,61 @@ impl Catalog {
         })
     }
 
-    /// Names and prices of `product_ids`, in order, fetched in parallel. An
-    /// unknown product is the caller's invalid argument; anything else
-    /// means the catalog is unavailable (details are logged).
+    /// Names and prices of `product_ids` (distinct), in order: one call,
+    /// whatever the number of lines. An unknown product is the caller's
+    /// invalid argument (the catalog's words name it); anything else means
+    /// the catalog is unavailable (details are logged).
     pub async fn prices(
         &self,
         product_ids: &[String],
         deadline: Option<Instant>,
     ) -> Result<Vec<Priced>, OrdersError> {
-        let lookups = product_ids.iter().map(|id| {
-            async move {
-                let answer = self
-                    .downstream
-                    .call(Retry::Safe, deadline, |budget| {
-                        let mut client = self.client.clone();
-                        let mut lookup = tonic::Request::new(GetProductRequest { id: id.clone() });
-                        lookup.set_timeout(budget);
-                        async move { client.get_product(lookup).await }
-                    })
-                    .await;
-                match answer {
-                    Ok(answer) => answer.into_inner().product.map(|p| {
-                        let price = p.price.unwrap_or_default();
-                        Priced { name: p.name, currency_code: price.currency_code, minor_units: price.minor_units }
-                    }).ok_or(OrdersError::Unavailable { service: PEER }),
-                    Err(status) if status.code() == Code::NotFound => Err(OrdersError::invalid(
-                        "items.product_id",
-                        format!("no product {id:?} in the catalog"),
-                    )),
-                    Err(status) => {
-                        tracing::warn!(code = ?status.code(), message = status.message(), "catalog call failed");
-                        Err(OrdersError::Unavailable { service: PEER })
-                    }
-                }
+        let answer = self
+            .downstream
+            .call(Retry::Safe, deadline, |budget| {
+                let mut client = self.client.clone();
+                let mut lookup = tonic::Request::new(BatchGetProductsRequest {
+                    product_ids: product_ids.to_vec(),
+                });
+                lookup.set_timeout(budget);
+                async move { client.batch_get_products(lookup).await }
+            })
+            .await;
+        let products = match answer {
+            Ok(answer) => answer.into_inner().products,
+            Err(status) if status.code() == Code::NotFound => {
+                return Err(OrdersError::invalid(
+                    "items.product_id",
+                    format!("not in the catalog: {}", status.message()),
+                ));
             }
-        });
-        futures::future::join_all(lookups)
-            .await
+            Err(status) => {
+                if shop_kit::client::was_not_sent(&status) {
+                    tracing::debug!(message = status.message(), "catalog call not sent");
+                } else {
+                    tracing::warn!(code = ?status.code(), message = status.message(), "catalog call failed");
+                }
+                return Err(OrdersError::Unavailable { service: PEER });
+            }
+        };
+        if products.len() != product_ids.len()
+            || products.iter().zip(product_ids).any(|(p, id)| &p.id != id)
+        {
+            tracing::error!("the catalog answered other products than asked");
+            return Err(OrdersError::Unavailable { service: PEER });
+        }
+        products
             .into_iter()
+            .map(|product| {
+                let price = product
+                    .price
+                    .ok_or(OrdersError::Unavailable { service: PEER })?;
+                Ok(Priced {
+                    name: product.name,
+                    currency_code: price.currency_code,
+                    minor_units: price.minor_units,
+                })
+            })
             .collect()
     }
 

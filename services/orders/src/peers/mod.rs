@@ -102,8 +102,14 @@ fn request<T>(
 }
 
 /// An answer that says nothing for good: the peer (or the way to it) may
-/// do better later. Logged here; the customer hears only which service.
+/// do better later. Logged here; the customer hears only which service. A
+/// call the client stack did not even send (the peer's breaker open, too
+/// many calls in flight) is no attempt.
 fn unavailable(peer: &str, status: &tonic::Status) -> Outcome {
+    if shop_kit::client::was_not_sent(status) {
+        tracing::debug!(peer, message = status.message(), "peer call not sent");
+        return Outcome::NotSent(format!("{peer} service"));
+    }
     tracing::warn!(peer, code = ?status.code(), message = status.message(), "peer call failed");
     Outcome::Unavailable(format!("{peer} service"))
 }

@@ -108,7 +108,6 @@ fn http() -> HttpConfig {
 /// Quick retries and leases, so crashes and retries resolve in a test's time.
 pub fn fast_policy() -> SagaPolicy {
     SagaPolicy {
-        max_attempts: 3,
         first_backoff: Duration::from_millis(20),
         max_backoff: Duration::from_millis(200),
         deadline: Duration::from_secs(60),
@@ -149,16 +148,84 @@ pub struct Shop {
     pub accounts: shop_users::Accounts,
     pub ada: String,
     pub bob: String,
+    catalog_process: Peer<shop_catalog::Config>,
+    payments_process: Peer<shop_payments::Config>,
     peers: PeerUrls,
     options: Options,
     orders_db: TestDatabase,
-    _databases: Vec<TestDatabase>,
+    /// Users, catalog and payments, in that order.
+    databases: Vec<TestDatabase>,
 }
 
 impl Drop for Shop {
     fn drop(&mut self) {
         self.faults.crash_orders();
+        let peers = [
+            self.catalog_process.runtime.take(),
+            self.payments_process.runtime.take(),
+        ];
+        for runtime in peers.into_iter().flatten() {
+            runtime.shutdown_background();
+        }
     }
+}
+
+/// A peer service (catalog, payments) in a runtime of its own, so a test
+/// can kill it (every task and connection at once, as kill -9 would) and
+/// start it again on the same port and database.
+struct Peer<C> {
+    config: C,
+    addr: SocketAddr,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl<C> Peer<C>
+where
+    C: shop_kit::app::Service + Clone + Send + 'static,
+    C::Handle: Send,
+{
+    /// Kills it, waits `outage`, starts it again: its new handle.
+    async fn kill_for(&mut self, outage: Duration, faults: &Faults) -> C::Handle {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+        tokio::time::sleep(outage).await;
+        let (runtime, running) = in_own_runtime(self.config.clone(), self.addr, faults).await;
+        self.runtime = Some(runtime);
+        running.handle
+    }
+}
+
+/// Starts `config`'s service on `addr` in a runtime of its own, its calls
+/// passing the fault door.
+async fn in_own_runtime<C>(
+    config: C,
+    addr: SocketAddr,
+    faults: &Faults,
+) -> (tokio::runtime::Runtime, shop_kit::app::Running<C::Handle>)
+where
+    C: shop_kit::app::Service + Send + 'static,
+    C::Handle: Send,
+{
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let faults = faults.clone();
+    let started = runtime.spawn(async move {
+        Launch::new(config)
+            .addr(addr)
+            .http(http())
+            .around(move |app: axum::Router| {
+                app.layer(axum::middleware::from_fn_with_state(faults, inject))
+            })
+            .start()
+            .await
+            .expect("a peer service")
+    });
+    let running = started.await.expect("started");
+    (runtime, running)
 }
 
 impl Shop {
@@ -187,24 +254,20 @@ impl Shop {
         let accounts = users.handle;
         let users_url = format!("http://{}", users.addr);
         let token_keys = TokenKeys::FromUsers(users_url.clone());
-        let at_the_door = |faults: &Faults| {
-            let faults = faults.clone();
-            move |app: axum::Router| app.layer(axum::middleware::from_fn_with_state(faults, inject))
-        };
-
         let catalog_db = TestDatabase::new("catalog").await;
-        let catalog = Launch::new(shop_catalog::Config {
+        let catalog_config = shop_catalog::Config {
             database_url: catalog_db.url.as_str().into(),
             demo_data: false,
             demo_stock: None,
             nats_url: None,
             token_keys: token_keys.clone(),
-        })
-        .http(http())
-        .around(at_the_door(&faults))
-        .start()
-        .await
-        .expect("catalog");
+        };
+        let (catalog_runtime, catalog) = in_own_runtime(
+            catalog_config.clone(),
+            "127.0.0.1:0".parse().expect("addr"),
+            &faults,
+        )
+        .await;
         for (id, cents) in [("p1", 1200), ("p2", 350)] {
             let product = NewProduct::new(
                 id,
@@ -223,16 +286,17 @@ impl Shop {
         }
 
         let payments_db = TestDatabase::new("payments").await;
-        let payments = Launch::new(shop_payments::Config {
+        let payments_config = shop_payments::Config {
             database_url: payments_db.url.as_str().into(),
             nats_url: None,
             token_keys: token_keys.clone(),
-        })
-        .http(http())
-        .around(at_the_door(&faults))
-        .start()
-        .await
-        .expect("payments");
+        };
+        let (payments_runtime, payments) = in_own_runtime(
+            payments_config.clone(),
+            "127.0.0.1:0".parse().expect("addr"),
+            &faults,
+        )
+        .await;
         let payments_url = format!("http://{}", payments.addr);
 
         let now = std::time::SystemTime::now()
@@ -245,6 +309,16 @@ impl Shop {
             orders: "127.0.0.1:9".parse().expect("addr"),
             catalog: catalog.handle,
             payments: payments.handle,
+            catalog_process: Peer {
+                config: catalog_config,
+                addr: catalog.addr,
+                runtime: Some(catalog_runtime),
+            },
+            payments_process: Peer {
+                config: payments_config,
+                addr: payments.addr,
+                runtime: Some(payments_runtime),
+            },
             faults,
             accounts,
             ada,
@@ -257,7 +331,7 @@ impl Shop {
             },
             options,
             orders_db: TestDatabase::new("orders").await,
-            _databases: vec![users_db, catalog_db, payments_db],
+            databases: vec![users_db, catalog_db, payments_db],
         };
         shop.start_orders().await;
         shop
@@ -289,6 +363,21 @@ impl Shop {
         });
         *self.faults.orders.lock().expect("runtime") = Some(runtime);
         self.orders = started.await.expect("orders started");
+    }
+
+    /// Kills the payments service (`"payments"`) or the catalog
+    /// (`"catalog"`) for `outage`, then starts it again on its port and
+    /// database.
+    pub async fn outage(&mut self, service: &str, outage: Duration) {
+        match service {
+            "payments" => {
+                self.payments = self.payments_process.kill_for(outage, &self.faults).await;
+            }
+            "catalog" => {
+                self.catalog = self.catalog_process.kill_for(outage, &self.faults).await;
+            }
+            other => panic!("no peer {other}"),
+        }
     }
 
     /// Whether the orders service answers at all.
@@ -368,6 +457,28 @@ impl Shop {
             .await
     }
 
+    /// ListOrders once it lists `count` orders, each as it ended (the
+    /// history follows the events, taking in what is committed before each read).
+    pub async fn history_settled(&self, token: &str, count: usize) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let listed = self.history(token, count, json!({"pageSize": 100})).await;
+            let settled = listed["orders"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .all(|order| order["status"] != "ORDER_STATUS_PENDING");
+            if settled {
+                return listed;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "history still has pending orders: {listed}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
     /// As `history`, waiting up to `patience`.
     pub async fn history_within(
         &self,
@@ -412,9 +523,61 @@ impl Shop {
             .collect()
     }
 
+    /// Where each service keeps its data: (service, database URL).
+    pub fn database_urls(&self) -> Vec<(&'static str, &str)> {
+        let others = ["users", "catalog", "payments"]
+            .into_iter()
+            .zip(self.databases.iter().map(|db| db.url.as_str()));
+        std::iter::once(("orders", self.orders_db.url.as_str()))
+            .chain(others)
+            .collect()
+    }
+
+    /// Follows the order with WatchOrder (Connect JSON streaming) until the
+    /// stream ends; the last status it reported.
+    /// WatchOrder over Connect JSON streaming, read to its end: the HTTP
+    /// status and the stream as text (messages and the end-of-stream).
+    pub async fn watch(&self, token: &str, order_id: &str) -> (u16, String) {
+        let body = json!({"orderId": order_id}).to_string();
+        let mut framed = vec![0u8];
+        framed.extend_from_slice(&u32::try_from(body.len()).expect("len").to_be_bytes());
+        framed.extend_from_slice(body.as_bytes());
+        let response = reqwest::Client::new()
+            .post(format!(
+                "http://{}/shop.orders.v1.OrderService/WatchOrder",
+                self.orders
+            ))
+            .header("content-type", "application/connect+json")
+            .bearer_auth(token)
+            .body(framed)
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await
+            .expect("watch");
+        let status = response.status().as_u16();
+        let received = response.bytes().await.expect("the whole stream");
+        (status, String::from_utf8_lossy(&received).into_owned())
+    }
+
+    pub async fn watch_until_final(&self, token: &str, order_id: &str) -> String {
+        let (status, text) = self.watch(token, order_id).await;
+        assert_eq!(status, 200);
+        [
+            "ORDER_STATUS_CONFIRMED",
+            "ORDER_STATUS_CANCELLED",
+            "ORDER_STATUS_PENDING",
+        ]
+        .into_iter()
+        .filter_map(|status| Some((text.rfind(status)?, status)))
+        .max()
+        .unwrap_or_else(|| panic!("no status in the stream: {text}"))
+        .1
+        .to_owned()
+    }
+
     /// The orders service's own database (as it is on disk now).
     pub async fn orders_database(&self) -> sea_orm::DatabaseConnection {
-        shop_kit::db::connect(&self.orders_db.url)
+        shop_kit::db::connect("orders", &self.orders_db.url)
             .await
             .expect("orders database")
     }

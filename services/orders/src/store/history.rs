@@ -1,0 +1,152 @@
+//! The order history: a denormalized view of each customer's orders (lines
+//! with product names, totals, status), kept from the order events (CQRS)
+//! and read by ListOrders. Events come in batches, each handled in one
+//! transaction of two statements whatever its size: the batch's ids into
+//! the inbox (so a redelivered event changes nothing), and the orders, each
+//! at its newest version, upserted where they are newer than what is held.
+
+use std::collections::HashMap;
+
+use sea_orm::{
+    ActiveValue::Set,
+    ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait,
+    sea_query::{Alias, Expr, ExprTrait, OnConflict},
+};
+use shop_kit::events::{Event, Inbox};
+
+use super::entities::order_history;
+use crate::{
+    domain::{Cursor, Order},
+    error::OrdersError,
+    events::{self, OrderSnapshot},
+};
+
+/// The consumer that keeps the order history.
+pub const HISTORY_CONSUMER: &str = "order-history";
+
+#[derive(Clone, Debug)]
+pub struct History {
+    db: DatabaseConnection,
+    inbox: Inbox,
+}
+
+impl History {
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self {
+            db,
+            inbox: Inbox::new(events::SERVICE, HISTORY_CONSUMER),
+        }
+    }
+
+    /// Applies a batch of order events: each once, and an order only where
+    /// the event is newer than what the history holds.
+    pub async fn record(&self, batch: &[Event]) -> Result<(), OrdersError> {
+        let mut ids: Vec<&str> = batch.iter().map(|event| event.id.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let txn = self.db.begin().await?;
+        let first_time = self.inbox.first_deliveries(&txn, &ids).await?;
+        // The newest news of each order in the batch.
+        let mut newest: HashMap<&str, Order> = HashMap::new();
+        for event in batch.iter().filter(|event| first_time.contains(&event.id)) {
+            let order = events::order_of(event).map_err(OrdersError::MalformedEvent)?;
+            if newest
+                .get(event.aggregate_id.as_str())
+                .is_none_or(|known| known.version < order.version)
+            {
+                newest.insert(event.aggregate_id.as_str(), order);
+            }
+        }
+        if newest.is_empty() {
+            txn.rollback().await?;
+            return Ok(());
+        }
+        let rows = newest
+            .into_values()
+            .map(|order| {
+                let items = serde_json::to_string(&OrderSnapshot::of(&order).items)
+                    .map_err(|e| OrdersError::MalformedEvent(e.to_string()))?;
+                Ok(order_history::ActiveModel {
+                    order_id: Set(order.id),
+                    user_id: Set(order.user_id),
+                    status: Set(order.status.as_str().to_owned()),
+                    cancel_reason: Set(order.cancel_reason),
+                    currency_code: Set(order.currency_code),
+                    total_minor_units: Set(order.total_minor_units),
+                    items: Set(items),
+                    created_at_ms: Set(order.created_at_ms),
+                    updated_at_ms: Set(order.updated_at_ms),
+                    version: Set(order.version),
+                })
+            })
+            .collect::<Result<Vec<_>, OrdersError>>()?;
+        use order_history::Column as C;
+        let newer = Expr::col((order_history::Entity, C::Version))
+            .lt(Expr::col((Alias::new("excluded"), C::Version)));
+        order_history::Entity::insert_many(rows)
+            .on_conflict(
+                OnConflict::column(C::OrderId)
+                    .update_columns([
+                        C::Status,
+                        C::CancelReason,
+                        C::Items,
+                        C::UpdatedAtMs,
+                        C::Version,
+                    ])
+                    .action_and_where(newer)
+                    .to_owned(),
+            )
+            .exec_without_returning(&txn)
+            .await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// One page of a customer's order history, newest first, and whether
+    /// more follow.
+    pub async fn page(
+        &self,
+        user_id: &str,
+        size: u64,
+        after: Option<&Cursor>,
+    ) -> Result<(Vec<Order>, bool), OrdersError> {
+        let mut select = order_history::Entity::find()
+            .filter(order_history::Column::UserId.eq(user_id))
+            .order_by_desc(order_history::Column::CreatedAtMs)
+            .order_by_desc(order_history::Column::OrderId);
+        if let Some(cursor) = after {
+            select = select.filter(
+                Condition::any()
+                    .add(order_history::Column::CreatedAtMs.lt(cursor.created_at_ms))
+                    .add(
+                        Condition::all()
+                            .add(order_history::Column::CreatedAtMs.eq(cursor.created_at_ms))
+                            .add(order_history::Column::OrderId.lt(cursor.id.as_str())),
+                    ),
+            );
+        }
+        let mut rows = select.limit(size + 1).all(&self.db).await?;
+        let more = rows.len() as u64 > size;
+        rows.truncate(usize::try_from(size).unwrap_or(usize::MAX));
+        rows.into_iter()
+            .map(|row| {
+                let items: Vec<events::ItemSnapshot> = serde_json::from_str(&row.items)
+                    .map_err(|e| OrdersError::MalformedEvent(e.to_string()))?;
+                OrderSnapshot {
+                    id: row.order_id,
+                    user_id: row.user_id,
+                    status: row.status,
+                    cancel_reason: row.cancel_reason,
+                    currency_code: row.currency_code,
+                    total_minor_units: row.total_minor_units,
+                    items,
+                    created_at_ms: row.created_at_ms,
+                    updated_at_ms: row.updated_at_ms,
+                }
+                .into_order(row.version)
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(|orders| (orders, more))
+    }
+}

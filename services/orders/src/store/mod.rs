@@ -1,0 +1,364 @@
+//! The orders database: the only module that touches it. Orders with their
+//! lines and, in the order's row, where its saga stands; the outbox; and
+//! the order history (the read model behind ListOrders, [`History`]).
+//!
+//! What an order costs here, on the way it usually goes: one transaction to
+//! place it (the order's row, with its lines and its saga, and its event),
+//! one statement per saga transition, one transaction to finish it (the
+//! row, its event); the driver that placed it holds its saga from the
+//! start, so nothing is claimed or read back between steps.
+
+mod entities;
+mod history;
+
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait, sea_query::Expr,
+};
+use shop_kit::db::UnknownStoredValue;
+use shop_kit::events::Relay;
+
+use crate::{
+    domain::{
+        Line, Order, OrderStatus,
+        saga::{Saga, Step},
+    },
+    error::OrdersError,
+    events::{self, ItemSnapshot, OrderSnapshot},
+};
+use entities::order;
+pub use history::{HISTORY_CONSUMER, History};
+
+/// The order a row holds; its lines are read strictly (a row whose lines
+/// do not parse is a corrupt record, never an order without lines).
+fn assemble(row: order::Model) -> Result<Order, OrdersError> {
+    let lines: Vec<ItemSnapshot> = serde_json::from_str(&row.lines)
+        .map_err(|_| UnknownStoredValue::new("lines", &row.lines))?;
+    Ok(Order {
+        lines: lines
+            .into_iter()
+            .map(|line| Line {
+                product_id: line.product_id,
+                product_name: line.product_name,
+                quantity: line.quantity,
+                unit_price_minor_units: line.unit_price_minor_units,
+            })
+            .collect(),
+        id: row.id,
+        user_id: row.user_id,
+        currency_code: row.currency_code,
+        total_minor_units: row.total_minor_units,
+        status: OrderStatus::parse(&row.status)?,
+        cancel_reason: row.cancel_reason,
+        created_at_ms: row.created_at_ms,
+        updated_at_ms: row.updated_at_ms,
+        version: row.version,
+    })
+}
+
+/// A saga as its driver holds it: the order, where the saga stands, what
+/// its steps need, and until when this driver holds it (the lease it must
+/// still hold to record a transition).
+#[derive(Clone, Debug)]
+pub struct HeldSaga {
+    pub order: Order,
+    pub saga: Saga,
+    pub payment_token: String,
+    pub traceparent: String,
+    pub lease_until_ms: i64,
+}
+
+impl HeldSaga {
+    fn of(row: order::Model) -> Result<Self, OrdersError> {
+        let saga = Saga {
+            step: Step::parse(&row.saga_step)
+                .ok_or_else(|| UnknownStoredValue::new("saga_step", &row.saga_step))?,
+            attempts: u32::try_from(row.saga_attempts).map_err(|_| {
+                UnknownStoredValue::new("saga_attempts", &row.saga_attempts.to_string())
+            })?,
+            deadline_at_ms: row.saga_deadline_at_ms,
+            cancel_requested: row.saga_cancel_requested,
+            cancel_reason: row.saga_cancel_reason.clone(),
+            payment_id: row.saga_payment_id.clone(),
+        };
+        let payment_token = row.payment_token.clone();
+        let traceparent = row.saga_traceparent.clone();
+        let lease_until_ms = row.saga_lease_until_ms;
+        Ok(Self {
+            order: assemble(row)?,
+            saga,
+            payment_token,
+            traceparent,
+            lease_until_ms,
+        })
+    }
+}
+
+/// An order to place, with what its saga needs.
+#[derive(Clone, Debug)]
+pub struct NewOrder<'a> {
+    pub order: Order,
+    pub idempotency_key: &'a str,
+    pub payment_token: &'a str,
+    pub deadline_at_ms: i64,
+    pub traceparent: &'a str,
+    /// The placing driver holds the saga until then.
+    pub lease_until_ms: i64,
+}
+
+/// What placing an order did.
+#[derive(Debug)]
+pub enum Placed {
+    /// Stored, its saga held by the caller.
+    New(HeldSaga),
+    /// The customer's key had placed this order already, paid with this
+    /// token.
+    Existing { order: Order, payment_token: String },
+}
+
+/// A saga's next state, written in one conditional UPDATE.
+#[derive(Clone, Debug)]
+pub struct SagaUpdate {
+    pub step: Step,
+    pub attempts: u32,
+    pub next_attempt_at_ms: i64,
+    pub cancel_reason: String,
+    pub payment_id: String,
+    /// Until when the driver holds the saga after this (0: it lets go).
+    pub lease_until_ms: i64,
+}
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    db: DatabaseConnection,
+    relay: Relay,
+}
+
+impl Store {
+    /// Orders' store; the events it records go to `relay` once committed.
+    pub fn new(db: DatabaseConnection, relay: Relay) -> Self {
+        Self { db, relay }
+    }
+
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// The order, lines and all: one row.
+    pub async fn get(&self, id: &str) -> Result<Option<Order>, OrdersError> {
+        self.one(order::Column::Id.eq(id)).await
+    }
+
+    async fn one(
+        &self,
+        condition: impl sea_orm::sea_query::IntoCondition,
+    ) -> Result<Option<Order>, OrdersError> {
+        order::Entity::find()
+            .filter(condition)
+            .one(&self.db)
+            .await?
+            .map(assemble)
+            .transpose()
+    }
+
+    /// Stores a new order, its lines, its saga (at its first step, held by
+    /// the caller) and its order.created event in one transaction. If the
+    /// customer's key was used already, that order instead.
+    pub async fn create(&self, new: NewOrder<'_>) -> Result<Placed, OrdersError> {
+        let NewOrder {
+            order,
+            idempotency_key,
+            payment_token,
+            deadline_at_ms,
+            traceparent,
+            lease_until_ms,
+        } = new;
+        let lines = serde_json::to_string(&OrderSnapshot::of(&order).items)
+            .map_err(|e| OrdersError::MalformedEvent(e.to_string()))?;
+        let row = order::ActiveModel {
+            lines: Set(lines),
+            id: Set(order.id.clone()),
+            user_id: Set(order.user_id.clone()),
+            idempotency_key: Set(idempotency_key.to_owned()),
+            status: Set(order.status.as_str().to_owned()),
+            cancel_reason: Set(order.cancel_reason.clone()),
+            total_minor_units: Set(order.total_minor_units),
+            currency_code: Set(order.currency_code.clone()),
+            payment_token: Set(payment_token.to_owned()),
+            created_at_ms: Set(order.created_at_ms),
+            updated_at_ms: Set(order.updated_at_ms),
+            version: Set(order.version),
+            saga_step: Set(Step::ReserveStock.as_str().to_owned()),
+            saga_payment_id: Set(String::new()),
+            saga_attempts: Set(0),
+            saga_next_attempt_at_ms: Set(order.created_at_ms),
+            saga_deadline_at_ms: Set(deadline_at_ms),
+            saga_cancel_requested: Set(false),
+            saga_cancel_reason: Set(String::new()),
+            saga_lease_until_ms: Set(lease_until_ms),
+            saga_traceparent: Set(traceparent.to_owned()),
+        };
+        let event = events::order_event(&order, traceparent);
+        let txn = self.db.begin().await?;
+        if let Err(error) = order::Entity::insert(row)
+            .exec_without_returning(&txn)
+            .await
+        {
+            txn.rollback().await?;
+            if !shop_kit::db::is_unique_violation(&error) {
+                return Err(error.into());
+            }
+            let existing = order::Entity::find()
+                .filter(order::Column::UserId.eq(order.user_id.as_str()))
+                .filter(order::Column::IdempotencyKey.eq(idempotency_key))
+                .one(&self.db)
+                .await?
+                .ok_or(OrdersError::Database(error))?;
+            return Ok(Placed::Existing {
+                payment_token: existing.payment_token.clone(),
+                order: assemble(existing)?,
+            });
+        }
+        self.relay.commit(txn, vec![event]).await?;
+        Ok(Placed::New(HeldSaga {
+            saga: Saga {
+                step: Step::ReserveStock,
+                attempts: 0,
+                deadline_at_ms,
+                cancel_requested: false,
+                cancel_reason: String::new(),
+                payment_id: String::new(),
+            },
+            order,
+            payment_token: payment_token.to_owned(),
+            traceparent: traceparent.to_owned(),
+            lease_until_ms,
+        }))
+    }
+
+    /// Takes the saga for one driver until `until_ms`, unless another holds
+    /// it or it is done: the saga as it stands, read in the same statement.
+    pub async fn claim(
+        &self,
+        order_id: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> Result<Option<HeldSaga>, OrdersError> {
+        let claimed = order::Entity::update_many()
+            .col_expr(order::Column::SagaLeaseUntilMs, Expr::value(until_ms))
+            .filter(order::Column::Id.eq(order_id))
+            .filter(order::Column::SagaLeaseUntilMs.lt(now_ms))
+            .filter(order::Column::SagaStep.ne(Step::Done.as_str()))
+            .exec_with_returning(&self.db)
+            .await?;
+        claimed.into_iter().next().map(HeldSaga::of).transpose()
+    }
+
+    /// Moves the saga `held` from its step to `update` (and, when the order
+    /// becomes `finished`, the order too, with its event): one conditional
+    /// statement, only if the saga is still at that step and still held by
+    /// this driver, so no step is recorded twice. `None` if it was not
+    /// (another driver has it now); else whether a cancel was asked for
+    /// meanwhile.
+    pub async fn advance(
+        &self,
+        held: &HeldSaga,
+        update: &SagaUpdate,
+        finished: Option<&Order>,
+    ) -> Result<Option<bool>, OrdersError> {
+        let mut moved = order::Entity::update_many()
+            .col_expr(order::Column::SagaStep, Expr::value(update.step.as_str()))
+            .col_expr(
+                order::Column::SagaAttempts,
+                Expr::value(i32::try_from(update.attempts).unwrap_or(i32::MAX)),
+            )
+            .col_expr(
+                order::Column::SagaNextAttemptAtMs,
+                Expr::value(update.next_attempt_at_ms),
+            )
+            .col_expr(
+                order::Column::SagaCancelReason,
+                Expr::value(update.cancel_reason.as_str()),
+            )
+            .col_expr(
+                order::Column::SagaPaymentId,
+                Expr::value(update.payment_id.as_str()),
+            )
+            .col_expr(
+                order::Column::SagaLeaseUntilMs,
+                Expr::value(update.lease_until_ms),
+            )
+            .filter(order::Column::Id.eq(held.order.id.as_str()))
+            .filter(order::Column::SagaStep.eq(held.saga.step.as_str()))
+            .filter(order::Column::SagaLeaseUntilMs.eq(held.lease_until_ms));
+        let Some(done) = finished else {
+            let rows = moved.exec_with_returning(&self.db).await?;
+            return Ok(rows.first().map(|row| row.saga_cancel_requested));
+        };
+        moved = moved
+            .col_expr(order::Column::Status, Expr::value(done.status.as_str()))
+            .col_expr(
+                order::Column::CancelReason,
+                Expr::value(done.cancel_reason.as_str()),
+            )
+            .col_expr(order::Column::UpdatedAtMs, Expr::value(done.updated_at_ms))
+            .col_expr(order::Column::Version, Expr::value(done.version));
+        let event = events::order_event(done, &held.traceparent);
+        let txn = self.db.begin().await?;
+        let rows = moved.exec_with_returning(&txn).await?;
+        let Some(row) = rows.first() else {
+            txn.rollback().await?;
+            return Ok(None);
+        };
+        let cancel_requested = row.saga_cancel_requested;
+        self.relay.commit(txn, vec![event]).await?;
+        Ok(Some(cancel_requested))
+    }
+
+    /// Lets go of a saga this driver holds (it stops before its end, e.g.
+    /// for shutdown), so the next driver need not wait out the lease.
+    pub async fn release(&self, held: &HeldSaga) -> Result<(), OrdersError> {
+        order::Entity::update_many()
+            .col_expr(order::Column::SagaLeaseUntilMs, Expr::value(0))
+            .filter(order::Column::Id.eq(held.order.id.as_str()))
+            .filter(order::Column::SagaLeaseUntilMs.eq(held.lease_until_ms))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Asks the saga to turn back; whether it was still running.
+    pub async fn request_cancel(&self, order_id: &str) -> Result<bool, OrdersError> {
+        let flagged = order::Entity::update_many()
+            .col_expr(order::Column::SagaCancelRequested, Expr::value(true))
+            .filter(order::Column::Id.eq(order_id))
+            .filter(order::Column::SagaStep.ne(Step::Done.as_str()))
+            .exec(&self.db)
+            .await?;
+        Ok(flagged.rows_affected == 1)
+    }
+
+    /// Sagas not done, due and not held by a live driver (read through the
+    /// partial index of running sagas).
+    pub async fn due_sagas(&self, now_ms: i64, limit: u64) -> Result<Vec<String>, OrdersError> {
+        Ok(order::Entity::find()
+            .select_only()
+            .column(order::Column::Id)
+            .filter(order::Column::SagaStep.ne(Step::Done.as_str()))
+            .filter(order::Column::SagaNextAttemptAtMs.lte(now_ms))
+            .filter(order::Column::SagaLeaseUntilMs.lt(now_ms))
+            .order_by_asc(order::Column::SagaNextAttemptAtMs)
+            .limit(limit)
+            .into_tuple::<String>()
+            .all(&self.db)
+            .await?)
+    }
+
+    /// How many sagas are still running (for operators and tests).
+    pub async fn running_sagas(&self) -> Result<u64, OrdersError> {
+        Ok(order::Entity::find()
+            .filter(order::Column::SagaStep.ne(Step::Done.as_str()))
+            .count(&self.db)
+            .await?)
+    }
+}
