@@ -65,15 +65,17 @@ pub async fn web_home(
     State(state): State<AppState>,
     ConnectRequest(request): ConnectRequest<pb::WebBffServiceGetHomeRequest>,
 ) -> Result<ConnectResponse<pb::WebBffServiceGetHomeResponse>, ConnectError> {
+    // As page sizes: 0 is the default, over the maximum is the maximum
+    // (AIP-158), negative is refused.
     let featured = match request.featured_count {
         0 => DEFAULT_FEATURED,
-        n if (1..=MAX_FEATURED).contains(&n) => n,
-        _ => {
+        n if n < 0 => {
             return Err(ConnectError::new(
                 Code::InvalidArgument,
-                format!("featured_count: must be 0 to {MAX_FEATURED}"),
+                "featured_count: must not be negative",
             ));
         }
+        n => n.min(MAX_FEATURED),
     };
     let home = home::gather(
         &state.services,

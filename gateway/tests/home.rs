@@ -475,12 +475,16 @@ async fn bad_input_is_invalid_argument_and_a_bad_token_unauthenticated() {
     let shop = Shop::start(Settings::default()).await;
     let url = format!("http://{}/shop.bff.v1.WebBffService/GetHome", shop.gateway);
     let (status, error) =
-        shop_kit::testing::call_json(&url, None, &json!({"featuredCount": 99})).await;
+        shop_kit::testing::call_json(&url, None, &json!({"featuredCount": -1})).await;
     assert_eq!(
         (status, error["code"].as_str()),
         (400, Some("invalid_argument")),
         "{error}"
     );
+    // Over the maximum is clamped to it (AIP-158), as page sizes are.
+    let (status, home) =
+        shop_kit::testing::call_json(&url, None, &json!({"featuredCount": 99})).await;
+    assert_eq!(status, 200, "{home}");
     let (status, error) = shop.home("WebBffService", Some("not-a-token"), &[]).await;
     assert_eq!(
         (status, error["code"].as_str()),

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Starts the shop (release build, fresh data folder, its own ports) and calls
 # it with real third-party clients: buf curl and connect-node (node --test),
-# which also places orders through the saga, and Python grpcio (unittest). Fails if any call fails, then checks that the
-# shop's /metrics counted the calls on every protocol.
+# which also places orders through the saga, Python grpcio (unittest) and
+# connect-go, each on code generated from proto/ by its own plain plugins
+# (every generated Go package compiles, every Python module imports). Fails
+# if any call fails, then checks that the shop's /metrics counted the calls
+# on every protocol.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -25,6 +28,13 @@ PATH="$here/node_modules/.bin:$PATH" npm run --silent generate
 mkdir -p gen/python
 .venv/bin/python -m grpc_tools.protoc -I "$root/proto" --python_out=gen/python --grpc_python_out=gen/python \
   $(cd "$root/proto" && find shop -name '*.proto')
+
+step "Go clients (protoc-gen-go, protoc-gen-connect-go from go install)"
+gobin="$(go env GOPATH)/bin"
+[ -x "$gobin/protoc-gen-go" ] || go install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+[ -x "$gobin/protoc-gen-connect-go" ] || go install connectrpc.com/connect/cmd/protoc-gen-connect-go@v1.21.1
+rm -rf go/shop
+(cd go && PATH="$gobin:$PATH" ../node_modules/.bin/buf generate "$root/proto" --template buf.gen.yaml && go build -o "$data/catalog-go" ./cmd/catalog)
 
 step "the shop (cargo build --release)"
 cd "$root"
@@ -56,6 +66,9 @@ USERS_URL="http://127.0.0.1:$users_port" GATEWAY_URL="http://127.0.0.1:$gateway_
 
 step "Python grpcio"
 CATALOG_ADDR="127.0.0.1:$port" .venv/bin/python grpcio_test.py
+
+step "connect-go (Connect, gRPC, gRPC-Web)"
+CATALOG_URL="http://127.0.0.1:$port" "$data/catalog-go"
 
 step "the shop's metrics counted every protocol"
 metrics=$(curl -fsS "http://127.0.0.1:$port/metrics")

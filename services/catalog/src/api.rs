@@ -80,6 +80,28 @@ pub async fn list_products(
     }))
 }
 
+/// Several products at once, in the order asked, each once.
+pub async fn batch_get_products(
+    State(state): State<AppState>,
+    ConnectRequest(request): ConnectRequest<pb::BatchGetProductsRequest>,
+) -> Result<ConnectResponse<pb::BatchGetProductsResponse>, ConnectError> {
+    let ids = domain::product_ids(&request.product_ids)?;
+    let mut found = state.catalog.store().get_many(&ids).await?;
+    let products = ids
+        .into_iter()
+        .map(|id| {
+            let at = found
+                .iter()
+                .position(|product| product.id == id)
+                .ok_or(CatalogError::ProductNotFound { id })?;
+            Ok(to_proto(found.swap_remove(at)))
+        })
+        .collect::<Result<Vec<_>, CatalogError>>()?;
+    Ok(ConnectResponse::new(pb::BatchGetProductsResponse {
+        products,
+    }))
+}
+
 pub async fn get_product(
     State(state): State<AppState>,
     ConnectRequest(request): ConnectRequest<pb::GetProductRequest>,
@@ -106,7 +128,7 @@ pub async fn watch_stock(
     State(state): State<AppState>,
     ConnectRequest(request): ConnectRequest<pb::WatchStockRequest>,
 ) -> Result<ConnectResponse<StockStream>, ConnectError> {
-    let ids = domain::watched_products(&request.product_ids)?;
+    let ids = domain::product_ids(&request.product_ids)?;
     // Subscribe before reading the snapshot so no change falls in between.
     let mut changes = state.catalog.stock_feed().subscribe();
     let snapshot = current_stock(&state, &ids).await?;

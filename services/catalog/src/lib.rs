@@ -36,13 +36,12 @@ use crate::{
     store::Store,
 };
 
-/// The catalog: its store, the relay of its stock events and the feed of
-/// stock changes they become for WatchStock.
+/// The catalog: its store (which hands its stock events to the relay) and
+/// the feed of stock changes they become for WatchStock.
 #[derive(Clone, Debug)]
 pub struct Catalog {
     store: Store,
     stock_feed: StockFeed,
-    relay: Relay,
 }
 
 impl Catalog {
@@ -58,7 +57,7 @@ impl Catalog {
         broker: Broker,
         shutdown: &Shutdown,
     ) -> Result<Self, CatalogError> {
-        let db = shop_kit::db::connect(database_url).await?;
+        let db = shop_kit::db::connect("catalog", database_url).await?;
         Self::migrate(db, broker, shutdown).await
     }
 
@@ -78,9 +77,8 @@ impl Catalog {
             shutdown,
         );
         Ok(Self {
-            store: Store::new(db),
+            store: Store::new(db, relay),
             stock_feed,
-            relay,
         })
     }
 
@@ -103,7 +101,6 @@ impl Catalog {
             .store
             .adjust_stock(product_id, delta, trace.as_str())
             .await?;
-        self.relay.wake();
         Ok(stock_on_hand)
     }
 
@@ -120,7 +117,6 @@ impl Catalog {
             .store
             .reserve(id, &lines, now_secs(), trace.as_str())
             .await?;
-        self.relay.wake();
         Ok(status)
     }
 
@@ -155,7 +151,6 @@ impl Catalog {
             .store
             .settle(id, to, now_secs(), trace.as_str())
             .await?;
-        self.relay.wake();
         Ok(status)
     }
 }
@@ -175,6 +170,7 @@ pub struct AppState {
 
 const LIST_PRODUCTS: &str = "/shop.catalog.v1.CatalogService/ListProducts";
 const GET_PRODUCT: &str = "/shop.catalog.v1.CatalogService/GetProduct";
+const BATCH_GET_PRODUCTS: &str = "/shop.catalog.v1.CatalogService/BatchGetProducts";
 
 /// The catalog as it is started (by the launcher, `shop serve catalog` and
 /// the tests alike, through [`shop_kit::app::Launch`]).
@@ -225,6 +221,7 @@ impl Service for Config {
         let (connect, grpc) = CatalogServiceTonicCompatibleBuilder::new()
             .list_products(api::list_products)
             .get_product(api::get_product)
+            .batch_get_products(api::batch_get_products)
             .watch_stock(api::watch_stock)
             .reserve_stock(api::reserve_stock)
             .release_stock(api::release_stock)
@@ -246,6 +243,13 @@ impl Service for Config {
                 _,
                 _,
             >(GET_PRODUCT, api::get_product))
+            .merge(connect_get::<
+                pb::BatchGetProductsRequest,
+                pb::BatchGetProductsResponse,
+                _,
+                _,
+                _,
+            >(BATCH_GET_PRODUCTS, api::batch_get_products))
             .with_state(state);
         let http = &context.http;
         Ok(RpcServer::new(http.clone(), readiness)

@@ -77,6 +77,65 @@ async fn proto_post_gets_a_product() {
 }
 
 #[tokio::test]
+async fn batch_get_answers_in_the_order_asked_or_names_the_unknown_product() {
+    let catalog = TestCatalog::start().await;
+    let (status, found) = post_json(
+        &catalog,
+        "BatchGetProducts",
+        json!({"productIds": ["p3", "p1", "p3"]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{found}");
+    let ids: Vec<&str> = found["products"]
+        .as_array()
+        .expect("products")
+        .iter()
+        .map(|p| p["id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(ids, ["p3", "p1"], "in the order asked, each once");
+    assert_eq!(found["products"][1]["sku"], "CUP-001");
+
+    let (status, unknown) = post_json(
+        &catalog,
+        "BatchGetProducts",
+        json!({"productIds": ["p1", "ghost"]}),
+    )
+    .await;
+    assert_eq!((status, unknown["code"].as_str()), (404, Some("not_found")));
+    assert!(
+        unknown["message"]
+            .as_str()
+            .expect("message")
+            .contains("ghost"),
+        "{unknown}"
+    );
+
+    let too_many: Vec<String> = (0..101).map(|i| format!("p{i}")).collect();
+    for refused in [
+        json!({}),
+        json!({"productIds": too_many}),
+        json!({"productIds": [""]}),
+    ] {
+        let (status, error) = post_json(&catalog, "BatchGetProducts", refused).await;
+        assert_eq!(
+            (status, error["code"].as_str()),
+            (400, Some("invalid_argument"))
+        );
+    }
+
+    // Connect GET too: it reads nothing but the catalog.
+    let url = format!(
+        "{}?encoding=json&message={}",
+        catalog.url("BatchGetProducts"),
+        "%7B%22productIds%22%3A%5B%22p2%22%5D%7D"
+    );
+    let response = http1().get(url).send().await.expect("send");
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["products"][0]["id"], "p2");
+}
+
+#[tokio::test]
 async fn get_requests_serve_idempotent_methods() {
     let catalog = TestCatalog::start().await;
     let url = format!(

@@ -89,6 +89,30 @@ pub async fn call_json_with(
     (status, response.json().await.expect("a JSON body"))
 }
 
+/// The `google.rpc.ErrorInfo` detail of a Connect JSON error body, as
+/// `(reason, domain)`: what a client branches on.
+pub fn error_info(error: &serde_json::Value) -> Option<(String, String)> {
+    use base64::Engine as _;
+    use prost::Message as _;
+    let detail = error["details"]
+        .as_array()?
+        .iter()
+        .find(|detail| detail["type"] == "google.rpc.ErrorInfo")?;
+    let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(detail["value"].as_str()?.trim_end_matches('='))
+        .ok()?;
+    let info = crate::rpc::connect_errors::ErrorInfo::decode(bytes.as_slice()).ok()?;
+    Some((info.reason, info.domain))
+}
+
+/// The `google.rpc.ErrorInfo` detail of a gRPC status (carried in
+/// `grpc-status-details-bin`), as `(reason, domain)`.
+pub fn grpc_error_info(status: &tonic::Status) -> Option<(String, String)> {
+    use tonic_types::StatusExt as _;
+    let info = status.get_details_error_info()?;
+    Some((info.reason, info.domain))
+}
+
 /// Every event `service` has recorded in its outbox, oldest first.
 #[cfg(feature = "events")]
 pub async fn outbox_events(

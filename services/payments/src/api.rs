@@ -2,8 +2,7 @@
 
 use axum::extract::State;
 use connectrpc_axum::prelude::*;
-use prost::Message;
-use shop_kit::{auth::Caller, observe::trace_context::TraceParent};
+use shop_kit::{auth::Caller, observe::trace_context::TraceParent, rpc::connect_errors::refusal};
 use shop_proto::shop::{common::v1::Money, payments::v1 as pb};
 
 use crate::{
@@ -12,14 +11,8 @@ use crate::{
     error::PaymentsError,
 };
 
-/// `google.rpc.ErrorInfo`, the standard detail that says why.
-#[derive(Clone, PartialEq, Message)]
-struct ErrorInfo {
-    #[prost(string, tag = "1")]
-    reason: String,
-    #[prost(string, tag = "2")]
-    domain: String,
-}
+/// The `google.rpc.ErrorInfo` domain of the payment service's refusals.
+const DOMAIN: &str = "payments.connect-shop";
 
 impl From<PaymentsError> for ConnectError {
     fn from(error: PaymentsError) -> Self {
@@ -28,19 +21,17 @@ impl From<PaymentsError> for ConnectError {
                 ConnectError::new(Code::InvalidArgument, error.to_string())
             }
             PaymentsError::Declined { reason } => {
-                let info = ErrorInfo {
-                    reason: (*reason).to_owned(),
-                    domain: "payments.connect-shop".to_owned(),
-                };
-                ConnectError::new(Code::FailedPrecondition, error.to_string())
-                    .add_detail("google.rpc.ErrorInfo", info.encode_to_vec())
+                refusal(Code::FailedPrecondition, error.to_string(), reason, DOMAIN)
             }
             PaymentsError::ProcessorUnavailable => {
                 ConnectError::new(Code::Unavailable, error.to_string())
             }
-            PaymentsError::KeyReused { .. } => {
-                ConnectError::new(Code::FailedPrecondition, error.to_string())
-            }
+            PaymentsError::KeyReused { .. } => refusal(
+                Code::FailedPrecondition,
+                error.to_string(),
+                "IDEMPOTENCY_KEY_REUSED",
+                DOMAIN,
+            ),
             PaymentsError::KeyVoided => ConnectError::new(Code::Aborted, error.to_string()),
             PaymentsError::NotYourself => {
                 ConnectError::new(Code::PermissionDenied, error.to_string())

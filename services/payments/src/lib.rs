@@ -43,7 +43,6 @@ fn now_secs() -> i64 {
 #[derive(Clone, Debug)]
 pub struct Payments {
     store: Store,
-    relay: Relay,
 }
 
 impl Payments {
@@ -54,12 +53,11 @@ impl Payments {
         broker: Broker,
         shutdown: &Shutdown,
     ) -> Result<Self, PaymentsError> {
-        let db = shop_kit::db::connect(database_url).await?;
+        let db = shop_kit::db::connect("payments", database_url).await?;
         shop_migrations::payments::Migrator::up(&db, None).await?;
         let relay = Relay::start(db.clone(), events::SERVICE, broker, Vec::new(), shutdown);
         Ok(Self {
-            store: Store::new(db),
-            relay,
+            store: Store::new(db, relay),
         })
     }
 
@@ -85,26 +83,22 @@ impl Payments {
         } = charge;
         let key = domain::idempotency_key(idempotency_key)?;
         let amount = Amount::new(currency_code, minor_units)?;
-        let recorded = match self.store.by_key(user_id, payer, key).await? {
-            Some(existing) => existing,
-            None => {
-                domain::authorize(payment_token)?;
-                let payment = Payment {
-                    id: uuid::Uuid::new_v4().to_string(),
-                    user_id: user_id.to_owned(),
-                    reference: reference.to_owned(),
-                    amount: amount.clone(),
-                    status: PaymentStatus::Captured,
-                    charged_by: payer,
-                };
-                let recorded = self
-                    .store
-                    .record_capture(key, payment, now_secs(), trace.as_str())
-                    .await?;
-                self.relay.wake();
-                recorded
-            }
+        // The processor charges once per key (a repeat is told apart by
+        // it and by the store): authorized, then recorded unless the key
+        // has its payment already, which is returned instead.
+        domain::authorize(payment_token)?;
+        let payment = Payment {
+            id: uuid::Uuid::new_v4().to_string(),
+            user_id: user_id.to_owned(),
+            reference: reference.to_owned(),
+            amount: amount.clone(),
+            status: PaymentStatus::Captured,
+            charged_by: payer,
         };
+        let recorded = self
+            .store
+            .record_capture(key, payment, now_secs(), trace.as_str())
+            .await?;
         if recorded.status == PaymentStatus::Voided {
             return Err(PaymentsError::KeyVoided);
         }
@@ -142,9 +136,10 @@ impl Payments {
         }
         self.store
             .refund(payment_id, now_secs(), trace.as_str())
-            .await?;
-        self.relay.wake();
-        self.own(user_id, payment_id).await
+            .await?
+            .ok_or_else(|| PaymentsError::NotFound {
+                id: payment_id.to_owned(),
+            })
     }
 
     /// Undoes whatever `payer` charged with the customer's

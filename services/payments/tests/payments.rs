@@ -82,6 +82,13 @@ async fn a_charge_is_recorded_once_per_key() {
             .unwrap_or_default()
             .starts_with("idempotency_key")
     );
+    assert_eq!(
+        shop_kit::testing::error_info(&other_amount),
+        Some((
+            "IDEMPOTENCY_KEY_REUSED".to_owned(),
+            "payments.connect-shop".to_owned()
+        ))
+    );
 
     // Another customer's key of the same name is theirs.
     let (_, bobs) = service
@@ -134,7 +141,11 @@ async fn the_fake_processor_declines_and_fails_by_token() {
         (400, Some("failed_precondition"))
     );
     assert_eq!(
-        declined["details"][0]["type"], "google.rpc.ErrorInfo",
+        shop_kit::testing::error_info(&declined),
+        Some((
+            "CARD_DECLINED".to_owned(),
+            "payments.connect-shop".to_owned()
+        )),
         "{declined}"
     );
 

@@ -61,7 +61,8 @@ impl Default for DownstreamPolicy {
             first_backoff: Duration::from_millis(50),
             max_backoff: Duration::from_secs(1),
             breaker_threshold: 5,
-            breaker_cooldown: Duration::from_secs(5),
+            // A blip is over within a second or so: probe that soon.
+            breaker_cooldown: Duration::from_secs(1),
             max_in_flight: 64,
         }
     }
@@ -93,6 +94,23 @@ fn is_retryable(code: Code) -> bool {
     matches!(code, Code::Unavailable | Code::ResourceExhausted)
 }
 
+/// Marks the answer to a call that was never sent.
+const NOT_SENT: &str = "x-shop-not-sent";
+
+/// A failure without a call: the breaker open, or the bulkhead full.
+fn not_sent(code: Code, message: String) -> Status {
+    let mut metadata = tonic::metadata::MetadataMap::new();
+    metadata.insert(NOT_SENT, tonic::metadata::MetadataValue::from_static("1"));
+    Status::with_metadata(code, message, metadata)
+}
+
+/// Whether a call failed without being sent to the downstream (its
+/// breaker open, too many calls in flight): a caller that counts attempts
+/// (or gives up after some) should not count it.
+pub fn was_not_sent(status: &Status) -> bool {
+    status.metadata().contains_key(NOT_SENT)
+}
+
 /// One downstream service, as seen by this one.
 #[derive(Clone, Debug)]
 pub struct Downstream {
@@ -106,6 +124,44 @@ struct Inner {
     breaker: Breaker,
     backoff: Backoff,
     in_flight: Arc<Semaphore>,
+    metrics: Metrics,
+}
+
+/// One downstream's metric handles, looked up once: calls by code (the 17
+/// gRPC codes, then "circuit_open"), sheds, retries.
+#[derive(Debug)]
+struct Metrics {
+    calls: Vec<metrics::Counter>,
+    shed: metrics::Counter,
+    retries: metrics::Counter,
+}
+
+/// The label of calls failed fast by an open breaker.
+const CIRCUIT_OPEN: usize = 17;
+
+impl Metrics {
+    fn new(downstream: &str) -> Self {
+        crate::observe::telemetry::prometheus();
+        let calls = (0..=16)
+            .map(crate::rpc::connect_errors::code_name)
+            .chain(["circuit_open"])
+            .map(|code| {
+                metrics::counter!("shop_downstream_calls_total",
+                    "downstream" => downstream.to_owned(), "code" => code)
+            })
+            .collect();
+        Self {
+            calls,
+            shed: metrics::counter!("shop_downstream_shed_total", "downstream" => downstream.to_owned()),
+            retries: metrics::counter!("shop_downstream_retries_total", "downstream" => downstream.to_owned()),
+        }
+    }
+
+    fn call(&self, code: Code) {
+        if let Some(counter) = self.calls.get(code as usize) {
+            counter.increment(1);
+        }
+    }
 }
 
 impl Downstream {
@@ -118,6 +174,7 @@ impl Downstream {
                 backoff: Backoff::new(policy.first_backoff, policy.max_backoff),
                 policy,
                 in_flight,
+                metrics: Metrics::new(name),
             }),
         }
     }
@@ -148,26 +205,26 @@ impl Downstream {
         F: FnMut(Duration) -> Fut,
         Fut: Future<Output = Result<T, Status>>,
     {
-        let name = self.inner.name.clone();
+        let name = &self.inner.name;
         let policy = &self.inner.policy;
+        let counted = &self.inner.metrics;
         let Ok(_permit) = self.inner.in_flight.clone().try_acquire_owned() else {
-            metrics::counter!("shop_downstream_shed_total", "downstream" => name.clone())
-                .increment(1);
-            return Err(Status::resource_exhausted(format!(
-                "too many calls to the {name} service in flight"
-            )));
+            counted.shed.increment(1);
+            return Err(not_sent(
+                Code::ResourceExhausted,
+                format!("too many calls to the {name} service in flight"),
+            ));
         };
         let deadline = deadline.unwrap_or_else(|| Instant::now() + policy.timeout);
         let mut attempts = 0;
         loop {
             attempts += 1;
             if !self.inner.breaker.admit() {
-                metrics::counter!("shop_downstream_calls_total",
-                    "downstream" => name.clone(), "code" => "circuit_open")
-                .increment(1);
-                return Err(Status::unavailable(format!(
-                    "the {name} service is failing; not called (circuit open)"
-                )));
+                counted.calls[CIRCUIT_OPEN].increment(1);
+                return Err(not_sent(
+                    Code::Unavailable,
+                    format!("the {name} service is failing; not called (circuit open)"),
+                ));
             }
             let budget = deadline.saturating_duration_since(Instant::now());
             let result = if budget.is_zero() {
@@ -193,9 +250,7 @@ impl Downstream {
                 }
             };
             let code = result.as_ref().err().map_or(Code::Ok, Status::code);
-            metrics::counter!("shop_downstream_calls_total",
-                "downstream" => name.clone(), "code" => crate::rpc::connect_errors::code_name(code as i32))
-            .increment(1);
+            counted.call(code);
             self.inner
                 .breaker
                 .record(result.as_ref().map(|_| ()).map_err(Status::code));
@@ -209,8 +264,7 @@ impl Downstream {
                     if Instant::now() + pause >= deadline {
                         return Err(status);
                     }
-                    metrics::counter!("shop_downstream_retries_total", "downstream" => name.clone())
-                        .increment(1);
+                    counted.retries.increment(1);
                     tokio::time::sleep(pause).await;
                 }
                 other => return other,
@@ -306,7 +360,9 @@ mod tests {
         }
         assert!(downstream.is_open());
         let fast = call(&downstream, Retry::Never, &reached, &[Code::Ok]).await;
-        assert_eq!(fast.expect_err("fails fast").code(), Code::Unavailable);
+        let fast = fast.expect_err("fails fast");
+        assert_eq!(fast.code(), Code::Unavailable);
+        assert!(was_not_sent(&fast));
         assert_eq!(reached.load(Ordering::SeqCst), 3, "not called while open");
 
         tokio::time::sleep(Duration::from_millis(120)).await;
@@ -410,7 +466,9 @@ mod tests {
         let shed = downstream
             .call(Retry::Safe, None, |_| async { Ok::<(), Status>(()) })
             .await;
-        assert_eq!(shed.expect_err("shed").code(), Code::ResourceExhausted);
+        let shed = shed.expect_err("shed");
+        assert_eq!(shed.code(), Code::ResourceExhausted);
+        assert!(was_not_sent(&shed));
         gate.add_permits(2);
         first.await.expect("join").expect("first");
         second.await.expect("join").expect("second");

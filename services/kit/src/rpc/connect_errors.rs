@@ -7,6 +7,9 @@ use axum::response::{IntoResponse, Response};
 use connectrpc_axum::prelude::{Code, ConnectError};
 use http::HeaderMap;
 use prost::Message;
+/// The standard error details (google/rpc/error_details.proto), as
+/// tonic-types generates them.
+pub use tonic_types::pb::{ErrorInfo, RetryInfo};
 
 use super::protocol::{Protocol, content_type, is_connect_streaming};
 
@@ -39,13 +42,6 @@ pub fn error_response(request_headers: &HeaderMap, error: ConnectError) -> Respo
     }
 }
 
-/// `google.rpc.RetryInfo`: how long to wait before trying again.
-#[derive(Clone, PartialEq, Message)]
-pub struct RetryInfo {
-    #[prost(message, optional, tag = "1")]
-    pub retry_delay: Option<prost_types::Duration>,
-}
-
 /// `resource_exhausted` that says when to come back, the same on every
 /// protocol: a `google.rpc.RetryInfo` detail and a `Retry-After` header (in
 /// whole seconds, at least 1).
@@ -60,6 +56,18 @@ pub fn retry_later(message: impl Into<String>, retry_after: Duration) -> Connect
     ConnectError::new(Code::ResourceExhausted, message)
         .add_detail("google.rpc.RetryInfo", info.encode_to_vec())
         .with_meta(http::header::RETRY_AFTER, seconds.max(1).to_string())
+}
+
+/// A business refusal: `code` and words for people, with a
+/// `google.rpc.ErrorInfo` detail carrying `reason` in `domain`, the same on
+/// every protocol.
+pub fn refusal(code: Code, message: impl Into<String>, reason: &str, domain: &str) -> ConnectError {
+    let info = ErrorInfo {
+        reason: reason.to_owned(),
+        domain: domain.to_owned(),
+        metadata: Default::default(),
+    };
+    ConnectError::new(code, message).add_detail("google.rpc.ErrorInfo", info.encode_to_vec())
 }
 
 /// Longest excerpt of a client's input an error message quotes, in chars.

@@ -8,7 +8,6 @@
 use std::{
     io::Read,
     pin::Pin,
-    sync::Arc,
     task::{Context, Poll},
 };
 
@@ -20,10 +19,7 @@ use prost::Message;
 use prost_reflect::{DescriptorPool, DeserializeOptions, DynamicMessage, MessageDescriptor};
 use tower::{Layer, Service};
 
-use super::{
-    envelope,
-    protocol::{RpcName, content_type},
-};
+use super::{classify::Call, envelope, protocol::content_type};
 
 /// Builds a descriptor pool from encoded `FileDescriptorSet`s; files that
 /// several sets share are added once.
@@ -46,18 +42,16 @@ pub fn descriptor_pool(sets: &[&[u8]]) -> DescriptorPool {
     pool
 }
 
-#[derive(Clone, Debug)]
+/// Transcodes JSON over gRPC and gRPC-Web with the called method's
+/// descriptor, as the request's [`Call`] names it.
+#[derive(Clone, Copy, Debug)]
 pub struct GrpcJsonLayer {
-    pool: Arc<DescriptorPool>,
     max_message_bytes: usize,
 }
 
 impl GrpcJsonLayer {
-    pub fn new(pool: Arc<DescriptorPool>, max_message_bytes: usize) -> Self {
-        Self {
-            pool,
-            max_message_bytes,
-        }
+    pub fn new(max_message_bytes: usize) -> Self {
+        Self { max_message_bytes }
     }
 }
 
@@ -66,7 +60,7 @@ impl<S> Layer<S> for GrpcJsonLayer {
     fn layer(&self, inner: S) -> Self::Service {
         GrpcJson {
             inner,
-            layer: self.clone(),
+            layer: *self,
         }
     }
 }
@@ -110,9 +104,7 @@ where
         let json = content_type(request.headers())
             .and_then(|ct| proto_content_type(&ct).map(|proto| (ct.into_owned(), proto)));
         let method = json.as_ref().and_then(|_| {
-            let rpc = RpcName::from_path(request.uri().path())?;
-            let service = self.layer.pool.get_service_by_name(&rpc.service)?;
-            let method = service.methods().find(|m| m.name() == rpc.method)?;
+            let method = Call::of(&request).method?.descriptor.as_ref()?;
             Some((method.input(), method.output()))
         });
         let (Some((json_type, proto_type)), Some((input, output))) = (json, method) else {

@@ -4,12 +4,14 @@
 //! assembles it; [`serve`] runs it on a listener with the bounds a server
 //! facing strangers needs. Everything else here is its machinery.
 
+mod classify;
 pub mod config;
 mod connect_bridge;
 pub mod connect_errors;
 mod connect_get;
 mod cors;
 pub mod deadline;
+mod dispatch;
 mod drain;
 mod encoding;
 pub mod envelope;

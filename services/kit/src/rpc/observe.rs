@@ -5,9 +5,9 @@
 //! Connect end-of-stream message, or the Connect unary error body.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashMap,
     pin::Pin,
-    sync::{Arc, Mutex, OnceLock, PoisonError, RwLock},
+    sync::{OnceLock, PoisonError, RwLock},
     task::{Context, Poll},
     time::{Duration, Instant},
 };
@@ -19,14 +19,14 @@ use futures::future::BoxFuture;
 use http::{HeaderMap, HeaderValue, Request};
 use http_body::{Body as _, Frame, SizeHint};
 use metrics::{Counter, Histogram};
-use prost_reflect::DescriptorPool;
 use tower::{Layer, Service};
 use tracing::Level;
 
 use super::{
+    classify::Call,
     connect_errors::code_name,
     envelope,
-    protocol::{Protocol, RpcName, content_type, is_rpc_method},
+    protocol::{Protocol, content_type, is_rpc_method},
 };
 
 pub const REQUESTS_TOTAL: &str = "rpc_server_requests_total";
@@ -39,102 +39,25 @@ const ERROR_BODY_LIMIT: usize = 16 * 1024;
 /// Largest end-of-stream message or trailers frame read for the code.
 const STATUS_LIMIT: usize = 16 * 1024;
 
-/// The RPCs a server registered: only these names become metric labels,
-/// so a caller inventing paths cannot grow the series without end. The
-/// names are interned once, so labelling a call allocates nothing.
-#[derive(Clone, Debug, Default)]
-pub struct KnownRpcs {
-    /// Methods by service.
-    methods: HashMap<&'static str, HashSet<&'static str>>,
-}
-
-/// The label for a service or method nobody registered.
+/// The label for a service or method nobody registered: only registered
+/// names (see [`Call`]) become metric labels, so a caller inventing paths
+/// cannot grow the series without end.
 pub const UNKNOWN: &str = "unknown";
 
-/// One `&'static str` per distinct registered name, for the process's
-/// life: bounded by the names the services declare, never by callers.
-fn intern(name: &str) -> &'static str {
-    static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
-    let mut names = NAMES
-        .get_or_init(Mutex::default)
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
-    if let Some(known) = names.get(name) {
-        return known;
-    }
-    let leaked: &'static str = Box::leak(name.to_owned().into_boxed_str());
-    names.insert(leaked);
-    leaked
-}
-
-impl KnownRpcs {
-    /// Every method of `services` found in `pool`, plus `extra` (service,
-    /// method) pairs served without a descriptor here.
-    pub fn new<'a>(
-        pool: &DescriptorPool,
-        services: impl IntoIterator<Item = &'a str>,
-        extra: impl IntoIterator<Item = (&'a str, &'a str)>,
-    ) -> Self {
-        let mut methods: HashMap<&'static str, HashSet<&'static str>> = HashMap::new();
-        let described = services
-            .into_iter()
-            .filter_map(|name| pool.get_service_by_name(name))
-            .flat_map(|service| {
-                service
-                    .methods()
-                    .map(|m| (intern(service.full_name()), intern(m.name())))
-                    .collect::<Vec<_>>()
-            });
-        let given = extra.into_iter().map(|(s, m)| (intern(s), intern(m)));
-        for (service, method) in described.chain(given) {
-            methods.entry(service).or_default().insert(method);
-        }
-        Self { methods }
-    }
-
-    /// The labels of the RPC at `path`: its own names if registered, else
-    /// "unknown"; `None` when the path is no RPC's.
-    fn labels(&self, path: &str) -> Option<(&'static str, &'static str)> {
-        let (service, method) = path.strip_prefix('/')?.split_once('/')?;
-        let registered = self
-            .methods
-            .get_key_value(service)
-            .and_then(|(service, methods)| Some((*service, *methods.get(method)?)));
-        match registered {
-            Some(names) => Some(names),
-            // Only what looks like an RPC is counted as an unknown one.
-            None => RpcName::from_path(path).map(|_| (UNKNOWN, UNKNOWN)),
-        }
-    }
-}
-
-#[derive(Clone, Debug, Default)]
-pub struct ObserveLayer {
-    known: Arc<KnownRpcs>,
-}
-
-impl ObserveLayer {
-    pub fn new(known: KnownRpcs) -> Self {
-        Self {
-            known: Arc::new(known),
-        }
-    }
-}
+/// Observes every RPC; requests must be classified first ([`Call`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ObserveLayer;
 
 impl<S> Layer<S> for ObserveLayer {
     type Service = Observe<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        Observe {
-            inner,
-            known: self.known.clone(),
-        }
+        Observe { inner }
     }
 }
 
 #[derive(Clone, Debug)]
 pub struct Observe<S> {
     inner: S,
-    known: Arc<KnownRpcs>,
 }
 
 impl<S> Service<Request<Body>> for Observe<S>
@@ -151,17 +74,18 @@ where
     }
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let rpc = is_rpc_method(request.method())
-            .then(|| self.known.labels(request.uri().path()))
-            .flatten();
-        let Some((service, method)) = rpc else {
+        let classified = Call::of(&request);
+        if !is_rpc_method(request.method()) || !classified.looks_like_rpc {
             let future = self.inner.call(request);
             return Box::pin(future);
-        };
+        }
+        let (service, method) = classified
+            .method
+            .map_or((UNKNOWN, UNKNOWN), |method| (method.service, method.name));
         let call = RpcCall {
             service,
             method,
-            protocol: Protocol::of(request.headers()),
+            protocol: classified.protocol,
             request_id: request.headers().get(REQUEST_ID).cloned(),
             started: Instant::now(),
         };
@@ -518,25 +442,5 @@ mod tests {
         );
         sniffer.on_data(&Bytes::from(chunk));
         assert_eq!(sniffer.at_end(), "not_found");
-    }
-
-    #[test]
-    fn only_registered_rpcs_get_their_own_labels() {
-        let pool =
-            super::super::grpc_json::descriptor_pool(&[tonic_health::pb::FILE_DESCRIPTOR_SET]);
-        let known = KnownRpcs::new(&pool, ["grpc.health.v1.Health"], []);
-        assert_eq!(
-            known.labels("/grpc.health.v1.Health/Check"),
-            Some(("grpc.health.v1.Health", "Check"))
-        );
-        assert_eq!(
-            known.labels("/grpc.health.v1.Health/Invented"),
-            Some((UNKNOWN, UNKNOWN))
-        );
-        assert_eq!(
-            known.labels("/made.up.Service/Anything"),
-            Some((UNKNOWN, UNKNOWN))
-        );
-        assert_eq!(known.labels("/metrics"), None);
     }
 }

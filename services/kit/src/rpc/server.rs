@@ -2,19 +2,22 @@
 //! on one port, plus health, reflection, metrics and the shared layers.
 //!
 //! ```text
-//!  request-id -> CORS -> observe (metrics, log line) -> one message for unary methods
-//!    ├─ /healthz /readyz /metrics; Connect on tonic-only services -> bridged to gRPC
-//!    └─ content type?
-//!        ├─ application/grpc*  -> JSON<->proto (+json codecs) -> gRPC-Web translation
-//!        │                         -> grpc-timeout -> size status -> tonic routes
-//!        │                         (service, grpc.health.v1, reflection v1 + v1alpha)
-//!        └─ anything else      -> encoding check -> connectrpc-axum (limits, gzip,
-//!                                  connect-timeout-ms) -> Connect routes (POST + GET)
+//!  request-id -> classify once (protocol, registered method: a `Call` every
+//!  later step reads) -> CORS -> observe (metrics, log line) -> one message
+//!  for unary methods -> dispatch:
+//!    ├─ a method this server registered, by protocol:
+//!    │   ├─ gRPC, gRPC-Web -> JSON<->proto (+json codecs) -> gRPC-Web translation
+//!    │   │                    -> grpc-timeout -> size status -> tonic routes
+//!    │   └─ Connect        -> encoding check -> connectrpc-axum (limits, gzip,
+//!    │                        connect-timeout-ms) -> Connect routes (POST + GET)
+//!    └─ anything else: /healthz /readyz /metrics; health and reflection
+//!       (tonic's own, bridged for Connect); unknown paths -> by content type
+//!       to the same two stacks, which answer in their protocol
 //! ```
 
-use std::{convert::Infallible, sync::Arc};
+use std::convert::Infallible;
 
-use axum::{Extension, Router, response::IntoResponse, routing::get};
+use axum::{Extension, Router, body::Body, response::IntoResponse, routing::get};
 use connectrpc_axum::{CompressionConfig, MakeServiceBuilder, tonic::ContentTypeSwitch};
 use http::{Request, header};
 use tonic::server::NamedService;
@@ -22,16 +25,18 @@ use tower::{Service, ServiceBuilder, util::MapRequestLayer};
 use tower_http::request_id::PropagateRequestIdLayer;
 
 use super::{
+    classify::Methods,
     config::HttpConfig,
     connect_bridge::ConnectBridge,
     connect_errors, cors,
     deadline::GrpcDeadlineLayer,
+    dispatch::Dispatch,
     drain::drain_when_dropped,
     encoding::ConnectEncodingLayer,
     grpc_json::{self, GrpcJsonLayer},
     grpc_limits::GrpcLimitStatusLayer,
     health::{self, Readiness},
-    observe::{KnownRpcs, ObserveLayer},
+    observe::ObserveLayer,
     request_id,
     response_metadata::ResponseMetadataLayer,
     single_message::SingleMessageLayer,
@@ -145,23 +150,22 @@ impl RpcServer {
             .prepare();
         let mut descriptor_sets = self.descriptor_sets.clone();
         descriptor_sets.push(tonic_health::pb::FILE_DESCRIPTOR_SET);
-        let descriptors = Arc::new(grpc_json::descriptor_pool(&descriptor_sets));
-        let known = KnownRpcs::new(
+        let descriptors = grpc_json::descriptor_pool(&descriptor_sets);
+        // The server's own methods go straight to their stack; health and
+        // reflection (tonic's only) through the routes that bridge them.
+        let methods = Methods::new(
             &descriptors,
             self.service_names
                 .iter()
-                .map(String::as_str)
-                .chain([HEALTH_SERVICE]),
+                .map(|name| (name.as_str(), true))
+                .chain([(HEALTH_SERVICE, false)]),
             [
                 (REFLECTION_V1, "ServerReflectionInfo"),
                 (REFLECTION_V1ALPHA, "ServerReflectionInfo"),
             ],
         );
         let grpc = ServiceBuilder::new()
-            .layer(GrpcJsonLayer::new(
-                descriptors.clone(),
-                self.http.max_request_bytes,
-            ))
+            .layer(GrpcJsonLayer::new(self.http.max_request_bytes))
             .layer(tonic_web::GrpcWebLayer::new())
             .layer(GrpcDeadlineLayer)
             .layer(GrpcLimitStatusLayer)
@@ -169,6 +173,9 @@ impl RpcServer {
             .layer(connectrpc_axum::tonic::FromRequestPartsLayer::new())
             .service(grpc_routes);
 
+        // The kit's Connect layers wrap the library's router once (not each
+        // of its routes), and `with_state` turns every handler into a
+        // ready route now rather than on every request.
         let connect = MakeServiceBuilder::new()
             .receive_max_bytes(self.http.max_request_bytes)
             // Like connect-go: compressing tiny messages costs more than it saves.
@@ -179,7 +186,8 @@ impl RpcServer {
             .layer(ConnectEncodingLayer)
             .layer(axum::middleware::map_response(
                 connect_errors::correct_connect_error,
-            ));
+            ))
+            .with_state(());
 
         // tonic's own services speak no Connect: bridge them.
         let mut bridged = Router::new();
@@ -195,22 +203,25 @@ impl RpcServer {
             .merge(bridged)
             .merge(self.http_routes)
             .route("/metrics", get(metrics))
-            .fallback_service(ContentTypeSwitch::new(grpc, connect));
+            .fallback_service(ContentTypeSwitch::new(grpc.clone(), connect.clone()))
+            .with_state(());
         // The kit's layers, outermost first, around everything once.
         let served = ServiceBuilder::new()
             .option_layer(self.verifier.map(Extension))
             .layer(MapRequestLayer::new(request_id::drop_unsafe))
+            // Once, for every step after: the protocol and the method.
+            .layer(MapRequestLayer::new(move |mut request: Request<Body>| {
+                methods.classify(&mut request);
+                request
+            }))
             // The client's id comes back on the response (a failed call
             // without one gets one made up, see observe).
             .layer(PropagateRequestIdLayer::x_request_id())
             .layer(cors::layer(&self.http.cors_origins))
             .layer(MapRequestLayer::new(drain_when_dropped))
-            .layer(ObserveLayer::new(known))
-            .layer(SingleMessageLayer::new(
-                descriptors,
-                self.http.max_request_bytes,
-            ))
-            .service(routes);
+            .layer(ObserveLayer)
+            .layer(SingleMessageLayer::new(self.http.max_request_bytes))
+            .service(Dispatch::new(grpc, connect, routes));
         let router = Router::new().fallback_service(served);
         Ok(self
             .around

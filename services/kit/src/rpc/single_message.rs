@@ -7,55 +7,45 @@
 //! `unimplemented`, as connect-go does. Client-streaming methods, Connect
 //! unary bodies (not enveloped) and gRPC-Web text pass untouched.
 
-use std::{
-    sync::Arc,
-    task::{Context, Poll},
-};
+use std::task::{Context, Poll};
 
 use axum::{body::Body, response::Response};
 use bytes::{Bytes, BytesMut};
 use connectrpc_axum::prelude::{Code, ConnectError};
 use futures::{StreamExt, future::BoxFuture};
 use http::{Method, Request};
-use prost_reflect::DescriptorPool;
 use tower::{Layer, Service};
 
 use super::{
+    classify::Call,
     connect_errors::error_response,
     envelope::{self, Next},
-    protocol::{RpcName, content_type},
+    protocol::content_type,
 };
 
-#[derive(Clone, Debug)]
+/// Requests must be classified first ([`Call`]).
+#[derive(Clone, Copy, Debug)]
 pub struct SingleMessageLayer {
-    pool: Arc<DescriptorPool>,
     max_message_bytes: usize,
 }
 
 impl SingleMessageLayer {
-    pub fn new(pool: Arc<DescriptorPool>, max_message_bytes: usize) -> Self {
-        Self {
-            pool,
-            max_message_bytes,
-        }
+    pub fn new(max_message_bytes: usize) -> Self {
+        Self { max_message_bytes }
     }
 
-    /// Whether this request must carry exactly one enveloped message.
+    /// Whether this request must carry exactly one enveloped message: a
+    /// POST to a described method that does not stream requests.
     fn applies_to<B>(&self, request: &Request<B>) -> bool {
-        if request.method() != Method::POST {
-            return false;
-        }
-        let enveloped = content_type(request.headers()).is_some_and(|ct| {
-            (ct.starts_with("application/grpc") && !ct.starts_with("application/grpc-web-text"))
-                || ct.starts_with("application/connect+")
-        });
-        enveloped
-            && RpcName::from_path(request.uri().path())
-                .and_then(|rpc| {
-                    let service = self.pool.get_service_by_name(&rpc.service)?;
-                    service.methods().find(|m| m.name() == rpc.method)
-                })
-                .is_some_and(|method| !method.is_client_streaming())
+        let one_message = Call::of(request)
+            .method
+            .is_some_and(|method| method.descriptor.is_some() && !method.client_streaming);
+        one_message
+            && request.method() == Method::POST
+            && content_type(request.headers()).is_some_and(|ct| {
+                (ct.starts_with("application/grpc") && !ct.starts_with("application/grpc-web-text"))
+                    || ct.starts_with("application/connect+")
+            })
     }
 }
 
@@ -64,7 +54,7 @@ impl<S> Layer<S> for SingleMessageLayer {
     fn layer(&self, inner: S) -> Self::Service {
         SingleMessage {
             inner,
-            layer: self.clone(),
+            layer: *self,
         }
     }
 }

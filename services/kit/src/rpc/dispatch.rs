@@ -1,0 +1,121 @@
+//! Where a classified request goes: a method the server registered itself
+//! straight to its protocol's stack (gRPC and gRPC-Web to tonic's, Connect
+//! to connectrpc-axum's), everything else (health and reflection bridged
+//! for Connect, `/healthz`, `/metrics`, pages, unknown paths) to the plain
+//! routes. One decision, read from the [`Call`], instead of a router whose
+//! fallback switches on the content type again.
+
+use std::{
+    convert::Infallible,
+    task::{Context, Poll},
+};
+
+use axum::{body::Body, response::Response};
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use http::Request;
+use tower::{Service, ServiceExt};
+
+use super::{
+    classify::{Call, Method},
+    protocol::{Protocol, content_type, is_connect_streaming},
+};
+
+/// A Connect request whose content type is for the other shape of method
+/// (a unary one to a streaming method, or a streaming one to a unary
+/// method): HTTP 415 with `Accept-Post` naming what the method takes, as
+/// the Connect protocol says and connect-go answers, before any handler
+/// runs. (The library answered a unary content type to a streaming method
+/// with an HTTP 500 `unknown`.)
+fn wrong_shape(method: &Method, headers: &http::HeaderMap) -> Option<Response> {
+    content_type(headers)?;
+    if is_connect_streaming(headers) == method.streaming {
+        return None;
+    }
+    let accepted = if method.streaming {
+        "application/connect+json, application/connect+proto"
+    } else {
+        "application/json, application/proto"
+    };
+    let mut refusal = Response::new(Body::empty());
+    *refusal.status_mut() = http::StatusCode::UNSUPPORTED_MEDIA_TYPE;
+    refusal.headers_mut().insert(
+        http::header::HeaderName::from_static("accept-post"),
+        http::HeaderValue::from_static(accepted),
+    );
+    Some(refusal)
+}
+
+#[derive(Clone, Debug)]
+pub struct Dispatch<G, C, R> {
+    grpc: G,
+    connect: C,
+    routes: R,
+}
+
+impl<G, C, R> Dispatch<G, C, R> {
+    pub fn new(grpc: G, connect: C, routes: R) -> Self {
+        Self {
+            grpc,
+            connect,
+            routes,
+        }
+    }
+}
+
+/// Sends `request` through `service` (a clone: each call gets its own).
+fn oneshot<S, B>(
+    service: &S,
+    request: Request<Body>,
+) -> BoxFuture<'static, Result<Response, Infallible>>
+where
+    S: Service<Request<Body>, Response = Response<B>, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    let service = service.clone();
+    Box::pin(async move {
+        let response = service.oneshot(request).await?;
+        Ok(response.map(Body::new))
+    })
+}
+
+impl<G, GB, C, CB, R, RB> Service<Request<Body>> for Dispatch<G, C, R>
+where
+    G: Service<Request<Body>, Response = Response<GB>, Error = Infallible> + Clone + Send + 'static,
+    G::Future: Send + 'static,
+    GB: http_body::Body<Data = Bytes> + Send + 'static,
+    GB::Error: Into<axum::BoxError>,
+    C: Service<Request<Body>, Response = Response<CB>, Error = Infallible> + Clone + Send + 'static,
+    C::Future: Send + 'static,
+    CB: http_body::Body<Data = Bytes> + Send + 'static,
+    CB::Error: Into<axum::BoxError>,
+    R: Service<Request<Body>, Response = Response<RB>, Error = Infallible> + Clone + Send + 'static,
+    R::Future: Send + 'static,
+    RB: http_body::Body<Data = Bytes> + Send + 'static,
+    RB::Error: Into<axum::BoxError>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        // Each call goes through a clone of the stack it needs.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let call = Call::of(&request);
+        match call.method.filter(|method| method.direct) {
+            Some(method) if call.protocol == Protocol::Connect => {
+                match wrong_shape(method, request.headers()) {
+                    Some(refusal) => Box::pin(std::future::ready(Ok(refusal))),
+                    None => oneshot(&self.connect, request),
+                }
+            }
+            Some(_) => oneshot(&self.grpc, request),
+            None => oneshot(&self.routes, request),
+        }
+    }
+}
