@@ -60,16 +60,25 @@ conformance *CONFIGS:
 bench *ARGS:
     bench/run.sh {{ARGS}}
 
+# Instructions per request of one echo server (bare, kit or tonic; connect or grpc) under callgrind: repeatable, for A/B of two builds
+bench-instructions KIND="kit" PROTOCOL="connect":
+    bench/instructions.sh {{KIND}} {{PROTOCOL}}
+
 # The benchmark harness in seconds (what CI runs): every server, protocol and app scenario once, briefly
 bench-smoke:
     bench/run.sh --smoke
+
+# Orders under fire: a process per service, customers ordering, a nemesis killing (-9) and pausing (SIGSTOP) services, then the invariants; `just chaos --help` for seed, duration, faults
+chaos *ARGS:
+    cargo build --release -p shop -p shop-bench
+    "${CARGO_TARGET_DIR:-target}/release/shop-chaos" {{ARGS}}
 
 # Fuzz the kit's parsers with cargo-fuzz (nightly): each target SECONDS (default 60); `just fuzz 5 envelope` for one
 fuzz SECONDS="60" *TARGETS:
     services/kit/fuzz/run.sh {{SECONDS}} {{TARGETS}}
 
-# What CI runs: tests (SQLite, PostgreSQL, NATS, the web app's), lint, interop, e2e, conformance, bench smoke, 5 s of fuzzing a target
-ci: test test-postgres test-nats web-test lint interop e2e conformance bench-smoke (fuzz "5")
+# What CI runs: tests (SQLite, PostgreSQL, NATS, the web app's), lint, interop, e2e, conformance, bench smoke, 30 s of chaos, 5 s of fuzzing a target
+ci: test test-postgres test-nats web-test lint interop e2e conformance bench-smoke (chaos "--duration" "30") (fuzz "5")
 
 # Install the npm tools the recipes use (buf, connect-node, protoc-gen-es)
 tools:

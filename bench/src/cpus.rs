@@ -24,6 +24,12 @@ impl Cpus {
         }
     }
 
+    /// No pinning at all: servers and load share every core (a chaos run
+    /// measures nothing).
+    pub fn unpinned() -> Self {
+        Self { pinned: None }
+    }
+
     /// "server on core 0, load on core 1", for the report.
     pub fn describe(&self) -> String {
         match self.pinned {

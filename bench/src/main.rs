@@ -4,25 +4,14 @@
 //! shop itself (orders end to end, the BFF, Connect GET, memory, start-up).
 //! Prints tables, and writes JSON and docs/benchmarks.md.
 
-mod app_suite;
-mod cpus;
-mod echo;
-mod h2load;
-mod machine;
-mod pb;
-mod preflight;
-mod profile;
-mod protocol_suite;
-mod report;
-mod servers;
-mod stats;
-mod targets;
-
 use std::{path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::{cpus::Cpus, servers::Stack};
+use shop_bench::{
+    app_suite, cpus::Cpus, machine, profile, protocol_suite, report, servers, servers::Stack,
+    targets,
+};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -50,7 +39,12 @@ enum Command {
     /// Only the protocol suite.
     Protocol,
     /// Only the app suite.
-    App,
+    App {
+        /// Only orders end to end (no start-up, calls, BFF): e.g. to
+        /// profile the services under that load by hand.
+        #[arg(long)]
+        orders_only: bool,
+    },
     /// One case under load with `perf record` on the server; prints the
     /// hottest functions (needs perf, Debian's linux-perf).
     Profile {
@@ -209,7 +203,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         report.protocol = protocol_suite::run(&options, &cpus).await?;
         println!("{}", report.protocol_markdown());
     }
-    if matches!(command, Command::All | Command::App) {
+    if let Command::All | Command::App { .. } = command {
         let options = app_suite::Options {
             shop_bin: match &args.shop_bin {
                 Some(path) => path.clone(),
@@ -221,6 +215,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             warm_up: RunArgs::secs(args.warm_up),
             duration: RunArgs::secs(args.duration),
             scratch: scratch.path().to_owned(),
+            orders_only: matches!(command, Command::App { orders_only: true }),
         };
         report.app = Some(app_suite::run(&options, &cpus).await?);
         println!("{}", report.app_markdown());

@@ -142,13 +142,13 @@ impl Report {
             );
             let _ = writeln!(
                 out,
-                "| concurrency | orders/s | p50 ms | p99 ms | confirmed | cancelled | CPU ms per order |"
+                "| concurrency | orders/s | p50 ms | p99 ms | confirmed | cancelled | CPU ms per order | SQL statements per order |"
             );
-            let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|---|");
+            let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|---|---|");
             for row in &database.orders {
                 let _ = writeln!(
                     out,
-                    "| {} | {:.1} ± {:.0}% | {:.1} | {:.1} | {} | {} | {} |",
+                    "| {} | {:.1} ± {:.0}% | {:.1} | {:.1} | {} | {} | {} | {} |",
                     row.concurrency,
                     row.orders_per_sec,
                     row.spread_percent,
@@ -156,7 +156,8 @@ impl Report {
                     row.p99_ms,
                     row.confirmed,
                     row.cancelled,
-                    crate::app_suite::cpu_per_order(&row.cpu_ms_per_order)
+                    crate::app_suite::cpu_per_order(&row.cpu_ms_per_order),
+                    crate::app_suite::statements_per_order_text(&row.statements_per_order)
                 );
             }
             let _ = writeln!(

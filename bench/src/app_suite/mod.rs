@@ -4,7 +4,7 @@
 
 mod bff;
 mod orders;
-mod shop;
+pub mod shop;
 
 use std::{path::PathBuf, time::Duration};
 
@@ -31,6 +31,8 @@ pub struct Options {
     pub warm_up: Duration,
     pub duration: Duration,
     pub scratch: PathBuf,
+    /// Orders end to end only.
+    pub orders_only: bool,
 }
 
 impl Options {
@@ -86,6 +88,8 @@ pub struct OrdersRow {
     pub cancelled: u64,
     /// CPU time each service spent per order placed, in ms.
     pub cpu_ms_per_order: Vec<(String, f64)>,
+    /// SQL statements each service ran per order placed.
+    pub statements_per_order: Vec<(String, f64)>,
 }
 
 /// An RPC loaded with h2load over Connect GET.
@@ -101,7 +105,15 @@ const LIST_PRODUCTS: &str = "/shop.catalog.v1.CatalogService/ListProducts";
 
 pub async fn run(options: &Options, cpus: &Cpus) -> anyhow::Result<AppResults> {
     h2load::check_installed()?;
-    let startup = startup(options, cpus).await?;
+    let startup = if options.orders_only {
+        Startup {
+            ready_ms: Vec::new(),
+            median_ms: 0.0,
+            idle: Memory::default(),
+        }
+    } else {
+        startup(options, cpus).await?
+    };
     eprintln!(
         "app suite: start-up to all ready {:.0} ms (median of {:?}), idle {}",
         startup.median_ms,
@@ -189,8 +201,14 @@ async fn on_database(
         .first()
         .map(|c| c.token.as_str())
         .unwrap_or_default();
-    let calls = measure_calls(options, cpus, token).await?;
-    let bff = bff::measure(options, cpus, token).await?;
+    let (calls, bff) = if options.orders_only {
+        (Vec::new(), Vec::new())
+    } else {
+        (
+            measure_calls(options, cpus, token).await?,
+            bff::measure(options, cpus, token).await?,
+        )
+    };
 
     let peak = shop.memory();
     let memory = idle
@@ -230,11 +248,16 @@ async fn measure_orders(
     for concurrency in options.order_concurrency() {
         let mut runs = Vec::new();
         let cpu_before = shop.cpu_ms();
+        let statements_before = shop::db_statements().await?;
         for _ in 0..options.repetitions.max(1) {
             let workers = customers.get(..concurrency).context("too few customers")?;
             runs.push(orders::run(workers, options.warm_up, options.duration).await?);
         }
         let placed: u64 = runs.iter().map(|r| r.placed).sum();
+        // The relays finish their batches within a tenth of a second.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let statements_per_order =
+            per_order(&statements_before, shop::db_statements().await?, placed);
         let cpu_ms_per_order = shop
             .cpu_ms()
             .into_iter()
@@ -271,6 +294,7 @@ async fn measure_orders(
             confirmed: runs.iter().map(|r| r.confirmed).sum(),
             cancelled: runs.iter().map(|r| r.cancelled).sum(),
             cpu_ms_per_order,
+            statements_per_order,
         };
         eprintln!(
             "  orders c={:<3} {:>7.1} orders/s  p50 {:>6.1} ms  p99 {:>6.1} ms  ({} confirmed, {} cancelled)",
@@ -284,6 +308,10 @@ async fn measure_orders(
         eprintln!(
             "          CPU per order: {}",
             cpu_per_order(&row.cpu_ms_per_order)
+        );
+        eprintln!(
+            "          SQL statements per order: {}",
+            statements_per_order_text(&row.statements_per_order)
         );
         rows.push(row);
     }
@@ -384,6 +412,35 @@ async fn measure_calls(
         }
     }
     Ok(rows)
+}
+
+/// What each service spent between `before` and `after`, per order.
+fn per_order(
+    before: &[(String, f64)],
+    after: Vec<(String, f64)>,
+    placed: u64,
+) -> Vec<(String, f64)> {
+    after
+        .into_iter()
+        .map(|(service, count)| {
+            let earlier = before
+                .iter()
+                .find(|(s, _)| *s == service)
+                .map_or(0.0, |(_, n)| *n);
+            (service, (count - earlier) / placed.max(1) as f64)
+        })
+        .collect()
+}
+
+/// "orders 7.10 + catalog 5.10 + payments 2.05 = 14.25".
+pub fn statements_per_order_text(per_service: &[(String, f64)]) -> String {
+    let total: f64 = per_service.iter().map(|(_, n)| n).sum();
+    let parts: Vec<String> = per_service
+        .iter()
+        .filter(|(_, n)| *n > 0.0)
+        .map(|(s, n)| format!("{s} {n:.2}"))
+        .collect();
+    format!("{} = {total:.2}", parts.join(" + "))
 }
 
 /// "users 0.40 + catalog 1.20 + ... = 5.10 ms".

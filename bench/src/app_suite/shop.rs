@@ -89,6 +89,39 @@ impl Databases {
 pub struct Shop {
     /// (service names it serves, process).
     processes: Vec<(Vec<&'static str>, Child)>,
+    launch: Launch,
+}
+
+/// How its processes are started (again, after a kill).
+struct Launch {
+    bin: PathBuf,
+    layout: Layout,
+    env: Vec<(String, String)>,
+    cpus: Cpus,
+    logs: PathBuf,
+}
+
+impl Launch {
+    fn spawn(&self, services: &[&'static str]) -> anyhow::Result<Child> {
+        let args: Vec<&str> = match self.layout {
+            Layout::OneProcess => vec!["run"],
+            Layout::ProcessPerService => vec!["serve", services[0]],
+        };
+        let log = self.logs.join(format!("shop-{}.log", services.join("-")));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)?;
+        self.cpus
+            .server_command(self.bin.as_os_str(), &args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {}", self.bin.display()))
+    }
 }
 
 /// How the shop is started.
@@ -110,6 +143,19 @@ impl Shop {
         cpus: &Cpus,
         logs: &Path,
     ) -> anyhow::Result<(Self, Duration)> {
+        Self::start_with(bin, layout, databases, cpus, logs, &[]).await
+    }
+
+    /// As [`Shop::start`], with `overrides` of the environment (e.g. the
+    /// demo stock).
+    pub async fn start_with(
+        bin: &Path,
+        layout: Layout,
+        databases: &Databases,
+        cpus: &Cpus,
+        logs: &Path,
+        overrides: &[(&str, &str)],
+    ) -> anyhow::Result<(Self, Duration)> {
         if !bin.exists() {
             bail!(
                 "{} is missing: `cargo build --release -p shop`",
@@ -121,33 +167,86 @@ impl Shop {
             Layout::OneProcess => vec![SERVICES.to_vec()],
             Layout::ProcessPerService => SERVICES.iter().map(|s| vec![*s]).collect(),
         };
+        let launch = Launch {
+            bin: bin.to_owned(),
+            layout,
+            env: environment(databases)
+                .into_iter()
+                .chain(
+                    overrides
+                        .iter()
+                        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+                )
+                .collect(),
+            cpus: cpus.clone(),
+            logs: logs.to_owned(),
+        };
         let mut processes = Vec::new();
         for services in runs {
-            let args: Vec<&str> = match layout {
-                Layout::OneProcess => vec!["run"],
-                Layout::ProcessPerService => vec!["serve", services[0]],
-            };
-            let log = logs.join(format!("shop-{}.log", services.join("-")));
-            let child = cpus
-                .server_command(bin.as_os_str(), &args)
-                .envs(environment(databases))
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(std::fs::File::create(&log)?)
-                .kill_on_drop(true)
-                .spawn()
-                .with_context(|| format!("starting {}", bin.display()))?;
+            let child = launch.spawn(&services)?;
             processes.push((services, child));
         }
-        let mut shop = Self { processes };
-        shop.wait_ready(logs).await?;
+        let mut shop = Self { processes, launch };
+        shop.wait_ready(&SERVICES).await?;
         Ok((shop, started.elapsed()))
     }
 
-    async fn wait_ready(&mut self, logs: &Path) -> anyhow::Result<()> {
+    /// The process serving `service` (of a process-per-service shop).
+    fn process(&mut self, service: &str) -> anyhow::Result<&mut Child> {
+        self.processes
+            .iter_mut()
+            .find(|(services, _)| services.contains(&service))
+            .map(|(_, child)| child)
+            .with_context(|| format!("no process serves {service}"))
+    }
+
+    /// Kills the process serving `service` at once (SIGKILL), as a crash.
+    pub async fn kill(&mut self, service: &str) -> anyhow::Result<()> {
+        let child = self.process(service)?;
+        child.start_kill()?;
+        child.wait().await?;
+        Ok(())
+    }
+
+    /// Starts `service` again (after [`Shop::kill`]) and waits until it is
+    /// ready.
+    pub async fn restart(&mut self, service: &'static str) -> anyhow::Result<()> {
+        let child = self.launch.spawn(&[service])?;
+        *self.process(service)? = child;
+        self.wait_ready(&[service]).await
+    }
+
+    /// Freezes the process serving `service` (SIGSTOP): it holds its
+    /// connections and answers nothing, as a stalled machine.
+    pub fn pause(&mut self, service: &str) -> anyhow::Result<()> {
+        self.signal(service, "-STOP")
+    }
+
+    /// Lets a paused process go on (SIGCONT).
+    pub fn resume(&mut self, service: &str) -> anyhow::Result<()> {
+        self.signal(service, "-CONT")
+    }
+
+    fn signal(&mut self, service: &str, signal: &str) -> anyhow::Result<()> {
+        let pid = self
+            .process(service)?
+            .id()
+            .with_context(|| format!("{service} is not running"))?;
+        let status = std::process::Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .context("running kill")?;
+        if !status.success() {
+            bail!("kill {signal} {pid} ({service}) failed");
+        }
+        Ok(())
+    }
+
+    async fn wait_ready(&mut self, services: &[&str]) -> anyhow::Result<()> {
         let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
         let deadline = Instant::now() + Duration::from_secs(60);
-        for service in SERVICES {
+        let logs = self.launch.logs.clone();
+        for &service in services {
             let uri: http::Uri = format!("http://{}/readyz", addr(service)).parse()?;
             loop {
                 if client
@@ -202,6 +301,29 @@ impl Shop {
             .filter_map(|(services, child)| Some((services.join("+"), read(child.id()?)?)))
             .collect()
     }
+}
+
+/// Statements each service has run on its database so far (the kit's
+/// `shop_db_statements_total`, read from every service's /metrics).
+pub async fn db_statements() -> anyhow::Result<Vec<(String, f64)>> {
+    let mut counts: Vec<(String, f64)> = Vec::new();
+    for service in &SERVICES[..4] {
+        let (_, body) = get(&format!("http://{}/metrics", addr(service))).await?;
+        for line in String::from_utf8_lossy(&body).lines() {
+            let Some(rest) = line.strip_prefix("shop_db_statements_total{service=\"") else {
+                continue;
+            };
+            let Some((name, value)) = rest.split_once("\"} ") else {
+                continue;
+            };
+            let value: f64 = value.trim().parse().unwrap_or(0.0);
+            match counts.iter_mut().find(|(s, _)| s == name) {
+                Some((_, total)) => *total += value,
+                None => counts.push((name.to_owned(), value)),
+            }
+        }
+    }
+    Ok(counts)
 }
 
 /// `/proc/<pid>/<file>`.

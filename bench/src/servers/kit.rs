@@ -45,7 +45,7 @@ async fn echo(
     Ok(ConnectResponse::new(echo::echo(request)))
 }
 
-async fn ticks(
+pub(super) async fn ticks(
     ConnectRequest(request): ConnectRequest<pb::TicksRequest>,
 ) -> Result<ConnectResponse<StreamBody<Ticks>>, ConnectError> {
     let ticks = echo::ticks(request)

@@ -4,6 +4,7 @@
 
 pub mod bare;
 pub mod kit;
+pub mod library;
 pub mod tonic;
 
 use std::{
@@ -202,6 +203,13 @@ pub async fn serve(kind: PeerKind, port: u16, peers: &Path) -> anyhow::Result<()
             let app = kit::router(&shutdown).await?;
             shop_kit::rpc::serve(bind().await?, app, shutdown, kit::http()).await?;
         }
+        PeerKind::Library => {
+            use axum::serve::ListenerExt;
+            let listener = bind().await?.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            axum::serve(listener, library::router()).await?;
+        }
         PeerKind::Tonic => tonic::serve(bind().await?).await?,
         PeerKind::ConnectRust => {
             let status = tokio::process::Command::new(connect_rust_binary(peers)?)
@@ -223,6 +231,9 @@ pub enum PeerKind {
     Bare,
     /// services/kit, as a shop service is served.
     Kit,
+    /// connectrpc-axum alone (Connect only), none of the kit's layers: what
+    /// the library costs by itself.
+    Library,
     /// A plain tonic server (gRPC).
     Tonic,
     /// connect-rust (the peer bench/peers/build.sh builds).
@@ -279,6 +290,24 @@ mod tests {
         let app = kit::router(&shutdown).await.expect("router");
         tokio::spawn(shop_kit::rpc::serve(listener, app, shutdown, kit::http()));
         assert_answers(Stack::Kit, addr).await;
+    }
+
+    #[tokio::test]
+    async fn the_library_alone_answers_connect() {
+        let (listener, addr) = listen().await;
+        tokio::spawn(async move { axum::serve(listener, library::router()).await });
+        // The same protocols as bare axum but GET (the kit adds GET routes).
+        let client = preflight::client();
+        for shape in Shape::ALL {
+            for protocol in [Protocol::ConnectJson, Protocol::ConnectProto] {
+                let Some(request) = targets::request(protocol, shape) else {
+                    continue;
+                };
+                preflight::check(&client, addr, protocol, shape, &request)
+                    .await
+                    .unwrap_or_else(|e| panic!("library {protocol:?} {shape:?}: {e:#}"));
+            }
+        }
     }
 
     #[tokio::test]
