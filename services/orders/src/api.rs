@@ -39,6 +39,12 @@ impl From<OrdersError> for ConnectError {
                 "IDEMPOTENCY_KEY_REUSED",
                 DOMAIN,
             ),
+            OrdersError::UnknownPaymentToken(_) => refusal(
+                Code::InvalidArgument,
+                error.to_string(),
+                "UNKNOWN_PAYMENT_TOKEN",
+                DOMAIN,
+            ),
             OrdersError::Unavailable { .. } => {
                 ConnectError::new(Code::Unavailable, error.to_string())
             }

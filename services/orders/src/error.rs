@@ -22,6 +22,10 @@ pub enum OrdersError {
     )]
     KeyReused { key: String },
 
+    /// The payment processor never issued this token (its words).
+    #[error("{0}")]
+    UnknownPaymentToken(String),
+
     /// A service this one depends on did not answer.
     #[error("the {service} service is unavailable, try again later")]
     Unavailable { service: &'static str },

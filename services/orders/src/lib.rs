@@ -64,6 +64,7 @@ pub struct Orders {
     history: History,
     feed: OrderFeed,
     catalog: Catalog,
+    payments: Payments,
     sagas: SagaDriver,
 }
 
@@ -104,13 +105,20 @@ impl Orders {
         ];
         let relay = Relay::start(db.clone(), events::SERVICE, broker, subscriptions, shutdown);
         let store = Store::new(db, relay.clone());
-        let sagas = SagaDriver::start(store.clone(), catalog.clone(), payments, policy, shutdown);
+        let sagas = SagaDriver::start(
+            store.clone(),
+            catalog.clone(),
+            payments.clone(),
+            policy,
+            shutdown,
+        );
         Ok(Self {
             store,
             relay,
             history,
             feed,
             catalog,
+            payments,
             sagas,
         })
     }
@@ -152,7 +160,11 @@ impl Orders {
         let wanted = domain::wanted_lines(lines)?;
         let payment_token = domain::payment_token(payment_token)?;
         let ids: Vec<String> = wanted.iter().map(|w| w.product_id.clone()).collect();
-        let prices = self.catalog.prices(&ids, deadline.0).await?;
+        // Priced by the catalog while payments checks the token.
+        let (prices, ()) = tokio::try_join!(
+            self.catalog.prices(&ids, deadline.0),
+            self.payments.check_token(payment_token, deadline.0, trace),
+        )?;
         let (lines, currency_code, total_minor_units) = domain::price(&wanted, &prices)?;
         let now = now_ms();
         let order = Order {

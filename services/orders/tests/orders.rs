@@ -173,6 +173,56 @@ async fn an_empty_order_id_is_invalid_not_missing() {
 }
 
 #[tokio::test]
+async fn an_unknown_payment_token_is_refused_before_any_order_is_placed() {
+    let shop = Shop::start().await;
+    let stock = shop.stock("p1").await;
+    let (status, refused) = shop
+        .call(
+            "CreateOrder",
+            Some(&shop.ada),
+            json!({"idempotencyKey": "typo", "paymentToken": "tok_vias", "items": [{"productId": "p1", "quantity": 1}]}),
+        )
+        .await;
+    assert_eq!(
+        (status, refused["code"].as_str()),
+        (400, Some("invalid_argument")),
+        "{refused}"
+    );
+    assert_eq!(
+        shop_kit::testing::error_info(&refused),
+        Some((
+            "UNKNOWN_PAYMENT_TOKEN".to_owned(),
+            "orders.connect-shop".to_owned()
+        )),
+        "{refused}"
+    );
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("tok_vias"),
+        "{refused}"
+    );
+    // Nothing was placed, nothing set aside; the same key then places the
+    // order with a real token.
+    let (_, listed) = shop.call("ListOrders", Some(&shop.ada), json!({})).await;
+    assert_eq!(
+        listed["orders"].as_array().map_or(0, Vec::len),
+        0,
+        "{listed}"
+    );
+    assert_eq!(shop.stock("p1").await, stock);
+    let order = shop
+        .order_with(&shop.ada, "typo", "tok_visa", &[("p1", 1)])
+        .await;
+    let id = order["id"].as_str().expect("id");
+    assert_eq!(
+        shop.settled(&shop.ada, id).await["status"],
+        "ORDER_STATUS_CONFIRMED"
+    );
+}
+
+#[tokio::test]
 async fn bad_items_and_a_missing_catalog_are_precise_errors() {
     let shop = Shop::start().await;
     let (status, unknown) = shop

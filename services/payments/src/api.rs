@@ -23,6 +23,12 @@ impl From<PaymentsError> for ConnectError {
             PaymentsError::Declined { reason } => {
                 refusal(Code::FailedPrecondition, error.to_string(), reason, DOMAIN)
             }
+            PaymentsError::UnknownToken { .. } => refusal(
+                Code::InvalidArgument,
+                error.to_string(),
+                "UNKNOWN_PAYMENT_TOKEN",
+                DOMAIN,
+            ),
             PaymentsError::ProcessorUnavailable => {
                 ConnectError::new(Code::Unavailable, error.to_string())
             }
@@ -179,6 +185,14 @@ pub async fn refund(
     Ok(ConnectResponse::new(pb::RefundResponse {
         payment: Some(to_proto(payment)),
     }))
+}
+
+pub async fn check_payment_token(
+    _caller: Caller,
+    ConnectRequest(request): ConnectRequest<pb::CheckPaymentTokenRequest>,
+) -> Result<ConnectResponse<pb::CheckPaymentTokenResponse>, ConnectError> {
+    crate::domain::recognize(&request.payment_token)?;
+    Ok(ConnectResponse::new(pb::CheckPaymentTokenResponse {}))
 }
 
 pub async fn get_payment(

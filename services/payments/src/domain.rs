@@ -132,20 +132,31 @@ pub fn idempotency_key(key: &str) -> Result<&str, PaymentsError> {
     Ok(key)
 }
 
+/// The tokens the fake processor issued.
+const ISSUED_TOKENS: [&str; 3] = ["tok_visa", "tok_declined", "tok_unavailable"];
+
+/// Whether the processor issued `payment_token` (whatever it would answer
+/// to a charge).
+pub fn recognize(payment_token: &str) -> Result<(), PaymentsError> {
+    match payment_token {
+        "" => Err(PaymentsError::invalid("payment_token", "is required")),
+        token if ISSUED_TOKENS.contains(&token) => Ok(()),
+        other => Err(PaymentsError::UnknownToken {
+            token: other.chars().take(64).collect(),
+        }),
+    }
+}
+
 /// The fake processor: `tok_visa` is accepted, `tok_declined` declined,
 /// `tok_unavailable` the processor being down; other tokens are unknown.
 pub fn authorize(payment_token: &str) -> Result<(), PaymentsError> {
+    recognize(payment_token)?;
     match payment_token {
-        "tok_visa" => Ok(()),
         "tok_declined" => Err(PaymentsError::Declined {
             reason: "CARD_DECLINED",
         }),
         "tok_unavailable" => Err(PaymentsError::ProcessorUnavailable),
-        "" => Err(PaymentsError::invalid("payment_token", "is required")),
-        other => Err(PaymentsError::invalid(
-            "payment_token",
-            format!("{other:?} is not a token this processor issued (try tok_visa)"),
-        )),
+        _ => Ok(()),
     }
 }
 
@@ -166,11 +177,19 @@ mod tests {
         ));
         assert!(matches!(
             authorize("tok_other"),
+            Err(PaymentsError::UnknownToken { .. })
+        ));
+        assert!(matches!(
+            authorize(""),
             Err(PaymentsError::InvalidArgument {
                 field: "payment_token",
                 ..
             })
         ));
+        // Every issued token is recognized, whatever a charge would say.
+        for token in ISSUED_TOKENS {
+            assert!(recognize(token).is_ok(), "{token}");
+        }
     }
 
     #[test]

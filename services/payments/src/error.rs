@@ -12,6 +12,10 @@ pub enum PaymentsError {
     #[error("the card was declined")]
     Declined { reason: &'static str },
 
+    /// A token the processor never issued.
+    #[error("payment_token: {token:?} is not a token this processor issued (try tok_visa)")]
+    UnknownToken { token: String },
+
     #[error("the payment processor is unavailable, try again later")]
     ProcessorUnavailable,
 

@@ -180,6 +180,7 @@ pub struct AppState {
 }
 
 const GET_PAYMENT: &str = "/shop.payments.v1.PaymentService/GetPayment";
+const CHECK_PAYMENT_TOKEN: &str = "/shop.payments.v1.PaymentService/CheckPaymentToken";
 
 /// Payments as it is started (by the launcher, `shop serve payments` and
 /// the tests alike, through [`shop_kit::app::Launch`]).
@@ -207,7 +208,8 @@ impl Service for Config {
         Ok("a fake processor: tok_visa, tok_declined, tok_unavailable".to_owned())
     }
 
-    /// PaymentService on all three protocols; GetPayment also on GET.
+    /// PaymentService on all three protocols; GetPayment and CheckPaymentToken
+    /// also on GET.
     async fn server(
         &self,
         payments: Payments,
@@ -219,6 +221,7 @@ impl Service for Config {
         let (connect, grpc) = PaymentServiceTonicCompatibleBuilder::new()
             .charge(api::charge)
             .refund(api::refund)
+            .check_payment_token(api::check_payment_token)
             .get_payment(api::get_payment)
             .with_state(state.clone())
             .build();
@@ -226,6 +229,13 @@ impl Service for Config {
             GET_PAYMENT,
             api::get_payment,
         )
+        .merge(connect_get::<
+            pb::CheckPaymentTokenRequest,
+            pb::CheckPaymentTokenResponse,
+            _,
+            _,
+            _,
+        >(CHECK_PAYMENT_TOKEN, api::check_payment_token))
         .with_state(state);
         let http = &context.http;
         Ok(RpcServer::new(http.clone(), readiness)

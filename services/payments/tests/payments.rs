@@ -165,6 +165,14 @@ async fn the_fake_processor_declines_and_fails_by_token() {
         (status, unknown["code"].as_str()),
         (400, Some("invalid_argument"))
     );
+    assert_eq!(
+        shop_kit::testing::error_info(&unknown),
+        Some((
+            "UNKNOWN_PAYMENT_TOKEN".to_owned(),
+            "payments.connect-shop".to_owned()
+        )),
+        "{unknown}"
+    );
     let (status, free) = service
         .call("Charge", Some(&service.ada), charge("z", 0, "tok_visa"))
         .await;
@@ -374,4 +382,69 @@ async fn a_customer_cannot_refund_or_void_the_charge_for_an_order() {
         (200, Some("PAYMENT_STATUS_REFUNDED")),
         "the saga may refund its own charge"
     );
+}
+
+#[tokio::test]
+async fn a_payment_token_can_be_checked_before_any_charge() {
+    let service = TestPayments::start().await;
+    for token in ["tok_visa", "tok_declined", "tok_unavailable"] {
+        let (status, body) = service
+            .call(
+                "CheckPaymentToken",
+                Some(&service.ada),
+                json!({"paymentToken": token}),
+            )
+            .await;
+        assert_eq!((status, body.clone()), (200, json!({})), "{token}");
+    }
+    let (status, unknown) = service
+        .call(
+            "CheckPaymentToken",
+            Some(&service.ada),
+            json!({"paymentToken": "tok_vias"}),
+        )
+        .await;
+    assert_eq!(
+        (status, unknown["code"].as_str()),
+        (400, Some("invalid_argument"))
+    );
+    assert_eq!(
+        shop_kit::testing::error_info(&unknown),
+        Some((
+            "UNKNOWN_PAYMENT_TOKEN".to_owned(),
+            "payments.connect-shop".to_owned()
+        )),
+        "{unknown}"
+    );
+    let (status, empty) = service
+        .call("CheckPaymentToken", Some(&service.ada), json!({}))
+        .await;
+    assert_eq!(
+        (status, empty["code"].as_str()),
+        (400, Some("invalid_argument"))
+    );
+    // Signed-in callers only.
+    let (status, anonymous) = service
+        .call(
+            "CheckPaymentToken",
+            None,
+            json!({"paymentToken": "tok_visa"}),
+        )
+        .await;
+    assert_eq!(
+        (status, anonymous["code"].as_str()),
+        (401, Some("unauthenticated"))
+    );
+    // NO_SIDE_EFFECTS: a Connect GET works too.
+    let message = "%7B%22paymentToken%22%3A%22tok_visa%22%7D";
+    let answer = reqwest::Client::new()
+        .get(format!(
+            "http://{}/shop.payments.v1.PaymentService/CheckPaymentToken?connect=v1&encoding=json&message={message}",
+            service.addr
+        ))
+        .bearer_auth(&service.ada)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(answer.status(), 200);
 }

@@ -4,11 +4,18 @@
 
 use std::{sync::Arc, time::Duration};
 
-use shop_kit::{client::Downstream, observe::trace_context::TraceParent};
+use shop_kit::{
+    client::{Downstream, Retry},
+    observe::trace_context::TraceParent,
+};
 use shop_proto::shop::{
     common::v1::Money,
-    payments::v1::{ChargeRequest, RefundRequest, payment_service_client::PaymentServiceClient},
+    payments::v1::{
+        ChargeRequest, CheckPaymentTokenRequest, RefundRequest,
+        payment_service_client::PaymentServiceClient,
+    },
 };
+use tokio::time::Instant;
 use tonic::{Code, transport::Channel};
 
 use super::{ServiceToken, unavailable};
@@ -18,6 +25,10 @@ use crate::{
 };
 
 const PEER: &str = "payment";
+
+/// How long placing an order waits for payments to say whether it issued
+/// the order's payment token before going ahead without the answer.
+const TOKEN_CHECK_PATIENCE: Duration = Duration::from_millis(500);
 
 #[derive(Clone, Debug)]
 pub struct Payments {
@@ -42,6 +53,51 @@ impl Payments {
             downstream: super::downstream("payments", timeout),
             token,
         })
+    }
+
+    /// Refuses a payment token the processor never issued, before an order
+    /// is placed with it. Only a clear no refuses: if payments cannot say
+    /// (down, breaker open, no service token), the order goes ahead and its
+    /// charge decides, as it always does.
+    pub async fn check_token(
+        &self,
+        payment_token: &str,
+        deadline: Option<Instant>,
+        trace: &TraceParent,
+    ) -> Result<(), OrdersError> {
+        let patience = Instant::now() + TOKEN_CHECK_PATIENCE;
+        let deadline = deadline.map_or(patience, |deadline| deadline.min(patience));
+        let bearer = match self.token.bearer(Some(deadline)).await {
+            Ok(bearer) => bearer,
+            Err(status) => {
+                tracing::debug!(
+                    message = status.message(),
+                    "no service token to check a payment token"
+                );
+                return Ok(());
+            }
+        };
+        let check = CheckPaymentTokenRequest {
+            payment_token: payment_token.to_owned(),
+        };
+        let answer = self
+            .downstream
+            .call(Retry::Safe, Some(deadline), |budget| {
+                let mut client = self.client.clone();
+                let request = super::request(check.clone(), &bearer, trace, budget);
+                async move { client.check_payment_token(request).await }
+            })
+            .await;
+        match answer {
+            Ok(_) => Ok(()),
+            Err(status) if status.code() == Code::InvalidArgument => Err(
+                OrdersError::UnknownPaymentToken(status.message().to_owned()),
+            ),
+            Err(status) => {
+                tracing::debug!(code = ?status.code(), message = status.message(), "payment token not checked");
+                Ok(())
+            }
+        }
     }
 
     pub async fn charge(&self, order: &Order, payment_token: &str, trace: &TraceParent) -> Outcome {
