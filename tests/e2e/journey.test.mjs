@@ -153,6 +153,27 @@ test("a double click on Place order places one order", async () => {
   await close();
 });
 
+test("yen are whole and euros have cents, from the product page to the history", async () => {
+  const { page, errors, close } = await open();
+  await signUp(page);
+  // ISO 4217: JPY has no minor unit (1200 minor units are 1,200 yen), EUR
+  // two (1800 are 18.00 euros).
+  await page.goto(`${app}/products/prod_mug`);
+  await page.waitForSelector("main strong:text-is('€18.00')");
+  await addToCart(page, "prod_tenugui");
+  await page.waitForSelector("main strong:text-is('¥1,200')");
+  await page.goto(`${app}/cart`);
+  await page.waitForSelector("p:has-text('Total') strong:text-is('¥1,200')");
+  await page.click("text=Place order");
+  await page.waitForSelector(".status-line >> text=Confirmed", { timeout: 15_000 });
+  await page.waitForSelector("li strong:text-is('Total ¥1,200')");
+  await page.screenshot({ path: `${shots}/yen.png`, fullPage: true });
+  await page.goto(`${app}/orders`);
+  await page.waitForSelector(".orders li:has-text('¥1,200')");
+  assert.deepEqual(errors, []);
+  await close();
+});
+
 test("at phone width the pages fit the screen", async () => {
   const { page, errors, close } = await open({ width: 390, height: 844 });
   for (const [path, name] of [["/", "phone-home"], ["/catalog", "phone-catalog"], ["/products/prod_mug", "phone-product"]]) {

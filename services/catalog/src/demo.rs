@@ -107,19 +107,39 @@ const PRODUCTS: &[(&str, &str, &str, &str, i64, i32)] = &[
     ),
 ];
 
+/// Products priced in another currency than the euro, each with the price
+/// in that currency's minor unit: (id, SKU, name, description, currency,
+/// price, stock). An order is in one currency; these are ordered apart.
+const IMPORTED: &[(&str, &str, &str, &str, &str, i64, i32)] = &[(
+    "prod_tenugui",
+    "TENUGUI-KYOTO",
+    "Tenugui cloth (Kyoto)",
+    "Cotton hand towel for drying cups; sold by our Kyoto partner, priced in yen.",
+    "JPY",
+    1200,
+    20,
+)];
+
 /// Adds the demo products if the catalog is empty, each with its own stock
 /// or `stock`; returns how many.
 pub async fn seed(catalog: &Catalog, stock: Option<i32>) -> Result<usize, CatalogError> {
     if catalog.store().count().await? > 0 {
         return Ok(0);
     }
-    for &(id, sku, name, description, cents, own_stock) in PRODUCTS {
+    let euro = PRODUCTS
+        .iter()
+        .map(|&(id, sku, name, description, cents, stock)| {
+            (id, sku, name, description, "EUR", cents, stock)
+        });
+    for (id, sku, name, description, currency, price, own_stock) in
+        euro.chain(IMPORTED.iter().copied())
+    {
         let stock = stock.unwrap_or(own_stock);
-        let product =
-            NewProduct::new(id, sku, name, description, Money::new("EUR", cents)?, stock)?;
+        let price = Money::new(currency, price)?;
+        let product = NewProduct::new(id, sku, name, description, price, stock)?;
         catalog.add_product(product).await?;
     }
-    Ok(PRODUCTS.len())
+    Ok(PRODUCTS.len() + IMPORTED.len())
 }
 
 #[cfg(test)]
@@ -142,8 +162,18 @@ mod tests {
     async fn seeds_each_product_with_its_own_stock_or_the_one_asked_for() {
         let database = TestDatabase::new("catalog").await;
         let catalog = Catalog::open(&database.url).await.expect("open");
-        assert_eq!(seed(&catalog, None).await.expect("seed"), PRODUCTS.len());
+        assert_eq!(
+            seed(&catalog, None).await.expect("seed"),
+            PRODUCTS.len() + IMPORTED.len()
+        );
         assert_eq!(stock_of(&catalog, "prod_grinder").await, 8);
+        let tenugui = catalog
+            .store()
+            .get("prod_tenugui")
+            .await
+            .expect("read")
+            .expect("seeded");
+        assert_eq!(tenugui.price, Money::new("JPY", 1200).expect("yen"));
         assert_eq!(
             seed(&catalog, Some(5)).await.expect("seed"),
             0,

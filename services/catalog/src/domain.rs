@@ -14,7 +14,8 @@ pub const MAX_PRODUCTS_PER_CALL: usize = 100;
 const MAX_QUERY_CHARS: usize = 100;
 const PAGE_TOKEN_PREFIX: &str = "after-sku:";
 
-/// An exact amount in a currency's minor unit.
+/// An exact amount in a currency's minor unit, as ISO 4217 defines it for
+/// that currency (its exponent: 2 for EUR, 0 for JPY, 3 for BHD).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Money {
     pub currency_code: String,
@@ -23,12 +24,17 @@ pub struct Money {
 
 impl Money {
     pub fn new(currency_code: &str, minor_units: i64) -> Result<Self, CatalogError> {
-        let valid_code =
-            currency_code.len() == 3 && currency_code.bytes().all(|b| b.is_ascii_uppercase());
-        if !valid_code {
+        // A currency with a minor unit, so clients know where its point is
+        // (not XAU, XDR and the other units without one).
+        let known = iso_currency::Currency::from_code(currency_code)
+            .is_some_and(|currency| currency.exponent().is_some());
+        if !known {
             return Err(CatalogError::invalid(
                 "price.currency_code",
-                format!("{currency_code:?} is not an ISO 4217 code such as \"EUR\""),
+                format!(
+                    "{:?} is not an ISO 4217 currency such as \"EUR\"",
+                    currency_code.chars().take(16).collect::<String>()
+                ),
             ));
         }
         if minor_units < 0 {
@@ -339,11 +345,17 @@ mod tests {
 
     #[test]
     fn money_is_an_iso_code_and_a_non_negative_integer() {
-        assert!(Money::new("EUR", 1999).is_ok());
-        assert_eq!(
-            field_of(Money::new("eur", 1).expect_err("must be refused")),
-            "price.currency_code"
-        );
+        for code in ["EUR", "JPY", "BHD", "USD"] {
+            assert!(Money::new(code, 1999).is_ok(), "{code}");
+        }
+        // Not ISO 4217, or without a minor unit to count in.
+        for code in ["eur", "XYZ", "XAU", ""] {
+            assert_eq!(
+                field_of(Money::new(code, 1).expect_err("must be refused")),
+                "price.currency_code",
+                "{code}"
+            );
+        }
         assert_eq!(
             field_of(Money::new("EURO", 1).expect_err("must be refused")),
             "price.currency_code"

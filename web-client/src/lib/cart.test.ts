@@ -55,4 +55,14 @@ describe("the cart", () => {
     expect(formatMoney(2750, "EUR")).toBe("€27.50");
     expect(formatMoney(5n, "XYZ")).toContain("0.05");
   });
+
+  it("counts each currency in its own minor unit (ISO 4217 exponents)", () => {
+    expect(formatMoney(1200n, "JPY")).toBe("¥1,200");
+    expect(formatMoney(1500n, "BHD")).toMatch(/^BHD\s1\.500$/);
+    expect(formatMoney(7n, "BHD")).toMatch(/^BHD\s0\.007$/);
+    expect(formatMoney(199n, "USD")).toBe("$1.99");
+    expect(formatMoney(-250n, "EUR")).toBe("-€2.50");
+    // Beyond a float's 53 bits, every digit survives.
+    expect(formatMoney(9007199254740993n, "EUR")).toBe("€90,071,992,547,409.93");
+  });
 });

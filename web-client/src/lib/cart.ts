@@ -93,10 +93,24 @@ export function parseCart(stored: string | null): Cart {
 
 /** "27.50 EUR"-style money for people. */
 export function formatMoney(minorUnits: number | bigint, currencyCode: string): string {
-  const amount = Number(minorUnits) / 100;
+  let format: Intl.NumberFormat;
   try {
-    return new Intl.NumberFormat("en", { style: "currency", currency: currencyCode }).format(amount);
+    format = new Intl.NumberFormat("en", { style: "currency", currency: currencyCode });
   } catch {
-    return `${amount.toFixed(2)} ${currencyCode}`;
+    return `${decimal(BigInt(minorUnits), 2)} ${currencyCode}`;
   }
+  // The currency's ISO 4217 exponent: 2 for EUR, 0 for JPY, 3 for BHD.
+  const exponent = format.resolvedOptions().maximumFractionDigits ?? 2;
+  // A decimal string keeps every digit (a Number would round large amounts).
+  return format.format(decimal(BigInt(minorUnits), exponent) as Intl.StringNumericLiteral);
+}
+
+/** `units` minor units as a decimal string with `exponent` digits after the point. */
+function decimal(units: bigint, exponent: number): string {
+  const sign = units < 0n ? "-" : "";
+  const digits = (units < 0n ? -units : units).toString().padStart(exponent + 1, "0");
+  if (exponent === 0) {
+    return `${sign}${digits}`;
+  }
+  return `${sign}${digits.slice(0, -exponent)}.${digits.slice(-exponent)}`;
 }
