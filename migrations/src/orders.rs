@@ -5,6 +5,7 @@ use sea_orm_migration::prelude::*;
 mod m20261121_000001_create_orders;
 mod m20261121_000002_create_sagas_and_events;
 mod m20261123_000003_one_row_per_order;
+mod m20261123_000005_cancel_reasons;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000001_create_orders::Migration),
             Box::new(m20261121_000002_create_sagas_and_events::Migration),
             Box::new(m20261123_000003_one_row_per_order::Migration),
+            Box::new(m20261123_000005_cancel_reasons::Migration),
         ]
     }
 

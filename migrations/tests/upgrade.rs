@@ -72,7 +72,7 @@ async fn orders_keep_their_lines_and_running_sagas_in_one_row() {
     )
     .await;
 
-    Migrator::up(&db, None).await.expect("upgrade");
+    Migrator::up(&db, Some(1)).await.expect("upgrade");
     let order = row(
         &db,
         "SELECT lines, saga_step, saga_attempts, saga_next_attempt_at_ms, saga_deadline_at_ms, \
@@ -135,6 +135,132 @@ async fn orders_keep_their_lines_and_running_sagas_in_one_row() {
     )
     .await;
     assert_eq!(saga, json!({"step": "charge", "attempts": 2}));
+}
+
+#[tokio::test]
+async fn cancel_reasons_are_read_from_the_words_and_the_words_kept() {
+    use shop_migrations::orders::Migrator;
+    let (_database, db) = connect("orders").await;
+    Migrator::up(&db, Some(3))
+        .await
+        .expect("the earlier schema");
+    let insert = |id: &str, status: &str, reason: &str| {
+        format!(
+            "INSERT INTO orders (id, user_id, idempotency_key, status, cancel_reason, \
+             total_minor_units, currency_code, payment_token, created_at_ms, updated_at_ms, \
+             version, lines, saga_step, saga_payment_id, saga_attempts, saga_next_attempt_at_ms, \
+             saga_deadline_at_ms, saga_cancel_requested, saga_cancel_reason, saga_lease_until_ms, \
+             saga_traceparent) VALUES ('{id}', 'ada', '{id}', '{status}', '{reason}', 100, 'EUR', \
+             'tok_visa', 1, 1, 2, '[]', 'done', '', 0, 1, 2, false, '{reason}', 0, '')"
+        )
+    };
+    let cases = [
+        (
+            "o1",
+            "out of stock: Hand grinder (2 wanted, 1 left)",
+            "out_of_stock",
+        ),
+        ("o2", "your card was declined", "card_declined"),
+        (
+            "o3",
+            "the payment service was unavailable until the order''s time ran out",
+            "timed_out",
+        ),
+        ("o4", "cancelled at your request", "customer_request"),
+    ];
+    for (id, words, _) in cases {
+        run(&db, &insert(id, "cancelled", words)).await;
+    }
+    run(&db, &insert("o5", "confirmed", "")).await;
+    run(
+        &db,
+        "INSERT INTO order_history (order_id, user_id, status, cancel_reason, currency_code, \
+         total_minor_units, items, created_at_ms, updated_at_ms, version) VALUES \
+         ('o2', 'ada', 'cancelled', 'your card was declined', 'EUR', 100, '[]', 1, 1, 2)",
+    )
+    .await;
+
+    Migrator::up(&db, None).await.expect("upgrade");
+    for (id, words, reason) in cases {
+        let order = row(
+            &db,
+            &format!(
+                "SELECT cancel_reason, cancel_message, saga_cancel_reason, saga_cancel_message \
+                 FROM orders WHERE id = '{id}'"
+            ),
+            &[
+                "cancel_reason",
+                "cancel_message",
+                "saga_cancel_reason",
+                "saga_cancel_message",
+            ],
+        )
+        .await;
+        let words = words.replace("''", "'");
+        assert_eq!(
+            order,
+            json!({"cancel_reason": reason, "cancel_message": words,
+                   "saga_cancel_reason": reason, "saga_cancel_message": words}),
+        );
+    }
+    let confirmed = row(
+        &db,
+        "SELECT cancel_reason, cancel_message FROM orders WHERE id = 'o5'",
+        &["cancel_reason", "cancel_message"],
+    )
+    .await;
+    assert_eq!(
+        confirmed,
+        json!({"cancel_reason": "", "cancel_message": ""})
+    );
+    let history = row(
+        &db,
+        "SELECT cancel_reason, cancel_message FROM order_history WHERE order_id = 'o2'",
+        &["cancel_reason", "cancel_message"],
+    )
+    .await;
+    assert_eq!(
+        history,
+        json!({"cancel_reason": "card_declined", "cancel_message": "your card was declined"})
+    );
+
+    Migrator::down(&db, Some(1)).await.expect("downgrade");
+    let order = row(
+        &db,
+        "SELECT cancel_reason, saga_cancel_reason FROM orders WHERE id = 'o2'",
+        &["cancel_reason", "saga_cancel_reason"],
+    )
+    .await;
+    assert_eq!(
+        order,
+        json!({"cancel_reason": "your card was declined",
+               "saga_cancel_reason": "your card was declined"})
+    );
+}
+
+#[tokio::test]
+async fn words_no_version_wrote_stop_the_cancel_reason_migration() {
+    use shop_migrations::orders::Migrator;
+    let (_database, db) = connect("orders").await;
+    Migrator::up(&db, Some(3))
+        .await
+        .expect("the earlier schema");
+    run(
+        &db,
+        "INSERT INTO order_history (order_id, user_id, status, cancel_reason, currency_code, \
+         total_minor_units, items, created_at_ms, updated_at_ms, version) VALUES \
+         ('o9', 'ada', 'cancelled', 'a meteor', 'EUR', 100, '[]', 1, 1, 2)",
+    )
+    .await;
+    let refused = Migrator::up(&db, None).await.expect_err("unknown words");
+    assert!(refused.to_string().contains("a meteor"), "{refused}");
+    // Nothing changed: with the words put right, it migrates.
+    run(
+        &db,
+        "UPDATE order_history SET cancel_reason = 'cancelled at your request'",
+    )
+    .await;
+    Migrator::up(&db, None).await.expect("upgrade");
 }
 
 #[tokio::test]

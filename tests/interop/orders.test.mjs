@@ -12,7 +12,7 @@ import {
   createGrpcWebTransport,
 } from "@connectrpc/connect-node";
 import { UserService } from "./gen/es/shop/users/v1/users_pb.js";
-import { OrderService, OrderStatus } from "./gen/es/shop/orders/v1/orders_pb.js";
+import { CancelReason, OrderService, OrderStatus } from "./gen/es/shop/orders/v1/orders_pb.js";
 
 const usersUrl = process.env.USERS_URL ?? "http://127.0.0.1:8081";
 const ordersUrl = process.env.ORDERS_URL ?? "http://127.0.0.1:8083";
@@ -66,7 +66,8 @@ test("a declined card cancels the order, seen over gRPC-Web; the history over gR
     last = now;
   }
   assert.equal(last?.status, OrderStatus.CANCELLED);
-  assert.equal(last?.cancelReason, "your card was declined");
+  assert.equal(last?.cancelReason, CancelReason.CARD_DECLINED);
+  assert.equal(last?.cancelMessage, "your card was declined");
 
   const grpc = createClient(
     OrderService,

@@ -273,7 +273,7 @@ export const order: Page = async (shop, view, params, signal) => {
     if (!order) continue;
     status.replaceChildren(
       h("span", { class: `status s${order.status}` }, statusText[order.status] ?? ""),
-      order.status === OrderStatus.CANCELLED ? ` — ${cancellationReason(order.cancelReason)}` : order.status === OrderStatus.PENDING ? " — reserving stock and charging your card…" : " — thank you!",
+      order.status === OrderStatus.CANCELLED ? ` — ${cancellationReason(order)}` : order.status === OrderStatus.PENDING ? " — reserving stock and charging your card…" : " — thank you!",
     );
     replace(items, ...order.items.map((i) => h("li", {}, `${i.quantity} × ${i.productName} — ${money(i.unitPrice)}`)), h("li", {}, h("strong", {}, `Total ${money(order.total)}`)));
   }

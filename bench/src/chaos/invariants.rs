@@ -126,7 +126,9 @@ pub async fn check(
                 _ => {
                     cancelled += 1;
                     cancels.1 += usize::from(order.cancel_asked);
-                    *reasons.entry(found.cancel_reason).or_insert(0) += 1;
+                    *reasons
+                        .entry(found.cancel_reason().as_str_name().to_owned())
+                        .or_insert(0) += 1;
                 }
             },
         }

@@ -13,7 +13,7 @@ use shop_proto::shop::{common::v1::Money, orders::v1 as pb};
 
 use crate::{
     AppState,
-    domain::{self, Order, OrderStatus},
+    domain::{self, CancelReason, Order, OrderStatus},
     error::OrdersError,
 };
 
@@ -96,9 +96,26 @@ fn to_proto(order: Order) -> pb::Order {
         id: order.id,
         user_id: order.user_id,
         status: status.into(),
-        cancel_reason: order.cancel_reason,
         created_at: rfc3339(order.created_at_ms),
         updated_at: rfc3339(order.updated_at_ms),
+        cancel_reason: order
+            .cancellation
+            .as_ref()
+            .map_or(pb::CancelReason::Unspecified, |c| cancel_reason(c.reason))
+            .into(),
+        cancel_message: order.cancellation.map(|c| c.message).unwrap_or_default(),
+    }
+}
+
+fn cancel_reason(reason: CancelReason) -> pb::CancelReason {
+    match reason {
+        CancelReason::OutOfStock => pb::CancelReason::OutOfStock,
+        CancelReason::NotInCatalog => pb::CancelReason::NotInCatalog,
+        CancelReason::CardDeclined => pb::CancelReason::CardDeclined,
+        CancelReason::PaymentRefused => pb::CancelReason::PaymentRefused,
+        CancelReason::CustomerRequest => pb::CancelReason::CustomerRequest,
+        CancelReason::TimedOut => pb::CancelReason::TimedOut,
+        CancelReason::StockLost => pb::CancelReason::StockLost,
     }
 }
 

@@ -5,10 +5,10 @@
 //! (`store::History`), live for WatchOrder streams (`feed`).
 
 use serde::{Deserialize, Serialize};
-use shop_kit::events::Event;
+use shop_kit::{db::UnknownStoredValue, events::Event};
 
 use crate::{
-    domain::{Line, Order, OrderStatus},
+    domain::{CancelReason, Cancellation, Line, Order, OrderStatus},
     error::OrdersError,
 };
 
@@ -33,7 +33,13 @@ pub struct OrderSnapshot {
     pub id: String,
     pub user_id: String,
     pub status: String,
+    /// Empty, or a `CancelReason` as stored.
     pub cancel_reason: String,
+    /// Its words for the customer. Absent only in events of versions that
+    /// kept words alone in `cancel_reason` (their reason is read from the
+    /// words: [`CancelReason::of_legacy_words`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancel_message: Option<String>,
     pub currency_code: String,
     pub total_minor_units: i64,
     pub items: Vec<ItemSnapshot>,
@@ -47,7 +53,10 @@ impl OrderSnapshot {
             id: order.id.clone(),
             user_id: order.user_id.clone(),
             status: order.status.as_str().to_owned(),
-            cancel_reason: order.cancel_reason.clone(),
+            cancel_reason: Cancellation::to_stored(order.cancellation.as_ref())
+                .0
+                .to_owned(),
+            cancel_message: Some(Cancellation::to_stored(order.cancellation.as_ref()).1),
             currency_code: order.currency_code.clone(),
             total_minor_units: order.total_minor_units,
             items: order
@@ -66,6 +75,15 @@ impl OrderSnapshot {
     }
 
     pub fn into_order(self, version: i64) -> Result<Order, OrdersError> {
+        let cancellation = match &self.cancel_message {
+            Some(message) => Cancellation::from_stored(&self.cancel_reason, message)?,
+            None if self.cancel_reason.is_empty() => None,
+            None => {
+                let reason = CancelReason::of_legacy_words(&self.cancel_reason)
+                    .ok_or_else(|| UnknownStoredValue::new("cancel_reason", &self.cancel_reason))?;
+                Some(Cancellation::new(reason, self.cancel_reason.as_str()))
+            }
+        };
         Ok(Order {
             id: self.id,
             user_id: self.user_id,
@@ -82,7 +100,7 @@ impl OrderSnapshot {
             currency_code: self.currency_code,
             total_minor_units: self.total_minor_units,
             status: OrderStatus::parse(&self.status)?,
-            cancel_reason: self.cancel_reason,
+            cancellation,
             created_at_ms: self.created_at_ms,
             updated_at_ms: self.updated_at_ms,
             version: version.max(1),
@@ -114,4 +132,71 @@ pub fn order_of(event: &Event) -> Result<Order, String> {
     snapshot
         .into_order(event.version)
         .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn cancelled(data: serde_json::Value) -> Result<Order, String> {
+        order_of(&Event::new(SERVICE, "order.cancelled", "o1", 3, "", data))
+    }
+
+    fn snapshot(cancellation: serde_json::Value) -> serde_json::Value {
+        let mut data = json!({
+            "id": "o1", "userId": "ada", "status": "cancelled", "currencyCode": "EUR",
+            "totalMinorUnits": 100, "items": [], "createdAtMs": 1, "updatedAtMs": 2,
+        });
+        for (key, value) in cancellation.as_object().expect("fields") {
+            data[key] = value.clone();
+        }
+        data
+    }
+
+    #[test]
+    fn a_cancellation_travels_as_reason_and_words() {
+        let order = Order {
+            id: "o1".into(),
+            user_id: "ada".into(),
+            lines: Vec::new(),
+            currency_code: "EUR".into(),
+            total_minor_units: 100,
+            status: OrderStatus::Cancelled,
+            cancellation: Some(Cancellation::new(
+                CancelReason::OutOfStock,
+                "out of stock: p1",
+            )),
+            created_at_ms: 1,
+            updated_at_ms: 2,
+            version: 3,
+        };
+        let event = order_event(&order, "");
+        assert_eq!(event.data["cancelReason"], "out_of_stock");
+        assert_eq!(event.data["cancelMessage"], "out of stock: p1");
+        assert_eq!(order_of(&event), Ok(order));
+    }
+
+    #[test]
+    fn events_of_earlier_versions_have_their_reason_read_from_the_words() {
+        let order = cancelled(snapshot(json!({"cancelReason": "your card was declined"})))
+            .expect("an earlier version's event");
+        assert_eq!(
+            order.cancellation,
+            Some(Cancellation::new(
+                CancelReason::CardDeclined,
+                "your card was declined"
+            ))
+        );
+        // Words no version wrote, or a reason this one does not know: the
+        // event is malformed, never read as some reason.
+        assert!(cancelled(snapshot(json!({"cancelReason": "a meteor"}))).is_err());
+        assert!(
+            cancelled(snapshot(
+                json!({"cancelReason": "fraud", "cancelMessage": "x"})
+            ))
+            .is_err()
+        );
+    }
 }

@@ -134,7 +134,7 @@ mod tests {
             currency_code: "EUR".into(),
             total_minor_units: 100,
             status,
-            cancel_reason: String::new(),
+            cancellation: None,
             created_at_ms: 0,
             updated_at_ms: 0,
             version,

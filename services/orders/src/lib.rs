@@ -174,7 +174,7 @@ impl Orders {
             currency_code,
             total_minor_units,
             status: OrderStatus::Pending,
-            cancel_reason: String::new(),
+            cancellation: None,
             created_at_ms: now,
             updated_at_ms: now,
             version: 1,

@@ -217,14 +217,14 @@ impl SagaDriver {
         match transition {
             Transition::Move {
                 to,
-                cancel_reason,
+                cancellation,
                 payment_id,
             } => {
                 let update = SagaUpdate {
                     step: to,
                     attempts: 0,
                     next_attempt_at_ms: now,
-                    cancel_reason,
+                    cancellation,
                     payment_id,
                     lease_until_ms: self.lease_from(now),
                 };
@@ -233,7 +233,7 @@ impl SagaDriver {
                 };
                 held.saga.step = update.step;
                 held.saga.attempts = 0;
-                held.saga.cancel_reason = update.cancel_reason;
+                held.saga.cancellation = update.cancellation;
                 held.saga.payment_id = update.payment_id;
                 held.saga.cancel_requested = cancel_requested;
                 held.lease_until_ms = update.lease_until_ms;
@@ -244,7 +244,7 @@ impl SagaDriver {
                     step: saga.step,
                     attempts,
                     next_attempt_at_ms: now.saturating_add(millis(after)),
-                    cancel_reason: saga.cancel_reason.clone(),
+                    cancellation: saga.cancellation.clone(),
                     payment_id: saga.payment_id.clone(),
                     // Free for whoever retries first: this driver's timer
                     // or, after a crash, the sweep.
@@ -262,10 +262,10 @@ impl SagaDriver {
                 } else {
                     OrderStatus::Cancelled
                 };
-                done.cancel_reason = if confirmed {
-                    String::new()
+                done.cancellation = if confirmed {
+                    None
                 } else {
-                    saga.cancel_reason.clone()
+                    saga.cancellation.clone()
                 };
                 done.updated_at_ms = now;
                 done.version = held.order.version + 1;
@@ -273,7 +273,7 @@ impl SagaDriver {
                     step: Step::Done,
                     attempts: 0,
                     next_attempt_at_ms: now,
-                    cancel_reason: done.cancel_reason.clone(),
+                    cancellation: done.cancellation.clone(),
                     payment_id: saga.payment_id.clone(),
                     lease_until_ms: 0,
                 };
@@ -283,7 +283,13 @@ impl SagaDriver {
                     if confirmed {
                         tracing::debug!(order = %done.id, "order confirmed");
                     } else {
-                        tracing::info!(order = %done.id, reason = %done.cancel_reason, "order cancelled");
+                        let why = done.cancellation.as_ref();
+                        tracing::info!(
+                            order = %done.id,
+                            reason = why.map_or("", |c| c.reason.as_str()),
+                            message = why.map_or("", |c| c.message.as_str()),
+                            "order cancelled"
+                        );
                     }
                 }
                 Ok(Next::Stop)

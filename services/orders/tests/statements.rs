@@ -102,13 +102,23 @@ async fn an_order_costs_at_most_its_statement_budget() {
         total += spent;
         table.push_str(&format!("  {service:<9} {spent:5.2}\n"));
     }
-    let listing = statement_list(&log.take());
+    let log = log.take();
+    let listing = statement_list(&log);
+    // Each relay reads its outbox for lost events once a second, however
+    // many orders there are: a cost of the run's length, not of an order
+    // (a slow machine runs longer, not dearer per order).
+    let polls = log
+        .lines()
+        .filter(|line| line.contains("sql=SELECT \"seq\""))
+        .count();
+    let per_order = total - polls as f64 / ORDERS as f64;
     println!(
-        "statements per order ({ORDERS} orders, {CONCURRENCY} at a time):\n{table}  total     {total:5.2}\n{listing}"
+        "statements per order ({ORDERS} orders, {CONCURRENCY} at a time):\n{table}  total     {total:5.2}\n  \
+         of which {polls} outbox polls (one a second per service), so {per_order:.2} per order\n{listing}"
     );
     assert!(
-        total <= BUDGET,
-        "an order costs {total:.2} statements, over the budget of {BUDGET}:\n{table}{listing}"
+        per_order <= BUDGET,
+        "an order costs {per_order:.2} statements (besides {polls} polls), over the budget of {BUDGET}:\n{table}{listing}"
     );
 }
 

@@ -3,6 +3,7 @@
 // button makes sense.
 
 import { Code, ConnectError } from "@connectrpc/connect";
+import { CancelReason } from "../../gen/shop/orders/v1/orders_pb.js";
 
 export interface Problem {
   message: string;
@@ -41,12 +42,28 @@ export function describeError(error: unknown): Problem {
   }
 }
 
-/** Why an order was cancelled, as the orders service says it, as a sentence. */
-export function cancellationReason(reason: string): string {
-  if (reason.startsWith("out of stock")) {
-    return `Not enough stock: ${reason.replace(/^out of stock: /, "")}.`;
+/** Why an order was cancelled, as a sentence: by its reason, with the
+ * service's words where they say more (which product ran short). */
+export function cancellationReason(order: { cancelReason: CancelReason; cancelMessage: string }): string {
+  switch (order.cancelReason) {
+    case CancelReason.OUT_OF_STOCK:
+      return `Not enough stock: ${order.cancelMessage.replace(/^out of stock: /, "")}.`;
+    case CancelReason.NOT_IN_CATALOG:
+      return "A product in it is no longer sold.";
+    case CancelReason.CARD_DECLINED:
+      return "Your card was declined.";
+    case CancelReason.PAYMENT_REFUSED:
+      return "The payment was refused. Try another card.";
+    case CancelReason.CUSTOMER_REQUEST:
+      return "You cancelled it.";
+    case CancelReason.TIMED_OUT:
+      return "The shop could not complete it in time. Any charge was refunded.";
+    case CancelReason.STOCK_LOST:
+      return "The items set aside for it were lost. Your money was refunded.";
+    default:
+      // A reason newer than this app: the service's words.
+      return sentence(order.cancelMessage || "cancelled");
   }
-  return sentence(reason || "cancelled");
 }
 
 function sentence(text: string): string {

@@ -7,7 +7,10 @@ use shop_kit::db::UnknownStoredValue;
 
 use crate::error::OrdersError;
 
+pub mod cancellation;
 pub mod saga;
+
+pub use cancellation::{CancelReason, Cancellation};
 
 pub const MAX_LINES: usize = 50;
 pub const MAX_QUANTITY: i32 = 100;
@@ -79,7 +82,8 @@ pub struct Order {
     pub currency_code: String,
     pub total_minor_units: i64,
     pub status: OrderStatus,
-    pub cancel_reason: String,
+    /// Why it was cancelled (CANCELLED orders only).
+    pub cancellation: Option<Cancellation>,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
     /// 1 when placed; each status change adds one.

@@ -18,6 +18,8 @@ use std::time::Duration;
 
 use shop_kit::client::Backoff;
 
+use super::{CancelReason, Cancellation};
+
 /// Where a saga stands: the step it will take next.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Step {
@@ -110,8 +112,8 @@ pub struct Saga {
     pub attempts: u32,
     pub deadline_at_ms: i64,
     pub cancel_requested: bool,
-    /// Why the saga turned back; empty while it goes forward.
-    pub cancel_reason: String,
+    /// Why the saga turned back; none while it goes forward.
+    pub cancellation: Option<Cancellation>,
     pub payment_id: String,
 }
 
@@ -123,8 +125,8 @@ pub enum Outcome {
     Charged {
         payment_id: String,
     },
-    /// The peer said no, for good; the reason is for the customer.
-    Refused(String),
+    /// The peer said no, for good, and why.
+    Refused(Cancellation),
     /// The peer (named, e.g. "payment service") did not answer, or not
     /// usefully; worth trying again.
     Unavailable(String),
@@ -139,7 +141,7 @@ pub enum Transition {
     /// Go on with `to`.
     Move {
         to: Step,
-        cancel_reason: String,
+        cancellation: Option<Cancellation>,
         payment_id: String,
     },
     /// Try the same step again after the delay.
@@ -164,19 +166,17 @@ impl Transition {
 
 /// Where compensation starts from a step before the pivot: a charge may
 /// have been made (its answer lost), so turning back at the charge refunds.
-fn turn_back(from: Step, reason: &str) -> Transition {
+fn turn_back(from: Step, why: Cancellation) -> Transition {
     let to = match from {
         Step::Charge => Step::Refund,
         _ => Step::ReleaseStock,
     };
     Transition::Move {
         to,
-        cancel_reason: reason.to_owned(),
+        cancellation: Some(why),
         payment_id: String::new(),
     }
 }
-
-pub const CANCELLED_BY_CUSTOMER: &str = "cancelled at your request";
 
 /// Checked before each step: a cancel request or the deadline turns a saga
 /// back while it still may.
@@ -185,12 +185,15 @@ pub fn before_step(saga: &Saga, now_ms: i64) -> Option<Transition> {
         return None;
     }
     if saga.cancel_requested {
-        return Some(turn_back(saga.step, CANCELLED_BY_CUSTOMER));
+        return Some(turn_back(saga.step, Cancellation::requested()));
     }
     if now_ms > saga.deadline_at_ms {
         return Some(turn_back(
             saga.step,
-            "not completed in time: the shop's services were too slow",
+            Cancellation::new(
+                CancelReason::TimedOut,
+                "not completed in time: the shop's services were too slow",
+            ),
         ));
     }
     None
@@ -200,7 +203,7 @@ pub fn before_step(saga: &Saga, now_ms: i64) -> Option<Transition> {
 pub fn after_step(saga: &Saga, outcome: Outcome, policy: &SagaPolicy, now_ms: i64) -> Transition {
     let keep = |to: Step| Transition::Move {
         to,
-        cancel_reason: saga.cancel_reason.clone(),
+        cancellation: saga.cancellation.clone(),
         payment_id: saga.payment_id.clone(),
     };
     let retry = || {
@@ -217,26 +220,27 @@ pub fn after_step(saga: &Saga, outcome: Outcome, policy: &SagaPolicy, now_ms: i6
     };
     match (saga.step, outcome) {
         (Step::Done, _) => Transition::Finish {
-            confirmed: saga.cancel_reason.is_empty(),
+            confirmed: saga.cancellation.is_none(),
         },
         // Forward, before the pivot: a refusal turns back, and so does a
         // peer still unavailable when the order's time is up (its next try
         // would come too late).
-        (step @ (Step::ReserveStock | Step::Charge), Outcome::Refused(reason)) => {
-            turn_back(step, &reason)
-        }
+        (step @ (Step::ReserveStock | Step::Charge), Outcome::Refused(why)) => turn_back(step, why),
         (
             step @ (Step::ReserveStock | Step::Charge),
             Outcome::Unavailable(peer) | Outcome::NotSent(peer),
         ) if !retry().due_by(now_ms, saga.deadline_at_ms) => turn_back(
             step,
-            &format!("the {peer} was unavailable until the order's time ran out"),
+            Cancellation::new(
+                CancelReason::TimedOut,
+                format!("the {peer} was unavailable until the order's time ran out"),
+            ),
         ),
         (_, Outcome::NotSent(_)) => wait(),
         (Step::ReserveStock, Outcome::Done | Outcome::Charged { .. }) => keep(Step::Charge),
         (Step::Charge, Outcome::Charged { payment_id }) => Transition::Move {
             to: Step::CommitStock,
-            cancel_reason: String::new(),
+            cancellation: None,
             payment_id,
         },
         (Step::Charge, Outcome::Done) => keep(Step::CommitStock),
@@ -245,9 +249,9 @@ pub fn after_step(saga: &Saga, outcome: Outcome, policy: &SagaPolicy, now_ms: i6
         (Step::CommitStock, Outcome::Done | Outcome::Charged { .. }) => {
             Transition::Finish { confirmed: true }
         }
-        (Step::CommitStock, Outcome::Refused(reason)) => Transition::Move {
+        (Step::CommitStock, Outcome::Refused(why)) => Transition::Move {
             to: Step::Refund,
-            cancel_reason: reason,
+            cancellation: Some(why),
             payment_id: saga.payment_id.clone(),
         },
         // Compensations: until they succeed.
@@ -270,17 +274,25 @@ mod tests {
             attempts: 0,
             deadline_at_ms: 1_000,
             cancel_requested: false,
-            cancel_reason: String::new(),
+            cancellation: None,
             payment_id: String::new(),
         }
     }
 
-    fn moved(to: Step, reason: &str) -> Transition {
+    fn moved(to: Step, why: Option<Cancellation>) -> Transition {
         Transition::Move {
             to,
-            cancel_reason: reason.into(),
+            cancellation: why,
             payment_id: String::new(),
         }
+    }
+
+    fn out_of_stock() -> Cancellation {
+        Cancellation::new(CancelReason::OutOfStock, "out of stock: p1")
+    }
+
+    fn declined() -> Cancellation {
+        Cancellation::new(CancelReason::CardDeclined, "your card was declined")
     }
 
     #[test]
@@ -288,7 +300,7 @@ mod tests {
         let policy = SagaPolicy::default();
         assert_eq!(
             after_step(&at(Step::ReserveStock), Outcome::Done, &policy, 0),
-            moved(Step::Charge, "")
+            moved(Step::Charge, None)
         );
         assert_eq!(
             after_step(
@@ -301,7 +313,7 @@ mod tests {
             ),
             Transition::Move {
                 to: Step::CommitStock,
-                cancel_reason: String::new(),
+                cancellation: None,
                 payment_id: "pay-1".into()
             }
         );
@@ -317,26 +329,21 @@ mod tests {
         assert_eq!(
             after_step(
                 &at(Step::ReserveStock),
-                Outcome::Refused("out of stock".into()),
+                Outcome::Refused(out_of_stock()),
                 &policy,
                 0
             ),
-            moved(Step::ReleaseStock, "out of stock")
+            moved(Step::ReleaseStock, Some(out_of_stock()))
         );
         assert_eq!(
-            after_step(
-                &at(Step::Charge),
-                Outcome::Refused("card declined".into()),
-                &policy,
-                0
-            ),
-            moved(Step::Refund, "card declined")
+            after_step(&at(Step::Charge), Outcome::Refused(declined()), &policy, 0),
+            moved(Step::Refund, Some(declined()))
         );
         let mut refunding = at(Step::Refund);
-        refunding.cancel_reason = "card declined".into();
+        refunding.cancellation = Some(declined());
         assert_eq!(
             after_step(&refunding, Outcome::Done, &policy, 0),
-            moved(Step::ReleaseStock, "card declined")
+            moved(Step::ReleaseStock, Some(declined()))
         );
         assert_eq!(
             after_step(&at(Step::ReleaseStock), Outcome::Done, &policy, 0),
@@ -367,7 +374,10 @@ mod tests {
             after_step(&charging, unavailable(), &policy, 8_001),
             moved(
                 Step::Refund,
-                "the payment service was unavailable until the order's time ran out"
+                Some(Cancellation::new(
+                    CancelReason::TimedOut,
+                    "the payment service was unavailable until the order's time ran out"
+                ))
             )
         );
         // Past the pivot and while compensating, never given up.
@@ -420,7 +430,7 @@ mod tests {
         saga.cancel_requested = true;
         assert_eq!(
             before_step(&saga, 0),
-            Some(moved(Step::Refund, CANCELLED_BY_CUSTOMER))
+            Some(moved(Step::Refund, Some(Cancellation::requested())))
         );
         let mut reserving = at(Step::ReserveStock);
         assert!(matches!(

@@ -17,7 +17,7 @@ use tonic::{Code, transport::Channel};
 
 use super::{ServiceToken, unavailable};
 use crate::{
-    domain::{Order, Priced, saga::Outcome},
+    domain::{CancelReason, Cancellation, Order, Priced, saga::Outcome},
     error::OrdersError,
 };
 
@@ -126,14 +126,19 @@ impl Catalog {
             };
         match answer {
             Ok(answer) if answer.get_ref().status() == ReservationStatus::Reserved => Outcome::Done,
-            Ok(_) => Outcome::Refused("the stock reservation was released".into()),
+            Ok(_) => Outcome::Refused(Cancellation::new(
+                CancelReason::StockLost,
+                "the stock reservation was released",
+            )),
             Err(status) => match status.code() {
-                Code::FailedPrecondition => {
-                    Outcome::Refused(format!("out of stock: {}", status.message()))
-                }
-                Code::NotFound => {
-                    Outcome::Refused(format!("no longer in the catalog: {}", status.message()))
-                }
+                Code::FailedPrecondition => Outcome::Refused(Cancellation::new(
+                    CancelReason::OutOfStock,
+                    format!("out of stock: {}", status.message()),
+                )),
+                Code::NotFound => Outcome::Refused(Cancellation::new(
+                    CancelReason::NotInCatalog,
+                    format!("no longer in the catalog: {}", status.message()),
+                )),
                 _ => unavailable(PEER, &status),
             },
         }
@@ -157,7 +162,10 @@ impl Catalog {
             Ok(_) => Outcome::Done,
             Err(status) if matches!(status.code(), Code::FailedPrecondition | Code::NotFound) => {
                 tracing::error!(order = %order.id, message = status.message(), "reservation lost before commit");
-                Outcome::Refused("the stock set aside for it was lost".into())
+                Outcome::Refused(Cancellation::new(
+                    CancelReason::StockLost,
+                    "the stock set aside for it was lost",
+                ))
             }
             Err(status) => unavailable(PEER, &status),
         }
@@ -181,7 +189,7 @@ impl Catalog {
             Ok(_) => Outcome::Done,
             Err(status) if status.code() == Code::FailedPrecondition => {
                 tracing::error!(order = %order.id, message = status.message(), "release refused: the stock was sold");
-                Outcome::Refused(status.message().to_owned())
+                Outcome::Refused(Cancellation::new(CancelReason::StockLost, status.message()))
             }
             Err(status) => unavailable(PEER, &status),
         }

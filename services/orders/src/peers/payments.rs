@@ -20,7 +20,7 @@ use tonic::{Code, transport::Channel};
 
 use super::{ServiceToken, unavailable};
 use crate::{
-    domain::{Order, saga::Outcome},
+    domain::{CancelReason, Cancellation, Order, saga::Outcome},
     error::OrdersError,
 };
 
@@ -129,11 +129,18 @@ impl Payments {
                     .unwrap_or_default(),
             },
             Err(status) => match status.code() {
-                Code::FailedPrecondition => Outcome::Refused("your card was declined".into()),
-                Code::InvalidArgument => {
-                    Outcome::Refused(format!("the payment was refused: {}", status.message()))
-                }
-                Code::Aborted => Outcome::Refused("the payment was voided".into()),
+                Code::FailedPrecondition => Outcome::Refused(Cancellation::new(
+                    CancelReason::CardDeclined,
+                    "your card was declined",
+                )),
+                Code::InvalidArgument => Outcome::Refused(Cancellation::new(
+                    CancelReason::PaymentRefused,
+                    format!("the payment was refused: {}", status.message()),
+                )),
+                Code::Aborted => Outcome::Refused(Cancellation::new(
+                    CancelReason::PaymentRefused,
+                    "the payment was voided",
+                )),
                 _ => unavailable(PEER, &status),
             },
         }

@@ -14,7 +14,9 @@ pub mod order {
         pub user_id: String,
         pub idempotency_key: String,
         pub status: String,
+        /// Empty, or a `CancelReason` as stored; its words beside it.
         pub cancel_reason: String,
+        pub cancel_message: String,
         pub total_minor_units: i64,
         pub currency_code: String,
         pub payment_token: String,
@@ -29,6 +31,7 @@ pub mod order {
         pub saga_deadline_at_ms: i64,
         pub saga_cancel_requested: bool,
         pub saga_cancel_reason: String,
+        pub saga_cancel_message: String,
         pub saga_lease_until_ms: i64,
         pub saga_traceparent: String,
     }
@@ -52,6 +55,7 @@ pub mod order_history {
         pub user_id: String,
         pub status: String,
         pub cancel_reason: String,
+        pub cancel_message: String,
         pub currency_code: String,
         pub total_minor_units: i64,
         pub items: String,

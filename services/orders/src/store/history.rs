@@ -17,7 +17,7 @@ use shop_kit::events::{Event, Inbox};
 
 use super::entities::order_history;
 use crate::{
-    domain::{Cursor, Order},
+    domain::{Cancellation, Cursor, Order},
     error::OrdersError,
     events::{self, OrderSnapshot},
 };
@@ -67,11 +67,14 @@ impl History {
             .map(|order| {
                 let items = serde_json::to_string(&OrderSnapshot::of(&order).items)
                     .map_err(|e| OrdersError::MalformedEvent(e.to_string()))?;
+                let (cancel_reason, cancel_message) =
+                    Cancellation::to_stored(order.cancellation.as_ref());
                 Ok(order_history::ActiveModel {
                     order_id: Set(order.id),
                     user_id: Set(order.user_id),
                     status: Set(order.status.as_str().to_owned()),
-                    cancel_reason: Set(order.cancel_reason),
+                    cancel_reason: Set(cancel_reason.to_owned()),
+                    cancel_message: Set(cancel_message),
                     currency_code: Set(order.currency_code),
                     total_minor_units: Set(order.total_minor_units),
                     items: Set(items),
@@ -90,6 +93,7 @@ impl History {
                     .update_columns([
                         C::Status,
                         C::CancelReason,
+                        C::CancelMessage,
                         C::Items,
                         C::UpdatedAtMs,
                         C::Version,
@@ -138,6 +142,7 @@ impl History {
                     user_id: row.user_id,
                     status: row.status,
                     cancel_reason: row.cancel_reason,
+                    cancel_message: Some(row.cancel_message),
                     currency_code: row.currency_code,
                     total_minor_units: row.total_minor_units,
                     items,

@@ -20,7 +20,7 @@ use shop_kit::events::Relay;
 
 use crate::{
     domain::{
-        Line, Order, OrderStatus,
+        Cancellation, Line, Order, OrderStatus,
         saga::{Saga, Step},
     },
     error::OrdersError,
@@ -49,7 +49,7 @@ fn assemble(row: order::Model) -> Result<Order, OrdersError> {
         currency_code: row.currency_code,
         total_minor_units: row.total_minor_units,
         status: OrderStatus::parse(&row.status)?,
-        cancel_reason: row.cancel_reason,
+        cancellation: Cancellation::from_stored(&row.cancel_reason, &row.cancel_message)?,
         created_at_ms: row.created_at_ms,
         updated_at_ms: row.updated_at_ms,
         version: row.version,
@@ -78,7 +78,10 @@ impl HeldSaga {
             })?,
             deadline_at_ms: row.saga_deadline_at_ms,
             cancel_requested: row.saga_cancel_requested,
-            cancel_reason: row.saga_cancel_reason.clone(),
+            cancellation: Cancellation::from_stored(
+                &row.saga_cancel_reason,
+                &row.saga_cancel_message,
+            )?,
             payment_id: row.saga_payment_id.clone(),
         };
         let payment_token = row.payment_token.clone();
@@ -122,7 +125,7 @@ pub struct SagaUpdate {
     pub step: Step,
     pub attempts: u32,
     pub next_attempt_at_ms: i64,
-    pub cancel_reason: String,
+    pub cancellation: Option<Cancellation>,
     pub payment_id: String,
     /// Until when the driver holds the saga after this (0: it lets go).
     pub lease_until_ms: i64,
@@ -175,13 +178,15 @@ impl Store {
         } = new;
         let lines = serde_json::to_string(&OrderSnapshot::of(&order).items)
             .map_err(|e| OrdersError::MalformedEvent(e.to_string()))?;
+        let (cancel_reason, cancel_message) = Cancellation::to_stored(order.cancellation.as_ref());
         let row = order::ActiveModel {
             lines: Set(lines),
             id: Set(order.id.clone()),
             user_id: Set(order.user_id.clone()),
             idempotency_key: Set(idempotency_key.to_owned()),
             status: Set(order.status.as_str().to_owned()),
-            cancel_reason: Set(order.cancel_reason.clone()),
+            cancel_reason: Set(cancel_reason.to_owned()),
+            cancel_message: Set(cancel_message),
             total_minor_units: Set(order.total_minor_units),
             currency_code: Set(order.currency_code.clone()),
             payment_token: Set(payment_token.to_owned()),
@@ -195,6 +200,7 @@ impl Store {
             saga_deadline_at_ms: Set(deadline_at_ms),
             saga_cancel_requested: Set(false),
             saga_cancel_reason: Set(String::new()),
+            saga_cancel_message: Set(String::new()),
             saga_lease_until_ms: Set(lease_until_ms),
             saga_traceparent: Set(traceparent.to_owned()),
         };
@@ -226,7 +232,7 @@ impl Store {
                 attempts: 0,
                 deadline_at_ms,
                 cancel_requested: false,
-                cancel_reason: String::new(),
+                cancellation: None,
                 payment_id: String::new(),
             },
             order,
@@ -266,6 +272,7 @@ impl Store {
         update: &SagaUpdate,
         finished: Option<&Order>,
     ) -> Result<Option<bool>, OrdersError> {
+        let (saga_reason, saga_message) = Cancellation::to_stored(update.cancellation.as_ref());
         let mut moved = order::Entity::update_many()
             .col_expr(order::Column::SagaStep, Expr::value(update.step.as_str()))
             .col_expr(
@@ -276,10 +283,8 @@ impl Store {
                 order::Column::SagaNextAttemptAtMs,
                 Expr::value(update.next_attempt_at_ms),
             )
-            .col_expr(
-                order::Column::SagaCancelReason,
-                Expr::value(update.cancel_reason.as_str()),
-            )
+            .col_expr(order::Column::SagaCancelReason, Expr::value(saga_reason))
+            .col_expr(order::Column::SagaCancelMessage, Expr::value(saga_message))
             .col_expr(
                 order::Column::SagaPaymentId,
                 Expr::value(update.payment_id.as_str()),
@@ -295,12 +300,11 @@ impl Store {
             let rows = moved.exec_with_returning(&self.db).await?;
             return Ok(rows.first().map(|row| row.saga_cancel_requested));
         };
+        let (reason, message) = Cancellation::to_stored(done.cancellation.as_ref());
         moved = moved
             .col_expr(order::Column::Status, Expr::value(done.status.as_str()))
-            .col_expr(
-                order::Column::CancelReason,
-                Expr::value(done.cancel_reason.as_str()),
-            )
+            .col_expr(order::Column::CancelReason, Expr::value(reason))
+            .col_expr(order::Column::CancelMessage, Expr::value(message))
             .col_expr(order::Column::UpdatedAtMs, Expr::value(done.updated_at_ms))
             .col_expr(order::Column::Version, Expr::value(done.version));
         let event = events::order_event(done, &held.traceparent);
