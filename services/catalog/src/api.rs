@@ -15,7 +15,12 @@ use crate::{
     error::CatalogError,
     events::StockChanged,
 };
-use shop_kit::{auth::ServiceCaller, observe::trace_context::TraceParent};
+use shop_kit::{
+    auth::ServiceCaller, observe::trace_context::TraceParent, rpc::connect_errors::refusal,
+};
+
+/// The `google.rpc.ErrorInfo` domain of the catalog's refusals.
+const DOMAIN: &str = "catalog.connect-shop";
 
 impl From<CatalogError> for ConnectError {
     fn from(error: CatalogError) -> Self {
@@ -26,18 +31,27 @@ impl From<CatalogError> for ConnectError {
             CatalogError::ProductNotFound { .. } => {
                 ConnectError::new(Code::NotFound, error.to_string())
             }
-            CatalogError::InsufficientStock { .. } => {
-                ConnectError::new(Code::FailedPrecondition, error.to_string())
-            }
+            CatalogError::InsufficientStock { .. } => refusal(
+                Code::FailedPrecondition,
+                error.to_string(),
+                "OUT_OF_STOCK",
+                DOMAIN,
+            ),
             CatalogError::ReservationNotFound { .. } => {
                 ConnectError::new(Code::NotFound, error.to_string())
             }
-            CatalogError::ReservationSettled { .. } => {
-                ConnectError::new(Code::FailedPrecondition, error.to_string())
-            }
-            CatalogError::DuplicateSku { .. } => {
-                ConnectError::new(Code::AlreadyExists, error.to_string())
-            }
+            CatalogError::ReservationSettled { .. } => refusal(
+                Code::FailedPrecondition,
+                error.to_string(),
+                "RESERVATION_SETTLED",
+                DOMAIN,
+            ),
+            CatalogError::DuplicateSku { .. } => refusal(
+                Code::AlreadyExists,
+                error.to_string(),
+                "DUPLICATE_SKU",
+                DOMAIN,
+            ),
             CatalogError::CorruptRecord(_) => {
                 tracing::error!(%error, "catalog record unreadable");
                 ConnectError::new(Code::Internal, "internal error")

@@ -52,6 +52,14 @@ async fn reserve_release_and_commit_are_idempotent() {
         (status, refused["code"].as_str()),
         (400, Some("failed_precondition"))
     );
+    assert_eq!(
+        shop_kit::testing::error_info(&refused),
+        Some((
+            "RESERVATION_SETTLED".to_owned(),
+            "catalog.connect-shop".to_owned()
+        )),
+        "{refused}"
+    );
 
     let other = json!({"reservationId": "order-2", "items": [{"productId": "p2", "quantity": 1}]});
     call(&catalog, "ReserveStock", other).await;
@@ -86,6 +94,11 @@ async fn a_short_line_reserves_nothing_and_names_the_product() {
     );
     assert!(
         error["message"].as_str().unwrap_or_default().contains("p2"),
+        "{error}"
+    );
+    assert_eq!(
+        shop_kit::testing::error_info(&error),
+        Some(("OUT_OF_STOCK".to_owned(), "catalog.connect-shop".to_owned())),
         "{error}"
     );
     assert_eq!(

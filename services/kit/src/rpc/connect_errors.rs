@@ -29,10 +29,8 @@ pub fn error_response(request_headers: &HeaderMap, error: ConnectError) -> Respo
                 .get(http::header::CONTENT_TYPE)
                 .cloned()
                 .unwrap_or_else(|| http::HeaderValue::from_static("application/grpc"));
-            let status = tonic::Status::new(
-                tonic::Code::from_i32(code_number(error.code())),
-                error.message().unwrap_or_default(),
-            );
+            // With its details (grpc-status-details-bin) and metadata.
+            let status = tonic::Status::from(error);
             let mut response = status.into_http::<axum::body::Body>();
             response
                 .headers_mut()
@@ -265,6 +263,29 @@ mod tests {
         );
         let detail = &error.details()[0];
         assert_eq!(detail.type_url(), "google.rpc.RetryInfo");
+    }
+
+    #[test]
+    fn grpc_errors_carry_their_details_and_metadata() {
+        use tonic_types::StatusExt as _;
+        for content_type in ["application/grpc", "application/grpc-web+proto"] {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static(content_type),
+            );
+            let response =
+                error_response(&headers, retry_later("slow down", Duration::from_secs(3)));
+            let status = tonic::Status::from_header_map(response.headers()).expect("a status");
+            assert_eq!(
+                status.code(),
+                tonic::Code::ResourceExhausted,
+                "{content_type}"
+            );
+            let info = status.get_details_retry_info().expect("RetryInfo");
+            assert_eq!(info.retry_delay, Some(Duration::from_secs(3)));
+            assert_eq!(response.headers()["retry-after"], "3", "{content_type}");
+        }
     }
 
     #[test]
