@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts the shop (release build, fresh data folder, its own ports) and calls
 # it with real third-party clients: buf curl and connect-node (node --test),
-# which also places orders through the saga, Python grpcio (unittest) and
+# which also places orders through the saga, Python grpcio (unittest),
+# grpcurl (a refusal's ErrorInfo decoded through reflection) and
 # connect-go, each on code generated from proto/ by its own plain plugins
 # (every generated Go package compiles, every Python module imports). Fails
 # if any call fails, then checks that the shop's /metrics counted the calls
@@ -33,6 +34,7 @@ step "Go clients (protoc-gen-go, protoc-gen-connect-go from go install)"
 gobin="$(go env GOPATH)/bin"
 [ -x "$gobin/protoc-gen-go" ] || go install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 [ -x "$gobin/protoc-gen-connect-go" ] || go install connectrpc.com/connect/cmd/protoc-gen-connect-go@v1.21.1
+[ -x "$gobin/grpcurl" ] || go install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.3
 rm -rf go/shop
 (cd go && PATH="$gobin:$PATH" ../node_modules/.bin/buf generate "$root/proto" --template buf.gen.yaml && go build -o "$data/catalog-go" ./cmd/catalog)
 
@@ -69,6 +71,18 @@ CATALOG_ADDR="127.0.0.1:$port" .venv/bin/python grpcio_test.py
 
 step "connect-go (Connect, gRPC, gRPC-Web)"
 CATALOG_URL="http://127.0.0.1:$port" "$data/catalog-go"
+
+step "grpcurl decodes a refusal's details (google.rpc.ErrorInfo) through reflection"
+token=$(curl -fsS "http://127.0.0.1:$users_port/shop.users.v1.UserService/LogIn" -H 'Content-Type: application/json' \
+  -d '{"email": "demo@connect-shop.dev", "password": "demo-password-1"}' |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["session"]["accessToken"])')
+refused=$("$gobin/grpcurl" -plaintext -H "authorization: Bearer $token" \
+  -d '{"idempotencyKey": "interop-typo", "paymentToken": "tok_vias", "items": [{"productId": "prod_mug", "quantity": 1}]}' \
+  "127.0.0.1:$orders_port" shop.orders.v1.OrderService/CreateOrder 2>&1 || true)
+echo "$refused" | sed 's/^/  /'
+grep -q 'Code: InvalidArgument' <<<"$refused" || { echo "not invalid_argument"; exit 1; }
+grep -q '"@type": "type.googleapis.com/google.rpc.ErrorInfo"' <<<"$refused" || { echo "ErrorInfo not decoded"; exit 1; }
+grep -q '"reason": "UNKNOWN_PAYMENT_TOKEN"' <<<"$refused" || { echo "no reason"; exit 1; }
 
 step "the shop's metrics counted every protocol"
 metrics=$(curl -fsS "http://127.0.0.1:$port/metrics")

@@ -324,6 +324,34 @@ async fn reflection_lists_the_served_services() {
             "{expected} cannot be described: {answer:?}"
         );
     }
+    // The error details a refusal carries are described too, so grpcurl
+    // and buf curl decode them.
+    for detail in [
+        "google.rpc.ErrorInfo",
+        "google.rpc.RetryInfo",
+        "google.rpc.BadRequest",
+    ] {
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::FileContainingSymbol(detail.to_owned())),
+        };
+        let answer = reflection
+            .server_reflection_info(tokio_stream::once(request))
+            .await
+            .expect("reflect")
+            .into_inner()
+            .next()
+            .await
+            .expect("answer")
+            .expect("ok");
+        assert!(
+            matches!(
+                answer.message_response,
+                Some(MessageResponse::FileDescriptorResponse(_))
+            ),
+            "{detail} cannot be described: {answer:?}"
+        );
+    }
 }
 
 #[tokio::test]

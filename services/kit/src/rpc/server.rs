@@ -237,7 +237,10 @@ impl RpcServer {
             .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(
                 tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
-            );
+            )
+            // The error details (google.rpc.ErrorInfo, RetryInfo, ...), so
+            // grpcurl and buf curl can decode what a refusal carries.
+            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET);
         for set in &self.descriptor_sets {
             builder = builder.register_encoded_file_descriptor_set(set);
         }
