@@ -90,7 +90,7 @@ pub async fn web_home(
     Ok(ConnectResponse::new(pb::WebBffServiceGetHomeResponse {
         account: match home.account {
             Part::Ready(user) => Some(pb::Account {
-                user_id: user.id,
+                customer_id: user.id,
                 email: user.email,
                 display_name: user.display_name,
             }),

@@ -276,7 +276,7 @@ async fn the_web_home_fans_out_in_parallel_and_takes_the_slowest_part_not_the_su
         took < Duration::from_millis(400),
         "three 150 ms calls took {took:?}: not in parallel"
     );
-    assert_eq!(home["account"]["userId"], shop.ada_id.as_str());
+    assert_eq!(home["account"]["customerId"], shop.ada_id.as_str());
     assert_eq!(home["account"]["displayName"], "Ada");
     let products = home["featuredProducts"].as_array().expect("products");
     assert_eq!(products.len(), 3);

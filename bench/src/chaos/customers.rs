@@ -194,7 +194,7 @@ impl Customer {
                 continue;
             };
             if self.user_id.is_empty() {
-                self.user_id = order.user_id.clone();
+                self.user_id = order.customer_id.clone();
             }
             if self.rng.gen_bool(0.1) {
                 placed.double_sends += 1;
@@ -214,7 +214,7 @@ impl Customer {
             }
             placed.orders.push(PlacedOrder {
                 token: self.token.clone(),
-                user_id: order.user_id.clone(),
+                user_id: order.customer_id.clone(),
                 key,
                 total_minor_units: order.total.as_ref().map_or(0, |t| t.minor_units),
                 id: order.id,

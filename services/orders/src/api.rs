@@ -94,7 +94,7 @@ fn to_proto(order: Order) -> pb::Order {
             .collect(),
         total: money(&order.currency_code, order.total_minor_units),
         id: order.id,
-        user_id: order.user_id,
+        customer_id: order.user_id,
         status: status.into(),
         created_at: rfc3339(order.created_at_ms),
         updated_at: rfc3339(order.updated_at_ms),

@@ -20,7 +20,7 @@ async fn orders_are_priced_by_the_catalog() {
     );
     assert_eq!(order["items"][0]["productName"], "Product p1");
     assert_eq!(order["items"][0]["unitPrice"]["minorUnits"], "1200");
-    assert_eq!(order["userId"], "ada");
+    assert_eq!(order["customerId"], "ada");
 }
 
 #[tokio::test]

@@ -72,7 +72,7 @@ fn to_proto(payment: Payment) -> pb::Payment {
             minor_units: payment.amount.minor_units,
         }),
         status: status.into(),
-        user_id: payment.user_id,
+        customer_id: payment.user_id,
     }
 }
 

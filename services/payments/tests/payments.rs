@@ -233,7 +233,7 @@ async fn services_charge_on_a_customers_behalf_customers_only_themselves() {
         .call("Charge", Some(&service.orders_service), for_ada.clone())
         .await;
     assert_eq!(
-        (status, charged["payment"]["userId"].as_str()),
+        (status, charged["payment"]["customerId"].as_str()),
         (200, Some("ada")),
         "{charged}"
     );
