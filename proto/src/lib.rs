@@ -13,3 +13,9 @@ include!(concat!(env!("OUT_DIR"), "/shop.rs"));
 /// for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/shop_descriptor.bin"));
+
+/// The well-known types the contract uses (`google.protobuf.Timestamp`,
+/// `Duration`), with their proto3-JSON serde.
+pub mod wkt {
+    pub use pbjson_types::{Duration, Timestamp};
+}

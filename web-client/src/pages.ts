@@ -2,6 +2,7 @@
 // until `signal` aborts (the user navigated away).
 
 import { ConnectError } from "@connectrpc/connect";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { h, replace } from "./dom.js";
 import { OrderStatus, type Order } from "../gen/shop/orders/v1/orders_pb.js";
 import type { Product } from "../gen/shop/catalog/v1/catalog_pb.js";
@@ -257,7 +258,7 @@ function orderList(orders: Order[]): HTMLElement {
     "ul",
     { class: "orders" },
     ...orders.map((o) =>
-      h("li", {}, link(`/orders/${encodeURIComponent(o.id)}`, `${new Date(o.createdAt).toLocaleString()} · ${money(o.total)}`), " ", h("span", { class: `status s${o.status}` }, statusText[o.status] ?? "")),
+      h("li", {}, link(`/orders/${encodeURIComponent(o.id)}`, `${o.createdAt ? timestampDate(o.createdAt).toLocaleString() : ""} · ${money(o.total)}`), " ", h("span", { class: `status s${o.status}` }, statusText[o.status] ?? "")),
     ),
   );
 }

@@ -62,10 +62,12 @@ impl From<OrdersError> for ConnectError {
     }
 }
 
-fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        .unwrap_or_default()
+/// An instant (Unix milliseconds) as `google.protobuf.Timestamp`.
+fn timestamp(ms: i64) -> Option<shop_proto::wkt::Timestamp> {
+    Some(shop_proto::wkt::Timestamp {
+        seconds: ms.div_euclid(1000),
+        nanos: i32::try_from(ms.rem_euclid(1000) * 1_000_000).unwrap_or(0),
+    })
 }
 
 fn money(currency_code: &str, minor_units: i64) -> Option<Money> {
@@ -96,8 +98,8 @@ fn to_proto(order: Order) -> pb::Order {
         id: order.id,
         customer_id: order.user_id,
         status: status.into(),
-        created_at: rfc3339(order.created_at_ms),
-        updated_at: rfc3339(order.updated_at_ms),
+        created_at: timestamp(order.created_at_ms),
+        updated_at: timestamp(order.updated_at_ms),
         cancel_reason: order
             .cancellation
             .as_ref()

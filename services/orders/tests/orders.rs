@@ -21,6 +21,18 @@ async fn orders_are_priced_by_the_catalog() {
     assert_eq!(order["items"][0]["productName"], "Product p1");
     assert_eq!(order["items"][0]["unitPrice"]["minorUnits"], "1200");
     assert_eq!(order["customerId"], "ada");
+    // google.protobuf.Timestamp: RFC 3339 in UTC in JSON (pbjson-types
+    // writes UTC as +00:00 where the spec prefers Z; parsers take both).
+    let placed_at = order["createdAt"].as_str().expect("an instant");
+    let placed_at = chrono::DateTime::parse_from_rfc3339(placed_at).expect("RFC 3339");
+    assert_eq!(placed_at.offset().local_minus_utc(), 0, "{placed_at}");
+    assert!(
+        (chrono::Utc::now() - placed_at.to_utc())
+            .num_seconds()
+            .abs()
+            < 60
+    );
+    assert_eq!(order["updatedAt"], order["createdAt"]);
 }
 
 #[tokio::test]

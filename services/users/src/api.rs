@@ -146,12 +146,12 @@ pub async fn issue_service_token(
 ) -> Result<ConnectResponse<pb::IssueServiceTokenResponse>, ConnectError> {
     // A secret anyone may try to guess: counted like a sign-in.
     state.accounts.attempt_from(ip)?;
-    let (access_token, expires_in_seconds) = state
+    let (access_token, lifetime) = state
         .accounts
         .issue_service_token(&request.service_name, &request.service_secret)?;
     Ok(ConnectResponse::new(pb::IssueServiceTokenResponse {
         access_token,
-        expires_in_seconds,
+        expires_in: Some(duration(lifetime)),
     }))
 }
 
@@ -159,7 +159,23 @@ pub async fn get_public_keys(
     State(state): State<AppState>,
     ConnectRequest(_request): ConnectRequest<pb::GetPublicKeysRequest>,
 ) -> Result<ConnectResponse<pb::GetPublicKeysResponse>, ConnectError> {
+    let key = state.accounts.issuer().public_key();
     Ok(ConnectResponse::new(pb::GetPublicKeysResponse {
-        jwks_json: state.accounts.issuer().jwks_json().to_owned(),
+        keys: vec![pb::Jwk {
+            kty: key.kty.to_owned(),
+            crv: key.crv.to_owned(),
+            x: key.x.clone(),
+            kid: key.kid.clone(),
+            r#use: key.usage.to_owned(),
+            alg: key.alg.to_owned(),
+        }],
     }))
+}
+
+/// A lifetime as `google.protobuf.Duration`.
+pub(crate) fn duration(lifetime: std::time::Duration) -> shop_proto::wkt::Duration {
+    shop_proto::wkt::Duration {
+        seconds: i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX),
+        nanos: i32::try_from(lifetime.subsec_nanos()).unwrap_or(0),
+    }
 }

@@ -11,7 +11,7 @@ pub mod store;
 pub mod throttle;
 pub mod tokens;
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::{Router, routing::get};
 use secrecy::{ExposeSecret, SecretString};
@@ -116,7 +116,7 @@ impl Accounts {
         &self,
         name: &str,
         secret: &str,
-    ) -> Result<(String, i32), UsersError> {
+    ) -> Result<(String, Duration), UsersError> {
         let name = domain::service_name(name)?;
         let expected = self
             .service_secret_hash
@@ -133,10 +133,7 @@ impl Accounts {
         }
         let subject = format!("{}{name}", shop_kit::auth::SERVICE_SUBJECT_PREFIX);
         let token = self.issuer.access_token(&subject, now_secs())?;
-        Ok((
-            token,
-            i32::try_from(tokens::ACCESS_TOKEN_SECS).unwrap_or(i32::MAX),
-        ))
+        Ok((token, Duration::from_secs(tokens::ACCESS_TOKEN_SECS)))
     }
 
     pub fn store(&self) -> &Store {
@@ -214,7 +211,9 @@ impl Accounts {
             .await?;
         Ok(Session {
             access_token,
-            expires_in_seconds: i32::try_from(tokens::ACCESS_TOKEN_SECS).unwrap_or(i32::MAX),
+            expires_in: Some(api::duration(Duration::from_secs(
+                tokens::ACCESS_TOKEN_SECS,
+            ))),
             refresh_token,
         })
     }

@@ -20,7 +20,21 @@ pub const REFRESH_TOKEN_SECS: i64 = 30 * 24 * 60 * 60;
 pub struct TokenIssuer {
     kid: String,
     encoding: EncodingKey,
+    public_key: PublicKey,
     jwks_json: String,
+}
+
+/// The key that verifies this issuer's tokens, as a JWK (RFC 8037).
+#[derive(Clone, Debug)]
+pub struct PublicKey {
+    pub kty: &'static str,
+    pub crv: &'static str,
+    pub alg: &'static str,
+    /// The JWK's "use".
+    pub usage: &'static str,
+    pub kid: String,
+    /// The Ed25519 public key, base64url without padding.
+    pub x: String,
 }
 
 impl std::fmt::Debug for TokenIssuer {
@@ -67,16 +81,30 @@ impl TokenIssuer {
     pub fn from_pkcs8(kid: String, der: &[u8]) -> Result<Self, UsersError> {
         let key =
             SigningKey::from_pkcs8_der(der).map_err(|e| UsersError::SigningKey(e.to_string()))?;
-        let x = URL_SAFE_NO_PAD.encode(key.verifying_key().as_bytes());
-        let jwks_json = serde_json::json!({
-            "keys": [{"kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig", "kid": kid, "x": x}]
-        })
+        let public_key = PublicKey {
+            kty: "OKP",
+            crv: "Ed25519",
+            alg: "EdDSA",
+            usage: "sig",
+            kid: kid.clone(),
+            x: URL_SAFE_NO_PAD.encode(key.verifying_key().as_bytes()),
+        };
+        let jwks_json = serde_json::json!({"keys": [{
+            "kty": public_key.kty, "crv": public_key.crv, "alg": public_key.alg,
+            "use": public_key.usage, "kid": public_key.kid, "x": public_key.x,
+        }]})
         .to_string();
         Ok(Self {
             kid,
             encoding: EncodingKey::from_ed_der(der),
+            public_key,
             jwks_json,
         })
+    }
+
+    /// The key that verifies the tokens.
+    pub fn public_key(&self) -> &PublicKey {
+        &self.public_key
     }
 
     /// The public keys, as a JWK set.

@@ -95,6 +95,8 @@ async fn sign_up_then_log_in_then_get_me() {
             .as_str()
             .is_some_and(|t| !t.is_empty())
     );
+    // A google.protobuf.Duration: 15 minutes.
+    assert_eq!(signed_up["session"]["expiresIn"], "900s", "{signed_up}");
 
     let (status, logged_in) = users
         .call(
@@ -329,6 +331,19 @@ async fn other_services_fetch_the_public_keys() {
         verifier.verify(token).expect("valid").sub,
         signed_up["user"]["id"].as_str().expect("id")
     );
+    // GetPublicKeys answers the JWK set as a message; in JSON it is the
+    // very document /.well-known/jwks.json serves.
+    let (status, keys) = users.call("GetPublicKeys", json!({}), None).await;
+    assert_eq!(status, 200, "{keys}");
+    let document: Value = reqwest::get(format!("http://{}/.well-known/jwks.json", users.addr))
+        .await
+        .expect("jwks")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(keys, document);
+    assert_eq!(keys["keys"][0]["kty"], "OKP");
+    assert_eq!(keys["keys"][0]["use"], "sig");
 }
 
 #[tokio::test]
@@ -367,6 +382,7 @@ async fn services_get_service_tokens_with_the_shared_secret_only() {
         .await;
     assert_eq!(status, 200, "{issued}");
     let token = issued["accessToken"].as_str().expect("token");
+    assert_eq!(issued["expiresIn"], "900s", "{issued}");
     let verifier = users.accounts.issuer().verifier().expect("verifier");
     assert_eq!(verifier.verify(token).expect("valid").sub, "service:orders");
 

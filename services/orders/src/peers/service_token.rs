@@ -64,7 +64,10 @@ impl ServiceToken {
             })
             .await?
             .into_inner();
-        let lifetime = Duration::from_secs(u64::try_from(issued.expires_in_seconds).unwrap_or(0));
+        // No lifetime (or a negative one) renews at the next call.
+        let lifetime = issued.expires_in.as_ref().map_or(Duration::ZERO, |d| {
+            Duration::from_secs(u64::try_from(d.seconds).unwrap_or(0))
+        });
         let renew_at = Instant::now() + lifetime.saturating_sub(RENEW_BEFORE);
         *current = Some((issued.access_token.clone(), renew_at));
         Ok(issued.access_token)
