@@ -387,3 +387,52 @@ async fn with_every_port_moved_the_gateways_origin_may_call_every_service() {
         );
     }
 }
+
+#[tokio::test]
+async fn no_browser_may_call_an_internal_service_not_even_from_the_shops_own_origin() {
+    let shop = Shop::whole(&[]).await;
+    let gateway_origin = shop.url("gateway");
+    let client = reqwest::Client::new();
+    for (service, path) in [
+        ("catalog", "/shop.catalog.v1.StockService/ReserveStock"),
+        (
+            "users",
+            "/shop.users.v1.ServiceTokenService/IssueServiceToken",
+        ),
+    ] {
+        let url = format!("{}{path}", shop.url(service));
+        let preflight = client
+            .request(reqwest::Method::OPTIONS, &url)
+            .header("origin", &gateway_origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "content-type,authorization",
+            )
+            .send()
+            .await
+            .expect("preflight");
+        assert_eq!(preflight.status(), 403, "{path}");
+        assert!(
+            preflight
+                .headers()
+                .get("access-control-allow-origin")
+                .is_none(),
+            "{path} allowed a browser"
+        );
+        // A request that skips the preflight is refused the same way.
+        let call = client
+            .post(&url)
+            .header("origin", &gateway_origin)
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+            .await
+            .expect("call");
+        assert_eq!(call.status(), 403, "{path}");
+        // Without a browser's Origin the service is there, for services.
+        let (status, body) = shop_kit::testing::call_json(&url, None, &json!({})).await;
+        assert_ne!(status, 403, "{path}: {body}");
+        assert_ne!(status, 404, "{path}: {body}");
+    }
+}

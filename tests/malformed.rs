@@ -91,6 +91,7 @@ fn with(
 }
 
 const CATALOG: &str = "/shop.catalog.v1.CatalogService";
+const STOCK: &str = "/shop.catalog.v1.StockService";
 const USERS: &str = "/shop.users.v1.UserService";
 const ORDERS: &str = "/shop.orders.v1.OrderService";
 const PAYMENTS: &str = "/shop.payments.v1.PaymentService";
@@ -478,7 +479,7 @@ fn catalogue(customer_token: &str) -> Vec<Case> {
             name: "customer token reserves stock",
             service: "catalog",
             send: post(
-                format!("{CATALOG}/ReserveStock"),
+                format!("{STOCK}/ReserveStock"),
                 with(json_headers(), "authorization", &bearer),
                 br#"{"reservationId":"r1","items":[{"productId":"prod_mug","quantity":1}]}"#,
             ),
@@ -565,7 +566,7 @@ fn catalogue(customer_token: &str) -> Vec<Case> {
             name: "grpc: customer token commits stock",
             service: "catalog",
             send: Send::Grpc(
-                format!("{CATALOG}/CommitStock"),
+                format!("{STOCK}/CommitStock"),
                 vec![("authorization", bearer.clone())],
                 envelope(0, b"\x0a\x02r1"),
             ),

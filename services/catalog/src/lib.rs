@@ -26,6 +26,7 @@ use shop_kit::{
 use shop_migrations::MigratorTrait;
 use shop_proto::shop::catalog::v1::{
     self as pb, catalog_service_connect::CatalogServiceTonicCompatibleBuilder,
+    stock_service_connect::StockServiceTonicCompatibleBuilder,
 };
 
 pub use error::CatalogError;
@@ -209,8 +210,8 @@ impl Service for Config {
         Ok(format!("{seeded} demo products"))
     }
 
-    /// CatalogService on all three protocols; its idempotent methods also
-    /// answer Connect GET.
+    /// CatalogService on all three protocols (its idempotent methods also
+    /// answer Connect GET), and the internal StockService beside it.
     async fn server(&self, catalog: Catalog, context: &Context) -> Result<RpcServer, StartFailure> {
         let verifier = self.token_keys.verifier().await?;
         let readiness = Readiness::database(catalog.store().connection().clone());
@@ -223,6 +224,9 @@ impl Service for Config {
             .get_product(api::get_product)
             .batch_get_products(api::batch_get_products)
             .watch_stock(api::watch_stock)
+            .with_state(state.clone())
+            .build();
+        let (stock_connect, stock_grpc) = StockServiceTonicCompatibleBuilder::new()
             .reserve_stock(api::reserve_stock)
             .release_stock(api::release_stock)
             .commit_stock(api::commit_stock)
@@ -254,6 +258,7 @@ impl Service for Config {
         let http = &context.http;
         Ok(RpcServer::new(http.clone(), readiness)
             .service(connect.merge(gets), grpc_defaults!(grpc, http))
+            .internal_service(stock_connect, grpc_defaults!(stock_grpc, http))
             .descriptors(shop_proto::FILE_DESCRIPTOR_SET)
             .verify_tokens(verifier))
     }

@@ -25,7 +25,8 @@ use shop_kit::{
 };
 use shop_migrations::MigratorTrait;
 use shop_proto::shop::users::v1::{
-    self as pb, Session, user_service_connect::UserServiceTonicCompatibleBuilder,
+    self as pb, Session, service_token_service_connect::ServiceTokenServiceTonicCompatibleBuilder,
+    user_service_connect::UserServiceTonicCompatibleBuilder,
 };
 use subtle::ConstantTimeEq;
 
@@ -301,7 +302,8 @@ impl Service for Config {
     }
 
     /// UserService on all three protocols (GetMe and GetPublicKeys also on
-    /// GET), and the JWK set every other service verifies tokens with.
+    /// GET), the internal ServiceTokenService beside it, and the JWK set
+    /// every other service verifies tokens with.
     async fn server(
         &self,
         accounts: Accounts,
@@ -316,8 +318,11 @@ impl Service for Config {
             .log_in(api::log_in)
             .refresh(api::refresh)
             .get_me(api::get_me)
-            .issue_service_token(api::issue_service_token)
             .get_public_keys(api::get_public_keys)
+            .with_state(state.clone())
+            .build();
+        let (tokens_connect, tokens_grpc) = ServiceTokenServiceTonicCompatibleBuilder::new()
+            .issue_service_token(api::issue_service_token)
             .with_state(state.clone())
             .build();
         let gets = Router::new()
@@ -348,6 +353,7 @@ impl Service for Config {
         let http = &context.http;
         Ok(RpcServer::new(http.clone(), readiness)
             .service(connect.merge(gets), grpc_defaults!(grpc, http))
+            .internal_service(tokens_connect, grpc_defaults!(tokens_grpc, http))
             .descriptors(shop_proto::FILE_DESCRIPTOR_SET)
             .verify_tokens(verifier)
             .http_routes(jwks_route))

@@ -42,7 +42,13 @@ impl TestUsers {
     }
 
     async fn call(&self, method: &str, body: Value, token: Option<&str>) -> (u16, Value) {
-        let url = format!("http://{}/shop.users.v1.UserService/{method}", self.addr);
+        // IssueServiceToken is the internal ServiceTokenService's.
+        let service = if method == "IssueServiceToken" {
+            "ServiceTokenService"
+        } else {
+            "UserService"
+        };
+        let url = format!("http://{}/shop.users.v1.{service}/{method}", self.addr);
         shop_kit::testing::call_json(&url, token, &body).await
     }
 

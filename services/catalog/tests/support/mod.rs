@@ -13,6 +13,9 @@ use shop_catalog::{
 use shop_kit::{HttpConfig, Shutdown, app::Launch, auth::TokenKeys};
 
 pub const SERVICE: &str = "shop.catalog.v1.CatalogService";
+/// The internal service of the saga's stock moves, on the same port.
+pub const STOCK_SERVICE: &str = "shop.catalog.v1.StockService";
+const STOCK_METHODS: [&str; 3] = ["ReserveStock", "ReleaseStock", "CommitStock"];
 
 pub struct TestCatalog {
     pub addr: SocketAddr,
@@ -81,8 +84,15 @@ impl TestCatalog {
         }
     }
 
+    /// The URL of `method`, of CatalogService or, for the stock moves,
+    /// StockService.
     pub fn url(&self, method: &str) -> String {
-        format!("http://{}/{SERVICE}/{method}", self.addr)
+        let service = if STOCK_METHODS.contains(&method) {
+            STOCK_SERVICE
+        } else {
+            SERVICE
+        };
+        format!("http://{}/{service}/{method}", self.addr)
     }
 
     pub fn base(&self) -> String {

@@ -1,7 +1,9 @@
 //! CORS for browsers that call the services directly with connect-web or
 //! grpc-web: the protocols' request headers allowed, their status headers
 //! exposed. Only requests from a browser (with an `Origin`) go through it:
-//! curl, gRPC clients and the services themselves get no CORS headers.
+//! curl, gRPC clients and the services themselves get no CORS headers. A
+//! browser's request for an internal service (one only the shop's services
+//! call) is refused: 403, no CORS headers, the handler never runs.
 
 use std::{
     task::{Context, Poll},
@@ -9,7 +11,9 @@ use std::{
 };
 
 use futures::future::Either;
-use http::{HeaderName, HeaderValue, Method, Request, Response, header::ORIGIN};
+use std::sync::Arc;
+
+use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, header::ORIGIN};
 use tower::{Layer, Service};
 use tower_http::cors::{AllowOrigin, Cors, CorsLayer};
 
@@ -50,9 +54,13 @@ fn names(list: &[&'static str]) -> Vec<HeaderName> {
         .collect()
 }
 
-/// The CORS layer for the given allowed origins (`*` allows any).
-pub fn layer(origins: &[String]) -> BrowsersOnlyLayer {
-    BrowsersOnlyLayer(cors(origins))
+/// The CORS layer for the given allowed origins (`*` allows any); the
+/// `internal` services (full names) are refused to every browser.
+pub fn layer(origins: &[String], internal: &[String]) -> BrowsersOnlyLayer {
+    BrowsersOnlyLayer {
+        cors: cors(origins),
+        internal: internal.iter().map(|name| format!("/{name}/")).collect(),
+    }
 }
 
 fn cors(origins: &[String]) -> CorsLayer {
@@ -75,15 +83,20 @@ fn cors(origins: &[String]) -> CorsLayer {
 
 /// CORS for requests with an `Origin`; the rest pass by it.
 #[derive(Clone, Debug)]
-pub struct BrowsersOnlyLayer(CorsLayer);
+pub struct BrowsersOnlyLayer {
+    cors: CorsLayer,
+    /// Path prefixes ("/<service>/") of the internal services.
+    internal: Arc<[String]>,
+}
 
 impl<S: Clone> Layer<S> for BrowsersOnlyLayer {
     type Service = BrowsersOnly<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
         BrowsersOnly {
-            cors: self.0.layer(inner.clone()),
+            cors: self.cors.layer(inner.clone()),
             plain: inner,
+            internal: self.internal.clone(),
         }
     }
 }
@@ -92,6 +105,7 @@ impl<S: Clone> Layer<S> for BrowsersOnlyLayer {
 pub struct BrowsersOnly<S> {
     cors: Cors<S>,
     plain: S,
+    internal: Arc<[String]>,
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for BrowsersOnly<S>
@@ -101,7 +115,10 @@ where
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = Either<<Cors<S> as Service<Request<ReqBody>>>::Future, S::Future>;
+    type Future = Either<
+        Either<<Cors<S> as Service<Request<ReqBody>>>::Future, S::Future>,
+        std::future::Ready<Result<Self::Response, Self::Error>>,
+    >;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         match self.plain.poll_ready(cx) {
@@ -111,10 +128,19 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        if request.headers().contains_key(ORIGIN) {
-            Either::Left(self.cors.call(request))
-        } else {
-            Either::Right(self.plain.call(request))
+        if !request.headers().contains_key(ORIGIN) {
+            return Either::Left(Either::Right(self.plain.call(request)));
         }
+        let path = request.uri().path();
+        if self
+            .internal
+            .iter()
+            .any(|prefix| path.starts_with(prefix.as_str()))
+        {
+            let mut refused = Response::new(ResBody::default());
+            *refused.status_mut() = StatusCode::FORBIDDEN;
+            return Either::Right(std::future::ready(Ok(refused)));
+        }
+        Either::Left(Either::Left(self.cors.call(request)))
     }
 }

@@ -64,6 +64,8 @@ pub struct RpcServer {
     connect: Router,
     grpc: tonic::service::Routes,
     service_names: Vec<String>,
+    /// Services only the shop's own services call: never allowed by CORS.
+    internal_services: Vec<String>,
     descriptor_sets: Vec<&'static [u8]>,
     verifier: Option<TokenVerifier>,
     http_routes: Router,
@@ -78,6 +80,7 @@ impl RpcServer {
             connect: Router::new(),
             grpc: tonic::service::Routes::default(),
             service_names: Vec::new(),
+            internal_services: Vec::new(),
             descriptor_sets: Vec::new(),
             verifier: None,
             http_routes: Router::new(),
@@ -122,6 +125,24 @@ impl RpcServer {
         self.grpc = self.grpc.add_service(grpc);
         self.service_names.push(G::NAME.to_owned());
         self
+    }
+
+    /// Registers an internal RPC service, as [`Self::service`]: one only
+    /// the shop's own services call (their handlers check the caller), so
+    /// a browser's request for it is refused outright, preflight or not.
+    pub fn internal_service<G>(mut self, connect: Router, grpc: G) -> Self
+    where
+        G: Service<Request<tonic::body::Body>, Error = Infallible>
+            + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        G::Response: IntoResponse,
+        G::Future: Send + 'static,
+    {
+        self.internal_services.push(G::NAME.to_owned());
+        self.service(connect, grpc)
     }
 
     /// Adds an encoded `FileDescriptorSet` that reflection serves.
@@ -217,7 +238,10 @@ impl RpcServer {
             // The client's id comes back on the response (a failed call
             // without one gets one made up, see observe).
             .layer(PropagateRequestIdLayer::x_request_id())
-            .layer(cors::layer(&self.http.cors_origins))
+            .layer(cors::layer(
+                &self.http.cors_origins,
+                &self.internal_services,
+            ))
             .layer(MapRequestLayer::new(drain_when_dropped))
             .layer(ObserveLayer)
             .layer(SingleMessageLayer::new(self.http.max_request_bytes))

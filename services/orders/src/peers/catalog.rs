@@ -11,6 +11,7 @@ use shop_kit::{
 use shop_proto::shop::catalog::v1::{
     BatchGetProductsRequest, CommitStockRequest, ReleaseStockRequest, ReservationStatus,
     ReserveStockRequest, StockItem, catalog_service_client::CatalogServiceClient,
+    stock_service_client::StockServiceClient,
 };
 use tokio::time::Instant;
 use tonic::{Code, transport::Channel};
@@ -26,6 +27,8 @@ const PEER: &str = "catalog";
 #[derive(Clone, Debug)]
 pub struct Catalog {
     client: CatalogServiceClient<Channel>,
+    /// The catalog's internal StockService, on the same connection.
+    stock: StockServiceClient<Channel>,
     downstream: Downstream,
     token: Arc<ServiceToken>,
 }
@@ -37,8 +40,10 @@ impl Catalog {
         token: Arc<ServiceToken>,
         timeout: Duration,
     ) -> Result<Self, OrdersError> {
+        let channel = super::channel(url, "catalog_url", timeout)?;
         Ok(Self {
-            client: CatalogServiceClient::new(super::channel(url, "catalog_url", timeout)?),
+            client: CatalogServiceClient::new(channel.clone()),
+            stock: StockServiceClient::new(channel),
             downstream: super::downstream("catalog", timeout),
             token,
         })
@@ -116,7 +121,7 @@ impl Catalog {
                 .collect(),
         };
         let send = |request| {
-            let mut client = self.client.clone();
+            let mut client = self.stock.clone();
             async move { client.reserve_stock(request).await }
         };
         let answer =
@@ -150,7 +155,7 @@ impl Catalog {
             reservation_id: order.id.clone(),
         };
         let send = |request| {
-            let mut client = self.client.clone();
+            let mut client = self.stock.clone();
             async move { client.commit_stock(request).await }
         };
         let answer =
@@ -177,7 +182,7 @@ impl Catalog {
             reservation_id: order.id.clone(),
         };
         let send = |request| {
-            let mut client = self.client.clone();
+            let mut client = self.stock.clone();
             async move { client.release_stock(request).await }
         };
         let answer =

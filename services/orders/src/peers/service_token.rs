@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use secrecy::{ExposeSecret, SecretString};
 use shop_kit::client::{Downstream, Retry};
 use shop_proto::shop::users::v1::{
-    IssueServiceTokenRequest, user_service_client::UserServiceClient,
+    IssueServiceTokenRequest, service_token_service_client::ServiceTokenServiceClient,
 };
 use tokio::sync::Mutex;
 use tonic::transport::Channel;
@@ -19,7 +19,7 @@ const SERVICE_NAME: &str = "orders";
 
 #[derive(Debug)]
 pub struct ServiceToken {
-    users: UserServiceClient<Channel>,
+    users: ServiceTokenServiceClient<Channel>,
     downstream: Downstream,
     secret: SecretString,
     current: Mutex<Option<(String, Instant)>>,
@@ -32,7 +32,7 @@ impl ServiceToken {
         timeout: Duration,
     ) -> Result<Self, OrdersError> {
         Ok(Self {
-            users: UserServiceClient::new(super::channel(users_url, "users_url", timeout)?),
+            users: ServiceTokenServiceClient::new(super::channel(users_url, "users_url", timeout)?),
             downstream: super::downstream("users", timeout),
             secret,
             current: Mutex::new(None),
