@@ -303,26 +303,7 @@ async fn reflection_lists_the_served_services() {
         );
         // Every listed service must also be describable (buf curl
         // --list-methods resolves them all).
-        let request = ServerReflectionRequest {
-            host: String::new(),
-            message_request: Some(MessageRequest::FileContainingSymbol(expected.to_owned())),
-        };
-        let answer = reflection
-            .server_reflection_info(tokio_stream::once(request))
-            .await
-            .expect("reflect")
-            .into_inner()
-            .next()
-            .await
-            .expect("answer")
-            .expect("ok");
-        assert!(
-            matches!(
-                answer.message_response,
-                Some(MessageResponse::FileDescriptorResponse(_))
-            ),
-            "{expected} cannot be described: {answer:?}"
-        );
+        assert_describes(&mut reflection, expected).await;
     }
     // The error details a refusal carries are described too, so grpcurl
     // and buf curl decode them.
@@ -331,27 +312,41 @@ async fn reflection_lists_the_served_services() {
         "google.rpc.RetryInfo",
         "google.rpc.BadRequest",
     ] {
-        let request = ServerReflectionRequest {
-            host: String::new(),
-            message_request: Some(MessageRequest::FileContainingSymbol(detail.to_owned())),
-        };
-        let answer = reflection
-            .server_reflection_info(tokio_stream::once(request))
-            .await
-            .expect("reflect")
-            .into_inner()
-            .next()
-            .await
-            .expect("answer")
-            .expect("ok");
-        assert!(
-            matches!(
-                answer.message_response,
-                Some(MessageResponse::FileDescriptorResponse(_))
-            ),
-            "{detail} cannot be described: {answer:?}"
-        );
+        assert_describes(&mut reflection, detail).await;
     }
+}
+
+/// Reflection answers `symbol` with the file that declares it.
+async fn assert_describes(
+    reflection: &mut tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient<
+        tonic::transport::Channel,
+    >,
+    symbol: &str,
+) {
+    use tonic_reflection::pb::v1::{
+        ServerReflectionRequest, server_reflection_request::MessageRequest,
+        server_reflection_response::MessageResponse,
+    };
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::FileContainingSymbol(symbol.to_owned())),
+    };
+    let answer = reflection
+        .server_reflection_info(tokio_stream::once(request))
+        .await
+        .expect("reflect")
+        .into_inner()
+        .next()
+        .await
+        .expect("answer")
+        .expect("ok");
+    assert!(
+        matches!(
+            answer.message_response,
+            Some(MessageResponse::FileDescriptorResponse(_))
+        ),
+        "{symbol} cannot be described: {answer:?}"
+    );
 }
 
 #[tokio::test]

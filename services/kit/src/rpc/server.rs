@@ -56,6 +56,35 @@ pub enum ServerError {
     Reflection(#[from] tonic_reflection::server::Error),
 }
 
+/// A generated tonic server (`*ServiceServer`), as [`RpcServer`] serves it.
+pub trait GrpcServer:
+    Service<
+        Request<tonic::body::Body>,
+        Error = Infallible,
+        Response: IntoResponse,
+        Future: Send + 'static,
+    > + NamedService
+    + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<G> GrpcServer for G where
+    G: Service<
+            Request<tonic::body::Body>,
+            Error = Infallible,
+            Response: IntoResponse,
+            Future: Send + 'static,
+        > + NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// Collects a service's Connect routes and tonic servers, then assembles
 /// them into one router with the kit's layers.
 pub struct RpcServer {
@@ -110,17 +139,7 @@ impl RpcServer {
 
     /// Registers one RPC service: its Connect router (from the generated
     /// `*TonicCompatibleBuilder`, plus GET routes) and its tonic server.
-    pub fn service<G>(mut self, connect: Router, grpc: G) -> Self
-    where
-        G: Service<Request<tonic::body::Body>, Error = Infallible>
-            + NamedService
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        G::Response: IntoResponse,
-        G::Future: Send + 'static,
-    {
+    pub fn service<G: GrpcServer>(mut self, connect: Router, grpc: G) -> Self {
         self.connect = self.connect.merge(connect);
         self.grpc = self.grpc.add_service(grpc);
         self.service_names.push(G::NAME.to_owned());
@@ -130,17 +149,7 @@ impl RpcServer {
     /// Registers an internal RPC service, as [`Self::service`]: one only
     /// the shop's own services call (their handlers check the caller), so
     /// a browser's request for it is refused outright, preflight or not.
-    pub fn internal_service<G>(mut self, connect: Router, grpc: G) -> Self
-    where
-        G: Service<Request<tonic::body::Body>, Error = Infallible>
-            + NamedService
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        G::Response: IntoResponse,
-        G::Future: Send + 'static,
-    {
+    pub fn internal_service<G: GrpcServer>(mut self, connect: Router, grpc: G) -> Self {
         self.internal_services.push(G::NAME.to_owned());
         self.service(connect, grpc)
     }
