@@ -70,10 +70,28 @@ where
     Fut: Future<Output = Result<tonic::Response<R>, tonic::Status>>,
 {
     let deadline = Instant::now() + downstream.policy().timeout;
-    let bearer = token
-        .bearer(Some(deadline))
+    call_as_orders(token, downstream, message, trace, deadline, send)
         .await
-        .map_err(|status| unavailable("users", &status))?;
+        .map_err(|status| unavailable("users", &status))
+}
+
+/// A call to a peer as orders (a service token), with the trace context,
+/// through the peer's client stack (retried when safe), getting the token
+/// and every attempt within `deadline`. `Err` is why no token could be had.
+async fn call_as_orders<M, R, F, Fut>(
+    token: &ServiceToken,
+    downstream: &Downstream,
+    message: M,
+    trace: &TraceParent,
+    deadline: Instant,
+    send: F,
+) -> Result<Result<tonic::Response<R>, tonic::Status>, tonic::Status>
+where
+    M: Clone,
+    F: Fn(tonic::Request<M>) -> Fut,
+    Fut: Future<Output = Result<tonic::Response<R>, tonic::Status>>,
+{
+    let bearer = token.bearer(Some(deadline)).await?;
     Ok(downstream
         .call(Retry::Safe, Some(deadline), |budget| {
             send(request(message.clone(), &bearer, trace, budget))

@@ -4,10 +4,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use shop_kit::{
-    client::{Downstream, Retry},
-    observe::trace_context::TraceParent,
-};
+use shop_kit::{client::Downstream, observe::trace_context::TraceParent};
 use shop_proto::shop::{
     common::v1::Money,
     payments::v1::{
@@ -67,8 +64,24 @@ impl Payments {
     ) -> Result<(), OrdersError> {
         let patience = Instant::now() + TOKEN_CHECK_PATIENCE;
         let deadline = deadline.map_or(patience, |deadline| deadline.min(patience));
-        let bearer = match self.token.bearer(Some(deadline)).await {
-            Ok(bearer) => bearer,
+        let check = CheckPaymentTokenRequest {
+            payment_token: payment_token.to_owned(),
+        };
+        let send = |request| {
+            let mut client = self.client.clone();
+            async move { client.check_payment_token(request).await }
+        };
+        let answer = match super::call_as_orders(
+            &self.token,
+            &self.downstream,
+            check,
+            trace,
+            deadline,
+            send,
+        )
+        .await
+        {
+            Ok(answer) => answer,
             Err(status) => {
                 tracing::debug!(
                     message = status.message(),
@@ -77,17 +90,6 @@ impl Payments {
                 return Ok(());
             }
         };
-        let check = CheckPaymentTokenRequest {
-            payment_token: payment_token.to_owned(),
-        };
-        let answer = self
-            .downstream
-            .call(Retry::Safe, Some(deadline), |budget| {
-                let mut client = self.client.clone();
-                let request = super::request(check.clone(), &bearer, trace, budget);
-                async move { client.check_payment_token(request).await }
-            })
-            .await;
         match answer {
             Ok(_) => Ok(()),
             Err(status) if status.code() == Code::InvalidArgument => Err(
