@@ -4,10 +4,11 @@
 
 mod support;
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use serde_json::{Value, json};
-use support::{Options, Shop};
+use support::{Fault, Options, Shop};
+use tokio::sync::Semaphore;
 
 #[tokio::test]
 async fn orders_are_priced_by_the_catalog() {
@@ -231,6 +232,27 @@ async fn an_unknown_payment_token_is_refused_before_any_order_is_placed() {
     assert_eq!(
         shop.settled(&shop.ada, id).await["status"],
         "ORDER_STATUS_CONFIRMED"
+    );
+}
+
+#[tokio::test]
+async fn a_payment_token_payments_issued_is_not_asked_about_again() {
+    let shop = Shop::start().await;
+    shop.order(&shop.ada, "first").await;
+    // Were payments asked again, the question would hang here until
+    // orders gave up waiting (half a second) and went ahead.
+    let gate = Arc::new(Semaphore::new(0));
+    shop.faults.on("CheckPaymentToken", Fault::Hold(gate));
+    let started = std::time::Instant::now();
+    shop.order(&shop.bob, "second").await;
+    assert!(
+        shop.faults.pending("CheckPaymentToken"),
+        "payments was asked about tok_visa again"
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(400),
+        "{:?}",
+        started.elapsed()
     );
 }
 

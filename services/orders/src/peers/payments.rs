@@ -26,12 +26,21 @@ const PEER: &str = "payment";
 /// How long placing an order waits for payments to say whether it issued
 /// the order's payment token before going ahead without the answer.
 const TOKEN_CHECK_PATIENCE: Duration = Duration::from_millis(500);
+/// How long, and how many, tokens payments said it issued are remembered.
+/// The check only spares a customer an order doomed by a mistyped token
+/// (the charge decides anyway), so a token revoked meanwhile costs nothing
+/// worse than a cancelled order.
+const ISSUED_TOKENS_FOR: Duration = Duration::from_secs(60);
+const ISSUED_TOKENS_KEPT: u64 = 10_000;
 
 #[derive(Clone, Debug)]
 pub struct Payments {
     client: PaymentServiceClient<Channel>,
     downstream: Downstream,
     token: Arc<ServiceToken>,
+    /// Tokens payments said it issued, for a while: a customer's next
+    /// order with the same card is not asked about again.
+    issued: moka::sync::Cache<String, ()>,
 }
 
 /// The idempotency key of an order's charge.
@@ -49,6 +58,10 @@ impl Payments {
             client: PaymentServiceClient::new(super::channel(url, "payments_url", timeout)?),
             downstream: super::downstream("payments", timeout),
             token,
+            issued: moka::sync::Cache::builder()
+                .max_capacity(ISSUED_TOKENS_KEPT)
+                .time_to_live(ISSUED_TOKENS_FOR)
+                .build(),
         })
     }
 
@@ -62,6 +75,9 @@ impl Payments {
         deadline: Option<Instant>,
         trace: &TraceParent,
     ) -> Result<(), OrdersError> {
+        if self.issued.contains_key(payment_token) {
+            return Ok(());
+        }
         let patience = Instant::now() + TOKEN_CHECK_PATIENCE;
         let deadline = deadline.map_or(patience, |deadline| deadline.min(patience));
         let check = CheckPaymentTokenRequest {
@@ -91,7 +107,10 @@ impl Payments {
             }
         };
         match answer {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                self.issued.insert(payment_token.to_owned(), ());
+                Ok(())
+            }
             Err(status) if status.code() == Code::InvalidArgument => Err(
                 OrdersError::UnknownPaymentToken(status.message().to_owned()),
             ),

@@ -55,6 +55,15 @@ impl Faults {
             .push((method.to_owned(), fault));
     }
 
+    /// Whether a fault set for `method` still waits for its call.
+    pub fn pending(&self, method: &str) -> bool {
+        self.rules
+            .lock()
+            .expect("rules")
+            .iter()
+            .any(|(m, _)| m == method)
+    }
+
     fn take(&self, method: &str) -> Option<Fault> {
         let mut rules = self.rules.lock().expect("rules");
         let at = rules.iter().position(|(m, _)| m == method)?;
