@@ -83,11 +83,9 @@ async fn a_charge_is_recorded_once_per_key() {
             .starts_with("idempotency_key")
     );
     assert_eq!(
-        shop_kit::testing::error_info(&other_amount),
-        Some((
-            "IDEMPOTENCY_KEY_REUSED".to_owned(),
-            "payments.connect-shop".to_owned()
-        ))
+        refusal_reason(&other_amount).as_deref(),
+        Some("IDEMPOTENCY_KEY_REUSED"),
+        "{other_amount}"
     );
 
     // Another customer's key of the same name is theirs.
@@ -141,11 +139,8 @@ async fn the_fake_processor_declines_and_fails_by_token() {
         (400, Some("failed_precondition"))
     );
     assert_eq!(
-        shop_kit::testing::error_info(&declined),
-        Some((
-            "CARD_DECLINED".to_owned(),
-            "payments.connect-shop".to_owned()
-        )),
+        refusal_reason(&declined).as_deref(),
+        Some("CARD_DECLINED"),
         "{declined}"
     );
 
@@ -166,11 +161,8 @@ async fn the_fake_processor_declines_and_fails_by_token() {
         (400, Some("invalid_argument"))
     );
     assert_eq!(
-        shop_kit::testing::error_info(&unknown),
-        Some((
-            "UNKNOWN_PAYMENT_TOKEN".to_owned(),
-            "payments.connect-shop".to_owned()
-        )),
+        refusal_reason(&unknown).as_deref(),
+        Some("UNKNOWN_PAYMENT_TOKEN"),
         "{unknown}"
     );
     let (status, free) = service
@@ -409,11 +401,8 @@ async fn a_payment_token_can_be_checked_before_any_charge() {
         (400, Some("invalid_argument"))
     );
     assert_eq!(
-        shop_kit::testing::error_info(&unknown),
-        Some((
-            "UNKNOWN_PAYMENT_TOKEN".to_owned(),
-            "payments.connect-shop".to_owned()
-        )),
+        refusal_reason(&unknown).as_deref(),
+        Some("UNKNOWN_PAYMENT_TOKEN"),
         "{unknown}"
     );
     let (status, empty) = service
@@ -447,4 +436,11 @@ async fn a_payment_token_can_be_checked_before_any_charge() {
         .await
         .expect("get");
     assert_eq!(answer.status(), 200);
+}
+
+/// The reason a refusal's google.rpc.ErrorInfo gives, if it is in the
+/// payments domain.
+fn refusal_reason(error: &Value) -> Option<String> {
+    shop_kit::testing::error_info(error)
+        .and_then(|(reason, domain)| (domain == "payments.connect-shop").then_some(reason))
 }
