@@ -49,14 +49,13 @@ pub struct OrderSnapshot {
 
 impl OrderSnapshot {
     pub fn of(order: &Order) -> Self {
+        let (cancel_reason, cancel_message) = Cancellation::to_stored(order.cancellation.as_ref());
         Self {
             id: order.id.clone(),
             user_id: order.user_id.clone(),
             status: order.status.as_str().to_owned(),
-            cancel_reason: Cancellation::to_stored(order.cancellation.as_ref())
-                .0
-                .to_owned(),
-            cancel_message: Some(Cancellation::to_stored(order.cancellation.as_ref()).1),
+            cancel_reason: cancel_reason.to_owned(),
+            cancel_message: Some(cancel_message),
             currency_code: order.currency_code.clone(),
             total_minor_units: order.total_minor_units,
             items: order
