@@ -1,10 +1,15 @@
 //! Generates Rust for every .proto under shop/: prost messages, pbjson serde,
 //! Connect handlers (connectrpc-axum), tonic servers and clients, and a
-//! descriptor set for gRPC reflection. protoc comes from the
-//! protoc-bin-vendored crate, so no system protoc is needed.
+//! descriptor set for gRPC reflection, and the request validators of the
+//! buf.validate rules (prost-protovalidate-build: plain Rust, no reflection
+//! or CEL at run time). protoc comes from the protoc-bin-vendored crate, so
+//! no system protoc is needed.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// protovalidate's options, vendored (see its README).
+const VALIDATE_PROTO_DIR: &str = "vendor/protovalidate";
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protoc = protoc_bin_vendored::protoc_bin_path()?;
@@ -24,32 +29,50 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!("cargo:rerun-if-changed=shop");
 
-    connectrpc_axum_build::compile_protos(&protos, &[PathBuf::from(".")])
+    println!("cargo:rerun-if-changed={VALIDATE_PROTO_DIR}");
+    let includes = [PathBuf::from("."), PathBuf::from(VALIDATE_PROTO_DIR)];
+    connectrpc_axum_build::compile_protos(&protos, &includes)
         .include_file("shop.rs")
+        // The shop's messages only carry buf.validate options; its own
+        // types are never generated here (prost-protovalidate has them).
+        .with_prost_config(|config| {
+            config.extern_path(".buf.validate", "::prost_protovalidate::types");
+        })
         // Connect clients must be free to send fields this server does not
         // know yet, as connect-go accepts them.
         .with_pbjson_config(|builder| {
             builder.ignore_unknown_fields();
+            builder.exclude([".buf.validate"]);
         })
         .with_tonic()
         .with_tonic_client()
         .compile()?;
 
-    // The descriptor set served by gRPC reflection (v1 and v1alpha).
+    // The descriptor set served by gRPC reflection (v1 and v1alpha), which
+    // the validators are generated from too.
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
+    let descriptor_set = out_dir.join("shop_descriptor.bin");
     let status = Command::new(&protoc)
         .arg("--include_imports")
         .arg("--include_source_info")
-        .arg(format!(
-            "--descriptor_set_out={}",
-            out_dir.join("shop_descriptor.bin").display()
-        ))
+        .arg(format!("--descriptor_set_out={}", descriptor_set.display()))
         .arg("-I.")
+        .arg(format!("-I{VALIDATE_PROTO_DIR}"))
         .args(&protos)
         .status()?;
     if !status.success() {
         return Err(format!("protoc failed to write the descriptor set: {status}").into());
     }
+
+    // `impl Validate` for every message with rules. A rule the generator
+    // cannot turn into plain Rust (CEL) fails the build: no rule is ever
+    // silently skipped.
+    prost_protovalidate_build::Builder::new()
+        .file_descriptor_set_path(&descriptor_set)?
+        .extern_path(".buf.validate", "::prost_protovalidate::types")
+        .extern_path(".google.protobuf", "::pbjson_types")
+        .fail_on_runtime_only(true)
+        .compile()?;
     Ok(())
 }
 

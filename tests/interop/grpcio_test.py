@@ -8,7 +8,9 @@ import sys
 import unittest
 
 import grpc
+from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_status import rpc_status
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "gen", "python"))
 from shop.catalog.v1 import catalog_pb2, catalog_pb2_grpc  # noqa: E402
@@ -41,6 +43,22 @@ class CatalogOverGrpcio(unittest.TestCase):
             self.catalog.ListProducts(catalog_pb2.ListProductsRequest(page_token="garbage!"), timeout=5)
         self.assertEqual(caught.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
         self.assertIn("page_token", caught.exception.details())
+
+    def test_a_broken_rule_is_a_bad_request_naming_the_field(self):
+        """The contract's rules (buf.validate), read by grpcio-status: the
+        field as a binary caller names it, with the rule as the reason."""
+        with self.assertRaises(grpc.RpcError) as caught:
+            self.catalog.BatchGetProducts(
+                catalog_pb2.BatchGetProductsRequest(product_ids=["prod_mug", ""]), timeout=5
+            )
+        self.assertEqual(caught.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        status = rpc_status.from_call(caught.exception)
+        bad_request = error_details_pb2.BadRequest()
+        self.assertTrue(any(detail.Unpack(bad_request) for detail in status.details), status)
+        self.assertEqual(
+            [(v.field, v.reason) for v in bad_request.field_violations],
+            [("product_ids[1]", "STRING_MIN_LEN")],
+        )
 
     def test_watch_stock_until_the_deadline(self):
         stream = self.catalog.WatchStock(catalog_pb2.WatchStockRequest(product_ids=["prod_mug"]), timeout=0.5)

@@ -27,8 +27,11 @@ PATH="$here/node_modules/.bin:$PATH" npm run --silent generate
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
 mkdir -p gen/python
-.venv/bin/python -m grpc_tools.protoc -I "$root/proto" --python_out=gen/python --grpc_python_out=gen/python \
-  $(cd "$root/proto" && find shop -name '*.proto')
+# protovalidate's options (proto/vendor/protovalidate) are imported by every
+# request message: generated too, as buf/validate/validate_pb2.py.
+validate="$root/proto/vendor/protovalidate"
+.venv/bin/python -m grpc_tools.protoc -I "$root/proto" -I "$validate" --python_out=gen/python --grpc_python_out=gen/python \
+  $(cd "$root/proto" && find shop -name '*.proto') buf/validate/validate.proto
 
 step "Go clients (protoc-gen-go, protoc-gen-connect-go from go install)"
 gobin="$(go env GOPATH)/bin"
@@ -36,7 +39,9 @@ gobin="$(go env GOPATH)/bin"
 [ -x "$gobin/protoc-gen-connect-go" ] || go install connectrpc.com/connect/cmd/protoc-gen-connect-go@v1.21.1
 [ -x "$gobin/grpcurl" ] || go install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.3
 rm -rf go/shop
-(cd go && PATH="$gobin:$PATH" ../node_modules/.bin/buf generate "$root/proto" --template buf.gen.yaml && go build -o "$data/catalog-go" ./cmd/catalog)
+# Only the shop's files: protovalidate's Go package comes from the Go module
+# proxy (buf.build/gen/go/bufbuild/protovalidate/..., in go.mod).
+(cd go && PATH="$gobin:$PATH" ../node_modules/.bin/buf generate "$root/proto" --template buf.gen.yaml --path "$root/proto/shop" && go build -o "$data/catalog-go" ./cmd/catalog)
 
 step "the shop (cargo build --release)"
 cd "$root"
@@ -83,6 +88,14 @@ echo "$refused" | sed 's/^/  /'
 grep -q 'Code: InvalidArgument' <<<"$refused" || { echo "not invalid_argument"; exit 1; }
 grep -q '"@type": "type.googleapis.com/google.rpc.ErrorInfo"' <<<"$refused" || { echo "ErrorInfo not decoded"; exit 1; }
 grep -q '"reason": "UNKNOWN_PAYMENT_TOKEN"' <<<"$refused" || { echo "no reason"; exit 1; }
+
+step "grpcurl decodes a broken rule's google.rpc.BadRequest through reflection"
+broken=$("$gobin/grpcurl" -plaintext -d '{"productIds": []}' \
+  "127.0.0.1:$port" shop.catalog.v1.CatalogService/BatchGetProducts 2>&1 || true)
+echo "$broken" | sed 's/^/  /'
+grep -q 'Code: InvalidArgument' <<<"$broken" || { echo "not invalid_argument"; exit 1; }
+grep -q '"@type": "type.googleapis.com/google.rpc.BadRequest"' <<<"$broken" || { echo "BadRequest not decoded"; exit 1; }
+grep -q '"field": "product_ids"' <<<"$broken" || { echo "no field named"; exit 1; }
 
 step "the shop's metrics counted every protocol"
 metrics=$(curl -fsS "http://127.0.0.1:$port/metrics")

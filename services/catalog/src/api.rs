@@ -16,7 +16,8 @@ use crate::{
     events::StockChanged,
 };
 use shop_kit::{
-    auth::ServiceCaller, observe::trace_context::TraceParent, rpc::connect_errors::refusal,
+    RequestRules, auth::ServiceCaller, observe::trace_context::TraceParent,
+    rpc::connect_errors::refusal,
 };
 
 /// The `google.rpc.ErrorInfo` domain of the catalog's refusals.
@@ -80,8 +81,10 @@ fn to_proto(product: Product) -> pb::Product {
 
 pub async fn list_products(
     State(state): State<AppState>,
+    rules: RequestRules,
     ConnectRequest(request): ConnectRequest<pb::ListProductsRequest>,
 ) -> Result<ConnectResponse<pb::ListProductsResponse>, ConnectError> {
+    let request = rules.check(request)?;
     let page = PageRequest::parse(request.page_size, &request.page_token, &request.query)?;
     let (products, more) = state.catalog.store().list(&page).await?;
     let next_page_token = match products.last() {
@@ -97,8 +100,10 @@ pub async fn list_products(
 /// Several products at once, in the order asked, each once.
 pub async fn batch_get_products(
     State(state): State<AppState>,
+    rules: RequestRules,
     ConnectRequest(request): ConnectRequest<pb::BatchGetProductsRequest>,
 ) -> Result<ConnectResponse<pb::BatchGetProductsResponse>, ConnectError> {
+    let request = rules.check(request)?;
     let ids = domain::product_ids(&request.product_ids)?;
     let mut found = state.catalog.store().get_many(&ids).await?;
     let products = ids
@@ -118,8 +123,10 @@ pub async fn batch_get_products(
 
 pub async fn get_product(
     State(state): State<AppState>,
+    rules: RequestRules,
     ConnectRequest(request): ConnectRequest<pb::GetProductRequest>,
 ) -> Result<ConnectResponse<pb::GetProductResponse>, ConnectError> {
+    let request = rules.check(request)?;
     let id = domain::product_id(&request.id)?;
     let product = state
         .catalog
@@ -140,8 +147,10 @@ type StockStream = StreamBody<
 /// until the client leaves or the server shuts down.
 pub async fn watch_stock(
     State(state): State<AppState>,
+    rules: RequestRules,
     ConnectRequest(request): ConnectRequest<pb::WatchStockRequest>,
 ) -> Result<ConnectResponse<StockStream>, ConnectError> {
+    let request = rules.check(request)?;
     let ids = domain::product_ids(&request.product_ids)?;
     // Subscribe before reading the snapshot so no change falls in between.
     let mut changes = state.catalog.stock_feed().subscribe();
@@ -223,8 +232,10 @@ pub async fn reserve_stock(
     _caller: ServiceCaller,
     trace: TraceParent,
     State(state): State<AppState>,
+    rules: RequestRules,
     ConnectRequest(request): ConnectRequest<pb::ReserveStockRequest>,
 ) -> Result<ConnectResponse<pb::ReserveStockResponse>, ConnectError> {
+    let request = rules.check(request)?;
     let lines: Vec<(String, i32)> = request
         .items
         .into_iter()
@@ -243,8 +254,10 @@ pub async fn release_stock(
     _caller: ServiceCaller,
     trace: TraceParent,
     State(state): State<AppState>,
+    rules: RequestRules,
     ConnectRequest(request): ConnectRequest<pb::ReleaseStockRequest>,
 ) -> Result<ConnectResponse<pb::ReleaseStockResponse>, ConnectError> {
+    let request = rules.check(request)?;
     let status = state
         .catalog
         .release_stock(&request.reservation_id, &trace)
@@ -258,8 +271,10 @@ pub async fn commit_stock(
     _caller: ServiceCaller,
     trace: TraceParent,
     State(state): State<AppState>,
+    rules: RequestRules,
     ConnectRequest(request): ConnectRequest<pb::CommitStockRequest>,
 ) -> Result<ConnectResponse<pb::CommitStockResponse>, ConnectError> {
+    let request = rules.check(request)?;
     let status = state
         .catalog
         .commit_stock(&request.reservation_id, &trace)

@@ -286,8 +286,8 @@ async fn invalid_requests_are_invalid_argument() {
         body["message"]
             .as_str()
             .unwrap_or_default()
-            .starts_with("page_size"),
-        "{body}"
+            .starts_with("pageSize:"),
+        "the field as a JSON caller names it: {body}"
     );
 }
 

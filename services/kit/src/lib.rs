@@ -23,7 +23,7 @@ mod shutdown;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use rpc::{HttpConfig, Readiness, ResponseMetadata, RpcServer, connect_get};
+pub use rpc::{HttpConfig, Readiness, RequestRules, ResponseMetadata, RpcServer, connect_get};
 pub use shutdown::Shutdown;
 
 /// Applies the kit's gRPC defaults to a tonic-generated server: gzip in both

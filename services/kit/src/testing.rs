@@ -1,7 +1,9 @@
-//! Test helpers: a fresh database per test. SQLite in a temporary folder by
-//! default; with `SHOP_TEST_DATABASE_URL=postgres://user:pw@host/db` (a
+//! Test helpers: a fresh database per test, and one request over every
+//! protocol ([`refusals`]). SQLite in a temporary folder by default; with `SHOP_TEST_DATABASE_URL=postgres://user:pw@host/db` (a
 //! role that may create databases), a new PostgreSQL database per test, so
 //! the same tests run on both engines (`just test-postgres`).
+
+pub mod refusals;
 
 use sea_orm::{ConnectionTrait, Database};
 

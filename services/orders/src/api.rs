@@ -5,6 +5,7 @@ use axum::extract::State;
 use connectrpc_axum::prelude::*;
 use futures::Stream;
 use shop_kit::{
+    RequestRules,
     auth::{Caller, Customer},
     observe::trace_context::TraceParent,
     rpc::{connect_errors::refusal, deadline::CallerDeadline},
@@ -126,8 +127,10 @@ pub async fn create_order(
     trace: TraceParent,
     deadline: CallerDeadline,
     State(state): State<AppState>,
+    rules: RequestRules,
     ConnectRequest(request): ConnectRequest<pb::CreateOrderRequest>,
 ) -> Result<ConnectResponse<pb::CreateOrderResponse>, ConnectError> {
+    let request = rules.check(request)?;
     let lines: Vec<(String, i32)> = request
         .items
         .into_iter()
@@ -152,8 +155,10 @@ pub async fn create_order(
 pub async fn get_order(
     caller: Caller,
     State(state): State<AppState>,
+    rules: RequestRules,
     ConnectRequest(request): ConnectRequest<pb::GetOrderRequest>,
 ) -> Result<ConnectResponse<pb::GetOrderResponse>, ConnectError> {
+    let request = rules.check(request)?;
     let order_id = domain::order_id(&request.order_id)?;
     let order = state.orders.own(&caller.user_id, order_id).await?;
     Ok(ConnectResponse::new(pb::GetOrderResponse {
@@ -164,8 +169,10 @@ pub async fn get_order(
 pub async fn list_orders(
     caller: Caller,
     State(state): State<AppState>,
+    rules: RequestRules,
     ConnectRequest(request): ConnectRequest<pb::ListOrdersRequest>,
 ) -> Result<ConnectResponse<pb::ListOrdersResponse>, ConnectError> {
+    let request = rules.check(request)?;
     let size = domain::page_size(request.page_size)?;
     let after = domain::decode_cursor(&request.page_token)?;
     let (orders, more) = state
@@ -188,8 +195,10 @@ pub async fn list_orders(
 pub async fn cancel_order(
     caller: Caller,
     State(state): State<AppState>,
+    rules: RequestRules,
     ConnectRequest(request): ConnectRequest<pb::CancelOrderRequest>,
 ) -> Result<ConnectResponse<pb::CancelOrderResponse>, ConnectError> {
+    let request = rules.check(request)?;
     let order = state
         .orders
         .cancel(&caller.user_id, domain::order_id(&request.order_id)?)
@@ -211,8 +220,10 @@ type OrderStream = StreamBody<
 pub async fn watch_order(
     caller: Caller,
     State(state): State<AppState>,
+    rules: RequestRules,
     ConnectRequest(request): ConnectRequest<pb::WatchOrderRequest>,
 ) -> Result<ConnectResponse<OrderStream>, ConnectError> {
+    let request = rules.check(request)?;
     let order_id = domain::order_id(&request.order_id)?;
     // Watch before reading, so no change falls in between.
     let mut watch = state.orders.feed().watch(order_id);

@@ -418,3 +418,77 @@ async fn a_redelivered_event_changes_nothing_in_the_history() {
     let listed = shop.history(&shop.ada, 1, json!({})).await;
     assert_eq!(listed["orders"][0]["status"], "ORDER_STATUS_CONFIRMED");
 }
+
+/// The request rules of orders.proto (buf.validate), refused on every
+/// protocol before an order is looked at, naming each field as the caller
+/// wrote it; nothing is placed.
+#[tokio::test]
+async fn order_requests_breaking_a_rule_are_refused_on_every_protocol() {
+    use shop_kit::testing::refusals::assert_bad_request;
+    use shop_proto::shop::orders::v1::{self as pb, create_order_request::Item};
+    let shop = Shop::start().await;
+    let base = format!("http://{}", shop.orders);
+    let path = |method: &str| format!("/shop.orders.v1.OrderService/{method}");
+    let token = Some(shop.ada.as_str());
+
+    let no_lines = pb::CreateOrderRequest {
+        items: vec![],
+        payment_token: "tok_visa".into(),
+        idempotency_key: String::new(),
+    };
+    assert_bad_request(
+        &base,
+        &path("CreateOrder"),
+        token,
+        &no_lines,
+        &[("items", "items"), ("idempotency_key", "idempotencyKey")],
+    )
+    .await;
+    let bad_line = pb::CreateOrderRequest {
+        items: vec![Item {
+            product_id: "p1".into(),
+            quantity: 101,
+        }],
+        payment_token: String::new(),
+        idempotency_key: "rules-1".into(),
+    };
+    assert_bad_request(
+        &base,
+        &path("CreateOrder"),
+        token,
+        &bad_line,
+        &[
+            ("items[0].quantity", "items[0].quantity"),
+            ("payment_token", "paymentToken"),
+        ],
+    )
+    .await;
+    for method in ["GetOrder", "CancelOrder"] {
+        assert_bad_request(
+            &base,
+            &path(method),
+            token,
+            &pb::GetOrderRequest::default(),
+            &[("order_id", "orderId")],
+        )
+        .await;
+    }
+    let page = pb::ListOrdersRequest {
+        page_size: -1,
+        page_token: String::new(),
+    };
+    assert_bad_request(
+        &base,
+        &path("ListOrders"),
+        token,
+        &page,
+        &[("page_size", "pageSize")],
+    )
+    .await;
+    let (_, history) = shop.call("ListOrders", token, json!({})).await;
+    assert_eq!(
+        history["orders"].as_array().map(Vec::len),
+        None,
+        "nothing placed: {history}"
+    );
+}

@@ -2,7 +2,9 @@
 
 use axum::extract::State;
 use connectrpc_axum::prelude::*;
-use shop_kit::{auth::Caller, observe::trace_context::TraceParent, rpc::connect_errors::refusal};
+use shop_kit::{
+    RequestRules, auth::Caller, observe::trace_context::TraceParent, rpc::connect_errors::refusal,
+};
 use shop_proto::shop::{common::v1::Money, payments::v1 as pb};
 
 use crate::{
@@ -124,8 +126,10 @@ pub async fn charge(
     caller: Caller,
     trace: TraceParent,
     State(state): State<AppState>,
+    rules: RequestRules,
     ConnectRequest(request): ConnectRequest<pb::ChargeRequest>,
 ) -> Result<ConnectResponse<pb::ChargeResponse>, ConnectError> {
+    let request = rules.check(request)?;
     let amount = request.amount.unwrap_or_default();
     let customer = customer_of(&caller, &request.customer_id)?;
     let payment = state
@@ -152,8 +156,10 @@ pub async fn refund(
     caller: Caller,
     trace: TraceParent,
     State(state): State<AppState>,
+    rules: RequestRules,
     ConnectRequest(request): ConnectRequest<pb::RefundRequest>,
 ) -> Result<ConnectResponse<pb::RefundResponse>, ConnectError> {
+    let request = rules.check(request)?;
     let payment = match (
         request.payment_id.is_empty(),
         request.idempotency_key.is_empty(),
@@ -189,8 +195,10 @@ pub async fn refund(
 
 pub async fn check_payment_token(
     _caller: Caller,
+    rules: RequestRules,
     ConnectRequest(request): ConnectRequest<pb::CheckPaymentTokenRequest>,
 ) -> Result<ConnectResponse<pb::CheckPaymentTokenResponse>, ConnectError> {
+    let request = rules.check(request)?;
     crate::domain::recognize(&request.payment_token)?;
     Ok(ConnectResponse::new(pb::CheckPaymentTokenResponse {}))
 }
@@ -198,8 +206,10 @@ pub async fn check_payment_token(
 pub async fn get_payment(
     caller: Caller,
     State(state): State<AppState>,
+    rules: RequestRules,
     ConnectRequest(request): ConnectRequest<pb::GetPaymentRequest>,
 ) -> Result<ConnectResponse<pb::GetPaymentResponse>, ConnectError> {
+    let request = rules.check(request)?;
     let payment = visible_payment(&state, &caller, &request.payment_id).await?;
     Ok(ConnectResponse::new(pb::GetPaymentResponse {
         payment: Some(to_proto(payment)),

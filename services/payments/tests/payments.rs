@@ -444,3 +444,78 @@ fn refusal_reason(error: &Value) -> Option<String> {
     shop_kit::testing::error_info(error)
         .and_then(|(reason, domain)| (domain == "payments.connect-shop").then_some(reason))
 }
+
+/// The request rules of payments.proto (buf.validate), refused on every
+/// protocol with a google.rpc.BadRequest naming each field as the caller
+/// wrote it.
+#[tokio::test]
+async fn payment_requests_breaking_a_rule_are_refused_on_every_protocol() {
+    use shop_kit::testing::refusals::assert_bad_request;
+    use shop_proto::shop::{common::v1::Money, payments::v1 as pb};
+    let payments = TestPayments::start().await;
+    let base = format!("http://{}", payments.addr);
+    let path = |method: &str| format!("/shop.payments.v1.PaymentService/{method}");
+
+    // A charge without its amount, with a key too long and a currency
+    // that is not three capitals (a nested message's rule, with its path).
+    let charge = pb::ChargeRequest {
+        idempotency_key: "k".repeat(101),
+        reference: "order-1".into(),
+        amount: None,
+        payment_token: "tok_visa".into(),
+        customer_id: String::new(),
+    };
+    assert_bad_request(
+        &base,
+        &path("Charge"),
+        Some(&payments.ada),
+        &charge,
+        &[("idempotency_key", "idempotencyKey"), ("amount", "amount")],
+    )
+    .await;
+    let euros = pb::ChargeRequest {
+        idempotency_key: "k1".into(),
+        amount: Some(Money {
+            currency_code: "eur".into(),
+            minor_units: 100,
+        }),
+        payment_token: "tok_visa".into(),
+        ..Default::default()
+    };
+    assert_bad_request(
+        &base,
+        &path("Charge"),
+        Some(&payments.ada),
+        &euros,
+        &[("amount.currency_code", "amount.currencyCode")],
+    )
+    .await;
+    assert_bad_request(
+        &base,
+        &path("GetPayment"),
+        Some(&payments.ada),
+        &pb::GetPaymentRequest::default(),
+        &[("payment_id", "paymentId")],
+    )
+    .await;
+    assert_bad_request(
+        &base,
+        &path("CheckPaymentToken"),
+        Some(&payments.ada),
+        &pb::CheckPaymentTokenRequest::default(),
+        &[("payment_token", "paymentToken")],
+    )
+    .await;
+    let refund = pb::RefundRequest {
+        payment_id: "p".repeat(101),
+        ..Default::default()
+    };
+    assert_bad_request(
+        &base,
+        &path("Refund"),
+        Some(&payments.orders_service),
+        &refund,
+        &[("payment_id", "paymentId")],
+    )
+    .await;
+}

@@ -5,7 +5,7 @@ use std::{net::SocketAddr, time::Duration};
 
 use axum::extract::{ConnectInfo, FromRequestParts, State};
 use connectrpc_axum::prelude::*;
-use shop_kit::{auth::Caller, rpc::deadline::CallerDeadline};
+use shop_kit::{RequestRules, auth::Caller, rpc::deadline::CallerDeadline};
 use shop_proto::shop::users::v1 as pb;
 
 use crate::{AppState, domain::User, error::UsersError};
@@ -76,8 +76,10 @@ pub async fn sign_up(
     ClientIp(ip): ClientIp,
     CallerDeadline(deadline): CallerDeadline,
     State(state): State<AppState>,
+    rules: RequestRules,
     ConnectRequest(request): ConnectRequest<pb::SignUpRequest>,
 ) -> Result<ConnectResponse<pb::SignUpResponse>, ConnectError> {
+    let request = rules.check(request)?;
     state.accounts.attempt_from(ip)?;
     let (user, session) = state
         .accounts
@@ -98,8 +100,10 @@ pub async fn log_in(
     ClientIp(ip): ClientIp,
     CallerDeadline(deadline): CallerDeadline,
     State(state): State<AppState>,
+    rules: RequestRules,
     ConnectRequest(request): ConnectRequest<pb::LogInRequest>,
 ) -> Result<ConnectResponse<pb::LogInResponse>, ConnectError> {
+    let request = rules.check(request)?;
     state.accounts.attempt_from(ip)?;
     let (user, session) = state
         .accounts
@@ -114,8 +118,10 @@ pub async fn log_in(
 pub async fn refresh(
     ClientIp(ip): ClientIp,
     State(state): State<AppState>,
+    rules: RequestRules,
     ConnectRequest(request): ConnectRequest<pb::RefreshRequest>,
 ) -> Result<ConnectResponse<pb::RefreshResponse>, ConnectError> {
+    let request = rules.check(request)?;
     state.accounts.attempt_from(ip)?;
     let session = state.accounts.refresh(&request.refresh_token).await?;
     Ok(ConnectResponse::new(pb::RefreshResponse {
@@ -142,8 +148,10 @@ pub async fn get_me(
 pub async fn issue_service_token(
     ClientIp(ip): ClientIp,
     State(state): State<AppState>,
+    rules: RequestRules,
     ConnectRequest(request): ConnectRequest<pb::IssueServiceTokenRequest>,
 ) -> Result<ConnectResponse<pb::IssueServiceTokenResponse>, ConnectError> {
+    let request = rules.check(request)?;
     // A secret anyone may try to guess: counted like a sign-in.
     state.accounts.attempt_from(ip)?;
     let (access_token, lifetime) = state

@@ -536,3 +536,63 @@ async fn one_address_gets_a_burst_of_sign_in_attempts_then_waits() {
         (429, Some("resource_exhausted"))
     );
 }
+
+/// The request rules of users.proto (buf.validate), refused on every
+/// protocol before any password is hashed, naming each field as the
+/// caller wrote it.
+#[tokio::test]
+async fn account_requests_breaking_a_rule_are_refused_on_every_protocol() {
+    use shop_kit::testing::refusals::assert_bad_request;
+    let users = TestUsers::start().await;
+    let base = format!("http://{}", users.addr);
+    let sign_up = pb::SignUpRequest {
+        email: String::new(),
+        password: "x".repeat(129),
+        display_name: "d".repeat(101),
+    };
+    assert_bad_request(
+        &base,
+        "/shop.users.v1.UserService/SignUp",
+        None,
+        &sign_up,
+        &[
+            ("email", "email"),
+            ("password", "password"),
+            ("display_name", "displayName"),
+        ],
+    )
+    .await;
+    // A megabyte password is refused before argon2 sees it.
+    let log_in = pb::LogInRequest {
+        email: "ada@example.com".into(),
+        password: "p".repeat(1 << 20),
+    };
+    assert_bad_request(
+        &base,
+        "/shop.users.v1.UserService/LogIn",
+        None,
+        &log_in,
+        &[("password", "password")],
+    )
+    .await;
+    assert_bad_request(
+        &base,
+        "/shop.users.v1.UserService/Refresh",
+        None,
+        &pb::RefreshRequest::default(),
+        &[("refresh_token", "refreshToken")],
+    )
+    .await;
+    let service = pb::IssueServiceTokenRequest {
+        service_name: "Orders!".into(),
+        service_secret: SERVICE_SECRET.into(),
+    };
+    assert_bad_request(
+        &base,
+        "/shop.users.v1.ServiceTokenService/IssueServiceToken",
+        None,
+        &service,
+        &[("service_name", "serviceName")],
+    )
+    .await;
+}

@@ -3,6 +3,7 @@ module github.com/connect-shop/connect-shop/gen/go
 go 1.26.0
 
 require (
+	buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go v1.36.12-20260825204119-511051f7f437.2
 	connectrpc.com/connect v1.21.1
 	golang.org/x/net v0.62.0
 	google.golang.org/protobuf v1.36.12

@@ -19,7 +19,7 @@ use prost::Message;
 use prost_reflect::{DescriptorPool, DeserializeOptions, DynamicMessage, MessageDescriptor};
 use tower::{Layer, Service};
 
-use super::{classify::Call, envelope, protocol::content_type};
+use super::{classify::Call, envelope, protocol::content_type, validation::SentJson};
 
 /// Builds a descriptor pool from encoded `FileDescriptorSet`s; files that
 /// several sets share are added once.
@@ -117,6 +117,8 @@ where
             .headers
             .insert(CONTENT_TYPE, HeaderValue::from_static(proto_type));
         parts.headers.remove(http::header::CONTENT_LENGTH);
+        // The handler reads protobuf; its refusals name fields as JSON does.
+        parts.extensions.insert(SentJson);
         let request_encoding = encoding(&parts.headers);
         let body = Transcode {
             inner: body,

@@ -26,6 +26,7 @@ mod request_id;
 mod response_metadata;
 mod server;
 mod single_message;
+pub mod validation;
 
 pub use config::HttpConfig;
 pub use connect_get::connect_get;
@@ -33,6 +34,7 @@ pub use health::Readiness;
 pub use listener::{Listening, serve, start};
 pub use response_metadata::ResponseMetadata;
 pub use server::{RpcServer, ServerError};
+pub use validation::RequestRules;
 
 /// The machinery the fuzz targets drive directly (`--features fuzzing`).
 #[cfg(feature = "fuzzing")]
