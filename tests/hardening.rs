@@ -399,6 +399,10 @@ async fn no_browser_may_call_an_internal_service_not_even_from_the_shops_own_ori
             "users",
             "/shop.users.v1.ServiceTokenService/IssueServiceToken",
         ),
+        (
+            "payments",
+            "/shop.payments.v1.OrderPaymentService/RefundOrder",
+        ),
     ] {
         let url = format!("{}{path}", shop.url(service));
         let preflight = client

@@ -95,6 +95,7 @@ const STOCK: &str = "/shop.catalog.v1.StockService";
 const USERS: &str = "/shop.users.v1.UserService";
 const ORDERS: &str = "/shop.orders.v1.OrderService";
 const PAYMENTS: &str = "/shop.payments.v1.PaymentService";
+const ORDER_PAYMENTS: &str = "/shop.payments.v1.OrderPaymentService";
 const WEB_BFF: &str = "/shop.bff.v1.WebBffService";
 const HEALTH: &str = "/grpc.health.v1.Health";
 
@@ -561,6 +562,16 @@ fn catalogue(customer_token: &str) -> Vec<Case> {
                 envelope(0, b""),
             ),
             expect: Answer::Grpc(16),
+        },
+        Case {
+            name: "grpc: customer token refunds an order's charge",
+            service: "payments",
+            send: Send::Grpc(
+                format!("{ORDER_PAYMENTS}/RefundOrder"),
+                vec![("authorization", bearer.clone())],
+                envelope(0, b"\x0a\x02p1"),
+            ),
+            expect: Answer::Grpc(7),
         },
         Case {
             name: "grpc: customer token commits stock",

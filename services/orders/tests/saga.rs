@@ -199,13 +199,13 @@ async fn crashes_between_steps_resume_or_compensate_on_restart() {
             "ORDER_STATUS_CONFIRMED",
         ),
         (
-            "Charge",
+            "ChargeOrder",
             Fault::CrashBefore,
             "tok_visa",
             "ORDER_STATUS_CONFIRMED",
         ),
         (
-            "Charge",
+            "ChargeOrder",
             Fault::CrashAfter,
             "tok_visa",
             "ORDER_STATUS_CONFIRMED",
@@ -217,7 +217,7 @@ async fn crashes_between_steps_resume_or_compensate_on_restart() {
             "ORDER_STATUS_CONFIRMED",
         ),
         (
-            "Refund",
+            "RefundOrder",
             Fault::CrashAfter,
             "tok_declined",
             "ORDER_STATUS_CANCELLED",
@@ -341,7 +341,7 @@ async fn racing_customers_never_oversell_and_every_order_ends() {
 async fn watch_order_sees_pending_then_confirmed_live() {
     let shop = Shop::start().await;
     let gate = Arc::new(Semaphore::new(0));
-    shop.faults.on("Charge", Fault::Hold(gate.clone()));
+    shop.faults.on("ChargeOrder", Fault::Hold(gate.clone()));
     let placed = shop.order(&shop.ada, "watched").await;
     let body = json!({"orderId": id(&placed)}).to_string();
     let mut framed = vec![0u8];

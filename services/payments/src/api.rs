@@ -1,9 +1,14 @@
-//! RPC handlers of `shop.payments.v1.PaymentService`.
+//! RPC handlers of `shop.payments.v1.PaymentService` (customers) and the
+//! internal `shop.payments.v1.OrderPaymentService` (the orders saga): one
+//! charge path and one refund path, the payer told apart.
 
 use axum::extract::State;
 use connectrpc_axum::prelude::*;
 use shop_kit::{
-    RequestRules, auth::Caller, observe::trace_context::TraceParent, rpc::connect_errors::refusal,
+    RequestRules,
+    auth::{Caller, Customer, ServiceCaller},
+    observe::trace_context::TraceParent,
+    rpc::connect_errors::refusal,
 };
 use shop_proto::shop::{common::v1::Money, payments::v1 as pb};
 
@@ -78,28 +83,13 @@ fn to_proto(payment: Payment) -> pb::Payment {
     }
 }
 
-/// Who is paying: a service on a customer's behalf, or the customer.
-fn payer(caller: &Caller) -> Payer {
-    if caller.service().is_some() {
-        Payer::Service
+/// Whom a customer's own charge or refund is for: themself; naming anyone
+/// else is permission_denied.
+fn customer_of(caller: &Customer, customer_id: &str) -> Result<String, PaymentsError> {
+    if customer_id.is_empty() || customer_id == caller.user_id {
+        Ok(caller.user_id.clone())
     } else {
-        Payer::Customer
-    }
-}
-
-/// Whom a charge is for: a service names the customer; a customer is
-/// themself and may not charge someone else.
-fn customer_of(caller: &Caller, customer_id: &str) -> Result<String, PaymentsError> {
-    match caller.service() {
-        Some(_) if customer_id.is_empty() => Err(PaymentsError::invalid(
-            "customer_id",
-            "a service must name the customer",
-        )),
-        Some(_) => Ok(customer_id.to_owned()),
-        None if customer_id.is_empty() || customer_id == caller.user_id => {
-            Ok(caller.user_id.clone())
-        }
-        None => Err(PaymentsError::NotYourself),
+        Err(PaymentsError::NotYourself)
     }
 }
 
@@ -110,85 +100,178 @@ async fn visible_payment(
     payment_id: &str,
 ) -> Result<Payment, PaymentsError> {
     match caller.service() {
-        Some(_) => state
-            .payments
-            .store()
-            .by_id(payment_id)
-            .await?
-            .ok_or_else(|| PaymentsError::NotFound {
-                id: payment_id.to_owned(),
-            }),
+        Some(_) => any_payment(state, payment_id).await,
         None => state.payments.own(&caller.user_id, payment_id).await,
     }
 }
 
+async fn any_payment(state: &AppState, payment_id: &str) -> Result<Payment, PaymentsError> {
+    state
+        .payments
+        .store()
+        .by_id(payment_id)
+        .await?
+        .ok_or_else(|| PaymentsError::NotFound {
+            id: payment_id.to_owned(),
+        })
+}
+
+/// The fields of a charge, whoever asks for it.
+struct ChargeAsked<'a> {
+    idempotency_key: &'a str,
+    reference: &'a str,
+    amount: Option<Money>,
+    payment_token: &'a str,
+}
+
+/// Charges `customer` as `payer` asks: the one path of both services.
+async fn charge_for(
+    state: &AppState,
+    payer: Payer,
+    customer: &str,
+    asked: ChargeAsked<'_>,
+    trace: &TraceParent,
+) -> Result<pb::Payment, PaymentsError> {
+    let amount = asked.amount.unwrap_or_default();
+    let payment = state
+        .payments
+        .charge(
+            &Charge {
+                customer,
+                payer,
+                idempotency_key: asked.idempotency_key,
+                reference: asked.reference,
+                currency_code: &amount.currency_code,
+                minor_units: amount.minor_units,
+                payment_token: asked.payment_token,
+            },
+            trace,
+        )
+        .await?;
+    Ok(to_proto(payment))
+}
+
+/// Which charge a refund names: a payment, or else the charge's key.
+enum RefundOf<'a> {
+    Payment(&'a str),
+    Key(&'a str),
+}
+
+impl<'a> RefundOf<'a> {
+    fn of(payment_id: &'a str, idempotency_key: &'a str) -> Result<Self, PaymentsError> {
+        match (payment_id.is_empty(), idempotency_key.is_empty()) {
+            (false, true) => Ok(Self::Payment(payment_id)),
+            (true, false) => Ok(Self::Key(idempotency_key)),
+            _ => Err(PaymentsError::invalid(
+                "payment_id",
+                "name the payment, or else the charge's idempotency_key",
+            )),
+        }
+    }
+}
+
+/// A customer's own charge; the shop's charges are OrderPaymentService's.
 pub async fn charge(
-    caller: Caller,
+    caller: Customer,
     trace: TraceParent,
     State(state): State<AppState>,
     rules: RequestRules,
     ConnectRequest(request): ConnectRequest<pb::ChargeRequest>,
 ) -> Result<ConnectResponse<pb::ChargeResponse>, ConnectError> {
     let request = rules.check(request)?;
-    let amount = request.amount.unwrap_or_default();
     let customer = customer_of(&caller, &request.customer_id)?;
-    let payment = state
-        .payments
-        .charge(
-            &Charge {
-                customer: &customer,
-                payer: payer(&caller),
-                idempotency_key: &request.idempotency_key,
-                reference: &request.reference,
-                currency_code: &amount.currency_code,
-                minor_units: amount.minor_units,
-                payment_token: &request.payment_token,
-            },
-            &trace,
-        )
-        .await?;
+    let asked = ChargeAsked {
+        idempotency_key: &request.idempotency_key,
+        reference: &request.reference,
+        amount: request.amount,
+        payment_token: &request.payment_token,
+    };
+    let payment = charge_for(&state, Payer::Customer, &customer, asked, &trace).await?;
     Ok(ConnectResponse::new(pb::ChargeResponse {
-        payment: Some(to_proto(payment)),
+        payment: Some(payment),
     }))
 }
 
+/// A customer's refund of a charge they made themself.
 pub async fn refund(
-    caller: Caller,
+    caller: Customer,
     trace: TraceParent,
     State(state): State<AppState>,
     rules: RequestRules,
     ConnectRequest(request): ConnectRequest<pb::RefundRequest>,
 ) -> Result<ConnectResponse<pb::RefundResponse>, ConnectError> {
     let request = rules.check(request)?;
-    let payment = match (
-        request.payment_id.is_empty(),
-        request.idempotency_key.is_empty(),
-    ) {
-        (false, true) => {
-            let owner = visible_payment(&state, &caller, &request.payment_id)
-                .await?
-                .user_id;
-            state
-                .payments
-                .refund(payer(&caller), &owner, &request.payment_id, &trace)
+    let payments = &state.payments;
+    let payment = match RefundOf::of(&request.payment_id, &request.idempotency_key)? {
+        // Only the caller's own payment (another's is not_found).
+        RefundOf::Payment(id) => {
+            payments
+                .refund(Payer::Customer, &caller.user_id, id, &trace)
                 .await?
         }
-        (true, false) => {
+        RefundOf::Key(key) => {
             let customer = customer_of(&caller, &request.customer_id)?;
-            state
-                .payments
-                .refund_key(payer(&caller), &customer, &request.idempotency_key, &trace)
+            payments
+                .refund_key(Payer::Customer, &customer, key, &trace)
                 .await?
-        }
-        _ => {
-            return Err(PaymentsError::invalid(
-                "payment_id",
-                "name the payment, or else the charge's idempotency_key",
-            )
-            .into());
         }
     };
     Ok(ConnectResponse::new(pb::RefundResponse {
+        payment: Some(to_proto(payment)),
+    }))
+}
+
+/// The orders saga's charge for an order (internal OrderPaymentService).
+pub async fn charge_order(
+    _caller: ServiceCaller,
+    trace: TraceParent,
+    State(state): State<AppState>,
+    rules: RequestRules,
+    ConnectRequest(request): ConnectRequest<pb::ChargeOrderRequest>,
+) -> Result<ConnectResponse<pb::ChargeOrderResponse>, ConnectError> {
+    let request = rules.check(request)?;
+    let asked = ChargeAsked {
+        idempotency_key: &request.idempotency_key,
+        reference: &request.reference,
+        amount: request.amount,
+        payment_token: &request.payment_token,
+    };
+    let payment = charge_for(&state, Payer::Service, &request.customer_id, asked, &trace).await?;
+    Ok(ConnectResponse::new(pb::ChargeOrderResponse {
+        payment: Some(payment),
+    }))
+}
+
+/// The orders saga's refund of an order's charge, by payment or by key
+/// (internal OrderPaymentService).
+pub async fn refund_order(
+    _caller: ServiceCaller,
+    trace: TraceParent,
+    State(state): State<AppState>,
+    rules: RequestRules,
+    ConnectRequest(request): ConnectRequest<pb::RefundOrderRequest>,
+) -> Result<ConnectResponse<pb::RefundOrderResponse>, ConnectError> {
+    let request = rules.check(request)?;
+    let payments = &state.payments;
+    let payment = match RefundOf::of(&request.payment_id, &request.idempotency_key)? {
+        RefundOf::Payment(id) => {
+            let owner = any_payment(&state, id).await?.user_id;
+            payments.refund(Payer::Service, &owner, id, &trace).await?
+        }
+        RefundOf::Key(key) => {
+            if request.customer_id.is_empty() {
+                return Err(PaymentsError::invalid(
+                    "customer_id",
+                    "name the customer the charge was for",
+                )
+                .into());
+            }
+            payments
+                .refund_key(Payer::Service, &request.customer_id, key, &trace)
+                .await?
+        }
+    };
+    Ok(ConnectResponse::new(pb::RefundOrderResponse {
         payment: Some(to_proto(payment)),
     }))
 }

@@ -1,5 +1,6 @@
 //! The payments service: charges and refunds, served as
-//! `shop.payments.v1.PaymentService`. Each charge is recorded exactly once
+//! `shop.payments.v1.PaymentService` (customers) and the internal
+//! `shop.payments.v1.OrderPaymentService` (the orders saga). Each charge is recorded exactly once
 //! per caller and idempotency key; the processor is a deterministic fake
 //! (see `domain::authorize`).
 
@@ -23,7 +24,8 @@ use shop_kit::{
 };
 use shop_migrations::MigratorTrait;
 use shop_proto::shop::payments::v1::{
-    self as pb, payment_service_connect::PaymentServiceTonicCompatibleBuilder,
+    self as pb, order_payment_service_connect::OrderPaymentServiceTonicCompatibleBuilder,
+    payment_service_connect::PaymentServiceTonicCompatibleBuilder,
 };
 
 pub use error::PaymentsError;
@@ -208,8 +210,8 @@ impl Service for Config {
         Ok("a fake processor: tok_visa, tok_declined, tok_unavailable".to_owned())
     }
 
-    /// PaymentService on all three protocols; GetPayment and CheckPaymentToken
-    /// also on GET.
+    /// PaymentService on all three protocols (GetPayment and
+    /// CheckPaymentToken also on GET), and the internal OrderPaymentService.
     async fn server(
         &self,
         payments: Payments,
@@ -223,6 +225,11 @@ impl Service for Config {
             .refund(api::refund)
             .check_payment_token(api::check_payment_token)
             .get_payment(api::get_payment)
+            .with_state(state.clone())
+            .build();
+        let (internal_connect, internal_grpc) = OrderPaymentServiceTonicCompatibleBuilder::new()
+            .charge_order(api::charge_order)
+            .refund_order(api::refund_order)
             .with_state(state.clone())
             .build();
         let gets = connect_get::<pb::GetPaymentRequest, pb::GetPaymentResponse, _, _, _>(
@@ -240,6 +247,7 @@ impl Service for Config {
         let http = &context.http;
         Ok(RpcServer::new(http.clone(), readiness)
             .service(connect.merge(gets), grpc_defaults!(grpc, http))
+            .internal_service(internal_connect, grpc_defaults!(internal_grpc, http))
             .descriptors(shop_proto::FILE_DESCRIPTOR_SET)
             .verify_tokens(verifier))
     }

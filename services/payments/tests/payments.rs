@@ -50,6 +50,15 @@ impl TestPayments {
         );
         shop_kit::testing::call_json(&url, token, &body).await
     }
+
+    /// A call to the internal OrderPaymentService (the saga's).
+    async fn call_internal(&self, method: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+        let url = format!(
+            "http://{}/shop.payments.v1.OrderPaymentService/{method}",
+            self.addr
+        );
+        shop_kit::testing::call_json(&url, token, &body).await
+    }
 }
 
 fn charge(key: &str, cents: i64, token: &str) -> Value {
@@ -222,7 +231,11 @@ async fn services_charge_on_a_customers_behalf_customers_only_themselves() {
     let mut for_ada = charge("order-1-charge", 900, "tok_visa");
     for_ada["customerId"] = json!("ada");
     let (status, charged) = service
-        .call("Charge", Some(&service.orders_service), for_ada.clone())
+        .call_internal(
+            "ChargeOrder",
+            Some(&service.orders_service),
+            for_ada.clone(),
+        )
         .await;
     assert_eq!(
         (status, charged["payment"]["customerId"].as_str()),
@@ -239,8 +252,8 @@ async fn services_charge_on_a_customers_behalf_customers_only_themselves() {
         200
     );
     let (status, refunded) = service
-        .call(
-            "Refund",
+        .call_internal(
+            "RefundOrder",
             Some(&service.orders_service),
             json!({"paymentId": id}),
         )
@@ -251,8 +264,8 @@ async fn services_charge_on_a_customers_behalf_customers_only_themselves() {
     );
 
     let (status, nameless) = service
-        .call(
-            "Charge",
+        .call_internal(
+            "ChargeOrder",
             Some(&service.orders_service),
             charge("k", 900, "tok_visa"),
         )
@@ -261,10 +274,43 @@ async fn services_charge_on_a_customers_behalf_customers_only_themselves() {
         (status, nameless["code"].as_str()),
         (400, Some("invalid_argument"))
     );
-    let (status, someone_else) = service.call("Charge", Some(&service.bob), for_ada).await;
+    let (status, someone_else) = service
+        .call("Charge", Some(&service.bob), for_ada.clone())
+        .await;
     assert_eq!(
         (status, someone_else["code"].as_str()),
         (403, Some("permission_denied"))
+    );
+    // Each service to its callers: the shop charges and refunds orders on
+    // the internal service only, a customer only on the public one.
+    for (status, refused) in [
+        service
+            .call("Charge", Some(&service.orders_service), for_ada.clone())
+            .await,
+        service
+            .call(
+                "Refund",
+                Some(&service.orders_service),
+                json!({"paymentId": id}),
+            )
+            .await,
+        service
+            .call_internal("ChargeOrder", Some(&service.ada), for_ada.clone())
+            .await,
+        service
+            .call_internal("RefundOrder", Some(&service.ada), json!({"paymentId": id}))
+            .await,
+    ] {
+        assert_eq!(
+            (status, refused["code"].as_str()),
+            (403, Some("permission_denied")),
+            "{refused}"
+        );
+    }
+    let (status, anonymous) = service.call_internal("ChargeOrder", None, for_ada).await;
+    assert_eq!(
+        (status, anonymous["code"].as_str()),
+        (401, Some("unauthenticated"))
     );
 }
 
@@ -275,7 +321,7 @@ async fn a_charge_key_refunded_before_its_charge_is_never_charged() {
     let service = TestPayments::start().await;
     let by_key = |key: &str| json!({"idempotencyKey": key, "customerId": "ada"});
     let (status, voided) = service
-        .call("Refund", Some(&service.orders_service), by_key("lost"))
+        .call_internal("RefundOrder", Some(&service.orders_service), by_key("lost"))
         .await;
     assert_eq!(
         (status, voided["payment"]["status"].as_str()),
@@ -285,18 +331,18 @@ async fn a_charge_key_refunded_before_its_charge_is_never_charged() {
     let mut late = charge("lost", 900, "tok_visa");
     late["customerId"] = json!("ada");
     let (status, refused) = service
-        .call("Charge", Some(&service.orders_service), late)
+        .call_internal("ChargeOrder", Some(&service.orders_service), late)
         .await;
     assert_eq!((status, refused["code"].as_str()), (409, Some("aborted")));
 
     let mut made = charge("made", 900, "tok_visa");
     made["customerId"] = json!("ada");
     service
-        .call("Charge", Some(&service.orders_service), made)
+        .call_internal("ChargeOrder", Some(&service.orders_service), made)
         .await;
     for _ in 0..2 {
         let (status, refunded) = service
-            .call("Refund", Some(&service.orders_service), by_key("made"))
+            .call_internal("RefundOrder", Some(&service.orders_service), by_key("made"))
             .await;
         assert_eq!(
             (status, refunded["payment"]["status"].as_str()),
@@ -328,7 +374,7 @@ async fn a_customer_cannot_refund_or_void_the_charge_for_an_order() {
     let mut for_order = charge("order-42", 1500, "tok_visa");
     for_order["customerId"] = json!("ada");
     let (_, charged) = service
-        .call("Charge", Some(&service.orders_service), for_order)
+        .call_internal("ChargeOrder", Some(&service.orders_service), for_order)
         .await;
     let id = charged["payment"]["id"].clone();
     for attempt in [
@@ -363,8 +409,8 @@ async fn a_customer_cannot_refund_or_void_the_charge_for_an_order() {
     // Ada's own key "order-42" is hers alone: voiding it left the saga's
     // charge alone, and a later saga charge with the same key still works.
     let (status, refunded) = service
-        .call(
-            "Refund",
+        .call_internal(
+            "RefundOrder",
             Some(&service.orders_service),
             json!({"idempotencyKey": "order-42", "customerId": "ada"}),
         )
@@ -513,9 +559,28 @@ async fn payment_requests_breaking_a_rule_are_refused_on_every_protocol() {
     assert_bad_request(
         &base,
         &path("Refund"),
-        Some(&payments.orders_service),
+        Some(&payments.ada),
         &refund,
         &[("payment_id", "paymentId")],
+    )
+    .await;
+    // The internal service's: the saga must name the customer.
+    let nameless = pb::ChargeOrderRequest {
+        idempotency_key: "order-1".into(),
+        reference: "order-1".into(),
+        amount: Some(Money {
+            currency_code: "EUR".into(),
+            minor_units: 100,
+        }),
+        payment_token: "tok_visa".into(),
+        customer_id: String::new(),
+    };
+    assert_bad_request(
+        &base,
+        "/shop.payments.v1.OrderPaymentService/ChargeOrder",
+        Some(&payments.orders_service),
+        &nameless,
+        &[("customer_id", "customerId")],
     )
     .await;
 }

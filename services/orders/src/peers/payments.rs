@@ -8,7 +8,8 @@ use shop_kit::{client::Downstream, observe::trace_context::TraceParent};
 use shop_proto::shop::{
     common::v1::Money,
     payments::v1::{
-        ChargeRequest, CheckPaymentTokenRequest, RefundRequest,
+        ChargeOrderRequest, CheckPaymentTokenRequest, RefundOrderRequest,
+        order_payment_service_client::OrderPaymentServiceClient,
         payment_service_client::PaymentServiceClient,
     },
 };
@@ -35,7 +36,10 @@ const ISSUED_TOKENS_KEPT: u64 = 10_000;
 
 #[derive(Clone, Debug)]
 pub struct Payments {
+    /// The public service, for checking a payment token.
     client: PaymentServiceClient<Channel>,
+    /// The internal one, for the order's charge and its refund.
+    orders: OrderPaymentServiceClient<Channel>,
     downstream: Downstream,
     token: Arc<ServiceToken>,
     /// Tokens payments said it issued, for a while: a customer's next
@@ -54,8 +58,11 @@ impl Payments {
         token: Arc<ServiceToken>,
         timeout: Duration,
     ) -> Result<Self, OrdersError> {
+        // One channel (one connection pool) for both services on the port.
+        let channel = super::channel(url, "payments_url", timeout)?;
         Ok(Self {
-            client: PaymentServiceClient::new(super::channel(url, "payments_url", timeout)?),
+            client: PaymentServiceClient::new(channel.clone()),
+            orders: OrderPaymentServiceClient::new(channel),
             downstream: super::downstream("payments", timeout),
             token,
             issued: moka::sync::Cache::builder()
@@ -122,7 +129,7 @@ impl Payments {
     }
 
     pub async fn charge(&self, order: &Order, payment_token: &str, trace: &TraceParent) -> Outcome {
-        let charge = ChargeRequest {
+        let charge = ChargeOrderRequest {
             idempotency_key: charge_key(&order.id),
             reference: order.id.clone(),
             amount: Some(Money {
@@ -133,8 +140,8 @@ impl Payments {
             customer_id: order.user_id.clone(),
         };
         let send = |request| {
-            let mut client = self.client.clone();
-            async move { client.charge(request).await }
+            let mut client = self.orders.clone();
+            async move { client.charge_order(request).await }
         };
         let answer =
             match super::step_call(&self.token, &self.downstream, charge, trace, send).await {
@@ -170,14 +177,14 @@ impl Payments {
     /// Refunds the order's charge if it was made; makes sure it never is
     /// otherwise.
     pub async fn refund(&self, order: &Order, trace: &TraceParent) -> Outcome {
-        let refund = RefundRequest {
+        let refund = RefundOrderRequest {
             payment_id: String::new(),
             idempotency_key: charge_key(&order.id),
             customer_id: order.user_id.clone(),
         };
         let send = |request| {
-            let mut client = self.client.clone();
-            async move { client.refund(request).await }
+            let mut client = self.orders.clone();
+            async move { client.refund_order(request).await }
         };
         let answer =
             match super::step_call(&self.token, &self.downstream, refund, trace, send).await {
