@@ -40,8 +40,12 @@ lint: tools
     cd proto && ../{{buf}} lint
     cd bench/proto && ../../{{buf}} lint
 
-# buf breaking against main (or another git ref)
-breaking REF="main": tools
+# The contract's v1 baseline: the commit that took v1's one breaking change
+# (CHANGELOG.md). Every later change must be compatible with it.
+contract_v1 := "1ba35ed83ad5efc0ed883f4fd7cc7ef02b2a64e7"
+
+# buf breaking against the v1 baseline (or another git ref, e.g. main)
+breaking REF=contract_v1: tools
     cd proto && ../{{buf}} breaking --against '../.git#ref={{REF}},subdir=proto'
 
 # Format the Rust code
@@ -77,8 +81,8 @@ chaos *ARGS:
 fuzz SECONDS="60" *TARGETS:
     services/kit/fuzz/run.sh {{SECONDS}} {{TARGETS}}
 
-# What CI runs: tests (SQLite, PostgreSQL, NATS, the web app's), lint, interop, e2e, conformance, bench smoke, 30 s of chaos, 5 s of fuzzing a target
-ci: test test-postgres test-nats web-test lint interop e2e conformance bench-smoke (chaos "--duration" "30") (fuzz "5")
+# What CI runs: tests (SQLite, PostgreSQL, NATS, the web app's), lint, buf breaking, interop, e2e, conformance, bench smoke, 30 s of chaos, 5 s of fuzzing a target
+ci: test test-postgres test-nats web-test lint breaking interop e2e conformance bench-smoke (chaos "--duration" "30") (fuzz "5")
 
 # Install the npm tools the recipes use (buf, connect-node, protoc-gen-es)
 tools:
