@@ -10,6 +10,10 @@ use std::process::Command;
 
 /// protovalidate's options, vendored (see its README).
 const VALIDATE_PROTO_DIR: &str = "vendor/protovalidate";
+/// Their package, and the crate whose Rust types the generated code names
+/// instead of generating its own.
+const VALIDATE_PACKAGE: &str = ".buf.validate";
+const VALIDATE_RUST: &str = "::prost_protovalidate::types";
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protoc = protoc_bin_vendored::protoc_bin_path()?;
@@ -36,13 +40,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // The shop's messages only carry buf.validate options; its own
         // types are never generated here (prost-protovalidate has them).
         .with_prost_config(|config| {
-            config.extern_path(".buf.validate", "::prost_protovalidate::types");
+            config.extern_path(VALIDATE_PACKAGE, VALIDATE_RUST);
         })
         // Connect clients must be free to send fields this server does not
         // know yet, as connect-go accepts them.
         .with_pbjson_config(|builder| {
             builder.ignore_unknown_fields();
-            builder.exclude([".buf.validate"]);
+            builder.exclude([VALIDATE_PACKAGE]);
         })
         .with_tonic()
         .with_tonic_client()
@@ -69,7 +73,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // silently skipped.
     prost_protovalidate_build::Builder::new()
         .file_descriptor_set_path(&descriptor_set)?
-        .extern_path(".buf.validate", "::prost_protovalidate::types")
+        .extern_path(VALIDATE_PACKAGE, VALIDATE_RUST)
         .extern_path(".google.protobuf", "::pbjson_types")
         .fail_on_runtime_only(true)
         .compile()?;
