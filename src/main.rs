@@ -16,7 +16,9 @@ use secrecy::{ExposeSecret, SecretSlice, SecretString};
 /// Built without transparent huge pages (Cargo.toml says why).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use shop_kit::{HttpConfig, Shutdown, app, auth::TokenKeys, db, observe::telemetry};
+use shop_kit::{
+    HttpConfig, Shutdown, app, auth::TokenKeys, client::PeerTarget, db, observe::telemetry,
+};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -78,10 +80,12 @@ struct ShopArgs {
     #[arg(long, env = "USERS_DATABASE_URL", global = true)]
     users_database_url: Option<String>,
 
-    /// The users service's URL, for its public keys (default: its --host
-    /// and --users-port).
+    /// Where the services reach the users service (its public keys, service
+    /// tokens): a URL, a comma-separated list of URLs (replicas), or
+    /// dns:///host:port, looked up again every few seconds (default: its
+    /// --host and --users-port).
     #[arg(long, env = "USERS_URL", global = true)]
-    users_url: Option<String>,
+    users_url: Option<PeerTarget>,
 
     /// Port of the catalog service.
     #[arg(long, env = "CATALOG_PORT", default_value_t = 8082, global = true)]
@@ -95,19 +99,34 @@ struct ShopArgs {
     #[arg(long, env = "ORDERS_DATABASE_URL", global = true)]
     orders_database_url: Option<String>,
 
-    /// The catalog's URL, for the orders service (default: its --host and
-    /// --catalog-port).
+    /// Where orders and the gateway reach the catalog: a URL, a list of
+    /// URLs, or dns:///host:port (default: its --host and --catalog-port).
     #[arg(long, env = "CATALOG_URL", global = true)]
-    catalog_url: Option<String>,
+    catalog_url: Option<PeerTarget>,
 
     /// Port of the BFF gateway (and the web app).
     #[arg(long, env = "GATEWAY_PORT", default_value_t = 8080, global = true)]
     gateway_port: u16,
 
-    /// The orders service's URL, for the gateway (default: its --host and
-    /// --orders-port).
+    /// Where the gateway reaches the orders service: a URL, a list of URLs,
+    /// or dns:///host:port (default: its --host and --orders-port).
     #[arg(long, env = "ORDERS_URL", global = true)]
-    orders_url: Option<String>,
+    orders_url: Option<PeerTarget>,
+
+    /// The users service as a browser reaches it, for the web app
+    /// (default: the first URL of --users-url).
+    #[arg(long, env = "PUBLIC_USERS_URL", global = true)]
+    public_users_url: Option<String>,
+
+    /// The catalog as a browser reaches it (default: the first URL of
+    /// --catalog-url).
+    #[arg(long, env = "PUBLIC_CATALOG_URL", global = true)]
+    public_catalog_url: Option<String>,
+
+    /// The orders service as a browser reaches it (default: the first URL
+    /// of --orders-url).
+    #[arg(long, env = "PUBLIC_ORDERS_URL", global = true)]
+    public_orders_url: Option<String>,
 
     /// Serve the web app at / from this folder (index.html and assets, e.g.
     /// web-client/dist after `just web`) instead of the one built into the
@@ -122,10 +141,10 @@ struct ShopArgs {
     #[arg(long, env = "PAYMENTS_PORT", default_value_t = 8084, global = true)]
     payments_port: u16,
 
-    /// The payments service's URL, for the orders service (default: its
-    /// --host and --payments-port).
+    /// Where orders reaches the payments service: a URL, a list of URLs, or
+    /// dns:///host:port (default: its --host and --payments-port).
     #[arg(long, env = "PAYMENTS_URL", global = true)]
-    payments_url: Option<String>,
+    payments_url: Option<PeerTarget>,
 
     /// An order not charged within this many seconds is cancelled (its
     /// stock released, any charge refunded).
@@ -274,10 +293,10 @@ impl ShopArgs {
                 database_url,
                 "orders",
             ),
-            peers: shop_orders::PeerUrls {
-                users_url: self.users_url(),
-                catalog_url: self.service_url(&self.catalog_url, self.catalog_port),
-                payments_url: self.service_url(&self.payments_url, self.payments_port),
+            peers: shop_orders::Peers {
+                users: self.users_peer(),
+                catalog: self.peer(&self.catalog_url, "--catalog-url", self.catalog_port),
+                payments: self.peer(&self.payments_url, "--payments-url", self.payments_port),
                 service_secret: self.service_secret.clone().unwrap_or_default(),
             },
             nats_url: self.nats_url.clone(),
@@ -301,27 +320,32 @@ impl ShopArgs {
         }
     }
 
-    fn gateway(&self) -> shop_gateway::Config {
-        let services = shop_gateway::ServiceUrls {
-            users_url: self.users_url(),
-            catalog_url: self.service_url(&self.catalog_url, self.catalog_port),
-            orders_url: self.service_url(&self.orders_url, self.orders_port),
+    fn gateway(&self) -> anyhow::Result<shop_gateway::Config> {
+        let services = shop_gateway::ServicePeers {
+            users: self.users_peer(),
+            catalog: self.peer(&self.catalog_url, "--catalog-url", self.catalog_port),
+            orders: self.peer(&self.orders_url, "--orders-url", self.orders_port),
         };
-        shop_gateway::Config {
-            // The browser calls the services at the same URLs.
-            browser: services.clone(),
+        // The browser calls the services directly, at URLs of its own.
+        let browser = shop_gateway::ServiceUrls {
+            users_url: public_url(&self.public_users_url, &services.users, "users")?,
+            catalog_url: public_url(&self.public_catalog_url, &services.catalog, "catalog")?,
+            orders_url: public_url(&self.public_orders_url, &services.orders, "orders")?,
+        };
+        Ok(shop_gateway::Config {
+            browser,
             services,
             downstream: shop_kit::client::DownstreamPolicy::default(),
             cache: shop_gateway::CachePolicy::default(),
             rate_limit: self.rate_limit.clone(),
             web_dir: self.web_dir.clone(),
             token_keys: self.token_keys(),
-        }
+        })
     }
 
     /// Every service verifies tokens with the users service's public keys.
     fn token_keys(&self) -> TokenKeys {
-        TokenKeys::FromUsers(self.users_url())
+        TokenKeys::FromUsers(self.users_peer())
     }
 
     /// Where `service` listens.
@@ -336,17 +360,30 @@ impl ShopArgs {
         SocketAddr::new(self.host, port)
     }
 
-    /// Where the users service answers (for its public keys).
-    fn users_url(&self) -> String {
-        self.service_url(&self.users_url, self.users_port)
+    /// Where the users service answers (public keys, service tokens).
+    fn users_peer(&self) -> PeerTarget {
+        self.peer(&self.users_url, "--users-url", self.users_port)
     }
 
-    /// A service's URL: the one configured, else its port on --host.
-    fn service_url(&self, configured: &Option<String>, port: u16) -> String {
-        configured
-            .clone()
-            .unwrap_or_else(|| format!("http://{}", SocketAddr::new(self.host, port)))
+    /// A peer: as configured (named by its flag in messages), else its
+    /// port on --host.
+    fn peer(&self, configured: &Option<PeerTarget>, flag: &'static str, port: u16) -> PeerTarget {
+        match configured {
+            Some(target) => target.clone().from_origin(flag),
+            None => PeerTarget::addr(SocketAddr::new(self.host, port)),
+        }
     }
+}
+
+/// A service's URL for the browser: as given, else the peer's first URL (a
+/// `dns:///` target is no URL a browser can use).
+fn public_url(given: &Option<String>, peer: &PeerTarget, service: &str) -> anyhow::Result<String> {
+    given.clone().or_else(|| peer.first_url()).ok_or_else(|| {
+        anyhow::anyhow!(
+            "the gateway tells browsers where the {service} service is: give \
+             --public-{service}-url (the {peer} a browser cannot call)"
+        )
+    })
 }
 
 fn main() -> ExitCode {
@@ -378,7 +415,7 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
     if cli.shop.service_secret.is_none() {
         cli.shop.service_secret = Some(uuid::Uuid::new_v4().simple().to_string().into());
     }
-    let shutdown = Shutdown::on_signals();
+    let shutdown = Shutdown::on_signals(cli.shop.http.drain());
     // Every service has its own database: a DATABASE_URL only makes sense
     // for `shop serve <service>`.
     let whole_shop = matches!(cli.command, None | Some(Command::Run));
@@ -430,7 +467,7 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
                     .start(payments.database_url.to_string(), payments)
                     .await?
             }
-            ServiceName::Gateway => launch.start("none".to_owned(), shop.gateway()).await?,
+            ServiceName::Gateway => launch.start("none".to_owned(), shop.gateway()?).await?,
         };
         if service == ServiceName::Users && !shop.no_demo_data && !shop.demo_account(whole_shop) {
             started.seeded.push_str(

@@ -1,5 +1,6 @@
 //! The services the gateway calls, over gRPC, each through the kit's client
-//! stack (deadline, retries of these idempotent reads, breaker, bulkhead).
+//! stack (every replica, balanced by load; deadline, retries of these
+//! idempotent reads, a breaker per replica, bulkhead).
 //! The caller's bearer token is passed on as it came: the gateway mints no
 //! identity. Catalog reads are cached briefly, and concurrent misses for the
 //! same page share one call.
@@ -7,21 +8,30 @@
 use std::{sync::Arc, time::Duration};
 
 use moka::future::Cache;
-use shop_kit::client::{Downstream, DownstreamPolicy, Retry};
+use shop_kit::client::{Downstream, DownstreamPolicy, PeerError, PeerTarget, Retry};
 use shop_proto::shop::{
     catalog::v1::{ListProductsRequest, Product, catalog_service_client::CatalogServiceClient},
     orders::v1::{ListOrdersRequest, Order, order_service_client::OrderServiceClient},
     users::v1::{GetMeRequest, User, user_service_client::UserServiceClient},
 };
 use tokio::time::Instant;
-use tonic::{Status, transport::Channel};
+use tonic::Status;
 
-/// Where the services are.
+/// Where the services are, as a browser reaches them (the web app's
+/// config and its Content-Security-Policy).
 #[derive(Clone, Debug)]
 pub struct ServiceUrls {
     pub users_url: String,
     pub catalog_url: String,
     pub orders_url: String,
+}
+
+/// Where the gateway calls the services (each one address or many).
+#[derive(Clone, Debug)]
+pub struct ServicePeers {
+    pub users: PeerTarget,
+    pub catalog: PeerTarget,
+    pub orders: PeerTarget,
 }
 
 /// How long catalog reads are reused.
@@ -38,20 +48,6 @@ impl Default for CachePolicy {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("{name}: {reason}")]
-pub struct BadUrl {
-    name: &'static str,
-    reason: String,
-}
-
-fn channel(url: &str, name: &'static str) -> Result<Channel, BadUrl> {
-    shop_kit::client::channel(url, Duration::from_secs(2)).map_err(|e| BadUrl {
-        name,
-        reason: e.to_string(),
-    })
-}
-
 fn forwarded<T>(message: T, bearer: &str, budget: Duration) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     request.set_timeout(budget);
@@ -64,31 +60,29 @@ fn forwarded<T>(message: T, bearer: &str, budget: Duration) -> tonic::Request<T>
 /// The services, as the gateway calls them.
 #[derive(Clone, Debug)]
 pub struct Services {
-    users: (UserServiceClient<Channel>, Downstream),
-    catalog: (CatalogServiceClient<Channel>, Downstream),
-    orders: (OrderServiceClient<Channel>, Downstream),
+    users: Downstream,
+    catalog: Downstream,
+    orders: Downstream,
     products: Cache<i32, Arc<Vec<Product>>>,
 }
 
 impl Services {
-    pub fn new(
-        urls: &ServiceUrls,
+    /// Resolves the services' addresses and starts watching their
+    /// endpoints.
+    pub async fn connect(
+        peers: &ServicePeers,
         policy: &DownstreamPolicy,
         cache: &CachePolicy,
-    ) -> Result<Self, BadUrl> {
+    ) -> Result<Self, PeerError> {
+        let (users, catalog, orders) = tokio::try_join!(
+            Downstream::connect("users", &peers.users, policy.clone()),
+            Downstream::connect("catalog", &peers.catalog, policy.clone()),
+            Downstream::connect("orders", &peers.orders, policy.clone()),
+        )?;
         Ok(Self {
-            users: (
-                UserServiceClient::new(channel(&urls.users_url, "users_url")?),
-                Downstream::new("users", policy.clone()),
-            ),
-            catalog: (
-                CatalogServiceClient::new(channel(&urls.catalog_url, "catalog_url")?),
-                Downstream::new("catalog", policy.clone()),
-            ),
-            orders: (
-                OrderServiceClient::new(channel(&urls.orders_url, "orders_url")?),
-                Downstream::new("orders", policy.clone()),
-            ),
+            users,
+            catalog,
+            orders,
             products: Cache::builder()
                 .max_capacity(64)
                 .time_to_live(cache.catalog_ttl)
@@ -103,12 +97,12 @@ impl Services {
         count: i32,
         deadline: Option<Instant>,
     ) -> Result<Arc<Vec<Product>>, Status> {
-        let (client, downstream) = &self.catalog;
         self.products
             .try_get_with(count, async {
-                let page = downstream
-                    .call(Retry::Safe, deadline, |budget| {
-                        let mut client = client.clone();
+                let page = self
+                    .catalog
+                    .call(Retry::Safe, deadline, |channel, budget| {
+                        let mut client = CatalogServiceClient::new(channel);
                         let mut request = tonic::Request::new(ListProductsRequest {
                             page_size: count,
                             ..Default::default()
@@ -125,10 +119,10 @@ impl Services {
 
     /// The signed-in caller.
     pub async fn me(&self, bearer: &str, deadline: Option<Instant>) -> Result<User, Status> {
-        let (client, downstream) = &self.users;
-        let answer = downstream
-            .call(Retry::Safe, deadline, |budget| {
-                let mut client = client.clone();
+        let answer = self
+            .users
+            .call(Retry::Safe, deadline, |channel, budget| {
+                let mut client = UserServiceClient::new(channel);
                 let request = forwarded(GetMeRequest {}, bearer, budget);
                 async move { client.get_me(request).await }
             })
@@ -146,10 +140,10 @@ impl Services {
         count: i32,
         deadline: Option<Instant>,
     ) -> Result<Vec<Order>, Status> {
-        let (client, downstream) = &self.orders;
-        let answer = downstream
-            .call(Retry::Safe, deadline, |budget| {
-                let mut client = client.clone();
+        let answer = self
+            .orders
+            .call(Retry::Safe, deadline, |channel, budget| {
+                let mut client = OrderServiceClient::new(channel);
                 let request = forwarded(
                     ListOrdersRequest {
                         page_size: count,

@@ -25,7 +25,7 @@ use shop_proto::shop::bff::v1::{
     web_bff_service_connect::WebBffServiceTonicCompatibleBuilder,
 };
 
-pub use downstreams::{CachePolicy, ServiceUrls, Services};
+pub use downstreams::{CachePolicy, ServicePeers, ServiceUrls, Services};
 pub use pages::Pages;
 
 #[derive(Clone, Debug)]
@@ -40,7 +40,8 @@ const MOBILE_HOME: &str = "/shop.bff.v1.MobileBffService/GetHome";
 /// the tests alike, through [`shop_kit::app::Launch`]).
 #[derive(Clone, Debug)]
 pub struct Config {
-    pub services: ServiceUrls,
+    /// Where the gateway calls the services.
+    pub services: ServicePeers,
     pub downstream: DownstreamPolicy,
     pub cache: CachePolicy,
     pub rate_limit: RateLimitConfig,
@@ -59,7 +60,9 @@ impl Service for Config {
 
     /// No database: the clients of the services it fans out to.
     async fn open(&self, _: &Context) -> Result<Services, StartFailure> {
-        Services::new(&self.services, &self.downstream, &self.cache).map_err(StartFailure::config)
+        Services::connect(&self.services, &self.downstream, &self.cache)
+            .await
+            .map_err(StartFailure::config)
     }
 
     /// Nothing to seed; says which web app it serves.

@@ -18,12 +18,12 @@ use axum::{
 };
 use serde_json::{Value, json};
 use shop_catalog::domain::{Money, NewProduct};
-use shop_gateway::{CachePolicy, ServiceUrls};
+use shop_gateway::{CachePolicy, ServicePeers, ServiceUrls};
 use shop_kit::{
     HttpConfig,
     app::{Launch, Service},
     auth::TokenKeys,
-    client::DownstreamPolicy,
+    client::{DownstreamPolicy, PeerTarget},
     rpc::rate_limit::RateLimitConfig,
     testing::TestDatabase,
 };
@@ -135,7 +135,7 @@ impl Shop {
         )
         .await;
         let users_url = format!("http://{users}");
-        let token_keys = TokenKeys::FromUsers(users_url.clone());
+        let token_keys = TokenKeys::users_at(users);
 
         // A real account: the gateway's GetMe must find it.
         let (status, signed_up) = shop_kit::testing::call_json(
@@ -196,10 +196,10 @@ impl Shop {
         let (orders, _) = launch(
             shop_orders::Config {
                 database_url: orders_db.url.as_str().into(),
-                peers: shop_orders::PeerUrls {
-                    users_url: users_url.clone(),
-                    catalog_url: catalog_url.clone(),
-                    payments_url: format!("http://{payments}"),
+                peers: shop_orders::Peers {
+                    users: PeerTarget::addr(users),
+                    catalog: PeerTarget::addr(catalog_addr),
+                    payments: PeerTarget::addr(payments),
                     service_secret: SECRET.into(),
                 },
                 nats_url: None,
@@ -212,15 +212,18 @@ impl Shop {
 
         let web_dir = tempfile::tempdir().expect("web dir");
         std::fs::write(web_dir.path().join("index.html"), "<h1>connect-shop</h1>").expect("index");
-        let urls = ServiceUrls {
-            users_url,
-            catalog_url,
-            orders_url: format!("http://{orders}"),
-        };
         let (gateway, _) = launch(
             shop_gateway::Config {
-                browser: urls.clone(),
-                services: urls,
+                browser: ServiceUrls {
+                    users_url,
+                    catalog_url,
+                    orders_url: format!("http://{orders}"),
+                },
+                services: ServicePeers {
+                    users: PeerTarget::addr(users),
+                    catalog: PeerTarget::addr(catalog_addr),
+                    orders: PeerTarget::addr(orders),
+                },
                 downstream: settings.downstream,
                 cache: CachePolicy {
                     catalog_ttl: settings.catalog_ttl,

@@ -199,7 +199,7 @@ pub async fn serve(kind: PeerKind, port: u16, peers: &Path) -> anyhow::Result<()
         PeerKind::Kit => {
             // Logged like a shop service (failed and slow calls).
             let _logs = shop_kit::observe::telemetry::init_tracing(&Default::default());
-            let shutdown = shop_kit::Shutdown::on_signals();
+            let shutdown = shop_kit::Shutdown::on_signals(std::time::Duration::ZERO);
             let app = kit::router(&shutdown).await?;
             shop_kit::rpc::serve(bind().await?, app, shutdown, kit::http()).await?;
         }

@@ -1,7 +1,10 @@
-//! Graceful shutdown: one token that SIGTERM or Ctrl-C cancels, observed by
-//! the listener (stop accepting, drain) and by long streams (end cleanly),
-//! and the background work (relays, saga steps, sweeps) that is let finish
-//! before the process exits.
+//! Graceful shutdown, in two steps. SIGTERM or Ctrl-C first starts
+//! *draining*: the service says it no longer serves (`grpc.health.v1`
+//! NOT_SERVING, `/readyz` 503), so balancers send it no new calls, while it
+//! still serves whatever arrives. After the drain delay, shutdown is
+//! *requested*: the listener stops accepting and lets in-flight calls
+//! finish, long streams end cleanly, and the background work (relays, saga
+//! steps, sweeps) is let finish before the process exits.
 
 use std::time::Duration;
 
@@ -10,6 +13,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 /// A cloneable shutdown signal, and the background work it waits for.
 #[derive(Clone, Debug, Default)]
 pub struct Shutdown {
+    draining: CancellationToken,
     token: CancellationToken,
     work: TaskTracker,
 }
@@ -19,20 +23,49 @@ impl Shutdown {
         Self::default()
     }
 
-    /// A token cancelled when the process gets SIGTERM or Ctrl-C.
-    pub fn on_signals() -> Self {
+    /// Drains when the process gets SIGTERM or Ctrl-C, and stops
+    /// `drain_delay` later.
+    pub fn on_signals(drain_delay: Duration) -> Self {
         let shutdown = Self::new();
         let trigger = shutdown.clone();
         tokio::spawn(async move {
             wait_for_signal().await;
-            tracing::info!("shutdown requested: finishing in-flight requests");
-            trigger.trigger();
+            trigger.drain_then_trigger(drain_delay).await;
         });
         shutdown
     }
 
+    /// Starts draining, and requests shutdown `delay` later.
+    pub async fn drain_then_trigger(&self, delay: Duration) {
+        if !delay.is_zero() && !self.draining.is_cancelled() {
+            tracing::info!(
+                drain_ms = delay.as_millis() as u64,
+                "draining: not serving new calls, still answering"
+            );
+            self.draining.cancel();
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = self.token.cancelled() => {}
+            }
+        }
+        tracing::info!("shutdown requested: finishing in-flight requests");
+        self.trigger();
+    }
+
+    /// Requests shutdown at once (draining too, if it had not started).
     pub fn trigger(&self) {
+        self.draining.cancel();
         self.token.cancel();
+    }
+
+    /// Whether draining (or shutdown) has started.
+    pub fn is_draining(&self) -> bool {
+        self.draining.is_cancelled()
+    }
+
+    /// Resolves once draining (or shutdown) has started.
+    pub async fn draining(&self) {
+        self.draining.cancelled().await;
     }
 
     pub fn is_triggered(&self) -> bool {
@@ -104,6 +137,24 @@ mod tests {
         shutdown.trigger();
         assert!(shutdown.work_finished(Duration::from_secs(5)).await);
         assert!(done_rx.await.is_ok(), "the step finished");
+    }
+
+    #[tokio::test]
+    async fn draining_comes_first_and_shutdown_after_the_delay() {
+        let shutdown = Shutdown::new();
+        let started = tokio::time::Instant::now();
+        let stopping = shutdown.clone();
+        let drained = tokio::spawn(async move {
+            stopping
+                .drain_then_trigger(Duration::from_millis(200))
+                .await;
+        });
+        shutdown.draining().await;
+        assert!(shutdown.is_draining());
+        assert!(!shutdown.is_triggered(), "still serving while draining");
+        shutdown.requested().await;
+        assert!(started.elapsed() >= Duration::from_millis(190));
+        drained.await.expect("join");
     }
 
     #[tokio::test]

@@ -13,7 +13,7 @@ pub mod peers;
 pub mod saga;
 pub mod store;
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use axum::Router;
 use shop_kit::{
@@ -34,12 +34,12 @@ use shop_proto::shop::orders::v1::{
 
 pub use domain::saga::SagaPolicy;
 pub use error::OrdersError;
-pub use peers::PeerUrls;
+pub use peers::Peers;
 
 use crate::{
     domain::{Cursor, Order, OrderStatus},
     feed::OrderFeed,
-    peers::{Catalog, Payments, ServiceToken},
+    peers::{Catalog, Connected, Payments},
     saga::SagaDriver,
     store::{History, NewOrder, Placed, Store},
 };
@@ -70,24 +70,18 @@ pub struct Orders {
 
 impl Orders {
     /// Opens the database (migrations applied), starts relaying events
-    /// through `broker` and driving sagas (resuming unfinished ones) until
-    /// `shutdown`.
+    /// through `broker` and driving sagas over `peers` (resuming unfinished
+    /// ones) until `shutdown`.
     pub async fn open(
         database_url: &str,
-        peers: &PeerUrls,
+        peers: Connected,
         broker: Broker,
         policy: SagaPolicy,
         shutdown: &Shutdown,
     ) -> Result<Self, OrdersError> {
         let db = shop_kit::db::connect("orders", database_url).await?;
         shop_migrations::orders::Migrator::up(&db, None).await?;
-        let token = Arc::new(ServiceToken::new(
-            &peers.users_url,
-            peers.service_secret.clone(),
-            policy.call_timeout,
-        )?);
-        let catalog = Catalog::new(&peers.catalog_url, token.clone(), policy.call_timeout)?;
-        let payments = Payments::new(&peers.payments_url, token, policy.call_timeout)?;
+        let Connected { catalog, payments } = peers;
         let feed = OrderFeed::new();
         let history = History::new(db.clone());
         let recorder = history.clone();
@@ -269,7 +263,7 @@ const LIST_ORDERS: &str = "/shop.orders.v1.OrderService/ListOrders";
 #[derive(Clone, Debug)]
 pub struct Config {
     pub database_url: DatabaseUrl,
-    pub peers: PeerUrls,
+    pub peers: Peers,
     /// NATS for events; in process when `None`.
     pub nats_url: Option<String>,
     pub saga: SagaPolicy,
@@ -283,10 +277,15 @@ impl Service for Config {
 
     /// Also resumes the sagas a previous run left unfinished.
     async fn open(&self, context: &Context) -> Result<Orders, StartFailure> {
+        let peers = self
+            .peers
+            .connect(self.saga.call_timeout)
+            .await
+            .map_err(StartFailure::config)?;
         let broker = Broker::new(self.nats_url.as_deref()).await?;
         Orders::open(
             self.database_url.expose(),
-            &self.peers,
+            peers,
             broker,
             self.saga.clone(),
             &context.shutdown,

@@ -330,9 +330,12 @@ async fn other_services_fetch_the_public_keys() {
     let users = TestUsers::start().await;
     let signed_up = users.sign_up("ada@example.com").await;
     let token = signed_up["session"]["accessToken"].as_str().expect("token");
-    let verifier = TokenVerifier::fetch(&format!("http://{}", users.addr), Duration::from_secs(5))
-        .await
-        .expect("jwks");
+    let verifier = TokenVerifier::fetch(
+        &shop_kit::client::PeerTarget::addr(users.addr),
+        Duration::from_secs(5),
+    )
+    .await
+    .expect("jwks");
     assert_eq!(
         verifier.verify(token).expect("valid").sub,
         signed_up["user"]["id"].as_str().expect("id")

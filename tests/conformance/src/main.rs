@@ -63,7 +63,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..HttpConfig::default()
     };
     tokio::runtime::Runtime::new()?.block_on(async move {
-        let shutdown = Shutdown::on_signals();
+        let shutdown = Shutdown::on_signals(std::time::Duration::ZERO);
         let (connect, grpc) = service::routes();
         let app = RpcServer::new(http.clone(), Readiness::always())
             .service(connect, shop_kit::grpc_defaults!(grpc, http))

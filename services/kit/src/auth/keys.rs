@@ -1,20 +1,45 @@
-//! Where the verifying keys come from: the users service's JWK set.
+//! Where the verifying keys come from: the users service's JWK set, from
+//! any of its replicas.
 
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use super::{AuthError, JWKS_PATH, TokenVerifier};
+use crate::client::{Downstream, DownstreamPolicy, PeerTarget, Retry};
 
 impl TokenVerifier {
-    /// Fetches the JWK set from the users service (`base_url` + JWKS_PATH),
-    /// retrying while it starts, for up to `patience`.
-    pub async fn fetch(base_url: &str, patience: Duration) -> Result<Self, AuthError> {
-        let url = format!("{}{JWKS_PATH}", base_url.trim_end_matches('/'));
-        let deadline = tokio::time::Instant::now() + patience;
+    /// Fetches the JWK set from the users service at `users` (JWKS_PATH on
+    /// any of its endpoints), retrying while it starts, for up to
+    /// `patience`.
+    pub async fn fetch(users: &PeerTarget, patience: Duration) -> Result<Self, AuthError> {
+        let failed = |reason: String| AuthError::Fetch {
+            url: format!("{users}{JWKS_PATH}"),
+            reason,
+        };
+        let deadline = Instant::now() + patience;
+        let downstream = Downstream::connect(
+            "users-keys",
+            users,
+            DownstreamPolicy {
+                resolve_patience: patience,
+                ..DownstreamPolicy::default()
+            },
+        )
+        .await
+        .map_err(|e| failed(e.to_string()))?;
         loop {
-            match fetch_text(&url).await {
-                Ok(body) => return Self::from_jwks(&body),
-                Err(reason) if tokio::time::Instant::now() >= deadline => {
-                    return Err(AuthError::Fetch { url, reason });
+            let answer = downstream
+                .call(Retry::Safe, None, |channel, _budget| {
+                    crate::client::get(channel, JWKS_PATH)
+                })
+                .await;
+            match answer {
+                Ok(body) => {
+                    return Self::from_jwks(&String::from_utf8_lossy(&body));
+                }
+                Err(status) if Instant::now() >= deadline => {
+                    return Err(failed(status.message().to_owned()));
                 }
                 Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
             }
@@ -28,38 +53,23 @@ const JWKS_PATIENCE: Duration = Duration::from_secs(30);
 /// Where a service gets the keys that verify access tokens.
 #[derive(Clone, Debug)]
 pub enum TokenKeys {
-    /// The users service at this base URL (its JWK set), waited for while
-    /// it starts.
-    FromUsers(String),
+    /// The users service (one address or many: every replica serves the
+    /// same keys), waited for while it starts.
+    FromUsers(PeerTarget),
     /// Keys already at hand (e.g. a test's own signing key).
     Given(TokenVerifier),
 }
 
 impl TokenKeys {
+    /// The users service at one address (tests).
+    pub fn users_at(addr: std::net::SocketAddr) -> Self {
+        Self::FromUsers(PeerTarget::addr(addr))
+    }
+
     pub async fn verifier(&self) -> Result<TokenVerifier, AuthError> {
         match self {
-            Self::FromUsers(url) => TokenVerifier::fetch(url, JWKS_PATIENCE).await,
+            Self::FromUsers(users) => TokenVerifier::fetch(users, JWKS_PATIENCE).await,
             Self::Given(verifier) => Ok(verifier.clone()),
         }
     }
-}
-
-async fn fetch_text(url: &str) -> Result<String, String> {
-    use http_body_util::{BodyExt, Empty};
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<Empty<bytes::Bytes>>();
-    let uri: http::Uri = url.parse().map_err(|e| format!("{e}"))?;
-    let response = tokio::time::timeout(Duration::from_secs(5), client.get(uri))
-        .await
-        .map_err(|_| "timed out".to_owned())?
-        .map_err(|e| e.to_string())?;
-    if !response.status().is_success() {
-        return Err(format!("HTTP {}", response.status()));
-    }
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?;
-    String::from_utf8(body.to_bytes().to_vec()).map_err(|e| e.to_string())
 }

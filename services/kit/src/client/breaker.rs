@@ -1,6 +1,7 @@
-//! The circuit breaker of one downstream. It counts infrastructure
-//! failures only; its state is read and written under one lock, so
-//! failures that end at once are all counted.
+//! The circuit breaker of one endpoint. It counts infrastructure failures
+//! only; its state is read and written under one lock, so failures that end
+//! at once are all counted. One per endpoint: a dead replica opens its own
+//! breaker, never its healthy sibling's.
 
 use std::{
     sync::{Mutex, MutexGuard, PoisonError},
@@ -29,7 +30,6 @@ enum State {
 
 #[derive(Debug)]
 pub(super) struct Breaker {
-    downstream: String,
     /// Consecutive infrastructure failures that open it.
     threshold: u32,
     /// How long it fails fast before letting a probe through.
@@ -38,11 +38,8 @@ pub(super) struct Breaker {
 }
 
 impl Breaker {
-    pub(super) fn new(downstream: &str, threshold: u32, cooldown: Duration) -> Self {
-        metrics::gauge!("shop_downstream_breaker_open", "downstream" => downstream.to_owned())
-            .set(0.0);
+    pub(super) fn new(threshold: u32, cooldown: Duration) -> Self {
         Self {
-            downstream: downstream.to_owned(),
             threshold,
             cooldown,
             state: Mutex::new(State::Closed { failures: 0 }),
@@ -56,6 +53,16 @@ impl Breaker {
     /// Whether it is open (failing fast) right now.
     pub(super) fn is_open(&self) -> bool {
         matches!(*self.lock(), State::Open { until } if Instant::now() < until)
+    }
+
+    /// Whether [`Self::admit`] would let a call through now (without
+    /// taking the probe slot).
+    pub(super) fn would_admit(&self, now: Instant) -> bool {
+        match *self.lock() {
+            State::Closed { .. } => true,
+            State::Open { until } => now >= until,
+            State::HalfOpen { probe_sent } => now >= probe_sent + self.cooldown,
+        }
     }
 
     /// Whether a call may go through now (taking the probe slot when
@@ -76,8 +83,8 @@ impl Breaker {
         admitted
     }
 
-    /// Counts a call's outcome.
-    pub(super) fn record(&self, outcome: Result<(), Code>) {
+    /// Counts a call's outcome; `Some(open)` when that opened or closed it.
+    pub(super) fn record(&self, outcome: Result<(), Code>) -> Option<bool> {
         let infrastructure = matches!(outcome, Err(code) if is_infrastructure_failure(code));
         let mut state = self.lock();
         let next = match (*state, infrastructure) {
@@ -85,21 +92,63 @@ impl Breaker {
             (State::Closed { failures }, true) if failures + 1 < self.threshold => State::Closed {
                 failures: failures + 1,
             },
-            (_, true) => {
-                tracing::warn!(downstream = %self.downstream, "circuit open: failing fast");
-                State::Open {
-                    until: Instant::now() + self.cooldown,
-                }
-            }
+            (_, true) => State::Open {
+                until: Instant::now() + self.cooldown,
+            },
         };
-        let changed_openness =
-            matches!(next, State::Open { .. }) != matches!(*state, State::Open { .. });
+        // Half-open counts as open: calls still fail fast but for the probe.
+        let was_open = !matches!(*state, State::Closed { .. });
+        let open = !matches!(next, State::Closed { .. });
         *state = next;
-        drop(state);
-        if changed_openness {
-            let open = matches!(next, State::Open { .. });
-            metrics::gauge!("shop_downstream_breaker_open", "downstream" => self.downstream.clone())
-                .set(if open { 1.0 } else { 0.0 });
+        (was_open != open).then_some(open)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_ending_at_once_are_all_counted() {
+        // 8 threads each record 50 failures: 400 against a threshold of 400
+        // must open the breaker, exactly as 400 in a row do.
+        let breaker = Breaker::new(400, Duration::from_secs(60));
+        std::thread::scope(|threads| {
+            for _ in 0..8 {
+                threads.spawn(|| {
+                    for _ in 0..50 {
+                        breaker.record(Err(Code::Unavailable));
+                    }
+                });
+            }
+        });
+        assert!(breaker.is_open(), "{breaker:?}");
+        let sequential = Breaker::new(400, Duration::from_secs(60));
+        for _ in 0..399 {
+            assert_eq!(sequential.record(Err(Code::Unavailable)), None);
         }
+        assert!(!sequential.is_open(), "one short of the threshold");
+        assert_eq!(sequential.record(Err(Code::Unavailable)), Some(true));
+        assert!(sequential.is_open());
+    }
+
+    #[tokio::test]
+    async fn business_errors_never_open_it_and_a_probe_closes_it() {
+        let breaker = Breaker::new(2, Duration::from_millis(50));
+        for _ in 0..10 {
+            breaker.record(Err(Code::NotFound));
+        }
+        assert!(!breaker.is_open(), "not_found is the caller's problem");
+        breaker.record(Err(Code::Internal));
+        breaker.record(Err(Code::Unknown));
+        assert!(breaker.is_open());
+        assert!(!breaker.admit(), "open: fail fast");
+        assert!(!breaker.would_admit(Instant::now()));
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert!(breaker.would_admit(Instant::now()));
+        assert!(breaker.admit(), "cooled down: the probe");
+        assert!(!breaker.admit(), "one probe at a time");
+        assert_eq!(breaker.record(Ok(())), Some(false), "the probe closed it");
+        assert!(breaker.admit());
     }
 }

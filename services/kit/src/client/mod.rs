@@ -1,39 +1,64 @@
 //! Calling another service, resiliently: the one client-side stack every
 //! service and the gateway put around their calls (tonic gRPC clients, or
-//! any call returning a `tonic::Status`).
+//! any call over an HTTP/2 channel returning a `tonic::Status`).
 //!
+//! - a peer is one address or many ([`PeerTarget`]: a list of URLs, a name
+//!   with several addresses, `dns:///host:port`), resolved again every few
+//!   seconds; each address is an endpoint with its own connection;
+//! - each call goes to the less busy of two endpoints picked at random
+//!   among those that serve (calls in flight as the load); an endpoint's
+//!   `grpc.health.v1` Watch takes it out of rotation the moment it says
+//!   NOT_SERVING (draining) or its connection breaks, and a call that fails
+//!   to connect or is answered `unavailable` has it checked before it is
+//!   used again;
 //! - the caller's remaining deadline bounds each attempt (else a default
 //!   per-call timeout), and the attempt is told its budget so it can send it
 //!   on (`grpc-timeout`);
-//! - retries with exponential backoff and jitter, only on `unavailable` or
-//!   `resource_exhausted`, and only when the call is safe to repeat (an
-//!   idempotent method, or a call carrying an idempotency key);
-//! - a circuit breaker per downstream that counts infrastructure failures
+//! - retries with exponential backoff and jitter, on another endpoint when
+//!   there is one: on `unavailable` or `resource_exhausted` when the call is
+//!   safe to repeat (an idempotent method, or a call carrying an
+//!   idempotency key), and always when the request never left (no
+//!   connection could be made);
+//! - a circuit breaker per endpoint that counts infrastructure failures
 //!   only (unavailable, deadline_exceeded, internal, unknown, data_loss),
-//!   never business errors: open, calls fail fast with `unavailable`; after
-//!   the cool-down one probe is let through, and its outcome closes or
-//!   reopens it;
-//! - a bulkhead: at most so many calls in flight, the rest shed with
-//!   `resource_exhausted`;
-//! - metrics per downstream: calls by code, retries, sheds, breaker state.
+//!   never business errors: open, that endpoint fails fast; after the
+//!   cool-down one probe call is let through, and its outcome closes or
+//!   reopens it. One dead replica never opens its healthy sibling's;
+//! - a bulkhead per peer: at most so many calls in flight, the rest shed
+//!   with `resource_exhausted`;
+//! - metrics per peer (calls by code, retries, sheds, breaker) and per
+//!   endpoint (calls, serving, ejections).
 //!
 //! [`translate`] turns a downstream's error into what is true for this
 //! service's caller.
 
 mod backoff;
+mod balance;
 mod breaker;
-mod channel;
+mod endpoint;
+mod resolve;
+mod target;
 mod translate;
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    net::SocketAddr,
+    sync::{Arc, Weak},
+    time::Duration,
+};
 
 use tokio::{sync::Semaphore, time::Instant};
-use tonic::{Code, Status};
+use tokio_util::sync::{CancellationToken, DropGuard};
+use tonic::{Code, Status, transport::Channel};
 
 pub use backoff::Backoff;
-use breaker::Breaker;
-pub use channel::channel;
+use balance::{Balancer, BreakerPolicy, Pick};
+use endpoint::{ChannelSettings, PROBE_TIMEOUT};
+pub use target::{BadTarget, PeerTarget};
 pub use translate::translate;
+
+/// How often a peer's names are looked up again.
+const RESOLVE_EVERY: Duration = Duration::from_secs(5);
 
 /// How one downstream is called.
 #[derive(Clone, Debug)]
@@ -45,12 +70,16 @@ pub struct DownstreamPolicy {
     pub max_attempts: u32,
     pub first_backoff: Duration,
     pub max_backoff: Duration,
-    /// Consecutive infrastructure failures that open the breaker.
+    /// Consecutive infrastructure failures that open an endpoint's breaker.
     pub breaker_threshold: u32,
     /// How long an open breaker fails fast before letting a probe through.
     pub breaker_cooldown: Duration,
-    /// Calls in flight at most; more are shed.
+    /// Calls in flight at most, all endpoints together; more are shed.
     pub max_in_flight: usize,
+    /// How long making a connection to an endpoint may take.
+    pub connect_timeout: Duration,
+    /// How long starting up waits for the peer's names to resolve.
+    pub resolve_patience: Duration,
 }
 
 impl Default for DownstreamPolicy {
@@ -64,6 +93,8 @@ impl Default for DownstreamPolicy {
             // A blip is over within a second or so: probe that soon.
             breaker_cooldown: Duration::from_secs(1),
             max_in_flight: 64,
+            connect_timeout: Duration::from_secs(1),
+            resolve_patience: Duration::from_secs(30),
         }
     }
 }
@@ -73,7 +104,7 @@ impl Default for DownstreamPolicy {
 pub enum Retry {
     /// An idempotent method, or a call carrying an idempotency key.
     Safe,
-    /// Anything else: one attempt only.
+    /// Anything else: sent again only if it never left.
     Never,
 }
 
@@ -94,21 +125,64 @@ fn is_retryable(code: Code) -> bool {
     matches!(code, Code::Unavailable | Code::ResourceExhausted)
 }
 
+/// Whether the request never left this process: no connection could be
+/// made to the endpoint (refused, unreachable, timed out connecting).
+fn never_left(status: &Status) -> bool {
+    let mut source = std::error::Error::source(status);
+    while let Some(error) = source {
+        if error.is::<tonic::ConnectError>() {
+            return true;
+        }
+        source = error.source();
+    }
+    false
+}
+
+/// Whether the call failed in the connection rather than with an answer:
+/// no gRPC status came back, the transport broke (reset, broken pipe).
+/// tonic calls that `unknown`; for this stack, as for gRPC's spec, the
+/// endpoint is unavailable (the call may or may not have run).
+fn connection_broke(status: &Status) -> bool {
+    let mut source = std::error::Error::source(status);
+    while let Some(error) = source {
+        if error.is::<tonic::transport::Error>()
+            || error.is::<hyper::Error>()
+            || error.is::<std::io::Error>()
+        {
+            return true;
+        }
+        source = error.source();
+    }
+    false
+}
+
 /// Marks the answer to a call that was never sent.
 const NOT_SENT: &str = "x-shop-not-sent";
 
-/// A failure without a call: the breaker open, or the bulkhead full.
+/// A failure without a call: every endpoint out of rotation, or the
+/// bulkhead full.
 fn not_sent(code: Code, message: String) -> Status {
     let mut metadata = tonic::metadata::MetadataMap::new();
     metadata.insert(NOT_SENT, tonic::metadata::MetadataValue::from_static("1"));
     Status::with_metadata(code, message, metadata)
 }
 
-/// Whether a call failed without being sent to the downstream (its
-/// breaker open, too many calls in flight): a caller that counts attempts
-/// (or gives up after some) should not count it.
+/// Whether a call failed without being sent to the downstream (no endpoint
+/// serving or every breaker open, too many calls in flight): a caller that
+/// counts attempts (or gives up after some) should not count it.
 pub fn was_not_sent(status: &Status) -> bool {
     status.metadata().contains_key(NOT_SENT)
+}
+
+/// Why a peer could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerError {
+    #[error("{target}: no address found within {waited:?} ({})", reasons.join("; "))]
+    Unresolved {
+        target: String,
+        waited: Duration,
+        reasons: Vec<String>,
+    },
 }
 
 /// One downstream service, as seen by this one.
@@ -117,14 +191,26 @@ pub struct Downstream {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug)]
 struct Inner {
     name: String,
     policy: DownstreamPolicy,
-    breaker: Breaker,
     backoff: Backoff,
     in_flight: Arc<Semaphore>,
     metrics: Metrics,
+    balancer: Balancer,
+    stop: CancellationToken,
+    /// Stops the endpoints' health watches and the re-resolution when the
+    /// last handle goes.
+    _stop: DropGuard,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Downstream")
+            .field("name", &self.name)
+            .field("endpoints", &self.balancer.describe())
+            .finish_non_exhaustive()
+    }
 }
 
 /// One downstream's metric handles, looked up once: calls by code (the 17
@@ -136,7 +222,7 @@ struct Metrics {
     retries: metrics::Counter,
 }
 
-/// The label of calls failed fast by an open breaker.
+/// The label of calls failed fast with no endpoint to take them.
 const CIRCUIT_OPEN: usize = 17;
 
 impl Metrics {
@@ -165,16 +251,82 @@ impl Metrics {
 }
 
 impl Downstream {
-    pub fn new(name: &str, policy: DownstreamPolicy) -> Self {
-        let in_flight = Arc::new(Semaphore::new(policy.max_in_flight));
+    /// The peer `name` at `target`: resolves its addresses (waiting up to
+    /// `policy.resolve_patience` for a name to resolve at all), watches
+    /// each endpoint's health, and looks names up again every few seconds
+    /// (keeping the last addresses found if a lookup fails).
+    pub async fn connect(
+        name: &str,
+        target: &PeerTarget,
+        policy: DownstreamPolicy,
+    ) -> Result<Self, PeerError> {
+        let started = Instant::now();
+        let first = loop {
+            let found = resolve::resolve(target).await;
+            for failure in &found.failures {
+                tracing::warn!(downstream = name, %target, %failure, "peer address not resolved");
+            }
+            if !found.addresses.is_empty() {
+                break found;
+            }
+            if started.elapsed() >= policy.resolve_patience {
+                return Err(PeerError::Unresolved {
+                    target: target.to_string(),
+                    waited: policy.resolve_patience,
+                    reasons: found.failures,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
+        let downstream = Self::with_addresses(name, &first.addresses, policy);
+        if !target.is_static() {
+            tokio::spawn(re_resolve(
+                Arc::downgrade(&downstream.inner),
+                target.clone(),
+                downstream.inner.stop.clone(),
+            ));
+        }
+        Ok(downstream)
+    }
+
+    /// The peer at one address, over plain HTTP/2 (tests, tools).
+    pub fn at(name: &str, addr: SocketAddr, policy: DownstreamPolicy) -> Self {
+        let address = resolve::Address {
+            addr,
+            scheme: target::Scheme::Http,
+            authority: addr.to_string(),
+        };
+        Self::with_addresses(name, &[address].into_iter().collect(), policy)
+    }
+
+    fn with_addresses(
+        name: &str,
+        addresses: &std::collections::BTreeSet<resolve::Address>,
+        policy: DownstreamPolicy,
+    ) -> Self {
+        let stop = CancellationToken::new();
+        let balancer = Balancer::new(
+            name,
+            ChannelSettings {
+                connect_timeout: policy.connect_timeout,
+            },
+            BreakerPolicy {
+                threshold: policy.breaker_threshold,
+                cooldown: policy.breaker_cooldown,
+            },
+            stop.clone(),
+        );
+        balancer.update(addresses);
         Self {
             inner: Arc::new(Inner {
                 name: name.to_owned(),
-                breaker: Breaker::new(name, policy.breaker_threshold, policy.breaker_cooldown),
                 backoff: Backoff::new(policy.first_backoff, policy.max_backoff),
+                in_flight: Arc::new(Semaphore::new(policy.max_in_flight)),
                 policy,
-                in_flight,
                 metrics: Metrics::new(name),
+                balancer,
+                stop: stop.clone(),
+                _stop: stop.drop_guard(),
             }),
         }
     }
@@ -187,13 +339,20 @@ impl Downstream {
         &self.inner.policy
     }
 
-    /// Whether the breaker is open (failing fast) right now.
+    /// Each endpoint's address, health (`serving`, `probing`,
+    /// `not_serving`, `down`) and calls in flight.
+    pub fn endpoints(&self) -> Vec<(SocketAddr, &'static str, usize)> {
+        self.inner.balancer.describe()
+    }
+
+    /// Whether every endpoint's breaker is open (calls fail fast).
     pub fn is_open(&self) -> bool {
-        self.inner.breaker.is_open()
+        self.inner.balancer.all_open()
     }
 
     /// Calls the downstream through the stack. `attempt` makes one attempt
-    /// within the time budget it is given (and should send it on, e.g. with
+    /// on the channel of the endpoint picked for it, within the time
+    /// budget it is given (and should send it on, e.g. with
     /// `tonic::Request::set_timeout`); `deadline` is the caller's, if any.
     pub async fn call<T, F, Fut>(
         &self,
@@ -202,7 +361,7 @@ impl Downstream {
         mut attempt: F,
     ) -> Result<T, Status>
     where
-        F: FnMut(Duration) -> Fut,
+        F: FnMut(Channel, Duration) -> Fut,
         Fut: Future<Output = Result<T, Status>>,
     {
         let name = &self.inner.name;
@@ -217,15 +376,18 @@ impl Downstream {
         };
         let deadline = deadline.unwrap_or_else(|| Instant::now() + policy.timeout);
         let mut attempts = 0;
+        let mut failed_on = None;
         loop {
             attempts += 1;
-            if !self.inner.breaker.admit() {
-                counted.calls[CIRCUIT_OPEN].increment(1);
-                return Err(not_sent(
-                    Code::Unavailable,
-                    format!("the {name} service is failing; not called (circuit open)"),
-                ));
-            }
+            let call = match self.endpoint(failed_on, deadline).await {
+                Ok(call) => call,
+                Err(refused) => {
+                    counted.calls[CIRCUIT_OPEN].increment(1);
+                    return Err(refused);
+                }
+            };
+            let endpoint = call.endpoint().clone();
+            endpoint.calls.increment(1);
             let budget = deadline.saturating_duration_since(Instant::now());
             let result = if budget.is_zero() {
                 Err(Status::deadline_exceeded(format!(
@@ -236,7 +398,7 @@ impl Downstream {
                 let late = || {
                     Status::deadline_exceeded(format!("the {name} service did not answer in time"))
                 };
-                match tokio::time::timeout(budget, attempt(budget)).await {
+                match tokio::time::timeout(budget, attempt(endpoint.channel(), budget)).await {
                     Err(_elapsed) => Err(late()),
                     // tonic's own client timeout (from `set_timeout`) says
                     // `cancelled`; it is this deadline all the same.
@@ -249,17 +411,29 @@ impl Downstream {
                     Ok(answer) => answer,
                 }
             };
+            drop(call);
+            let result = result.map_err(|status| {
+                if matches!(status.code(), Code::Unknown | Code::Internal)
+                    && connection_broke(&status)
+                {
+                    Status::unavailable(format!(
+                        "the connection to the {name} service broke: {}",
+                        status.message()
+                    ))
+                } else {
+                    status
+                }
+            });
             let code = result.as_ref().err().map_or(Code::Ok, Status::code);
             counted.call(code);
-            self.inner
-                .breaker
-                .record(result.as_ref().map(|_| ()).map_err(Status::code));
+            endpoint.record(result.as_ref().map(|_| ()));
             match result {
                 Err(status)
-                    if retry == Retry::Safe
-                        && is_retryable(status.code())
-                        && attempts < policy.max_attempts =>
+                    if attempts < policy.max_attempts
+                        && ((retry == Retry::Safe && is_retryable(status.code()))
+                            || never_left(&status)) =>
                 {
+                    failed_on = Some(endpoint.addr());
                     let pause = self.inner.backoff.jittered(attempts);
                     if Instant::now() + pause >= deadline {
                         return Err(status);
@@ -271,222 +445,98 @@ impl Downstream {
             }
         }
     }
+
+    /// The endpoint for the next attempt, not `failed_on` if another
+    /// serves; waits (within the deadline) while one is being checked.
+    async fn endpoint(
+        &self,
+        failed_on: Option<SocketAddr>,
+        deadline: Instant,
+    ) -> Result<endpoint::InFlight, Status> {
+        let name = &self.inner.name;
+        let balancer = &self.inner.balancer;
+        loop {
+            let changed = balancer.changed();
+            match balancer.pick(failed_on) {
+                Pick::Ready(call) => return Ok(call),
+                Pick::None { open: true, .. } => {
+                    return Err(not_sent(
+                        Code::Unavailable,
+                        format!("the {name} service is failing; not called (circuit open)"),
+                    ));
+                }
+                Pick::None { known, .. } => {
+                    return Err(not_sent(
+                        Code::Unavailable,
+                        format!("no {name} endpoint is serving ({known} known); not called"),
+                    ));
+                }
+                Pick::Wait => {
+                    let patience = deadline.min(Instant::now() + PROBE_TIMEOUT);
+                    if tokio::time::timeout_at(patience, changed).await.is_err() {
+                        return Err(not_sent(
+                            Code::Unavailable,
+                            format!("no {name} endpoint answered its health check in time"),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A plain HTTP GET of `path` on an endpoint's channel (e.g. a JWK set):
+/// the body of a 2xx answer; otherwise the status a gRPC client would see
+/// (`unavailable` for 502, 503, 504 and a broken connection).
+pub async fn get(channel: Channel, path: &str) -> Result<bytes::Bytes, Status> {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let request = http::Request::get(format!("http://peer{path}"))
+        .body(tonic::body::Body::empty())
+        .map_err(|e| Status::internal(e.to_string()))?;
+    let response = channel
+        .oneshot(request)
+        .await
+        .map_err(|e| Status::from_error(Box::new(e)))?;
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| Status::unavailable(e.to_string()))?
+        .to_bytes();
+    match status.as_u16() {
+        200..=299 => Ok(body),
+        404 => Err(Status::not_found(format!("{path}: HTTP 404"))),
+        502..=504 => Err(Status::unavailable(format!("{path}: HTTP {status}"))),
+        _ => Err(Status::internal(format!("{path}: HTTP {status}"))),
+    }
+}
+
+/// Looks the target's names up again every [`RESOLVE_EVERY`] while the
+/// downstream lives; a failed lookup keeps the endpoints known.
+async fn re_resolve(inner: Weak<Inner>, target: PeerTarget, stop: CancellationToken) {
+    let mut failing = false;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(RESOLVE_EVERY) => {}
+        }
+        let found = resolve::resolve(&target).await;
+        let Some(inner) = inner.upgrade() else { return };
+        if found.addresses.is_empty() {
+            if !std::mem::replace(&mut failing, true) {
+                tracing::warn!(downstream = %inner.name, %target, failures = ?found.failures,
+                    "peer addresses not resolved; keeping the last known");
+            }
+            continue;
+        }
+        if std::mem::take(&mut failing) {
+            tracing::info!(downstream = %inner.name, %target, "peer addresses resolve again");
+        }
+        inner.balancer.update(&found.addresses);
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use std::sync::atomic::{AtomicU32, Ordering};
-
-    use super::*;
-
-    #[test]
-    fn failures_ending_at_once_are_all_counted() {
-        // 8 threads each record 50 failures: 400 against a threshold of 400
-        // must open the breaker, exactly as 400 in a row do.
-        let downstream = Downstream::new(
-            "concurrent",
-            DownstreamPolicy {
-                breaker_threshold: 400,
-                breaker_cooldown: Duration::from_secs(60),
-                ..policy()
-            },
-        );
-        std::thread::scope(|threads| {
-            for _ in 0..8 {
-                threads.spawn(|| {
-                    for _ in 0..50 {
-                        downstream.inner.breaker.record(Err(Code::Unavailable));
-                    }
-                });
-            }
-        });
-        assert!(downstream.is_open(), "{:?}", downstream.inner.breaker);
-        let sequential = Downstream::new(
-            "sequential",
-            DownstreamPolicy {
-                breaker_threshold: 400,
-                ..policy()
-            },
-        );
-        for _ in 0..399 {
-            sequential.inner.breaker.record(Err(Code::Unavailable));
-        }
-        assert!(!sequential.is_open(), "one short of the threshold");
-        sequential.inner.breaker.record(Err(Code::Unavailable));
-        assert!(sequential.is_open());
-    }
-
-    fn policy() -> DownstreamPolicy {
-        DownstreamPolicy {
-            timeout: Duration::from_millis(500),
-            max_attempts: 3,
-            first_backoff: Duration::from_millis(5),
-            max_backoff: Duration::from_millis(20),
-            breaker_threshold: 3,
-            breaker_cooldown: Duration::from_millis(100),
-            max_in_flight: 2,
-        }
-    }
-
-    /// A downstream answering `answers` in turn (the last one forever),
-    /// counting the calls that reached it.
-    async fn call(
-        downstream: &Downstream,
-        retry: Retry,
-        reached: &AtomicU32,
-        answers: &[Code],
-    ) -> Result<(), Status> {
-        downstream
-            .call(retry, None, |_budget| {
-                let n = reached.fetch_add(1, Ordering::SeqCst) as usize;
-                let code = answers[n.min(answers.len() - 1)];
-                async move {
-                    match code {
-                        Code::Ok => Ok(()),
-                        code => Err(Status::new(code, "answer")),
-                    }
-                }
-            })
-            .await
-    }
-
-    #[tokio::test]
-    async fn infrastructure_failures_open_the_breaker_and_a_probe_closes_it() {
-        let downstream = Downstream::new("test-breaker", policy());
-        let reached = AtomicU32::new(0);
-        for _ in 0..3 {
-            let failed = call(&downstream, Retry::Never, &reached, &[Code::Internal]).await;
-            assert_eq!(failed.expect_err("fails").code(), Code::Internal);
-        }
-        assert!(downstream.is_open());
-        let fast = call(&downstream, Retry::Never, &reached, &[Code::Ok]).await;
-        let fast = fast.expect_err("fails fast");
-        assert_eq!(fast.code(), Code::Unavailable);
-        assert!(was_not_sent(&fast));
-        assert_eq!(reached.load(Ordering::SeqCst), 3, "not called while open");
-
-        tokio::time::sleep(Duration::from_millis(120)).await;
-        call(
-            &downstream,
-            Retry::Never,
-            &reached,
-            &[Code::Ok, Code::Ok, Code::Ok, Code::Ok],
-        )
-        .await
-        .expect("the probe goes through");
-        assert!(!downstream.is_open());
-        assert_eq!(reached.load(Ordering::SeqCst), 4);
-    }
-
-    #[tokio::test]
-    async fn a_failed_probe_reopens_and_business_errors_never_open() {
-        let downstream = Downstream::new("test-business", policy());
-        let reached = AtomicU32::new(0);
-        for _ in 0..10 {
-            let answer = call(&downstream, Retry::Safe, &reached, &[Code::NotFound]).await;
-            assert_eq!(answer.expect_err("not found").code(), Code::NotFound);
-        }
-        assert!(!downstream.is_open(), "not_found is the caller's problem");
-        assert_eq!(reached.load(Ordering::SeqCst), 10, "and never retried");
-
-        for _ in 0..3 {
-            let _ = call(&downstream, Retry::Never, &reached, &[Code::Unknown]).await;
-        }
-        assert!(downstream.is_open());
-        tokio::time::sleep(Duration::from_millis(120)).await;
-        let probe = call(&downstream, Retry::Never, &reached, &[Code::Unavailable]).await;
-        assert_eq!(probe.expect_err("probe fails").code(), Code::Unavailable);
-        assert!(downstream.is_open(), "a failed probe opens it again");
-    }
-
-    #[tokio::test]
-    async fn only_calls_safe_to_repeat_are_retried() {
-        let flaky = [Code::Unavailable, Code::Ok];
-        let downstream = Downstream::new("test-retry", policy());
-        let reached = AtomicU32::new(0);
-        call(&downstream, Retry::Safe, &reached, &flaky)
-            .await
-            .expect("the retry succeeds");
-        assert_eq!(reached.load(Ordering::SeqCst), 2);
-
-        let reached = AtomicU32::new(0);
-        let once = call(&downstream, Retry::Never, &reached, &flaky).await;
-        assert_eq!(once.expect_err("not retried").code(), Code::Unavailable);
-        assert_eq!(reached.load(Ordering::SeqCst), 1);
-
-        let reached = AtomicU32::new(0);
-        let busy = call(
-            &downstream,
-            Retry::Safe,
-            &reached,
-            &[Code::ResourceExhausted],
-        )
-        .await;
-        assert_eq!(busy.expect_err("gives up").code(), Code::ResourceExhausted);
-        assert_eq!(reached.load(Ordering::SeqCst), 3, "max_attempts in all");
-    }
-
-    #[tokio::test]
-    async fn the_callers_deadline_bounds_every_attempt() {
-        let downstream = Downstream::new("test-deadline", policy());
-        let started = Instant::now();
-        let deadline = started + Duration::from_millis(60);
-        let slow = downstream
-            .call(Retry::Safe, Some(deadline), |budget| async move {
-                assert!(budget <= Duration::from_millis(60));
-                tokio::time::sleep(Duration::from_secs(5)).await;
-                Ok::<(), Status>(())
-            })
-            .await;
-        assert_eq!(slow.expect_err("too slow").code(), Code::DeadlineExceeded);
-        assert!(started.elapsed() < Duration::from_millis(400));
-    }
-
-    #[tokio::test]
-    async fn a_full_bulkhead_sheds_with_resource_exhausted() {
-        let downstream = Downstream::new("test-bulkhead", policy());
-        let gate = Arc::new(Semaphore::new(0));
-        let hold = |gate: Arc<Semaphore>| {
-            let downstream = downstream.clone();
-            tokio::spawn(async move {
-                downstream
-                    .call(Retry::Never, None, |_| {
-                        let gate = gate.clone();
-                        async move {
-                            let _ = gate.acquire().await;
-                            Ok::<(), Status>(())
-                        }
-                    })
-                    .await
-            })
-        };
-        let first = hold(gate.clone());
-        let second = hold(gate.clone());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        let shed = downstream
-            .call(Retry::Safe, None, |_| async { Ok::<(), Status>(()) })
-            .await;
-        let shed = shed.expect_err("shed");
-        assert_eq!(shed.code(), Code::ResourceExhausted);
-        assert!(was_not_sent(&shed));
-        gate.add_permits(2);
-        first.await.expect("join").expect("first");
-        second.await.expect("join").expect("second");
-    }
-
-    #[test]
-    fn errors_are_translated_for_the_caller() {
-        let not_found = Status::not_found("product \"x\" not found");
-        let invalid = translate("catalog", &not_found, |code| {
-            (code == Code::NotFound).then_some(Code::InvalidArgument)
-        });
-        assert_eq!(invalid.code(), Code::InvalidArgument);
-        let denied = translate("orders", &Status::permission_denied("no"), |_| None);
-        assert_eq!(denied.code(), Code::Internal);
-        let broken = translate("orders", &Status::internal("stack trace here"), |_| None);
-        assert_eq!(broken.code(), Code::Unavailable);
-        assert!(!broken.message().contains("stack"));
-        let anonymous = translate("orders", &Status::unauthenticated("log in"), |_| None);
-        assert_eq!(anonymous.code(), Code::Unauthenticated);
-    }
-}
+mod tests;

@@ -31,6 +31,13 @@ pub struct HttpConfig {
     )]
     pub shutdown_grace_secs: u64,
 
+    /// After SIGTERM/Ctrl-C, how long the service keeps answering while it
+    /// says it no longer serves (grpc.health.v1 NOT_SERVING, /readyz 503),
+    /// so the shop's balancers (and Kubernetes) send it no new calls before
+    /// its listener closes, in milliseconds.
+    #[arg(long, global = true, env = "SHOP_DRAIN_MS", default_value_t = DEFAULT_DRAIN_MS)]
+    pub drain_ms: u64,
+
     /// Connections served at once per listener; beyond that new ones wait
     /// in the kernel's backlog until one closes.
     #[arg(long, global = true, env = "SHOP_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
@@ -61,6 +68,9 @@ pub struct HttpConfig {
     pub idle_timeout_secs: u64,
 }
 
+/// How long a service drains before it stops accepting, by default.
+pub const DEFAULT_DRAIN_MS: u64 = 1000;
+
 /// Connections per listener, by default.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 2048;
 /// HTTP/2 streams per connection, by default.
@@ -89,6 +99,10 @@ impl HttpConfig {
         Duration::from_secs(self.shutdown_grace_secs)
     }
 
+    pub fn drain(&self) -> Duration {
+        Duration::from_millis(self.drain_ms)
+    }
+
     pub fn header_read_timeout(&self) -> Duration {
         Duration::from_secs(self.header_read_timeout_secs.max(1))
     }
@@ -104,6 +118,7 @@ impl Default for HttpConfig {
             cors_origins: vec!["*".to_owned()],
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             shutdown_grace_secs: 10,
+            drain_ms: DEFAULT_DRAIN_MS,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_streams_per_connection: DEFAULT_MAX_STREAMS,
             header_read_timeout_secs: 10,

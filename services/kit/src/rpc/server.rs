@@ -163,12 +163,14 @@ impl RpcServer {
     /// Assembles the router. Checks readiness once for `grpc.health.v1`,
     /// and spawns the task that keeps it in step until `shutdown`.
     pub async fn into_router(self, shutdown: &Shutdown) -> Result<Router, ServerError> {
-        let health_server = health::grpc_health(
-            self.service_names.clone(),
-            self.readiness.clone(),
-            shutdown.clone(),
-        )
-        .await;
+        let health_server = tonic_health::pb::health_server::HealthServer::new(
+            health::grpc_health(
+                self.service_names.clone(),
+                self.readiness.clone(),
+                shutdown.clone(),
+            )
+            .await,
+        );
 
         let reflection_v1 = self.reflection_builder().build_v1()?;
         let reflection_v1alpha = self.reflection_builder().build_v1alpha()?;
@@ -229,7 +231,7 @@ impl RpcServer {
         }
 
         let routes = Router::new()
-            .merge(health::routes(self.readiness))
+            .merge(health::routes(self.readiness, shutdown.clone()))
             .merge(bridged)
             .merge(self.http_routes)
             .route("/metrics", get(metrics))

@@ -2,7 +2,7 @@
 //! order, and the saga's stock steps (reserve, commit, release, all keyed by
 //! the order id so a repeat is harmless), through the kit's client stack.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use shop_kit::{
     client::{Downstream, Retry},
@@ -14,7 +14,7 @@ use shop_proto::shop::catalog::v1::{
     stock_service_client::StockServiceClient,
 };
 use tokio::time::Instant;
-use tonic::{Code, transport::Channel};
+use tonic::Code;
 
 use super::{ServiceToken, unavailable};
 use crate::{
@@ -24,29 +24,17 @@ use crate::{
 
 const PEER: &str = "catalog";
 
+/// The catalog's public CatalogService (pricing) and internal
+/// StockService (the saga's steps), on the same endpoints.
 #[derive(Clone, Debug)]
 pub struct Catalog {
-    client: CatalogServiceClient<Channel>,
-    /// The catalog's internal StockService, on the same connection.
-    stock: StockServiceClient<Channel>,
     downstream: Downstream,
     token: Arc<ServiceToken>,
 }
 
 impl Catalog {
-    /// A client for the catalog at `url`; connects on first use.
-    pub fn new(
-        url: &str,
-        token: Arc<ServiceToken>,
-        timeout: Duration,
-    ) -> Result<Self, OrdersError> {
-        let channel = super::channel(url, "catalog_url", timeout)?;
-        Ok(Self {
-            client: CatalogServiceClient::new(channel.clone()),
-            stock: StockServiceClient::new(channel),
-            downstream: super::downstream("catalog", timeout),
-            token,
-        })
+    pub fn new(downstream: Downstream, token: Arc<ServiceToken>) -> Self {
+        Self { downstream, token }
     }
 
     /// Names and prices of `product_ids` (distinct), in order: one call,
@@ -60,8 +48,8 @@ impl Catalog {
     ) -> Result<Vec<Priced>, OrdersError> {
         let answer = self
             .downstream
-            .call(Retry::Safe, deadline, |budget| {
-                let mut client = self.client.clone();
+            .call(Retry::Safe, deadline, |channel, budget| {
+                let mut client = CatalogServiceClient::new(channel);
                 let mut lookup = tonic::Request::new(BatchGetProductsRequest {
                     product_ids: product_ids.to_vec(),
                 });
@@ -120,8 +108,8 @@ impl Catalog {
                 })
                 .collect(),
         };
-        let send = |request| {
-            let mut client = self.stock.clone();
+        let send = |channel, request| {
+            let mut client = StockServiceClient::new(channel);
             async move { client.reserve_stock(request).await }
         };
         let answer =
@@ -154,8 +142,8 @@ impl Catalog {
         let commit = CommitStockRequest {
             reservation_id: order.id.clone(),
         };
-        let send = |request| {
-            let mut client = self.stock.clone();
+        let send = |channel, request| {
+            let mut client = StockServiceClient::new(channel);
             async move { client.commit_stock(request).await }
         };
         let answer =
@@ -181,8 +169,8 @@ impl Catalog {
         let release = ReleaseStockRequest {
             reservation_id: order.id.clone(),
         };
-        let send = |request| {
-            let mut client = self.stock.clone();
+        let send = |channel, request| {
+            let mut client = StockServiceClient::new(channel);
             async move { client.release_stock(request).await }
         };
         let answer =

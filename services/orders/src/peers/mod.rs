@@ -1,19 +1,20 @@
 //! The services orders calls, over gRPC, as itself: a service token from
 //! the users service on every saga call, the order's trace context, a
-//! timeout per call. Their answers are translated at this boundary into
-//! saga outcomes (or, for pricing, into orders errors); the peers' own
-//! messages never reach a customer unfiltered.
+//! timeout per call, each peer through the kit's client stack (every
+//! replica of it, balanced by load). Their answers are translated at this
+//! boundary into saga outcomes (or, for pricing, into orders errors); the
+//! peers' own messages never reach a customer unfiltered.
 
 mod catalog;
 mod payments;
 mod service_token;
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use tokio::time::Instant;
 
 use shop_kit::{
-    client::{Downstream, DownstreamPolicy, Retry},
+    client::{Downstream, DownstreamPolicy, PeerError, PeerTarget, Retry},
     observe::trace_context::{self, TraceParent},
 };
 use tonic::transport::Channel;
@@ -22,33 +23,62 @@ pub use catalog::Catalog;
 pub use payments::Payments;
 pub use service_token::ServiceToken;
 
-use crate::{domain::saga::Outcome, error::OrdersError};
+use crate::domain::saga::Outcome;
 
-/// Where the peers are, and how orders proves it is orders.
+/// Where the peers are (each one address or many), and how orders proves
+/// it is orders.
 #[derive(Clone, Debug)]
-pub struct PeerUrls {
-    pub users_url: String,
-    pub catalog_url: String,
-    pub payments_url: String,
+pub struct Peers {
+    pub users: PeerTarget,
+    pub catalog: PeerTarget,
+    pub payments: PeerTarget,
     /// SHOP_SERVICE_SECRET, traded for service tokens. Never printed.
     pub service_secret: secrecy::SecretString,
 }
 
-/// A lazily connected channel to `url`.
-fn channel(url: &str, field: &'static str, timeout: Duration) -> Result<Channel, OrdersError> {
-    shop_kit::client::channel(url, timeout).map_err(|e| OrdersError::invalid(field, e.to_string()))
+/// The peers, connected: the catalog and payments as the saga and pricing
+/// call them, each presenting orders' service token.
+#[derive(Clone, Debug)]
+pub struct Connected {
+    pub catalog: Catalog,
+    pub payments: Payments,
 }
 
-/// The client stack for one peer (deadlines, retries when safe, breaker,
-/// bulkhead), each attempt bounded by `timeout`.
-fn downstream(name: &str, timeout: Duration) -> Downstream {
-    Downstream::new(
+impl Peers {
+    /// Resolves every peer (waiting a while for names that do not resolve
+    /// yet) and starts watching their endpoints; every call is bounded by
+    /// `timeout`.
+    pub async fn connect(&self, timeout: Duration) -> Result<Connected, PeerError> {
+        let (users, catalog, payments) = tokio::try_join!(
+            downstream("users", &self.users, timeout),
+            downstream("catalog", &self.catalog, timeout),
+            downstream("payments", &self.payments, timeout),
+        )?;
+        let token = Arc::new(ServiceToken::new(users, self.service_secret.clone()));
+        Ok(Connected {
+            catalog: Catalog::new(catalog, token.clone()),
+            payments: Payments::new(payments, token),
+        })
+    }
+}
+
+/// The client stack for one peer (its replicas balanced by load, deadlines,
+/// retries when safe, a breaker per replica, bulkhead), each call bounded
+/// by `timeout`.
+async fn downstream(
+    name: &str,
+    target: &PeerTarget,
+    timeout: Duration,
+) -> Result<Downstream, PeerError> {
+    Downstream::connect(
         name,
+        target,
         DownstreamPolicy {
             timeout,
             ..DownstreamPolicy::default()
         },
     )
+    .await
 }
 
 /// One saga step's call to a peer: as orders (a service token), with the
@@ -66,7 +96,7 @@ async fn step_call<M, R, F, Fut>(
 ) -> Result<Result<tonic::Response<R>, tonic::Status>, Outcome>
 where
     M: Clone,
-    F: Fn(tonic::Request<M>) -> Fut,
+    F: Fn(Channel, tonic::Request<M>) -> Fut,
     Fut: Future<Output = Result<tonic::Response<R>, tonic::Status>>,
 {
     let deadline = Instant::now() + downstream.policy().timeout;
@@ -88,13 +118,13 @@ async fn call_as_orders<M, R, F, Fut>(
 ) -> Result<Result<tonic::Response<R>, tonic::Status>, tonic::Status>
 where
     M: Clone,
-    F: Fn(tonic::Request<M>) -> Fut,
+    F: Fn(Channel, tonic::Request<M>) -> Fut,
     Fut: Future<Output = Result<tonic::Response<R>, tonic::Status>>,
 {
     let bearer = token.bearer(Some(deadline)).await?;
     Ok(downstream
-        .call(Retry::Safe, Some(deadline), |budget| {
-            send(request(message.clone(), &bearer, trace, budget))
+        .call(Retry::Safe, Some(deadline), |channel, budget| {
+            send(channel, request(message.clone(), &bearer, trace, budget))
         })
         .await)
 }

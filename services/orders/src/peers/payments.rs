@@ -14,7 +14,7 @@ use shop_proto::shop::{
     },
 };
 use tokio::time::Instant;
-use tonic::{Code, transport::Channel};
+use tonic::Code;
 
 use super::{ServiceToken, unavailable};
 use crate::{
@@ -34,12 +34,11 @@ const TOKEN_CHECK_PATIENCE: Duration = Duration::from_millis(500);
 const ISSUED_TOKENS_FOR: Duration = Duration::from_secs(60);
 const ISSUED_TOKENS_KEPT: u64 = 10_000;
 
+/// Payments' public PaymentService (checking a payment token) and internal
+/// OrderPaymentService (the order's charge and its refund), on the same
+/// endpoints.
 #[derive(Clone, Debug)]
 pub struct Payments {
-    /// The public service, for checking a payment token.
-    client: PaymentServiceClient<Channel>,
-    /// The internal one, for the order's charge and its refund.
-    orders: OrderPaymentServiceClient<Channel>,
     downstream: Downstream,
     token: Arc<ServiceToken>,
     /// Tokens payments said it issued, for a while: a customer's next
@@ -53,23 +52,15 @@ pub fn charge_key(order_id: &str) -> String {
 }
 
 impl Payments {
-    pub fn new(
-        url: &str,
-        token: Arc<ServiceToken>,
-        timeout: Duration,
-    ) -> Result<Self, OrdersError> {
-        // One channel (one connection pool) for both services on the port.
-        let channel = super::channel(url, "payments_url", timeout)?;
-        Ok(Self {
-            client: PaymentServiceClient::new(channel.clone()),
-            orders: OrderPaymentServiceClient::new(channel),
-            downstream: super::downstream("payments", timeout),
+    pub fn new(downstream: Downstream, token: Arc<ServiceToken>) -> Self {
+        Self {
+            downstream,
             token,
             issued: moka::sync::Cache::builder()
                 .max_capacity(ISSUED_TOKENS_KEPT)
                 .time_to_live(ISSUED_TOKENS_FOR)
                 .build(),
-        })
+        }
     }
 
     /// Refuses a payment token the processor never issued, before an order
@@ -90,8 +81,8 @@ impl Payments {
         let check = CheckPaymentTokenRequest {
             payment_token: payment_token.to_owned(),
         };
-        let send = |request| {
-            let mut client = self.client.clone();
+        let send = |channel, request| {
+            let mut client = PaymentServiceClient::new(channel);
             async move { client.check_payment_token(request).await }
         };
         let answer = match super::call_as_orders(
@@ -139,8 +130,8 @@ impl Payments {
             payment_token: payment_token.to_owned(),
             customer_id: order.user_id.clone(),
         };
-        let send = |request| {
-            let mut client = self.orders.clone();
+        let send = |channel, request| {
+            let mut client = OrderPaymentServiceClient::new(channel);
             async move { client.charge_order(request).await }
         };
         let answer =
@@ -182,8 +173,8 @@ impl Payments {
             idempotency_key: charge_key(&order.id),
             customer_id: order.user_id.clone(),
         };
-        let send = |request| {
-            let mut client = self.orders.clone();
+        let send = |channel, request| {
+            let mut client = OrderPaymentServiceClient::new(channel);
             async move { client.refund_order(request).await }
         };
         let answer =

@@ -9,9 +9,6 @@ use shop_proto::shop::users::v1::{
     IssueServiceTokenRequest, service_token_service_client::ServiceTokenServiceClient,
 };
 use tokio::sync::Mutex;
-use tonic::transport::Channel;
-
-use crate::error::OrdersError;
 
 /// A token is renewed this long before it expires.
 const RENEW_BEFORE: Duration = Duration::from_secs(60);
@@ -19,24 +16,19 @@ const SERVICE_NAME: &str = "orders";
 
 #[derive(Debug)]
 pub struct ServiceToken {
-    users: ServiceTokenServiceClient<Channel>,
-    downstream: Downstream,
+    /// The users service, whose ServiceTokenService issues the token.
+    users: Downstream,
     secret: SecretString,
     current: Mutex<Option<(String, Instant)>>,
 }
 
 impl ServiceToken {
-    pub fn new(
-        users_url: &str,
-        secret: SecretString,
-        timeout: Duration,
-    ) -> Result<Self, OrdersError> {
-        Ok(Self {
-            users: ServiceTokenServiceClient::new(super::channel(users_url, "users_url", timeout)?),
-            downstream: super::downstream("users", timeout),
+    pub fn new(users: Downstream, secret: SecretString) -> Self {
+        Self {
+            users,
             secret,
             current: Mutex::new(None),
-        })
+        }
     }
 
     /// A valid token, fetching a new one when needed (by `deadline`, if
@@ -52,14 +44,14 @@ impl ServiceToken {
             return Ok(token.clone());
         }
         let issued = self
-            .downstream
-            .call(Retry::Safe, deadline, |budget| {
+            .users
+            .call(Retry::Safe, deadline, |channel, budget| {
                 let mut request = tonic::Request::new(IssueServiceTokenRequest {
                     service_name: SERVICE_NAME.to_owned(),
                     service_secret: self.secret.expose_secret().to_owned(),
                 });
                 request.set_timeout(budget);
-                let mut users = self.users.clone();
+                let mut users = ServiceTokenServiceClient::new(channel);
                 async move { users.issue_service_token(request).await }
             })
             .await?

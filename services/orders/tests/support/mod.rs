@@ -21,8 +21,10 @@ use axum::{
 };
 use serde_json::{Value, json};
 use shop_catalog::domain::{Money, NewProduct};
-use shop_kit::{HttpConfig, app::Launch, auth::TokenKeys, testing::TestDatabase};
-use shop_orders::{PeerUrls, SagaPolicy};
+use shop_kit::{
+    HttpConfig, app::Launch, auth::TokenKeys, client::PeerTarget, testing::TestDatabase,
+};
+use shop_orders::{Peers, SagaPolicy};
 use tokio::sync::Semaphore;
 
 pub const SECRET: &str = "orders-test-secret";
@@ -159,7 +161,7 @@ pub struct Shop {
     pub bob: String,
     catalog_process: Peer<shop_catalog::Config>,
     payments_process: Peer<shop_payments::Config>,
-    peers: PeerUrls,
+    peers: Peers,
     options: Options,
     orders_db: TestDatabase,
     /// Users, catalog and payments, in that order.
@@ -261,8 +263,7 @@ impl Shop {
         .await
         .expect("users");
         let accounts = users.handle;
-        let users_url = format!("http://{}", users.addr);
-        let token_keys = TokenKeys::FromUsers(users_url.clone());
+        let token_keys = TokenKeys::users_at(users.addr);
         let catalog_db = TestDatabase::new("catalog").await;
         let catalog_config = shop_catalog::Config {
             database_url: catalog_db.url.as_str().into(),
@@ -289,9 +290,9 @@ impl Shop {
             .expect("product");
             catalog.handle.add_product(product).await.expect("insert");
         }
-        let mut catalog_url = format!("http://{}", catalog.addr);
+        let mut catalog_at = PeerTarget::addr(catalog.addr);
         if options.catalog_down {
-            catalog_url = "http://127.0.0.1:9".to_owned();
+            catalog_at = PeerTarget::addr("127.0.0.1:9".parse().expect("addr"));
         }
 
         let payments_db = TestDatabase::new("payments").await;
@@ -306,7 +307,6 @@ impl Shop {
             &faults,
         )
         .await;
-        let payments_url = format!("http://{}", payments.addr);
 
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -332,10 +332,10 @@ impl Shop {
             accounts,
             ada,
             bob,
-            peers: PeerUrls {
-                users_url,
-                catalog_url,
-                payments_url,
+            peers: Peers {
+                users: PeerTarget::addr(users.addr),
+                catalog: catalog_at,
+                payments: PeerTarget::addr(payments.addr),
                 service_secret: SECRET.into(),
             },
             options,
@@ -360,7 +360,7 @@ impl Shop {
             peers: self.peers.clone(),
             nats_url: self.options.nats_url.clone(),
             saga: self.options.policy.clone(),
-            token_keys: TokenKeys::FromUsers(self.peers.users_url.clone()),
+            token_keys: TokenKeys::FromUsers(self.peers.users.clone()),
         };
         let started = runtime.spawn(async move {
             Launch::new(orders)
