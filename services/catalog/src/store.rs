@@ -4,7 +4,7 @@
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, ExprTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
     sea_query::{Expr, Func, LikeExpr},
 };
 use shop_kit::db::UnknownStoredValue;
@@ -274,7 +274,7 @@ impl Store {
         delta: i32,
         traceparent: &str,
     ) -> Result<i32, CatalogError> {
-        let txn = self.db.begin().await?;
+        let txn = shop_kit::db::begin(&self.db).await?;
         let Some(change) = change_stock(&txn, id, delta).await? else {
             let refused = refusal(&txn, id, delta).await?;
             txn.rollback().await?;
@@ -306,7 +306,7 @@ impl Store {
             })
             .collect();
         let items = serde_json::to_string(&items).map_err(|e| DbErr::Custom(e.to_string()))?;
-        let txn = self.db.begin().await?;
+        let txn = shop_kit::db::begin(&self.db).await?;
         // Claim the id first: a concurrent twin fails here and reads ours.
         let claim = reservation::ActiveModel {
             id: Set(id.to_owned()),
@@ -369,7 +369,7 @@ impl Store {
             let status = reservation_status(&self.db, id).await?;
             return settled_already(id, to, status);
         }
-        let txn = self.db.begin().await?;
+        let txn = shop_kit::db::begin(&self.db).await?;
         let Some(released) = settle.exec_with_returning(&txn).await?.into_iter().next() else {
             let status = reservation_status(&txn, id).await?;
             if status.is_none() {

@@ -2,7 +2,7 @@
 
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, TransactionTrait,
+    ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter,
     sea_query::{Expr, OnConflict},
 };
 use shop_kit::events::Relay;
@@ -153,7 +153,7 @@ impl Store {
         ])
         .do_nothing()
         .to_owned();
-        let txn = self.db.begin().await?;
+        let txn = shop_kit::db::begin(&self.db).await?;
         let inserted = payment::Entity::insert(row)
             .on_conflict(first)
             .exec_without_returning(&txn)
@@ -180,7 +180,7 @@ impl Store {
         now: i64,
         traceparent: &str,
     ) -> Result<Option<Payment>, PaymentsError> {
-        let txn = self.db.begin().await?;
+        let txn = shop_kit::db::begin(&self.db).await?;
         let moved = payment::Entity::update_many()
             .col_expr(
                 payment::Column::Status,

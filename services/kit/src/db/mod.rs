@@ -4,7 +4,8 @@
 use std::{path::Path, time::Duration};
 
 use sea_orm::{
-    ConnectOptions, Database, DatabaseConnection, DbErr, SqlErr,
+    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbErr, SqlErr,
+    TransactionTrait,
     sqlx::{
         postgres::PgSslMode,
         sqlite::{SqliteJournalMode, SqliteSynchronous},
@@ -41,6 +42,27 @@ pub async fn connect(service: &'static str, url: &str) -> Result<DatabaseConnect
         tracing::trace!(target: "shop::sql", service, failed = info.failed, sql = %info.statement.sql);
     });
     Ok(db)
+}
+
+/// Begins a transaction, in a task of its own so that the caller being
+/// dropped half-way (a deadline passed, the client went away) cannot leave
+/// the pooled connection inside a transaction nobody knows of.
+///
+/// sqlx 0.9 sends `BEGIN` and counts the transaction only once the server
+/// has answered; a future dropped in between leaves the server in a
+/// transaction while sqlx thinks the connection idle, and returns it to the
+/// pool. The next statement run on it (say a CommitStock's update,
+/// answered ok) then lives inside that transaction and is lost when it is
+/// rolled back. Here the `BEGIN` always completes: if nobody is left to
+/// take the transaction, dropping it rolls it back, as it should.
+/// (`clippy.toml` forbids `TransactionTrait::begin` everywhere else.)
+pub async fn begin(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    let db = db.clone();
+    #[allow(clippy::disallowed_methods)]
+    let begun = tokio::spawn(async move { db.begin().await });
+    begun
+        .await
+        .map_err(|e| DbErr::Custom(format!("beginning a transaction: {e}")))?
 }
 
 /// Statements run on a service's database (transaction control aside).
@@ -217,6 +239,8 @@ pub fn redact(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::str::FromStr;
+
     use super::*;
 
     #[test]
@@ -258,18 +282,147 @@ mod tests {
         let _ = std::fs::remove_dir_all(dir);
     }
 
+    /// A TCP proxy to `upstream` that holds every byte coming back for
+    /// `delay`: a statement's answer arrives that much later.
+    async fn slow_answers(upstream: std::net::SocketAddr, delay: Duration) -> std::net::SocketAddr {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(upstream).await else {
+                    continue;
+                };
+                let (mut client_read, mut client_write) = client.into_split();
+                let (mut server_read, mut server_write) = server.into_split();
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut client_read, &mut server_write).await;
+                });
+                tokio::spawn(async move {
+                    let mut buffer = vec![0u8; 64 * 1024];
+                    while let Ok(n) = server_read.read(&mut buffer).await {
+                        if n == 0 {
+                            break;
+                        }
+                        tokio::time::sleep(delay).await;
+                        if client_write.write_all(&buffer[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    /// A fresh PostgreSQL database reached through [`slow_answers`], with
+    /// one pooled connection, and a direct connection to read it; `None`
+    /// without `SHOP_TEST_DATABASE_URL` (PostgreSQL).
+    async fn postgres_through_a_slow_link() -> Option<(DatabaseConnection, DatabaseConnection)> {
+        use sea_orm::ConnectionTrait;
+        let server = std::env::var("SHOP_TEST_DATABASE_URL").ok()?;
+        if !server.starts_with("postgres") {
+            return None;
+        }
+        let name = format!("test_kit_begin_{}", uuid::Uuid::new_v4().simple());
+        let admin = Database::connect(pool_options(&server))
+            .await
+            .expect("admin");
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+            .await
+            .expect("create database");
+        let direct_url = format!("{}/{name}", server.rsplit_once('/').expect("a path").0);
+        let direct = Database::connect(pool_options(&direct_url))
+            .await
+            .expect("direct");
+        direct
+            .execute_unprepared("CREATE TABLE stock (n INTEGER); INSERT INTO stock VALUES (0);")
+            .await
+            .expect("table");
+        let options = sea_orm::sqlx::postgres::PgConnectOptions::from_str(&direct_url)
+            .expect("a PostgreSQL URL");
+        let host = format!("{}:{}", options.get_host(), options.get_port());
+        let upstream = tokio::net::lookup_host(host)
+            .await
+            .expect("PostgreSQL's address")
+            .next()
+            .expect("an address");
+        let proxy = slow_answers(upstream, Duration::from_millis(150)).await;
+        let proxied_url = direct_url.replacen(
+            &format!("@{}:{}/", options.get_host(), options.get_port()),
+            &format!("@{proxy}/"),
+            1,
+        );
+        assert_ne!(proxied_url, direct_url, "the URL names host and port");
+        let mut pooled = pool_options(&proxied_url);
+        pooled.max_connections(1).min_connections(1);
+        let pool = Database::connect(pooled).await.expect("pool");
+        Some((pool, direct))
+    }
+
+    /// Cuts a transaction's start short (its caller gone while `BEGIN` is
+    /// on its way), then runs one plain UPDATE on the pool's only
+    /// connection: what a reader elsewhere sees of it.
+    async fn update_after_a_cancelled_begin<F, Fut>(begin_with: F) -> Option<i32>
+    where
+        F: FnOnce(DatabaseConnection) -> Fut,
+        Fut: Future<Output = Result<DatabaseTransaction, DbErr>>,
+    {
+        use sea_orm::ConnectionTrait;
+        let (pool, direct) = postgres_through_a_slow_link().await?;
+        let cut = tokio::time::timeout(Duration::from_millis(50), begin_with(pool.clone())).await;
+        assert!(cut.is_err(), "the begin was cut short");
+        let updated = pool
+            .execute_unprepared("UPDATE stock SET n = n + 1")
+            .await
+            .expect("update");
+        assert_eq!(updated.rows_affected(), 1, "the update says it landed");
+        let row = direct
+            .query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                "SELECT n FROM stock",
+            ))
+            .await
+            .expect("read")
+            .expect("a row");
+        Some(row.try_get_by_index::<i32>(0).expect("n"))
+    }
+
+    /// The lost CommitStock of issue 25: an UPDATE answered ok, never
+    /// committed. Fails once sqlx counts a transaction it has sent BEGIN
+    /// for: then `begin` below may go back to being sea-orm's own.
+    #[tokio::test]
+    async fn sqlx_leaves_a_connection_in_a_transaction_when_begin_is_cut_short() {
+        #[allow(clippy::disallowed_methods)]
+        let seen = update_after_a_cancelled_begin(|pool| async move { pool.begin().await }).await;
+        if let Some(seen) = seen {
+            assert_eq!(seen, 0, "the update ran inside the abandoned transaction");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_begin_cut_short_leaves_the_connection_out_of_any_transaction() {
+        let seen = update_after_a_cancelled_begin(|pool| async move { begin(&pool).await }).await;
+        if let Some(seen) = seen {
+            assert_eq!(seen, 1, "the update is committed and seen");
+        }
+    }
+
     /// The connection gets the settings from the connect options (so a
     /// connection the pool opens again gets them too), and there is one:
     /// a second writer waits for the first.
     #[tokio::test]
     async fn the_one_sqlite_connection_is_set_up() {
-        use sea_orm::{ConnectionTrait, TransactionTrait};
+        use sea_orm::ConnectionTrait;
         let dir = std::env::temp_dir().join(format!("shop-db-{}", uuid::Uuid::new_v4()));
         let db = connect("catalog", &sqlite_url(&dir, "catalog"))
             .await
             .expect("connect");
-        let held = vec![db.begin().await.expect("begin")];
-        let second = tokio::time::timeout(std::time::Duration::from_millis(200), db.begin()).await;
+        let held = vec![begin(&db).await.expect("begin")];
+        let second = tokio::time::timeout(std::time::Duration::from_millis(200), begin(&db)).await;
         assert!(second.is_err(), "a second connection was handed out");
         for transaction in &held {
             let pragma = |name: &str| {

@@ -10,7 +10,6 @@ use std::collections::HashMap;
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
     sea_query::{Alias, Expr, ExprTrait, OnConflict},
 };
 use shop_kit::events::{Event, Inbox};
@@ -45,7 +44,7 @@ impl History {
         let mut ids: Vec<&str> = batch.iter().map(|event| event.id.as_str()).collect();
         ids.sort_unstable();
         ids.dedup();
-        let txn = self.db.begin().await?;
+        let txn = shop_kit::db::begin(&self.db).await?;
         let first_time = self.inbox.first_deliveries(&txn, &ids).await?;
         // The newest news of each order in the batch.
         let mut newest: HashMap<&str, Order> = HashMap::new();

@@ -13,7 +13,7 @@ mod history;
 
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait, sea_query::Expr,
+    QueryOrder, QuerySelect, sea_query::Expr,
 };
 use shop_kit::db::UnknownStoredValue;
 use shop_kit::events::Relay;
@@ -205,7 +205,7 @@ impl Store {
             saga_traceparent: Set(traceparent.to_owned()),
         };
         let event = events::order_event(&order, traceparent);
-        let txn = self.db.begin().await?;
+        let txn = shop_kit::db::begin(&self.db).await?;
         if let Err(error) = order::Entity::insert(row)
             .exec_without_returning(&txn)
             .await
@@ -308,7 +308,7 @@ impl Store {
             .col_expr(order::Column::UpdatedAtMs, Expr::value(done.updated_at_ms))
             .col_expr(order::Column::Version, Expr::value(done.version));
         let event = events::order_event(done, &held.traceparent);
-        let txn = self.db.begin().await?;
+        let txn = shop_kit::db::begin(&self.db).await?;
         let rows = moved.exec_with_returning(&txn).await?;
         let Some(row) = rows.first() else {
             txn.rollback().await?;
