@@ -104,6 +104,16 @@ async fn change_stock(
     }))
 }
 
+/// `items` in the order their products' rows are locked: by product id,
+/// the same in every transaction, so two orders naming the same products in
+/// another order never wait for each other in a circle (PostgreSQL aborts
+/// one of them as a deadlock after a second's wait).
+fn in_lock_order<'a, T>(items: &'a [T], product_id: impl Fn(&T) -> &String) -> Vec<&'a T> {
+    let mut ordered: Vec<&T> = items.iter().collect();
+    ordered.sort_by(|a, b| product_id(a).cmp(product_id(b)));
+    ordered
+}
+
 /// The stock.changed events of `changes`.
 fn stock_events(changes: &[StockChanged], traceparent: &str) -> Vec<Event> {
     changes
@@ -328,7 +338,7 @@ impl Store {
             return Ok(status);
         }
         let mut changes = Vec::with_capacity(lines.len());
-        for (product_id, quantity) in lines {
+        for (product_id, quantity) in in_lock_order(lines, |(id, _)| id) {
             match change_stock(&txn, product_id, -quantity).await? {
                 Some(change) => changes.push(change),
                 None => {
@@ -389,7 +399,8 @@ impl Store {
             return settled_already(id, to, status);
         };
         let mut changes = Vec::new();
-        for item in reserved_items(&released)? {
+        let items = reserved_items(&released)?;
+        for item in in_lock_order(&items, |item| &item.product_id) {
             changes.extend(change_stock(&txn, &item.product_id, item.quantity).await?);
         }
         self.relay
