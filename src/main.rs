@@ -41,6 +41,18 @@ struct Cli {
 enum Command {
     /// Start every service in one process (the default).
     Run,
+    /// Apply the services' database migrations and exit (e.g. as a
+    /// Kubernetes Job before a rollout); every service also applies them
+    /// at start, one replica at a time.
+    Migrate {
+        /// The services to migrate (default: all four).
+        #[arg(value_enum)]
+        services: Vec<StoredService>,
+        /// The database, when one service is named (default: the service's
+        /// own --<service>-database-url, else SQLite under --data-dir).
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: Option<String>,
+    },
     /// Run a single service.
     Serve {
         #[arg(value_enum)]
@@ -60,6 +72,28 @@ enum ServiceName {
     Orders,
     Payments,
     Gateway,
+}
+
+/// The services that keep a database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum StoredService {
+    Users,
+    Catalog,
+    Orders,
+    Payments,
+}
+
+impl StoredService {
+    const ALL: [Self; 4] = [Self::Users, Self::Catalog, Self::Orders, Self::Payments];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Users => "users",
+            Self::Catalog => "catalog",
+            Self::Orders => "orders",
+            Self::Payments => "payments",
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -405,6 +439,59 @@ fn main() -> ExitCode {
     }
 }
 
+/// `shop migrate`: each service's migrations, applied under its lock.
+async fn migrate(
+    shop: &ShopArgs,
+    services: Vec<StoredService>,
+    database_url: Option<String>,
+) -> anyhow::Result<()> {
+    use shop_migrations as m;
+    let services = if services.is_empty() {
+        StoredService::ALL.to_vec()
+    } else {
+        services
+    };
+    if database_url.is_some() && services.len() > 1 {
+        anyhow::bail!(
+            "DATABASE_URL (--database-url) names one database: migrate one service with it, \
+             or give each its own --<service>-database-url"
+        );
+    }
+    for service in services {
+        let name = service.name();
+        let own = match service {
+            StoredService::Users => shop.users_database_url.as_deref(),
+            StoredService::Catalog => shop.catalog_database_url.as_deref(),
+            StoredService::Orders => shop.orders_database_url.as_deref(),
+            StoredService::Payments => shop.payments_database_url.as_deref(),
+        };
+        let url = shop.database_url(own, database_url.as_deref(), name);
+        let failed = |e: &dyn std::fmt::Display| anyhow::anyhow!("{name} database {url}: {e}");
+        let db = db::connect(name, url.expose())
+            .await
+            .map_err(|e| failed(&e))?;
+        let applied = match service {
+            StoredService::Users => m::up::<m::users::Migrator>(&db, name).await,
+            StoredService::Catalog => m::up::<m::catalog::Migrator>(&db, name).await,
+            StoredService::Orders => m::up::<m::orders::Migrator>(&db, name).await,
+            StoredService::Payments => m::up::<m::payments::Migrator>(&db, name).await,
+        }
+        .map_err(|e| failed(&e))?;
+        let latest = applied.latest.as_deref().unwrap_or("none");
+        if applied.now.is_empty() {
+            println!("{name:<9} up to date at {latest}   db: {url}");
+        } else {
+            println!(
+                "{name:<9} applied {}: {}; now at {latest}   db: {url}",
+                applied.now.len(),
+                applied.now.join(", ")
+            );
+        }
+        let _ = db.close().await;
+    }
+    Ok(())
+}
+
 async fn run(mut cli: Cli) -> anyhow::Result<()> {
     // The browser app comes from the gateway: its origin, wherever the
     // gateway was moved to, may call the services (unless told otherwise).
@@ -415,11 +502,14 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
     if cli.shop.service_secret.is_none() {
         cli.shop.service_secret = Some(uuid::Uuid::new_v4().simple().to_string().into());
     }
-    let shutdown = Shutdown::on_signals(cli.shop.http.drain());
     // Every service has its own database: a DATABASE_URL only makes sense
-    // for `shop serve <service>`.
+    // for `shop serve <service>` (and `shop migrate <service>`).
     let whole_shop = matches!(cli.command, None | Some(Command::Run));
     let (services, database_url) = match cli.command.unwrap_or(Command::Run) {
+        Command::Migrate {
+            services,
+            database_url,
+        } => return migrate(&cli.shop, services, database_url).await,
         Command::Run => (
             vec![
                 ServiceName::Users,
@@ -435,6 +525,7 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
             database_url,
         } => (vec![service], database_url),
     };
+    let shutdown = Shutdown::on_signals(cli.shop.http.drain());
     let mut running = Vec::new();
     for service in services {
         let shop = &cli.shop;

@@ -57,6 +57,10 @@ impl From<CatalogError> for ConnectError {
                 tracing::error!(%error, "catalog record unreadable");
                 ConnectError::new(Code::Internal, "internal error")
             }
+            CatalogError::Migrate(_) => {
+                tracing::error!(%error, "catalog migrations");
+                ConnectError::new(Code::Internal, "the catalog service failed")
+            }
             CatalogError::Database(db) => {
                 tracing::error!(error = %db, "catalog database error");
                 ConnectError::new(Code::Unavailable, "the catalog database is unavailable")

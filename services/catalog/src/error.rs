@@ -36,6 +36,10 @@ pub enum CatalogError {
 
     #[error("database: {0}")]
     Database(#[from] DbErr),
+
+    /// Bringing the schema up to date at start (never on a request).
+    #[error(transparent)]
+    Migrate(#[from] shop_migrations::MigrateError),
 }
 
 impl CatalogError {

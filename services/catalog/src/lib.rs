@@ -23,7 +23,6 @@ use shop_kit::{
     grpc_defaults,
     observe::trace_context::TraceParent,
 };
-use shop_migrations::MigratorTrait;
 use shop_proto::shop::catalog::v1::{
     self as pb, catalog_service_connect::CatalogServiceTonicCompatibleBuilder,
     stock_service_connect::StockServiceTonicCompatibleBuilder,
@@ -68,7 +67,7 @@ impl Catalog {
         broker: Broker,
         shutdown: &Shutdown,
     ) -> Result<Self, CatalogError> {
-        shop_migrations::catalog::Migrator::up(&db, None).await?;
+        shop_migrations::up::<shop_migrations::catalog::Migrator>(&db, "catalog").await?;
         let stock_feed = StockFeed::new();
         let relay = Relay::start(
             db.clone(),

@@ -55,6 +55,10 @@ impl From<OrdersError> for ConnectError {
                 tracing::error!(%error, "orders events error");
                 ConnectError::new(Code::Internal, "the orders service failed")
             }
+            OrdersError::Migrate(_) => {
+                tracing::error!(%error, "orders migrations");
+                ConnectError::new(Code::Internal, "the orders service failed")
+            }
             OrdersError::Database(db) => {
                 tracing::error!(error = %db, "orders database error");
                 ConnectError::new(Code::Unavailable, "the orders database is unavailable")

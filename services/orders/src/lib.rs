@@ -27,7 +27,6 @@ use shop_kit::{
     observe::trace_context::TraceParent,
     rpc::deadline::CallerDeadline,
 };
-use shop_migrations::MigratorTrait;
 use shop_proto::shop::orders::v1::{
     self as pb, order_service_connect::OrderServiceTonicCompatibleBuilder,
 };
@@ -80,7 +79,7 @@ impl Orders {
         shutdown: &Shutdown,
     ) -> Result<Self, OrdersError> {
         let db = shop_kit::db::connect("orders", database_url).await?;
-        shop_migrations::orders::Migrator::up(&db, None).await?;
+        shop_migrations::up::<shop_migrations::orders::Migrator>(&db, "orders").await?;
         let Connected { catalog, payments } = peers;
         let feed = OrderFeed::new();
         let history = History::new(db.clone());

@@ -57,6 +57,10 @@ impl From<PaymentsError> for ConnectError {
                 tracing::error!(%error, "payments record unreadable");
                 ConnectError::new(Code::Internal, "internal error")
             }
+            PaymentsError::Migrate(_) => {
+                tracing::error!(%error, "payments migrations");
+                ConnectError::new(Code::Internal, "the payments service failed")
+            }
             PaymentsError::Database(db) => {
                 tracing::error!(error = %db, "payments database error");
                 ConnectError::new(Code::Unavailable, "the payments database is unavailable")

@@ -22,7 +22,6 @@ use shop_kit::{
     grpc_defaults,
     observe::trace_context::TraceParent,
 };
-use shop_migrations::MigratorTrait;
 use shop_proto::shop::payments::v1::{
     self as pb, order_payment_service_connect::OrderPaymentServiceTonicCompatibleBuilder,
     payment_service_connect::PaymentServiceTonicCompatibleBuilder,
@@ -56,7 +55,7 @@ impl Payments {
         shutdown: &Shutdown,
     ) -> Result<Self, PaymentsError> {
         let db = shop_kit::db::connect("payments", database_url).await?;
-        shop_migrations::payments::Migrator::up(&db, None).await?;
+        shop_migrations::up::<shop_migrations::payments::Migrator>(&db, "payments").await?;
         let relay = Relay::start(db.clone(), events::SERVICE, broker, Vec::new(), shutdown);
         Ok(Self {
             store: Store::new(db, relay),

@@ -23,7 +23,6 @@ use shop_kit::{
     db::DatabaseUrl,
     grpc_defaults,
 };
-use shop_migrations::MigratorTrait;
 use shop_proto::shop::users::v1::{
     self as pb, Session, service_token_service_connect::ServiceTokenServiceTonicCompatibleBuilder,
     user_service_connect::UserServiceTonicCompatibleBuilder,
@@ -69,7 +68,7 @@ impl Accounts {
     /// (created on first use).
     pub async fn open(database_url: &str, signing_key: Option<&[u8]>) -> Result<Self, UsersError> {
         let db = shop_kit::db::connect("users", database_url).await?;
-        shop_migrations::users::Migrator::up(&db, None).await?;
+        shop_migrations::up::<shop_migrations::users::Migrator>(&db, "users").await?;
         let store = Store::new(db);
         let issuer = match signing_key {
             Some(der) => TokenIssuer::from_pkcs8(tokens::key_id(der)?, der)?,

@@ -1,0 +1,95 @@
+//! `shop migrate` and what starting on a database or with peers the shop
+//! cannot use does: applies and exits; refuses, naming what is wrong.
+
+use std::process::{Command, Output};
+
+fn shop(args: &[&str], data: &std::path::Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_shop"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RUST_LOG", "warn")
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .output()
+        .expect("run shop")
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[test]
+fn migrate_applies_every_service_then_says_it_is_up_to_date() {
+    let data = tempfile::tempdir().expect("dir");
+    let first = shop(&["migrate"], data.path());
+    assert!(first.status.success(), "{}", text(&first));
+    let said = text(&first);
+    for service in ["users", "catalog", "orders", "payments"] {
+        assert!(said.contains(&format!("{service:<9} applied")), "{said}");
+    }
+    let again = shop(&["migrate", "orders"], data.path());
+    assert!(again.status.success(), "{}", text(&again));
+    assert!(
+        text(&again).contains("orders    up to date at m"),
+        "{}",
+        text(&again)
+    );
+}
+
+#[test]
+fn a_service_refuses_a_database_a_newer_version_migrated() {
+    let data = tempfile::tempdir().expect("dir");
+    assert!(shop(&["migrate", "payments"], data.path()).status.success());
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        data.path().join("payments.db").display()
+    );
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        use sea_orm::ConnectionTrait;
+        let db = shop_kit::db::connect("test", &url).await.expect("connect");
+        db.execute_unprepared(
+            "INSERT INTO payments_migrations (version, applied_at) VALUES ('m20990101_000001_later', 0)",
+        )
+        .await
+        .expect("a later migration");
+        db.close().await.expect("close");
+    });
+    for args in [&["migrate", "payments"][..], &["serve", "payments"][..]] {
+        let refused = shop(args, data.path());
+        assert!(!refused.status.success(), "{args:?} must refuse");
+        let said = text(&refused);
+        assert!(
+            said.contains("migrated by a newer version") && said.contains("m20990101_000001_later"),
+            "{args:?}: {said}"
+        );
+    }
+}
+
+#[test]
+fn peer_addresses_the_shop_cannot_use_are_refused_naming_the_flag() {
+    let data = tempfile::tempdir().expect("dir");
+    for (flag, value, says) in [
+        ("--catalog-url", "http://a:1,,http://b:2", "empty entry"),
+        ("--catalog-url", "", "empty entry"),
+        (
+            "--payments-url",
+            "catalog:8082",
+            "not an http:// or https:// URL",
+        ),
+        ("--users-url", "dns:///users", "port is missing"),
+    ] {
+        let refused = shop(&["serve", "orders", flag, value], data.path());
+        assert!(!refused.status.success(), "{flag} {value:?}");
+        let said = text(&refused);
+        assert!(
+            said.contains(flag) && said.contains(says),
+            "{flag} {value:?}: {said}"
+        );
+    }
+}
