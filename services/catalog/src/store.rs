@@ -108,7 +108,7 @@ async fn change_stock(
 /// the same in every transaction, so two orders naming the same products in
 /// another order never wait for each other in a circle (PostgreSQL aborts
 /// one of them as a deadlock after a second's wait).
-fn in_lock_order<'a, T>(items: &'a [T], product_id: impl Fn(&T) -> &String) -> Vec<&'a T> {
+fn in_lock_order<T>(items: &[T], product_id: impl Fn(&T) -> &String) -> Vec<&T> {
     let mut ordered: Vec<&T> = items.iter().collect();
     ordered.sort_by(|a, b| product_id(a).cmp(product_id(b)));
     ordered
