@@ -6,6 +6,7 @@ mod m20261121_000001_create_products;
 mod m20261121_000002_create_reservations;
 mod m20261121_000003_stock_events;
 mod m20261123_000004_reservation_items_in_row;
+mod m20261123_000005_outbox_claims;
 
 /// Applies the catalog's migrations in order.
 pub struct Migrator;
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000002_create_reservations::Migration),
             Box::new(m20261121_000003_stock_events::Migration),
             Box::new(m20261123_000004_reservation_items_in_row::Migration),
+            Box::new(m20261123_000005_outbox_claims::Migration),
         ]
     }
 

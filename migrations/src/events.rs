@@ -17,6 +17,7 @@ enum Outbox {
     Traceparent,
     Data,
     PublishedAtMs,
+    ClaimedUntilMs,
 }
 
 #[derive(DeriveIden)]
@@ -125,6 +126,31 @@ pub async fn drop_processed_events(
         .drop_table(
             Table::drop()
                 .table(processed_events_table(service))
+                .to_owned(),
+        )
+        .await
+}
+
+/// A column for the relay's claim on events it polls from the outbox: with
+/// replicas sharing one database, a poll claims what it relays (until the
+/// claim expires), so no two replicas relay the same event.
+pub async fn add_outbox_claims(manager: &SchemaManager<'_>, service: &str) -> Result<(), DbErr> {
+    manager
+        .alter_table(
+            Table::alter()
+                .table(outbox_table(service))
+                .add_column(ColumnDef::new(Outbox::ClaimedUntilMs).big_integer().null())
+                .to_owned(),
+        )
+        .await
+}
+
+pub async fn drop_outbox_claims(manager: &SchemaManager<'_>, service: &str) -> Result<(), DbErr> {
+    manager
+        .alter_table(
+            Table::alter()
+                .table(outbox_table(service))
+                .drop_column(Outbox::ClaimedUntilMs)
                 .to_owned(),
         )
         .await

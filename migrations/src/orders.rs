@@ -6,6 +6,7 @@ mod m20261121_000001_create_orders;
 mod m20261121_000002_create_sagas_and_events;
 mod m20261123_000003_one_row_per_order;
 mod m20261123_000005_cancel_reasons;
+mod m20261123_000006_outbox_claims;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000002_create_sagas_and_events::Migration),
             Box::new(m20261123_000003_one_row_per_order::Migration),
             Box::new(m20261123_000005_cancel_reasons::Migration),
+            Box::new(m20261123_000006_outbox_claims::Migration),
         ]
     }
 

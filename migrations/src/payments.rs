@@ -5,6 +5,7 @@ use sea_orm_migration::prelude::*;
 mod m20261121_000001_create_payments;
 mod m20261121_000002_voids_and_events;
 mod m20261122_000003_charged_by;
+mod m20261123_000004_outbox_claims;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000001_create_payments::Migration),
             Box::new(m20261121_000002_voids_and_events::Migration),
             Box::new(m20261122_000003_charged_by::Migration),
+            Box::new(m20261123_000004_outbox_claims::Migration),
         ]
     }
 

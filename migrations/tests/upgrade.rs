@@ -180,7 +180,7 @@ async fn cancel_reasons_are_read_from_the_words_and_the_words_kept() {
     )
     .await;
 
-    Migrator::up(&db, None).await.expect("upgrade");
+    Migrator::up(&db, Some(1)).await.expect("upgrade");
     for (id, words, reason) in cases {
         let order = row(
             &db,
@@ -283,7 +283,7 @@ async fn reservations_keep_their_items_in_their_row() {
     )
     .await;
 
-    Migrator::up(&db, None).await.expect("upgrade");
+    Migrator::up(&db, Some(1)).await.expect("upgrade");
     let items = |id: &'static str| {
         let db = db.clone();
         async move {

@@ -51,15 +51,10 @@ fn now_ms() -> i64 {
 /// with the order as it then is.
 const CANCEL_PATIENCE: Duration = Duration::from_secs(5);
 
-/// How long ListOrders waits for the history to take in events already
-/// committed before reading what it holds.
-const HISTORY_PATIENCE: Duration = Duration::from_millis(500);
-
 /// A customer's orders.
 #[derive(Clone, Debug)]
 pub struct Orders {
     store: Store,
-    relay: Relay,
     history: History,
     feed: OrderFeed,
     catalog: Catalog,
@@ -107,7 +102,6 @@ impl Orders {
         );
         Ok(Self {
             store,
-            relay,
             history,
             feed,
             catalog,
@@ -125,16 +119,16 @@ impl Orders {
     }
 
     /// One page of a customer's order history, newest first, and whether
-    /// more follow. The history is a read model fed by the order events;
-    /// it first takes in the events already committed, so a customer who
-    /// has just seen an order confirmed finds it here.
+    /// more follow. The history is a read model fed by the order events,
+    /// completed with the orders it has not caught up with yet, so a
+    /// customer who has just seen an order confirmed finds it here,
+    /// whichever replica they ask.
     pub async fn history_page(
         &self,
         user_id: &str,
         size: u64,
         after: Option<&Cursor>,
     ) -> Result<(Vec<Order>, bool), OrdersError> {
-        self.relay.settled(HISTORY_PATIENCE).await;
         self.history.page(user_id, size, after).await
     }
 

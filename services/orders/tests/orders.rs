@@ -366,8 +366,8 @@ async fn the_order_history_lists_newest_first_page_by_page() {
 #[tokio::test]
 async fn an_order_seen_confirmed_is_in_the_history_at_once() {
     // The history is a read model a batch behind the order; ListOrders
-    // first takes in what is committed, so the first read after the
-    // confirmation already lists it, confirmed.
+    // completes it with the orders it lags behind, so the first read
+    // after the confirmation already lists it, confirmed.
     let shop = Shop::start().await;
     for i in 0..5 {
         let order = shop.order(&shop.ada, &format!("seen-{i}")).await;
@@ -386,6 +386,59 @@ async fn an_order_seen_confirmed_is_in_the_history_at_once() {
             "{listed}"
         );
     }
+}
+
+/// The history behind (its consumer slow, or on another replica that has
+/// not had the events yet): ListOrders lists every order as it is, newest
+/// first, page by page, from the orders themselves where the history lags.
+#[tokio::test]
+async fn a_history_that_lags_is_completed_from_the_orders_themselves() {
+    use sea_orm::ConnectionTrait;
+    let shop = Shop::start().await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let order = shop.order(&shop.ada, &format!("lag-{i}")).await;
+        let id = order["id"].as_str().expect("id").to_owned();
+        shop.settled(&shop.ada, &id).await;
+        ids.push(id);
+        // Distinct instants, so the page order is known.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    shop.history_settled(&shop.ada, 3).await;
+    // The history forgets the newest order and holds the oldest as placed.
+    let db = shop.orders_database().await;
+    db.execute_unprepared(&format!(
+        "DELETE FROM order_history WHERE order_id = '{}'",
+        ids[2]
+    ))
+    .await
+    .expect("forget");
+    db.execute_unprepared(&format!(
+        "UPDATE order_history SET status = 'pending', version = 1 WHERE order_id = '{}'",
+        ids[0]
+    ))
+    .await
+    .expect("roll back");
+    let mut seen = Vec::new();
+    let mut request = json!({"pageSize": 1});
+    loop {
+        let (status, page) = shop
+            .call("ListOrders", Some(&shop.ada), request.clone())
+            .await;
+        assert_eq!(status, 200, "{page}");
+        for order in page["orders"].as_array().expect("orders") {
+            assert_eq!(order["status"], "ORDER_STATUS_CONFIRMED", "{order}");
+            seen.push(order["id"].as_str().expect("id").to_owned());
+        }
+        match page["nextPageToken"].as_str() {
+            Some(token) if !token.is_empty() => {
+                request = json!({"pageSize": 1, "pageToken": token});
+            }
+            _ => break,
+        }
+    }
+    let newest_first: Vec<String> = ids.iter().rev().cloned().collect();
+    assert_eq!(seen, newest_first);
 }
 
 #[tokio::test]

@@ -599,3 +599,47 @@ async fn account_requests_breaking_a_rule_are_refused_on_every_protocol() {
     )
     .await;
 }
+
+/// Replicas of the users service started at the same moment on one fresh
+/// database each make a key, and agree on one (the oldest): a token from
+/// either verifies with the keys any replica serves, as every other
+/// service fetches them from whichever replica answers.
+#[tokio::test]
+async fn replicas_started_together_sign_with_one_key() {
+    let database = shop_kit::testing::TestDatabase::new("users").await;
+    let start = || {
+        let users = shop_users::Config {
+            service_secret: SERVICE_SECRET.into(),
+            ..shop_users::Config::new(database.url.as_str().into())
+        };
+        async move { Launch::new(users).start().await.expect("a replica") }
+    };
+    let (first, second) = tokio::join!(start(), start());
+    let both =
+        shop_kit::client::PeerTarget::url(&format!("http://{},http://{}", first.addr, second.addr))
+            .expect("two replicas");
+    let everywhere = TokenVerifier::fetch(&both, Duration::from_secs(5))
+        .await
+        .expect("keys");
+    for (replica, at) in [(&first, "first"), (&second, "second")] {
+        let url = format!("http://{}/shop.users.v1.UserService/SignUp", replica.addr);
+        let (status, body) = shop_kit::testing::call_json(
+            &url,
+            None,
+            &json!({"email": format!("{at}@example.com"), "password": "correct horse 9", "displayName": "Ada"}),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let token = body["session"]["accessToken"].as_str().expect("token");
+        for addr in [first.addr, second.addr] {
+            let keys = TokenVerifier::fetch(
+                &shop_kit::client::PeerTarget::addr(addr),
+                Duration::from_secs(5),
+            )
+            .await
+            .expect("keys");
+            assert!(keys.verify(token).is_ok(), "a token of the {at} replica");
+        }
+        assert!(everywhere.verify(token).is_ok());
+    }
+}

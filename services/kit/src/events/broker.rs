@@ -15,15 +15,21 @@
 //!
 //! The outbox stays the truth: events the relay never got (a crash after the
 //! commit, a full hand-over queue) or could not deliver (the broker down, a
-//! durable handler failing) are read back from it in commit order, and
-//! while any wait there, new ones are taken from it too, so none overtakes
-//! an older one. Either way delivery is at least once: handlers must be
-//! idempotent (see [`super::Inbox`]).
+//! durable handler failing) are read back from it in commit order once they
+//! are a couple of seconds old (younger ones are still on their way through
+//! the relay of the process that committed them, maybe another replica),
+//! each batch claimed first (one `UPDATE ... RETURNING`, skipping rows
+//! another replica holds), so replicas sharing an outbox relay each event
+//! once. While events wait there, new ones are left to the outbox too. An
+//! event may then overtake an older one of another aggregate, never its own
+//! aggregate's newer news unnoticed: consumers keep the newest version.
+//! Delivery is at least once: handlers must be idempotent (see
+//! [`super::Inbox`]).
 
 use std::{sync::Arc, time::Duration};
 
 use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use super::{
     Event, EventsError, Outbox,
@@ -36,8 +42,13 @@ use crate::shutdown::Shutdown;
 /// after a failure, how soon it tries again).
 const RELAY_POLL: Duration = Duration::from_secs(1);
 /// An unpublished event this old was lost on its way to the relay (or its
-/// delivery failed): the poll takes it from the outbox.
+/// delivery failed): the poll takes it from the outbox. Younger ones are
+/// being relayed by the process that committed them, which may be another
+/// replica.
 const HANDED_OVER_WITHIN: Duration = Duration::from_secs(2);
+/// How long a poll's claim on the events it relays lasts: longer than a
+/// publish may take. A relay that dies leaves them to another after it.
+const CLAIM_FOR: Duration = Duration::from_secs(15);
 /// Events delivered and marked published at once, at most.
 const RELAY_BATCH: usize = 256;
 /// Events handed over are delivered at once to whoever waits for news
@@ -49,8 +60,6 @@ const FINISH_AFTER: Duration = Duration::from_millis(100);
 /// Committed events waiting for the relay; beyond this they wait in the
 /// outbox for the poll instead.
 const HAND_OVER_QUEUE: usize = 8192;
-/// Readers waiting for the read models to settle, at most.
-const SETTLE_QUEUE: usize = 1024;
 
 /// Where events go.
 #[derive(Clone, Debug)]
@@ -83,7 +92,6 @@ impl Broker {
 pub struct Relay {
     outbox: Outbox,
     committed: Arc<mpsc::Sender<Event>>,
-    settle: mpsc::Sender<oneshot::Sender<()>>,
 }
 
 impl Relay {
@@ -98,7 +106,6 @@ impl Relay {
         shutdown: &Shutdown,
     ) -> Self {
         let (committed, handed_over) = mpsc::channel(HAND_OVER_QUEUE);
-        let (settle, settles) = mpsc::channel(SETTLE_QUEUE);
         let worker = Worker {
             db,
             service: service.to_owned(),
@@ -118,11 +125,10 @@ impl Relay {
                 Transport::Nats(nats)
             }
         };
-        shutdown.spawn(worker.run(transport, handed_over, settles));
+        shutdown.spawn(worker.run(transport, handed_over));
         Self {
             outbox: Outbox::new(service),
             committed: Arc::new(committed),
-            settle,
         }
     }
 
@@ -134,22 +140,6 @@ impl Relay {
         txn.commit().await?;
         self.committed(events);
         Ok(())
-    }
-
-    /// Read-your-writes for this process's read models: returns once the
-    /// events handed over before the call have reached the durable
-    /// subscribers in this process (at once rather than with the next
-    /// batch), or after `patience`, or at once if events wait in the
-    /// outbox (the read model lags then). Over NATS the durable
-    /// subscribers are JetStream consumers: this publishes what is
-    /// pending, and they read it moments later.
-    pub async fn settled(&self, patience: Duration) {
-        let (done, settled) = oneshot::channel();
-        if self.settle.try_send(done).is_err() {
-            // Many readers waiting already: this one reads what is there.
-            return;
-        }
-        let _ = tokio::time::timeout(patience, settled).await;
     }
 
     /// Hands over events just committed (to the outbox, with the change
@@ -251,12 +241,7 @@ struct Worker {
 }
 
 impl Worker {
-    async fn run(
-        self,
-        transport: Transport,
-        mut handed_over: mpsc::Receiver<Event>,
-        mut settles: mpsc::Receiver<oneshot::Sender<()>>,
-    ) {
+    async fn run(self, transport: Transport, mut handed_over: mpsc::Receiver<Event>) {
         let mut source = Source::Outbox;
         let mut failing = false;
         // Delivered now, waiting for the durable subscribers and to be
@@ -297,36 +282,10 @@ impl Worker {
                         }
                     }
                 }
-                Some(reader) = settles.recv() => {
-                    // Whoever else waits is served by the same batch.
-                    let mut readers = vec![reader];
-                    while let Ok(reader) = settles.try_recv() {
-                        readers.push(reader);
-                    }
-                    if source == Source::Outbox {
-                        // Events wait in the outbox: the read models lag.
-                        readers.into_iter().for_each(|reader| _ = reader.send(()));
-                        continue;
-                    }
-                    let mut delivered = Ok(false);
-                    if let Ok(first) = handed_over.try_recv() {
-                        let batch = take_handed_over(first, &mut handed_over);
-                        delivered = self.deliver_now(&transport, batch, &mut unfinished).await;
-                    }
-                    let settled = match delivered {
-                        Ok(_) => self.finish(&transport, &mut unfinished).await,
-                        Err(error) => Err(error),
-                    };
-                    readers.into_iter().for_each(|reader| _ = reader.send(()));
-                    settled
-                }
                 () = &mut finish_timer, if !unfinished.is_empty() => {
                     self.finish(&transport, &mut unfinished).await
                 }
-                _ = poll.tick() => match source {
-                    Source::Outbox => self.catch_up(&transport).await,
-                    Source::HandedOver => self.relay_lost(&transport).await,
-                },
+                _ = poll.tick() => self.catch_up(&transport).await,
             };
             match delivered {
                 Ok(()) => {
@@ -377,43 +336,40 @@ impl Worker {
         self.mark_published(&batch).await
     }
 
-    /// Relays everything unpublished, in commit order, batch by batch,
-    /// until the outbox is empty (or shutdown is asked for).
+    /// Relays, batch by batch and in commit order, every event that should
+    /// have been relayed by now and was not (lost on its way to a relay, or
+    /// its delivery failed), claiming each batch first so that replicas
+    /// sharing the outbox never relay the same event; until none is left
+    /// (or shutdown is asked for).
     async fn catch_up(&self, transport: &Transport) -> Result<(), EventsError> {
         while !self.shutdown.is_triggered() {
+            let now = chrono::Utc::now().timestamp_millis();
+            let millis = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
             let batch = self
                 .outbox
-                .unpublished(&self.db, &self.service, RELAY_BATCH as u64, None)
+                .claim(
+                    &self.db,
+                    &self.service,
+                    RELAY_BATCH as u64,
+                    now.saturating_sub(millis(HANDED_OVER_WITHIN)),
+                    now,
+                    now.saturating_add(millis(CLAIM_FOR)),
+                )
                 .await?;
             if batch.is_empty() {
                 return Ok(());
             }
-            self.relay(transport, &batch).await?;
+            if let Err(error) = self.relay(transport, &batch).await {
+                let ids: Vec<&str> = batch.iter().map(|event| event.id.as_str()).collect();
+                // Best effort: else the claim lapses.
+                let _ = self.outbox.unclaim(&self.db, &ids).await;
+                return Err(error);
+            }
             if batch.len() < RELAY_BATCH {
                 return Ok(());
             }
         }
         Ok(())
-    }
-
-    /// Relays one batch of the events that should have been handed over
-    /// by now and were not.
-    async fn relay_lost(&self, transport: &Transport) -> Result<(), EventsError> {
-        let lost_before = chrono::Utc::now().timestamp_millis()
-            - i64::try_from(HANDED_OVER_WITHIN.as_millis()).unwrap_or(i64::MAX);
-        let batch = self
-            .outbox
-            .unpublished(
-                &self.db,
-                &self.service,
-                RELAY_BATCH as u64,
-                Some(lost_before),
-            )
-            .await?;
-        if batch.is_empty() {
-            return Ok(());
-        }
-        self.relay(transport, &batch).await
     }
 
     /// Delivers a batch to every subscriber and marks it published.

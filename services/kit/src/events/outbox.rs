@@ -3,8 +3,8 @@
 //! other; the relay publishes the rows in commit order and marks them sent.
 
 use sea_orm::{
-    ConnectionTrait, DbErr,
-    sea_query::{Alias, Expr, ExprTrait, Order, Query},
+    ConnectionTrait, DbErr, QueryResult,
+    sea_query::{Alias, Condition, Expr, ExprTrait, LockBehavior, LockType, Order, Query},
 };
 
 use super::Event;
@@ -72,24 +72,66 @@ impl Outbox {
         Ok(())
     }
 
-    /// The oldest `limit` events not yet published, in commit order; only
-    /// those recorded before `before_ms` when given.
-    pub(crate) async fn unpublished<C: ConnectionTrait>(
+    /// Claims, until `until_ms`, the oldest `limit` events recorded before
+    /// `before_ms` that are not published and not claimed (or whose claim
+    /// lapsed before `now_ms`), in commit order: one statement. Replicas
+    /// sharing the database each get their own (PostgreSQL skips rows
+    /// another claim has locked; SQLite has one writer at a time).
+    pub(crate) async fn claim<C: ConnectionTrait>(
         &self,
         conn: &C,
         source: &str,
         limit: u64,
-        before_ms: Option<i64>,
+        before_ms: i64,
+        now_ms: i64,
+        until_ms: i64,
     ) -> Result<Vec<Event>, DbErr> {
-        let rows = self
-            .select(conn, source, Some(limit), |select| {
-                select.and_where(Expr::col(col("published_at_ms")).is_null());
-                if let Some(before_ms) = before_ms {
-                    select.and_where(Expr::col(col("occurred_at_ms")).lt(before_ms));
-                }
-            })
-            .await?;
+        let due = Query::select()
+            .column(col("seq"))
+            .from(col(&self.table))
+            .and_where(Expr::col(col("published_at_ms")).is_null())
+            .and_where(Expr::col(col("occurred_at_ms")).lt(before_ms))
+            .cond_where(
+                Condition::any()
+                    .add(Expr::col(col("claimed_until_ms")).is_null())
+                    .add(Expr::col(col("claimed_until_ms")).lt(now_ms)),
+            )
+            .order_by(col("seq"), Order::Asc)
+            .limit(limit)
+            .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+            .to_owned();
+        let claim = Query::update()
+            .table(col(&self.table))
+            .value(col("claimed_until_ms"), until_ms)
+            .and_where(Expr::col(col("seq")).in_subquery(due))
+            .returning(Query::returning().columns(COLUMNS.map(col)))
+            .to_owned();
+        let mut rows = conn
+            .query_all(&claim)
+            .await?
+            .into_iter()
+            .map(|row| read(&row, source))
+            .collect::<Result<Vec<_>, DbErr>>()?;
+        rows.sort_by_key(|(seq, _, _)| *seq);
         Ok(rows.into_iter().map(|(_, event, _)| event).collect())
+    }
+
+    /// Gives up a claim (the delivery failed): the next poll takes them.
+    pub(crate) async fn unclaim<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        ids: &[&str],
+    ) -> Result<(), DbErr> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let update = Query::update()
+            .table(col(&self.table))
+            .value(col("claimed_until_ms"), Expr::null())
+            .and_where(Expr::col(col("id")).is_in(ids.iter().copied()))
+            .to_owned();
+        conn.execute(&update).await?;
+        Ok(())
     }
 
     /// Every event recorded, in commit order, and whether it was published
@@ -114,17 +156,7 @@ impl Outbox {
         filter: impl FnOnce(&mut sea_orm::sea_query::SelectStatement),
     ) -> Result<Vec<(i64, Event, bool)>, DbErr> {
         let mut select = Query::select()
-            .columns([
-                col("seq"),
-                col("id"),
-                col("event_type"),
-                col("aggregate_id"),
-                col("aggregate_version"),
-                col("occurred_at_ms"),
-                col("traceparent"),
-                col("data"),
-                col("published_at_ms"),
-            ])
+            .columns(COLUMNS.map(col))
             .from(col(&self.table))
             .order_by(col("seq"), Order::Asc)
             .to_owned();
@@ -133,24 +165,7 @@ impl Outbox {
             select.limit(limit);
         }
         let rows = conn.query_all(&select).await?;
-        rows.into_iter()
-            .map(|row| {
-                let data: String = row.try_get("", "data")?;
-                let at: i64 = row.try_get("", "occurred_at_ms")?;
-                let published: Option<i64> = row.try_get("", "published_at_ms")?;
-                let event = Event {
-                    id: row.try_get("", "id")?,
-                    event_type: row.try_get("", "event_type")?,
-                    source: source.to_owned(),
-                    time: rfc3339(at),
-                    aggregate_id: row.try_get("", "aggregate_id")?,
-                    version: row.try_get("", "aggregate_version")?,
-                    traceparent: row.try_get("", "traceparent")?,
-                    data: serde_json::from_str(&data).map_err(|e| DbErr::Custom(e.to_string()))?,
-                };
-                Ok((row.try_get("", "seq")?, event, published.is_some()))
-            })
-            .collect()
+        rows.iter().map(|row| read(row, source)).collect()
     }
 
     /// Marks the events `ids` published, in one statement.
@@ -186,6 +201,37 @@ impl Outbox {
         };
         Ok(u64::try_from(n).unwrap_or(0))
     }
+}
+
+/// The columns an event is read from.
+const COLUMNS: [&str; 9] = [
+    "seq",
+    "id",
+    "event_type",
+    "aggregate_id",
+    "aggregate_version",
+    "occurred_at_ms",
+    "traceparent",
+    "data",
+    "published_at_ms",
+];
+
+/// One outbox row: its place in commit order, the event, whether published.
+fn read(row: &QueryResult, source: &str) -> Result<(i64, Event, bool), DbErr> {
+    let data: String = row.try_get("", "data")?;
+    let at: i64 = row.try_get("", "occurred_at_ms")?;
+    let published: Option<i64> = row.try_get("", "published_at_ms")?;
+    let event = Event {
+        id: row.try_get("", "id")?,
+        event_type: row.try_get("", "event_type")?,
+        source: source.to_owned(),
+        time: rfc3339(at),
+        aggregate_id: row.try_get("", "aggregate_id")?,
+        version: row.try_get("", "aggregate_version")?,
+        traceparent: row.try_get("", "traceparent")?,
+        data: serde_json::from_str(&data).map_err(|e| DbErr::Custom(e.to_string()))?,
+    };
+    Ok((row.try_get("", "seq")?, event, published.is_some()))
 }
 
 fn occurred_at_ms(time: &str) -> i64 {

@@ -1,6 +1,7 @@
 //! The order history: a denormalized view of each customer's orders (lines
 //! with product names, totals, status), kept from the order events (CQRS)
-//! and read by ListOrders. Events come in batches, each handled in one
+//! and read by ListOrders, which completes it with the orders it has not
+//! caught up with yet, so a customer reads their own writes on any replica. Events come in batches, each handled in one
 //! transaction of two statements whatever its size: the batch's ids into
 //! the inbox (so a redelivered event changes nothing), and the orders, each
 //! at its newest version, upserted where they are newer than what is held.
@@ -10,11 +11,11 @@ use std::collections::HashMap;
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    sea_query::{Alias, Expr, ExprTrait, OnConflict},
+    sea_query::{Alias, Expr, ExprTrait, OnConflict, Query},
 };
 use shop_kit::events::{Event, Inbox};
 
-use super::entities::order_history;
+use super::entities::{order, order_history};
 use crate::{
     domain::{Cancellation, Cursor, Order},
     error::OrdersError,
@@ -107,8 +108,43 @@ impl History {
     }
 
     /// One page of a customer's order history, newest first, and whether
-    /// more follow.
+    /// more follow: what the history holds, with the orders it has not
+    /// caught up with yet (their events still on their way, perhaps through
+    /// another replica's consumer) taken from the orders table as they are.
     pub async fn page(
+        &self,
+        user_id: &str,
+        size: u64,
+        after: Option<&Cursor>,
+    ) -> Result<(Vec<Order>, bool), OrdersError> {
+        // Lagging first: the history only ever moves forward, so an order
+        // it catches up with in between is found by one read or the other,
+        // and the newer of the two versions is kept.
+        let lagging = self.lagging(user_id, size, after).await?;
+        let (mut orders, mut more) = self.held(user_id, size, after).await?;
+        if lagging.is_empty() {
+            return Ok((orders, more));
+        }
+        for newer in lagging {
+            match orders.iter_mut().find(|held| held.id == newer.id) {
+                Some(held) if held.version >= newer.version => {}
+                Some(held) => *held = newer,
+                None => orders.push(newer),
+            }
+        }
+        orders.sort_by(|a, b| {
+            (b.created_at_ms, b.id.as_str()).cmp(&(a.created_at_ms, a.id.as_str()))
+        });
+        let size = usize::try_from(size).unwrap_or(usize::MAX);
+        if orders.len() > size {
+            orders.truncate(size);
+            more = true;
+        }
+        Ok((orders, more))
+    }
+
+    /// What the history holds: one page, and whether more follow.
+    async fn held(
         &self,
         user_id: &str,
         size: u64,
@@ -119,15 +155,11 @@ impl History {
             .order_by_desc(order_history::Column::CreatedAtMs)
             .order_by_desc(order_history::Column::OrderId);
         if let Some(cursor) = after {
-            select = select.filter(
-                Condition::any()
-                    .add(order_history::Column::CreatedAtMs.lt(cursor.created_at_ms))
-                    .add(
-                        Condition::all()
-                            .add(order_history::Column::CreatedAtMs.eq(cursor.created_at_ms))
-                            .add(order_history::Column::OrderId.lt(cursor.id.as_str())),
-                    ),
-            );
+            select = select.filter(before(
+                order_history::Column::CreatedAtMs,
+                order_history::Column::OrderId,
+                cursor,
+            ));
         }
         let mut rows = select.limit(size + 1).all(&self.db).await?;
         let more = rows.len() as u64 > size;
@@ -153,4 +185,57 @@ impl History {
             .collect::<Result<Vec<_>, _>>()
             .map(|orders| (orders, more))
     }
+
+    /// The customer's orders of this page the history lacks or holds at an
+    /// older version, from the orders table (one statement).
+    async fn lagging(
+        &self,
+        user_id: &str,
+        size: u64,
+        after: Option<&Cursor>,
+    ) -> Result<Vec<Order>, OrdersError> {
+        let caught_up = Query::select()
+            .expr(Expr::val(1))
+            .from(order_history::Entity)
+            .and_where(
+                Expr::col((order_history::Entity, order_history::Column::OrderId))
+                    .equals((order::Entity, order::Column::Id)),
+            )
+            .and_where(
+                Expr::col((order_history::Entity, order_history::Column::Version))
+                    .gte(Expr::col((order::Entity, order::Column::Version))),
+            )
+            .to_owned();
+        let mut select = order::Entity::find()
+            .filter(order::Column::UserId.eq(user_id))
+            .filter(Expr::exists(caught_up).not())
+            .order_by_desc(order::Column::CreatedAtMs)
+            .order_by_desc(order::Column::Id);
+        if let Some(cursor) = after {
+            select = select.filter(before(
+                order::Column::CreatedAtMs,
+                order::Column::Id,
+                cursor,
+            ));
+        }
+        select
+            .limit(size + 1)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(super::assemble)
+            .collect()
+    }
+}
+
+/// Rows after `cursor` in newest-first order: created before it, or at the
+/// same instant with a smaller id.
+fn before(created_at: impl ColumnTrait, id: impl ColumnTrait, cursor: &Cursor) -> Condition {
+    Condition::any()
+        .add(created_at.lt(cursor.created_at_ms))
+        .add(
+            Condition::all()
+                .add(created_at.eq(cursor.created_at_ms))
+                .add(id.lt(cursor.id.as_str())),
+        )
 }

@@ -406,11 +406,49 @@ impl Shop {
     }
 
     pub async fn call(&self, method: &str, token: Option<&str>, body: Value) -> (u16, Value) {
-        let url = format!(
-            "http://{}/shop.orders.v1.OrderService/{method}",
-            self.orders
-        );
+        self.call_at(self.orders, method, token, body).await
+    }
+
+    /// A call to the orders replica at `orders`.
+    pub async fn call_at(
+        &self,
+        orders: SocketAddr,
+        method: &str,
+        token: Option<&str>,
+        body: Value,
+    ) -> (u16, Value) {
+        let url = format!("http://{orders}/shop.orders.v1.OrderService/{method}");
         shop_kit::testing::call_json(&url, token, &body).await
+    }
+
+    /// A second orders replica: the same database, broker and peers, in a
+    /// runtime of its own.
+    pub async fn orders_replica(&self) -> OrdersReplica {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("replica runtime");
+        let orders = shop_orders::Config {
+            database_url: self.orders_db.url.as_str().into(),
+            peers: self.peers.clone(),
+            nats_url: self.options.nats_url.clone(),
+            saga: self.options.policy.clone(),
+            token_keys: TokenKeys::FromUsers(self.peers.users.clone()),
+        };
+        let started = runtime.spawn(async move {
+            Launch::new(orders)
+                .http(http())
+                .start()
+                .await
+                .expect("orders replica")
+                .addr
+        });
+        let addr = started.await.expect("replica started");
+        OrdersReplica {
+            addr,
+            runtime: Some(runtime),
+        }
     }
 
     /// Places an order of 2 x p1 and 1 x p2 (27.50 EUR).
@@ -547,14 +585,18 @@ impl Shop {
     /// WatchOrder over Connect JSON streaming, read to its end: the HTTP
     /// status and the stream as text (messages and the end-of-stream).
     pub async fn watch(&self, token: &str, order_id: &str) -> (u16, String) {
+        self.watch_at(self.orders, token, order_id).await
+    }
+
+    /// As `watch`, on the orders replica at `orders`.
+    pub async fn watch_at(&self, orders: SocketAddr, token: &str, order_id: &str) -> (u16, String) {
         let body = json!({"orderId": order_id}).to_string();
         let mut framed = vec![0u8];
         framed.extend_from_slice(&u32::try_from(body.len()).expect("len").to_be_bytes());
         framed.extend_from_slice(body.as_bytes());
         let response = reqwest::Client::new()
             .post(format!(
-                "http://{}/shop.orders.v1.OrderService/WatchOrder",
-                self.orders
+                "http://{orders}/shop.orders.v1.OrderService/WatchOrder"
             ))
             .header("content-type", "application/connect+json")
             .bearer_auth(token)
@@ -569,7 +611,18 @@ impl Shop {
     }
 
     pub async fn watch_until_final(&self, token: &str, order_id: &str) -> String {
-        let (status, text) = self.watch(token, order_id).await;
+        self.watch_until_final_at(self.orders, token, order_id)
+            .await
+    }
+
+    /// As `watch_until_final`, on the orders replica at `orders`.
+    pub async fn watch_until_final_at(
+        &self,
+        orders: SocketAddr,
+        token: &str,
+        order_id: &str,
+    ) -> String {
+        let (status, text) = self.watch_at(orders, token, order_id).await;
         assert_eq!(status, 200);
         [
             "ORDER_STATUS_CONFIRMED",
@@ -589,5 +642,19 @@ impl Shop {
         shop_kit::db::connect("orders", &self.orders_db.url)
             .await
             .expect("orders database")
+    }
+}
+
+/// An orders replica started beside the shop's own; stopped when dropped.
+pub struct OrdersReplica {
+    pub addr: SocketAddr,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for OrdersReplica {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
     }
 }
