@@ -131,15 +131,21 @@ pub async fn seed(catalog: &Catalog, stock: Option<i32>) -> Result<usize, Catalo
         .map(|&(id, sku, name, description, cents, stock)| {
             (id, sku, name, description, "EUR", cents, stock)
         });
+    let mut seeded = 0;
     for (id, sku, name, description, currency, price, own_stock) in
         euro.chain(IMPORTED.iter().copied())
     {
         let stock = stock.unwrap_or(own_stock);
         let price = Money::new(currency, price)?;
         let product = NewProduct::new(id, sku, name, description, price, stock)?;
-        catalog.add_product(product).await?;
+        match catalog.add_product(product).await {
+            Ok(_) => seeded += 1,
+            // A replica starting beside this one seeded it first.
+            Err(CatalogError::DuplicateSku { .. }) => {}
+            Err(error) => return Err(error),
+        }
     }
-    Ok(PRODUCTS.len() + IMPORTED.len())
+    Ok(seeded)
 }
 
 #[cfg(test)]
@@ -185,5 +191,21 @@ mod tests {
         seed(&catalog, Some(1_000_000)).await.expect("seed");
         assert_eq!(stock_of(&catalog, "prod_grinder").await, 1_000_000);
         assert_eq!(stock_of(&catalog, "prod_giftcard").await, 1_000_000);
+    }
+
+    /// Replicas started together on an empty catalog seed it together:
+    /// each product once, and neither fails to start.
+    #[tokio::test]
+    async fn replicas_seeding_at_once_seed_each_product_once() {
+        let database = TestDatabase::new("catalog").await;
+        let first = Catalog::open(&database.url).await.expect("open");
+        let second = Catalog::open(&database.url).await.expect("open");
+        let (a, b) = tokio::join!(seed(&first, None), seed(&second, None));
+        let (a, b) = (a.expect("first seeds"), b.expect("second seeds"));
+        assert_eq!(a + b, PRODUCTS.len() + IMPORTED.len(), "{a} + {b}");
+        assert_eq!(
+            first.store().count().await.expect("count") as usize,
+            PRODUCTS.len() + IMPORTED.len()
+        );
     }
 }
