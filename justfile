@@ -77,6 +77,10 @@ chaos *ARGS:
     cargo build --release -p shop -p shop-bench
     "${CARGO_TARGET_DIR:-target}/release/shop-chaos" {{ARGS}}
 
+# Replicas on one PostgreSQL and one NATS: two of catalog, orders and payments; a rolling restart, then a kill of each, while customers order; then nothing failed or lost (`just replicas --help`)
+replicas *ARGS:
+    tests/replicas/run.sh {{ARGS}}
+
 # Fuzz the kit's parsers with cargo-fuzz (nightly): each target SECONDS (default 60); `just fuzz 5 envelope` for one
 fuzz SECONDS="60" *TARGETS:
     services/kit/fuzz/run.sh {{SECONDS}} {{TARGETS}}

@@ -1,7 +1,8 @@
-//! The harness behind `just bench` and `just chaos`: servers under test,
-//! the load (h2load), the launched shop (a process per service, on SQLite
-//! or PostgreSQL), the reports. The binaries: `shop-bench` (src/main.rs)
-//! and `shop-chaos` (src/bin/shop-chaos.rs).
+//! The harness behind `just bench`, `just chaos` and `just replicas`:
+//! servers under test, the load (h2load), the launched shop (a process per
+//! service, on SQLite or PostgreSQL; or replicas), the reports. The
+//! binaries: `shop-bench` (src/main.rs), `shop-chaos` and `shop-replicas`
+//! (src/bin/).
 
 pub mod app_suite;
 pub mod chaos;
@@ -13,6 +14,7 @@ mod pb;
 mod preflight;
 pub mod profile;
 pub mod protocol_suite;
+pub mod replicas;
 pub mod report;
 pub mod servers;
 mod stats;

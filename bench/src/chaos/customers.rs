@@ -1,20 +1,24 @@
-//! The customers of a chaos run: each signs up, then places orders back to
-//! back over gRPC (one to three demo products, mostly paid by a good card,
-//! some declined), retrying a failed CreateOrder with the same idempotency
-//! key until the shop answers, sometimes sending it twice, sometimes
-//! cancelling at once. What they were told is the ledger the invariants
-//! are checked against.
+//! The customers of a chaos (or replicas) run: each signs up, then places
+//! orders back to back over gRPC (one to three demo products, mostly paid
+//! by a good card, some declined), retrying a failed CreateOrder with the
+//! same idempotency key until the shop answers, sometimes sending it twice,
+//! sometimes cancelling at once. They reach the shop through the kit's
+//! client stack, as the shop's own services call each other: every orders
+//! replica, balanced. What they were told is the ledger the invariants are
+//! checked against; every call they made, and every one that failed, is
+//! counted in the phase of the run it happened in ([`Calls`]).
 
 use std::{
     sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
 };
 
 use anyhow::Context;
 use rand::{Rng, SeedableRng, rngs::StdRng, seq::SliceRandom};
+use shop_kit::client::{Downstream, DownstreamPolicy, PeerTarget, Retry};
 use shop_proto::shop::{
     orders::v1::{
         CancelOrderRequest, CreateOrderRequest, GetOrderRequest, Order, OrderStatus,
@@ -23,9 +27,7 @@ use shop_proto::shop::{
     users::v1::{SignUpRequest, user_service_client::UserServiceClient},
 };
 use tokio::task::JoinSet;
-use tonic::{Code, Request, transport::Channel};
-
-use crate::app_suite::shop::addr;
+use tonic::{Code, Request, Status};
 
 /// The demo catalog's products.
 pub const PRODUCTS: [&str; 12] = [
@@ -101,6 +103,125 @@ impl Placed {
     }
 }
 
+/// Where the customers reach the shop: the users service and the orders
+/// service, each one address or many.
+#[derive(Clone, Debug)]
+pub struct Reach {
+    users: Downstream,
+    orders: Downstream,
+}
+
+impl Reach {
+    pub async fn at(users: &PeerTarget, orders: &PeerTarget) -> anyhow::Result<Self> {
+        let policy = DownstreamPolicy {
+            timeout: CALL_TIMEOUT,
+            max_in_flight: 1024,
+            ..DownstreamPolicy::default()
+        };
+        Ok(Self {
+            users: Downstream::connect("users", users, policy.clone()).await?,
+            orders: Downstream::connect("orders", orders, policy).await?,
+        })
+    }
+
+    /// The orders service's endpoints (address, health, calls in flight).
+    pub fn orders_endpoints(&self) -> Vec<(std::net::SocketAddr, &'static str, usize)> {
+        self.orders.endpoints()
+    }
+}
+
+/// The customers' calls and failures, by phase of the run (a chaos run has
+/// one; a replicas run: warm-up, rolling restart, kills, ...).
+#[derive(Debug)]
+pub struct Calls {
+    phases: Vec<&'static str>,
+    current: AtomicUsize,
+    made: Vec<AtomicU64>,
+    failed: Vec<AtomicU64>,
+    /// The first few failures, to say what they were.
+    examples: Mutex<Vec<String>>,
+}
+
+impl Calls {
+    pub fn new(phases: &[&'static str]) -> Arc<Self> {
+        Arc::new(Self {
+            phases: phases.to_vec(),
+            current: AtomicUsize::new(0),
+            made: phases.iter().map(|_| AtomicU64::new(0)).collect(),
+            failed: phases.iter().map(|_| AtomicU64::new(0)).collect(),
+            examples: Mutex::default(),
+        })
+    }
+
+    /// From now on, calls count in `phase`.
+    pub fn enter(&self, phase: &str) {
+        if let Some(index) = self.phases.iter().position(|p| *p == phase) {
+            self.current.store(index, Ordering::SeqCst);
+        }
+    }
+
+    fn count<T>(&self, call: &str, result: &Result<T, Status>) {
+        let phase = self.current.load(Ordering::SeqCst);
+        self.made[phase].fetch_add(1, Ordering::Relaxed);
+        if let Err(status) = result {
+            self.failed[phase].fetch_add(1, Ordering::Relaxed);
+            let mut examples = self.examples.lock().unwrap_or_else(PoisonError::into_inner);
+            if examples.len() < 10 {
+                examples.push(format!(
+                    "{} {call}: {:?} {}",
+                    self.phases[phase],
+                    status.code(),
+                    status.message()
+                ));
+            }
+        }
+    }
+
+    /// (phase, calls, failed), in order.
+    pub fn by_phase(&self) -> Vec<(&'static str, u64, u64)> {
+        self.phases
+            .iter()
+            .zip(self.made.iter().zip(&self.failed))
+            .map(|(phase, (made, failed))| {
+                (
+                    *phase,
+                    made.load(Ordering::Relaxed),
+                    failed.load(Ordering::Relaxed),
+                )
+            })
+            .collect()
+    }
+
+    pub fn failures_in(&self, phase: &str) -> u64 {
+        self.by_phase()
+            .into_iter()
+            .find(|(p, _, _)| *p == phase)
+            .map_or(0, |(_, _, failed)| failed)
+    }
+
+    pub fn examples(&self) -> Vec<String> {
+        self.examples
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// "calls: 5231, failed: 0 (warm-up 812/0, rolling restart 3001/0, ...)"
+    pub fn summary(&self) -> String {
+        let phases = self.by_phase();
+        let made: u64 = phases.iter().map(|(_, m, _)| m).sum();
+        let failed: u64 = phases.iter().map(|(_, _, f)| f).sum();
+        let each: Vec<String> = phases
+            .iter()
+            .map(|(phase, made, failed)| format!("{phase} {made}/{failed}"))
+            .collect();
+        format!(
+            "calls: {made}, failed: {failed} (calls/failed by phase: {})",
+            each.join(", ")
+        )
+    }
+}
+
 /// The customers at work.
 pub struct Crowd {
     stop: Arc<AtomicBool>,
@@ -108,12 +229,18 @@ pub struct Crowd {
 }
 
 impl Crowd {
-    /// Signs up `count` customers and sets them to work.
-    pub async fn start(count: usize, seed: u64) -> anyhow::Result<Self> {
+    /// Signs up `count` customers and sets them to work, counting their
+    /// calls in `calls`.
+    pub async fn start(
+        count: usize,
+        seed: u64,
+        reach: &Reach,
+        calls: Arc<Calls>,
+    ) -> anyhow::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let mut tasks = JoinSet::new();
         for number in 0..count {
-            let customer = Customer::sign_up(number, seed).await?;
+            let customer = Customer::sign_up(number, seed, reach, calls.clone()).await?;
             tasks.spawn(customer.shop(stop.clone()));
         }
         Ok(Self { stop, tasks })
@@ -135,24 +262,40 @@ struct Customer {
     number: usize,
     token: String,
     user_id: String,
-    orders: OrderServiceClient<Channel>,
+    orders: Downstream,
+    calls: Arc<Calls>,
     rng: StdRng,
 }
 
-fn channel(service: &str) -> anyhow::Result<Channel> {
-    Ok(Channel::from_shared(format!("http://{}", addr(service)))?
-        .connect_timeout(Duration::from_secs(1))
-        .connect_lazy())
+/// A request carrying a customer's token and the attempt's time budget.
+fn request<T>(message: T, token: &str, budget: Duration) -> Request<T> {
+    let mut request = Request::new(message);
+    request.set_timeout(budget);
+    if let Ok(bearer) = format!("Bearer {token}").parse() {
+        request.metadata_mut().insert("authorization", bearer);
+    }
+    request
 }
 
 impl Customer {
-    async fn sign_up(number: usize, seed: u64) -> anyhow::Result<Self> {
-        let mut users = UserServiceClient::new(channel("users")?);
-        let session = users
-            .sign_up(SignUpRequest {
-                email: format!("chaos-{seed}-{number}@example.com"),
-                password: "chaos-password-1".to_owned(),
-                display_name: format!("Chaos customer {number}"),
+    async fn sign_up(
+        number: usize,
+        seed: u64,
+        reach: &Reach,
+        calls: Arc<Calls>,
+    ) -> anyhow::Result<Self> {
+        let sign_up = SignUpRequest {
+            email: format!("chaos-{seed}-{number}@example.com"),
+            password: "chaos-password-1".to_owned(),
+            display_name: format!("Chaos customer {number}"),
+        };
+        let session = reach
+            .users
+            .call(Retry::Never, None, |channel, budget| {
+                let mut users = UserServiceClient::new(channel);
+                let mut asked = Request::new(sign_up.clone());
+                asked.set_timeout(budget);
+                async move { users.sign_up(asked).await }
             })
             .await
             .context("signing up")?
@@ -163,18 +306,10 @@ impl Customer {
             number,
             token: session.access_token,
             user_id: String::new(),
-            orders: OrderServiceClient::new(channel("orders")?),
+            orders: reach.orders.clone(),
+            calls,
             rng: StdRng::seed_from_u64(seed.wrapping_add(number as u64)),
         })
-    }
-
-    fn request<T>(&self, message: T, timeout: Duration) -> anyhow::Result<Request<T>> {
-        let mut request = Request::new(message);
-        request.set_timeout(timeout);
-        request
-            .metadata_mut()
-            .insert("authorization", format!("Bearer {}", self.token).parse()?);
-        Ok(request)
     }
 
     async fn shop(mut self, stop: Arc<AtomicBool>) -> anyhow::Result<Placed> {
@@ -264,15 +399,22 @@ impl Customer {
     ) -> anyhow::Result<Option<Order>> {
         let mut stopped_at: Option<Instant> = None;
         loop {
-            let request = self.request(create.clone(), CALL_TIMEOUT)?;
-            let answer =
-                tokio::time::timeout(CALL_TIMEOUT, self.orders.create_order(request)).await;
+            // Keyed: the client stack may repeat it on another replica.
+            let answer = self
+                .orders
+                .call(Retry::Safe, None, |channel, budget| {
+                    let mut orders = OrderServiceClient::new(channel);
+                    let asked = request(create.clone(), &self.token, budget);
+                    async move { orders.create_order(asked).await }
+                })
+                .await;
+            self.calls.count("CreateOrder", &answer);
             match answer {
-                Ok(Ok(answer)) => {
+                Ok(answer) => {
                     let order = answer.into_inner().order.context("no order")?;
                     return Ok(Some(order));
                 }
-                Ok(Err(status)) if !retryable(status.code()) => {
+                Err(status) if !retryable(status.code()) => {
                     placed.broken_promises.push(format!(
                         "CreateOrder {} answered {:?}: {}",
                         create.idempotency_key,
@@ -281,7 +423,7 @@ impl Customer {
                     ));
                     return Ok(None);
                 }
-                Ok(Err(_)) | Err(_) => {
+                Err(_) => {
                     placed.retried_calls += 1;
                     if stop.load(Ordering::Relaxed) {
                         let since = *stopped_at.get_or_insert_with(Instant::now);
@@ -298,17 +440,31 @@ impl Customer {
 
     /// CancelOrder, tried a few times; an order already charged may refuse.
     async fn cancel(&mut self, order_id: &str, placed: &mut Placed) -> anyhow::Result<()> {
+        let cancel = CancelOrderRequest {
+            order_id: order_id.to_owned(),
+        };
         for _ in 0..5 {
-            let request = self.request(
-                CancelOrderRequest {
-                    order_id: order_id.to_owned(),
-                },
-                CANCEL_TIMEOUT,
-            )?;
-            match tokio::time::timeout(CANCEL_TIMEOUT, self.orders.cancel_order(request)).await {
-                Ok(Ok(_)) => return Ok(()),
-                Ok(Err(status)) if status.code() == Code::FailedPrecondition => return Ok(()),
-                Ok(Err(status)) if !retryable(status.code()) => {
+            let deadline = tokio::time::Instant::now() + CANCEL_TIMEOUT;
+            // Cancelling twice is cancelling once.
+            let answer = self
+                .orders
+                .call(Retry::Safe, Some(deadline), |channel, budget| {
+                    let mut orders = OrderServiceClient::new(channel);
+                    let asked = request(cancel.clone(), &self.token, budget);
+                    async move { orders.cancel_order(asked).await }
+                })
+                .await;
+            let refused =
+                matches!(&answer, Err(status) if status.code() == Code::FailedPrecondition);
+            if refused {
+                self.calls.count("CancelOrder", &Ok::<(), Status>(()));
+            } else {
+                self.calls.count("CancelOrder", &answer);
+            }
+            match answer {
+                Ok(_) => return Ok(()),
+                Err(status) if status.code() == Code::FailedPrecondition => return Ok(()),
+                Err(status) if !retryable(status.code()) => {
                     placed.broken_promises.push(format!(
                         "CancelOrder {order_id} answered {:?}: {}",
                         status.code(),
@@ -316,7 +472,7 @@ impl Customer {
                     ));
                     return Ok(());
                 }
-                Ok(Err(_)) | Err(_) => {
+                Err(_) => {
                     placed.retried_calls += 1;
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
@@ -342,18 +498,25 @@ fn retryable(code: Code) -> bool {
 /// The order as the shop tells its customer once it is final (GetOrder,
 /// tried again while it does not answer); `None` if it is not final
 /// within `patience`.
-pub async fn final_order(order: &PlacedOrder, patience: Duration) -> anyhow::Result<Option<Order>> {
-    let mut orders = OrderServiceClient::new(channel("orders")?);
+pub async fn final_order(
+    reach: &Reach,
+    order: &PlacedOrder,
+    patience: Duration,
+) -> anyhow::Result<Option<Order>> {
     let until = Instant::now() + patience;
+    let get = GetOrderRequest {
+        order_id: order.id.clone(),
+    };
     loop {
-        let mut request = Request::new(GetOrderRequest {
-            order_id: order.id.clone(),
-        });
-        request.set_timeout(CALL_TIMEOUT);
-        request
-            .metadata_mut()
-            .insert("authorization", format!("Bearer {}", order.token).parse()?);
-        if let Ok(Ok(answer)) = tokio::time::timeout(CALL_TIMEOUT, orders.get_order(request)).await
+        let answer = reach
+            .orders
+            .call(Retry::Safe, None, |channel, budget| {
+                let mut orders = OrderServiceClient::new(channel);
+                let asked = request(get.clone(), &order.token, budget);
+                async move { orders.get_order(asked).await }
+            })
+            .await;
+        if let Ok(answer) = answer
             && let Some(found) = answer.into_inner().order
             && found.status() != OrderStatus::Pending
         {

@@ -23,11 +23,16 @@ use futures::StreamExt;
 use sea_orm::{ConnectionTrait, DatabaseConnection, QueryResult, Statement};
 use shop_proto::shop::orders::v1::OrderStatus;
 
-use super::{
-    Options,
-    customers::{self, PRODUCTS, Placed},
-};
+use super::customers::{self, PRODUCTS, Placed, Reach};
 use crate::app_suite::shop::Databases;
+
+/// What the run promised: each demo product's starting stock, and how long
+/// an order may take to be charged before it is cancelled.
+#[derive(Clone, Copy, Debug)]
+pub struct Expected {
+    pub stock: i32,
+    pub order_deadline: Duration,
+}
 
 /// The figures and every violation found.
 pub struct Report {
@@ -104,14 +109,15 @@ struct StoredOrder {
 pub async fn check(
     placed: &Placed,
     databases: &Databases,
-    options: &Options,
+    expected: &Expected,
+    reach: &Reach,
 ) -> anyhow::Result<Report> {
     let mut violations: Vec<String> = placed.broken_promises.clone();
 
     // 1. What each customer is told now: final, in time.
-    let patience = options.order_deadline + Duration::from_secs(60);
+    let patience = expected.order_deadline + Duration::from_secs(60);
     let told: Vec<_> = futures::stream::iter(&placed.orders)
-        .map(|order| async move { (order, customers::final_order(order, patience).await) })
+        .map(|order| async move { (order, customers::final_order(reach, order, patience).await) })
         .buffer_unordered(16)
         .collect()
         .await;
@@ -225,10 +231,10 @@ pub async fn check(
         let id = text(&row, "id")?;
         let on_hand = number(&row, "stock_on_hand")?;
         let sold = sold.get(id.as_str()).copied().unwrap_or(0);
-        if on_hand + sold != i64::from(options.stock) {
+        if on_hand + sold != i64::from(expected.stock) {
             violations.push(format!(
                 "{id}: {on_hand} on hand + {sold} sold != {} at the start",
-                options.stock
+                expected.stock
             ));
         }
     }

@@ -6,8 +6,8 @@
 //! services' own databases and APIs ([`invariants`]). Prints the figures;
 //! fails on any violation.
 
-mod customers;
-mod invariants;
+pub mod customers;
+pub mod invariants;
 mod nemesis;
 
 use std::{
@@ -16,9 +16,10 @@ use std::{
 };
 
 use anyhow::Context;
+use shop_kit::client::PeerTarget;
 
 use crate::{
-    app_suite::shop::{Databases, Layout, Shop},
+    app_suite::shop::{Databases, Layout, Shop, addr},
     cpus::Cpus,
 };
 pub use nemesis::Fault;
@@ -88,7 +89,14 @@ pub async fn run(options: &Options) -> anyhow::Result<bool> {
     .context("starting the shop")?;
 
     let started = Instant::now();
-    let crowd = customers::Crowd::start(options.customers, options.seed).await?;
+    let reach = customers::Reach::at(
+        &PeerTarget::addr(addr("users").parse()?),
+        &PeerTarget::addr(addr("orders").parse()?),
+    )
+    .await?;
+    let calls = customers::Calls::new(&["orders"]);
+    let crowd =
+        customers::Crowd::start(options.customers, options.seed, &reach, calls.clone()).await?;
     let strikes = nemesis::strike(&mut shop, options, started + options.duration).await?;
     eprintln!("chaos: the nemesis rests; every service is up; waiting for the customers");
     let placed = crowd.finish().await?;
@@ -96,9 +104,14 @@ pub async fn run(options: &Options) -> anyhow::Result<bool> {
         "chaos: {} orders acknowledged; following each to its end",
         placed.orders.len()
     );
-    let report = invariants::check(&placed, &databases, options).await?;
+    let expected = invariants::Expected {
+        stock: options.stock,
+        order_deadline: options.order_deadline,
+    };
+    let report = invariants::check(&placed, &databases, &expected, &reach).await?;
     println!("{}", nemesis::summary(&strikes));
     println!("{}", placed.summary());
+    println!("{}", calls.summary());
     println!("{report}");
     println!(
         "chaos: {} in {:.0} s (seed {})",

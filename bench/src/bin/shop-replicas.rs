@@ -1,0 +1,118 @@
+//! `shop-replicas`, run by `just replicas`: the shop as replicas on one
+//! PostgreSQL and one NATS JetStream, customers ordering, every replica
+//! restarted in turn, one of each killed; then what must hold. See
+//! `shop_bench::replicas`.
+
+use std::{path::PathBuf, time::Duration};
+
+use clap::Parser;
+use shop_bench::replicas;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "shop-replicas",
+    about = "Runs two replicas of catalog, orders and payments on one PostgreSQL and one NATS, \
+             restarts every replica in turn and kills one of each while customers order, then \
+             checks that nothing failed or was lost",
+    long_about = "Starts users, the gateway and REPLICAS replicas of catalog, orders and \
+                  payments (`shop serve`, each on a loopback address of its own: 127.0.0.2, \
+                  127.0.0.3, ... and the same port), with every peer given as the list of its \
+                  replicas. Customers place, repeat and cancel orders through every orders \
+                  replica (balanced by the kit's client). After a warm-up each replica gets \
+                  SIGTERM, drains, exits and starts again, one at a time; then one replica of \
+                  each service is killed (SIGKILL) and started again. Checks: no customer call \
+                  failed during the rolling restart, no order cancelled for want of a peer, \
+                  the invariants of `just chaos`, every event relayed once, no PostgreSQL \
+                  deadlock. Exits 1 if anything does not hold."
+)]
+struct Cli {
+    /// PostgreSQL: a role that may create databases.
+    #[arg(long, env = "SHOP_BENCH_POSTGRES_URL")]
+    postgres_url: String,
+
+    /// The nats-server binary (JetStream).
+    #[arg(long, env = "NATS_SERVER", default_value = "nats-server")]
+    nats_server: String,
+
+    /// Seeds the customers' choices (default: the clock; printed).
+    #[arg(long)]
+    seed: Option<u64>,
+
+    /// Customers placing orders at once.
+    #[arg(long, default_value_t = 8)]
+    customers: usize,
+
+    /// Replicas of catalog, orders and payments.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(2..=8))]
+    replicas: u64,
+
+    /// Seconds of orders before the first restart.
+    #[arg(long, default_value_t = 10)]
+    warm_up_secs: u64,
+
+    /// Seconds between one restart (or kill) and the next.
+    #[arg(long, default_value_t = 2)]
+    between_secs: u64,
+
+    /// Stock each demo product starts with.
+    #[arg(long, default_value_t = 100_000)]
+    stock: i32,
+
+    /// An order not charged by then is cancelled, in seconds.
+    #[arg(long, default_value_t = 60)]
+    order_deadline_secs: u64,
+
+    /// How long a replica drains after SIGTERM, in ms.
+    #[arg(long, default_value_t = 1000)]
+    drain_ms: u64,
+
+    /// The shop launcher (default: `shop` next to this binary).
+    #[arg(long)]
+    shop_bin: Option<PathBuf>,
+
+    /// Keep the logs here (default: a temporary folder, removed after).
+    #[arg(long)]
+    keep: Option<PathBuf>,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match tokio::runtime::Runtime::new()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| runtime.block_on(run(cli)))
+    {
+        Ok(true) => std::process::ExitCode::SUCCESS,
+        Ok(false) => std::process::ExitCode::from(1),
+        Err(error) => {
+            eprintln!("shop-replicas: {error:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<bool> {
+    let seed = cli.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    });
+    let scratch = tempfile::Builder::new().prefix("shop-replicas").tempdir()?;
+    let options = replicas::Options {
+        shop_bin: match cli.shop_bin {
+            Some(path) => path,
+            None => std::env::current_exe()?.with_file_name("shop"),
+        },
+        postgres_url: cli.postgres_url,
+        nats_server: cli.nats_server,
+        seed,
+        customers: cli.customers.max(1),
+        replicas: usize::try_from(cli.replicas).unwrap_or(2),
+        warm_up: Duration::from_secs(cli.warm_up_secs),
+        between: Duration::from_secs(cli.between_secs),
+        stock: cli.stock,
+        order_deadline: Duration::from_secs(cli.order_deadline_secs.max(1)),
+        drain: Duration::from_millis(cli.drain_ms),
+        scratch: cli.keep.unwrap_or_else(|| scratch.path().to_owned()),
+    };
+    replicas::run(&options).await
+}

@@ -1,0 +1,341 @@
+//! `just replicas`: the shop as replicas on one PostgreSQL and one NATS
+//! JetStream (two of catalog, orders and payments on their own loopback
+//! addresses, one users, one gateway), customers ordering through both
+//! orders replicas, balanced by the kit's client as the services balance
+//! each other. Then every replica is restarted in turn (SIGTERM: it drains,
+//! exits, starts again), then one replica of each is killed (SIGKILL) and
+//! started again. What must hold:
+//!
+//! - no customer call fails during the rolling restart;
+//! - no order is cancelled for want of a peer (timed out, stock lost);
+//! - the invariants of `just chaos`: every order final, one per key, stock
+//!   and charges conserved, every event published, the history agreeing;
+//! - every event relayed once (counted on the wire), no deadlock in
+//!   PostgreSQL.
+//!
+//! Prints the figures, and how the calls were spread over the replicas.
+
+mod topology;
+
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    sync::{Arc, Mutex, PoisonError},
+    time::{Duration, Instant},
+};
+
+use anyhow::Context;
+use futures::StreamExt;
+use sea_orm::ConnectionTrait;
+use shop_kit::client::PeerTarget;
+
+use crate::{
+    app_suite::shop::Databases,
+    chaos::{
+        customers::{Calls, Crowd, Reach},
+        invariants::{self, Expected},
+    },
+};
+use topology::{Counts, Nats, Topology, addr, calls_served, peer_list};
+
+/// A replicas run.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub shop_bin: PathBuf,
+    /// A PostgreSQL role that may create databases.
+    pub postgres_url: String,
+    pub nats_server: String,
+    pub seed: u64,
+    pub customers: usize,
+    /// Replicas of catalog, orders and payments.
+    pub replicas: usize,
+    /// Orders before the first restart.
+    pub warm_up: Duration,
+    /// The pause after each restart and each kill.
+    pub between: Duration,
+    pub stock: i32,
+    pub order_deadline: Duration,
+    /// How long a replica drains after SIGTERM (SHOP_DRAIN_MS).
+    pub drain: Duration,
+    /// Where the services keep their logs (and NATS its store).
+    pub scratch: PathBuf,
+}
+
+/// The services with replicas, in the order they are restarted.
+const REPLICATED: [&str; 3] = ["catalog", "payments", "orders"];
+/// The RPC service whose calls show how a service's load was spread.
+const BALANCED_BY: [(&str, &str); 3] = [
+    ("catalog", "shop.catalog.v1.StockService"),
+    ("payments", "shop.payments.v1.OrderPaymentService"),
+    ("orders", "shop.orders.v1.OrderService"),
+];
+const PHASES: [&str; 4] = ["warm-up", "rolling restart", "kills", "after"];
+
+/// Runs it; `Ok(false)` when something that must hold did not.
+pub async fn run(options: &Options) -> anyhow::Result<bool> {
+    let databases = Databases::Postgres(options.postgres_url.clone());
+    databases.recreate().await?;
+    let logs = options.scratch.join("logs");
+    std::fs::create_dir_all(&logs)?;
+    let nats = Nats::start(&options.nats_server, &options.scratch.join("nats"), &logs).await?;
+    let deadlocks_before = deadlocks(&options.postgres_url).await?;
+    let n = options.replicas.max(1);
+    let counts = Counts(vec![
+        ("users", 1),
+        ("catalog", n),
+        ("payments", n),
+        ("orders", n),
+        ("gateway", 1),
+    ]);
+    eprintln!(
+        "replicas: seed {}, {} customers, {n} replicas of {} on 127.0.0.2-{}, PostgreSQL, \
+         {}; logs in {}",
+        options.seed,
+        options.customers,
+        REPLICATED.join(", "),
+        1 + n,
+        nats.url,
+        logs.display()
+    );
+    let mut topology = Topology::start(
+        &options.shop_bin,
+        &logs,
+        &databases,
+        &nats.url,
+        counts,
+        &[
+            ("SHOP_DEMO_STOCK", options.stock.to_string()),
+            (
+                "SHOP_ORDER_DEADLINE_SECS",
+                options.order_deadline.as_secs().max(1).to_string(),
+            ),
+            ("SHOP_DRAIN_MS", options.drain.as_millis().to_string()),
+        ],
+    )
+    .await
+    .context("starting the replicas")?;
+
+    let relayed = EventsOnTheWire::watch(&nats.url).await?;
+    let reach = Reach::at(
+        &peer_list("users", 1).parse::<PeerTarget>()?,
+        &peer_list("orders", n).parse::<PeerTarget>()?,
+    )
+    .await?;
+    let calls = Calls::new(&PHASES);
+    let started = Instant::now();
+    let crowd = Crowd::start(options.customers, options.seed, &reach, calls.clone()).await?;
+
+    tokio::time::sleep(options.warm_up).await;
+    let balance = balance(n).await;
+
+    calls.enter("rolling restart");
+    let mut restarts = Vec::new();
+    for service in REPLICATED {
+        for index in 0..n {
+            let drained = topology.stop(service, index).await?;
+            let back = topology.start_again(service, index).await?;
+            eprintln!(
+                "replicas: {service} {index} drained and exited in {} ms, ready again in {} ms",
+                drained.as_millis(),
+                back.as_millis()
+            );
+            restarts.push((service, index, drained, back));
+            tokio::time::sleep(options.between).await;
+        }
+    }
+
+    calls.enter("kills");
+    let mut kills = Vec::new();
+    for service in REPLICATED {
+        let index = n - 1;
+        topology.kill(service, index).await?;
+        eprintln!("replicas: {service} {index} killed (SIGKILL)");
+        kills.push((service, index));
+        tokio::time::sleep(options.between).await;
+    }
+    for (service, index) in &kills {
+        topology.start_again(service, *index).await?;
+    }
+
+    calls.enter("after");
+    tokio::time::sleep(options.between).await;
+    let placed = crowd.finish().await?;
+    eprintln!(
+        "replicas: {} orders acknowledged; following each to its end",
+        placed.orders.len()
+    );
+    let expected = Expected {
+        stock: options.stock,
+        order_deadline: options.order_deadline,
+    };
+    let report = invariants::check(&placed, &databases, &expected, &reach).await?;
+    // The last events relayed after the orders ended.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (events, twice) = relayed.tally();
+    let deadlocks = deadlocks(&options.postgres_url).await? - deadlocks_before;
+
+    let mut broken = Vec::new();
+    let restart_failures = calls.failures_in("rolling restart");
+    if restart_failures > 0 {
+        broken.push(format!(
+            "{restart_failures} customer calls failed during the rolling restart"
+        ));
+    }
+    let for_want_of_a_peer: usize = ["CANCEL_REASON_TIMED_OUT", "CANCEL_REASON_STOCK_LOST"]
+        .iter()
+        .filter_map(|reason| report.reasons.get(*reason))
+        .sum();
+    if for_want_of_a_peer > 0 {
+        broken.push(format!(
+            "{for_want_of_a_peer} orders cancelled for want of a peer"
+        ));
+    }
+    if twice > 0 {
+        broken.push(format!("{twice} events relayed more than once"));
+    }
+    if deadlocks > 0 {
+        broken.push(format!("{deadlocks} PostgreSQL deadlocks"));
+    }
+
+    println!("{}", placed.summary());
+    println!("{}", calls.summary());
+    for example in calls.examples() {
+        println!("  failed: {example}");
+    }
+    println!(
+        "restarts: {} (SIGTERM, drained, started again; drain to exit {}, start to ready {})",
+        restarts.len(),
+        spread(restarts.iter().map(|(_, _, drained, _)| *drained)),
+        spread(restarts.iter().map(|(_, _, _, back)| *back)),
+    );
+    println!(
+        "kills: {} ({})",
+        kills.len(),
+        kills
+            .iter()
+            .map(|(service, index)| format!("{service} {index}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!("calls served per replica during the warm-up:");
+    for line in balance {
+        println!("  {line}");
+    }
+    println!("events on the wire: {events} distinct, {twice} seen more than once");
+    println!("PostgreSQL deadlocks: {deadlocks}");
+    println!("{report}");
+    for violation in &broken {
+        println!("  VIOLATION {violation}");
+    }
+    let held = report.violations.is_empty() && broken.is_empty();
+    println!(
+        "replicas: {} in {:.0} s (seed {})",
+        if held {
+            "all hold".to_owned()
+        } else {
+            format!("{} VIOLATIONS", report.violations.len() + broken.len())
+        },
+        started.elapsed().as_secs_f64(),
+        options.seed
+    );
+    drop(topology);
+    drop(nats);
+    Ok(held)
+}
+
+/// "min-max ms (median m)".
+fn spread(durations: impl Iterator<Item = Duration>) -> String {
+    let mut ms: Vec<u128> = durations.map(|d| d.as_millis()).collect();
+    ms.sort_unstable();
+    match (ms.first(), ms.last()) {
+        (Some(low), Some(high)) => format!("{low}-{high} ms, median {}", ms[ms.len() / 2]),
+        _ => "none".to_owned(),
+    }
+}
+
+/// How each replicated service's calls were spread over its replicas.
+async fn balance(replicas: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    for (service, rpc_service) in BALANCED_BY {
+        let mut served = Vec::new();
+        for index in 0..replicas {
+            served.push(
+                calls_served(addr(service, index), rpc_service)
+                    .await
+                    .unwrap_or(0.0),
+            );
+        }
+        let total: f64 = served.iter().sum();
+        let each: Vec<String> = served
+            .iter()
+            .enumerate()
+            .map(|(index, calls)| {
+                let share = if total > 0.0 {
+                    calls / total * 100.0
+                } else {
+                    0.0
+                };
+                format!("{index}: {calls:.0} ({share:.0}%)")
+            })
+            .collect();
+        lines.push(format!("{rpc_service}: {}", each.join(", ")));
+    }
+    lines
+}
+
+/// PostgreSQL's deadlocks so far in the run's databases.
+async fn deadlocks(admin_url: &str) -> anyhow::Result<i64> {
+    let db = sea_orm::Database::connect(admin_url).await?;
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            "SELECT COALESCE(SUM(deadlocks), 0)::BIGINT AS n FROM pg_stat_database \
+             WHERE datname LIKE 'bench\\_%'"
+                .to_owned(),
+        ))
+        .await?
+        .context("no row")?;
+    let n: i64 = row.try_get("", "n")?;
+    let _ = db.close().await;
+    Ok(n)
+}
+
+/// Every event published, as a plain NATS subscriber sees it (JetStream
+/// drops duplicate publishes from its stream, not from the wire): how
+/// many times each event id went out.
+struct EventsOnTheWire {
+    seen: Arc<Mutex<HashMap<String, u32>>>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl EventsOnTheWire {
+    async fn watch(nats_url: &str) -> anyhow::Result<Self> {
+        let client = async_nats::connect(nats_url).await?;
+        let mut messages = client.subscribe("shop.events.>").await?;
+        let seen: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+        let tally = seen.clone();
+        let task = tokio::spawn(async move {
+            let _client = client;
+            while let Some(message) = messages.next().await {
+                let Ok(event) = serde_json::from_slice::<serde_json::Value>(&message.payload)
+                else {
+                    continue;
+                };
+                if let Some(id) = event["id"].as_str() {
+                    *tally
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .entry(id.to_owned())
+                        .or_default() += 1;
+                }
+            }
+        });
+        Ok(Self { seen, _task: task })
+    }
+
+    /// (distinct events, events seen more than once).
+    fn tally(&self) -> (usize, usize) {
+        let seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        (seen.len(), seen.values().filter(|n| **n > 1).count())
+    }
+}
