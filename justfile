@@ -81,6 +81,14 @@ chaos *ARGS:
 replicas *ARGS:
     tests/replicas/run.sh {{ARGS}}
 
+# The manifests in deploy/kubernetes: kubectl kustomize of every overlay, then kubectl apply --dry-run=server against a real kube-apiserver (built once into a cache) and Debian's etcd
+kubernetes:
+    tests/kubernetes/run.sh
+
+# The container image (deploy/Containerfile, built with buildah from the release binary), started with podman where this machine allows: its size and start time
+image:
+    tests/container/run.sh
+
 # Fuzz the kit's parsers with cargo-fuzz (nightly): each target SECONDS (default 60); `just fuzz 5 envelope` for one
 fuzz SECONDS="60" *TARGETS:
     services/kit/fuzz/run.sh {{SECONDS}} {{TARGETS}}
