@@ -93,8 +93,8 @@ image:
 fuzz SECONDS="60" *TARGETS:
     services/kit/fuzz/run.sh {{SECONDS}} {{TARGETS}}
 
-# What CI runs: tests (SQLite, PostgreSQL, NATS, the web app's), lint, buf breaking, interop, e2e, conformance, bench smoke, 30 s of chaos, 5 s of fuzzing a target
-ci: test test-postgres test-nats web-test lint breaking interop e2e conformance bench-smoke (chaos "--duration" "30") (fuzz "5")
+# What CI runs: tests (SQLite, PostgreSQL, NATS, the web app's), lint, buf breaking, interop, e2e, conformance, bench smoke, 30 s of chaos, replicas restarted and killed, the Kubernetes manifests, the image, 5 s of fuzzing a target
+ci: test test-postgres test-nats web-test lint breaking interop e2e conformance bench-smoke (chaos "--duration" "30") (replicas "--warm-up-secs" "5" "--between-secs" "1" "--customers" "6") kubernetes image (fuzz "5")
 
 # Install the npm tools the recipes use (buf, connect-node, protoc-gen-es)
 tools:

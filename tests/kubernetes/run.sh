@@ -81,7 +81,7 @@ if ! kube get --raw /readyz >/dev/null 2>&1; then
 fi
 
 # Dry runs create nothing, so the namespace the overlays use must exist.
-kube create namespace connect-shop >/dev/null
+kube create namespace connect-shop --save-config >/dev/null
 status=0
 for overlay in "$root"/deploy/kubernetes/overlays/*/; do
   echo "==> kubectl apply --dry-run=server -k deploy/kubernetes/overlays/$(basename "$overlay")"

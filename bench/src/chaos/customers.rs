@@ -160,6 +160,11 @@ impl Calls {
         }
     }
 
+    /// The phase calls count in now.
+    pub fn phase(&self) -> &'static str {
+        self.phases[self.current.load(Ordering::SeqCst)]
+    }
+
     fn count<T>(&self, call: &str, result: &Result<T, Status>) {
         let phase = self.current.load(Ordering::SeqCst);
         self.made[phase].fetch_add(1, Ordering::Relaxed);
