@@ -16,7 +16,7 @@ trap 'rm -rf "$context"' EXIT
 rootfs="$context/rootfs"
 mkdir -p "$rootfs/usr/local/bin" "$rootfs/etc/ssl/certs" "$rootfs/data" "$rootfs/tmp"
 install -m 0755 "$binary" "$rootfs/usr/local/bin/shop"
-ldd "$binary" | awk '/=> \// { print $3 } /^\s*\/.*ld-linux/ { print $1 }' | while read -r lib; do
+ldd "$binary" | awk '/=> \// { print $3 } $1 ~ /^\/.*ld-linux/ { print $1 }' | while read -r lib; do
   cp --parents -L "$lib" "$rootfs/"
 done
 cp /etc/ssl/certs/ca-certificates.crt "$rootfs/etc/ssl/certs/"

@@ -184,6 +184,48 @@ async fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
     }
 }
 
+/// Four callers asking `/whoami` back to back until stopped.
+struct Callers {
+    failures: Arc<AtomicU32>,
+    stop: Arc<AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Callers {
+    fn start(downstream: &Downstream, retry: Retry) -> Self {
+        let failures = Arc::new(AtomicU32::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let tasks = (0..4)
+            .map(|_| {
+                let (downstream, failures, stop) =
+                    (downstream.clone(), failures.clone(), stop.clone());
+                tokio::spawn(async move {
+                    while !stop.load(Ordering::SeqCst) {
+                        if let Err(status) = ask(&downstream, retry, "/whoami").await {
+                            println!("failed: {status:?}");
+                            failures.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                })
+            })
+            .collect();
+        Self {
+            failures,
+            stop,
+            tasks,
+        }
+    }
+
+    /// Stops them: how many calls failed.
+    async fn stop(self) -> u32 {
+        self.stop.store(true, Ordering::SeqCst);
+        for task in self.tasks {
+            task.await.expect("caller");
+        }
+        self.failures.load(Ordering::SeqCst)
+    }
+}
+
 fn health_of(downstream: &Downstream, addr: SocketAddr) -> &'static str {
     downstream
         .endpoints()
@@ -244,21 +286,7 @@ async fn a_killed_replica_is_ejected_at_once_and_its_calls_go_elsewhere() {
             .all(|(_, h, _)| *h == "serving")
     })
     .await;
-    let failures = Arc::new(AtomicU32::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let callers: Vec<_> = (0..4)
-        .map(|_| {
-            let (downstream, failures, stop) = (downstream.clone(), failures.clone(), stop.clone());
-            tokio::spawn(async move {
-                while !stop.load(Ordering::SeqCst) {
-                    if let Err(status) = ask(&downstream, Retry::Safe, "/whoami").await {
-                        println!("failed: {status:?}");
-                        failures.fetch_add(1, Ordering::SeqCst);
-                    }
-                }
-            })
-        })
-        .collect();
+    let callers = Callers::start(&downstream, Retry::Safe);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let killed_at = Instant::now();
     a.kill();
@@ -269,13 +297,10 @@ async fn a_killed_replica_is_ejected_at_once_and_its_calls_go_elsewhere() {
     let noticed = killed_at.elapsed();
     let b_before = b.hits();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    stop.store(true, Ordering::SeqCst);
-    for caller in callers {
-        caller.await.expect("caller");
-    }
+    let failures = callers.stop().await;
     println!("noticed the kill in {noticed:?}");
     assert!(noticed < Duration::from_millis(500), "{noticed:?}");
-    assert_eq!(failures.load(Ordering::SeqCst), 0, "no call failed");
+    assert_eq!(failures, 0, "no call failed");
     assert!(b.hits() > b_before, "the live replica took the calls");
     assert!(!downstream.is_open());
 }
@@ -311,21 +336,8 @@ async fn a_draining_replica_gets_no_new_calls_before_its_listener_closes() {
             .all(|(_, h, _)| *h == "serving")
     })
     .await;
-    let failures = Arc::new(AtomicU32::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let callers: Vec<_> = (0..4)
-        .map(|_| {
-            let (downstream, failures, stop) = (downstream.clone(), failures.clone(), stop.clone());
-            tokio::spawn(async move {
-                while !stop.load(Ordering::SeqCst) {
-                    // Not safe to repeat: nothing may fail at all.
-                    if ask(&downstream, Retry::Never, "/whoami").await.is_err() {
-                        failures.fetch_add(1, Ordering::SeqCst);
-                    }
-                }
-            })
-        })
-        .collect();
+    // Not safe to repeat: nothing may fail at all.
+    let callers = Callers::start(&downstream, Retry::Never);
     tokio::time::sleep(Duration::from_millis(200)).await;
     // SIGTERM: drain 600 ms, then close.
     let draining = a.shutdown.clone();
@@ -343,11 +355,7 @@ async fn a_draining_replica_gets_no_new_calls_before_its_listener_closes() {
     assert_eq!(a.hits(), a_then, "no new call reached the draining replica");
     drained.await.expect("drained");
     tokio::time::sleep(Duration::from_millis(300)).await;
-    stop.store(true, Ordering::SeqCst);
-    for caller in callers {
-        caller.await.expect("caller");
-    }
-    assert_eq!(failures.load(Ordering::SeqCst), 0, "no call failed");
+    assert_eq!(callers.stop().await, 0, "no call failed");
     assert!(b.hits() > 0);
 }
 

@@ -350,26 +350,7 @@ impl Shop {
     /// its own.
     pub async fn start_orders(&mut self) {
         self.faults.crash_orders();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("orders runtime");
-        let orders = shop_orders::Config {
-            database_url: self.orders_db.url.as_str().into(),
-            peers: self.peers.clone(),
-            nats_url: self.options.nats_url.clone(),
-            saga: self.options.policy.clone(),
-            token_keys: TokenKeys::FromUsers(self.peers.users.clone()),
-        };
-        let started = runtime.spawn(async move {
-            Launch::new(orders)
-                .http(http())
-                .start()
-                .await
-                .expect("orders")
-                .addr
-        });
+        let (runtime, started) = self.orders_in_own_runtime();
         *self.faults.orders.lock().expect("runtime") = Some(runtime);
         self.orders = started.await.expect("orders started");
     }
@@ -421,14 +402,17 @@ impl Shop {
         shop_kit::testing::call_json(&url, token, &body).await
     }
 
-    /// A second orders replica: the same database, broker and peers, in a
-    /// runtime of its own.
-    pub async fn orders_replica(&self) -> OrdersReplica {
+    /// An orders service on this shop's database, broker and peers, started
+    /// in a runtime of its own (so a test can kill it): the runtime, and
+    /// its address once it listens.
+    fn orders_in_own_runtime(
+        &self,
+    ) -> (tokio::runtime::Runtime, tokio::task::JoinHandle<SocketAddr>) {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
-            .expect("replica runtime");
+            .expect("orders runtime");
         let orders = shop_orders::Config {
             database_url: self.orders_db.url.as_str().into(),
             peers: self.peers.clone(),
@@ -441,9 +425,16 @@ impl Shop {
                 .http(http())
                 .start()
                 .await
-                .expect("orders replica")
+                .expect("orders")
                 .addr
         });
+        (runtime, started)
+    }
+
+    /// A second orders replica: the same database, broker and peers, in a
+    /// runtime of its own.
+    pub async fn orders_replica(&self) -> OrdersReplica {
+        let (runtime, started) = self.orders_in_own_runtime();
         let addr = started.await.expect("replica started");
         OrdersReplica {
             addr,
