@@ -19,3 +19,4 @@ pub mod report;
 pub mod servers;
 mod stats;
 pub mod targets;
+pub mod verdict;

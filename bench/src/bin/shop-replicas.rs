@@ -76,26 +76,11 @@ struct Cli {
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
-    match tokio::runtime::Runtime::new()
-        .map_err(anyhow::Error::from)
-        .and_then(|runtime| runtime.block_on(run(cli)))
-    {
-        Ok(true) => std::process::ExitCode::SUCCESS,
-        Ok(false) => std::process::ExitCode::from(1),
-        Err(error) => {
-            eprintln!("shop-replicas: {error:#}");
-            std::process::ExitCode::from(2)
-        }
-    }
+    shop_bench::verdict::exit_with("shop-replicas", run(Cli::parse()))
 }
 
 async fn run(cli: Cli) -> anyhow::Result<bool> {
-    let seed = cli.seed.unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
-    });
+    let seed = shop_bench::verdict::seed_or_clock(cli.seed);
     let scratch = tempfile::Builder::new().prefix("shop-replicas").tempdir()?;
     let options = replicas::Options {
         shop_bin: match cli.shop_bin {
