@@ -5,16 +5,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
-url=${SHOP_TEST_DATABASE_URL:-}
-if [ -z "$url" ]; then
-  if [ "$(id -u)" -ne 0 ]; then
-    echo "Set SHOP_TEST_DATABASE_URL=postgres://user:password@host/postgres (a role that may create databases)," >&2
-    echo "or run as root to let tests/postgres/setup.sh install and start a local PostgreSQL." >&2
-    exit 2
-  fi
-  "$here/setup.sh"
-  url=postgres://shop_test:shop_test@127.0.0.1:5432/postgres
-fi
+url=$("$here/admin-url.sh" "${SHOP_TEST_DATABASE_URL:-}" SHOP_TEST_DATABASE_URL)
 
 cleanup() {
   # Drop the per-test databases this run created.

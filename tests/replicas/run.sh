@@ -8,16 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-url=${SHOP_BENCH_POSTGRES_URL:-}
-if [ -z "$url" ]; then
-  if [ "$(id -u)" -ne 0 ]; then
-    echo "Set SHOP_BENCH_POSTGRES_URL=postgres://user:password@host/postgres (a role that may create databases)," >&2
-    echo "or run as root to let tests/postgres/setup.sh install and start a local PostgreSQL." >&2
-    exit 2
-  fi
-  tests/postgres/setup.sh >/dev/null
-  url=postgres://shop_test:shop_test@127.0.0.1:5432/postgres
-fi
+url=$(tests/postgres/admin-url.sh "${SHOP_BENCH_POSTGRES_URL:-}" SHOP_BENCH_POSTGRES_URL)
 if ! command -v "${NATS_SERVER:-nats-server}" >/dev/null; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "nats-server is not installed: apt-get install nats-server (or set NATS_SERVER)" >&2

@@ -226,6 +226,14 @@ impl Callers {
     }
 }
 
+/// Waits until every endpoint of `downstream` has `health`.
+async fn every_endpoint(downstream: &Downstream, health: &str) {
+    wait_for(&format!("every endpoint {health}"), || {
+        downstream.endpoints().iter().all(|(_, h, _)| *h == health)
+    })
+    .await;
+}
+
 fn health_of(downstream: &Downstream, addr: SocketAddr) -> &'static str {
     downstream
         .endpoints()
@@ -279,13 +287,7 @@ async fn sequential_calls_use_every_replica() {
 #[tokio::test]
 async fn a_killed_replica_is_ejected_at_once_and_its_calls_go_elsewhere() {
     let (mut a, b, downstream) = pair(Duration::ZERO).await;
-    wait_for("both serving", || {
-        downstream
-            .endpoints()
-            .iter()
-            .all(|(_, h, _)| *h == "serving")
-    })
-    .await;
+    every_endpoint(&downstream, "serving").await;
     let callers = Callers::start(&downstream, Retry::Safe);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let killed_at = Instant::now();
@@ -329,13 +331,7 @@ async fn a_call_that_cannot_connect_is_sent_elsewhere_even_when_not_safe_to_repe
 #[tokio::test]
 async fn a_draining_replica_gets_no_new_calls_before_its_listener_closes() {
     let (a, b, downstream) = pair(Duration::ZERO).await;
-    wait_for("both serving", || {
-        downstream
-            .endpoints()
-            .iter()
-            .all(|(_, h, _)| *h == "serving")
-    })
-    .await;
+    every_endpoint(&downstream, "serving").await;
     // Not safe to repeat: nothing may fail at all.
     let callers = Callers::start(&downstream, Retry::Never);
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -420,10 +416,7 @@ async fn with_every_replica_down_calls_fail_fast_marked_not_sent() {
     let (mut a, mut b, downstream) = pair(Duration::ZERO).await;
     a.kill();
     b.kill();
-    wait_for("both down", || {
-        downstream.endpoints().iter().all(|(_, h, _)| *h == "down")
-    })
-    .await;
+    every_endpoint(&downstream, "down").await;
     let started = Instant::now();
     let refused = ask(&downstream, Retry::Safe, "/whoami")
         .await
