@@ -72,11 +72,8 @@ pub struct StartError {
 pub enum StartFailure {
     #[error("database {url}: {source}")]
     Database { url: String, source: BoxError },
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Listen(#[from] crate::rpc::ListenError),
     #[error("events: {0}")]
     Events(BoxError),
     #[error("cannot verify tokens: {0}")]
@@ -198,7 +195,7 @@ impl<S: Service> Launch<S> {
             .map_err(|e| failed(e.into()))?;
         let listening = crate::rpc::start(addr, router, shutdown.clone(), &http)
             .await
-            .map_err(|source| failed(StartFailure::Bind { addr, source }))?;
+            .map_err(|e| failed(e.into()))?;
         let task = tokio::spawn(async move {
             let served = listening.task.await.map_err(std::io::Error::other)?;
             if !shutdown.work_finished(http.shutdown_grace()).await {

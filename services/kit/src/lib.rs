@@ -6,6 +6,7 @@
 //! - [`client`]: calling another service (channels, deadline, retry,
 //!   breaker, bulkhead, error translation);
 //! - [`auth`]: verifying access tokens and who the caller is;
+//! - [`tls`]: TLS and mutual TLS for the listener and the clients;
 //! - [`observe`]: metrics, logs and trace context;
 //! - [`db`] (feature `db`): connecting to a service's database;
 //! - [`events`] (feature `events`): outbox, relay, inbox, NATS.
@@ -22,6 +23,7 @@ pub mod rpc;
 mod shutdown;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod tls;
 
 pub use rpc::{HttpConfig, Readiness, RequestRules, ResponseMetadata, RpcServer, connect_get};
 pub use shutdown::Shutdown;

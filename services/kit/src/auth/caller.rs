@@ -6,6 +6,7 @@ use connectrpc_axum::prelude::ConnectError;
 use http::request::Parts;
 
 use super::TokenVerifier;
+use crate::tls::{ClientIdentity, TlsSession};
 
 /// The token of an `Authorization: Bearer <token>` header (the scheme's
 /// case does not matter), the one way every part of the shop reads it.
@@ -34,17 +35,55 @@ impl Caller {
     }
 }
 
-/// A caller that must be one of the shop's own services: a customer's
-/// valid token gets `permission_denied`, no valid token `unauthenticated`.
+/// A caller that must be one of the shop's own services, as its client
+/// certificate (see [`CertifiedService`]) or else its service token says:
+/// a customer's valid token gets `permission_denied`, no valid token
+/// `unauthenticated`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServiceCaller {
     pub service: String,
+}
+
+/// The shop's service a caller's client certificate names (mutual TLS),
+/// if it showed one: `Some(name)`. A certificate naming none of the shop's
+/// services is `permission_denied`; no certificate where the listener
+/// requires one for internal calls (`--tls-require-service-cert`) is
+/// `unauthenticated`; otherwise no certificate is `None`, and the caller
+/// proves who it is some other way (a service token).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertifiedService(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for CertifiedService {
+    type Rejection = ConnectError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ConnectError> {
+        let Some(session) = parts.extensions.get::<TlsSession>() else {
+            return Ok(Self(None));
+        };
+        match &session.client {
+            Some(ClientIdentity::Service(name)) => Ok(Self(Some(name.clone()))),
+            Some(ClientIdentity::Unknown(names)) => Err(ConnectError::new_permission_denied(
+                format!("the client certificate ({names}) names none of the shop's services"),
+            )),
+            None if session.service_certificate_required => Err(ConnectError::new_unauthenticated(
+                "only the shop's own services may make this call: it needs their \
+                     client certificate (mutual TLS)",
+            )),
+            None => Ok(Self(None)),
+        }
+    }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for ServiceCaller {
     type Rejection = ConnectError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ConnectError> {
+        // A service's certificate says who it is; without one, its token.
+        if let CertifiedService(Some(service)) =
+            CertifiedService::from_request_parts(parts, state).await?
+        {
+            return Ok(Self { service });
+        }
         let caller = Caller::from_request_parts(parts, state).await?;
         match caller.service() {
             Some(service) => Ok(Self {

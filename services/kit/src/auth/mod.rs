@@ -11,13 +11,22 @@ mod verify;
 
 use serde::{Deserialize, Serialize};
 
-pub use caller::{Caller, Customer, SERVICE_SUBJECT_PREFIX, ServiceCaller, bearer_token};
+pub use caller::{
+    Caller, CertifiedService, Customer, SERVICE_SUBJECT_PREFIX, ServiceCaller, bearer_token,
+};
 pub use keys::TokenKeys;
 pub use verify::TokenVerifier;
 
 /// Who issues the shop's tokens, and for whom.
 pub const ISSUER: &str = "connect-shop-users";
 pub const AUDIENCE: &str = "connect-shop";
+/// The SPIFFE trust domain of the shop's services' client certificates:
+/// `spiffe://connect-shop/<service>`.
+pub const TRUST_DOMAIN: &str = "connect-shop";
+/// The shop's services: the names a client certificate (and a service
+/// token) may carry.
+pub const SHOP_SERVICES: &[&str] = &["users", "catalog", "orders", "payments", "gateway"];
+
 /// Where the users service serves its public keys.
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 

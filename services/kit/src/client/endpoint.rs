@@ -23,7 +23,8 @@ use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
-use super::{Backoff, breaker::Breaker, resolve::Address};
+use super::{Backoff, breaker::Breaker, resolve::Address, target::Scheme};
+use crate::tls::{ClientTls, TlsError};
 
 /// How long a health probe may take before the endpoint counts as down.
 pub(super) const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -89,6 +90,19 @@ pub(super) trait Observer: Send + Sync + 'static {
 #[derive(Clone, Debug)]
 pub(super) struct ChannelSettings {
     pub(super) connect_timeout: Duration,
+    /// TLS for the endpoints whose scheme is https.
+    pub(super) tls: Option<ClientTls>,
+}
+
+/// Why an endpoint could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum EndpointError {
+    #[error(transparent)]
+    Transport(#[from] tonic::transport::Error),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("https needs the CA that signs its certificate: give --tls-ca")]
+    NoTls,
 }
 
 pub(super) struct Endpoint {
@@ -123,18 +137,30 @@ impl Endpoint {
         calls: metrics::Counter,
         observer: Arc<dyn Observer>,
         stop: CancellationToken,
-    ) -> Result<Arc<Self>, tonic::transport::Error> {
-        let origin: http::Uri = format!("http://{}", address.authority)
+    ) -> Result<Arc<Self>, EndpointError> {
+        let scheme = match address.scheme {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        };
+        let origin: http::Uri = format!("{scheme}://{}", address.authority)
             .parse()
             .unwrap_or_else(|_| http::Uri::from_static("http://peer"));
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", address.addr))?
+        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{}", address.addr))?
             .origin(origin)
             .connect_timeout(settings.connect_timeout)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(KEEP_ALIVE_INTERVAL)
             .keep_alive_timeout(KEEP_ALIVE_TIMEOUT)
-            .keep_alive_while_idle(true)
-            .connect_lazy();
+            .keep_alive_while_idle(true);
+        let channel = match address.scheme {
+            Scheme::Http => endpoint.connect_lazy(),
+            Scheme::Https => {
+                let tls = settings.tls.as_ref().ok_or(EndpointError::NoTls)?;
+                let connector =
+                    tls.connector(address.addr, address.host(), settings.connect_timeout)?;
+                endpoint.connect_with_connector_lazy(connector)
+            }
+        };
         let endpoint = Arc::new(Self {
             address,
             channel,

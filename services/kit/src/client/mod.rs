@@ -278,7 +278,8 @@ impl Downstream {
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         };
-        let downstream = Self::with_addresses(name, &first.addresses, policy);
+        let downstream =
+            Self::with_addresses(name, &first.addresses, policy, target.tls().cloned());
         if !target.is_static() {
             tokio::spawn(re_resolve(
                 Arc::downgrade(&downstream.inner),
@@ -296,19 +297,21 @@ impl Downstream {
             scheme: target::Scheme::Http,
             authority: addr.to_string(),
         };
-        Self::with_addresses(name, &[address].into_iter().collect(), policy)
+        Self::with_addresses(name, &[address].into_iter().collect(), policy, None)
     }
 
     fn with_addresses(
         name: &str,
         addresses: &std::collections::BTreeSet<resolve::Address>,
         policy: DownstreamPolicy,
+        tls: Option<crate::tls::ClientTls>,
     ) -> Self {
         let stop = CancellationToken::new();
         let balancer = Balancer::new(
             name,
             ChannelSettings {
                 connect_timeout: policy.connect_timeout,
+                tls,
             },
             BreakerPolicy {
                 threshold: policy.breaker_threshold,

@@ -35,6 +35,18 @@ pub(crate) struct Address {
     pub(crate) authority: String,
 }
 
+impl Address {
+    /// The host of its authority: the name (or IP address) its TLS
+    /// certificate must carry.
+    pub(crate) fn host(&self) -> &str {
+        let host = self
+            .authority
+            .rsplit_once(':')
+            .map_or(self.authority.as_str(), |(host, _)| host);
+        host.trim_start_matches('[').trim_end_matches(']')
+    }
+}
+
 /// What resolving a target found: every address, and the names that did
 /// not resolve (with why).
 #[derive(Debug, Default)]

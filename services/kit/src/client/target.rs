@@ -17,10 +17,14 @@ use std::{
     str::FromStr,
 };
 
-/// A peer's addresses as configured.
+use crate::tls::ClientTls;
+
+/// A peer's addresses as configured, and the TLS its https entries (and,
+/// with TLS given, its `dns:///` entries) are called with.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PeerTarget {
     entries: Vec<Entry>,
+    tls: Option<ClientTls>,
     /// The text it was parsed from, for messages.
     text: String,
     /// Where it was configured (a flag), for messages.
@@ -35,6 +39,8 @@ pub(crate) struct Entry {
     pub(crate) port: u16,
     /// The DNS server a `dns://server/` entry names; else the system's.
     pub(crate) dns_server: Option<SocketAddr>,
+    /// A `dns:` entry (no scheme of its own: TLS when TLS is given).
+    pub(crate) dns: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -85,6 +91,7 @@ impl FromStr for PeerTarget {
         }
         Ok(Self {
             entries,
+            tls: None,
             text: text.trim().to_owned(),
             origin: None,
         })
@@ -124,6 +131,7 @@ fn parse_dns(text: &str, rest: &str) -> Result<Entry, BadTarget> {
         host,
         port,
         dns_server,
+        dns: true,
     })
 }
 
@@ -155,6 +163,7 @@ fn parse_url(text: &str) -> Result<Entry, BadTarget> {
         host,
         port,
         dns_server: None,
+        dns: false,
     })
 }
 
@@ -248,10 +257,31 @@ impl PeerTarget {
                 host: Host::Ip(addr.ip()),
                 port: addr.port(),
                 dns_server: None,
+                dns: false,
             }],
+            tls: None,
             text: format!("http://{addr}"),
             origin: None,
         }
+    }
+
+    /// Calls its https entries with `tls` (its CA, the certificate this
+    /// client shows); with TLS given, `dns:///` entries speak TLS too.
+    #[must_use]
+    pub fn with_tls(mut self, tls: Option<ClientTls>) -> Self {
+        if tls.is_some() {
+            for entry in &mut self.entries {
+                if entry.dns {
+                    entry.scheme = Scheme::Https;
+                }
+            }
+        }
+        self.tls = tls;
+        self
+    }
+
+    pub(crate) fn tls(&self) -> Option<&ClientTls> {
+        self.tls.as_ref()
     }
 
     pub(crate) fn entries(&self) -> &[Entry] {

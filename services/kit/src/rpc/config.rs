@@ -66,6 +66,9 @@ pub struct HttpConfig {
         default_value_t = 60
     )]
     pub idle_timeout_secs: u64,
+
+    #[command(flatten)]
+    pub tls: crate::tls::ServerTlsFlags,
 }
 
 /// How long a service drains before it stops accepting, by default.
@@ -123,6 +126,7 @@ impl Default for HttpConfig {
             max_streams_per_connection: DEFAULT_MAX_STREAMS,
             header_read_timeout_secs: 10,
             idle_timeout_secs: 60,
+            tls: crate::tls::ServerTlsFlags::default(),
         }
     }
 }

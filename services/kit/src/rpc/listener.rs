@@ -11,7 +11,9 @@
 //!   lives as long as the client wants;
 //! - at most `max_streams_per_connection` concurrent HTTP/2 streams, and
 //!   HTTP/2 keep-alive pings that drop peers gone silent;
-//! - request heads of at most 64 KiB.
+//! - request heads of at most 64 KiB;
+//! - with TLS, a handshake within `header_read_timeout`, and each request
+//!   told what the connection's client certificate says ([`TlsSession`]).
 
 use std::{
     net::SocketAddr,
@@ -37,7 +39,11 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use super::config::HttpConfig;
-use crate::{observe::telemetry, shutdown::Shutdown};
+use crate::{
+    observe::telemetry,
+    shutdown::Shutdown,
+    tls::{Accepted, ServerTls, TlsError, TlsSession},
+};
 
 /// HTTP/2 pings: how often, and how long an answer may take.
 const H2_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(20);
@@ -56,27 +62,53 @@ pub struct Listening {
     pub task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
-/// Binds `addr` and serves `app` in the background until `shutdown`.
+/// Why a listener did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("TLS: {0}")]
+    Tls(#[from] TlsError),
+}
+
+/// Binds `addr` and serves `app` in the background until `shutdown`, with
+/// TLS if `http.tls` says so (its files read now: a bad one is an error).
 pub async fn start(
     addr: SocketAddr,
     app: Router,
     shutdown: Shutdown,
     http: &HttpConfig,
-) -> std::io::Result<Listening> {
-    let listener = TcpListener::bind(addr).await?;
-    let addr = listener.local_addr()?;
-    let task = tokio::spawn(serve(listener, app, shutdown, http.clone()));
+) -> Result<Listening, ListenError> {
+    let tls = http.tls.load()?;
+    let bound = |source| ListenError::Bind { addr, source };
+    let listener = TcpListener::bind(addr).await.map_err(bound)?;
+    let addr = listener.local_addr().map_err(bound)?;
+    let task = tokio::spawn(serve_with(listener, app, shutdown, http.clone(), tls));
     Ok(Listening { addr, task })
 }
 
 /// Serves `app` on `listener` until `shutdown`: then stops accepting, lets
 /// in-flight requests finish, and gives up on the stragglers after the
-/// configured grace.
+/// configured grace. With TLS if `http.tls` says so.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     shutdown: Shutdown,
     http: HttpConfig,
+) -> std::io::Result<()> {
+    let tls = http.tls.load().map_err(std::io::Error::other)?;
+    serve_with(listener, app, shutdown, http, tls).await
+}
+
+async fn serve_with(
+    listener: TcpListener,
+    app: Router,
+    shutdown: Shutdown,
+    http: HttpConfig,
+    tls: Option<ServerTls>,
 ) -> std::io::Result<()> {
     telemetry::prometheus();
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -121,8 +153,23 @@ pub async fn serve(
             shutdown: shutdown.clone(),
             idle_timeout: http.idle_timeout(),
         };
+        let tls = tls.clone();
+        let patience = http.header_read_timeout();
         connections.spawn(async move {
-            connection.serve(TokioIo::new(tcp), remote).await;
+            match tls {
+                None => connection.serve(TokioIo::new(tcp), remote, None).await,
+                Some(tls) => match tls.accept(tcp, patience).await {
+                    Ok(Accepted::Tls(stream, session)) => {
+                        connection
+                            .serve(TokioIo::new(stream), remote, Some(session))
+                            .await;
+                    }
+                    Ok(Accepted::Plain(tcp)) => {
+                        connection.serve(TokioIo::new(tcp), remote, None).await;
+                    }
+                    Err(refused) => tracing::debug!(%remote, %refused, "connection refused"),
+                },
+            }
             drop(slot);
         });
     }
@@ -147,12 +194,18 @@ struct Connection {
 }
 
 impl Connection {
-    async fn serve(self, io: TokioIo<tokio::net::TcpStream>, remote: SocketAddr) {
+    async fn serve<I>(self, io: I, remote: SocketAddr, session: Option<TlsSession>)
+    where
+        I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    {
         let activity = Arc::new(Activity::new());
         let tracked = activity.clone();
         let app = self.app;
         let service = tower::service_fn(move |mut request: Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo(remote));
+            if let Some(session) = &session {
+                request.extensions_mut().insert(session.clone());
+            }
             let in_flight = InFlight::start(tracked.clone());
             let app = app.clone();
             async move {

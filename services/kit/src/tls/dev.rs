@@ -1,0 +1,257 @@
+//! A certificate authority for development and tests (`shop certs`): a CA,
+//! a server certificate per service and a client certificate per service,
+//! made with rcgen (ECDSA P-256, on ring).
+
+use std::{net::IpAddr, path::Path};
+
+use chrono::{Datelike, Utc};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType,
+};
+
+use super::TlsError;
+use crate::auth::TRUST_DOMAIN;
+
+/// How long the CA is valid, in days.
+const CA_DAYS: i64 = 3650;
+/// How long a certificate it issues is valid, in days.
+const LEAF_DAYS: i64 = 397;
+
+/// A certificate and its private key, as PEM text.
+pub struct IssuedPem {
+    pub cert: String,
+    pub key: String,
+}
+
+impl std::fmt::Debug for IssuedPem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedPem").finish_non_exhaustive()
+    }
+}
+
+/// What a certificate is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Usage {
+    Server,
+    Client,
+}
+
+/// A development CA.
+pub struct DevCa {
+    issuer: Issuer<'static, KeyPair>,
+    cert: String,
+}
+
+impl std::fmt::Debug for DevCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DevCa").finish_non_exhaustive()
+    }
+}
+
+/// The calendar date `days` from today (negative: in the past), as
+/// `rcgen::date_time_ymd` takes it.
+fn ymd(days: i64) -> (i32, u8, u8) {
+    let date = (Utc::now() + chrono::Duration::days(days)).date_naive();
+    (
+        date.year(),
+        u8::try_from(date.month()).unwrap_or(1),
+        u8::try_from(date.day()).unwrap_or(1),
+    )
+}
+
+/// Sets a certificate's validity: from yesterday (clocks differ) for
+/// `days`, or, for tests, a span that ended yesterday.
+fn valid_for(params: &mut CertificateParams, days: i64) {
+    let (from, to) = if days > 0 {
+        (-1, days)
+    } else {
+        (days - 30, -1)
+    };
+    let (y, m, d) = ymd(from);
+    params.not_before = rcgen::date_time_ymd(y, m, d);
+    let (y, m, d) = ymd(to);
+    params.not_after = rcgen::date_time_ymd(y, m, d);
+}
+
+/// A subject alternative name: `spiffe://...` a URI, an IP address, else
+/// a DNS name.
+fn san(name: &str) -> Result<SanType, TlsError> {
+    let text = |name: &str| rcgen::string::Ia5String::try_from(name);
+    if name.contains("://") {
+        return Ok(SanType::URI(text(name)?));
+    }
+    Ok(match name.parse::<IpAddr>() {
+        Ok(ip) => SanType::IpAddress(ip),
+        Err(_) => SanType::DnsName(text(name)?),
+    })
+}
+
+/// The SPIFFE ID a shop service's client certificate carries.
+pub fn spiffe_id(service: &str) -> String {
+    format!("spiffe://{TRUST_DOMAIN}/{service}")
+}
+
+/// The names a service's server certificate carries: loopback, its own
+/// name and its Kubernetes names (Service, headless Service, namespace
+/// `connect-shop`).
+pub fn server_names(service: &str) -> Vec<String> {
+    let mut names = vec![
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+    ];
+    for host in [service.to_owned(), format!("{service}-replicas")] {
+        names.push(host.clone());
+        for suffix in [
+            "connect-shop",
+            "connect-shop.svc",
+            "connect-shop.svc.cluster.local",
+        ] {
+            names.push(format!("{host}.{suffix}"));
+        }
+    }
+    names
+}
+
+impl DevCa {
+    /// A new CA, valid ten years.
+    pub fn new(name: &str) -> Result<Self, TlsError> {
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::default();
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        valid_for(&mut params, CA_DAYS);
+        let cert = params.self_signed(&key)?.pem();
+        Ok(Self {
+            issuer: Issuer::new(params, key),
+            cert,
+        })
+    }
+
+    /// The CA's certificate (what clients and servers trust).
+    pub fn cert_pem(&self) -> &str {
+        &self.cert
+    }
+
+    /// A certificate for `names` (see [`san`]), for `usage`, valid `days`
+    /// (zero or less: expired, for tests).
+    pub fn issue(
+        &self,
+        common_name: &str,
+        names: &[String],
+        usage: Usage,
+        days: i64,
+    ) -> Result<IssuedPem, TlsError> {
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::default();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, common_name);
+        params.subject_alt_names = names.iter().map(|n| san(n)).collect::<Result<_, _>>()?;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![match usage {
+            Usage::Server => ExtendedKeyUsagePurpose::ServerAuth,
+            Usage::Client => ExtendedKeyUsagePurpose::ClientAuth,
+        }];
+        params.use_authority_key_identifier_extension = true;
+        valid_for(&mut params, days);
+        let cert = params.signed_by(&key, &self.issuer)?.pem();
+        Ok(IssuedPem {
+            cert,
+            key: key.serialize_pem(),
+        })
+    }
+
+    /// A service's server certificate (see [`server_names`]), plus `hosts`.
+    pub fn server(&self, service: &str, hosts: &[String]) -> Result<IssuedPem, TlsError> {
+        let mut names = server_names(service);
+        names.extend(
+            hosts
+                .iter()
+                .filter(|h| !names.contains(h))
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
+        self.issue(service, &names, Usage::Server, LEAF_DAYS)
+    }
+
+    /// A service's client certificate: its SPIFFE ID.
+    pub fn client(&self, service: &str) -> Result<IssuedPem, TlsError> {
+        self.issue(service, &[spiffe_id(service)], Usage::Client, LEAF_DAYS)
+    }
+
+    /// Writes `ca.pem`, and for each service `<service>.pem` and
+    /// `<service>-key.pem` (server) and `<service>-client.pem` and
+    /// `<service>-client-key.pem` (client) into `dir`, keys readable by
+    /// their owner only. Returns the files written. The CA's key is not
+    /// kept: run it again for new certificates.
+    pub fn write_shop(
+        &self,
+        dir: &Path,
+        services: &[&str],
+        hosts: &[String],
+    ) -> Result<Vec<std::path::PathBuf>, TlsError> {
+        std::fs::create_dir_all(dir).map_err(|source| TlsError::Write {
+            path: dir.to_owned(),
+            source,
+        })?;
+        let mut written = vec![write(dir, "ca.pem", &self.cert, false)?];
+        for service in services {
+            let server = self.server(service, hosts)?;
+            written.push(write(dir, &format!("{service}.pem"), &server.cert, false)?);
+            written.push(write(
+                dir,
+                &format!("{service}-key.pem"),
+                &server.key,
+                true,
+            )?);
+            let client = self.client(service)?;
+            written.push(write(
+                dir,
+                &format!("{service}-client.pem"),
+                &client.cert,
+                false,
+            )?);
+            written.push(write(
+                dir,
+                &format!("{service}-client-key.pem"),
+                &client.key,
+                true,
+            )?);
+        }
+        Ok(written)
+    }
+}
+
+/// Writes one file (a key: mode 0600), replacing it whole: a reader never
+/// sees half a file (a service reloading it, say).
+fn write(dir: &Path, name: &str, text: &str, secret: bool) -> Result<std::path::PathBuf, TlsError> {
+    let path = dir.join(name);
+    let failed = |source| TlsError::Write {
+        path: path.clone(),
+        source,
+    };
+    let temporary = dir.join(format!(".{name}.tmp"));
+    {
+        use std::io::Write;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        if secret {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let mut file = options.open(&temporary).map_err(failed)?;
+        file.write_all(text.as_bytes()).map_err(failed)?;
+        file.sync_all().map_err(failed)?;
+    }
+    std::fs::rename(&temporary, &path).map_err(failed)?;
+    Ok(path)
+}
