@@ -17,7 +17,12 @@ use secrecy::{ExposeSecret, SecretSlice, SecretString};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use shop_kit::{
-    HttpConfig, Shutdown, app, auth::TokenKeys, client::PeerTarget, db, observe::telemetry,
+    HttpConfig, Shutdown, app,
+    auth::TokenKeys,
+    client::PeerTarget,
+    db,
+    observe::telemetry,
+    tls::{ClientTls, ClientTlsFlags, DevCa, ServerTlsFlags},
 };
 
 #[derive(Parser, Debug)]
@@ -53,6 +58,19 @@ enum Command {
         #[arg(long, env = "DATABASE_URL")]
         database_url: Option<String>,
     },
+    /// Write a development CA and the shop's certificates into DIR, for
+    /// `shop --tls-dir DIR`: DIR/ca.pem; per service a server certificate
+    /// (<service>.pem, <service>-key.pem: localhost, 127.0.0.1 and its
+    /// Kubernetes names) and a client certificate (<service>-client.pem,
+    /// <service>-client-key.pem: spiffe://connect-shop/<service>). Files
+    /// there are replaced; the CA's key is not kept.
+    Certs {
+        dir: PathBuf,
+        /// Another name or IP address every server certificate carries
+        /// (repeatable), e.g. the machine's name.
+        #[arg(long = "name", value_name = "NAME")]
+        names: Vec<String>,
+    },
     /// Run a single service.
     Serve {
         #[arg(value_enum)]
@@ -81,6 +99,26 @@ enum StoredService {
     Catalog,
     Orders,
     Payments,
+}
+
+impl ServiceName {
+    const ALL: [Self; 5] = [
+        Self::Users,
+        Self::Catalog,
+        Self::Orders,
+        Self::Payments,
+        Self::Gateway,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Users => "users",
+            Self::Catalog => "catalog",
+            Self::Orders => "orders",
+            Self::Payments => "payments",
+            Self::Gateway => "gateway",
+        }
+    }
 }
 
 impl StoredService {
@@ -262,6 +300,27 @@ struct ShopArgs {
 
     #[command(flatten)]
     http: HttpConfig,
+
+    #[command(flatten)]
+    client_tls: ClientTlsFlags,
+
+    /// Run on TLS from the files `shop certs DIR` wrote: each service
+    /// serves its own certificate, calls the others over https showing its
+    /// client certificate, and the internal services accept only the
+    /// shop's services' certificates (mutual TLS).
+    #[arg(
+        long,
+        env = "SHOP_TLS_DIR",
+        global = true,
+        conflicts_with_all = ["tls_cert", "tls_key", "tls_client_ca", "tls_ca", "tls_client_cert", "tls_client_key"]
+    )]
+    tls_dir: Option<PathBuf>,
+}
+
+/// How one service speaks TLS: what it serves, and how it calls its peers.
+struct ServiceTls {
+    server: ServerTlsFlags,
+    client: Option<ClientTls>,
 }
 
 impl ShopArgs {
@@ -306,7 +365,7 @@ impl ShopArgs {
     }
 
     /// The catalog's settings; `database_url` is `shop serve`'s DATABASE_URL.
-    fn catalog(&self, database_url: Option<&str>) -> shop_catalog::Config {
+    fn catalog(&self, database_url: Option<&str>, tls: &ServiceTls) -> shop_catalog::Config {
         shop_catalog::Config {
             database_url: self.database_url(
                 self.catalog_database_url.as_deref(),
@@ -316,11 +375,11 @@ impl ShopArgs {
             demo_data: !self.no_demo_data,
             demo_stock: self.demo_stock,
             nats_url: self.nats_url.clone(),
-            token_keys: self.token_keys(),
+            token_keys: self.token_keys(tls),
         }
     }
 
-    fn orders(&self, database_url: Option<&str>) -> shop_orders::Config {
+    fn orders(&self, database_url: Option<&str>, tls: &ServiceTls) -> shop_orders::Config {
         shop_orders::Config {
             database_url: self.database_url(
                 self.orders_database_url.as_deref(),
@@ -328,9 +387,14 @@ impl ShopArgs {
                 "orders",
             ),
             peers: shop_orders::Peers {
-                users: self.users_peer(),
-                catalog: self.peer(&self.catalog_url, "--catalog-url", self.catalog_port),
-                payments: self.peer(&self.payments_url, "--payments-url", self.payments_port),
+                users: self.users_peer(tls),
+                catalog: self.peer(&self.catalog_url, "--catalog-url", self.catalog_port, tls),
+                payments: self.peer(
+                    &self.payments_url,
+                    "--payments-url",
+                    self.payments_port,
+                    tls,
+                ),
                 service_secret: self.service_secret.clone().unwrap_or_default(),
             },
             nats_url: self.nats_url.clone(),
@@ -338,11 +402,11 @@ impl ShopArgs {
                 deadline: std::time::Duration::from_secs(self.order_deadline_secs),
                 ..shop_orders::SagaPolicy::default()
             },
-            token_keys: self.token_keys(),
+            token_keys: self.token_keys(tls),
         }
     }
 
-    fn payments(&self, database_url: Option<&str>) -> shop_payments::Config {
+    fn payments(&self, database_url: Option<&str>, tls: &ServiceTls) -> shop_payments::Config {
         shop_payments::Config {
             database_url: self.database_url(
                 self.payments_database_url.as_deref(),
@@ -350,15 +414,15 @@ impl ShopArgs {
                 "payments",
             ),
             nats_url: self.nats_url.clone(),
-            token_keys: self.token_keys(),
+            token_keys: self.token_keys(tls),
         }
     }
 
-    fn gateway(&self) -> anyhow::Result<shop_gateway::Config> {
+    fn gateway(&self, tls: &ServiceTls) -> anyhow::Result<shop_gateway::Config> {
         let services = shop_gateway::ServicePeers {
-            users: self.users_peer(),
-            catalog: self.peer(&self.catalog_url, "--catalog-url", self.catalog_port),
-            orders: self.peer(&self.orders_url, "--orders-url", self.orders_port),
+            users: self.users_peer(tls),
+            catalog: self.peer(&self.catalog_url, "--catalog-url", self.catalog_port, tls),
+            orders: self.peer(&self.orders_url, "--orders-url", self.orders_port, tls),
         };
         // The browser calls the services directly, at URLs of its own.
         let browser = shop_gateway::ServiceUrls {
@@ -373,13 +437,58 @@ impl ShopArgs {
             cache: shop_gateway::CachePolicy::default(),
             rate_limit: self.rate_limit.clone(),
             web_dir: self.web_dir.clone(),
-            token_keys: self.token_keys(),
+            token_keys: self.token_keys(tls),
         })
     }
 
     /// Every service verifies tokens with the users service's public keys.
-    fn token_keys(&self) -> TokenKeys {
-        TokenKeys::FromUsers(self.users_peer())
+    fn token_keys(&self, tls: &ServiceTls) -> TokenKeys {
+        TokenKeys::FromUsers(self.users_peer(tls))
+    }
+
+    /// Whether the shop's services serve TLS (and so call each other over
+    /// https by default).
+    fn serves_tls(&self) -> bool {
+        self.tls_dir.is_some() || self.http.tls.is_enabled()
+    }
+
+    /// How `service` speaks TLS: from --tls-dir, else the TLS flags (the
+    /// clients' TLS loaded once, as `shared`).
+    fn tls(&self, service: ServiceName, shared: &Option<ClientTls>) -> anyhow::Result<ServiceTls> {
+        let Some(dir) = &self.tls_dir else {
+            return Ok(ServiceTls {
+                server: self.http.tls.clone(),
+                client: shared.clone(),
+            });
+        };
+        let name = service.name();
+        let ca = dir.join("ca.pem");
+        if !ca.exists() {
+            anyhow::bail!(
+                "--tls-dir {}: no ca.pem there; write the shop's certificates first with \
+                 `shop certs {}`",
+                dir.display(),
+                dir.display()
+            );
+        }
+        let client = ClientTls::load(
+            ca.clone(),
+            Some((
+                dir.join(format!("{name}-client.pem")),
+                dir.join(format!("{name}-client-key.pem")),
+            )),
+        )
+        .map_err(|e| anyhow::anyhow!("{name}: TLS: {e}"))?;
+        Ok(ServiceTls {
+            server: ServerTlsFlags {
+                tls_cert: Some(dir.join(format!("{name}.pem"))),
+                tls_key: Some(dir.join(format!("{name}-key.pem"))),
+                tls_client_ca: Some(ca),
+                tls_require_service_cert: true,
+                tls_allow_plaintext: false,
+            },
+            client: Some(client),
+        })
     }
 
     /// Where `service` listens.
@@ -395,17 +504,30 @@ impl ShopArgs {
     }
 
     /// Where the users service answers (public keys, service tokens).
-    fn users_peer(&self) -> PeerTarget {
-        self.peer(&self.users_url, "--users-url", self.users_port)
+    fn users_peer(&self, tls: &ServiceTls) -> PeerTarget {
+        self.peer(&self.users_url, "--users-url", self.users_port, tls)
     }
 
     /// A peer: as configured (named by its flag in messages), else its
-    /// port on --host.
-    fn peer(&self, configured: &Option<PeerTarget>, flag: &'static str, port: u16) -> PeerTarget {
-        match configured {
+    /// port on --host (over https when the shop serves TLS); called with
+    /// the service's client TLS.
+    fn peer(
+        &self,
+        configured: &Option<PeerTarget>,
+        flag: &'static str,
+        port: u16,
+        tls: &ServiceTls,
+    ) -> PeerTarget {
+        let target = match configured {
             Some(target) => target.clone().from_origin(flag),
+            None if self.serves_tls() => {
+                let url = format!("https://{}", SocketAddr::new(self.host, port));
+                PeerTarget::url(&url)
+                    .unwrap_or_else(|_| PeerTarget::addr(SocketAddr::new(self.host, port)))
+            }
             None => PeerTarget::addr(SocketAddr::new(self.host, port)),
-        }
+        };
+        target.with_tls(tls.client.clone())
     }
 }
 
@@ -492,12 +614,45 @@ async fn migrate(
     Ok(())
 }
 
+/// `shop certs`: a development CA and the shop's certificates.
+fn certs(dir: &std::path::Path, names: &[String]) -> anyhow::Result<()> {
+    let ca = DevCa::new("connect-shop development CA")?;
+    let services: Vec<&str> = ServiceName::ALL.iter().map(|s| s.name()).collect();
+    let written = ca
+        .write_shop(dir, &services, names)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!("wrote {} files to {}:", written.len(), dir.display());
+    for file in &written {
+        println!("  {}", file.display());
+    }
+    println!(
+        "\nRun the shop on them:  shop --tls-dir {dir}\n\
+         Call it:               curl --cacert {dir}/ca.pem https://localhost:8082/...",
+        dir = dir.display()
+    );
+    Ok(())
+}
+
 async fn run(mut cli: Cli) -> anyhow::Result<()> {
+    if let Some(Command::Certs { dir, names }) = &cli.command {
+        return certs(dir, names);
+    }
     // The browser app comes from the gateway: its origin, wherever the
     // gateway was moved to, may call the services (unless told otherwise).
     if cli.shop.http.cors_origins.is_empty() {
-        cli.shop.http.cors_origins =
-            HttpConfig::gateway_origins(cli.shop.host, cli.shop.gateway_port);
+        cli.shop.http.cors_origins = HttpConfig::gateway_origins(
+            cli.shop.host,
+            cli.shop.gateway_port,
+            cli.shop.serves_tls(),
+        );
+    }
+    let shared_client_tls = cli.shop.client_tls.load()?;
+    if cli.shop.http.tls.is_enabled() && shared_client_tls.is_none() {
+        anyhow::bail!(
+            "with --tls-cert the shop's services call each other over https: give --tls-ca \
+             (the CA that signed their certificates), or run on `shop certs DIR` files with \
+             --tls-dir DIR"
+        );
     }
     if cli.shop.service_secret.is_none() {
         cli.shop.service_secret = Some(uuid::Uuid::new_v4().simple().to_string().into());
@@ -510,16 +665,8 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
             services,
             database_url,
         } => return migrate(&cli.shop, services, database_url).await,
-        Command::Run => (
-            vec![
-                ServiceName::Users,
-                ServiceName::Catalog,
-                ServiceName::Orders,
-                ServiceName::Payments,
-                ServiceName::Gateway,
-            ],
-            None,
-        ),
+        Command::Certs { .. } => return Ok(()),
+        Command::Run => (ServiceName::ALL.to_vec(), None),
         Command::Serve {
             service,
             database_url,
@@ -530,9 +677,14 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
     for service in services {
         let shop = &cli.shop;
         let db = database_url.as_deref();
+        let tls = shop.tls(service, &shared_client_tls)?;
+        let http = HttpConfig {
+            tls: tls.server.clone(),
+            ..shop.http.clone()
+        };
         let launch = Launcher {
             addr: shop.addr(service),
-            http: &shop.http,
+            http: &http,
             shutdown: &shutdown,
         };
         let mut started = match service {
@@ -541,24 +693,24 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
                 launch.start(users.database_url.to_string(), users).await?
             }
             ServiceName::Catalog => {
-                let catalog = shop.catalog(db);
+                let catalog = shop.catalog(db, &tls);
                 launch
                     .start(catalog.database_url.to_string(), catalog)
                     .await?
             }
             ServiceName::Orders => {
-                let orders = shop.orders(db);
+                let orders = shop.orders(db, &tls);
                 launch
                     .start(orders.database_url.to_string(), orders)
                     .await?
             }
             ServiceName::Payments => {
-                let payments = shop.payments(db);
+                let payments = shop.payments(db, &tls);
                 launch
                     .start(payments.database_url.to_string(), payments)
                     .await?
             }
-            ServiceName::Gateway => launch.start("none".to_owned(), shop.gateway()?).await?,
+            ServiceName::Gateway => launch.start("none".to_owned(), shop.gateway(&tls)?).await?,
         };
         if service == ServiceName::Users && !shop.no_demo_data && !shop.demo_account(whole_shop) {
             started.seeded.push_str(
@@ -568,7 +720,7 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
         }
         running.push(started);
     }
-    print_banner(&running);
+    print_banner(&running, &Calling::new(&cli.shop));
     for service in running {
         service.task.await??;
     }
@@ -614,29 +766,71 @@ struct Started {
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
-fn print_banner(running: &[Started]) {
+/// How the banner's URLs and commands reach the services.
+struct Calling {
+    scheme: &'static str,
+    /// curl's and buf curl's options for it (the CA to trust, or h2c).
+    curl: String,
+    buf: String,
+}
+
+impl Calling {
+    fn new(shop: &ShopArgs) -> Self {
+        let ca = match (&shop.tls_dir, &shop.client_tls.tls_ca) {
+            (Some(dir), _) => Some(dir.join("ca.pem")),
+            (None, Some(ca)) => Some(ca.clone()),
+            (None, None) => None,
+        };
+        match ca.filter(|_| shop.serves_tls()) {
+            Some(ca) => Self {
+                scheme: "https",
+                curl: format!("-s --cacert {}", ca.display()),
+                buf: format!("--cacert {}", ca.display()),
+            },
+            None => Self {
+                scheme: if shop.serves_tls() { "https" } else { "http" },
+                curl: "-s".to_owned(),
+                buf: "--http2-prior-knowledge".to_owned(),
+            },
+        }
+    }
+
+    /// A service's base URL (localhost, the name its certificate carries).
+    fn url(&self, addr: SocketAddr) -> String {
+        if self.scheme == "https" && addr.ip().is_loopback() {
+            format!("https://localhost:{}", addr.port())
+        } else {
+            format!("{}://{addr}", self.scheme)
+        }
+    }
+}
+
+fn print_banner(running: &[Started], calling: &Calling) {
     println!("\nconnect-shop is running (Ctrl-C to stop)\n");
     for service in running {
+        let url = calling.url(service.addr);
         println!(
-            "  {:<9} http://{}   Connect + gRPC + gRPC-Web   db: {}   seeded: {}",
-            service.name, service.addr, service.database, service.seeded
+            "  {:<9} {url}   Connect + gRPC + gRPC-Web   db: {}   seeded: {}",
+            service.name, service.database, service.seeded
         );
-        println!(
-            "  {:<9} http://{}/metrics  http://{}/healthz  http://{}/readyz",
-            "", service.addr, service.addr, service.addr
-        );
+        println!("  {:<9} {url}/metrics  {url}/healthz  {url}/readyz", "");
     }
+    let curl = &calling.curl;
     if let Some(catalog) = running.iter().find(|s| s.name == "catalog") {
-        let base = format!("http://{}/shop.catalog.v1.CatalogService", catalog.addr);
+        let base = format!(
+            "{}/shop.catalog.v1.CatalogService",
+            calling.url(catalog.addr)
+        );
         println!("\nTry:");
         println!(
-            "  curl -s {base}/ListProducts -H 'Content-Type: application/json' -d '{{\"pageSize\": 3}}'"
+            "  curl {curl} {base}/ListProducts -H 'Content-Type: application/json' -d '{{\"pageSize\": 3}}'"
         );
         println!(
-            "  curl -s '{base}/GetProduct?connect=v1&encoding=json&message=%7B%22id%22%3A%22prod_mug%22%7D'"
+            "  curl {curl} '{base}/GetProduct?connect=v1&encoding=json&message=%7B%22id%22%3A%22prod_mug%22%7D'"
         );
         println!(
-            "  npx @bufbuild/buf curl --http2-prior-knowledge --protocol grpc --reflect {base}/ListProducts"
+            "  npx @bufbuild/buf curl {} --protocol grpc --reflect {base}/ListProducts",
+            calling.buf
         );
     }
     if let Some(users) = running
@@ -644,16 +838,16 @@ fn print_banner(running: &[Started]) {
         .find(|s| s.name == "users" && s.seeded.starts_with("demo account"))
     {
         println!(
-            "  curl -s http://{}/shop.users.v1.UserService/LogIn -H 'Content-Type: application/json' -d '{{\"email\": \"{}\", \"password\": \"{}\"}}'",
-            users.addr,
+            "  curl {curl} {}/shop.users.v1.UserService/LogIn -H 'Content-Type: application/json' -d '{{\"email\": \"{}\", \"password\": \"{}\"}}'",
+            calling.url(users.addr),
             shop_users::DEMO_EMAIL,
             shop_users::DEMO_PASSWORD
         );
     }
     if let Some(gateway) = running.iter().find(|s| s.name == "gateway") {
         println!(
-            "  curl -s http://{}/shop.bff.v1.MobileBffService/GetHome -H 'Content-Type: application/json' -d '{{}}'",
-            gateway.addr
+            "  curl {curl} {}/shop.bff.v1.MobileBffService/GetHome -H 'Content-Type: application/json' -d '{{}}'",
+            calling.url(gateway.addr)
         );
     }
     println!("\n  The README walks from sign-up to a placed order with curl.");

@@ -21,6 +21,8 @@ pub struct Shop {
     /// The command line it was started with, to start it again.
     command: Vec<String>,
     services: Vec<&'static str>,
+    /// The CA of its certificates, when it serves TLS (`--tls-dir`).
+    pub ca: Option<PathBuf>,
 }
 
 fn free_port() -> u16 {
@@ -41,7 +43,24 @@ impl Shop {
         Self::launch(&["serve", service], args, &[service]).await
     }
 
+    /// The whole shop on TLS from the certificates in `dir` (`shop certs`).
+    pub async fn whole_tls(dir: &std::path::Path, args: &[&str]) -> Self {
+        let mut args: Vec<&str> = args.to_vec();
+        let dir_arg = dir.display().to_string();
+        args.extend(["--tls-dir", &dir_arg]);
+        Self::launch_with(&[], &args, &SERVICES, Some(dir.join("ca.pem"))).await
+    }
+
     async fn launch(command: &[&str], args: &[&str], services: &[&'static str]) -> Self {
+        Self::launch_with(command, args, services, None).await
+    }
+
+    async fn launch_with(
+        command: &[&str],
+        args: &[&str],
+        services: &[&'static str],
+        ca: Option<PathBuf>,
+    ) -> Self {
         let data = tempfile::tempdir().expect("temp dir");
         let web_dir = data.path().join("web");
         std::fs::create_dir_all(&web_dir).expect("web dir");
@@ -68,6 +87,7 @@ impl Shop {
             ports,
             command,
             services: services.to_vec(),
+            ca,
         };
         shop.wait_all_ready().await;
         shop
@@ -111,7 +131,20 @@ impl Shop {
     }
 
     pub fn url(&self, service: &str) -> String {
-        format!("http://{}", self.addr(service))
+        match self.ca {
+            Some(_) => format!("https://localhost:{}", self.addr(service).port()),
+            None => format!("http://{}", self.addr(service)),
+        }
+    }
+
+    /// `curl` trusting the shop's CA (with TLS), silent, failing on errors.
+    pub fn curl(&self) -> tokio::process::Command {
+        let mut curl = tokio::process::Command::new("curl");
+        curl.args(["-s", "--max-time", "10"]);
+        if let Some(ca) = &self.ca {
+            curl.arg("--cacert").arg(ca);
+        }
+        curl
     }
 
     async fn wait_ready(&mut self, service: &str) {
@@ -121,9 +154,20 @@ impl Shop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("shop exited before {service} was ready: {status}");
             }
-            if let Ok(response) = client.get(&url).send().await
-                && response.status().is_success()
-            {
+            let ready = match self.ca {
+                Some(_) => self
+                    .curl()
+                    .args(["-f", "-o", "/dev/null", &url])
+                    .status()
+                    .await
+                    .is_ok_and(|s| s.success()),
+                None => client
+                    .get(&url)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success()),
+            };
+            if ready {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;

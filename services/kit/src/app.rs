@@ -176,6 +176,12 @@ impl<S: Service> Launch<S> {
             shutdown,
             around,
         } = self;
+        // Certificates are read before anything else starts: a bad file
+        // fails fast, naming it.
+        let tls = http
+            .tls
+            .load()
+            .map_err(|e| failed(crate::rpc::ListenError::from(e).into()))?;
         let context = Context {
             http: http.clone(),
             shutdown: shutdown.clone(),
@@ -193,7 +199,7 @@ impl<S: Service> Launch<S> {
             .into_router(&shutdown)
             .await
             .map_err(|e| failed(e.into()))?;
-        let listening = crate::rpc::start(addr, router, shutdown.clone(), &http)
+        let listening = crate::rpc::start_with(addr, router, shutdown.clone(), &http, tls)
             .await
             .map_err(|e| failed(e.into()))?;
         let task = tokio::spawn(async move {

@@ -5,10 +5,14 @@ use std::{net::SocketAddr, time::Duration};
 
 use axum::extract::{ConnectInfo, FromRequestParts, State};
 use connectrpc_axum::prelude::*;
-use shop_kit::{RequestRules, auth::Caller, rpc::deadline::CallerDeadline};
+use shop_kit::{
+    RequestRules,
+    auth::{Caller, CertifiedService},
+    rpc::deadline::CallerDeadline,
+};
 use shop_proto::shop::users::v1 as pb;
 
-use crate::{AppState, domain::User, error::UsersError};
+use crate::{AppState, ServiceProof, domain::User, error::UsersError};
 
 impl From<UsersError> for ConnectError {
     fn from(error: UsersError) -> Self {
@@ -17,7 +21,7 @@ impl From<UsersError> for ConnectError {
                 ConnectError::new(Code::InvalidArgument, error.to_string())
             }
             UsersError::EmailTaken => ConnectError::new(Code::AlreadyExists, error.to_string()),
-            UsersError::ServiceTokensDisabled => {
+            UsersError::ServiceTokensDisabled | UsersError::CertifiedAsAnother { .. } => {
                 ConnectError::new(Code::PermissionDenied, error.to_string())
             }
             UsersError::WrongCredentials
@@ -152,15 +156,22 @@ pub async fn get_me(
 pub async fn issue_service_token(
     ClientIp(ip): ClientIp,
     State(state): State<AppState>,
+    CertifiedService(certified): CertifiedService,
     rules: RequestRules,
     ConnectRequest(request): ConnectRequest<pb::IssueServiceTokenRequest>,
 ) -> Result<ConnectResponse<pb::IssueServiceTokenResponse>, ConnectError> {
     let request = rules.check(request)?;
-    // A secret anyone may try to guess: counted like a sign-in.
-    state.accounts.attempt_from(ip)?;
+    let proof = match &certified {
+        Some(service) => ServiceProof::Certificate(service),
+        None => {
+            // A secret anyone may try to guess: counted like a sign-in.
+            state.accounts.attempt_from(ip)?;
+            ServiceProof::Secret(&request.service_secret)
+        }
+    };
     let (access_token, lifetime) = state
         .accounts
-        .issue_service_token(&request.service_name, &request.service_secret)?;
+        .issue_service_token(&request.service_name, proof)?;
     Ok(ConnectResponse::new(pb::IssueServiceTokenResponse {
         access_token,
         expires_in: Some(duration(lifetime)),

@@ -28,6 +28,9 @@ pub enum UsersError {
     #[error("wrong service secret")]
     WrongServiceSecret,
 
+    #[error("the client certificate names the service {certified}, not {asked}")]
+    CertifiedAsAnother { certified: String, asked: String },
+
     #[error("signing key: {0}")]
     SigningKey(String),
 

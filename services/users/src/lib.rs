@@ -31,6 +31,15 @@ use subtle::ConstantTimeEq;
 
 pub use error::UsersError;
 
+/// How a caller shows it is one of the shop's services.
+#[derive(Clone, Copy, Debug)]
+pub enum ServiceProof<'a> {
+    /// Its client certificate (mutual TLS) names this service.
+    Certificate(&'a str),
+    /// It knows the services' shared secret.
+    Secret(&'a str),
+}
+
 use crate::{
     domain::{Email, NewUser, User},
     passwords::{HashingConfig, Passwords},
@@ -110,26 +119,37 @@ impl Accounts {
         self
     }
 
-    /// An access token for the shop's service `name`, if `secret` is the
-    /// services' shared secret. Returns the token and its lifetime.
+    /// An access token for the shop's service `name`, if `proof` shows the
+    /// caller is that service. Returns the token and its lifetime.
     pub fn issue_service_token(
         &self,
         name: &str,
-        secret: &str,
+        proof: ServiceProof<'_>,
     ) -> Result<(String, Duration), UsersError> {
         let name = domain::service_name(name)?;
-        let expected = self
-            .service_secret_hash
-            .as_deref()
-            .ok_or(UsersError::ServiceTokensDisabled)?;
-        // Hashes are compared, in constant time: the time taken says
-        // nothing about the secret.
-        let matches: bool = tokens::secret_hash(secret)
-            .as_bytes()
-            .ct_eq(expected.as_bytes())
-            .into();
-        if !matches {
-            return Err(UsersError::WrongServiceSecret);
+        match proof {
+            ServiceProof::Certificate(certified) if certified != name => {
+                return Err(UsersError::CertifiedAsAnother {
+                    certified: certified.to_owned(),
+                    asked: name.to_owned(),
+                });
+            }
+            ServiceProof::Certificate(_) => {}
+            ServiceProof::Secret(secret) => {
+                let expected = self
+                    .service_secret_hash
+                    .as_deref()
+                    .ok_or(UsersError::ServiceTokensDisabled)?;
+                // Hashes are compared, in constant time: the time taken
+                // says nothing about the secret.
+                let matches: bool = tokens::secret_hash(secret)
+                    .as_bytes()
+                    .ct_eq(expected.as_bytes())
+                    .into();
+                if !matches {
+                    return Err(UsersError::WrongServiceSecret);
+                }
+            }
         }
         let subject = format!("{}{name}", shop_kit::auth::SERVICE_SUBJECT_PREFIX);
         let token = self.issuer.access_token(&subject, now_secs())?;

@@ -420,8 +420,19 @@ async fn services_get_service_tokens_with_the_shared_secret_only() {
 
     let disabled = users.accounts.clone().with_service_secret("");
     assert!(matches!(
-        disabled.issue_service_token("orders", ""),
+        disabled.issue_service_token("orders", shop_users::ServiceProof::Secret("")),
         Err(shop_users::UsersError::ServiceTokensDisabled)
+    ));
+    // A certificate naming the service is proof enough; naming another is not.
+    let by_certificate = shop_users::ServiceProof::Certificate("orders");
+    assert!(
+        disabled
+            .issue_service_token("orders", by_certificate)
+            .is_ok()
+    );
+    assert!(matches!(
+        disabled.issue_service_token("payments", by_certificate),
+        Err(shop_users::UsersError::CertifiedAsAnother { .. })
     ));
 }
 

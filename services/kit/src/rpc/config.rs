@@ -84,15 +84,19 @@ pub const DEV_SERVER_ORIGIN: &str = "http://localhost:5173";
 
 impl HttpConfig {
     /// The origins a browser loads the web app from when the gateway
-    /// listens on `host`:`port`: its own, and the dev server's. What
-    /// `cors_origins` becomes when none were given.
-    pub fn gateway_origins(host: std::net::IpAddr, port: u16) -> Vec<String> {
+    /// listens on `host`:`port` (over https if `tls`): its own, and the dev
+    /// server's. What `cors_origins` becomes when none were given.
+    pub fn gateway_origins(host: std::net::IpAddr, port: u16, tls: bool) -> Vec<String> {
+        let scheme = if tls { "https" } else { "http" };
         let mut origins = vec![
-            format!("http://localhost:{port}"),
-            format!("http://127.0.0.1:{port}"),
+            format!("{scheme}://localhost:{port}"),
+            format!("{scheme}://127.0.0.1:{port}"),
         ];
         if !host.is_unspecified() && !host.is_loopback() {
-            origins.push(format!("http://{}", std::net::SocketAddr::new(host, port)));
+            origins.push(format!(
+                "{scheme}://{}",
+                std::net::SocketAddr::new(host, port)
+            ));
         }
         origins.push(DEV_SERVER_ORIGIN.to_owned());
         origins

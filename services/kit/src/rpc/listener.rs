@@ -83,6 +83,17 @@ pub async fn start(
     http: &HttpConfig,
 ) -> Result<Listening, ListenError> {
     let tls = http.tls.load()?;
+    start_with(addr, app, shutdown, http, tls).await
+}
+
+/// [`start`] with TLS already loaded (`http.tls` is not read again).
+pub async fn start_with(
+    addr: SocketAddr,
+    app: Router,
+    shutdown: Shutdown,
+    http: &HttpConfig,
+    tls: Option<ServerTls>,
+) -> Result<Listening, ListenError> {
     let bound = |source| ListenError::Bind { addr, source };
     let listener = TcpListener::bind(addr).await.map_err(bound)?;
     let addr = listener.local_addr().map_err(bound)?;

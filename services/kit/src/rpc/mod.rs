@@ -31,7 +31,7 @@ pub mod validation;
 pub use config::HttpConfig;
 pub use connect_get::connect_get;
 pub use health::Readiness;
-pub use listener::{ListenError, Listening, serve, start};
+pub use listener::{ListenError, Listening, serve, start, start_with};
 pub use response_metadata::ResponseMetadata;
 pub use server::{RpcServer, ServerError};
 pub use validation::RequestRules;

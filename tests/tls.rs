@@ -1,0 +1,270 @@
+//! The whole shop on TLS, as a person runs it: `shop certs DIR`, then
+//! `shop --tls-dir DIR`, called with curl (a real TLS client). Every
+//! service serves its own certificate, they call each other over mutual
+//! TLS (an order goes through the saga), and what is refused is refused
+//! with a clear message.
+
+mod launched;
+
+use std::{path::Path, process::Command, time::Duration};
+
+use launched::Shop;
+use serde_json::{Value, json};
+
+fn shop(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_shop"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .args(args)
+        .output()
+        .expect("run shop")
+}
+
+fn certs(dir: &Path) {
+    let written = shop(&["certs", &dir.display().to_string()]);
+    assert!(written.status.success(), "{written:?}");
+}
+
+/// A Connect JSON call with curl: the HTTP status and the body.
+async fn call(shop: &Shop, extra: &[&str], url: &str, body: &Value) -> (u16, Value) {
+    let output = shop
+        .curl()
+        .args(extra)
+        .args([
+            "-w",
+            "\n%{http_code}",
+            "-H",
+            "Content-Type: application/json",
+        ])
+        .args(["-d", &body.to_string(), url])
+        .output()
+        .await
+        .expect("curl");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (
+        status.parse().unwrap_or(0),
+        serde_json::from_str(body).unwrap_or(Value::Null),
+    )
+}
+
+#[test]
+fn certs_writes_a_ca_and_each_services_certificates_keys_private() {
+    let dir = tempfile::tempdir().expect("dir");
+    certs(dir.path());
+    for service in launched::SERVICES {
+        for file in [
+            format!("{service}.pem"),
+            format!("{service}-key.pem"),
+            format!("{service}-client.pem"),
+            format!("{service}-client-key.pem"),
+        ] {
+            assert!(dir.path().join(&file).exists(), "{file}");
+        }
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join(format!("{service}-key.pem")))
+            .expect("key")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{service}'s key is private");
+    }
+    assert!(dir.path().join("ca.pem").exists());
+    assert!(
+        !dir.path().join("ca-key.pem").exists(),
+        "the CA key is not kept"
+    );
+}
+
+#[test]
+fn tls_start_up_errors_name_the_file_or_the_fix() {
+    let dir = tempfile::tempdir().expect("dir");
+    let data = dir.path().join("data").display().to_string();
+    let missing = shop(&[
+        "--data-dir",
+        &data,
+        "--tls-dir",
+        &dir.path().display().to_string(),
+    ]);
+    let said = String::from_utf8_lossy(&missing.stderr);
+    assert!(!missing.status.success());
+    assert!(
+        said.contains("no ca.pem there") && said.contains("shop certs"),
+        "{said}"
+    );
+
+    certs(dir.path());
+    let file = |name: &str| dir.path().join(name).display().to_string();
+    let mismatched = shop(&[
+        "serve",
+        "catalog",
+        "--data-dir",
+        &data,
+        "--tls-cert",
+        &file("catalog.pem"),
+        "--tls-key",
+        &file("orders-key.pem"),
+        "--tls-ca",
+        &file("ca.pem"),
+    ]);
+    let said = String::from_utf8_lossy(&mismatched.stderr);
+    assert!(!mismatched.status.success());
+    assert!(
+        said.contains("orders-key.pem") && said.contains("does not match"),
+        "{said}"
+    );
+    let no_ca = shop(&[
+        "serve",
+        "catalog",
+        "--data-dir",
+        &data,
+        "--tls-cert",
+        &file("catalog.pem"),
+        "--tls-key",
+        &file("catalog-key.pem"),
+    ]);
+    let said = String::from_utf8_lossy(&no_ca.stderr);
+    assert!(!no_ca.status.success());
+    assert!(said.contains("give --tls-ca"), "{said}");
+}
+
+#[tokio::test]
+async fn the_whole_shop_runs_on_mutual_tls_and_refuses_what_it_must() {
+    let dir = tempfile::tempdir().expect("dir");
+    certs(dir.path());
+    let secret = "tls-test-secret";
+    let shop = Shop::whole_tls(dir.path(), &["--service-secret", secret]).await;
+    let users = shop.url("users");
+    let orders = shop.url("orders");
+
+    // A customer signs up and orders over https; orders reserves stock,
+    // charges and confirms over mutual TLS.
+    let (status, signed_up) = call(
+        &shop,
+        &[],
+        &format!("{users}/shop.users.v1.UserService/SignUp"),
+        &json!({"email": "tls@example.com", "password": "correct horse 9", "displayName": "T"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{signed_up}");
+    let token = signed_up["session"]["accessToken"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let bearer = format!("Authorization: Bearer {token}");
+    let (status, placed) = call(
+        &shop,
+        &["-H", &bearer],
+        &format!("{orders}/shop.orders.v1.OrderService/CreateOrder"),
+        &json!({"idempotencyKey": "tls-1", "paymentToken": "tok_visa",
+                "items": [{"productId": "prod_mug", "quantity": 1}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{placed}");
+    let id = placed["order"]["id"].as_str().expect("id").to_owned();
+    let mut order = Value::Null;
+    for _ in 0..100 {
+        (_, order) = call(
+            &shop,
+            &["-H", &bearer],
+            &format!("{orders}/shop.orders.v1.OrderService/GetOrder"),
+            &json!({"orderId": id}),
+        )
+        .await;
+        if order["order"]["status"] == "ORDER_STATUS_CONFIRMED" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        order["order"]["status"], "ORDER_STATUS_CONFIRMED",
+        "{order}"
+    );
+
+    // Plain text on a TLS port is told to use https.
+    let plain = Command::new("curl")
+        .args(["-s", &format!("http://{}/healthz", shop.addr("catalog"))])
+        .output()
+        .expect("curl");
+    assert!(
+        String::from_utf8_lossy(&plain.stdout).contains("This port speaks TLS only"),
+        "{plain:?}"
+    );
+
+    // The service secret alone gets no service token...
+    let issue = format!("{users}/shop.users.v1.ServiceTokenService/IssueServiceToken");
+    let (status, refused) = call(
+        &shop,
+        &[],
+        &issue,
+        &json!({"serviceName": "orders", "serviceSecret": secret}),
+    )
+    .await;
+    assert_eq!(
+        (status, refused["code"].as_str()),
+        (401, Some("unauthenticated")),
+        "{refused}"
+    );
+    // ...orders' client certificate does, for orders only.
+    let file = |name: &str| dir.path().join(name).display().to_string();
+    let as_orders = [
+        "--cert".to_owned(),
+        file("orders-client.pem"),
+        "--key".to_owned(),
+        file("orders-client-key.pem"),
+    ];
+    let as_orders: Vec<&str> = as_orders.iter().map(String::as_str).collect();
+    let (status, issued) = call(&shop, &as_orders, &issue, &json!({"serviceName": "orders"})).await;
+    assert_eq!(status, 200, "{issued}");
+    let (status, other) = call(
+        &shop,
+        &as_orders,
+        &issue,
+        &json!({"serviceName": "payments"}),
+    )
+    .await;
+    assert_eq!(
+        (status, other["code"].as_str()),
+        (403, Some("permission_denied")),
+        "{other}"
+    );
+
+    // An internal service: a customer's token, even over TLS, is not a
+    // service's certificate.
+    let stock = format!(
+        "{}/shop.catalog.v1.StockService/ReserveStock",
+        shop.url("catalog")
+    );
+    let (status, refused) = call(
+        &shop,
+        &["-H", &bearer],
+        &stock,
+        &json!({"orderId": "o-1", "items": [{"productId": "prod_mug", "quantity": 1}]}),
+    )
+    .await;
+    assert_eq!(
+        (status, refused["code"].as_str()),
+        (401, Some("unauthenticated")),
+        "{refused}"
+    );
+
+    // A client certificate from another CA is refused at the handshake.
+    let other = tempfile::tempdir().expect("dir");
+    certs(other.path());
+    let foreign = shop
+        .curl()
+        .arg("--cert")
+        .arg(other.path().join("orders-client.pem"))
+        .arg("--key")
+        .arg(other.path().join("orders-client-key.pem"))
+        .args([
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &format!("{users}/healthz"),
+        ])
+        .output()
+        .await
+        .expect("curl");
+    assert!(!foreign.status.success(), "{foreign:?}");
+}
