@@ -60,7 +60,7 @@ interop:
 conformance *CONFIGS:
     tests/conformance/run.sh {{CONFIGS}}
 
-# Benchmarks: our stack against bare axum, tonic, connect-rust, connect-go, connect-node, then the launched shop; rewrites docs/benchmarks.md (`just bench --help`)
+# Benchmarks: our stack against bare axum, tonic, connect-rust, connect-go, connect-node, then the launched shop, then TLS beside h2c; rewrites docs/benchmarks.md (`just bench tls` runs only the TLS suite; `just bench --help`)
 bench *ARGS:
     bench/run.sh {{ARGS}}
 

@@ -14,7 +14,7 @@ profile=release
 for arg in "$@"; do
   case "$arg" in
     profile) full=false; profile=profiling ;;
-    --smoke|protocol|app|peer) full=false ;;
+    --smoke|protocol|app|peer|tls) full=false ;;
     -h|--help) cargo run --quiet --release -p shop-bench -- --help; exit 0 ;;
   esac
 done

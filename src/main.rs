@@ -646,14 +646,6 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
             cli.shop.serves_tls(),
         );
     }
-    let shared_client_tls = cli.shop.client_tls.load()?;
-    if cli.shop.http.tls.is_enabled() && shared_client_tls.is_none() {
-        anyhow::bail!(
-            "with --tls-cert the shop's services call each other over https: give --tls-ca \
-             (the CA that signed their certificates), or run on `shop certs DIR` files with \
-             --tls-dir DIR"
-        );
-    }
     if cli.shop.service_secret.is_none() {
         cli.shop.service_secret = Some(uuid::Uuid::new_v4().simple().to_string().into());
     }
@@ -672,6 +664,14 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
             database_url,
         } => (vec![service], database_url),
     };
+    let shared_client_tls = cli.shop.client_tls.load()?;
+    if cli.shop.http.tls.is_enabled() && shared_client_tls.is_none() {
+        anyhow::bail!(
+            "with --tls-cert the shop's services call each other over https: give --tls-ca \
+             (the CA that signed their certificates), or run on `shop certs DIR` files with \
+             --tls-dir DIR"
+        );
+    }
     let shutdown = Shutdown::on_signals(cli.shop.http.drain());
     let mut running = Vec::new();
     for service in services {

@@ -19,4 +19,5 @@ pub mod report;
 pub mod servers;
 mod stats;
 pub mod targets;
+pub mod tls_suite;
 pub mod verdict;

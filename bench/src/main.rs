@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 
 use shop_bench::{
     app_suite, cpus::Cpus, machine, profile, protocol_suite, report, servers, servers::Stack,
-    targets,
+    targets, tls_suite,
 };
 
 #[derive(Parser, Debug)]
@@ -69,7 +69,16 @@ enum Command {
         kind: servers::PeerKind,
         #[arg(long)]
         port: u16,
+        /// Serve TLS with this PEM certificate (kit and tonic).
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The key of --tls-cert.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
+    /// Only the TLS suite: the kit's and tonic's unary echo over TLS beside
+    /// the same over h2c, and what a new connection's handshake costs.
+    Tls,
 }
 
 #[derive(Args, Debug)]
@@ -158,8 +167,15 @@ fn main() -> std::process::ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let command = cli.command.unwrap_or(Command::All);
-    if let Command::Peer { kind, port } = command {
-        return servers::serve(kind, port, &cli.run.peers_dir).await;
+    if let Command::Peer {
+        kind,
+        port,
+        tls_cert,
+        tls_key,
+    } = command
+    {
+        let tls = tls_cert.zip(tls_key);
+        return servers::serve(kind, port, &cli.run.peers_dir, tls).await;
     }
     let args = cli.run.smoothed();
     let cpus = Cpus::detect();
@@ -219,6 +235,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         };
         report.app = Some(app_suite::run(&options, &cpus).await?);
         println!("{}", report.app_markdown());
+    }
+
+    if matches!(command, Command::All | Command::Tls) {
+        let options = tls_suite::Options {
+            concurrency: args.concurrency.iter().copied().max().unwrap_or(16).min(16),
+            repetitions: args.repetitions,
+            warm_up: RunArgs::secs(args.warm_up),
+            duration: RunArgs::secs(args.duration),
+            connections: if args.smoke { 50 } else { 500 },
+            peers_dir: args.peers_dir.clone(),
+            scratch: scratch.path().to_owned(),
+        };
+        report.tls = Some(tls_suite::run(&options, &cpus).await?);
+        println!("{}", report.tls_markdown());
     }
 
     if let Some(dir) = args.json.parent() {

@@ -5,7 +5,10 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
-use crate::{app_suite::AppResults, machine::Machine, protocol_suite::Row, targets::Shape};
+use crate::{
+    app_suite::AppResults, machine::Machine, protocol_suite::Row, targets::Shape,
+    tls_suite::TlsResults,
+};
 
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -13,6 +16,7 @@ pub struct Report {
     pub command: String,
     pub protocol: Vec<Row>,
     pub app: Option<AppResults>,
+    pub tls: Option<TlsResults>,
 }
 
 impl Report {
@@ -26,6 +30,7 @@ impl Report {
             command,
             protocol: Vec::new(),
             app: None,
+            tls: None,
         }
     }
 
@@ -53,6 +58,88 @@ impl Report {
         let _ = writeln!(out, "- Tools: {}\n", tools.join("; "));
         out.push_str(&self.protocol_markdown());
         out.push_str(&self.app_markdown());
+        out.push_str(&self.tls_markdown());
+        out
+    }
+
+    /// The TLS suite: TLS beside h2c, and a new connection's cost.
+    pub fn tls_markdown(&self) -> String {
+        let mut out = String::new();
+        let Some(tls) = &self.tls else {
+            return out;
+        };
+        let _ = writeln!(
+            out,
+            "## TLS suite
+"
+        );
+        let _ = writeln!(
+            out,
+            "The unary echo over TLS (rustls on ring, ALPN h2, h2load) beside the same server \
+             over h2c; tonic with its own TLS as the peer. \"× h2c\" is TLS req/s over h2c \
+             req/s on the same server.\n"
+        );
+        let _ = writeln!(
+            out,
+            "| server | protocol | transport | req/s | × h2c | p50 µs | p99 µs |"
+        );
+        let _ = writeln!(out, "|---|---|---|---:|---:|---:|---:|");
+        for row in &tls.throughput {
+            let plain = tls
+                .throughput
+                .iter()
+                .find(|r| r.stack == row.stack && r.protocol == row.protocol && !r.tls);
+            let ratio = plain.map_or("–".to_owned(), |p| {
+                format!(
+                    "{:.2}",
+                    row.medians.requests_per_sec / p.medians.requests_per_sec
+                )
+            });
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {:.0} ± {:.0}% | {ratio} | {:.0} | {:.0} |",
+                row.stack.name(),
+                row.protocol.name(),
+                if row.tls { "TLS" } else { "h2c" },
+                row.medians.requests_per_sec,
+                row.medians.spread_percent,
+                row.medians.p50_us,
+                row.medians.p99_us,
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\nA new connection, then one gRPC call on it, {} times one after the other: the \
+             client's median time, and the server's CPU time per connection (/proc). TLS minus \
+             h2c is what the handshake costs.\n",
+            tls.connections.first().map_or(0, |c| c.connections)
+        );
+        let _ = writeln!(
+            out,
+            "| server | transport | p50 µs | server CPU µs | handshake µs (p50) | handshake CPU µs |"
+        );
+        let _ = writeln!(out, "|---|---|---:|---:|---:|---:|");
+        for row in &tls.connections {
+            let plain = tls
+                .connections
+                .iter()
+                .find(|r| r.stack == row.stack && !r.tls);
+            let extra = |f: fn(&crate::tls_suite::ConnectionRow) -> f64| match (row.tls, plain) {
+                (true, Some(p)) => format!("{:.0}", f(row) - f(p)),
+                _ => "–".to_owned(),
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {:.0} | {:.0} | {} | {} |",
+                row.stack.name(),
+                if row.tls { "TLS" } else { "h2c" },
+                row.p50_us,
+                row.server_cpu_us,
+                extra(|r| r.p50_us),
+                extra(|r| r.server_cpu_us),
+            );
+        }
+        out.push('\n');
         out
     }
 

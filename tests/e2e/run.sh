@@ -39,6 +39,30 @@ echo "==> the journey in Chromium"
 cd "$here"
 rm -rf screenshots
 GATEWAY_URL="$gateway" CHROMIUM="$chromium" SCREENSHOTS="$here/screenshots" node --test journey.test.mjs
+
+echo "==> the first journey again, the shop on TLS (shop certs, shop --tls-dir) in Chromium"
+certs="$data/certs"
+"$target/release/shop" certs "$certs" >/dev/null
+tls_base=$((base + 10))
+(cd "$data" && exec "$target/release/shop" --tls-dir "$certs" --data-dir "$data/tls-db" --gateway-port "$tls_base" \
+  --users-port $((tls_base + 1)) --catalog-port $((tls_base + 2)) --orders-port $((tls_base + 3)) \
+  --payments-port $((tls_base + 4)) >"$data/tls.log" 2>&1) &
+tls_shop=$!
+trap 'kill $shop $tls_shop 2>/dev/null; wait $shop $tls_shop 2>/dev/null; rm -rf "$data"' EXIT
+tls_gateway="https://localhost:$tls_base"
+for _ in $(seq 1 150); do
+  curl -fsS --cacert "$certs/ca.pem" "$tls_gateway/readyz" >/dev/null 2>&1 && break
+  kill -0 $tls_shop 2>/dev/null || { cat "$data/tls.log"; echo "the TLS shop exited"; exit 1; }
+  sleep 0.2
+done
+# Chromium trusts exactly the shop's five certificates (their public keys).
+spki=$(for service in users catalog orders payments gateway; do
+  openssl x509 -in "$certs/$service.pem" -pubkey -noout | openssl pkey -pubin -outform der |
+    openssl dgst -sha256 -binary | base64
+done | paste -sd, -)
+GATEWAY_URL="$tls_gateway" CHROMIUM="$chromium" SCREENSHOTS="$here/screenshots/tls" \
+  CHROMIUM_ARGS="--ignore-certificate-errors-spki-list=$spki" \
+  node --test --test-name-pattern "sign up, search" journey.test.mjs
 echo
 echo "screenshots (tests/e2e/screenshots):"
 ls -l screenshots

@@ -1,5 +1,6 @@
 """Calls the running catalog with Python's grpcio: unary, errors, a stream
-and the standard health service. Run by tests/interop/run.sh."""
+and the standard health service; over TLS (ssl_channel_credentials) when
+SHOP_CA names the CA's PEM file. Run by tests/interop/run.sh."""
 
 import importlib
 import os
@@ -16,11 +17,19 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "gen", "python"))
 from shop.catalog.v1 import catalog_pb2, catalog_pb2_grpc  # noqa: E402
 
 ADDRESS = os.environ.get("CATALOG_ADDR", "127.0.0.1:8082")
+CA = os.environ.get("SHOP_CA")
+
+
+def channel():
+    if CA is None:
+        return grpc.insecure_channel(ADDRESS)
+    credentials = grpc.ssl_channel_credentials(root_certificates=pathlib.Path(CA).read_bytes())
+    return grpc.secure_channel(ADDRESS, credentials)
 
 
 class CatalogOverGrpcio(unittest.TestCase):
     def setUp(self):
-        self.channel = grpc.insecure_channel(ADDRESS)
+        self.channel = channel()
         self.catalog = catalog_pb2_grpc.CatalogServiceStub(self.channel)
 
     def tearDown(self):

@@ -4,9 +4,11 @@
 # which also places orders through the saga, Python grpcio (unittest),
 # grpcurl (a refusal's ErrorInfo decoded through reflection) and
 # connect-go, each on code generated from proto/ by its own plain plugins
-# (every generated Go package compiles, every Python module imports). Fails
-# if any call fails, then checks that the shop's /metrics counted the calls
-# on every protocol.
+# (every generated Go package compiles, every Python module imports). Then
+# a second shop on TLS (shop certs, shop --tls-dir) is called by curl,
+# connect-node, buf curl, grpcio and grpcurl (a client certificate against
+# an internal service). Fails if any call fails, then checks that the
+# shop's /metrics counted the calls on every protocol.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -96,6 +98,55 @@ echo "$broken" | sed 's/^/  /'
 grep -q 'Code: InvalidArgument' <<<"$broken" || { echo "not invalid_argument"; exit 1; }
 grep -q '"@type": "type.googleapis.com/google.rpc.BadRequest"' <<<"$broken" || { echo "BadRequest not decoded"; exit 1; }
 grep -q '"field": "product_ids"' <<<"$broken" || { echo "no field named"; exit 1; }
+
+step "the shop on TLS (shop certs, shop --tls-dir): mutual TLS between its services"
+certs="$data/certs"
+"$target/release/shop" certs "$certs" >/dev/null
+tls_ports=(${INTEROP_TLS_PORTS:-28080 28081 28082 28083 28084})
+"$target/release/shop" --tls-dir "$certs" --data-dir "$data/tls" --gateway-port "${tls_ports[0]}" \
+  --users-port "${tls_ports[1]}" --catalog-port "${tls_ports[2]}" --orders-port "${tls_ports[3]}" \
+  --payments-port "${tls_ports[4]}" >"$data/tls.log" 2>&1 &
+tls_shop=$!
+trap 'kill $shop $tls_shop 2>/dev/null; wait $shop $tls_shop 2>/dev/null; rm -rf "$data"' EXIT
+tls_catalog="https://localhost:${tls_ports[2]}"
+for _ in $(seq 1 150); do
+  curl -fsS --cacert "$certs/ca.pem" "$tls_catalog/readyz" >/dev/null 2>&1 && break
+  kill -0 $tls_shop 2>/dev/null || { cat "$data/tls.log"; echo "the TLS shop exited"; exit 1; }
+  sleep 0.2
+done
+
+step "curl --cacert (HTTP/2 and HTTP/1.1 by ALPN)"
+for version in --http2 --http1.1; do
+  answer=$(curl -fsS "$version" --cacert "$certs/ca.pem" -w ' %{http_version}' \
+    "$tls_catalog/shop.catalog.v1.CatalogService/GetProduct" -H 'Content-Type: application/json' -d '{"id": "prod_mug"}')
+  echo "  $version: ${answer: -40}"
+  grep -q '"prod_mug"' <<<"$answer" || { echo "curl $version over TLS failed"; exit 1; }
+done
+plain=$(curl -sS "http://127.0.0.1:${tls_ports[2]}/healthz" || true)
+echo "  plain text to the TLS port: $plain"
+grep -q 'speaks TLS only' <<<"$plain" || { echo "plain text was not refused"; exit 1; }
+
+step "connect-node and buf curl over TLS"
+CATALOG_URL="$tls_catalog" SHOP_CA="$certs/ca.pem" node --test tls.test.mjs
+
+step "Python grpcio over TLS (ssl_channel_credentials)"
+CATALOG_ADDR="localhost:${tls_ports[2]}" SHOP_CA="$certs/ca.pem" .venv/bin/python grpcio_test.py
+
+step "grpcurl over TLS: -cacert, and -cert/-key against an internal service"
+"$gobin/grpcurl" -cacert "$certs/ca.pem" -d '{"id": "prod_mug"}' "localhost:${tls_ports[2]}" \
+  shop.catalog.v1.CatalogService/GetProduct | grep -q '"prod_mug"' || { echo "grpcurl over TLS failed"; exit 1; }
+echo "  CatalogService/GetProduct: ok"
+release='{"reservationId": "interop-no-such-reservation"}'
+without=$("$gobin/grpcurl" -cacert "$certs/ca.pem" -d "$release" "localhost:${tls_ports[2]}" \
+  shop.catalog.v1.StockService/ReleaseStock 2>&1 || true)
+echo "  StockService/ReleaseStock without a client certificate: $(tr '\n' ' ' <<<"$without")"
+grep -q 'Code: Unauthenticated' <<<"$without" || { echo "an internal call without a certificate was not refused"; exit 1; }
+with=$("$gobin/grpcurl" -cacert "$certs/ca.pem" -cert "$certs/orders-client.pem" -key "$certs/orders-client-key.pem" \
+  -d "$release" "localhost:${tls_ports[2]}" shop.catalog.v1.StockService/ReleaseStock 2>&1 || true)
+echo "  StockService/ReleaseStock as orders (spiffe://connect-shop/orders): $(tr '\n' ' ' <<<"$with")"
+if grep -q 'Code: Unauthenticated\|Code: PermissionDenied' <<<"$with"; then
+  echo "orders' client certificate was refused"; exit 1
+fi
 
 step "the shop's metrics counted every protocol"
 metrics=$(curl -fsS "http://127.0.0.1:$port/metrics")

@@ -30,6 +30,17 @@ for overlay in "$root"/deploy/kubernetes/overlays/*/; do
   echo "    $name: $kinds objects"
 done
 
+echo "==> production: mutual TLS wired (components/mtls)"
+production=$(kubectl kustomize "$root/deploy/kubernetes/overlays/production")
+https_probes=$(grep -c 'scheme: HTTPS' <<<"$production" || true)
+secrets=$(grep -cE 'secretName: (users|catalog|orders|payments|gateway)-tls' <<<"$production" || true)
+tls_env=$(grep -cE 'name: SHOP_TLS_(CERT|KEY|CLIENT_CA|REQUIRE_SERVICE_CERT|CA|CLIENT_CERT|CLIENT_KEY)$' <<<"$production" || true)
+echo "    $https_probes HTTPS probes, $secrets Secrets mounted, $tls_env TLS variables"
+if [ "$https_probes" -ne 15 ] || [ "$secrets" -ne 5 ] || [ "$tls_env" -ne 35 ]; then
+  echo "    expected 15 HTTPS probes, 5 Secrets and 35 TLS variables (5 Deployments)" >&2
+  exit 1
+fi
+
 apiserver=$("$here/build-apiserver.sh")
 work=$(mktemp -d)
 pids=()

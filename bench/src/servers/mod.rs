@@ -73,8 +73,14 @@ impl Stack {
         }
     }
 
-    /// The program and arguments that serve the stack on `port`.
-    fn program(self, port: u16, peers: &Path) -> anyhow::Result<(OsString, Vec<OsString>)> {
+    /// The program and arguments that serve the stack on `port`, with more
+    /// arguments for `shop-bench peer` (TLS).
+    fn program_with(
+        self,
+        port: u16,
+        extra: &[String],
+        peers: &Path,
+    ) -> anyhow::Result<(OsString, Vec<OsString>)> {
         let port = port.to_string();
         Ok(match self {
             Stack::Bare | Stack::Kit | Stack::Tonic => {
@@ -84,10 +90,9 @@ impl Stack {
                     _ => "tonic",
                 };
                 let args = ["peer", kind, "--port", &port];
-                (
-                    std::env::current_exe()?.into(),
-                    args.map(OsString::from).to_vec(),
-                )
+                let mut args: Vec<OsString> = args.map(OsString::from).to_vec();
+                args.extend(extra.iter().map(OsString::from));
+                (std::env::current_exe()?.into(), args)
             }
             Stack::ConnectRust => {
                 let binary = connect_rust_binary(peers)?;
@@ -136,7 +141,20 @@ impl Server {
         cpus: &Cpus,
         log: &Path,
     ) -> anyhow::Result<Self> {
-        let (program, args) = stack.program(port, peers)?;
+        Self::start_with(stack, port, &[], peers, cpus, log).await
+    }
+
+    /// [`Server::start`] with more arguments for `shop-bench peer` (e.g.
+    /// `--tls-cert`).
+    pub async fn start_with(
+        stack: Stack,
+        port: u16,
+        extra: &[String],
+        peers: &Path,
+        cpus: &Cpus,
+        log: &Path,
+    ) -> anyhow::Result<Self> {
+        let (program, args) = stack.program_with(port, extra, peers)?;
         let mut child = cpus
             .server_command(&program, &args)
             .stdin(Stdio::null())
@@ -181,8 +199,17 @@ fn connect_rust_binary(peers: &Path) -> anyhow::Result<std::path::PathBuf> {
     Ok(binary)
 }
 
-/// `shop-bench peer <kind>`: serves one of the Rust servers until killed.
-pub async fn serve(kind: PeerKind, port: u16, peers: &Path) -> anyhow::Result<()> {
+/// `shop-bench peer <kind>`: serves one of the Rust servers until killed,
+/// over TLS with `tls` (certificate, key) for the kit and tonic.
+pub async fn serve(
+    kind: PeerKind,
+    port: u16,
+    peers: &Path,
+    tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
+) -> anyhow::Result<()> {
+    if tls.is_some() && !matches!(kind, PeerKind::Kit | PeerKind::Tonic) {
+        bail!("only the kit and tonic peers serve TLS here");
+    }
     let bind = || async move {
         tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
@@ -201,7 +228,12 @@ pub async fn serve(kind: PeerKind, port: u16, peers: &Path) -> anyhow::Result<()
             let _logs = shop_kit::observe::telemetry::init_tracing(&Default::default());
             let shutdown = shop_kit::Shutdown::on_signals(std::time::Duration::ZERO);
             let app = kit::router(&shutdown).await?;
-            shop_kit::rpc::serve(bind().await?, app, shutdown, kit::http()).await?;
+            let mut http = kit::http();
+            if let Some((cert, key)) = tls {
+                http.tls.tls_cert = Some(cert);
+                http.tls.tls_key = Some(key);
+            }
+            shop_kit::rpc::serve(bind().await?, app, shutdown, http).await?;
         }
         PeerKind::Library => {
             use axum::serve::ListenerExt;
@@ -210,7 +242,7 @@ pub async fn serve(kind: PeerKind, port: u16, peers: &Path) -> anyhow::Result<()
             });
             axum::serve(listener, library::router()).await?;
         }
-        PeerKind::Tonic => tonic::serve(bind().await?).await?,
+        PeerKind::Tonic => tonic::serve(bind().await?, tls).await?,
         PeerKind::ConnectRust => {
             let status = tokio::process::Command::new(connect_rust_binary(peers)?)
                 .args(["--port", &port.to_string()])
@@ -313,7 +345,7 @@ mod tests {
     #[tokio::test]
     async fn tonic_answers_grpc() {
         let (listener, addr) = listen().await;
-        tokio::spawn(tonic::serve(listener));
+        tokio::spawn(tonic::serve(listener, None));
         assert_answers(Stack::Tonic, addr).await;
     }
 
@@ -323,7 +355,7 @@ mod tests {
         // tonic answers 200 with grpc-status 3 to a JSON Ticks: a fast error
         // must not pass for a fast answer.
         let (listener, addr) = listen().await;
-        tokio::spawn(tonic::serve(listener));
+        tokio::spawn(tonic::serve(listener, None));
         let client = preflight::client();
         let json = targets::request(Protocol::ConnectJson, Shape::Unary).expect("request");
         assert!(

@@ -39,11 +39,23 @@ impl pb::echo_service_server::EchoService for Echo {
     }
 }
 
-/// Serves until the process is stopped.
-pub async fn serve(listener: tokio::net::TcpListener) -> Result<(), tonic::transport::Error> {
-    tonic::transport::Server::builder()
+/// Serves until the process is stopped; over TLS (tonic's own, rustls on
+/// ring) with `tls` (certificate, key PEM files).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
+) -> anyhow::Result<()> {
+    let mut builder = tonic::transport::Server::builder();
+    if let Some((cert, key)) = tls {
+        let identity =
+            tonic::transport::Identity::from_pem(std::fs::read(cert)?, std::fs::read(key)?);
+        builder =
+            builder.tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))?;
+    }
+    builder
         .tcp_nodelay(true)
         .add_service(EchoServiceServer::new(Echo))
         .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
-        .await
+        .await?;
+    Ok(())
 }

@@ -7,11 +7,16 @@
 mod any;
 mod service;
 
-use std::io::{Read, Write};
+use std::{
+    io::{Read, Write},
+    path::{Path, PathBuf},
+};
 
 use prost::Message;
 use shop_kit::{
-    HttpConfig, Readiness, RpcServer, Shutdown, rpc::config::DEFAULT_MAX_REQUEST_BYTES,
+    HttpConfig, Readiness, RpcServer, Shutdown,
+    rpc::config::DEFAULT_MAX_REQUEST_BYTES,
+    tls::{DevCa, ServerTlsFlags},
 };
 
 #[allow(clippy::all, clippy::pedantic, dead_code)]
@@ -47,13 +52,58 @@ fn write_response(response: &conformance::ServerCompatResponse) -> std::io::Resu
     stdout.flush()
 }
 
+/// With `use_tls`, the kit's TLS flags as an operator would give them: the
+/// runner's certificate and key (or a dev CA's, when it sends none) and,
+/// for client certificates, the runner's client certificate as the CA.
+/// Returns them and the PEM certificate clients are to trust.
+fn tls(
+    request: &conformance::ServerCompatRequest,
+    dir: &Path,
+) -> Result<(ServerTlsFlags, Vec<u8>), Box<dyn std::error::Error>> {
+    if !request.use_tls {
+        return Ok((ServerTlsFlags::default(), Vec::new()));
+    }
+    let (cert, key, trusted) = match &request.server_creds {
+        Some(creds) if !creds.cert.is_empty() => {
+            (creds.cert.clone(), creds.key.clone(), creds.cert.clone())
+        }
+        _ => {
+            let ca = DevCa::new("conformance CA")?;
+            let issued = ca.server("localhost", &[])?;
+            (
+                issued.cert.into_bytes(),
+                issued.key.into_bytes(),
+                ca.cert_pem().as_bytes().to_vec(),
+            )
+        }
+    };
+    let write = |name: &str, bytes: &[u8]| -> std::io::Result<PathBuf> {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes)?;
+        Ok(path)
+    };
+    let client_ca = if request.client_tls_cert.is_empty() {
+        None
+    } else {
+        Some(write("client-ca.pem", &request.client_tls_cert)?)
+    };
+    let flags = ServerTlsFlags {
+        tls_cert: Some(write("cert.pem", &cert)?),
+        tls_key: Some(write("key.pem", &key)?),
+        tls_client_ca: client_ca,
+        ..ServerTlsFlags::default()
+    };
+    Ok((flags, trusted))
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let _logs = shop_kit::observe::telemetry::init_tracing(&Default::default());
     let request = read_request()?;
-    if request.use_tls {
-        return Err("this server is configured without TLS (supports_tls: false)".into());
-    }
+    let files = std::env::temp_dir().join(format!("shop-conformance-{}", std::process::id()));
+    std::fs::create_dir_all(&files)?;
+    let (tls, pem_cert) = tls(&request, &files)?;
     let http = HttpConfig {
+        tls,
         cors_origins: vec!["*".to_owned()],
         max_request_bytes: match request.message_receive_limit {
             0 => DEFAULT_MAX_REQUEST_BYTES,
@@ -75,9 +125,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         write_response(&conformance::ServerCompatResponse {
             host: "127.0.0.1".to_owned(),
             port: u32::from(port),
-            pem_cert: Vec::new(),
+            pem_cert,
         })?;
-        shop_kit::rpc::serve(listener, app, shutdown, http).await?;
+        let served = shop_kit::rpc::serve(listener, app, shutdown, http).await;
+        let _ = std::fs::remove_dir_all(&files);
+        served?;
         Ok(())
     })
 }

@@ -178,7 +178,11 @@ async fn serve_with(
                     Ok(Accepted::Plain(tcp)) => {
                         connection.serve(TokioIo::new(tcp), remote, None).await;
                     }
-                    Err(refused) => tracing::debug!(%remote, %refused, "connection refused"),
+                    Err(refused) => {
+                        tracing::debug!(%remote, %refused, "connection refused");
+                        metrics::counter!("shop_tls_refused_total", "reason" => refused.reason())
+                            .increment(1);
+                    }
                 },
             }
             drop(slot);

@@ -59,6 +59,17 @@ pub(crate) enum Refused {
     Handshake(std::io::Error),
 }
 
+impl Refused {
+    /// A metric label: one of a few words.
+    pub(crate) fn reason(&self) -> &'static str {
+        match self {
+            Self::PlainText => "plain_text",
+            Self::Slow(_) => "slow_handshake",
+            Self::Handshake(_) => "handshake",
+        }
+    }
+}
+
 impl ServerTls {
     pub(super) fn load(
         cert: PathBuf,
