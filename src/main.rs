@@ -520,11 +520,7 @@ impl ShopArgs {
     ) -> PeerTarget {
         let target = match configured {
             Some(target) => target.clone().from_origin(flag),
-            None if self.serves_tls() => {
-                let url = format!("https://{}", SocketAddr::new(self.host, port));
-                PeerTarget::url(&url)
-                    .unwrap_or_else(|_| PeerTarget::addr(SocketAddr::new(self.host, port)))
-            }
+            None if self.serves_tls() => PeerTarget::https(SocketAddr::new(self.host, port)),
             None => PeerTarget::addr(SocketAddr::new(self.host, port)),
         };
         target.with_tls(tls.client.clone())

@@ -265,6 +265,17 @@ impl PeerTarget {
         }
     }
 
+    /// The peer at one socket address, over https (its certificate must
+    /// name the address).
+    pub fn https(addr: SocketAddr) -> Self {
+        let mut target = Self::addr(addr);
+        for entry in &mut target.entries {
+            entry.scheme = Scheme::Https;
+        }
+        target.text = format!("https://{addr}");
+        target
+    }
+
     /// Calls its https entries with `tls` (its CA, the certificate this
     /// client shows); with TLS given, `dns:///` entries speak TLS too.
     #[must_use]

@@ -70,11 +70,8 @@ impl ClientTls {
         server_name: &str,
         connect_timeout: Duration,
     ) -> Result<Connector, TlsError> {
-        let name = ServerName::try_from(server_name.to_owned()).map_err(|e| {
-            TlsError::Flags(format!(
-                "{server_name:?} is no name a certificate can carry: {e}"
-            ))
-        })?;
+        let name = ServerName::try_from(server_name.to_owned())
+            .map_err(|_| TlsError::ServerName(server_name.to_owned()))?;
         Ok(Connector {
             tls: self.clone(),
             addr,

@@ -48,6 +48,8 @@ pub enum TlsError {
     Rejected { path: PathBuf, reason: String },
     #[error("{0}")]
     Flags(String),
+    #[error("{0:?} is no name a certificate can carry")]
+    ServerName(String),
     #[error("cannot make a certificate: {0}")]
     Generate(#[from] rcgen::Error),
     #[error("cannot write {}: {source}", path.display())]
