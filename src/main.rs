@@ -125,11 +125,17 @@ impl StoredService {
     const ALL: [Self; 4] = [Self::Users, Self::Catalog, Self::Orders, Self::Payments];
 
     fn name(self) -> &'static str {
-        match self {
-            Self::Users => "users",
-            Self::Catalog => "catalog",
-            Self::Orders => "orders",
-            Self::Payments => "payments",
+        ServiceName::from(self).name()
+    }
+}
+
+impl From<StoredService> for ServiceName {
+    fn from(service: StoredService) -> Self {
+        match service {
+            StoredService::Users => Self::Users,
+            StoredService::Catalog => Self::Catalog,
+            StoredService::Orders => Self::Orders,
+            StoredService::Payments => Self::Payments,
         }
     }
 }
