@@ -104,12 +104,12 @@ async fn an_order_costs_at_most_its_statement_budget() {
     }
     let log = log.take();
     let listing = statement_list(&log);
-    // Each relay reads its outbox for lost events once a second, however
+    // Each relay claims its outbox's lost events once a second, however
     // many orders there are: a cost of the run's length, not of an order
     // (a slow machine runs longer, not dearer per order).
     let polls = log
         .lines()
-        .filter(|line| line.contains("sql=SELECT \"seq\""))
+        .filter(|line| line.contains("SET \"claimed_until_ms\""))
         .count();
     let per_order = total - polls as f64 / ORDERS as f64;
     println!(
