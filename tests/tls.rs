@@ -42,10 +42,11 @@ async fn call(shop: &Shop, extra: &[&str], url: &str, body: &Value) -> (u16, Val
         .expect("curl");
     let text = String::from_utf8_lossy(&output.stdout).into_owned();
     let (body, status) = text.rsplit_once('\n').unwrap_or(("", "0"));
-    (
-        status.parse().unwrap_or(0),
-        serde_json::from_str(body).unwrap_or(Value::Null),
-    )
+    let body = serde_json::from_str(body).unwrap_or_else(|_| {
+        // No answer: what curl said, for the assertion's message.
+        json!({"curl": output.status.code(), "stderr": String::from_utf8_lossy(&output.stderr)})
+    });
+    (status.parse().unwrap_or(0), body)
 }
 
 #[test]

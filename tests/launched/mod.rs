@@ -137,10 +137,10 @@ impl Shop {
         }
     }
 
-    /// `curl` trusting the shop's CA (with TLS), silent, failing on errors.
+    /// `curl` trusting the shop's CA (with TLS), quiet but for its errors.
     pub fn curl(&self) -> tokio::process::Command {
         let mut curl = tokio::process::Command::new("curl");
-        curl.args(["-s", "--max-time", "10"]);
+        curl.args(["-sS", "--max-time", "10"]);
         if let Some(ca) = &self.ca {
             curl.arg("--cacert").arg(ca);
         }
@@ -158,6 +158,7 @@ impl Shop {
                 Some(_) => self
                     .curl()
                     .args(["-f", "-o", "/dev/null", &url])
+                    .stderr(std::process::Stdio::null())
                     .status()
                     .await
                     .is_ok_and(|s| s.success()),
