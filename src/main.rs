@@ -305,6 +305,9 @@ struct ShopArgs {
     logs: telemetry::LogConfig,
 
     #[command(flatten)]
+    traces: shop_kit::observe::traces::TraceConfig,
+
+    #[command(flatten)]
     http: HttpConfig,
 
     #[command(flatten)]
@@ -546,11 +549,22 @@ fn public_url(given: &Option<String>, peer: &PeerTarget, service: &str) -> anyho
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let _logs = telemetry::init_tracing(&cli.shop.logs);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("shop: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Traces are exported on the runtime: set up inside it.
+    let logs = {
+        let _inside = runtime.enter();
+        telemetry::init_tracing(&cli.shop.logs, &cli.shop.traces)
+    };
+    let _logs = match logs {
+        Ok(logs) => logs,
+        Err(error) => {
+            eprintln!("shop: traces: {error}");
             return ExitCode::FAILURE;
         }
     };

@@ -35,7 +35,6 @@ async fn replicas_sharing_an_outbox_relay_each_lost_event_once() {
                 "payment.captured",
                 &format!("pay-{n}"),
                 1,
-                "",
                 serde_json::json!({"n": n}),
             );
             event.time = "2026-11-23T10:00:00.000Z".to_owned();

@@ -224,8 +224,12 @@ pub async fn serve(
             axum::serve(listener, bare::router()).await?;
         }
         PeerKind::Kit => {
-            // Logged like a shop service (failed and slow calls).
-            let _logs = shop_kit::observe::telemetry::init_tracing(&Default::default());
+            // Logged like a shop service (failed and slow calls), traced
+            // when the OTEL_* variables say so.
+            let _logs = shop_kit::observe::telemetry::init_tracing(
+                &Default::default(),
+                &shop_kit::observe::traces::TraceConfig::from_env(),
+            )?;
             let shutdown = shop_kit::Shutdown::on_signals(std::time::Duration::ZERO);
             let app = kit::router(&shutdown).await?;
             let mut http = kit::http();

@@ -15,10 +15,7 @@ use crate::{
     error::CatalogError,
     events::StockChanged,
 };
-use shop_kit::{
-    RequestRules, auth::ServiceCaller, observe::trace_context::TraceParent,
-    rpc::connect_errors::refusal,
-};
+use shop_kit::{RequestRules, auth::ServiceCaller, rpc::connect_errors::refusal};
 
 /// The `google.rpc.ErrorInfo` domain of the catalog's refusals.
 const DOMAIN: &str = "catalog.connect-shop";
@@ -234,7 +231,6 @@ fn status_to_proto(status: ReservationStatus) -> i32 {
 /// customer calling from a browser.
 pub async fn reserve_stock(
     _caller: ServiceCaller,
-    trace: TraceParent,
     State(state): State<AppState>,
     rules: RequestRules,
     ConnectRequest(request): ConnectRequest<pb::ReserveStockRequest>,
@@ -247,7 +243,7 @@ pub async fn reserve_stock(
         .collect();
     let status = state
         .catalog
-        .reserve_stock(&request.reservation_id, &lines, &trace)
+        .reserve_stock(&request.reservation_id, &lines)
         .await?;
     Ok(ConnectResponse::new(pb::ReserveStockResponse {
         status: status_to_proto(status),
@@ -256,16 +252,12 @@ pub async fn reserve_stock(
 
 pub async fn release_stock(
     _caller: ServiceCaller,
-    trace: TraceParent,
     State(state): State<AppState>,
     rules: RequestRules,
     ConnectRequest(request): ConnectRequest<pb::ReleaseStockRequest>,
 ) -> Result<ConnectResponse<pb::ReleaseStockResponse>, ConnectError> {
     let request = rules.check(request)?;
-    let status = state
-        .catalog
-        .release_stock(&request.reservation_id, &trace)
-        .await?;
+    let status = state.catalog.release_stock(&request.reservation_id).await?;
     Ok(ConnectResponse::new(pb::ReleaseStockResponse {
         status: status_to_proto(status),
     }))
@@ -273,16 +265,12 @@ pub async fn release_stock(
 
 pub async fn commit_stock(
     _caller: ServiceCaller,
-    trace: TraceParent,
     State(state): State<AppState>,
     rules: RequestRules,
     ConnectRequest(request): ConnectRequest<pb::CommitStockRequest>,
 ) -> Result<ConnectResponse<pb::CommitStockResponse>, ConnectError> {
     let request = rules.check(request)?;
-    let status = state
-        .catalog
-        .commit_stock(&request.reservation_id, &trace)
-        .await?;
+    let status = state.catalog.commit_stock(&request.reservation_id).await?;
     Ok(ConnectResponse::new(pb::CommitStockResponse {
         status: status_to_proto(status),
     }))

@@ -23,13 +23,12 @@ pub struct StockChanged {
 }
 
 impl StockChanged {
-    pub fn event(&self, traceparent: &str) -> Event {
+    pub fn event(&self) -> Event {
         Event::new(
             SERVICE,
             STOCK_CHANGED,
             &self.product_id,
             self.version,
-            traceparent,
             serde_json::json!(self),
         )
     }

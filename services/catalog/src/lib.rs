@@ -21,7 +21,6 @@ use shop_kit::{
     db::DatabaseUrl,
     events::{Broker, Relay},
     grpc_defaults,
-    observe::trace_context::TraceParent,
 };
 use shop_proto::shop::catalog::v1::{
     self as pb, catalog_service_connect::CatalogServiceTonicCompatibleBuilder,
@@ -96,12 +95,7 @@ impl Catalog {
 
     /// Changes a product's stock by `delta`; watchers hear of it.
     pub async fn adjust_stock(&self, product_id: &str, delta: i32) -> Result<i32, CatalogError> {
-        let trace = TraceParent::root();
-        let stock_on_hand = self
-            .store
-            .adjust_stock(product_id, delta, trace.as_str())
-            .await?;
-        Ok(stock_on_hand)
+        self.store.adjust_stock(product_id, delta).await
     }
 
     /// Sets stock aside for `reservation_id`: every line or none.
@@ -109,14 +103,10 @@ impl Catalog {
         &self,
         reservation_id: &str,
         lines: &[(String, i32)],
-        trace: &TraceParent,
     ) -> Result<ReservationStatus, CatalogError> {
         let id = domain::reservation_id(reservation_id)?;
         let lines = domain::stock_items(lines)?;
-        let status = self
-            .store
-            .reserve(id, &lines, now_secs(), trace.as_str())
-            .await?;
+        let status = self.store.reserve(id, &lines, now_secs()).await?;
         Ok(status)
     }
 
@@ -124,9 +114,8 @@ impl Catalog {
     pub async fn release_stock(
         &self,
         reservation_id: &str,
-        trace: &TraceParent,
     ) -> Result<ReservationStatus, CatalogError> {
-        self.settle(reservation_id, ReservationStatus::Released, trace)
+        self.settle(reservation_id, ReservationStatus::Released)
             .await
     }
 
@@ -134,9 +123,8 @@ impl Catalog {
     pub async fn commit_stock(
         &self,
         reservation_id: &str,
-        trace: &TraceParent,
     ) -> Result<ReservationStatus, CatalogError> {
-        self.settle(reservation_id, ReservationStatus::Committed, trace)
+        self.settle(reservation_id, ReservationStatus::Committed)
             .await
     }
 
@@ -144,13 +132,9 @@ impl Catalog {
         &self,
         reservation_id: &str,
         to: ReservationStatus,
-        trace: &TraceParent,
     ) -> Result<ReservationStatus, CatalogError> {
         let id = domain::reservation_id(reservation_id)?;
-        let status = self
-            .store
-            .settle(id, to, now_secs(), trace.as_str())
-            .await?;
+        let status = self.store.settle(id, to, now_secs()).await?;
         Ok(status)
     }
 }

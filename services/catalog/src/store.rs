@@ -115,11 +115,8 @@ fn in_lock_order<T>(items: &[T], product_id: impl Fn(&T) -> &String) -> Vec<&T> 
 }
 
 /// The stock.changed events of `changes`.
-fn stock_events(changes: &[StockChanged], traceparent: &str) -> Vec<Event> {
-    changes
-        .iter()
-        .map(|change| change.event(traceparent))
-        .collect()
+fn stock_events(changes: &[StockChanged]) -> Vec<Event> {
+    changes.iter().map(StockChanged::event).collect()
 }
 
 /// Why a product's stock could not change by `delta`: it is not there, or
@@ -278,12 +275,7 @@ impl Store {
     /// Adds `delta` (negative to take away) to a product's stock in one
     /// conditional UPDATE, so concurrent changes never take it below zero,
     /// with its stock.changed event. Returns the new stock on hand.
-    pub async fn adjust_stock(
-        &self,
-        id: &str,
-        delta: i32,
-        traceparent: &str,
-    ) -> Result<i32, CatalogError> {
+    pub async fn adjust_stock(&self, id: &str, delta: i32) -> Result<i32, CatalogError> {
         let txn = shop_kit::db::begin(&self.db).await?;
         let Some(change) = change_stock(&txn, id, delta).await? else {
             let refused = refusal(&txn, id, delta).await?;
@@ -291,9 +283,7 @@ impl Store {
             return Err(refused);
         };
         let on_hand = change.stock_on_hand;
-        self.relay
-            .commit(txn, stock_events(&[change], traceparent))
-            .await?;
+        self.relay.commit(txn, stock_events(&[change])).await?;
         Ok(on_hand)
     }
 
@@ -306,7 +296,6 @@ impl Store {
         id: &str,
         lines: &[(String, i32)],
         now: i64,
-        traceparent: &str,
     ) -> Result<ReservationStatus, CatalogError> {
         let items: Vec<ReservedItem> = lines
             .iter()
@@ -348,9 +337,7 @@ impl Store {
                 }
             }
         }
-        self.relay
-            .commit(txn, stock_events(&changes, traceparent))
-            .await?;
+        self.relay.commit(txn, stock_events(&changes)).await?;
         Ok(ReservationStatus::Reserved)
     }
 
@@ -364,7 +351,6 @@ impl Store {
         id: &str,
         to: ReservationStatus,
         now: i64,
-        traceparent: &str,
     ) -> Result<ReservationStatus, CatalogError> {
         let settle = reservation::Entity::update_many()
             .col_expr(reservation::Column::Status, Expr::value(to.as_str()))
@@ -403,9 +389,7 @@ impl Store {
         for item in in_lock_order(&items, |item| &item.product_id) {
             changes.extend(change_stock(&txn, &item.product_id, item.quantity).await?);
         }
-        self.relay
-            .commit(txn, stock_events(&changes, traceparent))
-            .await?;
+        self.relay.commit(txn, stock_events(&changes)).await?;
         Ok(to)
     }
 }

@@ -15,6 +15,7 @@ use axum::Router;
 
 use crate::{
     auth::AuthError,
+    observe::traces::{ServiceScopeLayer, in_service},
     rpc::{HttpConfig, RpcServer, ServerError},
     shutdown::Shutdown,
 };
@@ -186,15 +187,22 @@ impl<S: Service> Launch<S> {
             http: http.clone(),
             shutdown: shutdown.clone(),
         };
-        let handle = service.open(&context).await.map_err(failed)?;
-        let seeded = service.seed(&handle).await.map_err(failed)?;
-        let mut server = service
-            .server(handle.clone(), &context)
-            .await
-            .map_err(failed)?;
+        // Everything the service starts, now and for each request, is its
+        // own in traces (one process may run several services).
+        let (handle, seeded, mut server) = in_service(S::NAME, async {
+            let handle = service.open(&context).await.map_err(failed)?;
+            let seeded = service.seed(&handle).await.map_err(failed)?;
+            let server = service
+                .server(handle.clone(), &context)
+                .await
+                .map_err(failed)?;
+            Ok((handle, seeded, server))
+        })
+        .await?;
         if let Some(wrap) = around {
             server = server.around(wrap);
         }
+        server = server.around(|router| router.layer(ServiceScopeLayer(S::NAME)));
         let router = server
             .into_router(&shutdown)
             .await

@@ -79,13 +79,15 @@ impl Shutdown {
 
     /// Runs background work that shutdown lets finish: the work should
     /// watch [`Self::requested`] between steps and return, never stop
-    /// half-way through one.
+    /// half-way through one. It works for the spawning task's service (its
+    /// spans are that service's).
     pub fn spawn<F>(&self, work: F) -> tokio::task::JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        self.work.spawn(work)
+        self.work
+            .spawn(crate::observe::traces::with_current_service(work))
     }
 
     /// Waits, at most `grace`, for the background work to end (call after

@@ -7,7 +7,6 @@ use futures::Stream;
 use shop_kit::{
     RequestRules,
     auth::{Caller, Customer},
-    observe::trace_context::TraceParent,
     rpc::{connect_errors::refusal, deadline::CallerDeadline},
 };
 use shop_proto::shop::{common::v1::Money, orders::v1 as pb};
@@ -128,7 +127,6 @@ fn cancel_reason(reason: CancelReason) -> pb::CancelReason {
 
 pub async fn create_order(
     caller: Customer,
-    trace: TraceParent,
     deadline: CallerDeadline,
     State(state): State<AppState>,
     rules: RequestRules,
@@ -147,7 +145,6 @@ pub async fn create_order(
             &request.idempotency_key,
             &lines,
             &request.payment_token,
-            &trace,
             deadline,
         )
         .await?;

@@ -108,7 +108,7 @@ impl OrderSnapshot {
 }
 
 /// The event telling that `order` now is what it is.
-pub fn order_event(order: &Order, traceparent: &str) -> Event {
+pub fn order_event(order: &Order) -> Event {
     let event_type = match order.status {
         OrderStatus::Pending => "order.created",
         OrderStatus::Confirmed => "order.confirmed",
@@ -119,7 +119,6 @@ pub fn order_event(order: &Order, traceparent: &str) -> Event {
         event_type,
         &order.id,
         order.version,
-        traceparent,
         serde_json::json!(OrderSnapshot::of(order)),
     )
 }
@@ -140,7 +139,7 @@ mod tests {
     use super::*;
 
     fn cancelled(data: serde_json::Value) -> Result<Order, String> {
-        order_of(&Event::new(SERVICE, "order.cancelled", "o1", 3, "", data))
+        order_of(&Event::new(SERVICE, "order.cancelled", "o1", 3, data))
     }
 
     fn snapshot(cancellation: serde_json::Value) -> serde_json::Value {
@@ -171,7 +170,7 @@ mod tests {
             updated_at_ms: 2,
             version: 3,
         };
-        let event = order_event(&order, "");
+        let event = order_event(&order);
         assert_eq!(event.data["cancelReason"], "out_of_stock");
         assert_eq!(event.data["cancelMessage"], "out of stock: p1");
         assert_eq!(order_of(&event), Ok(order));

@@ -24,7 +24,7 @@ use shop_kit::{
     db::DatabaseUrl,
     events::{Broker, Delivery, Relay, Subscription},
     grpc_defaults,
-    observe::trace_context::TraceParent,
+    observe::traces,
     rpc::deadline::CallerDeadline,
 };
 use shop_proto::shop::orders::v1::{
@@ -140,7 +140,6 @@ impl Orders {
         key: &str,
         lines: &[(String, i32)],
         payment_token: &str,
-        trace: &TraceParent,
         deadline: CallerDeadline,
     ) -> Result<Order, OrdersError> {
         let key = domain::idempotency_key(key)?;
@@ -150,7 +149,7 @@ impl Orders {
         // Priced by the catalog while payments checks the token.
         let (prices, ()) = tokio::try_join!(
             self.catalog.prices(&ids, deadline.0),
-            self.payments.check_token(payment_token, deadline.0, trace),
+            self.payments.check_token(payment_token, deadline.0),
         )?;
         let (lines, currency_code, total_minor_units) = domain::price(&wanted, &prices)?;
         let now = now_ms();
@@ -176,7 +175,7 @@ impl Orders {
                 idempotency_key: key,
                 payment_token,
                 deadline_at_ms: deadline,
-                traceparent: trace.as_str(),
+                traceparent: &traces::current_traceparent(),
                 lease_until_ms: self.sagas.lease_from(now),
             })
             .await?;

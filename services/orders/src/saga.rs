@@ -16,7 +16,8 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
-use shop_kit::{Shutdown, observe::trace_context::TraceParent};
+use shop_kit::{Shutdown, observe::traces};
+use tracing::Instrument;
 
 use crate::{
     domain::{
@@ -158,18 +159,29 @@ impl SagaDriver {
             if shutdown.is_triggered() {
                 return store.release(&held).await;
             }
-            let now = now_ms();
-            let transition = match saga::before_step(&held.saga, now) {
-                Some(turned_back) => turned_back,
-                None => {
-                    let outcome = self.perform(&held).await;
-                    metrics::counter!("shop_saga_steps_total",
-                        "step" => held.saga.step.as_str(), "outcome" => outcome_label(&outcome))
-                    .increment(1);
-                    saga::after_step(&held.saga, outcome, policy, now_ms())
-                }
-            };
-            match self.record(held, transition).await? {
+            // The step, its calls and the transition it records belong to
+            // the order's trace, whichever process drives it.
+            let step = traces::continuing_span(
+                format_args!("saga {}", held.saga.step.as_str()),
+                &held.traceparent,
+            );
+            let next = async {
+                let now = now_ms();
+                let transition = match saga::before_step(&held.saga, now) {
+                    Some(turned_back) => turned_back,
+                    None => {
+                        let outcome = self.perform(&held).await;
+                        metrics::counter!("shop_saga_steps_total",
+                            "step" => held.saga.step.as_str(), "outcome" => outcome_label(&outcome))
+                        .increment(1);
+                        saga::after_step(&held.saga, outcome, policy, now_ms())
+                    }
+                };
+                self.record(held, transition).await
+            }
+            .instrument(step)
+            .await?;
+            match next {
                 Next::Continue(moved) => held = *moved,
                 Next::Stop => return Ok(()),
                 Next::RetryAfter(order_id, delay) => {
@@ -192,14 +204,13 @@ impl SagaDriver {
             catalog, payments, ..
         } = &*self.inner;
         let order = &held.order;
-        let trace = TraceParent::parse(&held.traceparent).unwrap_or_else(TraceParent::root);
         // Each peer call is bounded by its client stack's one budget.
         match held.saga.step {
-            Step::ReserveStock => catalog.reserve(order, &trace).await,
-            Step::Charge => payments.charge(order, &held.payment_token, &trace).await,
-            Step::CommitStock => catalog.commit(order, &trace).await,
-            Step::Refund => payments.refund(order, &trace).await,
-            Step::ReleaseStock => catalog.release(order, &trace).await,
+            Step::ReserveStock => catalog.reserve(order).await,
+            Step::Charge => payments.charge(order, &held.payment_token).await,
+            Step::CommitStock => catalog.commit(order).await,
+            Step::Refund => payments.refund(order).await,
+            Step::ReleaseStock => catalog.release(order).await,
             Step::Done => Outcome::Done,
         }
     }

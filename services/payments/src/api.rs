@@ -7,7 +7,6 @@ use connectrpc_axum::prelude::*;
 use shop_kit::{
     RequestRules,
     auth::{Caller, Customer, ServiceCaller},
-    observe::trace_context::TraceParent,
     rpc::connect_errors::refusal,
 };
 use shop_proto::shop::{common::v1::Money, payments::v1 as pb};
@@ -134,23 +133,19 @@ async fn charge_for(
     payer: Payer,
     customer: &str,
     asked: ChargeAsked<'_>,
-    trace: &TraceParent,
 ) -> Result<pb::Payment, PaymentsError> {
     let amount = asked.amount.unwrap_or_default();
     let payment = state
         .payments
-        .charge(
-            &Charge {
-                customer,
-                payer,
-                idempotency_key: asked.idempotency_key,
-                reference: asked.reference,
-                currency_code: &amount.currency_code,
-                minor_units: amount.minor_units,
-                payment_token: asked.payment_token,
-            },
-            trace,
-        )
+        .charge(&Charge {
+            customer,
+            payer,
+            idempotency_key: asked.idempotency_key,
+            reference: asked.reference,
+            currency_code: &amount.currency_code,
+            minor_units: amount.minor_units,
+            payment_token: asked.payment_token,
+        })
         .await?;
     Ok(to_proto(payment))
 }
@@ -177,7 +172,6 @@ impl<'a> RefundOf<'a> {
 /// A customer's own charge; the shop's charges are OrderPaymentService's.
 pub async fn charge(
     caller: Customer,
-    trace: TraceParent,
     State(state): State<AppState>,
     rules: RequestRules,
     ConnectRequest(request): ConnectRequest<pb::ChargeRequest>,
@@ -190,7 +184,7 @@ pub async fn charge(
         amount: request.amount,
         payment_token: &request.payment_token,
     };
-    let payment = charge_for(&state, Payer::Customer, &customer, asked, &trace).await?;
+    let payment = charge_for(&state, Payer::Customer, &customer, asked).await?;
     Ok(ConnectResponse::new(pb::ChargeResponse {
         payment: Some(payment),
     }))
@@ -199,7 +193,6 @@ pub async fn charge(
 /// A customer's refund of a charge they made themself.
 pub async fn refund(
     caller: Customer,
-    trace: TraceParent,
     State(state): State<AppState>,
     rules: RequestRules,
     ConnectRequest(request): ConnectRequest<pb::RefundRequest>,
@@ -210,14 +203,12 @@ pub async fn refund(
         // Only the caller's own payment (another's is not_found).
         RefundOf::Payment(id) => {
             payments
-                .refund(Payer::Customer, &caller.user_id, id, &trace)
+                .refund(Payer::Customer, &caller.user_id, id)
                 .await?
         }
         RefundOf::Key(key) => {
             let customer = customer_of(&caller, &request.customer_id)?;
-            payments
-                .refund_key(Payer::Customer, &customer, key, &trace)
-                .await?
+            payments.refund_key(Payer::Customer, &customer, key).await?
         }
     };
     Ok(ConnectResponse::new(pb::RefundResponse {
@@ -228,7 +219,6 @@ pub async fn refund(
 /// The orders saga's charge for an order (internal OrderPaymentService).
 pub async fn charge_order(
     _caller: ServiceCaller,
-    trace: TraceParent,
     State(state): State<AppState>,
     rules: RequestRules,
     ConnectRequest(request): ConnectRequest<pb::ChargeOrderRequest>,
@@ -240,7 +230,7 @@ pub async fn charge_order(
         amount: request.amount,
         payment_token: &request.payment_token,
     };
-    let payment = charge_for(&state, Payer::Service, &request.customer_id, asked, &trace).await?;
+    let payment = charge_for(&state, Payer::Service, &request.customer_id, asked).await?;
     Ok(ConnectResponse::new(pb::ChargeOrderResponse {
         payment: Some(payment),
     }))
@@ -250,7 +240,6 @@ pub async fn charge_order(
 /// (internal OrderPaymentService).
 pub async fn refund_order(
     _caller: ServiceCaller,
-    trace: TraceParent,
     State(state): State<AppState>,
     rules: RequestRules,
     ConnectRequest(request): ConnectRequest<pb::RefundOrderRequest>,
@@ -260,7 +249,7 @@ pub async fn refund_order(
     let payment = match RefundOf::of(&request.payment_id, &request.idempotency_key)? {
         RefundOf::Payment(id) => {
             let owner = any_payment(&state, id).await?.user_id;
-            payments.refund(Payer::Service, &owner, id, &trace).await?
+            payments.refund(Payer::Service, &owner, id).await?
         }
         RefundOf::Key(key) => {
             if request.customer_id.is_empty() {
@@ -271,7 +260,7 @@ pub async fn refund_order(
                 .into());
             }
             payments
-                .refund_key(Payer::Service, &request.customer_id, key, &trace)
+                .refund_key(Payer::Service, &request.customer_id, key)
                 .await?
         }
     };

@@ -21,7 +21,7 @@ struct PaymentFacts<'a> {
 
 /// The event for `payment` having reached its status (captured or
 /// refunded); `None` for a voided key, where no money moved.
-pub fn payment_event(payment: &Payment, traceparent: &str) -> Option<Event> {
+pub fn payment_event(payment: &Payment) -> Option<Event> {
     let (event_type, version) = match payment.status {
         PaymentStatus::Captured => ("payment.captured", 1),
         PaymentStatus::Refunded => ("payment.refunded", 2),
@@ -39,7 +39,6 @@ pub fn payment_event(payment: &Payment, traceparent: &str) -> Option<Event> {
         event_type,
         &payment.id,
         version,
-        traceparent,
         serde_json::json!(facts),
     ))
 }

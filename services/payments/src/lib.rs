@@ -20,7 +20,6 @@ use shop_kit::{
     db::DatabaseUrl,
     events::{Broker, Relay},
     grpc_defaults,
-    observe::trace_context::TraceParent,
 };
 use shop_proto::shop::payments::v1::{
     self as pb, order_payment_service_connect::OrderPaymentServiceTonicCompatibleBuilder,
@@ -68,11 +67,7 @@ impl Payments {
 
     /// Charges once per (caller, idempotency key): a repeat returns the
     /// first charge; a repeat with another amount is refused.
-    pub async fn charge(
-        &self,
-        charge: &Charge<'_>,
-        trace: &TraceParent,
-    ) -> Result<Payment, PaymentsError> {
+    pub async fn charge(&self, charge: &Charge<'_>) -> Result<Payment, PaymentsError> {
         let &Charge {
             customer: user_id,
             payer,
@@ -96,10 +91,7 @@ impl Payments {
             status: PaymentStatus::Captured,
             charged_by: payer,
         };
-        let recorded = self
-            .store
-            .record_capture(key, payment, now_secs(), trace.as_str())
-            .await?;
+        let recorded = self.store.record_capture(key, payment, now_secs()).await?;
         if recorded.status == PaymentStatus::Voided {
             return Err(PaymentsError::KeyVoided);
         }
@@ -129,14 +121,13 @@ impl Payments {
         caller: Payer,
         user_id: &str,
         payment_id: &str,
-        trace: &TraceParent,
     ) -> Result<Payment, PaymentsError> {
         let payment = self.own(user_id, payment_id).await?;
         if !caller.may_undo(payment.charged_by) {
             return Err(PaymentsError::NotYourCharge);
         }
         self.store
-            .refund(payment_id, now_secs(), trace.as_str())
+            .refund(payment_id, now_secs())
             .await?
             .ok_or_else(|| PaymentsError::NotFound {
                 id: payment_id.to_owned(),
@@ -153,7 +144,6 @@ impl Payments {
         payer: Payer,
         user_id: &str,
         idempotency_key: &str,
-        trace: &TraceParent,
     ) -> Result<Payment, PaymentsError> {
         let key = domain::idempotency_key(idempotency_key)?;
         let voided = Payment {
@@ -169,7 +159,7 @@ impl Payments {
         };
         let recorded = self.store.record_void(key, voided, now_secs()).await?;
         match recorded.status {
-            PaymentStatus::Captured => self.refund(payer, user_id, &recorded.id, trace).await,
+            PaymentStatus::Captured => self.refund(payer, user_id, &recorded.id).await,
             PaymentStatus::Refunded | PaymentStatus::Voided => Ok(recorded),
         }
     }

@@ -107,9 +107,8 @@ impl Store {
         key: &str,
         payment: Payment,
         now: i64,
-        traceparent: &str,
     ) -> Result<Payment, PaymentsError> {
-        self.record_first(key, payment, now, traceparent).await
+        self.record_first(key, payment, now).await
     }
 
     /// Records that no charge will be made with the caller's key, unless
@@ -120,7 +119,7 @@ impl Store {
         voided: Payment,
         now: i64,
     ) -> Result<Payment, PaymentsError> {
-        self.record_first(key, voided, now, "").await
+        self.record_first(key, voided, now).await
     }
 
     /// Inserts `payment` for `key` (and its event) unless the key has a
@@ -130,7 +129,6 @@ impl Store {
         key: &str,
         payment: Payment,
         now: i64,
-        traceparent: &str,
     ) -> Result<Payment, PaymentsError> {
         let row = payment::ActiveModel {
             id: Set(payment.id.clone()),
@@ -167,19 +165,14 @@ impl Store {
                     "the payment its key names".to_owned(),
                 )));
         }
-        let event = events::payment_event(&payment, traceparent);
+        let event = events::payment_event(&payment);
         self.relay.commit(txn, event.into_iter().collect()).await?;
         Ok(payment)
     }
 
     /// Marks a captured payment refunded, once, with its payment.refunded
     /// event; the payment as it then is (`None` if unknown).
-    pub async fn refund(
-        &self,
-        id: &str,
-        now: i64,
-        traceparent: &str,
-    ) -> Result<Option<Payment>, PaymentsError> {
+    pub async fn refund(&self, id: &str, now: i64) -> Result<Option<Payment>, PaymentsError> {
         let txn = shop_kit::db::begin(&self.db).await?;
         let moved = payment::Entity::update_many()
             .col_expr(
@@ -196,7 +189,7 @@ impl Store {
             return self.by_id(id).await;
         };
         let refunded = Payment::try_from(refunded)?;
-        let event = events::payment_event(&refunded, traceparent);
+        let event = events::payment_event(&refunded);
         self.relay.commit(txn, event.into_iter().collect()).await?;
         Ok(Some(refunded))
     }

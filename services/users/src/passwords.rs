@@ -121,7 +121,10 @@ impl Passwords {
             .await
             .map_err(|_| UsersError::HashingBusy)?
             .map_err(|_| UsersError::HashingBusy)?;
+        // Hashing is the slow part of a sign-in: its own span.
+        let span = shop_kit::observe::traces::work_span("argon2id");
         tokio::task::spawn_blocking(move || {
+            let _hashing = span.enter();
             let result = work();
             drop(slot);
             result

@@ -20,6 +20,28 @@ pub fn bearer_token(headers: &http::HeaderMap) -> Option<&str> {
 /// Subjects of the shop's own services start with this; users' ids never do.
 pub const SERVICE_SUBJECT_PREFIX: &str = "service:";
 
+/// Whether a request comes from one of the shop's own services: a client
+/// certificate naming one, or a valid service token. Refuses nothing (it
+/// decides whose trace a call continues, not whether it is served).
+pub fn is_shop_service<B>(request: &http::Request<B>) -> bool {
+    if let Some(TlsSession {
+        client: Some(ClientIdentity::Service(_)),
+        ..
+    }) = request.extensions().get::<TlsSession>()
+    {
+        return true;
+    }
+    let (Some(verifier), Some(token)) = (
+        request.extensions().get::<TokenVerifier>(),
+        bearer_token(request.headers()),
+    ) else {
+        return false;
+    };
+    verifier
+        .verify(token)
+        .is_ok_and(|claims| claims.sub.starts_with(SERVICE_SUBJECT_PREFIX))
+}
+
 /// The authenticated caller of an RPC. As an extractor it requires a valid
 /// `Authorization: Bearer <access token>`; otherwise the call fails with
 /// `unauthenticated`, whatever the protocol.

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 pub use caller::{
     Caller, CertifiedService, Customer, SERVICE_SUBJECT_PREFIX, ServiceCaller, bearer_token,
+    is_shop_service,
 };
 pub use keys::TokenKeys;
 pub use verify::TokenVerifier;

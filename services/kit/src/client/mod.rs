@@ -35,6 +35,7 @@
 mod backoff;
 mod balance;
 mod breaker;
+mod channel;
 mod endpoint;
 mod resolve;
 mod target;
@@ -49,10 +50,11 @@ use std::{
 
 use tokio::{sync::Semaphore, time::Instant};
 use tokio_util::sync::{CancellationToken, DropGuard};
-use tonic::{Code, Status, transport::Channel};
+use tonic::{Code, Status};
 
 pub use backoff::Backoff;
 use balance::{Balancer, BreakerPolicy, Pick};
+pub use channel::Channel;
 use endpoint::{ChannelSettings, PROBE_TIMEOUT};
 pub use target::{BadTarget, PeerTarget};
 pub use translate::translate;
@@ -401,7 +403,8 @@ impl Downstream {
                 let late = || {
                     Status::deadline_exceeded(format!("the {name} service did not answer in time"))
                 };
-                match tokio::time::timeout(budget, attempt(endpoint.channel(), budget)).await {
+                let channel = Channel::new(endpoint.channel(), endpoint.addr());
+                match tokio::time::timeout(budget, attempt(channel, budget)).await {
                     Err(_elapsed) => Err(late()),
                     // tonic's own client timeout (from `set_timeout`) says
                     // `cancelled`; it is this deadline all the same.

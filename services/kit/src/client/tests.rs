@@ -14,7 +14,7 @@ use std::{
 
 use axum::{Router, extract::State, http::StatusCode, routing::get};
 use tokio::time::Instant;
-use tonic::{Code, Status, transport::Channel};
+use tonic::{Code, Status};
 
 use super::*;
 use crate::{HttpConfig, Readiness, RpcServer, Shutdown};

@@ -23,8 +23,9 @@ pub fn sqlite_url(data_dir: &Path, service: &str) -> String {
 /// Connects `service` to its database at `url`; for SQLite, creates the
 /// file (and its folder) only its owner may read. The pool's settings are
 /// in [`pool_options`]. Every statement run on it is counted in
-/// `shop_db_statements_total{service}` (and traced at `shop::sql=trace`
-/// with its text), so a change that adds round trips shows.
+/// `shop_db_statements_total{service}` (and logged at `shop::sql=trace`
+/// with its text, and a span of the work that ran it when traces are on),
+/// so a change that adds round trips shows.
 pub async fn connect(service: &'static str, url: &str) -> Result<DatabaseConnection, DbErr> {
     if let Some(path) = url.strip_prefix("sqlite://") {
         let file = path.split('?').next().unwrap_or_default();
@@ -37,9 +38,20 @@ pub async fn connect(service: &'static str, url: &str) -> Result<DatabaseConnect
     // into nothing.
     crate::observe::telemetry::prometheus();
     let statements = metrics::counter!(STATEMENTS_TOTAL, "service" => service);
+    let system = if url.starts_with("sqlite:") {
+        "sqlite"
+    } else {
+        "postgresql"
+    };
     db.set_metric_callback(move |info| {
         statements.increment(1);
         tracing::trace!(target: "shop::sql", service, failed = info.failed, sql = %info.statement.sql);
+        crate::observe::traces::record_statement(
+            system,
+            &info.statement.sql,
+            info.elapsed,
+            info.failed,
+        );
     });
     Ok(db)
 }

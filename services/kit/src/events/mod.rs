@@ -48,20 +48,21 @@ pub struct Event {
     pub aggregate_id: String,
     /// The aggregate's version after it: consumers ignore older news.
     pub version: i64,
-    /// The W3C trace context of the request that caused it.
+    /// The W3C trace context of the work that caused it (empty when traces
+    /// are off): its consumers' spans link to it.
     pub traceparent: String,
     /// The fact itself, as the publishing service defines it.
     pub data: serde_json::Value,
 }
 
 impl Event {
-    /// A new event, stamped with a fresh id and the current time.
+    /// A new event, stamped with a fresh id, the current time and the
+    /// current span's trace context.
     pub fn new(
         source: &str,
         event_type: &str,
         aggregate_id: &str,
         version: i64,
-        traceparent: &str,
         data: serde_json::Value,
     ) -> Self {
         Self {
@@ -71,7 +72,7 @@ impl Event {
             time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             aggregate_id: aggregate_id.to_owned(),
             version,
-            traceparent: traceparent.to_owned(),
+            traceparent: crate::observe::traces::current_traceparent(),
             data,
         }
     }

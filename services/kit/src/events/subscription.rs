@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
+use tracing::Instrument;
 
 use super::Event;
 
@@ -69,11 +70,20 @@ impl Subscription {
         F: Fn(Vec<Event>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), String>> + Send + 'static,
     {
+        let consumer = name.to_owned();
         Self {
             name: name.to_owned(),
             types: types.to_owned(),
             delivery,
-            handler: Arc::new(move |events| Box::pin(handler(events))),
+            // Every delivery, in process or over NATS, passes here: its
+            // span links to the work that wrote each event.
+            handler: Arc::new(move |events: Vec<Event>| {
+                let span = crate::observe::traces::consumer_span(
+                    &consumer,
+                    events.iter().map(|event| event.traceparent.as_str()),
+                );
+                Box::pin(handler(events).instrument(span))
+            }),
         }
     }
 

@@ -1,6 +1,9 @@
-//! Seeing what the services do: the log and metrics pipelines, and W3C
-//! trace context carried across calls (the metric and log line of each
-//! RPC are written by the serving stack, `rpc`, into these).
+//! Seeing what the services do: the log and metrics pipelines, and traces
+//! over OTLP with their context carried across calls, the outbox and the
+//! saga (the metric, log line and server span of each RPC are made by the
+//! serving stack, `rpc`, and the client spans by the client stack, with
+//! these).
 
+mod log_format;
 pub mod telemetry;
-pub mod trace_context;
+pub mod traces;

@@ -77,45 +77,109 @@ pub enum LogFormat {
     Json,
 }
 
-/// Keeps the log writer running; logs still queued are written when it is
-/// dropped, so hold it until the program ends.
-#[must_use = "logs stop being written when the guard is dropped"]
+/// Keeps the log writer and the trace exporter running; logs still queued
+/// are written and spans still queued exported when it is dropped, so hold
+/// it until the program ends.
+#[must_use = "logs and traces stop when the guard is dropped"]
 pub struct LogGuard {
+    // Traces first: their exporter may still log while it shuts down.
+    traces: Option<super::traces::TraceGuard>,
     _writer: Option<tracing_appender::non_blocking::WorkerGuard>,
 }
 
-/// Installs the tracing subscriber: filter from `RUST_LOG` (default `info`,
-/// plus every RPC with `--log-rpcs`), lines to stderr.
+impl LogGuard {
+    /// Exports every span ended so far (tests, tools).
+    pub fn flush_traces(&self) {
+        if let Some(traces) = &self.traces {
+            traces.flush();
+        }
+    }
+}
+
+/// Installs the tracing subscriber: log lines filtered by `RUST_LOG`
+/// (default `info`, plus every RPC with `--log-rpcs`) to stderr, each line
+/// written inside a traced span ending with its `trace_id` and `span_id`;
+/// and, when traces are configured, the bridge that makes the trace spans
+/// ([`traces::TARGET`](super::traces::TARGET)) OpenTelemetry spans. Call
+/// inside the Tokio runtime (traces are exported on it).
 ///
 /// Lines are written by a thread of their own through a buffer, so a request
 /// never waits on a write(2) of its log line, and a busy server writes many
 /// lines per syscall. If that thread falls a few thousand lines behind,
 /// lines are dropped, not queued without end.
-pub fn init_tracing(config: &LogConfig) -> LogGuard {
-    use tracing_subscriber::{EnvFilter, fmt};
+pub fn init_tracing(
+    config: &LogConfig,
+    traces: &super::traces::TraceConfig,
+) -> Result<LogGuard, super::traces::TraceError> {
+    use tracing_subscriber::{
+        EnvFilter, Layer, filter::Targets, fmt, layer::SubscriberExt, util::SubscriberInitExt,
+    };
     let default = if config.log_rpcs {
         "info,rpc=debug"
     } else {
         "info"
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    // The trace spans are for the exporter, never for the log.
+    if let Ok(off) = format!("{}=off", super::traces::TARGET).parse() {
+        filter = filter.add_directive(off);
+    }
     // Logs go to stderr: stdout is for what a program prints on purpose
     // (the banner; the conformance handshake).
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .buffered_lines_limit(LOG_LINES_QUEUED)
         .lossy(true)
         .finish(std::io::BufWriter::new(std::io::stderr()));
-    let builder = fmt()
-        .with_env_filter(filter)
-        .with_target(true)
-        // Colours for a terminal only, not for files and pipes.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(writer);
-    let installed = match config.format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let lines = match config.format {
+        LogFormat::Text => fmt::layer()
+            .with_target(true)
+            // Colours for a terminal only, not for files and pipes.
+            .with_ansi(ansi)
+            .with_writer(writer)
+            .event_format(log_format::WithTraceIds::text(
+                fmt::format().with_ansi(ansi),
+            ))
+            .with_filter(filter)
+            .boxed(),
+        LogFormat::Json => fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_writer(writer)
+            .event_format(log_format::WithTraceIds::json(
+                fmt::format().json().flatten_event(true),
+            ))
+            .with_filter(filter)
+            .boxed(),
     };
-    LogGuard {
+    let (spans, traces) = match super::traces::install(traces)? {
+        Some((tracer, guard)) => (
+            Some(
+                tracing_opentelemetry::layer()
+                    .with_tracer(tracer)
+                    // Spans carry what the conventions name, nothing of
+                    // the code's layout, threads or idle time.
+                    .with_location(false)
+                    .with_threads(false)
+                    .with_target(false)
+                    .with_level(false)
+                    .with_tracked_inactivity(false)
+                    .with_filter(
+                        Targets::new().with_target(super::traces::TARGET, tracing::Level::TRACE),
+                    ),
+            ),
+            Some(guard),
+        ),
+        None => (None, None),
+    };
+    let installed = tracing_subscriber::registry()
+        .with(lines)
+        .with(spans)
+        .try_init();
+    Ok(LogGuard {
+        traces,
         _writer: installed.is_ok().then_some(guard),
-    }
+    })
 }
+
+use super::log_format;

@@ -16,6 +16,8 @@ use super::protocol::{Protocol, RpcName};
 pub struct Method {
     pub service: &'static str,
     pub name: &'static str,
+    /// `package.Service/Method`, as traces name the RPC.
+    pub full_name: &'static str,
     pub client_streaming: bool,
     /// Client, server or bidirectional streaming: over Connect it takes
     /// only the `application/connect+...` content types, a unary method
@@ -82,27 +84,31 @@ impl Methods {
                 continue;
             };
             for method in service.methods() {
+                let path = leak(format!("/{}/{}", service.full_name(), method.name()));
                 let entry: &'static Method = Box::leak(Box::new(Method {
                     service: leak(service.full_name().to_owned()),
                     name: leak(method.name().to_owned()),
+                    full_name: &path[1..],
                     client_streaming: method.is_client_streaming(),
                     streaming: method.is_client_streaming() || method.is_server_streaming(),
                     descriptor: Some(method.clone()),
                     direct,
                 }));
-                by_path.insert(leak(format!("/{}/{}", entry.service, entry.name)), entry);
+                by_path.insert(path, entry);
             }
         }
         for (service, name) in bridged {
+            let path = leak(format!("/{service}/{name}"));
             let entry: &'static Method = Box::leak(Box::new(Method {
                 service: leak(service.to_owned()),
                 name: leak(name.to_owned()),
+                full_name: &path[1..],
                 client_streaming: false,
                 streaming: false,
                 descriptor: None,
                 direct: false,
             }));
-            by_path.insert(leak(format!("/{service}/{name}")), entry);
+            by_path.insert(path, entry);
         }
         Box::leak(Box::new(Self { by_path }))
     }
@@ -151,6 +157,7 @@ mod tests {
             (method.service, method.name),
             ("grpc.health.v1.Health", "Check")
         );
+        assert_eq!(method.full_name, "grpc.health.v1.Health/Check");
         assert!(method.descriptor.is_some() && !method.client_streaming);
         assert!(Call::of(&check).method.is_some(), "kept in the extensions");
 

@@ -1,6 +1,7 @@
 //! Observes every RPC to its end, whatever its protocol: counts it and times
-//! it in Prometheus (labelled service, method, protocol, code) and writes one
-//! structured log line. The code is read where each protocol puts it: the
+//! it in Prometheus (labelled service, method, protocol, code), writes one
+//! structured log line, and (traces on) makes its server span, current
+//! while the handler runs and while its response streams. The code is read where each protocol puts it: the
 //! gRPC `grpc-status` header or trailer, the gRPC-Web trailer frame, the
 //! Connect end-of-stream message, or the Connect unary error body.
 
@@ -20,13 +21,16 @@ use http::{HeaderMap, HeaderValue, Request};
 use http_body::{Body as _, Frame, SizeHint};
 use metrics::{Counter, Histogram};
 use tower::{Layer, Service};
-use tracing::Level;
+use tracing::{Instrument, Level, Span};
+
+use crate::observe::traces::{self, RpcSystem};
 
 use super::{
     classify::Call,
     connect_errors::code_name,
     envelope,
     protocol::{Protocol, content_type, is_rpc_method},
+    server::HEALTH_SERVICE,
 };
 
 pub const REQUESTS_TOTAL: &str = "rpc_server_requests_total";
@@ -82,14 +86,32 @@ where
         let (service, method) = classified
             .method
             .map_or((UNKNOWN, UNKNOWN), |method| (method.service, method.name));
+        let system = match classified.protocol {
+            Protocol::Connect => RpcSystem::ConnectRpc,
+            Protocol::Grpc | Protocol::GrpcWeb => RpcSystem::Grpc,
+        };
+        // Health checks, every few seconds from every peer, make no trace.
+        let span = if service == HEALTH_SERVICE {
+            Span::none()
+        } else {
+            traces::server_span(
+                classified.method.map(|method| method.full_name),
+                system,
+                classified.protocol.as_str(),
+                request.headers(),
+                || crate::auth::is_shop_service(&request),
+            )
+        };
         let call = RpcCall {
             service,
             method,
             protocol: classified.protocol,
+            system,
             request_id: request.headers().get(REQUEST_ID).cloned(),
             started: Instant::now(),
+            span: span.clone(),
         };
-        let future = self.inner.call(request);
+        let future = span.in_scope(|| self.inner.call(request)).instrument(span);
         Box::pin(async move {
             let response = future.await?;
             let (mut parts, body) = response.into_parts();
@@ -117,8 +139,11 @@ struct RpcCall {
     service: &'static str,
     method: &'static str,
     protocol: Protocol,
+    system: RpcSystem,
     request_id: Option<HeaderValue>,
     started: Instant,
+    /// Ends when the call is finished (`Span::none()`: traces off).
+    span: Span,
 }
 
 /// One metric series: bounded, since every part is a registered name, a
@@ -198,6 +223,8 @@ impl RpcCall {
         });
         requests.increment(1);
         duration.record(elapsed.as_secs_f64());
+        traces::record_server_code(&self.span, self.system, code);
+        let _in_span = self.span.enter();
         match code {
             "internal" | "unknown" | "data_loss" | "unavailable" => {
                 rpc_line!(Level::WARN, self, code, elapsed);
@@ -312,7 +339,8 @@ impl CodeSniffer {
     }
 }
 
-fn grpc_status(headers: &HeaderMap) -> Option<&'static str> {
+/// The code a `grpc-status` header or trailer says, by Connect's name.
+pub(crate) fn grpc_status(headers: &HeaderMap) -> Option<&'static str> {
     headers
         .get("grpc-status")
         .and_then(|v| v.to_str().ok())
@@ -359,7 +387,9 @@ impl http_body::Body for ObservedBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = self.project();
+        let span = this.call.as_ref().map(|call| call.span.enter());
         let polled = this.inner.poll_frame(cx);
+        drop(span);
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {

@@ -45,7 +45,7 @@ use crate::{auth::TokenVerifier, grpc_defaults, observe::telemetry, shutdown::Sh
 
 /// Connect responses smaller than this are sent uncompressed.
 const COMPRESS_MIN_BYTES: usize = 1024;
-const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
+pub(super) const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
 const REFLECTION_V1: &str = "grpc.reflection.v1.ServerReflection";
 const REFLECTION_V1ALPHA: &str = "grpc.reflection.v1alpha.ServerReflection";
 

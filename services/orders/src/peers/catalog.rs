@@ -4,10 +4,7 @@
 
 use std::sync::Arc;
 
-use shop_kit::{
-    client::{Downstream, Retry},
-    observe::trace_context::TraceParent,
-};
+use shop_kit::client::{Downstream, Retry};
 use shop_proto::shop::catalog::v1::{
     BatchGetProductsRequest, CommitStockRequest, ReleaseStockRequest, ReservationStatus,
     ReserveStockRequest, StockItem, catalog_service_client::CatalogServiceClient,
@@ -96,7 +93,7 @@ impl Catalog {
     }
 
     /// Sets the order's stock aside (reservation id = order id).
-    pub async fn reserve(&self, order: &Order, trace: &TraceParent) -> Outcome {
+    pub async fn reserve(&self, order: &Order) -> Outcome {
         let reserve = ReserveStockRequest {
             reservation_id: order.id.clone(),
             items: order
@@ -112,11 +109,10 @@ impl Catalog {
             let mut client = StockServiceClient::new(channel);
             async move { client.reserve_stock(request).await }
         };
-        let answer =
-            match super::step_call(&self.token, &self.downstream, reserve, trace, send).await {
-                Ok(answer) => answer,
-                Err(no_token) => return no_token,
-            };
+        let answer = match super::step_call(&self.token, &self.downstream, reserve, send).await {
+            Ok(answer) => answer,
+            Err(no_token) => return no_token,
+        };
         match answer {
             Ok(answer) if answer.get_ref().status() == ReservationStatus::Reserved => Outcome::Done,
             Ok(_) => Outcome::Refused(Cancellation::new(
@@ -138,7 +134,7 @@ impl Catalog {
     }
 
     /// Turns the order's reservation into a sale.
-    pub async fn commit(&self, order: &Order, trace: &TraceParent) -> Outcome {
+    pub async fn commit(&self, order: &Order) -> Outcome {
         let commit = CommitStockRequest {
             reservation_id: order.id.clone(),
         };
@@ -146,11 +142,10 @@ impl Catalog {
             let mut client = StockServiceClient::new(channel);
             async move { client.commit_stock(request).await }
         };
-        let answer =
-            match super::step_call(&self.token, &self.downstream, commit, trace, send).await {
-                Ok(answer) => answer,
-                Err(no_token) => return no_token,
-            };
+        let answer = match super::step_call(&self.token, &self.downstream, commit, send).await {
+            Ok(answer) => answer,
+            Err(no_token) => return no_token,
+        };
         match answer {
             Ok(_) => Outcome::Done,
             Err(status) if matches!(status.code(), Code::FailedPrecondition | Code::NotFound) => {
@@ -165,7 +160,7 @@ impl Catalog {
     }
 
     /// Puts the order's stock back (or makes sure it is never taken).
-    pub async fn release(&self, order: &Order, trace: &TraceParent) -> Outcome {
+    pub async fn release(&self, order: &Order) -> Outcome {
         let release = ReleaseStockRequest {
             reservation_id: order.id.clone(),
         };
@@ -173,11 +168,10 @@ impl Catalog {
             let mut client = StockServiceClient::new(channel);
             async move { client.release_stock(request).await }
         };
-        let answer =
-            match super::step_call(&self.token, &self.downstream, release, trace, send).await {
-                Ok(answer) => answer,
-                Err(no_token) => return no_token,
-            };
+        let answer = match super::step_call(&self.token, &self.downstream, release, send).await {
+            Ok(answer) => answer,
+            Err(no_token) => return no_token,
+        };
         match answer {
             Ok(_) => Outcome::Done,
             Err(status) if status.code() == Code::FailedPrecondition => {

@@ -1,6 +1,5 @@
 //! The services orders calls, over gRPC, as itself: a service token from
-//! the users service on every saga call, the order's trace context, a
-//! timeout per call, each peer through the kit's client stack (every
+//! the users service on every saga call, a timeout per call, each peer through the kit's client stack (every
 //! replica of it, balanced by load). Their answers are translated at this
 //! boundary into saga outcomes (or, for pricing, into orders errors); the
 //! peers' own messages never reach a customer unfiltered.
@@ -13,11 +12,7 @@ use std::{sync::Arc, time::Duration};
 
 use tokio::time::Instant;
 
-use shop_kit::{
-    client::{Downstream, DownstreamPolicy, PeerError, PeerTarget, Retry},
-    observe::trace_context::{self, TraceParent},
-};
-use tonic::transport::Channel;
+use shop_kit::client::{Channel, Downstream, DownstreamPolicy, PeerError, PeerTarget, Retry};
 
 pub use catalog::Catalog;
 pub use payments::Payments;
@@ -81,8 +76,7 @@ async fn downstream(
     .await
 }
 
-/// One saga step's call to a peer: as orders (a service token), with the
-/// order's trace context, through the peer's client stack, repeated when
+/// One saga step's call to a peer: as orders (a service token), through the peer's client stack, repeated when
 /// it fails transiently (every step is keyed by the order, so a repeat is
 /// harmless), all within ONE budget: the peer's call timeout, which bounds
 /// getting a token and every attempt together. `Err` is the outcome when
@@ -91,7 +85,6 @@ async fn step_call<M, R, F, Fut>(
     token: &ServiceToken,
     downstream: &Downstream,
     message: M,
-    trace: &TraceParent,
     send: F,
 ) -> Result<Result<tonic::Response<R>, tonic::Status>, Outcome>
 where
@@ -100,19 +93,17 @@ where
     Fut: Future<Output = Result<tonic::Response<R>, tonic::Status>>,
 {
     let deadline = Instant::now() + downstream.policy().timeout;
-    call_as_orders(token, downstream, message, trace, deadline, send)
+    call_as_orders(token, downstream, message, deadline, send)
         .await
         .map_err(|status| unavailable("users", &status))
 }
 
-/// A call to a peer as orders (a service token), with the trace context,
-/// through the peer's client stack (retried when safe), getting the token
+/// A call to a peer as orders (a service token), through the peer's client stack (retried when safe), getting the token
 /// and every attempt within `deadline`. `Err` is why no token could be had.
 async fn call_as_orders<M, R, F, Fut>(
     token: &ServiceToken,
     downstream: &Downstream,
     message: M,
-    trace: &TraceParent,
     deadline: Instant,
     send: F,
 ) -> Result<Result<tonic::Response<R>, tonic::Status>, tonic::Status>
@@ -124,27 +115,19 @@ where
     let bearer = token.bearer(Some(deadline)).await?;
     Ok(downstream
         .call(Retry::Safe, Some(deadline), |channel, budget| {
-            send(channel, request(message.clone(), &bearer, trace, budget))
+            send(channel, request(message.clone(), &bearer, budget))
         })
         .await)
 }
 
-/// A request carrying the service token, the trace context and the
-/// attempt's time budget (as `grpc-timeout`).
-fn request<T>(
-    message: T,
-    bearer: &str,
-    trace: &TraceParent,
-    budget: Duration,
-) -> tonic::Request<T> {
+/// A request carrying the service token and the attempt's time budget (as
+/// `grpc-timeout`); the client stack adds the trace context.
+fn request<T>(message: T, bearer: &str, budget: Duration) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     request.set_timeout(budget);
     let metadata = request.metadata_mut();
     if let Ok(value) = format!("Bearer {bearer}").parse() {
         metadata.insert("authorization", value);
-    }
-    if let Ok(value) = trace.child().as_str().parse() {
-        metadata.insert(trace_context::HEADER, value);
     }
     request
 }

@@ -4,7 +4,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use shop_kit::{client::Downstream, observe::trace_context::TraceParent};
+use shop_kit::client::Downstream;
 use shop_proto::shop::{
     common::v1::Money,
     payments::v1::{
@@ -71,7 +71,6 @@ impl Payments {
         &self,
         payment_token: &str,
         deadline: Option<Instant>,
-        trace: &TraceParent,
     ) -> Result<(), OrdersError> {
         if self.issued.contains_key(payment_token) {
             return Ok(());
@@ -85,25 +84,18 @@ impl Payments {
             let mut client = PaymentServiceClient::new(channel);
             async move { client.check_payment_token(request).await }
         };
-        let answer = match super::call_as_orders(
-            &self.token,
-            &self.downstream,
-            check,
-            trace,
-            deadline,
-            send,
-        )
-        .await
-        {
-            Ok(answer) => answer,
-            Err(status) => {
-                tracing::debug!(
-                    message = status.message(),
-                    "no service token to check a payment token"
-                );
-                return Ok(());
-            }
-        };
+        let answer =
+            match super::call_as_orders(&self.token, &self.downstream, check, deadline, send).await
+            {
+                Ok(answer) => answer,
+                Err(status) => {
+                    tracing::debug!(
+                        message = status.message(),
+                        "no service token to check a payment token"
+                    );
+                    return Ok(());
+                }
+            };
         match answer {
             Ok(_) => {
                 self.issued.insert(payment_token.to_owned(), ());
@@ -119,7 +111,7 @@ impl Payments {
         }
     }
 
-    pub async fn charge(&self, order: &Order, payment_token: &str, trace: &TraceParent) -> Outcome {
+    pub async fn charge(&self, order: &Order, payment_token: &str) -> Outcome {
         let charge = ChargeOrderRequest {
             idempotency_key: charge_key(&order.id),
             reference: order.id.clone(),
@@ -134,11 +126,10 @@ impl Payments {
             let mut client = OrderPaymentServiceClient::new(channel);
             async move { client.charge_order(request).await }
         };
-        let answer =
-            match super::step_call(&self.token, &self.downstream, charge, trace, send).await {
-                Ok(answer) => answer,
-                Err(no_token) => return no_token,
-            };
+        let answer = match super::step_call(&self.token, &self.downstream, charge, send).await {
+            Ok(answer) => answer,
+            Err(no_token) => return no_token,
+        };
         match answer {
             Ok(answer) => Outcome::Charged {
                 payment_id: answer
@@ -167,7 +158,7 @@ impl Payments {
 
     /// Refunds the order's charge if it was made; makes sure it never is
     /// otherwise.
-    pub async fn refund(&self, order: &Order, trace: &TraceParent) -> Outcome {
+    pub async fn refund(&self, order: &Order) -> Outcome {
         let refund = RefundOrderRequest {
             payment_id: String::new(),
             idempotency_key: charge_key(&order.id),
@@ -177,11 +168,10 @@ impl Payments {
             let mut client = OrderPaymentServiceClient::new(channel);
             async move { client.refund_order(request).await }
         };
-        let answer =
-            match super::step_call(&self.token, &self.downstream, refund, trace, send).await {
-                Ok(answer) => answer,
-                Err(no_token) => return no_token,
-            };
+        let answer = match super::step_call(&self.token, &self.downstream, refund, send).await {
+            Ok(answer) => answer,
+            Err(no_token) => return no_token,
+        };
         match answer {
             Ok(_) => Outcome::Done,
             Err(status) => unavailable(PEER, &status),

@@ -204,7 +204,7 @@ impl Store {
             saga_lease_until_ms: Set(lease_until_ms),
             saga_traceparent: Set(traceparent.to_owned()),
         };
-        let event = events::order_event(&order, traceparent);
+        let event = events::order_event(&order);
         let txn = shop_kit::db::begin(&self.db).await?;
         if let Err(error) = order::Entity::insert(row)
             .exec_without_returning(&txn)
@@ -307,7 +307,7 @@ impl Store {
             .col_expr(order::Column::CancelMessage, Expr::value(message))
             .col_expr(order::Column::UpdatedAtMs, Expr::value(done.updated_at_ms))
             .col_expr(order::Column::Version, Expr::value(done.version));
-        let event = events::order_event(done, &held.traceparent);
+        let event = events::order_event(done);
         let txn = shop_kit::db::begin(&self.db).await?;
         let rows = moved.exec_with_returning(&txn).await?;
         let Some(row) = rows.first() else {

@@ -1,0 +1,75 @@
+//! With traces on, the work a call causes carries its trace: a stock
+//! change's outbox event names the trace of the ReserveStock that made it,
+//! which continues the trace of the service that called (orders, with its
+//! service token). Traces go to an OTLP endpoint nobody listens on: the
+//! spans are made and propagated for real, their export fails and is
+//! counted, and no call notices.
+
+mod support;
+
+use std::sync::OnceLock;
+
+use serde_json::json;
+use shop_kit::observe::{
+    telemetry::{self, LogConfig, LogGuard},
+    traces::TraceConfig,
+};
+use support::TestCatalog;
+
+/// Traces on for this test binary (one subscriber per process).
+fn traces_on() {
+    static LOGS: OnceLock<Option<LogGuard>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let config = TraceConfig {
+            endpoint: Some("http://127.0.0.1:9".to_owned()),
+            ..TraceConfig::default()
+        };
+        Some(telemetry::init_tracing(&LogConfig::default(), &config).expect("traces on"))
+    });
+}
+
+#[tokio::test]
+async fn every_stock_change_is_an_outbox_event_in_the_callers_trace() {
+    traces_on();
+    let catalog = TestCatalog::start().await;
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let traceparent = format!("00-{trace_id}-00f067aa0ba902b7-01");
+    let (status, _) = shop_kit::testing::call_json_with(
+        &catalog.url("ReserveStock"),
+        Some(&catalog.service_token),
+        &[("traceparent", &traceparent)],
+        &json!({"reservationId": "r1", "items": [{"productId": "p1", "quantity": 2}]}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let events =
+        shop_kit::testing::outbox_events(catalog.catalog.store().connection(), "catalog").await;
+    let event = events.last().expect("an event");
+    assert_eq!(event.event_type, "stock.changed");
+    assert_eq!(event.aggregate_id, "p1");
+    assert_eq!(event.data["stockOnHand"], 3);
+    let parts: Vec<&str> = event.traceparent.split('-').collect();
+    assert_eq!(parts.len(), 4, "{}", event.traceparent);
+    assert_eq!(parts[1], trace_id, "the caller's trace");
+    assert_ne!(parts[2], "00f067aa0ba902b7", "a span of the catalog's own");
+}
+
+#[tokio::test]
+async fn a_call_naming_no_trace_starts_one() {
+    traces_on();
+    let catalog = TestCatalog::start().await;
+    let (status, _) = shop_kit::testing::call_json_with(
+        &catalog.url("ReserveStock"),
+        Some(&catalog.service_token),
+        &[],
+        &json!({"reservationId": "r3", "items": [{"productId": "p1", "quantity": 1}]}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let events =
+        shop_kit::testing::outbox_events(catalog.catalog.store().connection(), "catalog").await;
+    let event = events.last().expect("an event");
+    let parts: Vec<&str> = event.traceparent.split('-').collect();
+    assert_eq!(parts.len(), 4, "a trace of its own: {}", event.traceparent);
+    assert!(parts[1].bytes().any(|b| b != b'0'));
+}

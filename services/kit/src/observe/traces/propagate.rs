@@ -1,0 +1,169 @@
+//! Trace context across boundaries, by the OpenTelemetry propagators (W3C
+//! `traceparent`/`tracestate` and `baggage`): HTTP headers in and out, and
+//! the `traceparent` stored with what outlives a request (an outbox event,
+//! an order's saga), so the work it causes later joins the same trace.
+
+use std::{collections::HashMap, sync::OnceLock};
+
+use opentelemetry::{
+    Context,
+    propagation::{TextMapCompositePropagator, TextMapPropagator},
+    trace::TraceContextExt,
+};
+use opentelemetry_http::{HeaderExtractor, HeaderInjector};
+use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use super::{enabled, service};
+
+const TRACEPARENT: &str = "traceparent";
+
+fn propagator() -> &'static TextMapCompositePropagator {
+    static PROPAGATOR: OnceLock<TextMapCompositePropagator> = OnceLock::new();
+    PROPAGATOR.get_or_init(|| {
+        TextMapCompositePropagator::new(vec![
+            Box::new(TraceContextPropagator::new()),
+            Box::new(BaggagePropagator::new()),
+        ])
+    })
+}
+
+/// The trace context a request carries (empty when it carries none).
+pub fn extract(headers: &http::HeaderMap) -> Context {
+    propagator().extract(&HeaderExtractor(headers))
+}
+
+/// Writes `cx` into outgoing headers.
+pub fn inject(cx: &Context, headers: &mut http::HeaderMap) {
+    propagator().inject_context(cx, &mut HeaderInjector(headers));
+}
+
+/// The current span's `traceparent`, to store with work that outlives the
+/// request; empty when traces are off or no span is current.
+pub fn current_traceparent() -> String {
+    if !enabled() {
+        return String::new();
+    }
+    let cx = tracing::Span::current().context();
+    if !cx.span().span_context().is_valid() {
+        return String::new();
+    }
+    let mut carrier = HashMap::new();
+    TraceContextPropagator::new().inject_context(&cx, &mut carrier);
+    carrier.remove(TRACEPARENT).unwrap_or_default()
+}
+
+/// The context a stored `traceparent` names (empty if it names none),
+/// marked with the current task's service.
+pub fn context_from_traceparent(traceparent: &str) -> Context {
+    let carrier = HashMap::from([(TRACEPARENT.to_owned(), traceparent.to_owned())]);
+    service::mark(TraceContextPropagator::new().extract(&carrier))
+}
+
+/// A span for background work that continues the trace `traceparent`
+/// names (a saga step, resumed by whichever process holds the saga), or
+/// starts one for the current service when it names none; `Span::none()`
+/// when traces are off.
+pub fn continuing_span(name: impl std::fmt::Display, traceparent: &str) -> tracing::Span {
+    if !enabled() {
+        return tracing::Span::none();
+    }
+    let span = tracing::info_span!(target: super::TARGET, "work", otel.name = %name);
+    let _ = span.set_parent(context_from_traceparent(traceparent));
+    span
+}
+
+/// Links a consumer's span keeps at most (one per event of its batch).
+const LINKS_KEPT: usize = 128;
+
+/// The span of a consumer processing a batch of events whose trace
+/// contexts are `traceparents`: linked to each, and a child of their trace
+/// when they all belong to one; `Span::none()` when traces are off.
+pub fn consumer_span<'a>(
+    consumer: &str,
+    traceparents: impl IntoIterator<Item = &'a str>,
+) -> tracing::Span {
+    if !enabled() {
+        return tracing::Span::none();
+    }
+    let span = tracing::info_span!(
+        target: super::TARGET,
+        "process",
+        otel.name = %format_args!("process {consumer}"),
+        otel.kind = "consumer",
+        messaging.operation.type = "process",
+        messaging.consumer.group.name = consumer,
+    );
+    let mut one_trace = None;
+    let mut several = false;
+    for traceparent in traceparents.into_iter().take(LINKS_KEPT) {
+        let cx = context_from_traceparent(traceparent);
+        let linked = cx.span().span_context().clone();
+        if !linked.is_valid() {
+            continue;
+        }
+        match &one_trace {
+            None => one_trace = Some(cx),
+            Some(first) if first.span().span_context().trace_id() != linked.trace_id() => {
+                several = true;
+            }
+            Some(_) => {}
+        }
+        span.add_link(linked);
+    }
+    let parent = match one_trace {
+        Some(cx) if !several => cx,
+        _ => service::mark(Context::new()),
+    };
+    let _ = span.set_parent(parent);
+    span
+}
+
+/// A span for a piece of work inside the current one (password hashing),
+/// for code that leaves the task (a blocking thread enters it there);
+/// `Span::none()` when traces are off.
+pub fn work_span(name: &'static str) -> tracing::Span {
+    if !enabled() {
+        return tracing::Span::none();
+    }
+    tracing::info_span!(target: super::TARGET, "work", otel.name = name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_traceparent_is_read_with_its_ids() {
+        let value = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let cx = context_from_traceparent(value);
+        let span = cx.span();
+        let read = span.span_context();
+        assert!(read.is_valid() && read.is_remote() && read.is_sampled());
+        assert_eq!(
+            read.trace_id().to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        assert_eq!(read.span_id().to_string(), "00f067aa0ba902b7");
+        let mut headers = http::HeaderMap::new();
+        inject(&cx, &mut headers);
+        assert_eq!(
+            headers.get(TRACEPARENT).map(|v| v.as_bytes()),
+            Some(value.as_bytes())
+        );
+    }
+
+    #[test]
+    fn malformed_traceparents_name_no_trace() {
+        for bad in [
+            "",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "not a traceparent",
+        ] {
+            let cx = context_from_traceparent(bad);
+            assert!(!cx.span().span_context().is_valid(), "{bad}");
+        }
+    }
+}

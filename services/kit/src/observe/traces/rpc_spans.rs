@@ -1,0 +1,179 @@
+//! The span of one RPC, server or client side, named and attributed by the
+//! OpenTelemetry RPC conventions (v1.39): the span is named by `rpc.method`
+//! (`package.Service/Method`, `_OTHER` for a method nobody registered),
+//! `rpc.system.name` is `connectrpc` or `grpc`, `rpc.response.status_code`
+//! the code as the protocol spells it, `error.type` set on failure. On a
+//! server span only the codes that say the server failed are errors; on a
+//! client span every code but ok.
+
+use opentelemetry::trace::TraceContextExt;
+use tracing::{Span, field};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use super::{TARGET, TraceTrust, enabled, propagate, service, trust};
+
+/// The RPC system of a call: Connect's name for Connect calls, gRPC's for
+/// gRPC and gRPC-Web.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RpcSystem {
+    ConnectRpc,
+    Grpc,
+}
+
+impl RpcSystem {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::ConnectRpc => "connectrpc",
+            Self::Grpc => "grpc",
+        }
+    }
+}
+
+/// The span of an RPC this server serves (`Span::none()` when traces are
+/// off). It continues the caller's trace when the caller is trusted
+/// ([`TraceTrust`]; `is_shop_service` is asked only when it matters);
+/// otherwise it starts a new trace with a link to the caller's.
+pub fn server_span(
+    full_name: Option<&'static str>,
+    system: RpcSystem,
+    protocol: &'static str,
+    headers: &http::HeaderMap,
+    is_shop_service: impl FnOnce() -> bool,
+) -> Span {
+    if !enabled() {
+        return Span::none();
+    }
+    let method = full_name.unwrap_or("_OTHER");
+    let span = tracing::info_span!(
+        target: TARGET,
+        "rpc.server",
+        otel.name = method,
+        otel.kind = "server",
+        rpc.system.name = system.as_str(),
+        rpc.method = method,
+        shop.rpc.protocol = protocol,
+        rpc.response.status_code = field::Empty,
+        "error.type" = field::Empty,
+        otel.status_code = field::Empty,
+    );
+    let caller = propagate::extract(headers);
+    let callers_span = caller.span().span_context().clone();
+    let parent = if !callers_span.is_valid() {
+        opentelemetry::Context::new()
+    } else if match trust() {
+        TraceTrust::All => true,
+        TraceTrust::None => false,
+        TraceTrust::Services => is_shop_service(),
+    } {
+        caller
+    } else {
+        span.add_link(callers_span);
+        opentelemetry::Context::new()
+    };
+    let _ = span.set_parent(service::mark(parent));
+    span
+}
+
+/// The span of a call this process makes to `path` (`/package.Service/
+/// Method`) at `server`, a child of the current span; `Span::none()` when
+/// traces are off. Its context goes into `headers`.
+pub fn client_span(
+    path: &str,
+    server: std::net::SocketAddr,
+    headers: &mut http::HeaderMap,
+) -> Span {
+    if !enabled() {
+        return Span::none();
+    }
+    let method = path.strip_prefix('/').unwrap_or(path);
+    let span = tracing::info_span!(
+        target: TARGET,
+        "rpc.client",
+        otel.name = method,
+        otel.kind = "client",
+        rpc.system.name = RpcSystem::Grpc.as_str(),
+        rpc.method = method,
+        server.address = %server.ip(),
+        server.port = server.port(),
+        rpc.response.status_code = field::Empty,
+        "error.type" = field::Empty,
+        otel.status_code = field::Empty,
+    );
+    propagate::inject(&span.context(), headers);
+    span
+}
+
+/// Records the outcome of a server span: `code` is Connect's name of it
+/// (`not_found`).
+pub fn record_server_code(span: &Span, system: RpcSystem, code: &'static str) {
+    let failed = matches!(
+        code,
+        "unknown"
+            | "deadline_exceeded"
+            | "unimplemented"
+            | "internal"
+            | "unavailable"
+            | "data_loss"
+    );
+    record(span, system, code, failed);
+}
+
+/// Records the outcome of a client span (every code but ok is an error).
+pub fn record_client_code(span: &Span, code: &'static str) {
+    record(span, RpcSystem::Grpc, code, code != "ok");
+}
+
+fn record(span: &Span, system: RpcSystem, code: &'static str, failed: bool) {
+    if span.is_none() {
+        return;
+    }
+    let spelled = match system {
+        RpcSystem::ConnectRpc => code,
+        RpcSystem::Grpc => grpc_name(code),
+    };
+    span.record("rpc.response.status_code", spelled);
+    if failed {
+        span.record("error.type", spelled);
+        span.record("otel.status_code", "ERROR");
+    }
+}
+
+/// gRPC's name of a code given by Connect's name.
+fn grpc_name(code: &str) -> &'static str {
+    match code {
+        "ok" => "OK",
+        "canceled" => "CANCELLED",
+        "invalid_argument" => "INVALID_ARGUMENT",
+        "deadline_exceeded" => "DEADLINE_EXCEEDED",
+        "not_found" => "NOT_FOUND",
+        "already_exists" => "ALREADY_EXISTS",
+        "permission_denied" => "PERMISSION_DENIED",
+        "resource_exhausted" => "RESOURCE_EXHAUSTED",
+        "failed_precondition" => "FAILED_PRECONDITION",
+        "aborted" => "ABORTED",
+        "out_of_range" => "OUT_OF_RANGE",
+        "unimplemented" => "UNIMPLEMENTED",
+        "internal" => "INTERNAL",
+        "unavailable" => "UNAVAILABLE",
+        "data_loss" => "DATA_LOSS",
+        "unauthenticated" => "UNAUTHENTICATED",
+        _ => "UNKNOWN",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_connect_code_has_its_grpc_name() {
+        for number in 0..=16 {
+            let connect = crate::rpc::connect_errors::code_name(number);
+            let grpc = grpc_name(connect);
+            assert_eq!(
+                grpc.to_ascii_lowercase().replace("cancelled", "canceled"),
+                connect
+            );
+        }
+    }
+}

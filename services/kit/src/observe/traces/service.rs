@@ -1,0 +1,116 @@
+//! Which service a span belongs to. In the one-process shop five services
+//! share one tracer, so the service is told apart by where the work runs:
+//! a task-local set around each service's requests (by [`ServiceScopeLayer`],
+//! which the one start path puts around every service) and its background
+//! work (spawned through `Shutdown`, which carries it on), and a value in
+//! the span's context, which every descendant span inherits, whichever task
+//! polls it.
+
+use std::{
+    future::Future,
+    task::{Context as TaskContext, Poll},
+};
+
+use opentelemetry::Context;
+use tower::{Layer, Service};
+
+tokio::task_local! {
+    static SERVICE: Option<&'static str>;
+}
+
+/// A service's name in a span's context.
+#[derive(Clone, Copy, Debug)]
+struct ServiceName(&'static str);
+
+/// The service the current task works for, if it was told.
+pub fn current_service() -> Option<&'static str> {
+    SERVICE.try_with(|service| *service).ok().flatten()
+}
+
+/// Runs `work` as `service`'s: the spans it starts are that service's.
+pub fn in_service<F: Future>(service: &'static str, work: F) -> impl Future<Output = F::Output> {
+    SERVICE.scope(Some(service), work)
+}
+
+/// Runs `work` as the current task's service (for work it spawns).
+pub fn with_current_service<F: Future>(work: F) -> impl Future<Output = F::Output> {
+    SERVICE.scope(current_service(), work)
+}
+
+/// `cx` marked with the current task's service, so every span under it is
+/// that service's.
+pub(super) fn mark(cx: Context) -> Context {
+    match current_service() {
+        Some(service) => cx.with_value(ServiceName(service)),
+        None => cx,
+    }
+}
+
+/// The service of a span starting under `cx`.
+pub(super) fn of(cx: &Context) -> Option<&'static str> {
+    cx.get::<ServiceName>()
+        .map(|name| name.0)
+        .or_else(current_service)
+}
+
+/// Serves every request as `service`'s (see the module's notes).
+#[derive(Clone, Copy, Debug)]
+pub struct ServiceScopeLayer(pub &'static str);
+
+impl<S> Layer<S> for ServiceScopeLayer {
+    type Service = ServiceScope<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        ServiceScope {
+            inner,
+            service: self.0,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct ServiceScope<S> {
+    inner: S,
+    service: &'static str,
+}
+
+impl<S, R> Service<R> for ServiceScope<S>
+where
+    S: Service<R>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = tokio::task::futures::TaskLocalFuture<Option<&'static str>, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: R) -> Self::Future {
+        SERVICE.scope(Some(self.service), self.inner.call(request))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_service_is_known_inside_its_scope_and_in_what_it_hands_on() {
+        assert_eq!(current_service(), None);
+        in_service("catalog", async {
+            assert_eq!(current_service(), Some("catalog"));
+            let spawned = tokio::spawn(with_current_service(async { current_service() }));
+            assert_eq!(spawned.await.ok().flatten(), Some("catalog"));
+            let marked = mark(Context::new());
+            assert_eq!(
+                tokio::spawn(async move { of(&marked) })
+                    .await
+                    .ok()
+                    .flatten(),
+                Some("catalog"),
+                "a context carries its service into any task"
+            );
+        })
+        .await;
+    }
+}
