@@ -52,6 +52,10 @@ breaking REF=contract_v1: tools
 fmt:
     cargo fmt --all
 
+# One order's trace as a real Jaeger returns it (built once into ~/.cache/connect-shop/tools): spans of every service paired, parents right, across a kill -9
+trace-test:
+    tests/observe/trace-test.sh
+
 # Real third-party clients (buf curl, connect-node, grpcio) against the launched shop
 interop:
     tests/interop/run.sh

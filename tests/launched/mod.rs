@@ -214,6 +214,8 @@ fn spawn(command: &[String]) -> Child {
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("RUST_LOG", "warn")
+        // The test's own OpenTelemetry settings (e.g. a short batch delay).
+        .envs(std::env::vars().filter(|(name, _)| name.starts_with("OTEL_")))
         .args(command)
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())

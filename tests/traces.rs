@@ -1,0 +1,465 @@
+//! One order's trace, as Jaeger (a real one, `SHOP_JAEGER`) returns it from
+//! the launched shop: spans from every service in one trace, client and
+//! server spans paired, parents right, a declined card's charge marked with
+//! its code; and the saga's steps still in the order's trace after a kill
+//! -9 of the shop in the middle of it. Run by `just trace-test`, which
+//! builds Jaeger once (`tests/observe/build-jaeger.sh`).
+
+mod launched;
+
+use std::{
+    collections::HashMap,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use launched::Shop;
+use serde_json::{Value, json};
+
+const QUERY: &str = "http://127.0.0.1:16686";
+
+/// Jaeger with in-memory storage: OTLP on 4317 (gRPC) and 4318 (HTTP), the
+/// query API on 16686. Killed when dropped.
+struct Jaeger(Child);
+
+impl Jaeger {
+    async fn start() -> Self {
+        let binary = std::env::var("SHOP_JAEGER")
+            .expect("SHOP_JAEGER names the jaeger binary (just trace-test builds it)");
+        for port in [4317, 4318, 16686] {
+            assert!(
+                std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(),
+                "port {port} is taken (is `just observe` running?)"
+            );
+        }
+        let child = Command::new(binary)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start jaeger");
+        let jaeger = Self(child);
+        for _ in 0..100 {
+            if reqwest::get(format!("{QUERY}/api/services")).await.is_ok() {
+                return jaeger;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("jaeger did not answer on {QUERY}");
+    }
+}
+
+impl Drop for Jaeger {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// One span as Jaeger returns it.
+#[derive(Clone, Debug)]
+struct Span {
+    id: String,
+    /// Microseconds since the epoch.
+    start_us: u64,
+    parent: Option<String>,
+    service: String,
+    name: String,
+    tags: HashMap<String, Value>,
+}
+
+impl Span {
+    fn kind(&self) -> &str {
+        self.tags
+            .get("span.kind")
+            .and_then(Value::as_str)
+            .unwrap_or("internal")
+    }
+
+    fn tag(&self, key: &str) -> Option<&str> {
+        self.tags.get(key).and_then(Value::as_str)
+    }
+
+    fn is_error(&self) -> bool {
+        self.tags.get("error") == Some(&Value::Bool(true))
+    }
+}
+
+struct Trace(Vec<Span>);
+
+impl Trace {
+    /// The trace `id`, once `done` says it is whole (export is batched).
+    async fn wait_for(id: &str, done: impl Fn(&Trace) -> bool) -> Trace {
+        let mut last = Trace(Vec::new());
+        for _ in 0..60 {
+            if let Ok(answer) = reqwest::get(format!("{QUERY}/api/traces/{id}")).await
+                && let Ok(body) = answer.json::<Value>().await
+            {
+                last = Trace::read(&body);
+                if done(&last) {
+                    return last;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        panic!(
+            "trace {id} never became whole; last seen:\n{}",
+            last.outline()
+        );
+    }
+
+    fn read(body: &Value) -> Trace {
+        let Some(trace) = body["data"].get(0) else {
+            return Trace(Vec::new());
+        };
+        let spans = trace["spans"].as_array().cloned().unwrap_or_default();
+        Trace(
+            spans
+                .iter()
+                .map(|span| {
+                    Span {
+                        id: span["spanID"].as_str().unwrap_or_default().to_owned(),
+                        start_us: span["startTime"].as_u64().unwrap_or_default(),
+                        // A consumer's parent is also its link: Jaeger shows
+                        // both as one reference.
+                        parent: span["references"]
+                            .as_array()
+                            .and_then(|refs| refs.first())
+                            .and_then(|r| r["spanID"].as_str())
+                            .map(str::to_owned),
+                        service: trace["processes"][span["processID"].as_str().unwrap_or_default()]
+                            ["serviceName"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_owned(),
+                        name: span["operationName"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_owned(),
+                        tags: span["tags"]
+                            .as_array()
+                            .map(|tags| {
+                                tags.iter()
+                                    .map(|t| {
+                                        (
+                                            t["key"].as_str().unwrap_or_default().to_owned(),
+                                            t["value"].clone(),
+                                        )
+                                    })
+                                    .collect()
+                            })
+                            .unwrap_or_default(),
+                    }
+                })
+                .collect(),
+        )
+    }
+
+    fn named(&self, name: &str) -> Vec<&Span> {
+        self.0.iter().filter(|s| s.name == name).collect()
+    }
+
+    fn one(&self, service: &str, name: &str, kind: &str) -> &Span {
+        let found: Vec<&Span> = self
+            .0
+            .iter()
+            .filter(|s| s.service == service && s.name == name && s.kind() == kind)
+            .collect();
+        assert_eq!(
+            found.len(),
+            1,
+            "one {kind} span {name} in {service}:\n{}",
+            self.outline()
+        );
+        found[0]
+    }
+
+    fn parent_of(&self, span: &Span) -> Option<&Span> {
+        let parent = span.parent.as_deref()?;
+        self.0.iter().find(|s| s.id == parent)
+    }
+
+    fn services(&self) -> Vec<&str> {
+        let mut services: Vec<&str> = self.0.iter().map(|s| s.service.as_str()).collect();
+        services.sort_unstable();
+        services.dedup();
+        services
+    }
+
+    /// Every client span of an RPC has exactly one server span of the same
+    /// method as its child, in another service.
+    fn assert_paired(&self) {
+        for client in self
+            .0
+            .iter()
+            .filter(|s| s.kind() == "client" && s.tags.contains_key("rpc.method"))
+        {
+            let servers: Vec<&Span> = self
+                .0
+                .iter()
+                .filter(|s| s.kind() == "server" && s.parent.as_deref() == Some(&client.id))
+                .collect();
+            assert_eq!(
+                servers.len(),
+                1,
+                "{} has one server span:\n{}",
+                client.name,
+                self.outline()
+            );
+            assert_eq!(servers[0].tag("rpc.method"), client.tag("rpc.method"));
+            assert_ne!(servers[0].service, client.service);
+        }
+    }
+
+    fn outline(&self) -> String {
+        self.0
+            .iter()
+            .map(|s| {
+                let parent = self.parent_of(s).map_or("-", |p| p.name.as_str());
+                format!("{}: {} [{}] <- {parent}", s.service, s.name, s.kind())
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+async fn log_in(shop: &Shop) -> String {
+    let (status, session) = shop
+        .call(
+            "users",
+            "/shop.users.v1.UserService/LogIn",
+            &json!({"email": "demo@connect-shop.dev", "password": "demo-password-1"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{session}");
+    session["session"]["accessToken"]
+        .as_str()
+        .expect("token")
+        .to_owned()
+}
+
+/// A call made inside trace `trace_id` (the test is the caller's span).
+async fn call_in_trace(
+    shop: &Shop,
+    service: &str,
+    path: &str,
+    token: &str,
+    trace_id: &str,
+    body: &Value,
+) -> (u16, Value) {
+    let traceparent = format!("00-{trace_id}-00f067aa0ba902b7-01");
+    shop_kit::testing::call_json_with(
+        &format!("{}{path}", shop.url(service)),
+        Some(token),
+        &[("traceparent", &traceparent)],
+        body,
+    )
+    .await
+}
+
+const CREATE_ORDER: &str = "/shop.orders.v1.OrderService/CreateOrder";
+
+#[tokio::test]
+#[ignore = "needs Jaeger: just trace-test"]
+async fn one_order_is_one_trace_across_the_shop() {
+    let _jaeger = Jaeger::start().await;
+    let shop = Shop::whole(&[
+        "--otlp-endpoint",
+        "http://127.0.0.1:4317",
+        "--trace-trust",
+        "all",
+    ])
+    .await;
+    let token = log_in(&shop).await;
+
+    // The web BFF's home: its fan-out, each call a child of the screen's.
+    let home = "7bf92f3577b34da6a3ce929d0e0e4736";
+    let (status, _) = call_in_trace(
+        &shop,
+        "gateway",
+        "/shop.bff.v1.WebBffService/GetHome",
+        &token,
+        home,
+        &json!({"featuredCount": 4}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let trace = Trace::wait_for(home, |t| t.0.len() >= 7).await;
+    let screen = trace.one("gateway", "shop.bff.v1.WebBffService/GetHome", "server");
+    assert_eq!(
+        screen.parent.as_deref(),
+        Some("00f067aa0ba902b7"),
+        "the caller's span"
+    );
+    for (service, rpc) in [
+        ("catalog", "shop.catalog.v1.CatalogService/ListProducts"),
+        ("users", "shop.users.v1.UserService/GetMe"),
+        ("orders", "shop.orders.v1.OrderService/ListOrders"),
+    ] {
+        let client = trace.one("gateway", rpc, "client");
+        assert_eq!(trace.parent_of(client).map(|p| &p.id), Some(&screen.id));
+        let server = trace.one(service, rpc, "server");
+        assert_eq!(server.tag("rpc.system.name"), Some("grpc"));
+        assert_eq!(server.tag("rpc.response.status_code"), Some("OK"));
+    }
+    assert_eq!(screen.tag("rpc.system.name"), Some("connectrpc"));
+    assert_eq!(screen.tag("rpc.response.status_code"), Some("ok"));
+    trace.assert_paired();
+
+    // An order with a declined card: the saga charges, refunds nothing
+    // (nothing was taken), releases the stock; the history hears of it.
+    let order = "6bf92f3577b34da6a3ce929d0e0e4736";
+    let (status, placed) = call_in_trace(
+        &shop,
+        "orders",
+        CREATE_ORDER,
+        &token,
+        order,
+        &json!({"idempotencyKey": "traced-1", "paymentToken": "tok_declined",
+                "items": [{"productId": "prod_mug", "quantity": 1}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{placed}");
+    let trace = Trace::wait_for(order, |t| {
+        !t.named("saga release_stock").is_empty() && !t.named("process order-history").is_empty()
+    })
+    .await;
+    assert_eq!(
+        trace.services(),
+        ["catalog", "orders", "payments", "users"],
+        "{}",
+        trace.outline()
+    );
+    trace.assert_paired();
+    let create = trace.one(
+        "orders",
+        "shop.orders.v1.OrderService/CreateOrder",
+        "server",
+    );
+    for step in ["saga reserve_stock", "saga charge", "saga release_stock"] {
+        let step = trace.named(step);
+        assert!(!step.is_empty(), "{}", trace.outline());
+        assert_eq!(
+            trace.parent_of(step[0]).map(|p| &p.id),
+            Some(&create.id),
+            "{}",
+            step[0].name
+        );
+    }
+    let charge = trace.one(
+        "orders",
+        "shop.payments.v1.OrderPaymentService/ChargeOrder",
+        "client",
+    );
+    assert_eq!(
+        trace.parent_of(charge).map(|p| p.name.as_str()),
+        Some("saga charge")
+    );
+    assert_eq!(
+        charge.tag("rpc.response.status_code"),
+        Some("FAILED_PRECONDITION")
+    );
+    assert_eq!(charge.tag("error.type"), Some("FAILED_PRECONDITION"));
+    assert!(
+        charge.is_error(),
+        "a client span: every code but ok is an error"
+    );
+    let charged = trace.one(
+        "payments",
+        "shop.payments.v1.OrderPaymentService/ChargeOrder",
+        "server",
+    );
+    assert_eq!(
+        charged.tag("rpc.response.status_code"),
+        Some("FAILED_PRECONDITION")
+    );
+    assert!(
+        !charged.is_error(),
+        "a server span: the caller's failure is no error of the server's"
+    );
+    let reserve = trace.one(
+        "catalog",
+        "shop.catalog.v1.StockService/ReserveStock",
+        "server",
+    );
+    let statements: Vec<&Span> = trace
+        .0
+        .iter()
+        .filter(|s| {
+            s.tags.contains_key("db.system.name")
+                && trace.parent_of(s).map(|p| &p.id) == Some(&reserve.id)
+        })
+        .collect();
+    assert!(
+        !statements.is_empty(),
+        "SQL under ReserveStock:\n{}",
+        trace.outline()
+    );
+    assert_eq!(statements[0].tag("db.system.name"), Some("sqlite"));
+    let history = trace.named("process order-history");
+    assert_eq!(history[0].service, "orders");
+    assert_eq!(history[0].kind(), "consumer");
+}
+
+#[tokio::test]
+#[ignore = "needs Jaeger: just trace-test"]
+async fn a_saga_resumed_after_kill_9_stays_in_the_orders_trace() {
+    let _jaeger = Jaeger::start().await;
+    // The processor is unavailable: the charge is retried until the
+    // order's deadline, long enough to kill the shop in the middle.
+    let mut shop = Shop::whole(&[
+        "--otlp-endpoint",
+        "http://127.0.0.1:4317",
+        "--trace-trust",
+        "all",
+        "--order-deadline-secs",
+        "8",
+    ])
+    .await;
+    let token = log_in(&shop).await;
+    let order = "8bf92f3577b34da6a3ce929d0e0e4736";
+    let (status, placed) = call_in_trace(
+        &shop,
+        "orders",
+        CREATE_ORDER,
+        &token,
+        order,
+        &json!({"idempotencyKey": "traced-2", "paymentToken": "tok_unavailable",
+                "items": [{"productId": "prod_mug", "quantity": 1}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{placed}");
+    // The first charge attempt exported (just trace-test sets a short
+    // batch delay), then kill -9 and the same command on the same data.
+    Trace::wait_for(order, |t| !t.named("saga charge").is_empty()).await;
+    let killed_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or_default();
+    shop.restart().await;
+    let trace = Trace::wait_for(order, |t| !t.named("saga release_stock").is_empty()).await;
+    let resumed = trace
+        .0
+        .iter()
+        .filter(|s| s.name.starts_with("saga ") && s.start_us > killed_us)
+        .count();
+    assert!(
+        resumed > 0,
+        "steps driven by the new process:
+{}",
+        trace.outline()
+    );
+    let create = trace.one(
+        "orders",
+        "shop.orders.v1.OrderService/CreateOrder",
+        "server",
+    );
+    for step in trace.0.iter().filter(|s| s.name.starts_with("saga ")) {
+        assert_eq!(
+            trace.parent_of(step).map(|p| &p.id),
+            Some(&create.id),
+            "{} (before or after the restart) is CreateOrder's:\n{}",
+            step.name,
+            trace.outline()
+        );
+    }
+}
