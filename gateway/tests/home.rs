@@ -512,3 +512,26 @@ async fn the_web_app_learns_the_service_urls_from_its_runtime_config() {
         assert!(url.starts_with("http://127.0.0.1:"), "{key}: {url}");
     }
 }
+
+#[tokio::test]
+async fn every_downstream_call_is_timed_by_method_and_code() {
+    let shop = Shop::start(Settings::default()).await;
+    let (status, _) = shop.home("WebBffService", Some(&shop.ada), &[]).await;
+    assert_eq!(status, 200);
+    let metrics = reqwest::get(format!("http://{}/metrics", shop.gateway))
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("text");
+    for (service, method) in [
+        ("shop.catalog.v1.CatalogService", "ListProducts"),
+        ("shop.users.v1.UserService", "GetMe"),
+        ("shop.orders.v1.OrderService", "ListOrders"),
+    ] {
+        let series = format!(
+            "rpc_client_call_duration_seconds_count{{service=\"{service}\",method=\"{method}\",code=\"ok\"}}"
+        );
+        assert!(metrics.contains(&series), "{series} missing:\n{metrics}");
+    }
+}

@@ -151,7 +151,7 @@ fi
 step "the shop's metrics counted every protocol"
 metrics=$(curl -fsS "http://127.0.0.1:$port/metrics")
 for protocol in connect grpc grpcweb; do
-  line=$(grep -E "^rpc_server_requests_total\{.*method=\"GetProduct\",protocol=\"$protocol\",code=\"ok\"\}" <<<"$metrics" || true)
+  line=$(grep -E "^rpc_server_call_duration_seconds_count\{.*method=\"GetProduct\",protocol=\"$protocol\",code=\"ok\"\}" <<<"$metrics" || true)
   [ -n "$line" ] || { echo "no $protocol GetProduct calls counted"; exit 1; }
   echo "  $line"
 done

@@ -160,7 +160,8 @@ async fn home_calls(addr: &str) -> anyhow::Result<u64> {
     Ok(text
         .lines()
         .filter(|line| {
-            line.starts_with("rpc_server_requests_total{") && line.contains("method=\"GetHome\"")
+            line.starts_with("rpc_server_call_duration_seconds_count{")
+                && line.contains("method=\"GetHome\"")
         })
         .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
         .sum::<f64>() as u64)

@@ -277,14 +277,16 @@ impl Topology {
 }
 
 /// The calls a replica's server answered, from its `/metrics`
-/// (`rpc_server_requests_total`, summed over `service`'s methods).
+/// (`rpc_server_call_duration_seconds_count`, summed over `service`'s methods).
 pub async fn calls_served(at: SocketAddr, rpc_service: &str) -> anyhow::Result<f64> {
     let (_, body) = crate::app_suite::shop::get(&format!("http://{at}/metrics")).await?;
     let text = String::from_utf8_lossy(&body);
     let wanted = format!("service=\"{rpc_service}\"");
     Ok(text
         .lines()
-        .filter(|line| line.starts_with("rpc_server_requests_total{") && line.contains(&wanted))
+        .filter(|line| {
+            line.starts_with("rpc_server_call_duration_seconds_count{") && line.contains(&wanted)
+        })
         .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
         .sum())
 }

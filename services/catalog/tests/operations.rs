@@ -47,7 +47,9 @@ fn counter(metrics: &str, method: &str, protocol: &str, code: &str) -> u64 {
     );
     metrics
         .lines()
-        .find(|line| line.starts_with("rpc_server_requests_total{") && line.contains(&labels))
+        .find(|line| {
+            line.starts_with("rpc_server_call_duration_seconds_count{") && line.contains(&labels)
+        })
         .and_then(|line| line.rsplit(' ').next())
         .and_then(|value| value.parse().ok())
         .unwrap_or(0)
@@ -106,9 +108,16 @@ async fn metrics_count_every_rpc_by_protocol_and_code() {
         );
     }
     assert!(
-        after.contains("rpc_server_request_duration_seconds_bucket{"),
+        after.contains("rpc_server_call_duration_seconds_bucket{"),
         "histogram missing"
     );
+    // Request and response sizes, in byte buckets, by the same labels.
+    for sizes in [
+        "rpc_server_request_size_bytes_bucket{service=\"shop.catalog.v1.CatalogService\",method=\"GetProduct\",protocol=\"connect\",code=\"ok\",le=\"64\"}",
+        "rpc_server_response_size_bytes_bucket{service=\"shop.catalog.v1.CatalogService\",method=\"GetProduct\",protocol=\"connect\",code=\"ok\",le=\"4194304\"}",
+    ] {
+        assert!(after.contains(sizes), "{sizes} missing:\n{after}");
+    }
 }
 
 /// Callers inventing services and methods cannot grow /metrics: every
@@ -136,7 +145,7 @@ async fn metric_labels_stay_bounded_whatever_paths_callers_invent() {
     let metrics = scrape(&catalog).await;
     let series: Vec<&str> = metrics
         .lines()
-        .filter(|line| line.starts_with("rpc_server_requests_total{"))
+        .filter(|line| line.starts_with("rpc_server_call_duration_seconds_count{"))
         .collect();
     assert!(
         !series

@@ -1,17 +1,22 @@
 //! The channel each attempt of a call gets: the endpoint's connection, with
-//! every RPC sent through it made a client span (traces on) whose context
-//! goes out in the request's headers. Being the only way the stack hands
-//! out a connection, no call can forget either.
+//! every RPC sent through it timed by code (`rpc_client_call_duration_
+//! seconds`) and made a client span (traces on) whose context goes out in
+//! the request's headers. Being the only way the stack hands out a
+//! connection, no call can forget any of it.
 
 use std::{
+    collections::HashMap,
     net::SocketAddr,
     pin::Pin,
+    sync::{Arc, OnceLock, PoisonError, RwLock},
     task::{Context, Poll},
+    time::Instant,
 };
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use http_body::{Frame, SizeHint};
+use metrics::Histogram;
 use tower::Service;
 use tracing::{Instrument, Span};
 
@@ -34,6 +39,79 @@ impl Channel {
 type Request = http::Request<tonic::body::Body>;
 type Response = http::Response<tonic::body::Body>;
 
+/// Seconds per call this process makes, by the callee's service, method
+/// and code (`rpc.client.call.duration`).
+pub const CLIENT_CALL_DURATION: &str = "rpc_client_call_duration_seconds";
+
+/// One method's histograms by code, looked up once each.
+#[derive(Debug)]
+struct MethodSeries {
+    service: String,
+    method: String,
+    by_code: RwLock<HashMap<&'static str, Histogram>>,
+}
+
+impl MethodSeries {
+    /// The series of `path` (`/package.Service/Method`): only paths the
+    /// shop's own code calls, so they are bounded.
+    fn of(path: &str) -> Arc<Self> {
+        static SERIES: OnceLock<RwLock<HashMap<String, Arc<MethodSeries>>>> = OnceLock::new();
+        let all = SERIES.get_or_init(RwLock::default);
+        if let Some(found) = all.read().unwrap_or_else(PoisonError::into_inner).get(path) {
+            return found.clone();
+        }
+        let (service, method) = path
+            .trim_start_matches('/')
+            .split_once('/')
+            .unwrap_or((path, ""));
+        let made = Arc::new(Self {
+            service: service.to_owned(),
+            method: method.to_owned(),
+            by_code: RwLock::default(),
+        });
+        all.write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(path.to_owned())
+            .or_insert(made)
+            .clone()
+    }
+
+    fn duration(&self, code: &'static str) -> Histogram {
+        if let Some(found) = self
+            .by_code
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(code)
+        {
+            return found.clone();
+        }
+        let made = metrics::histogram!(CLIENT_CALL_DURATION,
+            "service" => self.service.clone(), "method" => self.method.clone(), "code" => code);
+        self.by_code
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(code)
+            .or_insert(made)
+            .clone()
+    }
+}
+
+/// One call under way: timed, and its span (if traced) ended with its code.
+struct ClientCall {
+    series: Arc<MethodSeries>,
+    started: Instant,
+    span: Span,
+}
+
+impl ClientCall {
+    fn finish(self, code: &'static str) {
+        self.series
+            .duration(code)
+            .record(self.started.elapsed().as_secs_f64());
+        traces::record_client_code(&self.span, code);
+    }
+}
+
 impl Service<Request> for Channel {
     type Response = Response;
     type Error = tonic::transport::Error;
@@ -45,31 +123,40 @@ impl Service<Request> for Channel {
 
     fn call(&mut self, mut request: Request) -> Self::Future {
         // RPCs are POSTs; a plain GET through the channel (a JWK set) is no RPC.
-        if !traces::enabled() || request.method() != http::Method::POST {
+        if request.method() != http::Method::POST {
             return Box::pin(self.inner.call(request));
         }
-        let path = request.uri().path().to_owned();
-        let span = traces::client_span(&path, self.addr, request.headers_mut());
+        let series = MethodSeries::of(request.uri().path());
+        let span = if traces::enabled() {
+            let path = request.uri().path().to_owned();
+            traces::client_span(&path, self.addr, request.headers_mut())
+        } else {
+            Span::none()
+        };
         let sent = span.in_scope(|| self.inner.call(request));
-        let call = span.clone();
+        let call = ClientCall {
+            series,
+            started: Instant::now(),
+            span: span.clone(),
+        };
         Box::pin(
             async move {
                 let response = match sent.await {
                     Ok(response) => response,
                     Err(error) => {
-                        traces::record_client_code(&call, "unavailable");
+                        call.finish("unavailable");
                         return Err(error);
                     }
                 };
                 let (parts, body) = response.into_parts();
                 // A failure with no message has its status in the headers.
                 if let Some(code) = crate::rpc::grpc_status(&parts.headers) {
-                    traces::record_client_code(&call, code);
+                    call.finish(code);
                     return Ok(Response::from_parts(parts, body));
                 }
-                let body = TracedBody {
+                let body = CallBody {
                     inner: body,
-                    span: Some(call),
+                    call: Some(call),
                 };
                 Ok(Response::from_parts(parts, tonic::body::Body::new(body)))
             }
@@ -79,24 +166,24 @@ impl Service<Request> for Channel {
 }
 
 pin_project_lite::pin_project! {
-    /// A response body that ends its call's span with the code of its
+    /// A response body that finishes its call with the code of its
     /// trailers (or `canceled` if dropped before them).
-    struct TracedBody {
+    struct CallBody {
         #[pin]
         inner: tonic::body::Body,
-        span: Option<Span>,
+        call: Option<ClientCall>,
     }
 
-    impl PinnedDrop for TracedBody {
+    impl PinnedDrop for CallBody {
         fn drop(this: Pin<&mut Self>) {
-            if let Some(span) = this.project().span.take() {
-                traces::record_client_code(&span, "canceled");
+            if let Some(call) = this.project().call.take() {
+                call.finish("canceled");
             }
         }
     }
 }
 
-impl http_body::Body for TracedBody {
+impl http_body::Body for CallBody {
     type Data = Bytes;
     type Error = tonic::Status;
 
@@ -115,11 +202,11 @@ impl http_body::Body for TracedBody {
             Poll::Ready(Some(Err(_))) => Some("unavailable"),
             Poll::Pending => None,
         };
-        // The span is taken only once the code is known.
+        // The call is taken only once the code is known.
         if let Some(code) = code
-            && let Some(span) = this.span.take()
+            && let Some(call) = this.call.take()
         {
-            traces::record_client_code(&span, code);
+            call.finish(code);
         }
         polled
     }

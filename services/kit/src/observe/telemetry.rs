@@ -10,6 +10,11 @@ const DURATION_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
+/// Histogram buckets for message sizes, in bytes (64 B to 4 MiB).
+const SIZE_BUCKETS: &[f64] = &[
+    64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0,
+];
+
 /// How often histogram samples are folded into their buckets, so they do
 /// not pile up in memory between scrapes (or when nobody scrapes).
 const METRICS_UPKEEP: Duration = Duration::from_secs(5);
@@ -27,6 +32,12 @@ pub fn prometheus() -> PrometheusHandle {
                     Matcher::Suffix("duration_seconds".to_owned()),
                     DURATION_BUCKETS,
                 )
+                .and_then(|builder| {
+                    builder.set_buckets_for_metric(
+                        Matcher::Suffix("size_bytes".to_owned()),
+                        SIZE_BUCKETS,
+                    )
+                })
                 .unwrap_or_else(|_| PrometheusBuilder::new())
                 .build_recorder();
             let handle = recorder.handle();

@@ -1,5 +1,7 @@
-//! Observes every RPC to its end, whatever its protocol: counts it and times
-//! it in Prometheus (labelled service, method, protocol, code), writes one
+//! Observes every RPC to its end, whatever its protocol: times it and
+//! measures its request and response in Prometheus (labelled service,
+//! method, protocol, code; named by the RPC conventions, `rpc.server.call.
+//! duration` as `rpc_server_call_duration_seconds`), writes one
 //! structured log line, and (traces on) makes its server span, current
 //! while the handler runs and while its response streams. The code is read where each protocol puts it: the
 //! gRPC `grpc-status` header or trailer, the gRPC-Web trailer frame, the
@@ -19,7 +21,7 @@ use connectrpc_axum::{message::error::code_from_status, prelude::Code};
 use futures::future::BoxFuture;
 use http::{HeaderMap, HeaderValue, Request};
 use http_body::{Body as _, Frame, SizeHint};
-use metrics::{Counter, Histogram};
+use metrics::Histogram;
 use tower::{Layer, Service};
 use tracing::{Instrument, Level, Span};
 
@@ -33,8 +35,12 @@ use super::{
     server::HEALTH_SERVICE,
 };
 
-pub const REQUESTS_TOTAL: &str = "rpc_server_requests_total";
-pub const DURATION_SECONDS: &str = "rpc_server_request_duration_seconds";
+/// Seconds per call; its `_count` counts the calls.
+pub const CALL_DURATION: &str = "rpc_server_call_duration_seconds";
+/// Bytes of the request body, as the client sent it (when it said).
+pub const REQUEST_SIZE: &str = "rpc_server_request_size_bytes";
+/// Bytes of the response body, as sent.
+pub const RESPONSE_SIZE: &str = "rpc_server_response_size_bytes";
 
 const REQUEST_ID: &str = "x-request-id";
 
@@ -102,11 +108,17 @@ where
                 || crate::auth::is_shop_service(&request),
             )
         };
+        let request_bytes = request
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
         let call = RpcCall {
             service,
             method,
             protocol: classified.protocol,
             system,
+            request_bytes,
             request_id: request.headers().get(REQUEST_ID).cloned(),
             started: Instant::now(),
             span: span.clone(),
@@ -128,6 +140,7 @@ where
             let observed = ObservedBody {
                 inner: body,
                 sniffer,
+                sent: 0,
                 call: Some(call),
             };
             Ok(Response::from_parts(parts, Body::new(observed)))
@@ -140,6 +153,8 @@ struct RpcCall {
     method: &'static str,
     protocol: Protocol,
     system: RpcSystem,
+    /// The request's `content-length`, when it had one.
+    request_bytes: Option<u64>,
     request_id: Option<HeaderValue>,
     started: Instant,
     /// Ends when the call is finished (`Span::none()`: traces off).
@@ -156,9 +171,12 @@ struct Series {
     code: &'static str,
 }
 
+/// A series' handles: duration, request size, response size.
+type Handles = (Histogram, Histogram, Histogram);
+
 /// The handles of a series, looked up in the recorder once and kept.
-fn series(key: Series) -> (Counter, Histogram) {
-    static SERIES: OnceLock<RwLock<HashMap<Series, (Counter, Histogram)>>> = OnceLock::new();
+fn series(key: Series) -> Handles {
+    static SERIES: OnceLock<RwLock<HashMap<Series, Handles>>> = OnceLock::new();
     let handles = SERIES.get_or_init(RwLock::default);
     if let Some(found) = handles
         .read()
@@ -174,8 +192,9 @@ fn series(key: Series) -> (Counter, Histogram) {
         ("code", key.code),
     ];
     let made = (
-        metrics::counter!(REQUESTS_TOTAL, &labels),
-        metrics::histogram!(DURATION_SECONDS, &labels),
+        metrics::histogram!(CALL_DURATION, &labels),
+        metrics::histogram!(REQUEST_SIZE, &labels),
+        metrics::histogram!(RESPONSE_SIZE, &labels),
     );
     handles
         .write()
@@ -213,16 +232,19 @@ impl RpcCall {
     /// Counts and times the call; logs it at warn when the server failed,
     /// at info when the caller's request failed or the call was slow, and
     /// at debug otherwise (`--log-rpcs` shows those).
-    fn finish(self, code: &'static str) {
+    fn finish(self, code: &'static str, sent: u64) {
         let elapsed = self.started.elapsed();
-        let (requests, duration) = series(Series {
+        let (duration, request_size, response_size) = series(Series {
             service: self.service,
             method: self.method,
             protocol: self.protocol,
             code,
         });
-        requests.increment(1);
         duration.record(elapsed.as_secs_f64());
+        if let Some(bytes) = self.request_bytes {
+            request_size.record(bytes as f64);
+        }
+        response_size.record(sent as f64);
         traces::record_server_code(&self.span, self.system, code);
         let _in_span = self.span.enter();
         match code {
@@ -358,6 +380,8 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: Body,
         sniffer: CodeSniffer,
+        // Bytes of the body sent so far.
+        sent: u64,
         call: Option<RpcCall>,
     }
 
@@ -372,7 +396,7 @@ pin_project_lite::pin_project! {
                     sniffer if this.inner.is_end_stream() => sniffer.at_end(),
                     _ => "canceled",
                 };
-                call.finish(code);
+                call.finish(code, *this.sent);
             }
         }
     }
@@ -393,6 +417,7 @@ impl http_body::Body for ObservedBody {
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
+                    *this.sent += data.len() as u64;
                     this.sniffer.on_data(data);
                 } else if let Some(trailers) = frame.trailers_ref() {
                     this.sniffer.on_trailers(trailers);
@@ -400,12 +425,12 @@ impl http_body::Body for ObservedBody {
             }
             Poll::Ready(None) => {
                 if let Some(call) = this.call.take() {
-                    call.finish(this.sniffer.at_end());
+                    call.finish(this.sniffer.at_end(), *this.sent);
                 }
             }
             Poll::Ready(Some(Err(_))) => {
                 if let Some(call) = this.call.take() {
-                    call.finish("internal");
+                    call.finish("internal", *this.sent);
                 }
             }
             Poll::Pending => {}
