@@ -52,6 +52,15 @@ breaking REF=contract_v1: tools
 fmt:
     cargo fmt --all
 
+# The shop with Jaeger (traces) and Prometheus (metrics, alert rules) beside it, on this machine; prints their URLs
+observe *ARGS:
+    deploy/observability/observe.sh {{ARGS}}
+
+# The Prometheus recording and alert rules: promtool check rules, then their unit tests
+observe-rules:
+    promtool check rules deploy/observability/rules.yaml
+    cd deploy/observability && promtool test rules rules-test.yaml
+
 # One order's trace as a real Jaeger returns it (built once into ~/.cache/connect-shop/tools): spans of every service paired, parents right, across a kill -9
 trace-test:
     tests/observe/trace-test.sh
@@ -97,8 +106,8 @@ image:
 fuzz SECONDS="60" *TARGETS:
     services/kit/fuzz/run.sh {{SECONDS}} {{TARGETS}}
 
-# What CI runs: tests (SQLite, PostgreSQL, NATS, the web app's), lint, buf breaking, interop, e2e, conformance, bench smoke, 30 s of chaos, replicas restarted and killed, the Kubernetes manifests, the image, 5 s of fuzzing a target
-ci: test test-postgres test-nats web-test lint breaking interop e2e conformance bench-smoke (chaos "--duration" "30") (replicas "--warm-up-secs" "5" "--between-secs" "1" "--customers" "6") kubernetes image (fuzz "5")
+# What CI runs: tests (SQLite, PostgreSQL, NATS, the web app's), lint, buf breaking, interop, e2e, conformance, the trace tests against Jaeger, the alert rules' tests, bench smoke, 30 s of chaos, replicas restarted and killed, the Kubernetes manifests, the image, 5 s of fuzzing a target
+ci: test test-postgres test-nats web-test lint breaking interop e2e conformance trace-test observe-rules bench-smoke (chaos "--duration" "30") (replicas "--warm-up-secs" "5" "--between-secs" "1" "--customers" "6") kubernetes image (fuzz "5")
 
 # Install the npm tools the recipes use (buf, connect-node, protoc-gen-es)
 tools:

@@ -356,6 +356,7 @@ impl Worker {
                     now.saturating_add(millis(CLAIM_FOR)),
                 )
                 .await?;
+            self.record_lag(&batch, now);
             if batch.is_empty() {
                 return Ok(());
             }
@@ -370,6 +371,20 @@ impl Worker {
             }
         }
         Ok(())
+    }
+
+    /// How long the oldest event the catch-up found has waited to be
+    /// relayed (0 when it found none): `shop_outbox_lag_seconds`. A relay
+    /// that cannot deliver claims the same events again and again, so the
+    /// lag it reports grows until it delivers.
+    fn record_lag(&self, batch: &[Event], now_ms: i64) {
+        let oldest = batch
+            .iter()
+            .map(|event| super::outbox::occurred_at_ms(&event.time))
+            .min()
+            .unwrap_or(now_ms);
+        metrics::gauge!("shop_outbox_lag_seconds", "service" => self.service.clone())
+            .set(now_ms.saturating_sub(oldest).max(0) as f64 / 1000.0);
     }
 
     /// Delivers a batch to every subscriber and marks it published.

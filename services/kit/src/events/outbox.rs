@@ -234,7 +234,7 @@ fn read(row: &QueryResult, source: &str) -> Result<(i64, Event, bool), DbErr> {
     Ok((row.try_get("", "seq")?, event, published.is_some()))
 }
 
-fn occurred_at_ms(time: &str) -> i64 {
+pub(crate) fn occurred_at_ms(time: &str) -> i64 {
     chrono::DateTime::parse_from_rfc3339(time)
         .map(|t| t.timestamp_millis())
         .unwrap_or_else(|_| chrono::Utc::now().timestamp_millis())
