@@ -41,6 +41,15 @@ if [ "$https_probes" -ne 15 ] || [ "$secrets" -ne 5 ] || [ "$tls_env" -ne 35 ]; 
   exit 1
 fi
 
+echo "==> production: traces wired (components/traces)"
+collectors=$(grep -cE '^  name: otel-collector$' <<<"$production" || true)
+otel_env=$(grep -cE '^  OTEL_(EXPORTER_OTLP_ENDPOINT|TRACES_SAMPLER|TRACES_SAMPLER_ARG): ' <<<"$production" || true)
+echo "    $collectors Collector objects (ConfigMap, Deployment, Service), $otel_env OTEL_* settings"
+if [ "$collectors" -ne 3 ] || [ "$otel_env" -ne 3 ]; then
+  echo "    expected the Collector's ConfigMap, Deployment and Service, and the endpoint and sampler in shop-config" >&2
+  exit 1
+fi
+
 apiserver=$("$here/build-apiserver.sh")
 work=$(mktemp -d)
 pids=()
