@@ -256,20 +256,41 @@ async fn call_in_trace(
     .await
 }
 
-const CREATE_ORDER: &str = "/shop.orders.v1.OrderService/CreateOrder";
+/// The whole shop, tracing every call into the test's Jaeger, and a
+/// signed-in customer's token.
+async fn traced_shop(args: &[&str]) -> (Shop, String) {
+    let mut all = vec![
+        "--otlp-endpoint",
+        "http://127.0.0.1:4317",
+        "--trace-trust",
+        "all",
+    ];
+    all.extend_from_slice(args);
+    let shop = Shop::whole(&all).await;
+    let token = log_in(&shop).await;
+    (shop, token)
+}
+
+/// Places an order paid with `card`, inside trace `trace_id`.
+async fn place_order(shop: &Shop, token: &str, trace_id: &str, key: &str, card: &str) {
+    let (status, placed) = call_in_trace(
+        shop,
+        "orders",
+        "/shop.orders.v1.OrderService/CreateOrder",
+        token,
+        trace_id,
+        &json!({"idempotencyKey": key, "paymentToken": card,
+                "items": [{"productId": "prod_mug", "quantity": 1}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{placed}");
+}
 
 #[tokio::test]
 #[ignore = "needs Jaeger: just trace-test"]
 async fn one_order_is_one_trace_across_the_shop() {
     let _jaeger = Jaeger::start().await;
-    let shop = Shop::whole(&[
-        "--otlp-endpoint",
-        "http://127.0.0.1:4317",
-        "--trace-trust",
-        "all",
-    ])
-    .await;
-    let token = log_in(&shop).await;
+    let (shop, token) = traced_shop(&[]).await;
 
     // The web BFF's home: its fan-out, each call a child of the screen's.
     let home = "7bf92f3577b34da6a3ce929d0e0e4736";
@@ -308,17 +329,7 @@ async fn one_order_is_one_trace_across_the_shop() {
     // An order with a declined card: the saga charges, refunds nothing
     // (nothing was taken), releases the stock; the history hears of it.
     let order = "6bf92f3577b34da6a3ce929d0e0e4736";
-    let (status, placed) = call_in_trace(
-        &shop,
-        "orders",
-        CREATE_ORDER,
-        &token,
-        order,
-        &json!({"idempotencyKey": "traced-1", "paymentToken": "tok_declined",
-                "items": [{"productId": "prod_mug", "quantity": 1}]}),
-    )
-    .await;
-    assert_eq!(status, 200, "{placed}");
+    place_order(&shop, &token, order, "traced-1", "tok_declined").await;
     let trace = Trace::wait_for(order, |t| {
         !t.named("saga release_stock").is_empty() && !t.named("process order-history").is_empty()
     })
@@ -406,28 +417,9 @@ async fn a_saga_resumed_after_kill_9_stays_in_the_orders_trace() {
     let _jaeger = Jaeger::start().await;
     // The processor is unavailable: the charge is retried until the
     // order's deadline, long enough to kill the shop in the middle.
-    let mut shop = Shop::whole(&[
-        "--otlp-endpoint",
-        "http://127.0.0.1:4317",
-        "--trace-trust",
-        "all",
-        "--order-deadline-secs",
-        "8",
-    ])
-    .await;
-    let token = log_in(&shop).await;
+    let (mut shop, token) = traced_shop(&["--order-deadline-secs", "8"]).await;
     let order = "8bf92f3577b34da6a3ce929d0e0e4736";
-    let (status, placed) = call_in_trace(
-        &shop,
-        "orders",
-        CREATE_ORDER,
-        &token,
-        order,
-        &json!({"idempotencyKey": "traced-2", "paymentToken": "tok_unavailable",
-                "items": [{"productId": "prod_mug", "quantity": 1}]}),
-    )
-    .await;
-    assert_eq!(status, 200, "{placed}");
+    place_order(&shop, &token, order, "traced-2", "tok_unavailable").await;
     // The first charge attempt exported (just trace-test sets a short
     // batch delay), then kill -9 and the same command on the same data.
     Trace::wait_for(order, |t| !t.named("saga charge").is_empty()).await;
