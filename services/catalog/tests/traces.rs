@@ -7,26 +7,9 @@
 
 mod support;
 
-use std::sync::OnceLock;
-
 use serde_json::json;
-use shop_kit::observe::{
-    telemetry::{self, LogConfig, LogGuard},
-    traces::TraceConfig,
-};
+use shop_kit::testing::traces_on;
 use support::TestCatalog;
-
-/// Traces on for this test binary (one subscriber per process).
-fn traces_on() {
-    static LOGS: OnceLock<Option<LogGuard>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let config = TraceConfig {
-            endpoint: Some("http://127.0.0.1:9".to_owned()),
-            ..TraceConfig::default()
-        };
-        Some(telemetry::init_tracing(&LogConfig::default(), &config).expect("traces on"))
-    });
-}
 
 #[tokio::test]
 async fn every_stock_change_is_an_outbox_event_in_the_callers_trace() {

@@ -129,3 +129,35 @@ pub async fn outbox_events(
         .map(|(event, _)| event)
         .collect()
 }
+
+/// The subscriber of a test process (install it first thing, before any
+/// other): warnings to the test's captured output, and traces on, sent to
+/// an OTLP endpoint nobody listens on. Spans are made and their context
+/// propagated for real (into events, sagas, calls); their export fails and
+/// is counted. Idempotent; where another subscriber got there first,
+/// traces stay off.
+pub fn traces_on() {
+    use tracing_subscriber::{
+        EnvFilter, Layer, fmt, layer::SubscriberExt, util::SubscriberInitExt,
+    };
+
+    use crate::observe::traces::{self, TraceConfig, TraceGuard};
+    static TRACES: std::sync::OnceLock<Option<TraceGuard>> = std::sync::OnceLock::new();
+    TRACES.get_or_init(|| {
+        let config = TraceConfig {
+            endpoint: Some("http://127.0.0.1:9".to_owned()),
+            ..TraceConfig::default()
+        };
+        let (tracer, guard) = traces::install(&config).ok().flatten()?;
+        tracing_subscriber::registry()
+            .with(
+                fmt::layer()
+                    .with_test_writer()
+                    .with_filter(EnvFilter::new("warn")),
+            )
+            .with(crate::observe::telemetry::span_layer(tracer))
+            .try_init()
+            .is_ok()
+            .then_some(guard)
+    });
+}

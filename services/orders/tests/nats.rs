@@ -117,12 +117,10 @@ async fn order_events_flow_through_jetstream_into_the_history() {
     assert_eq!(event["aggregateId"], id);
     assert_eq!(event["version"], 1);
     assert_eq!(event["source"], "orders");
-    assert!(
-        event["traceparent"]
-            .as_str()
-            .expect("traceparent")
-            .starts_with("00-")
-    );
+    // The context of the CreateOrder that wrote it (traces on).
+    let traceparent = event["traceparent"].as_str().expect("traceparent");
+    assert_eq!(traceparent.split('-').count(), 4, "{traceparent}");
+    assert!(traceparent.starts_with("00-"), "{traceparent}");
     assert_eq!(event["data"]["items"][0]["productName"], "Product p1");
 }
 

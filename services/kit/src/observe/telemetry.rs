@@ -123,7 +123,7 @@ pub fn init_tracing(
     traces: &super::traces::TraceConfig,
 ) -> Result<LogGuard, super::traces::TraceError> {
     use tracing_subscriber::{
-        EnvFilter, Layer, filter::Targets, fmt, layer::SubscriberExt, util::SubscriberInitExt,
+        EnvFilter, Layer, fmt, layer::SubscriberExt, util::SubscriberInitExt,
     };
     let default = if config.log_rpcs {
         "info,rpc=debug"
@@ -164,33 +164,40 @@ pub fn init_tracing(
             .boxed(),
     };
     let (spans, traces) = match super::traces::install(traces)? {
-        Some((tracer, guard)) => (
-            Some(
-                tracing_opentelemetry::layer()
-                    .with_tracer(tracer)
-                    // Spans carry what the conventions name, nothing of
-                    // the code's layout, threads or idle time.
-                    .with_location(false)
-                    .with_threads(false)
-                    .with_target(false)
-                    .with_level(false)
-                    .with_tracked_inactivity(false)
-                    .with_filter(
-                        Targets::new().with_target(super::traces::TARGET, tracing::Level::TRACE),
-                    ),
-            ),
-            Some(guard),
-        ),
+        Some((tracer, guard)) => (Some(span_layer(tracer)), Some(guard)),
         None => (None, None),
     };
     let installed = tracing_subscriber::registry()
         .with(lines)
         .with(spans)
-        .try_init();
+        .try_init()
+        .is_ok();
     Ok(LogGuard {
-        traces,
-        _writer: installed.is_ok().then_some(guard),
+        // Another subscriber was there first: no spans reach the exporter.
+        traces: traces.filter(|_| installed),
+        _writer: installed.then_some(guard),
     })
+}
+
+/// The layer that makes the trace spans ([`TARGET`](super::traces::TARGET))
+/// OpenTelemetry spans of `tracer`, and no other.
+pub(crate) fn span_layer<S>(
+    tracer: opentelemetry_sdk::trace::Tracer,
+) -> impl tracing_subscriber::Layer<S>
+where
+    S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
+{
+    use tracing_subscriber::{Layer, filter::Targets};
+    tracing_opentelemetry::layer()
+        .with_tracer(tracer)
+        // Spans carry what the conventions name, nothing of the code's
+        // layout, threads or idle time.
+        .with_location(false)
+        .with_threads(false)
+        .with_target(false)
+        .with_level(false)
+        .with_tracked_inactivity(false)
+        .with_filter(Targets::new().with_target(super::traces::TARGET, tracing::Level::TRACE))
 }
 
 use super::log_format;

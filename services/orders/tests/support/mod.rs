@@ -246,11 +246,9 @@ impl Shop {
 
     pub async fn start_with(options: Options) -> Self {
         // Warnings (a peer call failing, a saga pausing) show in a failing
-        // test's output.
-        let _ = tracing_subscriber::fmt()
-            .with_test_writer()
-            .with_env_filter("warn")
-            .try_init();
+        // test's output; every call is traced (exported nowhere), so the
+        // scenarios run through the tracing code too.
+        shop_kit::testing::traces_on();
         let faults = Faults::default();
 
         let users_db = TestDatabase::new("users").await;
