@@ -14,7 +14,7 @@ use std::{
     collections::HashMap,
     sync::{
         Arc, Mutex, PoisonError,
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -74,6 +74,7 @@ impl ServiceRouting {
             resource: Resource::builder_empty().build(),
             queued: queued.clone(),
             dropped: dropped.clone(),
+            failing: AtomicBool::new(false),
         };
         Self {
             batch: BatchSpanProcessor::builder(exporter)
@@ -128,6 +129,8 @@ struct ByService {
     resource: Resource,
     queued: Arc<AtomicUsize>,
     dropped: metrics::Counter,
+    /// Whether the last export failed.
+    failing: AtomicBool,
 }
 
 impl std::fmt::Debug for ByService {
@@ -216,6 +219,17 @@ impl SpanExporter for ByService {
         }
         if failed > 0 {
             self.dropped.increment(failed);
+        }
+        // Said once when export starts failing and once when it works
+        // again, not per batch.
+        let failing = last_error.is_some();
+        if self.failing.swap(failing, Ordering::Relaxed) != failing {
+            match &last_error {
+                Some(error) => {
+                    tracing::warn!(%error, "traces: the collector does not take spans; dropping them (shop_trace_spans_dropped_total)")
+                }
+                None => tracing::info!("traces: the collector takes spans again"),
+            }
         }
         last_error.map_or(Ok(()), Err)
     }
