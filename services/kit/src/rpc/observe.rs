@@ -1,11 +1,12 @@
 //! Observes every RPC to its end, whatever its protocol: times it and
 //! measures its request and response in Prometheus (labelled service,
 //! method, protocol, code; named by the RPC conventions, `rpc.server.call.
-//! duration` as `rpc_server_call_duration_seconds`), writes one
-//! structured log line, and (traces on) makes its server span, current
-//! while the handler runs and while its response streams. The code is read where each protocol puts it: the
-//! gRPC `grpc-status` header or trailer, the gRPC-Web trailer frame, the
-//! Connect end-of-stream message, or the Connect unary error body.
+//! duration` as `rpc_server_call_duration_seconds`), writes one structured
+//! log line, and (traces on) makes its server span, current while the
+//! handler runs and while its response streams. The code is read where
+//! each protocol puts it: the gRPC `grpc-status` header or trailer, the
+//! gRPC-Web trailer frame, the Connect end-of-stream message, or the
+//! Connect unary error body.
 
 use std::{
     collections::HashMap,
