@@ -100,7 +100,8 @@ impl MethodSeries {
 struct ClientCall {
     series: Arc<MethodSeries>,
     started: Instant,
-    span: Span,
+    /// `None`: traces off.
+    span: Option<Span>,
 }
 
 impl ClientCall {
@@ -108,7 +109,9 @@ impl ClientCall {
         self.series
             .duration(code)
             .record(self.started.elapsed().as_secs_f64());
-        traces::record_client_code(&self.span, code);
+        if let Some(span) = &self.span {
+            traces::record_client_code(span, code);
+        }
     }
 }
 
@@ -127,41 +130,43 @@ impl Service<Request> for Channel {
             return Box::pin(self.inner.call(request));
         }
         let series = MethodSeries::of(request.uri().path());
-        let span = if traces::enabled() {
+        let span = traces::enabled().then(|| {
             let path = request.uri().path().to_owned();
             traces::client_span(&path, self.addr, request.headers_mut())
-        } else {
-            Span::none()
+        });
+        let sent = match &span {
+            Some(span) => span.in_scope(|| self.inner.call(request)),
+            None => self.inner.call(request),
         };
-        let sent = span.in_scope(|| self.inner.call(request));
         let call = ClientCall {
             series,
             started: Instant::now(),
             span: span.clone(),
         };
-        Box::pin(
-            async move {
-                let response = match sent.await {
-                    Ok(response) => response,
-                    Err(error) => {
-                        call.finish("unavailable");
-                        return Err(error);
-                    }
-                };
-                let (parts, body) = response.into_parts();
-                // A failure with no message has its status in the headers.
-                if let Some(code) = crate::rpc::grpc_status(&parts.headers) {
-                    call.finish(code);
-                    return Ok(Response::from_parts(parts, body));
+        let answered = async move {
+            let response = match sent.await {
+                Ok(response) => response,
+                Err(error) => {
+                    call.finish("unavailable");
+                    return Err(error);
                 }
-                let body = CallBody {
-                    inner: body,
-                    call: Some(call),
-                };
-                Ok(Response::from_parts(parts, tonic::body::Body::new(body)))
+            };
+            let (parts, body) = response.into_parts();
+            // A failure with no message has its status in the headers.
+            if let Some(code) = crate::rpc::grpc_status(&parts.headers) {
+                call.finish(code);
+                return Ok(Response::from_parts(parts, body));
             }
-            .instrument(span),
-        )
+            let body = CallBody {
+                inner: body,
+                call: Some(call),
+            };
+            Ok(Response::from_parts(parts, tonic::body::Body::new(body)))
+        };
+        match span {
+            Some(span) => Box::pin(answered.instrument(span)),
+            None => Box::pin(answered),
+        }
     }
 }
 

@@ -18,7 +18,7 @@ use tower::{Service, ServiceExt};
 
 use super::{
     classify::{Call, Method},
-    protocol::{Protocol, content_type, is_connect_streaming},
+    protocol::{Protocol, content_type},
 };
 
 /// A Connect request whose content type is for the other shape of method
@@ -28,8 +28,8 @@ use super::{
 /// runs. (The library answered a unary content type to a streaming method
 /// with an HTTP 500 `unknown`.)
 fn wrong_shape(method: &Method, headers: &http::HeaderMap) -> Option<Response> {
-    content_type(headers)?;
-    if is_connect_streaming(headers) == method.streaming {
+    let streaming = content_type(headers)?.starts_with("application/connect+");
+    if streaming == method.streaming {
         return None;
     }
     let accepted = if method.streaming {

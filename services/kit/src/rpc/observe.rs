@@ -19,7 +19,7 @@ use std::{
 use axum::{body::Body, response::Response};
 use bytes::{Bytes, BytesMut};
 use connectrpc_axum::{message::error::code_from_status, prelude::Code};
-use futures::future::BoxFuture;
+use futures::future::{BoxFuture, Either};
 use http::{HeaderMap, HeaderValue, Request};
 use http_body::{Body as _, Frame, SizeHint};
 use metrics::Histogram;
@@ -99,7 +99,7 @@ where
         };
         // Health checks, every few seconds from every peer, make no trace.
         let span = if service == HEALTH_SERVICE {
-            Span::none()
+            None
         } else {
             traces::server_span(
                 classified.method.map(|method| method.full_name),
@@ -124,7 +124,10 @@ where
             started: Instant::now(),
             span: span.clone(),
         };
-        let future = span.in_scope(|| self.inner.call(request)).instrument(span);
+        let future = match span {
+            Some(span) => Either::Left(span.in_scope(|| self.inner.call(request)).instrument(span)),
+            None => Either::Right(self.inner.call(request)),
+        };
         Box::pin(async move {
             let response = future.await?;
             let (mut parts, body) = response.into_parts();
@@ -158,8 +161,8 @@ struct RpcCall {
     request_bytes: Option<u64>,
     request_id: Option<HeaderValue>,
     started: Instant,
-    /// Ends when the call is finished (`Span::none()`: traces off).
-    span: Span,
+    /// Ends when the call is finished (`None`: traces off).
+    span: Option<Span>,
 }
 
 /// One metric series: bounded, since every part is a registered name, a
@@ -246,8 +249,10 @@ impl RpcCall {
             request_size.record(bytes as f64);
         }
         response_size.record(sent as f64);
-        traces::record_server_code(&self.span, self.system, code);
-        let _in_span = self.span.enter();
+        let _in_span = self.span.as_ref().map(|span| {
+            traces::record_server_code(span, self.system, code);
+            span.enter()
+        });
         match code {
             "internal" | "unknown" | "data_loss" | "unavailable" => {
                 rpc_line!(Level::WARN, self, code, elapsed);
@@ -412,7 +417,11 @@ impl http_body::Body for ObservedBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = self.project();
-        let span = this.call.as_ref().map(|call| call.span.enter());
+        let span = this
+            .call
+            .as_ref()
+            .and_then(|call| call.span.as_ref())
+            .map(Span::enter);
         let polled = this.inner.poll_frame(cx);
         drop(span);
         match &polled {

@@ -29,8 +29,8 @@ impl RpcSystem {
     }
 }
 
-/// The span of an RPC this server serves (`Span::none()` when traces are
-/// off). It continues the caller's trace when the caller is trusted
+/// The span of an RPC this server serves (`None` when traces are off:
+/// then the call makes no span object at all). It continues the caller's trace when the caller is trusted
 /// ([`TraceTrust`]; `is_shop_service` is asked only when it matters);
 /// otherwise it starts a new trace with a link to the caller's.
 pub fn server_span(
@@ -39,9 +39,9 @@ pub fn server_span(
     protocol: &'static str,
     headers: &http::HeaderMap,
     is_shop_service: impl FnOnce() -> bool,
-) -> Span {
+) -> Option<Span> {
     if !enabled() {
-        return Span::none();
+        return None;
     }
     let method = full_name.unwrap_or("_OTHER");
     let span = tracing::info_span!(
@@ -71,7 +71,7 @@ pub fn server_span(
         opentelemetry::Context::new()
     };
     let _ = span.set_parent(service::mark(parent));
-    span
+    Some(span)
 }
 
 /// The span of a call this process makes to `path` (`/package.Service/
