@@ -8,7 +8,7 @@ use std::{
     collections::HashMap,
     net::SocketAddr,
     pin::Pin,
-    sync::{Arc, OnceLock, PoisonError, RwLock},
+    sync::{Arc, OnceLock, RwLock},
     task::{Context, Poll},
     time::Instant,
 };
@@ -20,7 +20,7 @@ use metrics::Histogram;
 use tower::Service;
 use tracing::{Instrument, Span};
 
-use crate::observe::traces;
+use crate::observe::{telemetry::kept, traces};
 
 /// A connection to one endpoint of a peer; any tonic client takes it
 /// (`FooClient::new(channel)`).
@@ -56,43 +56,24 @@ impl MethodSeries {
     /// shop's own code calls, so they are bounded.
     fn of(path: &str) -> Arc<Self> {
         static SERIES: OnceLock<RwLock<HashMap<String, Arc<MethodSeries>>>> = OnceLock::new();
-        let all = SERIES.get_or_init(RwLock::default);
-        if let Some(found) = all.read().unwrap_or_else(PoisonError::into_inner).get(path) {
-            return found.clone();
-        }
-        let (service, method) = path
-            .trim_start_matches('/')
-            .split_once('/')
-            .unwrap_or((path, ""));
-        let made = Arc::new(Self {
-            service: service.to_owned(),
-            method: method.to_owned(),
-            by_code: RwLock::default(),
-        });
-        all.write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(path.to_owned())
-            .or_insert(made)
-            .clone()
+        kept(SERIES.get_or_init(RwLock::default), path, || {
+            let (service, method) = path
+                .trim_start_matches('/')
+                .split_once('/')
+                .unwrap_or((path, ""));
+            Arc::new(Self {
+                service: service.to_owned(),
+                method: method.to_owned(),
+                by_code: RwLock::default(),
+            })
+        })
     }
 
     fn duration(&self, code: &'static str) -> Histogram {
-        if let Some(found) = self
-            .by_code
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(code)
-        {
-            return found.clone();
-        }
-        let made = metrics::histogram!(CLIENT_CALL_DURATION,
-            "service" => self.service.clone(), "method" => self.method.clone(), "code" => code);
-        self.by_code
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(code)
-            .or_insert(made)
-            .clone()
+        kept(&self.by_code, &code, || {
+            metrics::histogram!(CLIENT_CALL_DURATION,
+                "service" => self.service.clone(), "method" => self.method.clone(), "code" => code)
+        })
     }
 }
 

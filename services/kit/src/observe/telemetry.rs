@@ -1,7 +1,13 @@
 //! Process-wide telemetry: the tracing subscriber and the Prometheus
 //! recorder behind `GET /metrics`.
 
-use std::{sync::OnceLock, time::Duration};
+use std::{
+    borrow::Borrow,
+    collections::HashMap,
+    hash::Hash,
+    sync::{OnceLock, PoisonError, RwLock},
+    time::Duration,
+};
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
@@ -55,6 +61,26 @@ pub fn prometheus() -> PrometheusHandle {
                 });
             handle
         })
+        .clone()
+}
+
+/// The value kept under `key` in `kept`, made by `make` the first time
+/// (metric handles, looked up in the recorder once per series and kept:
+/// a read lock on every call after the first).
+pub(crate) fn kept<K, Q, V>(kept: &RwLock<HashMap<K, V>>, key: &Q, make: impl FnOnce() -> V) -> V
+where
+    K: Borrow<Q> + Hash + Eq,
+    Q: ToOwned<Owned = K> + Hash + Eq + ?Sized,
+    V: Clone,
+{
+    if let Some(found) = kept.read().unwrap_or_else(PoisonError::into_inner).get(key) {
+        return found.clone();
+    }
+    let made = make();
+    kept.write()
+        .unwrap_or_else(PoisonError::into_inner)
+        .entry(key.to_owned())
+        .or_insert(made)
         .clone()
 }
 

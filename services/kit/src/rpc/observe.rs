@@ -11,7 +11,7 @@
 use std::{
     collections::HashMap,
     pin::Pin,
-    sync::{OnceLock, PoisonError, RwLock},
+    sync::{OnceLock, RwLock},
     task::{Context, Poll},
     time::{Duration, Instant},
 };
@@ -181,31 +181,19 @@ type Handles = (Histogram, Histogram, Histogram);
 /// The handles of a series, looked up in the recorder once and kept.
 fn series(key: Series) -> Handles {
     static SERIES: OnceLock<RwLock<HashMap<Series, Handles>>> = OnceLock::new();
-    let handles = SERIES.get_or_init(RwLock::default);
-    if let Some(found) = handles
-        .read()
-        .unwrap_or_else(PoisonError::into_inner)
-        .get(&key)
-    {
-        return found.clone();
-    }
-    let labels = [
-        ("service", key.service),
-        ("method", key.method),
-        ("protocol", key.protocol.as_str()),
-        ("code", key.code),
-    ];
-    let made = (
-        metrics::histogram!(CALL_DURATION, &labels),
-        metrics::histogram!(REQUEST_SIZE, &labels),
-        metrics::histogram!(RESPONSE_SIZE, &labels),
-    );
-    handles
-        .write()
-        .unwrap_or_else(PoisonError::into_inner)
-        .entry(key)
-        .or_insert(made)
-        .clone()
+    crate::observe::telemetry::kept(SERIES.get_or_init(RwLock::default), &key, || {
+        let labels = [
+            ("service", key.service),
+            ("method", key.method),
+            ("protocol", key.protocol.as_str()),
+            ("code", key.code),
+        ];
+        (
+            metrics::histogram!(CALL_DURATION, &labels),
+            metrics::histogram!(REQUEST_SIZE, &labels),
+            metrics::histogram!(RESPONSE_SIZE, &labels),
+        )
+    })
 }
 
 /// A call slower than this is logged whatever its outcome.
