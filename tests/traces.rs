@@ -455,3 +455,37 @@ async fn a_saga_resumed_after_kill_9_stays_in_the_orders_trace() {
         );
     }
 }
+
+#[tokio::test]
+#[ignore = "needs Jaeger: just trace-test"]
+async fn a_trace_its_caller_does_not_keep_leaves_no_span_anywhere() {
+    let _jaeger = Jaeger::start().await;
+    let (shop, token) = traced_shop(&[]).await;
+    // The same screen twice: once in a trace the caller does not keep
+    // (sampled flag 00), once in one it keeps.
+    let dropped = "abf92f3577b34da6a3ce929d0e0e4736";
+    let kept = "bbf92f3577b34da6a3ce929d0e0e4736";
+    for (trace_id, flags) in [(dropped, "00"), (kept, "01")] {
+        let (status, _) = shop_kit::testing::call_json_with(
+            &format!("{}/shop.bff.v1.WebBffService/GetHome", shop.url("gateway")),
+            Some(&token),
+            &[(
+                "traceparent",
+                &format!("00-{trace_id}-00f067aa0ba902b7-{flags}"),
+            )],
+            &json!({"featuredCount": 4}),
+        )
+        .await;
+        assert_eq!(status, 200);
+    }
+    // Once the kept trace is in, the other would be too.
+    Trace::wait_for(kept, |t| t.0.len() >= 7).await;
+    let answer = reqwest::get(format!("{QUERY}/api/traces/{dropped}"))
+        .await
+        .expect("query");
+    assert_eq!(
+        answer.status(),
+        404,
+        "no service kept a span of the dropped trace"
+    );
+}

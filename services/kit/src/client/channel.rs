@@ -111,10 +111,12 @@ impl Service<Request> for Channel {
             return Box::pin(self.inner.call(request));
         }
         let series = MethodSeries::of(request.uri().path());
-        let span = traces::enabled().then(|| {
+        let span = if traces::enabled() {
             let path = request.uri().path().to_owned();
             traces::client_span(&path, self.addr, request.headers_mut())
-        });
+        } else {
+            None
+        };
         let sent = match &span {
             Some(span) => span.in_scope(|| self.inner.call(request)),
             None => self.inner.call(request),

@@ -23,10 +23,11 @@ use futures::future::{BoxFuture, Either};
 use http::{HeaderMap, HeaderValue, Request};
 use http_body::{Body as _, Frame, SizeHint};
 use metrics::Histogram;
+use opentelemetry::trace::FutureExt as _;
 use tower::{Layer, Service};
-use tracing::{Instrument, Level, Span};
+use tracing::{Instrument, Level};
 
-use crate::observe::traces::{self, RpcSystem};
+use crate::observe::traces::{self, RpcSystem, ServerTrace};
 
 use super::{
     classify::Call,
@@ -125,8 +126,17 @@ where
             span: span.clone(),
         };
         let future = match span {
-            Some(span) => Either::Left(span.in_scope(|| self.inner.call(request)).instrument(span)),
-            None => Either::Right(self.inner.call(request)),
+            Some(ServerTrace::Span(span)) => {
+                Either::Left(span.in_scope(|| self.inner.call(request)).instrument(span))
+            }
+            Some(ServerTrace::Unsampled(cx)) => {
+                let future = {
+                    let _current = cx.clone().attach();
+                    self.inner.call(request)
+                };
+                Either::Right(Either::Left(future.with_context(cx)))
+            }
+            None => Either::Right(Either::Right(self.inner.call(request))),
         };
         Box::pin(async move {
             let response = future.await?;
@@ -161,8 +171,9 @@ struct RpcCall {
     request_bytes: Option<u64>,
     request_id: Option<HeaderValue>,
     started: Instant,
-    /// Ends when the call is finished (`None`: traces off).
-    span: Option<Span>,
+    /// How the call is traced (`None`: traces off); its span ends when
+    /// the call is finished.
+    span: Option<ServerTrace>,
 }
 
 /// One metric series: bounded, since every part is a registered name, a
@@ -237,10 +248,10 @@ impl RpcCall {
             request_size.record(bytes as f64);
         }
         response_size.record(sent as f64);
-        let _in_span = self.span.as_ref().map(|span| {
+        if let Some(ServerTrace::Span(span)) = &self.span {
             traces::record_server_code(span, self.system, code);
-            span.enter()
-        });
+        }
+        let _in_trace = self.span.as_ref().map(ServerTrace::enter);
         match code {
             "internal" | "unknown" | "data_loss" | "unavailable" => {
                 rpc_line!(Level::WARN, self, code, elapsed);
@@ -409,7 +420,7 @@ impl http_body::Body for ObservedBody {
             .call
             .as_ref()
             .and_then(|call| call.span.as_ref())
-            .map(Span::enter);
+            .map(ServerTrace::enter);
         let polled = this.inner.poll_frame(cx);
         drop(span);
         match &polled {

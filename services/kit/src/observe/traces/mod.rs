@@ -16,6 +16,7 @@
 mod export;
 mod propagate;
 mod rpc_spans;
+mod sampling;
 mod service;
 mod statements;
 
@@ -29,7 +30,9 @@ pub use propagate::{
     consumer_span, context_from_traceparent, continuing_span, current_traceparent, extract, inject,
     work_span,
 };
-pub use rpc_spans::{RpcSystem, client_span, record_client_code, record_server_code, server_span};
+pub use rpc_spans::{
+    RpcSystem, ServerTrace, client_span, record_client_code, record_server_code, server_span,
+};
 pub use service::{ServiceScopeLayer, current_service, in_service, with_current_service};
 pub use statements::record_statement;
 
@@ -220,13 +223,12 @@ pub fn install(
     // Built once now, so a bad endpoint fails at start-up, not later.
     let first = make()?;
     let processor = export::ServiceRouting::new(first, Box::new(make), runtime);
-    let mut provider = SdkTracerProvider::builder().with_span_processor(processor);
-    if let Some(ratio) = config.sample_ratio {
-        provider = provider.with_sampler(Sampler::ParentBased(Box::new(
-            Sampler::TraceIdRatioBased(ratio),
-        )));
-    }
-    let provider = provider
+    // New traces are sampled before any span is built (see `sampling`):
+    // the SDK keeps what it is given and follows parents.
+    sampling::configure(config.sample_ratio);
+    let provider = SdkTracerProvider::builder()
+        .with_span_processor(processor)
+        .with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)))
         .with_resource(opentelemetry_sdk::Resource::builder().build())
         .build();
     let tracer = provider.tracer("connect-shop");

@@ -14,7 +14,7 @@ use opentelemetry_http::{HeaderExtractor, HeaderInjector};
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use super::{enabled, service};
+use super::{enabled, sampling, service};
 
 const TRACEPARENT: &str = "traceparent";
 
@@ -38,13 +38,24 @@ pub fn inject(cx: &Context, headers: &mut http::HeaderMap) {
     propagator().inject_context(cx, &mut HeaderInjector(headers));
 }
 
-/// The current span's `traceparent`, to store with work that outlives the
-/// request; empty when traces are off or no span is current.
+/// The trace the current work is part of: its current span's, else the
+/// context of a trace nobody keeps that a call attached (empty if none).
+pub(super) fn current_context() -> Context {
+    let cx = tracing::Span::current().context();
+    if cx.span().span_context().is_valid() {
+        cx
+    } else {
+        Context::current()
+    }
+}
+
+/// The current trace's `traceparent`, to store with work that outlives the
+/// request; empty when traces are off or no trace is current.
 pub fn current_traceparent() -> String {
     if !enabled() {
         return String::new();
     }
-    let cx = tracing::Span::current().context();
+    let cx = current_context();
     if !cx.span().span_context().is_valid() {
         return String::new();
     }
@@ -62,14 +73,19 @@ pub fn context_from_traceparent(traceparent: &str) -> Context {
 
 /// A span for background work that continues the trace `traceparent`
 /// names (a saga step, resumed by whichever process holds the saga), or
-/// starts one for the current service when it names none; `Span::none()`
-/// when traces are off.
+/// starts one for the current service when it names none (if sampling
+/// keeps it); `Span::none()` when traces are off. In a trace nobody keeps
+/// the span records nothing and only passes the context on.
 pub fn continuing_span(name: impl std::fmt::Display, traceparent: &str) -> tracing::Span {
     if !enabled() {
         return tracing::Span::none();
     }
+    let parent = context_from_traceparent(traceparent);
+    if sampling::of(&parent).is_none() && !sampling::keep_new_trace() {
+        return tracing::Span::none();
+    }
     let span = tracing::info_span!(target: super::TARGET, "work", otel.name = %name);
-    let _ = span.set_parent(context_from_traceparent(traceparent));
+    let _ = span.set_parent(parent);
     span
 }
 
@@ -113,6 +129,7 @@ pub fn consumer_span<'a>(
     }
     let parent = match one_trace {
         Some(cx) if !several => cx,
+        _ if !sampling::keep_new_trace() => return tracing::Span::none(),
         _ => service::mark(Context::new()),
     };
     let _ = span.set_parent(parent);
@@ -121,9 +138,9 @@ pub fn consumer_span<'a>(
 
 /// A span for a piece of work inside the current one (password hashing),
 /// for code that leaves the task (a blocking thread enters it there);
-/// `Span::none()` when traces are off.
+/// `Span::none()` when traces are off or the current trace is not kept.
 pub fn work_span(name: &'static str) -> tracing::Span {
-    if !enabled() {
+    if !enabled() || sampling::of(&tracing::Span::current().context()) != Some(true) {
         return tracing::Span::none();
     }
     tracing::info_span!(target: super::TARGET, "work", otel.name = name)

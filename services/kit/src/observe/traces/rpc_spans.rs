@@ -10,7 +10,7 @@ use opentelemetry::trace::TraceContextExt;
 use tracing::{Span, field};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use super::{TARGET, TraceTrust, enabled, propagate, service, trust};
+use super::{TARGET, TraceTrust, enabled, propagate, sampling, service, trust};
 
 /// The RPC system of a call: Connect's name for Connect calls, gRPC's for
 /// gRPC and gRPC-Web.
@@ -29,19 +29,67 @@ impl RpcSystem {
     }
 }
 
-/// The span of an RPC this server serves (`None` when traces are off:
-/// then the call makes no span object at all). It continues the caller's trace when the caller is trusted
-/// ([`TraceTrust`]; `is_shop_service` is asked only when it matters);
-/// otherwise it starts a new trace with a link to the caller's.
+/// How one RPC served here is traced.
+#[derive(Clone, Debug)]
+pub enum ServerTrace {
+    /// Its span, kept and exported.
+    Span(Span),
+    /// Part of a trace nobody keeps (the caller's decision, or sampling's
+    /// for a new one): no span, its context only passed on.
+    Unsampled(opentelemetry::Context),
+}
+
+impl ServerTrace {
+    /// Makes the call's trace current until the guard drops.
+    pub fn enter(&self) -> Entered<'_> {
+        match self {
+            Self::Span(span) => Entered::Span(span.enter()),
+            Self::Unsampled(cx) => Entered::Context(cx.clone().attach()),
+        }
+    }
+}
+
+/// While held, a call's trace is current.
+pub enum Entered<'a> {
+    Span(tracing::span::Entered<'a>),
+    Context(opentelemetry::ContextGuard),
+}
+
+/// How an RPC this server serves is traced (`None` when traces are off:
+/// then the call makes no span object at all). It continues the caller's
+/// trace when the caller is trusted ([`TraceTrust`]; `is_shop_service` is
+/// asked only when it matters), following its sampling decision;
+/// otherwise it starts a new trace (sampled as configured) with a link to
+/// the caller's.
 pub fn server_span(
     full_name: Option<&'static str>,
     system: RpcSystem,
     protocol: &'static str,
     headers: &http::HeaderMap,
     is_shop_service: impl FnOnce() -> bool,
-) -> Option<Span> {
+) -> Option<ServerTrace> {
     if !enabled() {
         return None;
+    }
+    let caller = propagate::extract(headers);
+    let trusted = sampling::of(&caller).is_some()
+        && match trust() {
+            TraceTrust::All => true,
+            TraceTrust::None => false,
+            TraceTrust::Services => is_shop_service(),
+        };
+    let kept = if trusted {
+        sampling::of(&caller) == Some(true)
+    } else {
+        sampling::keep_new_trace()
+    };
+    if !kept {
+        let cx = if trusted {
+            caller
+        } else {
+            sampling::unsampled_trace()
+        };
+        return Some(ServerTrace::Unsampled(service::mark(cx)));
     }
     let method = full_name.unwrap_or("_OTHER");
     let span = tracing::info_span!(
@@ -56,34 +104,44 @@ pub fn server_span(
         "error.type" = field::Empty,
         otel.status_code = field::Empty,
     );
-    let caller = propagate::extract(headers);
     let callers_span = caller.span().span_context().clone();
-    let parent = if !callers_span.is_valid() {
-        opentelemetry::Context::new()
-    } else if match trust() {
-        TraceTrust::All => true,
-        TraceTrust::None => false,
-        TraceTrust::Services => is_shop_service(),
-    } {
+    let parent = if trusted {
         caller
     } else {
-        span.add_link(callers_span);
+        if callers_span.is_valid() {
+            span.add_link(callers_span);
+        }
         opentelemetry::Context::new()
     };
     let _ = span.set_parent(service::mark(parent));
-    Some(span)
+    Some(ServerTrace::Span(span))
 }
 
 /// The span of a call this process makes to `path` (`/package.Service/
-/// Method`) at `server`, a child of the current span; `Span::none()` when
-/// traces are off. Its context goes into `headers`.
+/// Method`) at `server`, a child of the current span (or the root of a new
+/// trace, if sampling keeps it), its context in `headers`. `None` when
+/// traces are off, or when the call is part of a trace nobody keeps: then
+/// only that trace's context goes into `headers`.
 pub fn client_span(
     path: &str,
     server: std::net::SocketAddr,
     headers: &mut http::HeaderMap,
-) -> Span {
+) -> Option<Span> {
     if !enabled() {
-        return Span::none();
+        return None;
+    }
+    let current = propagate::current_context();
+    match sampling::of(&current) {
+        Some(true) => {}
+        Some(false) => {
+            propagate::inject(&current, headers);
+            return None;
+        }
+        None if !sampling::keep_new_trace() => {
+            propagate::inject(&sampling::unsampled_trace(), headers);
+            return None;
+        }
+        None => {}
     }
     let method = path.strip_prefix('/').unwrap_or(path);
     let span = tracing::info_span!(
@@ -99,8 +157,11 @@ pub fn client_span(
         "error.type" = field::Empty,
         otel.status_code = field::Empty,
     );
+    if sampling::of(&current).is_none() {
+        let _ = span.set_parent(service::mark(opentelemetry::Context::new()));
+    }
     propagate::inject(&span.context(), headers);
-    span
+    Some(span)
 }
 
 /// Records the outcome of a server span: `code` is Connect's name of it

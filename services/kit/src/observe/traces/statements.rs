@@ -24,7 +24,7 @@ pub fn record_statement(system: &'static str, sql: &str, elapsed: Duration, fail
         return;
     };
     let parent = tracing::Span::current().context();
-    if !parent.span().span_context().is_valid() {
+    if !parent.span().span_context().is_sampled() {
         return;
     }
     let operation = operation(sql);
