@@ -102,7 +102,7 @@ where
         let span = if service == HEALTH_SERVICE {
             None
         } else {
-            traces::server_span(
+            traces::server_trace(
                 classified.method.map(|method| method.full_name),
                 system,
                 classified.protocol.as_str(),
@@ -110,11 +110,9 @@ where
                 || crate::auth::is_shop_service(&request),
             )
         };
-        let request_bytes = request
-            .headers()
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok());
+        // The body knows its length when the client said it (content-length):
+        // no header lookup.
+        let request_bytes = request.body().size_hint().exact();
         let call = RpcCall {
             service,
             method,

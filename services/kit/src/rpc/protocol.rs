@@ -35,21 +35,8 @@ impl Protocol {
 /// The content type without parameters, lower-cased: borrowed from the
 /// header (no allocation) unless the client sent capitals.
 pub fn content_type(headers: &HeaderMap) -> Option<Cow<'_, str>> {
-    // Read on every request by several layers: bytes, one pass each.
-    let value = headers.get(CONTENT_TYPE)?.as_bytes();
-    let essence = match value.iter().position(|&b| b == b';') {
-        Some(end) => &value[..end],
-        None => value,
-    }
-    .trim_ascii();
-    // What `HeaderValue::to_str` takes: visible ASCII, spaces and tabs.
-    if !essence
-        .iter()
-        .all(|&b| (32..127).contains(&b) || b == b'\t')
-    {
-        return None;
-    }
-    let essence = std::str::from_utf8(essence).ok()?;
+    let value = headers.get(CONTENT_TYPE)?.to_str().ok()?;
+    let essence = value.split(';').next().unwrap_or_default().trim();
     Some(if essence.bytes().any(|b| b.is_ascii_uppercase()) {
         Cow::Owned(essence.to_ascii_lowercase())
     } else {

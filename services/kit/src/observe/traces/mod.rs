@@ -31,7 +31,7 @@ pub use propagate::{
     work_span,
 };
 pub use rpc_spans::{
-    RpcSystem, ServerTrace, client_span, record_client_code, record_server_code, server_span,
+    RpcSystem, ServerTrace, client_span, record_client_code, record_server_code, server_trace,
 };
 pub use service::{ServiceScopeLayer, current_service, in_service, with_current_service};
 pub use statements::record_statement;

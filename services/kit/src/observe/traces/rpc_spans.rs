@@ -61,7 +61,7 @@ pub enum Entered<'a> {
 /// asked only when it matters), following its sampling decision;
 /// otherwise it starts a new trace (sampled as configured) with a link to
 /// the caller's.
-pub fn server_span(
+pub fn server_trace(
     full_name: Option<&'static str>,
     system: RpcSystem,
     protocol: &'static str,
