@@ -9,17 +9,8 @@
 set -euo pipefail
 
 version=${KUBE_VERSION:-v1.32.4}
-cache=${SHOP_TOOLS_CACHE:-$HOME/.cache/connect-shop/tools}
-binary="$cache/kube-apiserver-$version"
-if [ -x "$binary" ]; then
-  echo "$binary"
-  exit 0
-fi
-command -v go >/dev/null || { echo "kube-apiserver needs Go to build" >&2; exit 2; }
-mkdir -p "$cache"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
+source "$(dirname "$0")/../go-tool.sh"
+go_tool kube-apiserver "$version"
 
 staging="v0.${version#v1.}"
 # The checksum database this machine reaches has no entries for the

@@ -9,17 +9,8 @@
 set -euo pipefail
 
 version=${JAEGER_MODULE_VERSION:-v1.76.0}
-cache=${SHOP_TOOLS_CACHE:-$HOME/.cache/connect-shop/tools}
-binary="$cache/jaeger-$version"
-if [ -x "$binary" ]; then
-  echo "$binary"
-  exit 0
-fi
-command -v go >/dev/null || { echo "Jaeger needs Go to build" >&2; exit 2; }
-mkdir -p "$cache"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
+source "$(dirname "$0")/../go-tool.sh"
+go_tool jaeger "$version"
 
 # The checksum database this machine reaches has no entries for these
 # OpenTelemetry Collector modules; every other module is checked as usual.
