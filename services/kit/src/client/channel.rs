@@ -117,9 +117,9 @@ impl Service<Request> for Channel {
         } else {
             None
         };
-        let sent = match &span {
-            Some(span) => span.in_scope(|| self.inner.call(request)),
-            None => self.inner.call(request),
+        let sent = {
+            let _in_span = span.as_ref().map(Span::enter);
+            self.inner.call(request)
         };
         let call = ClientCall {
             series,

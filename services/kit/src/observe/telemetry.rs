@@ -120,17 +120,8 @@ pub enum LogFormat {
 #[must_use = "logs and traces stop when the guard is dropped"]
 pub struct LogGuard {
     // Traces first: their exporter may still log while it shuts down.
-    traces: Option<super::traces::TraceGuard>,
+    _traces: Option<super::traces::TraceGuard>,
     _writer: Option<tracing_appender::non_blocking::WorkerGuard>,
-}
-
-impl LogGuard {
-    /// Exports every span ended so far (tests, tools).
-    pub fn flush_traces(&self) {
-        if let Some(traces) = &self.traces {
-            traces.flush();
-        }
-    }
 }
 
 /// Installs the tracing subscriber: log lines filtered by `RUST_LOG`
@@ -200,7 +191,7 @@ pub fn init_tracing(
         .is_ok();
     Ok(LogGuard {
         // Another subscriber was there first: no spans reach the exporter.
-        traces: traces.filter(|_| installed),
+        _traces: traces.filter(|_| installed),
         _writer: installed.then_some(guard),
     })
 }

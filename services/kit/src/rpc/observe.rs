@@ -99,7 +99,7 @@ where
             Protocol::Grpc | Protocol::GrpcWeb => RpcSystem::Grpc,
         };
         // Health checks, every few seconds from every peer, make no trace.
-        let span = if service == HEALTH_SERVICE {
+        let trace = if service == HEALTH_SERVICE {
             None
         } else {
             traces::server_trace(
@@ -121,20 +121,18 @@ where
             request_bytes,
             request_id: request.headers().get(REQUEST_ID).cloned(),
             started: Instant::now(),
-            span: span.clone(),
+            trace: trace.clone(),
         };
-        let future = match span {
-            Some(ServerTrace::Span(span)) => {
-                Either::Left(span.in_scope(|| self.inner.call(request)).instrument(span))
-            }
+        let future = {
+            let _in_trace = trace.as_ref().map(ServerTrace::enter);
+            self.inner.call(request)
+        };
+        let future = match trace {
+            Some(ServerTrace::Span(span)) => Either::Left(future.instrument(span)),
             Some(ServerTrace::Unsampled(cx)) => {
-                let future = {
-                    let _current = cx.clone().attach();
-                    self.inner.call(request)
-                };
                 Either::Right(Either::Left(future.with_context(cx)))
             }
-            None => Either::Right(Either::Right(self.inner.call(request))),
+            None => Either::Right(Either::Right(future)),
         };
         Box::pin(async move {
             let response = future.await?;
@@ -171,7 +169,7 @@ struct RpcCall {
     started: Instant,
     /// How the call is traced (`None`: traces off); its span ends when
     /// the call is finished.
-    span: Option<ServerTrace>,
+    trace: Option<ServerTrace>,
 }
 
 /// One metric series: bounded, since every part is a registered name, a
@@ -246,10 +244,10 @@ impl RpcCall {
             request_size.record(bytes as f64);
         }
         response_size.record(sent as f64);
-        if let Some(ServerTrace::Span(span)) = &self.span {
+        if let Some(ServerTrace::Span(span)) = &self.trace {
             traces::record_server_code(span, self.system, code);
         }
-        let _in_trace = self.span.as_ref().map(ServerTrace::enter);
+        let _in_trace = self.trace.as_ref().map(ServerTrace::enter);
         match code {
             "internal" | "unknown" | "data_loss" | "unavailable" => {
                 rpc_line!(Level::WARN, self, code, elapsed);
@@ -414,13 +412,13 @@ impl http_body::Body for ObservedBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = self.project();
-        let span = this
+        let in_trace = this
             .call
             .as_ref()
-            .and_then(|call| call.span.as_ref())
+            .and_then(|call| call.trace.as_ref())
             .map(ServerTrace::enter);
         let polled = this.inner.poll_frame(cx);
-        drop(span);
+        drop(in_trace);
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {

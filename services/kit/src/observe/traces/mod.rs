@@ -26,14 +26,11 @@ use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 
-pub use propagate::{
-    consumer_span, context_from_traceparent, continuing_span, current_traceparent, extract, inject,
-    work_span,
-};
+pub use propagate::{consumer_span, continuing_span, current_traceparent, work_span};
 pub use rpc_spans::{
     RpcSystem, ServerTrace, client_span, record_client_code, record_server_code, server_trace,
 };
-pub use service::{ServiceScopeLayer, current_service, in_service, with_current_service};
+pub use service::{ServiceScopeLayer, in_service, with_current_service};
 pub use statements::record_statement;
 
 /// The target of every span made for traces (never logged).
@@ -54,7 +51,7 @@ pub fn enabled() -> bool {
 }
 
 /// Whose trace an incoming call may continue.
-pub fn trust() -> TraceTrust {
+fn trust() -> TraceTrust {
     TRUST.get().copied().unwrap_or_default()
 }
 
@@ -188,13 +185,6 @@ impl Drop for TraceGuard {
         if let Err(error) = self.provider.shutdown() {
             eprintln!("traces: the last spans were not all exported: {error}");
         }
-    }
-}
-
-impl TraceGuard {
-    /// Exports every span ended so far (tests, tools).
-    pub fn flush(&self) {
-        let _ = self.provider.force_flush();
     }
 }
 

@@ -29,12 +29,12 @@ fn propagator() -> &'static TextMapCompositePropagator {
 }
 
 /// The trace context a request carries (empty when it carries none).
-pub fn extract(headers: &http::HeaderMap) -> Context {
+pub(super) fn extract(headers: &http::HeaderMap) -> Context {
     propagator().extract(&HeaderExtractor(headers))
 }
 
 /// Writes `cx` into outgoing headers.
-pub fn inject(cx: &Context, headers: &mut http::HeaderMap) {
+pub(super) fn inject(cx: &Context, headers: &mut http::HeaderMap) {
     propagator().inject_context(cx, &mut HeaderInjector(headers));
 }
 
@@ -66,7 +66,7 @@ pub fn current_traceparent() -> String {
 
 /// The context a stored `traceparent` names (empty if it names none),
 /// marked with the current task's service.
-pub fn context_from_traceparent(traceparent: &str) -> Context {
+fn context_from_traceparent(traceparent: &str) -> Context {
     let carrier = HashMap::from([(TRACEPARENT.to_owned(), traceparent.to_owned())]);
     service::mark(TraceContextPropagator::new().extract(&carrier))
 }
@@ -102,16 +102,9 @@ pub fn consumer_span<'a>(
     if !enabled() {
         return tracing::Span::none();
     }
-    let span = tracing::info_span!(
-        target: super::TARGET,
-        "process",
-        otel.name = %format_args!("process {consumer}"),
-        otel.kind = "consumer",
-        messaging.operation.type = "process",
-        messaging.consumer.group.name = consumer,
-    );
     let mut one_trace = None;
     let mut several = false;
+    let mut links = Vec::new();
     for traceparent in traceparents.into_iter().take(LINKS_KEPT) {
         let cx = context_from_traceparent(traceparent);
         let linked = cx.span().span_context().clone();
@@ -125,13 +118,26 @@ pub fn consumer_span<'a>(
             }
             Some(_) => {}
         }
-        span.add_link(linked);
+        links.push(linked);
     }
+    // Decided before the span is built: a new trace sampling drops makes
+    // none.
     let parent = match one_trace {
         Some(cx) if !several => cx,
         _ if !sampling::keep_new_trace() => return tracing::Span::none(),
         _ => service::mark(Context::new()),
     };
+    let span = tracing::info_span!(
+        target: super::TARGET,
+        "process",
+        otel.name = %format_args!("process {consumer}"),
+        otel.kind = "consumer",
+        messaging.operation.type = "process",
+        messaging.consumer.group.name = consumer,
+    );
+    for linked in links {
+        span.add_link(linked);
+    }
     let _ = span.set_parent(parent);
     span
 }

@@ -23,7 +23,7 @@ tokio::task_local! {
 struct ServiceName(&'static str);
 
 /// The service the current task works for, if it was told.
-pub fn current_service() -> Option<&'static str> {
+fn current_service() -> Option<&'static str> {
     SERVICE.try_with(|service| *service).ok().flatten()
 }
 
