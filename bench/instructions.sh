@@ -6,7 +6,10 @@
 # same run after run, so an A/B of two builds shows even a 2% change. The
 # count is the difference between 3,000 and 1,000 requests (start-up
 # cancels out), per request; h2load sends them on 4 connections.
-# PROTOCOL: connect (Connect proto, the default) or grpc.
+# PROTOCOL: connect (Connect proto, the default), json (Connect JSON) or
+# grpc. Traced when the OTEL_* variables say so (the kit reads them), e.g.
+# OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4317 OTEL_TRACES_SAMPLER=
+# traceidratio OTEL_TRACES_SAMPLER_ARG=0.01 for 1% of calls sampled.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 kind=${1:-kit}
@@ -25,10 +28,12 @@ trap 'rm -rf "$scratch"' EXIT
 # EchoRequest {message: "hello, bench", number: 42, tags: ["a", "b"]}.
 printf '\x0a\x0chello, bench\x10\x2a\x1a\x01a\x1a\x01b' >"$scratch/echo.bin"
 { printf '\x00\x00\x00\x00\x16'; cat "$scratch/echo.bin"; } >"$scratch/echo.grpc"
+printf '{"message":"hello, bench","number":42,"tags":["a","b"]}' >"$scratch/echo.json"
 case "$protocol" in
   connect) headers=(-H 'content-type: application/proto'); body="$scratch/echo.bin" ;;
+  json) headers=(-H 'content-type: application/json'); body="$scratch/echo.json" ;;
   grpc) headers=(-H 'content-type: application/grpc' -H 'te: trailers'); body="$scratch/echo.grpc" ;;
-  *) echo "bench-instructions: PROTOCOL is connect or grpc" >&2; exit 2 ;;
+  *) echo "bench-instructions: PROTOCOL is connect, json or grpc" >&2; exit 2 ;;
 esac
 port=19390
 if curl -s -o /dev/null "http://127.0.0.1:$port/"; then
