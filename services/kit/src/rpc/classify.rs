@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use http::Request;
 use prost_reflect::{DescriptorPool, MethodDescriptor};
 
-use super::protocol::{Protocol, RpcName};
+use super::protocol::{Framing, Protocol, RpcName};
 
 /// One method this server registered.
 #[derive(Debug)]
@@ -35,6 +35,8 @@ pub struct Method {
 #[derive(Clone, Copy, Debug)]
 pub struct Call {
     pub protocol: Protocol,
+    /// How the body is framed, by the same reading of the content type.
+    pub framing: Framing,
     /// The registered method the path names, if any.
     pub method: Option<&'static Method>,
     /// Whether the path has the shape of an RPC at all
@@ -50,10 +52,14 @@ impl Call {
             .extensions()
             .get::<Self>()
             .copied()
-            .unwrap_or_else(|| Self {
-                protocol: Protocol::of(request.headers()),
-                method: None,
-                looks_like_rpc: RpcName::from_path(request.uri().path()).is_some(),
+            .unwrap_or_else(|| {
+                let (protocol, framing) = Framing::of(request.headers());
+                Self {
+                    protocol,
+                    framing,
+                    method: None,
+                    looks_like_rpc: RpcName::from_path(request.uri().path()).is_some(),
+                }
             })
     }
 }
@@ -118,8 +124,10 @@ impl Methods {
     pub fn classify<B>(&'static self, request: &mut Request<B>) -> Call {
         let path = request.uri().path();
         let method = self.by_path.get(path).copied();
+        let (protocol, framing) = Framing::of(request.headers());
         let call = Call {
-            protocol: Protocol::of(request.headers()),
+            protocol,
+            framing,
             method,
             looks_like_rpc: method.is_some() || RpcName::from_path(path).is_some(),
         };

@@ -109,8 +109,8 @@ const BODY_READ_FAILED: &str = "failed to read request body:";
 /// way out: its message is cut to [`MAX_ERROR_MESSAGE_BYTES`], and a
 /// request body that could not be read (corrupt gzip, broken chunked
 /// framing) is the caller's fault, invalid_argument as in connect-go, where
-/// connectrpc-axum 0.2.3 says internal. Use with
-/// `axum::middleware::map_response`.
+/// connectrpc-axum 0.2.3 says internal. The Connect side's one layer
+/// (`ConnectEdge`) calls it on every answer.
 pub async fn correct_connect_error(response: Response) -> Response {
     let is_json_error = response.status() != http::StatusCode::OK
         && response
@@ -163,7 +163,7 @@ pub fn code_name(number: i32) -> &'static str {
 /// The `grpc-message` of a gRPC answer, percent-decoded (the gRPC spec
 /// percent-encodes it on the wire).
 pub fn grpc_message(headers: &HeaderMap) -> Option<String> {
-    let raw = headers.get("grpc-message")?;
+    let raw = headers.get(super::protocol::GRPC_MESSAGE)?;
     Some(
         percent_encoding::percent_decode(raw.as_bytes())
             .decode_utf8_lossy()

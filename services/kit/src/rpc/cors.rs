@@ -89,28 +89,28 @@ pub struct BrowsersOnlyLayer {
     internal: Arc<[String]>,
 }
 
-impl<S: Clone> Layer<S> for BrowsersOnlyLayer {
+impl<S> Layer<S> for BrowsersOnlyLayer {
     type Service = BrowsersOnly<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
         BrowsersOnly {
-            cors: self.cors.layer(inner.clone()),
-            plain: inner,
+            cors: self.cors.layer(inner),
             internal: self.internal.clone(),
         }
     }
 }
 
+/// One copy of the inner service (the whole stack below, cloned with this
+/// on every call), reached through CORS or, without an `Origin`, directly.
 #[derive(Clone, Debug)]
 pub struct BrowsersOnly<S> {
     cors: Cors<S>,
-    plain: S,
     internal: Arc<[String]>,
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for BrowsersOnly<S>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     ResBody: Default,
 {
     type Response = Response<ResBody>;
@@ -121,15 +121,12 @@ where
     >;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        match self.plain.poll_ready(cx) {
-            Poll::Ready(Ok(())) => self.cors.poll_ready(cx),
-            other => other,
-        }
+        self.cors.poll_ready(cx)
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         if !request.headers().contains_key(ORIGIN) {
-            return Either::Left(Either::Right(self.plain.call(request)));
+            return Either::Left(Either::Right(self.cors.get_mut().call(request)));
         }
         let path = request.uri().path();
         if self

@@ -108,7 +108,7 @@ pub fn parse_grpc_timeout(value: &str) -> Option<Duration> {
 }
 
 fn grpc_deadline(headers: &HeaderMap) -> Option<Instant> {
-    let value = headers.get("grpc-timeout")?.to_str().ok()?;
+    let value = headers.get(super::protocol::GRPC_TIMEOUT)?.to_str().ok()?;
     parse_grpc_timeout(value).map(|timeout| Instant::now() + timeout)
 }
 

@@ -18,7 +18,7 @@ use tower::{Service, ServiceExt};
 
 use super::{
     classify::{Call, Method},
-    protocol::{Protocol, content_type},
+    protocol::{Framing, Protocol},
 };
 
 /// A Connect request whose content type is for the other shape of method
@@ -27,8 +27,11 @@ use super::{
 /// the Connect protocol says and connect-go answers, before any handler
 /// runs. (The library answered a unary content type to a streaming method
 /// with an HTTP 500 `unknown`.)
-fn wrong_shape(method: &Method, headers: &http::HeaderMap) -> Option<Response> {
-    let streaming = content_type(headers)?.starts_with("application/connect+");
+fn wrong_shape(method: &Method, framing: Framing) -> Option<Response> {
+    let streaming = match framing {
+        Framing::Unsaid => return None,
+        framing => framing == Framing::ConnectStream,
+    };
     if streaming == method.streaming {
         return None;
     }
@@ -109,7 +112,7 @@ where
         let call = Call::of(&request);
         match call.method.filter(|method| method.direct) {
             Some(method) if call.protocol == Protocol::Connect => {
-                match wrong_shape(method, request.headers()) {
+                match wrong_shape(method, call.framing) {
                     Some(refusal) => Box::pin(std::future::ready(Ok(refusal))),
                     None => oneshot(&self.connect, request),
                 }

@@ -3,18 +3,11 @@
 //! (instead of the bare HTTP 415 the decompression layer would give).
 //! gRPC's `grpc-encoding` is negotiated by tonic itself.
 
-use std::task::{Context, Poll};
-
 use axum::response::Response;
 use connectrpc_axum::prelude::{Code, ConnectError};
-use futures::future::{Either, Ready, ready};
 use http::{Method, Request};
-use tower::{Layer, Service};
 
-use super::{
-    connect_errors::error_response,
-    protocol::{Protocol, is_connect_streaming},
-};
+use super::{classify::Call, connect_errors::error_response, protocol::Framing};
 
 /// The encodings the kit decodes, besides identity.
 pub const SUPPORTED: &[&str] = &["gzip"];
@@ -30,7 +23,7 @@ fn requested_encoding<B>(request: &Request<B>) -> Option<String> {
                 .map(|(_, value)| value.to_owned())
         });
     }
-    let header = if is_connect_streaming(request.headers()) {
+    let header = if Call::of(request).framing == Framing::ConnectStream {
         "connect-content-encoding"
     } else {
         "content-encoding"
@@ -57,46 +50,15 @@ pub fn check<B>(request: &Request<B>) -> Option<ConnectError> {
     ))
 }
 
-#[derive(Clone, Copy, Debug, Default)]
-pub struct ConnectEncodingLayer;
-
-impl<S> Layer<S> for ConnectEncodingLayer {
-    type Service = ConnectEncoding<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        ConnectEncoding { inner }
-    }
-}
-
-#[derive(Clone, Debug)]
-pub struct ConnectEncoding<S> {
-    inner: S,
-}
-
-impl<S, B> Service<Request<B>> for ConnectEncoding<S>
-where
-    S: Service<Request<B>, Response = Response>,
-    S::Future: Send + 'static,
-{
-    type Response = Response;
-    type Error = S::Error;
-    type Future = Either<S::Future, Ready<Result<Response, S::Error>>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<B>) -> Self::Future {
-        if Protocol::of(request.headers()) == Protocol::Connect
-            && let Some(error) = check(&request)
-        {
-            let mut response = error_response(request.headers(), error);
-            response
-                .headers_mut()
-                .insert("accept-encoding", http::HeaderValue::from_static("gzip"));
-            return Either::Right(ready(Ok(response)));
-        }
-        Either::Left(self.inner.call(request))
-    }
+/// The answer to a Connect request compressed with an encoding outside
+/// identity and [`SUPPORTED`]: `unimplemented`, naming the ones spoken.
+pub fn refusal<B>(request: &Request<B>) -> Option<Response> {
+    let error = check(request)?;
+    let mut response = error_response(request.headers(), error);
+    response
+        .headers_mut()
+        .insert("accept-encoding", http::HeaderValue::from_static("gzip"));
+    Some(response)
 }
 
 #[cfg(test)]

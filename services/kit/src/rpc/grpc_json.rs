@@ -98,10 +98,11 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        if let Some(refusal) = refuse(&request) {
+        let content_type = content_type(request.headers());
+        if let Some(refusal) = refuse(&request, content_type.as_deref()) {
             return Box::pin(async move { Ok(refusal) });
         }
-        let json = content_type(request.headers())
+        let json = content_type
             .and_then(|ct| proto_content_type(&ct).map(|proto| (ct.into_owned(), proto)));
         let method = json.as_ref().and_then(|_| {
             let method = Call::of(&request).method?.descriptor.as_ref()?;
@@ -168,10 +169,13 @@ fn is_served_codec(content_type: &str) -> bool {
 /// HTTP status gRPC clients map to a code (405, 415 -> UNKNOWN), as
 /// connect-go does. tonic itself would accept any verb and decode any codec
 /// as proto.
-fn refuse<B>(request: &Request<B>) -> Option<Response<tonic::body::Body>> {
+fn refuse<B>(
+    request: &Request<B>,
+    content_type: Option<&str>,
+) -> Option<Response<tonic::body::Body>> {
     let status = if request.method() != http::Method::POST {
         http::StatusCode::METHOD_NOT_ALLOWED
-    } else if !content_type(request.headers()).is_some_and(|ct| is_served_codec(&ct)) {
+    } else if !content_type.is_some_and(is_served_codec) {
         http::StatusCode::UNSUPPORTED_MEDIA_TYPE
     } else {
         return None;
@@ -405,6 +409,9 @@ mod tests {
                 .header(CONTENT_TYPE, content_type)
                 .body(())
                 .expect("request")
+        };
+        let refuse = |request: &Request<()>| {
+            super::refuse(request, content_type(request.headers()).as_deref())
         };
         assert!(refuse(&request("POST", "application/grpc")).is_none());
         assert!(refuse(&request("POST", "application/grpc-web+json")).is_none());

@@ -17,38 +17,42 @@ use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use tower::{Layer, Service};
 
-use super::connect_errors::{MAX_ERROR_MESSAGE_BYTES, bound_message, grpc_message};
+use super::{
+    connect_errors::{bound_message, grpc_message},
+    protocol::{GRPC_MESSAGE, GRPC_STATUS},
+};
 
 /// The start of tonic's message for a request over the size limit.
 const TONIC_TOO_LARGE: &str = "Error, decoded message length too large";
 const OUT_OF_RANGE: &str = "11";
 const RESOURCE_EXHAUSTED: &str = "8";
 
-fn is_tonic_too_large(headers: &HeaderMap) -> bool {
-    headers
-        .get("grpc-status")
-        .is_some_and(|s| s == OUT_OF_RANGE)
-        && grpc_message(headers).is_some_and(|m| m.starts_with(TONIC_TOO_LARGE))
-}
-
 fn rewrite(headers: &mut HeaderMap) {
-    if is_tonic_too_large(headers) {
-        headers.insert("grpc-status", HeaderValue::from_static(RESOURCE_EXHAUSTED));
+    // Only a status needs correcting: the headers of a call that goes on to
+    // stream carry none, and the check ends at one lookup.
+    let Some(status) = headers.get(GRPC_STATUS) else {
+        return;
+    };
+    let message = grpc_message(headers);
+    if status == OUT_OF_RANGE
+        && message
+            .as_deref()
+            .is_some_and(|m| m.starts_with(TONIC_TOO_LARGE))
+    {
+        headers.insert(GRPC_STATUS, HeaderValue::from_static(RESOURCE_EXHAUSTED));
     }
-    let too_long = headers
-        .get("grpc-message")
-        .is_some_and(|m| m.len() > MAX_ERROR_MESSAGE_BYTES);
-    if too_long && let Some(short) = grpc_message(headers).and_then(|m| bound_message(&m)) {
-        let encoded = percent_encoding::utf8_percent_encode(&short, GRPC_MESSAGE).to_string();
+    if let Some(short) = message.as_deref().and_then(bound_message) {
+        let encoded =
+            percent_encoding::utf8_percent_encode(&short, GRPC_MESSAGE_ESCAPED).to_string();
         if let Ok(value) = HeaderValue::from_str(&encoded) {
-            headers.insert("grpc-message", value);
+            headers.insert(GRPC_MESSAGE, value);
         }
     }
 }
 
 /// What gRPC percent-encodes in `grpc-message`: all but printable ASCII,
 /// and '%' itself.
-const GRPC_MESSAGE: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS.add(b'%');
+const GRPC_MESSAGE_ESCAPED: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS.add(b'%');
 
 #[derive(Clone, Copy, Debug, Default)]
 pub struct GrpcLimitStatusLayer;
@@ -129,6 +133,7 @@ impl<B: Body> Body for LimitStatusBody<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rpc::connect_errors::MAX_ERROR_MESSAGE_BYTES;
 
     #[test]
     fn only_tonics_size_refusal_is_rewritten() {

@@ -7,6 +7,7 @@
 mod classify;
 pub mod config;
 mod connect_bridge;
+mod connect_edge;
 pub mod connect_errors;
 mod connect_get;
 mod cors;

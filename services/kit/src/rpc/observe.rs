@@ -33,7 +33,7 @@ use super::{
     classify::Call,
     connect_errors::code_name,
     envelope,
-    protocol::{Protocol, content_type, is_rpc_method},
+    protocol::{GRPC_STATUS, Protocol, X_REQUEST_ID, content_type, is_rpc_method},
     server::HEALTH_SERVICE,
 };
 
@@ -43,8 +43,6 @@ pub const CALL_DURATION: &str = "rpc_server_call_duration_seconds";
 pub const REQUEST_SIZE: &str = "rpc_server_request_size_bytes";
 /// Bytes of the response body, as sent.
 pub const RESPONSE_SIZE: &str = "rpc_server_response_size_bytes";
-
-const REQUEST_ID: &str = "x-request-id";
 
 /// Largest Connect unary error body read for its code.
 const ERROR_BODY_LIMIT: usize = 16 * 1024;
@@ -119,7 +117,7 @@ where
             protocol: classified.protocol,
             system,
             request_bytes,
-            request_id: request.headers().get(REQUEST_ID).cloned(),
+            request_id: request.headers().get(X_REQUEST_ID).cloned(),
             started: Instant::now(),
             trace: trace.clone(),
         };
@@ -143,7 +141,7 @@ where
                 // The caller quotes this id to find the failure's log line.
                 let id = HeaderValue::try_from(uuid::Uuid::new_v4().to_string()).ok();
                 if let Some(id) = &id {
-                    parts.headers.insert(REQUEST_ID, id.clone());
+                    parts.headers.insert(X_REQUEST_ID, id.clone());
                 }
                 call.request_id = id;
             }
@@ -365,7 +363,7 @@ impl CodeSniffer {
 /// The code a `grpc-status` header or trailer says, by Connect's name.
 pub(crate) fn grpc_status(headers: &HeaderMap) -> Option<&'static str> {
     headers
-        .get("grpc-status")
+        .get(GRPC_STATUS)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse().ok())
         .map(code_name)

@@ -2,7 +2,14 @@
 
 use std::borrow::Cow;
 
-use http::{HeaderMap, Method, header::CONTENT_TYPE};
+use http::{HeaderMap, HeaderName, Method, header::CONTENT_TYPE};
+
+/// Header names the RPC path reads on every call, made once: a lookup by a
+/// `&str` parses the name again each time.
+pub const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+pub const GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
+pub const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The wire protocol of one RPC.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -16,11 +23,7 @@ impl Protocol {
     /// Classifies a request by its content type; everything that is not gRPC
     /// or gRPC-Web is handled (and, if malformed, refused) as Connect.
     pub fn of(headers: &HeaderMap) -> Self {
-        match content_type(headers) {
-            Some(ct) if ct.starts_with("application/grpc-web") => Self::GrpcWeb,
-            Some(ct) if ct.starts_with("application/grpc") => Self::Grpc,
-            _ => Self::Connect,
-        }
+        Framing::of(headers).0
     }
 
     pub fn as_str(self) -> &'static str {
@@ -42,6 +45,42 @@ pub fn content_type(headers: &HeaderMap) -> Option<Cow<'_, str>> {
     } else {
         Cow::Borrowed(essence)
     })
+}
+
+/// How a request's body is framed, read from its content type with the
+/// protocol (one parse for both).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    /// No content type.
+    Unsaid,
+    /// One message, not enveloped (Connect unary) or not an RPC at all.
+    Plain,
+    /// Connect streaming envelopes (`application/connect+...`).
+    ConnectStream,
+    /// gRPC or binary gRPC-Web envelopes.
+    GrpcEnvelopes,
+    /// gRPC-Web text: base64 of envelopes.
+    GrpcWebText,
+}
+
+impl Framing {
+    /// The protocol and framing `headers` say.
+    pub fn of(headers: &HeaderMap) -> (Protocol, Self) {
+        let Some(ct) = content_type(headers) else {
+            return (Protocol::Connect, Self::Unsaid);
+        };
+        if ct.starts_with("application/grpc-web-text") {
+            (Protocol::GrpcWeb, Self::GrpcWebText)
+        } else if ct.starts_with("application/grpc-web") {
+            (Protocol::GrpcWeb, Self::GrpcEnvelopes)
+        } else if ct.starts_with("application/grpc") {
+            (Protocol::Grpc, Self::GrpcEnvelopes)
+        } else if ct.starts_with("application/connect+") {
+            (Protocol::Connect, Self::ConnectStream)
+        } else {
+            (Protocol::Connect, Self::Plain)
+        }
+    }
 }
 
 /// Whether a Connect request is a streaming one (`application/connect+...`).

@@ -4,10 +4,10 @@
 
 use http::Request;
 
+use super::protocol::X_REQUEST_ID as HEADER;
+
 /// The longest client request id kept.
 pub const MAX_LEN: usize = 64;
-
-const HEADER: &str = "x-request-id";
 
 /// Whether `id` is a request id worth keeping: 1 to 64 characters of
 /// letters, digits and `-_.:`.

@@ -68,7 +68,8 @@ impl<S: Send + Sync> FromRequestParts<S> for ResponseMetadata {
 }
 
 /// Puts a [`ResponseMetadata`] in every request and writes it into the
-/// response. Sits on both the Connect and the gRPC side of the server.
+/// response, on the gRPC side of the server (the Connect side's
+/// `ConnectEdge` does the same among its other work).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ResponseMetadataLayer;
 
@@ -99,33 +100,44 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        let metadata = ResponseMetadata::default();
-        request.extensions_mut().insert(metadata.clone());
+        let metadata = ResponseMetadata::attach(&mut request);
         let future = self.inner.call(request);
-        Box::pin(async move {
-            let mut response = future.await?;
-            let headers = response.headers_mut();
-            append_all(headers, metadata.take_headers(), None);
-            let content_type = content_type(headers).unwrap_or_default();
-            let mode = if content_type.starts_with("application/grpc") {
-                if headers.contains_key("grpc-status") {
-                    // Trailers-only: the trailers travel in the headers.
-                    append_all(headers, metadata.take_trailers(), None);
-                    Mode::Done
-                } else {
-                    Mode::GrpcTrailers
-                }
-            } else if content_type.starts_with("application/connect+") {
-                Mode::ConnectEndStream(BytesMut::new())
-            } else {
-                append_all(headers, metadata.take_trailers(), Some("trailer-"));
+        Box::pin(async move { Ok(metadata.write(future.await?)) })
+    }
+}
+
+impl ResponseMetadata {
+    /// A fresh one in `request`'s extensions, for its handler to fill.
+    pub(super) fn attach<B>(request: &mut Request<B>) -> Self {
+        let metadata = Self::default();
+        request.extensions_mut().insert(metadata.clone());
+        metadata
+    }
+
+    /// Writes what the handler set into its `response`: the headers now,
+    /// the trailers where the response's protocol carries them.
+    pub(super) fn write<B>(self, mut response: Response<B>) -> Response<MetadataBody<B>> {
+        let headers = response.headers_mut();
+        append_all(headers, self.take_headers(), None);
+        let content_type = content_type(headers).unwrap_or_default();
+        let mode = if content_type.starts_with("application/grpc") {
+            if headers.contains_key(super::protocol::GRPC_STATUS) {
+                // Trailers-only: the trailers travel in the headers.
+                append_all(headers, self.take_trailers(), None);
                 Mode::Done
-            };
-            Ok(response.map(|inner| MetadataBody {
-                inner,
-                metadata,
-                mode,
-            }))
+            } else {
+                Mode::GrpcTrailers
+            }
+        } else if content_type.starts_with("application/connect+") {
+            Mode::ConnectEndStream(BytesMut::new())
+        } else {
+            append_all(headers, self.take_trailers(), Some("trailer-"));
+            Mode::Done
+        };
+        response.map(|inner| MetadataBody {
+            inner,
+            metadata: self,
+            mode,
         })
     }
 }

@@ -8,8 +8,9 @@
 //!    ├─ a method this server registered, by protocol:
 //!    │   ├─ gRPC, gRPC-Web -> JSON<->proto (+json codecs) -> gRPC-Web translation
 //!    │   │                    -> grpc-timeout -> size status -> tonic routes
-//!    │   └─ Connect        -> encoding check -> connectrpc-axum (limits, gzip,
-//!    │                        connect-timeout-ms) -> Connect routes (POST + GET)
+//!    │   └─ Connect        -> encoding check, response metadata, error
+//!    │                        corrections (one layer) -> connectrpc-axum (limits,
+//!    │                        gzip, connect-timeout-ms) -> Connect routes (POST + GET)
 //!    └─ anything else: /healthz /readyz /metrics; health and reflection
 //!       (tonic's own, bridged for Connect); unknown paths -> by content type
 //!       to the same two stacks, which answer in their protocol
@@ -21,18 +22,18 @@ use axum::{Extension, Router, body::Body, response::IntoResponse, routing::get};
 use connectrpc_axum::{CompressionConfig, MakeServiceBuilder, tonic::ContentTypeSwitch};
 use http::{Request, header};
 use tonic::server::NamedService;
-use tower::{Service, ServiceBuilder, util::MapRequestLayer};
+use tower::{Layer, Service, ServiceBuilder, util::MapRequestLayer};
 use tower_http::request_id::PropagateRequestIdLayer;
 
 use super::{
     classify::Methods,
     config::HttpConfig,
     connect_bridge::ConnectBridge,
-    connect_errors, cors,
+    connect_edge::ConnectEdgeLayer,
+    cors,
     deadline::GrpcDeadlineLayer,
     dispatch::Dispatch,
     drain::drain_when_dropped,
-    encoding::ConnectEncodingLayer,
     grpc_json::{self, GrpcJsonLayer},
     grpc_limits::GrpcLimitStatusLayer,
     health::{self, Readiness},
@@ -205,21 +206,19 @@ impl RpcServer {
             .layer(connectrpc_axum::tonic::FromRequestPartsLayer::new())
             .service(grpc_routes);
 
-        // The kit's Connect layers wrap the library's router once (not each
-        // of its routes), and `with_state` turns every handler into a
-        // ready route now rather than on every request.
-        let connect = MakeServiceBuilder::new()
-            .receive_max_bytes(self.http.max_request_bytes)
-            // Like connect-go: compressing tiny messages costs more than it saves.
-            .compression(CompressionConfig::new(COMPRESS_MIN_BYTES))
-            .add_router(self.connect)
-            .build()
-            .layer(ResponseMetadataLayer)
-            .layer(ConnectEncodingLayer)
-            .layer(axum::middleware::map_response(
-                connect_errors::correct_connect_error,
-            ))
-            .with_state(());
+        // The kit's Connect work wraps the library's router once, in one
+        // layer (per-route layers cost a boxed route and a future each, on
+        // every call), and `with_state` turns every handler into a ready
+        // route now rather than on every request.
+        let connect = ConnectEdgeLayer.layer(
+            MakeServiceBuilder::new()
+                .receive_max_bytes(self.http.max_request_bytes)
+                // Like connect-go: compressing tiny messages costs more than it saves.
+                .compression(CompressionConfig::new(COMPRESS_MIN_BYTES))
+                .add_router(self.connect)
+                .build()
+                .with_state(()),
+        );
 
         // tonic's own services speak no Connect: bridge them.
         let mut bridged = Router::new();

@@ -20,7 +20,7 @@ use super::{
     classify::Call,
     connect_errors::error_response,
     envelope::{self, Next},
-    protocol::content_type,
+    protocol::Framing,
 };
 
 /// Requests must be classified first ([`Call`]).
@@ -37,15 +37,16 @@ impl SingleMessageLayer {
     /// Whether this request must carry exactly one enveloped message: a
     /// POST to a described method that does not stream requests.
     fn applies_to<B>(&self, request: &Request<B>) -> bool {
-        let one_message = Call::of(request)
+        let call = Call::of(request);
+        let one_message = call
             .method
             .is_some_and(|method| method.descriptor.is_some() && !method.client_streaming);
         one_message
             && request.method() == Method::POST
-            && content_type(request.headers()).is_some_and(|ct| {
-                (ct.starts_with("application/grpc") && !ct.starts_with("application/grpc-web-text"))
-                    || ct.starts_with("application/connect+")
-            })
+            && matches!(
+                call.framing,
+                Framing::GrpcEnvelopes | Framing::ConnectStream
+            )
     }
 }
 
