@@ -129,6 +129,9 @@ impl ResponseMetadata {
                 Mode::GrpcTrailers
             }
         } else if content_type.starts_with("application/connect+") {
+            // The end-of-stream message grows by the trailers: a length the
+            // library declared (a client stream's one answer) no longer holds.
+            headers.remove(http::header::CONTENT_LENGTH);
             Mode::ConnectEndStream(BytesMut::new())
         } else {
             append_all(headers, self.take_trailers(), Some("trailer-"));
@@ -284,6 +287,40 @@ mod tests {
 
     fn end_stream(json: &str) -> BytesMut {
         BytesMut::from(&envelope::framed(envelope::END_STREAM, json.as_bytes())[..])
+    }
+
+    #[tokio::test]
+    async fn a_connect_stream_answer_loses_a_declared_length_its_trailers_would_break() {
+        use http_body_util::BodyExt;
+
+        let metadata = ResponseMetadata::default();
+        metadata.append_trailer(
+            HeaderName::from_static("x-custom-trailer"),
+            HeaderValue::from_static("yes"),
+        );
+        let body = [
+            envelope::framed(0, b"{}"),
+            envelope::framed(envelope::END_STREAM, b"{}"),
+        ]
+        .concat();
+        let declared = body.len();
+        let answer = Response::builder()
+            .header("content-type", "application/connect+json")
+            .header("content-length", declared)
+            .body(http_body_util::Full::new(Bytes::from(body)))
+            .expect("response");
+        let written = metadata.write(answer);
+        assert!(written.headers().get("content-length").is_none());
+        let sent = written
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        assert!(
+            sent.len() > declared,
+            "the trailers joined the end of stream"
+        );
     }
 
     #[test]
