@@ -67,11 +67,16 @@ pub fn prometheus() -> PrometheusHandle {
 /// The value kept under `key` in `kept`, made by `make` the first time
 /// (metric handles, looked up in the recorder once per series and kept:
 /// a read lock on every call after the first).
-pub(crate) fn kept<K, Q, V>(kept: &RwLock<HashMap<K, V>>, key: &Q, make: impl FnOnce() -> V) -> V
+pub(crate) fn kept<K, Q, V, S>(
+    kept: &RwLock<HashMap<K, V, S>>,
+    key: &Q,
+    make: impl FnOnce() -> V,
+) -> V
 where
     K: Borrow<Q> + Hash + Eq,
     Q: ToOwned<Owned = K> + Hash + Eq + ?Sized,
     V: Clone,
+    S: std::hash::BuildHasher,
 {
     if let Some(found) = kept.read().unwrap_or_else(PoisonError::into_inner).get(key) {
         return found.clone();
