@@ -85,7 +85,7 @@ impl Framing {
 
 /// Whether a Connect request is a streaming one (`application/connect+...`).
 pub fn is_connect_streaming(headers: &HeaderMap) -> bool {
-    content_type(headers).is_some_and(|ct| ct.starts_with("application/connect+"))
+    Framing::of(headers).1 == Framing::ConnectStream
 }
 
 /// `/package.Service/Method`, split.
