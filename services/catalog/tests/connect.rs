@@ -539,6 +539,47 @@ async fn early_errors_reach_http1_clients_still_uploading() {
 }
 
 #[tokio::test]
+async fn early_errors_reach_http2_clients_still_uploading() {
+    // An HTTP/2 client that reads the early answer before it has sent its
+    // body (curl does, over https) must be let finish its upload: a stream
+    // reset under it makes curl 7.88 fail with "(92) Stream error in the
+    // HTTP/2 framing layer" instead of showing the answer.
+    let catalog = TestCatalog::start().await;
+    let tcp = tokio::net::TcpStream::connect(catalog.addr)
+        .await
+        .expect("connect");
+    let (client, connection) = h2::client::handshake(tcp).await.expect("h2c");
+    tokio::spawn(connection);
+    let mut client = client.ready().await.expect("ready");
+    let request = http::Request::post(format!(
+        "http://{}/{}/GetProduct",
+        catalog.addr,
+        support::SERVICE
+    ))
+    .header("content-type", "image/jpeg")
+    .body(())
+    .expect("request");
+    let (answer, mut upload) = client.send_request(request, false).expect("send");
+    let answer = answer.await.expect("the early answer");
+    assert_eq!(answer.status(), 415);
+    let mut body = answer.into_body();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.expect("answer body");
+        let _ = body.flow_control().release_capacity(chunk.len());
+    }
+    // The answer is whole; the stream is still open for the upload.
+    let reset = tokio::time::timeout(
+        std::time::Duration::from_millis(300),
+        futures::future::poll_fn(|cx| upload.poll_reset(cx)),
+    )
+    .await;
+    assert!(reset.is_err(), "the stream was reset: {reset:?}");
+    upload
+        .send_data(bytes::Bytes::from(vec![b' '; 64 * 1024]), true)
+        .expect("the whole upload is accepted");
+}
+
+#[tokio::test]
 async fn health_answers_connect_too() {
     let catalog = TestCatalog::start().await;
     let url = format!("{}/grpc.health.v1.Health/Check", catalog.base());

@@ -1,10 +1,17 @@
-//! On HTTP/1.1, a server that answers before reading the whole request (an
-//! early error: too large, bad content type, refused stream) makes hyper
-//! close the connection while the client is still writing, and the client
-//! sees a broken pipe instead of our answer. A request body dropped unread
-//! is therefore drained in the background, bounded in bytes and time, so
-//! the client finishes its upload and reads the error.
-
+//! A server that answers before reading the whole request (an early
+//! error: a refused caller, too large, a bad content type) leaves a client
+//! that is still uploading in trouble:
+//!
+//! - on HTTP/1.1, hyper closes the connection under it, and the client
+//!   sees a broken pipe instead of the answer;
+//! - on HTTP/2, the stream is reset once the answer is sent (RST_STREAM
+//!   NO_ERROR, as RFC 9113 §8.1 allows), and a client still sending may
+//!   take that for a failure: curl 7.88 (Debian 12's) then prints "(92)
+//!   Stream error in the HTTP/2 framing layer" and never shows the answer.
+//!
+//! The listener therefore hands every request a body that, dropped unread,
+//! is drained in the background, bounded in bytes and time: the client
+//! finishes its upload and reads the answer.
 use std::{
     pin::Pin,
     task::{Context, Poll},
@@ -13,36 +20,33 @@ use std::{
 
 use axum::body::Body;
 use bytes::Bytes;
-use http::{Request, Version};
 use http_body::{Body as _, Frame, SizeHint};
 use http_body_util::BodyExt;
+use hyper::body::Incoming;
 
 /// The most an unread request body is drained before the connection is
 /// given up on.
 const DRAIN_MAX_BYTES: usize = 16 * 1024 * 1024;
 const DRAIN_MAX_TIME: Duration = Duration::from_secs(10);
 
-/// Wraps an HTTP/1.x request body so that, dropped unread, it is drained.
-/// Use with `tower::util::MapRequestLayer::new(drain_when_dropped)`.
-pub fn drain_when_dropped(request: Request<Body>) -> Request<Body> {
-    if request.version() > Version::HTTP_11 {
-        return request;
-    }
-    request.map(|body| Body::new(DrainOnDrop { inner: Some(body) }))
+/// A request body as it arrived, as the router takes it: drained if
+/// dropped unread.
+pub(super) fn drained_when_dropped(body: Incoming) -> Body {
+    Body::new(DrainOnDrop { inner: Some(body) })
 }
 
 struct DrainOnDrop {
-    inner: Option<Body>,
+    inner: Option<Incoming>,
 }
 
 impl http_body::Body for DrainOnDrop {
     type Data = Bytes;
-    type Error = axum::Error;
+    type Error = hyper::Error;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match self.inner.as_mut() {
             Some(body) => Pin::new(body).poll_frame(cx),
             None => Poll::Ready(None),
@@ -50,11 +54,14 @@ impl http_body::Body for DrainOnDrop {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.as_ref().is_none_or(Body::is_end_stream)
+        self.inner.as_ref().is_none_or(Incoming::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.as_ref().map(Body::size_hint).unwrap_or_default()
+        self.inner
+            .as_ref()
+            .map(Incoming::size_hint)
+            .unwrap_or_default()
     }
 }
 

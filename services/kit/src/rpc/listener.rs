@@ -38,7 +38,7 @@ use tokio::{net::TcpListener, sync::Semaphore, time::Instant};
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
-use super::config::HttpConfig;
+use super::{config::HttpConfig, drain::drained_when_dropped};
 use crate::{
     observe::telemetry,
     shutdown::Shutdown,
@@ -224,7 +224,7 @@ impl Connection {
             let in_flight = InFlight::start(tracked.clone());
             let app = app.clone();
             async move {
-                let response = app.oneshot(request.map(Body::new)).await?;
+                let response = app.oneshot(request.map(drained_when_dropped)).await?;
                 // The call is in flight until its response body is gone.
                 Ok::<_, std::convert::Infallible>(response.map(|body| {
                     Body::new(body.map_frame(move |frame| {

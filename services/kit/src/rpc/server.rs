@@ -33,7 +33,6 @@ use super::{
     cors,
     deadline::GrpcDeadlineLayer,
     dispatch::Dispatch,
-    drain::drain_when_dropped,
     grpc_json::{self, GrpcJsonLayer},
     grpc_limits::GrpcLimitStatusLayer,
     health::{self, Readiness},
@@ -252,7 +251,6 @@ impl RpcServer {
                 &self.http.cors_origins,
                 &self.internal_services,
             ))
-            .layer(MapRequestLayer::new(drain_when_dropped))
             .layer(ObserveLayer)
             .layer(SingleMessageLayer::new(self.http.max_request_bytes))
             .service(Dispatch::new(grpc, connect, routes));
