@@ -620,6 +620,18 @@ fn catalogue(customer_token: &str) -> Vec<Case> {
             // The gRPC spec: a content type the server does not serve is HTTP 415.
             expect: Answer::Http(415),
         },
+        Case {
+            name: "gRPC of proto, but a GET",
+            service: "catalog",
+            send: Send::Connect(
+                "GET",
+                list(),
+                vec![("content-type", "application/grpc+proto".into())],
+                vec![],
+            ),
+            // gRPC is POST only (the spec; connect-go answers 405 too).
+            expect: Answer::Http(405),
+        },
         // gRPC-Web (HTTP/1.1).
         Case {
             name: "grpc-web: truncated envelope",

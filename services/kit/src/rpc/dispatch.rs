@@ -50,15 +50,17 @@ fn wrong_shape(method: &Method, framing: Framing) -> Option<Response> {
 }
 
 #[derive(Clone, Debug)]
-pub struct Dispatch<G, C, R> {
+pub struct Dispatch<P, G, C, R> {
+    grpc_proto: P,
     grpc: G,
     connect: C,
     routes: R,
 }
 
-impl<G, C, R> Dispatch<G, C, R> {
-    pub fn new(grpc: G, connect: C, routes: R) -> Self {
+impl<P, G, C, R> Dispatch<P, G, C, R> {
+    pub fn new(grpc_proto: P, grpc: G, connect: C, routes: R) -> Self {
         Self {
+            grpc_proto,
             grpc,
             connect,
             routes,
@@ -84,8 +86,12 @@ where
     })
 }
 
-impl<G, GB, C, CB, R, RB> Service<Request<Body>> for Dispatch<G, C, R>
+impl<P, PB, G, GB, C, CB, R, RB> Service<Request<Body>> for Dispatch<P, G, C, R>
 where
+    P: Service<Request<Body>, Response = Response<PB>, Error = Infallible> + Clone + Send + 'static,
+    P::Future: Send + 'static,
+    PB: http_body::Body<Data = Bytes> + Send + 'static,
+    PB::Error: Into<axum::BoxError>,
     G: Service<Request<Body>, Response = Response<GB>, Error = Infallible> + Clone + Send + 'static,
     G::Future: Send + 'static,
     GB: http_body::Body<Data = Bytes> + Send + 'static,
@@ -116,6 +122,13 @@ where
                     Some(refusal) => Box::pin(std::future::ready(Ok(refusal))),
                     None => oneshot(&self.connect, request),
                 }
+            }
+            // What tonic takes as it is skips the translations (and their
+            // refusals: another verb is refused there).
+            Some(_)
+                if call.framing == Framing::GrpcProto && request.method() == http::Method::POST =>
+            {
+                oneshot(&self.grpc_proto, request)
             }
             Some(_) => oneshot(&self.grpc, request),
             None => oneshot(&self.routes, request),

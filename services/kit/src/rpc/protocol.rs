@@ -57,7 +57,11 @@ pub enum Framing {
     Plain,
     /// Connect streaming envelopes (`application/connect+...`).
     ConnectStream,
-    /// gRPC or binary gRPC-Web envelopes.
+    /// gRPC envelopes of proto (`application/grpc`, `application/grpc+proto`):
+    /// what tonic takes as it is.
+    GrpcProto,
+    /// Other gRPC envelopes: another codec (JSON, which the kit
+    /// transcodes), or binary gRPC-Web.
     GrpcEnvelopes,
     /// gRPC-Web text: base64 of envelopes.
     GrpcWebText,
@@ -73,6 +77,8 @@ impl Framing {
             (Protocol::GrpcWeb, Self::GrpcWebText)
         } else if ct.starts_with("application/grpc-web") {
             (Protocol::GrpcWeb, Self::GrpcEnvelopes)
+        } else if ct == "application/grpc" || ct == "application/grpc+proto" {
+            (Protocol::Grpc, Self::GrpcProto)
         } else if ct.starts_with("application/grpc") {
             (Protocol::Grpc, Self::GrpcEnvelopes)
         } else if ct.starts_with("application/connect+") {
@@ -132,7 +138,17 @@ mod tests {
             CONTENT_TYPE,
             HeaderValue::from_static("application/grpc+proto"),
         );
-        assert_eq!(Protocol::of(&h), Protocol::Grpc);
+        assert_eq!(Framing::of(&h), (Protocol::Grpc, Framing::GrpcProto));
+        h.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/grpc+json; charset=utf-8"),
+        );
+        assert_eq!(Framing::of(&h), (Protocol::Grpc, Framing::GrpcEnvelopes));
+        h.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/grpc-web+proto"),
+        );
+        assert_eq!(Framing::of(&h), (Protocol::GrpcWeb, Framing::GrpcEnvelopes));
         h.insert(
             CONTENT_TYPE,
             HeaderValue::from_static("application/grpc-web-text"),

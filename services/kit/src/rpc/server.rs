@@ -196,14 +196,18 @@ impl RpcServer {
                 (REFLECTION_V1ALPHA, "ServerReflectionInfo"),
             ],
         );
-        let grpc = ServiceBuilder::new()
-            .layer(GrpcJsonLayer::new(self.http.max_request_bytes))
-            .layer(tonic_web::GrpcWebLayer::new())
+        // gRPC of proto, as tonic takes it; the other codecs and gRPC-Web
+        // are translated to it first.
+        let grpc_proto = ServiceBuilder::new()
             .layer(GrpcDeadlineLayer)
             .layer(GrpcLimitStatusLayer)
             .layer(ResponseMetadataLayer)
             .layer(connectrpc_axum::tonic::FromRequestPartsLayer::new())
             .service(grpc_routes);
+        let grpc = ServiceBuilder::new()
+            .layer(GrpcJsonLayer::new(self.http.max_request_bytes))
+            .layer(tonic_web::GrpcWebLayer::new())
+            .service(grpc_proto.clone());
 
         // The kit's Connect work wraps the library's router once, in one
         // layer (per-route layers cost a boxed route and a future each, on
@@ -253,7 +257,7 @@ impl RpcServer {
             ))
             .layer(ObserveLayer)
             .layer(SingleMessageLayer::new(self.http.max_request_bytes))
-            .service(Dispatch::new(grpc, connect, routes));
+            .service(Dispatch::new(grpc_proto, grpc, connect, routes));
         let router = Router::new().fallback_service(served);
         Ok(self
             .around

@@ -45,7 +45,7 @@ impl SingleMessageLayer {
             && request.method() == Method::POST
             && matches!(
                 call.framing,
-                Framing::GrpcEnvelopes | Framing::ConnectStream
+                Framing::GrpcProto | Framing::GrpcEnvelopes | Framing::ConnectStream
             )
     }
 }
