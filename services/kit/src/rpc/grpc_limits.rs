@@ -8,11 +8,11 @@
 //!   caller's megabyte back.
 
 use std::{
+    future::Future,
     pin::Pin,
-    task::{Context, Poll},
+    task::{Context, Poll, ready},
 };
 
-use futures::future::BoxFuture;
 use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use tower::{Layer, Service};
@@ -24,13 +24,15 @@ use super::{
 
 /// The start of tonic's message for a request over the size limit.
 const TONIC_TOO_LARGE: &str = "Error, decoded message length too large";
+const OK: &str = "0";
 const OUT_OF_RANGE: &str = "11";
 const RESOURCE_EXHAUSTED: &str = "8";
 
 fn rewrite(headers: &mut HeaderMap) {
-    // Only a status needs correcting: the headers of a call that goes on to
-    // stream carry none, and the check ends at one lookup.
-    let Some(status) = headers.get(GRPC_STATUS) else {
+    // Only a failure's status needs correcting: the headers of a call that
+    // goes on to stream carry none, and a success's trailers carry OK; both
+    // checks end at one lookup.
+    let Some(status) = headers.get(GRPC_STATUS).filter(|status| *status != OK) else {
         return;
     };
     let message = grpc_message(headers);
@@ -72,23 +74,41 @@ pub struct GrpcLimitStatus<S> {
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for GrpcLimitStatus<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-    S::Future: Send + 'static,
 {
     type Response = Response<LimitStatusBody<ResBody>>;
     type Error = S::Error;
-    type Future = BoxFuture<'static, Result<Self::Response, S::Error>>;
+    type Future = LimitStatusFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let future = self.inner.call(request);
-        Box::pin(async move {
-            let mut response = future.await?;
-            rewrite(response.headers_mut());
-            Ok(response.map(|inner| LimitStatusBody { inner }))
-        })
+        LimitStatusFuture {
+            inner: self.inner.call(request),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The answer's headers corrected as they arrive (not boxed: it is on
+    /// every gRPC call's path).
+    pub struct LimitStatusFuture<F> {
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<F, B, E> Future for LimitStatusFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<LimitStatusBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut response = ready!(self.project().inner.poll(cx))?;
+        rewrite(response.headers_mut());
+        Poll::Ready(Ok(response.map(|inner| LimitStatusBody { inner })))
     }
 }
 
