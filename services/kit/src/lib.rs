@@ -3,6 +3,7 @@
 //!
 //! - [`app`]: the one way a service starts (open, seed, serve, shut down);
 //! - [`rpc`]: serving one router on Connect, gRPC and gRPC-Web;
+//! - [`rest`]: RPCs as REST routes, from `google.api.http` rules;
 //! - [`client`]: calling another service (channels, deadline, retry,
 //!   breaker, bulkhead, error translation);
 //! - [`auth`]: verifying access tokens and who the caller is;
@@ -19,6 +20,7 @@ pub mod db;
 #[cfg(feature = "events")]
 pub mod events;
 pub mod observe;
+pub mod rest;
 pub mod rpc;
 mod shutdown;
 #[cfg(feature = "testing")]
