@@ -1,9 +1,17 @@
 //! Serving RPCs as REST, the way `google.api.http` rules in the protos
 //! declare them (`google/api/http.proto`): the same handlers, on the same
-//! router, through the same stack.
+//! router, through the same stack. Its parts, each tested by http.proto's
+//! rules; the routes built from the descriptors come next (issue 28).
 //!
-//! - [`path`]: a rule's path template, matched against a request's path.
+//! - [`path`]: a rule's path template, matched against a request's path;
+//! - [`fields`]: a request message's fields set from text (path variables,
+//!   query parameters) into its JSON form;
+//! - [`query`]: a query string's parameters as fields.
 
+pub mod fields;
 pub mod path;
+pub mod query;
 
+pub use fields::FieldError;
 pub use path::{Binding, NotUtf8, RestPath, TemplateError};
+pub use query::bind_query;
