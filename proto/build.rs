@@ -10,6 +10,8 @@ use std::process::Command;
 
 /// protovalidate's options, vendored (see its README).
 const VALIDATE_PROTO_DIR: &str = "vendor/protovalidate";
+/// googleapis' HTTP options (`google.api.http`), vendored (see its README).
+const GOOGLEAPIS_PROTO_DIR: &str = "vendor/googleapis";
 /// Their package, and the crate whose Rust types the generated code names
 /// instead of generating its own.
 const VALIDATE_PACKAGE: &str = ".buf.validate";
@@ -34,7 +36,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=shop");
 
     println!("cargo:rerun-if-changed={VALIDATE_PROTO_DIR}");
-    let includes = [PathBuf::from("."), PathBuf::from(VALIDATE_PROTO_DIR)];
+    println!("cargo:rerun-if-changed={GOOGLEAPIS_PROTO_DIR}");
+    let includes = [
+        PathBuf::from("."),
+        PathBuf::from(VALIDATE_PROTO_DIR),
+        PathBuf::from(GOOGLEAPIS_PROTO_DIR),
+    ];
     connectrpc_axum_build::compile_protos(&protos, &includes)
         .include_file("shop.rs")
         // The shop's messages only carry buf.validate options; its own
@@ -62,6 +69,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .arg(format!("--descriptor_set_out={}", descriptor_set.display()))
         .arg("-I.")
         .arg(format!("-I{VALIDATE_PROTO_DIR}"))
+        .arg(format!("-I{GOOGLEAPIS_PROTO_DIR}"))
         .args(&protos)
         .status()?;
     if !status.success() {

@@ -30,9 +30,12 @@ PATH="$here/node_modules/.bin:$PATH" npm run --silent generate
 .venv/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
 mkdir -p gen/python
 # protovalidate's options (proto/vendor/protovalidate) are imported by every
-# request message: generated too, as buf/validate/validate_pb2.py.
+# request message: generated too, as buf/validate/validate_pb2.py. The
+# google.api.http options (proto/vendor/googleapis) are imported from the
+# googleapis-common-protos package (a dependency of grpcio-status).
 validate="$root/proto/vendor/protovalidate"
-.venv/bin/python -m grpc_tools.protoc -I "$root/proto" -I "$validate" --python_out=gen/python --grpc_python_out=gen/python \
+googleapis="$root/proto/vendor/googleapis"
+.venv/bin/python -m grpc_tools.protoc -I "$root/proto" -I "$validate" -I "$googleapis" --python_out=gen/python --grpc_python_out=gen/python \
   $(cd "$root/proto" && find shop -name '*.proto') buf/validate/validate.proto
 
 step "Go clients (protoc-gen-go, protoc-gen-connect-go from go install)"
@@ -41,8 +44,9 @@ gobin="$(go env GOPATH)/bin"
 [ -x "$gobin/protoc-gen-connect-go" ] || go install connectrpc.com/connect/cmd/protoc-gen-connect-go@v1.21.1
 [ -x "$gobin/grpcurl" ] || go install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.3
 rm -rf go/shop
-# Only the shop's files: protovalidate's Go package comes from the Go module
-# proxy (buf.build/gen/go/bufbuild/protovalidate/..., in go.mod).
+# Only the shop's files: protovalidate's and google.api's Go packages come
+# from the Go module proxy (buf.build/gen/go/bufbuild/protovalidate/... and
+# google.golang.org/genproto/googleapis/api, in go.mod).
 (cd go && PATH="$gobin:$PATH" ../node_modules/.bin/buf generate "$root/proto" --template buf.gen.yaml --path "$root/proto/shop" && go build -o "$data/catalog-go" ./cmd/catalog)
 
 step "the shop (cargo build --release)"
