@@ -125,6 +125,11 @@ impl RestPath {
         &self.template
     }
 
+    /// The custom verb the path must end with (`cancel` in `...:cancel`).
+    pub fn verb(&self) -> Option<&str> {
+        self.verb.as_deref()
+    }
+
     /// The fields the template binds, each split at its dots.
     pub fn fields(&self) -> impl Iterator<Item = &[String]> {
         self.variables
