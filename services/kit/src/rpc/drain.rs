@@ -12,6 +12,7 @@
 //! The listener therefore hands every request a body that, dropped unread,
 //! is drained in the background, bounded in bytes and time: the client
 //! finishes its upload and reads the answer.
+
 use std::{
     pin::Pin,
     task::{Context, Poll},
