@@ -176,14 +176,13 @@ fn add_rule(
     for field in path.fields() {
         let mut message = Some(input.clone());
         for name in field {
-            let found = message.as_ref().and_then(|m| m.get_field_by_name(name));
-            message = found.as_ref().and_then(|f| f.kind().as_message().cloned());
-            if found.is_none() {
+            let Some(found) = message.and_then(|m| m.get_field_by_name(name)) else {
                 return Err(refuse(format!(
                     "the path binds no field: {:?}",
                     field.join(".")
                 )));
-            }
+            };
+            message = found.kind().as_message().cloned();
         }
     }
     routes.push(RestRoute {
