@@ -597,8 +597,20 @@ impl Dns {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("dnsmasq");
-        std::thread::sleep(Duration::from_millis(300));
-        Some(Self { port, hosts, child })
+        let dns = Self { port, hosts, child };
+        dns.wait_until_listening();
+        Some(dns)
+    }
+
+    /// Returns once dnsmasq holds its port: a query sent from then on waits
+    /// in the socket until dnsmasq has read its hosts file. A fixed pause
+    /// was not enough on a busy CI machine (the first lookup timed out).
+    fn wait_until_listening(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::UdpSocket::bind(("127.0.0.1", self.port)).is_ok() {
+            assert!(Instant::now() < deadline, "dnsmasq did not listen in 10 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// New records, read at once (SIGHUP).
