@@ -22,20 +22,13 @@ use tower::{Layer, Service};
 use super::{classify::Call, envelope, protocol::content_type, validation::SentJson};
 
 /// Builds a descriptor pool from encoded `FileDescriptorSet`s; files that
-/// several sets share are added once.
+/// several sets share are added once. Decoded by prost-reflect itself, so
+/// the options' extensions (`google.api.http`) are kept: prost-types'
+/// messages drop them.
 pub fn descriptor_pool(sets: &[&[u8]]) -> DescriptorPool {
     let mut pool = DescriptorPool::new();
     for set in sets {
-        let Ok(decoded) = prost_types::FileDescriptorSet::decode(*set) else {
-            tracing::warn!("skipping an undecodable descriptor set");
-            continue;
-        };
-        let fresh: Vec<_> = decoded
-            .file
-            .into_iter()
-            .filter(|file| pool.get_file_by_name(file.name()).is_none())
-            .collect();
-        if let Err(error) = pool.add_file_descriptor_protos(fresh) {
+        if let Err(error) = pool.decode_file_descriptor_set(*set) {
             tracing::warn!(%error, "descriptors not usable for the gRPC JSON codec");
         }
     }
