@@ -654,3 +654,53 @@ async fn replicas_started_together_sign_with_one_key() {
         assert!(everywhere.verify(token).is_ok());
     }
 }
+
+#[tokio::test]
+async fn rest_routes_sign_up_log_in_and_read_the_signed_in_user_only() {
+    let users = TestUsers::start().await;
+    let client = reqwest::Client::new();
+    let url = |path: &str| format!("http://{}{path}", users.addr);
+    let signed_up = client
+        .post(url("/v1/users"))
+        .json(&json!({"email": "rest@example.com", "password": "correct horse 9", "displayName": "Rae"}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(signed_up.status(), 200);
+    let logged_in: Value = client
+        .post(url("/v1/sessions"))
+        .json(&json!({"email": "rest@example.com", "password": "correct horse 9"}))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let token = logged_in["session"]["accessToken"].as_str().expect("token");
+
+    let me: Value = client
+        .get(url("/v1/me"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(me["user"]["displayName"], "Rae", "{me}");
+
+    // The handler's rule, not a route's: no token, no user.
+    let refused = client.get(url("/v1/me")).send().await.expect("send");
+    assert_eq!(refused.status(), 401);
+    let error: Value = refused.json().await.expect("json");
+    assert_eq!(error["code"], "unauthenticated");
+
+    // A wrong password is the same refusal over REST as over Connect.
+    let wrong = client
+        .post(url("/v1/sessions"))
+        .json(&json!({"email": "rest@example.com", "password": "wrong horse 9"}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(wrong.status(), 401);
+}

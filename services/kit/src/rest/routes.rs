@@ -43,8 +43,9 @@ pub struct RestRoute {
     /// `/package.Service/Method`, as the RPC is routed.
     pub rpc: String,
     pub body: RestBody,
-    /// The response field that is the answer's body (`response_body`), if
-    /// not the whole response.
+    /// The response field that is the answer's body (`response_body`), by
+    /// its JSON name (as the Connect JSON answer names it), if not the
+    /// whole response.
     pub response_body: Option<String>,
     pub input: MessageDescriptor,
     /// A server stream (answered as Server-Sent Events).
@@ -96,27 +97,30 @@ impl RestRoutes {
     }
 
     /// The route a request's method and path (without its query) call, and
-    /// what its path binds. As grpc-gateway matches: a template with a
-    /// `:verb` first (`/v1/orders/o-1:cancel` is the cancellation, not an
-    /// order whose id is `o-1:cancel`), then the others; the first
+    /// what its path binds (or why it cannot: the route is still the one
+    /// called, to refuse precisely). As grpc-gateway matches: a template
+    /// with a `:verb` first (`/v1/orders/o-1:cancel` is the cancellation,
+    /// not an order whose id is `o-1:cancel`), then the others; the first
     /// declared wins.
     pub fn find(
         &self,
         method: &Method,
         path: &str,
-    ) -> Result<Option<(&RestRoute, Vec<Binding>)>, NotUtf8> {
+    ) -> Option<(&RestRoute, Result<Vec<Binding>, NotUtf8>)> {
         for with_verb in [true, false] {
             for route in self
                 .routes
                 .iter()
                 .filter(|route| route.method == *method && route.path.verb().is_some() == with_verb)
             {
-                if let Some(bindings) = route.path.bind(path)? {
-                    return Ok(Some((route, bindings)));
+                match route.path.bind(path) {
+                    Ok(None) => {}
+                    Ok(Some(bindings)) => return Some((route, Ok(bindings))),
+                    Err(not_utf8) => return Some((route, Err(not_utf8))),
                 }
             }
         }
-        Ok(None)
+        None
     }
 }
 
@@ -167,12 +171,13 @@ fn add_rule(
             RestBody::Field(field.to_owned())
         }
     };
-    let response_body = Some(text(rule, "response_body")).filter(|field| !field.is_empty());
-    if let Some(field) = &response_body
-        && method.output().get_field_by_name(field).is_none()
-    {
-        return Err(refuse(format!("response_body names no field: {field:?}")));
-    }
+    let response_body = match text(rule, "response_body").as_str() {
+        "" => None,
+        field => match method.output().get_field_by_name(field) {
+            Some(found) => Some(found.json_name().to_owned()),
+            None => return Err(refuse(format!("response_body names no field: {field:?}"))),
+        },
+    };
     for field in path.fields() {
         let mut message = Some(input.clone());
         for name in field {

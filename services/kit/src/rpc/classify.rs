@@ -9,7 +9,11 @@ use std::collections::HashMap;
 use http::Request;
 use prost_reflect::{DescriptorPool, MethodDescriptor};
 
-use super::protocol::{Framing, Protocol, RpcName};
+use super::{
+    protocol::{Framing, Protocol, RpcName},
+    rest::RestCall,
+};
+use crate::rest::RestRoutes;
 
 /// One method this server registered.
 #[derive(Debug)]
@@ -64,11 +68,13 @@ impl Call {
     }
 }
 
-/// The methods a server registered, by path (`/package.Service/Method`):
-/// built once when the server is assembled, for the process's life.
+/// The methods a server registered, by path (`/package.Service/Method`),
+/// and the REST routes of its public ones: built once when the server is
+/// assembled, for the process's life.
 #[derive(Debug, Default)]
 pub struct Methods {
     by_path: HashMap<&'static str, &'static Method>,
+    rest: RestRoutes,
 }
 
 fn leak(text: String) -> &'static str {
@@ -78,11 +84,12 @@ fn leak(text: String) -> &'static str {
 impl Methods {
     /// Every method of `services` found in `pool` (`direct`: served by the
     /// server's own routes), plus `bridged` (service, method) pairs served
-    /// without a descriptor here.
+    /// without a descriptor here, and the `rest` routes that call them.
     pub fn new<'a>(
         pool: &DescriptorPool,
         services: impl IntoIterator<Item = (&'a str, bool)>,
         bridged: impl IntoIterator<Item = (&'a str, &'a str)>,
+        rest: RestRoutes,
     ) -> &'static Self {
         let mut by_path = HashMap::new();
         for (name, direct) in services {
@@ -116,20 +123,45 @@ impl Methods {
             }));
             by_path.insert(path, entry);
         }
-        Box::leak(Box::new(Self { by_path }))
+        Box::leak(Box::new(Self { by_path, rest }))
     }
 
     /// Classifies `request` and records it in its extensions: a map
-    /// lookup, no allocation beyond the extension's own.
+    /// lookup, no allocation beyond the extension's own. A path that is no
+    /// RPC's is looked for among the REST routes: a REST call is recorded
+    /// as the call of the RPC its route names, with the route and what its
+    /// path binds beside it (a [`RestCall`]).
     pub fn classify<B>(&'static self, request: &mut Request<B>) -> Call {
         let path = request.uri().path();
         let method = self.by_path.get(path).copied();
         let (protocol, framing) = Framing::of(request.headers());
-        let call = Call {
-            protocol,
-            framing,
-            method,
-            looks_like_rpc: method.is_some() || RpcName::from_path(path).is_some(),
+        let looks_like_rpc = method.is_some() || RpcName::from_path(path).is_some();
+        let rest = if looks_like_rpc || self.rest.is_empty() {
+            None
+        } else {
+            self.rest
+                .find(request.method(), path)
+                .and_then(|(route, bindings)| {
+                    let method = self.by_path.get(route.rpc.as_str()).copied()?;
+                    Some((method, RestCall { route, bindings }))
+                })
+        };
+        let call = match rest {
+            Some((method, rest)) => {
+                request.extensions_mut().insert(rest);
+                Call {
+                    protocol: Protocol::Rest,
+                    framing,
+                    method: Some(method),
+                    looks_like_rpc: true,
+                }
+            }
+            None => Call {
+                protocol,
+                framing,
+                method,
+                looks_like_rpc,
+            },
         };
         request.extensions_mut().insert(call);
         call
@@ -153,6 +185,7 @@ mod tests {
                 "grpc.reflection.v1.ServerReflection",
                 "ServerReflectionInfo",
             )],
+            RestRoutes::default(),
         );
         let mut check = Request::post("/grpc.health.v1.Health/Check")
             .header("content-type", "application/grpc")

@@ -23,7 +23,9 @@ pub fn error_response(request_headers: &HeaderMap, error: ConnectError) -> Respo
                 content_type(request_headers).is_some_and(|ct| ct == "application/connect+proto");
             error.into_streaming_response(use_proto)
         }
-        Protocol::Connect => error.into_response(),
+        // REST errors are Connect's unary ones (JSON, the same HTTP statuses
+        // as grpc-gateway's).
+        Protocol::Connect | Protocol::Rest => error.into_response(),
         Protocol::Grpc | Protocol::GrpcWeb => {
             let content_type = request_headers
                 .get(http::header::CONTENT_TYPE)

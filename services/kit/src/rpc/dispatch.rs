@@ -19,6 +19,7 @@ use tower::{Service, ServiceExt};
 use super::{
     classify::{Call, Method},
     protocol::{Framing, Protocol},
+    rest::Transcode,
 };
 
 /// A Connect request whose content type is for the other shape of method
@@ -53,15 +54,18 @@ fn wrong_shape(method: &Method, framing: Framing) -> Option<Response> {
 pub struct Dispatch<P, G, C, R> {
     grpc_proto: P,
     grpc: G,
+    /// REST calls, turned into Connect ones for the same stack.
+    rest: Transcode<C>,
     connect: C,
     routes: R,
 }
 
-impl<P, G, C, R> Dispatch<P, G, C, R> {
-    pub fn new(grpc_proto: P, grpc: G, connect: C, routes: R) -> Self {
+impl<P, G, C: Clone, R> Dispatch<P, G, C, R> {
+    pub fn new(grpc_proto: P, grpc: G, connect: C, routes: R, max_request_bytes: usize) -> Self {
         Self {
             grpc_proto,
             grpc,
+            rest: Transcode::new(connect.clone(), max_request_bytes),
             connect,
             routes,
         }
@@ -117,6 +121,7 @@ where
     fn call(&mut self, request: Request<Body>) -> Self::Future {
         let call = Call::of(&request);
         match call.method.filter(|method| method.direct) {
+            Some(_) if call.protocol == Protocol::Rest => oneshot(&self.rest, request),
             Some(method) if call.protocol == Protocol::Connect => {
                 match wrong_shape(method, call.framing) {
                     Some(refusal) => Box::pin(std::future::ready(Ok(refusal))),

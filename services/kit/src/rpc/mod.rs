@@ -25,8 +25,10 @@ pub mod protocol;
 pub mod rate_limit;
 mod request_id;
 mod response_metadata;
+mod rest;
 mod server;
 mod single_message;
+mod sse;
 pub mod validation;
 
 pub use config::HttpConfig;

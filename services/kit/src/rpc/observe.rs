@@ -35,6 +35,7 @@ use super::{
     envelope,
     protocol::{GRPC_STATUS, Protocol, X_REQUEST_ID, content_type, is_rpc_method},
     server::HEALTH_SERVICE,
+    sse,
 };
 
 /// Seconds per call; its `_count` counts the calls.
@@ -85,7 +86,9 @@ where
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
         let classified = Call::of(&request);
-        if !is_rpc_method(request.method()) || !classified.looks_like_rpc {
+        let observed = classified.protocol == Protocol::Rest
+            || (is_rpc_method(request.method()) && classified.looks_like_rpc);
+        if !observed {
             let future = self.inner.call(request);
             return Box::pin(future);
         }
@@ -93,7 +96,8 @@ where
             .method
             .map_or((UNKNOWN, UNKNOWN), |method| (method.service, method.name));
         let system = match classified.protocol {
-            Protocol::Connect => RpcSystem::ConnectRpc,
+            // A REST call is served by the RPC's Connect handler.
+            Protocol::Connect | Protocol::Rest => RpcSystem::ConnectRpc,
             Protocol::Grpc | Protocol::GrpcWeb => RpcSystem::Grpc,
         };
         // Health checks, every few seconds from every peer, make no trace.
@@ -269,6 +273,9 @@ enum CodeSniffer {
         status: http::StatusCode,
         body: BytesMut,
     },
+    /// A REST server stream's events: one frame each, an error one says
+    /// its code.
+    SseEvents,
 }
 
 impl CodeSniffer {
@@ -281,10 +288,16 @@ impl CodeSniffer {
             Protocol::GrpcWeb => {
                 Self::GrpcWebTrailerFrame(envelope::Watch::new(envelope::TRAILERS, STATUS_LIMIT))
             }
-            Protocol::Connect if status != http::StatusCode::OK => Self::ConnectUnaryError {
-                status,
-                body: BytesMut::new(),
-            },
+            Protocol::Connect | Protocol::Rest if status != http::StatusCode::OK => {
+                Self::ConnectUnaryError {
+                    status,
+                    body: BytesMut::new(),
+                }
+            }
+            Protocol::Rest if content_type(headers).is_some_and(|ct| ct == "text/event-stream") => {
+                Self::SseEvents
+            }
+            Protocol::Rest => Self::Known("ok"),
             Protocol::Connect
                 if content_type(headers)
                     .is_some_and(|ct| ct.starts_with("application/connect+")) =>
@@ -323,6 +336,18 @@ impl CodeSniffer {
                     *self = Self::Known(code);
                 }
             }
+            Self::SseEvents => {
+                if let Some(event) = data.strip_prefix(sse::ERROR_EVENT) {
+                    let code = event
+                        .strip_prefix(b"data: ")
+                        .and_then(|json| serde_json::from_slice::<serde_json::Value>(json).ok())
+                        .and_then(|error| {
+                            error.get("code").and_then(|c| c.as_str()).map(intern_code)
+                        })
+                        .unwrap_or("unknown");
+                    *self = Self::Known(code);
+                }
+            }
             Self::ConnectUnaryError { body, .. } if body.len() < ERROR_BODY_LIMIT => {
                 body.extend_from_slice(data);
             }
@@ -355,6 +380,8 @@ impl CodeSniffer {
                     .and_then(|error| error.get("code").and_then(|c| c.as_str()).map(intern_code))
                     .unwrap_or_else(|| code_from_status(*status).as_str())
             }
+            // Events that ended without an error one.
+            Self::SseEvents => "ok",
             // A stream that ended without its status frame was cut short.
             Self::GrpcTrailers | Self::GrpcWebTrailerFrame(_) | Self::ConnectEndStream(_) => {
                 "unknown"

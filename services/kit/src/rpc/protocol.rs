@@ -17,6 +17,9 @@ pub enum Protocol {
     Connect,
     Grpc,
     GrpcWeb,
+    /// A REST route a `google.api.http` rule declares: never read from a
+    /// content type, only found by the request's method and path.
+    Rest,
 }
 
 impl Protocol {
@@ -31,6 +34,7 @@ impl Protocol {
             Self::Connect => "connect",
             Self::Grpc => "grpc",
             Self::GrpcWeb => "grpcweb",
+            Self::Rest => "rest",
         }
     }
 }

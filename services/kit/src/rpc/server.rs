@@ -41,7 +41,13 @@ use super::{
     response_metadata::ResponseMetadataLayer,
     single_message::SingleMessageLayer,
 };
-use crate::{auth::TokenVerifier, grpc_defaults, observe::telemetry, shutdown::Shutdown};
+use crate::{
+    auth::TokenVerifier,
+    grpc_defaults,
+    observe::telemetry,
+    rest::{RestRoutes, RouteError},
+    shutdown::Shutdown,
+};
 
 /// Connect responses smaller than this are sent uncompressed.
 const COMPRESS_MIN_BYTES: usize = 1024;
@@ -54,6 +60,8 @@ const REFLECTION_V1ALPHA: &str = "grpc.reflection.v1alpha.ServerReflection";
 pub enum ServerError {
     #[error("reflection descriptors are invalid: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    #[error("a google.api.http rule cannot be served: {0}")]
+    Rest(#[from] RouteError),
 }
 
 /// A generated tonic server (`*ServiceServer`), as [`RpcServer`] serves it.
@@ -183,6 +191,15 @@ impl RpcServer {
         let mut descriptor_sets = self.descriptor_sets.clone();
         descriptor_sets.push(tonic_health::pb::FILE_DESCRIPTOR_SET);
         let descriptors = grpc_json::descriptor_pool(&descriptor_sets);
+        // The REST routes the public services declare (internal ones are
+        // called by the shop's services only, over RPC).
+        let rest = RestRoutes::from_pool(
+            &descriptors,
+            self.service_names
+                .iter()
+                .filter(|name| !self.internal_services.contains(name))
+                .map(String::as_str),
+        )?;
         // The server's own methods go straight to their stack; health and
         // reflection (tonic's only) through the routes that bridge them.
         let methods = Methods::new(
@@ -195,6 +212,7 @@ impl RpcServer {
                 (REFLECTION_V1, "ServerReflectionInfo"),
                 (REFLECTION_V1ALPHA, "ServerReflectionInfo"),
             ],
+            rest,
         );
         // gRPC of proto, as tonic takes it; the other codecs and gRPC-Web
         // are translated to it first.
@@ -257,7 +275,13 @@ impl RpcServer {
             ))
             .layer(ObserveLayer)
             .layer(SingleMessageLayer::new(self.http.max_request_bytes))
-            .service(Dispatch::new(grpc_proto, grpc, connect, routes));
+            .service(Dispatch::new(
+                grpc_proto,
+                grpc,
+                connect,
+                routes,
+                self.http.max_request_bytes,
+            ));
         let router = Router::new().fallback_service(served);
         Ok(self
             .around
