@@ -122,14 +122,20 @@ impl Service for Config {
                 }
             }),
         );
-        let pages = Pages::new(self.web_dir.as_deref(), &self.browser);
         let rate_limit = self.rate_limit.clone();
         let http = &context.http;
-        Ok(RpcServer::new(http.clone(), Readiness::always())
+        let server = RpcServer::new(http.clone(), Readiness::always())
             .http_routes(config_route)
             .service(web.merge(gets), grpc_defaults!(web_grpc, http))
             .service(mobile, grpc_defaults!(mobile_grpc, http))
-            .descriptors(shop_proto::FILE_DESCRIPTOR_SET)
+            .descriptors(shop_proto::FILE_DESCRIPTOR_SET);
+        // The home screens' REST routes (GET /v1/web/home) are not pages.
+        let pages = Pages::new(
+            self.web_dir.as_deref(),
+            &self.browser,
+            server.rest_routes()?,
+        );
+        Ok(server
             .around(|app| app.layer(axum::middleware::from_fn_with_state(pages, pages::serve)))
             .around(move |app| rate_limit::limit(app, &rate_limit, verifier)))
     }

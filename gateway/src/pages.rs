@@ -13,7 +13,7 @@ use axum::{
     response::{Html, IntoResponse, Response},
 };
 use http::{HeaderMap, HeaderValue, StatusCode, header};
-use shop_kit::rpc::protocol::RpcName;
+use shop_kit::{rest::RestRoutes, rpc::protocol::RpcName};
 use tower::ServiceExt;
 use tower_http::services::{ServeDir, ServeFile};
 
@@ -29,16 +29,20 @@ struct BuiltApp;
 pub struct Pages {
     folder: Option<ServeDir<ServeFile>>,
     security: Arc<HeaderMap>,
+    /// The gateway's REST routes: their paths are calls, not pages.
+    rest: Arc<RestRoutes>,
 }
 
 impl Pages {
     /// The embedded app, or the one in `folder`; the services the app calls
-    /// (for its Content-Security-Policy) are `browser`.
-    pub fn new(folder: Option<&Path>, browser: &ServiceUrls) -> Self {
+    /// (for its Content-Security-Policy) are `browser`; `rest` the routes
+    /// that are no pages.
+    pub fn new(folder: Option<&Path>, browser: &ServiceUrls, rest: RestRoutes) -> Self {
         Self {
             folder: folder
                 .map(|dir| ServeDir::new(dir).fallback(ServeFile::new(dir.join("index.html")))),
             security: Arc::new(security_headers(browser)),
+            rest: Arc::new(rest),
         }
     }
 
@@ -98,13 +102,14 @@ fn embedded(path: &str) -> Response {
     response
 }
 
-/// Page requests (a GET that is not an RPC nor an operations URL) get the
-/// web app; everything else goes on to the RPCs.
+/// Page requests (a GET that is not an RPC, a REST route nor an operations
+/// URL) get the web app; everything else goes on to the RPCs.
 pub async fn serve(State(pages): State<Pages>, request: Request, next: Next) -> Response {
     let path = request.uri().path();
     let page = matches!(*request.method(), Method::GET | Method::HEAD)
         && RpcName::from_path(path).is_none()
-        && !matches!(path, "/healthz" | "/readyz" | "/metrics" | CONFIG_PATH);
+        && !matches!(path, "/healthz" | "/readyz" | "/metrics" | CONFIG_PATH)
+        && pages.rest.find(&Method::GET, path).is_none();
     if !page {
         return next.run(request).await;
     }

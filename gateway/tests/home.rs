@@ -456,6 +456,34 @@ async fn the_web_app_is_served_at_the_root() {
 }
 
 #[tokio::test]
+async fn the_home_screens_rest_routes_are_calls_not_pages() {
+    let shop = Shop::start(Settings::default()).await;
+    let client = reqwest::Client::new();
+    let web: Value = client
+        .get(format!("http://{}/v1/web/home", shop.gateway))
+        .bearer_auth(&shop.ada)
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("the home screen, not a page");
+    assert_eq!(web["account"]["displayName"], "Ada", "{web}");
+    let mobile = client
+        .get(format!("http://{}/v1/mobile/home", shop.gateway))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(mobile.status(), 200);
+    assert_eq!(mobile.headers()["content-type"], "application/json");
+    // Another path under /v1 is still the app's.
+    let page = reqwest::get(format!("http://{}/v1/elsewhere", shop.gateway))
+        .await
+        .expect("get");
+    assert_eq!(page.text().await.expect("text"), "<h1>connect-shop</h1>");
+}
+
+#[tokio::test]
 async fn catalog_reads_are_cached_and_concurrent_misses_share_one_call() {
     let shop = Shop::start(Settings {
         catalog_ttl: Duration::from_secs(30),

@@ -21,6 +21,7 @@ use std::convert::Infallible;
 use axum::{Extension, Router, body::Body, response::IntoResponse, routing::get};
 use connectrpc_axum::{CompressionConfig, MakeServiceBuilder, tonic::ContentTypeSwitch};
 use http::{Request, header};
+use prost_reflect::DescriptorPool;
 use tonic::server::NamedService;
 use tower::{Layer, Service, ServiceBuilder, util::MapRequestLayer};
 use tower_http::request_id::PropagateRequestIdLayer;
@@ -180,6 +181,10 @@ impl RpcServer {
             .await,
         );
 
+        let mut descriptor_sets = self.descriptor_sets.clone();
+        descriptor_sets.push(tonic_health::pb::FILE_DESCRIPTOR_SET);
+        let descriptors = grpc_json::descriptor_pool(&descriptor_sets);
+        let rest = self.rest_routes_in(&descriptors)?;
         let reflection_v1 = self.reflection_builder().build_v1()?;
         let reflection_v1alpha = self.reflection_builder().build_v1alpha()?;
         let grpc_routes = self
@@ -188,18 +193,6 @@ impl RpcServer {
             .add_service(grpc_defaults!(reflection_v1, self.http))
             .add_service(grpc_defaults!(reflection_v1alpha, self.http))
             .prepare();
-        let mut descriptor_sets = self.descriptor_sets.clone();
-        descriptor_sets.push(tonic_health::pb::FILE_DESCRIPTOR_SET);
-        let descriptors = grpc_json::descriptor_pool(&descriptor_sets);
-        // The REST routes the public services declare (internal ones are
-        // called by the shop's services only, over RPC).
-        let rest = RestRoutes::from_pool(
-            &descriptors,
-            self.service_names
-                .iter()
-                .filter(|name| !self.internal_services.contains(name))
-                .map(String::as_str),
-        )?;
         // The server's own methods go straight to their stack; health and
         // reflection (tonic's only) through the routes that bridge them.
         let methods = Methods::new(
@@ -287,6 +280,22 @@ impl RpcServer {
             .around
             .into_iter()
             .fold(router, |router, wrap| wrap(router)))
+    }
+
+    /// The REST routes this server will serve: those its public services
+    /// declare (internal ones are called by the shop's services only, over
+    /// RPC). For routes of its own around the server (pages) to step aside.
+    pub fn rest_routes(&self) -> Result<RestRoutes, ServerError> {
+        self.rest_routes_in(&grpc_json::descriptor_pool(&self.descriptor_sets))
+    }
+
+    fn rest_routes_in(&self, descriptors: &DescriptorPool) -> Result<RestRoutes, ServerError> {
+        let public = self
+            .service_names
+            .iter()
+            .filter(|name| !self.internal_services.contains(name))
+            .map(String::as_str);
+        Ok(RestRoutes::from_pool(descriptors, public)?)
     }
 
     fn reflection_builder(&self) -> tonic_reflection::server::Builder<'static> {
