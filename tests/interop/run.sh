@@ -2,9 +2,10 @@
 # Starts the shop (release build, fresh data folder, its own ports) and calls
 # it with real third-party clients: buf curl and connect-node (node --test),
 # which also places orders through the saga, Python grpcio (unittest),
-# grpcurl (a refusal's ErrorInfo decoded through reflection) and
-# connect-go, each on code generated from proto/ by its own plain plugins
-# (every generated Go package compiles, every Python module imports). Then
+# grpcurl (a refusal's ErrorInfo decoded through reflection), curl on the
+# REST routes (rest.sh) and connect-go, each RPC client on code generated
+# from proto/ by its own plain plugins (every generated Go package
+# compiles, every Python module imports). Then
 # a second shop on TLS (shop certs, shop --tls-dir) is called by curl,
 # connect-node, buf curl, grpcio and grpcurl (a client certificate against
 # an internal service). Fails if any call fails, then checks that the
@@ -80,6 +81,10 @@ USERS_URL="http://127.0.0.1:$users_port" GATEWAY_URL="http://127.0.0.1:$gateway_
 step "Python grpcio"
 CATALOG_ADDR="127.0.0.1:$port" .venv/bin/python grpcio_test.py
 
+step "curl walks the REST routes (docs/rest.md)"
+"$here/rest.sh" "http://127.0.0.1:$users_port" "http://127.0.0.1:$port" \
+  "http://127.0.0.1:$orders_port" "http://127.0.0.1:$gateway_port"
+
 step "connect-go (Connect, gRPC, gRPC-Web)"
 CATALOG_URL="http://127.0.0.1:$port" "$data/catalog-go"
 
@@ -154,7 +159,7 @@ fi
 
 step "the shop's metrics counted every protocol"
 metrics=$(curl -fsS "http://127.0.0.1:$port/metrics")
-for protocol in connect grpc grpcweb; do
+for protocol in connect grpc grpcweb rest; do
   line=$(grep -E "^rpc_server_call_duration_seconds_count\{.*method=\"GetProduct\",protocol=\"$protocol\",code=\"ok\"\}" <<<"$metrics" || true)
   [ -n "$line" ] || { echo "no $protocol GetProduct calls counted"; exit 1; }
   echo "  $line"

@@ -2,9 +2,11 @@
 //! on one port, plus health, reflection, metrics and the shared layers.
 //!
 //! ```text
-//!  request-id -> classify once (protocol, registered method: a `Call` every
-//!  later step reads) -> CORS -> observe (metrics, log line) -> one message
-//!  for unary methods -> dispatch:
+//!  request-id -> classify once (protocol, registered method or REST route:
+//!  a `Call` every later step reads) -> CORS -> observe (metrics, log line)
+//!  -> one message for unary methods -> dispatch:
+//!    ├─ a REST route (google.api.http) -> its RPC's Connect JSON request
+//!    │   -> the Connect stack below; the answer back as JSON or events
 //!    ├─ a method this server registered, by protocol:
 //!    │   ├─ gRPC, gRPC-Web -> JSON<->proto (+json codecs) -> gRPC-Web translation
 //!    │   │                    -> grpc-timeout -> size status -> tonic routes
