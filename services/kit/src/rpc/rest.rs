@@ -261,3 +261,110 @@ async fn unary_answer(route: &RestRoute, answer: Response) -> Response {
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(bytes))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rest::RestPath;
+    use prost_reflect::DescriptorPool;
+
+    /// A route to grpc.health.v1.Health/Check (one string field,
+    /// `service`) with the given path and body rule.
+    fn route(path: &str, body: RestBody) -> &'static RestRoute {
+        let input = DescriptorPool::decode(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .expect("descriptors")
+            .get_message_by_name("grpc.health.v1.HealthCheckRequest")
+            .expect("HealthCheckRequest");
+        Box::leak(Box::new(RestRoute {
+            method: Method::POST,
+            path: RestPath::parse(path).expect("template"),
+            rpc: "/grpc.health.v1.Health/Check".to_owned(),
+            body,
+            response_body: None,
+            input,
+            server_streaming: false,
+        }))
+    }
+
+    async fn built(
+        route: &RestRoute,
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Result<Value, TranscodeError> {
+        let bindings = route
+            .path
+            .bind(uri.split('?').next().unwrap_or_default())
+            .expect("utf-8")
+            .expect("matches");
+        let mut request = Request::post(uri);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let (parts, ()) = request.body(()).expect("request").into_parts();
+        let json = message(route, Ok(bindings), &parts, Body::from(body.to_owned()), 64).await?;
+        Ok(serde_json::from_slice(&json).expect("json"))
+    }
+
+    #[tokio::test]
+    async fn each_body_form_sets_the_message_as_http_proto_says() {
+        let whole = route("/v1/checks", RestBody::Whole);
+        assert_eq!(
+            built(whole, "/v1/checks", &[], r#"{"service": "a"}"#)
+                .await
+                .expect("whole"),
+            serde_json::json!({"service": "a"})
+        );
+        assert_eq!(
+            built(whole, "/v1/checks", &[], "").await.expect("empty"),
+            serde_json::json!({})
+        );
+        assert!(matches!(
+            built(whole, "/v1/checks?service=a", &[], "{}").await,
+            Err(TranscodeError::QueryNotTaken)
+        ));
+        assert!(matches!(
+            built(whole, "/v1/checks", &[], "[]").await,
+            Err(TranscodeError::NotAnObject)
+        ));
+
+        let field = route("/v1/checks", RestBody::Field("service".to_owned()));
+        assert_eq!(
+            built(field, "/v1/checks", &[], r#""b""#)
+                .await
+                .expect("field"),
+            serde_json::json!({"service": "b"})
+        );
+
+        let none = route("/v1/checks/{service}", RestBody::None);
+        assert_eq!(
+            built(none, "/v1/checks/c%20d", &[], "")
+                .await
+                .expect("path"),
+            serde_json::json!({"service": "c d"})
+        );
+        assert!(matches!(
+            built(none, "/v1/checks/c", &[], "{}").await,
+            Err(TranscodeError::BodyNotTaken)
+        ));
+        // The path and the query name the same field: refused, not merged.
+        assert!(matches!(
+            built(none, "/v1/checks/c?service=d", &[], "").await,
+            Err(TranscodeError::Field(FieldError::Repeated { .. }))
+        ));
+    }
+
+    #[tokio::test]
+    async fn bodies_are_bounded_and_taken_uncompressed() {
+        let whole = route("/v1/checks", RestBody::Whole);
+        let long = format!(r#"{{"service": "{}"}}"#, "x".repeat(100));
+        assert!(matches!(
+            built(whole, "/v1/checks", &[], &long).await,
+            Err(TranscodeError::TooLarge { limit: 64 })
+        ));
+        let refused = built(whole, "/v1/checks", &[("content-encoding", "gzip")], "{}")
+            .await
+            .expect_err("compressed");
+        assert_eq!(ConnectError::from(refused).code(), Code::Unimplemented);
+    }
+}
