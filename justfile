@@ -48,6 +48,17 @@ contract_v1 := "1ba35ed83ad5efc0ed883f4fd7cc7ef02b2a64e7"
 breaking REF=contract_v1: tools
     cd proto && ../{{buf}} breaking --against '../.git#ref={{REF}},subdir=proto' --path shop
 
+# The OpenAPI 3.1 document of the public API (openapi/openapi.json) from the protos: Connect paths and REST routes (the generator is built once into ~/.cache/connect-shop/tools)
+openapi: tools
+    openapi/generate.sh
+
+# openapi/openapi.json is what the protos give (else: just openapi) and valid OpenAPI 3.1 (openapi-spec-validator)
+openapi-check: tools
+    openapi/generate.sh --check
+    [ -x openapi/.venv/bin/python ] || python3 -m venv openapi/.venv
+    openapi/.venv/bin/pip install --quiet --disable-pip-version-check -r openapi/requirements.txt
+    openapi/.venv/bin/openapi-spec-validator openapi/openapi.json
+
 # Format the Rust code
 fmt:
     cargo fmt --all
@@ -106,8 +117,8 @@ image:
 fuzz SECONDS="60" *TARGETS:
     services/kit/fuzz/run.sh {{SECONDS}} {{TARGETS}}
 
-# What CI runs: tests (SQLite, PostgreSQL, NATS, the web app's), lint, buf breaking, interop, e2e, conformance, the trace tests against Jaeger, the alert rules' tests, bench smoke, 30 s of chaos, replicas restarted and killed, the Kubernetes manifests, the image, 5 s of fuzzing a target
-ci: test test-postgres test-nats web-test lint breaking interop e2e conformance trace-test observe-rules bench-smoke (chaos "--duration" "30") (replicas "--warm-up-secs" "5" "--between-secs" "1" "--customers" "6") kubernetes image (fuzz "5")
+# What CI runs: tests (SQLite, PostgreSQL, NATS, the web app's), lint, buf breaking, the OpenAPI document's freshness, interop, e2e, conformance, the trace tests against Jaeger, the alert rules' tests, bench smoke, 30 s of chaos, replicas restarted and killed, the Kubernetes manifests, the image, 5 s of fuzzing a target
+ci: test test-postgres test-nats web-test lint breaking openapi-check interop e2e conformance trace-test observe-rules bench-smoke (chaos "--duration" "30") (replicas "--warm-up-secs" "5" "--between-secs" "1" "--customers" "6") kubernetes image (fuzz "5")
 
 # Install the npm tools the recipes use (buf, connect-node, protoc-gen-es)
 tools:

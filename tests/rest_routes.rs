@@ -167,3 +167,43 @@ fn a_request_finds_its_rpc_and_its_path_fields() {
     assert!(routes.find(&Method::DELETE, "/v1/orders/ord-1").is_none());
     assert!(routes.find(&Method::GET, "/v1/nothing").is_none());
 }
+
+/// The checked-in OpenAPI document (`just openapi`).
+fn openapi() -> serde_json::Value {
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.json");
+    serde_json::from_str(&std::fs::read_to_string(file).expect("openapi/openapi.json"))
+        .expect("JSON")
+}
+
+#[test]
+fn the_openapi_document_has_every_public_route_and_no_internal_rpc() {
+    let document = openapi();
+    let paths = document["paths"].as_object().expect("paths");
+    let routes = RestRoutes::from_pool(&pool(), PUBLIC).expect("routes");
+    for route in routes.iter() {
+        let method = route.method.as_str().to_ascii_lowercase();
+        assert!(
+            paths
+                .get(route.path.template())
+                .is_some_and(|item| item.get(&method).is_some()),
+            "{} {} is not in openapi/openapi.json: run just openapi",
+            route.method,
+            route.path.template()
+        );
+    }
+    let pool = pool();
+    for name in PUBLIC {
+        let service = pool.get_service_by_name(name).expect("service");
+        for method in service.methods().filter(|m| !m.is_server_streaming()) {
+            let path = format!("/{name}/{}", method.name());
+            assert!(paths.contains_key(&path), "{path} is not in openapi/openapi.json");
+        }
+    }
+    for name in INTERNAL {
+        let prefix = format!("/{name}/");
+        assert!(
+            paths.keys().all(|path| !path.starts_with(&prefix)),
+            "the internal {name} is in openapi/openapi.json"
+        );
+    }
+}

@@ -7,6 +7,7 @@
 pub mod api;
 pub mod downstreams;
 pub mod home;
+pub mod openapi;
 pub mod pages;
 
 use std::path::PathBuf;
@@ -122,10 +123,12 @@ impl Service for Config {
                 }
             }),
         );
+        let openapi = openapi::document(&self.browser).map_err(StartFailure::config)?;
         let rate_limit = self.rate_limit.clone();
         let http = &context.http;
         let server = RpcServer::new(http.clone(), Readiness::always())
             .http_routes(config_route)
+            .http_routes(openapi::route(openapi))
             .service(web.merge(gets), grpc_defaults!(web_grpc, http))
             .service(mobile, grpc_defaults!(mobile_grpc, http))
             .descriptors(shop_proto::FILE_DESCRIPTOR_SET);

@@ -17,7 +17,7 @@ use shop_kit::{rest::RestRoutes, rpc::protocol::RpcName};
 use tower::ServiceExt;
 use tower_http::services::{ServeDir, ServeFile};
 
-use crate::{CONFIG_PATH, ServiceUrls};
+use crate::{CONFIG_PATH, ServiceUrls, openapi::OPENAPI_PATH};
 
 /// The app as the build script built it.
 #[derive(rust_embed::Embed)]
@@ -108,7 +108,10 @@ pub async fn serve(State(pages): State<Pages>, request: Request, next: Next) -> 
     let path = request.uri().path();
     let page = matches!(*request.method(), Method::GET | Method::HEAD)
         && RpcName::from_path(path).is_none()
-        && !matches!(path, "/healthz" | "/readyz" | "/metrics" | CONFIG_PATH)
+        && !matches!(
+            path,
+            "/healthz" | "/readyz" | "/metrics" | CONFIG_PATH | OPENAPI_PATH
+        )
         && pages.rest.find(&Method::GET, path).is_none();
     if !page {
         return next.run(request).await;

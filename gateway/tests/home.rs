@@ -476,6 +476,17 @@ async fn the_home_screens_rest_routes_are_calls_not_pages() {
         .expect("get");
     assert_eq!(mobile.status(), 200);
     assert_eq!(mobile.headers()["content-type"], "application/json");
+    // The API's OpenAPI document, not a page either.
+    let document: Value = client
+        .get(format!("http://{}/openapi.json", shop.gateway))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("the OpenAPI document");
+    assert_eq!(document["openapi"], "3.1.0");
+    assert_eq!(document["paths"]["/v1/web/home"]["servers"][0]["url"], "/");
     // Another path under /v1 is still the app's.
     let page = reqwest::get(format!("http://{}/v1/elsewhere", shop.gateway))
         .await
