@@ -196,7 +196,10 @@ fn the_openapi_document_has_every_public_route_and_no_internal_rpc() {
         let service = pool.get_service_by_name(name).expect("service");
         for method in service.methods().filter(|m| !m.is_server_streaming()) {
             let path = format!("/{name}/{}", method.name());
-            assert!(paths.contains_key(&path), "{path} is not in openapi/openapi.json");
+            assert!(
+                paths.contains_key(&path),
+                "{path} is not in openapi/openapi.json"
+            );
         }
     }
     for name in INTERNAL {
