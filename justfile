@@ -59,6 +59,10 @@ openapi-check: tools
     openapi/.venv/bin/pip install --quiet --disable-pip-version-check -r openapi/requirements.txt
     openapi/.venv/bin/openapi-spec-validator openapi/openapi.json
 
+# schemathesis against the launched shop from openapi/openapi.json: every public operation over Connect and REST, no server error, every answer as documented (EXAMPLES per operation, default 30)
+schemathesis EXAMPLES="30":
+    openapi/schemathesis.sh {{EXAMPLES}}
+
 # Format the Rust code
 fmt:
     cargo fmt --all
@@ -117,8 +121,8 @@ image:
 fuzz SECONDS="60" *TARGETS:
     services/kit/fuzz/run.sh {{SECONDS}} {{TARGETS}}
 
-# What CI runs: tests (SQLite, PostgreSQL, NATS, the web app's), lint, buf breaking, the OpenAPI document's freshness, interop, e2e, conformance, the trace tests against Jaeger, the alert rules' tests, bench smoke, 30 s of chaos, replicas restarted and killed, the Kubernetes manifests, the image, 5 s of fuzzing a target
-ci: test test-postgres test-nats web-test lint breaking openapi-check interop e2e conformance trace-test observe-rules bench-smoke (chaos "--duration" "30") (replicas "--warm-up-secs" "5" "--between-secs" "1" "--customers" "6") kubernetes image (fuzz "5")
+# What CI runs: tests (SQLite, PostgreSQL, NATS, the web app's), lint, buf breaking, the OpenAPI document's freshness, interop, schemathesis, e2e, conformance, the trace tests against Jaeger, the alert rules' tests, bench smoke, 30 s of chaos, replicas restarted and killed, the Kubernetes manifests, the image, 5 s of fuzzing a target
+ci: test test-postgres test-nats web-test lint breaking openapi-check interop schemathesis e2e conformance trace-test observe-rules bench-smoke (chaos "--duration" "30") (replicas "--warm-up-secs" "5" "--between-secs" "1" "--customers" "6") kubernetes image (fuzz "5")
 
 # Install the npm tools the recipes use (buf, connect-node, protoc-gen-es)
 tools:

@@ -3,7 +3,8 @@ one: every path once, with the port of the service it belongs to; the
 schemas and tags of both. The generator leaves a Connect stream empty (it
 is dropped) and describes a REST stream as one JSON answer: it becomes
 what the shop sends, Server-Sent Events. REST errors are Connect's error
-JSON, not google.rpc.Status, and their operation ids end in `.rest`. Usage: merge.py CONNECT REST > OUT
+JSON, not google.rpc.Status, and their operation ids end in `.rest`; a
+Connect path answers 415 to a content type it does not take. Usage: merge.py CONNECT REST > OUT
 """
 
 import json
@@ -17,6 +18,15 @@ PORTS = {
     "PaymentService": 8084,
     "WebBffService": 8080,
     "MobileBffService": 8080,
+}
+
+
+# Connect's answer to a content type (or a GET's encoding) the method does
+# not take: HTTP 415 without a body, as the protocol and connect-go say.
+UNSUPPORTED = {
+    "description": "The content type (or, on a GET, the encoding) is not one this "
+    "method takes: no body; Accept-Post names the ones it takes.",
+    "headers": {"Accept-Post": {"schema": {"type": "string"}}},
 }
 
 
@@ -70,6 +80,9 @@ def main(connect_file, rest_file):
             # Its Connect POST has the RPC's own name.
             operation["operationId"] += ".rest"
     rest.get("components", {}).get("schemas", {}).pop("google.rpc.Status", None)
+    for item in merged.get("paths", {}).values():
+        for operation in item.values():
+            operation["responses"]["415"] = UNSUPPORTED
     paths = {}
     for document in (merged, rest):
         for path, item in document.get("paths", {}).items():
