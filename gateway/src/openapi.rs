@@ -1,8 +1,8 @@
 //! The public API's OpenAPI document (`openapi/openapi.json`, generated
 //! from the protos by `just openapi`), served at `/openapi.json` with each
 //! path's server where this shop's browsers reach its service: the
-//! gateway's own paths on the gateway, the users', catalog's and orders'
-//! at their configured URLs.
+//! gateway's own paths (and the document's default) on the gateway, the
+//! users', catalog's and orders' at their configured URLs.
 
 use axum::{Router, routing::get};
 use bytes::Bytes;
@@ -21,6 +21,7 @@ const DOCUMENT: &str = include_str!("../../openapi/openapi.json");
 /// embedded document is not JSON of the expected shape.
 pub fn document(browser: &ServiceUrls) -> Result<Bytes, serde_json::Error> {
     let mut document: Value = serde_json::from_str(DOCUMENT)?;
+    document["servers"] = serde_json::json!([{ "url": "/", "description": "this gateway" }]);
     if let Some(paths) = document.get_mut("paths").and_then(Value::as_object_mut) {
         for item in paths.values_mut() {
             let Some(url) = service_url(item, browser) else {

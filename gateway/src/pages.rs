@@ -68,19 +68,24 @@ impl Pages {
     }
 }
 
-/// The embedded file at `path`; the app's index.html for its own routes
-/// (e.g. /orders/123); a note when the app was not built.
+/// The embedded file at `path`, or a folder's index.html (`/api`, the API
+/// reference); the app's index.html for its own routes (e.g. /orders/123);
+/// a note when the app was not built.
 fn embedded(path: &str) -> Response {
-    let wanted = match path.trim_start_matches('/') {
-        "" => "index.html",
-        file => file,
-    };
-    let (name, file) = match BuiltApp::get(wanted) {
-        Some(file) => (wanted, file),
-        None => match BuiltApp::get("index.html") {
-            Some(index) => ("index.html", index),
-            None => return Html(NO_WEB_APP).into_response(),
-        },
+    let wanted = path.trim_matches('/');
+    let found = BuiltApp::get(wanted)
+        .map(|file| (wanted.to_owned(), file))
+        .or_else(|| {
+            let index = if wanted.is_empty() {
+                "index.html".to_owned()
+            } else {
+                format!("{wanted}/index.html")
+            };
+            BuiltApp::get(&index).map(|file| (index, file))
+        })
+        .or_else(|| BuiltApp::get("index.html").map(|file| ("index.html".to_owned(), file)));
+    let Some((name, file)) = found else {
+        return Html(NO_WEB_APP).into_response();
     };
     // Vite names assets by content hash: they never change.
     let cache = if name.starts_with("assets/") {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The browser journey: builds and starts the shop (release launcher, which
 # builds the web app), then drives Debian's Chromium through it with
-# playwright-core. Screenshots land in tests/e2e/screenshots.
+# playwright-core, and through the API reference at /api. Screenshots land
+# in tests/e2e/screenshots.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -39,6 +40,9 @@ echo "==> the journey in Chromium"
 cd "$here"
 rm -rf screenshots
 GATEWAY_URL="$gateway" CHROMIUM="$chromium" SCREENSHOTS="$here/screenshots" node --test journey.test.mjs
+
+echo "==> the API reference (/api) in Chromium: offline, and its try-it as the signed-in user"
+GATEWAY_URL="$gateway" CHROMIUM="$chromium" SCREENSHOTS="$here/screenshots" node --test reference.test.mjs
 
 echo "==> the first journey again, the shop on TLS (shop certs, shop --tls-dir) in Chromium"
 certs="$data/certs"
