@@ -327,12 +327,7 @@ impl CodeSniffer {
                     let code = serde_json::from_slice::<serde_json::Value>(&end)
                         .ok()
                         .and_then(|end| end.get("error").cloned())
-                        .map_or("ok", |error| {
-                            error
-                                .get("code")
-                                .and_then(|c| c.as_str())
-                                .map_or("unknown", intern_code)
-                        });
+                        .map_or("ok", |error| error_code(&error).unwrap_or("unknown"));
                     *self = Self::Known(code);
                 }
             }
@@ -340,10 +335,8 @@ impl CodeSniffer {
                 if let Some(event) = data.strip_prefix(sse::ERROR_EVENT) {
                     let code = event
                         .strip_prefix(b"data: ")
-                        .and_then(|json| serde_json::from_slice::<serde_json::Value>(json).ok())
-                        .and_then(|error| {
-                            error.get("code").and_then(|c| c.as_str()).map(intern_code)
-                        })
+                        .and_then(|json| serde_json::from_slice(json).ok())
+                        .and_then(|error| error_code(&error))
                         .unwrap_or("unknown");
                     *self = Self::Known(code);
                 }
@@ -374,12 +367,10 @@ impl CodeSniffer {
     fn at_end(&self) -> &'static str {
         match self {
             Self::Known(code) => code,
-            Self::ConnectUnaryError { status, body } => {
-                serde_json::from_slice::<serde_json::Value>(body)
-                    .ok()
-                    .and_then(|error| error.get("code").and_then(|c| c.as_str()).map(intern_code))
-                    .unwrap_or_else(|| code_from_status(*status).as_str())
-            }
+            Self::ConnectUnaryError { status, body } => serde_json::from_slice(body)
+                .ok()
+                .and_then(|error| error_code(&error))
+                .unwrap_or_else(|| code_from_status(*status).as_str()),
             // Events that ended without an error one.
             Self::SseEvents => "ok",
             // A stream that ended without its status frame was cut short.
@@ -397,6 +388,11 @@ pub(crate) fn grpc_status(headers: &HeaderMap) -> Option<&'static str> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse().ok())
         .map(code_name)
+}
+
+/// The code of a Connect error (`{"code": ...}`), by its static name.
+fn error_code(error: &serde_json::Value) -> Option<&'static str> {
+    error.get("code")?.as_str().map(intern_code)
 }
 
 /// Maps a Connect code string onto the static names, so labels stay bounded.
@@ -530,5 +526,24 @@ mod tests {
         );
         sniffer.on_data(&Bytes::from(chunk));
         assert_eq!(sniffer.at_end(), "not_found");
+    }
+
+    #[test]
+    fn rest_events_are_ok_until_an_error_event_names_its_code() {
+        let events = || {
+            let mut sniffer = CodeSniffer::new(
+                Protocol::Rest,
+                StatusCode::OK,
+                &streaming("text/event-stream"),
+            );
+            sniffer.on_data(&Bytes::from_static(b"data: {\"n\":1}\n\n"));
+            sniffer
+        };
+        assert_eq!(events().at_end(), "ok");
+        let mut failed = events();
+        failed.on_data(&Bytes::from_static(
+            b"event: error\ndata: {\"code\":\"unavailable\",\"message\":\"gone\"}\n\n",
+        ));
+        assert_eq!(failed.at_end(), "unavailable");
     }
 }

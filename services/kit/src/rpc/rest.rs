@@ -214,6 +214,8 @@ fn connect_request(
         ("application/json", Bytes::from(message), Framing::Plain)
     };
     parts.method = Method::POST;
+    // `/package.Service/Method` of names the descriptors hold: identifier
+    // characters only, always a valid URI.
     parts.uri = http::Uri::from_static(route.rpc.as_str());
     let headers = &mut parts.headers;
     for name in [
