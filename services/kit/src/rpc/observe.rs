@@ -118,6 +118,7 @@ where
         let call = RpcCall {
             service,
             method,
+            streaming: classified.method.is_some_and(|method| method.streaming),
             protocol: classified.protocol,
             system,
             request_bytes,
@@ -163,6 +164,9 @@ where
 struct RpcCall {
     service: &'static str,
     method: &'static str,
+    /// A streaming method's handler runs while its response streams; a
+    /// unary one's has finished before its body is polled.
+    streaming: bool,
     protocol: Protocol,
     system: RpcSystem,
     /// The request's `content-length`, when it had one.
@@ -211,24 +215,28 @@ fn series(key: Series) -> Handles {
 /// A call slower than this is logged whatever its outcome.
 const SLOW_CALL: Duration = Duration::from_secs(1);
 
-/// One log line for a call, at the level given.
+/// One log line for a call, at the level given, in the call's trace (made
+/// current only when the line is written: most calls' line is filtered out).
 macro_rules! rpc_line {
     ($level:expr, $call:expr, $code:expr, $elapsed:expr) => {
-        tracing::event!(
-            target: "rpc",
-            $level,
-            service = $call.service,
-            method = $call.method,
-            protocol = $call.protocol.as_str(),
-            code = $code,
-            duration_ms = $elapsed.as_secs_f64() * 1000.0,
-            request_id = $call
-                .request_id
-                .as_ref()
-                .and_then(|id| id.to_str().ok())
-                .unwrap_or_default(),
-            "rpc finished"
-        )
+        if tracing::enabled!(target: "rpc", $level) {
+            let _in_trace = $call.trace.as_ref().map(ServerTrace::enter);
+            tracing::event!(
+                target: "rpc",
+                $level,
+                service = $call.service,
+                method = $call.method,
+                protocol = $call.protocol.as_str(),
+                code = $code,
+                duration_ms = $elapsed.as_secs_f64() * 1000.0,
+                request_id = $call
+                    .request_id
+                    .as_ref()
+                    .and_then(|id| id.to_str().ok())
+                    .unwrap_or_default(),
+                "rpc finished"
+            )
+        }
     };
 }
 
@@ -252,7 +260,6 @@ impl RpcCall {
         if let Some(ServerTrace::Span(span)) = &self.trace {
             traces::record_server_code(span, self.system, code);
         }
-        let _in_trace = self.trace.as_ref().map(ServerTrace::enter);
         match code {
             "internal" | "unknown" | "data_loss" | "unavailable" => {
                 rpc_line!(Level::WARN, self, code, elapsed);
@@ -436,9 +443,11 @@ impl http_body::Body for ObservedBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = self.project();
+        // A stream's handler runs in these polls, in the call's trace.
         let in_trace = this
             .call
             .as_ref()
+            .filter(|call| call.streaming)
             .and_then(|call| call.trace.as_ref())
             .map(ServerTrace::enter);
         let polled = this.inner.poll_frame(cx);
