@@ -6,14 +6,14 @@
 use std::{
     future::Future,
     pin::Pin,
-    task::{Context, Poll},
+    task::{Context, Poll, ready},
     time::Duration,
 };
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body::{Body, Frame, SizeHint};
-use tokio::time::{Instant, Sleep};
+use tokio::time::{Instant, Sleep, Timeout};
 use tower::{Layer, Service};
 
 /// The instant by which the caller wants its answer; put into request
@@ -114,8 +114,13 @@ fn grpc_deadline(headers: &HeaderMap) -> Option<Instant> {
 
 const DEADLINE_MESSAGE: &str = "deadline exceeded";
 
-fn deadline_exceeded_response() -> Response<tonic::body::Body> {
-    tonic::Status::deadline_exceeded(DEADLINE_MESSAGE).into_http()
+/// The trailers-only answer to a call whose deadline passed before its
+/// response started.
+fn deadline_exceeded_response<B>() -> Response<DeadlineBody<B>> {
+    let (parts, ()) = tonic::Status::deadline_exceeded(DEADLINE_MESSAGE)
+        .into_http::<()>()
+        .into_parts();
+    Response::from_parts(parts, DeadlineBody::Ended)
 }
 
 /// Tower layer enforcing `grpc-timeout`; wraps the gRPC side of the server
@@ -135,19 +140,13 @@ pub struct GrpcDeadline<S> {
     inner: S,
 }
 
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for GrpcDeadline<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-    ResBody: Body<Data = Bytes> + Send + 'static,
-    ResBody::Error: Into<tonic::codegen::StdError>,
 {
-    type Response = Response<tonic::body::Body>;
+    type Response = Response<DeadlineBody<ResBody>>;
     type Error = S::Error;
-    type Future = BoxFuture<Result<Self::Response, S::Error>>;
+    type Future = DeadlineFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -155,37 +154,68 @@ where
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let Some(deadline) = grpc_deadline(request.headers()) else {
-            let future = self.inner.call(request);
-            return Box::pin(async move { Ok(future.await?.map(tonic::body::Body::new)) });
+            return DeadlineFuture::Open {
+                inner: self.inner.call(request),
+            };
         };
         if deadline <= Instant::now() {
-            return Box::pin(async { Ok(deadline_exceeded_response()) });
+            return DeadlineFuture::Passed;
         }
         request.extensions_mut().insert(Deadline(deadline));
-        let future = self.inner.call(request);
-        Box::pin(async move {
-            match tokio::time::timeout_at(deadline, future).await {
-                Err(_elapsed) => Ok(deadline_exceeded_response()),
-                Ok(response) => Ok(response?.map(|body| {
-                    tonic::body::Body::new(DeadlineBody {
-                        inner: body,
-                        sleep: Box::pin(tokio::time::sleep_until(deadline)),
-                        expired: false,
-                    })
-                })),
+        DeadlineFuture::Timed {
+            inner: tokio::time::timeout_at(deadline, self.inner.call(request)),
+            deadline,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response of a call with no deadline, with one, or whose deadline
+    /// had passed on arrival (not boxed: it is on every gRPC call's path).
+    #[project = DeadlineFutureProj]
+    pub enum DeadlineFuture<F> {
+        Open { #[pin] inner: F },
+        Timed { #[pin] inner: Timeout<F>, deadline: Instant },
+        Passed,
+    }
+}
+
+impl<F, B, E> Future for DeadlineFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<DeadlineBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            DeadlineFutureProj::Open { inner } => {
+                let response = ready!(inner.poll(cx))?;
+                Poll::Ready(Ok(
+                    response.map(|inner| DeadlineBody::Answer { inner, sleep: None })
+                ))
             }
-        })
+            DeadlineFutureProj::Timed { inner, deadline } => match ready!(inner.poll(cx)) {
+                Err(_elapsed) => Poll::Ready(Ok(deadline_exceeded_response())),
+                Ok(response) => Poll::Ready(Ok(response?.map(|inner| DeadlineBody::Answer {
+                    inner,
+                    sleep: Some(Box::pin(tokio::time::sleep_until(*deadline))),
+                }))),
+            },
+            DeadlineFutureProj::Passed => Poll::Ready(Ok(deadline_exceeded_response())),
+        }
     }
 }
 
 pin_project_lite::pin_project! {
     /// A response body that ends with DEADLINE_EXCEEDED trailers if it is
-    /// still streaming when the deadline passes.
-    struct DeadlineBody<B> {
-        #[pin]
-        inner: B,
-        sleep: Pin<Box<Sleep>>,
-        expired: bool,
+    /// still streaming when the deadline (if any) passes.
+    #[project = DeadlineBodyProj]
+    pub enum DeadlineBody<B> {
+        /// The handler's answer.
+        Answer { #[pin] inner: B, sleep: Option<Pin<Box<Sleep>>> },
+        /// Nothing more: a trailers-only answer, or a stream cut at its
+        /// deadline (the handler's stream dropped).
+        Ended,
     }
 }
 
@@ -197,32 +227,42 @@ where
     type Error = B::Error;
 
     fn poll_frame(
-        self: Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        let this = self.project();
-        if *this.expired {
-            return Poll::Ready(None);
+        match self.as_mut().project() {
+            DeadlineBodyProj::Ended => return Poll::Ready(None),
+            DeadlineBodyProj::Answer { inner, sleep } => {
+                if let Poll::Ready(frame) = inner.poll_frame(cx) {
+                    return Poll::Ready(frame);
+                }
+                let passed = sleep
+                    .as_mut()
+                    .is_some_and(|sleep| sleep.as_mut().poll(cx).is_ready());
+                if !passed {
+                    return Poll::Pending;
+                }
+            }
         }
-        if let Poll::Ready(frame) = this.inner.poll_frame(cx) {
-            return Poll::Ready(frame);
-        }
-        if this.sleep.as_mut().poll(cx).is_ready() {
-            *this.expired = true;
-            let mut trailers = HeaderMap::new();
-            trailers.insert("grpc-status", HeaderValue::from_static("4"));
-            trailers.insert("grpc-message", HeaderValue::from_static(DEADLINE_MESSAGE));
-            return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
-        }
-        Poll::Pending
+        self.set(Self::Ended);
+        let mut trailers = HeaderMap::new();
+        trailers.insert("grpc-status", HeaderValue::from_static("4"));
+        trailers.insert("grpc-message", HeaderValue::from_static(DEADLINE_MESSAGE));
+        Poll::Ready(Some(Ok(Frame::trailers(trailers))))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.expired || self.inner.is_end_stream()
+        match self {
+            Self::Answer { inner, .. } => inner.is_end_stream(),
+            Self::Ended => true,
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match self {
+            Self::Answer { inner, .. } => inner.size_hint(),
+            Self::Ended => SizeHint::with_exact(0),
+        }
     }
 }
 

@@ -10,14 +10,14 @@
 
 use std::{
     convert::Infallible,
+    future::Future,
     pin::Pin,
     sync::{Arc, Mutex, MutexGuard},
-    task::{Context, Poll},
+    task::{Context, Poll, ready},
 };
 
 use axum::extract::FromRequestParts;
 use bytes::{Bytes, BytesMut};
-use futures::future::BoxFuture;
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, request::Parts};
 use http_body::{Body, Frame, SizeHint};
 use tower::{Layer, Service};
@@ -88,12 +88,10 @@ pub struct WriteResponseMetadata<S> {
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for WriteResponseMetadata<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-    S::Future: Send + 'static,
-    ResBody: Body<Data = Bytes> + Send + 'static,
 {
     type Response = Response<MetadataBody<ResBody>>;
     type Error = S::Error;
-    type Future = BoxFuture<'static, Result<Self::Response, S::Error>>;
+    type Future = MetadataFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -101,8 +99,34 @@ where
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let metadata = ResponseMetadata::attach(&mut request);
-        let future = self.inner.call(request);
-        Box::pin(async move { Ok(metadata.write(future.await?)) })
+        MetadataFuture {
+            inner: self.inner.call(request),
+            metadata: Some(metadata),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The handler's response, its metadata written in as it arrives (not
+    /// boxed: it is on every gRPC call's path).
+    pub struct MetadataFuture<F> {
+        #[pin]
+        inner: F,
+        metadata: Option<ResponseMetadata>,
+    }
+}
+
+impl<F, B, E> Future for MetadataFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<MetadataBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let response = ready!(this.inner.poll(cx))?;
+        let metadata = this.metadata.take().unwrap_or_default();
+        Poll::Ready(Ok(metadata.write(response)))
     }
 }
 
