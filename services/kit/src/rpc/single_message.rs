@@ -12,7 +12,10 @@ use std::task::{Context, Poll};
 use axum::{body::Body, response::Response};
 use bytes::{Bytes, BytesMut};
 use connectrpc_axum::prelude::{Code, ConnectError};
-use futures::{StreamExt, future::BoxFuture};
+use futures::{
+    StreamExt,
+    future::{BoxFuture, Either},
+};
 use http::{Method, Request};
 use tower::{Layer, Service};
 
@@ -102,7 +105,7 @@ where
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = BoxFuture<'static, Result<Response, S::Error>>;
+    type Future = Either<S::Future, BoxFuture<'static, Result<Response, S::Error>>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -110,16 +113,16 @@ where
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
         if !self.layer.applies_to(&request) {
-            return Box::pin(self.inner.call(request));
+            return Either::Left(self.inner.call(request));
         }
         // One message within the limit, plus the header of a second.
         let cap = self.layer.max_message_bytes.saturating_add(10);
         let inner = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, inner);
-        Box::pin(async move {
+        Either::Right(Box::pin(async move {
             let (parts, body) = request.into_parts();
             let mut frames = body.into_data_stream();
-            let mut read = BytesMut::new();
+            let mut read = Read::default();
             let mut ended = true;
             while let Some(chunk) = frames.next().await {
                 let Ok(chunk) = chunk else {
@@ -127,13 +130,13 @@ where
                     ended = false;
                     break;
                 };
-                read.extend_from_slice(&chunk);
+                read.push(chunk);
                 if read.len() > cap {
                     ended = false;
                     break;
                 }
             }
-            let read = read.freeze();
+            let read = read.into_bytes();
             let refusal = match (count_envelopes(&read), ended) {
                 (Count::None, true) => Some("a request message is required"),
                 (Count::Several, _) => Some("this method takes exactly one request message"),
@@ -150,7 +153,38 @@ where
                 Body::from_stream(head.chain(frames))
             };
             inner.call(Request::from_parts(parts, body)).await
-        })
+        }))
+    }
+}
+
+/// The bytes of a body as they are read: the first chunk kept as it came
+/// (most bodies are one chunk), copied only when another one follows.
+#[derive(Default)]
+struct Read {
+    first: Bytes,
+    joined: Option<BytesMut>,
+}
+
+impl Read {
+    fn push(&mut self, chunk: Bytes) {
+        match &mut self.joined {
+            Some(joined) => joined.extend_from_slice(&chunk),
+            None if self.first.is_empty() => self.first = chunk,
+            None => {
+                let mut joined = BytesMut::with_capacity(self.first.len() + chunk.len());
+                joined.extend_from_slice(&self.first);
+                joined.extend_from_slice(&chunk);
+                self.joined = Some(joined);
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.joined.as_ref().map_or(self.first.len(), BytesMut::len)
+    }
+
+    fn into_bytes(self) -> Bytes {
+        self.joined.map_or(self.first, BytesMut::freeze)
     }
 }
 
@@ -162,6 +196,21 @@ mod tests {
         let mut framed = Vec::new();
         envelope::frame(0, payload, &mut framed);
         framed
+    }
+
+    #[test]
+    fn a_body_read_in_chunks_is_joined_in_order() {
+        let mut one = Read::default();
+        one.push(Bytes::from_static(b"whole"));
+        assert_eq!(one.len(), 5);
+        assert_eq!(one.into_bytes(), "whole");
+
+        let mut three = Read::default();
+        for chunk in ["ab", "", "cd", "e"] {
+            three.push(Bytes::from_static(chunk.as_bytes()));
+        }
+        assert_eq!(three.len(), 5);
+        assert_eq!(three.into_bytes(), "abcde");
     }
 
     #[test]
