@@ -43,7 +43,13 @@ impl Protocol {
 /// header (no allocation) unless the client sent capitals.
 pub fn content_type(headers: &HeaderMap) -> Option<Cow<'_, str>> {
     let value = headers.get(CONTENT_TYPE)?.to_str().ok()?;
-    let essence = value.split(';').next().unwrap_or_default().trim();
+    // Byte-wise (the value is visible ASCII): on every call's path, and
+    // `split` and `trim` by characters cost several times more.
+    let essence = match value.bytes().position(|b| b == b';') {
+        Some(end) => &value[..end],
+        None => value,
+    }
+    .trim_ascii();
     Some(if essence.bytes().any(|b| b.is_ascii_uppercase()) {
         Cow::Owned(essence.to_ascii_lowercase())
     } else {
@@ -180,6 +186,18 @@ mod tests {
         h.insert(CONTENT_TYPE, HeaderValue::from_static("Application/GRPC"));
         assert_eq!(content_type(&h).as_deref(), Some("application/grpc"));
         assert_eq!(Protocol::of(&h), Protocol::Grpc);
+        h.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("\t application/proto ;charset=x"),
+        );
+        assert_eq!(content_type(&h).as_deref(), Some("application/proto"));
+        h.insert(CONTENT_TYPE, HeaderValue::from_static(";"));
+        assert_eq!(content_type(&h).as_deref(), Some(""));
+        h.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_bytes(b"application/json\xe9").expect("a value"),
+        );
+        assert_eq!(content_type(&h), None, "not visible ASCII");
     }
 
     #[test]
