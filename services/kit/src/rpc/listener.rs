@@ -34,7 +34,11 @@ use hyper_util::{
     server::conn::auto,
     service::TowerToHyperService,
 };
-use tokio::{net::TcpListener, sync::Semaphore, time::Instant};
+use tokio::{
+    net::TcpListener,
+    sync::{Semaphore, oneshot},
+    time::Instant,
+};
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
@@ -238,14 +242,25 @@ impl Connection {
             .builder
             .serve_connection_with_upgrades(io, TowerToHyperService::new(service));
         let mut connection = pin!(connection);
-        let idle = activity.idle_for(self.idle_timeout);
-        let mut idle = pin!(idle);
-        let mut closing = false;
-        tokio::select! {
+        // Shutdown and idleness are watched by a task of their own: in this
+        // select they would be polled on every wake of the connection (a
+        // few times per call), here only a channel is.
+        let (mut stop, stopped) = oneshot::channel();
+        let shutdown = self.shutdown.clone();
+        let idle_timeout = self.idle_timeout;
+        tokio::spawn(async move {
+            let why = tokio::select! {
+                () = shutdown.requested() => Stop::Shutdown,
+                () = activity.idle_for(idle_timeout) => Stop::Idle,
+                // The connection ended first.
+                () = stop.closed() => return,
+            };
+            let _ = stop.send(why);
+        });
+        let closing = tokio::select! {
             _ = connection.as_mut() => return,
-            () = self.shutdown.requested() => {}
-            () = idle.as_mut() => closing = true,
-        }
+            why = stopped => why == Ok(Stop::Idle),
+        };
         connection.as_mut().graceful_shutdown();
         if closing {
             // An idle connection has nothing in flight: it may not linger.
@@ -254,6 +269,14 @@ impl Connection {
             let _ = connection.await;
         }
     }
+}
+
+/// Why a connection is asked to close.
+#[derive(Debug, PartialEq, Eq)]
+enum Stop {
+    Shutdown,
+    /// Nothing in flight for the idle timeout.
+    Idle,
 }
 
 /// Requests in flight on one connection, and when that last changed.
