@@ -68,8 +68,8 @@ impl<S: Send + Sync> FromRequestParts<S> for ResponseMetadata {
 }
 
 /// Puts a [`ResponseMetadata`] in every request and writes it into the
-/// response, on the gRPC side of the server (the Connect side's
-/// `ConnectEdge` does the same among its other work).
+/// response, on the gRPC side of the server, whose responses are tonic's
+/// (the Connect side's `ConnectEdge` does the same among its other work).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ResponseMetadataLayer;
 
@@ -126,7 +126,7 @@ where
         let this = self.project();
         let response = ready!(this.inner.poll(cx))?;
         let metadata = this.metadata.take().unwrap_or_default();
-        Poll::Ready(Ok(metadata.write(response)))
+        Poll::Ready(Ok(metadata.write_grpc(response)))
     }
 }
 
@@ -145,13 +145,7 @@ impl ResponseMetadata {
         append_all(headers, self.take_headers(), None);
         let content_type = content_type(headers).unwrap_or_default();
         let mode = if content_type.starts_with("application/grpc") {
-            if headers.contains_key(super::protocol::GRPC_STATUS) {
-                // Trailers-only: the trailers travel in the headers.
-                append_all(headers, self.take_trailers(), None);
-                Mode::Done
-            } else {
-                Mode::GrpcTrailers
-            }
+            self.grpc_mode(headers)
         } else if content_type.starts_with("application/connect+") {
             // The end-of-stream message grows by the trailers: a length the
             // library declared (a client stream's one answer) no longer holds.
@@ -161,6 +155,29 @@ impl ResponseMetadata {
             append_all(headers, self.take_trailers(), Some("trailer-"));
             Mode::Done
         };
+        self.into_response(response, mode)
+    }
+
+    /// [`Self::write`] for a response known to be gRPC (tonic's, on the
+    /// gRPC side of the server), without reading its content type again.
+    fn write_grpc<B>(self, mut response: Response<B>) -> Response<MetadataBody<B>> {
+        let headers = response.headers_mut();
+        append_all(headers, self.take_headers(), None);
+        let mode = self.grpc_mode(headers);
+        self.into_response(response, mode)
+    }
+
+    fn grpc_mode(&self, headers: &mut HeaderMap) -> Mode {
+        if headers.contains_key(super::protocol::GRPC_STATUS) {
+            // Trailers-only: the trailers travel in the headers.
+            append_all(headers, self.take_trailers(), None);
+            Mode::Done
+        } else {
+            Mode::GrpcTrailers
+        }
+    }
+
+    fn into_response<B>(self, response: Response<B>, mode: Mode) -> Response<MetadataBody<B>> {
         response.map(|inner| MetadataBody {
             inner,
             metadata: self,
@@ -437,11 +454,18 @@ mod tests {
                 )
             }
         });
-        let response = ResponseMetadataLayer
-            .layer(handler)
-            .oneshot(Request::new(()))
-            .await
-            .expect("call");
+        let mut request = Request::new(());
+        let response = if content_type.starts_with("application/grpc") {
+            ResponseMetadataLayer
+                .layer(handler)
+                .oneshot(request)
+                .await
+                .expect("call")
+        } else {
+            // The Connect side writes it as `ConnectEdge` does.
+            let metadata = ResponseMetadata::attach(&mut request);
+            metadata.write(handler.oneshot(request).await.expect("call"))
+        };
         let (parts, mut body) = response.into_parts();
         let mut frames = Vec::new();
         while let Some(frame) = body.frame().await {
@@ -480,6 +504,36 @@ mod tests {
             .expect("trailers");
         assert_eq!(trailers["grpc-status"], "0");
         assert_eq!(trailers["x-t"], "2");
+    }
+
+    #[tokio::test]
+    async fn a_grpc_trailers_only_answer_carries_the_trailers_in_its_headers() {
+        use tower::ServiceExt;
+        let handler = tower::service_fn(|request: Request<()>| async move {
+            let metadata = request
+                .extensions()
+                .get::<ResponseMetadata>()
+                .cloned()
+                .expect("metadata");
+            metadata.append_trailer(
+                HeaderName::from_static("x-t"),
+                HeaderValue::from_static("2"),
+            );
+            Ok::<_, Infallible>(
+                Response::builder()
+                    .header("content-type", "application/grpc")
+                    .header("grpc-status", "5")
+                    .body(http_body_util::Empty::<Bytes>::new())
+                    .expect("response"),
+            )
+        });
+        let response = ResponseMetadataLayer
+            .layer(handler)
+            .oneshot(Request::new(()))
+            .await
+            .expect("call");
+        assert_eq!(response.headers()["grpc-status"], "5");
+        assert_eq!(response.headers()["x-t"], "2");
     }
 
     #[tokio::test]
