@@ -58,7 +58,7 @@ fn names(list: &[&'static str]) -> Vec<HeaderName> {
 /// `internal` services (full names) are refused to every browser.
 pub fn layer(origins: &[String], internal: &[String]) -> BrowsersOnlyLayer {
     BrowsersOnlyLayer {
-        cors: cors(origins),
+        cors: Arc::new(cors(origins)),
         internal: internal.iter().map(|name| format!("/{name}/")).collect(),
     }
 }
@@ -84,7 +84,7 @@ fn cors(origins: &[String]) -> CorsLayer {
 /// CORS for requests with an `Origin`; the rest pass by it.
 #[derive(Clone, Debug)]
 pub struct BrowsersOnlyLayer {
-    cors: CorsLayer,
+    cors: Arc<CorsLayer>,
     /// Path prefixes ("/<service>/") of the internal services.
     internal: Arc<[String]>,
 }
@@ -94,23 +94,26 @@ impl<S> Layer<S> for BrowsersOnlyLayer {
 
     fn layer(&self, inner: S) -> Self::Service {
         BrowsersOnly {
-            cors: self.cors.layer(inner),
+            inner,
+            cors: self.cors.clone(),
             internal: self.internal.clone(),
         }
     }
 }
 
 /// One copy of the inner service (the whole stack below, cloned with this
-/// on every call), reached through CORS or, without an `Origin`, directly.
+/// on every call), reached directly or, for a browser's request, through
+/// CORS (whose settings are shared, not cloned with every call).
 #[derive(Clone, Debug)]
 pub struct BrowsersOnly<S> {
-    cors: Cors<S>,
+    inner: S,
+    cors: Arc<CorsLayer>,
     internal: Arc<[String]>,
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for BrowsersOnly<S>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
     ResBody: Default,
 {
     type Response = Response<ResBody>;
@@ -121,12 +124,12 @@ where
     >;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.cors.poll_ready(cx)
+        self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         if !request.headers().contains_key(ORIGIN) {
-            return Either::Left(Either::Right(self.cors.get_mut().call(request)));
+            return Either::Left(Either::Right(self.inner.call(request)));
         }
         let path = request.uri().path();
         if self
@@ -138,6 +141,9 @@ where
             *refused.status_mut() = StatusCode::FORBIDDEN;
             return Either::Right(std::future::ready(Ok(refused)));
         }
-        Either::Left(Either::Left(self.cors.call(request)))
+        // The copy polled ready goes into CORS; a fresh clone stays.
+        let fresh = self.inner.clone();
+        let ready = std::mem::replace(&mut self.inner, fresh);
+        Either::Left(Either::Left(self.cors.layer(ready).call(request)))
     }
 }
