@@ -418,8 +418,25 @@ mod tests {
         assert_eq!(values, ["1", "2"]);
     }
 
-    /// Runs the layer around a handler that sets one header and one trailer
-    /// and answers with `content_type` and `frames`.
+    /// What the tests' handlers set: header `x-h: 1`, trailer `x-t: 2`.
+    fn fill(request: &Request<()>) {
+        let metadata = request
+            .extensions()
+            .get::<ResponseMetadata>()
+            .expect("metadata");
+        metadata.append_header(
+            HeaderName::from_static("x-h"),
+            HeaderValue::from_static("1"),
+        );
+        metadata.append_trailer(
+            HeaderName::from_static("x-t"),
+            HeaderValue::from_static("2"),
+        );
+    }
+
+    /// A handler that [`fill`]s the metadata and answers with
+    /// `content_type` and `frames`, written by the layer (gRPC) or as
+    /// `ConnectEdge` writes it (Connect).
     async fn answer(
         content_type: &'static str,
         frames: Vec<Frame<Bytes>>,
@@ -430,19 +447,7 @@ mod tests {
         let handler = tower::service_fn(move |request: Request<()>| {
             let frames = frames.lock().expect("lock").take().expect("called once");
             async move {
-                let metadata = request
-                    .extensions()
-                    .get::<ResponseMetadata>()
-                    .cloned()
-                    .expect("metadata");
-                metadata.append_header(
-                    HeaderName::from_static("x-h"),
-                    HeaderValue::from_static("1"),
-                );
-                metadata.append_trailer(
-                    HeaderName::from_static("x-t"),
-                    HeaderValue::from_static("2"),
-                );
+                fill(&request);
                 let body = http_body_util::StreamBody::new(futures::stream::iter(
                     frames.into_iter().map(Ok::<_, Infallible>),
                 ));
@@ -510,15 +515,7 @@ mod tests {
     async fn a_grpc_trailers_only_answer_carries_the_trailers_in_its_headers() {
         use tower::ServiceExt;
         let handler = tower::service_fn(|request: Request<()>| async move {
-            let metadata = request
-                .extensions()
-                .get::<ResponseMetadata>()
-                .cloned()
-                .expect("metadata");
-            metadata.append_trailer(
-                HeaderName::from_static("x-t"),
-                HeaderValue::from_static("2"),
-            );
+            fill(&request);
             Ok::<_, Infallible>(
                 Response::builder()
                     .header("content-type", "application/grpc")
@@ -533,6 +530,7 @@ mod tests {
             .await
             .expect("call");
         assert_eq!(response.headers()["grpc-status"], "5");
+        assert_eq!(response.headers()["x-h"], "1");
         assert_eq!(response.headers()["x-t"], "2");
     }
 
