@@ -5,68 +5,12 @@
 //! this checks the ids reach it. Traces go to an OTLP endpoint nobody
 //! listens on: spans are made for real, their export fails unnoticed.
 
-use std::{
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+mod launched;
 
+use launched::Shop;
 use serde_json::json;
 
 const CALLER_SPAN: &str = "00f067aa0ba902b7";
-
-struct Users {
-    child: Child,
-    url: String,
-    _data: tempfile::TempDir,
-}
-
-impl Users {
-    async fn start() -> Self {
-        let data = tempfile::tempdir().expect("temp dir");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free port");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_shop"))
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .args(["serve", "users", "--log-rpcs", "--trace-trust", "all"])
-            .args(["--otlp-endpoint", "http://127.0.0.1:9"])
-            .args(["--users-port", &port.to_string()])
-            .arg("--data-dir")
-            .arg(data.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn shop");
-        let url = format!("http://127.0.0.1:{port}");
-        for _ in 0..200 {
-            if reqwest::get(format!("{url}/healthz")).await.is_ok() {
-                return Self {
-                    child,
-                    url,
-                    _data: data,
-                };
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("users did not answer on {url}");
-    }
-
-    /// Stops the service (SIGTERM, so its log is flushed) and returns what
-    /// it logged.
-    fn log(self) -> String {
-        let stopped = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(stopped.success());
-        let output = self.child.wait_with_output().expect("wait");
-        String::from_utf8_lossy(&output.stderr).into_owned()
-    }
-}
 
 /// The "rpc finished" line of the call that ran with `request_id`.
 fn line_of<'a>(log: &'a str, request_id: &str) -> &'a str {
@@ -82,9 +26,22 @@ fn field<'a>(line: &'a str, name: &str) -> Option<&'a str> {
 
 #[tokio::test]
 async fn a_calls_line_names_its_trace_and_its_own_span() {
-    let users = Users::start().await;
+    let users = Shop::serve_logged(
+        "users",
+        &[
+            "--log-rpcs",
+            "--trace-trust",
+            "all",
+            "--otlp-endpoint",
+            "http://127.0.0.1:9",
+        ],
+    )
+    .await;
     let trace_id = "5bf92f3577b34da6a3ce929d0e0e4736";
-    let path = format!("{}/shop.users.v1.UserService/GetPublicKeys", users.url);
+    let path = format!(
+        "{}/shop.users.v1.UserService/GetPublicKeys",
+        users.url("users")
+    );
     for (request_id, traceparent) in [
         (
             "line-in-callers-trace",
@@ -100,7 +57,7 @@ async fn a_calls_line_names_its_trace_and_its_own_span() {
             shop_kit::testing::call_json_with(&path, None, &headers, &json!({})).await;
         assert_eq!(status, 200, "{body}");
     }
-    let log = users.log();
+    let log = users.stop_for_log();
 
     let continued = line_of(&log, "line-in-callers-trace");
     assert_eq!(field(continued, "trace_id"), Some(trace_id), "{continued}");

@@ -8,6 +8,7 @@ use std::{
     net::{SocketAddr, TcpListener},
     path::PathBuf,
     process::{Child, Command, Stdio},
+    thread::JoinHandle,
     time::Duration,
 };
 
@@ -23,6 +24,19 @@ pub struct Shop {
     services: Vec<&'static str>,
     /// The CA of its certificates, when it serves TLS (`--tls-dir`).
     pub ca: Option<PathBuf>,
+    log: Log,
+    /// What it has logged so far, when its log is kept.
+    logged: Option<JoinHandle<String>>,
+}
+
+/// Where the shop's log goes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Log {
+    /// The test's output, warnings only.
+    Shown,
+    /// Read into [`Shop::stop_for_log`]'s answer, at the shop's own default
+    /// filter (so `--log-rpcs` works).
+    Kept,
 }
 
 fn free_port() -> u16 {
@@ -43,16 +57,21 @@ impl Shop {
         Self::launch(&["serve", service], args, &[service]).await
     }
 
+    /// One service alone with `args`, its log kept for [`Self::stop_for_log`].
+    pub async fn serve_logged(service: &'static str, args: &[&str]) -> Self {
+        Self::launch_with(&["serve", service], args, &[service], None, Log::Kept).await
+    }
+
     /// The whole shop on TLS from the certificates in `dir` (`shop certs`).
     pub async fn whole_tls(dir: &std::path::Path, args: &[&str]) -> Self {
         let mut args: Vec<&str> = args.to_vec();
         let dir_arg = dir.display().to_string();
         args.extend(["--tls-dir", &dir_arg]);
-        Self::launch_with(&[], &args, &SERVICES, Some(dir.join("ca.pem"))).await
+        Self::launch_with(&[], &args, &SERVICES, Some(dir.join("ca.pem")), Log::Shown).await
     }
 
     async fn launch(command: &[&str], args: &[&str], services: &[&'static str]) -> Self {
-        Self::launch_with(command, args, services, None).await
+        Self::launch_with(command, args, services, None, Log::Shown).await
     }
 
     async fn launch_with(
@@ -60,6 +79,7 @@ impl Shop {
         args: &[&str],
         services: &[&'static str],
         ca: Option<PathBuf>,
+        log: Log,
     ) -> Self {
         let data = tempfile::tempdir().expect("temp dir");
         let web_dir = data.path().join("web");
@@ -80,14 +100,17 @@ impl Shop {
             command.push(port.to_string());
         }
         command.extend(args.iter().map(|a| (*a).to_owned()));
+        let (child, logged) = spawn(&command, log);
         let mut shop = Self {
-            child: spawn(&command),
+            child,
             data,
             web_dir,
             ports,
             command,
             services: services.to_vec(),
             ca,
+            log,
+            logged,
         };
         shop.wait_all_ready().await;
         shop
@@ -112,11 +135,22 @@ impl Shop {
         (status, asked.elapsed())
     }
 
+    /// Stops the shop (SIGTERM, so its log is flushed) and returns what it
+    /// logged since it last started (see [`Self::serve_logged`]).
+    pub fn stop_for_log(mut self) -> String {
+        self.terminate();
+        self.logged
+            .take()
+            .expect("a shop started with its log kept")
+            .join()
+            .expect("the log reader")
+    }
+
     /// Starts the shop again, as it was started, on the same data and ports.
     pub async fn restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        self.child = spawn(&self.command);
+        (self.child, self.logged) = spawn(&self.command, self.log);
         self.wait_all_ready().await;
     }
 
@@ -209,18 +243,29 @@ impl Shop {
     }
 }
 
-fn spawn(command: &[String]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_shop"))
-        .env_clear()
+/// Starts the shop; a kept log is read as it is written (a pipe nobody
+/// reads would fill), by a thread that answers it when the shop exits.
+fn spawn(command: &[String], log: Log) -> (Child, Option<JoinHandle<String>>) {
+    let mut shop = Command::new(env!("CARGO_BIN_EXE_shop"));
+    shop.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("RUST_LOG", "warn")
         // The test's own OpenTelemetry settings (e.g. a short batch delay).
         .envs(std::env::vars().filter(|(name, _)| name.starts_with("OTEL_")))
         .args(command)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn shop")
+        .stdout(Stdio::null());
+    match log {
+        Log::Shown => shop.env("RUST_LOG", "warn").stderr(Stdio::inherit()),
+        Log::Kept => shop.stderr(Stdio::piped()),
+    };
+    let mut child = shop.spawn().expect("spawn shop");
+    let logged = child.stderr.take().map(|mut stderr| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut stderr, &mut bytes);
+            String::from_utf8_lossy(&bytes).into_owned()
+        })
+    });
+    (child, logged)
 }
 
 impl Drop for Shop {
