@@ -16,6 +16,8 @@ use http_body::{Body, Frame, SizeHint};
 use tokio::time::{Instant, Sleep, Timeout};
 use tower::{Layer, Service};
 
+use super::protocol::{GRPC_MESSAGE, GRPC_STATUS};
+
 /// The instant by which the caller wants its answer; put into request
 /// extensions so handlers and outgoing calls can respect it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -246,8 +248,8 @@ where
         }
         self.set(Self::Ended);
         let mut trailers = HeaderMap::new();
-        trailers.insert("grpc-status", HeaderValue::from_static("4"));
-        trailers.insert("grpc-message", HeaderValue::from_static(DEADLINE_MESSAGE));
+        trailers.insert(GRPC_STATUS, HeaderValue::from_static("4"));
+        trailers.insert(GRPC_MESSAGE, HeaderValue::from_static(DEADLINE_MESSAGE));
         Poll::Ready(Some(Ok(Frame::trailers(trailers))))
     }
 
