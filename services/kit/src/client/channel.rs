@@ -17,10 +17,13 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use http_body::{Frame, SizeHint};
 use metrics::Histogram;
+use opentelemetry::trace::FutureExt as _;
 use tower::Service;
-use tracing::{Instrument, Span};
 
-use crate::observe::{telemetry::kept, traces};
+use crate::observe::{
+    telemetry::kept,
+    traces::{self, RpcTrace},
+};
 
 /// A connection to one endpoint of a peer; any tonic client takes it
 /// (`FooClient::new(channel)`).
@@ -81,8 +84,8 @@ impl MethodSeries {
 struct ClientCall {
     series: Arc<MethodSeries>,
     started: Instant,
-    /// `None`: traces off.
-    span: Option<Span>,
+    /// `None`: traces off, or a trace nobody keeps.
+    trace: Option<RpcTrace>,
 }
 
 impl ClientCall {
@@ -90,8 +93,8 @@ impl ClientCall {
         self.series
             .duration(code)
             .record(self.started.elapsed().as_secs_f64());
-        if let Some(span) = &self.span {
-            traces::record_client_code(span, code);
+        if let Some(trace) = &self.trace {
+            trace.end_called(code);
         }
     }
 }
@@ -111,20 +114,20 @@ impl Service<Request> for Channel {
             return Box::pin(self.inner.call(request));
         }
         let series = MethodSeries::of(request.uri().path());
-        let span = if traces::enabled() {
+        let trace = if traces::enabled() {
             let path = request.uri().path().to_owned();
-            traces::client_span(&path, self.addr, request.headers_mut())
+            traces::client_trace(&path, self.addr, request.headers_mut())
         } else {
             None
         };
         let sent = {
-            let _in_span = span.as_ref().map(Span::enter);
+            let _in_trace = trace.as_ref().map(RpcTrace::enter);
             self.inner.call(request)
         };
         let call = ClientCall {
             series,
             started: Instant::now(),
-            span: span.clone(),
+            trace: trace.clone(),
         };
         let answered = async move {
             let response = match sent.await {
@@ -146,8 +149,8 @@ impl Service<Request> for Channel {
             };
             Ok(Response::from_parts(parts, tonic::body::Body::new(body)))
         };
-        match span {
-            Some(span) => Box::pin(answered.instrument(span)),
+        match trace {
+            Some(trace) => Box::pin(answered.with_context(trace.context())),
             None => Box::pin(answered),
         }
     }

@@ -6,7 +6,6 @@ use std::fmt;
 
 use opentelemetry::trace::TraceContextExt;
 use tracing::{Event, Subscriber};
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::{
     fmt::{FmtContext, FormatEvent, FormatFields, format::Writer},
     registry::LookupSpan,
@@ -36,7 +35,7 @@ fn current_ids() -> Option<(String, String)> {
     if !traces::enabled() {
         return None;
     }
-    let cx = tracing::Span::current().context();
+    let cx = traces::current_context();
     let span = cx.span();
     let ids = span.span_context();
     ids.is_valid()

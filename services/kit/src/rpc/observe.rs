@@ -25,9 +25,9 @@ use http_body::{Body as _, Frame, SizeHint};
 use metrics::Histogram;
 use opentelemetry::trace::FutureExt as _;
 use tower::{Layer, Service};
-use tracing::{Instrument, Level};
+use tracing::Level;
 
-use crate::observe::traces::{self, RpcSystem, ServerTrace};
+use crate::observe::traces::{self, RpcSystem, RpcTrace};
 
 use super::{
     classify::Call,
@@ -127,15 +127,12 @@ where
             trace: trace.clone(),
         };
         let future = {
-            let _in_trace = trace.as_ref().map(ServerTrace::enter);
+            let _in_trace = trace.as_ref().map(RpcTrace::enter);
             self.inner.call(request)
         };
         let future = match trace {
-            Some(ServerTrace::Span(span)) => Either::Left(future.instrument(span)),
-            Some(ServerTrace::Unsampled(cx)) => {
-                Either::Right(Either::Left(future.with_context(cx)))
-            }
-            None => Either::Right(Either::Right(future)),
+            Some(trace) => Either::Left(future.with_context(trace.context())),
+            None => Either::Right(future),
         };
         Box::pin(async move {
             let response = future.await?;
@@ -175,7 +172,7 @@ struct RpcCall {
     started: Instant,
     /// How the call is traced (`None`: traces off); its span ends when
     /// the call is finished.
-    trace: Option<ServerTrace>,
+    trace: Option<RpcTrace>,
 }
 
 /// One metric series: bounded, since every part is a registered name, a
@@ -220,7 +217,7 @@ const SLOW_CALL: Duration = Duration::from_secs(1);
 macro_rules! rpc_line {
     ($level:expr, $call:expr, $code:expr, $elapsed:expr) => {
         if tracing::enabled!(target: "rpc", $level) {
-            let _in_trace = $call.trace.as_ref().map(ServerTrace::enter);
+            let _in_trace = $call.trace.as_ref().map(RpcTrace::enter);
             tracing::event!(
                 target: "rpc",
                 $level,
@@ -257,15 +254,15 @@ impl RpcCall {
             request_size.record(bytes as f64);
         }
         response_size.record(sent as f64);
-        if let Some(ServerTrace::Span(span)) = &self.trace {
-            traces::record_server_code(span, self.system, code);
-        }
         match code {
             "internal" | "unknown" | "data_loss" | "unavailable" => {
                 rpc_line!(Level::WARN, self, code, elapsed);
             }
             "ok" if elapsed < SLOW_CALL => rpc_line!(Level::DEBUG, self, code, elapsed),
             _ => rpc_line!(Level::INFO, self, code, elapsed),
+        }
+        if let Some(trace) = &self.trace {
+            trace.end_served(self.system, code);
         }
     }
 }
@@ -449,7 +446,7 @@ impl http_body::Body for ObservedBody {
             .as_ref()
             .filter(|call| call.streaming)
             .and_then(|call| call.trace.as_ref())
-            .map(ServerTrace::enter);
+            .map(RpcTrace::enter);
         let polled = this.inner.poll_frame(cx);
         drop(in_trace);
         match &polled {

@@ -9,9 +9,15 @@
 //! `OTEL_SDK_DISABLED`) or their flags. Off, the serving and client stacks
 //! make no span at all.
 //!
-//! Spans are `tracing` spans of the target [`TARGET`], made into
-//! OpenTelemetry spans by `tracing-opentelemetry`; the log lines never show
-//! them (they name their trace by id instead, see `telemetry`).
+//! An RPC's span (server and client) is an OpenTelemetry span, made with
+//! the SDK's tracer directly: one is made on every traced call, and going
+//! through `tracing` cost more than the span. The work inside a call
+//! (saga steps, password hashing, a consumer's batch) uses `tracing` spans
+//! of the target [`TARGET`], made into OpenTelemetry spans by
+//! `tracing-opentelemetry`, which finds the RPC's span as the current
+//! OpenTelemetry context; database statements are SDK spans made after the
+//! fact. The log lines never show spans (they name their trace by id
+//! instead, see `telemetry`).
 
 mod export;
 mod propagate;
@@ -26,10 +32,9 @@ use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 
+pub(crate) use propagate::current_context;
 pub use propagate::{consumer_span, continuing_span, current_traceparent, work_span};
-pub use rpc_spans::{
-    RpcSystem, ServerTrace, client_span, record_client_code, record_server_code, server_trace,
-};
+pub use rpc_spans::{RpcSystem, RpcTrace, client_trace, server_trace};
 pub use service::{ServiceScopeLayer, in_service, with_current_service};
 pub use statements::record_statement;
 
@@ -41,7 +46,7 @@ const TRACES_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
 static TRUST: std::sync::OnceLock<TraceTrust> = std::sync::OnceLock::new();
-/// The tracer, for spans made after the fact (SQL statements).
+/// The tracer, for the spans made without `tracing` (RPCs, SQL statements).
 static TRACER: std::sync::OnceLock<opentelemetry_sdk::trace::Tracer> = std::sync::OnceLock::new();
 
 /// Whether traces are being made (an exporter is installed).

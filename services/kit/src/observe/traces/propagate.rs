@@ -46,15 +46,11 @@ pub(super) fn inject(cx: &Context, headers: &mut http::HeaderMap) {
     propagator().inject_context(cx, &mut HeaderInjector(headers));
 }
 
-/// The trace the current work is part of: its current span's, else the
-/// context of a trace nobody keeps that a call attached (empty if none).
-pub(super) fn current_context() -> Context {
-    let cx = tracing::Span::current().context();
-    if cx.span().span_context().is_valid() {
-        cx
-    } else {
-        Context::current()
-    }
+/// The trace the current work is part of (empty if none): an RPC's
+/// context attached while its work runs, or the context of the `tracing`
+/// span entered in it (the bridge attaches each span's context on entry).
+pub(crate) fn current_context() -> Context {
+    Context::current()
 }
 
 /// The current trace's `traceparent`, to store with work that outlives the
@@ -154,7 +150,7 @@ pub fn consumer_span<'a>(
 /// for code that leaves the task (a blocking thread enters it there);
 /// `Span::none()` when traces are off or the current trace is not kept.
 pub fn work_span(name: &'static str) -> tracing::Span {
-    if !enabled() || sampling::of(&tracing::Span::current().context()) != Some(true) {
+    if !enabled() || sampling::of(&current_context()) != Some(true) {
         return tracing::Span::none();
     }
     tracing::info_span!(target: super::TARGET, "work", otel.name = name)

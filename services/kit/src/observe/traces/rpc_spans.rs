@@ -6,11 +6,12 @@
 //! server span only the codes that say the server failed are errors; on a
 //! client span every code but ok.
 
-use opentelemetry::trace::TraceContextExt;
-use tracing::{Span, field};
-use tracing_opentelemetry::OpenTelemetrySpanExt;
+use opentelemetry::{
+    Context, ContextGuard, KeyValue,
+    trace::{Link, SpanKind, Status, TraceContextExt, Tracer as _},
+};
 
-use super::{TARGET, TraceTrust, enabled, propagate, sampling, service, trust};
+use super::{TRACER, TraceTrust, enabled, propagate, sampling, service, trust};
 
 /// The RPC system of a call: Connect's name for Connect calls, gRPC's for
 /// gRPC and gRPC-Web.
@@ -29,30 +30,78 @@ impl RpcSystem {
     }
 }
 
-/// How one RPC served here is traced.
+/// The trace of one RPC, served or called: the context of its span, or,
+/// in a trace nobody keeps, only that trace's context (no span: it is
+/// passed on with its not-sampled flag).
+///
+/// The span is an OpenTelemetry span made directly, not a `tracing` span
+/// bridged to one: an RPC span is made on every traced call, and the
+/// bridge (the `tracing` registry, its builder, its field visitors) cost
+/// more than the span itself. The work inside a call still uses `tracing`
+/// spans; they find this one as the current OpenTelemetry context.
 #[derive(Clone, Debug)]
-pub enum ServerTrace {
-    /// Its span, kept and exported.
-    Span(Span),
-    /// Part of a trace nobody keeps (the caller's decision, or sampling's
-    /// for a new one): no span, its context only passed on.
-    Unsampled(opentelemetry::Context),
+pub struct RpcTrace {
+    cx: Context,
 }
 
-impl ServerTrace {
+impl RpcTrace {
     /// Makes the call's trace current until the guard drops.
-    pub fn enter(&self) -> Entered<'_> {
-        match self {
-            Self::Span(span) => Entered::Span(span.enter()),
-            Self::Unsampled(cx) => Entered::Context(cx.clone().attach()),
+    pub fn enter(&self) -> ContextGuard {
+        self.cx.clone().attach()
+    }
+
+    /// The call's trace, to make current while a future runs
+    /// (`opentelemetry::trace::FutureExt::with_context`).
+    pub fn context(&self) -> Context {
+        self.cx.clone()
+    }
+
+    /// Ends the span of a call this server served with its outcome:
+    /// `code` is Connect's name of it (`not_found`). Only the codes that
+    /// say the server failed make the span an error.
+    pub fn end_served(&self, system: RpcSystem, code: &'static str) {
+        let failed = matches!(
+            code,
+            "unknown"
+                | "deadline_exceeded"
+                | "unimplemented"
+                | "internal"
+                | "unavailable"
+                | "data_loss"
+        );
+        self.end(system, code, failed);
+    }
+
+    /// Ends the span of a call this process made (every code but ok is
+    /// an error).
+    pub fn end_called(&self, code: &'static str) {
+        self.end(RpcSystem::Grpc, code, code != "ok");
+    }
+
+    fn end(&self, system: RpcSystem, code: &'static str, failed: bool) {
+        let span = self.cx.span();
+        if !span.is_recording() {
+            return;
         }
+        let spelled = match system {
+            RpcSystem::ConnectRpc => code,
+            RpcSystem::Grpc => grpc_name(code),
+        };
+        span.set_attribute(KeyValue::new("rpc.response.status_code", spelled));
+        if failed {
+            span.set_attribute(KeyValue::new("error.type", spelled));
+            span.set_status(Status::error(spelled));
+        }
+        span.end();
     }
 }
 
-/// While held, a call's trace is current.
-pub enum Entered<'a> {
-    Span(tracing::span::Entered<'a>),
-    Context(opentelemetry::ContextGuard),
+/// Attributes a span starts with, and room for the ones it gets later (the
+/// code, the error, its service's stamp) without growing.
+fn attributes<const N: usize>(first: [KeyValue; N]) -> Vec<KeyValue> {
+    let mut attributes = Vec::with_capacity(N + 3);
+    attributes.extend(first);
+    attributes
 }
 
 /// How an RPC this server serves is traced (`None` when traces are off:
@@ -67,10 +116,11 @@ pub fn server_trace(
     protocol: &'static str,
     headers: &http::HeaderMap,
     is_shop_service: impl FnOnce() -> bool,
-) -> Option<ServerTrace> {
+) -> Option<RpcTrace> {
     if !enabled() {
         return None;
     }
+    let tracer = TRACER.get()?;
     let caller = propagate::extract(headers);
     let trusted = sampling::of(&caller).is_some()
         && match trust() {
@@ -89,50 +139,52 @@ pub fn server_trace(
         } else {
             sampling::unsampled_trace()
         };
-        return Some(ServerTrace::Unsampled(service::mark(cx)));
+        return Some(RpcTrace {
+            cx: service::mark(cx),
+        });
     }
     let method = full_name.unwrap_or("_OTHER");
-    let span = tracing::info_span!(
-        target: TARGET,
-        "rpc.server",
-        otel.name = method,
-        otel.kind = "server",
-        rpc.system.name = system.as_str(),
-        rpc.method = method,
-        shop.rpc.protocol = protocol,
-        rpc.response.status_code = field::Empty,
-        "error.type" = field::Empty,
-        otel.status_code = field::Empty,
-    );
-    let callers_span = caller.span().span_context().clone();
+    let mut builder = tracer
+        .span_builder(method)
+        .with_kind(SpanKind::Server)
+        .with_attributes(attributes([
+            KeyValue::new("rpc.system.name", system.as_str()),
+            KeyValue::new("rpc.method", method),
+            KeyValue::new("shop.rpc.protocol", protocol),
+        ]));
     let parent = if trusted {
         caller
     } else {
+        let callers_span = caller.span().span_context().clone();
         if callers_span.is_valid() {
-            span.add_link(callers_span);
+            builder = builder.with_links(vec![Link::with_context(callers_span)]);
         }
-        opentelemetry::Context::new()
+        Context::new()
     };
-    let _ = span.set_parent(service::mark(parent));
-    Some(ServerTrace::Span(span))
+    let parent = service::mark(parent);
+    let span = builder.start_with_context(tracer, &parent);
+    Some(RpcTrace {
+        cx: parent.with_span(span),
+    })
 }
 
-/// The span of a call this process makes to `path` (`/package.Service/
-/// Method`) at `server`, a child of the current span (or the root of a new
-/// trace, if sampling keeps it), its context in `headers`. `None` when
-/// traces are off, or when the call is part of a trace nobody keeps: then
-/// only that trace's context goes into `headers`.
-pub fn client_span(
+/// The trace of a call this process makes to `path` (`/package.Service/
+/// Method`) at `server`: a span, child of the current trace (or the root
+/// of a new one, if sampling keeps it), its context in `headers`. `None`
+/// when traces are off, or when the call is part of a trace nobody keeps:
+/// then only that trace's context goes into `headers`.
+pub fn client_trace(
     path: &str,
     server: std::net::SocketAddr,
     headers: &mut http::HeaderMap,
-) -> Option<Span> {
+) -> Option<RpcTrace> {
     if !enabled() {
         return None;
     }
+    let tracer = TRACER.get()?;
     let current = propagate::current_context();
-    match sampling::of(&current) {
-        Some(true) => {}
+    let parent = match sampling::of(&current) {
+        Some(true) => current,
         Some(false) => {
             propagate::inject(&current, headers);
             return None;
@@ -141,62 +193,22 @@ pub fn client_span(
             propagate::inject(&sampling::unsampled_trace(), headers);
             return None;
         }
-        None => {}
-    }
-    let method = path.strip_prefix('/').unwrap_or(path);
-    let span = tracing::info_span!(
-        target: TARGET,
-        "rpc.client",
-        otel.name = method,
-        otel.kind = "client",
-        rpc.system.name = RpcSystem::Grpc.as_str(),
-        rpc.method = method,
-        server.address = %server.ip(),
-        server.port = server.port(),
-        rpc.response.status_code = field::Empty,
-        "error.type" = field::Empty,
-        otel.status_code = field::Empty,
-    );
-    if sampling::of(&current).is_none() {
-        let _ = span.set_parent(service::mark(opentelemetry::Context::new()));
-    }
-    propagate::inject(&span.context(), headers);
-    Some(span)
-}
-
-/// Records the outcome of a server span: `code` is Connect's name of it
-/// (`not_found`).
-pub fn record_server_code(span: &Span, system: RpcSystem, code: &'static str) {
-    let failed = matches!(
-        code,
-        "unknown"
-            | "deadline_exceeded"
-            | "unimplemented"
-            | "internal"
-            | "unavailable"
-            | "data_loss"
-    );
-    record(span, system, code, failed);
-}
-
-/// Records the outcome of a client span (every code but ok is an error).
-pub fn record_client_code(span: &Span, code: &'static str) {
-    record(span, RpcSystem::Grpc, code, code != "ok");
-}
-
-fn record(span: &Span, system: RpcSystem, code: &'static str, failed: bool) {
-    if span.is_none() {
-        return;
-    }
-    let spelled = match system {
-        RpcSystem::ConnectRpc => code,
-        RpcSystem::Grpc => grpc_name(code),
+        None => service::mark(Context::new()),
     };
-    span.record("rpc.response.status_code", spelled);
-    if failed {
-        span.record("error.type", spelled);
-        span.record("otel.status_code", "ERROR");
-    }
+    let method = path.strip_prefix('/').unwrap_or(path).to_owned();
+    let span = tracer
+        .span_builder(method.clone())
+        .with_kind(SpanKind::Client)
+        .with_attributes(attributes([
+            KeyValue::new("rpc.system.name", RpcSystem::Grpc.as_str()),
+            KeyValue::new("rpc.method", method),
+            KeyValue::new("server.address", server.ip().to_string()),
+            KeyValue::new("server.port", i64::from(server.port())),
+        ]))
+        .start_with_context(tracer, &parent);
+    let cx = parent.with_span(span);
+    propagate::inject(&cx, headers);
+    Some(RpcTrace { cx })
 }
 
 /// gRPC's name of a code given by Connect's name.

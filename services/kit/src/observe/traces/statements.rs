@@ -5,13 +5,11 @@
 
 use std::time::{Duration, SystemTime};
 
+use super::{TRACER, enabled, propagate};
 use opentelemetry::{
     KeyValue,
     trace::{Span as _, SpanKind, Status, TraceContextExt, Tracer as _},
 };
-use tracing_opentelemetry::OpenTelemetrySpanExt;
-
-use super::{TRACER, enabled};
 
 /// Records a statement (`sql` as sent, with placeholders, never values)
 /// that just ended after `elapsed` on a `system` database (`sqlite`,
@@ -23,7 +21,7 @@ pub fn record_statement(system: &'static str, sql: &str, elapsed: Duration, fail
     let Some(tracer) = TRACER.get() else {
         return;
     };
-    let parent = tracing::Span::current().context();
+    let parent = propagate::current_context();
     if !parent.span().span_context().is_sampled() {
         return;
     }
