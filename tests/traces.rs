@@ -256,16 +256,19 @@ async fn call_in_trace(
     .await
 }
 
-/// The whole shop, tracing every call into the test's Jaeger, and a
-/// signed-in customer's token.
+/// The whole shop, tracing every call into the test's Jaeger over
+/// OTLP/gRPC, and a signed-in customer's token.
 async fn traced_shop(args: &[&str]) -> (Shop, String) {
-    let mut all = vec![
-        "--otlp-endpoint",
-        "http://127.0.0.1:4317",
-        "--trace-trust",
-        "all",
-    ];
+    let mut all = vec!["--otlp-endpoint", "http://127.0.0.1:4317"];
     all.extend_from_slice(args);
+    shop_tracing_to(&all).await
+}
+
+/// The whole shop, tracing every call as `export` says, and a signed-in
+/// customer's token.
+async fn shop_tracing_to(export: &[&str]) -> (Shop, String) {
+    let mut all = vec!["--trace-trust", "all"];
+    all.extend_from_slice(export);
     let shop = Shop::whole(&all).await;
     let token = log_in(&shop).await;
     (shop, token)
@@ -454,6 +457,39 @@ async fn a_saga_resumed_after_kill_9_stays_in_the_orders_trace() {
             trace.outline()
         );
     }
+}
+
+#[tokio::test]
+#[ignore = "needs Jaeger: just trace-test"]
+async fn spans_sent_over_otlp_http_make_the_same_trace() {
+    let _jaeger = Jaeger::start().await;
+    let (shop, token) = shop_tracing_to(&[
+        "--otlp-endpoint",
+        "http://127.0.0.1:4318",
+        "--otlp-protocol",
+        "http/protobuf",
+    ])
+    .await;
+    let home = "cbf92f3577b34da6a3ce929d0e0e4736";
+    let (status, _) = call_in_trace(
+        &shop,
+        "gateway",
+        "/shop.bff.v1.WebBffService/GetHome",
+        &token,
+        home,
+        &json!({"featuredCount": 4}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let trace = Trace::wait_for(home, |t| t.0.len() >= 7).await;
+    assert_eq!(
+        trace.services(),
+        ["catalog", "gateway", "orders", "users"],
+        "each service under its own name"
+    );
+    let screen = trace.one("gateway", "shop.bff.v1.WebBffService/GetHome", "server");
+    assert_eq!(screen.tag("rpc.response.status_code"), Some("ok"));
+    trace.assert_paired();
 }
 
 #[tokio::test]

@@ -4,11 +4,11 @@
 //! group spans by the resource's name, not by an attribute).
 //!
 //! A span is stamped with its service when it starts (from the context it
-//! starts in, see `service`); the exporter groups a batch by that stamp and
-//! sends each group through an OTLP exporter whose resource names that
-//! service. A span that finds the queue full, or whose export failed, is
-//! counted in [`super::SPANS_DROPPED`] and forgotten: a collector that is
-//! down costs bounded memory, never a request.
+//! starts in, see `service`); the exporter takes the stamp off and sends
+//! each service's spans as a resource of their own, all in one request. A
+//! span that finds the queue full, or whose export failed or was rejected,
+//! is counted in [`super::SPANS_DROPPED`] and forgotten: a collector that
+//! is down costs bounded memory, never a request.
 
 use std::{
     collections::HashMap,
@@ -19,23 +19,24 @@ use std::{
     time::Duration,
 };
 
-use opentelemetry::{Context, KeyValue, trace::Span as _};
+use opentelemetry::{Context, KeyValue, Value, trace::Span as _};
 use opentelemetry_sdk::{
     Resource,
     error::{OTelSdkError, OTelSdkResult},
     trace::{BatchConfigBuilder, BatchSpanProcessor, Span, SpanData, SpanExporter, SpanProcessor},
 };
 
-use super::{SPANS_DROPPED, TraceError, service};
+use super::{
+    SPANS_DROPPED,
+    otlp::{ResourceGroup, Sender, export_request},
+    service,
+};
 
 /// Spans waiting for export at most, unless OTEL_BSP_MAX_QUEUE_SIZE says.
 const DEFAULT_QUEUE: usize = 2048;
 
 /// The attribute a span's service travels in until export (then removed).
 const SERVICE_STAMP: &str = "shop.service";
-
-type MakeExporter =
-    Box<dyn Fn() -> Result<opentelemetry_otlp::SpanExporter, TraceError> + Send + Sync>;
 
 /// Stamps each span with its service, bounds the queue, counts drops.
 #[derive(Debug)]
@@ -47,13 +48,8 @@ pub struct ServiceRouting {
 }
 
 impl ServiceRouting {
-    /// `first` serves the first service seen; `make` makes one exporter
-    /// per further service. Exports run on `runtime`.
-    pub fn new(
-        first: opentelemetry_otlp::SpanExporter,
-        make: MakeExporter,
-        runtime: tokio::runtime::Handle,
-    ) -> Self {
+    /// Spans are sent by `sender`, on `runtime`.
+    pub fn new(sender: Sender, runtime: tokio::runtime::Handle) -> Self {
         crate::observe::telemetry::prometheus();
         let dropped = metrics::counter!(SPANS_DROPPED);
         // The batch queue's own size (it reads the same variable): spans
@@ -68,9 +64,8 @@ impl ServiceRouting {
         let queued = Arc::new(AtomicUsize::new(0));
         let exporter = ByService {
             runtime,
-            first: Mutex::new(Some(first)),
-            make,
-            exporters: Mutex::default(),
+            sender: Arc::new(sender),
+            resources: Mutex::default(),
             resource: Resource::builder_empty().build(),
             queued: queued.clone(),
             dropped: dropped.clone(),
@@ -119,12 +114,13 @@ impl SpanProcessor for ServiceRouting {
     }
 }
 
-/// One OTLP exporter per service, each with its own resource.
+/// Sends each service's spans under its own resource.
 struct ByService {
     runtime: tokio::runtime::Handle,
-    first: Mutex<Option<opentelemetry_otlp::SpanExporter>>,
-    make: MakeExporter,
-    exporters: Mutex<HashMap<String, Arc<opentelemetry_otlp::SpanExporter>>>,
+    /// Lives on the runtime (its connection does).
+    sender: Arc<Sender>,
+    /// Each service's resource: the provider's, named for the service.
+    resources: Mutex<HashMap<String, Resource>>,
     /// The provider's resource (OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES).
     resource: Resource,
     queued: Arc<AtomicUsize>,
@@ -140,108 +136,105 @@ impl std::fmt::Debug for ByService {
 }
 
 impl ByService {
-    /// The exporter of `service` (`None`: the resource's own name).
-    fn exporter(
-        &self,
-        service: Option<&str>,
-    ) -> Result<Arc<opentelemetry_otlp::SpanExporter>, TraceError> {
-        let key = service.unwrap_or_default();
-        let mut exporters = self
-            .exporters
+    /// The resource of `service` (`None`: the provider's own).
+    fn resource(&self, service: Option<&str>) -> Resource {
+        let Some(name) = service else {
+            return self.resource.clone();
+        };
+        let mut resources = self
+            .resources
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if let Some(found) = exporters.get(key) {
-            return Ok(found.clone());
+        if let Some(found) = resources.get(name) {
+            return found.clone();
         }
-        let taken = self
-            .first
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        let mut made = match taken {
-            Some(first) => first,
-            // Its client is made on the runtime it will run on (this is
-            // the batch processor's thread).
-            None => {
-                let _on_runtime = self.runtime.enter();
-                (self.make)()?
+        let made = Resource::builder_empty()
+            .with_attributes(
+                self.resource
+                    .iter()
+                    .map(|(key, value)| KeyValue::new(key.clone(), value.clone())),
+            )
+            .with_service_name(name.to_owned())
+            .build();
+        resources.insert(name.to_owned(), made.clone());
+        made
+    }
+
+    /// The request of a batch: its spans grouped by their service stamps
+    /// (taken off), each group under its service's resource.
+    fn request(&self, batch: &mut [SpanData]) -> Vec<u8> {
+        let stamps: Vec<Option<Value>> = batch.iter_mut().map(unstamp).collect();
+        let mut groups: Vec<(Option<&Value>, Vec<&SpanData>)> = Vec::new();
+        for (span, stamp) in batch.iter().zip(&stamps) {
+            match groups
+                .iter_mut()
+                .find(|(service, _)| *service == stamp.as_ref())
+            {
+                Some((_, spans)) => spans.push(span),
+                None => groups.push((stamp.as_ref(), vec![span])),
             }
-        };
-        let mut resource = Resource::builder_empty().with_attributes(
-            self.resource
-                .iter()
-                .map(|(key, value)| KeyValue::new(key.clone(), value.clone())),
-        );
-        if let Some(name) = service {
-            resource = resource.with_service_name(name.to_owned());
         }
-        made.set_resource(&resource.build());
-        let made = Arc::new(made);
-        exporters.insert(key.to_owned(), made.clone());
-        Ok(made)
+        let resources: Vec<Resource> = groups
+            .iter()
+            .map(|(service, _)| self.resource(service.map(|name| name.as_str()).as_deref()))
+            .collect();
+        let groups: Vec<ResourceGroup<'_>> = groups
+            .into_iter()
+            .zip(&resources)
+            .map(|((_, spans), resource)| ResourceGroup { resource, spans })
+            .collect();
+        export_request(&groups)
     }
 }
 
 /// Takes the service stamp off a span.
-fn unstamp(span: &mut SpanData) -> Option<String> {
+fn unstamp(span: &mut SpanData) -> Option<Value> {
     let at = span
         .attributes
         .iter()
         .position(|kv| kv.key.as_str() == SERVICE_STAMP)?;
-    Some(span.attributes.swap_remove(at).value.as_str().into_owned())
+    Some(span.attributes.swap_remove(at).value)
 }
 
 impl SpanExporter for ByService {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+    async fn export(&self, mut batch: Vec<SpanData>) -> OTelSdkResult {
         self.queued.fetch_sub(batch.len(), Ordering::Relaxed);
-        let mut groups: HashMap<Option<String>, Vec<SpanData>> = HashMap::new();
-        for mut span in batch {
-            groups.entry(unstamp(&mut span)).or_default().push(span);
-        }
-        let mut failed = 0;
-        let mut last_error = None;
-        for (service, spans) in groups {
-            let count = spans.len() as u64;
-            let exported = match self.exporter(service.as_deref()) {
-                // The exporter's client lives on the Tokio runtime; the
-                // batch processor's thread only waits for it.
-                Ok(exporter) => self
-                    .runtime
-                    .spawn(async move { exporter.export(spans).await })
-                    .await
-                    .unwrap_or_else(|e| Err(OTelSdkError::InternalFailure(e.to_string()))),
-                Err(error) => Err(OTelSdkError::InternalFailure(error.to_string())),
-            };
-            if let Err(error) = exported {
-                failed += count;
-                last_error = Some(error);
+        let count = batch.len() as u64;
+        let request = self.request(&mut batch);
+        drop(batch);
+        let sender = self.sender.clone();
+        // The sender's connection lives on the Tokio runtime; the batch
+        // processor's thread only waits for it.
+        let sent = self
+            .runtime
+            .spawn(async move { sender.send(request).await })
+            .await;
+        let failed = match sent {
+            Ok(Ok(0)) => None,
+            Ok(Ok(rejected)) => {
+                self.dropped.increment(rejected);
+                None
             }
-        }
-        if failed > 0 {
-            self.dropped.increment(failed);
+            Ok(Err(error)) => Some(error.to_string()),
+            Err(error) => Some(error.to_string()),
+        };
+        if failed.is_some() {
+            self.dropped.increment(count);
         }
         // Said once when export starts failing and once when it works
         // again, not per batch.
-        let failing = last_error.is_some();
-        if self.failing.swap(failing, Ordering::Relaxed) != failing {
-            match &last_error {
+        if self.failing.swap(failed.is_some(), Ordering::Relaxed) != failed.is_some() {
+            match &failed {
                 Some(error) => {
                     tracing::warn!(%error, "traces: the collector does not take spans; dropping them (shop_trace_spans_dropped_total)")
                 }
                 None => tracing::info!("traces: the collector takes spans again"),
             }
         }
-        last_error.map_or(Ok(()), Err)
+        failed.map_or(Ok(()), |error| Err(OTelSdkError::InternalFailure(error)))
     }
 
-    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        let exporters = self
-            .exporters
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        for exporter in exporters.values() {
-            exporter.shutdown_with_timeout(timeout)?;
-        }
+    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
         Ok(())
     }
 
@@ -274,7 +267,10 @@ mod tests {
             status: opentelemetry::trace::Status::Unset,
             instrumentation_scope: Default::default(),
         };
-        assert_eq!(unstamp(&mut span).as_deref(), Some("catalog"));
+        assert_eq!(
+            unstamp(&mut span).map(|stamp| stamp.as_str().into_owned()),
+            Some("catalog".to_owned())
+        );
         assert_eq!(span.attributes.len(), 1);
         assert_eq!(unstamp(&mut span), None);
     }
