@@ -274,6 +274,22 @@ async fn shop_tracing_to(export: &[&str]) -> (Shop, String) {
     (shop, token)
 }
 
+/// Opens the web BFF's home inside trace `trace_id`; the trace once its
+/// fan-out is in (the screen, three calls out, three served).
+async fn open_home(shop: &Shop, token: &str, trace_id: &str) -> Trace {
+    let (status, _) = call_in_trace(
+        shop,
+        "gateway",
+        "/shop.bff.v1.WebBffService/GetHome",
+        token,
+        trace_id,
+        &json!({"featuredCount": 4}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    Trace::wait_for(trace_id, |t| t.0.len() >= 7).await
+}
+
 /// Places an order paid with `card`, inside trace `trace_id`.
 async fn place_order(shop: &Shop, token: &str, trace_id: &str, key: &str, card: &str) {
     let (status, placed) = call_in_trace(
@@ -296,18 +312,7 @@ async fn one_order_is_one_trace_across_the_shop() {
     let (shop, token) = traced_shop(&[]).await;
 
     // The web BFF's home: its fan-out, each call a child of the screen's.
-    let home = "7bf92f3577b34da6a3ce929d0e0e4736";
-    let (status, _) = call_in_trace(
-        &shop,
-        "gateway",
-        "/shop.bff.v1.WebBffService/GetHome",
-        &token,
-        home,
-        &json!({"featuredCount": 4}),
-    )
-    .await;
-    assert_eq!(status, 200);
-    let trace = Trace::wait_for(home, |t| t.0.len() >= 7).await;
+    let trace = open_home(&shop, &token, "7bf92f3577b34da6a3ce929d0e0e4736").await;
     let screen = trace.one("gateway", "shop.bff.v1.WebBffService/GetHome", "server");
     assert_eq!(
         screen.parent.as_deref(),
@@ -470,18 +475,7 @@ async fn spans_sent_over_otlp_http_make_the_same_trace() {
         "http/protobuf",
     ])
     .await;
-    let home = "cbf92f3577b34da6a3ce929d0e0e4736";
-    let (status, _) = call_in_trace(
-        &shop,
-        "gateway",
-        "/shop.bff.v1.WebBffService/GetHome",
-        &token,
-        home,
-        &json!({"featuredCount": 4}),
-    )
-    .await;
-    assert_eq!(status, 200);
-    let trace = Trace::wait_for(home, |t| t.0.len() >= 7).await;
+    let trace = open_home(&shop, &token, "cbf92f3577b34da6a3ce929d0e0e4736").await;
     assert_eq!(
         trace.services(),
         ["catalog", "gateway", "orders", "users"],
