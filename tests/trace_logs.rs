@@ -35,6 +35,7 @@ async fn a_calls_line_names_its_trace_and_its_own_span() {
             "--otlp-endpoint",
             "http://127.0.0.1:9",
         ],
+        &[],
     )
     .await;
     let trace_id = "5bf92f3577b34da6a3ce929d0e0e4736";

@@ -24,6 +24,8 @@ pub struct Shop {
     services: Vec<&'static str>,
     /// The CA of its certificates, when it serves TLS (`--tls-dir`).
     pub ca: Option<PathBuf>,
+    /// Variables set for it beyond the clean environment.
+    env: Vec<(String, String)>,
     log: Log,
     /// What it has logged so far, when its log is kept.
     logged: Option<JoinHandle<String>>,
@@ -57,9 +59,14 @@ impl Shop {
         Self::launch(&["serve", service], args, &[service]).await
     }
 
-    /// One service alone with `args`, its log kept for [`Self::stop_for_log`].
-    pub async fn serve_logged(service: &'static str, args: &[&str]) -> Self {
-        Self::launch_with(&["serve", service], args, &[service], None, Log::Kept).await
+    /// One service alone with `args` and the variables `env`, its log kept
+    /// for [`Self::stop_for_log`].
+    pub async fn serve_logged(service: &'static str, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let env = env
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect();
+        Self::launch_with(&["serve", service], args, &[service], None, env, Log::Kept).await
     }
 
     /// The whole shop on TLS from the certificates in `dir` (`shop certs`).
@@ -67,11 +74,12 @@ impl Shop {
         let mut args: Vec<&str> = args.to_vec();
         let dir_arg = dir.display().to_string();
         args.extend(["--tls-dir", &dir_arg]);
-        Self::launch_with(&[], &args, &SERVICES, Some(dir.join("ca.pem")), Log::Shown).await
+        let ca = Some(dir.join("ca.pem"));
+        Self::launch_with(&[], &args, &SERVICES, ca, Vec::new(), Log::Shown).await
     }
 
     async fn launch(command: &[&str], args: &[&str], services: &[&'static str]) -> Self {
-        Self::launch_with(command, args, services, None, Log::Shown).await
+        Self::launch_with(command, args, services, None, Vec::new(), Log::Shown).await
     }
 
     async fn launch_with(
@@ -79,6 +87,7 @@ impl Shop {
         args: &[&str],
         services: &[&'static str],
         ca: Option<PathBuf>,
+        env: Vec<(String, String)>,
         log: Log,
     ) -> Self {
         let data = tempfile::tempdir().expect("temp dir");
@@ -100,7 +109,7 @@ impl Shop {
             command.push(port.to_string());
         }
         command.extend(args.iter().map(|a| (*a).to_owned()));
-        let (child, logged) = spawn(&command, log);
+        let (child, logged) = spawn(&command, &env, log);
         let mut shop = Self {
             child,
             data,
@@ -109,6 +118,7 @@ impl Shop {
             command,
             services: services.to_vec(),
             ca,
+            env,
             log,
             logged,
         };
@@ -150,7 +160,7 @@ impl Shop {
     pub async fn restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        (self.child, self.logged) = spawn(&self.command, self.log);
+        (self.child, self.logged) = spawn(&self.command, &self.env, self.log);
         self.wait_all_ready().await;
     }
 
@@ -245,12 +255,17 @@ impl Shop {
 
 /// Starts the shop; a kept log is read as it is written (a pipe nobody
 /// reads would fill), by a thread that answers it when the shop exits.
-fn spawn(command: &[String], log: Log) -> (Child, Option<JoinHandle<String>>) {
+fn spawn(
+    command: &[String],
+    env: &[(String, String)],
+    log: Log,
+) -> (Child, Option<JoinHandle<String>>) {
     let mut shop = Command::new(env!("CARGO_BIN_EXE_shop"));
     shop.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         // The test's own OpenTelemetry settings (e.g. a short batch delay).
         .envs(std::env::vars().filter(|(name, _)| name.starts_with("OTEL_")))
+        .envs(env.iter().map(|(name, value)| (name, value)))
         .args(command)
         .stdout(Stdio::null());
     match log {
