@@ -76,7 +76,7 @@ observe-rules:
     promtool check rules deploy/observability/rules.yaml
     cd deploy/observability && promtool test rules rules-test.yaml
 
-# One order's trace as a real Jaeger returns it (built once into ~/.cache/connect-shop/tools): spans of every service paired, parents right, across a kill -9
+# A customer's visit (the web home, then an order) as one trace from a real Jaeger (built once into ~/.cache/connect-shop/tools), printed as a tree: spans of every service paired, parents right, across a kill -9
 trace-test:
     tests/observe/trace-test.sh
 

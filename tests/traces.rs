@@ -1,7 +1,8 @@
-//! One order's trace, as Jaeger (a real one, `SHOP_JAEGER`) returns it from
-//! the launched shop: spans from every service in one trace, client and
-//! server spans paired, parents right, a declined card's charge marked with
-//! its code; and the saga's steps still in the order's trace after a kill
+//! One customer's visit (the web BFF's home, then an order), as Jaeger (a
+//! real one, `SHOP_JAEGER`) returns it from the launched shop: spans from
+//! every service and the event consumer in one trace, client and server
+//! spans paired, parents right, a declined card's charge marked with its
+//! code; and the saga's steps still in the order's trace after a kill
 //! -9 of the shop in the middle of it. Run by `just trace-test`, which
 //! builds Jaeger once (`tests/observe/build-jaeger.sh`).
 
@@ -107,6 +108,32 @@ impl Trace {
         );
     }
 
+    /// The id of the trace whose `operation` span in `service` is linked
+    /// to (follows from) the trace `outside`.
+    async fn linked_to(service: &str, operation: &str, outside: &str) -> String {
+        let url = format!("{QUERY}/api/traces?service={service}&operation={operation}&limit=50");
+        for _ in 0..60 {
+            if let Ok(answer) = reqwest::get(&url).await
+                && let Ok(body) = answer.json::<Value>().await
+                && let Some(found) = body["data"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .flat_map(|trace| trace["spans"].as_array().into_iter().flatten())
+                    .find(|span| {
+                        span["references"].as_array().is_some_and(|refs| {
+                            refs.iter()
+                                .any(|r| r["refType"] == "FOLLOWS_FROM" && r["traceID"] == outside)
+                        })
+                    })
+            {
+                return found["traceID"].as_str().unwrap_or_default().to_owned();
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        panic!("no {operation} span in {service} is linked to trace {outside}");
+    }
+
     fn read(body: &Value) -> Trace {
         let Some(trace) = body["data"].get(0) else {
             return Trace(Vec::new());
@@ -210,15 +237,42 @@ impl Trace {
         }
     }
 
+    /// The trace as a tree, children under their parent by start time:
+    /// `service: name [kind, code, error]`.
     fn outline(&self) -> String {
-        self.0
+        let mut spans: Vec<&Span> = self.0.iter().collect();
+        spans.sort_by_key(|s| s.start_us);
+        let mut lines = Vec::new();
+        for root in spans.iter().filter(|s| self.parent_of(s).is_none()) {
+            self.outline_from(root, 0, &spans, &mut lines);
+        }
+        lines.join("\n")
+    }
+
+    fn outline_from(&self, span: &Span, depth: usize, spans: &[&Span], lines: &mut Vec<String>) {
+        let mut notes = vec![span.kind().to_owned()];
+        notes.extend(
+            ["rpc.response.status_code", "db.system.name"]
+                .iter()
+                .filter_map(|key| span.tag(key).map(str::to_owned)),
+        );
+        if span.is_error() {
+            notes.push("error".to_owned());
+        }
+        lines.push(format!(
+            "{:indent$}{}: {}  [{}]",
+            "",
+            span.service,
+            span.name,
+            notes.join(", "),
+            indent = depth * 2
+        ));
+        for child in spans
             .iter()
-            .map(|s| {
-                let parent = self.parent_of(s).map_or("-", |p| p.name.as_str());
-                format!("{}: {} [{}] <- {parent}", s.service, s.name, s.kind())
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
+            .filter(|s| s.parent.as_deref() == Some(span.id.as_str()))
+        {
+            self.outline_from(child, depth + 1, spans, lines);
+        }
     }
 }
 
@@ -311,8 +365,28 @@ async fn one_order_is_one_trace_across_the_shop() {
     let _jaeger = Jaeger::start().await;
     let (shop, token) = traced_shop(&[]).await;
 
-    // The web BFF's home: its fan-out, each call a child of the screen's.
-    let trace = open_home(&shop, &token, "7bf92f3577b34da6a3ce929d0e0e4736").await;
+    // A customer's visit, one trace: the web BFF's home, then an order
+    // with a declined card (the saga charges, refunds nothing, since
+    // nothing was taken, and releases the stock; the history hears of it).
+    let visit = "6bf92f3577b34da6a3ce929d0e0e4736";
+    open_home(&shop, &token, visit).await;
+    place_order(&shop, &token, visit, "traced-1", "tok_declined").await;
+    let trace = Trace::wait_for(visit, |t| {
+        !t.named("saga release_stock").is_empty() && !t.named("process order-history").is_empty()
+    })
+    .await;
+    println!(
+        "the visit's trace as Jaeger returns it:\n{}",
+        trace.outline()
+    );
+    assert_eq!(
+        trace.services(),
+        ["catalog", "gateway", "orders", "payments", "users"],
+        "{}",
+        trace.outline()
+    );
+
+    // The home screen's fan-out, each call a child of the screen's.
     let screen = trace.one("gateway", "shop.bff.v1.WebBffService/GetHome", "server");
     assert_eq!(
         screen.parent.as_deref(),
@@ -332,22 +406,9 @@ async fn one_order_is_one_trace_across_the_shop() {
     }
     assert_eq!(screen.tag("rpc.system.name"), Some("connectrpc"));
     assert_eq!(screen.tag("rpc.response.status_code"), Some("ok"));
-    trace.assert_paired();
 
-    // An order with a declined card: the saga charges, refunds nothing
-    // (nothing was taken), releases the stock; the history hears of it.
-    let order = "6bf92f3577b34da6a3ce929d0e0e4736";
-    place_order(&shop, &token, order, "traced-1", "tok_declined").await;
-    let trace = Trace::wait_for(order, |t| {
-        !t.named("saga release_stock").is_empty() && !t.named("process order-history").is_empty()
-    })
-    .await;
-    assert_eq!(
-        trace.services(),
-        ["catalog", "orders", "payments", "users"],
-        "{}",
-        trace.outline()
-    );
+    // The order: client and server spans paired, the saga's steps under
+    // CreateOrder.
     trace.assert_paired();
     let create = trace.one(
         "orders",
@@ -518,4 +579,53 @@ async fn a_trace_its_caller_does_not_keep_leaves_no_span_anywhere() {
         404,
         "no service kept a span of the dropped trace"
     );
+}
+
+#[tokio::test]
+#[ignore = "needs Jaeger: just trace-test"]
+async fn by_default_an_outside_trace_is_linked_and_the_services_trust_each_other() {
+    let _jaeger = Jaeger::start().await;
+    // The default trust (`services`): a customer's call with a traceparent
+    // of its own starts a new trace, linked to the one it sent.
+    let shop = Shop::whole(&["--otlp-endpoint", "http://127.0.0.1:4317"]).await;
+    let token = log_in(&shop).await;
+    let outside = "dbf92f3577b34da6a3ce929d0e0e4736";
+    place_order(&shop, &token, outside, "traced-3", "tok_visa").await;
+
+    let linked =
+        Trace::linked_to("orders", "shop.orders.v1.OrderService/CreateOrder", outside).await;
+    let trace = Trace::wait_for(&linked, |t| !t.named("saga commit_stock").is_empty()).await;
+    let create = trace.one(
+        "orders",
+        "shop.orders.v1.OrderService/CreateOrder",
+        "server",
+    );
+    assert!(
+        trace.parent_of(create).is_none(),
+        "a root, only linked:\n{}",
+        trace.outline()
+    );
+    // The saga's calls carry a service token: the catalog and payments
+    // continue the order's trace.
+    for (service, rpc) in [
+        ("catalog", "shop.catalog.v1.StockService/ReserveStock"),
+        (
+            "payments",
+            "shop.payments.v1.OrderPaymentService/ChargeOrder",
+        ),
+        ("catalog", "shop.catalog.v1.StockService/CommitStock"),
+    ] {
+        let client = trace.one("orders", rpc, "client");
+        let server = trace.one(service, rpc, "server");
+        assert_eq!(
+            trace.parent_of(server).map(|p| &p.id),
+            Some(&client.id),
+            "{rpc}:\n{}",
+            trace.outline()
+        );
+    }
+    let answer = reqwest::get(format!("{QUERY}/api/traces/{outside}"))
+        .await
+        .expect("query");
+    assert_eq!(answer.status(), 404, "no span joined the outside trace");
 }
