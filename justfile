@@ -92,9 +92,9 @@ conformance *CONFIGS:
 bench *ARGS:
     bench/run.sh {{ARGS}}
 
-# Instructions per request of one echo server (bare, kit or tonic; connect or grpc) under callgrind: repeatable, for A/B of two builds
-bench-instructions KIND="kit" PROTOCOL="connect":
-    bench/instructions.sh {{KIND}} {{PROTOCOL}}
+# Instructions per request of one echo server (bare, kit, library or tonic; connect, json or grpc; traces off or a share of calls traced, e.g. 0.01) under callgrind: repeatable, for A/B of two builds
+bench-instructions KIND="kit" PROTOCOL="connect" TRACES="off":
+    bench/instructions.sh {{KIND}} {{PROTOCOL}} {{TRACES}}
 
 # The benchmark harness in seconds (what CI runs): every server, protocol and app scenario once, briefly
 bench-smoke:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `just bench-instructions [KIND] [PROTOCOL]`: user-space instructions per
+# `just bench-instructions [KIND] [PROTOCOL] [TRACES]`: user-space instructions per
 # request of one echo server served in process (bare, kit, library: the
 # kit's library connectrpc-axum without the kit, or tonic), counted by
 # valgrind's callgrind: unlike req/s on a shared machine, the count is the
@@ -11,13 +11,16 @@
 # clock_gettime), which varied by 5-10 million instructions from run to
 # run and showed as ±5k per request.
 # PROTOCOL: connect (Connect proto, the default), json (Connect JSON) or
-# grpc. Traced when the OTEL_* variables say so (the kit reads them), e.g.
-# OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4317 OTEL_TRACES_SAMPLER=
-# traceidratio OTEL_TRACES_SAMPLER_ARG=0.01 for 1% of calls sampled.
+# grpc. TRACES: off (the default), or the share of calls traced (0.01, 1):
+# the kit's server then exports its spans over OTLP/HTTP to a collector
+# that takes and forgets them (bench/null-collector.py, so only the
+# server's own work is counted), configured by the standard OTEL_*
+# variables, which the kit reads.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 kind=${1:-kit}
 protocol=${2:-connect}
+traces=${3:-off}
 case "$kind" in
   bare|kit|library|tonic) ;;
   *) echo "bench-instructions: KIND is bare, kit, library or tonic (the others run in a process of their own)" >&2; exit 2 ;;
@@ -28,7 +31,25 @@ done
 cargo build --quiet --release -p shop-bench
 bin="${CARGO_TARGET_DIR:-target}/release/shop-bench"
 scratch=$(mktemp -d)
-trap 'rm -rf "$scratch"' EXIT
+collector=
+trap '[ -z "$collector" ] || kill "$collector" 2>/dev/null; rm -rf "$scratch"' EXIT
+if [ "$traces" != off ]; then
+  case "$traces" in
+    0|0.*|1|1.0) ;;
+    *) echo "bench-instructions: TRACES is off or a share of calls from 0 to 1 (0.01 for 1%)" >&2; exit 2 ;;
+  esac
+  [ "$kind" = kit ] || { echo "bench-instructions: only the kit is traced (TRACES with KIND kit)" >&2; exit 2; }
+  collector_port=19391
+  python3 bench/null-collector.py "$collector_port" &
+  collector=$!
+  for _ in $(seq 1 50); do
+    curl -s -o /dev/null -X POST "http://127.0.0.1:$collector_port/v1/traces" && break
+    sleep 0.1
+  done
+  export OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$collector_port"
+  export OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf
+  export OTEL_TRACES_SAMPLER=traceidratio OTEL_TRACES_SAMPLER_ARG="$traces"
+fi
 # EchoRequest {message: "hello, bench", number: 42, tags: ["a", "b"]}.
 printf '\x0a\x0chello, bench\x10\x2a\x1a\x01a\x1a\x01b' >"$scratch/echo.bin"
 { printf '\x00\x00\x00\x00\x16'; cat "$scratch/echo.bin"; } >"$scratch/echo.grpc"
@@ -63,4 +84,4 @@ measure() {
 }
 few=$(measure 1000)
 many=$(measure 3000)
-echo "$kind $protocol: $(( (many - few) / 2000 )) instructions per request"
+echo "$kind $protocol (traces: $traces): $(( (many - few) / 2000 )) instructions per request"
