@@ -7,19 +7,11 @@ mod launched;
 
 use std::time::{Duration, Instant};
 
-use launched::Shop;
+use launched::{Shop, free_port};
 use serde_json::json;
 
 const DROPPED: &str = "shop_trace_spans_dropped_total";
 const WARNING: &str = "the collector does not take spans";
-
-/// A port nothing listens on.
-fn closed_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("a free port")
-}
 
 /// `calls` unary calls to users, each answered ok; the slowest one's time.
 async fn call_users(users: &Shop, calls: u64) -> Duration {
@@ -61,7 +53,7 @@ async fn dropped_spans(users: &Shop, at_least: u64) -> u64 {
 
 #[tokio::test]
 async fn a_collector_that_is_down_fails_no_call_and_its_spans_are_counted() {
-    let endpoint = format!("http://127.0.0.1:{}", closed_port());
+    let endpoint = format!("http://127.0.0.1:{}", free_port());
     let users = Shop::serve_logged(
         "users",
         &["--trace-trust", "none", "--otlp-endpoint", &endpoint],

@@ -41,7 +41,8 @@ enum Log {
     Kept,
 }
 
-fn free_port() -> u16 {
+/// A port nothing listens on (at the moment it is asked for).
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
