@@ -5,8 +5,18 @@
 //! *requested*: the listener stops accepting and lets in-flight calls
 //! finish, long streams end cleanly, and the background work (relays, saga
 //! steps, sweeps) is let finish before the process exits.
+//!
+//! The grace period is spent once: in-flight calls and background work
+//! share one deadline, counted from the moment shutdown was requested, so
+//! the worst case is drain + grace, which a pod's termination grace period
+//! must cover.
 
-use std::time::Duration;
+use std::{
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
+
+use tokio::time::Instant;
 
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
@@ -16,6 +26,8 @@ pub struct Shutdown {
     draining: CancellationToken,
     token: CancellationToken,
     work: TaskTracker,
+    /// When shutdown was requested: the grace period counts from here.
+    requested_at: Arc<OnceLock<Instant>>,
 }
 
 impl Shutdown {
@@ -54,8 +66,17 @@ impl Shutdown {
 
     /// Requests shutdown at once (draining too, if it had not started).
     pub fn trigger(&self) {
+        let _ = self.requested_at.set(Instant::now());
         self.draining.cancel();
         self.token.cancel();
+    }
+
+    /// When a `grace` counted from the request for shutdown runs out (from
+    /// now, if none was requested yet): the one deadline the listener's
+    /// in-flight calls and the background work share.
+    pub fn grace_deadline(&self, grace: Duration) -> Instant {
+        let requested = self.requested_at.get().copied();
+        requested.unwrap_or_else(Instant::now) + grace
     }
 
     /// Whether draining (or shutdown) has started.
@@ -90,11 +111,14 @@ impl Shutdown {
             .spawn(crate::observe::traces::with_current_service(work))
     }
 
-    /// Waits, at most `grace`, for the background work to end (call after
-    /// shutdown was requested). False when some was still running.
+    /// Waits for the background work to end, at most until `grace` after
+    /// shutdown was requested (the same deadline as in-flight calls, see
+    /// [`Self::grace_deadline`]). False when some was still running.
     pub async fn work_finished(&self, grace: Duration) -> bool {
         self.work.close();
-        tokio::time::timeout(grace, self.work.wait()).await.is_ok()
+        tokio::time::timeout_at(self.grace_deadline(grace), self.work.wait())
+            .await
+            .is_ok()
     }
 }
 
@@ -157,6 +181,19 @@ mod tests {
         shutdown.requested().await;
         assert!(started.elapsed() >= Duration::from_millis(190));
         drained.await.expect("join");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn calls_and_background_work_share_one_grace() {
+        let shutdown = Shutdown::new();
+        shutdown.spawn(std::future::pending::<()>());
+        shutdown.trigger();
+        // The listener spent 8 s of a 10 s grace on in-flight calls...
+        tokio::time::sleep(Duration::from_secs(8)).await;
+        let waited = Instant::now();
+        assert!(!shutdown.work_finished(Duration::from_secs(10)).await);
+        // ...so the background work gets the 2 s left, not 10 more.
+        assert_eq!(waited.elapsed(), Duration::from_secs(2));
     }
 
     #[tokio::test]

@@ -195,7 +195,7 @@ async fn serve_with(
     connections.close();
     tokio::select! {
         () = connections.wait() => {}
-        () = tokio::time::sleep(http.shutdown_grace()) => {
+        () = tokio::time::sleep_until(shutdown.grace_deadline(http.shutdown_grace())) => {
             tracing::warn!(
                 grace_secs = http.shutdown_grace_secs,
                 "in-flight requests still running after the grace period; closing"
