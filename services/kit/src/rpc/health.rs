@@ -21,6 +21,10 @@ use crate::shutdown::Shutdown;
 
 /// How often the gRPC health status is refreshed from the readiness check.
 const GRPC_HEALTH_REFRESH: Duration = Duration::from_secs(5);
+/// How long a readiness check may take before it counts as failed: an
+/// answer within a probe's timeout (the Kubernetes manifests give 3 s),
+/// rather than a probe that times out with nothing said.
+const READY_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 type Check = dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync;
 
@@ -44,7 +48,9 @@ impl Readiness {
     }
 
     pub async fn check(&self) -> Result<(), String> {
-        (self.0)().await
+        tokio::time::timeout(READY_CHECK_TIMEOUT, (self.0)())
+            .await
+            .unwrap_or_else(|_| Err(format!("no answer within {READY_CHECK_TIMEOUT:?}")))
     }
 }
 
