@@ -94,7 +94,7 @@ fn client_config(
         .with_root_certificates(pem::roots(ca)?);
     let mut config = match identity {
         Some((cert, key)) => builder.with_client_cert_resolver(Arc::new(
-            rustls::sign::SingleCertAndKey::from(pem::certified_key(cert, key)?),
+            rustls::sign::SingleCertAndKey::from(pem::certified_key("client", cert, key)?),
         )),
         None => builder.with_no_client_auth(),
     };

@@ -15,6 +15,7 @@
 
 mod client;
 mod dev;
+mod expiry;
 mod flags;
 mod identity;
 mod pem;

@@ -71,8 +71,10 @@ pub(super) fn roots(path: &Path) -> Result<RootCertStore, TlsError> {
     Ok(roots)
 }
 
-/// A certificate chain and its key, checked to belong together.
+/// A certificate chain and its key, checked to belong together; its
+/// expiry recorded for `role` (see [`super::expiry`]).
 pub(super) fn certified_key(
+    role: &'static str,
     cert: &Path,
     key: &Path,
 ) -> Result<std::sync::Arc<rustls::sign::CertifiedKey>, TlsError> {
@@ -90,6 +92,9 @@ pub(super) fn certified_key(
     match certified.keys_match() {
         // Unknown: the key cannot tell its public half; the handshake will.
         Ok(()) | Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => {
+            if let Some(leaf) = certified.cert.first() {
+                super::expiry::record(role, cert, leaf);
+            }
             Ok(std::sync::Arc::new(certified))
         }
         Err(rustls::Error::InconsistentKeys(_)) => Err(TlsError::KeyMismatch {

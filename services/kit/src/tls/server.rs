@@ -133,7 +133,7 @@ fn server_config(
     key: &std::path::Path,
     client_ca: Option<&std::path::Path>,
 ) -> Result<ServerConfig, TlsError> {
-    let certified = pem::certified_key(cert, key)?;
+    let certified = pem::certified_key("server", cert, key)?;
     let provider = super::provider();
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()

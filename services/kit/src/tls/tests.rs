@@ -425,6 +425,59 @@ async fn a_rotated_certificate_is_served_to_new_connections_and_a_broken_one_is_
     assert_eq!(served_certificate(addr, ca).await, after);
 }
 
+/// The expiry gauge of `file`, as the process's `/metrics` renders it.
+fn expiry_gauge(file: &std::path::Path) -> Option<f64> {
+    let label = format!("file=\"{}\"", file.display());
+    crate::observe::telemetry::prometheus()
+        .render()
+        .lines()
+        .find(|line| line.starts_with(expiry::EXPIRY_METRIC) && line.contains(&label))
+        .and_then(|line| line.rsplit(' ').next()?.parse().ok())
+}
+
+#[tokio::test]
+async fn the_served_certificates_expiry_is_a_metric_a_renewal_moves() {
+    const DAY: f64 = 86_400.0;
+    let pki = Pki::new();
+    let expiring = pki
+        .ca
+        .issue("catalog", &server_names("catalog"), Usage::Server, 20)
+        .expect("cert");
+    let cert = pki.file("expiring.pem", &expiring.cert);
+    let key = pki.file("expiring-key.pem", &expiring.key);
+    let _addr = serve(ServerTlsFlags {
+        tls_cert: Some(cert.clone()),
+        tls_key: Some(key.clone()),
+        ..ServerTlsFlags::default()
+    })
+    .await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64();
+    let first = expiry_gauge(&cert).expect("the served certificate's expiry is a metric");
+    let days_left = (first - now) / DAY;
+    assert!((19.0..=21.0).contains(&days_left), "{days_left} days left");
+
+    // Renewed on disk (as cert-manager or `shop certs` does): reloaded,
+    // the gauge moves to the new certificate's expiry.
+    let renewed = pki.ca.server("catalog", &[]).expect("cert");
+    std::fs::write(&key, &renewed.key).expect("key");
+    std::fs::write(&cert, &renewed.cert).expect("cert");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let now_gauge = expiry_gauge(&cert).expect("gauge");
+        if now_gauge > first + 300.0 * DAY {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the renewal did not reach the metric: {now_gauge}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[test]
 fn identities_come_from_spiffe_ids_then_dns_names() {
     let ca = DevCa::new("test CA").expect("ca");
