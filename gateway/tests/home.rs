@@ -157,7 +157,7 @@ impl Shop {
                 database_url: catalog_db.url.as_str().into(),
                 demo_data: false,
                 demo_stock: None,
-                nats_url: None,
+                nats: None,
                 token_keys: token_keys.clone(),
             },
             &catalog_door,
@@ -185,7 +185,7 @@ impl Shop {
         let (payments, _) = launch(
             shop_payments::Config {
                 database_url: payments_db.url.as_str().into(),
-                nats_url: None,
+                nats: None,
                 token_keys: token_keys.clone(),
             },
             &payments_door,
@@ -202,7 +202,7 @@ impl Shop {
                     payments: PeerTarget::addr(payments),
                     service_secret: SECRET.into(),
                 },
-                nats_url: None,
+                nats: None,
                 saga: shop_orders::SagaPolicy::default(),
                 token_keys: token_keys.clone(),
             },

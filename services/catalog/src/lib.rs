@@ -167,7 +167,7 @@ pub struct Config {
     /// dozen): lets a load test place many orders.
     pub demo_stock: Option<i32>,
     /// NATS for events; in process when `None`.
-    pub nats_url: Option<String>,
+    pub nats: Option<shop_kit::events::NatsServer>,
     /// The keys that verify access tokens (the users service's).
     pub token_keys: TokenKeys,
 }
@@ -177,7 +177,7 @@ impl Service for Config {
     type Handle = Catalog;
 
     async fn open(&self, context: &Context) -> Result<Catalog, StartFailure> {
-        let broker = Broker::new(self.nats_url.as_deref()).await?;
+        let broker = Broker::new(self.nats.as_ref()).await?;
         Catalog::open_with(self.database_url.expose(), broker, &context.shutdown)
             .await
             .map_err(|e| StartFailure::database(&self.database_url, e))

@@ -257,7 +257,7 @@ pub struct Config {
     pub database_url: DatabaseUrl,
     pub peers: Peers,
     /// NATS for events; in process when `None`.
-    pub nats_url: Option<String>,
+    pub nats: Option<shop_kit::events::NatsServer>,
     pub saga: SagaPolicy,
     /// The keys that verify access tokens (the users service's).
     pub token_keys: TokenKeys,
@@ -274,7 +274,7 @@ impl Service for Config {
             .connect(self.saga.call_timeout)
             .await
             .map_err(StartFailure::config)?;
-        let broker = Broker::new(self.nats_url.as_deref()).await?;
+        let broker = Broker::new(self.nats.as_ref()).await?;
         Orders::open(
             self.database_url.expose(),
             peers,

@@ -22,7 +22,12 @@ struct NatsServer {
     port: u16,
     store: tempfile::TempDir,
     child: Option<Child>,
+    /// Its configuration file, when it wants a token and TLS.
+    config: Option<std::path::PathBuf>,
 }
+
+/// The token a secured server wants (as production's from a Secret).
+const TOKEN: &str = "s3cret-events-token";
 
 impl NatsServer {
     fn start() -> Self {
@@ -34,7 +39,43 @@ impl NatsServer {
             port,
             store: tempfile::tempdir().expect("store"),
             child: None,
+            config: None,
         };
+        server.up();
+        server
+    }
+
+    /// A server as deploy/kubernetes runs it: a token, TLS from a
+    /// certificate of `ca`, and JetStream within limits.
+    fn start_secured(ca: &shop_kit::tls::DevCa) -> Self {
+        let mut server = Self {
+            port: TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free port")
+                .port(),
+            store: tempfile::tempdir().expect("store"),
+            child: None,
+            config: None,
+        };
+        let dir = server.store.path();
+        let issued = ca.server("nats", &[]).expect("certificate");
+        std::fs::write(dir.join("tls.crt"), &issued.cert).expect("cert");
+        std::fs::write(dir.join("tls.key"), &issued.key).expect("key");
+        std::fs::write(dir.join("ca.crt"), ca.cert_pem()).expect("ca");
+        let config = dir.join("nats.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "host: 127.0.0.1\nport: {port}\n\
+                 authorization {{ token: \"{TOKEN}\" }}\n\
+                 tls {{ cert_file: \"{d}/tls.crt\", key_file: \"{d}/tls.key\" }}\n\
+                 jetstream {{ store_dir: \"{d}/js\", max_memory_store: 64MB, max_file_store: 2GB }}\n",
+                port = server.port,
+                d = dir.display()
+            ),
+        )
+        .expect("config");
+        server.config = Some(config);
         server.up();
         server
     }
@@ -45,16 +86,21 @@ impl NatsServer {
 
     fn up(&mut self) {
         let binary = std::env::var("NATS_SERVER").unwrap_or_else(|_| "nats-server".into());
-        let child = Command::new(&binary)
-            .args([
-                "-js",
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-sd",
-            ])
-            .arg(self.store.path())
+        let mut command = Command::new(&binary);
+        match &self.config {
+            Some(config) => command.arg("-c").arg(config),
+            None => command
+                .args([
+                    "-js",
+                    "-a",
+                    "127.0.0.1",
+                    "-p",
+                    &self.port.to_string(),
+                    "-sd",
+                ])
+                .arg(self.store.path()),
+        };
+        let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -85,7 +131,7 @@ impl Drop for NatsServer {
 
 async fn shop_on(nats: &NatsServer) -> Shop {
     Shop::start_with(Options {
-        nats_url: Some(nats.url()),
+        nats: Some(shop_kit::events::NatsServer::new(nats.url())),
         ..Options::default()
     })
     .await
@@ -250,7 +296,7 @@ async fn events_wait_in_the_outbox_while_the_broker_is_down_and_duplicates_chang
 async fn an_order_seen_final_on_one_replica_is_listed_at_once_on_either() {
     let nats = NatsServer::start();
     let shop = Shop::start_with(Options {
-        nats_url: Some(nats.url()),
+        nats: Some(shop_kit::events::NatsServer::new(nats.url())),
         stock: 1000,
         ..Options::default()
     })
@@ -278,4 +324,81 @@ async fn an_order_seen_final_on_one_replica_is_listed_at_once_on_either() {
             assert_eq!(listed["orders"][0]["status"], watched.as_str(), "{listed}");
         }
     }
+}
+
+/// NATS as production runs it (deploy/kubernetes: a token from a Secret,
+/// TLS from the shop's CA, JetStream within limits): the shop's events get
+/// through, the stream is bounded, and a client without the token or
+/// without the CA is refused.
+#[tokio::test]
+#[ignore = "needs nats-server: just test-nats"]
+async fn events_flow_through_a_nats_that_wants_a_token_and_tls() {
+    let ca = shop_kit::tls::DevCa::new("test CA").expect("ca");
+    let nats = NatsServer::start_secured(&ca);
+    let ca_file = nats.store.path().join("ca.crt");
+    let url = format!("tls://{TOKEN}@localhost:{}", nats.port);
+    let shop = Shop::start_with(Options {
+        nats: Some(shop_kit::events::NatsServer::new(&url).with_ca(Some(ca_file.clone()))),
+        ..Options::default()
+    })
+    .await;
+    let placed = shop.order(&shop.ada, "via-secured-nats").await;
+    let id = placed["id"].as_str().expect("id");
+    assert_eq!(
+        shop.settled(&shop.ada, id).await["status"],
+        "ORDER_STATUS_CONFIRMED"
+    );
+    // The history is fed by a JetStream consumer: the events got through.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let listed = shop.history(&shop.ada, 1, json!({})).await;
+        if listed["orders"][0]["id"] == id {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not in the history: {listed}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let secured = || {
+        async_nats::ConnectOptions::new()
+            .add_root_certificates(ca_file.clone())
+            .require_tls(true)
+    };
+    let client = secured()
+        .token(TOKEN.to_owned())
+        .connect(format!("tls://localhost:{}", nats.port))
+        .await
+        .expect("the token and the CA");
+    let mut stream = async_nats::jetstream::new(client)
+        .get_stream("SHOP_EVENTS")
+        .await
+        .expect("stream");
+    let config = &stream.info().await.expect("info").config;
+    assert_eq!(config.max_bytes, 1024 * 1024 * 1024, "bounded in size");
+    assert_eq!(
+        config.max_age,
+        Duration::from_secs(7 * 24 * 3600),
+        "and age"
+    );
+    assert_eq!(
+        config.discard,
+        async_nats::jetstream::stream::DiscardPolicy::Old
+    );
+
+    let refused = secured()
+        .connect(format!("tls://localhost:{}", nats.port))
+        .await;
+    assert!(refused.is_err(), "no token: refused");
+    let untrusted = async_nats::ConnectOptions::new()
+        .token(TOKEN.to_owned())
+        .require_tls(true)
+        .connect(format!("tls://localhost:{}", nats.port))
+        .await;
+    assert!(
+        untrusted.is_err(),
+        "a certificate of an unknown CA: refused"
+    );
 }

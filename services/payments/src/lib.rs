@@ -179,7 +179,7 @@ const CHECK_PAYMENT_TOKEN: &str = "/shop.payments.v1.PaymentService/CheckPayment
 pub struct Config {
     pub database_url: DatabaseUrl,
     /// NATS for events; in process when `None`.
-    pub nats_url: Option<String>,
+    pub nats: Option<shop_kit::events::NatsServer>,
     /// The keys that verify access tokens (the users service's).
     pub token_keys: TokenKeys,
 }
@@ -189,7 +189,7 @@ impl Service for Config {
     type Handle = Payments;
 
     async fn open(&self, context: &Context) -> Result<Payments, StartFailure> {
-        let broker = Broker::new(self.nats_url.as_deref()).await?;
+        let broker = Broker::new(self.nats.as_ref()).await?;
         Payments::open(self.database_url.expose(), broker, &context.shutdown)
             .await
             .map_err(|e| StartFailure::database(&self.database_url, e))

@@ -27,7 +27,7 @@ impl TestPayments {
             .as_secs();
         let running = Launch::new(shop_payments::Config {
             database_url: database.url.as_str().into(),
-            nats_url: None,
+            nats: None,
             token_keys: TokenKeys::Given(issuer.verifier().expect("verifier")),
         })
         .start()

@@ -45,7 +45,7 @@ impl TestCatalog {
             database_url: database.url.as_str().into(),
             demo_data: false,
             demo_stock: None,
-            nats_url: None,
+            nats: None,
             token_keys: TokenKeys::Given(issuer.verifier().expect("verifier")),
         })
         .http(HttpConfig {

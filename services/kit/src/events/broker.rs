@@ -32,7 +32,7 @@ use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr};
 use tokio::sync::mpsc;
 
 use super::{
-    Event, EventsError, Outbox,
+    Event, EventsError, NatsServer, Outbox,
     nats::Nats,
     subscription::{Delivery, Subscription},
 };
@@ -69,12 +69,12 @@ pub enum Broker {
 }
 
 impl Broker {
-    /// NATS JetStream at `nats_url` if given, else in process. Connecting
+    /// NATS JetStream on `nats` if given, else in process. Connecting
     /// does not wait for the server: events wait in the outbox meanwhile.
-    pub async fn new(nats_url: Option<&str>) -> Result<Self, EventsError> {
-        Ok(match nats_url {
+    pub async fn new(nats: Option<&NatsServer>) -> Result<Self, EventsError> {
+        Ok(match nats {
             None => Self::InProcess,
-            Some(url) => Self::Nats(Box::new(Nats::connect(url).await?)),
+            Some(server) => Self::Nats(Box::new(Nats::connect(server).await?)),
         })
     }
 

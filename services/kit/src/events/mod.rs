@@ -7,6 +7,7 @@
 mod broker;
 mod inbox;
 mod nats;
+mod nats_server;
 mod outbox;
 mod subscription;
 
@@ -14,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 pub use broker::{Broker, Relay};
 pub use inbox::Inbox;
+pub use nats_server::NatsServer;
 pub use outbox::Outbox;
 pub use subscription::{Delivery, Handler, Subscription};
 

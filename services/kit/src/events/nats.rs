@@ -1,5 +1,8 @@
 //! NATS JetStream as the events broker: one stream, `SHOP_EVENTS`, holding
-//! every `shop.events.>` subject on disk.
+//! every `shop.events.>` subject on disk, within bounds: the oldest events
+//! go once the stream holds [`STREAM_MAX_BYTES`] or they are older than
+//! [`STREAM_MAX_AGE`] (the outbox, not the stream, is the truth; a consumer
+//! away longer than that starts from what is left).
 
 use std::{
     sync::{
@@ -18,12 +21,20 @@ use async_nats::jetstream::{
 use futures::StreamExt;
 
 use super::{
-    Event, EventsError,
+    Event, EventsError, NatsServer,
+    nats_server::Credentials,
     subscription::{Delivery, Handler, Subscription},
 };
 use crate::shutdown::Shutdown;
 
 const STREAM: &str = "SHOP_EVENTS";
+/// The stream's size on disk, at most: the server's own JetStream limit
+/// (`max_file_store`) must leave room for it.
+pub const STREAM_MAX_BYTES: i64 = 1024 * 1024 * 1024;
+/// How long an event stays in the stream, at most.
+pub const STREAM_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+/// One event's size, at most (an event is a few hundred bytes of JSON).
+const STREAM_MAX_MESSAGE_BYTES: i32 = 64 * 1024;
 /// A publish not acknowledged by then counts as failed (and is retried).
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
 /// A consumer that lost the server tries again after this.
@@ -47,17 +58,28 @@ pub struct Nats {
 }
 
 impl Nats {
-    pub async fn connect(url: &str) -> Result<Self, EventsError> {
-        let client = async_nats::ConnectOptions::new()
+    pub async fn connect(server: &NatsServer) -> Result<Self, EventsError> {
+        let mut options = match server.credentials() {
+            Some(Credentials::Token(token)) => async_nats::ConnectOptions::with_token(token),
+            Some(Credentials::UserAndPassword(user, password)) => {
+                async_nats::ConnectOptions::with_user_and_password(user, password)
+            }
+            None => async_nats::ConnectOptions::new(),
+        };
+        if let Some(ca) = server.ca() {
+            options = options.add_root_certificates(ca.clone());
+        }
+        let client = options
+            .require_tls(server.tls())
             .name("connect-shop")
             .retry_on_initial_connect()
             // Back quickly once the server is: events wait meanwhile.
             .reconnect_delay_callback(|attempts| {
                 Duration::from_millis(100u64.saturating_mul(attempts as u64).min(1_000))
             })
-            .connect(url)
+            .connect(server.url())
             .await
-            .map_err(nats_error)?;
+            .map_err(|e| EventsError::Nats(format!("{}: {e}", server.redacted())))?;
         let jetstream = jetstream::new(client.clone());
         Ok(Self {
             client,
@@ -66,16 +88,24 @@ impl Nats {
         })
     }
 
+    /// The stream, created or brought to today's limits (a stream made by
+    /// an older release, without them, gets them).
     async fn stream(&self) -> Result<stream::Stream, EventsError> {
         self.jetstream
-            .get_or_create_stream(stream::Config {
+            .create_or_update_stream(stream::Config {
                 name: STREAM.to_owned(),
                 subjects: vec![format!("{}>", super::SUBJECT_PREFIX)],
                 storage: stream::StorageType::File,
+                retention: stream::RetentionPolicy::Limits,
+                discard: stream::DiscardPolicy::Old,
+                max_bytes: STREAM_MAX_BYTES,
+                max_age: STREAM_MAX_AGE,
+                max_message_size: STREAM_MAX_MESSAGE_BYTES,
                 ..Default::default()
             })
             .await
-            .map_err(nats_error)
+            .map_err(nats_error)?;
+        self.jetstream.get_stream(STREAM).await.map_err(nats_error)
     }
 
     /// Publishes `events` in order and waits for JetStream to have stored

@@ -134,7 +134,7 @@ pub fn fast_policy() -> SagaPolicy {
 pub struct Options {
     /// Stock of p1 (12.00 EUR) and p2 (3.50 EUR).
     pub stock: i32,
-    pub nats_url: Option<String>,
+    pub nats: Option<shop_kit::events::NatsServer>,
     pub policy: SagaPolicy,
     /// Point orders at a catalog that does not answer.
     pub catalog_down: bool,
@@ -144,7 +144,7 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             stock: 10,
-            nats_url: None,
+            nats: None,
             policy: fast_policy(),
             catalog_down: false,
         }
@@ -267,7 +267,7 @@ impl Shop {
             database_url: catalog_db.url.as_str().into(),
             demo_data: false,
             demo_stock: None,
-            nats_url: None,
+            nats: None,
             token_keys: token_keys.clone(),
         };
         let (catalog_runtime, catalog) = in_own_runtime(
@@ -296,7 +296,7 @@ impl Shop {
         let payments_db = TestDatabase::new("payments").await;
         let payments_config = shop_payments::Config {
             database_url: payments_db.url.as_str().into(),
-            nats_url: None,
+            nats: None,
             token_keys: token_keys.clone(),
         };
         let (payments_runtime, payments) = in_own_runtime(
@@ -414,7 +414,7 @@ impl Shop {
         let orders = shop_orders::Config {
             database_url: self.orders_db.url.as_str().into(),
             peers: self.peers.clone(),
-            nats_url: self.options.nats_url.clone(),
+            nats: self.options.nats.clone(),
             saga: self.options.policy.clone(),
             token_keys: TokenKeys::FromUsers(self.peers.users.clone()),
         };
