@@ -59,17 +59,24 @@ enum Command {
         database_url: Option<String>,
     },
     /// Write a development CA and the shop's certificates into DIR, for
-    /// `shop --tls-dir DIR`: DIR/ca.pem; per service a server certificate
-    /// (<service>.pem, <service>-key.pem: localhost, 127.0.0.1 and its
-    /// Kubernetes names) and a client certificate (<service>-client.pem,
-    /// <service>-client-key.pem: spiffe://connect-shop/<service>). Files
-    /// there are replaced; the CA's key is not kept.
+    /// `shop --tls-dir DIR`: DIR/ca.pem and ca-key.pem; per service a
+    /// server certificate (<service>.pem, <service>-key.pem: localhost,
+    /// 127.0.0.1 and its Kubernetes names) and a client certificate
+    /// (<service>-client.pem, <service>-client-key.pem:
+    /// spiffe://connect-shop/<service>). Run again, it renews the
+    /// certificates under the CA already in DIR (running services reload
+    /// them and keep trusting each other); the CA is replaced only with
+    /// --new-ca.
     Certs {
         dir: PathBuf,
         /// Another name or IP address every server certificate carries
         /// (repeatable), e.g. the machine's name.
         #[arg(long = "name", value_name = "NAME")]
         names: Vec<String>,
+        /// Make a new CA even if DIR holds one (every service must then
+        /// get the new files before they trust each other again).
+        #[arg(long)]
+        new_ca: bool,
     },
     /// Run a single service.
     Serve {
@@ -254,9 +261,17 @@ struct ShopArgs {
     service_secret: Option<SecretString>,
 
     /// NATS server for the services' events (JetStream), e.g.
-    /// nats://localhost:4222 (default: events stay in this process).
-    #[arg(long, env = "NATS_URL", global = true)]
+    /// nats://localhost:4222, or tls://nats:4222 for TLS; a token
+    /// (nats://TOKEN@host:4222) or a user and password
+    /// (nats://USER:PASSWORD@host:4222) in it authenticate, as in every
+    /// NATS client (default: events stay in this process).
+    #[arg(long, env = "NATS_URL", hide_env_values = true, global = true)]
     nats_url: Option<String>,
+
+    /// The CA certificates (PEM) NATS's TLS certificate is checked against
+    /// (default: the system's).
+    #[arg(long, env = "NATS_CA", global = true, requires = "nats_url")]
+    nats_ca: Option<PathBuf>,
 
     /// Do not seed demo data into empty databases.
     #[arg(long, env = "SHOP_NO_DEMO_DATA", global = true)]
@@ -383,7 +398,7 @@ impl ShopArgs {
             ),
             demo_data: !self.no_demo_data,
             demo_stock: self.demo_stock,
-            nats_url: self.nats_url.clone(),
+            nats: self.nats(),
             token_keys: self.token_keys(tls),
         }
     }
@@ -406,7 +421,7 @@ impl ShopArgs {
                 ),
                 service_secret: self.service_secret.clone().unwrap_or_default(),
             },
-            nats_url: self.nats_url.clone(),
+            nats: self.nats(),
             saga: shop_orders::SagaPolicy {
                 deadline: std::time::Duration::from_secs(self.order_deadline_secs),
                 ..shop_orders::SagaPolicy::default()
@@ -422,7 +437,7 @@ impl ShopArgs {
                 database_url,
                 "payments",
             ),
-            nats_url: self.nats_url.clone(),
+            nats: self.nats(),
             token_keys: self.token_keys(tls),
         }
     }
@@ -448,6 +463,12 @@ impl ShopArgs {
             web_dir: self.web_dir.clone(),
             token_keys: self.token_keys(tls),
         })
+    }
+
+    /// The NATS server events go to, if any.
+    fn nats(&self) -> Option<shop_kit::events::NatsServer> {
+        let url = self.nats_url.as_ref()?;
+        Some(shop_kit::events::NatsServer::new(url).with_ca(self.nats_ca.clone()))
     }
 
     /// Every service verifies tokens with the users service's public keys.
@@ -630,9 +651,17 @@ async fn migrate(
     Ok(())
 }
 
-/// `shop certs`: a development CA and the shop's certificates.
-fn certs(dir: &std::path::Path, names: &[String]) -> anyhow::Result<()> {
-    let ca = DevCa::new("connect-shop development CA")?;
+/// `shop certs`: a development CA (the one kept in `dir`, unless
+/// `new_ca`) and the shop's certificates.
+fn certs(dir: &std::path::Path, names: &[String], new_ca: bool) -> anyhow::Result<()> {
+    let kept = if new_ca { None } else { DevCa::open(dir)? };
+    let ca = match kept {
+        Some(ca) => {
+            println!("renewing under the CA kept in {}", dir.display());
+            ca
+        }
+        None => DevCa::new("connect-shop development CA")?,
+    };
     let services: Vec<&str> = ServiceName::ALL.iter().map(|s| s.name()).collect();
     let written = ca
         .write_shop(dir, &services, names)
@@ -650,8 +679,8 @@ fn certs(dir: &std::path::Path, names: &[String]) -> anyhow::Result<()> {
 }
 
 async fn run(mut cli: Cli) -> anyhow::Result<()> {
-    if let Some(Command::Certs { dir, names }) = &cli.command {
-        return certs(dir, names);
+    if let Some(Command::Certs { dir, names, new_ca }) = &cli.command {
+        return certs(dir, names, *new_ca);
     }
     // The browser app comes from the gateway: its origin, wherever the
     // gateway was moved to, may call the services (unless told otherwise).
@@ -736,12 +765,41 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
         }
         running.push(started);
     }
-    print_banner(&running, &Calling::new(&cli.shop));
+    let metrics = match cli.shop.http.metrics_port {
+        Some(port) => Some(serve_metrics(&cli.shop, port, &shutdown).await?),
+        None => None,
+    };
+    print_banner(&running, metrics.as_ref(), &Calling::new(&cli.shop));
     for service in running {
         service.task.await??;
     }
+    if let Some(metrics) = metrics {
+        metrics.task.await??;
+    }
     tracing::info!("shop stopped");
     Ok(())
+}
+
+/// `--metrics-port`: the process's metrics on a plain-HTTP listener of
+/// their own (the services' ports no longer serve them).
+async fn serve_metrics(
+    shop: &ShopArgs,
+    port: u16,
+    shutdown: &Shutdown,
+) -> anyhow::Result<shop_kit::rpc::Listening> {
+    let plain = HttpConfig {
+        tls: ServerTlsFlags::default(),
+        ..shop.http.clone()
+    };
+    let addr = SocketAddr::new(shop.host, port);
+    shop_kit::rpc::start(
+        addr,
+        shop_kit::rpc::metrics_routes(),
+        shutdown.clone(),
+        &plain,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("metrics on {addr}: {e}"))
 }
 
 /// Starts services the one way every service starts (`shop_kit::app`), on
@@ -821,7 +879,11 @@ impl Calling {
     }
 }
 
-fn print_banner(running: &[Started], calling: &Calling) {
+fn print_banner(
+    running: &[Started],
+    metrics: Option<&shop_kit::rpc::Listening>,
+    calling: &Calling,
+) {
     println!("\nconnect-shop is running (Ctrl-C to stop)\n");
     for service in running {
         let url = calling.url(service.addr);
@@ -829,7 +891,13 @@ fn print_banner(running: &[Started], calling: &Calling) {
             "  {:<9} {url}   Connect + gRPC + gRPC-Web   db: {}   seeded: {}",
             service.name, service.database, service.seeded
         );
-        println!("  {:<9} {url}/metrics  {url}/healthz  {url}/readyz", "");
+        match metrics {
+            None => println!("  {:<9} {url}/metrics  {url}/healthz  {url}/readyz", ""),
+            Some(_) => println!("  {:<9} {url}/healthz  {url}/readyz", ""),
+        }
+    }
+    if let Some(metrics) = metrics {
+        println!("  {:<9} http://{}/metrics", "metrics", metrics.addr);
     }
     let curl = &calling.curl;
     if let Some(catalog) = running.iter().find(|s| s.name == "catalog") {

@@ -70,9 +70,57 @@ fn certs_writes_a_ca_and_each_services_certificates_keys_private() {
         assert_eq!(mode & 0o777, 0o600, "{service}'s key is private");
     }
     assert!(dir.path().join("ca.pem").exists());
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir.path().join("ca-key.pem"))
+        .expect("the CA's key is kept, to renew under the same CA")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "the CA's key is private");
+}
+
+/// What openssl (a verifier that is not ours) says of `certificates`
+/// against the CA in `dir`.
+fn openssl_verify(dir: &Path, certificates: &[&str]) -> String {
+    let output = Command::new("openssl")
+        .current_dir(dir)
+        .args(["verify", "-CAfile", "ca.pem"])
+        .args(certificates)
+        .output()
+        .expect("openssl");
+    String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr)
+}
+
+#[test]
+fn certs_run_again_renews_under_the_kept_ca_and_new_ca_replaces_it() {
+    let dir = tempfile::tempdir().expect("dir");
+    let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).expect(name);
+    certs(dir.path());
+    let (ca, leaf) = (read("ca.pem"), read("catalog.pem"));
+
+    let renewed = shop(&["certs", &dir.path().display().to_string()]);
+    assert!(renewed.status.success(), "{renewed:?}");
+    assert!(String::from_utf8_lossy(&renewed.stdout).contains("renewing under the CA kept"));
+    assert_eq!(read("ca.pem"), ca, "the CA stays");
+    assert_ne!(read("catalog.pem"), leaf, "the certificates are new");
+    let said = openssl_verify(dir.path(), &["catalog.pem", "orders-client.pem"]);
     assert!(
-        !dir.path().join("ca-key.pem").exists(),
-        "the CA key is not kept"
+        said.contains("catalog.pem: OK") && said.contains("orders-client.pem: OK"),
+        "{said}"
+    );
+
+    let replaced = shop(&["certs", "--new-ca", &dir.path().display().to_string()]);
+    assert!(replaced.status.success(), "{replaced:?}");
+    assert_ne!(read("ca.pem"), ca, "--new-ca makes a new CA");
+
+    // A CA without its key (as `shop certs` wrote before it kept the key)
+    // cannot renew: the message says how to go on.
+    std::fs::remove_file(dir.path().join("ca-key.pem")).expect("rm");
+    let keyless = shop(&["certs", &dir.path().display().to_string()]);
+    let said = String::from_utf8_lossy(&keyless.stderr);
+    assert!(!keyless.status.success());
+    assert!(
+        said.contains("ca.pem") && said.contains("--new-ca"),
+        "{said}"
     );
 }
 
@@ -268,4 +316,60 @@ async fn the_whole_shop_runs_on_mutual_tls_and_refuses_what_it_must() {
         .await
         .expect("curl");
     assert!(!foreign.status.success(), "{foreign:?}");
+}
+
+/// `--metrics-port`, as the Kubernetes manifests run every service: the
+/// metrics in plain HTTP on a port of their own (a scraper needs none of
+/// the services' certificates), the served certificates' expiry among
+/// them, and no `/metrics` left on the services' TLS ports, where a route
+/// from the edge could reach it.
+#[tokio::test]
+async fn metrics_on_their_own_port_need_no_certificate_and_leave_the_services_ports() {
+    let dir = tempfile::tempdir().expect("dir");
+    certs(dir.path());
+    let port = launched::free_port().to_string();
+    let shop = Shop::whole_tls(dir.path(), &["--metrics-port", &port]).await;
+
+    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .expect("the metrics port answers plain HTTP")
+        .text()
+        .await
+        .expect("text");
+    for role in ["server", "client"] {
+        let line = text
+            .lines()
+            .find(|l| {
+                l.starts_with("shop_tls_certificate_expiry_timestamp_seconds{")
+                    && l.contains(&format!("role=\"{role}\""))
+            })
+            .unwrap_or_else(|| panic!("no {role} certificate's expiry in:\n{text}"));
+        let expires: f64 = line
+            .rsplit(' ')
+            .next()
+            .and_then(|v| v.parse().ok())
+            .expect(line);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs_f64();
+        let days = (expires - now) / 86_400.0;
+        assert!((390.0..=400.0).contains(&days), "{line}: {days} days");
+    }
+
+    for service in launched::SERVICES {
+        let output = shop
+            .curl()
+            .args(["-w", "\n%{http_code}"])
+            .arg(format!("{}/metrics", shop.url(service)))
+            .output()
+            .await
+            .expect("curl");
+        let answer = String::from_utf8_lossy(&output.stdout).into_owned();
+        let (body, status) = answer.rsplit_once('\n').expect("status");
+        assert!(
+            status != "200" && !body.contains("# TYPE"),
+            "{service}'s own port still serves /metrics: {status} {body}"
+        );
+    }
 }

@@ -20,9 +20,10 @@ pub struct HttpConfig {
     #[arg(long, global = true, env = "SHOP_MAX_REQUEST_BYTES", default_value_t = DEFAULT_MAX_REQUEST_BYTES)]
     pub max_request_bytes: usize,
 
-    /// How long in-flight requests may run after SIGTERM/Ctrl-C before the
-    /// listener is closed anyway, and then how long background work (an
-    /// event relay batch, a saga step) may take to finish, in seconds.
+    /// How long, after the drain, in-flight requests and background work (an
+    /// event relay batch, a saga step) may take to finish before they are
+    /// cut, in seconds: one deadline for both, so SIGTERM to exit takes at
+    /// most --drain-ms plus this.
     #[arg(
         long,
         global = true,
@@ -66,6 +67,13 @@ pub struct HttpConfig {
         default_value_t = 60
     )]
     pub idle_timeout_secs: u64,
+
+    /// Serve `/metrics` on this port of --host, in plain HTTP, and not on
+    /// the services' own ports: a scraper then needs no client certificate
+    /// under mutual TLS, and a route to a service never exposes its
+    /// metrics (default: `/metrics` on every service's port).
+    #[arg(long, global = true, env = "SHOP_METRICS_PORT")]
+    pub metrics_port: Option<u16>,
 
     #[command(flatten)]
     pub tls: crate::tls::ServerTlsFlags,
@@ -130,6 +138,7 @@ impl Default for HttpConfig {
             max_streams_per_connection: DEFAULT_MAX_STREAMS,
             header_read_timeout_secs: 10,
             idle_timeout_secs: 60,
+            metrics_port: None,
             tls: crate::tls::ServerTlsFlags::default(),
         }
     }

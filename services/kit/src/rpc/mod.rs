@@ -37,7 +37,7 @@ pub use health::Readiness;
 pub use listener::{ListenError, Listening, serve, start, start_with};
 pub(crate) use observe::grpc_status;
 pub use response_metadata::ResponseMetadata;
-pub use server::{RpcServer, ServerError};
+pub use server::{RpcServer, ServerError, metrics_routes};
 pub use validation::RequestRules;
 
 /// The machinery the fuzz targets drive directly (`--features fuzzing`).

@@ -245,11 +245,15 @@ impl RpcServer {
             );
         }
 
-        let routes = Router::new()
+        let mut routes = Router::new()
             .merge(health::routes(self.readiness, shutdown.clone()))
             .merge(bridged)
-            .merge(self.http_routes)
-            .route("/metrics", get(metrics))
+            .merge(self.http_routes);
+        // Unless a port of their own serves them (see `metrics_routes`).
+        if self.http.metrics_port.is_none() {
+            routes = routes.route("/metrics", get(metrics));
+        }
+        let routes = routes
             .fallback_service(ContentTypeSwitch::new(grpc.clone(), connect.clone()))
             .with_state(());
         // The kit's layers, outermost first, around everything once.
@@ -325,6 +329,12 @@ impl RpcServer {
         }
         builder
     }
+}
+
+/// `/metrics` alone, for a listener of its own (`--metrics-port`): plain
+/// HTTP a scraper reaches without the services' certificates.
+pub fn metrics_routes() -> Router {
+    Router::new().route("/metrics", get(metrics))
 }
 
 async fn metrics() -> impl IntoResponse {

@@ -7,11 +7,15 @@ use std::{net::IpAddr, path::Path};
 use chrono::{Datelike, Utc};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, SanType,
+    KeyUsagePurpose, PublicKeyData, SanType,
 };
 
 use super::TlsError;
 use crate::auth::TRUST_DOMAIN;
+
+/// The CA's certificate and key, as `write_shop` names them.
+const CA_FILE: &str = "ca.pem";
+const CA_KEY_FILE: &str = "ca-key.pem";
 
 /// How long the CA is valid, in days.
 const CA_DAYS: i64 = 3650;
@@ -134,6 +138,70 @@ impl DevCa {
         })
     }
 
+    /// The CA `write_shop` kept in `dir` (`ca.pem` and `ca-key.pem`), to
+    /// renew certificates under the CA every service already trusts; None
+    /// when `dir` holds no CA. A certificate without its key, or a CA that
+    /// has expired, is an error that says what to do.
+    pub fn open(dir: &Path) -> Result<Option<Self>, TlsError> {
+        let (cert_path, key_path) = (dir.join(CA_FILE), dir.join(CA_KEY_FILE));
+        match (cert_path.exists(), key_path.exists()) {
+            (false, false) => return Ok(None),
+            (true, false) => {
+                return Err(TlsError::Pem {
+                    path: cert_path,
+                    what: format!(
+                        "a CA without its key ({CA_KEY_FILE}), so it cannot issue: \
+                         make a new one with --new-ca (every service must then get the new files)"
+                    ),
+                });
+            }
+            (false, true) => {
+                return Err(TlsError::Pem {
+                    path: key_path,
+                    what: format!("a CA key without its certificate ({CA_FILE})"),
+                });
+            }
+            (true, true) => {}
+        }
+        let read = |path: &Path| {
+            std::fs::read_to_string(path).map_err(|source| TlsError::Read {
+                path: path.to_owned(),
+                source,
+            })
+        };
+        let (cert, key_pem) = (read(&cert_path)?, read(&key_path)?);
+        let key = KeyPair::from_pem(&key_pem).map_err(|e| TlsError::Pem {
+            path: key_path.clone(),
+            what: format!("not a usable CA key ({e})"),
+        })?;
+        let rejected = |reason: String| TlsError::Rejected {
+            path: cert_path.clone(),
+            reason,
+        };
+        let (_, parsed) = x509_parser::pem::parse_x509_pem(cert.as_bytes())
+            .map_err(|e| rejected(format!("not a PEM certificate ({e})")))?;
+        let x509 = parsed
+            .parse_x509()
+            .map_err(|e| rejected(format!("not a certificate ({e})")))?;
+        if !x509.validity().is_valid() {
+            return Err(rejected(
+                "the CA has expired: make a new one with --new-ca".to_owned(),
+            ));
+        }
+        let issuer = Issuer::from_ca_cert_pem(&cert, key).map_err(|e| {
+            rejected(format!(
+                "not a CA certificate this key can issue with ({e})"
+            ))
+        })?;
+        if issuer.key().subject_public_key_info() != x509.public_key().raw {
+            return Err(TlsError::KeyMismatch {
+                cert: cert_path,
+                key: key_path,
+            });
+        }
+        Ok(Some(Self { issuer, cert }))
+    }
+
     /// The CA's certificate (what clients and servers trust).
     pub fn cert_pem(&self) -> &str {
         &self.cert
@@ -187,11 +255,13 @@ impl DevCa {
         self.issue(service, &[spiffe_id(service)], Usage::Client, LEAF_DAYS)
     }
 
-    /// Writes `ca.pem`, and for each service `<service>.pem` and
-    /// `<service>-key.pem` (server) and `<service>-client.pem` and
-    /// `<service>-client-key.pem` (client) into `dir`, keys readable by
-    /// their owner only. Returns the files written. The CA's key is not
-    /// kept: run it again for new certificates.
+    /// Writes `ca.pem` and `ca-key.pem`, and for each service
+    /// `<service>.pem` and `<service>-key.pem` (server) and
+    /// `<service>-client.pem` and `<service>-client-key.pem` (client) into
+    /// `dir`, keys readable by their owner only. Returns the files written.
+    /// The CA's key is kept, so running it again ([`Self::open`]) renews
+    /// the certificates under the same CA: services that reload the new
+    /// files keep trusting those that have not yet.
     pub fn write_shop(
         &self,
         dir: &Path,
@@ -202,7 +272,10 @@ impl DevCa {
             path: dir.to_owned(),
             source,
         })?;
-        let mut written = vec![write(dir, "ca.pem", &self.cert, false)?];
+        let mut written = vec![
+            write(dir, CA_FILE, &self.cert, false)?,
+            write(dir, CA_KEY_FILE, &self.issuer.key().serialize_pem(), true)?,
+        ];
         for service in services {
             let server = self.server(service, hosts)?;
             written.push(write(dir, &format!("{service}.pem"), &server.cert, false)?);
