@@ -637,7 +637,12 @@ async fn migrate(
         }
         .map_err(|e| failed(&e))?;
         let latest = applied.latest.as_deref().unwrap_or("none");
-        if applied.now.is_empty() {
+        if !applied.newer.is_empty() {
+            println!(
+                "{name:<9} expanded by a newer release ({}): this one runs on it   db: {url}",
+                applied.newer.join(", ")
+            );
+        } else if applied.now.is_empty() {
             println!("{name:<9} up to date at {latest}   db: {url}");
         } else {
             println!(

@@ -41,31 +41,52 @@ fn migrate_applies_every_service_then_says_it_is_up_to_date() {
     );
 }
 
-#[test]
-fn a_service_refuses_a_database_a_newer_version_migrated() {
-    let data = tempfile::tempdir().expect("dir");
-    assert!(shop(&["migrate", "payments"], data.path()).status.success());
-    let url = format!(
-        "sqlite://{}?mode=rwc",
-        data.path().join("payments.db").display()
-    );
+/// Records `version` as applied to payments' database, as a newer release
+/// would have.
+fn applied_by_a_newer_release(data: &std::path::Path, version: &str) {
+    let url = format!("sqlite://{}?mode=rwc", data.join("payments.db").display());
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
         use sea_orm::ConnectionTrait;
         let db = shop_kit::db::connect("test", &url).await.expect("connect");
-        db.execute_unprepared(
-            "INSERT INTO payments_migrations (version, applied_at) VALUES ('m20990101_000001_later', 0)",
-        )
+        db.execute_unprepared(&format!(
+            "INSERT INTO payments_migrations (version, applied_at) VALUES ('{version}', 0)"
+        ))
         .await
         .expect("a later migration");
         db.close().await.expect("close");
     });
+}
+
+/// A rollback after a release's migrations ran: the older release runs on
+/// the schema they expanded (docs/migrations.md).
+#[test]
+fn a_service_runs_on_a_database_a_newer_release_expanded() {
+    let data = tempfile::tempdir().expect("dir");
+    assert!(shop(&["migrate", "payments"], data.path()).status.success());
+    applied_by_a_newer_release(data.path(), "m20990101_000001_add_payment_notes");
+    let migrated = shop(&["migrate", "payments"], data.path());
+    let said = text(&migrated);
+    assert!(migrated.status.success(), "{said}");
+    assert!(
+        said.contains("expanded by a newer release (m20990101_000001_add_payment_notes)"),
+        "{said}"
+    );
+}
+
+#[test]
+fn a_service_refuses_a_database_a_newer_release_contracted() {
+    let data = tempfile::tempdir().expect("dir");
+    assert!(shop(&["migrate", "payments"], data.path()).status.success());
+    applied_by_a_newer_release(data.path(), "m20990101_000001_add_payment_notes");
+    applied_by_a_newer_release(data.path(), "m20990201_000002_contract_drop_payment_method");
     for args in [&["migrate", "payments"][..], &["serve", "payments"][..]] {
         let refused = shop(args, data.path());
         assert!(!refused.status.success(), "{args:?} must refuse");
         let said = text(&refused);
         assert!(
-            said.contains("migrated by a newer version") && said.contains("m20990101_000001_later"),
+            said.contains("contracted by a newer version")
+                && said.contains("m20990201_000002_contract_drop_payment_method"),
             "{args:?}: {said}"
         );
     }

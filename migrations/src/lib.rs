@@ -1,7 +1,16 @@
 //! sea-orm migrations, one migrator per service: each service owns its
 //! schema and its own database, and applies its migrator at start (or
 //! `shop migrate` does, as a Kubernetes Job would) through [`up`]: one
-//! process at a time, and never on a database a newer version migrated.
+//! process at a time.
+//!
+//! Migrations expand, then contract (docs/migrations.md): a migration only
+//! adds what the release before it can ignore (a table, a nullable column,
+//! an index), so that release still runs on the migrated schema and a
+//! rollback needs no restore; one that removes or changes what the release
+//! before it reads is a *contract* migration, says so in its name
+//! ([`CONTRACT`]), and ships once no running release reads it. A release
+//! runs on a database a newer one expanded, and refuses one a newer one
+//! contracted.
 
 pub mod catalog;
 pub mod events;
@@ -14,15 +23,20 @@ pub mod users;
 use sea_orm_migration::sea_orm::{DatabaseConnection, DbErr};
 pub use sea_orm_migration::{MigrationStatus, MigratorTrait};
 
+/// What marks a contract migration's name, e.g.
+/// `m20270101_000007_contract_drop_orders_note`: the release before it
+/// cannot run on the schema it leaves.
+pub const CONTRACT: &str = "_contract_";
+
 /// Why a service's schema could not be brought up to date.
 #[derive(Debug, thiserror::Error)]
 pub enum MigrateError {
-    /// The database holds migrations this binary does not have: a newer
-    /// version of the shop migrated it, and this one would misread it.
+    /// The database holds a contract migration this binary does not have:
+    /// a newer version of the shop removed or changed what this one reads.
     #[error(
-        "the {service} database was migrated by a newer version of the shop \
-         ({} unknown to this one): run that version (or restore a backup \
-         taken before it); not starting",
+        "the {service} database was contracted by a newer version of the shop \
+         ({} unknown to this one, removing what it reads): run that version \
+         (or restore a backup taken before it); not starting",
         unknown.join(", ")
     )]
     Newer {
@@ -48,13 +62,16 @@ pub struct Applied {
     pub now: Vec<String>,
     /// The newest migration the database has now.
     pub latest: Option<String>,
+    /// Expand migrations a newer release applied, which this one does not
+    /// know and runs on anyway (a rollback).
+    pub newer: Vec<String>,
 }
 
 /// Brings `service`'s database up to date with `M`'s migrations, holding
 /// the service's migrations lock meanwhile (a PostgreSQL advisory lock;
 /// for SQLite, a lock on a file beside the database), so replicas started
-/// at the same moment apply each migration once. Refuses a database that
-/// holds migrations `M` does not know.
+/// at the same moment apply each migration once. Runs on a database a
+/// newer release expanded (saying so), and refuses one it contracted.
 pub async fn up<M: MigratorTrait>(
     db: &DatabaseConnection,
     service: &'static str,
@@ -66,26 +83,41 @@ pub async fn up<M: MigratorTrait>(
             .iter()
             .map(|m| m.name().to_owned())
             .collect();
-        let unknown: Vec<String> = M::get_migration_models(db)
+        let applied: Vec<String> = M::get_migration_models(db)
             .await
             .map_err(failed)?
             .into_iter()
             .map(|applied| applied.version)
-            .filter(|version| !known.contains(version))
             .collect();
-        if !unknown.is_empty() {
+        let unknown: Vec<String> = applied
+            .iter()
+            .filter(|version| !known.contains(version))
+            .cloned()
+            .collect();
+        if unknown.iter().any(|name| name.contains(CONTRACT)) {
             return Err(MigrateError::Newer { service, unknown });
         }
-        let pending: Vec<String> = M::get_pending_migrations(db)
-            .await
-            .map_err(failed)?
+        if !unknown.is_empty() {
+            tracing::warn!(
+                service,
+                newer = unknown.join(", "),
+                "the database was expanded by a newer release: running on it (a rollback)"
+            );
+        }
+        // (Not sea-orm's pending list, nor its `up` with nothing to apply:
+        // both refuse applied migrations they have no file for.)
+        let pending: Vec<String> = known
             .iter()
-            .map(|m| m.name().to_owned())
+            .filter(|version| !applied.contains(version))
+            .cloned()
             .collect();
-        M::up(db, None).await.map_err(failed)?;
+        if !pending.is_empty() {
+            M::up(db, None).await.map_err(failed)?;
+        }
         Ok(Applied {
             now: pending,
-            latest: known.last().cloned(),
+            latest: unknown.last().or(known.last()).cloned(),
+            newer: unknown,
         })
     }
     .await;

@@ -55,7 +55,7 @@ async fn replicas_started_together_apply_each_migration_once() {
 }
 
 #[tokio::test]
-async fn a_database_a_newer_version_migrated_is_refused() {
+async fn a_database_a_newer_version_expanded_is_run_on_and_one_it_contracted_refused() {
     let database = TestDatabase::new("orders").await;
     let db = shop_kit::db::connect("orders", &database.url)
         .await
@@ -70,10 +70,23 @@ async fn a_database_a_newer_version_migrated_is_refused() {
     assert!(again.now.is_empty(), "nothing left: {again:?}");
     assert_eq!(again.latest, applied.latest);
 
-    // A later version added a migration this binary does not have.
+    // A later version expanded the schema: this one runs on it (a rollback).
     db.execute_unprepared(
         "INSERT INTO orders_migrations (version, applied_at) \
          VALUES ('m20991231_000001_from_the_future', 0)",
+    )
+    .await
+    .expect("a newer migration");
+    let rolled_back = shop_migrations::up::<shop_migrations::orders::Migrator>(&db, "orders")
+        .await
+        .expect("runs on an expanded schema");
+    assert_eq!(rolled_back.newer, ["m20991231_000001_from_the_future"]);
+    assert!(rolled_back.now.is_empty());
+
+    // Then it contracted it: this one would misread it.
+    db.execute_unprepared(
+        "INSERT INTO orders_migrations (version, applied_at) \
+         VALUES ('m20991231_000002_contract_drop_status', 0)",
     )
     .await
     .expect("a newer migration");
@@ -83,7 +96,8 @@ async fn a_database_a_newer_version_migrated_is_refused() {
     assert!(matches!(refused, MigrateError::Newer { .. }), "{refused:?}");
     let message = refused.to_string();
     assert!(
-        message.contains("newer version") && message.contains("m20991231_000001_from_the_future"),
+        message.contains("newer version")
+            && message.contains("m20991231_000002_contract_drop_status"),
         "{message}"
     );
 }
