@@ -34,8 +34,24 @@ trap cleanup EXIT INT TERM
 
 # The one-process shop keeps one set of metrics and serves it on every
 # port (the service label tells the services apart): scraping one port
-# counts each call once, scraping all five would count it five times.
-cat > "$work/prometheus.yml" <<YAML
+# counts each call once, scraping all five would count it five times. On
+# Kubernetes each service is a job of its own (the pods' name label), and
+# the alert on an absent service reads their up series: here the same
+# process answers for all five, so five jobs named after them scrape it and
+# keep nothing but up.
+presence() {
+  cat <<YAML
+  - job_name: $1
+    static_configs:
+      - targets: ['127.0.0.1:8081']
+    metric_relabel_configs:
+      - source_labels: [__name__]
+        regex: '.+'
+        action: drop
+YAML
+}
+{
+  cat <<YAML
 global:
   scrape_interval: 5s
   evaluation_interval: 15s
@@ -46,6 +62,8 @@ scrape_configs:
     static_configs:
       - targets: ['127.0.0.1:8081']
 YAML
+  for service in users catalog orders payments gateway; do presence "$service"; done
+} > "$work/prometheus.yml"
 "$jaeger" > "$work/jaeger.log" 2>&1 &
 pids+=($!)
 prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/tsdb" \
