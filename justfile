@@ -109,13 +109,17 @@ chaos *ARGS:
 replicas *ARGS:
     tests/replicas/run.sh {{ARGS}}
 
-# The manifests in deploy/kubernetes: kubectl kustomize of every overlay, then kubectl apply --dry-run=server against a real kube-apiserver (built once into a cache) and Debian's etcd
+# The manifests in deploy/kubernetes: every overlay rendered and read by tests/kubernetes/test_manifests.py (who reaches whom by netpol-analyzer, rollouts, the edge, certificates, NATS), then a server dry run against a real kube-apiserver with the cert-manager, Gateway API and prometheus-operator CRDs (tools built once into a cache)
 kubernetes:
     tests/kubernetes/run.sh
 
-# The container image (deploy/Containerfile, built with buildah from the release binary), started with podman where this machine allows: its size and start time
+# The container image (deploy/Containerfile, built with buildah from the release binary), its users and catalog started from the image's own filesystem as uid 65532 on a read-only root, ready on /readyz
 image:
     tests/container/run.sh
+
+# Write the PrometheusRule of deploy/kubernetes/components/prometheus-operator from deploy/observability/rules.yaml (after editing the rules)
+prometheus-rule:
+    deploy/kubernetes/prometheus-rule.sh
 
 # Fuzz the kit's parsers with cargo-fuzz (nightly): each target SECONDS (default 60); `just fuzz 5 envelope` for one
 fuzz SECONDS="60" *TARGETS:

@@ -1,0 +1,543 @@
+"""The rendered overlays (`kubectl kustomize`) read as a platform engineer
+reads them: what a live cluster would do with them, checked without one.
+`just kubernetes` runs these (pytest), then the server dry run.
+
+- who reaches whom, from the NetworkPolicies, by netpol-analyzer;
+- rollouts: no replica count where an autoscaler owns it, disruption
+  budgets, spread, the grace period against the shop's own shutdown, probes
+  that tolerate a slow check, images by version;
+- the edge: TLS on every listener, every public operation routed to its
+  service and nothing internal, /metrics on no routable port;
+- certificates, NATS and the trace collector wired as the services read them.
+"""
+
+import csv
+import io
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+KUSTOMIZE = ROOT / "deploy" / "kubernetes"
+SERVICES = ["users", "catalog", "orders", "payments", "gateway"]
+PORTS = {"users": 8081, "catalog": 8082, "orders": 8083, "payments": 8084, "gateway": 8080}
+METRICS_PORT = 9090
+NAMESPACE = "connect-shop"
+# The RPC services each shop service serves to the public (the edge routes
+# them) and to the shop's own services only (the edge must not).
+PUBLIC = {
+    "shop.users.v1.UserService": "users",
+    "shop.catalog.v1.CatalogService": "catalog",
+    "shop.orders.v1.OrderService": "orders",
+    "shop.payments.v1.PaymentService": "payments",
+    "shop.bff.v1.WebBffService": "gateway",
+    "shop.bff.v1.MobileBffService": "gateway",
+}
+INTERNAL = {
+    "shop.users.v1.ServiceTokenService": "users",
+    "shop.catalog.v1.StockService": "catalog",
+    "shop.payments.v1.OrderPaymentService": "payments",
+}
+
+
+def render(overlay):
+    out = subprocess.run(
+        ["kubectl", "kustomize", str(KUSTOMIZE / "overlays" / overlay)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+@pytest.fixture(scope="module", params=["dev", "production"])
+def overlay(request):
+    return request.param, render(request.param)
+
+
+@pytest.fixture(scope="module")
+def production():
+    return render("production")
+
+
+def of_kind(docs, kind):
+    return [d for d in docs if d["kind"] == kind]
+
+
+def named(docs, kind, name):
+    found = [d for d in of_kind(docs, kind) if d["metadata"]["name"] == name]
+    assert found, f"no {kind} {name}"
+    return found[0]
+
+
+def workloads(docs):
+    return [d for d in docs if d["kind"] in ("Deployment", "StatefulSet", "Job")]
+
+
+def containers(workload):
+    return workload["spec"]["template"]["spec"]["containers"]
+
+
+def shop_container(docs, service):
+    return containers(named(docs, "Deployment", service))[0]
+
+
+def env_of(container):
+    return {e["name"]: e.get("value") for e in container.get("env", [])}
+
+
+def config(docs):
+    return named(docs, "ConfigMap", "shop-config")["data"]
+
+
+def workspace_version():
+    cargo = (ROOT / "Cargo.toml").read_text()
+    section = cargo.split("[workspace.package]", 1)[1]
+    return re.search(r'^version = "(.*)"', section, re.M).group(1)
+
+
+# --- who reaches whom --------------------------------------------------------
+
+# Stand-ins for what lives outside the shop's namespace: the edge's proxies,
+# Prometheus, and a stranger in another namespace.
+OUTSIDERS = """
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: envoy-gateway-system
+  labels: {kubernetes.io/metadata.name: envoy-gateway-system}
+---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: monitoring
+  labels: {kubernetes.io/metadata.name: monitoring}
+---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: elsewhere
+  labels: {kubernetes.io/metadata.name: elsewhere}
+""" + "".join(
+    f"""---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}, namespace: {namespace}}}
+spec:
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec: {{containers: [{{name: {name}, image: {name}}}]}}
+"""
+    for namespace, name in [
+        ("envoy-gateway-system", "edge"),
+        ("monitoring", "prometheus"),
+        ("elsewhere", "stranger"),
+    ]
+)
+
+EDGE = "envoy-gateway-system/edge"
+MONITORING = "monitoring/prometheus"
+NATS = "connect-shop/nats"
+COLLECTOR = "connect-shop/otel-collector"
+
+
+def shop(name):
+    return f"{NAMESPACE}/{name}"
+
+
+def needed_edges():
+    """Every connection the shop needs, as (from, to, port): nothing more
+    may reach a pod of the shop's namespace."""
+    calls = {
+        "gateway": ["users", "catalog", "orders"],
+        "orders": ["catalog", "payments", "users"],
+        "catalog": ["users"],
+        "payments": ["users"],
+    }
+    edges = {
+        (shop(caller), shop(callee), f"TCP {PORTS[callee]}")
+        for caller, callees in calls.items()
+        for callee in callees
+    }
+    edges |= {(shop(s), NATS, "TCP 4222") for s in ["catalog", "orders", "payments"]}
+    edges |= {(shop(s), COLLECTOR, "TCP 4317-4318") for s in SERVICES}
+    edges |= {(EDGE, shop(s), f"TCP {PORTS[s]}") for s in SERVICES}
+    edges |= {(MONITORING, shop(s), f"TCP {METRICS_PORT}") for s in SERVICES}
+    return edges
+
+
+def connections(docs, tmp_path):
+    """What netpol-analyzer says the NetworkPolicies allow into the shop's
+    namespace, as (from, to, ports)."""
+    analyzer = os.environ.get("NETPOL_ANALYZER")
+    assert analyzer, "NETPOL_ANALYZER: tests/kubernetes/build-netpol-analyzer.sh builds it"
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "shop.yaml").write_text(yaml.safe_dump_all(docs))
+    (tmp_path / "outsiders.yaml").write_text(OUTSIDERS)
+    listed = subprocess.run(
+        [analyzer, "list", "--dirpath", str(tmp_path), "-o", "csv"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    found = set()
+    for row in csv.DictReader(io.StringIO(listed)):
+        strip = lambda peer: re.sub(r"\[\w+\]$", "", peer)  # noqa: E731
+        source, target = strip(row["src"]), strip(row["dst"])
+        if target.startswith(f"{NAMESPACE}/"):
+            found.add((source, target, row["conn"]))
+    return found
+
+
+def reachability_faults(found):
+    """What is wrong with `found` against what the shop needs: every needed
+    edge present, nothing else reaching in."""
+    needed = needed_edges()
+    return sorted(f"missing: {e}" for e in needed - found) + sorted(
+        f"not needed: {e}" for e in found - needed
+    )
+
+
+def test_every_needed_connection_and_nothing_else_reaches_the_shop(production, tmp_path):
+    found = connections(production, tmp_path)
+    assert reachability_faults(found) == []
+
+
+def test_the_reachability_check_refuses_a_shop_cut_off_from_nats_or_open_to_all(
+    production, tmp_path
+):
+    # NATS as it was: admitted only what carries the part-of label it lacked.
+    cut_off = [
+        d
+        for d in production
+        if not (d["kind"] == "NetworkPolicy" and d["metadata"]["name"] == "nats-callers")
+    ]
+    faults = reachability_faults(connections(cut_off, tmp_path / "cut"))
+    assert f"missing: ('{shop('orders')}', '{NATS}', 'TCP 4222')" in faults
+    open_to_all = production + [
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {"name": "allow-all", "namespace": NAMESPACE},
+            "spec": {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": [{}]},
+        }
+    ]
+    faults = reachability_faults(connections(open_to_all, tmp_path / "open"))
+    assert any("elsewhere/stranger" in f and "payments" in f for f in faults), faults
+
+
+# --- rollouts ----------------------------------------------------------------
+
+
+def test_no_replica_count_where_an_autoscaler_owns_it(overlay):
+    _, docs = overlay
+    scaled = {h["spec"]["scaleTargetRef"]["name"] for h in of_kind(docs, "HorizontalPodAutoscaler")}
+    assert scaled >= set(SERVICES)
+    for name in scaled:
+        assert "replicas" not in named(docs, "Deployment", name)["spec"], name
+
+
+def test_production_keeps_two_replicas_and_disrupts_one_at_a_time(production):
+    for hpa in of_kind(production, "HorizontalPodAutoscaler"):
+        assert hpa["spec"]["minReplicas"] >= 2
+    budgets = of_kind(production, "PodDisruptionBudget")
+    assert {b["metadata"]["name"] for b in budgets} == set(SERVICES)
+    for budget in budgets:
+        assert budget["spec"] == {
+            "maxUnavailable": 1,
+            "selector": {"matchLabels": {"app.kubernetes.io/name": budget["metadata"]["name"]}},
+        }
+
+
+def test_replicas_spread_over_nodes_and_zones(overlay):
+    _, docs = overlay
+    for service in SERVICES:
+        spec = named(docs, "Deployment", service)["spec"]["template"]["spec"]
+        spread = {c["topologyKey"]: c for c in spec.get("topologySpreadConstraints", [])}
+        assert set(spread) == {"kubernetes.io/hostname", "topology.kubernetes.io/zone"}, service
+        for constraint in spread.values():
+            assert constraint["labelSelector"] == {
+                "matchLabels": {"app.kubernetes.io/name": service}
+            }
+            assert constraint["matchLabelKeys"] == ["pod-template-hash"]
+        # Nodes without a zone label must not make the pods unschedulable.
+        assert spread["topology.kubernetes.io/zone"]["whenUnsatisfiable"] == "ScheduleAnyway"
+
+
+def test_the_grace_period_covers_the_shops_own_shutdown(overlay):
+    _, docs = overlay
+    settings = config(docs)
+    # The service: drain, then one grace for calls and background work.
+    drain = int(settings["SHOP_DRAIN_MS"]) / 1000
+    grace = int(settings["SHOP_SHUTDOWN_GRACE_SECS"])
+    for service in SERVICES:
+        pod = named(docs, "Deployment", service)["spec"]["template"]["spec"]
+        pre_stop = pod["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"]
+        worst = pre_stop + drain + grace
+        assert pod["terminationGracePeriodSeconds"] >= worst + 5, (service, worst)
+
+
+def test_readiness_tolerates_a_slow_check(overlay):
+    _, docs = overlay
+    for service in SERVICES:
+        probe = shop_container(docs, service)["readinessProbe"]
+        assert probe["failureThreshold"] >= 3, service
+        # The service answers a check within 2 s (READY_CHECK_TIMEOUT).
+        assert probe["timeoutSeconds"] >= 3, service
+
+
+def test_images_by_version_with_a_pull_policy_kind_can_use(overlay):
+    name, docs = overlay
+    version = workspace_version()
+    for workload in workloads(docs):
+        for container in containers(workload):
+            image = container["image"]
+            assert "@sha256:" in image or re.search(r":[\w.-]+$", image), image
+            assert not image.endswith(":latest"), image
+            assert container.get("imagePullPolicy") == "IfNotPresent", (image, name)
+            if "connect-shop" in image:
+                assert image.endswith(f":{version}"), f"{image}: the release is {version}"
+
+
+def test_the_migration_job_is_named_for_its_release(production):
+    jobs = of_kind(production, "Job")
+    assert len(jobs) == 1
+    job = jobs[0]
+    tag = containers(job)[0]["image"].rsplit(":", 1)[1]
+    # Dots as dashes: the name becomes its pods' names.
+    assert job["metadata"]["name"] == f"migrate-{tag.replace('.', '-')}"
+
+
+def test_the_namespace_enforces_the_restricted_pod_security_standard(overlay):
+    _, docs = overlay
+    labels = named(docs, "Namespace", NAMESPACE)["metadata"]["labels"]
+    for mode in ["enforce", "warn", "audit"]:
+        assert labels[f"pod-security.kubernetes.io/{mode}"] == "restricted"
+
+
+# --- the edge ----------------------------------------------------------------
+
+
+def path_matches(match, path):
+    kind, value = match["type"], match["value"]
+    if kind == "Exact":
+        return path == value
+    if kind == "PathPrefix":
+        prefix = value.rstrip("/")
+        return prefix == "" or path == prefix or path.startswith(prefix + "/")
+    if kind == "RegularExpression":
+        return re.fullmatch(value, path) is not None
+    raise AssertionError(f"unknown path match {kind}")
+
+
+def route(docs, path):
+    """The backends Gateway API sends `path` to on the web listener: the
+    Exact matches first, then the longest prefix (and regular expressions
+    beside it), as the spec orders them."""
+    candidates = []
+    for http_route in of_kind(docs, "HTTPRoute"):
+        for rule in http_route["spec"]["rules"]:
+            for match in rule["matches"]:
+                if path_matches(match["path"], path):
+                    rank = (
+                        (2, len(match["path"]["value"]))
+                        if match["path"]["type"] == "Exact"
+                        else (1, len(match["path"]["value"]))
+                    )
+                    candidates.append((rank, [b["name"] for b in rule["backendRefs"]]))
+    if not candidates:
+        return set()
+    best = max(rank for rank, _ in candidates)
+    return {name for rank, names in candidates if rank == best for name in names}
+
+
+def test_every_listener_of_the_edge_speaks_tls(production):
+    gateways = of_kind(production, "Gateway")
+    assert len(gateways) == 1
+    for listener in gateways[0]["spec"]["listeners"]:
+        assert listener["protocol"] == "HTTPS", listener["name"]
+        assert listener["tls"]["mode"] == "Terminate"
+        secret = listener["tls"]["certificateRefs"][0]["name"]
+        issued = [c for c in of_kind(production, "Certificate") if c["spec"]["secretName"] == secret]
+        assert issued, f"no Certificate writes {secret}"
+        assert listener["hostname"] in issued[0]["spec"]["dnsNames"]
+
+
+def test_every_public_operation_is_routed_to_its_service(production):
+    document = json.loads((ROOT / "openapi" / "openapi.json").read_text())
+    routed = 0
+    for path, operations in document["paths"].items():
+        for operation in operations.values():
+            if not isinstance(operation, dict) or "operationId" not in operation:
+                continue
+            operation_id = operation["operationId"]
+            rpc_service = next(n for n in PUBLIC if operation_id.startswith(n + "."))
+            concrete = re.sub(r"\{[^}]+\}", "ord_123", path)
+            assert route(production, concrete) == {PUBLIC[rpc_service]}, path
+            routed += 1
+    assert routed > 40
+
+
+def test_grpc_reaches_every_public_service_and_no_internal_one(production):
+    routed = {}
+    for grpc_route in of_kind(production, "GRPCRoute"):
+        for rule in grpc_route["spec"]["rules"]:
+            for match in rule["matches"]:
+                routed[match["method"]["service"]] = {b["name"] for b in rule["backendRefs"]}
+    assert routed == {name: {service} for name, service in PUBLIC.items()}
+    web = {h for g in of_kind(production, "HTTPRoute") for h in g["spec"]["hostnames"]}
+    grpc = {h for g in of_kind(production, "GRPCRoute") for h in g["spec"]["hostnames"]}
+    # One hostname carries HTTPRoutes or GRPCRoutes, never both.
+    assert web and grpc and not web & grpc
+
+
+def test_internal_services_are_not_routed_to_the_services_that_serve_them(production):
+    for name, service in INTERNAL.items():
+        backends = route(production, f"/{name}/AnyMethod")
+        assert service not in backends, (name, backends)
+
+
+def test_metrics_are_on_no_port_a_route_can_reach(production):
+    assert config(production)["SHOP_METRICS_PORT"] == str(METRICS_PORT)
+    services = {s["metadata"]["name"]: s for s in of_kind(production, "Service")}
+    for service in services.values():
+        for port in service["spec"]["ports"]:
+            assert port.get("targetPort") not in ("metrics", METRICS_PORT), service["metadata"]
+            assert port["port"] != METRICS_PORT
+    for kind in ["HTTPRoute", "GRPCRoute"]:
+        for r in of_kind(production, kind):
+            for rule in r["spec"]["rules"]:
+                for backend in rule["backendRefs"]:
+                    assert backend["port"] == PORTS[backend["name"]], backend
+    # The gateway's catch-all takes /metrics to its own port, which does
+    # not serve it under SHOP_METRICS_PORT (tests/tls.rs shows it).
+    assert route(production, "/metrics") == {"gateway"}
+
+
+def test_the_edge_speaks_tls_to_every_backend_checking_the_shops_ca(production):
+    policies = {
+        p["spec"]["targetRefs"][0]["name"]: p["spec"]["validation"]
+        for p in of_kind(production, "BackendTLSPolicy")
+    }
+    assert set(policies) == set(SERVICES)
+    for service, validation in policies.items():
+        assert validation["caCertificateRefs"] == [
+            {"group": "", "kind": "ConfigMap", "name": "shop-ca"}
+        ]
+        certificate = named(production, "Certificate", f"{service}-tls")
+        assert validation["hostname"] in certificate["spec"]["dnsNames"]
+
+
+def test_streams_are_not_cut_by_the_edge(production):
+    for path in ["/shop.orders.v1.OrderService/WatchOrder", "/v1/orders/ord_1:watch", "/v1/stock:watch"]:
+        timeouts = [
+            rule["timeouts"]["request"]
+            for r in of_kind(production, "HTTPRoute")
+            for rule in r["spec"]["rules"]
+            if any(m["path"]["type"] != "PathPrefix" and path_matches(m["path"], path) for m in rule["matches"])
+        ]
+        assert timeouts == ["0s"], path
+
+
+# --- certificates, NATS, traces ------------------------------------------------
+
+
+def test_services_serve_and_call_with_certificates_cert_manager_renews(production):
+    tls_env = {
+        "SHOP_TLS_CERT": "/etc/shop/tls/tls.crt",
+        "SHOP_TLS_KEY": "/etc/shop/tls/tls.key",
+        "SHOP_TLS_CLIENT_CA": "/etc/shop/tls/ca.crt",
+        "SHOP_TLS_CA": "/etc/shop/tls/ca.crt",
+        "SHOP_TLS_CLIENT_CERT": "/etc/shop/tls/tls.crt",
+        "SHOP_TLS_CLIENT_KEY": "/etc/shop/tls/tls.key",
+        "SHOP_TLS_REQUIRE_SERVICE_CERT": "true",
+    }
+    ca_issuer = named(production, "Issuer", "shop-ca")["spec"]["ca"]["secretName"]
+    ca = named(production, "Certificate", "shop-ca")["spec"]
+    assert ca["isCA"] and ca["secretName"] == ca_issuer
+    # Renewed with the same key: what every pod trusts stays valid.
+    assert ca["privateKey"]["rotationPolicy"] == "Never"
+    settings = config(production)
+    for service in SERVICES:
+        deployment = named(production, "Deployment", service)
+        container = containers(deployment)[0]
+        env = env_of(container)
+        for name, value in tls_env.items():
+            assert env.get(name) == value, (service, name)
+        for probe in ["readinessProbe", "livenessProbe", "startupProbe"]:
+            assert container[probe]["httpGet"]["scheme"] == "HTTPS"
+        volumes = deployment["spec"]["template"]["spec"]["volumes"]
+        assert {"name": "tls", "secret": {"secretName": f"{service}-tls", "defaultMode": 0o440}} in volumes
+        spec = named(production, "Certificate", f"{service}-tls")["spec"]
+        assert spec["secretName"] == f"{service}-tls"
+        assert spec["issuerRef"] == {"kind": "Issuer", "name": "shop-ca"}
+        assert {"server auth", "client auth"} <= set(spec["usages"])
+        assert spec["uris"] == [f"spiffe://connect-shop/{service}"]
+        assert int(spec["renewBefore"].rstrip("h")) < int(spec["duration"].rstrip("h"))
+        # The names its callers dial: the headless Service (the peers'
+        # dns:/// targets) and the Service the edge checks.
+        assert f"{service}-replicas" in spec["dnsNames"]
+        assert f"{service}.{NAMESPACE}.svc" in spec["dnsNames"]
+        if service != "gateway":
+            assert settings[f"{service.upper()}_URL"] == f"dns:///{service}-replicas:{PORTS[service]}"
+        # HTTP/2 in clear text no longer: the port speaks TLS.
+        for name in [service, f"{service}-replicas"]:
+            for port in named(production, "Service", name)["spec"]["ports"]:
+                assert "appProtocol" not in port
+
+
+def test_nats_wants_a_token_and_tls_and_bounds_jetstream(production):
+    conf = named(production, "ConfigMap", "nats")["data"]["nats.conf"]
+    assert re.search(r"authorization\s*\{\s*token:\s*\$NATS_TOKEN", conf)
+    assert "cert_file: /etc/nats/tls/tls.crt" in conf
+    memory = re.search(r"max_memory_store:\s*(\d+)MB", conf)
+    store = re.search(r"max_file_store:\s*(\d+)MB", conf)
+    assert memory and store
+    nats = named(production, "StatefulSet", "nats")
+    claim = nats["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"]
+    assert int(store.group(1)) < int(claim.rstrip("Gi")) * 1024, "the store fits its volume"
+    # The stream the services create (1 GiB, kit/src/events/nats.rs) fits.
+    assert int(store.group(1)) > 1024
+    labels = nats["spec"]["template"]["metadata"]["labels"]
+    assert labels["app.kubernetes.io/part-of"] == "connect-shop"
+    nats_tls = named(production, "Certificate", "nats-tls")["spec"]
+    assert "nats" in nats_tls["dnsNames"]
+    for service in ["catalog", "orders", "payments"]:
+        env = env_of(shop_container(production, service))
+        assert env["NATS_URL"] == "tls://$(NATS_TOKEN)@nats:4222", service
+        assert env["NATS_CA"] == "/etc/shop/tls/ca.crt"
+        names = [e["name"] for e in shop_container(production, service)["env"]]
+        # The kubelet expands $(NATS_TOKEN) only if it comes first.
+        assert names.index("NATS_TOKEN") < names.index("NATS_URL")
+
+
+def test_traces_go_to_the_collector(production):
+    settings = config(production)
+    assert settings["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector:4317"
+    assert settings["OTEL_TRACES_SAMPLER"] == "parentbased_traceidratio"
+    named(production, "Deployment", "otel-collector")
+    named(production, "Service", "otel-collector")
+
+
+def test_prometheus_scrapes_the_metrics_port_by_job(production):
+    monitor = named(production, "PodMonitor", "connect-shop")["spec"]
+    assert monitor["jobLabel"] == "app.kubernetes.io/name"
+    assert monitor["podMetricsEndpoints"] == [
+        {"port": "metrics", "path": "/metrics", "scheme": "http", "interval": "30s"}
+    ]
+    for service in SERVICES:
+        annotations = named(production, "Deployment", service)["spec"]["template"]["metadata"][
+            "annotations"
+        ]
+        assert annotations["prometheus.io/port"] == str(METRICS_PORT)
+        assert annotations["prometheus.io/scheme"] == "http"
+        ports = {p["name"]: p["containerPort"] for p in shop_container(production, service)["ports"]}
+        assert ports == {"http": PORTS[service], "metrics": METRICS_PORT}
+    rules = named(production, "PrometheusRule", "connect-shop")["spec"]["groups"]
+    assert rules == yaml.safe_load((ROOT / "deploy/observability/rules.yaml").read_text())["groups"]
