@@ -36,5 +36,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if !status.success() {
         return Err(format!("protoc failed to write the descriptor set: {status}").into());
     }
+    // The route builder a shop service uses (checked requests, Connect GET
+    // from the contract): the kit's echo is served exactly as the shop is.
+    shop_kit_build::Routes::new(out_dir.join("bench_descriptor.bin"), &out_dir).generate()?;
     Ok(())
 }

@@ -1,8 +1,9 @@
 //! Generates Rust for every .proto under shop/: prost messages, pbjson serde,
 //! Connect handlers (connectrpc-axum), tonic servers and clients, and a
-//! descriptor set for gRPC reflection, and the request validators of the
+//! descriptor set for gRPC reflection, the request validators of the
 //! buf.validate rules (prost-protovalidate-build: plain Rust, no reflection
-//! or CEL at run time). protoc comes from the protoc-bin-vendored crate, so
+//! or CEL at run time), and each service's route builder, whose handlers
+//! receive only checked requests (shop-kit-build). protoc comes from the protoc-bin-vendored crate, so
 //! no system protoc is needed.
 
 use std::path::{Path, PathBuf};
@@ -85,6 +86,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .extern_path(".google.protobuf", "::pbjson_types")
         .fail_on_runtime_only(true)
         .compile()?;
+
+    // Every service's `<Service>Routes`: handlers of checked requests only
+    // (Valid<T>), Connect GET for the NO_SIDE_EFFECTS methods.
+    shop_kit_build::Routes::new(&descriptor_set, &out_dir)
+        .validators(out_dir.join("validate_impl.rs"))
+        .generate()?;
     Ok(())
 }
 

@@ -3,7 +3,7 @@
 
 use axum::{extract::FromRequestParts, extract::State, http::request::Parts};
 use connectrpc_axum::prelude::*;
-use shop_kit::{RequestRules, rpc::deadline::CallerDeadline};
+use shop_kit::rpc::{Valid, deadline::CallerDeadline};
 use shop_proto::shop::{
     bff::v1 as pb,
     orders::v1::{Order, OrderStatus},
@@ -63,10 +63,8 @@ pub async fn web_home(
     Bearer(bearer): Bearer,
     CallerDeadline(deadline): CallerDeadline,
     State(state): State<AppState>,
-    rules: RequestRules,
-    ConnectRequest(request): ConnectRequest<pb::WebBffServiceGetHomeRequest>,
+    Valid(request): Valid<pb::WebBffServiceGetHomeRequest>,
 ) -> Result<ConnectResponse<pb::WebBffServiceGetHomeResponse>, ConnectError> {
-    let request = rules.check(request)?;
     // As page sizes: 0 is the default, over the maximum is the maximum
     // (AIP-158), negative is refused.
     let featured = match request.featured_count {
@@ -129,7 +127,7 @@ pub async fn mobile_home(
     Bearer(bearer): Bearer,
     CallerDeadline(deadline): CallerDeadline,
     State(state): State<AppState>,
-    ConnectRequest(_request): ConnectRequest<pb::MobileBffServiceGetHomeRequest>,
+    Valid(_request): Valid<pb::MobileBffServiceGetHomeRequest>,
 ) -> Result<ConnectResponse<pb::MobileBffServiceGetHomeResponse>, ConnectError> {
     // The same featured page as the web screen, so both share the cache.
     let home = home::gather(

@@ -18,13 +18,10 @@ use shop_kit::{
     app::{Context, Service, StartFailure},
     auth::TokenKeys,
     client::DownstreamPolicy,
-    connect_get, grpc_defaults,
+    grpc_defaults,
     rpc::rate_limit::{self, RateLimitConfig},
 };
-use shop_proto::shop::bff::v1::{
-    self as pb, mobile_bff_service_connect::MobileBffServiceTonicCompatibleBuilder,
-    web_bff_service_connect::WebBffServiceTonicCompatibleBuilder,
-};
+use shop_proto::shop::bff::v1::{self as pb};
 
 pub use downstreams::{CachePolicy, ServicePeers, ServiceUrls, Services};
 pub use pages::Pages;
@@ -33,9 +30,6 @@ pub use pages::Pages;
 pub struct AppState {
     pub services: Services,
 }
-
-const WEB_HOME: &str = "/shop.bff.v1.WebBffService/GetHome";
-const MOBILE_HOME: &str = "/shop.bff.v1.MobileBffService/GetHome";
 
 /// The gateway as it is started (by the launcher, `shop serve gateway` and
 /// the tests alike, through [`shop_kit::app::Launch`]).
@@ -86,30 +80,12 @@ impl Service for Config {
     ) -> Result<RpcServer, StartFailure> {
         let verifier = self.token_keys.verifier().await?;
         let state = AppState { services };
-        let (web, web_grpc) = WebBffServiceTonicCompatibleBuilder::new()
+        let (web, web_grpc) = pb::WebBffServiceRoutes::new()
             .get_home(api::web_home)
-            .with_state(state.clone())
-            .build();
-        let (mobile, mobile_grpc) = MobileBffServiceTonicCompatibleBuilder::new()
+            .build(state.clone());
+        let (mobile, mobile_grpc) = pb::MobileBffServiceRoutes::new()
             .get_home(api::mobile_home)
-            .with_state(state.clone())
-            .build();
-        let gets = Router::new()
-            .merge(connect_get::<
-                pb::WebBffServiceGetHomeRequest,
-                pb::WebBffServiceGetHomeResponse,
-                _,
-                _,
-                _,
-            >(WEB_HOME, api::web_home))
-            .merge(connect_get::<
-                pb::MobileBffServiceGetHomeRequest,
-                pb::MobileBffServiceGetHomeResponse,
-                _,
-                _,
-                _,
-            >(MOBILE_HOME, api::mobile_home))
-            .with_state(state);
+            .build(state);
         let config = runtime_config(&self.browser);
         let config_route = Router::new().route(
             CONFIG_PATH,
@@ -129,7 +105,7 @@ impl Service for Config {
         let server = RpcServer::new(http.clone(), Readiness::always())
             .http_routes(config_route)
             .http_routes(openapi::route(openapi))
-            .service(web.merge(gets), grpc_defaults!(web_grpc, http))
+            .service(web, grpc_defaults!(web_grpc, http))
             .service(mobile, grpc_defaults!(mobile_grpc, http))
             .descriptors(shop_proto::FILE_DESCRIPTOR_SET);
         // The home screens' REST routes (GET /v1/web/home) are not pages.

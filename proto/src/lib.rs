@@ -1,8 +1,44 @@
 //! The shop's contract, generated from the .proto files under `proto/shop`.
 //!
 //! Each package is a module (`shop::catalog::v1`, ...) holding the prost
-//! messages with their proto3-JSON serde, the Connect handler builders
-//! (`*_service_connect`), the tonic servers and the tonic clients.
+//! messages with their proto3-JSON serde, each service's route builder
+//! (`CatalogServiceRoutes`, ...), the tonic servers and the tonic clients.
+//!
+//! A route builder takes only handlers of checked requests: the library's
+//! own builders, whose handlers see the request unchecked, are private to
+//! this crate,
+//!
+//! ```compile_fail
+//! use shop_proto::shop::catalog::v1::catalog_service_connect::CatalogServiceTonicCompatibleBuilder;
+//! ```
+//!
+//! and a handler that asks for the raw `ConnectRequest` is no handler for
+//! it:
+//!
+//! ```compile_fail
+//! use connectrpc_axum::prelude::*;
+//! use shop_proto::shop::catalog::v1 as pb;
+//! async fn get_product(
+//!     ConnectRequest(request): ConnectRequest<pb::GetProductRequest>,
+//! ) -> Result<ConnectResponse<pb::GetProductResponse>, ConnectError> {
+//!     unimplemented!("{request:?}")
+//! }
+//! let _ = pb::CatalogServiceRoutes::<()>::new().get_product(get_product);
+//! ```
+//!
+//! while one that takes `Valid<T>` is:
+//!
+//! ```
+//! use connectrpc_axum::prelude::*;
+//! use shop_kit::Valid;
+//! use shop_proto::shop::catalog::v1 as pb;
+//! async fn get_product(
+//!     Valid(request): Valid<pb::GetProductRequest>,
+//! ) -> Result<ConnectResponse<pb::GetProductResponse>, ConnectError> {
+//!     unimplemented!("{request:?}")
+//! }
+//! let (_connect, _grpc) = pb::CatalogServiceRoutes::new().get_product(get_product).build(());
+//! ```
 
 #![allow(clippy::all, clippy::pedantic, clippy::unwrap_used)]
 #![allow(missing_docs)]

@@ -1,18 +1,15 @@
 //! Our stack: the echo service behind `shop_kit::RpcServer`, exactly as a
-//! shop service is served (Connect POST + GET, gRPC, gRPC-Web; every layer
-//! of the kit on).
+//! shop service is served (its generated routes: checked requests, Connect
+//! POST + GET, gRPC, gRPC-Web; every layer of the kit on).
 
 use std::pin::Pin;
 
 use axum::Router;
 use connectrpc_axum::prelude::*;
 use futures::Stream;
-use shop_kit::{HttpConfig, Readiness, RpcServer, Shutdown, connect_get, rpc::ServerError};
+use shop_kit::{HttpConfig, Readiness, RpcServer, Shutdown, Valid, rpc::ServerError};
 
-use crate::{
-    echo::{self, ECHO_PATH},
-    pb::{self, echo_service_connect::EchoServiceTonicCompatibleBuilder},
-};
+use crate::{echo, pb};
 
 type Ticks = Pin<Box<dyn Stream<Item = Result<pb::TicksResponse, ConnectError>> + Send>>;
 
@@ -27,26 +24,25 @@ pub fn http() -> HttpConfig {
 
 pub async fn router(shutdown: &Shutdown) -> Result<Router, ServerError> {
     let http = http();
-    let (connect, grpc) = EchoServiceTonicCompatibleBuilder::new()
+    let (connect, grpc) = pb::EchoServiceRoutes::new()
         .echo(echo)
         .ticks(ticks)
-        .build();
-    let get = connect_get::<pb::EchoRequest, pb::EchoResponse, _, _, _>(ECHO_PATH, echo);
+        .build(());
     RpcServer::new(http.clone(), Readiness::always())
-        .service(connect.merge(get), shop_kit::grpc_defaults!(grpc, http))
+        .service(connect, shop_kit::grpc_defaults!(grpc, http))
         .descriptors(pb::DESCRIPTORS)
         .into_router(shutdown)
         .await
 }
 
 async fn echo(
-    ConnectRequest(request): ConnectRequest<pb::EchoRequest>,
+    Valid(request): Valid<pb::EchoRequest>,
 ) -> Result<ConnectResponse<pb::EchoResponse>, ConnectError> {
     Ok(ConnectResponse::new(echo::echo(request)))
 }
 
 pub(super) async fn ticks(
-    ConnectRequest(request): ConnectRequest<pb::TicksRequest>,
+    Valid(request): Valid<pb::TicksRequest>,
 ) -> Result<ConnectResponse<StreamBody<Ticks>>, ConnectError> {
     let ticks = echo::ticks(request)
         .map_err(|error| ConnectError::new(Code::InvalidArgument, error.to_string()))?;

@@ -15,7 +15,10 @@ use crate::{
     error::CatalogError,
     events::StockChanged,
 };
-use shop_kit::{RequestRules, auth::ServiceCaller, rpc::connect_errors::refusal};
+use shop_kit::{
+    auth::ServiceCaller,
+    rpc::{Valid, connect_errors::refusal},
+};
 
 /// The `google.rpc.ErrorInfo` domain of the catalog's refusals.
 const DOMAIN: &str = "catalog.connect-shop";
@@ -82,10 +85,8 @@ fn to_proto(product: Product) -> pb::Product {
 
 pub async fn list_products(
     State(state): State<AppState>,
-    rules: RequestRules,
-    ConnectRequest(request): ConnectRequest<pb::ListProductsRequest>,
+    Valid(request): Valid<pb::ListProductsRequest>,
 ) -> Result<ConnectResponse<pb::ListProductsResponse>, ConnectError> {
-    let request = rules.check(request)?;
     let page = PageRequest::parse(request.page_size, &request.page_token, &request.query)?;
     let (products, more) = state.catalog.store().list(&page).await?;
     let next_page_token = match products.last() {
@@ -101,10 +102,8 @@ pub async fn list_products(
 /// Several products at once, in the order asked, each once.
 pub async fn batch_get_products(
     State(state): State<AppState>,
-    rules: RequestRules,
-    ConnectRequest(request): ConnectRequest<pb::BatchGetProductsRequest>,
+    Valid(request): Valid<pb::BatchGetProductsRequest>,
 ) -> Result<ConnectResponse<pb::BatchGetProductsResponse>, ConnectError> {
-    let request = rules.check(request)?;
     let ids = domain::product_ids(&request.product_ids)?;
     let mut found = state.catalog.store().get_many(&ids).await?;
     let products = ids
@@ -124,10 +123,8 @@ pub async fn batch_get_products(
 
 pub async fn get_product(
     State(state): State<AppState>,
-    rules: RequestRules,
-    ConnectRequest(request): ConnectRequest<pb::GetProductRequest>,
+    Valid(request): Valid<pb::GetProductRequest>,
 ) -> Result<ConnectResponse<pb::GetProductResponse>, ConnectError> {
-    let request = rules.check(request)?;
     let id = domain::product_id(&request.id)?;
     let product = state
         .catalog
@@ -148,10 +145,8 @@ type StockStream = StreamBody<
 /// until the client leaves or the server shuts down.
 pub async fn watch_stock(
     State(state): State<AppState>,
-    rules: RequestRules,
-    ConnectRequest(request): ConnectRequest<pb::WatchStockRequest>,
+    Valid(request): Valid<pb::WatchStockRequest>,
 ) -> Result<ConnectResponse<StockStream>, ConnectError> {
-    let request = rules.check(request)?;
     let ids = domain::product_ids(&request.product_ids)?;
     // Subscribe before reading the snapshot so no change falls in between.
     let mut changes = state.catalog.stock_feed().subscribe();
@@ -232,10 +227,8 @@ fn status_to_proto(status: ReservationStatus) -> i32 {
 pub async fn reserve_stock(
     _caller: ServiceCaller,
     State(state): State<AppState>,
-    rules: RequestRules,
-    ConnectRequest(request): ConnectRequest<pb::ReserveStockRequest>,
+    Valid(request): Valid<pb::ReserveStockRequest>,
 ) -> Result<ConnectResponse<pb::ReserveStockResponse>, ConnectError> {
-    let request = rules.check(request)?;
     let lines: Vec<(String, i32)> = request
         .items
         .into_iter()
@@ -253,10 +246,8 @@ pub async fn reserve_stock(
 pub async fn release_stock(
     _caller: ServiceCaller,
     State(state): State<AppState>,
-    rules: RequestRules,
-    ConnectRequest(request): ConnectRequest<pb::ReleaseStockRequest>,
+    Valid(request): Valid<pb::ReleaseStockRequest>,
 ) -> Result<ConnectResponse<pb::ReleaseStockResponse>, ConnectError> {
-    let request = rules.check(request)?;
     let status = state.catalog.release_stock(&request.reservation_id).await?;
     Ok(ConnectResponse::new(pb::ReleaseStockResponse {
         status: status_to_proto(status),
@@ -266,10 +257,8 @@ pub async fn release_stock(
 pub async fn commit_stock(
     _caller: ServiceCaller,
     State(state): State<AppState>,
-    rules: RequestRules,
-    ConnectRequest(request): ConnectRequest<pb::CommitStockRequest>,
+    Valid(request): Valid<pb::CommitStockRequest>,
 ) -> Result<ConnectResponse<pb::CommitStockResponse>, ConnectError> {
-    let request = rules.check(request)?;
     let status = state.catalog.commit_stock(&request.reservation_id).await?;
     Ok(ConnectResponse::new(pb::CommitStockResponse {
         status: status_to_proto(status),

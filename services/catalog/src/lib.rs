@@ -11,21 +11,16 @@ pub mod error;
 pub mod events;
 pub mod store;
 
-use axum::Router;
 use sea_orm::DatabaseConnection;
 use shop_kit::{
     Readiness, RpcServer, Shutdown,
     app::{Context, Service, StartFailure},
     auth::TokenKeys,
-    connect_get,
     db::DatabaseUrl,
     events::{Broker, Relay},
     grpc_defaults,
 };
-use shop_proto::shop::catalog::v1::{
-    self as pb, catalog_service_connect::CatalogServiceTonicCompatibleBuilder,
-    stock_service_connect::StockServiceTonicCompatibleBuilder,
-};
+use shop_proto::shop::catalog::v1 as pb;
 
 pub use error::CatalogError;
 
@@ -152,10 +147,6 @@ pub struct AppState {
     pub shutdown: Shutdown,
 }
 
-const LIST_PRODUCTS: &str = "/shop.catalog.v1.CatalogService/ListProducts";
-const GET_PRODUCT: &str = "/shop.catalog.v1.CatalogService/GetProduct";
-const BATCH_GET_PRODUCTS: &str = "/shop.catalog.v1.CatalogService/BatchGetProducts";
-
 /// The catalog as it is started (by the launcher, `shop serve catalog` and
 /// the tests alike, through [`shop_kit::app::Launch`]).
 #[derive(Clone, Debug)]
@@ -202,45 +193,20 @@ impl Service for Config {
             catalog,
             shutdown: context.shutdown.clone(),
         };
-        let (connect, grpc) = CatalogServiceTonicCompatibleBuilder::new()
+        let (connect, grpc) = pb::CatalogServiceRoutes::new()
             .list_products(api::list_products)
             .get_product(api::get_product)
             .batch_get_products(api::batch_get_products)
             .watch_stock(api::watch_stock)
-            .with_state(state.clone())
-            .build();
-        let (stock_connect, stock_grpc) = StockServiceTonicCompatibleBuilder::new()
+            .build(state.clone());
+        let (stock_connect, stock_grpc) = pb::StockServiceRoutes::new()
             .reserve_stock(api::reserve_stock)
             .release_stock(api::release_stock)
             .commit_stock(api::commit_stock)
-            .with_state(state.clone())
-            .build();
-        let gets = Router::new()
-            .merge(connect_get::<
-                pb::ListProductsRequest,
-                pb::ListProductsResponse,
-                _,
-                _,
-                _,
-            >(LIST_PRODUCTS, api::list_products))
-            .merge(connect_get::<
-                pb::GetProductRequest,
-                pb::GetProductResponse,
-                _,
-                _,
-                _,
-            >(GET_PRODUCT, api::get_product))
-            .merge(connect_get::<
-                pb::BatchGetProductsRequest,
-                pb::BatchGetProductsResponse,
-                _,
-                _,
-                _,
-            >(BATCH_GET_PRODUCTS, api::batch_get_products))
-            .with_state(state);
+            .build(state);
         let http = &context.http;
         Ok(RpcServer::new(http.clone(), readiness)
-            .service(connect.merge(gets), grpc_defaults!(grpc, http))
+            .service(connect, grpc_defaults!(grpc, http))
             .internal_service(stock_connect, grpc_defaults!(stock_grpc, http))
             .descriptors(shop_proto::FILE_DESCRIPTOR_SET)
             .verify_tokens(verifier))

@@ -27,7 +27,7 @@ mod shutdown;
 pub mod testing;
 pub mod tls;
 
-pub use rpc::{HttpConfig, Readiness, RequestRules, ResponseMetadata, RpcServer, connect_get};
+pub use rpc::{HttpConfig, Readiness, ResponseMetadata, RpcServer, Valid, connect_get};
 pub use shutdown::Shutdown;
 
 /// Applies the kit's gRPC defaults to a tonic-generated server: gzip in both

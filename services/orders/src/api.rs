@@ -5,7 +5,7 @@ use axum::extract::State;
 use connectrpc_axum::prelude::*;
 use futures::Stream;
 use shop_kit::{
-    RequestRules,
+    Valid,
     auth::{Caller, Customer},
     rpc::{connect_errors::refusal, deadline::CallerDeadline},
 };
@@ -129,10 +129,8 @@ pub async fn create_order(
     caller: Customer,
     deadline: CallerDeadline,
     State(state): State<AppState>,
-    rules: RequestRules,
-    ConnectRequest(request): ConnectRequest<pb::CreateOrderRequest>,
+    Valid(request): Valid<pb::CreateOrderRequest>,
 ) -> Result<ConnectResponse<pb::CreateOrderResponse>, ConnectError> {
-    let request = rules.check(request)?;
     let lines: Vec<(String, i32)> = request
         .items
         .into_iter()
@@ -156,10 +154,8 @@ pub async fn create_order(
 pub async fn get_order(
     caller: Caller,
     State(state): State<AppState>,
-    rules: RequestRules,
-    ConnectRequest(request): ConnectRequest<pb::GetOrderRequest>,
+    Valid(request): Valid<pb::GetOrderRequest>,
 ) -> Result<ConnectResponse<pb::GetOrderResponse>, ConnectError> {
-    let request = rules.check(request)?;
     let order_id = domain::order_id(&request.order_id)?;
     let order = state.orders.own(&caller.user_id, order_id).await?;
     Ok(ConnectResponse::new(pb::GetOrderResponse {
@@ -170,10 +166,8 @@ pub async fn get_order(
 pub async fn list_orders(
     caller: Caller,
     State(state): State<AppState>,
-    rules: RequestRules,
-    ConnectRequest(request): ConnectRequest<pb::ListOrdersRequest>,
+    Valid(request): Valid<pb::ListOrdersRequest>,
 ) -> Result<ConnectResponse<pb::ListOrdersResponse>, ConnectError> {
-    let request = rules.check(request)?;
     let size = domain::page_size(request.page_size)?;
     let after = domain::decode_cursor(&request.page_token)?;
     let (orders, more) = state
@@ -196,10 +190,8 @@ pub async fn list_orders(
 pub async fn cancel_order(
     caller: Caller,
     State(state): State<AppState>,
-    rules: RequestRules,
-    ConnectRequest(request): ConnectRequest<pb::CancelOrderRequest>,
+    Valid(request): Valid<pb::CancelOrderRequest>,
 ) -> Result<ConnectResponse<pb::CancelOrderResponse>, ConnectError> {
-    let request = rules.check(request)?;
     let order = state
         .orders
         .cancel(&caller.user_id, domain::order_id(&request.order_id)?)
@@ -221,10 +213,8 @@ type OrderStream = StreamBody<
 pub async fn watch_order(
     caller: Caller,
     State(state): State<AppState>,
-    rules: RequestRules,
-    ConnectRequest(request): ConnectRequest<pb::WatchOrderRequest>,
+    Valid(request): Valid<pb::WatchOrderRequest>,
 ) -> Result<ConnectResponse<OrderStream>, ConnectError> {
-    let request = rules.check(request)?;
     let order_id = domain::order_id(&request.order_id)?;
     // Watch before reading, so no change falls in between.
     let mut watch = state.orders.feed().watch(order_id);

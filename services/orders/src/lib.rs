@@ -15,21 +15,17 @@ pub mod store;
 
 use std::time::Duration;
 
-use axum::Router;
 use shop_kit::{
     Readiness, RpcServer, Shutdown,
     app::{Context, Service, StartFailure},
     auth::TokenKeys,
-    connect_get,
     db::DatabaseUrl,
     events::{Broker, Delivery, Relay, Subscription},
     grpc_defaults,
     observe::traces,
     rpc::deadline::CallerDeadline,
 };
-use shop_proto::shop::orders::v1::{
-    self as pb, order_service_connect::OrderServiceTonicCompatibleBuilder,
-};
+use shop_proto::shop::orders::v1::{self as pb};
 
 pub use domain::saga::SagaPolicy;
 pub use error::OrdersError;
@@ -247,9 +243,6 @@ pub struct AppState {
     pub shutdown: Shutdown,
 }
 
-const GET_ORDER: &str = "/shop.orders.v1.OrderService/GetOrder";
-const LIST_ORDERS: &str = "/shop.orders.v1.OrderService/ListOrders";
-
 /// Orders as it is started (by the launcher, `shop serve orders` and the
 /// tests alike, through [`shop_kit::app::Launch`]).
 #[derive(Clone, Debug)]
@@ -299,33 +292,16 @@ impl Service for Config {
             orders,
             shutdown: context.shutdown.clone(),
         };
-        let (connect, grpc) = OrderServiceTonicCompatibleBuilder::new()
+        let (connect, grpc) = pb::OrderServiceRoutes::new()
             .create_order(api::create_order)
             .get_order(api::get_order)
             .list_orders(api::list_orders)
             .cancel_order(api::cancel_order)
             .watch_order(api::watch_order)
-            .with_state(state.clone())
-            .build();
-        let gets = Router::new()
-            .merge(connect_get::<
-                pb::GetOrderRequest,
-                pb::GetOrderResponse,
-                _,
-                _,
-                _,
-            >(GET_ORDER, api::get_order))
-            .merge(connect_get::<
-                pb::ListOrdersRequest,
-                pb::ListOrdersResponse,
-                _,
-                _,
-                _,
-            >(LIST_ORDERS, api::list_orders))
-            .with_state(state);
+            .build(state);
         let http = &context.http;
         Ok(RpcServer::new(http.clone(), readiness)
-            .service(connect.merge(gets), grpc_defaults!(grpc, http))
+            .service(connect, grpc_defaults!(grpc, http))
             .descriptors(shop_proto::FILE_DESCRIPTOR_SET)
             .verify_tokens(verifier))
     }

@@ -5,7 +5,7 @@
 use axum::extract::State;
 use connectrpc_axum::prelude::*;
 use shop_kit::{
-    RequestRules,
+    Valid,
     auth::{Caller, Customer, ServiceCaller},
     rpc::connect_errors::refusal,
 };
@@ -173,10 +173,8 @@ impl<'a> RefundOf<'a> {
 pub async fn charge(
     caller: Customer,
     State(state): State<AppState>,
-    rules: RequestRules,
-    ConnectRequest(request): ConnectRequest<pb::ChargeRequest>,
+    Valid(request): Valid<pb::ChargeRequest>,
 ) -> Result<ConnectResponse<pb::ChargeResponse>, ConnectError> {
-    let request = rules.check(request)?;
     let customer = customer_of(&caller, &request.customer_id)?;
     let asked = ChargeAsked {
         idempotency_key: &request.idempotency_key,
@@ -194,10 +192,8 @@ pub async fn charge(
 pub async fn refund(
     caller: Customer,
     State(state): State<AppState>,
-    rules: RequestRules,
-    ConnectRequest(request): ConnectRequest<pb::RefundRequest>,
+    Valid(request): Valid<pb::RefundRequest>,
 ) -> Result<ConnectResponse<pb::RefundResponse>, ConnectError> {
-    let request = rules.check(request)?;
     let payments = &state.payments;
     let payment = match RefundOf::of(&request.payment_id, &request.idempotency_key)? {
         // Only the caller's own payment (another's is not_found).
@@ -220,10 +216,8 @@ pub async fn refund(
 pub async fn charge_order(
     _caller: ServiceCaller,
     State(state): State<AppState>,
-    rules: RequestRules,
-    ConnectRequest(request): ConnectRequest<pb::ChargeOrderRequest>,
+    Valid(request): Valid<pb::ChargeOrderRequest>,
 ) -> Result<ConnectResponse<pb::ChargeOrderResponse>, ConnectError> {
-    let request = rules.check(request)?;
     let asked = ChargeAsked {
         idempotency_key: &request.idempotency_key,
         reference: &request.reference,
@@ -241,10 +235,8 @@ pub async fn charge_order(
 pub async fn refund_order(
     _caller: ServiceCaller,
     State(state): State<AppState>,
-    rules: RequestRules,
-    ConnectRequest(request): ConnectRequest<pb::RefundOrderRequest>,
+    Valid(request): Valid<pb::RefundOrderRequest>,
 ) -> Result<ConnectResponse<pb::RefundOrderResponse>, ConnectError> {
-    let request = rules.check(request)?;
     let payments = &state.payments;
     let payment = match RefundOf::of(&request.payment_id, &request.idempotency_key)? {
         RefundOf::Payment(id) => {
@@ -271,10 +263,8 @@ pub async fn refund_order(
 
 pub async fn check_payment_token(
     _caller: Caller,
-    rules: RequestRules,
-    ConnectRequest(request): ConnectRequest<pb::CheckPaymentTokenRequest>,
+    Valid(request): Valid<pb::CheckPaymentTokenRequest>,
 ) -> Result<ConnectResponse<pb::CheckPaymentTokenResponse>, ConnectError> {
-    let request = rules.check(request)?;
     crate::domain::recognize(&request.payment_token)?;
     Ok(ConnectResponse::new(pb::CheckPaymentTokenResponse {}))
 }
@@ -282,10 +272,8 @@ pub async fn check_payment_token(
 pub async fn get_payment(
     caller: Caller,
     State(state): State<AppState>,
-    rules: RequestRules,
-    ConnectRequest(request): ConnectRequest<pb::GetPaymentRequest>,
+    Valid(request): Valid<pb::GetPaymentRequest>,
 ) -> Result<ConnectResponse<pb::GetPaymentResponse>, ConnectError> {
-    let request = rules.check(request)?;
     let payment = visible_payment(&state, &caller, &request.payment_id).await?;
     Ok(ConnectResponse::new(pb::GetPaymentResponse {
         payment: Some(to_proto(payment)),

@@ -16,15 +16,11 @@ use shop_kit::{
     Readiness, RpcServer, Shutdown,
     app::{Context, Service, StartFailure},
     auth::TokenKeys,
-    connect_get,
     db::DatabaseUrl,
     events::{Broker, Relay},
     grpc_defaults,
 };
-use shop_proto::shop::payments::v1::{
-    self as pb, order_payment_service_connect::OrderPaymentServiceTonicCompatibleBuilder,
-    payment_service_connect::PaymentServiceTonicCompatibleBuilder,
-};
+use shop_proto::shop::payments::v1::{self as pb};
 
 pub use error::PaymentsError;
 
@@ -170,9 +166,6 @@ pub struct AppState {
     pub payments: Payments,
 }
 
-const GET_PAYMENT: &str = "/shop.payments.v1.PaymentService/GetPayment";
-const CHECK_PAYMENT_TOKEN: &str = "/shop.payments.v1.PaymentService/CheckPaymentToken";
-
 /// Payments as it is started (by the launcher, `shop serve payments` and
 /// the tests alike, through [`shop_kit::app::Launch`]).
 #[derive(Clone, Debug)]
@@ -209,33 +202,19 @@ impl Service for Config {
         let verifier = self.token_keys.verifier().await?;
         let readiness = Readiness::database(payments.store().connection().clone());
         let state = AppState { payments };
-        let (connect, grpc) = PaymentServiceTonicCompatibleBuilder::new()
+        let (connect, grpc) = pb::PaymentServiceRoutes::new()
             .charge(api::charge)
             .refund(api::refund)
             .check_payment_token(api::check_payment_token)
             .get_payment(api::get_payment)
-            .with_state(state.clone())
-            .build();
-        let (internal_connect, internal_grpc) = OrderPaymentServiceTonicCompatibleBuilder::new()
+            .build(state.clone());
+        let (internal_connect, internal_grpc) = pb::OrderPaymentServiceRoutes::new()
             .charge_order(api::charge_order)
             .refund_order(api::refund_order)
-            .with_state(state.clone())
-            .build();
-        let gets = connect_get::<pb::GetPaymentRequest, pb::GetPaymentResponse, _, _, _>(
-            GET_PAYMENT,
-            api::get_payment,
-        )
-        .merge(connect_get::<
-            pb::CheckPaymentTokenRequest,
-            pb::CheckPaymentTokenResponse,
-            _,
-            _,
-            _,
-        >(CHECK_PAYMENT_TOKEN, api::check_payment_token))
-        .with_state(state);
+            .build(state);
         let http = &context.http;
         Ok(RpcServer::new(http.clone(), readiness)
-            .service(connect.merge(gets), grpc_defaults!(grpc, http))
+            .service(connect, grpc_defaults!(grpc, http))
             .internal_service(internal_connect, grpc_defaults!(internal_grpc, http))
             .descriptors(shop_proto::FILE_DESCRIPTOR_SET)
             .verify_tokens(verifier))

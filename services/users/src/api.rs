@@ -6,7 +6,7 @@ use std::{net::SocketAddr, time::Duration};
 use axum::extract::{ConnectInfo, FromRequestParts, State};
 use connectrpc_axum::prelude::*;
 use shop_kit::{
-    RequestRules,
+    Valid,
     auth::{Caller, CertifiedService},
     rpc::deadline::CallerDeadline,
 };
@@ -84,10 +84,8 @@ pub async fn sign_up(
     ClientIp(ip): ClientIp,
     CallerDeadline(deadline): CallerDeadline,
     State(state): State<AppState>,
-    rules: RequestRules,
-    ConnectRequest(request): ConnectRequest<pb::SignUpRequest>,
+    Valid(request): Valid<pb::SignUpRequest>,
 ) -> Result<ConnectResponse<pb::SignUpResponse>, ConnectError> {
-    let request = rules.check(request)?;
     state.accounts.attempt_from(ip)?;
     let (user, session) = state
         .accounts
@@ -108,10 +106,8 @@ pub async fn log_in(
     ClientIp(ip): ClientIp,
     CallerDeadline(deadline): CallerDeadline,
     State(state): State<AppState>,
-    rules: RequestRules,
-    ConnectRequest(request): ConnectRequest<pb::LogInRequest>,
+    Valid(request): Valid<pb::LogInRequest>,
 ) -> Result<ConnectResponse<pb::LogInResponse>, ConnectError> {
-    let request = rules.check(request)?;
     state.accounts.attempt_from(ip)?;
     let (user, session) = state
         .accounts
@@ -126,10 +122,8 @@ pub async fn log_in(
 pub async fn refresh(
     ClientIp(ip): ClientIp,
     State(state): State<AppState>,
-    rules: RequestRules,
-    ConnectRequest(request): ConnectRequest<pb::RefreshRequest>,
+    Valid(request): Valid<pb::RefreshRequest>,
 ) -> Result<ConnectResponse<pb::RefreshResponse>, ConnectError> {
-    let request = rules.check(request)?;
     state.accounts.attempt_from(ip)?;
     let session = state.accounts.refresh(&request.refresh_token).await?;
     Ok(ConnectResponse::new(pb::RefreshResponse {
@@ -140,7 +134,7 @@ pub async fn refresh(
 pub async fn get_me(
     caller: Caller,
     State(state): State<AppState>,
-    ConnectRequest(_request): ConnectRequest<pb::GetMeRequest>,
+    Valid(_request): Valid<pb::GetMeRequest>,
 ) -> Result<ConnectResponse<pb::GetMeResponse>, ConnectError> {
     let user = state
         .accounts
@@ -157,10 +151,8 @@ pub async fn issue_service_token(
     ClientIp(ip): ClientIp,
     State(state): State<AppState>,
     CertifiedService(certified): CertifiedService,
-    rules: RequestRules,
-    ConnectRequest(request): ConnectRequest<pb::IssueServiceTokenRequest>,
+    Valid(request): Valid<pb::IssueServiceTokenRequest>,
 ) -> Result<ConnectResponse<pb::IssueServiceTokenResponse>, ConnectError> {
-    let request = rules.check(request)?;
     let proof = match &certified {
         Some(service) => ServiceProof::Certificate(service),
         None => {
@@ -180,7 +172,7 @@ pub async fn issue_service_token(
 
 pub async fn get_public_keys(
     State(state): State<AppState>,
-    ConnectRequest(_request): ConnectRequest<pb::GetPublicKeysRequest>,
+    Valid(_request): Valid<pb::GetPublicKeysRequest>,
 ) -> Result<ConnectResponse<pb::GetPublicKeysResponse>, ConnectError> {
     let key = state.accounts.issuer().public_key();
     Ok(ConnectResponse::new(pb::GetPublicKeysResponse {

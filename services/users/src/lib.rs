@@ -19,14 +19,10 @@ use shop_kit::{
     Readiness, RpcServer,
     app::{Context, Service, StartFailure},
     auth::JWKS_PATH,
-    connect_get,
     db::DatabaseUrl,
     grpc_defaults,
 };
-use shop_proto::shop::users::v1::{
-    self as pb, Session, service_token_service_connect::ServiceTokenServiceTonicCompatibleBuilder,
-    user_service_connect::UserServiceTonicCompatibleBuilder,
-};
+use shop_proto::shop::users::v1::{self as pb, Session};
 use subtle::ConstantTimeEq;
 
 pub use error::UsersError;
@@ -244,9 +240,6 @@ pub struct AppState {
     pub accounts: Accounts,
 }
 
-const GET_ME: &str = "/shop.users.v1.UserService/GetMe";
-const GET_PUBLIC_KEYS: &str = "/shop.users.v1.UserService/GetPublicKeys";
-
 /// The users service as it is started (by the launcher, `shop serve users`
 /// and the tests alike, through [`shop_kit::app::Launch`]).
 #[derive(Clone, Debug)]
@@ -332,31 +325,16 @@ impl Service for Config {
         let verifier = accounts.issuer().verifier().map_err(StartFailure::config)?;
         let jwks = accounts.issuer().jwks_json().to_owned();
         let state = AppState { accounts };
-        let (connect, grpc) = UserServiceTonicCompatibleBuilder::new()
+        let (connect, grpc) = pb::UserServiceRoutes::new()
             .sign_up(api::sign_up)
             .log_in(api::log_in)
             .refresh(api::refresh)
             .get_me(api::get_me)
             .get_public_keys(api::get_public_keys)
-            .with_state(state.clone())
-            .build();
-        let (tokens_connect, tokens_grpc) = ServiceTokenServiceTonicCompatibleBuilder::new()
+            .build(state.clone());
+        let (tokens_connect, tokens_grpc) = pb::ServiceTokenServiceRoutes::new()
             .issue_service_token(api::issue_service_token)
-            .with_state(state.clone())
-            .build();
-        let gets = Router::new()
-            .merge(connect_get::<pb::GetMeRequest, pb::GetMeResponse, _, _, _>(
-                GET_ME,
-                api::get_me,
-            ))
-            .merge(connect_get::<
-                pb::GetPublicKeysRequest,
-                pb::GetPublicKeysResponse,
-                _,
-                _,
-                _,
-            >(GET_PUBLIC_KEYS, api::get_public_keys))
-            .with_state(state);
+            .build(state);
         let jwks_route = Router::new().route(
             JWKS_PATH,
             get(move || {
@@ -371,7 +349,7 @@ impl Service for Config {
         );
         let http = &context.http;
         Ok(RpcServer::new(http.clone(), readiness)
-            .service(connect.merge(gets), grpc_defaults!(grpc, http))
+            .service(connect, grpc_defaults!(grpc, http))
             .internal_service(tokens_connect, grpc_defaults!(tokens_grpc, http))
             .descriptors(shop_proto::FILE_DESCRIPTOR_SET)
             .verify_tokens(verifier)

@@ -2,6 +2,8 @@
 //! builder registers POST only; a method marked
 //! `option idempotency_level = NO_SIDE_EFFECTS;` also needs a GET route on
 //! the same path, which this adds (axum merges it with the POST route).
+//! The generated route builders (shop-kit-build) call it for every such
+//! method of the contract.
 
 use axum::{Router, handler::Handler};
 use connectrpc_axum::handler::{ConnectHandlerWrapper, get_connect};

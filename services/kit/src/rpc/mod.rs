@@ -29,16 +29,18 @@ mod rest;
 mod server;
 mod single_message;
 mod sse;
-pub mod validation;
+mod valid;
+mod validation;
 
 pub use config::HttpConfig;
 pub use connect_get::connect_get;
 pub use health::Readiness;
 pub use listener::{ListenError, Listening, serve, start, start_with};
 pub(crate) use observe::grpc_status;
+pub use prost_protovalidate::ValidationError;
 pub use response_metadata::ResponseMetadata;
 pub use server::{RpcServer, ServerError, metrics_routes};
-pub use validation::RequestRules;
+pub use valid::{Checked, IntoRefusal, Prepared, Rules, Valid, ValidHandler, validated};
 
 /// The machinery the fuzz targets drive directly (`--features fuzzing`).
 #[cfg(feature = "fuzzing")]

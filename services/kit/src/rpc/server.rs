@@ -148,8 +148,9 @@ impl RpcServer {
         self
     }
 
-    /// Registers one RPC service: its Connect router (from the generated
-    /// `*TonicCompatibleBuilder`, plus GET routes) and its tonic server.
+    /// Registers one RPC service: its Connect router (POST, and GET where
+    /// the contract allows it) and its tonic server, as the generated
+    /// `*Routes::build` gives them.
     pub fn service<G: GrpcServer>(mut self, connect: Router, grpc: G) -> Self {
         self.connect = self.connect.merge(connect);
         self.grpc = self.grpc.add_service(grpc);

@@ -10,13 +10,10 @@
 //! or gRPC's `+json` codec, proto names (`product_ids[0]`) to one that sent
 //! binary protobuf, as google.rpc.BadRequest's own documentation asks.
 
-use std::convert::Infallible;
-
-use axum::extract::FromRequestParts;
 use connectrpc_axum::prelude::{Code, ConnectError};
 use http::{Method, request::Parts};
 use prost::Message;
-use prost_protovalidate::{Validate, ValidationError, Violation};
+use prost_protovalidate::{ValidationError, Violation};
 use tonic_types::pb::{BadRequest, bad_request::FieldViolation};
 
 use super::protocol::content_type;
@@ -26,33 +23,27 @@ use super::protocol::content_type;
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct SentJson;
 
-/// The request rules, as a handler extractor: knows which field names the
-/// caller uses. `rules.check(request)?` first thing in a handler.
+/// How a broken rule is refused: knows which field names the caller uses.
+/// [`super::valid::validated`] checks every request with it before its
+/// handler runs.
 #[derive(Clone, Copy, Debug)]
-pub struct RequestRules {
+pub(crate) struct RequestRules {
     json_names: bool,
 }
 
 impl RequestRules {
     /// For a caller that sent JSON (`true`) or binary protobuf.
-    pub fn new(json_names: bool) -> Self {
+    pub(crate) fn new(json_names: bool) -> Self {
         Self { json_names }
     }
 
-    /// `request` if it keeps every rule of its message; otherwise
-    /// `invalid_argument` naming each broken rule's field.
-    #[expect(
-        clippy::result_large_err,
-        reason = "the library's error type, which every handler returns: `?` moves it on"
-    )]
-    pub fn check<T: Validate>(self, request: T) -> Result<T, ConnectError> {
-        match request.validate() {
-            Ok(()) => Ok(request),
-            Err(broken) => Err(self.refusal(&broken)),
-        }
+    /// How the caller of `parts` names fields.
+    pub(super) fn of(parts: &Parts) -> Self {
+        Self::new(sent_json(parts))
     }
 
-    fn refusal(self, broken: &ValidationError) -> ConnectError {
+    /// `invalid_argument` naming each rule `broken` breaks.
+    pub(super) fn refusal(self, broken: &ValidationError) -> ConnectError {
         let violations: Vec<FieldViolation> = broken
             .violations()
             .iter()
@@ -96,14 +87,6 @@ impl RequestRules {
                 .collect(),
             localized_message: None,
         }
-    }
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for RequestRules {
-    type Rejection = Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Infallible> {
-        Ok(Self::new(sent_json(parts)))
     }
 }
 

@@ -1,0 +1,366 @@
+//! Build-time code for a service crate's contract: after
+//! `connectrpc-axum-build` has written a package's Rust, this writes beside
+//! it, for every service, a `<Service>Routes` builder that
+//!
+//! - takes only handlers whose request is `Valid<T>` (the kit checks the
+//!   contract's rules before the handler runs: no handler can forget to);
+//! - gives every method marked `idempotency_level = NO_SIDE_EFFECTS` its
+//!   Connect GET route, read from the descriptors (no hand-kept list);
+//! - builds the Connect router and the tonic server `RpcServer::service`
+//!   takes.
+//!
+//! The library's own builders, which hand a handler the unchecked message,
+//! are made private to the generated crate. Every request message gets
+//! `shop_kit::rpc::Rules`: its `buf.validate` validator where
+//! `prost-protovalidate-build` made one, none otherwise (checking an
+//! empty request costs nothing).
+//!
+//! ```ignore
+//! // build.rs, after connectrpc_axum_build and prost_protovalidate_build:
+//! shop_kit_build::Routes::new(&descriptor_set, &out_dir)
+//!     .validators(out_dir.join("validate_impl.rs"))
+//!     .generate()?;
+//! ```
+
+use std::{
+    collections::BTreeSet,
+    fmt::Write as _,
+    path::{Path, PathBuf},
+};
+
+use prost::Message;
+use prost_types::{
+    FileDescriptorProto, FileDescriptorSet, MethodDescriptorProto, ServiceDescriptorProto,
+    method_options::IdempotencyLevel,
+};
+
+/// Why the routes could not be generated.
+#[derive(Debug)]
+pub enum Error {
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    Descriptors(prost::DecodeError),
+    /// The generated code is not what this generator expects (a new
+    /// version of connectrpc-axum-build?): it says what it missed.
+    Unexpected {
+        path: PathBuf,
+        what: String,
+    },
+    Unsupported(String),
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            Self::Descriptors(e) => write!(f, "the descriptor set does not decode: {e}"),
+            Self::Unexpected { path, what } => write!(
+                f,
+                "{}: {what} (the generated code changed shape; shop-kit-build needs updating)",
+                path.display()
+            ),
+            Self::Unsupported(what) => f.write_str(what),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// The route builders of every service in a descriptor set whose package
+/// `connectrpc-axum-build` generated into `out_dir`.
+#[derive(Debug)]
+pub struct Routes {
+    descriptor_set: PathBuf,
+    out_dir: PathBuf,
+    validators: Option<PathBuf>,
+}
+
+impl Routes {
+    pub fn new(descriptor_set: impl Into<PathBuf>, out_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            descriptor_set: descriptor_set.into(),
+            out_dir: out_dir.into(),
+            validators: None,
+        }
+    }
+
+    /// The file `prost-protovalidate-build` wrote (`impl Validate for ...`):
+    /// the requests listed there are checked by their validator.
+    pub fn validators(mut self, validate_impl: impl Into<PathBuf>) -> Self {
+        self.validators = Some(validate_impl.into());
+        self
+    }
+
+    pub fn generate(self) -> Result<(), Error> {
+        let bytes = read(&self.descriptor_set)?;
+        let set = FileDescriptorSet::decode(bytes.as_slice()).map_err(Error::Descriptors)?;
+        let validated = match &self.validators {
+            Some(path) => validated_types(&String::from_utf8_lossy(&read(path)?)),
+            None => BTreeSet::new(),
+        };
+        let packages: BTreeSet<&str> = set
+            .file
+            .iter()
+            .filter(|file| !file.service.is_empty())
+            .map(FileDescriptorProto::package)
+            .collect();
+        for package in packages {
+            let path = self.out_dir.join(format!("{package}.rs"));
+            if !path.exists() {
+                // An imported package this build did not generate.
+                continue;
+            }
+            let services: Vec<&ServiceDescriptorProto> = set
+                .file
+                .iter()
+                .filter(|file| file.package() == package)
+                .flat_map(|file| &file.service)
+                .collect();
+            let mut code = String::from_utf8_lossy(&read(&path)?).into_owned();
+            let mut requests = BTreeSet::new();
+            for service in &services {
+                hide_raw_builders(&mut code, service.name(), &path)?;
+                code.push_str(&routes(package, service)?);
+                for method in &service.method {
+                    requests.insert(method.input_type().to_owned());
+                }
+            }
+            for request in requests {
+                code.push_str(&rules(package, &request, &validated)?);
+            }
+            std::fs::write(&path, code).map_err(|source| Error::Io { path, source })?;
+        }
+        Ok(())
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, Error> {
+    std::fs::read(path).map_err(|source| Error::Io {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// The crate-relative paths (`shop::users::v1::LogInRequest`) of the types
+/// prost-protovalidate-build gave a validator.
+fn validated_types(validate_impl: &str) -> BTreeSet<String> {
+    const IMPL: &str = "impl ::prost_protovalidate::Validate for ";
+    validate_impl
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix(IMPL))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `ListProducts` -> `list_products`, as connectrpc-axum-build and tonic
+/// name methods and modules.
+fn snake_case(name: &str) -> String {
+    let mut snake = String::with_capacity(name.len() + 4);
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                snake.push('_');
+            }
+            snake.push(c.to_ascii_lowercase());
+        } else {
+            snake.push(c);
+        }
+    }
+    snake
+}
+
+/// A message's Rust type as seen from its package's module: its name for
+/// a message of the package itself, `super::...` for another package's.
+fn rust_type(package: &str, full_name: &str) -> Result<String, Error> {
+    let name = full_name.trim_start_matches('.');
+    let (type_package, message) = name.rsplit_once('.').unwrap_or(("", name));
+    if type_package != package {
+        return Err(Error::Unsupported(format!(
+            "{name}: a request or response of another package than its service's \
+             ({package}) has no route builder here"
+        )));
+    }
+    Ok(message.to_owned())
+}
+
+/// The library's builders hand handlers the unchecked request: only the
+/// generated routes (same crate) may use them.
+fn hide_raw_builders(code: &mut String, service: &str, path: &Path) -> Result<(), Error> {
+    for raw in [
+        format!("{service}Builder"),
+        format!("{service}TonicCompatibleBuilder"),
+        format!("{service}TonicCompatibleServerBuilder"),
+    ] {
+        let public = format!("pub struct {raw} ");
+        if code.matches(&public).count() != 1 {
+            return Err(Error::Unexpected {
+                path: path.to_owned(),
+                what: format!("no single `{public}`"),
+            });
+        }
+        *code = code.replacen(&public, &format!("pub(crate) struct {raw} "), 1);
+    }
+    Ok(())
+}
+
+fn routes(package: &str, service: &ServiceDescriptorProto) -> Result<String, Error> {
+    let name = service.name();
+    let connect = format!("{}_connect", snake_case(name));
+    let server = format!("{}_server", snake_case(name));
+    let tonic = format!(
+        "{}TonicService",
+        name.strip_suffix("Service").unwrap_or(name)
+    );
+    let mut methods = String::new();
+    for method in &service.method {
+        methods.push_str(&route(package, name, method)?);
+    }
+    let mut code = String::new();
+    let _ = write!(
+        code,
+        r#"
+/// The handlers of `{package}.{name}`, generated by shop-kit-build: each takes
+/// its request as `shop_kit::rpc::Valid<T>` (checked against the contract's
+/// rules before it runs), and every method marked NO_SIDE_EFFECTS answers
+/// Connect GET too.
+pub struct {name}Routes<S = ()> {{
+    builder: {connect}::{name}TonicCompatibleBuilder<S>,
+    gets: ::axum::Router<S>,
+}}
+
+impl<S> Default for {name}Routes<S>
+where
+    S: Clone + Send + Sync + 'static,
+{{
+    fn default() -> Self {{
+        Self::new()
+    }}
+}}
+
+impl<S> {name}Routes<S>
+where
+    S: Clone + Send + Sync + 'static,
+{{
+    pub fn new() -> Self {{
+        Self {{
+            builder: {connect}::{name}TonicCompatibleBuilder::new(),
+            gets: ::axum::Router::new(),
+        }}
+    }}
+{methods}
+    /// The Connect routes (POST, and GET where the contract allows it) and
+    /// the gRPC server, for `RpcServer::service`, with `state` given to
+    /// every handler.
+    pub fn build(
+        self,
+        state: S,
+    ) -> (::axum::Router, {server}::{name}Server<{tonic}>) {{
+        let (router, grpc) = self.builder.with_state::<()>(state.clone()).build();
+        (router.merge(self.gets.with_state(state)), grpc)
+    }}
+}}
+"#
+    );
+    Ok(code)
+}
+
+fn route(package: &str, service: &str, method: &MethodDescriptorProto) -> Result<String, Error> {
+    let name = method.name();
+    if method.client_streaming() {
+        return Err(Error::Unsupported(format!(
+            "{package}.{service}/{name}: client streaming has no route builder here"
+        )));
+    }
+    let rust = snake_case(name);
+    let request = rust_type(package, method.input_type())?;
+    let response = rust_type(package, method.output_type())?;
+    let path = format!("/{package}.{service}/{name}");
+    let cacheable = method
+        .options
+        .as_ref()
+        .is_some_and(|o| o.idempotency_level() == IdempotencyLevel::NoSideEffects);
+    let (generics, out, stream_bound, kind) = if method.server_streaming() {
+        (
+            "H, Args, St",
+            "::connectrpc_axum::prelude::StreamBody<St>".to_owned(),
+            format!(
+                "\n        St: ::futures::Stream<Item = Result<{response}, ::connectrpc_axum::prelude::ConnectError>> + Send + 'static,"
+            ),
+            "server streaming",
+        )
+    } else {
+        ("H, Args", response.clone(), String::new(), "unary")
+    };
+    let (get_doc, gets) = if cacheable {
+        (
+            "; it answers Connect GET too (NO_SIDE_EFFECTS)",
+            format!(
+                "self.gets.merge(::shop_kit::connect_get::<{request}, {response}, _, _, S>(\"{path}\", handler.clone()))"
+            ),
+        )
+    } else {
+        ("", "self.gets".to_owned())
+    };
+    Ok(format!(
+        r#"
+    /// The handler of `{name}` ({kind}){get_doc}.
+    pub fn {rust}<{generics}>(self, handler: H) -> Self
+    where
+        H: ::shop_kit::rpc::ValidHandler<Args, S, {request}, {out}>,
+        Args: 'static,{stream_bound}
+    {{
+        let handler = ::shop_kit::rpc::validated(handler);
+        Self {{
+            gets: {gets},
+            builder: self.builder.{rust}(handler),
+        }}
+    }}
+"#
+    ))
+}
+
+fn rules(package: &str, request: &str, validated: &BTreeSet<String>) -> Result<String, Error> {
+    let rust = rust_type(package, request)?;
+    let crate_path = format!("{}::{rust}", package.replace('.', "::"));
+    let body = if validated.contains(&crate_path) {
+        "::prost_protovalidate::Validate::validate(self).err()"
+    } else {
+        "None"
+    };
+    Ok(format!(
+        r#"
+impl ::shop_kit::rpc::Rules for {rust} {{
+    #[inline]
+    fn broken(&self) -> Option<::shop_kit::rpc::ValidationError> {{
+        {body}
+    }}
+}}
+"#
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_the_generated_codes() {
+        assert_eq!(snake_case("ListProducts"), "list_products");
+        assert_eq!(snake_case("GetMe"), "get_me");
+        assert_eq!(snake_case("ServiceTokenService"), "service_token_service");
+        assert_eq!(
+            rust_type("shop.catalog.v1", ".shop.catalog.v1.GetProductRequest").expect("same"),
+            "GetProductRequest"
+        );
+        assert!(rust_type("shop.catalog.v1", ".google.protobuf.Empty").is_err());
+    }
+
+    #[test]
+    fn validated_types_are_read_from_the_validators() {
+        let code = "impl ::prost_protovalidate::Validate for shop::users::v1::LogInRequest {\n    fn validate(\n";
+        assert!(validated_types(code).contains("shop::users::v1::LogInRequest"));
+    }
+}

@@ -1,0 +1,216 @@
+//! Handlers that cannot see an unchecked request. A handler takes its
+//! request as [`Valid<T>`]: the message, once it has kept every rule of
+//! the contract (`buf.validate`). The generated route builders
+//! (`*ServiceRoutes`, made by `shop-kit-build` from the descriptors) take
+//! only such handlers and put [`validated`] in front of each, so a broken
+//! rule is refused with `invalid_argument` before any handler code runs,
+//! on every protocol, and there is no call for a handler to forget.
+//!
+//! ```ignore
+//! async fn get_product(
+//!     State(state): State<AppState>,
+//!     Valid(request): Valid<pb::GetProductRequest>,
+//! ) -> Result<ConnectResponse<pb::GetProductResponse>, ConnectError> { ... }
+//! ```
+
+use std::{
+    convert::Infallible,
+    future::Future,
+    marker::PhantomData,
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use axum::extract::FromRequestParts;
+use connectrpc_axum::prelude::{ConnectError, ConnectRequest, ConnectResponse};
+use http::request::Parts;
+use prost_protovalidate::ValidationError;
+
+use super::validation::RequestRules;
+
+/// A request message that keeps every rule of its contract.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Valid<T>(pub T);
+
+/// A request message's rules, as the generated code states them: its
+/// `buf.validate` validator, or none at all (then checking costs nothing).
+pub trait Rules {
+    /// The rules it breaks, if any.
+    fn broken(&self) -> Option<ValidationError>;
+}
+
+/// A rejection of an extractor a handler takes, as the Connect error the
+/// library answers with on every protocol.
+pub trait IntoRefusal {
+    fn into_refusal(self) -> ConnectError;
+}
+
+impl IntoRefusal for ConnectError {
+    fn into_refusal(self) -> ConnectError {
+        self
+    }
+}
+
+impl IntoRefusal for Infallible {
+    fn into_refusal(self) -> ConnectError {
+        match self {}
+    }
+}
+
+/// A handler of one RPC: its extractors (none to four), then `Valid<Req>`,
+/// answering `Out` (a message, or a `StreamBody` of them).
+pub trait ValidHandler<Args, S, Req, Out>: Clone + Send + Sync + Sized + 'static {
+    /// Its extractors, as one.
+    type Extracted: Send + Sync + 'static;
+    type Future: Future<Output = Result<ConnectResponse<Out>, ConnectError>> + Send + 'static;
+
+    #[doc(hidden)]
+    fn extract(
+        parts: &mut Parts,
+        state: &S,
+    ) -> impl Future<Output = Result<Self::Extracted, ConnectError>> + Send;
+
+    #[doc(hidden)]
+    fn call(&self, extracted: Self::Extracted, request: Valid<Req>) -> Self::Future;
+}
+
+impl<F, Fut, S, Req, Out> ValidHandler<(Valid<Req>,), S, Req, Out> for F
+where
+    F: Fn(Valid<Req>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<ConnectResponse<Out>, ConnectError>> + Send + 'static,
+    S: Send + Sync,
+{
+    type Extracted = ();
+    type Future = Fut;
+
+    async fn extract(_parts: &mut Parts, _state: &S) -> Result<(), ConnectError> {
+        Ok(())
+    }
+
+    fn call(&self, (): (), request: Valid<Req>) -> Fut {
+        self(request)
+    }
+}
+
+macro_rules! valid_handler {
+    ($($extractor:ident),+) => {
+        impl<F, Fut, S, Req, Out, $($extractor,)+>
+            ValidHandler<($($extractor,)+ Valid<Req>,), S, Req, Out> for F
+        where
+            F: Fn($($extractor,)+ Valid<Req>) -> Fut + Clone + Send + Sync + 'static,
+            Fut: Future<Output = Result<ConnectResponse<Out>, ConnectError>> + Send + 'static,
+            S: Send + Sync,
+            $($extractor: FromRequestParts<S> + Send + Sync + 'static,
+              <$extractor as FromRequestParts<S>>::Rejection: IntoRefusal,)+
+        {
+            type Extracted = ($($extractor,)+);
+            type Future = Fut;
+
+            async fn extract(parts: &mut Parts, state: &S) -> Result<Self::Extracted, ConnectError> {
+                Ok(($($extractor::from_request_parts(parts, state)
+                    .await
+                    .map_err(IntoRefusal::into_refusal)?,)+))
+            }
+
+            #[allow(non_snake_case)]
+            fn call(&self, ($($extractor,)+): Self::Extracted, request: Valid<Req>) -> Fut {
+                self($($extractor,)+ request)
+            }
+        }
+    };
+}
+
+valid_handler!(E1);
+valid_handler!(E1, E2);
+valid_handler!(E1, E2, E3);
+valid_handler!(E1, E2, E3, E4);
+
+/// What a handler takes before its request, extracted once, and how the
+/// caller names fields (for the refusal of a broken rule): the one
+/// extractor the library hands to a [`validated`] handler. Its refusal is
+/// a Connect error, which the library answers in the caller's protocol.
+#[doc(hidden)]
+pub struct Prepared<H, Args, S, Req, Out>
+where
+    H: ValidHandler<Args, S, Req, Out>,
+{
+    extracted: H::Extracted,
+    rules: RequestRules,
+    handler: PhantomData<Marker<Args, S, Req, Out>>,
+}
+
+/// The types a [`Prepared`] is for, owned by none of it.
+type Marker<Args, S, Req, Out> = fn() -> (Args, S, Req, Out);
+
+impl<H, Args, S, Req, Out> FromRequestParts<S> for Prepared<H, Args, S, Req, Out>
+where
+    H: ValidHandler<Args, S, Req, Out>,
+    S: Send + Sync,
+{
+    type Rejection = ConnectError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ConnectError> {
+        let rules = RequestRules::of(parts);
+        let extracted = H::extract(parts, state).await?;
+        Ok(Self {
+            extracted,
+            rules,
+            handler: PhantomData,
+        })
+    }
+}
+
+/// `handler` as the library takes it: one extractor, then the decoded
+/// request, checked before the handler is called. A broken rule is
+/// answered `invalid_argument` (see [`RequestRules`]) and the handler never
+/// runs. Used by the generated route builders.
+#[allow(
+    clippy::type_complexity,
+    reason = "the library takes the handler as a function of these types; naming it is the point"
+)]
+pub fn validated<H, Args, S, Req, Out>(
+    handler: H,
+) -> impl Fn(Prepared<H, Args, S, Req, Out>, ConnectRequest<Req>) -> Checked<H::Future>
++ Clone
++ Send
++ Sync
++ 'static
+where
+    H: ValidHandler<Args, S, Req, Out>,
+    Req: Rules,
+{
+    move |prepared, ConnectRequest(request)| match request.broken() {
+        None => Checked::Running {
+            future: handler.call(prepared.extracted, Valid(request)),
+        },
+        Some(broken) => Checked::Refused {
+            refusal: Some(prepared.rules.refusal(&broken)),
+        },
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A handler's answer, or the refusal of its request.
+    #[project = CheckedProjection]
+    pub enum Checked<F> {
+        Running { #[pin] future: F },
+        Refused { refusal: Option<ConnectError> },
+    }
+}
+
+impl<F, T> Future for Checked<F>
+where
+    F: Future<Output = Result<T, ConnectError>>,
+{
+    type Output = Result<T, ConnectError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            CheckedProjection::Running { future } => future.poll(cx),
+            CheckedProjection::Refused { refusal } => match refusal.take() {
+                Some(refusal) => Poll::Ready(Err(refusal)),
+                None => Poll::Pending,
+            },
+        }
+    }
+}
