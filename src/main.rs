@@ -9,6 +9,7 @@ use std::{
 
 use clap::{Args, Parser, Subcommand};
 use secrecy::{ExposeSecret, SecretSlice, SecretString};
+use shop_proto::identity;
 
 /// mimalloc instead of glibc's malloc: glibc keeps the large blocks a burst
 /// of password hashes frees (19 MiB each, in per-thread arenas) resident
@@ -473,7 +474,10 @@ impl ShopArgs {
 
     /// Every service verifies tokens with the users service's public keys.
     fn token_keys(&self, tls: &ServiceTls) -> TokenKeys {
-        TokenKeys::FromUsers(self.users_peer(tls))
+        TokenKeys::FromUsers {
+            users: self.users_peer(tls),
+            rules: shop_proto::identity::token_rules(),
+        }
     }
 
     /// Whether the shop's services serve TLS (and so call each other over
@@ -516,6 +520,7 @@ impl ShopArgs {
                 tls_client_ca: Some(ca),
                 tls_require_service_cert: true,
                 tls_allow_plaintext: false,
+                service_names: identity::service_names(),
             },
             client: Some(client),
         })
@@ -667,9 +672,8 @@ fn certs(dir: &std::path::Path, names: &[String], new_ca: bool) -> anyhow::Resul
         }
         None => DevCa::new("connect-shop development CA")?,
     };
-    let services: Vec<&str> = ServiceName::ALL.iter().map(|s| s.name()).collect();
     let written = ca
-        .write_shop(dir, &services, names)
+        .write_services(dir, &identity::service_names(), identity::NAMESPACE, names)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     println!("wrote {} files to {}:", written.len(), dir.display());
     for file in &written {
@@ -696,6 +700,8 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
             cli.shop.serves_tls(),
         );
     }
+    // Which services a client certificate may name: the shop's.
+    cli.shop.http.tls.service_names = identity::service_names();
     if cli.shop.service_secret.is_none() {
         cli.shop.service_secret = Some(uuid::Uuid::new_v4().simple().to_string().into());
     }

@@ -135,7 +135,7 @@ impl Shop {
         )
         .await;
         let users_url = format!("http://{users}");
-        let token_keys = TokenKeys::users_at(users);
+        let token_keys = TokenKeys::users_at(users, shop_proto::identity::token_rules());
 
         // A real account: the gateway's GetMe must find it.
         let (status, signed_up) = shop_kit::testing::call_json(

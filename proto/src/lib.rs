@@ -61,3 +61,33 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 pub mod wkt {
     pub use pbjson_types::{Duration, Timestamp};
 }
+
+/// Who the shop's services are, to each other and to the tokens they take:
+/// the shop's own settings for the kit, which knows no shop.
+pub mod identity {
+    use shop_kit::{auth::TokenRules, tls::ServiceNames};
+
+    /// The shop's services: the names a client certificate or a service
+    /// token may carry.
+    pub const SERVICES: [&str; 5] = ["users", "catalog", "orders", "payments", "gateway"];
+    /// The SPIFFE trust domain of their certificates
+    /// (`spiffe://connect-shop/<service>`).
+    pub const TRUST_DOMAIN: &str = "connect-shop";
+    /// The Kubernetes namespace of deploy/kubernetes, whose Service names
+    /// the services' certificates carry.
+    pub const NAMESPACE: &str = "connect-shop";
+    /// Who issues the shop's access tokens (the users service), and for whom.
+    pub const ISSUER: &str = "connect-shop-users";
+    pub const AUDIENCE: &str = "connect-shop";
+
+    pub fn service_names() -> ServiceNames {
+        ServiceNames::new(TRUST_DOMAIN, SERVICES)
+    }
+
+    pub fn token_rules() -> TokenRules {
+        TokenRules {
+            issuer: ISSUER.to_owned(),
+            audience: AUDIENCE.to_owned(),
+        }
+    }
+}

@@ -168,7 +168,7 @@ impl Service for Config {
     type Handle = Catalog;
 
     async fn open(&self, context: &Context) -> Result<Catalog, StartFailure> {
-        let broker = Broker::new(self.nats.as_ref()).await?;
+        let broker = Broker::new(self.nats.as_ref(), Self::NAME).await?;
         Catalog::open_with(self.database_url.expose(), broker, &context.shutdown)
             .await
             .map_err(|e| StartFailure::database(&self.database_url, e))

@@ -1,5 +1,6 @@
-//! connect-shop's infrastructure kit: what every service shares and nothing
-//! of the shop's business, by concern.
+//! The infrastructure kit connect-shop's services share: what every service
+//! needs and nothing of the shop's business (its services' names, its
+//! tokens' issuer, its trust domain come from the shop), by concern.
 //!
 //! - [`app`]: the one way a service starts (open, seed, serve, shut down);
 //! - [`rpc`]: serving one router on Connect, gRPC and gRPC-Web;

@@ -267,7 +267,7 @@ impl Service for Config {
             .connect(self.saga.call_timeout)
             .await
             .map_err(StartFailure::config)?;
-        let broker = Broker::new(self.nats.as_ref()).await?;
+        let broker = Broker::new(self.nats.as_ref(), Self::NAME).await?;
         Orders::open(
             self.database_url.expose(),
             peers,

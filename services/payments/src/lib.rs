@@ -182,7 +182,7 @@ impl Service for Config {
     type Handle = Payments;
 
     async fn open(&self, context: &Context) -> Result<Payments, StartFailure> {
-        let broker = Broker::new(self.nats.as_ref()).await?;
+        let broker = Broker::new(self.nats.as_ref(), Self::NAME).await?;
         Payments::open(self.database_url.expose(), broker, &context.shutdown)
             .await
             .map_err(|e| StartFailure::database(&self.database_url, e))

@@ -6,7 +6,8 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use ed25519_dalek::{SigningKey, pkcs8::DecodePrivateKey, pkcs8::EncodePrivateKey};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use sha2::{Digest, Sha256};
-use shop_kit::auth::{AUDIENCE, Claims, ISSUER, TokenVerifier};
+use shop_kit::auth::{Claims, TokenVerifier};
+use shop_proto::identity::{self, AUDIENCE, ISSUER};
 
 use crate::error::UsersError;
 
@@ -114,7 +115,8 @@ impl TokenIssuer {
 
     /// A verifier for the tokens this issuer signs.
     pub fn verifier(&self) -> Result<TokenVerifier, UsersError> {
-        TokenVerifier::from_jwks(&self.jwks_json).map_err(|e| UsersError::SigningKey(e.to_string()))
+        TokenVerifier::from_jwks(&self.jwks_json, &identity::token_rules())
+            .map_err(|e| UsersError::SigningKey(e.to_string()))
     }
 
     /// An access token for `user_id`, valid from `now` (unix seconds).

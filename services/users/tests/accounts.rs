@@ -8,8 +8,9 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use shop_kit::{
     app::Launch,
-    auth::{AUDIENCE, Claims, ISSUER, TokenVerifier},
+    auth::{Claims, TokenVerifier},
 };
+use shop_proto::identity::{AUDIENCE, ISSUER, token_rules};
 use shop_proto::shop::users::v1::{self as pb, user_service_client::UserServiceClient};
 use shop_users::{Accounts, throttle::ThrottleConfig, tokens::TokenIssuer};
 
@@ -333,6 +334,7 @@ async fn other_services_fetch_the_public_keys() {
     let verifier = TokenVerifier::fetch(
         &shop_kit::client::PeerTarget::addr(users.addr),
         Duration::from_secs(5),
+        &token_rules(),
     )
     .await
     .expect("jwks");
@@ -629,7 +631,7 @@ async fn replicas_started_together_sign_with_one_key() {
     let both =
         shop_kit::client::PeerTarget::url(&format!("http://{},http://{}", first.addr, second.addr))
             .expect("two replicas");
-    let everywhere = TokenVerifier::fetch(&both, Duration::from_secs(5))
+    let everywhere = TokenVerifier::fetch(&both, Duration::from_secs(5), &token_rules())
         .await
         .expect("keys");
     for (replica, at) in [(&first, "first"), (&second, "second")] {
@@ -646,6 +648,7 @@ async fn replicas_started_together_sign_with_one_key() {
             let keys = TokenVerifier::fetch(
                 &shop_kit::client::PeerTarget::addr(addr),
                 Duration::from_secs(5),
+                &token_rules(),
             )
             .await
             .expect("keys");

@@ -5,14 +5,18 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{AuthError, JWKS_PATH, TokenVerifier};
+use super::{AuthError, JWKS_PATH, TokenRules, TokenVerifier};
 use crate::client::{Downstream, DownstreamPolicy, PeerTarget, Retry};
 
 impl TokenVerifier {
     /// Fetches the JWK set from the users service at `users` (JWKS_PATH on
     /// any of its endpoints), retrying while it starts, for up to
-    /// `patience`.
-    pub async fn fetch(users: &PeerTarget, patience: Duration) -> Result<Self, AuthError> {
+    /// `patience`; for tokens `rules` describe.
+    pub async fn fetch(
+        users: &PeerTarget,
+        patience: Duration,
+        rules: &TokenRules,
+    ) -> Result<Self, AuthError> {
         let failed = |reason: String| AuthError::Fetch {
             url: format!("{users}{JWKS_PATH}"),
             reason,
@@ -36,7 +40,7 @@ impl TokenVerifier {
                 .await;
             match answer {
                 Ok(body) => {
-                    return Self::from_jwks(&String::from_utf8_lossy(&body));
+                    return Self::from_jwks(&String::from_utf8_lossy(&body), rules);
                 }
                 Err(status) if Instant::now() >= deadline => {
                     return Err(failed(status.message().to_owned()));
@@ -54,21 +58,29 @@ const JWKS_PATIENCE: Duration = Duration::from_secs(30);
 #[derive(Clone, Debug)]
 pub enum TokenKeys {
     /// The users service (one address or many: every replica serves the
-    /// same keys), waited for while it starts.
-    FromUsers(PeerTarget),
+    /// same keys), waited for while it starts; for tokens `rules` describe.
+    FromUsers {
+        users: PeerTarget,
+        rules: TokenRules,
+    },
     /// Keys already at hand (e.g. a test's own signing key).
     Given(TokenVerifier),
 }
 
 impl TokenKeys {
     /// The users service at one address (tests).
-    pub fn users_at(addr: std::net::SocketAddr) -> Self {
-        Self::FromUsers(PeerTarget::addr(addr))
+    pub fn users_at(addr: std::net::SocketAddr, rules: TokenRules) -> Self {
+        Self::FromUsers {
+            users: PeerTarget::addr(addr),
+            rules,
+        }
     }
 
     pub async fn verifier(&self) -> Result<TokenVerifier, AuthError> {
         match self {
-            Self::FromUsers(users) => TokenVerifier::fetch(users, JWKS_PATIENCE).await,
+            Self::FromUsers { users, rules } => {
+                TokenVerifier::fetch(users, JWKS_PATIENCE, rules).await
+            }
             Self::Given(verifier) => Ok(verifier.clone()),
         }
     }

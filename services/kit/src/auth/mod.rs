@@ -16,17 +16,16 @@ pub use caller::{
     is_shop_service,
 };
 pub use keys::TokenKeys;
+
 pub use verify::TokenVerifier;
 
-/// Who issues the shop's tokens, and for whom.
-pub const ISSUER: &str = "connect-shop-users";
-pub const AUDIENCE: &str = "connect-shop";
-/// The SPIFFE trust domain of the shop's services' client certificates:
-/// `spiffe://connect-shop/<service>`.
-pub const TRUST_DOMAIN: &str = "connect-shop";
-/// The shop's services: the names a client certificate (and a service
-/// token) may carry.
-pub const SHOP_SERVICES: &[&str] = &["users", "catalog", "orders", "payments", "gateway"];
+/// Who issues the access tokens a deployment's services take, and for
+/// whom (`iss`, `aud`): the application says, the kit knows no issuer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenRules {
+    pub issuer: String,
+    pub audience: String,
+}
 
 /// Where the users service serves its public keys.
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
@@ -96,11 +95,18 @@ mod tests {
             .as_secs()
     }
 
+    fn rules() -> TokenRules {
+        TokenRules {
+            issuer: "test-issuer".into(),
+            audience: "test-audience".into(),
+        }
+    }
+
     fn claims() -> Claims {
         Claims {
             sub: "user-1".into(),
-            iss: ISSUER.into(),
-            aud: AUDIENCE.into(),
+            iss: rules().issuer,
+            aud: rules().audience,
             exp: now() + 300,
             nbf: now() - 1,
             iat: now() - 1,
@@ -129,7 +135,7 @@ mod tests {
     #[test]
     fn accepts_a_valid_token() {
         let issuer = Issuer::new("k1", 7);
-        let verifier = TokenVerifier::from_jwks(&issuer.jwks()).expect("jwks");
+        let verifier = TokenVerifier::from_jwks(&issuer.jwks(), &rules()).expect("jwks");
         assert_eq!(
             verifier.verify(&issuer.sign(&claims())).expect("valid").sub,
             "user-1"
@@ -139,7 +145,7 @@ mod tests {
     #[test]
     fn a_remembered_token_is_refused_once_it_expires() {
         let issuer = Issuer::new("k1", 7);
-        let verifier = TokenVerifier::from_jwks(&issuer.jwks()).expect("jwks");
+        let verifier = TokenVerifier::from_jwks(&issuer.jwks(), &rules()).expect("jwks");
         // Expired 4 s ago: still valid for the 5 s of tolerated skew.
         let token = issuer.sign(&Claims {
             exp: now() - 4,
@@ -157,11 +163,11 @@ mod tests {
     #[test]
     fn a_remembered_token_means_nothing_to_a_verifier_with_other_keys() {
         let old = Issuer::new("k1", 7);
-        let before = TokenVerifier::from_jwks(&old.jwks()).expect("jwks");
+        let before = TokenVerifier::from_jwks(&old.jwks(), &rules()).expect("jwks");
         let token = old.sign(&claims());
         assert!(before.verify(&token).is_ok());
         // The users service rotated its key: a verifier of the new set.
-        let after = TokenVerifier::from_jwks(&Issuer::new("k2", 9).jwks()).expect("jwks");
+        let after = TokenVerifier::from_jwks(&Issuer::new("k2", 9).jwks(), &rules()).expect("jwks");
         assert!(after.verify(&token).is_err(), "the old key is gone");
         // A clone shares the memory: the same keys, the same answers.
         assert!(before.clone().verify(&token).is_ok());
@@ -170,7 +176,7 @@ mod tests {
     #[test]
     fn a_tampered_token_is_not_taken_for_a_remembered_one() {
         let issuer = Issuer::new("k1", 7);
-        let verifier = TokenVerifier::from_jwks(&issuer.jwks()).expect("jwks");
+        let verifier = TokenVerifier::from_jwks(&issuer.jwks(), &rules()).expect("jwks");
         let token = issuer.sign(&claims());
         assert!(verifier.verify(&token).is_ok());
         let mut tampered = token.clone();
@@ -180,14 +186,16 @@ mod tests {
 
     #[test]
     fn refuses_a_token_signed_by_another_key_with_the_same_kid() {
-        let verifier = TokenVerifier::from_jwks(&Issuer::new("k1", 7).jwks()).expect("jwks");
+        let verifier =
+            TokenVerifier::from_jwks(&Issuer::new("k1", 7).jwks(), &rules()).expect("jwks");
         let impostor = Issuer::new("k1", 8);
         assert!(verifier.verify(&impostor.sign(&claims())).is_err());
     }
 
     #[test]
     fn refuses_alg_none() {
-        let verifier = TokenVerifier::from_jwks(&Issuer::new("k1", 7).jwks()).expect("jwks");
+        let verifier =
+            TokenVerifier::from_jwks(&Issuer::new("k1", 7).jwks(), &rules()).expect("jwks");
         let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT","kid":"k1"}"#);
         let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims()).expect("json"));
         for token in [
@@ -201,7 +209,7 @@ mod tests {
     #[test]
     fn refuses_expired_not_yet_valid_and_misaddressed_tokens() {
         let issuer = Issuer::new("k1", 7);
-        let verifier = TokenVerifier::from_jwks(&issuer.jwks()).expect("jwks");
+        let verifier = TokenVerifier::from_jwks(&issuer.jwks(), &rules()).expect("jwks");
         let expired = Claims {
             exp: now() - 60,
             ..claims()
@@ -226,7 +234,7 @@ mod tests {
     #[test]
     fn refuses_a_tampered_payload() {
         let issuer = Issuer::new("k1", 7);
-        let verifier = TokenVerifier::from_jwks(&issuer.jwks()).expect("jwks");
+        let verifier = TokenVerifier::from_jwks(&issuer.jwks(), &rules()).expect("jwks");
         let token = issuer.sign(&claims());
         let mut parts: Vec<&str> = token.split('.').collect();
         let other = URL_SAFE_NO_PAD.encode(

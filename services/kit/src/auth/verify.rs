@@ -11,7 +11,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::JwkSet};
 use moka::sync::Cache;
 use sha2::{Digest, Sha256};
 
-use super::{AUDIENCE, AuthError, Claims, ISSUER};
+use super::{AuthError, Claims, TokenRules};
 
 /// Clock skew tolerated on exp and nbf.
 const LEEWAY_SECS: u64 = 5;
@@ -44,8 +44,9 @@ impl std::fmt::Debug for TokenVerifier {
 }
 
 impl TokenVerifier {
-    /// From a JWK set (`{"keys":[...]}`); only Ed25519 keys with a kid are used.
-    pub fn from_jwks(jwks_json: &str) -> Result<Self, AuthError> {
+    /// From a JWK set (`{"keys":[...]}`; only Ed25519 keys with a kid are
+    /// used), for tokens `rules` describe.
+    pub fn from_jwks(jwks_json: &str, rules: &TokenRules) -> Result<Self, AuthError> {
         let set: JwkSet =
             serde_json::from_str(jwks_json).map_err(|e| AuthError::Jwks(e.to_string()))?;
         let mut keys = HashMap::new();
@@ -63,8 +64,8 @@ impl TokenVerifier {
             ));
         }
         let mut validation = Validation::new(Algorithm::EdDSA);
-        validation.set_issuer(&[ISSUER]);
-        validation.set_audience(&[AUDIENCE]);
+        validation.set_issuer(&[&rules.issuer]);
+        validation.set_audience(&[&rules.audience]);
         validation.validate_nbf = true;
         validation.leeway = LEEWAY_SECS;
         validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);

@@ -69,12 +69,13 @@ pub enum Broker {
 }
 
 impl Broker {
-    /// NATS JetStream on `nats` if given, else in process. Connecting
-    /// does not wait for the server: events wait in the outbox meanwhile.
-    pub async fn new(nats: Option<&NatsServer>) -> Result<Self, EventsError> {
+    /// NATS JetStream on `nats` if given, else in process; `service`
+    /// names the connection. Connecting does not wait for the server:
+    /// events wait in the outbox meanwhile.
+    pub async fn new(nats: Option<&NatsServer>, service: &str) -> Result<Self, EventsError> {
         Ok(match nats {
             None => Self::InProcess,
-            Some(server) => Self::Nats(Box::new(Nats::connect(server).await?)),
+            Some(server) => Self::Nats(Box::new(Nats::connect(server, service).await?)),
         })
     }
 

@@ -58,7 +58,9 @@ pub struct Nats {
 }
 
 impl Nats {
-    pub async fn connect(server: &NatsServer) -> Result<Self, EventsError> {
+    /// Connects as `client` (the service's name, in the server's
+    /// connection list).
+    pub async fn connect(server: &NatsServer, client: &str) -> Result<Self, EventsError> {
         let mut options = match server.credentials() {
             Some(Credentials::Token(token)) => async_nats::ConnectOptions::with_token(token),
             Some(Credentials::UserAndPassword(user, password)) => {
@@ -71,7 +73,7 @@ impl Nats {
         }
         let client = options
             .require_tls(server.tls())
-            .name("connect-shop")
+            .name(client)
             .retry_on_initial_connect()
             // Back quickly once the server is: events wait meanwhile.
             .reconnect_delay_callback(|attempts| {

@@ -1,6 +1,7 @@
 //! A certificate authority for development and tests (`shop certs`): a CA,
 //! a server certificate per service and a client certificate per service,
-//! made with rcgen (ECDSA P-256, on ring).
+//! made with rcgen (ECDSA P-256, on ring). Which services, their trust
+//! domain and namespace, the application says.
 
 use std::{net::IpAddr, path::Path};
 
@@ -10,8 +11,7 @@ use rcgen::{
     KeyUsagePurpose, PublicKeyData, SanType,
 };
 
-use super::TlsError;
-use crate::auth::TRUST_DOMAIN;
+use super::{ServiceNames, TlsError};
 
 /// The CA's certificate and key, as `write_shop` names them.
 const CA_FILE: &str = "ca.pem";
@@ -91,15 +91,10 @@ fn san(name: &str) -> Result<SanType, TlsError> {
     })
 }
 
-/// The SPIFFE ID a shop service's client certificate carries.
-pub fn spiffe_id(service: &str) -> String {
-    format!("spiffe://{TRUST_DOMAIN}/{service}")
-}
-
 /// The names a service's server certificate carries: loopback, its own
-/// name and its Kubernetes names (Service, headless Service, namespace
-/// `connect-shop`).
-pub fn server_names(service: &str) -> Vec<String> {
+/// name and its Kubernetes names in `namespace` (its Service and its
+/// headless `<service>-replicas` Service).
+pub fn server_names(service: &str, namespace: &str) -> Vec<String> {
     let mut names = vec![
         "localhost".to_owned(),
         "127.0.0.1".to_owned(),
@@ -108,9 +103,9 @@ pub fn server_names(service: &str) -> Vec<String> {
     for host in [service.to_owned(), format!("{service}-replicas")] {
         names.push(host.clone());
         for suffix in [
-            "connect-shop",
-            "connect-shop.svc",
-            "connect-shop.svc.cluster.local",
+            namespace.to_owned(),
+            format!("{namespace}.svc"),
+            format!("{namespace}.svc.cluster.local"),
         ] {
             names.push(format!("{host}.{suffix}"));
         }
@@ -237,35 +232,46 @@ impl DevCa {
         })
     }
 
-    /// A service's server certificate (see [`server_names`]), plus `hosts`.
+    /// A service's server certificate: loopback, the service's name, and
+    /// `hosts` (e.g. its [`server_names`] in a Kubernetes namespace).
     pub fn server(&self, service: &str, hosts: &[String]) -> Result<IssuedPem, TlsError> {
-        let mut names = server_names(service);
-        names.extend(
-            hosts
-                .iter()
-                .filter(|h| !names.contains(h))
-                .cloned()
-                .collect::<Vec<_>>(),
-        );
+        let mut names = vec![
+            "localhost".to_owned(),
+            "127.0.0.1".to_owned(),
+            "::1".to_owned(),
+            service.to_owned(),
+        ];
+        for host in hosts {
+            if !names.contains(host) {
+                names.push(host.clone());
+            }
+        }
         self.issue(service, &names, Usage::Server, LEAF_DAYS)
     }
 
-    /// A service's client certificate: its SPIFFE ID.
-    pub fn client(&self, service: &str) -> Result<IssuedPem, TlsError> {
-        self.issue(service, &[spiffe_id(service)], Usage::Client, LEAF_DAYS)
+    /// A service's client certificate: its SPIFFE ID among `services`.
+    pub fn client(&self, services: &ServiceNames, service: &str) -> Result<IssuedPem, TlsError> {
+        self.issue(
+            service,
+            &[services.spiffe_id(service)],
+            Usage::Client,
+            LEAF_DAYS,
+        )
     }
 
-    /// Writes `ca.pem` and `ca-key.pem`, and for each service
-    /// `<service>.pem` and `<service>-key.pem` (server) and
+    /// Writes `ca.pem` and `ca-key.pem`, and for each of `services`
+    /// `<service>.pem` and `<service>-key.pem` (server: its
+    /// [`server_names`] in `namespace`, and `hosts`) and
     /// `<service>-client.pem` and `<service>-client-key.pem` (client) into
     /// `dir`, keys readable by their owner only. Returns the files written.
     /// The CA's key is kept, so running it again ([`Self::open`]) renews
     /// the certificates under the same CA: services that reload the new
     /// files keep trusting those that have not yet.
-    pub fn write_shop(
+    pub fn write_services(
         &self,
         dir: &Path,
-        services: &[&str],
+        services: &ServiceNames,
+        namespace: &str,
         hosts: &[String],
     ) -> Result<Vec<std::path::PathBuf>, TlsError> {
         std::fs::create_dir_all(dir).map_err(|source| TlsError::Write {
@@ -276,8 +282,10 @@ impl DevCa {
             write(dir, CA_FILE, &self.cert, false)?,
             write(dir, CA_KEY_FILE, &self.issuer.key().serialize_pem(), true)?,
         ];
-        for service in services {
-            let server = self.server(service, hosts)?;
+        for service in services.services() {
+            let mut names = server_names(service, namespace);
+            names.extend(hosts.iter().cloned());
+            let server = self.server(service, &names)?;
             written.push(write(dir, &format!("{service}.pem"), &server.cert, false)?);
             written.push(write(
                 dir,
@@ -285,7 +293,7 @@ impl DevCa {
                 &server.key,
                 true,
             )?);
-            let client = self.client(service)?;
+            let client = self.client(services, service)?;
             written.push(write(
                 dir,
                 &format!("{service}-client.pem"),

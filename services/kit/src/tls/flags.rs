@@ -43,6 +43,11 @@ pub struct ServerTlsFlags {
         requires = "tls_cert"
     )]
     pub tls_allow_plaintext: bool,
+
+    /// Which services a client certificate may name: the application's
+    /// (no flag; none by default).
+    #[arg(skip)]
+    pub service_names: super::ServiceNames,
 }
 
 impl ServerTlsFlags {
@@ -74,6 +79,7 @@ impl ServerTlsFlags {
                     self.tls_client_ca.clone(),
                     self.tls_require_service_cert,
                     self.tls_allow_plaintext,
+                    self.service_names.clone(),
                 )
                 .map(Some)
             }
@@ -98,7 +104,7 @@ pub struct ClientTlsFlags {
     pub tls_ca: Option<PathBuf>,
 
     /// The PEM certificate this service presents when it calls another
-    /// (mutual TLS), e.g. one naming spiffe://connect-shop/orders.
+    /// (mutual TLS), e.g. one naming spiffe://<trust domain>/orders.
     #[arg(
         long,
         global = true,

@@ -27,9 +27,9 @@ mod tests;
 use std::path::PathBuf;
 
 pub use client::ClientTls;
-pub use dev::{DevCa, IssuedPem, Usage, server_names, spiffe_id};
+pub use dev::{DevCa, IssuedPem, Usage, server_names};
 pub use flags::{ClientTlsFlags, ServerTlsFlags};
-pub use identity::{ClientIdentity, TlsSession};
+pub use identity::{ClientIdentity, ServiceNames, TlsSession};
 pub(crate) use server::Accepted;
 pub use server::ServerTls;
 

@@ -10,7 +10,7 @@ use tokio_rustls::{TlsAcceptor, server::TlsStream};
 
 use super::{
     TlsError,
-    identity::{ClientIdentity, TlsSession},
+    identity::{ClientIdentity, ServiceNames, TlsSession},
     pem,
     reload::Reloading,
 };
@@ -30,6 +30,8 @@ pub struct ServerTls {
     config: Reloading<ServerConfig>,
     require_service_cert: bool,
     allow_plaintext: bool,
+    /// Who a client certificate may name.
+    services: ServiceNames,
 }
 
 impl std::fmt::Debug for ServerTls {
@@ -77,6 +79,7 @@ impl ServerTls {
         client_ca: Option<PathBuf>,
         require_service_cert: bool,
         allow_plaintext: bool,
+        services: ServiceNames,
     ) -> Result<Self, TlsError> {
         let mut files = vec![cert.clone(), key.clone()];
         files.extend(client_ca.clone());
@@ -87,6 +90,7 @@ impl ServerTls {
             config,
             require_service_cert,
             allow_plaintext,
+            services,
         })
     }
 
@@ -115,7 +119,7 @@ impl ServerTls {
                 .1
                 .peer_certificates()
                 .and_then(<[_]>::first)
-                .map(ClientIdentity::of);
+                .map(|certificate| ClientIdentity::of(certificate, &self.services));
             let session = TlsSession {
                 client,
                 service_certificate_required: self.require_service_cert,

@@ -14,6 +14,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::*;
 use crate::{HttpConfig, Shutdown, auth::CertifiedService};
 
+/// The services of the tests' deployment, as certificates name them.
+fn services() -> ServiceNames {
+    ServiceNames::new(
+        "connect-shop",
+        ["users", "catalog", "orders", "payments", "gateway"],
+    )
+}
+
 /// A CA and a folder its files are written to.
 struct Pki {
     dir: tempfile::TempDir,
@@ -55,6 +63,7 @@ impl Pki {
             tls_client_ca: client_ca.then(|| self.ca_file()),
             tls_require_service_cert: require,
             tls_allow_plaintext: false,
+            service_names: services(),
         }
     }
 }
@@ -238,7 +247,7 @@ async fn client_certificates_say_which_service_calls() {
     let pki = Pki::new();
     let addr = serve(pki.flags(true, false)).await;
     let ca = pki.ca.cert_pem();
-    let orders = pki.ca.client("orders").expect("client cert");
+    let orders = pki.ca.client(&services(), "orders").expect("client cert");
     let who = |identity| fetch(addr, client(ca, identity, b"h2"), "/who");
     assert_eq!(who(Some(&orders)).await.expect("mTLS").1, "service orders");
     // Browsers and curl show none, and are served.
@@ -248,7 +257,7 @@ async fn client_certificates_say_which_service_calls() {
         .ca
         .issue(
             "mallory",
-            &[spiffe_id("mallory"), "mallory.example".into()],
+            &[services().spiffe_id("mallory"), "mallory.example".into()],
             Usage::Client,
             30,
         )
@@ -278,10 +287,15 @@ async fn certificates_from_another_ca_expired_or_for_servers_are_refused_at_the_
     let addr = serve(pki.flags(true, false)).await;
     let ca = pki.ca.cert_pem();
     let other_ca = DevCa::new("another CA").expect("ca");
-    let foreign = other_ca.client("orders").expect("cert");
+    let foreign = other_ca.client(&services(), "orders").expect("cert");
     let expired = pki
         .ca
-        .issue("orders", &[spiffe_id("orders")], Usage::Client, 0)
+        .issue(
+            "orders",
+            &[services().spiffe_id("orders")],
+            Usage::Client,
+            0,
+        )
         .expect("cert");
     let server_only = pki.ca.server("orders", &[]).expect("cert");
     for (what, identity) in [
@@ -304,7 +318,7 @@ async fn internal_calls_need_a_service_certificate_where_required() {
         .expect("served")
         .1;
     assert!(refused.starts_with("refused: Unauthenticated"), "{refused}");
-    let orders = pki.ca.client("orders").expect("cert");
+    let orders = pki.ca.client(&services(), "orders").expect("cert");
     let (_, body) = fetch(addr, client(ca, Some(&orders), b"h2"), "/who")
         .await
         .expect("mTLS");
@@ -441,7 +455,12 @@ async fn the_served_certificates_expiry_is_a_metric_a_renewal_moves() {
     let pki = Pki::new();
     let expiring = pki
         .ca
-        .issue("catalog", &server_names("catalog"), Usage::Server, 20)
+        .issue(
+            "catalog",
+            &server_names("catalog", "connect-shop"),
+            Usage::Server,
+            20,
+        )
         .expect("cert");
     let cert = pki.file("expiring.pem", &expiring.cert);
     let key = pki.file("expiring-key.pem", &expiring.key);
@@ -484,7 +503,10 @@ fn identities_come_from_spiffe_ids_then_dns_names() {
     let identity = |names: &[&str]| {
         let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
         let issued = ca.issue("x", &names, Usage::Client, 30).expect("cert");
-        ClientIdentity::of(&CertificateDer::from_pem_slice(issued.cert.as_bytes()).expect("der"))
+        ClientIdentity::of(
+            &CertificateDer::from_pem_slice(issued.cert.as_bytes()).expect("der"),
+            &services(),
+        )
     };
     let service = |name: &str| ClientIdentity::Service(name.to_owned());
     assert_eq!(
@@ -539,7 +561,7 @@ async fn the_kits_clients_call_over_mutual_tls_and_rotate_their_certificate() {
         .await
         .expect("start")
         .addr;
-    let orders = pki.ca.client("orders").expect("cert");
+    let orders = pki.ca.client(&services(), "orders").expect("cert");
     let (cert, key) = (
         pki.file("orders-client.pem", &orders.cert),
         pki.file("orders-client-key.pem", &orders.key),
@@ -571,7 +593,7 @@ async fn the_kits_clients_call_over_mutual_tls_and_rotate_their_certificate() {
     assert_eq!(ask(downstream).await.expect("mTLS call"), "orders");
 
     // The certificate renewed as another service: new connections show it.
-    let gateway = pki.ca.client("gateway").expect("cert");
+    let gateway = pki.ca.client(&services(), "gateway").expect("cert");
     std::fs::write(&key, &gateway.key).expect("key");
     std::fs::write(&cert, &gateway.cert).expect("cert");
     tokio::time::sleep(reload::RELOAD_EVERY * 2).await;

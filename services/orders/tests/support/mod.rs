@@ -261,7 +261,7 @@ impl Shop {
         .await
         .expect("users");
         let accounts = users.handle;
-        let token_keys = TokenKeys::users_at(users.addr);
+        let token_keys = TokenKeys::users_at(users.addr, shop_proto::identity::token_rules());
         let catalog_db = TestDatabase::new("catalog").await;
         let catalog_config = shop_catalog::Config {
             database_url: catalog_db.url.as_str().into(),
@@ -416,7 +416,10 @@ impl Shop {
             peers: self.peers.clone(),
             nats: self.options.nats.clone(),
             saga: self.options.policy.clone(),
-            token_keys: TokenKeys::FromUsers(self.peers.users.clone()),
+            token_keys: TokenKeys::FromUsers {
+                users: self.peers.users.clone(),
+                rules: shop_proto::identity::token_rules(),
+            },
         };
         let started = runtime.spawn(async move {
             Launch::new(orders)

@@ -217,7 +217,8 @@ pub fn install(
         .with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)))
         .with_resource(opentelemetry_sdk::Resource::builder().build())
         .build();
-    let tracer = provider.tracer("connect-shop");
+    // The instrumentation scope is the library that makes the spans.
+    let tracer = provider.tracer(env!("CARGO_PKG_NAME"));
     let _ = TRUST.set(config.trust);
     let _ = TRACER.set(tracer.clone());
     ENABLED.store(true, Ordering::Relaxed);
