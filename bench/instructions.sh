@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # `just bench-instructions [KIND] [PROTOCOL] [TRACES]`: user-space instructions per
 # request of one echo server served in process (bare, kit, library: the
-# kit's library connectrpc-axum without the kit, or tonic), counted by
+# kit's library connectrpc-axum without the kit, or tonic), or of one client
+# calling an echo server (caller-kit: the kit's client stack; caller-tonic:
+# tonic's channel alone; PROTOCOL grpc), counted by
 # valgrind's callgrind: unlike req/s on a shared machine, the count is the
 # same run after run, so an A/B of two builds shows even a 2% change. The
 # count is the difference between 3,000 and 1,000 requests, per request;
@@ -22,8 +24,8 @@ kind=${1:-kit}
 protocol=${2:-connect}
 traces=${3:-off}
 case "$kind" in
-  bare|kit|library|tonic) ;;
-  *) echo "bench-instructions: KIND is bare, kit, library or tonic (the others run in a process of their own)" >&2; exit 2 ;;
+  bare|kit|library|tonic|caller-kit|caller-tonic) ;;
+  *) echo "bench-instructions: KIND is bare, kit, library or tonic (a server), or caller-kit or caller-tonic (a client: the kit's stack, tonic's channel)" >&2; exit 2 ;;
 esac
 for tool in valgrind h2load; do
   command -v "$tool" >/dev/null || { echo "bench-instructions: $tool is missing (Debian: valgrind, nghttp2-client)" >&2; exit 2; }
@@ -82,6 +84,37 @@ measure() {
   kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
   sed -n 's/^summary: //p' "$scratch/out"
 }
-few=$(measure 1000)
-many=$(measure 3000)
+# A client's side: the caller under callgrind, calling tonic's echo
+# server (another process, not counted) N times in a row.
+measure_caller() {
+  local callee=$((port + 1)) fifo="$scratch/calls"
+  "$bin" peer tonic --port "$callee" >/dev/null 2>&1 &
+  local server=$!
+  rm -f "$fifo"; mkfifo "$fifo"
+  valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$scratch/out" \
+    "$bin" caller "${kind#caller-}" --port "$callee" <"$fifo" >"$scratch/said" 2>&1 &
+  local pid=$!
+  exec 3>"$fifo"
+  for _ in $(seq 1 600); do grep -q '^ready' "$scratch/said" && break; sleep 0.1; done
+  grep -q '^ready' "$scratch/said" || { echo "bench-instructions: the caller did not start:" >&2; cat "$scratch/said" >&2; exit 1; }
+  callgrind_control --instr=on "$pid" >/dev/null 2>&1
+  echo "$1" >&3
+  for _ in $(seq 1 1200); do grep -q "^done $1" "$scratch/said" && break; sleep 0.1; done
+  grep -q "^done $1" "$scratch/said" || { echo "bench-instructions: the calls failed:" >&2; cat "$scratch/said" >&2; exit 1; }
+  exec 3>&-
+  wait "$pid" 2>/dev/null || true
+  kill "$server" 2>/dev/null; wait "$server" 2>/dev/null || true
+  sed -n 's/^summary: //p' "$scratch/out"
+}
+case "$kind" in
+  caller-*)
+    [ "$protocol" = grpc ] || { echo "bench-instructions: a caller speaks gRPC (PROTOCOL grpc)" >&2; exit 2; }
+    few=$(measure_caller 1000)
+    many=$(measure_caller 3000)
+    ;;
+  *)
+    few=$(measure 1000)
+    many=$(measure 3000)
+    ;;
+esac
 echo "$kind $protocol (traces: $traces): $(( (many - few) / 2000 )) instructions per request"

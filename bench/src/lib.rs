@@ -5,6 +5,7 @@
 //! (src/bin/).
 
 pub mod app_suite;
+pub mod caller;
 pub mod chaos;
 pub mod cpus;
 mod echo;

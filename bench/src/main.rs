@@ -79,6 +79,16 @@ enum Command {
     /// Only the TLS suite: the kit's and tonic's unary echo over TLS beside
     /// the same over h2c, and what a new connection's handshake costs.
     Tls,
+    /// Call the echo server at 127.0.0.1:PORT with one client (the kit's
+    /// stack, or tonic's channel), N sequential calls for every N read from
+    /// stdin: what a call costs the caller (`just bench-instructions
+    /// caller-kit`).
+    Caller {
+        #[arg(value_enum)]
+        kind: shop_bench::caller::CallerKind,
+        #[arg(long)]
+        port: u16,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -167,6 +177,10 @@ fn main() -> std::process::ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let command = cli.command.unwrap_or(Command::All);
+    if let Command::Caller { kind, port } = command {
+        return shop_bench::caller::run(kind, std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+            .await;
+    }
     if let Command::Peer {
         kind,
         port,

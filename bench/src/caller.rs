@@ -1,0 +1,94 @@
+//! One client calling the echo server, for counting what a call costs the
+//! caller (`just bench-instructions caller-kit`): the kit's client stack
+//! (balance, breaker, retry, deadline, bulkhead, metrics), or tonic's own
+//! channel beside it (the reference). It makes one call, says `ready`, then
+//! makes N sequential calls for every N read from stdin, saying `done N`.
+
+use std::{io::BufRead, net::SocketAddr};
+
+use anyhow::Context;
+use futures::future::BoxFuture;
+use shop_kit::client::{Downstream, DownstreamPolicy, Retry};
+
+use crate::{echo, pb::echo_service_client::EchoServiceClient};
+
+/// Which client calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum CallerKind {
+    /// The kit's client stack.
+    Kit,
+    /// tonic's channel alone.
+    Tonic,
+}
+
+type Call = Box<dyn FnMut() -> BoxFuture<'static, anyhow::Result<()>>>;
+
+async fn caller(kind: CallerKind, target: SocketAddr) -> anyhow::Result<Call> {
+    Ok(match kind {
+        CallerKind::Kit => {
+            let downstream = Downstream::at("echo", target, DownstreamPolicy::default());
+            Box::new(move || {
+                let downstream = downstream.clone();
+                Box::pin(async move {
+                    downstream
+                        .call(Retry::Safe, None, |channel, budget| {
+                            let mut client = EchoServiceClient::new(channel);
+                            let mut request = tonic::Request::new(echo::echo_request());
+                            request.set_timeout(budget);
+                            async move { client.echo(request).await }
+                        })
+                        .await?;
+                    Ok(())
+                })
+            })
+        }
+        CallerKind::Tonic => {
+            let channel = tonic::transport::Endpoint::from_shared(format!("http://{target}"))?
+                .connect()
+                .await?;
+            let client = EchoServiceClient::new(channel);
+            Box::new(move || {
+                let mut client = client.clone();
+                Box::pin(async move {
+                    client
+                        .echo(tonic::Request::new(echo::echo_request()))
+                        .await?;
+                    Ok(())
+                })
+            })
+        }
+    })
+}
+
+pub async fn run(kind: CallerKind, target: SocketAddr) -> anyhow::Result<()> {
+    let mut call = caller(kind, target).await?;
+    // The first call sets up what later calls reuse (a connection, metric
+    // handles); it is not counted.
+    let started = tokio::time::Instant::now();
+    loop {
+        match call().await {
+            Ok(()) => break,
+            Err(_) if started.elapsed() < std::time::Duration::from_secs(10) => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(error) => return Err(error).context("the echo server does not answer"),
+        }
+    }
+    println!("ready");
+    let (lines, mut asked) = tokio::sync::mpsc::channel::<String>(1);
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines().map_while(Result::ok) {
+            if lines.blocking_send(line).is_err() {
+                break;
+            }
+        }
+    });
+    while let Some(line) = asked.recv().await {
+        let calls: u32 = line.trim().parse().context("a number of calls")?;
+        for _ in 0..calls {
+            call().await?;
+        }
+        println!("done {calls}");
+    }
+    Ok(())
+}
