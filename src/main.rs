@@ -458,7 +458,7 @@ impl ShopArgs {
         Ok(shop_gateway::Config {
             browser,
             services,
-            downstream: shop_kit::client::DownstreamPolicy::default(),
+            downstream: shop_kit::client::PeerPolicy::default(),
             cache: shop_gateway::CachePolicy::default(),
             rate_limit: self.rate_limit.clone(),
             web_dir: self.web_dir.clone(),

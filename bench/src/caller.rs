@@ -8,7 +8,7 @@ use std::{io::BufRead, net::SocketAddr};
 
 use anyhow::Context;
 use futures::future::BoxFuture;
-use shop_kit::client::{Downstream, DownstreamPolicy, Retry};
+use shop_kit::client::{Peer, PeerPolicy};
 
 use crate::{echo, pb::echo_service_client::EchoServiceClient};
 
@@ -26,17 +26,12 @@ type Call = Box<dyn FnMut() -> BoxFuture<'static, anyhow::Result<()>>>;
 async fn caller(kind: CallerKind, target: SocketAddr) -> anyhow::Result<Call> {
     Ok(match kind {
         CallerKind::Kit => {
-            let downstream = Downstream::at("echo", target, DownstreamPolicy::default());
+            let client = EchoServiceClient::new(Peer::at("echo", target, PeerPolicy::default()));
             Box::new(move || {
-                let downstream = downstream.clone();
+                let mut client = client.clone();
                 Box::pin(async move {
-                    downstream
-                        .call(Retry::Safe, None, |channel, budget| {
-                            let mut client = EchoServiceClient::new(channel);
-                            let mut request = tonic::Request::new(echo::echo_request());
-                            request.set_timeout(budget);
-                            async move { client.echo(request).await }
-                        })
+                    client
+                        .echo(tonic::Request::new(echo::echo_request()))
                         .await?;
                     Ok(())
                 })

@@ -8,7 +8,7 @@
 use std::{sync::Arc, time::Duration};
 
 use moka::future::Cache;
-use shop_kit::client::{Downstream, DownstreamPolicy, PeerError, PeerTarget, Retry};
+use shop_kit::client::{CallExt, Peer, PeerError, PeerPolicy, PeerTarget};
 use shop_proto::shop::{
     catalog::v1::{ListProductsRequest, Product, catalog_service_client::CatalogServiceClient},
     orders::v1::{ListOrdersRequest, Order, order_service_client::OrderServiceClient},
@@ -48,21 +48,12 @@ impl Default for CachePolicy {
     }
 }
 
-fn forwarded<T>(message: T, bearer: &str, budget: Duration) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request.set_timeout(budget);
-    if let Ok(value) = format!("Bearer {bearer}").parse() {
-        request.metadata_mut().insert("authorization", value);
-    }
-    request
-}
-
 /// The services, as the gateway calls them.
 #[derive(Clone, Debug)]
 pub struct Services {
-    users: Downstream,
-    catalog: Downstream,
-    orders: Downstream,
+    users: Peer,
+    catalog: Peer,
+    orders: Peer,
     products: Cache<i32, Arc<Vec<Product>>>,
 }
 
@@ -71,13 +62,13 @@ impl Services {
     /// endpoints.
     pub async fn connect(
         peers: &ServicePeers,
-        policy: &DownstreamPolicy,
+        policy: &PeerPolicy,
         cache: &CachePolicy,
     ) -> Result<Self, PeerError> {
         let (users, catalog, orders) = tokio::try_join!(
-            Downstream::connect("users", &peers.users, policy.clone()),
-            Downstream::connect("catalog", &peers.catalog, policy.clone()),
-            Downstream::connect("orders", &peers.orders, policy.clone()),
+            Peer::connect("users", &peers.users, policy.clone()),
+            Peer::connect("catalog", &peers.catalog, policy.clone()),
+            Peer::connect("orders", &peers.orders, policy.clone()),
         )?;
         Ok(Self {
             users,
@@ -99,17 +90,13 @@ impl Services {
     ) -> Result<Arc<Vec<Product>>, Status> {
         self.products
             .try_get_with(count, async {
-                let page = self
-                    .catalog
-                    .call(Retry::Safe, deadline, |channel, budget| {
-                        let mut client = CatalogServiceClient::new(channel);
-                        let mut request = tonic::Request::new(ListProductsRequest {
-                            page_size: count,
-                            ..Default::default()
-                        });
-                        request.set_timeout(budget);
-                        async move { client.list_products(request).await }
-                    })
+                let request = tonic::Request::new(ListProductsRequest {
+                    page_size: count,
+                    ..Default::default()
+                })
+                .within(deadline);
+                let page = CatalogServiceClient::new(self.catalog.clone())
+                    .list_products(request)
                     .await?;
                 Ok::<_, Status>(Arc::new(page.into_inner().products))
             })
@@ -119,13 +106,11 @@ impl Services {
 
     /// The signed-in caller.
     pub async fn me(&self, bearer: &str, deadline: Option<Instant>) -> Result<User, Status> {
-        let answer = self
-            .users
-            .call(Retry::Safe, deadline, |channel, budget| {
-                let mut client = UserServiceClient::new(channel);
-                let request = forwarded(GetMeRequest {}, bearer, budget);
-                async move { client.get_me(request).await }
-            })
+        let request = tonic::Request::new(GetMeRequest {})
+            .within(deadline)
+            .bearer(bearer);
+        let answer = UserServiceClient::new(self.users.clone())
+            .get_me(request)
             .await?;
         answer
             .into_inner()
@@ -140,20 +125,14 @@ impl Services {
         count: i32,
         deadline: Option<Instant>,
     ) -> Result<Vec<Order>, Status> {
-        let answer = self
-            .orders
-            .call(Retry::Safe, deadline, |channel, budget| {
-                let mut client = OrderServiceClient::new(channel);
-                let request = forwarded(
-                    ListOrdersRequest {
-                        page_size: count,
-                        ..Default::default()
-                    },
-                    bearer,
-                    budget,
-                );
-                async move { client.list_orders(request).await }
-            })
+        let request = tonic::Request::new(ListOrdersRequest {
+            page_size: count,
+            ..Default::default()
+        })
+        .within(deadline)
+        .bearer(bearer);
+        let answer = OrderServiceClient::new(self.orders.clone())
+            .list_orders(request)
             .await?;
         Ok(answer.into_inner().orders)
     }

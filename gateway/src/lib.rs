@@ -17,7 +17,7 @@ use shop_kit::{
     Readiness, RpcServer,
     app::{Context, Service, StartFailure},
     auth::TokenKeys,
-    client::DownstreamPolicy,
+    client::PeerPolicy,
     grpc_defaults,
     rpc::rate_limit::{self, RateLimitConfig},
 };
@@ -37,7 +37,7 @@ pub struct AppState {
 pub struct Config {
     /// Where the gateway calls the services.
     pub services: ServicePeers,
-    pub downstream: DownstreamPolicy,
+    pub downstream: PeerPolicy,
     pub cache: CachePolicy,
     pub rate_limit: RateLimitConfig,
     /// A folder with the web app (index.html and its assets) to serve

@@ -23,7 +23,7 @@ use shop_kit::{
     HttpConfig,
     app::{Launch, Service},
     auth::TokenKeys,
-    client::{DownstreamPolicy, PeerTarget},
+    client::{PeerPolicy, PeerTarget},
     rpc::rate_limit::RateLimitConfig,
     testing::TestDatabase,
 };
@@ -90,7 +90,7 @@ struct Shop {
 
 struct Settings {
     rate_limit: RateLimitConfig,
-    downstream: DownstreamPolicy,
+    downstream: PeerPolicy,
     catalog_ttl: Duration,
 }
 
@@ -103,11 +103,11 @@ impl Default for Settings {
                 user_per_second: 1000,
                 user_burst: 1000,
             },
-            downstream: DownstreamPolicy {
+            downstream: PeerPolicy {
                 first_backoff: Duration::from_millis(5),
                 breaker_cooldown: Duration::from_millis(300),
                 breaker_threshold: 3,
-                ..DownstreamPolicy::default()
+                ..PeerPolicy::default()
             },
             catalog_ttl: Duration::from_millis(1),
         }

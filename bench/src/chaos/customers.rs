@@ -18,7 +18,7 @@ use std::{
 
 use anyhow::Context;
 use rand::{Rng, SeedableRng, rngs::StdRng, seq::SliceRandom};
-use shop_kit::client::{Downstream, DownstreamPolicy, PeerTarget, Retry};
+use shop_kit::client::{CallExt, Peer, PeerPolicy, PeerTarget, Retry};
 use shop_proto::shop::{
     orders::v1::{
         CancelOrderRequest, CreateOrderRequest, GetOrderRequest, Order, OrderStatus,
@@ -107,20 +107,20 @@ impl Placed {
 /// service, each one address or many.
 #[derive(Clone, Debug)]
 pub struct Reach {
-    users: Downstream,
-    orders: Downstream,
+    users: Peer,
+    orders: Peer,
 }
 
 impl Reach {
     pub async fn at(users: &PeerTarget, orders: &PeerTarget) -> anyhow::Result<Self> {
-        let policy = DownstreamPolicy {
+        let policy = PeerPolicy {
             timeout: CALL_TIMEOUT,
             max_in_flight: 1024,
-            ..DownstreamPolicy::default()
+            ..PeerPolicy::default()
         };
         Ok(Self {
-            users: Downstream::connect("users", users, policy.clone()).await?,
-            orders: Downstream::connect("orders", orders, policy).await?,
+            users: Peer::connect("users", users, policy.clone()).await?,
+            orders: Peer::connect("orders", orders, policy).await?,
         })
     }
 
@@ -267,19 +267,9 @@ struct Customer {
     number: usize,
     token: String,
     user_id: String,
-    orders: Downstream,
+    orders: Peer,
     calls: Arc<Calls>,
     rng: StdRng,
-}
-
-/// A request carrying a customer's token and the attempt's time budget.
-fn request<T>(message: T, token: &str, budget: Duration) -> Request<T> {
-    let mut request = Request::new(message);
-    request.set_timeout(budget);
-    if let Ok(bearer) = format!("Bearer {token}").parse() {
-        request.metadata_mut().insert("authorization", bearer);
-    }
-    request
 }
 
 impl Customer {
@@ -294,14 +284,11 @@ impl Customer {
             password: "chaos-password-1".to_owned(),
             display_name: format!("Chaos customer {number}"),
         };
-        let session = reach
-            .users
-            .call(Retry::Never, None, |channel, budget| {
-                let mut users = UserServiceClient::new(channel);
-                let mut asked = Request::new(sign_up.clone());
-                asked.set_timeout(budget);
-                async move { users.sign_up(asked).await }
-            })
+        // Not keyed: a second sign-up would find the email taken.
+        let mut asked = Request::new(sign_up);
+        asked.extensions_mut().insert(Retry::Never);
+        let session = UserServiceClient::new(reach.users.clone())
+            .sign_up(asked)
             .await
             .context("signing up")?
             .into_inner()
@@ -405,13 +392,9 @@ impl Customer {
         let mut stopped_at: Option<Instant> = None;
         loop {
             // Keyed: the client stack may repeat it on another replica.
-            let answer = self
-                .orders
-                .call(Retry::Safe, None, |channel, budget| {
-                    let mut orders = OrderServiceClient::new(channel);
-                    let asked = request(create.clone(), &self.token, budget);
-                    async move { orders.create_order(asked).await }
-                })
+            let asked = Request::new(create.clone()).bearer(&self.token);
+            let answer = OrderServiceClient::new(self.orders.clone())
+                .create_order(asked)
                 .await;
             self.calls.count("CreateOrder", &answer);
             match answer {
@@ -451,13 +434,11 @@ impl Customer {
         for _ in 0..5 {
             let deadline = tokio::time::Instant::now() + CANCEL_TIMEOUT;
             // Cancelling twice is cancelling once.
-            let answer = self
-                .orders
-                .call(Retry::Safe, Some(deadline), |channel, budget| {
-                    let mut orders = OrderServiceClient::new(channel);
-                    let asked = request(cancel.clone(), &self.token, budget);
-                    async move { orders.cancel_order(asked).await }
-                })
+            let asked = Request::new(cancel.clone())
+                .within(Some(deadline))
+                .bearer(&self.token);
+            let answer = OrderServiceClient::new(self.orders.clone())
+                .cancel_order(asked)
                 .await;
             let refused =
                 matches!(&answer, Err(status) if status.code() == Code::FailedPrecondition);
@@ -513,13 +494,9 @@ pub async fn final_order(
         order_id: order.id.clone(),
     };
     loop {
-        let answer = reach
-            .orders
-            .call(Retry::Safe, None, |channel, budget| {
-                let mut orders = OrderServiceClient::new(channel);
-                let asked = request(get.clone(), &order.token, budget);
-                async move { orders.get_order(asked).await }
-            })
+        let asked = Request::new(get.clone()).bearer(&order.token);
+        let answer = OrderServiceClient::new(reach.orders.clone())
+            .get_order(asked)
             .await;
         if let Ok(answer) = answer
             && let Some(found) = answer.into_inner().order

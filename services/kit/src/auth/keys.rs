@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::{AuthError, JWKS_PATH, TokenRules, TokenVerifier};
-use crate::client::{Downstream, DownstreamPolicy, PeerTarget, Retry};
+use crate::client::{Peer, PeerPolicy, PeerTarget};
 
 impl TokenVerifier {
     /// Fetches the JWK set from the users service at `users` (JWKS_PATH on
@@ -22,22 +22,18 @@ impl TokenVerifier {
             reason,
         };
         let deadline = Instant::now() + patience;
-        let downstream = Downstream::connect(
+        let keys = Peer::connect(
             "users-keys",
             users,
-            DownstreamPolicy {
+            PeerPolicy {
                 resolve_patience: patience,
-                ..DownstreamPolicy::default()
+                ..PeerPolicy::default()
             },
         )
         .await
         .map_err(|e| failed(e.to_string()))?;
         loop {
-            let answer = downstream
-                .call(Retry::Safe, None, |channel, _budget| {
-                    crate::client::get(channel, JWKS_PATH)
-                })
-                .await;
+            let answer = keys.get(JWKS_PATH).await;
             match answer {
                 Ok(body) => {
                     return Self::from_jwks(&String::from_utf8_lossy(&body), rules);

@@ -11,7 +11,18 @@ use std::{
 use tokio::time::Instant;
 use tonic::Code;
 
-use super::is_infrastructure_failure;
+use super::status::is_infrastructure_failure;
+
+/// Whether a call may go to an endpoint now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Admission {
+    /// Closed: any call.
+    Closed,
+    /// Cooled down: this call, as the probe.
+    Probe,
+    /// Open: none until then.
+    Until(Instant),
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
@@ -51,8 +62,32 @@ impl Breaker {
     }
 
     /// Whether it is open (failing fast) right now.
+    #[cfg(test)]
     pub(super) fn is_open(&self) -> bool {
         matches!(*self.lock(), State::Open { until } if Instant::now() < until)
+    }
+
+    /// Whether it fails calls fast: open, or half open (only a probe goes).
+    pub(super) fn is_failing(&self) -> bool {
+        !matches!(*self.lock(), State::Closed { .. })
+    }
+
+    /// Whether a call may go now: any (closed), this one as the probe
+    /// (cooled down: the probe slot is taken), or none until when.
+    pub(super) fn admission(&self, now: Instant) -> Admission {
+        let mut state = self.lock();
+        match *state {
+            State::Closed { .. } => Admission::Closed,
+            State::Open { until } if now < until => Admission::Until(until),
+            State::HalfOpen { probe_sent } if now < probe_sent + self.cooldown => {
+                Admission::Until(probe_sent + self.cooldown)
+            }
+            // Cooled down: this call is the probe.
+            State::Open { .. } | State::HalfOpen { .. } => {
+                *state = State::HalfOpen { probe_sent: now };
+                Admission::Probe
+            }
+        }
     }
 
     /// Whether [`Self::admit`] would let a call through now (without
@@ -65,27 +100,13 @@ impl Breaker {
         }
     }
 
-    /// Whether a call may go through now (taking the probe slot when
-    /// half-open).
-    pub(super) fn admit(&self) -> bool {
-        let mut state = self.lock();
-        let now = Instant::now();
-        let (admitted, next) = match *state {
-            State::Closed { .. } => (true, *state),
-            State::Open { until } if now < until => (false, *state),
-            State::HalfOpen { probe_sent } if now < probe_sent + self.cooldown => (false, *state),
-            // Cooled down: this call is the probe.
-            State::Open { .. } | State::HalfOpen { .. } => {
-                (true, State::HalfOpen { probe_sent: now })
-            }
-        };
-        *state = next;
-        admitted
-    }
-
     /// Counts a call's outcome; `Some(open)` when that opened or closed it.
-    pub(super) fn record(&self, outcome: Result<(), Code>) -> Option<bool> {
-        let infrastructure = matches!(outcome, Err(code) if is_infrastructure_failure(code));
+    /// A cancelled call (its caller gave up) says nothing of the endpoint.
+    pub(super) fn record(&self, code: Code) -> Option<bool> {
+        if code == Code::Cancelled {
+            return None;
+        }
+        let infrastructure = is_infrastructure_failure(code);
         let mut state = self.lock();
         let next = match (*state, infrastructure) {
             (_, false) => State::Closed { failures: 0 },
@@ -117,7 +138,7 @@ mod tests {
             for _ in 0..8 {
                 threads.spawn(|| {
                     for _ in 0..50 {
-                        breaker.record(Err(Code::Unavailable));
+                        breaker.record(Code::Unavailable);
                     }
                 });
             }
@@ -125,10 +146,10 @@ mod tests {
         assert!(breaker.is_open(), "{breaker:?}");
         let sequential = Breaker::new(400, Duration::from_secs(60));
         for _ in 0..399 {
-            assert_eq!(sequential.record(Err(Code::Unavailable)), None);
+            assert_eq!(sequential.record(Code::Unavailable), None);
         }
         assert!(!sequential.is_open(), "one short of the threshold");
-        assert_eq!(sequential.record(Err(Code::Unavailable)), Some(true));
+        assert_eq!(sequential.record(Code::Unavailable), Some(true));
         assert!(sequential.is_open());
     }
 
@@ -136,19 +157,28 @@ mod tests {
     async fn business_errors_never_open_it_and_a_probe_closes_it() {
         let breaker = Breaker::new(2, Duration::from_millis(50));
         for _ in 0..10 {
-            breaker.record(Err(Code::NotFound));
+            breaker.record(Code::NotFound);
         }
         assert!(!breaker.is_open(), "not_found is the caller's problem");
-        breaker.record(Err(Code::Internal));
-        breaker.record(Err(Code::Unknown));
-        assert!(breaker.is_open());
-        assert!(!breaker.admit(), "open: fail fast");
+        breaker.record(Code::Internal);
+        breaker.record(Code::Cancelled);
+        breaker.record(Code::Unknown);
+        assert!(breaker.is_open(), "a cancelled call breaks no streak");
+        assert!(matches!(
+            breaker.admission(Instant::now()),
+            Admission::Until(_)
+        ));
         assert!(!breaker.would_admit(Instant::now()));
         tokio::time::sleep(Duration::from_millis(60)).await;
         assert!(breaker.would_admit(Instant::now()));
-        assert!(breaker.admit(), "cooled down: the probe");
-        assert!(!breaker.admit(), "one probe at a time");
-        assert_eq!(breaker.record(Ok(())), Some(false), "the probe closed it");
-        assert!(breaker.admit());
+        assert_eq!(breaker.admission(Instant::now()), Admission::Probe);
+        assert!(
+            matches!(breaker.admission(Instant::now()), Admission::Until(_)),
+            "one probe at a time"
+        );
+        assert!(breaker.is_failing());
+        assert_eq!(breaker.record(Code::Ok), Some(false), "the probe closed it");
+        assert_eq!(breaker.admission(Instant::now()), Admission::Closed);
+        assert!(!breaker.is_failing());
     }
 }

@@ -1,8 +1,9 @@
-//! The channel each attempt of a call gets: the endpoint's connection, with
+//! The connection each attempt of a call goes out on: the endpoint's, with
 //! every RPC sent through it timed by code (`rpc_client_call_duration_
-//! seconds`) and made a client span (traces on) whose context goes out in
-//! the request's headers. Being the only way the stack hands out a
-//! connection, no call can forget any of it.
+//! seconds`), made a client span (traces on) whose context goes out in the
+//! request's headers, and its outcome recorded on the endpoint (breaker,
+//! health, calls in flight) once its code is known. Being the only way the
+//! stack reaches an endpoint, no call can forget any of it.
 
 use std::{
     collections::HashMap,
@@ -18,17 +19,19 @@ use futures::future::BoxFuture;
 use http_body::{Frame, SizeHint};
 use metrics::Histogram;
 use opentelemetry::trace::FutureExt as _;
+use tonic::Code;
 use tower::Service;
 
+use super::endpoint::Outcome;
 use crate::observe::{
     telemetry::kept,
     traces::{self, RpcTrace},
 };
 
-/// A connection to one endpoint of a peer; any tonic client takes it
-/// (`FooClient::new(channel)`).
+/// The connection to one endpoint of a peer, as its
+/// [`super::endpoint::EndpointService`] sends each call through it.
 #[derive(Clone, Debug)]
-pub struct Channel {
+pub(super) struct Channel {
     inner: tonic::transport::Channel,
     addr: SocketAddr,
 }
@@ -80,41 +83,70 @@ impl MethodSeries {
     }
 }
 
-/// One call under way: timed, and its span (if traced) ended with its code.
+/// One call under way: timed (an RPC's), its span (if traced) ended with
+/// its code, and its outcome recorded on its endpoint, once.
 struct ClientCall {
-    series: Arc<MethodSeries>,
+    /// `None`: no RPC (a plain GET, a JWK set).
+    series: Option<Arc<MethodSeries>>,
     started: Instant,
     /// `None`: traces off, or a trace nobody keeps.
     trace: Option<RpcTrace>,
+    outcome: Outcome,
+    deadline: Option<tokio::time::Instant>,
 }
 
 impl ClientCall {
-    fn finish(self, code: &'static str) {
-        self.series
-            .duration(code)
-            .record(self.started.elapsed().as_secs_f64());
-        if let Some(trace) = &self.trace {
-            trace.end_called(code);
+    fn finish(self, code: Code) {
+        let name = code_name(code);
+        if let Some(series) = &self.series {
+            series
+                .duration(name)
+                .record(self.started.elapsed().as_secs_f64());
         }
+        if let Some(trace) = &self.trace {
+            trace.end_called(name);
+        }
+        self.outcome.end(code);
+    }
+
+    /// Dropped before its code was known.
+    fn abandon(self) {
+        let late = self
+            .deadline
+            .is_some_and(|deadline| tokio::time::Instant::now() >= deadline);
+        self.finish(if late {
+            Code::DeadlineExceeded
+        } else {
+            Code::Cancelled
+        });
     }
 }
 
-impl Service<Request> for Channel {
-    type Response = Response;
-    type Error = tonic::transport::Error;
-    type Future = BoxFuture<'static, Result<Response, Self::Error>>;
+fn code_name(code: Code) -> &'static str {
+    crate::rpc::connect_errors::code_name(code as i32)
+}
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+/// A call's answer: its head, the call finished with its code if the head
+/// says it, else when its body's trailers do.
+pub(super) type ChannelFuture = BoxFuture<'static, Result<Response, super::status::BoxError>>;
+
+impl Channel {
+    pub(super) fn poll_ready(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), tonic::transport::Error>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: Request) -> Self::Future {
+    pub(super) fn call(&mut self, mut request: Request, outcome: Outcome) -> ChannelFuture {
+        let deadline = request
+            .extensions()
+            .get::<super::deadline::Deadline>()
+            .map(|deadline| deadline.0);
         // RPCs are POSTs; a plain GET through the channel (a JWK set) is no RPC.
-        if request.method() != http::Method::POST {
-            return Box::pin(self.inner.call(request));
-        }
-        let series = MethodSeries::of(request.uri().path());
-        let trace = if traces::enabled() {
+        let rpc = request.method() == http::Method::POST;
+        let series = rpc.then(|| MethodSeries::of(request.uri().path()));
+        let trace = if rpc && traces::enabled() {
             let path = request.uri().path().to_owned();
             traces::client_trace(&path, self.addr, request.headers_mut())
         } else {
@@ -128,18 +160,20 @@ impl Service<Request> for Channel {
             series,
             started: Instant::now(),
             trace: trace.clone(),
+            outcome,
+            deadline,
         };
         let answered = async move {
             let response = match sent.await {
                 Ok(response) => response,
                 Err(error) => {
-                    call.finish("unavailable");
-                    return Err(error);
+                    call.finish(Code::Unavailable);
+                    return Err(error.into());
                 }
             };
             let (parts, body) = response.into_parts();
             // A failure with no message has its status in the headers.
-            if let Some(code) = crate::rpc::grpc_status(&parts.headers) {
+            if let Some(code) = super::status::head_code(parts.status, &parts.headers) {
                 call.finish(code);
                 return Ok(Response::from_parts(parts, body));
             }
@@ -168,7 +202,7 @@ pin_project_lite::pin_project! {
     impl PinnedDrop for CallBody {
         fn drop(this: Pin<&mut Self>) {
             if let Some(call) = this.project().call.take() {
-                call.finish("canceled");
+                call.abandon();
             }
         }
     }
@@ -185,12 +219,21 @@ impl http_body::Body for CallBody {
         let this = self.project();
         let polled = this.inner.poll_frame(cx);
         let code = match &polled {
-            Poll::Ready(Some(Ok(frame))) => frame
-                .trailers_ref()
-                .map(|trailers| crate::rpc::grpc_status(trailers).unwrap_or("unknown")),
-            // Ended without trailers: the stream was cut short.
-            Poll::Ready(None) => Some("unknown"),
-            Poll::Ready(Some(Err(_))) => Some("unavailable"),
+            Poll::Ready(Some(Ok(frame))) => frame.trailers_ref().map(|trailers| {
+                trailers
+                    .get("grpc-status")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<i32>().ok())
+                    .map_or(Code::Unknown, Code::from)
+            }),
+            // Ended without trailers: a plain HTTP answer's end (no RPC),
+            // or a stream cut short.
+            Poll::Ready(None) => Some(if this.call.as_ref().is_some_and(|c| c.series.is_none()) {
+                Code::Ok
+            } else {
+                Code::Unknown
+            }),
+            Poll::Ready(Some(Err(_))) => Some(Code::Unavailable),
             Poll::Pending => None,
         };
         // The call is taken only once the code is known.

@@ -6,24 +6,42 @@
 //! `unavailable` makes the task ask (`Check`) before the endpoint is used
 //! again. An endpoint that is down is probed again with backoff until it
 //! serves.
+//!
+//! To the balancer an endpoint is an [`EndpointService`]: ready only while
+//! it serves and its breaker admits a call (so the balancer never picks it
+//! otherwise), loaded by its calls in flight.
 
 use std::{
     net::SocketAddr,
+    pin::Pin,
     sync::{
         Arc,
         atomic::{AtomicU8, AtomicUsize, Ordering},
     },
+    task::{Context, Poll},
     time::Duration,
 };
 
-use tokio::{sync::Notify, time::Instant};
+use bytes::Bytes;
+use futures::task::AtomicWaker;
+use tokio::{
+    sync::Notify,
+    time::{Instant, Sleep},
+};
 use tokio_util::sync::CancellationToken;
-use tonic::{Code, Status, transport::Channel};
+use tonic::{Code, transport::Channel as TonicChannel};
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
-use super::{Backoff, breaker::Breaker, resolve::Address, target::Scheme};
+use super::{
+    Backoff,
+    breaker::{Admission, Breaker},
+    channel::{Channel, ChannelFuture},
+    resolve::Address,
+    status::BoxError,
+    target::Scheme,
+};
 use crate::tls::{ClientTls, TlsError};
 
 /// How long a health probe may take before the endpoint counts as down.
@@ -84,6 +102,8 @@ pub(super) trait Observer: Send + Sync + 'static {
     fn health_changed(&self, endpoint: &Endpoint, from: Health, to: Health);
     /// Its breaker opened (`true`) or closed.
     fn breaker_changed(&self, endpoint: &Endpoint, open: bool);
+    /// A call on it ended with `code`.
+    fn call_ended(&self, code: Code);
 }
 
 /// How connections to a peer's endpoints are made.
@@ -107,12 +127,14 @@ pub(super) enum EndpointError {
 
 pub(super) struct Endpoint {
     pub(super) address: Address,
-    channel: Channel,
+    channel: TonicChannel,
     in_flight: AtomicUsize,
     health: AtomicU8,
     breaker: Breaker,
     /// A call failed in a way that asks whether it still serves.
     suspect: Notify,
+    /// The balancer's wait for this endpoint to take calls again.
+    ready: AtomicWaker,
     stop: CancellationToken,
     pub(super) calls: metrics::Counter,
     observer: Arc<dyn Observer>,
@@ -168,6 +190,7 @@ impl Endpoint {
             health: AtomicU8::new(Health::Probing as u8),
             breaker,
             suspect: Notify::new(),
+            ready: AtomicWaker::new(),
             stop,
             calls,
             observer,
@@ -178,10 +201,6 @@ impl Endpoint {
 
     pub(super) fn addr(&self) -> SocketAddr {
         self.address.addr
-    }
-
-    pub(super) fn channel(&self) -> Channel {
-        self.channel.clone()
     }
 
     pub(super) fn health(&self) -> Health {
@@ -197,38 +216,41 @@ impl Endpoint {
         self.health() == Health::Serving && self.breaker.would_admit(now)
     }
 
+    /// Whether its breaker fails calls fast (open, or half open with only
+    /// a probe let through).
+    pub(super) fn breaker_failing(&self) -> bool {
+        self.breaker.is_failing()
+    }
+
     /// Stops watching it (it left its set).
     pub(super) fn retire(&self) {
         self.stop.cancel();
+        self.ready.wake();
     }
 
-    pub(super) fn breaker_open(&self) -> bool {
-        self.breaker.is_open()
-    }
-
-    /// Takes the breaker's leave for one call (the probe slot if half-open).
-    pub(super) fn admit(&self) -> bool {
-        self.breaker.admit()
-    }
-
-    /// Counts a call in flight until the guard is dropped.
-    pub(super) fn start_call(self: &Arc<Self>) -> InFlight {
+    /// Counts a call in flight until its outcome is recorded.
+    fn start_call(self: &Arc<Self>) -> Outcome {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
-        InFlight(self.clone())
+        self.calls.increment(1);
+        Outcome {
+            endpoint: Some(self.clone()),
+        }
     }
 
     /// Records a call's outcome: its breaker counts it, and a call that
     /// could not reach it, or that it answered `unavailable` or let time
     /// out, takes it out of rotation until a health check says it serves.
-    pub(super) fn record(&self, outcome: Result<(), &Status>) {
-        if let Some(open) = self.breaker.record(outcome.map_err(Status::code)) {
+    fn record(&self, code: Code) {
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.observer.call_ended(code);
+        if let Some(open) = self.breaker.record(code) {
             if open {
                 tracing::warn!(endpoint = %self.address.addr, "circuit open: failing fast");
             }
             self.observer.breaker_changed(self, open);
+            self.ready.wake();
         }
-        if let Err(status) = outcome
-            && matches!(status.code(), Code::Unavailable | Code::DeadlineExceeded)
+        if matches!(code, Code::Unavailable | Code::DeadlineExceeded)
             && self.set_health(Health::Serving, Health::Probing)
         {
             self.suspect.notify_one();
@@ -243,6 +265,7 @@ impl Endpoint {
             .is_ok();
         if changed && from != to {
             self.observer.health_changed(self, from, to);
+            self.ready.wake();
         }
         changed
     }
@@ -251,6 +274,7 @@ impl Endpoint {
         let from = Health::from_u8(self.health.swap(to as u8, Ordering::AcqRel));
         if from != to {
             self.observer.health_changed(self, from, to);
+            self.ready.wake();
         }
     }
 
@@ -258,7 +282,7 @@ impl Endpoint {
     async fn watch_health(self: Arc<Self>) {
         let mut failures = 0u32;
         loop {
-            let mut health = HealthClient::new(self.channel());
+            let mut health = HealthClient::new(self.channel.clone());
             let opened = tokio::time::timeout(
                 PROBE_TIMEOUT,
                 health.watch(HealthCheckRequest {
@@ -314,7 +338,7 @@ impl Endpoint {
 
     /// One health check, within [`PROBE_TIMEOUT`].
     async fn check(&self) -> Health {
-        let mut health = HealthClient::new(self.channel());
+        let mut health = HealthClient::new(self.channel.clone());
         let asked = health.check(HealthCheckRequest {
             service: String::new(),
         });
@@ -326,17 +350,96 @@ impl Endpoint {
     }
 }
 
-/// One call in flight on an endpoint.
-pub(super) struct InFlight(Arc<Endpoint>);
+/// A call in flight on an endpoint: recorded once, with its code, when it
+/// ends (a call dropped unanswered is `cancelled`, which no breaker counts,
+/// unless its deadline had passed: then `deadline_exceeded`).
+pub(super) struct Outcome {
+    endpoint: Option<Arc<Endpoint>>,
+}
 
-impl InFlight {
-    pub(super) fn endpoint(&self) -> &Arc<Endpoint> {
-        &self.0
+impl Outcome {
+    pub(super) fn end(mut self, code: Code) {
+        if let Some(endpoint) = self.endpoint.take() {
+            endpoint.record(code);
+        }
     }
 }
 
-impl Drop for InFlight {
+impl Drop for Outcome {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if let Some(endpoint) = self.endpoint.take() {
+            endpoint.record(Code::Cancelled);
+        }
+    }
+}
+
+/// An endpoint as the balancer calls it (a `tower::Service` over the
+/// buffered request): ready while it serves and its breaker admits a call,
+/// its load its calls in flight.
+pub(super) struct EndpointService {
+    endpoint: Arc<Endpoint>,
+    channel: Channel,
+    /// Wakes the balancer when the open breaker may let a probe through.
+    cooldown: Option<Pin<Box<Sleep>>>,
+    /// The half-open breaker's one probe, taken by a `poll_ready` the
+    /// balancer has not called yet (it may poll again before it does).
+    probe: bool,
+}
+
+impl EndpointService {
+    pub(super) fn new(endpoint: Arc<Endpoint>) -> Self {
+        let channel = Channel::new(endpoint.channel.clone(), endpoint.addr());
+        Self {
+            endpoint,
+            channel,
+            cooldown: None,
+            probe: false,
+        }
+    }
+}
+
+impl tower::load::Load for EndpointService {
+    type Metric = usize;
+
+    fn load(&self) -> usize {
+        self.endpoint.in_flight()
+    }
+}
+
+impl tower::Service<http::Request<Bytes>> for EndpointService {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = BoxError;
+    type Future = ChannelFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.endpoint.ready.register(cx.waker());
+        if self.endpoint.stop.is_cancelled() || self.endpoint.health() != Health::Serving {
+            return Poll::Pending;
+        }
+        if !self.probe {
+            match self.endpoint.breaker.admission(Instant::now()) {
+                Admission::Closed => {}
+                Admission::Probe => self.probe = true,
+                Admission::Until(until) => {
+                    let cooldown = self
+                        .cooldown
+                        .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(until)));
+                    cooldown.as_mut().reset(until);
+                    if cooldown.as_mut().poll(cx).is_ready() {
+                        // Cooled down meanwhile: ask again.
+                        cx.waker().wake_by_ref();
+                    }
+                    return Poll::Pending;
+                }
+            }
+        }
+        self.channel.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, request: http::Request<Bytes>) -> ChannelFuture {
+        self.probe = false;
+        let outcome = self.endpoint.start_call();
+        let request = request.map(|bytes| tonic::body::Body::new(http_body_util::Full::new(bytes)));
+        self.channel.call(request, outcome)
     }
 }

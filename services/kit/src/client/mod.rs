@@ -1,180 +1,80 @@
-//! Calling another service, resiliently: the one client-side stack every
-//! service and the gateway put around their calls (tonic gRPC clients, or
-//! any call over an HTTP/2 channel returning a `tonic::Status`).
+//! Calling another service, resiliently. A peer ([`Peer`]) is a
+//! `tower::Service` over HTTP that tonic's generated clients take as they
+//! are (`CatalogServiceClient::new(peer.clone())`), built of tower's parts:
 //!
-//! - a peer is one address or many ([`PeerTarget`]: a list of URLs, a name
-//!   with several addresses, `dns:///host:port`), resolved again every few
-//!   seconds; each address is an endpoint with its own connection;
-//! - each call goes to the less busy of two endpoints picked at random
-//!   among those that serve (calls in flight as the load); an endpoint's
-//!   `grpc.health.v1` Watch takes it out of rotation the moment it says
-//!   NOT_SERVING (draining) or its connection breaks, and a call that fails
-//!   to connect or is answered `unavailable` has it checked before it is
-//!   used again;
-//! - the caller's remaining deadline bounds each attempt (else a default
-//!   per-call timeout), and the attempt is told its budget so it can send it
-//!   on (`grpc-timeout`);
-//! - retries with exponential backoff and jitter, on another endpoint when
-//!   there is one: on `unavailable` or `resource_exhausted` when the call is
-//!   safe to repeat (an idempotent method, or a call carrying an
-//!   idempotency key), and always when the request never left (no
-//!   connection could be made);
-//! - a circuit breaker per endpoint that counts infrastructure failures
-//!   only (unavailable, deadline_exceeded, internal, unknown, data_loss),
-//!   never business errors: open, that endpoint fails fast; after the
-//!   cool-down one probe call is let through, and its outcome closes or
-//!   reopens it. One dead replica never opens its healthy sibling's;
-//! - a bulkhead per peer: at most so many calls in flight, the rest shed
-//!   with `resource_exhausted`;
-//! - metrics per peer (calls by code, retries, sheds, breaker) and per
-//!   endpoint (calls, serving, ejections).
+//! ```text
+//! deadline       the caller's (grpc-timeout), else the peer's budget; answered
+//!                deadline_exceeded at it; every attempt sends on what is left
+//! credentials    the service's own bearer token, had within the deadline
+//!                (optional: Peer::with_credentials)
+//! gate           nowhere to go (every endpoint down, draining, failing fast):
+//!                unavailable at once, marked not sent; the request read whole
+//! bulkhead       LoadShed + ConcurrencyLimit: at most so many calls in flight,
+//!                the rest shed with resource_exhausted, marked not sent
+//! retry          tower::retry with a budget: unavailable or resource_exhausted
+//!                when safe to repeat, and any call that never left; backoff
+//!                with jitter, within the deadline
+//! buffer         tower::buffer: the balancer shared by every clone
+//! balance        tower::balance::p2c over a Discover fed by the peer's
+//!                addresses, looked up again every few seconds; load = calls
+//!                in flight
+//! endpoint       ready only while its grpc.health.v1 Watch says it serves and
+//!                its breaker (infrastructure failures only, per endpoint)
+//!                admits a call; a call that cannot connect or is answered
+//!                unavailable has it checked before it is used again
+//! channel        the endpoint's HTTP/2 connection (TLS when https); every RPC
+//!                timed by code and made a client span
+//! ```
 //!
-//! [`translate`] turns a downstream's error into what is true for this
-//! service's caller.
+//! Metrics per peer (calls by code, retries, sheds, breaker) and per
+//! endpoint (calls, serving, ejections). [`translate`] turns a peer's error
+//! into what is true for this service's caller.
 
 mod backoff;
-mod balance;
+mod bearer;
 mod breaker;
 mod channel;
+mod deadline;
 mod endpoint;
+mod endpoints;
+mod gate;
+mod policy;
 mod resolve;
+mod retry;
+mod status;
 mod target;
 mod translate;
 
 use std::{
-    future::Future,
     net::SocketAddr,
     sync::{Arc, Weak},
+    task::{Context, Poll},
     time::Duration,
 };
 
-use tokio::{sync::Semaphore, time::Instant};
+use bytes::Bytes;
+use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, DropGuard};
-use tonic::{Code, Status};
+use tonic::Status;
+use tower::{
+    Layer, Service, ServiceExt, balance::p2c::Balance, buffer::Buffer, limit::ConcurrencyLimit,
+    load_shed::LoadShed, retry::Retry as RetryLayer, util::BoxCloneSyncService,
+};
 
 pub use backoff::Backoff;
-use balance::{Balancer, BreakerPolicy, Pick};
-pub use channel::Channel;
-use endpoint::{ChannelSettings, PROBE_TIMEOUT};
+pub use bearer::Credentials;
+pub use channel::CLIENT_CALL_DURATION;
+pub use deadline::Deadline;
+use endpoint::ChannelSettings;
+use endpoints::{BreakerPolicy, Discovered, EndpointSet};
+pub use policy::{PeerPolicy, Retry};
+use status::{BoxError, Response};
+pub use status::{is_infrastructure_failure, lacked_credentials, was_not_sent};
 pub use target::{BadTarget, PeerTarget};
 pub use translate::translate;
 
 /// How often a peer's names are looked up again.
 const RESOLVE_EVERY: Duration = Duration::from_secs(5);
-
-/// How one downstream is called.
-#[derive(Clone, Debug)]
-pub struct DownstreamPolicy {
-    /// A call's time budget, all attempts together, when the caller set
-    /// no deadline.
-    pub timeout: Duration,
-    /// Attempts of a call safe to repeat, the first included.
-    pub max_attempts: u32,
-    pub first_backoff: Duration,
-    pub max_backoff: Duration,
-    /// Consecutive infrastructure failures that open an endpoint's breaker.
-    pub breaker_threshold: u32,
-    /// How long an open breaker fails fast before letting a probe through.
-    pub breaker_cooldown: Duration,
-    /// Calls in flight at most, all endpoints together; more are shed.
-    pub max_in_flight: usize,
-    /// How long making a connection to an endpoint may take.
-    pub connect_timeout: Duration,
-    /// How long starting up waits for the peer's names to resolve.
-    pub resolve_patience: Duration,
-}
-
-impl Default for DownstreamPolicy {
-    fn default() -> Self {
-        Self {
-            timeout: Duration::from_secs(3),
-            max_attempts: 3,
-            first_backoff: Duration::from_millis(50),
-            max_backoff: Duration::from_secs(1),
-            breaker_threshold: 5,
-            // A blip is over within a second or so: probe that soon.
-            breaker_cooldown: Duration::from_secs(1),
-            max_in_flight: 64,
-            connect_timeout: Duration::from_secs(1),
-            resolve_patience: Duration::from_secs(30),
-        }
-    }
-}
-
-/// Whether a call may be sent again after a failure.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Retry {
-    /// An idempotent method, or a call carrying an idempotency key.
-    Safe,
-    /// Anything else: sent again only if it never left.
-    Never,
-}
-
-/// Codes that say the downstream (or the way to it) is in trouble, not
-/// that the request was wrong.
-pub fn is_infrastructure_failure(code: Code) -> bool {
-    matches!(
-        code,
-        Code::Unavailable
-            | Code::DeadlineExceeded
-            | Code::Internal
-            | Code::Unknown
-            | Code::DataLoss
-    )
-}
-
-fn is_retryable(code: Code) -> bool {
-    matches!(code, Code::Unavailable | Code::ResourceExhausted)
-}
-
-/// Whether the request never left this process: no connection could be
-/// made to the endpoint (refused, unreachable, timed out connecting).
-fn never_left(status: &Status) -> bool {
-    let mut source = std::error::Error::source(status);
-    while let Some(error) = source {
-        if error.is::<tonic::ConnectError>() {
-            return true;
-        }
-        source = error.source();
-    }
-    false
-}
-
-/// Whether the call failed in the connection rather than with an answer:
-/// no gRPC status came back, the transport broke (reset, broken pipe).
-/// tonic calls that `unknown`; for this stack, as for gRPC's spec, the
-/// endpoint is unavailable (the call may or may not have run).
-fn connection_broke(status: &Status) -> bool {
-    let mut source = std::error::Error::source(status);
-    while let Some(error) = source {
-        if error.is::<tonic::transport::Error>()
-            || error.is::<hyper::Error>()
-            || error.is::<std::io::Error>()
-        {
-            return true;
-        }
-        source = error.source();
-    }
-    false
-}
-
-/// Marks the answer to a call that was never sent.
-const NOT_SENT: &str = "x-shop-not-sent";
-
-/// A failure without a call: every endpoint out of rotation, or the
-/// bulkhead full.
-fn not_sent(code: Code, message: String) -> Status {
-    let mut metadata = tonic::metadata::MetadataMap::new();
-    metadata.insert(NOT_SENT, tonic::metadata::MetadataValue::from_static("1"));
-    Status::with_metadata(code, message, metadata)
-}
-
-/// Whether a call failed without being sent to the downstream (no endpoint
-/// serving or every breaker open, too many calls in flight): a caller that
-/// counts attempts (or gives up after some) should not count it.
-pub fn was_not_sent(status: &Status) -> bool {
-    status.metadata().contains_key(NOT_SENT)
-}
 
 /// Why a peer could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -187,72 +87,42 @@ pub enum PeerError {
     },
 }
 
-/// One downstream service, as seen by this one.
-#[derive(Clone, Debug)]
-pub struct Downstream {
+type Request = http::Request<tonic::body::Body>;
+type Balanced = Balance<Discovered, http::Request<Bytes>>;
+type Buffered = Buffer<http::Request<Bytes>, <Balanced as Service<http::Request<Bytes>>>::Future>;
+type Bulkhead = LoadShed<ConcurrencyLimit<RetryLayer<retry::RetryPolicy, Buffered>>>;
+type Door = gate::Gate<Bulkhead>;
+
+/// One peer service, as seen by this one: every endpoint of it, balanced,
+/// behind the client stack. Clones share everything (endpoints, breakers,
+/// bulkhead, retry budget).
+#[derive(Clone)]
+pub struct Peer {
+    service: BoxCloneSyncService<Request, Response, BoxError>,
+    door: Door,
     inner: Arc<Inner>,
 }
 
 struct Inner {
     name: String,
-    policy: DownstreamPolicy,
-    backoff: Backoff,
-    in_flight: Arc<Semaphore>,
-    metrics: Metrics,
-    balancer: Balancer,
-    stop: CancellationToken,
+    policy: PeerPolicy,
+    set: EndpointSet,
     /// Stops the endpoints' health watches and the re-resolution when the
     /// last handle goes.
     _stop: DropGuard,
+    stop: CancellationToken,
 }
 
-impl std::fmt::Debug for Inner {
+impl std::fmt::Debug for Peer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Downstream")
-            .field("name", &self.name)
-            .field("endpoints", &self.balancer.describe())
+        f.debug_struct("Peer")
+            .field("name", &self.inner.name)
+            .field("endpoints", &self.endpoints())
             .finish_non_exhaustive()
     }
 }
 
-/// One downstream's metric handles, looked up once: calls by code (the 17
-/// gRPC codes, then "circuit_open"), sheds, retries.
-#[derive(Debug)]
-struct Metrics {
-    calls: Vec<metrics::Counter>,
-    shed: metrics::Counter,
-    retries: metrics::Counter,
-}
-
-/// The label of calls failed fast with no endpoint to take them.
-const CIRCUIT_OPEN: usize = 17;
-
-impl Metrics {
-    fn new(downstream: &str) -> Self {
-        crate::observe::telemetry::prometheus();
-        let calls = (0..=16)
-            .map(crate::rpc::connect_errors::code_name)
-            .chain(["circuit_open"])
-            .map(|code| {
-                metrics::counter!("shop_downstream_calls_total",
-                    "downstream" => downstream.to_owned(), "code" => code)
-            })
-            .collect();
-        Self {
-            calls,
-            shed: metrics::counter!("shop_downstream_shed_total", "downstream" => downstream.to_owned()),
-            retries: metrics::counter!("shop_downstream_retries_total", "downstream" => downstream.to_owned()),
-        }
-    }
-
-    fn call(&self, code: Code) {
-        if let Some(counter) = self.calls.get(code as usize) {
-            counter.increment(1);
-        }
-    }
-}
-
-impl Downstream {
+impl Peer {
     /// The peer `name` at `target`: resolves its addresses (waiting up to
     /// `policy.resolve_patience` for a name to resolve at all), watches
     /// each endpoint's health, and looks names up again every few seconds
@@ -260,7 +130,7 @@ impl Downstream {
     pub async fn connect(
         name: &str,
         target: &PeerTarget,
-        policy: DownstreamPolicy,
+        policy: PeerPolicy,
     ) -> Result<Self, PeerError> {
         let started = Instant::now();
         let first = loop {
@@ -280,20 +150,19 @@ impl Downstream {
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         };
-        let downstream =
-            Self::with_addresses(name, &first.addresses, policy, target.tls().cloned());
+        let peer = Self::with_addresses(name, &first.addresses, policy, target.tls().cloned());
         if !target.is_static() {
             tokio::spawn(re_resolve(
-                Arc::downgrade(&downstream.inner),
+                Arc::downgrade(&peer.inner),
                 target.clone(),
-                downstream.inner.stop.clone(),
+                peer.inner.stop.clone(),
             ));
         }
-        Ok(downstream)
+        Ok(peer)
     }
 
     /// The peer at one address, over plain HTTP/2 (tests, tools).
-    pub fn at(name: &str, addr: SocketAddr, policy: DownstreamPolicy) -> Self {
+    pub fn at(name: &str, addr: SocketAddr, policy: PeerPolicy) -> Self {
         let address = resolve::Address {
             addr,
             scheme: target::Scheme::Http,
@@ -305,11 +174,11 @@ impl Downstream {
     fn with_addresses(
         name: &str,
         addresses: &std::collections::BTreeSet<resolve::Address>,
-        policy: DownstreamPolicy,
+        policy: PeerPolicy,
         tls: Option<crate::tls::ClientTls>,
     ) -> Self {
         let stop = CancellationToken::new();
-        let balancer = Balancer::new(
+        let (set, discovered) = EndpointSet::new(
             name,
             ChannelSettings {
                 connect_timeout: policy.connect_timeout,
@@ -321,18 +190,40 @@ impl Downstream {
             },
             stop.clone(),
         );
-        balancer.update(addresses);
+        set.update(addresses);
+        let buffered = Buffer::new(Balance::new(discovered), policy.max_in_flight.max(1));
+        let retried = RetryLayer::new(
+            retry::RetryPolicy::new(
+                policy.max_attempts,
+                Backoff::new(policy.first_backoff, policy.max_backoff),
+                policy.retry,
+                retry::budget(policy.retry_ratio, policy.min_retries_per_sec),
+                set.shared.metrics.retries.clone(),
+            ),
+            buffered,
+        );
+        let bulkhead = LoadShed::new(ConcurrencyLimit::new(retried, policy.max_in_flight.max(1)));
+        let door = gate::Gate::new(bulkhead, set.shared.clone(), policy.max_request_bytes);
+        let inner = Arc::new(Inner {
+            name: name.to_owned(),
+            set,
+            _stop: stop.clone().drop_guard(),
+            stop,
+            policy,
+        });
         Self {
-            inner: Arc::new(Inner {
-                name: name.to_owned(),
-                backoff: Backoff::new(policy.first_backoff, policy.max_backoff),
-                in_flight: Arc::new(Semaphore::new(policy.max_in_flight)),
-                policy,
-                metrics: Metrics::new(name),
-                balancer,
-                stop: stop.clone(),
-                _stop: stop.drop_guard(),
-            }),
+            service: stack(&inner, door.clone(), None),
+            door,
+            inner,
+        }
+    }
+
+    /// The peer, called as this service: `credentials`' bearer token on
+    /// every call that carries none.
+    pub fn with_credentials(self, credentials: Arc<dyn Credentials>) -> Self {
+        Self {
+            service: stack(&self.inner, self.door.clone(), Some(credentials)),
+            ..self
         }
     }
 
@@ -340,187 +231,122 @@ impl Downstream {
         &self.inner.name
     }
 
-    pub fn policy(&self) -> &DownstreamPolicy {
+    pub fn policy(&self) -> &PeerPolicy {
         &self.inner.policy
     }
 
     /// Each endpoint's address, health (`serving`, `probing`,
     /// `not_serving`, `down`) and calls in flight.
     pub fn endpoints(&self) -> Vec<(SocketAddr, &'static str, usize)> {
-        self.inner.balancer.describe()
+        self.inner.set.shared.describe()
     }
 
-    /// Whether every endpoint's breaker is open (calls fail fast).
+    /// Whether every endpoint's breaker fails calls fast.
     pub fn is_open(&self) -> bool {
-        self.inner.balancer.all_open()
+        self.inner.set.shared.all_failing()
     }
 
-    /// Calls the downstream through the stack. `attempt` makes one attempt
-    /// on the channel of the endpoint picked for it, within the time
-    /// budget it is given (and should send it on, e.g. with
-    /// `tonic::Request::set_timeout`); `deadline` is the caller's, if any.
-    pub async fn call<T, F, Fut>(
-        &self,
-        retry: Retry,
-        deadline: Option<Instant>,
-        mut attempt: F,
-    ) -> Result<T, Status>
-    where
-        F: FnMut(Channel, Duration) -> Fut,
-        Fut: Future<Output = Result<T, Status>>,
-    {
-        let name = &self.inner.name;
-        let policy = &self.inner.policy;
-        let counted = &self.inner.metrics;
-        let Ok(_permit) = self.inner.in_flight.clone().try_acquire_owned() else {
-            counted.shed.increment(1);
-            return Err(not_sent(
-                Code::ResourceExhausted,
-                format!("too many calls to the {name} service in flight"),
-            ));
-        };
-        let deadline = deadline.unwrap_or_else(|| Instant::now() + policy.timeout);
-        let mut attempts = 0;
-        let mut failed_on = None;
-        loop {
-            attempts += 1;
-            let call = match self.endpoint(failed_on, deadline).await {
-                Ok(call) => call,
-                Err(refused) => {
-                    counted.calls[CIRCUIT_OPEN].increment(1);
-                    return Err(refused);
-                }
-            };
-            let endpoint = call.endpoint().clone();
-            endpoint.calls.increment(1);
-            let budget = deadline.saturating_duration_since(Instant::now());
-            let result = if budget.is_zero() {
-                Err(Status::deadline_exceeded(format!(
-                    "no time left to call the {name} service"
-                )))
-            } else {
-                let started = Instant::now();
-                let late = || {
-                    Status::deadline_exceeded(format!("the {name} service did not answer in time"))
-                };
-                let channel = Channel::new(endpoint.channel(), endpoint.addr());
-                match tokio::time::timeout(budget, attempt(channel, budget)).await {
-                    Err(_elapsed) => Err(late()),
-                    // tonic's own client timeout (from `set_timeout`) says
-                    // `cancelled`; it is this deadline all the same.
-                    Ok(Err(status))
-                        if status.code() == Code::Cancelled
-                            && started.elapsed() + Duration::from_millis(5) >= budget =>
-                    {
-                        Err(late())
-                    }
-                    Ok(answer) => answer,
-                }
-            };
-            drop(call);
-            let result = result.map_err(|status| {
-                if matches!(status.code(), Code::Unknown | Code::Internal)
-                    && connection_broke(&status)
-                {
-                    Status::unavailable(format!(
-                        "the connection to the {name} service broke: {}",
-                        status.message()
-                    ))
-                } else {
-                    status
-                }
-            });
-            let code = result.as_ref().err().map_or(Code::Ok, Status::code);
-            counted.call(code);
-            endpoint.record(result.as_ref().map(|_| ()));
-            match result {
-                Err(status)
-                    if attempts < policy.max_attempts
-                        && ((retry == Retry::Safe && is_retryable(status.code()))
-                            || never_left(&status)) =>
-                {
-                    failed_on = Some(endpoint.addr());
-                    let pause = self.inner.backoff.jittered(attempts);
-                    if Instant::now() + pause >= deadline {
-                        return Err(status);
-                    }
-                    counted.retries.increment(1);
-                    tokio::time::sleep(pause).await;
-                }
-                other => return other,
-            }
-        }
-    }
-
-    /// The endpoint for the next attempt, not `failed_on` if another
-    /// serves; waits (within the deadline) while one is being checked.
-    async fn endpoint(
-        &self,
-        failed_on: Option<SocketAddr>,
-        deadline: Instant,
-    ) -> Result<endpoint::InFlight, Status> {
-        let name = &self.inner.name;
-        let balancer = &self.inner.balancer;
-        loop {
-            let changed = balancer.changed();
-            match balancer.pick(failed_on) {
-                Pick::Ready(call) => return Ok(call),
-                Pick::None { open: true, .. } => {
-                    return Err(not_sent(
-                        Code::Unavailable,
-                        format!("the {name} service is failing; not called (circuit open)"),
-                    ));
-                }
-                Pick::None { known, .. } => {
-                    return Err(not_sent(
-                        Code::Unavailable,
-                        format!("no {name} endpoint is serving ({known} known); not called"),
-                    ));
-                }
-                Pick::Wait => {
-                    let patience = deadline.min(Instant::now() + PROBE_TIMEOUT);
-                    if tokio::time::timeout_at(patience, changed).await.is_err() {
-                        return Err(not_sent(
-                            Code::Unavailable,
-                            format!("no {name} endpoint answered its health check in time"),
-                        ));
-                    }
-                }
-            }
-        }
+    /// A plain HTTP GET of `path` through the stack (e.g. a JWK set): the
+    /// body of a 2xx answer; otherwise the status a gRPC client would see
+    /// (`unavailable` for 502, 503, 504 and a broken connection).
+    pub async fn get(&self, path: &str) -> Result<Bytes, Status> {
+        let request = http::Request::get(format!("http://peer{path}"))
+            .body(tonic::body::Body::default())
+            .map_err(|e| Status::internal(e.to_string()))?;
+        let response = self
+            .clone()
+            .oneshot(request)
+            .await
+            .map_err(Status::from_error)?;
+        read_answer(response, path).await
     }
 }
 
-/// A plain HTTP GET of `path` on an endpoint's channel (e.g. a JWK set):
-/// the body of a 2xx answer; otherwise the status a gRPC client would see
-/// (`unavailable` for 502, 503, 504 and a broken connection).
-pub async fn get(channel: Channel, path: &str) -> Result<bytes::Bytes, Status> {
+/// The body of a plain HTTP answer, or the status it stands for: the
+/// stack's own (a call not sent), or what its HTTP status means.
+async fn read_answer(response: Response, path: &str) -> Result<Bytes, Status> {
     use http_body_util::BodyExt;
-    use tower::ServiceExt;
-    let request = http::Request::get(format!("http://peer{path}"))
-        .body(tonic::body::Body::empty())
-        .map_err(|e| Status::internal(e.to_string()))?;
-    let response = channel
-        .oneshot(request)
-        .await
-        .map_err(|e| Status::from_error(Box::new(e)))?;
-    let status = response.status();
+    if let Some(status) = Status::from_header_map(response.headers())
+        && status.code() != tonic::Code::Ok
+    {
+        return Err(status);
+    }
+    let code = response.status();
     let body = response
         .into_body()
         .collect()
         .await
         .map_err(|e| Status::unavailable(e.to_string()))?
         .to_bytes();
-    match status.as_u16() {
+    match code.as_u16() {
         200..=299 => Ok(body),
         404 => Err(Status::not_found(format!("{path}: HTTP 404"))),
-        502..=504 => Err(Status::unavailable(format!("{path}: HTTP {status}"))),
-        _ => Err(Status::internal(format!("{path}: HTTP {status}"))),
+        502..=504 => Err(Status::unavailable(format!("{path}: HTTP {code}"))),
+        _ => Err(Status::internal(format!("{path}: HTTP {code}"))),
+    }
+}
+
+/// The layers over the door: the deadline, then (if any) the credentials.
+fn stack(
+    inner: &Inner,
+    door: Door,
+    credentials: Option<Arc<dyn Credentials>>,
+) -> BoxCloneSyncService<Request, Response, BoxError> {
+    let deadline = deadline::DeadlineLayer {
+        default: inner.policy.timeout,
+        peer: inner.name.as_str().into(),
+    };
+    match credentials {
+        None => BoxCloneSyncService::new(deadline.layer(door)),
+        Some(credentials) => BoxCloneSyncService::new(
+            deadline.layer(bearer::CredentialsLayer { credentials }.layer(door)),
+        ),
+    }
+}
+
+impl Service<Request> for Peer {
+    type Response = Response;
+    type Error = BoxError;
+    type Future = <BoxCloneSyncService<Request, Response, BoxError> as Service<Request>>::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.service.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        self.service.call(request)
+    }
+}
+
+/// What a call to a peer carries, said on its tonic request.
+pub trait CallExt {
+    /// Answered by `deadline` (the caller's), sent on as `grpc-timeout`;
+    /// without one, the peer's budget.
+    #[must_use]
+    fn within(self, deadline: Option<Instant>) -> Self;
+    /// With this bearer token (a caller's, passed on).
+    #[must_use]
+    fn bearer(self, token: &str) -> Self;
+}
+
+impl<T> CallExt for tonic::Request<T> {
+    fn within(mut self, deadline: Option<Instant>) -> Self {
+        if let Some(deadline) = deadline {
+            self.set_timeout(deadline.saturating_duration_since(Instant::now()));
+        }
+        self
+    }
+
+    fn bearer(mut self, token: &str) -> Self {
+        if let Ok(value) = format!("Bearer {token}").parse() {
+            self.metadata_mut().insert("authorization", value);
+        }
+        self
     }
 }
 
 /// Looks the target's names up again every [`RESOLVE_EVERY`] while the
-/// downstream lives; a failed lookup keeps the endpoints known.
+/// peer lives; a failed lookup keeps the endpoints known.
 async fn re_resolve(inner: Weak<Inner>, target: PeerTarget, stop: CancellationToken) {
     let mut failing = false;
     loop {
@@ -540,7 +366,7 @@ async fn re_resolve(inner: Weak<Inner>, target: PeerTarget, stop: CancellationTo
         if std::mem::take(&mut failing) {
             tracing::info!(downstream = %inner.name, %target, "peer addresses resolve again");
         }
-        inner.balancer.update(&found.addresses);
+        inner.set.update(&found.addresses);
     }
 }
 

@@ -9,7 +9,7 @@
 //!   periodically.
 //!
 //! Parsing checks the form only; names are resolved when the peer is
-//! connected (see [`super::Downstream::connect`]).
+//! connected (see [`super::Peer::connect`]).
 
 use std::{
     fmt,

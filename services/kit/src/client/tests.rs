@@ -25,6 +25,7 @@ struct Replica {
     addr: SocketAddr,
     hits: Arc<AtomicU32>,
     failing: Arc<AtomicBool>,
+    gate: Arc<tokio::sync::Semaphore>,
     shutdown: Shutdown,
     kill: Option<std::sync::mpsc::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -36,6 +37,8 @@ struct ReplicaState {
     hits: Arc<AtomicU32>,
     failing: Arc<AtomicBool>,
     slow: Duration,
+    /// `/hold` waits for a permit of this.
+    gate: Arc<tokio::sync::Semaphore>,
 }
 
 async fn whoami(State(state): State<ReplicaState>) -> &'static str {
@@ -57,6 +60,28 @@ async fn fail(State(state): State<ReplicaState>) -> Result<&'static str, StatusC
     Ok(state.name)
 }
 
+/// `unavailable` (HTTP 503) on every odd call, the name on every even one.
+async fn flaky(State(state): State<ReplicaState>) -> Result<&'static str, StatusCode> {
+    let n = state.hits.fetch_add(1, Ordering::SeqCst);
+    if n % 2 == 0 {
+        return Err(StatusCode::SERVICE_UNAVAILABLE);
+    }
+    Ok(state.name)
+}
+
+/// Always `resource_exhausted` (a gRPC status in the head).
+async fn busy(State(state): State<ReplicaState>) -> impl axum::response::IntoResponse {
+    state.hits.fetch_add(1, Ordering::SeqCst);
+    ([("grpc-status", "8"), ("grpc-message", "busy")], "")
+}
+
+/// Answers once the test lets it.
+async fn hold(State(state): State<ReplicaState>) -> &'static str {
+    state.hits.fetch_add(1, Ordering::SeqCst);
+    let _ = state.gate.acquire().await;
+    state.name
+}
+
 impl Replica {
     fn start(name: &'static str, addr: SocketAddr) -> Self {
         Self::start_slow(name, addr, Duration::ZERO)
@@ -66,11 +91,13 @@ impl Replica {
         let hits = Arc::new(AtomicU32::new(0));
         let failing = Arc::new(AtomicBool::new(false));
         let shutdown = Shutdown::new();
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
         let state = ReplicaState {
             name,
             hits: hits.clone(),
             failing: failing.clone(),
             slow: slow_by,
+            gate: gate.clone(),
         };
         let (started_tx, started_rx) = std::sync::mpsc::channel();
         let (kill_tx, kill_rx) = std::sync::mpsc::channel::<()>();
@@ -90,6 +117,9 @@ impl Replica {
                     .route("/whoami", get(whoami))
                     .route("/slow", get(slow))
                     .route("/fail", get(fail))
+                    .route("/flaky", get(flaky))
+                    .route("/busy", get(busy))
+                    .route("/hold", get(hold))
                     .with_state(state);
                 let router = RpcServer::new(http.clone(), Readiness::always())
                     .http_routes(routes)
@@ -110,6 +140,7 @@ impl Replica {
             addr,
             hits,
             failing,
+            gate,
             shutdown,
             kill: Some(kill_tx),
             thread: Some(thread),
@@ -137,8 +168,8 @@ impl Drop for Replica {
     }
 }
 
-fn policy() -> DownstreamPolicy {
-    DownstreamPolicy {
+fn policy() -> PeerPolicy {
+    PeerPolicy {
         timeout: Duration::from_secs(2),
         max_attempts: 3,
         first_backoff: Duration::from_millis(5),
@@ -148,29 +179,49 @@ fn policy() -> DownstreamPolicy {
         max_in_flight: 64,
         connect_timeout: Duration::from_millis(500),
         resolve_patience: Duration::from_secs(1),
+        ..PeerPolicy::default()
     }
 }
 
-/// A GET of `path` on the endpoint's channel: its body as text.
-async fn get_on(channel: Channel, path: &str) -> Result<String, Status> {
-    let body = super::get(channel, path).await?;
+/// A GET of `path` through the peer's stack, `retry` on the request, with
+/// the caller's `timeout` if any: the body as text, or the status.
+async fn ask_within(
+    peer: &Peer,
+    retry: Retry,
+    path: &str,
+    timeout: Option<Duration>,
+) -> Result<String, Status> {
+    let mut request = http::Request::get(format!("http://peer{path}"))
+        .body(tonic::body::Body::default())
+        .expect("request");
+    request.extensions_mut().insert(retry);
+    if let Some(timeout) = timeout {
+        request.headers_mut().insert(
+            "grpc-timeout",
+            format!("{}m", timeout.as_millis()).parse().expect("header"),
+        );
+    }
+    let response = peer
+        .clone()
+        .oneshot(request)
+        .await
+        .map_err(Status::from_error)?;
+    let body = super::read_answer(response, path).await?;
     Ok(String::from_utf8_lossy(&body).into_owned())
 }
 
-async fn ask(downstream: &Downstream, retry: Retry, path: &'static str) -> Result<String, Status> {
-    downstream
-        .call(retry, None, |channel, _budget| get_on(channel, path))
-        .await
+async fn ask(peer: &Peer, retry: Retry, path: &str) -> Result<String, Status> {
+    ask_within(peer, retry, path, None).await
 }
 
-/// Two replicas of one service, and the downstream to them.
-async fn pair(slow_a: Duration) -> (Replica, Replica, Downstream) {
+/// Two replicas of one service, and the peer of them.
+async fn pair(slow_a: Duration) -> (Replica, Replica, Peer) {
     let a = Replica::start_slow("a", "127.0.0.1:0".parse().expect("addr"), slow_a);
     let b = Replica::start("b", "127.0.0.1:0".parse().expect("addr"));
     let target: PeerTarget = format!("http://{},http://{}", a.addr, b.addr)
         .parse()
         .expect("target");
-    let downstream = Downstream::connect("test", &target, policy())
+    let downstream = Peer::connect("test", &target, policy())
         .await
         .expect("connect");
     (a, b, downstream)
@@ -192,7 +243,7 @@ struct Callers {
 }
 
 impl Callers {
-    fn start(downstream: &Downstream, retry: Retry) -> Self {
+    fn start(downstream: &Peer, retry: Retry) -> Self {
         let failures = Arc::new(AtomicU32::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let tasks = (0..4)
@@ -227,14 +278,14 @@ impl Callers {
 }
 
 /// Waits until every endpoint of `downstream` has `health`.
-async fn every_endpoint(downstream: &Downstream, health: &str) {
+async fn every_endpoint(downstream: &Peer, health: &str) {
     wait_for(&format!("every endpoint {health}"), || {
         downstream.endpoints().iter().all(|(_, h, _)| *h == health)
     })
     .await;
 }
 
-fn health_of(downstream: &Downstream, addr: SocketAddr) -> &'static str {
+fn health_of(downstream: &Peer, addr: SocketAddr) -> &'static str {
     downstream
         .endpoints()
         .into_iter()
@@ -318,7 +369,7 @@ async fn a_call_that_cannot_connect_is_sent_elsewhere_even_when_not_safe_to_repe
     let target: PeerTarget = format!("http://{dead},http://{}", b.addr)
         .parse()
         .expect("target");
-    let downstream = Downstream::connect("test", &target, policy())
+    let downstream = Peer::connect("test", &target, policy())
         .await
         .expect("connect");
     for _ in 0..20 {
@@ -429,95 +480,156 @@ async fn with_every_replica_down_calls_fail_fast_marked_not_sent() {
 #[tokio::test]
 async fn only_calls_safe_to_repeat_are_retried() {
     let replica = Replica::start("a", "127.0.0.1:0".parse().expect("addr"));
-    let downstream = Downstream::at("test-retry", replica.addr, policy());
-    let reached = AtomicU32::new(0);
-    let flaky = |channel: Channel, _budget| {
-        let n = reached.fetch_add(1, Ordering::SeqCst);
-        async move {
-            get_on(channel, "/whoami").await?;
-            match n {
-                0 => Err(Status::unavailable("blip")),
-                _ => Ok(()),
-            }
-        }
-    };
-    downstream
-        .call(Retry::Safe, None, flaky)
-        .await
-        .expect("the retry succeeds");
-    assert_eq!(reached.load(Ordering::SeqCst), 2);
-
-    reached.store(0, Ordering::SeqCst);
-    let once = downstream.call(Retry::Never, None, flaky).await;
+    let peer = Peer::at("test-retry", replica.addr, policy());
+    every_endpoint(&peer, "serving").await;
+    // 503 first, then the name: a safe call's retry gets it.
+    assert_eq!(
+        ask(&peer, Retry::Safe, "/flaky").await.expect("retried"),
+        "a"
+    );
+    assert_eq!(replica.hits(), 2);
+    // Not safe to repeat: the 503 is the answer.
+    every_endpoint(&peer, "serving").await;
+    let once = ask(&peer, Retry::Never, "/flaky").await;
     assert_eq!(once.expect_err("not retried").code(), Code::Unavailable);
-    assert_eq!(reached.load(Ordering::SeqCst), 1);
+    assert_eq!(replica.hits(), 3);
 
-    reached.store(0, Ordering::SeqCst);
-    let busy = downstream
-        .call(Retry::Safe, None, |_, _| {
-            reached.fetch_add(1, Ordering::SeqCst);
-            async { Err::<(), _>(Status::resource_exhausted("busy")) }
+    let busy = Replica::start("busy", "127.0.0.1:0".parse().expect("addr"));
+    let peer = Peer::at("test-busy", busy.addr, policy());
+    let exhausted = ask(&peer, Retry::Safe, "/busy").await;
+    assert_eq!(
+        exhausted.expect_err("gives up").code(),
+        Code::ResourceExhausted
+    );
+    assert_eq!(busy.hits(), 3, "max_attempts in all");
+}
+
+#[tokio::test]
+async fn retries_stay_within_the_peer_s_budget() {
+    // A peer answering unavailable every other call: without a budget
+    // each of these calls would be sent again; the budget lets retries add
+    // only its floor (1 a second over 10 s) and 10% of the calls.
+    let flaky = Replica::start("f", "127.0.0.1:0".parse().expect("addr"));
+    let always = Peer::at(
+        "test-budget-503",
+        flaky.addr,
+        PeerPolicy {
+            retry_ratio: 0.1,
+            min_retries_per_sec: 1,
+            max_attempts: 10,
+            breaker_threshold: 10_000,
+            ..policy()
+        },
+    );
+    every_endpoint(&always, "serving").await;
+    // /flaky answers 503 every other call: each call may need one retry;
+    // fifty calls ask for fifty, the budget grants far fewer once spent.
+    let mut failed = 0;
+    for _ in 0..50 {
+        wait_for("serving", || {
+            always.endpoints().iter().all(|(_, h, _)| *h == "serving")
         })
         .await;
-    assert_eq!(busy.expect_err("gives up").code(), Code::ResourceExhausted);
-    assert_eq!(reached.load(Ordering::SeqCst), 3, "max_attempts in all");
+        if ask(&always, Retry::Safe, "/flaky").await.is_err() {
+            failed += 1;
+        }
+    }
+    let retries = flaky.hits() - 50;
+    println!("50 calls: {retries} retries, {failed} failed");
+    assert!(retries <= 10 + 5 + 1, "retries {retries} beyond the budget");
+    assert!(failed > 0, "the budget ran out");
 }
 
 #[tokio::test]
 async fn the_callers_deadline_bounds_every_attempt() {
-    let replica = Replica::start("a", "127.0.0.1:0".parse().expect("addr"));
-    let downstream = Downstream::at("test-deadline", replica.addr, policy());
+    let replica = Replica::start_slow(
+        "a",
+        "127.0.0.1:0".parse().expect("addr"),
+        Duration::from_secs(5),
+    );
+    let peer = Peer::at("test-deadline", replica.addr, policy());
+    every_endpoint(&peer, "serving").await;
     let started = Instant::now();
-    let deadline = started + Duration::from_millis(60);
-    let slow = downstream
-        .call(Retry::Safe, Some(deadline), |_, budget| async move {
-            assert!(budget <= Duration::from_millis(60));
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            Ok::<(), Status>(())
-        })
-        .await;
-    assert_eq!(slow.expect_err("too slow").code(), Code::DeadlineExceeded);
+    let slow = ask_within(&peer, Retry::Safe, "/slow", Some(Duration::from_millis(60))).await;
+    let slow = slow.expect_err("too slow");
+    assert_eq!(slow.code(), Code::DeadlineExceeded, "{slow:?}");
     assert!(started.elapsed() < Duration::from_millis(400));
 }
 
 #[tokio::test]
 async fn a_full_bulkhead_sheds_with_resource_exhausted() {
     let replica = Replica::start("a", "127.0.0.1:0".parse().expect("addr"));
-    let downstream = Downstream::at(
+    let peer = Peer::at(
         "test-bulkhead",
         replica.addr,
-        DownstreamPolicy {
+        PeerPolicy {
             max_in_flight: 2,
             ..policy()
         },
     );
-    let gate = Arc::new(tokio::sync::Semaphore::new(0));
-    let hold = |gate: Arc<tokio::sync::Semaphore>| {
-        let downstream = downstream.clone();
-        tokio::spawn(async move {
-            downstream
-                .call(Retry::Never, None, |_, _| {
-                    let gate = gate.clone();
-                    async move {
-                        let _ = gate.acquire().await;
-                        Ok::<(), Status>(())
-                    }
-                })
-                .await
-        })
+    every_endpoint(&peer, "serving").await;
+    let hold = || {
+        let peer = peer.clone();
+        tokio::spawn(async move { ask(&peer, Retry::Never, "/hold").await })
     };
-    let first = hold(gate.clone());
-    let second = hold(gate.clone());
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let shed = downstream
-        .call(Retry::Safe, None, |_, _| async { Ok::<(), Status>(()) })
-        .await;
-    let shed = shed.expect_err("shed");
+    let first = hold();
+    let second = hold();
+    wait_for("two calls held", || replica.hits() == 2).await;
+    let shed = ask(&peer, Retry::Safe, "/whoami").await.expect_err("shed");
     assert_eq!(shed.code(), Code::ResourceExhausted);
     assert!(was_not_sent(&shed));
-    gate.add_permits(2);
+    replica.gate.add_permits(2);
     first.await.expect("join").expect("first");
     second.await.expect("join").expect("second");
+}
+
+#[tokio::test]
+async fn tonic_clients_take_a_peer_and_its_credentials_reach_the_server() {
+    // A peer is what a tonic client is made of: here the health client,
+    // with the service's bearer token put on by the stack.
+    struct Token;
+    impl Credentials for Token {
+        fn bearer(
+            &self,
+            _deadline: Instant,
+        ) -> futures::future::BoxFuture<'_, Result<Arc<str>, Status>> {
+            Box::pin(async { Ok(Arc::from("t0k3n")) })
+        }
+    }
+    struct NoToken;
+    impl Credentials for NoToken {
+        fn bearer(
+            &self,
+            _deadline: Instant,
+        ) -> futures::future::BoxFuture<'_, Result<Arc<str>, Status>> {
+            Box::pin(async { Err(Status::unavailable("the token service is down")) })
+        }
+    }
+    let replica = Replica::start("a", "127.0.0.1:0".parse().expect("addr"));
+    let peer = Peer::at("test-tonic", replica.addr, policy());
+    let mut health = tonic_health::pb::health_client::HealthClient::new(
+        peer.clone().with_credentials(Arc::new(Token)),
+    );
+    let answer = health
+        .check(tonic_health::pb::HealthCheckRequest::default())
+        .await
+        .expect("serving");
+    assert_eq!(
+        answer.into_inner().status(),
+        tonic_health::pb::health_check_response::ServingStatus::Serving
+    );
+    let mut refused = tonic_health::pb::health_client::HealthClient::new(
+        peer.with_credentials(Arc::new(NoToken)),
+    );
+    let status = refused
+        .check(tonic_health::pb::HealthCheckRequest::default())
+        .await
+        .expect_err("no token, no call");
+    assert_eq!(status.code(), Code::Unavailable);
+    assert!(
+        lacked_credentials(&status) && was_not_sent(&status),
+        "{status:?}"
+    );
 }
 
 #[tokio::test]
@@ -525,10 +637,10 @@ async fn a_name_that_never_resolves_is_a_start_up_error_naming_the_flag() {
     let target = PeerTarget::url("http://no-such-peer.invalid:8082")
         .expect("target")
         .from_origin("--catalog-url");
-    let error = Downstream::connect(
+    let error = Peer::connect(
         "catalog",
         &target,
-        DownstreamPolicy {
+        PeerPolicy {
             resolve_patience: Duration::from_millis(200),
             ..policy()
         },
@@ -571,6 +683,11 @@ impl Dns {
             .into_iter()
             .find(|path| std::path::Path::new(path).exists());
         let Some(dnsmasq) = dnsmasq else {
+            // CI installs it: there, a missing dnsmasq is a failure.
+            assert!(
+                std::env::var("CI").is_err(),
+                "dnsmasq is not installed (apt-get install dnsmasq-base)"
+            );
             println!("SKIPPED: dnsmasq is not installed (apt-get install dnsmasq-base)");
             return None;
         };
@@ -642,7 +759,7 @@ async fn a_name_with_many_addresses_uses_them_all_and_follows_their_changes() {
     let target: PeerTarget = format!("dns://127.0.0.1:{}/catalog.test:{port}", dns.port)
         .parse()
         .expect("target");
-    let downstream = Downstream::connect("catalog", &target, policy())
+    let downstream = Peer::connect("catalog", &target, policy())
         .await
         .expect("resolves");
     assert_eq!(
@@ -688,10 +805,10 @@ async fn a_name_with_many_addresses_uses_them_all_and_follows_their_changes() {
         .map(|i| format!("127.0.1.{i} catalog.test\n"))
         .collect();
     dns.set(&many);
-    wait_for_endpoints(&downstream, balance::MAX_ENDPOINTS).await;
+    wait_for_endpoints(&downstream, endpoints::MAX_ENDPOINTS).await;
 }
 
-async fn wait_for_endpoints(downstream: &Downstream, count: usize) {
+async fn wait_for_endpoints(downstream: &Peer, count: usize) {
     let deadline = Instant::now() + RESOLVE_EVERY * 3;
     while downstream.endpoints().len() != count {
         assert!(
@@ -701,4 +818,53 @@ async fn wait_for_endpoints(downstream: &Downstream, count: usize) {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The breaker gauge of a peer: 1 only while every endpoint it has fails
+/// fast (the alert ShopDownstreamBreakerOpen reads it).
+fn breaker_gauge(downstream: &str) -> Option<f64> {
+    let label = format!("downstream=\"{downstream}\"");
+    crate::observe::telemetry::prometheus()
+        .render()
+        .lines()
+        .find(|line| line.starts_with("shop_downstream_breaker_open{") && line.contains(&label))
+        .and_then(|line| line.rsplit(' ').next()?.parse().ok())
+}
+
+#[tokio::test]
+async fn the_breaker_gauge_follows_the_endpoints_a_peer_has_now() {
+    // A peer of one replica whose breaker opens, then cools down (half
+    // open: a probe may go); then the name moves to a healthy replica.
+    let a = Replica::start("a", "127.0.0.1:0".parse().expect("addr"));
+    let b = Replica::start("b", "127.0.0.1:0".parse().expect("addr"));
+    let downstream = Peer::at("test-gauge", a.addr, policy());
+    a.failing.store(true, Ordering::SeqCst);
+    for _ in 0..3 {
+        let _ = ask(&downstream, Retry::Safe, "/fail").await;
+    }
+    assert!(downstream.is_open());
+    assert_eq!(
+        breaker_gauge("test-gauge"),
+        Some(1.0),
+        "every endpoint fails fast"
+    );
+    tokio::time::sleep(policy().breaker_cooldown + Duration::from_millis(50)).await;
+    let moved: std::collections::BTreeSet<_> = [resolve::Address {
+        addr: b.addr,
+        scheme: target::Scheme::Http,
+        authority: b.addr.to_string(),
+    }]
+    .into_iter()
+    .collect();
+    downstream.inner.set.update(&moved);
+    every_endpoint(&downstream, "serving").await;
+    assert_eq!(
+        ask(&downstream, Retry::Safe, "/whoami").await.expect("b"),
+        "b"
+    );
+    assert_eq!(
+        breaker_gauge("test-gauge"),
+        Some(0.0),
+        "a healthy endpoint serves: no breaker alert"
+    );
 }

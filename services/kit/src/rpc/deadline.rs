@@ -25,7 +25,7 @@ pub struct Deadline(pub Instant);
 
 /// The caller's deadline, if it set one (`grpc-timeout` on gRPC and
 /// gRPC-Web, `connect-timeout-ms` on Connect), as an extractor for handlers
-/// that call other services: pass it to [`crate::client::Downstream::call`].
+/// that call other services: pass it on with [`crate::client::CallExt::within`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CallerDeadline(pub Option<Instant>);
 

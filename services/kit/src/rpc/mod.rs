@@ -36,7 +36,6 @@ pub use config::HttpConfig;
 pub use connect_get::connect_get;
 pub use health::Readiness;
 pub use listener::{ListenError, Listening, serve, start, start_with};
-pub(crate) use observe::grpc_status;
 pub use prost_protovalidate::ValidationError;
 pub use response_metadata::ResponseMetadata;
 pub use server::{RpcServer, ServerError, metrics_routes};

@@ -386,7 +386,7 @@ impl CodeSniffer {
 }
 
 /// The code a `grpc-status` header or trailer says, by Connect's name.
-pub(crate) fn grpc_status(headers: &HeaderMap) -> Option<&'static str> {
+pub(super) fn grpc_status(headers: &HeaderMap) -> Option<&'static str> {
     headers
         .get(GRPC_STATUS)
         .and_then(|v| v.to_str().ok())

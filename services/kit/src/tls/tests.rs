@@ -538,7 +538,7 @@ fn identities_come_from_spiffe_ids_then_dns_names() {
 
 #[tokio::test]
 async fn the_kits_clients_call_over_mutual_tls_and_rotate_their_certificate() {
-    use crate::client::{Downstream, DownstreamPolicy, PeerTarget, Retry};
+    use crate::client::{Peer, PeerPolicy, PeerTarget};
     let pki = Pki::new();
     let http = HttpConfig {
         tls: pki.flags(true, true),
@@ -576,43 +576,116 @@ async fn the_kits_clients_call_over_mutual_tls_and_rotate_their_certificate() {
     let target = PeerTarget::url(&format!("https://localhost:{}", addr.port()))
         .expect("url")
         .with_tls(tls);
-    let policy = DownstreamPolicy {
+    let policy = PeerPolicy {
         timeout: Duration::from_secs(5),
-        ..DownstreamPolicy::default()
+        ..PeerPolicy::default()
     };
-    let ask = |downstream: Downstream| async move {
-        downstream
-            .call(Retry::Safe, None, |channel, _| {
-                crate::client::get(channel, "/who")
-            })
-            .await
-    };
-    let downstream = Downstream::connect("peer", &target, policy.clone())
+    let ask = |peer: Peer| async move { peer.get("/who").await };
+    let downstream = Peer::connect("peer", &target, policy.clone())
         .await
         .expect("connect");
-    assert_eq!(ask(downstream).await.expect("mTLS call"), "orders");
+    assert_eq!(ask(downstream).await.expect("mTLS call"), &b"orders"[..]);
 
     // The certificate renewed as another service: new connections show it.
     let gateway = pki.ca.client(&services(), "gateway").expect("cert");
     std::fs::write(&key, &gateway.key).expect("key");
     std::fs::write(&cert, &gateway.cert).expect("cert");
     tokio::time::sleep(reload::RELOAD_EVERY * 2).await;
-    let downstream = Downstream::connect("peer", &target, policy.clone())
+    let downstream = Peer::connect("peer", &target, policy.clone())
         .await
         .expect("connect");
-    assert_eq!(ask(downstream).await.expect("mTLS call"), "gateway");
+    assert_eq!(ask(downstream).await.expect("mTLS call"), &b"gateway"[..]);
 
     // An https peer with no CA to check it by is never called.
     let untrusted = PeerTarget::url(&format!("https://localhost:{}", addr.port())).expect("url");
-    let downstream = Downstream::connect(
+    let downstream = Peer::connect(
         "peer",
         &untrusted,
-        DownstreamPolicy {
+        PeerPolicy {
             timeout: Duration::from_millis(500),
-            ..DownstreamPolicy::default()
+            ..PeerPolicy::default()
         },
     )
     .await
     .expect("connect");
     assert!(ask(downstream).await.is_err());
+}
+
+/// What the kit's client makes of a server with certificate `issued` when
+/// it trusts the CA `trusted` and dials `https://localhost`: the answer to
+/// `/ping`, or the status of the refusal.
+async fn call_tls_server(issued: &IssuedPem, trusted: &str) -> Result<bytes::Bytes, tonic::Status> {
+    use crate::client::{Peer, PeerPolicy, PeerTarget};
+    let dir = tempfile::tempdir().expect("dir");
+    let file = |file: &str, text: &str| {
+        let path = dir.path().join(file);
+        std::fs::write(&path, text).expect("write");
+        path
+    };
+    // A server as a service runs one (its health answering the client's
+    // watch), on its own TLS files.
+    let http = HttpConfig {
+        tls: ServerTlsFlags {
+            tls_cert: Some(file("server.pem", &issued.cert)),
+            tls_key: Some(file("server-key.pem", &issued.key)),
+            ..ServerTlsFlags::default()
+        },
+        ..HttpConfig::default()
+    };
+    let shutdown = Shutdown::new();
+    let app = crate::RpcServer::new(http.clone(), crate::Readiness::always())
+        .http_routes(Router::new().route("/ping", get(|| async { "pong" })))
+        .into_router(&shutdown)
+        .await
+        .expect("router");
+    let addr = crate::rpc::start("127.0.0.1:0".parse().expect("addr"), app, shutdown, &http)
+        .await
+        .expect("start")
+        .addr;
+    let tls = ClientTlsFlags {
+        tls_ca: Some(file("trusted.pem", trusted)),
+        tls_client_cert: None,
+        tls_client_key: None,
+    }
+    .load()
+    .expect("client tls");
+    let target = PeerTarget::url(&format!("https://localhost:{}", addr.port()))
+        .expect("url")
+        .with_tls(tls);
+    let peer = Peer::connect(
+        "peer",
+        &target,
+        PeerPolicy {
+            timeout: Duration::from_millis(800),
+            ..PeerPolicy::default()
+        },
+    )
+    .await
+    .expect("connect");
+    peer.get("/ping").await
+}
+
+/// No test server refuses these first: the client alone must.
+#[tokio::test]
+async fn the_kits_client_refuses_a_server_of_another_ca_or_for_another_name() {
+    let ours = DevCa::new("our CA").expect("ca");
+    let theirs = DevCa::new("their CA").expect("ca");
+    // Our CA, localhost among its names: served.
+    let catalog = ours.server("catalog", &[]).expect("cert");
+    let served = call_tls_server(&catalog, ours.cert_pem()).await;
+    assert_eq!(served.expect("the right server").as_ref(), b"pong");
+    // The same names from a CA the client does not trust.
+    let foreign = theirs.server("catalog", &[]).expect("cert");
+    let refused = call_tls_server(&foreign, ours.cert_pem())
+        .await
+        .expect_err("another CA's certificate");
+    assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+    // Our CA, but for another name than the one dialled (localhost).
+    let elsewhere = ours
+        .issue("orders", &["orders.test".to_owned()], Usage::Server, 30)
+        .expect("cert");
+    let wrong = call_tls_server(&elsewhere, ours.cert_pem())
+        .await
+        .expect_err("a certificate for orders.test, dialled as localhost");
+    assert_eq!(wrong.code(), tonic::Code::Unavailable, "{wrong:?}");
 }

@@ -1,10 +1,9 @@
 //! The catalog as orders sees it: product names and prices for pricing an
 //! order, and the saga's stock steps (reserve, commit, release, all keyed by
-//! the order id so a repeat is harmless), through the kit's client stack.
+//! the order id so a repeat is harmless), through the kit's client stack
+//! (orders' service token on every call).
 
-use std::sync::Arc;
-
-use shop_kit::client::{Downstream, Retry};
+use shop_kit::client::{CallExt, Peer};
 use shop_proto::shop::catalog::v1::{
     BatchGetProductsRequest, CommitStockRequest, ReleaseStockRequest, ReservationStatus,
     ReserveStockRequest, StockItem, catalog_service_client::CatalogServiceClient,
@@ -13,7 +12,7 @@ use shop_proto::shop::catalog::v1::{
 use tokio::time::Instant;
 use tonic::Code;
 
-use super::{ServiceToken, unavailable};
+use super::unavailable;
 use crate::{
     domain::{CancelReason, Cancellation, Order, Priced, saga::Outcome},
     error::OrdersError,
@@ -25,13 +24,12 @@ const PEER: &str = "catalog";
 /// StockService (the saga's steps), on the same endpoints.
 #[derive(Clone, Debug)]
 pub struct Catalog {
-    downstream: Downstream,
-    token: Arc<ServiceToken>,
+    peer: Peer,
 }
 
 impl Catalog {
-    pub fn new(downstream: Downstream, token: Arc<ServiceToken>) -> Self {
-        Self { downstream, token }
+    pub fn new(peer: Peer) -> Self {
+        Self { peer }
     }
 
     /// Names and prices of `product_ids` (distinct), in order: one call,
@@ -43,16 +41,12 @@ impl Catalog {
         product_ids: &[String],
         deadline: Option<Instant>,
     ) -> Result<Vec<Priced>, OrdersError> {
-        let answer = self
-            .downstream
-            .call(Retry::Safe, deadline, |channel, budget| {
-                let mut client = CatalogServiceClient::new(channel);
-                let mut lookup = tonic::Request::new(BatchGetProductsRequest {
-                    product_ids: product_ids.to_vec(),
-                });
-                lookup.set_timeout(budget);
-                async move { client.batch_get_products(lookup).await }
-            })
+        let lookup = tonic::Request::new(BatchGetProductsRequest {
+            product_ids: product_ids.to_vec(),
+        })
+        .within(deadline);
+        let answer = CatalogServiceClient::new(self.peer.clone())
+            .batch_get_products(lookup)
             .await;
         let products = match answer {
             Ok(answer) => answer.into_inner().products,
@@ -92,6 +86,11 @@ impl Catalog {
             .collect()
     }
 
+    /// The internal StockService, on the same endpoints.
+    fn stock(&self) -> StockServiceClient<Peer> {
+        StockServiceClient::new(self.peer.clone())
+    }
+
     /// Sets the order's stock aside (reservation id = order id).
     pub async fn reserve(&self, order: &Order) -> Outcome {
         let reserve = ReserveStockRequest {
@@ -105,14 +104,7 @@ impl Catalog {
                 })
                 .collect(),
         };
-        let send = |channel, request| {
-            let mut client = StockServiceClient::new(channel);
-            async move { client.reserve_stock(request).await }
-        };
-        let answer = match super::step_call(&self.token, &self.downstream, reserve, send).await {
-            Ok(answer) => answer,
-            Err(no_token) => return no_token,
-        };
+        let answer = self.stock().reserve_stock(reserve).await;
         match answer {
             Ok(answer) if answer.get_ref().status() == ReservationStatus::Reserved => Outcome::Done,
             Ok(_) => Outcome::Refused(Cancellation::new(
@@ -138,14 +130,7 @@ impl Catalog {
         let commit = CommitStockRequest {
             reservation_id: order.id.clone(),
         };
-        let send = |channel, request| {
-            let mut client = StockServiceClient::new(channel);
-            async move { client.commit_stock(request).await }
-        };
-        let answer = match super::step_call(&self.token, &self.downstream, commit, send).await {
-            Ok(answer) => answer,
-            Err(no_token) => return no_token,
-        };
+        let answer = self.stock().commit_stock(commit).await;
         match answer {
             Ok(_) => Outcome::Done,
             Err(status) if matches!(status.code(), Code::FailedPrecondition | Code::NotFound) => {
@@ -164,14 +149,7 @@ impl Catalog {
         let release = ReleaseStockRequest {
             reservation_id: order.id.clone(),
         };
-        let send = |channel, request| {
-            let mut client = StockServiceClient::new(channel);
-            async move { client.release_stock(request).await }
-        };
-        let answer = match super::step_call(&self.token, &self.downstream, release, send).await {
-            Ok(answer) => answer,
-            Err(no_token) => return no_token,
-        };
+        let answer = self.stock().release_stock(release).await;
         match answer {
             Ok(_) => Outcome::Done,
             Err(status) if status.code() == Code::FailedPrecondition => {

@@ -1,8 +1,10 @@
-//! The services orders calls, over gRPC, as itself: a service token from
-//! the users service on every saga call, a timeout per call, each peer through the kit's client stack (every
-//! replica of it, balanced by load). Their answers are translated at this
-//! boundary into saga outcomes (or, for pricing, into orders errors); the
-//! peers' own messages never reach a customer unfiltered.
+//! The services orders calls, over gRPC, as itself: each peer is the kit's
+//! client stack (every replica of it, balanced by load), which tonic's
+//! clients take as it is, with orders' service token from the users
+//! service on every call and a timeout per call. Their answers are
+//! translated at this boundary into saga outcomes (or, for pricing, into
+//! orders errors); the peers' own messages never reach a customer
+//! unfiltered.
 
 mod catalog;
 mod payments;
@@ -10,9 +12,7 @@ mod service_token;
 
 use std::{sync::Arc, time::Duration};
 
-use tokio::time::Instant;
-
-use shop_kit::client::{Channel, Downstream, DownstreamPolicy, PeerError, PeerTarget, Retry};
+use shop_kit::client::{Credentials, Peer, PeerError, PeerPolicy, PeerTarget};
 
 pub use catalog::Catalog;
 pub use payments::Payments;
@@ -41,102 +41,54 @@ pub struct Connected {
 
 impl Peers {
     /// Resolves every peer (waiting a while for names that do not resolve
-    /// yet) and starts watching their endpoints; every call is bounded by
-    /// `timeout`.
+    /// yet) and starts watching their endpoints; every call, getting its
+    /// service token included, is bounded by `timeout` unless the caller
+    /// has a deadline of its own.
     pub async fn connect(&self, timeout: Duration) -> Result<Connected, PeerError> {
         let (users, catalog, payments) = tokio::try_join!(
-            downstream("users", &self.users, timeout),
-            downstream("catalog", &self.catalog, timeout),
-            downstream("payments", &self.payments, timeout),
+            peer("users", &self.users, timeout),
+            peer("catalog", &self.catalog, timeout),
+            peer("payments", &self.payments, timeout),
         )?;
-        let token = Arc::new(ServiceToken::new(users, self.service_secret.clone()));
+        let token: Arc<dyn Credentials> =
+            Arc::new(ServiceToken::new(users, self.service_secret.clone()));
         Ok(Connected {
-            catalog: Catalog::new(catalog, token.clone()),
-            payments: Payments::new(payments, token),
+            catalog: Catalog::new(catalog.with_credentials(token.clone())),
+            payments: Payments::new(payments.with_credentials(token)),
         })
     }
 }
 
-/// The client stack for one peer (its replicas balanced by load, deadlines,
-/// retries when safe, a breaker per replica, bulkhead), each call bounded
-/// by `timeout`.
-async fn downstream(
-    name: &str,
-    target: &PeerTarget,
-    timeout: Duration,
-) -> Result<Downstream, PeerError> {
-    Downstream::connect(
+/// The client stack for one peer (its replicas balanced by load, deadline,
+/// retries when safe: every call orders makes is a read or keyed by its
+/// order, a breaker per replica, bulkhead), each call bounded by `timeout`.
+async fn peer(name: &str, target: &PeerTarget, timeout: Duration) -> Result<Peer, PeerError> {
+    Peer::connect(
         name,
         target,
-        DownstreamPolicy {
+        PeerPolicy {
             timeout,
-            ..DownstreamPolicy::default()
+            ..PeerPolicy::default()
         },
     )
     .await
 }
 
-/// One saga step's call to a peer: as orders (a service token), through the peer's client stack, repeated when
-/// it fails transiently (every step is keyed by the order, so a repeat is
-/// harmless), all within ONE budget: the peer's call timeout, which bounds
-/// getting a token and every attempt together. `Err` is the outcome when
-/// no service token could be had.
-async fn step_call<M, R, F, Fut>(
-    token: &ServiceToken,
-    downstream: &Downstream,
-    message: M,
-    send: F,
-) -> Result<Result<tonic::Response<R>, tonic::Status>, Outcome>
-where
-    M: Clone,
-    F: Fn(Channel, tonic::Request<M>) -> Fut,
-    Fut: Future<Output = Result<tonic::Response<R>, tonic::Status>>,
-{
-    let deadline = Instant::now() + downstream.policy().timeout;
-    call_as_orders(token, downstream, message, deadline, send)
-        .await
-        .map_err(|status| unavailable("users", &status))
-}
-
-/// A call to a peer as orders (a service token), through the peer's client stack (retried when safe), getting the token
-/// and every attempt within `deadline`. `Err` is why no token could be had.
-async fn call_as_orders<M, R, F, Fut>(
-    token: &ServiceToken,
-    downstream: &Downstream,
-    message: M,
-    deadline: Instant,
-    send: F,
-) -> Result<Result<tonic::Response<R>, tonic::Status>, tonic::Status>
-where
-    M: Clone,
-    F: Fn(Channel, tonic::Request<M>) -> Fut,
-    Fut: Future<Output = Result<tonic::Response<R>, tonic::Status>>,
-{
-    let bearer = token.bearer(Some(deadline)).await?;
-    Ok(downstream
-        .call(Retry::Safe, Some(deadline), |channel, budget| {
-            send(channel, request(message.clone(), &bearer, budget))
-        })
-        .await)
-}
-
-/// A request carrying the service token and the attempt's time budget (as
-/// `grpc-timeout`); the client stack adds the trace context.
-fn request<T>(message: T, bearer: &str, budget: Duration) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request.set_timeout(budget);
-    let metadata = request.metadata_mut();
-    if let Ok(value) = format!("Bearer {bearer}").parse() {
-        metadata.insert("authorization", value);
-    }
-    request
-}
-
 /// An answer that says nothing for good: the peer (or the way to it) may
 /// do better later. Logged here; the customer hears only which service. A
 /// call the client stack did not even send (the peer's breaker open, too
-/// many calls in flight) is no attempt.
+/// many calls in flight) is no attempt; one sent without orders' service
+/// token, because the users service would not issue one, is the users
+/// service's failure.
 fn unavailable(peer: &str, status: &tonic::Status) -> Outcome {
+    if shop_kit::client::lacked_credentials(status) {
+        tracing::warn!(
+            peer,
+            message = status.message(),
+            "no service token for a peer call"
+        );
+        return Outcome::Unavailable("users service".to_owned());
+    }
     if shop_kit::client::was_not_sent(status) {
         tracing::debug!(peer, message = status.message(), "peer call not sent");
         return Outcome::NotSent(format!("{peer} service"));

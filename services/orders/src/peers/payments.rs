@@ -2,9 +2,9 @@
 //! that charge, both by the charge's idempotency key, so a repeat after a
 //! lost answer or a crash is harmless.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
-use shop_kit::client::Downstream;
+use shop_kit::client::{CallExt, Peer, lacked_credentials};
 use shop_proto::shop::{
     common::v1::Money,
     payments::v1::{
@@ -16,7 +16,7 @@ use shop_proto::shop::{
 use tokio::time::Instant;
 use tonic::Code;
 
-use super::{ServiceToken, unavailable};
+use super::unavailable;
 use crate::{
     domain::{CancelReason, Cancellation, Order, saga::Outcome},
     error::OrdersError,
@@ -39,8 +39,7 @@ const ISSUED_TOKENS_KEPT: u64 = 10_000;
 /// endpoints.
 #[derive(Clone, Debug)]
 pub struct Payments {
-    downstream: Downstream,
-    token: Arc<ServiceToken>,
+    peer: Peer,
     /// Tokens payments said it issued, for a while: a customer's next
     /// order with the same card is not asked about again.
     issued: moka::sync::Cache<String, ()>,
@@ -52,10 +51,9 @@ pub fn charge_key(order_id: &str) -> String {
 }
 
 impl Payments {
-    pub fn new(downstream: Downstream, token: Arc<ServiceToken>) -> Self {
+    pub fn new(peer: Peer) -> Self {
         Self {
-            downstream,
-            token,
+            peer,
             issued: moka::sync::Cache::builder()
                 .max_capacity(ISSUED_TOKENS_KEPT)
                 .time_to_live(ISSUED_TOKENS_FOR)
@@ -77,26 +75,21 @@ impl Payments {
         }
         let patience = Instant::now() + TOKEN_CHECK_PATIENCE;
         let deadline = deadline.map_or(patience, |deadline| deadline.min(patience));
-        let check = CheckPaymentTokenRequest {
+        let check = tonic::Request::new(CheckPaymentTokenRequest {
             payment_token: payment_token.to_owned(),
-        };
-        let send = |channel, request| {
-            let mut client = PaymentServiceClient::new(channel);
-            async move { client.check_payment_token(request).await }
-        };
-        let answer =
-            match super::call_as_orders(&self.token, &self.downstream, check, deadline, send).await
-            {
-                Ok(answer) => answer,
-                Err(status) => {
-                    tracing::debug!(
-                        message = status.message(),
-                        "no service token to check a payment token"
-                    );
-                    return Ok(());
-                }
-            };
+        })
+        .within(Some(deadline));
+        let answer = PaymentServiceClient::new(self.peer.clone())
+            .check_payment_token(check)
+            .await;
         match answer {
+            Err(status) if lacked_credentials(&status) => {
+                tracing::debug!(
+                    message = status.message(),
+                    "no service token to check a payment token"
+                );
+                Ok(())
+            }
             Ok(_) => {
                 self.issued.insert(payment_token.to_owned(), ());
                 Ok(())
@@ -111,6 +104,11 @@ impl Payments {
         }
     }
 
+    /// The internal OrderPaymentService, on the same endpoints.
+    fn orders_payments(&self) -> OrderPaymentServiceClient<Peer> {
+        OrderPaymentServiceClient::new(self.peer.clone())
+    }
+
     pub async fn charge(&self, order: &Order, payment_token: &str) -> Outcome {
         let charge = ChargeOrderRequest {
             idempotency_key: charge_key(&order.id),
@@ -122,14 +120,7 @@ impl Payments {
             payment_token: payment_token.to_owned(),
             customer_id: order.user_id.clone(),
         };
-        let send = |channel, request| {
-            let mut client = OrderPaymentServiceClient::new(channel);
-            async move { client.charge_order(request).await }
-        };
-        let answer = match super::step_call(&self.token, &self.downstream, charge, send).await {
-            Ok(answer) => answer,
-            Err(no_token) => return no_token,
-        };
+        let answer = self.orders_payments().charge_order(charge).await;
         match answer {
             Ok(answer) => Outcome::Charged {
                 payment_id: answer
@@ -164,14 +155,7 @@ impl Payments {
             idempotency_key: charge_key(&order.id),
             customer_id: order.user_id.clone(),
         };
-        let send = |channel, request| {
-            let mut client = OrderPaymentServiceClient::new(channel);
-            async move { client.refund_order(request).await }
-        };
-        let answer = match super::step_call(&self.token, &self.downstream, refund, send).await {
-            Ok(answer) => answer,
-            Err(no_token) => return no_token,
-        };
+        let answer = self.orders_payments().refund_order(refund).await;
         match answer {
             Ok(_) => Outcome::Done,
             Err(status) => unavailable(PEER, &status),

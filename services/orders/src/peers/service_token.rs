@@ -1,10 +1,14 @@
 //! Orders' own access token, from the users service in exchange for the
 //! shop's service secret, kept until shortly before it expires.
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
+use futures::future::BoxFuture;
 use secrecy::{ExposeSecret, SecretString};
-use shop_kit::client::{Downstream, Retry};
+use shop_kit::client::{CallExt, Credentials, Peer};
 use shop_proto::shop::users::v1::{
     IssueServiceTokenRequest, service_token_service_client::ServiceTokenServiceClient,
 };
@@ -17,13 +21,13 @@ const SERVICE_NAME: &str = "orders";
 #[derive(Debug)]
 pub struct ServiceToken {
     /// The users service, whose ServiceTokenService issues the token.
-    users: Downstream,
+    users: Peer,
     secret: SecretString,
-    current: Mutex<Option<(String, Instant)>>,
+    current: Mutex<Option<(Arc<str>, Instant)>>,
 }
 
 impl ServiceToken {
-    pub fn new(users: Downstream, secret: SecretString) -> Self {
+    pub fn new(users: Peer, secret: SecretString) -> Self {
         Self {
             users,
             secret,
@@ -31,29 +35,22 @@ impl ServiceToken {
         }
     }
 
-    /// A valid token, fetching a new one when needed (by `deadline`, if
-    /// given); the error says why none could be had.
-    pub async fn bearer(
-        &self,
-        deadline: Option<tokio::time::Instant>,
-    ) -> Result<String, tonic::Status> {
+    /// A valid token, fetching a new one when needed (by `deadline`); the
+    /// error says why none could be had.
+    pub async fn token(&self, deadline: tokio::time::Instant) -> Result<Arc<str>, tonic::Status> {
         let mut current = self.current.lock().await;
         if let Some((token, renew_at)) = current.as_ref()
             && Instant::now() < *renew_at
         {
             return Ok(token.clone());
         }
-        let issued = self
-            .users
-            .call(Retry::Safe, deadline, |channel, budget| {
-                let mut request = tonic::Request::new(IssueServiceTokenRequest {
-                    service_name: SERVICE_NAME.to_owned(),
-                    service_secret: self.secret.expose_secret().to_owned(),
-                });
-                request.set_timeout(budget);
-                let mut users = ServiceTokenServiceClient::new(channel);
-                async move { users.issue_service_token(request).await }
-            })
+        let request = tonic::Request::new(IssueServiceTokenRequest {
+            service_name: SERVICE_NAME.to_owned(),
+            service_secret: self.secret.expose_secret().to_owned(),
+        })
+        .within(Some(deadline));
+        let issued = ServiceTokenServiceClient::new(self.users.clone())
+            .issue_service_token(request)
             .await?
             .into_inner();
         // No lifetime (or a negative one) renews at the next call.
@@ -61,7 +58,18 @@ impl ServiceToken {
             Duration::from_secs(u64::try_from(d.seconds).unwrap_or(0))
         });
         let renew_at = Instant::now() + lifetime.saturating_sub(RENEW_BEFORE);
-        *current = Some((issued.access_token.clone(), renew_at));
-        Ok(issued.access_token)
+        let token: Arc<str> = issued.access_token.into();
+        *current = Some((token.clone(), renew_at));
+        Ok(token)
+    }
+}
+
+/// Orders' calls carry it (the client stack's credentials layer).
+impl Credentials for ServiceToken {
+    fn bearer(
+        &self,
+        deadline: tokio::time::Instant,
+    ) -> BoxFuture<'_, Result<Arc<str>, tonic::Status>> {
+        Box::pin(self.token(deadline))
     }
 }
