@@ -92,7 +92,7 @@ conformance *CONFIGS:
 bench *ARGS:
     bench/run.sh {{ARGS}}
 
-# Instructions per request of one echo server (bare, kit, library or tonic; connect, json or grpc; traces off or a share of calls traced, e.g. 0.01), or per call of one client (caller-kit, caller-tonic; grpc) under callgrind: repeatable, for A/B of two builds
+# Instructions per request of one echo server (bare, kit, library or tonic; connect, json or grpc; traces off or a share of calls traced, e.g. 0.01), or per call of one client (caller-kit, caller-tonic, caller-h2; grpc) under callgrind: repeatable, for A/B of two builds
 bench-instructions KIND="kit" PROTOCOL="connect" TRACES="off":
     bench/instructions.sh {{KIND}} {{PROTOCOL}} {{TRACES}}
 

@@ -3,7 +3,8 @@
 # request of one echo server served in process (bare, kit, library: the
 # kit's library connectrpc-axum without the kit, or tonic), or of one client
 # calling an echo server (caller-kit: the kit's client stack; caller-tonic:
-# tonic's channel alone; PROTOCOL grpc), counted by
+# tonic's channel alone; caller-h2: hyper's HTTP/2 connection alone, the
+# floor; PROTOCOL grpc), counted by
 # valgrind's callgrind: unlike req/s on a shared machine, the count is the
 # same run after run, so an A/B of two builds shows even a 2% change. The
 # count is the difference between 3,000 and 1,000 requests, per request;
@@ -24,8 +25,8 @@ kind=${1:-kit}
 protocol=${2:-connect}
 traces=${3:-off}
 case "$kind" in
-  bare|kit|library|tonic|caller-kit|caller-tonic) ;;
-  *) echo "bench-instructions: KIND is bare, kit, library or tonic (a server), or caller-kit or caller-tonic (a client: the kit's stack, tonic's channel)" >&2; exit 2 ;;
+  bare|kit|library|tonic|caller-kit|caller-tonic|caller-h2) ;;
+  *) echo "bench-instructions: KIND is bare, kit, library or tonic (a server), or caller-kit, caller-tonic or caller-h2 (a client: the kit's stack, tonic's channel, hyper's connection)" >&2; exit 2 ;;
 esac
 for tool in valgrind h2load; do
   command -v "$tool" >/dev/null || { echo "bench-instructions: $tool is missing (Debian: valgrind, nghttp2-client)" >&2; exit 2; }

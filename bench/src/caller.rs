@@ -1,7 +1,8 @@
 //! One client calling the echo server, for counting what a call costs the
 //! caller (`just bench-instructions caller-kit`): the kit's client stack
 //! (balance, breaker, retry, deadline, bulkhead, metrics), or tonic's own
-//! channel beside it (the reference). It makes one call, says `ready`, then
+//! channel beside it (the reference), or hyper's HTTP/2 connection alone
+//! (the floor under both). It makes one call, says `ready`, then
 //! makes N sequential calls for every N read from stdin, saying `done N`.
 
 use std::{io::BufRead, net::SocketAddr};
@@ -19,6 +20,27 @@ pub enum CallerKind {
     Kit,
     /// tonic's channel alone.
     Tonic,
+    /// hyper's HTTP/2 connection alone: the floor under both.
+    H2,
+}
+
+/// hyper's connection as a tower service, as tonic's clients take it.
+#[derive(Clone)]
+struct RawH2(hyper::client::conn::http2::SendRequest<tonic::body::Body>);
+
+impl tower::Service<http::Request<tonic::body::Body>> for RawH2 {
+    type Response = http::Response<hyper::body::Incoming>;
+    type Error = hyper::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, hyper::Error>>;
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), hyper::Error>> {
+        self.0.poll_ready(cx)
+    }
+    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+        Box::pin(self.0.send_request(request))
+    }
 }
 
 type Call = Box<dyn FnMut() -> BoxFuture<'static, anyhow::Result<()>>>;
@@ -27,6 +49,27 @@ async fn caller(kind: CallerKind, target: SocketAddr) -> anyhow::Result<Call> {
     Ok(match kind {
         CallerKind::Kit => {
             let client = EchoServiceClient::new(Peer::at("echo", target, PeerPolicy::default()));
+            Box::new(move || {
+                let mut client = client.clone();
+                Box::pin(async move {
+                    client
+                        .echo(tonic::Request::new(echo::echo_request()))
+                        .await?;
+                    Ok(())
+                })
+            })
+        }
+        CallerKind::H2 => {
+            let tcp = tokio::net::TcpStream::connect(target).await?;
+            tcp.set_nodelay(true)?;
+            let (send, connection) = hyper::client::conn::http2::handshake(
+                hyper_util::rt::TokioExecutor::new(),
+                hyper_util::rt::TokioIo::new(tcp),
+            )
+            .await?;
+            tokio::spawn(connection);
+            let client =
+                EchoServiceClient::with_origin(RawH2(send), format!("http://{target}").parse()?);
             Box::new(move || {
                 let mut client = client.clone();
                 Box::pin(async move {

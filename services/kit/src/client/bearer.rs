@@ -9,7 +9,7 @@ use std::{
     task::{Context, Poll},
 };
 
-use futures::future::BoxFuture;
+use futures::future::{BoxFuture, Either};
 use http::HeaderValue;
 use tokio::time::Instant;
 use tonic::Status;
@@ -25,6 +25,12 @@ use super::{
 pub trait Credentials: Send + Sync + 'static {
     /// The token to call with, had by `deadline`.
     fn bearer(&self, deadline: Instant) -> BoxFuture<'_, Result<Arc<str>, Status>>;
+
+    /// The token, if one is at hand now without waiting (most calls: it
+    /// is renewed only now and then); `None` asks [`Self::bearer`].
+    fn current(&self) -> Option<Arc<str>> {
+        None
+    }
 }
 
 /// Puts `credentials`' token on every call that carries none.
@@ -58,46 +64,63 @@ where
 {
     type Response = Response;
     type Error = BoxError;
-    type Future = BoxFuture<'static, Result<Response, BoxError>>;
+    type Future = Either<S::Future, BoxFuture<'static, Result<Response, BoxError>>>;
 
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        // The inner stack is made ready once the token is at hand.
-        Poll::Ready(Ok(()))
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
-        let inner = self.inner.clone();
-        let credentials = self.credentials.clone();
-        Box::pin(async move {
-            if !request.headers().contains_key(http::header::AUTHORIZATION) {
-                let deadline = request
-                    .extensions()
-                    .get::<Deadline>()
-                    .map_or_else(Instant::now, |deadline| deadline.0);
-                let token = match credentials.bearer(deadline).await {
-                    Ok(token) => token,
-                    Err(why) => return Ok(answer(no_credentials(&why))),
-                };
-                match HeaderValue::try_from(format!("Bearer {token}")) {
-                    Ok(value) => {
-                        request
-                            .headers_mut()
-                            .insert(http::header::AUTHORIZATION, value);
-                    }
-                    Err(_) => {
-                        return Ok(answer(no_credentials(&Status::internal(
-                            "the bearer token is no header value",
-                        ))));
-                    }
-                }
-                // What is left of the deadline, for the call itself.
-                if let Some(deadline) = request.extensions().get::<Deadline>().copied() {
+        // The usual case waits for nothing: the call carries a token (a
+        // caller's, passed on), or the service's is at hand.
+        if request.headers().contains_key(http::header::AUTHORIZATION) {
+            return Either::Left(self.inner.call(request));
+        }
+        if let Some(token) = self.credentials.current() {
+            return match bearer(&token) {
+                Some(value) => {
                     request
                         .headers_mut()
-                        .insert("grpc-timeout", deadline.header());
+                        .insert(http::header::AUTHORIZATION, value);
+                    Either::Left(self.inner.call(request))
                 }
+                None => Either::Right(Box::pin(async { Ok(unusable()) })),
+            };
+        }
+        // Else had first (within the deadline), with the stack made ready.
+        let ready = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, ready);
+        let credentials = self.credentials.clone();
+        Either::Right(Box::pin(async move {
+            let deadline = request
+                .extensions()
+                .get::<Deadline>()
+                .map_or_else(Instant::now, |deadline| deadline.0);
+            let token = match credentials.bearer(deadline).await {
+                Ok(token) => token,
+                Err(why) => return Ok(answer(no_credentials(&why))),
+            };
+            match bearer(&token) {
+                Some(value) => {
+                    request
+                        .headers_mut()
+                        .insert(http::header::AUTHORIZATION, value);
+                    inner.oneshot(request).await
+                }
+                None => Ok(unusable()),
             }
-            inner.oneshot(request).await
-        })
+        }))
     }
+}
+
+/// The `authorization` header of `token`, if it can be one.
+fn bearer(token: &str) -> Option<HeaderValue> {
+    HeaderValue::try_from(format!("Bearer {token}")).ok()
+}
+
+/// The answer to a call whose token cannot be a header.
+fn unusable() -> Response {
+    answer(no_credentials(&Status::internal(
+        "the bearer token is no header value",
+    )))
 }

@@ -22,7 +22,12 @@ use opentelemetry::trace::FutureExt as _;
 use tonic::Code;
 use tower::Service;
 
-use super::endpoint::Outcome;
+use super::{
+    connection::Connection,
+    deadline::{Deadline, GRPC_TIMEOUT},
+    endpoint::Outcome,
+    status::{BoxError, GRPC_STATUS},
+};
 use crate::observe::{
     telemetry::kept,
     traces::{self, RpcTrace},
@@ -30,14 +35,13 @@ use crate::observe::{
 
 /// The connection to one endpoint of a peer, as its
 /// [`super::endpoint::EndpointService`] sends each call through it.
-#[derive(Clone, Debug)]
 pub(super) struct Channel {
-    inner: tonic::transport::Channel,
+    inner: Connection,
     addr: SocketAddr,
 }
 
 impl Channel {
-    pub(super) fn new(inner: tonic::transport::Channel, addr: SocketAddr) -> Self {
+    pub(super) fn new(inner: Connection, addr: SocketAddr) -> Self {
         Self { inner, addr }
     }
 }
@@ -49,19 +53,24 @@ type Response = http::Response<tonic::body::Body>;
 /// and code (`rpc.client.call.duration`).
 pub const CLIENT_CALL_DURATION: &str = "rpc_client_call_duration_seconds";
 
+/// gRPC's codes, 0 (`ok`) to 16 (`unauthenticated`).
+const CODES: usize = 17;
+
 /// One method's histograms by code, looked up once each.
 #[derive(Debug)]
 struct MethodSeries {
     service: String,
     method: String,
-    by_code: RwLock<HashMap<&'static str, Histogram>>,
+    /// By code (its number), each made at its first call.
+    by_code: [OnceLock<Histogram>; CODES],
 }
 
 impl MethodSeries {
     /// The series of `path` (`/package.Service/Method`): only paths the
     /// shop's own code calls, so they are bounded.
     fn of(path: &str) -> Arc<Self> {
-        static SERIES: OnceLock<RwLock<HashMap<String, Arc<MethodSeries>>>> = OnceLock::new();
+        type Kept = RwLock<HashMap<String, Arc<MethodSeries>, foldhash::fast::RandomState>>;
+        static SERIES: OnceLock<Kept> = OnceLock::new();
         kept(SERIES.get_or_init(RwLock::default), path, || {
             let (service, method) = path
                 .trim_start_matches('/')
@@ -70,15 +79,18 @@ impl MethodSeries {
             Arc::new(Self {
                 service: service.to_owned(),
                 method: method.to_owned(),
-                by_code: RwLock::default(),
+                by_code: std::array::from_fn(|_| OnceLock::new()),
             })
         })
     }
 
-    fn duration(&self, code: &'static str) -> Histogram {
-        kept(&self.by_code, &code, || {
+    fn duration(&self, code: Code) -> &Histogram {
+        // `Code` has exactly these 17 values (tonic reads any other number
+        // as `unknown`).
+        self.by_code[code as usize].get_or_init(|| {
             metrics::histogram!(CLIENT_CALL_DURATION,
-                "service" => self.service.clone(), "method" => self.method.clone(), "code" => code)
+                "service" => self.service.clone(), "method" => self.method.clone(),
+                "code" => code_name(code))
         })
     }
 }
@@ -97,14 +109,13 @@ struct ClientCall {
 
 impl ClientCall {
     fn finish(self, code: Code) {
-        let name = code_name(code);
         if let Some(series) = &self.series {
             series
-                .duration(name)
+                .duration(code)
                 .record(self.started.elapsed().as_secs_f64());
         }
         if let Some(trace) = &self.trace {
-            trace.end_called(name);
+            trace.end_called(code_name(code));
         }
         self.outcome.end(code);
     }
@@ -128,21 +139,22 @@ fn code_name(code: Code) -> &'static str {
 
 /// A call's answer: its head, the call finished with its code if the head
 /// says it, else when its body's trailers do.
-pub(super) type ChannelFuture = BoxFuture<'static, Result<Response, super::status::BoxError>>;
+pub(super) type ChannelFuture = BoxFuture<'static, Result<Response, BoxError>>;
 
 impl Channel {
-    pub(super) fn poll_ready(
-        &mut self,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<(), tonic::transport::Error>> {
+    pub(super) fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         self.inner.poll_ready(cx)
     }
 
     pub(super) fn call(&mut self, mut request: Request, outcome: Outcome) -> ChannelFuture {
-        let deadline = request
-            .extensions()
-            .get::<super::deadline::Deadline>()
-            .map(|deadline| deadline.0);
+        let deadline = request.extensions().get::<Deadline>().copied();
+        // What is left of the call's deadline, as this attempt leaves.
+        if let Some(deadline) = deadline {
+            request
+                .headers_mut()
+                .insert(GRPC_TIMEOUT, deadline.header());
+        }
+        let deadline = deadline.map(|deadline| deadline.0);
         // RPCs are POSTs; a plain GET through the channel (a JWK set) is no RPC.
         let rpc = request.method() == http::Method::POST;
         let series = rpc.then(|| MethodSeries::of(request.uri().path()));
@@ -168,7 +180,7 @@ impl Channel {
                 Ok(response) => response,
                 Err(error) => {
                     call.finish(Code::Unavailable);
-                    return Err(error.into());
+                    return Err(error);
                 }
             };
             let (parts, body) = response.into_parts();
@@ -221,7 +233,7 @@ impl http_body::Body for CallBody {
         let code = match &polled {
             Poll::Ready(Some(Ok(frame))) => frame.trailers_ref().map(|trailers| {
                 trailers
-                    .get("grpc-status")
+                    .get(&GRPC_STATUS)
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.parse::<i32>().ok())
                     .map_or(Code::Unknown, Code::from)

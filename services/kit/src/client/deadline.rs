@@ -1,7 +1,7 @@
 //! A call's deadline, as a layer: the caller's (`grpc-timeout`, which
 //! `tonic::Request::set_timeout` sets), else the peer's default budget. It
 //! is put on the request (every attempt reads it, and sends what is left
-//! on as its own `grpc-timeout`), and a call still unanswered at it is
+//! on as its own `grpc-timeout` when it goes out), and a call still unanswered at it is
 //! answered `deadline_exceeded`.
 
 use std::{
@@ -11,7 +11,7 @@ use std::{
     time::Duration,
 };
 
-use http::HeaderValue;
+use http::{HeaderName, HeaderValue};
 use tokio::time::{Instant, Sleep};
 use tonic::{Code, Status};
 
@@ -21,6 +21,9 @@ use tower::{Layer, Service};
 
 use super::status::{BoxError, Response, answer, head_code};
 use crate::rpc::deadline::parse_grpc_timeout;
+
+/// The header a gRPC call's deadline travels in (what is left of it).
+pub(super) const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
 
 /// When a call must be answered by: on its request, for every layer below.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,15 +79,13 @@ where
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         let budget = request
             .headers()
-            .get("grpc-timeout")
+            .get(&GRPC_TIMEOUT)
             .and_then(|value| value.to_str().ok())
             .and_then(parse_grpc_timeout)
             .unwrap_or(self.layer.default);
         let deadline = Deadline(Instant::now() + budget);
+        // Each attempt sends on what is left of it (see `channel`).
         request.extensions_mut().insert(deadline);
-        request
-            .headers_mut()
-            .insert("grpc-timeout", deadline.header());
         DeadlineFuture {
             inner: self.inner.call(request),
             expires: Box::pin(tokio::time::sleep_until(deadline.0)),

@@ -29,7 +29,7 @@ use tokio::{
     time::{Instant, Sleep},
 };
 use tokio_util::sync::CancellationToken;
-use tonic::{Code, transport::Channel as TonicChannel};
+use tonic::Code;
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
@@ -38,6 +38,7 @@ use super::{
     Backoff,
     breaker::{Admission, Breaker},
     channel::{Channel, ChannelFuture},
+    connection::{Connect, Connection},
     resolve::Address,
     status::BoxError,
     target::Scheme,
@@ -51,10 +52,6 @@ const PROBE_BACKOFF: Backoff = Backoff {
     first: Duration::from_millis(100),
     max: Duration::from_secs(2),
 };
-/// HTTP/2 pings on a quiet connection: a peer gone silent (a machine lost,
-/// a paused process) is noticed within interval + timeout.
-const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
-const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Whether an endpoint serves, as far as this client knows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,8 +114,8 @@ pub(super) struct ChannelSettings {
 /// Why an endpoint could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub(super) enum EndpointError {
-    #[error(transparent)]
-    Transport(#[from] tonic::transport::Error),
+    #[error("{0:?} is no host and port")]
+    Authority(String),
     #[error(transparent)]
     Tls(#[from] TlsError),
     #[error("https needs the CA that signs its certificate: give --tls-ca")]
@@ -127,7 +124,7 @@ pub(super) enum EndpointError {
 
 pub(super) struct Endpoint {
     pub(super) address: Address,
-    channel: TonicChannel,
+    connect: Connect,
     in_flight: AtomicUsize,
     health: AtomicU8,
     breaker: Breaker,
@@ -160,32 +157,21 @@ impl Endpoint {
         observer: Arc<dyn Observer>,
         stop: CancellationToken,
     ) -> Result<Arc<Self>, EndpointError> {
-        let scheme = match address.scheme {
-            Scheme::Http => "http",
-            Scheme::Https => "https",
-        };
-        let origin: http::Uri = format!("{scheme}://{}", address.authority)
+        let authority = address
+            .authority
             .parse()
-            .unwrap_or_else(|_| http::Uri::from_static("http://peer"));
-        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{}", address.addr))?
-            .origin(origin)
-            .connect_timeout(settings.connect_timeout)
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(KEEP_ALIVE_INTERVAL)
-            .keep_alive_timeout(KEEP_ALIVE_TIMEOUT)
-            .keep_alive_while_idle(true);
-        let channel = match address.scheme {
-            Scheme::Http => endpoint.connect_lazy(),
+            .map_err(|_| EndpointError::Authority(address.authority.clone()))?;
+        let tls = match address.scheme {
+            Scheme::Http => None,
             Scheme::Https => {
                 let tls = settings.tls.as_ref().ok_or(EndpointError::NoTls)?;
-                let connector =
-                    tls.connector(address.addr, address.host(), settings.connect_timeout)?;
-                endpoint.connect_with_connector_lazy(connector)
+                Some(tls.connector(address.addr, address.host(), settings.connect_timeout)?)
             }
         };
+        let connect = Connect::new(address.addr, authority, tls, settings.connect_timeout);
         let endpoint = Arc::new(Self {
             address,
-            channel,
+            connect,
             in_flight: AtomicUsize::new(0),
             health: AtomicU8::new(Health::Probing as u8),
             breaker,
@@ -281,8 +267,9 @@ impl Endpoint {
     /// Keeps the health current until the endpoint is dropped from its set.
     async fn watch_health(self: Arc<Self>) {
         let mut failures = 0u32;
+        // Its own connection: a watch is a stream that stays open.
+        let mut health = HealthClient::new(self.connect.connection());
         loop {
-            let mut health = HealthClient::new(self.channel.clone());
             let opened = tokio::time::timeout(
                 PROBE_TIMEOUT,
                 health.watch(HealthCheckRequest {
@@ -308,9 +295,9 @@ impl Endpoint {
                                 Ok(None) | Err(_) => break,
                             },
                             () = self.suspect.notified() => {
-                                let health = self.check().await;
-                                self.set(health);
-                                if health == Health::Down {
+                                let now = Self::check(&mut health).await;
+                                self.set(now);
+                                if now == Health::Down {
                                     break;
                                 }
                             }
@@ -337,8 +324,7 @@ impl Endpoint {
     }
 
     /// One health check, within [`PROBE_TIMEOUT`].
-    async fn check(&self) -> Health {
-        let mut health = HealthClient::new(self.channel.clone());
+    async fn check(health: &mut HealthClient<Connection>) -> Health {
         let asked = health.check(HealthCheckRequest {
             service: String::new(),
         });
@@ -374,7 +360,7 @@ impl Drop for Outcome {
 }
 
 /// An endpoint as the balancer calls it (a `tower::Service` over the
-/// buffered request): ready while it serves and its breaker admits a call,
+/// request, its body read whole): ready while it serves and its breaker admits a call,
 /// its load its calls in flight.
 pub(super) struct EndpointService {
     endpoint: Arc<Endpoint>,
@@ -388,7 +374,7 @@ pub(super) struct EndpointService {
 
 impl EndpointService {
     pub(super) fn new(endpoint: Arc<Endpoint>) -> Self {
-        let channel = Channel::new(endpoint.channel.clone(), endpoint.addr());
+        let channel = Channel::new(endpoint.connect.connection(), endpoint.addr());
         Self {
             endpoint,
             channel,

@@ -10,8 +10,9 @@
 //! `unavailable`.
 
 use std::{
+    pin::Pin,
     sync::Arc,
-    task::{Context, Poll},
+    task::{Context, Poll, Waker},
 };
 
 use bytes::Bytes;
@@ -55,47 +56,115 @@ where
 {
     type Response = Response;
     type Error = BoxError;
-    type Future = BoxFuture<'static, Result<Response, BoxError>>;
+    type Future = GateFuture<S::Future>;
 
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        Poll::Ready(Ok(()))
+    /// The bulkhead below is ready at once (it sheds what it cannot take).
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
-        let inner = self.inner.clone();
         let shared = self.shared.clone();
-        let max_bytes = self.max_request_bytes;
-        Box::pin(async move {
-            let deadline = request.extensions().get::<Deadline>().copied();
-            if let Err(refused) = admitted(&shared, deadline).await {
-                return Ok(refused);
-            }
-            let (head, body) = request.into_parts();
-            let body = match Limited::new(body, max_bytes).collect().await {
-                Ok(collected) => collected.to_bytes(),
-                Err(error) => {
-                    return Ok(answer(not_sent(
-                        Code::Internal,
-                        format!("the request could not be read to be sent: {error}"),
-                    )));
+        let (head, body) = request.into_parts();
+        let mut body = Limited::new(body, self.max_request_bytes).collect();
+        // The usual case costs no task of its own: an endpoint takes calls
+        // and the message is encoded already (a unary call's is).
+        if shared.availability(Instant::now()) == Availability::Ready {
+            match Pin::new(&mut body).poll(&mut Context::from_waker(Waker::noop())) {
+                Poll::Ready(Ok(collected)) => {
+                    let request = http::Request::from_parts(head, collected.to_bytes());
+                    return GateFuture::Sent {
+                        inner: self.inner.call(request),
+                        shared,
+                    };
                 }
-            };
-            match inner.oneshot(http::Request::from_parts(head, body)).await {
-                Ok(response) => Ok(response),
-                Err(error) if error.is::<Overloaded>() => {
-                    shared.metrics.shed.increment(1);
-                    Ok(answer(not_sent(
-                        Code::ResourceExhausted,
-                        format!(
-                            "too many calls to the {} service in flight",
-                            shared.downstream
-                        ),
-                    )))
-                }
-                Err(error) => Ok(answer(transport_failure(&shared.downstream, &error))),
+                Poll::Ready(Err(error)) => return GateFuture::answered(unreadable(&*error)),
+                Poll::Pending => {}
             }
-        })
+        }
+        // Else wait for what is missing, with the stack made ready.
+        let ready = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, ready);
+        GateFuture::Waiting {
+            future: Box::pin(async move {
+                let deadline = head.extensions.get::<Deadline>().copied();
+                if let Err(refused) = admitted(&shared, deadline).await {
+                    return Ok(refused);
+                }
+                let body = match body.await {
+                    Ok(collected) => collected.to_bytes(),
+                    Err(error) => return Ok(unreadable(&*error)),
+                };
+                let sent = inner.oneshot(http::Request::from_parts(head, body)).await;
+                Ok(settled(&shared, sent))
+            }),
+        }
     }
+}
+
+pin_project_lite::pin_project! {
+    /// A call through the gate: sent (its answer, or the status a failure
+    /// to send stands for), waiting to be, or answered at the door.
+    #[project = GateProjection]
+    pub(super) enum GateFuture<F> {
+        Sent { #[pin] inner: F, shared: Arc<Shared> },
+        Waiting { future: BoxFuture<'static, Result<Response, BoxError>> },
+        Answered { answer: Option<Response> },
+    }
+}
+
+impl<F> GateFuture<F> {
+    fn answered(answer: Response) -> Self {
+        Self::Answered {
+            answer: Some(answer),
+        }
+    }
+}
+
+impl<F> Future for GateFuture<F>
+where
+    F: Future<Output = Result<Response, BoxError>>,
+{
+    type Output = Result<Response, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            GateProjection::Sent { inner, shared } => {
+                inner.poll(cx).map(|sent| Ok(settled(shared, sent)))
+            }
+            GateProjection::Waiting { future } => future.as_mut().poll(cx),
+            GateProjection::Answered { answer } => match answer.take() {
+                Some(answer) => Poll::Ready(Ok(answer)),
+                None => Poll::Pending,
+            },
+        }
+    }
+}
+
+/// What the caller reads of a call sent into the stack: its answer, or a
+/// failure to send as a status (shed: `resource_exhausted`, not sent).
+fn settled(shared: &Shared, sent: Result<Response, BoxError>) -> Response {
+    match sent {
+        Ok(response) => response,
+        Err(error) if error.is::<Overloaded>() => {
+            shared.metrics.shed.increment(1);
+            answer(not_sent(
+                Code::ResourceExhausted,
+                format!(
+                    "too many calls to the {} service in flight",
+                    shared.downstream
+                ),
+            ))
+        }
+        Err(error) => answer(transport_failure(&shared.downstream, &error)),
+    }
+}
+
+fn unreadable(error: &(dyn std::error::Error + Send + Sync)) -> Response {
+    answer(not_sent(
+        Code::Internal,
+        format!("the request could not be read to be sent: {error}"),
+    ))
 }
 
 /// Whether a call may go in: at once if an endpoint may take it; after a

@@ -14,7 +14,8 @@
 //! retry          tower::retry with a budget: unavailable or resource_exhausted
 //!                when safe to repeat, and any call that never left; backoff
 //!                with jitter, within the deadline
-//! buffer         tower::buffer: the balancer shared by every clone
+//! shared         the balancer, shared by every clone: taken in turn (a fair
+//!                lock) until an endpoint is ready, the answer awaited without it
 //! balance        tower::balance::p2c over a Discover fed by the peer's
 //!                addresses, looked up again every few seconds; load = calls
 //!                in flight
@@ -22,8 +23,10 @@
 //!                its breaker (infrastructure failures only, per endpoint)
 //!                admits a call; a call that cannot connect or is answered
 //!                unavailable has it checked before it is used again
-//! channel        the endpoint's HTTP/2 connection (TLS when https); every RPC
-//!                timed by code and made a client span
+//! channel        every RPC timed by code and made a client span, its outcome
+//!                recorded on the endpoint
+//! connection     the endpoint's own HTTP/2 connection (TLS when https), made
+//!                again when it closes (tower::reconnect)
 //! ```
 //!
 //! Metrics per peer (calls by code, retries, sheds, breaker) and per
@@ -34,6 +37,7 @@ mod backoff;
 mod bearer;
 mod breaker;
 mod channel;
+mod connection;
 mod deadline;
 mod endpoint;
 mod endpoints;
@@ -41,6 +45,7 @@ mod gate;
 mod policy;
 mod resolve;
 mod retry;
+mod shared;
 mod status;
 mod target;
 mod translate;
@@ -57,7 +62,7 @@ use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tonic::Status;
 use tower::{
-    Layer, Service, ServiceExt, balance::p2c::Balance, buffer::Buffer, limit::ConcurrencyLimit,
+    Layer, Service, ServiceExt, balance::p2c::Balance, limit::ConcurrencyLimit,
     load_shed::LoadShed, retry::Retry as RetryLayer, util::BoxCloneSyncService,
 };
 
@@ -89,8 +94,8 @@ pub enum PeerError {
 
 type Request = http::Request<tonic::body::Body>;
 type Balanced = Balance<Discovered, http::Request<Bytes>>;
-type Buffered = Buffer<http::Request<Bytes>, <Balanced as Service<http::Request<Bytes>>>::Future>;
-type Bulkhead = LoadShed<ConcurrencyLimit<RetryLayer<retry::RetryPolicy, Buffered>>>;
+type SharedBalancer = shared::Shared<Balanced>;
+type Bulkhead = LoadShed<ConcurrencyLimit<RetryLayer<retry::RetryPolicy, SharedBalancer>>>;
 type Door = gate::Gate<Bulkhead>;
 
 /// One peer service, as seen by this one: every endpoint of it, balanced,
@@ -191,7 +196,7 @@ impl Peer {
             stop.clone(),
         );
         set.update(addresses);
-        let buffered = Buffer::new(Balance::new(discovered), policy.max_in_flight.max(1));
+        let balancer = shared::Shared::new(Balance::new(discovered));
         let retried = RetryLayer::new(
             retry::RetryPolicy::new(
                 policy.max_attempts,
@@ -200,7 +205,7 @@ impl Peer {
                 retry::budget(policy.retry_ratio, policy.min_retries_per_sec),
                 set.shared.metrics.retries.clone(),
             ),
-            buffered,
+            balancer,
         );
         let bulkhead = LoadShed::new(ConcurrencyLimit::new(retried, policy.max_in_flight.max(1)));
         let door = gate::Gate::new(bulkhead, set.shared.clone(), policy.max_request_bytes);

@@ -104,12 +104,6 @@ impl tower::retry::Policy<Request, Response, BoxError> for RetryPolicy {
             .ok()?;
         *again.headers_mut() = request.headers().clone();
         *again.extensions_mut() = request.extensions().clone();
-        // Each attempt sends on what is left of the deadline.
-        if let Some(deadline) = request.extensions().get::<Deadline>() {
-            again
-                .headers_mut()
-                .insert("grpc-timeout", deadline.header());
-        }
         Some(again)
     }
 }

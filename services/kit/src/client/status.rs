@@ -3,7 +3,11 @@
 //! stack makes itself: a gRPC status as a trailers-only response, which
 //! every tonic client reads as that status, metadata included.
 
+use http::HeaderName;
 use tonic::{Code, Status};
+
+/// The header (or trailer) a gRPC answer's code travels in.
+pub(super) const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
 
 /// Marks the answer to a call that was never sent.
 const NOT_SENT: &str = "x-shop-not-sent";
@@ -70,7 +74,7 @@ pub fn lacked_credentials(status: &Status) -> bool {
 /// status means to gRPC; `None` when the code comes in the trailers.
 pub(super) fn head_code(status: http::StatusCode, headers: &http::HeaderMap) -> Option<Code> {
     if let Some(code) = headers
-        .get("grpc-status")
+        .get(&GRPC_STATUS)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<i32>().ok())
     {
@@ -93,7 +97,7 @@ pub(super) fn head_code(status: http::StatusCode, headers: &http::HeaderMap) -> 
 pub(super) fn never_left(error: &(dyn std::error::Error + 'static)) -> bool {
     let mut source = Some(error);
     while let Some(error) = source {
-        if error.is::<tonic::ConnectError>() {
+        if error.is::<super::connection::ConnectError>() {
             return true;
         }
         source = error.source();

@@ -27,6 +27,7 @@ mod tests;
 use std::path::PathBuf;
 
 pub use client::ClientTls;
+pub(crate) use client::Connector;
 pub use dev::{DevCa, IssuedPem, Usage, server_names};
 pub use flags::{ClientTlsFlags, ServerTlsFlags};
 pub use identity::{ClientIdentity, ServiceNames, TlsSession};

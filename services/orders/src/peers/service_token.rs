@@ -72,4 +72,11 @@ impl Credentials for ServiceToken {
     ) -> BoxFuture<'_, Result<Arc<str>, tonic::Status>> {
         Box::pin(self.token(deadline))
     }
+
+    fn current(&self) -> Option<Arc<str>> {
+        // Being renewed (locked): the caller waits for the new one.
+        let current = self.current.try_lock().ok()?;
+        let (token, renew_at) = current.as_ref()?;
+        (Instant::now() < *renew_at).then(|| token.clone())
+    }
 }
