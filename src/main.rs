@@ -22,7 +22,7 @@ use shop_kit::{
     auth::TokenKeys,
     client::PeerTarget,
     db,
-    observe::telemetry,
+    observe::{metrics::Metrics, telemetry},
     tls::{ClientTls, ClientTlsFlags, DevCa, ServerTlsFlags},
 };
 
@@ -582,10 +582,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // The process's metrics, before anything takes a metric handle (the
+    // trace exporter counts the spans it drops).
+    let metrics = Metrics::install();
     // Traces are exported on the runtime: set up inside it.
     let logs = {
         let _inside = runtime.enter();
-        telemetry::init_tracing(&cli.shop.logs, &cli.shop.traces)
+        telemetry::init_tracing(&cli.shop.logs, &cli.shop.traces, &metrics)
     };
     let _logs = match logs {
         Ok(logs) => logs,
@@ -594,7 +597,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    match runtime.block_on(run(cli, metrics)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("shop: {error:#}");
@@ -687,7 +690,7 @@ fn certs(dir: &std::path::Path, names: &[String], new_ca: bool) -> anyhow::Resul
     Ok(())
 }
 
-async fn run(mut cli: Cli) -> anyhow::Result<()> {
+async fn run(mut cli: Cli, metrics: Metrics) -> anyhow::Result<()> {
     if let Some(Command::Certs { dir, names, new_ca }) = &cli.command {
         return certs(dir, names, *new_ca);
     }
@@ -742,6 +745,7 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
             addr: shop.addr(service),
             http: &http,
             shutdown: &shutdown,
+            metrics: &metrics,
         };
         let mut started = match service {
             ServiceName::Users => {
@@ -777,7 +781,7 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
         running.push(started);
     }
     let metrics = match cli.shop.http.metrics_port {
-        Some(port) => Some(serve_metrics(&cli.shop, port, &shutdown).await?),
+        Some(port) => Some(serve_metrics(&cli.shop, port, &shutdown, metrics).await?),
         None => None,
     };
     print_banner(&running, metrics.as_ref(), &Calling::new(&cli.shop));
@@ -797,6 +801,7 @@ async fn serve_metrics(
     shop: &ShopArgs,
     port: u16,
     shutdown: &Shutdown,
+    metrics: Metrics,
 ) -> anyhow::Result<shop_kit::rpc::Listening> {
     let plain = HttpConfig {
         tls: ServerTlsFlags::default(),
@@ -805,7 +810,7 @@ async fn serve_metrics(
     let addr = SocketAddr::new(shop.host, port);
     shop_kit::rpc::start(
         addr,
-        shop_kit::rpc::metrics_routes(),
+        shop_kit::rpc::metrics_routes(metrics),
         shutdown.clone(),
         &plain,
     )
@@ -819,6 +824,7 @@ struct Launcher<'a> {
     addr: SocketAddr,
     http: &'a HttpConfig,
     shutdown: &'a Shutdown,
+    metrics: &'a Metrics,
 }
 
 impl Launcher<'_> {
@@ -831,6 +837,7 @@ impl Launcher<'_> {
             .addr(self.addr)
             .http(self.http.clone())
             .shutdown(self.shutdown.clone())
+            .metrics(self.metrics.clone())
             .start()
             .await?;
         Ok(Started {

@@ -7,7 +7,9 @@ use std::pin::Pin;
 use axum::Router;
 use connectrpc_axum::prelude::*;
 use futures::Stream;
-use shop_kit::{HttpConfig, Readiness, RpcServer, Shutdown, Valid, rpc::ServerError};
+use shop_kit::{
+    HttpConfig, Readiness, RpcServer, Shutdown, Valid, observe::metrics::Metrics, rpc::ServerError,
+};
 
 use crate::{echo, pb};
 
@@ -29,6 +31,7 @@ pub async fn router(shutdown: &Shutdown) -> Result<Router, ServerError> {
         .ticks(ticks)
         .build(());
     RpcServer::new(http.clone(), Readiness::always())
+        .metrics(Metrics::install())
         .service(connect, shop_kit::grpc_defaults!(grpc, http))
         .descriptors(pb::DESCRIPTORS)
         .into_router(shutdown)

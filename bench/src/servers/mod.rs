@@ -229,6 +229,7 @@ pub async fn serve(
             let _logs = shop_kit::observe::telemetry::init_tracing(
                 &Default::default(),
                 &shop_kit::observe::traces::TraceConfig::from_env(),
+                &shop_kit::observe::metrics::Metrics::install(),
             )?;
             let shutdown = shop_kit::Shutdown::on_signals(std::time::Duration::ZERO);
             let app = kit::router(&shutdown).await?;

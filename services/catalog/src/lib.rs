@@ -188,7 +188,9 @@ impl Service for Config {
     /// answer Connect GET), and the internal StockService beside it.
     async fn server(&self, catalog: Catalog, context: &Context) -> Result<RpcServer, StartFailure> {
         let verifier = self.token_keys.verifier().await?;
-        let readiness = Readiness::database(catalog.store().connection().clone());
+        let readiness = Readiness::when(shop_kit::db::ready_check(
+            catalog.store().connection().clone(),
+        ));
         let state = AppState {
             catalog,
             shutdown: context.shutdown.clone(),

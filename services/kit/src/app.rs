@@ -13,12 +13,13 @@ use std::{error::Error as StdError, net::SocketAddr};
 
 use axum::Router;
 
-use crate::{
-    auth::AuthError,
-    observe::traces::{ServiceScopeLayer, in_service},
-    rpc::{HttpConfig, RpcServer, ServerError},
-    shutdown::Shutdown,
+use shop_kit_auth::AuthError;
+use shop_kit_observe::{
+    metrics::Metrics,
+    traces::{ServiceScopeLayer, in_service},
 };
+use shop_kit_rpc::{HttpConfig, RpcServer, ServerError};
+use shop_kit_shutdown::Shutdown;
 
 /// Any error a service's own start-up steps can fail with.
 pub type BoxError = Box<dyn StdError + Send + Sync>;
@@ -74,7 +75,7 @@ pub enum StartFailure {
     #[error("database {url}: {source}")]
     Database { url: String, source: BoxError },
     #[error(transparent)]
-    Listen(#[from] crate::rpc::ListenError),
+    Listen(#[from] shop_kit_rpc::ListenError),
     #[error("events: {0}")]
     Events(BoxError),
     #[error("cannot verify tokens: {0}")]
@@ -100,8 +101,8 @@ impl StartFailure {
 }
 
 #[cfg(feature = "events")]
-impl From<crate::events::EventsError> for StartFailure {
-    fn from(error: crate::events::EventsError) -> Self {
+impl From<shop_kit_events::EventsError> for StartFailure {
+    fn from(error: shop_kit_events::EventsError) -> Self {
         Self::Events(Box::new(error))
     }
 }
@@ -128,6 +129,7 @@ pub struct Launch<S> {
     addr: SocketAddr,
     http: HttpConfig,
     shutdown: Shutdown,
+    metrics: Option<Metrics>,
     around: Option<Wrap>,
 }
 
@@ -138,8 +140,16 @@ impl<S: Service> Launch<S> {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             http: HttpConfig::default(),
             shutdown: Shutdown::new(),
+            metrics: None,
             around: None,
         }
+    }
+
+    /// The process's metrics, which its `/metrics` serves (by default,
+    /// [`Metrics::install`]ed when it starts).
+    pub fn metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     pub fn addr(mut self, addr: SocketAddr) -> Self {
@@ -175,14 +185,17 @@ impl<S: Service> Launch<S> {
             addr,
             http,
             shutdown,
+            metrics,
             around,
         } = self;
+        // Before the service takes its first metric handle.
+        let metrics = metrics.unwrap_or_else(Metrics::install);
         // Certificates are read before anything else starts: a bad file
         // fails fast, naming it.
         let tls = http
             .tls
             .load()
-            .map_err(|e| failed(crate::rpc::ListenError::from(e).into()))?;
+            .map_err(|e| failed(shop_kit_rpc::ListenError::from(e).into()))?;
         let context = Context {
             http: http.clone(),
             shutdown: shutdown.clone(),
@@ -202,12 +215,14 @@ impl<S: Service> Launch<S> {
         if let Some(wrap) = around {
             server = server.around(wrap);
         }
-        server = server.around(|router| router.layer(ServiceScopeLayer(S::NAME)));
+        server = server
+            .metrics(metrics)
+            .around(|router| router.layer(ServiceScopeLayer(S::NAME)));
         let router = server
             .into_router(&shutdown)
             .await
             .map_err(|e| failed(e.into()))?;
-        let listening = crate::rpc::start_with(addr, router, shutdown.clone(), &http, tls)
+        let listening = shop_kit_rpc::start_with(addr, router, shutdown.clone(), &http, tls)
             .await
             .map_err(|e| failed(e.into()))?;
         let task = tokio::spawn(async move {

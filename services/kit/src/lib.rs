@@ -1,51 +1,42 @@
-//! The infrastructure kit connect-shop's services share: what every service
-//! needs and nothing of the shop's business (its services' names, its
-//! tokens' issuer, its trust domain come from the shop), by concern.
+//! The kit every shop service starts with: [`app`], the one way a service
+//! starts, and the kit's crates by concern under the names the services
+//! use. Each is a crate of its own (`services/kit/<concern>`), so the
+//! compiler holds the layers: nothing below reaches back up, no circle
+//! forms across them, and a change recompiles only what stands above it.
+//! None knows the shop's business: its services' names, its tokens'
+//! issuer, its trust domain come from the shop (`shop_proto::identity`).
 //!
-//! - [`app`]: the one way a service starts (open, seed, serve, shut down);
-//! - [`rpc`]: serving one router on Connect, gRPC and gRPC-Web;
-//! - [`rest`]: RPCs as REST routes, from `google.api.http` rules;
-//! - [`client`]: calling another service (channels, deadline, retry,
-//!   breaker, bulkhead, error translation);
-//! - [`auth`]: verifying access tokens and who the caller is;
-//! - [`tls`]: TLS and mutual TLS for the listener and the clients;
-//! - [`observe`]: metrics, logs and trace context;
-//! - [`db`] (feature `db`): connecting to a service's database;
-//! - [`events`] (feature `events`): outbox, relay, inbox, NATS.
+//! ```text
+//! app       shop-kit           open, seed, serve, shut down
+//! testing   shop-kit-testing   a database per test, a request per protocol
+//! rpc       shop-kit-rpc       serving Connect, gRPC and gRPC-Web on one port
+//! auth      shop-kit-auth      access tokens, who the caller is
+//! events    shop-kit-events    outbox, relay, inbox, NATS
+//! client    shop-kit-client    calling another service (a tower stack)
+//! db        shop-kit-db        a service's database
+//! rest      shop-kit-rest      RPCs as REST routes, from google.api.http
+//! tls       shop-kit-tls       TLS and mutual TLS, on rustls
+//! Shutdown  shop-kit-shutdown  drain, then stop, within one grace
+//! observe   shop-kit-observe   logs, metrics (an explicit handle), traces
+//! wire      shop-kit-wire      code names, gRPC headers, deadlines
+//! ```
 
 pub mod app;
-pub mod auth;
-pub mod client;
+
+pub use shop_kit_auth as auth;
+pub use shop_kit_client as client;
 #[cfg(feature = "db")]
-pub mod db;
+pub use shop_kit_db as db;
 #[cfg(feature = "events")]
-pub mod events;
-pub mod observe;
-pub mod rest;
-pub mod rpc;
-mod shutdown;
+pub use shop_kit_events as events;
+pub use shop_kit_observe as observe;
+pub use shop_kit_rest as rest;
+pub use shop_kit_rpc as rpc;
+pub use shop_kit_rpc::{
+    HttpConfig, Readiness, ResponseMetadata, RpcServer, Valid, connect_get, grpc_defaults,
+};
+pub use shop_kit_shutdown::Shutdown;
 #[cfg(feature = "testing")]
-pub mod testing;
-pub mod tls;
-
-pub use rpc::{HttpConfig, Readiness, ResponseMetadata, RpcServer, Valid, connect_get};
-pub use shutdown::Shutdown;
-
-/// Applies the kit's gRPC defaults to a tonic-generated server: gzip in both
-/// directions and the configured message size limits. A macro because every
-/// generated server type has these methods but no trait carries them.
-#[macro_export]
-macro_rules! grpc_defaults {
-    ($server:expr, $http:expr) => {
-        $server
-            .accept_compressed($crate::__private::CompressionEncoding::Gzip)
-            .send_compressed($crate::__private::CompressionEncoding::Gzip)
-            .max_decoding_message_size($http.max_request_bytes)
-            .max_encoding_message_size(usize::MAX)
-    };
-}
-
-#[doc(hidden)]
-pub mod __private {
-    pub use tonic::codec::CompressionEncoding;
-}
+pub use shop_kit_testing as testing;
+pub use shop_kit_tls as tls;
+pub use shop_kit_wire as wire;

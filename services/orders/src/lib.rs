@@ -287,7 +287,9 @@ impl Service for Config {
     /// on GET.
     async fn server(&self, orders: Orders, context: &Context) -> Result<RpcServer, StartFailure> {
         let verifier = self.token_keys.verifier().await?;
-        let readiness = Readiness::database(orders.store().connection().clone());
+        let readiness = Readiness::when(shop_kit::db::ready_check(
+            orders.store().connection().clone(),
+        ));
         let state = AppState {
             orders,
             shutdown: context.shutdown.clone(),

@@ -200,7 +200,9 @@ impl Service for Config {
         context: &Context,
     ) -> Result<RpcServer, StartFailure> {
         let verifier = self.token_keys.verifier().await?;
-        let readiness = Readiness::database(payments.store().connection().clone());
+        let readiness = Readiness::when(shop_kit::db::ready_check(
+            payments.store().connection().clone(),
+        ));
         let state = AppState { payments };
         let (connect, grpc) = pb::PaymentServiceRoutes::new()
             .charge(api::charge)

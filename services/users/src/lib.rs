@@ -321,7 +321,9 @@ impl Service for Config {
         accounts: Accounts,
         context: &Context,
     ) -> Result<RpcServer, StartFailure> {
-        let readiness = Readiness::database(accounts.store().connection().clone());
+        let readiness = Readiness::when(shop_kit::db::ready_check(
+            accounts.store().connection().clone(),
+        ));
         let verifier = accounts.issuer().verifier().map_err(StartFailure::config)?;
         let jwks = accounts.issuer().jwks_json().to_owned();
         let state = AppState { accounts };

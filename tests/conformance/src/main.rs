@@ -97,8 +97,11 @@ fn tls(
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let _logs =
-        shop_kit::observe::telemetry::init_tracing(&Default::default(), &Default::default())?;
+    let _logs = shop_kit::observe::telemetry::init_tracing(
+        &Default::default(),
+        &Default::default(),
+        &shop_kit::observe::metrics::Metrics::install(),
+    )?;
     let request = read_request()?;
     let files = std::env::temp_dir().join(format!("shop-conformance-{}", std::process::id()));
     std::fs::create_dir_all(&files)?;

@@ -1,0 +1,172 @@
+//! The HTTP/2 connection to one endpoint: made when first needed (TCP, or
+//! TLS with the peer's CA and name), made again once it closes
+//! (`tower::reconnect`), kept alive by pings. A connection has one user:
+//! the balancer (which calls take in turn) for calls, the endpoint's
+//! health watch for its stream; a call crosses no other queue on its way
+//! to hyper.
+
+use std::{
+    net::SocketAddr,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use futures::{FutureExt, future::BoxFuture};
+use http::uri::{Authority, Scheme};
+use hyper::client::conn::http2;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::TcpStream;
+use tower::{Service, reconnect::Reconnect};
+
+use shop_kit_tls::Connector;
+
+/// HTTP/2 pings on a quiet connection: a peer gone silent (a machine lost,
+/// a paused process) is noticed within interval + timeout.
+const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
+const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A connection to an endpoint, made (again) when it is asked for.
+pub(super) type Connection = Reconnect<Connect, ()>;
+
+/// No connection could be made: nothing was sent.
+#[derive(Debug, thiserror::Error)]
+#[error("no connection to {addr}: {reason}")]
+pub struct ConnectError {
+    addr: SocketAddr,
+    #[source]
+    reason: Box<dyn std::error::Error + Send + Sync>,
+}
+
+/// How to connect to one endpoint.
+#[derive(Clone)]
+pub(super) struct Connect {
+    addr: SocketAddr,
+    /// `None`: plain HTTP/2.
+    tls: Option<Connector>,
+    patience: Duration,
+    scheme: Scheme,
+    authority: Authority,
+}
+
+impl Connect {
+    /// To `addr`, which calls name as `authority` (the peer's host and
+    /// port), over TLS when `tls` is given.
+    pub(super) fn new(
+        addr: SocketAddr,
+        authority: Authority,
+        tls: Option<Connector>,
+        patience: Duration,
+    ) -> Self {
+        let scheme = if tls.is_some() {
+            Scheme::HTTPS
+        } else {
+            Scheme::HTTP
+        };
+        Self {
+            addr,
+            tls,
+            patience,
+            scheme,
+            authority,
+        }
+    }
+
+    /// A connection, made when first polled.
+    pub(super) fn connection(&self) -> Connection {
+        Reconnect::new(self.clone(), ())
+    }
+
+    async fn open(self) -> Result<Http2, ConnectError> {
+        let addr = self.addr;
+        let failed =
+            |reason: Box<dyn std::error::Error + Send + Sync>| ConnectError { addr, reason };
+        let send = match &self.tls {
+            None => {
+                let tcp = tokio::time::timeout(self.patience, TcpStream::connect(addr))
+                    .await
+                    .map_err(|_| failed(format!("took longer than {:?}", self.patience).into()))?
+                    .map_err(|e| failed(e.into()))?;
+                tcp.set_nodelay(true).map_err(|e| failed(e.into()))?;
+                handshake(TokioIo::new(tcp)).await
+            }
+            Some(tls) => {
+                let stream = tls.connect().await.map_err(|e| failed(e.into()))?;
+                handshake(stream).await
+            }
+        }
+        .map_err(|e| failed(e.into()))?;
+        Ok(Http2 {
+            send,
+            scheme: self.scheme,
+            authority: self.authority,
+        })
+    }
+}
+
+async fn handshake<T>(io: T) -> Result<http2::SendRequest<tonic::body::Body>, hyper::Error>
+where
+    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (send, connection) = http2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .keep_alive_interval(KEEP_ALIVE_INTERVAL)
+        .keep_alive_timeout(KEEP_ALIVE_TIMEOUT)
+        .keep_alive_while_idle(true)
+        .handshake(io)
+        .await?;
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::debug!(%error, "connection to a peer closed");
+        }
+    });
+    Ok(send)
+}
+
+impl Service<()> for Connect {
+    type Response = Http2;
+    type Error = ConnectError;
+    type Future = BoxFuture<'static, Result<Http2, ConnectError>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), ConnectError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, (): ()) -> Self::Future {
+        self.clone().open().boxed()
+    }
+}
+
+/// An open connection: each request goes out on it with the endpoint's
+/// scheme and authority.
+pub(super) struct Http2 {
+    send: http2::SendRequest<tonic::body::Body>,
+    scheme: Scheme,
+    authority: Authority,
+}
+
+type Response = http::Response<tonic::body::Body>;
+
+impl Service<http::Request<tonic::body::Body>> for Http2 {
+    type Response = Response;
+    type Error = hyper::Error;
+    type Future = BoxFuture<'static, Result<Response, hyper::Error>>;
+
+    /// Ready while open; an error once it closed (the connection is made
+    /// again).
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), hyper::Error>> {
+        self.send.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<tonic::body::Body>) -> Self::Future {
+        let mut uri = std::mem::take(request.uri_mut()).into_parts();
+        uri.scheme = Some(self.scheme.clone());
+        uri.authority = Some(self.authority.clone());
+        if let Ok(uri) = http::Uri::from_parts(uri) {
+            *request.uri_mut() = uri;
+        }
+        self.send
+            .send_request(request)
+            .map(|answered| answered.map(|response| response.map(tonic::body::Body::new)))
+            .boxed()
+    }
+}

@@ -1,0 +1,122 @@
+//! A call's deadline, as a layer: the caller's (`grpc-timeout`, which
+//! `tonic::Request::set_timeout` sets), else the peer's default budget. It
+//! is put on the request (every attempt reads it, and sends what is left
+//! on as its own `grpc-timeout` when it goes out), and a call still unanswered at it is
+//! answered `deadline_exceeded`.
+
+use std::{
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use shop_kit_wire::{Deadline, GRPC_TIMEOUT, parse_grpc_timeout};
+use tokio::time::{Instant, Sleep};
+use tonic::{Code, Status};
+use tower::{Layer, Service};
+
+use super::status::{BoxError, Response, answer, head_code};
+
+/// How close to the deadline a cut call counts as past it.
+const DEADLINE_SLACK: Duration = Duration::from_millis(5);
+
+/// Sets and keeps each call's deadline.
+#[derive(Clone, Debug)]
+pub(super) struct DeadlineLayer {
+    pub(super) default: Duration,
+    /// The peer's name, for the answer.
+    pub(super) peer: Arc<str>,
+}
+
+impl<S> Layer<S> for DeadlineLayer {
+    type Service = Deadlined<S>;
+
+    fn layer(&self, inner: S) -> Deadlined<S> {
+        Deadlined {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub(super) struct Deadlined<S> {
+    inner: S,
+    layer: DeadlineLayer,
+}
+
+impl<S, B> Service<http::Request<B>> for Deadlined<S>
+where
+    S: Service<http::Request<B>, Response = Response, Error = BoxError>,
+{
+    type Response = Response;
+    type Error = BoxError;
+    type Future = DeadlineFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        let budget = request
+            .headers()
+            .get(&GRPC_TIMEOUT)
+            .and_then(|value| value.to_str().ok())
+            .and_then(parse_grpc_timeout)
+            .unwrap_or(self.layer.default);
+        let deadline = Deadline(Instant::now() + budget);
+        // Each attempt sends on what is left of it (see `channel`).
+        request.extensions_mut().insert(deadline);
+        DeadlineFuture {
+            inner: self.inner.call(request),
+            expires: Box::pin(tokio::time::sleep_until(deadline.0)),
+            peer: self.layer.peer.clone(),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A call's answer, or `deadline_exceeded` at its deadline.
+    pub(super) struct DeadlineFuture<F> {
+        #[pin]
+        inner: F,
+        expires: Pin<Box<Sleep>>,
+        peer: Arc<str>,
+    }
+}
+
+impl<F> Future for DeadlineFuture<F>
+where
+    F: Future<Output = Result<Response, BoxError>>,
+{
+    type Output = Result<Response, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let late = || {
+            Poll::Ready(Ok(answer(Status::deadline_exceeded(format!(
+                "the {} service did not answer in time",
+                this.peer
+            )))))
+        };
+        if this.expires.as_mut().poll(cx).is_ready() {
+            return late();
+        }
+        match this.inner.poll(cx) {
+            // The peer, which keeps the same deadline, cut the call as the
+            // deadline came (a reset stream, `cancelled`): too late all the
+            // same, whichever timer fired first.
+            Poll::Ready(Ok(response))
+                if Instant::now() + DEADLINE_SLACK >= this.expires.deadline()
+                    && matches!(
+                        head_code(response.status(), response.headers()),
+                        Some(Code::Unavailable | Code::Cancelled)
+                    ) =>
+            {
+                late()
+            }
+            polled => polled,
+        }
+    }
+}

@@ -1,0 +1,351 @@
+//! One address of a peer: its HTTP/2 connection, the calls in flight on it,
+//! its breaker, and whether it serves, as its own `grpc.health.v1.Health`
+//! says. A task per endpoint keeps a `Watch` stream open, so a replica that
+//! starts draining (NOT_SERVING) or dies (the stream breaks) leaves the
+//! rotation at once; a call that fails to connect or is answered
+//! `unavailable` makes the task ask (`Check`) before the endpoint is used
+//! again. An endpoint that is down is probed again with backoff until it
+//! serves.
+//!
+//! To the balancer an endpoint is an
+//! [`EndpointService`](super::endpoint_service::EndpointService).
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicU8, AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use futures::task::AtomicWaker;
+use tokio::{sync::Notify, time::Instant};
+use tokio_util::sync::CancellationToken;
+use tonic::Code;
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+
+use super::{
+    Backoff,
+    breaker::Breaker,
+    connection::{Connect, Connection},
+    resolve::Address,
+    target::Scheme,
+};
+use shop_kit_tls::{ClientTls, TlsError};
+
+/// How long a health probe may take before the endpoint counts as down.
+pub(super) const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Probes of an endpoint that is down: this soon at first, then less often.
+const PROBE_BACKOFF: Backoff = Backoff {
+    first: Duration::from_millis(100),
+    max: Duration::from_secs(2),
+};
+
+/// Whether an endpoint serves, as far as this client knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub(super) enum Health {
+    /// Asked, no answer yet: calls may wait a moment for it.
+    Probing = 0,
+    Serving = 1,
+    /// It answers, and says it does not serve (draining, not ready).
+    NotServing = 2,
+    /// It does not answer: refused, reset, timed out.
+    Down = 3,
+}
+
+impl Health {
+    fn from_u8(value: u8) -> Self {
+        match value {
+            1 => Self::Serving,
+            2 => Self::NotServing,
+            3 => Self::Down,
+            _ => Self::Probing,
+        }
+    }
+
+    fn of(status: ServingStatus) -> Self {
+        match status {
+            ServingStatus::Serving => Self::Serving,
+            _ => Self::NotServing,
+        }
+    }
+
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            Self::Probing => "probing",
+            Self::Serving => "serving",
+            Self::NotServing => "not_serving",
+            Self::Down => "down",
+        }
+    }
+}
+
+/// What an endpoint reports to its set.
+pub(super) trait Observer: Send + Sync + 'static {
+    /// Its health changed.
+    fn health_changed(&self, endpoint: &Endpoint, from: Health, to: Health);
+    /// Its breaker opened (`true`) or closed.
+    fn breaker_changed(&self, endpoint: &Endpoint, open: bool);
+    /// A call on it ended with `code`.
+    fn call_ended(&self, code: Code);
+}
+
+/// How connections to a peer's endpoints are made.
+#[derive(Clone, Debug)]
+pub(super) struct ChannelSettings {
+    pub(super) connect_timeout: Duration,
+    /// TLS for the endpoints whose scheme is https.
+    pub(super) tls: Option<ClientTls>,
+}
+
+/// Why an endpoint could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum EndpointError {
+    #[error("{0:?} is no host and port")]
+    Authority(String),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("https needs the CA that signs its certificate: give --tls-ca")]
+    NoTls,
+}
+
+pub(super) struct Endpoint {
+    pub(super) address: Address,
+    pub(super) connect: Connect,
+    in_flight: AtomicUsize,
+    health: AtomicU8,
+    pub(super) breaker: Breaker,
+    /// A call failed in a way that asks whether it still serves.
+    suspect: Notify,
+    /// The balancer's wait for this endpoint to take calls again.
+    pub(super) ready: AtomicWaker,
+    pub(super) stop: CancellationToken,
+    pub(super) calls: metrics::Counter,
+    observer: Arc<dyn Observer>,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("addr", &self.address.addr)
+            .field("health", &self.health())
+            .field("in_flight", &self.in_flight())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Endpoint {
+    /// An endpoint at `address`, its health watched until `stop`.
+    pub(super) fn start(
+        address: Address,
+        settings: &ChannelSettings,
+        breaker: Breaker,
+        calls: metrics::Counter,
+        observer: Arc<dyn Observer>,
+        stop: CancellationToken,
+    ) -> Result<Arc<Self>, EndpointError> {
+        let authority = address
+            .authority
+            .parse()
+            .map_err(|_| EndpointError::Authority(address.authority.clone()))?;
+        let tls = match address.scheme {
+            Scheme::Http => None,
+            Scheme::Https => {
+                let tls = settings.tls.as_ref().ok_or(EndpointError::NoTls)?;
+                Some(tls.connector(address.addr, address.host(), settings.connect_timeout)?)
+            }
+        };
+        let connect = Connect::new(address.addr, authority, tls, settings.connect_timeout);
+        let endpoint = Arc::new(Self {
+            address,
+            connect,
+            in_flight: AtomicUsize::new(0),
+            health: AtomicU8::new(Health::Probing as u8),
+            breaker,
+            suspect: Notify::new(),
+            ready: AtomicWaker::new(),
+            stop,
+            calls,
+            observer,
+        });
+        tokio::spawn(endpoint.clone().watch_health());
+        Ok(endpoint)
+    }
+
+    pub(super) fn addr(&self) -> SocketAddr {
+        self.address.addr
+    }
+
+    pub(super) fn health(&self) -> Health {
+        Health::from_u8(self.health.load(Ordering::Acquire))
+    }
+
+    pub(super) fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Whether a call could go to it now.
+    pub(super) fn is_eligible(&self, now: Instant) -> bool {
+        self.health() == Health::Serving && self.breaker.would_admit(now)
+    }
+
+    /// Whether its breaker fails calls fast (open, or half open with only
+    /// a probe let through).
+    pub(super) fn breaker_failing(&self) -> bool {
+        self.breaker.is_failing()
+    }
+
+    /// Stops watching it (it left its set).
+    pub(super) fn retire(&self) {
+        self.stop.cancel();
+        self.ready.wake();
+    }
+
+    /// Counts a call in flight until its outcome is recorded.
+    pub(super) fn start_call(self: &Arc<Self>) -> Outcome {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.calls.increment(1);
+        Outcome {
+            endpoint: Some(self.clone()),
+        }
+    }
+
+    /// Records a call's outcome: its breaker counts it, and a call that
+    /// could not reach it, or that it answered `unavailable` or let time
+    /// out, takes it out of rotation until a health check says it serves.
+    fn record(&self, code: Code) {
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.observer.call_ended(code);
+        if let Some(open) = self.breaker.record(code) {
+            if open {
+                tracing::warn!(endpoint = %self.address.addr, "circuit open: failing fast");
+            }
+            self.observer.breaker_changed(self, open);
+            self.ready.wake();
+        }
+        if matches!(code, Code::Unavailable | Code::DeadlineExceeded)
+            && self.set_health(Health::Serving, Health::Probing)
+        {
+            self.suspect.notify_one();
+        }
+    }
+
+    /// Sets the health if it is `from` now; whether it was.
+    fn set_health(&self, from: Health, to: Health) -> bool {
+        let changed = self
+            .health
+            .compare_exchange(from as u8, to as u8, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        if changed && from != to {
+            self.observer.health_changed(self, from, to);
+            self.ready.wake();
+        }
+        changed
+    }
+
+    fn set(&self, to: Health) {
+        let from = Health::from_u8(self.health.swap(to as u8, Ordering::AcqRel));
+        if from != to {
+            self.observer.health_changed(self, from, to);
+            self.ready.wake();
+        }
+    }
+
+    /// Keeps the health current until the endpoint is dropped from its set.
+    async fn watch_health(self: Arc<Self>) {
+        let mut failures = 0u32;
+        // Its own connection: a watch is a stream that stays open.
+        let mut health = HealthClient::new(self.connect.connection());
+        loop {
+            let opened = tokio::time::timeout(
+                PROBE_TIMEOUT,
+                health.watch(HealthCheckRequest {
+                    service: String::new(),
+                }),
+            );
+            let stream = tokio::select! {
+                () = self.stop.cancelled() => return,
+                opened = opened => opened,
+            };
+            match stream {
+                Ok(Ok(stream)) => {
+                    let mut stream = stream.into_inner();
+                    loop {
+                        tokio::select! {
+                            () = self.stop.cancelled() => return,
+                            message = stream.message() => match message {
+                                Ok(Some(answer)) => {
+                                    failures = 0;
+                                    self.set(Health::of(answer.status()));
+                                }
+                                // Ended (the server shut down) or broken.
+                                Ok(None) | Err(_) => break,
+                            },
+                            () = self.suspect.notified() => {
+                                let now = Self::check(&mut health).await;
+                                self.set(now);
+                                if now == Health::Down {
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    self.set(Health::Down);
+                }
+                // A peer without a health service: its calls alone tell.
+                Ok(Err(status)) if status.code() == Code::Unimplemented => {
+                    self.set(Health::Serving);
+                    tokio::select! {
+                        () = self.stop.cancelled() => return,
+                        () = self.suspect.notified() => continue,
+                    }
+                }
+                Ok(Err(_)) | Err(_) => self.set(Health::Down),
+            }
+            failures = failures.saturating_add(1);
+            tokio::select! {
+                () = self.stop.cancelled() => return,
+                () = tokio::time::sleep(PROBE_BACKOFF.delay(failures)) => {}
+            }
+        }
+    }
+
+    /// One health check, within [`PROBE_TIMEOUT`].
+    async fn check(health: &mut HealthClient<Connection>) -> Health {
+        let asked = health.check(HealthCheckRequest {
+            service: String::new(),
+        });
+        match tokio::time::timeout(PROBE_TIMEOUT, asked).await {
+            Ok(Ok(answer)) => Health::of(answer.into_inner().status()),
+            Ok(Err(status)) if status.code() == Code::Unimplemented => Health::Serving,
+            Ok(Err(_)) | Err(_) => Health::Down,
+        }
+    }
+}
+
+/// A call in flight on an endpoint: recorded once, with its code, when it
+/// ends (a call dropped unanswered is `cancelled`, which no breaker counts,
+/// unless its deadline had passed: then `deadline_exceeded`).
+pub(super) struct Outcome {
+    endpoint: Option<Arc<Endpoint>>,
+}
+
+impl Outcome {
+    pub(super) fn end(mut self, code: Code) {
+        if let Some(endpoint) = self.endpoint.take() {
+            endpoint.record(code);
+        }
+    }
+}
+
+impl Drop for Outcome {
+    fn drop(&mut self) {
+        if let Some(endpoint) = self.endpoint.take() {
+            endpoint.record(Code::Cancelled);
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! What a call's answer says, read once for every layer that decides on
+//! it (the retry policy, the breaker, the metrics), and the answers the
+//! stack makes itself: a gRPC status as a trailers-only response, which
+//! every tonic client reads as that status, metadata included.
+
+use shop_kit_wire::GRPC_STATUS;
+use tonic::{Code, Status};
+
+/// Marks the answer to a call that was never sent.
+const NOT_SENT: &str = "x-shop-not-sent";
+/// Marks the answer to a call sent without credentials: they could not be
+/// had (see `Credentials`).
+const NO_CREDENTIALS: &str = "x-shop-no-credentials";
+
+pub(super) type Response = http::Response<tonic::body::Body>;
+pub(super) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Codes that say the downstream (or the way to it) is in trouble, not
+/// that the request was wrong.
+pub fn is_infrastructure_failure(code: Code) -> bool {
+    matches!(
+        code,
+        Code::Unavailable
+            | Code::DeadlineExceeded
+            | Code::Internal
+            | Code::Unknown
+            | Code::DataLoss
+    )
+}
+
+/// `status` as a response (trailers-only).
+pub(super) fn answer(status: Status) -> Response {
+    status.into_http()
+}
+
+/// A failure without a call: no endpoint serving, every breaker open, or
+/// the bulkhead full.
+pub(super) fn not_sent(code: Code, message: String) -> Status {
+    let mut metadata = tonic::metadata::MetadataMap::new();
+    metadata.insert(NOT_SENT, tonic::metadata::MetadataValue::from_static("1"));
+    Status::with_metadata(code, message, metadata)
+}
+
+/// Whether a call failed without being sent to the downstream (no endpoint
+/// serving or every breaker open, too many calls in flight): a caller that
+/// counts attempts (or gives up after some) should not count it.
+pub fn was_not_sent(status: &Status) -> bool {
+    status.metadata().contains_key(NOT_SENT)
+}
+
+/// A call not sent because its credentials could not be had: `why`'s code
+/// and message, marked.
+pub(super) fn no_credentials(why: &Status) -> Status {
+    let mut metadata = tonic::metadata::MetadataMap::new();
+    metadata.insert(NOT_SENT, tonic::metadata::MetadataValue::from_static("1"));
+    metadata.insert(
+        NO_CREDENTIALS,
+        tonic::metadata::MetadataValue::from_static("1"),
+    );
+    Status::with_metadata(why.code(), why.message(), metadata)
+}
+
+/// Whether a call was not sent for want of its credentials (the service
+/// that issues them is the one to blame).
+pub fn lacked_credentials(status: &Status) -> bool {
+    status.metadata().contains_key(NO_CREDENTIALS)
+}
+
+/// The code of an answer, as far as its head tells: `grpc-status` in the
+/// headers (a trailers-only answer: a failure, mostly), else what the HTTP
+/// status means to gRPC; `None` when the code comes in the trailers.
+pub(super) fn head_code(status: http::StatusCode, headers: &http::HeaderMap) -> Option<Code> {
+    if let Some(code) = headers
+        .get(&GRPC_STATUS)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i32>().ok())
+    {
+        return Some(Code::from(code));
+    }
+    match status.as_u16() {
+        200 => None,
+        // gRPC's mapping of the HTTP statuses that carry no gRPC status.
+        400 => Some(Code::Internal),
+        401 => Some(Code::Unauthenticated),
+        403 => Some(Code::PermissionDenied),
+        404 => Some(Code::Unimplemented),
+        429 | 502..=504 => Some(Code::Unavailable),
+        _ => Some(Code::Unknown),
+    }
+}
+
+/// Whether the request never left this process: no connection could be
+/// made to the endpoint (refused, unreachable, timed out connecting).
+pub(super) fn never_left(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(error);
+    while let Some(error) = source {
+        if error.is::<super::connection::ConnectError>() {
+            return true;
+        }
+        source = error.source();
+    }
+    false
+}
+
+/// What an error of the way to the downstream means to this service's
+/// caller: `unavailable` (the call may or may not have run), saying why.
+pub(super) fn transport_failure(downstream: &str, error: &BoxError) -> Status {
+    if never_left(error.as_ref()) {
+        return Status::unavailable(format!(
+            "the {downstream} service cannot be reached: {error}"
+        ));
+    }
+    Status::unavailable(format!(
+        "the connection to the {downstream} service broke: {error}"
+    ))
+}

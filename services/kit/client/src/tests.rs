@@ -1,0 +1,874 @@
+//! The client stack against real replicas on loopback: each a kit server
+//! (health included) in a runtime of its own, so a test can kill it as
+//! `kill -9` would (every socket closed at once), drain it as SIGTERM does,
+//! or start it again on the same address.
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU32, Ordering},
+    },
+    time::Duration,
+};
+
+use axum::{Router, extract::State, http::StatusCode, routing::get};
+use tokio::time::Instant;
+use tonic::{Code, Status};
+
+use shop_kit_rpc::{HttpConfig, Readiness, RpcServer};
+use shop_kit_shutdown::Shutdown;
+
+use super::*;
+
+/// One replica of a test service: `/whoami` answers its name (after
+/// `/slow`'s delay when asked there), `/fail` answers 500 while `failing`.
+struct Replica {
+    addr: SocketAddr,
+    hits: Arc<AtomicU32>,
+    failing: Arc<AtomicBool>,
+    gate: Arc<tokio::sync::Semaphore>,
+    shutdown: Shutdown,
+    kill: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+#[derive(Clone)]
+struct ReplicaState {
+    name: &'static str,
+    hits: Arc<AtomicU32>,
+    failing: Arc<AtomicBool>,
+    slow: Duration,
+    /// `/hold` waits for a permit of this.
+    gate: Arc<tokio::sync::Semaphore>,
+}
+
+async fn whoami(State(state): State<ReplicaState>) -> &'static str {
+    state.hits.fetch_add(1, Ordering::SeqCst);
+    state.name
+}
+
+async fn slow(State(state): State<ReplicaState>) -> &'static str {
+    state.hits.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(state.slow).await;
+    state.name
+}
+
+async fn fail(State(state): State<ReplicaState>) -> Result<&'static str, StatusCode> {
+    state.hits.fetch_add(1, Ordering::SeqCst);
+    if state.failing.load(Ordering::SeqCst) {
+        return Err(StatusCode::INTERNAL_SERVER_ERROR);
+    }
+    Ok(state.name)
+}
+
+/// `unavailable` (HTTP 503) on every odd call, the name on every even one.
+async fn flaky(State(state): State<ReplicaState>) -> Result<&'static str, StatusCode> {
+    let n = state.hits.fetch_add(1, Ordering::SeqCst);
+    if n % 2 == 0 {
+        return Err(StatusCode::SERVICE_UNAVAILABLE);
+    }
+    Ok(state.name)
+}
+
+/// Always `resource_exhausted` (a gRPC status in the head).
+async fn busy(State(state): State<ReplicaState>) -> impl axum::response::IntoResponse {
+    state.hits.fetch_add(1, Ordering::SeqCst);
+    ([("grpc-status", "8"), ("grpc-message", "busy")], "")
+}
+
+/// Answers once the test lets it.
+async fn hold(State(state): State<ReplicaState>) -> &'static str {
+    state.hits.fetch_add(1, Ordering::SeqCst);
+    let _ = state.gate.acquire().await;
+    state.name
+}
+
+impl Replica {
+    fn start(name: &'static str, addr: SocketAddr) -> Self {
+        Self::start_slow(name, addr, Duration::ZERO)
+    }
+
+    fn start_slow(name: &'static str, addr: SocketAddr, slow_by: Duration) -> Self {
+        // As a program does at start, before any metric handle is taken.
+        shop_kit_observe::metrics::Metrics::install();
+        let hits = Arc::new(AtomicU32::new(0));
+        let failing = Arc::new(AtomicBool::new(false));
+        let shutdown = Shutdown::new();
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let state = ReplicaState {
+            name,
+            hits: hits.clone(),
+            failing: failing.clone(),
+            slow: slow_by,
+            gate: gate.clone(),
+        };
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let (kill_tx, kill_rx) = std::sync::mpsc::channel::<()>();
+        let stopping = shutdown.clone();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            let listening = runtime.block_on(async {
+                let http = HttpConfig {
+                    shutdown_grace_secs: 1,
+                    ..HttpConfig::default()
+                };
+                let routes = Router::new()
+                    .route("/whoami", get(whoami))
+                    .route("/slow", get(slow))
+                    .route("/fail", get(fail))
+                    .route("/flaky", get(flaky))
+                    .route("/busy", get(busy))
+                    .route("/hold", get(hold))
+                    .with_state(state);
+                let router = RpcServer::new(http.clone(), Readiness::always())
+                    .http_routes(routes)
+                    .into_router(&stopping)
+                    .await
+                    .expect("router");
+                shop_kit_rpc::start(addr, router, stopping, &http)
+                    .await
+                    .expect("bind")
+            });
+            started_tx.send(listening.addr).expect("started");
+            // Until killed (or the test ends): then every socket closes.
+            let _ = kill_rx.recv();
+            runtime.shutdown_background();
+        });
+        let addr = started_rx.recv().expect("started");
+        Self {
+            addr,
+            hits,
+            failing,
+            gate,
+            shutdown,
+            kill: Some(kill_tx),
+            thread: Some(thread),
+        }
+    }
+
+    fn hits(&self) -> u32 {
+        self.hits.load(Ordering::SeqCst)
+    }
+
+    /// As `kill -9`: every connection and the listener closed at once.
+    fn kill(&mut self) {
+        if let Some(kill) = self.kill.take() {
+            let _ = kill.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn policy() -> PeerPolicy {
+    PeerPolicy {
+        timeout: Duration::from_secs(2),
+        max_attempts: 3,
+        first_backoff: Duration::from_millis(5),
+        max_backoff: Duration::from_millis(20),
+        breaker_threshold: 3,
+        breaker_cooldown: Duration::from_millis(300),
+        max_in_flight: 64,
+        connect_timeout: Duration::from_millis(500),
+        resolve_patience: Duration::from_secs(1),
+        ..PeerPolicy::default()
+    }
+}
+
+/// A GET of `path` through the peer's stack, `retry` on the request, with
+/// the caller's `timeout` if any: the body as text, or the status.
+async fn ask_within(
+    peer: &Peer,
+    retry: Retry,
+    path: &str,
+    timeout: Option<Duration>,
+) -> Result<String, Status> {
+    let mut request = http::Request::get(format!("http://peer{path}"))
+        .body(tonic::body::Body::default())
+        .expect("request");
+    request.extensions_mut().insert(retry);
+    if let Some(timeout) = timeout {
+        request.headers_mut().insert(
+            "grpc-timeout",
+            format!("{}m", timeout.as_millis()).parse().expect("header"),
+        );
+    }
+    let response = peer
+        .clone()
+        .oneshot(request)
+        .await
+        .map_err(Status::from_error)?;
+    let body = super::read_answer(response, path).await?;
+    Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
+async fn ask(peer: &Peer, retry: Retry, path: &str) -> Result<String, Status> {
+    ask_within(peer, retry, path, None).await
+}
+
+/// Two replicas of one service, and the peer of them.
+async fn pair(slow_a: Duration) -> (Replica, Replica, Peer) {
+    let a = Replica::start_slow("a", "127.0.0.1:0".parse().expect("addr"), slow_a);
+    let b = Replica::start("b", "127.0.0.1:0".parse().expect("addr"));
+    let target: PeerTarget = format!("http://{},http://{}", a.addr, b.addr)
+        .parse()
+        .expect("target");
+    let downstream = Peer::connect("test", &target, policy())
+        .await
+        .expect("connect");
+    (a, b, downstream)
+}
+
+async fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !condition() {
+        assert!(Instant::now() < deadline, "{what} within 5 s");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Four callers asking `/whoami` back to back until stopped.
+struct Callers {
+    failures: Arc<AtomicU32>,
+    stop: Arc<AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Callers {
+    fn start(downstream: &Peer, retry: Retry) -> Self {
+        let failures = Arc::new(AtomicU32::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let tasks = (0..4)
+            .map(|_| {
+                let (downstream, failures, stop) =
+                    (downstream.clone(), failures.clone(), stop.clone());
+                tokio::spawn(async move {
+                    while !stop.load(Ordering::SeqCst) {
+                        if let Err(status) = ask(&downstream, retry, "/whoami").await {
+                            println!("failed: {status:?}");
+                            failures.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                })
+            })
+            .collect();
+        Self {
+            failures,
+            stop,
+            tasks,
+        }
+    }
+
+    /// Stops them: how many calls failed.
+    async fn stop(self) -> u32 {
+        self.stop.store(true, Ordering::SeqCst);
+        for task in self.tasks {
+            task.await.expect("caller");
+        }
+        self.failures.load(Ordering::SeqCst)
+    }
+}
+
+/// Waits until every endpoint of `downstream` has `health`.
+async fn every_endpoint(downstream: &Peer, health: &str) {
+    wait_for(&format!("every endpoint {health}"), || {
+        downstream.endpoints().iter().all(|(_, h, _)| *h == health)
+    })
+    .await;
+}
+
+fn health_of(downstream: &Peer, addr: SocketAddr) -> &'static str {
+    downstream
+        .endpoints()
+        .into_iter()
+        .find(|(at, _, _)| *at == addr)
+        .map_or("gone", |(_, health, _)| health)
+}
+
+#[tokio::test]
+async fn calls_go_to_the_less_busy_replica_not_a_random_one() {
+    // a takes 400 ms a call, b none: a balancer by load sends a caller to
+    // a only when a is no busier than b, so b takes nearly every call; a
+    // random pick would send half the picks to a.
+    let (a, b, downstream) = pair(Duration::from_millis(400)).await;
+    let until = Instant::now() + Duration::from_millis(1200);
+    let callers = (0..4).map(|_| {
+        let downstream = downstream.clone();
+        tokio::spawn(async move {
+            while Instant::now() < until {
+                ask(&downstream, Retry::Safe, "/slow")
+                    .await
+                    .expect("answered");
+            }
+        })
+    });
+    for caller in futures::future::join_all(callers).await {
+        caller.expect("caller");
+    }
+    let (slow, fast) = (a.hits(), b.hits());
+    println!("calls: slow replica {slow}, fast replica {fast}");
+    assert!(slow >= 1, "both replicas are used");
+    assert!(fast > 20 * slow, "slow {slow}, fast {fast}");
+}
+
+#[tokio::test]
+async fn sequential_calls_use_every_replica() {
+    let (a, b, downstream) = pair(Duration::ZERO).await;
+    for _ in 0..200 {
+        ask(&downstream, Retry::Never, "/whoami")
+            .await
+            .expect("answered");
+    }
+    assert!(
+        a.hits() >= 50 && b.hits() >= 50,
+        "a {}, b {}",
+        a.hits(),
+        b.hits()
+    );
+}
+
+#[tokio::test]
+async fn a_killed_replica_is_ejected_at_once_and_its_calls_go_elsewhere() {
+    let (mut a, b, downstream) = pair(Duration::ZERO).await;
+    every_endpoint(&downstream, "serving").await;
+    let callers = Callers::start(&downstream, Retry::Safe);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let killed_at = Instant::now();
+    a.kill();
+    wait_for("the dead replica out of rotation", || {
+        health_of(&downstream, a.addr) == "down"
+    })
+    .await;
+    let noticed = killed_at.elapsed();
+    let b_before = b.hits();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let failures = callers.stop().await;
+    println!("noticed the kill in {noticed:?}");
+    assert!(noticed < Duration::from_millis(500), "{noticed:?}");
+    assert_eq!(failures, 0, "no call failed");
+    assert!(b.hits() > b_before, "the live replica took the calls");
+    assert!(!downstream.is_open());
+}
+
+#[tokio::test]
+async fn a_call_that_cannot_connect_is_sent_elsewhere_even_when_not_safe_to_repeat() {
+    // A replica that never ran: its connection is refused, so the request
+    // never left and may go to the other one.
+    let gone = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
+    let dead = gone.local_addr().expect("addr");
+    drop(gone);
+    let b = Replica::start("b", "127.0.0.1:0".parse().expect("addr"));
+    let target: PeerTarget = format!("http://{dead},http://{}", b.addr)
+        .parse()
+        .expect("target");
+    let downstream = Peer::connect("test", &target, policy())
+        .await
+        .expect("connect");
+    for _ in 0..20 {
+        let answer = ask(&downstream, Retry::Never, "/whoami").await;
+        assert_eq!(answer.expect("answered").as_str(), "b");
+    }
+    assert_eq!(health_of(&downstream, dead), "down");
+}
+
+#[tokio::test]
+async fn a_draining_replica_gets_no_new_calls_before_its_listener_closes() {
+    let (a, b, downstream) = pair(Duration::ZERO).await;
+    every_endpoint(&downstream, "serving").await;
+    // Not safe to repeat: nothing may fail at all.
+    let callers = Callers::start(&downstream, Retry::Never);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // SIGTERM: drain 600 ms, then close.
+    let draining = a.shutdown.clone();
+    let drained = tokio::spawn(async move {
+        draining
+            .drain_then_trigger(Duration::from_millis(600))
+            .await;
+    });
+    wait_for("the draining replica out of rotation", || {
+        health_of(&downstream, a.addr) == "not_serving"
+    })
+    .await;
+    let a_then = a.hits();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(a.hits(), a_then, "no new call reached the draining replica");
+    drained.await.expect("drained");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(callers.stop().await, 0, "no call failed");
+    assert!(b.hits() > 0);
+}
+
+#[tokio::test]
+async fn a_failing_replica_opens_its_own_breaker_never_its_siblings() {
+    let (a, b, downstream) = pair(Duration::ZERO).await;
+    a.failing.store(true, Ordering::SeqCst);
+    let mut failed = 0;
+    for _ in 0..60 {
+        if ask(&downstream, Retry::Safe, "/fail").await.is_err() {
+            failed += 1;
+        }
+    }
+    // internal is not retried: a's calls fail until its breaker opens
+    // (3 in a row), then every call goes to b.
+    assert!(failed >= 3, "{failed}");
+    assert!(!downstream.is_open(), "the peer still answers");
+    let a_then = a.hits();
+    for _ in 0..20 {
+        assert_eq!(
+            ask(&downstream, Retry::Safe, "/fail")
+                .await
+                .expect("b")
+                .as_str(),
+            "b"
+        );
+    }
+    assert_eq!(a.hits(), a_then, "a's breaker is open: not called");
+    assert!(b.hits() >= 20);
+    // a mends; after the cool-down one probe call closes its breaker.
+    a.failing.store(false, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    for _ in 0..40 {
+        ask(&downstream, Retry::Safe, "/fail")
+            .await
+            .expect("answered");
+    }
+    assert!(a.hits() > a_then, "a is back in rotation");
+}
+
+#[tokio::test]
+async fn a_replica_started_again_is_probed_back_into_rotation() {
+    let (mut a, _b, downstream) = pair(Duration::ZERO).await;
+    let addr = a.addr;
+    a.kill();
+    wait_for("down", || health_of(&downstream, addr) == "down").await;
+    let again = Replica::start("a", addr);
+    wait_for("serving again", || {
+        health_of(&downstream, addr) == "serving"
+    })
+    .await;
+    for _ in 0..50 {
+        ask(&downstream, Retry::Never, "/whoami")
+            .await
+            .expect("answered");
+    }
+    assert!(again.hits() > 0, "the new process takes calls");
+}
+
+#[tokio::test]
+async fn with_every_replica_down_calls_fail_fast_marked_not_sent() {
+    let (mut a, mut b, downstream) = pair(Duration::ZERO).await;
+    a.kill();
+    b.kill();
+    every_endpoint(&downstream, "down").await;
+    let started = Instant::now();
+    let refused = ask(&downstream, Retry::Safe, "/whoami")
+        .await
+        .expect_err("none serves");
+    assert_eq!(refused.code(), Code::Unavailable);
+    assert!(was_not_sent(&refused), "{refused:?}");
+    assert!(started.elapsed() < Duration::from_millis(100));
+}
+
+#[tokio::test]
+async fn only_calls_safe_to_repeat_are_retried() {
+    let replica = Replica::start("a", "127.0.0.1:0".parse().expect("addr"));
+    let peer = Peer::at("test-retry", replica.addr, policy());
+    every_endpoint(&peer, "serving").await;
+    // 503 first, then the name: a safe call's retry gets it.
+    assert_eq!(
+        ask(&peer, Retry::Safe, "/flaky").await.expect("retried"),
+        "a"
+    );
+    assert_eq!(replica.hits(), 2);
+    // Not safe to repeat: the 503 is the answer.
+    every_endpoint(&peer, "serving").await;
+    let once = ask(&peer, Retry::Never, "/flaky").await;
+    assert_eq!(once.expect_err("not retried").code(), Code::Unavailable);
+    assert_eq!(replica.hits(), 3);
+
+    let busy = Replica::start("busy", "127.0.0.1:0".parse().expect("addr"));
+    let peer = Peer::at("test-busy", busy.addr, policy());
+    let exhausted = ask(&peer, Retry::Safe, "/busy").await;
+    assert_eq!(
+        exhausted.expect_err("gives up").code(),
+        Code::ResourceExhausted
+    );
+    assert_eq!(busy.hits(), 3, "max_attempts in all");
+}
+
+#[tokio::test]
+async fn retries_stay_within_the_peer_s_budget() {
+    // A peer answering unavailable every other call: without a budget
+    // each of these calls would be sent again; the budget lets retries add
+    // only its floor (1 a second over 10 s) and 10% of the calls.
+    let flaky = Replica::start("f", "127.0.0.1:0".parse().expect("addr"));
+    let always = Peer::at(
+        "test-budget-503",
+        flaky.addr,
+        PeerPolicy {
+            retry_ratio: 0.1,
+            min_retries_per_sec: 1,
+            max_attempts: 10,
+            breaker_threshold: 10_000,
+            ..policy()
+        },
+    );
+    every_endpoint(&always, "serving").await;
+    // /flaky answers 503 every other call: each call may need one retry;
+    // fifty calls ask for fifty, the budget grants far fewer once spent.
+    let mut failed = 0;
+    for _ in 0..50 {
+        wait_for("serving", || {
+            always.endpoints().iter().all(|(_, h, _)| *h == "serving")
+        })
+        .await;
+        if ask(&always, Retry::Safe, "/flaky").await.is_err() {
+            failed += 1;
+        }
+    }
+    let retries = flaky.hits() - 50;
+    println!("50 calls: {retries} retries, {failed} failed");
+    assert!(retries <= 10 + 5 + 1, "retries {retries} beyond the budget");
+    assert!(failed > 0, "the budget ran out");
+}
+
+#[tokio::test]
+async fn the_callers_deadline_bounds_every_attempt() {
+    let replica = Replica::start_slow(
+        "a",
+        "127.0.0.1:0".parse().expect("addr"),
+        Duration::from_secs(5),
+    );
+    let peer = Peer::at("test-deadline", replica.addr, policy());
+    every_endpoint(&peer, "serving").await;
+    let started = Instant::now();
+    let slow = ask_within(&peer, Retry::Safe, "/slow", Some(Duration::from_millis(60))).await;
+    let slow = slow.expect_err("too slow");
+    assert_eq!(slow.code(), Code::DeadlineExceeded, "{slow:?}");
+    assert!(started.elapsed() < Duration::from_millis(400));
+}
+
+#[tokio::test]
+async fn a_full_bulkhead_sheds_with_resource_exhausted() {
+    let replica = Replica::start("a", "127.0.0.1:0".parse().expect("addr"));
+    let peer = Peer::at(
+        "test-bulkhead",
+        replica.addr,
+        PeerPolicy {
+            max_in_flight: 2,
+            ..policy()
+        },
+    );
+    every_endpoint(&peer, "serving").await;
+    let hold = || {
+        let peer = peer.clone();
+        tokio::spawn(async move { ask(&peer, Retry::Never, "/hold").await })
+    };
+    let first = hold();
+    let second = hold();
+    wait_for("two calls held", || replica.hits() == 2).await;
+    let shed = ask(&peer, Retry::Safe, "/whoami").await.expect_err("shed");
+    assert_eq!(shed.code(), Code::ResourceExhausted);
+    assert!(was_not_sent(&shed));
+    replica.gate.add_permits(2);
+    first.await.expect("join").expect("first");
+    second.await.expect("join").expect("second");
+}
+
+#[tokio::test]
+async fn tonic_clients_take_a_peer_and_its_credentials_reach_the_server() {
+    // A peer is what a tonic client is made of: here the health client,
+    // with the service's bearer token put on by the stack.
+    struct Token;
+    impl Credentials for Token {
+        fn bearer(
+            &self,
+            _deadline: Instant,
+        ) -> futures::future::BoxFuture<'_, Result<Arc<str>, Status>> {
+            Box::pin(async { Ok(Arc::from("t0k3n")) })
+        }
+    }
+    struct NoToken;
+    impl Credentials for NoToken {
+        fn bearer(
+            &self,
+            _deadline: Instant,
+        ) -> futures::future::BoxFuture<'_, Result<Arc<str>, Status>> {
+            Box::pin(async { Err(Status::unavailable("the token service is down")) })
+        }
+    }
+    let replica = Replica::start("a", "127.0.0.1:0".parse().expect("addr"));
+    let peer = Peer::at("test-tonic", replica.addr, policy());
+    let mut health = tonic_health::pb::health_client::HealthClient::new(
+        peer.clone().with_credentials(Arc::new(Token)),
+    );
+    let answer = health
+        .check(tonic_health::pb::HealthCheckRequest::default())
+        .await
+        .expect("serving");
+    assert_eq!(
+        answer.into_inner().status(),
+        tonic_health::pb::health_check_response::ServingStatus::Serving
+    );
+    let mut refused = tonic_health::pb::health_client::HealthClient::new(
+        peer.with_credentials(Arc::new(NoToken)),
+    );
+    let status = refused
+        .check(tonic_health::pb::HealthCheckRequest::default())
+        .await
+        .expect_err("no token, no call");
+    assert_eq!(status.code(), Code::Unavailable);
+    assert!(
+        lacked_credentials(&status) && was_not_sent(&status),
+        "{status:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_name_that_never_resolves_is_a_start_up_error_naming_the_flag() {
+    let target = PeerTarget::url("http://no-such-peer.invalid:8082")
+        .expect("target")
+        .from_origin("--catalog-url");
+    let error = Peer::connect(
+        "catalog",
+        &target,
+        PeerPolicy {
+            resolve_patience: Duration::from_millis(200),
+            ..policy()
+        },
+    )
+    .await
+    .expect_err("never resolves")
+    .to_string();
+    assert!(error.contains("--catalog-url"), "{error}");
+    assert!(error.contains("no-such-peer.invalid"), "{error}");
+}
+
+#[test]
+fn errors_are_translated_for_the_caller() {
+    let not_found = Status::not_found("product \"x\" not found");
+    let invalid = translate("catalog", &not_found, |code| {
+        (code == Code::NotFound).then_some(Code::InvalidArgument)
+    });
+    assert_eq!(invalid.code(), Code::InvalidArgument);
+    let denied = translate("orders", &Status::permission_denied("no"), |_| None);
+    assert_eq!(denied.code(), Code::Internal);
+    let broken = translate("orders", &Status::internal("stack trace here"), |_| None);
+    assert_eq!(broken.code(), Code::Unavailable);
+    assert!(!broken.message().contains("stack"));
+    let anonymous = translate("orders", &Status::unauthenticated("log in"), |_| None);
+    assert_eq!(anonymous.code(), Code::Unauthenticated);
+}
+
+/// A real DNS server (Debian's dnsmasq) answering for `catalog.test` from a
+/// hosts file the test rewrites; skipped where dnsmasq is not installed
+/// (CI installs it).
+struct Dns {
+    port: u16,
+    hosts: tempfile::NamedTempFile,
+    child: std::process::Child,
+}
+
+impl Dns {
+    fn start(records: &str) -> Option<Self> {
+        let dnsmasq = ["/usr/sbin/dnsmasq", "/usr/bin/dnsmasq"]
+            .into_iter()
+            .find(|path| std::path::Path::new(path).exists());
+        let Some(dnsmasq) = dnsmasq else {
+            // CI installs it: there, a missing dnsmasq is a failure.
+            assert!(
+                std::env::var("CI").is_err(),
+                "dnsmasq is not installed (apt-get install dnsmasq-base)"
+            );
+            println!("SKIPPED: dnsmasq is not installed (apt-get install dnsmasq-base)");
+            return None;
+        };
+        let hosts = tempfile::NamedTempFile::new().expect("hosts file");
+        std::fs::write(hosts.path(), records).expect("records");
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")
+            .and_then(|s| s.local_addr())
+            .expect("a free port")
+            .port();
+        let child = std::process::Command::new(dnsmasq)
+            .args([
+                "--no-daemon",
+                "--conf-file=/dev/null",
+                "--listen-address=127.0.0.1",
+                "--bind-interfaces",
+                "--no-resolv",
+                "--no-hosts",
+                "--local-ttl=0",
+                "--pid-file=",
+            ])
+            .arg(format!("--port={port}"))
+            .arg(format!("--addn-hosts={}", hosts.path().display()))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("dnsmasq");
+        let dns = Self { port, hosts, child };
+        dns.wait_until_listening();
+        Some(dns)
+    }
+
+    /// Returns once dnsmasq holds its port: a query sent from then on waits
+    /// in the socket until dnsmasq has read its hosts file. A fixed pause
+    /// was not enough on a busy CI machine (the first lookup timed out).
+    fn wait_until_listening(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::UdpSocket::bind(("127.0.0.1", self.port)).is_ok() {
+            assert!(Instant::now() < deadline, "dnsmasq did not listen in 10 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// New records, read at once (SIGHUP).
+    fn set(&self, records: &str) {
+        std::fs::write(self.hosts.path(), records).expect("records");
+        let _ = std::process::Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status();
+    }
+}
+
+impl Drop for Dns {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn a_name_with_many_addresses_uses_them_all_and_follows_their_changes() {
+    // Two replicas on their own loopback addresses and the same port, as
+    // pods behind a headless Service are.
+    let a = Replica::start("a", "127.0.0.2:0".parse().expect("addr"));
+    let port = a.addr.port();
+    let b = Replica::start("b", SocketAddr::from(([127, 0, 0, 3], port)));
+    let Some(dns) = Dns::start("127.0.0.2 catalog.test\n127.0.0.3 catalog.test\n") else {
+        return;
+    };
+    let target: PeerTarget = format!("dns://127.0.0.1:{}/catalog.test:{port}", dns.port)
+        .parse()
+        .expect("target");
+    let downstream = Peer::connect("catalog", &target, policy())
+        .await
+        .expect("resolves");
+    assert_eq!(
+        downstream.endpoints().len(),
+        2,
+        "{:?}",
+        downstream.endpoints()
+    );
+    for _ in 0..100 {
+        ask(&downstream, Retry::Never, "/whoami")
+            .await
+            .expect("answered");
+    }
+    assert!(
+        a.hits() > 10 && b.hits() > 10,
+        "a {}, b {}",
+        a.hits(),
+        b.hits()
+    );
+
+    // A replica leaves the name: it leaves the set at the next lookup.
+    dns.set("127.0.0.3 catalog.test\n");
+    wait_for_endpoints(&downstream, 1).await;
+    let a_then = a.hits();
+    for _ in 0..20 {
+        assert_eq!(
+            ask(&downstream, Retry::Never, "/whoami").await.expect("b"),
+            "b"
+        );
+    }
+    assert_eq!(a.hits(), a_then);
+
+    // The name stops resolving: the last endpoints known are kept.
+    dns.set("");
+    tokio::time::sleep(RESOLVE_EVERY + Duration::from_secs(1)).await;
+    assert_eq!(downstream.endpoints().len(), 1);
+    ask(&downstream, Retry::Never, "/whoami")
+        .await
+        .expect("still called");
+
+    // More addresses than allowed: the first 64 are used.
+    let many: String = (1..=70)
+        .map(|i| format!("127.0.1.{i} catalog.test\n"))
+        .collect();
+    dns.set(&many);
+    wait_for_endpoints(&downstream, endpoints::MAX_ENDPOINTS).await;
+}
+
+async fn wait_for_endpoints(downstream: &Peer, count: usize) {
+    let deadline = Instant::now() + RESOLVE_EVERY * 3;
+    while downstream.endpoints().len() != count {
+        assert!(
+            Instant::now() < deadline,
+            "{count} endpoints: {:?}",
+            downstream.endpoints()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The breaker gauge of a peer: 1 only while every endpoint it has fails
+/// fast (the alert ShopDownstreamBreakerOpen reads it).
+fn breaker_gauge(downstream: &str) -> Option<f64> {
+    let label = format!("downstream=\"{downstream}\"");
+    shop_kit_observe::metrics::Metrics::install()
+        .render()
+        .lines()
+        .find(|line| line.starts_with("shop_downstream_breaker_open{") && line.contains(&label))
+        .and_then(|line| line.rsplit(' ').next()?.parse().ok())
+}
+
+#[tokio::test]
+async fn the_breaker_gauge_follows_the_endpoints_a_peer_has_now() {
+    // A peer of one replica whose breaker opens, then cools down (half
+    // open: a probe may go); then the name moves to a healthy replica.
+    let a = Replica::start("a", "127.0.0.1:0".parse().expect("addr"));
+    let b = Replica::start("b", "127.0.0.1:0".parse().expect("addr"));
+    let downstream = Peer::at("test-gauge", a.addr, policy());
+    a.failing.store(true, Ordering::SeqCst);
+    for _ in 0..3 {
+        let _ = ask(&downstream, Retry::Safe, "/fail").await;
+    }
+    assert!(downstream.is_open());
+    assert_eq!(
+        breaker_gauge("test-gauge"),
+        Some(1.0),
+        "every endpoint fails fast"
+    );
+    tokio::time::sleep(policy().breaker_cooldown + Duration::from_millis(50)).await;
+    let moved: std::collections::BTreeSet<_> = [resolve::Address {
+        addr: b.addr,
+        scheme: target::Scheme::Http,
+        authority: b.addr.to_string(),
+    }]
+    .into_iter()
+    .collect();
+    downstream.inner.set.update(&moved);
+    every_endpoint(&downstream, "serving").await;
+    assert_eq!(
+        ask(&downstream, Retry::Safe, "/whoami").await.expect("b"),
+        "b"
+    );
+    assert_eq!(
+        breaker_gauge("test-gauge"),
+        Some(0.0),
+        "a healthy endpoint serves: no breaker alert"
+    );
+}

@@ -1,0 +1,139 @@
+//! The process's log: the tracing subscriber, its format, and the bridge
+//! that makes trace spans OpenTelemetry spans.
+
+/// Log lines waiting for the writer at most; more are dropped, counted.
+const LOG_LINES_QUEUED: usize = 4096;
+
+/// How the process logs.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct LogConfig {
+    /// Log format.
+    #[arg(
+        long = "log-format",
+        env = "SHOP_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    pub format: LogFormat,
+
+    /// Log a line for every RPC, successful ones included (by default only
+    /// failed and slow calls are logged; the metrics count them all).
+    /// Ignored when RUST_LOG is set: `RUST_LOG=info,rpc=debug` does the same.
+    #[arg(long, env = "SHOP_LOG_RPCS", global = true)]
+    pub log_rpcs: bool,
+}
+
+/// Log output formats.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Keeps the log writer and the trace exporter running; logs still queued
+/// are written and spans still queued exported when it is dropped, so hold
+/// it until the program ends.
+#[must_use = "logs and traces stop when the guard is dropped"]
+pub struct LogGuard {
+    // Traces first: their exporter may still log while it shuts down.
+    _traces: Option<super::traces::TraceGuard>,
+    _writer: Option<tracing_appender::non_blocking::WorkerGuard>,
+}
+
+/// Installs the tracing subscriber: log lines filtered by `RUST_LOG`
+/// (default `info`, plus every RPC with `--log-rpcs`) to stderr, each line
+/// written inside a traced span ending with its `trace_id` and `span_id`;
+/// and, when traces are configured, the bridge that makes the trace spans
+/// ([`traces::TARGET`](super::traces::TARGET)) OpenTelemetry spans. Call
+/// inside the Tokio runtime (traces are exported on it).
+///
+/// Lines are written by a thread of their own through a buffer, so a request
+/// never waits on a write(2) of its log line, and a busy server writes many
+/// lines per syscall. If that thread falls a few thousand lines behind,
+/// lines are dropped, not queued without end.
+pub fn init_tracing(
+    config: &LogConfig,
+    traces: &super::traces::TraceConfig,
+    metrics: &super::metrics::Metrics,
+) -> Result<LogGuard, super::traces::TraceError> {
+    use tracing_subscriber::{
+        EnvFilter, Layer, fmt, layer::SubscriberExt, util::SubscriberInitExt,
+    };
+    let default = if config.log_rpcs {
+        "info,rpc=debug"
+    } else {
+        "info"
+    };
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    // The trace spans are for the exporter, never for the log.
+    if let Ok(off) = format!("{}=off", super::traces::TARGET).parse() {
+        filter = filter.add_directive(off);
+    }
+    // Logs go to stderr: stdout is for what a program prints on purpose
+    // (the banner; the conformance handshake).
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(LOG_LINES_QUEUED)
+        .lossy(true)
+        .finish(std::io::BufWriter::new(std::io::stderr()));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let lines = match config.format {
+        LogFormat::Text => fmt::layer()
+            .with_target(true)
+            // Colours for a terminal only, not for files and pipes.
+            .with_ansi(ansi)
+            .with_writer(writer)
+            .event_format(log_format::WithTraceIds::text(
+                fmt::format().with_ansi(ansi),
+            ))
+            .with_filter(filter)
+            .boxed(),
+        LogFormat::Json => fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_writer(writer)
+            .event_format(log_format::WithTraceIds::json(
+                fmt::format().json().flatten_event(true),
+            ))
+            .with_filter(filter)
+            .boxed(),
+    };
+    let (spans, traces) = match super::traces::install(traces, metrics)? {
+        Some((tracer, guard)) => (Some(span_layer(tracer)), Some(guard)),
+        None => (None, None),
+    };
+    let installed = tracing_subscriber::registry()
+        .with(lines)
+        .with(spans)
+        .try_init()
+        .is_ok();
+    Ok(LogGuard {
+        // Another subscriber was there first: no spans reach the exporter.
+        _traces: traces.filter(|_| installed),
+        _writer: installed.then_some(guard),
+    })
+}
+
+/// The layer that makes the trace spans ([`TARGET`](super::traces::TARGET))
+/// OpenTelemetry spans of `tracer`, and no other.
+pub fn span_layer<S>(tracer: opentelemetry_sdk::trace::Tracer) -> impl tracing_subscriber::Layer<S>
+where
+    S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
+{
+    use tracing_subscriber::{Layer, filter::Targets};
+    tracing_opentelemetry::layer()
+        .with_tracer(tracer)
+        // Spans carry what the conventions name, nothing of the code's
+        // layout, threads or idle time.
+        .with_location(false)
+        .with_threads(false)
+        .with_target(false)
+        .with_level(false)
+        .with_tracked_inactivity(false)
+        .with_filter(Targets::new().with_target(super::traces::TARGET, tracing::Level::TRACE))
+}
+
+use super::log_format;

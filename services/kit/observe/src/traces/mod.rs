@@ -1,0 +1,235 @@
+//! Traces over OTLP: a span per RPC (server and client, every protocol),
+//! the work a call causes as its children, context carried across calls,
+//! the outbox and the saga by the OpenTelemetry propagators.
+//!
+//! Off unless an OTLP endpoint is configured, by the standard variables
+//! (`OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`,
+//! `OTEL_EXPORTER_OTLP_PROTOCOL`, `OTEL_TRACES_SAMPLER(_ARG)`,
+//! `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_BSP_*`,
+//! `OTEL_EXPORTER_OTLP_(TRACES_)HEADERS`, `OTEL_EXPORTER_OTLP_(TRACES_)
+//! TIMEOUT`, `OTEL_SDK_DISABLED`) or their flags. Off, the serving and
+//! client stacks make no span at all. Spans are written to OTLP by the
+//! kit itself (`otlp`: far cheaper per span than `opentelemetry-otlp`).
+//!
+//! An RPC's span (server and client) is an OpenTelemetry span, made with
+//! the SDK's tracer directly: one is made on every traced call, and going
+//! through `tracing` cost more than the span. The work inside a call
+//! (saga steps, password hashing, a consumer's batch) uses `tracing` spans
+//! of the target [`TARGET`], made into OpenTelemetry spans by
+//! `tracing-opentelemetry`, which finds the RPC's span as the current
+//! OpenTelemetry context; database statements are SDK spans made after the
+//! fact. The log lines never show spans (they name their trace by id
+//! instead, see `telemetry`).
+
+mod export;
+mod otlp;
+pub use otlp::SendError;
+mod propagate;
+mod rpc_spans;
+mod sampling;
+mod service;
+mod statements;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+
+use crate::metrics::Metrics;
+
+pub(crate) use propagate::current_context;
+pub use propagate::{consumer_span, continuing_span, current_traceparent, work_span};
+pub use rpc_spans::{RpcSystem, RpcTrace, client_trace, server_trace};
+pub use service::{ServiceScopeLayer, in_service, with_current_service};
+pub use statements::record_statement;
+
+/// The target of every span made for traces (never logged).
+pub const TARGET: &str = "shop::trace";
+
+/// The variable that names the traces endpoint alone (used as it is).
+const TRACES_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
+
+static ENABLED: AtomicBool = AtomicBool::new(false);
+static TRUST: std::sync::OnceLock<TraceTrust> = std::sync::OnceLock::new();
+/// The tracer, for the spans made without `tracing` (RPCs, SQL statements).
+static TRACER: std::sync::OnceLock<opentelemetry_sdk::trace::Tracer> = std::sync::OnceLock::new();
+
+/// Whether traces are being made (an exporter is installed).
+#[inline]
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
+
+/// Whose trace an incoming call may continue.
+fn trust() -> TraceTrust {
+    TRUST.get().copied().unwrap_or_default()
+}
+
+/// How traces are exported and sampled.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct TraceConfig {
+    /// Send traces to this OTLP endpoint, e.g. http://127.0.0.1:4317
+    /// (grpc) or http://127.0.0.1:4318 (http/protobuf, `/v1/traces` is
+    /// appended). Traces are off unless this or
+    /// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set.
+    #[arg(
+        long = "otlp-endpoint",
+        env = "OTEL_EXPORTER_OTLP_ENDPOINT",
+        global = true
+    )]
+    pub endpoint: Option<String>,
+
+    /// The OTLP transport.
+    #[arg(
+        long = "otlp-protocol",
+        env = "OTEL_EXPORTER_OTLP_PROTOCOL",
+        value_enum,
+        default_value = "grpc",
+        global = true
+    )]
+    pub protocol: OtlpProtocol,
+
+    /// Sample this share of new traces, 0 to 1 (a caller's decision is
+    /// followed); instead of OTEL_TRACES_SAMPLER/OTEL_TRACES_SAMPLER_ARG,
+    /// whose default is every trace.
+    #[arg(long = "trace-sample-ratio", value_parser = sample_ratio, global = true)]
+    pub sample_ratio: Option<f64>,
+
+    /// Whose incoming trace context a call continues: `services` (a caller
+    /// with a shop service's client certificate or service token), `all`,
+    /// or `none`. Other callers start a new trace linked to theirs.
+    #[arg(
+        long = "trace-trust",
+        env = "SHOP_TRACE_TRUST",
+        value_enum,
+        default_value = "services",
+        global = true
+    )]
+    pub trust: TraceTrust,
+}
+
+/// OTLP transports (`OTEL_EXPORTER_OTLP_PROTOCOL`'s values).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum OtlpProtocol {
+    #[default]
+    #[value(name = "grpc")]
+    Grpc,
+    #[value(name = "http/protobuf")]
+    HttpProtobuf,
+}
+
+/// Whose trace context is continued.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum TraceTrust {
+    /// The shop's own services (client certificate or service token).
+    #[default]
+    Services,
+    /// Every caller.
+    All,
+    /// Nobody: every call starts a trace (linked to the caller's).
+    None,
+}
+
+fn sample_ratio(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(ratio) if (0.0..=1.0).contains(&ratio) => Ok(ratio),
+        _ => Err(format!("{text}: a share from 0 to 1, e.g. 0.01")),
+    }
+}
+
+/// Why traces could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum TraceError {
+    #[error("the OTLP exporter: {0}")]
+    Exporter(#[from] otlp::SendError),
+    #[error("traces are exported on the async runtime: install them inside it")]
+    NoRuntime,
+}
+
+impl TraceConfig {
+    /// What the standard variables alone say (for programs without flags,
+    /// e.g. the benchmark's servers).
+    pub fn from_env() -> Self {
+        #[derive(clap::Parser)]
+        struct Variables {
+            #[command(flatten)]
+            traces: TraceConfig,
+        }
+        <Variables as clap::Parser>::try_parse_from(["traces"])
+            .map(|only| only.traces)
+            .unwrap_or_default()
+    }
+
+    /// Where spans go, or `None` when traces are off.
+    fn endpoint(&self) -> Option<String> {
+        let disabled = |name: &str, off: &str| {
+            std::env::var(name).is_ok_and(|value| value.trim().eq_ignore_ascii_case(off))
+        };
+        if disabled("OTEL_SDK_DISABLED", "true") || disabled("OTEL_TRACES_EXPORTER", "none") {
+            return None;
+        }
+        if let Some(traces) = std::env::var(TRACES_ENDPOINT)
+            .ok()
+            .filter(|v| !v.is_empty())
+        {
+            return Some(traces);
+        }
+        let base = self.endpoint.as_deref().filter(|v| !v.is_empty())?;
+        Some(match self.protocol {
+            OtlpProtocol::Grpc => base.to_owned(),
+            OtlpProtocol::HttpProtobuf => format!("{}/v1/traces", base.trim_end_matches('/')),
+        })
+    }
+}
+
+/// Keeps the exporter running; spans still queued are sent when it is
+/// dropped (within a few seconds), so hold it until the program ends.
+#[must_use = "traces stop being exported when the guard is dropped"]
+pub struct TraceGuard {
+    provider: SdkTracerProvider,
+}
+
+impl Drop for TraceGuard {
+    fn drop(&mut self) {
+        ENABLED.store(false, Ordering::Relaxed);
+        if let Err(error) = self.provider.shutdown() {
+            eprintln!("traces: the last spans were not all exported: {error}");
+        }
+    }
+}
+
+/// The tracer for `tracing-opentelemetry`, and the guard that keeps its
+/// exporter running; `None` when traces are off. Call inside the Tokio
+/// runtime: export runs on it. `metrics` is the process's, installed: the
+/// exporter counts the spans it drops there (a counter taken before a
+/// recorder is installed would count nowhere).
+pub fn install(
+    config: &TraceConfig,
+    metrics: &Metrics,
+) -> Result<Option<(opentelemetry_sdk::trace::Tracer, TraceGuard)>, TraceError> {
+    let Some(endpoint) = config.endpoint() else {
+        return Ok(None);
+    };
+    let runtime = tokio::runtime::Handle::try_current().map_err(|_| TraceError::NoRuntime)?;
+    // Made now, so a bad endpoint fails at start-up, not later.
+    let sender = otlp::Sender::new(&endpoint, config.protocol)?;
+    let processor = export::ServiceRouting::new(sender, runtime, metrics);
+    // New traces are sampled before any span is built (see `sampling`):
+    // the SDK keeps what it is given and follows parents.
+    sampling::configure(config.sample_ratio);
+    let provider = SdkTracerProvider::builder()
+        .with_span_processor(processor)
+        .with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)))
+        .with_resource(opentelemetry_sdk::Resource::builder().build())
+        .build();
+    // The instrumentation scope is the library that makes the spans.
+    let tracer = provider.tracer(env!("CARGO_PKG_NAME"));
+    let _ = TRUST.set(config.trust);
+    let _ = TRACER.set(tracer.clone());
+    ENABLED.store(true, Ordering::Relaxed);
+    Ok(Some((tracer, TraceGuard { provider })))
+}
+
+/// The number of spans dropped for want of room or because the collector
+/// did not take them: `shop_trace_spans_dropped_total`.
+pub const SPANS_DROPPED: &str = "shop_trace_spans_dropped_total";

@@ -1,0 +1,225 @@
+//! Each request is classified once, as it comes in: the protocol it speaks
+//! and the registered method its path names. The outermost RPC layer puts
+//! the [`Call`] in the request's extensions; every later step reads it
+//! instead of parsing the content type and the path again, and the server
+//! dispatches a registered method straight to its protocol's stack.
+
+use std::collections::HashMap;
+
+use http::Request;
+use prost_reflect::{DescriptorPool, MethodDescriptor};
+
+use super::protocol::{Framing, Protocol, RpcName};
+use shop_kit_rest::{Binding, NotUtf8, RestRoute, RestRoutes};
+
+/// One method this server registered.
+#[derive(Debug)]
+pub struct Method {
+    pub service: &'static str,
+    pub name: &'static str,
+    /// `package.Service/Method`, as traces name the RPC.
+    pub full_name: &'static str,
+    pub client_streaming: bool,
+    /// Client, server or bidirectional streaming: over Connect it takes
+    /// only the `application/connect+...` content types, a unary method
+    /// only the others.
+    pub streaming: bool,
+    /// For transcoding JSON over gRPC (`None` for methods served without a
+    /// descriptor here, e.g. reflection).
+    pub descriptor: Option<MethodDescriptor>,
+    /// Served by the server's own routes (not bridged, like health and
+    /// reflection): dispatched straight to its protocol's stack.
+    pub direct: bool,
+}
+
+/// A request the classifier found on a REST route: the route and what its
+/// path binds.
+#[derive(Clone, Debug)]
+pub struct RestCall {
+    pub route: &'static RestRoute,
+    pub bindings: Result<Vec<Binding>, NotUtf8>,
+}
+
+/// What a request is, read once.
+#[derive(Clone, Copy, Debug)]
+pub struct Call {
+    pub protocol: Protocol,
+    /// How the body is framed, by the same reading of the content type.
+    pub framing: Framing,
+    /// The registered method the path names, if any.
+    pub method: Option<&'static Method>,
+    /// Whether the path has the shape of an RPC at all
+    /// (`/package.Service/Method`), registered or not.
+    pub looks_like_rpc: bool,
+}
+
+impl Call {
+    /// The call a request carries (classified by [`Methods::classify`]);
+    /// for a request that went around the classifier, classified now.
+    pub fn of<B>(request: &Request<B>) -> Self {
+        request
+            .extensions()
+            .get::<Self>()
+            .copied()
+            .unwrap_or_else(|| {
+                let (protocol, framing) = Framing::of(request.headers());
+                Self {
+                    protocol,
+                    framing,
+                    method: None,
+                    looks_like_rpc: RpcName::from_path(request.uri().path()).is_some(),
+                }
+            })
+    }
+}
+
+/// The methods a server registered, by path (`/package.Service/Method`),
+/// and the REST routes of its public ones: built once when the server is
+/// assembled, for the process's life.
+#[derive(Debug, Default)]
+pub struct Methods {
+    by_path: HashMap<&'static str, &'static Method>,
+    rest: RestRoutes,
+}
+
+fn leak(text: String) -> &'static str {
+    Box::leak(text.into_boxed_str())
+}
+
+impl Methods {
+    /// Every method of `services` found in `pool` (`direct`: served by the
+    /// server's own routes), plus `bridged` (service, method) pairs served
+    /// without a descriptor here, and the `rest` routes that call them.
+    pub fn new<'a>(
+        pool: &DescriptorPool,
+        services: impl IntoIterator<Item = (&'a str, bool)>,
+        bridged: impl IntoIterator<Item = (&'a str, &'a str)>,
+        rest: RestRoutes,
+    ) -> &'static Self {
+        let mut by_path = HashMap::new();
+        for (name, direct) in services {
+            let Some(service) = pool.get_service_by_name(name) else {
+                continue;
+            };
+            for method in service.methods() {
+                let path = leak(format!("/{}/{}", service.full_name(), method.name()));
+                let entry: &'static Method = Box::leak(Box::new(Method {
+                    service: leak(service.full_name().to_owned()),
+                    name: leak(method.name().to_owned()),
+                    full_name: &path[1..],
+                    client_streaming: method.is_client_streaming(),
+                    streaming: method.is_client_streaming() || method.is_server_streaming(),
+                    descriptor: Some(method.clone()),
+                    direct,
+                }));
+                by_path.insert(path, entry);
+            }
+        }
+        for (service, name) in bridged {
+            let path = leak(format!("/{service}/{name}"));
+            let entry: &'static Method = Box::leak(Box::new(Method {
+                service: leak(service.to_owned()),
+                name: leak(name.to_owned()),
+                full_name: &path[1..],
+                client_streaming: false,
+                streaming: false,
+                descriptor: None,
+                direct: false,
+            }));
+            by_path.insert(path, entry);
+        }
+        Box::leak(Box::new(Self { by_path, rest }))
+    }
+
+    /// Classifies `request` and records it in its extensions: a map
+    /// lookup, no allocation beyond the extension's own. A path that is no
+    /// RPC's is looked for among the REST routes: a REST call is recorded
+    /// as the call of the RPC its route names, with the route and what its
+    /// path binds beside it (a [`RestCall`]).
+    pub fn classify<B>(&'static self, request: &mut Request<B>) -> Call {
+        let path = request.uri().path();
+        let method = self.by_path.get(path).copied();
+        let (protocol, framing) = Framing::of(request.headers());
+        let looks_like_rpc = method.is_some() || RpcName::from_path(path).is_some();
+        let rest = if looks_like_rpc || self.rest.is_empty() {
+            None
+        } else {
+            self.rest
+                .find(request.method(), path)
+                .and_then(|(route, bindings)| {
+                    let method = self.by_path.get(route.rpc.as_str()).copied()?;
+                    Some((method, RestCall { route, bindings }))
+                })
+        };
+        let call = match rest {
+            Some((method, rest)) => {
+                request.extensions_mut().insert(rest);
+                Call {
+                    protocol: Protocol::Rest,
+                    framing,
+                    method: Some(method),
+                    looks_like_rpc: true,
+                }
+            }
+            None => Call {
+                protocol,
+                framing,
+                method,
+                looks_like_rpc,
+            },
+        };
+        request.extensions_mut().insert(call);
+        call
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool() -> DescriptorPool {
+        DescriptorPool::decode(tonic_health::pb::FILE_DESCRIPTOR_SET).expect("descriptors")
+    }
+
+    #[test]
+    fn a_registered_path_names_its_method_and_others_only_their_shape() {
+        let methods = Methods::new(
+            &pool(),
+            [("grpc.health.v1.Health", false)],
+            [(
+                "grpc.reflection.v1.ServerReflection",
+                "ServerReflectionInfo",
+            )],
+            RestRoutes::default(),
+        );
+        let mut check = Request::post("/grpc.health.v1.Health/Check")
+            .header("content-type", "application/grpc")
+            .body(())
+            .expect("request");
+        let call = methods.classify(&mut check);
+        assert_eq!(call.protocol, Protocol::Grpc);
+        let method = call.method.expect("registered");
+        assert_eq!(
+            (method.service, method.name),
+            ("grpc.health.v1.Health", "Check")
+        );
+        assert_eq!(method.full_name, "grpc.health.v1.Health/Check");
+        assert!(method.descriptor.is_some() && !method.client_streaming);
+        assert!(Call::of(&check).method.is_some(), "kept in the extensions");
+
+        let mut made_up = Request::post("/made.Up/Method").body(()).expect("request");
+        let call = methods.classify(&mut made_up);
+        assert!(call.method.is_none() && call.looks_like_rpc);
+        assert_eq!(call.protocol, Protocol::Connect);
+
+        let mut page = Request::get("/assets/app.js").body(()).expect("request");
+        assert!(!methods.classify(&mut page).looks_like_rpc);
+
+        let mut reflection =
+            Request::post("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo")
+                .body(())
+                .expect("request");
+        let bridged = methods.classify(&mut reflection).method.expect("bridged");
+        assert!(bridged.descriptor.is_none() && !bridged.direct);
+    }
+}

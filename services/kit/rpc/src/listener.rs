@@ -1,0 +1,487 @@
+//! The listener: accepts connections and serves a router on each (HTTP/1.1
+//! and h2c), with the bounds a server facing strangers needs:
+//!
+//! - at most `max_connections` at once; beyond that the listener stops
+//!   accepting (the kernel's backlog holds the rest) until one closes;
+//! - an HTTP/1.1 request's headers must arrive within
+//!   `header_read_timeout` (a client trickling header lines is closed);
+//! - a connection with no request in flight for `idle_timeout` is closed
+//!   gracefully, whatever the protocol (an HTTP/2 peer answering pings is
+//!   still idle); a long stream (WatchOrder) is a request in flight, so it
+//!   lives as long as the client wants;
+//! - at most `max_streams_per_connection` concurrent HTTP/2 streams, and
+//!   HTTP/2 keep-alive pings that drop peers gone silent;
+//! - request heads of at most 64 KiB;
+//! - with TLS, a handshake within `header_read_timeout`, and each request
+//!   told what the connection's client certificate says ([`TlsSession`]).
+
+use std::{
+    net::SocketAddr,
+    pin::pin,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use axum::{Router, body::Body, extract::ConnectInfo};
+use http::Request;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo, TokioTimer},
+    server::conn::auto,
+    service::TowerToHyperService,
+};
+use tokio::{
+    net::TcpListener,
+    sync::{Semaphore, oneshot},
+    time::Instant,
+};
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
+
+use super::{config::HttpConfig, drain::drained_when_dropped};
+use shop_kit_shutdown::Shutdown;
+use shop_kit_tls::{Accepted, ServerTls, TlsError, TlsSession};
+
+/// HTTP/2 pings: how often, and how long an answer may take.
+const H2_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(20);
+const H2_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+/// HTTP/1.1 read buffer, and so the largest request head: 64 KiB (HTTP/2
+/// header lists are bounded by h2's own 16 KiB default).
+const MAX_HTTP1_BUFFER: usize = 64 * 1024;
+/// After a graceful close is asked of an idle connection, how long it may
+/// take before it is dropped.
+const IDLE_CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+/// A router listening in the background.
+#[derive(Debug)]
+pub struct Listening {
+    pub addr: SocketAddr,
+    pub task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Why a listener did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("TLS: {0}")]
+    Tls(#[from] TlsError),
+}
+
+/// Binds `addr` and serves `app` in the background until `shutdown`, with
+/// TLS if `http.tls` says so (its files read now: a bad one is an error).
+pub async fn start(
+    addr: SocketAddr,
+    app: Router,
+    shutdown: Shutdown,
+    http: &HttpConfig,
+) -> Result<Listening, ListenError> {
+    let tls = http.tls.load()?;
+    start_with(addr, app, shutdown, http, tls).await
+}
+
+/// [`start`] with TLS already loaded (`http.tls` is not read again).
+pub async fn start_with(
+    addr: SocketAddr,
+    app: Router,
+    shutdown: Shutdown,
+    http: &HttpConfig,
+    tls: Option<ServerTls>,
+) -> Result<Listening, ListenError> {
+    let bound = |source| ListenError::Bind { addr, source };
+    let listener = TcpListener::bind(addr).await.map_err(bound)?;
+    let addr = listener.local_addr().map_err(bound)?;
+    let task = tokio::spawn(serve_with(listener, app, shutdown, http.clone(), tls));
+    Ok(Listening { addr, task })
+}
+
+/// Serves `app` on `listener` until `shutdown`: then stops accepting, lets
+/// in-flight requests finish, and gives up on the stragglers after the
+/// configured grace. With TLS if `http.tls` says so.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: Shutdown,
+    http: HttpConfig,
+) -> std::io::Result<()> {
+    let tls = http.tls.load().map_err(std::io::Error::other)?;
+    serve_with(listener, app, shutdown, http, tls).await
+}
+
+async fn serve_with(
+    listener: TcpListener,
+    app: Router,
+    shutdown: Shutdown,
+    http: HttpConfig,
+    tls: Option<ServerTls>,
+) -> std::io::Result<()> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(http.header_read_timeout())
+        // A request head larger than this is refused (431), not buffered.
+        .max_buf_size(MAX_HTTP1_BUFFER)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(http.max_streams_per_connection)
+        .keep_alive_interval(H2_KEEP_ALIVE_INTERVAL)
+        .keep_alive_timeout(H2_KEEP_ALIVE_TIMEOUT);
+    let builder = Arc::new(builder);
+    let slots = Arc::new(Semaphore::new(http.max_connections.max(1)));
+    let connections = TaskTracker::new();
+    loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot,
+            () = shutdown.requested() => break,
+        };
+        let Ok(slot) = slot else { break };
+        let (tcp, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors and the like: back off, go on.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = shutdown.requested() => break,
+        };
+        let _ = tcp.set_nodelay(true);
+        let connection = Connection {
+            app: app.clone(),
+            builder: builder.clone(),
+            shutdown: shutdown.clone(),
+            idle_timeout: http.idle_timeout(),
+        };
+        let tls = tls.clone();
+        let patience = http.header_read_timeout();
+        connections.spawn(async move {
+            match tls {
+                None => connection.serve(TokioIo::new(tcp), remote, None).await,
+                Some(tls) => match tls.accept(tcp, patience).await {
+                    Ok(Accepted::Tls(stream, session)) => {
+                        connection
+                            .serve(TokioIo::new(stream), remote, Some(session))
+                            .await;
+                    }
+                    Ok(Accepted::Plain(tcp)) => {
+                        connection.serve(TokioIo::new(tcp), remote, None).await;
+                    }
+                    Err(refused) => {
+                        tracing::debug!(%remote, %refused, "connection refused");
+                        metrics::counter!("shop_tls_refused_total", "reason" => refused.reason())
+                            .increment(1);
+                    }
+                },
+            }
+            drop(slot);
+        });
+    }
+    connections.close();
+    tokio::select! {
+        () = connections.wait() => {}
+        () = tokio::time::sleep_until(shutdown.grace_deadline(http.shutdown_grace())) => {
+            tracing::warn!(
+                grace_secs = http.shutdown_grace_secs,
+                "in-flight requests still running after the grace period; closing"
+            );
+        }
+    }
+    Ok(())
+}
+
+struct Connection {
+    app: Router,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    shutdown: Shutdown,
+    idle_timeout: Duration,
+}
+
+impl Connection {
+    async fn serve<I>(self, io: I, remote: SocketAddr, session: Option<TlsSession>)
+    where
+        I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    {
+        let activity = Arc::new(Activity::new());
+        let tracked = activity.clone();
+        let app = self.app;
+        let service = tower::service_fn(move |mut request: Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(remote));
+            if let Some(session) = &session {
+                request.extensions_mut().insert(session.clone());
+            }
+            let in_flight = InFlight::start(tracked.clone());
+            let app = app.clone();
+            async move {
+                let response = app.oneshot(request.map(drained_when_dropped)).await?;
+                // The call is in flight until its response body is gone.
+                Ok::<_, std::convert::Infallible>(response.map(|body| {
+                    Body::new(body.map_frame(move |frame| {
+                        let _held = &in_flight;
+                        frame
+                    }))
+                }))
+            }
+        });
+        let connection = self
+            .builder
+            .serve_connection_with_upgrades(io, TowerToHyperService::new(service));
+        let mut connection = pin!(connection);
+        // Shutdown and idleness are watched by a task of their own: in this
+        // select they would be polled on every wake of the connection (a
+        // few times per call), here only a channel is.
+        let (mut stop, stopped) = oneshot::channel();
+        let shutdown = self.shutdown.clone();
+        let idle_timeout = self.idle_timeout;
+        tokio::spawn(async move {
+            let why = tokio::select! {
+                () = shutdown.requested() => Stop::Shutdown,
+                () = activity.idle_for(idle_timeout) => Stop::Idle,
+                // The connection ended first.
+                () = stop.closed() => return,
+            };
+            let _ = stop.send(why);
+        });
+        let closing = tokio::select! {
+            _ = connection.as_mut() => return,
+            why = stopped => why == Ok(Stop::Idle),
+        };
+        connection.as_mut().graceful_shutdown();
+        if closing {
+            // An idle connection has nothing in flight: it may not linger.
+            let _ = tokio::time::timeout(IDLE_CLOSE_GRACE, connection).await;
+        } else {
+            let _ = connection.await;
+        }
+    }
+}
+
+/// Why a connection is asked to close.
+#[derive(Debug, PartialEq, Eq)]
+enum Stop {
+    Shutdown,
+    /// Nothing in flight for the idle timeout.
+    Idle,
+}
+
+/// Requests in flight on one connection, and when that last changed.
+struct Activity {
+    in_flight: AtomicUsize,
+    changed_at_ms: AtomicU64,
+    epoch: Instant,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            in_flight: AtomicUsize::new(0),
+            changed_at_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.changed_at_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Resolves once no request has been in flight for `timeout`.
+    async fn idle_for(&self, timeout: Duration) {
+        loop {
+            let changed = Duration::from_millis(self.changed_at_ms.load(Ordering::Relaxed));
+            let quiet_until = self.epoch + changed + timeout;
+            if self.in_flight.load(Ordering::Relaxed) == 0 && Instant::now() >= quiet_until {
+                return;
+            }
+            let next = if self.in_flight.load(Ordering::Relaxed) == 0 {
+                quiet_until
+            } else {
+                Instant::now() + timeout
+            };
+            tokio::time::sleep_until(next.max(Instant::now() + Duration::from_millis(10))).await;
+        }
+    }
+}
+
+/// Counts one request in flight until its response body is gone.
+struct InFlight(Arc<Activity>);
+
+impl InFlight {
+    fn start(activity: Arc<Activity>) -> Self {
+        activity.in_flight.fetch_add(1, Ordering::Relaxed);
+        activity.touch();
+        Self(activity)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn server(http: HttpConfig) -> SocketAddr {
+        let slow = || async {
+            let chunks = async_stream_body().await;
+            Body::from_stream(chunks)
+        };
+        let app = Router::new()
+            .route("/ping", axum::routing::get(|| async { "pong" }))
+            .route("/slow", axum::routing::get(slow));
+        start(
+            "127.0.0.1:0".parse().expect("addr"),
+            app,
+            Shutdown::new(),
+            &http,
+        )
+        .await
+        .expect("start")
+        .addr
+    }
+
+    /// How long `/slow` takes to send its one chunk.
+    const SLOW: Duration = Duration::from_millis(1500);
+
+    /// A body whose one chunk comes after [`SLOW`].
+    async fn async_stream_body()
+    -> impl futures::Stream<Item = Result<Bytes, std::convert::Infallible>> {
+        futures::stream::once(async {
+            tokio::time::sleep(SLOW).await;
+            Ok(Bytes::from_static(b"late"))
+        })
+    }
+
+    async fn ask(tcp: &mut tokio::net::TcpStream, path: &str) -> String {
+        tcp.write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
+            .await
+            .expect("write");
+        let mut answer = vec![0u8; 1024];
+        let n = tcp.read(&mut answer).await.expect("read");
+        String::from_utf8_lossy(&answer[..n]).into_owned()
+    }
+
+    #[tokio::test]
+    async fn connections_beyond_the_cap_wait_until_an_idle_one_is_closed() {
+        let addr = server(HttpConfig {
+            max_connections: 1,
+            idle_timeout_secs: 1,
+            ..HttpConfig::default()
+        })
+        .await;
+        let mut first = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        assert!(ask(&mut first, "/ping").await.contains("pong"));
+        // The only slot is taken: the second connection is not served yet.
+        let mut second = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        second
+            .write_all(b"GET /ping HTTP/1.1\r\nHost: t\r\n\r\n")
+            .await
+            .expect("write");
+        let mut answer = vec![0u8; 1024];
+        let early =
+            tokio::time::timeout(Duration::from_millis(300), second.read(&mut answer)).await;
+        assert!(early.is_err(), "served beyond the cap");
+        // The first one goes idle, is closed, and the second is served.
+        let started = Instant::now();
+        let n = tokio::time::timeout(Duration::from_secs(5), second.read(&mut answer))
+            .await
+            .expect("served once the idle connection closed")
+            .expect("read");
+        assert!(String::from_utf8_lossy(&answer[..n]).contains("pong"));
+        assert!(started.elapsed() < Duration::from_secs(3));
+        let mut rest = [0u8; 16];
+        assert_eq!(
+            first.read(&mut rest).await.expect("read"),
+            0,
+            "idle one closed"
+        );
+    }
+
+    #[tokio::test]
+    async fn http2_calls_beyond_the_stream_cap_wait_their_turn() {
+        use http_body_util::Empty;
+        let addr = server(HttpConfig {
+            max_streams_per_connection: 1,
+            ..HttpConfig::default()
+        })
+        .await;
+        let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let (sender, connection) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+                .await
+                .expect("h2 handshake");
+        tokio::spawn(connection);
+        // One call first, so the client has the server's settings.
+        let ping = Request::get(format!("http://{addr}/ping"))
+            .body(Empty::<Bytes>::new())
+            .expect("request");
+        sender.clone().send_request(ping).await.expect("ping");
+        let started = Instant::now();
+        let calls = (0..2).map(|_| {
+            let mut sender = sender.clone();
+            async move {
+                let request = Request::get(format!("http://{addr}/slow"))
+                    .body(Empty::<Bytes>::new())
+                    .expect("request");
+                let response = sender.send_request(request).await.expect("response");
+                response
+                    .into_body()
+                    .collect()
+                    .await
+                    .expect("body")
+                    .to_bytes()
+            }
+        });
+        let bodies = futures::future::join_all(calls).await;
+        assert!(bodies.iter().all(|b| &b[..] == b"late"));
+        assert!(
+            started.elapsed() >= SLOW * 2 - Duration::from_millis(100),
+            "two calls ran at once on a one-stream connection: {:?}",
+            started.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_long_call_outlives_the_idle_timeout() {
+        let addr = server(HttpConfig {
+            idle_timeout_secs: 1,
+            ..HttpConfig::default()
+        })
+        .await;
+        let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        tcp.write_all(b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
+            .await
+            .expect("write");
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !String::from_utf8_lossy(&answer).contains("late") {
+            let n = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf))
+                .await
+                .expect("in time")
+                .expect("read");
+            assert!(
+                n > 0,
+                "closed mid-call: {}",
+                String::from_utf8_lossy(&answer)
+            );
+            answer.extend_from_slice(&buf[..n]);
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! Which of the three RPC protocols a request speaks, and which RPC it names.
+
+use std::borrow::Cow;
+
+use http::{HeaderMap, HeaderName, Method, header::CONTENT_TYPE};
+
+pub use shop_kit_wire::{GRPC_MESSAGE, GRPC_STATUS, GRPC_TIMEOUT};
+
+/// Made once: a lookup by a `&str` parses the name again each time.
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The wire protocol of one RPC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    Connect,
+    Grpc,
+    GrpcWeb,
+    /// A REST route a `google.api.http` rule declares: never read from a
+    /// content type, only found by the request's method and path.
+    Rest,
+}
+
+impl Protocol {
+    /// Classifies a request by its content type; everything that is not gRPC
+    /// or gRPC-Web is handled (and, if malformed, refused) as Connect.
+    pub fn of(headers: &HeaderMap) -> Self {
+        Framing::of(headers).0
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Connect => "connect",
+            Self::Grpc => "grpc",
+            Self::GrpcWeb => "grpcweb",
+            Self::Rest => "rest",
+        }
+    }
+}
+
+/// The content type without parameters, lower-cased: borrowed from the
+/// header (no allocation) unless the client sent capitals.
+pub fn content_type(headers: &HeaderMap) -> Option<Cow<'_, str>> {
+    let value = headers.get(CONTENT_TYPE)?.to_str().ok()?;
+    // Byte-wise (the value is visible ASCII): on every call's path, and
+    // `split` and `trim` by characters cost several times more.
+    let essence = match value.bytes().position(|b| b == b';') {
+        Some(end) => &value[..end],
+        None => value,
+    }
+    .trim_ascii();
+    Some(if essence.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(essence.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(essence)
+    })
+}
+
+/// How a request's body is framed, read from its content type with the
+/// protocol (one parse for both).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    /// No content type.
+    Unsaid,
+    /// One message, not enveloped (Connect unary) or not an RPC at all.
+    Plain,
+    /// Connect streaming envelopes (`application/connect+...`).
+    ConnectStream,
+    /// gRPC envelopes of proto (`application/grpc`, `application/grpc+proto`):
+    /// what tonic takes as it is.
+    GrpcProto,
+    /// Other gRPC envelopes: another codec (JSON, which the kit
+    /// transcodes), or binary gRPC-Web.
+    GrpcEnvelopes,
+    /// gRPC-Web text: base64 of envelopes.
+    GrpcWebText,
+}
+
+impl Framing {
+    /// The protocol and framing `headers` say.
+    pub fn of(headers: &HeaderMap) -> (Protocol, Self) {
+        let Some(ct) = content_type(headers) else {
+            return (Protocol::Connect, Self::Unsaid);
+        };
+        if ct.starts_with("application/grpc-web-text") {
+            (Protocol::GrpcWeb, Self::GrpcWebText)
+        } else if ct.starts_with("application/grpc-web") {
+            (Protocol::GrpcWeb, Self::GrpcEnvelopes)
+        } else if ct == "application/grpc" || ct == "application/grpc+proto" {
+            (Protocol::Grpc, Self::GrpcProto)
+        } else if ct.starts_with("application/grpc") {
+            (Protocol::Grpc, Self::GrpcEnvelopes)
+        } else if ct.starts_with("application/connect+") {
+            (Protocol::Connect, Self::ConnectStream)
+        } else {
+            (Protocol::Connect, Self::Plain)
+        }
+    }
+}
+
+/// Whether a Connect request is a streaming one (`application/connect+...`).
+pub fn is_connect_streaming(headers: &HeaderMap) -> bool {
+    Framing::of(headers).1 == Framing::ConnectStream
+}
+
+/// `/package.Service/Method`, split.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RpcName {
+    pub service: String,
+    pub method: String,
+}
+
+impl RpcName {
+    /// Parses an RPC path; `None` for anything else (health probes, metrics,
+    /// static files).
+    pub fn from_path(path: &str) -> Option<Self> {
+        let rest = path.strip_prefix('/')?;
+        let (service, method) = rest.split_once('/')?;
+        let is_word = |s: &str| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+        };
+        (service.contains('.') && is_word(service) && is_word(method) && !method.contains('.'))
+            .then(|| Self {
+                service: service.to_owned(),
+                method: method.to_owned(),
+            })
+    }
+}
+
+/// Whether this HTTP method can carry an RPC (POST, or GET for Connect).
+pub fn is_rpc_method(method: &Method) -> bool {
+    method == Method::POST || method == Method::GET
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    #[test]
+    fn classifies_by_content_type() {
+        let mut h = HeaderMap::new();
+        assert_eq!(Protocol::of(&h), Protocol::Connect);
+        h.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/grpc+proto"),
+        );
+        assert_eq!(Framing::of(&h), (Protocol::Grpc, Framing::GrpcProto));
+        h.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/grpc+json; charset=utf-8"),
+        );
+        assert_eq!(Framing::of(&h), (Protocol::Grpc, Framing::GrpcEnvelopes));
+        h.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/grpc-web+proto"),
+        );
+        assert_eq!(Framing::of(&h), (Protocol::GrpcWeb, Framing::GrpcEnvelopes));
+        h.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/grpc-web-text"),
+        );
+        assert_eq!(Protocol::of(&h), Protocol::GrpcWeb);
+        h.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/connect+json; charset=utf-8"),
+        );
+        assert_eq!(Protocol::of(&h), Protocol::Connect);
+        assert!(is_connect_streaming(&h));
+    }
+
+    #[test]
+    fn the_content_type_is_borrowed_unless_it_must_be_lowered() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
+        assert!(matches!(
+            content_type(&h),
+            Some(Cow::Borrowed("application/json"))
+        ));
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("Application/GRPC"));
+        assert_eq!(content_type(&h).as_deref(), Some("application/grpc"));
+        assert_eq!(Protocol::of(&h), Protocol::Grpc);
+        h.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("\t application/proto ;charset=x"),
+        );
+        assert_eq!(content_type(&h).as_deref(), Some("application/proto"));
+        h.insert(CONTENT_TYPE, HeaderValue::from_static(";"));
+        assert_eq!(content_type(&h).as_deref(), Some(""));
+        h.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_bytes(b"application/json\xe9").expect("a value"),
+        );
+        assert_eq!(content_type(&h), None, "not visible ASCII");
+    }
+
+    #[test]
+    fn parses_rpc_paths_only() {
+        let name = RpcName::from_path("/shop.catalog.v1.CatalogService/GetProduct");
+        assert_eq!(
+            name,
+            Some(RpcName {
+                service: "shop.catalog.v1.CatalogService".into(),
+                method: "GetProduct".into()
+            })
+        );
+        assert_eq!(RpcName::from_path("/healthz"), None);
+        assert_eq!(RpcName::from_path("/metrics"), None);
+        assert_eq!(RpcName::from_path("/assets/app.js"), None);
+        assert_eq!(RpcName::from_path("/a.B/C/D"), None);
+    }
+}
