@@ -20,6 +20,7 @@ pub mod orders;
 pub mod payments;
 pub mod users;
 
+pub use lock::MigrationLock;
 use sea_orm_migration::sea_orm::{DatabaseConnection, DbErr};
 pub use sea_orm_migration::{MigrationStatus, MigratorTrait};
 
@@ -76,8 +77,20 @@ pub async fn up<M: MigratorTrait>(
     db: &DatabaseConnection,
     service: &'static str,
 ) -> Result<Applied, MigrateError> {
+    let (applied, lock) = up_holding::<M>(db, service).await?;
+    lock.release().await;
+    Ok(applied)
+}
+
+/// As [`up`], but hands back the migrations lock still held: the service
+/// makes its first rows under it (a signing key, ...), so replicas started
+/// together make them once, then releases it.
+pub async fn up_holding<M: MigratorTrait>(
+    db: &DatabaseConnection,
+    service: &'static str,
+) -> Result<(Applied, MigrationLock), MigrateError> {
     let failed = |source| MigrateError::Database { service, source };
-    let held = lock::Held::take(db, service).await?;
+    let held = MigrationLock::take(db, service).await?;
     let migrated = async {
         let known: Vec<String> = M::migrations()
             .iter()
@@ -121,6 +134,11 @@ pub async fn up<M: MigratorTrait>(
         })
     }
     .await;
-    held.release().await;
-    migrated
+    match migrated {
+        Ok(applied) => Ok((applied, held)),
+        Err(error) => {
+            held.release().await;
+            Err(error)
+        }
+    }
 }

@@ -10,13 +10,20 @@ use sea_orm_migration::sea_orm::{
 
 use super::MigrateError;
 
-pub(crate) enum Held {
+/// A service's migrations lock, held until [`Self::release`]d (or
+/// dropped: a PostgreSQL session that still holds it is then closed, which
+/// frees it; a file lock goes with its file).
+#[must_use = "the lock is held until released"]
+pub struct MigrationLock(Held);
+
+enum Held {
     Postgres {
         connection: PoolConnection<sqlx::Postgres>,
         key: i64,
     },
     File(std::fs::File),
     Nothing,
+    Released,
 }
 
 /// The advisory lock's key for `service`: FNV-1a of a fixed text, so every
@@ -30,7 +37,7 @@ fn key(service: &str) -> i64 {
     i64::from_ne_bytes(hash.to_ne_bytes())
 }
 
-impl Held {
+impl MigrationLock {
     /// Waits for the lock and takes it.
     pub(crate) async fn take(
         db: &DatabaseConnection,
@@ -47,13 +54,13 @@ impl Held {
                     .execute(&mut *connection)
                     .await
                     .map_err(|e| failed(e.to_string()))?;
-                Ok(Self::Postgres { connection, key })
+                Ok(Self(Held::Postgres { connection, key }))
             }
             DatabaseBackend::Sqlite => {
                 let pool = db.get_sqlite_connection_pool();
                 let file = pool.connect_options().get_filename().to_owned();
                 if file.as_os_str().is_empty() || file.to_string_lossy().starts_with(':') {
-                    return Ok(Self::Nothing);
+                    return Ok(Self(Held::Nothing));
                 }
                 let mut path = file.into_os_string();
                 path.push(".migrations.lock");
@@ -69,16 +76,16 @@ impl Held {
                 .await
                 .map_err(|e| failed(e.to_string()))?
                 .map_err(|e| failed(e.to_string()))?;
-                Ok(Self::File(locked))
+                Ok(Self(Held::File(locked)))
             }
-            _ => Ok(Self::Nothing),
+            _ => Ok(Self(Held::Nothing)),
         }
     }
 
     /// Lets the next replica go.
-    pub(crate) async fn release(self) {
-        match self {
-            Self::Postgres {
+    pub async fn release(mut self) {
+        match std::mem::replace(&mut self.0, Held::Released) {
+            Held::Postgres {
                 mut connection,
                 key,
             } => {
@@ -92,10 +99,20 @@ impl Held {
                     connection.close_on_drop();
                 }
             }
-            Self::File(lock) => {
+            Held::File(lock) => {
                 let _ = lock.unlock();
             }
-            Self::Nothing => {}
+            Held::Nothing | Held::Released => {}
+        }
+    }
+}
+
+impl Drop for MigrationLock {
+    fn drop(&mut self) {
+        // Not released (an error on the way): a pooled connection must not
+        // go back to the pool holding the lock.
+        if let Held::Postgres { connection, .. } = &mut self.0 {
+            connection.close_on_drop();
         }
     }
 }

@@ -101,3 +101,35 @@ async fn a_database_a_newer_version_expanded_is_run_on_and_one_it_contracted_ref
         "{message}"
     );
 }
+
+/// A replica that fails while it holds the lock (its first rows could not
+/// be written) must not keep the others waiting: the lock dropped
+/// unreleased is freed (a PostgreSQL session holding it is closed, not
+/// returned to the pool with it).
+#[tokio::test]
+async fn a_lock_dropped_unreleased_lets_the_next_replica_go() {
+    let database = TestDatabase::new("payments").await;
+    let first = shop_kit::db::connect("payments", &database.url)
+        .await
+        .expect("connect");
+    let (_, lock) =
+        shop_migrations::up_holding::<shop_migrations::payments::Migrator>(&first, "payments")
+            .await
+            .expect("migrated");
+    drop(lock);
+    let next = shop_kit::db::connect("payments", &database.url)
+        .await
+        .expect("connect");
+    let again = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        shop_migrations::up::<shop_migrations::payments::Migrator>(&next, "payments"),
+    )
+    .await
+    .expect("the lock was freed")
+    .expect("migrated");
+    assert!(again.now.is_empty(), "{:?}", again.now);
+    // The first replica's pool still works and takes the lock again.
+    shop_migrations::up::<shop_migrations::payments::Migrator>(&first, "payments")
+        .await
+        .expect("the first pool migrates again");
+}

@@ -73,7 +73,10 @@ impl Accounts {
     /// (created on first use).
     pub async fn open(database_url: &str, signing_key: Option<&[u8]>) -> Result<Self, UsersError> {
         let db = shop_kit::db::connect("users", database_url).await?;
-        shop_migrations::up::<shop_migrations::users::Migrator>(&db, "users").await?;
+        // The signing key is made under the migrations lock: replicas
+        // started together on a new database make one, not one each.
+        let (_, lock) =
+            shop_migrations::up_holding::<shop_migrations::users::Migrator>(&db, "users").await?;
         let store = Store::new(db);
         let issuer = match signing_key {
             Some(der) => TokenIssuer::from_pkcs8(tokens::key_id(der)?, der)?,
@@ -84,6 +87,7 @@ impl Accounts {
                 TokenIssuer::from_pkcs8(kid, &der)?
             }
         };
+        lock.release().await;
         Ok(Self {
             store,
             issuer,

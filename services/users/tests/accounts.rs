@@ -658,6 +658,44 @@ async fn replicas_started_together_sign_with_one_key() {
     }
 }
 
+/// Many replicas opening one fresh database at the same moment (each
+/// connecting, migrating, creating or loading the signing key) all start,
+/// round after round: they wait for each other, none fails with "database
+/// is locked".
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn many_replicas_opening_one_fresh_database_together_all_start() {
+    const REPLICAS: usize = 8;
+    const ROUNDS: usize = 5;
+    for round in 0..ROUNDS {
+        let database = shop_kit::testing::TestDatabase::new("users").await;
+        let starts = (0..REPLICAS).map(|_| {
+            let users = shop_users::Config {
+                service_secret: SERVICE_SECRET.into(),
+                ..shop_users::Config::new(database.url.as_str().into())
+            };
+            tokio::spawn(async move { Launch::new(users).start().await })
+        });
+        let mut keys = std::collections::BTreeSet::new();
+        for started in futures::future::join_all(starts).await {
+            let replica = started
+                .expect("joined")
+                .unwrap_or_else(|error| panic!("round {round}: a replica failed: {error}"));
+            let jwks = reqwest::get(format!("http://{}/.well-known/jwks.json", replica.addr))
+                .await
+                .expect("jwks")
+                .text()
+                .await
+                .expect("jwks text");
+            keys.insert(jwks);
+        }
+        assert_eq!(
+            keys.len(),
+            1,
+            "round {round}: every replica signs with one key"
+        );
+    }
+}
+
 #[tokio::test]
 async fn rest_routes_sign_up_log_in_and_read_the_signed_in_user_only() {
     let users = TestUsers::start().await;
