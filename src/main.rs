@@ -275,7 +275,7 @@ struct ShopArgs {
     nats_ca: Option<PathBuf>,
 
     /// Do not seed demo data into empty databases.
-    #[arg(long, env = "SHOP_NO_DEMO_DATA", global = true)]
+    #[arg(long, env = "SHOP_NO_DEMO_DATA", value_parser = clap::builder::BoolishValueParser::new(), global = true)]
     no_demo_data: bool,
 
     /// Create the demo account (a known email and password) even where it

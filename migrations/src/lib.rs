@@ -126,6 +126,13 @@ pub async fn up_holding<M: MigratorTrait>(
             .collect();
         if !pending.is_empty() {
             M::up(db, None).await.map_err(failed)?;
+            tracing::info!(
+                service,
+                latest = known.last().map(String::as_str).unwrap_or_default(),
+                "{} migration{} applied",
+                pending.len(),
+                if pending.len() == 1 { "" } else { "s" }
+            );
         }
         Ok(Applied {
             now: pending,

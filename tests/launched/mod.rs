@@ -70,6 +70,16 @@ impl Shop {
         Self::launch_with(&["serve", service], args, &[service], None, env, Log::Kept).await
     }
 
+    /// The whole shop with `args` and the variables `env`, its log kept for
+    /// [`Self::stop_for_log`].
+    pub async fn whole_logged(args: &[&str], env: &[(&str, &str)]) -> Self {
+        let env = env
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect();
+        Self::launch_with(&[], args, &SERVICES, None, env, Log::Kept).await
+    }
+
     /// The whole shop on TLS from the certificates in `dir` (`shop certs`).
     pub async fn whole_tls(dir: &std::path::Path, args: &[&str]) -> Self {
         let mut args: Vec<&str> = args.to_vec();

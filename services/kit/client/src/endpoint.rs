@@ -14,7 +14,7 @@ use std::{
     net::SocketAddr,
     sync::{
         Arc,
-        atomic::{AtomicU8, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -118,6 +118,9 @@ pub(super) struct Endpoint {
     pub(super) connect: Connect,
     in_flight: AtomicUsize,
     health: AtomicU8,
+    /// Whether it has served at all (an endpoint still starting up that
+    /// is down is no news; one that served and goes down is).
+    served: AtomicBool,
     pub(super) breaker: Breaker,
     /// A call failed in a way that asks whether it still serves.
     suspect: Notify,
@@ -165,6 +168,7 @@ impl Endpoint {
             connect,
             in_flight: AtomicUsize::new(0),
             health: AtomicU8::new(Health::Probing as u8),
+            served: AtomicBool::new(false),
             breaker,
             suspect: Notify::new(),
             ready: AtomicWaker::new(),
@@ -182,6 +186,11 @@ impl Endpoint {
 
     pub(super) fn health(&self) -> Health {
         Health::from_u8(self.health.load(Ordering::Acquire))
+    }
+
+    /// Whether it has served since it was added.
+    pub(super) fn has_served(&self) -> bool {
+        self.served.load(Ordering::Acquire)
     }
 
     pub(super) fn in_flight(&self) -> usize {
@@ -240,17 +249,23 @@ impl Endpoint {
             .health
             .compare_exchange(from as u8, to as u8, Ordering::AcqRel, Ordering::Acquire)
             .is_ok();
-        if changed && from != to {
-            self.observer.health_changed(self, from, to);
-            self.ready.wake();
+        if changed {
+            self.health_changed(from, to);
         }
         changed
     }
 
     fn set(&self, to: Health) {
         let from = Health::from_u8(self.health.swap(to as u8, Ordering::AcqRel));
+        self.health_changed(from, to);
+    }
+
+    fn health_changed(&self, from: Health, to: Health) {
         if from != to {
             self.observer.health_changed(self, from, to);
+            if to == Health::Serving {
+                self.served.store(true, Ordering::Release);
+            }
             self.ready.wake();
         }
     }

@@ -185,8 +185,18 @@ impl Observer for Shared {
                 metrics::counter!("shop_downstream_endpoint_ejections_total",
                     "downstream" => downstream, "endpoint" => label)
                 .increment(1);
-                tracing::info!(downstream = %self.downstream, endpoint = %endpoint.addr(),
-                    health = to.as_str(), "endpoint out of rotation");
+                if endpoint.has_served() {
+                    tracing::info!(downstream = %self.downstream, endpoint = %endpoint.addr(),
+                        health = to.as_str(), "endpoint out of rotation");
+                } else {
+                    // Still starting up, most likely: news only at debug.
+                    tracing::debug!(downstream = %self.downstream, endpoint = %endpoint.addr(),
+                        health = to.as_str(), "endpoint not serving yet");
+                }
+            }
+            (_, Health::Serving) if !endpoint.has_served() => {
+                tracing::debug!(downstream = %self.downstream, endpoint = %endpoint.addr(),
+                    "endpoint serves");
             }
             (Health::NotServing | Health::Down, Health::Serving) => {
                 tracing::info!(downstream = %self.downstream, endpoint = %endpoint.addr(),
@@ -284,7 +294,7 @@ impl EndpointSet {
                 self.stop.child_token(),
             ) {
                 Ok(endpoint) => {
-                    tracing::info!(%downstream, endpoint = %address.addr, "endpoint added");
+                    tracing::debug!(%downstream, endpoint = %address.addr, "endpoint added");
                     let _ = self.changes.send(Change::Insert(
                         address.addr,
                         EndpointService::new(endpoint.clone()),

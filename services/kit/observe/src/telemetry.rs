@@ -20,7 +20,7 @@ pub struct LogConfig {
     /// Log a line for every RPC, successful ones included (by default only
     /// failed and slow calls are logged; the metrics count them all).
     /// Ignored when RUST_LOG is set: `RUST_LOG=info,rpc=debug` does the same.
-    #[arg(long, env = "SHOP_LOG_RPCS", global = true)]
+    #[arg(long, env = "SHOP_LOG_RPCS", value_parser = clap::builder::BoolishValueParser::new(), global = true)]
     pub log_rpcs: bool,
 }
 
@@ -63,10 +63,11 @@ pub fn init_tracing(
     use tracing_subscriber::{
         EnvFilter, Layer, fmt, layer::SubscriberExt, util::SubscriberInitExt,
     };
+    // sea-orm's migrator says each step; the shop says what they came to.
     let default = if config.log_rpcs {
-        "info,rpc=debug"
+        "info,sea_orm_migration=warn,rpc=debug"
     } else {
-        "info"
+        "info,sea_orm_migration=warn"
     };
     let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     // The trace spans are for the exporter, never for the log.

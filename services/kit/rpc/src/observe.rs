@@ -225,7 +225,8 @@ macro_rules! rpc_line {
                 method = $call.method,
                 protocol = $call.protocol.as_str(),
                 code = $code,
-                duration_ms = $elapsed.as_secs_f64() * 1000.0,
+                // To the microsecond: 5.765, not 5.764657000000001.
+                duration_ms = ($elapsed.as_secs_f64() * 1e6).round() / 1000.0,
                 request_id = $call
                     .request_id
                     .as_ref()
@@ -239,8 +240,9 @@ macro_rules! rpc_line {
 
 impl RpcCall {
     /// Counts and times the call; logs it at warn when the server failed,
-    /// at info when the caller's request failed or the call was slow, and
-    /// at debug otherwise (`--log-rpcs` shows those).
+    /// at info when the caller's request failed or a unary call was slow, and
+    /// at debug otherwise (`--log-rpcs` shows those), as it does a call the
+    /// caller cancelled (a health watch that ends, a client gone).
     fn finish(self, code: &'static str, sent: u64) {
         let elapsed = self.started.elapsed();
         let (duration, request_size, response_size) = series(Series {
@@ -258,7 +260,11 @@ impl RpcCall {
             "internal" | "unknown" | "data_loss" | "unavailable" => {
                 rpc_line!(Level::WARN, self, code, elapsed);
             }
-            "ok" if elapsed < SLOW_CALL => rpc_line!(Level::DEBUG, self, code, elapsed),
+            "canceled" => rpc_line!(Level::DEBUG, self, code, elapsed),
+            // A stream lasts as long as it is watched: never slow.
+            "ok" if self.streaming || elapsed < SLOW_CALL => {
+                rpc_line!(Level::DEBUG, self, code, elapsed);
+            }
             _ => rpc_line!(Level::INFO, self, code, elapsed),
         }
         if let Some(trace) = &self.trace {

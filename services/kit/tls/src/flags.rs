@@ -29,7 +29,7 @@ pub struct ServerTlsFlags {
     #[arg(
         long,
         global = true,
-        env = "SHOP_TLS_REQUIRE_SERVICE_CERT",
+        env = "SHOP_TLS_REQUIRE_SERVICE_CERT", value_parser = clap::builder::BoolishValueParser::new(),
         requires = "tls_client_ca"
     )]
     pub tls_require_service_cert: bool,
@@ -39,7 +39,7 @@ pub struct ServerTlsFlags {
     #[arg(
         long,
         global = true,
-        env = "SHOP_TLS_ALLOW_PLAINTEXT",
+        env = "SHOP_TLS_ALLOW_PLAINTEXT", value_parser = clap::builder::BoolishValueParser::new(),
         requires = "tls_cert"
     )]
     pub tls_allow_plaintext: bool,
