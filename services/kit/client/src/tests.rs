@@ -697,41 +697,41 @@ impl Dns {
         };
         let hosts = tempfile::NamedTempFile::new().expect("hosts file");
         std::fs::write(hosts.path(), records).expect("records");
-        let port = std::net::UdpSocket::bind("127.0.0.1:0")
-            .and_then(|s| s.local_addr())
-            .expect("a free port")
-            .port();
-        let child = std::process::Command::new(dnsmasq)
-            .args([
-                "--no-daemon",
-                "--conf-file=/dev/null",
-                "--listen-address=127.0.0.1",
-                "--bind-interfaces",
-                "--no-resolv",
-                "--no-hosts",
-                "--local-ttl=0",
-                "--pid-file=",
-            ])
-            .arg(format!("--port={port}"))
-            .arg(format!("--addn-hosts={}", hosts.path().display()))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("dnsmasq");
-        let dns = Self { port, hosts, child };
-        dns.wait_until_listening();
-        Some(dns)
-    }
-
-    /// Returns once dnsmasq holds its port: a query sent from then on waits
-    /// in the socket until dnsmasq has read its hosts file. A fixed pause
-    /// was not enough on a busy CI machine (the first lookup timed out).
-    fn wait_until_listening(&self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::UdpSocket::bind(("127.0.0.1", self.port)).is_ok() {
-            assert!(Instant::now() < deadline, "dnsmasq did not listen in 10 s");
-            std::thread::sleep(Duration::from_millis(20));
+        // A free port is asked for, then given to dnsmasq: another process
+        // may take it in between, and dnsmasq then exits. Try another.
+        let mut failures = Vec::new();
+        for _ in 0..3 {
+            let port = std::net::UdpSocket::bind("127.0.0.1:0")
+                .and_then(|s| s.local_addr())
+                .expect("a free port")
+                .port();
+            let mut child = std::process::Command::new(dnsmasq)
+                .args([
+                    "--no-daemon",
+                    "--conf-file=/dev/null",
+                    "--listen-address=127.0.0.1",
+                    "--bind-interfaces",
+                    "--no-resolv",
+                    "--no-hosts",
+                    "--local-ttl=0",
+                    "--pid-file=",
+                ])
+                .arg(format!("--port={port}"))
+                .arg(format!("--addn-hosts={}", hosts.path().display()))
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("dnsmasq");
+            match wait_until_listening(port, &mut child) {
+                Ok(()) => return Some(Self { port, hosts, child }),
+                Err(failure) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    failures.push(failure);
+                }
+            }
         }
+        panic!("dnsmasq did not start: {failures:?}");
     }
 
     /// New records, read at once (SIGHUP).
@@ -748,6 +748,28 @@ impl Drop for Dns {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Returns once dnsmasq holds `port`: a query sent from then on waits in
+/// the socket until dnsmasq has read its hosts file (a fixed pause was not
+/// enough on a busy CI machine). Why not, if it exits or does not listen
+/// within 10 s.
+fn wait_until_listening(port: u16, dnsmasq: &mut std::process::Child) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+        if let Ok(Some(status)) = dnsmasq.try_wait() {
+            let mut said = String::new();
+            if let Some(stderr) = dnsmasq.stderr.as_mut() {
+                let _ = std::io::Read::read_to_string(stderr, &mut said);
+            }
+            return Err(format!("port {port}: exited {status}: {}", said.trim()));
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("port {port}: not listening in 10 s"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
 }
 
 #[tokio::test]
