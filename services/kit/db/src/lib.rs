@@ -4,7 +4,7 @@
 use std::{path::Path, time::Duration};
 
 use sea_orm::{
-    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbErr, SqlErr,
+    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbErr, RuntimeErr, SqlErr,
     TransactionTrait,
     sqlx::{
         postgres::PgSslMode,
@@ -33,7 +33,7 @@ pub async fn connect(service: &'static str, url: &str) -> Result<DatabaseConnect
             create_private_file(Path::new(file)).await?;
         }
     }
-    let mut db = Database::connect(pool_options(url)).await?;
+    let mut db = open(url).await?;
     let statements = metrics::counter!(STATEMENTS_TOTAL, "service" => service);
     let system = if url.starts_with("sqlite:") {
         "sqlite"
@@ -51,6 +51,42 @@ pub async fn connect(service: &'static str, url: &str) -> Result<DatabaseConnect
         );
     });
     Ok(db)
+}
+
+/// How long SQLite waits for a lock another connection holds; also how
+/// long opening a new file waits for another pool switching it to WAL.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Opens the pool. A new SQLite file is switched to WAL by the first pool
+/// that opens it, under an exclusive lock that SQLite's busy timeout does
+/// not wait for (sqlx says so of `journal_mode`): a replica opening the
+/// file at that moment is told "database is locked", and tries again
+/// within [`BUSY_TIMEOUT`].
+async fn open(url: &str) -> Result<DatabaseConnection, DbErr> {
+    let started = tokio::time::Instant::now();
+    let mut pause = Duration::from_millis(5);
+    loop {
+        match Database::connect(pool_options(url)).await {
+            Err(error) if is_locked(&error) && started.elapsed() < BUSY_TIMEOUT => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(200));
+            }
+            opened => return opened,
+        }
+    }
+}
+
+/// Whether connecting failed with SQLite's SQLITE_BUSY (code 5, or one
+/// of its extended codes).
+fn is_locked(error: &DbErr) -> bool {
+    let DbErr::Conn(RuntimeErr::SqlxError(error)) = error else {
+        return false;
+    };
+    error
+        .as_database_error()
+        .and_then(|error| error.code())
+        .and_then(|code| code.parse::<i32>().ok())
+        .is_some_and(|code| code & 0xff == 5)
 }
 
 /// The readiness check of a service whose database must answer: a ping
@@ -119,7 +155,7 @@ fn pool_options(url: &str) -> ConnectOptions {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .foreign_keys(true)
-                .busy_timeout(Duration::from_secs(5))
+                .busy_timeout(BUSY_TIMEOUT)
         });
     let tls_asked_for =
         url.contains("sslmode=") || std::env::var_os("PGSSLMODE").is_some_and(|m| !m.is_empty());
@@ -428,6 +464,30 @@ mod tests {
         let seen = update_after_a_cancelled_begin(|pool| async move { begin(&pool).await }).await;
         if let Some(seen) = seen {
             assert_eq!(seen, 1, "the update is committed and seen");
+        }
+    }
+
+    /// Replicas opening one new SQLite file at the same moment all connect:
+    /// the first to switch it to WAL needs an exclusive lock SQLite's busy
+    /// timeout does not wait for, so the others used to fail with
+    /// "database is locked" (issue 40, on a busy two-core machine).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn many_pools_opening_one_new_file_together_all_connect() {
+        for round in 0..20 {
+            let dir = std::env::temp_dir().join(format!("shop-db-{}", uuid::Uuid::new_v4()));
+            let url = format!("sqlite://{}/new.db?mode=rwc", dir.display());
+            let opened = (0..12).map(|_| {
+                let url = url.clone();
+                tokio::spawn(async move { connect("test", &url).await })
+            });
+            for pool in futures::future::join_all(opened).await {
+                let pool = pool.expect("joined");
+                if let Err(error) = pool {
+                    let _ = std::fs::remove_dir_all(&dir);
+                    panic!("round {round}: {error}");
+                }
+            }
+            let _ = std::fs::remove_dir_all(&dir);
         }
     }
 
