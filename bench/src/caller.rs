@@ -45,19 +45,32 @@ impl tower::Service<http::Request<tonic::body::Body>> for RawH2 {
 
 type Call = Box<dyn FnMut() -> BoxFuture<'static, anyhow::Result<()>>>;
 
+/// One echo call per call of the result, through `client` (whatever its
+/// transport: only that differs between the callers).
+fn echo_calls<T>(client: EchoServiceClient<T>) -> Call
+where
+    T: tonic::client::GrpcService<tonic::body::Body> + Clone + Send + 'static,
+    T::Error: Into<tonic::codegen::StdError>,
+    T::ResponseBody: tonic::codegen::Body<Data = bytes::Bytes> + Send + 'static,
+    <T::ResponseBody as tonic::codegen::Body>::Error: Into<tonic::codegen::StdError> + Send,
+    T::Future: Send,
+{
+    Box::new(move || {
+        let mut client = client.clone();
+        Box::pin(async move {
+            client
+                .echo(tonic::Request::new(echo::echo_request()))
+                .await?;
+            Ok(())
+        })
+    })
+}
+
 async fn caller(kind: CallerKind, target: SocketAddr) -> anyhow::Result<Call> {
     Ok(match kind {
         CallerKind::Kit => {
             let client = EchoServiceClient::new(Peer::at("echo", target, PeerPolicy::default()));
-            Box::new(move || {
-                let mut client = client.clone();
-                Box::pin(async move {
-                    client
-                        .echo(tonic::Request::new(echo::echo_request()))
-                        .await?;
-                    Ok(())
-                })
-            })
+            echo_calls(client)
         }
         CallerKind::H2 => {
             let tcp = tokio::net::TcpStream::connect(target).await?;
@@ -70,30 +83,14 @@ async fn caller(kind: CallerKind, target: SocketAddr) -> anyhow::Result<Call> {
             tokio::spawn(connection);
             let client =
                 EchoServiceClient::with_origin(RawH2(send), format!("http://{target}").parse()?);
-            Box::new(move || {
-                let mut client = client.clone();
-                Box::pin(async move {
-                    client
-                        .echo(tonic::Request::new(echo::echo_request()))
-                        .await?;
-                    Ok(())
-                })
-            })
+            echo_calls(client)
         }
         CallerKind::Tonic => {
             let channel = tonic::transport::Endpoint::from_shared(format!("http://{target}"))?
                 .connect()
                 .await?;
             let client = EchoServiceClient::new(channel);
-            Box::new(move || {
-                let mut client = client.clone();
-                Box::pin(async move {
-                    client
-                        .echo(tonic::Request::new(echo::echo_request()))
-                        .await?;
-                    Ok(())
-                })
-            })
+            echo_calls(client)
         }
     })
 }

@@ -602,24 +602,33 @@ async fn the_kits_clients_call_over_mutual_tls_and_rotate_their_certificate() {
 
     // An https peer with no CA to check it by is never called.
     let untrusted = PeerTarget::url(&format!("https://localhost:{}", addr.port())).expect("url");
-    let downstream = Peer::connect(
+    let downstream = peer_within(&untrusted, Duration::from_millis(500)).await;
+    assert!(ask(downstream).await.is_err());
+}
+
+/// The kit's client for `target`, each call given at most `timeout`.
+async fn peer_within(
+    target: &shop_kit::client::PeerTarget,
+    timeout: Duration,
+) -> shop_kit::client::Peer {
+    use shop_kit::client::{Peer, PeerPolicy};
+    Peer::connect(
         "peer",
-        &untrusted,
+        target,
         PeerPolicy {
-            timeout: Duration::from_millis(500),
+            timeout,
             ..PeerPolicy::default()
         },
     )
     .await
-    .expect("connect");
-    assert!(ask(downstream).await.is_err());
+    .expect("connect")
 }
 
 /// What the kit's client makes of a server with certificate `issued` when
 /// it trusts the CA `trusted` and dials `https://localhost`: the answer to
 /// `/ping`, or the status of the refusal.
 async fn call_tls_server(issued: &IssuedPem, trusted: &str) -> Result<bytes::Bytes, tonic::Status> {
-    use shop_kit::client::{Peer, PeerPolicy, PeerTarget};
+    use shop_kit::client::PeerTarget;
     let dir = tempfile::tempdir().expect("dir");
     let file = |file: &str, text: &str| {
         let path = dir.path().join(file);
@@ -656,16 +665,7 @@ async fn call_tls_server(issued: &IssuedPem, trusted: &str) -> Result<bytes::Byt
     let target = PeerTarget::url(&format!("https://localhost:{}", addr.port()))
         .expect("url")
         .with_tls(tls);
-    let peer = Peer::connect(
-        "peer",
-        &target,
-        PeerPolicy {
-            timeout: Duration::from_millis(800),
-            ..PeerPolicy::default()
-        },
-    )
-    .await
-    .expect("connect");
+    let peer = peer_within(&target, Duration::from_millis(800)).await;
     peer.get("/ping").await
 }
 
