@@ -17,15 +17,10 @@ async fn every_service_starts_alone_and_the_shop_works_across_processes() {
     let users = Shop::serve("users", &secret).await;
     let users_url = users.url("users");
     let with_users = |more: &[String]| -> Vec<String> {
-        [
-            "--service-secret".to_owned(),
-            "serve-test-secret".to_owned(),
-            "--users-url".to_owned(),
-            users_url.clone(),
-        ]
-        .into_iter()
-        .chain(more.iter().cloned())
-        .collect()
+        ["--users-url".to_owned(), users_url.clone()]
+            .into_iter()
+            .chain(more.iter().cloned())
+            .collect()
     };
     let start = |service: &'static str, args: Vec<String>| async move {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -36,6 +31,8 @@ async fn every_service_starts_alone_and_the_shop_works_across_processes() {
     let orders = start(
         "orders",
         with_users(&[
+            "--service-secret".to_owned(),
+            "serve-test-secret".to_owned(),
             "--catalog-url".to_owned(),
             catalog.url("catalog"),
             "--payments-url".to_owned(),

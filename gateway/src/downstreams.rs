@@ -24,6 +24,8 @@ pub struct ServiceUrls {
     pub users_url: String,
     pub catalog_url: String,
     pub orders_url: String,
+    /// Named in the OpenAPI document only: the web app never calls payments.
+    pub payments_url: String,
 }
 
 /// Where the gateway calls the services (each one address or many).

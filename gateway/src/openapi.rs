@@ -1,8 +1,9 @@
 //! The public API's OpenAPI document (`openapi/openapi.json`, generated
 //! from the protos by `just openapi`), served at `/openapi.json` with each
 //! path's server where this shop's browsers reach its service: the
-//! gateway's own paths (and the document's default) on the gateway, the
-//! users', catalog's and orders' at their configured URLs.
+//! gateway's own paths (and the document's default) on the gateway, every
+//! service's at its configured URL. A path of a service this gateway does
+//! not know is an error, so a new service cannot be served at a stale URL.
 
 use axum::{Router, routing::get};
 use bytes::Bytes;
@@ -17,24 +18,30 @@ pub const OPENAPI_PATH: &str = "/openapi.json";
 /// The document as `just openapi` wrote it.
 const DOCUMENT: &str = include_str!("../../openapi/openapi.json");
 
-/// The document with its servers set for `browser`; an error only if the
-/// embedded document is not JSON of the expected shape.
-pub fn document(browser: &ServiceUrls) -> Result<Bytes, serde_json::Error> {
+/// Why the embedded document cannot be served.
+#[derive(Debug, thiserror::Error)]
+pub enum DocumentError {
+    #[error("the embedded OpenAPI document: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("the OpenAPI document's path {path} belongs to no service the gateway knows")]
+    UnknownService { path: String },
+}
+
+/// The document with its servers set for `browser`.
+pub fn document(browser: &ServiceUrls) -> Result<Bytes, DocumentError> {
     let mut document: Value = serde_json::from_str(DOCUMENT)?;
     document["servers"] = serde_json::json!([{ "url": "/", "description": "this gateway" }]);
     if let Some(paths) = document.get_mut("paths").and_then(Value::as_object_mut) {
-        for item in paths.values_mut() {
-            let Some(url) = service_url(item, browser) else {
-                continue;
-            };
+        for (path, item) in paths.iter_mut() {
+            let url = service_url(item, browser)
+                .ok_or_else(|| DocumentError::UnknownService { path: path.clone() })?;
             item["servers"] = serde_json::json!([{ "url": url }]);
         }
     }
-    serde_json::to_vec(&document).map(Bytes::from)
+    Ok(serde_json::to_vec(&document).map(Bytes::from)?)
 }
 
-/// The URL of the service a path belongs to (its operations' tag), if
-/// this gateway knows it.
+/// The URL of the service a path belongs to (its operations' tag).
 fn service_url(item: &Value, browser: &ServiceUrls) -> Option<String> {
     let tag = item
         .as_object()?
@@ -45,6 +52,7 @@ fn service_url(item: &Value, browser: &ServiceUrls) -> Option<String> {
         "UserService" => browser.users_url.clone(),
         "CatalogService" => browser.catalog_url.clone(),
         "OrderService" => browser.orders_url.clone(),
+        "PaymentService" => browser.payments_url.clone(),
         _ => return None,
     })
 }
@@ -78,6 +86,7 @@ mod tests {
             users_url: "http://shop.test:9001".to_owned(),
             catalog_url: "http://shop.test:9002".to_owned(),
             orders_url: "http://shop.test:9003".to_owned(),
+            payments_url: "http://shop.test:9004".to_owned(),
         };
         let document: Value =
             serde_json::from_slice(&document(&browser).expect("document")).expect("json");
@@ -89,6 +98,16 @@ mod tests {
         );
         assert_eq!(server("/v1/orders"), "http://shop.test:9003");
         assert_eq!(server("/v1/web/home"), "/");
+        let payments = document["paths"]
+            .as_object()
+            .expect("paths")
+            .keys()
+            .filter(|path| path.contains("PaymentService") || path.starts_with("/v1/payments"))
+            .collect::<Vec<_>>();
+        assert!(!payments.is_empty(), "the document has payments' paths");
+        for path in payments {
+            assert_eq!(server(path), "http://shop.test:9004", "{path}");
+        }
         assert_eq!(document["info"]["title"], "connect-shop");
     }
 }

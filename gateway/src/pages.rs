@@ -183,6 +183,7 @@ mod tests {
             users_url: "http://127.0.0.1:8081".into(),
             catalog_url: "http://127.0.0.1:8082/".into(),
             orders_url: "https://shop.example:8443/api".into(),
+            payments_url: "https://shop.example:8444".into(),
         });
         let csp = headers["content-security-policy"].to_str().expect("ascii");
         assert!(csp.contains(

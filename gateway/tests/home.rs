@@ -218,6 +218,7 @@ impl Shop {
                     users_url,
                     catalog_url,
                     orders_url: format!("http://{orders}"),
+                    payments_url: "http://127.0.0.1:8084".to_owned(),
                 },
                 services: ServicePeers {
                     users: PeerTarget::addr(users),

@@ -113,9 +113,12 @@ impl Shop {
         let mut command: Vec<String> = command.iter().map(|a| (*a).to_owned()).collect();
         command.push("--data-dir".to_owned());
         command.push(data.path().join("data").display().to_string());
-        command.push("--web-dir".to_owned());
-        command.push(web_dir.display().to_string());
-        for (service, port) in &ports {
+        // Each service takes its own flags only: the ports of those run.
+        if services.contains(&"gateway") {
+            command.push("--web-dir".to_owned());
+            command.push(web_dir.display().to_string());
+        }
+        for (service, port) in ports.iter().filter(|(s, _)| services.contains(s)) {
             command.push(format!("--{service}-port"));
             command.push(port.to_string());
         }

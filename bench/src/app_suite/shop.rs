@@ -407,6 +407,13 @@ pub fn environment(databases: &Databases) -> Vec<(String, String)> {
             (format!("{}_PORT", service.to_uppercase()), port)
         })
         .collect();
+    // A service alone (`shop serve`) finds its peers where their URLs say.
+    for service in SERVICES {
+        env.push((
+            format!("{}_URL", service.to_uppercase()),
+            format!("http://{}", addr(service)),
+        ));
+    }
     for (name, value) in [
         ("SHOP_HOST", "127.0.0.1"),
         ("SHOP_SERVICE_SECRET", "shop-bench-service-secret"),

@@ -228,7 +228,7 @@ pub async fn serve(
             // when the OTEL_* variables say so.
             let _logs = shop_kit::observe::telemetry::init_tracing(
                 &Default::default(),
-                &shop_kit::observe::traces::TraceConfig::from_env(),
+                &shop_kit::observe::traces::TraceConfig::from_env().map_err(anyhow::Error::msg)?,
                 &shop_kit::observe::metrics::Metrics::install(),
             )?;
             let shutdown = shop_kit::Shutdown::on_signals(std::time::Duration::ZERO);

@@ -55,9 +55,9 @@ impl Pki {
         )
     }
 
-    fn flags(&self, client_ca: bool, require: bool) -> ServerTlsFlags {
+    fn flags(&self, client_ca: bool, require: bool) -> ServerTlsConfig {
         let (cert, key) = self.server_files("server");
-        ServerTlsFlags {
+        ServerTlsConfig {
             tls_cert: Some(cert),
             tls_key: Some(key),
             tls_client_ca: client_ca.then(|| self.ca_file()),
@@ -70,7 +70,7 @@ impl Pki {
 
 /// A listener whose `/who` says what [`CertifiedService`] made of the
 /// caller, and `/ping` answers `pong`.
-async fn serve(tls: ServerTlsFlags) -> SocketAddr {
+async fn serve(tls: ServerTlsConfig) -> SocketAddr {
     let who = |certified: Result<CertifiedService, connectrpc_axum::prelude::ConnectError>| async move {
         match certified {
             Ok(CertifiedService(Some(service))) => format!("service {service}"),
@@ -222,7 +222,7 @@ async fn plain_text_to_a_tls_port_is_told_to_use_https_and_closed() {
 #[tokio::test]
 async fn plain_text_is_served_beside_tls_only_when_migrating() {
     let pki = Pki::new();
-    let addr = serve(ServerTlsFlags {
+    let addr = serve(ServerTlsConfig {
         tls_allow_plaintext: true,
         ..pki.flags(false, false)
     })
@@ -334,10 +334,10 @@ async fn bad_files_are_start_up_errors_naming_the_file() {
     let missing = pki.dir.path().join("missing.pem");
     let empty = pki.file("empty.pem", "");
     let load = |cert: &PathBuf, key: &PathBuf| {
-        ServerTlsFlags {
+        ServerTlsConfig {
             tls_cert: Some(cert.clone()),
             tls_key: Some(key.clone()),
-            ..ServerTlsFlags::default()
+            ..ServerTlsConfig::default()
         }
         .load()
         .expect_err("refused")
@@ -369,9 +369,9 @@ async fn bad_files_are_start_up_errors_naming_the_file() {
     for message in [mismatch, gone, no_cert, no_key] {
         assert!(!message.contains(body));
     }
-    let lone = ServerTlsFlags {
+    let lone = ServerTlsConfig {
         tls_client_ca: Some(cert),
-        ..ServerTlsFlags::default()
+        ..ServerTlsConfig::default()
     };
     assert_eq!(
         lone.load().expect_err("refused").to_string(),
@@ -468,10 +468,10 @@ async fn the_served_certificates_expiry_is_a_metric_a_renewal_moves() {
         .expect("cert");
     let cert = pki.file("expiring.pem", &expiring.cert);
     let key = pki.file("expiring-key.pem", &expiring.key);
-    let _addr = serve(ServerTlsFlags {
+    let _addr = serve(ServerTlsConfig {
         tls_cert: Some(cert.clone()),
         tls_key: Some(key.clone()),
-        ..ServerTlsFlags::default()
+        ..ServerTlsConfig::default()
     })
     .await;
     let now = std::time::SystemTime::now()
@@ -570,7 +570,7 @@ async fn the_kits_clients_call_over_mutual_tls_and_rotate_their_certificate() {
         pki.file("orders-client.pem", &orders.cert),
         pki.file("orders-client-key.pem", &orders.key),
     );
-    let tls = ClientTlsFlags {
+    let tls = ClientTlsConfig {
         tls_ca: Some(pki.ca_file()),
         tls_client_cert: Some(cert.clone()),
         tls_client_key: Some(key.clone()),
@@ -638,10 +638,10 @@ async fn call_tls_server(issued: &IssuedPem, trusted: &str) -> Result<bytes::Byt
     // A server as a service runs one (its health answering the client's
     // watch), on its own TLS files.
     let http = HttpConfig {
-        tls: ServerTlsFlags {
+        tls: ServerTlsConfig {
             tls_cert: Some(file("server.pem", &issued.cert)),
             tls_key: Some(file("server-key.pem", &issued.key)),
-            ..ServerTlsFlags::default()
+            ..ServerTlsConfig::default()
         },
         ..HttpConfig::default()
     };
@@ -655,7 +655,7 @@ async fn call_tls_server(issued: &IssuedPem, trusted: &str) -> Result<bytes::Byt
         .await
         .expect("start")
         .addr;
-    let tls = ClientTlsFlags {
+    let tls = ClientTlsConfig {
         tls_ca: Some(file("trusted.pem", trusted)),
         tls_client_cert: None,
         tls_client_key: None,

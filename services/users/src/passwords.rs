@@ -19,25 +19,13 @@ use crate::error::UsersError;
 pub const MIB_PER_HASH: usize = 20;
 
 /// How much password hashing may use, from flags or env.
-#[derive(Clone, Debug, clap::Args)]
+#[derive(Clone, Debug)]
 pub struct HashingConfig {
     /// Memory password hashing may use at once, in MiB (each argon2id hash
     /// takes ~20 MiB, so 256 allows 12 at once).
-    #[arg(
-        long,
-        global = true,
-        env = "SHOP_PASSWORD_HASHING_MIB",
-        default_value_t = 256
-    )]
     pub password_hashing_mib: usize,
     /// How long a sign-in or log-in waits for a free hashing slot before it
     /// is refused with resource_exhausted, in milliseconds.
-    #[arg(
-        long,
-        global = true,
-        env = "SHOP_PASSWORD_HASHING_WAIT_MS",
-        default_value_t = 2000
-    )]
     pub password_hashing_wait_ms: u64,
 }
 

@@ -24,41 +24,17 @@ use tokio::time::Instant;
 const MAX_TRACKED: u64 = 100_000;
 
 /// The limits, from flags or env.
-#[derive(Clone, Debug, clap::Args)]
+#[derive(Clone, Debug)]
 pub struct ThrottleConfig {
     /// LogIn, SignUp and Refresh calls one client IP may make at once
     /// before it is slowed to --sign-in-ip-per-minute.
-    #[arg(
-        long,
-        global = true,
-        env = "SHOP_SIGN_IN_IP_BURST",
-        default_value_t = 30
-    )]
     pub sign_in_ip_burst: u32,
     /// LogIn, SignUp and Refresh calls per minute one client IP may sustain.
-    #[arg(
-        long,
-        global = true,
-        env = "SHOP_SIGN_IN_IP_PER_MINUTE",
-        default_value_t = 60
-    )]
     pub sign_in_ip_per_minute: u32,
     /// Failed log-ins per email before that email is refused until its
     /// window (--sign-in-lockout-secs) ends.
-    #[arg(
-        long,
-        global = true,
-        env = "SHOP_SIGN_IN_FAILURES",
-        default_value_t = 5
-    )]
     pub sign_in_failures: u32,
     /// The window failed log-ins are counted in, in seconds.
-    #[arg(
-        long,
-        global = true,
-        env = "SHOP_SIGN_IN_LOCKOUT_SECS",
-        default_value_t = 60
-    )]
     pub sign_in_lockout_secs: u64,
 }
 

@@ -16,7 +16,7 @@ use prost::Message;
 use shop_kit::{
     HttpConfig, Readiness, RpcServer, Shutdown,
     rpc::config::DEFAULT_MAX_REQUEST_BYTES,
-    tls::{DevCa, ServerTlsFlags},
+    tls::{DevCa, ServerTlsConfig},
 };
 
 #[allow(clippy::all, clippy::pedantic, dead_code)]
@@ -59,9 +59,9 @@ fn write_response(response: &conformance::ServerCompatResponse) -> std::io::Resu
 fn tls(
     request: &conformance::ServerCompatRequest,
     dir: &Path,
-) -> Result<(ServerTlsFlags, Vec<u8>), Box<dyn std::error::Error>> {
+) -> Result<(ServerTlsConfig, Vec<u8>), Box<dyn std::error::Error>> {
     if !request.use_tls {
-        return Ok((ServerTlsFlags::default(), Vec::new()));
+        return Ok((ServerTlsConfig::default(), Vec::new()));
     }
     let (cert, key, trusted) = match &request.server_creds {
         Some(creds) if !creds.cert.is_empty() => {
@@ -87,11 +87,11 @@ fn tls(
     } else {
         Some(write("client-ca.pem", &request.client_tls_cert)?)
     };
-    let flags = ServerTlsFlags {
+    let flags = ServerTlsConfig {
         tls_cert: Some(write("cert.pem", &cert)?),
         tls_key: Some(write("key.pem", &key)?),
         tls_client_ca: client_ca,
-        ..ServerTlsFlags::default()
+        ..ServerTlsConfig::default()
     };
     Ok((flags, trusted))
 }

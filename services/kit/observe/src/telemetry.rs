@@ -5,33 +5,30 @@
 const LOG_LINES_QUEUED: usize = 4096;
 
 /// How the process logs.
-#[derive(Clone, Debug, Default, clap::Args)]
+#[derive(Clone, Debug, Default)]
 pub struct LogConfig {
     /// Log format.
-    #[arg(
-        long = "log-format",
-        env = "SHOP_LOG_FORMAT",
-        value_enum,
-        default_value = "text",
-        global = true
-    )]
     pub format: LogFormat,
 
     /// Log a line for every RPC, successful ones included (by default only
     /// failed and slow calls are logged; the metrics count them all).
     /// Ignored when RUST_LOG is set: `RUST_LOG=info,rpc=debug` does the same.
-    #[arg(long, env = "SHOP_LOG_RPCS", value_parser = clap::builder::BoolishValueParser::new(), global = true)]
     pub log_rpcs: bool,
 }
 
 /// Log output formats.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum LogFormat {
     /// Human-readable lines.
     #[default]
     Text,
     /// One JSON object per line.
     Json,
+}
+
+impl LogFormat {
+    /// Every format with its name.
+    pub const NAMED: [(&'static str, Self); 2] = [("text", Self::Text), ("json", Self::Json)];
 }
 
 /// Keeps the log writer and the trace exporter running; logs still queued

@@ -6,77 +6,51 @@ use std::time::Duration;
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 
 /// Serving settings common to every service.
-#[derive(Clone, Debug, clap::Args)]
+#[derive(Clone, Debug)]
 pub struct HttpConfig {
     /// Browser origins allowed to call the services directly (CORS), comma
     /// separated; `*` allows any origin. Default: the gateway's own origins
     /// as configured (its port on localhost, 127.0.0.1 and --host) and the
     /// web app's dev server (http://localhost:5173).
-    #[arg(long, global = true, env = "SHOP_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
 
     /// Largest accepted request message in bytes (after decompression for
     /// gRPC, on the wire for Connect); larger ones get resource_exhausted.
-    #[arg(long, global = true, env = "SHOP_MAX_REQUEST_BYTES", default_value_t = DEFAULT_MAX_REQUEST_BYTES)]
     pub max_request_bytes: usize,
 
     /// How long, after the drain, in-flight requests and background work (an
     /// event relay batch, a saga step) may take to finish before they are
     /// cut, in seconds: one deadline for both, so SIGTERM to exit takes at
     /// most --drain-ms plus this.
-    #[arg(
-        long,
-        global = true,
-        env = "SHOP_SHUTDOWN_GRACE_SECS",
-        default_value_t = 10
-    )]
     pub shutdown_grace_secs: u64,
 
     /// After SIGTERM/Ctrl-C, how long the service keeps answering while it
     /// says it no longer serves (grpc.health.v1 NOT_SERVING, /readyz 503),
     /// so the shop's balancers (and Kubernetes) send it no new calls before
     /// its listener closes, in milliseconds.
-    #[arg(long, global = true, env = "SHOP_DRAIN_MS", default_value_t = DEFAULT_DRAIN_MS)]
     pub drain_ms: u64,
 
     /// Connections served at once per listener; beyond that new ones wait
     /// in the kernel's backlog until one closes.
-    #[arg(long, global = true, env = "SHOP_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
     pub max_connections: usize,
 
     /// Concurrent HTTP/2 streams (calls) per connection.
-    #[arg(long, global = true, env = "SHOP_MAX_STREAMS_PER_CONNECTION", default_value_t = DEFAULT_MAX_STREAMS)]
     pub max_streams_per_connection: u32,
 
     /// Seconds an HTTP/1.1 client has to send a request's headers; a client
     /// trickling them slower is disconnected.
-    #[arg(
-        long,
-        global = true,
-        env = "SHOP_HEADER_READ_TIMEOUT_SECS",
-        default_value_t = 10
-    )]
     pub header_read_timeout_secs: u64,
 
     /// Seconds a connection with no call in flight stays open (HTTP/1.1
     /// keep-alive and HTTP/2 alike); open streams keep it open.
-    #[arg(
-        long,
-        global = true,
-        env = "SHOP_IDLE_TIMEOUT_SECS",
-        default_value_t = 60
-    )]
     pub idle_timeout_secs: u64,
 
     /// Serve `/metrics` on this port of --host, in plain HTTP, and not on
     /// the services' own ports: a scraper then needs no client certificate
     /// under mutual TLS, and a route to a service never exposes its
     /// metrics (default: `/metrics` on every service's port).
-    #[arg(long, global = true, env = "SHOP_METRICS_PORT")]
     pub metrics_port: Option<u16>,
-
-    #[command(flatten)]
-    pub tls: shop_kit_tls::ServerTlsFlags,
+    pub tls: shop_kit_tls::ServerTlsConfig,
 }
 
 /// How long a service drains before it stops accepting, by default.
@@ -139,7 +113,7 @@ impl Default for HttpConfig {
             header_read_timeout_secs: 10,
             idle_timeout_secs: 60,
             metrics_port: None,
-            tls: shop_kit_tls::ServerTlsFlags::default(),
+            tls: shop_kit_tls::ServerTlsConfig::default(),
         }
     }
 }

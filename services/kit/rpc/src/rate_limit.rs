@@ -21,19 +21,15 @@ use super::connect_errors::{error_response, retry_later};
 use shop_kit_auth::{TokenVerifier, bearer_token};
 
 /// The limits; each is a sustained rate per second and a burst.
-#[derive(Clone, Debug, clap::Args)]
+#[derive(Clone, Debug)]
 pub struct RateLimitConfig {
     /// Requests per second one client IP may sustain.
-    #[arg(long, env = "SHOP_RATE_LIMIT_IP_PER_SECOND", default_value_t = 50)]
     pub ip_per_second: u32,
     /// Requests one client IP may send at once beyond that.
-    #[arg(long, env = "SHOP_RATE_LIMIT_IP_BURST", default_value_t = 100)]
     pub ip_burst: u32,
     /// Requests per second one signed-in caller may sustain.
-    #[arg(long, env = "SHOP_RATE_LIMIT_USER_PER_SECOND", default_value_t = 20)]
     pub user_per_second: u32,
     /// Requests one signed-in caller may send at once beyond that.
-    #[arg(long, env = "SHOP_RATE_LIMIT_USER_BURST", default_value_t = 40)]
     pub user_burst: u32,
 }
 

@@ -14,9 +14,9 @@
 //! ones in use. No key material is ever logged: errors name files.
 
 mod client;
+mod config;
 mod dev;
 mod expiry;
-mod flags;
 mod identity;
 mod pem;
 mod reload;
@@ -25,9 +25,9 @@ mod server;
 use std::path::PathBuf;
 
 pub use client::{ClientTls, Connector};
+pub use config::{ClientTlsConfig, ServerTlsConfig};
 pub use dev::{DevCa, IssuedPem, Usage, server_names};
 pub use expiry::EXPIRY_METRIC;
-pub use flags::{ClientTlsFlags, ServerTlsFlags};
 pub use identity::{ClientIdentity, ServiceNames, TlsSession};
 pub use reload::RELOAD_EVERY;
 pub use server::{Accepted, Refused, ServerTls};

@@ -66,60 +66,79 @@ fn trust() -> TraceTrust {
 }
 
 /// How traces are exported and sampled.
-#[derive(Clone, Debug, Default, clap::Args)]
+#[derive(Clone, Debug, Default)]
 pub struct TraceConfig {
     /// Send traces to this OTLP endpoint, e.g. http://127.0.0.1:4317
     /// (grpc) or http://127.0.0.1:4318 (http/protobuf, `/v1/traces` is
     /// appended). Traces are off unless this or
     /// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set.
-    #[arg(
-        long = "otlp-endpoint",
-        env = "OTEL_EXPORTER_OTLP_ENDPOINT",
-        global = true
-    )]
     pub endpoint: Option<String>,
 
     /// The OTLP transport.
-    #[arg(
-        long = "otlp-protocol",
-        env = "OTEL_EXPORTER_OTLP_PROTOCOL",
-        value_enum,
-        default_value = "grpc",
-        global = true
-    )]
     pub protocol: OtlpProtocol,
 
     /// Sample this share of new traces, 0 to 1 (a caller's decision is
     /// followed); instead of OTEL_TRACES_SAMPLER/OTEL_TRACES_SAMPLER_ARG,
     /// whose default is every trace.
-    #[arg(long = "trace-sample-ratio", value_parser = sample_ratio, global = true)]
     pub sample_ratio: Option<f64>,
 
     /// Whose incoming trace context a call continues: `services` (a caller
     /// with a shop service's client certificate or service token), `all`,
     /// or `none`. Other callers start a new trace linked to theirs.
-    #[arg(
-        long = "trace-trust",
-        env = "SHOP_TRACE_TRUST",
-        value_enum,
-        default_value = "services",
-        global = true
-    )]
     pub trust: TraceTrust,
 }
 
 /// OTLP transports (`OTEL_EXPORTER_OTLP_PROTOCOL`'s values).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum OtlpProtocol {
     #[default]
-    #[value(name = "grpc")]
     Grpc,
-    #[value(name = "http/protobuf")]
     HttpProtobuf,
 }
 
+impl OtlpProtocol {
+    /// Every transport with its name (the variable's values).
+    pub const NAMED: [(&'static str, Self); 2] =
+        [("grpc", Self::Grpc), ("http/protobuf", Self::HttpProtobuf)];
+}
+
+impl TraceTrust {
+    /// Every choice with its name.
+    pub const NAMED: [(&'static str, Self); 3] = [
+        ("services", Self::Services),
+        ("all", Self::All),
+        ("none", Self::None),
+    ];
+}
+
+/// A named choice read from text (a flag or a variable).
+fn named<T: Copy>(named: &[(&'static str, T)], text: &str, what: &str) -> Result<T, String> {
+    named
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(text.trim()))
+        .map(|(_, value)| *value)
+        .ok_or_else(|| {
+            let names: Vec<_> = named.iter().map(|(name, _)| *name).collect();
+            format!("{text}: not {what} ({})", names.join(", "))
+        })
+}
+
+impl std::str::FromStr for OtlpProtocol {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        named(&Self::NAMED, text, "an OTLP protocol")
+    }
+}
+
+impl std::str::FromStr for TraceTrust {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        named(&Self::NAMED, text, "a trace trust")
+    }
+}
+
 /// Whose trace context is continued.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum TraceTrust {
     /// The shop's own services (client certificate or service token).
     #[default]
@@ -130,8 +149,9 @@ pub enum TraceTrust {
     None,
 }
 
-fn sample_ratio(text: &str) -> Result<f64, String> {
-    match text.parse::<f64>() {
+/// A sampling share from text: 0 to 1.
+pub fn sample_ratio(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
         Ok(ratio) if (0.0..=1.0).contains(&ratio) => Ok(ratio),
         _ => Err(format!("{text}: a share from 0 to 1, e.g. 0.01")),
     }
@@ -148,16 +168,25 @@ pub enum TraceError {
 
 impl TraceConfig {
     /// What the standard variables alone say (for programs without flags,
-    /// e.g. the benchmark's servers).
-    pub fn from_env() -> Self {
-        #[derive(clap::Parser)]
-        struct Variables {
-            #[command(flatten)]
-            traces: TraceConfig,
+    /// e.g. the benchmark's servers); a value that is none of the choices
+    /// is an error, named with its variable.
+    pub fn from_env() -> Result<Self, String> {
+        fn var<T: std::str::FromStr<Err = String>>(name: &str) -> Result<Option<T>, String> {
+            match std::env::var(name) {
+                Ok(text) if !text.trim().is_empty() => {
+                    text.parse().map(Some).map_err(|e| format!("{name}: {e}"))
+                }
+                _ => Ok(None),
+            }
         }
-        <Variables as clap::Parser>::try_parse_from(["traces"])
-            .map(|only| only.traces)
-            .unwrap_or_default()
+        Ok(Self {
+            endpoint: std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
+                .ok()
+                .filter(|v| !v.trim().is_empty()),
+            protocol: var("OTEL_EXPORTER_OTLP_PROTOCOL")?.unwrap_or_default(),
+            sample_ratio: None,
+            trust: var("SHOP_TRACE_TRUST")?.unwrap_or_default(),
+        })
     }
 
     /// Where spans go, or `None` when traces are off.

@@ -1,56 +1,41 @@
-//! The TLS flags every service shares (and their environment twins).
+//! How a service serves and calls over TLS: the files, read by `load`.
+//! The program decides where they come from (the shop's flags).
 
 use std::path::PathBuf;
 
 use super::{ClientTls, ServerTls, TlsError};
 
 /// A listener's TLS: without `--tls-cert`, h2c and HTTP/1.1 in clear text.
-#[derive(Clone, Debug, Default, clap::Args)]
-pub struct ServerTlsFlags {
+#[derive(Clone, Debug, Default)]
+pub struct ServerTlsConfig {
     /// Serve TLS (HTTP/2 and HTTP/1.1 by ALPN) with this PEM certificate
     /// chain; plain text on the port is then refused. Re-read when the
     /// file changes.
-    #[arg(long, global = true, env = "SHOP_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
 
     /// The PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
-    #[arg(long, global = true, env = "SHOP_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
 
     /// Ask callers for a client certificate and verify it against these
     /// PEM CAs (mutual TLS). Callers without one are still served (browsers,
     /// curl); one that does not verify is refused at the handshake.
-    #[arg(long, global = true, env = "SHOP_TLS_CLIENT_CA", requires = "tls_cert")]
     pub tls_client_ca: Option<PathBuf>,
 
     /// The internal services (those only the shop's services call) accept
     /// only callers whose client certificate, from --tls-client-ca, names
     /// one of the shop's services: a service token alone gets nothing.
-    #[arg(
-        long,
-        global = true,
-        env = "SHOP_TLS_REQUIRE_SERVICE_CERT", value_parser = clap::builder::BoolishValueParser::new(),
-        requires = "tls_client_ca"
-    )]
     pub tls_require_service_cert: bool,
 
     /// Migration only: also serve clients that speak plain text on the TLS
     /// port (the first byte tells them apart), until they all use TLS.
-    #[arg(
-        long,
-        global = true,
-        env = "SHOP_TLS_ALLOW_PLAINTEXT", value_parser = clap::builder::BoolishValueParser::new(),
-        requires = "tls_cert"
-    )]
     pub tls_allow_plaintext: bool,
 
     /// Which services a client certificate may name: the application's
     /// (no flag; none by default).
-    #[arg(skip)]
     pub service_names: super::ServiceNames,
 }
 
-impl ServerTlsFlags {
+impl ServerTlsConfig {
     /// The listener's TLS, if configured; files are read (and watched) now.
     pub fn load(&self) -> Result<Option<ServerTls>, TlsError> {
         match (&self.tls_cert, &self.tls_key) {
@@ -96,34 +81,21 @@ impl ServerTlsFlags {
 
 /// How the shop's services call each other over TLS: the CA they trust,
 /// and the certificate they present.
-#[derive(Clone, Debug, Default, clap::Args)]
-pub struct ClientTlsFlags {
+#[derive(Clone, Debug, Default)]
+pub struct ClientTlsConfig {
     /// PEM CAs that sign the certificates of the services this one calls
     /// (its https:// and dns:/// peers).
-    #[arg(long, global = true, env = "SHOP_TLS_CA")]
     pub tls_ca: Option<PathBuf>,
 
     /// The PEM certificate this service presents when it calls another
     /// (mutual TLS), e.g. one naming spiffe://<trust domain>/orders.
-    #[arg(
-        long,
-        global = true,
-        env = "SHOP_TLS_CLIENT_CERT",
-        requires_all = ["tls_client_key", "tls_ca"]
-    )]
     pub tls_client_cert: Option<PathBuf>,
 
     /// The PEM private key of --tls-client-cert.
-    #[arg(
-        long,
-        global = true,
-        env = "SHOP_TLS_CLIENT_KEY",
-        requires = "tls_client_cert"
-    )]
     pub tls_client_key: Option<PathBuf>,
 }
 
-impl ClientTlsFlags {
+impl ClientTlsConfig {
     /// The clients' TLS, if configured; files are read (and watched) now.
     pub fn load(&self) -> Result<Option<ClientTls>, TlsError> {
         let identity = match (&self.tls_client_cert, &self.tls_client_key) {

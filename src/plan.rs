@@ -1,0 +1,384 @@
+//! What a start runs: each service's plain config, made from the flags of
+//! the whole shop or of `shop serve <service>`, with its address and TLS.
+
+use std::net::SocketAddr;
+
+use secrecy::SecretString;
+use shop_kit::{HttpConfig, auth::TokenKeys, tls::ClientTls};
+
+use crate::{
+    cli::{
+        Serve, ShopArgs,
+        common::{
+            CatalogPeer, DemoData, Events, Neighbourhood, OrdersPeer, PaymentsPeer, ServiceSecret,
+            UsersPeer, port,
+        },
+        gateway::{GatewayArgs, public_url},
+        kit::KitArgs,
+    },
+    service_tls::ServiceTls,
+};
+
+/// One service to start, configured.
+pub enum Planned {
+    Users(shop_users::Config),
+    Catalog(shop_catalog::Config),
+    Orders(Box<shop_orders::Config>),
+    Payments(shop_payments::Config),
+    Gateway(Box<shop_gateway::Config>),
+}
+
+/// A service to start: its config, where it listens, how it serves.
+pub struct Start {
+    pub service: Planned,
+    pub addr: SocketAddr,
+    pub http: HttpConfig,
+    /// What the banner says about its demo data, beyond what it seeded.
+    pub demo_note: Option<&'static str>,
+}
+
+/// The services' ports: the whole shop's flags, or under `shop serve` the
+/// served one's flag and the others' defaults.
+#[derive(Clone, Copy)]
+struct Ports {
+    users: u16,
+    catalog: u16,
+    orders: u16,
+    payments: u16,
+    gateway: u16,
+}
+
+impl Default for Ports {
+    fn default() -> Self {
+        Self {
+            users: port::USERS,
+            catalog: port::CATALOG,
+            orders: port::ORDERS,
+            payments: port::PAYMENTS,
+            gateway: port::GATEWAY,
+        }
+    }
+}
+
+/// What every service of one start shares.
+struct Context<'a> {
+    kit: &'a KitArgs,
+    ports: Ports,
+    /// The client TLS of `--tls-ca`/`--tls-client-cert`, loaded once.
+    shared_tls: Option<ClientTls>,
+    secret: ServiceSecret,
+    whole_shop: bool,
+}
+
+const DEMO_NOTE: &str =
+    " (only the whole shop on a loopback --host gets one; --demo-account asks for it)";
+
+impl Context<'_> {
+    fn around(&self, tls: &ServiceTls) -> Neighbourhood {
+        Neighbourhood {
+            host: self.kit.host,
+            https: self.kit.serves_tls(),
+            tls: tls.client.clone(),
+            users: self.ports.users,
+            catalog: self.ports.catalog,
+            orders: self.ports.orders,
+            payments: self.ports.payments,
+        }
+    }
+
+    fn start(
+        &self,
+        name: &str,
+        port: u16,
+        make: impl FnOnce(&Neighbourhood) -> anyhow::Result<Planned>,
+    ) -> anyhow::Result<Start> {
+        let tls = ServiceTls::for_service(self.kit, name, &self.shared_tls)?;
+        let around = self.around(&tls);
+        let http = HttpConfig {
+            tls: tls.server.clone(),
+            ..self.kit.http(self.ports.gateway)
+        };
+        Ok(Start {
+            service: make(&around)?,
+            addr: SocketAddr::new(self.kit.host, port),
+            http,
+            demo_note: None,
+        })
+    }
+
+    fn token_keys(users: &UsersPeer, around: &Neighbourhood) -> TokenKeys {
+        TokenKeys::FromUsers {
+            users: users.target(around),
+            rules: shop_proto::identity::token_rules(),
+        }
+    }
+
+    fn users(
+        &self,
+        users: &crate::cli::users::UsersArgs,
+        demo: &DemoData,
+    ) -> anyhow::Result<Start> {
+        let on_loopback = self.whole_shop && self.kit.host.is_loopback();
+        let demo_account = users.demo_account(demo, on_loopback);
+        let database = users.database.resolve(&self.kit.data_dir, !self.whole_shop);
+        let mut start = self.start("users", users.port, |_| {
+            users
+                .config(database, &self.secret, demo_account)
+                .map(Planned::Users)
+        })?;
+        if !demo.off && !demo_account {
+            start.demo_note = Some(DEMO_NOTE);
+        }
+        Ok(start)
+    }
+
+    fn catalog(
+        &self,
+        catalog: &crate::cli::catalog::CatalogArgs,
+        users: &UsersPeer,
+        events: &Events,
+        demo: &DemoData,
+    ) -> anyhow::Result<Start> {
+        self.start("catalog", catalog.port, |around| {
+            Ok(Planned::Catalog(shop_catalog::Config {
+                database_url: catalog
+                    .database
+                    .resolve(&self.kit.data_dir, !self.whole_shop),
+                demo_data: !demo.off,
+                demo_stock: catalog.demo_stock,
+                nats: events.nats(),
+                token_keys: Self::token_keys(users, around),
+            }))
+        })
+    }
+
+    fn orders(
+        &self,
+        orders: &crate::cli::orders::OrdersArgs,
+        users: &UsersPeer,
+        catalog: &CatalogPeer,
+        payments: &PaymentsPeer,
+        events: &Events,
+    ) -> anyhow::Result<Start> {
+        self.start("orders", orders.port, |around| {
+            Ok(Planned::Orders(Box::new(shop_orders::Config {
+                database_url: orders
+                    .database
+                    .resolve(&self.kit.data_dir, !self.whole_shop),
+                peers: shop_orders::Peers {
+                    users: users.target(around),
+                    catalog: catalog.target(around),
+                    payments: payments.target(around),
+                    service_secret: self.secret.secret.clone().unwrap_or_default(),
+                },
+                nats: events.nats(),
+                saga: orders.saga(),
+                token_keys: Self::token_keys(users, around),
+            })))
+        })
+    }
+
+    fn payments(
+        &self,
+        payments: &crate::cli::payments::PaymentsArgs,
+        users: &UsersPeer,
+        events: &Events,
+    ) -> anyhow::Result<Start> {
+        self.start("payments", payments.port, |around| {
+            Ok(Planned::Payments(shop_payments::Config {
+                database_url: payments
+                    .database
+                    .resolve(&self.kit.data_dir, !self.whole_shop),
+                nats: events.nats(),
+                token_keys: Self::token_keys(users, around),
+            }))
+        })
+    }
+
+    fn gateway(
+        &self,
+        gateway: &GatewayArgs,
+        users: &UsersPeer,
+        catalog: &CatalogPeer,
+        orders: &OrdersPeer,
+        payments: &PaymentsPeer,
+    ) -> anyhow::Result<Start> {
+        self.start("gateway", gateway.port, |around| {
+            let services = shop_gateway::ServicePeers {
+                users: users.target(around),
+                catalog: catalog.target(around),
+                orders: orders.target(around),
+            };
+            // The browser calls the services directly, at URLs of its own.
+            let browser = shop_gateway::ServiceUrls {
+                users_url: public_url(&gateway.public_users_url, &services.users, "users")?,
+                catalog_url: public_url(&gateway.public_catalog_url, &services.catalog, "catalog")?,
+                orders_url: public_url(&gateway.public_orders_url, &services.orders, "orders")?,
+                payments_url: public_url(
+                    &gateway.public_payments_url,
+                    &payments.target(around),
+                    "payments",
+                )?,
+            };
+            Ok(Planned::Gateway(Box::new(shop_gateway::Config {
+                browser,
+                services,
+                downstream: shop_kit::client::PeerPolicy::default(),
+                cache: shop_gateway::CachePolicy::default(),
+                rate_limit: gateway.rate_limit(),
+                web_dir: gateway.web_dir.clone(),
+                token_keys: Self::token_keys(users, around),
+            })))
+        })
+    }
+}
+
+/// The secret the services share for service tokens: as given, else a
+/// random one for this start.
+fn service_secret(given: &ServiceSecret) -> ServiceSecret {
+    ServiceSecret {
+        secret: Some(
+            given
+                .secret
+                .clone()
+                .unwrap_or_else(|| SecretString::from(uuid::Uuid::new_v4().simple().to_string())),
+        ),
+    }
+}
+
+/// The client TLS every service shares unless --tls-dir gives each its own.
+fn shared_tls(kit: &KitArgs) -> anyhow::Result<Option<ClientTls>> {
+    let shared = shop_kit::tls::ClientTlsConfig::from(&kit.client_tls).load()?;
+    if kit.server_tls.tls_cert.is_some() && shared.is_none() {
+        anyhow::bail!(
+            "with --tls-cert the shop's services call each other over https: give --tls-ca \
+             (the CA that signed their certificates), or run on `shop certs DIR` files with \
+             --tls-dir DIR"
+        );
+    }
+    Ok(shared)
+}
+
+/// Every service, each on its own port with its own database.
+pub fn whole_shop(shop: &ShopArgs, kit: &KitArgs) -> anyhow::Result<Vec<Start>> {
+    let context = Context {
+        kit,
+        ports: Ports {
+            users: shop.users.port,
+            catalog: shop.catalog.port,
+            orders: shop.orders.port,
+            payments: shop.payments.port,
+            gateway: shop.gateway.port,
+        },
+        shared_tls: shared_tls(kit)?,
+        secret: service_secret(&shop.secret),
+        whole_shop: true,
+    };
+    Ok(vec![
+        context.users(&shop.users, &shop.demo)?,
+        context.catalog(&shop.catalog, &shop.users_peer, &shop.events, &shop.demo)?,
+        context.orders(
+            &shop.orders,
+            &shop.users_peer,
+            &shop.catalog_peer,
+            &shop.payments_peer,
+            &shop.events,
+        )?,
+        context.payments(&shop.payments, &shop.users_peer, &shop.events)?,
+        context.gateway(
+            &shop.gateway,
+            &shop.users_peer,
+            &shop.catalog_peer,
+            &shop.orders_peer,
+            &shop.payments_peer,
+        )?,
+    ])
+}
+
+/// One service alone; its peers at their default ports on --host unless
+/// their flags say where.
+pub fn serve(serve: &Serve, kit: &KitArgs) -> anyhow::Result<Start> {
+    let context = |secret: Option<&ServiceSecret>, ports: Ports| -> anyhow::Result<Context<'_>> {
+        Ok(Context {
+            kit,
+            ports,
+            shared_tls: shared_tls(kit)?,
+            secret: service_secret(secret.unwrap_or(&ServiceSecret::default())),
+            whole_shop: false,
+        })
+    };
+    let ports = Ports::default();
+    match serve {
+        Serve::Users {
+            users,
+            secret,
+            demo,
+        } => context(
+            Some(secret),
+            Ports {
+                users: users.port,
+                ..ports
+            },
+        )?
+        .users(users, demo),
+        Serve::Catalog {
+            catalog,
+            users_peer,
+            events,
+            demo,
+        } => context(
+            None,
+            Ports {
+                catalog: catalog.port,
+                ..ports
+            },
+        )?
+        .catalog(catalog, users_peer, events, demo),
+        Serve::Orders {
+            orders,
+            users_peer,
+            catalog_peer,
+            payments_peer,
+            events,
+            secret,
+        } => context(
+            Some(secret),
+            Ports {
+                orders: orders.port,
+                ..ports
+            },
+        )?
+        .orders(orders, users_peer, catalog_peer, payments_peer, events),
+        Serve::Payments {
+            payments,
+            users_peer,
+            events,
+        } => context(
+            None,
+            Ports {
+                payments: payments.port,
+                ..ports
+            },
+        )?
+        .payments(payments, users_peer, events),
+        Serve::Gateway {
+            gateway,
+            users_peer,
+            catalog_peer,
+            orders_peer,
+        } => context(
+            None,
+            Ports {
+                gateway: gateway.port,
+                ..ports
+            },
+        )?
+        .gateway(
+            gateway,
+            users_peer,
+            catalog_peer,
+            orders_peer,
+            &PaymentsPeer::default(),
+        ),
+    }
+}

@@ -1,0 +1,249 @@
+//! The command line as a user meets it: `shop serve <service> --help` lists
+//! that service's flags and the kit's, nothing else; the whole shop takes
+//! them all; one rule picks a service's database; booleans read 1/0.
+
+use std::{
+    collections::BTreeSet,
+    process::{Command, Output},
+};
+
+fn shop(args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_shop"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
+        .args(args)
+        .output()
+        .expect("run shop")
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// The long flags `--help` lists before its "Every service (the kit)"
+/// section, and those in it.
+fn flags(args: &[&str]) -> (BTreeSet<String>, BTreeSet<String>) {
+    let help = shop(args, &[]);
+    assert!(help.status.success(), "{}", text(&help));
+    let help = String::from_utf8_lossy(&help.stdout).into_owned();
+    let (own, kit) = help
+        .split_once("Every service (the kit):")
+        .expect("a kit section");
+    let longs = |part: &str| {
+        part.lines()
+            .filter_map(|line| line.trim_start().strip_prefix("--"))
+            .filter_map(|flag| flag.split([' ', ',']).next())
+            .filter(|flag| *flag != "help" && *flag != "version")
+            .map(str::to_owned)
+            .collect::<BTreeSet<_>>()
+    };
+    (longs(own), longs(kit))
+}
+
+fn set(flags: &[&str]) -> BTreeSet<String> {
+    flags.iter().map(|f| (*f).to_owned()).collect()
+}
+
+const SERVICES: [(&str, &[&str]); 5] = [
+    (
+        "users",
+        &[
+            "users-port",
+            "users-database-url",
+            "demo-account",
+            "signing-key-file",
+            "signing-key",
+            "password-hashing-mib",
+            "password-hashing-wait-ms",
+            "sign-in-ip-burst",
+            "sign-in-ip-per-minute",
+            "sign-in-failures",
+            "sign-in-lockout-secs",
+            "service-secret",
+            "no-demo-data",
+        ],
+    ),
+    (
+        "catalog",
+        &[
+            "catalog-port",
+            "catalog-database-url",
+            "demo-stock",
+            "users-url",
+            "nats-url",
+            "nats-ca",
+            "no-demo-data",
+        ],
+    ),
+    (
+        "orders",
+        &[
+            "orders-port",
+            "orders-database-url",
+            "order-deadline-secs",
+            "users-url",
+            "catalog-url",
+            "payments-url",
+            "nats-url",
+            "nats-ca",
+            "service-secret",
+        ],
+    ),
+    (
+        "payments",
+        &[
+            "payments-port",
+            "payments-database-url",
+            "users-url",
+            "nats-url",
+            "nats-ca",
+        ],
+    ),
+    (
+        "gateway",
+        &[
+            "gateway-port",
+            "public-users-url",
+            "public-catalog-url",
+            "public-orders-url",
+            "public-payments-url",
+            "web-dir",
+            "rate-limit-ip-per-second",
+            "rate-limit-ip-burst",
+            "rate-limit-user-per-second",
+            "rate-limit-user-burst",
+            "users-url",
+            "catalog-url",
+            "orders-url",
+        ],
+    ),
+];
+
+#[test]
+fn each_service_lists_its_own_flags_and_the_kits_and_the_whole_shop_composes_them() {
+    let (_, kit) = flags(&["serve", "users", "--help"]);
+    for flag in ["host", "data-dir", "tls-dir", "log-format", "otlp-endpoint"] {
+        assert!(kit.contains(flag), "the kit's --{flag}: {kit:?}");
+    }
+    let mut every = BTreeSet::new();
+    for (service, expected) in SERVICES {
+        let (own, its_kit) = flags(&["serve", service, "--help"]);
+        assert_eq!(own, set(expected), "`shop serve {service} --help`");
+        assert_eq!(its_kit, kit, "{service} shows the kit's flags as they are");
+        every.extend(own);
+    }
+    let (whole, whole_kit) = flags(&["--help"]);
+    assert_eq!(
+        whole, every,
+        "the whole shop takes every service's flags, once"
+    );
+    assert_eq!(whole_kit, kit);
+}
+
+#[test]
+fn a_flag_of_another_service_is_refused_naming_it() {
+    let refused = shop(&["serve", "orders", "--password-hashing-mib", "64"], &[]);
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("--password-hashing-mib"),
+        "{}",
+        text(&refused)
+    );
+
+    // The whole shop's flags before a command: refused, not ignored.
+    let refused = shop(&["--orders-port", "9000", "serve", "users"], &[]);
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("--orders-port belongs to the whole shop"),
+        "{}",
+        text(&refused)
+    );
+    // The kit's flags go on either side.
+    let kit_first = shop(
+        &["--data-dir", "/nonexistent", "serve", "users", "--help"],
+        &[],
+    );
+    assert!(kit_first.status.success(), "{}", text(&kit_first));
+}
+
+/// Where `shop migrate payments` says it put the payments database.
+fn migrated_to(args: &[&str], env: &[(&str, &str)]) -> String {
+    let data = tempfile::tempdir().expect("dir");
+    let data_arg = data.path().display().to_string();
+    let mut all = vec!["migrate", "payments", "--data-dir", &data_arg];
+    all.extend(args);
+    let env: Vec<(&str, &str)> = env.to_vec();
+    let done = shop(&all, &env);
+    let said = text(&done);
+    assert!(done.status.success(), "{said}");
+    let db = said
+        .rsplit("db: ")
+        .next()
+        .expect("db: in the output")
+        .trim();
+    db.replace(&data_arg, "DATA")
+}
+
+#[test]
+fn the_database_is_the_first_given_flag_own_variable_database_url_sqlite() {
+    let dir = tempfile::tempdir().expect("dir");
+    let url = |name: &str| format!("sqlite://{}?mode=rwc", dir.path().join(name).display());
+    let (flag, own, generic) = (url("flag.db"), url("own.db"), url("generic.db"));
+    let every = [
+        ("PAYMENTS_DATABASE_URL", own.as_str()),
+        ("DATABASE_URL", generic.as_str()),
+    ];
+    assert!(migrated_to(&["--payments-database-url", &flag], &every).contains("flag.db"));
+    assert!(migrated_to(&[], &every).contains("own.db"));
+    assert!(migrated_to(&[], &every[1..]).contains("generic.db"));
+    assert!(migrated_to(&[], &[]).contains("DATA/payments.db"));
+}
+
+#[test]
+fn database_url_names_one_database_so_migrating_several_with_it_is_refused() {
+    let dir = tempfile::tempdir().expect("dir");
+    let generic = format!("sqlite://{}?mode=rwc", dir.path().join("one.db").display());
+    let refused = shop(
+        &["migrate", "--data-dir", &dir.path().display().to_string()],
+        &[("DATABASE_URL", &generic)],
+    );
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused).contains("DATABASE_URL names one database"),
+        "{}",
+        text(&refused)
+    );
+}
+
+#[test]
+fn boolean_variables_take_one_and_zero_and_refuse_other_words() {
+    let dir = tempfile::tempdir().expect("dir");
+    let data = dir.path().display().to_string();
+    for value in ["1", "0", "true", "false", "yes", "off"] {
+        let done = shop(
+            &["migrate", "payments", "--data-dir", &data],
+            &[("SHOP_LOG_RPCS", value)],
+        );
+        assert!(
+            done.status.success(),
+            "SHOP_LOG_RPCS={value}: {}",
+            text(&done)
+        );
+    }
+    let refused = shop(
+        &["migrate", "payments", "--data-dir", &data],
+        &[("SHOP_LOG_RPCS", "maybe")],
+    );
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("SHOP_LOG_RPCS") || text(&refused).contains("--log-rpcs"),
+        "{}",
+        text(&refused)
+    );
+}
