@@ -113,7 +113,7 @@ replicas *ARGS:
 kubernetes:
     tests/kubernetes/run.sh
 
-# The container image (deploy/Containerfile, built with buildah from the release binary), its users and catalog started from the image's own filesystem as uid 65532 on a read-only root, ready on /readyz
+# The container image (deploy/Containerfile, built with buildah from the dist binary: fat LTO), its users and catalog started from the image's own filesystem as uid 65532 on a read-only root, ready on /readyz
 image:
     tests/container/run.sh
 

@@ -31,8 +31,8 @@ esac
 for tool in valgrind h2load; do
   command -v "$tool" >/dev/null || { echo "bench-instructions: $tool is missing (Debian: valgrind, nghttp2-client)" >&2; exit 2; }
 done
-cargo build --quiet --release -p shop-bench
-bin="${CARGO_TARGET_DIR:-target}/release/shop-bench"
+cargo build --quiet --profile dist -p shop-bench
+bin="${CARGO_TARGET_DIR:-target}/dist/shop-bench"
 scratch=$(mktemp -d)
 collector=
 trap '[ -z "$collector" ] || kill "$collector" 2>/dev/null; rm -rf "$scratch"' EXIT

@@ -1,20 +1,24 @@
 #!/usr/bin/env bash
 # `just bench` / `just bench-smoke`: gets what the benchmarks need (h2load from
 # Debian's nghttp2-client, the Go and Node peers, a local PostgreSQL when run
-# as root), builds the shop and the harness in release mode, and runs
+# as root), builds the shop and the harness (dist profile), and runs
 # shop-bench with the given arguments (`--help` lists them). A full run (both
 # suites) also rewrites docs/benchmarks.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Only a full run (both suites, not a smoke) rewrites docs/benchmarks.md.
-# `profile` builds with line tables (Cargo's `profiling` profile) for perf.
+# Measured builds are Cargo's `dist` profile (fat LTO, what ships);
+# `profile` builds with line tables (the `profiling` profile) for perf; a
+# smoke run, which checks the harness and measures nothing, reuses the
+# release build.
 full=true
-profile=release
+profile=dist
 for arg in "$@"; do
   case "$arg" in
     profile) full=false; profile=profiling ;;
-    --smoke|protocol|app|peer|tls) full=false ;;
+    --smoke) full=false; profile=release ;;
+    protocol|app|peer|tls) full=false ;;
     -h|--help) cargo run --quiet --release -p shop-bench -- --help; exit 0 ;;
   esac
 done

@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # Builds the image localhost/connect-shop:<version> (the workspace's
 # version, as the Kubernetes overlays name it; or $SHOP_IMAGE) from
-# deploy/Containerfile with Debian's buildah: the release `shop` binary, the
+# deploy/Containerfile with Debian's buildah: the `shop` binary of the dist
+# profile (fat LTO; or the one given as $1), the
 # shared libraries `ldd` says it needs (glibc's, as a distroless image
 # carries them), CA certificates (PostgreSQL or NATS over TLS), a passwd
 # entry for user 65532 and an empty /data and /tmp. Prints the image name.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
-binary=${1:-${CARGO_TARGET_DIR:-$root/target}/release/shop}
+binary=${1:-${CARGO_TARGET_DIR:-$root/target}/dist/shop}
 version=$(sed -n '/^\[workspace.package\]/,/^\[/ s/^version = "\(.*\)"/\1/p' "$root/Cargo.toml")
 [ -n "$version" ] || { echo "no version in $root/Cargo.toml's [workspace.package]" >&2; exit 2; }
 image=${SHOP_IMAGE:-localhost/connect-shop:$version}
-[ -x "$binary" ] || { echo "$binary is missing: cargo build --release -p shop" >&2; exit 2; }
+[ -x "$binary" ] || { echo "$binary is missing: cargo build --profile dist -p shop" >&2; exit 2; }
 command -v buildah >/dev/null || { echo "buildah is missing: apt-get install buildah" >&2; exit 2; }
 
 context=$(mktemp -d)

@@ -20,11 +20,15 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "mounting the image and a mount namespace need root (CI runs as root)" >&2
   exit 2
 fi
-# The same packages as just chaos and just replicas build: one set of
-# release artifacts (built alone, shop's dependencies resolve other
-# features and the whole release build runs again).
-cargo build --release -p shop -p shop-bench
-image=$("$root/deploy/container/build.sh")
+# What ships: the dist profile (fat LTO). CI sets SHOP_IMAGE_PROFILE=release
+# to reuse the release build the other suites made (the same files in the
+# image, less optimised), rather than link the shop once more. The same
+# packages as just chaos and just replicas build: one set of artifacts
+# (built alone, shop's dependencies resolve other features and the whole
+# build runs again).
+profile=${SHOP_IMAGE_PROFILE:-dist}
+cargo build --profile "$profile" -p shop -p shop-bench
+image=$("$root/deploy/container/build.sh" "${CARGO_TARGET_DIR:-$root/target}/$profile/shop")
 echo "==> $image: $(buildah images --format '{{.Size}}' "$image" | head -1)"
 
 config() { buildah inspect --type image --format "$1" "$image"; }
