@@ -289,6 +289,22 @@ fn catalogue(customer_token: &str) -> Vec<Case> {
             expect: connect(400, "invalid_argument"),
         },
         Case {
+            // No time left: the deadline's passing, not "the catalog is
+            // unavailable" (which sent clients to retry a healthy service).
+            name: "an order with no time left",
+            service: "orders",
+            send: post(
+                format!("{ORDERS}/CreateOrder"),
+                with(
+                    with(json_headers(), "connect-timeout-ms", "0"),
+                    "authorization",
+                    &format!("Bearer {customer_token}"),
+                ),
+                br#"{"items": [{"productId": "prod_mug", "quantity": 1}], "paymentToken": "tok_visa", "idempotencyKey": "no-time-left"}"#,
+            ),
+            expect: connect(504, "deadline_exceeded"),
+        },
+        Case {
             name: "bridged health, bad timeout",
             service: "catalog",
             send: post(

@@ -48,6 +48,9 @@ impl From<OrdersError> for ConnectError {
             OrdersError::Unavailable { .. } => {
                 ConnectError::new(Code::Unavailable, error.to_string())
             }
+            OrdersError::DeadlinePassed { .. } => {
+                ConnectError::new(Code::DeadlineExceeded, error.to_string())
+            }
             OrdersError::MalformedEvent(_)
             | OrdersError::Events(_)
             | OrdersError::CorruptRecord(_) => {

@@ -30,6 +30,11 @@ pub enum OrdersError {
     #[error("the {service} service is unavailable, try again later")]
     Unavailable { service: &'static str },
 
+    /// The caller's deadline passed while the {service} service was asked:
+    /// the caller's doing, not the service's (which may be fine).
+    #[error("the call's deadline passed while the {service} service was asked")]
+    DeadlinePassed { service: &'static str },
+
     /// An order event this service cannot read (never a client's doing).
     #[error("malformed order event: {0}")]
     MalformedEvent(String),

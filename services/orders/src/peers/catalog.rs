@@ -56,6 +56,10 @@ impl Catalog {
                     format!("not in the catalog: {}", status.message()),
                 ));
             }
+            Err(status) if deadline.is_some_and(|deadline| Instant::now() >= deadline) => {
+                tracing::debug!(code = ?status.code(), "the caller's deadline passed asking the catalog");
+                return Err(OrdersError::DeadlinePassed { service: PEER });
+            }
             Err(status) => {
                 if shop_kit::client::was_not_sent(&status) {
                     tracing::debug!(message = status.message(), "catalog call not sent");
