@@ -162,7 +162,7 @@ async fn bad_sign_ups_name_the_offending_field() {
         ),
         (
             json!({"email": "b@example.com", "password": "correct horse 9", "displayName": " "}),
-            "display_name",
+            "displayName",
         ),
     ] {
         let (status, error) = users.call("SignUp", body, None).await;
@@ -563,7 +563,8 @@ async fn account_requests_breaking_a_rule_are_refused_on_every_protocol() {
     let base = format!("http://{}", users.addr);
     let sign_up = pb::SignUpRequest {
         email: String::new(),
-        password: "x".repeat(129),
+        // Too long, and only that (a letter and a digit in it).
+        password: format!("x1{}", "x".repeat(127)),
         display_name: "d".repeat(101),
     };
     assert_bad_request(
