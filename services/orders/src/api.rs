@@ -26,7 +26,9 @@ impl From<OrdersError> for ConnectError {
             OrdersError::InvalidArgument { .. } => {
                 ConnectError::new(Code::InvalidArgument, error.to_string())
             }
-            OrdersError::NotFound { .. } => ConnectError::new(Code::NotFound, error.to_string()),
+            OrdersError::NotFound { .. } | OrdersError::UnknownProduct(_) => {
+                ConnectError::new(Code::NotFound, error.to_string())
+            }
             OrdersError::NotCancellable { .. } => refusal(
                 Code::FailedPrecondition,
                 error.to_string(),
@@ -40,7 +42,7 @@ impl From<OrdersError> for ConnectError {
                 DOMAIN,
             ),
             OrdersError::UnknownPaymentToken(_) => refusal(
-                Code::InvalidArgument,
+                Code::NotFound,
                 error.to_string(),
                 "UNKNOWN_PAYMENT_TOKEN",
                 DOMAIN,

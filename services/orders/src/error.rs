@@ -12,6 +12,11 @@ pub enum OrdersError {
     #[error("order {id:?} not found")]
     NotFound { id: String },
 
+    /// An order line names a product the catalog does not have (the
+    /// catalog's words name it).
+    #[error("items.product_id: {0}")]
+    UnknownProduct(String),
+
     #[error("order {id:?} is {status} and can no longer be cancelled")]
     NotCancellable { id: String, status: &'static str },
 

@@ -198,7 +198,7 @@ async fn an_unknown_payment_token_is_refused_before_any_order_is_placed() {
         .await;
     assert_eq!(
         (status, refused["code"].as_str()),
-        (400, Some("invalid_argument")),
+        (404, Some("not_found")),
         "{refused}"
     );
     assert_eq!(
@@ -262,10 +262,7 @@ async fn bad_items_and_a_missing_catalog_are_precise_errors() {
     let (status, unknown) = shop
         .call("CreateOrder", Some(&shop.ada), json!({"idempotencyKey": "k", "paymentToken": "tok_visa", "items": [{"productId": "ghost", "quantity": 1}]}))
         .await;
-    assert_eq!(
-        (status, unknown["code"].as_str()),
-        (400, Some("invalid_argument"))
-    );
+    assert_eq!((status, unknown["code"].as_str()), (404, Some("not_found")));
     assert!(
         unknown["message"]
             .as_str()

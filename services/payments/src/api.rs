@@ -30,7 +30,7 @@ impl From<PaymentsError> for ConnectError {
                 refusal(Code::FailedPrecondition, error.to_string(), reason, DOMAIN)
             }
             PaymentsError::UnknownToken { .. } => refusal(
-                Code::InvalidArgument,
+                Code::NotFound,
                 error.to_string(),
                 "UNKNOWN_PAYMENT_TOKEN",
                 DOMAIN,

@@ -165,10 +165,7 @@ async fn the_fake_processor_declines_and_fails_by_token() {
     let (status, unknown) = service
         .call("Charge", Some(&service.ada), charge("x", 500, "tok_nope"))
         .await;
-    assert_eq!(
-        (status, unknown["code"].as_str()),
-        (400, Some("invalid_argument"))
-    );
+    assert_eq!((status, unknown["code"].as_str()), (404, Some("not_found")));
     assert_eq!(
         refusal_reason(&unknown).as_deref(),
         Some("UNKNOWN_PAYMENT_TOKEN"),
@@ -442,10 +439,7 @@ async fn a_payment_token_can_be_checked_before_any_charge() {
             json!({"paymentToken": "tok_vias"}),
         )
         .await;
-    assert_eq!(
-        (status, unknown["code"].as_str()),
-        (400, Some("invalid_argument"))
-    );
+    assert_eq!((status, unknown["code"].as_str()), (404, Some("not_found")));
     assert_eq!(
         refusal_reason(&unknown).as_deref(),
         Some("UNKNOWN_PAYMENT_TOKEN"),

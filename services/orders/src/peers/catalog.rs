@@ -33,9 +33,9 @@ impl Catalog {
     }
 
     /// Names and prices of `product_ids` (distinct), in order: one call,
-    /// whatever the number of lines. An unknown product is the caller's
-    /// invalid argument (the catalog's words name it); anything else means
-    /// the catalog is unavailable (details are logged).
+    /// whatever the number of lines. An unknown product is not_found (the
+    /// catalog's words name it); anything else means the catalog is
+    /// unavailable (details are logged), or the caller's deadline passed.
     pub async fn prices(
         &self,
         product_ids: &[String],
@@ -51,10 +51,7 @@ impl Catalog {
         let products = match answer {
             Ok(answer) => answer.into_inner().products,
             Err(status) if status.code() == Code::NotFound => {
-                return Err(OrdersError::invalid(
-                    "items.product_id",
-                    format!("not in the catalog: {}", status.message()),
-                ));
+                return Err(OrdersError::UnknownProduct(status.message().to_owned()));
             }
             Err(status) if deadline.is_some_and(|deadline| Instant::now() >= deadline) => {
                 tracing::debug!(code = ?status.code(), "the caller's deadline passed asking the catalog");

@@ -94,7 +94,9 @@ impl Payments {
                 self.issued.insert(payment_token.to_owned(), ());
                 Ok(())
             }
-            Err(status) if status.code() == Code::InvalidArgument => Err(
+            // not_found; invalid_argument from a payments service of the
+            // release before (during a rolling upgrade).
+            Err(status) if matches!(status.code(), Code::NotFound | Code::InvalidArgument) => Err(
                 OrdersError::UnknownPaymentToken(status.message().to_owned()),
             ),
             Err(status) => {
@@ -134,7 +136,7 @@ impl Payments {
                     CancelReason::CardDeclined,
                     "your card was declined",
                 )),
-                Code::InvalidArgument => Outcome::Refused(Cancellation::new(
+                Code::InvalidArgument | Code::NotFound => Outcome::Refused(Cancellation::new(
                     CancelReason::PaymentRefused,
                     format!("the payment was refused: {}", status.message()),
                 )),
