@@ -2,29 +2,11 @@
 //! that service's flags and the kit's, nothing else; the whole shop takes
 //! them all; one rule picks a service's database; booleans read 1/0.
 
-use std::{
-    collections::BTreeSet,
-    process::{Command, Output},
-};
+mod command;
 
-fn shop(args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_shop"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("RUST_LOG", "warn")
-        .envs(env.iter().copied())
-        .args(args)
-        .output()
-        .expect("run shop")
-}
+use std::collections::BTreeSet;
 
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
+use command::{shop, text};
 
 /// The long flags `--help` lists before its "Every service (the kit)"
 /// section, and those in it.

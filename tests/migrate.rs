@@ -1,26 +1,17 @@
 //! `shop migrate` and what starting on a database or with peers the shop
 //! cannot use does: applies and exits; refuses, naming what is wrong.
 
-use std::process::{Command, Output};
+mod command;
 
+use std::process::Output;
+
+use command::text;
+
+/// `shop ARGS --data-dir DATA`.
 fn shop(args: &[&str], data: &std::path::Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_shop"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("RUST_LOG", "warn")
-        .args(args)
-        .arg("--data-dir")
-        .arg(data)
-        .output()
-        .expect("run shop")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
+    let data = data.display().to_string();
+    let all: Vec<&str> = args.iter().copied().chain(["--data-dir", &data]).collect();
+    command::shop(&all, &[])
 }
 
 #[test]

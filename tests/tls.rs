@@ -4,6 +4,7 @@
 //! TLS (an order goes through the saga), and what is refused is refused
 //! with a clear message.
 
+mod command;
 mod launched;
 
 use std::{path::Path, process::Command, time::Duration};
@@ -12,12 +13,7 @@ use launched::Shop;
 use serde_json::{Value, json};
 
 fn shop(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_shop"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .args(args)
-        .output()
-        .expect("run shop")
+    command::shop(args, &[])
 }
 
 fn certs(dir: &Path) {
