@@ -305,6 +305,20 @@ fn catalogue(customer_token: &str) -> Vec<Case> {
             expect: connect(504, "deadline_exceeded"),
         },
         Case {
+            name: "an order of a product not in the catalog",
+            service: "orders",
+            send: post(
+                format!("{ORDERS}/CreateOrder"),
+                with(
+                    json_headers(),
+                    "authorization",
+                    &format!("Bearer {customer_token}"),
+                ),
+                br#"{"items": [{"productId": "prod_nope", "quantity": 1}], "paymentToken": "tok_visa", "idempotencyKey": "nope"}"#,
+            ),
+            expect: connect(404, "not_found"),
+        },
+        Case {
             name: "bridged health, bad timeout",
             service: "catalog",
             send: post(

@@ -57,12 +57,12 @@ macro_rules! peer_flag {
         #[derive(Args, Clone, Debug, Default)]
         pub struct $name {
             #[arg(
-                        id = $flag,
-                        long = $flag,
-                        env = $env,
-                        value_name = "URL",
-                        help = peer_help($what, stringify!($service), $port)
-                    )]
+                                                id = $flag,
+                                                long = $flag,
+                                                env = $env,
+                                                value_name = "URL",
+                                                help = peer_help($what, stringify!($service), $port)
+                                            )]
             pub url: Option<PeerTarget>,
         }
 
