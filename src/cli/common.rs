@@ -52,17 +52,18 @@ impl Neighbourhood {
     }
 }
 
+#[rustfmt::skip] // rustfmt indents the attribute further at every run
 macro_rules! peer_flag {
     ($name:ident, $flag:literal, $env:literal, $port:path, $service:ident, $what:literal) => {
         #[derive(Args, Clone, Debug, Default)]
         pub struct $name {
             #[arg(
-                                                id = $flag,
-                                                long = $flag,
-                                                env = $env,
-                                                value_name = "URL",
-                                                help = peer_help($what, stringify!($service), $port)
-                                            )]
+                id = $flag,
+                long = $flag,
+                env = $env,
+                value_name = "URL",
+                help = peer_help($what, stringify!($service), $port)
+            )]
             pub url: Option<PeerTarget>,
         }
 
@@ -173,6 +174,7 @@ pub struct DemoData {
 }
 
 /// A service's database flag, its variable, and the rule reading them.
+#[rustfmt::skip] // as peer_flag
 macro_rules! database_flag {
     ($name:ident, $flag:literal, $env:literal, $service:literal) => {
         #[derive(Args, Clone, Debug, Default)]
