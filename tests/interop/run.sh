@@ -96,7 +96,7 @@ refused=$("$gobin/grpcurl" -plaintext -H "authorization: Bearer $token" \
   -d '{"idempotencyKey": "interop-typo", "paymentToken": "tok_vias", "items": [{"productId": "prod_mug", "quantity": 1}]}' \
   "127.0.0.1:$orders_port" shop.orders.v1.OrderService/CreateOrder 2>&1 || true)
 echo "$refused" | sed 's/^/  /'
-grep -q 'Code: InvalidArgument' <<<"$refused" || { echo "not invalid_argument"; exit 1; }
+grep -q 'Code: NotFound' <<<"$refused" || { echo "not not_found"; exit 1; }
 grep -q '"@type": "type.googleapis.com/google.rpc.ErrorInfo"' <<<"$refused" || { echo "ErrorInfo not decoded"; exit 1; }
 grep -q '"reason": "UNKNOWN_PAYMENT_TOKEN"' <<<"$refused" || { echo "no reason"; exit 1; }
 
