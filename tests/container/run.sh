@@ -81,7 +81,8 @@ serve_from_image() {
     exec "$@"
   ' sh "$rootfs" "$work/$service" \
     env -i "${image_env[@]}" SHOP_HOST=127.0.0.1 SHOP_SERVICE_SECRET=image-test \
-      SHOP_LOG_FORMAT=json USERS_PORT="$users_port" CATALOG_PORT="$catalog_port" "$@" \
+      SHOP_LOG_FORMAT=json USERS_PORT="$users_port" CATALOG_PORT="$catalog_port" \
+      USERS_URL="http://127.0.0.1:$users_port" "$@" \
     chroot --userspec="$user" --groups= "$rootfs" $entrypoint serve "$service" \
     >"$work/$service.log" 2>&1 &
   pids+=($!)
