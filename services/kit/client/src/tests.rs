@@ -478,7 +478,9 @@ async fn with_every_replica_down_calls_fail_fast_marked_not_sent() {
         .expect_err("none serves");
     assert_eq!(refused.code(), Code::Unavailable);
     assert!(was_not_sent(&refused), "{refused:?}");
-    assert!(started.elapsed() < Duration::from_millis(100));
+    // Not after the resolve patience (1 s) nor a connect timeout (500 ms):
+    // bounded below both, with room for a busy machine.
+    assert!(started.elapsed() < Duration::from_millis(450));
 }
 
 #[tokio::test]
@@ -557,7 +559,8 @@ async fn the_callers_deadline_bounds_every_attempt() {
     let slow = ask_within(&peer, Retry::Safe, "/slow", Some(Duration::from_millis(60))).await;
     let slow = slow.expect_err("too slow");
     assert_eq!(slow.code(), Code::DeadlineExceeded, "{slow:?}");
-    assert!(started.elapsed() < Duration::from_millis(400));
+    // The replica takes 5 s: bounded well below, with room for a busy machine.
+    assert!(started.elapsed() < Duration::from_secs(2));
 }
 
 #[tokio::test]
