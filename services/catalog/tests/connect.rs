@@ -237,6 +237,47 @@ async fn unsupported_encoding_is_a_connect_error() {
 }
 
 #[tokio::test]
+async fn integers_written_as_integral_numbers_are_read_as_protojson_reads_them() {
+    // `2.0` and `2e0` are the integer 2 in protobuf's JSON mapping (as
+    // connect-go and connect-es read them); a fraction is refused.
+    let catalog = TestCatalog::start().await;
+    for body in [r#"{"pageSize": 2.0}"#, r#"{"pageSize":2e0,"query":""}"#] {
+        let response = http1()
+            .post(catalog.url("ListProducts"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(response.status(), 200, "{body}");
+        let page: Value = response.json().await.expect("json");
+        assert_eq!(page["products"].as_array().map(Vec::len), Some(2), "{page}");
+    }
+    let (status, _) = post_json(&catalog, "ListProducts", json!({"pageSize": 2.0})).await;
+    assert_eq!(status, 200);
+    let (status, body) = post_json(&catalog, "ListProducts", json!({"pageSize": 2.5})).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("invalid_argument"))
+    );
+
+    // The same over GET, plain and in base64.
+    for message in [
+        "message=%7B%22pageSize%22%3A2.0%7D",
+        "base64=1&message=eyJwYWdlU2l6ZSI6Mi4wfQ",
+    ] {
+        let url = format!(
+            "{}?connect=v1&encoding=json&{message}",
+            catalog.url("ListProducts")
+        );
+        let response = http1().get(url).send().await.expect("send");
+        assert_eq!(response.status(), 200, "{message}");
+        let page: Value = response.json().await.expect("json");
+        assert_eq!(page["products"].as_array().map(Vec::len), Some(2), "{page}");
+    }
+}
+
+#[tokio::test]
 async fn unknown_json_fields_are_ignored() {
     let catalog = TestCatalog::start().await;
     let (status, body) = post_json(

@@ -1,6 +1,8 @@
 //! What the kit adds around connectrpc-axum's router, in one layer wrapped
 //! once around it (not around each of its routes): a request compressed
 //! with an encoding the kit does not speak is refused in Connect's words;
+//! a JSON message is read as protobuf's JSON mapping reads it
+//! ([`proto_json`]);
 //! the handler gets a [`ResponseMetadata`] and what it sets is written into
 //! the response; a Connect error the library words wrongly is corrected on
 //! its way out ([`connect_errors::correct_connect_error`]). One future per
@@ -13,15 +15,26 @@ use futures::future::BoxFuture;
 use http::Request;
 use tower::{Layer, Service};
 
-use super::{connect_errors, encoding, response_metadata::ResponseMetadata};
+use super::{connect_errors, encoding, proto_json, response_metadata::ResponseMetadata};
 
-#[derive(Clone, Copy, Debug, Default)]
-pub struct ConnectEdgeLayer;
+#[derive(Clone, Copy, Debug)]
+pub struct ConnectEdgeLayer {
+    max_request_bytes: usize,
+}
+
+impl ConnectEdgeLayer {
+    pub fn new(max_request_bytes: usize) -> Self {
+        Self { max_request_bytes }
+    }
+}
 
 impl<S> Layer<S> for ConnectEdgeLayer {
     type Service = ConnectEdge<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        ConnectEdge { inner }
+        ConnectEdge {
+            inner,
+            max_request_bytes: self.max_request_bytes,
+        }
     }
 }
 
@@ -29,6 +42,7 @@ impl<S> Layer<S> for ConnectEdgeLayer {
 #[derive(Clone, Debug)]
 pub struct ConnectEdge<S> {
     inner: S,
+    max_request_bytes: usize,
 }
 
 impl<S> Service<Request<Body>> for ConnectEdge<S>
@@ -50,6 +64,7 @@ where
             return Box::pin(std::future::ready(Ok(refusal)));
         }
         let metadata = ResponseMetadata::attach(&mut request);
+        let request = proto_json::canonical(request, self.max_request_bytes);
         let future = self.inner.call(request);
         Box::pin(async move {
             let response = metadata.write(future.await?).map(Body::new);

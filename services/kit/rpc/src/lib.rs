@@ -21,6 +21,7 @@ mod grpc_limits;
 mod health;
 mod listener;
 mod observe;
+mod proto_json;
 pub mod protocol;
 pub mod rate_limit;
 mod request_id;

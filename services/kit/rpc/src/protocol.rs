@@ -63,6 +63,8 @@ pub enum Framing {
     Unsaid,
     /// One message, not enveloped (Connect unary) or not an RPC at all.
     Plain,
+    /// One JSON message, not enveloped (Connect unary, `application/json`).
+    PlainJson,
     /// Connect streaming envelopes (`application/connect+...`).
     ConnectStream,
     /// gRPC envelopes of proto (`application/grpc`, `application/grpc+proto`):
@@ -91,6 +93,8 @@ impl Framing {
             (Protocol::Grpc, Self::GrpcEnvelopes)
         } else if ct.starts_with("application/connect+") {
             (Protocol::Connect, Self::ConnectStream)
+        } else if ct == "application/json" {
+            (Protocol::Connect, Self::PlainJson)
         } else {
             (Protocol::Connect, Self::Plain)
         }
@@ -168,6 +172,13 @@ mod tests {
         );
         assert_eq!(Protocol::of(&h), Protocol::Connect);
         assert!(is_connect_streaming(&h));
+        h.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
+        assert_eq!(Framing::of(&h), (Protocol::Connect, Framing::PlainJson));
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/proto"));
+        assert_eq!(Framing::of(&h), (Protocol::Connect, Framing::Plain));
     }
 
     #[test]

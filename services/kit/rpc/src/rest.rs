@@ -203,7 +203,7 @@ fn connect_request(
             Framing::ConnectStream,
         )
     } else {
-        ("application/json", Bytes::from(message), Framing::Plain)
+        ("application/json", Bytes::from(message), Framing::PlainJson)
     };
     parts.method = Method::POST;
     // `/package.Service/Method` of names the descriptors hold: identifier

@@ -236,7 +236,7 @@ impl RpcServer {
         // layer (per-route layers cost a boxed route and a future each, on
         // every call), and `with_state` turns every handler into a ready
         // route now rather than on every request.
-        let connect = ConnectEdgeLayer.layer(
+        let connect = ConnectEdgeLayer::new(self.http.max_request_bytes).layer(
             MakeServiceBuilder::new()
                 .receive_max_bytes(self.http.max_request_bytes)
                 // Like connect-go: compressing tiny messages costs more than it saves.
