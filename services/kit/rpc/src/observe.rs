@@ -34,7 +34,7 @@ use super::{
     connect_errors::code_name,
     envelope,
     health::HEALTH_SERVICE,
-    protocol::{GRPC_STATUS, Protocol, X_REQUEST_ID, content_type, is_rpc_method},
+    protocol::{Framing, GRPC_STATUS, Protocol, X_REQUEST_ID, content_type, is_rpc_method},
     sse,
 };
 
@@ -120,6 +120,7 @@ where
             method,
             streaming: classified.method.is_some_and(|method| method.streaming),
             protocol: classified.protocol,
+            framing: classified.framing,
             system,
             request_bytes,
             request_id: request.headers().get(X_REQUEST_ID).cloned(),
@@ -137,7 +138,8 @@ where
         Box::pin(async move {
             let response = future.await?;
             let (mut parts, body) = response.into_parts();
-            let sniffer = CodeSniffer::new(call.protocol, parts.status, &parts.headers);
+            let sniffer =
+                CodeSniffer::new(call.protocol, call.framing, parts.status, &parts.headers);
             let mut call = call;
             if call.request_id.is_none() && sniffer.failed_already() {
                 // The caller quotes this id to find the failure's log line.
@@ -165,6 +167,7 @@ struct RpcCall {
     /// unary one's has finished before its body is polled.
     streaming: bool,
     protocol: Protocol,
+    framing: Framing,
     system: RpcSystem,
     /// The request's `content-length`, when it had one.
     request_bytes: Option<u64>,
@@ -289,7 +292,14 @@ enum CodeSniffer {
 }
 
 impl CodeSniffer {
-    fn new(protocol: Protocol, status: http::StatusCode, headers: &HeaderMap) -> Self {
+    /// `framing` is the request's: a Connect stream is answered with one
+    /// (no need to read the answer's content type again).
+    fn new(
+        protocol: Protocol,
+        framing: Framing,
+        status: http::StatusCode,
+        headers: &HeaderMap,
+    ) -> Self {
         if let Some(code) = grpc_status(headers) {
             return Self::Known(code);
         }
@@ -308,10 +318,7 @@ impl CodeSniffer {
                 Self::SseEvents
             }
             Protocol::Rest => Self::Known("ok"),
-            Protocol::Connect
-                if content_type(headers)
-                    .is_some_and(|ct| ct.starts_with("application/connect+")) =>
-            {
+            Protocol::Connect if framing == Framing::ConnectStream => {
                 Self::ConnectEndStream(envelope::Watch::new(envelope::END_STREAM, STATUS_LIMIT))
             }
             Protocol::Connect => Self::Known("ok"),
@@ -514,6 +521,7 @@ mod tests {
             envelope::frame(envelope::END_STREAM, end, &mut chunk);
             let mut sniffer = CodeSniffer::new(
                 Protocol::Connect,
+                Framing::ConnectStream,
                 StatusCode::OK,
                 &streaming("application/connect+json"),
             );
@@ -533,6 +541,7 @@ mod tests {
         );
         let mut sniffer = CodeSniffer::new(
             Protocol::GrpcWeb,
+            Framing::GrpcEnvelopes,
             StatusCode::OK,
             &streaming("application/grpc-web+proto"),
         );
@@ -545,6 +554,7 @@ mod tests {
         let events = || {
             let mut sniffer = CodeSniffer::new(
                 Protocol::Rest,
+                Framing::Unsaid,
                 StatusCode::OK,
                 &streaming("text/event-stream"),
             );

@@ -16,7 +16,10 @@ use prost::Message;
 use prost_protovalidate::{ValidationError, Violation};
 use tonic_types::pb::{BadRequest, bad_request::FieldViolation};
 
-use super::protocol::content_type;
+use super::{
+    classify::Call,
+    protocol::{Framing, content_type},
+};
 
 /// Set by the gRPC JSON transcoder on a request it turned from JSON into
 /// protobuf: the handler sees `+proto`, the caller wrote JSON.
@@ -97,6 +100,12 @@ impl RequestRules {
 fn sent_json(parts: &Parts) -> bool {
     if parts.extensions.get::<SentJson>().is_some() {
         return true;
+    }
+    // The content type as the request was classified, where that says.
+    match parts.extensions.get::<Call>().map(|call| call.framing) {
+        Some(Framing::PlainJson) => return true,
+        Some(Framing::Plain | Framing::GrpcProto) => return false,
+        _ => {}
     }
     if parts.method == Method::GET {
         return parts.uri.query().is_some_and(|query| {
