@@ -11,6 +11,7 @@ wrote down fails schemathesis's check. Usage: merge.py CONNECT REST > OUT
 """
 
 import json
+import re
 import sys
 
 # Where each public service listens (the shop's default ports).
@@ -72,14 +73,14 @@ ERRORS = {
     "shop.catalog.v1.CatalogService.BatchGetProducts": ["not_found"],
     "shop.catalog.v1.CatalogService.WatchStock": ["not_found"],
     "shop.orders.v1.OrderService.CreateOrder": SIGNED_IN
-    + ["permission_denied", "not_found", "failed_precondition", "unavailable"],
+    + ["permission_denied", "not_found", "already_exists", "unavailable"],
     "shop.orders.v1.OrderService.GetOrder": SIGNED_IN + ["not_found"],
     "shop.orders.v1.OrderService.ListOrders": SIGNED_IN,
     "shop.orders.v1.OrderService.CancelOrder": SIGNED_IN
     + ["not_found", "failed_precondition", "unavailable"],
     "shop.orders.v1.OrderService.WatchOrder": SIGNED_IN + ["not_found"],
     "shop.payments.v1.PaymentService.Charge": SIGNED_IN
-    + ["permission_denied", "not_found", "failed_precondition", "aborted"],
+    + ["permission_denied", "not_found", "already_exists", "failed_precondition", "aborted"],
     "shop.payments.v1.PaymentService.Refund": SIGNED_IN
     + ["permission_denied", "not_found", "failed_precondition"],
     "shop.payments.v1.PaymentService.CheckPaymentToken": SIGNED_IN + ["not_found"],
@@ -165,10 +166,82 @@ WIRE = {
 
 
 def empty_is_refused(schema):
-    """Whether a field's default (absent in proto3 JSON) breaks its rules."""
+    """Whether a field's default (absent in proto3 JSON) breaks its rules:
+    an empty string too short or not matching its pattern, an empty list,
+    a zero below its minimum."""
     if schema.get("minLength", 0) >= 1 or schema.get("minItems", 0) >= 1:
         return True
+    if schema.get("type") == "string" and "pattern" in schema:
+        return re.search(schema["pattern"], "") is None
     return schema.get("type") == "integer" and schema.get("minimum", 0) > 0
+
+
+# Each integer format's range, which the generator leaves to the format's
+# name: a number outside it is refused ("number too large to fit").
+INTEGER_RANGES = {
+    "int32": (-(2**31), 2**31 - 1),
+    "uint32": (0, 2**32 - 1),
+    "int64": (-(2**63), 2**63 - 1),
+    "uint64": (0, 2**64 - 1),
+}
+
+
+def integer_bounds(node):
+    """Every integer bounded by its format's range (within its own rules);
+    a 64-bit integer, a JSON number or a string of its digits, has its
+    string said too (the generator leaves it any text): digits, at most 18
+    so that every one fits (19 may not)."""
+    if isinstance(node, dict):
+        types = node.get("type")
+        types = types if isinstance(types, list) else [types]
+        if "integer" in types and node.get("format") in INTEGER_RANGES:
+            low, high = INTEGER_RANGES[node["format"]]
+            node["minimum"] = max(node.get("minimum", low), low)
+            node["maximum"] = min(node.get("maximum", high), high)
+            if "string" in types and "pattern" not in node:
+                sign = "" if node["minimum"] >= 0 else "-?"
+                node["pattern"] = f"^{sign}[0-9]{{1,18}}$"
+        for value in node.values():
+            integer_bounds(value)
+    elif isinstance(node, list):
+        for value in node:
+            integer_bounds(value)
+
+
+# Rules the domain checks beyond protovalidate's (the compile-time
+# validator takes no CEL), said in JSON Schema beside the schema's own,
+# each where its proto comment says it: schema, property (None: the whole
+# message), rule.
+DOMAIN_RULES = [
+    (
+        "shop.payments.v1.ChargeRequest",
+        "amount",
+        {
+            "properties": {"minorUnits": {"minimum": 1, "pattern": "^0*[1-9][0-9]{0,17}$"}},
+            "required": ["minorUnits"],
+        },
+    ),
+    (
+        "shop.payments.v1.RefundRequest",
+        None,
+        {
+            "oneOf": [
+                {"required": ["paymentId"], "properties": {"paymentId": {"minLength": 1}}},
+                {"required": ["idempotencyKey"], "properties": {"idempotencyKey": {"minLength": 1}}},
+            ]
+        },
+    ),
+]
+
+
+def domain_rules(schemas):
+    for name, field, rule in DOMAIN_RULES:
+        if field is None:
+            schemas[name].update(rule)
+            continue
+        schema = schemas[name]["properties"][field]
+        own = {k: schema.pop(k) for k in list(schema) if k not in ("title", "description")}
+        schema["allOf"] = [own, rule]
 
 
 def required_fields(node):
@@ -261,6 +334,8 @@ def main(connect_file, rest_file):
     for name, fix in WIRE.items():
         schemas[name] = fix(schemas[name])
     merged["components"]["schemas"] = dict(sorted(schemas.items()))
+    integer_bounds(merged)
+    domain_rules(schemas)
     required_fields(merged)
     tags = {tag["name"]: tag for tag in merged.get("tags", []) + rest.get("tags", [])}
     merged["tags"] = sorted(tags.values(), key=lambda tag: tag["name"])

@@ -5,10 +5,10 @@
 # signed in as the demo customer. Checks: no server error (bar Connect's
 # 501 and 504, see schemathesis.toml), every status documented (each
 # operation lists its own, no catch-all), every content type and body
-# matching its schema. Reports, in a run of its own, data the schema calls
-# valid that the server refused (positive_data_acceptance, bar the refusals
-# schemathesis.toml lists with their reasons), and how many operations
-# mostly rejected generated data. Usage: schemathesis.sh
+# matching its schema; in a run of its own, that data the schema calls
+# valid is accepted (positive_data_acceptance, bar the refusals
+# schemathesis.toml lists with their reasons); and that at most 2
+# operations mostly rejected generated data. Usage: schemathesis.sh
 # [EXAMPLES_PER_OPERATION] (default 30).
 set -euo pipefail
 
@@ -16,7 +16,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 examples=${1:-30}
 case "$examples" in
-  -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *[!0-9]*|"") echo "usage: $0 [EXAMPLES_PER_OPERATION]" >&2; exit 2 ;;
 esac
 # Below Linux's ephemeral range (32768-60999), where any outgoing
@@ -33,7 +33,12 @@ echo "==> the shop (cargo build --release)"
 cd "$root"
 cargo build --release --quiet --bin shop
 target=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-"$target/release/shop" --data-dir "$data" --gateway-port "${ports[0]}" --users-port "${ports[1]}" \
+# The gateway's rate limits (tests/hardening.rs tries them) raised: at
+# their defaults they answer most of a fuzzer's calls 429, and those calls
+# then test nothing else.
+SHOP_RATE_LIMIT_IP_PER_SECOND=100000 SHOP_RATE_LIMIT_IP_BURST=100000 \
+  SHOP_RATE_LIMIT_USER_PER_SECOND=100000 SHOP_RATE_LIMIT_USER_BURST=100000 \
+  "$target/release/shop" --data-dir "$data" --gateway-port "${ports[0]}" --users-port "${ports[1]}" \
   --catalog-port "${ports[2]}" --orders-port "${ports[3]}" --payments-port "${ports[4]}" >"$data/shop.log" 2>&1 &
 shop=$!
 trap 'kill $shop 2>/dev/null; wait $shop 2>/dev/null; rm -rf "$data"' EXIT
@@ -50,7 +55,10 @@ token=$(curl -fsS -X POST "http://127.0.0.1:${ports[1]}/v1/sessions" \
 
 failed=()
 rejected=0
-refused_valid=0
+# Operations whose every generated request was refused, a tenth or more
+# with 400 (schemathesis's "mostly rejected"): see docs/rest.md for the one
+# left and why.
+MOSTLY_REJECTED_AT_MOST=${MOSTLY_REJECTED_AT_MOST:-2}
 run() { # NAME PORT CHECKS LOG
   "$here/.venv/bin/schemathesis" --config-file "$here/schemathesis.toml" run "$here/openapi.json" \
     --url "http://127.0.0.1:$2" --include-tag "$1" -H "Authorization: Bearer $token" --checks "$3" \
@@ -70,17 +78,14 @@ for service in WebBffService:0 MobileBffService:0 UserService:1 CatalogService:2
   rejected=$((rejected + ${mismatched:-0}))
   [ -z "$mismatched" ] || awk '/^Schema validation mismatch/ {p = 1; next} p && /^  - / {print "  mostly rejected:" substr($0, 4)} /^💡/ {p = 0}' "$data/$name.log"
   # Valid data accepted, in a run of its own (its generation differs).
-  # Reported, not yet failing: the Connect JSON decoder refuses an integral
-  # float for an integer field ({"featuredCount": 81.0}), which ProtoJSON
-  # accepts; issue 40 is open for it.
   if ! run "$name" "$port" positive_data_acceptance "$data/$name-accepted.log"; then
-    count=$(sed -n 's/.*ST202 Schema-valid request rejected: \([0-9]*\).*/\1/p' "$data/$name-accepted.log" | head -1)
-    refused_valid=$((refused_valid + ${count:-1}))
+    failed+=("$name (valid data refused)")
     sed -n '/FAILURES/,$p' "$data/$name-accepted.log"
   fi
 done
 echo
-echo "schemathesis: valid data refused $refused_valid times (target 0), $rejected operations mostly rejected generated data (target 2): reported, see docs/rest.md"
+echo "schemathesis: $rejected operations mostly rejected generated data (at most $MOSTLY_REJECTED_AT_MOST)"
+[ "$rejected" -le "$MOSTLY_REJECTED_AT_MOST" ] || failed+=("$rejected operations mostly rejected generated data")
 if [ ${#failed[@]} -gt 0 ]; then
   echo "schemathesis: failures in ${failed[*]}"
   exit 1

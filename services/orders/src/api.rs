@@ -35,8 +35,10 @@ impl From<OrdersError> for ConnectError {
                 "ORDER_NOT_CANCELLABLE",
                 DOMAIN,
             ),
+            // A key names the order it created (AIP-133's client-assigned
+            // id): another order under it already exists.
             OrdersError::KeyReused { .. } => refusal(
-                Code::FailedPrecondition,
+                Code::AlreadyExists,
                 error.to_string(),
                 "IDEMPOTENCY_KEY_REUSED",
                 DOMAIN,

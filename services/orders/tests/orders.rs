@@ -96,7 +96,7 @@ async fn a_key_reused_for_a_different_order_is_refused() {
             .await;
         assert_eq!(
             (status, refused["code"].as_str()),
-            (400, Some("failed_precondition")),
+            (409, Some("already_exists")),
             "{what}: {refused}"
         );
         assert_eq!(
@@ -138,7 +138,7 @@ async fn a_reused_key_reads_the_same_over_grpc() {
         format!("Bearer {}", shop.ada).parse().expect("header"),
     );
     let status = client.create_order(request).await.expect_err("refused");
-    assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
+    assert_eq!(status.code(), tonic::Code::AlreadyExists, "{status:?}");
     assert_eq!(
         shop_kit::testing::grpc_error_info(&status),
         Some((

@@ -38,8 +38,10 @@ impl From<PaymentsError> for ConnectError {
             PaymentsError::ProcessorUnavailable => {
                 ConnectError::new(Code::Unavailable, error.to_string())
             }
+            // A key names the charge it made (AIP-133's client-assigned
+            // id): another charge under it already exists.
             PaymentsError::KeyReused { .. } => refusal(
-                Code::FailedPrecondition,
+                Code::AlreadyExists,
                 error.to_string(),
                 "IDEMPOTENCY_KEY_REUSED",
                 DOMAIN,
@@ -77,7 +79,8 @@ fn to_proto(payment: Payment) -> pb::Payment {
     pb::Payment {
         id: payment.id,
         reference: payment.reference,
-        amount: Some(Money {
+        // A voided key moved no money: no amount (rather than an empty one).
+        amount: (payment.status != PaymentStatus::Voided).then_some(Money {
             currency_code: payment.amount.currency_code,
             minor_units: payment.amount.minor_units,
         }),

@@ -83,7 +83,7 @@ async fn a_charge_is_recorded_once_per_key() {
         .await;
     assert_eq!(
         (status, other_amount["code"].as_str()),
-        (400, Some("failed_precondition"))
+        (409, Some("already_exists"))
     );
     assert!(
         other_amount["message"]
@@ -324,6 +324,11 @@ async fn a_charge_key_refunded_before_its_charge_is_never_charged() {
         (status, voided["payment"]["status"].as_str()),
         (200, Some("PAYMENT_STATUS_VOIDED")),
         "{voided}"
+    );
+    assert_eq!(
+        voided["payment"].get("amount"),
+        None,
+        "no money moved: {voided}"
     );
     let mut late = charge("lost", 900, "tok_visa");
     late["customerId"] = json!("ada");

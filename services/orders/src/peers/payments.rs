@@ -136,10 +136,14 @@ impl Payments {
                     CancelReason::CardDeclined,
                     "your card was declined",
                 )),
-                Code::InvalidArgument | Code::NotFound => Outcome::Refused(Cancellation::new(
-                    CancelReason::PaymentRefused,
-                    format!("the payment was refused: {}", status.message()),
-                )),
+                // A key already used for another amount (a charge of this
+                // order's key that differs): never charged twice, refused.
+                Code::InvalidArgument | Code::NotFound | Code::AlreadyExists => {
+                    Outcome::Refused(Cancellation::new(
+                        CancelReason::PaymentRefused,
+                        format!("the payment was refused: {}", status.message()),
+                    ))
+                }
                 Code::Aborted => Outcome::Refused(Cancellation::new(
                     CancelReason::PaymentRefused,
                     "the payment was voided",
