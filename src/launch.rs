@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use shop_kit::{HttpConfig, Shutdown, app, observe::metrics::Metrics, tls::ServerTlsConfig};
+use shop_kit::{HttpConfig, Shutdown, app, observe::metrics::Metrics};
 
 use crate::plan::{Planned, Start};
 
@@ -90,21 +90,18 @@ impl Launcher<'_> {
 
 /// `--metrics-port`: the process's metrics on a plain-HTTP listener of
 /// their own (the services' ports no longer serve them).
+/// `http` is the process's own settings (`KitArgs::process_http`: plain).
 pub async fn metrics(
     addr: SocketAddr,
     http: &HttpConfig,
     shutdown: &Shutdown,
     metrics: Metrics,
 ) -> anyhow::Result<shop_kit::rpc::Listening> {
-    let plain = HttpConfig {
-        tls: ServerTlsConfig::default(),
-        ..http.clone()
-    };
     shop_kit::rpc::start(
         addr,
         shop_kit::rpc::metrics_routes(metrics),
         shutdown.clone(),
-        &plain,
+        http,
     )
     .await
     .map_err(|e| anyhow::anyhow!("metrics on {addr}: {e}"))

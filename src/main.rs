@@ -70,16 +70,16 @@ async fn run(cli: Cli, metrics: Metrics) -> anyhow::Result<()> {
         Command::Migrate(migrate) => return migrate::run(&migrate, &kit.data_dir).await,
         Command::Certs(certs) => return certs::write(&certs),
     };
-    let http = kit.http(0);
-    let shutdown = Shutdown::on_signals(http.drain());
+    let process = kit.process_http();
+    let shutdown = Shutdown::on_signals(process.drain());
     let mut running = Vec::new();
     for start in starts {
         running.push(launch::start(start, &shutdown, &metrics).await?);
     }
-    let metrics = match http.metrics_port {
+    let metrics = match process.metrics_port {
         Some(port) => {
             let addr = SocketAddr::new(kit.host, port);
-            Some(launch::metrics(addr, &http, &shutdown, metrics).await?)
+            Some(launch::metrics(addr, &process, &shutdown, metrics).await?)
         }
         None => None,
     };

@@ -289,14 +289,24 @@ impl KitArgs {
     /// The services' HTTP settings; CORS origins default to the gateway's
     /// own (wherever `gateway_port` puts it) and the web dev server.
     pub fn http(&self, gateway_port: u16) -> HttpConfig {
-        let http = &self.http;
-        let cors_origins = if http.cors_origins.is_empty() {
+        let cors_origins = if self.http.cors_origins.is_empty() {
             HttpConfig::gateway_origins(self.host, gateway_port, self.serves_tls())
         } else {
-            http.cors_origins.clone()
+            self.http.cors_origins.clone()
         };
         HttpConfig {
             cors_origins,
+            tls: (&self.server_tls).into(),
+            ..self.process_http()
+        }
+    }
+
+    /// The HTTP settings of the process's own port (`--metrics-port`): the
+    /// kit's limits and drain, in plain HTTP, for no browser (no CORS).
+    pub fn process_http(&self) -> HttpConfig {
+        let http = &self.http;
+        HttpConfig {
+            cors_origins: Vec::new(),
             max_request_bytes: http.max_request_bytes,
             shutdown_grace_secs: http.shutdown_grace_secs,
             drain_ms: http.drain_ms,
@@ -305,7 +315,7 @@ impl KitArgs {
             header_read_timeout_secs: http.header_read_timeout_secs,
             idle_timeout_secs: http.idle_timeout_secs,
             metrics_port: http.metrics_port,
-            tls: (&self.server_tls).into(),
+            tls: ServerTlsConfig::default(),
         }
     }
 }
