@@ -25,10 +25,11 @@ use bytes::{Bytes, BytesMut};
 use http::{Method, Request, Uri};
 use http_body::{Frame, SizeHint};
 use percent_encoding::percent_decode_str;
-use prost_reflect::{DeserializeOptions, DynamicMessage, MessageDescriptor};
+use prost_reflect::MessageDescriptor;
 
 use super::{
     classify::{self, Call},
+    grpc_json,
     protocol::Framing,
 };
 
@@ -222,15 +223,11 @@ fn with_message(query: &str, json: &str) -> String {
 }
 
 /// `json` (holding a number the generated code refuses) in canonical form,
-/// if the descriptor reads it; `None` to pass it as it came.
+/// if the descriptor reads it; `None` to pass it as it came. Through
+/// protobuf and back, as gRPC's JSON is transcoded: only such messages pay.
 fn rewrite(descriptor: &MessageDescriptor, json: &[u8]) -> Option<Vec<u8>> {
-    let mut deserializer = serde_json::Deserializer::from_slice(json);
-    let options = DeserializeOptions::new().deny_unknown_fields(false);
-    let message =
-        DynamicMessage::deserialize_with_options(descriptor.clone(), &mut deserializer, &options)
-            .ok()?;
-    deserializer.end().ok()?;
-    serde_json::to_vec(&message).ok()
+    let proto = grpc_json::json_to_proto(descriptor, json).ok()?;
+    grpc_json::proto_to_json(descriptor, &proto).ok()
 }
 
 /// A cheap first look at a message as it came (a body, or a GET's
