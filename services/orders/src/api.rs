@@ -19,6 +19,9 @@ use crate::{
 
 /// The `google.rpc.ErrorInfo` domain of the order service's refusals.
 const DOMAIN: &str = "orders.connect-shop";
+/// When a caller turned away as busy may come back: a bulkhead empties in
+/// about a call's time, well under a second.
+const BUSY_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl From<OrdersError> for ConnectError {
     fn from(error: OrdersError) -> Self {
@@ -49,6 +52,11 @@ impl From<OrdersError> for ConnectError {
                 "UNKNOWN_PAYMENT_TOKEN",
                 DOMAIN,
             ),
+            // Said as busy, with when to come back: never as the peer
+            // being unavailable, which would send retries to a healthy one.
+            OrdersError::Busy { .. } => {
+                shop_kit::rpc::connect_errors::retry_later(error.to_string(), BUSY_RETRY_AFTER)
+            }
             OrdersError::Unavailable { .. } => {
                 ConnectError::new(Code::Unavailable, error.to_string())
             }

@@ -31,6 +31,11 @@ pub enum OrdersError {
     #[error("{0}")]
     UnknownPaymentToken(String),
 
+    /// Too many calls to the {service} service in flight here: this
+    /// service's own overload (the {service} service may be fine).
+    #[error("busy: too many calls to the {service} service in flight here; try again shortly")]
+    Busy { service: &'static str },
+
     /// A service this one depends on did not answer.
     #[error("the {service} service is unavailable, try again later")]
     Unavailable { service: &'static str },

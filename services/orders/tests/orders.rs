@@ -257,6 +257,82 @@ async fn a_payment_token_payments_issued_is_not_asked_about_again() {
 }
 
 #[tokio::test]
+async fn a_full_bulkhead_to_a_healthy_catalog_is_orders_being_busy_not_the_catalog_down() {
+    // The catalog holds every price lookup until the gate opens: orders'
+    // 64 calls in flight to it fill its bulkhead.
+    let shop = Shop::start().await;
+    let gate = Arc::new(Semaphore::new(0));
+    const IN_FLIGHT: usize = 64;
+    for _ in 0..IN_FLIGHT {
+        shop.faults
+            .on("BatchGetProducts", Fault::Hold(gate.clone()));
+    }
+    let url = format!(
+        "http://{}/shop.orders.v1.OrderService/CreateOrder",
+        shop.orders
+    );
+    let held: Vec<_> = (0..IN_FLIGHT)
+        .map(|n| {
+            let (url, token) = (url.clone(), shop.ada.clone());
+            let order = json!({
+                "idempotencyKey": format!("held-{n}"),
+                "paymentToken": "tok_visa",
+                "items": [{"productId": "p1", "quantity": 1}],
+            });
+            tokio::spawn(
+                async move { shop_kit::testing::call_json(&url, Some(&token), &order).await },
+            )
+        })
+        .collect();
+    for _ in 0..200 {
+        if !shop.faults.pending("BatchGetProducts") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(
+        !shop.faults.pending("BatchGetProducts"),
+        "64 lookups in flight"
+    );
+
+    let started = std::time::Instant::now();
+    let (status, busy) = shop
+        .call(
+            "CreateOrder",
+            Some(&shop.ada),
+            json!({"idempotencyKey": "one-more", "paymentToken": "tok_visa", "items": [{"productId": "p1", "quantity": 1}]}),
+        )
+        .await;
+    let answered_in = started.elapsed();
+    assert_eq!(
+        (status, busy["code"].as_str()),
+        (429, Some("resource_exhausted")),
+        "{busy}"
+    );
+    let message = busy["message"].as_str().unwrap_or_default();
+    assert!(message.starts_with("busy:"), "{busy}");
+    assert!(!message.contains("unavailable"), "{busy}");
+    assert!(
+        busy["details"]
+            .as_array()
+            .is_some_and(|details| details.iter().any(|d| d["type"] == "google.rpc.RetryInfo")),
+        "says when to come back: {busy}"
+    );
+    assert!(
+        answered_in < Duration::from_secs(1),
+        "at once: {answered_in:?}"
+    );
+
+    // The catalog was fine all along: once it answers, every held order
+    // is placed.
+    gate.add_permits(IN_FLIGHT);
+    for call in held {
+        let (status, placed) = call.await.expect("joined");
+        assert_eq!(status, 200, "{placed}");
+    }
+}
+
+#[tokio::test]
 async fn bad_items_and_a_missing_catalog_are_precise_errors() {
     let shop = Shop::start().await;
     let (status, unknown) = shop

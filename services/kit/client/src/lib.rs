@@ -75,7 +75,7 @@ use endpoints::{BreakerPolicy, Discovered, EndpointSet};
 pub use policy::{PeerPolicy, Retry};
 pub use shop_kit_wire::Deadline;
 use status::{BoxError, Response};
-pub use status::{is_infrastructure_failure, lacked_credentials, was_not_sent};
+pub use status::{is_infrastructure_failure, lacked_credentials, was_not_sent, was_shed};
 pub use target::{BadTarget, PeerTarget};
 pub use translate::translate;
 

@@ -48,6 +48,14 @@ pub fn was_not_sent(status: &Status) -> bool {
     status.metadata().contains_key(NOT_SENT)
 }
 
+/// Whether a call was shed by the caller's own bulkhead (too many calls to
+/// that peer in flight here): the caller's overload, not the peer's, which
+/// may be fine. Answer it as this service being busy, never as the peer
+/// being unavailable.
+pub fn was_shed(status: &Status) -> bool {
+    status.code() == Code::ResourceExhausted && was_not_sent(status)
+}
+
 /// A call not sent because its credentials could not be had: `why`'s code
 /// and message, marked.
 pub(super) fn no_credentials(why: &Status) -> Status {

@@ -585,6 +585,15 @@ async fn a_full_bulkhead_sheds_with_resource_exhausted() {
     let shed = ask(&peer, Retry::Safe, "/whoami").await.expect_err("shed");
     assert_eq!(shed.code(), Code::ResourceExhausted);
     assert!(was_not_sent(&shed));
+    assert!(was_shed(&shed));
+    // Its caller hears that this service is busy, not that the peer is
+    // down (it may be fine: here it answers the two it holds).
+    let told = translate("catalog", &shed, |_| None);
+    assert_eq!(told.code(), Code::ResourceExhausted);
+    assert!(told.message().starts_with("busy:"), "{told:?}");
+    assert!(!told.message().contains("unavailable"), "{told:?}");
+    // The peer's own resource_exhausted is another matter: it was sent.
+    assert!(!was_shed(&Status::resource_exhausted("peer busy")));
     replica.gate.add_permits(2);
     first.await.expect("join").expect("first");
     second.await.expect("join").expect("second");

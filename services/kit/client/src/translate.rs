@@ -2,7 +2,7 @@
 
 use tonic::{Code, Status};
 
-use super::is_infrastructure_failure;
+use super::{is_infrastructure_failure, was_shed};
 
 /// A downstream's error as this service's caller should see it:
 /// `business` decides for the codes it knows (e.g. the downstream's
@@ -10,13 +10,20 @@ use super::is_infrastructure_failure;
 /// invalid_argument); otherwise infrastructure trouble is `unavailable`
 /// (or `deadline_exceeded`), a permission the downstream denies is
 /// `internal` (this service should not have asked), and the rest (an
-/// unauthenticated caller, not_found, ...) passes through. Messages of what becomes
+/// unauthenticated caller, not_found, ...) passes through. A call this
+/// service's own bulkhead shed is `resource_exhausted`: this service is
+/// busy, the downstream is not said to be down. Messages of what becomes
 /// internal or unavailable are logged here, not returned.
 pub fn translate(
     downstream: &str,
     status: &Status,
     business: impl Fn(Code) -> Option<Code>,
 ) -> Status {
+    if was_shed(status) {
+        return Status::resource_exhausted(format!(
+            "busy: too many calls to the {downstream} service in flight here; try again shortly"
+        ));
+    }
     if let Some(code) = business(status.code()) {
         return Status::new(code, status.message());
     }

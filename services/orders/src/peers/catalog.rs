@@ -53,6 +53,9 @@ impl Catalog {
             Err(status) if status.code() == Code::NotFound => {
                 return Err(OrdersError::UnknownProduct(status.message().to_owned()));
             }
+            Err(status) if shop_kit::client::was_shed(&status) => {
+                return Err(OrdersError::Busy { service: PEER });
+            }
             Err(status) if deadline.is_some_and(|deadline| Instant::now() >= deadline) => {
                 tracing::debug!(code = ?status.code(), "the caller's deadline passed asking the catalog");
                 return Err(OrdersError::DeadlinePassed { service: PEER });
