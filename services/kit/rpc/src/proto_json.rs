@@ -95,8 +95,7 @@ pin_project_lite::pin_project! {
 
 impl CanonicalBody {
     fn whole(method: &classify::Method, json: Bytes) -> Bytes {
-        if !(may_hold_fraction_or_exponent(&json) && has_fraction_or_exponent(json.iter().copied()))
-        {
+        if !needs_rewrite(&json) {
             return json;
         }
         input(method)
@@ -199,9 +198,7 @@ fn flagged_get_message(query: &str) -> Option<Vec<u8>> {
     let decoded = percent_decode_str(message);
     if base64 == Some("1") {
         let json = BASE64_URL.decode(decoded.collect::<Vec<u8>>()).ok()?;
-        let flagged =
-            may_hold_fraction_or_exponent(&json) && has_fraction_or_exponent(json.iter().copied());
-        flagged.then_some(json)
+        needs_rewrite(&json).then_some(json)
     } else {
         let flagged = may_hold_fraction_or_exponent_encoded(message.as_bytes())
             && has_fraction_or_exponent(decoded.clone());
@@ -228,6 +225,12 @@ fn with_message(query: &str, json: &str) -> String {
 fn rewrite(descriptor: &MessageDescriptor, json: &[u8]) -> Option<Vec<u8>> {
     let proto = grpc_json::json_to_proto(descriptor, json).ok()?;
     grpc_json::proto_to_json(descriptor, &proto).ok()
+}
+
+/// Whether a decoded JSON message holds a number the generated code
+/// refuses: the cheap look first, the whole scan only where it finds one.
+fn needs_rewrite(json: &[u8]) -> bool {
+    may_hold_fraction_or_exponent(json) && has_fraction_or_exponent(json.iter().copied())
 }
 
 /// A cheap first look at a message as it came (a body, or a GET's
