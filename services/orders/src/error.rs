@@ -33,7 +33,7 @@ pub enum OrdersError {
 
     /// Too many calls to the {service} service in flight here: this
     /// service's own overload (the {service} service may be fine).
-    #[error("busy: too many calls to the {service} service in flight here; try again shortly")]
+    #[error("{}", shop_kit::client::shed_message(service))]
     Busy { service: &'static str },
 
     /// A service this one depends on did not answer.

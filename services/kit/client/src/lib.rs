@@ -77,7 +77,7 @@ pub use shop_kit_wire::Deadline;
 use status::{BoxError, Response};
 pub use status::{is_infrastructure_failure, lacked_credentials, was_not_sent, was_shed};
 pub use target::{BadTarget, PeerTarget};
-pub use translate::translate;
+pub use translate::{shed_message, translate};
 
 /// How often a peer's names are looked up again.
 const RESOLVE_EVERY: Duration = Duration::from_secs(5);

@@ -4,6 +4,12 @@ use tonic::{Code, Status};
 
 use super::{is_infrastructure_failure, was_shed};
 
+/// What a caller hears of a call this service's own bulkhead shed: this
+/// service is busy (the downstream may be fine).
+pub fn shed_message(downstream: &str) -> String {
+    format!("busy: too many calls to the {downstream} service in flight here; try again shortly")
+}
+
 /// A downstream's error as this service's caller should see it:
 /// `business` decides for the codes it knows (e.g. the downstream's
 /// not_found of a product the caller named is the caller's
@@ -20,9 +26,7 @@ pub fn translate(
     business: impl Fn(Code) -> Option<Code>,
 ) -> Status {
     if was_shed(status) {
-        return Status::resource_exhausted(format!(
-            "busy: too many calls to the {downstream} service in flight here; try again shortly"
-        ));
+        return Status::resource_exhausted(shed_message(downstream));
     }
     if let Some(code) = business(status.code()) {
         return Status::new(code, status.message());
