@@ -15,7 +15,8 @@ use shop_kit::{
         traces::{self, OtlpProtocol, TraceConfig, TraceTrust},
     },
     rpc::config::{
-        DEFAULT_DRAIN_MS, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_STREAMS,
+        DEFAULT_DRAIN_MS, DEFAULT_MAX_CALLS_IN_FLIGHT, DEFAULT_MAX_CONNECTIONS,
+        DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_STREAMS,
     },
     tls::{ClientTlsConfig, ServerTlsConfig},
 };
@@ -132,6 +133,13 @@ pub struct HttpArgs {
     /// metrics (default: `/metrics` on every service's port).
     #[arg(long, global = true, env = "SHOP_METRICS_PORT")]
     pub metrics_port: Option<u16>,
+
+    /// The most calls a service works on at once: its adaptive limit stays
+    /// at or under this; calls beyond the limit queue briefly or are
+    /// refused at once with resource_exhausted (docs/overload.md). 0 turns
+    /// admission control off.
+    #[arg(long, global = true, env = "SHOP_MAX_CALLS_IN_FLIGHT", default_value_t = DEFAULT_MAX_CALLS_IN_FLIGHT)]
+    pub max_calls_in_flight: usize,
 }
 
 #[derive(Args, Debug)]
@@ -315,6 +323,7 @@ impl KitArgs {
             header_read_timeout_secs: http.header_read_timeout_secs,
             idle_timeout_secs: http.idle_timeout_secs,
             metrics_port: http.metrics_port,
+            max_calls_in_flight: http.max_calls_in_flight,
             tls: ServerTlsConfig::default(),
         }
     }

@@ -54,7 +54,7 @@ impl From<OrdersError> for ConnectError {
             ),
             // Said as busy, with when to come back: never as the peer
             // being unavailable, which would send retries to a healthy one.
-            OrdersError::Busy { .. } => {
+            OrdersError::Busy(_) => {
                 shop_kit::rpc::connect_errors::retry_later(error.to_string(), BUSY_RETRY_AFTER)
             }
             OrdersError::Unavailable { .. } => {

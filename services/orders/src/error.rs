@@ -31,10 +31,11 @@ pub enum OrdersError {
     #[error("{0}")]
     UnknownPaymentToken(String),
 
-    /// Too many calls to the {service} service in flight here: this
-    /// service's own overload (the {service} service may be fine).
-    #[error("{}", shop_kit::client::shed_message(service))]
-    Busy { service: &'static str },
+    /// No room for the call, here (too many calls to the peer in flight)
+    /// or at the peer (it refused it unprocessed): said as the kit's
+    /// `busy_message` says it, never as the peer being down.
+    #[error("{0}")]
+    Busy(String),
 
     /// A service this one depends on did not answer.
     #[error("the {service} service is unavailable, try again later")]

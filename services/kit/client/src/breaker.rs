@@ -158,6 +158,9 @@ mod tests {
         let breaker = Breaker::new(2, Duration::from_millis(50));
         for _ in 0..10 {
             breaker.record(Code::NotFound);
+            // A refusal for want of room (an overloaded replica's
+            // admission control): no sign of a broken endpoint.
+            breaker.record(Code::ResourceExhausted);
         }
         assert!(!breaker.is_open(), "not_found is the caller's problem");
         breaker.record(Code::Internal);

@@ -182,6 +182,11 @@ impl Channel {
             let (parts, body) = response.into_parts();
             // A failure with no message has its status in the headers.
             if let Some(code) = super::status::head_code(parts.status, &parts.headers) {
+                if code == Code::ResourceExhausted
+                    && super::status::refused_unprocessed(&parts.headers)
+                {
+                    call.outcome.refused_unprocessed();
+                }
                 call.finish(code);
                 return Ok(Response::from_parts(parts, body));
             }

@@ -14,7 +14,7 @@ use std::{
     net::SocketAddr,
     sync::{
         Arc,
-        atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -35,6 +35,13 @@ use super::{
     target::Scheme,
 };
 use shop_kit_tls::{ClientTls, TlsError};
+
+/// How long an endpoint that refused a call unprocessed (its admission
+/// control: overloaded) is the balancer's last choice.
+const AVOID_REFUSING: Duration = Duration::from_millis(250);
+/// The load an avoided endpoint counts beyond its calls in flight: more
+/// than any endpoint not refusing has.
+const AVOIDED_LOAD: usize = 1 << 20;
 
 /// How long a health probe may take before the endpoint counts as down.
 pub(super) const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -117,6 +124,9 @@ pub(super) struct Endpoint {
     pub(super) address: Address,
     pub(super) connect: Connect,
     in_flight: AtomicUsize,
+    /// Until when (ms after `born`; 0: not) it is avoided for refusing.
+    avoid_until: AtomicU64,
+    born: Instant,
     health: AtomicU8,
     /// Whether it has served at all (an endpoint still starting up that
     /// is down is no news; one that served and goes down is).
@@ -167,6 +177,8 @@ impl Endpoint {
             address,
             connect,
             in_flight: AtomicUsize::new(0),
+            avoid_until: AtomicU64::new(0),
+            born: Instant::now(),
             health: AtomicU8::new(Health::Probing as u8),
             served: AtomicBool::new(false),
             breaker,
@@ -195,6 +207,28 @@ impl Endpoint {
 
     pub(super) fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Its load to the balancer: its calls in flight, and far more while
+    /// it is avoided for refusing calls unprocessed (so a retry, and the
+    /// calls after, go to a sibling where there is one).
+    pub(super) fn load(&self) -> usize {
+        let in_flight = self.in_flight();
+        let until = self.avoid_until.load(Ordering::Relaxed);
+        if until == 0 {
+            return in_flight;
+        }
+        if self.born.elapsed().as_millis() as u64 >= until {
+            self.avoid_until.store(0, Ordering::Relaxed);
+            return in_flight;
+        }
+        in_flight + AVOIDED_LOAD
+    }
+
+    /// It refused a call unprocessed: avoided for a moment.
+    fn avoid(&self) {
+        let until = (self.born.elapsed() + AVOID_REFUSING).as_millis() as u64;
+        self.avoid_until.store(until.max(1), Ordering::Relaxed);
     }
 
     /// Whether a call could go to it now.
@@ -350,6 +384,14 @@ pub(super) struct Outcome {
 }
 
 impl Outcome {
+    /// The endpoint refused the call unprocessed (overloaded): it is
+    /// avoided for a moment; the call is then ended as usual.
+    pub(super) fn refused_unprocessed(&self) {
+        if let Some(endpoint) = &self.endpoint {
+            endpoint.avoid();
+        }
+    }
+
     pub(super) fn end(mut self, code: Code) {
         if let Some(endpoint) = self.endpoint.take() {
             endpoint.record(code);

@@ -1,6 +1,7 @@
 //! An endpoint as the balancer sees it: a `tower::Service` that is ready
 //! only while the endpoint serves and its breaker admits a call (so the
-//! balancer never picks it otherwise), loaded by its calls in flight.
+//! balancer never picks it otherwise), loaded by its calls in flight (and
+//! avoided for a moment after it refused one unprocessed).
 
 use std::{
     pin::Pin,
@@ -47,7 +48,7 @@ impl tower::load::Load for EndpointService {
     type Metric = usize;
 
     fn load(&self) -> usize {
-        self.endpoint.in_flight()
+        self.endpoint.load()
     }
 }
 

@@ -12,7 +12,8 @@
 //! bulkhead       LoadShed + ConcurrencyLimit: at most so many calls in flight,
 //!                the rest shed with resource_exhausted, marked not sent
 //! retry          tower::retry with a budget: unavailable or resource_exhausted
-//!                when safe to repeat, and any call that never left; backoff
+//!                when safe to repeat, and any call that never left or that
+//!                the peer refused unprocessed (overloaded); backoff
 //!                with jitter, within the deadline
 //! shared         the balancer, shared by every clone: taken in turn (a fair
 //!                lock) until an endpoint is ready, the answer awaited without it
@@ -75,9 +76,11 @@ use endpoints::{BreakerPolicy, Discovered, EndpointSet};
 pub use policy::{PeerPolicy, Retry};
 pub use shop_kit_wire::Deadline;
 use status::{BoxError, Response};
-pub use status::{is_infrastructure_failure, lacked_credentials, was_not_sent, was_shed};
+pub use status::{
+    is_infrastructure_failure, lacked_credentials, was_not_sent, was_refused_unprocessed, was_shed,
+};
 pub use target::{BadTarget, PeerTarget};
-pub use translate::{shed_message, translate};
+pub use translate::{busy_message, shed_message, translate};
 
 /// How often a peer's names are looked up again.
 const RESOLVE_EVERY: Duration = Duration::from_secs(5);

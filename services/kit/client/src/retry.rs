@@ -1,7 +1,8 @@
 //! When a call is sent again (`tower::retry`): after `unavailable`,
 //! `resource_exhausted` or a connection that broke under it when it is safe
 //! to repeat (the peer's policy, or the call's own [`Retry`]), and always
-//! when it never left (no connection could be made); at most `max_attempts` in all, with exponential backoff
+//! when it never left (no connection could be made) or the peer refused it
+//! unprocessed (its admission control: too many calls at work); at most `max_attempts` in all, with exponential backoff
 //! and jitter, never past the call's deadline, and only while the peer's
 //! retry budget (a share of its calls, `tower::retry::budget`) allows, so a
 //! peer in trouble is not sent `max_attempts` times its load. The endpoint
@@ -17,7 +18,7 @@ use tower::retry::budget::{Budget, TpsBudget};
 
 use super::{
     Backoff, Deadline, Retry,
-    status::{BoxError, Response, head_code, never_left},
+    status::{BoxError, Response, head_code, never_left, refused_unprocessed},
 };
 
 /// A peer's retry policy; one per call (its attempts counted from zero).
@@ -74,7 +75,11 @@ impl tower::retry::Policy<Request, Response, BoxError> for RetryPolicy {
                     Some(code) => (code, self.safe(request)),
                     None => return None,
                 };
-                safe && matches!(code, Code::Unavailable | Code::ResourceExhausted)
+                // Refused at the peer's door: it did nothing, so sending
+                // it again is safe whatever the method.
+                let unprocessed =
+                    code == Code::ResourceExhausted && refused_unprocessed(response.headers());
+                unprocessed || (safe && matches!(code, Code::Unavailable | Code::ResourceExhausted))
             }
             // Never left: sent again whatever the call. The connection
             // broke under it (a replica killed): the call may have run, as

@@ -3,7 +3,7 @@
 //! stack makes itself: a gRPC status as a trailers-only response, which
 //! every tonic client reads as that status, metadata included.
 
-use shop_kit_wire::GRPC_STATUS;
+use shop_kit_wire::{GRPC_STATUS, NOT_PROCESSED};
 use tonic::{Code, Status};
 
 /// Marks the answer to a call that was never sent.
@@ -54,6 +54,20 @@ pub fn was_not_sent(status: &Status) -> bool {
 /// being unavailable.
 pub fn was_shed(status: &Status) -> bool {
     status.code() == Code::ResourceExhausted && was_not_sent(status)
+}
+
+/// Whether the downstream refused the call without working on it: its
+/// admission control had more calls than it takes (see the kit's
+/// `admission`). Sent again elsewhere whatever the method; when every
+/// attempt met one, the downstream is overloaded, not down.
+pub fn was_refused_unprocessed(status: &Status) -> bool {
+    status.code() == Code::ResourceExhausted
+        && status.metadata().contains_key(NOT_PROCESSED.as_str())
+}
+
+/// Whether an answer's head is such a refusal.
+pub(super) fn refused_unprocessed(headers: &http::HeaderMap) -> bool {
+    headers.contains_key(NOT_PROCESSED)
 }
 
 /// A call not sent because its credentials could not be had: `why`'s code

@@ -77,6 +77,25 @@ async fn busy(State(state): State<ReplicaState>) -> impl axum::response::IntoRes
     ([("grpc-status", "8"), ("grpc-message", "busy")], "")
 }
 
+/// While `failing`, refused as a server's admission control refuses a
+/// call it did no work on (overloaded); else the name.
+async fn overloaded(State(state): State<ReplicaState>) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    state.hits.fetch_add(1, Ordering::SeqCst);
+    if state.failing.load(Ordering::SeqCst) {
+        return (
+            [
+                ("grpc-status", "8"),
+                ("grpc-message", "overloaded"),
+                ("x-shop-not-processed", "overloaded"),
+            ],
+            "",
+        )
+            .into_response();
+    }
+    state.name.into_response()
+}
+
 /// Answers once the test lets it.
 async fn hold(State(state): State<ReplicaState>) -> &'static str {
     state.hits.fetch_add(1, Ordering::SeqCst);
@@ -124,6 +143,7 @@ impl Replica {
                     .route("/flaky", get(flaky))
                     .route("/busy", get(busy))
                     .route("/hold", get(hold))
+                    .route("/overloaded", get(overloaded))
                     .with_state(state);
                 let router = RpcServer::new(http.clone(), Readiness::always())
                     .http_routes(routes)
@@ -508,6 +528,37 @@ async fn only_calls_safe_to_repeat_are_retried() {
         Code::ResourceExhausted
     );
     assert_eq!(busy.hits(), 3, "max_attempts in all");
+}
+
+#[tokio::test]
+async fn a_call_refused_unprocessed_goes_to_a_sibling_whatever_the_method_and_opens_no_breaker() {
+    let (a, b, downstream) = pair(Duration::ZERO).await;
+    every_endpoint(&downstream, "serving").await;
+    a.failing.store(true, Ordering::SeqCst);
+    for _ in 0..20 {
+        // Not safe to repeat, yet sent again: the refusal says it never ran.
+        let answer = ask(&downstream, Retry::Never, "/overloaded").await;
+        assert_eq!(answer.expect("a sibling answered"), "b");
+    }
+    assert!(a.hits() <= 2, "avoided after refusing: {} calls", a.hits());
+    assert_eq!(b.hits(), 20);
+    // (Nor does its breaker count it: see breaker's tests.)
+    assert_eq!(health_of(&downstream, a.addr), "serving", "never ejected");
+
+    // With nowhere else to go, every attempt refused: said as the
+    // downstream being busy, never down.
+    b.failing.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let refused = ask(&downstream, Retry::Never, "/overloaded")
+        .await
+        .expect_err("refused");
+    assert!(was_refused_unprocessed(&refused), "{refused:?}");
+    let said = translate("catalog", &refused, |_| None);
+    assert_eq!(said.code(), Code::ResourceExhausted, "{said:?}");
+    assert_eq!(
+        said.message(),
+        "busy: the catalog service is overloaded; try again shortly"
+    );
 }
 
 #[tokio::test]

@@ -30,6 +30,9 @@ pub struct Method {
     /// Served by the server's own routes (not bridged, like health and
     /// reflection): dispatched straight to its protocol's stack.
     pub direct: bool,
+    /// Its place in the server's table, `0..Methods::len()` (for state
+    /// kept per method).
+    pub index: usize,
 }
 
 /// A request the classifier found on a REST route: the route and what its
@@ -111,6 +114,7 @@ impl Methods {
                     streaming: method.is_client_streaming() || method.is_server_streaming(),
                     descriptor: Some(method.clone()),
                     direct,
+                    index: by_path.len(),
                 }));
                 by_path.insert(path, entry);
             }
@@ -125,10 +129,16 @@ impl Methods {
                 streaming: false,
                 descriptor: None,
                 direct: false,
+                index: by_path.len(),
             }));
             by_path.insert(path, entry);
         }
         Box::leak(Box::new(Self { by_path, rest }))
+    }
+
+    /// How many methods there are.
+    pub fn len(&self) -> usize {
+        self.by_path.len()
     }
 
     /// Classifies `request` and records it in its extensions: a map

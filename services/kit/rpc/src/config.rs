@@ -50,6 +50,12 @@ pub struct HttpConfig {
     /// under mutual TLS, and a route to a service never exposes its
     /// metrics (default: `/metrics` on every service's port).
     pub metrics_port: Option<u16>,
+
+    /// The most calls a service works on at once: its adaptive limit stays
+    /// at or under this; calls beyond the limit queue briefly or are
+    /// refused at once with resource_exhausted (docs/overload.md). 0 turns
+    /// admission control off.
+    pub max_calls_in_flight: usize,
     pub tls: shop_kit_tls::ServerTlsConfig,
 }
 
@@ -58,6 +64,8 @@ pub const DEFAULT_DRAIN_MS: u64 = 1000;
 
 /// Connections per listener, by default.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 2048;
+/// Calls a service works on at once at most, by default.
+pub const DEFAULT_MAX_CALLS_IN_FLIGHT: usize = 1024;
 /// HTTP/2 streams per connection, by default.
 pub const DEFAULT_MAX_STREAMS: u32 = 256;
 
@@ -96,6 +104,12 @@ impl HttpConfig {
         Duration::from_secs(self.header_read_timeout_secs.max(1))
     }
 
+    /// The admission limit's bounds (`None`: admission control off).
+    pub fn admission(&self) -> Option<crate::admission::LimitConfig> {
+        (self.max_calls_in_flight > 0)
+            .then(|| crate::admission::LimitConfig::up_to(self.max_calls_in_flight))
+    }
+
     pub fn idle_timeout(&self) -> Duration {
         Duration::from_secs(self.idle_timeout_secs.max(1))
     }
@@ -113,6 +127,7 @@ impl Default for HttpConfig {
             header_read_timeout_secs: 10,
             idle_timeout_secs: 60,
             metrics_port: None,
+            max_calls_in_flight: DEFAULT_MAX_CALLS_IN_FLIGHT,
             tls: shop_kit_tls::ServerTlsConfig::default(),
         }
     }

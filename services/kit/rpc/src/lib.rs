@@ -4,6 +4,7 @@
 //! assembles it; [`serve`] runs it on a listener with the bounds a server
 //! facing strangers needs. Everything else here is its machinery.
 
+pub mod admission;
 mod classify;
 pub mod config;
 mod connect_bridge;

@@ -245,7 +245,7 @@ impl RpcCall {
     /// Counts and times the call; logs it at warn when the server failed,
     /// at info when the caller's request failed or a unary call was slow, and
     /// at debug otherwise (`--log-rpcs` shows those), as it does a call the
-    /// caller cancelled (a health watch that ends, a client gone).
+    /// caller cancelled or one refused for want of room.
     fn finish(self, code: &'static str, sent: u64) {
         let elapsed = self.started.elapsed();
         let (duration, request_size, response_size) = series(Series {
@@ -263,7 +263,11 @@ impl RpcCall {
             "internal" | "unknown" | "data_loss" | "unavailable" => {
                 rpc_line!(Level::WARN, self, code, elapsed);
             }
-            "canceled" => rpc_line!(Level::DEBUG, self, code, elapsed),
+            // A call the caller cancelled (a health watch that ends, a
+            // client gone), or refused for want of room: under overload
+            // thousands a second, counted in metrics, and said at most
+            // every 10 s by the layer that refused them.
+            "canceled" | "resource_exhausted" => rpc_line!(Level::DEBUG, self, code, elapsed),
             // A stream lasts as long as it is watched: never slow.
             "ok" if self.streaming || elapsed < SLOW_CALL => {
                 rpc_line!(Level::DEBUG, self, code, elapsed);

@@ -29,6 +29,7 @@ use tower::{Layer, Service, ServiceBuilder, util::MapRequestLayer};
 use tower_http::request_id::PropagateRequestIdLayer;
 
 use super::{
+    admission::AdmissionLayer,
     classify::Methods,
     config::HttpConfig,
     connect_bridge::ConnectBridge,
@@ -219,6 +220,13 @@ impl RpcServer {
             ],
             rest,
         );
+        let admission = AdmissionLayer::new(
+            self.service_names
+                .first()
+                .map_or("unnamed", |name| leak_name(name)),
+            self.http.admission(),
+            methods.len(),
+        );
         // gRPC of proto, as tonic takes it; the other codecs and gRPC-Web
         // are translated to it first.
         let grpc_proto = ServiceBuilder::new()
@@ -284,6 +292,8 @@ impl RpcServer {
             ))
             .layer(ObserveLayer)
             .layer(SingleMessageLayer::new(self.http.max_request_bytes))
+            // After the request is read whole: a slow sender holds no place.
+            .layer(admission)
             .service(Dispatch::new(
                 grpc_proto,
                 grpc,
@@ -339,6 +349,11 @@ impl RpcServer {
         }
         builder
     }
+}
+
+/// A service name for the process's life (one per server assembled).
+fn leak_name(name: &str) -> &'static str {
+    Box::leak(name.to_owned().into_boxed_str())
 }
 
 /// `/metrics` alone, for a listener of its own (`--metrics-port`): plain

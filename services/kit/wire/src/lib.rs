@@ -14,6 +14,11 @@ pub const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
 pub const GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
 pub const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
 
+/// Marks a server's refusal of a call it did no work on (admission
+/// control: too many calls at work): a client may send such a call again,
+/// elsewhere, whatever the method, as if it had never left.
+pub const NOT_PROCESSED: HeaderName = HeaderName::from_static("x-shop-not-processed");
+
 /// The Connect name of a gRPC numeric status (`ok`, `not_found`, ...);
 /// a number no code has is `unknown`.
 pub fn code_name(number: i32) -> &'static str {

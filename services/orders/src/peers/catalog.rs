@@ -53,8 +53,8 @@ impl Catalog {
             Err(status) if status.code() == Code::NotFound => {
                 return Err(OrdersError::UnknownProduct(status.message().to_owned()));
             }
-            Err(status) if shop_kit::client::was_shed(&status) => {
-                return Err(OrdersError::Busy { service: PEER });
+            Err(status) if let Some(busy) = shop_kit::client::busy_message(PEER, &status) => {
+                return Err(OrdersError::Busy(busy));
             }
             Err(status) if deadline.is_some_and(|deadline| Instant::now() >= deadline) => {
                 tracing::debug!(code = ?status.code(), "the caller's deadline passed asking the catalog");

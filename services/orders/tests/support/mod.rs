@@ -138,6 +138,8 @@ pub struct Options {
     pub policy: SagaPolicy,
     /// Point orders at a catalog that does not answer.
     pub catalog_down: bool,
+    /// Orders' admission control (`--max-calls-in-flight`; 0: off).
+    pub orders_max_calls_in_flight: usize,
 }
 
 impl Default for Options {
@@ -147,6 +149,7 @@ impl Default for Options {
             nats: None,
             policy: fast_policy(),
             catalog_down: false,
+            orders_max_calls_in_flight: HttpConfig::default().max_calls_in_flight,
         }
     }
 }
@@ -421,9 +424,13 @@ impl Shop {
                 rules: shop_proto::identity::token_rules(),
             },
         };
+        let http = HttpConfig {
+            max_calls_in_flight: self.options.orders_max_calls_in_flight,
+            ..http()
+        };
         let started = runtime.spawn(async move {
             Launch::new(orders)
-                .http(http())
+                .http(http)
                 .start()
                 .await
                 .expect("orders")

@@ -1,0 +1,208 @@
+//! Admission control: each server works on as many calls at once as its
+//! adaptive limit allows (see [`limit`]), queues a few more for a short
+//! while, and refuses the rest at once (see [`gate`]), on every protocol
+//! alike: `resource_exhausted` with a `google.rpc.RetryInfo`, `Retry-After`,
+//! and [`NOT_PROCESSED`] (the kit's clients send such a call again, to
+//! another replica where there is one, whatever the method: it was never
+//! worked on).
+//!
+//! Only the calls of the server's own methods pass the gate, REST ones
+//! included; health checks, readiness, metrics and reflection never wait
+//! and are never refused. A call's latency is counted from its admission
+//! to its answer (a streaming call's: to its first response head), its
+//! request already read whole (a slow sender holds no place).
+
+mod gate;
+mod limit;
+
+use std::{
+    convert::Infallible,
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll},
+    time::{Duration, Instant},
+};
+
+use axum::{body::Body, response::Response};
+use futures::future::BoxFuture;
+use http::{HeaderMap, HeaderValue, Request};
+use tower::{Layer, Service, ServiceExt};
+
+use super::{
+    classify::Call,
+    connect_errors::{error_response, retry_later},
+};
+use gate::{Entry, Gate, Load, Pass, Refused};
+pub use limit::LimitConfig;
+use shop_kit_wire::NOT_PROCESSED;
+
+/// When a refused caller is told to come back.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+/// At most one overload warning per server this often.
+const WARN_EVERY: Duration = Duration::from_secs(10);
+
+/// The gate of one server, for [`super::RpcServer`] to put in front of
+/// its methods; `None` (a limit of 0) lets every call in.
+#[derive(Clone)]
+pub struct AdmissionLayer {
+    gate: Option<Gate>,
+    service: &'static str,
+    last_warning: std::sync::Arc<std::sync::Mutex<Option<Instant>>>,
+}
+
+impl AdmissionLayer {
+    /// The gate of a server named `service` (for metrics and messages)
+    /// with `methods` methods, its limit as `config` says (`None`: off).
+    pub fn new(service: &'static str, config: Option<LimitConfig>, methods: usize) -> Self {
+        Self {
+            gate: config.map(|config| Gate::new(config, methods, service)),
+            service,
+            last_warning: Default::default(),
+        }
+    }
+
+    fn refuse(&self, headers: &HeaderMap, why: Refused, load: Load) -> Response {
+        self.warn_now_and_then(why, load);
+        let error = retry_later(
+            format!(
+                "overloaded: {} calls at work and {} queued, as many as this server takes; try again shortly",
+                load.in_flight, load.queued
+            ),
+            RETRY_AFTER,
+        );
+        let mut response = error_response(headers, error);
+        let headers = response.headers_mut();
+        headers.insert(NOT_PROCESSED, HeaderValue::from_static("overloaded"));
+        // On gRPC the error's own metadata is not sent: said for every
+        // protocol here.
+        headers.insert(
+            http::header::RETRY_AFTER,
+            HeaderValue::from(RETRY_AFTER.as_secs()),
+        );
+        response
+    }
+
+    fn warn_now_and_then(&self, why: Refused, load: Load) {
+        let now = Instant::now();
+        let mut last = self
+            .last_warning
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if last.is_some_and(|at| now.duration_since(at) < WARN_EVERY) {
+            return;
+        }
+        *last = Some(now);
+        tracing::warn!(
+            service = self.service,
+            reason = why.as_str(),
+            limit = load.limit,
+            in_flight = load.in_flight,
+            queued = load.queued,
+            "overloaded: refusing calls (at most one such line every 10 s; shop_admission_refused_total counts them)"
+        );
+    }
+}
+
+impl<S> Layer<S> for AdmissionLayer {
+    type Service = Admission<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        Admission {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Admission<S> {
+    inner: S,
+    layer: AdmissionLayer,
+}
+
+impl<S> Service<Request<Body>> for Admission<S>
+where
+    S: Service<Request<Body>, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Gated<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let (Some(gate), Some(method)) = (
+            &self.layer.gate,
+            Call::of(&request).method.filter(|method| method.direct),
+        ) else {
+            return Gated::Through {
+                future: self.inner.call(request),
+            };
+        };
+        match gate.enter(method.index) {
+            Entry::Admitted(pass) => Gated::Admitted {
+                future: self.inner.call(request),
+                pass: Some(pass),
+            },
+            Entry::Refused(why, load) => Gated::Refused {
+                response: Some(self.layer.refuse(request.headers(), why, load)),
+            },
+            Entry::Queued(ticket) => {
+                // The clone polled ready is the one that takes the call.
+                let inner = self.inner.clone();
+                let inner = std::mem::replace(&mut self.inner, inner);
+                let layer = self.layer.clone();
+                Gated::Queued {
+                    future: Box::pin(async move {
+                        match ticket.wait().await {
+                            Ok(pass) => {
+                                let answer = inner.oneshot(request).await;
+                                pass.finish();
+                                answer
+                            }
+                            Err((why, load)) => Ok(layer.refuse(request.headers(), why, load)),
+                        }
+                    }),
+                }
+            }
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A call as the gate let it through.
+    #[project = GatedProjection]
+    pub enum Gated<F> {
+        /// Not gated (health, metrics, pages, or admission off).
+        Through { #[pin] future: F },
+        Admitted { #[pin] future: F, pass: Option<Pass> },
+        Queued { future: BoxFuture<'static, Result<Response, Infallible>> },
+        Refused { response: Option<Response> },
+    }
+}
+
+impl<F> Future for Gated<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            GatedProjection::Through { future } => future.poll(cx),
+            GatedProjection::Admitted { future, pass } => {
+                let answer = std::task::ready!(future.poll(cx));
+                if let Some(pass) = pass.take() {
+                    pass.finish();
+                }
+                Poll::Ready(answer)
+            }
+            GatedProjection::Queued { future } => future.as_mut().poll(cx),
+            GatedProjection::Refused { response } => {
+                Poll::Ready(Ok(response.take().unwrap_or_default()))
+            }
+        }
+    }
+}
