@@ -2,17 +2,17 @@
 //! then a short queue, then a refusal at once.
 //!
 //! A call that finds the limit used joins the queue (first come, first
-//! served) if it would wait there no longer than the queue's allowance;
-//! otherwise it is refused at once. Its wait is expected from Little's law:
-//! with the limit's calls at work each taking the recent mean latency, a
-//! place frees every latency / limit, so the n-th in the queue waits about
-//! n times that (or, when nothing has finished or been let in for longer,
-//! n times the time since). The allowance is generous ([`LONG_WAIT`]) while the queue keeps
-//! emptying, and short ([`SHORT_WAIT`]) once it has not been empty for
-//! [`STANDING`]: CoDel's rule, a standing queue is overload, and in
-//! overload a call is better refused in microseconds than served late. A
-//! queued call still waiting at twice its allowance gives up and is
-//! refused.
+//! served) if the queue has room; otherwise it is refused at once. The
+//! queue's room adapts as CoDel's rule says (a queue no call passes
+//! quickly is overload, and in overload a call is better refused in
+//! microseconds than served late): every interval ([`STANDING`]) in which
+//! even the shortest wait of the calls let in from the queue was longer
+//! than [`TARGET_WAIT`], the room halves; every other interval it grows by
+//! an eighth (at least one), up to the limit. So in overload the queue
+//! holds about what passes within the target, and under bursts at normal
+//! load it holds a limit's worth. A server where nothing finishes or is let
+//! in closes its queue too (a call would wait at least that long), and a
+//! queued call still waiting after [`PATIENCE`] gives up and is refused.
 
 use std::{
     collections::VecDeque,
@@ -25,23 +25,24 @@ use tokio::sync::oneshot;
 
 use super::limit::{Limit, LimitConfig};
 
-/// How long a call may expect to queue while the queue keeps emptying.
-pub const LONG_WAIT: Duration = Duration::from_millis(100);
-/// How long a call may expect to queue once the queue stands.
-pub const SHORT_WAIT: Duration = Duration::from_millis(5);
-/// A queue not empty for this long is standing.
+/// The wait in the queue that, if even the shortest wait of an interval
+/// is longer, makes the queue's room halve.
+pub const TARGET_WAIT: Duration = Duration::from_millis(5);
+/// The interval over which the queue's shortest wait is watched.
 pub const STANDING: Duration = Duration::from_millis(100);
+/// How long a queued call waits at most.
+pub const PATIENCE: Duration = Duration::from_millis(100);
+/// How often a busy gate's gauges are set at most.
+const SHOW_EVERY: Duration = Duration::from_millis(10);
 /// Calls queued at most, whatever the pace (each is a small allocation).
 const MAX_QUEUED: usize = 1024;
-/// How much of a new latency the mean latency takes.
-const LATENCY_SHARE: f64 = 0.1;
 
 /// Why a call was refused (a metric label).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refused {
-    /// The queue held as much as can be served within its allowance.
+    /// The queue had no room (or nothing is finishing).
     QueueFull,
-    /// It waited in the queue for twice its allowance.
+    /// It waited in the queue for [`PATIENCE`].
     QueueTimeout,
 }
 
@@ -95,6 +96,7 @@ impl Meters {
 struct Waiter {
     id: u64,
     admit: oneshot::Sender<()>,
+    since: Instant,
 }
 
 struct State {
@@ -102,11 +104,14 @@ struct State {
     in_flight: usize,
     queue: VecDeque<Waiter>,
     next_id: u64,
-    /// When the queue was last empty.
-    emptied: Instant,
-    /// The recent mean latency of the calls at work, in seconds (0: none
-    /// finished yet).
-    latency: f64,
+    /// Calls the queue takes now (see the module's doc).
+    room: usize,
+    /// The shortest wait of a call let in from the queue this interval,
+    /// and when the interval began.
+    shortest_wait: Option<Duration>,
+    interval_start: Instant,
+    /// When the gauges were last set.
+    shown: Instant,
     /// When a call last finished or was let in.
     last_progress: Instant,
     meters: Meters,
@@ -114,12 +119,24 @@ struct State {
 
 impl State {
     /// The load now, as the metrics show it.
-    fn show(&self) -> Load {
+    fn show(&mut self, now: Instant) -> Load {
         let load = self.load();
         self.meters.limit.set(load.limit as f64);
         self.meters.in_flight.set(load.in_flight as f64);
         self.meters.queued.set(load.queued as f64);
+        self.shown = now;
         load
+    }
+
+    /// As [`Self::show`], on a busy server at most every [`SHOW_EVERY`]
+    /// (a scrape reads a recent value; an idle one reads zero).
+    fn show_now_and_then(&mut self, now: Instant) {
+        if self.in_flight == 0
+            || !self.queue.is_empty()
+            || now.duration_since(self.shown) >= SHOW_EVERY
+        {
+            self.show(now);
+        }
     }
 
     fn load(&self) -> Load {
@@ -140,11 +157,30 @@ impl State {
             if waiter.admit.send(()).is_ok() {
                 self.in_flight += 1;
                 self.limit.admitted(self.in_flight);
+                let waited = now.duration_since(waiter.since);
+                self.shortest_wait = Some(self.shortest_wait.map_or(waited, |w| w.min(waited)));
             }
         }
-        if self.queue.is_empty() {
-            self.emptied = now;
+        self.watch_standing(now);
+    }
+
+    /// At the end of each interval: the queue's room halves if even its
+    /// shortest wait was long, else grows.
+    fn watch_standing(&mut self, now: Instant) {
+        if now.duration_since(self.interval_start) < STANDING {
+            return;
         }
+        let most = self.limit.current().clamp(1, MAX_QUEUED);
+        self.room = if self
+            .shortest_wait
+            .take()
+            .is_some_and(|shortest| shortest >= TARGET_WAIT)
+        {
+            (self.room / 2).max(1)
+        } else {
+            (self.room + (self.room / 8).max(1)).min(most)
+        };
+        self.interval_start = now;
     }
 }
 
@@ -172,13 +208,15 @@ impl Gate {
                 in_flight: 0,
                 queue: VecDeque::new(),
                 next_id: 0,
-                emptied: now,
-                latency: 0.0,
+                room: config.initial,
+                shortest_wait: None,
+                interval_start: now,
                 last_progress: now,
+                shown: now,
                 meters: Meters::new(service),
             })),
         };
-        gate.lock().show();
+        gate.lock().show(now);
         gate
     }
 
@@ -203,54 +241,45 @@ impl Gate {
             state.in_flight += 1;
             let in_flight = state.in_flight;
             state.limit.admitted(in_flight);
-            state.emptied = now;
             state.last_progress = now;
-            state.show();
-            return Entry::Admitted(Pass::new(self.clone(), method));
+            state.show_now_and_then(now);
+            return Entry::Admitted(Pass::new(self.clone(), method, in_flight, now));
         }
-        let allowance = if now.duration_since(state.emptied) >= STANDING {
-            SHORT_WAIT
-        } else {
-            LONG_WAIT
-        };
-        let every = state.latency / state.limit.current().max(1) as f64;
-        let stalled = now.duration_since(state.last_progress).as_secs_f64();
-        let expected = every.max(stalled) * (state.queue.len() + 1) as f64;
-        if state.queue.len() >= MAX_QUEUED || expected > allowance.as_secs_f64() {
+        state.watch_standing(now);
+        let stalled = now.duration_since(state.last_progress);
+        let queued = state.queue.len();
+        if queued >= state.room || stalled * (queued as u32 + 1) > PATIENCE {
             state.meters.refused(Refused::QueueFull);
-            return Entry::Refused(Refused::QueueFull, state.show());
+            return Entry::Refused(Refused::QueueFull, state.show(now));
         }
         let (admit, admitted) = oneshot::channel();
         let id = state.next_id;
         state.next_id += 1;
-        state.queue.push_back(Waiter { id, admit });
-        state.show();
+        state.queue.push_back(Waiter {
+            id,
+            admit,
+            since: now,
+        });
+        state.show(now);
         Entry::Queued(Ticket {
             gate: self.clone(),
             id,
             method,
             admitted,
-            patience: allowance * 2,
             settled: false,
         })
     }
 
-    fn leave(&self, sample: Option<(usize, Duration)>) {
+    fn leave(&self, sample: Option<(usize, usize, Duration)>) {
         let now = Instant::now();
         let mut state = self.lock();
         state.in_flight = state.in_flight.saturating_sub(1);
-        if let Some((method, latency)) = sample {
-            let seconds = latency.as_secs_f64();
-            state.latency = if state.latency == 0.0 {
-                seconds
-            } else {
-                state.latency + (seconds - state.latency) * LATENCY_SHARE
-            };
-            state.limit.finished(method, latency, now);
+        if let Some((method, in_flight_then, latency)) = sample {
+            state.limit.finished(method, in_flight_then, latency, now);
         }
         state.last_progress = now;
         state.admit_queued(now);
-        state.show();
+        state.show_now_and_then(now);
     }
 
     /// Takes a queued call out: `true` if it was still waiting (else it
@@ -260,10 +289,7 @@ impl Gate {
         let before = state.queue.len();
         state.queue.retain(|waiter| waiter.id != id);
         let withdrawn = state.queue.len() < before;
-        if state.queue.is_empty() {
-            state.emptied = Instant::now();
-        }
-        state.show();
+        state.show(Instant::now());
         withdrawn
     }
 
@@ -281,19 +307,24 @@ pub struct Ticket {
     id: u64,
     method: usize,
     admitted: oneshot::Receiver<()>,
-    patience: Duration,
     /// Admitted or refused: nothing left to give back.
     settled: bool,
 }
 
 impl Ticket {
-    /// Waits for a place, at most twice the allowance it queued under.
+    /// Waits for a place, at most [`PATIENCE`].
     pub async fn wait(mut self) -> Result<Pass, (Refused, Load)> {
-        let admitted = tokio::time::timeout(self.patience, &mut self.admitted).await;
+        let admitted = tokio::time::timeout(PATIENCE, &mut self.admitted).await;
         self.settled = true;
         // Admitted, or admitted between the timeout and the withdrawal.
         if matches!(admitted, Ok(Ok(()))) || !self.gate.withdraw(self.id) {
-            return Ok(Pass::new(self.gate.clone(), self.method));
+            // Let in from the queue: the limit was in use.
+            return Ok(Pass::new(
+                self.gate.clone(),
+                self.method,
+                usize::MAX,
+                Instant::now(),
+            ));
         }
         Err((Refused::QueueTimeout, self.gate.timed_out()))
     }
@@ -314,22 +345,29 @@ impl Drop for Ticket {
 pub struct Pass {
     gate: Option<Gate>,
     method: usize,
+    /// Calls at work when it was let in (itself included).
+    in_flight: usize,
     started: Instant,
 }
 
 impl Pass {
-    fn new(gate: Gate, method: usize) -> Self {
+    fn new(gate: Gate, method: usize, in_flight: usize, started: Instant) -> Self {
         Self {
             gate: Some(gate),
             method,
-            started: Instant::now(),
+            in_flight,
+            started,
         }
     }
 
-    /// The call answered.
-    pub fn finish(mut self) {
+    /// The call answered; `usual` if as a call that did its work answers
+    /// (else its latency, a refusal's or a failure's, teaches nothing).
+    pub fn finish(mut self, usual: bool) {
+        if !usual {
+            return;
+        }
         if let Some(gate) = self.gate.take() {
-            gate.leave(Some((self.method, self.started.elapsed())));
+            gate.leave(Some((self.method, self.in_flight, self.started.elapsed())));
         }
     }
 }
@@ -385,7 +423,7 @@ mod tests {
                 queued: 2
             }
         );
-        first.finish();
+        first.finish(true);
         let third = third
             .wait()
             .await
@@ -412,9 +450,9 @@ mod tests {
         let gate = gate(1);
         let _held = admitted(gate.enter(0));
         let waiting = queued(gate.enter(0));
-        // Nothing finishes or is let in for longer than the allowance a
+        // Nothing finishes or is let in for longer than the patience a
         // second queued call would wait: refused at once.
-        tokio::time::sleep(LONG_WAIT * 6 / 10).await;
+        tokio::time::sleep(PATIENCE * 6 / 10).await;
         let started = Instant::now();
         assert!(matches!(
             gate.enter(0),
@@ -435,7 +473,7 @@ mod tests {
         assert_eq!(gate.load().queued, 0);
         // Handed a place, then gone before it took it: the place is free.
         let late = queued(gate.enter(0));
-        held.finish();
+        held.finish(true);
         assert_eq!(gate.load().in_flight, 1);
         drop(late);
         assert_eq!(

@@ -159,7 +159,7 @@ where
                         match ticket.wait().await {
                             Ok(pass) => {
                                 let answer = inner.oneshot(request).await;
-                                pass.finish();
+                                pass.finish(answer.as_ref().is_ok_and(answered_ok));
                                 answer
                             }
                             Err((why, load)) => Ok(layer.refuse(request.headers(), why, load)),
@@ -169,6 +169,13 @@ where
             }
         }
     }
+}
+
+/// Whether a response is, by its head, a call that did its work: HTTP 200
+/// and no `grpc-status` there (gRPC's failures come trailers-only).
+fn answered_ok(response: &Response) -> bool {
+    response.status() == http::StatusCode::OK
+        && !response.headers().contains_key(shop_kit_wire::GRPC_STATUS)
 }
 
 pin_project_lite::pin_project! {
@@ -195,7 +202,7 @@ where
             GatedProjection::Admitted { future, pass } => {
                 let answer = std::task::ready!(future.poll(cx));
                 if let Some(pass) = pass.take() {
-                    pass.finish();
+                    pass.finish(answer.as_ref().is_ok_and(answered_ok));
                 }
                 Poll::Ready(answer)
             }
