@@ -105,6 +105,11 @@ chaos *ARGS:
     cargo build --release -p shop -p shop-bench
     "${CARGO_TARGET_DIR:-target}/release/shop-chaos" {{ARGS}}
 
+# Overload: the embedded shop offered 1x, 2x and 4x the peak of CreateOrder, GetProduct and the web home at a fixed rate (open loop); a table per scenario against the targets of docs/overload.md, then the invariants (`just overload --help`)
+overload *ARGS:
+    cargo build --release -p shop -p shop-bench
+    "${CARGO_TARGET_DIR:-target}/release/shop-overload" {{ARGS}}
+
 # Replicas on one PostgreSQL and one NATS: two of catalog, orders and payments; a rolling restart, then a kill of each, while customers order; then nothing failed or lost (`just replicas --help`)
 replicas *ARGS:
     tests/replicas/run.sh {{ARGS}}
@@ -125,8 +130,8 @@ prometheus-rule:
 fuzz SECONDS="60" *TARGETS:
     services/kit/fuzz/run.sh {{SECONDS}} {{TARGETS}}
 
-# What CI runs: tests (SQLite, PostgreSQL, NATS, the web app's), lint, buf breaking, the OpenAPI document's freshness, interop, schemathesis, e2e, conformance, the trace tests against Jaeger, the alert rules' tests, bench smoke, 30 s of chaos, replicas restarted and killed, the Kubernetes manifests, the image, 5 s of fuzzing a target
-ci: test test-postgres test-nats web-test lint breaking openapi-check interop schemathesis e2e conformance trace-test observe-rules bench-smoke (chaos "--duration" "30") (replicas "--warm-up-secs" "5" "--between-secs" "1" "--customers" "6") kubernetes image (fuzz "5")
+# What CI runs: tests (SQLite, PostgreSQL, NATS, the web app's), lint, buf breaking, the OpenAPI document's freshness, interop, schemathesis, e2e, conformance, the trace tests against Jaeger, the alert rules' tests, bench smoke, 30 s of chaos, a second of each overload level, replicas restarted and killed, the Kubernetes manifests, the image, 5 s of fuzzing a target
+ci: test test-postgres test-nats web-test lint breaking openapi-check interop schemathesis e2e conformance trace-test observe-rules bench-smoke (chaos "--duration" "30") (overload "--seconds" "1" "--levels" "1,2") (replicas "--warm-up-secs" "5" "--between-secs" "1" "--customers" "6") kubernetes image (fuzz "5")
 
 # Install the npm tools the recipes use (buf, connect-node, protoc-gen-es)
 tools:

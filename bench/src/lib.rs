@@ -1,8 +1,8 @@
 //! The harness behind `just bench`, `just chaos` and `just replicas`:
 //! servers under test, the load (h2load), the launched shop (a process per
 //! service, on SQLite or PostgreSQL; or replicas), the reports. The
-//! binaries: `shop-bench` (src/main.rs), `shop-chaos` and `shop-replicas`
-//! (src/bin/).
+//! binaries: `shop-bench` (src/main.rs), `shop-chaos`, `shop-overload` and
+//! `shop-replicas` (src/bin/).
 
 pub mod app_suite;
 pub mod caller;
@@ -11,6 +11,7 @@ pub mod cpus;
 mod echo;
 mod h2load;
 pub mod machine;
+pub mod overload;
 mod pb;
 mod preflight;
 pub mod profile;

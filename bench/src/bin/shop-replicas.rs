@@ -66,6 +66,11 @@ struct Cli {
     #[arg(long, default_value_t = 1000)]
     drain_ms: u64,
 
+    /// Calls the customers must have made in each phase for the run to
+    /// count (default: ten per customer).
+    #[arg(long)]
+    min_calls_per_phase: Option<u64>,
+
     /// The shop launcher (default: `shop` next to this binary).
     #[arg(long)]
     shop_bin: Option<PathBuf>,
@@ -97,6 +102,9 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         stock: cli.stock,
         order_deadline: Duration::from_secs(cli.order_deadline_secs.max(1)),
         drain: Duration::from_millis(cli.drain_ms),
+        min_calls_per_phase: cli
+            .min_calls_per_phase
+            .unwrap_or(10 * cli.customers.max(1) as u64),
         scratch: cli.keep.unwrap_or_else(|| scratch.path().to_owned()),
     };
     replicas::run(&options).await

@@ -6,7 +6,11 @@
 //! exits, starts again), then one replica of each is killed (SIGKILL) and
 //! started again. What must hold:
 //!
-//! - no customer call fails during the rolling restart;
+//! - no customer call fails, in any phase (the kills included), and each
+//!   phase has at least `--min-calls-per-phase` of them;
+//! - no attempt fails during the rolling restart, not even one a retry
+//!   then answered (every call between the services and from the
+//!   customers' client counted, see `attempts`);
 //! - no order is cancelled for want of a peer (timed out, stock lost);
 //! - the invariants of `just chaos`: every order final, one per key, stock
 //!   and charges conserved, every event published, the history agreeing;
@@ -15,6 +19,7 @@
 //!
 //! Prints the figures, and how the calls were spread over the replicas.
 
+mod attempts;
 mod topology;
 
 use std::{
@@ -57,6 +62,8 @@ pub struct Options {
     pub order_deadline: Duration,
     /// How long a replica drains after SIGTERM (SHOP_DRAIN_MS).
     pub drain: Duration,
+    /// Customer calls each phase must have.
+    pub min_calls_per_phase: u64,
     /// Where the services keep their logs (and NATS its store).
     pub scratch: PathBuf,
 }
@@ -71,8 +78,22 @@ const BALANCED_BY: [(&str, &str); 3] = [
 ];
 const PHASES: [&str; 4] = ["warm-up", "rolling restart", "kills", "after"];
 
+/// How many replicas of each service run, with `n` of the replicated ones.
+fn counts_of(n: usize) -> Vec<(&'static str, usize)> {
+    vec![
+        ("users", 1),
+        ("catalog", n),
+        ("payments", n),
+        ("orders", n),
+        ("gateway", 1),
+    ]
+}
+
 /// Runs it; `Ok(false)` when something that must hold did not.
 pub async fn run(options: &Options) -> anyhow::Result<bool> {
+    // Before any client takes a metric handle: the customers' own failed
+    // attempts are read from it.
+    let own_metrics = shop_kit::observe::metrics::Metrics::install();
     let databases = Databases::Postgres(options.postgres_url.clone());
     databases.recreate().await?;
     let logs = options.scratch.join("logs");
@@ -80,13 +101,7 @@ pub async fn run(options: &Options) -> anyhow::Result<bool> {
     let nats = Nats::start(&options.nats_server, &options.scratch.join("nats"), &logs).await?;
     let deadlocks_before = deadlocks(&options.postgres_url).await?;
     let n = options.replicas.max(1);
-    let counts = Counts(vec![
-        ("users", 1),
-        ("catalog", n),
-        ("payments", n),
-        ("orders", n),
-        ("gateway", 1),
-    ]);
+    let counts = Counts(counts_of(n));
     eprintln!(
         "replicas: seed {}, {} customers, {n} replicas of {} on 127.0.0.2-{}, PostgreSQL, \
          {}; logs in {}",
@@ -116,6 +131,13 @@ pub async fn run(options: &Options) -> anyhow::Result<bool> {
     .context("starting the replicas")?;
 
     let calls = Calls::new(&PHASES);
+    let every_process = counts_of(n)
+        .into_iter()
+        .flat_map(|(service, count)| {
+            (0..count).map(move |index| (format!("{service}-{index}"), addr(service, index)))
+        })
+        .collect();
+    let attempts = attempts::Attempts::watch(every_process, own_metrics, calls.clone());
     let relayed = EventsOnTheWire::watch(&nats.url, calls.clone()).await?;
     let reach = Reach::at(
         &peer_list("users", 1).parse::<PeerTarget>()?,
@@ -175,11 +197,26 @@ pub async fn run(options: &Options) -> anyhow::Result<bool> {
     let stored = stream_messages(&nats.url).await?;
     let deadlocks = deadlocks(&options.postgres_url).await? - deadlocks_before;
 
+    let (failed_attempts, failing_pairs) = attempts.finish().await;
     let mut broken = Vec::new();
-    let restart_failures = calls.failures_in("rolling restart");
-    if restart_failures > 0 {
+    for (phase, made, failed) in calls.by_phase() {
+        if failed > 0 {
+            broken.push(format!("{failed} customer calls failed during the {phase}"));
+        }
+        if made < options.min_calls_per_phase {
+            broken.push(format!(
+                "only {made} customer calls during the {phase} (at least {} wanted)",
+                options.min_calls_per_phase
+            ));
+        }
+    }
+    let restart_attempts = failed_attempts
+        .get("rolling restart")
+        .copied()
+        .unwrap_or(0.0);
+    if restart_attempts > 0.0 {
         broken.push(format!(
-            "{restart_failures} customer calls failed during the rolling restart"
+            "{restart_attempts:.0} attempts failed during the rolling restart (retries answered them)"
         ));
     }
     let for_want_of_a_peer: usize = ["CANCEL_REASON_TIMED_OUT", "CANCEL_REASON_STOCK_LOST"]
@@ -215,6 +252,20 @@ pub async fn run(options: &Options) -> anyhow::Result<bool> {
 
     println!("{}", placed.summary());
     println!("{}", calls.summary());
+    println!(
+        "failed attempts, retried or not (by phase): {}",
+        PHASES
+            .iter()
+            .map(|phase| format!(
+                "{phase} {:.0}",
+                failed_attempts.get(phase).copied().unwrap_or(0.0)
+            ))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    for pair in &failing_pairs {
+        println!("  failed attempts {pair}");
+    }
     for example in calls.examples() {
         println!("  failed: {example}");
     }

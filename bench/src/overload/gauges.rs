@@ -1,0 +1,103 @@
+//! The admission limits as the shop's own /metrics show them while a level
+//! runs: each service's limit (lowest and highest seen) and the most calls
+//! it had at work and queued.
+
+use std::{
+    collections::BTreeMap,
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use crate::app_suite::shop::{addr, get};
+
+/// Where /metrics is read: the embedded shop is one process, every
+/// service's gate on the same page.
+const WATCHED: [&str; 1] = ["orders"];
+const EVERY: Duration = Duration::from_millis(200);
+
+/// What was seen of one service's gate.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Seen {
+    pub limit_low: f64,
+    pub limit_high: f64,
+    pub in_flight_high: f64,
+    pub queued_high: f64,
+}
+
+/// Samples every gate until stopped.
+pub struct Watch {
+    seen: Arc<Mutex<BTreeMap<String, Seen>>>,
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Every series of gauge `name` in `text`: (its service label, value).
+fn gauges<'a>(text: &'a str, name: &'a str) -> impl Iterator<Item = (String, f64)> + 'a {
+    text.lines()
+        .filter(move |line| line.starts_with(name) && line[name.len()..].starts_with('{'))
+        .filter_map(|line| {
+            let service = line.split("service=\"").nth(1)?.split('"').next()?;
+            let short = service.split('.').nth(1).unwrap_or(service).to_owned();
+            Some((short, line.rsplit(' ').next()?.parse().ok()?))
+        })
+}
+
+impl Watch {
+    pub fn start() -> Self {
+        let seen: Arc<Mutex<BTreeMap<String, Seen>>> = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let task = tokio::spawn({
+            let (seen, stop) = (seen.clone(), stop.clone());
+            async move {
+                while !stop.load(Ordering::Relaxed) {
+                    for service in WATCHED {
+                        let Ok((_, body)) = get(&format!("http://{}/metrics", addr(service))).await
+                        else {
+                            continue;
+                        };
+                        let text = String::from_utf8_lossy(&body);
+                        let mut seen = seen.lock().unwrap_or_else(PoisonError::into_inner);
+                        for (name, value) in gauges(&text, "shop_admission_limit") {
+                            let entry = seen.entry(name).or_insert(Seen {
+                                limit_low: value,
+                                ..Seen::default()
+                            });
+                            entry.limit_low = entry.limit_low.min(value);
+                            entry.limit_high = entry.limit_high.max(value);
+                        }
+                        for (name, value) in gauges(&text, "shop_admission_in_flight") {
+                            let entry = seen.entry(name).or_default();
+                            entry.in_flight_high = entry.in_flight_high.max(value);
+                        }
+                        for (name, value) in gauges(&text, "shop_admission_queued") {
+                            let entry = seen.entry(name).or_default();
+                            entry.queued_high = entry.queued_high.max(value);
+                        }
+                    }
+                    tokio::time::sleep(EVERY).await;
+                }
+            }
+        });
+        Self { seen, stop, task }
+    }
+
+    /// Stops it: what was seen, as "orders 24-40 (48 at work, 12 queued)".
+    pub async fn finish(self) -> String {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.task.await;
+        let seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        seen.iter()
+            .filter(|(_, seen)| seen.in_flight_high > 0.0)
+            .map(|(service, seen)| {
+                format!(
+                    "{service} {:.0}-{:.0} ({:.0} at work, {:.0} queued)",
+                    seen.limit_low, seen.limit_high, seen.in_flight_high, seen.queued_high
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
