@@ -3,7 +3,7 @@
 //! downstream calls it fans out to, and ListProducts over Connect GET.
 
 mod bff;
-mod orders;
+pub mod orders;
 pub mod shop;
 
 use std::{path::PathBuf, time::Duration};

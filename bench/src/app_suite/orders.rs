@@ -20,6 +20,7 @@ use super::shop;
 #[derive(Clone)]
 pub struct Customer {
     pub token: String,
+    pub user_id: String,
     orders: OrderServiceClient<Channel>,
 }
 
@@ -28,7 +29,7 @@ impl Customer {
     pub async fn sign_up(number: usize) -> anyhow::Result<Self> {
         let mut users =
             UserServiceClient::connect(format!("http://{}", shop::addr("users"))).await?;
-        let session = users
+        let signed_up = users
             .sign_up(SignUpRequest {
                 email: format!(
                     "bench-{}-{number}@example.com",
@@ -39,13 +40,14 @@ impl Customer {
             })
             .await
             .context("signing up")?
-            .into_inner()
-            .session
-            .context("no session")?;
+            .into_inner();
+        let session = signed_up.session.context("no session")?;
+        let user = signed_up.user.context("no user")?;
         let orders =
             OrderServiceClient::connect(format!("http://{}", shop::addr("orders"))).await?;
         Ok(Self {
             token: session.access_token,
+            user_id: user.id,
             orders,
         })
     }

@@ -12,13 +12,12 @@ use shop_proto::shop::{
     orders::v1::{
         CreateOrderRequest, create_order_request::Item, order_service_client::OrderServiceClient,
     },
-    users::v1::{SignUpRequest, user_service_client::UserServiceClient},
 };
 use tonic::{Request, transport::Channel};
 
 use super::load::{Call, Outcome};
 use crate::{
-    app_suite::shop::addr,
+    app_suite::{orders::Customer, shop::addr},
     chaos::customers::{PRODUCTS, PlacedOrder},
 };
 
@@ -42,34 +41,12 @@ async fn channels(service: &str) -> anyhow::Result<Vec<Channel>> {
     Ok(channels)
 }
 
-/// A signed-in customer.
-#[derive(Clone, Debug)]
-pub struct Customer {
-    pub token: String,
-    pub user_id: String,
-}
-
-/// Signs up `count` customers.
+/// Signs up `count` customers (the app suite's, each with its own
+/// connection to orders, unused here).
 pub async fn customers(count: usize) -> anyhow::Result<Vec<Customer>> {
-    let mut users = UserServiceClient::connect(format!("http://{}", addr("users"))).await?;
     let mut customers = Vec::with_capacity(count);
     for number in 0..count {
-        let signed_up = users
-            .sign_up(SignUpRequest {
-                email: format!(
-                    "overload-{}-{number}@example.com",
-                    uuid::Uuid::new_v4().simple()
-                ),
-                password: "overload-password-1".to_owned(),
-                display_name: format!("Overload customer {number}"),
-            })
-            .await
-            .context("signing up")?
-            .into_inner();
-        customers.push(Customer {
-            token: signed_up.session.context("no session")?.access_token,
-            user_id: signed_up.user.context("no user")?.id,
-        });
+        customers.push(Customer::sign_up(number).await?);
     }
     Ok(customers)
 }

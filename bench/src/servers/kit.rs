@@ -16,11 +16,17 @@ use crate::{echo, pb};
 type Ticks = Pin<Box<dyn Stream<Item = Result<pb::TicksResponse, ConnectError>> + Send>>;
 
 /// The kit's settings for the echo server: a shop service's defaults, a
-/// short shutdown grace.
+/// short shutdown grace; `SHOP_MAX_CALLS_IN_FLIGHT` as a service reads it
+/// (0: admission control off, to count what it costs).
 pub fn http() -> HttpConfig {
+    let defaults = HttpConfig::default();
     HttpConfig {
         shutdown_grace_secs: 1,
-        ..HttpConfig::default()
+        max_calls_in_flight: std::env::var("SHOP_MAX_CALLS_IN_FLIGHT")
+            .ok()
+            .and_then(|max| max.parse().ok())
+            .unwrap_or(defaults.max_calls_in_flight),
+        ..defaults
     }
 }
 

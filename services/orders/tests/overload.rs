@@ -86,9 +86,9 @@ async fn a_full_door_refuses_at_once_on_every_protocol_and_health_still_answers(
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     assert!(!shop.faults.pending("BatchGetProducts"), "{LIMIT} at work");
-    // Nothing finishing for longer than a queued call may expect to wait:
-    // the queue is closed too.
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    // Nothing finishing for longer than a queued call may wait (the kit's
+    // 500 ms): the queue is closed too.
+    tokio::time::sleep(Duration::from_millis(600)).await;
     let http = reqwest::Client::new();
 
     // Connect (JSON).

@@ -11,8 +11,9 @@
 //! an eighth (at least one), up to the limit. So in overload the queue
 //! holds about what passes within the target, and under bursts at normal
 //! load it holds a limit's worth. A server where nothing finishes or is let
-//! in closes its queue too (a call would wait at least that long), and a
-//! queued call still waiting after [`PATIENCE`] gives up and is refused.
+//! in closes its queue too (when the time since, times the place a call
+//! would take, passes [`PATIENCE`]), and a queued call still waiting after
+//! [`PATIENCE`] gives up and is refused.
 
 use std::{
     collections::VecDeque,
@@ -30,8 +31,10 @@ use super::limit::{Limit, LimitConfig};
 pub const TARGET_WAIT: Duration = Duration::from_millis(5);
 /// The interval over which the queue's shortest wait is watched.
 pub const STANDING: Duration = Duration::from_millis(100);
-/// How long a queued call waits at most.
-pub const PATIENCE: Duration = Duration::from_millis(100);
+/// How long a queued call waits at most: a safety net for a server where
+/// nothing finishes (the queue's room keeps waits near the target). A
+/// burst of twice the limit on a loaded machine is served, not refused.
+pub const PATIENCE: Duration = Duration::from_millis(500);
 /// How often a busy gate's gauges are set at most.
 const SHOW_EVERY: Duration = Duration::from_millis(10);
 /// Calls queued at most, whatever the pace (each is a small allocation).

@@ -238,6 +238,23 @@ mod tests {
         now
     }
 
+    /// A limit whose method's usual was learned from 1,000 calls with four
+    /// at work; the time after.
+    fn learned_at_four_callers() -> (Limit, Instant) {
+        let start = Instant::now();
+        let mut limit = Limit::new(config(), 1, start);
+        let now = feed(
+            &mut limit,
+            start,
+            Duration::from_secs(1),
+            1000,
+            0,
+            shared_cpu(4),
+            4,
+        );
+        (limit, now)
+    }
+
     #[test]
     fn callers_fewer_than_the_limit_are_never_cut_however_they_queue_inside() {
         let start = Instant::now();
@@ -258,17 +275,7 @@ mod tests {
 
     #[test]
     fn minutes_of_overload_keep_calls_near_their_usual_latency() {
-        let start = Instant::now();
-        let mut limit = Limit::new(config(), 1, start);
-        let now = feed(
-            &mut limit,
-            start,
-            Duration::from_secs(1),
-            1000,
-            0,
-            shared_cpu(4),
-            4,
-        );
+        let (mut limit, now) = learned_at_four_callers();
         overload(&mut limit, now, 120, shared_cpu);
         let latency = shared_cpu(limit.current());
         assert!(
@@ -285,19 +292,8 @@ mod tests {
 
     #[test]
     fn a_service_that_really_became_slower_is_relearned_at_the_floor() {
-        let start = Instant::now();
-        let mut limit = Limit::new(config(), 1, start);
-        let now = feed(
-            &mut limit,
-            start,
-            Duration::from_secs(1),
-            1000,
-            0,
-            shared_cpu(4),
-            4,
-        );
+        let (mut limit, mut now) = learned_at_four_callers();
         // Every call now takes 10 ms however few are at work.
-        let mut now = now;
         for _ in 0..300 {
             let in_flight = limit.current();
             now = feed(&mut limit, now, MS, 1, 0, 10 * MS, in_flight);
