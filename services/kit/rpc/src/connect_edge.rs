@@ -15,7 +15,10 @@ use futures::future::BoxFuture;
 use http::Request;
 use tower::{Layer, Service};
 
-use super::{connect_errors, encoding, proto_json, response_metadata::ResponseMetadata};
+use super::{
+    classify::Call, connect_errors, encoding, proto_json, protocol::Framing,
+    response_metadata::ResponseMetadata,
+};
 
 #[derive(Clone, Copy, Debug)]
 pub struct ConnectEdgeLayer {
@@ -64,10 +67,14 @@ where
             return Box::pin(std::future::ready(Ok(refusal)));
         }
         let metadata = ResponseMetadata::attach(&mut request);
+        // The answer has the request's shape: no need to read its type.
+        let streaming = Call::of(&request).framing == Framing::ConnectStream;
         let request = proto_json::canonical(request, self.max_request_bytes);
         let future = self.inner.call(request);
         Box::pin(async move {
-            let response = metadata.write(future.await?).map(Body::new);
+            let response = metadata
+                .write_connect(future.await?, streaming)
+                .map(Body::new);
             Ok(connect_errors::correct_connect_error(response).await)
         })
     }

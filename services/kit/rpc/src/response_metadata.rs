@@ -22,7 +22,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, request::Parts
 use http_body::{Body, Frame, SizeHint};
 use tower::{Layer, Service};
 
-use super::{envelope, protocol::content_type};
+use super::envelope;
 
 #[derive(Debug, Default)]
 struct Metadata {
@@ -138,17 +138,19 @@ impl ResponseMetadata {
         metadata
     }
 
-    /// Writes what the handler set into its `response`: the headers now,
-    /// the trailers where the response's protocol carries them.
-    pub(super) fn write<B>(self, mut response: Response<B>) -> Response<MetadataBody<B>> {
+    /// Writes what the handler set into a Connect `response` (the Connect
+    /// edge's): the headers now, the trailers where its shape carries them,
+    /// the request having said that shape: `streaming` (in the
+    /// end-of-stream message; a length the library declared for a client
+    /// stream's one answer no longer holds) or unary (`trailer-` headers).
+    pub(super) fn write_connect<B>(
+        self,
+        mut response: Response<B>,
+        streaming: bool,
+    ) -> Response<MetadataBody<B>> {
         let headers = response.headers_mut();
         append_all(headers, self.take_headers(), None);
-        let content_type = content_type(headers).unwrap_or_default();
-        let mode = if content_type.starts_with("application/grpc") {
-            self.grpc_mode(headers)
-        } else if content_type.starts_with("application/connect+") {
-            // The end-of-stream message grows by the trailers: a length the
-            // library declared (a client stream's one answer) no longer holds.
+        let mode = if streaming {
             headers.remove(http::header::CONTENT_LENGTH);
             Mode::ConnectEndStream(BytesMut::new())
         } else {
@@ -158,8 +160,8 @@ impl ResponseMetadata {
         self.into_response(response, mode)
     }
 
-    /// [`Self::write`] for a response known to be gRPC (tonic's, on the
-    /// gRPC side of the server), without reading its content type again.
+    /// As [`Self::write_connect`], for a gRPC response (tonic's, on the
+    /// gRPC side of the server): trailers-only or in the trailers.
     fn write_grpc<B>(self, mut response: Response<B>) -> Response<MetadataBody<B>> {
         let headers = response.headers_mut();
         append_all(headers, self.take_headers(), None);
@@ -350,7 +352,7 @@ mod tests {
             .header("content-length", declared)
             .body(http_body_util::Full::new(Bytes::from(body)))
             .expect("response");
-        let written = metadata.write(answer);
+        let written = metadata.write_connect(answer, true);
         assert!(written.headers().get("content-length").is_none());
         let sent = written
             .into_body()
@@ -469,7 +471,8 @@ mod tests {
         } else {
             // The Connect side writes it as `ConnectEdge` does.
             let metadata = ResponseMetadata::attach(&mut request);
-            metadata.write(handler.oneshot(request).await.expect("call"))
+            let streaming = content_type.starts_with("application/connect+");
+            metadata.write_connect(handler.oneshot(request).await.expect("call"), streaming)
         };
         let (parts, mut body) = response.into_parts();
         let mut frames = Vec::new();

@@ -35,8 +35,8 @@ pub const STANDING: Duration = Duration::from_millis(100);
 /// nothing finishes (the queue's room keeps waits near the target). A
 /// burst of twice the limit on a loaded machine is served, not refused.
 pub const PATIENCE: Duration = Duration::from_millis(500);
-/// How often a busy gate's gauges are set at most.
-const SHOW_EVERY: Duration = Duration::from_millis(10);
+/// How often the gauges are set (off the calls' path).
+const SHOW_EVERY: Duration = Duration::from_millis(100);
 /// Calls queued at most, whatever the pace (each is a small allocation).
 const MAX_QUEUED: usize = 1024;
 
@@ -113,33 +113,18 @@ struct State {
     /// and when the interval began.
     shortest_wait: Option<Duration>,
     interval_start: Instant,
-    /// When the gauges were last set.
-    shown: Instant,
     /// When a call last finished or was let in.
     last_progress: Instant,
     meters: Meters,
 }
 
 impl State {
-    /// The load now, as the metrics show it.
-    fn show(&mut self, now: Instant) -> Load {
+    /// Sets the gauges to the load now.
+    fn show(&self) {
         let load = self.load();
         self.meters.limit.set(load.limit as f64);
         self.meters.in_flight.set(load.in_flight as f64);
         self.meters.queued.set(load.queued as f64);
-        self.shown = now;
-        load
-    }
-
-    /// As [`Self::show`], on a busy server at most every [`SHOW_EVERY`]
-    /// (a scrape reads a recent value; an idle one reads zero).
-    fn show_now_and_then(&mut self, now: Instant) {
-        if self.in_flight == 0
-            || !self.queue.is_empty()
-            || now.duration_since(self.shown) >= SHOW_EVERY
-        {
-            self.show(now);
-        }
     }
 
     fn load(&self) -> Load {
@@ -215,11 +200,10 @@ impl Gate {
                 shortest_wait: None,
                 interval_start: now,
                 last_progress: now,
-                shown: now,
                 meters: Meters::new(service),
             })),
         };
-        gate.lock().show(now);
+        gate.lock().show();
         gate
     }
 
@@ -245,7 +229,6 @@ impl Gate {
             let in_flight = state.in_flight;
             state.limit.admitted(in_flight);
             state.last_progress = now;
-            state.show_now_and_then(now);
             return Entry::Admitted(Pass::new(self.clone(), method, in_flight, now));
         }
         state.watch_standing(now);
@@ -253,7 +236,7 @@ impl Gate {
         let queued = state.queue.len();
         if queued >= state.room || stalled * (queued as u32 + 1) > PATIENCE {
             state.meters.refused(Refused::QueueFull);
-            return Entry::Refused(Refused::QueueFull, state.show(now));
+            return Entry::Refused(Refused::QueueFull, state.load());
         }
         let (admit, admitted) = oneshot::channel();
         let id = state.next_id;
@@ -263,7 +246,6 @@ impl Gate {
             admit,
             since: now,
         });
-        state.show(now);
         Entry::Queued(Ticket {
             gate: self.clone(),
             id,
@@ -273,16 +255,38 @@ impl Gate {
         })
     }
 
-    fn leave(&self, sample: Option<(usize, usize, Duration)>) {
+    /// A call let in with `in_flight` at work (and started then) finished,
+    /// teaching the limit (`Some`), or ended otherwise (`None`).
+    fn leave(&self, sample: Option<(usize, usize, Instant)>) {
         let now = Instant::now();
         let mut state = self.lock();
         state.in_flight = state.in_flight.saturating_sub(1);
-        if let Some((method, in_flight_then, latency)) = sample {
+        if let Some((method, in_flight_then, started)) = sample {
+            let latency = now.duration_since(started);
             state.limit.finished(method, in_flight_then, latency, now);
         }
         state.last_progress = now;
         state.admit_queued(now);
-        state.show_now_and_then(now);
+    }
+
+    /// Sets the gauges every [`SHOW_EVERY`] until the gate is dropped (a
+    /// scrape reads a recent value; the calls' path sets none).
+    pub fn show_meanwhile(&self) {
+        let state = Arc::downgrade(&self.state);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(SHOW_EVERY);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            loop {
+                every.tick().await;
+                let Some(state) = state.upgrade() else {
+                    break;
+                };
+                state
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .show();
+            }
+        });
     }
 
     /// Takes a queued call out: `true` if it was still waiting (else it
@@ -291,9 +295,7 @@ impl Gate {
         let mut state = self.lock();
         let before = state.queue.len();
         state.queue.retain(|waiter| waiter.id != id);
-        let withdrawn = state.queue.len() < before;
-        state.show(Instant::now());
-        withdrawn
+        state.queue.len() < before
     }
 
     /// A queued call gave up waiting: counted, with the load it met.
@@ -370,7 +372,7 @@ impl Pass {
             return;
         }
         if let Some(gate) = self.gate.take() {
-            gate.leave(Some((self.method, self.in_flight, self.started.elapsed())));
+            gate.leave(Some((self.method, self.in_flight, self.started)));
         }
     }
 }

@@ -31,6 +31,7 @@ use tower::{Layer, Service, ServiceExt};
 use super::{
     classify::Call,
     connect_errors::{error_response, retry_later},
+    protocol::Protocol,
 };
 use gate::{Entry, Gate, Load, Pass, Refused};
 pub use limit::LimitConfig;
@@ -54,8 +55,12 @@ impl AdmissionLayer {
     /// The gate of a server named `service` (for metrics and messages)
     /// with `methods` methods, its limit as `config` says (`None`: off).
     pub fn new(service: &'static str, config: Option<LimitConfig>, methods: usize) -> Self {
+        let gate = config.map(|config| Gate::new(config, methods, service));
+        if let Some(gate) = &gate {
+            gate.show_meanwhile();
+        }
         Self {
-            gate: config.map(|config| Gate::new(config, methods, service)),
+            gate,
             service,
             last_warning: Default::default(),
         }
@@ -133,18 +138,20 @@ where
     }
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let (Some(gate), Some(method)) = (
-            &self.layer.gate,
-            Call::of(&request).method.filter(|method| method.direct),
-        ) else {
+        let call = Call::of(&request);
+        let (Some(gate), Some(method)) =
+            (&self.layer.gate, call.method.filter(|method| method.direct))
+        else {
             return Gated::Through {
                 future: self.inner.call(request),
             };
         };
+        let grpc = matches!(call.protocol, Protocol::Grpc | Protocol::GrpcWeb);
         match gate.enter(method.index) {
             Entry::Admitted(pass) => Gated::Admitted {
                 future: self.inner.call(request),
                 pass: Some(pass),
+                grpc,
             },
             Entry::Refused(why, load) => Gated::Refused {
                 response: Some(self.layer.refuse(request.headers(), why, load)),
@@ -159,7 +166,11 @@ where
                         match ticket.wait().await {
                             Ok(pass) => {
                                 let answer = inner.oneshot(request).await;
-                                pass.finish(answer.as_ref().is_ok_and(answered_ok));
+                                pass.finish(
+                                    answer
+                                        .as_ref()
+                                        .is_ok_and(|answer| answered_ok(answer, grpc)),
+                                );
                                 answer
                             }
                             Err((why, load)) => Ok(layer.refuse(request.headers(), why, load)),
@@ -172,10 +183,11 @@ where
 }
 
 /// Whether a response is, by its head, a call that did its work: HTTP 200
-/// and no `grpc-status` there (gRPC's failures come trailers-only).
-fn answered_ok(response: &Response) -> bool {
+/// and, on gRPC (`grpc`), no `grpc-status` there (its failures come
+/// trailers-only).
+fn answered_ok(response: &Response, grpc: bool) -> bool {
     response.status() == http::StatusCode::OK
-        && !response.headers().contains_key(shop_kit_wire::GRPC_STATUS)
+        && !(grpc && response.headers().contains_key(shop_kit_wire::GRPC_STATUS))
 }
 
 pin_project_lite::pin_project! {
@@ -184,7 +196,7 @@ pin_project_lite::pin_project! {
     pub enum Gated<F> {
         /// Not gated (health, metrics, pages, or admission off).
         Through { #[pin] future: F },
-        Admitted { #[pin] future: F, pass: Option<Pass> },
+        Admitted { #[pin] future: F, pass: Option<Pass>, grpc: bool },
         Queued { future: BoxFuture<'static, Result<Response, Infallible>> },
         Refused { response: Option<Response> },
     }
@@ -199,10 +211,14 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project() {
             GatedProjection::Through { future } => future.poll(cx),
-            GatedProjection::Admitted { future, pass } => {
+            GatedProjection::Admitted { future, pass, grpc } => {
                 let answer = std::task::ready!(future.poll(cx));
                 if let Some(pass) = pass.take() {
-                    pass.finish(answer.as_ref().is_ok_and(answered_ok));
+                    pass.finish(
+                        answer
+                            .as_ref()
+                            .is_ok_and(|answer| answered_ok(answer, *grpc)),
+                    );
                 }
                 Poll::Ready(answer)
             }
