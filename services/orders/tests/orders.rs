@@ -267,39 +267,8 @@ async fn a_full_bulkhead_to_a_healthy_catalog_is_orders_being_busy_not_the_catal
         ..Options::default()
     })
     .await;
-    let gate = Arc::new(Semaphore::new(0));
     const IN_FLIGHT: usize = 64;
-    for _ in 0..IN_FLIGHT {
-        shop.faults
-            .on("BatchGetProducts", Fault::Hold(gate.clone()));
-    }
-    let url = format!(
-        "http://{}/shop.orders.v1.OrderService/CreateOrder",
-        shop.orders
-    );
-    let held: Vec<_> = (0..IN_FLIGHT)
-        .map(|n| {
-            let (url, token) = (url.clone(), shop.ada.clone());
-            let order = json!({
-                "idempotencyKey": format!("held-{n}"),
-                "paymentToken": "tok_visa",
-                "items": [{"productId": "p1", "quantity": 1}],
-            });
-            tokio::spawn(
-                async move { shop_kit::testing::call_json(&url, Some(&token), &order).await },
-            )
-        })
-        .collect();
-    for _ in 0..200 {
-        if !shop.faults.pending("BatchGetProducts") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert!(
-        !shop.faults.pending("BatchGetProducts"),
-        "64 lookups in flight"
-    );
+    let (gate, held) = shop.orders_held_at_the_catalog(IN_FLIGHT).await;
 
     let started = std::time::Instant::now();
     let (status, busy) = shop

@@ -6,15 +6,14 @@
 
 mod support;
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use prost::Message as _;
 use serde_json::json;
 use shop_proto::shop::orders::v1::{
     CreateOrderRequest, create_order_request::Item, order_service_client::OrderServiceClient,
 };
-use support::{Fault, Options, Shop};
-use tokio::sync::Semaphore;
+use support::{Options, Shop};
 
 /// Orders' limit: its floor and ceiling both.
 const LIMIT: usize = 8;
@@ -62,30 +61,11 @@ async fn a_full_door_refuses_at_once_on_every_protocol_and_health_still_answers(
     })
     .await;
     // The catalog holds every price lookup: LIMIT orders at work at once.
-    let gate = Arc::new(Semaphore::new(0));
-    for _ in 0..LIMIT {
-        shop.faults
-            .on("BatchGetProducts", Fault::Hold(gate.clone()));
-    }
+    let (gate, held) = shop.orders_held_at_the_catalog(LIMIT).await;
     let url = format!(
         "http://{}/shop.orders.v1.OrderService/CreateOrder",
         shop.orders
     );
-    let held: Vec<_> = (0..LIMIT)
-        .map(|n| {
-            let (url, token) = (url.clone(), shop.ada.clone());
-            tokio::spawn(async move {
-                shop_kit::testing::call_json(&url, Some(&token), &order(&format!("held-{n}"))).await
-            })
-        })
-        .collect();
-    for _ in 0..200 {
-        if !shop.faults.pending("BatchGetProducts") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert!(!shop.faults.pending("BatchGetProducts"), "{LIMIT} at work");
     // Nothing finishing for longer than a queued call may wait (the kit's
     // 500 ms): the queue is closed too.
     tokio::time::sleep(Duration::from_millis(600)).await;

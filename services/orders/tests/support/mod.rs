@@ -387,6 +387,49 @@ impl Shop {
         self.start_orders().await;
     }
 
+    /// `count` orders by ada (keys `held-0`, `held-1`, ...) at work at once:
+    /// the catalog holds each one's price lookup until the returned gate
+    /// gets a permit per order. Returns once every lookup is held, with the
+    /// calls' answers to come.
+    pub async fn orders_held_at_the_catalog(
+        &self,
+        count: usize,
+    ) -> (Arc<Semaphore>, Vec<tokio::task::JoinHandle<(u16, Value)>>) {
+        let gate = Arc::new(Semaphore::new(0));
+        for _ in 0..count {
+            self.faults
+                .on("BatchGetProducts", Fault::Hold(gate.clone()));
+        }
+        let url = format!(
+            "http://{}/shop.orders.v1.OrderService/CreateOrder",
+            self.orders
+        );
+        let held = (0..count)
+            .map(|n| {
+                let (url, token) = (url.clone(), self.ada.clone());
+                let order = json!({
+                    "idempotencyKey": format!("held-{n}"),
+                    "paymentToken": "tok_visa",
+                    "items": [{"productId": "p1", "quantity": 1}],
+                });
+                tokio::spawn(async move {
+                    shop_kit::testing::call_json(&url, Some(&token), &order).await
+                })
+            })
+            .collect();
+        for _ in 0..200 {
+            if !self.faults.pending("BatchGetProducts") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert!(
+            !self.faults.pending("BatchGetProducts"),
+            "{count} lookups held"
+        );
+        (gate, held)
+    }
+
     pub async fn call(&self, method: &str, token: Option<&str>, body: Value) -> (u16, Value) {
         self.call_at(self.orders, method, token, body).await
     }
