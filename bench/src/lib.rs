@@ -15,6 +15,7 @@ pub mod overload;
 mod pb;
 mod preflight;
 pub mod profile;
+mod prometheus;
 pub mod protocol_suite;
 pub mod replicas;
 pub mod report;

@@ -309,17 +309,14 @@ pub async fn db_statements() -> anyhow::Result<Vec<(String, f64)>> {
     let mut counts: Vec<(String, f64)> = Vec::new();
     for service in &SERVICES[..4] {
         let (_, body) = get(&format!("http://{}/metrics", addr(service))).await?;
-        for line in String::from_utf8_lossy(&body).lines() {
-            let Some(rest) = line.strip_prefix("shop_db_statements_total{service=\"") else {
+        let text = String::from_utf8_lossy(&body);
+        for series in crate::prometheus::series(&text, "shop_db_statements_total") {
+            let Some(name) = series.label("service") else {
                 continue;
             };
-            let Some((name, value)) = rest.split_once("\"} ") else {
-                continue;
-            };
-            let value: f64 = value.trim().parse().unwrap_or(0.0);
             match counts.iter_mut().find(|(s, _)| s == name) {
-                Some((_, total)) => *total += value,
-                None => counts.push((name.to_owned(), value)),
+                Some((_, total)) => *total += series.value,
+                None => counts.push((name.to_owned(), series.value)),
             }
         }
     }

@@ -11,7 +11,10 @@ use std::{
     time::Duration,
 };
 
-use crate::app_suite::shop::{addr, get};
+use crate::{
+    app_suite::shop::{addr, get},
+    prometheus::series,
+};
 
 /// Where /metrics is read: the embedded shop is one process, every
 /// service's gate on the same page.
@@ -34,15 +37,14 @@ pub struct Watch {
     task: tokio::task::JoinHandle<()>,
 }
 
-/// Every series of gauge `name` in `text`: (its service label, value).
+/// Every series of gauge `name` in `text`: (its service's short name,
+/// e.g. `orders` of `shop.orders.v1.OrderService`, value).
 fn gauges<'a>(text: &'a str, name: &'a str) -> impl Iterator<Item = (String, f64)> + 'a {
-    text.lines()
-        .filter(move |line| line.starts_with(name) && line[name.len()..].starts_with('{'))
-        .filter_map(|line| {
-            let service = line.split("service=\"").nth(1)?.split('"').next()?;
-            let short = service.split('.').nth(1).unwrap_or(service).to_owned();
-            Some((short, line.rsplit(' ').next()?.parse().ok()?))
-        })
+    series(text, name).filter_map(|series| {
+        let service = series.label("service")?;
+        let short = service.split('.').nth(1).unwrap_or(service);
+        Some((short.to_owned(), series.value))
+    })
 }
 
 impl Watch {

@@ -20,7 +20,7 @@ use std::{
 
 use shop_kit::observe::metrics::Metrics;
 
-use crate::chaos::customers::Calls;
+use crate::{chaos::customers::Calls, prometheus::series};
 
 /// The codes of an attempt that failed for the way to the peer.
 const FAILED: [&str; 7] = [
@@ -37,26 +37,13 @@ const EVERY: Duration = Duration::from_millis(500);
 /// The failed attempts of one page of metrics, by downstream.
 fn failed_attempts(text: &str) -> HashMap<String, f64> {
     let mut by_downstream = HashMap::new();
-    for line in text.lines() {
-        let Some(labels) = line.strip_prefix("shop_downstream_calls_total{") else {
+    for series in series(text, "shop_downstream_calls_total") {
+        let (Some(code), Some(downstream)) = (series.label("code"), series.label("downstream"))
+        else {
             continue;
         };
-        let label = |name: &str| {
-            labels
-                .split(&format!("{name}=\""))
-                .nth(1)?
-                .split('"')
-                .next()
-                .map(str::to_owned)
-        };
-        let (Some(code), Some(downstream)) = (label("code"), label("downstream")) else {
-            continue;
-        };
-        if !FAILED.contains(&code.as_str()) {
-            continue;
-        }
-        if let Some(value) = line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) {
-            *by_downstream.entry(downstream).or_default() += value;
+        if FAILED.contains(&code) {
+            *by_downstream.entry(downstream.to_owned()).or_default() += series.value;
         }
     }
     by_downstream

@@ -281,12 +281,10 @@ impl Topology {
 pub async fn calls_served(at: SocketAddr, rpc_service: &str) -> anyhow::Result<f64> {
     let (_, body) = crate::app_suite::shop::get(&format!("http://{at}/metrics")).await?;
     let text = String::from_utf8_lossy(&body);
-    let wanted = format!("service=\"{rpc_service}\"");
-    Ok(text
-        .lines()
-        .filter(|line| {
-            line.starts_with("rpc_server_call_duration_seconds_count{") && line.contains(&wanted)
-        })
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum())
+    Ok(
+        crate::prometheus::series(&text, "rpc_server_call_duration_seconds_count")
+            .filter(|series| series.label("service") == Some(rpc_service))
+            .map(|series| series.value)
+            .sum(),
+    )
 }
