@@ -7,8 +7,11 @@
 //! Every [`WINDOW`] with enough calls finished, the mean ratio of latency
 //! to usual is read:
 //! - above the tolerance (calls take that many times their usual: they are
-//!   queueing for the CPU, a pool or a peer inside), the limit shrinks in
-//!   proportion, by at most half;
+//!   queueing for the CPU, a pool or a peer inside), and at least
+//!   [`WORTH_REFUSING`] longer than usual on average, the limit shrinks in
+//!   proportion, by at most half (a lookup of 0.2 ms that takes 2 ms with
+//!   sixteen at work is not worth a refusal: the gate's queue waits up to
+//!   5 ms for less);
 //! - at most [`GROW_BELOW`] (calls as fast as usual) with the limit nearly
 //!   used, it grows by its square root (Envoy's adaptive-concurrency
 //!   headroom), so it follows more capacity quickly: more calls at work
@@ -27,6 +30,9 @@
 
 use std::time::{Duration, Instant};
 
+/// The mean time calls must spend beyond their usual before the limit
+/// shrinks for them: as long as the queue's target wait.
+pub const WORTH_REFUSING: Duration = Duration::from_millis(5);
 /// How often the limit moves.
 pub const WINDOW: Duration = Duration::from_millis(100);
 /// Calls a window needs before its mean says anything.
@@ -78,6 +84,8 @@ pub struct Limit {
     window_start: Instant,
     samples: u32,
     ratios: f64,
+    /// This window's time beyond the usual, summed (ns).
+    excess: f64,
     peak_in_flight: usize,
 }
 
@@ -90,6 +98,7 @@ impl Limit {
             window_start: now,
             samples: 0,
             ratios: 0.0,
+            excess: 0.0,
             peak_in_flight: 0,
         }
     }
@@ -112,6 +121,7 @@ impl Limit {
             let usual = slot.get_or_insert(Usual { nanos });
             self.samples += 1;
             self.ratios += (nanos / usual.nanos.max(1.0)).min(MAX_RATIO);
+            self.excess += nanos - usual.nanos;
             if in_flight <= self.config.min {
                 usual.nanos += (nanos - usual.nanos) * USUAL_SHARE;
             }
@@ -126,8 +136,9 @@ impl Limit {
             return;
         }
         let ratio = self.ratios / f64::from(self.samples);
+        let excess = self.excess / f64::from(self.samples);
         let (min, max) = (self.config.min as f64, self.config.max as f64);
-        if ratio > self.config.tolerance {
+        if ratio > self.config.tolerance && excess >= WORTH_REFUSING.as_nanos() as f64 {
             self.limit = (self.limit * (self.config.tolerance / ratio).max(0.5)).max(min);
         } else if ratio <= GROW_BELOW && self.peak_in_flight as f64 >= self.limit * USED {
             self.limit = (self.limit + self.limit.sqrt()).min(max);
@@ -135,6 +146,7 @@ impl Limit {
         self.window_start = now;
         self.samples = 0;
         self.ratios = 0.0;
+        self.excess = 0.0;
         self.peak_in_flight = 0;
     }
 }
@@ -253,6 +265,25 @@ mod tests {
             4,
         );
         (limit, now)
+    }
+
+    #[test]
+    fn a_fast_method_a_few_times_slower_is_not_worth_a_refusal() {
+        let start = Instant::now();
+        let mut limit = Limit::new(config(), 1, start);
+        // A lookup of 0.2 ms, then 2 ms with the limit used: ten times its
+        // usual, but under 2 ms beyond it.
+        let now = feed(
+            &mut limit,
+            start,
+            Duration::from_secs(1),
+            1000,
+            0,
+            MS / 5,
+            4,
+        );
+        overload(&mut limit, now, 10, |_| 2 * MS);
+        assert_eq!(limit.current(), 32);
     }
 
     #[test]
