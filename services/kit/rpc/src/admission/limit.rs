@@ -250,9 +250,9 @@ mod tests {
         now
     }
 
-    /// A limit whose method's usual was learned from 1,000 calls with four
-    /// at work; the time after.
-    fn learned_at_four_callers() -> (Limit, Instant) {
+    /// A limit whose method's usual was learned from 1,000 calls of
+    /// `latency` with four at work; the time after.
+    fn learned(latency: Duration) -> (Limit, Instant) {
         let start = Instant::now();
         let mut limit = Limit::new(config(), 1, start);
         let now = feed(
@@ -261,7 +261,7 @@ mod tests {
             Duration::from_secs(1),
             1000,
             0,
-            shared_cpu(4),
+            latency,
             4,
         );
         (limit, now)
@@ -269,19 +269,9 @@ mod tests {
 
     #[test]
     fn a_fast_method_a_few_times_slower_is_not_worth_a_refusal() {
-        let start = Instant::now();
-        let mut limit = Limit::new(config(), 1, start);
         // A lookup of 0.2 ms, then 2 ms with the limit used: ten times its
         // usual, but under 2 ms beyond it.
-        let now = feed(
-            &mut limit,
-            start,
-            Duration::from_secs(1),
-            1000,
-            0,
-            MS / 5,
-            4,
-        );
+        let (mut limit, now) = learned(MS / 5);
         overload(&mut limit, now, 10, |_| 2 * MS);
         assert_eq!(limit.current(), 32);
     }
@@ -306,7 +296,7 @@ mod tests {
 
     #[test]
     fn minutes_of_overload_keep_calls_near_their_usual_latency() {
-        let (mut limit, now) = learned_at_four_callers();
+        let (mut limit, now) = learned(shared_cpu(4));
         overload(&mut limit, now, 120, shared_cpu);
         let latency = shared_cpu(limit.current());
         assert!(
@@ -323,7 +313,7 @@ mod tests {
 
     #[test]
     fn a_service_that_really_became_slower_is_relearned_at_the_floor() {
-        let (mut limit, mut now) = learned_at_four_callers();
+        let (mut limit, mut now) = learned(shared_cpu(4));
         // Every call now takes 10 ms however few are at work.
         for _ in 0..300 {
             let in_flight = limit.current();
