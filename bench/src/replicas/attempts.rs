@@ -49,13 +49,13 @@ fn failed_attempts(text: &str) -> HashMap<String, f64> {
     by_downstream
 }
 
-/// Failed attempts by phase and by (caller, downstream).
+/// Failed attempts by phase and by (phase, caller, downstream).
 #[derive(Debug, Default)]
 struct Tally {
     /// The last value read, by (source, downstream).
     last: HashMap<(String, String), f64>,
     by_phase: HashMap<&'static str, f64>,
-    by_pair: HashMap<(String, String), f64>,
+    by_pair: HashMap<(&'static str, String, String), f64>,
 }
 
 impl Tally {
@@ -66,7 +66,8 @@ impl Tally {
             let increase = if value >= last { value - last } else { value };
             if increase > 0.0 {
                 *self.by_phase.entry(phase).or_default() += increase;
-                *self.by_pair.entry(key).or_default() += increase;
+                let (source, downstream) = key;
+                *self.by_pair.entry((phase, source, downstream)).or_default() += increase;
             }
         }
     }
@@ -115,7 +116,7 @@ impl Attempts {
     }
 
     /// Stops it (after one last read): failed attempts by phase, and the
-    /// pairs that had any ("orders -> catalog: 3").
+    /// pairs that had any, by phase ("kills: orders-0 -> catalog: 3").
     pub async fn finish(self) -> (HashMap<&'static str, f64>, Vec<String>) {
         self.stop.store(true, Ordering::Relaxed);
         let _ = self.task.await;
@@ -123,7 +124,9 @@ impl Attempts {
         let mut pairs: Vec<String> = tally
             .by_pair
             .iter()
-            .map(|((source, downstream), n)| format!("{source} -> {downstream}: {n:.0}"))
+            .map(|((phase, source, downstream), n)| {
+                format!("{phase}: {source} -> {downstream}: {n:.0}")
+            })
             .collect();
         pairs.sort();
         (tally.by_phase.clone(), pairs)
