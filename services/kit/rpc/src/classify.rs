@@ -85,7 +85,8 @@ pub struct Methods {
     rest: RestRoutes,
 }
 
-fn leak(text: String) -> &'static str {
+/// A name for the process's life (one per method or server assembled).
+pub(crate) fn leak(text: String) -> &'static str {
     Box::leak(text.into_boxed_str())
 }
 

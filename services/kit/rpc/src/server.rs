@@ -30,7 +30,7 @@ use tower_http::request_id::PropagateRequestIdLayer;
 
 use super::{
     admission::AdmissionLayer,
-    classify::Methods,
+    classify::{self, Methods},
     config::HttpConfig,
     connect_bridge::ConnectBridge,
     connect_edge::ConnectEdgeLayer,
@@ -223,7 +223,7 @@ impl RpcServer {
         let admission = AdmissionLayer::new(
             self.service_names
                 .first()
-                .map_or("unnamed", |name| leak_name(name)),
+                .map_or("unnamed", |name| classify::leak(name.clone())),
             self.http.admission(),
             methods.len(),
         );
@@ -349,11 +349,6 @@ impl RpcServer {
         }
         builder
     }
-}
-
-/// A service name for the process's life (one per server assembled).
-fn leak_name(name: &str) -> &'static str {
-    Box::leak(name.to_owned().into_boxed_str())
 }
 
 /// `/metrics` alone, for a listener of its own (`--metrics-port`): plain
