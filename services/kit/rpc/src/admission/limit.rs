@@ -8,10 +8,13 @@
 //! to usual is read:
 //! - above the tolerance (calls take that many times their usual: they are
 //!   queueing for the CPU, a pool or a peer inside), and at least
-//!   [`WORTH_REFUSING`] longer than usual on average, the limit shrinks in
-//!   proportion, by at most half (a lookup of 0.2 ms that takes 2 ms with
-//!   sixteen at work is not worth a refusal: the gate's queue waits up to
-//!   5 ms for less);
+//!   [`WORTH_REFUSING`] longer than usual on average, in this window and
+//!   the one before, the limit shrinks in proportion, by at most half (a
+//!   lookup of 0.2 ms that takes 2 ms with sixteen at work is not worth a
+//!   refusal: the gate's queue waits up to 5 ms for less). One window alone
+//!   is a stall that has passed (the database's autovacuum, a pause): the
+//!   calls it held finish together, slow, as the server is free again, and
+//!   cutting the limit then would refuse the backlog it is about to serve;
 //! - at most [`GROW_BELOW`] (calls as fast as usual) with the limit nearly
 //!   used, it grows by its square root (Envoy's adaptive-concurrency
 //!   headroom), so it follows more capacity quickly: more calls at work
@@ -87,6 +90,8 @@ pub struct Limit {
     /// This window's time beyond the usual, summed (ns).
     excess: f64,
     peak_in_flight: usize,
+    /// Whether the last window read was over the tolerance.
+    was_over: bool,
 }
 
 impl Limit {
@@ -100,6 +105,7 @@ impl Limit {
             ratios: 0.0,
             excess: 0.0,
             peak_in_flight: 0,
+            was_over: false,
         }
     }
 
@@ -138,11 +144,15 @@ impl Limit {
         let ratio = self.ratios / f64::from(self.samples);
         let excess = self.excess / f64::from(self.samples);
         let (min, max) = (self.config.min as f64, self.config.max as f64);
-        if ratio > self.config.tolerance && excess >= WORTH_REFUSING.as_nanos() as f64 {
+        let over = ratio > self.config.tolerance && excess >= WORTH_REFUSING.as_nanos() as f64;
+        if over && self.was_over {
             self.limit = (self.limit * (self.config.tolerance / ratio).max(0.5)).max(min);
+        } else if over {
+            // Perhaps a stall that has passed: the next window says.
         } else if ratio <= GROW_BELOW && self.peak_in_flight as f64 >= self.limit * USED {
             self.limit = (self.limit + self.limit.sqrt()).min(max);
         }
+        self.was_over = over;
         self.window_start = now;
         self.samples = 0;
         self.ratios = 0.0;
@@ -200,8 +210,9 @@ mod tests {
         let mut limit = Limit::new(config(), 1, start);
         let now = feed(&mut limit, start, Duration::from_secs(1), 1000, 0, MS, 32);
         let before = limit.current();
-        // Ten times the usual latency: halved in one window, then again.
-        let now = feed(&mut limit, now, WINDOW, 50, 0, 10 * MS, before);
+        // Ten times the usual latency: after a second window of it, halved,
+        // then again.
+        let now = feed(&mut limit, now, WINDOW * 2, 100, 0, 10 * MS, before);
         let once = limit.current();
         assert!(once >= before / 2 && once < before, "{before} -> {once}");
         feed(
@@ -214,6 +225,21 @@ mod tests {
             once,
         );
         assert_eq!(limit.current(), 8, "down to the floor");
+    }
+
+    #[test]
+    fn a_stall_that_has_passed_does_not_cut_the_limit() {
+        let start = Instant::now();
+        let mut limit = Limit::new(config(), 1, start);
+        let mut now = feed(&mut limit, start, Duration::from_secs(1), 1000, 0, MS, 32);
+        let before = limit.current();
+        for _ in 0..10 {
+            // A window of calls held by a stall (300 ms each), finishing
+            // together, then a second of calls as fast as usual.
+            now = feed(&mut limit, now, WINDOW, 40, 0, 300 * MS, before);
+            now = feed(&mut limit, now, Duration::from_secs(1), 1000, 0, MS, before);
+        }
+        assert!(limit.current() >= before, "{before} -> {}", limit.current());
     }
 
     #[test]
@@ -315,7 +341,7 @@ mod tests {
     fn a_service_that_really_became_slower_is_relearned_at_the_floor() {
         let (mut limit, mut now) = learned(shared_cpu(4));
         // Every call now takes 10 ms however few are at work.
-        for _ in 0..300 {
+        for _ in 0..500 {
             let in_flight = limit.current();
             now = feed(&mut limit, now, MS, 1, 0, 10 * MS, in_flight);
         }
