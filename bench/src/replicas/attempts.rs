@@ -20,7 +20,7 @@ use std::{
 
 use shop_kit::observe::metrics::Metrics;
 
-use crate::{chaos::customers::Calls, prometheus::series};
+use crate::{chaos::customers::Calls, dial::Dial, prometheus::series};
 
 /// The codes of an attempt that failed for the way to the peer.
 const FAILED: [&str; 7] = [
@@ -83,7 +83,12 @@ pub struct Attempts {
 impl Attempts {
     /// Watches `processes` ((name, address of its /metrics)) and this
     /// process's own metrics (`customers`), counting in `calls`' phase.
-    pub fn watch(processes: Vec<(String, SocketAddr)>, own: Metrics, calls: Arc<Calls>) -> Self {
+    pub fn watch(
+        dial: Dial,
+        processes: Vec<(String, SocketAddr)>,
+        own: Metrics,
+        calls: Arc<Calls>,
+    ) -> Self {
         let tally: Arc<Mutex<Tally>> = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
         let task = tokio::spawn({
@@ -93,10 +98,11 @@ impl Attempts {
                     let phase = calls.phase();
                     let mut pages = vec![("customers".to_owned(), own.render())];
                     for (name, at) in &processes {
-                        if let Ok((_, body)) =
-                            crate::app_suite::shop::get(&format!("http://{at}/metrics")).await
-                        {
-                            pages.push((name.clone(), String::from_utf8_lossy(&body).into_owned()));
+                        if let Ok(page) = dial.get(*at, "/metrics").await {
+                            pages.push((
+                                name.clone(),
+                                String::from_utf8_lossy(&page.body).into_owned(),
+                            ));
                         }
                     }
                     {

@@ -20,8 +20,8 @@
 //!
 //! Prints the figures, and how the calls were spread over the replicas.
 
-mod attempts;
-mod topology;
+pub(crate) mod attempts;
+pub(crate) mod topology;
 
 use std::{
     collections::HashMap,
@@ -38,9 +38,10 @@ use shop_kit::client::PeerTarget;
 use crate::{
     app_suite::shop::Databases,
     chaos::{
-        customers::{Calls, Crowd, Reach},
+        customers::{Calls, Crowd, Pace, Reach},
         invariants::{self, Expected},
     },
+    dial::Dial,
 };
 use topology::{Counts, Nats, Topology, addr, calls_served, peer_list};
 
@@ -80,7 +81,7 @@ const BALANCED_BY: [(&str, &str); 3] = [
 const PHASES: [&str; 4] = ["warm-up", "rolling restart", "kills", "after"];
 
 /// How many replicas of each service run, with `n` of the replicated ones.
-fn counts_of(n: usize) -> Vec<(&'static str, usize)> {
+pub(crate) fn counts_of(n: usize) -> Vec<(&'static str, usize)> {
     vec![
         ("users", 1),
         ("catalog", n),
@@ -113,8 +114,10 @@ pub async fn run(options: &Options) -> anyhow::Result<bool> {
         nats.url,
         logs.display()
     );
+    let dial = Dial::plain();
     let mut topology = Topology::start(
         &options.shop_bin,
+        &dial,
         &logs,
         &databases,
         &nats.url,
@@ -138,18 +141,26 @@ pub async fn run(options: &Options) -> anyhow::Result<bool> {
             (0..count).map(move |index| (format!("{service}-{index}"), addr(service, index)))
         })
         .collect();
-    let attempts = attempts::Attempts::watch(every_process, own_metrics, calls.clone());
+    let attempts =
+        attempts::Attempts::watch(dial.clone(), every_process, own_metrics, calls.clone());
     let relayed = EventsOnTheWire::watch(&nats.url, calls.clone()).await?;
     let reach = Reach::at(
-        &peer_list("users", 1).parse::<PeerTarget>()?,
-        &peer_list("orders", n).parse::<PeerTarget>()?,
+        &peer_list("users", 1, "http").parse::<PeerTarget>()?,
+        &peer_list("orders", n, "http").parse::<PeerTarget>()?,
     )
     .await?;
     let started = Instant::now();
-    let crowd = Crowd::start(options.customers, options.seed, &reach, calls.clone()).await?;
+    let crowd = Crowd::start(
+        options.customers,
+        options.seed,
+        &reach,
+        calls.clone(),
+        Pace::Eager,
+    )
+    .await?;
 
     tokio::time::sleep(options.warm_up).await;
-    let balance = balance(n).await;
+    let balance = balance(&dial, n).await;
 
     calls.enter("rolling restart");
     let mut restarts = Vec::new();
@@ -338,13 +349,13 @@ fn spread(durations: impl Iterator<Item = Duration>) -> String {
 }
 
 /// How each replicated service's calls were spread over its replicas.
-async fn balance(replicas: usize) -> Vec<String> {
+async fn balance(dial: &Dial, replicas: usize) -> Vec<String> {
     let mut lines = Vec::new();
     for (service, rpc_service) in BALANCED_BY {
         let mut served = Vec::new();
         for index in 0..replicas {
             served.push(
-                calls_served(addr(service, index), rpc_service)
+                calls_served(dial, addr(service, index), rpc_service)
                     .await
                     .unwrap_or(0.0),
             );

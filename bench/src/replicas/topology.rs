@@ -12,12 +12,9 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use bytes::Bytes;
-use http_body_util::Empty;
-use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use tokio::process::Child;
 
-use crate::app_suite::shop::Databases;
+use crate::{app_suite::shop::Databases, dial::Dial};
 
 /// Each service's port, the same on every replica's address.
 pub const PORTS: [(&str, u16); 5] = [
@@ -41,10 +38,11 @@ pub fn addr(service: &str, index: usize) -> SocketAddr {
     SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, host)), port(service))
 }
 
-/// Every replica of `service`, as a peer list (`http://a,http://b`).
-pub fn peer_list(service: &str, replicas: usize) -> String {
+/// Every replica of `service`, as a peer list (`http://a,http://b`, or
+/// https).
+pub fn peer_list(service: &str, replicas: usize, scheme: &str) -> String {
     (0..replicas)
-        .map(|index| format!("http://{}", addr(service, index)))
+        .map(|index| format!("{scheme}://{}", addr(service, index)))
         .collect::<Vec<_>>()
         .join(",")
 }
@@ -86,6 +84,13 @@ impl Nats {
     }
 }
 
+impl Nats {
+    /// Its process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+}
+
 impl Drop for Nats {
     fn drop(&mut self) {
         let _ = self.child.start_kill();
@@ -108,6 +113,7 @@ impl Counts {
 /// The running replicas.
 pub struct Topology {
     bin: PathBuf,
+    dial: Dial,
     logs: PathBuf,
     env: Vec<(String, String)>,
     /// (service, index) -> its process, if running.
@@ -116,9 +122,11 @@ pub struct Topology {
 
 impl Topology {
     /// Starts every replica (users first: the others fetch its keys) and
-    /// waits until each is ready.
+    /// waits until each is ready; each calls its peers with `dial`'s
+    /// scheme (the TLS settings are among the `overrides`).
     pub async fn start(
         bin: &Path,
+        dial: &Dial,
         logs: &Path,
         databases: &Databases,
         nats_url: &str,
@@ -146,7 +154,7 @@ impl Topology {
             env.push((format!("{upper}_PORT"), port(service).to_string()));
             env.push((
                 format!("{upper}_URL"),
-                peer_list(service, counts.of(service)),
+                peer_list(service, counts.of(service), dial.scheme()),
             ));
             if let Some(url) = databases
                 .postgres_url(service)
@@ -158,6 +166,7 @@ impl Topology {
         env.extend(overrides.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
         let mut topology = Self {
             bin: bin.to_owned(),
+            dial: dial.clone(),
             logs: logs.to_owned(),
             env,
             processes: Vec::new(),
@@ -173,6 +182,16 @@ impl Topology {
             }
         }
         Ok(topology)
+    }
+
+    /// Each running replica's name (`catalog-0`) and process id.
+    pub fn pids(&self) -> Vec<(String, u32)> {
+        self.processes
+            .iter()
+            .filter_map(|((service, index), child)| {
+                Some((format!("{service}-{index}"), child.as_ref()?.id()?))
+            })
+            .collect()
     }
 
     fn spawn(&self, service: &'static str, index: usize) -> anyhow::Result<Child> {
@@ -248,15 +267,14 @@ impl Topology {
     }
 
     async fn wait_ready(&mut self, service: &str, index: usize) -> anyhow::Result<()> {
-        let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
-        let uri: http::Uri = format!("http://{}/readyz", addr(service, index)).parse()?;
         let deadline = Instant::now() + Duration::from_secs(60);
         let logs = self.logs.clone();
         loop {
-            if client
-                .get(uri.clone())
+            if self
+                .dial
+                .get(addr(service, index), "/readyz")
                 .await
-                .is_ok_and(|r| r.status().is_success())
+                .is_ok_and(|answer| answer.status.is_success())
             {
                 return Ok(());
             }
@@ -278,9 +296,9 @@ impl Topology {
 
 /// The calls a replica's server answered, from its `/metrics`
 /// (`rpc_server_call_duration_seconds_count`, summed over `service`'s methods).
-pub async fn calls_served(at: SocketAddr, rpc_service: &str) -> anyhow::Result<f64> {
-    let (_, body) = crate::app_suite::shop::get(&format!("http://{at}/metrics")).await?;
-    let text = String::from_utf8_lossy(&body);
+pub async fn calls_served(dial: &Dial, at: SocketAddr, rpc_service: &str) -> anyhow::Result<f64> {
+    let page = dial.get(at, "/metrics").await?;
+    let text = String::from_utf8_lossy(&page.body);
     Ok(
         crate::prometheus::series(&text, "rpc_server_call_duration_seconds_count")
             .filter(|series| series.label("service") == Some(rpc_service))
