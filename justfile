@@ -112,7 +112,11 @@ overload *ARGS:
 
 # Replicas on one PostgreSQL and one NATS: two of catalog, orders and payments; a rolling restart, then a kill of each, while customers order; then nothing failed or lost (`just replicas --help`)
 replicas *ARGS:
-    tests/replicas/run.sh {{ARGS}}
+    tests/replicas/run.sh shop-replicas {{ARGS}}
+
+# Soak: the replicas on PostgreSQL and NATS with mutual TLS and traces at 1%, held at 80% of their measured peak by gRPC, Connect, gRPC-Web and REST clients for DURATION (10m; 4h for a real one); then what drifted, what failed, the invariants, and a plot in target/soak/soak.html (`just soak --help`)
+soak DURATION="10m" *ARGS:
+    tests/replicas/run.sh shop-soak {{DURATION}} {{ARGS}}
 
 # The manifests in deploy/kubernetes: every overlay rendered and read by tests/kubernetes/test_manifests.py (who reaches whom by netpol-analyzer, rollouts, the edge, certificates, NATS), then a server dry run against a real kube-apiserver with the cert-manager, Gateway API and prometheus-operator CRDs (tools built once into a cache)
 kubernetes:

@@ -324,7 +324,7 @@ pub async fn db_statements() -> anyhow::Result<Vec<(String, f64)>> {
 }
 
 /// `/proc/<pid>/<file>`.
-fn proc_file(pid: u32, file: &str) -> Option<String> {
+pub(crate) fn proc_file(pid: u32, file: &str) -> Option<String> {
     std::fs::read_to_string(format!("/proc/{pid}/{file}")).ok()
 }
 
@@ -353,7 +353,7 @@ impl std::fmt::Display for Memory {
 }
 
 /// "VmRSS:   1234 kB" -> 1234.
-fn kib_field(text: &str, name: &str) -> Option<u64> {
+pub(crate) fn kib_field(text: &str, name: &str) -> Option<u64> {
     text.lines()
         .find_map(|l| l.strip_prefix(name))?
         .trim()

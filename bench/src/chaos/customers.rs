@@ -93,7 +93,8 @@ impl Placed {
         )
     }
 
-    fn absorb(&mut self, other: Placed) {
+    /// Adds what another crowd did.
+    pub fn absorb(&mut self, other: Placed) {
         self.orders.extend(other.orders);
         self.unanswered.extend(other.unanswered);
         self.retried_calls += other.retried_calls;
@@ -140,17 +141,53 @@ pub struct Calls {
     failed: Vec<AtomicU64>,
     /// The first few failures, to say what they were.
     examples: Mutex<Vec<String>>,
+    /// Each call's kind and latency in ms since last taken, when asked for
+    /// ([`Calls::timed`]).
+    latencies: Option<Mutex<Vec<(&'static str, f32)>>>,
 }
 
 impl Calls {
     pub fn new(phases: &[&'static str]) -> Arc<Self> {
-        Arc::new(Self {
+        Arc::new(Self::of(phases, None))
+    }
+
+    /// As [`Calls::new`], keeping each call's latency too until
+    /// [`Calls::take_latencies`] takes them.
+    pub fn timed(phases: &[&'static str]) -> Arc<Self> {
+        Arc::new(Self::of(phases, Some(Mutex::default())))
+    }
+
+    fn of(phases: &[&'static str], latencies: Option<Mutex<Vec<(&'static str, f32)>>>) -> Self {
+        Self {
             phases: phases.to_vec(),
             current: AtomicUsize::new(0),
             made: phases.iter().map(|_| AtomicU64::new(0)).collect(),
             failed: phases.iter().map(|_| AtomicU64::new(0)).collect(),
             examples: Mutex::default(),
+            latencies,
+        }
+    }
+
+    /// The calls ended since last taken: (kind, latency in ms).
+    pub fn take_latencies(&self) -> Vec<(&'static str, f32)> {
+        self.latencies.as_ref().map_or_else(Vec::new, |kept| {
+            std::mem::take(&mut *kept.lock().unwrap_or_else(PoisonError::into_inner))
         })
+    }
+
+    /// Counts a call that took `latency`.
+    pub fn count_timed<T>(
+        &self,
+        call: &'static str,
+        result: &Result<T, Status>,
+        latency: Duration,
+    ) {
+        if let Some(kept) = &self.latencies {
+            kept.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push((call, latency.as_secs_f32() * 1000.0));
+        }
+        self.count(call, result);
     }
 
     /// From now on, calls count in `phase`.
@@ -165,7 +202,7 @@ impl Calls {
         self.phases[self.current.load(Ordering::SeqCst)]
     }
 
-    fn count<T>(&self, call: &str, result: &Result<T, Status>) {
+    pub fn count<T>(&self, call: &str, result: &Result<T, Status>) {
         let phase = self.current.load(Ordering::SeqCst);
         self.made[phase].fetch_add(1, Ordering::Relaxed);
         if let Err(status) = result {
@@ -227,6 +264,16 @@ impl Calls {
     }
 }
 
+/// How fast each customer orders.
+#[derive(Clone, Copy, Debug)]
+pub enum Pace {
+    /// As fast as the shop answers, thinking 0-30 ms between orders.
+    Eager,
+    /// One order every so often (an order that took longer is followed at
+    /// once, and the schedule starts again from then).
+    Every(Duration),
+}
+
 /// The customers at work.
 pub struct Crowd {
     stop: Arc<AtomicBool>,
@@ -241,12 +288,13 @@ impl Crowd {
         seed: u64,
         reach: &Reach,
         calls: Arc<Calls>,
+        pace: Pace,
     ) -> anyhow::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let mut tasks = JoinSet::new();
         for number in 0..count {
             let customer = Customer::sign_up(number, seed, reach, calls.clone()).await?;
-            tasks.spawn(customer.shop(stop.clone()));
+            tasks.spawn(customer.shop(stop.clone(), pace));
         }
         Ok(Self { stop, tasks })
     }
@@ -304,9 +352,10 @@ impl Customer {
         })
     }
 
-    async fn shop(mut self, stop: Arc<AtomicBool>) -> anyhow::Result<Placed> {
+    async fn shop(mut self, stop: Arc<AtomicBool>, pace: Pace) -> anyhow::Result<Placed> {
         let mut placed = Placed::default();
         let mut number = 0u64;
+        let mut next = tokio::time::Instant::now();
         while !stop.load(Ordering::Relaxed) {
             number += 1;
             let key = format!("chaos-{}-{number}", self.number);
@@ -348,8 +397,21 @@ impl Customer {
                 lines,
                 cancel_asked,
             });
-            let think = Duration::from_millis(self.rng.gen_range(0..30));
-            tokio::time::sleep(think).await;
+            match pace {
+                Pace::Eager => {
+                    let think = Duration::from_millis(self.rng.gen_range(0..30));
+                    tokio::time::sleep(think).await;
+                }
+                Pace::Every(every) => {
+                    next += every;
+                    let now = tokio::time::Instant::now();
+                    if next > now {
+                        tokio::time::sleep_until(next).await;
+                    } else {
+                        next = now;
+                    }
+                }
+            }
         }
         Ok(placed)
     }
@@ -393,10 +455,12 @@ impl Customer {
         loop {
             // Keyed: the client stack may repeat it on another replica.
             let asked = Request::new(create.clone()).bearer(&self.token);
+            let sent = Instant::now();
             let answer = OrderServiceClient::new(self.orders.clone())
                 .create_order(asked)
                 .await;
-            self.calls.count("CreateOrder", &answer);
+            self.calls
+                .count_timed("CreateOrder", &answer, sent.elapsed());
             match answer {
                 Ok(answer) => {
                     let order = answer.into_inner().order.context("no order")?;
@@ -437,15 +501,18 @@ impl Customer {
             let asked = Request::new(cancel.clone())
                 .within(Some(deadline))
                 .bearer(&self.token);
+            let sent = Instant::now();
             let answer = OrderServiceClient::new(self.orders.clone())
                 .cancel_order(asked)
                 .await;
             let refused =
                 matches!(&answer, Err(status) if status.code() == Code::FailedPrecondition);
             if refused {
-                self.calls.count("CancelOrder", &Ok::<(), Status>(()));
+                self.calls
+                    .count_timed("CancelOrder", &Ok::<(), Status>(()), sent.elapsed());
             } else {
-                self.calls.count("CancelOrder", &answer);
+                self.calls
+                    .count_timed("CancelOrder", &answer, sent.elapsed());
             }
             match answer {
                 Ok(_) => return Ok(()),

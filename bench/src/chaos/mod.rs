@@ -95,8 +95,14 @@ pub async fn run(options: &Options) -> anyhow::Result<bool> {
     )
     .await?;
     let calls = customers::Calls::new(&["orders"]);
-    let crowd =
-        customers::Crowd::start(options.customers, options.seed, &reach, calls.clone()).await?;
+    let crowd = customers::Crowd::start(
+        options.customers,
+        options.seed,
+        &reach,
+        calls.clone(),
+        customers::Pace::Eager,
+    )
+    .await?;
     let strikes = nemesis::strike(&mut shop, options, started + options.duration).await?;
     eprintln!("chaos: the nemesis rests; every service is up; waiting for the customers");
     let placed = crowd.finish().await?;

@@ -90,6 +90,21 @@ pub async fn closed<C: Call>(call: Arc<C>, callers: u64, duration: Duration) -> 
 /// Calls started at `rate` a second for `duration`, at most `cap` in
 /// flight (beyond that a call is counted as not sent).
 pub async fn open<C: Call>(call: Arc<C>, rate: f64, duration: Duration, cap: usize) -> Run {
+    let mut samples = Vec::new();
+    let mut run = open_with(call, rate, duration, cap, |sample| samples.push(sample)).await;
+    run.samples = samples;
+    run
+}
+
+/// As [`open`], each call's sample handed to `each` as it ends rather than
+/// kept (for runs of hours).
+pub async fn open_with<C: Call>(
+    call: Arc<C>,
+    rate: f64,
+    duration: Duration,
+    cap: usize,
+    mut each: impl FnMut(Sample),
+) -> Run {
     let total = (rate * duration.as_secs_f64()) as u64;
     let started = Instant::now();
     let mut calls = JoinSet::new();
@@ -99,7 +114,7 @@ pub async fn open<C: Call>(call: Arc<C>, rate: f64, duration: Duration, cap: usi
         let due = ((started.elapsed().as_secs_f64() * rate) as u64).min(total);
         while sent < due {
             while let Some(done) = calls.try_join_next() {
-                run.samples.extend(done.ok());
+                done.into_iter().for_each(&mut each);
             }
             if calls.len() >= cap {
                 run.not_sent += 1;
@@ -112,7 +127,7 @@ pub async fn open<C: Call>(call: Arc<C>, rate: f64, duration: Duration, cap: usi
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     while let Some(done) = calls.join_next().await {
-        run.samples.extend(done.ok());
+        done.into_iter().for_each(&mut each);
     }
     run.elapsed = started.elapsed();
     run

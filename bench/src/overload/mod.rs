@@ -7,7 +7,7 @@
 //! to its end and the chaos run's invariants are checked.
 
 mod gauges;
-mod load;
+pub(crate) mod load;
 mod scenarios;
 
 use std::{path::PathBuf, sync::Arc, time::Duration};

@@ -129,6 +129,10 @@ pub const STATEMENTS_TOTAL: &str = "shop_db_statements_total";
 /// ping before every query doubled the round trips.
 const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(30);
 
+/// A process's connections to its PostgreSQL database, at most (opened as
+/// calls need them, closed when idle).
+pub const POSTGRES_POOL_MAX: u32 = 16;
+
 /// The pool for `url`. Everything is set in the connect options, so it
 /// holds for every pooled connection (a PRAGMA run as a statement reaches
 /// only the one connection that ran it):
@@ -145,7 +149,11 @@ fn pool_options(url: &str) -> ConnectOptions {
         // queue here (in order, asleep) instead of colliding and sleeping
         // in SQLite's busy handler (1, 2, 5, 10 ms...), and there is one
         // worker thread to hand statements to, not eight.
-        .max_connections(if url.starts_with("sqlite:") { 1 } else { 16 })
+        .max_connections(if url.starts_with("sqlite:") {
+            1
+        } else {
+            POSTGRES_POOL_MAX
+        })
         .connect_timeout(Duration::from_secs(10))
         .acquire_timeout(Duration::from_secs(10))
         .test_before_acquire_if_idle_for(PING_WHEN_IDLE_FOR)

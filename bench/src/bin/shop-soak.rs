@@ -1,0 +1,155 @@
+//! `shop-soak`, run by `just soak`: the replicas' production set-up (mutual
+//! TLS, PostgreSQL, NATS, traces at 1%) held at 80% of its measured peak
+//! by gRPC, Connect, gRPC-Web and REST clients for a long time; then what
+//! drifted and what must hold. See `shop_bench::soak`.
+
+use std::{path::PathBuf, time::Duration};
+
+use clap::Parser;
+use shop_bench::soak;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "shop-soak",
+    about = "Holds the shop's production set-up (two replicas of catalog, orders and payments; \
+             PostgreSQL, NATS, mutual TLS, traces at 1%) at 80% of its measured peak for \
+             DURATION, then says what drifted and checks that nothing failed or was lost",
+    long_about = "Starts users, the gateway and two replicas of catalog, orders and payments \
+                  (`shop serve`, as `just replicas` does) with mutual TLS between them (`shop \
+                  certs`), TLS to the clients and traces sampled at 1% to an OTLP receiver \
+                  that counts and discards them. Measures the peak of a mix of clients (gRPC \
+                  customers ordering, repeating and cancelling; Connect, gRPC-Web and REST \
+                  visitors browsing, opening the web home, watching their order, signing in), \
+                  then offers SHARE of it for DURATION, looking at calls/s, p99, every \
+                  process's RSS and open fds and every database's connections as it goes. \
+                  Exits 1 if a call or an attempt failed, if memory, fds or connections moved \
+                  more than 5% from the second tenth of the run to the last (medians; runs of \
+                  2 minutes or more), or if an invariant of `just chaos` broke. Writes soak.html \
+                  (the plot) and soak.csv into --out."
+)]
+struct Cli {
+    /// How long the load is held: 90s, 10m, 4h (a number alone is seconds).
+    #[arg(default_value = "10m", value_parser = duration)]
+    duration: Duration,
+
+    /// PostgreSQL: a role that may create databases.
+    #[arg(long, env = "SHOP_BENCH_POSTGRES_URL")]
+    postgres_url: String,
+
+    /// The nats-server binary (JetStream).
+    #[arg(long, env = "NATS_SERVER", default_value = "nats-server")]
+    nats_server: String,
+
+    /// Seeds the customers' choices (default: the clock; printed).
+    #[arg(long)]
+    seed: Option<u64>,
+
+    /// Customers ordering over gRPC.
+    #[arg(long, default_value_t = 16)]
+    customers: usize,
+
+    /// Visitors browsing over Connect, gRPC-Web and REST (as many call at
+    /// once while the peak is measured).
+    #[arg(long, default_value_t = 16)]
+    visitors: usize,
+
+    /// Seconds the peak is measured.
+    #[arg(long, default_value_t = 10)]
+    peak_secs: u64,
+
+    /// The share of the peak held, from 0.05 to 1.
+    #[arg(long, default_value_t = 0.8)]
+    share: f64,
+
+    /// How often to look at the calls, memory, fds and connections, in
+    /// seconds.
+    #[arg(long, default_value_t = 1)]
+    every_secs: u64,
+
+    /// Stock each demo product starts with.
+    #[arg(long, default_value_t = 100_000_000)]
+    stock: i32,
+
+    /// Where soak.html and soak.csv go.
+    #[arg(long, default_value = "target/soak")]
+    out: PathBuf,
+
+    /// The shop launcher (default: `shop` next to this binary).
+    #[arg(long)]
+    shop_bin: Option<PathBuf>,
+
+    /// Keep the logs and certificates here (default: a temporary folder,
+    /// removed after).
+    #[arg(long)]
+    keep: Option<PathBuf>,
+}
+
+/// "90s", "10m", "4h", "600".
+fn duration(text: &str) -> Result<Duration, String> {
+    let (number, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((at, _)) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?}: expected a whole number and s, m or h, e.g. 10m"))?;
+    let seconds = match unit {
+        "s" => number,
+        "m" => number * 60,
+        "h" => number * 3600,
+        _ => return Err(format!("{text:?}: the unit is s, m or h, e.g. 10m")),
+    };
+    if seconds == 0 {
+        return Err("the soak needs a duration above zero".to_owned());
+    }
+    Ok(Duration::from_secs(seconds))
+}
+
+fn main() -> std::process::ExitCode {
+    shop_bench::verdict::exit_with("shop-soak", run(Cli::parse()))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<bool> {
+    anyhow::ensure!(
+        (0.05..=1.0).contains(&cli.share),
+        "--share {} is outside 0.05-1",
+        cli.share
+    );
+    let seed = shop_bench::verdict::seed_or_clock(cli.seed);
+    let scratch = tempfile::Builder::new().prefix("shop-soak").tempdir()?;
+    let options = soak::Options {
+        shop_bin: match cli.shop_bin {
+            Some(path) => path,
+            None => std::env::current_exe()?.with_file_name("shop"),
+        },
+        postgres_url: cli.postgres_url,
+        nats_server: cli.nats_server,
+        seed,
+        duration: cli.duration,
+        customers: cli.customers.max(1),
+        visitors: cli.visitors.max(1),
+        peak: Duration::from_secs(cli.peak_secs.max(1)),
+        share: cli.share,
+        every: Duration::from_secs(cli.every_secs.max(1)),
+        stock: cli.stock,
+        out: cli.out,
+        scratch: cli.keep.unwrap_or_else(|| scratch.path().to_owned()),
+    };
+    soak::run(&options).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_people_write_them() {
+        assert_eq!(duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(duration("4h"), Ok(Duration::from_secs(14_400)));
+        assert_eq!(duration("600"), Ok(Duration::from_secs(600)));
+        assert!(duration("10d").is_err());
+        assert!(duration("m").is_err());
+        assert!(duration("0s").is_err());
+    }
+}

@@ -1,0 +1,392 @@
+//! The soak's visitors: people browsing and looking in, each call on a
+//! protocol other than the customers' gRPC, as foreign clients make them
+//! over TLS (no client certificate), spread over every replica:
+//!
+//! | share | what | protocol |
+//! |---:|---|---|
+//! | 30% | the product list (`ListProducts`) | Connect GET, JSON |
+//! | 25% | a product (`GET /v1/products/{id}`) | REST |
+//! | 25% | the web home, signed in (`GetHome`, a fan-out) | gRPC-Web, binary |
+//! | 19% | their order, watched to its end (`WatchOrder`) | Connect streaming, JSON |
+//! | 1% | signing in again (`LogIn`) | Connect POST, JSON |
+//!
+//! Signing in is rare, as in a shop (a session lasts): each is an argon2id
+//! hash, 19 MiB and some 60 ms of a CPU, and at one visit in twenty the
+//! hashes alone took more than half of this machine's two cores, their
+//! bursts stalling every service beside them.
+//!
+//! Each visitor signs up and places one order (Connect JSON) first: it is
+//! in the ledger the invariants are checked against.
+
+use std::{net::SocketAddr, sync::Arc, time::Instant};
+
+use anyhow::Context;
+use bytes::{BufMut, Bytes, BytesMut};
+use http_body_util::Full;
+use prost::Message;
+use shop_proto::shop::{
+    bff::v1::WebBffServiceGetHomeRequest,
+    orders::v1::{CreateOrderRequest, CreateOrderResponse, create_order_request::Item},
+    users::v1::{LogInRequest, SignUpRequest, SignUpResponse},
+};
+use tonic::{Code, Status};
+
+use crate::{
+    chaos::customers::{Calls, PRODUCTS, PlacedOrder},
+    dial::{Answer, Dial},
+    overload::load::{Call, Outcome},
+};
+
+const PASSWORD: &str = "soak-password-1";
+
+/// Where each service's replicas listen.
+#[derive(Clone, Debug)]
+pub struct Addresses {
+    pub users: SocketAddr,
+    pub catalog: Vec<SocketAddr>,
+    pub orders: Vec<SocketAddr>,
+    pub gateway: SocketAddr,
+}
+
+struct Visitor {
+    email: String,
+    token: String,
+    order_id: String,
+}
+
+/// The visitors, called in turn.
+pub struct Visitors {
+    dial: Dial,
+    at: Addresses,
+    people: Vec<Visitor>,
+    calls: Arc<Calls>,
+}
+
+impl Visitors {
+    /// Signs up `count` visitors, each placing one order: them, and the
+    /// orders for the ledger.
+    pub async fn sign_up(
+        dial: Dial,
+        at: Addresses,
+        count: usize,
+        seed: u64,
+        calls: Arc<Calls>,
+    ) -> anyhow::Result<(Arc<Self>, Vec<PlacedOrder>)> {
+        let mut people = Vec::with_capacity(count);
+        let mut placed = Vec::with_capacity(count);
+        for number in 0..count {
+            let email = format!("soak-{seed}-{number}@example.com");
+            let signed_up: SignUpResponse = unary_json(
+                &dial,
+                at.users,
+                "/shop.users.v1.UserService/SignUp",
+                &SignUpRequest {
+                    email: email.clone(),
+                    password: PASSWORD.to_owned(),
+                    display_name: format!("Soak visitor {number}"),
+                },
+                None,
+            )
+            .await
+            .with_context(|| format!("signing up {email}"))?;
+            let token = signed_up.session.context("no session")?.access_token;
+            let user_id = signed_up.user.context("no user")?.id;
+            let key = format!("soak-visitor-{seed}-{number}");
+            let product = PRODUCTS[number % PRODUCTS.len()];
+            let created: CreateOrderResponse = unary_json(
+                &dial,
+                at.orders[number % at.orders.len()],
+                "/shop.orders.v1.OrderService/CreateOrder",
+                &CreateOrderRequest {
+                    items: vec![Item {
+                        product_id: product.to_owned(),
+                        quantity: 1,
+                    }],
+                    payment_token: "tok_visa".to_owned(),
+                    idempotency_key: key.clone(),
+                },
+                Some(&token),
+            )
+            .await
+            .with_context(|| format!("{email}'s first order"))?;
+            let order = created.order.context("no order")?;
+            placed.push(PlacedOrder {
+                token: token.clone(),
+                user_id,
+                key,
+                id: order.id.clone(),
+                lines: vec![(product.to_owned(), 1)],
+                total_minor_units: order.total.as_ref().map_or(0, |t| t.minor_units),
+                cancel_asked: false,
+            });
+            people.push(Visitor {
+                email,
+                token,
+                order_id: order.id,
+            });
+        }
+        Ok((
+            Arc::new(Self {
+                dial,
+                at,
+                people,
+                calls,
+            }),
+            placed,
+        ))
+    }
+
+    /// The `n`th visit: what, and its answer as a status.
+    async fn visit(&self, n: u64) -> (&'static str, Result<(), Status>) {
+        let index = n as usize;
+        let visitor = &self.people[index % self.people.len()];
+        let catalog = self.at.catalog[index % self.at.catalog.len()];
+        let orders = self.at.orders[index % self.at.orders.len()];
+        match n % 100 {
+            0..=29 => {
+                let path = "/shop.catalog.v1.CatalogService/ListProducts\
+                            ?connect=v1&encoding=json&message=%7B%7D";
+                ("ListProducts (Connect GET)", self.get(catalog, path).await)
+            }
+            30..=54 => {
+                let path = format!("/v1/products/{}", PRODUCTS[index % PRODUCTS.len()]);
+                ("GetProduct (REST)", self.get(catalog, &path).await)
+            }
+            55..=79 => ("GetHome (gRPC-Web)", self.home(visitor).await),
+            80..=98 => (
+                "WatchOrder (Connect stream)",
+                self.watch(orders, visitor).await,
+            ),
+            _ => ("LogIn (Connect)", self.log_in(visitor).await),
+        }
+    }
+
+    async fn get(&self, at: SocketAddr, path: &str) -> Result<(), Status> {
+        let answer = self.dial.get(at, path).await.map_err(unreachable)?;
+        connect_unary_status(&answer)
+    }
+
+    async fn log_in(&self, visitor: &Visitor) -> Result<(), Status> {
+        let request = LogInRequest {
+            email: visitor.email.clone(),
+            password: PASSWORD.to_owned(),
+        };
+        let body = serde_json::to_vec(&request).map_err(|e| Status::internal(e.to_string()))?;
+        let answer = post(
+            &self.dial,
+            self.at.users,
+            "/shop.users.v1.UserService/LogIn",
+            "application/json",
+            body,
+            None,
+        )
+        .await?;
+        connect_unary_status(&answer)
+    }
+
+    async fn home(&self, visitor: &Visitor) -> Result<(), Status> {
+        let request = WebBffServiceGetHomeRequest { featured_count: 4 };
+        let answer = post(
+            &self.dial,
+            self.at.gateway,
+            "/shop.bff.v1.WebBffService/GetHome",
+            "application/grpc-web+proto",
+            envelope(0, &request.encode_to_vec()),
+            Some(&visitor.token),
+        )
+        .await?;
+        grpc_web_status(&answer)
+    }
+
+    async fn watch(&self, at: SocketAddr, visitor: &Visitor) -> Result<(), Status> {
+        let message = serde_json::json!({ "orderId": visitor.order_id }).to_string();
+        let answer = post(
+            &self.dial,
+            at,
+            "/shop.orders.v1.OrderService/WatchOrder",
+            "application/connect+json",
+            envelope(0, message.as_bytes()),
+            Some(&visitor.token),
+        )
+        .await?;
+        connect_stream_status(&answer)
+    }
+}
+
+impl Call for Visitors {
+    async fn call(&self, n: u64) -> Outcome {
+        let sent = Instant::now();
+        let (what, result) = self.visit(n).await;
+        self.calls.count_timed(what, &result, sent.elapsed());
+        Outcome::of(&result)
+    }
+}
+
+/// A Connect unary call with a JSON body, its answer decoded.
+async fn unary_json<Q: serde::Serialize, A: serde::de::DeserializeOwned>(
+    dial: &Dial,
+    at: SocketAddr,
+    path: &str,
+    request: &Q,
+    token: Option<&str>,
+) -> anyhow::Result<A> {
+    let answer = post(
+        dial,
+        at,
+        path,
+        "application/json",
+        serde_json::to_vec(request)?,
+        token,
+    )
+    .await?;
+    connect_unary_status(&answer)?;
+    Ok(serde_json::from_slice(&answer.body)?)
+}
+
+async fn post(
+    dial: &Dial,
+    at: SocketAddr,
+    path: &str,
+    content_type: &str,
+    body: impl Into<Bytes>,
+    token: Option<&str>,
+) -> Result<Answer, Status> {
+    let mut request = http::Request::post(path).header(http::header::CONTENT_TYPE, content_type);
+    if content_type.starts_with("application/grpc-web") {
+        request = request.header("x-grpc-web", "1");
+    }
+    if let Some(token) = token {
+        request = request.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    let request = request
+        .body(Full::new(body.into()))
+        .map_err(|e| Status::internal(e.to_string()))?;
+    dial.send(at, request).await.map_err(unreachable)
+}
+
+fn unreachable(error: anyhow::Error) -> Status {
+    Status::unavailable(format!("no answer: {error:#}"))
+}
+
+/// One message of a streaming (or gRPC-Web) body.
+fn envelope(flags: u8, message: &[u8]) -> Bytes {
+    let mut framed = BytesMut::with_capacity(5 + message.len());
+    framed.put_u8(flags);
+    framed.put_u32(u32::try_from(message.len()).unwrap_or(u32::MAX));
+    framed.put_slice(message);
+    framed.freeze()
+}
+
+/// The messages of an enveloped body: (flags, message).
+fn envelopes(mut body: &[u8]) -> Result<Vec<(u8, &[u8])>, Status> {
+    let mut found = Vec::new();
+    while !body.is_empty() {
+        let (&flags, rest) = body
+            .split_first()
+            .ok_or_else(|| Status::internal("an envelope cut short"))?;
+        let length =
+            rest.get(..4)
+                .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                .map(u32::from_be_bytes)
+                .ok_or_else(|| Status::internal("an envelope cut short"))? as usize;
+        let message = rest
+            .get(4..4 + length)
+            .ok_or_else(|| Status::internal("an envelope cut short"))?;
+        found.push((flags, message));
+        body = &rest[4 + length..];
+    }
+    Ok(found)
+}
+
+/// A Connect error's code name as a status code.
+fn code_named(name: &str) -> Code {
+    (0..=16)
+        .find(|number| shop_kit::wire::code_name(*number) == name)
+        .map_or(Code::Unknown, Code::from_i32)
+}
+
+/// A Connect error body (`{"code": ..., "message": ...}`) as a status.
+fn connect_error(json: &[u8], fallback: &str) -> Status {
+    let error: serde_json::Value = serde_json::from_slice(json).unwrap_or_default();
+    Status::new(
+        code_named(error["code"].as_str().unwrap_or("unknown")),
+        error["message"].as_str().unwrap_or(fallback).to_owned(),
+    )
+}
+
+fn connect_unary_status(answer: &Answer) -> Result<(), Status> {
+    if answer.status.is_success() {
+        Ok(())
+    } else {
+        Err(connect_error(&answer.body, answer.status.as_str()))
+    }
+}
+
+/// A Connect stream ends with an end-stream message (flag 2) that holds
+/// its error, if any.
+fn connect_stream_status(answer: &Answer) -> Result<(), Status> {
+    if !answer.status.is_success() {
+        return Err(connect_error(&answer.body, answer.status.as_str()));
+    }
+    let messages = envelopes(&answer.body)?;
+    match messages.iter().find(|(flags, _)| flags & 2 != 0) {
+        None => Err(Status::internal("the stream had no end-stream message")),
+        Some((_, end)) => {
+            let end: serde_json::Value = serde_json::from_slice(end).unwrap_or_default();
+            match end.get("error") {
+                Some(error) => Err(connect_error(error.to_string().as_bytes(), "stream error")),
+                None => Ok(()),
+            }
+        }
+    }
+}
+
+/// gRPC-Web's status: in the headers (trailers-only) or in the trailer
+/// frame (flag 0x80) at the end of the body.
+fn grpc_web_status(answer: &Answer) -> Result<(), Status> {
+    if !answer.status.is_success() {
+        return Err(Status::unavailable(format!("HTTP {}", answer.status)));
+    }
+    let in_headers = answer
+        .headers
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| (v.to_owned(), header_text(answer, "grpc-message")));
+    let status = match in_headers {
+        Some(found) => found,
+        None => {
+            let messages = envelopes(&answer.body)?;
+            let trailers = messages
+                .iter()
+                .find(|(flags, _)| flags & 0x80 != 0)
+                .map(|(_, text)| String::from_utf8_lossy(text).into_owned())
+                .ok_or_else(|| Status::internal("no gRPC-Web trailers"))?;
+            let field = |name: &str| {
+                trailers.lines().find_map(|line| {
+                    let (key, value) = line.split_once(':')?;
+                    key.trim()
+                        .eq_ignore_ascii_case(name)
+                        .then(|| value.trim().to_owned())
+                })
+            };
+            (
+                field("grpc-status").unwrap_or_default(),
+                field("grpc-message").unwrap_or_default(),
+            )
+        }
+    };
+    match status.0.parse::<i32>() {
+        Ok(0) => Ok(()),
+        Ok(code) => Err(Status::new(Code::from_i32(code), status.1)),
+        Err(_) => Err(Status::internal(format!("grpc-status {:?}", status.0))),
+    }
+}
+
+fn header_text(answer: &Answer, name: &str) -> String {
+    answer
+        .headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
