@@ -32,24 +32,23 @@
 
 mod otlp;
 mod plot;
+mod report;
 mod timeline;
 mod visitors;
 
 use std::{
-    collections::BTreeMap,
-    fmt::Write as _,
     path::PathBuf,
     sync::Arc,
     time::{Duration, Instant},
 };
 
 use anyhow::Context;
-use shop_kit::{client::PeerTarget, db::POSTGRES_POOL_MAX, tls::ClientTls};
+use shop_kit::{client::PeerTarget, tls::ClientTls};
 
 use crate::{
     app_suite::shop::Databases,
     chaos::{
-        customers::{Calls, Crowd, Pace, Reach},
+        customers::{Calls, Crowd, Pace, Placed, Reach},
         invariants::{self, Expected},
     },
     dial::Dial,
@@ -60,7 +59,7 @@ use crate::{
         topology::{Counts, Nats, Topology, addr, peer_list},
     },
 };
-use timeline::{Point, Timeline, drift};
+use timeline::{Seen, Timeline};
 use visitors::{Addresses, Visitors};
 
 /// A soak.
@@ -102,338 +101,257 @@ fn counts() -> Counts {
     Counts(counts_of(REPLICAS))
 }
 
+/// The shop under soak and what watches it.
+struct Shop {
+    databases: Databases,
+    dial: Dial,
+    reach: Reach,
+    at: Addresses,
+    calls: Arc<Calls>,
+    attempts: Attempts,
+    /// Each process's name and pid (nats-server's too).
+    processes: Vec<(String, u32)>,
+    sink: otlp::Sink,
+    // Held for the run, killed when it is dropped (after the rest).
+    _topology: Topology,
+    _nats: Nats,
+}
+
+impl Shop {
+    /// Fresh databases, certificates, NATS, the OTLP receiver, then every
+    /// replica over mutual TLS, ready; the customers' way in; the watch on
+    /// every process's failed attempts.
+    async fn start(options: &Options) -> anyhow::Result<Self> {
+        // Before any client takes a metric handle: the customers' own
+        // failed attempts are read from it.
+        let own_metrics = shop_kit::observe::metrics::Metrics::install();
+        let databases = Databases::Postgres(options.postgres_url.clone());
+        databases.recreate().await?;
+        let logs = options.scratch.join("logs");
+        std::fs::create_dir_all(&logs)?;
+        let certs = write_certs(options).await?;
+        let ca = certs.join("ca.pem");
+        let nats = Nats::start(&options.nats_server, &options.scratch.join("nats"), &logs).await?;
+        let sink = otlp::Sink::start().await?;
+        eprintln!(
+            "soak: seed {}, {} customers (gRPC) and {} visitors (Connect, gRPC-Web, REST), \
+             {REPLICAS} replicas of catalog, payments, orders; PostgreSQL, {}, mutual TLS, \
+             traces at 1% to {}; logs in {}",
+            options.seed,
+            options.customers,
+            options.visitors,
+            nats.url,
+            sink.endpoint,
+            logs.display()
+        );
+        let dial = Dial::tls(&ca)?;
+        let topology = Topology::start(
+            &options.shop_bin,
+            &dial,
+            &logs,
+            &databases,
+            &nats.url,
+            counts(),
+            &[
+                ("SHOP_TLS_DIR", certs.display().to_string()),
+                ("SHOP_DEMO_STOCK", options.stock.to_string()),
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", sink.endpoint.clone()),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".to_owned()),
+                ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio".to_owned()),
+                ("OTEL_TRACES_SAMPLER_ARG", "0.01".to_owned()),
+            ],
+        )
+        .await
+        .context("starting the replicas")?;
+        let calls = Calls::timed(&PHASES);
+        let mut processes = topology.pids();
+        processes.extend(nats.pid().map(|pid| (NATS.to_owned(), pid)));
+        let every_process = counts()
+            .0
+            .iter()
+            .flat_map(|(service, n)| {
+                (0..*n).map(move |index| (format!("{service}-{index}"), addr(service, index)))
+            })
+            .collect();
+        let attempts = Attempts::watch(dial.clone(), every_process, own_metrics, calls.clone());
+        let client_tls = Some(ClientTls::load(ca, None)?);
+        let reach = Reach::at(
+            &peer_list("users", 1, "https")
+                .parse::<PeerTarget>()?
+                .with_tls(client_tls.clone()),
+            &peer_list("orders", REPLICAS, "https")
+                .parse::<PeerTarget>()?
+                .with_tls(client_tls),
+        )
+        .await?;
+        let at = Addresses {
+            users: addr("users", 0),
+            catalog: (0..REPLICAS).map(|i| addr("catalog", i)).collect(),
+            orders: (0..REPLICAS).map(|i| addr("orders", i)).collect(),
+            gateway: addr("gateway", 0),
+        };
+        Ok(Self {
+            databases,
+            dial,
+            reach,
+            at,
+            calls,
+            attempts,
+            processes,
+            sink,
+            _topology: topology,
+            _nats: nats,
+        })
+    }
+}
+
 /// Runs it; `Ok(false)` when something that must hold did not.
 pub async fn run(options: &Options) -> anyhow::Result<bool> {
-    let own_metrics = shop_kit::observe::metrics::Metrics::install();
-    let databases = Databases::Postgres(options.postgres_url.clone());
-    databases.recreate().await?;
-    let logs = options.scratch.join("logs");
-    std::fs::create_dir_all(&logs)?;
     std::fs::create_dir_all(&options.out)?;
-    let certs = write_certs(options).await?;
-    let ca = certs.join("ca.pem");
-    let nats = Nats::start(&options.nats_server, &options.scratch.join("nats"), &logs).await?;
-    let sink = otlp::Sink::start().await?;
-    eprintln!(
-        "soak: seed {}, {} customers (gRPC) and {} visitors (Connect, gRPC-Web, REST), \
-         {REPLICAS} replicas of catalog, payments, orders; PostgreSQL, {}, mutual TLS, \
-         traces at 1% to {}; logs in {}",
-        options.seed,
-        options.customers,
-        options.visitors,
-        nats.url,
-        sink.endpoint,
-        logs.display()
-    );
-    let dial = Dial::tls(&ca)?;
-    let topology = Topology::start(
-        &options.shop_bin,
-        &dial,
-        &logs,
-        &databases,
-        &nats.url,
-        counts(),
-        &[
-            ("SHOP_TLS_DIR", certs.display().to_string()),
-            ("SHOP_DEMO_STOCK", options.stock.to_string()),
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", sink.endpoint.clone()),
-            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".to_owned()),
-            ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio".to_owned()),
-            ("OTEL_TRACES_SAMPLER_ARG", "0.01".to_owned()),
-        ],
-    )
-    .await
-    .context("starting the replicas")?;
-
-    let calls = Calls::timed(&PHASES);
-    let mut processes = topology.pids();
-    processes.extend(nats.pid().map(|pid| (NATS.to_owned(), pid)));
-    let every_process = counts()
-        .0
-        .iter()
-        .flat_map(|(service, n)| {
-            (0..*n).map(move |index| (format!("{service}-{index}"), addr(service, index)))
-        })
-        .collect();
-    let attempts = Attempts::watch(dial.clone(), every_process, own_metrics, calls.clone());
-    let client_tls = Some(ClientTls::load(ca.clone(), None)?);
-    let reach = Reach::at(
-        &peer_list("users", 1, "https")
-            .parse::<PeerTarget>()?
-            .with_tls(client_tls.clone()),
-        &peer_list("orders", REPLICAS, "https")
-            .parse::<PeerTarget>()?
-            .with_tls(client_tls),
-    )
-    .await?;
-    let at = Addresses {
-        users: addr("users", 0),
-        catalog: (0..REPLICAS).map(|i| addr("catalog", i)).collect(),
-        orders: (0..REPLICAS).map(|i| addr("orders", i)).collect(),
-        gateway: addr("gateway", 0),
-    };
+    let shop = Shop::start(options).await?;
     let (visitors, visitors_orders) = Visitors::sign_up(
-        dial.clone(),
-        at,
-        options.visitors.max(1),
+        shop.dial.clone(),
+        shop.at.clone(),
+        options.visitors,
         options.seed,
-        calls.clone(),
+        shop.calls.clone(),
     )
     .await?;
-
-    // The peak of the mix: everyone as fast as the shop answers.
-    let crowd = Crowd::start(
-        options.customers,
-        options.seed,
-        &reach,
-        calls.clone(),
-        Pace::Eager,
-    )
-    .await?;
-    let visits = load::closed(visitors.clone(), options.visitors as u64, options.peak).await;
-    let mut placed = crowd.finish().await?;
-    let orders_per_second = placed.orders.len() as f64 / options.peak.as_secs_f64();
-    let visits_per_second = visits.samples.len() as f64 / visits.elapsed.as_secs_f64();
-    let (order_rate, visit_rate) = (
-        orders_per_second * options.share,
-        visits_per_second * options.share,
+    let (peak, mut placed) = measure_peak(options, &shop, &visitors).await?;
+    let offered = (
+        peak.orders_per_second * options.share,
+        peak.visits_per_second * options.share,
     );
     eprintln!(
-        "soak: peak {orders_per_second:.0} orders/s with {visits_per_second:.0} visits/s; \
-         holding {:.0}% of it ({order_rate:.0} orders/s, {visit_rate:.0} visits/s) for {} s",
+        "soak: peak {:.0} orders/s with {:.0} visits/s; holding {:.0}% of it ({:.0} orders/s, \
+         {:.0} visits/s) for {} s",
+        peak.orders_per_second,
+        peak.visits_per_second,
         options.share * 100.0,
+        offered.0,
+        offered.1,
         options.duration.as_secs()
     );
-
-    calls.enter("soak");
-    let timeline = Timeline::start(
-        options.every,
-        processes,
-        calls.clone(),
-        &options.postgres_url,
-    )
-    .await?;
-    let soak_started = Instant::now();
-    let per_customer = Duration::from_secs_f64(options.customers as f64 / order_rate.max(0.1));
-    let crowd = Crowd::start(
-        options.customers,
-        options.seed.wrapping_add(1),
-        &reach,
-        calls.clone(),
-        Pace::Every(per_customer),
-    )
-    .await?;
-    let progress = tokio::spawn(say_progress(options.duration, calls.clone()));
-    let offered =
-        load::open_with(visitors.clone(), visit_rate, options.duration, 1024, |_| {}).await;
-    progress.abort();
-    placed.absorb(crowd.finish().await?);
-    let soak_seconds = soak_started.elapsed().as_secs_f64();
-    let seen = timeline.finish().await;
-    let points = seen.points;
+    let held = hold(options, &shop, visitors, offered).await?;
+    placed.absorb(held.placed);
     placed.orders.extend(visitors_orders);
     eprintln!(
         "soak: {} orders acknowledged; following each to its end",
         placed.orders.len()
     );
-    let report = invariants::check(
+    let invariants = invariants::check(
         &placed,
-        &databases,
+        &shop.databases,
         &Expected {
             stock: options.stock,
             order_deadline: Duration::from_secs(60),
         },
-        &reach,
+        &shop.reach,
     )
     .await?;
-    let (failed_attempts, failing_pairs) = attempts.finish().await;
-    let (batches, bytes) = sink.received();
-
-    let mut broken = Vec::new();
-    for (phase, _, failed) in calls.by_phase() {
-        if failed > 0 {
-            broken.push(format!("{failed} calls failed during the {phase}"));
-        }
-    }
-    for phase in PHASES {
-        let failed = failed_attempts.get(phase).copied().unwrap_or(0.0);
-        if failed > 0.0 {
-            broken.push(format!(
-                "{failed:.0} attempts failed during the {phase} (retried or not)"
-            ));
-        }
-    }
-    if offered.not_sent > 0 {
-        broken.push(format!(
-            "{} visits not sent: 1024 already in flight",
-            offered.not_sent
-        ));
-    }
-    let judged = options.duration >= JUDGE_DRIFT_FROM;
-    let drifts = [
-        (
-            "RSS (MiB)",
-            drift(&points, soak_seconds, |p| &p.rss_mib),
-            false,
-        ),
-        ("open fds", drift(&points, soak_seconds, |p| &p.fds), true),
-        (
-            "PostgreSQL connections",
-            drift(&points, soak_seconds, |p| &p.db_connections),
-            true,
-        ),
-    ];
-    let mut summary = String::new();
-    let _ = writeln!(summary, "{}", placed.summary());
-    let _ = writeln!(summary, "{}", calls.summary());
-    let _ = writeln!(
-        summary,
-        "peak: {orders_per_second:.0} orders/s and {visits_per_second:.0} visits/s; soak at {:.0}%: \
-         {order_rate:.0} orders/s, {visit_rate:.0} visits/s offered, {} s",
-        options.share * 100.0,
-        soak_seconds.round()
-    );
-    let soak_points: Vec<&Point> = points.iter().filter(|p| p.calls_per_second > 0.0).collect();
-    let mut p99s: Vec<f64> = soak_points.iter().map(|p| p.p99_ms).collect();
-    p99s.sort_by(f64::total_cmp);
-    let _ = writeln!(
-        summary,
-        "calls/s per interval: median {:.0}; p99 per interval: median {:.1} ms, worst {:.1} ms",
-        median_of(soak_points.iter().map(|p| p.calls_per_second)),
-        median_of(p99s.iter().copied()),
-        p99s.last().copied().unwrap_or(0.0)
-    );
-    let _ = writeln!(
-        summary,
-        "CPU per process, mean cores over the soak: {}",
-        mean_cpu(&points)
-            .iter()
-            .map(|(name, cores)| format!("{name} {cores:.2}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    let _ = writeln!(summary, "calls by kind (the soak): count, p50, p99");
-    for (kind, latencies) in &seen.by_kind {
-        let _ = writeln!(
-            summary,
-            "  {kind:<28} {:>9} {:>8.1} ms {:>8.1} ms",
-            latencies.count(),
-            latencies.quantile(0.5),
-            latencies.quantile(0.99)
-        );
-    }
-    let _ = writeln!(
-        summary,
-        "failed attempts, retried or not: {}",
-        PHASES
-            .iter()
-            .map(|phase| format!(
-                "{phase} {:.0}",
-                failed_attempts.get(phase).copied().unwrap_or(0.0)
-            ))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    for pair in &failing_pairs {
-        let _ = writeln!(summary, "  failed attempts {pair}");
-    }
-    for example in calls.examples() {
-        let _ = writeln!(summary, "  failed: {example}");
-    }
-    let _ = writeln!(
-        summary,
-        "traces: {batches} OTLP batches ({} KiB) received",
-        bytes / 1024
-    );
-    let _ = writeln!(
-        summary,
-        "drift from the second tenth to the last{}:",
-        if judged {
-            ""
-        } else {
-            " (not judged: the run is shorter than 2 minutes)"
-        }
-    );
-    for (what, moved, counted) in &drifts {
-        for (name, second, last, change) in moved {
-            let too_much = *change > DRIFT_PERCENT && (!counted || last - second > 1.0);
-            let judgement = judge(name, *last, too_much);
-            let _ = writeln!(
-                summary,
-                "  {what:<24} {name:<16} {second:>8.1} -> {last:>8.1} ({change:+.1}%){}",
-                match &judgement {
-                    Judgement::Flat => String::new(),
-                    Judgement::Drifts => "  DRIFTS".to_owned(),
-                    Judgement::NotJudged(why) => format!("  (not judged: {why})"),
-                }
-            );
-            if judged && judgement == Judgement::Drifts {
-                broken.push(format!(
-                    "{what} of {name} moved {change:+.1}% ({second:.1} -> {last:.1})"
-                ));
-            }
-        }
-    }
-    let _ = writeln!(summary, "{}", report.to_string().trim_end());
-    for violation in &broken {
-        let _ = writeln!(summary, "  VIOLATION {violation}");
-    }
-    let held = report.violations.is_empty() && broken.is_empty();
-    let verdict = format!(
-        "soak: {} in {:.0} s (seed {})",
-        if held {
-            "all hold".to_owned()
-        } else {
-            format!("{} VIOLATIONS", report.violations.len() + broken.len())
-        },
-        soak_seconds,
-        options.seed
-    );
-    let _ = writeln!(summary, "{verdict}");
+    let (failed_attempts, failing_pairs) = shop.attempts.finish().await;
+    let outcome = report::Outcome {
+        seed: options.seed,
+        share: options.share,
+        peak,
+        offered,
+        soak_seconds: held.seconds,
+        judge_drift: options.duration >= JUDGE_DRIFT_FROM,
+        placed: &placed,
+        calls: &shop.calls,
+        seen: &held.seen,
+        failed_attempts: &failed_attempts,
+        failing_pairs: &failing_pairs,
+        traces: shop.sink.received(),
+        not_sent: held.not_sent,
+        invariants: &invariants,
+    };
+    let (summary, all_hold) = outcome.verdict();
     println!("{summary}");
     let html = options.out.join("soak.html");
-    std::fs::write(&html, plot::page("connect-shop soak", &summary, &points))?;
+    std::fs::write(
+        &html,
+        plot::page("connect-shop soak", &summary, &held.seen.points),
+    )?;
     let csv = options.out.join("soak.csv");
-    std::fs::write(&csv, table(&points))?;
+    std::fs::write(&csv, report::table(&held.seen.points))?;
     println!(
         "soak: the plot is {}, the numbers {}",
         html.display(),
         csv.display()
     );
-    drop(topology);
-    drop(nats);
-    Ok(held)
+    Ok(all_hold)
 }
 
-#[derive(Debug, PartialEq)]
-enum Judgement {
-    Flat,
-    Drifts,
-    NotJudged(String),
+/// The peak of the mix: every customer and visitor as fast as the shop
+/// answers, for `options.peak`; and the orders placed meanwhile.
+async fn measure_peak(
+    options: &Options,
+    shop: &Shop,
+    visitors: &Arc<Visitors>,
+) -> anyhow::Result<(report::Peak, Placed)> {
+    let crowd = Crowd::start(
+        options.customers,
+        options.seed,
+        &shop.reach,
+        shop.calls.clone(),
+        Pace::Eager,
+    )
+    .await?;
+    let visits = load::closed(visitors.clone(), options.visitors as u64, options.peak).await;
+    let placed = crowd.finish().await?;
+    let peak = report::Peak {
+        orders_per_second: placed.orders.len() as f64 / options.peak.as_secs_f64(),
+        visits_per_second: visits.samples.len() as f64 / visits.elapsed.as_secs_f64(),
+    };
+    Ok((peak, placed))
 }
 
-/// What a growth of `name`'s quantity (to `last`) says. Growth is what
-/// leaks; the broker's memory is its store of events, bounded by the
-/// stream's limits, not the shop's; a database's connections growing
-/// toward its pools' bound (each process's pool opens connections as calls
-/// need them, up to the kit's maximum) are a pool reaching its working
-/// size after a burst, not a leak.
-fn judge(name: &str, last: f64, grew: bool) -> Judgement {
-    if !grew {
-        return Judgement::Flat;
-    }
-    if name == NATS {
-        return Judgement::NotJudged("the broker's store".to_owned());
-    }
-    let pools = name
-        .strip_prefix("bench_")
-        .map(|service| counts().of(service) as f64 * f64::from(POSTGRES_POOL_MAX));
-    match pools {
-        Some(bound) if last <= bound => {
-            Judgement::NotJudged(format!("within its pools' bound of {bound:.0}"))
-        }
-        _ => Judgement::Drifts,
-    }
+/// What holding the load gave.
+struct Held {
+    placed: Placed,
+    seen: Seen,
+    seconds: f64,
+    not_sent: u64,
+}
+
+/// `offered` (orders, visits a second) for `options.duration`: the
+/// customers paced, the visitors at a fixed rate; the timeline meanwhile.
+async fn hold(
+    options: &Options,
+    shop: &Shop,
+    visitors: Arc<Visitors>,
+    offered: (f64, f64),
+) -> anyhow::Result<Held> {
+    shop.calls.enter("soak");
+    let timeline = Timeline::start(
+        options.every,
+        shop.processes.clone(),
+        shop.calls.clone(),
+        &options.postgres_url,
+    )
+    .await?;
+    let started = Instant::now();
+    let per_customer = Duration::from_secs_f64(options.customers as f64 / offered.0.max(0.1));
+    let crowd = Crowd::start(
+        options.customers,
+        options.seed.wrapping_add(1),
+        &shop.reach,
+        shop.calls.clone(),
+        Pace::Every(per_customer),
+    )
+    .await?;
+    let progress = tokio::spawn(say_progress(options.duration, shop.calls.clone()));
+    let run = load::open_with(visitors, offered.1, options.duration, 1024, |_| {}).await;
+    progress.abort();
+    let placed = crowd.finish().await?;
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(Held {
+        placed,
+        seen: timeline.finish().await,
+        seconds,
+        not_sent: run.not_sent,
+    })
 }
 
 /// `shop certs`: a CA and each service's certificates, naming the
@@ -466,101 +384,5 @@ async fn say_progress(duration: Duration, calls: Arc<Calls>) {
             duration.as_secs(),
             calls.summary()
         );
-    }
-}
-
-/// Each process's CPU, in cores, averaged over every point.
-fn mean_cpu(points: &[Point]) -> BTreeMap<String, f64> {
-    let mut sums: BTreeMap<String, (f64, f64)> = BTreeMap::new();
-    for point in points {
-        for (name, cores) in &point.cpu_cores {
-            let sum = sums.entry(name.clone()).or_default();
-            *sum = (sum.0 + cores, sum.1 + 1.0);
-        }
-    }
-    sums.into_iter()
-        .map(|(name, (sum, n))| (name, sum / n))
-        .collect()
-}
-
-fn median_of(values: impl Iterator<Item = f64>) -> f64 {
-    let values: Vec<f64> = values.collect();
-    crate::stats::median(&values)
-}
-
-/// The points as CSV: one row per look, a column per quantity and name.
-fn table(points: &[Point]) -> String {
-    let names = |pick: fn(&Point) -> &BTreeMap<String, f64>| {
-        let mut all: Vec<String> = points
-            .iter()
-            .flat_map(|p| pick(p).keys().cloned())
-            .collect();
-        all.sort();
-        all.dedup();
-        all
-    };
-    let cpu = names(|p| &p.cpu_cores);
-    let rss = names(|p| &p.rss_mib);
-    let fds = names(|p| &p.fds);
-    let dbs = names(|p| &p.db_connections);
-    let mut csv = String::from("seconds,calls_per_second,failed,p99_ms");
-    for name in &cpu {
-        let _ = write!(csv, ",cpu_cores:{name}");
-    }
-    for name in &rss {
-        let _ = write!(csv, ",rss_mib:{name}");
-    }
-    for name in &fds {
-        let _ = write!(csv, ",fds:{name}");
-    }
-    for name in &dbs {
-        let _ = write!(csv, ",db_connections:{name}");
-    }
-    csv.push('\n');
-    for point in points {
-        let _ = write!(
-            csv,
-            "{:.1},{:.1},{},{:.2}",
-            point.at, point.calls_per_second, point.failed, point.p99_ms
-        );
-        for (names, values) in [
-            (&cpu, &point.cpu_cores),
-            (&rss, &point.rss_mib),
-            (&fds, &point.fds),
-            (&dbs, &point.db_connections),
-        ] {
-            for name in names {
-                match values.get(name) {
-                    Some(value) => {
-                        let _ = write!(csv, ",{value:.1}");
-                    }
-                    None => csv.push(','),
-                }
-            }
-        }
-        csv.push('\n');
-    }
-    csv
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn growth_is_judged_unless_it_is_the_brokers_store_or_a_pool_within_its_bound() {
-        assert_eq!(judge("orders-0", 50.0, false), Judgement::Flat);
-        assert_eq!(judge("orders-0", 50.0, true), Judgement::Drifts);
-        assert!(matches!(judge(NATS, 90.0, true), Judgement::NotJudged(_)));
-        // One users process: 16 connections at most; two catalogs: 32.
-        assert!(matches!(
-            judge("bench_users", 16.0, true),
-            Judgement::NotJudged(_)
-        ));
-        assert_eq!(judge("bench_users", 17.0, true), Judgement::Drifts);
-        assert!(matches!(
-            judge("bench_catalog", 32.0, true),
-            Judgement::NotJudged(_)
-        ));
     }
 }
