@@ -11,9 +11,9 @@
 //! | 1% | signing in again (`LogIn`) | Connect POST, JSON |
 //!
 //! Signing in is rare, as in a shop (a session lasts): each is an argon2id
-//! hash, 19 MiB and some 60 ms of a CPU, and at one visit in twenty the
-//! hashes alone took more than half of this machine's two cores, their
-//! bursts stalling every service beside them.
+//! hash, 19 MiB and tens of milliseconds of a CPU. At one visit in twenty
+//! (21 a second) their bursts, up to 12 at once, stalled every service
+//! sharing this machine's two cores: the p99 of every call rose to 200 ms.
 //!
 //! Each visitor signs up and places one order (Connect JSON) first: it is
 //! in the ledger the invariants are checked against.
