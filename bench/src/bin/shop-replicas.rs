@@ -3,7 +3,7 @@
 //! restarted in turn, one of each killed; then what must hold. See
 //! `shop_bench::replicas`.
 
-use std::{path::PathBuf, time::Duration};
+use std::time::Duration;
 
 use clap::Parser;
 use shop_bench::replicas;
@@ -26,17 +26,8 @@ use shop_bench::replicas;
                   deadlock. Exits 1 if anything does not hold."
 )]
 struct Cli {
-    /// PostgreSQL: a role that may create databases.
-    #[arg(long, env = "SHOP_BENCH_POSTGRES_URL")]
-    postgres_url: String,
-
-    /// The nats-server binary (JetStream).
-    #[arg(long, env = "NATS_SERVER", default_value = "nats-server")]
-    nats_server: String,
-
-    /// Seeds the customers' choices (default: the clock; printed).
-    #[arg(long)]
-    seed: Option<u64>,
+    #[command(flatten)]
+    parts: replicas::parts::Flags,
 
     /// Customers placing orders at once.
     #[arg(long, default_value_t = 8)]
@@ -70,14 +61,6 @@ struct Cli {
     /// count (default: ten per customer).
     #[arg(long)]
     min_calls_per_phase: Option<u64>,
-
-    /// The shop launcher (default: `shop` next to this binary).
-    #[arg(long)]
-    shop_bin: Option<PathBuf>,
-
-    /// Keep the logs here (default: a temporary folder, removed after).
-    #[arg(long)]
-    keep: Option<PathBuf>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -85,16 +68,9 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<bool> {
-    let seed = shop_bench::verdict::seed_or_clock(cli.seed);
-    let scratch = tempfile::Builder::new().prefix("shop-replicas").tempdir()?;
+    let (parts, _scratch) = cli.parts.resolve("shop-replicas")?;
     let options = replicas::Options {
-        shop_bin: match cli.shop_bin {
-            Some(path) => path,
-            None => std::env::current_exe()?.with_file_name("shop"),
-        },
-        postgres_url: cli.postgres_url,
-        nats_server: cli.nats_server,
-        seed,
+        parts,
         customers: cli.customers.max(1),
         replicas: usize::try_from(cli.replicas).unwrap_or(2),
         warm_up: Duration::from_secs(cli.warm_up_secs),
@@ -105,7 +81,6 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         min_calls_per_phase: cli
             .min_calls_per_phase
             .unwrap_or(10 * cli.customers.max(1) as u64),
-        scratch: cli.keep.unwrap_or_else(|| scratch.path().to_owned()),
     };
     replicas::run(&options).await
 }

@@ -23,8 +23,9 @@ use shop_bench::soak;
                   then offers SHARE of it for DURATION, looking at calls/s, p99, every \
                   process's RSS and open fds and every database's connections as it goes. \
                   Exits 1 if a call or an attempt failed, if memory, fds or connections moved \
-                  more than 5% from the second tenth of the run to the last (medians; runs of \
-                  2 minutes or more), or if an invariant of `just chaos` broke. Writes soak.html \
+                  more than 5% from the second tenth of the run to the last (medians, growth \
+                  only, runs of 2 minutes or more; nats-server's memory and connections \
+                  within their pools' bound are shown, not judged), or if an invariant of `just chaos` broke. Writes soak.html \
                   (the plot) and soak.csv into --out."
 )]
 struct Cli {
@@ -32,17 +33,8 @@ struct Cli {
     #[arg(default_value = "10m", value_parser = duration)]
     duration: Duration,
 
-    /// PostgreSQL: a role that may create databases.
-    #[arg(long, env = "SHOP_BENCH_POSTGRES_URL")]
-    postgres_url: String,
-
-    /// The nats-server binary (JetStream).
-    #[arg(long, env = "NATS_SERVER", default_value = "nats-server")]
-    nats_server: String,
-
-    /// Seeds the customers' choices (default: the clock; printed).
-    #[arg(long)]
-    seed: Option<u64>,
+    #[command(flatten)]
+    parts: shop_bench::replicas::parts::Flags,
 
     /// Customers ordering over gRPC.
     #[arg(long, default_value_t = 16)]
@@ -73,15 +65,6 @@ struct Cli {
     /// Where soak.html and soak.csv go.
     #[arg(long, default_value = "target/soak")]
     out: PathBuf,
-
-    /// The shop launcher (default: `shop` next to this binary).
-    #[arg(long)]
-    shop_bin: Option<PathBuf>,
-
-    /// Keep the logs and certificates here (default: a temporary folder,
-    /// removed after).
-    #[arg(long)]
-    keep: Option<PathBuf>,
 }
 
 /// "90s", "10m", "4h", "600".
@@ -115,16 +98,9 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         "--share {} is outside 0.05-1",
         cli.share
     );
-    let seed = shop_bench::verdict::seed_or_clock(cli.seed);
-    let scratch = tempfile::Builder::new().prefix("shop-soak").tempdir()?;
+    let (parts, _scratch) = cli.parts.resolve("shop-soak")?;
     let options = soak::Options {
-        shop_bin: match cli.shop_bin {
-            Some(path) => path,
-            None => std::env::current_exe()?.with_file_name("shop"),
-        },
-        postgres_url: cli.postgres_url,
-        nats_server: cli.nats_server,
-        seed,
+        parts,
         duration: cli.duration,
         customers: cli.customers.max(1),
         visitors: cli.visitors.max(1),
@@ -133,7 +109,6 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         every: Duration::from_secs(cli.every_secs.max(1)),
         stock: cli.stock,
         out: cli.out,
-        scratch: cli.keep.unwrap_or_else(|| scratch.path().to_owned()),
     };
     soak::run(&options).await
 }

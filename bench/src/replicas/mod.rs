@@ -21,11 +21,11 @@
 //! Prints the figures, and how the calls were spread over the replicas.
 
 pub(crate) mod attempts;
+pub mod parts;
 pub(crate) mod topology;
 
 use std::{
     collections::HashMap,
-    path::PathBuf,
     sync::{Arc, Mutex, PoisonError},
     time::{Duration, Instant},
 };
@@ -43,16 +43,13 @@ use crate::{
     },
     dial::Dial,
 };
+use parts::Parts;
 use topology::{Counts, Nats, Topology, addr, calls_served, peer_list};
 
 /// A replicas run.
 #[derive(Clone, Debug)]
 pub struct Options {
-    pub shop_bin: PathBuf,
-    /// A PostgreSQL role that may create databases.
-    pub postgres_url: String,
-    pub nats_server: String,
-    pub seed: u64,
+    pub parts: Parts,
     pub customers: usize,
     /// Replicas of catalog, orders and payments.
     pub replicas: usize,
@@ -66,8 +63,6 @@ pub struct Options {
     pub drain: Duration,
     /// Customer calls each phase must have.
     pub min_calls_per_phase: u64,
-    /// Where the services keep their logs (and NATS its store).
-    pub scratch: PathBuf,
 }
 
 /// The services with replicas, in the order they are restarted.
@@ -96,18 +91,23 @@ pub async fn run(options: &Options) -> anyhow::Result<bool> {
     // Before any client takes a metric handle: the customers' own failed
     // attempts are read from it.
     let own_metrics = shop_kit::observe::metrics::Metrics::install();
-    let databases = Databases::Postgres(options.postgres_url.clone());
+    let databases = Databases::Postgres(options.parts.postgres_url.clone());
     databases.recreate().await?;
-    let logs = options.scratch.join("logs");
+    let logs = options.parts.scratch.join("logs");
     std::fs::create_dir_all(&logs)?;
-    let nats = Nats::start(&options.nats_server, &options.scratch.join("nats"), &logs).await?;
-    let deadlocks_before = deadlocks(&options.postgres_url).await?;
+    let nats = Nats::start(
+        &options.parts.nats_server,
+        &options.parts.scratch.join("nats"),
+        &logs,
+    )
+    .await?;
+    let deadlocks_before = deadlocks(&options.parts.postgres_url).await?;
     let n = options.replicas.max(1);
     let counts = Counts(counts_of(n));
     eprintln!(
         "replicas: seed {}, {} customers, {n} replicas of {} on 127.0.0.2-{}, PostgreSQL, \
          {}; logs in {}",
-        options.seed,
+        options.parts.seed,
         options.customers,
         REPLICATED.join(", "),
         1 + n,
@@ -116,7 +116,7 @@ pub async fn run(options: &Options) -> anyhow::Result<bool> {
     );
     let dial = Dial::plain();
     let mut topology = Topology::start(
-        &options.shop_bin,
+        &options.parts.shop_bin,
         &dial,
         &logs,
         &databases,
@@ -152,7 +152,7 @@ pub async fn run(options: &Options) -> anyhow::Result<bool> {
     let started = Instant::now();
     let crowd = Crowd::start(
         options.customers,
-        options.seed,
+        options.parts.seed,
         &reach,
         calls.clone(),
         Pace::Eager,
@@ -207,7 +207,7 @@ pub async fn run(options: &Options) -> anyhow::Result<bool> {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (events, again) = relayed.tally();
     let stored = stream_messages(&nats.url).await?;
-    let deadlocks = deadlocks(&options.postgres_url).await? - deadlocks_before;
+    let deadlocks = deadlocks(&options.parts.postgres_url).await? - deadlocks_before;
 
     let (failed_attempts, failing_pairs) = attempts.finish().await;
     let mut broken = Vec::new();
@@ -331,7 +331,7 @@ pub async fn run(options: &Options) -> anyhow::Result<bool> {
             format!("{} VIOLATIONS", report.violations.len() + broken.len())
         },
         started.elapsed().as_secs_f64(),
-        options.seed
+        options.parts.seed
     );
     drop(topology);
     drop(nats);

@@ -56,6 +56,7 @@ use crate::{
     replicas::{
         attempts::Attempts,
         counts_of,
+        parts::Parts,
         topology::{Counts, Nats, Topology, addr, peer_list},
     },
 };
@@ -65,11 +66,7 @@ use visitors::{Addresses, Visitors};
 /// A soak.
 #[derive(Clone, Debug)]
 pub struct Options {
-    pub shop_bin: PathBuf,
-    /// A PostgreSQL role that may create databases.
-    pub postgres_url: String,
-    pub nats_server: String,
-    pub seed: u64,
+    pub parts: Parts,
     /// How long the load is held (after the peak is measured).
     pub duration: Duration,
     /// Customers ordering over gRPC.
@@ -85,8 +82,6 @@ pub struct Options {
     pub stock: i32,
     /// Where `soak.html` and `soak.csv` go.
     pub out: PathBuf,
-    /// Where the services keep their logs, certificates (and NATS its store).
-    pub scratch: PathBuf,
 }
 
 const PHASES: [&str; 2] = ["peak", "soak"];
@@ -125,19 +120,24 @@ impl Shop {
         // Before any client takes a metric handle: the customers' own
         // failed attempts are read from it.
         let own_metrics = shop_kit::observe::metrics::Metrics::install();
-        let databases = Databases::Postgres(options.postgres_url.clone());
+        let databases = Databases::Postgres(options.parts.postgres_url.clone());
         databases.recreate().await?;
-        let logs = options.scratch.join("logs");
+        let logs = options.parts.scratch.join("logs");
         std::fs::create_dir_all(&logs)?;
         let certs = write_certs(options).await?;
         let ca = certs.join("ca.pem");
-        let nats = Nats::start(&options.nats_server, &options.scratch.join("nats"), &logs).await?;
+        let nats = Nats::start(
+            &options.parts.nats_server,
+            &options.parts.scratch.join("nats"),
+            &logs,
+        )
+        .await?;
         let sink = otlp::Sink::start().await?;
         eprintln!(
             "soak: seed {}, {} customers (gRPC) and {} visitors (Connect, gRPC-Web, REST), \
              {REPLICAS} replicas of catalog, payments, orders; PostgreSQL, {}, mutual TLS, \
              traces at 1% to {}; logs in {}",
-            options.seed,
+            options.parts.seed,
             options.customers,
             options.visitors,
             nats.url,
@@ -146,7 +146,7 @@ impl Shop {
         );
         let dial = Dial::tls(&ca)?;
         let topology = Topology::start(
-            &options.shop_bin,
+            &options.parts.shop_bin,
             &dial,
             &logs,
             &databases,
@@ -213,7 +213,7 @@ pub async fn run(options: &Options) -> anyhow::Result<bool> {
         shop.dial.clone(),
         shop.at.clone(),
         options.visitors,
-        options.seed,
+        options.parts.seed,
         shop.calls.clone(),
     )
     .await?;
@@ -251,7 +251,7 @@ pub async fn run(options: &Options) -> anyhow::Result<bool> {
     .await?;
     let (failed_attempts, failing_pairs) = shop.attempts.finish().await;
     let outcome = report::Outcome {
-        seed: options.seed,
+        seed: options.parts.seed,
         share: options.share,
         peak,
         offered,
@@ -292,7 +292,7 @@ async fn measure_peak(
 ) -> anyhow::Result<(report::Peak, Placed)> {
     let crowd = Crowd::start(
         options.customers,
-        options.seed,
+        options.parts.seed,
         &shop.reach,
         shop.calls.clone(),
         Pace::Eager,
@@ -328,14 +328,14 @@ async fn hold(
         options.every,
         shop.processes.clone(),
         shop.calls.clone(),
-        &options.postgres_url,
+        &options.parts.postgres_url,
     )
     .await?;
     let started = Instant::now();
     let per_customer = Duration::from_secs_f64(options.customers as f64 / offered.0.max(0.1));
     let crowd = Crowd::start(
         options.customers,
-        options.seed.wrapping_add(1),
+        options.parts.seed.wrapping_add(1),
         &shop.reach,
         shop.calls.clone(),
         Pace::Every(per_customer),
@@ -357,8 +357,8 @@ async fn hold(
 /// `shop certs`: a CA and each service's certificates, naming the
 /// replicas' loopback addresses too.
 async fn write_certs(options: &Options) -> anyhow::Result<PathBuf> {
-    let certs = options.scratch.join("certs");
-    let mut command = tokio::process::Command::new(&options.shop_bin);
+    let certs = options.parts.scratch.join("certs");
+    let mut command = tokio::process::Command::new(&options.parts.shop_bin);
     command.arg("certs").arg(&certs);
     for index in 0..REPLICAS {
         command.args(["--name", &addr("catalog", index).ip().to_string()]);
@@ -367,7 +367,7 @@ async fn write_certs(options: &Options) -> anyhow::Result<PathBuf> {
         .stdout(std::process::Stdio::null())
         .status()
         .await
-        .with_context(|| format!("running {} certs", options.shop_bin.display()))?;
+        .with_context(|| format!("running {} certs", options.parts.shop_bin.display()))?;
     anyhow::ensure!(written.success(), "shop certs failed ({written})");
     Ok(certs)
 }
