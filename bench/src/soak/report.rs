@@ -51,8 +51,31 @@ pub struct Outcome<'a> {
 impl Outcome<'_> {
     /// The figures, each violation, the verdict; and whether all held.
     pub fn verdict(&self) -> (String, bool) {
-        let points = &self.seen.points;
-        let (batches, bytes) = self.traces;
+        let mut summary = self.figures();
+        let mut broken = self.failures();
+        self.drifts(&mut summary, &mut broken);
+        let _ = writeln!(summary, "{}", self.invariants.to_string().trim_end());
+        for violation in &broken {
+            let _ = writeln!(summary, "  VIOLATION {violation}");
+        }
+        let violations = self.invariants.violations.len() + broken.len();
+        let held = violations == 0;
+        let _ = writeln!(
+            summary,
+            "soak: {} in {:.0} s (seed {})",
+            if held {
+                "all hold".to_owned()
+            } else {
+                format!("{violations} VIOLATIONS")
+            },
+            self.soak_seconds,
+            self.seed
+        );
+        (summary, held)
+    }
+
+    /// Calls and attempts that failed, and visits never sent.
+    fn failures(&self) -> Vec<String> {
         let mut broken = Vec::new();
         for (phase, _, failed) in self.calls.by_phase() {
             if failed > 0 {
@@ -73,23 +96,13 @@ impl Outcome<'_> {
                 self.not_sent
             ));
         }
-        let drifts = [
-            (
-                "RSS (MiB)",
-                drift(points, self.soak_seconds, |p| &p.rss_mib),
-                false,
-            ),
-            (
-                "open fds",
-                drift(points, self.soak_seconds, |p| &p.fds),
-                true,
-            ),
-            (
-                "PostgreSQL connections",
-                drift(points, self.soak_seconds, |p| &p.db_connections),
-                true,
-            ),
-        ];
+        broken
+    }
+
+    /// What was offered and done: calls, their latency by kind, CPU,
+    /// failed attempts, traces.
+    fn figures(&self) -> String {
+        let points = &self.seen.points;
         let mut summary = String::new();
         let _ = writeln!(summary, "{}", self.placed.summary());
         let _ = writeln!(summary, "{}", self.calls.summary());
@@ -104,13 +117,13 @@ impl Outcome<'_> {
             self.offered.1,
             self.soak_seconds.round()
         );
-        let soak_points: Vec<&Point> = points.iter().filter(|p| p.calls_per_second > 0.0).collect();
-        let mut p99s: Vec<f64> = soak_points.iter().map(|p| p.p99_ms).collect();
+        let busy: Vec<&Point> = points.iter().filter(|p| p.calls_per_second > 0.0).collect();
+        let mut p99s: Vec<f64> = busy.iter().map(|p| p.p99_ms).collect();
         p99s.sort_by(f64::total_cmp);
         let _ = writeln!(
             summary,
             "calls/s per interval: median {:.0}; p99 per interval: median {:.1} ms, worst {:.1} ms",
-            median_of(soak_points.iter().map(|p| p.calls_per_second)),
+            median_of(busy.iter().map(|p| p.calls_per_second)),
             median_of(p99s.iter().copied()),
             p99s.last().copied().unwrap_or(0.0)
         );
@@ -151,11 +164,36 @@ impl Outcome<'_> {
         for example in self.calls.examples() {
             let _ = writeln!(summary, "  failed: {example}");
         }
+        let (batches, bytes) = self.traces;
         let _ = writeln!(
             summary,
             "traces: {batches} OTLP batches ({} KiB) received",
             bytes / 1024
         );
+        summary
+    }
+
+    /// Each quantity's move from the second tenth to the last, said in
+    /// `summary`; a drift judged is added to `broken`.
+    fn drifts(&self, summary: &mut String, broken: &mut Vec<String>) {
+        let points = &self.seen.points;
+        let moved = [
+            (
+                "RSS (MiB)",
+                drift(points, self.soak_seconds, |p| &p.rss_mib),
+                false,
+            ),
+            (
+                "open fds",
+                drift(points, self.soak_seconds, |p| &p.fds),
+                true,
+            ),
+            (
+                "PostgreSQL connections",
+                drift(points, self.soak_seconds, |p| &p.db_connections),
+                true,
+            ),
+        ];
         let _ = writeln!(
             summary,
             "drift from the second tenth to the last{}:",
@@ -165,8 +203,8 @@ impl Outcome<'_> {
                 " (not judged: the run is shorter than 2 minutes)"
             }
         );
-        for (what, moved, counted) in &drifts {
-            for (name, second, last, change) in moved {
+        for (what, each, counted) in &moved {
+            for (name, second, last, change) in each {
                 let too_much = *change > DRIFT_PERCENT && (!counted || last - second > 1.0);
                 let judgement = judge(name, *last, too_much);
                 let _ = writeln!(
@@ -185,26 +223,6 @@ impl Outcome<'_> {
                 }
             }
         }
-        let _ = writeln!(summary, "{}", self.invariants.to_string().trim_end());
-        for violation in &broken {
-            let _ = writeln!(summary, "  VIOLATION {violation}");
-        }
-        let held = self.invariants.violations.is_empty() && broken.is_empty();
-        let verdict = format!(
-            "soak: {} in {:.0} s (seed {})",
-            if held {
-                "all hold".to_owned()
-            } else {
-                format!(
-                    "{} VIOLATIONS",
-                    self.invariants.violations.len() + broken.len()
-                )
-            },
-            self.soak_seconds,
-            self.seed
-        );
-        let _ = writeln!(summary, "{verdict}");
-        (summary, held)
     }
 }
 
