@@ -202,7 +202,7 @@ impl Calls {
         self.phases[self.current.load(Ordering::SeqCst)]
     }
 
-    pub fn count<T>(&self, call: &str, result: &Result<T, Status>) {
+    fn count<T>(&self, call: &str, result: &Result<T, Status>) {
         let phase = self.current.load(Ordering::SeqCst);
         self.made[phase].fetch_add(1, Ordering::Relaxed);
         if let Err(status) = result {

@@ -21,7 +21,7 @@
 use std::{net::SocketAddr, sync::Arc, time::Instant};
 
 use anyhow::Context;
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use http_body_util::Full;
 use prost::Message;
 use shop_proto::shop::{
@@ -35,6 +35,7 @@ use crate::{
     chaos::customers::{Calls, PRODUCTS, PlacedOrder},
     dial::{Answer, Dial},
     overload::load::{Call, Outcome},
+    targets,
 };
 
 const PASSWORD: &str = "soak-password-1";
@@ -191,7 +192,7 @@ impl Visitors {
             self.at.gateway,
             "/shop.bff.v1.WebBffService/GetHome",
             "application/grpc-web+proto",
-            envelope(0, &request.encode_to_vec()),
+            targets::envelope(&request.encode_to_vec()),
             Some(&visitor.token),
         )
         .await?;
@@ -205,7 +206,7 @@ impl Visitors {
             at,
             "/shop.orders.v1.OrderService/WatchOrder",
             "application/connect+json",
-            envelope(0, message.as_bytes()),
+            targets::envelope(message.as_bytes()),
             Some(&visitor.token),
         )
         .await?;
@@ -268,34 +269,9 @@ fn unreachable(error: anyhow::Error) -> Status {
     Status::unavailable(format!("no answer: {error:#}"))
 }
 
-/// One message of a streaming (or gRPC-Web) body.
-fn envelope(flags: u8, message: &[u8]) -> Bytes {
-    let mut framed = BytesMut::with_capacity(5 + message.len());
-    framed.put_u8(flags);
-    framed.put_u32(u32::try_from(message.len()).unwrap_or(u32::MAX));
-    framed.put_slice(message);
-    framed.freeze()
-}
-
 /// The messages of an enveloped body: (flags, message).
-fn envelopes(mut body: &[u8]) -> Result<Vec<(u8, &[u8])>, Status> {
-    let mut found = Vec::new();
-    while !body.is_empty() {
-        let (&flags, rest) = body
-            .split_first()
-            .ok_or_else(|| Status::internal("an envelope cut short"))?;
-        let length =
-            rest.get(..4)
-                .and_then(|b| <[u8; 4]>::try_from(b).ok())
-                .map(u32::from_be_bytes)
-                .ok_or_else(|| Status::internal("an envelope cut short"))? as usize;
-        let message = rest
-            .get(4..4 + length)
-            .ok_or_else(|| Status::internal("an envelope cut short"))?;
-        found.push((flags, message));
-        body = &rest[4 + length..];
-    }
-    Ok(found)
+fn envelopes(body: &[u8]) -> Result<Vec<(u8, &[u8])>, Status> {
+    targets::envelopes(body).ok_or_else(|| Status::internal("an envelope cut short"))
 }
 
 /// A Connect error's code name as a status code.
