@@ -1,9 +1,9 @@
 //! Starts services the one way every service starts (`shop_kit::app`), and
 //! the process's own metrics listener.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, time::Duration};
 
-use shop_kit::{HttpConfig, Shutdown, app, observe::metrics::Metrics};
+use shop_kit::{HttpConfig, Readiness, Shutdown, app, observe::metrics::Metrics};
 
 use crate::plan::{Planned, Start};
 
@@ -12,6 +12,7 @@ pub struct Started {
     pub addr: SocketAddr,
     pub database: String,
     pub seeded: String,
+    pub readiness: Readiness,
     pub task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
@@ -83,9 +84,44 @@ impl Launcher<'_> {
             addr: running.addr,
             database,
             seeded: running.seeded,
+            readiness: running.readiness,
             task: running.task,
         })
     }
+}
+
+/// How long the whole shop waits for every service to be ready before it
+/// says it runs (its services wait for each other: orders for the catalog,
+/// payments and users; the gateway for users, catalog and orders).
+pub const READY_PATIENCE: Duration = Duration::from_secs(30);
+/// How often a service not ready yet is asked again, and said why after
+/// the first few seconds.
+const READY_POLL: Duration = Duration::from_millis(20);
+const READY_NEWS_AFTER: Duration = Duration::from_secs(3);
+
+/// Waits until every service started is ready (within `patience`), so that
+/// what is printed as running takes calls at once: a service whose peers
+/// have no endpoint that serves yet would refuse its first calls.
+pub async fn until_ready(started: &[Started], patience: Duration) -> anyhow::Result<()> {
+    let began = tokio::time::Instant::now();
+    for service in started {
+        let mut told = false;
+        loop {
+            let why = match service.readiness.check().await {
+                Ok(()) => break,
+                Err(why) => why,
+            };
+            let waited = began.elapsed();
+            if waited >= patience {
+                anyhow::bail!("{} was not ready within {patience:?}: {why}", service.name);
+            }
+            if waited >= READY_NEWS_AFTER && !std::mem::replace(&mut told, true) {
+                tracing::warn!(service = service.name, reason = %why, "waiting for it to be ready");
+            }
+            tokio::time::sleep(READY_POLL).await;
+        }
+    }
+    Ok(())
 }
 
 /// `--metrics-port`: the process's metrics on a plain-HTTP listener of

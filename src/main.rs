@@ -64,9 +64,9 @@ fn report(outcome: anyhow::Result<()>) -> ExitCode {
 
 async fn run(cli: Cli, metrics: Metrics) -> anyhow::Result<()> {
     let Cli { command, shop, kit } = cli;
-    let starts = match command.unwrap_or(Command::Run(shop)) {
-        Command::Run(shop) => plan::whole_shop(&shop, &kit)?,
-        Command::Serve(serve) => vec![plan::serve(&serve, &kit)?],
+    let (starts, whole_shop) = match command.unwrap_or(Command::Run(shop)) {
+        Command::Run(shop) => (plan::whole_shop(&shop, &kit)?, true),
+        Command::Serve(serve) => (vec![plan::serve(&serve, &kit)?], false),
         Command::Migrate(migrate) => return migrate::run(&migrate, &kit.data_dir).await,
         Command::Certs(certs) => return certs::write(&certs),
     };
@@ -83,6 +83,12 @@ async fn run(cli: Cli, metrics: Metrics) -> anyhow::Result<()> {
         }
         None => None,
     };
+    // A service alone waits for peers in other processes, which may come
+    // later: its /readyz says when it is ready. The whole shop's services
+    // wait only for each other.
+    if whole_shop {
+        launch::until_ready(&running, launch::READY_PATIENCE).await?;
+    }
     banner::print(&running, metrics.as_ref(), &banner::Calling::new(&kit));
     for service in running {
         service.task.await??;

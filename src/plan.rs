@@ -274,9 +274,11 @@ pub fn whole_shop(shop: &ShopArgs, kit: &KitArgs) -> anyhow::Result<Vec<Start>> 
         secret: service_secret(&shop.secret),
         whole_shop: true,
     };
+    // Each after the services it calls, so that it finds them serving.
     Ok(vec![
         context.users(&shop.users, &shop.demo)?,
         context.catalog(&shop.catalog, &shop.users_peer, &shop.events, &shop.demo)?,
+        context.payments(&shop.payments, &shop.users_peer, &shop.events)?,
         context.orders(
             &shop.orders,
             &shop.users_peer,
@@ -284,7 +286,6 @@ pub fn whole_shop(shop: &ShopArgs, kit: &KitArgs) -> anyhow::Result<Vec<Start>> 
             &shop.payments_peer,
             &shop.events,
         )?,
-        context.payments(&shop.payments, &shop.users_peer, &shop.events)?,
         context.gateway(
             &shop.gateway,
             &shop.users_peer,

@@ -369,3 +369,80 @@ async fn metrics_on_their_own_port_need_no_certificate_and_leave_the_services_po
         );
     }
 }
+
+/// Services apart on mutual TLS, orders started before its catalog and
+/// payments: it says it is not ready, and why, until each peer has an
+/// endpoint that serves; and the calls sent at the very moment it says it
+/// is ready are all placed (none refused because the first health check
+/// of a peer was not done, as a new replica's first calls were in a
+/// rolling restart).
+#[tokio::test]
+async fn orders_is_ready_only_once_its_peers_serve_and_takes_calls_from_that_instant() {
+    let dir = tempfile::tempdir().expect("dir");
+    certs(dir.path());
+    let secret = ["--service-secret", "ready-test-secret"];
+    let users =
+        Shop::serve_tls_answering("users", dir.path(), launched::free_port(), &secret).await;
+    let users_url = users.url("users");
+    let (catalog_port, payments_port) = (launched::free_port(), launched::free_port());
+    let catalog_url = format!("https://localhost:{catalog_port}");
+    let payments_url = format!("https://localhost:{payments_port}");
+    let orders = Shop::serve_tls_answering(
+        "orders",
+        dir.path(),
+        launched::free_port(),
+        &[
+            secret[0],
+            secret[1],
+            "--users-url",
+            &users_url,
+            "--catalog-url",
+            &catalog_url,
+            "--payments-url",
+            &payments_url,
+        ],
+    )
+    .await;
+    let (status, said) = orders.readyz("orders").await;
+    assert_eq!(status, 503, "orders is ready with no catalog: {said}");
+    assert!(said.contains("no catalog endpoint serves yet"), "{said}");
+
+    let (status, signed_up) = call(
+        &users,
+        &[],
+        &format!("{users_url}/shop.users.v1.UserService/SignUp"),
+        &json!({"email": "first@example.com", "password": "correct horse 9", "displayName": "F"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{signed_up}");
+    let bearer = format!(
+        "Authorization: Bearer {}",
+        signed_up["session"]["accessToken"].as_str().expect("token")
+    );
+
+    let with_users = ["--users-url", users_url.as_str()];
+    let _catalog =
+        Shop::serve_tls_answering("catalog", dir.path(), catalog_port, &with_users).await;
+    let _payments =
+        Shop::serve_tls_answering("payments", dir.path(), payments_port, &with_users).await;
+    let mut waited = 0;
+    while orders.readyz("orders").await.0 != 200 {
+        waited += 1;
+        assert!(waited < 500, "orders never got ready");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let create = format!(
+        "{}/shop.orders.v1.OrderService/CreateOrder",
+        orders.url("orders")
+    );
+    let placed = futures::future::join_all((0..8).map(|n| {
+        let body = json!({"idempotencyKey": format!("first-{n}"), "paymentToken": "tok_visa",
+                          "items": [{"productId": "prod_mug", "quantity": 1}]});
+        let (orders, bearer, create) = (&orders, &bearer, &create);
+        async move { call(orders, &["-H", bearer], create, &body).await }
+    }))
+    .await;
+    for (status, body) in placed {
+        assert_eq!(status, 200, "a call at the instant of readiness: {body}");
+    }
+}

@@ -83,6 +83,16 @@ impl Services {
         })
     }
 
+    /// Whether each service it calls has an endpoint that serves (else
+    /// which has none): the gateway is not ready before.
+    pub fn serving(&self) -> Result<(), String> {
+        shop_kit::client::each_serving(&[
+            self.users.clone(),
+            self.catalog.clone(),
+            self.orders.clone(),
+        ])
+    }
+
     /// The first `count` products of the catalog, from the cache when fresh;
     /// callers wanting the same page at once share one call.
     pub async fn featured_products(

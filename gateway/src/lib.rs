@@ -79,6 +79,8 @@ impl Service for Config {
         context: &Context,
     ) -> Result<RpcServer, StartFailure> {
         let verifier = self.token_keys.verifier().await?;
+        let serving = services.clone();
+        let readiness = Readiness::always().after(move || serving.serving());
         let state = AppState { services };
         let (web, web_grpc) = pb::WebBffServiceRoutes::new()
             .get_home(api::web_home)
@@ -102,7 +104,7 @@ impl Service for Config {
         let openapi = openapi::document(&self.browser).map_err(StartFailure::config)?;
         let rate_limit = self.rate_limit.clone();
         let http = &context.http;
-        let server = RpcServer::new(http.clone(), Readiness::always())
+        let server = RpcServer::new(http.clone(), readiness)
             .http_routes(config_route)
             .http_routes(openapi::route(openapi))
             .service(web, grpc_defaults!(web_grpc, http))

@@ -32,13 +32,37 @@ pub struct Shop {
 }
 
 /// Where the shop's log goes.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
 enum Log {
     /// The test's output, warnings only.
+    #[default]
     Shown,
     /// Read into [`Shop::stop_for_log`]'s answer, at the shop's own default
     /// filter (so `--log-rpcs` works).
     Kept,
+}
+
+/// How a shop is started.
+#[derive(Default)]
+struct Options {
+    /// The CA of its certificates, when it serves TLS.
+    ca: Option<PathBuf>,
+    /// Variables set for it beyond the clean environment.
+    env: Vec<(String, String)>,
+    log: Log,
+    /// The port of the one service started (else a free one).
+    port: Option<u16>,
+    wait: Wait,
+}
+
+/// What starting a shop waits for.
+#[derive(Clone, Copy, Default)]
+enum Wait {
+    /// Every service started says it is ready.
+    #[default]
+    Ready,
+    /// Every service started answers `/readyz`, ready or not.
+    Answering,
 }
 
 /// A port nothing listens on (at the moment it is asked for).
@@ -67,7 +91,12 @@ impl Shop {
             .iter()
             .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
             .collect();
-        Self::launch_with(&["serve", service], args, &[service], None, env, Log::Kept).await
+        let options = Options {
+            env,
+            log: Log::Kept,
+            ..Options::default()
+        };
+        Self::launch_with(&["serve", service], args, &[service], options).await
     }
 
     /// The whole shop with `args` and the variables `env`, its log kept for
@@ -77,7 +106,12 @@ impl Shop {
             .iter()
             .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
             .collect();
-        Self::launch_with(&[], args, &SERVICES, None, env, Log::Kept).await
+        let options = Options {
+            env,
+            log: Log::Kept,
+            ..Options::default()
+        };
+        Self::launch_with(&[], args, &SERVICES, options).await
     }
 
     /// The whole shop on TLS from the certificates in `dir` (`shop certs`).
@@ -85,22 +119,51 @@ impl Shop {
         let mut args: Vec<&str> = args.to_vec();
         let dir_arg = dir.display().to_string();
         args.extend(["--tls-dir", &dir_arg]);
-        let ca = Some(dir.join("ca.pem"));
-        Self::launch_with(&[], &args, &SERVICES, ca, Vec::new(), Log::Shown).await
+        let options = Options {
+            ca: Some(dir.join("ca.pem")),
+            ..Options::default()
+        };
+        Self::launch_with(&[], &args, &SERVICES, options).await
+    }
+
+    /// One service alone on TLS from `dir` (`shop serve <service>
+    /// --tls-dir`) on `port`, with `args`; returned once it answers
+    /// `/readyz`, ready or not.
+    pub async fn serve_tls_answering(
+        service: &'static str,
+        dir: &std::path::Path,
+        port: u16,
+        args: &[&str],
+    ) -> Self {
+        let mut args: Vec<&str> = args.to_vec();
+        let dir_arg = dir.display().to_string();
+        args.extend(["--tls-dir", &dir_arg]);
+        let options = Options {
+            ca: Some(dir.join("ca.pem")),
+            port: Some(port),
+            wait: Wait::Answering,
+            ..Options::default()
+        };
+        Self::launch_with(&["serve", service], &args, &[service], options).await
     }
 
     async fn launch(command: &[&str], args: &[&str], services: &[&'static str]) -> Self {
-        Self::launch_with(command, args, services, None, Vec::new(), Log::Shown).await
+        Self::launch_with(command, args, services, Options::default()).await
     }
 
     async fn launch_with(
         command: &[&str],
         args: &[&str],
         services: &[&'static str],
-        ca: Option<PathBuf>,
-        env: Vec<(String, String)>,
-        log: Log,
+        options: Options,
     ) -> Self {
+        let Options {
+            ca,
+            env,
+            log,
+            port,
+            wait,
+        } = options;
         let data = tempfile::tempdir().expect("temp dir");
         let web_dir = data.path().join("web");
         std::fs::create_dir_all(&web_dir).expect("web dir");
@@ -109,7 +172,13 @@ impl Shop {
             "<!doctype html><title>shop</title><p>test page</p>",
         )
         .expect("index.html");
-        let ports: Vec<(&'static str, u16)> = SERVICES.iter().map(|s| (*s, free_port())).collect();
+        let ports: Vec<(&'static str, u16)> = SERVICES
+            .iter()
+            .map(|s| match port {
+                Some(port) if services == [*s] => (*s, port),
+                _ => (*s, free_port()),
+            })
+            .collect();
         let mut command: Vec<String> = command.iter().map(|a| (*a).to_owned()).collect();
         command.push("--data-dir".to_owned());
         command.push(data.path().join("data").display().to_string());
@@ -136,8 +205,39 @@ impl Shop {
             log,
             logged,
         };
-        shop.wait_all_ready().await;
+        match wait {
+            Wait::Ready => shop.wait_all_ready().await,
+            Wait::Answering => {
+                for service in shop.services.clone() {
+                    while shop.readyz(service).await.0 == 0 {
+                        if let Ok(Some(status)) = shop.child.try_wait() {
+                            panic!("shop exited before {service} answered: {status}");
+                        }
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+            }
+        }
         shop
+    }
+
+    /// `/readyz` of `service`: its HTTP status (0: no answer) and what it
+    /// says.
+    pub async fn readyz(&self, service: &str) -> (u16, String) {
+        let output = self
+            .curl()
+            .args([
+                "-w",
+                "\n%{http_code}",
+                &format!("{}/readyz", self.url(service)),
+            ])
+            .stderr(std::process::Stdio::null())
+            .output()
+            .await
+            .expect("curl");
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        let (said, status) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        (status.parse().unwrap_or(0), said.trim().to_owned())
     }
 
     async fn wait_all_ready(&mut self) {

@@ -18,7 +18,7 @@ use shop_kit_observe::{
     metrics::Metrics,
     traces::{ServiceScopeLayer, in_service},
 };
-use shop_kit_rpc::{HttpConfig, RpcServer, ServerError};
+use shop_kit_rpc::{HttpConfig, Readiness, RpcServer, ServerError};
 use shop_kit_shutdown::Shutdown;
 
 /// Any error a service's own start-up steps can fail with.
@@ -114,6 +114,8 @@ pub struct Running<H> {
     pub addr: SocketAddr,
     /// What the service offers, as [`Service::seed`] said.
     pub seeded: String,
+    /// What `/readyz` asks (draining aside).
+    pub readiness: Readiness,
     pub handle: H,
     /// Ends once the service has stopped serving and its background work
     /// has finished (or the grace period ran out).
@@ -215,6 +217,7 @@ impl<S: Service> Launch<S> {
         if let Some(wrap) = around {
             server = server.around(wrap);
         }
+        let readiness = server.readiness();
         server = server
             .metrics(metrics)
             .around(|router| router.layer(ServiceScopeLayer(S::NAME)));
@@ -240,6 +243,7 @@ impl<S: Service> Launch<S> {
             name: S::NAME,
             addr: listening.addr,
             seeded,
+            readiness,
             handle,
             task,
         })

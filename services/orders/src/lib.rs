@@ -15,6 +15,7 @@ pub mod store;
 
 use std::time::Duration;
 
+use shop_kit::client::Peer;
 use shop_kit::{
     Readiness, RpcServer, Shutdown,
     app::{Context, Service, StartFailure},
@@ -56,6 +57,8 @@ pub struct Orders {
     catalog: Catalog,
     payments: Payments,
     sagas: SagaDriver,
+    /// The peers it calls (for readiness).
+    needed: Vec<Peer>,
 }
 
 impl Orders {
@@ -71,7 +74,11 @@ impl Orders {
     ) -> Result<Self, OrdersError> {
         let db = shop_kit::db::connect("orders", database_url).await?;
         shop_migrations::up::<shop_migrations::orders::Migrator>(&db, "orders").await?;
-        let Connected { catalog, payments } = peers;
+        let Connected {
+            catalog,
+            payments,
+            needed,
+        } = peers;
         let feed = OrderFeed::new();
         let history = History::new(db.clone());
         let recorder = history.clone();
@@ -103,6 +110,7 @@ impl Orders {
             catalog,
             payments,
             sagas,
+            needed,
         })
     }
 
@@ -112,6 +120,12 @@ impl Orders {
 
     pub fn feed(&self) -> &OrderFeed {
         &self.feed
+    }
+
+    /// Whether each peer it calls has an endpoint that serves (else which
+    /// has none): orders is not ready before.
+    pub fn peers_serving(&self) -> Result<(), String> {
+        shop_kit::client::each_serving(&self.needed)
     }
 
     /// One page of a customer's order history, newest first, and whether
@@ -287,9 +301,11 @@ impl Service for Config {
     /// on GET.
     async fn server(&self, orders: Orders, context: &Context) -> Result<RpcServer, StartFailure> {
         let verifier = self.token_keys.verifier().await?;
+        let serving = orders.clone();
         let readiness = Readiness::when(shop_kit::db::ready_check(
             orders.store().connection().clone(),
-        ));
+        ))
+        .after(move || serving.peers_serving());
         let state = AppState {
             orders,
             shutdown: context.shutdown.clone(),

@@ -50,6 +50,13 @@ const PROBE_BACKOFF: Backoff = Backoff {
     first: Duration::from_millis(100),
     max: Duration::from_secs(2),
 };
+/// Probes of an endpoint that has never served (a peer still starting): no
+/// further apart than this, so that a service waiting for its peers is
+/// ready moments after they are.
+const PROBE_BACKOFF_STARTING: Backoff = Backoff {
+    first: Duration::from_millis(100),
+    max: Duration::from_millis(250),
+};
 
 /// Whether an endpoint serves, as far as this client knows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -356,9 +363,14 @@ impl Endpoint {
                 Ok(Err(_)) | Err(_) => self.set(Health::Down),
             }
             failures = failures.saturating_add(1);
+            let backoff = if self.has_served() {
+                PROBE_BACKOFF
+            } else {
+                PROBE_BACKOFF_STARTING
+            };
             tokio::select! {
                 () = self.stop.cancelled() => return,
-                () = tokio::time::sleep(PROBE_BACKOFF.delay(failures)) => {}
+                () = tokio::time::sleep(backoff.delay(failures)) => {}
             }
         }
     }

@@ -145,6 +145,11 @@ impl Shared {
             .collect()
     }
 
+    /// Whether some endpoint says it serves now.
+    pub(super) fn any_serving(&self) -> bool {
+        self.current().iter().any(|e| e.health() == Health::Serving)
+    }
+
     /// Where a call may go now.
     pub(super) fn availability(&self, now: Instant) -> Availability {
         let endpoints = self.current();

@@ -250,6 +250,11 @@ impl Peer {
         self.inner.set.shared.describe()
     }
 
+    /// Whether some endpoint of it says it serves now.
+    pub fn is_serving(&self) -> bool {
+        self.inner.set.shared.any_serving()
+    }
+
     /// Whether every endpoint's breaker fails calls fast.
     pub fn is_open(&self) -> bool {
         self.inner.set.shared.all_failing()
@@ -269,6 +274,32 @@ impl Peer {
             .map_err(Status::from_error)?;
         read_answer(response, path).await
     }
+}
+
+/// Whether each of `peers` has an endpoint that says it serves; else which
+/// has none: what a service needs before it says it is ready
+/// (`Readiness::after`), so that its first calls find somewhere to go.
+pub fn each_serving(peers: &[Peer]) -> Result<(), String> {
+    match peers.iter().find(|peer| !peer.is_serving()) {
+        None => Ok(()),
+        Some(peer) => Err(format!(
+            "no {} endpoint serves yet ({})",
+            peer.name(),
+            describe(&peer.endpoints())
+        )),
+    }
+}
+
+/// Endpoints as `addr health` pairs, for a message.
+fn describe(endpoints: &[(SocketAddr, &'static str, usize)]) -> String {
+    if endpoints.is_empty() {
+        return "none known".to_owned();
+    }
+    endpoints
+        .iter()
+        .map(|(addr, health, _)| format!("{addr} {health}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The body of a plain HTTP answer, or the status it stands for: the

@@ -6,7 +6,14 @@
 //! listener closes; at shutdown the `Watch` streams end, so they do not
 //! hold the connection open.
 
-use std::{pin::Pin, sync::Arc, time::Duration};
+use std::{
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use axum::{Router, extract::State, http::StatusCode, routing::get};
 use futures::{Stream, future::BoxFuture};
@@ -22,8 +29,12 @@ use shop_kit_shutdown::Shutdown;
 /// The name `grpc.health.v1` serves under.
 pub(super) const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
 
-/// How often the gRPC health status is refreshed from the readiness check.
+/// How often the gRPC health status is refreshed from the readiness check
+/// while it serves...
 const GRPC_HEALTH_REFRESH: Duration = Duration::from_secs(5);
+/// ...and while it does not: a service starting up (its peers not serving
+/// yet) is taken into rotation moments after it is ready, not seconds.
+const GRPC_HEALTH_REFRESH_NOT_SERVING: Duration = Duration::from_millis(100);
 /// How long a readiness check may take before it counts as failed: an
 /// answer within a probe's timeout (the Kubernetes manifests give 3 s),
 /// rather than a probe that times out with nothing said.
@@ -34,6 +45,12 @@ type Check = dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync;
 /// What "ready" means for one service.
 #[derive(Clone)]
 pub struct Readiness(Arc<Check>);
+
+impl std::fmt::Debug for Readiness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Readiness")
+    }
+}
 
 impl Readiness {
     /// Ready whenever the process runs.
@@ -49,6 +66,28 @@ impl Readiness {
         Checked: Future<Output = Result<(), String>> + Send + 'static,
     {
         Self(Arc::new(move || Box::pin(check())))
+    }
+
+    /// Also not ready until `started` has held once: a condition of
+    /// start-up, such as each peer the service calls having an endpoint
+    /// that serves (`client::each_serving`), so that its first calls find
+    /// somewhere to go. Once it has held it is not asked again: a peer's
+    /// later outage is for the client's breakers to answer, and must not
+    /// take every caller of it out of rotation too.
+    pub fn after<F>(self, started: F) -> Self
+    where
+        F: Fn() -> Result<(), String> + Send + Sync + 'static,
+    {
+        let held = Arc::new(AtomicBool::new(false));
+        Self(Arc::new(move || {
+            if !held.load(Ordering::Acquire) {
+                if let Err(waiting) = started() {
+                    return Box::pin(async move { Err(waiting) });
+                }
+                held.store(true, Ordering::Release);
+            }
+            (self.0)()
+        }))
     }
 
     pub async fn check(&self) -> Result<(), String> {
@@ -112,9 +151,13 @@ pub async fn grpc_health(
     let keeper = status.clone();
     shutdown.clone().spawn(async move {
         loop {
+            let every = match *keeper.borrow() {
+                ServingStatus::Serving => GRPC_HEALTH_REFRESH,
+                _ => GRPC_HEALTH_REFRESH_NOT_SERVING,
+            };
             tokio::select! {
                 () = ready.shutdown.draining() => break,
-                () = tokio::time::sleep(GRPC_HEALTH_REFRESH) => {}
+                () = tokio::time::sleep(every) => {}
             }
             let now = status_of(&ready).await;
             keeper.send_if_modified(|known| std::mem::replace(known, now) != now);
@@ -258,5 +301,46 @@ mod tests {
             .expect("ends at shutdown");
         assert!(ended.is_none());
         drain.await.expect("join");
+    }
+
+    #[tokio::test]
+    async fn a_start_up_condition_holds_readiness_back_once_then_is_not_asked() {
+        use futures::StreamExt;
+        let peer_serves = Arc::new(AtomicBool::new(false));
+        let serves = peer_serves.clone();
+        let readiness = Readiness::always().after(move || {
+            if serves.load(Ordering::Acquire) {
+                Ok(())
+            } else {
+                Err("no catalog endpoint serves yet".to_owned())
+            }
+        });
+        assert_eq!(
+            readiness.check().await,
+            Err("no catalog endpoint serves yet".to_owned())
+        );
+        let shutdown = Shutdown::new();
+        let health = grpc_health(Vec::new(), readiness.clone(), shutdown.clone()).await;
+        let mut watched = health
+            .watch(Request::new(HealthCheckRequest::default()))
+            .await
+            .expect("watch")
+            .into_inner();
+        let first = watched.next().await.expect("first").expect("ok");
+        assert_eq!(first.status(), ServingStatus::NotServing);
+
+        // Its watchers hear it serve moments after the condition holds.
+        peer_serves.store(true, Ordering::Release);
+        let next = tokio::time::timeout(Duration::from_secs(1), watched.next())
+            .await
+            .expect("told within moments")
+            .expect("a message")
+            .expect("ok");
+        assert_eq!(next.status(), ServingStatus::Serving);
+
+        // A later outage of the peer is not this service's readiness.
+        peer_serves.store(false, Ordering::Release);
+        assert_eq!(readiness.check().await, Ok(()));
+        shutdown.trigger();
     }
 }

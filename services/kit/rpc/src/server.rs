@@ -131,6 +131,11 @@ impl RpcServer {
         }
     }
 
+    /// What "ready" means for it (`/readyz`, `grpc.health.v1`).
+    pub fn readiness(&self) -> Readiness {
+        self.readiness.clone()
+    }
+
     /// Serves `metrics` at `/metrics` beside the RPCs, unless
     /// `--metrics-port` gives them a port of their own.
     pub fn metrics(mut self, metrics: Metrics) -> Self {

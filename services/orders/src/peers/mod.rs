@@ -37,6 +37,9 @@ pub struct Peers {
 pub struct Connected {
     pub catalog: Catalog,
     pub payments: Payments,
+    /// Every peer orders calls (the users service too, for its token):
+    /// orders is not ready until each has an endpoint that serves.
+    pub needed: Vec<Peer>,
 }
 
 impl Peers {
@@ -50,11 +53,13 @@ impl Peers {
             peer("catalog", &self.catalog, timeout),
             peer("payments", &self.payments, timeout),
         )?;
+        let needed = vec![users.clone(), catalog.clone(), payments.clone()];
         let token: Arc<dyn Credentials> =
             Arc::new(ServiceToken::new(users, self.service_secret.clone()));
         Ok(Connected {
             catalog: Catalog::new(catalog.with_credentials(token.clone())),
             payments: Payments::new(payments.with_credentials(token)),
+            needed,
         })
     }
 }
