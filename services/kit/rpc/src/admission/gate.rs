@@ -231,6 +231,7 @@ impl Gate {
             state.last_progress = now;
             return Entry::Admitted(Pass::new(self.clone(), method, in_flight, now));
         }
+        state.limit.pressed();
         state.watch_standing(now);
         let stalled = now.duration_since(state.last_progress);
         let queued = state.queue.len();
