@@ -156,6 +156,8 @@ impl Orders {
         let wanted = domain::wanted_lines(lines)?;
         let payment_token = domain::payment_token(payment_token)?;
         let ids: Vec<String> = wanted.iter().map(|w| w.product_id.clone()).collect();
+        // Its saga's turn before anything is asked or written.
+        let turn = self.sagas.turn(deadline.0).await?;
         // Priced by the catalog while payments checks the token.
         let (prices, ()) = tokio::try_join!(
             self.catalog.prices(&ids, deadline.0),
@@ -192,7 +194,7 @@ impl Orders {
         Ok(match placed {
             Placed::New(held) => {
                 let order = held.order.clone();
-                self.sagas.drive_held(held);
+                self.sagas.drive_held(held, turn);
                 order
             }
             Placed::Existing {

@@ -15,6 +15,10 @@
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
+use tokio::{
+    sync::{OwnedSemaphorePermit, Semaphore},
+    time::Instant,
+};
 
 use shop_kit::{Shutdown, observe::traces};
 use tracing::Instrument;
@@ -45,7 +49,20 @@ struct Inner {
     payments: Payments,
     policy: SagaPolicy,
     shutdown: Shutdown,
+    /// A permit per saga taken forward now (`SagaPolicy::max_driving`).
+    driving: Arc<Semaphore>,
 }
+
+/// A saga's turn to be taken forward: one of `SagaPolicy::max_driving`,
+/// given back when the driving stops (at its end, or to wait for a retry).
+#[derive(Debug)]
+pub struct Turn {
+    _permit: OwnedSemaphorePermit,
+}
+
+/// How long placing an order waits for a turn when its caller set no
+/// deadline.
+const TURN_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
 
 fn millis(duration: std::time::Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
@@ -66,6 +83,7 @@ impl SagaDriver {
                 store,
                 catalog,
                 payments,
+                driving: Arc::new(Semaphore::new(policy.max_driving.max(1))),
                 policy,
                 shutdown: shutdown.clone(),
             }),
@@ -83,13 +101,42 @@ impl SagaDriver {
         now_ms.saturating_add(millis(self.inner.policy.lease))
     }
 
-    /// Drives a saga this driver holds (an order it just placed), in the
-    /// background. Shutting down, it lets go: the next start resumes it.
-    pub fn drive_held(&self, held: HeldSaga) {
+    /// A turn for a new order's saga, waited for until `deadline` (the
+    /// caller's, else [`TURN_PATIENCE`]): an order is placed only once its
+    /// saga can go forward at once, so orders are taken no faster than
+    /// their sagas move, and a stalled peer's backlog is a wait (then
+    /// `busy`, nothing written) at the door, not a pile of sagas.
+    pub async fn turn(&self, deadline: Option<Instant>) -> Result<Turn, OrdersError> {
+        let until = deadline.unwrap_or_else(|| Instant::now() + TURN_PATIENCE);
+        let acquired =
+            tokio::time::timeout_at(until, self.inner.driving.clone().acquire_owned()).await;
+        match acquired {
+            Ok(Ok(permit)) => Ok(Turn { _permit: permit }),
+            Ok(Err(_)) | Err(_) => Err(OrdersError::Busy(format!(
+                "busy: {} orders are on their way here already; try again shortly",
+                self.inner.policy.max_driving
+            ))),
+        }
+    }
+
+    /// Waits for a turn, unless shutdown is asked for first.
+    async fn turn_or_shutdown(&self) -> Option<Turn> {
+        tokio::select! {
+            turn = self.inner.driving.clone().acquire_owned() => {
+                turn.ok().map(|permit| Turn { _permit: permit })
+            }
+            () = self.inner.shutdown.requested() => None,
+        }
+    }
+
+    /// Drives a saga this driver holds (an order it just placed, its
+    /// `turn` taken), in the background. Shutting down, it lets go: the
+    /// next start resumes it.
+    pub fn drive_held(&self, held: HeldSaga, turn: Turn) {
         let driver = self.clone();
         self.inner.shutdown.spawn(async move {
             let order_id = held.order.id.clone();
-            if let Err(error) = driver.drive(held).await {
+            if let Err(error) = driver.drive(held, turn).await {
                 // The saga stays where it was; the sweep resumes it.
                 tracing::warn!(order = %order_id, %error, "saga paused");
             }
@@ -127,6 +174,10 @@ impl SagaDriver {
     /// future cannot contain itself.
     fn claim_and_drive(self, order_id: String) -> BoxFuture<'static, ()> {
         Box::pin(async move {
+            // Its turn first: no lease runs out while it waits.
+            let Some(turn) = self.turn_or_shutdown().await else {
+                return;
+            };
             let now = now_ms();
             let claimed = self
                 .inner
@@ -136,7 +187,7 @@ impl SagaDriver {
             let driven = match claimed {
                 // Done, or another driver has it.
                 Ok(None) => Ok(()),
-                Ok(Some(held)) => self.drive(held).await,
+                Ok(Some(held)) => self.drive(held, turn).await,
                 Err(error) => Err(error),
             };
             if let Err(error) = driven {
@@ -148,7 +199,8 @@ impl SagaDriver {
     /// Takes the saga as far as it goes now: to its end, to a retry that
     /// must wait, or to the end of the step under way when shutdown is
     /// asked for (every step ends persisted; the next start resumes).
-    async fn drive(&self, mut held: HeldSaga) -> Result<(), OrdersError> {
+    /// Its `turn` is given back when it returns.
+    async fn drive(&self, mut held: HeldSaga, _turn: Turn) -> Result<(), OrdersError> {
         let Inner {
             store,
             policy,

@@ -7,7 +7,8 @@ mod support;
 use std::{sync::Arc, time::Duration};
 
 use serde_json::{Value, json};
-use support::{Fault, Options, Shop};
+use shop_orders::SagaPolicy;
+use support::{Fault, Options, Shop, fast_policy};
 use tokio::sync::Semaphore;
 
 #[tokio::test]
@@ -261,9 +262,15 @@ async fn a_full_bulkhead_to_a_healthy_catalog_is_orders_being_busy_not_the_catal
     // The catalog holds every price lookup until the gate opens: orders'
     // 64 calls in flight to it fill its bulkhead. (Orders' own admission
     // control, which would refuse some of the 64 at its door first, is off:
-    // this is the bulkhead behind the door.)
+    // this is the bulkhead behind the door; and so are the sagas' turns,
+    // which a placed order waits for before it is priced: 32 by default,
+    // so that the bulkhead's 64 is only filled when they are raised.)
     let shop = Shop::start_with(Options {
         orders_max_calls_in_flight: 0,
+        policy: SagaPolicy {
+            max_driving: 1024,
+            ..fast_policy()
+        },
         ..Options::default()
     })
     .await;

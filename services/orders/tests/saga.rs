@@ -100,6 +100,65 @@ async fn a_payment_service_that_stays_down_cancels_when_the_order_runs_out_of_ti
 }
 
 #[tokio::test]
+async fn a_stalled_catalog_holds_only_the_sagas_driven_at_once_and_more_orders_wait_then_are_told_busy()
+ {
+    let shop = Shop::start_with(Options {
+        policy: SagaPolicy {
+            max_driving: 2,
+            ..fast_policy()
+        },
+        stock: 100,
+        ..Options::default()
+    })
+    .await;
+    // The catalog's reservations stall.
+    let gate = Arc::new(Semaphore::new(0));
+    for _ in 0..3 {
+        shop.faults.on("ReserveStock", Fault::Hold(gate.clone()));
+    }
+    let mut placed = Vec::new();
+    for n in 0..2 {
+        placed.push(id(&shop.order(&shop.ada, &format!("stalled-{n}")).await));
+    }
+    // A third waits for a turn within its deadline, then is told busy,
+    // nothing written: its key is free.
+    let url = format!(
+        "http://{}/shop.orders.v1.OrderService/CreateOrder",
+        shop.orders
+    );
+    let third = json!({"idempotencyKey": "stalled-2", "paymentToken": "tok_visa",
+                       "items": [{"productId": "p2", "quantity": 1}]});
+    let (status, busy) = shop_kit::testing::call_json_with(
+        &url,
+        Some(&shop.ada),
+        &[("connect-timeout-ms", "400")],
+        &third,
+    )
+    .await;
+    assert_eq!(status, 429, "{busy}");
+    assert_eq!(busy["code"], "resource_exhausted", "{busy}");
+    assert!(
+        busy["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("busy: ")),
+        "{busy}"
+    );
+    assert_eq!(
+        shop.faults.pending_count("ReserveStock"),
+        1,
+        "only the two sagas under way reached the catalog"
+    );
+    gate.add_permits(3);
+    let (status, taken) = shop.call("CreateOrder", Some(&shop.ada), third).await;
+    assert_eq!(status, 200, "{taken}");
+    placed.push(id(&taken["order"]));
+    for order in placed {
+        let order = shop.settled(&shop.ada, &order).await;
+        assert_eq!(order["status"], "ORDER_STATUS_CONFIRMED", "{order}");
+    }
+}
+
+#[tokio::test]
 async fn the_customer_may_cancel_until_the_charge() {
     let shop = Shop::start().await;
     // Hold the reservation so the cancel arrives while the saga is young.

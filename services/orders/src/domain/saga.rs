@@ -82,6 +82,15 @@ pub struct SagaPolicy {
     /// One saga step's call to a peer, at most: its one budget, for the
     /// service token and every attempt together.
     pub call_timeout: Duration,
+    /// Sagas one driver takes forward at once. A new order waits for a
+    /// turn before it is placed (within its caller's deadline, then
+    /// `busy`, nothing written), a resumed saga before it is claimed. A
+    /// stall of a peer's database then holds this many of the driver's
+    /// calls to it, not one per order placed meanwhile: the calls orders
+    /// makes while it answers a customer (pricing) keep room in the
+    /// client's bulkhead (64 calls per peer), the peer is not buried when
+    /// it comes back, and orders are taken no faster than their sagas go.
+    pub max_driving: usize,
 }
 
 impl Default for SagaPolicy {
@@ -93,6 +102,7 @@ impl Default for SagaPolicy {
             lease: Duration::from_secs(10),
             sweep_every: Duration::from_secs(2),
             call_timeout: Duration::from_secs(3),
+            max_driving: 32,
         }
     }
 }

@@ -59,11 +59,17 @@ impl Faults {
 
     /// Whether a fault set for `method` still waits for its call.
     pub fn pending(&self, method: &str) -> bool {
+        self.pending_count(method) > 0
+    }
+
+    /// How many faults set for `method` still wait for their calls.
+    pub fn pending_count(&self, method: &str) -> usize {
         self.rules
             .lock()
             .expect("rules")
             .iter()
-            .any(|(m, _)| m == method)
+            .filter(|(m, _)| m == method)
+            .count()
     }
 
     fn take(&self, method: &str) -> Option<Fault> {
@@ -128,6 +134,7 @@ pub fn fast_policy() -> SagaPolicy {
         // catalog's hot rows. A lease shorter than a call only risks a
         // second driver repeating an idempotent step.
         call_timeout: Duration::from_secs(5),
+        max_driving: SagaPolicy::default().max_driving,
     }
 }
 
