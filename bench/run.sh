@@ -18,7 +18,7 @@ for arg in "$@"; do
   case "$arg" in
     profile) full=false; profile=profiling ;;
     --smoke) full=false; profile=release ;;
-    protocol|app|peer|tls) full=false ;;
+    protocol|app|peer|tls|orders) full=false ;;
     -h|--help) cargo run --quiet --release -p shop-bench -- --help; exit 0 ;;
   esac
 done

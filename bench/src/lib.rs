@@ -1,8 +1,9 @@
 //! The harness behind `just bench`, `just chaos` and `just replicas`:
 //! servers under test, the load (h2load), the launched shop (a process per
 //! service, on SQLite or PostgreSQL; or replicas), the reports. The
-//! binaries: `shop-bench` (src/main.rs), `shop-chaos`, `shop-overload` and
-//! `shop-replicas` (src/bin/).
+//! binaries: `shop-bench` (src/main.rs: the suites, and the order path in
+//! the embedded and production profiles), `shop-chaos`, `shop-overload`,
+//! `shop-replicas` and `shop-soak` (src/bin/).
 
 pub mod app_suite;
 pub mod caller;
@@ -12,6 +13,7 @@ pub mod dial;
 mod echo;
 mod h2load;
 pub mod machine;
+pub mod order_profiles;
 pub mod overload;
 mod pb;
 mod preflight;

@@ -9,8 +9,8 @@ use std::{path::PathBuf, time::Duration};
 use clap::{Args, Parser, Subcommand};
 
 use shop_bench::{
-    app_suite, cpus::Cpus, machine, profile, protocol_suite, report, servers, servers::Stack,
-    targets, tls_suite,
+    app_suite, cpus::Cpus, machine, order_profiles, profile, protocol_suite, report, servers,
+    servers::Stack, targets, tls_suite,
 };
 
 #[derive(Parser, Debug)]
@@ -75,6 +75,28 @@ enum Command {
         /// The key of --tls-cert.
         #[arg(long, requires = "tls_cert")]
         tls_key: Option<PathBuf>,
+    },
+    /// The order path, the embedded profile (one process, SQLite, h2c) or
+    /// the production profile (a process per service, PostgreSQL, NATS,
+    /// mutual TLS, traces at 1%) with the embedded beside it: orders/s,
+    /// CreateOrder's p50 and p99, CPU per order of each process and
+    /// statements per order, the median of --repetitions rounds. Fails if
+    /// any order fails.
+    Orders {
+        #[arg(long, value_enum, default_value = "embedded")]
+        profile: shop_bench::order_profiles::Profile,
+        /// Orders per round.
+        #[arg(long, default_value_t = 2000)]
+        orders: usize,
+        /// Customers ordering at once.
+        #[arg(long, default_value_t = 16)]
+        customers: usize,
+        /// The nats-server binary (JetStream), for the production profile.
+        #[arg(long, env = "NATS_SERVER", default_value = "nats-server")]
+        nats_server: String,
+        /// Keep the logs (and certificates) here (default: removed after).
+        #[arg(long)]
+        keep: Option<PathBuf>,
     },
     /// Only the TLS suite: the kit's and tonic's unary echo over TLS beside
     /// the same over h2c, and what a new connection's handshake costs.
@@ -194,6 +216,42 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let args = cli.run.smoothed();
     let cpus = Cpus::detect();
     let scratch = tempfile::Builder::new().prefix("shop-bench").tempdir()?;
+    if let Command::Orders {
+        profile,
+        orders,
+        customers,
+        nats_server,
+        keep,
+    } = command
+    {
+        let postgres_url = match (profile, args.postgres_url) {
+            (order_profiles::Profile::Production, None) => anyhow::bail!(
+                "the production profile needs PostgreSQL: --postgres-url or \
+                 SHOP_BENCH_POSTGRES_URL (`just bench` starts one when run as root)"
+            ),
+            (_, url) => url.unwrap_or_default(),
+        };
+        let options = order_profiles::Options {
+            profile,
+            orders: if args.smoke { orders.min(200) } else { orders },
+            concurrency: customers,
+            rounds: args.repetitions,
+            parts: shop_bench::replicas::parts::Parts {
+                shop_bin: match &args.shop_bin {
+                    Some(path) => path.clone(),
+                    None => std::env::current_exe()?.with_file_name("shop"),
+                },
+                postgres_url,
+                nats_server,
+                seed: 0,
+                scratch: keep.unwrap_or_else(|| scratch.path().to_owned()),
+            },
+        };
+        return match order_profiles::run(&options).await? {
+            true => Ok(()),
+            false => anyhow::bail!("orders failed (above)"),
+        };
+    }
     if let Command::Profile {
         stack,
         protocol,

@@ -428,7 +428,7 @@ pub fn environment(databases: &Databases) -> Vec<(String, String)> {
 
 /// The kernel's clock ticks per second for /proc times (`getconf CLK_TCK`,
 /// asked once).
-fn clock_ticks_per_sec() -> f64 {
+pub(crate) fn clock_ticks_per_sec() -> f64 {
     static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
     *TICKS.get_or_init(|| {
         std::process::Command::new("getconf")

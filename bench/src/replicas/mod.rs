@@ -21,7 +21,9 @@
 //! Prints the figures, and how the calls were spread over the replicas.
 
 pub(crate) mod attempts;
+pub(crate) mod otlp;
 pub mod parts;
+pub(crate) mod production;
 pub(crate) mod topology;
 
 use std::{

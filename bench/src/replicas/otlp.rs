@@ -1,4 +1,4 @@
-//! Where the services send their traces during a soak: an OTLP/HTTP
+//! Where the services send their traces in the production set-up: an OTLP/HTTP
 //! receiver on loopback that counts what it is sent and keeps nothing, so
 //! the export costs the services what it would in production.
 

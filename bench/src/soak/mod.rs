@@ -30,7 +30,6 @@
 //!
 //! Writes `soak.html` (the plot, self-contained) and `soak.csv` beside.
 
-mod otlp;
 mod plot;
 mod report;
 mod timeline;
@@ -42,22 +41,18 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::Context;
-use shop_kit::{client::PeerTarget, tls::ClientTls};
-
 use crate::{
-    app_suite::shop::Databases,
     chaos::{
         customers::{Calls, Crowd, Pace, Placed, Reach},
         invariants::{self, Expected},
     },
-    dial::Dial,
     overload::load,
     replicas::{
         attempts::Attempts,
         counts_of,
         parts::Parts,
-        topology::{Counts, Nats, Topology, addr, peer_list},
+        production::Production,
+        topology::{Counts, addr},
     },
 };
 use timeline::{Seen, Timeline};
@@ -98,41 +93,23 @@ fn counts() -> Counts {
 
 /// The shop under soak and what watches it.
 struct Shop {
-    databases: Databases,
-    dial: Dial,
+    production: Production,
     reach: Reach,
     at: Addresses,
     calls: Arc<Calls>,
     attempts: Attempts,
     /// Each process's name and pid (nats-server's too).
     processes: Vec<(String, u32)>,
-    sink: otlp::Sink,
-    // Held for the run, killed when it is dropped (after the rest).
-    _topology: Topology,
-    _nats: Nats,
 }
 
 impl Shop {
-    /// Fresh databases, certificates, NATS, the OTLP receiver, then every
-    /// replica over mutual TLS, ready; the customers' way in; the watch on
-    /// every process's failed attempts.
+    /// The production set-up with every replica ready; the customers' way
+    /// in; the watch on every process's failed attempts.
     async fn start(options: &Options) -> anyhow::Result<Self> {
         // Before any client takes a metric handle: the customers' own
         // failed attempts are read from it.
         let own_metrics = shop_kit::observe::metrics::Metrics::install();
-        let databases = Databases::Postgres(options.parts.postgres_url.clone());
-        databases.recreate().await?;
-        let logs = options.parts.scratch.join("logs");
-        std::fs::create_dir_all(&logs)?;
-        let certs = write_certs(options).await?;
-        let ca = certs.join("ca.pem");
-        let nats = Nats::start(
-            &options.parts.nats_server,
-            &options.parts.scratch.join("nats"),
-            &logs,
-        )
-        .await?;
-        let sink = otlp::Sink::start().await?;
+        let production = Production::start(&options.parts, counts(), options.stock).await?;
         eprintln!(
             "soak: seed {}, {} customers (gRPC) and {} visitors (Connect, gRPC-Web, REST), \
              {REPLICAS} replicas of catalog, payments, orders; PostgreSQL, {}, mutual TLS, \
@@ -140,50 +117,19 @@ impl Shop {
             options.parts.seed,
             options.customers,
             options.visitors,
-            nats.url,
-            sink.endpoint,
-            logs.display()
+            production.nats.url,
+            production.sink.endpoint,
+            production.logs.display()
         );
-        let dial = Dial::tls(&ca)?;
-        let topology = Topology::start(
-            &options.parts.shop_bin,
-            &dial,
-            &logs,
-            &databases,
-            &nats.url,
-            counts(),
-            &[
-                ("SHOP_TLS_DIR", certs.display().to_string()),
-                ("SHOP_DEMO_STOCK", options.stock.to_string()),
-                ("OTEL_EXPORTER_OTLP_ENDPOINT", sink.endpoint.clone()),
-                ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".to_owned()),
-                ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio".to_owned()),
-                ("OTEL_TRACES_SAMPLER_ARG", "0.01".to_owned()),
-            ],
-        )
-        .await
-        .context("starting the replicas")?;
         let calls = Calls::timed(&PHASES);
-        let mut processes = topology.pids();
-        processes.extend(nats.pid().map(|pid| (NATS.to_owned(), pid)));
-        let every_process = counts()
-            .0
-            .iter()
-            .flat_map(|(service, n)| {
-                (0..*n).map(move |index| (format!("{service}-{index}"), addr(service, index)))
-            })
-            .collect();
-        let attempts = Attempts::watch(dial.clone(), every_process, own_metrics, calls.clone());
-        let client_tls = Some(ClientTls::load(ca, None)?);
-        let reach = Reach::at(
-            &peer_list("users", 1, "https")
-                .parse::<PeerTarget>()?
-                .with_tls(client_tls.clone()),
-            &peer_list("orders", REPLICAS, "https")
-                .parse::<PeerTarget>()?
-                .with_tls(client_tls),
-        )
-        .await?;
+        let processes = production.processes();
+        let attempts = Attempts::watch(
+            production.dial.clone(),
+            production.replicas(),
+            own_metrics,
+            calls.clone(),
+        );
+        let reach = Reach::at(&production.target("users")?, &production.target("orders")?).await?;
         let at = Addresses {
             users: addr("users", 0),
             catalog: (0..REPLICAS).map(|i| addr("catalog", i)).collect(),
@@ -191,16 +137,12 @@ impl Shop {
             gateway: addr("gateway", 0),
         };
         Ok(Self {
-            databases,
-            dial,
+            production,
             reach,
             at,
             calls,
             attempts,
             processes,
-            sink,
-            _topology: topology,
-            _nats: nats,
         })
     }
 }
@@ -210,7 +152,7 @@ pub async fn run(options: &Options) -> anyhow::Result<bool> {
     std::fs::create_dir_all(&options.out)?;
     let shop = Shop::start(options).await?;
     let (visitors, visitors_orders) = Visitors::sign_up(
-        shop.dial.clone(),
+        shop.production.dial.clone(),
         shop.at.clone(),
         options.visitors,
         options.parts.seed,
@@ -241,7 +183,7 @@ pub async fn run(options: &Options) -> anyhow::Result<bool> {
     );
     let invariants = invariants::check(
         &placed,
-        &shop.databases,
+        &shop.production.databases,
         &Expected {
             stock: options.stock,
             order_deadline: Duration::from_secs(60),
@@ -262,7 +204,7 @@ pub async fn run(options: &Options) -> anyhow::Result<bool> {
         seen: &held.seen,
         failed_attempts: &failed_attempts,
         failing_pairs: &failing_pairs,
-        traces: shop.sink.received(),
+        traces: shop.production.sink.received(),
         not_sent: held.not_sent,
         invariants: &invariants,
     };
@@ -356,22 +298,6 @@ async fn hold(
 
 /// `shop certs`: a CA and each service's certificates, naming the
 /// replicas' loopback addresses too.
-async fn write_certs(options: &Options) -> anyhow::Result<PathBuf> {
-    let certs = options.parts.scratch.join("certs");
-    let mut command = tokio::process::Command::new(&options.parts.shop_bin);
-    command.arg("certs").arg(&certs);
-    for index in 0..REPLICAS {
-        command.args(["--name", &addr("catalog", index).ip().to_string()]);
-    }
-    let written = command
-        .stdout(std::process::Stdio::null())
-        .status()
-        .await
-        .with_context(|| format!("running {} certs", options.parts.shop_bin.display()))?;
-    anyhow::ensure!(written.success(), "shop certs failed ({written})");
-    Ok(certs)
-}
-
 /// Every half minute (or tenth of the run if shorter): how far it is.
 async fn say_progress(duration: Duration, calls: Arc<Calls>) {
     let every = (duration / 10).clamp(Duration::from_secs(1), Duration::from_secs(30));
