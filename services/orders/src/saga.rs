@@ -60,8 +60,7 @@ pub struct Turn {
     _permit: OwnedSemaphorePermit,
 }
 
-/// How long placing an order waits for a turn when its caller set no
-/// deadline.
+/// How long placing an order waits for a turn at most.
 const TURN_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
 
 fn millis(duration: std::time::Duration) -> i64 {
@@ -101,13 +100,19 @@ impl SagaDriver {
         now_ms.saturating_add(millis(self.inner.policy.lease))
     }
 
-    /// A turn for a new order's saga, waited for until `deadline` (the
-    /// caller's, else [`TURN_PATIENCE`]): an order is placed only once its
-    /// saga can go forward at once, so orders are taken no faster than
-    /// their sagas move, and a stalled peer's backlog is a wait (then
-    /// `busy`, nothing written) at the door, not a pile of sagas.
+    /// A turn for a new order's saga, waited for during half the time the
+    /// caller's `deadline` leaves (so that the rest is left for the order,
+    /// or for saying `busy` before the deadline says less), and at most
+    /// [`TURN_PATIENCE`]: an order is placed only once its saga can go
+    /// forward at once, so orders are taken no faster than their sagas
+    /// move, and a stalled peer's backlog is a wait (then `busy`, nothing
+    /// written) at the door, not a pile of sagas.
     pub async fn turn(&self, deadline: Option<Instant>) -> Result<Turn, OrdersError> {
-        let until = deadline.unwrap_or_else(|| Instant::now() + TURN_PATIENCE);
+        let now = Instant::now();
+        let half_left = deadline.map_or(TURN_PATIENCE, |deadline| {
+            deadline.saturating_duration_since(now) / 2
+        });
+        let until = now + half_left.min(TURN_PATIENCE);
         let acquired =
             tokio::time::timeout_at(until, self.inner.driving.clone().acquire_owned()).await;
         match acquired {

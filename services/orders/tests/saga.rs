@@ -120,7 +120,7 @@ async fn a_stalled_catalog_holds_only_the_sagas_driven_at_once_and_more_orders_w
     for n in 0..2 {
         placed.push(id(&shop.order(&shop.ada, &format!("stalled-{n}")).await));
     }
-    // A third waits for a turn within its deadline, then is told busy,
+    // A third waits for a turn for half its deadline, then is told busy,
     // nothing written: its key is free.
     let url = format!(
         "http://{}/shop.orders.v1.OrderService/CreateOrder",

@@ -83,8 +83,8 @@ pub struct SagaPolicy {
     /// service token and every attempt together.
     pub call_timeout: Duration,
     /// Sagas one driver takes forward at once. A new order waits for a
-    /// turn before it is placed (within its caller's deadline, then
-    /// `busy`, nothing written), a resumed saga before it is claimed. A
+    /// turn before it is placed (for half the time its caller's
+    /// deadline leaves, at most 2 s, then `busy`, nothing written), a resumed saga before it is claimed. A
     /// stall of a peer's database then holds this many of the driver's
     /// calls to it, not one per order placed meanwhile: the calls orders
     /// makes while it answers a customer (pricing) keep room in the
