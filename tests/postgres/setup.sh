@@ -40,6 +40,6 @@ if [ "$(su postgres -c "psql -tAc 'SHOW shared_preload_libraries'")" != "pg_stat
     sleep 0.2
   done
 fi
-su postgres -c "psql -qc 'CREATE EXTENSION IF NOT EXISTS pg_stat_statements'"
+su postgres -c "psql -qc 'SET client_min_messages = warning; CREATE EXTENSION IF NOT EXISTS pg_stat_statements'"
 su postgres -c "psql -q -tc \"SELECT 1 FROM pg_roles WHERE rolname = 'shop_test'\"" | grep -q 1 \
   || su postgres -c "psql -q -c \"CREATE ROLE shop_test LOGIN CREATEDB PASSWORD 'shop_test'\""
