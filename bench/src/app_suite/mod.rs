@@ -414,8 +414,9 @@ async fn measure_calls(
     Ok(rows)
 }
 
-/// What each service spent between `before` and `after`, per order.
-fn per_order(
+/// What each service (or process) spent between `before` and `after`, per
+/// order.
+pub(crate) fn per_order(
     before: &[(String, f64)],
     after: Vec<(String, f64)>,
     placed: u64,

@@ -27,7 +27,10 @@ use std::{collections::BTreeMap, time::Duration};
 use shop_kit::client::PeerTarget;
 
 use crate::{
-    app_suite::shop::{self as launched, Databases, Layout},
+    app_suite::{
+        per_order,
+        shop::{self as launched, Databases, Layout},
+    },
     cpus::Cpus,
     replicas::{parts::Parts, production::Production, topology::Counts},
     stats,
@@ -132,7 +135,7 @@ async fn embedded(options: &Options) -> anyhow::Result<Measured> {
         Customers::sign_up(&target("users")?, &target("orders")?, options.concurrency).await?;
     let before = named_shop(shop.cpu_ms());
     let round = customers.order(options.orders).await?;
-    let cpu_per_order = usage::per_order(&before, &named_shop(shop.cpu_ms()), round.placed);
+    let cpu_per_order = per_order(&before, named_shop(shop.cpu_ms()), round.placed as u64);
     Ok(Measured {
         round,
         cpu_per_order,
@@ -173,9 +176,9 @@ async fn production(options: &Options) -> anyhow::Result<Measured> {
     let round = customers.order(options.orders).await?;
     // The relays publish what the last sagas wrote within moments.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let cpu_per_order = usage::per_order(&cpu_before, &cpu(), round.placed);
+    let cpu_per_order = per_order(&cpu_before, cpu(), round.placed as u64);
     let statements_per_order = match (statements_before, usage::statements(admin).await) {
-        (Ok(before), Ok(after)) => Ok(usage::per_order(&before, &after, round.placed)),
+        (Ok(before), Ok(after)) => Ok(per_order(&before, after, round.placed as u64)),
         (Err(why), _) | (_, Err(why)) => Err(why),
     };
     Ok(Measured {

@@ -96,21 +96,3 @@ pub async fn statements(admin_url: &str) -> Result<Vec<(String, f64)>, String> {
         })
         .collect())
 }
-
-/// `after - before`, per name, divided by `orders`.
-pub fn per_order(
-    before: &[(String, f64)],
-    after: &[(String, f64)],
-    orders: usize,
-) -> Vec<(String, f64)> {
-    after
-        .iter()
-        .map(|(name, now)| {
-            let was = before
-                .iter()
-                .find(|(n, _)| n == name)
-                .map_or(0.0, |(_, v)| *v);
-            (name.clone(), (now - was) / orders.max(1) as f64)
-        })
-        .collect()
-}
