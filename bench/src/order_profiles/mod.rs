@@ -28,8 +28,9 @@ use shop_kit::client::PeerTarget;
 
 use crate::{
     app_suite::{
-        per_order,
+        cpu_per_order, per_order,
         shop::{self as launched, Databases, Layout},
+        statements_per_order_text,
     },
     cpus::Cpus,
     replicas::{parts::Parts, production::Production, topology::Counts},
@@ -255,12 +256,6 @@ fn print_report(
             )
         };
         let cpu = medians(&rounds.iter().map(|m| &m.cpu_per_order).collect::<Vec<_>>());
-        let total: f64 = cpu.iter().map(|(_, ms)| ms).sum();
-        let cpu_text = cpu
-            .iter()
-            .map(|(name, ms)| format!("{name} {ms:.2}"))
-            .collect::<Vec<_>>()
-            .join(", ");
         let statements: Vec<&Vec<(String, f64)>> = rounds
             .iter()
             .filter_map(|m| m.statements_per_order.as_ref().ok())
@@ -271,22 +266,16 @@ fn print_report(
                 .and_then(|m| m.statements_per_order.as_ref().err())
                 .map_or_else(String::new, |why| format!("— ({why})"))
         } else {
-            let per = medians(&statements);
-            let sum: f64 = per.iter().map(|(_, n)| n).sum();
-            let each = per
-                .iter()
-                .map(|(name, n)| format!("{name} {n:.1}"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            format!("{sum:.1} ({each})")
+            statements_per_order_text(&medians(&statements))
         };
         let failed: usize = rounds.iter().map(|m| m.round.failed_count()).sum();
         println!(
-            "| {} | {:.0} ({lowest:.0}-{highest:.0}) | {:.1} / {:.1} | {total:.2} ({cpu_text}) | {statements_text} | {failed} |",
+            "| {} | {:.0} ({lowest:.0}-{highest:.0}) | {:.1} / {:.1} | {} | {statements_text} | {failed} |",
             profile.name(),
             stats::median(&rates),
             p(0.5),
             p(0.99),
+            cpu_per_order(&cpu),
         );
     }
     for profile in profiles {
