@@ -30,7 +30,13 @@ async fn every_stock_change_is_an_outbox_event_in_the_callers_trace() {
     let event = events.last().expect("an event");
     assert_eq!(event.event_type, "stock.changed");
     assert_eq!(event.aggregate_id, "p1");
-    assert_eq!(event.data["stockOnHand"], 3);
+    // The facts in full, as a consumer parses them (on PostgreSQL the
+    // statement that moved the stock wrote them).
+    assert_eq!(
+        event.data,
+        json!({"productId": "p1", "stockOnHand": 3, "version": event.version}),
+    );
+    assert!(event.version > 0);
     let parts: Vec<&str> = event.traceparent.split('-').collect();
     assert_eq!(parts.len(), 4, "{}", event.traceparent);
     assert_eq!(parts[1], trace_id, "the caller's trace");

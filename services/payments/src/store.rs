@@ -2,7 +2,7 @@
 
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryTrait,
     sea_query::{Expr, OnConflict},
 };
 use shop_kit::events::Relay;
@@ -151,13 +151,11 @@ impl Store {
         ])
         .do_nothing()
         .to_owned();
-        let txn = shop_kit::db::begin(&self.db).await?;
-        let inserted = payment::Entity::insert(row)
-            .on_conflict(first)
-            .exec_without_returning(&txn)
-            .await?;
-        if inserted == 0 {
-            txn.rollback().await?;
+        let mut insert = payment::Entity::insert(row).on_conflict(first).into_query();
+        insert.returning_col(payment::Column::Id);
+        let change = self.db.get_database_backend().build(&insert);
+        let event = events::payment_event(&payment).into_iter().collect();
+        if self.relay.record(&self.db, change, event).await?.is_empty() {
             return self
                 .by_key(&payment.user_id, payment.charged_by, key)
                 .await?
@@ -165,8 +163,6 @@ impl Store {
                     "the payment its key names".to_owned(),
                 )));
         }
-        let event = events::payment_event(&payment);
-        self.relay.commit(txn, event.into_iter().collect()).await?;
         Ok(payment)
     }
 

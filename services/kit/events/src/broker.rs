@@ -28,7 +28,10 @@
 
 use std::{sync::Arc, time::Duration};
 
-use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, QueryResult,
+    Statement,
+};
 use tokio::sync::mpsc;
 
 use super::{
@@ -141,6 +144,43 @@ impl Relay {
         txn.commit().await?;
         self.committed(events);
         Ok(())
+    }
+
+    /// The outbox this relay carries from.
+    pub fn outbox(&self) -> &Outbox {
+        &self.outbox
+    }
+
+    /// Makes `change` (a statement with a `RETURNING` clause, built for
+    /// `db`'s backend) and, only if it returned a row, records `events`
+    /// with it, atomically; hands them over once committed, and answers the
+    /// rows. On PostgreSQL that is one statement ([`Outbox::with_change`]):
+    /// one round trip, no `BEGIN`, no `COMMIT`; on SQLite, a transaction.
+    /// A change that returns no row (a condition not met) records nothing.
+    pub async fn record(
+        &self,
+        db: &DatabaseConnection,
+        change: Statement,
+        events: Vec<Event>,
+    ) -> Result<Vec<QueryResult>, DbErr> {
+        let rows = if db.get_database_backend() == DbBackend::Postgres {
+            db.query_all_raw(self.outbox.with_change(change, &events)?)
+                .await?
+        } else {
+            let txn = shop_kit_db::begin(db).await?;
+            let rows = txn.query_all_raw(change).await?;
+            if rows.is_empty() {
+                txn.rollback().await?;
+                return Ok(rows);
+            }
+            self.outbox.append_all(&txn, &events).await?;
+            txn.commit().await?;
+            rows
+        };
+        if !rows.is_empty() {
+            self.committed(events);
+        }
+        Ok(rows)
     }
 
     /// Hands over events just committed (to the outbox, with the change
@@ -381,7 +421,7 @@ impl Worker {
     fn record_lag(&self, batch: &[Event], now_ms: i64) {
         let oldest = batch
             .iter()
-            .map(|event| super::outbox::occurred_at_ms(&event.time))
+            .map(Event::occurred_at_ms)
             .min()
             .unwrap_or(now_ms);
         metrics::gauge!("shop_outbox_lag_seconds", "service" => self.service.clone())

@@ -79,6 +79,12 @@ impl Event {
         }
     }
 
+    /// When it happened, in milliseconds since the Unix epoch (as the
+    /// outbox stores it).
+    pub fn occurred_at_ms(&self) -> i64 {
+        outbox::occurred_at_ms(&self.time)
+    }
+
     /// The NATS subject it travels on: `shop.events.<type>`.
     pub fn subject(&self) -> String {
         format!("{SUBJECT_PREFIX}{}", self.event_type)

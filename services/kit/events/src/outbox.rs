@@ -3,8 +3,8 @@
 //! other; the relay publishes the rows in commit order and marks them sent.
 
 use sea_orm::{
-    ConnectionTrait, DbErr, QueryResult,
-    sea_query::{Alias, Condition, Expr, ExprTrait, LockBehavior, LockType, Order, Query},
+    ConnectionTrait, DbBackend, DbErr, QueryResult, Statement,
+    sea_query::{Alias, Condition, Expr, ExprTrait, LockBehavior, LockType, Order, Query, Value},
 };
 
 use super::Event;
@@ -62,7 +62,7 @@ impl Outbox {
                     event.event_type.clone().into(),
                     event.aggregate_id.clone().into(),
                     event.version.into(),
-                    occurred_at_ms(&event.time).into(),
+                    event.occurred_at_ms().into(),
                     event.traceparent.clone().into(),
                     data.into(),
                 ])
@@ -70,6 +70,71 @@ impl Outbox {
         }
         conn.execute(&insert).await?;
         Ok(())
+    }
+
+    /// One PostgreSQL statement that makes `change` (a PostgreSQL
+    /// statement with a `RETURNING` clause) and records `events` only if it
+    /// returned a row, answering those rows: the change is a common table
+    /// expression, and the outbox insert another that reads it. A single
+    /// statement is atomic by itself, so the pair takes one round trip and
+    /// no `BEGIN` or `COMMIT`.
+    pub(crate) fn with_change(
+        &self,
+        change: Statement,
+        events: &[Event],
+    ) -> Result<Statement, DbErr> {
+        let mut values = change.values.map(|values| values.0).unwrap_or_default();
+        let mut rows = Vec::with_capacity(events.len());
+        for event in events {
+            let data =
+                serde_json::to_string(&event.data).map_err(|e| DbErr::Custom(e.to_string()))?;
+            let fields: [Value; 7] = [
+                event.id.clone().into(),
+                event.event_type.clone().into(),
+                event.aggregate_id.clone().into(),
+                event.version.into(),
+                event.occurred_at_ms().into(),
+                event.traceparent.clone().into(),
+                data.into(),
+            ];
+            let mut placeholders = Vec::with_capacity(fields.len());
+            for field in fields {
+                values.push(field);
+                placeholders.push(format!("${}", values.len()));
+            }
+            rows.push(format!("({})", placeholders.join(", ")));
+        }
+        let sql = if rows.is_empty() {
+            change.sql
+        } else {
+            format!(
+                "WITH change AS ({change}), recorded AS ({insert}) SELECT * FROM change",
+                change = change.sql,
+                insert = self.insert_rows_of(&format!(
+                    "SELECT * FROM (VALUES {}) AS event WHERE EXISTS (SELECT 1 FROM change)",
+                    rows.join(", ")
+                )),
+            )
+        };
+        Ok(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            sql,
+            values,
+        ))
+    }
+
+    /// `INSERT INTO` this outbox the rows `select` yields: an event's id,
+    /// type, aggregate id and version, `occurred_at_ms` (see
+    /// [`Event::occurred_at_ms`]), traceparent and data (JSON text), in
+    /// that order. For a service whose events' facts are known only inside
+    /// the statement that changes them (say a stock level after its
+    /// update), to record them in that same statement.
+    pub fn insert_rows_of(&self, select: &str) -> String {
+        format!(
+            "INSERT INTO \"{}\" (\"id\", \"event_type\", \"aggregate_id\", \
+             \"aggregate_version\", \"occurred_at_ms\", \"traceparent\", \"data\") {select}",
+            self.table
+        )
     }
 
     /// Claims, until `until_ms`, the oldest `limit` events recorded before

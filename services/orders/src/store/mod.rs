@@ -2,18 +2,20 @@
 //! lines and, in the order's row, where its saga stands; the outbox; and
 //! the order history (the read model behind ListOrders, [`History`]).
 //!
-//! What an order costs here, on the way it usually goes: one transaction to
-//! place it (the order's row, with its lines and its saga, and its event),
-//! one statement per saga transition, one transaction to finish it (the
-//! row, its event); the driver that placed it holds its saga from the
-//! start, so nothing is claimed or read back between steps.
+//! What an order costs here, on the way it usually goes: one statement per
+//! change, its event recorded with it ([`Relay::record`]: on PostgreSQL
+//! the outbox row joins the change in the same statement, with no
+//! `BEGIN` or `COMMIT`): one to place it (the order's row, with its lines
+//! and its saga, and its event), one per saga transition, one to finish
+//! it (the row, its event). The driver that placed it holds its saga from
+//! the start, so nothing is claimed or read back between steps.
 
 mod entities;
 mod history;
 
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, sea_query::Expr,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, IdenStatic,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, sea_query::Expr,
 };
 use shop_kit::db::UnknownStoredValue;
 use shop_kit::events::Relay;
@@ -205,12 +207,10 @@ impl Store {
             saga_traceparent: Set(traceparent.to_owned()),
         };
         let event = events::order_event(&order);
-        let txn = shop_kit::db::begin(&self.db).await?;
-        if let Err(error) = order::Entity::insert(row)
-            .exec_without_returning(&txn)
-            .await
-        {
-            txn.rollback().await?;
+        let mut insert = order::Entity::insert(row).into_query();
+        insert.returning_col(order::Column::Id);
+        let change = self.db.get_database_backend().build(&insert);
+        if let Err(error) = self.relay.record(&self.db, change, vec![event]).await {
             if !shop_kit::db::is_unique_violation(&error) {
                 return Err(error.into());
             }
@@ -225,7 +225,6 @@ impl Store {
                 order: assemble(existing)?,
             });
         }
-        self.relay.commit(txn, vec![event]).await?;
         Ok(Placed::New(HeldSaga {
             saga: Saga {
                 step: Step::ReserveStock,
@@ -296,27 +295,28 @@ impl Store {
             .filter(order::Column::Id.eq(held.order.id.as_str()))
             .filter(order::Column::SagaStep.eq(held.saga.step.as_str()))
             .filter(order::Column::SagaLeaseUntilMs.eq(held.lease_until_ms));
-        let Some(done) = finished else {
-            let rows = moved.exec_with_returning(&self.db).await?;
-            return Ok(rows.first().map(|row| row.saga_cancel_requested));
+        let mut event = None;
+        if let Some(done) = finished {
+            let (reason, message) = Cancellation::to_stored(done.cancellation.as_ref());
+            moved = moved
+                .col_expr(order::Column::Status, Expr::value(done.status.as_str()))
+                .col_expr(order::Column::CancelReason, Expr::value(reason))
+                .col_expr(order::Column::CancelMessage, Expr::value(message))
+                .col_expr(order::Column::UpdatedAtMs, Expr::value(done.updated_at_ms))
+                .col_expr(order::Column::Version, Expr::value(done.version));
+            event = Some(events::order_event(done));
+        }
+        let mut statement = moved.into_query();
+        statement.returning_col(order::Column::SagaCancelRequested);
+        let change = self.db.get_database_backend().build(&statement);
+        let rows = match event {
+            None => self.db.query_all_raw(change).await?,
+            Some(event) => self.relay.record(&self.db, change, vec![event]).await?,
         };
-        let (reason, message) = Cancellation::to_stored(done.cancellation.as_ref());
-        moved = moved
-            .col_expr(order::Column::Status, Expr::value(done.status.as_str()))
-            .col_expr(order::Column::CancelReason, Expr::value(reason))
-            .col_expr(order::Column::CancelMessage, Expr::value(message))
-            .col_expr(order::Column::UpdatedAtMs, Expr::value(done.updated_at_ms))
-            .col_expr(order::Column::Version, Expr::value(done.version));
-        let event = events::order_event(done);
-        let txn = shop_kit::db::begin(&self.db).await?;
-        let rows = moved.exec_with_returning(&txn).await?;
-        let Some(row) = rows.first() else {
-            txn.rollback().await?;
-            return Ok(None);
-        };
-        let cancel_requested = row.saga_cancel_requested;
-        self.relay.commit(txn, vec![event]).await?;
-        Ok(Some(cancel_requested))
+        rows.first()
+            .map(|row| row.try_get::<bool>("", order::Column::SagaCancelRequested.as_str()))
+            .transpose()
+            .map_err(OrdersError::from)
     }
 
     /// Lets go of a saga this driver holds (it stops before its end, e.g.

@@ -3,13 +3,15 @@
 
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, ExprTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
+    ExprTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
     sea_query::{Expr, Func, LikeExpr},
 };
 use shop_kit::db::UnknownStoredValue;
 
 use shop_kit::events::{Event, Relay};
+
+mod reserve_postgres;
 
 use crate::{
     domain::{Money, NewProduct, PageRequest, Product, ReservationStatus},
@@ -288,7 +290,8 @@ impl Store {
     }
 
     /// Takes every line's quantity out of stock and records the reservation,
-    /// in one transaction: all lines or none. A reservation id seen before
+    /// atomically: all lines or none (on PostgreSQL in one statement, see
+    /// `reserve_postgres`; elsewhere in one transaction). A reservation id seen before
     /// returns its status and changes nothing (a released one, even one
     /// released before it was ever made, stays released).
     pub async fn reserve(
@@ -305,6 +308,9 @@ impl Store {
             })
             .collect();
         let items = serde_json::to_string(&items).map_err(|e| DbErr::Custom(e.to_string()))?;
+        if self.db.get_database_backend() == DbBackend::Postgres {
+            return self.reserve_in_one_statement(id, lines, items, now).await;
+        }
         let txn = shop_kit::db::begin(&self.db).await?;
         // Claim the id first: a concurrent twin fails here and reads ours.
         let claim = reservation::ActiveModel {
