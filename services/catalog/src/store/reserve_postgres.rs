@@ -9,8 +9,8 @@
 
 use std::collections::BTreeMap;
 
-use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Statement, sea_query::Value};
-use shop_kit::events::Event;
+use sea_orm::{ConnectionTrait, QueryResult};
+use shop_kit::{db::Params, events::Event};
 
 use super::{Store, reservation_status};
 use crate::{
@@ -36,17 +36,6 @@ impl Found {
             version: row.try_get("", "stock_version")?,
             taken: row.try_get("", "taken")?,
         })
-    }
-}
-
-/// The statement's parameters, numbered as they are added.
-#[derive(Default)]
-struct Params(Vec<Value>);
-
-impl Params {
-    fn add(&mut self, value: impl Into<Value>) -> String {
-        self.0.push(value.into());
-        format!("${}", self.0.len())
     }
 }
 
@@ -121,8 +110,7 @@ impl Store {
             items = params.add(items),
             lines = params.add(i64::try_from(wanted.len()).unwrap_or(i64::MAX)),
         );
-        let statement = Statement::from_sql_and_values(DbBackend::Postgres, sql, params.0);
-        let found = match self.db.query_all_raw(statement).await {
+        let found = match self.db.query_all_raw(params.statement(sql)).await {
             Ok(rows) => rows.iter().map(Found::of).collect::<Result<Vec<_>, _>>()?,
             // The id was claimed before: what became of it stands.
             Err(error) if shop_kit::db::is_unique_violation(&error) => {

@@ -121,6 +121,36 @@ pub async fn begin(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr
         .map_err(|e| DbErr::Custom(format!("beginning a transaction: {e}")))?
 }
 
+/// The parameters of a PostgreSQL statement written by hand (one that
+/// sea-query cannot build, such as common table expressions that change
+/// rows), numbered `$1`, `$2`... in the order they are added.
+#[derive(Debug, Default)]
+pub struct Params(Vec<sea_orm::Value>);
+
+impl Params {
+    /// Parameters numbered on from those a built statement already has.
+    pub fn after(statement: &mut sea_orm::Statement) -> Self {
+        Self(
+            statement
+                .values
+                .take()
+                .map(|values| values.0)
+                .unwrap_or_default(),
+        )
+    }
+
+    /// Adds `value`; its placeholder.
+    pub fn add(&mut self, value: impl Into<sea_orm::Value>) -> String {
+        self.0.push(value.into());
+        format!("${}", self.0.len())
+    }
+
+    /// The statement `sql` with these parameters.
+    pub fn statement(self, sql: impl Into<String>) -> sea_orm::Statement {
+        sea_orm::Statement::from_sql_and_values(sea_orm::DbBackend::Postgres, sql, self.0)
+    }
+}
+
 /// Statements run on a service's database (transaction control aside).
 pub const STATEMENTS_TOTAL: &str = "shop_db_statements_total";
 

@@ -8,6 +8,7 @@ use sea_orm::{
     ConnectionTrait, DbErr,
     sea_query::{Alias, OnConflict, Query},
 };
+use shop_kit_db::Params;
 
 /// One consumer's record of handled events, in its service's
 /// `<service>_processed_events` table.
@@ -33,6 +34,32 @@ impl Inbox {
         event_id: &str,
     ) -> Result<bool, DbErr> {
         Ok(!self.first_deliveries(conn, &[event_id]).await?.is_empty())
+    }
+
+    /// The PostgreSQL statement that records `event_ids` as handled and
+    /// returns the ids seen for the first time (column `event_id`), its
+    /// values added to `params`: to be a common table expression of the
+    /// statement whose change it guards, so that the two take one round
+    /// trip and need no transaction.
+    pub fn first_deliveries_sql(&self, params: &mut Params, event_ids: &[&str]) -> String {
+        let now = chrono::Utc::now().timestamp_millis();
+        let rows: Vec<String> = event_ids
+            .iter()
+            .map(|id| {
+                format!(
+                    "({}, {}, {})",
+                    params.add(self.consumer.clone()),
+                    params.add((*id).to_owned()),
+                    params.add(now)
+                )
+            })
+            .collect();
+        format!(
+            "INSERT INTO \"{}\" (\"consumer\", \"event_id\", \"processed_at_ms\") VALUES {} \
+             ON CONFLICT (\"consumer\", \"event_id\") DO NOTHING RETURNING \"event_id\"",
+            self.table,
+            rows.join(", ")
+        )
     }
 
     /// Records `event_ids` as handled, in one statement; the ones seen for

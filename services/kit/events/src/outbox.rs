@@ -3,9 +3,10 @@
 //! other; the relay publishes the rows in commit order and marks them sent.
 
 use sea_orm::{
-    ConnectionTrait, DbBackend, DbErr, QueryResult, Statement,
-    sea_query::{Alias, Condition, Expr, ExprTrait, LockBehavior, LockType, Order, Query, Value},
+    ConnectionTrait, DbErr, QueryResult, Statement,
+    sea_query::{Alias, Condition, Expr, ExprTrait, LockBehavior, LockType, Order, Query},
 };
+use shop_kit_db::Params;
 
 use super::Event;
 
@@ -80,47 +81,36 @@ impl Outbox {
     /// no `BEGIN` or `COMMIT`.
     pub(crate) fn with_change(
         &self,
-        change: Statement,
+        mut change: Statement,
         events: &[Event],
     ) -> Result<Statement, DbErr> {
-        let mut values = change.values.map(|values| values.0).unwrap_or_default();
+        if events.is_empty() {
+            return Ok(change);
+        }
+        let mut params = Params::after(&mut change);
         let mut rows = Vec::with_capacity(events.len());
         for event in events {
             let data =
                 serde_json::to_string(&event.data).map_err(|e| DbErr::Custom(e.to_string()))?;
-            let fields: [Value; 7] = [
-                event.id.clone().into(),
-                event.event_type.clone().into(),
-                event.aggregate_id.clone().into(),
-                event.version.into(),
-                event.occurred_at_ms().into(),
-                event.traceparent.clone().into(),
-                data.into(),
-            ];
-            let mut placeholders = Vec::with_capacity(fields.len());
-            for field in fields {
-                values.push(field);
-                placeholders.push(format!("${}", values.len()));
-            }
-            rows.push(format!("({})", placeholders.join(", ")));
+            rows.push(format!(
+                "({}, {}, {}, {}, {}, {}, {})",
+                params.add(event.id.clone()),
+                params.add(event.event_type.clone()),
+                params.add(event.aggregate_id.clone()),
+                params.add(event.version),
+                params.add(event.occurred_at_ms()),
+                params.add(event.traceparent.clone()),
+                params.add(data),
+            ));
         }
-        let sql = if rows.is_empty() {
+        let insert = self.insert_rows_of(&format!(
+            "SELECT * FROM (VALUES {}) AS event WHERE EXISTS (SELECT 1 FROM change)",
+            rows.join(", ")
+        ));
+        Ok(params.statement(format!(
+            "WITH change AS ({}), recorded AS ({insert}) SELECT * FROM change",
             change.sql
-        } else {
-            format!(
-                "WITH change AS ({change}), recorded AS ({insert}) SELECT * FROM change",
-                change = change.sql,
-                insert = self.insert_rows_of(&format!(
-                    "SELECT * FROM (VALUES {}) AS event WHERE EXISTS (SELECT 1 FROM change)",
-                    rows.join(", ")
-                )),
-            )
-        };
-        Ok(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            sql,
-            values,
-        ))
+        )))
     }
 
     /// `INSERT INTO` this outbox the rows `select` yields: an event's id,

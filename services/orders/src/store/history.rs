@@ -1,19 +1,24 @@
 //! The order history: a denormalized view of each customer's orders (lines
 //! with product names, totals, status), kept from the order events (CQRS)
 //! and read by ListOrders, which completes it with the orders it has not
-//! caught up with yet, so a customer reads their own writes on any replica. Events come in batches, each handled in one
-//! transaction of two statements whatever its size: the batch's ids into
-//! the inbox (so a redelivered event changes nothing), and the orders, each
-//! at its newest version, upserted where they are newer than what is held.
+//! caught up with yet, so a customer reads their own writes on any replica.
+//! Events come in batches, each handled at once whatever its size: the
+//! batch's ids into the inbox (so a redelivered event changes nothing), and
+//! the orders, each at its newest version, upserted where they are newer
+//! than what is held; on PostgreSQL one statement, on SQLite a transaction
+//! of two.
 
 use std::collections::HashMap;
 
 use sea_orm::{
-    ActiveValue::Set,
-    ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect,
     sea_query::{Alias, Expr, ExprTrait, OnConflict, Query},
 };
-use shop_kit::events::{Event, Inbox};
+use shop_kit::{
+    db::Params,
+    events::{Event, Inbox},
+};
 
 use super::entities::{order, order_history};
 use crate::{
@@ -21,6 +26,65 @@ use crate::{
     error::OrdersError,
     events::{self, OrderSnapshot},
 };
+
+/// The newest news of each order among `events`: its event's id and the
+/// history's row for it.
+fn newest<'a>(
+    events: impl Iterator<Item = &'a Event>,
+) -> Result<HashMap<&'a str, (&'a str, order_history::Model)>, OrdersError> {
+    let mut newest: HashMap<&str, (&str, Order)> = HashMap::new();
+    for event in events {
+        let order = events::order_of(event).map_err(OrdersError::MalformedEvent)?;
+        if newest
+            .get(event.aggregate_id.as_str())
+            .is_none_or(|(_, known)| known.version < order.version)
+        {
+            newest.insert(event.aggregate_id.as_str(), (event.id.as_str(), order));
+        }
+    }
+    newest
+        .into_iter()
+        .map(|(order_id, (event_id, order))| Ok((order_id, (event_id, history_row(order)?))))
+        .collect()
+}
+
+/// The history's row of `order`.
+fn history_row(order: Order) -> Result<order_history::Model, OrdersError> {
+    let items = serde_json::to_string(&OrderSnapshot::of(&order).items)
+        .map_err(|e| OrdersError::MalformedEvent(e.to_string()))?;
+    let (cancel_reason, cancel_message) = Cancellation::to_stored(order.cancellation.as_ref());
+    Ok(order_history::Model {
+        order_id: order.id,
+        user_id: order.user_id,
+        status: order.status.as_str().to_owned(),
+        cancel_reason: cancel_reason.to_owned(),
+        cancel_message,
+        currency_code: order.currency_code,
+        total_minor_units: order.total_minor_units,
+        items,
+        created_at_ms: order.created_at_ms,
+        updated_at_ms: order.updated_at_ms,
+        version: order.version,
+    })
+}
+
+/// An order's row replaces the history's only where it is newer.
+fn newer_replaces() -> OnConflict {
+    use order_history::Column as C;
+    let newer = Expr::col((order_history::Entity, C::Version))
+        .lt(Expr::col((Alias::new("excluded"), C::Version)));
+    OnConflict::column(C::OrderId)
+        .update_columns([
+            C::Status,
+            C::CancelReason,
+            C::CancelMessage,
+            C::Items,
+            C::UpdatedAtMs,
+            C::Version,
+        ])
+        .action_and_where(newer)
+        .to_owned()
+}
 
 /// The consumer that keeps the order history.
 pub const HISTORY_CONSUMER: &str = "order-history";
@@ -45,65 +109,73 @@ impl History {
         let mut ids: Vec<&str> = batch.iter().map(|event| event.id.as_str()).collect();
         ids.sort_unstable();
         ids.dedup();
+        if self.db.get_database_backend() == DbBackend::Postgres {
+            return self.record_in_one_statement(batch, &ids).await;
+        }
         let txn = shop_kit::db::begin(&self.db).await?;
         let first_time = self.inbox.first_deliveries(&txn, &ids).await?;
-        // The newest news of each order in the batch.
-        let mut newest: HashMap<&str, Order> = HashMap::new();
-        for event in batch.iter().filter(|event| first_time.contains(&event.id)) {
-            let order = events::order_of(event).map_err(OrdersError::MalformedEvent)?;
-            if newest
-                .get(event.aggregate_id.as_str())
-                .is_none_or(|known| known.version < order.version)
-            {
-                newest.insert(event.aggregate_id.as_str(), order);
-            }
-        }
-        if newest.is_empty() {
+        let news = newest(batch.iter().filter(|event| first_time.contains(&event.id)))?;
+        if news.is_empty() {
             txn.rollback().await?;
             return Ok(());
         }
-        let rows = newest
+        let rows = news
             .into_values()
-            .map(|order| {
-                let items = serde_json::to_string(&OrderSnapshot::of(&order).items)
-                    .map_err(|e| OrdersError::MalformedEvent(e.to_string()))?;
-                let (cancel_reason, cancel_message) =
-                    Cancellation::to_stored(order.cancellation.as_ref());
-                Ok(order_history::ActiveModel {
-                    order_id: Set(order.id),
-                    user_id: Set(order.user_id),
-                    status: Set(order.status.as_str().to_owned()),
-                    cancel_reason: Set(cancel_reason.to_owned()),
-                    cancel_message: Set(cancel_message),
-                    currency_code: Set(order.currency_code),
-                    total_minor_units: Set(order.total_minor_units),
-                    items: Set(items),
-                    created_at_ms: Set(order.created_at_ms),
-                    updated_at_ms: Set(order.updated_at_ms),
-                    version: Set(order.version),
-                })
-            })
-            .collect::<Result<Vec<_>, OrdersError>>()?;
-        use order_history::Column as C;
-        let newer = Expr::col((order_history::Entity, C::Version))
-            .lt(Expr::col((Alias::new("excluded"), C::Version)));
+            .map(|(_, row)| order_history::ActiveModel::from(row));
         order_history::Entity::insert_many(rows)
-            .on_conflict(
-                OnConflict::column(C::OrderId)
-                    .update_columns([
-                        C::Status,
-                        C::CancelReason,
-                        C::CancelMessage,
-                        C::Items,
-                        C::UpdatedAtMs,
-                        C::Version,
-                    ])
-                    .action_and_where(newer)
-                    .to_owned(),
-            )
+            .on_conflict(newer_replaces())
             .exec_without_returning(&txn)
             .await?;
         txn.commit().await?;
+        Ok(())
+    }
+
+    /// [`History::record`] on PostgreSQL: the inbox's insert is a common
+    /// table expression of the upsert, which takes the newest news of each
+    /// order in the batch only if its event is new. (An older event of
+    /// the same order, new where the newest is not, is older than what the
+    /// history holds: skipping it changes nothing.)
+    async fn record_in_one_statement(
+        &self,
+        batch: &[Event],
+        ids: &[&str],
+    ) -> Result<(), OrdersError> {
+        let news = newest(batch.iter())?;
+        let mut params = Params::default();
+        let fresh = self.inbox.first_deliveries_sql(&mut params, ids);
+        let rows: Vec<String> = news
+            .into_values()
+            .map(|(event_id, row)| {
+                format!(
+                    "({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {})",
+                    params.add(event_id.to_owned()),
+                    params.add(row.order_id),
+                    params.add(row.user_id),
+                    params.add(row.status),
+                    params.add(row.cancel_reason),
+                    params.add(row.cancel_message),
+                    params.add(row.currency_code),
+                    params.add(row.total_minor_units),
+                    params.add(row.items),
+                    params.add(row.created_at_ms),
+                    params.add(row.updated_at_ms),
+                    params.add(row.version),
+                )
+            })
+            .collect();
+        let columns = "order_id, user_id, status, cancel_reason, cancel_message, currency_code, \
+                       total_minor_units, items, created_at_ms, updated_at_ms, version";
+        let sql = format!(
+            "WITH fresh AS ({fresh}), news (event_id, {columns}) AS (VALUES {rows}) \
+             INSERT INTO order_history ({columns}) SELECT {columns} FROM news \
+             WHERE event_id IN (SELECT event_id FROM fresh) \
+             ON CONFLICT (order_id) DO UPDATE SET status = excluded.status, \
+             cancel_reason = excluded.cancel_reason, cancel_message = excluded.cancel_message, \
+             items = excluded.items, updated_at_ms = excluded.updated_at_ms, \
+             version = excluded.version WHERE order_history.version < excluded.version",
+            rows = rows.join(", "),
+        );
+        self.db.execute_raw(params.statement(sql)).await?;
         Ok(())
     }
 
