@@ -129,3 +129,75 @@ async fn every_service_starts_alone_and_the_shop_works_across_processes() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The whole shop with `--in-process-calls true`: its services call each
+/// other without sockets, through the same client and server stacks
+/// (service tokens, the gateway's fan-out, the saga's calls), and a
+/// customer's order goes through every one of them to confirmed, as it
+/// does over HTTP/2.
+#[tokio::test]
+async fn the_whole_shop_takes_an_order_with_its_services_calling_each_other_in_process() {
+    let shop = Shop::whole(&["--in-process-calls", "true"]).await;
+    let (status, signed_up) = shop
+        .call(
+            "users",
+            "/shop.users.v1.UserService/SignUp",
+            &json!({"email": "here@example.com", "password": "correct horse 9", "displayName": "Here"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{signed_up}");
+    let token = signed_up["session"]["accessToken"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let (status, home) = shop_kit::testing::call_json(
+        &format!("{}/shop.bff.v1.WebBffService/GetHome", shop.url("gateway")),
+        Some(&token),
+        &json!({}),
+    )
+    .await;
+    assert_eq!(status, 200, "the gateway's fan-out: {home}");
+    let (status, products) = shop
+        .call(
+            "catalog",
+            "/shop.catalog.v1.CatalogService/ListProducts",
+            &json!({"pageSize": 1}),
+        )
+        .await;
+    assert_eq!(status, 200, "{products}");
+    let product = products["products"][0]["id"]
+        .as_str()
+        .expect("demo products")
+        .to_owned();
+    let orders = |method: &str| {
+        format!(
+            "{}/shop.orders.v1.OrderService/{method}",
+            shop.url("orders")
+        )
+    };
+    let (status, placed) = shop_kit::testing::call_json(
+        &orders("CreateOrder"),
+        Some(&token),
+        &json!({"idempotencyKey": "here-1", "paymentToken": "tok_visa",
+                "items": [{"productId": product, "quantity": 1}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{placed}");
+    let id = placed["order"]["id"].as_str().expect("id").to_owned();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, body) = shop_kit::testing::call_json(
+            &orders("GetOrder"),
+            Some(&token),
+            &json!({"orderId": id}),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        if body["order"]["status"] == "ORDER_STATUS_CONFIRMED" {
+            break;
+        }
+        assert_ne!(body["order"]["status"], "ORDER_STATUS_CANCELLED", "{body}");
+        assert!(tokio::time::Instant::now() < deadline, "{body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -1,5 +1,6 @@
 //! The HTTP/2 connection to one endpoint: made when first needed (TCP, or
-//! TLS with the peer's CA and name), made again once it closes
+//! TLS with the peer's CA and name; or none, to a server this process runs
+//! on a plain listener: its app is called directly), made again once it closes
 //! (`tower::reconnect`), kept alive by pings. A connection has one user:
 //! the balancer (which calls take in turn) for calls, the endpoint's
 //! health watch for its stream; a call crosses no other queue on its way
@@ -16,9 +17,11 @@ use http::uri::{Authority, Scheme};
 use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
-use tower::{Service, reconnect::Reconnect};
+use tower::{Service, ServiceExt, reconnect::Reconnect};
 
+use super::status::BoxError;
 use shop_kit_tls::Connector;
+use shop_kit_wire::in_process;
 
 /// HTTP/2 pings on a quiet connection: a peer gone silent (a machine lost,
 /// a paused process) is noticed within interval + timeout.
@@ -76,8 +79,13 @@ impl Connect {
         Reconnect::new(self.clone(), ())
     }
 
-    async fn open(self) -> Result<Http2, ConnectError> {
+    async fn open(self) -> Result<Open, ConnectError> {
         let addr = self.addr;
+        if self.tls.is_none()
+            && let Some(server) = in_process::find(addr)
+        {
+            return Ok(Open::InProcess(server));
+        }
         let failed =
             |reason: Box<dyn std::error::Error + Send + Sync>| ConnectError { addr, reason };
         let send = match &self.tls {
@@ -95,7 +103,7 @@ impl Connect {
             }
         }
         .map_err(|e| failed(e.into()))?;
-        Ok(Http2 {
+        Ok(Open::Http2 {
             send,
             scheme: self.scheme,
             authority: self.authority,
@@ -123,9 +131,9 @@ where
 }
 
 impl Service<()> for Connect {
-    type Response = Http2;
+    type Response = Open;
     type Error = ConnectError;
-    type Future = BoxFuture<'static, Result<Http2, ConnectError>>;
+    type Future = BoxFuture<'static, Result<Open, ConnectError>>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), ConnectError>> {
         Poll::Ready(Ok(()))
@@ -137,36 +145,69 @@ impl Service<()> for Connect {
 }
 
 /// An open connection: each request goes out on it with the endpoint's
-/// scheme and authority.
-pub(super) struct Http2 {
-    send: http2::SendRequest<tonic::body::Body>,
-    scheme: Scheme,
-    authority: Authority,
+/// scheme and authority; or, to a server this process runs on a plain
+/// listener, straight to its app (`in_process`): no socket, no framing.
+pub(super) enum Open {
+    Http2 {
+        send: http2::SendRequest<tonic::body::Body>,
+        scheme: Scheme,
+        authority: Authority,
+    },
+    InProcess(in_process::Found),
 }
+
+/// The server stopped serving (its listener closed).
+#[derive(Debug, thiserror::Error)]
+#[error("the server in this process stopped serving")]
+struct Stopped;
 
 type Response = http::Response<tonic::body::Body>;
 
-impl Service<http::Request<tonic::body::Body>> for Http2 {
+impl Service<http::Request<tonic::body::Body>> for Open {
     type Response = Response;
-    type Error = hyper::Error;
-    type Future = BoxFuture<'static, Result<Response, hyper::Error>>;
+    type Error = BoxError;
+    type Future = BoxFuture<'static, Result<Response, BoxError>>;
 
     /// Ready while open; an error once it closed (the connection is made
     /// again).
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), hyper::Error>> {
-        self.send.poll_ready(cx)
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        match self {
+            Self::Http2 { send, .. } => send.poll_ready(cx).map_err(Into::into),
+            Self::InProcess(server) if server.serving() => Poll::Ready(Ok(())),
+            Self::InProcess(_) => Poll::Ready(Err(Stopped.into())),
+        }
     }
 
     fn call(&mut self, mut request: http::Request<tonic::body::Body>) -> Self::Future {
-        let mut uri = std::mem::take(request.uri_mut()).into_parts();
-        uri.scheme = Some(self.scheme.clone());
-        uri.authority = Some(self.authority.clone());
-        if let Ok(uri) = http::Uri::from_parts(uri) {
-            *request.uri_mut() = uri;
+        match self {
+            Self::Http2 {
+                send,
+                scheme,
+                authority,
+            } => {
+                let mut uri = std::mem::take(request.uri_mut()).into_parts();
+                uri.scheme = Some(scheme.clone());
+                uri.authority = Some(authority.clone());
+                if let Ok(uri) = http::Uri::from_parts(uri) {
+                    *request.uri_mut() = uri;
+                }
+                send.send_request(request)
+                    .map(|answered| {
+                        answered
+                            .map(|response| response.map(tonic::body::Body::new))
+                            .map_err(Into::into)
+                    })
+                    .boxed()
+            }
+            Self::InProcess(server) => {
+                *request.version_mut() = http::Version::HTTP_2;
+                server
+                    .app
+                    .clone()
+                    .oneshot(request)
+                    .map(|answered| answered.map_err(|never| match never {}))
+                    .boxed()
+            }
         }
-        self.send
-            .send_request(request)
-            .map(|answered| answered.map(|response| response.map(tonic::body::Body::new)))
-            .boxed()
     }
 }

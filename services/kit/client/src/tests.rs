@@ -134,6 +134,9 @@ impl Replica {
             let listening = runtime.block_on(async {
                 let http = HttpConfig {
                     shutdown_grace_secs: 1,
+                    // A replica of its own (a runtime, and sockets that a
+                    // kill closes), as another process would be.
+                    in_process_calls: false,
                     ..HttpConfig::default()
                 };
                 let routes = Router::new()
@@ -956,4 +959,65 @@ async fn the_breaker_gauge_follows_the_endpoints_a_peer_has_now() {
         Some(0.0),
         "a healthy endpoint serves: no breaker alert"
     );
+}
+
+/// A server of this process on `in_process_calls` terms, answering
+/// `/peer` with the port of the connection its request came on.
+async fn server_here(in_process_calls: bool, shutdown: &Shutdown) -> SocketAddr {
+    let http = HttpConfig {
+        in_process_calls,
+        ..HttpConfig::default()
+    };
+    let routes = Router::new().route(
+        "/peer",
+        get(
+            |axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<SocketAddr>| async move {
+                peer.port().to_string()
+            },
+        ),
+    );
+    let router = RpcServer::new(http.clone(), Readiness::always())
+        .http_routes(routes)
+        .into_router(shutdown)
+        .await
+        .expect("router");
+    shop_kit_rpc::start(
+        "127.0.0.1:0".parse().expect("addr"),
+        router,
+        shutdown.clone(),
+        &http,
+    )
+    .await
+    .expect("bind")
+    .addr
+}
+
+#[tokio::test]
+async fn a_server_of_this_process_is_called_without_a_socket_until_it_stops() {
+    for in_process_calls in [true, false] {
+        let shutdown = Shutdown::new();
+        let addr = server_here(in_process_calls, &shutdown).await;
+        let target: PeerTarget = format!("http://{addr}").parse().expect("target");
+        let downstream = Peer::connect("test", &target, policy())
+            .await
+            .expect("connect");
+        // Through the server's layers (the listener's peer address is
+        // there), from no connection at all (port 0) when in process.
+        let port = ask(&downstream, Retry::Never, "/peer")
+            .await
+            .expect("answered");
+        assert_eq!(port == "0", in_process_calls, "port {port}");
+        // Stopped, it is not found in process any more, and its closed
+        // listener refuses the call as it would in another process.
+        shutdown.trigger();
+        wait_for("the listener closed", || {
+            std::net::TcpStream::connect(addr).is_err()
+        })
+        .await;
+        let refused = ask(&downstream, Retry::Never, "/peer").await;
+        assert_eq!(
+            refused.map_err(|status| status.code()),
+            Err(Code::Unavailable)
+        );
+    }
 }

@@ -56,6 +56,13 @@ pub struct HttpConfig {
     /// refused at once with resource_exhausted (docs/overload.md). 0 turns
     /// admission control off.
     pub max_calls_in_flight: usize,
+
+    /// Services in this process call this one without a socket: through
+    /// the same client stack and the same layers, straight to its app
+    /// (plain listeners only; see `shop_kit_wire::in_process`). Off (the
+    /// default), they go over loopback and HTTP/2 as processes apart do;
+    /// docs/measuring.md says why it is not on yet.
+    pub in_process_calls: bool,
     pub tls: shop_kit_tls::ServerTlsConfig,
 }
 
@@ -128,6 +135,7 @@ impl Default for HttpConfig {
             idle_timeout_secs: 60,
             metrics_port: None,
             max_calls_in_flight: DEFAULT_MAX_CALLS_IN_FLIGHT,
+            in_process_calls: false,
             tls: shop_kit_tls::ServerTlsConfig::default(),
         }
     }

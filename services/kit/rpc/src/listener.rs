@@ -45,6 +45,7 @@ use tower::ServiceExt;
 use super::{config::HttpConfig, drain::drained_when_dropped};
 use shop_kit_shutdown::Shutdown;
 use shop_kit_tls::{Accepted, ServerTls, TlsError, TlsSession};
+use shop_kit_wire::in_process;
 
 /// HTTP/2 pings: how often, and how long an answer may take.
 const H2_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(20);
@@ -137,6 +138,14 @@ async fn serve_with(
         .keep_alive_interval(H2_KEEP_ALIVE_INTERVAL)
         .keep_alive_timeout(H2_KEEP_ALIVE_TIMEOUT);
     let builder = Arc::new(builder);
+    // Plain listeners are reachable in process too (see `in_process`),
+    // until shutdown is asked for.
+    let in_process = match (&tls, listener.local_addr()) {
+        (None, Ok(addr)) if http.in_process_calls => {
+            Some(in_process::register(addr, in_process_app(app.clone())))
+        }
+        _ => None,
+    };
     let slots = Arc::new(Semaphore::new(http.max_connections.max(1)));
     let connections = TaskTracker::new();
     loop {
@@ -188,6 +197,7 @@ async fn serve_with(
             drop(slot);
         });
     }
+    drop(in_process);
     connections.close();
     tokio::select! {
         () = connections.wait() => {}
@@ -199,6 +209,28 @@ async fn serve_with(
         }
     }
     Ok(())
+}
+
+/// The peer address an in-process call is served as coming from.
+const IN_PROCESS_PEER: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
+
+/// `app` as callers in this process reach it: each request as it would
+/// come from a connection (its peer address), through every layer of the
+/// app, without a socket.
+fn in_process_app(app: Router) -> in_process::App {
+    in_process::App::new(tower::service_fn(
+        move |mut request: Request<tonic::body::Body>| {
+            request
+                .extensions_mut()
+                .insert(ConnectInfo(IN_PROCESS_PEER));
+            let app = app.clone();
+            async move {
+                let response = app.oneshot(request.map(Body::new)).await?;
+                Ok(response.map(tonic::body::Body::new))
+            }
+        },
+    ))
 }
 
 struct Connection {
