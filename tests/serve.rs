@@ -52,30 +52,8 @@ async fn every_service_starts_alone_and_the_shop_works_across_processes() {
     .await;
 
     // Each answers over Connect.
-    let (status, signed_up) = users
-        .call(
-            "users",
-            "/shop.users.v1.UserService/SignUp",
-            &json!({"email": "alone@example.com", "password": "correct horse 9", "displayName": "Al"}),
-        )
-        .await;
-    assert_eq!(status, 200, "{signed_up}");
-    let token = signed_up["session"]["accessToken"]
-        .as_str()
-        .expect("token")
-        .to_owned();
-    let (status, products) = catalog
-        .call(
-            "catalog",
-            "/shop.catalog.v1.CatalogService/ListProducts",
-            &json!({"pageSize": 3}),
-        )
-        .await;
-    assert_eq!(status, 200, "{products}");
-    let product = products["products"][0]["id"]
-        .as_str()
-        .expect("demo products")
-        .to_owned();
+    let token = users.signed_up("alone@example.com").await;
+    let product = first_product(&catalog).await;
     let (status, refused) = payments
         .call(
             "payments",
@@ -98,6 +76,22 @@ async fn every_service_starts_alone_and_the_shop_works_across_processes() {
     // An order crosses all of them: orders prices it at the catalog, gets a
     // service token from users, charges at payments.
     order_confirmed(&orders.url("orders"), &token, &product, "alone-1").await;
+}
+
+/// The first demo product the catalog of `shop` lists (over Connect).
+async fn first_product(shop: &Shop) -> String {
+    let (status, products) = shop
+        .call(
+            "catalog",
+            "/shop.catalog.v1.CatalogService/ListProducts",
+            &json!({"pageSize": 1}),
+        )
+        .await;
+    assert_eq!(status, 200, "{products}");
+    products["products"][0]["id"]
+        .as_str()
+        .expect("demo products")
+        .to_owned()
 }
 
 /// `token`'s customer orders one of `product` at `orders_url`, and the
@@ -136,18 +130,7 @@ async fn order_confirmed(orders_url: &str, token: &str, product: &str, key: &str
 #[tokio::test]
 async fn the_whole_shop_takes_an_order_with_its_services_calling_each_other_in_process() {
     let shop = Shop::whole(&["--in-process-calls", "true"]).await;
-    let (status, signed_up) = shop
-        .call(
-            "users",
-            "/shop.users.v1.UserService/SignUp",
-            &json!({"email": "here@example.com", "password": "correct horse 9", "displayName": "Here"}),
-        )
-        .await;
-    assert_eq!(status, 200, "{signed_up}");
-    let token = signed_up["session"]["accessToken"]
-        .as_str()
-        .expect("token")
-        .to_owned();
+    let token = shop.signed_up("here@example.com").await;
     let (status, home) = shop_kit::testing::call_json(
         &format!("{}/shop.bff.v1.WebBffService/GetHome", shop.url("gateway")),
         Some(&token),
@@ -155,17 +138,6 @@ async fn the_whole_shop_takes_an_order_with_its_services_calling_each_other_in_p
     )
     .await;
     assert_eq!(status, 200, "the gateway's fan-out: {home}");
-    let (status, products) = shop
-        .call(
-            "catalog",
-            "/shop.catalog.v1.CatalogService/ListProducts",
-            &json!({"pageSize": 1}),
-        )
-        .await;
-    assert_eq!(status, 200, "{products}");
-    let product = products["products"][0]["id"]
-        .as_str()
-        .expect("demo products")
-        .to_owned();
+    let product = first_product(&shop).await;
     order_confirmed(&shop.url("orders"), &token, &product, "here-1").await;
 }

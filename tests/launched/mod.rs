@@ -365,6 +365,23 @@ impl Shop {
     ) -> (u16, serde_json::Value) {
         shop_kit::testing::call_json(&format!("{}{path}", self.url(service)), None, body).await
     }
+
+    /// Signs a new customer up at this shop's users service: their access
+    /// token.
+    pub async fn signed_up(&self, email: &str) -> String {
+        let (status, signed_up) = self
+            .call(
+                "users",
+                "/shop.users.v1.UserService/SignUp",
+                &serde_json::json!({"email": email, "password": "correct horse 9", "displayName": "A customer"}),
+            )
+            .await;
+        assert_eq!(status, 200, "{signed_up}");
+        signed_up["session"]["accessToken"]
+            .as_str()
+            .expect("token")
+            .to_owned()
+    }
 }
 
 /// Starts the shop; a kept log is read as it is written (a pipe nobody
