@@ -65,24 +65,40 @@ impl Databases {
             }
             Databases::Postgres(admin) => {
                 for service in &SERVICES[..4] {
-                    for sql in [
-                        format!("DROP DATABASE IF EXISTS bench_{service} WITH (FORCE)"),
-                        format!("CREATE DATABASE bench_{service}"),
-                    ] {
-                        let out = tokio::process::Command::new("psql")
-                            .args([admin.as_str(), "-qc", &sql])
-                            .output()
-                            .await
-                            .context("running psql")?;
-                        if !out.status.success() {
-                            bail!("psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
+                    let drop = format!("DROP DATABASE IF EXISTS bench_{service} WITH (FORCE)");
+                    // FORCE ends the database's sessions, but a role that
+                    // is not a superuser may not end an autovacuum worker
+                    // ("must be a member of the role whose process is
+                    // being terminated"): it is done within moments.
+                    let mut tries = 0;
+                    while let Err(error) = psql(admin, &drop).await {
+                        tries += 1;
+                        if tries == 25
+                            || !error.to_string().contains("must be a member of the role")
+                        {
+                            return Err(error);
                         }
+                        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
                     }
+                    psql(admin, &format!("CREATE DATABASE bench_{service}")).await?;
                 }
             }
         }
         Ok(())
     }
+}
+
+/// Runs `sql` with psql as `admin`.
+async fn psql(admin: &str, sql: &str) -> anyhow::Result<()> {
+    let out = tokio::process::Command::new("psql")
+        .args([admin, "-qc", sql])
+        .output()
+        .await
+        .context("running psql")?;
+    if !out.status.success() {
+        bail!("psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(())
 }
 
 /// A running shop.

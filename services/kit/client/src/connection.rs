@@ -200,12 +200,21 @@ impl Service<http::Request<tonic::body::Body>> for Open {
                     .boxed()
             }
             Self::InProcess(server) => {
+                // Each side sees what the wire would carry: the head and
+                // the body, none of the other side's extensions.
                 *request.version_mut() = http::Version::HTTP_2;
+                request.extensions_mut().clear();
                 server
                     .app
                     .clone()
                     .oneshot(request)
-                    .map(|answered| answered.map_err(|never| match never {}))
+                    .map(|answered| match answered {
+                        Ok(mut response) => {
+                            response.extensions_mut().clear();
+                            Ok(response)
+                        }
+                        Err(never) => match never {},
+                    })
                     .boxed()
             }
         }
