@@ -153,9 +153,13 @@ impl Store {
         .to_owned();
         let mut insert = payment::Entity::insert(row).on_conflict(first).into_query();
         insert.returning_col(payment::Column::Id);
-        let change = self.db.get_database_backend().build(&insert);
         let event = events::payment_event(&payment).into_iter().collect();
-        if self.relay.record(&self.db, change, event).await?.is_empty() {
+        if self
+            .relay
+            .record(&self.db, &insert, event)
+            .await?
+            .is_empty()
+        {
             return self
                 .by_key(&payment.user_id, payment.charged_by, key)
                 .await?

@@ -30,7 +30,7 @@ use std::{sync::Arc, time::Duration};
 
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, QueryResult,
-    Statement,
+    StatementBuilder,
 };
 use tokio::sync::mpsc;
 
@@ -151,19 +151,20 @@ impl Relay {
         &self.outbox
     }
 
-    /// Makes `change` (a statement with a `RETURNING` clause, built for
-    /// `db`'s backend) and, only if it returned a row, records `events`
-    /// with it, atomically; hands them over once committed, and answers the
-    /// rows. On PostgreSQL that is one statement ([`Outbox::with_change`]):
+    /// Makes `change` (a statement with a `RETURNING` clause) on `db` and,
+    /// only if it returned a row, records `events` with it, atomically;
+    /// hands them over once committed, and answers the rows. On PostgreSQL that is one statement ([`Outbox::with_change`]):
     /// one round trip, no `BEGIN`, no `COMMIT`; on SQLite, a transaction.
     /// A change that returns no row (a condition not met) records nothing.
-    pub async fn record(
+    pub async fn record<S: StatementBuilder>(
         &self,
         db: &DatabaseConnection,
-        change: Statement,
+        change: &S,
         events: Vec<Event>,
     ) -> Result<Vec<QueryResult>, DbErr> {
-        let rows = if db.get_database_backend() == DbBackend::Postgres {
+        let backend = db.get_database_backend();
+        let change = backend.build(change);
+        let rows = if backend == DbBackend::Postgres {
             db.query_all_raw(self.outbox.with_change(change, &events)?)
                 .await?
         } else {

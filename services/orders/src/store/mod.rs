@@ -209,8 +209,7 @@ impl Store {
         let event = events::order_event(&order);
         let mut insert = order::Entity::insert(row).into_query();
         insert.returning_col(order::Column::Id);
-        let change = self.db.get_database_backend().build(&insert);
-        if let Err(error) = self.relay.record(&self.db, change, vec![event]).await {
+        if let Err(error) = self.relay.record(&self.db, &insert, vec![event]).await {
             if !shop_kit::db::is_unique_violation(&error) {
                 return Err(error.into());
             }
@@ -308,10 +307,9 @@ impl Store {
         }
         let mut statement = moved.into_query();
         statement.returning_col(order::Column::SagaCancelRequested);
-        let change = self.db.get_database_backend().build(&statement);
         let rows = match event {
-            None => self.db.query_all_raw(change).await?,
-            Some(event) => self.relay.record(&self.db, change, vec![event]).await?,
+            None => self.db.query_all(&statement).await?,
+            Some(event) => self.relay.record(&self.db, &statement, vec![event]).await?,
         };
         rows.first()
             .map(|row| row.try_get::<bool>("", order::Column::SagaCancelRequested.as_str()))
