@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect,
+    IdenStatic, Iterable, QueryFilter, QueryOrder, QuerySelect,
     sea_query::{Alias, Expr, ExprTrait, OnConflict, Query},
 };
 use shop_kit::{
@@ -140,10 +140,30 @@ impl History {
         batch: &[Event],
         ids: &[&str],
     ) -> Result<(), OrdersError> {
-        let news = newest(batch.iter())?;
-        let mut params = Params::default();
+        use order_history::Column as C;
+        // The upsert of the SQLite path, from the rows of `news` whose
+        // event is in `fresh`: no parameters of its own.
+        let fresh_ids = Query::select()
+            .column(Alias::new("event_id"))
+            .from(Alias::new("fresh"))
+            .to_owned();
+        let mut upsert = Query::insert();
+        upsert
+            .into_table(order_history::Entity)
+            .columns(C::iter())
+            .select_from(
+                Query::select()
+                    .columns(C::iter())
+                    .from(Alias::new("news"))
+                    .and_where(Expr::col(Alias::new("event_id")).in_subquery(fresh_ids))
+                    .to_owned(),
+            )
+            .map_err(|e| sea_orm::DbErr::Custom(e.to_string()))?
+            .on_conflict(newer_replaces());
+        let mut upsert = self.db.get_database_backend().build(&upsert);
+        let mut params = Params::after(&mut upsert);
         let fresh = self.inbox.first_deliveries_sql(&mut params, ids);
-        let rows: Vec<String> = news
+        let rows: Vec<String> = newest(batch.iter())?
             .into_values()
             .map(|(event_id, row)| {
                 format!(
@@ -163,17 +183,12 @@ impl History {
                 )
             })
             .collect();
-        let columns = "order_id, user_id, status, cancel_reason, cancel_message, currency_code, \
-                       total_minor_units, items, created_at_ms, updated_at_ms, version";
+        let columns: Vec<&str> = C::iter().map(|column| column.as_str()).collect();
         let sql = format!(
-            "WITH fresh AS ({fresh}), news (event_id, {columns}) AS (VALUES {rows}) \
-             INSERT INTO order_history ({columns}) SELECT {columns} FROM news \
-             WHERE event_id IN (SELECT event_id FROM fresh) \
-             ON CONFLICT (order_id) DO UPDATE SET status = excluded.status, \
-             cancel_reason = excluded.cancel_reason, cancel_message = excluded.cancel_message, \
-             items = excluded.items, updated_at_ms = excluded.updated_at_ms, \
-             version = excluded.version WHERE order_history.version < excluded.version",
+            "WITH fresh AS ({fresh}), news (event_id, {columns}) AS (VALUES {rows}) {upsert}",
+            columns = columns.join(", "),
             rows = rows.join(", "),
+            upsert = upsert.sql,
         );
         self.db.execute_raw(params.statement(sql)).await?;
         Ok(())
