@@ -130,6 +130,11 @@ impl Limit {
         self.limit as usize
     }
 
+    /// Calls admitted at once at the least.
+    pub fn floor(&self) -> usize {
+        self.config.min.max(1)
+    }
+
     /// A call was admitted with `in_flight` calls (itself included) at work.
     pub fn admitted(&mut self, in_flight: usize) {
         self.peak_in_flight = self.peak_in_flight.max(in_flight);
