@@ -122,14 +122,20 @@ async fn order_confirmed(orders_url: &str, token: &str, product: &str, key: &str
     }
 }
 
-/// The whole shop with `--in-process-calls true`: its services call each
-/// other without sockets, through the same client and server stacks
-/// (service tokens, the gateway's fan-out, the saga's calls), and a
-/// customer's order goes through every one of them to confirmed, as it
-/// does over HTTP/2.
+/// The whole shop with `--in-process-calls true` (the default): its
+/// services call each other without sockets, through the same client and
+/// server stacks (service tokens, the gateway's fan-out, the saga's
+/// calls), and a customer's order goes through every one of them to
+/// confirmed, as it does with `false`, over HTTP/2.
 #[tokio::test]
-async fn the_whole_shop_takes_an_order_with_its_services_calling_each_other_in_process() {
-    let shop = Shop::whole(&["--in-process-calls", "true"]).await;
+async fn the_whole_shop_takes_an_order_with_its_services_calling_each_other_in_process_or_not() {
+    for in_process in ["true", "false"] {
+        whole_shop_takes_an_order(in_process).await;
+    }
+}
+
+async fn whole_shop_takes_an_order(in_process: &str) {
+    let shop = Shop::whole(&["--in-process-calls", in_process]).await;
     let token = shop.signed_up("here@example.com").await;
     let (status, home) = shop_kit::testing::call_json(
         &format!("{}/shop.bff.v1.WebBffService/GetHome", shop.url("gateway")),

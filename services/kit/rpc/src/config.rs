@@ -60,8 +60,8 @@ pub struct HttpConfig {
     /// Services in this process call this one without a socket: through
     /// the same client stack and the same layers, straight to its app
     /// (plain listeners only; see `shop_kit_wire::in_process`). Off (the
-    /// default), they go over loopback and HTTP/2 as processes apart do;
-    /// docs/measuring.md says why it is not on yet.
+    /// library's default), they go over loopback and HTTP/2 as processes
+    /// apart do; the shop's command line turns it on.
     pub in_process_calls: bool,
     pub tls: shop_kit_tls::ServerTlsConfig,
 }
