@@ -1,0 +1,187 @@
+//! Each rule read from a real descriptor set: a test proto compiled by
+//! protoc with the kit's options, changed option by option.
+
+use std::{path::Path, process::Command, time::Duration};
+
+use prost_reflect::DescriptorPool;
+
+use super::*;
+
+/// The descriptors of a test service whose file holds `body` (services
+/// and messages) and imports the kit's options.
+fn pool(body: &str) -> DescriptorPool {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("test.proto");
+    let proto = format!(
+        "syntax = \"proto3\";\npackage test.v1;\nimport \"kit/policy/v1/policy.proto\";\n\
+         message Request {{ string key = 1; int32 count = 2; }}\nmessage Response {{}}\n{body}\n"
+    );
+    std::fs::write(&file, proto).expect("write the test proto");
+    let out = dir.path().join("set.bin");
+    let contract = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../proto");
+    let status = Command::new(protoc_bin_vendored::protoc_bin_path().expect("protoc"))
+        .arg("--include_imports")
+        .arg(format!("--descriptor_set_out={}", out.display()))
+        .arg(format!("-I{}", dir.path().display()))
+        .arg(format!("-I{}", contract.display()))
+        .arg(format!(
+            "-I{}",
+            protoc_bin_vendored::include_path()
+                .expect("includes")
+                .display()
+        ))
+        .arg(&file)
+        .status()
+        .expect("protoc runs");
+    assert!(status.success(), "protoc: {status}\n{body}");
+    DescriptorPool::decode(std::fs::read(out).expect("set").as_slice()).expect("decodes")
+}
+
+fn policy_of(body: &str) -> Result<Policy, PolicyError> {
+    let pool = pool(body);
+    let method = pool
+        .get_service_by_name("test.v1.Test")
+        .expect("service")
+        .methods()
+        .next()
+        .expect("a method");
+    Policy::required(&method)
+}
+
+const RETRY: &str = "retry: { max_attempts: 3 initial_backoff: { nanos: 50000000 } \
+     max_backoff: { seconds: 1 } backoff_multiplier: 2 retryable_status_codes: [\"UNAVAILABLE\"] }";
+
+#[test]
+fn a_method_takes_its_services_policy_and_replaces_what_it_gives() {
+    let policy = policy_of(
+        "service Test {\n\
+           option (kit.policy.v1.service) = { caller: { services: { names: [\"orders\"] } } deadline: { seconds: 5 } rate_class: \"internal\" };\n\
+           rpc Get(Request) returns (Response) {\n\
+             option idempotency_level = NO_SIDE_EFFECTS;\n\
+             option (kit.policy.v1.method) = { deadline: { nanos: 300000000 } hedging: { max_attempts: 2 hedging_delay: { nanos: 50000000 } } };\n\
+           }\n\
+         }",
+    )
+    .expect("a good policy");
+    assert_eq!(
+        policy,
+        Policy {
+            caller: Some(CallerRule::Services(vec!["orders".to_owned()])),
+            deadline: Some(Duration::from_millis(300)),
+            retry: None,
+            hedging: Some(HedgingPolicy {
+                max_attempts: 2,
+                hedging_delay: Duration::from_millis(50),
+                non_fatal_status_codes: vec![],
+            }),
+            rate_class: Some("internal".to_owned()),
+            idempotency_key_field: None,
+        }
+    );
+}
+
+#[test]
+fn every_caller_rule_is_read() {
+    for (rule, expected) in [
+        ("anyone: true", CallerRule::Anyone),
+        ("customer: true", CallerRule::Customer),
+        ("signed_in: true", CallerRule::SignedIn),
+        (
+            "services: { names: [\"orders\", \"gateway\"] }",
+            CallerRule::Services(vec!["orders".to_owned(), "gateway".to_owned()]),
+        ),
+    ] {
+        let policy = policy_of(&format!(
+            "service Test {{ rpc Get(Request) returns (Response) {{ option (kit.policy.v1.method) = {{ caller: {{ {rule} }} }}; }} }}"
+        ))
+        .expect(rule);
+        assert_eq!(policy.caller, Some(expected), "{rule}");
+    }
+}
+
+#[test]
+fn a_method_without_a_caller_or_with_an_unsafe_retry_is_refused() {
+    let cases = [
+        (
+            "service Test { rpc Put(Request) returns (Response); }",
+            "test.v1.Test.Put: no caller policy",
+        ),
+        (
+            "service Test { rpc Put(Request) returns (Response) { option (kit.policy.v1.method) = { caller: { services: {} } }; } }",
+            "names no service",
+        ),
+        (
+            &format!(
+                "service Test {{ rpc Put(Request) returns (Response) {{ option (kit.policy.v1.method) = {{ caller: {{ customer: true }} {RETRY} }}; }} }}"
+            ),
+            "retries are only for a method safe to repeat",
+        ),
+        (
+            "service Test { rpc Put(Request) returns (Response) { option idempotency_level = IDEMPOTENT; option (kit.policy.v1.method) = { caller: { customer: true } hedging: { max_attempts: 2 } }; } }",
+            "hedging is only for reads",
+        ),
+        (
+            "service Test { rpc Put(Request) returns (Response) { option (kit.policy.v1.method) = { caller: { customer: true } idempotency_key_field: \"count\" }; } }",
+            "idempotency_key_field \"count\" is no string field of test.v1.Request",
+        ),
+        (
+            "service Test { rpc Get(Request) returns (Response) { option idempotency_level = NO_SIDE_EFFECTS; option (kit.policy.v1.method) = { caller: { anyone: true } hedging: { max_attempts: 9 } }; } }",
+            "hedging.max_attempts is 9: it must be 2 to 5",
+        ),
+        (
+            "service Test { rpc Get(Request) returns (Response) { option idempotency_level = NO_SIDE_EFFECTS; option (kit.policy.v1.method) = { caller: { anyone: true } retry: { max_attempts: 2 initial_backoff: { nanos: 1 } max_backoff: { seconds: 1 } backoff_multiplier: 2 retryable_status_codes: [\"unavailable\"] } }; } }",
+            "\"unavailable\" is no gRPC status code name",
+        ),
+        (
+            "service Test { rpc Get(Request) returns (Response) { option (kit.policy.v1.method) = { caller: { anyone: true } deadline: {} }; } }",
+            "deadline must be more than zero",
+        ),
+    ];
+    for (body, message) in cases {
+        let error = policy_of(body).expect_err(body).to_string();
+        assert!(error.contains(message), "{body}: {error}");
+    }
+}
+
+#[test]
+fn a_retry_is_allowed_where_repeating_is_safe() {
+    for safety in [
+        "option idempotency_level = IDEMPOTENT;",
+        "option idempotency_level = NO_SIDE_EFFECTS;",
+    ] {
+        let policy = policy_of(&format!(
+            "service Test {{ rpc Put(Request) returns (Response) {{ {safety} option (kit.policy.v1.method) = {{ caller: {{ customer: true }} {RETRY} }}; }} }}"
+        ))
+        .expect(safety);
+        assert_eq!(policy.retry.map(|r| r.max_attempts), Some(3));
+    }
+    let keyed = policy_of(&format!(
+        "service Test {{ rpc Put(Request) returns (Response) {{ option (kit.policy.v1.method) = {{ caller: {{ customer: true }} idempotency_key_field: \"key\" {RETRY} }}; }} }}"
+    ))
+    .expect("keyed");
+    assert_eq!(
+        keyed
+            .retry
+            .map(|r| (r.initial_backoff, r.retryable_status_codes)),
+        Some((Duration::from_millis(50), vec!["UNAVAILABLE".to_owned()]))
+    );
+}
+
+#[test]
+fn the_table_says_each_methods_policy_in_words() {
+    let pool = pool(&format!(
+        "service Test {{\n\
+           option (kit.policy.v1.service) = {{ caller: {{ customer: true }} deadline: {{ seconds: 10 }} }};\n\
+           rpc Put(Request) returns (Response) {{ option (kit.policy.v1.method) = {{ idempotency_key_field: \"key\" {RETRY} }}; }}\n\
+           rpc Get(Request) returns (Response) {{ option idempotency_level = NO_SIDE_EFFECTS; option (kit.policy.v1.method) = {{ caller: {{ anyone: true }} deadline: {{ nanos: 500000000 }} hedging: {{ max_attempts: 2 hedging_delay: {{ nanos: 20000000 }} }} rate_class: \"public\" }}; }}\n\
+         }}"
+    ));
+    let table = table(&pool, |package| package == "test.v1").expect("table");
+    assert_eq!(
+        table,
+        "| method | caller | deadline | retries | hedging | rate class |\n\
+         |---|---|---|---|---|---|\n\
+         | `test.v1.Test.Put` | a signed-in customer | 10 s | 3 attempts on UNAVAILABLE; backoff 50 ms ×2 up to 1 s, by `key` | — | — |\n\
+         | `test.v1.Test.Get` | anyone | 500 ms | — | 2 copies, 20 ms apart | public |\n"
+    );
+}
