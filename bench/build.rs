@@ -38,6 +38,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     // The route builder a shop service uses (checked requests, Connect GET
     // from the contract): the kit's echo is served exactly as the shop is.
-    shop_kit_build::Routes::new(out_dir.join("bench_descriptor.bin"), &out_dir).generate()?;
+    // The echo is every server's, not a shop contract: it declares no
+    // call policy (kit.policy.v1).
+    shop_kit_build::Routes::new(out_dir.join("bench_descriptor.bin"), &out_dir)
+        .without_policies()
+        .generate()?;
     Ok(())
 }

@@ -35,6 +35,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("cargo:rerun-if-changed={}", proto.display());
     }
     println!("cargo:rerun-if-changed=shop");
+    // The kit's call policy options, which the contract imports.
+    println!("cargo:rerun-if-changed=kit");
 
     println!("cargo:rerun-if-changed={VALIDATE_PROTO_DIR}");
     println!("cargo:rerun-if-changed={GOOGLEAPIS_PROTO_DIR}");

@@ -7,7 +7,10 @@
 //! - gives every method marked `idempotency_level = NO_SIDE_EFFECTS` its
 //!   Connect GET route, read from the descriptors (no hand-kept list);
 //! - builds the Connect router and the tonic server `RpcServer::service`
-//!   takes.
+//!   takes;
+//! - refuses a contract whose call policy is missing or unsafe (a method
+//!   with no caller rule, a retry on a method not safe to repeat: see
+//!   `shop_kit_policy`), naming the method and what to write.
 //!
 //! The library's own builders, which hand a handler the unchecked message,
 //! are made private to the generated crate. Every request message gets
@@ -34,8 +37,8 @@ use prost_types::{
     method_options::IdempotencyLevel,
 };
 
-/// Why the routes could not be generated.
-#[derive(Debug)]
+/// Why the routes could not be generated. Its `Debug` is its message: a
+/// build script's `main` prints that.
 pub enum Error {
     Io {
         path: PathBuf,
@@ -49,6 +52,8 @@ pub enum Error {
         what: String,
     },
     Unsupported(String),
+    /// A method's call policy is missing or wrong.
+    Policy(shop_kit_policy::PolicyError),
 }
 
 impl std::fmt::Display for Error {
@@ -62,7 +67,14 @@ impl std::fmt::Display for Error {
                 path.display()
             ),
             Self::Unsupported(what) => f.write_str(what),
+            Self::Policy(e) => write!(f, "{e}"),
         }
+    }
+}
+
+impl std::fmt::Debug for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
     }
 }
 
@@ -75,6 +87,7 @@ pub struct Routes {
     descriptor_set: PathBuf,
     out_dir: PathBuf,
     validators: Option<PathBuf>,
+    policies_required: bool,
 }
 
 impl Routes {
@@ -83,7 +96,17 @@ impl Routes {
             descriptor_set: descriptor_set.into(),
             out_dir: out_dir.into(),
             validators: None,
+            policies_required: true,
         }
+    }
+
+    /// For a contract that declares no call policy (a benchmark's echo):
+    /// its methods are generated without one, so its server checks no
+    /// caller and gives no deadline beyond what the handlers do. A policy
+    /// that is declared is still checked.
+    pub fn without_policies(mut self) -> Self {
+        self.policies_required = false;
+        self
     }
 
     /// The file `prost-protovalidate-build` wrote (`impl Validate for ...`):
@@ -96,6 +119,8 @@ impl Routes {
     pub fn generate(self) -> Result<(), Error> {
         let bytes = read(&self.descriptor_set)?;
         let set = FileDescriptorSet::decode(bytes.as_slice()).map_err(Error::Descriptors)?;
+        let pool = prost_reflect::DescriptorPool::decode(bytes.as_slice())
+            .map_err(|e| Error::Unsupported(format!("the descriptor set does not resolve: {e}")))?;
         let validated = match &self.validators {
             Some(path) => validated_types(&String::from_utf8_lossy(&read(path)?)),
             None => BTreeSet::new(),
@@ -121,6 +146,7 @@ impl Routes {
             let mut code = String::from_utf8_lossy(&read(&path)?).into_owned();
             let mut requests = BTreeSet::new();
             for service in &services {
+                check_policies(&pool, package, service, self.policies_required)?;
                 hide_raw_builders(&mut code, service.name(), &path)?;
                 code.push_str(&routes(package, service)?);
                 for method in &service.method {
@@ -134,6 +160,30 @@ impl Routes {
         }
         Ok(())
     }
+}
+
+/// Every method of `service` says who may call it, and retries or hedges
+/// only where that is safe.
+fn check_policies(
+    pool: &prost_reflect::DescriptorPool,
+    package: &str,
+    service: &ServiceDescriptorProto,
+    required: bool,
+) -> Result<(), Error> {
+    let full_name = format!("{package}.{}", service.name());
+    let Some(service) = pool.get_service_by_name(&full_name) else {
+        return Err(Error::Unsupported(format!(
+            "{full_name}: not in the descriptor pool"
+        )));
+    };
+    for method in service.methods() {
+        if required {
+            shop_kit_policy::Policy::required(&method).map_err(Error::Policy)?;
+        } else {
+            shop_kit_policy::Policy::of(&method).map_err(Error::Policy)?;
+        }
+    }
+    Ok(())
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, Error> {
