@@ -30,6 +30,7 @@ pub use shop_kit_db as db;
 #[cfg(feature = "events")]
 pub use shop_kit_events as events;
 pub use shop_kit_observe as observe;
+pub use shop_kit_policy as policy;
 pub use shop_kit_rest as rest;
 pub use shop_kit_rpc as rpc;
 pub use shop_kit_rpc::{

@@ -3,7 +3,8 @@
 
 use axum::extract::FromRequestParts;
 use connectrpc_axum::prelude::ConnectError;
-use http::request::Parts;
+use http::{Extensions, HeaderMap, request::Parts};
+use shop_kit_policy::CallerRule;
 
 use super::TokenVerifier;
 use shop_kit_tls::{ClientIdentity, TlsSession};
@@ -15,6 +16,46 @@ pub fn bearer_token(headers: &http::HeaderMap) -> Option<&str> {
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// Why a caller is refused: each with its words, and its Connect code
+/// given once ([`From`] below).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CallerRefused {
+    #[error("sign in: this call needs an access token")]
+    NoToken,
+    #[error("the access token is invalid or expired: sign in again")]
+    BadToken,
+    #[error("this service does not verify tokens")]
+    NoVerifier,
+    #[error("the client certificate ({0}) names none of the shop's services")]
+    UnknownCertificate(String),
+    #[error(
+        "only the shop's own services may make this call: it needs their client certificate (mutual TLS)"
+    )]
+    NoCertificate,
+    #[error("only the shop's own services may make this call")]
+    NotAService,
+    #[error("only a signed-in customer may make this call")]
+    NotACustomer,
+    #[error("only the {} service{} may make this call", .0.join(" or the "), if .0.len() > 1 { "s" } else { "" })]
+    NotNamed(Vec<String>),
+}
+
+impl From<CallerRefused> for ConnectError {
+    fn from(refused: CallerRefused) -> Self {
+        let message = refused.to_string();
+        match refused {
+            CallerRefused::NoToken | CallerRefused::BadToken | CallerRefused::NoCertificate => {
+                Self::new_unauthenticated(message)
+            }
+            CallerRefused::NoVerifier => Self::new_internal(message),
+            CallerRefused::UnknownCertificate(_)
+            | CallerRefused::NotAService
+            | CallerRefused::NotACustomer
+            | CallerRefused::NotNamed(_) => Self::new_permission_denied(message),
+        }
+    }
 }
 
 /// Subjects of the shop's own services start with this; users' ids never do.
@@ -75,23 +116,51 @@ pub struct ServiceCaller {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CertifiedService(pub Option<String>);
 
-impl<S: Send + Sync> FromRequestParts<S> for CertifiedService {
-    type Rejection = ConnectError;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ConnectError> {
-        let Some(session) = parts.extensions.get::<TlsSession>() else {
+impl CertifiedService {
+    /// What the request's TLS session (in `extensions`) says.
+    fn of(extensions: &Extensions) -> Result<Self, CallerRefused> {
+        let Some(session) = extensions.get::<TlsSession>() else {
             return Ok(Self(None));
         };
         match &session.client {
             Some(ClientIdentity::Service(name)) => Ok(Self(Some(name.clone()))),
-            Some(ClientIdentity::Unknown(names)) => Err(ConnectError::new_permission_denied(
-                format!("the client certificate ({names}) names none of the shop's services"),
-            )),
-            None if session.service_certificate_required => Err(ConnectError::new_unauthenticated(
-                "only the shop's own services may make this call: it needs their \
-                     client certificate (mutual TLS)",
-            )),
+            Some(ClientIdentity::Unknown(names)) => {
+                Err(CallerRefused::UnknownCertificate(names.to_string()))
+            }
+            None if session.service_certificate_required => Err(CallerRefused::NoCertificate),
             None => Ok(Self(None)),
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for CertifiedService {
+    type Rejection = ConnectError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ConnectError> {
+        Ok(Self::of(&parts.extensions)?)
+    }
+}
+
+impl ServiceCaller {
+    /// The service calling, and the token that said so (`None` when its
+    /// certificate did).
+    fn of(
+        headers: &HeaderMap,
+        extensions: &Extensions,
+    ) -> Result<(Self, Option<Caller>), CallerRefused> {
+        // A service's certificate says who it is; without one, its token.
+        if let CertifiedService(Some(service)) = CertifiedService::of(extensions)? {
+            return Ok((Self { service }, None));
+        }
+        let caller = Caller::of(headers, extensions)?;
+        match caller.service() {
+            Some(service) => Ok((
+                Self {
+                    service: service.to_owned(),
+                },
+                Some(caller),
+            )),
+            None => Err(CallerRefused::NotAService),
         }
     }
 }
@@ -99,22 +168,8 @@ impl<S: Send + Sync> FromRequestParts<S> for CertifiedService {
 impl<S: Send + Sync> FromRequestParts<S> for ServiceCaller {
     type Rejection = ConnectError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ConnectError> {
-        // A service's certificate says who it is; without one, its token.
-        if let CertifiedService(Some(service)) =
-            CertifiedService::from_request_parts(parts, state).await?
-        {
-            return Ok(Self { service });
-        }
-        let caller = Caller::from_request_parts(parts, state).await?;
-        match caller.service() {
-            Some(service) => Ok(Self {
-                service: service.to_owned(),
-            }),
-            None => Err(ConnectError::new_permission_denied(
-                "only the shop's own services may make this call",
-            )),
-        }
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ConnectError> {
+        Ok(Self::of(&parts.headers, &parts.extensions).map(|(service, _)| service)?)
     }
 }
 
@@ -125,18 +180,46 @@ pub struct Customer {
     pub user_id: String,
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for Customer {
-    type Rejection = ConnectError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ConnectError> {
-        let caller = Caller::from_request_parts(parts, state).await?;
+impl Customer {
+    fn of(headers: &HeaderMap, extensions: &Extensions) -> Result<Self, CallerRefused> {
+        let caller = Caller::of(headers, extensions)?;
         match caller.service() {
-            Some(_) => Err(ConnectError::new_permission_denied(
-                "only a signed-in customer may make this call",
-            )),
+            Some(_) => Err(CallerRefused::NotACustomer),
             None => Ok(Self {
                 user_id: caller.user_id,
             }),
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Customer {
+    type Rejection = ConnectError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ConnectError> {
+        Ok(Self::of(&parts.headers, &parts.extensions)?)
+    }
+}
+
+impl Caller {
+    /// Who the request's access token says is calling: as the method's
+    /// caller rule already found (left in `extensions` by [`admit`]), or
+    /// verified now.
+    fn of(headers: &HeaderMap, extensions: &Extensions) -> Result<Self, CallerRefused> {
+        if let Some(caller) = extensions.get::<Self>() {
+            return Ok(caller.clone());
+        }
+        let verifier = extensions
+            .get::<TokenVerifier>()
+            .ok_or(CallerRefused::NoVerifier)?;
+        let token = bearer_token(headers).ok_or(CallerRefused::NoToken)?;
+        match verifier.verify(token) {
+            Ok(claims) => Ok(Self {
+                user_id: claims.sub,
+            }),
+            Err(reason) => {
+                tracing::debug!(%reason, "access token refused");
+                Err(CallerRefused::BadToken)
+            }
         }
     }
 }
@@ -145,23 +228,40 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = ConnectError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ConnectError> {
-        let verifier = parts
-            .extensions
-            .get::<TokenVerifier>()
-            .ok_or_else(|| ConnectError::new_internal("this service does not verify tokens"))?;
-        let token = bearer_token(&parts.headers).ok_or_else(|| {
-            ConnectError::new_unauthenticated("sign in: this call needs an access token")
-        })?;
-        match verifier.verify(token) {
-            Ok(claims) => Ok(Self {
-                user_id: claims.sub,
-            }),
-            Err(reason) => {
-                tracing::debug!(%reason, "access token refused");
-                Err(ConnectError::new_unauthenticated(
-                    "the access token is invalid or expired: sign in again",
-                ))
+        Ok(Self::of(&parts.headers, &parts.extensions)?)
+    }
+}
+
+/// Whether the caller of a request may call a method whose contract says
+/// `rule` (its `kit.policy.v1` caller): refused with the same codes and
+/// words as the extractors above. The caller a token proved is left in
+/// `extensions`, so a handler's extractor reads it rather than verifying
+/// the token again.
+pub fn admit(
+    rule: &CallerRule,
+    headers: &HeaderMap,
+    extensions: &mut Extensions,
+) -> Result<(), CallerRefused> {
+    let caller = match rule {
+        CallerRule::Anyone => return Ok(()),
+        CallerRule::SignedIn => Caller::of(headers, extensions)?,
+        CallerRule::Customer => {
+            let customer = Customer::of(headers, extensions)?;
+            Caller {
+                user_id: customer.user_id,
             }
         }
-    }
+        CallerRule::Services(names) => {
+            let (service, by_token) = ServiceCaller::of(headers, extensions)?;
+            if !names.contains(&service.service) {
+                return Err(CallerRefused::NotNamed(names.clone()));
+            }
+            match by_token {
+                Some(caller) => caller,
+                None => return Ok(()),
+            }
+        }
+    };
+    extensions.insert(caller);
+    Ok(())
 }

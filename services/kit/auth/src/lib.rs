@@ -12,10 +12,11 @@ mod verify;
 use serde::{Deserialize, Serialize};
 
 pub use caller::{
-    Caller, CertifiedService, Customer, SERVICE_SUBJECT_PREFIX, ServiceCaller, bearer_token,
-    is_shop_service,
+    Caller, CallerRefused, CertifiedService, Customer, SERVICE_SUBJECT_PREFIX, ServiceCaller,
+    admit, bearer_token, is_shop_service,
 };
 pub use keys::TokenKeys;
+pub use shop_kit_policy::CallerRule;
 
 pub use verify::TokenVerifier;
 

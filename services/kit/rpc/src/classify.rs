@@ -10,6 +10,7 @@ use http::Request;
 use prost_reflect::{DescriptorPool, MethodDescriptor};
 
 use super::protocol::{Framing, Protocol, RpcName};
+use shop_kit_policy::{Policy, PolicyError};
 use shop_kit_rest::{Binding, NotUtf8, RestRoute, RestRoutes};
 
 /// One method this server registered.
@@ -33,6 +34,9 @@ pub struct Method {
     /// Its place in the server's table, `0..Methods::len()` (for state
     /// kept per method).
     pub index: usize,
+    /// What its contract says of its callers and deadline (none for a
+    /// method served without a descriptor).
+    pub policy: Policy,
 }
 
 /// A request the classifier found on a REST route: the route and what its
@@ -99,7 +103,7 @@ impl Methods {
         services: impl IntoIterator<Item = (&'a str, bool)>,
         bridged: impl IntoIterator<Item = (&'a str, &'a str)>,
         rest: RestRoutes,
-    ) -> &'static Self {
+    ) -> Result<&'static Self, PolicyError> {
         let mut by_path = HashMap::new();
         for (name, direct) in services {
             let Some(service) = pool.get_service_by_name(name) else {
@@ -113,6 +117,7 @@ impl Methods {
                     full_name: &path[1..],
                     client_streaming: method.is_client_streaming(),
                     streaming: method.is_client_streaming() || method.is_server_streaming(),
+                    policy: Policy::of(&method)?,
                     descriptor: Some(method.clone()),
                     direct,
                     index: by_path.len(),
@@ -131,10 +136,11 @@ impl Methods {
                 descriptor: None,
                 direct: false,
                 index: by_path.len(),
+                policy: Policy::default(),
             }));
             by_path.insert(path, entry);
         }
-        Box::leak(Box::new(Self { by_path, rest }))
+        Ok(Box::leak(Box::new(Self { by_path, rest })))
     }
 
     /// How many methods there are.
@@ -202,7 +208,8 @@ mod tests {
                 "ServerReflectionInfo",
             )],
             RestRoutes::default(),
-        );
+        )
+        .expect("no policy to refuse");
         let mut check = Request::post("/grpc.health.v1.Health/Check")
             .header("content-type", "application/grpc")
             .body(())

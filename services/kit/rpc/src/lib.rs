@@ -22,6 +22,7 @@ mod grpc_limits;
 mod health;
 mod listener;
 mod observe;
+mod policy;
 mod proto_json;
 pub mod protocol;
 pub mod rate_limit;

@@ -41,6 +41,7 @@ use super::{
     grpc_limits::GrpcLimitStatusLayer,
     health::{self, HEALTH_SERVICE, Readiness},
     observe::ObserveLayer,
+    policy::DeadlineLayer,
     request_id,
     response_metadata::ResponseMetadataLayer,
     single_message::SingleMessageLayer,
@@ -64,6 +65,8 @@ pub enum ServerError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("a google.api.http rule cannot be served: {0}")]
     Rest(#[from] RouteError),
+    #[error("a method's call policy (kit.policy.v1) is wrong: {0}")]
+    Policy(#[from] shop_kit_policy::PolicyError),
 }
 
 /// A generated tonic server (`*ServiceServer`), as [`RpcServer`] serves it.
@@ -224,7 +227,7 @@ impl RpcServer {
                 (REFLECTION_V1ALPHA, "ServerReflectionInfo"),
             ],
             rest,
-        );
+        )?;
         let admission = AdmissionLayer::new(
             self.service_names
                 .first()
@@ -297,6 +300,9 @@ impl RpcServer {
             ))
             .layer(ObserveLayer)
             .layer(SingleMessageLayer::new(self.http.max_request_bytes))
+            // How long a call may take, as its method's contract says
+            // (who may call is checked with the request, see `valid`).
+            .layer(DeadlineLayer)
             // After the request is read whole: a slow sender holds no place.
             .layer(admission)
             .service(Dispatch::new(

@@ -4,7 +4,9 @@
 //! (`*ServiceRoutes`, made by `shop-kit-build` from the descriptors) take
 //! only such handlers and put [`validated`] in front of each, so a broken
 //! rule is refused with `invalid_argument` before any handler code runs,
-//! on every protocol, and there is no call for a handler to forget.
+//! on every protocol, and there is no call for a handler to forget. The
+//! same step refuses a caller the method's contract does not admit
+//! (`policy::admit_caller`).
 //!
 //! ```ignore
 //! async fn get_product(
@@ -26,7 +28,7 @@ use connectrpc_axum::prelude::{ConnectError, ConnectRequest, ConnectResponse};
 use http::request::Parts;
 use prost_protovalidate::ValidationError;
 
-use super::validation::RequestRules;
+use super::{policy::admit_caller, validation::RequestRules};
 
 /// A request message that keeps every rule of its contract.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -150,6 +152,9 @@ where
     type Rejection = ConnectError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ConnectError> {
+        // Who may call, as the method's contract says: before anything
+        // of the handler's own.
+        admit_caller(parts)?;
         let rules = RequestRules::of(parts);
         let extracted = H::extract(parts, state).await?;
         Ok(Self {

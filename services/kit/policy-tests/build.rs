@@ -1,0 +1,39 @@
+//! The probe's Rust (prost, Connect, tonic, its route builder) from
+//! proto/probe, and its descriptor set, which the tests compile again with
+//! other options.
+
+use std::{path::PathBuf, process::Command};
+
+const PROBE: &str = "proto/probe/v1/probe.proto";
+/// The contract's folder, where the kit's options are.
+const CONTRACT: &str = "../../../proto";
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let protoc = protoc_bin_vendored::protoc_bin_path()?;
+    // SAFETY: the build script is single-threaded here.
+    #[allow(unsafe_code)]
+    unsafe {
+        std::env::set_var("PROTOC", &protoc);
+    }
+    println!("cargo:rerun-if-changed={PROBE}");
+    println!("cargo:rerun-if-changed={CONTRACT}/kit");
+    let includes = ["proto", CONTRACT];
+    connectrpc_axum_build::compile_protos(&[PROBE], &includes)
+        .include_file("probe.rs")
+        .with_tonic()
+        .compile()?;
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
+    let descriptor_set = out_dir.join("probe_descriptor.bin");
+    let status = Command::new(&protoc)
+        .arg("--include_imports")
+        .arg(format!("--descriptor_set_out={}", descriptor_set.display()))
+        .arg("-Iproto")
+        .arg(format!("-I{CONTRACT}"))
+        .arg(PROBE)
+        .status()?;
+    if !status.success() {
+        return Err(format!("protoc: {status}").into());
+    }
+    shop_kit_build::Routes::new(&descriptor_set, &out_dir).generate()?;
+    Ok(())
+}

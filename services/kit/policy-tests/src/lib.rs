@@ -1,0 +1,51 @@
+//! A probe service for the kit's call policy: one handler that says who
+//! called and what deadline it was given. The tests serve it under
+//! descriptors compiled from `proto/probe/v1/probe.proto` with other
+//! options (see `tests/policy.rs`): the handler never changes.
+
+#![allow(clippy::all, clippy::pedantic, clippy::unwrap_used)]
+#![allow(missing_docs)]
+
+include!(concat!(env!("OUT_DIR"), "/probe.rs"));
+
+use std::time::Duration;
+
+use axum::Extension;
+use connectrpc_axum::prelude::{ConnectError, ConnectResponse};
+use shop_kit::{
+    Valid,
+    auth::Caller,
+    rpc::{HttpConfig, Readiness, RpcServer, deadline::CallerDeadline},
+};
+
+use probe::v1 as pb;
+
+/// The probe's source, to compile again with other options.
+pub const PROBE_PROTO: &str = include_str!("../proto/probe/v1/probe.proto");
+
+async fn who(
+    caller: Option<Extension<Caller>>,
+    CallerDeadline(deadline): CallerDeadline,
+    Valid(request): Valid<pb::WhoRequest>,
+) -> Result<ConnectResponse<pb::WhoResponse>, ConnectError> {
+    let deadline_ms = deadline.map_or(0, |at| {
+        let left = at.saturating_duration_since(tokio::time::Instant::now());
+        u64::try_from(left.as_millis()).unwrap_or(u64::MAX).max(1)
+    });
+    tokio::time::sleep(Duration::from_millis(u64::from(request.sleep_ms))).await;
+    Ok(ConnectResponse::new(pb::WhoResponse {
+        caller: caller
+            .map(|Extension(caller)| caller.user_id)
+            .unwrap_or_default(),
+        deadline_ms,
+    }))
+}
+
+/// The probe served under `descriptors` (a descriptor set of the probe,
+/// compiled with whatever options the test chose).
+pub fn server(http: &HttpConfig, descriptors: &'static [u8]) -> RpcServer {
+    let (connect, grpc) = pb::ProbeServiceRoutes::new().who(who).build(());
+    RpcServer::new(http.clone(), Readiness::always())
+        .service(connect, grpc)
+        .descriptors(descriptors)
+}

@@ -1,0 +1,247 @@
+//! The probe's contract changed option by option, the handler never: each
+//! test compiles `probe.proto` with other `kit.policy.v1` options, serves
+//! the same Rust under those descriptors on loopback, and calls it over
+//! Connect and gRPC-Web as a foreign client would.
+
+use std::{path::Path, process::Command, time::Duration};
+
+use serde_json::{Value, json};
+use shop_kit::{
+    Shutdown,
+    rpc::{HttpConfig, start},
+};
+use shop_kit_policy_tests::{PROBE_PROTO, server};
+use shop_users::tokens::TokenIssuer;
+
+/// The probe's descriptors with its service's options replaced by
+/// `options`, leaked for the server's life.
+fn descriptors(options: &str) -> &'static [u8] {
+    const BASE: &str = "caller: { anyone: true }";
+    assert!(PROBE_PROTO.contains(BASE), "the probe's options moved");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let probe = dir.path().join("probe/v1/probe.proto");
+    std::fs::create_dir_all(probe.parent().expect("folder")).expect("folders");
+    std::fs::write(&probe, PROBE_PROTO.replace(BASE, options)).expect("write");
+    let out = dir.path().join("set.bin");
+    let contract = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../proto");
+    let status = Command::new(protoc_bin_vendored::protoc_bin_path().expect("protoc"))
+        .arg("--include_imports")
+        .arg(format!("--descriptor_set_out={}", out.display()))
+        .arg(format!("-I{}", dir.path().display()))
+        .arg(format!("-I{}", contract.display()))
+        .arg(format!(
+            "-I{}",
+            protoc_bin_vendored::include_path()
+                .expect("includes")
+                .display()
+        ))
+        .arg(&probe)
+        .status()
+        .expect("protoc runs");
+    assert!(status.success(), "protoc: {status}: {options}");
+    Box::leak(std::fs::read(out).expect("set").into_boxed_slice())
+}
+
+struct Probe {
+    url: String,
+    issuer: TokenIssuer,
+    _shutdown: Shutdown,
+}
+
+impl Probe {
+    /// The probe served with its service's options `options`.
+    async fn with(options: &str) -> Self {
+        let (kid, der) = TokenIssuer::generate_key().expect("key");
+        let issuer = TokenIssuer::from_pkcs8(kid, &der).expect("issuer");
+        let http = HttpConfig::default();
+        let shutdown = Shutdown::new();
+        let router = server(&http, descriptors(options))
+            .verify_tokens(issuer.verifier().expect("verifier"))
+            .into_router(&shutdown)
+            .await
+            .expect("router");
+        let listening = start(
+            "127.0.0.1:0".parse().expect("addr"),
+            router,
+            shutdown.clone(),
+            &http,
+        )
+        .await
+        .expect("bind");
+        Self {
+            url: format!("http://{}/probe.v1.ProbeService/Who", listening.addr),
+            issuer,
+            _shutdown: shutdown,
+        }
+    }
+
+    fn token(&self, subject: &str) -> String {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs();
+        self.issuer.access_token(subject, now).expect("token")
+    }
+
+    /// A Connect JSON call, with `token` and `timeout_ms` if given.
+    async fn call(
+        &self,
+        token: Option<&str>,
+        timeout_ms: Option<u64>,
+        sleep_ms: u32,
+    ) -> (u16, Value) {
+        let mut request = reqwest::Client::new()
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .body(json!({ "sleepMs": sleep_ms }).to_string());
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(timeout) = timeout_ms {
+            request = request.header("connect-timeout-ms", timeout.to_string());
+        }
+        let answer = request.send().await.expect("call");
+        let status = answer.status().as_u16();
+        (status, answer.json().await.expect("json"))
+    }
+
+    /// A gRPC-Web call (binary), with `token`: its grpc-status and message.
+    async fn call_grpc_web(&self, token: Option<&str>) -> (String, String) {
+        let mut request = reqwest::Client::new()
+            .post(&self.url)
+            .header("content-type", "application/grpc-web+proto")
+            .body(vec![0u8, 0, 0, 0, 0]);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let answer = request.send().await.expect("call");
+        let header = |name: &str| {
+            answer
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let (status, message) = (header("grpc-status"), header("grpc-message"));
+        let body = answer.bytes().await.expect("body");
+        // An answer that went on to its body carries the status in its
+        // trailers frame.
+        let trailers = String::from_utf8_lossy(&body).into_owned();
+        if status.is_empty() {
+            let status = trailers
+                .split("grpc-status:")
+                .nth(1)
+                .map(|rest| {
+                    rest.trim()
+                        .chars()
+                        .take_while(char::is_ascii_digit)
+                        .collect()
+                })
+                .unwrap_or_default();
+            return (status, trailers);
+        }
+        (status, message)
+    }
+}
+
+#[tokio::test]
+async fn the_caller_rule_is_the_contracts_and_changes_with_it() {
+    // Anyone: no token needed.
+    let open = Probe::with("caller: { anyone: true }").await;
+    let (status, body) = open.call(None, None, 0).await;
+    assert_eq!(status, 200, "{body}");
+
+    // A signed-in customer: no token, or a service's, is refused, with the
+    // words the handlers' extractors use; a customer's token passes and
+    // the handler is told who it is.
+    let customers = Probe::with("caller: { customer: true }").await;
+    let (status, body) = customers.call(None, None, 0).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("unauthenticated")),
+        "{body}"
+    );
+    assert_eq!(body["message"], "sign in: this call needs an access token");
+    let service = customers.token("service:orders");
+    let (status, body) = customers.call(Some(&service), None, 0).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("permission_denied")),
+        "{body}"
+    );
+    assert_eq!(
+        body["message"],
+        "only a signed-in customer may make this call"
+    );
+    let ada = customers.token("ada");
+    let (status, body) = customers.call(Some(&ada), None, 0).await;
+    assert_eq!(
+        (status, body["caller"].as_str()),
+        (200, Some("ada")),
+        "{body}"
+    );
+    // The same on gRPC-Web.
+    assert_eq!(customers.call_grpc_web(None).await.0, "16");
+    assert_eq!(customers.call_grpc_web(Some(&service)).await.0, "7");
+    assert_eq!(customers.call_grpc_web(Some(&ada)).await.0, "0");
+
+    // Named services: another service and a customer are refused.
+    let orders_only = Probe::with("caller: { services: { names: [\"orders\"] } }").await;
+    let payments = orders_only.token("service:payments");
+    let (status, body) = orders_only.call(Some(&payments), None, 0).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(
+        body["message"],
+        "only the orders service may make this call"
+    );
+    let (status, body) = orders_only
+        .call(Some(&orders_only.token("ada")), None, 0)
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(
+        body["message"],
+        "only the shop's own services may make this call"
+    );
+    let orders = orders_only.token("service:orders");
+    let (status, body) = orders_only.call(Some(&orders), None, 0).await;
+    assert_eq!(
+        (status, body["caller"].as_str()),
+        (200, Some("service:orders")),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn the_deadline_is_given_when_none_is_sent_and_cut_when_longer() {
+    // No deadline in the contract: a call without one has none.
+    let open = Probe::with("caller: { anyone: true }").await;
+    let (_, body) = open.call(None, None, 0).await;
+    assert_eq!(body["deadlineMs"], Value::Null, "none: {body}");
+
+    let bounded = Probe::with("caller: { anyone: true } deadline: { nanos: 300000000 }").await;
+    let left = |body: &Value| {
+        body["deadlineMs"]
+            .as_str()
+            .and_then(|ms| ms.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("a deadline: {body}"))
+    };
+    // None sent: the method's.
+    let (_, body) = bounded.call(None, None, 0).await;
+    assert!((250..=300).contains(&left(&body)), "{body}");
+    // A longer one: cut to the method's.
+    let (_, body) = bounded.call(None, Some(60_000), 0).await;
+    assert!((250..=300).contains(&left(&body)), "{body}");
+    // A shorter one: kept.
+    let (_, body) = bounded.call(None, Some(100), 0).await;
+    assert!(left(&body) <= 100, "{body}");
+    // And enforced: a handler slower than the method's deadline.
+    let started = std::time::Instant::now();
+    let (status, body) = bounded.call(None, Some(60_000), 1_000).await;
+    assert_eq!(body["code"], "deadline_exceeded", "{status} {body}");
+    assert!(
+        started.elapsed() < Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -1,0 +1,173 @@
+//! Each method's call policy, as its contract declares it
+//! (`kit.policy.v1`, read by `shop_kit_policy` when the server is
+//! assembled), enforced on every protocol:
+//!
+//! - **who may call** ([`admit_caller`]): checked by the one extractor
+//!   every generated handler has (`valid::Prepared`), after the protocol's
+//!   own checks (a content type or a timeout it cannot take is refused as
+//!   such first) and before any handler code. A caller the rule does not
+//!   admit is refused with the words the auth extractors use
+//!   (`unauthenticated`, `permission_denied`); the caller a token proved is
+//!   left for the handler's extractor, which so verifies nothing twice. A
+//!   handler still names who it serves (`Customer`, `ServiceCaller`), but
+//!   forgetting to check is no longer possible;
+//! - **the deadline** ([`DeadlineLayer`]): a call that brings none gets the
+//!   method's, and one that brings a longer one is cut to it, by writing
+//!   the protocol's own header (`connect-timeout-ms`, `grpc-timeout`)
+//!   before the layers that enforce it read it; the handler passes what is
+//!   left on to the calls it makes.
+
+use std::{
+    convert::Infallible,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use axum::{body::Body, response::Response};
+use http::{HeaderMap, HeaderValue, Request, request::Parts};
+use shop_kit_auth::CallerRefused;
+use tower::{Layer, Service};
+
+use super::{
+    classify::Call,
+    deadline::{CONNECT_TIMEOUT_MS, parse_connect_timeout},
+    protocol::{GRPC_TIMEOUT, Protocol},
+};
+use shop_kit_wire::{grpc_timeout_value, parse_grpc_timeout};
+
+/// Whether the caller may call the method the request names (classified
+/// by the server), as its contract's caller rule says: `Ok` for a method
+/// with none, or a request the server did not classify.
+pub(crate) fn admit_caller(parts: &mut Parts) -> Result<(), CallerRefused> {
+    let Some(rule) = parts
+        .extensions
+        .get::<Call>()
+        .and_then(|call| call.method)
+        .and_then(|method| method.policy.caller.as_ref())
+    else {
+        return Ok(());
+    };
+    shop_kit_auth::admit(rule, &parts.headers, &mut parts.extensions)
+}
+
+/// Gives each call its method's deadline, at most.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DeadlineLayer;
+
+impl<S> Layer<S> for DeadlineLayer {
+    type Service = Deadlined<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Deadlined { inner }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Deadlined<S> {
+    inner: S,
+}
+
+impl<S> Service<Request<Body>> for Deadlined<S>
+where
+    S: Service<Request<Body>, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
+        let call = Call::of(&request);
+        let most = call
+            .method
+            .filter(|method| method.direct)
+            .and_then(|method| method.policy.deadline);
+        if let Some(most) = most {
+            at_most(request.headers_mut(), call.protocol, most);
+        }
+        self.inner.call(request)
+    }
+}
+
+/// Gives a call `most` to finish in when it brought no deadline or a longer
+/// one. A malformed timeout is left as it came, for the layer that reads it
+/// to refuse.
+fn at_most(headers: &mut HeaderMap, protocol: Protocol, most: Duration) {
+    match protocol {
+        Protocol::Grpc | Protocol::GrpcWeb => {
+            let brought = headers
+                .get(GRPC_TIMEOUT)
+                .map(|value| value.to_str().ok().and_then(parse_grpc_timeout));
+            if grants_more(brought, most) {
+                headers.insert(GRPC_TIMEOUT, grpc_timeout_value(most));
+            }
+        }
+        Protocol::Connect | Protocol::Rest => {
+            let brought = headers.get(CONNECT_TIMEOUT_MS).map(|value| {
+                value
+                    .to_str()
+                    .ok()
+                    .and_then(|value| parse_connect_timeout(value).ok())
+            });
+            if grants_more(brought, most) {
+                let millis = u64::try_from(most.as_millis()).unwrap_or(u64::MAX);
+                headers.insert(CONNECT_TIMEOUT_MS, HeaderValue::from(millis));
+            }
+        }
+    }
+}
+
+/// Whether the timeout a call brought (`None`: none; `Some(None)`:
+/// malformed) is to be replaced by `most`.
+fn grants_more(brought: Option<Option<Duration>>, most: Duration) -> bool {
+    match brought {
+        None => true,
+        Some(None) => false,
+        Some(Some(timeout)) => timeout > most,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MOST: Duration = Duration::from_secs(5);
+
+    /// The timeout header of `protocol` after the policy saw a call that
+    /// brought `brought`.
+    fn after(protocol: Protocol, brought: Option<&str>) -> Option<String> {
+        let name = match protocol {
+            Protocol::Grpc | Protocol::GrpcWeb => GRPC_TIMEOUT,
+            Protocol::Connect | Protocol::Rest => http::HeaderName::from_static(CONNECT_TIMEOUT_MS),
+        };
+        let mut headers = HeaderMap::new();
+        if let Some(brought) = brought {
+            headers.insert(name.clone(), HeaderValue::from_str(brought).expect("value"));
+        }
+        at_most(&mut headers, protocol, MOST);
+        headers
+            .get(name)
+            .map(|v| v.to_str().expect("ascii").to_owned())
+    }
+
+    #[test]
+    fn a_call_without_a_deadline_gets_the_methods_and_a_longer_one_is_cut() {
+        for protocol in [Protocol::Connect, Protocol::Rest] {
+            assert_eq!(after(protocol, None).as_deref(), Some("5000"));
+            assert_eq!(after(protocol, Some("60000")).as_deref(), Some("5000"));
+            assert_eq!(after(protocol, Some("250")).as_deref(), Some("250"));
+            // Malformed: left for connectrpc-axum to refuse as it does.
+            assert_eq!(after(protocol, Some("-1")).as_deref(), Some("-1"));
+        }
+        for protocol in [Protocol::Grpc, Protocol::GrpcWeb] {
+            let given = after(protocol, None).expect("set");
+            assert_eq!(parse_grpc_timeout(&given), Some(MOST), "{given}");
+            let cut = after(protocol, Some("1M")).expect("set");
+            assert_eq!(parse_grpc_timeout(&cut), Some(MOST), "{cut}");
+            assert_eq!(after(protocol, Some("250m")).as_deref(), Some("250m"));
+        }
+    }
+}
