@@ -48,6 +48,14 @@ contract_v1 := "1ba35ed83ad5efc0ed883f4fd7cc7ef02b2a64e7"
 breaking REF=contract_v1: tools
     cd proto && ../{{buf}} breaking --against '../.git#ref={{REF}},subdir=proto' --path shop
 
+# Every RPC's call policy (who may call, deadline, retries, hedging, rate class) from the contract's kit.policy.v1 options, as docs/contract.md's table
+policy:
+    cargo run -q -- policy
+
+# Write that table into docs/contract.md (cargo test fails while it is stale)
+policy-docs:
+    cargo run -q -- policy --update docs/contract.md
+
 # The OpenAPI 3.1 document of the public API (openapi/openapi.json) from the protos: Connect paths and REST routes (the generator is built once into ~/.cache/connect-shop/tools)
 openapi: tools
     openapi/generate.sh

@@ -4,7 +4,8 @@
 # the tools cache) runs twice, once for the Connect paths (POST, and GET
 # for the idempotent reads) and once for the google.api.http routes (it
 # documents only the REST route of an annotated method), with base.yaml's
-# info, servers and security; merge.py joins the two. With --check, fails
+# info, servers and security; merge.py joins the two and adds each RPC's
+# call policy (who may call, its deadline) from buf's image of the protos. With --check, fails
 # when the checked-in document differs from what the protos give (CI).
 set -euo pipefail
 
@@ -47,7 +48,9 @@ for run in connect:connectrpc rest:google.api.http; do
   } > "$work/$name.yaml"
   (cd "$root/proto" && "$buf" generate --template "$work/$name.yaml" --path shop)
 done
-python3 "$here/merge.py" "$work/connect/connect.json" "$work/rest/rest.json" > "$work/openapi.json"
+# The protos as buf reads them, options included: each RPC's call policy.
+(cd "$root/proto" && "$buf" build --path shop -o "$work/image.json")
+python3 "$here/merge.py" "$work/connect/connect.json" "$work/rest/rest.json" "$work/image.json" > "$work/openapi.json"
 
 if $check; then
   if ! diff -u "$here/openapi.json" "$work/openapi.json" > "$work/diff"; then

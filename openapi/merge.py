@@ -7,7 +7,11 @@ JSON, not google.rpc.Status, and their operation ids end in `.rest`; a
 Connect path answers 415 to a content type it does not take. Each operation
 lists the error statuses it can answer (ERRORS below, from the RPCs'
 comments in the protos), not a catch-all `default`, so a status nobody
-wrote down fails schemathesis's check. Usage: merge.py CONNECT REST > OUT
+wrote down fails schemathesis's check. Each operation also says who may
+call it and its deadline, from the RPC's call policy (the kit.policy.v1
+options, read from buf's JSON image of the protos): in its description and
+as `x-shop-caller` and `x-shop-deadline`; an operation with a deadline may
+answer deadline_exceeded. Usage: merge.py CONNECT REST IMAGE > OUT
 """
 
 import json
@@ -90,12 +94,18 @@ ERRORS = {
 }
 
 
-def error_responses(operation, connect):
+def rpc_of(operation):
+    return operation["operationId"].removesuffix(".rest").removesuffix(".get")
+
+
+def error_responses(operation, connect, policy):
     """The operation's error statuses, each naming its Connect codes."""
-    rpc = operation["operationId"].removesuffix(".rest").removesuffix(".get")
+    rpc = rpc_of(operation)
     if rpc not in ERRORS:
         sys.exit(f"merge.py: {rpc} has no entry in ERRORS: say which errors it answers")
     codes = EVERY_CALL + (EVERY_CONNECT_CALL if connect else []) + ERRORS[rpc]
+    if policy.get("deadline") and "deadline_exceeded" not in codes:
+        codes = codes + ["deadline_exceeded"]
     by_status = {}
     for code in codes:
         by_status.setdefault(STATUS[code], []).append(code)
@@ -107,6 +117,57 @@ def error_responses(operation, connect):
         }
         for status, names in sorted(by_status.items())
     }
+
+
+def caller_words(caller):
+    """Who may call, in the words of `shop policy`'s table."""
+    if caller.get("anyone"):
+        return "anyone"
+    if caller.get("customer"):
+        return "a signed-in customer"
+    if caller.get("signedIn"):
+        return "signed in (a customer or a service)"
+    names = caller.get("services", {}).get("names", [])
+    if names:
+        return "the " + ", ".join(names) + " service" + ("s" if len(names) > 1 else "")
+    sys.exit(f"merge.py: a caller rule names no one: {caller}")
+
+
+def policies(image_file):
+    """Each RPC's call policy: its service's kit.policy.v1 options under its
+    own, field by field, as {full name: {"caller": words, "deadline": "5s"}}."""
+    with open(image_file) as f:
+        image = json.load(f)
+    found = {}
+    for file in image.get("file", []):
+        for service in file.get("service", []):
+            defaults = service.get("options", {}).get("[kit.policy.v1.service]", {})
+            for method in service.get("method", []):
+                own = method.get("options", {}).get("[kit.policy.v1.method]", {})
+                policy = {**defaults, **own}
+                name = f"{file['package']}.{service['name']}.{method['name']}"
+                if "caller" not in policy:
+                    sys.exit(f"merge.py: {name} has no caller policy")
+                found[name] = {
+                    "caller": caller_words(policy["caller"]),
+                    "deadline": policy.get("deadline"),
+                }
+    return found
+
+
+def with_policy(operation, policy):
+    """The operation's description and extensions say its call policy."""
+    said = f"Who may call (the contract's policy): {policy['caller']}."
+    if policy["deadline"]:
+        seconds = policy["deadline"].removesuffix("s")
+        said += (
+            f" Deadline: {seconds} s, given to a call that sends none and the most"
+            " a call is granted."
+        )
+        operation["x-shop-deadline"] = policy["deadline"]
+    operation["x-shop-caller"] = policy["caller"]
+    described = operation.get("description", "").rstrip()
+    operation["description"] = f"{described}\n\n{said}" if described else said
 
 
 def service_of(path, item):
@@ -290,7 +351,8 @@ def connect_errors(node):
             connect_errors(value)
 
 
-def main(connect_file, rest_file):
+def main(connect_file, rest_file, image_file):
+    policy_of = policies(image_file)
     with open(connect_file) as f:
         merged = json.load(f)
     with open(rest_file) as f:
@@ -311,11 +373,15 @@ def main(connect_file, rest_file):
     rest.get("components", {}).get("schemas", {}).pop("google.rpc.Status", None)
     for item in merged.get("paths", {}).values():
         for operation in item.values():
-            operation["responses"].update(error_responses(operation, connect=True))
+            policy = policy_of[rpc_of(operation)]
+            operation["responses"].update(error_responses(operation, True, policy))
             operation["responses"]["415"] = UNSUPPORTED
+            with_policy(operation, policy)
     for item in rest.get("paths", {}).values():
         for operation in item.values():
-            operation["responses"].update(error_responses(operation, connect=False))
+            policy = policy_of[rpc_of(operation)]
+            operation["responses"].update(error_responses(operation, False, policy))
+            with_policy(operation, policy)
     paths = {}
     for document in (merged, rest):
         for path, item in document.get("paths", {}).items():
@@ -344,6 +410,6 @@ def main(connect_file, rest_file):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
+    if len(sys.argv) != 4:
         sys.exit(__doc__)
-    main(sys.argv[1], sys.argv[2])
+    main(sys.argv[1], sys.argv[2], sys.argv[3])

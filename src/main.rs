@@ -7,6 +7,7 @@ mod cli;
 mod launch;
 mod migrate;
 mod plan;
+mod policy;
 mod service_tls;
 
 use std::{net::SocketAddr, process::ExitCode};
@@ -69,6 +70,7 @@ async fn run(cli: Cli, metrics: Metrics) -> anyhow::Result<()> {
         Command::Serve(serve) => (vec![plan::serve(&serve, &kit)?], false),
         Command::Migrate(migrate) => return migrate::run(&migrate, &kit.data_dir).await,
         Command::Certs(certs) => return certs::write(&certs),
+        Command::Policy(table) => return policy::run(&table),
     };
     let process = kit.process_http();
     let shutdown = Shutdown::on_signals(process.drain());

@@ -104,6 +104,10 @@ pub enum Command {
     /// them and keep trusting each other); the CA is replaced only with
     /// --new-ca.
     Certs(Certs),
+    /// Print every RPC's call policy as the contract declares it (who may
+    /// call, the deadline, retries, hedging, the rate class:
+    /// kit.policy.v1 options), as the Markdown table of docs/contract.md.
+    Policy(PolicyTable),
 }
 
 /// The whole shop: every service's flags, each shared one once.
@@ -233,6 +237,14 @@ pub struct Certs {
     /// new files before they trust each other again).
     #[arg(long)]
     pub new_ca: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct PolicyTable {
+    /// Write the table into FILE, between its `<!-- policy:begin -->` and
+    /// `<!-- policy:end -->` lines, instead of printing it.
+    #[arg(long, value_name = "FILE")]
+    pub update: Option<PathBuf>,
 }
 
 /// The services that keep a database.
