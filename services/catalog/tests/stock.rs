@@ -134,8 +134,10 @@ async fn a_short_line_reserves_nothing_and_names_the_product() {
     );
 }
 
+/// Who may move stock is the contract's rule (StockService: the orders
+/// service only), enforced with no check in the handlers' code.
 #[tokio::test]
-async fn only_the_shops_services_change_stock() {
+async fn only_the_orders_service_changes_stock() {
     let catalog = TestCatalog::start().await;
     let reserve = json!({"reservationId": "r", "items": [{"productId": "p1", "quantity": 1}]});
     let url = catalog.url("ReserveStock");
@@ -158,6 +160,24 @@ async fn only_the_shops_services_change_stock() {
         )
         .await;
         assert_eq!(status, 403, "{method}");
+    }
+    // Another of the shop's services: refused, and told who may.
+    for method in ["ReserveStock", "ReleaseStock", "CommitStock"] {
+        let (status, other) = shop_kit::testing::call_json(
+            &catalog.url(method),
+            Some(&catalog.payments_token),
+            &reserve,
+        )
+        .await;
+        assert_eq!(
+            (status, other["code"].as_str(), other["message"].as_str()),
+            (
+                403,
+                Some("permission_denied"),
+                Some("only the orders service may make this call")
+            ),
+            "{method}"
+        );
     }
     assert_eq!(stock(&catalog, "p1").await, 5);
 }

@@ -23,6 +23,9 @@ pub struct TestCatalog {
     pub token: String,
     /// A valid access token for the orders service.
     pub service_token: String,
+    /// Another of the shop's services, which the contract does not let
+    /// move stock.
+    pub payments_token: String,
     pub catalog: Catalog,
     pub shutdown: Shutdown,
     pub server: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -73,10 +76,12 @@ impl TestCatalog {
             .as_secs();
         let token = issuer.access_token("u1", now).expect("token");
         let service_token = issuer.access_token("service:orders", now).expect("token");
+        let payments_token = issuer.access_token("service:payments", now).expect("token");
         Self {
             addr: running.addr,
             token,
             service_token,
+            payments_token,
             catalog,
             shutdown,
             server: running.task,

@@ -11,22 +11,16 @@
 //!   left for the handler's extractor, which so verifies nothing twice. A
 //!   handler still names who it serves (`Customer`, `ServiceCaller`), but
 //!   forgetting to check is no longer possible;
-//! - **the deadline** ([`DeadlineLayer`]): a call that brings none gets the
+//! - **the deadline** ([`give_deadline`]): a call that brings none gets the
 //!   method's, and one that brings a longer one is cut to it, by writing
-//!   the protocol's own header (`connect-timeout-ms`, `grpc-timeout`)
-//!   before the layers that enforce it read it; the handler passes what is
-//!   left on to the calls it makes.
+//!   the protocol's own header (`connect-timeout-ms`, `grpc-timeout`) as
+//!   the server classifies the request, before the layers that enforce it
+//!   read it; the handler passes what is left on to the calls it makes.
 
-use std::{
-    convert::Infallible,
-    task::{Context, Poll},
-    time::Duration,
-};
+use std::time::Duration;
 
-use axum::{body::Body, response::Response};
 use http::{HeaderMap, HeaderValue, Request, request::Parts};
 use shop_kit_auth::CallerRefused;
-use tower::{Layer, Service};
 
 use super::{
     classify::Call,
@@ -50,45 +44,16 @@ pub(crate) fn admit_caller(parts: &mut Parts) -> Result<(), CallerRefused> {
     shop_kit_auth::admit(rule, &parts.headers, &mut parts.extensions)
 }
 
-/// Gives each call its method's deadline, at most.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct DeadlineLayer;
-
-impl<S> Layer<S> for DeadlineLayer {
-    type Service = Deadlined<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        Deadlined { inner }
-    }
-}
-
-#[derive(Clone, Debug)]
-pub struct Deadlined<S> {
-    inner: S,
-}
-
-impl<S> Service<Request<Body>> for Deadlined<S>
-where
-    S: Service<Request<Body>, Response = Response, Error = Infallible>,
-{
-    type Response = Response;
-    type Error = Infallible;
-    type Future = S::Future;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
-        let call = Call::of(&request);
-        let most = call
-            .method
-            .filter(|method| method.direct)
-            .and_then(|method| method.policy.deadline);
-        if let Some(most) = most {
-            at_most(request.headers_mut(), call.protocol, most);
-        }
-        self.inner.call(request)
+/// Gives a call its method's deadline, at most (`call`: the request as
+/// the server classified it): a step of the classification, so it costs
+/// no layer of its own.
+pub(crate) fn give_deadline<B>(request: &mut Request<B>, call: Call) {
+    let most = call
+        .method
+        .filter(|method| method.direct)
+        .and_then(|method| method.policy.deadline);
+    if let Some(most) = most {
+        at_most(request.headers_mut(), call.protocol, most);
     }
 }
 

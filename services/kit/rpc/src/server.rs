@@ -41,8 +41,7 @@ use super::{
     grpc_limits::GrpcLimitStatusLayer,
     health::{self, HEALTH_SERVICE, Readiness},
     observe::ObserveLayer,
-    policy::DeadlineLayer,
-    request_id,
+    policy, request_id,
     response_metadata::ResponseMetadataLayer,
     single_message::SingleMessageLayer,
 };
@@ -286,9 +285,12 @@ impl RpcServer {
         let served = ServiceBuilder::new()
             .option_layer(self.verifier.map(Extension))
             .layer(MapRequestLayer::new(request_id::drop_unsafe))
-            // Once, for every step after: the protocol and the method.
+            // Once, for every step after: the protocol and the method, and
+            // how long the call may take as its contract says (who may
+            // call is checked with the request, see `valid`).
             .layer(MapRequestLayer::new(move |mut request: Request<Body>| {
-                methods.classify(&mut request);
+                let call = methods.classify(&mut request);
+                policy::give_deadline(&mut request, call);
                 request
             }))
             // The client's id comes back on the response (a failed call
@@ -300,9 +302,6 @@ impl RpcServer {
             ))
             .layer(ObserveLayer)
             .layer(SingleMessageLayer::new(self.http.max_request_bytes))
-            // How long a call may take, as its method's contract says
-            // (who may call is checked with the request, see `valid`).
-            .layer(DeadlineLayer)
             // After the request is read whole: a slow sender holds no place.
             .layer(admission)
             .service(Dispatch::new(
