@@ -3,7 +3,7 @@
 //! the same Rust under those descriptors on loopback, and calls it over
 //! Connect and gRPC-Web as a foreign client would.
 
-use std::{path::Path, process::Command, time::Duration};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use shop_kit::{
@@ -18,28 +18,11 @@ use shop_users::tokens::TokenIssuer;
 fn descriptors(options: &str) -> &'static [u8] {
     const BASE: &str = "caller: { anyone: true }";
     assert!(PROBE_PROTO.contains(BASE), "the probe's options moved");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let probe = dir.path().join("probe/v1/probe.proto");
-    std::fs::create_dir_all(probe.parent().expect("folder")).expect("folders");
-    std::fs::write(&probe, PROBE_PROTO.replace(BASE, options)).expect("write");
-    let out = dir.path().join("set.bin");
-    let contract = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../proto");
-    let status = Command::new(protoc_bin_vendored::protoc_bin_path().expect("protoc"))
-        .arg("--include_imports")
-        .arg(format!("--descriptor_set_out={}", out.display()))
-        .arg(format!("-I{}", dir.path().display()))
-        .arg(format!("-I{}", contract.display()))
-        .arg(format!(
-            "-I{}",
-            protoc_bin_vendored::include_path()
-                .expect("includes")
-                .display()
-        ))
-        .arg(&probe)
-        .status()
-        .expect("protoc runs");
-    assert!(status.success(), "protoc: {status}: {options}");
-    Box::leak(std::fs::read(out).expect("set").into_boxed_slice())
+    let set = shop_kit_policy::testing::descriptor_set(
+        "probe/v1/probe.proto",
+        &PROBE_PROTO.replace(BASE, options),
+    );
+    Box::leak(set.into_boxed_slice())
 }
 
 struct Probe {

@@ -10,6 +10,8 @@
 
 mod read;
 mod render;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! Each rule read from a real descriptor set: a test proto compiled by
 //! protoc with the kit's options, changed option by option.
 
-use std::{path::Path, process::Command, time::Duration};
+use std::time::Duration;
 
 use prost_reflect::DescriptorPool;
 
@@ -10,31 +10,12 @@ use super::*;
 /// The descriptors of a test service whose file holds `body` (services
 /// and messages) and imports the kit's options.
 fn pool(body: &str) -> DescriptorPool {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let file = dir.path().join("test.proto");
     let proto = format!(
         "syntax = \"proto3\";\npackage test.v1;\nimport \"kit/policy/v1/policy.proto\";\n\
          message Request {{ string key = 1; int32 count = 2; }}\nmessage Response {{}}\n{body}\n"
     );
-    std::fs::write(&file, proto).expect("write the test proto");
-    let out = dir.path().join("set.bin");
-    let contract = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../proto");
-    let status = Command::new(protoc_bin_vendored::protoc_bin_path().expect("protoc"))
-        .arg("--include_imports")
-        .arg(format!("--descriptor_set_out={}", out.display()))
-        .arg(format!("-I{}", dir.path().display()))
-        .arg(format!("-I{}", contract.display()))
-        .arg(format!(
-            "-I{}",
-            protoc_bin_vendored::include_path()
-                .expect("includes")
-                .display()
-        ))
-        .arg(&file)
-        .status()
-        .expect("protoc runs");
-    assert!(status.success(), "protoc: {status}\n{body}");
-    DescriptorPool::decode(std::fs::read(out).expect("set").as_slice()).expect("decodes")
+    let set = crate::testing::descriptor_set("test.proto", &proto);
+    DescriptorPool::decode(set.as_slice()).expect("decodes")
 }
 
 fn policy_of(body: &str) -> Result<Policy, PolicyError> {
