@@ -37,18 +37,19 @@ mkdir -p gen/python
 validate="$root/proto/vendor/protovalidate"
 googleapis="$root/proto/vendor/googleapis"
 .venv/bin/python -m grpc_tools.protoc -I "$root/proto" -I "$validate" -I "$googleapis" --python_out=gen/python --grpc_python_out=gen/python \
-  $(cd "$root/proto" && find shop -name '*.proto') buf/validate/validate.proto
+  $(cd "$root/proto" && find shop kit -name '*.proto') buf/validate/validate.proto
 
 step "Go clients (protoc-gen-go, protoc-gen-connect-go from go install)"
 gobin="$(go env GOPATH)/bin"
 [ -x "$gobin/protoc-gen-go" ] || go install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 [ -x "$gobin/protoc-gen-connect-go" ] || go install connectrpc.com/connect/cmd/protoc-gen-connect-go@v1.21.1
 [ -x "$gobin/grpcurl" ] || go install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.3
-rm -rf go/shop
-# Only the shop's files: protovalidate's and google.api's Go packages come
-# from the Go module proxy (buf.build/gen/go/bufbuild/protovalidate/... and
+rm -rf go/shop go/kit
+# Only the shop's files and the kit's options they import: protovalidate's
+# and google.api's Go packages come from the Go module proxy
+# (buf.build/gen/go/bufbuild/protovalidate/... and
 # google.golang.org/genproto/googleapis/api, in go.mod).
-(cd go && PATH="$gobin:$PATH" ../node_modules/.bin/buf generate "$root/proto" --template buf.gen.yaml --path "$root/proto/shop" && go build -o "$data/catalog-go" ./cmd/catalog)
+(cd go && PATH="$gobin:$PATH" ../node_modules/.bin/buf generate "$root/proto" --template buf.gen.yaml --path "$root/proto/shop" --path "$root/proto/kit" && go build -o "$data/catalog-go" ./cmd/catalog)
 
 step "the shop (cargo build --release)"
 cd "$root"
