@@ -129,7 +129,7 @@ def caller_words(caller):
         return "signed in (a customer or a service)"
     names = caller.get("services", {}).get("names", [])
     if names:
-        return "the " + ", ".join(names) + " service" + ("s" if len(names) > 1 else "")
+        return "the " + " or ".join(names) + " service"
     sys.exit(f"merge.py: a caller rule names no one: {caller}")
 
 

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)] // each test file uses part of it
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::{
     net::{SocketAddr, TcpListener},
     path::PathBuf,
@@ -66,11 +67,25 @@ enum Wait {
 }
 
 /// A port nothing listens on (at the moment it is asked for).
+///
+/// Found below the kernel's ephemeral range (32768-60999 by default):
+/// there, a port free now may be the local port of any test's outgoing
+/// connection by the time the shop binds it ("Address already in use", a
+/// flake CI met). Ports here are handed out once per test process, from an
+/// offset of its own.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let offset = std::process::id().wrapping_mul(97) % SPAN;
+    for _ in 0..SPAN {
+        let candidate = FIRST + (offset + NEXT.fetch_add(1, Ordering::Relaxed)) % SPAN;
+        let port = u16::try_from(candidate).expect("below 32000");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {FIRST}..{}", FIRST + SPAN)
 }
 
 impl Shop {

@@ -38,7 +38,7 @@ pub enum CallerRefused {
     NotAService,
     #[error("only a signed-in customer may make this call")]
     NotACustomer,
-    #[error("only the {} service{} may make this call", .0.join(" or the "), if .0.len() > 1 { "s" } else { "" })]
+    #[error("only the {} service may make this call", .0.join(" or "))]
     NotNamed(Vec<String>),
 }
 

@@ -46,13 +46,7 @@ pub fn caller(policy: &Policy) -> String {
         Some(CallerRule::Anyone) => "anyone".to_owned(),
         Some(CallerRule::Customer) => "a signed-in customer".to_owned(),
         Some(CallerRule::SignedIn) => "signed in (a customer or a service)".to_owned(),
-        Some(CallerRule::Services(names)) => {
-            let services = names.join(", ");
-            format!(
-                "the {services} service{}",
-                if names.len() > 1 { "s" } else { "" }
-            )
-        }
+        Some(CallerRule::Services(names)) => format!("the {} service", names.join(" or ")),
     }
 }
 
