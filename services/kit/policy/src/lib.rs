@@ -17,7 +17,6 @@ use std::time::Duration;
 
 use prost_reflect::{DescriptorPool, MethodDescriptor};
 
-pub use read::{Idempotency, idempotency_level};
 pub use render::{table, table_of_set};
 
 /// Who may call a method.
@@ -208,7 +207,7 @@ impl Policy {
 /// The policy of every method of every service in `pool` whose package
 /// `include` takes, in the pool's order: for the build's check and the
 /// table.
-pub fn every_method(
+fn every_method(
     pool: &DescriptorPool,
     include: impl Fn(&str) -> bool,
 ) -> Vec<(MethodDescriptor, Result<Policy, PolicyError>)> {
