@@ -10,6 +10,7 @@
 
 mod read;
 mod render;
+mod service_config;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -18,6 +19,7 @@ use std::time::Duration;
 use prost_reflect::{DescriptorPool, MethodDescriptor};
 
 pub use render::{table, table_of_set};
+pub use service_config::{MethodConfig, RetryThrottling, ServiceConfig, ServiceConfigError};
 
 /// Who may call a method.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -166,3 +166,130 @@ fn the_table_says_each_methods_policy_in_words() {
          | `test.v1.Test.Get` | anyone | 500 ms | — | 2 copies, 20 ms apart | public |\n"
     );
 }
+
+/// A service with a read, a keyed write and a plain write, for the
+/// service config's tests.
+const SHOP: &str = "service Test {\n\
+       option (kit.policy.v1.service) = { caller: { anyone: true } deadline: { seconds: 5 } };\n\
+       rpc Get(Request) returns (Response) {\n\
+         option idempotency_level = NO_SIDE_EFFECTS;\n\
+         option (kit.policy.v1.method) = { hedging: { max_attempts: 2 hedging_delay: { nanos: 50000000 } } };\n\
+       }\n\
+       rpc Put(Request) returns (Response) {\n\
+         option (kit.policy.v1.method) = { idempotency_key_field: \"key\" };\n\
+       }\n\
+       rpc Post(Request) returns (Response);\n\
+     }";
+
+fn method(pool: &DescriptorPool, name: &str) -> prost_reflect::MethodDescriptor {
+    pool.get_service_by_name("test.v1.Test")
+        .expect("service")
+        .methods()
+        .find(|m| m.name() == name)
+        .expect("method")
+}
+
+const CONFIG_RETRY: &str = r#""retryPolicy": {"maxAttempts": 9, "initialBackoff": "0.1s",
+    "maxBackoff": "2s", "backoffMultiplier": 1.5, "retryableStatusCodes": ["unavailable", 8]}"#;
+
+#[test]
+fn a_service_config_entry_replaces_the_contract_s_calls_most_specific_first() {
+    let pool = pool(SHOP);
+    let config = ServiceConfig::parse(
+        &format!(
+            r#"{{"methodConfig": [
+                {{"name": [{{}}], "timeout": "1s"}},
+                {{"name": [{{"service": "test.v1.Test", "method": "Put"}}], "timeout": "0.250s", {CONFIG_RETRY}}}
+            ]}}"#
+        ),
+        &pool,
+    )
+    .expect("a good config");
+    let put = config.policy_of(&method(&pool, "Put")).expect("put");
+    assert_eq!(put.deadline, Some(Duration::from_millis(250)));
+    let retry = put.retry.expect("the config's retry");
+    assert_eq!(retry.max_attempts, 5, "gRPC caps attempts at 5");
+    assert_eq!(retry.backoff_multiplier, 1.5);
+    assert_eq!(
+        retry.retryable_status_codes,
+        ["UNAVAILABLE", "RESOURCE_EXHAUSTED"]
+    );
+    assert_eq!(put.caller, Some(CallerRule::Anyone), "who may call stays");
+    // The entry for every method replaces Get's hedging: the matched
+    // entry is the whole of the method's config, as in gRPC.
+    let get = config.policy_of(&method(&pool, "Get")).expect("get");
+    assert_eq!(get.deadline, Some(Duration::from_secs(1)));
+    assert_eq!(get.hedging, None);
+}
+
+#[test]
+fn a_service_config_that_does_not_hold_is_refused_saying_where() {
+    let pool = pool(SHOP);
+    let refused = |json: &str| {
+        ServiceConfig::parse(json, &pool)
+            .expect_err(json)
+            .to_string()
+    };
+    let retry_all = format!(
+        r#"{{"methodConfig": [{{"name": [{{"service": "test.v1.Test"}}], {CONFIG_RETRY}}}]}}"#
+    );
+    assert!(
+        refused(&retry_all)
+            .contains("test.v1.Test.Post: retries are only for a method safe to repeat"),
+        "{}",
+        refused(&retry_all)
+    );
+    for (json, says) in [
+        ("{", "not a gRPC service config"),
+        (
+            r#"{"methodConfig": [{"name": [{"service": "test.v1.Nope"}]}]}"#,
+            "test.v1.Nope, which the contract does not have",
+        ),
+        (
+            r#"{"methodConfig": [{"name": [{"service": "test.v1.Test", "method": "Nope"}]}]}"#,
+            "test.v1.Test.Nope, which the contract does not have",
+        ),
+        (
+            r#"{"methodConfig": [{"name": [{}]}, {"name": [{}]}]}"#,
+            "methodConfig[1] names every method ({}), which methodConfig[0] names already",
+        ),
+        (
+            r#"{"methodConfig": [{"name": [{}], "timeout": "soon"}]}"#,
+            "timeout: \"soon\" is no duration",
+        ),
+        (
+            r#"{"methodConfig": [{"name": [{}], "waitForReady": true}]}"#,
+            "unknown field `waitForReady`",
+        ),
+        (
+            r#"{"methodConfig": [{"name": [{"service": "test.v1.Test", "method": "Get"}], "hedgingPolicy": {"maxAttempts": 1}}]}"#,
+            "hedgingPolicy.maxAttempts is 1",
+        ),
+        (
+            r#"{"methodConfig": [{"name": [{"service": "test.v1.Test", "method": "Post"}], "hedgingPolicy": {"maxAttempts": 2}}]}"#,
+            "hedging is only for reads",
+        ),
+        (
+            r#"{"methodConfig": [{"name": [{"service": "test.v1.Test", "method": "Put"}], "retryPolicy": {"maxAttempts": 2, "initialBackoff": "1s", "maxBackoff": "1s", "backoffMultiplier": 2, "retryableStatusCodes": ["NOPE"]}}]}"#,
+            "\"NOPE\" is no gRPC status code name",
+        ),
+        (
+            r#"{"retryThrottling": {"maxTokens": 0, "tokenRatio": 0.1}}"#,
+            "retryThrottling: maxTokens is 0",
+        ),
+    ] {
+        let error = refused(json);
+        assert!(error.contains(says), "{json}: {error}");
+    }
+}
+
+#[test]
+fn durations_are_read_as_protobuf_json_writes_them() {
+    use service_config::duration;
+    assert_eq!(duration("1.5s"), Ok(Duration::from_millis(1500)));
+    assert_eq!(duration("0.000000001s"), Ok(Duration::from_nanos(1)));
+    assert_eq!(duration("20s"), Ok(Duration::from_secs(20)));
+    for wrong in ["1.5", "s", "-1s", "1.5ms", "1.0000000001s", ".5s"] {
+        assert!(duration(wrong).is_err(), "{wrong}");
+    }
+}
