@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 
 use secrecy::SecretString;
-use shop_kit::{HttpConfig, auth::TokenKeys, tls::ClientTls};
+use shop_kit::{HttpConfig, auth::TokenKeys, client::Calls, tls::ClientTls};
 
 use crate::{
     cli::{
@@ -68,6 +68,9 @@ struct Context<'a> {
     shared_tls: Option<ClientTls>,
     secret: ServiceSecret,
     whole_shop: bool,
+    /// How the services call each other: the contract's policy, and the
+    /// --service-config file's, read once for every service.
+    calls: Calls,
 }
 
 const DEMO_NOTE: &str =
@@ -170,6 +173,7 @@ impl Context<'_> {
                     catalog: catalog.target(around),
                     payments: payments.target(around),
                     service_secret: self.secret.secret.clone().unwrap_or_default(),
+                    calls: self.calls.clone(),
                 },
                 nats: events.nats(),
                 saga: orders.saga(),
@@ -223,7 +227,10 @@ impl Context<'_> {
             Ok(Planned::Gateway(Box::new(shop_gateway::Config {
                 browser,
                 services,
-                downstream: shop_kit::client::PeerPolicy::default(),
+                downstream: shop_kit::client::PeerPolicy {
+                    calls: self.calls.clone(),
+                    ..shop_kit::client::PeerPolicy::default()
+                },
                 cache: shop_gateway::CachePolicy::default(),
                 rate_limit: gateway.rate_limit(),
                 web_dir: gateway.web_dir.clone(),
@@ -244,6 +251,11 @@ fn service_secret(given: &ServiceSecret) -> ServiceSecret {
                 .unwrap_or_else(|| SecretString::from(uuid::Uuid::new_v4().simple().to_string())),
         ),
     }
+}
+
+/// Each method's calls, as the contract and --service-config say.
+fn calls(kit: &KitArgs) -> anyhow::Result<Calls> {
+    Ok(shop_proto::calls(kit.service_config.as_deref())?)
 }
 
 /// The client TLS every service shares unless --tls-dir gives each its own.
@@ -273,6 +285,7 @@ pub fn whole_shop(shop: &ShopArgs, kit: &KitArgs) -> anyhow::Result<Vec<Start>> 
         shared_tls: shared_tls(kit)?,
         secret: service_secret(&shop.secret),
         whole_shop: true,
+        calls: calls(kit)?,
     };
     // Each after the services it calls, so that it finds them serving.
     Ok(vec![
@@ -306,6 +319,7 @@ pub fn serve(serve: &Serve, kit: &KitArgs) -> anyhow::Result<Start> {
             shared_tls: shared_tls(kit)?,
             secret: service_secret(secret.unwrap_or(&ServiceSecret::default())),
             whole_shop: false,
+            calls: calls(kit)?,
         })
     };
     let ports = Ports::default();

@@ -104,7 +104,7 @@ impl Default for Settings {
                 user_burst: 1000,
             },
             downstream: PeerPolicy {
-                first_backoff: Duration::from_millis(5),
+                calls: shop_proto::calls(None).expect("the contract's call policy"),
                 breaker_cooldown: Duration::from_millis(300),
                 breaker_threshold: 3,
                 ..PeerPolicy::default()
@@ -201,6 +201,7 @@ impl Shop {
                     catalog: PeerTarget::addr(catalog_addr),
                     payments: PeerTarget::addr(payments),
                     service_secret: SECRET.into(),
+                    calls: shop_proto::calls(None).expect("the contract's call policy"),
                 },
                 nats: None,
                 saga: shop_orders::SagaPolicy::default(),

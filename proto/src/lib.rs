@@ -56,6 +56,16 @@ pub use prost_protovalidate::{Validate, ValidationError, Violation};
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/shop_descriptor.bin"));
 
+/// How the shop's clients call its services: each method's timeout,
+/// retries and hedging as the contract declares them, replaced where the
+/// gRPC service config at `service_config` (`--service-config`) says
+/// otherwise, and followed as that file changes.
+pub fn calls(
+    service_config: Option<&std::path::Path>,
+) -> Result<shop_kit::client::Calls, shop_kit::client::CallsError> {
+    shop_kit::client::Calls::of_contract(FILE_DESCRIPTOR_SET, service_config)
+}
+
 /// The well-known types the contract uses (`google.protobuf.Timestamp`,
 /// `Duration`), with their proto3-JSON serde.
 pub mod wkt {

@@ -65,6 +65,15 @@ pub struct KitArgs {
     )]
     pub tls_dir: Option<PathBuf>,
 
+    /// A gRPC service config (JSON, gRFC A6) whose methodConfig entries
+    /// replace the contract's timeout, retries and hedging for the methods
+    /// they name, as the shop's services call each other; retryThrottling
+    /// replaces the retry budget per peer. Checked at start (a bad one is
+    /// refused) and read again when it changes (a bad change is logged and
+    /// the config before kept). See docs/contract.md.
+    #[arg(long, env = "SHOP_SERVICE_CONFIG", global = true, value_name = "FILE")]
+    pub service_config: Option<PathBuf>,
+
     #[command(flatten)]
     pub logs: LogArgs,
 

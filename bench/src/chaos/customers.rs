@@ -18,7 +18,7 @@ use std::{
 
 use anyhow::Context;
 use rand::{Rng, SeedableRng, rngs::StdRng, seq::SliceRandom};
-use shop_kit::client::{CallExt, Peer, PeerPolicy, PeerTarget, Retry};
+use shop_kit::client::{CallExt, Peer, PeerPolicy, PeerTarget};
 use shop_proto::shop::{
     orders::v1::{
         CancelOrderRequest, CreateOrderRequest, GetOrderRequest, Order, OrderStatus,
@@ -114,8 +114,11 @@ pub struct Reach {
 
 impl Reach {
     pub async fn at(users: &PeerTarget, orders: &PeerTarget) -> anyhow::Result<Self> {
+        // Each method called as the contract says, as a generated client
+        // would be.
         let policy = PeerPolicy {
             timeout: CALL_TIMEOUT,
+            calls: shop_proto::calls(None)?,
             max_in_flight: 1024,
             ..PeerPolicy::default()
         };
@@ -332,9 +335,9 @@ impl Customer {
             password: "chaos-password-1".to_owned(),
             display_name: format!("Chaos customer {number}"),
         };
-        // Not keyed: a second sign-up would find the email taken.
-        let mut asked = Request::new(sign_up);
-        asked.extensions_mut().insert(Retry::Never);
+        // Not keyed, so never retried (the contract says so): a second
+        // sign-up would find the email taken.
+        let asked = Request::new(sign_up);
         let session = UserServiceClient::new(reach.users.clone())
             .sign_up(asked)
             .await

@@ -50,10 +50,10 @@ pub struct Customers {
     tokens: Vec<String>,
 }
 
-/// No retry, no shedding below what the load sends at once.
+/// No retry (no method's policy given: only a call that never left is
+/// sent again), no shedding below what the load sends at once.
 fn policy() -> PeerPolicy {
     PeerPolicy {
-        max_attempts: 1,
         timeout: Duration::from_secs(10),
         max_in_flight: 1024,
         ..PeerPolicy::default()

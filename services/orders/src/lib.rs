@@ -278,11 +278,7 @@ impl Service for Config {
 
     /// Also resumes the sagas a previous run left unfinished.
     async fn open(&self, context: &Context) -> Result<Orders, StartFailure> {
-        let peers = self
-            .peers
-            .connect(self.saga.call_timeout)
-            .await
-            .map_err(StartFailure::config)?;
+        let peers = self.peers.connect().await.map_err(StartFailure::config)?;
         let broker = Broker::new(self.nats.as_ref(), Self::NAME).await?;
         Orders::open(
             self.database_url.expose(),

@@ -1,33 +1,45 @@
-//! The one backoff formula: exponential from `first`, doubling per retry,
-//! capped at `max`. Calls in the client stack add jitter; the saga, whose
+//! The one backoff formula: exponential from `first`, times `multiplier`
+//! per retry, capped at `max` (gRPC's retryPolicy). Calls in the client
+//! stack draw their pause at random below it, as gRPC does; the saga, whose
 //! retries are spread by their orders' own timing, uses it as it is.
 
 use std::time::Duration;
 
 use rand::Rng;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Backoff {
     pub first: Duration,
     pub max: Duration,
+    pub multiplier: f64,
 }
 
 impl Backoff {
+    /// Doubling from `first` up to `max`.
     pub fn new(first: Duration, max: Duration) -> Self {
-        Self { first, max }
+        Self {
+            first,
+            max,
+            multiplier: 2.0,
+        }
     }
 
     /// The delay before retry number `retry` (1-based).
     pub fn delay(&self, retry: u32) -> Duration {
-        let factor = 2u32.saturating_pow(retry.saturating_sub(1).min(16));
-        self.first.saturating_mul(factor).min(self.max)
+        let exponent = i32::try_from(retry.saturating_sub(1).min(64)).unwrap_or(64);
+        let factor = self.multiplier.powi(exponent);
+        if !factor.is_finite() || self.first.as_secs_f64() * factor >= self.max.as_secs_f64() {
+            return self.max;
+        }
+        self.first.mul_f64(factor).min(self.max)
     }
 
-    /// The delay with equal jitter: half fixed, half random, so the
-    /// retries of many callers spread out.
+    /// A pause drawn at random below the delay (gRPC's
+    /// `random(0, min(initial * multiplier^(n-1), max))`), so the retries
+    /// of many callers spread out.
     pub fn jittered(&self, retry: u32) -> Duration {
-        let half = self.delay(retry) / 2;
-        half + half.mul_f64(rand::thread_rng().gen_range(0.0..=1.0))
+        self.delay(retry)
+            .mul_f64(rand::thread_rng().gen_range(0.0..=1.0))
     }
 }
 
@@ -46,11 +58,22 @@ mod tests {
     }
 
     #[test]
-    fn jitter_stays_between_half_and_the_whole_delay() {
+    fn jitter_stays_below_the_delay() {
         let backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
         for retry in 1..6 {
-            let jittered = backoff.jittered(retry);
-            assert!(jittered >= backoff.delay(retry) / 2 && jittered <= backoff.delay(retry));
+            assert!(backoff.jittered(retry) <= backoff.delay(retry));
         }
+    }
+
+    #[test]
+    fn a_multiplier_other_than_two_is_followed() {
+        let backoff = Backoff {
+            multiplier: 1.5,
+            ..Backoff::new(Duration::from_millis(100), Duration::from_secs(1))
+        };
+        assert_eq!(backoff.delay(1), Duration::from_millis(100));
+        assert_eq!(backoff.delay(2), Duration::from_millis(150));
+        assert_eq!(backoff.delay(3), Duration::from_millis(225));
+        assert_eq!(backoff.delay(200), Duration::from_secs(1));
     }
 }

@@ -1,8 +1,10 @@
 //! A call's deadline, as a layer: the caller's (`grpc-timeout`, which
-//! `tonic::Request::set_timeout` sets), else the peer's default budget. It
-//! is put on the request (every attempt reads it, and sends what is left
-//! on as its own `grpc-timeout` when it goes out), and a call still unanswered at it is
-//! answered `deadline_exceeded`.
+//! `tonic::Request::set_timeout` sets) or its method's timeout, whichever
+//! is sooner (gRPC's rule), else the peer's default budget. It is put on
+//! the request with how the method is called (every layer below reads
+//! them; every attempt sends what is left on as its own `grpc-timeout`
+//! when it goes out), and a call still unanswered at it is answered
+//! `deadline_exceeded`.
 
 use std::{
     pin::Pin,
@@ -16,7 +18,10 @@ use tokio::time::{Instant, Sleep};
 use tonic::{Code, Status};
 use tower::{Layer, Service};
 
-use super::status::{BoxError, Response, answer, head_code};
+use super::{
+    Calls,
+    status::{BoxError, Response, answer, head_code},
+};
 
 /// How close to the deadline a cut call counts as past it.
 const DEADLINE_SLACK: Duration = Duration::from_millis(5);
@@ -25,6 +30,7 @@ const DEADLINE_SLACK: Duration = Duration::from_millis(5);
 #[derive(Clone, Debug)]
 pub(super) struct DeadlineLayer {
     pub(super) default: Duration,
+    pub(super) calls: Calls,
     /// The peer's name, for the answer.
     pub(super) peer: Arc<str>,
 }
@@ -59,15 +65,20 @@ where
     }
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
-        let budget = request
+        let calls = self.layer.calls.current().of(request.uri().path());
+        let asked = request
             .headers()
             .get(&GRPC_TIMEOUT)
             .and_then(|value| value.to_str().ok())
-            .and_then(parse_grpc_timeout)
-            .unwrap_or(self.layer.default);
+            .and_then(parse_grpc_timeout);
+        let budget = match (asked, calls.timeout) {
+            (Some(asked), Some(most)) => asked.min(most),
+            (asked, most) => asked.or(most).unwrap_or(self.layer.default),
+        };
         let deadline = Deadline(Instant::now() + budget);
         // Each attempt sends on what is left of it (see `channel`).
         request.extensions_mut().insert(deadline);
+        request.extensions_mut().insert(calls);
         DeadlineFuture {
             inner: self.inner.call(request),
             expires: Box::pin(tokio::time::sleep_until(deadline.0)),

@@ -49,6 +49,7 @@ pub(super) const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 const PROBE_BACKOFF: Backoff = Backoff {
     first: Duration::from_millis(100),
     max: Duration::from_secs(2),
+    multiplier: 2.0,
 };
 /// Probes of an endpoint that has never served (a peer still starting): no
 /// further apart than this, so that a service waiting for its peers is
@@ -56,6 +57,7 @@ const PROBE_BACKOFF: Backoff = Backoff {
 const PROBE_BACKOFF_STARTING: Backoff = Backoff {
     first: Duration::from_millis(100),
     max: Duration::from_millis(250),
+    multiplier: 2.0,
 };
 
 /// Whether an endpoint serves, as far as this client knows.

@@ -64,12 +64,13 @@ pub(super) enum Availability {
 }
 
 /// The peer's metric handles, looked up once: calls by code (the 17 gRPC
-/// codes, then "circuit_open"), sheds, retries.
+/// codes, then "circuit_open"), sheds, retries, hedges.
 #[derive(Debug)]
 pub(super) struct Metrics {
     calls: Vec<metrics::Counter>,
     pub(super) shed: metrics::Counter,
     pub(super) retries: metrics::Counter,
+    pub(super) hedges: metrics::Counter,
 }
 
 /// The label of calls failed fast with no endpoint to take them.
@@ -89,6 +90,7 @@ impl Metrics {
             calls,
             shed: metrics::counter!("shop_downstream_shed_total", "downstream" => downstream.to_owned()),
             retries: metrics::counter!("shop_downstream_retries_total", "downstream" => downstream.to_owned()),
+            hedges: metrics::counter!("shop_downstream_hedges_total", "downstream" => downstream.to_owned()),
         }
     }
 
@@ -148,6 +150,16 @@ impl Shared {
     /// Whether some endpoint says it serves now.
     pub(super) fn any_serving(&self) -> bool {
         self.current().iter().any(|e| e.health() == Health::Serving)
+    }
+
+    /// Whether two endpoints or more may take a call now: a hedge has
+    /// somewhere else to go than the endpoint still working on the call.
+    pub(super) fn elsewhere(&self, now: Instant) -> bool {
+        self.current()
+            .iter()
+            .filter(|e| e.is_eligible(now))
+            .nth(1)
+            .is_some()
     }
 
     /// Where a call may go now.

@@ -3,7 +3,8 @@
 //! are (`CatalogServiceClient::new(peer.clone())`), built of tower's parts:
 //!
 //! ```text
-//! deadline       the caller's (grpc-timeout), else the peer's budget; answered
+//! deadline       the caller's (grpc-timeout) or the method's timeout, the
+//!                shorter; else the peer's default budget; answered
 //!                deadline_exceeded at it; every attempt sends on what is left
 //! credentials    the service's own bearer token, had within the deadline
 //!                (optional: Peer::with_credentials)
@@ -11,10 +12,14 @@
 //!                unavailable at once, marked not sent; the request read whole
 //! bulkhead       LoadShed + ConcurrencyLimit: at most so many calls in flight,
 //!                the rest shed with resource_exhausted, marked not sent
-//! retry          tower::retry with a budget: unavailable or resource_exhausted
-//!                when safe to repeat, and any call that never left or that
-//!                the peer refused unprocessed (overloaded); backoff
-//!                with jitter, within the deadline
+//! retry          tower::retry, as the method's retryPolicy says (its codes,
+//!                attempts, backoff drawn at random), and any call that never
+//!                left or that the peer refused unprocessed (overloaded);
+//!                within the deadline and the peer's retry budget
+//! hedge          as the method's hedgingPolicy says: a copy sent every delay
+//!                while none has answered and another endpoint may take it,
+//!                the first final answer taken, the others cancelled; copies
+//!                drawn from the same budget
 //! shared         the balancer, shared by every clone: taken in turn (a fair
 //!                lock) until an endpoint is ready, the answer awaited without it
 //! balance        tower::balance::p2c over a Discover fed by the peer's
@@ -30,13 +35,18 @@
 //!                again when it closes (tower::reconnect)
 //! ```
 //!
-//! Metrics per peer (calls by code, retries, sheds, breaker) and per
+//! How each method is called comes from the contract ([`Calls`]), never
+//! from the call site.
+//!
+//! Metrics per peer (calls by code, retries, hedges, sheds, breaker) and per
 //! endpoint (calls, serving, ejections). [`translate`] turns a peer's error
 //! into what is true for this service's caller.
 
 mod backoff;
 mod bearer;
 mod breaker;
+mod budget;
+mod calls;
 mod channel;
 mod connection;
 mod deadline;
@@ -44,6 +54,7 @@ mod endpoint;
 mod endpoint_service;
 mod endpoints;
 mod gate;
+mod hedge;
 mod policy;
 mod resolve;
 mod retry;
@@ -70,10 +81,11 @@ use tower::{
 
 pub use backoff::Backoff;
 pub use bearer::Credentials;
+pub use calls::{CallPolicies, Calls, CallsError, Codes, Hedging, MethodCalls, Retrying};
 pub use channel::CLIENT_CALL_DURATION;
 use endpoint::ChannelSettings;
 use endpoints::{BreakerPolicy, Discovered, EndpointSet};
-pub use policy::{PeerPolicy, Retry};
+pub use policy::PeerPolicy;
 pub use shop_kit_wire::Deadline;
 use status::{BoxError, Response};
 pub use status::{
@@ -99,7 +111,8 @@ pub enum PeerError {
 type Request = http::Request<tonic::body::Body>;
 type Balanced = Balance<Discovered, http::Request<Bytes>>;
 type SharedBalancer = shared::Shared<Balanced>;
-type Bulkhead = LoadShed<ConcurrencyLimit<RetryLayer<retry::RetryPolicy, SharedBalancer>>>;
+type Bulkhead =
+    LoadShed<ConcurrencyLimit<RetryLayer<retry::RetryPolicy, hedge::Hedge<SharedBalancer>>>>;
 type Door = gate::Gate<Bulkhead>;
 
 /// One peer service, as seen by this one: every endpoint of it, balanced,
@@ -159,6 +172,7 @@ impl Peer {
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         };
+        policy.calls.follow();
         let peer = Self::with_addresses(name, &first.addresses, policy, target.tls().cloned());
         if !target.is_static() {
             tokio::spawn(re_resolve(
@@ -201,15 +215,14 @@ impl Peer {
         );
         set.update(addresses);
         let balancer = shared::Shared::new(Balance::new(discovered));
+        let budget = Arc::new(budget::RetryBudget::new(
+            policy.retry_ratio,
+            policy.min_retries_per_sec,
+        ));
+        let hedged = hedge::Hedge::new(balancer, budget.clone(), set.shared.clone());
         let retried = RetryLayer::new(
-            retry::RetryPolicy::new(
-                policy.max_attempts,
-                Backoff::new(policy.first_backoff, policy.max_backoff),
-                policy.retry,
-                retry::budget(policy.retry_ratio, policy.min_retries_per_sec),
-                set.shared.metrics.retries.clone(),
-            ),
-            balancer,
+            retry::RetryPolicy::new(budget, set.shared.metrics.retries.clone()),
+            hedged,
         );
         let bulkhead = LoadShed::new(ConcurrencyLimit::new(retried, policy.max_in_flight.max(1)));
         let door = gate::Gate::new(bulkhead, set.shared.clone(), policy.max_request_bytes);
@@ -334,6 +347,7 @@ fn stack(
 ) -> BoxCloneSyncService<Request, Response, BoxError> {
     let deadline = deadline::DeadlineLayer {
         default: inner.policy.timeout,
+        calls: inner.policy.calls.clone(),
         peer: inner.name.as_str().into(),
     };
     match credentials {

@@ -147,7 +147,12 @@ impl Replica {
                     .route("/busy", get(busy))
                     .route("/hold", get(hold))
                     .route("/overloaded", get(overloaded))
+                    // The test proto's methods (see `probe`).
+                    .route("/probe.v1.Probe/Flaky", get(flaky))
+                    .route("/probe.v1.Probe/Wait", get(slow))
                     .with_state(state);
+                // The same, at paths no retry policy names.
+                let routes = routes.clone().nest("/once", routes);
                 let router = RpcServer::new(http.clone(), Readiness::always())
                     .http_routes(routes)
                     .into_router(&stopping)
@@ -195,12 +200,46 @@ impl Drop for Replica {
     }
 }
 
+/// Whether a test's call is made at a path whose policy retries it.
+#[derive(Clone, Copy, Debug)]
+enum Retry {
+    /// `/x`: 3 attempts on unavailable or resource_exhausted.
+    Safe,
+    /// `/once/x`: no policy, so only a call that never left or was refused
+    /// unprocessed is sent again.
+    Never,
+}
+
+/// Quick retries of the paths a test calls as [`Retry::Safe`].
+fn retried(max_attempts: u32) -> CallPolicies {
+    let retry = MethodCalls {
+        retry: Some(Retrying {
+            max_attempts,
+            backoff: Backoff::new(Duration::from_millis(5), Duration::from_millis(20)),
+            codes: Codes::of(&["UNAVAILABLE".to_owned(), "RESOURCE_EXHAUSTED".to_owned()]),
+        }),
+        ..MethodCalls::default()
+    };
+    [
+        "/whoami",
+        "/slow",
+        "/fail",
+        "/flaky",
+        "/busy",
+        "/hold",
+        "/overloaded",
+        "/peer",
+    ]
+    .into_iter()
+    .fold(CallPolicies::default(), |policies, path| {
+        policies.with(path, retry.clone())
+    })
+}
+
 fn policy() -> PeerPolicy {
     PeerPolicy {
         timeout: Duration::from_secs(2),
-        max_attempts: 3,
-        first_backoff: Duration::from_millis(5),
-        max_backoff: Duration::from_millis(20),
+        calls: Calls::fixed(retried(3)),
         breaker_threshold: 3,
         breaker_cooldown: Duration::from_millis(300),
         max_in_flight: 64,
@@ -218,10 +257,13 @@ async fn ask_within(
     path: &str,
     timeout: Option<Duration>,
 ) -> Result<String, Status> {
+    let path = match retry {
+        Retry::Safe => path.to_owned(),
+        Retry::Never => format!("/once{path}"),
+    };
     let mut request = http::Request::get(format!("http://peer{path}"))
         .body(tonic::body::Body::default())
         .expect("request");
-    request.extensions_mut().insert(retry);
     if let Some(timeout) = timeout {
         request.headers_mut().insert(
             "grpc-timeout",
@@ -233,7 +275,7 @@ async fn ask_within(
         .oneshot(request)
         .await
         .map_err(Status::from_error)?;
-    let body = super::read_answer(response, path).await?;
+    let body = super::read_answer(response, &path).await?;
     Ok(String::from_utf8_lossy(&body).into_owned())
 }
 
@@ -576,7 +618,7 @@ async fn retries_stay_within_the_peer_s_budget() {
         PeerPolicy {
             retry_ratio: 0.1,
             min_retries_per_sec: 1,
-            max_attempts: 10,
+            calls: Calls::fixed(retried(5)),
             breaker_threshold: 10_000,
             ..policy()
         },
@@ -1003,7 +1045,7 @@ async fn a_server_of_this_process_is_called_without_a_socket_until_it_stops() {
             .expect("connect");
         // Through the server's layers (the listener's peer address is
         // there), from no connection at all (port 0) when in process.
-        let port = ask(&downstream, Retry::Never, "/peer")
+        let port = ask(&downstream, Retry::Safe, "/peer")
             .await
             .expect("answered");
         assert_eq!(port == "0", in_process_calls, "port {port}");
@@ -1014,10 +1056,239 @@ async fn a_server_of_this_process_is_called_without_a_socket_until_it_stops() {
             std::net::TcpStream::connect(addr).is_err()
         })
         .await;
-        let refused = ask(&downstream, Retry::Never, "/peer").await;
+        let refused = ask(&downstream, Retry::Safe, "/peer").await;
         assert_eq!(
             refused.map_err(|status| status.code()),
             Err(Code::Unavailable)
         );
+    }
+}
+
+/// A peer of `replica` calling as the test proto whose `Probe` service
+/// holds `methods` says (each method's options as written there).
+fn probe(replica: &Replica, methods: &str) -> Peer {
+    let proto = format!(
+        "syntax = \"proto3\";\npackage probe.v1;\nimport \"kit/policy/v1/policy.proto\";\n\
+         message Request {{}}\nmessage Response {{}}\n\
+         service Probe {{\n\
+           option (kit.policy.v1.service) = {{ caller: {{ anyone: true }} }};\n\
+           {methods}\n\
+         }}\n"
+    );
+    let set = shop_kit_policy::testing::descriptor_set("probe/v1/probe.proto", &proto);
+    Peer::at(
+        "test-probe",
+        replica.addr,
+        PeerPolicy {
+            calls: Calls::of_contract(&set, None).expect("the probe's policy"),
+            ..policy()
+        },
+    )
+}
+
+const READ: &str = "option idempotency_level = NO_SIDE_EFFECTS;";
+
+#[tokio::test]
+async fn a_retry_is_made_where_the_contract_gives_one_and_not_where_it_does_not() {
+    for (options, retried) in [
+        (
+            format!(
+                "{READ} option (kit.policy.v1.method) = {{ retry: {{ max_attempts: 2 \
+             initial_backoff: {{ nanos: 1000000 }} max_backoff: {{ nanos: 1000000 }} \
+             backoff_multiplier: 2 retryable_status_codes: [\"UNAVAILABLE\"] }} }};"
+            ),
+            true,
+        ),
+        (READ.to_owned(), false),
+        // A retry on other codes only: unavailable ends the call.
+        (
+            format!(
+                "{READ} option (kit.policy.v1.method) = {{ retry: {{ max_attempts: 2 \
+             initial_backoff: {{ nanos: 1000000 }} max_backoff: {{ nanos: 1000000 }} \
+             backoff_multiplier: 2 retryable_status_codes: [\"ABORTED\"] }} }};"
+            ),
+            false,
+        ),
+    ] {
+        let replica = Replica::start("r", "127.0.0.1:0".parse().expect("addr"));
+        let peer = probe(
+            &replica,
+            &format!("rpc Flaky(Request) returns (Response) {{ {options} }}"),
+        );
+        every_endpoint(&peer, "serving").await;
+        // The first call is answered unavailable, the second served.
+        let answer = ask(&peer, Retry::Safe, "/probe.v1.Probe/Flaky").await;
+        assert_eq!(answer.is_ok(), retried, "{options}: {answer:?}");
+        assert_eq!(replica.hits(), if retried { 2 } else { 1 }, "{options}");
+    }
+}
+
+/// A peer of two replicas (`slow` answering `/probe.v1.Probe/Wait` 600 ms
+/// late, `fast` at once) calling as the test proto says.
+fn probe_pair(slow: &Replica, fast: &Replica, methods: &str) -> Peer {
+    let proto = format!(
+        "syntax = \"proto3\";\npackage probe.v1;\nimport \"kit/policy/v1/policy.proto\";\n\
+         message Request {{}}\nmessage Response {{}}\n\
+         service Probe {{\n\
+           option (kit.policy.v1.service) = {{ caller: {{ anyone: true }} }};\n\
+           {methods}\n\
+         }}\n"
+    );
+    let set = shop_kit_policy::testing::descriptor_set("probe/v1/probe.proto", &proto);
+    let target: PeerTarget = format!("http://{},http://{}", slow.addr, fast.addr)
+        .parse()
+        .expect("target");
+    let endpoints = [slow.addr, fast.addr]
+        .into_iter()
+        .map(|addr| resolve::Address {
+            addr,
+            scheme: target::Scheme::Http,
+            authority: addr.to_string(),
+        });
+    Peer::with_addresses(
+        "test-probe-pair",
+        &endpoints.collect(),
+        PeerPolicy {
+            calls: Calls::of_contract(&set, None).expect("the probe's policy"),
+            ..policy()
+        },
+        target.tls().cloned(),
+    )
+}
+
+#[tokio::test]
+async fn a_hedge_is_sent_where_the_contract_gives_hedging_and_its_answer_taken() {
+    const HEDGED: &str = "option (kit.policy.v1.method) = { hedging: { max_attempts: 2 \
+                          hedging_delay: { nanos: 20000000 } } };";
+    for hedged in [true, false] {
+        let slow = Replica::start_slow(
+            "slow",
+            "127.0.0.1:0".parse().expect("addr"),
+            Duration::from_millis(600),
+        );
+        let fast = Replica::start("fast", "127.0.0.1:0".parse().expect("addr"));
+        let options = if hedged { HEDGED } else { "" };
+        let peer = probe_pair(
+            &slow,
+            &fast,
+            &format!("rpc Wait(Request) returns (Response) {{ {READ} {options} }}"),
+        );
+        every_endpoint(&peer, "serving").await;
+        // One call after another: the balancer picks either replica.
+        let mut slowest = Duration::ZERO;
+        for _ in 0..12 {
+            let started = Instant::now();
+            ask(&peer, Retry::Safe, "/probe.v1.Probe/Wait")
+                .await
+                .expect("served");
+            slowest = slowest.max(started.elapsed());
+        }
+        let sent = slow.hits() + fast.hits();
+        if hedged {
+            // A call that went to the slow replica had a copy sent to the
+            // fast one 20 ms on, whose answer it took.
+            assert!(slowest < Duration::from_millis(400), "hedged: {slowest:?}");
+            assert!(slow.hits() > 0 && sent > 12, "hedges sent: {sent}");
+        } else {
+            assert!(
+                slowest >= Duration::from_millis(600),
+                "not hedged: {slowest:?}"
+            );
+            assert_eq!(sent, 12, "no hedge");
+        }
+    }
+}
+
+#[tokio::test]
+async fn no_hedge_is_sent_where_it_could_only_go_to_the_same_endpoint() {
+    let replica = Replica::start_slow(
+        "r",
+        "127.0.0.1:0".parse().expect("addr"),
+        Duration::from_millis(300),
+    );
+    let peer = probe(
+        &replica,
+        &format!(
+            "rpc Wait(Request) returns (Response) {{ {READ} option (kit.policy.v1.method) = \
+             {{ hedging: {{ max_attempts: 3 hedging_delay: {{ nanos: 20000000 }} }} }}; }}"
+        ),
+    );
+    every_endpoint(&peer, "serving").await;
+    ask(&peer, Retry::Safe, "/probe.v1.Probe/Wait")
+        .await
+        .expect("served");
+    assert_eq!(replica.hits(), 1, "a copy would only add to its work");
+}
+
+#[tokio::test]
+async fn the_method_s_deadline_bounds_a_call_the_caller_gave_none_or_a_longer_one() {
+    let replica = Replica::start_slow(
+        "r",
+        "127.0.0.1:0".parse().expect("addr"),
+        Duration::from_millis(600),
+    );
+    let peer = probe(
+        &replica,
+        "rpc Wait(Request) returns (Response) { option (kit.policy.v1.method) = { deadline: { nanos: 100000000 } }; }",
+    );
+    every_endpoint(&peer, "serving").await;
+    for asked in [None, Some(Duration::from_secs(5))] {
+        let started = Instant::now();
+        let late = ask_within(&peer, Retry::Safe, "/probe.v1.Probe/Wait", asked)
+            .await
+            .expect_err("past the method's deadline");
+        assert_eq!(late.code(), Code::DeadlineExceeded, "{asked:?}");
+        assert!(started.elapsed() < Duration::from_millis(400), "{asked:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_service_config_file_is_followed_as_it_changes_and_a_bad_change_is_not_taken() {
+    let contract = shop_kit_policy::testing::descriptor_set(
+        "probe/v1/probe.proto",
+        "syntax = \"proto3\";\npackage probe.v1;\nimport \"kit/policy/v1/policy.proto\";\n\
+         message Request {}\nmessage Response {}\n\
+         service Probe { option (kit.policy.v1.service) = { caller: { anyone: true } deadline: { seconds: 5 } };\n\
+           rpc Get(Request) returns (Response); }\n",
+    );
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("service-config.json");
+    let timeout = |seconds: &str| {
+        format!(
+            r#"{{"methodConfig": [{{"name": [{{"service": "probe.v1.Probe"}}], "timeout": "{seconds}"}}]}}"#
+        )
+    };
+    std::fs::write(&file, timeout("2s")).expect("write");
+    let calls = Calls::of_contract(&contract, Some(&file)).expect("a good config");
+    let of = |calls: &Calls| calls.current().of("/probe.v1.Probe/Get").timeout;
+    assert_eq!(of(&calls), Some(Duration::from_secs(2)));
+    calls.follow();
+    // Another second on the clock, whatever the file system's precision.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    std::fs::write(&file, timeout("7s")).expect("write");
+    wait_until(|| of(&calls) == Some(Duration::from_secs(7))).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    std::fs::write(&file, "{ not json").expect("write");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        of(&calls),
+        Some(Duration::from_secs(7)),
+        "the config before stays"
+    );
+    // A bad file at start is refused, saying which and why.
+    let refused = Calls::of_contract(&contract, Some(&file)).expect_err("refused");
+    assert!(
+        refused
+            .to_string()
+            .contains("service-config.json is refused: not a gRPC service config"),
+        "{refused}"
+    );
+}
+
+async fn wait_until(mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !condition() {
+        assert!(Instant::now() < deadline, "within 10 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -79,9 +79,6 @@ pub struct SagaPolicy {
     pub lease: Duration,
     /// How often the recovery sweep looks for sagas to resume.
     pub sweep_every: Duration,
-    /// One saga step's call to a peer, at most: its one budget, for the
-    /// service token and every attempt together.
-    pub call_timeout: Duration,
     /// Sagas one driver takes forward at once. A new order waits for a
     /// turn before it is placed (for half the time its caller's
     /// deadline leaves, at most 2 s, then `busy`, nothing written), a resumed saga before it is claimed. A
@@ -101,7 +98,6 @@ impl Default for SagaPolicy {
             deadline: Duration::from_secs(120),
             lease: Duration::from_secs(10),
             sweep_every: Duration::from_secs(2),
-            call_timeout: Duration::from_secs(3),
             max_driving: 32,
         }
     }

@@ -1,7 +1,8 @@
 //! The services orders calls, over gRPC, as itself: each peer is the kit's
 //! client stack (every replica of it, balanced by load), which tonic's
 //! clients take as it is, with orders' service token from the users
-//! service on every call and a timeout per call. Their answers are
+//! service on every call; each method's timeout and retries are the
+//! contract's (or a deployment's service config's). Their answers are
 //! translated at this boundary into saga outcomes (or, for pricing, into
 //! orders errors); the peers' own messages never reach a customer
 //! unfiltered.
@@ -10,9 +11,9 @@ mod catalog;
 mod payments;
 mod service_token;
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
-use shop_kit::client::{Credentials, Peer, PeerError, PeerPolicy, PeerTarget};
+use shop_kit::client::{Calls, Credentials, Peer, PeerError, PeerPolicy, PeerTarget};
 
 pub use catalog::Catalog;
 pub use payments::Payments;
@@ -29,6 +30,8 @@ pub struct Peers {
     pub payments: PeerTarget,
     /// SHOP_SERVICE_SECRET, traded for service tokens. Never printed.
     pub service_secret: secrecy::SecretString,
+    /// How each method is called (`shop_proto::calls`).
+    pub calls: Calls,
 }
 
 /// The peers, connected: the catalog and payments as the saga and pricing
@@ -45,13 +48,13 @@ pub struct Connected {
 impl Peers {
     /// Resolves every peer (waiting a while for names that do not resolve
     /// yet) and starts watching their endpoints; every call, getting its
-    /// service token included, is bounded by `timeout` unless the caller
-    /// has a deadline of its own.
-    pub async fn connect(&self, timeout: Duration) -> Result<Connected, PeerError> {
+    /// service token included, is bounded by its method's deadline (a saga
+    /// step's: 3 s) or the caller's, the sooner.
+    pub async fn connect(&self) -> Result<Connected, PeerError> {
         let (users, catalog, payments) = tokio::try_join!(
-            peer("users", &self.users, timeout),
-            peer("catalog", &self.catalog, timeout),
-            peer("payments", &self.payments, timeout),
+            peer("users", &self.users, &self.calls),
+            peer("catalog", &self.catalog, &self.calls),
+            peer("payments", &self.payments, &self.calls),
         )?;
         let needed = vec![users.clone(), catalog.clone(), payments.clone()];
         let token: Arc<dyn Credentials> =
@@ -64,15 +67,15 @@ impl Peers {
     }
 }
 
-/// The client stack for one peer (its replicas balanced by load, deadline,
-/// retries when safe: every call orders makes is a read or keyed by its
-/// order, a breaker per replica, bulkhead), each call bounded by `timeout`.
-async fn peer(name: &str, target: &PeerTarget, timeout: Duration) -> Result<Peer, PeerError> {
+/// The client stack for one peer (its replicas balanced by load, each
+/// method's deadline and retries or hedging as the contract says, a breaker
+/// per replica, bulkhead).
+async fn peer(name: &str, target: &PeerTarget, calls: &Calls) -> Result<Peer, PeerError> {
     Peer::connect(
         name,
         target,
         PeerPolicy {
-            timeout,
+            calls: calls.clone(),
             ..PeerPolicy::default()
         },
     )

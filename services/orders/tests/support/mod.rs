@@ -122,6 +122,26 @@ fn http() -> HttpConfig {
     }
 }
 
+/// The contract's calls, but a saga step's given 5 s rather than 3: 24
+/// racing orders on a loaded CI machine queue for the catalog's hot rows,
+/// and a lease shorter than a call only risks a second driver repeating
+/// an idempotent step. Said as a deployment would say it: a gRPC service
+/// config.
+pub fn calls() -> shop_kit::client::Calls {
+    shop_kit::client::Calls::configured(
+        shop_proto::FILE_DESCRIPTOR_SET,
+        r#"{"methodConfig": [{
+            "name": [{"service": "shop.catalog.v1.StockService"},
+                     {"service": "shop.payments.v1.OrderPaymentService"}],
+            "timeout": "5s",
+            "retryPolicy": {"maxAttempts": 3, "initialBackoff": "0.05s", "maxBackoff": "1s",
+                            "backoffMultiplier": 2,
+                            "retryableStatusCodes": ["UNAVAILABLE", "RESOURCE_EXHAUSTED"]}
+        }]}"#,
+    )
+    .expect("the service config")
+}
+
 /// Quick retries and leases, so crashes and retries resolve in a test's time.
 pub fn fast_policy() -> SagaPolicy {
     SagaPolicy {
@@ -130,10 +150,6 @@ pub fn fast_policy() -> SagaPolicy {
         deadline: Duration::from_secs(60),
         lease: Duration::from_millis(2500),
         sweep_every: Duration::from_millis(100),
-        // Generous: 24 racing orders on a loaded CI machine queue for the
-        // catalog's hot rows. A lease shorter than a call only risks a
-        // second driver repeating an idempotent step.
-        call_timeout: Duration::from_secs(5),
         max_driving: SagaPolicy::default().max_driving,
     }
 }
@@ -345,6 +361,7 @@ impl Shop {
                 catalog: catalog_at,
                 payments: PeerTarget::addr(payments.addr),
                 service_secret: SECRET.into(),
+                calls: calls(),
             },
             options,
             orders_db: TestDatabase::new("orders").await,
