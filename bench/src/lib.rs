@@ -12,6 +12,7 @@ pub mod cpus;
 pub mod dial;
 mod echo;
 mod h2load;
+pub mod hedging;
 pub mod machine;
 pub mod order_profiles;
 pub mod overload;

@@ -43,10 +43,13 @@ impl RetryBudget {
         }
     }
 
-    /// Counts an answered attempt.
-    pub(super) fn answered(&self, throttling: Option<RetryThrottling>, how: Answered) {
+    /// Counts an answered attempt (`first`: the call's first). The share
+    /// counts calls, not attempts, so retries never earn more retries;
+    /// gRPC's bucket counts every attempt's outcome.
+    pub(super) fn answered(&self, throttling: Option<RetryThrottling>, how: Answered, first: bool) {
         match throttling {
-            None => self.share.deposit(),
+            None if first => self.share.deposit(),
+            None => {}
             Some(throttling) => {
                 let change = match how {
                     Answered::Failed => -MILLI,
@@ -97,13 +100,13 @@ mod tests {
         let budget = RetryBudget::new(0.2, 10);
         assert!(budget.withdraw(throttling), "full at first");
         for _ in 0..5 {
-            budget.answered(throttling, Answered::Failed);
+            budget.answered(throttling, Answered::Failed, true);
         }
         assert!(
             !budget.withdraw(throttling),
             "5 of 10 left: no more retries"
         );
-        budget.answered(throttling, Answered::Otherwise);
+        budget.answered(throttling, Answered::Otherwise, true);
         assert!(budget.withdraw(throttling), "5.5 of 10");
     }
 }

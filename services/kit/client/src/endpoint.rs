@@ -37,7 +37,8 @@ use super::{
 use shop_kit_tls::{ClientTls, TlsError};
 
 /// How long an endpoint that refused a call unprocessed (its admission
-/// control: overloaded) is the balancer's last choice.
+/// control: overloaded), answered one `unavailable`, or kept one past its
+/// hedging delay is the balancer's last choice.
 const AVOID_REFUSING: Duration = Duration::from_millis(250);
 /// The load an avoided endpoint counts beyond its calls in flight: more
 /// than any endpoint not refusing has.
@@ -234,10 +235,11 @@ impl Endpoint {
         in_flight + AVOIDED_LOAD
     }
 
-    /// It refused a call unprocessed: avoided for a moment.
-    fn avoid(&self) {
+    /// It refused a call unprocessed, failed one, or was slow on a hedged
+    /// one: avoided for a moment.
+    pub(super) fn avoid(&self) {
         let until = (self.born.elapsed() + AVOID_REFUSING).as_millis() as u64;
-        self.avoid_until.store(until.max(1), Ordering::Relaxed);
+        self.avoid_until.fetch_max(until.max(1), Ordering::Relaxed);
     }
 
     /// Whether a call could go to it now.
@@ -268,8 +270,14 @@ impl Endpoint {
 
     /// Records a call's outcome: its breaker counts it, and a call that
     /// could not reach it, or that it answered `unavailable` or let time
-    /// out, takes it out of rotation until a health check says it serves.
+    /// out, takes it out of rotation until a health check says it serves;
+    /// one it answered `unavailable` makes it the last choice for a moment
+    /// after (a replica failing some of its calls gets few, and the retries
+    /// of those go to a sibling).
     fn record(&self, code: Code) {
+        if code == Code::Unavailable {
+            self.avoid();
+        }
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
         self.observer.call_ended(code);
         if let Some(open) = self.breaker.record(code) {

@@ -16,6 +16,7 @@ use super::{
     breaker::Admission,
     channel::{Channel, ChannelFuture},
     endpoint::{Endpoint, Health},
+    hedge::Copies,
     status::BoxError,
 };
 
@@ -84,6 +85,9 @@ impl tower::Service<http::Request<Bytes>> for EndpointService {
 
     fn call(&mut self, request: http::Request<Bytes>) -> ChannelFuture {
         self.probe = false;
+        if let Some(copies) = request.extensions().get::<Arc<Copies>>() {
+            copies.went_to(&self.endpoint);
+        }
         let outcome = self.endpoint.start_call();
         let request = request.map(|bytes| tonic::body::Body::new(http_body_util::Full::new(bytes)));
         self.channel.call(request, outcome)

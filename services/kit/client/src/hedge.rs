@@ -3,14 +3,16 @@
 //! endpoint: the balancer weighs endpoints by calls in flight), up to
 //! `max_attempts` copies; but only while the peer has another endpoint to
 //! take it: with one, a copy would only add to the work of the endpoint
-//! already slow on the call. The first answer that is not a non-fatal
+//! already slow on the call. The endpoints slow on it are the balancer's
+//! last choice for a moment (as one that refused a call is), so the copy
+//! goes elsewhere, and so do the calls after it. The first answer that is not a non-fatal
 //! code is the call's, and the other copies are cancelled; a non-fatal
 //! code sends the next copy at once. Each copy after the first is drawn
 //! from the peer's retry budget, so a slow peer is not sent twice its load.
 
 use std::{
     pin::Pin,
-    sync::Arc,
+    sync::{Arc, Mutex, PoisonError},
     task::{Context, Poll},
 };
 
@@ -23,11 +25,40 @@ use tower::{Service, ServiceExt};
 use super::{
     budget::{Answered, RetryBudget},
     calls::{Hedging, MethodCalls},
+    endpoint::Endpoint,
     endpoints::Shared as Endpoints,
     status::{BoxError, Response, head_code, never_left},
 };
 
 type Request = http::Request<Bytes>;
+
+/// The endpoints a hedged call's copies went to (on its request, filled in
+/// by each endpoint as it takes a copy).
+#[derive(Default)]
+pub(super) struct Copies {
+    endpoints: Mutex<Vec<Arc<Endpoint>>>,
+}
+
+impl Copies {
+    pub(super) fn went_to(&self, endpoint: &Arc<Endpoint>) {
+        self.endpoints
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(endpoint.clone());
+    }
+
+    /// Each endpoint still slow on a copy: the last choice for a moment.
+    fn avoid(&self) {
+        for endpoint in self
+            .endpoints
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            endpoint.avoid();
+        }
+    }
+}
 
 #[derive(Clone)]
 pub(super) struct Hedge<S> {
@@ -66,17 +97,12 @@ where
                 inner: self.inner.call(request),
             };
         };
+        let mut request = request;
+        let copies = Arc::new(Copies::default());
+        request.extensions_mut().insert(copies.clone());
         let first = self.inner.call(copy(&request));
         HedgeFuture::Hedged {
-            future: Box::pin(hedged(
-                first,
-                request,
-                self.inner.clone(),
-                hedging,
-                calls,
-                self.budget.clone(),
-                self.endpoints.clone(),
-            )),
+            future: Box::pin(hedged(first, request, self.clone(), hedging, calls, copies)),
         }
     }
 }
@@ -120,16 +146,20 @@ fn is_final(result: &Result<Response, BoxError>, hedging: &Hedging) -> bool {
 async fn hedged<S>(
     first: S::Future,
     request: Request,
-    inner: S,
+    stack: Hedge<S>,
     hedging: Hedging,
     calls: Arc<MethodCalls>,
-    budget: Arc<RetryBudget>,
-    endpoints: Arc<Endpoints>,
+    copies: Arc<Copies>,
 ) -> Result<Response, BoxError>
 where
     S: Service<Request, Response = Response, Error = BoxError> + Clone + Send + 'static,
     S::Future: Send + 'static,
 {
+    let Hedge {
+        inner,
+        budget,
+        endpoints,
+    } = stack;
     let mut in_flight: FuturesUnordered<BoxFuture<'static, Result<Response, BoxError>>> =
         FuturesUnordered::new();
     in_flight.push(Box::pin(first));
@@ -143,7 +173,7 @@ where
                 if is_final(&result, &hedging) {
                     return result;
                 }
-                budget.answered(calls.throttling, Answered::Failed);
+                budget.answered(calls.throttling, Answered::Failed, false);
                 last = Some(result);
                 if !more && in_flight.is_empty() {
                     break;
@@ -152,7 +182,9 @@ where
             }
             () = tokio::time::sleep_until(next), if more => {
                 let elsewhere = endpoints.elsewhere(Instant::now());
-                if !elsewhere {
+                if elsewhere {
+                    copies.avoid();
+                } else {
                     next = Instant::now() + hedging.delay;
                 }
                 elsewhere

@@ -71,9 +71,11 @@ impl tower::retry::Policy<Request, Response, BoxError> for RetryPolicy {
         let retryable = |code| calls.retry.as_ref().is_some_and(|r| r.codes.contains(code));
         let again = match result {
             Ok(response) => {
+                let first = self.attempts == 1;
                 let Some(code) = head_code(response.status(), response.headers()) else {
                     // An answer begun: the caller's, whatever it says.
-                    self.budget.answered(calls.throttling, Answered::Otherwise);
+                    self.budget
+                        .answered(calls.throttling, Answered::Otherwise, first);
                     return None;
                 };
                 // Refused at the peer's door: it did nothing.
@@ -91,7 +93,7 @@ impl tower::retry::Policy<Request, Response, BoxError> for RetryPolicy {
                 } else {
                     Answered::Otherwise
                 };
-                self.budget.answered(calls.throttling, how);
+                self.budget.answered(calls.throttling, how, first);
                 again?
             }
             // Never left: sent again whatever the call. The connection

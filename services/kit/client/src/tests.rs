@@ -71,6 +71,15 @@ async fn flaky(State(state): State<ReplicaState>) -> Result<&'static str, Status
     Ok(state.name)
 }
 
+/// `unavailable` (HTTP 503) while `failing`, else the name.
+async fn down(State(state): State<ReplicaState>) -> Result<&'static str, StatusCode> {
+    state.hits.fetch_add(1, Ordering::SeqCst);
+    if state.failing.load(Ordering::SeqCst) {
+        return Err(StatusCode::SERVICE_UNAVAILABLE);
+    }
+    Ok(state.name)
+}
+
 /// Always `resource_exhausted` (a gRPC status in the head).
 async fn busy(State(state): State<ReplicaState>) -> impl axum::response::IntoResponse {
     state.hits.fetch_add(1, Ordering::SeqCst);
@@ -144,6 +153,7 @@ impl Replica {
                     .route("/slow", get(slow))
                     .route("/fail", get(fail))
                     .route("/flaky", get(flaky))
+                    .route("/down", get(down))
                     .route("/busy", get(busy))
                     .route("/hold", get(hold))
                     .route("/overloaded", get(overloaded))
@@ -640,6 +650,34 @@ async fn retries_stay_within_the_peer_s_budget() {
     println!("50 calls: {retries} retries, {failed} failed");
     assert!(retries <= 10 + 5 + 1, "retries {retries} beyond the budget");
     assert!(failed > 0, "the budget ran out");
+}
+
+#[tokio::test]
+async fn a_replica_answering_unavailable_is_the_last_choice_for_a_moment() {
+    let (a, b, _) = pair(Duration::ZERO).await;
+    a.failing.store(true, Ordering::SeqCst);
+    let target: PeerTarget = format!("http://{},http://{}", a.addr, b.addr)
+        .parse()
+        .expect("target");
+    // No breaker in the way: what keeps calls off `a` is being avoided.
+    let downstream = Peer::connect(
+        "test-avoid",
+        &target,
+        PeerPolicy {
+            breaker_threshold: 10_000,
+            ..policy()
+        },
+    )
+    .await
+    .expect("connect");
+    every_endpoint(&downstream, "serving").await;
+    for _ in 0..100 {
+        let _ = ask(&downstream, Retry::Never, "/down").await;
+    }
+    // Picked at random, `a` would take about half; each failure makes it
+    // the last choice for 250 ms, far longer than these calls take.
+    assert!(a.hits() <= 10, "the failing replica took {} of 100", a.hits());
+    assert!(b.hits() >= 90, "{}", b.hits());
 }
 
 #[tokio::test]
