@@ -82,14 +82,17 @@ pub struct MethodCalls {
 
 impl MethodCalls {
     /// How `request`'s method is called (put on it as it came in).
-    pub(super) fn of_request<B>(request: &http::Request<B>) -> Arc<Self> {
-        static NOTHING: std::sync::LazyLock<Arc<MethodCalls>> =
-            std::sync::LazyLock::new(Arc::default);
+    pub(super) fn of_request<B>(request: &http::Request<B>) -> &Self {
+        static NOTHING: MethodCalls = MethodCalls {
+            timeout: None,
+            retry: None,
+            hedging: None,
+            throttling: None,
+        };
         request
             .extensions()
             .get::<Arc<Self>>()
-            .unwrap_or(&NOTHING)
-            .clone()
+            .map_or(&NOTHING, |calls| calls.as_ref())
     }
 
     /// Whether `code` sends a hedged call's next copy.

@@ -18,6 +18,7 @@ use std::{
 
 use bytes::Bytes;
 use futures::{StreamExt, future::BoxFuture, stream::FuturesUnordered};
+use shop_kit_policy::RetryThrottling;
 use tokio::time::Instant;
 use tonic::Code;
 use tower::{Service, ServiceExt};
@@ -91,18 +92,29 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        let calls = MethodCalls::of_request(&request);
-        let Some(hedging) = calls.hedging.clone() else {
-            return HedgeFuture::Once {
-                inner: self.inner.call(request),
-            };
+        // Not hedged, or nowhere else to send a copy: sent as it is.
+        let hedging = match &MethodCalls::of_request(&request).hedging {
+            Some(hedging) if self.endpoints.elsewhere(Instant::now()) => hedging.clone(),
+            _ => {
+                return HedgeFuture::Once {
+                    inner: self.inner.call(request),
+                };
+            }
         };
+        let throttling = MethodCalls::of_request(&request).throttling;
         let mut request = request;
         let copies = Arc::new(Copies::default());
         request.extensions_mut().insert(copies.clone());
         let first = self.inner.call(copy(&request));
         HedgeFuture::Hedged {
-            future: Box::pin(hedged(first, request, self.clone(), hedging, calls, copies)),
+            future: Box::pin(hedged(
+                first,
+                request,
+                self.clone(),
+                hedging,
+                throttling,
+                copies,
+            )),
         }
     }
 }
@@ -148,7 +160,7 @@ async fn hedged<S>(
     request: Request,
     stack: Hedge<S>,
     hedging: Hedging,
-    calls: Arc<MethodCalls>,
+    throttling: Option<RetryThrottling>,
     copies: Arc<Copies>,
 ) -> Result<Response, BoxError>
 where
@@ -173,7 +185,7 @@ where
                 if is_final(&result, &hedging) {
                     return result;
                 }
-                budget.answered(calls.throttling, Answered::Failed, false);
+                budget.answered(throttling, Answered::Failed, false);
                 last = Some(result);
                 if !more && in_flight.is_empty() {
                     break;
@@ -191,7 +203,7 @@ where
             }
         };
         if send_now {
-            if budget.withdraw(calls.throttling) {
+            if budget.withdraw(throttling) {
                 endpoints.metrics.hedges.increment(1);
                 in_flight.push(Box::pin(inner.clone().oneshot(copy(&request))));
                 sent += 1;

@@ -676,7 +676,11 @@ async fn a_replica_answering_unavailable_is_the_last_choice_for_a_moment() {
     }
     // Picked at random, `a` would take about half; each failure makes it
     // the last choice for 250 ms, far longer than these calls take.
-    assert!(a.hits() <= 10, "the failing replica took {} of 100", a.hits());
+    assert!(
+        a.hits() <= 10,
+        "the failing replica took {} of 100",
+        a.hits()
+    );
     assert!(b.hits() >= 90, "{}", b.hits());
 }
 
