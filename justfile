@@ -49,8 +49,8 @@ breaking REF=contract_v1: tools
     cd proto && ../{{buf}} breaking --against '../.git#ref={{REF}},subdir=proto' --path shop
 
 # Every RPC's call policy (who may call, deadline, retries, hedging, rate class) from the contract's kit.policy.v1 options, as docs/contract.md's table
-policy:
-    cargo run -q -- policy
+policy *ARGS:
+    cargo run -q -- policy {{ARGS}}
 
 # Write that table into docs/contract.md (cargo test fails while it is stale)
 policy-docs:

@@ -1,5 +1,6 @@
 //! `shop policy`: every RPC's call policy, read from the contract's
-//! descriptors, as the table docs/contract.md holds.
+//! descriptors, as the table docs/contract.md holds (or, with
+//! `--as-service-config`, as a gRPC service config).
 
 use std::path::Path;
 
@@ -11,6 +12,14 @@ const BEGIN: &str = "<!-- policy:begin -->";
 const END: &str = "<!-- policy:end -->";
 
 pub fn run(command: &PolicyTable) -> anyhow::Result<()> {
+    if command.as_service_config {
+        let pool = shop_kit::policy::descriptors(shop_proto::FILE_DESCRIPTOR_SET)?;
+        println!(
+            "{}",
+            shop_kit::policy::service_config_of(&pool, |package| package.starts_with("shop."))?
+        );
+        return Ok(());
+    }
     let table = shop_kit::policy::table_of_set(shop_proto::FILE_DESCRIPTOR_SET, |package| {
         package.starts_with("shop.")
     })?;

@@ -229,3 +229,60 @@ fn boolean_variables_take_one_and_zero_and_refuse_other_words() {
         text(&refused)
     );
 }
+
+#[test]
+fn a_service_config_that_does_not_hold_stops_the_start_saying_what_and_where() {
+    let dir = tempfile::tempdir().expect("dir");
+    let data = dir.path().join("data").display().to_string();
+    let config = dir.path().join("service-config.json");
+    // The contract's own policy, written as a service config, is taken.
+    let written = shop(&["policy", "--as-service-config"], &[]);
+    assert!(written.status.success(), "{}", text(&written));
+    let json = String::from_utf8_lossy(&written.stdout).into_owned();
+    assert!(
+        json.contains(r#""service": "shop.catalog.v1.CatalogService""#),
+        "{json}"
+    );
+    // A retry on CancelOrder, which is neither idempotent nor keyed, is not.
+    std::fs::write(
+        &config,
+        r#"{"methodConfig": [{"name": [{"service": "shop.orders.v1.OrderService", "method": "CancelOrder"}],
+            "retryPolicy": {"maxAttempts": 3, "initialBackoff": "0.1s", "maxBackoff": "1s",
+                            "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}}]}"#,
+    )
+    .expect("write");
+    let refused = shop(
+        &[
+            "serve",
+            "orders",
+            "--data-dir",
+            &data,
+            "--service-config",
+            &config.display().to_string(),
+        ],
+        &[],
+    );
+    let said = text(&refused);
+    assert!(!refused.status.success(), "{said}");
+    assert!(
+        said.contains("service-config.json is refused")
+            && said.contains("shop.orders.v1.OrderService.CancelOrder: retries are only for a method safe to repeat"),
+        "{said}"
+    );
+    // A name the contract does not have, by the variable.
+    std::fs::write(
+        &config,
+        r#"{"methodConfig": [{"name": [{"service": "shop.Nope"}], "timeout": "1s"}]}"#,
+    )
+    .expect("write");
+    let refused = shop(
+        &["serve", "orders", "--data-dir", &data],
+        &[("SHOP_SERVICE_CONFIG", &config.display().to_string())],
+    );
+    let said = text(&refused);
+    assert!(!refused.status.success(), "{said}");
+    assert!(
+        said.contains("shop.Nope, which the contract does not have"),
+        "{said}"
+    );
+}

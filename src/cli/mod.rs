@@ -245,6 +245,12 @@ pub struct PolicyTable {
     /// `<!-- policy:end -->` lines, instead of printing it.
     #[arg(long, value_name = "FILE")]
     pub update: Option<PathBuf>,
+    /// Print the contract's deadlines, retries and hedging as a gRPC
+    /// service config (JSON) instead: what a gRPC client in another
+    /// language is given to call the shop as its own clients do, and the
+    /// starting point of a --service-config file.
+    #[arg(long, conflicts_with = "update")]
+    pub as_service_config: bool,
 }
 
 /// The services that keep a database.

@@ -244,9 +244,7 @@ impl Calls {
     /// says otherwise; the file is read again whenever it changes, while a
     /// peer uses these (see [`Calls::follow`]).
     pub fn of_contract(set: &[u8], file: Option<&Path>) -> Result<Self, CallsError> {
-        let contract = DescriptorPool::decode(set)
-            .map_err(|error| PolicyError::Descriptors(error.to_string()))?;
-        let contract = &contract;
+        let contract = &shop_kit_policy::descriptors(set)?;
         let Some(file) = file else {
             return Ok(Self::fixed(CallPolicies::of_contract(contract, None)?));
         };
@@ -263,8 +261,7 @@ impl Calls {
     /// The policies of the contract whose encoded set is `set`, replaced
     /// where `service_config` (gRPC service config JSON) says otherwise.
     pub fn configured(set: &[u8], service_config: &str) -> Result<Self, CallsError> {
-        let contract = DescriptorPool::decode(set)
-            .map_err(|error| PolicyError::Descriptors(error.to_string()))?;
+        let contract = shop_kit_policy::descriptors(set)?;
         let config = ServiceConfig::parse(service_config, &contract).map_err(|error| {
             CallsError::Config {
                 path: "given".to_owned(),

@@ -19,7 +19,9 @@ use std::time::Duration;
 use prost_reflect::{DescriptorPool, MethodDescriptor};
 
 pub use render::{table, table_of_set};
-pub use service_config::{MethodConfig, RetryThrottling, ServiceConfig, ServiceConfigError};
+pub use service_config::{
+    MethodConfig, RetryThrottling, ServiceConfig, ServiceConfigError, service_config_of,
+};
 
 /// Who may call a method.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -127,6 +129,11 @@ pub const STATUS_CODES: [&str; 17] = [
     "DATA_LOSS",
     "UNAUTHENTICATED",
 ];
+
+/// The descriptors of an encoded `FileDescriptorSet`, options and all.
+pub fn descriptors(file_descriptor_set: &[u8]) -> Result<DescriptorPool, PolicyError> {
+    DescriptorPool::decode(file_descriptor_set).map_err(|e| PolicyError::Descriptors(e.to_string()))
+}
 
 /// The options' full names.
 pub const METHOD_EXTENSION: &str = "kit.policy.v1.method";

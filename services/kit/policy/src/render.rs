@@ -34,9 +34,7 @@ pub fn table_of_set(
     file_descriptor_set: &[u8],
     include: impl Fn(&str) -> bool,
 ) -> Result<String, PolicyError> {
-    let pool = DescriptorPool::decode(file_descriptor_set)
-        .map_err(|e| PolicyError::Descriptors(e.to_string()))?;
-    table(&pool, include)
+    table(&super::descriptors(file_descriptor_set)?, include)
 }
 
 /// Who may call, in words.

@@ -388,3 +388,68 @@ pub fn duration(text: &str) -> Result<Duration, String> {
     };
     Ok(Duration::new(whole, nanos))
 }
+
+/// The contract's client-side policy of every method of the services whose
+/// package `include` takes, as a gRPC service config (JSON): what a gRPC
+/// client in any language is given to call the services as the kit's
+/// clients do (`grpc.WithDefaultServiceConfig` in Go, the
+/// `grpc.service_config` channel option in Python). Methods that declare
+/// no deadline, retry or hedging are left out.
+pub fn service_config_of(
+    pool: &DescriptorPool,
+    include: impl Fn(&str) -> bool,
+) -> Result<String, PolicyError> {
+    let mut entries = Vec::new();
+    for (method, policy) in super::every_method(pool, include) {
+        let policy = policy?;
+        if policy.deadline.is_none() && policy.retry.is_none() && policy.hedging.is_none() {
+            continue;
+        }
+        let mut entry = serde_json::Map::new();
+        entry.insert(
+            "name".into(),
+            serde_json::json!([{
+                "service": method.parent_service().full_name(),
+                "method": method.name(),
+            }]),
+        );
+        if let Some(deadline) = policy.deadline {
+            entry.insert("timeout".into(), json_duration(deadline).into());
+        }
+        if let Some(retry) = &policy.retry {
+            entry.insert(
+                "retryPolicy".into(),
+                serde_json::json!({
+                    "maxAttempts": retry.max_attempts,
+                    "initialBackoff": json_duration(retry.initial_backoff),
+                    "maxBackoff": json_duration(retry.max_backoff),
+                    "backoffMultiplier": retry.backoff_multiplier,
+                    "retryableStatusCodes": retry.retryable_status_codes,
+                }),
+            );
+        }
+        if let Some(hedging) = &policy.hedging {
+            entry.insert(
+                "hedgingPolicy".into(),
+                serde_json::json!({
+                    "maxAttempts": hedging.max_attempts,
+                    "hedgingDelay": json_duration(hedging.hedging_delay),
+                    "nonFatalStatusCodes": hedging.non_fatal_status_codes,
+                }),
+            );
+        }
+        entries.push(serde_json::Value::Object(entry));
+    }
+    let config = serde_json::json!({ "methodConfig": entries });
+    serde_json::to_string_pretty(&config).map_err(|e| PolicyError::Descriptors(e.to_string()))
+}
+
+/// A duration as protobuf's JSON writes it ("5s", "0.050s").
+fn json_duration(duration: Duration) -> String {
+    let nanos = duration.subsec_nanos();
+    if nanos == 0 {
+        return format!("{}s", duration.as_secs());
+    }
+    let fraction = format!("{nanos:09}");
+    format!("{}.{}s", duration.as_secs(), fraction.trim_end_matches('0'))
+}

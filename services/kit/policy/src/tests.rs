@@ -293,3 +293,19 @@ fn durations_are_read_as_protobuf_json_writes_them() {
         assert!(duration(wrong).is_err(), "{wrong}");
     }
 }
+
+#[test]
+fn the_contract_written_as_a_service_config_reads_back_as_the_contract() {
+    let pool = pool(SHOP);
+    let json = service_config_of(&pool, |_| true).expect("written");
+    let config = ServiceConfig::parse(&json, &pool).expect("a service config gRPC takes");
+    for name in ["Get", "Put", "Post"] {
+        let method = method(&pool, name);
+        assert_eq!(
+            config.policy_of(&method).expect("as configured"),
+            Policy::of(&method).expect("as declared"),
+            "{name}\n{json}"
+        );
+    }
+    assert!(json.contains(r#""hedgingDelay": "0.05s""#), "{json}");
+}
