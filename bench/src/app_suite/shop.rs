@@ -162,6 +162,34 @@ impl Shop {
         Self::start_with(bin, layout, databases, cpus, logs, &[]).await
     }
 
+    /// The embedded shop for a load run: one process on SQLite under
+    /// `scratch` (its data and logs there), `overrides` in its
+    /// environment, on the server's cores, and this process then on the
+    /// load's. Says so on stderr, after `run` (what the run will do).
+    pub async fn embedded_under_load(
+        bin: &Path,
+        scratch: &Path,
+        overrides: &[(&str, &str)],
+        run: &str,
+    ) -> anyhow::Result<(Self, Databases)> {
+        let databases = Databases::Sqlite(scratch.join("data"));
+        databases.recreate().await?;
+        let logs = scratch.join("logs");
+        std::fs::create_dir_all(&logs)?;
+        let cpus = Cpus::detect();
+        eprintln!(
+            "{run}: the embedded shop (SQLite), {}; logs in {}",
+            cpus.describe(),
+            logs.display()
+        );
+        let (shop, _) =
+            Self::start_with(bin, Layout::OneProcess, &databases, &cpus, &logs, overrides)
+                .await
+                .context("starting the shop")?;
+        cpus.pin_self_to_load();
+        Ok((shop, databases))
+    }
+
     /// As [`Shop::start`], with `overrides` of the environment (e.g. the
     /// demo stock).
     pub async fn start_with(

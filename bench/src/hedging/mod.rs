@@ -13,16 +13,14 @@ mod endpoint;
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
-use anyhow::Context;
 use shop_kit::client::{Calls, Peer, PeerPolicy, PeerTarget};
 use shop_proto::shop::catalog::v1::{
     BatchGetProductsRequest, GetProductRequest, catalog_service_client::CatalogServiceClient,
 };
 
 use crate::{
-    app_suite::shop::{Databases, Layout, Shop, addr},
+    app_suite::shop::{Shop, addr},
     chaos::customers::PRODUCTS,
-    cpus::Cpus,
     overload::load::{self, Call, Outcome},
     stats::percentile,
 };
@@ -99,29 +97,16 @@ impl Call for Reads {
 
 /// Runs every case; whether every target was met.
 pub async fn run(options: &Options) -> anyhow::Result<bool> {
-    let databases = Databases::Sqlite(options.scratch.join("data"));
-    databases.recreate().await?;
-    let logs = options.scratch.join("logs");
-    std::fs::create_dir_all(&logs)?;
-    let cpus = Cpus::detect();
-    eprintln!(
-        "hedging: the embedded shop (SQLite), {}; {} s per case at {} calls/s; logs in {}",
-        cpus.describe(),
-        options.seconds,
-        options.rate,
-        logs.display()
-    );
-    let (shop, _) = Shop::start_with(
+    let (shop, _) = Shop::embedded_under_load(
         &options.shop_bin,
-        Layout::OneProcess,
-        &databases,
-        &cpus,
-        &logs,
+        &options.scratch,
         &[],
+        &format!(
+            "hedging ({} s per case at {} calls/s)",
+            options.seconds, options.rate
+        ),
     )
-    .await
-    .context("starting the shop")?;
-    cpus.pin_self_to_load();
+    .await?;
     let catalog = addr("catalog").parse()?;
     let cases = [
         Case {

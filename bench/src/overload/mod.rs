@@ -12,13 +12,11 @@ mod scenarios;
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
-use anyhow::Context;
 use shop_kit::client::PeerTarget;
 
 use crate::{
-    app_suite::shop::{Databases, Layout, Shop, addr},
+    app_suite::shop::{Shop, addr},
     chaos::{customers, invariants},
-    cpus::Cpus,
     stats::percentile,
 };
 use load::{Call, Outcome, Run};
@@ -250,30 +248,15 @@ fn print_table(name: &str, rows: &[Row]) {
 /// invariant broke (targets missed are said, and fail the run only if
 /// `strict`).
 pub async fn run(options: &Options, strict: bool) -> anyhow::Result<bool> {
-    let databases = Databases::Sqlite(options.scratch.join("data"));
-    databases.recreate().await?;
-    let logs = options.scratch.join("logs");
-    std::fs::create_dir_all(&logs)?;
-    let cpus = Cpus::detect();
-    eprintln!(
-        "overload: the embedded shop (SQLite), {}; {} s per level, levels {:?} of each peak; logs in {}",
-        cpus.describe(),
-        options.seconds,
-        options.levels,
-        logs.display()
-    );
     let stock = STOCK.to_string();
     let deadline = ORDER_DEADLINE.as_secs().to_string();
     let max_calls = options.max_calls_in_flight.map(|max| max.to_string());
     let admission = max_calls
         .as_deref()
         .map(|max| ("SHOP_MAX_CALLS_IN_FLIGHT", max));
-    let (shop, _) = Shop::start_with(
+    let (shop, databases) = Shop::embedded_under_load(
         &options.shop_bin,
-        Layout::OneProcess,
-        &databases,
-        &cpus,
-        &logs,
+        &options.scratch,
         &[
             ("SHOP_DEMO_STOCK", stock.as_str()),
             ("SHOP_ORDER_DEADLINE_SECS", deadline.as_str()),
@@ -289,10 +272,12 @@ pub async fn run(options: &Options, strict: bool) -> anyhow::Result<bool> {
         .into_iter()
         .chain(admission)
         .collect::<Vec<_>>(),
+        &format!(
+            "overload ({} s per level, levels {:?} of each peak)",
+            options.seconds, options.levels
+        ),
     )
-    .await
-    .context("starting the shop")?;
-    cpus.pin_self_to_load();
+    .await?;
     let customers = scenarios::customers(options.customers).await?;
 
     let mut missed = Vec::new();

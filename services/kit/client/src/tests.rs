@@ -1106,9 +1106,9 @@ async fn a_server_of_this_process_is_called_without_a_socket_until_it_stops() {
     }
 }
 
-/// A peer of `replica` calling as the test proto whose `Probe` service
-/// holds `methods` says (each method's options as written there).
-fn probe(replica: &Replica, methods: &str) -> Peer {
+/// How a peer calls the methods of the test proto's `Probe` service, each
+/// with its options as written in `methods` (anyone may call them).
+fn probe_policy(methods: &str) -> PeerPolicy {
     let proto = format!(
         "syntax = \"proto3\";\npackage probe.v1;\nimport \"kit/policy/v1/policy.proto\";\n\
          message Request {{}}\nmessage Response {{}}\n\
@@ -1118,14 +1118,15 @@ fn probe(replica: &Replica, methods: &str) -> Peer {
          }}\n"
     );
     let set = shop_kit_policy::testing::descriptor_set("probe/v1/probe.proto", &proto);
-    Peer::at(
-        "test-probe",
-        replica.addr,
-        PeerPolicy {
-            calls: Calls::of_contract(&set, None).expect("the probe's policy"),
-            ..policy()
-        },
-    )
+    PeerPolicy {
+        calls: Calls::of_contract(&set, None).expect("the probe's policy"),
+        ..policy()
+    }
+}
+
+/// A peer of `replica` calling as the test proto says.
+fn probe(replica: &Replica, methods: &str) -> Peer {
+    Peer::at("test-probe", replica.addr, probe_policy(methods))
 }
 
 const READ: &str = "option idempotency_level = NO_SIDE_EFFECTS;";
@@ -1165,36 +1166,18 @@ async fn a_retry_is_made_where_the_contract_gives_one_and_not_where_it_does_not(
     }
 }
 
-/// A peer of two replicas (`slow` answering `/probe.v1.Probe/Wait` 600 ms
-/// late, `fast` at once) calling as the test proto says.
-fn probe_pair(slow: &Replica, fast: &Replica, methods: &str) -> Peer {
-    let proto = format!(
-        "syntax = \"proto3\";\npackage probe.v1;\nimport \"kit/policy/v1/policy.proto\";\n\
-         message Request {{}}\nmessage Response {{}}\n\
-         service Probe {{\n\
-           option (kit.policy.v1.service) = {{ caller: {{ anyone: true }} }};\n\
-           {methods}\n\
-         }}\n"
-    );
-    let set = shop_kit_policy::testing::descriptor_set("probe/v1/probe.proto", &proto);
-    let target: PeerTarget = format!("http://{},http://{}", slow.addr, fast.addr)
-        .parse()
-        .expect("target");
-    let endpoints = [slow.addr, fast.addr]
-        .into_iter()
-        .map(|addr| resolve::Address {
-            addr,
-            scheme: target::Scheme::Http,
-            authority: addr.to_string(),
-        });
+/// A peer of two replicas calling as the test proto says.
+fn probe_pair(a: &Replica, b: &Replica, methods: &str) -> Peer {
+    let endpoints = [a.addr, b.addr].into_iter().map(|addr| resolve::Address {
+        addr,
+        scheme: target::Scheme::Http,
+        authority: addr.to_string(),
+    });
     Peer::with_addresses(
         "test-probe-pair",
         &endpoints.collect(),
-        PeerPolicy {
-            calls: Calls::of_contract(&set, None).expect("the probe's policy"),
-            ..policy()
-        },
-        target.tls().cloned(),
+        probe_policy(methods),
+        None,
     )
 }
 
