@@ -11,7 +11,10 @@ pub mod store;
 pub mod throttle;
 pub mod tokens;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 use axum::{Router, routing::get};
 use secrecy::{ExposeSecret, SecretString};
@@ -21,6 +24,7 @@ use shop_kit::{
     auth::JWKS_PATH,
     db::DatabaseUrl,
     grpc_defaults,
+    rpc::rate_class::RateClass,
 };
 use shop_proto::shop::users::v1::{self as pb, Session};
 use subtle::ConstantTimeEq;
@@ -104,13 +108,9 @@ impl Accounts {
         self
     }
 
-    /// Takes one sign-in attempt (LogIn, SignUp, Refresh) from `ip`'s allowance.
-    pub fn attempt_from(&self, ip: std::net::IpAddr) -> Result<(), UsersError> {
-        self.throttle
-            .attempt_from(ip)
-            .map_err(|t| UsersError::Throttled {
-                retry_after: t.retry_after,
-            })
+    /// The limiter of the contract's `sign-in` rate class: per client IP.
+    pub fn sign_in_class(&self) -> Arc<dyn RateClass> {
+        Arc::new(self.throttle.clone())
     }
 
     /// Enables service tokens for callers that know `secret`.
@@ -330,6 +330,7 @@ impl Service for Config {
         ));
         let verifier = accounts.issuer().verifier().map_err(StartFailure::config)?;
         let jwks = accounts.issuer().jwks_json().to_owned();
+        let sign_in = accounts.sign_in_class();
         let state = AppState { accounts };
         let (connect, grpc) = pb::UserServiceRoutes::new()
             .sign_up(api::sign_up)
@@ -359,6 +360,7 @@ impl Service for Config {
             .internal_service(tokens_connect, grpc_defaults!(tokens_grpc, http))
             .descriptors(shop_proto::FILE_DESCRIPTOR_SET)
             .verify_tokens(verifier)
+            .rate_class(throttle::SIGN_IN, sign_in)
             .http_routes(jwks_route))
     }
 }

@@ -1,7 +1,11 @@
 //! Throttling sign-in attempts against brute force, at the users service
 //! itself (browsers call it directly, not through the gateway):
 //!
-//! - per client IP, a token bucket for LogIn, SignUp and Refresh together;
+//! - per client IP, a token bucket for the methods whose contract names
+//!   the rate class `sign-in` (LogIn, SignUp, Refresh, IssueServiceToken),
+//!   counted by the kit before any handler code runs (a caller whose client
+//!   certificate names one of the shop's services guesses no secret, and
+//!   is not counted);
 //! - per email, a few failed log-ins per window, then refusals until the
 //!   window ends; a successful log-in clears it. The email need not belong
 //!   to an account: the answer is the same either way, so the throttle does
@@ -17,8 +21,18 @@ use std::{
     time::Duration,
 };
 
+use axum::extract::ConnectInfo;
 use moka::sync::Cache;
+use shop_kit::{
+    auth::CertifiedService,
+    rpc::rate_class::{RateClass, RateRefused},
+};
 use tokio::time::Instant;
+
+use crate::error::UsersError;
+
+/// The rate class the contract's sign-in methods name.
+pub const SIGN_IN: &str = "sign-in";
 
 /// Entries kept per table at most.
 const MAX_TRACKED: u64 = 100_000;
@@ -81,6 +95,30 @@ impl std::fmt::Debug for SignInThrottle {
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
+}
+
+impl RateClass for SignInThrottle {
+    fn admit(&self, request: &http::request::Parts) -> Result<(), RateRefused> {
+        if let Ok(CertifiedService(Some(_))) = CertifiedService::of(&request.extensions) {
+            return Ok(());
+        }
+        self.attempt_from(client_ip(&request.extensions))
+            .map_err(|throttled| RateRefused {
+                message: UsersError::Throttled {
+                    retry_after: throttled.retry_after,
+                }
+                .to_string(),
+                retry_after: throttled.retry_after,
+            })
+    }
+}
+
+/// The client's address: the TCP peer's (forwarded headers are not
+/// trusted: browsers call this service directly).
+fn client_ip(extensions: &http::Extensions) -> IpAddr {
+    extensions
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |info| info.0.ip())
 }
 
 impl SignInThrottle {

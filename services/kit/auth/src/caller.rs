@@ -118,7 +118,7 @@ pub struct CertifiedService(pub Option<String>);
 
 impl CertifiedService {
     /// What the request's TLS session (in `extensions`) says.
-    fn of(extensions: &Extensions) -> Result<Self, CallerRefused> {
+    pub fn of(extensions: &Extensions) -> Result<Self, CallerRefused> {
         let Some(session) = extensions.get::<TlsSession>() else {
             return Ok(Self(None));
         };

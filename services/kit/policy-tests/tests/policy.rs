@@ -3,12 +3,22 @@
 //! the same Rust under those descriptors on loopback, and calls it over
 //! Connect and gRPC-Web as a foreign client would.
 
-use std::time::Duration;
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU32, Ordering},
+    },
+    time::Duration,
+};
 
 use serde_json::{Value, json};
 use shop_kit::{
     Shutdown,
-    rpc::{HttpConfig, start},
+    rpc::{
+        HttpConfig,
+        rate_class::{RateClass, RateRefused},
+        start,
+    },
 };
 use shop_kit_policy_tests::{PROBE_PROTO, server};
 use shop_users::tokens::TokenIssuer;
@@ -25,6 +35,34 @@ fn descriptors(options: &str) -> &'static [u8] {
     Box::leak(set.into_boxed_slice())
 }
 
+/// A rate class of so many calls, then none (come back in 2 s).
+#[derive(Debug)]
+struct Allowance {
+    left: AtomicU32,
+}
+
+impl Allowance {
+    fn of(calls: u32) -> Self {
+        Self {
+            left: AtomicU32::new(calls),
+        }
+    }
+}
+
+impl RateClass for Allowance {
+    fn admit(&self, _: &http::request::Parts) -> Result<(), RateRefused> {
+        self.left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+                left.checked_sub(1)
+            })
+            .map(|_| ())
+            .map_err(|_| RateRefused {
+                message: "the probe's allowance is spent".to_owned(),
+                retry_after: Duration::from_secs(2),
+            })
+    }
+}
+
 struct Probe {
     url: String,
     issuer: TokenIssuer,
@@ -34,12 +72,19 @@ struct Probe {
 impl Probe {
     /// The probe served with its service's options `options`.
     async fn with(options: &str) -> Self {
+        Self::with_limiter(options, Arc::new(Allowance::of(u32::MAX))).await
+    }
+
+    /// The probe served with its service's options `options`, and
+    /// `limiter` as the rate class `probe`.
+    async fn with_limiter(options: &str, limiter: Arc<dyn RateClass>) -> Self {
         let (kid, der) = TokenIssuer::generate_key().expect("key");
         let issuer = TokenIssuer::from_pkcs8(kid, &der).expect("issuer");
         let http = HttpConfig::default();
         let shutdown = Shutdown::new();
         let router = server(&http, descriptors(options))
             .verify_tokens(issuer.verifier().expect("verifier"))
+            .rate_class("probe", limiter)
             .into_router(&shutdown)
             .await
             .expect("router");
@@ -226,5 +271,57 @@ async fn the_deadline_is_given_when_none_is_sent_and_cut_when_longer() {
         started.elapsed() < Duration::from_millis(900),
         "{:?}",
         started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_rate_class_named_by_the_contract_counts_its_calls_and_one_not_named_does_not() {
+    // Named: the third call is refused before the handler runs, on every
+    // protocol, saying when to come back.
+    let limited = Probe::with_limiter(
+        "caller: { anyone: true } rate_class: \"probe\"",
+        Arc::new(Allowance::of(2)),
+    )
+    .await;
+    for _ in 0..2 {
+        let (status, body) = limited.call(None, None, 0).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, body) = limited.call(None, None, 0).await;
+    assert_eq!(
+        (status, body["code"].as_str(), body["message"].as_str()),
+        (
+            429,
+            Some("resource_exhausted"),
+            Some("the probe's allowance is spent")
+        ),
+        "{body}"
+    );
+    assert!(
+        body["details"]
+            .as_array()
+            .is_some_and(|details| details.iter().any(|d| d["type"] == "google.rpc.RetryInfo")),
+        "{body}"
+    );
+    assert_eq!(limited.call_grpc_web(None).await.0, "8");
+
+    // Not named: the same limiter counts nothing.
+    let open = Probe::with_limiter("caller: { anyone: true }", Arc::new(Allowance::of(0))).await;
+    let (status, body) = open.call(None, None, 0).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn a_class_the_server_has_no_limiter_for_stops_it_being_assembled() {
+    let refused = server(
+        &HttpConfig::default(),
+        descriptors("caller: { anyone: true } rate_class: \"nobody\""),
+    )
+    .into_router(&Shutdown::new())
+    .await
+    .expect_err("no limiter for the class");
+    assert_eq!(
+        refused.to_string(),
+        "probe.v1.ProbeService.Who counts against the rate class \"nobody\", which this server has no limiter for: register one with RpcServer::rate_class"
     );
 }

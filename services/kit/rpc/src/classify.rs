@@ -4,12 +4,15 @@
 //! instead of parsing the content type and the path again, and the server
 //! dispatches a registered method straight to its protocol's stack.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use http::Request;
 use prost_reflect::{DescriptorPool, MethodDescriptor};
 
-use super::protocol::{Framing, Protocol, RpcName};
+use super::{
+    protocol::{Framing, Protocol, RpcName},
+    rate_class::{RateClass, RateClasses},
+};
 use shop_kit_policy::{Policy, PolicyError};
 use shop_kit_rest::{Binding, NotUtf8, RestRoute, RestRoutes};
 
@@ -37,6 +40,19 @@ pub struct Method {
     /// What its contract says of its callers and deadline (none for a
     /// method served without a descriptor).
     pub policy: Policy,
+    /// The limiter of the rate class its contract names.
+    pub rate_class: Option<Arc<dyn RateClass>>,
+}
+
+/// Why the server's methods could not be assembled.
+#[derive(Debug, thiserror::Error)]
+pub enum MethodsError {
+    #[error("a method's call policy (kit.policy.v1) is wrong: {0}")]
+    Policy(#[from] PolicyError),
+    #[error(
+        "{method} counts against the rate class {class:?}, which this server has no limiter for: register one with RpcServer::rate_class"
+    )]
+    NoRateClass { method: String, class: String },
 }
 
 /// A request the classifier found on a REST route: the route and what its
@@ -97,13 +113,15 @@ pub(crate) fn leak(text: String) -> &'static str {
 impl Methods {
     /// Every method of `services` found in `pool` (`direct`: served by the
     /// server's own routes), plus `bridged` (service, method) pairs served
-    /// without a descriptor here, and the `rest` routes that call them.
-    pub fn new<'a>(
+    /// without a descriptor here, and the `rest` routes that call them;
+    /// each method's rate class found among `rate_classes`.
+    pub(crate) fn new<'a>(
         pool: &DescriptorPool,
         services: impl IntoIterator<Item = (&'a str, bool)>,
         bridged: impl IntoIterator<Item = (&'a str, &'a str)>,
         rest: RestRoutes,
-    ) -> Result<&'static Self, PolicyError> {
+        rate_classes: &RateClasses,
+    ) -> Result<&'static Self, MethodsError> {
         let mut by_path = HashMap::new();
         for (name, direct) in services {
             let Some(service) = pool.get_service_by_name(name) else {
@@ -111,13 +129,28 @@ impl Methods {
             };
             for method in service.methods() {
                 let path = leak(format!("/{}/{}", service.full_name(), method.name()));
+                let policy = Policy::of(&method)?;
+                let rate_class = policy
+                    .rate_class
+                    .as_ref()
+                    .map(|class| {
+                        rate_classes
+                            .get(class)
+                            .cloned()
+                            .ok_or_else(|| MethodsError::NoRateClass {
+                                method: method.full_name().to_owned(),
+                                class: class.clone(),
+                            })
+                    })
+                    .transpose()?;
                 let entry: &'static Method = Box::leak(Box::new(Method {
                     service: leak(service.full_name().to_owned()),
                     name: leak(method.name().to_owned()),
                     full_name: &path[1..],
                     client_streaming: method.is_client_streaming(),
                     streaming: method.is_client_streaming() || method.is_server_streaming(),
-                    policy: Policy::of(&method)?,
+                    policy,
+                    rate_class,
                     descriptor: Some(method.clone()),
                     direct,
                     index: by_path.len(),
@@ -137,6 +170,7 @@ impl Methods {
                 direct: false,
                 index: by_path.len(),
                 policy: Policy::default(),
+                rate_class: None,
             }));
             by_path.insert(path, entry);
         }
@@ -208,6 +242,7 @@ mod tests {
                 "ServerReflectionInfo",
             )],
             RestRoutes::default(),
+            &RateClasses::default(),
         )
         .expect("no policy to refuse");
         let mut check = Request::post("/grpc.health.v1.Health/Check")

@@ -25,6 +25,7 @@ mod observe;
 mod policy;
 mod proto_json;
 pub mod protocol;
+pub mod rate_class;
 pub mod rate_limit;
 mod request_id;
 mod response_metadata;

@@ -18,7 +18,7 @@
 //!       to the same two stacks, which answer in their protocol
 //! ```
 
-use std::convert::Infallible;
+use std::{convert::Infallible, sync::Arc};
 
 use axum::{Extension, Router, body::Body, response::IntoResponse, routing::get};
 use connectrpc_axum::{CompressionConfig, MakeServiceBuilder, tonic::ContentTypeSwitch};
@@ -30,7 +30,7 @@ use tower_http::request_id::PropagateRequestIdLayer;
 
 use super::{
     admission::AdmissionLayer,
-    classify::{self, Methods},
+    classify::{self, Methods, MethodsError},
     config::HttpConfig,
     connect_bridge::ConnectBridge,
     connect_edge::ConnectEdgeLayer,
@@ -41,7 +41,9 @@ use super::{
     grpc_limits::GrpcLimitStatusLayer,
     health::{self, HEALTH_SERVICE, Readiness},
     observe::ObserveLayer,
-    policy, request_id,
+    policy,
+    rate_class::{RateClass, RateClasses},
+    request_id,
     response_metadata::ResponseMetadataLayer,
     single_message::SingleMessageLayer,
 };
@@ -64,8 +66,8 @@ pub enum ServerError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("a google.api.http rule cannot be served: {0}")]
     Rest(#[from] RouteError),
-    #[error("a method's call policy (kit.policy.v1) is wrong: {0}")]
-    Policy(#[from] shop_kit_policy::PolicyError),
+    #[error(transparent)]
+    Methods(#[from] MethodsError),
 }
 
 /// A generated tonic server (`*ServiceServer`), as [`RpcServer`] serves it.
@@ -114,6 +116,7 @@ pub struct RpcServer {
     /// own serves them).
     metrics: Option<Metrics>,
     around: Vec<Box<dyn FnOnce(Router) -> Router + Send>>,
+    rate_classes: RateClasses,
 }
 
 impl RpcServer {
@@ -130,6 +133,7 @@ impl RpcServer {
             http_routes: Router::new(),
             metrics: None,
             around: Vec::new(),
+            rate_classes: RateClasses::default(),
         }
     }
 
@@ -155,6 +159,14 @@ impl RpcServer {
     /// of all the kit's layers; wrappers apply in the order given.
     pub fn around(mut self, wrap: impl FnOnce(Router) -> Router + Send + 'static) -> Self {
         self.around.push(Box::new(wrap));
+        self
+    }
+
+    /// The limiter the methods whose contract names the rate class `class`
+    /// (`kit.policy.v1` `rate_class`) count against, before any handler
+    /// code runs (see [`crate::rate_class`]).
+    pub fn rate_class(mut self, class: &str, limiter: Arc<dyn RateClass>) -> Self {
+        self.rate_classes.insert(class.to_owned(), limiter);
         self
     }
 
@@ -226,6 +238,7 @@ impl RpcServer {
                 (REFLECTION_V1ALPHA, "ServerReflectionInfo"),
             ],
             rest,
+            &self.rate_classes,
         )?;
         let admission = AdmissionLayer::new(
             self.service_names

@@ -6,7 +6,8 @@
 //! rule is refused with `invalid_argument` before any handler code runs,
 //! on every protocol, and there is no call for a handler to forget. The
 //! same step refuses a caller the method's contract does not admit
-//! (`policy::admit_caller`).
+//! (`policy::admit_caller`) and counts the call against its rate class
+//! (`rate_class::admit_rate`).
 //!
 //! ```ignore
 //! async fn get_product(
@@ -28,7 +29,7 @@ use connectrpc_axum::prelude::{ConnectError, ConnectRequest, ConnectResponse};
 use http::request::Parts;
 use prost_protovalidate::ValidationError;
 
-use super::{policy::admit_caller, validation::RequestRules};
+use super::{policy::admit_caller, rate_class::admit_rate, validation::RequestRules};
 
 /// A request message that keeps every rule of its contract.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -152,9 +153,10 @@ where
     type Rejection = ConnectError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ConnectError> {
-        // Who may call, as the method's contract says: before anything
-        // of the handler's own.
+        // Who may call, and how often, as the method's contract says:
+        // before anything of the handler's own.
         admit_caller(parts)?;
+        admit_rate(parts)?;
         let rules = RequestRules::of(parts);
         let extracted = H::extract(parts, state).await?;
         Ok(Self {
