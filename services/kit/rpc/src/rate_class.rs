@@ -33,8 +33,14 @@ pub struct RateRefused {
 /// The limiters a server has, by class name.
 pub(crate) type RateClasses = HashMap<String, Arc<dyn RateClass>>;
 
+impl From<RateRefused> for ConnectError {
+    fn from(refused: RateRefused) -> Self {
+        retry_later(refused.message, refused.retry_after)
+    }
+}
+
 /// Counts the call against its method's rate class, if it names one.
-pub(crate) fn admit_rate(parts: &Parts) -> Result<(), ConnectError> {
+pub(crate) fn admit_rate(parts: &Parts) -> Result<(), RateRefused> {
     let Some(limiter) = parts
         .extensions
         .get::<Call>()
@@ -43,7 +49,5 @@ pub(crate) fn admit_rate(parts: &Parts) -> Result<(), ConnectError> {
     else {
         return Ok(());
     };
-    limiter
-        .admit(parts)
-        .map_err(|refused| retry_later(refused.message, refused.retry_after))
+    limiter.admit(parts)
 }
