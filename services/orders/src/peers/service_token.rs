@@ -1,5 +1,8 @@
 //! Orders' own access token, from the users service in exchange for the
-//! shop's service secret, kept until shortly before it expires.
+//! shop's service secret, kept until shortly before it expires. Renewing
+//! it is not retried (the contract does not mark IssueServiceToken safe to
+//! repeat); a renewal that fails keeps the token while it is still valid,
+//! and the next call tries again.
 
 use std::{
     sync::Arc,
@@ -23,7 +26,15 @@ pub struct ServiceToken {
     /// The users service, whose ServiceTokenService issues the token.
     users: Peer,
     secret: SecretString,
-    current: Mutex<Option<(Arc<str>, Instant)>>,
+    current: Mutex<Option<Held>>,
+}
+
+/// The token held, when to renew it, and when it expires.
+#[derive(Debug)]
+struct Held {
+    token: Arc<str>,
+    renew_at: Instant,
+    expires_at: Instant,
 }
 
 impl ServiceToken {
@@ -39,27 +50,43 @@ impl ServiceToken {
     /// error says why none could be had.
     pub async fn token(&self, deadline: tokio::time::Instant) -> Result<Arc<str>, tonic::Status> {
         let mut current = self.current.lock().await;
-        if let Some((token, renew_at)) = current.as_ref()
-            && Instant::now() < *renew_at
+        if let Some(held) = current.as_ref()
+            && Instant::now() < held.renew_at
         {
-            return Ok(token.clone());
+            return Ok(held.token.clone());
         }
         let request = tonic::Request::new(IssueServiceTokenRequest {
             service_name: SERVICE_NAME.to_owned(),
             service_secret: self.secret.expose_secret().to_owned(),
         })
         .within(Some(deadline));
-        let issued = ServiceTokenServiceClient::new(self.users.clone())
+        let issued = match ServiceTokenServiceClient::new(self.users.clone())
             .issue_service_token(request)
-            .await?
-            .into_inner();
+            .await
+        {
+            Ok(issued) => issued.into_inner(),
+            Err(status) => {
+                return match current.as_ref() {
+                    Some(held) if Instant::now() < held.expires_at => {
+                        tracing::warn!(code = ?status.code(), message = status.message(),
+                            "service token not renewed; the one held is still valid");
+                        Ok(held.token.clone())
+                    }
+                    _ => Err(status),
+                };
+            }
+        };
         // No lifetime (or a negative one) renews at the next call.
         let lifetime = issued.expires_in.as_ref().map_or(Duration::ZERO, |d| {
             Duration::from_secs(u64::try_from(d.seconds).unwrap_or(0))
         });
-        let renew_at = Instant::now() + lifetime.saturating_sub(RENEW_BEFORE);
+        let now = Instant::now();
         let token: Arc<str> = issued.access_token.into();
-        *current = Some((token.clone(), renew_at));
+        *current = Some(Held {
+            token: token.clone(),
+            renew_at: now + lifetime.saturating_sub(RENEW_BEFORE),
+            expires_at: now + lifetime,
+        });
         Ok(token)
     }
 }
@@ -76,7 +103,7 @@ impl Credentials for ServiceToken {
     fn current(&self) -> Option<Arc<str>> {
         // Being renewed (locked): the caller waits for the new one.
         let current = self.current.try_lock().ok()?;
-        let (token, renew_at) = current.as_ref()?;
-        (Instant::now() < *renew_at).then(|| token.clone())
+        let held = current.as_ref()?;
+        (Instant::now() < held.renew_at).then(|| held.token.clone())
     }
 }
