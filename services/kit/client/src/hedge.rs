@@ -5,10 +5,11 @@
 //! take it: with one, a copy would only add to the work of the endpoint
 //! already slow on the call. The endpoints slow on it are the balancer's
 //! last choice for a moment (as one that refused a call is), so the copy
-//! goes elsewhere, and so do the calls after it. The first answer that is not a non-fatal
-//! code is the call's, and the other copies are cancelled; a non-fatal
-//! code sends the next copy at once. Each copy after the first is drawn
-//! from the peer's retry budget, so a slow peer is not sent twice its load.
+//! goes elsewhere, and so do the calls after it. The first answer that is
+//! not a non-fatal code is the call's, and the other copies are
+//! cancelled; a non-fatal code sends the next copy at once. Each copy
+//! after the first is drawn from the peer's retry budget, so a slow peer
+//! is not sent twice its load.
 
 use std::{
     pin::Pin,
