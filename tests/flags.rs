@@ -243,10 +243,10 @@ fn a_service_config_that_does_not_hold_stops_the_start_saying_what_and_where() {
         json.contains(r#""service": "shop.catalog.v1.CatalogService""#),
         "{json}"
     );
-    // A retry on CancelOrder, which is neither idempotent nor keyed, is not.
+    // A retry on Charge, which is neither idempotent nor keyed, is not.
     std::fs::write(
         &config,
-        r#"{"methodConfig": [{"name": [{"service": "shop.orders.v1.OrderService", "method": "CancelOrder"}],
+        r#"{"methodConfig": [{"name": [{"service": "shop.payments.v1.PaymentService", "method": "Charge"}],
             "retryPolicy": {"maxAttempts": 3, "initialBackoff": "0.1s", "maxBackoff": "1s",
                             "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}}]}"#,
     )
@@ -266,7 +266,7 @@ fn a_service_config_that_does_not_hold_stops_the_start_saying_what_and_where() {
     assert!(!refused.status.success(), "{said}");
     assert!(
         said.contains("service-config.json is refused")
-            && said.contains("shop.orders.v1.OrderService.CancelOrder: retries are only for a method safe to repeat"),
+            && said.contains("shop.payments.v1.PaymentService.Charge: retries are only for a method safe to repeat"),
         "{said}"
     );
     // A name the contract does not have, by the variable.
