@@ -1,6 +1,8 @@
 //! The admission limits as the shop's own /metrics show them while a level
-//! runs: each service's limit (lowest and highest seen) and the most calls
-//! it had at work and queued.
+//! runs: each service's limit (lowest and highest seen), the most calls
+//! it had at work and queued, and the calls it refused meanwhile (so a
+//! refusal of a service called by another, work already taken and then
+//! wasted, shows beside the door's own).
 
 use std::{
     collections::BTreeMap,
@@ -28,6 +30,9 @@ pub struct Seen {
     pub limit_high: f64,
     pub in_flight_high: f64,
     pub queued_high: f64,
+    /// The refusals counted at the first look and at the last.
+    pub refused_first: Option<f64>,
+    pub refused_last: f64,
 }
 
 /// Samples every gate until stopped.
@@ -78,6 +83,15 @@ impl Watch {
                             let entry = seen.entry(name).or_default();
                             entry.queued_high = entry.queued_high.max(value);
                         }
+                        let mut refused = BTreeMap::<String, f64>::new();
+                        for (name, value) in gauges(&text, "shop_admission_refused_total") {
+                            *refused.entry(name).or_default() += value;
+                        }
+                        for (name, value) in refused {
+                            let entry = seen.entry(name).or_default();
+                            entry.refused_first.get_or_insert(value);
+                            entry.refused_last = value;
+                        }
                     }
                     tokio::time::sleep(EVERY).await;
                 }
@@ -86,16 +100,21 @@ impl Watch {
         Self { seen, stop, task }
     }
 
-    /// Stops it: what was seen, as "orders 24-40 (48 at work, 12 queued)".
+    /// Stops it: what was seen, as "orders 24-40 (48 at work, 12 queued,
+    /// 310 refused)".
     pub async fn finish(self) -> String {
         self.stop.store(true, Ordering::Relaxed);
         let _ = self.task.await;
         let seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
         seen.iter()
-            .filter(|(_, seen)| seen.in_flight_high > 0.0)
             .map(|(service, seen)| {
+                let refused = seen.refused_last - seen.refused_first.unwrap_or(seen.refused_last);
+                (service, seen, refused)
+            })
+            .filter(|(_, seen, refused)| seen.in_flight_high > 0.0 || *refused > 0.0)
+            .map(|(service, seen, refused)| {
                 format!(
-                    "{service} {:.0}-{:.0} ({:.0} at work, {:.0} queued)",
+                    "{service} {:.0}-{:.0} ({:.0} at work, {:.0} queued, {refused:.0} refused)",
                     seen.limit_low, seen.limit_high, seen.in_flight_high, seen.queued_high
                 )
             })
