@@ -314,7 +314,6 @@ impl RpcServer {
                 &self.internal_services,
             ))
             .layer(ObserveLayer)
-            .layer(admission.door())
             .layer(SingleMessageLayer::new(self.http.max_request_bytes))
             // After the request is read whole: a slow sender holds no place.
             .layer(admission)

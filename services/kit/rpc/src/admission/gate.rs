@@ -268,26 +268,6 @@ impl Gate {
         })
     }
 
-    /// Refuses a call now, before its request is read, if the gate would
-    /// refuse it: every place taken and the queue's room too (counted as
-    /// refused, with the load it met). A call that would be queued or let
-    /// in passes, and enters once its request is read ([`Gate::enter`]).
-    pub fn refuse_at_the_door(&self) -> Option<Load> {
-        let now = Instant::now();
-        let mut state = self.lock();
-        if state.in_flight < state.limit.current() {
-            return None;
-        }
-        let stalled = now.duration_since(state.last_progress);
-        let queued = state.queue.len();
-        if queued < state.room && stalled * (queued as u32 + 1) <= PATIENCE {
-            return None;
-        }
-        state.limit.pressed();
-        state.meters.refused(Refused::QueueFull);
-        Some(state.load())
-    }
-
     /// A call let in with `in_flight` at work (and started then) finished,
     /// teaching the limit (`Some`), or ended otherwise (`None`).
     fn leave(&self, sample: Option<(usize, usize, Instant)>) {
@@ -481,31 +461,6 @@ mod tests {
             .await
             .map_err(|(why, _)| why)
             .expect("fourth let in");
-    }
-
-    #[tokio::test]
-    async fn the_door_refuses_only_what_the_gate_would_refuse_and_counts_it() {
-        let gate = gate(2);
-        assert_eq!(gate.refuse_at_the_door(), None, "places free");
-        let _first = admitted(gate.enter(0));
-        let _second = admitted(gate.enter(0));
-        assert_eq!(gate.refuse_at_the_door(), None, "room in the queue");
-        let _third = queued(gate.enter(0));
-        let _fourth = queued(gate.enter(0));
-        let full = Load {
-            limit: 2,
-            in_flight: 2,
-            queued: 2,
-        };
-        assert_eq!(
-            gate.refuse_at_the_door(),
-            Some(full),
-            "the queue's room taken"
-        );
-        assert!(
-            matches!(gate.enter(0), Entry::Refused(Refused::QueueFull, load) if load == full),
-            "the gate itself says the same"
-        );
     }
 
     #[tokio::test]

@@ -10,9 +10,7 @@
 //! included; health checks, readiness, metrics and reflection never wait
 //! and are never refused. A call's latency is counted from its admission
 //! to its answer (a streaming call's: to its first response head), its
-//! request already read whole (a slow sender holds no place). A call the
-//! gate would refuse is refused before its request is read, at the door
-//! ([`AdmissionLayer::door`]): a full server reads nothing it refuses.
+//! request already read whole (a slow sender holds no place).
 
 mod gate;
 mod limit;
@@ -107,63 +105,6 @@ impl AdmissionLayer {
             queued = load.queued,
             "overloaded: refusing calls (at most one such line every 10 s; shop_admission_refused_total counts them)"
         );
-    }
-}
-
-impl AdmissionLayer {
-    /// The door in front of the request's reading: a call the gate would
-    /// refuse now is refused there, its body never read (under overload
-    /// most calls are refused, and each costs the CPU the others need).
-    pub fn door(&self) -> DoorLayer {
-        DoorLayer(self.clone())
-    }
-}
-
-/// See [`AdmissionLayer::door`].
-#[derive(Clone)]
-pub struct DoorLayer(AdmissionLayer);
-
-impl<S> Layer<S> for DoorLayer {
-    type Service = Door<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        Door {
-            inner,
-            layer: self.0.clone(),
-        }
-    }
-}
-
-#[derive(Clone)]
-pub struct Door<S> {
-    inner: S,
-    layer: AdmissionLayer,
-}
-
-impl<S> Service<Request<Body>> for Door<S>
-where
-    S: Service<Request<Body>, Response = Response, Error = Infallible>,
-{
-    type Response = Response;
-    type Error = Infallible;
-    type Future =
-        futures::future::Either<S::Future, std::future::Ready<Result<Response, Infallible>>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let call = Call::of(&request);
-        let full = match (&self.layer.gate, call.method.filter(|method| method.direct)) {
-            (Some(gate), Some(_)) => gate.refuse_at_the_door(),
-            _ => None,
-        };
-        match full {
-            Some(load) => futures::future::Either::Right(std::future::ready(Ok(self
-                .layer
-                .refuse(request.headers(), Refused::QueueFull, load)))),
-            None => futures::future::Either::Left(self.inner.call(request)),
-        }
     }
 }
 
