@@ -194,3 +194,54 @@ async fn shutdown_ends_open_streams_and_stops_the_server() {
         "server did not stop: {stopped:?}"
     );
 }
+
+/// A caller that breaks off while its message is on its way is a call
+/// canceled by its caller (as a hedge's losing copy is): counted and logged
+/// as `canceled`, never as the server's own `internal` failure, which an
+/// error-rate alert would page for.
+#[tokio::test]
+async fn a_caller_gone_while_its_message_was_read_is_counted_canceled() {
+    use futures::StreamExt as _;
+    let catalog = TestCatalog::start().await;
+    let before = scrape(&catalog).await;
+    // A gRPC-Web envelope's head announcing 100 bytes, then the sender
+    // breaks off.
+    let broken = futures::stream::iter([
+        Ok(bytes::Bytes::from_static(&[0, 0, 0, 0, 100])),
+        Err(std::io::Error::other("the caller went away")),
+    ])
+    .boxed();
+    // Over HTTP/2 the stream is reset and the connection lives on, as a
+    // hedge's copy is cancelled.
+    let http2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .expect("client");
+    let sent = http2
+        .post(catalog.url("GetProduct"))
+        .header("content-type", "application/grpc-web+proto")
+        .body(reqwest::Body::wrap_stream(broken))
+        .send()
+        .await;
+    assert!(sent.is_err(), "the call was broken off: {sent:?}");
+    let mut after = scrape(&catalog).await;
+    for _ in 0..50 {
+        if counter(&after, "GetProduct", "grpcweb", "canceled")
+            > counter(&before, "GetProduct", "grpcweb", "canceled")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        after = scrape(&catalog).await;
+    }
+    assert_eq!(
+        counter(&after, "GetProduct", "grpcweb", "internal"),
+        counter(&before, "GetProduct", "grpcweb", "internal"),
+        "counted as internal:\n{after}"
+    );
+    assert!(
+        counter(&after, "GetProduct", "grpcweb", "canceled")
+            > counter(&before, "GetProduct", "grpcweb", "canceled"),
+        "not counted canceled:\n{after}"
+    );
+}

@@ -4,8 +4,9 @@
 //! inconsistently (invalid_argument, internal, or silently the first
 //! message). This layer reads such a body (one message, within the size
 //! limit), counts its envelopes and refuses anything but one with
-//! `unimplemented`, as connect-go does. Client-streaming methods, Connect
-//! unary bodies (not enveloped) and gRPC-Web text pass untouched.
+//! `unimplemented`, as connect-go does; a body its caller broke off is a
+//! call `canceled`. Client-streaming methods, Connect unary bodies (not
+//! enveloped) and gRPC-Web text pass untouched.
 
 use std::task::{Context, Poll};
 
@@ -126,9 +127,15 @@ where
             let mut ended = true;
             while let Some(chunk) = frames.next().await {
                 let Ok(chunk) = chunk else {
-                    // The client broke off; let the protocol stack report it.
-                    ended = false;
-                    break;
+                    // The caller broke off (its stream reset, as a hedge's
+                    // losing copy is): its call is canceled, not a failure
+                    // of this server's (the protocol stacks would answer
+                    // `internal` for the broken body).
+                    let error = ConnectError::new(
+                        Code::Canceled,
+                        "the caller broke off its request before its message was whole",
+                    );
+                    return Ok(error_response(&parts.headers, error));
                 };
                 read.push(chunk);
                 if read.len() > cap {
