@@ -78,6 +78,8 @@ pub struct MethodCalls {
     /// The retry budget in force (the service config's); none: the
     /// peer's share of its calls.
     pub throttling: Option<RetryThrottling>,
+    /// The method answers with one message, not a stream.
+    pub one_answer: bool,
 }
 
 impl MethodCalls {
@@ -88,6 +90,7 @@ impl MethodCalls {
             retry: None,
             hedging: None,
             throttling: None,
+            one_answer: false,
         };
         request
             .extensions()
@@ -102,12 +105,24 @@ impl MethodCalls {
             .is_some_and(|hedging| hedging.non_fatal.contains(code))
     }
 
-    fn of_policy(policy: &Policy, throttling: Option<RetryThrottling>) -> Self {
+    /// Whether a call's answer is read whole before the retry policy
+    /// decides on it (see `settle`): one message, and a retry on
+    /// `unavailable`, which a connection broken mid-answer is.
+    pub(super) fn read_whole(&self) -> bool {
+        self.one_answer
+            && self
+                .retry
+                .as_ref()
+                .is_some_and(|retry| retry.codes.contains(Code::Unavailable))
+    }
+
+    fn of_policy(policy: &Policy, throttling: Option<RetryThrottling>, one_answer: bool) -> Self {
         Self {
             timeout: policy.deadline,
             retry: policy.retry.as_ref().map(Retrying::from),
             hedging: policy.hedging.as_ref().map(Hedging::from),
             throttling,
+            one_answer,
         }
     }
 }
@@ -166,9 +181,9 @@ impl CallPolicies {
                     None => Policy::of(&method)?,
                 };
                 let path = format!("/{}/{}", service.full_name(), method.name());
-                policies
-                    .methods
-                    .insert(path, Arc::new(MethodCalls::of_policy(&policy, throttling)));
+                let calls =
+                    MethodCalls::of_policy(&policy, throttling, !method.is_server_streaming());
+                policies.methods.insert(path, Arc::new(calls));
             }
         }
         Ok(policies)

@@ -16,6 +16,10 @@
 //!                attempts, backoff drawn at random), and any call that never
 //!                left or that the peer refused unprocessed (overloaded);
 //!                within the deadline and the peer's retry budget
+//! settle         a call the retry may send again on unavailable has its
+//!                answer read whole first: a connection broken mid-answer
+//!                (a replica killed) is sent again, not a caller's read
+//!                failing half way
 //! hedge          as the method's hedgingPolicy says: a copy sent every delay
 //!                while none has answered and another endpoint may take it,
 //!                the first final answer taken, the others cancelled; copies
@@ -58,6 +62,7 @@ mod hedge;
 mod policy;
 mod resolve;
 mod retry;
+mod settle;
 mod shared;
 mod status;
 mod target;
@@ -111,8 +116,8 @@ pub enum PeerError {
 type Request = http::Request<tonic::body::Body>;
 type Balanced = Balance<Discovered, http::Request<Bytes>>;
 type SharedBalancer = shared::Shared<Balanced>;
-type Bulkhead =
-    LoadShed<ConcurrencyLimit<RetryLayer<retry::RetryPolicy, hedge::Hedge<SharedBalancer>>>>;
+type Bulkhead = LoadShed<ConcurrencyLimit<RetryLayer<retry::RetryPolicy, Settled>>>;
+type Settled = settle::Settle<hedge::Hedge<SharedBalancer>>;
 type Door = gate::Gate<Bulkhead>;
 
 /// One peer service, as seen by this one: every endpoint of it, balanced,
@@ -222,7 +227,7 @@ impl Peer {
         let hedged = hedge::Hedge::new(balancer, budget.clone(), set.shared.clone());
         let retried = RetryLayer::new(
             retry::RetryPolicy::new(budget, set.shared.metrics.retries.clone()),
-            hedged,
+            settle::Settle::new(hedged),
         );
         let bulkhead = LoadShed::new(ConcurrencyLimit::new(retried, policy.max_in_flight.max(1)));
         let door = gate::Gate::new(bulkhead, set.shared.clone(), policy.max_request_bytes);

@@ -105,6 +105,28 @@ async fn overloaded(State(state): State<ReplicaState>) -> axum::response::Respon
     state.name.into_response()
 }
 
+/// The first call's answer breaks off after its head and a first part
+/// (as a replica killed mid-answer); every later call is answered whole.
+async fn broken(State(state): State<ReplicaState>) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    if state.hits.fetch_add(1, Ordering::SeqCst) > 0 {
+        return state.name.into_response();
+    }
+    // The head and first part are on the wire before the break: a reset
+    // stream drops what it had not sent yet.
+    let parts = futures::stream::unfold(0, |part| async move {
+        match part {
+            0 => Some((Ok("the first part"), 1)),
+            1 => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Some((Err(std::io::Error::other("broke off")), 2))
+            }
+            _ => None,
+        }
+    });
+    axum::body::Body::from_stream(parts).into_response()
+}
+
 /// Answers once the test lets it.
 async fn hold(State(state): State<ReplicaState>) -> &'static str {
     state.hits.fetch_add(1, Ordering::SeqCst);
@@ -157,6 +179,7 @@ impl Replica {
                     .route("/busy", get(busy))
                     .route("/hold", get(hold))
                     .route("/overloaded", get(overloaded))
+                    .route("/broken", get(broken))
                     // The test proto's methods (see `probe`).
                     .route("/probe.v1.Probe/Flaky", get(flaky))
                     .route("/probe.v1.Probe/Wait", get(slow))
@@ -228,6 +251,7 @@ fn retried(max_attempts: u32) -> CallPolicies {
             backoff: Backoff::new(Duration::from_millis(5), Duration::from_millis(20)),
             codes: Codes::of(&["UNAVAILABLE".to_owned(), "RESOURCE_EXHAUSTED".to_owned()]),
         }),
+        one_answer: true,
         ..MethodCalls::default()
     };
     [
@@ -238,6 +262,7 @@ fn retried(max_attempts: u32) -> CallPolicies {
         "/busy",
         "/hold",
         "/overloaded",
+        "/broken",
         "/peer",
     ]
     .into_iter()
@@ -583,6 +608,31 @@ async fn only_calls_safe_to_repeat_are_retried() {
         Code::ResourceExhausted
     );
     assert_eq!(busy.hits(), 3, "max_attempts in all");
+}
+
+#[tokio::test]
+async fn an_answer_broken_off_half_way_is_asked_again_where_the_call_is_safe_to_repeat() {
+    let safe = Replica::start("a", "127.0.0.1:0".parse().expect("addr"));
+    let peer = Peer::at("test", safe.addr, policy());
+    every_endpoint(&peer, "serving").await;
+    // Safe to repeat: read whole, so the break is seen before the caller
+    // reads, and the call is sent again.
+    assert_eq!(
+        ask(&peer, Retry::Safe, "/broken").await.expect("answer"),
+        "a"
+    );
+    assert_eq!(safe.hits(), 2);
+
+    // Not safe to repeat: the caller's read fails, and nothing is sent
+    // again.
+    let once = Replica::start("b", "127.0.0.1:0".parse().expect("addr"));
+    let peer = Peer::at("test", once.addr, policy());
+    every_endpoint(&peer, "serving").await;
+    let failed = ask(&peer, Retry::Never, "/broken")
+        .await
+        .expect_err("broken off");
+    assert_eq!(failed.code(), Code::Unavailable, "{failed:?}");
+    assert_eq!(once.hits(), 1);
 }
 
 #[tokio::test]
