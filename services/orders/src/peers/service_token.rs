@@ -2,7 +2,8 @@
 //! shop's service secret, kept until shortly before it expires. Renewing
 //! it is not retried (the contract does not mark IssueServiceToken safe to
 //! repeat); a renewal that fails keeps the token while it is still valid,
-//! and the next call tries again.
+//! and a call a second later tries again (not every call: with the users
+//! service down, each would wait on it and log it).
 
 use std::{
     sync::Arc,
@@ -19,6 +20,9 @@ use tokio::sync::Mutex;
 
 /// A token is renewed this long before it expires.
 const RENEW_BEFORE: Duration = Duration::from_secs(60);
+/// After a renewal fails, the token held is used this long before the
+/// next try (if it is valid that long).
+const RENEW_AGAIN_AFTER: Duration = Duration::from_secs(1);
 const SERVICE_NAME: &str = "orders";
 
 #[derive(Debug)]
@@ -66,10 +70,13 @@ impl ServiceToken {
         {
             Ok(issued) => issued.into_inner(),
             Err(status) => {
-                return match current.as_ref() {
-                    Some(held) if Instant::now() < held.expires_at => {
+                let now = Instant::now();
+                return match current.as_mut() {
+                    Some(held) if now < held.expires_at => {
+                        held.renew_at = (now + RENEW_AGAIN_AFTER).min(held.expires_at);
                         tracing::warn!(code = ?status.code(), message = status.message(),
-                            "service token not renewed; the one held is still valid");
+                            "service token not renewed; the one held is still valid, \
+                             renewing it is tried again in a second");
                         Ok(held.token.clone())
                     }
                     _ => Err(status),
@@ -105,5 +112,78 @@ impl Credentials for ServiceToken {
         let current = self.current.try_lock().ok()?;
         let held = current.as_ref()?;
         (Instant::now() < held.renew_at).then(|| held.token.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shop_kit::client::PeerPolicy;
+
+    /// A users service that cannot be reached: nothing listens there.
+    fn unreachable_users() -> Peer {
+        let nowhere = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port");
+        Peer::at("users", nowhere, PeerPolicy::default())
+    }
+
+    fn holding(token: &ServiceToken, valid_for: Duration) {
+        let now = Instant::now();
+        *token.current.try_lock().expect("unlocked") = Some(Held {
+            token: "held".into(),
+            renew_at: now,
+            expires_at: now + valid_for,
+        });
+    }
+
+    fn renew_at(token: &ServiceToken) -> Instant {
+        token
+            .current
+            .try_lock()
+            .expect("unlocked")
+            .as_ref()
+            .expect("held")
+            .renew_at
+    }
+
+    #[tokio::test]
+    async fn a_failed_renewal_keeps_the_valid_token_and_is_not_tried_again_for_a_second() {
+        let token = ServiceToken::new(unreachable_users(), "secret".to_owned().into());
+        holding(&token, Duration::from_secs(30));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+
+        let asked = Instant::now();
+        assert_eq!(&*token.token(deadline).await.expect("held"), "held");
+        let next_try = renew_at(&token);
+        assert!(next_try >= asked + RENEW_AGAIN_AFTER, "tried again at once");
+        assert!(next_try <= Instant::now() + RENEW_AGAIN_AFTER);
+        // Until then, the token held is used as it is, without a try.
+        assert_eq!(token.current().as_deref(), Some("held"));
+        assert_eq!(&*token.token(deadline).await.expect("held"), "held");
+        assert_eq!(renew_at(&token), next_try, "tried again within the second");
+    }
+
+    #[tokio::test]
+    async fn a_failed_renewal_is_tried_again_no_later_than_the_token_expires() {
+        let token = ServiceToken::new(unreachable_users(), "secret".to_owned().into());
+        holding(&token, Duration::from_millis(300));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+        let expires_at = token
+            .current
+            .try_lock()
+            .expect("unlocked")
+            .as_ref()
+            .expect("held")
+            .expires_at;
+
+        assert_eq!(&*token.token(deadline).await.expect("held"), "held");
+        assert_eq!(renew_at(&token), expires_at);
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        let expired = token
+            .token(deadline)
+            .await
+            .expect_err("expired, not renewed");
+        assert_eq!(expired.code(), tonic::Code::Unavailable, "{expired:?}");
     }
 }
