@@ -127,7 +127,7 @@ hedging *ARGS:
 replicas *ARGS:
     tests/replicas/run.sh shop-replicas {{ARGS}}
 
-# Soak: the replicas on PostgreSQL and NATS with mutual TLS and traces at 1%, held at 80% of their measured peak by gRPC, Connect, gRPC-Web and REST clients for DURATION (10m; at most 12 minutes for now: the clients do not renew their sessions); then what drifted, what failed, the invariants, and a plot in target/soak/soak.html (`just soak --help`)
+# Soak: the replicas on PostgreSQL and NATS with mutual TLS and traces at 1%, held at 80% of their measured peak by gRPC, Connect, gRPC-Web and REST clients for DURATION (10m; 4h for a real one; the clients renew their sessions as an app does); then what drifted, what failed, the invariants, and a plot in target/soak/soak.html (`just soak --help`)
 soak DURATION="10m" *ARGS:
     tests/replicas/run.sh shop-soak {{DURATION}} {{ARGS}}
 

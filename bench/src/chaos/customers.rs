@@ -29,6 +29,8 @@ use shop_proto::shop::{
 use tokio::task::JoinSet;
 use tonic::{Code, Request, Status};
 
+use super::session::Session;
+
 /// The demo catalog's products.
 pub const PRODUCTS: [&str; 12] = [
     "prod_espresso",
@@ -45,6 +47,9 @@ pub const PRODUCTS: [&str; 12] = [
     "prod_giftcard",
 ];
 
+/// Every chaos customer's password.
+const PASSWORD: &str = "chaos-password-1";
+
 /// A call that gets no answer by then is tried again.
 const CALL_TIMEOUT: Duration = Duration::from_secs(3);
 /// CancelOrder waits up to 5 s for the saga to turn back.
@@ -55,7 +60,8 @@ const GIVE_UP_AFTER: Duration = Duration::from_secs(120);
 /// An order the shop acknowledged.
 #[derive(Clone, Debug)]
 pub struct PlacedOrder {
-    pub token: String,
+    /// Its customer's session (GetOrder follows the order with it).
+    pub session: Session,
     pub user_id: String,
     pub key: String,
     pub id: String,
@@ -126,6 +132,11 @@ impl Reach {
             users: Peer::connect("users", users, policy.clone()).await?,
             orders: Peer::connect("orders", orders, policy).await?,
         })
+    }
+
+    /// The users service (sessions are renewed there).
+    pub fn users(&self) -> &Peer {
+        &self.users
     }
 
     /// The orders service's endpoints (address, health, calls in flight).
@@ -316,7 +327,7 @@ impl Crowd {
 
 struct Customer {
     number: usize,
-    token: String,
+    session: Session,
     user_id: String,
     orders: Peer,
     calls: Arc<Calls>,
@@ -330,9 +341,10 @@ impl Customer {
         reach: &Reach,
         calls: Arc<Calls>,
     ) -> anyhow::Result<Self> {
+        let email = format!("chaos-{seed}-{number}@example.com");
         let sign_up = SignUpRequest {
-            email: format!("chaos-{seed}-{number}@example.com"),
-            password: "chaos-password-1".to_owned(),
+            email: email.clone(),
+            password: PASSWORD.to_owned(),
             display_name: format!("Chaos customer {number}"),
         };
         // Not keyed, so never retried (the contract says so): a second
@@ -345,9 +357,16 @@ impl Customer {
             .into_inner()
             .session
             .context("no session")?;
+        let session = Session::renewed(
+            session,
+            reach.users.clone(),
+            email,
+            PASSWORD.to_owned(),
+            calls.clone(),
+        );
         Ok(Self {
             number,
-            token: session.access_token,
+            session,
             user_id: String::new(),
             orders: reach.orders.clone(),
             calls,
@@ -392,7 +411,7 @@ impl Customer {
                 self.cancel(&order.id, &mut placed).await?;
             }
             placed.orders.push(PlacedOrder {
-                token: self.token.clone(),
+                session: self.session.clone(),
                 user_id: order.customer_id.clone(),
                 key,
                 total_minor_units: order.total.as_ref().map_or(0, |t| t.minor_units),
@@ -456,12 +475,17 @@ impl Customer {
     ) -> anyhow::Result<Option<Order>> {
         let mut stopped_at: Option<Instant> = None;
         loop {
-            // Keyed: the client stack may repeat it on another replica.
-            let asked = Request::new(create.clone()).bearer(&self.token);
             let sent = Instant::now();
-            let answer = OrderServiceClient::new(self.orders.clone())
-                .create_order(asked)
-                .await;
+            let answer = match self.session.token().await {
+                Ok(token) => {
+                    // Keyed: the client stack may repeat it on another replica.
+                    let asked = Request::new(create.clone()).bearer(&token);
+                    OrderServiceClient::new(self.orders.clone())
+                        .create_order(asked)
+                        .await
+                }
+                Err(status) => Err(status),
+            };
             self.calls
                 .count_timed("CreateOrder", &answer, sent.elapsed());
             match answer {
@@ -500,14 +524,19 @@ impl Customer {
         };
         for _ in 0..5 {
             let deadline = tokio::time::Instant::now() + CANCEL_TIMEOUT;
-            // Cancelling twice is cancelling once.
-            let asked = Request::new(cancel.clone())
-                .within(Some(deadline))
-                .bearer(&self.token);
             let sent = Instant::now();
-            let answer = OrderServiceClient::new(self.orders.clone())
-                .cancel_order(asked)
-                .await;
+            let answer = match self.session.token().await {
+                Ok(token) => {
+                    // Cancelling twice is cancelling once.
+                    let asked = Request::new(cancel.clone())
+                        .within(Some(deadline))
+                        .bearer(&token);
+                    OrderServiceClient::new(self.orders.clone())
+                        .cancel_order(asked)
+                        .await
+                }
+                Err(status) => Err(status),
+            };
             let refused =
                 matches!(&answer, Err(status) if status.code() == Code::FailedPrecondition);
             if refused {
@@ -564,10 +593,15 @@ pub async fn final_order(
         order_id: order.id.clone(),
     };
     loop {
-        let asked = Request::new(get.clone()).bearer(&order.token);
-        let answer = OrderServiceClient::new(reach.orders.clone())
-            .get_order(asked)
-            .await;
+        let answer = match order.session.token().await {
+            Ok(token) => {
+                let asked = Request::new(get.clone()).bearer(&token);
+                OrderServiceClient::new(reach.orders.clone())
+                    .get_order(asked)
+                    .await
+            }
+            Err(status) => Err(status),
+        };
         if let Ok(answer) = answer
             && let Some(found) = answer.into_inner().order
             && found.status() != OrderStatus::Pending

@@ -9,6 +9,7 @@
 pub mod customers;
 pub mod invariants;
 mod nemesis;
+pub mod session;
 
 use std::{
     path::PathBuf,

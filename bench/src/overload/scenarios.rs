@@ -18,7 +18,10 @@ use tonic::{Request, transport::Channel};
 use super::load::{Call, Outcome};
 use crate::{
     app_suite::{orders::Customer, shop::addr},
-    chaos::customers::{PRODUCTS, PlacedOrder},
+    chaos::{
+        customers::{PRODUCTS, PlacedOrder},
+        session::Session,
+    },
 };
 
 /// HTTP/2 connections per service: the server takes 256 calls at once on
@@ -100,7 +103,8 @@ impl Call for CreateOrder {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .push(PlacedOrder {
-                    token: customer.token.clone(),
+                    // A run shorter than a token's life.
+                    session: Session::fixed(&customer.token),
                     user_id: customer.user_id.clone(),
                     key,
                     id: order.id.clone(),

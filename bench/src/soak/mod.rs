@@ -153,6 +153,7 @@ pub async fn run(options: &Options) -> anyhow::Result<bool> {
     let shop = Shop::start(options).await?;
     let (visitors, visitors_orders) = Visitors::sign_up(
         shop.production.dial.clone(),
+        shop.reach.users(),
         shop.at.clone(),
         options.visitors,
         options.parts.seed,

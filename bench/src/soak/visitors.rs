@@ -24,6 +24,7 @@ use anyhow::Context;
 use bytes::Bytes;
 use http_body_util::Full;
 use prost::Message;
+use shop_kit::client::Peer;
 use shop_proto::shop::{
     bff::v1::WebBffServiceGetHomeRequest,
     orders::v1::{CreateOrderRequest, CreateOrderResponse, create_order_request::Item},
@@ -32,7 +33,10 @@ use shop_proto::shop::{
 use tonic::{Code, Status};
 
 use crate::{
-    chaos::customers::{Calls, PRODUCTS, PlacedOrder},
+    chaos::{
+        customers::{Calls, PRODUCTS, PlacedOrder},
+        session::Session,
+    },
     dial::{Answer, Dial},
     overload::load::{Call, Outcome},
     targets,
@@ -51,7 +55,7 @@ pub struct Addresses {
 
 struct Visitor {
     email: String,
-    token: String,
+    session: Session,
     order_id: String,
 }
 
@@ -65,9 +69,11 @@ pub struct Visitors {
 
 impl Visitors {
     /// Signs up `count` visitors, each placing one order: them, and the
-    /// orders for the ledger.
+    /// orders for the ledger. Their sessions are renewed at `users` (see
+    /// `Session`).
     pub async fn sign_up(
         dial: Dial,
+        users: &Peer,
         at: Addresses,
         count: usize,
         seed: u64,
@@ -90,7 +96,15 @@ impl Visitors {
             )
             .await
             .with_context(|| format!("signing up {email}"))?;
-            let token = signed_up.session.context("no session")?.access_token;
+            let issued = signed_up.session.context("no session")?;
+            let token = issued.access_token.clone();
+            let session = Session::renewed(
+                issued,
+                users.clone(),
+                email.clone(),
+                PASSWORD.to_owned(),
+                calls.clone(),
+            );
             let user_id = signed_up.user.context("no user")?.id;
             let key = format!("soak-visitor-{seed}-{number}");
             let product = PRODUCTS[number % PRODUCTS.len()];
@@ -112,7 +126,7 @@ impl Visitors {
             .with_context(|| format!("{email}'s first order"))?;
             let order = created.order.context("no order")?;
             placed.push(PlacedOrder {
-                token: token.clone(),
+                session: session.clone(),
                 user_id,
                 key,
                 id: order.id.clone(),
@@ -122,7 +136,7 @@ impl Visitors {
             });
             people.push(Visitor {
                 email,
-                token,
+                session,
                 order_id: order.id,
             });
         }
@@ -186,6 +200,7 @@ impl Visitors {
     }
 
     async fn home(&self, visitor: &Visitor) -> Result<(), Status> {
+        let token = visitor.session.token().await?;
         let request = WebBffServiceGetHomeRequest { featured_count: 4 };
         let answer = post(
             &self.dial,
@@ -193,13 +208,14 @@ impl Visitors {
             "/shop.bff.v1.WebBffService/GetHome",
             "application/grpc-web+proto",
             targets::envelope(&request.encode_to_vec()),
-            Some(&visitor.token),
+            Some(&token),
         )
         .await?;
         grpc_web_status(&answer)
     }
 
     async fn watch(&self, at: SocketAddr, visitor: &Visitor) -> Result<(), Status> {
+        let token = visitor.session.token().await?;
         let message = serde_json::json!({ "orderId": visitor.order_id }).to_string();
         let answer = post(
             &self.dial,
@@ -207,7 +223,7 @@ impl Visitors {
             "/shop.orders.v1.OrderService/WatchOrder",
             "application/connect+json",
             targets::envelope(message.as_bytes()),
-            Some(&visitor.token),
+            Some(&token),
         )
         .await?;
         connect_stream_status(&answer)

@@ -1,0 +1,158 @@
+//! A customer's session with the shop, as a client app keeps one: the
+//! access token, renewed with the refresh token (`Refresh`) shortly before
+//! it expires (the shop's last 15 minutes), or by signing in again
+//! (`LogIn`) when the refresh fails for good (its refresh token spent by
+//! an answer that was lost). Runs longer than a token's life (`just soak`)
+//! need it; a renewal that fails while the token held is still valid is
+//! tried again a few seconds later.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use shop_kit::client::Peer;
+use shop_proto::shop::users::v1::{
+    LogInRequest, RefreshRequest, Session as Issued, user_service_client::UserServiceClient,
+};
+use tokio::sync::Mutex;
+use tonic::{Code, Request, Status};
+
+use super::customers::Calls;
+
+/// A token is renewed this long before it expires.
+const RENEW_BEFORE: Duration = Duration::from_secs(120);
+/// After a renewal fails, the token held is used this long before the
+/// next try (while it is valid).
+const RENEW_AGAIN_AFTER: Duration = Duration::from_secs(5);
+
+/// A session; clones share it (one renewal at a time).
+#[derive(Clone, Debug)]
+pub struct Session {
+    held: Arc<Mutex<Held>>,
+    renewal: Option<Arc<Renewal>>,
+}
+
+#[derive(Debug)]
+struct Held {
+    access: Arc<str>,
+    refresh: String,
+    renew_at: Instant,
+    expires_at: Instant,
+}
+
+/// How a session is renewed: at the users service, as whom, its calls
+/// counted with the customers'.
+#[derive(Debug)]
+struct Renewal {
+    users: Peer,
+    email: String,
+    password: String,
+    calls: Arc<Calls>,
+}
+
+impl Session {
+    /// A session that is never renewed (runs shorter than a token's life).
+    pub fn fixed(access: &str) -> Self {
+        let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
+        Self {
+            held: Arc::new(Mutex::new(Held {
+                access: access.into(),
+                refresh: String::new(),
+                renew_at: far,
+                expires_at: far,
+            })),
+            renewal: None,
+        }
+    }
+
+    /// `issued` to `email`, renewed at `users` while it is used.
+    pub fn renewed(
+        issued: Issued,
+        users: Peer,
+        email: String,
+        password: String,
+        calls: Arc<Calls>,
+    ) -> Self {
+        Self {
+            held: Arc::new(Mutex::new(Held::of(issued))),
+            renewal: Some(Arc::new(Renewal {
+                users,
+                email,
+                password,
+                calls,
+            })),
+        }
+    }
+
+    /// The access token to send now: the one held, or a new one when it
+    /// is due; the status of the renewal when no valid token could be had.
+    pub async fn token(&self) -> Result<Arc<str>, Status> {
+        let mut held = self.held.lock().await;
+        let now = Instant::now();
+        let Some(renewal) = self.renewal.as_ref().filter(|_| now >= held.renew_at) else {
+            return Ok(held.access.clone());
+        };
+        match renewal.renew(&held.refresh).await {
+            Ok(issued) => {
+                *held = Held::of(issued);
+                Ok(held.access.clone())
+            }
+            Err(_) if now < held.expires_at => {
+                held.renew_at = (now + RENEW_AGAIN_AFTER).min(held.expires_at);
+                Ok(held.access.clone())
+            }
+            Err(status) => Err(status),
+        }
+    }
+}
+
+impl Held {
+    fn of(issued: Issued) -> Self {
+        let now = Instant::now();
+        let lifetime = issued.expires_in.map_or(Duration::ZERO, |d| {
+            Duration::from_secs(u64::try_from(d.seconds).unwrap_or(0))
+        });
+        Self {
+            access: issued.access_token.into(),
+            refresh: issued.refresh_token,
+            renew_at: now + lifetime.saturating_sub(RENEW_BEFORE),
+            expires_at: now + lifetime,
+        }
+    }
+}
+
+impl Renewal {
+    /// A new session: refreshed, or signed in again when the refresh token
+    /// is refused (spent); each call counted.
+    async fn renew(&self, refresh_token: &str) -> Result<Issued, Status> {
+        let users = UserServiceClient::new(self.users.clone());
+        let sent = Instant::now();
+        let refreshed = users
+            .clone()
+            .refresh(Request::new(RefreshRequest {
+                refresh_token: refresh_token.to_owned(),
+            }))
+            .await
+            .map(|answer| answer.into_inner().session);
+        self.calls
+            .count_timed("Refresh", &refreshed, sent.elapsed());
+        match refreshed {
+            Ok(Some(issued)) => return Ok(issued),
+            Ok(None) => return Err(Status::internal("Refresh answered no session")),
+            Err(status) if status.code() != Code::Unauthenticated => return Err(status),
+            Err(_) => {}
+        }
+        let sent = Instant::now();
+        let signed_in = users
+            .clone()
+            .log_in(Request::new(LogInRequest {
+                email: self.email.clone(),
+                password: self.password.clone(),
+            }))
+            .await
+            .map(|answer| answer.into_inner().session);
+        self.calls.count_timed("LogIn", &signed_in, sent.elapsed());
+        signed_in?.ok_or_else(|| Status::internal("LogIn answered no session"))
+    }
+}
