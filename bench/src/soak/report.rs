@@ -184,7 +184,7 @@ impl Outcome<'_> {
                 false,
             ),
             (
-                "open fds",
+                "open fds (PostgreSQL's aside)",
                 drift(points, self.soak_seconds, |p| &p.fds),
                 true,
             ),
@@ -209,7 +209,7 @@ impl Outcome<'_> {
                 let judgement = judge(name, *last, too_much);
                 let _ = writeln!(
                     summary,
-                    "  {what:<24} {name:<16} {second:>8.1} -> {last:>8.1} ({change:+.1}%){}",
+                    "  {what:<30} {name:<16} {second:>8.1} -> {last:>8.1} ({change:+.1}%){}",
                     match &judgement {
                         Judgement::Flat => String::new(),
                         Judgement::Drifts => "  DRIFTS".to_owned(),

@@ -1,7 +1,8 @@
 //! What the soak watches over time, one point every so often: the calls
 //! made (per second, failed) and their p99 since the last point; each
-//! process's resident memory and open file descriptors; each database's
-//! connections (PostgreSQL's `pg_stat_activity`).
+//! process's resident memory and open file descriptors (its sockets to
+//! PostgreSQL aside: those are its pool's, judged as connections); each
+//! database's connections (PostgreSQL's `pg_stat_activity`).
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -34,7 +35,7 @@ pub struct Point {
     pub cpu_cores: BTreeMap<String, f64>,
     /// By process.
     pub rss_mib: BTreeMap<String, f64>,
-    /// By process.
+    /// By process, its sockets to PostgreSQL aside.
     pub fds: BTreeMap<String, f64>,
     /// By database.
     pub db_connections: BTreeMap<String, f64>,
@@ -99,6 +100,7 @@ impl Timeline {
         postgres_url: &str,
     ) -> anyhow::Result<Self> {
         let db = sea_orm::Database::connect(postgres_url).await?;
+        let postgres_port = port_of(postgres_url);
         let points: Arc<Mutex<Vec<Point>>> = Arc::default();
         let by_kind: Arc<Mutex<BTreeMap<&'static str, Latencies>>> = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
@@ -147,9 +149,10 @@ impl Timeline {
                             let kib = kib_field(&proc_file(pid, "status")?, "VmRSS:")?;
                             Some(kib as f64 / 1024.0)
                         }),
-                        fds: each(&processes, |pid| {
-                            Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as f64)
-                        }),
+                        fds: {
+                            let pools = sockets_to(postgres_port);
+                            each(&processes, |pid| fds_besides(pid, &pools))
+                        },
                         db_connections: connections(&db).await.unwrap_or_default(),
                     };
                     last = now;
@@ -200,6 +203,68 @@ fn each(processes: &[(String, u32)], read: impl Fn(u32) -> Option<f64>) -> BTree
 }
 
 /// Connections to each of the run's databases now.
+/// The port of a PostgreSQL URL (`postgres://user@host:port/db`), 5432
+/// when it names none.
+fn port_of(url: &str) -> u16 {
+    let authority = url.split("://").nth(1).unwrap_or(url);
+    let host = authority.split(['/', '?']).next().unwrap_or_default();
+    let host = host.rsplit('@').next().unwrap_or_default();
+    host.rsplit_once(':')
+        .and_then(|(_, port)| port.parse().ok())
+        .unwrap_or(5432)
+}
+
+/// This machine's TCP sockets whose far end is `port` (by inode), as
+/// `/proc/net/tcp` and `tcp6` list them.
+fn sockets_to(port: u16) -> BTreeSet<u64> {
+    let far_end = format!(":{port:04X}");
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|table| std::fs::read_to_string(table).ok())
+        .flat_map(|table| {
+            table
+                .lines()
+                .skip(1)
+                .filter_map(|line| {
+                    let fields: Vec<&str> = line.split_whitespace().collect();
+                    let remote = fields.get(2)?;
+                    remote
+                        .ends_with(&far_end)
+                        .then(|| fields.get(9)?.parse().ok())?
+                })
+                .collect::<Vec<u64>>()
+        })
+        .collect()
+}
+
+/// `pid`'s open file descriptors, but for the sockets in `aside`.
+fn fds_besides(pid: u32, aside: &BTreeSet<u64>) -> Option<f64> {
+    let open = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+    let targets = open
+        .filter_map(Result::ok)
+        .map(|fd| std::fs::read_link(fd.path()).ok());
+    Some(counted_besides(targets, aside) as f64)
+}
+
+/// How many of the fds whose links are `targets` (none: gone meanwhile,
+/// counted) are not sockets in `aside`.
+fn counted_besides(
+    targets: impl Iterator<Item = Option<std::path::PathBuf>>,
+    aside: &BTreeSet<u64>,
+) -> usize {
+    targets
+        .filter(|target| {
+            let inode = target
+                .as_ref()
+                .and_then(|t| t.to_str())
+                .and_then(|t| t.strip_prefix("socket:["))
+                .and_then(|t| t.strip_suffix(']'))
+                .and_then(|t| t.parse::<u64>().ok());
+            !inode.is_some_and(|inode| aside.contains(&inode))
+        })
+        .count()
+}
+
 async fn connections(db: &sea_orm::DatabaseConnection) -> anyhow::Result<BTreeMap<String, f64>> {
     let rows = db
         .query_all_raw(sea_orm::Statement::from_string(
@@ -261,6 +326,51 @@ mod tests {
             rss_mib: [("users-0".to_owned(), mib)].into(),
             ..Point::default()
         }
+    }
+
+    #[test]
+    fn the_port_of_a_postgres_url_is_its_own_or_5432() {
+        assert_eq!(
+            port_of("postgres://u:p@127.0.0.1:5433/db?sslmode=disable"),
+            5433
+        );
+        assert_eq!(port_of("postgres://u:p%40x@localhost/db"), 5432);
+        assert_eq!(port_of("postgres://[::1]:6543/db"), 6543);
+    }
+
+    /// The inode of the socket behind `fd` of this process.
+    fn inode(fd: &impl std::os::fd::AsRawFd) -> u64 {
+        let target = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).expect("fd");
+        let target = target.to_str().expect("text");
+        target["socket:[".len()..target.len() - 1]
+            .parse()
+            .expect("inode")
+    }
+
+    #[test]
+    fn the_sockets_to_the_database_are_found_by_its_port_and_not_counted() {
+        let database = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+        let port = database.local_addr().expect("addr").port();
+        let pool: Vec<_> = (0..3)
+            .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect"))
+            .collect();
+        let accepted: Vec<_> = (0..3)
+            .map(|_| database.accept().expect("accept").0)
+            .collect();
+
+        let aside = sockets_to(port);
+        let pool_inodes: BTreeSet<u64> = pool.iter().map(inode).collect();
+        // The pool's ends, not the database's (they listen on the port).
+        assert_eq!(aside, pool_inodes);
+
+        let links = pool
+            .iter()
+            .map(inode)
+            .chain(accepted.iter().map(inode))
+            .map(|inode| Some(format!("socket:[{inode}]").into()))
+            .chain([Some("/dev/null".into()), Some("pipe:[7]".into()), None]);
+        // The 3 accepted sockets, /dev/null, the pipe and the one gone.
+        assert_eq!(counted_besides(links, &aside), 6);
     }
 
     #[test]
