@@ -476,16 +476,14 @@ impl Customer {
         let mut stopped_at: Option<Instant> = None;
         loop {
             let sent = Instant::now();
-            let answer = match self.session.token().await {
-                Ok(token) => {
-                    // Keyed: the client stack may repeat it on another replica.
-                    let asked = Request::new(create.clone()).bearer(&token);
-                    OrderServiceClient::new(self.orders.clone())
-                        .create_order(asked)
-                        .await
-                }
-                Err(status) => Err(status),
-            };
+            let answer = async {
+                // Keyed: the client stack may repeat it on another replica.
+                let asked = self.session.request(create.clone()).await?;
+                OrderServiceClient::new(self.orders.clone())
+                    .create_order(asked)
+                    .await
+            }
+            .await;
             self.calls
                 .count_timed("CreateOrder", &answer, sent.elapsed());
             match answer {
@@ -525,18 +523,14 @@ impl Customer {
         for _ in 0..5 {
             let deadline = tokio::time::Instant::now() + CANCEL_TIMEOUT;
             let sent = Instant::now();
-            let answer = match self.session.token().await {
-                Ok(token) => {
-                    // Cancelling twice is cancelling once.
-                    let asked = Request::new(cancel.clone())
-                        .within(Some(deadline))
-                        .bearer(&token);
-                    OrderServiceClient::new(self.orders.clone())
-                        .cancel_order(asked)
-                        .await
-                }
-                Err(status) => Err(status),
-            };
+            let answer = async {
+                // Cancelling twice is cancelling once.
+                let asked = self.session.request(cancel.clone()).await?;
+                OrderServiceClient::new(self.orders.clone())
+                    .cancel_order(asked.within(Some(deadline)))
+                    .await
+            }
+            .await;
             let refused =
                 matches!(&answer, Err(status) if status.code() == Code::FailedPrecondition);
             if refused {
@@ -593,15 +587,13 @@ pub async fn final_order(
         order_id: order.id.clone(),
     };
     loop {
-        let answer = match order.session.token().await {
-            Ok(token) => {
-                let asked = Request::new(get.clone()).bearer(&token);
-                OrderServiceClient::new(reach.orders.clone())
-                    .get_order(asked)
-                    .await
-            }
-            Err(status) => Err(status),
-        };
+        let answer = async {
+            let asked = order.session.request(get.clone()).await?;
+            OrderServiceClient::new(reach.orders.clone())
+                .get_order(asked)
+                .await
+        }
+        .await;
         if let Ok(answer) = answer
             && let Some(found) = answer.into_inner().order
             && found.status() != OrderStatus::Pending

@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use shop_kit::client::Peer;
+use shop_kit::client::{CallExt as _, Peer};
 use shop_proto::shop::users::v1::{
     LogInRequest, RefreshRequest, Session as Issued, user_service_client::UserServiceClient,
 };
@@ -83,6 +83,12 @@ impl Session {
                 calls,
             })),
         }
+    }
+
+    /// `message` as a request carrying the access token of now (see
+    /// [`Session::token`]).
+    pub async fn request<T>(&self, message: T) -> Result<Request<T>, Status> {
+        Ok(Request::new(message).bearer(&self.token().await?))
     }
 
     /// The access token to send now: the one held, or a new one when it

@@ -12,13 +12,16 @@
 //! is not sent twice its load.
 
 use std::{
-    pin::Pin,
     sync::{Arc, Mutex, PoisonError},
     task::{Context, Poll},
 };
 
 use bytes::Bytes;
-use futures::{StreamExt, future::BoxFuture, stream::FuturesUnordered};
+use futures::{
+    StreamExt,
+    future::{BoxFuture, Either},
+    stream::FuturesUnordered,
+};
 use shop_kit_policy::RetryThrottling;
 use tokio::time::Instant;
 use tonic::Code;
@@ -86,7 +89,7 @@ where
 {
     type Response = Response;
     type Error = BoxError;
-    type Future = HedgeFuture<S::Future>;
+    type Future = Either<S::Future, BoxFuture<'static, Result<Response, BoxError>>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         self.inner.poll_ready(cx)
@@ -97,9 +100,7 @@ where
         let hedging = match &MethodCalls::of_request(&request).hedging {
             Some(hedging) if self.endpoints.elsewhere(Instant::now()) => hedging.clone(),
             _ => {
-                return HedgeFuture::Once {
-                    inner: self.inner.call(request),
-                };
+                return Either::Left(self.inner.call(request));
             }
         };
         let throttling = MethodCalls::of_request(&request).throttling;
@@ -107,38 +108,14 @@ where
         let copies = Arc::new(Copies::default());
         request.extensions_mut().insert(copies.clone());
         let first = self.inner.call(copy(&request));
-        HedgeFuture::Hedged {
-            future: Box::pin(hedged(
-                first,
-                request,
-                self.clone(),
-                hedging,
-                throttling,
-                copies,
-            )),
-        }
-    }
-}
-
-pin_project_lite::pin_project! {
-    #[project = HedgeProjection]
-    pub(super) enum HedgeFuture<F> {
-        Once { #[pin] inner: F },
-        Hedged { future: BoxFuture<'static, Result<Response, BoxError>> },
-    }
-}
-
-impl<F> Future for HedgeFuture<F>
-where
-    F: Future<Output = Result<Response, BoxError>>,
-{
-    type Output = Result<Response, BoxError>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project() {
-            HedgeProjection::Once { inner } => inner.poll(cx),
-            HedgeProjection::Hedged { future } => future.as_mut().poll(cx),
-        }
+        Either::Right(Box::pin(hedged(
+            first,
+            request,
+            self.clone(),
+            hedging,
+            throttling,
+            copies,
+        )))
     }
 }
 

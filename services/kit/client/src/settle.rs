@@ -8,13 +8,10 @@
 //! that answers with one message is read whole: a stream is its caller's
 //! to read as it comes.
 
-use std::{
-    pin::Pin,
-    task::{Context, Poll},
-};
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use futures::future::BoxFuture;
+use futures::future::{BoxFuture, Either};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tonic::{Code, Status};
 use tower::Service;
@@ -48,7 +45,7 @@ where
 {
     type Response = Response;
     type Error = BoxError;
-    type Future = SettleFuture<S::Future>;
+    type Future = Either<S::Future, BoxFuture<'static, Result<Response, BoxError>>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         self.inner.poll_ready(cx)
@@ -58,11 +55,9 @@ where
         let whole = MethodCalls::of_request(&request).read_whole();
         let answered = self.inner.call(request);
         if !whole {
-            return SettleFuture::AsItComes { inner: answered };
+            return Either::Left(answered);
         }
-        SettleFuture::Whole {
-            future: Box::pin(async move { read_whole(answered.await?).await }),
-        }
+        Either::Right(Box::pin(async move { read_whole(answered.await?).await }))
     }
 }
 
@@ -81,27 +76,5 @@ async fn read_whole(response: Response) -> Result<Response, BoxError> {
             format!("the answer is larger than {MOST_ANSWER_BYTES} bytes"),
         ))),
         Err(error) => Err(error),
-    }
-}
-
-pin_project_lite::pin_project! {
-    #[project = SettleProjection]
-    pub(super) enum SettleFuture<F> {
-        AsItComes { #[pin] inner: F },
-        Whole { future: BoxFuture<'static, Result<Response, BoxError>> },
-    }
-}
-
-impl<F> Future for SettleFuture<F>
-where
-    F: Future<Output = Result<Response, BoxError>>,
-{
-    type Output = Result<Response, BoxError>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project() {
-            SettleProjection::AsItComes { inner } => inner.poll(cx),
-            SettleProjection::Whole { future } => future.as_mut().poll(cx),
-        }
     }
 }
