@@ -59,14 +59,22 @@ pub async fn customers(count: usize) -> anyhow::Result<Vec<Customer>> {
 pub struct CreateOrder {
     channels: Vec<Channel>,
     customers: Vec<Customer>,
+    /// Each customer's session, as its orders keep it (a run shorter than
+    /// a token's life: never renewed).
+    sessions: Vec<Session>,
     pub placed: Mutex<Vec<PlacedOrder>>,
 }
 
 impl CreateOrder {
     pub async fn new(customers: Vec<Customer>) -> anyhow::Result<Arc<Self>> {
+        let sessions = customers
+            .iter()
+            .map(|customer| Session::fixed(&customer.token))
+            .collect();
         Ok(Arc::new(Self {
             channels: channels("orders").await?,
             customers,
+            sessions,
             placed: Mutex::default(),
         }))
     }
@@ -82,7 +90,8 @@ impl CreateOrder {
 
 impl Call for CreateOrder {
     async fn call(&self, n: u64) -> Outcome {
-        let customer = &self.customers[n as usize % self.customers.len()];
+        let which = n as usize % self.customers.len();
+        let customer = &self.customers[which];
         let key = uuid::Uuid::new_v4().to_string();
         let request = Request::new(CreateOrderRequest {
             items: vec![Item {
@@ -103,8 +112,7 @@ impl Call for CreateOrder {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .push(PlacedOrder {
-                    // A run shorter than a token's life.
-                    session: Session::fixed(&customer.token),
+                    session: self.sessions[which].clone(),
                     user_id: customer.user_id.clone(),
                     key,
                     id: order.id.clone(),
