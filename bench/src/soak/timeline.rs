@@ -202,7 +202,6 @@ fn each(processes: &[(String, u32)], read: impl Fn(u32) -> Option<f64>) -> BTree
         .collect()
 }
 
-/// Connections to each of the run's databases now.
 /// The port of a PostgreSQL URL (`postgres://user@host:port/db`), 5432
 /// when it names none.
 fn port_of(url: &str) -> u16 {
@@ -215,7 +214,8 @@ fn port_of(url: &str) -> u16 {
 }
 
 /// This machine's TCP sockets whose far end is `port` (by inode), as
-/// `/proc/net/tcp` and `tcp6` list them.
+/// `/proc/net/tcp` and `tcp6` list them. Sockets no process holds any
+/// more (TIME_WAIT, inode 0) are left out.
 fn sockets_to(port: u16) -> BTreeSet<u64> {
     let far_end = format!(":{port:04X}");
     ["/proc/net/tcp", "/proc/net/tcp6"]
@@ -232,6 +232,7 @@ fn sockets_to(port: u16) -> BTreeSet<u64> {
                         .ends_with(&far_end)
                         .then(|| fields.get(9)?.parse().ok())?
                 })
+                .filter(|&inode: &u64| inode != 0)
                 .collect::<Vec<u64>>()
         })
         .collect()
@@ -265,6 +266,7 @@ fn counted_besides(
         .count()
 }
 
+/// Connections to each of the run's databases now.
 async fn connections(db: &sea_orm::DatabaseConnection) -> anyhow::Result<BTreeMap<String, f64>> {
     let rows = db
         .query_all_raw(sea_orm::Statement::from_string(
@@ -357,6 +359,12 @@ mod tests {
         let accepted: Vec<_> = (0..3)
             .map(|_| database.accept().expect("accept").0)
             .collect();
+        // A connection the pool closed first: its end lingers in TIME_WAIT,
+        // held by no process (inode 0).
+        let closed = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        let (far, _) = database.accept().expect("accept");
+        drop(closed);
+        drop(far);
 
         let aside = sockets_to(port);
         let pool_inodes: BTreeSet<u64> = pool.iter().map(inode).collect();
