@@ -9,8 +9,11 @@
 //! even the shortest wait of the calls let in from the queue was longer
 //! than [`TARGET_WAIT`], the room halves, but never below the limit's
 //! floor; every other interval it grows by an eighth (at least one), up to
-//! the limit. So in overload the queue holds about what passes within the
-//! target, and under bursts at normal load it holds a limit's worth.
+//! [`ROOM_PER_PLACE`] times the limit. So in overload the queue holds
+//! about what passes within the target, and under bursts at normal load
+//! it holds twice a limit's worth: a stall of the database that holds
+//! every call at work for a few hundred milliseconds is waited out, not
+//! refused (such a stall ends for all of them at once).
 //!
 //! The floor of the room is the floor of the limit: twice the floor's
 //! callers, each calling again as soon as answered, are always served (a
@@ -22,10 +25,15 @@
 //! with in-process calls (each call's latency grows with every call beside
 //! it, far past the limit's tolerance, so the limit sits at its floor of
 //! eight) were refused about 1,350 orders of 2,000 from a queue halved to
-//! three to seven. A server where nothing finishes or is let
-//! in closes its queue too (when the time since, times the place a call
-//! would take, passes [`PATIENCE`]), and a queued call still waiting after
-//! [`PATIENCE`] gives up and is refused.
+//! three to seven. A server where nothing finishes or is let in closes its
+//! queue too, when a call would likely wait past [`PATIENCE`]: the calls at
+//! work are expected to take as long again as nothing has moved so far,
+//! and each further round of the limit's places as long as calls have
+//! lately taken (as long as the stall, when no call has finished yet).
+//! Places free a limit's worth at a time when a stall ends, not one by
+//! one, so a stall of a few hundred milliseconds is waited out, and one
+//! longer than the patience refuses every new call at once. A queued call
+//! still waiting after [`PATIENCE`] gives up and is refused.
 
 use std::{
     collections::VecDeque,
@@ -51,6 +59,8 @@ pub const PATIENCE: Duration = Duration::from_millis(500);
 const SHOW_EVERY: Duration = Duration::from_millis(100);
 /// Calls queued at most, whatever the pace (each is a small allocation).
 const MAX_QUEUED: usize = 1024;
+/// The queue's room, at most, per place at work (the limit).
+pub const ROOM_PER_PLACE: usize = 2;
 
 /// Why a call was refused (a metric label).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,6 +137,9 @@ struct State {
     interval_start: Instant,
     /// When a call last finished or was let in.
     last_progress: Instant,
+    /// How long calls at work have lately taken (a moving average of the
+    /// calls that finished as usual; none before the first).
+    round: Option<Duration>,
     meters: Meters,
 }
 
@@ -145,6 +158,17 @@ impl State {
             in_flight: self.in_flight,
             queued: self.queue.len(),
         }
+    }
+
+    /// How long a call queued at `place` would likely wait: the calls at
+    /// work take as long again as nothing has moved, then each round of
+    /// the limit's places ahead of it as long as calls have lately taken.
+    fn likely_wait(&self, place: usize, now: Instant) -> Duration {
+        let stalled = now.duration_since(self.last_progress);
+        let rounds_after = place.div_ceil(self.limit.current().max(1)) - 1;
+        let round = self.round.unwrap_or(stalled);
+        stalled
+            .saturating_add(round.saturating_mul(u32::try_from(rounds_after).unwrap_or(u32::MAX)))
     }
 
     /// Hands freed places to the first callers queued.
@@ -170,7 +194,7 @@ impl State {
         if now.duration_since(self.interval_start) < STANDING {
             return;
         }
-        let most = self.limit.current().clamp(1, MAX_QUEUED);
+        let most = (self.limit.current() * ROOM_PER_PLACE).clamp(1, MAX_QUEUED);
         self.room = if self
             .shortest_wait
             .take()
@@ -212,6 +236,7 @@ impl Gate {
                 shortest_wait: None,
                 interval_start: now,
                 last_progress: now,
+                round: None,
                 meters: Meters::new(service),
             })),
         };
@@ -245,9 +270,8 @@ impl Gate {
         }
         state.limit.pressed();
         state.watch_standing(now);
-        let stalled = now.duration_since(state.last_progress);
         let queued = state.queue.len();
-        if queued >= state.room || stalled * (queued as u32 + 1) > PATIENCE {
+        if queued >= state.room || state.likely_wait(queued + 1, now) > PATIENCE {
             state.meters.refused(Refused::QueueFull);
             return Entry::Refused(Refused::QueueFull, state.load());
         }
@@ -277,6 +301,11 @@ impl Gate {
         if let Some((method, in_flight_then, started)) = sample {
             let latency = now.duration_since(started);
             state.limit.finished(method, in_flight_then, latency, now);
+            state.round = Some(
+                state
+                    .round
+                    .map_or(latency, |round| (round * 7 + latency) / 8),
+            );
         }
         state.last_progress = now;
         state.admit_queued(now);
@@ -519,6 +548,51 @@ mod tests {
         let waited = waiting.wait().await.map(|_| ()).map_err(|(why, _)| why);
         assert_eq!(waited, Err(Refused::QueueTimeout));
         assert_eq!(gate.load().queued, 0);
+    }
+
+    #[tokio::test]
+    async fn a_stall_that_holds_every_call_at_work_is_waited_out_not_refused() {
+        // A server at its usual pace for a while: its queue's room grows
+        // to twice the limit.
+        let gate = gate(24);
+        for _ in 0..8 {
+            admitted(gate.enter(0)).finish(true);
+            tokio::time::sleep(STANDING).await;
+        }
+        admitted(gate.enter(0)).finish(true);
+        // Then the database stalls every call at work for 300 ms (an
+        // autovacuum, a checkpoint), while calls keep coming at 130 a
+        // second: 40 of them, more than the limit, none refused.
+        let held: Vec<Pass> = (0..24).map(|_| admitted(gate.enter(0))).collect();
+        let mut waiting = Vec::new();
+        for arrival in 0..40 {
+            match gate.enter(0) {
+                Entry::Queued(ticket) => waiting.push(ticket),
+                Entry::Admitted(_) => panic!("admitted beyond the limit"),
+                Entry::Refused(why, load) => {
+                    panic!("arrival {arrival} refused ({why:?}, {load:?})")
+                }
+            }
+            tokio::time::sleep(Duration::from_micros(7_500)).await;
+        }
+        // The stall ends for all of them at once; the queue is served.
+        for pass in held {
+            pass.finish(true);
+        }
+        let mut served = 0;
+        let waits = waiting.into_iter().map(|ticket| {
+            tokio::spawn(async move {
+                let pass = ticket.wait().await.map_err(|(why, _)| why)?;
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                pass.finish(true);
+                Ok::<(), Refused>(())
+            })
+        });
+        for wait in waits.collect::<Vec<_>>() {
+            wait.await.expect("waiter").expect("let in");
+            served += 1;
+        }
+        assert_eq!(served, 40);
     }
 
     #[tokio::test]
