@@ -14,8 +14,10 @@ mod entities;
 mod history;
 
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, IdenStatic,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, sea_query::Expr,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, IdenStatic,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+    sea_query::{Expr, OnConflict},
 };
 use shop_kit::db::UnknownStoredValue;
 use shop_kit::events::Relay;
@@ -207,18 +209,29 @@ impl Store {
             saga_traceparent: Set(traceparent.to_owned()),
         };
         let event = events::order_event(&order);
-        let mut insert = order::Entity::insert(row).into_query();
+        // A key used before inserts nothing (and records no event) rather
+        // than failing: a replay is an answer, not an error in the
+        // database's log.
+        let mut insert = order::Entity::insert(row)
+            .on_conflict(
+                OnConflict::columns([order::Column::UserId, order::Column::IdempotencyKey])
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .into_query();
         insert.returning_col(order::Column::Id);
-        if let Err(error) = self.relay.record(&self.db, &insert, vec![event]).await {
-            if !shop_kit::db::is_unique_violation(&error) {
-                return Err(error.into());
-            }
+        let inserted = self.relay.record(&self.db, &insert, vec![event]).await?;
+        if inserted.is_empty() {
             let existing = order::Entity::find()
                 .filter(order::Column::UserId.eq(order.user_id.as_str()))
                 .filter(order::Column::IdempotencyKey.eq(idempotency_key))
                 .one(&self.db)
                 .await?
-                .ok_or(OrdersError::Database(error))?;
+                .ok_or_else(|| {
+                    OrdersError::Database(DbErr::RecordNotFound(format!(
+                        "the order of idempotency key {idempotency_key:?}, which refused a new one"
+                    )))
+                })?;
             return Ok(Placed::Existing {
                 payment_token: existing.payment_token.clone(),
                 order: assemble(existing)?,
