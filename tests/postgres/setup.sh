@@ -34,26 +34,6 @@ if [ "$(su postgres -c "psql -tAc 'SHOW max_connections'")" -lt 500 ]; then
   su postgres -c "psql -qc 'ALTER SYSTEM SET max_connections = 500'"
   restart
 fi
-# Tuned for the soak's hours of writes, as an operator tunes a server for
-# its load (Debian's defaults are for a small machine): WAL compressed and
-# checkpoints far apart, so that fewer full page images are written (the
-# autovacuum of `orders` wrote 14,056 of them in 5 s, and checkpoints came
-# every 1-2 minutes), and shared buffers that hold the hot tables.
-tune() {
-  local name=$1 value=$2
-  if [ "$(su postgres -c "psql -tAc 'SHOW $name'")" != "$value" ]; then
-    su postgres -c "psql -qc \"ALTER SYSTEM SET $name = '$value'\""
-    tuned=yes
-  fi
-}
-tuned=no
-tune wal_compression lz4
-tune max_wal_size 4GB
-tune checkpoint_timeout 15min
-tune shared_buffers 1GB
-if [ "$tuned" = yes ]; then
-  restart
-fi
 # pg_stat_statements: what `just bench orders --profile production` counts
 # statements per order with (as PostgreSQL sees them, BEGIN and COMMIT
 # included).
