@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use shop_kit::client::{CallExt as _, Peer};
+use shop_kit::client::{CallExt as _, Peer, Renewable};
 use shop_proto::shop::users::v1::{
     LogInRequest, RefreshRequest, Session as Issued, user_service_client::UserServiceClient,
 };
@@ -29,16 +29,27 @@ const RENEW_AGAIN_AFTER: Duration = Duration::from_secs(5);
 /// A session; clones share it (one renewal at a time).
 #[derive(Clone, Debug)]
 pub struct Session {
-    held: Arc<Mutex<Held>>,
+    held: Arc<Mutex<Renewable<Tokens>>>,
     renewal: Option<Arc<Renewal>>,
 }
 
+/// What the users service issued: the token to call with, and the one
+/// that renews it.
 #[derive(Debug)]
-struct Held {
+struct Tokens {
     access: Arc<str>,
     refresh: String,
-    renew_at: Instant,
-    expires_at: Instant,
+}
+
+impl Tokens {
+    fn held(issued: Issued) -> Renewable<Tokens> {
+        let expires_in = issued.expires_in.map_or(0, |d| d.seconds);
+        let tokens = Tokens {
+            access: issued.access_token.into(),
+            refresh: issued.refresh_token,
+        };
+        Renewable::issued(tokens, expires_in, RENEW_BEFORE)
+    }
 }
 
 /// How a session is renewed: at the users service, as whom, its calls
@@ -54,14 +65,17 @@ struct Renewal {
 impl Session {
     /// A session that is never renewed (runs shorter than a token's life).
     pub fn fixed(access: &str) -> Self {
-        let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
+        let tokens = Tokens {
+            access: access.into(),
+            refresh: String::new(),
+        };
+        let year = Duration::from_secs(365 * 24 * 3600);
         Self {
-            held: Arc::new(Mutex::new(Held {
-                access: access.into(),
-                refresh: String::new(),
-                renew_at: far,
-                expires_at: far,
-            })),
+            held: Arc::new(Mutex::new(Renewable::valid_for(
+                tokens,
+                year,
+                Duration::ZERO,
+            ))),
             renewal: None,
         }
     }
@@ -75,7 +89,7 @@ impl Session {
         calls: Arc<Calls>,
     ) -> Self {
         Self {
-            held: Arc::new(Mutex::new(Held::of(issued))),
+            held: Arc::new(Mutex::new(Tokens::held(issued))),
             renewal: Some(Arc::new(Renewal {
                 users,
                 email,
@@ -95,35 +109,21 @@ impl Session {
     /// is due; the status of the renewal when no valid token could be had.
     pub async fn token(&self) -> Result<Arc<str>, Status> {
         let mut held = self.held.lock().await;
-        let now = Instant::now();
-        let Some(renewal) = self.renewal.as_ref().filter(|_| now >= held.renew_at) else {
-            return Ok(held.access.clone());
-        };
-        match renewal.renew(&held.refresh).await {
-            Ok(issued) => {
-                *held = Held::of(issued);
-                Ok(held.access.clone())
-            }
-            Err(_) if now < held.expires_at => {
-                held.renew_at = (now + RENEW_AGAIN_AFTER).min(held.expires_at);
-                Ok(held.access.clone())
-            }
-            Err(status) => Err(status),
+        if let Some(tokens) = held.fresh() {
+            return Ok(tokens.access.clone());
         }
-    }
-}
-
-impl Held {
-    fn of(issued: Issued) -> Self {
-        let now = Instant::now();
-        let lifetime = issued.expires_in.map_or(Duration::ZERO, |d| {
-            Duration::from_secs(u64::try_from(d.seconds).unwrap_or(0))
-        });
-        Self {
-            access: issued.access_token.into(),
-            refresh: issued.refresh_token,
-            renew_at: now + lifetime.saturating_sub(RENEW_BEFORE),
-            expires_at: now + lifetime,
+        let Some(renewal) = self.renewal.as_ref() else {
+            return Ok(held.value().access.clone());
+        };
+        match renewal.renew(&held.value().refresh).await {
+            Ok(issued) => {
+                *held = Tokens::held(issued);
+                Ok(held.value().access.clone())
+            }
+            Err(status) => match held.renewal_failed(RENEW_AGAIN_AFTER) {
+                Some(tokens) => Ok(tokens.access.clone()),
+                None => Err(status),
+            },
         }
     }
 }

@@ -60,6 +60,7 @@ mod endpoints;
 mod gate;
 mod hedge;
 mod policy;
+mod renewable;
 mod resolve;
 mod retry;
 mod settle;
@@ -91,6 +92,7 @@ pub use channel::CLIENT_CALL_DURATION;
 use endpoint::ChannelSettings;
 use endpoints::{BreakerPolicy, Discovered, EndpointSet};
 pub use policy::PeerPolicy;
+pub use renewable::Renewable;
 pub use shop_kit_wire::Deadline;
 use status::{BoxError, Response};
 pub use status::{

@@ -5,14 +5,11 @@
 //! and a call a second later tries again (not every call: with the users
 //! service down, each would wait on it and log it).
 
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{sync::Arc, time::Duration};
 
 use futures::future::BoxFuture;
 use secrecy::{ExposeSecret, SecretString};
-use shop_kit::client::{CallExt, Credentials, Peer};
+use shop_kit::client::{CallExt, Credentials, Peer, Renewable};
 use shop_proto::shop::users::v1::{
     IssueServiceTokenRequest, service_token_service_client::ServiceTokenServiceClient,
 };
@@ -30,15 +27,7 @@ pub struct ServiceToken {
     /// The users service, whose ServiceTokenService issues the token.
     users: Peer,
     secret: SecretString,
-    current: Mutex<Option<Held>>,
-}
-
-/// The token held, when to renew it, and when it expires.
-#[derive(Debug)]
-struct Held {
-    token: Arc<str>,
-    renew_at: Instant,
-    expires_at: Instant,
+    current: Mutex<Option<Renewable<Arc<str>>>>,
 }
 
 impl ServiceToken {
@@ -54,10 +43,8 @@ impl ServiceToken {
     /// error says why none could be had.
     pub async fn token(&self, deadline: tokio::time::Instant) -> Result<Arc<str>, tonic::Status> {
         let mut current = self.current.lock().await;
-        if let Some(held) = current.as_ref()
-            && Instant::now() < held.renew_at
-        {
-            return Ok(held.token.clone());
+        if let Some(token) = current.as_ref().and_then(Renewable::fresh) {
+            return Ok(token.clone());
         }
         let request = tonic::Request::new(IssueServiceTokenRequest {
             service_name: SERVICE_NAME.to_owned(),
@@ -70,30 +57,21 @@ impl ServiceToken {
         {
             Ok(issued) => issued.into_inner(),
             Err(status) => {
-                let now = Instant::now();
-                return match current.as_mut() {
-                    Some(held) if now < held.expires_at => {
-                        held.renew_at = (now + RENEW_AGAIN_AFTER).min(held.expires_at);
-                        tracing::warn!(code = ?status.code(), message = status.message(),
-                            "service token not renewed; the one held is still valid, \
-                             renewing it is tried again in a second");
-                        Ok(held.token.clone())
-                    }
-                    _ => Err(status),
+                let held = current
+                    .as_mut()
+                    .and_then(|held| held.renewal_failed(RENEW_AGAIN_AFTER));
+                let Some(token) = held else {
+                    return Err(status);
                 };
+                tracing::warn!(code = ?status.code(), message = status.message(),
+                    "service token not renewed; the one held is still valid, \
+                     renewing it is tried again in a second");
+                return Ok(token.clone());
             }
         };
-        // No lifetime (or a negative one) renews at the next call.
-        let lifetime = issued.expires_in.as_ref().map_or(Duration::ZERO, |d| {
-            Duration::from_secs(u64::try_from(d.seconds).unwrap_or(0))
-        });
-        let now = Instant::now();
+        let expires_in = issued.expires_in.map_or(0, |d| d.seconds);
         let token: Arc<str> = issued.access_token.into();
-        *current = Some(Held {
-            token: token.clone(),
-            renew_at: now + lifetime.saturating_sub(RENEW_BEFORE),
-            expires_at: now + lifetime,
-        });
+        *current = Some(Renewable::issued(token.clone(), expires_in, RENEW_BEFORE));
         Ok(token)
     }
 }
@@ -110,8 +88,7 @@ impl Credentials for ServiceToken {
     fn current(&self) -> Option<Arc<str>> {
         // Being renewed (locked): the caller waits for the new one.
         let current = self.current.try_lock().ok()?;
-        let held = current.as_ref()?;
-        (Instant::now() < held.renew_at).then(|| held.token.clone())
+        current.as_ref()?.fresh().cloned()
     }
 }
 
@@ -119,6 +96,7 @@ impl Credentials for ServiceToken {
 mod tests {
     use super::*;
     use shop_kit::client::PeerPolicy;
+    use std::time::Instant;
 
     /// A users service that cannot be reached: nothing listens there.
     fn unreachable_users() -> Peer {
@@ -128,23 +106,20 @@ mod tests {
         Peer::at("users", nowhere, PeerPolicy::default())
     }
 
+    /// Holding a token valid for `valid_for` and due for renewal now.
     fn holding(token: &ServiceToken, valid_for: Duration) {
-        let now = Instant::now();
-        *token.current.try_lock().expect("unlocked") = Some(Held {
-            token: "held".into(),
-            renew_at: now,
-            expires_at: now + valid_for,
-        });
+        *token.current.try_lock().expect("unlocked") =
+            Some(Renewable::valid_for("held".into(), valid_for, valid_for));
+    }
+
+    fn held(token: &ServiceToken) -> (Instant, Instant) {
+        let current = token.current.try_lock().expect("unlocked");
+        let held = current.as_ref().expect("held");
+        (held.renew_at(), held.expires_at())
     }
 
     fn renew_at(token: &ServiceToken) -> Instant {
-        token
-            .current
-            .try_lock()
-            .expect("unlocked")
-            .as_ref()
-            .expect("held")
-            .renew_at
+        held(token).0
     }
 
     #[tokio::test]
@@ -169,13 +144,7 @@ mod tests {
         let token = ServiceToken::new(unreachable_users(), "secret".to_owned().into());
         holding(&token, Duration::from_millis(300));
         let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
-        let expires_at = token
-            .current
-            .try_lock()
-            .expect("unlocked")
-            .as_ref()
-            .expect("held")
-            .expires_at;
+        let (_, expires_at) = held(&token);
 
         assert_eq!(&*token.token(deadline).await.expect("held"), "held");
         assert_eq!(renew_at(&token), expires_at);
