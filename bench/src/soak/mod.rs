@@ -30,6 +30,7 @@
 //!
 //! Writes `soak.html` (the plot, self-contained) and `soak.csv` beside.
 
+mod pauses;
 mod plot;
 mod report;
 mod timeline;

@@ -42,6 +42,18 @@ pub fn page(title: &str, summary: &str, points: &[Point]) -> String {
     html.push_str(&chart("Calls per second (all clients)", "calls/s", &calls));
     let p99: Lines = [("p99".to_owned(), line(points, |p| p.p99_ms))].into();
     html.push_str(&chart("p99 of the calls in each interval", "ms", &p99));
+    let late: Lines = [("late".to_owned(), line(points, |p| p.machine_late_ms))].into();
+    html.push_str(&chart(
+        "The machine's stalls: how late a sleeping thread of the generator woke",
+        "ms",
+        &late,
+    ));
+    let waited: Lines = [("waited".to_owned(), line(points, |p| p.cpu_waited * 100.0))].into();
+    html.push_str(&chart(
+        "Share of the time some task waited for a CPU",
+        "%",
+        &waited,
+    ));
     html.push_str(&chart(
         "CPU per process",
         "cores",
@@ -66,9 +78,10 @@ pub fn page(title: &str, summary: &str, points: &[Point]) -> String {
     html
 }
 
-/// At most `max` points: each group of neighbours as one (calls/s
-/// averaged, failures summed, the worst p99, the group's last memory, fds
-/// and connections), so nothing a group held is hidden.
+/// At most `max` points: each group of neighbours as one (calls/s and
+/// CPU waited averaged, failures summed, the worst p99 and lateness, the
+/// group's last memory, fds and connections), so nothing a group held is
+/// hidden.
 fn thin(points: &[Point], max: usize) -> Vec<Point> {
     let size = points.len().div_ceil(max.max(1)).max(1);
     points
@@ -79,6 +92,9 @@ fn thin(points: &[Point], max: usize) -> Vec<Point> {
                 group.iter().map(|p| p.calls_per_second).sum::<f64>() / group.len() as f64;
             merged.failed = group.iter().map(|p| p.failed).sum();
             merged.p99_ms = group.iter().map(|p| p.p99_ms).fold(0.0, f64::max);
+            merged.machine_late_ms = group.iter().map(|p| p.machine_late_ms).fold(0.0, f64::max);
+            merged.cpu_waited =
+                group.iter().map(|p| p.cpu_waited).sum::<f64>() / group.len() as f64;
             Some(merged)
         })
         .collect()
@@ -203,7 +219,7 @@ mod tests {
             })
             .collect();
         let html = page("soak <run>", "all hold & more", &points);
-        assert_eq!(html.matches("<svg").count(), 6);
+        assert_eq!(html.matches("<svg").count(), 8);
         assert!(html.contains("orders-1"));
         assert!(html.contains("soak &lt;run&gt;"));
         assert!(html.contains("all hold &amp; more"));
@@ -218,6 +234,7 @@ mod tests {
                 calls_per_second: 10.0,
                 failed: u64::from(second == 4321),
                 p99_ms: if second == 77 { 900.0 } else { 5.0 },
+                machine_late_ms: if second == 78 { 1200.0 } else { 1.0 },
                 ..Point::default()
             })
             .collect();
@@ -225,6 +242,7 @@ mod tests {
         assert!(thinned.len() <= 720, "{}", thinned.len());
         assert_eq!(thinned.iter().map(|p| p.failed).sum::<u64>(), 1);
         assert!(thinned.iter().any(|p| p.p99_ms == 900.0));
+        assert!(thinned.iter().any(|p| p.machine_late_ms == 1200.0));
         assert!(thinned.iter().all(|p| p.calls_per_second == 10.0));
     }
 }

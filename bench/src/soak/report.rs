@@ -18,6 +18,9 @@ use crate::chaos::{
     invariants,
 };
 
+/// The slowest intervals shown with the machine's state then.
+const SLOWEST_SHOWN: usize = 8;
+
 /// The peak of the mix, as measured before the soak.
 #[derive(Clone, Copy, Debug)]
 pub struct Peak {
@@ -127,6 +130,33 @@ impl Outcome<'_> {
             median_of(p99s.iter().copied()),
             p99s.last().copied().unwrap_or(0.0)
         );
+        let _ = writeln!(
+            summary,
+            "the machine: a sleeping thread of the generator woke up to {:.0} ms late \
+             (median interval {:.1} ms); some task waited for a CPU {:.0}% of the time \
+             (median interval)",
+            busy.iter().map(|p| p.machine_late_ms).fold(0.0, f64::max),
+            median_of(busy.iter().map(|p| p.machine_late_ms)),
+            median_of(busy.iter().map(|p| p.cpu_waited)) * 100.0
+        );
+        let mut slowest = busy.clone();
+        slowest.sort_by(|a, b| b.p99_ms.total_cmp(&a.p99_ms));
+        let _ = writeln!(
+            summary,
+            "the slowest intervals (p99), and the machine then:"
+        );
+        for point in slowest.iter().take(SLOWEST_SHOWN) {
+            let _ = writeln!(
+                summary,
+                "  at {:>5.0} s: p99 {:>6.0} ms, {} failed; the generator's thread {:.0} ms late, \
+                 some task waiting for a CPU {:.0}% of it",
+                point.at,
+                point.p99_ms,
+                point.failed,
+                point.machine_late_ms,
+                point.cpu_waited * 100.0
+            );
+        }
         let _ = writeln!(
             summary,
             "CPU per process, mean cores over the soak: {}",
@@ -291,7 +321,7 @@ pub fn table(points: &[Point]) -> String {
     let rss = names(|p| &p.rss_mib);
     let fds = names(|p| &p.fds);
     let dbs = names(|p| &p.db_connections);
-    let mut csv = String::from("seconds,calls_per_second,failed,p99_ms");
+    let mut csv = String::from("seconds,calls_per_second,failed,p99_ms,machine_late_ms,cpu_waited");
     for name in &cpu {
         let _ = write!(csv, ",cpu_cores:{name}");
     }
@@ -308,8 +338,13 @@ pub fn table(points: &[Point]) -> String {
     for point in points {
         let _ = write!(
             csv,
-            "{:.1},{:.1},{},{:.2}",
-            point.at, point.calls_per_second, point.failed, point.p99_ms
+            "{:.1},{:.1},{},{:.2},{:.1},{:.3}",
+            point.at,
+            point.calls_per_second,
+            point.failed,
+            point.p99_ms,
+            point.machine_late_ms,
+            point.cpu_waited
         );
         for (names, values) in [
             (&cpu, &point.cpu_cores),

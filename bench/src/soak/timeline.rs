@@ -2,7 +2,8 @@
 //! made (per second, failed) and their p99 since the last point; each
 //! process's resident memory and open file descriptors (its sockets to
 //! PostgreSQL aside: those are its pool's, judged as connections); each
-//! database's connections (PostgreSQL's `pg_stat_activity`).
+//! database's connections (PostgreSQL's `pg_stat_activity`); and whether
+//! the machine itself held everything up ([`super::pauses`]).
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -15,6 +16,7 @@ use std::{
 
 use sea_orm::ConnectionTrait;
 
+use super::pauses::{self, Pauses};
 use crate::{
     app_suite::shop::{cpu_ms_of_stat, kib_field, proc_file},
     chaos::customers::Calls,
@@ -39,6 +41,12 @@ pub struct Point {
     pub fds: BTreeMap<String, f64>,
     /// By database.
     pub db_connections: BTreeMap<String, f64>,
+    /// The longest a plain thread of the load generator woke late in the
+    /// interval (ms): the machine's own stalls.
+    pub machine_late_ms: f64,
+    /// The share of the interval in which some task waited for a CPU
+    /// (0 to 1; 0 where the kernel does not say).
+    pub cpu_waited: f64,
 }
 
 /// Latencies of one kind of call over the whole run, in buckets 2% wide
@@ -104,11 +112,13 @@ impl Timeline {
         let points: Arc<Mutex<Vec<Point>>> = Arc::default();
         let by_kind: Arc<Mutex<BTreeMap<&'static str, Latencies>>> = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
+        let pauses = Pauses::watch()?;
         let task = tokio::spawn({
             let (points, by_kind, stop) = (points.clone(), by_kind.clone(), stop.clone());
             async move {
                 let began = Instant::now();
                 let mut last = (began, made(&calls));
+                let mut last_waited = pauses::cpu_waited_us();
                 let cpu_ms = |pid| cpu_ms_of_stat(&proc_file(pid, "stat")?);
                 let mut last_cpu = each(&processes, cpu_ms);
                 calls.take_latencies();
@@ -135,6 +145,14 @@ impl Timeline {
                         })
                         .collect();
                     last_cpu = cpu;
+                    let waited = pauses::cpu_waited_us();
+                    let cpu_waited = match (last_waited, waited) {
+                        (Some(before), Some(now)) => {
+                            (now.saturating_sub(before) as f64 / 1e6 / seconds).min(1.0)
+                        }
+                        _ => 0.0,
+                    };
+                    last_waited = waited;
                     let point = Point {
                         at: began.elapsed().as_secs_f64(),
                         cpu_cores,
@@ -154,6 +172,8 @@ impl Timeline {
                             each(&processes, |pid| fds_besides(pid, &pools))
                         },
                         db_connections: connections(&db).await.unwrap_or_default(),
+                        machine_late_ms: pauses.take_longest_ms(),
+                        cpu_waited,
                     };
                     last = now;
                     points
