@@ -235,11 +235,6 @@ impl Endpoint {
         in_flight + AVOIDED_LOAD
     }
 
-    /// Whether it is avoided now (see [`Self::avoid`]).
-    pub(super) fn avoided(&self) -> bool {
-        self.load() >= AVOIDED_LOAD
-    }
-
     /// It refused a call unprocessed, failed one, or was slow on a hedged
     /// one: avoided for a moment.
     pub(super) fn avoid(&self) {

@@ -162,14 +162,6 @@ impl Shared {
             .is_some()
     }
 
-    /// Whether an endpoint may take a call now that has not refused or
-    /// failed one a moment ago: somewhere a refused call may go.
-    pub(super) fn unrefused(&self, now: Instant) -> bool {
-        self.current()
-            .iter()
-            .any(|e| e.is_eligible(now) && !e.avoided())
-    }
-
     /// Where a call may go now.
     pub(super) fn availability(&self, now: Instant) -> Availability {
         let endpoints = self.current();

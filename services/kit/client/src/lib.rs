@@ -14,8 +14,7 @@
 //!                the rest shed with resource_exhausted, marked not sent
 //! retry          tower::retry, as the method's retryPolicy says (its codes,
 //!                attempts, backoff drawn at random), and any call that never
-//!                left; a call a replica refused unprocessed (overloaded) at
-//!                once to another that has not refused, else not at all;
+//!                left or that the peer refused unprocessed (overloaded);
 //!                within the deadline and the peer's retry budget
 //! settle         a call the retry may send again on unavailable has its
 //!                answer read whole first: a connection broken mid-answer
@@ -229,11 +228,7 @@ impl Peer {
         ));
         let hedged = hedge::Hedge::new(balancer, budget.clone(), set.shared.clone());
         let retried = RetryLayer::new(
-            retry::RetryPolicy::new(
-                budget,
-                set.shared.clone(),
-                set.shared.metrics.retries.clone(),
-            ),
+            retry::RetryPolicy::new(budget, set.shared.metrics.retries.clone()),
             settle::Settle::new(hedged),
         );
         let bulkhead = LoadShed::new(ConcurrencyLimit::new(retried, policy.max_in_flight.max(1)));

@@ -1,18 +1,13 @@
 //! When a call is sent again (`tower::retry`), as its method's retryPolicy
 //! says (gRPC's: its codes, at most its attempts, its backoff drawn at
 //! random), and whatever the method when the call never left (no
-//! connection could be made), as gRPC's transparent retries are; never
-//! past the call's deadline, and only while the peer's retry budget
-//! allows, so a peer in trouble is not sent `max_attempts` times its load.
-//! The endpoint that failed is out of rotation until its health check
-//! answers (see `endpoint`), so a retry goes elsewhere when there is an
-//! elsewhere.
-//!
-//! A call a replica refused unprocessed (its admission control: too many
-//! calls at work) is sent again at once, whatever the method, but only to
-//! a replica that has not refused or failed one a moment ago: with none
-//! left, the refusal is the answer, at once (the replica said when to come
-//! back, and a backoff here would only make the caller's refusal slow).
+//! connection could be made) or the peer refused it unprocessed (its
+//! admission control: too many calls at work), as gRPC's transparent
+//! retries are; never past the call's deadline, and only while the peer's
+//! retry budget allows, so a peer in trouble is not sent `max_attempts`
+//! times its load. The endpoint that failed is out of rotation until its
+//! health check answers (see `endpoint`), so a retry goes elsewhere when
+//! there is an elsewhere.
 
 use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
@@ -24,7 +19,6 @@ use super::{
     Backoff, Deadline,
     budget::{Answered, RetryBudget},
     calls::MethodCalls,
-    endpoints::Shared as Endpoints,
     status::{BoxError, Response, head_code, never_left, refused_unprocessed},
 };
 
@@ -38,25 +32,18 @@ const TRANSPARENT_BACKOFF: Backoff = Backoff {
 };
 
 /// A peer's retry policy; one per call (its attempts counted from one).
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub(super) struct RetryPolicy {
     attempts: u32,
     budget: Arc<RetryBudget>,
-    /// The peer's replicas: whether a refused call has another to go to.
-    endpoints: Arc<Endpoints>,
     retries: metrics::Counter,
 }
 
 impl RetryPolicy {
-    pub(super) fn new(
-        budget: Arc<RetryBudget>,
-        endpoints: Arc<Endpoints>,
-        retries: metrics::Counter,
-    ) -> Self {
+    pub(super) fn new(budget: Arc<RetryBudget>, retries: metrics::Counter) -> Self {
         Self {
             attempts: 1,
             budget,
-            endpoints,
             retries,
         }
     }
@@ -70,9 +57,6 @@ enum Again {
     Policy,
     /// It did not reach the peer's work: safe whatever the method.
     Transparent,
-    /// A replica refused it unprocessed: safe whatever the method, sent
-    /// at once to another.
-    Elsewhere,
 }
 
 impl tower::retry::Policy<Request, Response, BoxError> for RetryPolicy {
@@ -98,9 +82,7 @@ impl tower::retry::Policy<Request, Response, BoxError> for RetryPolicy {
                 let unprocessed =
                     code == Code::ResourceExhausted && refused_unprocessed(response.headers());
                 let again = if unprocessed {
-                    self.endpoints
-                        .unrefused(Instant::now())
-                        .then_some(Again::Elsewhere)
+                    Some(Again::Transparent)
                 } else if retryable(code) {
                     Some(Again::Policy)
                 } else {
@@ -133,10 +115,7 @@ impl tower::retry::Policy<Request, Response, BoxError> for RetryPolicy {
         if self.attempts >= most || !self.budget.withdraw(calls.throttling) {
             return None;
         }
-        let pause = match again {
-            Again::Elsewhere => Duration::ZERO,
-            Again::Policy | Again::Transparent => backoff.jittered(self.attempts),
-        };
+        let pause = backoff.jittered(self.attempts);
         let deadline = request.extensions().get::<Deadline>().copied();
         if deadline.is_some_and(|deadline| Instant::now() + pause >= deadline.0) {
             return None;
