@@ -16,6 +16,10 @@ use tonic::Code;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
     Ok,
+    /// Answered, but with parts left out because a service behind it
+    /// refused or failed (the web home's `degraded` sections): served,
+    /// yet not goodput.
+    Degraded,
     /// Refused for want of room (`resource_exhausted`).
     Refused,
     Failed(Code),

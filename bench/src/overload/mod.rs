@@ -59,6 +59,8 @@ struct Row {
     goodput_per_sec: f64,
     ok_p50_ms: f64,
     ok_p99_ms: f64,
+    /// Answered with parts left out (not goodput).
+    degraded: usize,
     refused: usize,
     refused_p99_ms: f64,
     failed: Vec<String>,
@@ -100,6 +102,11 @@ fn row(label: String, offered_per_sec: f64, run: &Run, rss_mib: f64, gates: Stri
         goodput_per_sec: ok.len() as f64 / run.elapsed.as_secs_f64().max(1e-9),
         ok_p50_ms: millis(&mut ok, 0.5),
         ok_p99_ms: millis(&mut ok, 0.99),
+        degraded: run
+            .samples
+            .iter()
+            .filter(|s| s.outcome == Outcome::Degraded)
+            .count(),
         refused: refused.len(),
         refused_p99_ms: millis(&mut refused, 0.99),
         failed,
@@ -211,9 +218,9 @@ async fn measure<C: Call>(
 fn print_table(name: &str, rows: &[Row]) {
     println!("\n{name}");
     println!(
-        "| level | offered/s | goodput/s | of peak | OK p50 / p99 ms | refused | refused p99 ms | failed | RSS MiB |"
+        "| level | offered/s | goodput/s | of peak | OK p50 / p99 ms | degraded | refused | refused p99 ms | failed | RSS MiB |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let peak = rows.first().map_or(1.0, |peak| peak.goodput_per_sec);
     for row in rows {
         let offered = if row.offered_per_sec > 0.0 {
@@ -227,12 +234,13 @@ fn print_table(name: &str, rows: &[Row]) {
             format!("{} ({} not sent)", row.failed.len(), row.not_sent)
         };
         println!(
-            "| {} | {offered} | {:.0} | {:.2} | {:.1} / {:.1} | {} | {:.2} | {failed} | {:.0} |",
+            "| {} | {offered} | {:.0} | {:.2} | {:.1} / {:.1} | {} | {} | {:.2} | {failed} | {:.0} |",
             row.label,
             row.goodput_per_sec,
             row.goodput_per_sec / peak,
             row.ok_p50_ms,
             row.ok_p99_ms,
+            row.degraded,
             row.refused,
             row.refused_p99_ms,
             row.rss_mib,

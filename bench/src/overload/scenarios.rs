@@ -172,7 +172,9 @@ impl Call for Home {
         let channel = self.channels[n as usize % self.channels.len()].clone();
         let request =
             Request::new(WebBffServiceGetHomeRequest { featured_count: 4 }).bearer(&customer.token);
-        let answer = WebBffServiceClient::new(channel).get_home(request).await;
-        Outcome::of(&answer)
+        match WebBffServiceClient::new(channel).get_home(request).await {
+            Ok(home) if !home.get_ref().degraded.is_empty() => Outcome::Degraded,
+            answer => Outcome::of(&answer),
+        }
     }
 }
