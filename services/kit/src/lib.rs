@@ -11,7 +11,7 @@
 //! testing   shop-kit-testing   a database per test, a request per protocol
 //! rpc       shop-kit-rpc       serving Connect, gRPC and gRPC-Web on one port
 //! auth      shop-kit-auth      access tokens, who the caller is
-//! events    shop-kit-events    outbox, relay, inbox, NATS
+//! events    shop-kit-events    outbox, relay, NATS
 //! client    shop-kit-client    calling another service (a tower stack)
 //! db        shop-kit-db        a service's database
 //! rest      shop-kit-rest      RPCs as REST routes, from google.api.http

@@ -509,8 +509,8 @@ async fn a_redelivered_event_changes_nothing_in_the_history() {
         .iter()
         .find(|e| e.event_type == "order.created")
         .expect("order.created");
-    // Redelivered late, after order.confirmed: neither the inbox nor the
-    // version lets it take the order back to PENDING.
+    // Redelivered late, after order.confirmed, even under another id: the
+    // version does not let it take the order back to PENDING.
     let history = shop_orders::store::History::new(db);
     history
         .record(std::slice::from_ref(created))
@@ -525,6 +525,43 @@ async fn a_redelivered_event_changes_nothing_in_the_history() {
     history.record(&[stale]).await.expect("stale");
     let listed = shop.history(&shop.ada, 1, json!({})).await;
     assert_eq!(listed["orders"][0]["status"], "ORDER_STATUS_CONFIRMED");
+}
+
+/// The outbox keeps what waits for the relay; what it has published goes
+/// (the relay's sweep deletes it once `KEEP_PUBLISHED_FOR` old: here the
+/// same statement, asked for everything published until now).
+#[tokio::test]
+async fn published_events_leave_the_outbox_and_waiting_ones_stay() {
+    let shop = Shop::start().await;
+    let order = shop.order(&shop.ada, "pruned").await;
+    let id = order["id"].as_str().expect("id");
+    shop.settled(&shop.ada, id).await;
+    shop.history_settled(&shop.ada, 1).await;
+    let db = shop.orders_database().await;
+    let outbox = shop_kit::events::Outbox::new("orders");
+    // The relay marks a batch published just after the history has it.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while outbox.backlog(&db).await.expect("backlog") > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "events left unsent");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let published = shop_kit::testing::outbox_events(&db, "orders").await;
+    assert_eq!(published.len(), 2, "{published:?}");
+
+    // One more, just recorded: the relay leaves it for two seconds (to the
+    // process that recorded it), so it is still waiting when the sweep runs.
+    let mut waiting = published[0].clone();
+    waiting.id = "recorded-just-now".into();
+    outbox.append(&db, &waiting).await.expect("append");
+    let now = chrono::Utc::now().timestamp_millis();
+    let deleted = outbox.prune(&db, now + 1_000, 1).await.expect("prune");
+    assert_eq!(deleted, 1, "one per statement at most");
+    let deleted = outbox.prune(&db, now + 1_000, 1_000).await.expect("prune");
+    assert_eq!(deleted, 1);
+    let left = outbox.recorded(&db, "orders").await.expect("recorded");
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0].0.id, "recorded-just-now");
+    assert!(!left[0].1, "still waiting for the relay");
 }
 
 /// The request rules of orders.proto (buf.validate), refused on every

@@ -23,8 +23,9 @@
 //! once. While events wait there, new ones are left to the outbox too. An
 //! event may then overtake an older one of another aggregate, never its own
 //! aggregate's newer news unnoticed: consumers keep the newest version.
-//! Delivery is at least once: handlers must be idempotent (see
-//! [`super::Inbox`]).
+//! Delivery is at least once: handlers must be idempotent. Published
+//! events leave the outbox once `KEEP_PUBLISHED_FOR` old (a sweep every
+//! 30 s, see `retention`).
 
 use std::{sync::Arc, time::Duration};
 
@@ -111,7 +112,7 @@ impl Relay {
     ) -> Self {
         let (committed, handed_over) = mpsc::channel(HAND_OVER_QUEUE);
         let worker = Worker {
-            db,
+            db: db.clone(),
             service: service.to_owned(),
             outbox: Outbox::new(service),
             shutdown: shutdown.clone(),
@@ -130,6 +131,12 @@ impl Relay {
             }
         };
         shutdown.spawn(worker.run(transport, handed_over));
+        shutdown.spawn(super::retention::sweep_published(
+            db,
+            service.to_owned(),
+            Outbox::new(service),
+            shutdown.clone(),
+        ));
         Self {
             outbox: Outbox::new(service),
             committed: Arc::new(committed),

@@ -1,22 +1,23 @@
 //! Events between services: what an event is, the transactional outbox that
-//! records it with the state change, the inbox that lets a consumer handle
-//! each event once, and the relay and broker that carry it (in process, or
-//! NATS JetStream). Which events exist and what they mean is each service's
+//! records it with the state change (and lets it go once published), and
+//! the relay and broker that carry it (in process, or NATS JetStream).
+//! Delivery is at least once: a consumer makes an event delivered twice
+//! change nothing (say, by the aggregate's version). Which events exist and what they mean is each service's
 //! business (its `events.rs`), not the kit's.
 
 mod broker;
-mod inbox;
 mod nats;
 mod nats_server;
 mod outbox;
+mod retention;
 mod subscription;
 
 use serde::{Deserialize, Serialize};
 
 pub use broker::{Broker, Relay};
-pub use inbox::Inbox;
 pub use nats_server::NatsServer;
 pub use outbox::Outbox;
+pub use retention::KEEP_PUBLISHED_FOR;
 pub use subscription::{Delivery, Handler, Subscription};
 
 /// Everything that can fail while recording, relaying or consuming events.

@@ -189,8 +189,9 @@ impl Outbox {
         Ok(())
     }
 
-    /// Every event recorded, in commit order, and whether it was published
-    /// (for operators and tests).
+    /// Every event the outbox holds, in commit order, and whether it was
+    /// published (for operators and tests): those waiting for the relay,
+    /// and those published within [`super::KEEP_PUBLISHED_FOR`].
     pub async fn recorded<C: ConnectionTrait>(
         &self,
         conn: &C,
@@ -241,6 +242,30 @@ impl Outbox {
             .to_owned();
         conn.execute(&update).await?;
         Ok(())
+    }
+
+    /// Deletes at most `limit` events published before `before_ms` (the
+    /// broker has them; the outbox only needs what is not yet published),
+    /// in one statement; how many it deleted. Rows another replica is
+    /// deleting at the same moment are skipped (PostgreSQL).
+    pub async fn prune<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        before_ms: i64,
+        limit: u64,
+    ) -> Result<u64, DbErr> {
+        let published = Query::select()
+            .column(col("seq"))
+            .from(col(&self.table))
+            .and_where(Expr::col(col("published_at_ms")).lt(before_ms))
+            .limit(limit)
+            .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+            .to_owned();
+        let delete = Query::delete()
+            .from_table(col(&self.table))
+            .and_where(Expr::col(col("seq")).in_subquery(published))
+            .to_owned();
+        Ok(conn.execute(&delete).await?.rows_affected())
     }
 
     /// How many events wait for the relay.

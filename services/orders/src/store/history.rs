@@ -2,23 +2,17 @@
 //! with product names, totals, status), kept from the order events (CQRS)
 //! and read by ListOrders, which completes it with the orders it has not
 //! caught up with yet, so a customer reads their own writes on any replica.
-//! Events come in batches, each handled at once whatever its size: the
-//! batch's ids into the inbox (so a redelivered event changes nothing), and
-//! the orders, each at its newest version, upserted where they are newer
-//! than what is held; on PostgreSQL one statement, on SQLite a transaction
-//! of two.
+//! Events come in batches, each handled at once whatever its size, in one
+//! statement: the orders, each at its newest version, upserted where they
+//! are newer than what is held (so a redelivered event changes nothing).
 
 use std::collections::HashMap;
 
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
-    IdenStatic, Iterable, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     sea_query::{Alias, Expr, ExprTrait, OnConflict, Query},
 };
-use shop_kit::{
-    db::Params,
-    events::{Event, Inbox},
-};
+use shop_kit::events::Event;
 
 use super::entities::{order, order_history};
 use crate::{
@@ -27,25 +21,21 @@ use crate::{
     events::{self, OrderSnapshot},
 };
 
-/// The newest news of each order among `events`: its event's id and the
-/// history's row for it.
+/// The history's row of each order among `events`, at its newest version.
 fn newest<'a>(
     events: impl Iterator<Item = &'a Event>,
-) -> Result<HashMap<&'a str, (&'a str, order_history::Model)>, OrdersError> {
-    let mut newest: HashMap<&str, (&str, Order)> = HashMap::new();
+) -> Result<Vec<order_history::Model>, OrdersError> {
+    let mut newest: HashMap<&str, Order> = HashMap::new();
     for event in events {
         let order = events::order_of(event).map_err(OrdersError::MalformedEvent)?;
         if newest
             .get(event.aggregate_id.as_str())
-            .is_none_or(|(_, known)| known.version < order.version)
+            .is_none_or(|known| known.version < order.version)
         {
-            newest.insert(event.aggregate_id.as_str(), (event.id.as_str(), order));
+            newest.insert(event.aggregate_id.as_str(), order);
         }
     }
-    newest
-        .into_iter()
-        .map(|(order_id, (event_id, order))| Ok((order_id, (event_id, history_row(order)?))))
-        .collect()
+    newest.into_values().map(history_row).collect()
 }
 
 /// The history's row of `order`.
@@ -68,7 +58,8 @@ fn history_row(order: Order) -> Result<order_history::Model, OrdersError> {
     })
 }
 
-/// An order's row replaces the history's only where it is newer.
+/// An order's row replaces the history's only where it is newer: the same
+/// event again, or older news, changes nothing.
 fn newer_replaces() -> OnConflict {
     use order_history::Column as C;
     let newer = Expr::col((order_history::Entity, C::Version))
@@ -92,105 +83,27 @@ pub const HISTORY_CONSUMER: &str = "order-history";
 #[derive(Clone, Debug)]
 pub struct History {
     db: DatabaseConnection,
-    inbox: Inbox,
 }
 
 impl History {
     pub fn new(db: DatabaseConnection) -> Self {
-        Self {
-            db,
-            inbox: Inbox::new(events::SERVICE, HISTORY_CONSUMER),
-        }
+        Self { db }
     }
 
-    /// Applies a batch of order events: each once, and an order only where
-    /// the event is newer than what the history holds.
+    /// Applies a batch of order events, in one statement: each order at
+    /// its newest version in the batch, only where that is newer than what
+    /// the history holds. An event delivered again (at least once) is not
+    /// newer than itself, so it changes nothing; no record of handled
+    /// events is needed.
     pub async fn record(&self, batch: &[Event]) -> Result<(), OrdersError> {
-        let mut ids: Vec<&str> = batch.iter().map(|event| event.id.as_str()).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        if self.db.get_database_backend() == DbBackend::Postgres {
-            return self.record_in_one_statement(batch, &ids).await;
-        }
-        let txn = shop_kit::db::begin(&self.db).await?;
-        let first_time = self.inbox.first_deliveries(&txn, &ids).await?;
-        let news = newest(batch.iter().filter(|event| first_time.contains(&event.id)))?;
-        if news.is_empty() {
-            txn.rollback().await?;
+        let rows = newest(batch.iter())?;
+        if rows.is_empty() {
             return Ok(());
         }
-        let rows = news
-            .into_values()
-            .map(|(_, row)| order_history::ActiveModel::from(row));
-        order_history::Entity::insert_many(rows)
+        order_history::Entity::insert_many(rows.into_iter().map(order_history::ActiveModel::from))
             .on_conflict(newer_replaces())
-            .exec_without_returning(&txn)
+            .exec_without_returning(&self.db)
             .await?;
-        txn.commit().await?;
-        Ok(())
-    }
-
-    /// [`History::record`] on PostgreSQL: the inbox's insert is a common
-    /// table expression of the upsert, which takes the newest news of each
-    /// order in the batch only if its event is new. (An older event of
-    /// the same order, new where the newest is not, is older than what the
-    /// history holds: skipping it changes nothing.)
-    async fn record_in_one_statement(
-        &self,
-        batch: &[Event],
-        ids: &[&str],
-    ) -> Result<(), OrdersError> {
-        use order_history::Column as C;
-        // The upsert of the SQLite path, from the rows of `news` whose
-        // event is in `fresh`: no parameters of its own.
-        let fresh_ids = Query::select()
-            .column(Alias::new("event_id"))
-            .from(Alias::new("fresh"))
-            .to_owned();
-        let mut upsert = Query::insert();
-        upsert
-            .into_table(order_history::Entity)
-            .columns(C::iter())
-            .select_from(
-                Query::select()
-                    .columns(C::iter())
-                    .from(Alias::new("news"))
-                    .and_where(Expr::col(Alias::new("event_id")).in_subquery(fresh_ids))
-                    .to_owned(),
-            )
-            .map_err(|e| sea_orm::DbErr::Custom(e.to_string()))?
-            .on_conflict(newer_replaces());
-        let mut upsert = self.db.get_database_backend().build(&upsert);
-        let mut params = Params::after(&mut upsert);
-        let fresh = self.inbox.first_deliveries_sql(&mut params, ids);
-        let rows: Vec<String> = newest(batch.iter())?
-            .into_values()
-            .map(|(event_id, row)| {
-                format!(
-                    "({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {})",
-                    params.add(event_id.to_owned()),
-                    params.add(row.order_id),
-                    params.add(row.user_id),
-                    params.add(row.status),
-                    params.add(row.cancel_reason),
-                    params.add(row.cancel_message),
-                    params.add(row.currency_code),
-                    params.add(row.total_minor_units),
-                    params.add(row.items),
-                    params.add(row.created_at_ms),
-                    params.add(row.updated_at_ms),
-                    params.add(row.version),
-                )
-            })
-            .collect();
-        let columns: Vec<&str> = C::iter().map(|column| column.as_str()).collect();
-        let sql = format!(
-            "WITH fresh AS ({fresh}), news (event_id, {columns}) AS (VALUES {rows}) {upsert}",
-            columns = columns.join(", "),
-            rows = rows.join(", "),
-            upsert = upsert.sql,
-        );
-        self.db.execute_raw(params.statement(sql)).await?;
         Ok(())
     }
 
