@@ -7,6 +7,7 @@ mod m20261121_000002_create_reservations;
 mod m20261121_000003_stock_events;
 mod m20261123_000004_reservation_items_in_row;
 mod m20261123_000005_outbox_claims;
+mod m20261127_000006_payloads_without_statistics;
 
 /// Applies the catalog's migrations in order.
 pub struct Migrator;
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000003_stock_events::Migration),
             Box::new(m20261123_000004_reservation_items_in_row::Migration),
             Box::new(m20261123_000005_outbox_claims::Migration),
+            Box::new(m20261127_000006_payloads_without_statistics::Migration),
         ]
     }
 

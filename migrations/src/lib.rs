@@ -18,6 +18,7 @@ mod json_lines;
 mod lock;
 pub mod orders;
 pub mod payments;
+mod statistics;
 pub mod users;
 
 pub use lock::MigrationLock;

@@ -7,6 +7,7 @@ mod m20261121_000002_create_sagas_and_events;
 mod m20261123_000003_one_row_per_order;
 mod m20261123_000005_cancel_reasons;
 mod m20261123_000006_outbox_claims;
+mod m20261127_000007_payloads_without_statistics;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000003_one_row_per_order::Migration),
             Box::new(m20261123_000005_cancel_reasons::Migration),
             Box::new(m20261123_000006_outbox_claims::Migration),
+            Box::new(m20261127_000007_payloads_without_statistics::Migration),
         ]
     }
 

@@ -6,6 +6,7 @@ mod m20261121_000001_create_payments;
 mod m20261121_000002_voids_and_events;
 mod m20261122_000003_charged_by;
 mod m20261123_000004_outbox_claims;
+mod m20261127_000005_payloads_without_statistics;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000002_voids_and_events::Migration),
             Box::new(m20261122_000003_charged_by::Migration),
             Box::new(m20261123_000004_outbox_claims::Migration),
+            Box::new(m20261127_000005_payloads_without_statistics::Migration),
         ]
     }
 

@@ -1,0 +1,24 @@
+//! No planner statistics on the payloads of reservations and the outbox
+//! (see `crate::statistics`). Expand: nothing an earlier release reads changes.
+
+use sea_orm_migration::prelude::*;
+
+use crate::statistics::{self, OUTBOX_PAYLOADS};
+
+#[derive(DeriveMigrationName)]
+pub struct Migration;
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        statistics::gather(manager, "stock_reservations", &["items"], false).await?;
+        statistics::gather(manager, "catalog_outbox", OUTBOX_PAYLOADS, false).await?;
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        statistics::gather(manager, "stock_reservations", &["items"], true).await?;
+        statistics::gather(manager, "catalog_outbox", OUTBOX_PAYLOADS, true).await?;
+        Ok(())
+    }
+}
