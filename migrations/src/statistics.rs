@@ -14,26 +14,28 @@ use sea_orm_migration::{
     sea_orm::{ConnectionTrait, DbBackend},
 };
 
-/// Stops gathering statistics on `columns` of `table` (`gather` false), or
-/// goes back to the server's default (`gather` true).
+/// Stops gathering statistics on the columns of each table (`gather`
+/// false), or goes back to the server's default (`gather` true): one
+/// statement per table.
 pub async fn gather(
     manager: &SchemaManager<'_>,
-    table: &str,
-    columns: &[&str],
+    tables: &[(&str, &[&str])],
     gather: bool,
 ) -> Result<(), DbErr> {
     if manager.get_database_backend() != DbBackend::Postgres {
         return Ok(());
     }
     let target = if gather { -1 } else { 0 };
-    let alters: Vec<String> = columns
-        .iter()
-        .map(|column| format!("ALTER COLUMN \"{column}\" SET STATISTICS {target}"))
-        .collect();
-    manager
-        .get_connection()
-        .execute_unprepared(&format!("ALTER TABLE \"{table}\" {}", alters.join(", ")))
-        .await?;
+    for (table, columns) in tables {
+        let alters: Vec<String> = columns
+            .iter()
+            .map(|column| format!("ALTER COLUMN \"{column}\" SET STATISTICS {target}"))
+            .collect();
+        manager
+            .get_connection()
+            .execute_unprepared(&format!("ALTER TABLE \"{table}\" {}", alters.join(", ")))
+            .await?;
+    }
     Ok(())
 }
 

@@ -5,50 +5,31 @@ use sea_orm_migration::prelude::*;
 
 use crate::statistics::{self, OUTBOX_PAYLOADS};
 
+/// Each table and its payload columns.
+const PAYLOADS: &[(&str, &[&str])] = &[
+    (
+        "orders",
+        &[
+            "lines",
+            "saga_traceparent",
+            "cancel_message",
+            "saga_cancel_message",
+        ],
+    ),
+    ("order_history", &["items", "cancel_message"]),
+    ("orders_outbox", OUTBOX_PAYLOADS),
+];
+
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        statistics::gather(
-            manager,
-            "orders",
-            &[
-                "lines",
-                "saga_traceparent",
-                "cancel_message",
-                "saga_cancel_message",
-            ],
-            false,
-        )
-        .await?;
-        statistics::gather(
-            manager,
-            "order_history",
-            &["items", "cancel_message"],
-            false,
-        )
-        .await?;
-        statistics::gather(manager, "orders_outbox", OUTBOX_PAYLOADS, false).await?;
-        Ok(())
+        statistics::gather(manager, PAYLOADS, false).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        statistics::gather(
-            manager,
-            "orders",
-            &[
-                "lines",
-                "saga_traceparent",
-                "cancel_message",
-                "saga_cancel_message",
-            ],
-            true,
-        )
-        .await?;
-        statistics::gather(manager, "order_history", &["items", "cancel_message"], true).await?;
-        statistics::gather(manager, "orders_outbox", OUTBOX_PAYLOADS, true).await?;
-        Ok(())
+        statistics::gather(manager, PAYLOADS, true).await
     }
 }

@@ -5,18 +5,19 @@ use sea_orm_migration::prelude::*;
 
 use crate::statistics::{self, OUTBOX_PAYLOADS};
 
+/// Each table and its payload columns.
+const PAYLOADS: &[(&str, &[&str])] = &[("payments_outbox", OUTBOX_PAYLOADS)];
+
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        statistics::gather(manager, "payments_outbox", OUTBOX_PAYLOADS, false).await?;
-        Ok(())
+        statistics::gather(manager, PAYLOADS, false).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        statistics::gather(manager, "payments_outbox", OUTBOX_PAYLOADS, true).await?;
-        Ok(())
+        statistics::gather(manager, PAYLOADS, true).await
     }
 }
