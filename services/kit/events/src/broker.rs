@@ -36,7 +36,7 @@ use sea_orm::{
 use tokio::sync::mpsc;
 
 use super::{
-    Event, EventsError, NatsServer, Outbox,
+    Event, EventsError, NatsServer, Outbox, millis,
     nats::Nats,
     subscription::{Delivery, Subscription},
 };
@@ -111,10 +111,11 @@ impl Relay {
         shutdown: &Shutdown,
     ) -> Self {
         let (committed, handed_over) = mpsc::channel(HAND_OVER_QUEUE);
+        let outbox = Outbox::new(service);
         let worker = Worker {
             db: db.clone(),
             service: service.to_owned(),
-            outbox: Outbox::new(service),
+            outbox: outbox.clone(),
             shutdown: shutdown.clone(),
         };
         let transport = match broker {
@@ -134,11 +135,11 @@ impl Relay {
         shutdown.spawn(super::retention::sweep_published(
             db,
             service.to_owned(),
-            Outbox::new(service),
+            outbox.clone(),
             shutdown.clone(),
         ));
         Self {
-            outbox: Outbox::new(service),
+            outbox,
             committed: Arc::new(committed),
         }
     }
@@ -393,7 +394,6 @@ impl Worker {
     async fn catch_up(&self, transport: &Transport) -> Result<(), EventsError> {
         while !self.shutdown.is_triggered() {
             let now = chrono::Utc::now().timestamp_millis();
-            let millis = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
             let batch = self
                 .outbox
                 .claim(

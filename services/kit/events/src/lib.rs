@@ -2,8 +2,9 @@
 //! records it with the state change (and lets it go once published), and
 //! the relay and broker that carry it (in process, or NATS JetStream).
 //! Delivery is at least once: a consumer makes an event delivered twice
-//! change nothing (say, by the aggregate's version). Which events exist and what they mean is each service's
-//! business (its `events.rs`), not the kit's.
+//! change nothing (say, by the aggregate's version). Which events exist and
+//! what they mean is each service's business (its `events.rs`), not the
+//! kit's.
 
 mod broker;
 mod nats;
@@ -19,6 +20,11 @@ pub use nats_server::NatsServer;
 pub use outbox::Outbox;
 pub use retention::KEEP_PUBLISHED_FOR;
 pub use subscription::{Delivery, Handler, Subscription};
+
+/// `duration` in milliseconds, as the outbox's timestamps count them.
+fn millis(duration: std::time::Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
 
 /// Everything that can fail while recording, relaying or consuming events.
 #[derive(Debug, thiserror::Error)]

@@ -38,7 +38,7 @@ pub(crate) async fn sweep_published(
         }
         let keep_since = chrono::Utc::now()
             .timestamp_millis()
-            .saturating_sub(i64::try_from(KEEP_PUBLISHED_FOR.as_millis()).unwrap_or(i64::MAX));
+            .saturating_sub(super::millis(KEEP_PUBLISHED_FOR));
         match sweep(&db, &outbox, keep_since, &shutdown).await {
             Ok(0) => {}
             Ok(deleted) => {
