@@ -8,6 +8,7 @@ mod m20261123_000003_one_row_per_order;
 mod m20261123_000005_cancel_reasons;
 mod m20261123_000006_outbox_claims;
 mod m20261127_000007_payloads_without_statistics;
+mod m20261127_000008_saga_steps_in_place;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000005_cancel_reasons::Migration),
             Box::new(m20261123_000006_outbox_claims::Migration),
             Box::new(m20261127_000007_payloads_without_statistics::Migration),
+            Box::new(m20261127_000008_saga_steps_in_place::Migration),
         ]
     }
 

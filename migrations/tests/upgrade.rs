@@ -313,3 +313,48 @@ async fn reservations_keep_their_items_in_their_row() {
     .await;
     assert_eq!(item, json!({"quantity": 3}));
 }
+
+/// The indexes of `orders` (those the migrations name).
+async fn order_indexes(db: &DatabaseConnection) -> Vec<String> {
+    let sql = match db.get_database_backend() {
+        sea_orm::DbBackend::Postgres => {
+            "SELECT indexname AS name FROM pg_indexes WHERE tablename = 'orders' ORDER BY 1"
+        }
+        _ => {
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'orders' ORDER BY 1"
+        }
+    };
+    db.query_all_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .iter()
+        .map(|row| row.try_get::<String>("", "name").expect("name"))
+        .filter(|name| name.starts_with("orders_") && name != "orders_pkey")
+        .collect()
+}
+
+#[tokio::test]
+async fn running_sagas_are_found_by_the_pending_orders_index_and_back() {
+    use shop_migrations::orders::Migrator;
+    let (_database, db) = connect("orders").await;
+    Migrator::up(&db, None).await.expect("the schema");
+    // No index names a column a saga's step changes.
+    assert_eq!(
+        order_indexes(&db).await,
+        ["orders_idempotency", "orders_pending"]
+    );
+    Migrator::down(&db, Some(1)).await.expect("downgrade");
+    assert_eq!(
+        order_indexes(&db).await,
+        [
+            "orders_by_user_newest",
+            "orders_idempotency",
+            "orders_saga_due"
+        ]
+    );
+    Migrator::up(&db, None).await.expect("upgrade again");
+    assert_eq!(
+        order_indexes(&db).await,
+        ["orders_idempotency", "orders_pending"]
+    );
+}

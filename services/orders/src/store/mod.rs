@@ -354,12 +354,14 @@ impl Store {
     }
 
     /// Sagas not done, due and not held by a live driver (read through the
-    /// partial index of running sagas).
+    /// partial index of pending orders: an order is pending exactly while
+    /// its saga runs, and a saga's steps change no indexed column, so
+    /// PostgreSQL rewrites the row in place).
     pub async fn due_sagas(&self, now_ms: i64, limit: u64) -> Result<Vec<String>, OrdersError> {
         Ok(order::Entity::find()
             .select_only()
             .column(order::Column::Id)
-            .filter(order::Column::SagaStep.ne(Step::Done.as_str()))
+            .filter(running())
             .filter(order::Column::SagaNextAttemptAtMs.lte(now_ms))
             .filter(order::Column::SagaLeaseUntilMs.lt(now_ms))
             .order_by_asc(order::Column::SagaNextAttemptAtMs)
@@ -372,8 +374,17 @@ impl Store {
     /// How many sagas are still running (for operators and tests).
     pub async fn running_sagas(&self) -> Result<u64, OrdersError> {
         Ok(order::Entity::find()
-            .filter(order::Column::SagaStep.ne(Step::Done.as_str()))
+            .filter(running())
             .count(&self.db)
             .await?)
     }
+}
+
+/// The orders whose saga runs, as the index `orders_pending` finds them
+/// (its condition, `status = 'pending'`, must be in the query for either
+/// database to use it).
+fn running() -> sea_orm::Condition {
+    sea_orm::Condition::all()
+        .add(order::Column::Status.eq(OrderStatus::Pending.as_str()))
+        .add(order::Column::SagaStep.ne(Step::Done.as_str()))
 }
