@@ -13,14 +13,15 @@ use shop_bench::soak;
     name = "shop-soak",
     about = "Holds the shop's production set-up (two replicas of catalog, orders and payments; \
              PostgreSQL, NATS, mutual TLS, traces at 1%) at 80% of its measured peak for \
-             DURATION, then says what drifted and checks that nothing failed or was lost",
+             DURATION (or at the rates given by --hold), then says what drifted and checks that \
+             nothing failed or was lost",
     long_about = "Starts users, the gateway and two replicas of catalog, orders and payments \
                   (`shop serve`, as `just replicas` does) with mutual TLS between them (`shop \
                   certs`), TLS to the clients and traces sampled at 1% to an OTLP receiver \
                   that counts and discards them. Measures the peak of a mix of clients (gRPC \
                   customers ordering, repeating and cancelling; Connect, gRPC-Web and REST \
                   visitors browsing, opening the web home, watching their order, signing in), \
-                  then offers SHARE of it for DURATION, looking at calls/s, p99, every \
+                  then offers SHARE of it (or the rates of --hold) for DURATION, looking at calls/s, p99, every \
                   process's RSS and open fds and every database's connections as it goes. \
                   Exits 1 if a call or an attempt failed, if memory, fds or connections moved \
                   more than 5% from the second tenth of the run to the last (medians, growth \
@@ -53,6 +54,12 @@ struct Cli {
     /// The share of the peak held, from 0.05 to 1.
     #[arg(long, default_value_t = 0.8)]
     share: f64,
+
+    /// Hold these rates instead of a share of the peak: ORDERS,VISITS a
+    /// second (e.g. 91,343), to offer a build what an earlier run offered
+    /// another (a peak measured over seconds varies from run to run).
+    #[arg(long, value_name = "ORDERS,VISITS", value_parser = rates, conflicts_with = "share")]
+    hold: Option<(f64, f64)>,
 
     /// How often to look at the calls, memory, fds and connections, in
     /// seconds.
@@ -89,6 +96,20 @@ fn duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(seconds))
 }
 
+/// "91,343": orders and visits a second, each above zero.
+fn rates(text: &str) -> Result<(f64, f64), String> {
+    let expected = || format!("{text:?}: expected ORDERS,VISITS a second, e.g. 91,343");
+    let (orders, visits) = text.split_once(',').ok_or_else(expected)?;
+    let rate = |part: &str| {
+        part.trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|rate| rate.is_finite() && *rate > 0.0)
+            .ok_or_else(expected)
+    };
+    Ok((rate(orders)?, rate(visits)?))
+}
+
 fn main() -> std::process::ExitCode {
     shop_bench::verdict::exit_with("shop-soak", run(Cli::parse()))
 }
@@ -108,6 +129,7 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         visitors: cli.visitors.max(1),
         peak,
         share: cli.share,
+        hold: cli.hold,
         every: Duration::from_secs(cli.every_secs.max(1)),
         stock: cli.stock,
         out: cli.out,
@@ -128,5 +150,16 @@ mod tests {
         assert!(duration("10d").is_err());
         assert!(duration("m").is_err());
         assert!(duration("0s").is_err());
+    }
+
+    #[test]
+    fn held_rates_are_two_positive_numbers() {
+        assert_eq!(rates("91,343"), Ok((91.0, 343.0)));
+        assert_eq!(rates("91.5, 343"), Ok((91.5, 343.0)));
+        for wrong in [
+            "91", "91,", ",343", "0,343", "91,-1", "a,b", "91,343,1", "inf,1",
+        ] {
+            assert!(rates(wrong).is_err(), "{wrong}");
+        }
     }
 }

@@ -12,8 +12,9 @@
 //!   again ([`visitors`]).
 //!
 //! First the peak of that mix is measured (both as fast as the shop
-//! answers); then the soak offers 80% of it: customers paced, visitors at
-//! a fixed rate (open loop). Every so often it looks at the calls (per
+//! answers); then the soak offers 80% of it (or the rates given, to offer
+//! two builds the same): customers paced, visitors at a fixed rate (open
+//! loop). Every so often it looks at the calls (per
 //! second, failed, p99), each process's memory and file descriptors and
 //! each database's connections ([`timeline`]). What must hold:
 //!
@@ -71,8 +72,10 @@ pub struct Options {
     pub visitors: usize,
     /// How long the peak is measured.
     pub peak: Duration,
-    /// The share of the peak offered (0.8).
+    /// The share of the peak offered (0.8)...
     pub share: f64,
+    /// ...unless these (orders, visits) a second are held instead.
+    pub hold: Option<(f64, f64)>,
     /// How often the timeline looks.
     pub every: Duration,
     pub stock: i32,
@@ -162,16 +165,16 @@ pub async fn run(options: &Options) -> anyhow::Result<bool> {
     )
     .await?;
     let (peak, mut placed) = measure_peak(options, &shop, &visitors).await?;
-    let offered = (
+    let offered = options.hold.unwrap_or((
         peak.orders_per_second * options.share,
         peak.visits_per_second * options.share,
-    );
+    ));
     eprintln!(
-        "soak: peak {:.0} orders/s with {:.0} visits/s; holding {:.0}% of it ({:.0} orders/s, \
+        "soak: peak {:.0} orders/s with {:.0} visits/s; holding {} ({:.0} orders/s, \
          {:.0} visits/s) for {} s",
         peak.orders_per_second,
         peak.visits_per_second,
-        options.share * 100.0,
+        held_as(options),
         offered.0,
         offered.1,
         options.duration.as_secs()
@@ -196,7 +199,7 @@ pub async fn run(options: &Options) -> anyhow::Result<bool> {
     let (failed_attempts, failing_pairs) = shop.attempts.finish().await;
     let outcome = report::Outcome {
         seed: options.parts.seed,
-        share: options.share,
+        held_as: held_as(options),
         peak,
         offered,
         soak_seconds: held.seconds,
@@ -225,6 +228,14 @@ pub async fn run(options: &Options) -> anyhow::Result<bool> {
         csv.display()
     );
     Ok(all_hold)
+}
+
+/// How the held rates were chosen, for the reader.
+fn held_as(options: &Options) -> String {
+    match options.hold {
+        Some(_) => "the rates given by --hold".to_owned(),
+        None => format!("{:.0}% of it", options.share * 100.0),
+    }
 }
 
 /// The peak of the mix: every customer and visitor as fast as the shop

@@ -31,7 +31,8 @@ pub struct Peak {
 /// Everything a soak saw.
 pub struct Outcome<'a> {
     pub seed: u64,
-    pub share: f64,
+    /// How the held rates were chosen: "80% of it", or given.
+    pub held_as: String,
     pub peak: Peak,
     /// (orders, visits) a second offered during the soak.
     pub offered: (f64, f64),
@@ -111,11 +112,11 @@ impl Outcome<'_> {
         let _ = writeln!(summary, "{}", self.calls.summary());
         let _ = writeln!(
             summary,
-            "peak: {:.0} orders/s and {:.0} visits/s; soak at {:.0}%: \
+            "peak: {:.0} orders/s and {:.0} visits/s; soak at {}: \
              {:.0} orders/s, {:.0} visits/s offered, {} s",
             self.peak.orders_per_second,
             self.peak.visits_per_second,
-            self.share * 100.0,
+            self.held_as,
             self.offered.0,
             self.offered.1,
             self.soak_seconds.round()
