@@ -21,8 +21,9 @@ use shop_bench::soak;
                   that counts and discards them. Measures the peak of a mix of clients (gRPC \
                   customers ordering, repeating and cancelling; Connect, gRPC-Web and REST \
                   visitors browsing, opening the web home, watching their order, signing in), \
-                  then offers SHARE of it (or the rates of --hold) for DURATION, looking at calls/s, p99, every \
-                  process's RSS and open fds and every database's connections as it goes. \
+                  then offers SHARE of it (or the rates of --hold) for DURATION, looking at \
+                  calls/s, p99, every process's RSS and open fds and every database's \
+                  connections as it goes. \
                   Exits 1 if a call or an attempt failed, if memory, fds or connections moved \
                   more than 5% from the second tenth of the run to the last (medians, growth \
                   only, runs of 2 minutes or more; nats-server's memory and connections \

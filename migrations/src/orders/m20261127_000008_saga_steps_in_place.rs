@@ -15,9 +15,9 @@
 //! - `orders_saga_due` goes, and so does `orders_by_user_newest`, which
 //!   nothing has read since ListOrders reads the order history.
 //!
-//! The table keeps filling its pages whole: a row changes only in its
-//! first second, while its page still has room or the versions before it
-//! are pruned. Measured in `just bench orders --profile production` (2,000
+//! The table keeps filling its pages whole: a row changes in its first
+//! second or so (later only while its saga waits out a peer), while its
+//! page still has room or the versions before it can be pruned. Measured in `just bench orders --profile production` (2,000
 //! orders): 99% of the steps in place with pages filled whole, 100% with
 //! them filled to 70%, which doubled the table.
 //!
