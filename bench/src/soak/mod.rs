@@ -169,12 +169,12 @@ pub async fn run(options: &Options) -> anyhow::Result<bool> {
         peak.orders_per_second * options.share,
         peak.visits_per_second * options.share,
     ));
+    let held_as = held_as(options);
     eprintln!(
-        "soak: peak {:.0} orders/s with {:.0} visits/s; holding {} ({:.0} orders/s, \
+        "soak: peak {:.0} orders/s with {:.0} visits/s; holding {held_as} ({:.0} orders/s, \
          {:.0} visits/s) for {} s",
         peak.orders_per_second,
         peak.visits_per_second,
-        held_as(options),
         offered.0,
         offered.1,
         options.duration.as_secs()
@@ -199,7 +199,7 @@ pub async fn run(options: &Options) -> anyhow::Result<bool> {
     let (failed_attempts, failing_pairs) = shop.attempts.finish().await;
     let outcome = report::Outcome {
         seed: options.parts.seed,
-        held_as: held_as(options),
+        held_as,
         peak,
         offered,
         soak_seconds: held.seconds,
