@@ -4,6 +4,9 @@
 
 mod support;
 
+use std::time::Duration;
+
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use serde_json::{Value, json};
 use support::TestCatalog;
 
@@ -271,4 +274,122 @@ async fn reservations_racing_over_the_same_products_never_deadlock() {
             1000 + if id == "p1" { 5 } else { 2 }
         );
     }
+}
+
+/// Twenty releases of one reservation at once, and a sale racing them: the
+/// stock goes back once, or not at all if the sale came first, and every
+/// caller is told what became of it.
+#[tokio::test]
+async fn racing_releases_of_one_reservation_put_the_stock_back_once() {
+    let catalog = TestCatalog::start().await;
+    call(
+        &catalog,
+        "ReserveStock",
+        json!({"reservationId": "twice", "items": [{"productId": "p1", "quantity": 2}, {"productId": "p2", "quantity": 1}]}),
+    )
+    .await;
+    let releases =
+        (0..20).map(|_| call(&catalog, "ReleaseStock", json!({"reservationId": "twice"})));
+    let sale = call(&catalog, "CommitStock", json!({"reservationId": "twice"}));
+    let (released, (sale_status, sold)) =
+        futures::future::join(futures::future::join_all(releases), sale).await;
+    let back = (stock(&catalog, "p1").await, stock(&catalog, "p2").await);
+    if sale_status == 200 {
+        assert_eq!(sold["status"], "RESERVATION_STATUS_COMMITTED");
+        assert!(
+            released.iter().all(|(status, _)| *status == 400),
+            "{released:?}"
+        );
+        assert_eq!(back, (3, 1), "sold, not returned");
+    } else {
+        assert!(
+            released
+                .iter()
+                .all(|(status, body)| *status == 200
+                    && body["status"] == "RESERVATION_STATUS_RELEASED"),
+            "{released:?}"
+        );
+        assert_eq!(back, (5, 2), "returned once");
+    }
+    let events =
+        shop_kit::testing::outbox_events(catalog.catalog.store().connection(), "catalog").await;
+    assert_eq!(
+        events.len(),
+        if sale_status == 200 { 2 } else { 4 },
+        "a stock.changed per product moved: {events:?}"
+    );
+}
+
+/// On PostgreSQL a release settles its reservation and puts the stock back
+/// in one statement, so it holds its products' rows only while that
+/// statement runs, never while the catalog sends the next statement of a
+/// transaction (meanwhile every reservation of those products would wait).
+/// Shown with a product held elsewhere: the release waits for it inside
+/// its one statement, and then moves both products.
+#[tokio::test]
+async fn a_release_waits_for_its_products_inside_one_statement_on_postgres() {
+    let catalog = TestCatalog::start().await;
+    let db = catalog.catalog.store().connection().clone();
+    if db.get_database_backend() != DbBackend::Postgres {
+        return;
+    }
+    let lines = [("p1".to_owned(), 2), ("p2".to_owned(), 1)];
+    catalog
+        .catalog
+        .reserve_stock("held", &lines)
+        .await
+        .expect("reserved");
+    let blocker = shop_kit::db::begin(&db).await.expect("begin");
+    blocker
+        .execute_unprepared("SELECT id FROM products WHERE id = 'p2' FOR UPDATE")
+        .await
+        .expect("p2 held");
+    let release = tokio::spawn({
+        let catalog = catalog.catalog.clone();
+        async move { catalog.release_stock("held").await }
+    });
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let waiting = loop {
+        let row = db
+            .query_one_raw(Statement::from_string(
+                DbBackend::Postgres,
+                "SELECT query FROM pg_stat_activity \
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            ))
+            .await
+            .expect("activity");
+        if let Some(row) = row {
+            break row.try_get::<String>("", "query").expect("query");
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the release never waited for p2"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    for part in [
+        "UPDATE stock_reservations",
+        "UPDATE products",
+        "catalog_outbox",
+    ] {
+        assert!(waiting.contains(part), "waits in {waiting}");
+    }
+    blocker.rollback().await.expect("p2 let go");
+    release.await.expect("join").expect("released");
+    assert_eq!(
+        (stock(&catalog, "p1").await, stock(&catalog, "p2").await),
+        (5, 2)
+    );
+    let events = shop_kit::testing::outbox_events(&db, "catalog").await;
+    let returned: Vec<_> = events[events.len() - 2..]
+        .iter()
+        .map(|event| {
+            (
+                event.aggregate_id.as_str(),
+                event.data["stockOnHand"].clone(),
+                event.version,
+            )
+        })
+        .collect();
+    assert_eq!(returned, [("p1", json!(5), 2), ("p2", json!(2), 2)]);
 }

@@ -11,7 +11,7 @@ use shop_kit::db::UnknownStoredValue;
 
 use shop_kit::events::{Event, Relay};
 
-mod reserve_postgres;
+mod stock_postgres;
 
 use crate::{
     domain::{Money, NewProduct, PageRequest, Product, ReservationStatus},
@@ -291,7 +291,7 @@ impl Store {
 
     /// Takes every line's quantity out of stock and records the reservation,
     /// atomically: all lines or none (on PostgreSQL in one statement, see
-    /// `reserve_postgres`; elsewhere in one transaction). A reservation id seen before
+    /// `stock_postgres`; elsewhere in one transaction). A reservation id seen before
     /// returns its status and changes nothing (a released one, even one
     /// released before it was ever made, stays released).
     pub async fn reserve(
@@ -351,7 +351,10 @@ impl Store {
     /// back), once; repeating the same move is harmless, the opposite one is
     /// refused. Releasing an id never reserved records it released, so a
     /// reservation still on its way (a timed-out call) cannot land after
-    /// its compensation.
+    /// its compensation. On PostgreSQL a release reads the reservation,
+    /// then settles it and puts its stock back in one statement (see
+    /// `stock_postgres`); elsewhere, and for an id never reserved, in one
+    /// transaction.
     pub async fn settle(
         &self,
         id: &str,
@@ -370,6 +373,21 @@ impl Store {
             }
             let status = reservation_status(&self.db, id).await?;
             return settled_already(id, to, status);
+        }
+        if self.db.get_database_backend() == DbBackend::Postgres
+            && let Some(row) = reservation::Entity::find_by_id(id.to_owned())
+                .one(&self.db)
+                .await?
+        {
+            let status = ReservationStatus::parse(&row.status)
+                .ok_or_else(|| UnknownStoredValue::new("status", &row.status))?;
+            if status != ReservationStatus::Reserved {
+                return settled_already(id, to, Some(status));
+            }
+            let items = reserved_items(&row)?;
+            if !items.is_empty() {
+                return self.release_in_one_statement(id, &items, now).await;
+            }
         }
         let txn = shop_kit::db::begin(&self.db).await?;
         let Some(released) = settle.exec_with_returning(&txn).await?.into_iter().next() else {
