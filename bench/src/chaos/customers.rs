@@ -9,6 +9,7 @@
 //! counted in the phase of the run it happened in ([`Calls`]).
 
 use std::{
+    collections::BTreeMap,
     sync::{
         Arc, Mutex, PoisonError,
         atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
@@ -155,6 +156,9 @@ pub struct Calls {
     failed: Vec<AtomicU64>,
     /// The first few failures, to say what they were.
     examples: Mutex<Vec<String>>,
+    /// Every failure counted by (phase, call, code): few keys, all named
+    /// by this program, however many failures.
+    kinds: Mutex<BTreeMap<(&'static str, String, String), u64>>,
     /// Each call's kind and latency in ms since last taken, when asked for
     /// ([`Calls::timed`]).
     latencies: Option<Mutex<Vec<(&'static str, f32)>>>,
@@ -178,6 +182,7 @@ impl Calls {
             made: phases.iter().map(|_| AtomicU64::new(0)).collect(),
             failed: phases.iter().map(|_| AtomicU64::new(0)).collect(),
             examples: Mutex::default(),
+            kinds: Mutex::default(),
             latencies,
         }
     }
@@ -221,6 +226,16 @@ impl Calls {
         self.made[phase].fetch_add(1, Ordering::Relaxed);
         if let Err(status) = result {
             self.failed[phase].fetch_add(1, Ordering::Relaxed);
+            *self
+                .kinds
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry((
+                    self.phases[phase],
+                    call.to_owned(),
+                    format!("{:?}", status.code()),
+                ))
+                .or_default() += 1;
             let mut examples = self.examples.lock().unwrap_or_else(PoisonError::into_inner);
             if examples.len() < 10 {
                 examples.push(format!(
@@ -253,6 +268,18 @@ impl Calls {
             .into_iter()
             .find(|(p, _, _)| *p == phase)
             .map_or(0, |(_, _, failed)| failed)
+    }
+
+    /// How many calls failed, by phase, call and code: "soak WatchOrder
+    /// (Connect stream) ResourceExhausted: 180", the most first.
+    pub fn failed_by_kind(&self) -> Vec<String> {
+        let kinds = self.kinds.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut counted: Vec<_> = kinds.iter().collect();
+        counted.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
+        counted
+            .into_iter()
+            .map(|((phase, call, code), n)| format!("{phase} {call} {code}: {n}"))
+            .collect()
     }
 
     pub fn examples(&self) -> Vec<String> {
@@ -604,5 +631,29 @@ pub async fn final_order(
             return Ok(None);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_failure_is_counted_by_kind_beyond_the_examples() {
+        let calls = Calls::new(&["warm-up", "soak"]);
+        calls.count::<()>("CreateOrder", &Err(Status::unavailable("down")));
+        calls.enter("soak");
+        for _ in 0..12 {
+            calls.count::<()>("WatchOrder", &Err(Status::resource_exhausted("full")));
+        }
+        calls.count("WatchOrder", &Ok(()));
+        assert_eq!(
+            calls.failed_by_kind(),
+            [
+                "soak WatchOrder ResourceExhausted: 12",
+                "warm-up CreateOrder Unavailable: 1"
+            ]
+        );
+        assert_eq!(calls.examples().len(), 10, "the examples stay few");
     }
 }

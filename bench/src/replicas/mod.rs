@@ -282,6 +282,9 @@ pub async fn run(options: &Options) -> anyhow::Result<bool> {
     for pair in &failing_pairs {
         println!("  failed attempts {pair}");
     }
+    for kind in calls.failed_by_kind() {
+        println!("  failed calls {kind}");
+    }
     for example in calls.examples() {
         println!("  failed: {example}");
     }

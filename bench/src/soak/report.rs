@@ -192,6 +192,9 @@ impl Outcome<'_> {
         for pair in self.failing_pairs {
             let _ = writeln!(summary, "  failed attempts {pair}");
         }
+        for kind in self.calls.failed_by_kind() {
+            let _ = writeln!(summary, "  failed calls {kind}");
+        }
         for example in self.calls.examples() {
             let _ = writeln!(summary, "  failed: {example}");
         }
