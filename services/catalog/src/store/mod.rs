@@ -149,11 +149,14 @@ async fn reservation_status(
     reservation::Entity::find_by_id(id.to_owned())
         .one(db)
         .await?
-        .map(|row| {
-            ReservationStatus::parse(&row.status)
-                .ok_or_else(|| UnknownStoredValue::new("status", &row.status).into())
-        })
+        .map(|row| status_of(&row))
         .transpose()
+}
+
+/// The status a reservation row holds, read strictly.
+fn status_of(row: &reservation::Model) -> Result<ReservationStatus, CatalogError> {
+    ReservationStatus::parse(&row.status)
+        .ok_or_else(|| UnknownStoredValue::new("status", &row.status).into())
 }
 
 impl From<product::Model> for Product {
@@ -379,8 +382,7 @@ impl Store {
                 .one(&self.db)
                 .await?
         {
-            let status = ReservationStatus::parse(&row.status)
-                .ok_or_else(|| UnknownStoredValue::new("status", &row.status))?;
+            let status = status_of(&row)?;
             if status != ReservationStatus::Reserved {
                 return settled_already(id, to, Some(status));
             }

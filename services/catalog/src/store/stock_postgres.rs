@@ -247,7 +247,7 @@ impl Store {
              recorded AS ({recorded}) \
              SELECT id, stock_on_hand, stock_version, true AS moved FROM returned \
              UNION ALL SELECT id, 0, 0::bigint, false FROM settled",
-            // The last row, the reservation's own, says it was settled.
+            // The reservation's own row (not moved) says it was settled.
             to = params.add(released.as_str()),
             now = params.add(now),
             id = params.add(id),
