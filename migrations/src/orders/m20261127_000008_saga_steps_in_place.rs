@@ -17,9 +17,10 @@
 //!
 //! The table keeps filling its pages whole: a row changes in its first
 //! second or so (later only while its saga waits out a peer), while its
-//! page still has room or the versions before it can be pruned. Measured in `just bench orders --profile production` (2,000
-//! orders): 99% of the steps in place with pages filled whole, 100% with
-//! them filled to 70%, which doubled the table.
+//! page still has room or the versions before it can be pruned. Measured
+//! in `just bench orders --profile production` (2,000 orders): 99% of the
+//! steps in place with pages filled whole, 100% with them filled to 70%,
+//! which doubled the table.
 //!
 //! The release before this one sweeps for due sagas through
 //! `orders_saga_due`; on this schema its sweep reads the table instead (the
