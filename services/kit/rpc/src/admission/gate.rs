@@ -7,13 +7,18 @@
 //! quickly is overload, and in overload a call is better refused in
 //! microseconds than served late): every interval ([`STANDING`]) in which
 //! even the shortest wait of the calls let in from the queue was longer
-//! than [`TARGET_WAIT`], the room halves, but never below the limit's
-//! floor; every other interval it grows by an eighth (at least one), up to
-//! [`ROOM_PER_PLACE`] times the limit. So in overload the queue holds
-//! about what passes within the target, and under bursts at normal load
-//! it holds twice a limit's worth: a stall of the database that holds
-//! every call at work for a few hundred milliseconds is waited out, not
-//! refused (such a stall ends for all of them at once).
+//! than [`TARGET_WAIT`] while more calls came than finished, the room
+//! halves, but never below the limit's floor; every other interval it
+//! grows by an eighth (at least one), up to [`ROOM_PER_PLACE`] times the
+//! limit. So in overload the queue holds about what passes within the
+//! target, and under bursts at normal load it holds twice a limit's worth:
+//! a stall of the database that holds every call at work for a few hundred
+//! milliseconds is waited out, not refused (such a stall ends for all of
+//! them at once). A queue the server drains, finishing clearly more calls
+//! than come, is a backlog being caught up on, not a standing queue: after a
+//! stall at normal load its first calls waited long, but halving its room
+//! then would refuse the calls that keep coming while it drains, each of
+//! which would soon be served.
 //!
 //! The floor of the room is the floor of the limit: twice the floor's
 //! callers, each calling again as soon as answered, are always served (a
@@ -44,7 +49,7 @@ use std::{
 use metrics::{Counter, Gauge};
 use tokio::sync::oneshot;
 
-use super::limit::{Limit, LimitConfig};
+use super::limit::{self, Limit, LimitConfig};
 
 /// The wait in the queue that, if even the shortest wait of an interval
 /// is longer, makes the queue's room halve.
@@ -135,6 +140,9 @@ struct State {
     /// and when the interval began.
     shortest_wait: Option<Duration>,
     interval_start: Instant,
+    /// Calls that came to the gate, and calls that finished, this interval.
+    came: u32,
+    finished: u32,
     /// When a call last finished or was let in.
     last_progress: Instant,
     /// How long calls at work have lately taken (a moving average of the
@@ -185,26 +193,32 @@ impl State {
                 self.shortest_wait = Some(self.shortest_wait.map_or(waited, |w| w.min(waited)));
             }
         }
-        self.watch_standing(now);
     }
 
     /// At the end of each interval: the queue's room halves if even its
-    /// shortest wait was long, else grows.
+    /// shortest wait was long while more calls came than finished, else
+    /// grows. Called before a call's coming or finishing is counted, so an
+    /// interval is judged by what happened in it (the waits of the calls a
+    /// stall's end lets in, with the calls finishing then, are the next
+    /// interval's).
     fn watch_standing(&mut self, now: Instant) {
         if now.duration_since(self.interval_start) < STANDING {
             return;
         }
         let most = (self.limit.current() * ROOM_PER_PLACE).clamp(1, MAX_QUEUED);
-        self.room = if self
+        let catching_up = limit::catching_up(self.finished, self.came);
+        let waits_long = self
             .shortest_wait
             .take()
-            .is_some_and(|shortest| shortest >= TARGET_WAIT)
-        {
+            .is_some_and(|shortest| shortest >= TARGET_WAIT);
+        self.room = if waits_long && !catching_up {
             (self.room / 2).max(self.limit.floor()).min(most)
         } else {
             (self.room + (self.room / 8).max(1)).min(most)
         };
         self.interval_start = now;
+        self.came = 0;
+        self.finished = 0;
     }
 }
 
@@ -235,6 +249,8 @@ impl Gate {
                 room: config.initial,
                 shortest_wait: None,
                 interval_start: now,
+                came: 0,
+                finished: 0,
                 last_progress: now,
                 round: None,
                 meters: Meters::new(service),
@@ -261,6 +277,9 @@ impl Gate {
     pub fn enter(&self, method: usize) -> Entry {
         let now = Instant::now();
         let mut state = self.lock();
+        state.watch_standing(now);
+        state.came = state.came.saturating_add(1);
+        state.limit.came();
         if state.in_flight < state.limit.current() && state.queue.is_empty() {
             state.in_flight += 1;
             let in_flight = state.in_flight;
@@ -269,7 +288,6 @@ impl Gate {
             return Entry::Admitted(Pass::new(self.clone(), method, in_flight, now));
         }
         state.limit.pressed();
-        state.watch_standing(now);
         let queued = state.queue.len();
         if queued >= state.room || state.likely_wait(queued + 1, now) > PATIENCE {
             state.meters.refused(Refused::QueueFull);
@@ -297,7 +315,9 @@ impl Gate {
     fn leave(&self, sample: Option<(usize, usize, Instant)>) {
         let now = Instant::now();
         let mut state = self.lock();
+        state.watch_standing(now);
         state.in_flight = state.in_flight.saturating_sub(1);
+        state.finished = state.finished.saturating_add(1);
         if let Some((method, in_flight_then, started)) = sample {
             let latency = now.duration_since(started);
             state.limit.finished(method, in_flight_then, latency, now);
@@ -593,6 +613,55 @@ mod tests {
             served += 1;
         }
         assert_eq!(served, 40);
+    }
+
+    #[tokio::test]
+    async fn a_backlog_caught_up_on_after_a_stall_keeps_the_room_for_the_calls_still_coming() {
+        // Four places, each call 40 ms at work: 100 calls a second. The
+        // queue's room grows to eight at the usual pace.
+        let gate = gate(4);
+        for _ in 0..8 {
+            admitted(gate.enter(0)).finish(true);
+            tokio::time::sleep(STANDING).await;
+        }
+        let work = |pass: Pass| {
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(40)).await;
+                pass.finish(true);
+            })
+        };
+        let wait_and_work = |ticket: Ticket| {
+            tokio::spawn(async move {
+                let pass = ticket.wait().await.map_err(|(why, _)| why)?;
+                tokio::time::sleep(Duration::from_millis(40)).await;
+                pass.finish(true);
+                Ok::<(), Refused>(())
+            })
+        };
+        // A stall holds the four at work while eight more queue.
+        let held: Vec<Pass> = (0..4).map(|_| admitted(gate.enter(0))).collect();
+        let mut waiting: Vec<_> = (0..8).map(|_| queued(gate.enter(0))).collect();
+        tokio::time::sleep(STANDING).await;
+        for pass in held {
+            pass.finish(true);
+        }
+        let mut served = waiting.drain(..).map(wait_and_work).collect::<Vec<_>>();
+        // Calls go on coming at 80 a second while the backlog drains (at
+        // 20 a second): the first ones let in waited a stall, far longer
+        // than the target, yet none of those coming is refused.
+        for arrival in 0..40 {
+            match gate.enter(0) {
+                Entry::Admitted(pass) => drop(work(pass)),
+                Entry::Queued(ticket) => served.push(wait_and_work(ticket)),
+                Entry::Refused(why, load) => {
+                    panic!("arrival {arrival} refused ({why:?}, {load:?})")
+                }
+            }
+            tokio::time::sleep(Duration::from_micros(12_500)).await;
+        }
+        for call in served {
+            call.await.expect("waiter").expect("let in");
+        }
     }
 
     #[tokio::test]

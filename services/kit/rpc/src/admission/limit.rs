@@ -31,6 +31,13 @@
 //!   tolerance, short of where it would be cut again;
 //! - in between, or with the limit unused, it stays where it is.
 //!
+//! A window in which the server finished clearly more calls than came (a
+//! quarter more) is never over the tolerance: it is catching up on a backlog (the calls a stall
+//! held, finishing together and late, then those queued meanwhile), and
+//! it takes more than it is offered; cutting the limit then would slow the
+//! catching up and refuse the calls still coming. Overload is more calls
+//! coming than the server finishes.
+//!
 //! A method's usual latency is learned from the calls let in with few at
 //! work (at most the limit's floor): the latency of the work itself, with
 //! little queueing. It cannot drift with the load, however long a server
@@ -98,6 +105,8 @@ pub struct Limit {
     /// By method (its index in the server's table of methods).
     usual: Vec<Option<Usual>>,
     window_start: Instant,
+    /// Calls that came to the gate this window (admitted or not).
+    came: u32,
     samples: u32,
     ratios: f64,
     /// This window's time beyond the usual, summed (ns).
@@ -116,6 +125,7 @@ impl Limit {
             limit: config.initial.clamp(config.min, config.max) as f64,
             usual: vec![None; methods],
             window_start: now,
+            came: 0,
             samples: 0,
             ratios: 0.0,
             excess: 0.0,
@@ -133,6 +143,11 @@ impl Limit {
     /// Calls admitted at once at the least.
     pub fn floor(&self) -> usize {
         self.config.min.max(1)
+    }
+
+    /// A call came to the gate (whatever became of it).
+    pub fn came(&mut self) {
+        self.came = self.came.saturating_add(1);
     }
 
     /// A call was admitted with `in_flight` calls (itself included) at work.
@@ -170,7 +185,10 @@ impl Limit {
         let ratio = self.ratios / f64::from(self.samples);
         let excess = self.excess / f64::from(self.samples);
         let (min, max) = (self.config.min as f64, self.config.max as f64);
-        let over = ratio > self.config.tolerance && excess >= WORTH_REFUSING.as_nanos() as f64;
+        let catching_up = catching_up(self.samples, self.came);
+        let over = ratio > self.config.tolerance
+            && excess >= WORTH_REFUSING.as_nanos() as f64
+            && !catching_up;
         if over && self.was_over {
             self.limit = (self.limit * (self.config.tolerance / ratio).max(0.5)).max(min);
         } else if over {
@@ -183,11 +201,20 @@ impl Limit {
         self.was_over = over;
         self.pressed = false;
         self.window_start = now;
+        self.came = 0;
         self.samples = 0;
         self.ratios = 0.0;
         self.excess = 0.0;
         self.peak_in_flight = 0;
     }
+}
+
+/// Whether a server that `finished` calls while `came` came is catching
+/// up on a backlog: it finished more by a clear margin (a quarter), not by
+/// the few a fixed number of callers, each calling again when answered,
+/// make either way.
+pub(super) fn catching_up(finished: u32, came: u32) -> bool {
+    finished > came.saturating_add(came / 4)
 }
 
 #[cfg(test)]
@@ -211,6 +238,7 @@ mod tests {
         let mut at = now;
         for _ in 0..calls {
             at += step;
+            limit.came();
             limit.admitted(in_flight);
             limit.finished(method, in_flight, latency, at);
         }
@@ -269,6 +297,29 @@ mod tests {
             now = feed(&mut limit, now, Duration::from_secs(1), 1000, 0, MS, before);
         }
         assert!(limit.current() >= before, "{before} -> {}", limit.current());
+    }
+
+    #[test]
+    fn a_backlog_caught_up_on_after_a_stall_does_not_cut_the_limit() {
+        let start = Instant::now();
+        let mut limit = Limit::new(config(), 1, start);
+        let mut now = feed(&mut limit, start, Duration::from_secs(1), 1000, 0, MS, 32);
+        let before = limit.current();
+        // The calls a stall held finish together and late, then those it
+        // queued, over several windows, while half as many come.
+        for _ in 0..4 {
+            for _ in 0..20 {
+                limit.came();
+            }
+            for call in 1..=40 {
+                limit.finished(0, before, 300 * MS, now + WINDOW * call / 40);
+            }
+            now += WINDOW;
+        }
+        assert!(limit.current() >= before, "{before} -> {}", limit.current());
+        // As slow with as many coming as finishing is overload: cut.
+        feed(&mut limit, now, WINDOW * 4, 160, 0, 300 * MS, before);
+        assert!(limit.current() < before, "not cut: {}", limit.current());
     }
 
     #[test]
