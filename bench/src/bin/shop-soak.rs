@@ -62,6 +62,13 @@ struct Cli {
     #[arg(long, value_name = "ORDERS,VISITS", value_parser = rates, conflicts_with = "share")]
     hold: Option<(f64, f64)>,
 
+    /// Freeze the whole database now and then while the load is held:
+    /// EVERY,FOR (e.g. 10s,450ms) stops every PostgreSQL process on this
+    /// machine for FOR every EVERY (SIGSTOP, then SIGCONT; as root), as a
+    /// slow flush of the disk stalls every commit at once.
+    #[arg(long, value_name = "EVERY,FOR", value_parser = freezes)]
+    freeze_database: Option<(Duration, Duration)>,
+
     /// How often to look at the calls, memory, fds and connections, in
     /// seconds.
     #[arg(long, default_value_t = 1)]
@@ -111,6 +118,31 @@ fn rates(text: &str) -> Result<(f64, f64), String> {
     Ok((rate(orders)?, rate(visits)?))
 }
 
+/// "10s,450ms": how often and how long, FOR shorter than EVERY.
+fn freezes(text: &str) -> Result<(Duration, Duration), String> {
+    let expected = || format!("{text:?}: expected EVERY,FOR, e.g. 10s,450ms");
+    let (every, hold) = text.split_once(',').ok_or_else(expected)?;
+    let span = |part: &str| {
+        let part = part.trim();
+        let (number, millis) = match part.strip_suffix("ms") {
+            Some(number) => (number, 1),
+            None => (part.strip_suffix('s')?, 1000),
+        };
+        let number: u64 = number.parse().ok().filter(|number| *number > 0)?;
+        Some(Duration::from_millis(number.checked_mul(millis)?))
+    };
+    let (every, hold) = (
+        span(every).ok_or_else(expected)?,
+        span(hold).ok_or_else(expected)?,
+    );
+    if hold >= every {
+        return Err(format!(
+            "{text:?}: the freeze must be shorter than the time between"
+        ));
+    }
+    Ok((every, hold))
+}
+
 fn main() -> std::process::ExitCode {
     shop_bench::verdict::exit_with("shop-soak", run(Cli::parse()))
 }
@@ -132,6 +164,7 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         share: cli.share,
         hold: cli.hold,
         every: Duration::from_secs(cli.every_secs.max(1)),
+        freeze_database: cli.freeze_database,
         stock: cli.stock,
         out: cli.out,
     };
@@ -151,6 +184,18 @@ mod tests {
         assert!(duration("10d").is_err());
         assert!(duration("m").is_err());
         assert!(duration("0s").is_err());
+    }
+
+    #[test]
+    fn freezes_are_how_often_and_how_long() {
+        let ms = Duration::from_millis;
+        assert_eq!(freezes("10s,450ms"), Ok((ms(10_000), ms(450))));
+        assert_eq!(freezes("20s, 1s"), Ok((ms(20_000), ms(1000))));
+        for wrong in [
+            "10s", "10s,10s", "1s,2s", "10,450", "10s,0ms", "10m,1s", "s,ms",
+        ] {
+            assert!(freezes(wrong).is_err(), "{wrong}");
+        }
     }
 
     #[test]

@@ -30,7 +30,11 @@
 //! - the outboxes drained and the invariants of `just chaos` at the end.
 //!
 //! Writes `soak.html` (the plot, self-contained) and `soak.csv` beside.
+//! With `--freeze-database`, PostgreSQL is stopped now and then while the
+//! load is held ([`freezes`]): the stall of every commit at once that a
+//! slow flush of the disk causes.
 
+mod freezes;
 mod pauses;
 mod plot;
 mod report;
@@ -78,6 +82,9 @@ pub struct Options {
     pub hold: Option<(f64, f64)>,
     /// How often the timeline looks.
     pub every: Duration,
+    /// PostgreSQL frozen for `.1` every `.0` while the load is held (see
+    /// [`freezes`]).
+    pub freeze_database: Option<(Duration, Duration)>,
     pub stock: i32,
     /// Where `soak.html` and `soak.csv` go.
     pub out: PathBuf,
@@ -296,9 +303,20 @@ async fn hold(
         Pace::Every(per_customer),
     )
     .await?;
+    let freezes = match options.freeze_database {
+        Some((every, hold)) => Some(freezes::Freezes::start(every, hold).await?),
+        None => None,
+    };
     let progress = tokio::spawn(say_progress(options.duration, shop.calls.clone()));
     let run = load::open_with(visitors, offered.1, options.duration, 1024, |_| {}).await;
     progress.abort();
+    if let (Some(freezes), Some((_, hold))) = (freezes, options.freeze_database) {
+        let times = freezes.finish().await;
+        eprintln!(
+            "soak: PostgreSQL frozen {times} times for {} ms",
+            hold.as_millis()
+        );
+    }
     let placed = crowd.finish().await?;
     let seconds = started.elapsed().as_secs_f64();
     Ok(Held {
