@@ -461,6 +461,15 @@ mod tests {
         Gate::new(config, 1, "test")
     }
 
+    /// A server at its usual pace for a while: its queue's room grows to
+    /// twice the limit.
+    async fn at_the_usual_pace(gate: &Gate) {
+        for _ in 0..8 {
+            admitted(gate.enter(0)).finish(true);
+            tokio::time::sleep(STANDING).await;
+        }
+    }
+
     fn admitted(entry: Entry) -> Pass {
         match entry {
             Entry::Admitted(pass) => pass,
@@ -572,13 +581,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_stall_that_holds_every_call_at_work_is_waited_out_not_refused() {
-        // A server at its usual pace for a while: its queue's room grows
-        // to twice the limit.
         let gate = gate(24);
-        for _ in 0..8 {
-            admitted(gate.enter(0)).finish(true);
-            tokio::time::sleep(STANDING).await;
-        }
+        at_the_usual_pace(&gate).await;
         admitted(gate.enter(0)).finish(true);
         // Then the database stalls every call at work for 300 ms (an
         // autovacuum, a checkpoint), while calls keep coming at 130 a
@@ -617,13 +621,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_backlog_caught_up_on_after_a_stall_keeps_the_room_for_the_calls_still_coming() {
-        // Four places, each call 40 ms at work: 100 calls a second. The
-        // queue's room grows to eight at the usual pace.
+        // Four places, each call 40 ms at work: 100 calls a second.
         let gate = gate(4);
-        for _ in 0..8 {
-            admitted(gate.enter(0)).finish(true);
-            tokio::time::sleep(STANDING).await;
-        }
+        at_the_usual_pace(&gate).await;
         let work = |pass: Pass| {
             tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_millis(40)).await;
