@@ -7,7 +7,7 @@
 //! quickly is overload, and in overload a call is better refused in
 //! microseconds than served late): every interval ([`STANDING`]) in which
 //! even the shortest wait of the calls let in from the queue was longer
-//! than [`TARGET_WAIT`] while more calls came than finished, the room
+//! than [`TARGET_WAIT`], unless the server was catching up, the room
 //! halves, but never below the limit's floor; every other interval it
 //! grows by an eighth (at least one), up to [`ROOM_PER_PLACE`] times the
 //! limit. So in overload the queue holds about what passes within the
@@ -196,8 +196,8 @@ impl State {
     }
 
     /// At the end of each interval: the queue's room halves if even its
-    /// shortest wait was long while more calls came than finished, else
-    /// grows. Called before a call's coming or finishing is counted, so an
+    /// shortest wait was long and the server was not catching up (see
+    /// [`limit::catching_up`]), else grows. Called before a call's coming or finishing is counted, so an
     /// interval is judged by what happened in it (the waits of the calls a
     /// stall's end lets in, with the calls finishing then, are the next
     /// interval's).
