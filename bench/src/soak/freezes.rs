@@ -15,6 +15,7 @@ use tokio::{process::Command, sync::oneshot, task::JoinHandle};
 
 /// The freezing, while it goes on.
 pub struct Freezes {
+    hold: Duration,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<u32>,
 }
@@ -48,17 +49,23 @@ impl Freezes {
             frozen
         });
         Ok(Self {
+            hold,
             stop: Some(stop),
             task,
         })
     }
 
-    /// Stops freezing (the database let go on); how many times it froze.
-    pub async fn finish(mut self) -> u32 {
+    /// Stops freezing (the database let go on); what was done, for the
+    /// report.
+    pub async fn finish(mut self) -> String {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        (&mut self.task).await.unwrap_or_default()
+        let times = (&mut self.task).await.unwrap_or_default();
+        format!(
+            "PostgreSQL frozen {times} times for {} ms",
+            self.hold.as_millis()
+        )
     }
 }
 

@@ -310,12 +310,8 @@ async fn hold(
     let progress = tokio::spawn(say_progress(options.duration, shop.calls.clone()));
     let run = load::open_with(visitors, offered.1, options.duration, 1024, |_| {}).await;
     progress.abort();
-    if let (Some(freezes), Some((_, hold))) = (freezes, options.freeze_database) {
-        let times = freezes.finish().await;
-        eprintln!(
-            "soak: PostgreSQL frozen {times} times for {} ms",
-            hold.as_millis()
-        );
+    if let Some(freezes) = freezes {
+        eprintln!("soak: {}", freezes.finish().await);
     }
     let placed = crowd.finish().await?;
     let seconds = started.elapsed().as_secs_f64();
