@@ -40,7 +40,8 @@ pub struct UsersArgs {
     pub signing_key: Option<SecretString>,
 
     /// Memory password hashing may use at once, in MiB (each argon2id hash
-    /// takes ~20 MiB, so 256 allows 12 at once).
+    /// takes ~20 MiB, so 256 allows 12 at once, and never more than the
+    /// cores); each slot keeps its memory for the next hash.
     #[arg(long, env = "SHOP_PASSWORD_HASHING_MIB", default_value_t = HashingConfig::default().password_hashing_mib)]
     pub password_hashing_mib: usize,
 
