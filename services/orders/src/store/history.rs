@@ -21,7 +21,13 @@ use crate::{
     events::{self, OrderSnapshot},
 };
 
-/// The history's row of each order among `events`, at its newest version.
+/// The history's row of each order among `events`, at its newest version,
+/// in the order of their ids. Replicas record their batches at once, and
+/// an upsert locks its rows in the order it lists them: two batches that
+/// share orders, each in its own order, could wait for each other until
+/// PostgreSQL broke the deadlock (seen in a soak: a second of waiting,
+/// then the batch delivered again). In one order, the later waits for the
+/// earlier, which then finishes.
 fn newest<'a>(
     events: impl Iterator<Item = &'a Event>,
 ) -> Result<Vec<order_history::Model>, OrdersError> {
@@ -35,7 +41,9 @@ fn newest<'a>(
             newest.insert(event.aggregate_id.as_str(), order);
         }
     }
-    newest.into_values().map(history_row).collect()
+    let mut newest: Vec<Order> = newest.into_values().collect();
+    newest.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+    newest.into_iter().map(history_row).collect()
 }
 
 /// The history's row of `order`.
@@ -238,4 +246,46 @@ fn before(created_at: impl ColumnTrait, id: impl ColumnTrait, cursor: &Cursor) -
                 .add(created_at.eq(cursor.created_at_ms))
                 .add(id.lt(cursor.id.as_str())),
         )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{domain::OrderStatus, events::order_event};
+
+    fn order(id: &str, version: i64) -> Order {
+        Order {
+            id: id.into(),
+            user_id: "ada".into(),
+            lines: Vec::new(),
+            currency_code: "EUR".into(),
+            total_minor_units: 100,
+            status: OrderStatus::Pending,
+            cancellation: None,
+            created_at_ms: 1,
+            updated_at_ms: 2,
+            version,
+        }
+    }
+
+    #[test]
+    fn a_batch_is_recorded_newest_version_first_in_the_order_of_the_ids() {
+        let events: Vec<Event> = [
+            ("o3", 1),
+            ("o1", 2),
+            ("o2", 1),
+            ("o1", 3),
+            ("o3", 2),
+            ("o1", 1),
+        ]
+        .into_iter()
+        .map(|(id, version)| order_event(&order(id, version)))
+        .collect();
+        let rows: Vec<(String, i64)> = newest(events.iter())
+            .expect("rows")
+            .into_iter()
+            .map(|row| (row.order_id, row.version))
+            .collect();
+        assert_eq!(rows, [("o1".into(), 3), ("o2".into(), 1), ("o3".into(), 2)]);
+    }
 }
