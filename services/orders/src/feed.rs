@@ -126,28 +126,13 @@ mod tests {
     use super::*;
     use crate::domain::OrderStatus;
 
-    fn order(id: &str, version: i64, status: OrderStatus) -> Order {
-        Order {
-            id: id.into(),
-            user_id: "ada".into(),
-            lines: Vec::new(),
-            currency_code: "EUR".into(),
-            total_minor_units: 100,
-            status,
-            cancellation: None,
-            created_at_ms: 0,
-            updated_at_ms: 0,
-            version,
-        }
-    }
-
     #[tokio::test]
     async fn a_watcher_sees_newer_versions_of_its_order_only() {
         let feed = OrderFeed::new();
         let mut watch = feed.watch("o1");
-        feed.publish(order("o2", 2, OrderStatus::Confirmed));
-        feed.publish(order("o1", 2, OrderStatus::Confirmed));
-        feed.publish(order("o1", 1, OrderStatus::Pending));
+        feed.publish(Order::sample("o2", 2, OrderStatus::Confirmed));
+        feed.publish(Order::sample("o1", 2, OrderStatus::Confirmed));
+        feed.publish(Order::sample("o1", 1, OrderStatus::Pending));
         let seen = watch.newer_than(1).await.expect("a change");
         assert_eq!((seen.id.as_str(), seen.version), ("o1", 2));
         assert!(!feed.is_watched("o2"), "nobody watches o2");

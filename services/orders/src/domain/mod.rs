@@ -90,6 +90,26 @@ pub struct Order {
     pub version: i64,
 }
 
+#[cfg(test)]
+impl Order {
+    /// An order of no lines, for tests that care about its id, version and
+    /// status only.
+    pub fn sample(id: &str, version: i64, status: OrderStatus) -> Self {
+        Self {
+            id: id.into(),
+            user_id: "ada".into(),
+            lines: Vec::new(),
+            currency_code: "EUR".into(),
+            total_minor_units: 100,
+            status,
+            cancellation: None,
+            created_at_ms: 0,
+            updated_at_ms: 0,
+            version,
+        }
+    }
+}
+
 /// The lines of a CreateOrder call, checked, repeated products merged.
 pub fn wanted_lines(lines: &[(String, i32)]) -> Result<Vec<Wanted>, OrdersError> {
     if lines.is_empty() || lines.len() > MAX_LINES {

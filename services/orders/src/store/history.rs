@@ -253,21 +253,6 @@ mod tests {
     use super::*;
     use crate::{domain::OrderStatus, events::order_event};
 
-    fn order(id: &str, version: i64) -> Order {
-        Order {
-            id: id.into(),
-            user_id: "ada".into(),
-            lines: Vec::new(),
-            currency_code: "EUR".into(),
-            total_minor_units: 100,
-            status: OrderStatus::Pending,
-            cancellation: None,
-            created_at_ms: 1,
-            updated_at_ms: 2,
-            version,
-        }
-    }
-
     #[test]
     fn a_batch_is_recorded_newest_version_first_in_the_order_of_the_ids() {
         let events: Vec<Event> = [
@@ -279,7 +264,7 @@ mod tests {
             ("o1", 1),
         ]
         .into_iter()
-        .map(|(id, version)| order_event(&order(id, version)))
+        .map(|(id, version)| order_event(&Order::sample(id, version, OrderStatus::Pending)))
         .collect();
         let rows: Vec<(String, i64)> = newest(events.iter())
             .expect("rows")
