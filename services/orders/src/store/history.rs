@@ -25,9 +25,10 @@ use crate::{
 /// in the order of their ids. Replicas record their batches at once, and
 /// an upsert locks its rows in the order it lists them: two batches that
 /// share orders, each in its own order, could wait for each other until
-/// PostgreSQL broke the deadlock (seen in a soak: a second of waiting,
-/// then the batch delivered again). In one order, the later waits for the
-/// earlier, which then finishes.
+/// PostgreSQL broke the deadlock (seen in a soak: both waited for its
+/// `deadlock_timeout`, a second by default, then the batch was delivered
+/// again). In one order, the later waits for the earlier, which then
+/// finishes.
 fn newest<'a>(
     events: impl Iterator<Item = &'a Event>,
 ) -> Result<Vec<order_history::Model>, OrdersError> {
