@@ -255,7 +255,7 @@ mod tests {
     use crate::{domain::OrderStatus, events::order_event};
 
     #[test]
-    fn a_batch_is_recorded_newest_version_first_in_the_order_of_the_ids() {
+    fn a_batch_is_recorded_at_each_orders_newest_version_in_the_order_of_the_ids() {
         let events: Vec<Event> = [
             ("o3", 1),
             ("o1", 2),
