@@ -61,6 +61,15 @@ impl Step {
     fn may_turn_back(self) -> bool {
         matches!(self, Self::ReserveStock | Self::Charge)
     }
+
+    /// The service this step calls, as a customer hears of it.
+    fn peer(self) -> &'static str {
+        match self {
+            Self::ReserveStock | Self::CommitStock | Self::ReleaseStock => "catalog service",
+            Self::Charge | Self::Refund => "payment service",
+            Self::Done => "shop",
+        }
+    }
 }
 
 /// How a saga behaves: retries, patience, leases.
@@ -194,15 +203,27 @@ pub fn before_step(saga: &Saga, now_ms: i64) -> Option<Transition> {
         return Some(turn_back(saga.step, Cancellation::requested()));
     }
     if now_ms > saga.deadline_at_ms {
-        return Some(turn_back(
-            saga.step,
+        // A step that has failed before was waiting for its peer: a retry
+        // due in time but woken late (a busy machine) says so, as the
+        // failure that would have come in time does.
+        let why = if saga.attempts > 0 {
+            unavailable_until_time_ran_out(saga.step.peer())
+        } else {
             Cancellation::new(
                 CancelReason::TimedOut,
                 "not completed in time: the shop's services were too slow",
-            ),
-        ));
+            )
+        };
+        return Some(turn_back(saga.step, why));
     }
     None
+}
+
+fn unavailable_until_time_ran_out(peer: &str) -> Cancellation {
+    Cancellation::new(
+        CancelReason::TimedOut,
+        format!("the {peer} was unavailable until the order's time ran out"),
+    )
 }
 
 /// What follows a step's outcome, at `now_ms`.
@@ -235,13 +256,9 @@ pub fn after_step(saga: &Saga, outcome: Outcome, policy: &SagaPolicy, now_ms: i6
         (
             step @ (Step::ReserveStock | Step::Charge),
             Outcome::Unavailable(peer) | Outcome::NotSent(peer),
-        ) if !retry().due_by(now_ms, saga.deadline_at_ms) => turn_back(
-            step,
-            Cancellation::new(
-                CancelReason::TimedOut,
-                format!("the {peer} was unavailable until the order's time ran out"),
-            ),
-        ),
+        ) if !retry().due_by(now_ms, saga.deadline_at_ms) => {
+            turn_back(step, unavailable_until_time_ran_out(&peer))
+        }
         (_, Outcome::NotSent(_)) => wait(),
         (Step::ReserveStock, Outcome::Done | Outcome::Charged { .. }) => keep(Step::Charge),
         (Step::Charge, Outcome::Charged { payment_id }) => Transition::Move {
@@ -396,6 +413,45 @@ mod tests {
             ));
         }
         assert_eq!(policy.backoff(30), policy.max_backoff);
+    }
+
+    #[test]
+    fn a_retry_woken_after_the_deadline_names_the_peer_it_waited_for() {
+        let mut charging = at(Step::Charge);
+        assert_eq!(
+            before_step(&charging, 1_001),
+            Some(moved(
+                Step::Refund,
+                Some(Cancellation::new(
+                    CancelReason::TimedOut,
+                    "not completed in time: the shop's services were too slow"
+                ))
+            ))
+        );
+        charging.attempts = 3;
+        assert_eq!(
+            before_step(&charging, 1_001),
+            Some(moved(
+                Step::Refund,
+                Some(Cancellation::new(
+                    CancelReason::TimedOut,
+                    "the payment service was unavailable until the order's time ran out"
+                ))
+            ))
+        );
+        let mut reserving = at(Step::ReserveStock);
+        reserving.attempts = 1;
+        assert_eq!(
+            before_step(&reserving, 1_001),
+            Some(moved(
+                Step::ReleaseStock,
+                Some(Cancellation::new(
+                    CancelReason::TimedOut,
+                    "the catalog service was unavailable until the order's time ran out"
+                ))
+            ))
+        );
+        assert_eq!(before_step(&reserving, 1_000), None);
     }
 
     #[test]
