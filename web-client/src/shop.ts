@@ -8,6 +8,7 @@ import { CatalogService } from "../gen/shop/catalog/v1/catalog_pb.js";
 import { OrderService } from "../gen/shop/orders/v1/orders_pb.js";
 import { UserService } from "../gen/shop/users/v1/users_pb.js";
 import { type Cart, parseCart } from "./lib/cart.js";
+import { resendRefused } from "./lib/overload.js";
 import { Session, browserStore } from "./lib/session.js";
 
 export interface RuntimeConfig {
@@ -31,15 +32,16 @@ const CART_KEY = "connect-shop.cart";
 export async function connect(): Promise<Shop> {
   const config: RuntimeConfig = await (await fetch("/config.json")).json();
   // Refreshing needs no token: a bare client.
-  const bareUsers = createClient(UserService, createConnectTransport({ baseUrl: config.usersUrl }));
+  const bareUsers = createClient(UserService, createConnectTransport({ baseUrl: config.usersUrl, interceptors: [resendRefused()] }));
   const session = new Session(browserStore(), async (refreshToken) => {
     const { session } = await bareUsers.refresh({ refreshToken });
     if (!session) throw new Error("no session");
     return { accessToken: session.accessToken, refreshToken: session.refreshToken };
   });
   // Idempotent methods go as Connect GET: cacheable, visible in the network tab.
+  // A call a service refused before any work (overloaded) is sent once more.
   const transport = (baseUrl: string) =>
-    createConnectTransport({ baseUrl, useHttpGet: true, interceptors: [session.interceptor()] });
+    createConnectTransport({ baseUrl, useHttpGet: true, interceptors: [resendRefused(), session.interceptor()] });
   return {
     users: createClient(UserService, transport(config.usersUrl)),
     catalog: createClient(CatalogService, transport(config.catalogUrl)),

@@ -512,7 +512,14 @@ async fn cors_preflight_allows_connect_and_grpc_web_headers() {
     let exposed = response.headers()["access-control-expose-headers"]
         .to_str()
         .expect("ascii");
-    for header in ["grpc-status", "grpc-message", "grpc-status-details-bin"] {
+    // The web app reads a refusal's mark and pause to send it again.
+    for header in [
+        "grpc-status",
+        "grpc-message",
+        "grpc-status-details-bin",
+        "retry-after",
+        "x-shop-not-processed",
+    ] {
         assert!(exposed.contains(header), "{header} not in {exposed}");
     }
 }

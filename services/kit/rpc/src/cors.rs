@@ -46,6 +46,8 @@ const EXPOSED_HEADERS: &[&str] = &[
     "content-encoding",
     "x-request-id",
     "retry-after",
+    // A refusal of a call no service worked on: the web app sends it again.
+    "x-shop-not-processed",
 ];
 
 fn names(list: &[&'static str]) -> Vec<HeaderName> {
