@@ -3,7 +3,8 @@
 //! deadline_exceeded, internal, unknown, data_loss, resource_exhausted, a
 //! breaker failing fast), whether or not a retry then answered it. Read
 //! from the kit client's own counter (`shop_downstream_calls_total`) on
-//! every process's /metrics and on this one's (the customers' client),
+//! every process's /metrics and on this one's (the customers' client, and
+//! the soak's visitors' refusals sent again, named `generator`),
 //! every half second, each increase counted in the phase of the run it came
 //! in (a process started again counts from zero, as Prometheus' `rate`
 //! reads a reset).
@@ -96,7 +97,8 @@ impl Attempts {
             async move {
                 loop {
                     let phase = calls.phase();
-                    let mut pages = vec![("customers".to_owned(), own.render())];
+                    // The customers' kit client, and the soak's visitors.
+                    let mut pages = vec![("generator".to_owned(), own.render())];
                     for (name, at) in &processes {
                         if let Ok(page) = dial.get(*at, "/metrics").await {
                             pages.push((

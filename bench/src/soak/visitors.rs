@@ -17,8 +17,17 @@
 //!
 //! Each visitor signs up and places one order (Connect JSON) first: it is
 //! in the ledger the invariants are checked against.
+//!
+//! As the web app does (`web-client/src/lib/overload.ts`), a visitor sends
+//! a call refused before any work (`x-shop-not-processed`: a replica with
+//! more calls at work than it takes) once more after the pause the
+//! refusal asks for; the refused attempt counts as a failed attempt.
 
-use std::{net::SocketAddr, sync::Arc, time::Instant};
+use std::{
+    net::SocketAddr,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use anyhow::Context;
 use bytes::Bytes;
@@ -177,7 +186,10 @@ impl Visitors {
     }
 
     async fn get(&self, at: SocketAddr, path: &str) -> Result<(), Status> {
-        let answer = self.dial.get(at, path).await.map_err(unreachable)?;
+        let request = http::Request::get(path)
+            .body(Full::default())
+            .map_err(|e| Status::internal(e.to_string()))?;
+        let answer = send(&self.dial, at, request).await?;
         connect_unary_status(&answer)
     }
 
@@ -278,7 +290,63 @@ async fn post(
     let request = request
         .body(Full::new(body.into()))
         .map_err(|e| Status::internal(e.to_string()))?;
-    dial.send(at, request).await.map_err(unreachable)
+    send(dial, at, request).await
+}
+
+/// The longest pause a refusal may ask for and still be waited out (the
+/// web app's `MAX_PAUSE_MS`).
+const MAX_PAUSE: Duration = Duration::from_secs(2);
+
+/// Sends `request` to `at`; a refusal of a call no service worked on is
+/// sent once more after the pause it asks for, as the web app does, and
+/// counted as a failed attempt (the counter the kit's clients keep, read
+/// by the soak from this process's metrics).
+async fn send(
+    dial: &Dial,
+    at: SocketAddr,
+    request: http::Request<Full<Bytes>>,
+) -> Result<Answer, Status> {
+    let again = copy(&request);
+    let answer = dial.send(at, request).await.map_err(unreachable)?;
+    let Some(pause) = pause_asked(&answer.headers) else {
+        return Ok(answer);
+    };
+    metrics::counter!("shop_downstream_calls_total",
+        "downstream" => service_of(again.uri().path()), "code" => "resource_exhausted")
+    .increment(1);
+    tokio::time::sleep(pause).await;
+    dial.send(at, again).await.map_err(unreachable)
+}
+
+/// The pause a refusal of a call not worked on asks for (`Retry-After`, 1 s
+/// when unreadable), if it is one worth waiting.
+fn pause_asked(headers: &http::HeaderMap) -> Option<Duration> {
+    headers.get(shop_kit::wire::NOT_PROCESSED)?;
+    let seconds = headers
+        .get(http::header::RETRY_AFTER)
+        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok())
+        .unwrap_or(1);
+    Some(Duration::from_secs(seconds)).filter(|pause| *pause <= MAX_PAUSE)
+}
+
+fn copy(request: &http::Request<Full<Bytes>>) -> http::Request<Full<Bytes>> {
+    let mut again = http::Request::new(request.body().clone());
+    *again.method_mut() = request.method().clone();
+    *again.uri_mut() = request.uri().clone();
+    *again.headers_mut() = request.headers().clone();
+    again
+}
+
+/// The service a visitor's call goes to, as the failed attempts name it.
+fn service_of(path: &str) -> &'static str {
+    ["users", "catalog", "orders", "bff"]
+        .into_iter()
+        .find(|service| path.starts_with(&format!("/shop.{service}.")))
+        .unwrap_or(if path.starts_with("/v1/products") {
+            "catalog"
+        } else {
+            "unknown"
+        })
 }
 
 fn unreachable(error: anyhow::Error) -> Status {
@@ -381,4 +449,50 @@ fn header_text(answer: &Answer, name: &str) -> String {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(retry_after: Option<&'static str>) -> http::HeaderMap {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            shop_kit::wire::NOT_PROCESSED,
+            http::HeaderValue::from_static("overloaded"),
+        );
+        if let Some(seconds) = retry_after {
+            headers.insert(
+                http::header::RETRY_AFTER,
+                http::HeaderValue::from_static(seconds),
+            );
+        }
+        headers
+    }
+
+    #[test]
+    fn only_a_refusal_of_a_call_not_worked_on_is_sent_again_after_a_short_pause() {
+        assert_eq!(pause_asked(&http::HeaderMap::new()), None);
+        assert_eq!(pause_asked(&refusal(None)), Some(Duration::from_secs(1)));
+        assert_eq!(
+            pause_asked(&refusal(Some("2"))),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            pause_asked(&refusal(Some("soon"))),
+            Some(Duration::from_secs(1))
+        );
+        assert_eq!(pause_asked(&refusal(Some("30"))), None);
+    }
+
+    #[test]
+    fn a_failed_attempt_is_named_by_the_service_called() {
+        assert_eq!(
+            service_of("/shop.orders.v1.OrderService/WatchOrder"),
+            "orders"
+        );
+        assert_eq!(service_of("/shop.bff.v1.WebBffService/GetHome"), "bff");
+        assert_eq!(service_of("/v1/products/p1"), "catalog");
+        assert_eq!(service_of("/elsewhere"), "unknown");
+    }
 }
