@@ -417,41 +417,37 @@ mod tests {
 
     #[test]
     fn a_retry_woken_after_the_deadline_names_the_peer_it_waited_for() {
-        let mut charging = at(Step::Charge);
-        assert_eq!(
-            before_step(&charging, 1_001),
-            Some(moved(
+        let failed = |step: Step, attempts: u32| Saga {
+            attempts,
+            ..at(step)
+        };
+        for (saga, to, words) in [
+            (
+                failed(Step::Charge, 0),
                 Step::Refund,
-                Some(Cancellation::new(
-                    CancelReason::TimedOut,
-                    "not completed in time: the shop's services were too slow"
-                ))
-            ))
-        );
-        charging.attempts = 3;
-        assert_eq!(
-            before_step(&charging, 1_001),
-            Some(moved(
+                "not completed in time: the shop's services were too slow",
+            ),
+            (
+                failed(Step::Charge, 3),
                 Step::Refund,
-                Some(Cancellation::new(
-                    CancelReason::TimedOut,
-                    "the payment service was unavailable until the order's time ran out"
-                ))
-            ))
-        );
-        let mut reserving = at(Step::ReserveStock);
-        reserving.attempts = 1;
-        assert_eq!(
-            before_step(&reserving, 1_001),
-            Some(moved(
+                "the payment service was unavailable until the order's time ran out",
+            ),
+            (
+                failed(Step::ReserveStock, 1),
                 Step::ReleaseStock,
-                Some(Cancellation::new(
-                    CancelReason::TimedOut,
-                    "the catalog service was unavailable until the order's time ran out"
-                ))
-            ))
-        );
-        assert_eq!(before_step(&reserving, 1_000), None);
+                "the catalog service was unavailable until the order's time ran out",
+            ),
+        ] {
+            assert_eq!(
+                before_step(&saga, 1_001),
+                Some(moved(
+                    to,
+                    Some(Cancellation::new(CancelReason::TimedOut, words))
+                )),
+                "{saga:?}"
+            );
+            assert_eq!(before_step(&saga, 1_000), None);
+        }
     }
 
     #[test]
