@@ -24,7 +24,7 @@ export function resendRefused(sleep: Sleep = pause): Interceptor {
       return await next(req);
     }
     // A server stream's one request message, kept to be sent again.
-    const again = req.stream ? [...(await collect(req.message))] : [];
+    const again = req.stream ? await collect(req.message) : [];
     const attempt = () => next(req.stream ? { ...req, message: createAsyncIterable(again) } : req);
     let asked: number | undefined;
     try {
