@@ -13,7 +13,8 @@
 //!
 //! Both tables are bounded caches: an attacker with many addresses or
 //! emails evicts old entries, never grows memory without end. The client IP
-//! is the TCP peer's; forwarded headers are not trusted.
+//! is the kit's `client_address`: the TCP peer's, or, behind a proxy named
+//! in --trusted-proxies, the client's that proxy forwarded.
 
 use std::{
     net::IpAddr,
@@ -21,11 +22,13 @@ use std::{
     time::Duration,
 };
 
-use axum::extract::ConnectInfo;
 use moka::sync::Cache;
 use shop_kit::{
     auth::CertifiedService,
-    rpc::rate_class::{RateClass, RateRefused},
+    rpc::{
+        client_address,
+        rate_class::{RateClass, RateRefused},
+    },
 };
 use tokio::time::Instant;
 
@@ -102,7 +105,7 @@ impl RateClass for SignInThrottle {
         if let Ok(CertifiedService(Some(_))) = CertifiedService::of(&request.extensions) {
             return Ok(());
         }
-        self.attempt_from(client_ip(&request.extensions))
+        self.attempt_from(client_address(&request.extensions))
             .map_err(|throttled| RateRefused {
                 message: UsersError::Throttled {
                     retry_after: throttled.retry_after,
@@ -111,14 +114,6 @@ impl RateClass for SignInThrottle {
                 retry_after: throttled.retry_after,
             })
     }
-}
-
-/// The client's address: the TCP peer's (forwarded headers are not
-/// trusted: browsers call this service directly).
-fn client_ip(extensions: &http::Extensions) -> IpAddr {
-    extensions
-        .get::<ConnectInfo<std::net::SocketAddr>>()
-        .map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |info| info.0.ip())
 }
 
 impl SignInThrottle {

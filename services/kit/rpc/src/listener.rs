@@ -13,7 +13,9 @@
 //!   HTTP/2 keep-alive pings that drop peers gone silent;
 //! - request heads of at most 64 KiB;
 //! - with TLS, a handshake within `header_read_timeout`, and each request
-//!   told what the connection's client certificate says ([`TlsSession`]).
+//!   told what the connection's client certificate says ([`TlsSession`]);
+//! - each request told who its client is: the peer, or whom a trusted proxy
+//!   forwarded it for ([`crate::client_address`]).
 
 use std::{
     net::SocketAddr,
@@ -42,7 +44,11 @@ use tokio::{
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
-use super::{config::HttpConfig, drain::drained_when_dropped};
+use super::{
+    client_address::{ClientAddress, TrustedProxies},
+    config::HttpConfig,
+    drain::drained_when_dropped,
+};
 use shop_kit_shutdown::Shutdown;
 use shop_kit_tls::{Accepted, ServerTls, TlsError, TlsSession};
 use shop_kit_wire::in_process;
@@ -172,6 +178,7 @@ async fn serve_with(
             builder: builder.clone(),
             shutdown: shutdown.clone(),
             idle_timeout: http.idle_timeout(),
+            trusted_proxies: http.trusted_proxies.clone(),
         };
         let tls = tls.clone();
         let patience = http.header_read_timeout();
@@ -238,6 +245,7 @@ struct Connection {
     builder: Arc<auto::Builder<TokioExecutor>>,
     shutdown: Shutdown,
     idle_timeout: Duration,
+    trusted_proxies: TrustedProxies,
 }
 
 impl Connection {
@@ -248,8 +256,15 @@ impl Connection {
         let activity = Arc::new(Activity::new());
         let tracked = activity.clone();
         let app = self.app;
+        let trusted_proxies = self.trusted_proxies;
         let service = tower::service_fn(move |mut request: Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo(remote));
+            if !trusted_proxies.is_empty() {
+                let client = trusted_proxies.client(remote.ip(), request.headers());
+                if client != remote.ip() {
+                    request.extensions_mut().insert(ClientAddress(client));
+                }
+            }
             if let Some(session) = &session {
                 request.extensions_mut().insert(session.clone());
             }
@@ -487,6 +502,60 @@ mod tests {
             started.elapsed() >= SLOW * 2 - Duration::from_millis(100),
             "two calls ran at once on a one-stream connection: {:?}",
             started.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn each_request_knows_its_client_behind_a_trusted_proxy_only() {
+        let app = Router::new().route(
+            "/who",
+            axum::routing::get(|request: Request<Body>| async move {
+                crate::client_address(request.extensions()).to_string()
+            }),
+        );
+        let serve = async |trusted: &str| {
+            let http = HttpConfig {
+                trusted_proxies: trusted.parse().expect("proxies"),
+                ..HttpConfig::default()
+            };
+            start(
+                "127.0.0.1:0".parse().expect("addr"),
+                app.clone(),
+                Shutdown::new(),
+                &http,
+            )
+            .await
+            .expect("start")
+            .addr
+        };
+        let ask = async |addr: SocketAddr, forwarded: &str| {
+            let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            tcp.write_all(
+                format!("GET /who HTTP/1.1\r\nHost: t\r\nX-Forwarded-For: {forwarded}\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            )
+            .await
+            .expect("write");
+            let mut answer = String::new();
+            tcp.read_to_string(&mut answer).await.expect("read");
+            answer.rsplit("\r\n").next().unwrap_or_default().to_owned()
+        };
+        let behind_proxy = serve("127.0.0.0/8").await;
+        assert_eq!(
+            ask(behind_proxy, "203.0.113.5, 198.51.100.7").await,
+            "198.51.100.7"
+        );
+        let direct = serve("").await;
+        assert_eq!(
+            ask(direct, "198.51.100.7").await,
+            "127.0.0.1",
+            "a forged header"
+        );
+        let elsewhere = serve("10.0.0.0/8").await;
+        assert_eq!(
+            ask(elsewhere, "198.51.100.7").await,
+            "127.0.0.1",
+            "an untrusted peer"
         );
     }
 

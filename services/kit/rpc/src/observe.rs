@@ -10,6 +10,7 @@
 
 use std::{
     collections::HashMap,
+    net::IpAddr,
     pin::Pin,
     sync::{OnceLock, RwLock},
     task::{Context, Poll},
@@ -31,6 +32,7 @@ use shop_kit_observe::traces::{self, RpcSystem, RpcTrace};
 
 use super::{
     classify::Call,
+    client_address::client_address,
     connect_errors::code_name,
     envelope,
     health::HEALTH_SERVICE,
@@ -110,6 +112,7 @@ where
                 classified.protocol.as_str(),
                 request.headers(),
                 || shop_kit_auth::is_shop_service(&request),
+                || client_address(request.extensions()),
             )
         };
         // The body knows its length when the client said it (content-length):
@@ -124,6 +127,7 @@ where
             system,
             request_bytes,
             request_id: request.headers().get(X_REQUEST_ID).cloned(),
+            client: client_address(request.extensions()),
             started: Instant::now(),
             trace: trace.clone(),
         };
@@ -172,6 +176,8 @@ struct RpcCall {
     /// The request's `content-length`, when it had one.
     request_bytes: Option<u64>,
     request_id: Option<HeaderValue>,
+    /// Who called: the peer, or whom a trusted proxy forwarded the call for.
+    client: IpAddr,
     started: Instant,
     /// How the call is traced (`None`: traces off); its span ends when
     /// the call is finished.
@@ -235,6 +241,7 @@ macro_rules! rpc_line {
                     .as_ref()
                     .and_then(|id| id.to_str().ok())
                     .unwrap_or_default(),
+                client_address = %$call.client,
                 "rpc finished"
             )
         }

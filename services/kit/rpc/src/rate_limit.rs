@@ -1,4 +1,4 @@
-//! Rate limiting with tower-governor: per client IP, and per caller (the
+//! Rate limiting with tower-governor: per client address, and per caller (the
 //! verified subject of the bearer token; the IP for anonymous calls and
 //! tokens that do not verify), each with its own rate and burst. Over the limit, the caller gets `resource_exhausted` in its own
 //! protocol (HTTP 429 with a Connect JSON error, or gRPC status 8), with a
@@ -12,12 +12,13 @@ use std::{
 
 use axum::{Router, body::Body, extract::Request, middleware::Next, response::Response};
 use tower_governor::{
-    GovernorError, GovernorLayer,
-    governor::GovernorConfigBuilder,
-    key_extractor::{KeyExtractor, PeerIpKeyExtractor},
+    GovernorError, GovernorLayer, governor::GovernorConfigBuilder, key_extractor::KeyExtractor,
 };
 
-use super::connect_errors::{error_response, retry_later};
+use super::{
+    client_address::ClientAddressKeyExtractor,
+    connect_errors::{error_response, retry_later},
+};
 use shop_kit_auth::{TokenVerifier, bearer_token};
 
 /// The limits; each is a sustained rate per second and a burst.
@@ -45,7 +46,7 @@ impl Default for RateLimitConfig {
 }
 
 /// Keys a request by its caller: the subject of a bearer token that
-/// verifies, else the client IP.
+/// verifies, else the client's address.
 #[derive(Clone, Debug)]
 pub struct CallerKeyExtractor {
     verifier: TokenVerifier,
@@ -65,7 +66,9 @@ impl KeyExtractor for CallerKeyExtractor {
                 Ok((true, hasher.finish()))
             }
             None => {
-                PeerIpKeyExtractor.extract(request)?.hash(&mut hasher);
+                ClientAddressKeyExtractor
+                    .extract(request)?
+                    .hash(&mut hasher);
                 Ok((false, hasher.finish()))
             }
         }
@@ -115,11 +118,12 @@ fn per_second(rate: u32) -> Duration {
     Duration::from_secs(1) / rate.max(1)
 }
 
-/// Applies the limits to `router` (its client IPs come from the server's
-/// connect info, which `super::server` provides).
+/// Applies the limits to `router`, keyed by the client's address (as
+/// `super::listener` tells it: the peer, or whom a trusted proxy forwarded
+/// the request for).
 pub fn limit(router: Router, config: &RateLimitConfig, verifier: TokenVerifier) -> Router {
     let by_ip = GovernorConfigBuilder::default()
-        .key_extractor(PeerIpKeyExtractor)
+        .key_extractor(ClientAddressKeyExtractor)
         .period(per_second(config.ip_per_second))
         .burst_size(config.ip_burst.max(1))
         .finish();

@@ -109,13 +109,14 @@ fn attributes<const N: usize>(first: [KeyValue; N]) -> Vec<KeyValue> {
 /// trace when the caller is trusted ([`TraceTrust`]; `is_shop_service` is
 /// asked only when it matters), following its sampling decision;
 /// otherwise it starts a new trace (sampled as configured) with a link to
-/// the caller's.
+/// the caller's. A kept span records `client.address` (asked only then).
 pub fn server_trace(
     full_name: Option<&'static str>,
     system: RpcSystem,
     protocol: &'static str,
     headers: &http::HeaderMap,
     is_shop_service: impl FnOnce() -> bool,
+    client_address: impl FnOnce() -> std::net::IpAddr,
 ) -> Option<RpcTrace> {
     if !enabled() {
         return None;
@@ -151,6 +152,7 @@ pub fn server_trace(
             KeyValue::new("rpc.system.name", system.as_str()),
             KeyValue::new("rpc.method", method),
             KeyValue::new("shop.rpc.protocol", protocol),
+            KeyValue::new("client.address", client_address().to_string()),
         ]));
     let parent = if trusted {
         caller
