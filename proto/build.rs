@@ -30,6 +30,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let mut protos = Vec::new();
     collect_protos(Path::new("shop"), &mut protos)?;
+    // The kit's heartbeat, a field of every server stream's response.
+    collect_protos(Path::new("kit/stream"), &mut protos)?;
     protos.sort();
     for proto in &protos {
         println!("cargo:rerun-if-changed={}", proto.display());

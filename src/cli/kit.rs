@@ -14,9 +14,12 @@ use shop_kit::{
         telemetry::{LogConfig, LogFormat},
         traces::{self, OtlpProtocol, TraceConfig, TraceTrust},
     },
-    rpc::config::{
-        DEFAULT_DRAIN_MS, DEFAULT_MAX_CALLS_IN_FLIGHT, DEFAULT_MAX_CONNECTIONS,
-        DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_STREAMS,
+    rpc::{
+        TrustedProxies,
+        config::{
+            DEFAULT_DRAIN_MS, DEFAULT_MAX_CALLS_IN_FLIGHT, DEFAULT_MAX_CONNECTIONS,
+            DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_STREAMS, DEFAULT_STREAM_HEARTBEAT_SECS,
+        },
     },
     tls::{ClientTlsConfig, ServerTlsConfig},
 };
@@ -164,6 +167,29 @@ pub struct HttpArgs {
         value_parser = clap::builder::BoolishValueParser::new()
     )]
     pub in_process_calls: bool,
+
+    /// The proxies in front of the services (your edge: a Gateway, an
+    /// ingress, a load balancer), as addresses and CIDR blocks, comma
+    /// separated: their `Forwarded` / `X-Forwarded-For` name the client,
+    /// which every per-address limit (sign-in, the gateway's), log line and
+    /// trace then uses. The client is the rightmost address in those
+    /// headers that is not a trusted proxy; a caller not in this list is
+    /// the client, whatever its headers say. Default: none.
+    #[arg(
+        long,
+        global = true,
+        env = "SHOP_TRUSTED_PROXIES",
+        value_name = "CIDRS",
+        default_value = ""
+    )]
+    pub trusted_proxies: TrustedProxies,
+
+    /// A server stream (WatchOrder, WatchStock, their REST events) that
+    /// sent nothing for this many seconds sends a heartbeat, which clients
+    /// skip: keep it under the shortest idle timeout of the proxies in
+    /// front of the services (nginx and cloud load balancers: 60 s).
+    #[arg(long, global = true, env = "SHOP_STREAM_HEARTBEAT_SECS", default_value_t = DEFAULT_STREAM_HEARTBEAT_SECS, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub stream_heartbeat_secs: u64,
 }
 
 #[derive(Args, Debug)]
@@ -349,6 +375,8 @@ impl KitArgs {
             metrics_port: http.metrics_port,
             max_calls_in_flight: http.max_calls_in_flight,
             in_process_calls: http.in_process_calls,
+            trusted_proxies: http.trusted_proxies.clone(),
+            stream_heartbeat_secs: http.stream_heartbeat_secs,
             tls: ServerTlsConfig::default(),
         }
     }

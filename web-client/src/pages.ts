@@ -153,6 +153,8 @@ export const product: Page = async (shop, view, params, signal) => {
   // Live stock: every reservation, release and sale as it happens.
   try {
     for await (const change of shop.catalog.watchStock({ productIds: [id] }, { signal })) {
+      // A quiet stream's sign of life (kit.stream.v1.Heartbeat) says nothing.
+      if (change.heartbeat) continue;
       stock.textContent = `${change.stockOnHand} in stock`;
     }
   } catch (error) {
@@ -271,6 +273,7 @@ export const order: Page = async (shop, view, params, signal) => {
   replace(view, h("h1", {}, "Your order"), status, items, h("p", {}, link("/orders", "All your orders")));
   // Live status: the order as it is, then each change, until it is final.
   for await (const { order } of shop.orders.watchOrder({ orderId: id }, { signal })) {
+    // No order: a quiet stream's heartbeat (kit.stream.v1.Heartbeat).
     if (!order) continue;
     status.replaceChildren(
       h("span", { class: `status s${order.status}` }, statusText[order.status] ?? ""),

@@ -37,6 +37,8 @@ pub async fn router(shutdown: &Shutdown) -> Result<Router, ServerError> {
         .ticks(ticks)
         .build(());
     RpcServer::new(http.clone(), Readiness::always())
+        // The echo contract is every stack's: no kit field in it.
+        .streams_without_heartbeats()
         .metrics(Metrics::install())
         .service(connect, shop_kit::grpc_defaults!(grpc, http))
         .descriptors(pb::DESCRIPTORS)

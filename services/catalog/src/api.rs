@@ -192,6 +192,7 @@ fn to_watch_response(level: StockChanged) -> pb::WatchStockResponse {
     pb::WatchStockResponse {
         product_id: level.product_id,
         stock_on_hand: level.stock_on_hand,
+        heartbeat: None,
     }
 }
 

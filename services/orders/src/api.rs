@@ -241,7 +241,7 @@ pub async fn watch_order(
         // to nobody.
         let mut last = current.version;
         let done = current.status.is_final();
-        yield Ok(pb::WatchOrderResponse { order: Some(to_proto(current)) });
+        yield Ok(pb::WatchOrderResponse { order: Some(to_proto(current)), ..Default::default() });
         if done {
             return;
         }
@@ -262,7 +262,7 @@ pub async fn watch_order(
             };
             last = order.version;
             let done = order.status.is_final();
-            yield Ok(pb::WatchOrderResponse { order: Some(to_proto(order)) });
+            yield Ok(pb::WatchOrderResponse { order: Some(to_proto(order)), ..Default::default() });
             if done {
                 break;
             }

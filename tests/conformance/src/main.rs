@@ -120,6 +120,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let shutdown = Shutdown::on_signals(std::time::Duration::ZERO);
         let (connect, grpc) = service::routes();
         let app = RpcServer::new(http.clone(), Readiness::always())
+            // The suite's contract has no heartbeat field, nor may it.
+            .streams_without_heartbeats()
             .service(connect, shop_kit::grpc_defaults!(grpc, http))
             .descriptors(DESCRIPTORS)
             .into_router(&shutdown)

@@ -10,6 +10,7 @@ use http::Request;
 use prost_reflect::{DescriptorPool, MethodDescriptor};
 
 use super::{
+    heartbeat::{Heartbeat, NoHeartbeat},
     protocol::{Framing, Protocol, RpcName},
     rate_class::{RateClass, RateClasses},
 };
@@ -42,6 +43,9 @@ pub struct Method {
     pub policy: Policy,
     /// The limiter of the rate class its contract names.
     pub rate_class: Option<Arc<dyn RateClass>>,
+    /// What its stream sends when it has been quiet (server streams of the
+    /// server's own services).
+    pub heartbeat: Option<Heartbeat>,
 }
 
 /// Why the server's methods could not be assembled.
@@ -53,6 +57,8 @@ pub enum MethodsError {
         "{method} counts against the rate class {class:?}, which this server has no limiter for: register one with RpcServer::rate_class"
     )]
     NoRateClass { method: String, class: String },
+    #[error(transparent)]
+    NoHeartbeat(#[from] NoHeartbeat),
 }
 
 /// A request the classifier found on a REST route: the route and what its
@@ -114,13 +120,16 @@ impl Methods {
     /// Every method of `services` found in `pool` (`direct`: served by the
     /// server's own routes), plus `bridged` (service, method) pairs served
     /// without a descriptor here, and the `rest` routes that call them;
-    /// each method's rate class found among `rate_classes`.
+    /// each method's rate class found among `rate_classes`; the server
+    /// streams of the direct ones with their heartbeat, unless `heartbeats`
+    /// is off.
     pub(crate) fn new<'a>(
         pool: &DescriptorPool,
         services: impl IntoIterator<Item = (&'a str, bool)>,
         bridged: impl IntoIterator<Item = (&'a str, &'a str)>,
         rest: RestRoutes,
         rate_classes: &RateClasses,
+        heartbeats: bool,
     ) -> Result<&'static Self, MethodsError> {
         let mut by_path = HashMap::new();
         for (name, direct) in services {
@@ -143,6 +152,11 @@ impl Methods {
                             })
                     })
                     .transpose()?;
+                let heartbeat = if direct && heartbeats {
+                    Heartbeat::of(&method)?
+                } else {
+                    None
+                };
                 let entry: &'static Method = Box::leak(Box::new(Method {
                     service: leak(service.full_name().to_owned()),
                     name: leak(method.name().to_owned()),
@@ -151,6 +165,7 @@ impl Methods {
                     streaming: method.is_client_streaming() || method.is_server_streaming(),
                     policy,
                     rate_class,
+                    heartbeat,
                     descriptor: Some(method.clone()),
                     direct,
                     index: by_path.len(),
@@ -171,6 +186,7 @@ impl Methods {
                 index: by_path.len(),
                 policy: Policy::default(),
                 rate_class: None,
+                heartbeat: None,
             }));
             by_path.insert(path, entry);
         }
@@ -243,6 +259,7 @@ mod tests {
             )],
             RestRoutes::default(),
             &RateClasses::default(),
+            true,
         )
         .expect("no policy to refuse");
         let mut check = Request::post("/grpc.health.v1.Health/Check")

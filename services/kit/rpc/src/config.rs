@@ -63,6 +63,18 @@ pub struct HttpConfig {
     /// library's default), they go over loopback and HTTP/2 as processes
     /// apart do; the shop's command line turns it on.
     pub in_process_calls: bool,
+
+    /// Proxies in front of the services (addresses and CIDR blocks) whose
+    /// `Forwarded` / `X-Forwarded-For` name the client: every per-address
+    /// limit, log line and trace then sees the client, not the proxy.
+    /// Default: none, so the TCP peer is the client.
+    pub trusted_proxies: crate::TrustedProxies,
+
+    /// A server stream that sent nothing for this many seconds sends a
+    /// heartbeat (`kit.stream.v1.Heartbeat`), so proxies with idle
+    /// timeouts keep it open: under the shortest idle timeout in front of
+    /// the services.
+    pub stream_heartbeat_secs: u64,
     pub tls: shop_kit_tls::ServerTlsConfig,
 }
 
@@ -73,6 +85,9 @@ pub const DEFAULT_DRAIN_MS: u64 = 1000;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 2048;
 /// Calls a service works on at once at most, by default.
 pub const DEFAULT_MAX_CALLS_IN_FLIGHT: usize = 1024;
+/// Seconds a server stream may be quiet before it sends a heartbeat, by
+/// default: under nginx's and cloud load balancers' 60 s.
+pub const DEFAULT_STREAM_HEARTBEAT_SECS: u64 = 30;
 /// HTTP/2 streams per connection, by default.
 pub const DEFAULT_MAX_STREAMS: u32 = 256;
 
@@ -117,6 +132,10 @@ impl HttpConfig {
             .then(|| crate::admission::LimitConfig::up_to(self.max_calls_in_flight))
     }
 
+    pub fn stream_heartbeat(&self) -> Duration {
+        Duration::from_secs(self.stream_heartbeat_secs.max(1))
+    }
+
     pub fn idle_timeout(&self) -> Duration {
         Duration::from_secs(self.idle_timeout_secs.max(1))
     }
@@ -136,6 +155,8 @@ impl Default for HttpConfig {
             metrics_port: None,
             max_calls_in_flight: DEFAULT_MAX_CALLS_IN_FLIGHT,
             in_process_calls: false,
+            trusted_proxies: crate::TrustedProxies::default(),
+            stream_heartbeat_secs: DEFAULT_STREAM_HEARTBEAT_SECS,
             tls: shop_kit_tls::ServerTlsConfig::default(),
         }
     }

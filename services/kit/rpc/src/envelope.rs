@@ -109,6 +109,12 @@ impl Watch {
         }
     }
 
+    /// Whether the chunks fed so far end where an envelope does (a watch
+    /// that wants no flags, `Watch::new(0, 0)`, only follows this).
+    pub fn between_envelopes(&self) -> bool {
+        self.header_filled == 0 && self.remaining == 0
+    }
+
     /// Takes the next chunk; the wanted envelope (flags and payload) once
     /// it is whole.
     pub fn feed(&mut self, mut chunk: &[u8]) -> Option<(u8, Bytes)> {

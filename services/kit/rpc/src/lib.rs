@@ -6,6 +6,7 @@
 
 pub mod admission;
 mod classify;
+pub mod client_address;
 pub mod config;
 mod connect_bridge;
 mod connect_edge;
@@ -20,6 +21,7 @@ pub mod envelope;
 mod grpc_json;
 mod grpc_limits;
 mod health;
+pub mod heartbeat;
 mod listener;
 mod observe;
 mod policy;
@@ -36,6 +38,7 @@ mod sse;
 mod valid;
 mod validation;
 
+pub use client_address::{ClientAddress, TrustedProxies, client_address};
 pub use config::HttpConfig;
 pub use connect_get::connect_get;
 pub use health::Readiness;

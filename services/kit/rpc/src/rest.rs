@@ -27,6 +27,7 @@ use tower::{Service, ServiceExt};
 use super::{
     classify::{Call, RestCall},
     envelope,
+    heartbeat::Heartbeat,
     protocol::{Framing, Protocol},
     sse,
 };
@@ -100,6 +101,10 @@ where
     fn call(&mut self, request: Request<Body>) -> Self::Future {
         let connect = self.connect.clone();
         let limit = self.max_request_bytes;
+        let heartbeat = Call::of(&request)
+            .method
+            .and_then(|method| method.heartbeat.as_ref())
+            .map(Heartbeat::json_payload);
         Box::pin(async move {
             let (mut parts, body) = request.into_parts();
             let Some(rest) = parts.extensions.remove::<RestCall>() else {
@@ -113,7 +118,7 @@ where
             let request = connect_request(parts, route, message);
             let answer = connect.oneshot(request).await?.map(Body::new);
             Ok(if route.server_streaming {
-                sse::events(answer).await
+                sse::events(answer, heartbeat).await
             } else {
                 unary_answer(route, answer).await
             })

@@ -9,8 +9,8 @@
 //!    │   -> the Connect stack below; the answer back as JSON or events
 //!    ├─ a method this server registered, by protocol:
 //!    │   ├─ gRPC, gRPC-Web -> JSON<->proto (+json codecs) -> gRPC-Web translation
-//!    │   │                    -> grpc-timeout -> size status -> tonic routes
-//!    │   └─ Connect        -> encoding check, response metadata, error
+//!    │   │                    -> heartbeats -> grpc-timeout -> size status -> tonic routes
+//!    │   └─ Connect        -> heartbeats -> encoding check, response metadata, error
 //!    │                        corrections (one layer) -> connectrpc-axum (limits,
 //!    │                        gzip, connect-timeout-ms) -> Connect routes (POST + GET)
 //!    └─ anything else: /healthz /readyz /metrics; health and reflection
@@ -40,6 +40,7 @@ use super::{
     grpc_json::{self, GrpcJsonLayer},
     grpc_limits::GrpcLimitStatusLayer,
     health::{self, HEALTH_SERVICE, Readiness},
+    heartbeat::HeartbeatLayer,
     observe::ObserveLayer,
     policy,
     rate_class::{RateClass, RateClasses},
@@ -117,6 +118,9 @@ pub struct RpcServer {
     metrics: Option<Metrics>,
     around: Vec<Box<dyn FnOnce(Router) -> Router + Send>>,
     rate_classes: RateClasses,
+    /// Whether every server stream must carry a heartbeat (see
+    /// [`Self::streams_without_heartbeats`]).
+    heartbeats: bool,
 }
 
 impl RpcServer {
@@ -134,7 +138,17 @@ impl RpcServer {
             metrics: None,
             around: Vec::new(),
             rate_classes: RateClasses::default(),
+            heartbeats: true,
         }
+    }
+
+    /// Serves server streams whose response has no heartbeat field (see
+    /// `crate::heartbeat`), sending them none: only for a contract that is
+    /// not yours to change (a conformance suite's, a benchmark's shared
+    /// with other stacks). Without this, such a stream is a start-up error.
+    pub fn streams_without_heartbeats(mut self) -> Self {
+        self.heartbeats = false;
+        self
     }
 
     /// What "ready" means for it (`/readyz`, `grpc.health.v1`).
@@ -239,6 +253,7 @@ impl RpcServer {
             ],
             rest,
             &self.rate_classes,
+            self.heartbeats,
         )?;
         let admission = AdmissionLayer::new(
             self.service_names
@@ -249,7 +264,9 @@ impl RpcServer {
         );
         // gRPC of proto, as tonic takes it; the other codecs and gRPC-Web
         // are translated to it first.
+        let heartbeat_every = self.http.stream_heartbeat();
         let grpc_proto = ServiceBuilder::new()
+            .layer(HeartbeatLayer::grpc(heartbeat_every))
             .layer(GrpcDeadlineLayer)
             .layer(GrpcLimitStatusLayer)
             .layer(ResponseMetadataLayer)
@@ -264,14 +281,16 @@ impl RpcServer {
         // layer (per-route layers cost a boxed route and a future each, on
         // every call), and `with_state` turns every handler into a ready
         // route now rather than on every request.
-        let connect = ConnectEdgeLayer::new(self.http.max_request_bytes).layer(
-            MakeServiceBuilder::new()
-                .receive_max_bytes(self.http.max_request_bytes)
-                // Like connect-go: compressing tiny messages costs more than it saves.
-                .compression(CompressionConfig::new(COMPRESS_MIN_BYTES))
-                .add_router(self.connect)
-                .build()
-                .with_state(()),
+        let connect = HeartbeatLayer::connect(heartbeat_every).layer(
+            ConnectEdgeLayer::new(self.http.max_request_bytes).layer(
+                MakeServiceBuilder::new()
+                    .receive_max_bytes(self.http.max_request_bytes)
+                    // Like connect-go: compressing tiny messages costs more than it saves.
+                    .compression(CompressionConfig::new(COMPRESS_MIN_BYTES))
+                    .add_router(self.connect)
+                    .build()
+                    .with_state(()),
+            ),
         );
 
         // tonic's own services speak no Connect: bridge them.

@@ -3,7 +3,9 @@
 //! whose data is the Connect error (`{"code": ..., "message": ...}`). A
 //! stream that fails before its first message (not signed in, no such
 //! order) is refused as a unary call is: the error under its HTTP status.
-//! Each event is one frame of the body (what observe reads the code from).
+//! A heartbeat (see `heartbeat`) is a comment line, which every SSE client
+//! skips. Each event is one frame of the body (what observe reads the code
+//! from).
 
 use axum::{
     body::Body,
@@ -20,8 +22,12 @@ use super::envelope;
 /// What the first line of an error event is.
 pub(super) const ERROR_EVENT: &[u8] = b"event: error\n";
 
-/// The Connect streaming `answer` as events.
-pub async fn events(answer: Response) -> Response {
+/// An SSE comment: the heartbeat of a quiet stream.
+pub(super) const HEARTBEAT_COMMENT: &[u8] = b": heartbeat\n\n";
+
+/// The Connect streaming `answer` as events; its messages equal to
+/// `heartbeat` (JSON) as comments.
+pub async fn events(answer: Response, heartbeat: Option<&'static [u8]>) -> Response {
     if answer.status() != StatusCode::OK {
         return answer;
     }
@@ -61,7 +67,11 @@ pub async fn events(answer: Response) -> Response {
                 yield Ok(error_event(&error));
                 return;
             }
-            yield Ok(data_event(payload));
+            if heartbeat == Some(payload) {
+                yield Ok(Bytes::from_static(HEARTBEAT_COMMENT));
+            } else {
+                yield Ok(data_event(payload));
+            }
             next = next_envelope(&mut body, &mut pending).await;
         }
         // The stream ended without its end message: cut short.
@@ -158,20 +168,25 @@ mod tests {
 
     #[tokio::test]
     async fn messages_are_data_events_and_a_late_error_an_error_event() {
-        let answer = events(stream_answer(&[
-            (0, r#"{"status":"PENDING"}"#),
-            (0, r#"{"status":"PAID"}"#),
-            (
-                envelope::END_STREAM,
-                r#"{"error":{"code":"unavailable","message":"gone"}}"#,
-            ),
-        ]))
+        let answer = events(
+            stream_answer(&[
+                (0, r#"{"status":"PENDING"}"#),
+                (0, r#"{"heartbeat":{}}"#),
+                (0, r#"{"status":"PAID"}"#),
+                (
+                    envelope::END_STREAM,
+                    r#"{"error":{"code":"unavailable","message":"gone"}}"#,
+                ),
+            ]),
+            Some(br#"{"heartbeat":{}}"#),
+        )
         .await;
         assert_eq!(answer.status(), StatusCode::OK);
         assert_eq!(answer.headers()[header::CONTENT_TYPE], "text/event-stream");
         assert_eq!(
             text(answer).await,
             "data: {\"status\":\"PENDING\"}\n\n\
+             : heartbeat\n\n\
              data: {\"status\":\"PAID\"}\n\n\
              event: error\ndata: {\"code\":\"unavailable\",\"message\":\"gone\"}\n\n"
         );
@@ -179,20 +194,26 @@ mod tests {
 
     #[tokio::test]
     async fn a_stream_that_ends_well_ends_the_events() {
-        let answer = events(stream_answer(&[
-            (0, r#"{"n":1}"#),
-            (envelope::END_STREAM, r#"{"metadata":{}}"#),
-        ]))
+        let answer = events(
+            stream_answer(&[
+                (0, r#"{"n":1}"#),
+                (envelope::END_STREAM, r#"{"metadata":{}}"#),
+            ]),
+            None,
+        )
         .await;
         assert_eq!(text(answer).await, "data: {\"n\":1}\n\n");
     }
 
     #[tokio::test]
     async fn an_error_before_any_message_is_refused_with_its_status() {
-        let answer = events(stream_answer(&[(
-            envelope::END_STREAM,
-            r#"{"error":{"code":"unauthenticated","message":"sign in"}}"#,
-        )]))
+        let answer = events(
+            stream_answer(&[(
+                envelope::END_STREAM,
+                r#"{"error":{"code":"unauthenticated","message":"sign in"}}"#,
+            )]),
+            None,
+        )
         .await;
         assert_eq!(answer.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(
@@ -203,7 +224,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_stream_cut_short_says_so() {
-        let answer = events(stream_answer(&[(0, r#"{"n":1}"#)])).await;
+        let answer = events(stream_answer(&[(0, r#"{"n":1}"#)]), None).await;
         assert_eq!(
             text(answer).await,
             "data: {\"n\":1}\n\n\
