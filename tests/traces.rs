@@ -234,6 +234,8 @@ impl Trace {
             );
             assert_eq!(servers[0].tag("rpc.method"), client.tag("rpc.method"));
             assert_ne!(servers[0].service, client.service);
+            // Who called, as the server saw it (a service of this process).
+            assert_eq!(servers[0].tag("client.address"), Some("127.0.0.1"));
         }
     }
 
