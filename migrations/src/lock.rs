@@ -38,8 +38,9 @@ fn key(service: &str) -> i64 {
 }
 
 impl MigrationLock {
-    /// Waits for the lock and takes it.
-    pub(crate) async fn take(
+    /// Waits for the lock and takes it (the migrations take it
+    /// themselves; a test holds it to be another replica, or the Job).
+    pub async fn take(
         db: &DatabaseConnection,
         service: &'static str,
     ) -> Result<Self, MigrateError> {

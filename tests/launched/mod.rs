@@ -129,6 +129,16 @@ impl Shop {
         Self::launch_with(&[], args, &SERVICES, options).await
     }
 
+    /// One service alone with `args`, returned once it answers `/readyz`,
+    /// ready or not.
+    pub async fn serve_answering(service: &'static str, args: &[&str]) -> Self {
+        let options = Options {
+            wait: Wait::Answering,
+            ..Options::default()
+        };
+        Self::launch_with(&["serve", service], args, &[service], options).await
+    }
+
     /// The whole shop on TLS from the certificates in `dir` (`shop certs`).
     pub async fn whole_tls(dir: &std::path::Path, args: &[&str]) -> Self {
         let mut args: Vec<&str> = args.to_vec();

@@ -16,3 +16,9 @@ trap cleanup EXIT
 
 echo "==> cargo test --workspace on PostgreSQL (${url%%@*}@...)"
 SHOP_TEST_DATABASE_URL="$url" cargo test --workspace
+
+echo "==> a service waiting 65 s for its migrations lock on PostgreSQL stays alive (tests/starting.rs)"
+SHOP_TEST_DATABASE_URL="$url" cargo test --test starting -- --ignored
+
+echo "==> PostgreSQL with TLS under a private CA: PGSSLROOTCERT (tests/postgres/tls.sh)"
+"$(dirname "$0")/tls.sh"

@@ -2,10 +2,15 @@
 //! `shop serve` runs one service, or a test runs one on loopback:
 //!
 //! ```text
-//! open (database, migrations, background work) -> seed, when asked
-//!   -> assemble its RPC server -> bind -> serve until shutdown
+//! bind, answering as a service starting (alive, not ready)
+//!   -> open (database, migrations, background work) -> seed, when asked
+//!   -> assemble its RPC server -> serve on the same port until shutdown
 //!   -> let in-flight calls and background work finish (bounded grace)
 //! ```
+//!
+//! The port answers while the service opens: migrations that wait for
+//! another replica's lock (or the migration Job's) for minutes keep the
+//! process alive to its probes, unready, instead of killed mid-wait.
 //!
 //! A service says what it is by implementing [`Service`]; [`Launch`] runs it.
 
@@ -198,6 +203,9 @@ impl<S: Service> Launch<S> {
             .tls
             .load()
             .map_err(|e| failed(shop_kit_rpc::ListenError::from(e).into()))?;
+        let starting = shop_kit_rpc::Starting::bind(addr, S::NAME, &http, tls.clone())
+            .await
+            .map_err(|e| failed(e.into()))?;
         let context = Context {
             http: http.clone(),
             shutdown: shutdown.clone(),
@@ -225,7 +233,11 @@ impl<S: Service> Launch<S> {
             .into_router(&shutdown)
             .await
             .map_err(|e| failed(e.into()))?;
-        let listening = shop_kit_rpc::start_with(addr, router, shutdown.clone(), &http, tls)
+        let listener = starting
+            .into_listener()
+            .await
+            .map_err(|source| failed(shop_kit_rpc::ListenError::Bind { addr, source }.into()))?;
+        let listening = shop_kit_rpc::start_on(listener, router, shutdown.clone(), &http, tls)
             .await
             .map_err(|e| failed(e.into()))?;
         let task = tokio::spawn(async move {

@@ -33,7 +33,7 @@ pub async fn connect(service: &'static str, url: &str) -> Result<DatabaseConnect
             create_private_file(Path::new(file)).await?;
         }
     }
-    let mut db = open(url).await?;
+    let mut db = open(url).await.map_err(explain_untrusted)?;
     let statements = metrics::counter!(STATEMENTS_TOTAL, "service" => service);
     let system = if url.starts_with("sqlite:") {
         "sqlite"
@@ -51,6 +51,20 @@ pub async fn connect(service: &'static str, url: &str) -> Result<DatabaseConnect
         );
     });
     Ok(db)
+}
+
+/// A database certificate from a CA the client does not trust (a private
+/// one: RDS, Cloud SQL, a company's), said with what to do about it.
+fn explain_untrusted(error: DbErr) -> DbErr {
+    let text = error.to_string();
+    if !text.contains("UnknownIssuer") {
+        return error;
+    }
+    DbErr::Custom(format!(
+        "{text}: the database's certificate is not trusted: its CA is none of the public \
+         roots this client trusts; give that CA's PEM file as PGSSLROOTCERT (or sslrootcert= in \
+         the URL)"
+    ))
 }
 
 /// How long SQLite waits for a lock another connection holds; also how

@@ -42,7 +42,7 @@ pub use client_address::{ClientAddress, TrustedProxies, client_address};
 pub use config::HttpConfig;
 pub use connect_get::connect_get;
 pub use health::Readiness;
-pub use listener::{ListenError, Listening, serve, start, start_with};
+pub use listener::{ListenError, Listening, Starting, serve, start, start_on, start_with};
 pub use prost_protovalidate::ValidationError;
 pub use response_metadata::ResponseMetadata;
 pub use server::{RpcServer, ServerError, metrics_routes};

@@ -129,6 +129,38 @@ async fn serve_with(
     http: HttpConfig,
     tls: Option<ServerTls>,
 ) -> std::io::Result<()> {
+    // Plain listeners are reachable in process too (see `in_process`),
+    // until shutdown is asked for.
+    let in_process = match (&tls, listener.local_addr()) {
+        (None, Ok(addr)) if http.in_process_calls => {
+            Some(in_process::register(addr, in_process_app(app.clone())))
+        }
+        _ => None,
+    };
+    let connections = accept_until(&listener, app, &shutdown, &http, tls).await;
+    drop(in_process);
+    connections.close();
+    tokio::select! {
+        () = connections.wait() => {}
+        () = tokio::time::sleep_until(shutdown.grace_deadline(http.shutdown_grace())) => {
+            tracing::warn!(
+                grace_secs = http.shutdown_grace_secs,
+                "in-flight requests still running after the grace period; closing"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Accepts connections on `listener` and serves `app` on each until `stop`:
+/// the connections, still being served (told to close by `stop`).
+async fn accept_until(
+    listener: &TcpListener,
+    app: Router,
+    stop: &Shutdown,
+    http: &HttpConfig,
+    tls: Option<ServerTls>,
+) -> TaskTracker {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -144,20 +176,12 @@ async fn serve_with(
         .keep_alive_interval(H2_KEEP_ALIVE_INTERVAL)
         .keep_alive_timeout(H2_KEEP_ALIVE_TIMEOUT);
     let builder = Arc::new(builder);
-    // Plain listeners are reachable in process too (see `in_process`),
-    // until shutdown is asked for.
-    let in_process = match (&tls, listener.local_addr()) {
-        (None, Ok(addr)) if http.in_process_calls => {
-            Some(in_process::register(addr, in_process_app(app.clone())))
-        }
-        _ => None,
-    };
     let slots = Arc::new(Semaphore::new(http.max_connections.max(1)));
     let connections = TaskTracker::new();
     loop {
         let slot = tokio::select! {
             slot = slots.clone().acquire_owned() => slot,
-            () = shutdown.requested() => break,
+            () = stop.requested() => break,
         };
         let Ok(slot) = slot else { break };
         let (tcp, remote) = tokio::select! {
@@ -170,13 +194,13 @@ async fn serve_with(
                     continue;
                 }
             },
-            () = shutdown.requested() => break,
+            () = stop.requested() => break,
         };
         let _ = tcp.set_nodelay(true);
         let connection = Connection {
             app: app.clone(),
             builder: builder.clone(),
-            shutdown: shutdown.clone(),
+            shutdown: stop.clone(),
             idle_timeout: http.idle_timeout(),
             trusted_proxies: http.trusted_proxies.clone(),
         };
@@ -204,18 +228,121 @@ async fn serve_with(
             drop(slot);
         });
     }
-    drop(in_process);
-    connections.close();
-    tokio::select! {
-        () = connections.wait() => {}
-        () = tokio::time::sleep_until(shutdown.grace_deadline(http.shutdown_grace())) => {
-            tracing::warn!(
-                grace_secs = http.shutdown_grace_secs,
-                "in-flight requests still running after the grace period; closing"
-            );
-        }
+    connections
+}
+
+/// A service's port while the service opens (its database, its
+/// migrations, which may wait for another replica's or the migration Job's
+/// lock for minutes): bound at once, it answers `/healthz` (the process is
+/// alive: no liveness or startup probe kills it mid-wait), `/readyz` 503
+/// with what it waits for, and every call `unavailable`, in its protocol.
+/// [`Self::into_listener`] hands the port to the service once it is ready.
+#[derive(Debug)]
+pub struct Starting {
+    listener: Arc<TcpListener>,
+    stop: StopOnDrop,
+    accepting: tokio::task::JoinHandle<()>,
+}
+
+/// Stops the starting answers when dropped (a service that failed to open
+/// gives its port back).
+#[derive(Debug)]
+struct StopOnDrop(Shutdown);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.trigger();
     }
-    Ok(())
+}
+
+impl Starting {
+    /// Binds `addr` and answers there as `service` starting.
+    pub async fn bind(
+        addr: SocketAddr,
+        service: &'static str,
+        http: &HttpConfig,
+        tls: Option<ServerTls>,
+    ) -> Result<Self, ListenError> {
+        let bound = |source| ListenError::Bind { addr, source };
+        let listener = Arc::new(TcpListener::bind(addr).await.map_err(bound)?);
+        let stop = Shutdown::new();
+        let accepting = tokio::spawn({
+            let (listener, stop, http) = (listener.clone(), stop.clone(), http.clone());
+            async move {
+                let connections =
+                    accept_until(&listener, starting_app(service), &stop, &http, tls).await;
+                // They finish on their own: told to close, with nothing long
+                // in flight.
+                connections.close();
+            }
+        });
+        Ok(Self {
+            listener,
+            stop: StopOnDrop(stop),
+            accepting,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Stops answering as a service starting: the port, to serve on.
+    pub async fn into_listener(self) -> std::io::Result<TcpListener> {
+        self.stop.0.trigger();
+        self.accepting.await.map_err(std::io::Error::other)?;
+        Arc::try_unwrap(self.listener)
+            .map_err(|_| std::io::Error::other("the starting listener is still shared"))
+    }
+}
+
+/// What a starting service answers.
+fn starting_app(service: &'static str) -> Router {
+    use axum::routing::get;
+    Router::new()
+        .route("/healthz", get(|| async { "ok (starting)\n" }))
+        .route(
+            "/readyz",
+            get(move || async move {
+                (
+                    http::StatusCode::SERVICE_UNAVAILABLE,
+                    format!(
+                        "not ready: {service} is starting (opening its database, its migrations \
+                         waiting for their lock)\n"
+                    ),
+                )
+            }),
+        )
+        .fallback(move |request: Request<Body>| async move {
+            let error = connectrpc_axum::prelude::ConnectError::new(
+                connectrpc_axum::prelude::Code::Unavailable,
+                format!("{service} is starting: try again in a moment"),
+            );
+            let mut response = crate::connect_errors::error_response(request.headers(), error);
+            // Nothing ran: the kit's clients send it to another replica.
+            response.headers_mut().insert(
+                shop_kit_wire::NOT_PROCESSED,
+                http::HeaderValue::from_static("starting"),
+            );
+            response
+        })
+}
+
+/// Serves `app` on the listener a [`Starting`] service held, as [`start_with`]
+/// does on a new one.
+pub async fn start_on(
+    listener: TcpListener,
+    app: Router,
+    shutdown: Shutdown,
+    http: &HttpConfig,
+    tls: Option<ServerTls>,
+) -> Result<Listening, ListenError> {
+    let addr = listener.local_addr().map_err(|source| ListenError::Bind {
+        addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+        source,
+    })?;
+    let task = tokio::spawn(serve_with(listener, app, shutdown, http.clone(), tls));
+    Ok(Listening { addr, task })
 }
 
 /// The peer address an in-process call is served as coming from.
