@@ -8,12 +8,15 @@
 # 2. the rendered overlays read by tests/kubernetes/test_manifests.py
 #    (pytest): who reaches whom from the NetworkPolicies (netpol-analyzer,
 #    built once from tests/kubernetes/netpol), rollouts, the edge's routes
-#    and TLS, certificates, NATS, metrics;
+#    and TLS, certificates, NATS, metrics, the platform settings; and NATS
+#    reloading a renewed certificate (test_nats_reload.py: Debian's
+#    nats-server and the reloader, built once from tests/kubernetes/nats-reloader);
 # 3. `kubectl apply --dry-run=server` of each overlay against a real
 #    kube-apiserver (built once from its Go module, build-apiserver.sh) and
 #    Debian's etcd, with the CustomResourceDefinitions of cert-manager,
-#    Gateway API and prometheus-operator installed at the versions
-#    tests/kubernetes/crds/go.mod pins, and the namespace's Pod Security
+#    Gateway API and prometheus-operator installed at the minimum versions
+#    (tests/kubernetes/crds-minimum/go.mod), then at the current ones
+#    (tests/kubernetes/crds/go.mod), and the namespace's Pod Security
 #    labels live: a warning fails. Manifests known to be wrong must be
 #    refused, or the check proves nothing.
 set -euo pipefail
@@ -50,8 +53,10 @@ analyzer=$("$here/build-netpol-analyzer.sh")
 venv="$here/.venv"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$here/requirements.txt"
-NETPOL_ANALYZER="$analyzer" "$venv/bin/python" -m pytest -q -p no:cacheprovider \
-  "$here/test_manifests.py"
+need nats-server nats-server
+reloader=$("$here/build-nats-reloader.sh")
+NETPOL_ANALYZER="$analyzer" NATS_RELOADER="$reloader" "$venv/bin/python" -m pytest -q -p no:cacheprovider \
+  "$here/test_manifests.py" "$here/test_nats_reload.py"
 
 apiserver=$("$here/build-apiserver.sh")
 work=$(mktemp -d)
@@ -104,27 +109,32 @@ if ! kube get --raw /readyz >/dev/null 2>&1; then
 fi
 
 # The CRDs the overlays use, from their projects' own modules at the
-# versions crds/go.mod pins (checked against its go.sum), installed for real.
-echo "==> CustomResourceDefinitions (tests/kubernetes/crds/go.mod)"
-pinned() { sed -n "s|^\t$1 \(v[^ ]*\)\$|\1|p" "$here/crds/go.mod"; }
-module_dir() { (cd "$here/crds" && go mod download -json "$1" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p'); }
-for crds in \
-  "github.com/cert-manager/cert-manager deploy/crds" \
-  "github.com/prometheus-operator/prometheus-operator example/prometheus-operator-crd" \
-  "sigs.k8s.io/gateway-api config/crd/standard"; do
-  read -r module folder <<<"$crds"
-  version=$(pinned "$module")
-  dir=$(module_dir "$module@$version")
-  [ -n "$dir" ] && [ -d "$dir/$folder" ] || { echo "no $folder in $module@$version" >&2; exit 1; }
-  count=0
-  for file in "$dir/$folder"/*.yaml; do
-    grep -q '^kind: CustomResourceDefinition' "$file" || continue
-    kube apply --server-side --field-manager=shop-test -f "$file" >/dev/null
-    count=$((count + 1))
+# versions a go.mod pins (checked against its go.sum), installed for real:
+# first the oldest the manifests are meant for (crds-minimum/go.mod, the
+# minimums deploy/README.md states), then the current ones (crds/go.mod);
+# every overlay is dry-run against each.
+install_crds() {
+  local pins=$here/$1
+  kube delete crd --all --wait=true >/dev/null 2>&1 || true
+  echo "==> CustomResourceDefinitions (tests/kubernetes/$1/go.mod)"
+  for crds in \
+    "github.com/cert-manager/cert-manager deploy/crds" \
+    "github.com/prometheus-operator/prometheus-operator example/prometheus-operator-crd" \
+    "sigs.k8s.io/gateway-api config/crd/standard"; do
+    read -r module folder <<<"$crds"
+    version=$(sed -n "s|^\t$module \(v[^ ]*\)\$|\1|p" "$pins/go.mod")
+    dir=$(cd "$pins" && go mod download -json "$module@$version" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+    [ -n "$dir" ] && [ -d "$dir/$folder" ] || { echo "no $folder in $module@$version" >&2; exit 1; }
+    count=0
+    for file in "$dir/$folder"/*.yaml; do
+      grep -q '^kind: CustomResourceDefinition' "$file" || continue
+      kube apply --server-side --field-manager=shop-test -f "$file" >/dev/null
+      count=$((count + 1))
+    done
+    echo "    $module $version: $count from $folder"
   done
-  echo "    $module $version: $count from $folder"
-done
-kube wait --for condition=established --timeout=60s crd --all >/dev/null
+  kube wait --for condition=established --timeout=60s crd --all >/dev/null
+}
 
 # Dry runs create nothing: the namespace must exist, with the overlays'
 # Pod Security labels, for the server to judge the pods against them.
@@ -132,17 +142,20 @@ kube apply -f "$root/deploy/kubernetes/overlays/production/namespace.yaml" >/dev
 # (No controller manager runs here to give it its default service account.)
 kube create serviceaccount default -n connect-shop >/dev/null
 status=0
-for overlay in "$root"/deploy/kubernetes/overlays/*/; do
-  echo "==> kubectl apply --dry-run=server -k deploy/kubernetes/overlays/$(basename "$overlay")"
-  if ! kube apply --dry-run=server -k "$overlay" >"$work/applied.txt" 2>&1; then
-    status=1
-  fi
-  grep -v ' (server dry run)$' "$work/applied.txt" | sed 's/^/    /' || true
-  echo "    $(grep -c ' (server dry run)$' "$work/applied.txt" || true) objects accepted"
-  if grep -qi 'warning' "$work/applied.txt"; then
-    echo "    the server warned (above): a warning fails here" >&2
-    status=1
-  fi
+for pins in crds-minimum crds; do
+  install_crds "$pins"
+  for overlay in "$root"/deploy/kubernetes/overlays/*/; do
+    echo "==> kubectl apply --dry-run=server -k deploy/kubernetes/overlays/$(basename "$overlay") ($pins)"
+    if ! kube apply --dry-run=server -k "$overlay" >"$work/applied.txt" 2>&1; then
+      status=1
+    fi
+    grep -v ' (server dry run)$' "$work/applied.txt" | sed 's/^/    /' || true
+    echo "    $(grep -c ' (server dry run)$' "$work/applied.txt" || true) objects accepted"
+    if grep -qi 'warning' "$work/applied.txt"; then
+      echo "    the server warned (above): a warning fails here" >&2
+      status=1
+    fi
+  done
 done
 
 echo "==> a PodDisruptionBudget with both bounds must be refused"

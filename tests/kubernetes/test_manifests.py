@@ -13,9 +13,11 @@ reads them: what a live cluster would do with them, checked without one.
 
 import csv
 import io
+import ipaddress
 import json
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -91,8 +93,23 @@ def env_of(container):
     return {e["name"]: e.get("value") for e in container.get("env", [])}
 
 
+# A ConfigMap kustomize generated, named by its content: name-<hash>.
+HASHED = re.compile(r"^(?P<name>.+)-[a-z0-9]{10}$")
+
+
+def generated(docs, kind, name):
+    """The one `kind` kustomize generated as `name` (name-<hash>)."""
+    found = [
+        d
+        for d in of_kind(docs, kind)
+        if (m := HASHED.match(d["metadata"]["name"])) and m.group("name") == name
+    ]
+    assert len(found) == 1, f"no generated {kind} {name}"
+    return found[0]
+
+
 def config(docs):
-    return named(docs, "ConfigMap", "shop-config")["data"]
+    return generated(docs, "ConfigMap", "shop-config")["data"]
 
 
 def workspace_version():
@@ -101,28 +118,38 @@ def workspace_version():
     return re.search(r'^version = "(.*)"', section, re.M).group(1)
 
 
+PLATFORM = KUSTOMIZE / "overlays" / "production" / "platform.yaml"
+
+
+def platform():
+    return yaml.safe_load(PLATFORM.read_text())["data"]
+
+
 # --- who reaches whom --------------------------------------------------------
+
+EDGE_NAMESPACE = platform()["edgeNamespace"]
+MONITORING_NAMESPACE = platform()["monitoringNamespace"]
 
 # Stand-ins for what lives outside the shop's namespace: the edge's proxies,
 # Prometheus, and a stranger in another namespace.
-OUTSIDERS = """
+OUTSIDERS = f"""
 apiVersion: v1
 kind: Namespace
 metadata:
-  name: envoy-gateway-system
-  labels: {kubernetes.io/metadata.name: envoy-gateway-system}
+  name: {EDGE_NAMESPACE}
+  labels: {{kubernetes.io/metadata.name: {EDGE_NAMESPACE}}}
 ---
 apiVersion: v1
 kind: Namespace
 metadata:
-  name: monitoring
-  labels: {kubernetes.io/metadata.name: monitoring}
+  name: {MONITORING_NAMESPACE}
+  labels: {{kubernetes.io/metadata.name: {MONITORING_NAMESPACE}}}
 ---
 apiVersion: v1
 kind: Namespace
 metadata:
   name: elsewhere
-  labels: {kubernetes.io/metadata.name: elsewhere}
+  labels: {{kubernetes.io/metadata.name: elsewhere}}
 """ + "".join(
     f"""---
 apiVersion: apps/v1
@@ -135,14 +162,14 @@ spec:
     spec: {{containers: [{{name: {name}, image: {name}}}]}}
 """
     for namespace, name in [
-        ("envoy-gateway-system", "edge"),
-        ("monitoring", "prometheus"),
+        (EDGE_NAMESPACE, "edge"),
+        (MONITORING_NAMESPACE, "prometheus"),
         ("elsewhere", "stranger"),
     ]
 )
 
-EDGE = "envoy-gateway-system/edge"
-MONITORING = "monitoring/prometheus"
+EDGE = f"{EDGE_NAMESPACE}/edge"
+MONITORING = f"{MONITORING_NAMESPACE}/prometheus"
 NATS = "connect-shop/nats"
 COLLECTOR = "connect-shop/otel-collector"
 
@@ -493,7 +520,7 @@ def test_services_serve_and_call_with_certificates_cert_manager_renews(productio
 
 
 def test_nats_wants_a_token_and_tls_and_bounds_jetstream(production):
-    conf = named(production, "ConfigMap", "nats")["data"]["nats.conf"]
+    conf = generated(production, "ConfigMap", "nats")["data"]["nats.conf"]
     assert re.search(r"authorization\s*\{\s*token:\s*\$NATS_TOKEN", conf)
     assert "cert_file: /etc/nats/tls/tls.crt" in conf
     memory = re.search(r"max_memory_store:\s*(\d+)MB", conf)
@@ -541,3 +568,208 @@ def test_prometheus_scrapes_the_metrics_port_by_job(production):
         assert ports == {"http": PORTS[service], "metrics": METRICS_PORT}
     rules = named(production, "PrometheusRule", "connect-shop")["spec"]["groups"]
     assert rules == yaml.safe_load((ROOT / "deploy/observability/rules.yaml").read_text())["groups"]
+
+
+# --- the operator's stack and day 90 -------------------------------------------
+
+# ConfigMaps the operator makes (deploy/README.md says how), referenced but
+# not rendered: the shop's CA for the edge, the database's CA.
+MADE_BY_THE_OPERATOR = {"shop-ca", "database-ca"}
+
+
+def config_map_references(workload):
+    """The ConfigMaps a workload's pods read: envFrom, env, volumes."""
+    spec = workload["spec"]["template"]["spec"]
+    names = set()
+    for container in spec.get("initContainers", []) + spec["containers"]:
+        for source in container.get("envFrom", []):
+            if "configMapRef" in source:
+                names.add(source["configMapRef"]["name"])
+        for variable in container.get("env", []):
+            ref = variable.get("valueFrom", {}).get("configMapKeyRef")
+            if ref:
+                names.add(ref["name"])
+    for volume in spec.get("volumes", []):
+        if "configMap" in volume:
+            names.add(volume["configMap"]["name"])
+    return names
+
+
+def test_config_maps_are_named_by_their_content(overlay):
+    # An edit must reach every pod (a new name rolls them), not only the
+    # ones started after it.
+    name, docs = overlay
+    rendered = {d["metadata"]["name"] for d in of_kind(docs, "ConfigMap")}
+    assert rendered, name
+    for config_map in rendered:
+        assert HASHED.match(config_map), f"{name}: ConfigMap {config_map} has no content hash"
+    for workload in workloads(docs):
+        for reference in config_map_references(workload):
+            assert reference in rendered or reference in MADE_BY_THE_OPERATOR, (
+                f"{workload['metadata']['name']} reads ConfigMap {reference}, "
+                "which is neither generated nor the operator's"
+            )
+
+
+def test_the_hostname_spread_skips_nodes_the_pods_cannot_use(overlay):
+    # A cordoned or tainted node is no domain: a drained pod's replacement
+    # is not held Pending for it (and the drain by the disruption budget).
+    _, docs = overlay
+    for service in SERVICES:
+        spec = named(docs, "Deployment", service)["spec"]["template"]["spec"]
+        hostname = [
+            c
+            for c in spec["topologySpreadConstraints"]
+            if c["topologyKey"] == "kubernetes.io/hostname"
+        ]
+        assert hostname[0].get("nodeTaintsPolicy") == "Honor", service
+
+
+def render_with_platform(tmp_path, **settings):
+    """The production overlay rendered with other platform settings, from a
+    copy of deploy/kubernetes."""
+    copy = tmp_path / "kubernetes"
+    shutil.copytree(KUSTOMIZE, copy)
+    document = yaml.safe_load(PLATFORM.read_text())
+    document["data"].update(settings)
+    (copy / "overlays" / "production" / "platform.yaml").write_text(yaml.safe_dump(document))
+    out = subprocess.run(
+        ["kubectl", "kustomize", str(copy / "overlays" / "production")],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+def admitted_namespace(docs, policy):
+    peers = named(docs, "NetworkPolicy", policy)["spec"]["ingress"][0]["from"]
+    return peers[0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+
+
+def monitoring_release(docs):
+    return {
+        d["kind"]: d["metadata"].get("labels", {}).get("release")
+        for d in docs
+        if d["kind"] in ("PodMonitor", "PrometheusRule")
+    }
+
+
+def test_the_platform_is_said_once_and_reaches_every_object(production, tmp_path):
+    settings = platform()
+    assert admitted_namespace(production, "from-the-edge") == settings["edgeNamespace"]
+    assert admitted_namespace(production, "from-monitoring") == settings["monitoringNamespace"]
+    assert of_kind(production, "Gateway")[0]["spec"]["gatewayClassName"] == settings["gatewayClassName"]
+    # kube-prometheus-stack selects PodMonitors and PrometheusRules by it.
+    assert monitoring_release(production) == {
+        "PodMonitor": settings["monitoringRelease"],
+        "PrometheusRule": settings["monitoringRelease"],
+    }
+    assert not [d for d in production if d["metadata"]["name"] == "platform"], "never applied"
+    # Istio's edge and another Prometheus: only platform.yaml changes.
+    istio = render_with_platform(
+        tmp_path,
+        edgeNamespace="istio-ingress",
+        gatewayClassName="istio",
+        monitoringNamespace="observability",
+        monitoringRelease="prometheus",
+    )
+    assert admitted_namespace(istio, "from-the-edge") == "istio-ingress"
+    assert admitted_namespace(istio, "from-monitoring") == "observability"
+    assert of_kind(istio, "Gateway")[0]["spec"]["gatewayClassName"] == "istio"
+    assert set(monitoring_release(istio).values()) == {"prometheus"}
+
+
+def test_no_manifest_names_the_edge_or_its_class_but_platform_yaml():
+    settings = platform()
+    for path in KUSTOMIZE.rglob("*.yaml"):
+        if path == PLATFORM:
+            continue
+        text = path.read_text()
+        for value in [settings["edgeNamespace"], f"gatewayClassName: {settings['gatewayClassName']}"]:
+            assert value not in text, f"{path.relative_to(ROOT)} names {value}"
+
+
+def test_the_services_believe_the_edge_about_the_client(production):
+    proxies = config(production)["SHOP_TRUSTED_PROXIES"].split(",")
+    assert proxies and all(ipaddress.ip_network(p.strip()) for p in proxies)
+
+
+def test_every_database_client_trusts_the_mounted_database_ca(production):
+    path = config(production)["PGSSLROOTCERT"]
+    clients = [named(production, "Deployment", s) for s in ["users", "catalog", "orders", "payments"]]
+    clients += of_kind(production, "Job")
+    for workload in clients:
+        spec = workload["spec"]["template"]["spec"]
+        container = spec["containers"][0]
+        told = env_of(container).get("PGSSLROOTCERT") or (
+            path if any("configMapRef" in e for e in container.get("envFrom", [])) else None
+        )
+        assert told == path, workload["metadata"]["name"]
+        volumes = {v["name"]: v for v in spec.get("volumes", [])}
+        mounted = [
+            m
+            for m in container.get("volumeMounts", [])
+            if path.startswith(m["mountPath"] + "/")
+            and volumes.get(m["name"], {}).get("configMap", {}).get("name") == "database-ca"
+        ]
+        assert mounted, f"{workload['metadata']['name']}: nothing mounted at {path}"
+
+
+def test_the_migration_job_ends_instead_of_hanging(production):
+    job = of_kind(production, "Job")[0]["spec"]
+    assert job["backoffLimit"] <= 6
+    assert 0 < job["activeDeadlineSeconds"] <= 3600
+
+
+def test_pods_waiting_for_their_schema_pass_their_probes(overlay):
+    # The service answers /healthz while its migrations wait for their lock
+    # (tests/starting.rs): the startup and liveness probes ask that.
+    _, docs = overlay
+    for service in SERVICES:
+        container = shop_container(docs, service)
+        for probe in ["startupProbe", "livenessProbe"]:
+            assert container[probe]["httpGet"]["path"] == "/healthz", (service, probe)
+        assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+
+
+def pinned_versions(folder):
+    text = (ROOT / "tests" / "kubernetes" / folder / "go.mod").read_text()
+    return dict(re.findall(r"^\t(\S+) (v\S+)$", text, re.M))
+
+
+def test_the_minimum_versions_are_stated_and_dry_run(production):
+    minimum = pinned_versions("crds-minimum")
+    # Read as text: a link's words, not its address.
+    readme = re.sub(r"\[([^\]]+)\]\([^)]+\)", r"\1", (ROOT / "deploy" / "README.md").read_text())
+    stated = {
+        "github.com/cert-manager/cert-manager": "cert-manager",
+        "sigs.k8s.io/gateway-api": "Gateway API",
+        "github.com/prometheus-operator/prometheus-operator": "prometheus-operator",
+    }
+    for module, product in stated.items():
+        assert f"{product} {minimum[module]}+" in readme, f"deploy/README.md: {product} {minimum[module]}+"
+    # BackendTLSPolicy v1 is served from Gateway API v1.4 on.
+    gateway_api = tuple(int(n) for n in minimum["sigs.k8s.io/gateway-api"][1:].split("."))
+    assert gateway_api >= (1, 4, 0)
+    for policy in of_kind(production, "BackendTLSPolicy"):
+        assert policy["apiVersion"] == "gateway.networking.k8s.io/v1"
+
+
+def test_the_deploy_readme_goes_from_an_empty_cluster_to_an_order():
+    readme = (ROOT / "deploy" / "README.md").read_text()
+    for step in [
+        "buildah push",  # the image, to your registry
+        "DNS",  # the record for the edge's address
+        "CREATE ROLE",  # the databases and their roles
+        "CREATE DATABASE",
+        "kind: ClusterIssuer",
+        "--cluster-resource-namespace",  # where the ClusterIssuer's Secret goes
+        "metrics-server",  # the autoscalers' metrics
+        "StorageClass",  # NATS's volume
+        "database-ca",  # the database's CA
+        "platform.yaml",
+        "rollout restart",  # a rotated Secret reaches the pods
+        "Complete|Failed",  # a failed migration Job is said, not waited on
+    ]:
+        assert step in readme, f"deploy/README.md does not say: {step}"

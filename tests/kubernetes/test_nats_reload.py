@@ -1,0 +1,183 @@
+"""NATS picks up a renewed certificate: the production overlay's own
+nats.conf and reloader arguments, run here with Debian's nats-server and
+the NATS project's config reloader (built by build-nats-reloader.sh at the
+image's version), the certificate laid out as the kubelet mounts a Secret
+and renewed as it swaps one in. Without the reloader the server keeps
+showing the old certificate: the check can fail.
+
+`just kubernetes` runs it (NATS_RELOADER names the binary).
+"""
+
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from test_manifests import containers, named, render
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def issue(directory, ca_key, ca_cert, serial):
+    """A server certificate for nats, signed by the CA: its DER bytes."""
+    key, csr, cert = directory / "tls.key", directory / "tls.csr", directory / "tls.crt"
+    subprocess.run(
+        ["openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+         "-subj", "/CN=nats", "-keyout", key, "-out", csr],
+        check=True, capture_output=True,
+    )
+    ext = directory / "san.ext"
+    ext.write_text("subjectAltName=DNS:nats,DNS:localhost,IP:127.0.0.1\n")
+    subprocess.run(
+        ["openssl", "x509", "-req", "-in", csr, "-CA", ca_cert, "-CAkey", ca_key,
+         "-set_serial", str(serial), "-days", "2", "-extfile", ext, "-out", cert],
+        check=True, capture_output=True,
+    )
+    csr.unlink()
+    ext.unlink()
+    return subprocess.run(
+        ["openssl", "x509", "-in", cert, "-outform", "DER"], check=True, capture_output=True
+    ).stdout
+
+
+def mount_secret(volume, generation, ca_key, ca_cert):
+    """Writes the Secret's files as the kubelet does: a timestamped folder,
+    `..data` pointing at it (swapped atomically), each file a link through
+    `..data`; the old folder removed. The new certificate's DER bytes."""
+    folder = volume / f"..2026_11_28_00_00_0{generation}"
+    folder.mkdir()
+    der = issue(folder, ca_key, ca_cert, serial=1000 + generation)
+    shutil.copy(ca_cert, folder / "ca.crt")
+    previous = os.path.realpath(volume / "..data") if (volume / "..data").exists() else None
+    (volume / "..data_tmp").symlink_to(folder.name)
+    os.rename(volume / "..data_tmp", volume / "..data")
+    for name in ["tls.crt", "tls.key", "ca.crt"]:
+        if not (volume / name).is_symlink():
+            (volume / name).symlink_to(f"..data/{name}")
+    if previous:
+        shutil.rmtree(previous)
+    return der
+
+
+def served_certificate(port, token):
+    """The certificate a new client connection to NATS is shown (NATS
+    sends its INFO in the clear, then the client starts TLS)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        info = b""
+        while not info.endswith(b"\r\n"):
+            info += raw.recv(1)
+        assert info.startswith(b"INFO "), info
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        with context.wrap_socket(raw, server_hostname="nats") as tls:
+            return tls.getpeercert(binary_form=True)
+
+
+@pytest.fixture
+def production_nats():
+    docs = render("production")
+    config = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("nats-")]
+    assert len(config) == 1
+    statefulset = named(docs, "StatefulSet", "nats")
+    reloader = [c for c in containers(statefulset) if c["name"] == "reloader"]
+    assert reloader, "no reloader beside nats-server"
+    return config[0]["data"]["nats.conf"], reloader[0]["args"], statefulset
+
+
+def test_the_reloader_shares_the_servers_processes_and_pid_file(production_nats):
+    conf, args, statefulset = production_nats
+    spec = statefulset["spec"]["template"]["spec"]
+    assert spec["shareProcessNamespace"] is True
+    pid_file = conf.split("pid_file:", 1)[1].split()[0]
+    assert args[args.index("-pid") + 1] == pid_file
+    watched = [args[i + 1] for i, arg in enumerate(args) if arg == "-config"]
+    assert "/etc/nats/tls/tls.crt" in watched and "/etc/nats/tls/tls.key" in watched
+    mounts = {
+        c["name"]: {m["mountPath"] for m in c["volumeMounts"]} for c in containers(statefulset)
+    }
+    for path in ["/etc/nats/tls", os.path.dirname(pid_file)]:
+        assert path in mounts["nats"] and path in mounts["reloader"], path
+
+
+def test_nats_shows_a_renewed_certificate_to_new_connections(production_nats, tmp_path):
+    reloader_binary = os.environ.get("NATS_RELOADER")
+    assert reloader_binary, "NATS_RELOADER: tests/kubernetes/build-nats-reloader.sh builds it"
+    nats_server = shutil.which("nats-server")
+    assert nats_server, "nats-server: apt-get install nats-server"
+    conf, args, _ = production_nats
+    ca_key, ca_cert = tmp_path / "ca.key", tmp_path / "ca.crt"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+         "-nodes", "-days", "2", "-subj", "/CN=shop CA", "-keyout", ca_key, "-out", ca_cert],
+        check=True, capture_output=True,
+    )
+    volume, run, store = tmp_path / "tls", tmp_path / "run", tmp_path / "jetstream"
+    for folder in [volume, run, store]:
+        folder.mkdir()
+    first = mount_secret(volume, 1, ca_key, ca_cert)
+    port = free_port()
+    here = {
+        "/etc/nats/tls": str(volume),
+        "/var/run/nats": str(run),
+        "store_dir: /data": f"store_dir: {store}",
+        "port: 4222": f"port: {port}",
+        "http_port: 8222": f"http_port: {free_port()}",
+    }
+    for theirs, ours in here.items():
+        assert theirs in conf or theirs == "/var/run/nats" and theirs in " ".join(args), theirs
+        conf = conf.replace(theirs, ours)
+    (tmp_path / "nats.conf").write_text(conf)
+    env = dict(os.environ, NATS_TOKEN="test-token")
+    server = subprocess.Popen(
+        [nats_server, "-c", str(tmp_path / "nats.conf")], env=env,
+        stdout=subprocess.DEVNULL, stderr=open(tmp_path / "nats.log", "w"),
+    )
+    reloader = None
+    try:
+        deadline = time.time() + 10
+        while True:
+            try:
+                assert served_certificate(port, "test-token") == first
+                break
+            except (ConnectionError, OSError):
+                assert time.time() < deadline, (tmp_path / "nats.log").read_text()
+                time.sleep(0.1)
+        ours = [here.get(a, a) for a in args]
+        ours = [a.replace("/etc/nats/tls", str(volume)).replace("/var/run/nats", str(run)) for a in ours]
+        reloader = subprocess.Popen(
+            [reloader_binary, *ours], stdout=subprocess.DEVNULL,
+            stderr=open(tmp_path / "reloader.log", "w"),
+        )
+        time.sleep(1)  # it watches the files from here on
+
+        renewed = mount_secret(volume, 2, ca_key, ca_cert)
+        deadline = time.time() + 20
+        while served_certificate(port, "test-token") != renewed:
+            assert time.time() < deadline, (
+                "NATS still shows the old certificate:\n"
+                + (tmp_path / "reloader.log").read_text()
+                + (tmp_path / "nats.log").read_text()
+            )
+            time.sleep(0.2)
+
+        # Without the reloader, a renewal is never seen.
+        reloader.terminate()
+        reloader.wait(10)
+        mount_secret(volume, 3, ca_key, ca_cert)
+        time.sleep(3)
+        assert served_certificate(port, "test-token") == renewed
+    finally:
+        if reloader and reloader.poll() is None:
+            reloader.terminate()
+        server.terminate()
+        server.wait(10)
