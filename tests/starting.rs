@@ -21,7 +21,7 @@ async fn alive_and_unready_while_the_lock_is_held(hold: Duration) {
     let lock = shop_migrations::MigrationLock::take(&db, "users")
         .await
         .expect("the lock");
-    let users = Shop::serve_answering("users", &["--users-database-url", &database.url]).await;
+    let users = Shop::serve_bound("users", &["--users-database-url", &database.url]).await;
     let probe = reqwest::Client::builder()
         .timeout(Duration::from_secs(1))
         .build()

@@ -62,8 +62,11 @@ enum Wait {
     /// Every service started says it is ready.
     #[default]
     Ready,
-    /// Every service started answers `/readyz`, ready or not.
+    /// Every service started answers `/readyz`, ready or not, once it has
+    /// opened (no longer "starting").
     Answering,
+    /// Every service started answers `/readyz` at all, starting included.
+    Bound,
 }
 
 /// A port nothing listens on (at the moment it is asked for).
@@ -129,11 +132,11 @@ impl Shop {
         Self::launch_with(&[], args, &SERVICES, options).await
     }
 
-    /// One service alone with `args`, returned once it answers `/readyz`,
-    /// ready or not.
-    pub async fn serve_answering(service: &'static str, args: &[&str]) -> Self {
+    /// One service alone with `args`, returned once its port answers, as
+    /// a service starting or later.
+    pub async fn serve_bound(service: &'static str, args: &[&str]) -> Self {
         let options = Options {
-            wait: Wait::Answering,
+            wait: Wait::Bound,
             ..Options::default()
         };
         Self::launch_with(&["serve", service], args, &[service], options).await
@@ -232,9 +235,14 @@ impl Shop {
         };
         match wait {
             Wait::Ready => shop.wait_all_ready().await,
-            Wait::Answering => {
+            Wait::Answering | Wait::Bound => {
                 for service in shop.services.clone() {
-                    while shop.readyz(service).await.0 == 0 {
+                    loop {
+                        let (status, said) = shop.readyz(service).await;
+                        let starting = said.contains(&format!("{service} is starting"));
+                        if status != 0 && (matches!(wait, Wait::Bound) || !starting) {
+                            break;
+                        }
                         if let Ok(Some(status)) = shop.child.try_wait() {
                             panic!("shop exited before {service} answered: {status}");
                         }
