@@ -32,6 +32,10 @@ web-test:
 edge:
     tests/edge/run.sh
 
+# The test binaries with tests of timing behaviour, RUNS times in a row (20) while two busy loops keep both cores busy: every run must pass (docs/testing.md)
+timing RUNS="20":
+    tests/timing/run.sh {{RUNS}}
+
 # The shopper's journey in Chromium (playwright-core; Debian's chromium), screenshots in tests/e2e/screenshots
 e2e:
     tests/e2e/run.sh

@@ -72,6 +72,13 @@ async fn every_service_starts_alone_and_the_shop_works_across_processes() {
     )
     .await;
     assert_eq!(status, 200, "{home}");
+    // Wired means every section served: a degraded one is a service the
+    // gateway could not reach.
+    assert_eq!(
+        home.get("degraded"),
+        None,
+        "the gateway reaches every service: {home}"
+    );
 
     // An order crosses all of them: orders prices it at the catalog, gets a
     // service token from users, charges at payments.
@@ -144,6 +151,7 @@ async fn whole_shop_takes_an_order(in_process: &str) {
     )
     .await;
     assert_eq!(status, 200, "the gateway's fan-out: {home}");
+    assert_eq!(home.get("degraded"), None, "every section served: {home}");
     let product = first_product(&shop).await;
     order_confirmed(&shop.url("orders"), &token, &product, "here-1").await;
 }

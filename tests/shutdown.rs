@@ -5,7 +5,14 @@
 
 mod launched;
 
-use std::{collections::HashMap, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use launched::Shop;
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
@@ -66,28 +73,41 @@ async fn sigterm_during_a_burst_of_orders_leaves_no_step_half_done() {
     let before = stock(&shop).await;
     let products: Vec<String> = before.keys().cloned().collect();
 
-    // Orders arrive one every 4 ms; SIGTERM comes in the middle of them.
+    // Orders arrive one every 25 ms for 2 s; SIGTERM comes once six are
+    // placed (not after a fixed sleep, which a busy machine could make
+    // early or late), so it falls in the middle of them: the shop drains
+    // (1 s) and closes while more keep coming.
     let create = format!(
         "{}/shop.orders.v1.OrderService/CreateOrder",
         shop.url("orders")
     );
+    let answered = Arc::new(AtomicUsize::new(0));
     let burst: Vec<_> = (0..ORDERS)
         .map(|i| {
             let create = create.clone();
             let token = token.clone();
             let product = products[i % products.len()].clone();
+            let answered = answered.clone();
             tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_millis(4 * i as u64)).await;
+                tokio::time::sleep(Duration::from_millis(25 * i as u64)).await;
                 let order = json!({
                     "idempotencyKey": format!("burst-{i}"),
                     "paymentToken": "tok_visa",
                     "items": [{"productId": product, "quantity": 1 + i % 3}],
                 });
-                post(&create, Some(&token), &order).await
+                let answer = post(&create, Some(&token), &order).await;
+                if matches!(answer, Some((200, _))) {
+                    answered.fetch_add(1, Ordering::SeqCst);
+                }
+                answer
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(2 * ORDERS as u64)).await;
+    let placing = tokio::time::Instant::now() + Duration::from_secs(60);
+    while answered.load(Ordering::SeqCst) < 6 {
+        assert!(tokio::time::Instant::now() < placing, "no orders placed");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let (exit, took) = tokio::task::block_in_place(|| shop.terminate());
     assert!(exit.success(), "shop exited with {exit}");
     // The default grace is 10 s: stopping sooner means every step and

@@ -67,6 +67,7 @@ pub async fn measure(options: &Options, cpus: &Cpus, token: &str) -> anyhow::Res
         .context("starting the delayed gateway")?;
     let addr = format!("127.0.0.1:{PORT}");
     wait_ready(&addr, &mut gateway, &log).await?;
+    super::shop::home_is_whole(&addr, token).await?;
 
     let bearer = format!("Bearer {token}");
     let request = targets::connect_get_json(

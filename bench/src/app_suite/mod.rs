@@ -326,6 +326,7 @@ async fn measure_calls(
     cpus: &Cpus,
     token: &str,
 ) -> anyhow::Result<Vec<CallRow>> {
+    shop::home_is_whole(&shop::addr("gateway"), token).await?;
     let bearer = format!("Bearer {token}");
     let signed_in = || targets::headers(&[("authorization", bearer.as_str())]);
     let home_and_downstreams = [

@@ -11,7 +11,7 @@ use std::{
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
-use http_body_util::Empty;
+use http_body_util::{Empty, Full};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use tokio::process::Child;
 
@@ -426,6 +426,28 @@ pub async fn get(url: &str) -> anyhow::Result<(http::StatusCode, Bytes)> {
         .await?
         .to_bytes();
     Ok((status, body))
+}
+
+/// Checks the web home at the gateway `addr` comes whole for `token`'s
+/// customer: a home with a degraded section (a service the gateway cannot
+/// reach) answers 200 too, and timing it would time a shop half wired.
+pub async fn home_is_whole(addr: &str, token: &str) -> anyhow::Result<()> {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let request = http::Request::post(format!("http://{addr}/shop.bff.v1.WebBffService/GetHome"))
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(Full::new(Bytes::from_static(b"{}")))?;
+    let response = client.request(request).await?;
+    let status = response.status();
+    let body = http_body_util::BodyExt::collect(response.into_body())
+        .await?
+        .to_bytes();
+    let home: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    anyhow::ensure!(
+        status.is_success() && home.get("degraded").is_none(),
+        "the web home at {addr} is not whole ({status}): {home}"
+    );
+    Ok(())
 }
 
 /// `service`'s address in the shop under test.

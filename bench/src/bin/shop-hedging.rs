@@ -12,8 +12,8 @@ use shop_bench::hedging;
     name = "shop-hedging",
     about = "Measures hedging and the retry budget with one of two catalog endpoints slow or failing",
     long_about = "Starts the embedded shop (SQLite), then for each case puts two proxies in front \
-                  of its catalog (one healthy, one answering 400 ms late or failing every other \
-                  call) and calls GetProduct and BatchGetProducts in turn at a fixed rate through \
+                  of its catalog (one healthy, one answering every 4th call 400 ms late or failing \
+                  every other call; then both failing every other call) and calls GetProduct and BatchGetProducts in turn at a fixed rate through \
                   the kit's client stack, each method called as the contract says (hedged) or as a \
                   service config replaces it (retried). Prints a table (success, p50/p99, extra \
                   calls the endpoints got, the faulty endpoint's share) and the targets of \
@@ -29,7 +29,7 @@ struct Cli {
     #[arg(long, default_value_t = 200.0)]
     rate: f64,
 
-    /// Milliseconds the slow endpoint adds to each call.
+    /// Milliseconds the slow endpoint adds to every 4th call.
     #[arg(long, default_value_t = 400)]
     slow_ms: u64,
 

@@ -21,7 +21,8 @@ use shop_bench::replicas;
                   replica (balanced by the kit's client). After a warm-up each replica gets \
                   SIGTERM, drains, exits and starts again, one at a time; then one replica of \
                   each service is killed (SIGKILL) and started again. Checks: no customer call \
-                  failed during the rolling restart, no order cancelled for want of a peer, \
+                  failed, and no attempt failed during the rolling restart (beyond \
+                  --tolerate-failed-attempts), no order cancelled for want of a peer, \
                   the invariants of `just chaos`, every event relayed once, no PostgreSQL \
                   deadlock. Exits 1 if anything does not hold."
 )]
@@ -61,6 +62,12 @@ struct Cli {
     /// count (default: ten per customer).
     #[arg(long)]
     min_calls_per_phase: Option<u64>,
+
+    /// Failed attempts (answered by a retry or not) tolerated during the
+    /// rolling restart: a replica leaving must be out of every balancer
+    /// before it stops answering, so none by default.
+    #[arg(long, default_value_t = 0)]
+    tolerate_failed_attempts: u64,
 }
 
 fn main() -> std::process::ExitCode {
@@ -81,6 +88,7 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         min_calls_per_phase: cli
             .min_calls_per_phase
             .unwrap_or(10 * cli.customers.max(1) as u64),
+        tolerated_failed_attempts: cli.tolerate_failed_attempts,
     };
     replicas::run(&options).await
 }

@@ -25,8 +25,13 @@ const COUNTED: &str = "/shop.catalog.v1.CatalogService/";
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fault {
     None,
-    /// Every catalog call answered this much later.
-    Slow(Duration),
+    /// Every `nth` catalog call answered `by` later: a tail of slow
+    /// calls, which the balancer cannot see coming (an endpoint slow on
+    /// every call it learns to avoid, and then shows nothing).
+    SlowEvery {
+        nth: u64,
+        by: Duration,
+    },
     /// Every other catalog call answered `unavailable`, not forwarded.
     FailHalf,
 }
@@ -95,7 +100,10 @@ async fn forward_call(
         let n = forward.calls.fetch_add(1, Ordering::Relaxed);
         match forward.fault {
             Fault::None => {}
-            Fault::Slow(by) => tokio::time::sleep(by).await,
+            Fault::SlowEvery { nth, by } if n.is_multiple_of(nth.max(1)) => {
+                tokio::time::sleep(by).await;
+            }
+            Fault::SlowEvery { .. } => {}
             Fault::FailHalf if !n.is_multiple_of(2) => {
                 return failed(tonic::Status::unavailable(
                     "this replica fails every other call",

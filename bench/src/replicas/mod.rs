@@ -40,7 +40,8 @@ use shop_kit::client::PeerTarget;
 use crate::{
     app_suite::shop::Databases,
     chaos::{
-        customers::{Calls, Crowd, Pace, Reach},
+        calls::Calls,
+        customers::{Crowd, Pace, Reach},
         invariants::{self, Expected},
     },
     dial::Dial,
@@ -65,6 +66,71 @@ pub struct Options {
     pub drain: Duration,
     /// Customer calls each phase must have.
     pub min_calls_per_phase: u64,
+    /// Failed attempts (retried or not) tolerated during the rolling
+    /// restart: a replica leaving must be left before it is gone, so none
+    /// by default.
+    pub tolerated_failed_attempts: u64,
+}
+
+/// What a run saw, as the verdict reads it.
+#[derive(Debug, Default)]
+struct Seen {
+    /// Per phase: its name, the customer calls made and failed.
+    calls_by_phase: Vec<(&'static str, u64, u64)>,
+    /// Attempts that failed during the rolling restart, retried or not.
+    failed_attempts_in_restart: f64,
+    cancelled_for_want_of_a_peer: usize,
+    /// Events relayed more than once while no replica was killed.
+    relayed_again_unexplained: usize,
+    events_on_the_wire: u64,
+    events_stored: u64,
+    deadlocks: i64,
+}
+
+/// Everything that must hold and did not, each said: empty when the run
+/// passes.
+fn verdict(seen: &Seen, options: &Options) -> Vec<String> {
+    let mut broken = Vec::new();
+    for (phase, made, failed) in &seen.calls_by_phase {
+        if *failed > 0 {
+            broken.push(format!("{failed} customer calls failed during the {phase}"));
+        }
+        if *made < options.min_calls_per_phase {
+            broken.push(format!(
+                "only {made} customer calls during the {phase} (at least {} wanted)",
+                options.min_calls_per_phase
+            ));
+        }
+    }
+    if seen.failed_attempts_in_restart > options.tolerated_failed_attempts as f64 {
+        broken.push(format!(
+            "{:.0} attempts failed during the rolling restart (retries answered them; {} \
+             tolerated, --tolerate-failed-attempts)",
+            seen.failed_attempts_in_restart, options.tolerated_failed_attempts
+        ));
+    }
+    if seen.cancelled_for_want_of_a_peer > 0 {
+        broken.push(format!(
+            "{} orders cancelled for want of a peer",
+            seen.cancelled_for_want_of_a_peer
+        ));
+    }
+    if seen.relayed_again_unexplained > 0 {
+        broken.push(format!(
+            "{} events relayed more than once with no replica killed",
+            seen.relayed_again_unexplained
+        ));
+    }
+    if seen.events_stored != seen.events_on_the_wire {
+        broken.push(format!(
+            "JetStream stored {} events for {} distinct ones",
+            seen.events_stored, seen.events_on_the_wire
+        ));
+    }
+    if seen.deadlocks > 0 {
+        broken.push(format!("{} PostgreSQL deadlocks", seen.deadlocks));
+    }
+    broken
 }
 
 /// The services with replicas, in the order they are restarted.
@@ -212,59 +278,33 @@ pub async fn run(options: &Options) -> anyhow::Result<bool> {
     let deadlocks = deadlocks(&options.parts.postgres_url).await? - deadlocks_before;
 
     let (failed_attempts, failing_pairs) = attempts.finish().await;
-    let mut broken = Vec::new();
-    for (phase, made, failed) in calls.by_phase() {
-        if failed > 0 {
-            broken.push(format!("{failed} customer calls failed during the {phase}"));
-        }
-        if made < options.min_calls_per_phase {
-            broken.push(format!(
-                "only {made} customer calls during the {phase} (at least {} wanted)",
-                options.min_calls_per_phase
-            ));
-        }
-    }
-    let restart_attempts = failed_attempts
-        .get("rolling restart")
-        .copied()
-        .unwrap_or(0.0);
-    // Said, not yet failed on: 3 such attempts (orders -> catalog) came in
-    // one CI run of three, their cause not found yet.
-    let restart_finding = (restart_attempts > 0.0).then(|| {
-        format!(
-            "{restart_attempts:.0} attempts failed during the rolling restart (retries answered them)"
-        )
-    });
     let for_want_of_a_peer: usize = ["CANCEL_REASON_TIMED_OUT", "CANCEL_REASON_STOCK_LOST"]
         .iter()
         .filter_map(|reason| report.reasons.get(*reason))
         .sum();
-    if for_want_of_a_peer > 0 {
-        broken.push(format!(
-            "{for_want_of_a_peer} orders cancelled for want of a peer"
-        ));
-    }
     // A replica killed after publishing a batch and before marking it
     // published leaves it to be relayed again (JetStream drops the copy by
     // its message id): at least once on the wire then, never otherwise.
-    let unexplained: usize = again
+    let relayed_again_unexplained: usize = again
         .iter()
         .filter(|(phase, _)| !matches!(*phase, "kills" | "after"))
         .map(|(_, n)| n)
         .sum();
-    if unexplained > 0 {
-        broken.push(format!(
-            "{unexplained} events relayed more than once with no replica killed"
-        ));
-    }
-    if stored != events as u64 {
-        broken.push(format!(
-            "JetStream stored {stored} events for {events} distinct ones"
-        ));
-    }
-    if deadlocks > 0 {
-        broken.push(format!("{deadlocks} PostgreSQL deadlocks"));
-    }
+    let broken = verdict(
+        &Seen {
+            calls_by_phase: calls.by_phase(),
+            failed_attempts_in_restart: failed_attempts
+                .get("rolling restart")
+                .copied()
+                .unwrap_or(0.0),
+            cancelled_for_want_of_a_peer: for_want_of_a_peer,
+            relayed_again_unexplained,
+            events_on_the_wire: events as u64,
+            events_stored: stored,
+            deadlocks,
+        },
+        options,
+    );
 
     println!("{}", placed.summary());
     println!("{}", calls.summary());
@@ -323,9 +363,6 @@ pub async fn run(options: &Options) -> anyhow::Result<bool> {
     println!("{report}");
     for violation in &broken {
         println!("  VIOLATION {violation}");
-    }
-    if let Some(finding) = &restart_finding {
-        println!("  FINDING {finding}");
     }
     let held = report.violations.is_empty() && broken.is_empty();
     println!(
@@ -457,4 +494,79 @@ async fn stream_messages(nats_url: &str) -> anyhow::Result<u64> {
         .get_stream("SHOP_EVENTS")
         .await?;
     Ok(stream.info().await?.state.messages)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(tolerated_failed_attempts: u64) -> Options {
+        Options {
+            parts: Parts {
+                shop_bin: "shop".into(),
+                postgres_url: String::new(),
+                nats_server: "nats-server".to_owned(),
+                seed: 1,
+                scratch: std::env::temp_dir(),
+            },
+            customers: 4,
+            replicas: 2,
+            warm_up: Duration::from_secs(1),
+            between: Duration::from_secs(1),
+            stock: 100,
+            order_deadline: Duration::from_secs(60),
+            drain: Duration::from_secs(1),
+            min_calls_per_phase: 10,
+            tolerated_failed_attempts,
+        }
+    }
+
+    fn clean() -> Seen {
+        Seen {
+            calls_by_phase: PHASES.iter().map(|phase| (*phase, 40, 0)).collect(),
+            events_on_the_wire: 12,
+            events_stored: 12,
+            ..Seen::default()
+        }
+    }
+
+    #[test]
+    fn a_clean_run_passes() {
+        assert_eq!(verdict(&clean(), &options(0)), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_failed_attempt_in_the_rolling_restart_fails_beyond_the_tolerance() {
+        let seen = Seen {
+            failed_attempts_in_restart: 3.0,
+            ..clean()
+        };
+        let broken = verdict(&seen, &options(0));
+        assert_eq!(broken.len(), 1, "{broken:?}");
+        assert!(broken[0].contains("3 attempts failed during the rolling restart"));
+        assert_eq!(verdict(&seen, &options(3)), Vec::<String>::new());
+    }
+
+    #[test]
+    fn failed_calls_thin_phases_lost_orders_and_stray_events_each_fail() {
+        let seen = Seen {
+            calls_by_phase: vec![("warm-up", 40, 0), ("rolling restart", 5, 2)],
+            cancelled_for_want_of_a_peer: 1,
+            relayed_again_unexplained: 2,
+            events_stored: 11,
+            deadlocks: 1,
+            ..clean()
+        };
+        let broken = verdict(&seen, &options(0)).join("\n");
+        for said in [
+            "2 customer calls failed during the rolling restart",
+            "only 5 customer calls during the rolling restart",
+            "1 orders cancelled for want of a peer",
+            "2 events relayed more than once",
+            "JetStream stored 11 events for 12",
+            "1 PostgreSQL deadlocks",
+        ] {
+            assert!(broken.contains(said), "{said}: {broken}");
+        }
+    }
 }

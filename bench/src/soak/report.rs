@@ -13,10 +13,7 @@ use super::{
     DRIFT_PERCENT, NATS, PHASES, counts,
     timeline::{Point, Seen, drift},
 };
-use crate::chaos::{
-    customers::{Calls, Placed},
-    invariants,
-};
+use crate::chaos::{calls::Calls, customers::Placed, invariants};
 
 /// The slowest intervals shown with the machine's state then.
 const SLOWEST_SHOWN: usize = 8;
@@ -80,27 +77,7 @@ impl Outcome<'_> {
 
     /// Calls and attempts that failed, and visits never sent.
     fn failures(&self) -> Vec<String> {
-        let mut broken = Vec::new();
-        for (phase, _, failed) in self.calls.by_phase() {
-            if failed > 0 {
-                broken.push(format!("{failed} calls failed during the {phase}"));
-            }
-        }
-        for phase in PHASES {
-            let failed = self.failed_attempts.get(phase).copied().unwrap_or(0.0);
-            if failed > 0.0 {
-                broken.push(format!(
-                    "{failed:.0} attempts failed during the {phase} (retried or not)"
-                ));
-            }
-        }
-        if self.not_sent > 0 {
-            broken.push(format!(
-                "{} visits not sent: 1024 already in flight",
-                self.not_sent
-            ));
-        }
-        broken
+        failures(&self.calls.by_phase(), self.failed_attempts, self.not_sent)
     }
 
     /// What was offered and done: calls, their latency by kind, CPU,
@@ -273,6 +250,36 @@ enum Judgement {
 /// toward its pools' bound (each process's pool opens connections as calls
 /// need them, up to the kit's maximum) are a pool reaching its working
 /// size after a burst, not a leak.
+/// Calls that failed (`by_phase`: each phase's name, calls made and
+/// failed), attempts that failed (retried or not), and visits never sent:
+/// each a violation.
+fn failures(
+    by_phase: &[(&'static str, u64, u64)],
+    failed_attempts: &HashMap<&'static str, f64>,
+    not_sent: u64,
+) -> Vec<String> {
+    let mut broken = Vec::new();
+    for (phase, _, failed) in by_phase {
+        if *failed > 0 {
+            broken.push(format!("{failed} calls failed during the {phase}"));
+        }
+    }
+    for phase in PHASES {
+        let failed = failed_attempts.get(phase).copied().unwrap_or(0.0);
+        if failed > 0.0 {
+            broken.push(format!(
+                "{failed:.0} attempts failed during the {phase} (retried or not)"
+            ));
+        }
+    }
+    if not_sent > 0 {
+        broken.push(format!(
+            "{not_sent} visits not sent: 1024 already in flight"
+        ));
+    }
+    broken
+}
+
 fn judge(name: &str, last: f64, grew: bool) -> Judgement {
     if !grew {
         return Judgement::Flat;
@@ -373,6 +380,29 @@ pub fn table(points: &[Point]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_soak_without_a_failed_call_attempt_or_unsent_visit_has_no_failures() {
+        let by_phase: Vec<_> = PHASES.iter().map(|phase| (*phase, 1000, 0)).collect();
+        let attempts = PHASES.iter().map(|phase| (*phase, 0.0)).collect();
+        assert_eq!(failures(&by_phase, &attempts, 0), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_failed_call_a_failed_attempt_and_an_unsent_visit_each_fail_the_soak() {
+        let phase = PHASES[PHASES.len() - 1];
+        let by_phase = vec![(phase, 1000, 2)];
+        let attempts = [(phase, 1.0)].into_iter().collect();
+        let broken = failures(&by_phase, &attempts, 3);
+        assert_eq!(
+            broken,
+            vec![
+                format!("2 calls failed during the {phase}"),
+                format!("1 attempts failed during the {phase} (retried or not)"),
+                "3 visits not sent: 1024 already in flight".to_owned(),
+            ]
+        );
+    }
 
     #[test]
     fn growth_is_judged_unless_it_is_the_brokers_store_or_a_pool_within_its_bound() {

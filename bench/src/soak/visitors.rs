@@ -35,7 +35,7 @@ use http_body_util::Full;
 use prost::Message;
 use shop_kit::client::Peer;
 use shop_proto::shop::{
-    bff::v1::WebBffServiceGetHomeRequest,
+    bff::v1::{WebBffServiceGetHomeRequest, WebBffServiceGetHomeResponse},
     orders::v1::{CreateOrderRequest, CreateOrderResponse, create_order_request::Item},
     users::v1::{LogInRequest, SignUpRequest, SignUpResponse},
 };
@@ -43,7 +43,8 @@ use tonic::{Code, Status};
 
 use crate::{
     chaos::{
-        customers::{Calls, PRODUCTS, PlacedOrder},
+        calls::Calls,
+        customers::{PRODUCTS, PlacedOrder},
         session::Session,
     },
     dial::{Answer, Dial},
@@ -223,7 +224,8 @@ impl Visitors {
             Some(&token),
         )
         .await?;
-        grpc_web_status(&answer)
+        grpc_web_status(&answer)?;
+        home_whole(&answer)
     }
 
     async fn watch(&self, at: SocketAddr, visitor: &Visitor) -> Result<(), Status> {
@@ -354,6 +356,26 @@ fn unreachable(error: anyhow::Error) -> Status {
 }
 
 /// The messages of an enveloped body: (flags, message).
+/// A served home must be whole: one that says a section is degraded (a
+/// service the gateway could not reach) is a failed visit, not a served
+/// one.
+fn home_whole(answer: &Answer) -> Result<(), Status> {
+    let message = envelopes(&answer.body)?
+        .into_iter()
+        .find(|(flags, _)| flags & 0x80 == 0)
+        .ok_or_else(|| Status::internal("a home with no message"))?;
+    let home = WebBffServiceGetHomeResponse::decode(message.1)
+        .map_err(|e| Status::internal(format!("a home that does not decode: {e}")))?;
+    if home.degraded.is_empty() {
+        return Ok(());
+    }
+    let reasons: Vec<&str> = home.degraded.iter().map(|d| d.reason.as_str()).collect();
+    Err(Status::unavailable(format!(
+        "the home came degraded: {}",
+        reasons.join("; ")
+    )))
+}
+
 fn envelopes(body: &[u8]) -> Result<Vec<(u8, &[u8])>, Status> {
     targets::envelopes(body).ok_or_else(|| Status::internal("an envelope cut short"))
 }
@@ -483,6 +505,35 @@ mod tests {
             Some(Duration::from_secs(1))
         );
         assert_eq!(pause_asked(&refusal(Some("30"))), None);
+    }
+
+    fn home_answer(home: &WebBffServiceGetHomeResponse) -> Answer {
+        let mut body = targets::envelope(&home.encode_to_vec());
+        body.extend_from_slice(&[0x80, 0, 0, 0, 15]);
+        body.extend_from_slice(b"grpc-status: 0\n");
+        Answer {
+            status: http::StatusCode::OK,
+            headers: http::HeaderMap::new(),
+            body: body.into(),
+        }
+    }
+
+    #[test]
+    fn a_degraded_home_is_a_failed_visit() {
+        let whole = WebBffServiceGetHomeResponse::default();
+        assert!(grpc_web_status(&home_answer(&whole)).is_ok());
+        assert!(home_whole(&home_answer(&whole)).is_ok());
+        let degraded = WebBffServiceGetHomeResponse {
+            degraded: vec![shop_proto::shop::bff::v1::Degraded {
+                section: 2,
+                reason: "the orders service is unavailable".to_owned(),
+            }],
+            ..Default::default()
+        };
+        // Served (status 0), and still a failure: a service was unreachable.
+        assert!(grpc_web_status(&home_answer(&degraded)).is_ok());
+        let failed = home_whole(&home_answer(&degraded)).expect_err("degraded");
+        assert!(failed.message().contains("orders service"), "{failed:?}");
     }
 
     #[test]

@@ -29,6 +29,12 @@ impl From<CatalogError> for ConnectError {
             CatalogError::InvalidArgument { .. } => {
                 ConnectError::new(Code::InvalidArgument, error.to_string())
             }
+            CatalogError::PageTokenNotIssued => refusal(
+                Code::InvalidArgument,
+                error.to_string(),
+                "PAGE_TOKEN_NOT_ISSUED",
+                DOMAIN,
+            ),
             CatalogError::ProductNotFound { .. } => {
                 ConnectError::new(Code::NotFound, error.to_string())
             }

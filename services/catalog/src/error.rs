@@ -9,6 +9,11 @@ pub enum CatalogError {
     #[error("{field}: {reason}")]
     InvalidArgument { field: &'static str, reason: String },
 
+    /// A page token this service did not issue (tokens are opaque: no
+    /// schema can tell a valid-looking one from a made-up one).
+    #[error("page_token: is not a token this service issued")]
+    PageTokenNotIssued,
+
     #[error("product {id:?} not found")]
     ProductNotFound { id: String },
 

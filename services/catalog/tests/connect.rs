@@ -52,6 +52,19 @@ async fn json_post_lists_products_page_by_page() {
     let (_, found) = post_json(&catalog, "ListProducts", json!({"query": "red"})).await;
     assert_eq!(found["products"].as_array().map(Vec::len), Some(1));
     assert_eq!(found["products"][0]["id"], "p2");
+
+    // A token the catalog never issued is refused for that reason.
+    let (status, made_up) =
+        post_json(&catalog, "ListProducts", json!({"pageToken": "bm9wZQ"})).await;
+    assert_eq!(status, 400, "{made_up}");
+    assert_eq!(
+        shop_kit::testing::error_info(&made_up),
+        Some((
+            "PAGE_TOKEN_NOT_ISSUED".to_owned(),
+            "catalog.connect-shop".to_owned()
+        )),
+        "{made_up}"
+    );
 }
 
 #[tokio::test]

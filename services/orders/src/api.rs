@@ -7,7 +7,7 @@ use futures::Stream;
 use shop_kit::{
     Valid,
     auth::{Caller, Customer},
-    rpc::{connect_errors::refusal, deadline::CallerDeadline},
+    rpc::connect_errors::refusal,
 };
 use shop_proto::shop::{common::v1::Money, orders::v1 as pb};
 
@@ -29,6 +29,18 @@ impl From<OrdersError> for ConnectError {
             OrdersError::InvalidArgument { .. } => {
                 ConnectError::new(Code::InvalidArgument, error.to_string())
             }
+            OrdersError::PageTokenNotIssued => refusal(
+                Code::InvalidArgument,
+                error.to_string(),
+                "PAGE_TOKEN_NOT_ISSUED",
+                DOMAIN,
+            ),
+            OrdersError::TooManyOfOneProduct { .. } => refusal(
+                Code::InvalidArgument,
+                error.to_string(),
+                "TOO_MANY_OF_ONE_PRODUCT",
+                DOMAIN,
+            ),
             OrdersError::NotFound { .. } | OrdersError::UnknownProduct(_) => {
                 ConnectError::new(Code::NotFound, error.to_string())
             }
@@ -142,7 +154,6 @@ fn cancel_reason(reason: CancelReason) -> pb::CancelReason {
 
 pub async fn create_order(
     caller: Customer,
-    deadline: CallerDeadline,
     State(state): State<AppState>,
     Valid(request): Valid<pb::CreateOrderRequest>,
 ) -> Result<ConnectResponse<pb::CreateOrderResponse>, ConnectError> {
@@ -158,7 +169,6 @@ pub async fn create_order(
             &request.idempotency_key,
             &lines,
             &request.payment_token,
-            deadline,
         )
         .await?;
     Ok(ConnectResponse::new(pb::CreateOrderResponse {

@@ -8,6 +8,20 @@ pub enum OrdersError {
     #[error("{field}: {reason}")]
     InvalidArgument { field: &'static str, reason: String },
 
+    /// A page token this service did not issue (tokens are opaque).
+    #[error("page_token: is not a token this service issued")]
+    PageTokenNotIssued,
+
+    /// Lines of one product add up to more than an order may hold of it
+    /// (each line is within the contract's bounds; their sum is a rule
+    /// across lines).
+    #[error("items.quantity: at most {max} of one product ({product_id:?}: {wanted})")]
+    TooManyOfOneProduct {
+        product_id: String,
+        wanted: i32,
+        max: i32,
+    },
+
     /// Not found, or not the caller's: existence must not leak.
     #[error("order {id:?} not found")]
     NotFound { id: String },

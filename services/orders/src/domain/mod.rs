@@ -137,11 +137,12 @@ pub fn wanted_lines(lines: &[(String, i32)]) -> Result<Vec<Wanted>, OrdersError>
             }),
         }
     }
-    if wanted.iter().any(|w| w.quantity > MAX_QUANTITY) {
-        return Err(OrdersError::invalid(
-            "items.quantity",
-            format!("at most {MAX_QUANTITY} of one product"),
-        ));
+    if let Some(over) = wanted.iter().find(|w| w.quantity > MAX_QUANTITY) {
+        return Err(OrdersError::TooManyOfOneProduct {
+            product_id: over.product_id.clone(),
+            wanted: over.quantity,
+            max: MAX_QUANTITY,
+        });
     }
     Ok(wanted)
 }
@@ -249,7 +250,7 @@ pub fn decode_cursor(token: &str) -> Result<Option<Cursor>, OrdersError> {
     if token.is_empty() {
         return Ok(None);
     }
-    let invalid = || OrdersError::invalid("page_token", "is not a token this service issued");
+    let invalid = || OrdersError::PageTokenNotIssued;
     let text = String::from_utf8(URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?)
         .map_err(|_| invalid())?;
     let (at, id) = text.split_once(':').ok_or_else(invalid)?;

@@ -1,50 +1,17 @@
-//! The door of a server's work: calls in flight up to the adaptive limit,
-//! then a short queue, then a refusal at once.
-//!
-//! A call that finds the limit used joins the queue (first come, first
-//! served) if the queue has room; otherwise it is refused at once. The
-//! queue's room adapts as CoDel's rule says (a queue no call passes
-//! quickly is overload, and in overload a call is better refused in
-//! microseconds than served late): every interval ([`STANDING`]) in which
-//! even the shortest wait of the calls let in from the queue was longer
-//! than [`TARGET_WAIT`], unless the server was catching up, the room
-//! halves, but never below the limit's floor; every other interval it
-//! grows by an eighth (at least one), up to [`ROOM_PER_PLACE`] times the
-//! limit. So in overload the queue holds about what passes within the
-//! target, and under bursts at normal load it holds twice a limit's worth:
-//! a stall of the database that holds every call at work for a few hundred
-//! milliseconds is waited out, not refused (such a stall ends for all of
-//! them at once). A queue the server drains, finishing clearly more calls
-//! than come, is a backlog being caught up on, not a standing queue: after a
-//! stall at normal load its first calls waited long, but halving its room
-//! then would refuse the calls that keep coming while it drains, each of
-//! which would soon be served.
-//!
-//! The floor of the room is the floor of the limit: twice the floor's
-//! callers, each calling again as soon as answered, are always served (a
-//! limit at its floor with that many queued holds them all). Such a steady
-//! population is not overload: refusing some of it frees nothing, since
-//! each caller is back at once, while a server on one CPU answering it
-//! waits the same in total whether the calls wait at work or at the door.
-//! Without it, sixteen customers ordering in the embedded shop on one CPU
-//! with in-process calls (each call's latency grows with every call beside
-//! it, far past the limit's tolerance, so the limit sits at its floor of
-//! eight) were refused about 1,350 orders of 2,000 from a queue halved to
-//! three to seven. A server where nothing finishes or is let in closes its
-//! queue too, when a call would likely wait past [`PATIENCE`]: the calls at
-//! work are expected to take as long again as nothing has moved so far,
-//! and each further round of the limit's places as long as calls have
-//! lately taken (as long as the stall, when no call has finished yet).
-//! Places free a limit's worth at a time when a stall ends, not one by
-//! one, so a stall of a few hundred milliseconds is waited out, and one
-//! longer than the patience refuses every new call at once. A queued call
-//! still waiting after [`PATIENCE`] gives up and is refused.
+//! The admission gate of a server's work: calls in flight up to the
+//! adaptive limit, then a short queue whose room follows CoDel's rule, then
+//! a refusal at once; a queued call waits at most [`PATIENCE`]. The rules
+//! and why each is so: docs/overload.md, "How the limit adapts".
 
 use std::{
     collections::VecDeque,
     sync::{Arc, Mutex, MutexGuard},
-    time::{Duration, Instant},
+    time::Duration,
 };
+
+// tokio's clock (std's outside tests): the tests run on a paused one, so
+// no busy machine can make them miss a bound.
+use tokio::time::Instant;
 
 use metrics::{Counter, Gauge};
 use tokio::sync::oneshot;
@@ -484,7 +451,7 @@ mod tests {
         }
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn calls_beyond_the_limit_queue_and_take_the_places_freed_in_turn() {
         let gate = gate(2);
         let first = admitted(gate.enter(0));
@@ -521,7 +488,7 @@ mod tests {
             .expect("fourth let in");
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn twice_the_floor_of_callers_calling_back_to_back_are_never_refused() {
         // A limit held at its floor of two and four callers, each calling
         // again as soon as answered: two always wait, far longer than the
@@ -560,7 +527,7 @@ mod tests {
         assert_eq!(refused, 0);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn with_nothing_finishing_the_queue_closes_and_its_callers_give_up() {
         let gate = gate(1);
         let _held = admitted(gate.enter(0));
@@ -579,7 +546,7 @@ mod tests {
         assert_eq!(gate.load().queued, 0);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_stall_that_holds_every_call_at_work_is_waited_out_not_refused() {
         let gate = gate(24);
         at_the_usual_pace(&gate).await;
@@ -619,7 +586,7 @@ mod tests {
         assert_eq!(served, 40);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_backlog_caught_up_on_after_a_stall_keeps_the_room_for_the_calls_still_coming() {
         // Four places, each call 40 ms at work: 100 calls a second.
         let gate = gate(4);
@@ -664,7 +631,7 @@ mod tests {
         }
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_caller_gone_from_the_queue_or_from_its_place_gives_it_back() {
         let gate = gate(1);
         let held = admitted(gate.enter(0));

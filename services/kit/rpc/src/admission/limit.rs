@@ -1,54 +1,13 @@
-//! The adaptive limit: how many calls a server works on at once. It is
-//! moved by what the calls' latency says about queueing inside the server,
-//! each call's latency compared with its own method's usual (so a cheap
-//! lookup and an order that writes and calls two services are each judged
-//! by their own measure).
-//!
-//! Every [`WINDOW`] with enough calls finished, the mean ratio of latency
-//! to usual is read:
-//! - above the tolerance (calls take that many times their usual: they are
-//!   queueing for the CPU, a pool or a peer inside), and at least
-//!   [`WORTH_REFUSING`] longer than usual on average, in this window and
-//!   the one before, the limit shrinks in proportion, by at most half (a
-//!   lookup of 0.2 ms that takes 2 ms with sixteen at work is not worth a
-//!   refusal: the gate's queue waits up to 5 ms for less). One window alone
-//!   is a stall that has passed (the database's autovacuum, a pause): the
-//!   calls it held finish together, slow, as the server is free again, and
-//!   cutting the limit then would refuse the backlog it is about to serve;
-//! - at most [`GROW_BELOW`] (calls as fast as usual) with the limit nearly
-//!   used, it grows by its square root (Envoy's adaptive-concurrency
-//!   headroom), so it follows more capacity quickly: more calls at work
-//!   and none slower is a server with room;
-//! - at most [`PROBE_BELOW`] of the tolerance while calls found the limit
-//!   used (queued or refused at the door), it grows by one: the limit, not
-//!   the server, is what keeps them waiting, so it probes for room as AIMD
-//!   does. A limit cut by a slow moment (another process took the CPU)
-//!   so comes back under the same steady load: sixteen callers of
-//!   CreateOrder in the embedded shop run at about three times its usual,
-//!   just under the tolerance, and a cut to eleven would otherwise hold
-//!   for as long as they call, a standing queue the gate then refuses
-//!   from. Under overload it climbs no further than that share of the
-//!   tolerance, short of where it would be cut again;
-//! - in between, or with the limit unused, it stays where it is.
-//!
-//! A window in which the server finished clearly more calls than came (a
-//! quarter more) is never over the tolerance: it is catching up on a backlog (the calls a stall
-//! held, finishing together and late, then those queued meanwhile), and
-//! it takes more than it is offered; cutting the limit then would slow the
-//! catching up and refuse the calls still coming. Overload is more calls
-//! coming than the server finishes.
-//!
-//! A method's usual latency is learned from the calls let in with few at
-//! work (at most the limit's floor): the latency of the work itself, with
-//! little queueing. It cannot drift with the load, however long a server
-//! is offered more than it takes: only calls at low concurrency teach it,
-//! so a service that really became slower (a database on a busier disk)
-//! is relearned as soon as its limit is down to the floor. The tolerance
-//! is wide (four times the usual by default): sixteen callers on one CPU
-//! each wait for the others, and that is normal work there; what it
-//! refuses is a server piling up calls it cannot finish.
+//! The adaptive limit: how many calls a server works on at once, moved by
+//! what each call's latency, against its own method's usual, says about
+//! queueing inside the server: cut when calls are slow window after window,
+//! grown while they are as fast as usual and the limit is used, left alone
+//! while a backlog is caught up on. The rules and why each is so:
+//! docs/overload.md, "How the limit adapts".
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 /// The mean time calls must spend beyond their usual before the limit
 /// shrinks for them: as long as the queue's target wait.

@@ -20,8 +20,10 @@ use std::{
     future::Future,
     pin::Pin,
     task::{Context, Poll},
-    time::{Duration, Instant},
+    time::Duration,
 };
+
+use tokio::time::Instant;
 
 use axum::{body::Body, response::Response};
 use futures::future::BoxFuture;
