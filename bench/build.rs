@@ -42,6 +42,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // call policy (kit.policy.v1).
     shop_kit_build::Routes::new(out_dir.join("bench_descriptor.bin"), &out_dir)
         .without_policies()
+        .descriptors_at("crate::pb::DESCRIPTORS")
         .generate()?;
     Ok(())
 }

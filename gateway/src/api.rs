@@ -3,7 +3,7 @@
 
 use axum::{extract::FromRequestParts, extract::State, http::request::Parts};
 use connectrpc_axum::prelude::*;
-use shop_kit::rpc::{Valid, deadline::CallerDeadline};
+use shop_kit::rpc::Valid;
 use shop_proto::shop::{
     bff::v1 as pb,
     orders::v1::{Order, OrderStatus},
@@ -21,17 +21,16 @@ pub const WEB_RECENT_ORDERS: i32 = 5;
 /// Orders the mobile screen looks through to count the pending ones.
 pub const MOBILE_ORDERS_SCANNED: i32 = 20;
 
-/// The caller's bearer token, passed on as it came (or none).
-#[derive(Clone, Debug, Default)]
-pub struct Bearer(pub Option<String>);
+/// Whether the caller sent a bearer token: its account and orders are
+/// then asked for, as the caller (the token rides in the call's context).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SignedIn(pub bool);
 
-impl<S: Send + Sync> FromRequestParts<S> for Bearer {
+impl<S: Send + Sync> FromRequestParts<S> for SignedIn {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(
-            shop_kit::auth::bearer_token(&parts.headers).map(str::to_owned),
-        ))
+        Ok(Self(shop_kit::auth::bearer_token(&parts.headers).is_some()))
     }
 }
 
@@ -60,8 +59,7 @@ fn degraded(home: &Home) -> Vec<pb::Degraded> {
 }
 
 pub async fn web_home(
-    Bearer(bearer): Bearer,
-    CallerDeadline(deadline): CallerDeadline,
+    SignedIn(signed_in): SignedIn,
     State(state): State<AppState>,
     Valid(request): Valid<pb::WebBffServiceGetHomeRequest>,
 ) -> Result<ConnectResponse<pb::WebBffServiceGetHomeResponse>, ConnectError> {
@@ -77,15 +75,9 @@ pub async fn web_home(
         }
         n => n.min(MAX_FEATURED),
     };
-    let home = home::gather(
-        &state.services,
-        bearer.as_deref(),
-        featured,
-        WEB_RECENT_ORDERS,
-        deadline,
-    )
-    .await
-    .map_err(connect_error)?;
+    let home = home::gather(&state.services, signed_in, featured, WEB_RECENT_ORDERS)
+        .await
+        .map_err(connect_error)?;
     let degraded = degraded(&home);
     Ok(ConnectResponse::new(pb::WebBffServiceGetHomeResponse {
         account: match home.account {
@@ -124,18 +116,16 @@ fn pending(orders: &[Order]) -> i32 {
 }
 
 pub async fn mobile_home(
-    Bearer(bearer): Bearer,
-    CallerDeadline(deadline): CallerDeadline,
+    SignedIn(signed_in): SignedIn,
     State(state): State<AppState>,
     Valid(_request): Valid<pb::MobileBffServiceGetHomeRequest>,
 ) -> Result<ConnectResponse<pb::MobileBffServiceGetHomeResponse>, ConnectError> {
     // The same featured page as the web screen, so both share the cache.
     let home = home::gather(
         &state.services,
-        bearer.as_deref(),
+        signed_in,
         DEFAULT_FEATURED,
         MOBILE_ORDERS_SCANNED,
-        deadline,
     )
     .await
     .map_err(connect_error)?;

@@ -1,20 +1,21 @@
 //! The services the gateway calls, over gRPC, each through the kit's client
 //! stack (every replica, balanced by load; deadline, retries of these
 //! idempotent reads, a breaker per replica, bulkhead).
-//! The caller's bearer token is passed on as it came: the gateway mints no
-//! identity. Catalog reads are cached briefly, and concurrent misses for the
-//! same page share one call.
+//! Users and orders are called as the caller, its bearer token passed on
+//! as it came, and every call within what is left of the caller's deadline
+//! (both ride in the call's context): the gateway mints no identity.
+//! Catalog reads are cached briefly, and concurrent misses for the same
+//! page share one call.
 
 use std::{sync::Arc, time::Duration};
 
 use moka::future::Cache;
-use shop_kit::client::{CallExt, Peer, PeerError, PeerPolicy, PeerTarget};
+use shop_kit::client::{Peer, PeerError, PeerPolicy, PeerTarget};
 use shop_proto::shop::{
     catalog::v1::{ListProductsRequest, Product, catalog_service_client::CatalogServiceClient},
     orders::v1::{ListOrdersRequest, Order, order_service_client::OrderServiceClient},
     users::v1::{GetMeRequest, User, user_service_client::UserServiceClient},
 };
-use tokio::time::Instant;
 use tonic::Status;
 
 /// Where the services are, as a browser reaches them (the web app's
@@ -73,9 +74,9 @@ impl Services {
             Peer::connect("orders", &peers.orders, policy.clone()),
         )?;
         Ok(Self {
-            users,
+            users: users.as_the_caller(),
             catalog,
-            orders,
+            orders: orders.as_the_caller(),
             products: Cache::builder()
                 .max_capacity(64)
                 .time_to_live(cache.catalog_ttl)
@@ -95,18 +96,13 @@ impl Services {
 
     /// The first `count` products of the catalog, from the cache when fresh;
     /// callers wanting the same page at once share one call.
-    pub async fn featured_products(
-        &self,
-        count: i32,
-        deadline: Option<Instant>,
-    ) -> Result<Arc<Vec<Product>>, Status> {
+    pub async fn featured_products(&self, count: i32) -> Result<Arc<Vec<Product>>, Status> {
         self.products
             .try_get_with(count, async {
                 let request = tonic::Request::new(ListProductsRequest {
                     page_size: count,
                     ..Default::default()
-                })
-                .within(deadline);
+                });
                 let page = CatalogServiceClient::new(self.catalog.clone())
                     .list_products(request)
                     .await?;
@@ -117,12 +113,9 @@ impl Services {
     }
 
     /// The signed-in caller.
-    pub async fn me(&self, bearer: &str, deadline: Option<Instant>) -> Result<User, Status> {
-        let request = tonic::Request::new(GetMeRequest {})
-            .within(deadline)
-            .bearer(bearer);
+    pub async fn me(&self) -> Result<User, Status> {
         let answer = UserServiceClient::new(self.users.clone())
-            .get_me(request)
+            .get_me(GetMeRequest {})
             .await?;
         answer
             .into_inner()
@@ -131,20 +124,12 @@ impl Services {
     }
 
     /// The signed-in caller's latest orders, newest first.
-    pub async fn recent_orders(
-        &self,
-        bearer: &str,
-        count: i32,
-        deadline: Option<Instant>,
-    ) -> Result<Vec<Order>, Status> {
-        let request = tonic::Request::new(ListOrdersRequest {
-            page_size: count,
-            ..Default::default()
-        })
-        .within(deadline)
-        .bearer(bearer);
+    pub async fn recent_orders(&self, count: i32) -> Result<Vec<Order>, Status> {
         let answer = OrderServiceClient::new(self.orders.clone())
-            .list_orders(request)
+            .list_orders(ListOrdersRequest {
+                page_size: count,
+                ..Default::default()
+            })
             .await?;
         Ok(answer.into_inner().orders)
     }

@@ -1,19 +1,16 @@
-//! The home screen: the calls fan out in parallel under one deadline and
-//! fan in to one answer. The featured products are required; the account
+//! The home screen: the calls fan out in parallel under the call's own
+//! deadline (its context: the caller's, or the contract's 5 s) and fan in
+//! to one answer. The featured products are required; the account
 //! and the orders are optional (a failure marks their section degraded).
 //! Shaping the answer for each kind of client is `api`'s job.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use shop_kit::client::translate;
 use shop_proto::shop::{catalog::v1::Product, orders::v1::Order, users::v1::User};
-use tokio::time::Instant;
 use tonic::{Code, Status};
 
 use crate::downstreams::Services;
-
-/// The whole fan-out's time when the caller set no deadline.
-pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(2);
 
 /// One optional part of a screen.
 #[derive(Clone, Debug, PartialEq)]
@@ -49,27 +46,26 @@ fn optional<T>(service: &str, outcome: Option<Result<T, Status>>) -> Result<Part
     }
 }
 
-/// Gathers the home screen for the caller (signed in if `bearer`).
+/// Gathers the home screen for the caller (its account and orders too
+/// when it is `signed_in`).
 pub async fn gather(
     services: &Services,
-    bearer: Option<&str>,
+    signed_in: bool,
     featured: i32,
     orders: i32,
-    deadline: Option<Instant>,
 ) -> Result<Home, Status> {
-    let deadline = Some(deadline.unwrap_or_else(|| Instant::now() + DEFAULT_DEADLINE));
     let (products, account, recent) = tokio::join!(
-        services.featured_products(featured, deadline),
+        services.featured_products(featured),
         async {
-            match bearer {
-                Some(bearer) => Some(services.me(bearer, deadline).await),
-                None => None,
+            match signed_in {
+                true => Some(services.me().await),
+                false => None,
             }
         },
         async {
-            match bearer {
-                Some(bearer) => Some(services.recent_orders(bearer, orders, deadline).await),
-                None => None,
+            match signed_in {
+                true => Some(services.recent_orders(orders).await),
+                false => None,
             }
         },
     );

@@ -18,7 +18,6 @@ use shop_kit::{
     app::{Context, Service, StartFailure},
     auth::TokenKeys,
     client::PeerPolicy,
-    grpc_defaults,
     rpc::rate_limit::{self, RateLimitConfig},
 };
 use shop_proto::shop::bff::v1::{self as pb};
@@ -82,10 +81,10 @@ impl Service for Config {
         let serving = services.clone();
         let readiness = Readiness::always().after(move || serving.serving());
         let state = AppState { services };
-        let (web, web_grpc) = pb::WebBffServiceRoutes::new()
+        let web = pb::WebBffServiceRoutes::new()
             .get_home(api::web_home)
             .build(state.clone());
-        let (mobile, mobile_grpc) = pb::MobileBffServiceRoutes::new()
+        let mobile = pb::MobileBffServiceRoutes::new()
             .get_home(api::mobile_home)
             .build(state);
         let config = runtime_config(&self.browser);
@@ -103,13 +102,11 @@ impl Service for Config {
         );
         let openapi = openapi::document(&self.browser).map_err(StartFailure::config)?;
         let rate_limit = self.rate_limit.clone();
-        let http = &context.http;
-        let server = RpcServer::new(http.clone(), readiness)
+        let server = RpcServer::new(context.http.clone(), readiness)
             .http_routes(config_route)
             .http_routes(openapi::route(openapi))
-            .service(web, grpc_defaults!(web_grpc, http))
-            .service(mobile, grpc_defaults!(mobile_grpc, http))
-            .descriptors(shop_proto::FILE_DESCRIPTOR_SET);
+            .serve(web)
+            .serve(mobile);
         // The home screens' REST routes (GET /v1/web/home) are not pages.
         let pages = Pages::new(
             self.web_dir.as_deref(),

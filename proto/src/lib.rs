@@ -37,7 +37,8 @@
 //! ) -> Result<ConnectResponse<pb::GetProductResponse>, ConnectError> {
 //!     unimplemented!("{request:?}")
 //! }
-//! let (_connect, _grpc) = pb::CatalogServiceRoutes::new().get_product(get_product).build(());
+//! let _catalog: shop_kit::RpcService =
+//!     pb::CatalogServiceRoutes::new().get_product(get_product).build(());
 //! ```
 
 #![allow(clippy::all, clippy::pedantic, clippy::unwrap_used)]

@@ -6,6 +6,7 @@
 //! services' own databases and APIs ([`invariants`]). Prints the figures;
 //! fails on any violation.
 
+pub mod calls;
 pub mod customers;
 pub mod invariants;
 mod nemesis;
@@ -95,7 +96,7 @@ pub async fn run(options: &Options) -> anyhow::Result<bool> {
         &PeerTarget::addr(addr("orders").parse()?),
     )
     .await?;
-    let calls = customers::Calls::new(&["orders"]);
+    let calls = calls::Calls::new(&["orders"]);
     let crowd = customers::Crowd::start(
         options.customers,
         options.seed,

@@ -18,7 +18,7 @@ use shop_proto::shop::users::v1::{
 use tokio::sync::Mutex;
 use tonic::{Code, Request, Status};
 
-use super::customers::Calls;
+use super::calls::Calls;
 
 /// A token is renewed this long before it expires.
 const RENEW_BEFORE: Duration = Duration::from_secs(120);

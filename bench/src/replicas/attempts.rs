@@ -21,7 +21,7 @@ use std::{
 
 use shop_kit::observe::metrics::Metrics;
 
-use crate::{chaos::customers::Calls, dial::Dial, prometheus::series};
+use crate::{chaos::calls::Calls, dial::Dial, prometheus::series};
 
 /// The codes of an attempt that failed for the way to the peer.
 const FAILED: [&str; 7] = [

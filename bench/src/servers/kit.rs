@@ -32,16 +32,15 @@ pub fn http() -> HttpConfig {
 
 pub async fn router(shutdown: &Shutdown) -> Result<Router, ServerError> {
     let http = http();
-    let (connect, grpc) = pb::EchoServiceRoutes::new()
+    let echo = pb::EchoServiceRoutes::new()
         .echo(echo)
         .ticks(ticks)
         .build(());
-    RpcServer::new(http.clone(), Readiness::always())
-        // The echo contract is every stack's: no kit field in it.
-        .streams_without_heartbeats()
+    RpcServer::new(http, Readiness::always())
+        // The echo contract is every stack's: no kit option or field in it.
+        .foreign_contract()
         .metrics(Metrics::install())
-        .service(connect, shop_kit::grpc_defaults!(grpc, http))
-        .descriptors(pb::DESCRIPTORS)
+        .serve(echo)
         .into_router(shutdown)
         .await
 }

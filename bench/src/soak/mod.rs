@@ -49,7 +49,8 @@ use std::{
 
 use crate::{
     chaos::{
-        customers::{Calls, Crowd, Pace, Placed, Reach},
+        calls::Calls,
+        customers::{Crowd, Pace, Placed, Reach},
         invariants::{self, Expected},
     },
     overload::load,

@@ -19,7 +19,7 @@ use sea_orm::ConnectionTrait;
 use super::pauses::{self, Pauses};
 use crate::{
     app_suite::shop::{cpu_ms_of_stat, kib_field, proc_file},
-    chaos::customers::Calls,
+    chaos::calls::Calls,
     stats::{median, percentile},
 };
 

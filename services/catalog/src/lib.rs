@@ -18,7 +18,6 @@ use shop_kit::{
     auth::TokenKeys,
     db::DatabaseUrl,
     events::{Broker, Relay},
-    grpc_defaults,
 };
 use shop_proto::shop::catalog::v1 as pb;
 
@@ -195,22 +194,20 @@ impl Service for Config {
             catalog,
             shutdown: context.shutdown.clone(),
         };
-        let (connect, grpc) = pb::CatalogServiceRoutes::new()
+        let catalog_service = pb::CatalogServiceRoutes::new()
             .list_products(api::list_products)
             .get_product(api::get_product)
             .batch_get_products(api::batch_get_products)
             .watch_stock(api::watch_stock)
             .build(state.clone());
-        let (stock_connect, stock_grpc) = pb::StockServiceRoutes::new()
+        let stock_service = pb::StockServiceRoutes::new()
             .reserve_stock(api::reserve_stock)
             .release_stock(api::release_stock)
             .commit_stock(api::commit_stock)
             .build(state);
-        let http = &context.http;
-        Ok(RpcServer::new(http.clone(), readiness)
-            .service(connect, grpc_defaults!(grpc, http))
-            .internal_service(stock_connect, grpc_defaults!(stock_grpc, http))
-            .descriptors(shop_proto::FILE_DESCRIPTOR_SET)
+        Ok(RpcServer::new(context.http.clone(), readiness)
+            .serve(catalog_service)
+            .serve(stock_service)
             .verify_tokens(verifier))
     }
 }

@@ -34,7 +34,7 @@ pub use shop_kit_policy as policy;
 pub use shop_kit_rest as rest;
 pub use shop_kit_rpc as rpc;
 pub use shop_kit_rpc::{
-    HttpConfig, Readiness, ResponseMetadata, RpcServer, Valid, connect_get, grpc_defaults,
+    HttpConfig, Readiness, ResponseMetadata, RpcServer, RpcService, Valid, connect_get,
 };
 pub use shop_kit_shutdown::Shutdown;
 #[cfg(feature = "testing")]

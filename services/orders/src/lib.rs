@@ -15,16 +15,14 @@ pub mod store;
 
 use std::time::Duration;
 
-use shop_kit::client::Peer;
+use shop_kit::client::{CallContext, Peer};
 use shop_kit::{
     Readiness, RpcServer, Shutdown,
     app::{Context, Service, StartFailure},
     auth::TokenKeys,
     db::DatabaseUrl,
     events::{Broker, Delivery, Relay, Subscription},
-    grpc_defaults,
     observe::traces,
-    rpc::deadline::CallerDeadline,
 };
 use shop_proto::shop::orders::v1::{self as pb};
 
@@ -150,18 +148,18 @@ impl Orders {
         key: &str,
         lines: &[(String, i32)],
         payment_token: &str,
-        deadline: CallerDeadline,
     ) -> Result<Order, OrdersError> {
         let key = domain::idempotency_key(key)?;
         let wanted = domain::wanted_lines(lines)?;
         let payment_token = domain::payment_token(payment_token)?;
         let ids: Vec<String> = wanted.iter().map(|w| w.product_id.clone()).collect();
-        // Its saga's turn before anything is asked or written.
-        let turn = self.sagas.turn(deadline.0).await?;
+        // Its saga's turn before anything is asked or written, within the
+        // caller's time (the call's context, which the calls below carry).
+        let turn = self.sagas.turn(CallContext::deadline()).await?;
         // Priced by the catalog while payments checks the token.
         let (prices, ()) = tokio::try_join!(
-            self.catalog.prices(&ids, deadline.0),
-            self.payments.check_token(payment_token, deadline.0),
+            self.catalog.prices(&ids),
+            self.payments.check_token(payment_token),
         )?;
         let (lines, currency_code, total_minor_units) = domain::price(&wanted, &prices)?;
         let now = now_ms();
@@ -308,17 +306,15 @@ impl Service for Config {
             orders,
             shutdown: context.shutdown.clone(),
         };
-        let (connect, grpc) = pb::OrderServiceRoutes::new()
+        let order_service = pb::OrderServiceRoutes::new()
             .create_order(api::create_order)
             .get_order(api::get_order)
             .list_orders(api::list_orders)
             .cancel_order(api::cancel_order)
             .watch_order(api::watch_order)
             .build(state);
-        let http = &context.http;
-        Ok(RpcServer::new(http.clone(), readiness)
-            .service(connect, grpc_defaults!(grpc, http))
-            .descriptors(shop_proto::FILE_DESCRIPTOR_SET)
+        Ok(RpcServer::new(context.http.clone(), readiness)
+            .serve(order_service)
             .verify_tokens(verifier))
     }
 }

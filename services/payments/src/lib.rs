@@ -18,7 +18,6 @@ use shop_kit::{
     auth::TokenKeys,
     db::DatabaseUrl,
     events::{Broker, Relay},
-    grpc_defaults,
 };
 use shop_proto::shop::payments::v1::{self as pb};
 
@@ -204,21 +203,19 @@ impl Service for Config {
             payments.store().connection().clone(),
         ));
         let state = AppState { payments };
-        let (connect, grpc) = pb::PaymentServiceRoutes::new()
+        let payment_service = pb::PaymentServiceRoutes::new()
             .charge(api::charge)
             .refund(api::refund)
             .check_payment_token(api::check_payment_token)
             .get_payment(api::get_payment)
             .build(state.clone());
-        let (internal_connect, internal_grpc) = pb::OrderPaymentServiceRoutes::new()
+        let order_payment_service = pb::OrderPaymentServiceRoutes::new()
             .charge_order(api::charge_order)
             .refund_order(api::refund_order)
             .build(state);
-        let http = &context.http;
-        Ok(RpcServer::new(http.clone(), readiness)
-            .service(connect, grpc_defaults!(grpc, http))
-            .internal_service(internal_connect, grpc_defaults!(internal_grpc, http))
-            .descriptors(shop_proto::FILE_DESCRIPTOR_SET)
+        Ok(RpcServer::new(context.http.clone(), readiness)
+            .serve(payment_service)
+            .serve(order_payment_service)
             .verify_tokens(verifier))
     }
 }

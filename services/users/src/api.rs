@@ -8,7 +8,7 @@ use connectrpc_axum::prelude::*;
 use shop_kit::{
     Valid,
     auth::{Caller, CertifiedService},
-    rpc::deadline::CallerDeadline,
+    client::CallContext,
 };
 use shop_proto::shop::users::v1 as pb;
 
@@ -62,7 +62,6 @@ fn to_proto(user: User) -> pb::User {
 }
 
 pub async fn sign_up(
-    CallerDeadline(deadline): CallerDeadline,
     State(state): State<AppState>,
     Valid(request): Valid<pb::SignUpRequest>,
 ) -> Result<ConnectResponse<pb::SignUpResponse>, ConnectError> {
@@ -72,7 +71,8 @@ pub async fn sign_up(
             &request.email,
             request.password,
             &request.display_name,
-            deadline,
+            // A hashing slot is waited for within the caller's time.
+            CallContext::deadline(),
         )
         .await?;
     Ok(ConnectResponse::new(pb::SignUpResponse {
@@ -82,13 +82,12 @@ pub async fn sign_up(
 }
 
 pub async fn log_in(
-    CallerDeadline(deadline): CallerDeadline,
     State(state): State<AppState>,
     Valid(request): Valid<pb::LogInRequest>,
 ) -> Result<ConnectResponse<pb::LogInResponse>, ConnectError> {
     let (user, session) = state
         .accounts
-        .log_in(&request.email, request.password, deadline)
+        .log_in(&request.email, request.password, CallContext::deadline())
         .await?;
     Ok(ConnectResponse::new(pb::LogInResponse {
         user: Some(to_proto(user)),

@@ -23,7 +23,6 @@ use shop_kit::{
     app::{Context, Service, StartFailure},
     auth::JWKS_PATH,
     db::DatabaseUrl,
-    grpc_defaults,
     rpc::rate_class::RateClass,
 };
 use shop_proto::shop::users::v1::{self as pb, Session};
@@ -332,14 +331,14 @@ impl Service for Config {
         let jwks = accounts.issuer().jwks_json().to_owned();
         let sign_in = accounts.sign_in_class();
         let state = AppState { accounts };
-        let (connect, grpc) = pb::UserServiceRoutes::new()
+        let user_service = pb::UserServiceRoutes::new()
             .sign_up(api::sign_up)
             .log_in(api::log_in)
             .refresh(api::refresh)
             .get_me(api::get_me)
             .get_public_keys(api::get_public_keys)
             .build(state.clone());
-        let (tokens_connect, tokens_grpc) = pb::ServiceTokenServiceRoutes::new()
+        let token_service = pb::ServiceTokenServiceRoutes::new()
             .issue_service_token(api::issue_service_token)
             .build(state);
         let jwks_route = Router::new().route(
@@ -354,11 +353,9 @@ impl Service for Config {
                 }
             }),
         );
-        let http = &context.http;
-        Ok(RpcServer::new(http.clone(), readiness)
-            .service(connect, grpc_defaults!(grpc, http))
-            .internal_service(tokens_connect, grpc_defaults!(tokens_grpc, http))
-            .descriptors(shop_proto::FILE_DESCRIPTOR_SET)
+        Ok(RpcServer::new(context.http.clone(), readiness)
+            .serve(user_service)
+            .serve(token_service)
             .verify_tokens(verifier)
             .rate_class(throttle::SIGN_IN, sign_in)
             .http_routes(jwks_route))

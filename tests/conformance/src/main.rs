@@ -118,12 +118,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     tokio::runtime::Runtime::new()?.block_on(async move {
         let shutdown = Shutdown::on_signals(std::time::Duration::ZERO);
-        let (connect, grpc) = service::routes();
         let app = RpcServer::new(http.clone(), Readiness::always())
-            // The suite's contract has no heartbeat field, nor may it.
-            .streams_without_heartbeats()
-            .service(connect, shop_kit::grpc_defaults!(grpc, http))
-            .descriptors(DESCRIPTORS)
+            // The suite's contract has no kit option or field, nor may it.
+            .foreign_contract()
+            .serve(service::conformance_service(DESCRIPTORS))
             .into_router(&shutdown)
             .await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use crate::any::Any;
-use axum::Router;
 use connectrpc_axum::prelude::*;
 use futures::{Stream, StreamExt};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
@@ -25,12 +24,10 @@ type Replies<T> =
 
 const IDEMPOTENT_UNARY: &str = "/connectrpc.conformance.v1.ConformanceService/IdempotentUnary";
 
-/// The Connect routes (POST, plus GET for IdempotentUnary) and the tonic
-/// server, from one set of handlers.
-pub fn routes() -> (
-    Router,
-    ConformanceServiceServer<impl pb::conformance_service_server::ConformanceService>,
-) {
+/// The conformance service, described by `descriptors`: the Connect
+/// routes (POST, plus GET for IdempotentUnary) and the tonic server, from
+/// one set of handlers.
+pub fn conformance_service(descriptors: &'static [u8]) -> shop_kit::RpcService {
     let (connect, grpc) = ConformanceServiceTonicCompatibleBuilder::new()
         .unary(unary)
         .idempotent_unary(idempotent_unary)
@@ -43,7 +40,20 @@ pub fn routes() -> (
         IDEMPOTENT_UNARY,
         idempotent_unary,
     );
-    (connect.merge(get), grpc)
+    shop_kit::RpcService::new(descriptors, connect.merge(get), grpc, limited)
+}
+
+/// The conformance server with the kit's compression and `max` request
+/// bytes (the suite's limit, as a shop service gets its own).
+fn limited<S>(grpc: ConformanceServiceServer<S>, max: usize) -> ConformanceServiceServer<S>
+where
+    S: pb::conformance_service_server::ConformanceService,
+{
+    use tonic::codec::CompressionEncoding::Gzip;
+    grpc.accept_compressed(Gzip)
+        .send_compressed(Gzip)
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(usize::MAX)
 }
 
 fn any<M: Message + Name>(message: &M) -> Any {

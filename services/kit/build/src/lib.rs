@@ -6,8 +6,9 @@
 //!   contract's rules before the handler runs: no handler can forget to);
 //! - gives every method marked `idempotency_level = NO_SIDE_EFFECTS` its
 //!   Connect GET route, read from the descriptors (no hand-kept list);
-//! - builds the Connect router and the tonic server `RpcServer::service`
-//!   takes;
+//! - builds the service as `RpcServer::serve` takes it (`RpcService`): its
+//!   Connect router, its tonic server with the kit's compression and limits,
+//!   and the contract's descriptors the server reads its policy from;
 //! - refuses a contract whose call policy is missing or unsafe (a method
 //!   with no caller rule, a retry on a method not safe to repeat: see
 //!   `shop_kit_policy`), naming the method and what to write.
@@ -88,6 +89,9 @@ pub struct Routes {
     out_dir: PathBuf,
     validators: Option<PathBuf>,
     policies_required: bool,
+    /// The Rust path of the encoded descriptor set the generated crate
+    /// exports (each service's `RpcService` carries it).
+    descriptors_path: String,
 }
 
 impl Routes {
@@ -97,7 +101,16 @@ impl Routes {
             out_dir: out_dir.into(),
             validators: None,
             policies_required: true,
+            descriptors_path: "crate::FILE_DESCRIPTOR_SET".to_owned(),
         }
+    }
+
+    /// Where the generated crate keeps the encoded descriptor set of its
+    /// contract (default `crate::FILE_DESCRIPTOR_SET`): every service built
+    /// carries it, for the server to read its rules and policy from.
+    pub fn descriptors_at(mut self, rust_path: &str) -> Self {
+        rust_path.clone_into(&mut self.descriptors_path);
+        self
     }
 
     /// For a contract that declares no call policy (a benchmark's echo):
@@ -148,7 +161,7 @@ impl Routes {
             for service in &services {
                 check_policies(&pool, package, service, self.policies_required)?;
                 hide_raw_builders(&mut code, service.name(), &path)?;
-                code.push_str(&routes(package, service)?);
+                code.push_str(&routes(package, service, &self.descriptors_path)?);
                 for method in &service.method {
                     requests.insert(method.input_type().to_owned());
                 }
@@ -256,7 +269,11 @@ fn hide_raw_builders(code: &mut String, service: &str, path: &Path) -> Result<()
     Ok(())
 }
 
-fn routes(package: &str, service: &ServiceDescriptorProto) -> Result<String, Error> {
+fn routes(
+    package: &str,
+    service: &ServiceDescriptorProto,
+    descriptors: &str,
+) -> Result<String, Error> {
     let name = service.name();
     let connect = format!("{}_connect", snake_case(name));
     let server = format!("{}_server", snake_case(name));
@@ -301,15 +318,23 @@ where
         }}
     }}
 {methods}
-    /// The Connect routes (POST, and GET where the contract allows it) and
-    /// the gRPC server, for `RpcServer::service`, with `state` given to
-    /// every handler.
-    pub fn build(
-        self,
-        state: S,
-    ) -> (::axum::Router, {server}::{name}Server<{tonic}>) {{
+    /// The service, for `RpcServer::serve`: its Connect routes (POST, and
+    /// GET where the contract allows it) and gRPC server, with `state` given
+    /// to every handler, and the contract it is served under.
+    pub fn build(self, state: S) -> ::shop_kit::RpcService {{
         let (router, grpc) = self.builder.with_state::<()>(state.clone()).build();
-        (router.merge(self.gets.with_state(state)), grpc)
+        ::shop_kit::RpcService::new(
+            {descriptors},
+            router.merge(self.gets.with_state(state)),
+            grpc,
+            |grpc: {server}::{name}Server<{tonic}>, max_request_bytes| {{
+                use ::shop_kit::rpc::__private::CompressionEncoding::Gzip;
+                grpc.accept_compressed(Gzip)
+                    .send_compressed(Gzip)
+                    .max_decoding_message_size(max_request_bytes)
+                    .max_encoding_message_size(usize::MAX)
+            }},
+        )
     }}
 }}
 "#

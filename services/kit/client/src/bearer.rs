@@ -1,5 +1,7 @@
 //! A service calling as itself: its bearer token on every call, as a layer
-//! (`Peer::with_credentials`). The token is had within the call's deadline;
+//! (`Peer::with_credentials`); or as its caller: the `authorization` the
+//! call being served came with (`Peer::as_the_caller`, the gateway's). The
+//! token is had within the call's deadline;
 //! a call whose token cannot be had is not sent, and says so
 //! ([`super::lacked_credentials`]): the service that issues tokens is the
 //! one in trouble, not the peer.
@@ -11,6 +13,7 @@ use std::{
 
 use futures::future::{BoxFuture, Either};
 use http::HeaderValue;
+use shop_kit_wire::context::CallContext;
 use tokio::time::Instant;
 use tonic::Status;
 use tower::{Layer, Service, ServiceExt};
@@ -123,4 +126,47 @@ fn unusable() -> Response {
     answer(no_credentials(&Status::internal(
         "the bearer token is no header value",
     )))
+}
+
+/// Puts the `authorization` of the call being served (its context) on every
+/// call that carries none: the peer is called as that caller, anonymous
+/// when it was.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct CallersAuthorizationLayer;
+
+impl<S> Layer<S> for CallersAuthorizationLayer {
+    type Service = AsTheCaller<S>;
+
+    fn layer(&self, inner: S) -> AsTheCaller<S> {
+        AsTheCaller { inner }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub(super) struct AsTheCaller<S> {
+    inner: S,
+}
+
+impl<S, B> Service<http::Request<B>> for AsTheCaller<S>
+where
+    S: Service<http::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        if !request.headers().contains_key(http::header::AUTHORIZATION)
+            && let Some(authorization) = CallContext::authorization()
+        {
+            request
+                .headers_mut()
+                .insert(http::header::AUTHORIZATION, authorization);
+        }
+        self.inner.call(request)
+    }
 }

@@ -106,7 +106,7 @@ impl MethodCalls {
     }
 
     /// Whether a call's answer is read whole before the retry policy
-    /// decides on it (see `settle`): one message, and a retry on
+    /// decides on it (see `read_whole`): one message, and a retry on
     /// `unavailable`, which a connection broken mid-answer is.
     pub(super) fn read_whole(&self) -> bool {
         self.one_answer

@@ -22,6 +22,7 @@ use tower::{Service, ServiceExt, reconnect::Reconnect};
 use super::status::BoxError;
 use shop_kit_tls::Connector;
 use shop_kit_wire::in_process;
+use tonic::Status;
 
 /// HTTP/2 pings on a quiet connection: a peer gone silent (a machine lost,
 /// a paused process) is noticed within interval + timeout.
@@ -38,6 +39,32 @@ pub struct ConnectError {
     addr: SocketAddr,
     #[source]
     reason: Box<dyn std::error::Error + Send + Sync>,
+}
+
+/// Whether the request never left this process: no connection could be
+/// made to the endpoint (refused, unreachable, timed out connecting).
+pub(super) fn never_left(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(error);
+    while let Some(error) = source {
+        if error.is::<ConnectError>() {
+            return true;
+        }
+        source = error.source();
+    }
+    false
+}
+
+/// What an error of the way to the downstream means to this service's
+/// caller: `unavailable` (the call may or may not have run), saying why.
+pub(super) fn transport_failure(downstream: &str, error: &BoxError) -> Status {
+    if never_left(error.as_ref()) {
+        return Status::unavailable(format!(
+            "the {downstream} service cannot be reached: {error}"
+        ));
+    }
+    Status::unavailable(format!(
+        "the connection to the {downstream} service broke: {error}"
+    ))
 }
 
 /// How to connect to one endpoint.

@@ -13,7 +13,7 @@
 use std::{
     net::SocketAddr,
     sync::{
-        Arc,
+        Arc, Mutex, PoisonError,
         atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering},
     },
     time::Duration,
@@ -425,6 +425,34 @@ impl Drop for Outcome {
     fn drop(&mut self) {
         if let Some(endpoint) = self.endpoint.take() {
             endpoint.record(Code::Cancelled);
+        }
+    }
+}
+
+/// The endpoints a hedged call's copies went to (on its request, filled in
+/// by each endpoint as it takes a copy).
+#[derive(Default)]
+pub(super) struct Copies {
+    endpoints: Mutex<Vec<Arc<Endpoint>>>,
+}
+
+impl Copies {
+    pub(super) fn went_to(&self, endpoint: &Arc<Endpoint>) {
+        self.endpoints
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(endpoint.clone());
+    }
+
+    /// Each endpoint still slow on a copy: the last choice for a moment.
+    pub(super) fn avoid(&self) {
+        for endpoint in self
+            .endpoints
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            endpoint.avoid();
         }
     }
 }

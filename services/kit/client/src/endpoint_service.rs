@@ -15,8 +15,7 @@ use tokio::time::{Instant, Sleep};
 use super::{
     breaker::Admission,
     channel::{Channel, ChannelFuture},
-    endpoint::{Endpoint, Health},
-    hedge::Copies,
+    endpoint::{Copies, Endpoint, Health},
     status::BoxError,
 };
 

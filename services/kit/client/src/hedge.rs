@@ -12,7 +12,7 @@
 //! is not sent twice its load.
 
 use std::{
-    sync::{Arc, Mutex, PoisonError},
+    sync::Arc,
     task::{Context, Poll},
 };
 
@@ -30,40 +30,13 @@ use tower::{Service, ServiceExt};
 use super::{
     budget::{Answered, RetryBudget},
     calls::{Hedging, MethodCalls},
-    endpoint::Endpoint,
+    connection::never_left,
+    endpoint::Copies,
     endpoints::Shared as Endpoints,
-    status::{BoxError, Response, head_code, never_left},
+    status::{BoxError, Response, head_code},
 };
 
 type Request = http::Request<Bytes>;
-
-/// The endpoints a hedged call's copies went to (on its request, filled in
-/// by each endpoint as it takes a copy).
-#[derive(Default)]
-pub(super) struct Copies {
-    endpoints: Mutex<Vec<Arc<Endpoint>>>,
-}
-
-impl Copies {
-    pub(super) fn went_to(&self, endpoint: &Arc<Endpoint>) {
-        self.endpoints
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(endpoint.clone());
-    }
-
-    /// Each endpoint still slow on a copy: the last choice for a moment.
-    fn avoid(&self) {
-        for endpoint in self
-            .endpoints
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-        {
-            endpoint.avoid();
-        }
-    }
-}
 
 #[derive(Clone)]
 pub(super) struct Hedge<S> {

@@ -1,4 +1,4 @@
-//! The door of a peer's stack: a call with nowhere to go fails at once,
+//! The intake of a peer's stack: a call with nowhere to go fails at once,
 //! marked not sent (every endpoint down, draining or failing fast: no
 //! call waits for its deadline in a queue), waits a moment while an
 //! endpoint is being asked whether it serves, and otherwise goes in, its
@@ -24,19 +24,20 @@ use tower::{Service, ServiceExt, load_shed::error::Overloaded};
 
 use super::{
     Deadline,
+    connection::transport_failure,
     endpoint::PROBE_TIMEOUT,
     endpoints::{Availability, Shared},
-    status::{BoxError, Response, answer, not_sent, transport_failure},
+    status::{BoxError, Response, answer, not_sent},
 };
 
 #[derive(Clone)]
-pub(super) struct Gate<S> {
+pub(super) struct Intake<S> {
     inner: S,
     shared: Arc<Shared>,
     max_request_bytes: usize,
 }
 
-impl<S> Gate<S> {
+impl<S> Intake<S> {
     pub(super) fn new(inner: S, shared: Arc<Shared>, max_request_bytes: usize) -> Self {
         Self {
             inner,
@@ -46,7 +47,7 @@ impl<S> Gate<S> {
     }
 }
 
-impl<S> Service<http::Request<tonic::body::Body>> for Gate<S>
+impl<S> Service<http::Request<tonic::body::Body>> for Intake<S>
 where
     S: Service<http::Request<Bytes>, Response = Response, Error = BoxError>
         + Clone
@@ -56,7 +57,7 @@ where
 {
     type Response = Response;
     type Error = BoxError;
-    type Future = GateFuture<S::Future>;
+    type Future = IntakeFuture<S::Future>;
 
     /// The bulkhead below is ready at once (it sheds what it cannot take).
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
@@ -73,19 +74,19 @@ where
             match Pin::new(&mut body).poll(&mut Context::from_waker(Waker::noop())) {
                 Poll::Ready(Ok(collected)) => {
                     let request = http::Request::from_parts(head, collected.to_bytes());
-                    return GateFuture::Sent {
+                    return IntakeFuture::Sent {
                         inner: self.inner.call(request),
                         shared,
                     };
                 }
-                Poll::Ready(Err(error)) => return GateFuture::answered(unreadable(&*error)),
+                Poll::Ready(Err(error)) => return IntakeFuture::answered(unreadable(&*error)),
                 Poll::Pending => {}
             }
         }
         // Else wait for what is missing, with the stack made ready.
         let ready = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, ready);
-        GateFuture::Waiting {
+        IntakeFuture::Waiting {
             future: Box::pin(async move {
                 let deadline = head.extensions.get::<Deadline>().copied();
                 if let Err(refused) = admitted(&shared, deadline).await {
@@ -96,24 +97,24 @@ where
                     Err(error) => return Ok(unreadable(&*error)),
                 };
                 let sent = inner.oneshot(http::Request::from_parts(head, body)).await;
-                Ok(settled(&shared, sent))
+                Ok(answer_of(&shared, sent))
             }),
         }
     }
 }
 
 pin_project_lite::pin_project! {
-    /// A call through the gate: sent (its answer, or the status a failure
-    /// to send stands for), waiting to be, or answered at the door.
+    /// A call through the intake: sent (its answer, or the status a failure
+    /// to send stands for), waiting to be, or answered at the intake.
     #[project = GateProjection]
-    pub(super) enum GateFuture<F> {
+    pub(super) enum IntakeFuture<F> {
         Sent { #[pin] inner: F, shared: Arc<Shared> },
         Waiting { future: BoxFuture<'static, Result<Response, BoxError>> },
         Answered { answer: Option<Response> },
     }
 }
 
-impl<F> GateFuture<F> {
+impl<F> IntakeFuture<F> {
     fn answered(answer: Response) -> Self {
         Self::Answered {
             answer: Some(answer),
@@ -121,7 +122,7 @@ impl<F> GateFuture<F> {
     }
 }
 
-impl<F> Future for GateFuture<F>
+impl<F> Future for IntakeFuture<F>
 where
     F: Future<Output = Result<Response, BoxError>>,
 {
@@ -130,7 +131,7 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project() {
             GateProjection::Sent { inner, shared } => {
-                inner.poll(cx).map(|sent| Ok(settled(shared, sent)))
+                inner.poll(cx).map(|sent| Ok(answer_of(shared, sent)))
             }
             GateProjection::Waiting { future } => future.as_mut().poll(cx),
             GateProjection::Answered { answer } => match answer.take() {
@@ -143,7 +144,7 @@ where
 
 /// What the caller reads of a call sent into the stack: its answer, or a
 /// failure to send as a status (shed: `resource_exhausted`, not sent).
-fn settled(shared: &Shared, sent: Result<Response, BoxError>) -> Response {
+fn answer_of(shared: &Shared, sent: Result<Response, BoxError>) -> Response {
     match sent {
         Ok(response) => response,
         Err(error) if error.is::<Overloaded>() => {

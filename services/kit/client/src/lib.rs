@@ -1,50 +1,14 @@
 //! Calling another service, resiliently. A peer ([`Peer`]) is a
 //! `tower::Service` over HTTP that tonic's generated clients take as they
-//! are (`CatalogServiceClient::new(peer.clone())`), built of tower's parts:
-//!
-//! ```text
-//! deadline       the caller's (grpc-timeout) or the method's timeout, the
-//!                shorter; else the peer's default budget; answered
-//!                deadline_exceeded at it; every attempt sends on what is left
-//! credentials    the service's own bearer token, had within the deadline
-//!                (optional: Peer::with_credentials)
-//! gate           nowhere to go (every endpoint down, draining, failing fast):
-//!                unavailable at once, marked not sent; the request read whole
-//! bulkhead       LoadShed + ConcurrencyLimit: at most so many calls in flight,
-//!                the rest shed with resource_exhausted, marked not sent
-//! retry          tower::retry, as the method's retryPolicy says (its codes,
-//!                attempts, backoff drawn at random), and any call that never
-//!                left or that the peer refused unprocessed (overloaded);
-//!                within the deadline and the peer's retry budget
-//! settle         a call the retry may send again on unavailable has its
-//!                answer read whole first: a connection broken mid-answer
-//!                (a replica killed) is sent again, not a caller's read
-//!                failing half way
-//! hedge          as the method's hedgingPolicy says: a copy sent every delay
-//!                while none has answered and another endpoint may take it,
-//!                the first final answer taken, the others cancelled; copies
-//!                drawn from the same budget
-//! shared         the balancer, shared by every clone: taken in turn (a fair
-//!                lock) until an endpoint is ready, the answer awaited without it
-//! balance        tower::balance::p2c over a Discover fed by the peer's
-//!                addresses, looked up again every few seconds; load = calls
-//!                in flight
-//! endpoint       ready only while its grpc.health.v1 Watch says it serves and
-//!                its breaker (infrastructure failures only, per endpoint)
-//!                admits a call; a call that cannot connect or is answered
-//!                unavailable has it checked before it is used again
-//! channel        every RPC timed by code and made a client span, its outcome
-//!                recorded on the endpoint
-//! connection     the endpoint's own HTTP/2 connection (TLS when https), made
-//!                again when it closes (tower::reconnect)
-//! ```
-//!
-//! How each method is called comes from the contract ([`Calls`]), never
-//! from the call site.
-//!
-//! Metrics per peer (calls by code, retries, hedges, sheds, breaker) and per
-//! endpoint (calls, serving, ejections). [`translate`] turns a peer's error
-//! into what is true for this service's caller.
+//! are (`CatalogServiceClient::new(peer.clone())`), built of tower's parts,
+//! outermost first: the deadline (the call's context or the method's), the
+//! credentials, the intake (nowhere to go: refused at once), the bulkhead,
+//! retries within a budget, the answer read whole, hedging, the balancer
+//! (p2c by calls in flight over every replica, looked up again), each
+//! endpoint with its health watch and breaker, its connection. How each
+//! method is called comes from the contract ([`Calls`]), never from the
+//! call site; [`translate`] turns a peer's error into what is true for this
+//! service's caller. Each layer, its metrics and its cost: docs/calling.md.
 
 mod backoff;
 mod bearer;
@@ -57,13 +21,13 @@ mod deadline;
 mod endpoint;
 mod endpoint_service;
 mod endpoints;
-mod gate;
 mod hedge;
+mod intake;
 mod policy;
+mod read_whole;
 mod renewable;
 mod resolve;
 mod retry;
-mod settle;
 mod shared;
 mod status;
 mod target;
@@ -94,6 +58,9 @@ use endpoints::{BreakerPolicy, Discovered, EndpointSet};
 pub use policy::PeerPolicy;
 pub use renewable::Renewable;
 pub use shop_kit_wire::Deadline;
+/// What a served call gives the calls it makes (its deadline, its
+/// caller): read by every call through a `Peer`.
+pub use shop_kit_wire::context::CallContext;
 use status::{BoxError, Response};
 pub use status::{
     is_infrastructure_failure, lacked_credentials, was_not_sent, was_refused_unprocessed, was_shed,
@@ -118,9 +85,9 @@ pub enum PeerError {
 type Request = http::Request<tonic::body::Body>;
 type Balanced = Balance<Discovered, http::Request<Bytes>>;
 type SharedBalancer = shared::Shared<Balanced>;
-type Bulkhead = LoadShed<ConcurrencyLimit<RetryLayer<retry::RetryPolicy, Settled>>>;
-type Settled = settle::Settle<hedge::Hedge<SharedBalancer>>;
-type Door = gate::Gate<Bulkhead>;
+type Bulkhead = LoadShed<ConcurrencyLimit<RetryLayer<retry::Retries, ReadWholly>>>;
+type ReadWholly = read_whole::ReadWhole<hedge::Hedge<SharedBalancer>>;
+type Intake = intake::Intake<Bulkhead>;
 
 /// One peer service, as seen by this one: every endpoint of it, balanced,
 /// behind the client stack. Clones share everything (endpoints, breakers,
@@ -128,7 +95,7 @@ type Door = gate::Gate<Bulkhead>;
 #[derive(Clone)]
 pub struct Peer {
     service: BoxCloneSyncService<Request, Response, BoxError>,
-    door: Door,
+    intake: Intake,
     inner: Arc<Inner>,
 }
 
@@ -228,11 +195,11 @@ impl Peer {
         ));
         let hedged = hedge::Hedge::new(balancer, budget.clone(), set.shared.clone());
         let retried = RetryLayer::new(
-            retry::RetryPolicy::new(budget, set.shared.metrics.retries.clone()),
-            settle::Settle::new(hedged),
+            retry::Retries::new(budget, set.shared.metrics.retries.clone()),
+            read_whole::ReadWhole::new(hedged),
         );
         let bulkhead = LoadShed::new(ConcurrencyLimit::new(retried, policy.max_in_flight.max(1)));
-        let door = gate::Gate::new(bulkhead, set.shared.clone(), policy.max_request_bytes);
+        let intake = intake::Intake::new(bulkhead, set.shared.clone(), policy.max_request_bytes);
         let inner = Arc::new(Inner {
             name: name.to_owned(),
             set,
@@ -241,8 +208,8 @@ impl Peer {
             policy,
         });
         Self {
-            service: stack(&inner, door.clone(), None),
-            door,
+            service: stack(&inner, intake.clone(), Calling::Anonymously),
+            intake,
             inner,
         }
     }
@@ -251,7 +218,22 @@ impl Peer {
     /// every call that carries none.
     pub fn with_credentials(self, credentials: Arc<dyn Credentials>) -> Self {
         Self {
-            service: stack(&self.inner, self.door.clone(), Some(credentials)),
+            service: stack(
+                &self.inner,
+                self.intake.clone(),
+                Calling::AsItself(credentials),
+            ),
+            ..self
+        }
+    }
+
+    /// The peer, called as the caller of the call being served: its
+    /// `authorization` on every call that carries none (anonymous when the
+    /// caller was). For a service that mints no identity of its own (the
+    /// gateway).
+    pub fn as_the_caller(self) -> Self {
+        Self {
+            service: stack(&self.inner, self.intake.clone(), Calling::AsTheCaller),
             ..self
         }
     }
@@ -346,21 +328,34 @@ async fn read_answer(response: Response, path: &str) -> Result<Bytes, Status> {
     }
 }
 
-/// The layers over the door: the deadline, then (if any) the credentials.
+/// The layers over the intake: the deadline, then (if any) the credentials.
+/// Whose token a peer's calls carry (when the call itself carries none).
+enum Calling {
+    /// None.
+    Anonymously,
+    /// The calling service's own.
+    AsItself(Arc<dyn Credentials>),
+    /// The caller's of the call being served (its context).
+    AsTheCaller,
+}
+
 fn stack(
     inner: &Inner,
-    door: Door,
-    credentials: Option<Arc<dyn Credentials>>,
+    intake: Intake,
+    calling: Calling,
 ) -> BoxCloneSyncService<Request, Response, BoxError> {
     let deadline = deadline::DeadlineLayer {
         default: inner.policy.timeout,
         calls: inner.policy.calls.clone(),
         peer: inner.name.as_str().into(),
     };
-    match credentials {
-        None => BoxCloneSyncService::new(deadline.layer(door)),
-        Some(credentials) => BoxCloneSyncService::new(
-            deadline.layer(bearer::CredentialsLayer { credentials }.layer(door)),
+    match calling {
+        Calling::Anonymously => BoxCloneSyncService::new(deadline.layer(intake)),
+        Calling::AsItself(credentials) => BoxCloneSyncService::new(
+            deadline.layer(bearer::CredentialsLayer { credentials }.layer(intake)),
+        ),
+        Calling::AsTheCaller => BoxCloneSyncService::new(
+            deadline.layer(bearer::CallersAuthorizationLayer.layer(intake)),
         ),
     }
 }
@@ -379,25 +374,16 @@ impl Service<Request> for Peer {
     }
 }
 
-/// What a call to a peer carries, said on its tonic request.
+/// What a call to a peer carries, said on its tonic request (a client
+/// that serves no call: a served call's deadline and caller ride in its
+/// context, `shop_kit_wire::context`).
 pub trait CallExt {
-    /// Answered by `deadline` (the caller's), sent on as `grpc-timeout`;
-    /// without one, the peer's budget.
-    #[must_use]
-    fn within(self, deadline: Option<Instant>) -> Self;
-    /// With this bearer token (a caller's, passed on).
+    /// With this bearer token.
     #[must_use]
     fn bearer(self, token: &str) -> Self;
 }
 
 impl<T> CallExt for tonic::Request<T> {
-    fn within(mut self, deadline: Option<Instant>) -> Self {
-        if let Some(deadline) = deadline {
-            self.set_timeout(deadline.saturating_duration_since(Instant::now()));
-        }
-        self
-    }
-
     fn bearer(mut self, token: &str) -> Self {
         if let Ok(value) = format!("Bearer {token}").parse() {
             self.metadata_mut().insert("authorization", value);

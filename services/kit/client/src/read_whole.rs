@@ -28,17 +28,17 @@ const MOST_ANSWER_BYTES: usize = 4 * 1024 * 1024 + 5;
 type Request = http::Request<Bytes>;
 
 #[derive(Clone)]
-pub(super) struct Settle<S> {
+pub(super) struct ReadWhole<S> {
     inner: S,
 }
 
-impl<S> Settle<S> {
+impl<S> ReadWhole<S> {
     pub(super) fn new(inner: S) -> Self {
         Self { inner }
     }
 }
 
-impl<S> Service<Request> for Settle<S>
+impl<S> Service<Request> for ReadWhole<S>
 where
     S: Service<Request, Response = Response, Error = BoxError>,
     S::Future: Send + 'static,

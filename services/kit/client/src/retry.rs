@@ -19,7 +19,8 @@ use super::{
     Backoff, Deadline,
     budget::{Answered, RetryBudget},
     calls::MethodCalls,
-    status::{BoxError, Response, head_code, never_left, refused_unprocessed},
+    connection::never_left,
+    status::{BoxError, Response, head_code, refused_unprocessed},
 };
 
 /// Attempts of a call that never left or was refused unprocessed, when
@@ -33,13 +34,13 @@ const TRANSPARENT_BACKOFF: Backoff = Backoff {
 
 /// A peer's retry policy; one per call (its attempts counted from one).
 #[derive(Clone, Debug)]
-pub(super) struct RetryPolicy {
+pub(super) struct Retries {
     attempts: u32,
     budget: Arc<RetryBudget>,
     retries: metrics::Counter,
 }
 
-impl RetryPolicy {
+impl Retries {
     pub(super) fn new(budget: Arc<RetryBudget>, retries: metrics::Counter) -> Self {
         Self {
             attempts: 1,
@@ -59,7 +60,7 @@ enum Again {
     Transparent,
 }
 
-impl tower::retry::Policy<Request, Response, BoxError> for RetryPolicy {
+impl tower::retry::Policy<Request, Response, BoxError> for Retries {
     type Future = Pin<Box<dyn Future<Output = ()> + Send>>;
 
     fn retry(
@@ -78,7 +79,7 @@ impl tower::retry::Policy<Request, Response, BoxError> for RetryPolicy {
                         .answered(calls.throttling, Answered::Otherwise, first);
                     return None;
                 };
-                // Refused at the peer's door: it did nothing.
+                // Refused at the peer's intake: it did nothing.
                 let unprocessed =
                     code == Code::ResourceExhausted && refused_unprocessed(response.headers());
                 let again = if unprocessed {

@@ -110,29 +110,3 @@ pub(super) fn head_code(status: http::StatusCode, headers: &http::HeaderMap) -> 
         _ => Some(Code::Unknown),
     }
 }
-
-/// Whether the request never left this process: no connection could be
-/// made to the endpoint (refused, unreachable, timed out connecting).
-pub(super) fn never_left(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut source = Some(error);
-    while let Some(error) = source {
-        if error.is::<super::connection::ConnectError>() {
-            return true;
-        }
-        source = error.source();
-    }
-    false
-}
-
-/// What an error of the way to the downstream means to this service's
-/// caller: `unavailable` (the call may or may not have run), saying why.
-pub(super) fn transport_failure(downstream: &str, error: &BoxError) -> Status {
-    if never_left(error.as_ref()) {
-        return Status::unavailable(format!(
-            "the {downstream} service cannot be reached: {error}"
-        ));
-    }
-    Status::unavailable(format!(
-        "the connection to the {downstream} service broke: {error}"
-    ))
-}

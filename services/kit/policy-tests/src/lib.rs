@@ -15,20 +15,26 @@ use connectrpc_axum::prelude::{ConnectError, ConnectResponse};
 use shop_kit::{
     Valid,
     auth::Caller,
-    rpc::{HttpConfig, Readiness, RpcServer, deadline::CallerDeadline},
+    client::CallContext,
+    rpc::{HttpConfig, Readiness, RpcServer},
 };
 
 use probe::v1 as pb;
+
+/// The probe's contract as compiled (the descriptors its service comes
+/// with; the tests serve it under others).
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/probe_descriptor.bin"));
 
 /// The probe's source, to compile again with other options.
 pub const PROBE_PROTO: &str = include_str!("../proto/probe/v1/probe.proto");
 
 async fn who(
     caller: Option<Extension<Caller>>,
-    CallerDeadline(deadline): CallerDeadline,
     Valid(request): Valid<pb::WhoRequest>,
 ) -> Result<ConnectResponse<pb::WhoResponse>, ConnectError> {
-    let deadline_ms = deadline.map_or(0, |at| {
+    // What the call's context says is left of it.
+    let deadline_ms = CallContext::deadline().map_or(0, |at| {
         let left = at.saturating_duration_since(tokio::time::Instant::now());
         u64::try_from(left.as_millis()).unwrap_or(u64::MAX).max(1)
     });
@@ -44,8 +50,6 @@ async fn who(
 /// The probe served under `descriptors` (a descriptor set of the probe,
 /// compiled with whatever options the test chose).
 pub fn server(http: &HttpConfig, descriptors: &'static [u8]) -> RpcServer {
-    let (connect, grpc) = pb::ProbeServiceRoutes::new().who(who).build(());
-    RpcServer::new(http.clone(), Readiness::always())
-        .service(connect, grpc)
-        .descriptors(descriptors)
+    let probe = pb::ProbeServiceRoutes::new().who(who).build(());
+    RpcServer::new(http.clone(), Readiness::always()).serve(probe.described_by(descriptors))
 }

@@ -34,6 +34,17 @@ pub enum CallerRule {
     SignedIn,
     /// Only the services named.
     Services(Vec<String>),
+    /// One of the shop's services proving itself with the shared secret in
+    /// its request (or its certificate), which the method checks.
+    ShopSecret,
+}
+
+impl CallerRule {
+    /// Whether only the shop's own services may call: no browser may, and
+    /// the method has no REST route.
+    pub fn is_internal(&self) -> bool {
+        matches!(self, Self::Services(_) | Self::ShopSecret)
+    }
 }
 
 /// gRPC's retryPolicy, checked.

@@ -174,6 +174,9 @@ impl<'a> Reader<'a> {
         if flag("signed_in") {
             return Ok(CallerRule::SignedIn);
         }
+        if flag("shop_secret") {
+            return Ok(CallerRule::ShopSecret);
+        }
         if let Some(services) = self.message("services") {
             let names = self.within(services).strings("names");
             if names.is_empty() {

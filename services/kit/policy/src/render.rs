@@ -45,6 +45,7 @@ pub fn caller(policy: &Policy) -> String {
         Some(CallerRule::Customer) => "a signed-in customer".to_owned(),
         Some(CallerRule::SignedIn) => "signed in (a customer or a service)".to_owned(),
         Some(CallerRule::Services(names)) => format!("the {} service", names.join(" or ")),
+        Some(CallerRule::ShopSecret) => "a shop service, by the shared secret".to_owned(),
     }
 }
 

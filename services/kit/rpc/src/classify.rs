@@ -59,6 +59,8 @@ pub enum MethodsError {
     NoRateClass { method: String, class: String },
     #[error(transparent)]
     NoHeartbeat(#[from] NoHeartbeat),
+    #[error("{service}: no descriptor describes it, so none of its rules could be enforced")]
+    NotInContract { service: String },
 }
 
 /// A request the classifier found on a REST route: the route and what its
@@ -120,25 +122,32 @@ impl Methods {
     /// Every method of `services` found in `pool` (`direct`: served by the
     /// server's own routes), plus `bridged` (service, method) pairs served
     /// without a descriptor here, and the `rest` routes that call them;
-    /// each method's rate class found among `rate_classes`; the server
-    /// streams of the direct ones with their heartbeat, unless `heartbeats`
-    /// is off.
+    /// each method's rate class found among `rate_classes`. A service the
+    /// pool does not describe is an error. With `kit_contract`, each direct
+    /// method must have its call policy and each direct server stream its
+    /// heartbeat (see `RpcServer::foreign_contract`).
     pub(crate) fn new<'a>(
         pool: &DescriptorPool,
         services: impl IntoIterator<Item = (&'a str, bool)>,
         bridged: impl IntoIterator<Item = (&'a str, &'a str)>,
         rest: RestRoutes,
         rate_classes: &RateClasses,
-        heartbeats: bool,
+        kit_contract: bool,
     ) -> Result<&'static Self, MethodsError> {
         let mut by_path = HashMap::new();
         for (name, direct) in services {
             let Some(service) = pool.get_service_by_name(name) else {
-                continue;
+                return Err(MethodsError::NotInContract {
+                    service: name.to_owned(),
+                });
             };
             for method in service.methods() {
                 let path = leak(format!("/{}/{}", service.full_name(), method.name()));
-                let policy = Policy::of(&method)?;
+                let policy = if direct && kit_contract {
+                    Policy::required(&method)?
+                } else {
+                    Policy::of(&method)?
+                };
                 let rate_class = policy
                     .rate_class
                     .as_ref()
@@ -152,7 +161,7 @@ impl Methods {
                             })
                     })
                     .transpose()?;
-                let heartbeat = if direct && heartbeats {
+                let heartbeat = if direct && kit_contract {
                     Heartbeat::of(&method)?
                 } else {
                     None

@@ -20,30 +20,16 @@ use super::protocol::{GRPC_MESSAGE, GRPC_STATUS};
 
 pub use shop_kit_wire::{Deadline, grpc_timeout_value, parse_grpc_timeout};
 
-/// The caller's deadline, if it set one (`grpc-timeout` on gRPC and
-/// gRPC-Web, `connect-timeout-ms` on Connect), as an extractor for handlers
-/// that call other services: pass it on with the client's `CallExt::within`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct CallerDeadline(pub Option<Instant>);
-
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for CallerDeadline {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(
-        parts: &mut http::request::Parts,
-        _state: &S,
-    ) -> Result<Self, Self::Rejection> {
-        if let Some(Deadline(at)) = parts.extensions.get::<Deadline>() {
-            return Ok(Self(Some(*at)));
-        }
-        let connect = parts
-            .headers
-            .get(CONNECT_TIMEOUT_MS)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_connect_timeout(v).ok())
-            .map(|timeout| Instant::now() + timeout);
-        Ok(Self(connect.or_else(|| grpc_deadline(&parts.headers))))
-    }
+/// The caller's deadline, if it set one: `connect-timeout-ms` on Connect
+/// (and REST), `grpc-timeout` on gRPC and gRPC-Web, from now. What the
+/// server sets as each call's context (`call_context`).
+pub(crate) fn deadline_of(headers: &HeaderMap) -> Option<Instant> {
+    let connect = headers
+        .get(CONNECT_TIMEOUT_MS)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_connect_timeout(v).ok())
+        .map(|timeout| Instant::now() + timeout);
+    connect.or_else(|| grpc_deadline(headers))
 }
 
 /// Connect's timeout header.

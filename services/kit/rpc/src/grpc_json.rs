@@ -19,7 +19,7 @@ use prost::Message;
 use prost_reflect::{DescriptorPool, DeserializeOptions, DynamicMessage, MessageDescriptor};
 use tower::{Layer, Service};
 
-use super::{classify::Call, envelope, protocol::content_type, validation::SentJson};
+use super::{broken_rules::SentJson, classify::Call, envelope, protocol::content_type};
 
 /// Builds a descriptor pool from encoded `FileDescriptorSet`s; files that
 /// several sets share are added once. Decoded by prost-reflect itself, so

@@ -1,27 +1,12 @@
-//! Heartbeats on server streams, so the proxies in front (nginx's 60 s read
-//! timeout, a cloud load balancer's idle timeout, Envoy's stream idle
-//! timeout) never cut a stream that is only quiet. Every server-streaming
-//! response has a `kit.stream.v1.Heartbeat` field; a stream that sent
-//! nothing for the interval gets a message with only that field set, in the
-//! codec the call speaks. gRPC's JSON codec and gRPC-Web are translated
-//! from the gRPC one as every other message is, and REST's Server-Sent
-//! Events turn it into a comment line (see `sse`).
-
-use std::{
-    pin::Pin,
-    task::{Context, Poll, ready},
-    time::Duration,
-};
+//! The heartbeat of a server stream: a message of the stream's own type
+//! with only its `kit.stream.v1.Heartbeat` field set, encoded once per
+//! method, in proto and in JSON. Every server-streaming response has such a
+//! field; `heartbeat_layer` sends it on a quiet stream.
 
 use bytes::Bytes;
-use http::{Request, Response};
-use http_body::{Body, Frame, SizeHint};
-use pin_project_lite::pin_project;
 use prost_reflect::{Kind, MethodDescriptor};
-use tokio::time::{Instant, Sleep};
-use tower::{Layer, Service};
 
-use super::{classify::Call, envelope, protocol::content_type};
+use super::envelope;
 
 /// The message type of the heartbeat field.
 pub const HEARTBEAT_TYPE: &str = "kit.stream.v1.Heartbeat";
@@ -30,9 +15,9 @@ pub const HEARTBEAT_TYPE: &str = "kit.stream.v1.Heartbeat";
 #[derive(Debug)]
 pub struct Heartbeat {
     /// The message as one envelope, in binary proto.
-    proto: Bytes,
+    pub(crate) proto: Bytes,
     /// The message as one envelope, in JSON.
-    json: Bytes,
+    pub(crate) json: Bytes,
 }
 
 /// A server stream whose response cannot carry a heartbeat.
@@ -84,198 +69,9 @@ impl Heartbeat {
     }
 }
 
-/// Which stack the layer serves: the gRPC one takes binary proto only (the
-/// other codecs are translated to it first); the Connect one either codec.
-#[derive(Clone, Copy, Debug)]
-enum Stack {
-    Grpc,
-    Connect,
-}
-
-/// Sends heartbeats on the server streams of the stack it wraps.
-#[derive(Clone, Copy, Debug)]
-pub struct HeartbeatLayer {
-    every: Duration,
-    stack: Stack,
-}
-
-impl HeartbeatLayer {
-    /// For the gRPC stack (proto envelopes).
-    pub fn grpc(every: Duration) -> Self {
-        Self {
-            every,
-            stack: Stack::Grpc,
-        }
-    }
-
-    /// For the Connect stack (its streams in JSON or proto).
-    pub fn connect(every: Duration) -> Self {
-        Self {
-            every,
-            stack: Stack::Connect,
-        }
-    }
-}
-
-impl<S> Layer<S> for HeartbeatLayer {
-    type Service = Heartbeats<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        Heartbeats {
-            inner,
-            every: self.every,
-            stack: self.stack,
-        }
-    }
-}
-
-#[derive(Clone, Debug)]
-pub struct Heartbeats<S> {
-    inner: S,
-    every: Duration,
-    stack: Stack,
-}
-
-impl<S, B, RB> Service<Request<B>> for Heartbeats<S>
-where
-    S: Service<Request<B>, Response = Response<RB>>,
-{
-    type Response = Response<HeartbeatBody<RB>>;
-    type Error = S::Error;
-    type Future = ResponseFuture<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<B>) -> Self::Future {
-        let beat = Call::of(&request)
-            .method
-            .and_then(|method| method.heartbeat.as_ref())
-            .map(|heartbeat| {
-                let json = matches!(self.stack, Stack::Connect)
-                    && content_type(request.headers()).is_some_and(|ct| ct.contains("json"));
-                let message = if json {
-                    &heartbeat.json
-                } else {
-                    &heartbeat.proto
-                };
-                (message.clone(), self.every)
-            });
-        ResponseFuture {
-            inner: self.inner.call(request),
-            beat,
-        }
-    }
-}
-
-pin_project! {
-    pub struct ResponseFuture<F> {
-        #[pin]
-        inner: F,
-        beat: Option<(Bytes, Duration)>,
-    }
-}
-
-impl<F, RB, E> Future for ResponseFuture<F>
-where
-    F: Future<Output = Result<Response<RB>, E>>,
-{
-    type Output = Result<Response<HeartbeatBody<RB>>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let response = ready!(this.inner.poll(cx))?;
-        let beat = this.beat.take().map(|(message, every)| Beat {
-            message,
-            // Checked every half interval: a stream is never quiet for
-            // longer than the interval, and a busy one costs a flag per
-            // message, not a timer reset.
-            check: Box::pin(tokio::time::sleep(every / 2)),
-            half: every / 2,
-            sent_since_check: true,
-            boundary: envelope::Watch::new(0, 0),
-        });
-        Poll::Ready(Ok(response.map(|inner| HeartbeatBody { inner, beat })))
-    }
-}
-
-struct Beat {
-    message: Bytes,
-    check: Pin<Box<Sleep>>,
-    half: Duration,
-    sent_since_check: bool,
-    /// Where the stream's envelopes begin and end: a heartbeat goes only
-    /// between two of them.
-    boundary: envelope::Watch,
-}
-
-pin_project! {
-    /// A response body, with heartbeats when it is a server stream.
-    pub struct HeartbeatBody<B> {
-        #[pin]
-        inner: B,
-        beat: Option<Beat>,
-    }
-}
-
-impl<B> Body for HeartbeatBody<B>
-where
-    B: Body<Data = Bytes>,
-{
-    type Data = Bytes;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        let this = self.project();
-        let Some(beat) = this.beat else {
-            return this.inner.poll_frame(cx);
-        };
-        match this.inner.poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref() {
-                    beat.sent_since_check = true;
-                    beat.boundary.feed(data);
-                }
-                Poll::Ready(Some(Ok(frame)))
-            }
-            Poll::Pending => {
-                while beat.check.as_mut().poll(cx).is_ready() {
-                    let deadline = Instant::now() + beat.half;
-                    beat.check.as_mut().reset(deadline);
-                    if !std::mem::replace(&mut beat.sent_since_check, false)
-                        && beat.boundary.between_envelopes()
-                    {
-                        beat.sent_since_check = true;
-                        return Poll::Ready(Some(Ok(Frame::data(beat.message.clone()))));
-                    }
-                }
-                Poll::Pending
-            }
-            done => done,
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self.beat {
-            // Heartbeats make the length unknown.
-            Some(_) => SizeHint::default(),
-            None => self.inner.size_hint(),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http_body_util::{BodyExt, StreamBody};
     use prost_reflect::DescriptorPool;
 
     /// A contract with a heartbeat on one stream and none on another.
@@ -379,92 +175,5 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("t.v1.Tick"), "{text}");
-    }
-
-    fn beating(
-        frames: tokio::sync::mpsc::Receiver<Bytes>,
-        every: Duration,
-    ) -> HeartbeatBody<impl Body<Data = Bytes, Error = std::convert::Infallible>> {
-        let stream = tokio_stream::wrappers::ReceiverStream::new(frames)
-            .map(|data| Ok::<_, std::convert::Infallible>(Frame::data(data)));
-        HeartbeatBody {
-            inner: StreamBody::new(stream),
-            beat: Some(Beat {
-                message: Bytes::from_static(b"<beat>"),
-                check: Box::pin(tokio::time::sleep(every / 2)),
-                half: every / 2,
-                sent_since_check: true,
-                boundary: envelope::Watch::new(0, 0),
-            }),
-        }
-    }
-
-    use futures::StreamExt as _;
-
-    #[tokio::test(start_paused = true)]
-    async fn a_quiet_stream_beats_within_the_interval_and_a_busy_one_never() {
-        let every = Duration::from_secs(30);
-        let (send, frames) = tokio::sync::mpsc::channel(8);
-        let mut body = beating(frames, every);
-        let started = Instant::now();
-        send.send(envelope::framed(0, b"first"))
-            .await
-            .expect("send");
-        let first = body.frame().await.expect("frame").expect("ok");
-        assert_eq!(&first.into_data().expect("data")[5..], b"first");
-        // Quiet from here: the first beat comes within the interval, and
-        // each one after every interval.
-        let beat = body.frame().await.expect("frame").expect("ok");
-        assert_eq!(&beat.into_data().expect("data")[..], b"<beat>");
-        let quiet = started.elapsed();
-        assert!(quiet <= every && quiet >= every / 2, "{quiet:?}");
-        let before = Instant::now();
-        let _ = body.frame().await.expect("frame").expect("ok");
-        assert!(before.elapsed() <= every, "{:?}", before.elapsed());
-        // Busy: a message every 10 s leaves no room for a beat.
-        let sender = tokio::spawn(async move {
-            for n in 0..6u8 {
-                tokio::time::sleep(Duration::from_secs(10)).await;
-                send.send(envelope::framed(0, &[n])).await.expect("send");
-            }
-        });
-        for n in 0..6u8 {
-            let frame = body.frame().await.expect("frame").expect("ok");
-            assert_eq!(
-                &frame.into_data().expect("data")[5..],
-                &[n],
-                "no beat between"
-            );
-        }
-        sender.await.expect("sender");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_beat_never_splits_a_message_sent_in_pieces() {
-        let every = Duration::from_secs(2);
-        let (send, frames) = tokio::sync::mpsc::channel(8);
-        let mut body = beating(frames, every);
-        let whole = envelope::framed(0, b"in two pieces");
-        send.send(whole.slice(..7)).await.expect("send");
-        assert_eq!(
-            body.frame()
-                .await
-                .expect("f")
-                .expect("ok")
-                .into_data()
-                .expect("d"),
-            whole.slice(..7)
-        );
-        // Quiet for many intervals mid-message: no beat.
-        let rest = tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs(10)).await;
-            send.send(whole.slice(7..)).await.expect("send");
-            send
-        });
-        let next = body.frame().await.expect("frame").expect("ok");
-        assert_eq!(&next.into_data().expect("data")[..], &b"in two pieces"[2..]);
-        let _send = rest.await.expect("rest");
-        let beat = body.frame().await.expect("frame").expect("ok");
-        assert_eq!(&beat.into_data().expect("data")[..], b"<beat>");
     }
 }

@@ -5,6 +5,8 @@
 //! facing strangers needs. Everything else here is its machinery.
 
 pub mod admission;
+mod broken_rules;
+mod call_context;
 mod classify;
 pub mod client_address;
 pub mod config;
@@ -22,6 +24,7 @@ mod grpc_json;
 mod grpc_limits;
 mod health;
 pub mod heartbeat;
+mod heartbeat_layer;
 mod listener;
 mod observe;
 mod policy;
@@ -33,10 +36,10 @@ mod request_id;
 mod response_metadata;
 mod rest;
 mod server;
+pub mod service;
 mod single_message;
 mod sse;
 mod valid;
-mod validation;
 
 pub use client_address::{ClientAddress, TrustedProxies, client_address};
 pub use config::HttpConfig;
@@ -46,6 +49,7 @@ pub use listener::{ListenError, Listening, Starting, serve, start, start_on, sta
 pub use prost_protovalidate::ValidationError;
 pub use response_metadata::ResponseMetadata;
 pub use server::{RpcServer, ServerError, metrics_routes};
+pub use service::{GrpcServer, RpcService};
 pub use valid::{Checked, IntoRefusal, Prepared, Rules, Valid, ValidHandler, validated};
 
 /// The machinery the fuzz targets drive directly (`--features fuzzing`).
@@ -60,7 +64,10 @@ pub mod fuzzing {
 
 /// Applies the kit's gRPC defaults to a tonic-generated server: gzip in both
 /// directions and the configured message size limits. A macro because every
-/// generated server type has these methods but no trait carries them.
+/// generated server type has these methods but no trait carries them. The
+/// kit's own servers (health, reflection) only: a service's come limited
+/// with its `RpcService`.
+#[doc(hidden)]
 #[macro_export]
 macro_rules! grpc_defaults {
     ($server:expr, $http:expr) => {

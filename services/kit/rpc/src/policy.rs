@@ -26,6 +26,7 @@ use super::{
     classify::Call,
     deadline::{CONNECT_TIMEOUT_MS, parse_connect_timeout},
     protocol::{GRPC_TIMEOUT, Protocol},
+    rate_class::RateRefused,
 };
 use shop_kit_wire::{grpc_timeout_value, parse_grpc_timeout};
 
@@ -42,6 +43,20 @@ pub(crate) fn admit_caller(parts: &mut Parts) -> Result<(), CallerRefused> {
         return Ok(());
     };
     shop_kit_auth::admit(rule, &parts.headers, &mut parts.extensions)
+}
+
+/// Counts the call against its method's rate class, if it names one (see
+/// `rate_class`).
+pub(crate) fn admit_rate(parts: &Parts) -> Result<(), RateRefused> {
+    let Some(limiter) = parts
+        .extensions
+        .get::<Call>()
+        .and_then(|call| call.method)
+        .and_then(|method| method.rate_class.as_ref())
+    else {
+        return Ok(());
+    };
+    limiter.admit(parts)
 }
 
 /// Gives a call its method's deadline, at most (`call`: the request as

@@ -12,7 +12,7 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 use connectrpc_axum::prelude::ConnectError;
 use http::request::Parts;
 
-use super::{classify::Call, connect_errors::retry_later};
+use super::connect_errors::retry_later;
 
 /// A limiter methods count against by naming it in their contract.
 pub trait RateClass: Send + Sync + std::fmt::Debug + 'static {
@@ -37,17 +37,4 @@ impl From<RateRefused> for ConnectError {
     fn from(refused: RateRefused) -> Self {
         retry_later(refused.message, refused.retry_after)
     }
-}
-
-/// Counts the call against its method's rate class, if it names one.
-pub(crate) fn admit_rate(parts: &Parts) -> Result<(), RateRefused> {
-    let Some(limiter) = parts
-        .extensions
-        .get::<Call>()
-        .and_then(|call| call.method)
-        .and_then(|method| method.rate_class.as_ref())
-    else {
-        return Ok(());
-    };
-    limiter.admit(parts)
 }

@@ -4,7 +4,8 @@
 //! ```text
 //!  request-id -> classify once (protocol, registered method or REST route:
 //!  a `Call` every later step reads) -> CORS -> observe (metrics, log line)
-//!  -> one message for unary methods -> dispatch:
+//!  -> one message for unary methods -> admission -> the call's context
+//!  (deadline, caller's token: for the calls it makes) -> dispatch:
 //!    ├─ a REST route (google.api.http) -> its RPC's Connect JSON request
 //!    │   -> the Connect stack below; the answer back as JSON or events
 //!    ├─ a method this server registered, by protocol:
@@ -18,18 +19,18 @@
 //!       to the same two stacks, which answer in their protocol
 //! ```
 
-use std::{convert::Infallible, sync::Arc};
+use std::sync::Arc;
 
-use axum::{Extension, Router, body::Body, response::IntoResponse, routing::get};
+use axum::{Extension, Router, body::Body, routing::get};
 use connectrpc_axum::{CompressionConfig, MakeServiceBuilder, tonic::ContentTypeSwitch};
 use http::{Request, header};
 use prost_reflect::DescriptorPool;
-use tonic::server::NamedService;
-use tower::{Layer, Service, ServiceBuilder, util::MapRequestLayer};
+use tower::{Layer, ServiceBuilder, util::MapRequestLayer};
 use tower_http::request_id::PropagateRequestIdLayer;
 
 use super::{
     admission::AdmissionLayer,
+    call_context::CallContextLayer,
     classify::{self, Methods, MethodsError},
     config::HttpConfig,
     connect_bridge::ConnectBridge,
@@ -40,12 +41,13 @@ use super::{
     grpc_json::{self, GrpcJsonLayer},
     grpc_limits::GrpcLimitStatusLayer,
     health::{self, HEALTH_SERVICE, Readiness},
-    heartbeat::HeartbeatLayer,
+    heartbeat_layer::HeartbeatLayer,
     observe::ObserveLayer,
     policy,
     rate_class::{RateClass, RateClasses},
     request_id,
     response_metadata::ResponseMetadataLayer,
+    service::RpcService,
     single_message::SingleMessageLayer,
 };
 use shop_kit_auth::TokenVerifier;
@@ -69,48 +71,20 @@ pub enum ServerError {
     Rest(#[from] RouteError),
     #[error(transparent)]
     Methods(#[from] MethodsError),
+    #[error(
+        "{service} is served but its contract does not describe it: its RpcService must come \
+         with the descriptors of the file that declares it"
+    )]
+    NotInContract { service: String },
 }
 
-/// A generated tonic server (`*ServiceServer`), as [`RpcServer`] serves it.
-pub trait GrpcServer:
-    Service<
-        Request<tonic::body::Body>,
-        Error = Infallible,
-        Response: IntoResponse,
-        Future: Send + 'static,
-    > + NamedService
-    + Clone
-    + Send
-    + Sync
-    + 'static
-{
-}
-
-impl<G> GrpcServer for G where
-    G: Service<
-            Request<tonic::body::Body>,
-            Error = Infallible,
-            Response: IntoResponse,
-            Future: Send + 'static,
-        > + NamedService
-        + Clone
-        + Send
-        + Sync
-        + 'static
-{
-}
-
-/// Collects a service's Connect routes and tonic servers, then assembles
-/// them into one router with the kit's layers.
+/// Collects a process's RPC services (each with its contract, see
+/// [`RpcService`]), then assembles them into one router with the kit's
+/// layers.
 pub struct RpcServer {
     http: HttpConfig,
     readiness: Readiness,
-    connect: Router,
-    grpc: tonic::service::Routes,
-    service_names: Vec<String>,
-    /// Services only the shop's own services call: never allowed by CORS.
-    internal_services: Vec<String>,
-    descriptor_sets: Vec<&'static [u8]>,
+    services: Vec<RpcService>,
     verifier: Option<TokenVerifier>,
     http_routes: Router,
     /// The process's metrics, served at `/metrics` (unless a port of their
@@ -118,9 +92,8 @@ pub struct RpcServer {
     metrics: Option<Metrics>,
     around: Vec<Box<dyn FnOnce(Router) -> Router + Send>>,
     rate_classes: RateClasses,
-    /// Whether every server stream must carry a heartbeat (see
-    /// [`Self::streams_without_heartbeats`]).
-    heartbeats: bool,
+    /// Whether the contract is the kit's kind (see [`Self::foreign_contract`]).
+    foreign: bool,
 }
 
 impl RpcServer {
@@ -128,26 +101,23 @@ impl RpcServer {
         Self {
             http,
             readiness,
-            connect: Router::new(),
-            grpc: tonic::service::Routes::default(),
-            service_names: Vec::new(),
-            internal_services: Vec::new(),
-            descriptor_sets: Vec::new(),
+            services: Vec::new(),
             verifier: None,
             http_routes: Router::new(),
             metrics: None,
             around: Vec::new(),
             rate_classes: RateClasses::default(),
-            heartbeats: true,
+            foreign: false,
         }
     }
 
-    /// Serves server streams whose response has no heartbeat field (see
-    /// `crate::heartbeat`), sending them none: only for a contract that is
-    /// not yours to change (a conformance suite's, a benchmark's shared
-    /// with other stacks). Without this, such a stream is a start-up error.
-    pub fn streams_without_heartbeats(mut self) -> Self {
-        self.heartbeats = false;
+    /// Serves a contract not written for the kit (a conformance suite's, a
+    /// benchmark's shared with other stacks): its methods may have no call
+    /// policy (no caller is checked, no deadline given) and its server
+    /// streams no heartbeat field (none is sent). Without this, either is
+    /// a start-up error naming what to add.
+    pub fn foreign_contract(mut self) -> Self {
+        self.foreign = true;
         self
     }
 
@@ -191,50 +161,66 @@ impl RpcServer {
         self
     }
 
-    /// Registers one RPC service: its Connect router (POST, and GET where
-    /// the contract allows it) and its tonic server, as the generated
-    /// `*Routes::build` gives them.
-    pub fn service<G: GrpcServer>(mut self, connect: Router, grpc: G) -> Self {
-        self.connect = self.connect.merge(connect);
-        self.grpc = self.grpc.add_service(grpc);
-        self.service_names.push(G::NAME.to_owned());
+    /// Serves `service` (its handlers, as the generated
+    /// `<Service>Routes::build` gives them with its contract): Connect
+    /// (POST, and GET where the contract allows it), gRPC, gRPC-Web, and
+    /// its REST routes. Its call policy, its rules, and whether only the
+    /// shop's services may call it (every method's caller rule names
+    /// services: no browser may then, and it has no REST route) are read
+    /// from its contract when the server is assembled; a service its
+    /// contract does not describe is an error then.
+    pub fn serve(mut self, service: RpcService) -> Self {
+        self.services.push(service);
         self
     }
 
-    /// Registers an internal RPC service, as [`Self::service`]: one only
-    /// the shop's own services call (their handlers check the caller), so
-    /// a browser's request for it is refused outright, preflight or not.
-    pub fn internal_service<G: GrpcServer>(mut self, connect: Router, grpc: G) -> Self {
-        self.internal_services.push(G::NAME.to_owned());
-        self.service(connect, grpc)
+    fn service_names(&self) -> Vec<String> {
+        self.services
+            .iter()
+            .map(|service| service.name().to_owned())
+            .collect()
     }
 
-    /// Adds an encoded `FileDescriptorSet` that reflection serves.
-    pub fn descriptors(mut self, file_descriptor_set: &'static [u8]) -> Self {
-        self.descriptor_sets.push(file_descriptor_set);
-        self
+    /// Every contract its services came with, once each.
+    fn descriptor_sets(&self) -> Vec<&'static [u8]> {
+        let mut sets: Vec<&'static [u8]> = Vec::new();
+        for service in &self.services {
+            let set = service.descriptors();
+            if !sets.iter().any(|known| std::ptr::eq(*known, set)) {
+                sets.push(set);
+            }
+        }
+        sets
     }
 
     /// Assembles the router. Checks readiness once for `grpc.health.v1`,
     /// and spawns the task that keeps it in step until `shutdown`.
-    pub async fn into_router(self, shutdown: &Shutdown) -> Result<Router, ServerError> {
+    pub async fn into_router(mut self, shutdown: &Shutdown) -> Result<Router, ServerError> {
+        let service_names = self.service_names();
         let health_server = tonic_health::pb::health_server::HealthServer::new(
             health::grpc_health(
-                self.service_names.clone(),
+                service_names.clone(),
                 self.readiness.clone(),
                 shutdown.clone(),
             )
             .await,
         );
 
-        let mut descriptor_sets = self.descriptor_sets.clone();
+        let mut descriptor_sets = self.descriptor_sets();
         descriptor_sets.push(tonic_health::pb::FILE_DESCRIPTOR_SET);
         let descriptors = grpc_json::descriptor_pool(&descriptor_sets);
-        let rest = self.rest_routes_in(&descriptors)?;
-        let reflection_v1 = self.reflection_builder().build_v1()?;
-        let reflection_v1alpha = self.reflection_builder().build_v1alpha()?;
-        let grpc_routes = self
-            .grpc
+        let internal = internal_services(&descriptors, &service_names, self.foreign)?;
+        let rest = rest_routes_in(&descriptors, &service_names, &internal)?;
+        let reflection_v1 = self.reflection_builder(&descriptor_sets).build_v1()?;
+        let reflection_v1alpha = self.reflection_builder(&descriptor_sets).build_v1alpha()?;
+        let mut connect_routes = Router::new();
+        let mut grpc_routes = tonic::service::Routes::default();
+        for service in std::mem::take(&mut self.services) {
+            let (connect, add_grpc) = service.into_parts();
+            connect_routes = connect_routes.merge(connect);
+            grpc_routes = add_grpc(grpc_routes, self.http.max_request_bytes);
+        }
+        let grpc_routes = grpc_routes
             .add_service(grpc_defaults!(health_server, self.http))
             .add_service(grpc_defaults!(reflection_v1, self.http))
             .add_service(grpc_defaults!(reflection_v1alpha, self.http))
@@ -243,7 +229,7 @@ impl RpcServer {
         // reflection (tonic's only) through the routes that bridge them.
         let methods = Methods::new(
             &descriptors,
-            self.service_names
+            service_names
                 .iter()
                 .map(|name| (name.as_str(), true))
                 .chain([(HEALTH_SERVICE, false)]),
@@ -253,10 +239,10 @@ impl RpcServer {
             ],
             rest,
             &self.rate_classes,
-            self.heartbeats,
+            !self.foreign,
         )?;
         let admission = AdmissionLayer::new(
-            self.service_names
+            service_names
                 .first()
                 .map_or("unnamed", |name| classify::leak(name.clone())),
             self.http.admission(),
@@ -287,7 +273,7 @@ impl RpcServer {
                     .receive_max_bytes(self.http.max_request_bytes)
                     // Like connect-go: compressing tiny messages costs more than it saves.
                     .compression(CompressionConfig::new(COMPRESS_MIN_BYTES))
-                    .add_router(self.connect)
+                    .add_router(connect_routes)
                     .build()
                     .with_state(()),
             ),
@@ -328,14 +314,14 @@ impl RpcServer {
             // The client's id comes back on the response (a failed call
             // without one gets one made up, see observe).
             .layer(PropagateRequestIdLayer::x_request_id())
-            .layer(cors::layer(
-                &self.http.cors_origins,
-                &self.internal_services,
-            ))
+            .layer(cors::layer(&self.http.cors_origins, &internal))
             .layer(ObserveLayer)
             .layer(SingleMessageLayer::new(self.http.max_request_bytes))
             // After the request is read whole: a slow sender holds no place.
             .layer(admission)
+            // The calls a handler makes carry its deadline and its caller's
+            // token on by themselves.
+            .layer(CallContextLayer)
             .service(Dispatch::new(
                 grpc_proto,
                 grpc,
@@ -354,19 +340,16 @@ impl RpcServer {
     /// declare (internal ones are called by the shop's services only, over
     /// RPC). For routes of its own around the server (pages) to step aside.
     pub fn rest_routes(&self) -> Result<RestRoutes, ServerError> {
-        self.rest_routes_in(&grpc_json::descriptor_pool(&self.descriptor_sets))
+        let names = self.service_names();
+        let descriptors = grpc_json::descriptor_pool(&self.descriptor_sets());
+        let internal = internal_services(&descriptors, &names, self.foreign)?;
+        rest_routes_in(&descriptors, &names, &internal)
     }
 
-    fn rest_routes_in(&self, descriptors: &DescriptorPool) -> Result<RestRoutes, ServerError> {
-        let public = self
-            .service_names
-            .iter()
-            .filter(|name| !self.internal_services.contains(name))
-            .map(String::as_str);
-        Ok(RestRoutes::from_pool(descriptors, public)?)
-    }
-
-    fn reflection_builder(&self) -> tonic_reflection::server::Builder<'static> {
+    fn reflection_builder(
+        &self,
+        descriptor_sets: &[&'static [u8]],
+    ) -> tonic_reflection::server::Builder<'static> {
         // Both reflection versions are listed by both servers, so both
         // carry both descriptors (clients resolve every listed service).
         let mut builder = tonic_reflection::server::Builder::configure()
@@ -378,19 +361,69 @@ impl RpcServer {
             // The error details (google.rpc.ErrorInfo, RetryInfo, ...), so
             // grpcurl and buf curl can decode what a refusal carries.
             .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET);
-        for set in &self.descriptor_sets {
-            builder = builder.register_encoded_file_descriptor_set(set);
+        for set in descriptor_sets {
+            if !std::ptr::eq(*set, tonic_health::pb::FILE_DESCRIPTOR_SET) {
+                builder = builder.register_encoded_file_descriptor_set(set);
+            }
         }
-        let names = self.service_names.iter().map(String::as_str).chain([
-            HEALTH_SERVICE,
-            REFLECTION_V1,
-            REFLECTION_V1ALPHA,
-        ]);
-        for name in names {
+        for service in &self.services {
+            builder = builder.with_service_name(service.name());
+        }
+        for name in [HEALTH_SERVICE, REFLECTION_V1, REFLECTION_V1ALPHA] {
             builder = builder.with_service_name(name);
         }
         builder
     }
+}
+
+/// The services of `names` only the shop's own services may call: every
+/// method's caller rule is internal (names services, or the shop's shared
+/// secret). A service `descriptors` does not describe is an error: its
+/// rules could not be enforced.
+fn internal_services(
+    descriptors: &DescriptorPool,
+    names: &[String],
+    foreign: bool,
+) -> Result<Vec<String>, ServerError> {
+    let mut internal = Vec::new();
+    for name in names {
+        let service =
+            descriptors
+                .get_service_by_name(name)
+                .ok_or_else(|| ServerError::NotInContract {
+                    service: name.clone(),
+                })?;
+        let mut only_services = service.methods().len() > 0;
+        for method in service.methods() {
+            let policy = if foreign {
+                shop_kit_policy::Policy::of(&method)
+            } else {
+                shop_kit_policy::Policy::required(&method)
+            }
+            .map_err(MethodsError::from)?;
+            only_services &= policy
+                .caller
+                .as_ref()
+                .is_some_and(shop_kit_policy::CallerRule::is_internal);
+        }
+        if only_services {
+            internal.push(name.clone());
+        }
+    }
+    Ok(internal)
+}
+
+/// The REST routes of the public services among `names`.
+fn rest_routes_in(
+    descriptors: &DescriptorPool,
+    names: &[String],
+    internal: &[String],
+) -> Result<RestRoutes, ServerError> {
+    let public = names
+        .iter()
+        .filter(|name| !internal.contains(name))
+        .map(String::as_str);
+    Ok(RestRoutes::from_pool(descriptors, public)?)
 }
 
 /// `/metrics` alone, for a listener of its own (`--metrics-port`): plain

@@ -7,7 +7,7 @@
 //! on every protocol, and there is no call for a handler to forget. The
 //! same step refuses a caller the method's contract does not admit
 //! (`policy::admit_caller`) and counts the call against its rate class
-//! (`rate_class::admit_rate`).
+//! (`policy::admit_rate`).
 //!
 //! ```ignore
 //! async fn get_product(
@@ -29,7 +29,10 @@ use connectrpc_axum::prelude::{ConnectError, ConnectRequest, ConnectResponse};
 use http::request::Parts;
 use prost_protovalidate::ValidationError;
 
-use super::{policy::admit_caller, rate_class::admit_rate, validation::RequestRules};
+use super::{
+    broken_rules::RequestRules,
+    policy::{admit_caller, admit_rate},
+};
 
 /// A request message that keeps every rule of its contract.
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -1,9 +1,11 @@
 //! The vocabulary of the wire that serving and calling share: a status
 //! code's Connect name (gRPC and Connect share one table), the gRPC
 //! headers read on every call, and a call's deadline with its
-//! `grpc-timeout` form, and the servers this process runs
-//! ([`in_process`]). A leaf: it knows nothing else of the kit.
+//! `grpc-timeout` form, the context a served call gives the calls it
+//! makes ([`context`]), and the servers this process runs ([`in_process`]).
+//! A leaf: it knows nothing else of the kit.
 
+pub mod context;
 pub mod in_process;
 
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! the order id so a repeat is harmless), through the kit's client stack
 //! (orders' service token on every call).
 
-use shop_kit::client::{CallExt, Peer};
+use shop_kit::client::{CallContext, Peer};
 use shop_proto::shop::catalog::v1::{
     BatchGetProductsRequest, CommitStockRequest, ReleaseStockRequest, ReservationStatus,
     ReserveStockRequest, StockItem, catalog_service_client::CatalogServiceClient,
@@ -36,15 +36,11 @@ impl Catalog {
     /// whatever the number of lines. An unknown product is not_found (the
     /// catalog's words name it); anything else means the catalog is
     /// unavailable (details are logged), or the caller's deadline passed.
-    pub async fn prices(
-        &self,
-        product_ids: &[String],
-        deadline: Option<Instant>,
-    ) -> Result<Vec<Priced>, OrdersError> {
-        let lookup = tonic::Request::new(BatchGetProductsRequest {
+    pub async fn prices(&self, product_ids: &[String]) -> Result<Vec<Priced>, OrdersError> {
+        let lookup = BatchGetProductsRequest {
             product_ids: product_ids.to_vec(),
-        })
-        .within(deadline);
+        };
+        let deadline = CallContext::deadline();
         let answer = CatalogServiceClient::new(self.peer.clone())
             .batch_get_products(lookup)
             .await;

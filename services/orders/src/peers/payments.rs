@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use shop_kit::client::{CallExt, Peer, lacked_credentials};
+use shop_kit::client::{CallContext, Peer, lacked_credentials};
 use shop_proto::shop::{
     common::v1::Money,
     payments::v1::{
@@ -13,7 +13,6 @@ use shop_proto::shop::{
         payment_service_client::PaymentServiceClient,
     },
 };
-use tokio::time::Instant;
 use tonic::Code;
 
 use super::unavailable;
@@ -65,22 +64,16 @@ impl Payments {
     /// is placed with it. Only a clear no refuses: if payments cannot say
     /// (down, breaker open, no service token), the order goes ahead and its
     /// charge decides, as it always does.
-    pub async fn check_token(
-        &self,
-        payment_token: &str,
-        deadline: Option<Instant>,
-    ) -> Result<(), OrdersError> {
+    pub async fn check_token(&self, payment_token: &str) -> Result<(), OrdersError> {
         if self.issued.contains_key(payment_token) {
             return Ok(());
         }
-        let patience = Instant::now() + TOKEN_CHECK_PATIENCE;
-        let deadline = deadline.map_or(patience, |deadline| deadline.min(patience));
-        let check = tonic::Request::new(CheckPaymentTokenRequest {
+        let check = CheckPaymentTokenRequest {
             payment_token: payment_token.to_owned(),
-        })
-        .within(Some(deadline));
-        let answer = PaymentServiceClient::new(self.peer.clone())
-            .check_payment_token(check)
+        };
+        // Within the caller's time, and never longer than the patience.
+        let answer = CallContext::at_most(TOKEN_CHECK_PATIENCE)
+            .scope(PaymentServiceClient::new(self.peer.clone()).check_payment_token(check))
             .await;
         match answer {
             Err(status) if lacked_credentials(&status) => {

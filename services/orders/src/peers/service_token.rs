@@ -9,7 +9,7 @@ use std::{sync::Arc, time::Duration};
 
 use futures::future::BoxFuture;
 use secrecy::{ExposeSecret, SecretString};
-use shop_kit::client::{CallExt, Credentials, Peer, Renewable};
+use shop_kit::client::{CallContext, Credentials, Peer, Renewable};
 use shop_proto::shop::users::v1::{
     IssueServiceTokenRequest, service_token_service_client::ServiceTokenServiceClient,
 };
@@ -46,13 +46,12 @@ impl ServiceToken {
         if let Some(token) = current.as_ref().and_then(Renewable::fresh) {
             return Ok(token.clone());
         }
-        let request = tonic::Request::new(IssueServiceTokenRequest {
+        let request = IssueServiceTokenRequest {
             service_name: SERVICE_NAME.to_owned(),
             service_secret: self.secret.expose_secret().to_owned(),
-        })
-        .within(Some(deadline));
-        let issued = match ServiceTokenServiceClient::new(self.users.clone())
-            .issue_service_token(request)
+        };
+        let issued = match CallContext::until(deadline)
+            .scope(ServiceTokenServiceClient::new(self.users.clone()).issue_service_token(request))
             .await
         {
             Ok(issued) => issued.into_inner(),

@@ -1,0 +1,51 @@
+//! Each served call's context, set around its handler: the time left of
+//! its deadline (as its protocol's header says, the contract's cap
+//! applied) and the caller's `authorization`. The calls the handler makes
+//! through the kit's client carry them on by themselves
+//! (`shop_kit_wire::context`): no deadline or token is passed by hand.
+
+use std::task::{Context, Poll};
+
+use http::{Request, header::AUTHORIZATION};
+use shop_kit_wire::context::CallContext;
+use tokio::task::futures::TaskLocalFuture;
+use tower::{Layer, Service};
+
+use super::deadline::deadline_of;
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CallContextLayer;
+
+impl<S> Layer<S> for CallContextLayer {
+    type Service = WithCallContext<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        WithCallContext { inner }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct WithCallContext<S> {
+    inner: S,
+}
+
+impl<S, B> Service<Request<B>> for WithCallContext<S>
+where
+    S: Service<Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = TaskLocalFuture<CallContext, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let context = CallContext {
+            deadline: deadline_of(request.headers()),
+            authorization: request.headers().get(AUTHORIZATION).cloned(),
+        };
+        context.wrap(self.inner.call(request))
+    }
+}

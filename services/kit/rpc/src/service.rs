@@ -1,0 +1,106 @@
+//! One RPC service of a contract, ready to serve: its handlers as Connect
+//! routes and a gRPC server, and the descriptors its rules, call policy,
+//! REST routes and whether only the shop's services may call it are read
+//! from. The route builders shop-kit-build generates make one
+//! (`<Service>Routes::build`); [`crate::RpcServer::serve`] takes it, the only
+//! way a service is served, so a service can never be served without the
+//! contract that says what it allows.
+
+use std::convert::Infallible;
+
+use axum::{Router, response::IntoResponse};
+use http::Request;
+use tonic::{server::NamedService, service::Routes};
+use tower::Service;
+
+/// A generated tonic server (`*ServiceServer`), as an [`RpcService`]
+/// carries it.
+pub trait GrpcServer:
+    Service<
+        Request<tonic::body::Body>,
+        Error = Infallible,
+        Response: IntoResponse,
+        Future: Send + 'static,
+    > + NamedService
+    + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<G> GrpcServer for G where
+    G: Service<
+            Request<tonic::body::Body>,
+            Error = Infallible,
+            Response: IntoResponse,
+            Future: Send + 'static,
+        > + NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+/// A service of the contract with its handlers (see the module).
+pub struct RpcService {
+    name: &'static str,
+    descriptors: &'static [u8],
+    connect: Router,
+    /// Adds its gRPC server to a server's routes, with that server's
+    /// largest request message.
+    grpc: Box<dyn FnOnce(Routes, usize) -> Routes + Send>,
+}
+
+impl std::fmt::Debug for RpcService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RpcService")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RpcService {
+    /// The service `G` (its gRPC server, tonic's), with its Connect routes
+    /// `connect`, described by the encoded `FileDescriptorSet`
+    /// `descriptors`; `limit` gives the gRPC server the kit's compression
+    /// and a server's largest request message (a generated server's own
+    /// methods, which no trait carries).
+    pub fn new<G: GrpcServer>(
+        descriptors: &'static [u8],
+        connect: Router,
+        grpc: G,
+        limit: fn(G, usize) -> G,
+    ) -> Self {
+        Self {
+            name: G::NAME,
+            descriptors,
+            connect,
+            grpc: Box::new(move |routes: Routes, max_request_bytes| {
+                routes.add_service(limit(grpc, max_request_bytes))
+            }),
+        }
+    }
+
+    /// The same service described by other descriptors (a test serving one
+    /// handler under contracts compiled with other options).
+    pub fn described_by(mut self, descriptors: &'static [u8]) -> Self {
+        self.descriptors = descriptors;
+        self
+    }
+
+    /// Its full name, `package.Service`.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    pub(crate) fn descriptors(&self) -> &'static [u8] {
+        self.descriptors
+    }
+
+    /// Its Connect routes, and what adds its gRPC server to a server's.
+    pub(crate) fn into_parts(self) -> (Router, Box<dyn FnOnce(Routes, usize) -> Routes + Send>) {
+        (self.connect, self.grpc)
+    }
+}
