@@ -75,3 +75,13 @@ def test_valid_data_may_be_refused_for_who_asks_or_what_exists():
     for status in [200, 401, 403, 404, 409, 429]:
         assert refused_valid_data(operation, status, body("not_found")) is None, status
     assert refused_valid_data(operation, 412, body("failed_precondition")) is not None
+
+
+def test_a_deadline_the_request_set_may_pass_once_it_has_passed():
+    order = "shop.orders.v1.OrderService.CreateOrder"
+    # Connect-Timeout-Ms: 0 asks for deadline_exceeded.
+    assert refused_valid_data(order, 504, body("deadline_exceeded"), asked_ms=0, took_ms=0.4) is None
+    # Before the deadline it set, or with none set, it is the server's.
+    assert refused_valid_data(order, 504, body("deadline_exceeded"), asked_ms=5000, took_ms=30.0) is not None
+    assert refused_valid_data(order, 504, body("deadline_exceeded")) is not None
+    assert refused_valid_data(order, 503, body("unavailable"), asked_ms=0, took_ms=1.0) is not None
