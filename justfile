@@ -125,7 +125,7 @@ chaos *ARGS:
 overload *ARGS:
     bench/overload.sh {{ARGS}}
 
-# Hedging and the retry budget: the catalog's reads through two endpoints, one 400 ms slow or failing every other call, hedged (the contract) and retried (a service config); a table against the targets of docs/measuring.md (`just hedging --help`)
+# Hedging and the retry budget: the catalog's reads through two endpoints, every 4th call 400 ms late or failing every other call, hedged (the contract) and retried (a service config); a table against the targets of docs/measuring.md (`just hedging --help`)
 hedging *ARGS:
     cargo build --release -p shop -p shop-bench
     "${CARGO_TARGET_DIR:-target}/release/shop-hedging" {{ARGS}}
