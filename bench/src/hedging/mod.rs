@@ -211,16 +211,14 @@ pub async fn run(options: &Options) -> anyhow::Result<bool> {
     else {
         anyhow::bail!("{} cases measured, not six", results.len());
     };
-    let verdicts = judge(
-        &Results {
-            healthy,
-            slow_not_hedged,
-            slow_hedged,
-            failing_retried,
-            failing_hedged,
-            both_failing_retried,
-        },
-    );
+    let verdicts = judge(&Results {
+        healthy,
+        slow_not_hedged,
+        slow_hedged,
+        failing_retried,
+        failing_hedged,
+        both_failing_retried,
+    });
     for (met, what) in &verdicts {
         println!("{} {what}", if *met { "met:" } else { "target missed:" });
     }
@@ -404,16 +402,14 @@ mod tests {
         let slow_hedged = case("slow, hedged", 400, 400, slow_hedged, 0.08);
         let failing = case("failing", 400, failing_ok, 0, 0.03);
         let both = case("both failing", 400, 300, 0, budget_extra);
-        judge(
-            &Results {
-                healthy: &healthy,
-                slow_not_hedged: &slow_not_hedged,
-                slow_hedged: &slow_hedged,
-                failing_retried: &failing,
-                failing_hedged: &failing,
-                both_failing_retried: &both,
-            },
-        )
+        judge(&Results {
+            healthy: &healthy,
+            slow_not_hedged: &slow_not_hedged,
+            slow_hedged: &slow_hedged,
+            failing_retried: &failing,
+            failing_hedged: &failing,
+            both_failing_retried: &both,
+        })
         .into_iter()
         .map(|(met, _)| met)
         .collect()
