@@ -66,7 +66,7 @@ pub use status::{
     is_infrastructure_failure, lacked_credentials, was_not_sent, was_refused_unprocessed, was_shed,
 };
 pub use target::{BadTarget, PeerTarget};
-pub use translate::{busy_message, shed_message, translate};
+pub use translate::{PeerFailure, busy_message, shed_message, translate};
 
 /// How often a peer's names are looked up again.
 const RESOLVE_EVERY: Duration = Duration::from_secs(5);

@@ -3,9 +3,9 @@
 //! the order id so a repeat is harmless), through the kit's client stack
 //! (orders' service token on every call).
 
-use shop_kit::client::{CallContext, Peer};
+use shop_kit::client::{CallContext, Peer, PeerFailure, busy_message};
 use shop_proto::shop::catalog::v1::{
-    BatchGetProductsRequest, CommitStockRequest, ReleaseStockRequest, ReservationStatus,
+    BatchGetProductsRequest, CommitStockRequest, Product, ReleaseStockRequest, ReservationStatus,
     ReserveStockRequest, StockItem, catalog_service_client::CatalogServiceClient,
     stock_service_client::StockServiceClient,
 };
@@ -44,46 +44,34 @@ impl Catalog {
         let answer = CatalogServiceClient::new(self.peer.clone())
             .batch_get_products(lookup)
             .await;
-        let products = match answer {
-            Ok(answer) => answer.into_inner().products,
-            Err(status) if status.code() == Code::NotFound => {
-                return Err(OrdersError::UnknownProduct(status.message().to_owned()));
+        let status = match answer {
+            Ok(answer) => return priced(answer.into_inner().products, product_ids),
+            Err(status) => status,
+        };
+        // The kit's one ladder, read as pricing needs it.
+        let failure = PeerFailure::of(&status);
+        Err(match failure {
+            PeerFailure::Answered(Code::NotFound) => {
+                OrdersError::UnknownProduct(status.message().to_owned())
             }
-            Err(status) if let Some(busy) = shop_kit::client::busy_message(PEER, &status) => {
-                return Err(OrdersError::Busy(busy));
+            PeerFailure::Shed | PeerFailure::Overloaded => {
+                OrdersError::Busy(busy_message(PEER, &status).unwrap_or_default())
             }
-            Err(status) if deadline.is_some_and(|deadline| Instant::now() >= deadline) => {
+            _ if failure == PeerFailure::TooLate
+                || deadline.is_some_and(|deadline| Instant::now() >= deadline) =>
+            {
                 tracing::debug!(code = ?status.code(), "the caller's deadline passed asking the catalog");
-                return Err(OrdersError::DeadlinePassed { service: PEER });
+                OrdersError::DeadlinePassed { service: PEER }
             }
-            Err(status) => {
+            _ => {
                 if shop_kit::client::was_not_sent(&status) {
                     tracing::debug!(message = status.message(), "catalog call not sent");
                 } else {
                     tracing::warn!(code = ?status.code(), message = status.message(), "catalog call failed");
                 }
-                return Err(OrdersError::Unavailable { service: PEER });
+                OrdersError::Unavailable { service: PEER }
             }
-        };
-        if products.len() != product_ids.len()
-            || products.iter().zip(product_ids).any(|(p, id)| &p.id != id)
-        {
-            tracing::error!("the catalog answered other products than asked");
-            return Err(OrdersError::Unavailable { service: PEER });
-        }
-        products
-            .into_iter()
-            .map(|product| {
-                let price = product
-                    .price
-                    .ok_or(OrdersError::Unavailable { service: PEER })?;
-                Ok(Priced {
-                    name: product.name,
-                    currency_code: price.currency_code,
-                    minor_units: price.minor_units,
-                })
-            })
-            .collect()
+        })
     }
 
     /// The internal StockService, on the same endpoints.
@@ -159,4 +147,28 @@ impl Catalog {
             Err(status) => unavailable(PEER, &status),
         }
     }
+}
+
+/// The catalog's products as the prices of `product_ids`, in their order:
+/// anything else is a catalog that answered wrong.
+fn priced(products: Vec<Product>, product_ids: &[String]) -> Result<Vec<Priced>, OrdersError> {
+    if products.len() != product_ids.len()
+        || products.iter().zip(product_ids).any(|(p, id)| &p.id != id)
+    {
+        tracing::error!("the catalog answered other products than asked");
+        return Err(OrdersError::Unavailable { service: PEER });
+    }
+    products
+        .into_iter()
+        .map(|product| {
+            let price = product
+                .price
+                .ok_or(OrdersError::Unavailable { service: PEER })?;
+            Ok(Priced {
+                name: product.name,
+                currency_code: price.currency_code,
+                minor_units: price.minor_units,
+            })
+        })
+        .collect()
 }

@@ -13,7 +13,7 @@ mod service_token;
 
 use std::sync::Arc;
 
-use shop_kit::client::{Calls, Credentials, Peer, PeerError, PeerPolicy, PeerTarget};
+use shop_kit::client::{Calls, Credentials, Peer, PeerError, PeerFailure, PeerPolicy, PeerTarget};
 
 pub use catalog::Catalog;
 pub use payments::Payments;
@@ -82,25 +82,32 @@ async fn peer(name: &str, target: &PeerTarget, calls: &Calls) -> Result<Peer, Pe
     .await
 }
 
-/// An answer that says nothing for good: the peer (or the way to it) may
-/// do better later. Logged here; the customer hears only which service. A
-/// call the client stack did not even send (the peer's breaker open, too
-/// many calls in flight) is no attempt; one sent without orders' service
-/// token, because the users service would not issue one, is the users
-/// service's failure.
+/// An answer that says nothing for good, on the kit's one ladder
+/// (`PeerFailure`): the peer (or the way to it) may do better later.
+/// Logged here; the customer hears only which service. A call the client
+/// stack did not even send (the peer's breaker open, too many calls in
+/// flight) is no attempt; one that could not carry orders' service token,
+/// because the users service would not issue one, is the users service's
+/// failure.
 fn unavailable(peer: &str, status: &tonic::Status) -> Outcome {
-    if shop_kit::client::lacked_credentials(status) {
-        tracing::warn!(
-            peer,
-            message = status.message(),
-            "no service token for a peer call"
-        );
-        return Outcome::Unavailable("users service".to_owned());
+    match PeerFailure::of(status) {
+        PeerFailure::NoCredentials => {
+            tracing::warn!(
+                peer,
+                message = status.message(),
+                "no service token for a peer call"
+            );
+            Outcome::Unavailable("users service".to_owned())
+        }
+        // Not sent, whatever the rung (no time left to send it included):
+        // a step that had no effect.
+        _ if shop_kit::client::was_not_sent(status) => {
+            tracing::debug!(peer, message = status.message(), "peer call not sent");
+            Outcome::NotSent(format!("{peer} service"))
+        }
+        _ => {
+            tracing::warn!(peer, code = ?status.code(), message = status.message(), "peer call failed");
+            Outcome::Unavailable(format!("{peer} service"))
+        }
     }
-    if shop_kit::client::was_not_sent(status) {
-        tracing::debug!(peer, message = status.message(), "peer call not sent");
-        return Outcome::NotSent(format!("{peer} service"));
-    }
-    tracing::warn!(peer, code = ?status.code(), message = status.message(), "peer call failed");
-    Outcome::Unavailable(format!("{peer} service"))
 }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use shop_kit::client::{CallContext, Peer, lacked_credentials};
+use shop_kit::client::{CallContext, Peer, PeerFailure};
 use shop_proto::shop::{
     common::v1::Money,
     payments::v1::{
@@ -76,7 +76,7 @@ impl Payments {
             .scope(PaymentServiceClient::new(self.peer.clone()).check_payment_token(check))
             .await;
         match answer {
-            Err(status) if lacked_credentials(&status) => {
+            Err(status) if PeerFailure::of(&status) == PeerFailure::NoCredentials => {
                 tracing::debug!(
                     message = status.message(),
                     "no service token to check a payment token"
