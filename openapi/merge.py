@@ -127,6 +127,8 @@ def caller_words(caller):
         return "a signed-in customer"
     if caller.get("signedIn"):
         return "signed in (a customer or a service)"
+    if caller.get("shopSecret"):
+        return "a shop service, by the shared secret"
     names = caller.get("services", {}).get("names", [])
     if names:
         return "the " + " or ".join(names) + " service"
