@@ -59,18 +59,7 @@ impl From<CatalogError> for ConnectError {
                 "DUPLICATE_SKU",
                 DOMAIN,
             ),
-            CatalogError::CorruptRecord(_) => {
-                tracing::error!(%error, "catalog record unreadable");
-                ConnectError::new(Code::Internal, "internal error")
-            }
-            CatalogError::Migrate(_) => {
-                tracing::error!(%error, "catalog migrations");
-                ConnectError::new(Code::Internal, "the catalog service failed")
-            }
-            CatalogError::Database(db) => {
-                tracing::error!(error = %db, "catalog database error");
-                ConnectError::new(Code::Unavailable, "the catalog database is unavailable")
-            }
+            CatalogError::Storage(failure) => shop_kit::storage_failure("catalog", failure),
         }
     }
 }

@@ -35,16 +35,9 @@ pub enum CatalogError {
     #[error("a product with SKU {sku:?} already exists")]
     DuplicateSku { sku: String },
 
-    /// A stored value this code does not know: never guessed at.
+    /// Its own database failed, or holds what this code cannot read.
     #[error(transparent)]
-    CorruptRecord(#[from] shop_kit::db::UnknownStoredValue),
-
-    #[error("database: {0}")]
-    Database(#[from] DbErr),
-
-    /// Bringing the schema up to date at start (never on a request).
-    #[error(transparent)]
-    Migrate(#[from] shop_migrations::MigrateError),
+    Storage(#[from] shop_kit::db::StorageError),
 }
 
 impl CatalogError {
@@ -53,5 +46,11 @@ impl CatalogError {
             field,
             reason: reason.into(),
         }
+    }
+}
+
+impl From<DbErr> for CatalogError {
+    fn from(error: DbErr) -> Self {
+        Self::Storage(error.into())
     }
 }

@@ -13,11 +13,11 @@ pub mod store;
 
 use sea_orm::DatabaseConnection;
 use shop_kit::{
-    Readiness, RpcServer, Shutdown,
+    RpcServer, Shutdown,
     app::{Context, Service, StartFailure},
     auth::TokenKeys,
     db::DatabaseUrl,
-    events::{Broker, Relay},
+    events::{Broker, Ledger},
 };
 use shop_proto::shop::catalog::v1 as pb;
 
@@ -60,17 +60,19 @@ impl Catalog {
         broker: Broker,
         shutdown: &Shutdown,
     ) -> Result<Self, CatalogError> {
-        shop_migrations::up::<shop_migrations::catalog::Migrator>(&db, "catalog").await?;
+        shop_migrations::up::<shop_migrations::catalog::Migrator>(&db, "catalog")
+            .await
+            .map_err(shop_kit::db::StorageError::migrate)?;
         let stock_feed = StockFeed::new();
-        let relay = Relay::start(
-            db.clone(),
+        let ledger = Ledger::start(
+            db,
             events::SERVICE,
             broker,
             vec![stock_feed.subscription()],
             shutdown,
         );
         Ok(Self {
-            store: Store::new(db, relay),
+            store: Store { ledger },
             stock_feed,
         })
     }
@@ -186,10 +188,9 @@ impl Service for Config {
     /// CatalogService on all three protocols (its idempotent methods also
     /// answer Connect GET), and the internal StockService beside it.
     async fn server(&self, catalog: Catalog, context: &Context) -> Result<RpcServer, StartFailure> {
-        let verifier = self.token_keys.verifier().await?;
-        let readiness = Readiness::when(shop_kit::db::ready_check(
-            catalog.store().connection().clone(),
-        ));
+        let server = context
+            .server(catalog.store().ledger.db(), &self.token_keys)
+            .await?;
         let state = AppState {
             catalog,
             shutdown: context.shutdown.clone(),
@@ -205,9 +206,6 @@ impl Service for Config {
             .release_stock(api::release_stock)
             .commit_stock(api::commit_stock)
             .build(state);
-        Ok(RpcServer::new(context.http.clone(), readiness)
-            .serve(catalog_service)
-            .serve(stock_service)
-            .verify_tokens(verifier))
+        Ok(server.serve(catalog_service).serve(stock_service))
     }
 }

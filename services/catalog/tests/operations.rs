@@ -27,7 +27,8 @@ async fn liveness_and_readiness_probes() {
     catalog
         .catalog
         .store()
-        .connection()
+        .ledger
+        .db()
         .clone()
         .close()
         .await

@@ -312,7 +312,7 @@ async fn racing_releases_of_one_reservation_put_the_stock_back_once() {
         assert_eq!(back, (5, 2), "returned once");
     }
     let events =
-        shop_kit::testing::outbox_events(catalog.catalog.store().connection(), "catalog").await;
+        shop_kit::testing::outbox_events(catalog.catalog.store().ledger.db(), "catalog").await;
     assert_eq!(
         events.len(),
         if sale_status == 200 { 2 } else { 4 },
@@ -329,7 +329,7 @@ async fn racing_releases_of_one_reservation_put_the_stock_back_once() {
 #[tokio::test]
 async fn a_release_waits_for_its_products_inside_one_statement_on_postgres() {
     let catalog = TestCatalog::start().await;
-    let db = catalog.catalog.store().connection().clone();
+    let db = catalog.catalog.store().ledger.db().clone();
     if db.get_database_backend() != DbBackend::Postgres {
         return;
     }

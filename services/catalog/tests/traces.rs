@@ -26,7 +26,7 @@ async fn every_stock_change_is_an_outbox_event_in_the_callers_trace() {
     .await;
     assert_eq!(status, 200);
     let events =
-        shop_kit::testing::outbox_events(catalog.catalog.store().connection(), "catalog").await;
+        shop_kit::testing::outbox_events(catalog.catalog.store().ledger.db(), "catalog").await;
     let event = events.last().expect("an event");
     assert_eq!(event.event_type, "stock.changed");
     assert_eq!(event.aggregate_id, "p1");
@@ -56,7 +56,7 @@ async fn a_call_naming_no_trace_starts_one() {
     .await;
     assert_eq!(status, 200);
     let events =
-        shop_kit::testing::outbox_events(catalog.catalog.store().connection(), "catalog").await;
+        shop_kit::testing::outbox_events(catalog.catalog.store().ledger.db(), "catalog").await;
     let event = events.last().expect("an event");
     let parts: Vec<&str> = event.traceparent.split('-').collect();
     assert_eq!(parts.len(), 4, "a trace of its own: {}", event.traceparent);

@@ -66,6 +66,23 @@ pub struct Context {
     pub shutdown: Shutdown,
 }
 
+#[cfg(feature = "db")]
+impl Context {
+    /// The server every service with a database of its own starts from:
+    /// ready while `db` answers, every call's access token verified with
+    /// `token_keys`. The service adds what it serves
+    /// ([`RpcServer::serve`]).
+    pub async fn server(
+        &self,
+        db: &sea_orm::DatabaseConnection,
+        token_keys: &shop_kit_auth::TokenKeys,
+    ) -> Result<RpcServer, StartFailure> {
+        let verifier = token_keys.verifier().await?;
+        let readiness = Readiness::when(shop_kit_db::ready_check(db.clone()));
+        Ok(RpcServer::new(self.http.clone(), readiness).verify_tokens(verifier))
+    }
+}
+
 /// Why a service did not start.
 #[derive(Debug, thiserror::Error)]
 #[error("{service} {failure}")]

@@ -22,6 +22,8 @@
 //! ```
 
 pub mod app;
+#[cfg(feature = "db")]
+mod storage;
 
 pub use shop_kit_auth as auth;
 pub use shop_kit_client as client;
@@ -41,3 +43,5 @@ pub use shop_kit_shutdown::Shutdown;
 pub use shop_kit_testing as testing;
 pub use shop_kit_tls as tls;
 pub use shop_kit_wire as wire;
+#[cfg(feature = "db")]
+pub use storage::storage_failure;

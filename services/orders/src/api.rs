@@ -75,20 +75,11 @@ impl From<OrdersError> for ConnectError {
             OrdersError::DeadlinePassed { .. } => {
                 ConnectError::new(Code::DeadlineExceeded, error.to_string())
             }
-            OrdersError::MalformedEvent(_)
-            | OrdersError::Events(_)
-            | OrdersError::CorruptRecord(_) => {
+            OrdersError::MalformedEvent(_) | OrdersError::Events(_) => {
                 tracing::error!(%error, "orders events error");
                 ConnectError::new(Code::Internal, "the orders service failed")
             }
-            OrdersError::Migrate(_) => {
-                tracing::error!(%error, "orders migrations");
-                ConnectError::new(Code::Internal, "the orders service failed")
-            }
-            OrdersError::Database(db) => {
-                tracing::error!(error = %db, "orders database error");
-                ConnectError::new(Code::Unavailable, "the orders database is unavailable")
-            }
+            OrdersError::Storage(failure) => shop_kit::storage_failure("orders", failure),
         }
     }
 }

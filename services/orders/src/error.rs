@@ -64,19 +64,12 @@ pub enum OrdersError {
     #[error("malformed order event: {0}")]
     MalformedEvent(String),
 
-    /// A stored value this code does not know: never guessed at.
-    #[error(transparent)]
-    CorruptRecord(#[from] shop_kit::db::UnknownStoredValue),
-
     #[error("events: {0}")]
     Events(#[from] shop_kit::events::EventsError),
 
-    #[error("database: {0}")]
-    Database(#[from] DbErr),
-
-    /// Bringing the schema up to date at start (never on a request).
+    /// Its own database failed, or holds what this code cannot read.
     #[error(transparent)]
-    Migrate(#[from] shop_migrations::MigrateError),
+    Storage(#[from] shop_kit::db::StorageError),
 }
 
 impl OrdersError {
@@ -85,5 +78,11 @@ impl OrdersError {
             field,
             reason: reason.into(),
         }
+    }
+}
+
+impl From<DbErr> for OrdersError {
+    fn from(error: DbErr) -> Self {
+        Self::Storage(error.into())
     }
 }

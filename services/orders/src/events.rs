@@ -5,7 +5,7 @@
 //! (`store::History`), live for WatchOrder streams (`feed`).
 
 use serde::{Deserialize, Serialize};
-use shop_kit::{db::UnknownStoredValue, events::Event};
+use shop_kit::{db::StorageError, events::Event};
 
 use crate::{
     domain::{CancelReason, Cancellation, Line, Order, OrderStatus},
@@ -79,7 +79,7 @@ impl OrderSnapshot {
             None if self.cancel_reason.is_empty() => None,
             None => {
                 let reason = CancelReason::of_legacy_words(&self.cancel_reason)
-                    .ok_or_else(|| UnknownStoredValue::new("cancel_reason", &self.cancel_reason))?;
+                    .ok_or_else(|| StorageError::unknown("cancel_reason", &self.cancel_reason))?;
                 Some(Cancellation::new(reason, self.cancel_reason.as_str()))
             }
         };

@@ -17,11 +17,11 @@ use std::time::Duration;
 
 use shop_kit::client::{CallContext, Peer};
 use shop_kit::{
-    Readiness, RpcServer, Shutdown,
+    RpcServer, Shutdown,
     app::{Context, Service, StartFailure},
     auth::TokenKeys,
     db::DatabaseUrl,
-    events::{Broker, Delivery, Relay, Subscription},
+    events::{Broker, Delivery, Ledger, Subscription},
     observe::traces,
 };
 use shop_proto::shop::orders::v1::{self as pb};
@@ -71,7 +71,9 @@ impl Orders {
         shutdown: &Shutdown,
     ) -> Result<Self, OrdersError> {
         let db = shop_kit::db::connect("orders", database_url).await?;
-        shop_migrations::up::<shop_migrations::orders::Migrator>(&db, "orders").await?;
+        shop_migrations::up::<shop_migrations::orders::Migrator>(&db, "orders")
+            .await
+            .map_err(shop_kit::db::StorageError::migrate)?;
         let Connected {
             catalog,
             payments,
@@ -92,8 +94,8 @@ impl Orders {
             ),
             feed.subscription(),
         ];
-        let relay = Relay::start(db.clone(), events::SERVICE, broker, subscriptions, shutdown);
-        let store = Store::new(db, relay.clone());
+        let ledger = Ledger::start(db, events::SERVICE, broker, subscriptions, shutdown);
+        let store = Store { ledger };
         let sagas = SagaDriver::start(
             store.clone(),
             catalog.clone(),
@@ -296,12 +298,11 @@ impl Service for Config {
     /// OrderService on all three protocols; GetOrder and ListOrders also
     /// on GET.
     async fn server(&self, orders: Orders, context: &Context) -> Result<RpcServer, StartFailure> {
-        let verifier = self.token_keys.verifier().await?;
         let serving = orders.clone();
-        let readiness = Readiness::when(shop_kit::db::ready_check(
-            orders.store().connection().clone(),
-        ))
-        .after(move || serving.peers_serving());
+        let server = context
+            .server(orders.store().ledger.db(), &self.token_keys)
+            .await?
+            .ready_after(move || serving.peers_serving());
         let state = AppState {
             orders,
             shutdown: context.shutdown.clone(),
@@ -313,8 +314,6 @@ impl Service for Config {
             .cancel_order(api::cancel_order)
             .watch_order(api::watch_order)
             .build(state);
-        Ok(RpcServer::new(context.http.clone(), readiness)
-            .serve(order_service)
-            .verify_tokens(verifier))
+        Ok(server.serve(order_service))
     }
 }

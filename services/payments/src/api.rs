@@ -54,18 +54,7 @@ impl From<PaymentsError> for ConnectError {
                 ConnectError::new(Code::PermissionDenied, error.to_string())
             }
             PaymentsError::NotFound { .. } => ConnectError::new(Code::NotFound, error.to_string()),
-            PaymentsError::CorruptRecord(_) => {
-                tracing::error!(%error, "payments record unreadable");
-                ConnectError::new(Code::Internal, "internal error")
-            }
-            PaymentsError::Migrate(_) => {
-                tracing::error!(%error, "payments migrations");
-                ConnectError::new(Code::Internal, "the payments service failed")
-            }
-            PaymentsError::Database(db) => {
-                tracing::error!(error = %db, "payments database error");
-                ConnectError::new(Code::Unavailable, "the payments database is unavailable")
-            }
+            PaymentsError::Storage(failure) => shop_kit::storage_failure("payments", failure),
         }
     }
 }

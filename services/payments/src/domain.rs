@@ -1,7 +1,7 @@
 //! The payments rules, pure: what a valid charge is, and how the fake
 //! processor answers (deterministically, from the payment token).
 
-use shop_kit::db::UnknownStoredValue;
+use shop_kit::db::StorageError;
 
 use crate::error::PaymentsError;
 
@@ -62,7 +62,7 @@ impl PaymentStatus {
             "captured" => Ok(Self::Captured),
             "refunded" => Ok(Self::Refunded),
             "voided" => Ok(Self::Voided),
-            other => Err(UnknownStoredValue::new("status", other).into()),
+            other => Err(StorageError::unknown("status", other).into()),
         }
     }
 }
@@ -89,7 +89,7 @@ impl Payer {
         match stored {
             "customer" => Ok(Self::Customer),
             "service" => Ok(Self::Service),
-            other => Err(UnknownStoredValue::new("charged_by", other).into()),
+            other => Err(StorageError::unknown("charged_by", other).into()),
         }
     }
 
@@ -202,7 +202,7 @@ mod tests {
         for unknown in ["", "Captured", "chargeback"] {
             assert!(matches!(
                 PaymentStatus::parse(unknown),
-                Err(PaymentsError::CorruptRecord(_))
+                Err(PaymentsError::Storage(StorageError::CorruptRecord(_)))
             ));
             assert!(Payer::parse(unknown).is_err());
         }

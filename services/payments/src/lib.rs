@@ -13,11 +13,11 @@ pub mod store;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use shop_kit::{
-    Readiness, RpcServer, Shutdown,
+    RpcServer, Shutdown,
     app::{Context, Service, StartFailure},
     auth::TokenKeys,
     db::DatabaseUrl,
-    events::{Broker, Relay},
+    events::{Broker, Ledger},
 };
 use shop_proto::shop::payments::v1::{self as pb};
 
@@ -49,10 +49,12 @@ impl Payments {
         shutdown: &Shutdown,
     ) -> Result<Self, PaymentsError> {
         let db = shop_kit::db::connect("payments", database_url).await?;
-        shop_migrations::up::<shop_migrations::payments::Migrator>(&db, "payments").await?;
-        let relay = Relay::start(db.clone(), events::SERVICE, broker, Vec::new(), shutdown);
+        shop_migrations::up::<shop_migrations::payments::Migrator>(&db, "payments")
+            .await
+            .map_err(shop_kit::db::StorageError::migrate)?;
+        let ledger = Ledger::start(db, events::SERVICE, broker, Vec::new(), shutdown);
         Ok(Self {
-            store: Store::new(db, relay),
+            store: Store { ledger },
         })
     }
 
@@ -198,10 +200,9 @@ impl Service for Config {
         payments: Payments,
         context: &Context,
     ) -> Result<RpcServer, StartFailure> {
-        let verifier = self.token_keys.verifier().await?;
-        let readiness = Readiness::when(shop_kit::db::ready_check(
-            payments.store().connection().clone(),
-        ));
+        let server = context
+            .server(payments.store().ledger.db(), &self.token_keys)
+            .await?;
         let state = AppState { payments };
         let payment_service = pb::PaymentServiceRoutes::new()
             .charge(api::charge)
@@ -213,9 +214,6 @@ impl Service for Config {
             .charge_order(api::charge_order)
             .refund_order(api::refund_order)
             .build(state);
-        Ok(RpcServer::new(context.http.clone(), readiness)
-            .serve(payment_service)
-            .serve(order_payment_service)
-            .verify_tokens(verifier))
+        Ok(server.serve(payment_service).serve(order_payment_service))
     }
 }

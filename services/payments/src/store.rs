@@ -2,10 +2,10 @@
 
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryTrait,
+    ColumnTrait, EntityTrait, QueryFilter, QueryTrait,
     sea_query::{Expr, OnConflict},
 };
-use shop_kit::events::Relay;
+use shop_kit::events::Ledger;
 
 use crate::{
     domain::{Amount, Payer, Payment, PaymentStatus},
@@ -56,23 +56,14 @@ impl TryFrom<payment::Model> for Payment {
     }
 }
 
+/// Query access to payments' own database.
 #[derive(Clone, Debug)]
 pub struct Store {
-    db: DatabaseConnection,
-    relay: Relay,
+    /// The database, and the relay its committed payment events go to.
+    pub ledger: Ledger,
 }
 
 impl Store {
-    /// Payments' store; the events it records go to `relay` once
-    /// committed.
-    pub fn new(db: DatabaseConnection, relay: Relay) -> Self {
-        Self { db, relay }
-    }
-
-    pub fn connection(&self) -> &DatabaseConnection {
-        &self.db
-    }
-
     /// The payment `payer` made for `user_id` with `key`: a customer's keys
     /// and the services' keys for that customer never meet.
     pub async fn by_key(
@@ -85,7 +76,7 @@ impl Store {
             .filter(payment::Column::UserId.eq(user_id))
             .filter(payment::Column::ChargedBy.eq(payer.as_str()))
             .filter(payment::Column::IdempotencyKey.eq(key))
-            .one(&self.db)
+            .one(self.ledger.db())
             .await?
             .map(Payment::try_from)
             .transpose()
@@ -93,7 +84,7 @@ impl Store {
 
     pub async fn by_id(&self, id: &str) -> Result<Option<Payment>, PaymentsError> {
         payment::Entity::find_by_id(id.to_owned())
-            .one(&self.db)
+            .one(self.ledger.db())
             .await?
             .map(Payment::try_from)
             .transpose()
@@ -154,16 +145,11 @@ impl Store {
         let mut insert = payment::Entity::insert(row).on_conflict(first).into_query();
         insert.returning_col(payment::Column::Id);
         let event = events::payment_event(&payment).into_iter().collect();
-        if self
-            .relay
-            .record(&self.db, &insert, event)
-            .await?
-            .is_empty()
-        {
+        if self.ledger.record(&insert, event).await?.is_empty() {
             return self
                 .by_key(&payment.user_id, payment.charged_by, key)
                 .await?
-                .ok_or(PaymentsError::Database(sea_orm::DbErr::RecordNotFound(
+                .ok_or(PaymentsError::from(sea_orm::DbErr::RecordNotFound(
                     "the payment its key names".to_owned(),
                 )));
         }
@@ -173,7 +159,7 @@ impl Store {
     /// Marks a captured payment refunded, once, with its payment.refunded
     /// event; the payment as it then is (`None` if unknown).
     pub async fn refund(&self, id: &str, now: i64) -> Result<Option<Payment>, PaymentsError> {
-        let txn = shop_kit::db::begin(&self.db).await?;
+        let txn = shop_kit::db::begin(self.ledger.db()).await?;
         let moved = payment::Entity::update_many()
             .col_expr(
                 payment::Column::Status,
@@ -190,7 +176,7 @@ impl Store {
         };
         let refunded = Payment::try_from(refunded)?;
         let event = events::payment_event(&refunded);
-        self.relay.commit(txn, event.into_iter().collect()).await?;
+        self.ledger.commit(txn, event.into_iter().collect()).await?;
         Ok(Some(refunded))
     }
 }

@@ -359,7 +359,7 @@ async fn a_charge_key_refunded_before_its_charge_is_never_charged() {
 
     // Money moved twice (a capture and its refund), and nothing for the void.
     let events =
-        shop_kit::testing::outbox_events(service.payments.store().connection(), "payments").await;
+        shop_kit::testing::outbox_events(service.payments.store().ledger.db(), "payments").await;
     let kinds: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
     assert_eq!(kinds, ["payment.captured", "payment.refunded"]);
     assert_eq!(events[1].data["minorUnits"], 900);

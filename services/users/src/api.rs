@@ -41,14 +41,7 @@ impl From<UsersError> for ConnectError {
                 tracing::error!(%error, "users service failure");
                 ConnectError::new(Code::Internal, "internal error")
             }
-            UsersError::Migrate(_) => {
-                tracing::error!(%error, "users migrations");
-                ConnectError::new(Code::Internal, "the users service failed")
-            }
-            UsersError::Database(db) => {
-                tracing::error!(error = %db, "users database error");
-                ConnectError::new(Code::Unavailable, "the users database is unavailable")
-            }
+            UsersError::Storage(failure) => shop_kit::storage_failure("users", failure),
         }
     }
 }

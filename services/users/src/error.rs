@@ -46,12 +46,9 @@ pub enum UsersError {
     #[error("too many sign-in attempts: try again in {} s", retry_after.as_secs().max(1))]
     Throttled { retry_after: std::time::Duration },
 
-    #[error("database: {0}")]
-    Database(#[from] DbErr),
-
-    /// Bringing the schema up to date at start (never on a request).
+    /// Its own database failed, or holds what this code cannot read.
     #[error(transparent)]
-    Migrate(#[from] shop_migrations::MigrateError),
+    Storage(#[from] shop_kit::db::StorageError),
 }
 
 impl UsersError {
@@ -60,5 +57,11 @@ impl UsersError {
             field,
             reason: reason.into(),
         }
+    }
+}
+
+impl From<DbErr> for UsersError {
+    fn from(error: DbErr) -> Self {
+        Self::Storage(error.into())
     }
 }

@@ -79,7 +79,9 @@ impl Accounts {
         // The signing key is made under the migrations lock: replicas
         // started together on a new database make one, not one each.
         let (_, lock) =
-            shop_migrations::up_holding::<shop_migrations::users::Migrator>(&db, "users").await?;
+            shop_migrations::up_holding::<shop_migrations::users::Migrator>(&db, "users")
+                .await
+                .map_err(shop_kit::db::StorageError::migrate)?;
         let store = Store::new(db);
         let issuer = match signing_key {
             Some(der) => TokenIssuer::from_pkcs8(tokens::key_id(der)?, der)?,

@@ -3,13 +3,13 @@
 
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
-    ExprTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait, ExprTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
     sea_query::{Expr, Func, LikeExpr},
 };
-use shop_kit::db::UnknownStoredValue;
+use shop_kit::db::StorageError;
 
-use shop_kit::events::{Event, Relay};
+use shop_kit::events::{Event, Ledger};
 
 mod stock_postgres;
 
@@ -74,8 +74,7 @@ struct ReservedItem {
 
 /// The items a reservation row holds, read strictly.
 fn reserved_items(row: &reservation::Model) -> Result<Vec<ReservedItem>, CatalogError> {
-    serde_json::from_str(&row.items)
-        .map_err(|_| UnknownStoredValue::new("items", &row.items).into())
+    serde_json::from_str(&row.items).map_err(|_| StorageError::unknown("items", &row.items).into())
 }
 
 /// Adds `delta` to a product's stock unless that would go below zero, in
@@ -156,7 +155,7 @@ async fn reservation_status(
 /// The status a reservation row holds, read strictly.
 fn status_of(row: &reservation::Model) -> Result<ReservationStatus, CatalogError> {
     ReservationStatus::parse(&row.status)
-        .ok_or_else(|| UnknownStoredValue::new("status", &row.status).into())
+        .ok_or_else(|| StorageError::unknown("status", &row.status).into())
 }
 
 impl From<product::Model> for Product {
@@ -178,30 +177,20 @@ impl From<product::Model> for Product {
 /// Query access to the catalog's own database.
 #[derive(Clone, Debug)]
 pub struct Store {
-    db: DatabaseConnection,
-    relay: Relay,
+    /// The database, and the relay its committed stock events go to.
+    pub ledger: Ledger,
 }
 
 impl Store {
-    /// The catalog's store; the stock events it records go to `relay` once
-    /// committed.
-    pub fn new(db: DatabaseConnection, relay: Relay) -> Self {
-        Self { db, relay }
-    }
-
     /// Names and prices of `ids`, in one statement, in no order.
     pub async fn get_many(&self, ids: &[String]) -> Result<Vec<Product>, CatalogError> {
         Ok(product::Entity::find()
             .filter(product::Column::Id.is_in(ids.iter().map(String::as_str)))
-            .all(&self.db)
+            .all(self.ledger.db())
             .await?
             .into_iter()
             .map(Product::from)
             .collect())
-    }
-
-    pub fn connection(&self) -> &DatabaseConnection {
-        &self.db
     }
 
     /// One page in SKU order, plus whether more follow.
@@ -223,7 +212,7 @@ impl Store {
                     .add(matches(product::Column::Description)),
             );
         }
-        let mut rows = select.limit(page.size + 1).all(&self.db).await?;
+        let mut rows = select.limit(page.size + 1).all(self.ledger.db()).await?;
         let more = rows.len() as u64 > page.size;
         rows.truncate(usize::try_from(page.size).unwrap_or(usize::MAX));
         Ok((rows.into_iter().map(Product::from).collect(), more))
@@ -231,7 +220,7 @@ impl Store {
 
     pub async fn get(&self, id: &str) -> Result<Option<Product>, CatalogError> {
         Ok(product::Entity::find_by_id(id.to_owned())
-            .one(&self.db)
+            .one(self.ledger.db())
             .await?
             .map(Product::from))
     }
@@ -240,7 +229,7 @@ impl Store {
     pub async fn stock_of(&self, ids: &[String]) -> Result<Vec<StockChanged>, CatalogError> {
         let rows = product::Entity::find()
             .filter(product::Column::Id.is_in(ids.iter().map(String::as_str)))
-            .all(&self.db)
+            .all(self.ledger.db())
             .await?;
         Ok(rows
             .into_iter()
@@ -253,7 +242,7 @@ impl Store {
     }
 
     pub async fn count(&self) -> Result<u64, CatalogError> {
-        Ok(product::Entity::find().count(&self.db).await?)
+        Ok(product::Entity::find().count(self.ledger.db()).await?)
     }
 
     pub async fn insert(&self, new: NewProduct) -> Result<Product, CatalogError> {
@@ -268,7 +257,7 @@ impl Store {
             stock_on_hand: Set(product.stock_on_hand),
             stock_version: Set(0),
         };
-        match product::Entity::insert(row).exec(&self.db).await {
+        match product::Entity::insert(row).exec(self.ledger.db()).await {
             Ok(_) => Ok(product),
             Err(error) if shop_kit::db::is_unique_violation(&error) => {
                 Err(CatalogError::DuplicateSku { sku: product.sku })
@@ -281,14 +270,14 @@ impl Store {
     /// conditional UPDATE, so concurrent changes never take it below zero,
     /// with its stock.changed event. Returns the new stock on hand.
     pub async fn adjust_stock(&self, id: &str, delta: i32) -> Result<i32, CatalogError> {
-        let txn = shop_kit::db::begin(&self.db).await?;
+        let txn = shop_kit::db::begin(self.ledger.db()).await?;
         let Some(change) = change_stock(&txn, id, delta).await? else {
             let refused = refusal(&txn, id, delta).await?;
             txn.rollback().await?;
             return Err(refused);
         };
         let on_hand = change.stock_on_hand;
-        self.relay.commit(txn, stock_events(&[change])).await?;
+        self.ledger.commit(txn, stock_events(&[change])).await?;
         Ok(on_hand)
     }
 
@@ -311,10 +300,10 @@ impl Store {
             })
             .collect();
         let items = serde_json::to_string(&items).map_err(|e| DbErr::Custom(e.to_string()))?;
-        if self.db.get_database_backend() == DbBackend::Postgres {
+        if self.ledger.db().get_database_backend() == DbBackend::Postgres {
             return self.reserve_in_one_statement(id, lines, items, now).await;
         }
-        let txn = shop_kit::db::begin(&self.db).await?;
+        let txn = shop_kit::db::begin(self.ledger.db()).await?;
         // Claim the id first: a concurrent twin fails here and reads ours.
         let claim = reservation::ActiveModel {
             id: Set(id.to_owned()),
@@ -330,7 +319,7 @@ impl Store {
             if !shop_kit::db::is_unique_violation(&error) {
                 return Err(error.into());
             }
-            let status = reservation_status(&self.db, id)
+            let status = reservation_status(self.ledger.db(), id)
                 .await?
                 .ok_or_else(|| CatalogError::ReservationNotFound { id: id.to_owned() })?;
             return Ok(status);
@@ -346,7 +335,7 @@ impl Store {
                 }
             }
         }
-        self.relay.commit(txn, stock_events(&changes)).await?;
+        self.ledger.commit(txn, stock_events(&changes)).await?;
         Ok(ReservationStatus::Reserved)
     }
 
@@ -371,15 +360,15 @@ impl Store {
             .filter(reservation::Column::Status.eq(ReservationStatus::Reserved.as_str()));
         if to != ReservationStatus::Released {
             // A sale moves no stock: one statement.
-            if settle.exec(&self.db).await?.rows_affected == 1 {
+            if settle.exec(self.ledger.db()).await?.rows_affected == 1 {
                 return Ok(to);
             }
-            let status = reservation_status(&self.db, id).await?;
+            let status = reservation_status(self.ledger.db(), id).await?;
             return settled_already(id, to, status);
         }
-        if self.db.get_database_backend() == DbBackend::Postgres
+        if self.ledger.db().get_database_backend() == DbBackend::Postgres
             && let Some(row) = reservation::Entity::find_by_id(id.to_owned())
-                .one(&self.db)
+                .one(self.ledger.db())
                 .await?
         {
             let status = status_of(&row)?;
@@ -391,7 +380,7 @@ impl Store {
                 return self.release_in_one_statement(id, &items, now).await;
             }
         }
-        let txn = shop_kit::db::begin(&self.db).await?;
+        let txn = shop_kit::db::begin(self.ledger.db()).await?;
         let Some(released) = settle.exec_with_returning(&txn).await?.into_iter().next() else {
             let status = reservation_status(&txn, id).await?;
             if status.is_none() {
@@ -415,7 +404,7 @@ impl Store {
         for item in in_lock_order(&items, |item| &item.product_id) {
             changes.extend(change_stock(&txn, &item.product_id, item.quantity).await?);
         }
-        self.relay.commit(txn, stock_events(&changes)).await?;
+        self.ledger.commit(txn, stock_events(&changes)).await?;
         Ok(to)
     }
 }

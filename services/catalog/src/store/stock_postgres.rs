@@ -85,7 +85,7 @@ impl<'a> Moves<'a> {
     /// `stock_on_hand` and `stock_version` after the move, with its
     /// `event_id`, `occurred_at_ms` and `traceparent` from `wanted`).
     fn recorded(store: &Store, params: &mut Params, moved: &str) -> String {
-        store.relay.outbox().insert_rows_of(&format!(
+        store.ledger.relay().outbox().insert_rows_of(&format!(
             "SELECT event_id, {event_type}, id, stock_version, occurred_at_ms, traceparent, \
              json_build_object('productId', id, 'stockOnHand', stock_on_hand, \
              'version', stock_version)::text FROM {moved}",
@@ -169,11 +169,11 @@ impl Store {
             items = params.add(items),
             lines = params.add(i64::try_from(moves.quantities.len()).unwrap_or(i64::MAX)),
         );
-        let found = match self.db.query_all_raw(params.statement(sql)).await {
+        let found = match self.ledger.db().query_all_raw(params.statement(sql)).await {
             Ok(rows) => rows.iter().map(Found::of).collect::<Result<Vec<_>, _>>()?,
             // The id was claimed before: what became of it stands.
             Err(error) if shop_kit::db::is_unique_violation(&error) => {
-                return reservation_status(&self.db, id)
+                return reservation_status(self.ledger.db(), id)
                     .await?
                     .ok_or_else(|| CatalogError::ReservationNotFound { id: id.to_owned() });
             }
@@ -181,12 +181,12 @@ impl Store {
         };
         if found.iter().any(|product| product.moved) {
             let moved = found.into_iter().map(|product| product.change).collect();
-            self.relay.committed(moves.events(moved));
+            self.ledger.relay().committed(moves.events(moved));
             return Ok(ReservationStatus::Reserved);
         }
         // Refused: unless the id was claimed before, the first line (in
         // lock order) that could not be had says why.
-        if let Some(status) = reservation_status(&self.db, id).await? {
+        if let Some(status) = reservation_status(self.ledger.db(), id).await? {
             return Ok(status);
         }
         for (product_id, quantity) in moves.quantities {
@@ -209,7 +209,7 @@ impl Store {
                 Some(_) => {}
             }
         }
-        Err(CatalogError::Database(sea_orm::DbErr::Custom(format!(
+        Err(CatalogError::from(sea_orm::DbErr::Custom(format!(
             "reservation {id} was neither made nor refused"
         ))))
     }
@@ -254,7 +254,8 @@ impl Store {
             reserved = params.add(ReservationStatus::Reserved.as_str()),
         );
         let found = self
-            .db
+            .ledger
+            .db()
             .query_all_raw(params.statement(sql))
             .await?
             .iter()
@@ -262,7 +263,7 @@ impl Store {
             .collect::<Result<Vec<_>, _>>()?;
         if found.is_empty() {
             // Settled meanwhile, by another caller.
-            let status = reservation_status(&self.db, id).await?;
+            let status = reservation_status(self.ledger.db(), id).await?;
             return settled_already(id, released, status);
         }
         let moved = found
@@ -270,7 +271,7 @@ impl Store {
             .filter(|product| product.moved)
             .map(|product| product.change)
             .collect();
-        self.relay.committed(moves.events(moved));
+        self.ledger.relay().committed(moves.events(moved));
         Ok(released)
     }
 }

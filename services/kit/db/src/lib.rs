@@ -288,6 +288,36 @@ impl UnknownStoredValue {
     }
 }
 
+/// What a service's own database can fail with, the same in every
+/// service: its error carries this as one variant (`Storage`), and the kit
+/// maps it to Connect once (`shop_kit::storage_failure`): the caller hears
+/// only that the service is unavailable, the detail goes to the log.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("database: {0}")]
+    Database(#[from] DbErr),
+
+    /// A stored value this code does not know: never guessed at.
+    #[error(transparent)]
+    CorruptRecord(#[from] UnknownStoredValue),
+
+    /// Bringing the schema up to date at start (never on a request).
+    #[error("migrations: {0}")]
+    Migrate(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl StorageError {
+    /// A stored value this code does not know (see [`UnknownStoredValue`]).
+    pub fn unknown(column: &'static str, value: &str) -> Self {
+        Self::CorruptRecord(UnknownStoredValue::new(column, value))
+    }
+
+    /// The schema could not be brought up to date.
+    pub fn migrate(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Migrate(Box::new(error))
+    }
+}
+
 /// Whether `error` is a unique-constraint violation, on SQLite and
 /// PostgreSQL alike (how a racing repeat of an idempotent write shows up).
 pub fn is_unique_violation(error: &DbErr) -> bool {

@@ -7,6 +7,7 @@
 //! kit's.
 
 mod broker;
+mod ledger;
 mod nats;
 mod nats_server;
 mod outbox;
@@ -16,6 +17,7 @@ mod subscription;
 use serde::{Deserialize, Serialize};
 
 pub use broker::{Broker, Relay};
+pub use ledger::Ledger;
 pub use nats_server::NatsServer;
 pub use outbox::Outbox;
 pub use retention::KEEP_PUBLISHED_FOR;

@@ -154,6 +154,16 @@ impl RpcServer {
         self
     }
 
+    /// Also not ready until `started` has held once
+    /// ([`Readiness::after`]).
+    pub fn ready_after<F>(mut self, started: F) -> Self
+    where
+        F: Fn() -> Result<(), String> + Send + Sync + 'static,
+    {
+        self.readiness = self.readiness.after(started);
+        self
+    }
+
     /// Makes the `Caller` extractor available to handlers, verifying tokens
     /// with `verifier`.
     pub fn verify_tokens(mut self, verifier: TokenVerifier) -> Self {

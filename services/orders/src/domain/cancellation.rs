@@ -1,7 +1,7 @@
 //! Why an order was cancelled: a reason programs branch on, and words for
 //! the customer beside it.
 
-use shop_kit::db::UnknownStoredValue;
+use shop_kit::db::StorageError;
 
 use crate::error::OrdersError;
 
@@ -52,7 +52,7 @@ impl CancelReason {
         Self::ALL
             .into_iter()
             .find(|reason| reason.as_str() == stored)
-            .ok_or_else(|| UnknownStoredValue::new("cancel_reason", stored).into())
+            .ok_or_else(|| StorageError::unknown("cancel_reason", stored).into())
     }
 
     /// The reason behind the words an order was cancelled with before
@@ -118,7 +118,7 @@ impl Cancellation {
             return if message.is_empty() {
                 Ok(None)
             } else {
-                Err(UnknownStoredValue::new("cancel_reason", reason).into())
+                Err(StorageError::unknown("cancel_reason", reason).into())
             };
         }
         Ok(Some(Self::new(CancelReason::parse(reason)?, message)))

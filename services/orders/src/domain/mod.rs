@@ -3,7 +3,7 @@
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 
-use shop_kit::db::UnknownStoredValue;
+use shop_kit::db::StorageError;
 
 use crate::error::OrdersError;
 
@@ -40,7 +40,7 @@ impl OrderStatus {
             "pending" => Ok(Self::Pending),
             "confirmed" => Ok(Self::Confirmed),
             "cancelled" => Ok(Self::Cancelled),
-            other => Err(UnknownStoredValue::new("status", other).into()),
+            other => Err(StorageError::unknown("status", other).into()),
         }
     }
 
@@ -263,6 +263,7 @@ pub fn decode_cursor(token: &str) -> Result<Option<Cursor>, OrdersError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shop_kit::db::UnknownStoredValue;
 
     #[test]
     fn stored_statuses_and_steps_are_read_strictly() {
@@ -273,10 +274,12 @@ mod tests {
         for unknown in ["", "Pending", "shipped"] {
             assert!(matches!(
                 OrderStatus::parse(unknown),
-                Err(OrdersError::CorruptRecord(UnknownStoredValue {
-                    column: "status",
-                    ..
-                }))
+                Err(OrdersError::Storage(StorageError::CorruptRecord(
+                    UnknownStoredValue {
+                        column: "status",
+                        ..
+                    }
+                )))
             ));
             assert_eq!(saga::Step::parse(unknown), None, "{unknown:?}");
         }

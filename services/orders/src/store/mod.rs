@@ -3,7 +3,7 @@
 //! the order history (the read model behind ListOrders, [`History`]).
 //!
 //! What an order costs here, on the way it usually goes: one statement per
-//! change, its event recorded with it ([`Relay::record`]: on PostgreSQL
+//! change, its event recorded with it ([`Ledger::record`]: on PostgreSQL
 //! the outbox row joins the change in the same statement, with no
 //! `BEGIN` or `COMMIT`): one to place it (the order's row, with its lines
 //! and its saga, and its event), one per saga transition, one to finish
@@ -15,12 +15,12 @@ mod history;
 
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, IdenStatic,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IdenStatic, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, QueryTrait,
     sea_query::{Expr, OnConflict},
 };
-use shop_kit::db::UnknownStoredValue;
-use shop_kit::events::Relay;
+use shop_kit::db::StorageError;
+use shop_kit::events::Ledger;
 
 use crate::{
     domain::{
@@ -36,8 +36,8 @@ pub use history::{HISTORY_CONSUMER, History};
 /// The order a row holds; its lines are read strictly (a row whose lines
 /// do not parse is a corrupt record, never an order without lines).
 fn assemble(row: order::Model) -> Result<Order, OrdersError> {
-    let lines: Vec<ItemSnapshot> = serde_json::from_str(&row.lines)
-        .map_err(|_| UnknownStoredValue::new("lines", &row.lines))?;
+    let lines: Vec<ItemSnapshot> =
+        serde_json::from_str(&row.lines).map_err(|_| StorageError::unknown("lines", &row.lines))?;
     Ok(Order {
         lines: lines
             .into_iter()
@@ -76,9 +76,9 @@ impl HeldSaga {
     fn of(row: order::Model) -> Result<Self, OrdersError> {
         let saga = Saga {
             step: Step::parse(&row.saga_step)
-                .ok_or_else(|| UnknownStoredValue::new("saga_step", &row.saga_step))?,
+                .ok_or_else(|| StorageError::unknown("saga_step", &row.saga_step))?,
             attempts: u32::try_from(row.saga_attempts).map_err(|_| {
-                UnknownStoredValue::new("saga_attempts", &row.saga_attempts.to_string())
+                StorageError::unknown("saga_attempts", &row.saga_attempts.to_string())
             })?,
             deadline_at_ms: row.saga_deadline_at_ms,
             cancel_requested: row.saga_cancel_requested,
@@ -135,22 +135,14 @@ pub struct SagaUpdate {
     pub lease_until_ms: i64,
 }
 
+/// Query access to orders' own database (its sagas included).
 #[derive(Clone, Debug)]
 pub struct Store {
-    db: DatabaseConnection,
-    relay: Relay,
+    /// The database, and the relay its committed order events go to.
+    pub ledger: Ledger,
 }
 
 impl Store {
-    /// Orders' store; the events it records go to `relay` once committed.
-    pub fn new(db: DatabaseConnection, relay: Relay) -> Self {
-        Self { db, relay }
-    }
-
-    pub fn connection(&self) -> &DatabaseConnection {
-        &self.db
-    }
-
     /// The order, lines and all: one row.
     pub async fn get(&self, id: &str) -> Result<Option<Order>, OrdersError> {
         self.one(order::Column::Id.eq(id)).await
@@ -162,7 +154,7 @@ impl Store {
     ) -> Result<Option<Order>, OrdersError> {
         order::Entity::find()
             .filter(condition)
-            .one(&self.db)
+            .one(self.ledger.db())
             .await?
             .map(assemble)
             .transpose()
@@ -220,15 +212,15 @@ impl Store {
             )
             .into_query();
         insert.returning_col(order::Column::Id);
-        let inserted = self.relay.record(&self.db, &insert, vec![event]).await?;
+        let inserted = self.ledger.record(&insert, vec![event]).await?;
         if inserted.is_empty() {
             let existing = order::Entity::find()
                 .filter(order::Column::UserId.eq(order.user_id.as_str()))
                 .filter(order::Column::IdempotencyKey.eq(idempotency_key))
-                .one(&self.db)
+                .one(self.ledger.db())
                 .await?
                 .ok_or_else(|| {
-                    OrdersError::Database(DbErr::RecordNotFound(format!(
+                    OrdersError::from(DbErr::RecordNotFound(format!(
                         "the order of idempotency key {idempotency_key:?}, which refused a new one"
                     )))
                 })?;
@@ -266,7 +258,7 @@ impl Store {
             .filter(order::Column::Id.eq(order_id))
             .filter(order::Column::SagaLeaseUntilMs.lt(now_ms))
             .filter(order::Column::SagaStep.ne(Step::Done.as_str()))
-            .exec_with_returning(&self.db)
+            .exec_with_returning(self.ledger.db())
             .await?;
         claimed.into_iter().next().map(HeldSaga::of).transpose()
     }
@@ -321,8 +313,8 @@ impl Store {
         let mut statement = moved.into_query();
         statement.returning_col(order::Column::SagaCancelRequested);
         let rows = match event {
-            None => self.db.query_all(&statement).await?,
-            Some(event) => self.relay.record(&self.db, &statement, vec![event]).await?,
+            None => self.ledger.db().query_all(&statement).await?,
+            Some(event) => self.ledger.record(&statement, vec![event]).await?,
         };
         rows.first()
             .map(|row| row.try_get::<bool>("", order::Column::SagaCancelRequested.as_str()))
@@ -337,7 +329,7 @@ impl Store {
             .col_expr(order::Column::SagaLeaseUntilMs, Expr::value(0))
             .filter(order::Column::Id.eq(held.order.id.as_str()))
             .filter(order::Column::SagaLeaseUntilMs.eq(held.lease_until_ms))
-            .exec(&self.db)
+            .exec(self.ledger.db())
             .await?;
         Ok(())
     }
@@ -348,7 +340,7 @@ impl Store {
             .col_expr(order::Column::SagaCancelRequested, Expr::value(true))
             .filter(order::Column::Id.eq(order_id))
             .filter(order::Column::SagaStep.ne(Step::Done.as_str()))
-            .exec(&self.db)
+            .exec(self.ledger.db())
             .await?;
         Ok(flagged.rows_affected == 1)
     }
@@ -367,7 +359,7 @@ impl Store {
             .order_by_asc(order::Column::SagaNextAttemptAtMs)
             .limit(limit)
             .into_tuple::<String>()
-            .all(&self.db)
+            .all(self.ledger.db())
             .await?)
     }
 
@@ -375,7 +367,7 @@ impl Store {
     pub async fn running_sagas(&self) -> Result<u64, OrdersError> {
         Ok(order::Entity::find()
             .filter(running())
-            .count(&self.db)
+            .count(self.ledger.db())
             .await?)
     }
 }

@@ -628,7 +628,7 @@ impl Shop {
 
     /// The payments events about `order_id`: how money moved for it.
     pub async fn money_moves(&self, order_id: &str) -> Vec<String> {
-        shop_kit::testing::outbox_events(self.payments.store().connection(), "payments")
+        shop_kit::testing::outbox_events(self.payments.store().ledger.db(), "payments")
             .await
             .into_iter()
             .filter(|event| event.data["reference"] == order_id)
