@@ -11,7 +11,7 @@ use shop_kit_wire::context::CallContext;
 use tokio::task::futures::TaskLocalFuture;
 use tower::{Layer, Service};
 
-use super::deadline::deadline_of;
+use super::{classify::Call, deadline::deadline_of};
 
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CallContextLayer;
@@ -43,7 +43,7 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let context = CallContext {
-            deadline: deadline_of(request.headers()),
+            deadline: deadline_of(request.headers(), Call::of(&request).protocol),
             authorization: request.headers().get(AUTHORIZATION).cloned(),
         };
         context.wrap(self.inner.call(request))

@@ -116,7 +116,7 @@ async fn to_grpc(
     parts.headers.remove(http::header::CONTENT_LENGTH);
     // Checked like the shop's own services do (connectrpc-axum): a bad
     // value is invalid_argument, a good one becomes the gRPC deadline.
-    if let Some(value) = parts.headers.remove(CONNECT_TIMEOUT_MS) {
+    if let Some(value) = parts.headers.remove(&CONNECT_TIMEOUT_MS) {
         let timeout = value
             .to_str()
             .map_err(|_| BadTimeout)

@@ -11,29 +11,31 @@ use std::{
 };
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Request, Response};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use tokio::time::{Instant, Sleep, Timeout};
 use tower::{Layer, Service};
 
-use super::protocol::{GRPC_MESSAGE, GRPC_STATUS};
+use super::protocol::{GRPC_MESSAGE, GRPC_STATUS, Protocol};
 
 pub use shop_kit_wire::{Deadline, grpc_timeout_value, parse_grpc_timeout};
 
 /// The caller's deadline, if it set one: `connect-timeout-ms` on Connect
 /// (and REST), `grpc-timeout` on gRPC and gRPC-Web, from now. What the
 /// server sets as each call's context (`call_context`).
-pub(crate) fn deadline_of(headers: &HeaderMap) -> Option<Instant> {
-    let connect = headers
-        .get(CONNECT_TIMEOUT_MS)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| parse_connect_timeout(v).ok())
-        .map(|timeout| Instant::now() + timeout);
-    connect.or_else(|| grpc_deadline(headers))
+pub(crate) fn deadline_of(headers: &HeaderMap, protocol: Protocol) -> Option<Instant> {
+    match protocol {
+        Protocol::Connect | Protocol::Rest => headers
+            .get(&CONNECT_TIMEOUT_MS)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_connect_timeout(v).ok())
+            .map(|timeout| Instant::now() + timeout),
+        Protocol::Grpc | Protocol::GrpcWeb => grpc_deadline(headers),
+    }
 }
 
 /// Connect's timeout header.
-pub const CONNECT_TIMEOUT_MS: &str = "connect-timeout-ms";
+pub const CONNECT_TIMEOUT_MS: HeaderName = HeaderName::from_static("connect-timeout-ms");
 
 /// A malformed `connect-timeout-ms`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -53,7 +55,7 @@ pub fn parse_connect_timeout(value: &str) -> Result<Duration, BadTimeout> {
 }
 
 fn grpc_deadline(headers: &HeaderMap) -> Option<Instant> {
-    let value = headers.get(super::protocol::GRPC_TIMEOUT)?.to_str().ok()?;
+    let value = headers.get(&super::protocol::GRPC_TIMEOUT)?.to_str().ok()?;
     parse_grpc_timeout(value).map(|timeout| Instant::now() + timeout)
 }
 

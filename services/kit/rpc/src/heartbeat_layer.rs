@@ -76,8 +76,10 @@ pub struct Heartbeats<S> {
 impl<S, B, RB> Service<Request<B>> for Heartbeats<S>
 where
     S: Service<Request<B>, Response = Response<RB>>,
+    RB: Body<Data = Bytes> + Send + 'static,
+    RB::Error: Into<axum::BoxError>,
 {
-    type Response = Response<HeartbeatBody<RB>>;
+    type Response = Response<axum::body::Body>;
     type Error = S::Error;
     type Future = ResponseFuture<S::Future>;
 
@@ -117,13 +119,20 @@ pin_project! {
 impl<F, RB, E> Future for ResponseFuture<F>
 where
     F: Future<Output = Result<Response<RB>, E>>,
+    RB: Body<Data = Bytes> + Send + 'static,
+    RB::Error: Into<axum::BoxError>,
 {
-    type Output = Result<Response<HeartbeatBody<RB>>, E>;
+    /// A unary call's body is handed on as it came (an axum body is not
+    /// boxed again); only a server stream's is wrapped.
+    type Output = Result<Response<axum::body::Body>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let response = ready!(this.inner.poll(cx))?;
-        let beat = this.beat.take().map(|(message, every)| Beat {
+        let Some((message, every)) = this.beat.take() else {
+            return Poll::Ready(Ok(response.map(axum::body::Body::new)));
+        };
+        let beat = Beat {
             message,
             // Checked every half interval: a stream is never quiet for
             // longer than the interval, and a busy one costs a flag per
@@ -132,8 +141,10 @@ where
             half: every / 2,
             sent_since_check: true,
             boundary: envelope::Watch::new(0, 0),
-        });
-        Poll::Ready(Ok(response.map(|inner| HeartbeatBody { inner, beat })))
+        };
+        Poll::Ready(Ok(
+            response.map(|inner| axum::body::Body::new(HeartbeatBody { inner, beat }))
+        ))
     }
 }
 
@@ -148,11 +159,11 @@ struct Beat {
 }
 
 pin_project! {
-    /// A response body, with heartbeats when it is a server stream.
+    /// A server stream's response body, with heartbeats.
     pub struct HeartbeatBody<B> {
         #[pin]
         inner: B,
-        beat: Option<Beat>,
+        beat: Beat,
     }
 }
 
@@ -168,9 +179,7 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = self.project();
-        let Some(beat) = this.beat else {
-            return this.inner.poll_frame(cx);
-        };
+        let beat = this.beat;
         match this.inner.poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
@@ -200,12 +209,9 @@ where
         self.inner.is_end_stream()
     }
 
+    /// Heartbeats make the length unknown.
     fn size_hint(&self) -> SizeHint {
-        match self.beat {
-            // Heartbeats make the length unknown.
-            Some(_) => SizeHint::default(),
-            None => self.inner.size_hint(),
-        }
+        SizeHint::default()
     }
 }
 
@@ -222,13 +228,13 @@ mod tests {
             .map(|data| Ok::<_, std::convert::Infallible>(Frame::data(data)));
         HeartbeatBody {
             inner: StreamBody::new(stream),
-            beat: Some(Beat {
+            beat: Beat {
                 message: Bytes::from_static(b"<beat>"),
                 check: Box::pin(tokio::time::sleep(every / 2)),
                 half: every / 2,
                 sent_since_check: true,
                 boundary: envelope::Watch::new(0, 0),
-            }),
+            },
         }
     }
 

@@ -79,14 +79,14 @@ fn at_most(headers: &mut HeaderMap, protocol: Protocol, most: Duration) {
     match protocol {
         Protocol::Grpc | Protocol::GrpcWeb => {
             let brought = headers
-                .get(GRPC_TIMEOUT)
+                .get(&GRPC_TIMEOUT)
                 .map(|value| value.to_str().ok().and_then(parse_grpc_timeout));
             if grants_more(brought, most) {
                 headers.insert(GRPC_TIMEOUT, grpc_timeout_value(most));
             }
         }
         Protocol::Connect | Protocol::Rest => {
-            let brought = headers.get(CONNECT_TIMEOUT_MS).map(|value| {
+            let brought = headers.get(&CONNECT_TIMEOUT_MS).map(|value| {
                 value
                     .to_str()
                     .ok()
@@ -121,7 +121,7 @@ mod tests {
     fn after(protocol: Protocol, brought: Option<&str>) -> Option<String> {
         let name = match protocol {
             Protocol::Grpc | Protocol::GrpcWeb => GRPC_TIMEOUT,
-            Protocol::Connect | Protocol::Rest => http::HeaderName::from_static(CONNECT_TIMEOUT_MS),
+            Protocol::Connect | Protocol::Rest => CONNECT_TIMEOUT_MS,
         };
         let mut headers = HeaderMap::new();
         if let Some(brought) = brought {
