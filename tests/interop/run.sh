@@ -146,14 +146,17 @@ step "grpcurl over TLS: -cacert, and -cert/-key against an internal service"
 "$gobin/grpcurl" -cacert "$certs/ca.pem" -d '{"id": "prod_mug"}' "localhost:${tls_ports[2]}" \
   shop.catalog.v1.CatalogService/GetProduct | grep -q '"prod_mug"' || { echo "grpcurl over TLS failed"; exit 1; }
 echo "  CatalogService/GetProduct: ok"
-release='{"reservationId": "interop-no-such-reservation"}'
-without=$("$gobin/grpcurl" -cacert "$certs/ca.pem" -d "$release" "localhost:${tls_ports[2]}" \
-  shop.catalog.v1.StockService/ReleaseStock 2>&1 || true)
-echo "  StockService/ReleaseStock without a client certificate: $(tr '\n' ' ' <<<"$without")"
+# CommitStock, not ReleaseStock: a release of a reservation the catalog
+# never saw is recorded (it may overtake its reserve) and answers RELEASED,
+# where a commit looks the reservation up and says there is none.
+commit='{"reservationId": "interop-no-such-reservation"}'
+without=$("$gobin/grpcurl" -cacert "$certs/ca.pem" -d "$commit" "localhost:${tls_ports[2]}" \
+  shop.catalog.v1.StockService/CommitStock 2>&1 || true)
+echo "  StockService/CommitStock without a client certificate: $(tr '\n' ' ' <<<"$without")"
 grep -q 'Code: Unauthenticated' <<<"$without" || { echo "an internal call without a certificate was not refused"; exit 1; }
 with=$("$gobin/grpcurl" -cacert "$certs/ca.pem" -cert "$certs/orders-client.pem" -key "$certs/orders-client-key.pem" \
-  -d "$release" "localhost:${tls_ports[2]}" shop.catalog.v1.StockService/ReleaseStock 2>&1 || true)
-echo "  StockService/ReleaseStock as orders (spiffe://connect-shop/orders): $(tr '\n' ' ' <<<"$with")"
+  -d "$commit" "localhost:${tls_ports[2]}" shop.catalog.v1.StockService/CommitStock 2>&1 || true)
+echo "  StockService/CommitStock as orders (spiffe://connect-shop/orders): $(tr '\n' ' ' <<<"$with")"
 # Accepted means the call ran: the catalog looked for the reservation and
 # said there is none. A refusal, a failed handshake or a dial error fail.
 grep -q 'Code: NotFound' <<<"$with" && grep -q 'interop-no-such-reservation' <<<"$with" \
