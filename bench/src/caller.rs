@@ -96,6 +96,8 @@ async fn caller(kind: CallerKind, target: SocketAddr) -> anyhow::Result<Call> {
 }
 
 pub async fn run(kind: CallerKind, target: SocketAddr) -> anyhow::Result<()> {
+    // Every caller logs alike, as a program with a subscriber does.
+    crate::servers::plain_logs();
     let mut call = caller(kind, target).await?;
     // The first call sets up what later calls reuse (a connection, metric
     // handles); it is not counted.

@@ -199,6 +199,19 @@ fn connect_rust_binary(peers: &Path) -> anyhow::Result<std::path::PathBuf> {
     Ok(binary)
 }
 
+/// Logs as an axum program without the kit writes them (axum's examples):
+/// a `fmt` subscriber at `info`. Without any subscriber, `tracing`'s `log`
+/// feature (which axum's default `tower-log`, sqlx and sea-orm turn on)
+/// hands every span h2 opens to the `log` crate instead: some 7,500
+/// instructions a request that no program with a subscriber pays, which
+/// made the bare, library and tonic peers (and every caller) look that
+/// much dearer than they are.
+pub fn plain_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
+        .try_init();
+}
+
 /// `shop-bench peer <kind>`: serves one of the Rust servers until killed,
 /// over TLS with `tls` (certificate, key) for the kit and tonic.
 pub async fn serve(
@@ -218,6 +231,7 @@ pub async fn serve(
     match kind {
         PeerKind::Bare => {
             use axum::serve::ListenerExt;
+            plain_logs();
             let listener = bind().await?.tap_io(|tcp| {
                 let _ = tcp.set_nodelay(true);
             });
@@ -242,12 +256,16 @@ pub async fn serve(
         }
         PeerKind::Library => {
             use axum::serve::ListenerExt;
+            plain_logs();
             let listener = bind().await?.tap_io(|tcp| {
                 let _ = tcp.set_nodelay(true);
             });
             axum::serve(listener, library::router()).await?;
         }
-        PeerKind::Tonic => tonic::serve(bind().await?, tls).await?,
+        PeerKind::Tonic => {
+            plain_logs();
+            tonic::serve(bind().await?, tls).await?
+        }
         PeerKind::ConnectRust => {
             let status = tokio::process::Command::new(connect_rust_binary(peers)?)
                 .args(["--port", &port.to_string()])
