@@ -52,6 +52,7 @@ pub async fn start(
                 .await?
         }
         Planned::Gateway(gateway) => launch.start("none".to_owned(), *gateway).await?,
+        Planned::Added(added, basics) => (added.start)(launch, basics).await?,
     };
     if let Some(note) = demo_note {
         started.seeded.push_str(note);
@@ -59,7 +60,8 @@ pub async fn start(
     Ok(started)
 }
 
-struct Launcher<'a> {
+/// How each service of one start is started.
+pub struct Launcher<'a> {
     addr: SocketAddr,
     http: HttpConfig,
     shutdown: &'a Shutdown,
@@ -67,7 +69,7 @@ struct Launcher<'a> {
 }
 
 impl Launcher<'_> {
-    async fn start<S: app::Service>(
+    pub async fn start<S: app::Service>(
         self,
         database: String,
         service: S,

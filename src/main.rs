@@ -1,6 +1,7 @@
 //! `shop`: starts the whole shop (every service in one process, each on its
 //! own port with its own database), or one service with `shop serve NAME`.
 
+mod added;
 mod banner;
 mod certs;
 mod cli;
@@ -8,6 +9,7 @@ mod launch;
 mod migrate;
 mod plan;
 mod policy;
+mod registry;
 mod service_tls;
 
 use std::{net::SocketAddr, process::ExitCode};
@@ -64,13 +66,21 @@ fn report(outcome: anyhow::Result<()>) -> ExitCode {
 }
 
 async fn run(cli: Cli, metrics: Metrics) -> anyhow::Result<()> {
-    let Cli { command, shop, kit } = cli;
-    let (starts, whole_shop) = match command.unwrap_or(Command::Run(shop)) {
-        Command::Run(shop) => (plan::whole_shop(&shop, &kit)?, true),
-        Command::Serve(serve) => (vec![plan::serve(&serve, &kit)?], false),
-        Command::Migrate(migrate) => return migrate::run(&migrate, &kit.data_dir).await,
-        Command::Certs(certs) => return certs::write(&certs),
-        Command::Policy(table) => return policy::run(&table),
+    let Cli {
+        command,
+        shop,
+        kit,
+        mut added,
+    } = cli;
+    let (starts, whole_shop) = match (added.serve.take(), command.unwrap_or(Command::Run(shop))) {
+        (Some(alone), _) => (vec![plan::serve_added(&alone, &kit)?], false),
+        (None, Command::Run(shop)) => (plan::whole_shop(&shop, &added, &kit)?, true),
+        (None, Command::Serve(serve)) => (vec![plan::serve(&serve, &kit)?], false),
+        (None, Command::Migrate(migrate)) => {
+            return migrate::run(&migrate, &added, &kit.data_dir).await;
+        }
+        (None, Command::Certs(certs)) => return certs::write(&certs),
+        (None, Command::Policy(table)) => return policy::run(&table),
     };
     let process = kit.process_http();
     let shutdown = Shutdown::on_signals(process.drain());

@@ -3,14 +3,36 @@
 use shop_kit::db;
 use shop_migrations as m;
 
-use crate::cli::{Migrate, StoredService};
+use crate::{
+    added::Added,
+    cli::{Migrate, StoredService, added::AddedArgs, common::database_url},
+};
 
-pub async fn run(migrate: &Migrate, data_dir: &std::path::Path) -> anyhow::Result<()> {
-    let services = if migrate.services.is_empty() {
-        StoredService::ALL.to_vec()
+/// A service with a database: one of the first, or of the registry.
+#[derive(Clone, Copy)]
+enum Stored {
+    First(StoredService),
+    Added(&'static Added),
+}
+
+pub async fn run(
+    migrate: &Migrate,
+    added: &AddedArgs,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    let names = if migrate.services.is_empty() {
+        StoredService::all_names()
     } else {
-        migrate.services.clone()
+        migrate.services.iter().map(String::as_str).collect()
     };
+    let services: Vec<Stored> = names
+        .iter()
+        .filter_map(|name| {
+            StoredService::named(name)
+                .map(Stored::First)
+                .or_else(|| crate::added::named(name).map(Stored::Added))
+        })
+        .collect();
     // DATABASE_URL names one database: only for one service.
     let alone = services.len() == 1;
     if !alone && std::env::var_os("DATABASE_URL").is_some() {
@@ -20,22 +42,40 @@ pub async fn run(migrate: &Migrate, data_dir: &std::path::Path) -> anyhow::Resul
         );
     }
     for service in services {
-        let name = service.name();
-        let url = match service {
-            StoredService::Users => migrate.users.resolve(data_dir, alone),
-            StoredService::Catalog => migrate.catalog.resolve(data_dir, alone),
-            StoredService::Orders => migrate.orders.resolve(data_dir, alone),
-            StoredService::Payments => migrate.payments.resolve(data_dir, alone),
+        let (name, url) = match service {
+            Stored::First(first) => (
+                first.name(),
+                match first {
+                    StoredService::Users => migrate.users.resolve(data_dir, alone),
+                    StoredService::Catalog => migrate.catalog.resolve(data_dir, alone),
+                    StoredService::Orders => migrate.orders.resolve(data_dir, alone),
+                    StoredService::Payments => migrate.payments.resolve(data_dir, alone),
+                },
+            ),
+            Stored::Added(service) => {
+                let given = added
+                    .flags
+                    .iter()
+                    .find(|flags| std::ptr::eq(flags.added, service))
+                    .and_then(|flags| flags.database.as_deref());
+                (
+                    service.name,
+                    database_url(given, data_dir, service.name, alone),
+                )
+            }
         };
         let failed = |e: &dyn std::fmt::Display| anyhow::anyhow!("{name} database {url}: {e}");
         let db = db::connect(name, url.expose())
             .await
             .map_err(|e| failed(&e))?;
         let applied = match service {
-            StoredService::Users => m::up::<m::users::Migrator>(&db, name).await,
-            StoredService::Catalog => m::up::<m::catalog::Migrator>(&db, name).await,
-            StoredService::Orders => m::up::<m::orders::Migrator>(&db, name).await,
-            StoredService::Payments => m::up::<m::payments::Migrator>(&db, name).await,
+            Stored::First(StoredService::Users) => m::up::<m::users::Migrator>(&db, name).await,
+            Stored::First(StoredService::Catalog) => m::up::<m::catalog::Migrator>(&db, name).await,
+            Stored::First(StoredService::Orders) => m::up::<m::orders::Migrator>(&db, name).await,
+            Stored::First(StoredService::Payments) => {
+                m::up::<m::payments::Migrator>(&db, name).await
+            }
+            Stored::Added(service) => (service.migrate)(&db, service.name).await,
         }
         .map_err(|e| failed(&e))?;
         let latest = applied.latest.as_deref().unwrap_or("none");

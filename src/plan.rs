@@ -4,14 +4,16 @@
 use std::net::SocketAddr;
 
 use secrecy::SecretString;
-use shop_kit::{HttpConfig, auth::TokenKeys, client::Calls, tls::ClientTls};
+use shop_kit::{HttpConfig, app::Basics, auth::TokenKeys, client::Calls, tls::ClientTls};
 
 use crate::{
+    added::Added,
     cli::{
         Serve, ShopArgs,
+        added::{AddedArgs, AddedFlags, ServeAdded},
         common::{
             CatalogPeer, DemoData, Events, Neighbourhood, OrdersPeer, PaymentsPeer, ServiceSecret,
-            UsersPeer, port,
+            UsersPeer, database_url, port,
         },
         gateway::{GatewayArgs, public_url},
         kit::KitArgs,
@@ -26,6 +28,8 @@ pub enum Planned {
     Orders(Box<shop_orders::Config>),
     Payments(shop_payments::Config),
     Gateway(Box<shop_gateway::Config>),
+    /// A service of the registry (`crate::registry`).
+    Added(&'static Added, Basics),
 }
 
 /// A service to start: its config, where it listens, how it serves.
@@ -199,6 +203,32 @@ impl Context<'_> {
         })
     }
 
+    /// A service of the registry: its database, events and the users'
+    /// keys, all it needs.
+    fn added(
+        &self,
+        flags: &AddedFlags,
+        users: &UsersPeer,
+        events: &Events,
+    ) -> anyhow::Result<Start> {
+        let added = flags.added;
+        self.start(added.name, flags.port, |around| {
+            Ok(Planned::Added(
+                added,
+                Basics {
+                    database_url: database_url(
+                        flags.database.as_deref(),
+                        &self.kit.data_dir,
+                        added.name,
+                        !self.whole_shop,
+                    ),
+                    nats: events.nats(),
+                    token_keys: Self::token_keys(users, around),
+                },
+            ))
+        })
+    }
+
     fn gateway(
         &self,
         gateway: &GatewayArgs,
@@ -272,7 +302,7 @@ fn shared_tls(kit: &KitArgs) -> anyhow::Result<Option<ClientTls>> {
 }
 
 /// Every service, each on its own port with its own database.
-pub fn whole_shop(shop: &ShopArgs, kit: &KitArgs) -> anyhow::Result<Vec<Start>> {
+pub fn whole_shop(shop: &ShopArgs, added: &AddedArgs, kit: &KitArgs) -> anyhow::Result<Vec<Start>> {
     let context = Context {
         kit,
         ports: Ports {
@@ -288,7 +318,7 @@ pub fn whole_shop(shop: &ShopArgs, kit: &KitArgs) -> anyhow::Result<Vec<Start>> 
         calls: calls(kit)?,
     };
     // Each after the services it calls, so that it finds them serving.
-    Ok(vec![
+    let mut starts = vec![
         context.users(&shop.users, &shop.demo)?,
         context.catalog(&shop.catalog, &shop.users_peer, &shop.events, &shop.demo)?,
         context.payments(&shop.payments, &shop.users_peer, &shop.events)?,
@@ -306,7 +336,24 @@ pub fn whole_shop(shop: &ShopArgs, kit: &KitArgs) -> anyhow::Result<Vec<Start>> 
             &shop.orders_peer,
             &shop.payments_peer,
         )?,
-    ])
+    ];
+    for flags in &added.flags {
+        starts.push(context.added(flags, &shop.users_peer, &shop.events)?);
+    }
+    Ok(starts)
+}
+
+/// A service of the registry alone (`shop serve NAME`).
+pub fn serve_added(alone: &ServeAdded, kit: &KitArgs) -> anyhow::Result<Start> {
+    let context = Context {
+        kit,
+        ports: Ports::default(),
+        shared_tls: shared_tls(kit)?,
+        secret: service_secret(&ServiceSecret::default()),
+        whole_shop: false,
+        calls: calls(kit)?,
+    };
+    context.added(&alone.flags, &alone.users_peer, &alone.events)
 }
 
 /// One service alone; its peers at their default ports on --host unless

@@ -155,3 +155,23 @@ pub async fn drop_outbox_claims(manager: &SchemaManager<'_>, service: &str) -> R
         )
         .await
 }
+
+/// The outbox as every service's is today, in one step, for a service
+/// that starts with one: [`create_outbox`], its claims
+/// ([`add_outbox_claims`]) and no planner statistics on its payloads
+/// (`crate::statistics`). The shop's first services reached it through a
+/// migration each.
+pub async fn create_current_outbox(
+    manager: &SchemaManager<'_>,
+    service: &str,
+) -> Result<(), DbErr> {
+    create_outbox(manager, service).await?;
+    add_outbox_claims(manager, service).await?;
+    let table = format!("{service}_outbox");
+    crate::statistics::gather(
+        manager,
+        &[(table.as_str(), crate::statistics::OUTBOX_PAYLOADS)],
+        false,
+    )
+    .await
+}

@@ -5,6 +5,7 @@
 //! from the same structs. Clap stays here: the services and the kit take
 //! plain config structs.
 
+pub mod added;
 pub mod catalog;
 pub mod common;
 pub mod gateway;
@@ -52,6 +53,9 @@ pub struct Cli {
     pub shop: Box<ShopArgs>,
     #[command(flatten, next_help_heading = "Every service (the kit)")]
     pub kit: KitArgs,
+    /// The registry's services' flags (`added::augment` makes them).
+    #[arg(skip)]
+    pub added: added::AddedArgs,
 }
 
 impl Cli {
@@ -59,8 +63,8 @@ impl Cli {
     /// come before or after a command; the whole shop's flags only without
     /// one (`shop serve orders` has its own).
     pub fn parse_args() -> Self {
-        let mut command = Self::command();
-        let matches = command.clone().get_matches();
+        let mut command = added::augment(Self::command());
+        let mut matches = command.clone().get_matches();
         if let Some((name, _)) = matches.subcommand() {
             let whole_shop = ShopArgs::augment_args(clap::Command::new("shop"));
             let misplaced = whole_shop.get_arguments().find(|arg| {
@@ -79,7 +83,10 @@ impl Cli {
                     .exit();
             }
         }
-        Self::from_arg_matches(&matches).unwrap_or_else(|error| error.exit())
+        let added = added::read(&mut matches).unwrap_or_else(|error| error.exit());
+        let mut cli = Self::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
+        cli.added = added;
+        cli
     }
 }
 
@@ -213,9 +220,9 @@ pub enum Serve {
 
 #[derive(Args, Debug)]
 pub struct Migrate {
-    /// The services to migrate (default: all four).
-    #[arg(value_enum)]
-    pub services: Vec<StoredService>,
+    /// The services to migrate (default: all).
+    #[arg(value_name = "SERVICE", value_parser = StoredService::parser())]
+    pub services: Vec<String>,
     #[command(flatten)]
     pub users: UsersDatabase,
     #[command(flatten)]
@@ -254,7 +261,7 @@ pub struct PolicyTable {
 }
 
 /// The services that keep a database.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StoredService {
     Users,
     Catalog,
@@ -264,6 +271,24 @@ pub enum StoredService {
 
 impl StoredService {
     pub const ALL: [Self; 4] = [Self::Users, Self::Catalog, Self::Orders, Self::Payments];
+
+    /// The one called `name`.
+    pub fn named(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|service| service.name() == name)
+    }
+
+    /// Every service with a database: these and the registry's.
+    pub fn all_names() -> Vec<&'static str> {
+        Self::ALL
+            .iter()
+            .map(|service| service.name())
+            .chain(crate::registry::ADDED.iter().map(|added| added.name))
+            .collect()
+    }
+
+    fn parser() -> clap::builder::PossibleValuesParser {
+        clap::builder::PossibleValuesParser::new(Self::all_names())
+    }
 
     pub fn name(self) -> &'static str {
         match self {

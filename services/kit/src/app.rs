@@ -66,6 +66,20 @@ pub struct Context {
     pub shutdown: Shutdown,
 }
 
+/// What a service with a database of its own, events and the users'
+/// keys is started with, and nothing else: a service's `Config` when it
+/// needs no more (a service `just new-service` makes), so the launcher can
+/// start any such service alike.
+#[cfg(feature = "events")]
+#[derive(Clone, Debug)]
+pub struct Basics {
+    pub database_url: shop_kit_db::DatabaseUrl,
+    /// NATS for events; in process when `None`.
+    pub nats: Option<shop_kit_events::NatsServer>,
+    /// The keys that verify access tokens (the users service's).
+    pub token_keys: shop_kit_auth::TokenKeys,
+}
+
 #[cfg(feature = "db")]
 impl Context {
     /// The server every service with a database of its own starts from:

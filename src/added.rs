@@ -1,0 +1,68 @@
+//! Starting, serving alone and migrating a service of the registry
+//! (`crate::registry`): what the launcher does alike for each.
+
+use std::{future::Future, pin::Pin};
+
+use shop_kit::app::{self, Basics};
+use shop_migrations::{Applied, MigrateError, MigratorTrait};
+
+use crate::launch::{Launcher, Started};
+
+type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
+
+/// A service the launcher starts from its [`Basics`] alone.
+#[derive(Debug)]
+pub struct Added {
+    /// Its name: in logs, flags, the banner, its database's file.
+    pub name: &'static str,
+    /// Its port unless `--NAME-port` says otherwise.
+    pub port: u16,
+    pub start: for<'a> fn(Launcher<'a>, Basics) -> Boxed<'a, Result<Started, app::StartError>>,
+    pub migrate: for<'a> fn(
+        &'a sea_orm::DatabaseConnection,
+        &'static str,
+    ) -> Boxed<'a, Result<Applied, MigrateError>>,
+}
+
+/// One line of the registry: a service's crate (whose `Config` is made
+/// from [`Basics`] and whose `migration::Migrator` is its schema), its name
+/// and its port. (Unused while the registry is empty.)
+#[allow(unused_macros)]
+macro_rules! added {
+    ($krate:ident, $name:literal, $port:literal) => {
+        $crate::added::Added {
+            name: $name,
+            port: $port,
+            start: $crate::added::start::<$krate::Config>,
+            migrate: $crate::added::migrate::<$krate::migration::Migrator>,
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use added;
+
+/// How [`added!`] starts a service. (Unused while the registry is empty.)
+#[allow(dead_code)]
+pub fn start<S>(launch: Launcher<'_>, basics: Basics) -> Boxed<'_, Result<Started, app::StartError>>
+where
+    S: app::Service + From<Basics>,
+{
+    let database = basics.database_url.to_string();
+    Box::pin(launch.start(database, S::from(basics)))
+}
+
+/// How [`added!`] migrates a service. (Unused while the registry is empty.)
+#[allow(dead_code)]
+pub fn migrate<'a, M: MigratorTrait + 'a>(
+    db: &'a sea_orm::DatabaseConnection,
+    name: &'static str,
+) -> Boxed<'a, Result<Applied, MigrateError>> {
+    Box::pin(shop_migrations::up::<M>(db, name))
+}
+
+/// The registry's service called `name`.
+pub fn named(name: &str) -> Option<&'static Added> {
+    crate::registry::ADDED
+        .iter()
+        .find(|added| added.name == name)
+}

@@ -1,0 +1,239 @@
+//! The repository a service is added to: what is written, what is edited,
+//! all prepared before anything is touched, so a refusal leaves it as it
+//! was.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+};
+
+use crate::{name::Name, template};
+
+/// Where the launcher lists the services it starts alike (see
+/// `src/registry.rs`), and the line new ones go above.
+const REGISTRY: &str = "src/registry.rs";
+const REGISTRY_MARK: &str = "    // just new-service adds each new service above this line.\n";
+
+/// The first port a new service may take: the shop's own services hold
+/// 8080 to 8084.
+const FIRST_FREE_PORT: u16 = 8085;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    #[error(
+        "{0} is not the root of the shop's repository (no workspace Cargo.toml, proto/shop or \
+         {REGISTRY} there); run it there, or give --root"
+    )]
+    NotTheShop(String),
+    #[error("{0} exists already: the shop has a service of that name")]
+    Exists(String),
+    #[error("{file}: {what} not found where it was expected; was it edited by hand?")]
+    Unexpected {
+        file: &'static str,
+        what: &'static str,
+    },
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// What [`Repo::add`] did.
+#[derive(Debug)]
+pub struct Added {
+    pub files: Vec<String>,
+    pub edits: Vec<String>,
+    pub port: u16,
+}
+
+pub struct Repo {
+    root: PathBuf,
+}
+
+impl Repo {
+    pub fn open(root: &Path) -> Result<Self, RepoError> {
+        let repo = Self {
+            root: root.to_owned(),
+        };
+        let is_shop = repo
+            .read("Cargo.toml")
+            .is_ok_and(|manifest| manifest.contains("[workspace]"))
+            && root.join("proto/shop").is_dir()
+            && root.join(REGISTRY).is_file();
+        if !is_shop {
+            return Err(RepoError::NotTheShop(root.display().to_string()));
+        }
+        Ok(repo)
+    }
+
+    fn read(&self, path: &str) -> Result<String, RepoError> {
+        fs::read_to_string(self.root.join(path)).map_err(|source| RepoError::Io {
+            path: path.to_owned(),
+            source,
+        })
+    }
+
+    fn write(&self, path: &str, text: &str) -> Result<(), RepoError> {
+        let full = self.root.join(path);
+        let io = |source| RepoError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        if let Some(dir) = full.parent() {
+            fs::create_dir_all(dir).map_err(io)?;
+        }
+        fs::write(&full, text).map_err(io)
+    }
+
+    /// Writes `name`'s service and lists it.
+    pub fn add(&self, name: &Name) -> Result<Added, RepoError> {
+        let plural = &name.plural;
+        for taken in [format!("services/{plural}"), format!("proto/shop/{plural}")] {
+            if self.root.join(&taken).exists() {
+                return Err(RepoError::Exists(taken));
+            }
+        }
+        let manifest = self.read("Cargo.toml")?;
+        let registry = self.read(REGISTRY)?;
+        let crate_name = format!("shop-{plural}");
+        if manifest.contains(&format!("{crate_name} "))
+            || registry.contains(&format!("\"{plural}\""))
+        {
+            return Err(RepoError::Exists(format!(
+                "{crate_name} (Cargo.toml or {REGISTRY})"
+            )));
+        }
+        let port = next_port(&registry);
+        let manifest = workspace_lists(&manifest, plural)?;
+        let registry = registered(&registry, plural, port)?;
+
+        let mut files = Vec::new();
+        for (path, text) in template::FILES {
+            let path = name.render(path).replace("Cargo.toml.tmpl", "Cargo.toml");
+            self.write(&path, &name.render(text))?;
+            files.push(path);
+        }
+        self.write("Cargo.toml", &manifest)?;
+        self.write(REGISTRY, &registry)?;
+        Ok(Added {
+            files,
+            edits: vec![
+                format!("Cargo.toml: a workspace member, and a dependency of the launcher"),
+                format!("{REGISTRY}: the launcher starts it (port {port})"),
+            ],
+            port,
+        })
+    }
+}
+
+/// The next port after every one the registry gives.
+fn next_port(registry: &str) -> u16 {
+    registry
+        .lines()
+        .filter_map(|line| {
+            let args = line.trim().strip_prefix("added!(")?;
+            args.trim_end_matches("),")
+                .rsplit(',')
+                .next()?
+                .trim()
+                .parse::<u16>()
+                .ok()
+        })
+        .map(|port| port + 1)
+        .max()
+        .unwrap_or(FIRST_FREE_PORT)
+        .max(FIRST_FREE_PORT)
+}
+
+/// The workspace manifest with the service a member, a workspace
+/// dependency, and a dependency of the launcher (the root package).
+fn workspace_lists(manifest: &str, plural: &str) -> Result<String, RepoError> {
+    let unexpected = |what| RepoError::Unexpected {
+        file: "Cargo.toml",
+        what,
+    };
+    let members_at = manifest
+        .find("members = [")
+        .ok_or_else(|| unexpected("the workspace's members"))?;
+    let members_end = members_at
+        + manifest[members_at..]
+            .find(']')
+            .ok_or_else(|| unexpected("the end of the workspace's members"))?;
+    let mut edited = String::with_capacity(manifest.len() + 200);
+    edited.push_str(&manifest[..members_end]);
+    edited.push_str(&format!(", \"services/{plural}\""));
+    let rest = &manifest[members_end..];
+    let dependencies = "[workspace.dependencies]\n";
+    let (before, after) = rest
+        .split_once(dependencies)
+        .ok_or_else(|| unexpected(dependencies))?;
+    edited.push_str(before);
+    edited.push_str(dependencies);
+    edited.push_str(&format!(
+        "shop-{plural} = {{ path = \"services/{plural}\" }}\n"
+    ));
+    let launcher = "[dependencies]\n";
+    let (before, after) = after
+        .split_once(launcher)
+        .ok_or_else(|| unexpected("the launcher's [dependencies]"))?;
+    edited.push_str(before);
+    edited.push_str(launcher);
+    edited.push_str(&format!("shop-{plural}.workspace = true\n"));
+    edited.push_str(after);
+    Ok(edited)
+}
+
+/// The registry with the service in it.
+fn registered(registry: &str, plural: &str, port: u16) -> Result<String, RepoError> {
+    let (before, after) = registry
+        .split_once(REGISTRY_MARK)
+        .ok_or(RepoError::Unexpected {
+            file: REGISTRY,
+            what: "the line new services go above",
+        })?;
+    Ok(format!(
+        "{before}    added!(shop_{plural}, \"{plural}\", {port}),\n{REGISTRY_MARK}{after}"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MANIFEST: &str = "[workspace]\nmembers = [\".\", \"services/orders\", \"gateway\"]\n\n[workspace.dependencies]\nshop-orders = { path = \"services/orders\" }\n\n[package]\nname = \"shop\"\n\n[dependencies]\nshop-orders.workspace = true\n";
+
+    #[test]
+    fn the_manifest_lists_the_service_three_times() {
+        let edited = workspace_lists(MANIFEST, "reviews").expect("edited");
+        assert!(
+            edited.contains("\"gateway\", \"services/reviews\"]"),
+            "{edited}"
+        );
+        assert!(edited.contains(
+            "[workspace.dependencies]\nshop-reviews = { path = \"services/reviews\" }\n"
+        ));
+        assert!(edited.contains("[dependencies]\nshop-reviews.workspace = true\nshop-orders"));
+    }
+
+    #[test]
+    fn each_service_takes_the_next_port() {
+        let empty = format!("pub const ADDED: &[Added] = &[\n{REGISTRY_MARK}];\n");
+        assert_eq!(next_port(&empty), FIRST_FREE_PORT);
+        let one = registered(&empty, "reviews", 8085).expect("registered");
+        assert!(one.contains("    added!(shop_reviews, \"reviews\", 8085),\n    // just"));
+        assert_eq!(next_port(&one), 8086);
+        let two = registered(&one, "carts", next_port(&one)).expect("registered");
+        assert_eq!(next_port(&two), 8087);
+    }
+
+    #[test]
+    fn a_repository_that_is_not_the_shop_is_refused_untouched() {
+        let dir = tempfile::tempdir().expect("dir");
+        assert!(matches!(
+            Repo::open(dir.path()),
+            Err(RepoError::NotTheShop(_))
+        ));
+        assert_eq!(fs::read_dir(dir.path()).expect("read").count(), 0);
+    }
+}

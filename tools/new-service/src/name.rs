@@ -1,0 +1,257 @@
+//! A new service's name, checked, and every form the template needs of it.
+
+/// Words a service may not be called: Rust's keywords (its crate and
+/// module would not compile) and the repository's own directories and
+/// packages.
+const RESERVED: &[&str] = &[
+    "abstract",
+    "as",
+    "async",
+    "await",
+    "become",
+    "box",
+    "break",
+    "const",
+    "continue",
+    "crate",
+    "do",
+    "dyn",
+    "else",
+    "enum",
+    "extern",
+    "false",
+    "final",
+    "fn",
+    "for",
+    "gen",
+    "if",
+    "impl",
+    "in",
+    "let",
+    "loop",
+    "macro",
+    "match",
+    "mod",
+    "move",
+    "mut",
+    "override",
+    "priv",
+    "pub",
+    "ref",
+    "return",
+    "self",
+    "static",
+    "struct",
+    "super",
+    "trait",
+    "true",
+    "try",
+    "type",
+    "typeof",
+    "union",
+    "unsafe",
+    "unsized",
+    "use",
+    "virtual",
+    "where",
+    "while",
+    "yield",
+    "alloc",
+    "core",
+    "std",
+    "test",
+    "tests",
+    "kit",
+    "common",
+    "bff",
+    "gateway",
+    "shop",
+    "proto",
+    "tools",
+    "bench",
+    "migrations",
+    "deploy",
+    "docs",
+    "web",
+    "src",
+    "services",
+    "users",
+    "catalog",
+    "orders",
+    "payments",
+];
+
+/// A service's name and the names derived from it: `reviews` keeps
+/// `Review`s, served as `shop.reviews.v1.ReviewService` by the crate
+/// `shop-reviews`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Name {
+    /// `reviews`: the service, its crate (`shop-reviews`), its package.
+    pub plural: String,
+    /// `review`: one of what it keeps.
+    pub singular: String,
+}
+
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    #[error(
+        "{0:?}: a service's name is one lower-case word of letters and digits, starting with a \
+         letter (e.g. reviews)"
+    )]
+    NotOneWord(String),
+    #[error("{0:?}: a service's name is 3 to 24 characters long")]
+    Length(String),
+    #[error(
+        "{0:?}: name the service after what it keeps, in the plural (e.g. reviews, wishlists, \
+         addresses): its resource is named by the singular"
+    )]
+    NotPlural(String),
+    #[error("{0:?} is reserved (a Rust keyword, or a name the shop uses already)")]
+    Reserved(String),
+}
+
+impl Name {
+    pub fn parse(raw: &str) -> Result<Self, NameError> {
+        let one_word = raw.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+            && raw
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        if !one_word {
+            return Err(NameError::NotOneWord(raw.to_owned()));
+        }
+        if !(3..=24).contains(&raw.len()) {
+            return Err(NameError::Length(raw.to_owned()));
+        }
+        if RESERVED.contains(&raw) {
+            return Err(NameError::Reserved(raw.to_owned()));
+        }
+        let singular = singular(raw).ok_or_else(|| NameError::NotPlural(raw.to_owned()))?;
+        if RESERVED.contains(&singular.as_str()) {
+            return Err(NameError::Reserved(raw.to_owned()));
+        }
+        Ok(Self {
+            plural: raw.to_owned(),
+            singular,
+        })
+    }
+
+    /// `Reviews`.
+    pub fn plural_type(&self) -> String {
+        capitalized(&self.plural)
+    }
+
+    /// `Review`.
+    pub fn singular_type(&self) -> String {
+        capitalized(&self.singular)
+    }
+
+    /// The template with this name in place of its own (`widgets`), in
+    /// every form it takes.
+    pub fn render(&self, template: &str) -> String {
+        template
+            .replace("WIDGETS", &self.plural.to_ascii_uppercase())
+            .replace("Widgets", &self.plural_type())
+            .replace("widgets", &self.plural)
+            .replace("WIDGET", &self.singular.to_ascii_uppercase())
+            .replace("Widget", &self.singular_type())
+            .replace("widget", &self.singular)
+    }
+}
+
+/// English's regular plurals: `categories` -> `category`, `addresses` ->
+/// `address`, `boxes` -> `box`, `reviews` -> `review`; `None` for a word
+/// that does not end as a plural does.
+fn singular(plural: &str) -> Option<String> {
+    if let Some(stem) = plural.strip_suffix("ies") {
+        return (!stem.is_empty()).then(|| format!("{stem}y"));
+    }
+    for ending in ["sses", "shes", "ches", "xes", "zzes"] {
+        if plural.ends_with(ending) {
+            return Some(plural[..plural.len() - 2].to_owned());
+        }
+    }
+    if plural.ends_with("ss") || plural.ends_with("us") || plural.ends_with("is") {
+        return None;
+    }
+    plural
+        .strip_suffix('s')
+        .filter(|stem| stem.len() >= 2)
+        .map(str::to_owned)
+}
+
+fn capitalized(word: &str) -> String {
+    let mut chars = word.chars();
+    chars.next().map_or_else(String::new, |first| {
+        first.to_ascii_uppercase().to_string() + chars.as_str()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plural_gives_its_singular() {
+        for (plural, singular) in [
+            ("reviews", "review"),
+            ("categories", "category"),
+            ("addresses", "address"),
+            ("taxes", "tax"),
+            ("wishes", "wish"),
+            ("batches", "batch"),
+            ("carts2s", "carts2"),
+        ] {
+            assert_eq!(
+                Name::parse(plural).map(|name| name.singular),
+                Ok(singular.to_owned())
+            );
+        }
+    }
+
+    #[test]
+    fn a_bad_name_is_refused_with_its_reason() {
+        assert!(matches!(
+            Name::parse("Reviews"),
+            Err(NameError::NotOneWord(_))
+        ));
+        assert!(matches!(
+            Name::parse("re-views"),
+            Err(NameError::NotOneWord(_))
+        ));
+        assert!(matches!(
+            Name::parse("gift_cards"),
+            Err(NameError::NotOneWord(_))
+        ));
+        assert!(matches!(
+            Name::parse("9lives"),
+            Err(NameError::NotOneWord(_))
+        ));
+        assert!(matches!(Name::parse(""), Err(NameError::NotOneWord(_))));
+        assert!(matches!(Name::parse("xs"), Err(NameError::Length(_))));
+        assert!(matches!(
+            Name::parse("inventory"),
+            Err(NameError::NotPlural(_))
+        ));
+        assert!(matches!(
+            Name::parse("status"),
+            Err(NameError::NotPlural(_))
+        ));
+        assert!(matches!(
+            Name::parse("payments"),
+            Err(NameError::Reserved(_))
+        ));
+        assert!(matches!(Name::parse("crates"), Err(NameError::Reserved(_))));
+        assert!(matches!(Name::parse("types"), Err(NameError::Reserved(_))));
+    }
+
+    #[test]
+    fn the_template_takes_the_name_in_every_form() {
+        let name = Name::parse("reviews").expect("a name");
+        assert_eq!(
+            name.render(
+                "WIDGETS_PORT Widgets widgets WIDGET_EVENTS WidgetService widget_id widgetId"
+            ),
+            "REVIEWS_PORT Reviews reviews REVIEW_EVENTS ReviewService review_id reviewId"
+        );
+    }
+}

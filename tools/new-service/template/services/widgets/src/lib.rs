@@ -1,0 +1,147 @@
+//! The widgets service, served as `shop.widgets.v1.WidgetService`: each
+//! customer's widgets, created once per request id, listed a page at a
+//! time and watched live. Its own database (migrations in [`migration`]),
+//! its `widget.created` events through the outbox ([`events`]).
+
+pub mod api;
+pub mod domain;
+pub mod error;
+pub mod events;
+pub mod feed;
+pub mod migration;
+pub mod store;
+
+use shop_kit::{
+    RpcServer, Shutdown,
+    app::{Basics, Context, Service, StartFailure},
+    events::{Broker, Ledger},
+};
+use shop_proto::shop::widgets::v1 as pb;
+
+pub use error::WidgetsError;
+
+use crate::{
+    domain::{NewWidget, Page, Widget},
+    feed::WidgetFeed,
+    store::Store,
+};
+
+/// The customers' widgets.
+#[derive(Clone, Debug)]
+pub struct Widgets {
+    store: Store,
+    feed: WidgetFeed,
+    shutdown: Shutdown,
+}
+
+impl Widgets {
+    /// Opens the database (migrations applied), with events going through
+    /// `broker` until `shutdown`.
+    pub async fn open(
+        database_url: &str,
+        broker: Broker,
+        shutdown: &Shutdown,
+    ) -> Result<Self, WidgetsError> {
+        let db = shop_kit::db::connect(events::SERVICE, database_url).await?;
+        shop_migrations::up::<migration::Migrator>(&db, events::SERVICE)
+            .await
+            .map_err(shop_kit::db::StorageError::migrate)?;
+        let feed = WidgetFeed::new();
+        let ledger = Ledger::start(
+            db,
+            events::SERVICE,
+            broker,
+            vec![feed.subscription()],
+            shutdown,
+        );
+        Ok(Self {
+            store: Store { ledger },
+            feed,
+            shutdown: shutdown.clone(),
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Records `new` for its customer, once per request id: a repeat
+    /// returns the widget the first made.
+    pub async fn create(&self, new: NewWidget) -> Result<Widget, WidgetsError> {
+        self.store.create(new, domain::now_ms()).await
+    }
+
+    /// The customer's own widget; anyone else's does not exist for them.
+    pub async fn own(&self, customer_id: &str, widget_id: &str) -> Result<Widget, WidgetsError> {
+        self.store
+            .by_id(widget_id)
+            .await?
+            .filter(|widget| widget.customer_id == customer_id)
+            .ok_or_else(|| WidgetsError::NotFound {
+                id: widget_id.to_owned(),
+            })
+    }
+
+    /// A page of the customer's widgets, newest first, and whether more
+    /// follow.
+    pub async fn page(
+        &self,
+        customer_id: &str,
+        page: &Page,
+    ) -> Result<(Vec<Widget>, bool), WidgetsError> {
+        self.store.page(customer_id, page).await
+    }
+
+    /// The widgets created from now on, on any replica.
+    pub fn feed(&self) -> &WidgetFeed {
+        &self.feed
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub widgets: Widgets,
+}
+
+/// Widgets as it is started (by the launcher, `shop serve widgets` and
+/// the tests alike, through [`shop_kit::app::Launch`]): what every service
+/// with a database of its own is started with.
+#[derive(Clone, Debug)]
+pub struct Config(pub Basics);
+
+impl From<Basics> for Config {
+    fn from(basics: Basics) -> Self {
+        Self(basics)
+    }
+}
+
+impl Service for Config {
+    const NAME: &'static str = events::SERVICE;
+    type Handle = Widgets;
+
+    async fn open(&self, context: &Context) -> Result<Widgets, StartFailure> {
+        let broker = Broker::new(self.0.nats.as_ref(), Self::NAME).await?;
+        Widgets::open(self.0.database_url.expose(), broker, &context.shutdown)
+            .await
+            .map_err(|e| StartFailure::database(&self.0.database_url, e))
+    }
+
+    async fn seed(&self, _: &Widgets) -> Result<String, StartFailure> {
+        Ok("no demo data".to_owned())
+    }
+
+    /// WidgetService on every protocol (GetWidget and ListWidgets also on
+    /// GET), and its REST routes.
+    async fn server(&self, widgets: Widgets, context: &Context) -> Result<RpcServer, StartFailure> {
+        let server = context
+            .server(widgets.store().ledger.db(), &self.0.token_keys)
+            .await?;
+        let service = pb::WidgetServiceRoutes::new()
+            .create_widget(api::create_widget)
+            .get_widget(api::get_widget)
+            .list_widgets(api::list_widgets)
+            .watch_widgets(api::watch_widgets)
+            .build(AppState { widgets });
+        Ok(server.serve(service))
+    }
+}
