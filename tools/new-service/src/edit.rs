@@ -13,6 +13,8 @@ use crate::{name::Name, template};
 /// `src/registry.rs`), and the line new ones go above.
 const REGISTRY: &str = "src/registry.rs";
 const REGISTRY_MARK: &str = "    // just new-service adds each new service above this line.\n";
+/// How each line of the registry starts.
+const REGISTRY_LINE: &str = "crate::added::added!(";
 
 /// The first port a new service may take: the shop's own services hold
 /// 8080 to 8084.
@@ -45,6 +47,8 @@ pub struct Added {
     pub files: Vec<String>,
     pub edits: Vec<String>,
     pub port: u16,
+    /// Whether rustfmt formatted it.
+    pub formatted: bool,
 }
 
 pub struct Repo {
@@ -116,6 +120,7 @@ impl Repo {
         }
         self.write("Cargo.toml", &manifest)?;
         self.write(REGISTRY, &registry)?;
+        let formatted = self.format(&files);
         Ok(Added {
             files,
             edits: vec![
@@ -123,7 +128,20 @@ impl Repo {
                 format!("{REGISTRY}: the launcher starts it (port {port})"),
             ],
             port,
+            formatted,
         })
+    }
+
+    /// Formats the Rust it wrote as `cargo fmt` would (its imports sort
+    /// by the new names); `false` if rustfmt could not.
+    fn format(&self, files: &[String]) -> bool {
+        let rust: Vec<&String> = files.iter().filter(|path| path.ends_with(".rs")).collect();
+        std::process::Command::new("rustfmt")
+            .args(["--edition", "2024"])
+            .args(rust)
+            .current_dir(&self.root)
+            .status()
+            .is_ok_and(|status| status.success())
     }
 }
 
@@ -132,7 +150,7 @@ fn next_port(registry: &str) -> u16 {
     registry
         .lines()
         .filter_map(|line| {
-            let args = line.trim().strip_prefix("added!(")?;
+            let args = line.trim().strip_prefix(REGISTRY_LINE)?;
             args.trim_end_matches("),")
                 .rsplit(',')
                 .next()?
@@ -193,7 +211,7 @@ fn registered(registry: &str, plural: &str, port: u16) -> Result<String, RepoErr
             what: "the line new services go above",
         })?;
     Ok(format!(
-        "{before}    added!(shop_{plural}, \"{plural}\", {port}),\n{REGISTRY_MARK}{after}"
+        "{before}    {REGISTRY_LINE}shop_{plural}, \"{plural}\", {port}),\n{REGISTRY_MARK}{after}"
     ))
 }
 
@@ -221,7 +239,9 @@ mod tests {
         let empty = format!("pub const ADDED: &[Added] = &[\n{REGISTRY_MARK}];\n");
         assert_eq!(next_port(&empty), FIRST_FREE_PORT);
         let one = registered(&empty, "reviews", 8085).expect("registered");
-        assert!(one.contains("    added!(shop_reviews, \"reviews\", 8085),\n    // just"));
+        assert!(
+            one.contains("    crate::added::added!(shop_reviews, \"reviews\", 8085),\n    // just")
+        );
         assert_eq!(next_port(&one), 8086);
         let two = registered(&one, "carts", next_port(&one)).expect("registered");
         assert_eq!(next_port(&two), 8087);

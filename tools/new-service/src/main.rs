@@ -61,6 +61,9 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
     for edit in &written.edits {
         println!("  ~ {edit}");
     }
+    if !written.formatted {
+        eprintln!("new-service: rustfmt did not run: `cargo fmt` formats what it wrote");
+    }
     println!(
         "\nNext:\n  cargo test -p shop-{plural}        its tests\n  cargo run --release                the whole shop, {plural} on port {port}\n  curl -s localhost:{port}/shop.{plural}.v1.{Singular}Service/List{Plural} -H 'content-type: application/json' -d '{{}}'\n                                     (unauthenticated: sign in first, docs/new-service.md)",
         plural = name.plural,
