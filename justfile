@@ -100,6 +100,14 @@ trace-test:
 interop:
     tests/interop/run.sh
 
+# A new service of your own (NAME: one lower-case word, the plural of what it keeps, e.g. reviews): its contract, crate, migrations and tests, served by the shop (docs/new-service.md)
+new-service NAME:
+    cargo run --quiet -p shop-new-service -- {{NAME}}
+
+# What `just new-service` gives, end to end in a copy of this commit: written, linted, tested, the shop started with it and called over Connect, gRPC, gRPC-Web and REST; the time it took
+new-service-check NAME="reviews":
+    tests/new-service/run.sh {{NAME}}
+
 # The official Connect conformance suite against the kit (needs Go); one config or all
 conformance *CONFIGS:
     tests/conformance/run.sh {{CONFIGS}}

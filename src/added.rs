@@ -53,7 +53,7 @@ where
 
 /// How [`added!`] migrates a service. (Unused while the registry is empty.)
 #[allow(dead_code)]
-pub fn migrate<'a, M: MigratorTrait + 'a>(
+pub fn migrate<'a, M: MigratorTrait + 'static>(
     db: &'a sea_orm::DatabaseConnection,
     name: &'static str,
 ) -> Boxed<'a, Result<Applied, MigrateError>> {

@@ -81,13 +81,15 @@ pub fn augment(mut command: Command) -> Command {
     command = command.mut_subcommand("serve", |mut serve| {
         for added in ADDED {
             let alone = Command::new(added.name)
-                .about(leak(format!(
-                    "The {} service (added by just new-service)",
-                    added.name
-                )))
                 .arg(port_flag(added))
                 .arg(database_flag(added));
-            serve = serve.subcommand(Events::augment_args(UsersPeer::augment_args(alone)));
+            // After the flattened flags: their structs' docs would be its
+            // description.
+            let alone = Events::augment_args(UsersPeer::augment_args(alone)).about(leak(format!(
+                "The {} service (added by just new-service)",
+                added.name
+            )));
+            serve = serve.subcommand(alone);
         }
         serve
     });

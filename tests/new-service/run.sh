@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# `just new-service-check [NAME]`: what `just new-service NAME` gives, end
+# to end, in a copy of this commit (a git worktree at a fixed place outside
+# the clone, so the target dir's units for it stay warm from run to run):
+# the generator, buf lint, fmt and clippy of what it wrote, the new crate's
+# tests, then the whole shop started with the new service and called over
+# Connect (POST and GET), gRPC (grpcurl: health, reflection, a call),
+# gRPC-Web and REST, its caller rule in force; then `git clean` leaves the
+# copy as the commit was. Prints the time from the command to the new
+# service answering (docs/new-service.md).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+name=${1:-reviews}
+copy=${NEW_SERVICE_COPY:-$HOME/.cache/connect-shop/new-service-copy}
+base_port=${NEW_SERVICE_BASE_PORT:-28180}
+step() { echo "==> $*"; }
+fail() { echo "new-service-check: $*" >&2; exit 1; }
+
+buf="$root/tests/interop/node_modules/.bin/buf"
+[ -x "$buf" ] || fail "buf is missing: just tools"
+command -v go >/dev/null || fail "go is missing (Debian: golang-go)"
+gobin="$(go env GOPATH)/bin"
+[ -x "$gobin/grpcurl" ] || go install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.3
+
+step "a copy of this commit ($(git -C "$root" rev-parse --short HEAD)) at $copy"
+git -C "$root" worktree remove --force "$copy" 2>/dev/null || rm -rf "$copy"
+git -C "$root" worktree prune
+git -C "$root" worktree add --quiet --detach "$copy" HEAD
+shop=
+cleanup() {
+  [ -z "$shop" ] || { kill "$shop" 2>/dev/null; wait "$shop" 2>/dev/null || true; }
+  git -C "$root" worktree remove --force "$copy" 2>/dev/null || true
+}
+trap cleanup EXIT
+cd "$copy"
+started=$(date +%s)
+
+step "just new-service $name"
+cargo run --quiet -p shop-new-service -- "$name"
+Name=$(python3 -c "import sys; print(sys.argv[1].capitalize())" "$name")
+singular=$(grep -o "service [A-Z][a-z0-9]*Service" "proto/shop/$name/v1/$name.proto" | head -1 | sed 's/service \(.*\)Service/\1/')
+rpc="shop.$name.v1.${singular}Service"
+
+step "buf lint (the contract with $rpc in it)"
+(cd proto && "$buf" lint)
+
+step "cargo fmt --check; clippy of the new crate and the launcher (warnings are errors)"
+cargo fmt --all -- --check
+cargo clippy --quiet -p "shop-$name" -p shop --all-targets -- -D warnings
+
+step "cargo test -p shop-$name"
+cargo test --quiet -p "shop-$name"
+
+step "the shop (cargo build), started with $name"
+cargo build --quiet -p shop
+target=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+data=$(mktemp -d)
+gateway=$base_port users=$((base_port + 1)) catalog=$((base_port + 2)) orders=$((base_port + 3)) payments=$((base_port + 4)) own=$((base_port + 5))
+"$target/debug/shop" --data-dir "$data" --gateway-port "$gateway" --users-port "$users" \
+  --catalog-port "$catalog" --orders-port "$orders" --payments-port "$payments" \
+  "--$name-port" "$own" >"$data/shop.log" 2>&1 &
+shop=$!
+for _ in $(seq 1 600); do
+  curl -sf "http://127.0.0.1:$own/readyz" >/dev/null && break
+  kill -0 "$shop" 2>/dev/null || { cat "$data/shop.log" >&2; fail "the shop stopped"; }
+  sleep 0.1
+done
+curl -sf "http://127.0.0.1:$own/readyz" >/dev/null || { cat "$data/shop.log" >&2; fail "$name is not ready"; }
+answering=$(date +%s)
+grep -q "^  $name " "$data/shop.log" || fail "the banner does not list $name"
+
+step "calls: Connect, gRPC, gRPC-Web, REST; its caller rule"
+login() {
+  curl -sf "http://127.0.0.1:$users/shop.users.v1.UserService/$1" -H 'content-type: application/json' -d "$2" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["session"]["accessToken"])'
+}
+demo=$(login LogIn '{"email": "demo@connect-shop.dev", "password": "demo-password-1"}')
+other=$(login SignUp "{\"email\": \"other-$$@example.com\", \"password\": \"another-password-1\", \"displayName\": \"Other\"}")
+base="http://127.0.0.1:$own/$rpc"
+expect() { # what, expected substring, actual
+  case "$3" in *"$2"*) echo "    ok: $1" ;; *) fail "$1: expected $2 in: $3" ;; esac
+}
+created=$(curl -s "$base/Create$singular" -H 'content-type: application/json' -H "authorization: Bearer $demo" \
+  -d '{"requestId": "first", "title": "Made by the check"}')
+expect "Connect JSON: Create$singular" '"title":"Made by the check"' "$created"
+id=$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['${singular,}']['id'])" "$created")
+message=$(python3 -c "import json,sys,urllib.parse; print(urllib.parse.quote(json.dumps({'${singular,}Id': sys.argv[1]})))" "$id")
+expect "Connect GET: Get$singular" "\"id\":\"$id\"" \
+  "$(curl -s "$base/Get$singular?connect=v1&encoding=json&message=$message" -H "authorization: Bearer $demo")"
+expect "another customer's is not_found" '"code":"not_found"' \
+  "$(curl -s "$base/Get$singular?connect=v1&encoding=json&message=$message" -H "authorization: Bearer $other")"
+expect "anonymous is unauthenticated" '"code":"unauthenticated"' \
+  "$(curl -s "$base/List$Name" -H 'content-type: application/json' -d '{}')"
+expect "REST: GET /v1/$name" "\"id\":\"$id\"" \
+  "$(curl -s "http://127.0.0.1:$own/v1/$name?pageSize=5" -H "authorization: Bearer $demo")"
+expect "gRPC health: SERVING" 'SERVING' \
+  "$("$gobin/grpcurl" -plaintext -d "{\"service\": \"$rpc\"}" "127.0.0.1:$own" grpc.health.v1.Health/Check)"
+expect "gRPC reflection lists it" "$rpc" "$("$gobin/grpcurl" -plaintext "127.0.0.1:$own" list)"
+expect "gRPC: List$Name" "$id" \
+  "$("$gobin/grpcurl" -plaintext -H "authorization: Bearer $demo" -d '{}' "127.0.0.1:$own" "$rpc/List$Name")"
+printf '\x00\x00\x00\x00\x00' >"$data/empty.grpcweb"
+expect "gRPC-Web: List$Name" "grpc-status:0" \
+  "$(curl -s -X POST "$base/List$Name" -H 'content-type: application/grpc-web+proto' -H "authorization: Bearer $demo" \
+    --data-binary @"$data/empty.grpcweb" | tr -d '\000-\011\013-\037')"
+"$target/debug/shop" --data-dir "$data" migrate "$name" | grep -q "up to date" || fail "shop migrate $name"
+echo "    ok: shop migrate $name"
+kill "$shop"; wait "$shop" 2>/dev/null || true
+shop=
+rm -rf "$data"
+
+step "git clean: the copy is as the commit was"
+git checkout --quiet -- .
+git clean -fdq
+[ -z "$(git status --porcelain)" ] || { git status --short; fail "the copy differs from the commit"; }
+
+echo "new-service-check: $name answered $((answering - started)) s after the command (written, linted, tested, built, started)"
