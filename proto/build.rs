@@ -96,7 +96,45 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     shop_kit_build::Routes::new(&descriptor_set, &out_dir)
         .validators(out_dir.join("validate_impl.rs"))
         .generate()?;
+
+    // The shop's services, one per package of the contract that serves
+    // something (`shop/<name>/v1`; the BFF's is the gateway's): the names
+    // their certificates and service tokens carry, and what the tests
+    // launch. A service `just new-service` adds is in it at once.
+    std::fs::write(out_dir.join("services.rs"), services_list(&protos)?)?;
     Ok(())
+}
+
+/// `pub const SERVICES: &[&str]`: the first five in the order they start
+/// in, then the others by name.
+fn services_list(protos: &[PathBuf]) -> Result<String, Box<dyn std::error::Error>> {
+    const FIRST: [&str; 5] = ["users", "catalog", "orders", "payments", "gateway"];
+    let mut added = Vec::new();
+    for proto in protos {
+        let Ok(package) = proto.strip_prefix("shop") else {
+            continue;
+        };
+        let Some(name) = package.iter().next().and_then(|name| name.to_str()) else {
+            continue;
+        };
+        let serves = std::fs::read_to_string(proto)?
+            .lines()
+            .any(|line| line.starts_with("service "));
+        let name = if name == "bff" { "gateway" } else { name };
+        if serves && !FIRST.contains(&name) && !added.contains(&name.to_owned()) {
+            added.push(name.to_owned());
+        }
+    }
+    added.sort();
+    let names: Vec<String> = FIRST
+        .iter()
+        .map(|name| format!("{name:?}"))
+        .chain(added.iter().map(|name| format!("{name:?}")))
+        .collect();
+    Ok(format!(
+        "pub const SERVICES: &[&str] = &[{}];\n",
+        names.join(", ")
+    ))
 }
 
 fn collect_protos(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {

@@ -372,7 +372,7 @@ async fn with_every_port_moved_the_gateways_origin_may_call_every_service() {
             )
             .send()
     };
-    for service in launched::SERVICES {
+    for &service in launched::SERVICES {
         let allowed = preflight(service, &gateway_origin)
             .await
             .expect("preflight");

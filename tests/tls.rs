@@ -49,7 +49,7 @@ async fn call(shop: &Shop, extra: &[&str], url: &str, body: &Value) -> (u16, Val
 fn certs_writes_a_ca_and_each_services_certificates_keys_private() {
     let dir = tempfile::tempdir().expect("dir");
     certs(dir.path());
-    for service in launched::SERVICES {
+    for &service in launched::SERVICES {
         for file in [
             format!("{service}.pem"),
             format!("{service}-key.pem"),
@@ -353,7 +353,7 @@ async fn metrics_on_their_own_port_need_no_certificate_and_leave_the_services_po
         assert!((390.0..=400.0).contains(&days), "{line}: {days} days");
     }
 
-    for service in launched::SERVICES {
+    for &service in launched::SERVICES {
         let output = shop
             .curl()
             .args(["-w", "\n%{http_code}"])

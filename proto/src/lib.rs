@@ -78,9 +78,11 @@ pub mod wkt {
 pub mod identity {
     use shop_kit::{auth::TokenRules, tls::ServiceNames};
 
-    /// The shop's services: the names a client certificate or a service
-    /// token may carry.
-    pub const SERVICES: [&str; 5] = ["users", "catalog", "orders", "payments", "gateway"];
+    // The shop's services: the names a client certificate or a service
+    // token may carry, one per package of the contract that serves
+    // something (the BFF's is the gateway's), the first five first
+    // (`pub const SERVICES: &[&str]`, written by build.rs).
+    include!(concat!(env!("OUT_DIR"), "/services.rs"));
     /// The SPIFFE trust domain of their certificates
     /// (`spiffe://connect-shop/<service>`).
     pub const TRUST_DOMAIN: &str = "connect-shop";
@@ -92,7 +94,7 @@ pub mod identity {
     pub const AUDIENCE: &str = "connect-shop";
 
     pub fn service_names() -> ServiceNames {
-        ServiceNames::new(TRUST_DOMAIN, SERVICES)
+        ServiceNames::new(TRUST_DOMAIN, SERVICES.iter().copied())
     }
 
     pub fn token_rules() -> TokenRules {

@@ -13,7 +13,9 @@ use std::{
     time::Duration,
 };
 
-pub const SERVICES: [&str; 5] = ["users", "catalog", "orders", "payments", "gateway"];
+/// Every service the whole shop starts: one per package of the contract
+/// (the first five, then any `just new-service` added).
+pub const SERVICES: &[&str] = shop_proto::identity::SERVICES;
 
 pub struct Shop {
     child: Child,
@@ -94,7 +96,7 @@ pub fn free_port() -> u16 {
 impl Shop {
     /// The whole shop (`shop` with no subcommand) with `args`.
     pub async fn whole(args: &[&str]) -> Self {
-        Self::launch(&[], args, &SERVICES).await
+        Self::launch(&[], args, SERVICES).await
     }
 
     /// One service alone (`shop serve <service>`) with `args`.
@@ -129,7 +131,7 @@ impl Shop {
             log: Log::Kept,
             ..Options::default()
         };
-        Self::launch_with(&[], args, &SERVICES, options).await
+        Self::launch_with(&[], args, SERVICES, options).await
     }
 
     /// One service alone with `args`, returned once its port answers, as
@@ -151,7 +153,7 @@ impl Shop {
             ca: Some(dir.join("ca.pem")),
             ..Options::default()
         };
-        Self::launch_with(&[], &args, &SERVICES, options).await
+        Self::launch_with(&[], &args, SERVICES, options).await
     }
 
     /// One service alone on TLS from `dir` (`shop serve <service>
