@@ -14,9 +14,11 @@ fn flags(args: &[&str]) -> (BTreeSet<String>, BTreeSet<String>) {
     let help = shop(args, &[]);
     assert!(help.status.success(), "{}", text(&help));
     let help = String::from_utf8_lossy(&help.stdout).into_owned();
-    let (own, kit) = help
+    let (own, rest) = help
         .split_once("Every service (the kit):")
         .expect("a kit section");
+    // The flags of the services `just new-service` added come after it.
+    let (kit, added) = rest.split_once("Added services:").unwrap_or((rest, ""));
     let longs = |part: &str| {
         part.lines()
             .filter_map(|line| line.trim_start().strip_prefix("--"))
@@ -25,7 +27,9 @@ fn flags(args: &[&str]) -> (BTreeSet<String>, BTreeSet<String>) {
             .map(str::to_owned)
             .collect::<BTreeSet<_>>()
     };
-    (longs(own), longs(kit))
+    let mut own = longs(own);
+    own.extend(longs(added));
+    (own, longs(kit))
 }
 
 fn set(flags: &[&str]) -> BTreeSet<String> {
@@ -117,6 +121,20 @@ fn each_service_lists_its_own_flags_and_the_kits_and_the_whole_shop_composes_the
     for (service, expected) in SERVICES {
         let (own, its_kit) = flags(&["serve", service, "--help"]);
         assert_eq!(own, set(expected), "`shop serve {service} --help`");
+        assert_eq!(its_kit, kit, "{service} shows the kit's flags as they are");
+        every.extend(own);
+    }
+    // A service `just new-service` added takes its port, its database, and
+    // where the users service and NATS are.
+    for &service in &shop_proto::identity::SERVICES[SERVICES.len()..] {
+        let (own, its_kit) = flags(&["serve", service, "--help"]);
+        let port = format!("{service}-port");
+        let database = format!("{service}-database-url");
+        assert_eq!(
+            own,
+            set(&[&port, &database, "users-url", "nats-url", "nats-ca"]),
+            "`shop serve {service} --help`"
+        );
         assert_eq!(its_kit, kit, "{service} shows the kit's flags as they are");
         every.extend(own);
     }

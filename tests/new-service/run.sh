@@ -36,7 +36,7 @@ cd "$copy"
 started=$(date +%s)
 
 step "just new-service $name"
-cargo run --quiet -p shop-new-service -- "$name"
+just new-service "$name"
 Name=$(python3 -c "import sys; print(sys.argv[1].capitalize())" "$name")
 singular=$(grep -o "service [A-Z][a-z0-9]*Service" "proto/shop/$name/v1/$name.proto" | head -1 | sed 's/service \(.*\)Service/\1/')
 rpc="shop.$name.v1.${singular}Service"
