@@ -3,7 +3,7 @@
 # to end, in a copy of this commit (a git worktree at a fixed place outside
 # the clone, so the target dir's units for it stay warm from run to run):
 # the generator, buf lint, fmt and clippy of what it wrote, the new crate's
-# tests, then the whole shop started with the new service and called over
+# tests and the launcher's that count the services, then the whole shop started with the new service and called over
 # Connect (POST and GET), gRPC (grpcurl: health, reflection, a call),
 # gRPC-Web and REST, its caller rule in force; then `git clean` leaves the
 # copy as the commit was. Prints the time from the command to the new
@@ -48,8 +48,9 @@ step "cargo fmt --check; clippy of the new crate and the launcher (warnings are 
 cargo fmt --all -- --check
 cargo clippy --quiet -p "shop-$name" -p shop --all-targets -- -D warnings
 
-step "cargo test -p shop-$name"
+step "cargo test -p shop-$name, and the launcher's tests that count the services (flags, start, Connect GET, the policy table)"
 cargo test --quiet -p "shop-$name"
+cargo test --quiet -p shop --test flags --test quiet_start --test connect_get --test policy_table
 
 step "the shop (cargo build), started with $name"
 cargo build --quiet -p shop
