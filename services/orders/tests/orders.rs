@@ -253,6 +253,37 @@ async fn a_payment_token_payments_issued_is_not_asked_about_again() {
 }
 
 #[tokio::test]
+async fn a_catalog_past_its_own_time_is_unavailable_while_the_caller_has_time_left() {
+    // The catalog holds every copy of the price lookup (the first and its
+    // two hedges) past BatchGetProducts' 5 s, well inside CreateOrder's
+    // 10 s: the caller's deadline has not passed, the catalog did not
+    // answer. That is unavailable (try again), never deadline_exceeded,
+    // which would blame the caller's time.
+    let shop = Shop::start().await;
+    let gate = Arc::new(Semaphore::new(0));
+    for _ in 0..3 {
+        shop.faults
+            .on("BatchGetProducts", Fault::Hold(gate.clone()));
+    }
+    let url = format!(
+        "http://{}/shop.orders.v1.OrderService/CreateOrder",
+        shop.orders
+    );
+    let body = json!({
+        "idempotencyKey": "held-lookup",
+        "paymentToken": "tok_visa",
+        "items": [{"productId": "p1", "quantity": 1}],
+    });
+    let (status, answer) = shop_kit::testing::call_json(&url, Some(&shop.ada), &body).await;
+    gate.add_permits(3);
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (503, Some("unavailable")),
+        "{answer}"
+    );
+}
+
+#[tokio::test]
 async fn a_full_bulkhead_to_a_healthy_catalog_is_orders_being_busy_not_the_catalog_down() {
     // The catalog holds every price lookup until the gate opens: orders'
     // 64 calls in flight to it fill its bulkhead. (Orders' own admission

@@ -57,9 +57,10 @@ impl Catalog {
             PeerFailure::Shed | PeerFailure::Overloaded => {
                 OrdersError::Busy(busy_message(PEER, &status).unwrap_or_default())
             }
-            _ if failure == PeerFailure::TooLate
-                || deadline.is_some_and(|deadline| Instant::now() >= deadline) =>
-            {
+            // Only the caller's own deadline passing is the caller's doing:
+            // a catalog that did not answer within its method's time, with
+            // the caller's time left, is unavailable (try again).
+            _ if deadline.is_some_and(|deadline| Instant::now() >= deadline) => {
                 tracing::debug!(code = ?status.code(), "the caller's deadline passed asking the catalog");
                 OrdersError::DeadlinePassed { service: PEER }
             }
