@@ -108,6 +108,11 @@ pub enum NameError {
     NotPlural(String),
     #[error("{0:?} is reserved (a Rust keyword, or a name the shop uses already)")]
     Reserved(String),
+    #[error(
+        "{name:?} would keep a {singular:?}, which is reserved (a Rust keyword, or a name the shop \
+         uses already): choose another name"
+    )]
+    SingularReserved { name: String, singular: String },
 }
 
 impl Name {
@@ -127,7 +132,10 @@ impl Name {
         }
         let singular = singular(raw).ok_or_else(|| NameError::NotPlural(raw.to_owned()))?;
         if RESERVED.contains(&singular.as_str()) {
-            return Err(NameError::Reserved(raw.to_owned()));
+            return Err(NameError::SingularReserved {
+                name: raw.to_owned(),
+                singular,
+            });
         }
         Ok(Self {
             plural: raw.to_owned(),
@@ -240,8 +248,14 @@ mod tests {
             Name::parse("payments"),
             Err(NameError::Reserved(_))
         ));
-        assert!(matches!(Name::parse("crates"), Err(NameError::Reserved(_))));
-        assert!(matches!(Name::parse("types"), Err(NameError::Reserved(_))));
+        assert!(matches!(
+            Name::parse("crates"),
+            Err(NameError::SingularReserved { .. })
+        ));
+        assert!(matches!(
+            Name::parse("types"),
+            Err(NameError::SingularReserved { .. })
+        ));
     }
 
     #[test]
