@@ -80,7 +80,24 @@ struct Context<'a> {
 const DEMO_NOTE: &str =
     " (only the whole shop on a loopback --host gets one; --demo-account asks for it)";
 
-impl Context<'_> {
+impl<'a> Context<'a> {
+    /// One service alone (`shop serve`), on `ports`, with the service
+    /// secret given (else a random one).
+    fn alone(
+        kit: &'a KitArgs,
+        secret: Option<&ServiceSecret>,
+        ports: Ports,
+    ) -> anyhow::Result<Self> {
+        Ok(Self {
+            kit,
+            ports,
+            shared_tls: shared_tls(kit)?,
+            secret: service_secret(secret.unwrap_or(&ServiceSecret::default())),
+            whole_shop: false,
+            calls: calls(kit)?,
+        })
+    }
+
     fn around(&self, tls: &ServiceTls) -> Neighbourhood {
         Neighbourhood {
             host: self.kit.host,
@@ -345,30 +362,17 @@ pub fn whole_shop(shop: &ShopArgs, added: &AddedArgs, kit: &KitArgs) -> anyhow::
 
 /// A service of the registry alone (`shop serve NAME`).
 pub fn serve_added(alone: &ServeAdded, kit: &KitArgs) -> anyhow::Result<Start> {
-    let context = Context {
-        kit,
-        ports: Ports::default(),
-        shared_tls: shared_tls(kit)?,
-        secret: service_secret(&ServiceSecret::default()),
-        whole_shop: false,
-        calls: calls(kit)?,
-    };
-    context.added(&alone.flags, &alone.users_peer, &alone.events)
+    Context::alone(kit, None, Ports::default())?.added(
+        &alone.flags,
+        &alone.users_peer,
+        &alone.events,
+    )
 }
 
 /// One service alone; its peers at their default ports on --host unless
 /// their flags say where.
 pub fn serve(serve: &Serve, kit: &KitArgs) -> anyhow::Result<Start> {
-    let context = |secret: Option<&ServiceSecret>, ports: Ports| -> anyhow::Result<Context<'_>> {
-        Ok(Context {
-            kit,
-            ports,
-            shared_tls: shared_tls(kit)?,
-            secret: service_secret(secret.unwrap_or(&ServiceSecret::default())),
-            whole_shop: false,
-            calls: calls(kit)?,
-        })
-    };
+    let context = |secret, ports| Context::alone(kit, secret, ports);
     let ports = Ports::default();
     match serve {
         Serve::Users {

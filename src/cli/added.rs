@@ -5,7 +5,7 @@
 
 use clap::{Arg, ArgMatches, Args, Command, FromArgMatches};
 
-use super::common::{Events, UsersPeer};
+use super::common::{Events, UsersPeer, database_help};
 use crate::{added::Added, registry::ADDED};
 
 /// What the command line says of one service of the registry.
@@ -63,12 +63,7 @@ fn database_flag(added: &'static Added) -> Arg {
         .long(leak(format!("{}-database-url", added.name)))
         .env(env)
         .value_name("URL")
-        .help(leak(format!(
-            "Database of the {name} service, e.g. postgres://shop:secret@db/{name}. The first \
-             given wins: this flag, {env}, DATABASE_URL (only when this service runs or \
-             migrates alone), its SQLite file under --data-dir.",
-            name = added.name
-        )))
+        .help(database_help(added.name, env))
 }
 
 /// The shop's command line with the registry's flags and subcommands.

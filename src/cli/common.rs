@@ -184,12 +184,7 @@ macro_rules! database_flag {
                 long = $flag,
                 env = $env,
                 value_name = "URL",
-                help = concat!(
-                    "Database of the ", $service, " service, e.g. postgres://shop:secret@db/",
-                    $service, ". The first given wins: this flag, ", $env, ", DATABASE_URL \
-                     (only when this service runs or migrates alone), its SQLite file under \
-                     --data-dir."
-                )
+                help = database_help($service, $env)
             )]
             pub url: Option<String>,
         }
@@ -227,6 +222,15 @@ database_flag!(
     "PAYMENTS_DATABASE_URL",
     "payments"
 );
+
+/// A database flag's help: what it takes, and which setting wins.
+pub fn database_help(service: &str, env: &str) -> String {
+    format!(
+        "Database of the {service} service, e.g. postgres://shop:secret@db/{service}. The first \
+         given wins: this flag, {env}, DATABASE_URL (only when this service runs or migrates \
+         alone), its SQLite file under --data-dir."
+    )
+}
 
 /// The one rule for a service's database, most specific first: its own
 /// flag, else its own variable (`own`, as clap read them), else
