@@ -37,8 +37,8 @@ trap cleanup EXIT INT TERM
 # counts each call once, scraping all five would count it five times. On
 # Kubernetes each service is a job of its own (the pods' name label), and
 # the alert on an absent service reads their up series: here the same
-# process answers for all five, so five jobs named after them scrape it and
-# keep nothing but up.
+# process answers for all of them, so a job per service (each the alert
+# asks for, in rules.yaml) scrapes it and keeps nothing but up.
 presence() {
   cat <<YAML
   - job_name: $1
@@ -62,7 +62,9 @@ scrape_configs:
     static_configs:
       - targets: ['127.0.0.1:8081']
 YAML
-  for service in users catalog orders payments gateway; do presence "$service"; done
+  for service in $(sed -n 's/.*absent(up{job="\([a-z]*\)"}).*/\1/p' deploy/observability/rules.yaml); do
+    presence "$service"
+  done
 } > "$work/prometheus.yml"
 "$jaeger" > "$work/jaeger.log" 2>&1 &
 pids+=($!)
@@ -72,7 +74,7 @@ pids+=($!)
 
 cat <<TEXT
 ==> observing the shop
-    traces (Jaeger)      http://127.0.0.1:16686   (service: gateway, users, catalog, orders, payments)
+    traces (Jaeger)      http://127.0.0.1:16686   (a service per shop service)
     metrics (Prometheus) http://127.0.0.1:9090    (alerts: http://127.0.0.1:9090/alerts)
     a trace by id        curl -s http://127.0.0.1:16686/api/traces/<trace id>
     the shop follows; its log lines end with trace_id=... span_id=...

@@ -50,7 +50,8 @@ done
 
 echo "==> the rendered manifests (tests/kubernetes/test_manifests.py)"
 analyzer=$("$here/build-netpol-analyzer.sh")
-venv="$here/.venv"
+# (KUBERNETES_VENV: one made before, as just new-service-check's copy uses.)
+venv=${KUBERNETES_VENV:-$here/.venv}
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$here/requirements.txt"
 need nats-server nats-server

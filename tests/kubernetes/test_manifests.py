@@ -26,26 +26,59 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 KUSTOMIZE = ROOT / "deploy" / "kubernetes"
-SERVICES = ["users", "catalog", "orders", "payments", "gateway"]
-PORTS = {"users": 8081, "catalog": 8082, "orders": 8083, "payments": 8084, "gateway": 8080}
+# The shop's first services and their ports (the launcher's defaults);
+# the ones `just new-service` adds come from src/registry.rs, and every
+# service with its RPC services from the contract (proto/shop): no list
+# of services here, so a service the manifests forget fails these tests.
+FIRST_PORTS = {"users": 8081, "catalog": 8082, "orders": 8083, "payments": 8084, "gateway": 8080}
+ADDED = re.compile(r'^\s*crate::added::added!\(\w+,\s*"(\w+)",\s*(\d+)\),', re.M)
 METRICS_PORT = 9090
 NAMESPACE = "connect-shop"
+
+
+def contract():
+    """Each RPC service of the contract: its full name, the shop service
+    that serves it (the BFF's is the gateway), and whether only the shop's
+    services may call it (its caller rule names neither anyone nor a
+    customer)."""
+    found = []
+    for proto in sorted((ROOT / "proto" / "shop").glob("*/v1/*.proto")):
+        text = proto.read_text()
+        package = re.search(r"^package ([\w.]+);", text, re.M).group(1)
+        served_by = "gateway" if package == "shop.bff.v1" else package.split(".")[1]
+        for block in re.finditer(r"^service (\w+) \{(.*?)^\}", text, re.M | re.S):
+            rule = re.search(r"caller: \{(.*?)\n?\s*\}", block.group(2), re.S)
+            public = bool(rule) and re.search(r"\b(anyone|customer): true", rule.group(1)) is not None
+            found.append((f"{package}.{block.group(1)}", served_by, public))
+    return found
+
+
+PORTS = FIRST_PORTS | {name: int(port) for name, port in ADDED.findall((ROOT / "src" / "registry.rs").read_text())}
+# The first five in the order they start, then the others (as
+# shop_proto::identity::SERVICES).
+SERVICES = list(FIRST_PORTS) + sorted({s for _, s, _ in contract()} - set(FIRST_PORTS))
+ADDED_SERVICES = [s for s in SERVICES if s not in FIRST_PORTS]
+# Those with a database of their own, and those that publish and read
+# events: a new service does both, as its template.
+DATABASES = ["users", "catalog", "orders", "payments"] + ADDED_SERVICES
+EVENTS = ["catalog", "orders", "payments"] + ADDED_SERVICES
 # The RPC services each shop service serves to the public (the edge routes
 # them) and to the shop's own services only (the edge must not).
-PUBLIC = {
-    "shop.users.v1.UserService": "users",
-    "shop.catalog.v1.CatalogService": "catalog",
-    "shop.orders.v1.OrderService": "orders",
-    "shop.payments.v1.PaymentService": "payments",
-    "shop.bff.v1.WebBffService": "gateway",
-    "shop.bff.v1.MobileBffService": "gateway",
-}
-INTERNAL = {
-    "shop.users.v1.ServiceTokenService": "users",
-    "shop.catalog.v1.StockService": "catalog",
-    "shop.payments.v1.OrderPaymentService": "payments",
-}
+PUBLIC = {name: service for name, service, public in contract() if public}
+INTERNAL = {name: service for name, service, public in contract() if not public}
 
+
+def test_the_services_are_read_from_the_contract():
+    # The reading above, checked against what it must find today.
+    assert SERVICES[:5] == ["users", "catalog", "orders", "payments", "gateway"]
+    assert set(PORTS) == set(SERVICES), "every service has its port (src/registry.rs)"
+    assert {"shop.payments.v1.PaymentService", "shop.bff.v1.MobileBffService"} <= set(PUBLIC)
+    assert INTERNAL.keys() >= {
+        "shop.users.v1.ServiceTokenService",
+        "shop.catalog.v1.StockService",
+        "shop.payments.v1.OrderPaymentService",
+    }
+    assert not set(PUBLIC) & set(INTERNAL)
 
 def render(overlay):
     out = subprocess.run(
@@ -186,13 +219,13 @@ def needed_edges():
         "orders": ["catalog", "payments", "users"],
         "catalog": ["users"],
         "payments": ["users"],
-    }
+    } | {service: ["users"] for service in ADDED_SERVICES}
     edges = {
         (shop(caller), shop(callee), f"TCP {PORTS[callee]}")
         for caller, callees in calls.items()
         for callee in callees
     }
-    edges |= {(shop(s), NATS, "TCP 4222") for s in ["catalog", "orders", "payments"]}
+    edges |= {(shop(s), NATS, "TCP 4222") for s in EVENTS}
     edges |= {(shop(s), COLLECTOR, "TCP 4317-4318") for s in SERVICES}
     edges |= {(EDGE, shop(s), f"TCP {PORTS[s]}") for s in SERVICES}
     edges |= {(MONITORING, shop(s), f"TCP {METRICS_PORT}") for s in SERVICES}
@@ -461,8 +494,28 @@ def test_the_edge_speaks_tls_to_every_backend_checking_the_shops_ca(production):
         assert validation["hostname"] in certificate["spec"]["dnsNames"]
 
 
+def public_streams():
+    """The paths of every public server stream: its Connect path and its
+    REST route (a sample id in place of each variable)."""
+    paths = []
+    for proto in sorted((ROOT / "proto" / "shop").glob("*/v1/*.proto")):
+        text = proto.read_text()
+        package = re.search(r"^package ([\w.]+);", text, re.M).group(1)
+        for block in re.finditer(r"^service (\w+) \{(.*?)^\}", text, re.M | re.S):
+            if f"{package}.{block.group(1)}" not in PUBLIC:
+                continue
+            for rpc in re.finditer(r"rpc (\w+)\([\w.]+\) returns \(stream [\w.]+\)(.*?)(?=\n  rpc |\Z)", block.group(2), re.S):
+                paths.append(f"/{package}.{block.group(1)}/{rpc.group(1)}")
+                route = re.search(r'get: "([^"]+)"', rpc.group(2))
+                if route:
+                    paths.append(re.sub(r"\{[^}]+\}", "id_1", route.group(1)))
+    return paths
+
+
 def test_streams_are_not_cut_by_the_edge(production):
-    for path in ["/shop.orders.v1.OrderService/WatchOrder", "/v1/orders/ord_1:watch", "/v1/stock:watch"]:
+    streams = public_streams()
+    assert {"/shop.orders.v1.OrderService/WatchOrder", "/v1/orders/id_1:watch", "/v1/stock:watch"} <= set(streams)
+    for path in streams:
         timeouts = [
             rule["timeouts"]["request"]
             for r in of_kind(production, "HTTPRoute")
@@ -511,7 +564,9 @@ def test_services_serve_and_call_with_certificates_cert_manager_renews(productio
         # dns:/// targets) and the Service the edge checks.
         assert f"{service}-replicas" in spec["dnsNames"]
         assert f"{service}.{NAMESPACE}.svc" in spec["dnsNames"]
-        if service != "gateway":
+        # The peers the shop's services call (a new service has no caller
+        # until one is written).
+        if service in FIRST_PORTS and service != "gateway":
             assert settings[f"{service.upper()}_URL"] == f"dns:///{service}-replicas:{PORTS[service]}"
         # HTTP/2 in clear text no longer: the port speaks TLS.
         for name in [service, f"{service}-replicas"]:
@@ -535,7 +590,7 @@ def test_nats_wants_a_token_and_tls_and_bounds_jetstream(production):
     assert labels["app.kubernetes.io/part-of"] == "connect-shop"
     nats_tls = named(production, "Certificate", "nats-tls")["spec"]
     assert "nats" in nats_tls["dnsNames"]
-    for service in ["catalog", "orders", "payments"]:
+    for service in EVENTS:
         env = env_of(shop_container(production, service))
         assert env["NATS_URL"] == "tls://$(NATS_TOKEN)@nats:4222", service
         assert env["NATS_CA"] == "/etc/shop/tls/ca.crt"
@@ -697,7 +752,7 @@ def test_the_services_believe_the_edge_about_the_client(production):
 
 def test_every_database_client_trusts_the_mounted_database_ca(production):
     path = config(production)["PGSSLROOTCERT"]
-    clients = [named(production, "Deployment", s) for s in ["users", "catalog", "orders", "payments"]]
+    clients = [named(production, "Deployment", s) for s in DATABASES]
     clients += of_kind(production, "Job")
     for workload in clients:
         spec = workload["spec"]["template"]["spec"]
@@ -714,6 +769,51 @@ def test_every_database_client_trusts_the_mounted_database_ca(production):
             and volumes.get(m["name"], {}).get("configMap", {}).get("name") == "database-ca"
         ]
         assert mounted, f"{workload['metadata']['name']}: nothing mounted at {path}"
+
+
+def test_every_service_of_the_contract_is_deployed_and_nothing_else(overlay):
+    # A service `just new-service` added and the manifests forgot fails
+    # here: its folder in base/ and its lines in the components.
+    _, docs = overlay
+    labelled = {
+        d["metadata"]["name"]
+        for d in of_kind(docs, "Deployment")
+        if d["spec"]["template"]["metadata"]["labels"].get("app.kubernetes.io/component") == "rpc-service"
+    }
+    assert labelled == set(SERVICES)
+    for service in SERVICES:
+        for kind in ["Service", "PodDisruptionBudget", "HorizontalPodAutoscaler"]:
+            named(docs, kind, service)
+        named(docs, "Service", f"{service}-replicas")
+        container = shop_container(docs, service)
+        assert container["args"] == ["serve", service]
+        assert {p["name"]: p["containerPort"] for p in container["ports"]}["http"] == PORTS[service]
+        labels = named(docs, "Deployment", service)["spec"]["template"]["metadata"]["labels"]
+        assert ("connect-shop/database" in labels) == (service in DATABASES), service
+        assert ("connect-shop/events" in labels) == (service in EVENTS), service
+
+
+def test_the_migration_job_migrates_every_database(production):
+    job = of_kind(production, "Job")[0]
+    env = {e["name"]: e.get("valueFrom", {}).get("secretKeyRef", {}).get("key") for e in containers(job)[0]["env"]}
+    for service in DATABASES:
+        assert env.get(f"{service.upper()}_DATABASE_URL") == f"{service}-database-url", service
+        reads = {e["name"]: e for e in shop_container(production, service)["env"]}
+        assert reads["DATABASE_URL"]["valueFrom"]["secretKeyRef"]["key"] == f"{service}-database-url"
+
+
+def test_the_alerts_watch_every_service():
+    # deploy/observability/rules.yaml (and the PrometheusRule made from
+    # it): every service's replicas, every public RPC service's objectives.
+    rules = (ROOT / "deploy" / "observability" / "rules.yaml").read_text()
+    for service in SERVICES:
+        assert f'absent(up{{job="{service}"}})' in rules, service
+        for jobs in re.findall(r'up\{job=~"([^"]+)"\}', rules):
+            assert service in jobs.split("|"), (service, jobs)
+    slo = re.findall(r'service=~"([^"]+)"', rules)
+    assert slo
+    for names in slo:
+        assert set(names.split("|")) == set(PUBLIC), names
 
 
 def test_the_migration_job_ends_instead_of_hanging(production):
