@@ -5,7 +5,9 @@
 # for the idempotent reads) and once for the google.api.http routes (it
 # documents only the REST route of an annotated method), with base.yaml's
 # info, servers and security; merge.py joins the two and adds each RPC's
-# call policy (who may call, its deadline) from buf's image of the protos. With --check, fails
+# call policy (who may call, its deadline, the errors it answers) from
+# buf's image of the protos, which also says which services are public
+# (their caller rule). With --check, fails
 # when the checked-in document differs from what the protos give (CI).
 set -euo pipefail
 
@@ -24,9 +26,11 @@ buf="$root/tests/interop/node_modules/.bin/buf"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-# The public services: the internal ones are for the shop's services only.
-public=(shop.users.v1.UserService shop.catalog.v1.CatalogService shop.orders.v1.OrderService
-  shop.payments.v1.PaymentService shop.bff.v1.WebBffService shop.bff.v1.MobileBffService)
+# The protos as buf reads them, options included: the public services (the
+# internal ones are for the shop's services only) and each RPC's call policy.
+(cd "$root/proto" && "$buf" build --path shop -o "$work/image.json")
+mapfile -t public < <(python3 "$here/merge.py" --public "$work/image.json")
+[ "${#public[@]}" -gt 0 ] || { echo "no public service in the protos" >&2; exit 1; }
 for run in connect:connectrpc rest:google.api.http; do
   name=${run%%:*}
   {
@@ -48,8 +52,6 @@ for run in connect:connectrpc rest:google.api.http; do
   } > "$work/$name.yaml"
   (cd "$root/proto" && "$buf" generate --template "$work/$name.yaml" --path shop)
 done
-# The protos as buf reads them, options included: each RPC's call policy.
-(cd "$root/proto" && "$buf" build --path shop -o "$work/image.json")
 python3 "$here/merge.py" "$work/connect/connect.json" "$work/rest/rest.json" "$work/image.json" > "$work/openapi.json"
 
 if $check; then

@@ -5,28 +5,35 @@ is dropped) and describes a REST stream as one JSON answer: it becomes
 what the shop sends, Server-Sent Events. REST errors are Connect's error
 JSON, not google.rpc.Status, and their operation ids end in `.rest`; a
 Connect path answers 415 to a content type it does not take. Each operation
-lists the error statuses it can answer (ERRORS below, from the RPCs'
-comments in the protos), not a catch-all `default`, so a status nobody
-wrote down fails schemathesis's check. Each operation also says who may
+lists the error statuses it can answer (from its call policy: the codes
+its caller rule implies and the `errors` it names), not a catch-all
+`default`, so a status nobody wrote down fails schemathesis's check. The
+public services are those whose caller rule admits anyone or a customer;
+each path's server is its service's port (src/registry.rs names those
+of the services `just new-service` added). Each operation also says who may
 call it and its deadline, from the RPC's call policy (the kit.policy.v1
 options, read from buf's JSON image of the protos): in its description and
 as `x-shop-caller` and `x-shop-deadline`; an operation with a deadline may
-answer deadline_exceeded. Usage: merge.py CONNECT REST IMAGE > OUT
+answer deadline_exceeded. Usage: merge.py CONNECT REST IMAGE > OUT, or
+merge.py --public IMAGE (the public services, one per line)
 """
 
 import json
+import pathlib
 import re
 import sys
 
-# Where each public service listens (the shop's default ports).
-PORTS = {
-    "UserService": 8081,
-    "CatalogService": 8082,
-    "OrderService": 8083,
-    "PaymentService": 8084,
-    "WebBffService": 8080,
-    "MobileBffService": 8080,
-}
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+# Where the shop's first services listen (the launcher's defaults); the
+# ones `just new-service` adds say theirs in src/registry.rs.
+FIRST_PORTS = {"users": 8081, "catalog": 8082, "orders": 8083, "payments": 8084, "gateway": 8080}
+ADDED = re.compile(r'^\s*crate::added::added!\(\w+,\s*"(\w+)",\s*(\d+)\),', re.M)
+
+
+def ports():
+    """Each shop service's port."""
+    registry = (ROOT / "src" / "registry.rs").read_text()
+    return FIRST_PORTS | {name: int(port) for name, port in ADDED.findall(registry)}
 
 
 # Connect's answer to a content type (or a GET's encoding) the method does
@@ -61,37 +68,10 @@ STATUS = {
 EVERY_CALL = ["invalid_argument", "resource_exhausted"]
 EVERY_CONNECT_CALL = ["unimplemented", "deadline_exceeded"]
 
-# What each RPC adds, as its comment in the protos says: signed-in callers
-# only (unauthenticated), refused callers (permission_denied), unknown ids
-# (not_found), conflicts (already_exists, aborted), refused states
-# (failed_precondition), peers it needs (unavailable).
-SIGNED_IN = ["unauthenticated"]
-ERRORS = {
-    "shop.users.v1.UserService.SignUp": ["already_exists"],
-    "shop.users.v1.UserService.LogIn": ["unauthenticated"],
-    "shop.users.v1.UserService.Refresh": ["unauthenticated"],
-    "shop.users.v1.UserService.GetMe": SIGNED_IN,
-    "shop.users.v1.UserService.GetPublicKeys": [],
-    "shop.catalog.v1.CatalogService.ListProducts": [],
-    "shop.catalog.v1.CatalogService.GetProduct": ["not_found"],
-    "shop.catalog.v1.CatalogService.BatchGetProducts": ["not_found"],
-    "shop.catalog.v1.CatalogService.WatchStock": ["not_found"],
-    "shop.orders.v1.OrderService.CreateOrder": SIGNED_IN
-    + ["permission_denied", "not_found", "already_exists", "unavailable"],
-    "shop.orders.v1.OrderService.GetOrder": SIGNED_IN + ["not_found"],
-    "shop.orders.v1.OrderService.ListOrders": SIGNED_IN,
-    "shop.orders.v1.OrderService.CancelOrder": SIGNED_IN
-    + ["not_found", "failed_precondition", "unavailable"],
-    "shop.orders.v1.OrderService.WatchOrder": SIGNED_IN + ["not_found"],
-    "shop.payments.v1.PaymentService.Charge": SIGNED_IN
-    + ["permission_denied", "not_found", "already_exists", "failed_precondition", "aborted"],
-    "shop.payments.v1.PaymentService.Refund": SIGNED_IN
-    + ["permission_denied", "not_found", "failed_precondition"],
-    "shop.payments.v1.PaymentService.CheckPaymentToken": SIGNED_IN + ["not_found"],
-    "shop.payments.v1.PaymentService.GetPayment": SIGNED_IN + ["not_found"],
-    "shop.bff.v1.WebBffService.GetHome": ["unauthenticated", "unavailable"],
-    "shop.bff.v1.MobileBffService.GetHome": ["unauthenticated", "unavailable"],
-}
+# What each RPC adds is its contract's: a caller rule that is not
+# `anyone` answers unauthenticated, and the policy's `errors` (kit.policy.v1)
+# name the rest (refused callers, unknown ids, conflicts, refused states,
+# peers it needs).
 
 
 def rpc_of(operation):
@@ -100,10 +80,7 @@ def rpc_of(operation):
 
 def error_responses(operation, connect, policy):
     """The operation's error statuses, each naming its Connect codes."""
-    rpc = rpc_of(operation)
-    if rpc not in ERRORS:
-        sys.exit(f"merge.py: {rpc} has no entry in ERRORS: say which errors it answers")
-    codes = EVERY_CALL + (EVERY_CONNECT_CALL if connect else []) + ERRORS[rpc]
+    codes = EVERY_CALL + (EVERY_CONNECT_CALL if connect else []) + policy["errors"]
     if policy.get("deadline") and "deadline_exceeded" not in codes:
         codes = codes + ["deadline_exceeded"]
     by_status = {}
@@ -135,11 +112,10 @@ def caller_words(caller):
     sys.exit(f"merge.py: a caller rule names no one: {caller}")
 
 
-def policies(image_file):
+def policies(image):
     """Each RPC's call policy: its service's kit.policy.v1 options under its
-    own, field by field, as {full name: {"caller": words, "deadline": "5s"}}."""
-    with open(image_file) as f:
-        image = json.load(f)
+    own, field by field, as {full name: {"caller": words, "deadline": "5s",
+    "errors": the Connect codes it answers beyond any call's}}."""
     found = {}
     for file in image.get("file", []):
         for service in file.get("service", []):
@@ -150,10 +126,34 @@ def policies(image_file):
                 name = f"{file['package']}.{service['name']}.{method['name']}"
                 if "caller" not in policy:
                     sys.exit(f"merge.py: {name} has no caller policy")
+                errors = [code.lower() for code in policy.get("errors", [])]
+                if not policy["caller"].get("anyone"):
+                    errors = ["unauthenticated"] + errors
+                unknown = [code for code in errors if code not in STATUS]
+                if unknown:
+                    sys.exit(f"merge.py: {name} answers {unknown}: no Connect code with an HTTP status here")
                 found[name] = {
                     "caller": caller_words(policy["caller"]),
                     "deadline": policy.get("deadline"),
+                    "errors": errors,
                 }
+    return found
+
+
+def public_services(image):
+    """The RPC services the public may call (their caller rule admits
+    anyone or a customer), each with the shop service that serves it: the
+    internal ones are for the shop's services only."""
+    found = {}
+    for file in image.get("file", []):
+        package = file["package"]
+        if not package.startswith("shop."):
+            continue
+        served_by = "gateway" if package == "shop.bff.v1" else package.split(".")[1]
+        for service in file.get("service", []):
+            caller = service.get("options", {}).get("[kit.policy.v1.service]", {}).get("caller", {})
+            if caller.get("anyone") or caller.get("customer"):
+                found[f"{package}.{service['name']}"] = served_by
     return found
 
 
@@ -172,11 +172,11 @@ def with_policy(operation, policy):
     operation["description"] = f"{described}\n\n{said}" if described else said
 
 
-def service_of(path, item):
+def port_of(path, item, port_by_tag):
     tags = {tag for operation in item.values() for tag in operation.get("tags", [])}
-    if len(tags) != 1 or next(iter(tags)) not in PORTS:
+    if len(tags) != 1 or next(iter(tags)) not in port_by_tag:
         sys.exit(f"merge.py: {path} belongs to no one known service: {sorted(tags)}")
-    return next(iter(tags))
+    return port_by_tag[next(iter(tags))]
 
 
 def events(operation):
@@ -354,7 +354,12 @@ def connect_errors(node):
 
 
 def main(connect_file, rest_file, image_file):
-    policy_of = policies(image_file)
+    with open(image_file) as f:
+        image = json.load(f)
+    policy_of = policies(image)
+    port = ports()
+    # The generator tags each operation with its service's short name.
+    port_by_tag = {name.rsplit(".", 1)[1]: port[served_by] for name, served_by in public_services(image).items()}
     with open(connect_file) as f:
         merged = json.load(f)
     with open(rest_file) as f:
@@ -391,8 +396,8 @@ def main(connect_file, rest_file, image_file):
                 continue
             if path in paths:
                 sys.exit(f"merge.py: {path} is both a Connect path and a REST route")
-            port = PORTS[service_of(path, item)]
-            paths[path] = {"servers": [{"url": f"http://localhost:{port}"}], **item}
+            at = port_of(path, item, port_by_tag)
+            paths[path] = {"servers": [{"url": f"http://localhost:{at}"}], **item}
     merged["paths"] = paths
     schemas = merged.setdefault("components", {}).setdefault("schemas", {})
     for name, schema in rest.get("components", {}).get("schemas", {}).items():
@@ -412,6 +417,11 @@ def main(connect_file, rest_file, image_file):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 4:
+    if len(sys.argv) == 3 and sys.argv[1] == "--public":
+        # generate.sh: the services to document, one per line.
+        with open(sys.argv[2]) as f:
+            print("\n".join(sorted(public_services(json.load(f)))))
+    elif len(sys.argv) == 4:
+        main(sys.argv[1], sys.argv[2], sys.argv[3])
+    else:
         sys.exit(__doc__)
-    main(sys.argv[1], sys.argv[2], sys.argv[3])

@@ -77,6 +77,9 @@ pub struct Policy {
     pub hedging: Option<HedgingPolicy>,
     pub rate_class: Option<String>,
     pub idempotency_key_field: Option<String>,
+    /// The codes it answers for its own reasons (gRPC's names), for the
+    /// documents made from the contract; `None`: its service's.
+    pub errors: Option<Vec<String>>,
 }
 
 /// What is wrong with a method's policy.
@@ -189,6 +192,7 @@ impl Policy {
             hedging: own.hedging.or(self.hedging),
             rate_class: own.rate_class.or(self.rate_class),
             idempotency_key_field: own.idempotency_key_field.or(self.idempotency_key_field),
+            errors: own.errors.or(self.errors),
         }
     }
 

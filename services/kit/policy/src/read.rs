@@ -69,6 +69,7 @@ pub fn declared(
             .transpose()?,
         rate_class: reader.string("rate_class"),
         idempotency_key_field: reader.string("idempotency_key_field"),
+        errors: reader.errors()?,
     })
 }
 
@@ -211,6 +212,15 @@ impl<'a> Reader<'a> {
             });
         }
         self.known(codes)
+    }
+
+    /// `errors`, if given: each a code gRPC names.
+    fn errors(&self) -> Result<Option<Vec<String>>, PolicyError> {
+        let codes = self.strings("errors");
+        if codes.is_empty() {
+            return Ok(None);
+        }
+        self.known(codes).map(Some)
     }
 
     fn known(&self, codes: Vec<String>) -> Result<Vec<String>, PolicyError> {

@@ -33,6 +33,23 @@ const RETRY: &str = "retry: { max_attempts: 3 initial_backoff: { nanos: 50000000
      max_backoff: { seconds: 1 } backoff_multiplier: 2 retryable_status_codes: [\"UNAVAILABLE\"] }";
 
 #[test]
+fn the_errors_a_method_answers_are_its_own_or_its_services() {
+    let inherited = policy_of(
+        "service Test { option (kit.policy.v1.service) = { caller: { anyone: true } errors: [\"NOT_FOUND\"] }; rpc Get(Request) returns (Response); }",
+    )
+    .expect("a good policy");
+    assert_eq!(inherited.errors, Some(vec!["NOT_FOUND".to_owned()]));
+    let own = policy_of(
+        "service Test { option (kit.policy.v1.service) = { caller: { anyone: true } errors: [\"NOT_FOUND\"] }; rpc Get(Request) returns (Response) { option (kit.policy.v1.method) = { errors: [\"ALREADY_EXISTS\", \"ABORTED\"] }; } }",
+    )
+    .expect("a good policy");
+    assert_eq!(
+        own.errors,
+        Some(vec!["ALREADY_EXISTS".to_owned(), "ABORTED".to_owned()])
+    );
+}
+
+#[test]
 fn a_method_takes_its_services_policy_and_replaces_what_it_gives() {
     let policy = policy_of(
         "service Test {\n\
@@ -57,6 +74,7 @@ fn a_method_takes_its_services_policy_and_replaces_what_it_gives() {
             }),
             rate_class: Some("internal".to_owned()),
             idempotency_key_field: None,
+            errors: None,
         }
     );
 }
@@ -116,6 +134,10 @@ fn a_method_without_a_caller_or_with_an_unsafe_retry_is_refused() {
         (
             "service Test { rpc Get(Request) returns (Response) { option (kit.policy.v1.method) = { caller: { anyone: true } deadline: {} }; } }",
             "deadline must be more than zero",
+        ),
+        (
+            "service Test { rpc Get(Request) returns (Response) { option (kit.policy.v1.method) = { caller: { anyone: true } errors: [\"NOT_FOUND\", \"missing\"] }; } }",
+            "\"missing\" is no gRPC status code name",
         ),
     ];
     for (body, message) in cases {
