@@ -5,8 +5,9 @@
 # the generator, buf lint, fmt and clippy of what it wrote, the new crate's
 # tests and the launcher's that count the services, then the whole shop started with the new service and called over
 # Connect (POST and GET), gRPC (grpcurl: health, reflection, a call),
-# gRPC-Web and REST, its caller rule in force; then `git clean` leaves the
-# copy as the commit was. Prints the time from the command to the new
+# gRPC-Web and REST, its caller rule in force, its operations at /api's
+# document; the OpenAPI document checked and the manifests with it (`just
+# kubernetes`); then `git clean` leaves the copy as the commit was. Prints the time from the command to the new
 # service answering (docs/new-service.md).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -21,6 +22,12 @@ buf="$root/tests/interop/node_modules/.bin/buf"
 command -v go >/dev/null || fail "go is missing (Debian: golang-go)"
 gobin="$(go env GOPATH)/bin"
 [ -x "$gobin/grpcurl" ] || go install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.3
+
+# The Python checks' environments, in the clone (the copy reuses them).
+for checks in openapi tests/kubernetes; do
+  [ -x "$root/$checks/.venv/bin/python" ] || python3 -m venv "$root/$checks/.venv"
+  "$root/$checks/.venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/$checks/requirements.txt"
+done
 
 step "a copy of this commit ($(git -C "$root" rev-parse --short HEAD)) at $copy"
 git -C "$root" worktree remove --force "$copy" 2>/dev/null || rm -rf "$copy"
@@ -103,11 +110,20 @@ printf '\x00\x00\x00\x00\x00' >"$data/empty.grpcweb"
 expect "gRPC-Web: List$Name" "grpc-status:0" \
   "$(curl -s -X POST "$base/List$Name" -H 'content-type: application/grpc-web+proto' -H "authorization: Bearer $demo" \
     --data-binary @"$data/empty.grpcweb" | tr -d '\000-\011\013-\037')"
+expect "/api's document lists its operations" "/v1/$name" \
+  "$(curl -s "http://127.0.0.1:$gateway/openapi.json" | python3 -c 'import json,sys; print(" ".join(json.load(sys.stdin)["paths"]))')"
 "$target/debug/shop" --data-dir "$data" migrate "$name" | grep -q "up to date" || fail "shop migrate $name"
 echo "    ok: shop migrate $name"
 kill "$shop"; wait "$shop" 2>/dev/null || true
 shop=
 rm -rf "$data"
+
+step "the OpenAPI document: current with the contract, valid OpenAPI 3.1"
+openapi/generate.sh --check
+"$root/openapi/.venv/bin/openapi-spec-validator" openapi/openapi.json
+
+step "the manifests with $name (just kubernetes: the overlays rendered and read, a server dry run)"
+KUBERNETES_VENV="$root/tests/kubernetes/.venv" tests/kubernetes/run.sh
 
 step "git clean: the copy is as the commit was"
 git checkout --quiet -- .

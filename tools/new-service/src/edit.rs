@@ -7,7 +7,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use crate::{name::Name, template};
+use crate::{deploy, name::Name, template};
 
 /// Where the launcher lists the services it starts alike (see
 /// `src/registry.rs`), and the line new ones go above.
@@ -111,22 +111,28 @@ impl Repo {
         let port = next_port(&registry);
         let manifest = workspace_lists(&manifest, plural)?;
         let registry = registered(&registry, plural, port)?;
+        let deployed = deploy::edits(name, port, |path| self.read(path))?;
 
         let mut files = Vec::new();
         for (path, text) in template::FILES {
             let path = name.render(path).replace("Cargo.toml.tmpl", "Cargo.toml");
-            self.write(&path, &name.render(text))?;
+            self.write(&path, &template::render(name, port, text))?;
             files.push(path);
         }
         self.write("Cargo.toml", &manifest)?;
         self.write(REGISTRY, &registry)?;
+        let mut edits = vec![
+            "Cargo.toml: a workspace member, and a dependency of the launcher".to_owned(),
+            format!("{REGISTRY}: the launcher starts it (port {port})"),
+        ];
+        for edit in deployed {
+            self.write(edit.path, &edit.text)?;
+            edits.push(format!("{}: {}", edit.path, edit.what));
+        }
         let formatted = self.format(&files);
         Ok(Added {
             files,
-            edits: vec![
-                format!("Cargo.toml: a workspace member, and a dependency of the launcher"),
-                format!("{REGISTRY}: the launcher starts it (port {port})"),
-            ],
+            edits,
             port,
             formatted,
         })

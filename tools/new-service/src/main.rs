@@ -4,6 +4,7 @@
 //! lists its services. docs/new-service.md says what it writes, what it
 //! edits, and why each edit is one the shop cannot derive.
 
+mod deploy;
 mod edit;
 mod name;
 mod template;

@@ -1,5 +1,16 @@
-//! The template: a service named `widgets`, written as the shop's own
-//! services are (`template/`), which [`crate::name::Name::render`] renames.
+//! The template: a service named `widgets` on port 8099, written as the
+//! shop's own services are (`template/`), which [`render`] renames and
+//! gives its port.
+
+use crate::name::Name;
+
+/// The port the template's manifests give the service.
+const PORT: &str = "8099";
+
+/// `text` for the service `name` on `port`.
+pub fn render(name: &Name, port: u16, text: &str) -> String {
+    name.render(text).replace(PORT, &port.to_string())
+}
 
 /// Each file of the template: its path in the repository and its text.
 pub const FILES: &[(&str, &str)] = &[
@@ -47,4 +58,49 @@ pub const FILES: &[(&str, &str)] = &[
         "services/widgets/tests/widgets.rs",
         include_str!("../template/services/widgets/tests/widgets.rs"),
     ),
+    (
+        "deploy/kubernetes/base/widgets/kustomization.yaml",
+        include_str!("../template/deploy/kubernetes/base/widgets/kustomization.yaml"),
+    ),
+    (
+        "deploy/kubernetes/base/widgets/deployment.yaml",
+        include_str!("../template/deploy/kubernetes/base/widgets/deployment.yaml"),
+    ),
+    (
+        "deploy/kubernetes/base/widgets/service.yaml",
+        include_str!("../template/deploy/kubernetes/base/widgets/service.yaml"),
+    ),
+    (
+        "deploy/kubernetes/base/widgets/pdb.yaml",
+        include_str!("../template/deploy/kubernetes/base/widgets/pdb.yaml"),
+    ),
+    (
+        "deploy/kubernetes/base/widgets/hpa.yaml",
+        include_str!("../template/deploy/kubernetes/base/widgets/hpa.yaml"),
+    ),
 ];
+
+/// What the components add per service (`crate::deploy` says where).
+pub const CERTIFICATE: &str =
+    include_str!("../template/deploy/kubernetes/fragments/certificate.yaml");
+pub const TLS_SECRET: &str =
+    include_str!("../template/deploy/kubernetes/fragments/tls-secret.yaml");
+pub const EDGE: &str = include_str!("../template/deploy/kubernetes/fragments/edge.yaml");
+pub const MIGRATE_ENV: &str =
+    include_str!("../template/deploy/kubernetes/fragments/migrate-env.yaml");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_manifests_name_the_port() {
+        for (path, text) in FILES {
+            assert!(!text.contains(PORT) || path.starts_with("deploy/"), "{path}");
+        }
+        for fragment in [CERTIFICATE, TLS_SECRET, MIGRATE_ENV] {
+            assert!(!fragment.contains(PORT));
+        }
+        assert!(EDGE.contains(PORT));
+    }
+}
