@@ -96,7 +96,10 @@ mod tests {
     #[test]
     fn only_the_manifests_name_the_port() {
         for (path, text) in FILES {
-            assert!(!text.contains(PORT) || path.starts_with("deploy/"), "{path}");
+            assert!(
+                !text.contains(PORT) || path.starts_with("deploy/"),
+                "{path}"
+            );
         }
         for fragment in [CERTIFICATE, TLS_SECRET, MIGRATE_ENV] {
             assert!(!fragment.contains(PORT));
