@@ -253,6 +253,7 @@ impl<'a> Context<'a> {
         catalog: &CatalogPeer,
         orders: &OrdersPeer,
         payments: &PaymentsPeer,
+        added: &[(&'static str, u16)],
     ) -> anyhow::Result<Start> {
         self.start("gateway", gateway.port, |around| {
             let services = shop_gateway::ServicePeers {
@@ -270,6 +271,15 @@ impl<'a> Context<'a> {
                     &payments.target(around),
                     "payments",
                 )?,
+                added: Default::default(),
+            };
+            let browser = shop_gateway::ServiceUrls {
+                added: added_urls(
+                    &browser.users_url,
+                    gateway.public_users_url.is_some(),
+                    added,
+                )?,
+                ..browser
             };
             Ok(Planned::Gateway(Box::new(shop_gateway::Config {
                 browser,
@@ -352,6 +362,11 @@ pub fn whole_shop(shop: &ShopArgs, added: &AddedArgs, kit: &KitArgs) -> anyhow::
             &shop.catalog_peer,
             &shop.orders_peer,
             &shop.payments_peer,
+            &added
+                .flags
+                .iter()
+                .map(|flags| (flags.added.name, flags.port))
+                .collect::<Vec<_>>(),
         )?,
     ];
     for flags in &added.flags {
@@ -445,6 +460,52 @@ pub fn serve(serve: &Serve, kit: &KitArgs) -> anyhow::Result<Start> {
             catalog_peer,
             orders_peer,
             &PaymentsPeer::default(),
+            &crate::registry::ADDED
+                .iter()
+                .map(|added| (added.name, added.port))
+                .collect::<Vec<_>>(),
         ),
+    }
+}
+
+/// Where browsers reach the services `just new-service` added: where they
+/// reach users, at each one's own port; or, when users' public URL is
+/// given (one edge in front of every service), at that URL.
+fn added_urls(
+    users_url: &str,
+    users_url_given: bool,
+    added: &[(&'static str, u16)],
+) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    let users: http::Uri = users_url
+        .parse()
+        .map_err(|_| anyhow::anyhow!("users' public URL {users_url:?} is no URL"))?;
+    let (Some(scheme), Some(host)) = (users.scheme_str(), users.host()) else {
+        anyhow::bail!("users' public URL {users_url:?} has no scheme or host");
+    };
+    Ok(added
+        .iter()
+        .map(|&(name, port)| {
+            let url = if users_url_given {
+                users_url.to_owned()
+            } else {
+                format!("{scheme}://{host}:{port}")
+            };
+            (name.to_owned(), url)
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::added_urls;
+
+    #[test]
+    fn an_added_service_is_where_users_is_at_its_own_port_or_behind_the_same_edge() {
+        let own = added_urls("http://127.0.0.1:8081", false, &[("reviews", 8085)]).expect("urls");
+        assert_eq!(own["reviews"], "http://127.0.0.1:8085");
+        let edge =
+            added_urls("https://shop.example.com", true, &[("reviews", 8085)]).expect("urls");
+        assert_eq!(edge["reviews"], "https://shop.example.com");
+        assert!(added_urls("not a url", false, &[("reviews", 8085)]).is_err());
     }
 }

@@ -27,6 +27,9 @@ pub struct ServiceUrls {
     pub orders_url: String,
     /// Named in the OpenAPI document only: the web app never calls payments.
     pub payments_url: String,
+    /// The services `just new-service` added, by name (`reviews`): named
+    /// in the OpenAPI document only.
+    pub added: std::collections::BTreeMap<String, String>,
 }
 
 /// Where the gateway calls the services (each one address or many).

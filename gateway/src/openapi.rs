@@ -41,19 +41,21 @@ pub fn document(browser: &ServiceUrls) -> Result<Bytes, DocumentError> {
     Ok(serde_json::to_vec(&document).map(Bytes::from)?)
 }
 
-/// The URL of the service a path belongs to (its operations' tag).
+/// The URL of the service a path belongs to: its operations' package
+/// (`shop.users.v1.UserService.LogIn` is users').
 fn service_url(item: &Value, browser: &ServiceUrls) -> Option<String> {
-    let tag = item
+    let operation = item
         .as_object()?
         .values()
-        .find_map(|operation| operation.get("tags")?.get(0)?.as_str())?;
-    Some(match tag {
-        "WebBffService" | "MobileBffService" => "/".to_owned(),
-        "UserService" => browser.users_url.clone(),
-        "CatalogService" => browser.catalog_url.clone(),
-        "OrderService" => browser.orders_url.clone(),
-        "PaymentService" => browser.payments_url.clone(),
-        _ => return None,
+        .find_map(|operation| operation.get("operationId")?.as_str())?;
+    let service = operation.strip_prefix("shop.")?.split('.').next()?;
+    Some(match service {
+        "bff" => "/".to_owned(),
+        "users" => browser.users_url.clone(),
+        "catalog" => browser.catalog_url.clone(),
+        "orders" => browser.orders_url.clone(),
+        "payments" => browser.payments_url.clone(),
+        added => browser.added.get(added)?.clone(),
     })
 }
 
@@ -87,6 +89,7 @@ mod tests {
             catalog_url: "http://shop.test:9002".to_owned(),
             orders_url: "http://shop.test:9003".to_owned(),
             payments_url: "http://shop.test:9004".to_owned(),
+            added: Default::default(),
         };
         let document: Value =
             serde_json::from_slice(&document(&browser).expect("document")).expect("json");

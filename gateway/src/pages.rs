@@ -184,6 +184,7 @@ mod tests {
             catalog_url: "http://127.0.0.1:8082/".into(),
             orders_url: "https://shop.example:8443/api".into(),
             payments_url: "https://shop.example:8444".into(),
+            added: Default::default(),
         });
         let csp = headers["content-security-policy"].to_str().expect("ascii");
         assert!(csp.contains(

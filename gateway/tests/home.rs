@@ -220,6 +220,7 @@ impl Shop {
                     catalog_url,
                     orders_url: format!("http://{orders}"),
                     payments_url: "http://127.0.0.1:8084".to_owned(),
+                    added: Default::default(),
                 },
                 services: ServicePeers {
                     users: PeerTarget::addr(users),
