@@ -122,6 +122,9 @@ step "the OpenAPI document: current with the contract, valid OpenAPI 3.1"
 openapi/generate.sh --check
 "$root/openapi/.venv/bin/openapi-spec-validator" openapi/openapi.json
 
+step "the alert rules with $name's job and objectives (promtool)"
+promtool check rules deploy/observability/rules.yaml
+
 step "the manifests with $name (just kubernetes: the overlays rendered and read, a server dry run)"
 KUBERNETES_VENV="$root/tests/kubernetes/.venv" tests/kubernetes/run.sh
 
