@@ -262,8 +262,10 @@ impl<'a> Context<'a> {
                 orders: orders.target(around),
             };
             // The browser calls the services directly, at URLs of its own.
+            let users_url = public_url(&gateway.public_users_url, &services.users, "users")?;
             let browser = shop_gateway::ServiceUrls {
-                users_url: public_url(&gateway.public_users_url, &services.users, "users")?,
+                added: added_urls(&users_url, gateway.public_users_url.is_some(), added)?,
+                users_url,
                 catalog_url: public_url(&gateway.public_catalog_url, &services.catalog, "catalog")?,
                 orders_url: public_url(&gateway.public_orders_url, &services.orders, "orders")?,
                 payments_url: public_url(
@@ -271,15 +273,6 @@ impl<'a> Context<'a> {
                     &payments.target(around),
                     "payments",
                 )?,
-                added: Default::default(),
-            };
-            let browser = shop_gateway::ServiceUrls {
-                added: added_urls(
-                    &browser.users_url,
-                    gateway.public_users_url.is_some(),
-                    added,
-                )?,
-                ..browser
             };
             Ok(Planned::Gateway(Box::new(shop_gateway::Config {
                 browser,

@@ -19,6 +19,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -30,8 +31,9 @@ KUSTOMIZE = ROOT / "deploy" / "kubernetes"
 # the ones `just new-service` adds come from src/registry.rs, and every
 # service with its RPC services from the contract (proto/shop): no list
 # of services here, so a service the manifests forget fails these tests.
-FIRST_PORTS = {"users": 8081, "catalog": 8082, "orders": 8083, "payments": 8084, "gateway": 8080}
-ADDED = re.compile(r'^\s*crate::added::added!\(\w+,\s*"(\w+)",\s*(\d+)\),', re.M)
+sys.path.insert(0, str(ROOT / "openapi"))
+from merge import FIRST_PORTS, ports  # noqa: E402  (the OpenAPI document's reading of them)
+
 METRICS_PORT = 9090
 NAMESPACE = "connect-shop"
 
@@ -53,7 +55,7 @@ def contract():
     return found
 
 
-PORTS = FIRST_PORTS | {name: int(port) for name, port in ADDED.findall((ROOT / "src" / "registry.rs").read_text())}
+PORTS = ports()
 # The first five in the order they start, then the others (as
 # shop_proto::identity::SERVICES).
 SERVICES = list(FIRST_PORTS) + sorted({s for _, s, _ in contract()} - set(FIRST_PORTS))
