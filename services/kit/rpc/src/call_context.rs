@@ -1,6 +1,6 @@
-//! Each served call's context, set around its handler: the time left of
-//! its deadline (as its protocol's header says, the contract's cap
-//! applied) and the caller's `authorization`. The calls the handler makes
+//! Each served call's context, set around its handler: its deadline (as
+//! its protocol's header said, the contract's cap applied, read once when
+//! the call was classified) and the caller's `authorization`. The calls the handler makes
 //! through the kit's client carry them on by themselves
 //! (`shop_kit_wire::context`): no deadline or token is passed by hand.
 
@@ -11,7 +11,7 @@ use shop_kit_wire::context::CallContext;
 use tokio::task::futures::TaskLocalFuture;
 use tower::{Layer, Service};
 
-use super::{classify::Call, deadline::deadline_of};
+use super::classify::Call;
 
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CallContextLayer;
@@ -43,7 +43,7 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let context = CallContext {
-            deadline: deadline_of(request.headers(), Call::of(&request).protocol),
+            deadline: Call::of(&request).deadline,
             authorization: request.headers().get(AUTHORIZATION).cloned(),
         };
         context.wrap(self.inner.call(request))

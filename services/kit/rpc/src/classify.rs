@@ -11,6 +11,7 @@ use prost_reflect::{DescriptorPool, MethodDescriptor};
 
 use super::{
     heartbeat::{Heartbeat, NoHeartbeat},
+    policy::give_deadline,
     protocol::{Framing, Protocol, RpcName},
     rate_class::{RateClass, RateClasses},
 };
@@ -82,6 +83,11 @@ pub struct Call {
     /// Whether the path has the shape of an RPC at all
     /// (`/package.Service/Method`), registered or not.
     pub looks_like_rpc: bool,
+    /// When the call must end, if it has a deadline: the caller's, cut to
+    /// the contract's, from the moment it was classified (see
+    /// [`crate::policy::give_deadline`]). The calls its handler makes
+    /// carry what is left of it (`call_context`).
+    pub deadline: Option<tokio::time::Instant>,
 }
 
 impl Call {
@@ -99,6 +105,7 @@ impl Call {
                     framing,
                     method: None,
                     looks_like_rpc: RpcName::from_path(request.uri().path()).is_some(),
+                    deadline: None,
                 }
             })
     }
@@ -229,7 +236,7 @@ impl Methods {
                     Some((method, RestCall { route, bindings }))
                 })
         };
-        let call = match rest {
+        let mut call = match rest {
             Some((method, rest)) => {
                 request.extensions_mut().insert(rest);
                 Call {
@@ -237,6 +244,7 @@ impl Methods {
                     framing,
                     method: Some(method),
                     looks_like_rpc: true,
+                    deadline: None,
                 }
             }
             None => Call {
@@ -244,8 +252,10 @@ impl Methods {
                 framing,
                 method,
                 looks_like_rpc,
+                deadline: None,
             },
         };
+        call.deadline = give_deadline(request, &call);
         request.extensions_mut().insert(call);
         call
     }

@@ -16,23 +16,12 @@ use http_body::{Body, Frame, SizeHint};
 use tokio::time::{Instant, Sleep, Timeout};
 use tower::{Layer, Service};
 
-use super::protocol::{GRPC_MESSAGE, GRPC_STATUS, Protocol};
+use super::{
+    classify::Call,
+    protocol::{GRPC_MESSAGE, GRPC_STATUS},
+};
 
 pub use shop_kit_wire::{Deadline, grpc_timeout_value, parse_grpc_timeout};
-
-/// The caller's deadline, if it set one: `connect-timeout-ms` on Connect
-/// (and REST), `grpc-timeout` on gRPC and gRPC-Web, from now. What the
-/// server sets as each call's context (`call_context`).
-pub(crate) fn deadline_of(headers: &HeaderMap, protocol: Protocol) -> Option<Instant> {
-    match protocol {
-        Protocol::Connect | Protocol::Rest => headers
-            .get(&CONNECT_TIMEOUT_MS)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_connect_timeout(v).ok())
-            .map(|timeout| Instant::now() + timeout),
-        Protocol::Grpc | Protocol::GrpcWeb => grpc_deadline(headers),
-    }
-}
 
 /// Connect's timeout header.
 pub const CONNECT_TIMEOUT_MS: HeaderName = HeaderName::from_static("connect-timeout-ms");
@@ -100,7 +89,13 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        let Some(deadline) = grpc_deadline(request.headers()) else {
+        // Read once, when the server classified the call (its cap applied);
+        // a call that reached this stack another way, from its header.
+        let deadline = match request.extensions().get::<Call>() {
+            Some(call) => call.deadline,
+            None => grpc_deadline(request.headers()),
+        };
+        let Some(deadline) = deadline else {
             return DeadlineFuture::Open {
                 inner: self.inner.call(request),
             };

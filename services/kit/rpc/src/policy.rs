@@ -19,6 +19,8 @@
 
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use http::{HeaderMap, HeaderValue, Request, request::Parts};
 use shop_kit_auth::CallerRefused;
 
@@ -60,54 +62,56 @@ pub(crate) fn admit_rate(parts: &Parts) -> Result<(), RateRefused> {
 }
 
 /// Gives a call its method's deadline, at most (`call`: the request as
-/// the server classified it): a step of the classification, so it costs
-/// no layer of its own.
-pub(crate) fn give_deadline<B>(request: &mut Request<B>, call: Call) {
+/// the server classified it), and says when the call must end: a step of
+/// the classification, so it costs no layer of its own, and the one
+/// reading of the timeout header the server makes.
+pub(crate) fn give_deadline<B>(request: &mut Request<B>, call: &Call) -> Option<Instant> {
     let most = call
         .method
         .filter(|method| method.direct)
         .and_then(|method| method.policy.deadline);
-    if let Some(most) = most {
-        at_most(request.headers_mut(), call.protocol, most);
-    }
+    at_most(request.headers_mut(), call.protocol, most).map(|timeout| Instant::now() + timeout)
 }
 
 /// Gives a call `most` to finish in when it brought no deadline or a longer
-/// one. A malformed timeout is left as it came, for the layer that reads it
-/// to refuse.
-fn at_most(headers: &mut HeaderMap, protocol: Protocol, most: Duration) {
-    match protocol {
-        Protocol::Grpc | Protocol::GrpcWeb => {
-            let brought = headers
+/// one; the time it has. A malformed timeout is left as it came, for the
+/// layer that reads it to refuse (and gives no deadline).
+fn at_most(
+    headers: &mut HeaderMap,
+    protocol: Protocol,
+    most: Option<Duration>,
+) -> Option<Duration> {
+    let (name, brought) = match protocol {
+        Protocol::Grpc | Protocol::GrpcWeb => (
+            GRPC_TIMEOUT,
+            headers
                 .get(&GRPC_TIMEOUT)
-                .map(|value| value.to_str().ok().and_then(parse_grpc_timeout));
-            if grants_more(brought, most) {
-                headers.insert(GRPC_TIMEOUT, grpc_timeout_value(most));
-            }
-        }
-        Protocol::Connect | Protocol::Rest => {
-            let brought = headers.get(&CONNECT_TIMEOUT_MS).map(|value| {
+                .map(|value| value.to_str().ok().and_then(parse_grpc_timeout)),
+        ),
+        Protocol::Connect | Protocol::Rest => (
+            CONNECT_TIMEOUT_MS,
+            headers.get(&CONNECT_TIMEOUT_MS).map(|value| {
                 value
                     .to_str()
                     .ok()
                     .and_then(|value| parse_connect_timeout(value).ok())
-            });
-            if grants_more(brought, most) {
-                let millis = u64::try_from(most.as_millis()).unwrap_or(u64::MAX);
-                headers.insert(CONNECT_TIMEOUT_MS, HeaderValue::from(millis));
-            }
+            }),
+        ),
+    };
+    let timeout = match (brought, most) {
+        (Some(None), _) => return None,
+        (Some(Some(brought)), Some(most)) if brought <= most => return Some(brought),
+        (Some(Some(brought)), None) => return Some(brought),
+        (_, most) => most?,
+    };
+    let value = match protocol {
+        Protocol::Grpc | Protocol::GrpcWeb => grpc_timeout_value(timeout),
+        Protocol::Connect | Protocol::Rest => {
+            HeaderValue::from(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX))
         }
-    }
-}
-
-/// Whether the timeout a call brought (`None`: none; `Some(None)`:
-/// malformed) is to be replaced by `most`.
-fn grants_more(brought: Option<Option<Duration>>, most: Duration) -> bool {
-    match brought {
-        None => true,
-        Some(None) => false,
-        Some(Some(timeout)) => timeout > most,
-    }
+    };
+    headers.insert(name, value);
+    Some(timeout)
 }
 
 #[cfg(test)]
@@ -127,7 +131,7 @@ mod tests {
         if let Some(brought) = brought {
             headers.insert(name.clone(), HeaderValue::from_str(brought).expect("value"));
         }
-        at_most(&mut headers, protocol, MOST);
+        at_most(&mut headers, protocol, Some(MOST));
         headers
             .get(name)
             .map(|v| v.to_str().expect("ascii").to_owned())
@@ -149,5 +153,29 @@ mod tests {
             assert_eq!(parse_grpc_timeout(&cut), Some(MOST), "{cut}");
             assert_eq!(after(protocol, Some("250m")).as_deref(), Some("250m"));
         }
+    }
+
+    #[test]
+    fn the_time_a_call_has_is_what_it_brought_cut_to_the_methods() {
+        let has = |brought: Option<&str>, most: Option<Duration>| {
+            let mut headers = HeaderMap::new();
+            if let Some(brought) = brought {
+                headers.insert(
+                    CONNECT_TIMEOUT_MS,
+                    HeaderValue::from_str(brought).expect("value"),
+                );
+            }
+            at_most(&mut headers, Protocol::Connect, most)
+        };
+        assert_eq!(has(None, Some(MOST)), Some(MOST));
+        assert_eq!(has(Some("60000"), Some(MOST)), Some(MOST));
+        assert_eq!(
+            has(Some("250"), Some(MOST)),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(has(Some("60000"), None), Some(Duration::from_secs(60)));
+        assert_eq!(has(None, None), None);
+        // Malformed: no deadline (the protocol's layer refuses the call).
+        assert_eq!(has(Some("-1"), Some(MOST)), None);
     }
 }
