@@ -311,7 +311,10 @@ impl CodeSniffer {
         status: http::StatusCode,
         headers: &HeaderMap,
     ) -> Self {
-        if let Some(code) = grpc_status(headers) {
+        // A trailers-only gRPC answer says its code in the headers (only
+        // gRPC's: a Connect or REST answer never carries grpc-status).
+        let grpc = matches!(protocol, Protocol::Grpc | Protocol::GrpcWeb);
+        if let Some(code) = grpc.then(|| grpc_status(headers)).flatten() {
             return Self::Known(code);
         }
         match protocol {
