@@ -4,11 +4,12 @@
 
 use std::pin::Pin;
 
-use axum::Router;
 use connectrpc_axum::prelude::*;
 use futures::Stream;
 use shop_kit::{
-    HttpConfig, Readiness, RpcServer, Shutdown, Valid, observe::metrics::Metrics, rpc::ServerError,
+    HttpConfig, Readiness, RpcServer, Shutdown, Valid,
+    observe::metrics::Metrics,
+    rpc::{App, ServerError},
 };
 
 use crate::{echo, pb};
@@ -30,7 +31,7 @@ pub fn http() -> HttpConfig {
     }
 }
 
-pub async fn router(shutdown: &Shutdown) -> Result<Router, ServerError> {
+pub async fn router(shutdown: &Shutdown) -> Result<App, ServerError> {
     let http = http();
     let echo = pb::EchoServiceRoutes::new()
         .echo(echo)
@@ -41,7 +42,7 @@ pub async fn router(shutdown: &Shutdown) -> Result<Router, ServerError> {
         .foreign_contract()
         .metrics(Metrics::install())
         .serve(echo)
-        .into_router(shutdown)
+        .into_app(shutdown)
         .await
 }
 

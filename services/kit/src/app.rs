@@ -19,10 +19,7 @@ use std::{error::Error as StdError, net::SocketAddr};
 use axum::Router;
 
 use shop_kit_auth::AuthError;
-use shop_kit_observe::{
-    metrics::Metrics,
-    traces::{ServiceScopeLayer, in_service},
-};
+use shop_kit_observe::{metrics::Metrics, traces::in_service};
 use shop_kit_rpc::{HttpConfig, Readiness, RpcServer, ServerError};
 use shop_kit_shutdown::Shutdown;
 
@@ -257,18 +254,16 @@ impl<S: Service> Launch<S> {
             server = server.around(wrap);
         }
         let readiness = server.readiness();
-        server = server
-            .metrics(metrics)
-            .around(|router| router.layer(ServiceScopeLayer(S::NAME)));
-        let router = server
-            .into_router(&shutdown)
+        server = server.metrics(metrics).scope(S::NAME);
+        let app = server
+            .into_app(&shutdown)
             .await
             .map_err(|e| failed(e.into()))?;
         let listener = starting
             .into_listener()
             .await
             .map_err(|source| failed(shop_kit_rpc::ListenError::Bind { addr, source }.into()))?;
-        let listening = shop_kit_rpc::start_on(listener, router, shutdown.clone(), &http, tls)
+        let listening = shop_kit_rpc::start_on(listener, app, shutdown.clone(), &http, tls)
             .await
             .map_err(|e| failed(e.into()))?;
         let task = tokio::spawn(async move {

@@ -5,6 +5,7 @@
 //! facing strangers needs. Everything else here is its machinery.
 
 pub mod admission;
+mod app;
 mod broken_rules;
 mod call_context;
 mod classify;
@@ -41,6 +42,7 @@ mod single_message;
 mod sse;
 mod valid;
 
+pub use app::App;
 pub use client_address::{ClientAddress, TrustedProxies, client_address};
 pub use config::HttpConfig;
 pub use connect_get::connect_get;

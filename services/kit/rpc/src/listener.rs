@@ -45,6 +45,7 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use super::{
+    app::App,
     client_address::{ClientAddress, TrustedProxies},
     config::HttpConfig,
     drain::drained_when_dropped,
@@ -86,7 +87,7 @@ pub enum ListenError {
 /// TLS if `http.tls` says so (its files read now: a bad one is an error).
 pub async fn start(
     addr: SocketAddr,
-    app: Router,
+    app: impl Into<App>,
     shutdown: Shutdown,
     http: &HttpConfig,
 ) -> Result<Listening, ListenError> {
@@ -97,7 +98,7 @@ pub async fn start(
 /// [`start`] with TLS already loaded (`http.tls` is not read again).
 pub async fn start_with(
     addr: SocketAddr,
-    app: Router,
+    app: impl Into<App>,
     shutdown: Shutdown,
     http: &HttpConfig,
     tls: Option<ServerTls>,
@@ -105,7 +106,13 @@ pub async fn start_with(
     let bound = |source| ListenError::Bind { addr, source };
     let listener = TcpListener::bind(addr).await.map_err(bound)?;
     let addr = listener.local_addr().map_err(bound)?;
-    let task = tokio::spawn(serve_with(listener, app, shutdown, http.clone(), tls));
+    let task = tokio::spawn(serve_with(
+        listener,
+        app.into(),
+        shutdown,
+        http.clone(),
+        tls,
+    ));
     Ok(Listening { addr, task })
 }
 
@@ -114,17 +121,17 @@ pub async fn start_with(
 /// configured grace. With TLS if `http.tls` says so.
 pub async fn serve(
     listener: TcpListener,
-    app: Router,
+    app: impl Into<App>,
     shutdown: Shutdown,
     http: HttpConfig,
 ) -> std::io::Result<()> {
     let tls = http.tls.load().map_err(std::io::Error::other)?;
-    serve_with(listener, app, shutdown, http, tls).await
+    serve_with(listener, app.into(), shutdown, http, tls).await
 }
 
 async fn serve_with(
     listener: TcpListener,
-    app: Router,
+    app: App,
     shutdown: Shutdown,
     http: HttpConfig,
     tls: Option<ServerTls>,
@@ -156,7 +163,7 @@ async fn serve_with(
 /// the connections, still being served (told to close by `stop`).
 async fn accept_until(
     listener: &TcpListener,
-    app: Router,
+    app: App,
     stop: &Shutdown,
     http: &HttpConfig,
     tls: Option<ServerTls>,
@@ -270,7 +277,7 @@ impl Starting {
             let (listener, stop, http) = (listener.clone(), stop.clone(), http.clone());
             async move {
                 let connections =
-                    accept_until(&listener, starting_app(service), &stop, &http, tls).await;
+                    accept_until(&listener, starting_app(service).into(), &stop, &http, tls).await;
                 // They finish on their own: told to close, with nothing long
                 // in flight.
                 connections.close();
@@ -332,7 +339,7 @@ fn starting_app(service: &'static str) -> Router {
 /// does on a new one.
 pub async fn start_on(
     listener: TcpListener,
-    app: Router,
+    app: impl Into<App>,
     shutdown: Shutdown,
     http: &HttpConfig,
     tls: Option<ServerTls>,
@@ -341,7 +348,13 @@ pub async fn start_on(
         addr: SocketAddr::from(([0, 0, 0, 0], 0)),
         source,
     })?;
-    let task = tokio::spawn(serve_with(listener, app, shutdown, http.clone(), tls));
+    let task = tokio::spawn(serve_with(
+        listener,
+        app.into(),
+        shutdown,
+        http.clone(),
+        tls,
+    ));
     Ok(Listening { addr, task })
 }
 
@@ -352,7 +365,7 @@ const IN_PROCESS_PEER: SocketAddr =
 /// `app` as callers in this process reach it: each request as it would
 /// come from a connection (its peer address), through every layer of the
 /// app, without a socket.
-fn in_process_app(app: Router) -> in_process::App {
+fn in_process_app(app: App) -> in_process::App {
     in_process::App::new(tower::service_fn(
         move |mut request: Request<tonic::body::Body>| {
             request
@@ -368,7 +381,7 @@ fn in_process_app(app: Router) -> in_process::App {
 }
 
 struct Connection {
-    app: Router,
+    app: App,
     builder: Arc<auto::Builder<TokioExecutor>>,
     shutdown: Shutdown,
     idle_timeout: Duration,

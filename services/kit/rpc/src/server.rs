@@ -30,6 +30,7 @@ use tower_http::request_id::PropagateRequestIdLayer;
 
 use super::{
     admission::AdmissionLayer,
+    app::App,
     call_context::CallContextLayer,
     classify::{self, Methods, MethodsError},
     config::HttpConfig,
@@ -43,7 +44,6 @@ use super::{
     health::{self, HEALTH_SERVICE, Readiness},
     heartbeat_layer::HeartbeatLayer,
     observe::ObserveLayer,
-    policy,
     rate_class::{RateClass, RateClasses},
     request_id,
     response_metadata::ResponseMetadataLayer,
@@ -51,7 +51,7 @@ use super::{
     single_message::SingleMessageLayer,
 };
 use shop_kit_auth::TokenVerifier;
-use shop_kit_observe::metrics::Metrics;
+use shop_kit_observe::{metrics::Metrics, traces::ServiceScopeLayer};
 use shop_kit_rest::{RestRoutes, RouteError};
 use shop_kit_shutdown::Shutdown;
 
@@ -91,6 +91,8 @@ pub struct RpcServer {
     /// own serves them).
     metrics: Option<Metrics>,
     around: Vec<Box<dyn FnOnce(Router) -> Router + Send>>,
+    /// The service whose spans its requests start (see [`Self::scope`]).
+    scope: Option<&'static str>,
     rate_classes: RateClasses,
     /// Whether the contract is the kit's kind (see [`Self::foreign_contract`]).
     foreign: bool,
@@ -106,6 +108,7 @@ impl RpcServer {
             http_routes: Router::new(),
             metrics: None,
             around: Vec::new(),
+            scope: None,
             rate_classes: RateClasses::default(),
             foreign: false,
         }
@@ -136,6 +139,15 @@ impl RpcServer {
     /// Plain HTTP routes served beside the RPCs (e.g. a JWK set).
     pub fn http_routes(mut self, routes: Router) -> Self {
         self.http_routes = self.http_routes.merge(routes);
+        self
+    }
+
+    /// Serves every request as `service`'s: the spans its requests start
+    /// are that service's, as one process may run several
+    /// (`shop_kit_observe::traces::ServiceScopeLayer`, the outermost of the
+    /// kit's layers).
+    pub fn scope(mut self, service: &'static str) -> Self {
+        self.scope = Some(service);
         self
     }
 
@@ -203,9 +215,15 @@ impl RpcServer {
         sets
     }
 
-    /// Assembles the router. Checks readiness once for `grpc.health.v1`,
-    /// and spawns the task that keeps it in step until `shutdown`.
-    pub async fn into_router(mut self, shutdown: &Shutdown) -> Result<Router, ServerError> {
+    /// [`Self::into_app`] as an axum router (to merge or nest it).
+    pub async fn into_router(self, shutdown: &Shutdown) -> Result<Router, ServerError> {
+        Ok(Router::new().fallback_service(self.into_app(shutdown).await?))
+    }
+
+    /// Assembles what a listener serves. Checks readiness once for
+    /// `grpc.health.v1`, and spawns the task that keeps it in step until
+    /// `shutdown`.
+    pub async fn into_app(mut self, shutdown: &Shutdown) -> Result<App, ServerError> {
         let service_names = self.service_names();
         let health_server = tonic_health::pb::health_server::HealthServer::new(
             health::grpc_health(
@@ -311,14 +329,14 @@ impl RpcServer {
             .with_state(());
         // The kit's layers, outermost first, around everything once.
         let served = ServiceBuilder::new()
+            .option_layer(self.scope.map(ServiceScopeLayer))
             .option_layer(self.verifier.map(Extension))
             .layer(MapRequestLayer::new(request_id::drop_unsafe))
             // Once, for every step after: the protocol and the method, and
             // how long the call may take as its contract says (who may
             // call is checked with the request, see `valid`).
             .layer(MapRequestLayer::new(move |mut request: Request<Body>| {
-                let call = methods.classify(&mut request);
-                policy::give_deadline(&mut request, call);
+                methods.classify(&mut request);
                 request
             }))
             // The client's id comes back on the response (a failed call
@@ -339,11 +357,17 @@ impl RpcServer {
                 routes,
                 self.http.max_request_bytes,
             ));
+        // Served as it is: a router in front would only pass every request
+        // to its fallback (a route lookup and a boxed clone a call).
+        if self.around.is_empty() {
+            return Ok(App::new(served));
+        }
         let router = Router::new().fallback_service(served);
         Ok(self
             .around
             .into_iter()
-            .fold(router, |router, wrap| wrap(router)))
+            .fold(router, |router, wrap| wrap(router))
+            .into())
     }
 
     /// The REST routes this server will serve: those its public services
