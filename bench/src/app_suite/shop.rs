@@ -252,6 +252,17 @@ impl Shop {
         Ok(())
     }
 
+    /// Kills every process and waits until each has exited, so that the
+    /// ports are free for the next start (dropping the shop only sends the
+    /// kill: a round started at once found a port still held).
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        for (_, child) in &mut self.processes {
+            child.start_kill()?;
+            child.wait().await?;
+        }
+        Ok(())
+    }
+
     /// Starts `service` again (after [`Shop::kill`]) and waits until it is
     /// ready.
     pub async fn restart(&mut self, service: &'static str) -> anyhow::Result<()> {

@@ -137,6 +137,7 @@ async fn embedded(options: &Options) -> anyhow::Result<Measured> {
     let before = named_shop(shop.cpu_ms());
     let round = customers.order(options.orders).await?;
     let cpu_per_order = per_order(&before, named_shop(shop.cpu_ms()), round.placed as u64);
+    shop.stop().await?;
     Ok(Measured {
         round,
         cpu_per_order,
