@@ -103,17 +103,10 @@ pub async fn start_with(
     http: &HttpConfig,
     tls: Option<ServerTls>,
 ) -> Result<Listening, ListenError> {
-    let bound = |source| ListenError::Bind { addr, source };
-    let listener = TcpListener::bind(addr).await.map_err(bound)?;
-    let addr = listener.local_addr().map_err(bound)?;
-    let task = tokio::spawn(serve_with(
-        listener,
-        app.into(),
-        shutdown,
-        http.clone(),
-        tls,
-    ));
-    Ok(Listening { addr, task })
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ListenError::Bind { addr, source })?;
+    start_on(listener, app, shutdown, http, tls).await
 }
 
 /// Serves `app` on `listener` until `shutdown`: then stops accepting, lets
