@@ -86,13 +86,32 @@ where
     }
 
     fn call(&mut self, request: R) -> Self::Future {
-        SERVICE.scope(Some(self.service), self.inner.call(request))
+        // The inner layers' own `call` runs now, not in the future (the
+        // kit's observe layer starts the call's span there): in the scope
+        // too, or the span would be the caller's service's, or none.
+        let inner = &mut self.inner;
+        let future = SERVICE.sync_scope(Some(self.service), || inner.call(request));
+        SERVICE.scope(Some(self.service), future)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_service_is_known_where_its_layers_start_the_call_and_in_its_future() {
+        use tower::{Layer, Service, service_fn};
+
+        // What an inner layer sees when it is called, and when its
+        // future runs: both inside the scope, even from another's.
+        let mut scoped = ServiceScopeLayer("catalog").layer(service_fn(|(): ()| {
+            let at_call = current_service();
+            async move { Ok::<_, std::convert::Infallible>((at_call, current_service())) }
+        }));
+        let seen = in_service("orders", async { scoped.call(()).await }).await;
+        assert_eq!(seen.ok(), Some((Some("catalog"), Some("catalog"))));
+    }
 
     #[tokio::test]
     async fn a_service_is_known_inside_its_scope_and_in_what_it_hands_on() {
