@@ -35,7 +35,7 @@ impl Calling {
     }
 
     /// A service's base URL (localhost, the name its certificate carries).
-    fn url(&self, addr: SocketAddr) -> String {
+    pub fn url(&self, addr: SocketAddr) -> String {
         if self.scheme == "https" && addr.ip().is_loopback() {
             format!("https://localhost:{}", addr.port())
         } else {
@@ -44,7 +44,12 @@ impl Calling {
     }
 }
 
-pub fn print(running: &[Started], metrics: Option<&shop_kit::rpc::Listening>, calling: &Calling) {
+pub fn print(
+    running: &[Started],
+    metrics: Option<&shop_kit::rpc::Listening>,
+    dashboard: &crate::dashboard::Shown,
+    calling: &Calling,
+) {
     println!("\nconnect-shop is running (Ctrl-C to stop)\n");
     for service in running {
         let url = calling.url(service.addr);
@@ -59,6 +64,11 @@ pub fn print(running: &[Started], metrics: Option<&shop_kit::rpc::Listening>, ca
     }
     if let Some(metrics) = metrics {
         println!("  {:<9} http://{}/metrics", "metrics", metrics.addr);
+    }
+    match dashboard {
+        crate::dashboard::Shown::At(addr) => println!("\n  {:<9} http://{addr}", "dashboard"),
+        crate::dashboard::Shown::PortTaken(why) => println!("\n  {:<9} off: {why}", "dashboard"),
+        crate::dashboard::Shown::Off => {}
     }
     let curl = &calling.curl;
     if let Some(catalog) = running.iter().find(|s| s.name == "catalog") {

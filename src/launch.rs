@@ -12,6 +12,8 @@ pub struct Started {
     pub addr: SocketAddr,
     pub database: String,
     pub seeded: String,
+    /// The RPC services it serves, by full name.
+    pub rpc_services: Vec<String>,
     pub readiness: Readiness,
     pub task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -86,6 +88,7 @@ impl Launcher<'_> {
             addr: running.addr,
             database,
             seeded: running.seeded,
+            rpc_services: running.rpc_services,
             readiness: running.readiness,
             task: running.task,
         })

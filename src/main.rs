@@ -5,6 +5,7 @@ mod added;
 mod banner;
 mod certs;
 mod cli;
+mod dashboard;
 mod launch;
 mod migrate;
 mod plan;
@@ -16,7 +17,7 @@ use std::{net::SocketAddr, process::ExitCode};
 
 use shop_kit::{
     Shutdown,
-    observe::{metrics::Metrics, telemetry},
+    observe::{metrics::Metrics, telemetry, traces},
 };
 
 use crate::cli::{Cli, Command};
@@ -40,10 +41,18 @@ fn main() -> ExitCode {
     // The process's metrics, before anything takes a metric handle (the
     // trace exporter counts the spans it drops).
     let metrics = Metrics::install();
+    // The dashboard's traces and log lines are kept from the first.
+    let keeping = dashboard::Keeping::wanted(&cli.kit.dashboard, cli.runs_whole_shop());
+    let mut log_config: telemetry::LogConfig = (&cli.kit.logs).into();
+    let mut trace_config: traces::TraceConfig = (&cli.kit.traces).into();
+    if let Some(keeping) = &keeping {
+        log_config.keep = Some(keeping.logs.clone());
+        trace_config.keep = Some(keeping.traces.clone());
+    }
     // Traces are exported on the runtime: set up inside it.
     let logs = {
         let _inside = runtime.enter();
-        telemetry::init_tracing(&(&cli.kit.logs).into(), &(&cli.kit.traces).into(), &metrics)
+        telemetry::init_tracing(&log_config, &trace_config, &metrics)
     };
     let _logs = match logs {
         Ok(logs) => logs,
@@ -52,7 +61,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    report(runtime.block_on(run(cli, metrics)))
+    report(runtime.block_on(run(cli, metrics, keeping)))
 }
 
 fn report(outcome: anyhow::Result<()>) -> ExitCode {
@@ -65,7 +74,11 @@ fn report(outcome: anyhow::Result<()>) -> ExitCode {
     }
 }
 
-async fn run(cli: Cli, metrics: Metrics) -> anyhow::Result<()> {
+async fn run(
+    cli: Cli,
+    metrics: Metrics,
+    keeping: Option<dashboard::Keeping>,
+) -> anyhow::Result<()> {
     let Cli {
         command,
         shop,
@@ -88,10 +101,10 @@ async fn run(cli: Cli, metrics: Metrics) -> anyhow::Result<()> {
     for start in starts {
         running.push(launch::start(start, &shutdown, &metrics).await?);
     }
-    let metrics = match process.metrics_port {
+    let process_metrics = match process.metrics_port {
         Some(port) => {
             let addr = SocketAddr::new(kit.host, port);
-            Some(launch::metrics(addr, &process, &shutdown, metrics).await?)
+            Some(launch::metrics(addr, &process, &shutdown, metrics.clone()).await?)
         }
         None => None,
     };
@@ -101,11 +114,20 @@ async fn run(cli: Cli, metrics: Metrics) -> anyhow::Result<()> {
     if whole_shop {
         launch::until_ready(&running, launch::READY_PATIENCE).await?;
     }
-    banner::print(&running, metrics.as_ref(), &banner::Calling::new(&kit));
+    let calling = banner::Calling::new(&kit);
+    let dashboard = match keeping {
+        Some(keeping) => {
+            keeping
+                .start(&running, &calling, metrics, &shutdown)
+                .await?
+        }
+        None => dashboard::Shown::Off,
+    };
+    banner::print(&running, process_metrics.as_ref(), &dashboard, &calling);
     for service in running {
         service.task.await??;
     }
-    if let Some(metrics) = metrics {
+    if let Some(metrics) = process_metrics {
         metrics.task.await??;
     }
     tracing::info!("shop stopped");

@@ -82,7 +82,38 @@ pub struct KitArgs {
 
     #[command(flatten)]
     pub traces: TraceArgs,
+
+    #[command(flatten)]
+    pub dashboard: DashboardArgs,
 }
+
+/// The local dashboard (docs/dashboard.md).
+#[derive(Args, Debug)]
+pub struct DashboardArgs {
+    /// The local dashboard on 127.0.0.1: services live, the contract with
+    /// an explorer, traces and sagas kept in memory, the flow, the log. On
+    /// for the whole shop, off for `shop serve` unless given; `--dashboard
+    /// off` turns it off (traces and the log are then not kept in memory).
+    #[arg(
+        long,
+        env = "SHOP_DASHBOARD",
+        global = true,
+        value_name = "on|off",
+        num_args = 0..=1,
+        default_missing_value = "on",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub dashboard: Option<bool>,
+
+    /// The dashboard's port on 127.0.0.1 [default: 8079; 0: any free one].
+    /// When the default is taken the shop starts without the dashboard and
+    /// says so; a port given here that is taken stops the shop.
+    #[arg(long, env = "SHOP_DASHBOARD_PORT", global = true)]
+    pub dashboard_port: Option<u16>,
+}
+
+/// The dashboard's port unless told otherwise.
+pub const DEFAULT_DASHBOARD_PORT: u16 = 8079;
 
 impl KitArgs {
     /// Whether the shop's services serve TLS (and so call each other over
@@ -304,6 +335,7 @@ impl From<&LogArgs> for LogConfig {
         Self {
             format: args.format,
             log_rpcs: args.log_rpcs,
+            keep: None,
         }
     }
 }
@@ -315,6 +347,7 @@ impl From<&TraceArgs> for TraceConfig {
             protocol: args.protocol,
             sample_ratio: args.sample_ratio,
             trust: args.trust,
+            keep: None,
         }
     }
 }

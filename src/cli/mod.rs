@@ -90,6 +90,13 @@ impl Cli {
     }
 }
 
+impl Cli {
+    /// Whether this command starts the whole shop (no command, or `run`).
+    pub fn runs_whole_shop(&self) -> bool {
+        self.added.serve.is_none() && matches!(self.command, None | Some(Command::Run(_)))
+    }
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Start every service in one process (the default).

@@ -431,6 +431,9 @@ fn spawn(
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         // The test's own OpenTelemetry settings (e.g. a short batch delay).
         .envs(std::env::vars().filter(|(name, _)| name.starts_with("OTEL_")))
+        // No dashboard unless a test asks (its port is one for all, and
+        // it keeps traces in memory).
+        .env("SHOP_DASHBOARD", "off")
         .envs(env.iter().map(|(name, value)| (name, value)))
         .args(command)
         .stdout(Stdio::null());

@@ -490,6 +490,8 @@ pub fn environment(databases: &Databases) -> Vec<(String, String)> {
     }
     for (name, value) in [
         ("SHOP_HOST", "127.0.0.1"),
+        // Measured as it ships apart: no dashboard keeping traces.
+        ("SHOP_DASHBOARD", "off"),
         ("SHOP_SERVICE_SECRET", "shop-bench-service-secret"),
         ("SHOP_DEMO_STOCK", "1000000"),
         ("SHOP_RATE_LIMIT_IP_PER_SECOND", "1000000"),

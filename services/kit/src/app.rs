@@ -147,6 +147,8 @@ pub struct Running<H> {
     pub addr: SocketAddr,
     /// What the service offers, as [`Service::seed`] said.
     pub seeded: String,
+    /// The RPC services it serves, by their full names.
+    pub rpc_services: Vec<String>,
     /// What `/readyz` asks (draining aside).
     pub readiness: Readiness,
     pub handle: H,
@@ -254,6 +256,7 @@ impl<S: Service> Launch<S> {
             server = server.around(wrap);
         }
         let readiness = server.readiness();
+        let rpc_services = server.service_names();
         server = server.metrics(metrics).scope(S::NAME);
         let app = server
             .into_app(&shutdown)
@@ -281,6 +284,7 @@ impl<S: Service> Launch<S> {
             name: S::NAME,
             addr: listening.addr,
             seeded,
+            rpc_services,
             readiness,
             handle,
             task,

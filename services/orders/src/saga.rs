@@ -222,21 +222,31 @@ impl SagaDriver {
                 format_args!("saga {}", held.saga.step.as_str()),
                 &held.traceparent,
             );
+            // What a reader of the trace needs to follow the order: which
+            // order, which try, what the peer said, where it goes next.
+            traces::annotate(&step, "shop.order.id", || &held.order.id);
+            traces::annotate(&step, "saga.step", || held.saga.step.as_str());
+            traces::annotate(&step, "saga.attempt", || held.saga.attempts + 1);
             let next = async {
                 let now = now_ms();
                 let transition = match saga::before_step(&held.saga, now) {
-                    Some(turned_back) => turned_back,
+                    Some(turned_back) => {
+                        traces::annotate(&step, "saga.outcome", || "not tried: turned back");
+                        turned_back
+                    }
                     None => {
                         let outcome = self.perform(&held).await;
                         metrics::counter!("shop_saga_steps_total",
                             "step" => held.saga.step.as_str(), "outcome" => outcome_label(&outcome))
                         .increment(1);
+                        traces::annotate(&step, "saga.outcome", || described(&outcome));
                         saga::after_step(&held.saga, outcome, policy, now_ms())
                     }
                 };
+                traces::annotate(&step, "saga.next", || next_of(&transition));
                 self.record(held, transition).await
             }
-            .instrument(step)
+            .instrument(step.clone())
             .await?;
             match next {
                 Next::Continue(moved) => held = *moved,
@@ -372,6 +382,38 @@ enum Next {
     Stop,
     /// Claim the order's saga again after the delay.
     RetryAfter(String, std::time::Duration),
+}
+
+/// A step's outcome, as its span tells it.
+fn described(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Done => "done".to_owned(),
+        Outcome::Charged { payment_id } => format!("charged as {payment_id}"),
+        Outcome::Refused(why) => format!("refused: {} ({})", why.reason.as_str(), why.message),
+        Outcome::Unavailable(peer) => format!("unavailable: {peer}"),
+        Outcome::NotSent(why) => format!("not sent: {why}"),
+    }
+}
+
+/// Where a transition takes the saga, as its span tells it.
+fn next_of(transition: &Transition) -> String {
+    match transition {
+        Transition::Move {
+            to, cancellation, ..
+        } => match cancellation {
+            Some(why) => format!("compensate with {} ({})", to.as_str(), why.reason.as_str()),
+            None => format!("go on with {}", to.as_str()),
+        },
+        Transition::Retry { attempts, after } => {
+            format!(
+                "try again in {} ms (attempt {})",
+                after.as_millis(),
+                attempts + 1
+            )
+        }
+        Transition::Finish { confirmed: true } => "finish: confirmed".to_owned(),
+        Transition::Finish { confirmed: false } => "finish: cancelled".to_owned(),
+    }
 }
 
 fn outcome_label(outcome: &Outcome) -> &'static str {

@@ -5,6 +5,7 @@
 //! serving stack, `rpc`, and the client spans by the client stack, with
 //! these).
 
+pub mod kept_logs;
 mod log_format;
 pub mod metrics;
 pub mod telemetry;

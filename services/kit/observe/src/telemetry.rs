@@ -14,6 +14,10 @@ pub struct LogConfig {
     /// failed and slow calls are logged; the metrics count them all).
     /// Ignored when RUST_LOG is set: `RUST_LOG=info,rpc=debug` does the same.
     pub log_rpcs: bool,
+
+    /// Keep the last lines in the process too (a local dashboard tails
+    /// them), filtered as the log is.
+    pub keep: Option<super::kept_logs::KeptLogs>,
 }
 
 /// Log output formats.
@@ -66,11 +70,15 @@ pub fn init_tracing(
     } else {
         "info,sea_orm_migration=warn"
     };
-    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    // The trace spans are for the exporter, never for the log.
-    if let Ok(off) = format!("{}=off", super::traces::TARGET).parse() {
-        filter = filter.add_directive(off);
-    }
+    let filter = || {
+        let mut filter =
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+        // The trace spans are for the exporter, never for the log.
+        if let Ok(off) = format!("{}=off", super::traces::TARGET).parse() {
+            filter = filter.add_directive(off);
+        }
+        filter
+    };
     // Logs go to stderr: stdout is for what a program prints on purpose
     // (the banner; the conformance handshake).
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
@@ -87,7 +95,7 @@ pub fn init_tracing(
             .event_format(log_format::WithTraceIds::text(
                 fmt::format().with_ansi(ansi),
             ))
-            .with_filter(filter)
+            .with_filter(filter())
             .boxed(),
         LogFormat::Json => fmt::layer()
             .json()
@@ -96,15 +104,17 @@ pub fn init_tracing(
             .event_format(log_format::WithTraceIds::json(
                 fmt::format().json().flatten_event(true),
             ))
-            .with_filter(filter)
+            .with_filter(filter())
             .boxed(),
     };
     let (spans, traces) = match super::traces::install(traces, metrics)? {
         Some((tracer, guard)) => (Some(span_layer(tracer)), Some(guard)),
         None => (None, None),
     };
+    let kept = config.keep.clone().map(|kept| kept.with_filter(filter()));
     let installed = tracing_subscriber::registry()
         .with(lines)
+        .with(kept)
         .with(spans)
         .try_init()
         .is_ok();

@@ -9,6 +9,7 @@
 //! [`table`] writes the table people read.
 
 mod read;
+pub use read::{Idempotency, idempotency_level};
 mod render;
 mod service_config;
 #[cfg(feature = "testing")]
@@ -18,7 +19,10 @@ use std::time::Duration;
 
 use prost_reflect::{DescriptorPool, MethodDescriptor};
 
-pub use render::{table, table_of_set};
+pub use render::{
+    caller as caller_in_words, duration as duration_in_words, hedging as hedging_in_words,
+    retries as retries_in_words, table, table_of_set,
+};
 pub use service_config::{
     MethodConfig, RetryThrottling, ServiceConfig, ServiceConfigError, service_config_of,
 };

@@ -49,7 +49,7 @@ pub fn caller(policy: &Policy) -> String {
     }
 }
 
-fn retries(policy: &Policy) -> String {
+pub fn retries(policy: &Policy) -> String {
     let Some(retry) = &policy.retry else {
         return "—".to_owned();
     };
@@ -68,7 +68,7 @@ fn retries(policy: &Policy) -> String {
     )
 }
 
-fn hedging(policy: &Policy) -> String {
+pub fn hedging(policy: &Policy) -> String {
     let Some(hedging) = &policy.hedging else {
         return "—".to_owned();
     };

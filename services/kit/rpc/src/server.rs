@@ -196,7 +196,8 @@ impl RpcServer {
         self
     }
 
-    fn service_names(&self) -> Vec<String> {
+    /// The RPC services it serves (`shop.catalog.v1.CatalogService`).
+    pub fn service_names(&self) -> Vec<String> {
         self.services
             .iter()
             .map(|service| service.name().to_owned())

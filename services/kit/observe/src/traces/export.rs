@@ -38,9 +38,10 @@ use super::{
 const DEFAULT_QUEUE: usize = 2048;
 
 /// The attribute a span's service travels in until export (then removed).
-const SERVICE_STAMP: &str = "shop.service";
+pub(super) const SERVICE_STAMP: &str = "shop.service";
 
-/// Stamps each span with its service, bounds the queue, counts drops.
+/// Bounds the export queue, counts drops, sends each service's spans
+/// under its own resource.
 #[derive(Debug)]
 pub struct ServiceRouting {
     batch: BatchSpanProcessor,
@@ -84,12 +85,31 @@ impl ServiceRouting {
     }
 }
 
-impl SpanProcessor for ServiceRouting {
+/// Stamps each span with its service as it starts (the first processor:
+/// the others find the stamp).
+#[derive(Debug)]
+pub(super) struct ServiceStamp;
+
+impl SpanProcessor for ServiceStamp {
     fn on_start(&self, span: &mut Span, cx: &Context) {
         if let Some(name) = service::of(cx) {
             span.set_attribute(KeyValue::new(SERVICE_STAMP, name));
         }
     }
+
+    fn on_end(&self, _span: SpanData) {}
+
+    fn force_flush(&self) -> OTelSdkResult {
+        Ok(())
+    }
+
+    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
+        Ok(())
+    }
+}
+
+impl SpanProcessor for ServiceRouting {
+    fn on_start(&self, _span: &mut Span, _cx: &Context) {}
 
     fn on_end(&self, span: SpanData) {
         if !span.span_context.is_sampled() {

@@ -22,6 +22,8 @@
 //! instead, see `telemetry`).
 
 mod export;
+mod kept;
+pub use kept::{CallCount, KeptEvent, KeptLimits, KeptSpan, KeptTraces, KeptUsage, TraceSummary};
 mod otlp;
 pub use otlp::SendError;
 mod propagate;
@@ -38,7 +40,7 @@ use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use crate::metrics::Metrics;
 
 pub(crate) use propagate::current_context;
-pub use propagate::{consumer_span, continuing_span, current_traceparent, work_span};
+pub use propagate::{annotate, consumer_span, continuing_span, current_traceparent, work_span};
 pub use rpc_spans::{RpcSystem, RpcTrace, client_trace, server_trace};
 pub use service::{ServiceScopeLayer, in_service, with_current_service};
 pub use statements::record_statement;
@@ -58,6 +60,11 @@ static TRACER: std::sync::OnceLock<opentelemetry_sdk::trace::Tracer> = std::sync
 #[inline]
 pub fn enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
+}
+
+/// The service the current work belongs to, if known (for log lines).
+pub(crate) fn current_service() -> Option<&'static str> {
+    service::of(&current_context())
 }
 
 /// Whose trace an incoming call may continue.
@@ -86,6 +93,10 @@ pub struct TraceConfig {
     /// with a shop service's client certificate or service token), `all`,
     /// or `none`. Other callers start a new trace linked to theirs.
     pub trust: TraceTrust,
+
+    /// Keep the last traces in the process too (a local dashboard reads
+    /// them): traces are then made even with no endpoint.
+    pub keep: Option<KeptTraces>,
 }
 
 /// OTLP transports (`OTEL_EXPORTER_OTLP_PROTOCOL`'s values).
@@ -186,6 +197,7 @@ impl TraceConfig {
             protocol: var("OTEL_EXPORTER_OTLP_PROTOCOL")?.unwrap_or_default(),
             sample_ratio: None,
             trust: var("SHOP_TRACE_TRUST")?.unwrap_or_default(),
+            keep: None,
         })
     }
 
@@ -228,7 +240,7 @@ impl Drop for TraceGuard {
 }
 
 /// The tracer for `tracing-opentelemetry`, and the guard that keeps its
-/// exporter running; `None` when traces are off. Call inside the Tokio
+/// exporter running; `None` when traces are off (no endpoint, nothing kept). Call inside the Tokio
 /// runtime: export runs on it. `metrics` is the process's, installed: the
 /// exporter counts the spans it drops there (a counter taken before a
 /// recorder is installed would count nowhere).
@@ -236,18 +248,26 @@ pub fn install(
     config: &TraceConfig,
     metrics: &Metrics,
 ) -> Result<Option<(opentelemetry_sdk::trace::Tracer, TraceGuard)>, TraceError> {
-    let Some(endpoint) = config.endpoint() else {
+    let endpoint = config.endpoint();
+    if endpoint.is_none() && config.keep.is_none() {
         return Ok(None);
-    };
+    }
     let runtime = tokio::runtime::Handle::try_current().map_err(|_| TraceError::NoRuntime)?;
-    // Made now, so a bad endpoint fails at start-up, not later.
-    let sender = otlp::Sender::new(&endpoint, config.protocol)?;
-    let processor = export::ServiceRouting::new(sender, runtime, metrics);
+    // The service stamp first: the processors after it read it.
+    let mut provider = SdkTracerProvider::builder().with_span_processor(export::ServiceStamp);
+    if let Some(endpoint) = endpoint {
+        // Made now, so a bad endpoint fails at start-up, not later.
+        let sender = otlp::Sender::new(&endpoint, config.protocol)?;
+        provider =
+            provider.with_span_processor(export::ServiceRouting::new(sender, runtime, metrics));
+    }
+    if let Some(kept) = &config.keep {
+        provider = provider.with_span_processor(kept::Keeping(kept.clone()));
+    }
     // New traces are sampled before any span is built (see `sampling`):
     // the SDK keeps what it is given and follows parents.
     sampling::configure(config.sample_ratio);
-    let provider = SdkTracerProvider::builder()
-        .with_span_processor(processor)
+    let provider = provider
         .with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)))
         .with_resource(opentelemetry_sdk::Resource::builder().build())
         .build();

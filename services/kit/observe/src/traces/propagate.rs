@@ -93,6 +93,18 @@ pub fn continuing_span(name: impl std::fmt::Display, traceparent: &str) -> traci
     span
 }
 
+/// Adds an attribute to a work span (a saga step's order, its attempt, what
+/// it came to), made by `value` only when the span records anything.
+pub fn annotate<D: std::fmt::Display>(
+    span: &tracing::Span,
+    key: &'static str,
+    value: impl FnOnce() -> D,
+) {
+    if !span.is_none() {
+        span.set_attribute(key, value().to_string());
+    }
+}
+
 /// Links a consumer's span keeps at most (one per event of its batch).
 const LINKS_KEPT: usize = 128;
 

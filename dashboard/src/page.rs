@@ -1,0 +1,31 @@
+//! The page: one HTML file, its script and its style, built into the
+//! binary (no build step, nothing fetched from elsewhere).
+
+use axum::{http::header, response::IntoResponse};
+
+pub async fn index() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'self'; style-src 'self'; script-src 'self'; img-src 'self' data:",
+            ),
+        ],
+        include_str!("../page/index.html"),
+    )
+}
+
+pub async fn script() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("../page/app.js"),
+    )
+}
+
+pub async fn style() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("../page/style.css"),
+    )
+}
