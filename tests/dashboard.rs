@@ -189,7 +189,7 @@ async fn the_dashboard_shows_the_contract_and_an_order_placed_from_its_explorer_
 async fn one_service_alone_runs_the_dashboard_when_asked() {
     let port = free_port();
     let shop = Shop::serve_logged(
-        "catalog",
+        "users",
         &["--dashboard"],
         &[("SHOP_DASHBOARD_PORT", &port.to_string())],
     )
@@ -201,6 +201,6 @@ async fn one_service_alone_runs_the_dashboard_when_asked() {
         |o| o["services"].is_array(),
     )
     .await;
-    assert_eq!(overview["services"][0]["name"], "catalog");
+    assert_eq!(overview["services"][0]["name"], "users");
     drop(shop);
 }

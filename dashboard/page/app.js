@@ -254,7 +254,7 @@ async function orderView(id) {
     saga.placed ? h("p", {}, `Placed by ${saga.placed.name} (${saga.placed.service}) at ${when(saga.placed.startUs)}, `,
       h("a", { href: `#trace/${saga.placed.traceId}` }, "its trace")) : null,
     saga.steps.map((s) => h("div", { class: `step ${kind(s)}`, "data-testid": "saga-step" },
-      h("b", {}, s.step), ` attempt ${s.attempt} · ${when(s.startUs)} · ${us(s.durationUs)} · `,
+      h("b", { "data-testid": "saga-step-name" }, s.step), ` attempt ${s.attempt} · ${when(s.startUs)} · ${us(s.durationUs)} · `,
       h("a", { href: `#trace/${s.traceId}` }, "trace"),
       h("div", {}, "outcome: ", h("b", {}, s.outcome ?? "–"), " → ", s.next ?? "–"),
       s.calls.length ? h("div", { class: "muted" }, s.calls.map((c) => `${c.name} ${c.code ?? ""} ${us(c.durationUs)}`).join(" · ")) : null)),
@@ -304,7 +304,7 @@ function flowView() {
     svg.append(s("line", { x1: a.x + 50, y1: a.y, x2: b.x - 50, y2: b.y, stroke: e.errors ? "#cf222e" : "#66707a",
       "stroke-width": quiet ? 1 : Math.min(1.5 + Math.log2(1 + e.rps), 8), "stroke-dasharray": quiet ? "4 4" : "", "marker-end": "url(#arrow)" }));
     svg.append(s("text", { x: (a.x + b.x) / 2, y: (a.y + b.y) / 2 - 6, "text-anchor": "middle", fill: "#1d232a" },
-      `${e.rps}/s${e.errors ? `, ${e.errors} errors` : ""}`));
+      `${Number(e.rps.toFixed(1))}/s${e.errors ? `, ${e.errors} errors` : ""}`));
   }
   const ready = Object.fromEntries((live.services || []).map((x) => [x.name, x]));
   for (const n of nodes) {

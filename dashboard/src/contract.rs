@@ -214,10 +214,10 @@ fn example(message: &MessageDescriptor, pool: &DescriptorPool, depth: usize) -> 
     let mut object = Map::new();
     let mut oneofs_taken: Vec<String> = Vec::new();
     for field in message.fields() {
-        if let Some(oneof) = field.containing_oneof() {
-            if oneofs_taken.iter().any(|taken| taken == oneof.name()) {
-                continue;
-            }
+        if let Some(oneof) = field.containing_oneof()
+            && oneofs_taken.iter().any(|taken| taken == oneof.name())
+        {
+            continue;
         }
         let rules = extension(&field.options(), pool, FIELD_RULES);
         let Some(value) = example_of(&field, rules.as_ref(), pool, depth) else {

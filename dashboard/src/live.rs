@@ -312,7 +312,8 @@ impl Sampler {
                 .filter(|((from, to), _)| *to == name && *from != "clients")
                 .map(|(_, e)| e.2)
                 .sum();
-            let outside = (service["rps"].as_f64().unwrap_or(0.0) - inside).max(0.0);
+            let outside =
+                ((service["rps"].as_f64().unwrap_or(0.0) - inside).max(0.0) * 10.0).round() / 10.0;
             edges.insert(("clients".to_owned(), name), (0.0, 0.0, outside, false));
         }
         let mut nodes = vec!["clients".to_owned()];
@@ -320,7 +321,8 @@ impl Sampler {
         json!({
             "nodes": nodes,
             "edges": edges.into_iter().map(|((from, to), (calls, errors, rps, declared))| json!({
-                "from": from, "to": to, "calls": calls, "errors": errors, "rps": rps, "declared": declared,
+                "from": from, "to": to, "calls": calls, "errors": errors,
+                "rps": (rps * 10.0).round() / 10.0, "declared": declared,
             })).collect::<Vec<_>>(),
         })
     }

@@ -25,7 +25,7 @@ gateway="http://127.0.0.1:$base"
 # Started from another folder: the app comes from the binary, not the checkout.
 (cd "$data" && exec "$target/release/shop" --data-dir "$data/db" --gateway-port "$base" --users-port $((base + 1)) \
   --catalog-port $((base + 2)) --orders-port $((base + 3)) --payments-port $((base + 4)) \
-  >"$log" 2>&1) &
+  --dashboard-port $((base + 9)) >"$log" 2>&1) &
 shop=$!
 trap 'kill $shop 2>/dev/null; wait $shop 2>/dev/null; rm -rf "$data"' EXIT
 for _ in $(seq 1 150); do
@@ -44,13 +44,16 @@ GATEWAY_URL="$gateway" CHROMIUM="$chromium" SCREENSHOTS="$here/screenshots" node
 echo "==> the API reference (/api) in Chromium: offline, and its try-it as the signed-in user"
 GATEWAY_URL="$gateway" CHROMIUM="$chromium" SCREENSHOTS="$here/screenshots" node --test reference.test.mjs
 
+echo "==> the dashboard in Chromium: every service and RPC, an order from its explorer, its trace and saga"
+DASHBOARD_URL="http://127.0.0.1:$((base + 9))" CHROMIUM="$chromium" SCREENSHOTS="$here/screenshots" node --test dashboard.test.mjs
+
 echo "==> the first journey again, the shop on TLS (shop certs, shop --tls-dir) in Chromium"
 certs="$data/certs"
 "$target/release/shop" certs "$certs" >/dev/null
 tls_base=$((base + 10))
 (cd "$data" && exec "$target/release/shop" --tls-dir "$certs" --data-dir "$data/tls-db" --gateway-port "$tls_base" \
   --users-port $((tls_base + 1)) --catalog-port $((tls_base + 2)) --orders-port $((tls_base + 3)) \
-  --payments-port $((tls_base + 4)) >"$data/tls.log" 2>&1) &
+  --payments-port $((tls_base + 4)) --dashboard off >"$data/tls.log" 2>&1) &
 tls_shop=$!
 trap 'kill $shop $tls_shop 2>/dev/null; wait $shop $tls_shop 2>/dev/null; rm -rf "$data"' EXIT
 tls_gateway="https://localhost:$tls_base"

@@ -188,7 +188,7 @@ impl KeptTraces {
             .map(|(id, trace)| trace.summary(id))
             .filter(|summary| include(summary))
             .collect();
-        all.sort_unstable_by(|a, b| b.start_us.cmp(&a.start_us));
+        all.sort_unstable_by_key(|trace| std::cmp::Reverse(trace.start_us));
         all.truncate(limit);
         all
     }
@@ -245,7 +245,7 @@ impl KeptTraces {
             .into_iter()
             .map(|((value, id), start)| (value.to_owned(), id.to_owned(), start))
             .collect();
-        found.sort_unstable_by(|a, b| b.2.cmp(&a.2));
+        found.sort_unstable_by_key(|found| std::cmp::Reverse(found.2));
         found.truncate(limit);
         found
     }
