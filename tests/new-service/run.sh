@@ -75,6 +75,11 @@ for _ in $(seq 1 600); do
 done
 curl -sf "http://127.0.0.1:$own/readyz" >/dev/null || { cat "$data/shop.log" >&2; fail "$name is not ready"; }
 answering=$(date +%s)
+# The banner comes once every service is ready and the dashboard listens.
+for _ in $(seq 1 100); do
+  grep -q "^  $name " "$data/shop.log" && break
+  sleep 0.1
+done
 grep -q "^  $name " "$data/shop.log" || fail "the banner does not list $name"
 
 step "calls: Connect, gRPC, gRPC-Web, REST; its caller rule"

@@ -602,6 +602,49 @@ mod tests {
     }
 
     #[test]
+    fn spans_flooding_through_the_sdk_are_cut_and_bounded() {
+        use opentelemetry::{
+            KeyValue,
+            trace::{Span as _, Tracer as _, TracerProvider as _},
+        };
+        let limits = KeptLimits {
+            bytes: 2 << 20,
+            ..KeptLimits::default()
+        };
+        let kept = KeptTraces::new(limits);
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+            .with_span_processor(Keeping(kept.clone()))
+            .build();
+        let tracer = provider.tracer("flood");
+        let huge = "x".repeat(10_000);
+        for n in 0..2_000 {
+            let mut span = tracer.start(format!("span {n} {huge}"));
+            for a in 0..40 {
+                span.set_attribute(KeyValue::new(format!("attribute.{a}"), huge.clone()));
+            }
+            for e in 0..20 {
+                span.add_event(format!("event {e}"), vec![KeyValue::new("why", huge.clone())]);
+            }
+            if n % 100 == 0 {
+                span.set_status(Status::error(huge.clone()));
+            }
+            span.end();
+        }
+        let usage = kept.usage();
+        assert!(usage.bytes <= limits.bytes, "{usage:?}");
+        let newest = kept.recent(1, |_| true);
+        let spans = kept.trace(&newest[0].trace_id).unwrap_or_default();
+        let span = &spans[0];
+        assert!(span.name.len() <= TEXT_CHARS + 3);
+        assert_eq!(span.attributes.len(), ATTRIBUTES_PER_SPAN);
+        assert_eq!(span.events.len(), EVENTS_PER_SPAN);
+        assert!(
+            kept.recent(usize::MAX, |trace| trace.errors > 0).len() >= 10,
+            "failed traces are kept apart"
+        );
+    }
+
+    #[test]
     fn long_texts_are_cut_on_a_character() {
         let cut = text("é".repeat(TEXT_CHARS));
         assert!(cut.len() <= TEXT_CHARS + '…'.len_utf8());
