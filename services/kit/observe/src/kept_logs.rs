@@ -8,7 +8,7 @@ use std::{
     collections::VecDeque,
     fmt,
     sync::{Arc, Mutex, PoisonError},
-    time::{SystemTime, UNIX_EPOCH},
+    time::SystemTime,
 };
 
 use opentelemetry::trace::TraceContextExt;
@@ -138,16 +138,8 @@ impl KeptLogs {
     }
 }
 
-fn cut(mut text: String) -> String {
-    if text.len() > TEXT_CHARS {
-        let mut end = TEXT_CHARS;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-        text.push('…');
-    }
-    text
+fn cut(text: String) -> String {
+    crate::cut(text, TEXT_CHARS)
 }
 
 #[derive(Default)]
@@ -196,11 +188,7 @@ impl<S: Subscriber> Layer<S> for KeptLogs {
         let metadata = event.metadata();
         self.keep(KeptLine {
             seq: 0,
-            at_us: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |since| {
-                    u64::try_from(since.as_micros()).unwrap_or(u64::MAX)
-                }),
+            at_us: crate::micros_since_epoch(SystemTime::now()),
             level: metadata.level().as_str(),
             target: metadata.target().to_owned(),
             message: fields.message,

@@ -10,3 +10,24 @@ mod log_format;
 pub mod metrics;
 pub mod telemetry;
 pub mod traces;
+
+/// `text` cut to at most `bytes` (on a character), with `…` when cut: what
+/// the rings a dashboard reads keep of each text.
+pub(crate) fn cut(mut text: String, bytes: usize) -> String {
+    if text.len() > bytes {
+        let mut end = bytes;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
+}
+
+/// Microseconds since the Unix epoch at `at` (0 before it).
+pub(crate) fn micros_since_epoch(at: std::time::SystemTime) -> u64 {
+    at.duration_since(std::time::UNIX_EPOCH).map_or(0, |since| {
+        u64::try_from(since.as_micros()).unwrap_or(u64::MAX)
+    })
+}

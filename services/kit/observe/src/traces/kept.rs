@@ -12,7 +12,7 @@
 use std::{
     collections::{HashMap, VecDeque},
     sync::{Arc, Mutex, PoisonError},
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::{Duration, SystemTime},
 };
 
 use opentelemetry::{
@@ -420,22 +420,11 @@ fn span_bytes(span: &KeptSpan) -> usize {
 }
 
 fn text(value: impl std::fmt::Display) -> String {
-    let mut text = value.to_string();
-    if text.len() > TEXT_CHARS {
-        let mut end = TEXT_CHARS;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-        text.push('…');
-    }
-    text
+    crate::cut(value.to_string(), TEXT_CHARS)
 }
 
 fn micros(at: SystemTime) -> u64 {
-    at.duration_since(UNIX_EPOCH).map_or(0, |since| {
-        u64::try_from(since.as_micros()).unwrap_or(u64::MAX)
-    })
+    crate::micros_since_epoch(at)
 }
 
 fn pairs<'a>(
@@ -623,7 +612,10 @@ mod tests {
                 span.set_attribute(KeyValue::new(format!("attribute.{a}"), huge.clone()));
             }
             for e in 0..20 {
-                span.add_event(format!("event {e}"), vec![KeyValue::new("why", huge.clone())]);
+                span.add_event(
+                    format!("event {e}"),
+                    vec![KeyValue::new("why", huge.clone())],
+                );
             }
             if n % 100 == 0 {
                 span.set_status(Status::error(huge.clone()));
