@@ -2,7 +2,7 @@
 //! trace with its log lines and orders, an order's saga read from the
 //! spans of its steps, the log's tail.
 
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
 use axum::{
     Json,
@@ -61,7 +61,7 @@ pub async fn trace(State(state): Shared, Path(trace_id): Path<String>) -> Respon
     };
     let mut orders: Vec<&str> = Vec::new();
     for span in &spans {
-        if let Some(order) = attribute(span, "shop.order.id")
+        if let Some(order) = attribute(span, ORDER_ID)
             && !orders.contains(&order)
         {
             orders.push(order);
@@ -82,25 +82,67 @@ fn attribute<'a>(span: &'a KeptSpan, key: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-/// `GET /api/orders`: the orders whose sagas the kept traces show.
+/// `GET /api/orders`: the orders whose sagas the kept traces show, newest
+/// first. Each kept trace is read once, however many orders it carries.
 pub async fn orders(State(state): Shared) -> Json<Value> {
-    let mut seen: Vec<String> = Vec::new();
-    let mut orders = Vec::new();
-    for (order, trace_id, start_us) in state.sources.traces.values("shop.order.id", MOST) {
-        if seen.contains(&order) {
-            continue;
+    let kept = &state.sources.traces;
+    // Each order with its traces, the newest order first.
+    let mut listed: Vec<(String, Vec<String>, u64)> = Vec::new();
+    for (order, trace_id, start_us) in kept.values(ORDER_ID, usize::MAX) {
+        match listed.iter().position(|(known, ..)| *known == order) {
+            Some(at) => listed[at].1.push(trace_id),
+            None if listed.len() < MOST => listed.push((order, vec![trace_id], start_us)),
+            None => {}
         }
-        let saga = saga_of(&state, &order);
-        seen.push(order.clone());
-        orders.push(json!({
-            "orderId": order,
-            "traceId": trace_id,
-            "startUs": start_us,
-            "ended": saga["ended"],
-            "steps": saga["steps"].as_array().map_or(0, Vec::len),
-        }));
     }
+    let mut spans_of: HashMap<&str, Vec<KeptSpan>> = HashMap::new();
+    for (_, traces, _) in &listed {
+        for trace_id in traces {
+            spans_of
+                .entry(trace_id.as_str())
+                .or_insert_with(|| kept.trace(trace_id).unwrap_or_default());
+        }
+    }
+    let orders: Vec<Value> = listed
+        .iter()
+        .map(|(order, traces, start_us)| {
+            let mut steps: Vec<&KeptSpan> = traces
+                .iter()
+                .filter_map(|trace_id| spans_of.get(trace_id.as_str()))
+                .flat_map(|spans| steps_of(spans, order))
+                .collect();
+            steps.sort_by_key(|step| step.start_us);
+            json!({
+                "orderId": order,
+                "traceId": traces[0],
+                "startUs": start_us,
+                "ended": ended(steps.iter().copied()),
+                "steps": steps.len(),
+            })
+        })
+        .collect();
     Json(json!({ "orders": orders }))
+}
+
+/// The attribute naming a saga step's order.
+const ORDER_ID: &str = "shop.order.id";
+
+/// The spans among `spans` that are steps of `order`'s saga.
+fn steps_of<'a>(
+    spans: &'a [KeptSpan],
+    order: &'a str,
+) -> impl DoubleEndedIterator<Item = &'a KeptSpan> {
+    spans
+        .iter()
+        .filter(move |span| attribute(span, ORDER_ID) == Some(order))
+}
+
+/// How a saga whose steps are `steps` (earliest first) ended, if it has.
+fn ended<'a>(steps: impl DoubleEndedIterator<Item = &'a KeptSpan>) -> Option<String> {
+    steps
+        .filter_map(|step| attribute(step, "saga.next"))
+        .rfind(|next| next.starts_with("finish"))
+        .map(|next| next.trim_start_matches("finish: ").to_owned())
 }
 
 /// `GET /api/orders/{order_id}`: its saga as a timeline.
@@ -118,7 +160,7 @@ pub async fn saga(State(state): Shared, Path(order_id): Path<String>) -> Respons
 /// attempt, outcome and the calls it made; the events its trace carried
 /// (consumers); how it ended, and the log lines that say why.
 fn saga_of(state: &crate::State, order_id: &str) -> Value {
-    let traces = state.sources.traces.find("shop.order.id", order_id);
+    let traces = state.sources.traces.find(ORDER_ID, order_id);
     let mut spans: Vec<KeptSpan> = traces
         .iter()
         .filter_map(|id| state.sources.traces.trace(id))
@@ -141,9 +183,7 @@ fn saga_of(state: &crate::State, order_id: &str) -> Value {
             })
             .collect()
     };
-    let steps: Vec<Value> = spans
-        .iter()
-        .filter(|span| attribute(span, "shop.order.id") == Some(order_id))
+    let steps: Vec<Value> = steps_of(&spans, order_id)
         .map(|step| {
             json!({
                 "step": attribute(step, "saga.step"),
@@ -174,11 +214,7 @@ fn saga_of(state: &crate::State, order_id: &str) -> Value {
         .filter(|span| span.kind == "consumer")
         .map(|span| json!({ "name": span.name, "service": span.service, "startUs": span.start_us, "durationUs": span.duration_us, "error": span.error }))
         .collect();
-    let ended = steps
-        .iter()
-        .filter_map(|step| step["next"].as_str())
-        .rfind(|next| next.starts_with("finish"))
-        .map(|next| next.trim_start_matches("finish: ").to_owned());
+    let ended = ended(steps_of(&spans, order_id));
     let logs: Vec<KeptLine> = state.sources.logs.tail(MOST, |line| {
         traces.contains(&line.trace_id)
             || line
