@@ -1,13 +1,16 @@
-//! The shop behind a real edge: Debian's nginx in front, as a Gateway, an
-//! ingress or a load balancer would be (`just edge`, which installs nginx;
-//! these tests are `#[ignore]`d in the README's command, which needs no
-//! proxy on the machine).
+//! The shop behind a real edge: Debian's nginx and HAProxy in front, as a
+//! Gateway, an ingress or a load balancer would be (`just edge`, which
+//! installs them; these tests are `#[ignore]`d in the README's command,
+//! which needs no proxy on the machine).
 //!
 //! - Per-address rules see the client, not the proxy: behind nginx one
 //!   client's sign-in lock-out leaves another's alone, the gateway limits
-//!   each client on its own, and the log names the client; a caller that
-//!   forges the headers without being a trusted proxy is limited on its own
-//!   address. Without `--trusted-proxies`, the same run locks everyone out.
+//!   each client on its own, and the log names the client. A client that
+//!   forges its address every way it can (`Forwarded`, `X-Forwarded-For`,
+//!   both, several lines, bad bytes, IPv6, `unknown`), through nginx and
+//!   through HAProxy, for each header an edge may write, is limited on its
+//!   own address every time; so is a caller that is no trusted proxy.
+//!   Without `--trusted-proxies`, the same run locks everyone out.
 //! - Streams outlive the proxy's idle timeout: WatchStock through nginx
 //!   with a 35 s read timeout, over Connect, gRPC and REST's events, still
 //!   delivers a stock change after 45 s of quiet; with heartbeats slower
@@ -40,6 +43,8 @@ struct Route {
     upstream: SocketAddr,
     /// gRPC over HTTP/2 (h2c) rather than HTTP/1.1.
     grpc: bool,
+    /// More of nginx's directives for the location (the headers it sets).
+    set: &'static str,
 }
 
 impl Nginx {
@@ -51,11 +56,12 @@ impl Nginx {
         let mut servers = String::new();
         for route in routes {
             let upstream = route.upstream;
+            let set = route.set;
             let server = if route.grpc {
                 format!(
                     "server {{ listen 127.0.0.1:{} http2; location / {{ \
                      grpc_pass grpc://{upstream}; grpc_read_timeout 35s; \
-                     grpc_set_header X-Forwarded-For $proxy_add_x_forwarded_for; }} }}\n",
+                     grpc_set_header X-Forwarded-For $proxy_add_x_forwarded_for; {set} }} }}\n",
                     route.listen
                 )
             } else {
@@ -64,7 +70,7 @@ impl Nginx {
                      proxy_pass http://{upstream}; proxy_http_version 1.1; \
                      proxy_buffering off; proxy_read_timeout 35s; \
                      proxy_set_header Connection \"\"; \
-                     proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for; }} }}\n",
+                     proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for; {set} }} }}\n",
                     route.listen
                 )
             };
@@ -76,6 +82,8 @@ impl Nginx {
              error_log {dir}/error.log info;\n\
              events {{ worker_connections 256; }}\n\
              http {{ access_log off; client_body_temp_path {dir}/body; proxy_temp_path {dir}/proxy;\n\
+             map $http_forwarded $proxy_add_forwarded {{ \"\" \"for=$remote_addr\"; \
+             default \"$http_forwarded, for=$remote_addr\"; }}\n\
              fastcgi_temp_path {dir}/fcgi; uwsgi_temp_path {dir}/uwsgi; scgi_temp_path {dir}/scgi;\n\
              {servers}}}\n"
         );
@@ -198,8 +206,213 @@ async fn users_behind_nginx(args: &[&str]) -> (Shop, Nginx, String) {
         listen,
         upstream: users.addr("users"),
         grpc: false,
+        set: "",
     }]);
     (users, nginx, format!("http://127.0.0.1:{listen}"))
+}
+
+/// HAProxy (Debian's), in front of one upstream, started in the
+/// foreground, stopped when dropped: it adds a line of `X-Forwarded-For`
+/// (`option forwardfor`) and sets `X-Real-IP` and
+/// `X-Envoy-External-Address` to the address it saw, replacing the
+/// client's, as an Envoy edge sets the latter.
+struct Haproxy {
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Haproxy {
+    fn start(listen: u16, upstream: SocketAddr) -> Self {
+        let dir = tempfile::tempdir().expect("dir");
+        let config = format!(
+            "global\n  maxconn 256\n\
+             defaults\n  mode http\n  timeout connect 5s\n  timeout client 35s\n  timeout server 35s\n\
+             frontend edge\n  bind 127.0.0.1:{listen}\n  option forwardfor\n\
+             \x20 http-request set-header X-Real-IP %[src]\n\
+             \x20 http-request set-header X-Envoy-External-Address %[src]\n\
+             \x20 default_backend shop\n\
+             backend shop\n  server shop {upstream}\n"
+        );
+        let path = dir.path().join("haproxy.cfg");
+        std::fs::write(&path, config).expect("write haproxy.cfg");
+        let haproxy = std::env::var_os("HAPROXY").map_or_else(
+            || {
+                ["/usr/sbin/haproxy", "/usr/bin/haproxy"]
+                    .iter()
+                    .map(PathBuf::from)
+                    .find(|path| path.exists())
+                    .unwrap_or_else(|| PathBuf::from("haproxy"))
+            },
+            PathBuf::from,
+        );
+        let child = Command::new(haproxy)
+            .arg("-db")
+            .arg("-f")
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start haproxy (just edge installs it)");
+        wait_listening(listen);
+        Self { child, _dir: dir }
+    }
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A forged header a client may send: its name and its value for the
+/// `n`-th attempt (a new address each time).
+type Forgery = fn(u8) -> Vec<(&'static str, Vec<u8>)>;
+
+/// Every way a client can send a forged address, each a new one per try.
+const FORGERIES: [(&str, Forgery); 9] = [
+    ("Forwarded", |n| {
+        vec![("forwarded", format!("for=198.51.100.{n}").into())]
+    }),
+    ("X-Forwarded-For", |n| {
+        vec![("x-forwarded-for", format!("198.51.100.{n}").into())]
+    }),
+    ("both", |n| {
+        vec![
+            ("forwarded", format!("for=203.0.113.{n}").into()),
+            ("x-forwarded-for", format!("198.51.100.{n}").into()),
+        ]
+    }),
+    ("several lines", |n| {
+        vec![
+            ("x-forwarded-for", format!("198.51.100.{n}").into()),
+            (
+                "x-forwarded-for",
+                format!("203.0.113.{n}, 192.0.2.{n}").into(),
+            ),
+            ("forwarded", format!("for=198.51.100.{n}").into()),
+            ("forwarded", format!("for=203.0.113.{n}").into()),
+        ]
+    }),
+    ("bad bytes", |n| {
+        vec![
+            (
+                "x-forwarded-for",
+                [
+                    &b"\xff, "[..],
+                    format!("198.51.100.{n}").as_bytes(),
+                    b"\x80",
+                ]
+                .concat(),
+            ),
+            (
+                "forwarded",
+                [&b"for=\"\xfe"[..], format!("{n}").as_bytes()].concat(),
+            ),
+        ]
+    }),
+    ("IPv6", |n| {
+        vec![
+            ("x-forwarded-for", format!("2001:db8::{n}").into()),
+            ("forwarded", format!("for=\"[2001:db8::{n}]:443\"").into()),
+        ]
+    }),
+    ("unknown", |_| {
+        vec![
+            ("forwarded", b"for=unknown".to_vec()),
+            ("x-forwarded-for", b"unknown".to_vec()),
+        ]
+    }),
+    ("X-Real-IP", |n| {
+        vec![("x-real-ip", format!("198.51.100.{n}").into())]
+    }),
+    ("X-Envoy-External-Address", |n| {
+        vec![("x-envoy-external-address", format!("198.51.100.{n}").into())]
+    }),
+];
+
+/// The statuses of five failed sign-ins from `from` through `edge`, each
+/// with a new forged address (and a new email, so only the address's
+/// throttle can refuse): with a burst of 4, the last is refused.
+async fn forged_sign_ins(edge: &str, from: u8, forgery: Forgery) -> Vec<u16> {
+    let client = client_from(&format!("127.0.0.{from}"));
+    let mut statuses = Vec::new();
+    for n in 1..=5 {
+        let mut request = client
+            .post(format!("{edge}/shop.users.v1.UserService/LogIn"))
+            .json(&json!({"email": format!("nobody-{from}-{n}@example.com"), "password": "wrong password 1"}));
+        for (name, value) in forgery(n) {
+            request = request.header(
+                name,
+                reqwest::header::HeaderValue::from_bytes(&value).expect("a header value"),
+            );
+        }
+        statuses.push(request.send().await.expect("LogIn").status().as_u16());
+    }
+    statuses
+}
+
+#[tokio::test]
+#[ignore = "needs nginx and haproxy: just edge"]
+async fn a_client_forging_its_address_through_nginx_or_haproxy_is_limited_on_its_own() {
+    // Each header an edge may write, with both edges set up to write it;
+    // the client's forgeries of every header, the one read among them.
+    let mut next_client = 10u8;
+    for (header, nginx_sets) in [
+        ("x-forwarded-for", ""),
+        (
+            "forwarded",
+            "proxy_set_header Forwarded $proxy_add_forwarded;",
+        ),
+        ("x-real-ip", "proxy_set_header X-Real-IP $remote_addr;"),
+        (
+            "x-envoy-external-address",
+            "proxy_set_header X-Envoy-External-Address $remote_addr;",
+        ),
+    ] {
+        let users = Shop::serve(
+            "users",
+            &[
+                "--sign-in-ip-burst",
+                "4",
+                "--sign-in-ip-per-minute",
+                "1",
+                "--trusted-proxies",
+                "127.0.0.1",
+                "--client-address-header",
+                header,
+            ],
+        )
+        .await;
+        let (nginx_port, haproxy_port) = (free_port(), free_port());
+        let _nginx = Nginx::start(&[Route {
+            listen: nginx_port,
+            upstream: users.addr("users"),
+            grpc: false,
+            set: nginx_sets,
+        }]);
+        // HAProxy appends X-Forwarded-For and sets the single-value headers;
+        // it writes no Forwarded (2.6 cannot).
+        let _haproxy =
+            (header != "forwarded").then(|| Haproxy::start(haproxy_port, users.addr("users")));
+        let mut edges = vec![("nginx", nginx_port)];
+        if header != "forwarded" {
+            edges.push(("haproxy", haproxy_port));
+        }
+        for (edge, port) in edges {
+            for (forged, forgery) in FORGERIES {
+                next_client += 1;
+                let from = next_client;
+                let statuses =
+                    forged_sign_ins(&format!("http://127.0.0.1:{port}"), from, forgery).await;
+                assert_eq!(
+                    statuses,
+                    [401, 401, 401, 401, 429],
+                    "{header} through {edge}, forging {forged}: the client (127.0.0.{from}) is limited on its own address"
+                );
+            }
+        }
+    }
 }
 
 #[tokio::test]
@@ -260,12 +473,16 @@ async fn behind_nginx_the_gateway_limits_each_client_and_logs_who_called() {
         listen,
         upstream: shop.addr("gateway"),
         grpc: false,
+        set: "",
     }]);
-    let home = async |client: &reqwest::Client| {
+    // Each of A's calls forges another address, in both headers: in vain.
+    let home = async |client: &reqwest::Client, forged: u8| {
         client
             .post(format!(
                 "http://127.0.0.1:{listen}/shop.bff.v1.MobileBffService/GetHome"
             ))
+            .header("forwarded", format!("for=198.51.100.{forged}"))
+            .header("x-forwarded-for", format!("203.0.113.{forged}"))
             .json(&json!({}))
             .send()
             .await
@@ -275,8 +492,8 @@ async fn behind_nginx_the_gateway_limits_each_client_and_logs_who_called() {
     };
     let a = client_from("127.0.0.2");
     let mut a_statuses = Vec::new();
-    for _ in 0..8 {
-        a_statuses.push(home(&a).await);
+    for forged in 0..8 {
+        a_statuses.push(home(&a, forged).await);
     }
     assert_eq!(
         a_statuses.last(),
@@ -284,7 +501,7 @@ async fn behind_nginx_the_gateway_limits_each_client_and_logs_who_called() {
         "A over its burst: {a_statuses:?}"
     );
     assert_eq!(
-        home(&client_from("127.0.0.3")).await,
+        home(&client_from("127.0.0.3"), 100).await,
         200,
         "B has its own limit"
     );
@@ -466,6 +683,7 @@ async fn streams_outlive_a_35_s_proxy_read_timeout_and_without_heartbeats_are_cu
         listen: free_port(),
         upstream,
         grpc,
+        set: "",
     });
     let nginx = Nginx::start(&routes);
     let url = |n: usize| format!("http://127.0.0.1:{}", routes[n].listen);

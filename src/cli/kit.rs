@@ -15,7 +15,8 @@ use shop_kit::{
         traces::{self, OtlpProtocol, TraceConfig, TraceTrust},
     },
     rpc::{
-        TrustedProxies,
+        ClientAddressHeader, ClientAddressing, TrustedProxies,
+        client_address::DEFAULT_IPV6_LIMIT_PREFIX,
         config::{
             DEFAULT_DRAIN_MS, DEFAULT_MAX_CALLS_IN_FLIGHT, DEFAULT_MAX_CONNECTIONS,
             DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_STREAMS, DEFAULT_STREAM_HEARTBEAT_SECS,
@@ -201,11 +202,11 @@ pub struct HttpArgs {
 
     /// The proxies in front of the services (your edge: a Gateway, an
     /// ingress, a load balancer), as addresses and CIDR blocks, comma
-    /// separated: their `Forwarded` / `X-Forwarded-For` name the client,
-    /// which every per-address limit (sign-in, the gateway's), log line and
-    /// trace then uses. The client is the rightmost address in those
-    /// headers that is not a trusted proxy; a caller not in this list is
-    /// the client, whatever its headers say. Default: none.
+    /// separated: the header they write (--client-address-header) names the
+    /// client, which every per-address limit (sign-in, the gateway's), log
+    /// line and trace then uses: the rightmost address in it that is not a
+    /// trusted proxy. A caller not in this list is the client, whatever its
+    /// headers say. Default: none (docs/edge.md).
     #[arg(
         long,
         global = true,
@@ -214,6 +215,27 @@ pub struct HttpArgs {
         default_value = ""
     )]
     pub trusted_proxies: TrustedProxies,
+
+    /// The one header your edge writes the client's address in; no other
+    /// is read. x-forwarded-for: nginx, Envoy (Gateway), Istio, HAProxy,
+    /// ingress-nginx and cloud load balancers append to it; forwarded: an
+    /// edge set up to append RFC 7239 `Forwarded`; x-real-ip and
+    /// x-envoy-external-address: one address the edge sets.
+    #[arg(long, global = true, env = "SHOP_CLIENT_ADDRESS_HEADER", value_name = "HEADER", value_parser = one_of(&ClientAddressHeader::NAMED), default_value = "x-forwarded-for")]
+    pub client_address_header: ClientAddressHeader,
+
+    /// The client is this many entries from the right of
+    /// X-Forwarded-For / Forwarded (Envoy's xff_num_trusted_hops): 1 when
+    /// only your edge appends, 2 with a load balancer before it. Without
+    /// --trusted-proxies every peer is then believed, so let only the edge
+    /// reach the services' ports (the manifests' NetworkPolicies do).
+    #[arg(long, global = true, env = "SHOP_TRUSTED_HOPS", value_name = "N", value_parser = clap::value_parser!(u8).range(1..=16))]
+    pub trusted_hops: Option<u8>,
+
+    /// Per-address limits (sign-in, the gateway's) count an IPv6 client's
+    /// network of this many bits as one client: one host is given a /64.
+    #[arg(long, global = true, env = "SHOP_RATE_LIMIT_IPV6_PREFIX", value_name = "BITS", default_value_t = DEFAULT_IPV6_LIMIT_PREFIX, value_parser = clap::value_parser!(u8).range(1..=128))]
+    pub rate_limit_ipv6_prefix: u8,
 
     /// A server stream (WatchOrder, WatchStock, their REST events) that
     /// sent nothing for this many seconds sends a heartbeat, which clients
@@ -408,7 +430,12 @@ impl KitArgs {
             metrics_port: http.metrics_port,
             max_calls_in_flight: http.max_calls_in_flight,
             in_process_calls: http.in_process_calls,
-            trusted_proxies: http.trusted_proxies.clone(),
+            clients: ClientAddressing {
+                proxies: http.trusted_proxies.clone(),
+                header: http.client_address_header,
+                hops: http.trusted_hops.and_then(std::num::NonZeroU8::new),
+                ipv6_limit_prefix: http.rate_limit_ipv6_prefix,
+            },
             stream_heartbeat_secs: http.stream_heartbeat_secs,
             tls: ServerTlsConfig::default(),
         }

@@ -9,7 +9,7 @@ seconds="${1:-60}"
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(envelope connect_get timeouts grpc_json classifier rest_paths)
+  targets=(envelope connect_get timeouts grpc_json classifier rest_paths client_address)
 fi
 if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
   echo "cargo-fuzz and a nightly toolchain are needed:" >&2

@@ -12,9 +12,10 @@
 //!   not tell which accounts exist.
 //!
 //! Both tables are bounded caches: an attacker with many addresses or
-//! emails evicts old entries, never grows memory without end. The client IP
-//! is the kit's `client_address`: the TCP peer's, or, behind a proxy named
-//! in --trusted-proxies, the client's that proxy forwarded.
+//! emails evicts old entries, never grows memory without end. The client is
+//! the kit's `client_limit_key`: the TCP peer's address, or the client's
+//! the edge named (--trusted-proxies, --client-address-header); an IPv6
+//! client's network (--rate-limit-ipv6-prefix, /64 by default).
 
 use std::{
     net::IpAddr,
@@ -26,7 +27,7 @@ use moka::sync::Cache;
 use shop_kit::{
     auth::CertifiedService,
     rpc::{
-        client_address,
+        client_limit_key,
         rate_class::{RateClass, RateRefused},
     },
 };
@@ -105,7 +106,7 @@ impl RateClass for SignInThrottle {
         if let Ok(CertifiedService(Some(_))) = CertifiedService::of(&request.extensions) {
             return Ok(());
         }
-        self.attempt_from(client_address(&request.extensions))
+        self.attempt_from(client_limit_key(&request.extensions))
             .map_err(|throttled| RateRefused {
                 message: UsersError::Throttled {
                     retry_after: throttled.retry_after,

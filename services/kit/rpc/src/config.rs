@@ -64,11 +64,11 @@ pub struct HttpConfig {
     /// apart do; the shop's command line turns it on.
     pub in_process_calls: bool,
 
-    /// Proxies in front of the services (addresses and CIDR blocks) whose
-    /// `Forwarded` / `X-Forwarded-For` name the client: every per-address
-    /// limit, log line and trace then sees the client, not the proxy.
-    /// Default: none, so the TCP peer is the client.
-    pub trusted_proxies: crate::TrustedProxies,
+    /// Who the client is behind the edge: the proxies (or hops) believed,
+    /// the one header the edge writes, and how coarsely per-address limits
+    /// key an IPv6 client. Every per-address limit, log line and trace
+    /// sees that client. Default: the TCP peer is the client.
+    pub clients: crate::ClientAddressing,
 
     /// A server stream that sent nothing for this many seconds sends a
     /// heartbeat (`kit.stream.v1.Heartbeat`), so proxies with idle
@@ -155,7 +155,7 @@ impl Default for HttpConfig {
             metrics_port: None,
             max_calls_in_flight: DEFAULT_MAX_CALLS_IN_FLIGHT,
             in_process_calls: false,
-            trusted_proxies: crate::TrustedProxies::default(),
+            clients: crate::ClientAddressing::default(),
             stream_heartbeat_secs: DEFAULT_STREAM_HEARTBEAT_SECS,
             tls: shop_kit_tls::ServerTlsConfig::default(),
         }

@@ -43,7 +43,9 @@ mod sse;
 mod valid;
 
 pub use app::App;
-pub use client_address::{ClientAddress, TrustedProxies, client_address};
+pub use client_address::{
+    Client, ClientAddressHeader, ClientAddressing, TrustedProxies, client_address, client_limit_key,
+};
 pub use config::HttpConfig;
 pub use connect_get::connect_get;
 pub use health::Readiness;

@@ -45,10 +45,7 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use super::{
-    app::App,
-    client_address::{ClientAddress, TrustedProxies},
-    config::HttpConfig,
-    drain::drained_when_dropped,
+    app::App, client_address::ClientAddressing, config::HttpConfig, drain::drained_when_dropped,
 };
 use shop_kit_shutdown::Shutdown;
 use shop_kit_tls::{Accepted, ServerTls, TlsError, TlsSession};
@@ -202,7 +199,7 @@ async fn accept_until(
             builder: builder.clone(),
             shutdown: stop.clone(),
             idle_timeout: http.idle_timeout(),
-            trusted_proxies: http.trusted_proxies.clone(),
+            clients: http.clients.clone(),
         };
         let tls = tls.clone();
         let patience = http.header_read_timeout();
@@ -378,7 +375,7 @@ struct Connection {
     builder: Arc<auto::Builder<TokioExecutor>>,
     shutdown: Shutdown,
     idle_timeout: Duration,
-    trusted_proxies: TrustedProxies,
+    clients: ClientAddressing,
 }
 
 impl Connection {
@@ -389,14 +386,11 @@ impl Connection {
         let activity = Arc::new(Activity::new());
         let tracked = activity.clone();
         let app = self.app;
-        let trusted_proxies = self.trusted_proxies;
+        let clients = self.clients;
         let service = tower::service_fn(move |mut request: Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo(remote));
-            if !trusted_proxies.is_empty() {
-                let client = trusted_proxies.client(remote.ip(), request.headers());
-                if client != remote.ip() {
-                    request.extensions_mut().insert(ClientAddress(client));
-                }
+            if let Some(client) = clients.client_of(remote.ip(), request.headers()) {
+                request.extensions_mut().insert(client);
             }
             if let Some(session) = &session {
                 request.extensions_mut().insert(session.clone());
@@ -648,7 +642,10 @@ mod tests {
         );
         let serve = async |trusted: &str| {
             let http = HttpConfig {
-                trusted_proxies: trusted.parse().expect("proxies"),
+                clients: crate::ClientAddressing {
+                    proxies: trusted.parse().expect("proxies"),
+                    ..crate::ClientAddressing::default()
+                },
                 ..HttpConfig::default()
             };
             start(

@@ -1,22 +1,30 @@
-//! Rate limiting with tower-governor: per client address, and per caller (the
-//! verified subject of the bearer token; the IP for anonymous calls and
-//! tokens that do not verify), each with its own rate and burst. Over the limit, the caller gets `resource_exhausted` in its own
-//! protocol (HTTP 429 with a Connect JSON error, or gRPC status 8), with a
-//! `Retry-After` header and the wait in the message.
+//! Rate limiting with tower-governor: per client address (an IPv6 client's
+//! network, `client_limit_key`), and per caller (the verified subject of the
+//! bearer token; the address for anonymous calls and tokens that do not
+//! verify), each with its own rate and burst. Over the limit, the caller gets
+//! `resource_exhausted` in its own protocol (HTTP 429 with a Connect JSON
+//! error, or gRPC status 8), with a `Retry-After` header and the wait in the
+//! message.
+//!
+//! Each limiter's memory is bounded twice over: a key is one of [`SLOTS`]
+//! slots (a hash seeded anew by each process, so nobody can aim at another
+//! client's slot), and every [`PRUNE_EVERY`] the keys whose bucket is full
+//! again are dropped, so the table holds only clients seen lately.
 
 use std::{
-    hash::{DefaultHasher, Hash, Hasher},
-    sync::Arc,
+    hash::{BuildHasher, Hash},
+    sync::{Arc, LazyLock, Weak},
     time::Duration,
 };
 
 use axum::{Router, body::Body, extract::Request, middleware::Next, response::Response};
+use governor::middleware::NoOpMiddleware;
 use tower_governor::{
     GovernorError, GovernorLayer, governor::GovernorConfigBuilder, key_extractor::KeyExtractor,
 };
 
 use super::{
-    client_address::ClientAddressKeyExtractor,
+    client_address::client_limit_key,
     connect_errors::{error_response, retry_later},
 };
 use shop_kit_auth::{TokenVerifier, bearer_token};
@@ -45,6 +53,35 @@ impl Default for RateLimitConfig {
     }
 }
 
+/// The most keys one limiter holds: about 40 bytes each, so at most some
+/// 40 MiB however many clients come; with a thousand clients active, one
+/// shares its bucket with another by a chance of 1 in a thousand.
+pub const SLOTS: u64 = 1 << 20;
+
+/// How often each limiter drops the clients whose bucket is full again.
+pub const PRUNE_EVERY: Duration = Duration::from_secs(5);
+
+/// The hash of this process's slots: a seed nobody outside knows.
+static SLOT_HASH: LazyLock<foldhash::quality::RandomState> =
+    LazyLock::new(foldhash::quality::RandomState::default);
+
+fn slot_of(key: impl Hash) -> u32 {
+    // SLOTS is 2^20: the remainder fits.
+    u32::try_from(SLOT_HASH.hash_one(key) % SLOTS).unwrap_or_default()
+}
+
+/// Keys a request by its client's address (an IPv6 client's network).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ClientKeyExtractor;
+
+impl KeyExtractor for ClientKeyExtractor {
+    type Key = u32;
+
+    fn extract<T>(&self, request: &http::Request<T>) -> Result<Self::Key, GovernorError> {
+        Ok(slot_of(client_limit_key(request.extensions())))
+    }
+}
+
 /// Keys a request by its caller: the subject of a bearer token that
 /// verifies, else the client's address.
 #[derive(Clone, Debug)]
@@ -53,26 +90,39 @@ pub struct CallerKeyExtractor {
 }
 
 impl KeyExtractor for CallerKeyExtractor {
-    type Key = (bool, u64);
+    type Key = u32;
 
     fn extract<T>(&self, request: &http::Request<T>) -> Result<Self::Key, GovernorError> {
         let subject = bearer_token(request.headers())
             .and_then(|token| self.verifier.verify(token).ok())
             .map(|claims| claims.sub);
-        let mut hasher = DefaultHasher::new();
-        match subject {
-            Some(subject) => {
-                subject.hash(&mut hasher);
-                Ok((true, hasher.finish()))
-            }
-            None => {
-                ClientAddressKeyExtractor
-                    .extract(request)?
-                    .hash(&mut hasher);
-                Ok((false, hasher.finish()))
-            }
-        }
+        Ok(match subject {
+            Some(subject) => slot_of((true, subject)),
+            None => slot_of((false, client_limit_key(request.extensions()))),
+        })
     }
+}
+
+/// Drops, every [`PRUNE_EVERY`], the keys of `limiter` whose bucket is full
+/// again, until the router holding it is gone.
+fn prune(limiter: &tower_governor::governor::SharedRateLimiter<u32, NoOpMiddleware>) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        tracing::warn!("rate limits built outside a runtime: their tables are not pruned");
+        return;
+    };
+    let limiter: Weak<_> = Arc::downgrade(limiter);
+    runtime.spawn(async move {
+        let mut every = tokio::time::interval(PRUNE_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            let Some(limiter) = limiter.upgrade() else {
+                return;
+            };
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    });
 }
 
 /// Marks a response as the governor's refusal, for [`render`] to turn into
@@ -123,7 +173,7 @@ fn per_second(rate: u32) -> Duration {
 /// the request for).
 pub fn limit(router: Router, config: &RateLimitConfig, verifier: TokenVerifier) -> Router {
     let by_ip = GovernorConfigBuilder::default()
-        .key_extractor(ClientAddressKeyExtractor)
+        .key_extractor(ClientKeyExtractor)
         .period(per_second(config.ip_per_second))
         .burst_size(config.ip_burst.max(1))
         .finish();
@@ -138,8 +188,62 @@ pub fn limit(router: Router, config: &RateLimitConfig, verifier: TokenVerifier) 
         tracing::warn!(?config, "rate limits too high to enforce: none applied");
         return router;
     };
+    prune(by_ip.limiter());
+    prune(by_caller.limiter());
     router
         .layer(GovernorLayer::new(Arc::new(by_caller)).error_handler(refusal))
         .layer(GovernorLayer::new(Arc::new(by_ip)).error_handler(refusal))
         .layer(axum::middleware::from_fn(render))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use super::*;
+    use crate::client_address::{Client, limit_key};
+
+    fn from(address: &str) -> http::Request<()> {
+        let address: IpAddr = address.parse().expect("address");
+        let mut request = http::Request::new(());
+        request.extensions_mut().insert(Client {
+            address,
+            limit_key: limit_key(address, 64),
+        });
+        request
+    }
+
+    #[test]
+    fn an_ipv6_network_is_one_client() {
+        let key = |address| ClientKeyExtractor.extract(&from(address)).expect("key");
+        assert_eq!(key("2001:db8:0:1::a"), key("2001:db8:0:1:ffff::b"));
+        assert_ne!(key("2001:db8:0:1::a"), key("2001:db8:0:2::a"));
+        assert_ne!(key("198.51.100.1"), key("198.51.100.2"));
+    }
+
+    #[tokio::test]
+    async fn a_table_holds_bounded_slots_and_only_clients_seen_lately() {
+        let config = GovernorConfigBuilder::default()
+            .key_extractor(ClientKeyExtractor)
+            .period(per_second(1000))
+            .burst_size(1)
+            .finish()
+            .expect("limits");
+        let limiter = config.limiter();
+        for n in 0..20_000u32 {
+            let key = ClientKeyExtractor
+                .extract(&from(&Ipv4Addr::from_bits(0xc633_0000 + n).to_string()))
+                .expect("key");
+            assert!(u64::from(key) < SLOTS);
+            let _ = limiter.check_key(&key);
+        }
+        assert!(
+            limiter.len() > 19_000,
+            "few clients share a slot: {}",
+            limiter.len()
+        );
+        prune(limiter);
+        tokio::time::sleep(PRUNE_EVERY + Duration::from_secs(1)).await;
+        assert_eq!(limiter.len(), 0, "every bucket is full again: pruned");
+    }
 }
