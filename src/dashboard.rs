@@ -21,6 +21,8 @@ pub struct Keeping {
     pub traces: KeptTraces,
     pub logs: KeptLogs,
     port: Option<u16>,
+    /// Asked for by `shop serve` (a pod, most likely), not the whole shop.
+    asked_alone: bool,
 }
 
 /// What the banner says of it.
@@ -39,6 +41,7 @@ impl Keeping {
             traces: KeptTraces::default(),
             logs: KeptLogs::default(),
             port: args.dashboard_port,
+            asked_alone: !whole_shop,
         })
     }
 
@@ -79,7 +82,21 @@ impl Keeping {
         let port = self.port.unwrap_or(DEFAULT_DASHBOARD_PORT);
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         match shop_dashboard::start(addr, sources, shutdown).await {
-            Ok(listening) => Ok(Shown::At(listening.addr)),
+            Ok(listening) => {
+                if self.asked_alone {
+                    // In a pod, loopback is shared with every sidecar and
+                    // with `kubectl port-forward`: say what that reaches.
+                    tracing::warn!(
+                        dashboard = %listening.addr,
+                        "the dashboard shows this service's kept traces and log lines, and its \
+                         explorer calls the service as anyone (a new customer; the demo \
+                         customer where seeded), to every process that reaches this \
+                         machine's or pod's loopback: sidecars, kubectl port-forward; \
+                         run it only where that is you"
+                    );
+                }
+                Ok(Shown::At(listening.addr))
+            }
             Err(error) if error.port_taken() && self.port.is_none() => Ok(Shown::PortTaken(
                 format!("{addr} is in use (--dashboard-port PORT, or 0 for any free one)"),
             )),

@@ -180,6 +180,27 @@ async fn the_dashboard_shows_the_contract_and_an_order_placed_from_its_explorer_
         403,
         "another site's page may not call as the customer"
     );
+    // Nor a page of another server on this machine, nor a framing page.
+    let answer = client
+        .post(format!("{base}/api/call"))
+        .header("Origin", "http://localhost:3000")
+        .json(&json!({"method": "shop.orders.v1.OrderService/ListOrders", "as": "demo"}))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(answer.status(), 403, "only the dashboard's own origin");
+    let page = client.get(format!("{base}/")).send().await.expect("page");
+    assert_eq!(page.headers()["x-frame-options"], "DENY");
+    let policy = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap_or_default();
+    assert!(policy.contains("frame-ancestors 'none'"), "{policy}");
+    let api = client
+        .get(format!("{base}/api/overview"))
+        .send()
+        .await
+        .expect("overview");
+    assert_eq!(api.headers()["x-frame-options"], "DENY");
     let (_, usage) = get(&client, &format!("{base}/api/usage")).await;
     assert!(usage["traces"]["bytes"].as_u64() <= usage["traces"]["limit_bytes"].as_u64());
     drop(shop);
@@ -202,5 +223,10 @@ async fn one_service_alone_runs_the_dashboard_when_asked() {
     )
     .await;
     assert_eq!(overview["services"][0]["name"], "users");
-    drop(shop);
+    // Served alone (in a pod, most likely), it says what it exposes.
+    let log = shop.stop_for_log();
+    assert!(
+        log.contains("to every process that reaches this machine's or pod's loopback"),
+        "{log}"
+    );
 }

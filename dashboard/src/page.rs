@@ -11,7 +11,8 @@ pub async fn index() -> impl IntoResponse {
                 header::CONTENT_SECURITY_POLICY,
                 // Inline style attributes place the waterfall's bars; scripts
                 // come from this origin only.
-                "default-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self'; img-src 'self' data:",
+                // No page may frame it.
+                "default-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
             ),
         ],
         include_str!("../page/index.html"),

@@ -92,15 +92,17 @@ impl KeptLogs {
     /// Keeps `line` (its `seq` is given here), dropping the oldest past
     /// the bounds.
     pub fn keep(&self, mut line: KeptLine) {
+        // What the line holds in memory: its allocations, not their lengths.
         let size = 128
-            + line.target.len()
-            + line.message.len()
-            + line.service.len()
-            + line.trace_id.len()
+            + line.target.capacity()
+            + line.message.capacity()
+            + line.service.capacity()
+            + line.trace_id.capacity()
+            + line.fields.capacity() * 48
             + line
                 .fields
                 .iter()
-                .map(|(k, v)| k.len() + v.len() + 48)
+                .map(|(k, v)| k.capacity() + v.capacity())
                 .sum::<usize>();
         let mut ring = self.ring();
         line.seq = ring.next;
@@ -233,5 +235,13 @@ mod tests {
         assert_eq!(tail.len(), 3);
         assert_eq!(tail[2].seq, 100_000, "the newest line last");
         assert!(tail[0].message.len() <= TEXT_CHARS + 3);
+        // What is held, not only what is read: a cut text's allocation.
+        assert!(tail[0].message.capacity() <= TEXT_CHARS + 3);
+        assert!(
+            tail[0]
+                .fields
+                .iter()
+                .all(|(_, value)| value.capacity() <= TEXT_CHARS + 3)
+        );
     }
 }

@@ -19,9 +19,13 @@ pub(crate) fn cut(mut text: String, bytes: usize) -> String {
         while !text.is_char_boundary(end) {
             end -= 1;
         }
-        text.truncate(end);
-        text.push('…');
+        // A copy: truncating would keep the whole allocation held.
+        let mut kept = String::with_capacity(end + '…'.len_utf8());
+        kept.push_str(&text[..end]);
+        kept.push('…');
+        return kept;
     }
+    text.shrink_to_fit();
     text
 }
 

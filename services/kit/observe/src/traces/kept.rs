@@ -402,21 +402,27 @@ impl Ring {
     }
 }
 
-/// What a span takes in memory, roughly: its texts and a fixed part.
+/// What a span holds in memory, roughly: its allocations (capacities, not
+/// lengths) and a fixed part.
 fn span_bytes(span: &KeptSpan) -> usize {
-    let pairs = |pairs: &[(String, String)]| -> usize {
-        pairs.iter().map(|(k, v)| k.len() + v.len() + 48).sum()
+    let pairs = |pairs: &Vec<(String, String)>| -> usize {
+        pairs.capacity() * 48
+            + pairs
+                .iter()
+                .map(|(k, v)| k.capacity() + v.capacity())
+                .sum::<usize>()
     };
-    256 + span.name.len()
-        + span.service.len()
-        + span.error.as_ref().map_or(0, String::len)
+    256 + span.name.capacity()
+        + span.service.capacity()
+        + span.error.as_ref().map_or(0, String::capacity)
         + pairs(&span.attributes)
+        + span.events.capacity() * 64
         + span
             .events
             .iter()
-            .map(|event| 64 + event.name.len() + pairs(&event.attributes))
+            .map(|event| event.name.capacity() + pairs(&event.attributes))
             .sum::<usize>()
-        + span.links.len() * 56
+        + span.links.capacity() * 56
 }
 
 fn text(value: impl std::fmt::Display) -> String {
@@ -628,6 +634,15 @@ mod tests {
         let spans = kept.trace(&newest[0].trace_id).unwrap_or_default();
         let span = &spans[0];
         assert!(span.name.len() <= TEXT_CHARS + 3);
+        // What is held, not only what is read: each cut text's allocation.
+        assert!(span.name.capacity() <= TEXT_CHARS + 3);
+        assert!(
+            span.attributes
+                .iter()
+                .chain(span.events.iter().flat_map(|event| &event.attributes))
+                .all(|(_, value)| value.capacity() <= TEXT_CHARS + 3),
+            "kept texts are copies, not truncated allocations"
+        );
         assert_eq!(span.attributes.len(), ATTRIBUTES_PER_SPAN);
         assert_eq!(span.events.len(), EVENTS_PER_SPAN);
         assert!(
