@@ -449,3 +449,39 @@ async fn no_browser_may_call_an_internal_service_not_even_from_the_shops_own_ori
         assert_ne!(status, 404, "{path}: {body}");
     }
 }
+
+#[tokio::test]
+async fn the_service_secret_rotates_without_a_window() {
+    // As the manifests give them (docs/tls.md): the Secret's two values in
+    // SHOP_SERVICE_SECRET and SHOP_SERVICE_SECRET_PREVIOUS. Callers on
+    // either side of the rotation get their service tokens; a guess does not.
+    let users = Shop::serve_logged(
+        "users",
+        &[],
+        &[
+            ("SHOP_SERVICE_SECRET", "the new service secret"),
+            ("SHOP_SERVICE_SECRET_PREVIOUS", "the old service secret"),
+        ],
+    )
+    .await;
+    let issue = async |secret: &str| {
+        users
+            .call(
+                "users",
+                "/shop.users.v1.ServiceTokenService/IssueServiceToken",
+                &json!({"serviceName": "orders", "serviceSecret": secret}),
+            )
+            .await
+    };
+    for secret in ["the new service secret", "the old service secret"] {
+        let (status, answer) = issue(secret).await;
+        assert_eq!(status, 200, "{secret}: {answer}");
+    }
+    let (status, answer) = issue("a guess").await;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (401, Some("unauthenticated"))
+    );
+    let log = users.stop_for_log();
+    assert!(!log.contains("the old service secret"), "never printed");
+}

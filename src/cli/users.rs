@@ -93,6 +93,7 @@ impl UsersArgs {
             database_url: database,
             demo_data,
             service_secret: secret.secret.clone().unwrap_or_default(),
+            service_secret_previous: secret.previous.clone().unwrap_or_default(),
             signing_key: signing_key.map(SecretSlice::from),
             hashing: HashingConfig {
                 password_hashing_mib: self.password_hashing_mib,

@@ -63,9 +63,10 @@ fn now_i64() -> i64 {
 pub struct Accounts {
     store: Store,
     issuer: TokenIssuer,
-    /// SHA-256 of the secret the shop's services share, if service tokens
-    /// are enabled.
-    service_secret_hash: Option<String>,
+    /// SHA-256 of the secrets the shop's services may show: the current
+    /// one first, then the previous one during a rotation; none if service
+    /// tokens are disabled.
+    service_secret_hashes: Vec<String>,
     passwords: Passwords,
     throttle: SignInThrottle,
 }
@@ -96,7 +97,7 @@ impl Accounts {
         Ok(Self {
             store,
             issuer,
-            service_secret_hash: None,
+            service_secret_hashes: Vec::new(),
             passwords: Passwords::new(&HashingConfig::default()),
             throttle: SignInThrottle::new(ThrottleConfig::default()),
         })
@@ -114,9 +115,25 @@ impl Accounts {
         Arc::new(self.throttle.clone())
     }
 
-    /// Enables service tokens for callers that know `secret`.
+    /// Enables service tokens for callers that know `secret` (empty:
+    /// disables them).
     pub fn with_service_secret(mut self, secret: &str) -> Self {
-        self.service_secret_hash = (!secret.is_empty()).then(|| tokens::secret_hash(secret));
+        self.service_secret_hashes = if secret.is_empty() {
+            Vec::new()
+        } else {
+            vec![tokens::secret_hash(secret)]
+        };
+        self
+    }
+
+    /// Also accepts `previous` while the services' secret is rotated, so a
+    /// fleet half on each value keeps serving (docs/tls.md: the two steps).
+    /// Empty, or with service tokens disabled, it changes nothing.
+    pub fn with_previous_service_secret(mut self, previous: &str) -> Self {
+        if !previous.is_empty() && !self.service_secret_hashes.is_empty() {
+            self.service_secret_hashes
+                .push(tokens::secret_hash(previous));
+        }
         self
     }
 
@@ -137,17 +154,19 @@ impl Accounts {
             }
             ServiceProof::Certificate(_) => {}
             ServiceProof::Secret(secret) => {
-                let expected = self
-                    .service_secret_hash
-                    .as_deref()
-                    .ok_or(UsersError::ServiceTokensDisabled)?;
-                // Hashes are compared, in constant time: the time taken
-                // says nothing about the secret.
-                let matches: bool = tokens::secret_hash(secret)
-                    .as_bytes()
-                    .ct_eq(expected.as_bytes())
-                    .into();
-                if !matches {
+                if self.service_secret_hashes.is_empty() {
+                    return Err(UsersError::ServiceTokensDisabled);
+                }
+                // Hashes are compared, each in constant time and all of
+                // them: the time taken says nothing about the secret.
+                let shown = tokens::secret_hash(secret);
+                let matches = self
+                    .service_secret_hashes
+                    .iter()
+                    .fold(subtle::Choice::from(0), |found, expected| {
+                        found | shown.as_bytes().ct_eq(expected.as_bytes())
+                    });
+                if !bool::from(matches) {
                     return Err(UsersError::WrongServiceSecret);
                 }
             }
@@ -255,6 +274,8 @@ pub struct Config {
     /// The secret the shop's services share to get service tokens; empty
     /// disables service tokens. Never printed.
     pub service_secret: SecretString,
+    /// Another value accepted for it while it is rotated (empty: none).
+    pub service_secret_previous: SecretString,
     /// The key access tokens are signed with (PKCS#8, PEM or DER), for
     /// deployments that keep it out of the database; `None` keeps it in the
     /// database, created on first start.
@@ -271,6 +292,7 @@ impl Config {
             database_url,
             demo_data: false,
             service_secret: SecretString::default(),
+            service_secret_previous: SecretString::default(),
             signing_key: None,
             hashing: HashingConfig::default(),
             throttle: ThrottleConfig::default(),
@@ -299,6 +321,7 @@ impl Service for Config {
                 .await
                 .map_err(|e| StartFailure::database(&self.database_url, e))?
                 .with_service_secret(self.service_secret.expose_secret())
+                .with_previous_service_secret(self.service_secret_previous.expose_secret())
                 .with_limits(&self.hashing, &self.throttle),
         )
     }

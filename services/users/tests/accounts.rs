@@ -746,3 +746,53 @@ async fn rest_routes_sign_up_log_in_and_read_the_signed_in_user_only() {
         .expect("send");
     assert_eq!(wrong.status(), 401);
 }
+
+#[tokio::test]
+async fn a_fleet_half_on_each_service_secret_keeps_getting_service_tokens() {
+    // The two steps of a rotation (docs/tls.md): first the new value is
+    // accepted beside the old, then it is the one sent and the old one is
+    // accepted beside it. Replicas of users on either step, and callers
+    // showing either value, always agree.
+    let users = TestUsers::start().await;
+    let (old, new) = ("the old service secret", "the new service secret");
+    let first_step = users
+        .accounts
+        .clone()
+        .with_service_secret(old)
+        .with_previous_service_secret(new);
+    let second_step = users
+        .accounts
+        .clone()
+        .with_service_secret(new)
+        .with_previous_service_secret(old);
+    for replica in [&first_step, &second_step] {
+        for shown in [old, new] {
+            assert!(
+                replica
+                    .issue_service_token("orders", shop_users::ServiceProof::Secret(shown))
+                    .is_ok(),
+                "{shown}"
+            );
+        }
+        assert!(matches!(
+            replica.issue_service_token("orders", shop_users::ServiceProof::Secret("a guess")),
+            Err(shop_users::UsersError::WrongServiceSecret)
+        ));
+    }
+    // Once done (the previous value dropped), the old one is refused.
+    let done = users.accounts.clone().with_service_secret(new);
+    assert!(matches!(
+        done.issue_service_token("orders", shop_users::ServiceProof::Secret(old)),
+        Err(shop_users::UsersError::WrongServiceSecret)
+    ));
+    // A previous value never enables disabled service tokens.
+    let disabled = users
+        .accounts
+        .clone()
+        .with_service_secret("")
+        .with_previous_service_secret(old);
+    assert!(matches!(
+        disabled.issue_service_token("orders", shop_users::ServiceProof::Secret(old)),
+        Err(shop_users::UsersError::ServiceTokensDisabled)
+    ));
+}
