@@ -164,58 +164,98 @@ def platform():
 
 EDGE_NAMESPACE = platform()["edgeNamespace"]
 MONITORING_NAMESPACE = platform()["monitoringNamespace"]
+ISTIO_NAMESPACE = platform()["istioNamespace"]
+# The edge components an overlay chooses among (one line of production's
+# kustomization.yaml), the first its default.
+EDGES = ["envoy-gateway", "istio", "ingress-nginx"]
 
-# Stand-ins for what lives outside the shop's namespace: the edge's proxies,
-# Prometheus, and a stranger in another namespace.
-OUTSIDERS = f"""
-apiVersion: v1
-kind: Namespace
-metadata:
-  name: {EDGE_NAMESPACE}
-  labels: {{kubernetes.io/metadata.name: {EDGE_NAMESPACE}}}
----
-apiVersion: v1
-kind: Namespace
-metadata:
-  name: {MONITORING_NAMESPACE}
-  labels: {{kubernetes.io/metadata.name: {MONITORING_NAMESPACE}}}
----
-apiVersion: v1
-kind: Namespace
-metadata:
-  name: elsewhere
-  labels: {{kubernetes.io/metadata.name: elsewhere}}
-""" + "".join(
-    f"""---
-apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: {name}, namespace: {namespace}}}
-spec:
-  selector: {{matchLabels: {{app: {name}}}}}
-  template:
-    metadata: {{labels: {{app: {name}}}}}
-    spec: {{containers: [{{name: {name}, image: {name}}}]}}
-"""
-    for namespace, name in [
-        (EDGE_NAMESPACE, "edge"),
-        (MONITORING_NAMESPACE, "prometheus"),
-        ("elsewhere", "stranger"),
+# The labels each edge's proxies carry, as their projects set them: only
+# those pods may reach the services, never the rest of their namespace.
+EDGE_PODS = {
+    "envoy-gateway": (
+        EDGE_NAMESPACE,
+        {
+            "gateway.envoyproxy.io/owning-gateway-name": "shop",
+            "gateway.envoyproxy.io/owning-gateway-namespace": NAMESPACE,
+        },
+        {"gateway.envoyproxy.io/owning-gateway-name": "another-gateway"},
+    ),
+    # Istio runs the Gateway's proxy in the Gateway's namespace, the shop's.
+    "istio": (
+        NAMESPACE,
+        {"gateway.networking.k8s.io/gateway-name": "shop"},
+        {"gateway.networking.k8s.io/gateway-name": "another-gateway"},
+    ),
+    "ingress-nginx": (
+        "ingress-nginx",
+        {"app.kubernetes.io/name": "ingress-nginx", "app.kubernetes.io/component": "controller"},
+        {"app.kubernetes.io/name": "ingress-nginx", "app.kubernetes.io/component": "admission-webhook"},
+    ),
+}
+
+
+def edge_namespace(edge):
+    return EDGE_PODS[edge][0]
+
+
+def outsiders(edge):
+    """Stand-ins for what lives outside the shop: the edge's proxy and a
+    pod beside it that is not this Gateway's proxy, Prometheus, the
+    cluster's DNS, istiod, and a stranger in another namespace."""
+    namespace, labels, other = EDGE_PODS[edge]
+    pods = [
+        (namespace, "edge", labels),
+        (namespace, "edge-other", other),
+        (MONITORING_NAMESPACE, "prometheus", {}),
+        ("kube-system", "kube-dns", {"k8s-app": "kube-dns"}),
+        (ISTIO_NAMESPACE, "istiod", {"app": "istiod"}),
+        ("elsewhere", "stranger", {}),
     ]
-)
+    namespaces = sorted({ns for ns, _, _ in pods} - {NAMESPACE})
+    docs = [
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": ns, "labels": {"kubernetes.io/metadata.name": ns}},
+        }
+        for ns in namespaces
+    ]
+    for ns, name, pod_labels in pods:
+        labels = {"app": name, **pod_labels}
+        docs.append(
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": name, "namespace": ns},
+                "spec": {
+                    "selector": {"matchLabels": {"app": name}},
+                    "template": {
+                        "metadata": {"labels": labels},
+                        "spec": {"containers": [{"name": name, "image": name}]},
+                    },
+                },
+            }
+        )
+    return yaml.safe_dump_all(docs)
 
-EDGE = f"{EDGE_NAMESPACE}/edge"
+
 MONITORING = f"{MONITORING_NAMESPACE}/prometheus"
+DNS = "kube-system/kube-dns"
 NATS = "connect-shop/nats"
 COLLECTOR = "connect-shop/otel-collector"
+# The address every cloud answers credentials on, and NodeLocal DNSCache's.
+METADATA = ipaddress.ip_address("169.254.169.254")
+NODE_LOCAL_DNS = ipaddress.ip_address("169.254.20.10")
 
 
 def shop(name):
     return f"{NAMESPACE}/{name}"
 
 
-def needed_edges():
-    """Every connection the shop needs, as (from, to, port): nothing more
-    may reach a pod of the shop's namespace."""
+def needed_edges(edge="envoy-gateway", migrate_job="migrate-0-1-0"):
+    """Every connection between pods the shop needs, as (from, to, ports):
+    nothing more may reach a pod of the shop's namespace, nor leave one
+    for another pod."""
     calls = {
         "gateway": ["users", "catalog", "orders"],
         "orders": ["catalog", "payments", "users"],
@@ -229,19 +269,27 @@ def needed_edges():
     }
     edges |= {(shop(s), NATS, "TCP 4222") for s in EVENTS}
     edges |= {(shop(s), COLLECTOR, "TCP 4317-4318") for s in SERVICES}
-    edges |= {(EDGE, shop(s), f"TCP {PORTS[s]}") for s in SERVICES}
+    the_edge = f"{edge_namespace(edge)}/edge"
+    edges |= {(the_edge, shop(s), f"TCP {PORTS[s]}") for s in SERVICES}
     edges |= {(MONITORING, shop(s), f"TCP {METRICS_PORT}") for s in SERVICES}
+    pods = SERVICES + ["nats", "otel-collector", migrate_job]
+    if edge == "istio":
+        # Both in the shop's namespace: every pod there looks names up.
+        pods += ["edge", "edge-other"]
+        edges.add((the_edge, f"{ISTIO_NAMESPACE}/istiod", "TCP 15012"))
+    edges |= {(shop(pod), DNS, "TCP 53,UDP 53") for pod in pods}
     return edges
 
 
-def connections(docs, tmp_path):
-    """What netpol-analyzer says the NetworkPolicies allow into the shop's
-    namespace, as (from, to, ports)."""
+def analyzed(docs, tmp_path, edge="envoy-gateway"):
+    """What netpol-analyzer says the NetworkPolicies allow to and from the
+    shop's namespace, as (from, to, ports): a peer outside the cluster is
+    an address range (`a-b`)."""
     analyzer = os.environ.get("NETPOL_ANALYZER")
     assert analyzer, "NETPOL_ANALYZER: tests/kubernetes/build-netpol-analyzer.sh builds it"
     tmp_path.mkdir(parents=True, exist_ok=True)
     (tmp_path / "shop.yaml").write_text(yaml.safe_dump_all(docs))
-    (tmp_path / "outsiders.yaml").write_text(OUTSIDERS)
+    (tmp_path / "outsiders.yaml").write_text(outsiders(edge))
     listed = subprocess.run(
         [analyzer, "list", "--dirpath", str(tmp_path), "-o", "csv"],
         check=True,
@@ -252,15 +300,29 @@ def connections(docs, tmp_path):
     for row in csv.DictReader(io.StringIO(listed)):
         strip = lambda peer: re.sub(r"\[\w+\]$", "", peer)  # noqa: E731
         source, target = strip(row["src"]), strip(row["dst"])
-        if target.startswith(f"{NAMESPACE}/"):
+        if f"{NAMESPACE}/" in source + target:
             found.add((source, target, row["conn"]))
     return found
 
 
-def reachability_faults(found):
+def is_range(peer):
+    return "/" not in peer
+
+
+def in_range(peer, address):
+    low, high = (ipaddress.ip_address(a) for a in peer.split("-"))
+    return low <= address <= high
+
+
+def connections(docs, tmp_path, edge="envoy-gateway"):
+    """The connections between pods (not to address ranges)."""
+    return {c for c in analyzed(docs, tmp_path, edge) if not (is_range(c[0]) or is_range(c[1]))}
+
+
+def reachability_faults(found, edge="envoy-gateway"):
     """What is wrong with `found` against what the shop needs: every needed
-    edge present, nothing else reaching in."""
-    needed = needed_edges()
+    edge present, nothing else reaching in or out."""
+    needed = needed_edges(edge)
     return sorted(f"missing: {e}" for e in needed - found) + sorted(
         f"not needed: {e}" for e in found - needed
     )
@@ -269,6 +331,16 @@ def reachability_faults(found):
 def test_every_needed_connection_and_nothing_else_reaches_the_shop(production, tmp_path):
     found = connections(production, tmp_path)
     assert reachability_faults(found) == []
+
+
+@pytest.mark.parametrize("edge", EDGES[1:])
+def test_each_edge_reaches_the_services_and_nothing_else_does(edge, tmp_path):
+    # The edge's own proxies, selected by their labels: the pod beside
+    # them (another Gateway's proxy, ingress-nginx's admission webhook) gets
+    # nowhere.
+    docs = render_variant(tmp_path, edge, edgeNamespace=edge_namespace(edge))
+    found = connections(docs, tmp_path / "analyzed", edge)
+    assert reachability_faults(found, edge) == []
 
 
 def test_the_reachability_check_refuses_a_shop_cut_off_from_nats_or_open_to_all(
@@ -292,6 +364,65 @@ def test_the_reachability_check_refuses_a_shop_cut_off_from_nats_or_open_to_all(
     ]
     faults = reachability_faults(connections(open_to_all, tmp_path / "open"))
     assert any("elsewhere/stranger" in f and "payments" in f for f in faults), faults
+    # The edge's namespace as a whole, as before: the pod beside the proxy
+    # gets in.
+    whole_namespace = [
+        d if not (d["kind"] == "NetworkPolicy" and d["metadata"]["name"] == "from-the-edge")
+        else {**d, "spec": {**d["spec"], "ingress": [{"from": [{"namespaceSelector": d["spec"]["ingress"][0]["from"][0]["namespaceSelector"]}], "ports": d["spec"]["ingress"][0]["ports"]}]}}
+        for d in production
+    ]
+    faults = reachability_faults(connections(whole_namespace, tmp_path / "whole"))
+    assert any(f"{EDGE_NAMESPACE}/edge-other" in f for f in faults), faults
+    # Egress open to all: a service reaches the stranger.
+    egress_to_all = production + [
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {"name": "egress-to-all", "namespace": NAMESPACE},
+            "spec": {"podSelector": {}, "policyTypes": ["Egress"], "egress": [{}]},
+        }
+    ]
+    faults = reachability_faults(connections(egress_to_all, tmp_path / "egress"))
+    assert any(f"not needed: ('{shop('payments')}', 'elsewhere/stranger'" in f for f in faults), faults
+
+
+# What may leave the shop for an address outside the cluster, by pod: the
+# databases' clients PostgreSQL's port, the Collector OTLP's and 443; every
+# pod DNS on NodeLocal DNSCache's address. Nothing reaches the metadata
+# address.
+OUTBOUND = {
+    "database": {"TCP 5432"},
+    "otel-collector": {"TCP 443", "TCP 4317-4318"},
+}
+
+
+def ports_of(conn):
+    """netpol-analyzer's ports (`TCP 53,443,UDP 53`) one by one."""
+    ports, protocol = set(), None
+    for part in conn.split(","):
+        if " " in part:
+            protocol, part = part.split(" ", 1)
+        ports.add(f"{protocol} {part}")
+    return ports
+
+
+def test_the_shop_leaves_the_cluster_only_for_its_database_and_trace_backend(production, tmp_path):
+    outbound = [c for c in analyzed(production, tmp_path) if is_range(c[1])]
+    assert outbound, "the databases are reached"
+    database_clients = {shop(s) for s in DATABASES} | {shop("migrate-0-1-0")}
+    for source, target, conn in outbound:
+        assert not in_range(target, METADATA), (source, target, conn)
+        ports = ports_of(conn)
+        allowed = set()
+        if source in database_clients:
+            allowed |= OUTBOUND["database"]
+        if source == COLLECTOR:
+            allowed |= OUTBOUND["otel-collector"]
+        if in_range(target, NODE_LOCAL_DNS):
+            allowed |= {"TCP 53", "UDP 53"}
+        assert ports <= allowed, (source, target, conn)
+    reached = {source for source, _, conn in outbound if "5432" in conn}
+    assert reached == database_clients
 
 
 # --- rollouts ----------------------------------------------------------------
@@ -490,10 +621,25 @@ def test_the_edge_speaks_tls_to_every_backend_checking_the_shops_ca(production):
     assert set(policies) == set(SERVICES)
     for service, validation in policies.items():
         assert validation["caCertificateRefs"] == [
-            {"group": "", "kind": "ConfigMap", "name": "shop-ca"}
+            {"group": "", "kind": "ConfigMap", "name": "connect-shop-ca"}
         ]
         certificate = named(production, "Certificate", f"{service}-tls")
         assert validation["hostname"] in certificate["spec"]["dnsNames"]
+    assert_the_ca_bundle_is_kept(production)
+
+
+def assert_the_ca_bundle_is_kept(docs, secret=False):
+    """The CA certificate the edge checks the services with is made by the
+    manifests (trust-manager's Bundle, from cert-manager's CA Secret, in the
+    shop's namespace), never copied by hand."""
+    bundle = named(docs, "Bundle", "connect-shop-ca")["spec"]
+    ca = named(docs, "Certificate", "shop-ca")["spec"]["secretName"]
+    assert bundle["sources"] == [{"secret": {"name": ca, "key": "ca.crt"}}]
+    assert bundle["target"]["configMap"] == {"key": "ca.crt"}
+    assert ("secret" in bundle["target"]) == secret
+    assert bundle["target"]["namespaceSelector"] == {
+        "matchLabels": {"kubernetes.io/metadata.name": NAMESPACE}
+    }
 
 
 def public_streams():
@@ -578,7 +724,7 @@ def test_services_serve_and_call_with_certificates_cert_manager_renews(productio
 
 def test_nats_wants_a_token_and_tls_and_bounds_jetstream(production):
     conf = generated(production, "ConfigMap", "nats")["data"]["nats.conf"]
-    assert re.search(r"authorization\s*\{\s*token:\s*\$NATS_TOKEN", conf)
+    assert re.search(r"authorization\s*\{\s*users:", conf)
     assert "cert_file: /etc/nats/tls/tls.crt" in conf
     memory = re.search(r"max_memory_store:\s*(\d+)MB", conf)
     store = re.search(r"max_file_store:\s*(\d+)MB", conf)
@@ -594,7 +740,7 @@ def test_nats_wants_a_token_and_tls_and_bounds_jetstream(production):
     assert "nats" in nats_tls["dnsNames"]
     for service in EVENTS:
         env = env_of(shop_container(production, service))
-        assert env["NATS_URL"] == "tls://$(NATS_TOKEN)@nats:4222", service
+        assert env["NATS_URL"] == "tls://$(NATS_TOKEN):$(NATS_TOKEN)@nats:4222", service
         assert env["NATS_CA"] == "/etc/shop/tls/ca.crt"
         names = [e["name"] for e in shop_container(production, service)["env"]]
         # The kubelet expands $(NATS_TOKEN) only if it comes first.
@@ -630,8 +776,8 @@ def test_prometheus_scrapes_the_metrics_port_by_job(production):
 # --- the operator's stack and day 90 -------------------------------------------
 
 # ConfigMaps the operator makes (deploy/README.md says how), referenced but
-# not rendered: the shop's CA for the edge, the database's CA.
-MADE_BY_THE_OPERATOR = {"shop-ca", "database-ca"}
+# not rendered: the database's CA.
+MADE_BY_THE_OPERATOR = {"database-ca"}
 
 
 def config_map_references(workload):
@@ -682,14 +828,19 @@ def test_the_hostname_spread_skips_nodes_the_pods_cannot_use(overlay):
         assert hostname[0].get("nodeTaintsPolicy") == "Honor", service
 
 
-def render_with_platform(tmp_path, **settings):
-    """The production overlay rendered with other platform settings, from a
-    copy of deploy/kubernetes."""
-    copy = tmp_path / "kubernetes"
+def render_variant(tmp_path, edge=EDGES[0], **settings):
+    """The production overlay with another edge (the one line an operator
+    changes) and other platform settings, rendered from a copy of
+    deploy/kubernetes."""
+    copy = tmp_path / f"kubernetes-{edge}"
     shutil.copytree(KUSTOMIZE, copy)
     document = yaml.safe_load(PLATFORM.read_text())
     document["data"].update(settings)
     (copy / "overlays" / "production" / "platform.yaml").write_text(yaml.safe_dump(document))
+    kustomization = copy / "overlays" / "production" / "kustomization.yaml"
+    chosen = f"  - ../../components/{EDGES[0]}\n"
+    assert kustomization.read_text().count(chosen) == 1, "production names one edge"
+    kustomization.write_text(kustomization.read_text().replace(chosen, f"  - ../../components/{edge}\n"))
     out = subprocess.run(
         ["kubectl", "kustomize", str(copy / "overlays" / "production")],
         check=True,
@@ -723,18 +874,27 @@ def test_the_platform_is_said_once_and_reaches_every_object(production, tmp_path
         "PrometheusRule": settings["monitoringRelease"],
     }
     assert not [d for d in production if d["metadata"]["name"] == "platform"], "never applied"
-    # Istio's edge and another Prometheus: only platform.yaml changes.
-    istio = render_with_platform(
+    # Another home for the edge's proxies and another Prometheus: only
+    # platform.yaml changes.
+    elsewhere = render_variant(
         tmp_path,
-        edgeNamespace="istio-ingress",
-        gatewayClassName="istio",
+        edgeNamespace="gateways",
+        gatewayClassName="envoy-internal",
         monitoringNamespace="observability",
         monitoringRelease="prometheus",
     )
-    assert admitted_namespace(istio, "from-the-edge") == "istio-ingress"
-    assert admitted_namespace(istio, "from-monitoring") == "observability"
+    assert admitted_namespace(elsewhere, "from-the-edge") == "gateways"
+    assert admitted_namespace(elsewhere, "from-monitoring") == "observability"
+    assert of_kind(elsewhere, "Gateway")[0]["spec"]["gatewayClassName"] == "envoy-internal"
+    assert set(monitoring_release(elsewhere).values()) == {"prometheus"}
+    # Each edge takes what it needs from there too.
+    istio = render_variant(tmp_path, "istio", gatewayClassName="istio", istioNamespace="istio-control")
     assert of_kind(istio, "Gateway")[0]["spec"]["gatewayClassName"] == "istio"
-    assert set(monitoring_release(istio).values()) == {"prometheus"}
+    to_istiod = named(istio, "NetworkPolicy", "istio-gateway")["spec"]["egress"][1]["to"][0]
+    assert to_istiod["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "istio-control"}
+    nginx = render_variant(tmp_path, "ingress-nginx", edgeNamespace="ingress", ingressClassName="internal-nginx")
+    assert {i["spec"]["ingressClassName"] for i in of_kind(nginx, "Ingress")} == {"internal-nginx"}
+    assert admitted_namespace(nginx, "from-the-edge") == "ingress"
 
 
 def test_no_manifest_names_the_edge_or_its_class_but_platform_yaml():
@@ -743,13 +903,26 @@ def test_no_manifest_names_the_edge_or_its_class_but_platform_yaml():
         if path == PLATFORM:
             continue
         text = path.read_text()
-        for value in [settings["edgeNamespace"], f"gatewayClassName: {settings['gatewayClassName']}"]:
+        for value in [
+            settings["edgeNamespace"],
+            settings["istioNamespace"],
+            f"gatewayClassName: {settings['gatewayClassName']}",
+            f"ingressClassName: {settings['ingressClassName']}",
+        ]:
             assert value not in text, f"{path.relative_to(ROOT)} names {value}"
 
 
-def test_the_services_believe_the_edge_about_the_client(production):
-    proxies = config(production)["SHOP_TRUSTED_PROXIES"].split(",")
-    assert proxies and all(ipaddress.ip_network(p.strip()) for p in proxies)
+def test_the_services_believe_only_the_edge_about_the_client(production):
+    # The one header every edge here appends to, one hop: the edge's own
+    # entry, whoever the peer (the NetworkPolicies let only the edge's pods
+    # and the shop's reach the services). No address range is trusted: a
+    # /8 would take in nodes and load balancers, which a client reaches.
+    settings = config(production)
+    assert settings["SHOP_CLIENT_ADDRESS_HEADER"] == "x-forwarded-for"
+    assert settings["SHOP_TRUSTED_HOPS"] == "1"
+    for network in settings.get("SHOP_TRUSTED_PROXIES", "").split(","):
+        if network.strip():
+            assert ipaddress.ip_network(network.strip()).num_addresses <= 256, network
 
 
 def test_every_database_client_trusts_the_mounted_database_ca(production):
@@ -848,6 +1021,8 @@ def test_the_minimum_versions_are_stated_and_dry_run(production):
         "github.com/cert-manager/cert-manager": "cert-manager",
         "sigs.k8s.io/gateway-api": "Gateway API",
         "github.com/prometheus-operator/prometheus-operator": "prometheus-operator",
+        "github.com/envoyproxy/gateway": "Envoy Gateway",
+        "github.com/cert-manager/trust-manager": "trust-manager",
     }
     for module, product in stated.items():
         assert f"{product} {minimum[module]}+" in readme, f"deploy/README.md: {product} {minimum[module]}+"
@@ -875,3 +1050,203 @@ def test_the_deploy_readme_goes_from_an_empty_cluster_to_an_order():
         "Complete|Failed",  # a failed migration Job is said, not waited on
     ]:
         assert step in readme, f"deploy/README.md does not say: {step}"
+
+
+# --- the three edges -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def edges(tmp_path_factory):
+    """Production with each edge, as an operator chooses it: the edge's
+    component, and its namespace in platform.yaml."""
+    tmp = tmp_path_factory.mktemp("edges")
+    return {
+        edge: render_variant(tmp, edge, edgeNamespace=edge_namespace(edge))
+        if edge != EDGES[0]
+        else render("production")
+        for edge in EDGES
+    }
+
+
+WEB_HOST, GRPC_HOST = "shop.example.com", "grpc.shop.example.com"
+
+
+def ingress_route(docs, host, path):
+    """The services ingress-nginx sends `path` on `host` to: an Exact path
+    first, then the longest Prefix, as the Ingress API orders them."""
+    candidates = []
+    for ingress in of_kind(docs, "Ingress"):
+        for rule in ingress["spec"]["rules"]:
+            if rule["host"] != host:
+                continue
+            for entry in rule["http"]["paths"]:
+                kind = {"Exact": "Exact", "Prefix": "PathPrefix"}[entry["pathType"]]
+                if path_matches({"type": kind, "value": entry["path"]}, path):
+                    rank = (2 if kind == "Exact" else 1, len(entry["path"]))
+                    candidates.append((rank, entry["backend"]["service"]["name"]))
+    if not candidates:
+        return set()
+    best = max(rank for rank, _ in candidates)
+    return {name for rank, name in candidates if rank == best}
+
+
+def web_route(docs, path):
+    return ingress_route(docs, WEB_HOST, path) if of_kind(docs, "Ingress") else route(docs, path)
+
+
+def grpc_route(docs, rpc_service):
+    if of_kind(docs, "Ingress"):
+        return ingress_route(docs, GRPC_HOST, f"/{rpc_service}/AnyMethod")
+    return {
+        b["name"]
+        for r in of_kind(docs, "GRPCRoute")
+        for rule in r["spec"]["rules"]
+        if any(m["method"]["service"] == rpc_service for m in rule["matches"])
+        for b in rule["backendRefs"]
+    }
+
+
+@pytest.mark.parametrize("edge", EDGES)
+def test_each_edge_routes_every_public_operation_and_nothing_internal(edges, edge):
+    docs = edges[edge]
+    document = json.loads((ROOT / "openapi" / "openapi.json").read_text())
+    routed = 0
+    for path, operations in document["paths"].items():
+        for operation in operations.values():
+            if not isinstance(operation, dict) or "operationId" not in operation:
+                continue
+            rpc_service = next(n for n in PUBLIC if operation["operationId"].startswith(n + "."))
+            concrete = re.sub(r"\{[^}]+\}", "ord_123", path)
+            assert web_route(docs, concrete) == {PUBLIC[rpc_service]}, (edge, path)
+            routed += 1
+    assert routed > 40
+    for name, service in PUBLIC.items():
+        assert grpc_route(docs, name) == {service}, (edge, name)
+    for name, service in INTERNAL.items():
+        assert service not in web_route(docs, f"/{name}/AnyMethod"), (edge, name)
+        assert not grpc_route(docs, name), (edge, name)
+
+
+@pytest.mark.parametrize("edge", EDGES)
+def test_each_edge_terminates_tls_and_checks_every_service_against_the_shops_ca(edges, edge):
+    docs = edges[edge]
+    edge_certificate = named(docs, "Certificate", "shop-edge")["spec"]
+    assert {WEB_HOST, GRPC_HOST} <= set(edge_certificate["dnsNames"])
+    if edge == "ingress-nginx":
+        assert_the_ca_bundle_is_kept(docs, secret=True)
+        for ingress in of_kind(docs, "Ingress"):
+            (tls,) = ingress["spec"]["tls"]
+            assert tls["secretName"] == edge_certificate["secretName"]
+            annotations = ingress["metadata"]["annotations"]
+            prefix = "nginx.ingress.kubernetes.io/"
+            grpc = ingress["metadata"]["name"].endswith("-grpc")
+            assert annotations[prefix + "backend-protocol"] == ("GRPCS" if grpc else "HTTPS")
+            assert annotations[prefix + "proxy-ssl-verify"] == "on"
+            assert annotations[prefix + "proxy-ssl-secret"] == f"{NAMESPACE}/connect-shop-ca"
+            service = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"]
+            name = annotations[prefix + "proxy-ssl-name"]
+            assert name in named(docs, "Certificate", f"{service}-tls")["spec"]["dnsNames"]
+    else:
+        assert_the_ca_bundle_is_kept(docs)
+        assert len(of_kind(docs, "BackendTLSPolicy")) == len(SERVICES)
+
+
+def test_ingress_nginx_needs_no_gateway_api(edges):
+    # A cluster without Gateway API's CRDs applies it (`just kubernetes`
+    # dry-runs it on one).
+    foreign = {d["apiVersion"].split("/")[0] for d in edges["ingress-nginx"]}
+    assert not foreign & {"gateway.networking.k8s.io", "gateway.envoyproxy.io"}, foreign
+    assert len(of_kind(edges["ingress-nginx"], "Ingress")) == 2 * len(SERVICES)
+
+
+def test_istios_proxy_is_admitted_by_the_namespaces_pod_security(edges):
+    docs = edges["istio"]
+    (gateway,) = of_kind(docs, "Gateway")
+    reference = gateway["spec"]["infrastructure"]["parametersRef"]
+    assert (reference["group"], reference["kind"]) == ("", "ConfigMap")
+    options = yaml.safe_load(named(docs, "ConfigMap", reference["name"])["data"]["deployment"])
+    pod = options["spec"]["template"]["spec"]
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    # Browsers reach its proxy on 443; the proxy, by its label, reaches the
+    # services (the analyzer checks who else does: nobody).
+    proxy = named(docs, "NetworkPolicy", "istio-gateway")["spec"]
+    assert proxy["podSelector"] == {"matchLabels": {"gateway.networking.k8s.io/gateway-name": "shop"}}
+    assert proxy["ingress"][0]["ports"] == [{"port": 443, "protocol": "TCP"}]
+    admitted = named(docs, "NetworkPolicy", "from-the-edge")["spec"]["ingress"][0]["from"]
+    assert admitted == [{"podSelector": {"matchLabels": {"gateway.networking.k8s.io/gateway-name": "shop"}}}]
+    assert not of_kind(docs, "BackendTrafficPolicy")
+
+
+def test_envoy_gateway_keeps_grpc_streams_open_past_its_15_s(production):
+    (policy,) = of_kind(production, "BackendTrafficPolicy")
+    (target,) = policy["spec"]["targetRefs"]
+    (gateway,) = of_kind(production, "Gateway")
+    listener = next(l for l in gateway["spec"]["listeners"] if l["name"] == target["sectionName"])
+    assert (target["kind"], target["name"]) == ("Gateway", gateway["metadata"]["name"])
+    # The listener every GRPCRoute attaches to, and no HTTPRoute.
+    assert listener["allowedRoutes"]["kinds"] == [{"kind": "GRPCRoute"}]
+    for grpc_route in of_kind(production, "GRPCRoute"):
+        assert grpc_route["spec"]["parentRefs"] == [{"name": "shop", "sectionName": listener["name"]}]
+    assert policy["spec"]["timeout"]["http"]["requestTimeout"] == "0s"
+
+
+# --- GitOps ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("edge", EDGES)
+def test_a_gitops_tool_can_apply_everything_at_once(edges, edge):
+    docs = edges[edge]
+    # The migration Job: never deleted by itself (a TTL makes Argo CD and
+    # Flux recreate it, running the migrations again), first in Argo CD's
+    # order, recreated by Flux if its template changes under its name.
+    (job,) = of_kind(docs, "Job")
+    assert "ttlSecondsAfterFinished" not in job["spec"]
+    annotations = job["metadata"]["annotations"]
+    assert annotations["argocd.argoproj.io/sync-wave"] == "-1"
+    assert annotations["kustomize.toolkit.fluxcd.io/force"] == "enabled"
+    # A rollback finds the ConfigMaps its ReplicaSet reads: never pruned.
+    generated_maps = [
+        d for d in of_kind(docs, "ConfigMap") if HASHED.match(d["metadata"]["name"])
+    ]
+    assert generated_maps
+    for config_map in generated_maps:
+        annotations = config_map["metadata"].get("annotations", {})
+        assert annotations.get("argocd.argoproj.io/sync-options") == "Prune=false", config_map["metadata"]["name"]
+        assert annotations.get("kustomize.toolkit.fluxcd.io/prune") == "disabled"
+    # The edge last: a route to a service with no ready pod answers 503.
+    edge_objects = [
+        d
+        for d in docs
+        if d["kind"] in ("Gateway", "HTTPRoute", "GRPCRoute", "BackendTLSPolicy", "Ingress")
+    ]
+    assert edge_objects
+    for edge_object in edge_objects:
+        wave = edge_object["metadata"].get("annotations", {}).get("argocd.argoproj.io/sync-wave")
+        assert wave == "1", edge_object["metadata"]["name"]
+
+
+def secret_keys(docs):
+    keys = set()
+
+    def walk(node):
+        if isinstance(node, dict):
+            reference = node.get("secretKeyRef")
+            if reference and reference["name"] == "connect-shop-secrets":
+                keys.add(reference["key"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(docs)
+    return keys
+
+
+def test_the_example_external_secret_carries_every_key_the_manifests_read(edges):
+    example = yaml.safe_load((KUSTOMIZE / "examples" / "external-secret.yaml").read_text())
+    assert example["spec"]["target"]["name"] == "connect-shop-secrets"
+    carried = {entry["secretKey"] for entry in example["spec"]["data"]}
+    read = set().union(*(secret_keys(docs) for docs in edges.values()))
+    assert {"service-secret-previous", "nats-token-previous"} <= read
+    assert carried == read

@@ -5,9 +5,14 @@ image's version), the certificate laid out as the kubelet mounts a Secret
 and renewed as it swaps one in. Without the reloader the server keeps
 showing the old certificate: the check can fail.
 
+And its token rotates with no window: the same nats.conf, with the Secret's
+two values on either step of a rotation, admits a client showing either
+(as the services' NATS_URL shows it) and refuses a guess.
+
 `just kubernetes` runs it (NATS_RELOADER names the binary).
 """
 
+import json
 import os
 import shutil
 import socket
@@ -66,6 +71,29 @@ def mount_secret(volume, generation, ca_key, ca_cert):
     if previous:
         shutil.rmtree(previous)
     return der
+
+
+def admitted(port, token):
+    """Whether NATS admits a client that shows `token` as the services do
+    (NATS_URL's user and password), over TLS."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        info = b""
+        while not info.endswith(b"\r\n"):
+            info += raw.recv(1)
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        with context.wrap_socket(raw, server_hostname="nats") as tls:
+            connect = {"verbose": False, "pedantic": False, "tls_required": True,
+                       "user": token, "pass": token, "protocol": 1}
+            tls.sendall(b"CONNECT " + json.dumps(connect).encode() + b"\r\nPING\r\n")
+            answer = b""
+            while b"PONG" not in answer and b"-ERR" not in answer:
+                chunk = tls.recv(4096)
+                if not chunk:
+                    break
+                answer += chunk
+            return b"PONG" in answer
 
 
 def served_certificate(port, token):
@@ -137,7 +165,7 @@ def test_nats_shows_a_renewed_certificate_to_new_connections(production_nats, tm
         assert theirs in conf or theirs == "/var/run/nats" and theirs in " ".join(args), theirs
         conf = conf.replace(theirs, ours)
     (tmp_path / "nats.conf").write_text(conf)
-    env = dict(os.environ, NATS_TOKEN="test-token")
+    env = dict(os.environ, NATS_TOKEN="test-token", NATS_TOKEN_PREVIOUS="another-token")
     server = subprocess.Popen(
         [nats_server, "-c", str(tmp_path / "nats.conf")], env=env,
         stdout=subprocess.DEVNULL, stderr=open(tmp_path / "nats.log", "w"),
@@ -181,3 +209,61 @@ def test_nats_shows_a_renewed_certificate_to_new_connections(production_nats, tm
             reloader.terminate()
         server.terminate()
         server.wait(10)
+
+
+def test_the_services_show_the_token_as_user_and_password(production_nats):
+    conf, _, statefulset = production_nats
+    env = {e["name"] for e in containers(statefulset)[0]["env"]}
+    assert {"NATS_TOKEN", "NATS_TOKEN_PREVIOUS"} <= env
+    assert "{user: $NATS_TOKEN, password: $NATS_TOKEN}" in conf
+    assert "{user: $NATS_TOKEN_PREVIOUS, password: $NATS_TOKEN_PREVIOUS}" in conf
+
+
+def test_a_fleet_half_on_each_nats_token_keeps_its_events(production_nats, tmp_path):
+    # The two steps of a rotation (docs/tls.md): the new token accepted
+    # beside the old, then shown, the old one accepted beside it. On
+    # either step a service showing either token gets in; a guess does not.
+    nats_server = shutil.which("nats-server")
+    assert nats_server, "nats-server: apt-get install nats-server"
+    conf, _, _ = production_nats
+    ca_key, ca_cert = tmp_path / "ca.key", tmp_path / "ca.crt"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+         "-nodes", "-days", "2", "-subj", "/CN=shop CA", "-keyout", ca_key, "-out", ca_cert],
+        check=True, capture_output=True,
+    )
+    volume, run, store = tmp_path / "tls", tmp_path / "run", tmp_path / "jetstream"
+    for folder in [volume, run, store]:
+        folder.mkdir()
+    mount_secret(volume, 1, ca_key, ca_cert)
+    port = free_port()
+    for theirs, ours in {
+        "/etc/nats/tls": str(volume),
+        "/var/run/nats": str(run),
+        "store_dir: /data": f"store_dir: {store}",
+        "port: 4222": f"port: {port}",
+        "http_port: 8222": f"http_port: {free_port()}",
+    }.items():
+        conf = conf.replace(theirs, ours)
+    (tmp_path / "nats.conf").write_text(conf)
+    old, new = "0ld0ld0ld0ld", "n3wn3wn3wn3w"
+    for step, (current, previous) in enumerate([(old, new), (new, old)], start=1):
+        env = dict(os.environ, NATS_TOKEN=current, NATS_TOKEN_PREVIOUS=previous)
+        log = tmp_path / f"nats-{step}.log"
+        server = subprocess.Popen(
+            [nats_server, "-c", str(tmp_path / "nats.conf")], env=env,
+            stdout=subprocess.DEVNULL, stderr=open(log, "w"),
+        )
+        try:
+            deadline = time.time() + 10
+            while True:
+                try:
+                    got_in = {token: admitted(port, token) for token in [old, new, "a-guess"]}
+                    break
+                except (ConnectionError, OSError):
+                    assert time.time() < deadline, log.read_text()
+                    time.sleep(0.1)
+            assert got_in == {old: True, new: True, "a-guess": False}, (step, got_in)
+        finally:
+            server.terminate()
+            server.wait(10)

@@ -13,4 +13,8 @@ require (
 	github.com/prometheus-operator/prometheus-operator v0.68.0
 	// Gateway API, standard channel: the first with BackendTLSPolicy v1 (config/crd/standard/)
 	sigs.k8s.io/gateway-api v1.4.0
+	// Envoy Gateway: BackendTrafficPolicy on a listener, with its request timeout
+	github.com/envoyproxy/gateway v1.7.0
+	// trust-manager: Bundle with ConfigMap and Secret targets
+	github.com/cert-manager/trust-manager v0.25.0
 )

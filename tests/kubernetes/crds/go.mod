@@ -13,4 +13,8 @@ require (
 	github.com/prometheus-operator/prometheus-operator v0.85.0
 	// Gateway API, standard channel: Gateway, HTTPRoute, GRPCRoute, BackendTLSPolicy (config/crd/standard/)
 	sigs.k8s.io/gateway-api v1.6.3
+	// Envoy Gateway: BackendTrafficPolicy (its Helm chart's CRDs)
+	github.com/envoyproxy/gateway v1.9.1
+	// trust-manager: Bundle (deploy/crds/)
+	github.com/cert-manager/trust-manager v0.25.0
 )

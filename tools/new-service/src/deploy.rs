@@ -20,6 +20,10 @@ const BASE: &str = "deploy/kubernetes/base/kustomization.yaml";
 const CERTIFICATES: &str = "deploy/kubernetes/components/cert-manager/certificates.yaml";
 const TLS_SECRETS: &str = "deploy/kubernetes/components/mtls/secrets.yaml";
 const EDGE: &str = "deploy/kubernetes/components/gateway-api/edge.yaml";
+/// Made from [`EDGE`] by deploy/kubernetes/ingresses.py: edited alike, and
+/// `just kubernetes` checks the two agree.
+const INGRESSES: &str = "deploy/kubernetes/components/ingress-nginx/ingresses.yaml";
+const EXTERNAL_SECRET: &str = "deploy/kubernetes/examples/external-secret.yaml";
 const MIGRATE_JOB: &str = "deploy/kubernetes/overlays/production/migrate-job.yaml";
 const RULES: &str = "deploy/observability/rules.yaml";
 /// Made from [`RULES`] by deploy/kubernetes/prometheus-rule.sh: edited
@@ -93,6 +97,19 @@ pub fn edits(
             path: EDGE,
             text: read(EDGE)? + &fragment(template::EDGE),
             what: "its routes at the edge (HTTP, gRPC) and TLS to it".to_owned(),
+        },
+        Edit {
+            path: INGRESSES,
+            text: read(INGRESSES)? + &fragment(template::INGRESS),
+            what: "the same routes for ingress-nginx".to_owned(),
+        },
+        Edit {
+            path: EXTERNAL_SECRET,
+            text: read(EXTERNAL_SECRET)?
+                + &format!(
+                    "    - secretKey: {plural}-database-url\n      remoteRef: {{key: connect-shop/{plural}-database-url}}\n"
+                ),
+            what: "its database's URL in the example ExternalSecret".to_owned(),
         },
         Edit {
             path: MIGRATE_JOB,

@@ -86,6 +86,10 @@ pub const CERTIFICATE: &str =
 pub const TLS_SECRET: &str =
     include_str!("../template/deploy/kubernetes/fragments/tls-secret.yaml");
 pub const EDGE: &str = include_str!("../template/deploy/kubernetes/fragments/edge.yaml");
+/// `EDGE`'s routes for ingress-nginx, as deploy/kubernetes/ingresses.py
+/// makes them (`ingresses.py --from fragments/edge.yaml`; `just
+/// kubernetes` checks the two agree once a service is added).
+pub const INGRESS: &str = include_str!("../template/deploy/kubernetes/fragments/ingress.yaml");
 pub const MIGRATE_ENV: &str =
     include_str!("../template/deploy/kubernetes/fragments/migrate-env.yaml");
 
