@@ -343,6 +343,17 @@ def test_each_edge_reaches_the_services_and_nothing_else_does(edge, tmp_path):
     assert reachability_faults(found, edge) == []
 
 
+def open_policy(name, direction):
+    """A NetworkPolicy that lets everything in (`Ingress`) or out (`Egress`)
+    of every pod of the shop's namespace."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {"podSelector": {}, "policyTypes": [direction], direction.lower(): [{}]},
+    }
+
+
 def test_the_reachability_check_refuses_a_shop_cut_off_from_nats_or_open_to_all(
     production, tmp_path
 ):
@@ -354,14 +365,7 @@ def test_the_reachability_check_refuses_a_shop_cut_off_from_nats_or_open_to_all(
     ]
     faults = reachability_faults(connections(cut_off, tmp_path / "cut"))
     assert f"missing: ('{shop('orders')}', '{NATS}', 'TCP 4222')" in faults
-    open_to_all = production + [
-        {
-            "apiVersion": "networking.k8s.io/v1",
-            "kind": "NetworkPolicy",
-            "metadata": {"name": "allow-all", "namespace": NAMESPACE},
-            "spec": {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": [{}]},
-        }
-    ]
+    open_to_all = production + [open_policy("allow-all", "Ingress")]
     faults = reachability_faults(connections(open_to_all, tmp_path / "open"))
     assert any("elsewhere/stranger" in f and "payments" in f for f in faults), faults
     # The edge's namespace as a whole, as before: the pod beside the proxy
@@ -374,14 +378,7 @@ def test_the_reachability_check_refuses_a_shop_cut_off_from_nats_or_open_to_all(
     faults = reachability_faults(connections(whole_namespace, tmp_path / "whole"))
     assert any(f"{EDGE_NAMESPACE}/edge-other" in f for f in faults), faults
     # Egress open to all: a service reaches the stranger.
-    egress_to_all = production + [
-        {
-            "apiVersion": "networking.k8s.io/v1",
-            "kind": "NetworkPolicy",
-            "metadata": {"name": "egress-to-all", "namespace": NAMESPACE},
-            "spec": {"podSelector": {}, "policyTypes": ["Egress"], "egress": [{}]},
-        }
-    ]
+    egress_to_all = production + [open_policy("egress-to-all", "Egress")]
     faults = reachability_faults(connections(egress_to_all, tmp_path / "egress"))
     assert any(f"not needed: ('{shop('payments')}', 'elsewhere/stranger'" in f for f in faults), faults
 

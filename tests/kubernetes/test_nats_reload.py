@@ -137,38 +137,56 @@ def test_the_reloader_shares_the_servers_processes_and_pid_file(production_nats)
         assert path in mounts["nats"] and path in mounts["reloader"], path
 
 
+class NatsHere:
+    """The production nats.conf laid out here: the CA and the certificate
+    mounted as the kubelet mounts the Secret, the server's folders and
+    ports on this machine, the configuration written to nats.conf."""
+
+    def __init__(self, conf, args, tmp_path):
+        self.nats_server = shutil.which("nats-server")
+        assert self.nats_server, "nats-server: apt-get install nats-server"
+        self.ca_key, self.ca_cert = tmp_path / "ca.key", tmp_path / "ca.crt"
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+             "-nodes", "-days", "2", "-subj", "/CN=shop CA", "-keyout", self.ca_key,
+             "-out", self.ca_cert],
+            check=True, capture_output=True,
+        )
+        self.volume, self.run, store = tmp_path / "tls", tmp_path / "run", tmp_path / "jetstream"
+        for folder in [self.volume, self.run, store]:
+            folder.mkdir()
+        self.first = mount_secret(self.volume, 1, self.ca_key, self.ca_cert)
+        self.port = free_port()
+        self.here = {
+            "/etc/nats/tls": str(self.volume),
+            "/var/run/nats": str(self.run),
+            "store_dir: /data": f"store_dir: {store}",
+            "port: 4222": f"port: {self.port}",
+            "http_port: 8222": f"http_port: {free_port()}",
+        }
+        for theirs, ours in self.here.items():
+            assert theirs in conf or theirs == "/var/run/nats" and theirs in " ".join(args), theirs
+            conf = conf.replace(theirs, ours)
+        self.conf = tmp_path / "nats.conf"
+        self.conf.write_text(conf)
+
+    def start(self, log, **tokens):
+        """nats-server with the Secret's `tokens` in its environment."""
+        return subprocess.Popen(
+            [self.nats_server, "-c", str(self.conf)], env=dict(os.environ, **tokens),
+            stdout=subprocess.DEVNULL, stderr=open(log, "w"),
+        )
+
+
 def test_nats_shows_a_renewed_certificate_to_new_connections(production_nats, tmp_path):
     reloader_binary = os.environ.get("NATS_RELOADER")
     assert reloader_binary, "NATS_RELOADER: tests/kubernetes/build-nats-reloader.sh builds it"
-    nats_server = shutil.which("nats-server")
-    assert nats_server, "nats-server: apt-get install nats-server"
     conf, args, _ = production_nats
-    ca_key, ca_cert = tmp_path / "ca.key", tmp_path / "ca.crt"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-         "-nodes", "-days", "2", "-subj", "/CN=shop CA", "-keyout", ca_key, "-out", ca_cert],
-        check=True, capture_output=True,
-    )
-    volume, run, store = tmp_path / "tls", tmp_path / "run", tmp_path / "jetstream"
-    for folder in [volume, run, store]:
-        folder.mkdir()
-    first = mount_secret(volume, 1, ca_key, ca_cert)
-    port = free_port()
-    here = {
-        "/etc/nats/tls": str(volume),
-        "/var/run/nats": str(run),
-        "store_dir: /data": f"store_dir: {store}",
-        "port: 4222": f"port: {port}",
-        "http_port: 8222": f"http_port: {free_port()}",
-    }
-    for theirs, ours in here.items():
-        assert theirs in conf or theirs == "/var/run/nats" and theirs in " ".join(args), theirs
-        conf = conf.replace(theirs, ours)
-    (tmp_path / "nats.conf").write_text(conf)
-    env = dict(os.environ, NATS_TOKEN="test-token", NATS_TOKEN_PREVIOUS="another-token")
-    server = subprocess.Popen(
-        [nats_server, "-c", str(tmp_path / "nats.conf")], env=env,
-        stdout=subprocess.DEVNULL, stderr=open(tmp_path / "nats.log", "w"),
+    nats = NatsHere(conf, args, tmp_path)
+    port, volume, run, here = nats.port, nats.volume, nats.run, nats.here
+    ca_key, ca_cert, first = nats.ca_key, nats.ca_cert, nats.first
+    server = nats.start(
+        tmp_path / "nats.log", NATS_TOKEN="test-token", NATS_TOKEN_PREVIOUS="another-token"
     )
     reloader = None
     try:
@@ -223,42 +241,17 @@ def test_a_fleet_half_on_each_nats_token_keeps_its_events(production_nats, tmp_p
     # The two steps of a rotation (docs/tls.md): the new token accepted
     # beside the old, then shown, the old one accepted beside it. On
     # either step a service showing either token gets in; a guess does not.
-    nats_server = shutil.which("nats-server")
-    assert nats_server, "nats-server: apt-get install nats-server"
-    conf, _, _ = production_nats
-    ca_key, ca_cert = tmp_path / "ca.key", tmp_path / "ca.crt"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-         "-nodes", "-days", "2", "-subj", "/CN=shop CA", "-keyout", ca_key, "-out", ca_cert],
-        check=True, capture_output=True,
-    )
-    volume, run, store = tmp_path / "tls", tmp_path / "run", tmp_path / "jetstream"
-    for folder in [volume, run, store]:
-        folder.mkdir()
-    mount_secret(volume, 1, ca_key, ca_cert)
-    port = free_port()
-    for theirs, ours in {
-        "/etc/nats/tls": str(volume),
-        "/var/run/nats": str(run),
-        "store_dir: /data": f"store_dir: {store}",
-        "port: 4222": f"port: {port}",
-        "http_port: 8222": f"http_port: {free_port()}",
-    }.items():
-        conf = conf.replace(theirs, ours)
-    (tmp_path / "nats.conf").write_text(conf)
+    conf, args, _ = production_nats
+    nats = NatsHere(conf, args, tmp_path)
     old, new = "0ld0ld0ld0ld", "n3wn3wn3wn3w"
     for step, (current, previous) in enumerate([(old, new), (new, old)], start=1):
-        env = dict(os.environ, NATS_TOKEN=current, NATS_TOKEN_PREVIOUS=previous)
         log = tmp_path / f"nats-{step}.log"
-        server = subprocess.Popen(
-            [nats_server, "-c", str(tmp_path / "nats.conf")], env=env,
-            stdout=subprocess.DEVNULL, stderr=open(log, "w"),
-        )
+        server = nats.start(log, NATS_TOKEN=current, NATS_TOKEN_PREVIOUS=previous)
         try:
             deadline = time.time() + 10
             while True:
                 try:
-                    got_in = {token: admitted(port, token) for token in [old, new, "a-guess"]}
+                    got_in = {token: admitted(nats.port, token) for token in [old, new, "a-guess"]}
                     break
                 except (ConnectionError, OSError):
                     assert time.time() < deadline, log.read_text()
