@@ -253,17 +253,19 @@ pub fn install(
         return Ok(None);
     }
     let runtime = tokio::runtime::Handle::try_current().map_err(|_| TraceError::NoRuntime)?;
-    // The service stamp first: the processors after it read it.
-    let mut provider = SdkTracerProvider::builder().with_span_processor(export::ServiceStamp);
-    if let Some(endpoint) = endpoint {
+    let exporter = match endpoint {
         // Made now, so a bad endpoint fails at start-up, not later.
-        let sender = otlp::Sender::new(&endpoint, config.protocol)?;
-        provider =
-            provider.with_span_processor(export::ServiceRouting::new(sender, runtime, metrics));
-    }
-    if let Some(kept) = &config.keep {
-        provider = provider.with_span_processor(kept::Keeping(kept.clone()));
-    }
+        Some(endpoint) => Some(export::ServiceRouting::new(
+            otlp::Sender::new(&endpoint, config.protocol)?,
+            runtime,
+            metrics,
+        )),
+        None => None,
+    };
+    let provider = SdkTracerProvider::builder().with_span_processor(export::Stamped {
+        exporter,
+        kept: config.keep.clone().map(kept::Keeping),
+    });
     // New traces are sampled before any span is built (see `sampling`):
     // the SDK keeps what it is given and follows parents.
     sampling::configure(config.sample_ratio);
