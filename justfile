@@ -28,7 +28,7 @@ web:
 web-test:
     cd web-client && npm install --no-audit --no-fund --loglevel=error && npm test
 
-# The shop behind a real proxy (Debian's nginx, installed as root if missing): the client's address through --trusted-proxies (sign-in throttle, gateway limits, logs), and streams that outlive a 35 s read timeout
+# The shop behind real proxies (Debian's nginx and HAProxy, installed as root if missing): the client's address from the one header the edge writes, whatever a client forges (sign-in throttle, gateway limits, logs), and streams that outlive a 35 s read timeout
 edge:
     tests/edge/run.sh
 
@@ -124,6 +124,10 @@ bench *ARGS:
 bench-instructions KIND="kit" PROTOCOL="connect" TRACES="off":
     bench/instructions.sh {{KIND}} {{PROTOCOL}} {{TRACES}}
 
+# What tracing costs the kit's call, in instructions (callgrind, deterministic): traces off, 1% (as shipped) and every call, in one run; fails over 1.05x and 1.20x an untraced call (CI runs it)
+bench-tracing PROTOCOL="connect":
+    bench/tracing-cost.sh {{PROTOCOL}}
+
 # The benchmark harness in seconds (what CI runs): every server, protocol and app scenario once, briefly
 bench-smoke:
     bench/run.sh --smoke
@@ -167,7 +171,7 @@ fuzz SECONDS="60" *TARGETS:
     services/kit/fuzz/run.sh {{SECONDS}} {{TARGETS}}
 
 # What CI runs: tests (SQLite, PostgreSQL, NATS, behind nginx, the web app's), lint, buf breaking, the OpenAPI document's freshness, interop, schemathesis, e2e, conformance, the trace tests against Jaeger, the alert rules' tests, bench smoke, 30 s of chaos, a second of each overload level, 2 s of each hedging case, replicas restarted and killed, 20 s of soak with PostgreSQL frozen twice, the Kubernetes manifests, the image, 5 s of fuzzing a target
-ci: test test-postgres test-nats edge web-test lint breaking openapi-check interop new-service-check schemathesis e2e conformance trace-test observe-rules bench-smoke (bench "orders" "--profile" "production" "--smoke") (chaos "--duration" "30") (overload "--seconds" "1" "--levels" "1,2") (hedging "--seconds" "2" "--strict") (replicas "--warm-up-secs" "5" "--between-secs" "1" "--customers" "6") (soak "20s" "--peak-secs" "3" "--freeze-database" "8s,250ms") kubernetes image (fuzz "5")
+ci: test test-postgres test-nats edge web-test lint breaking openapi-check interop new-service-check schemathesis e2e conformance trace-test observe-rules bench-smoke bench-tracing (bench "orders" "--profile" "production" "--smoke") (chaos "--duration" "30") (overload "--seconds" "1" "--levels" "1,2") (hedging "--seconds" "2" "--strict") (replicas "--warm-up-secs" "5" "--between-secs" "1" "--customers" "6") (soak "20s" "--peak-secs" "3" "--freeze-database" "8s,250ms") kubernetes image (fuzz "5")
 
 # Install the npm tools the recipes use (buf, connect-node, protoc-gen-es)
 tools:

@@ -32,8 +32,12 @@ esac
 for tool in valgrind h2load; do
   command -v "$tool" >/dev/null || { echo "bench-instructions: $tool is missing (Debian: valgrind, nghttp2-client)" >&2; exit 2; }
 done
-cargo build --quiet --profile dist -p shop-bench
-bin="${CARGO_TARGET_DIR:-target}/dist/shop-bench"
+# The dist build, what ships; SHOP_BENCH_PROFILE=release counts the
+# release build instead (CI, which has it built already: the ratios hold
+# there too, the absolute counts are higher).
+profile=${SHOP_BENCH_PROFILE:-dist}
+cargo build --quiet --profile "$profile" -p shop-bench
+bin="${CARGO_TARGET_DIR:-target}/$profile/shop-bench"
 scratch=$(mktemp -d)
 collector=
 trap '[ -z "$collector" ] || kill "$collector" 2>/dev/null; rm -rf "$scratch"' EXIT
