@@ -300,7 +300,6 @@ fn service_secret(given: &ServiceSecret) -> ServiceSecret {
                 .clone()
                 .unwrap_or_else(|| SecretString::from(uuid::Uuid::new_v4().simple().to_string())),
         ),
-        previous: given.previous.clone(),
     }
 }
 

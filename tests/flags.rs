@@ -52,6 +52,7 @@ const SERVICES: [(&str, &[&str]); 5] = [
             "sign-in-failures",
             "sign-in-lockout-secs",
             "service-secret",
+            "service-secret-previous",
             "no-demo-data",
         ],
     ),

@@ -158,18 +158,6 @@ pub struct ServiceSecret {
         hide_env_values = true
     )]
     pub secret: Option<SecretString>,
-
-    /// Another value the users service accepts for it while it is rotated
-    /// (never sent): in a rotation's first step the new value, in its
-    /// second the old one (docs/tls.md). Unset: none.
-    #[arg(
-        id = "service_secret_previous",
-        long = "service-secret-previous",
-        value_name = "SECRET",
-        env = "SHOP_SERVICE_SECRET_PREVIOUS",
-        hide_env_values = true
-    )]
-    pub previous: Option<SecretString>,
 }
 
 /// Whether empty databases get demo data (users, catalog).

@@ -39,6 +39,18 @@ pub struct UsersArgs {
     )]
     pub signing_key: Option<SecretString>,
 
+    /// Another value of the services' shared secret (--service-secret)
+    /// accepted for service tokens while it is rotated, never sent: in a
+    /// rotation's first step the new value, in its second the old one
+    /// (docs/tls.md). Unset: none.
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "SHOP_SERVICE_SECRET_PREVIOUS",
+        hide_env_values = true
+    )]
+    pub service_secret_previous: Option<SecretString>,
+
     /// Memory password hashing may use at once, in MiB (each argon2id hash
     /// takes ~20 MiB, so 256 allows 12 at once, and never more than the
     /// cores); each slot keeps its memory for the next hash.
@@ -93,7 +105,7 @@ impl UsersArgs {
             database_url: database,
             demo_data,
             service_secret: secret.secret.clone().unwrap_or_default(),
-            service_secret_previous: secret.previous.clone().unwrap_or_default(),
+            service_secret_previous: self.service_secret_previous.clone().unwrap_or_default(),
             signing_key: signing_key.map(SecretSlice::from),
             hashing: HashingConfig {
                 password_hashing_mib: self.password_hashing_mib,
