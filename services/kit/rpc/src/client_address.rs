@@ -179,10 +179,13 @@ impl ClientAddressing {
                 client_ip::x_envoy_external_address(headers).ok()
             }
             ClientAddressHeader::XForwardedFor | ClientAddressHeader::Forwarded => {
-                let hops = forwarded_for(self.header, headers);
+                let mut hops = nearest_first(self.header, headers);
                 match self.hops {
-                    Some(count) => nth_from_the_right(&hops, count),
-                    None => Some(self.rightmost_untrusted(peer, &hops)),
+                    // The count-th from the right, if the list has that
+                    // many and it names an address (as Envoy: the peer
+                    // otherwise).
+                    Some(count) => hops.nth(usize::from(count.get()) - 1).flatten(),
+                    None => Some(self.rightmost_untrusted(peer, hops)),
                 }
             }
         };
@@ -191,10 +194,14 @@ impl ClientAddressing {
 
     /// The rightmost hop that is no trusted proxy; where a hop names no
     /// address, the trusted proxy that wrote it.
-    fn rightmost_untrusted(&self, peer: IpAddr, hops: &[Option<IpAddr>]) -> IpAddr {
+    fn rightmost_untrusted(
+        &self,
+        peer: IpAddr,
+        hops: impl Iterator<Item = Option<IpAddr>>,
+    ) -> IpAddr {
         let mut nearest = peer;
-        for hop in hops.iter().rev() {
-            match *hop {
+        for hop in hops {
+            match hop {
                 None => return nearest,
                 Some(address) if self.proxies.trusts(address) => nearest = address,
                 Some(address) => return address,
@@ -205,16 +212,14 @@ impl ClientAddressing {
     }
 }
 
-/// The `count`-th hop from the right, if the list has that many and it
-/// names an address (as Envoy, the peer otherwise).
-fn nth_from_the_right(hops: &[Option<IpAddr>], count: NonZeroU8) -> Option<IpAddr> {
-    let index = hops.len().checked_sub(usize::from(count.get()))?;
-    hops[index]
-}
-
-/// The `for` addresses of `header`'s every line, nearest last, each hop
-/// parsed on its own from the bytes: `None` where a hop names no address.
-pub fn forwarded_for(header: ClientAddressHeader, headers: &HeaderMap) -> Vec<Option<IpAddr>> {
+/// The `for` addresses of `header`'s every line, nearest first (the entry
+/// the edge appended, then leftwards), each hop parsed on its own from its
+/// bytes and only once it is read, so a client's long list costs nothing
+/// past the hops the walk needs: `None` where a hop names no address.
+fn nearest_first(
+    header: ClientAddressHeader,
+    headers: &HeaderMap,
+) -> impl Iterator<Item = Option<IpAddr>> + '_ {
     let (name, parse): (HeaderName, fn(&str) -> Option<IpAddr>) = match header {
         ClientAddressHeader::Forwarded => (FORWARDED, parse_stanza),
         _ => (X_FORWARDED_FOR, parse_hop),
@@ -222,13 +227,13 @@ pub fn forwarded_for(header: ClientAddressHeader, headers: &HeaderMap) -> Vec<Op
     headers
         .get_all(name)
         .iter()
-        .flat_map(|line| line.as_bytes().split(|&byte| byte == b','))
-        .map(|hop| {
+        .rev()
+        .flat_map(|line| line.as_bytes().rsplit(|&byte| byte == b','))
+        .map(move |hop| {
             std::str::from_utf8(hop)
                 .ok()
                 .and_then(|hop| parse(hop.trim()))
         })
-        .collect()
 }
 
 /// One `X-Forwarded-For` entry: an address, perhaps with a port (`[v6]:p`,
