@@ -12,7 +12,6 @@ pub mod pages;
 
 use std::path::PathBuf;
 
-use axum::Router;
 use shop_kit::{
     Readiness, RpcServer,
     app::{Context, Service, StartFailure},
@@ -88,23 +87,20 @@ impl Service for Config {
             .get_home(api::mobile_home)
             .build(state);
         let config = runtime_config(&self.browser);
-        let config_route = Router::new().route(
-            CONFIG_PATH,
-            axum::routing::get(move || {
-                let config = config.clone();
-                async move {
-                    (
-                        [(http::header::CACHE_CONTROL, "no-cache")],
-                        axum::Json(config),
-                    )
-                }
-            }),
-        );
+        let config_route = axum::routing::get(move || {
+            let config = config.clone();
+            async move {
+                (
+                    [(http::header::CACHE_CONTROL, "no-cache")],
+                    axum::Json(config),
+                )
+            }
+        });
         let openapi = openapi::document(&self.browser).map_err(StartFailure::config)?;
         let rate_limit = self.rate_limit.clone();
         let server = RpcServer::new(context.http.clone(), readiness)
-            .http_routes(config_route)
-            .http_routes(openapi::route(openapi))
+            .http_route(CONFIG_PATH, config_route)
+            .http_route(openapi::OPENAPI_PATH, openapi::route(openapi))
             .serve(web)
             .serve(mobile);
         // The home screens' REST routes (GET /v1/web/home) are not pages.
@@ -114,8 +110,8 @@ impl Service for Config {
             server.rest_routes()?,
         );
         Ok(server
-            .around(|app| app.layer(axum::middleware::from_fn_with_state(pages, pages::serve)))
-            .around(move |app| rate_limit::limit(app, &rate_limit, verifier)))
+            .wrap(|app| app.layer(axum::middleware::from_fn_with_state(pages, pages::serve)))
+            .wrap(move |app| rate_limit::limit(app, &rate_limit, verifier)))
     }
 }
 

@@ -5,7 +5,7 @@
 //! service's at its configured URL. A path of a service this gateway does
 //! not know is an error, so a new service cannot be served at a stale URL.
 
-use axum::{Router, routing::get};
+use axum::routing::{MethodRouter, get};
 use bytes::Bytes;
 use http::header;
 use serde_json::Value;
@@ -59,23 +59,20 @@ fn service_url(item: &Value, browser: &ServiceUrls) -> Option<String> {
     })
 }
 
-/// `GET /openapi.json`.
-pub fn route(document: Bytes) -> Router {
-    Router::new().route(
-        OPENAPI_PATH,
-        get(move || {
-            let document = document.clone();
-            async move {
-                (
-                    [
-                        (header::CONTENT_TYPE, "application/json"),
-                        (header::CACHE_CONTROL, "no-cache"),
-                    ],
-                    document,
-                )
-            }
-        }),
-    )
+/// `GET /openapi.json` (served at [`OPENAPI_PATH`]).
+pub fn route(document: Bytes) -> MethodRouter {
+    get(move || {
+        let document = document.clone();
+        async move {
+            (
+                [
+                    (header::CONTENT_TYPE, "application/json"),
+                    (header::CACHE_CONTROL, "no-cache"),
+                ],
+                document,
+            )
+        }
+    })
 }
 
 #[cfg(test)]

@@ -70,7 +70,7 @@ async fn launch<S: Service>(service: S, door_state: &Arc<Door>) -> (SocketAddr, 
             shutdown_grace_secs: 1,
             ..Default::default()
         })
-        .around(move |app| app.layer(axum::middleware::from_fn_with_state(door_state, door)))
+        .wrap(move |app| app.layer(axum::middleware::from_fn_with_state(door_state, door)))
         .start()
         .await
         .expect("start");

@@ -167,7 +167,7 @@ pub struct Launch<S> {
     http: HttpConfig,
     shutdown: Shutdown,
     metrics: Option<Metrics>,
-    around: Option<Wrap>,
+    wrap: Option<Wrap>,
 }
 
 impl<S: Service> Launch<S> {
@@ -178,7 +178,7 @@ impl<S: Service> Launch<S> {
             http: HttpConfig::default(),
             shutdown: Shutdown::new(),
             metrics: None,
-            around: None,
+            wrap: None,
         }
     }
 
@@ -205,10 +205,11 @@ impl<S: Service> Launch<S> {
         self
     }
 
-    /// For tests: wraps the assembled router, e.g. to inject faults at the
+    /// For tests: wraps what the service serves (`RpcServer::wrap`: inside
+    /// the steps every request passes first), e.g. to inject faults at the
     /// service's door.
-    pub fn around(mut self, wrap: impl FnOnce(Router) -> Router + Send + 'static) -> Self {
-        self.around = Some(Box::new(wrap));
+    pub fn wrap(mut self, wrap: impl FnOnce(Router) -> Router + Send + 'static) -> Self {
+        self.wrap = Some(Box::new(wrap));
         self
     }
 
@@ -223,7 +224,7 @@ impl<S: Service> Launch<S> {
             http,
             shutdown,
             metrics,
-            around,
+            wrap,
         } = self;
         // Before the service takes its first metric handle.
         let metrics = metrics.unwrap_or_else(Metrics::install);
@@ -252,8 +253,8 @@ impl<S: Service> Launch<S> {
             Ok((handle, seeded, server))
         })
         .await?;
-        if let Some(wrap) = around {
-            server = server.around(wrap);
+        if let Some(wrap) = wrap {
+            server = server.wrap(wrap);
         }
         let readiness = server.readiness();
         let rpc_services = server.service_names();

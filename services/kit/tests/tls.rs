@@ -548,16 +548,12 @@ async fn the_kits_clients_call_over_mutual_tls_and_rotate_their_certificate() {
         tls: pki.flags(true, true),
         ..HttpConfig::default()
     };
-    let who =
-        Router::new().route(
-            "/who",
-            get(|CertifiedService(service): CertifiedService| async move {
-                service.unwrap_or_default()
-            }),
-        );
+    let who = get(|CertifiedService(service): CertifiedService| async move {
+        service.unwrap_or_default()
+    });
     let shutdown = Shutdown::new();
     let app = shop_kit::RpcServer::new(http.clone(), shop_kit::Readiness::always())
-        .http_routes(who)
+        .http_route("/who", who)
         .into_router(&shutdown)
         .await
         .expect("router");
@@ -660,7 +656,7 @@ async fn call_tls_server(issued: &IssuedPem, trusted: &str) -> Result<bytes::Byt
     };
     let shutdown = Shutdown::new();
     let app = shop_kit::RpcServer::new(http.clone(), shop_kit::Readiness::always())
-        .http_routes(Router::new().route("/ping", get(|| async { "pong" })))
+        .http_route("/ping", get(|| async { "pong" }))
         .into_router(&shutdown)
         .await
         .expect("router");

@@ -21,13 +21,12 @@ impl From<UsersError> for ConnectError {
                 ConnectError::new(Code::InvalidArgument, error.to_string())
             }
             UsersError::EmailTaken => ConnectError::new(Code::AlreadyExists, error.to_string()),
-            UsersError::ServiceTokensDisabled | UsersError::CertifiedAsAnother { .. } => {
+            UsersError::CertifiedAsAnother { .. } => {
                 ConnectError::new(Code::PermissionDenied, error.to_string())
             }
             UsersError::WrongCredentials
             | UsersError::InvalidRefreshToken
-            | UsersError::UnknownUser
-            | UsersError::WrongServiceSecret => {
+            | UsersError::UnknownUser => {
                 ConnectError::new(Code::Unauthenticated, error.to_string())
             }
             UsersError::HashingBusy => shop_kit::rpc::connect_errors::retry_later(
@@ -119,11 +118,12 @@ pub async fn issue_service_token(
     CertifiedService(certified): CertifiedService,
     Valid(request): Valid<pb::IssueServiceTokenRequest>,
 ) -> Result<ConnectResponse<pb::IssueServiceTokenResponse>, ConnectError> {
-    // A secret anyone may try to guess is counted like a sign-in (the
-    // contract's rate class), before this runs.
+    // The kit checked the certificate or, without one, the shared secret
+    // (the contract's `shop_secret` caller), after counting the call like a
+    // sign-in (its rate class): a secret anyone may try to guess.
     let proof = match &certified {
         Some(service) => ServiceProof::Certificate(service),
-        None => ServiceProof::Secret(&request.service_secret),
+        None => ServiceProof::SharedSecret,
     };
     let (access_token, lifetime) = state
         .accounts

@@ -22,12 +22,6 @@ pub enum UsersError {
     #[error("the account no longer exists")]
     UnknownUser,
 
-    #[error("service tokens are not enabled on this users service")]
-    ServiceTokensDisabled,
-
-    #[error("wrong service secret")]
-    WrongServiceSecret,
-
     #[error("the client certificate names the service {certified}, not {asked}")]
     CertifiedAsAnother { certified: String, asked: String },
 

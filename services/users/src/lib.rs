@@ -16,27 +16,27 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use axum::{Router, routing::get};
+use axum::routing::get;
 use secrecy::{ExposeSecret, SecretString};
 use shop_kit::{
     Readiness, RpcServer,
     app::{Context, Service, StartFailure},
-    auth::JWKS_PATH,
+    auth::{JWKS_PATH, SharedSecret},
     db::DatabaseUrl,
     rpc::rate_class::RateClass,
 };
 use shop_proto::shop::users::v1::{self as pb, Session};
-use subtle::ConstantTimeEq;
 
 pub use error::UsersError;
 
-/// How a caller shows it is one of the shop's services.
+/// How a caller showed it is one of the shop's services (the kit checked
+/// either before the method ran: the contract's `shop_secret` caller).
 #[derive(Clone, Copy, Debug)]
 pub enum ServiceProof<'a> {
     /// Its client certificate (mutual TLS) names this service.
     Certificate(&'a str),
-    /// It knows the services' shared secret.
-    Secret(&'a str),
+    /// It knows the services' shared secret (no certificate shown).
+    SharedSecret,
 }
 
 use crate::{
@@ -63,10 +63,6 @@ fn now_i64() -> i64 {
 pub struct Accounts {
     store: Store,
     issuer: TokenIssuer,
-    /// SHA-256 of the secrets the shop's services may show: the current
-    /// one first, then the previous one during a rotation; none if service
-    /// tokens are disabled.
-    service_secret_hashes: Vec<String>,
     passwords: Passwords,
     throttle: SignInThrottle,
 }
@@ -97,7 +93,6 @@ impl Accounts {
         Ok(Self {
             store,
             issuer,
-            service_secret_hashes: Vec::new(),
             passwords: Passwords::new(&HashingConfig::default()),
             throttle: SignInThrottle::new(ThrottleConfig::default()),
         })
@@ -115,28 +110,6 @@ impl Accounts {
         Arc::new(self.throttle.clone())
     }
 
-    /// Enables service tokens for callers that know `secret` (empty:
-    /// disables them).
-    pub fn with_service_secret(mut self, secret: &str) -> Self {
-        self.service_secret_hashes = if secret.is_empty() {
-            Vec::new()
-        } else {
-            vec![tokens::secret_hash(secret)]
-        };
-        self
-    }
-
-    /// Also accepts `previous` while the services' secret is rotated, so a
-    /// fleet half on each value keeps serving (docs/tls.md: the two steps).
-    /// Empty, or with service tokens disabled, it changes nothing.
-    pub fn with_previous_service_secret(mut self, previous: &str) -> Self {
-        if !previous.is_empty() && !self.service_secret_hashes.is_empty() {
-            self.service_secret_hashes
-                .push(tokens::secret_hash(previous));
-        }
-        self
-    }
-
     /// An access token for the shop's service `name`, if `proof` shows the
     /// caller is that service. Returns the token and its lifetime.
     pub fn issue_service_token(
@@ -145,31 +118,13 @@ impl Accounts {
         proof: ServiceProof<'_>,
     ) -> Result<(String, Duration), UsersError> {
         let name = domain::service_name(name)?;
-        match proof {
-            ServiceProof::Certificate(certified) if certified != name => {
-                return Err(UsersError::CertifiedAsAnother {
-                    certified: certified.to_owned(),
-                    asked: name.to_owned(),
-                });
-            }
-            ServiceProof::Certificate(_) => {}
-            ServiceProof::Secret(secret) => {
-                if self.service_secret_hashes.is_empty() {
-                    return Err(UsersError::ServiceTokensDisabled);
-                }
-                // Hashes are compared, each in constant time and all of
-                // them: the time taken says nothing about the secret.
-                let shown = tokens::secret_hash(secret);
-                let matches = self
-                    .service_secret_hashes
-                    .iter()
-                    .fold(subtle::Choice::from(0), |found, expected| {
-                        found | shown.as_bytes().ct_eq(expected.as_bytes())
-                    });
-                if !bool::from(matches) {
-                    return Err(UsersError::WrongServiceSecret);
-                }
-            }
+        if let ServiceProof::Certificate(certified) = proof
+            && certified != name
+        {
+            return Err(UsersError::CertifiedAsAnother {
+                certified: certified.to_owned(),
+                asked: name.to_owned(),
+            });
         }
         let subject = format!("{}{name}", shop_kit::auth::SERVICE_SUBJECT_PREFIX);
         let token = self.issuer.access_token(&subject, now_secs())?;
@@ -320,8 +275,6 @@ impl Service for Config {
             Accounts::open(self.database_url.expose(), signing_key.as_deref())
                 .await
                 .map_err(|e| StartFailure::database(&self.database_url, e))?
-                .with_service_secret(self.service_secret.expose_secret())
-                .with_previous_service_secret(self.service_secret_previous.expose_secret())
                 .with_limits(&self.hashing, &self.throttle),
         )
     }
@@ -366,24 +319,27 @@ impl Service for Config {
         let token_service = pb::ServiceTokenServiceRoutes::new()
             .issue_service_token(api::issue_service_token)
             .build(state);
-        let jwks_route = Router::new().route(
-            JWKS_PATH,
-            get(move || {
-                let jwks = jwks.clone();
-                async move {
-                    (
-                        [(http::header::CONTENT_TYPE, "application/jwk-set+json")],
-                        jwks,
-                    )
-                }
-            }),
-        );
+        let jwks_route = get(move || {
+            let jwks = jwks.clone();
+            async move {
+                (
+                    [(http::header::CONTENT_TYPE, "application/jwk-set+json")],
+                    jwks,
+                )
+            }
+        });
         Ok(RpcServer::new(context.http.clone(), readiness)
             .serve(user_service)
             .serve(token_service)
             .verify_tokens(verifier)
+            // Checked by the kit for IssueServiceToken (its `shop_secret`
+            // caller); empty, only a client certificate gets a token.
+            .shared_secret(SharedSecret::new(
+                self.service_secret.expose_secret(),
+                self.service_secret_previous.expose_secret(),
+            ))
             .rate_class(throttle::SIGN_IN, sign_in)
-            .http_routes(jwks_route))
+            .http_route(JWKS_PATH, jwks_route))
     }
 }
 

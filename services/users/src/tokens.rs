@@ -144,8 +144,8 @@ pub fn new_refresh_token() -> (String, String) {
     (token, hash)
 }
 
-/// SHA-256, hex. Refresh tokens and the services' secret are kept only as
-/// this: a database or memory leak does not leak sessions or the secret.
+/// SHA-256, hex. Refresh tokens are kept only as this: a database leak
+/// does not leak sessions.
 pub fn secret_hash(secret: &str) -> String {
     Sha256::digest(secret.as_bytes())
         .iter()

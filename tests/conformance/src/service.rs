@@ -40,7 +40,7 @@ pub fn conformance_service(descriptors: &'static [u8]) -> shop_kit::RpcService {
         IDEMPOTENT_UNARY,
         idempotent_unary,
     );
-    shop_kit::RpcService::new(descriptors, connect.merge(get), grpc, limited)
+    shop_kit_rpc::service::testing::handmade(descriptors, connect.merge(get), grpc, limited)
 }
 
 /// The conformance server with the kit's compression and `max` request

@@ -40,20 +40,29 @@ pub enum CallerRefused {
     NotACustomer,
     #[error("only the {} service may make this call", .0.join(" or "))]
     NotNamed(Vec<String>),
+    /// A service proving itself by the shared secret, where none is set.
+    #[error(
+        "this service takes no shared secret (none is set): prove who you are with a client certificate"
+    )]
+    NoSharedSecret,
+    #[error("wrong service secret")]
+    WrongSecret,
 }
 
 impl From<CallerRefused> for ConnectError {
     fn from(refused: CallerRefused) -> Self {
         let message = refused.to_string();
         match refused {
-            CallerRefused::NoToken | CallerRefused::BadToken | CallerRefused::NoCertificate => {
-                Self::new_unauthenticated(message)
-            }
+            CallerRefused::NoToken
+            | CallerRefused::BadToken
+            | CallerRefused::NoCertificate
+            | CallerRefused::WrongSecret => Self::new_unauthenticated(message),
             CallerRefused::NoVerifier => Self::new_internal(message),
             CallerRefused::UnknownCertificate(_)
             | CallerRefused::NotAService
             | CallerRefused::NotACustomer
-            | CallerRefused::NotNamed(_) => Self::new_permission_denied(message),
+            | CallerRefused::NotNamed(_)
+            | CallerRefused::NoSharedSecret => Self::new_permission_denied(message),
         }
     }
 }
@@ -243,8 +252,14 @@ pub fn admit(
     extensions: &mut Extensions,
 ) -> Result<(), CallerRefused> {
     let caller = match rule {
-        // The method checks the secret (or certificate) itself.
-        CallerRule::Anyone | CallerRule::ShopSecret => return Ok(()),
+        CallerRule::Anyone => return Ok(()),
+        // A certificate is checked now; without one, the secret in the
+        // request is, once the request is read (see `SharedSecret`).
+        CallerRule::ShopSecret => {
+            let certified = CertifiedService::of(extensions)?;
+            extensions.insert(certified);
+            return Ok(());
+        }
         CallerRule::SignedIn => Caller::of(headers, extensions)?,
         CallerRule::Customer => {
             let customer = Customer::of(headers, extensions)?;

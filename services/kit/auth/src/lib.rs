@@ -7,6 +7,7 @@
 
 mod caller;
 mod keys;
+mod secret;
 mod verify;
 
 use serde::{Deserialize, Serialize};
@@ -16,6 +17,7 @@ pub use caller::{
     admit, bearer_token, is_shop_service,
 };
 pub use keys::TokenKeys;
+pub use secret::SharedSecret;
 pub use shop_kit_policy::CallerRule;
 
 pub use verify::TokenVerifier;

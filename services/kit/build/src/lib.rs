@@ -14,7 +14,8 @@
 //!   `shop_kit_policy`), naming the method and what to write.
 //!
 //! The library's own builders, which hand a handler the unchecked message,
-//! are made private to the generated crate. Every request message gets
+//! and tonic's server module, which serves any implementation of the
+//! service's trait, are made private to the generated crate. Every request message gets
 //! `shop_kit::rpc::Rules`: its `buf.validate` validator where
 //! `prost-protovalidate-build` made one, none otherwise (checking an
 //! empty request costs nothing).
@@ -157,17 +158,24 @@ impl Routes {
                 .flat_map(|file| &file.service)
                 .collect();
             let mut code = String::from_utf8_lossy(&read(&path)?).into_owned();
-            let mut requests = BTreeSet::new();
+            // Each request, and the field its method's caller shows the
+            // shop's shared secret in, if any.
+            let mut requests = std::collections::BTreeMap::new();
             for service in &services {
-                check_policies(&pool, package, service, self.policies_required)?;
+                let secrets = check_policies(&pool, package, service, self.policies_required)?;
                 hide_raw_builders(&mut code, service.name(), &path)?;
                 code.push_str(&routes(package, service, &self.descriptors_path)?);
-                for method in &service.method {
-                    requests.insert(method.input_type().to_owned());
+                for (method, secret) in service.method.iter().zip(secrets) {
+                    let field = requests
+                        .entry(method.input_type().to_owned())
+                        .or_insert(None);
+                    if secret.is_some() {
+                        *field = secret;
+                    }
                 }
             }
-            for request in requests {
-                code.push_str(&rules(package, &request, &validated)?);
+            for (request, secret) in requests {
+                code.push_str(&rules(package, &request, &validated, secret.as_deref())?);
             }
             std::fs::write(&path, code).map_err(|source| Error::Io { path, source })?;
         }
@@ -176,27 +184,31 @@ impl Routes {
 }
 
 /// Every method of `service` says who may call it, and retries or hedges
-/// only where that is safe.
+/// only where that is safe. Returns, for each method in order, the request
+/// field its caller shows the shop's shared secret in (`shop_secret_field`).
 fn check_policies(
     pool: &prost_reflect::DescriptorPool,
     package: &str,
     service: &ServiceDescriptorProto,
     required: bool,
-) -> Result<(), Error> {
+) -> Result<Vec<Option<String>>, Error> {
     let full_name = format!("{package}.{}", service.name());
     let Some(service) = pool.get_service_by_name(&full_name) else {
         return Err(Error::Unsupported(format!(
             "{full_name}: not in the descriptor pool"
         )));
     };
-    for method in service.methods() {
-        if required {
-            shop_kit_policy::Policy::required(&method).map_err(Error::Policy)?;
-        } else {
-            shop_kit_policy::Policy::of(&method).map_err(Error::Policy)?;
-        }
-    }
-    Ok(())
+    service
+        .methods()
+        .map(|method| {
+            let policy = if required {
+                shop_kit_policy::Policy::required(&method)
+            } else {
+                shop_kit_policy::Policy::of(&method)
+            };
+            Ok(policy.map_err(Error::Policy)?.shop_secret_field)
+        })
+        .collect()
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, Error> {
@@ -249,22 +261,35 @@ fn rust_type(package: &str, full_name: &str) -> Result<String, Error> {
     Ok(message.to_owned())
 }
 
-/// The library's builders hand handlers the unchecked request: only the
-/// generated routes (same crate) may use them.
+/// The library's builders hand handlers the unchecked request, and tonic's
+/// server module takes any implementation of the service's trait: only the
+/// generated routes (same crate) may use them, so a handler is reached
+/// through `<Service>Routes` alone.
 fn hide_raw_builders(code: &mut String, service: &str, path: &Path) -> Result<(), Error> {
-    for raw in [
+    let raw = [
         format!("{service}Builder"),
         format!("{service}TonicCompatibleBuilder"),
         format!("{service}TonicCompatibleServerBuilder"),
-    ] {
-        let public = format!("pub struct {raw} ");
-        if code.matches(&public).count() != 1 {
+    ]
+    .map(|builder| {
+        (
+            format!("pub struct {builder} "),
+            format!("pub(crate) struct {builder} "),
+        )
+    });
+    let server = format!("{}_server", snake_case(service));
+    let server = (
+        format!("pub mod {server} {{"),
+        format!("pub(crate) mod {server} {{"),
+    );
+    for (public, private) in raw.iter().chain([&server]) {
+        if code.matches(public.as_str()).count() != 1 {
             return Err(Error::Unexpected {
                 path: path.to_owned(),
                 what: format!("no single `{public}`"),
             });
         }
-        *code = code.replacen(&public, &format!("pub(crate) struct {raw} "), 1);
+        *code = code.replacen(public.as_str(), private, 1);
     }
     Ok(())
 }
@@ -323,7 +348,7 @@ where
     /// to every handler, and the contract it is served under.
     pub fn build(self, state: S) -> ::shop_kit::RpcService {{
         let (router, grpc) = self.builder.with_state::<()>(state.clone()).build();
-        ::shop_kit::RpcService::new(
+        ::shop_kit::RpcService::generated(
             {descriptors},
             router.merge(self.gets.with_state(state)),
             grpc,
@@ -397,7 +422,23 @@ fn route(package: &str, service: &str, method: &MethodDescriptorProto) -> Result
     ))
 }
 
-fn rules(package: &str, request: &str, validated: &BTreeSet<String>) -> Result<String, Error> {
+/// Whether `name` is a Rust keyword (prost writes such a field `r#name`).
+fn is_keyword(name: &str) -> bool {
+    const KEYWORDS: [&str; 38] = [
+        "as", "async", "await", "box", "break", "const", "continue", "dyn", "else", "enum",
+        "extern", "false", "fn", "for", "gen", "if", "impl", "in", "let", "loop", "match", "mod",
+        "move", "mut", "pub", "ref", "return", "static", "struct", "trait", "true", "try", "type",
+        "unsafe", "use", "where", "while", "yield",
+    ];
+    KEYWORDS.contains(&name)
+}
+
+fn rules(
+    package: &str,
+    request: &str,
+    validated: &BTreeSet<String>,
+    secret: Option<&str>,
+) -> Result<String, Error> {
     let rust = rust_type(package, request)?;
     let crate_path = format!("{}::{rust}", package.replace('.', "::"));
     let body = if validated.contains(&crate_path) {
@@ -405,13 +446,30 @@ fn rules(package: &str, request: &str, validated: &BTreeSet<String>) -> Result<S
     } else {
         "None"
     };
+    // The field is a string field (the policy's check said so), named as
+    // prost names it (a keyword as a raw identifier).
+    let secret = secret.map_or_else(String::new, |field| {
+        let field = if is_keyword(field) {
+            format!("r#{field}")
+        } else {
+            field.to_owned()
+        };
+        format!(
+            r#"
+
+    #[inline]
+    fn shop_secret(&self) -> Option<&str> {{
+        Some(&self.{field})
+    }}"#
+        )
+    });
     Ok(format!(
         r#"
 impl ::shop_kit::rpc::Rules for {rust} {{
     #[inline]
     fn broken(&self) -> Option<::shop_kit::rpc::ValidationError> {{
         {body}
-    }}
+    }}{secret}
 }}
 "#
     ))

@@ -186,11 +186,14 @@ impl Replica {
                     .with_state(state);
                 // The same, at paths no retry policy names.
                 let routes = routes.clone().nest("/once", routes);
-                let router = RpcServer::new(http.clone(), Readiness::always())
-                    .http_routes(routes)
-                    .into_router(&stopping)
-                    .await
-                    .expect("router");
+                // A fake replica: its routes (some at an RPC's path, which
+                // the kit refuses as hand routes) beside a kit server.
+                let router = routes.merge(
+                    RpcServer::new(http.clone(), Readiness::always())
+                        .into_router(&stopping)
+                        .await
+                        .expect("router"),
+                );
                 shop_kit_rpc::start(addr, router, stopping, &http)
                     .await
                     .expect("bind")
@@ -1120,16 +1123,13 @@ async fn server_here(in_process_calls: bool, shutdown: &Shutdown) -> SocketAddr 
         in_process_calls,
         ..HttpConfig::default()
     };
-    let routes = Router::new().route(
-        "/peer",
-        get(
-            |axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<SocketAddr>| async move {
-                peer.port().to_string()
-            },
-        ),
+    let routes = get(
+        |axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<SocketAddr>| async move {
+            peer.port().to_string()
+        },
     );
     let router = RpcServer::new(http.clone(), Readiness::always())
-        .http_routes(routes)
+        .http_route("/peer", routes)
         .into_router(shutdown)
         .await
         .expect("router");

@@ -53,3 +53,38 @@ pub fn server(http: &HttpConfig, descriptors: &'static [u8]) -> RpcServer {
     let probe = pb::ProbeServiceRoutes::new().who(who).build(());
     RpcServer::new(http.clone(), Readiness::always()).serve(probe.described_by(descriptors))
 }
+
+/// The probe as a hand-written tonic server would serve it, under
+/// `descriptors`: a handler that checks nothing and says "unchecked". It
+/// can only be served through the hatch for tests, and the server still
+/// admits its callers as the contract says (`tests/policy.rs`).
+pub fn handmade(http: &HttpConfig, descriptors: &'static [u8]) -> RpcServer {
+    use pb::probe_service_server::{ProbeService, ProbeServiceServer};
+
+    struct Open;
+
+    #[tonic::async_trait]
+    impl ProbeService for Open {
+        async fn who(
+            &self,
+            _request: tonic::Request<pb::WhoRequest>,
+        ) -> Result<tonic::Response<pb::WhoResponse>, tonic::Status> {
+            Ok(tonic::Response::new(pb::WhoResponse {
+                caller: "unchecked".to_owned(),
+                deadline_ms: 0,
+            }))
+        }
+    }
+
+    fn limit(server: ProbeServiceServer<Open>, max: usize) -> ProbeServiceServer<Open> {
+        server.max_decoding_message_size(max)
+    }
+
+    let open = shop_kit_rpc::service::testing::handmade(
+        descriptors,
+        axum::Router::new(),
+        ProbeServiceServer::new(Open),
+        limit,
+    );
+    RpcServer::new(http.clone(), Readiness::always()).serve(open)
+}

@@ -20,7 +20,7 @@ use shop_kit::{
         start,
     },
 };
-use shop_kit_policy_tests::{PROBE_PROTO, server};
+use shop_kit_policy_tests::{PROBE_PROTO, handmade, server};
 use shop_users::tokens::TokenIssuer;
 
 /// The probe's descriptors with its service's options replaced by
@@ -78,11 +78,21 @@ impl Probe {
     /// The probe served with its service's options `options`, and
     /// `limiter` as the rate class `probe`.
     async fn with_limiter(options: &str, limiter: Arc<dyn RateClass>) -> Self {
+        Self::served(server, options, limiter).await
+    }
+
+    /// The probe `make` serves, with its service's options `options`, and
+    /// `limiter` as the rate class `probe`.
+    async fn served(
+        make: fn(&HttpConfig, &'static [u8]) -> shop_kit::RpcServer,
+        options: &str,
+        limiter: Arc<dyn RateClass>,
+    ) -> Self {
         let (kid, der) = TokenIssuer::generate_key().expect("key");
         let issuer = TokenIssuer::from_pkcs8(kid, &der).expect("issuer");
         let http = HttpConfig::default();
         let shutdown = Shutdown::new();
-        let router = server(&http, descriptors(options))
+        let router = make(&http, descriptors(options))
             .verify_tokens(issuer.verifier().expect("verifier"))
             .rate_class("probe", limiter)
             .into_router(&shutdown)
@@ -382,4 +392,137 @@ async fn from_a_browser(url: &str) -> reqwest::StatusCode {
         .await
         .expect("send")
         .status()
+}
+
+/// The doors around the contract, each shut: whatever answers a method,
+/// the server admits its callers first; a path under a served service that
+/// is no method of it is refused there; a hand route cannot take an RPC's
+/// path; a `shop_secret` caller the kit could not check never starts.
+#[tokio::test]
+async fn a_hand_made_server_still_meets_the_contracts_caller_rule() {
+    // A tonic server whose handler checks nothing, under a contract that
+    // lets only customers call: the server refuses the others before it.
+    let customers = Probe::served(
+        handmade,
+        "caller: { customer: true }",
+        Arc::new(Allowance::of(u32::MAX)),
+    )
+    .await;
+    assert_eq!(customers.call_grpc_web(None).await.0, "16");
+    let service = customers.token("service:orders");
+    assert_eq!(customers.call_grpc_web(Some(&service)).await.0, "7");
+    let (status, body) = customers.call(None, None, 0).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("unauthenticated")),
+        "{body}"
+    );
+    // A customer reaches the hand-made handler.
+    let ada = customers.token("ada");
+    let (status, _) = customers.call_grpc_web(Some(&ada)).await;
+    assert_eq!(status, "0");
+    // Its rate class too: one call, then none.
+    let limited = Probe::served(
+        handmade,
+        "caller: { anyone: true } rate_class: \"probe\"",
+        Arc::new(Allowance::of(1)),
+    )
+    .await;
+    assert_eq!(limited.call_grpc_web(None).await.0, "0");
+    assert_eq!(limited.call_grpc_web(None).await.0, "8");
+}
+
+#[tokio::test]
+async fn a_path_under_a_served_service_that_is_no_method_of_it_is_refused_there() {
+    let probe = Probe::with("caller: { anyone: true }").await;
+    let unknown = probe.url.replace("/Who", "/Open");
+    for content_type in ["application/json", "application/proto"] {
+        let answer = reqwest::Client::new()
+            .post(&unknown)
+            .header("content-type", content_type)
+            .body("{}")
+            .send()
+            .await
+            .expect("call");
+        let status = answer.status();
+        let text = answer.text().await.expect("body");
+        // Connect maps `unimplemented` to HTTP 501.
+        assert_eq!(status, 501, "{content_type}: {text}");
+        let body: Value = serde_json::from_str(&text).expect("a Connect error");
+        assert_eq!(body["code"], "unimplemented", "{body}");
+        assert!(
+            body["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("/probe.v1.ProbeService/Open")),
+            "{body}"
+        );
+    }
+    let answer = reqwest::Client::new()
+        .post(&unknown)
+        .header("content-type", "application/grpc-web+proto")
+        .body(vec![0u8, 0, 0, 0, 0])
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(
+        answer
+            .headers()
+            .get("grpc-status")
+            .and_then(|v| v.to_str().ok()),
+        Some("12")
+    );
+}
+
+#[tokio::test]
+async fn a_hand_route_cannot_take_a_path_an_rpc_or_the_kit_serves() {
+    let open = || {
+        server(
+            &HttpConfig::default(),
+            descriptors("caller: { anyone: true }"),
+        )
+    };
+    let hello = || axum::routing::get(|| async { "hello" });
+    for (path, why) in [
+        ("/probe.v1.ProbeService/Who", "shape of an RPC"),
+        ("/probe.v1.ProbeService/Other", "shape of an RPC"),
+        (
+            "/shop.catalog.v1.StockService/ReserveStock",
+            "shape of an RPC",
+        ),
+        ("/healthz", "the kit serves it"),
+        ("/metrics", "the kit serves it"),
+        ("hello", "starts with /"),
+    ] {
+        let refused = open()
+            .http_route(path, hello())
+            .into_router(&Shutdown::new())
+            .await
+            .expect_err(path);
+        assert!(refused.to_string().contains(why), "{path}: {refused}");
+    }
+    let twice = open()
+        .http_route("/hello", hello())
+        .http_route("/hello", hello())
+        .into_router(&Shutdown::new())
+        .await
+        .expect_err("the same path twice");
+    assert!(twice.to_string().contains("given twice"), "{twice}");
+    // A page of its own is served, as plain HTTP.
+    let _served = open()
+        .http_route("/hello", hello())
+        .http_route("/.well-known/jwks.json", hello())
+        .into_router(&Shutdown::new())
+        .await
+        .expect("plain routes");
+}
+
+#[tokio::test]
+async fn a_shop_secret_caller_needs_the_field_the_kit_checks() {
+    let unchecked = assembled(descriptors("caller: { shop_secret: true }"))
+        .await
+        .expect_err("a shop_secret caller with nothing for the kit to check");
+    assert!(
+        unchecked.to_string().contains("shop_secret_field"),
+        "{unchecked}"
+    );
 }

@@ -38,8 +38,9 @@ pub enum CallerRule {
     SignedIn,
     /// Only the services named.
     Services(Vec<String>),
-    /// One of the shop's services proving itself with the shared secret in
-    /// its request (or its certificate), which the method checks.
+    /// One of the shop's services proving itself with its certificate, or
+    /// else the shared secret in its request (the field
+    /// `shop_secret_field` names), both checked by the kit.
     ShopSecret,
 }
 
@@ -81,6 +82,9 @@ pub struct Policy {
     pub hedging: Option<HedgingPolicy>,
     pub rate_class: Option<String>,
     pub idempotency_key_field: Option<String>,
+    /// The request's field with the shop's shared secret (a `ShopSecret`
+    /// caller's, which the kit checks).
+    pub shop_secret_field: Option<String>,
     /// The codes it answers for its own reasons (gRPC's names), for the
     /// documents made from the contract; `None`: its service's.
     pub errors: Option<Vec<String>>,
@@ -125,6 +129,18 @@ pub enum PolicyError {
         field: String,
         request: String,
     },
+    #[error(
+        "{method}: its caller proves itself with the shop's shared secret, which the kit checks: name the request's field that carries it with shop_secret_field"
+    )]
+    NoSecretField { method: String },
+    #[error("{method}: shop_secret_field {field:?} is no string field of {request}")]
+    SecretFieldNotString {
+        method: String,
+        field: String,
+        request: String,
+    },
+    #[error("{method}: shop_secret_field is only for a method whose caller is `shop_secret`")]
+    SecretFieldWithoutSecret { method: String },
 }
 
 /// gRPC's status code names, as its service config spells them.
@@ -196,6 +212,7 @@ impl Policy {
             hedging: own.hedging.or(self.hedging),
             rate_class: own.rate_class.or(self.rate_class),
             idempotency_key_field: own.idempotency_key_field.or(self.idempotency_key_field),
+            shop_secret_field: own.shop_secret_field.or(self.shop_secret_field),
             errors: own.errors.or(self.errors),
         }
     }
@@ -203,18 +220,34 @@ impl Policy {
     fn check(&self, method: &MethodDescriptor) -> Result<(), PolicyError> {
         let name = || method.full_name().to_owned();
         let level = read::idempotency_level(method);
-        if let Some(field) = &self.idempotency_key_field {
-            let request = method.input();
-            let is_string = request
+        let request = method.input();
+        let is_string = |field: &str| {
+            request
                 .get_field_by_name(field)
-                .is_some_and(|f| f.kind() == prost_reflect::Kind::String && !f.is_list());
-            if !is_string {
-                return Err(PolicyError::NoKeyField {
+                .is_some_and(|f| f.kind() == prost_reflect::Kind::String && !f.is_list())
+        };
+        if let Some(field) = &self.idempotency_key_field
+            && !is_string(field)
+        {
+            return Err(PolicyError::NoKeyField {
+                method: name(),
+                field: field.clone(),
+                request: request.full_name().to_owned(),
+            });
+        }
+        match (&self.caller, &self.shop_secret_field) {
+            (Some(CallerRule::ShopSecret), None) => {
+                return Err(PolicyError::NoSecretField { method: name() });
+            }
+            (Some(CallerRule::ShopSecret), Some(field)) if !is_string(field) => {
+                return Err(PolicyError::SecretFieldNotString {
                     method: name(),
                     field: field.clone(),
                     request: request.full_name().to_owned(),
                 });
             }
+            (Some(CallerRule::ShopSecret), Some(_)) | (_, None) => {}
+            (_, Some(_)) => return Err(PolicyError::SecretFieldWithoutSecret { method: name() }),
         }
         if self.retry.is_some() && self.hedging.is_some() {
             return Err(PolicyError::RetryAndHedging { method: name() });

@@ -69,6 +69,7 @@ pub fn declared(
             .transpose()?,
         rate_class: reader.string("rate_class"),
         idempotency_key_field: reader.string("idempotency_key_field"),
+        shop_secret_field: reader.string("shop_secret_field"),
         errors: reader.errors()?,
     })
 }

@@ -74,6 +74,7 @@ fn a_method_takes_its_services_policy_and_replaces_what_it_gives() {
             }),
             rate_class: Some("internal".to_owned()),
             idempotency_key_field: None,
+            shop_secret_field: None,
             errors: None,
         }
     );
@@ -122,6 +123,18 @@ fn a_method_without_a_caller_or_with_an_unsafe_retry_is_refused() {
         (
             "service Test { rpc Put(Request) returns (Response) { option (kit.policy.v1.method) = { caller: { customer: true } idempotency_key_field: \"count\" }; } }",
             "idempotency_key_field \"count\" is no string field of test.v1.Request",
+        ),
+        (
+            "service Test { rpc Put(Request) returns (Response) { option (kit.policy.v1.method) = { caller: { shop_secret: true } }; } }",
+            "name the request's field that carries it with shop_secret_field",
+        ),
+        (
+            "service Test { rpc Put(Request) returns (Response) { option (kit.policy.v1.method) = { caller: { shop_secret: true } shop_secret_field: \"count\" }; } }",
+            "shop_secret_field \"count\" is no string field of test.v1.Request",
+        ),
+        (
+            "service Test { rpc Put(Request) returns (Response) { option (kit.policy.v1.method) = { caller: { customer: true } shop_secret_field: \"key\" }; } }",
+            "shop_secret_field is only for a method whose caller is `shop_secret`",
         ),
         (
             "service Test { rpc Get(Request) returns (Response) { option idempotency_level = NO_SIDE_EFFECTS; option (kit.policy.v1.method) = { caller: { anyone: true } hedging: { max_attempts: 9 } }; } }",

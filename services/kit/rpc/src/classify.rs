@@ -4,7 +4,10 @@
 //! instead of parsing the content type and the path again, and the server
 //! dispatches a registered method straight to its protocol's stack.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
 
 use http::Request;
 use prost_reflect::{DescriptorPool, MethodDescriptor};
@@ -83,6 +86,9 @@ pub struct Call {
     /// Whether the path has the shape of an RPC at all
     /// (`/package.Service/Method`), registered or not.
     pub looks_like_rpc: bool,
+    /// The path names a service the server serves, but no method of its
+    /// contract: refused as such before anything else is done with it.
+    pub no_such_method: bool,
     /// When the call must end, if it has a deadline: the caller's, cut to
     /// the contract's, from the moment it was classified (see
     /// [`crate::policy::give_deadline`]). The calls its handler makes
@@ -105,6 +111,7 @@ impl Call {
                     framing,
                     method: None,
                     looks_like_rpc: RpcName::from_path(request.uri().path()).is_some(),
+                    no_such_method: false,
                     deadline: None,
                 }
             })
@@ -119,6 +126,9 @@ pub struct Methods {
     /// Looked up on every call: foldhash, as the kit's other per-call
     /// maps (the std SipHash of the path cost ~170 instructions a call).
     by_path: HashMap<&'static str, &'static Method, foldhash::fast::RandomState>,
+    /// The services whose methods it serves itself (`direct`), by full
+    /// name: a path under one that is no method of it is refused.
+    served: HashSet<&'static str, foldhash::fast::RandomState>,
     rest: RestRoutes,
 }
 
@@ -144,12 +154,16 @@ impl Methods {
         kit_contract: bool,
     ) -> Result<&'static Self, MethodsError> {
         let mut by_path = HashMap::default();
+        let mut served = HashSet::default();
         for (name, direct) in services {
             let Some(service) = pool.get_service_by_name(name) else {
                 return Err(MethodsError::NotInContract {
                     service: name.to_owned(),
                 });
             };
+            if direct {
+                served.insert(leak(service.full_name().to_owned()));
+            }
             for method in service.methods() {
                 let path = leak(format!("/{}/{}", service.full_name(), method.name()));
                 let policy = if direct && kit_contract {
@@ -208,12 +222,24 @@ impl Methods {
             }));
             by_path.insert(path, entry);
         }
-        Ok(Box::leak(Box::new(Self { by_path, rest })))
+        Ok(Box::leak(Box::new(Self {
+            by_path,
+            served,
+            rest,
+        })))
     }
 
     /// How many methods there are.
     pub fn len(&self) -> usize {
         self.by_path.len()
+    }
+
+    /// Whether `path` (`/package.Service/...`) is under a service the
+    /// server serves itself.
+    fn serves_service_of(&self, path: &str) -> bool {
+        path.strip_prefix('/')
+            .and_then(|rest| rest.split_once('/'))
+            .is_some_and(|(service, _)| self.served.contains(service))
     }
 
     /// Classifies `request` and records it in its extensions: a map
@@ -244,6 +270,7 @@ impl Methods {
                     framing,
                     method: Some(method),
                     looks_like_rpc: true,
+                    no_such_method: false,
                     deadline: None,
                 }
             }
@@ -252,6 +279,7 @@ impl Methods {
                 framing,
                 method,
                 looks_like_rpc,
+                no_such_method: method.is_none() && looks_like_rpc && self.serves_service_of(path),
                 deadline: None,
             },
         };
@@ -301,6 +329,7 @@ mod tests {
         let mut made_up = Request::post("/made.Up/Method").body(()).expect("request");
         let call = methods.classify(&mut made_up);
         assert!(call.method.is_none() && call.looks_like_rpc);
+        assert!(!call.no_such_method, "no service of this server");
         assert_eq!(call.protocol, Protocol::Connect);
 
         let mut page = Request::get("/assets/app.js").body(()).expect("request");
@@ -312,5 +341,31 @@ mod tests {
                 .expect("request");
         let bridged = methods.classify(&mut reflection).method.expect("bridged");
         assert!(bridged.descriptor.is_none() && !bridged.direct);
+    }
+
+    #[test]
+    fn a_path_under_a_served_service_that_is_no_method_of_it_is_marked() {
+        let methods = Methods::new(
+            &pool(),
+            [("grpc.health.v1.Health", true)],
+            [],
+            RestRoutes::default(),
+            &RateClasses::default(),
+            false,
+        )
+        .expect("no policy required");
+        let mut unknown = Request::post("/grpc.health.v1.Health/Open")
+            .body(())
+            .expect("request");
+        let call = methods.classify(&mut unknown);
+        assert!(call.method.is_none() && call.no_such_method);
+        let mut known = Request::post("/grpc.health.v1.Health/Check")
+            .body(())
+            .expect("request");
+        assert!(!methods.classify(&mut known).no_such_method);
+        let mut other = Request::post("/grpc.health.v2.Health/Check")
+            .body(())
+            .expect("request");
+        assert!(!methods.classify(&mut other).no_such_method);
     }
 }

@@ -2,15 +2,16 @@
 //! (`kit.policy.v1`, read by `shop_kit_policy` when the server is
 //! assembled), enforced on every protocol:
 //!
-//! - **who may call** ([`admit_caller`]): checked by the one extractor
-//!   every generated handler has (`valid::Prepared`), after the protocol's
-//!   own checks (a content type or a timeout it cannot take is refused as
-//!   such first) and before any handler code. A caller the rule does not
-//!   admit is refused with the words the auth extractors use
-//!   (`unauthenticated`, `permission_denied`); the caller a token proved is
-//!   left for the handler's extractor, which so verifies nothing twice. A
-//!   handler still names who it serves (`Customer`, `ServiceCaller`), but
-//!   forgetting to check is no longer possible;
+//! - **who may call, and how often** ([`admit`]): checked by the server
+//!   for every call of a method it serves, on every protocol, in the step
+//!   that admits calls (`admission`), before the call takes a place there
+//!   and whatever answers it: no handler, hand-written server or route
+//!   reaches a call the rule refused. A caller the rule does not admit is
+//!   refused with the words the auth extractors use (`unauthenticated`,
+//!   `permission_denied`); the caller a token proved is left for the
+//!   handler's extractor, which so verifies nothing twice. A handler still
+//!   names who it serves (`Customer`, `ServiceCaller`), but forgetting to
+//!   check is not possible;
 //! - **the deadline** ([`give_deadline`]): a call that brings none gets the
 //!   method's, and one that brings a longer one is cut to it, by writing
 //!   the protocol's own header (`connect-timeout-ms`, `grpc-timeout`) as
@@ -21,44 +22,57 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use http::{HeaderMap, HeaderValue, Request, request::Parts};
-use shop_kit_auth::CallerRefused;
+use axum::response::Response;
+use connectrpc_axum::prelude::ConnectError;
+use http::{HeaderMap, HeaderValue, Request};
+use shop_kit_policy::CallerRule;
 
 use super::{
-    classify::Call,
+    classify::{Call, Method},
+    connect_errors::error_response,
     deadline::{CONNECT_TIMEOUT_MS, parse_connect_timeout},
     protocol::{GRPC_TIMEOUT, Protocol},
-    rate_class::RateRefused,
 };
 use shop_kit_wire::{grpc_timeout_value, parse_grpc_timeout};
 
-/// Whether the caller may call the method the request names (classified
-/// by the server), as its contract's caller rule says: `Ok` for a method
-/// with none, or a request the server did not classify.
-pub(crate) fn admit_caller(parts: &mut Parts) -> Result<(), CallerRefused> {
-    let Some(rule) = parts
-        .extensions
-        .get::<Call>()
-        .and_then(|call| call.method)
-        .and_then(|method| method.policy.caller.as_ref())
-    else {
-        return Ok(());
-    };
-    shop_kit_auth::admit(rule, &parts.headers, &mut parts.extensions)
+/// A call as [`admit`] found it.
+pub(crate) enum Admission<B> {
+    Admitted(Request<B>),
+    /// Its refusal, in the caller's protocol.
+    Refused(Response),
 }
 
-/// Counts the call against its method's rate class, if it names one (see
-/// `rate_class`).
-pub(crate) fn admit_rate(parts: &Parts) -> Result<(), RateRefused> {
-    let Some(limiter) = parts
-        .extensions
-        .get::<Call>()
-        .and_then(|call| call.method)
-        .and_then(|method| method.rate_class.as_ref())
-    else {
-        return Ok(());
-    };
-    limiter.admit(parts)
+/// Admits a call of `method` as its contract says, before anything of the
+/// call is worked on and whatever will answer it (a generated handler, or
+/// anything else): who may call (the caller a token proved is left in the
+/// extensions, for the handler's extractor to read rather than verify the
+/// token again), then how often (its rate class).
+pub(crate) fn admit<B>(request: Request<B>, method: &Method) -> Admission<B> {
+    let rule = method
+        .policy
+        .caller
+        .as_ref()
+        .filter(|rule| **rule != CallerRule::Anyone);
+    if rule.is_none() && method.rate_class.is_none() {
+        return Admission::Admitted(request);
+    }
+    let (mut parts, body) = request.into_parts();
+    let refusal =
+        match rule.map(|rule| shop_kit_auth::admit(rule, &parts.headers, &mut parts.extensions)) {
+            Some(Err(refused)) => Some(ConnectError::from(refused)),
+            _ => match method
+                .rate_class
+                .as_ref()
+                .map(|limiter| limiter.admit(&parts))
+            {
+                Some(Err(refused)) => Some(ConnectError::from(refused)),
+                _ => None,
+            },
+        };
+    match refusal {
+        None => Admission::Admitted(Request::from_parts(parts, body)),
+        Some(refusal) => Admission::Refused(error_response(&parts.headers, refusal)),
+    }
 }
 
 /// Gives a call its method's deadline, at most (`call`: the request as

@@ -19,9 +19,13 @@
 //!       to the same two stacks, which answer in their protocol
 //! ```
 
-use std::sync::Arc;
+use std::{convert::Infallible, sync::Arc};
 
-use axum::{Extension, Router, body::Body, routing::get};
+use axum::{
+    Extension, Router,
+    body::Body,
+    routing::{MethodRouter, get},
+};
 use connectrpc_axum::{CompressionConfig, MakeServiceBuilder, tonic::ContentTypeSwitch};
 use http::{Request, header};
 use prost_reflect::DescriptorPool;
@@ -44,13 +48,14 @@ use super::{
     health::{self, HEALTH_SERVICE, Readiness},
     heartbeat_layer::HeartbeatLayer,
     observe::ObserveLayer,
+    protocol::RpcName,
     rate_class::{RateClass, RateClasses},
     request_id,
     response_metadata::ResponseMetadataLayer,
     service::RpcService,
     single_message::SingleMessageLayer,
 };
-use shop_kit_auth::TokenVerifier;
+use shop_kit_auth::{SharedSecret, TokenVerifier};
 use shop_kit_observe::{metrics::Metrics, traces::ServiceScopeLayer};
 use shop_kit_rest::{RestRoutes, RouteError};
 use shop_kit_shutdown::Shutdown;
@@ -76,6 +81,11 @@ pub enum ServerError {
          with the descriptors of the file that declares it"
     )]
     NotInContract { service: String },
+    #[error(
+        "the plain HTTP route {path} cannot be served: {why}; an RPC is declared in the \
+         contract and served from its generated routes"
+    )]
+    HandRoute { path: String, why: &'static str },
 }
 
 /// Collects a process's RPC services (each with its contract, see
@@ -86,11 +96,13 @@ pub struct RpcServer {
     readiness: Readiness,
     services: Vec<RpcService>,
     verifier: Option<TokenVerifier>,
-    http_routes: Router,
+    secret: Option<SharedSecret>,
+    /// Plain HTTP routes, by path (see [`Self::http_route`]).
+    hand_routes: Vec<(&'static str, MethodRouter)>,
     /// The process's metrics, served at `/metrics` (unless a port of their
     /// own serves them).
     metrics: Option<Metrics>,
-    around: Vec<Box<dyn FnOnce(Router) -> Router + Send>>,
+    wraps: Vec<Box<dyn FnOnce(Router) -> Router + Send>>,
     /// The service whose spans its requests start (see [`Self::scope`]).
     scope: Option<&'static str>,
     rate_classes: RateClasses,
@@ -105,9 +117,10 @@ impl RpcServer {
             readiness,
             services: Vec::new(),
             verifier: None,
-            http_routes: Router::new(),
+            secret: None,
+            hand_routes: Vec::new(),
             metrics: None,
-            around: Vec::new(),
+            wraps: Vec::new(),
             scope: None,
             rate_classes: RateClasses::default(),
             foreign: false,
@@ -136,9 +149,15 @@ impl RpcServer {
         self
     }
 
-    /// Plain HTTP routes served beside the RPCs (e.g. a JWK set).
-    pub fn http_routes(mut self, routes: Router) -> Self {
-        self.http_routes = self.http_routes.merge(routes);
+    /// A plain HTTP route served beside the RPCs at `path` (an axum path:
+    /// a JWK set, the web app's config). It has no contract, so anyone may
+    /// call it: its path must not be one an RPC, a REST route or the kit
+    /// (`/healthz`, `/readyz`, `/metrics`) serves, nor have the shape of an
+    /// RPC's (`/package.Service/Method`), or the server is not assembled
+    /// ([`ServerError::HandRoute`]). It passes the steps every request
+    /// passes (request id, CORS, observe).
+    pub fn http_route(mut self, path: &'static str, route: MethodRouter) -> Self {
+        self.hand_routes.push((path, route));
         self
     }
 
@@ -151,10 +170,15 @@ impl RpcServer {
         self
     }
 
-    /// Wraps the assembled router (e.g. in the gateway's rate limits), out
-    /// of all the kit's layers; wrappers apply in the order given.
-    pub fn around(mut self, wrap: impl FnOnce(Router) -> Router + Send + 'static) -> Self {
-        self.around.push(Box::new(wrap));
+    /// Wraps what the server serves from admission in (e.g. in the
+    /// gateway's pages and rate limits), inside the steps every request
+    /// passes first: a wrap sees each request with its request id, its
+    /// classification (`Call`), CORS and observe around it, and what it
+    /// lets through is admitted (who may call, how often, whether there is
+    /// room) and dispatched as any call. Wrappers apply in the order given
+    /// (the last one outermost).
+    pub fn wrap(mut self, wrap: impl FnOnce(Router) -> Router + Send + 'static) -> Self {
+        self.wraps.push(Box::new(wrap));
         self
     }
 
@@ -173,6 +197,14 @@ impl RpcServer {
         F: Fn() -> Result<(), String> + Send + Sync + 'static,
     {
         self.readiness = self.readiness.after(started);
+        self
+    }
+
+    /// The shop's shared secret, which the callers of its `shop_secret`
+    /// methods may prove themselves with (without it, only a client
+    /// certificate does).
+    pub fn shared_secret(mut self, secret: SharedSecret) -> Self {
+        self.secret = Some(secret);
         self
     }
 
@@ -240,6 +272,7 @@ impl RpcServer {
         let descriptors = grpc_json::descriptor_pool(&descriptor_sets);
         let internal = internal_services(&descriptors, &service_names, self.foreign)?;
         let rest = rest_routes_in(&descriptors, &service_names, &internal)?;
+        check_hand_routes(&self.hand_routes, &rest)?;
         let reflection_v1 = self.reflection_builder(&descriptor_sets).build_v1()?;
         let reflection_v1alpha = self.reflection_builder(&descriptor_sets).build_v1alpha()?;
         let mut connect_routes = Router::new();
@@ -319,8 +352,10 @@ impl RpcServer {
 
         let mut routes = Router::new()
             .merge(health::routes(self.readiness, shutdown.clone()))
-            .merge(bridged)
-            .merge(self.http_routes);
+            .merge(bridged);
+        for (path, route) in std::mem::take(&mut self.hand_routes) {
+            routes = routes.route(path, route);
+        }
         // Unless a port of their own serves them (see `metrics_routes`).
         if let Some(metrics) = self.metrics.filter(|_| self.http.metrics_port.is_none()) {
             routes = routes.merge(metrics_routes(metrics));
@@ -328,25 +363,12 @@ impl RpcServer {
         let routes = routes
             .fallback_service(ContentTypeSwitch::new(grpc.clone(), connect.clone()))
             .with_state(());
-        // The kit's layers, outermost first, around everything once.
-        let served = ServiceBuilder::new()
-            .option_layer(self.scope.map(ServiceScopeLayer))
-            .option_layer(self.verifier.map(Extension))
-            .layer(MapRequestLayer::new(request_id::drop_unsafe))
-            // Once, for every step after: the protocol and the method, and
-            // how long the call may take as its contract says (who may
-            // call is checked with the request, see `valid`).
-            .layer(MapRequestLayer::new(move |mut request: Request<Body>| {
-                methods.classify(&mut request);
-                request
-            }))
-            // The client's id comes back on the response (a failed call
-            // without one gets one made up, see observe).
-            .layer(PropagateRequestIdLayer::x_request_id())
-            .layer(cors::layer(&self.http.cors_origins, &internal))
-            .layer(ObserveLayer)
+        // The kit's steps from admission in, then the service's own wraps
+        // (pages, rate limits) and the steps every request passes first.
+        let calls = ServiceBuilder::new()
             .layer(SingleMessageLayer::new(self.http.max_request_bytes))
             // After the request is read whole: a slow sender holds no place.
+            // Who may call and how often, then whether there is room.
             .layer(admission)
             // The calls a handler makes carry its deadline and its caller's
             // token on by themselves.
@@ -358,17 +380,25 @@ impl RpcServer {
                 routes,
                 self.http.max_request_bytes,
             ));
+        let first = FirstSteps {
+            scope: self.scope,
+            verifier: self.verifier,
+            secret: self.secret,
+            methods,
+            cors: cors::layer(&self.http.cors_origins, &internal),
+        };
         // Served as it is: a router in front would only pass every request
         // to its fallback (a route lookup and a boxed clone a call).
-        if self.around.is_empty() {
-            return Ok(App::new(served));
+        if self.wraps.is_empty() {
+            return Ok(first.around(calls));
         }
-        let router = Router::new().fallback_service(served);
-        Ok(self
-            .around
+        let wrapped = self
+            .wraps
             .into_iter()
-            .fold(router, |router, wrap| wrap(router))
-            .into())
+            .fold(Router::new().fallback_service(calls), |router, wrap| {
+                wrap(router)
+            });
+        Ok(first.around(wrapped))
     }
 
     /// The REST routes this server will serve: those its public services
@@ -446,6 +476,109 @@ fn internal_services(
         }
     }
     Ok(internal)
+}
+
+/// The kit's own plain routes, which no hand route may take.
+const KIT_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
+
+/// Refuses a hand route that would take a path an RPC, a REST route or the
+/// kit serves, or that looks like an RPC's (callers would take it for one
+/// with a contract), or a path given twice.
+fn check_hand_routes(
+    routes: &[(&'static str, MethodRouter)],
+    rest: &RestRoutes,
+) -> Result<(), ServerError> {
+    let refused = |path: &str, why| {
+        Err(ServerError::HandRoute {
+            path: path.to_owned(),
+            why,
+        })
+    };
+    for (i, (path, _)) in routes.iter().enumerate() {
+        if !path.starts_with('/') {
+            return refused(path, "a path starts with /");
+        }
+        if rpc_shaped(path) {
+            return refused(
+                path,
+                "it has the shape of an RPC's path (/package.Service/Method)",
+            );
+        }
+        if KIT_PATHS.contains(path) {
+            return refused(path, "the kit serves it");
+        }
+        if [
+            http::Method::GET,
+            http::Method::POST,
+            http::Method::PUT,
+            http::Method::PATCH,
+            http::Method::DELETE,
+        ]
+        .iter()
+        .any(|method| rest.find(method, path).is_some())
+        {
+            return refused(path, "a REST route of the contract serves it");
+        }
+        if routes[..i].iter().any(|(earlier, _)| earlier == path) {
+            return refused(path, "it is given twice");
+        }
+    }
+    Ok(())
+}
+
+/// Whether `path` is, or is under, what reads as an RPC service's path: a
+/// first segment with a dot inside (`/package.Service/...`).
+fn rpc_shaped(path: &str) -> bool {
+    RpcName::from_path(path).is_some()
+        || path
+            .strip_prefix('/')
+            .and_then(|rest| rest.split_once('/'))
+            .is_some_and(|(first, _)| first.contains('.') && !first.starts_with('.'))
+}
+
+/// The steps every request passes first, outermost first: the service's
+/// scope for traces, the token verifier, unsafe request ids dropped, the
+/// one classification (protocol, method, deadline), the request id back on
+/// the response, CORS, then observe (metrics, the log line, the span).
+struct FirstSteps {
+    scope: Option<&'static str>,
+    verifier: Option<TokenVerifier>,
+    secret: Option<SharedSecret>,
+    methods: &'static Methods,
+    cors: cors::BrowsersOnlyLayer,
+}
+
+impl FirstSteps {
+    fn around<S>(self, inner: S) -> App
+    where
+        S: tower::Service<Request<Body>, Response = axum::response::Response, Error = Infallible>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        let methods = self.methods;
+        App::new(
+            ServiceBuilder::new()
+                .option_layer(self.scope.map(ServiceScopeLayer))
+                .option_layer(self.verifier.map(Extension))
+                .option_layer(self.secret.map(Extension))
+                .layer(MapRequestLayer::new(request_id::drop_unsafe))
+                // Once, for every step after: the protocol and the method,
+                // and how long the call may take as its contract says.
+                .layer(MapRequestLayer::new(move |mut request: Request<Body>| {
+                    methods.classify(&mut request);
+                    request
+                }))
+                // The client's id comes back on the response (a failed call
+                // without one gets one made up, see observe).
+                .layer(PropagateRequestIdLayer::x_request_id())
+                .layer(self.cors)
+                .layer(ObserveLayer)
+                .service(inner),
+        )
+    }
 }
 
 /// The REST routes of the public services among `names`.

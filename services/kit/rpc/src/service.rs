@@ -67,7 +67,14 @@ impl RpcService {
     /// `descriptors`; `limit` gives the gRPC server the kit's compression
     /// and a server's largest request message (a generated server's own
     /// methods, which no trait carries).
-    pub fn new<G: GrpcServer>(
+    ///
+    /// For the route builders shop-kit-build generates, and nothing else:
+    /// their handlers are the ones that check every request against the
+    /// contract's rules, which a hand-made server would skip. Not an API
+    /// (hidden, and free to change); see `testing::handmade` for a contract
+    /// not written for the kit.
+    #[doc(hidden)]
+    pub fn generated<G: GrpcServer>(
         descriptors: &'static [u8],
         connect: Router,
         grpc: G,
@@ -85,6 +92,7 @@ impl RpcService {
 
     /// The same service described by other descriptors (a test serving one
     /// handler under contracts compiled with other options).
+    #[cfg(feature = "testing")]
     pub fn described_by(mut self, descriptors: &'static [u8]) -> Self {
         self.descriptors = descriptors;
         self
@@ -102,5 +110,23 @@ impl RpcService {
     /// Its Connect routes, and what adds its gRPC server to a server's.
     pub(crate) fn into_parts(self) -> (Router, Box<dyn FnOnce(Routes, usize) -> Routes + Send>) {
         (self.connect, self.grpc)
+    }
+}
+
+/// Hatches for tests, behind the `testing` feature.
+#[cfg(feature = "testing")]
+pub mod testing {
+    use super::{GrpcServer, Router, RpcService};
+
+    /// A service of a contract not written for the kit (a conformance
+    /// suite's), with hand-made handlers: its Connect routes `connect` and
+    /// its tonic server `grpc`, which nothing checks against rules.
+    pub fn handmade<G: GrpcServer>(
+        descriptors: &'static [u8],
+        connect: Router,
+        grpc: G,
+        limit: fn(G, usize) -> G,
+    ) -> RpcService {
+        RpcService::generated(descriptors, connect, grpc, limit)
     }
 }

@@ -4,10 +4,11 @@
 //! (`*ServiceRoutes`, made by `shop-kit-build` from the descriptors) take
 //! only such handlers and put [`validated`] in front of each, so a broken
 //! rule is refused with `invalid_argument` before any handler code runs,
-//! on every protocol, and there is no call for a handler to forget. The
-//! same step refuses a caller the method's contract does not admit
-//! (`policy::admit_caller`) and counts the call against its rate class
-//! (`policy::admit_rate`).
+//! on every protocol, and there is no call for a handler to forget. (Who
+//! may call and how often were checked before, by the server, for every
+//! call: `policy::admit`.) A method whose caller proves itself with the
+//! shop's shared secret in its request (`shop_secret`) has it compared
+//! here too, first: the secret is in the message, read only now.
 //!
 //! ```ignore
 //! async fn get_product(
@@ -29,10 +30,9 @@ use connectrpc_axum::prelude::{ConnectError, ConnectRequest, ConnectResponse};
 use http::request::Parts;
 use prost_protovalidate::ValidationError;
 
-use super::{
-    broken_rules::RequestRules,
-    policy::{admit_caller, admit_rate},
-};
+use shop_kit_auth::{CallerRefused, CallerRule, CertifiedService, SharedSecret};
+
+use super::{broken_rules::RequestRules, classify::Call};
 
 /// A request message that keeps every rule of its contract.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -43,6 +43,13 @@ pub struct Valid<T>(pub T);
 pub trait Rules {
     /// The rules it breaks, if any.
     fn broken(&self) -> Option<ValidationError>;
+
+    /// The shop's shared secret it carries, for a method whose caller
+    /// proves itself with it (the field its contract's `shop_secret_field`
+    /// names); `None` for a request that carries none.
+    fn shop_secret(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// A rejection of an extractor a handler takes, as the Connect error the
@@ -142,6 +149,9 @@ where
 {
     extracted: H::Extracted,
     rules: RequestRules,
+    /// The secret to compare with the request's, for a method whose caller
+    /// proves itself with it and showed no certificate.
+    secret: Option<SharedSecret>,
     handler: PhantomData<Marker<Args, S, Req, Out>>,
 }
 
@@ -156,15 +166,13 @@ where
     type Rejection = ConnectError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ConnectError> {
-        // Who may call, and how often, as the method's contract says:
-        // before anything of the handler's own.
-        admit_caller(parts)?;
-        admit_rate(parts)?;
         let rules = RequestRules::of(parts);
+        let secret = secret_to_check(parts);
         let extracted = H::extract(parts, state).await?;
         Ok(Self {
             extracted,
             rules,
+            secret,
             handler: PhantomData,
         })
     }
@@ -189,14 +197,51 @@ where
     H: ValidHandler<Args, S, Req, Out>,
     Req: Rules,
 {
-    move |prepared, ConnectRequest(request)| match request.broken() {
-        None => Checked::Running {
-            future: handler.call(prepared.extracted, Valid(request)),
-        },
-        Some(broken) => Checked::Refused {
-            refusal: Some(prepared.rules.refusal(&broken)),
-        },
+    move |prepared, ConnectRequest(request)| {
+        if let Some(secret) = &prepared.secret {
+            let shown = request.shop_secret().ok_or(CallerRefused::WrongSecret);
+            if let Err(refused) = shown.and_then(|shown| secret.check(shown)) {
+                return Checked::Refused {
+                    refusal: Some(refused.into()),
+                };
+            }
+        }
+        match request.broken() {
+            None => Checked::Running {
+                future: handler.call(prepared.extracted, Valid(request)),
+            },
+            Some(broken) => Checked::Refused {
+                refusal: Some(prepared.rules.refusal(&broken)),
+            },
+        }
     }
+}
+
+/// The shared secret a call of a `shop_secret` method must show in its
+/// request: the server's (none set: every secret is refused), unless the
+/// caller showed a certificate of the shop's CA instead (which
+/// `policy::admit` checked and left in the extensions).
+fn secret_to_check(parts: &Parts) -> Option<SharedSecret> {
+    let rule = parts
+        .extensions
+        .get::<Call>()
+        .and_then(|call| call.method)
+        .and_then(|method| method.policy.caller.as_ref())?;
+    if *rule != CallerRule::ShopSecret
+        || matches!(
+            parts.extensions.get::<CertifiedService>(),
+            Some(CertifiedService(Some(_)))
+        )
+    {
+        return None;
+    }
+    Some(
+        parts
+            .extensions
+            .get::<SharedSecret>()
+            .cloned()
+            .unwrap_or_default(),
+    )
 }
 
 pin_project_lite::pin_project! {

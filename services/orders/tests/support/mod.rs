@@ -254,7 +254,7 @@ where
         Launch::new(config)
             .addr(addr)
             .http(http())
-            .around(move |app: axum::Router| {
+            .wrap(move |app: axum::Router| {
                 app.layer(axum::middleware::from_fn_with_state(faults, inject))
             })
             .start()

@@ -1,4 +1,9 @@
-//! Admission control: each server works on as many calls at once as its
+//! Admission: who may call a method and how often, as its contract says
+//! (`policy::admit`), then whether there is room. A path under a served
+//! service that names no method of it is refused here too, so nothing
+//! behind this step sees a call its contract does not describe.
+//!
+//! Room: each server works on as many calls at once as its
 //! adaptive limit allows (see [`limit`]), queues a few more for a short
 //! while, and refuses the rest at once (see [`gate`]), on every protocol
 //! alike: `resource_exhausted` with a `google.rpc.RetryInfo`, `Retry-After`,
@@ -30,9 +35,12 @@ use futures::future::BoxFuture;
 use http::{HeaderMap, HeaderValue, Request};
 use tower::{Layer, Service, ServiceExt};
 
+use connectrpc_axum::prelude::{Code, ConnectError};
+
 use super::{
     classify::Call,
     connect_errors::{error_response, retry_later},
+    policy,
     protocol::Protocol,
 };
 use gate::{Entry, Gate, Load, Pass, Refused};
@@ -141,9 +149,26 @@ where
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
         let call = Call::of(&request);
-        let (Some(gate), Some(method)) =
-            (&self.layer.gate, call.method.filter(|method| method.direct))
-        else {
+        let Some(method) = call.method.filter(|method| method.direct) else {
+            if call.no_such_method {
+                return Gated::Refused {
+                    response: Some(no_such_method(&request)),
+                };
+            }
+            return Gated::Through {
+                future: self.inner.call(request),
+            };
+        };
+        // Who may call and how often, before the call takes a place.
+        let request = match policy::admit(request, method) {
+            policy::Admission::Admitted(request) => request,
+            policy::Admission::Refused(refusal) => {
+                return Gated::Refused {
+                    response: Some(refusal),
+                };
+            }
+        };
+        let Some(gate) = &self.layer.gate else {
             return Gated::Through {
                 future: self.inner.call(request),
             };
@@ -182,6 +207,19 @@ where
             }
         }
     }
+}
+
+/// A path under a served service naming no method of its contract:
+/// `unimplemented` in the caller's protocol (HTTP 501 on Connect), before
+/// any stack behind the server sees it.
+fn no_such_method(request: &Request<Body>) -> Response {
+    error_response(
+        request.headers(),
+        ConnectError::new(
+            Code::Unimplemented,
+            format!("{} is not a method of this service", request.uri().path()),
+        ),
+    )
 }
 
 /// Whether a response is, by its head, a call that did its work: HTTP 200
