@@ -610,7 +610,7 @@ async fn early_errors_reach_http2_clients_still_uploading() {
         .await
         .expect("connect");
     let (client, connection) = h2::client::handshake(tcp).await.expect("h2c");
-    tokio::spawn(connection);
+    shop_kit::task::spawn(connection);
     let mut client = client.ready().await.expect("ready");
     let request = http::Request::post(format!(
         "http://{}/{}/GetProduct",

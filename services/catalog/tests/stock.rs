@@ -259,7 +259,7 @@ async fn reservations_racing_over_the_same_products_never_deadlock() {
                 1 => vec![("p3".into(), 1), ("p2".into(), 1), ("p1".into(), 1)],
                 _ => vec![("p2".into(), 1), ("p3".into(), 1), ("p1".into(), 1)],
             };
-            tokio::spawn(async move {
+            shop_kit::task::spawn(async move {
                 catalog.reserve_stock(&format!("race-{n}"), &lines).await?;
                 catalog.release_stock(&format!("race-{n}")).await
             })
@@ -344,7 +344,7 @@ async fn a_release_waits_for_its_products_inside_one_statement_on_postgres() {
         .execute_unprepared("SELECT id FROM products WHERE id = 'p2' FOR UPDATE")
         .await
         .expect("p2 held");
-    let release = tokio::spawn({
+    let release = shop_kit::task::spawn({
         let catalog = catalog.catalog.clone();
         async move { catalog.release_stock("held").await }
     });

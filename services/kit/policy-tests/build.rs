@@ -5,6 +5,8 @@
 use std::{path::PathBuf, process::Command};
 
 const PROBE: &str = "proto/probe/v1/probe.proto";
+/// The kit's heartbeat, a field of the probe's stream.
+const HEARTBEAT: &str = "../../../proto/kit/stream/v1/heartbeat.proto";
 /// The contract's folder, where the kit's options are.
 const CONTRACT: &str = "../../../proto";
 
@@ -18,9 +20,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed={PROBE}");
     println!("cargo:rerun-if-changed={CONTRACT}/kit");
     let includes = ["proto", CONTRACT];
-    connectrpc_axum_build::compile_protos(&[PROBE], &includes)
+    connectrpc_axum_build::compile_protos(&[PROBE, HEARTBEAT], &includes)
         .include_file("probe.rs")
         .with_tonic()
+        .with_tonic_client()
         .compile()?;
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     let descriptor_set = out_dir.join("probe_descriptor.bin");

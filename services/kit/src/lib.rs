@@ -8,6 +8,7 @@
 //!
 //! ```text
 //! app       shop-kit           open, seed, serve, shut down
+//! task      shop-kit           work a call hands to another task, the call carried
 //! testing   shop-kit-testing   a database per test, a request per protocol
 //! rpc       shop-kit-rpc       serving Connect, gRPC and gRPC-Web on one port
 //! auth      shop-kit-auth      access tokens, who the caller is
@@ -24,6 +25,7 @@
 pub mod app;
 #[cfg(feature = "db")]
 mod storage;
+pub mod task;
 
 pub use shop_kit_auth as auth;
 pub use shop_kit_client as client;

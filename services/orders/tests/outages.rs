@@ -36,7 +36,7 @@ async fn no_order_is_cancelled_by_an_outage_of(service: &str, outage: Duration) 
     let customers: Vec<_> = (0..CUSTOMERS)
         .map(|customer| {
             let (url, token, stop) = (url.clone(), shop.ada.clone(), stop.clone());
-            tokio::spawn(async move {
+            shop_kit::task::spawn(async move {
                 let mut placed = Vec::new();
                 let mut failed_calls = 0;
                 // At least two orders each, however slow the machine: one

@@ -172,7 +172,9 @@ async fn the_customer_may_cancel_until_the_charge() {
         );
         let token = shop.ada.clone();
         let body = json!({"orderId": id(&placed)});
-        tokio::spawn(async move { shop_kit::testing::call_json(&url, Some(&token), &body).await })
+        shop_kit::task::spawn(async move {
+            shop_kit::testing::call_json(&url, Some(&token), &body).await
+        })
     };
     // Let the reservation through only once the cancel is recorded.
     let db = shop.orders_database().await;

@@ -672,7 +672,7 @@ async fn many_replicas_opening_one_fresh_database_together_all_start() {
                 service_secret: SERVICE_SECRET.into(),
                 ..shop_users::Config::new(database.url.as_str().into())
             };
-            tokio::spawn(async move { Launch::new(users).start().await })
+            shop_kit::task::spawn(async move { Launch::new(users).start().await })
         });
         let mut keys = std::collections::BTreeSet::new();
         for started in futures::future::join_all(starts).await {

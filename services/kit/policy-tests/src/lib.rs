@@ -11,11 +11,11 @@ include!(concat!(env!("OUT_DIR"), "/probe.rs"));
 use std::time::Duration;
 
 use axum::Extension;
-use connectrpc_axum::prelude::{ConnectError, ConnectResponse};
+use connectrpc_axum::prelude::{ConnectError, ConnectResponse, StreamBody};
 use shop_kit::{
     Valid,
     auth::Caller,
-    client::CallContext,
+    client::{CallContext, Peer, PeerPolicy},
     rpc::{HttpConfig, Readiness, RpcServer},
 };
 
@@ -47,10 +47,53 @@ async fn who(
     }))
 }
 
+/// Who, as the kit's client calls it at `address` for the call being
+/// served (its deadline and caller's token carried by the call's context).
+async fn ask_who(address: String) -> Result<pb::WhoResponse, ConnectError> {
+    let addr = address
+        .parse()
+        .map_err(|_| ConnectError::new_invalid_argument("address: no host:port"))?;
+    let peer = Peer::at("probe", addr, PeerPolicy::default()).as_the_caller();
+    let seen = pb::probe_service_client::ProbeServiceClient::new(peer)
+        .who(pb::WhoRequest { sleep_ms: 0 })
+        .await
+        .map_err(|status| ConnectError::new_unavailable(status.message().to_owned()))?;
+    Ok(seen.into_inner())
+}
+
+async fn relay(
+    Valid(request): Valid<pb::RelayRequest>,
+) -> Result<ConnectResponse<pb::WhoResponse>, ConnectError> {
+    let seen = shop_kit::task::spawn(ask_who(request.address))
+        .await
+        .map_err(|e| ConnectError::new_internal(e.to_string()))??;
+    Ok(ConnectResponse::new(seen))
+}
+
+type Relayed = futures::stream::BoxStream<'static, Result<pb::RelayStreamResponse, ConnectError>>;
+
+async fn relay_stream(
+    Valid(request): Valid<pb::RelayRequest>,
+) -> Result<ConnectResponse<StreamBody<Relayed>>, ConnectError> {
+    use futures::StreamExt as _;
+    // Called as the body is polled, after this handler returned.
+    let seen = futures::stream::once(ask_who(request.address)).map(|seen| {
+        seen.map(|seen| pb::RelayStreamResponse {
+            seen: Some(seen),
+            heartbeat: None,
+        })
+    });
+    Ok(ConnectResponse::new(StreamBody::new(seen.boxed())))
+}
+
 /// The probe served under `descriptors` (a descriptor set of the probe,
 /// compiled with whatever options the test chose).
 pub fn server(http: &HttpConfig, descriptors: &'static [u8]) -> RpcServer {
-    let probe = pb::ProbeServiceRoutes::new().who(who).build(());
+    let probe = pb::ProbeServiceRoutes::new()
+        .who(who)
+        .relay(relay)
+        .relay_stream(relay_stream)
+        .build(());
     RpcServer::new(http.clone(), Readiness::always()).serve(probe.described_by(descriptors))
 }
 
@@ -73,6 +116,23 @@ pub fn handmade(http: &HttpConfig, descriptors: &'static [u8]) -> RpcServer {
                 caller: "unchecked".to_owned(),
                 deadline_ms: 0,
             }))
+        }
+
+        async fn relay(
+            &self,
+            _request: tonic::Request<pb::RelayRequest>,
+        ) -> Result<tonic::Response<pb::WhoResponse>, tonic::Status> {
+            Err(tonic::Status::unimplemented("not by hand"))
+        }
+
+        type RelayStreamStream =
+            futures::stream::Empty<Result<pb::RelayStreamResponse, tonic::Status>>;
+
+        async fn relay_stream(
+            &self,
+            _request: tonic::Request<pb::RelayRequest>,
+        ) -> Result<tonic::Response<Self::RelayStreamStream>, tonic::Status> {
+            Err(tonic::Status::unimplemented("not by hand"))
         }
     }
 

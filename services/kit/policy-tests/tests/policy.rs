@@ -526,3 +526,65 @@ async fn a_shop_secret_caller_needs_the_field_the_kit_checks() {
         "{unchecked}"
     );
 }
+
+/// A call's work handed to a task (`shop_kit::task::spawn`) or done in its
+/// response stream (polled after the handler returned) calls the next
+/// service as the call itself would: with the caller's token and what is
+/// left of its deadline.
+#[tokio::test]
+async fn a_peer_call_from_a_spawned_task_or_a_stream_keeps_the_callers_deadline_and_token() {
+    // Who is for a signed-in caller only: it answers only if the token came.
+    let probe = Probe::with("caller: { signed_in: true }").await;
+    let address = probe
+        .url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .expect("host:port")
+        .to_owned();
+    let ada = probe.token("ada");
+    let request = json!({ "address": address }).to_string();
+
+    let relayed = reqwest::Client::new()
+        .post(probe.url.replace("/Who", "/Relay"))
+        .header("content-type", "application/json")
+        .header("connect-timeout-ms", "4000")
+        .bearer_auth(&ada)
+        .body(request.clone())
+        .send()
+        .await
+        .expect("relay");
+    assert_eq!(relayed.status(), 200);
+    let seen: Value = relayed.json().await.expect("json");
+    assert_seen_within(&seen, 4000);
+
+    // Connect streaming: an enveloped request, the messages enveloped back.
+    let mut framed = vec![0u8];
+    framed.extend(u32::try_from(request.len()).expect("short").to_be_bytes());
+    framed.extend(request.as_bytes());
+    let streamed = reqwest::Client::new()
+        .post(probe.url.replace("/Who", "/RelayStream"))
+        .header("content-type", "application/connect+json")
+        .header("connect-timeout-ms", "4000")
+        .bearer_auth(&ada)
+        .body(framed)
+        .send()
+        .await
+        .expect("relay stream");
+    assert_eq!(streamed.status(), 200);
+    let body = streamed.bytes().await.expect("body");
+    let length = u32::from_be_bytes(body[1..5].try_into().expect("a length")) as usize;
+    assert_eq!(body[0], 0, "a message first: {body:?}");
+    let first: Value = serde_json::from_slice(&body[5..5 + length]).expect("a message");
+    assert_seen_within(&first["seen"], 4000);
+}
+
+/// Who saw the caller ada, with a deadline of at most `ms` left.
+fn assert_seen_within(seen: &Value, ms: u64) {
+    assert_eq!(seen["caller"], "ada", "{seen}");
+    let left: u64 = seen["deadlineMs"]
+        .as_str()
+        .and_then(|ms| ms.parse().ok())
+        .expect("a deadline");
+    assert!(left > 0 && left <= ms, "{seen}");
+}

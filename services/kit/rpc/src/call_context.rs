@@ -1,12 +1,22 @@
 //! Each served call's context, set around its handler: its deadline (as
 //! its protocol's header said, the contract's cap applied, read once when
-//! the call was classified) and the caller's `authorization`. The calls the handler makes
-//! through the kit's client carry them on by themselves
-//! (`shop_kit_wire::context`): no deadline or token is passed by hand.
+//! the call was classified) and the caller's `authorization`. The calls the
+//! handler makes through the kit's client carry them on by themselves
+//! (`shop_kit_wire::context`): no deadline or token is passed by hand. A
+//! streaming response's body is polled in it too (a server stream's
+//! messages are made as the body is polled, after the handler returned),
+//! so the calls made inside a stream carry them as well.
 
-use std::task::{Context, Poll};
+use std::{
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll},
+};
 
+use axum::{body::Body, response::Response};
+use bytes::Bytes;
 use http::{Request, header::AUTHORIZATION};
+use http_body::{Frame, SizeHint};
 use shop_kit_wire::context::CallContext;
 use tokio::task::futures::TaskLocalFuture;
 use tower::{Layer, Service};
@@ -31,21 +41,85 @@ pub struct WithCallContext<S> {
 
 impl<S, B> Service<Request<B>> for WithCallContext<S>
 where
-    S: Service<Request<B>>,
+    S: Service<Request<B>, Response = Response>,
 {
-    type Response = S::Response;
+    type Response = Response;
     type Error = S::Error;
-    type Future = TaskLocalFuture<CallContext, S::Future>;
+    type Future = InContext<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
+        let call = Call::of(&request);
         let context = CallContext {
-            deadline: Call::of(&request).deadline,
+            deadline: call.deadline,
             authorization: request.headers().get(AUTHORIZATION).cloned(),
         };
-        context.wrap(self.inner.call(request))
+        // A unary answer is whole when the handler returns: only a
+        // stream's body is made later.
+        let streaming = call.method.is_some_and(|method| method.streaming);
+        InContext {
+            body_context: streaming.then(|| context.clone()),
+            future: context.wrap(self.inner.call(request)),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The handler's answer, in the call's context; a stream's body in it
+    /// too.
+    pub struct InContext<F> {
+        #[pin]
+        future: TaskLocalFuture<CallContext, F>,
+        body_context: Option<CallContext>,
+    }
+}
+
+impl<F, E> Future for InContext<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let answer = std::task::ready!(this.future.poll(cx));
+        Poll::Ready(answer.map(|response| match this.body_context.take() {
+            Some(context) => response.map(|body| Body::new(Scoped { body, context })),
+            None => response,
+        }))
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body polled in its call's context.
+    struct Scoped {
+        #[pin]
+        body: Body,
+        context: CallContext,
+    }
+}
+
+impl http_body::Body for Scoped {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let this = self.project();
+        let body = this.body;
+        this.context.clone().sync_scope(|| body.poll_frame(cx))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }

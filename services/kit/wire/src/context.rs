@@ -3,8 +3,11 @@
 //! and gRPC's deadline propagation carry them. The server sets it around
 //! each handler (`shop_kit_rpc`); the kit's client reads it for every call
 //! made while the handler runs: no deadline or token is passed by hand, and
-//! a call made with none left is refused before it is sent. Background
-//! work (a saga's step) runs in a context of its own ([`CallContext::scope`]).
+//! a call made with none left is refused before it is sent. Work a call
+//! hands to another task carries it there when spawned with the kit's
+//! `shop_kit::task`; background work that outlives the call (a saga's
+//! step, `Shutdown::spawn`) runs in a context of its own
+//! ([`CallContext::scope`]).
 //! The trace's context rides beside it, in OpenTelemetry's.
 
 use http::HeaderValue;
@@ -68,6 +71,12 @@ impl CallContext {
     /// client is bounded by this deadline (or its method's, the sooner).
     pub async fn scope<F: Future>(self, work: F) -> F::Output {
         CURRENT.scope(self, work).await
+    }
+
+    /// Runs `work`, which does not wait, in this context (a blocking
+    /// task's, or one poll of a response body's).
+    pub fn sync_scope<R>(self, work: impl FnOnce() -> R) -> R {
+        CURRENT.sync_scope(self, work)
     }
 
     /// `work` to run in this context, as a future (for layers that name

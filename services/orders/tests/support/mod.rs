@@ -436,7 +436,7 @@ impl Shop {
                     "paymentToken": "tok_visa",
                     "items": [{"productId": "p1", "quantity": 1}],
                 });
-                tokio::spawn(async move {
+                shop_kit::task::spawn(async move {
                     shop_kit::testing::call_json(&url, Some(&token), &order).await
                 })
             })

@@ -120,7 +120,7 @@ impl Passwords {
         // Hashing is the slow part of a sign-in: its own span.
         let span = shop_kit::observe::traces::work_span("argon2id");
         let kept = self.memory.clone();
-        tokio::task::spawn_blocking(move || {
+        shop_kit::task::spawn_blocking(move || {
             let _hashing = span.enter();
             let taken = kept.lock().unwrap_or_else(PoisonError::into_inner).pop();
             let mut memory = taken.unwrap_or_else(argon2id::memory);

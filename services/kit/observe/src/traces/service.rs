@@ -37,6 +37,32 @@ pub fn with_current_service<F: Future>(work: F) -> impl Future<Output = F::Outpu
     SERVICE.scope(current_service(), work)
 }
 
+/// `work` carrying into another task what the current one's traces are
+/// made of: its service, its trace (OpenTelemetry's context, as an RPC's
+/// work has it attached) and its `tracing` span, so what the work logs and
+/// the calls it makes are the current work's.
+pub fn carried<F: Future>(work: F) -> impl Future<Output = F::Output> {
+    use opentelemetry::trace::FutureExt as _;
+    use tracing::Instrument as _;
+    with_current_service(
+        work.instrument(tracing::Span::current())
+            .with_context(Context::current()),
+    )
+}
+
+/// `work`, which blocks, carrying what [`carried`] carries into the thread
+/// that runs it.
+pub fn carried_blocking<R>(work: impl FnOnce() -> R) -> impl FnOnce() -> R {
+    let service = current_service();
+    let cx = Context::current();
+    let span = tracing::Span::current();
+    move || {
+        let _cx = cx.attach();
+        let _entered = span.enter();
+        SERVICE.sync_scope(service, work)
+    }
+}
+
 /// `cx` marked with the current task's service, so every span under it is
 /// that service's.
 pub(super) fn mark(cx: Context) -> Context {
