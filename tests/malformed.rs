@@ -236,10 +236,11 @@ fn catalogue(customer_token: &str) -> Vec<Case> {
             expect: Answer::Http(405),
         },
         Case {
+            // A service it serves: refused by the server, with the code.
             name: "unknown method",
             service: "catalog",
             send: post(format!("{CATALOG}/Nope"), json_headers(), b"{}"),
-            expect: Answer::Http(404),
+            expect: connect(404, "unimplemented"),
         },
         Case {
             name: "unknown service",

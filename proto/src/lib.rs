@@ -5,8 +5,9 @@
 //! (`CatalogServiceRoutes`, ...), the tonic servers and the tonic clients.
 //!
 //! A route builder takes only handlers of checked requests: the library's
-//! own builders, whose handlers see the request unchecked, are private to
-//! this crate,
+//! own builders, whose handlers see the request unchecked, and tonic's
+//! servers, which serve any implementation of a service's trait, are
+//! private to this crate,
 //!
 //! ```compile_fail
 //! use shop_proto::shop::catalog::v1::catalog_service_connect::CatalogServiceTonicCompatibleBuilder;
@@ -37,6 +38,22 @@
 //! ) -> Result<ConnectResponse<pb::GetProductResponse>, ConnectError> {
 //!     unimplemented!("{request:?}")
 //! }
+//! let _routes = pb::CatalogServiceRoutes::<()>::new().get_product(get_product);
+//! ```
+//!
+//! and the service builds once every method has its handler (a missing one
+//! is a compile error naming it: see services/kit/policy-tests/tests/
+//! compile_errors):
+//!
+//! ```compile_fail
+//! # use connectrpc_axum::prelude::*;
+//! # use shop_kit::Valid;
+//! # use shop_proto::shop::catalog::v1 as pb;
+//! # async fn get_product(
+//! #     Valid(request): Valid<pb::GetProductRequest>,
+//! # ) -> Result<ConnectResponse<pb::GetProductResponse>, ConnectError> {
+//! #     unimplemented!("{request:?}")
+//! # }
 //! let _catalog: shop_kit::RpcService =
 //!     pb::CatalogServiceRoutes::new().get_product(get_product).build(());
 //! ```

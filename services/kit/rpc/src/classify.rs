@@ -33,6 +33,8 @@ pub struct Method {
     /// only the `application/connect+...` content types, a unary method
     /// only the others.
     pub streaming: bool,
+    /// Marked NO_SIDE_EFFECTS: Connect GET may call it.
+    pub get: bool,
     /// For transcoding JSON over gRPC (`None` for methods served without a
     /// descriptor here, e.g. reflection).
     pub descriptor: Option<MethodDescriptor>,
@@ -94,6 +96,8 @@ pub struct Call {
     /// [`crate::policy::give_deadline`]). The calls its handler makes
     /// carry what is left of it (`call_context`).
     pub deadline: Option<tokio::time::Instant>,
+    /// Its timeout header is one its protocol's layer refuses.
+    pub malformed_timeout: bool,
 }
 
 impl Call {
@@ -113,6 +117,7 @@ impl Call {
                     looks_like_rpc: RpcName::from_path(request.uri().path()).is_some(),
                     no_such_method: false,
                     deadline: None,
+                    malformed_timeout: false,
                 }
             })
     }
@@ -195,6 +200,8 @@ impl Methods {
                     full_name: &path[1..],
                     client_streaming: method.is_client_streaming(),
                     streaming: method.is_client_streaming() || method.is_server_streaming(),
+                    get: shop_kit_policy::idempotency_level(&method)
+                        == shop_kit_policy::Idempotency::NoSideEffects,
                     policy,
                     rate_class,
                     heartbeat,
@@ -213,6 +220,7 @@ impl Methods {
                 full_name: &path[1..],
                 client_streaming: false,
                 streaming: false,
+                get: false,
                 descriptor: None,
                 direct: false,
                 index: by_path.len(),
@@ -272,6 +280,7 @@ impl Methods {
                     looks_like_rpc: true,
                     no_such_method: false,
                     deadline: None,
+                    malformed_timeout: false,
                 }
             }
             None => Call {
@@ -281,9 +290,13 @@ impl Methods {
                 looks_like_rpc,
                 no_such_method: method.is_none() && looks_like_rpc && self.serves_service_of(path),
                 deadline: None,
+                malformed_timeout: false,
             },
         };
-        call.deadline = give_deadline(request, &call);
+        match give_deadline(request, &call) {
+            Ok(deadline) => call.deadline = deadline,
+            Err(_) => call.malformed_timeout = true,
+        }
         request.extensions_mut().insert(call);
         call
     }

@@ -54,7 +54,9 @@ pub use prost_protovalidate::ValidationError;
 pub use response_metadata::ResponseMetadata;
 pub use server::{RpcServer, ServerError, metrics_routes};
 pub use service::{GrpcServer, RpcService};
-pub use valid::{Checked, IntoRefusal, Prepared, Rules, Valid, ValidHandler, validated};
+pub use valid::{
+    Checked, Given, IntoRefusal, Missing, Prepared, Rules, Valid, ValidHandler, validated,
+};
 
 /// The machinery the fuzz targets drive directly (`--features fuzzing`).
 #[cfg(feature = "fuzzing")]

@@ -79,13 +79,23 @@ pub(crate) fn admit<B>(request: Request<B>, method: &Method) -> Admission<B> {
 /// the server classified it), and says when the call must end: a step of
 /// the classification, so it costs no layer of its own, and the one
 /// reading of the timeout header the server makes.
-pub(crate) fn give_deadline<B>(request: &mut Request<B>, call: &Call) -> Option<Instant> {
+pub(crate) fn give_deadline<B>(
+    request: &mut Request<B>,
+    call: &Call,
+) -> Result<Option<Instant>, MalformedTimeout> {
     let most = call
         .method
         .filter(|method| method.direct)
         .and_then(|method| method.policy.deadline);
-    at_most(request.headers_mut(), call.protocol, most).map(|timeout| Instant::now() + timeout)
+    Ok(
+        at_most(request.headers_mut(), call.protocol, most)?
+            .map(|timeout| Instant::now() + timeout),
+    )
 }
+
+/// A timeout header its protocol's layer will refuse.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct MalformedTimeout;
 
 /// Gives a call `most` to finish in when it brought no deadline or a longer
 /// one; the time it has. A malformed timeout is left as it came, for the
@@ -94,7 +104,7 @@ fn at_most(
     headers: &mut HeaderMap,
     protocol: Protocol,
     most: Option<Duration>,
-) -> Option<Duration> {
+) -> Result<Option<Duration>, MalformedTimeout> {
     let (name, brought) = match protocol {
         Protocol::Grpc | Protocol::GrpcWeb => (
             GRPC_TIMEOUT,
@@ -113,10 +123,11 @@ fn at_most(
         ),
     };
     let timeout = match (brought, most) {
-        (Some(None), _) => return None,
-        (Some(Some(brought)), Some(most)) if brought <= most => return Some(brought),
-        (Some(Some(brought)), None) => return Some(brought),
-        (_, most) => most?,
+        (Some(None), _) => return Err(MalformedTimeout),
+        (Some(Some(brought)), Some(most)) if brought <= most => return Ok(Some(brought)),
+        (Some(Some(brought)), None) => return Ok(Some(brought)),
+        (None, None) => return Ok(None),
+        (_, Some(most)) => most,
     };
     let value = match protocol {
         Protocol::Grpc | Protocol::GrpcWeb => grpc_timeout_value(timeout),
@@ -125,7 +136,7 @@ fn at_most(
         }
     };
     headers.insert(name, value);
-    Some(timeout)
+    Ok(Some(timeout))
 }
 
 #[cfg(test)]
@@ -145,7 +156,7 @@ mod tests {
         if let Some(brought) = brought {
             headers.insert(name.clone(), HeaderValue::from_str(brought).expect("value"));
         }
-        at_most(&mut headers, protocol, Some(MOST));
+        let _ = at_most(&mut headers, protocol, Some(MOST));
         headers
             .get(name)
             .map(|v| v.to_str().expect("ascii").to_owned())
@@ -180,6 +191,8 @@ mod tests {
                 );
             }
             at_most(&mut headers, Protocol::Connect, most)
+                .ok()
+                .flatten()
         };
         assert_eq!(has(None, Some(MOST)), Some(MOST));
         assert_eq!(has(Some("60000"), Some(MOST)), Some(MOST));
@@ -191,5 +204,11 @@ mod tests {
         assert_eq!(has(None, None), None);
         // Malformed: no deadline (the protocol's layer refuses the call).
         assert_eq!(has(Some("-1"), Some(MOST)), None);
+        let mut headers = HeaderMap::new();
+        headers.insert(CONNECT_TIMEOUT_MS, HeaderValue::from_static("12345678901"));
+        assert_eq!(
+            at_most(&mut headers, Protocol::Connect, Some(MOST)),
+            Err(MalformedTimeout)
+        );
     }
 }

@@ -1,22 +1,29 @@
 //! The one assembly every service is served by: Connect, gRPC and gRPC-Web
 //! on one port, plus health, reflection, metrics and the shared layers.
+//! Every request passes the same steps (docs/kit.md, "One pipeline per
+//! call"):
 //!
 //! ```text
-//!  request-id -> classify once (protocol, registered method or REST route:
-//!  a `Call` every later step reads) -> CORS -> observe (metrics, log line)
-//!  -> one message for unary methods -> admission -> the call's context
-//!  (deadline, caller's token: for the calls it makes) -> dispatch:
+//!  service scope -> request id -> classify once (protocol, the method or
+//!  REST route, its deadline: a `Call` every later step reads) -> request
+//!  id back -> CORS -> observe (metrics, log line, span) -> the service's
+//!  wraps -> one message for unary methods -> admission (no such method;
+//!  who may call, how often, whether there is room) -> the call's context
+//!  (deadline, caller's token; a stream's body too) -> dispatch:
 //!    ├─ a REST route (google.api.http) -> its RPC's Connect JSON request
 //!    │   -> the Connect stack below; the answer back as JSON or events
-//!    ├─ a method this server registered, by protocol:
+//!    ├─ a method this server serves, by protocol:
 //!    │   ├─ gRPC, gRPC-Web -> JSON<->proto (+json codecs) -> gRPC-Web translation
 //!    │   │                    -> heartbeats -> grpc-timeout -> size status -> tonic routes
 //!    │   └─ Connect        -> heartbeats -> encoding check, response metadata, error
 //!    │                        corrections (one layer) -> connectrpc-axum (limits,
 //!    │                        gzip, connect-timeout-ms) -> Connect routes (POST + GET)
+//!    │   then the generated handler: the shared secret (`shop_secret`), the
+//!    │   request's rules, the handler
 //!    └─ anything else: /healthz /readyz /metrics; health and reflection
-//!       (tonic's own, bridged for Connect); unknown paths -> by content type
-//!       to the same two stacks, which answer in their protocol
+//!       (tonic's own, bridged for Connect); plain routes (`http_route`);
+//!       unknown paths -> by content type to the same two stacks, which
+//!       answer in their protocol
 //! ```
 
 use std::{convert::Infallible, sync::Arc};

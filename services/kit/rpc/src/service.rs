@@ -62,34 +62,6 @@ impl std::fmt::Debug for RpcService {
 }
 
 impl RpcService {
-    /// The service `G` (its gRPC server, tonic's), with its Connect routes
-    /// `connect`, described by the encoded `FileDescriptorSet`
-    /// `descriptors`; `limit` gives the gRPC server the kit's compression
-    /// and a server's largest request message (a generated server's own
-    /// methods, which no trait carries).
-    ///
-    /// For the route builders shop-kit-build generates, and nothing else:
-    /// their handlers are the ones that check every request against the
-    /// contract's rules, which a hand-made server would skip. Not an API
-    /// (hidden, and free to change); see `testing::handmade` for a contract
-    /// not written for the kit.
-    #[doc(hidden)]
-    pub fn generated<G: GrpcServer>(
-        descriptors: &'static [u8],
-        connect: Router,
-        grpc: G,
-        limit: fn(G, usize) -> G,
-    ) -> Self {
-        Self {
-            name: G::NAME,
-            descriptors,
-            connect,
-            grpc: Box::new(move |routes: Routes, max_request_bytes| {
-                routes.add_service(limit(grpc, max_request_bytes))
-            }),
-        }
-    }
-
     /// The same service described by other descriptors (a test serving one
     /// handler under contracts compiled with other options).
     #[cfg(feature = "testing")]
@@ -113,6 +85,37 @@ impl RpcService {
     }
 }
 
+/// For the route builders shop-kit-build generates, and nothing else.
+#[doc(hidden)]
+pub mod __generated {
+    use super::{GrpcServer, Router, Routes, RpcService};
+
+    /// The service `G` (its gRPC server, tonic's), with its Connect routes
+    /// `connect`, described by the encoded `FileDescriptorSet`
+    /// `descriptors`; `limit` gives the gRPC server the kit's compression
+    /// and a server's largest request message (a generated server's own
+    /// methods, which no trait carries). The generated handlers are the
+    /// ones that check every request against the contract's rules, which a
+    /// hand-made server would skip: not an API (hidden, free to change);
+    /// `testing::handmade` is the hatch for a contract not written for the
+    /// kit.
+    pub fn service<G: GrpcServer>(
+        descriptors: &'static [u8],
+        connect: Router,
+        grpc: G,
+        limit: fn(G, usize) -> G,
+    ) -> RpcService {
+        RpcService {
+            name: G::NAME,
+            descriptors,
+            connect,
+            grpc: Box::new(move |routes: Routes, max_request_bytes| {
+                routes.add_service(limit(grpc, max_request_bytes))
+            }),
+        }
+    }
+}
+
 /// Hatches for tests, behind the `testing` feature.
 #[cfg(feature = "testing")]
 pub mod testing {
@@ -127,6 +130,6 @@ pub mod testing {
         grpc: G,
         limit: fn(G, usize) -> G,
     ) -> RpcService {
-        RpcService::generated(descriptors, connect, grpc, limit)
+        super::__generated::service(descriptors, connect, grpc, limit)
     }
 }

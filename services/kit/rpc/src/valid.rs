@@ -34,6 +34,15 @@ use shop_kit_auth::{CallerRefused, CallerRule, CertifiedService, SharedSecret};
 
 use super::{broken_rules::RequestRules, classify::Call};
 
+/// A method of a generated builder (`<Service>Routes`) whose handler is
+/// given: `build` wants every method so.
+#[derive(Clone, Copy, Debug)]
+pub struct Given;
+
+/// A method of a generated builder whose handler is not given yet.
+#[derive(Clone, Copy, Debug)]
+pub struct Missing;
+
 /// A request message that keeps every rule of its contract.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Valid<T>(pub T);
@@ -54,6 +63,11 @@ pub trait Rules {
 
 /// A rejection of an extractor a handler takes, as the Connect error the
 /// library answers with on every protocol.
+#[diagnostic::on_unimplemented(
+    message = "a handler's extractor refuses with `{Self}`, which is no Connect error",
+    label = "an extractor the kit does not take",
+    note = "a handler's extractors refuse with a `ConnectError` (the kit's do: `State`, `Caller`, `Customer`, `ServiceCaller`, `CertifiedService`, ...); its request is `Valid<T>`, never axum's `Query`, `Json` or `Form`"
+)]
 pub trait IntoRefusal {
     fn into_refusal(self) -> ConnectError;
 }
@@ -72,6 +86,11 @@ impl IntoRefusal for Infallible {
 
 /// A handler of one RPC: its extractors (none to four), then `Valid<Req>`,
 /// answering `Out` (a message, or a `StreamBody` of them).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a handler of this RPC",
+    label = "not a handler of `{Req}`",
+    note = "a handler is an async fn taking up to four extractors that refuse with a `ConnectError` (`State`, `Caller`, `Customer`, `ServiceCaller`, `CertifiedService`, ...; not axum's `Query`, `Json` or `Form`), then the request as `Valid<{Req}>`, last, and answering `Result<ConnectResponse<{Out}>, ConnectError>`"
+)]
 pub trait ValidHandler<Args, S, Req, Out>: Clone + Send + Sync + Sized + 'static {
     /// Its extractors, as one.
     type Extracted: Send + Sync + 'static;

@@ -38,10 +38,10 @@ use tower::{Layer, Service, ServiceExt};
 use connectrpc_axum::prelude::{Code, ConnectError};
 
 use super::{
-    classify::Call,
+    classify::{Call, Method},
     connect_errors::{error_response, retry_later},
     policy,
-    protocol::Protocol,
+    protocol::{Protocol, content_type},
 };
 use gate::{Entry, Gate, Load, Pass, Refused};
 pub use limit::LimitConfig;
@@ -159,6 +159,13 @@ where
                 future: self.inner.call(request),
             };
         };
+        // What its protocol refuses anyway is left for its stack to answer
+        // as such: no handler runs for it.
+        if !could_reach_a_handler(&request, &call, method) {
+            return Gated::Through {
+                future: self.inner.call(request),
+            };
+        }
         // Who may call and how often, before the call takes a place.
         let request = match policy::admit(request, method) {
             policy::Admission::Admitted(request) => request,
@@ -209,17 +216,57 @@ where
     }
 }
 
+/// Whether a call of `method` could reach its handler as it stands. What
+/// its protocol refuses anyway (a verb it does not take, a Connect GET of
+/// a method not marked NO_SIDE_EFFECTS, a content type it does not take
+/// or one for the other shape of method, a protocol version it does not
+/// speak, a malformed timeout) is answered as the protocol says (405, 415,
+/// 400) before any rule of the contract is read: those refusals say
+/// nothing of the caller, and no handler runs.
+fn could_reach_a_handler(request: &Request<Body>, call: &Call, method: &Method) -> bool {
+    if call.malformed_timeout {
+        return false;
+    }
+    let verb = request.method();
+    match call.protocol {
+        Protocol::Rest => true,
+        Protocol::Grpc | Protocol::GrpcWeb => verb == http::Method::POST,
+        Protocol::Connect if verb == http::Method::POST => {
+            let takes = match content_type(request.headers()).as_deref() {
+                Some("application/json" | "application/proto") => !method.streaming,
+                Some("application/connect+json" | "application/connect+proto") => method.streaming,
+                _ => false,
+            };
+            takes
+                && request
+                    .headers()
+                    .get(CONNECT_PROTOCOL_VERSION)
+                    .is_none_or(|version| version == "1")
+        }
+        Protocol::Connect => verb == http::Method::GET && method.get && !method.streaming,
+    }
+}
+
+/// The header a Connect client names the protocol's version in.
+const CONNECT_PROTOCOL_VERSION: &str = "connect-protocol-version";
+
 /// A path under a served service naming no method of its contract:
-/// `unimplemented` in the caller's protocol (HTTP 501 on Connect), before
-/// any stack behind the server sees it.
+/// `unimplemented` in the caller's protocol, before any stack behind the
+/// server sees it; on Connect with HTTP 404, as connect-go answers a
+/// procedure it does not serve (Connect clients read 404 as
+/// `unimplemented`).
 fn no_such_method(request: &Request<Body>) -> Response {
-    error_response(
+    let mut refusal = error_response(
         request.headers(),
         ConnectError::new(
             Code::Unimplemented,
             format!("{} is not a method of this service", request.uri().path()),
         ),
-    )
+    );
+    if refusal.status() == http::StatusCode::NOT_IMPLEMENTED {
+        *refusal.status_mut() = http::StatusCode::NOT_FOUND;
+    }
+    refusal
 }
 
 /// Whether a response is, by its head, a call that did its work: HTTP 200
