@@ -104,7 +104,7 @@ fn sent_json(parts: &Parts) -> bool {
     // The content type as the request was classified, where that says.
     match parts.extensions.get::<Call>().map(|call| call.framing) {
         Some(Framing::PlainJson) => return true,
-        Some(Framing::Plain | Framing::GrpcProto) => return false,
+        Some(Framing::PlainProto | Framing::Plain | Framing::GrpcProto) => return false,
         _ => {}
     }
     if parts.method == Method::GET {

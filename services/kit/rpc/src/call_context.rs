@@ -57,11 +57,10 @@ where
             deadline: call.deadline,
             authorization: request.headers().get(AUTHORIZATION).cloned(),
         };
-        // A unary answer is whole when the handler returns: only a
-        // stream's body is made later.
-        let streaming = call.method.is_some_and(|method| method.streaming);
         InContext {
-            body_context: streaming.then(|| context.clone()),
+            // A unary answer is whole when the handler returns: only a
+            // stream's body is made later.
+            streaming: call.method.is_some_and(|method| method.streaming),
             future: context.wrap(self.inner.call(request)),
         }
     }
@@ -73,7 +72,7 @@ pin_project_lite::pin_project! {
     pub struct InContext<F> {
         #[pin]
         future: TaskLocalFuture<CallContext, F>,
-        body_context: Option<CallContext>,
+        streaming: bool,
     }
 }
 
@@ -84,12 +83,14 @@ where
     type Output = Result<Response, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let answer = std::task::ready!(this.future.poll(cx));
-        Poll::Ready(answer.map(|response| match this.body_context.take() {
-            Some(context) => response.map(|body| Body::new(Scoped { body, context })),
-            None => response,
-        }))
+        let mut this = self.project();
+        let answer = std::task::ready!(this.future.as_mut().poll(cx));
+        if !*this.streaming {
+            return Poll::Ready(answer);
+        }
+        // The context the handler ran in, for its stream's body.
+        let context = this.future.take_value().unwrap_or_default();
+        Poll::Ready(answer.map(|response| response.map(|body| Body::new(Scoped { body, context }))))
     }
 }
 

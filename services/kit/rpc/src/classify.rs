@@ -18,7 +18,8 @@ use super::{
     protocol::{Framing, Protocol, RpcName},
     rate_class::{RateClass, RateClasses},
 };
-use shop_kit_policy::{Policy, PolicyError};
+use shop_kit_auth::SharedSecret;
+use shop_kit_policy::{CallerRule, Policy, PolicyError};
 use shop_kit_rest::{Binding, NotUtf8, RestRoute, RestRoutes};
 
 /// One method this server registered.
@@ -49,6 +50,13 @@ pub struct Method {
     pub policy: Policy,
     /// The limiter of the rate class its contract names.
     pub rate_class: Option<Arc<dyn RateClass>>,
+    /// Whether a call is admitted by a rule (a caller rule other than
+    /// anyone's, or a rate class): read once, when the server is assembled.
+    pub ruled: bool,
+    /// The server's shared secret, for a method whose caller proves itself
+    /// with it (`shop_secret`): `Some` for such a method alone (an empty
+    /// secret where the server has none: every proof by secret refused).
+    pub shared_secret: Option<SharedSecret>,
     /// What its stream sends when it has been quiet (server streams of the
     /// server's own services).
     pub heartbeat: Option<Heartbeat>,
@@ -156,6 +164,7 @@ impl Methods {
         bridged: impl IntoIterator<Item = (&'a str, &'a str)>,
         rest: RestRoutes,
         rate_classes: &RateClasses,
+        secret: Option<&SharedSecret>,
         kit_contract: bool,
     ) -> Result<&'static Self, MethodsError> {
         let mut by_path = HashMap::default();
@@ -194,7 +203,16 @@ impl Methods {
                 } else {
                     None
                 };
+                let ruled = rate_class.is_some()
+                    || policy
+                        .caller
+                        .as_ref()
+                        .is_some_and(|rule| *rule != CallerRule::Anyone);
+                let shared_secret = (policy.caller == Some(CallerRule::ShopSecret))
+                    .then(|| secret.cloned().unwrap_or_default());
                 let entry: &'static Method = Box::leak(Box::new(Method {
+                    ruled,
+                    shared_secret,
                     service: leak(service.full_name().to_owned()),
                     name: leak(method.name().to_owned()),
                     full_name: &path[1..],
@@ -226,6 +244,8 @@ impl Methods {
                 index: by_path.len(),
                 policy: Policy::default(),
                 rate_class: None,
+                ruled: false,
+                shared_secret: None,
                 heartbeat: None,
             }));
             by_path.insert(path, entry);
@@ -321,6 +341,7 @@ mod tests {
             )],
             RestRoutes::default(),
             &RateClasses::default(),
+            None,
             true,
         )
         .expect("no policy to refuse");
@@ -364,6 +385,7 @@ mod tests {
             [],
             RestRoutes::default(),
             &RateClasses::default(),
+            None,
             false,
         )
         .expect("no policy required");

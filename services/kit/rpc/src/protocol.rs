@@ -61,10 +61,12 @@ pub fn content_type(headers: &HeaderMap) -> Option<Cow<'_, str>> {
 pub enum Framing {
     /// No content type.
     Unsaid,
-    /// One message, not enveloped (Connect unary) or not an RPC at all.
+    /// Not an RPC's content type at all (`text/plain`, `application/xml`).
     Plain,
     /// One JSON message, not enveloped (Connect unary, `application/json`).
     PlainJson,
+    /// One proto message, not enveloped (Connect unary, `application/proto`).
+    PlainProto,
     /// Connect streaming envelopes (`application/connect+...`).
     ConnectStream,
     /// gRPC envelopes of proto (`application/grpc`, `application/grpc+proto`):
@@ -95,6 +97,8 @@ impl Framing {
             (Protocol::Connect, Self::ConnectStream)
         } else if ct == "application/json" {
             (Protocol::Connect, Self::PlainJson)
+        } else if ct == "application/proto" {
+            (Protocol::Connect, Self::PlainProto)
         } else {
             (Protocol::Connect, Self::Plain)
         }
@@ -178,6 +182,8 @@ mod tests {
         );
         assert_eq!(Framing::of(&h), (Protocol::Connect, Framing::PlainJson));
         h.insert(CONTENT_TYPE, HeaderValue::from_static("application/proto"));
+        assert_eq!(Framing::of(&h), (Protocol::Connect, Framing::PlainProto));
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/xml"));
         assert_eq!(Framing::of(&h), (Protocol::Connect, Framing::Plain));
     }
 

@@ -308,6 +308,7 @@ impl RpcServer {
             ],
             rest,
             &self.rate_classes,
+            self.secret.as_ref(),
             !self.foreign,
         )?;
         let admission = AdmissionLayer::new(
@@ -390,7 +391,6 @@ impl RpcServer {
         let first = FirstSteps {
             scope: self.scope,
             verifier: self.verifier,
-            secret: self.secret,
             methods,
             cors: cors::layer(&self.http.cors_origins, &internal),
         };
@@ -550,7 +550,6 @@ fn rpc_shaped(path: &str) -> bool {
 struct FirstSteps {
     scope: Option<&'static str>,
     verifier: Option<TokenVerifier>,
-    secret: Option<SharedSecret>,
     methods: &'static Methods,
     cors: cors::BrowsersOnlyLayer,
 }
@@ -570,7 +569,6 @@ impl FirstSteps {
             ServiceBuilder::new()
                 .option_layer(self.scope.map(ServiceScopeLayer))
                 .option_layer(self.verifier.map(Extension))
-                .option_layer(self.secret.map(Extension))
                 .layer(MapRequestLayer::new(request_id::drop_unsafe))
                 // Once, for every step after: the protocol and the method,
                 // and how long the call may take as its contract says.

@@ -30,7 +30,7 @@ use connectrpc_axum::prelude::{ConnectError, ConnectRequest, ConnectResponse};
 use http::request::Parts;
 use prost_protovalidate::ValidationError;
 
-use shop_kit_auth::{CallerRefused, CallerRule, CertifiedService, SharedSecret};
+use shop_kit_auth::{CallerRefused, CertifiedService, SharedSecret};
 
 use super::{broken_rules::RequestRules, classify::Call};
 
@@ -241,26 +241,16 @@ where
 /// caller showed a certificate of the shop's CA instead (which
 /// `policy::admit` checked and left in the extensions).
 fn secret_to_check(parts: &Parts) -> Option<SharedSecret> {
-    let rule = parts
+    let secret = parts
         .extensions
         .get::<Call>()
         .and_then(|call| call.method)
-        .and_then(|method| method.policy.caller.as_ref())?;
-    if *rule != CallerRule::ShopSecret
-        || matches!(
-            parts.extensions.get::<CertifiedService>(),
-            Some(CertifiedService(Some(_)))
-        )
-    {
-        return None;
-    }
-    Some(
-        parts
-            .extensions
-            .get::<SharedSecret>()
-            .cloned()
-            .unwrap_or_default(),
-    )
+        .and_then(|method| method.shared_secret.as_ref())?;
+    let certified = matches!(
+        parts.extensions.get::<CertifiedService>(),
+        Some(CertifiedService(Some(_)))
+    );
+    (!certified).then(|| secret.clone())
 }
 
 pin_project_lite::pin_project! {

@@ -41,7 +41,7 @@ use super::{
     classify::{Call, Method},
     connect_errors::{error_response, retry_later},
     policy,
-    protocol::{Protocol, content_type},
+    protocol::{Framing, Protocol},
 };
 use gate::{Entry, Gate, Load, Pass, Refused};
 pub use limit::LimitConfig;
@@ -159,21 +159,20 @@ where
                 future: self.inner.call(request),
             };
         };
-        // What its protocol refuses anyway is left for its stack to answer
-        // as such: no handler runs for it.
-        if !could_reach_a_handler(&request, &call, method) {
-            return Gated::Through {
-                future: self.inner.call(request),
-            };
-        }
-        // Who may call and how often, before the call takes a place.
-        let request = match policy::admit(request, method) {
-            policy::Admission::Admitted(request) => request,
-            policy::Admission::Refused(refusal) => {
-                return Gated::Refused {
-                    response: Some(refusal),
-                };
+        // Who may call and how often, before the call takes a place. What
+        // its protocol refuses anyway is left for its stack to answer as
+        // such: no handler runs for it.
+        let request = if method.ruled && could_reach_a_handler(&request, &call, method) {
+            match policy::admit(request, method) {
+                policy::Admission::Admitted(request) => request,
+                policy::Admission::Refused(refusal) => {
+                    return Gated::Refused {
+                        response: Some(refusal),
+                    };
+                }
             }
+        } else {
+            request
         };
         let Some(gate) = &self.layer.gate else {
             return Gated::Through {
@@ -232,15 +231,17 @@ fn could_reach_a_handler(request: &Request<Body>, call: &Call, method: &Method) 
         Protocol::Rest => true,
         Protocol::Grpc | Protocol::GrpcWeb => verb == http::Method::POST,
         Protocol::Connect if verb == http::Method::POST => {
-            let takes = match content_type(request.headers()).as_deref() {
-                Some("application/json" | "application/proto") => !method.streaming,
-                Some("application/connect+json" | "application/connect+proto") => method.streaming,
+            // The content type, as the request was classified: one the
+            // library may take for this shape of method.
+            let takes = match call.framing {
+                Framing::PlainJson | Framing::PlainProto => !method.streaming,
+                Framing::ConnectStream => method.streaming,
                 _ => false,
             };
             takes
                 && request
                     .headers()
-                    .get(CONNECT_PROTOCOL_VERSION)
+                    .get(&CONNECT_PROTOCOL_VERSION)
                     .is_none_or(|version| version == "1")
         }
         Protocol::Connect => verb == http::Method::GET && method.get && !method.streaming,
@@ -248,7 +249,8 @@ fn could_reach_a_handler(request: &Request<Body>, call: &Call, method: &Method) 
 }
 
 /// The header a Connect client names the protocol's version in.
-const CONNECT_PROTOCOL_VERSION: &str = "connect-protocol-version";
+const CONNECT_PROTOCOL_VERSION: http::HeaderName =
+    http::HeaderName::from_static("connect-protocol-version");
 
 /// A path under a served service naming no method of its contract:
 /// `unimplemented` in the caller's protocol, before any stack behind the
