@@ -152,7 +152,7 @@ pub fn server_trace(
             KeyValue::new("rpc.system.name", system.as_str()),
             KeyValue::new("rpc.method", method),
             KeyValue::new("shop.rpc.protocol", protocol),
-            KeyValue::new("client.address", client_address().to_string()),
+            KeyValue::new("client.address", ip_text(client_address())),
         ]));
     let parent = if trusted {
         caller
@@ -204,7 +204,7 @@ pub fn client_trace(
         .with_attributes(attributes([
             KeyValue::new("rpc.system.name", RpcSystem::Grpc.as_str()),
             KeyValue::new("rpc.method", method),
-            KeyValue::new("server.address", server.ip().to_string()),
+            KeyValue::new("server.address", ip_text(server.ip())),
             KeyValue::new("server.port", i64::from(server.port())),
         ]))
         .start_with_context(tracer, &parent);
@@ -236,8 +236,48 @@ fn grpc_name(code: &str) -> &'static str {
     }
 }
 
+/// `ip` as text: an IPv4 address written digit by digit (`Ipv4Addr`'s
+/// `Display` goes through the formatting machinery: 1.3k instructions, a
+/// tenth of what a traced call's spans cost), IPv6 as `Display` writes it.
+fn ip_text(ip: std::net::IpAddr) -> String {
+    let std::net::IpAddr::V4(v4) = ip else {
+        return ip.to_string();
+    };
+    let mut text = String::with_capacity(15);
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            text.push('.');
+        }
+        if octet >= 100 {
+            text.push(char::from(b'0' + octet / 100));
+        }
+        if octet >= 10 {
+            text.push(char::from(b'0' + octet / 10 % 10));
+        }
+        text.push(char::from(b'0' + octet % 10));
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_address_is_written_as_display_writes_it() {
+        for text in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.20.30.40",
+            "192.168.100.255",
+            "255.255.255.255",
+            "1.2.3.4",
+            "2001:db8::1",
+            "::ffff:10.0.0.1",
+        ] {
+            let ip: std::net::IpAddr = text.parse().expect("an address");
+            assert_eq!(super::ip_text(ip), ip.to_string());
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -14,7 +14,7 @@ use opentelemetry::{
     trace::{SpanKind, Status},
 };
 use opentelemetry_sdk::{Resource, trace::SpanData};
-use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, key_len};
+use prost::encoding::{WireType, encoded_len_varint, key_len};
 
 /// The spans of one resource (one service).
 pub(crate) struct ResourceGroup<'a> {
@@ -22,18 +22,47 @@ pub(crate) struct ResourceGroup<'a> {
     pub spans: Vec<&'a SpanData>,
 }
 
-/// The request exporting every group, each under its resource.
+/// The request exporting every group, each under its resource, written
+/// into a buffer of its exact length (growing it would copy it again).
 pub(crate) fn export_request(groups: &[ResourceGroup<'_>]) -> Vec<u8> {
-    let mut buf = Vec::new();
-    for group in groups {
-        let scopes = scopes(&group.spans);
-        let message = ResourceSpans {
+    let scopes: Vec<Vec<ScopeSpans<'_>>> =
+        groups.iter().map(|group| scopes(&group.spans)).collect();
+    let messages: Vec<ResourceSpans<'_>> = groups
+        .iter()
+        .zip(&scopes)
+        .map(|(group, scopes)| ResourceSpans {
             resource: group.resource,
-            scopes: &scopes,
-        };
-        message_field(1, &message, &mut buf);
+            scopes,
+        })
+        .collect();
+    let mut buf = Vec::with_capacity(
+        messages
+            .iter()
+            .map(|message| message_field_len(1, message))
+            .sum(),
+    );
+    for message in &messages {
+        message_field(1, message, &mut buf);
     }
     buf
+}
+
+/// `value` as a varint, a byte pushed at a time (prost's `encode_varint`
+/// writes each byte through `BufMut::put_slice`: a call and a copy per
+/// byte, the largest part of encoding a span).
+#[inline]
+fn encode_varint(mut value: u64, buf: &mut Vec<u8>) {
+    while value >= 0x80 {
+        buf.push((value as u8 & 0x7F) | 0x80);
+        value >>= 7;
+    }
+    buf.push(value as u8);
+}
+
+/// A field's key: its tag and wire type, as a varint.
+#[inline]
+fn encode_key(tag: u32, wire_type: WireType, buf: &mut Vec<u8>) {
+    encode_varint(u64::from(tag << 3 | wire_type as u32), buf);
 }
 
 /// A group's spans by instrumentation scope, in the order they came.
@@ -54,17 +83,39 @@ fn scopes<'a>(spans: &[&'a SpanData]) -> Vec<ScopeSpans<'a>> {
     scopes
 }
 
-/// A protobuf message written from borrowed data: its length, then its
-/// fields (the length is asked for first, by whoever prefixes it).
+/// A protobuf message written from borrowed data: its fields, and their
+/// length (for the buffer's size, asked once for the whole request).
 trait Message {
     fn encoded_len(&self) -> usize;
     fn encode(&self, buf: &mut Vec<u8>);
 }
 
+/// `message` as field `tag`: written first, its length put before it
+/// after. Asking each message its length before writing it would measure
+/// every leaf again at each level above it (the lengths were a third of
+/// encoding a span). Most messages here are shorter than 128 bytes, whose
+/// length takes the one byte kept for it; a longer one's moves its bytes
+/// along by the one to three bytes more its length takes.
 fn message_field(tag: u32, message: &impl Message, buf: &mut Vec<u8>) {
     encode_key(tag, WireType::LengthDelimited, buf);
-    encode_varint(message.encoded_len() as u64, buf);
+    let at = buf.len();
+    buf.push(0);
     message.encode(buf);
+    let len = buf.len() - at - 1;
+    if len < 0x80 {
+        buf[at] = len as u8;
+        return;
+    }
+    let mut prefix = [0u8; 10];
+    let mut value = len;
+    let mut n = 0;
+    while value >= 0x80 {
+        prefix[n] = (value as u8 & 0x7F) | 0x80;
+        value >>= 7;
+        n += 1;
+    }
+    prefix[n] = value as u8;
+    buf.splice(at..=at, prefix[..=n].iter().copied());
 }
 
 fn message_field_len(tag: u32, message: &impl Message) -> usize {
