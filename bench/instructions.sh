@@ -18,7 +18,9 @@
 # the kit's server then exports its spans over OTLP/HTTP to a collector
 # that takes and forgets them (bench/null-collector.py, so only the
 # server's own work is counted), configured by the standard OTEL_*
-# variables, which the kit reads. SHOP_MAX_CALLS_IN_FLIGHT=0 turns the kit
+# variables, which the kit reads. SHOP_BENCH_KEPT=1 has the kit server keep
+# its last lines and traces as well, as the dashboard has the shop do.
+# SHOP_MAX_CALLS_IN_FLIGHT=0 turns the kit
 # server's admission control off (what it costs a call: the difference).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -239,10 +239,19 @@ pub async fn serve(
         }
         PeerKind::Kit => {
             // Logged like a shop service (failed and slow calls), traced
-            // when the OTEL_* variables say so.
+            // when the OTEL_* variables say so; SHOP_BENCH_KEPT=1 keeps the
+            // last lines and traces too, as the dashboard has the shop do.
+            let kept = std::env::var_os("SHOP_BENCH_KEPT").is_some_and(|kept| kept == "1");
             let _logs = shop_kit::observe::telemetry::init_tracing(
-                &Default::default(),
-                &shop_kit::observe::traces::TraceConfig::from_env().map_err(anyhow::Error::msg)?,
+                &shop_kit::observe::telemetry::LogConfig {
+                    keep: kept.then(shop_kit::observe::kept_logs::KeptLogs::default),
+                    ..Default::default()
+                },
+                &shop_kit::observe::traces::TraceConfig {
+                    keep: kept.then(shop_kit::observe::traces::KeptTraces::default),
+                    ..shop_kit::observe::traces::TraceConfig::from_env()
+                        .map_err(anyhow::Error::msg)?
+                },
                 &shop_kit::observe::metrics::Metrics::install(),
             )?;
             let shutdown = shop_kit::Shutdown::on_signals(std::time::Duration::ZERO);
