@@ -25,7 +25,6 @@ use tokio::time::Instant;
 use axum::response::Response;
 use connectrpc_axum::prelude::ConnectError;
 use http::{HeaderMap, HeaderValue, Request};
-use shop_kit_policy::CallerRule;
 
 use super::{
     classify::{Call, Method},
@@ -48,24 +47,17 @@ pub(crate) enum Admission<B> {
 /// extensions, for the handler's extractor to read rather than verify the
 /// token again), then how often (its rate class).
 pub(crate) fn admit<B>(request: Request<B>, method: &Method) -> Admission<B> {
-    let rule = method
+    let (mut parts, body) = request.into_parts();
+    let refusal = method
         .policy
         .caller
         .as_ref()
-        .filter(|rule| **rule != CallerRule::Anyone);
-    let (mut parts, body) = request.into_parts();
-    let refusal =
-        match rule.map(|rule| shop_kit_auth::admit(rule, &parts.headers, &mut parts.extensions)) {
-            Some(Err(refused)) => Some(ConnectError::from(refused)),
-            _ => match method
-                .rate_class
-                .as_ref()
-                .map(|limiter| limiter.admit(&parts))
-            {
-                Some(Err(refused)) => Some(ConnectError::from(refused)),
-                _ => None,
-            },
-        };
+        .and_then(|rule| shop_kit_auth::admit(rule, &parts.headers, &mut parts.extensions).err())
+        .map(ConnectError::from)
+        .or_else(|| {
+            let limiter = method.rate_class.as_ref()?;
+            limiter.admit(&parts).err().map(ConnectError::from)
+        });
     match refusal {
         None => Admission::Admitted(Request::from_parts(parts, body)),
         Some(refusal) => Admission::Refused(error_response(&parts.headers, refusal)),
