@@ -51,12 +51,19 @@ pub(crate) fn export_request(groups: &[ResourceGroup<'_>]) -> Vec<u8> {
 /// writes each byte through `BufMut::put_slice`: a call and a copy per
 /// byte, the largest part of encoding a span).
 #[inline]
-fn encode_varint(mut value: u64, buf: &mut Vec<u8>) {
+fn encode_varint(value: u64, buf: &mut Vec<u8>) {
+    varint_bytes(value, |byte| buf.push(byte));
+}
+
+/// The bytes of `value` as a varint, least significant group first, each
+/// handed to `put`.
+#[inline]
+fn varint_bytes(mut value: u64, mut put: impl FnMut(u8)) {
     while value >= 0x80 {
-        buf.push((value as u8 & 0x7F) | 0x80);
+        put((value as u8 & 0x7F) | 0x80);
         value >>= 7;
     }
-    buf.push(value as u8);
+    put(value as u8);
 }
 
 /// A field's key: its tag and wire type, as a varint.
@@ -107,15 +114,12 @@ fn message_field(tag: u32, message: &impl Message, buf: &mut Vec<u8>) {
         return;
     }
     let mut prefix = [0u8; 10];
-    let mut value = len;
     let mut n = 0;
-    while value >= 0x80 {
-        prefix[n] = (value as u8 & 0x7F) | 0x80;
-        value >>= 7;
+    varint_bytes(len as u64, |byte| {
+        prefix[n] = byte;
         n += 1;
-    }
-    prefix[n] = value as u8;
-    buf.splice(at..=at, prefix[..=n].iter().copied());
+    });
+    buf.splice(at..=at, prefix[..n].iter().copied());
 }
 
 fn message_field_len(tag: u32, message: &impl Message) -> usize {
