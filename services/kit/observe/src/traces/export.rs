@@ -108,7 +108,7 @@ impl SpanProcessor for Stamped {
     fn on_end(&self, span: SpanData) {
         match (&self.exporter, &self.kept) {
             (Some(exporter), Some(kept)) => {
-                kept.on_end(span.clone());
+                kept.keep(&span);
                 exporter.on_end(span);
             }
             (Some(exporter), None) => exporter.on_end(span),

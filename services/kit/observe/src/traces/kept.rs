@@ -10,14 +10,15 @@
 //! counted and dropped, never queued.
 
 use std::{
-    collections::{HashMap, VecDeque},
+    borrow::Cow,
+    collections::{HashMap, VecDeque, hash_map::Entry},
     sync::{Arc, Mutex, PoisonError},
     time::{Duration, SystemTime},
 };
 
 use opentelemetry::{
-    Context, Value,
-    trace::{SpanKind, Status},
+    Context, Key, KeyValue, Value,
+    trace::{SpanId, SpanKind, Status, TraceId},
 };
 use opentelemetry_sdk::{
     error::OTelSdkResult,
@@ -124,25 +125,58 @@ pub struct KeptTraces {
     ring: Arc<Mutex<Ring>>,
 }
 
+/// The spans kept, as the SDK made them (long texts cut, counts bounded):
+/// turned into [`KeptSpan`]s only when read. Making the text as each span
+/// ends (hex ids, every value formatted, a map by text) cost a traced
+/// call more than the rest of its tracing did.
 #[derive(Debug)]
 struct Ring {
     limits: KeptLimits,
-    traces: HashMap<String, KeptTrace>,
+    /// By trace id: random, or a caller's choice (a keyed hash, faster
+    /// than the standard one on its 16 bytes).
+    traces: HashMap<TraceId, KeptTrace, foldhash::fast::RandomState>,
     /// Ordinary traces, oldest first (notable ones are skipped here).
-    recent: VecDeque<String>,
-    notable: VecDeque<String>,
+    recent: VecDeque<TraceId>,
+    notable: VecDeque<TraceId>,
     bytes: usize,
     dropped_spans: u64,
-    calls: HashMap<(String, String), (u64, u64)>,
+    /// Calls by calling service, then by RPC service called.
+    calls: HashMap<String, HashMap<String, (u64, u64)>>,
+    call_pairs: usize,
 }
 
 #[derive(Debug, Default)]
 struct KeptTrace {
-    spans: Vec<KeptSpan>,
+    spans: Vec<HeldSpan>,
     bytes: usize,
     notable: bool,
     /// Spans of it not kept (past `spans_per_trace`).
     dropped: usize,
+}
+
+/// One span as kept: the SDK's own values, each text within
+/// [`TEXT_CHARS`], at most [`ATTRIBUTES_PER_SPAN`] attributes and
+/// [`EVENTS_PER_SPAN`] events.
+#[derive(Debug)]
+struct HeldSpan {
+    span_id: SpanId,
+    parent: SpanId,
+    name: Cow<'static, str>,
+    kind: SpanKind,
+    service: Option<Value>,
+    start: SystemTime,
+    end: SystemTime,
+    error: Option<Cow<'static, str>>,
+    attributes: HeldAttributes,
+    events: Vec<HeldEvent>,
+    links: Vec<TraceId>,
+}
+
+#[derive(Debug)]
+struct HeldEvent {
+    name: Cow<'static, str>,
+    at: SystemTime,
+    attributes: HeldAttributes,
 }
 
 impl Default for KeptTraces {
@@ -156,12 +190,19 @@ impl KeptTraces {
         Self {
             ring: Arc::new(Mutex::new(Ring {
                 limits,
-                traces: HashMap::new(),
-                recent: VecDeque::new(),
-                notable: VecDeque::new(),
+                // Room for twice the traces kept: a full map that keeps
+                // taking new traces and dropping old ones is rehashed
+                // whenever its removed entries fill the room left.
+                traces: HashMap::with_capacity_and_hasher(
+                    2 * (limits.traces + limits.notable_traces),
+                    foldhash::fast::RandomState::default(),
+                ),
+                recent: VecDeque::with_capacity(limits.traces + 1),
+                notable: VecDeque::with_capacity(limits.notable_traces + 1),
                 bytes: 0,
                 dropped_spans: 0,
                 calls: HashMap::new(),
+                call_pairs: 0,
             })),
         }
     }
@@ -171,8 +212,10 @@ impl KeptTraces {
     }
 
     /// Keeps `span` (bounded, see the module's notes).
-    pub fn keep(&self, span: KeptSpan) {
-        self.ring().keep(span);
+    pub fn keep(&self, span: &SpanData) {
+        let trace_id = span.span_context.trace_id();
+        let held = HeldSpan::of(span);
+        self.ring().keep(trace_id, held);
     }
 
     /// The newest traces first, at most `limit`, those `include` accepts.
@@ -185,7 +228,7 @@ impl KeptTraces {
         let mut all: Vec<TraceSummary> = ring
             .traces
             .iter()
-            .map(|(id, trace)| trace.summary(id))
+            .map(|(id, trace)| trace.summary(*id))
             .filter(|summary| include(summary))
             .collect();
         all.sort_unstable_by_key(|trace| std::cmp::Reverse(trace.start_us));
@@ -195,8 +238,15 @@ impl KeptTraces {
 
     /// A trace's kept spans, earliest first.
     pub fn trace(&self, trace_id: &str) -> Option<Vec<KeptSpan>> {
+        let id = TraceId::from_hex(trace_id).ok()?;
         let ring = self.ring();
-        let mut spans = ring.traces.get(trace_id)?.spans.clone();
+        let mut spans: Vec<KeptSpan> = ring
+            .traces
+            .get(&id)?
+            .spans
+            .iter()
+            .map(|span| span.read(id))
+            .collect();
         spans.sort_by_key(|span| span.start_us);
         Some(spans)
     }
@@ -204,20 +254,21 @@ impl KeptTraces {
     /// The traces with a span whose attribute `key` is `value`, or that
     /// link to the trace `value` when `key` is `"link"`.
     pub fn find(&self, key: &str, value: &str) -> Vec<String> {
+        let linked = (key == "link").then(|| TraceId::from_hex(value).ok());
         let ring = self.ring();
-        let mut found: Vec<(u64, String)> = ring
+        let mut found: Vec<(SystemTime, String)> = ring
             .traces
             .iter()
             .filter(|(_, trace)| {
-                trace.spans.iter().any(|span| {
-                    if key == "link" {
-                        span.links.iter().any(|linked| linked == value)
-                    } else {
-                        span.attributes.iter().any(|(k, v)| k == key && v == value)
-                    }
+                trace.spans.iter().any(|span| match linked {
+                    Some(linked) => linked.is_some_and(|linked| span.links.contains(&linked)),
+                    None => span
+                        .attributes
+                        .iter()
+                        .any(|kv| kv.key.as_str() == key && value_text(&kv.value) == value),
                 })
             })
-            .map(|(id, trace)| (trace.summary(id).start_us, id.clone()))
+            .map(|(id, trace)| (trace.start(), id.to_string()))
             .collect();
         found.sort_unstable();
         found.into_iter().map(|(_, id)| id).collect()
@@ -228,22 +279,22 @@ impl KeptTraces {
     /// most `limit`.
     pub fn values(&self, key: &str, limit: usize) -> Vec<(String, String, u64)> {
         let ring = self.ring();
-        let mut found: HashMap<(&str, &str), u64> = HashMap::new();
+        let mut found: HashMap<(Cow<'_, str>, TraceId), SystemTime> = HashMap::new();
         for (id, trace) in &ring.traces {
             for span in &trace.spans {
-                for (k, v) in &span.attributes {
-                    if k == key {
+                for kv in span.attributes.iter() {
+                    if kv.key.as_str() == key {
                         let start = found
-                            .entry((v.as_str(), id.as_str()))
-                            .or_insert(span.start_us);
-                        *start = (*start).min(span.start_us);
+                            .entry((value_text(&kv.value), *id))
+                            .or_insert(span.start);
+                        *start = (*start).min(span.start);
                     }
                 }
             }
         }
         let mut found: Vec<(String, String, u64)> = found
             .into_iter()
-            .map(|((value, id), start)| (value.to_owned(), id.to_owned(), start))
+            .map(|((value, id), start)| (value.into_owned(), id.to_string(), micros(start)))
             .collect();
         found.sort_unstable_by_key(|found| std::cmp::Reverse(found.2));
         found.truncate(limit);
@@ -256,11 +307,13 @@ impl KeptTraces {
         let mut calls: Vec<CallCount> = ring
             .calls
             .iter()
-            .map(|((from, to), (calls, errors))| CallCount {
-                from: from.clone(),
-                to: to.clone(),
-                calls: *calls,
-                errors: *errors,
+            .flat_map(|(from, to)| {
+                to.iter().map(|(to, (calls, errors))| CallCount {
+                    from: from.clone(),
+                    to: to.clone(),
+                    calls: *calls,
+                    errors: *errors,
+                })
             })
             .collect();
         calls.sort_unstable_by(|a, b| (&a.from, &a.to).cmp(&(&b.from, &b.to)));
@@ -291,31 +344,43 @@ pub struct KeptUsage {
 }
 
 impl KeptTrace {
-    fn summary(&self, id: &str) -> TraceSummary {
+    fn start(&self) -> SystemTime {
+        self.spans
+            .iter()
+            .map(|span| span.start)
+            .min()
+            .unwrap_or(SystemTime::UNIX_EPOCH)
+    }
+
+    fn summary(&self, id: TraceId) -> TraceSummary {
         let root = self
             .spans
             .iter()
-            .find(|span| span.parent_span_id.is_empty())
-            .or_else(|| self.spans.iter().min_by_key(|span| span.start_us));
-        let start_us = self.spans.iter().map(|s| s.start_us).min().unwrap_or(0);
-        let end_us = self
+            .find(|span| span.parent == SpanId::INVALID)
+            .or_else(|| self.spans.iter().min_by_key(|span| span.start));
+        let start = self.start();
+        let end = self
             .spans
             .iter()
-            .map(|s| s.start_us + s.duration_us)
+            .map(|span| span.end)
             .max()
-            .unwrap_or(start_us);
+            .unwrap_or(start);
         let mut services: Vec<String> = Vec::new();
         for span in &self.spans {
-            if !span.service.is_empty() && !services.contains(&span.service) {
-                services.push(span.service.clone());
+            let service = span.service();
+            if !service.is_empty() && !services.iter().any(|known| *known == service) {
+                services.push(service.into_owned());
             }
         }
+        let start_us = micros(start);
         TraceSummary {
-            trace_id: id.to_owned(),
-            name: root.map(|s| s.name.clone()).unwrap_or_default(),
-            service: root.map(|s| s.service.clone()).unwrap_or_default(),
+            trace_id: id.to_string(),
+            name: root.map(|span| span.name.to_string()).unwrap_or_default(),
+            service: root
+                .map(|span| span.service().into_owned())
+                .unwrap_or_default(),
             start_us,
-            duration_us: end_us - start_us,
+            duration_us: micros(end).saturating_sub(start_us),
             spans: self.spans.len() + self.dropped,
             services,
             errors: self.spans.iter().filter(|s| s.error.is_some()).count(),
@@ -325,20 +390,23 @@ impl KeptTrace {
 }
 
 impl Ring {
-    fn keep(&mut self, span: KeptSpan) {
-        if span.kind == "client" {
+    fn keep(&mut self, trace_id: TraceId, span: HeldSpan) {
+        if span.kind == SpanKind::Client {
             self.count_call(&span);
         }
-        let size = span_bytes(&span);
-        let notable =
-            span.error.is_some() || span.duration_us >= self.limits.slow.as_micros() as u64;
-        let trace_id = span.trace_id.clone();
+        let size = span.bytes();
+        let notable = span.error.is_some()
+            || span.end.duration_since(span.start).unwrap_or_default() >= self.limits.slow;
         let limits = self.limits;
-        let trace = match self.traces.get_mut(&trace_id) {
-            Some(trace) => trace,
-            None => {
-                self.recent.push_back(trace_id.clone());
-                self.traces.entry(trace_id.clone()).or_default()
+        let trace = match self.traces.entry(trace_id) {
+            Entry::Occupied(trace) => trace.into_mut(),
+            Entry::Vacant(room) => {
+                self.recent.push_back(trace_id);
+                room.insert(KeptTrace {
+                    // Most traces have a span or two in a process.
+                    spans: Vec::with_capacity(2),
+                    ..KeptTrace::default()
+                })
             }
         };
         if trace.spans.len() >= limits.spans_per_trace {
@@ -356,21 +424,36 @@ impl Ring {
         self.evict();
     }
 
-    fn count_call(&mut self, span: &KeptSpan) {
+    fn count_call(&mut self, span: &HeldSpan) {
         let Some(to) = span
             .attributes
             .iter()
-            .find(|(key, _)| key == "rpc.method")
-            .and_then(|(_, method)| method.split_once('/'))
-            .map(|(service, _)| service.to_owned())
+            .find(|kv| kv.key.as_str() == "rpc.method")
+            .and_then(|kv| match &kv.value {
+                Value::String(method) => method.as_str().split_once('/'),
+                _ => None,
+            })
+            .map(|(service, _)| service)
         else {
             return;
         };
-        let key = (span.service.clone(), to);
-        if !self.calls.contains_key(&key) && self.calls.len() >= CALL_PAIRS {
-            return;
-        }
-        let counted = self.calls.entry(key).or_default();
+        let from = span.service();
+        let counted = match self
+            .calls
+            .get_mut(from.as_ref())
+            .and_then(|called| called.get_mut(to))
+        {
+            Some(counted) => counted,
+            None if self.call_pairs >= CALL_PAIRS => return,
+            None => {
+                self.call_pairs += 1;
+                self.calls
+                    .entry(from.into_owned())
+                    .or_default()
+                    .entry(to.to_owned())
+                    .or_default()
+            }
+        };
         counted.0 += 1;
         counted.1 += u64::from(span.error.is_some());
     }
@@ -384,118 +467,226 @@ impl Ring {
                 break;
             };
             if self.traces.get(&oldest).is_some_and(|trace| !trace.notable) {
-                self.forget(&oldest);
+                self.forget(oldest);
             }
         }
         while self.notable.len() > self.limits.notable_traces || self.bytes > self.limits.bytes {
             let Some(oldest) = self.notable.pop_front() else {
                 break;
             };
-            self.forget(&oldest);
+            self.forget(oldest);
         }
     }
 
-    fn forget(&mut self, trace_id: &str) {
-        if let Some(trace) = self.traces.remove(trace_id) {
+    fn forget(&mut self, trace_id: TraceId) {
+        if let Some(trace) = self.traces.remove(&trace_id) {
             self.bytes -= trace.bytes;
         }
     }
 }
 
-/// What a span holds in memory, roughly: its allocations (capacities, not
-/// lengths) and a fixed part.
-fn span_bytes(span: &KeptSpan) -> usize {
-    let pairs = |pairs: &Vec<(String, String)>| -> usize {
-        pairs.capacity() * 48
-            + pairs
-                .iter()
-                .map(|(k, v)| k.capacity() + v.capacity())
-                .sum::<usize>()
-    };
-    256 + span.name.capacity()
-        + span.service.capacity()
-        + span.error.as_ref().map_or(0, String::capacity)
-        + pairs(&span.attributes)
-        + span.events.capacity() * 64
-        + span
-            .events
-            .iter()
-            .map(|event| event.name.capacity() + pairs(&event.attributes))
-            .sum::<usize>()
-        + span.links.capacity() * 56
+/// A value's text as the dashboard shows it (a string as it is).
+fn value_text(value: &Value) -> Cow<'_, str> {
+    match value {
+        Value::String(text) => Cow::Borrowed(text.as_str()),
+        other => Cow::Owned(other.to_string()),
+    }
 }
 
-fn text(value: impl std::fmt::Display) -> String {
-    crate::cut(value.to_string(), TEXT_CHARS)
+/// `text` within [`TEXT_CHARS`]: as it is (no copy) when it fits.
+#[expect(
+    clippy::ptr_arg,
+    reason = "a borrowed static text is kept as it is, with no copy"
+)]
+fn cut_text(text: &Cow<'static, str>) -> Cow<'static, str> {
+    if text.len() <= TEXT_CHARS {
+        text.clone()
+    } else {
+        Cow::Owned(crate::cut(text.to_string(), TEXT_CHARS))
+    }
+}
+
+/// A span's or an event's attributes as kept: at most
+/// [`ATTRIBUTES_PER_SPAN`], without the service's stamp, each text cut.
+#[derive(Debug)]
+struct HeldAttributes {
+    list: Vec<KeyValue>,
+    /// The bytes of their texts (a static text's too: an estimate).
+    text_bytes: usize,
+}
+
+impl HeldAttributes {
+    /// A copy as the SDK makes it (the shop's keys and most of its values
+    /// are static texts: copied for nothing), cut only where a text is
+    /// long, measured in the same pass.
+    fn of(attributes: &[KeyValue], stamp: Option<usize>) -> Self {
+        let mut list = attributes[..attributes.len().min(ATTRIBUTES_PER_SPAN + 1)].to_vec();
+        if let Some(stamp) = stamp.filter(|stamp| *stamp < list.len()) {
+            list.remove(stamp);
+        }
+        list.truncate(ATTRIBUTES_PER_SPAN);
+        let mut text_bytes = 0;
+        for kv in &mut list {
+            let key = kv.key.as_str();
+            if key.len() > TEXT_CHARS {
+                kv.key = Key::from(crate::cut(key.to_owned(), TEXT_CHARS));
+            }
+            text_bytes += kv.key.as_str().len();
+            match &kv.value {
+                Value::String(text) if text.as_str().len() <= TEXT_CHARS => {
+                    text_bytes += text.as_str().len();
+                }
+                Value::Bool(_) | Value::I64(_) | Value::F64(_) => {}
+                long => {
+                    let cut = crate::cut(long.to_string(), TEXT_CHARS);
+                    text_bytes += cut.len();
+                    kv.value = Value::String(cut.into());
+                }
+            }
+        }
+        Self { list, text_bytes }
+    }
+
+    /// What they hold in memory, roughly.
+    fn bytes(&self) -> usize {
+        self.list.capacity() * std::mem::size_of::<KeyValue>() + self.text_bytes
+    }
+
+    fn iter(&self) -> std::slice::Iter<'_, KeyValue> {
+        self.list.iter()
+    }
+}
+
+/// A value within [`TEXT_CHARS`]: as it is when it fits (a static or
+/// shared text is not copied), else its text, cut.
+fn cut_value(value: &Value) -> Value {
+    match value {
+        Value::String(text) if text.as_str().len() <= TEXT_CHARS => value.clone(),
+        Value::Bool(_) | Value::I64(_) | Value::F64(_) => value.clone(),
+        long => Value::String(crate::cut(long.to_string(), TEXT_CHARS).into()),
+    }
+}
+
+fn pairs(attributes: &HeldAttributes) -> Vec<(String, String)> {
+    attributes
+        .iter()
+        .map(|kv| {
+            (
+                kv.key.as_str().to_owned(),
+                value_text(&kv.value).into_owned(),
+            )
+        })
+        .collect()
 }
 
 fn micros(at: SystemTime) -> u64 {
     crate::micros_since_epoch(at)
 }
 
-fn pairs<'a>(
-    attributes: impl Iterator<Item = &'a opentelemetry::KeyValue>,
-) -> Vec<(String, String)> {
-    attributes
-        .filter(|kv| kv.key.as_str() != SERVICE_STAMP)
-        .take(ATTRIBUTES_PER_SPAN)
-        .map(|kv| (text(kv.key.as_str()), text(&kv.value)))
-        .collect()
-}
-
-impl KeptSpan {
+impl HeldSpan {
     fn of(span: &SpanData) -> Self {
-        let service = span
+        let stamp = span
             .attributes
             .iter()
-            .find(|kv| kv.key.as_str() == SERVICE_STAMP)
-            .map(|kv| match &kv.value {
-                Value::String(name) => name.as_str().to_owned(),
-                other => other.to_string(),
-            })
-            .unwrap_or_default();
-        let start_us = micros(span.start_time);
-        let parent = span.parent_span_id;
+            .position(|kv| kv.key.as_str() == SERVICE_STAMP);
         Self {
-            trace_id: span.span_context.trace_id().to_string(),
-            span_id: span.span_context.span_id().to_string(),
-            parent_span_id: if parent == opentelemetry::trace::SpanId::INVALID {
+            span_id: span.span_context.span_id(),
+            parent: span.parent_span_id,
+            name: cut_text(&span.name),
+            kind: span.span_kind.clone(),
+            service: stamp.map(|at| cut_value(&span.attributes[at].value)),
+            start: span.start_time,
+            end: span.end_time,
+            error: match &span.status {
+                Status::Error { description } => Some(cut_text(description)),
+                _ => None,
+            },
+            attributes: HeldAttributes::of(&span.attributes, stamp),
+            // Most spans have neither events nor links: no iterator made.
+            events: if span.events.is_empty() {
+                Vec::new()
+            } else {
+                span.events
+                    .iter()
+                    .take(EVENTS_PER_SPAN)
+                    .map(|event| HeldEvent {
+                        name: cut_text(&event.name),
+                        at: event.timestamp,
+                        attributes: HeldAttributes::of(&event.attributes, None),
+                    })
+                    .collect()
+            },
+            links: if span.links.is_empty() {
+                Vec::new()
+            } else {
+                span.links
+                    .iter()
+                    .take(4)
+                    .map(|link| link.span_context.trace_id())
+                    .collect()
+            },
+        }
+    }
+
+    /// The shop service that made it, or nothing.
+    fn service(&self) -> Cow<'_, str> {
+        self.service.as_ref().map_or(Cow::Borrowed(""), value_text)
+    }
+
+    /// What it holds in memory, roughly: its allocations and a fixed part.
+    fn bytes(&self) -> usize {
+        let owned = |text: &Cow<'static, str>| match text {
+            Cow::Owned(text) => text.capacity(),
+            Cow::Borrowed(_) => 0,
+        };
+        std::mem::size_of::<Self>()
+            + 64
+            + owned(&self.name)
+            + self.error.as_ref().map_or(0, owned)
+            + self.attributes.bytes()
+            + self.events.capacity() * std::mem::size_of::<HeldEvent>()
+            + self
+                .events
+                .iter()
+                .map(|event| owned(&event.name) + event.attributes.bytes())
+                .sum::<usize>()
+            + self.links.capacity() * std::mem::size_of::<TraceId>()
+    }
+
+    /// The span as the dashboard reads it.
+    fn read(&self, trace_id: TraceId) -> KeptSpan {
+        let start_us = micros(self.start);
+        KeptSpan {
+            trace_id: trace_id.to_string(),
+            span_id: self.span_id.to_string(),
+            parent_span_id: if self.parent == SpanId::INVALID {
                 String::new()
             } else {
-                parent.to_string()
+                self.parent.to_string()
             },
-            name: text(&span.name),
-            kind: match span.span_kind {
+            name: self.name.to_string(),
+            kind: match self.kind {
                 SpanKind::Server => "server",
                 SpanKind::Client => "client",
                 SpanKind::Producer => "producer",
                 SpanKind::Consumer => "consumer",
                 SpanKind::Internal => "internal",
             },
-            service,
+            service: self.service().into_owned(),
             start_us,
-            duration_us: micros(span.end_time).saturating_sub(start_us),
-            error: match &span.status {
-                Status::Error { description } => Some(text(description)),
-                _ => None,
-            },
-            attributes: pairs(span.attributes.iter()),
-            events: span
+            duration_us: micros(self.end).saturating_sub(start_us),
+            error: self.error.as_ref().map(ToString::to_string),
+            attributes: pairs(&self.attributes),
+            events: self
                 .events
                 .iter()
-                .take(EVENTS_PER_SPAN)
                 .map(|event| KeptEvent {
-                    name: text(&event.name),
-                    at_us: micros(event.timestamp),
-                    attributes: pairs(event.attributes.iter()),
+                    name: event.name.to_string(),
+                    at_us: micros(event.at),
+                    attributes: pairs(&event.attributes),
                 })
                 .collect(),
-            links: span
-                .links
-                .iter()
-                .take(4)
-                .map(|link| link.span_context.trace_id().to_string())
-                .collect(),
+            links: self.links.iter().map(ToString::to_string).collect(),
         }
     }
 }
@@ -504,13 +695,20 @@ impl KeptSpan {
 #[derive(Debug)]
 pub(super) struct Keeping(pub KeptTraces);
 
+impl Keeping {
+    /// Keeps `span` if it was sampled (the exporter gets the span itself).
+    pub(super) fn keep(&self, span: &SpanData) {
+        if span.span_context.is_sampled() {
+            self.0.keep(span);
+        }
+    }
+}
+
 impl SpanProcessor for Keeping {
     fn on_start(&self, _span: &mut Span, _cx: &Context) {}
 
     fn on_end(&self, span: SpanData) {
-        if span.span_context.is_sampled() {
-            self.0.keep(KeptSpan::of(&span));
-        }
+        self.keep(&span);
     }
 
     fn force_flush(&self) -> OTelSdkResult {
@@ -526,31 +724,49 @@ impl SpanProcessor for Keeping {
 mod tests {
     use super::*;
 
-    fn span(trace: usize, n: usize, error: bool, size: usize) -> KeptSpan {
-        KeptSpan {
-            trace_id: format!("{trace:032x}"),
-            span_id: format!("{n:016x}"),
+    fn span(trace: usize, n: usize, error: bool, size: usize) -> SpanData {
+        let started = SystemTime::UNIX_EPOCH + Duration::from_micros((trace * 1000 + n) as u64);
+        SpanData {
+            span_context: opentelemetry::trace::SpanContext::new(
+                TraceId::from(trace as u128 + 1),
+                SpanId::from(n as u64 + 1),
+                opentelemetry::trace::TraceFlags::SAMPLED,
+                false,
+                Default::default(),
+            ),
             parent_span_id: if n == 0 {
-                String::new()
+                SpanId::INVALID
             } else {
-                format!("{:016x}", 0)
+                SpanId::from(1)
             },
-            name: "shop.catalog.v1.CatalogService/GetProduct".to_owned(),
-            kind: if n % 2 == 1 { "client" } else { "server" },
-            service: "catalog".to_owned(),
-            start_us: (trace * 1000 + n) as u64,
-            duration_us: 100,
-            error: error.then(|| "internal".to_owned()),
+            parent_span_is_remote: false,
+            span_kind: if n % 2 == 1 {
+                SpanKind::Client
+            } else {
+                SpanKind::Server
+            },
+            name: "shop.catalog.v1.CatalogService/GetProduct".into(),
+            start_time: started,
+            end_time: started + Duration::from_micros(100),
             attributes: vec![
-                (
-                    "rpc.method".to_owned(),
-                    "shop.catalog.v1.StockService/ReserveStock".to_owned(),
-                ),
-                ("padding".to_owned(), "x".repeat(size)),
+                KeyValue::new(SERVICE_STAMP, "catalog"),
+                KeyValue::new("rpc.method", "shop.catalog.v1.StockService/ReserveStock"),
+                KeyValue::new("padding", "x".repeat(size)),
             ],
-            events: Vec::new(),
-            links: Vec::new(),
+            dropped_attributes_count: 0,
+            events: Default::default(),
+            links: Default::default(),
+            status: if error {
+                Status::error("internal")
+            } else {
+                Status::Unset
+            },
+            instrumentation_scope: Default::default(),
         }
+    }
+
+    fn trace_id(trace: usize) -> String {
+        TraceId::from(trace as u128 + 1).to_string()
     }
 
     #[test]
@@ -563,15 +779,15 @@ mod tests {
             slow: Duration::from_secs(1),
         };
         let kept = KeptTraces::new(limits);
-        kept.keep(span(0, 0, true, 10));
+        kept.keep(&span(0, 0, true, 10));
         for trace in 1..20_000 {
             for n in 0..3 {
-                kept.keep(span(trace, n, false, 200));
+                kept.keep(&span(trace, n, false, 200));
             }
         }
         // One trace of far too many spans, each as large as kept.
         for n in 0..10_000 {
-            kept.keep(span(20_000, n, false, TEXT_CHARS));
+            kept.keep(&span(20_000, n, false, TEXT_CHARS));
         }
         let usage = kept.usage();
         assert!(usage.bytes <= limits.bytes, "{usage:?}");
@@ -579,18 +795,15 @@ mod tests {
             usage.traces <= limits.traces + limits.notable_traces,
             "{usage:?}"
         );
-        assert!(
-            kept.trace(&format!("{:032x}", 20_000))
-                .is_some_and(|s| s.len() == 20)
-        );
+        assert!(kept.trace(&trace_id(20_000)).is_some_and(|s| s.len() == 20));
         assert!(usage.dropped_spans >= 9_980, "{usage:?}");
         assert!(
-            kept.trace(&format!("{:032x}", 0)).is_some(),
+            kept.trace(&trace_id(0)).is_some(),
             "the failed trace outlives 20,000 ordinary ones"
         );
         let newest = kept.recent(5, |_| true);
         assert_eq!(newest.len(), 5);
-        assert_eq!(newest[0].trace_id, format!("{:032x}", 20_000));
+        assert_eq!(newest[0].trace_id, trace_id(20_000));
         let calls = kept.calls();
         assert_eq!(calls.len(), 1);
         assert_eq!(calls[0].to, "shop.catalog.v1.StockService");
@@ -652,8 +865,48 @@ mod tests {
     }
 
     #[test]
+    fn spans_are_read_back_as_they_were_kept() {
+        let kept = KeptTraces::default();
+        let mut linking = span(7, 0, false, 3);
+        linking.attributes.push(KeyValue::new("shop.order_id", "o-1"));
+        linking.links.links.push(opentelemetry::trace::Link::with_context(
+            span(3, 0, false, 0).span_context,
+        ));
+        kept.keep(&linking);
+        kept.keep(&span(7, 1, true, 3));
+        let spans = kept.trace(&trace_id(7)).unwrap_or_default();
+        assert_eq!(spans.len(), 2);
+        let root = &spans[0];
+        assert_eq!(root.parent_span_id, "");
+        assert_eq!(root.span_id, SpanId::from(1).to_string());
+        assert_eq!(root.kind, "server");
+        assert_eq!(root.service, "catalog");
+        assert_eq!(root.duration_us, 100);
+        assert_eq!(root.links, vec![trace_id(3)]);
+        assert!(
+            root.attributes
+                .iter()
+                .all(|(key, _)| key != SERVICE_STAMP),
+            "the service's stamp is the span's service, not an attribute"
+        );
+        assert_eq!(spans[1].error.as_deref(), Some("internal"));
+        assert_eq!(kept.find("shop.order_id", "o-1"), vec![trace_id(7)]);
+        assert_eq!(kept.find("link", &trace_id(3)), vec![trace_id(7)]);
+        assert!(kept.find("link", "not a trace id").is_empty());
+        assert_eq!(
+            kept.values("shop.order_id", 10),
+            vec![("o-1".to_owned(), trace_id(7), root.start_us)]
+        );
+        assert!(kept.trace("not a trace id").is_none());
+        let summary = &kept.recent(1, |_| true)[0];
+        assert_eq!((summary.spans, summary.errors), (2, 1));
+        assert!(summary.notable, "a failed span makes its trace notable");
+        assert_eq!(kept.calls()[0].errors, 1);
+    }
+
+    #[test]
     fn long_texts_are_cut_on_a_character() {
-        let cut = text("é".repeat(TEXT_CHARS));
+        let cut = cut_text(&Cow::Owned("é".repeat(TEXT_CHARS)));
         assert!(cut.len() <= TEXT_CHARS + '…'.len_utf8());
         assert!(cut.ends_with('…'));
     }
