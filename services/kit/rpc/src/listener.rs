@@ -18,8 +18,11 @@
 //!   forwarded it for ([`crate::client_address`]).
 
 use std::{
+    convert::Infallible,
+    future::Future,
     net::SocketAddr,
-    pin::pin,
+    pin::{Pin, pin},
+    task::{Context, Poll},
     sync::{
         Arc,
         atomic::{AtomicU64, AtomicUsize, Ordering},
@@ -27,14 +30,13 @@ use std::{
     time::Duration,
 };
 
-use axum::{Router, body::Body, extract::ConnectInfo};
+use axum::{Router, body::Body, extract::ConnectInfo, response::Response};
 use http::Request;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
     server::conn::auto,
-    service::TowerToHyperService,
 };
 use tokio::{
     net::TcpListener,
@@ -354,20 +356,20 @@ const IN_PROCESS_PEER: SocketAddr =
 
 /// `app` as callers in this process reach it: each request as it would
 /// come from a connection (its peer address), through every layer of the
-/// app, without a socket.
+/// app, without a socket. The app is wrapped, not captured: a caller's
+/// clone of this is the one clone of the app a call costs.
 fn in_process_app(app: App) -> in_process::App {
-    in_process::App::new(tower::service_fn(
-        move |mut request: Request<tonic::body::Body>| {
-            request
-                .extensions_mut()
-                .insert(ConnectInfo(IN_PROCESS_PEER));
-            let app = app.clone();
-            async move {
-                let response = app.oneshot(request.map(Body::new)).await?;
-                Ok(response.map(tonic::body::Body::new))
-            }
-        },
-    ))
+    in_process::App::new(
+        tower::ServiceBuilder::new()
+            .map_response(|response: Response| response.map(tonic::body::Body::new))
+            .map_request(|mut request: Request<tonic::body::Body>| {
+                request
+                    .extensions_mut()
+                    .insert(ConnectInfo(IN_PROCESS_PEER));
+                request.map(Body::new)
+            })
+            .service(app),
+    )
 }
 
 struct Connection {
@@ -384,33 +386,16 @@ impl Connection {
         I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     {
         let activity = Arc::new(Activity::new());
-        let tracked = activity.clone();
-        let app = self.app;
-        let clients = self.clients;
-        let service = tower::service_fn(move |mut request: Request<Incoming>| {
-            request.extensions_mut().insert(ConnectInfo(remote));
-            if let Some(client) = clients.client_of(remote.ip(), request.headers()) {
-                request.extensions_mut().insert(client);
-            }
-            if let Some(session) = &session {
-                request.extensions_mut().insert(session.clone());
-            }
-            let in_flight = InFlight::start(tracked.clone());
-            let app = app.clone();
-            async move {
-                let response = app.oneshot(request.map(drained_when_dropped)).await?;
-                // The call is in flight until its response body is gone.
-                Ok::<_, std::convert::Infallible>(response.map(|body| {
-                    Body::new(body.map_frame(move |frame| {
-                        let _held = &in_flight;
-                        frame
-                    }))
-                }))
-            }
-        });
+        let service = PerConnection {
+            app: self.app,
+            remote,
+            clients: self.clients,
+            session,
+            activity: activity.clone(),
+        };
         let connection = self
             .builder
-            .serve_connection_with_upgrades(io, TowerToHyperService::new(service));
+            .serve_connection_with_upgrades(io, service);
         let mut connection = pin!(connection);
         // Shutdown and idleness are watched by a task of their own: in this
         // select they would be polled on every wake of the connection (a
@@ -438,6 +423,64 @@ impl Connection {
         } else {
             let _ = connection.await;
         }
+    }
+}
+
+/// What a connection answers each request with: its app, told who the
+/// client is and, with TLS, what its certificate says. hyper calls it by
+/// reference, so each request costs one clone of the app (tower's adapter
+/// cloned the service holding the app, and the call cloned the app again).
+struct PerConnection {
+    app: App,
+    remote: SocketAddr,
+    clients: ClientAddressing,
+    session: Option<TlsSession>,
+    activity: Arc<Activity>,
+}
+
+impl hyper::service::Service<Request<Incoming>> for PerConnection {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Answer;
+
+    fn call(&self, mut request: Request<Incoming>) -> Answer {
+        request.extensions_mut().insert(ConnectInfo(self.remote));
+        if let Some(client) = self.clients.client_of(self.remote.ip(), request.headers()) {
+            request.extensions_mut().insert(client);
+        }
+        if let Some(session) = &self.session {
+            request.extensions_mut().insert(session.clone());
+        }
+        Answer {
+            in_flight: Some(InFlight::start(self.activity.clone())),
+            answer: self.app.clone().oneshot(request.map(drained_when_dropped)),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A request's answer; the call is in flight until its response body
+    /// is gone.
+    struct Answer {
+        #[pin]
+        answer: tower::util::Oneshot<App, Request<Body>>,
+        in_flight: Option<InFlight>,
+    }
+}
+
+impl Future for Answer {
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let response = std::task::ready!(this.answer.poll(cx))?;
+        let in_flight = this.in_flight.take();
+        Poll::Ready(Ok(response.map(|body| {
+            Body::new(body.map_frame(move |frame| {
+                let _held = &in_flight;
+                frame
+            }))
+        })))
     }
 }
 
