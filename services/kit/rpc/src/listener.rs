@@ -22,11 +22,11 @@ use std::{
     future::Future,
     net::SocketAddr,
     pin::{Pin, pin},
-    task::{Context, Poll},
     sync::{
         Arc,
         atomic::{AtomicU64, AtomicUsize, Ordering},
     },
+    task::{Context, Poll},
     time::Duration,
 };
 
@@ -393,9 +393,7 @@ impl Connection {
             session,
             activity: activity.clone(),
         };
-        let connection = self
-            .builder
-            .serve_connection_with_upgrades(io, service);
+        let connection = self.builder.serve_connection_with_upgrades(io, service);
         let mut connection = pin!(connection);
         // Shutdown and idleness are watched by a task of their own: in this
         // select they would be polled on every wake of the connection (a

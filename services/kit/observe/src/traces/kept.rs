@@ -868,10 +868,15 @@ mod tests {
     fn spans_are_read_back_as_they_were_kept() {
         let kept = KeptTraces::default();
         let mut linking = span(7, 0, false, 3);
-        linking.attributes.push(KeyValue::new("shop.order_id", "o-1"));
-        linking.links.links.push(opentelemetry::trace::Link::with_context(
-            span(3, 0, false, 0).span_context,
-        ));
+        linking
+            .attributes
+            .push(KeyValue::new("shop.order_id", "o-1"));
+        linking
+            .links
+            .links
+            .push(opentelemetry::trace::Link::with_context(
+                span(3, 0, false, 0).span_context,
+            ));
         kept.keep(&linking);
         kept.keep(&span(7, 1, true, 3));
         let spans = kept.trace(&trace_id(7)).unwrap_or_default();
@@ -884,9 +889,7 @@ mod tests {
         assert_eq!(root.duration_us, 100);
         assert_eq!(root.links, vec![trace_id(3)]);
         assert!(
-            root.attributes
-                .iter()
-                .all(|(key, _)| key != SERVICE_STAMP),
+            root.attributes.iter().all(|(key, _)| key != SERVICE_STAMP),
             "the service's stamp is the span's service, not an attribute"
         );
         assert_eq!(spans[1].error.as_deref(), Some("internal"));
