@@ -724,9 +724,9 @@ async fn streams_outlive_a_35_s_proxy_read_timeout_and_without_heartbeats_are_cu
             nginx.error_log()
         );
     }
-    // (No gRPC control: nginx's gRPC proxy counts the server's HTTP/2
-    // pings, every 20 s, as reads. Envoy's stream idle timeout counts only
-    // the stream's own frames.)
+    // (No gRPC control here. The kit's server sends no HTTP/2 pings now
+    // (the kernel's TCP probes find dead peers), so nothing but a stream's
+    // heartbeats keeps a quiet gRPC stream through nginx either.)
     for (protocol, watched) in [
         ("Connect", within(watches.3).await),
         ("REST events", within(watches.4).await),

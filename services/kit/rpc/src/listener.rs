@@ -9,8 +9,15 @@
 //!   gracefully, whatever the protocol (an HTTP/2 peer answering pings is
 //!   still idle); a long stream (WatchOrder) is a request in flight, so it
 //!   lives as long as the client wants;
-//! - at most `max_streams_per_connection` concurrent HTTP/2 streams, and
-//!   HTTP/2 keep-alive pings that drop peers gone silent;
+//! - at most `max_streams_per_connection` concurrent HTTP/2 streams;
+//! - TCP keep-alive probes that drop peers gone silent (a host gone, a
+//!   network cut), streams open or not. The kernel sends them: HTTP/2
+//!   pings did the same but cost every call 2.3k instructions (hyper
+//!   checks their timer each time it polls a connection, a few times a
+//!   call), as gRPC's and Go's servers leave them off by default. What
+//!   they found and probes do not: a peer whose kernel answers but whose
+//!   program reads nothing, with a stream open (with none open, the idle
+//!   timeout closes it);
 //! - request heads of at most 64 KiB;
 //! - with TLS, a handshake within `header_read_timeout`, and each request
 //!   told what the connection's client certificate says ([`TlsSession`]);
@@ -53,9 +60,14 @@ use shop_kit_shutdown::Shutdown;
 use shop_kit_tls::{Accepted, ServerTls, TlsError, TlsSession};
 use shop_kit_wire::in_process;
 
-/// HTTP/2 pings: how often, and how long an answer may take.
-const H2_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(20);
-const H2_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+/// TCP keep-alive: probes after this long silent, this often, and how
+/// many go unanswered before the kernel drops the connection (a silent
+/// peer is gone within 20 + 3 x 5 = 35 s); sent data unacknowledged this
+/// long drops it too (a peer gone while the server writes).
+const TCP_KEEP_ALIVE_IDLE: Duration = Duration::from_secs(20);
+const TCP_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(5);
+const TCP_KEEP_ALIVE_RETRIES: u32 = 3;
+const TCP_USER_TIMEOUT: Duration = Duration::from_secs(35);
 /// HTTP/1.1 read buffer, and so the largest request head: 64 KiB (HTTP/2
 /// header lists are bounded by h2's own 16 KiB default).
 const MAX_HTTP1_BUFFER: usize = 64 * 1024;
@@ -171,9 +183,7 @@ async fn accept_until(
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_concurrent_streams(http.max_streams_per_connection)
-        .keep_alive_interval(H2_KEEP_ALIVE_INTERVAL)
-        .keep_alive_timeout(H2_KEEP_ALIVE_TIMEOUT);
+        .max_concurrent_streams(http.max_streams_per_connection);
     let builder = Arc::new(builder);
     let slots = Arc::new(Semaphore::new(http.max_connections.max(1)));
     let connections = TaskTracker::new();
@@ -196,6 +206,7 @@ async fn accept_until(
             () = stop.requested() => break,
         };
         let _ = tcp.set_nodelay(true);
+        probe_when_silent(&tcp);
         let connection = Connection {
             app: app.clone(),
             builder: builder.clone(),
@@ -424,6 +435,22 @@ impl Connection {
     }
 }
 
+/// Has the kernel probe the peer of `tcp` when it falls silent, and drop
+/// the connection when it no longer answers (see the module's notes).
+fn probe_when_silent(tcp: &tokio::net::TcpStream) {
+    let keep_alive = socket2::TcpKeepalive::new()
+        .with_time(TCP_KEEP_ALIVE_IDLE)
+        .with_interval(TCP_KEEP_ALIVE_INTERVAL)
+        .with_retries(TCP_KEEP_ALIVE_RETRIES);
+    let socket = socket2::SockRef::from(tcp);
+    if let Err(error) = socket
+        .set_tcp_keepalive(&keep_alive)
+        .and_then(|()| socket.set_tcp_user_timeout(Some(TCP_USER_TIMEOUT)))
+    {
+        tracing::debug!(%error, "TCP keep-alive not set");
+    }
+}
+
 /// What a connection answers each request with: its app, told who the
 /// client is and, with TLS, what its certificate says. hyper calls it by
 /// reference, so each request costs one clone of the app (tower's adapter
@@ -552,6 +579,30 @@ mod tests {
     use super::*;
     use bytes::Bytes;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn an_accepted_connection_is_probed_when_silent() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let _client = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let (tcp, _) = listener.accept().await.expect("accept");
+        probe_when_silent(&tcp);
+        let socket = socket2::SockRef::from(&tcp);
+        assert!(socket.keepalive().expect("SO_KEEPALIVE"));
+        assert_eq!(socket.tcp_keepalive_time().ok(), Some(TCP_KEEP_ALIVE_IDLE));
+        assert_eq!(
+            socket.tcp_keepalive_interval().ok(),
+            Some(TCP_KEEP_ALIVE_INTERVAL)
+        );
+        assert_eq!(
+            socket.tcp_keepalive_retries().ok(),
+            Some(TCP_KEEP_ALIVE_RETRIES)
+        );
+        assert_eq!(
+            socket.tcp_user_timeout().ok().flatten(),
+            Some(TCP_USER_TIMEOUT)
+        );
+    }
 
     async fn server(http: HttpConfig) -> SocketAddr {
         let slow = || async {
