@@ -5,40 +5,44 @@
 
 use axum::response::Response;
 use connectrpc_axum::prelude::{Code, ConnectError};
-use http::{Method, Request};
+use http::{HeaderName, Method, Request, header::CONTENT_ENCODING};
 
 use super::{classify::Call, connect_errors::error_response, protocol::Framing};
 
 /// The encodings the kit decodes, besides identity.
 pub const SUPPORTED: &[&str] = &["gzip"];
 
+/// A Connect stream's encoding header (a name made once, not parsed from
+/// text on every call).
+const CONNECT_CONTENT_ENCODING: HeaderName = HeaderName::from_static("connect-content-encoding");
+
 /// The encoding a Connect request says its body is compressed with.
-fn requested_encoding<B>(request: &Request<B>) -> Option<String> {
+fn requested_encoding<B>(request: &Request<B>) -> Option<&str> {
     if request.method() == Method::GET {
         return request.uri().query().and_then(|query| {
             query
                 .split('&')
                 .filter_map(|pair| pair.split_once('='))
                 .find(|(key, _)| *key == "compression")
-                .map(|(_, value)| value.to_owned())
+                .map(|(_, value)| value)
         });
     }
     let header = if Call::of(request).framing == Framing::ConnectStream {
-        "connect-content-encoding"
+        CONNECT_CONTENT_ENCODING
     } else {
-        "content-encoding"
+        CONTENT_ENCODING
     };
     request
         .headers()
         .get(header)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.trim().to_owned())
+        .map(str::trim)
 }
 
 /// Returns the error for an encoding outside identity and [`SUPPORTED`].
 pub fn check<B>(request: &Request<B>) -> Option<ConnectError> {
     let encoding = requested_encoding(request)?;
-    if encoding.is_empty() || encoding == "identity" || SUPPORTED.contains(&encoding.as_str()) {
+    if encoding.is_empty() || encoding == "identity" || SUPPORTED.contains(&encoding) {
         return None;
     }
     Some(ConnectError::new(
