@@ -14,7 +14,7 @@
 //!   network cut), streams open or not. The kernel sends them: HTTP/2
 //!   pings did the same but cost every call 2.3k instructions (hyper
 //!   checks their timer each time it polls a connection, a few times a
-//!   call), as gRPC's and Go's servers leave them off by default. What
+//!   call); tonic's and Go's HTTP/2 servers send none by default. What
 //!   they found and probes do not: a peer whose kernel answers but whose
 //!   program reads nothing, with a stream open (with none open, the idle
 //!   timeout closes it);
