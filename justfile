@@ -40,6 +40,10 @@ timing RUNS="20":
 e2e:
     tests/e2e/run.sh
 
+# The dependency policy (deny.toml) by cargo-deny: licenses, sources, banned crates, the budget of duplicate versions; RustSec's advisories where its database can be fetched (docs/dependencies.md)
+deny:
+    tools/deny.sh
+
 # fmt, clippy (warnings are errors) and buf lint
 lint: tools
     cargo fmt --all -- --check
@@ -171,7 +175,7 @@ fuzz SECONDS="60" *TARGETS:
     services/kit/fuzz/run.sh {{SECONDS}} {{TARGETS}}
 
 # What CI runs: tests (SQLite, PostgreSQL, NATS, behind nginx, the web app's), lint, buf breaking, the OpenAPI document's freshness, interop, schemathesis, e2e, conformance, the trace tests against Jaeger, the alert rules' tests, bench smoke, 30 s of chaos, a second of each overload level, 2 s of each hedging case, replicas restarted and killed, 20 s of soak with PostgreSQL frozen twice, the Kubernetes manifests, the image, 5 s of fuzzing a target
-ci: test test-postgres test-nats edge web-test lint breaking openapi-check interop new-service-check schemathesis e2e conformance trace-test observe-rules bench-smoke bench-tracing (bench "orders" "--profile" "production" "--smoke") (chaos "--duration" "30") (overload "--seconds" "1" "--levels" "1,2") (hedging "--seconds" "2" "--strict") (replicas "--warm-up-secs" "5" "--between-secs" "1" "--customers" "6") (soak "20s" "--peak-secs" "3" "--freeze-database" "8s,250ms") kubernetes image (fuzz "5")
+ci: test test-postgres test-nats edge web-test lint deny breaking openapi-check interop new-service-check schemathesis e2e conformance trace-test observe-rules bench-smoke bench-tracing (bench "orders" "--profile" "production" "--smoke") (chaos "--duration" "30") (overload "--seconds" "1" "--levels" "1,2") (hedging "--seconds" "2" "--strict") (replicas "--warm-up-secs" "5" "--between-secs" "1" "--customers" "6") (soak "20s" "--peak-secs" "3" "--freeze-database" "8s,250ms") kubernetes image (fuzz "5")
 
 # Install the npm tools the recipes use (buf, connect-node, protoc-gen-es)
 tools:
