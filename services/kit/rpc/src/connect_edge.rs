@@ -63,13 +63,14 @@ where
     }
 
     fn call(&mut self, mut request: Request<Body>) -> Self::Future {
-        if let Some(refusal) = encoding::refusal(&request) {
+        let call = Call::of(&request);
+        if let Some(refusal) = encoding::refusal(&request, &call) {
             return Box::pin(std::future::ready(Ok(refusal)));
         }
         let metadata = ResponseMetadata::attach(&mut request);
         // The answer has the request's shape: no need to read its type.
-        let streaming = Call::of(&request).framing == Framing::ConnectStream;
-        let request = proto_json::canonical(request, self.max_request_bytes);
+        let streaming = call.framing == Framing::ConnectStream;
+        let request = proto_json::canonical(request, &call, self.max_request_bytes);
         let future = self.inner.call(request);
         Box::pin(async move {
             let response = metadata

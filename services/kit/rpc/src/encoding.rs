@@ -16,8 +16,9 @@ pub const SUPPORTED: &[&str] = &["gzip"];
 /// text on every call).
 const CONNECT_CONTENT_ENCODING: HeaderName = HeaderName::from_static("connect-content-encoding");
 
-/// The encoding a Connect request says its body is compressed with.
-fn requested_encoding<B>(request: &Request<B>) -> Option<&str> {
+/// The encoding a Connect request (classified as `call`) says its body is
+/// compressed with.
+fn requested_encoding<'r, B>(request: &'r Request<B>, call: &Call) -> Option<&'r str> {
     if request.method() == Method::GET {
         return request.uri().query().and_then(|query| {
             query
@@ -27,7 +28,7 @@ fn requested_encoding<B>(request: &Request<B>) -> Option<&str> {
                 .map(|(_, value)| value)
         });
     }
-    let header = if Call::of(request).framing == Framing::ConnectStream {
+    let header = if call.framing == Framing::ConnectStream {
         CONNECT_CONTENT_ENCODING
     } else {
         CONTENT_ENCODING
@@ -40,8 +41,14 @@ fn requested_encoding<B>(request: &Request<B>) -> Option<&str> {
 }
 
 /// Returns the error for an encoding outside identity and [`SUPPORTED`].
+#[cfg(any(test, feature = "fuzzing"))]
 pub fn check<B>(request: &Request<B>) -> Option<ConnectError> {
-    let encoding = requested_encoding(request)?;
+    check_call(request, &Call::of(request))
+}
+
+/// [`check`], for a request already classified as `call`.
+fn check_call<B>(request: &Request<B>, call: &Call) -> Option<ConnectError> {
+    let encoding = requested_encoding(request, call)?;
     if encoding.is_empty() || encoding == "identity" || SUPPORTED.contains(&encoding) {
         return None;
     }
@@ -56,8 +63,8 @@ pub fn check<B>(request: &Request<B>) -> Option<ConnectError> {
 
 /// The answer to a Connect request compressed with an encoding outside
 /// identity and [`SUPPORTED`]: `unimplemented`, naming the ones spoken.
-pub fn refusal<B>(request: &Request<B>) -> Option<Response> {
-    let error = check(request)?;
+pub fn refusal<B>(request: &Request<B>, call: &Call) -> Option<Response> {
+    let error = check_call(request, call)?;
     let mut response = error_response(request.headers(), error);
     response
         .headers_mut()

@@ -42,8 +42,7 @@ const BASE64_URL: GeneralPurpose = GeneralPurpose::new(
 /// The request with its JSON message read as the mapping reads it: a GET's
 /// now, a unary POST's body as it is read (the library reads it whole
 /// anyway). Anything else as it came.
-pub fn canonical(request: Request<Body>, max_message_bytes: usize) -> Request<Body> {
-    let call = Call::of(&request);
+pub fn canonical(request: Request<Body>, call: &Call, max_message_bytes: usize) -> Request<Body> {
     let Some(method) = call.method.filter(|method| method.descriptor.is_some()) else {
         return request;
     };
