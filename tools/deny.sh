@@ -20,7 +20,7 @@ fi
 # duplicates only goes down, and a stale exception is struck out.
 strict=(-D unnecessary-skip -D unmatched-skip -D license-exception-not-encountered)
 "$deny" deny --offline check --show-stats "${strict[@]}" bans licenses sources
-if git ls-remote --exit-code https://github.com/rustsec/advisory-db HEAD >/dev/null 2>&1; then
+if timeout 20 git ls-remote --exit-code https://github.com/rustsec/advisory-db HEAD >/dev/null 2>&1; then
   "$deny" deny check advisories
 else
   echo "deny: advisories NOT checked: RustSec's database (github.com/rustsec/advisory-db) cannot be fetched from this machine." >&2
