@@ -531,18 +531,14 @@ impl HeldAttributes {
             if key.len() > TEXT_CHARS {
                 kv.key = Key::from(crate::cut(key.to_owned(), TEXT_CHARS));
             }
-            text_bytes += kv.key.as_str().len();
-            match &kv.value {
-                Value::String(text) if text.as_str().len() <= TEXT_CHARS => {
-                    text_bytes += text.as_str().len();
-                }
-                Value::Bool(_) | Value::I64(_) | Value::F64(_) => {}
-                long => {
-                    let cut = crate::cut(long.to_string(), TEXT_CHARS);
-                    text_bytes += cut.len();
-                    kv.value = Value::String(cut.into());
-                }
+            if !fits(&kv.value) {
+                kv.value = cut_long(&kv.value);
             }
+            text_bytes += kv.key.as_str().len()
+                + match &kv.value {
+                    Value::String(text) => text.as_str().len(),
+                    _ => 0,
+                };
         }
         Self { list, text_bytes }
     }
@@ -557,13 +553,28 @@ impl HeldAttributes {
     }
 }
 
+/// Whether `value` is kept as it is: a text within [`TEXT_CHARS`], or a
+/// number or a flag.
+fn fits(value: &Value) -> bool {
+    match value {
+        Value::String(text) => text.as_str().len() <= TEXT_CHARS,
+        Value::Bool(_) | Value::I64(_) | Value::F64(_) => true,
+        _ => false,
+    }
+}
+
+/// A value that does not [`fits`], as its text, cut.
+fn cut_long(value: &Value) -> Value {
+    Value::String(crate::cut(value.to_string(), TEXT_CHARS).into())
+}
+
 /// A value within [`TEXT_CHARS`]: as it is when it fits (a static or
 /// shared text is not copied), else its text, cut.
 fn cut_value(value: &Value) -> Value {
-    match value {
-        Value::String(text) if text.as_str().len() <= TEXT_CHARS => value.clone(),
-        Value::Bool(_) | Value::I64(_) | Value::F64(_) => value.clone(),
-        long => Value::String(crate::cut(long.to_string(), TEXT_CHARS).into()),
+    if fits(value) {
+        value.clone()
+    } else {
+        cut_long(value)
     }
 }
 
