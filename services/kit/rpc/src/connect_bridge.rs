@@ -27,7 +27,7 @@ use super::{
     connect_errors::{code_name, grpc_message},
     deadline::{BadTimeout, CONNECT_TIMEOUT_MS, grpc_timeout_value, parse_connect_timeout},
     envelope,
-    protocol::{Protocol, content_type, is_connect_streaming},
+    protocol::{CONNECT_CONTENT_ENCODING, Protocol, content_type, is_connect_streaming},
 };
 
 /// Bridges Connect to the gRPC service `grpc`.
@@ -128,7 +128,7 @@ async fn to_grpc(
     }
     if streaming {
         // Connect streaming envelopes are gRPC envelopes.
-        if let Some(encoding) = parts.headers.remove("connect-content-encoding") {
+        if let Some(encoding) = parts.headers.remove(CONNECT_CONTENT_ENCODING) {
             parts.headers.insert("grpc-encoding", encoding);
         }
         return Ok(Request::from_parts(parts, body));

@@ -5,16 +5,16 @@
 
 use axum::response::Response;
 use connectrpc_axum::prelude::{Code, ConnectError};
-use http::{HeaderName, Method, Request, header::CONTENT_ENCODING};
+use http::{Method, Request, header::CONTENT_ENCODING};
 
-use super::{classify::Call, connect_errors::error_response, protocol::Framing};
+use super::{
+    classify::Call,
+    connect_errors::error_response,
+    protocol::{CONNECT_CONTENT_ENCODING, Framing},
+};
 
 /// The encodings the kit decodes, besides identity.
 pub const SUPPORTED: &[&str] = &["gzip"];
-
-/// A Connect stream's encoding header (a name made once, not parsed from
-/// text on every call).
-const CONNECT_CONTENT_ENCODING: HeaderName = HeaderName::from_static("connect-content-encoding");
 
 /// The encoding a Connect request (classified as `call`) says its body is
 /// compressed with.

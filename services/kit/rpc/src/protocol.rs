@@ -8,6 +8,9 @@ pub use shop_kit_wire::{GRPC_MESSAGE, GRPC_STATUS, GRPC_TIMEOUT};
 
 /// Made once: a lookup by a `&str` parses the name again each time.
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// A Connect stream's compression (a unary call's is `content-encoding`).
+pub const CONNECT_CONTENT_ENCODING: HeaderName =
+    HeaderName::from_static("connect-content-encoding");
 
 /// The wire protocol of one RPC.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
