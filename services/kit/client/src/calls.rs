@@ -15,7 +15,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use prost_reflect::DescriptorPool;
+use prost_reflect::{DescriptorPool, MethodDescriptor};
 use shop_kit_policy::{
     HedgingPolicy, Policy, PolicyError, RetryPolicy, RetryThrottling, STATUS_CODES, ServiceConfig,
     ServiceConfigError,
@@ -80,6 +80,21 @@ pub struct MethodCalls {
     pub throttling: Option<RetryThrottling>,
     /// The method answers with one message, not a stream.
     pub one_answer: bool,
+    /// What the contract says of sending a call again, which no policy
+    /// given here overrides (see [`CallPolicies::forcing`]).
+    pub(crate) repeating: Repeating,
+}
+
+/// Whether a call of a method may be sent again once it may have run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum Repeating {
+    /// Not safe (or not known to be: a path of no contract's method).
+    #[default]
+    Never,
+    /// Retried: idempotent, or keyed by an idempotency key.
+    Retried,
+    /// Retried or hedged: free of side effects.
+    Hedged,
 }
 
 impl MethodCalls {
@@ -91,6 +106,7 @@ impl MethodCalls {
             hedging: None,
             throttling: None,
             one_answer: false,
+            repeating: Repeating::Never,
         };
         request
             .extensions()
@@ -98,10 +114,23 @@ impl MethodCalls {
             .map_or(&NOTHING, |calls| calls.as_ref())
     }
 
-    /// Whether `code` sends a hedged call's next copy.
-    pub(super) fn hedged_past(&self, code: Code) -> bool {
+    /// The retry policy, where the contract lets a call be sent again.
+    pub(super) fn retry(&self) -> Option<&Retrying> {
+        self.retry
+            .as_ref()
+            .filter(|_| self.repeating != Repeating::Never)
+    }
+
+    /// The hedging policy, where the contract lets copies run side by side.
+    pub(super) fn hedging(&self) -> Option<&Hedging> {
         self.hedging
             .as_ref()
+            .filter(|_| self.repeating == Repeating::Hedged)
+    }
+
+    /// Whether `code` sends a hedged call's next copy.
+    pub(super) fn hedged_past(&self, code: Code) -> bool {
+        self.hedging()
             .is_some_and(|hedging| hedging.non_fatal.contains(code))
     }
 
@@ -111,18 +140,29 @@ impl MethodCalls {
     pub(super) fn read_whole(&self) -> bool {
         self.one_answer
             && self
-                .retry
-                .as_ref()
+                .retry()
                 .is_some_and(|retry| retry.codes.contains(Code::Unavailable))
     }
 
-    fn of_policy(policy: &Policy, throttling: Option<RetryThrottling>, one_answer: bool) -> Self {
+    fn of_method(
+        method: &MethodDescriptor,
+        policy: &Policy,
+        throttling: Option<RetryThrottling>,
+    ) -> Self {
+        let repeating = if Policy::may_hedge(method) {
+            Repeating::Hedged
+        } else if policy.may_retry(method) {
+            Repeating::Retried
+        } else {
+            Repeating::Never
+        };
         Self {
             timeout: policy.deadline,
             retry: policy.retry.as_ref().map(Retrying::from),
             hedging: policy.hedging.as_ref().map(Hedging::from),
             throttling,
-            one_answer,
+            one_answer: !method.is_server_streaming(),
+            repeating,
         }
     }
 }
@@ -181,8 +221,7 @@ impl CallPolicies {
                     None => Policy::of(&method)?,
                 };
                 let path = format!("/{}/{}", service.full_name(), method.name());
-                let calls =
-                    MethodCalls::of_policy(&policy, throttling, !method.is_server_streaming());
+                let calls = MethodCalls::of_method(&method, &policy, throttling);
                 policies.methods.insert(path, Arc::new(calls));
             }
         }
@@ -193,6 +232,19 @@ impl CallPolicies {
     #[must_use]
     pub fn with(mut self, path: &str, calls: MethodCalls) -> Self {
         self.methods.insert(path.to_owned(), Arc::new(calls));
+        self
+    }
+
+    /// These, each method's calls changed by `force` (its timeout, retry
+    /// or hedging policy), unchecked: to show what the stack does with any
+    /// policy (the conformance suite's runs with retries or hedging on
+    /// for every method). What the contract says of repeating a method
+    /// still holds: a call it does not let be sent again is not.
+    #[must_use]
+    pub fn forcing(mut self, force: impl Fn(&mut MethodCalls)) -> Self {
+        for calls in self.methods.values_mut() {
+            force(Arc::make_mut(calls));
+        }
         self
     }
 

@@ -16,14 +16,25 @@ use std::{
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
-use http_body::{Frame, SizeHint};
+use http_body::{Body as _, Frame, SizeHint};
 use metrics::Histogram;
 use opentelemetry::trace::FutureExt as _;
 use shop_kit_wire::{Deadline, GRPC_STATUS, GRPC_TIMEOUT};
+
+/// What a call offers to read its answer in.
+const GRPC_ACCEPT_ENCODING: http::HeaderName =
+    http::HeaderName::from_static("grpc-accept-encoding");
 use tonic::Code;
 use tower::Service;
 
-use super::{connection::Connection, endpoint::Outcome, status::BoxError};
+use super::{
+    calls::MethodCalls,
+    connection::Connection,
+    deadline::Unsent,
+    endpoint::Outcome,
+    one_answer::{self, Envelopes},
+    status::{self, BoxError},
+};
 use shop_kit_observe::{
     metrics::kept,
     traces::{self, RpcTrace},
@@ -144,8 +155,11 @@ impl Channel {
 
     pub(super) fn call(&mut self, mut request: Request, outcome: Outcome) -> ChannelFuture {
         let deadline = request.extensions().get::<Deadline>().copied();
-        // What is left of the call's deadline, as this attempt leaves.
-        if let Some(deadline) = deadline {
+        // What is left of the call's deadline, as this attempt leaves (if
+        // one was chosen: see `deadline`).
+        if let Some(deadline) = deadline
+            && request.extensions().get::<Unsent>().is_none()
+        {
             request
                 .headers_mut()
                 .insert(GRPC_TIMEOUT, deadline.grpc_timeout());
@@ -153,6 +167,8 @@ impl Channel {
         let deadline = deadline.map(|deadline| deadline.0);
         // RPCs are POSTs; a plain GET through the channel (a JWK set) is no RPC.
         let rpc = request.method() == http::Method::POST;
+        let one_answer = rpc && MethodCalls::of_request(&request).one_answer;
+        let offered = request.headers().get(GRPC_ACCEPT_ENCODING).cloned();
         let series = rpc.then(|| MethodSeries::of(request.uri().path()));
         let trace = if rpc && traces::enabled() {
             let path = request.uri().path().to_owned();
@@ -179,12 +195,29 @@ impl Channel {
                     return Err(error);
                 }
             };
-            let (parts, body) = response.into_parts();
-            // A failure with no message has its status in the headers.
-            if let Some(code) = super::status::head_code(parts.status, &parts.headers) {
-                if code == Code::ResourceExhausted
-                    && super::status::refused_unprocessed(&parts.headers)
+            let (mut parts, body) = response.into_parts();
+            if rpc {
+                if let Some(refused) = status::unreadable_encoding(&parts.headers, offered.as_ref())
                 {
+                    call.finish(refused.code());
+                    return Ok(status::answer(refused));
+                }
+                // A head with a body to come is no trailers-only answer:
+                // a status in it is not the call's (gRPC's rule).
+                if parts.status == http::StatusCode::OK && !body.is_end_stream() {
+                    for name in status::STATUS_HEADERS {
+                        parts.headers.remove(name);
+                    }
+                }
+            }
+            // A failure with no message has its status in the headers.
+            if let Some(code) = status::head_code(parts.status, &parts.headers) {
+                if code == Code::Ok && one_answer {
+                    let broken = one_answer::broken("no message");
+                    call.finish(broken.code());
+                    return Ok(status::answer(broken));
+                }
+                if code == Code::ResourceExhausted && status::refused_unprocessed(&parts.headers) {
                     call.outcome.refused_unprocessed();
                 }
                 call.finish(code);
@@ -193,6 +226,9 @@ impl Channel {
             let body = CallBody {
                 inner: body,
                 call: Some(call),
+                envelopes: one_answer.then(Envelopes::default),
+                cut: None,
+                ended: false,
             };
             Ok(Response::from_parts(parts, tonic::body::Body::new(body)))
         };
@@ -205,11 +241,17 @@ impl Channel {
 
 pin_project_lite::pin_project! {
     /// A response body that finishes its call with the code of its
-    /// trailers (or `canceled` if dropped before them).
+    /// trailers (or `canceled` if dropped before them); for a method of
+    /// one answer, cut at a second message (see `one_answer`).
     struct CallBody {
         #[pin]
         inner: tonic::body::Body,
         call: Option<ClientCall>,
+        // The messages passed, for a method of one answer.
+        envelopes: Option<Envelopes>,
+        // The trailers that end an answer cut short, still to give.
+        cut: Option<http::HeaderMap>,
+        ended: bool,
     }
 
     impl PinnedDrop for CallBody {
@@ -229,8 +271,18 @@ impl http_body::Body for CallBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        let this = self.project();
-        let polled = this.inner.poll_frame(cx);
+        let mut this = self.project();
+        let polled = if let Some(trailers) = this.cut.take() {
+            Poll::Ready(Some(Ok(Frame::trailers(trailers))))
+        } else if *this.ended {
+            Poll::Ready(None)
+        } else {
+            let polled = this.inner.as_mut().poll_frame(cx);
+            match this.envelopes.as_mut() {
+                Some(envelopes) => counted(polled, envelopes, this.cut, this.ended),
+                None => polled,
+            }
+        };
         let code = match &polled {
             Poll::Ready(Some(Ok(frame))) => frame.trailers_ref().map(|trailers| {
                 trailers
@@ -259,10 +311,51 @@ impl http_body::Body for CallBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.cut.is_none() && (self.ended || self.inner.is_end_stream())
     }
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
     }
+}
+
+/// `polled`, from the body of a method of one answer: cut where a second
+/// message begins (its bytes before given, `cut` the trailers that end it),
+/// and an `ok` end after no message made `unimplemented`.
+fn counted(
+    polled: Poll<Option<Result<Frame<Bytes>, tonic::Status>>>,
+    envelopes: &mut Envelopes,
+    cut: &mut Option<http::HeaderMap>,
+    ended: &mut bool,
+) -> Poll<Option<Result<Frame<Bytes>, tonic::Status>>> {
+    let Poll::Ready(Some(Ok(frame))) = polled else {
+        return polled;
+    };
+    let frame = match frame.into_data() {
+        Ok(data) => {
+            let Some(at) = envelopes.pass(&data) else {
+                return Poll::Ready(Some(Ok(Frame::data(data))));
+            };
+            *ended = true;
+            let trailers = status::trailers(&one_answer::broken("more than one message"));
+            if at == 0 {
+                Frame::trailers(trailers)
+            } else {
+                *cut = Some(trailers);
+                Frame::data(data.slice(..at))
+            }
+        }
+        Err(frame) => match frame.into_trailers() {
+            Ok(trailers)
+                if envelopes.count() == 0
+                    && trailers.get(&GRPC_STATUS).is_some_and(|code| code == "0") =>
+            {
+                *ended = true;
+                Frame::trailers(status::trailers(&one_answer::broken("no message")))
+            }
+            Ok(trailers) => Frame::trailers(trailers),
+            Err(frame) => frame,
+        },
+    };
+    Poll::Ready(Some(Ok(frame)))
 }

@@ -111,12 +111,16 @@ pub(super) trait Observer: Send + Sync + 'static {
     fn call_ended(&self, code: Code);
 }
 
-/// How connections to a peer's endpoints are made.
+/// How a peer's endpoints are reached and watched.
 #[derive(Clone, Debug)]
-pub(super) struct ChannelSettings {
+pub(super) struct EndpointSettings {
     pub(super) connect_timeout: Duration,
     /// TLS for the endpoints whose scheme is https.
     pub(super) tls: Option<ClientTls>,
+    /// Whether each endpoint's `grpc.health.v1.Health` is watched; if not,
+    /// it serves as far as this client knows, its breaker alone taking it
+    /// out (`PeerPolicy::health_checks`).
+    pub(super) health_checks: bool,
 }
 
 /// Why an endpoint could not be set up.
@@ -149,6 +153,9 @@ pub(super) struct Endpoint {
     pub(super) stop: CancellationToken,
     pub(super) calls: metrics::Counter,
     observer: Arc<dyn Observer>,
+    /// Whether a health check says when it serves again (else it always
+    /// does, as far as this client knows).
+    health_checks: bool,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -165,7 +172,7 @@ impl Endpoint {
     /// An endpoint at `address`, its health watched until `stop`.
     pub(super) fn start(
         address: Address,
-        settings: &ChannelSettings,
+        settings: &EndpointSettings,
         breaker: Breaker,
         calls: metrics::Counter,
         observer: Arc<dyn Observer>,
@@ -189,16 +196,23 @@ impl Endpoint {
             in_flight: AtomicUsize::new(0),
             avoid_until: AtomicU64::new(0),
             born: Instant::now(),
-            health: AtomicU8::new(Health::Probing as u8),
-            served: AtomicBool::new(false),
+            health: AtomicU8::new(if settings.health_checks {
+                Health::Probing
+            } else {
+                Health::Serving
+            } as u8),
+            served: AtomicBool::new(!settings.health_checks),
             breaker,
             suspect: Notify::new(),
             ready: AtomicWaker::new(),
             stop,
             calls,
             observer,
+            health_checks: settings.health_checks,
         });
-        tokio::spawn(endpoint.clone().watch_health());
+        if settings.health_checks {
+            tokio::spawn(endpoint.clone().watch_health());
+        }
         Ok(endpoint)
     }
 
@@ -287,7 +301,8 @@ impl Endpoint {
             self.observer.breaker_changed(self, open);
             self.ready.wake();
         }
-        if matches!(code, Code::Unavailable | Code::DeadlineExceeded)
+        if self.health_checks
+            && matches!(code, Code::Unavailable | Code::DeadlineExceeded)
             && self.set_health(Health::Serving, Health::Probing)
         {
             self.suspect.notify_one();
@@ -349,7 +364,12 @@ impl Endpoint {
                                     self.set(Health::of(answer.status()));
                                 }
                                 // Ended (the server shut down) or broken.
-                                Ok(None) | Err(_) => break,
+                                Ok(None) => break,
+                                Err(status) => {
+                                    tracing::debug!(endpoint = %self.addr(), code = ?status.code(),
+                                        message = status.message(), "health watch ended");
+                                    break;
+                                }
                             },
                             () = self.suspect.notified() => {
                                 let now = Self::check(&mut health).await;
@@ -370,7 +390,12 @@ impl Endpoint {
                         () = self.suspect.notified() => continue,
                     }
                 }
-                Ok(Err(_)) | Err(_) => self.set(Health::Down),
+                Ok(Err(status)) => {
+                    tracing::debug!(endpoint = %self.addr(), code = ?status.code(),
+                        message = status.message(), "health watch refused");
+                    self.set(Health::Down);
+                }
+                Err(_) => self.set(Health::Down),
             }
             failures = failures.saturating_add(1);
             let backoff = if self.has_served() {

@@ -24,7 +24,7 @@ use tower::discover::Change;
 
 use super::{
     breaker::Breaker,
-    endpoint::{ChannelSettings, Endpoint, Health, Observer},
+    endpoint::{Endpoint, EndpointSettings, Health, Observer},
     endpoint_service::EndpointService,
     resolve::Address,
 };
@@ -240,7 +240,7 @@ impl Observer for Shared {
 /// by.
 pub(super) struct EndpointSet {
     pub(super) shared: Arc<Shared>,
-    settings: ChannelSettings,
+    settings: EndpointSettings,
     breaker: BreakerPolicy,
     stop: CancellationToken,
     changes: mpsc::UnboundedSender<Change<SocketAddr, EndpointService>>,
@@ -250,7 +250,7 @@ impl EndpointSet {
     /// An empty set, and what its balancer discovers it by.
     pub(super) fn new(
         downstream: &str,
-        settings: ChannelSettings,
+        settings: EndpointSettings,
         breaker: BreakerPolicy,
         stop: CancellationToken,
     ) -> (Self, Discovered) {

@@ -70,7 +70,7 @@ where
 
     fn call(&mut self, request: Request) -> Self::Future {
         // Not hedged, or nowhere else to send a copy: sent as it is.
-        let hedging = match &MethodCalls::of_request(&request).hedging {
+        let hedging = match MethodCalls::of_request(&request).hedging() {
             Some(hedging) if self.endpoints.elsewhere(Instant::now()) => hedging.clone(),
             _ => {
                 return Either::Left(self.inner.call(request));

@@ -23,6 +23,7 @@ mod endpoint_service;
 mod endpoints;
 mod hedge;
 mod intake;
+mod one_answer;
 mod policy;
 mod read_whole;
 mod renewable;
@@ -53,7 +54,7 @@ pub use backoff::Backoff;
 pub use bearer::Credentials;
 pub use calls::{CallPolicies, Calls, CallsError, Codes, Hedging, MethodCalls, Retrying};
 pub use channel::CLIENT_CALL_DURATION;
-use endpoint::ChannelSettings;
+use endpoint::EndpointSettings;
 use endpoints::{BreakerPolicy, Discovered, EndpointSet};
 pub use policy::PeerPolicy;
 pub use renewable::Renewable;
@@ -177,9 +178,10 @@ impl Peer {
         let stop = CancellationToken::new();
         let (set, discovered) = EndpointSet::new(
             name,
-            ChannelSettings {
+            EndpointSettings {
                 connect_timeout: policy.connect_timeout,
                 tls,
+                health_checks: policy.health_checks,
             },
             BreakerPolicy {
                 threshold: policy.breaker_threshold,

@@ -35,6 +35,13 @@ pub struct PeerPolicy {
     pub resolve_patience: Duration,
     /// The largest request body the stack holds (to send it again).
     pub max_request_bytes: usize,
+    /// Whether each endpoint's `grpc.health.v1.Health` is watched (a peer
+    /// without one, answering `unimplemented`, is judged by its calls).
+    /// Off: every endpoint serves as far as this client knows, and only
+    /// its breaker takes it out; for a peer whose health service refuses
+    /// this client (the conformance suite's reference server asks every
+    /// request for its test case's name).
+    pub health_checks: bool,
 }
 
 impl Default for PeerPolicy {
@@ -51,6 +58,7 @@ impl Default for PeerPolicy {
             connect_timeout: Duration::from_secs(1),
             resolve_patience: Duration::from_secs(30),
             max_request_bytes: 4 * 1024 * 1024,
+            health_checks: true,
         }
     }
 }

@@ -69,7 +69,7 @@ impl tower::retry::Policy<Request, Response, BoxError> for Retries {
         result: &mut Result<Response, BoxError>,
     ) -> Option<Self::Future> {
         let calls = MethodCalls::of_request(request);
-        let retryable = |code| calls.retry.as_ref().is_some_and(|r| r.codes.contains(code));
+        let retryable = |code| calls.retry().is_some_and(|r| r.codes.contains(code));
         let again = match result {
             Ok(response) => {
                 let first = self.attempts == 1;
@@ -104,13 +104,13 @@ impl tower::retry::Policy<Request, Response, BoxError> for Retries {
             Err(_) if retryable(Code::Unavailable) => Again::Policy,
             Err(_) => return None,
         };
-        let (most, backoff) = match (&again, &calls.retry) {
+        let (most, backoff) = match (&again, calls.retry()) {
             (Again::Policy, Some(retry)) => (retry.max_attempts, retry.backoff),
             (_, retry) => (
-                retry.as_ref().map_or(TRANSPARENT_ATTEMPTS, |r| {
+                retry.map_or(TRANSPARENT_ATTEMPTS, |r| {
                     r.max_attempts.max(TRANSPARENT_ATTEMPTS)
                 }),
-                retry.as_ref().map_or(TRANSPARENT_BACKOFF, |r| r.backoff),
+                retry.map_or(TRANSPARENT_BACKOFF, |r| r.backoff),
             ),
         };
         if self.attempts >= most || !self.budget.withdraw(calls.throttling) {

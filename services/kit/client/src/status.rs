@@ -33,6 +33,40 @@ pub(super) fn answer(status: Status) -> Response {
     status.into_http()
 }
 
+/// `status` as the trailers that end an answer.
+pub(super) fn trailers(status: &Status) -> http::HeaderMap {
+    let mut trailers = http::HeaderMap::new();
+    if status.add_header(&mut trailers).is_err() {
+        trailers.insert(GRPC_STATUS, http::HeaderValue::from(status.code() as i32));
+    }
+    trailers
+}
+
+/// The headers that say a call's status: in a head, only that of a
+/// trailers-only answer (one whose head ends the stream) counts.
+pub(super) const STATUS_HEADERS: [&str; 3] =
+    ["grpc-status", "grpc-message", "grpc-status-details-bin"];
+
+/// An answer compressed in an encoding the call did not offer to read
+/// (`grpc-accept-encoding`): `internal` (gRPC's rule for a client; tonic
+/// would say `unimplemented`, a server's code for it).
+pub(super) fn unreadable_encoding(
+    answer: &http::HeaderMap,
+    offered: Option<&http::HeaderValue>,
+) -> Option<Status> {
+    let encoding = answer.get("grpc-encoding")?.to_str().unwrap_or("?");
+    let offered = |name: &str| {
+        offered
+            .and_then(|list| list.to_str().ok())
+            .is_some_and(|list| list.split(',').any(|e| e.trim() == name))
+    };
+    (encoding != "identity" && !offered(encoding)).then(|| {
+        Status::internal(format!(
+            "the answer is compressed with {encoding:?}, which the call did not accept"
+        ))
+    })
+}
+
 /// A failure without a call: no endpoint serving, every breaker open, or
 /// the bulkhead full.
 pub(super) fn not_sent(code: Code, message: String) -> Status {

@@ -183,6 +183,7 @@ impl Replica {
                     // The test proto's methods (see `probe`).
                     .route("/probe.v1.Probe/Flaky", get(flaky))
                     .route("/probe.v1.Probe/Wait", get(slow))
+                    .route("/probe.v1.Probe/Down", get(down))
                     .with_state(state);
                 // The same, at paths no retry policy names.
                 let routes = routes.clone().nest("/once", routes);
@@ -255,6 +256,8 @@ fn retried(max_attempts: u32) -> CallPolicies {
             codes: Codes::of(&["UNAVAILABLE".to_owned(), "RESOURCE_EXHAUSTED".to_owned()]),
         }),
         one_answer: true,
+        // As a contract's idempotent method.
+        repeating: calls::Repeating::Retried,
         ..MethodCalls::default()
     };
     [
@@ -1417,4 +1420,235 @@ async fn a_call_carries_its_contexts_deadline_and_with_none_left_is_never_sent()
     assert_eq!(refused.code(), Code::DeadlineExceeded, "{refused:?}");
     assert!(was_not_sent(&refused), "{refused:?}");
     assert_eq!(replica.hits(), hits, "nothing was sent");
+}
+
+/// A server like the conformance suite's reference server: its health
+/// service refuses (`invalid_argument`, no test case named), `/whoami`
+/// answers, `/down` answers `unavailable`.
+async fn refusing_health_checks() -> SocketAddr {
+    async fn refuse() -> axum::response::Response {
+        Status::invalid_argument("missing x-test-case-name header").into_http()
+    }
+    async fn unavailable() -> axum::response::Response {
+        Status::unavailable("not now").into_http()
+    }
+    let router = Router::new()
+        .route("/grpc.health.v1.Health/Watch", axum::routing::post(refuse))
+        .route("/grpc.health.v1.Health/Check", axum::routing::post(refuse))
+        .route("/whoami", get(|| async { "refusing" }))
+        .route("/down", get(unavailable));
+    // At the paths no retry policy names too (`Retry::Never`).
+    let router = router.clone().nest("/once", router);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    addr
+}
+
+#[tokio::test]
+async fn with_health_checks_off_a_peer_whose_health_service_refuses_is_called() {
+    let addr = refusing_health_checks().await;
+    let watched = Peer::at("test", addr, policy());
+    every_endpoint(&watched, "down").await;
+    let refused = ask(&watched, Retry::Never, "/whoami")
+        .await
+        .expect_err("not serving, as its health service says");
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+
+    let unwatched = Peer::at(
+        "test",
+        addr,
+        PeerPolicy {
+            health_checks: false,
+            ..policy()
+        },
+    );
+    assert_eq!(health_of(&unwatched, addr), "serving");
+    assert_eq!(
+        ask(&unwatched, Retry::Never, "/whoami")
+            .await
+            .expect("called"),
+        "refusing"
+    );
+    // An `unavailable` answer asks no health check: it stays in rotation
+    // (until its breaker opens, at 3 in a row here).
+    for _ in 0..2 {
+        let answered = ask(&unwatched, Retry::Never, "/down")
+            .await
+            .expect_err("unavailable");
+        assert_eq!(answered.code(), Code::Unavailable);
+    }
+    assert_eq!(health_of(&unwatched, addr), "serving");
+    assert_eq!(
+        ask(&unwatched, Retry::Never, "/whoami")
+            .await
+            .expect("called"),
+        "refusing"
+    );
+}
+
+/// Quick retries on `unavailable`, up to 5 attempts.
+fn quick_retries() -> Retrying {
+    Retrying {
+        max_attempts: 5,
+        backoff: Backoff::new(Duration::from_millis(5), Duration::from_millis(20)),
+        codes: Codes::of(&["UNAVAILABLE".to_owned()]),
+    }
+}
+
+/// Every method of the test proto with retries (`retry`) or hedging
+/// forced on, whatever its contract says, on two replicas.
+fn forced(a: &Replica, b: &Replica, methods: &str, retry: Option<Retrying>) -> Peer {
+    let hedge = retry.is_none();
+    let proto = format!(
+        "syntax = \"proto3\";\npackage probe.v1;\n\
+         message Request {{}}\nmessage Response {{}}\n\
+         service Probe {{ {methods} }}\n"
+    );
+    let set = shop_kit_policy::testing::descriptor_set("probe/v1/probe.proto", &proto);
+    let contract = shop_kit_policy::descriptors(&set).expect("descriptors");
+    let policies = CallPolicies::of_contract(&contract, None)
+        .expect("policies")
+        .forcing(|calls| {
+            if hedge {
+                calls.hedging = Some(Hedging {
+                    max_attempts: 3,
+                    delay: Duration::from_millis(10),
+                    non_fatal: Codes::of(&["UNAVAILABLE".to_owned()]),
+                });
+            } else {
+                calls.retry.clone_from(&retry);
+            }
+        });
+    let endpoints = [a.addr, b.addr].into_iter().map(|addr| resolve::Address {
+        addr,
+        scheme: target::Scheme::Http,
+        authority: addr.to_string(),
+    });
+    let policy = PeerPolicy {
+        calls: Calls::fixed(policies),
+        ..policy()
+    };
+    Peer::with_addresses("test-forced", &endpoints.collect(), policy, None)
+}
+
+#[tokio::test]
+async fn a_method_the_contract_does_not_let_repeat_is_sent_once_whatever_policy_is_forced() {
+    for hedge in [false, true] {
+        for (options, repeated) in [("", false), (READ, true)] {
+            let a = Replica::start("a", "127.0.0.1:0".parse().expect("addr"));
+            let b = Replica::start("b", "127.0.0.1:0".parse().expect("addr"));
+            let peer = forced(
+                &a,
+                &b,
+                &format!("rpc Flaky(Request) returns (Response) {{ {options} }}"),
+                (!hedge).then(quick_retries),
+            );
+            every_endpoint(&peer, "serving").await;
+            // Each replica answers its first call unavailable.
+            let answer = ask(&peer, Retry::Safe, "/probe.v1.Probe/Flaky").await;
+            let sent = a.hits() + b.hits();
+            let case = format!("hedging {hedge}, {options:?}: {answer:?}");
+            if repeated {
+                assert!(answer.is_ok(), "{case}");
+                assert!(sent >= 2, "sent again: {case}");
+            } else {
+                assert_eq!(
+                    answer.expect_err("once").code(),
+                    Code::Unavailable,
+                    "{case}"
+                );
+                assert_eq!(sent, 1, "never sent twice: {case}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn retries_never_stretch_the_callers_deadline() {
+    let a = Replica::start("a", "127.0.0.1:0".parse().expect("addr"));
+    let b = Replica::start("b", "127.0.0.1:0".parse().expect("addr"));
+    a.failing.store(true, Ordering::SeqCst);
+    b.failing.store(true, Ordering::SeqCst);
+    // Slow retries of many attempts, forced on a method that may repeat.
+    let patient = Retrying {
+        max_attempts: 10,
+        backoff: Backoff::new(Duration::from_millis(40), Duration::from_millis(80)),
+        codes: Codes::of(&["UNAVAILABLE".to_owned()]),
+    };
+    let peer = forced(
+        &a,
+        &b,
+        &format!("rpc Down(Request) returns (Response) {{ {READ} }}"),
+        Some(patient),
+    );
+    every_endpoint(&peer, "serving").await;
+    let asked = Duration::from_millis(150);
+    let started = Instant::now();
+    let failed = ask_within(&peer, Retry::Safe, "/probe.v1.Probe/Down", Some(asked))
+        .await
+        .expect_err("every replica failing");
+    let took = started.elapsed();
+    assert!(
+        matches!(failed.code(), Code::Unavailable | Code::DeadlineExceeded),
+        "{failed:?}"
+    );
+    assert!(a.hits() + b.hits() >= 2, "retried");
+    // No retry is begun that its backoff would carry past the deadline:
+    // within it, and a little for a busy machine.
+    assert!(took < asked + Duration::from_millis(50), "{took:?}");
+}
+
+#[tokio::test]
+async fn an_answer_that_stalls_after_its_head_ends_at_the_deadline() {
+    use futures::StreamExt as _;
+    async fn stall() -> axum::response::Response {
+        let first = futures::stream::once(async {
+            Ok::<_, std::convert::Infallible>(bytes::Bytes::from_static(b"begun"))
+        });
+        let body = axum::body::Body::from_stream(first.chain(futures::stream::pending()));
+        axum::response::Response::new(body)
+    }
+    let router = Router::new().route("/stall", get(stall));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let peer = Peer::at(
+        "test-stall",
+        addr,
+        PeerPolicy {
+            health_checks: false,
+            ..policy()
+        },
+    );
+    let mut request = http::Request::get("http://peer/stall")
+        .body(tonic::body::Body::default())
+        .expect("request");
+    request
+        .headers_mut()
+        .insert("grpc-timeout", "100m".parse().expect("header"));
+    let started = Instant::now();
+    let response = peer.clone().oneshot(request).await.expect("a head");
+    let answer = tokio::time::timeout(
+        Duration::from_secs(5),
+        http_body_util::BodyExt::collect(response.into_body()),
+    )
+    .await
+    .expect("not waited for past the deadline")
+    .expect("ended, not broken");
+    let trailers = answer.trailers().cloned().unwrap_or_default();
+    assert_eq!(
+        trailers.get("grpc-status").map(|v| v.as_bytes()),
+        Some(&b"4"[..]),
+        "deadline_exceeded: {trailers:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
 }

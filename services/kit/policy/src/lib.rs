@@ -217,9 +217,22 @@ impl Policy {
         }
     }
 
+    /// Whether a call of `method` may be sent again after it may have run:
+    /// it is marked idempotent (or free of side effects), or its requests
+    /// carry an idempotency key.
+    pub fn may_retry(&self, method: &MethodDescriptor) -> bool {
+        read::idempotency_level(method) != read::Idempotency::Unknown
+            || self.idempotency_key_field.is_some()
+    }
+
+    /// Whether copies of a call of `method` may run side by side: it has
+    /// no side effects.
+    pub fn may_hedge(method: &MethodDescriptor) -> bool {
+        read::idempotency_level(method) == read::Idempotency::NoSideEffects
+    }
+
     fn check(&self, method: &MethodDescriptor) -> Result<(), PolicyError> {
         let name = || method.full_name().to_owned();
-        let level = read::idempotency_level(method);
         let request = method.input();
         let is_string = |field: &str| {
             request
@@ -252,13 +265,10 @@ impl Policy {
         if self.retry.is_some() && self.hedging.is_some() {
             return Err(PolicyError::RetryAndHedging { method: name() });
         }
-        if self.retry.is_some()
-            && level == read::Idempotency::Unknown
-            && self.idempotency_key_field.is_none()
-        {
+        if self.retry.is_some() && !self.may_retry(method) {
             return Err(PolicyError::RetryNotSafe { method: name() });
         }
-        if self.hedging.is_some() && level != read::Idempotency::NoSideEffects {
+        if self.hedging.is_some() && !Self::may_hedge(method) {
             return Err(PolicyError::HedgingNotRead { method: name() });
         }
         Ok(())
