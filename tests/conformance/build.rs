@@ -24,10 +24,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .as_str()
         .ok_or("go mod download printed no Dir")?;
     let proto_root = PathBuf::from(dir).join("proto");
-    let protos: Vec<PathBuf> = ["config.proto", "service.proto", "server_compat.proto"]
-        .iter()
-        .map(|file| proto_root.join("connectrpc/conformance/v1").join(file))
-        .collect();
+    let protos: Vec<PathBuf> = [
+        "config.proto",
+        "service.proto",
+        "server_compat.proto",
+        "client_compat.proto",
+    ]
+    .iter()
+    .map(|file| proto_root.join("connectrpc/conformance/v1").join(file))
+    .collect();
 
     let protoc = protoc_bin_vendored::protoc_bin_path()?;
     // SAFETY: single-threaded build script; nothing else touches the env.

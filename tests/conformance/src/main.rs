@@ -4,52 +4,23 @@
 //! through the same `shop_kit::RpcServer` assembly every shop service uses,
 //! until SIGTERM. Logs go to stderr.
 
-mod any;
 mod service;
 
-use std::{
-    io::{Read, Write},
-    path::{Path, PathBuf},
-};
+use std::path::{Path, PathBuf};
 
-use prost::Message;
+use shop_conformance::{DESCRIPTORS, any, conformance, frames};
 use shop_kit::{
     HttpConfig, Readiness, RpcServer, Shutdown,
     rpc::config::DEFAULT_MAX_REQUEST_BYTES,
     tls::{DevCa, ServerTlsConfig},
 };
 
-#[allow(clippy::all, clippy::pedantic, dead_code)]
-mod pb {
-    include!(concat!(env!("OUT_DIR"), "/conformance.rs"));
-}
-
-use pb::connectrpc::conformance::v1 as conformance;
-
-/// The suite's descriptors, for reflection and the gRPC JSON codec.
-const DESCRIPTORS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/conformance_descriptor.bin"));
-
 fn read_request() -> Result<conformance::ServerCompatRequest, Box<dyn std::error::Error>> {
-    let mut stdin = std::io::stdin().lock();
-    let mut length = [0u8; 4];
-    stdin.read_exact(&mut length)?;
-    let mut message = vec![0u8; u32::from_be_bytes(length) as usize];
-    stdin.read_exact(&mut message)?;
-    Ok(conformance::ServerCompatRequest::decode(
-        message.as_slice(),
-    )?)
+    frames::read(std::io::stdin().lock())?.ok_or_else(|| "no ServerCompatRequest on stdin".into())
 }
 
 fn write_response(response: &conformance::ServerCompatResponse) -> std::io::Result<()> {
-    let message = response.encode_to_vec();
-    let mut stdout = std::io::stdout().lock();
-    stdout.write_all(
-        &u32::try_from(message.len())
-            .unwrap_or(u32::MAX)
-            .to_be_bytes(),
-    )?;
-    stdout.write_all(&message)?;
-    stdout.flush()
+    frames::write(response, std::io::stdout().lock())
 }
 
 /// With `use_tls`, the kit's TLS flags as an operator would give them: the
