@@ -116,9 +116,13 @@ new-service NAME: tools
 new-service-check NAME="reviews":
     tests/new-service/run.sh {{NAME}}
 
-# The official Connect conformance suite against the kit (needs Go); one config or all
+# The official Connect conformance suite against the kit's server (needs Go); one config or all
 conformance *CONFIGS:
     tests/conformance/run.sh {{CONFIGS}}
+
+# The same suite in client mode against the kit's client stack (needs Go): plain, then with retries and hedging forced on for every method; one run or all (docs/conformance.md)
+conformance-client *RUNS:
+    tests/conformance/run.sh --client {{RUNS}}
 
 # Benchmarks: our stack against bare axum, tonic, connect-rust, connect-go, connect-node, then the launched shop, then TLS beside h2c; rewrites docs/benchmarks.md (`just bench tls` runs only the TLS suite; `just bench --help`)
 bench *ARGS:
@@ -174,8 +178,8 @@ prometheus-rule:
 fuzz SECONDS="60" *TARGETS:
     services/kit/fuzz/run.sh {{SECONDS}} {{TARGETS}}
 
-# What CI runs: tests (SQLite, PostgreSQL, NATS, behind nginx, the web app's), lint, buf breaking, the OpenAPI document's freshness, interop, schemathesis, e2e, conformance, the trace tests against Jaeger, the alert rules' tests, bench smoke, 30 s of chaos, a second of each overload level, 2 s of each hedging case, replicas restarted and killed, 20 s of soak with PostgreSQL frozen twice, the Kubernetes manifests, the image, 5 s of fuzzing a target
-ci: test test-postgres test-nats edge web-test lint deny breaking openapi-check interop new-service-check schemathesis e2e conformance trace-test observe-rules bench-smoke bench-tracing (bench "orders" "--profile" "production" "--smoke") (chaos "--duration" "30") (overload "--seconds" "1" "--levels" "1,2") (hedging "--seconds" "2" "--strict") (replicas "--warm-up-secs" "5" "--between-secs" "1" "--customers" "6") (soak "20s" "--peak-secs" "3" "--freeze-database" "8s,250ms") kubernetes image (fuzz "5")
+# What CI runs: tests (SQLite, PostgreSQL, NATS, behind nginx, the web app's), lint, buf breaking, the OpenAPI document's freshness, interop, schemathesis, e2e, conformance (server and client), the trace tests against Jaeger, the alert rules' tests, bench smoke, 30 s of chaos, a second of each overload level, 2 s of each hedging case, replicas restarted and killed, 20 s of soak with PostgreSQL frozen twice, the Kubernetes manifests, the image, 5 s of fuzzing a target
+ci: test test-postgres test-nats edge web-test lint deny breaking openapi-check interop new-service-check schemathesis e2e conformance conformance-client trace-test observe-rules bench-smoke bench-tracing (bench "orders" "--profile" "production" "--smoke") (chaos "--duration" "30") (overload "--seconds" "1" "--levels" "1,2") (hedging "--seconds" "2" "--strict") (replicas "--warm-up-secs" "5" "--between-secs" "1" "--customers" "6") (soak "20s" "--peak-secs" "3" "--freeze-database" "8s,250ms") kubernetes image (fuzz "5")
 
 # Install the npm tools the recipes use (buf, connect-node, protoc-gen-es)
 tools:
