@@ -19,11 +19,7 @@ use futures::future::BoxFuture;
 use http_body::{Body as _, Frame, SizeHint};
 use metrics::Histogram;
 use opentelemetry::trace::FutureExt as _;
-use shop_kit_wire::{Deadline, GRPC_STATUS, GRPC_TIMEOUT};
-
-/// What a call offers to read its answer in.
-const GRPC_ACCEPT_ENCODING: http::HeaderName =
-    http::HeaderName::from_static("grpc-accept-encoding");
+use shop_kit_wire::{Deadline, GRPC_ACCEPT_ENCODING, GRPC_STATUS, GRPC_TIMEOUT};
 use tonic::Code;
 use tower::Service;
 

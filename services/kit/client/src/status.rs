@@ -3,7 +3,7 @@
 //! stack makes itself: a gRPC status as a trailers-only response, which
 //! every tonic client reads as that status, metadata included.
 
-use shop_kit_wire::{GRPC_STATUS, NOT_PROCESSED};
+use shop_kit_wire::{GRPC_ENCODING, GRPC_STATUS, NOT_PROCESSED};
 use tonic::{Code, Status};
 
 /// Marks the answer to a call that was never sent.
@@ -54,7 +54,7 @@ pub(super) fn unreadable_encoding(
     answer: &http::HeaderMap,
     offered: Option<&http::HeaderValue>,
 ) -> Option<Status> {
-    let encoding = answer.get("grpc-encoding")?.to_str().unwrap_or("?");
+    let encoding = answer.get(&GRPC_ENCODING)?.to_str().unwrap_or("?");
     let offered = |name: &str| {
         offered
             .and_then(|list| list.to_str().ok())
@@ -142,5 +142,40 @@ pub(super) fn head_code(status: http::StatusCode, headers: &http::HeaderMap) -> 
         404 => Some(Code::Unimplemented),
         429 | 502..=504 => Some(Code::Unavailable),
         _ => Some(Code::Unknown),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(encoding: Option<&'static str>) -> http::HeaderMap {
+        let mut headers = http::HeaderMap::new();
+        if let Some(encoding) = encoding {
+            headers.insert(GRPC_ENCODING, http::HeaderValue::from_static(encoding));
+        }
+        headers
+    }
+
+    #[test]
+    fn an_answer_is_read_in_identity_or_an_encoding_the_call_offered() {
+        let offered = http::HeaderValue::from_static("identity, gzip");
+        for (answer, offered, readable) in [
+            (None, None, true),
+            (Some("identity"), None, true),
+            (Some("gzip"), Some(&offered), true),
+            (Some("gzip"), None, false),
+            (Some("br"), Some(&offered), false),
+        ] {
+            let refused = unreadable_encoding(&head(answer), offered);
+            assert_eq!(
+                refused.is_none(),
+                readable,
+                "{answer:?} offered {offered:?}"
+            );
+            if let Some(refused) = refused {
+                assert_eq!(refused.code(), Code::Internal);
+            }
+        }
     }
 }

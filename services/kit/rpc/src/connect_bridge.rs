@@ -21,6 +21,7 @@ use futures::future::BoxFuture;
 use http::{HeaderMap, HeaderValue, Request, StatusCode, header::CONTENT_TYPE};
 use http_body::Frame;
 use http_body_util::BodyExt;
+use shop_kit_wire::GRPC_ENCODING;
 use tower::{Service, ServiceExt};
 
 use super::{
@@ -129,7 +130,7 @@ async fn to_grpc(
     if streaming {
         // Connect streaming envelopes are gRPC envelopes.
         if let Some(encoding) = parts.headers.remove(CONNECT_CONTENT_ENCODING) {
-            parts.headers.insert("grpc-encoding", encoding);
+            parts.headers.insert(GRPC_ENCODING, encoding);
         }
         return Ok(Request::from_parts(parts, body));
     }
@@ -236,7 +237,7 @@ where
     parts
         .headers
         .insert(CONTENT_TYPE, HeaderValue::from_static(ct));
-    if let Some(encoding) = parts.headers.remove("grpc-encoding") {
+    if let Some(encoding) = parts.headers.remove(GRPC_ENCODING) {
         parts.headers.insert("connect-content-encoding", encoding);
     }
     for name in ["grpc-status", "grpc-message", "grpc-status-details-bin"] {

@@ -17,6 +17,7 @@ use http::{HeaderMap, HeaderValue, Request, Response, header::CONTENT_TYPE};
 use http_body::{Body, Frame, SizeHint};
 use prost::Message;
 use prost_reflect::{DescriptorPool, DeserializeOptions, DynamicMessage, MessageDescriptor};
+use shop_kit_wire::GRPC_ENCODING;
 use tower::{Layer, Service};
 
 use super::{broken_rules::SentJson, classify::Call, envelope, protocol::content_type};
@@ -181,7 +182,7 @@ fn refuse<B>(
 /// Whether messages flagged compressed are gzip (the one encoding the kit
 /// speaks besides identity).
 fn encoding(headers: &HeaderMap) -> bool {
-    headers.get("grpc-encoding").is_some_and(|v| v == "gzip")
+    headers.get(&GRPC_ENCODING).is_some_and(|v| v == "gzip")
 }
 
 enum Direction {
