@@ -2,12 +2,12 @@
 //! `tonic::Request::set_timeout` sets, else what is left of the deadline of
 //! the call being served or the work being done: `shop_kit_wire::context`)
 //! or its method's timeout, whichever is sooner (gRPC's rule), else the
-//! peer's default budget. A call with no time left is refused before it is
-//! sent. It is put on
-//! the request with how the method is called (every layer below reads
-//! them; every attempt sends what is left on as its own `grpc-timeout`
-//! when it goes out), and a call still unanswered at it is answered
-//! `deadline_exceeded`.
+//! peer's default budget (kept here, but not sent: see [`Unsent`]). A call
+//! with no time left is refused before it is sent. It is put on the
+//! request with how the method is called (every layer below reads them;
+//! every attempt sends what is left on as its own `grpc-timeout` when it
+//! goes out), and a call still unanswered at it is answered
+//! `deadline_exceeded`, as is an answer still coming (its body ends so).
 
 use std::{
     pin::Pin,
