@@ -104,17 +104,17 @@ trace-test:
 interop:
     tests/interop/run.sh
 
-# A new service of your own (NAME: one lower-case word, the plural of what it keeps, e.g. reviews): its contract, crate, migrations and tests, served by the shop, its manifests and alerts, its operations in the OpenAPI document, its policy in docs/contract.md (docs/new-service.md)
-new-service NAME: tools
-    cargo run --quiet -p shop-new-service -- {{NAME}}
+# A new service of your own (NAME: one lower-case word, the plural of what it keeps, e.g. reviews; `--singular WORD` when it is no regular plural: inventory --singular item): its contract, crate, migrations and tests, served by the shop, its manifests and alerts, its operations in the OpenAPI document, its policy in docs/contract.md (docs/new-service.md)
+new-service NAME *ARGS: tools
+    cargo run --quiet -p shop-new-service -- {{NAME}} {{ARGS}}
     @echo "new-service: its operations into the OpenAPI document and /api (just openapi)"
     openapi/generate.sh
     @echo "new-service: its call policy into docs/contract.md (just policy-docs)"
     cargo run --quiet -- policy --update docs/contract.md
 
-# What `just new-service` gives, end to end in a copy of this commit: written, linted, tested, the shop started with it and called over Connect, gRPC, gRPC-Web and REST, its OpenAPI operations, its manifests checked (just kubernetes); the time it took
-new-service-check NAME="reviews":
-    tests/new-service/run.sh {{NAME}}
+# What `just new-service` gives, end to end in a copy of this commit (NAME and the generator's options, e.g. inventory --singular item): written, linted, tested, the shop started with it and called over Connect, gRPC, gRPC-Web and REST, its OpenAPI operations, its manifests checked (just kubernetes); the time it took
+new-service-check NAME="reviews" *ARGS:
+    tests/new-service/run.sh {{NAME}} {{ARGS}}
 
 # The official Connect conformance suite against the kit's server (needs Go); one config or all
 conformance *CONFIGS:

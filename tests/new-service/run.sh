@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `just new-service-check [NAME]`: what `just new-service NAME` gives, end
+# `just new-service-check [NAME [--singular WORD]]`: what `just new-service
+# NAME [--singular WORD]` gives, end
 # to end, in a copy of this commit (a git worktree at a fixed place outside
 # the clone, so the target dir's units for it stay warm from run to run):
 # the generator, buf lint, fmt and clippy of what it wrote, the new crate's
@@ -12,6 +13,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 name=${1:-reviews}
+options=("${@:2}")
 copy=${NEW_SERVICE_COPY:-$HOME/.cache/connect-shop/new-service-copy}
 base_port=${NEW_SERVICE_BASE_PORT:-28180}
 step() { echo "==> $*"; }
@@ -42,8 +44,8 @@ trap cleanup EXIT
 cd "$copy"
 started=$(date +%s)
 
-step "just new-service $name"
-just new-service "$name"
+step "just new-service $name ${options[*]}"
+just new-service "$name" "${options[@]}"
 Name=$(python3 -c "import sys; print(sys.argv[1].capitalize())" "$name")
 singular=$(grep -o "service [A-Z][a-z0-9]*Service" "proto/shop/$name/v1/$name.proto" | head -1 | sed 's/service \(.*\)Service/\1/')
 rpc="shop.$name.v1.${singular}Service"

@@ -186,7 +186,7 @@ mod tests {
     }
 
     fn edited(path: &str) -> String {
-        let name = Name::parse("reviews").expect("a name");
+        let name = Name::parse("reviews", None).expect("a name");
         let edits = edits(&name, 8085, repo).expect("edits");
         edits
             .into_iter()
@@ -247,7 +247,7 @@ mod tests {
 
     #[test]
     fn a_list_edited_out_of_shape_is_refused() {
-        let name = Name::parse("reviews").expect("a name");
+        let name = Name::parse("reviews", None).expect("a name");
         let broken = |path: &'static str| {
             if path == MIGRATE_JOB {
                 Ok("env: []\n".to_owned())

@@ -30,6 +30,12 @@ struct Cli {
     /// (reviews keeps Review, served as shop.reviews.v1.ReviewService).
     name: String,
 
+    /// What it keeps, one of them, when NAME is no regular plural
+    /// (`inventory --singular item` keeps Item, served as
+    /// shop.inventory.v1.ItemService).
+    #[arg(long, value_name = "WORD")]
+    singular: Option<String>,
+
     /// The repository's root (where the workspace's Cargo.toml is).
     #[arg(long, default_value = ".")]
     root: PathBuf,
@@ -47,7 +53,7 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
-    let name = Name::parse(&cli.name)?;
+    let name = Name::parse(&cli.name, cli.singular.as_deref())?;
     let repo = Repo::open(&cli.root)?;
     let written = repo.add(&name)?;
     println!(

@@ -103,9 +103,20 @@ pub enum NameError {
     Length(String),
     #[error(
         "{0:?}: name the service after what it keeps, in the plural (e.g. reviews, wishlists, \
-         addresses): its resource is named by the singular"
+         addresses), or say what it keeps with --singular (e.g. inventory --singular item): \
+         its resource is named by the singular"
     )]
     NotPlural(String),
+    #[error(
+        "--singular {0:?}: what the service keeps is one lower-case word of letters and digits, \
+         2 to 24 characters long, starting with a letter (e.g. item)"
+    )]
+    SingularNotOneWord(String),
+    #[error(
+        "--singular {0:?} is the service's own name: one of what it keeps needs another name \
+         (its messages and RPCs are named by both)"
+    )]
+    SingularIsTheName(String),
     #[error("{0:?} is reserved (a Rust keyword, or a name the shop uses already)")]
     Reserved(String),
     #[error(
@@ -116,12 +127,10 @@ pub enum NameError {
 }
 
 impl Name {
-    pub fn parse(raw: &str) -> Result<Self, NameError> {
-        let one_word = raw.chars().next().is_some_and(|c| c.is_ascii_lowercase())
-            && raw
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-        if !one_word {
+    /// `raw` as a service's name, keeping `singular`s (by default, `raw`'s
+    /// singular as English's regular plurals make it).
+    pub fn parse(raw: &str, singular: Option<&str>) -> Result<Self, NameError> {
+        if !one_word(raw) {
             return Err(NameError::NotOneWord(raw.to_owned()));
         }
         if !(3..=24).contains(&raw.len()) {
@@ -130,7 +139,16 @@ impl Name {
         if RESERVED.contains(&raw) {
             return Err(NameError::Reserved(raw.to_owned()));
         }
-        let singular = singular(raw).ok_or_else(|| NameError::NotPlural(raw.to_owned()))?;
+        let singular = match singular {
+            Some(given) if !one_word(given) || !(2..=24).contains(&given.len()) => {
+                return Err(NameError::SingularNotOneWord(given.to_owned()));
+            }
+            Some(given) if given == raw => {
+                return Err(NameError::SingularIsTheName(given.to_owned()));
+            }
+            Some(given) => given.to_owned(),
+            None => regular_singular(raw).ok_or_else(|| NameError::NotPlural(raw.to_owned()))?,
+        };
         if RESERVED.contains(&singular.as_str()) {
             return Err(NameError::SingularReserved {
                 name: raw.to_owned(),
@@ -166,10 +184,18 @@ impl Name {
     }
 }
 
+/// One lower-case word of letters and digits, starting with a letter.
+fn one_word(word: &str) -> bool {
+    word.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+        && word
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+}
+
 /// English's regular plurals: `categories` -> `category`, `addresses` ->
 /// `address`, `boxes` -> `box`, `reviews` -> `review`; `None` for a word
 /// that does not end as a plural does.
-fn singular(plural: &str) -> Option<String> {
+fn regular_singular(plural: &str) -> Option<String> {
     if let Some(stem) = plural.strip_suffix("ies") {
         return (!stem.is_empty()).then(|| format!("{stem}y"));
     }
@@ -210,7 +236,7 @@ mod tests {
             ("carts2s", "carts2"),
         ] {
             assert_eq!(
-                Name::parse(plural).map(|name| name.singular),
+                Name::parse(plural, None).map(|name| name.singular),
                 Ok(singular.to_owned())
             );
         }
@@ -219,48 +245,83 @@ mod tests {
     #[test]
     fn a_bad_name_is_refused_with_its_reason() {
         assert!(matches!(
-            Name::parse("Reviews"),
+            Name::parse("Reviews", None),
             Err(NameError::NotOneWord(_))
         ));
         assert!(matches!(
-            Name::parse("re-views"),
+            Name::parse("re-views", None),
             Err(NameError::NotOneWord(_))
         ));
         assert!(matches!(
-            Name::parse("gift_cards"),
+            Name::parse("gift_cards", None),
             Err(NameError::NotOneWord(_))
         ));
         assert!(matches!(
-            Name::parse("9lives"),
+            Name::parse("9lives", None),
             Err(NameError::NotOneWord(_))
         ));
-        assert!(matches!(Name::parse(""), Err(NameError::NotOneWord(_))));
-        assert!(matches!(Name::parse("xs"), Err(NameError::Length(_))));
         assert!(matches!(
-            Name::parse("inventory"),
+            Name::parse("", None),
+            Err(NameError::NotOneWord(_))
+        ));
+        assert!(matches!(Name::parse("xs", None), Err(NameError::Length(_))));
+        assert!(matches!(
+            Name::parse("inventory", None),
             Err(NameError::NotPlural(_))
         ));
         assert!(matches!(
-            Name::parse("status"),
+            Name::parse("status", None),
             Err(NameError::NotPlural(_))
         ));
         assert!(matches!(
-            Name::parse("payments"),
+            Name::parse("payments", None),
             Err(NameError::Reserved(_))
         ));
         assert!(matches!(
-            Name::parse("crates"),
+            Name::parse("crates", None),
             Err(NameError::SingularReserved { .. })
         ));
         assert!(matches!(
-            Name::parse("types"),
+            Name::parse("types", None),
+            Err(NameError::SingularReserved { .. })
+        ));
+    }
+
+    #[test]
+    fn a_name_that_is_no_plural_keeps_what_singular_says() {
+        let inventory = Name::parse("inventory", Some("item")).expect("a name");
+        assert_eq!(
+            (inventory.plural.as_str(), inventory.singular.as_str()),
+            ("inventory", "item")
+        );
+        assert_eq!(
+            inventory.render("WidgetService ListWidgets GetWidget widget_id shop.widgets.v1"),
+            "ItemService ListInventory GetItem item_id shop.inventory.v1"
+        );
+        // An irregular plural, said.
+        let people = Name::parse("people", Some("person")).expect("a name");
+        assert_eq!(people.singular_type(), "Person");
+        assert!(matches!(
+            Name::parse("inventory", Some("Item")),
+            Err(NameError::SingularNotOneWord(_))
+        ));
+        assert!(matches!(
+            Name::parse("inventory", Some("x")),
+            Err(NameError::SingularNotOneWord(_))
+        ));
+        assert!(matches!(
+            Name::parse("fish", Some("fish")),
+            Err(NameError::SingularIsTheName(_))
+        ));
+        assert!(matches!(
+            Name::parse("inventory", Some("type")),
             Err(NameError::SingularReserved { .. })
         ));
     }
 
     #[test]
     fn the_template_takes_the_name_in_every_form() {
-        let name = Name::parse("reviews").expect("a name");
+        let name = Name::parse("reviews", None).expect("a name");
         assert_eq!(
             name.render(
                 "WIDGETS_PORT Widgets widgets WIDGET_EVENTS WidgetService widget_id widgetId"
