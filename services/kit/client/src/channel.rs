@@ -280,13 +280,7 @@ impl http_body::Body for CallBody {
             }
         };
         let code = match &polled {
-            Poll::Ready(Some(Ok(frame))) => frame.trailers_ref().map(|trailers| {
-                trailers
-                    .get(&GRPC_STATUS)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse::<i32>().ok())
-                    .map_or(Code::Unknown, Code::from)
-            }),
+            Poll::Ready(Some(Ok(frame))) => frame.trailers_ref().map(status::trailers_code),
             // Ended without trailers: a plain HTTP answer's end (no RPC),
             // or a stream cut short.
             Poll::Ready(None) => Some(if this.call.as_ref().is_some_and(|c| c.series.is_none()) {

@@ -18,16 +18,14 @@ use std::{
 
 use bytes::Bytes;
 use http_body::Frame;
-use shop_kit_wire::{
-    Deadline, GRPC_STATUS, GRPC_TIMEOUT, context::CallContext, parse_grpc_timeout,
-};
+use shop_kit_wire::{Deadline, GRPC_TIMEOUT, context::CallContext, parse_grpc_timeout};
 use tokio::time::{Instant, Sleep};
 use tonic::{Code, Status};
 use tower::{Layer, Service};
 
 use super::{
     Calls,
-    status::{BoxError, Response, answer, head_code, not_sent, trailers},
+    status::{BoxError, Response, answer, head_code, not_sent, trailers, trailers_code},
 };
 
 /// How close to the deadline a cut call counts as past it.
@@ -227,13 +225,7 @@ impl http_body::Body for DeadlineBody {
         let polled = Pin::new(inner).poll_frame(cx);
         let code = match &polled {
             Poll::Ready(Some(Err(status))) => Some(status.code()),
-            Poll::Ready(Some(Ok(frame))) => frame.trailers_ref().map(|trailers| {
-                trailers
-                    .get(&GRPC_STATUS)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse::<i32>().ok())
-                    .map_or(Code::Unknown, Code::from)
-            }),
+            Poll::Ready(Some(Ok(frame))) => frame.trailers_ref().map(trailers_code),
             _ => None,
         };
         // A stream broken (or cut with `cancelled`) at the deadline.

@@ -122,6 +122,15 @@ pub fn lacked_credentials(status: &Status) -> bool {
     status.metadata().contains_key(NO_CREDENTIALS)
 }
 
+/// The code an answer's trailers end it with (none said: `unknown`).
+pub(super) fn trailers_code(trailers: &http::HeaderMap) -> Code {
+    trailers
+        .get(&GRPC_STATUS)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i32>().ok())
+        .map_or(Code::Unknown, Code::from)
+}
+
 /// The code of an answer, as far as its head tells: `grpc-status` in the
 /// headers (a trailers-only answer: a failure, mostly), else what the HTTP
 /// status means to gRPC; `None` when the code comes in the trailers.

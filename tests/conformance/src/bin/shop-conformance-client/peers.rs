@@ -13,6 +13,7 @@ use shop_kit::{
     client::{
         Backoff, CallPolicies, Calls, Codes, Hedging, Peer, PeerPolicy, PeerTarget, Retrying,
     },
+    policy::STATUS_CODES,
     tls::ClientTls,
 };
 use tokio::sync::Mutex;
@@ -28,25 +29,6 @@ pub enum Forcing {
     /// and a forwarder's), so that a copy has somewhere else to go.
     Hedging,
 }
-
-/// Every code a call can fail with but `cancelled` (the caller's own).
-const FAILURES: [&str; 15] = [
-    "UNKNOWN",
-    "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED",
-    "NOT_FOUND",
-    "ALREADY_EXISTS",
-    "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED",
-    "FAILED_PRECONDITION",
-    "ABORTED",
-    "OUT_OF_RANGE",
-    "UNIMPLEMENTED",
-    "INTERNAL",
-    "UNAVAILABLE",
-    "DATA_LOSS",
-    "UNAUTHENTICATED",
-];
 
 /// Where a call goes and how it is secured.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -75,7 +57,13 @@ impl Peers {
             (Forcing::Retries, true) => marked(IdempotencyLevel::Idempotent)?,
             (Forcing::Hedging, true) => marked(IdempotencyLevel::NoSideEffects)?,
         };
-        let failures = Codes::of(&FAILURES.map(str::to_owned));
+        // Every code a call can fail with but `cancelled` (the caller's own).
+        let failures: Vec<String> = STATUS_CODES
+            .iter()
+            .filter(|code| !matches!(**code, "OK" | "CANCELLED"))
+            .map(|code| (*code).to_owned())
+            .collect();
+        let failures = Codes::of(&failures);
         let policies = CallPolicies::of_contract(&contract, None)?.forcing(|calls| match forcing {
             Forcing::Nothing => {}
             Forcing::Retries => {
