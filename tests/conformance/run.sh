@@ -53,6 +53,8 @@ if [ ${#runs[@]} -eq 0 ]; then
 fi
 summary=()
 status=0
+width=9
+[ $mode = server ] || width=26
 for run in "${runs[@]}"; do
   echo "==> $mode: $run"
   log=$(mktemp)
@@ -82,7 +84,7 @@ for run in "${runs[@]}"; do
       echo "  no call was sent again: $made"
       status=1
     fi
-    summary+=("$(printf '%-26s %s (%s)' "$run" "$(tail -1 <<<"$verdict")" "$made")")
+    summary+=("$(printf '%-*s %s (%s)' $width "$run" "$(tail -1 <<<"$verdict")" "$made")")
     rm -f "$log" "$log.err"
     continue
   fi
@@ -92,13 +94,13 @@ for run in "${runs[@]}"; do
   expected=$(sed -n 's/^(Another \([0-9]*\) failed as expected.*/\1/p' "$log")
   if [ -z "$total" ]; then
     echo "  the runner did not finish:"; tail -20 "$log" "$log.err" | sed 's/^/    /'
-    summary+=("$(printf '%-26s runner error (exit %s)' "$run" "$code")")
+    summary+=("$(printf '%-*s runner error (exit %s)' $width "$run" "$code")")
     status=1
     continue
   fi
   passed=${counts%% passed*}
   failed=$(sed -E 's/.* ([0-9]+) failed/\1/' <<<"$counts")
-  line=$(printf '%-26s %5s passed  %4s failed  %4s known-failing  %5s total' "$run" "$passed" "$failed" "${expected:-0}" "$total")
+  line=$(printf '%-*s %5s passed  %4s failed  %4s known-failing  %5s total' $width "$run" "$passed" "$failed" "${expected:-0}" "$total")
   [ -z "$made" ] || line+=" ($made)"
   summary+=("$line")
   [ "$code" -eq 0 ] || status=1
