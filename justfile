@@ -64,7 +64,7 @@ breaking REF=contract_v1: tools
 policy *ARGS:
     cargo run -q -- policy {{ARGS}}
 
-# Write that table into docs/contract.md (cargo test fails while it is stale)
+# Write that table, and the public RPCs' REST routes, into docs/contract.md (cargo test fails while either is stale)
 policy-docs:
     cargo run -q -- policy --update docs/contract.md
 
@@ -109,7 +109,7 @@ new-service NAME *ARGS: tools
     cargo run --quiet -p shop-new-service -- {{NAME}} {{ARGS}}
     @echo "new-service: its operations into the OpenAPI document and /api (just openapi)"
     openapi/generate.sh
-    @echo "new-service: its call policy into docs/contract.md (just policy-docs)"
+    @echo "new-service: its call policy and REST routes into docs/contract.md (just policy-docs)"
     cargo run --quiet -- policy --update docs/contract.md
 
 # What `just new-service` gives, end to end in a copy of this commit (NAME and the generator's options, e.g. inventory --singular item): written, linted, tested, the shop started with it and called over Connect, gRPC, gRPC-Web and REST, its OpenAPI operations, its manifests checked (just kubernetes); the time it took

@@ -1,6 +1,8 @@
 //! `shop policy`: every RPC's call policy, read from the contract's
 //! descriptors, as the table docs/contract.md holds (or, with
-//! `--as-service-config`, as a gRPC service config).
+//! `--as-service-config`, as a gRPC service config). `--update` writes it
+//! there, and the public RPCs' REST routes beside it: the docs' tables
+//! of the contract, written from it.
 
 use std::path::Path;
 
@@ -8,8 +10,9 @@ use anyhow::Context as _;
 
 use crate::cli::PolicyTable;
 
-const BEGIN: &str = "<!-- policy:begin -->";
-const END: &str = "<!-- policy:end -->";
+/// Where each table goes in the file, between its two lines.
+const POLICY: (&str, &str) = ("<!-- policy:begin -->", "<!-- policy:end -->");
+const REST: (&str, &str) = ("<!-- rest:begin -->", "<!-- rest:end -->");
 
 pub fn run(command: &PolicyTable) -> anyhow::Result<()> {
     if command.as_service_config {
@@ -23,29 +26,34 @@ pub fn run(command: &PolicyTable) -> anyhow::Result<()> {
     let table = shop_kit::policy::table_of_set(shop_proto::FILE_DESCRIPTOR_SET, |package| {
         package.starts_with("shop.")
     })?;
-    match &command.update {
-        None => print!("{table}"),
-        Some(file) => update(file, &table)?,
-    }
+    let Some(file) = &command.update else {
+        print!("{table}");
+        return Ok(());
+    };
+    let routes = shop_proto::public_rest_routes()
+        .map_err(|error| anyhow::anyhow!("the contract's REST routes: {error}"))?;
+    update(file, POLICY, &table)?;
+    println!("{}: the policy table written", file.display());
+    update(file, REST, &routes.table())?;
+    println!("{}: the REST routes written", file.display());
     Ok(())
 }
 
-/// Replaces what is between the markers in `file` with `table`.
-fn update(file: &Path, table: &str) -> anyhow::Result<()> {
+/// Replaces what is between the `markers` in `file` with `table`.
+fn update(file: &Path, (begin_line, end_line): (&str, &str), table: &str) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(file).with_context(|| format!("{}", file.display()))?;
-    let (Some(begin), Some(end)) = (text.find(BEGIN), text.find(END)) else {
+    let (Some(begin), Some(end)) = (text.find(begin_line), text.find(end_line)) else {
         anyhow::bail!(
-            "{}: no {BEGIN} ... {END} lines to write between",
+            "{}: no {begin_line} ... {end_line} lines to write between",
             file.display()
         );
     };
     anyhow::ensure!(
         begin < end,
-        "{}: {END} comes before {BEGIN}",
+        "{}: {end_line} comes before {begin_line}",
         file.display()
     );
-    let updated = format!("{}{BEGIN}\n{table}{}", &text[..begin], &text[end..]);
+    let updated = format!("{}{begin_line}\n{table}{}", &text[..begin], &text[end..]);
     std::fs::write(file, updated).with_context(|| format!("{}", file.display()))?;
-    println!("{}: the policy table written", file.display());
     Ok(())
 }

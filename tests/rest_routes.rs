@@ -5,30 +5,74 @@
 
 use http::Method;
 use prost_reflect::DescriptorPool;
-use shop_kit::rest::{RestBody, RestRoutes};
-
-const PUBLIC: [&str; 6] = [
-    "shop.catalog.v1.CatalogService",
-    "shop.orders.v1.OrderService",
-    "shop.users.v1.UserService",
-    "shop.payments.v1.PaymentService",
-    "shop.bff.v1.WebBffService",
-    "shop.bff.v1.MobileBffService",
-];
-const INTERNAL: [&str; 3] = [
-    "shop.catalog.v1.StockService",
-    "shop.users.v1.ServiceTokenService",
-    "shop.payments.v1.OrderPaymentService",
-];
+use shop_kit::{
+    policy::Policy,
+    rest::{RestBody, RestRoutes},
+};
 
 fn pool() -> DescriptorPool {
     DescriptorPool::decode(shop_proto::FILE_DESCRIPTOR_SET).expect("descriptors")
 }
 
+/// The shop's services, public and internal (every method for the shop's
+/// services only), as the contract says: no list kept by hand.
+fn services() -> (Vec<String>, Vec<String>) {
+    let (mut public, mut internal) = (Vec::new(), Vec::new());
+    for service in pool()
+        .services()
+        .filter(|service| service.package_name().starts_with("shop."))
+    {
+        let name = service.full_name().to_owned();
+        if Policy::internal_service(&service, Policy::required).expect("a policy") {
+            internal.push(name);
+        } else {
+            public.push(name);
+        }
+    }
+    (public, internal)
+}
+
+/// Each method's `google.api.http` rule as the descriptors hold it, read
+/// here without the kit: (verb, path, `/package.Service/Method`).
+fn declared(service: &str) -> Vec<(String, String, String)> {
+    let pool = pool();
+    let option = pool
+        .get_extension_by_name("google.api.http")
+        .expect("the contract uses google.api.http");
+    let service = pool.get_service_by_name(service).expect("a service");
+    service
+        .methods()
+        .filter(|method| method.options().has_extension(&option))
+        .map(|method| {
+            let options = method.options();
+            let rule = options.get_extension(&option);
+            let rule = rule.as_message().expect("an HttpRule");
+            let (verb, path) = ["get", "put", "post", "delete", "patch"]
+                .into_iter()
+                .find_map(|verb| {
+                    let path = rule.get_field_by_name(verb)?;
+                    let path = path.as_str()?.to_owned();
+                    (!path.is_empty()).then(|| (verb.to_ascii_uppercase(), path))
+                })
+                .expect("a verb and a path");
+            (
+                verb,
+                path,
+                format!("/{}/{}", service.full_name(), method.name()),
+            )
+        })
+        .collect()
+}
+
 #[test]
-fn every_public_rpc_declares_its_route_and_internal_ones_none() {
-    let routes = RestRoutes::from_pool(&pool(), PUBLIC).expect("routes");
-    let table: Vec<(String, String, String)> = routes
+fn every_public_rpc_s_declared_route_is_served_and_internal_services_declare_none() {
+    let (public, internal) = services();
+    assert!(
+        !public.is_empty() && !internal.is_empty(),
+        "{public:?} {internal:?}"
+    );
+    let routes = RestRoutes::from_pool(&pool(), public.iter().map(String::as_str)).expect("routes");
+    let served: Vec<(String, String, String)> = routes
         .iter()
         .map(|route| {
             (
@@ -38,106 +82,51 @@ fn every_public_rpc_declares_its_route_and_internal_ones_none() {
             )
         })
         .collect();
-    let expected = [
-        (
-            "GET",
-            "/v1/products",
-            "/shop.catalog.v1.CatalogService/ListProducts",
-        ),
-        (
-            "GET",
-            "/v1/products/{id}",
-            "/shop.catalog.v1.CatalogService/GetProduct",
-        ),
-        (
-            "POST",
-            "/v1/products:batchGet",
-            "/shop.catalog.v1.CatalogService/BatchGetProducts",
-        ),
-        (
-            "GET",
-            "/v1/stock:watch",
-            "/shop.catalog.v1.CatalogService/WatchStock",
-        ),
-        (
-            "POST",
-            "/v1/orders",
-            "/shop.orders.v1.OrderService/CreateOrder",
-        ),
-        (
-            "GET",
-            "/v1/orders/{order_id}",
-            "/shop.orders.v1.OrderService/GetOrder",
-        ),
-        (
-            "GET",
-            "/v1/orders",
-            "/shop.orders.v1.OrderService/ListOrders",
-        ),
-        (
-            "POST",
-            "/v1/orders/{order_id}:cancel",
-            "/shop.orders.v1.OrderService/CancelOrder",
-        ),
-        (
-            "GET",
-            "/v1/orders/{order_id}:watch",
-            "/shop.orders.v1.OrderService/WatchOrder",
-        ),
-        ("POST", "/v1/users", "/shop.users.v1.UserService/SignUp"),
-        ("POST", "/v1/sessions", "/shop.users.v1.UserService/LogIn"),
-        (
-            "POST",
-            "/v1/sessions:refresh",
-            "/shop.users.v1.UserService/Refresh",
-        ),
-        ("GET", "/v1/me", "/shop.users.v1.UserService/GetMe"),
-        (
-            "GET",
-            "/v1/public-keys",
-            "/shop.users.v1.UserService/GetPublicKeys",
-        ),
-        (
-            "POST",
-            "/v1/payments",
-            "/shop.payments.v1.PaymentService/Charge",
-        ),
-        (
-            "POST",
-            "/v1/payments:refund",
-            "/shop.payments.v1.PaymentService/Refund",
-        ),
-        (
-            "POST",
-            "/v1/payment-tokens:check",
-            "/shop.payments.v1.PaymentService/CheckPaymentToken",
-        ),
-        (
-            "GET",
-            "/v1/payments/{payment_id}",
-            "/shop.payments.v1.PaymentService/GetPayment",
-        ),
-        ("GET", "/v1/web/home", "/shop.bff.v1.WebBffService/GetHome"),
-        (
-            "GET",
-            "/v1/mobile/home",
-            "/shop.bff.v1.MobileBffService/GetHome",
-        ),
-    ]
-    .map(|(method, path, rpc)| (method.to_owned(), path.to_owned(), rpc.to_owned()));
-    assert_eq!(table, expected);
+    let every_declared: Vec<(String, String, String)> = public
+        .iter()
+        .flat_map(|service| declared(service))
+        .collect();
+    assert_eq!(served, every_declared);
+    for service in &public {
+        assert!(
+            !declared(service).is_empty(),
+            "the public {service} declares no REST route"
+        );
+    }
+    for service in &internal {
+        assert!(
+            declared(service).is_empty(),
+            "the internal {service} declares routes"
+        );
+    }
+    let internal_routes =
+        RestRoutes::from_pool(&pool(), internal.iter().map(String::as_str)).expect("routes");
+    assert!(internal_routes.is_empty());
+}
 
-    let internal = RestRoutes::from_pool(&pool(), INTERNAL).expect("routes");
+#[test]
+fn the_contracts_rest_table_in_the_docs_is_current() {
+    let table = shop_proto::public_rest_routes()
+        .expect("the contract's REST routes")
+        .table();
+    let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/contract.md"))
+        .expect("docs/contract.md");
+    let kept = docs
+        .split_once("<!-- rest:begin -->\n")
+        .and_then(|(_, rest)| rest.split_once("<!-- rest:end -->"))
+        .map(|(table, _)| table)
+        .expect("docs/contract.md has the REST markers");
     assert!(
-        internal.is_empty(),
-        "{:?}",
-        internal.iter().collect::<Vec<_>>()
+        kept == table,
+        "docs/contract.md's REST table is stale: run `just policy-docs`\n\
+         in the docs:\n{kept}\nfrom the contract:\n{table}"
     );
 }
 
 #[test]
 fn a_request_finds_its_rpc_and_its_path_fields() {
-    let routes = RestRoutes::from_pool(&pool(), PUBLIC).expect("routes");
+    let (public, _) = services();
+    let routes = RestRoutes::from_pool(&pool(), public.iter().map(String::as_str)).expect("routes");
     let (route, bindings) = routes
         .find(&Method::POST, "/v1/orders/ord%201:cancel")
         .expect("a route");
@@ -179,7 +168,8 @@ fn openapi() -> serde_json::Value {
 fn the_openapi_document_has_every_public_route_and_no_internal_rpc() {
     let document = openapi();
     let paths = document["paths"].as_object().expect("paths");
-    let routes = RestRoutes::from_pool(&pool(), PUBLIC).expect("routes");
+    let (public, internal) = services();
+    let routes = RestRoutes::from_pool(&pool(), public.iter().map(String::as_str)).expect("routes");
     for route in routes.iter() {
         let method = route.method.as_str().to_ascii_lowercase();
         assert!(
@@ -192,7 +182,7 @@ fn the_openapi_document_has_every_public_route_and_no_internal_rpc() {
         );
     }
     let pool = pool();
-    for name in PUBLIC {
+    for name in &public {
         let service = pool.get_service_by_name(name).expect("service");
         for method in service.methods().filter(|m| !m.is_server_streaming()) {
             let path = format!("/{name}/{}", method.name());
@@ -202,7 +192,7 @@ fn the_openapi_document_has_every_public_route_and_no_internal_rpc() {
             );
         }
     }
-    for name in INTERNAL {
+    for name in &internal {
         let prefix = format!("/{name}/");
         assert!(
             paths.keys().all(|path| !path.starts_with(&prefix)),

@@ -84,6 +84,29 @@ pub fn calls(
     shop_kit::client::Calls::of_contract(FILE_DESCRIPTOR_SET, service_config)
 }
 
+/// The REST routes of the contract's public services (every `shop.*`
+/// service not for the shop's own services only), as the servers serve
+/// them: docs/contract.md's table is written from these (`just
+/// policy-docs`), and the tests read them, so no list of routes or
+/// services is kept by hand.
+pub fn public_rest_routes() -> Result<shop_kit::rest::RestRoutes, Box<dyn std::error::Error>> {
+    use shop_kit::policy::Policy;
+    let pool = shop_kit::policy::descriptors(FILE_DESCRIPTOR_SET)?;
+    let mut public = Vec::new();
+    for service in pool
+        .services()
+        .filter(|service| service.package_name().starts_with("shop."))
+    {
+        if !Policy::internal_service(&service, Policy::required)? {
+            public.push(service.full_name().to_owned());
+        }
+    }
+    Ok(shop_kit::rest::RestRoutes::from_pool(
+        &pool,
+        public.iter().map(String::as_str),
+    )?)
+}
+
 /// The well-known types the contract uses (`google.protobuf.Timestamp`,
 /// `Duration`), with their proto3-JSON serde.
 pub mod wkt {

@@ -17,7 +17,7 @@ pub mod testing;
 
 use std::time::Duration;
 
-use prost_reflect::{DescriptorPool, MethodDescriptor};
+use prost_reflect::{DescriptorPool, MethodDescriptor, ServiceDescriptor};
 
 pub use render::{
     caller as caller_in_words, duration as duration_in_words, hedging as hedging_in_words,
@@ -215,6 +215,24 @@ impl Policy {
             shop_secret_field: own.shop_secret_field.or(self.shop_secret_field),
             errors: own.errors.or(self.errors),
         }
+    }
+
+    /// Whether `service` is internal: it has methods, and each is for the
+    /// shop's own services only (its caller rule, as `read` gives its
+    /// policy). An internal service has no REST routes and no place in the
+    /// public API.
+    pub fn internal_service(
+        service: &ServiceDescriptor,
+        read: impl Fn(&MethodDescriptor) -> Result<Self, PolicyError>,
+    ) -> Result<bool, PolicyError> {
+        let mut only_services = service.methods().len() > 0;
+        for method in service.methods() {
+            only_services &= read(&method)?
+                .caller
+                .as_ref()
+                .is_some_and(CallerRule::is_internal);
+        }
+        Ok(only_services)
     }
 
     /// Whether a call of `method` may be sent again after it may have run:

@@ -59,6 +59,34 @@ pub struct RestRoutes {
 }
 
 impl RestRoutes {
+    /// The routes as a Markdown table, a row each: the RPC (its service's
+    /// short name and the method) and its verb, path and body, as
+    /// docs/contract.md shows them.
+    pub fn table(&self) -> String {
+        let mut table = String::from("| RPC | REST |\n| --- | --- |\n");
+        for route in &self.routes {
+            let rpc = route
+                .rpc
+                .rsplit_once('/')
+                .map(|(service, method)| {
+                    let service = service.rsplit('.').next().unwrap_or(service);
+                    format!("{service}.{method}")
+                })
+                .unwrap_or_else(|| route.rpc.clone());
+            let body = match &route.body {
+                RestBody::None => String::new(),
+                RestBody::Whole => " (body `*`)".to_owned(),
+                RestBody::Field(field) => format!(" (body `{field}`)"),
+            };
+            table.push_str(&format!(
+                "| {rpc} | `{} {}`{body} |\n",
+                route.method,
+                route.path.template()
+            ));
+        }
+        table
+    }
+
     /// The routes `services` (full names) declare in `pool`; a service
     /// without rules, or missing from the pool, adds none.
     pub fn from_pool<'a>(

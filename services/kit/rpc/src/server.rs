@@ -465,20 +465,12 @@ fn internal_services(
                 .ok_or_else(|| ServerError::NotInContract {
                     service: name.clone(),
                 })?;
-        let mut only_services = service.methods().len() > 0;
-        for method in service.methods() {
-            let policy = if foreign {
-                shop_kit_policy::Policy::of(&method)
-            } else {
-                shop_kit_policy::Policy::required(&method)
-            }
-            .map_err(MethodsError::from)?;
-            only_services &= policy
-                .caller
-                .as_ref()
-                .is_some_and(shop_kit_policy::CallerRule::is_internal);
-        }
-        if only_services {
+        let read = if foreign {
+            shop_kit_policy::Policy::of
+        } else {
+            shop_kit_policy::Policy::required
+        };
+        if shop_kit_policy::Policy::internal_service(&service, read).map_err(MethodsError::from)? {
             internal.push(name.clone());
         }
     }
