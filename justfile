@@ -68,6 +68,9 @@ policy *ARGS:
 policy-docs:
     cargo run -q -- policy --update docs/contract.md
 
+# Every artefact written from the contract, written again: the OpenAPI document (just openapi) and docs/contract.md's call policy and REST routes (just policy-docs); CI fails naming the one that is stale (just openapi-check, cargo test)
+contract: openapi policy-docs
+
 # The OpenAPI 3.1 document of the public API (openapi/openapi.json) from the protos: Connect paths and REST routes (the generator is built once into ~/.cache/connect-shop/tools)
 openapi: tools
     openapi/generate.sh
@@ -107,10 +110,8 @@ interop:
 # A new service of your own (NAME: one lower-case word, the plural of what it keeps, e.g. reviews; `--singular WORD` when it is no regular plural: inventory --singular item): its contract, crate, migrations and tests, served by the shop, its manifests and alerts, its operations in the OpenAPI document, its policy in docs/contract.md (docs/new-service.md)
 new-service NAME *ARGS: tools
     cargo run --quiet -p shop-new-service -- {{NAME}} {{ARGS}}
-    @echo "new-service: its operations into the OpenAPI document and /api (just openapi)"
-    openapi/generate.sh
-    @echo "new-service: its call policy and REST routes into docs/contract.md (just policy-docs)"
-    cargo run --quiet -- policy --update docs/contract.md
+    @echo "new-service: the artefacts written from the contract, again (just contract): its operations into the OpenAPI document and /api, its call policy and REST routes into docs/contract.md"
+    just contract
 
 # What `just new-service` gives, end to end in a copy of this commit (NAME and the generator's options, e.g. inventory --singular item): written, linted, tested, the shop started with it and called over Connect, gRPC, gRPC-Web and REST, its OpenAPI operations, its manifests checked (just kubernetes); the time it took
 new-service-check NAME="reviews" *ARGS:
