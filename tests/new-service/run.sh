@@ -57,9 +57,9 @@ step "cargo fmt --check; clippy of the new crate and the launcher (warnings are 
 cargo fmt --all -- --check
 cargo clippy --quiet -p "shop-$name" -p shop --all-targets -- -D warnings
 
-step "cargo test -p shop-$name, and the launcher's tests that count the services (flags, start, Connect GET, the policy table)"
+step "cargo test -p shop-$name, and the launcher's tests that count the services (flags, start, Connect GET, the policy and REST tables)"
 cargo test --quiet -p "shop-$name"
-cargo test --quiet -p shop --test flags --test quiet_start --test connect_get --test policy_table
+cargo test --quiet -p shop --test flags --test quiet_start --test connect_get --test policy_table --test rest_routes
 
 step "the shop (cargo build), started with $name"
 cargo build --quiet -p shop
