@@ -63,7 +63,7 @@ async fn dispatch(
         return Err("the kit's client sends a request whole: no full-duplex streams".to_owned());
     }
     let peer = peers.of(request).await?;
-    match request.method() {
+    let mut result = match request.method() {
         "Unary" => call::<pb::UnaryRequest, pb::UnaryResponse>(peer, request).await,
         "IdempotentUnary" => {
             call::<pb::IdempotentUnaryRequest, pb::IdempotentUnaryResponse>(peer, request).await
@@ -79,7 +79,17 @@ async fn dispatch(
         }
         "BidiStream" => call::<pb::BidiStreamRequest, pb::BidiStreamResponse>(peer, request).await,
         other => Err(format!("unknown method {other:?}")),
+    }?;
+    // A call of one answer that failed has none (as tonic's unary client
+    // gives it), whatever came before its error.
+    let one_answer = matches!(
+        request.stream_type(),
+        pb::StreamType::Unary | pb::StreamType::ClientStream
+    );
+    if one_answer && result.error.is_some() {
+        result.payloads.clear();
     }
+    Ok(result)
 }
 
 /// A response message's payload (an empty message: an empty payload).
@@ -173,27 +183,6 @@ async fn cancelled_at(timing: Option<&CancelTiming>, closed: oneshot::Receiver<(
 }
 
 async fn call<Req, Resp>(
-    peer: Peer,
-    request: &pb::ClientCompatRequest,
-) -> Result<pb::ClientResponseResult, String>
-where
-    Req: Message + Name + Default + Send + 'static,
-    Resp: Answer,
-{
-    let mut result = stream::<Req, Resp>(peer, request).await?;
-    // A call of one answer that failed has none (as tonic's unary client
-    // gives it), whatever came before its error.
-    let one_answer = matches!(
-        request.stream_type(),
-        pb::StreamType::Unary | pb::StreamType::ClientStream
-    );
-    if one_answer && result.error.is_some() {
-        result.payloads.clear();
-    }
-    Ok(result)
-}
-
-async fn stream<Req, Resp>(
     peer: Peer,
     request: &pb::ClientCompatRequest,
 ) -> Result<pb::ClientResponseResult, String>
