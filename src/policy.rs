@@ -30,8 +30,7 @@ pub fn run(command: &PolicyTable) -> anyhow::Result<()> {
         print!("{table}");
         return Ok(());
     };
-    let routes = shop_proto::public_rest_routes()
-        .map_err(|error| anyhow::anyhow!("the contract's REST routes: {error}"))?;
+    let routes = shop_proto::public_rest_routes()?;
     update(file, POLICY, &table)?;
     println!("{}: the policy table written", file.display());
     update(file, REST, &routes.table())?;

@@ -84,12 +84,21 @@ pub fn calls(
     shop_kit::client::Calls::of_contract(FILE_DESCRIPTOR_SET, service_config)
 }
 
+/// Why the contract's REST routes could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ContractError {
+    #[error("the contract's call policy: {0}")]
+    Policy(#[from] shop_kit::policy::PolicyError),
+    #[error("the contract's REST routes: {0}")]
+    Routes(#[from] shop_kit::rest::RouteError),
+}
+
 /// The REST routes of the contract's public services (every `shop.*`
 /// service not for the shop's own services only), as the servers serve
 /// them: docs/contract.md's table is written from these (`just
 /// policy-docs`), and the tests read them, so no list of routes or
 /// services is kept by hand.
-pub fn public_rest_routes() -> Result<shop_kit::rest::RestRoutes, Box<dyn std::error::Error>> {
+pub fn public_rest_routes() -> Result<shop_kit::rest::RestRoutes, ContractError> {
     use shop_kit::policy::Policy;
     let pool = shop_kit::policy::descriptors(FILE_DESCRIPTOR_SET)?;
     let mut public = Vec::new();
