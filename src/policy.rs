@@ -1,8 +1,9 @@
 //! `shop policy`: every RPC's call policy, read from the contract's
 //! descriptors, as the table docs/contract.md holds (or, with
 //! `--as-service-config`, as a gRPC service config). `--update` writes it
-//! there, and the public RPCs' REST routes beside it: the docs' tables
-//! of the contract, written from it.
+//! there, and the public RPCs' REST routes and each message's count of
+//! validation rules beside it: the docs' tables of the contract, written
+//! from it.
 
 use std::path::Path;
 
@@ -13,6 +14,7 @@ use crate::cli::PolicyTable;
 /// Where each table goes in the file, between its two lines.
 const POLICY: (&str, &str) = ("<!-- policy:begin -->", "<!-- policy:end -->");
 const REST: (&str, &str) = ("<!-- rest:begin -->", "<!-- rest:end -->");
+const RULES: (&str, &str) = ("<!-- rules:begin -->", "<!-- rules:end -->");
 
 pub fn run(command: &PolicyTable) -> anyhow::Result<()> {
     if command.as_service_config {
@@ -35,6 +37,11 @@ pub fn run(command: &PolicyTable) -> anyhow::Result<()> {
     println!("{}: the policy table written", file.display());
     update(file, REST, &routes.table())?;
     println!("{}: the REST routes written", file.display());
+    update(file, RULES, &shop_proto::rules_table()?)?;
+    println!(
+        "{}: the validation rules per message written",
+        file.display()
+    );
     Ok(())
 }
 

@@ -116,6 +116,69 @@ pub fn public_rest_routes() -> Result<shop_kit::rest::RestRoutes, ContractError>
     )?)
 }
 
+/// The validation rules (`buf.validate`) each message of the contract
+/// sets, counted from the descriptors, as a Markdown table of a row per
+/// package (`just policy-docs` writes it into docs/contract.md): a
+/// constraint set is a rule (`string.max_len`, `required`, an item's
+/// `min_len`), an `example` is none. Messages with none are left out.
+pub fn rules_table() -> Result<String, ContractError> {
+    use prost_reflect::{MessageDescriptor, Value};
+    fn rules(value: &Value) -> usize {
+        match value {
+            Value::Message(message) => message
+                .fields()
+                .filter(|(field, _)| field.name() != "example")
+                .map(|(_, value)| rules(value))
+                .sum(),
+            _ => 1,
+        }
+    }
+    fn of(message: &MessageDescriptor, rows: &mut Vec<String>, package: &str) {
+        let pool = message.parent_pool();
+        let count: usize = pool
+            .get_extension_by_name("buf.validate.field")
+            .map(|option| {
+                message
+                    .fields()
+                    .filter(|field| field.options().has_extension(&option))
+                    .map(|field| rules(&field.options().get_extension(&option)))
+                    .sum()
+            })
+            .unwrap_or(0);
+        if count > 0 {
+            let name = message
+                .full_name()
+                .strip_prefix(package)
+                .map_or(message.full_name(), |name| name.trim_start_matches('.'));
+            rows.push(format!("{name} {count}"));
+        }
+        for nested in message.child_messages() {
+            of(&nested, rows, package);
+        }
+    }
+    let pool = shop_kit::policy::descriptors(FILE_DESCRIPTOR_SET)?;
+    let mut table = String::from("| package | message: rules |\n| --- | --- |\n");
+    let mut packages: Vec<(String, Vec<String>)> = Vec::new();
+    for file in pool
+        .files()
+        .filter(|file| file.package_name().starts_with("shop."))
+    {
+        let package = file.package_name().to_owned();
+        let mut rows = Vec::new();
+        for message in file.messages() {
+            of(&message, &mut rows, &package);
+        }
+        match packages.iter_mut().find(|(known, _)| *known == package) {
+            Some((_, known)) => known.extend(rows),
+            None => packages.push((package, rows)),
+        }
+    }
+    for (package, rows) in packages.iter().filter(|(_, rows)| !rows.is_empty()) {
+        table.push_str(&format!("| `{package}` | {} |\n", rows.join(", ")));
+    }
+    Ok(table)
+}
+
 /// The well-known types the contract uses (`google.protobuf.Timestamp`,
 /// `Duration`), with their proto3-JSON serde.
 pub mod wkt {
