@@ -105,25 +105,6 @@ fn every_public_rpc_s_declared_route_is_served_and_internal_services_declare_non
 }
 
 #[test]
-fn the_contracts_rest_table_in_the_docs_is_current() {
-    let table = shop_proto::public_rest_routes()
-        .expect("the contract's REST routes")
-        .table();
-    let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/contract.md"))
-        .expect("docs/contract.md");
-    let kept = docs
-        .split_once("<!-- rest:begin -->\n")
-        .and_then(|(_, rest)| rest.split_once("<!-- rest:end -->"))
-        .map(|(table, _)| table)
-        .expect("docs/contract.md has the REST markers");
-    assert!(
-        kept == table,
-        "docs/contract.md's REST table is stale: run `just policy-docs`\n\
-         in the docs:\n{kept}\nfrom the contract:\n{table}"
-    );
-}
-
-#[test]
 fn a_request_finds_its_rpc_and_its_path_fields() {
     let (public, _) = services();
     let routes = RestRoutes::from_pool(&pool(), public.iter().map(String::as_str)).expect("routes");
