@@ -5,31 +5,16 @@
 
 use http::Method;
 use prost_reflect::DescriptorPool;
-use shop_kit::{
-    policy::Policy,
-    rest::{RestBody, RestRoutes},
-};
+use shop_kit::rest::{RestBody, RestRoutes};
 
 fn pool() -> DescriptorPool {
     DescriptorPool::decode(shop_proto::FILE_DESCRIPTOR_SET).expect("descriptors")
 }
 
-/// The shop's services, public and internal (every method for the shop's
-/// services only), as the contract says: no list kept by hand.
+/// The shop's services, public and internal, as the contract says: no
+/// list kept by hand.
 fn services() -> (Vec<String>, Vec<String>) {
-    let (mut public, mut internal) = (Vec::new(), Vec::new());
-    for service in pool()
-        .services()
-        .filter(|service| service.package_name().starts_with("shop."))
-    {
-        let name = service.full_name().to_owned();
-        if Policy::internal_service(&service, Policy::required).expect("a policy") {
-            internal.push(name);
-        } else {
-            public.push(name);
-        }
-    }
-    (public, internal)
+    shop_proto::services().expect("the contract's services")
 }
 
 /// Each method's `google.api.http` rule as the descriptors hold it, read

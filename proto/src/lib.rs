@@ -99,21 +99,33 @@ pub enum ContractError {
 /// policy-docs`), and the tests read them, so no list of routes or
 /// services is kept by hand.
 pub fn public_rest_routes() -> Result<shop_kit::rest::RestRoutes, ContractError> {
-    use shop_kit::policy::Policy;
     let pool = shop_kit::policy::descriptors(FILE_DESCRIPTOR_SET)?;
-    let mut public = Vec::new();
-    for service in pool
-        .services()
-        .filter(|service| service.package_name().starts_with("shop."))
-    {
-        if !Policy::internal_service(&service, Policy::required)? {
-            public.push(service.full_name().to_owned());
-        }
-    }
+    let (public, _) = services()?;
     Ok(shop_kit::rest::RestRoutes::from_pool(
         &pool,
         public.iter().map(String::as_str),
     )?)
+}
+
+/// The contract's services by full name: the public ones, then the
+/// internal ones (every method for the shop's own services only,
+/// `Policy::internal_service`, as the servers judge them).
+pub fn services() -> Result<(Vec<String>, Vec<String>), ContractError> {
+    use shop_kit::policy::Policy;
+    let pool = shop_kit::policy::descriptors(FILE_DESCRIPTOR_SET)?;
+    let (mut public, mut internal) = (Vec::new(), Vec::new());
+    for service in pool
+        .services()
+        .filter(|service| service.package_name().starts_with("shop."))
+    {
+        let name = service.full_name().to_owned();
+        if Policy::internal_service(&service, Policy::required)? {
+            internal.push(name);
+        } else {
+            public.push(name);
+        }
+    }
+    Ok((public, internal))
 }
 
 /// The validation rules (`buf.validate`) each message of the contract
@@ -122,7 +134,7 @@ pub fn public_rest_routes() -> Result<shop_kit::rest::RestRoutes, ContractError>
 /// constraint set is a rule (`string.max_len`, `required`, an item's
 /// `min_len`), an `example` is none. Messages with none are left out.
 pub fn rules_table() -> Result<String, ContractError> {
-    use prost_reflect::{MessageDescriptor, Value};
+    use prost_reflect::{ExtensionDescriptor, MessageDescriptor, Value};
     fn rules(value: &Value) -> usize {
         match value {
             Value::Message(message) => message
@@ -133,18 +145,17 @@ pub fn rules_table() -> Result<String, ContractError> {
             _ => 1,
         }
     }
-    fn of(message: &MessageDescriptor, rows: &mut Vec<String>, package: &str) {
-        let pool = message.parent_pool();
-        let count: usize = pool
-            .get_extension_by_name("buf.validate.field")
-            .map(|option| {
-                message
-                    .fields()
-                    .filter(|field| field.options().has_extension(&option))
-                    .map(|field| rules(&field.options().get_extension(&option)))
-                    .sum()
-            })
-            .unwrap_or(0);
+    fn of(
+        message: &MessageDescriptor,
+        option: &ExtensionDescriptor,
+        rows: &mut Vec<String>,
+        package: &str,
+    ) {
+        let count: usize = message
+            .fields()
+            .filter(|field| field.options().has_extension(option))
+            .map(|field| rules(&field.options().get_extension(option)))
+            .sum();
         if count > 0 {
             let name = message
                 .full_name()
@@ -153,11 +164,14 @@ pub fn rules_table() -> Result<String, ContractError> {
             rows.push(format!("{name} {count}"));
         }
         for nested in message.child_messages() {
-            of(&nested, rows, package);
+            of(&nested, option, rows, package);
         }
     }
     let pool = shop_kit::policy::descriptors(FILE_DESCRIPTOR_SET)?;
     let mut table = String::from("| package | message: rules |\n| --- | --- |\n");
+    let Some(option) = pool.get_extension_by_name("buf.validate.field") else {
+        return Ok(table);
+    };
     let mut packages: Vec<(String, Vec<String>)> = Vec::new();
     for file in pool
         .files()
@@ -166,7 +180,7 @@ pub fn rules_table() -> Result<String, ContractError> {
         let package = file.package_name().to_owned();
         let mut rows = Vec::new();
         for message in file.messages() {
-            of(&message, &mut rows, &package);
+            of(&message, &option, &mut rows, &package);
         }
         match packages.iter_mut().find(|(known, _)| *known == package) {
             Some((_, known)) => known.extend(rows),
