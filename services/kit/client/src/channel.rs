@@ -19,7 +19,7 @@ use futures::future::BoxFuture;
 use http_body::{Body as _, Frame, SizeHint};
 use metrics::Histogram;
 use opentelemetry::trace::FutureExt as _;
-use shop_kit_wire::{Deadline, GRPC_ACCEPT_ENCODING, GRPC_STATUS, GRPC_TIMEOUT};
+use shop_kit_wire::{Deadline, GRPC_ACCEPT_ENCODING, GRPC_TIMEOUT};
 use tonic::Code;
 use tower::Service;
 
@@ -337,8 +337,7 @@ fn counted(
         }
         Err(frame) => match frame.into_trailers() {
             Ok(trailers)
-                if envelopes.count() == 0
-                    && trailers.get(&GRPC_STATUS).is_some_and(|code| code == "0") =>
+                if envelopes.count() == 0 && status::trailers_code(&trailers) == Code::Ok =>
             {
                 *ended = true;
                 Frame::trailers(status::trailers(&one_answer::broken("no message")))
