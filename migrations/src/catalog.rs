@@ -2,12 +2,9 @@
 
 use sea_orm_migration::prelude::*;
 
-mod m20261121_000001_create_products;
-mod m20261121_000002_create_reservations;
-mod m20261121_000003_stock_events;
-mod m20261123_000004_reservation_items_in_row;
-mod m20261123_000005_outbox_claims;
-mod m20261127_000006_payloads_without_statistics;
+// A module per file of src/catalog/, and `in_order()`: a new migration is a
+// new file there (build.rs).
+include!(concat!(env!("OUT_DIR"), "/catalog.rs"));
 
 /// Applies the catalog's migrations in order.
 pub struct Migrator;
@@ -15,14 +12,7 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![
-            Box::new(m20261121_000001_create_products::Migration),
-            Box::new(m20261121_000002_create_reservations::Migration),
-            Box::new(m20261121_000003_stock_events::Migration),
-            Box::new(m20261123_000004_reservation_items_in_row::Migration),
-            Box::new(m20261123_000005_outbox_claims::Migration),
-            Box::new(m20261127_000006_payloads_without_statistics::Migration),
-        ]
+        in_order()
     }
 
     // Each service keeps its own history table, so two services may even

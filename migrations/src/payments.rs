@@ -2,24 +2,16 @@
 
 use sea_orm_migration::prelude::*;
 
-mod m20261121_000001_create_payments;
-mod m20261121_000002_voids_and_events;
-mod m20261122_000003_charged_by;
-mod m20261123_000004_outbox_claims;
-mod m20261127_000005_payloads_without_statistics;
+// A module per file of src/payments/, and `in_order()`: a new migration is a
+// new file there (build.rs).
+include!(concat!(env!("OUT_DIR"), "/payments.rs"));
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![
-            Box::new(m20261121_000001_create_payments::Migration),
-            Box::new(m20261121_000002_voids_and_events::Migration),
-            Box::new(m20261122_000003_charged_by::Migration),
-            Box::new(m20261123_000004_outbox_claims::Migration),
-            Box::new(m20261127_000005_payloads_without_statistics::Migration),
-        ]
+        in_order()
     }
 
     fn migration_table_name() -> DynIden {

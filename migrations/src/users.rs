@@ -2,14 +2,16 @@
 
 use sea_orm_migration::prelude::*;
 
-mod m20261121_000001_create_users;
+// A module per file of src/users/, and `in_order()`: a new migration is a
+// new file there (build.rs).
+include!(concat!(env!("OUT_DIR"), "/users.rs"));
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261121_000001_create_users::Migration)]
+        in_order()
     }
 
     fn migration_table_name() -> DynIden {

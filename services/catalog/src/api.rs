@@ -1,5 +1,6 @@
-//! RPC handlers of `shop.catalog.v1.CatalogService`: proto in, domain call,
-//! proto out. The same handlers serve Connect, gRPC and gRPC-Web.
+//! RPC handlers of `shop.catalog.v1.CatalogService` and `StockService`,
+//! and the services they make: proto in, domain call, proto out. The same
+//! handlers serve Connect, gRPC and gRPC-Web.
 
 use std::collections::HashMap;
 
@@ -16,6 +17,7 @@ use crate::{
     events::StockChanged,
 };
 use shop_kit::{
+    RpcService,
     auth::ServiceCaller,
     rpc::{Valid, connect_errors::refusal},
 };
@@ -62,6 +64,26 @@ impl From<CatalogError> for ConnectError {
             CatalogError::Storage(failure) => shop_kit::storage_failure("catalog", failure),
         }
     }
+}
+
+/// CatalogService: each of its RPCs and the handler that answers it (the
+/// builder does not compile without every one).
+pub fn catalog_service(state: AppState) -> RpcService {
+    pb::CatalogServiceRoutes::new()
+        .list_products(list_products)
+        .get_product(get_product)
+        .batch_get_products(batch_get_products)
+        .watch_stock(watch_stock)
+        .build(state)
+}
+
+/// StockService, the saga's stock moves, beside CatalogService.
+pub fn stock_service(state: AppState) -> RpcService {
+    pb::StockServiceRoutes::new()
+        .reserve_stock(reserve_stock)
+        .release_stock(release_stock)
+        .commit_stock(commit_stock)
+        .build(state)
 }
 
 fn to_proto(product: Product) -> pb::Product {

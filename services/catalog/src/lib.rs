@@ -19,7 +19,6 @@ use shop_kit::{
     db::DatabaseUrl,
     events::{Broker, Ledger},
 };
-use shop_proto::shop::catalog::v1 as pb;
 
 pub use error::CatalogError;
 
@@ -195,17 +194,8 @@ impl Service for Config {
             catalog,
             shutdown: context.shutdown.clone(),
         };
-        let catalog_service = pb::CatalogServiceRoutes::new()
-            .list_products(api::list_products)
-            .get_product(api::get_product)
-            .batch_get_products(api::batch_get_products)
-            .watch_stock(api::watch_stock)
-            .build(state.clone());
-        let stock_service = pb::StockServiceRoutes::new()
-            .reserve_stock(api::reserve_stock)
-            .release_stock(api::release_stock)
-            .commit_stock(api::commit_stock)
-            .build(state);
-        Ok(server.serve(catalog_service).serve(stock_service))
+        Ok(server
+            .serve(api::catalog_service(state.clone()))
+            .serve(api::stock_service(state)))
     }
 }
