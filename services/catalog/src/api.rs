@@ -71,6 +71,7 @@ impl From<CatalogError> for ConnectError {
 pub fn catalog_service(state: AppState) -> RpcService {
     pb::CatalogServiceRoutes::new()
         .list_products(list_products)
+        .list_categories(list_categories)
         .get_product(get_product)
         .batch_get_products(batch_get_products)
         .watch_stock(watch_stock)
@@ -113,6 +114,23 @@ pub async fn list_products(
     Ok(ConnectResponse::new(pb::ListProductsResponse {
         products: products.into_iter().map(to_proto).collect(),
         next_page_token,
+    }))
+}
+
+/// Every category, in the order the shop shows them.
+pub async fn list_categories(
+    State(state): State<AppState>,
+    Valid(_): Valid<pb::ListCategoriesRequest>,
+) -> Result<ConnectResponse<pb::ListCategoriesResponse>, ConnectError> {
+    let categories = state.catalog.store().categories().await?;
+    Ok(ConnectResponse::new(pb::ListCategoriesResponse {
+        categories: categories
+            .into_iter()
+            .map(|category| pb::Category {
+                id: category.id,
+                name: category.name,
+            })
+            .collect(),
     }))
 }
 

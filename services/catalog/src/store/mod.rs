@@ -11,7 +11,10 @@ use shop_kit::db::StorageError;
 
 use shop_kit::events::{Event, Ledger};
 
+mod categories;
 mod stock_postgres;
+
+pub use categories::Category;
 
 use crate::{
     domain::{Money, NewProduct, PageRequest, Product, ReservationStatus},
