@@ -3,11 +3,13 @@
 # NAME [--singular WORD]` gives, end
 # to end, in a copy of this commit (a git worktree at a fixed place outside
 # the clone, so the target dir's units for it stay warm from run to run):
-# the generator, buf lint, fmt and clippy of what it wrote, the new crate's
-# tests and the launcher's that count the services, then the whole shop started with the new service and called over
-# Connect (POST and GET), gRPC (grpcurl: health, reflection, a call),
-# gRPC-Web and REST, its caller rule in force, its operations at /api's
-# document; the OpenAPI document checked and the manifests with it (`just
+# the generator, then the whole shop built and started with the new
+# service and called over Connect (POST and GET), gRPC (grpcurl: health,
+# reflection, a call), gRPC-Web and REST, its caller rule in force, its
+# operations at /api's document; an RPC added to its contract and the
+# generator run again (a stub, nothing else touched, answering
+# unimplemented); buf lint, fmt and clippy of what it wrote, the new
+# crate's tests and the launcher's that count the services; the OpenAPI document checked and the manifests with it (`just
 # kubernetes`); then `git clean` leaves the copy as the commit was. Prints the time from the command to the new
 # service answering (docs/new-service.md).
 set -euo pipefail
@@ -50,32 +52,28 @@ Name=$(python3 -c "import sys; print(sys.argv[1].capitalize())" "$name")
 singular=$(grep -o "service [A-Z][a-z0-9]*Service" "proto/shop/$name/v1/$name.proto" | head -1 | sed 's/service \(.*\)Service/\1/')
 rpc="shop.$name.v1.${singular}Service"
 
-step "buf lint (the contract with $rpc in it)"
-(cd proto && "$buf" lint)
-
-step "cargo fmt --check; clippy of the new crate and the launcher (warnings are errors)"
-cargo fmt --all -- --check
-cargo clippy --quiet -p "shop-$name" -p shop --all-targets -- -D warnings
-
-step "cargo test -p shop-$name, and the launcher's tests that count the services (flags, start, Connect GET, the policy and REST tables)"
-cargo test --quiet -p "shop-$name"
-cargo test --quiet -p shop --test flags --test quiet_start --test connect_get --test policy_table --test rest_routes
-
 step "the shop (cargo build), started with $name"
-cargo build --quiet -p shop
 target=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 data=$(mktemp -d)
 gateway=$base_port users=$((base_port + 1)) catalog=$((base_port + 2)) orders=$((base_port + 3)) payments=$((base_port + 4)) own=$((base_port + 5))
-"$target/debug/shop" --data-dir "$data" --gateway-port "$gateway" --users-port "$users" \
-  --catalog-port "$catalog" --orders-port "$orders" --payments-port "$payments" \
-  "--$name-port" "$own" >"$data/shop.log" 2>&1 &
-shop=$!
-for _ in $(seq 1 600); do
-  curl -sf "http://127.0.0.1:$own/readyz" >/dev/null && break
-  kill -0 "$shop" 2>/dev/null || { cat "$data/shop.log" >&2; fail "the shop stopped"; }
-  sleep 0.1
-done
-curl -sf "http://127.0.0.1:$own/readyz" >/dev/null || { cat "$data/shop.log" >&2; fail "$name is not ready"; }
+start_shop() {
+  cargo build --quiet -p shop
+  "$target/debug/shop" --data-dir "$data" --gateway-port "$gateway" --users-port "$users" \
+    --catalog-port "$catalog" --orders-port "$orders" --payments-port "$payments" \
+    "--$name-port" "$own" >"$data/shop.log" 2>&1 &
+  shop=$!
+  for _ in $(seq 1 600); do
+    curl -sf "http://127.0.0.1:$own/readyz" >/dev/null && break
+    kill -0 "$shop" 2>/dev/null || { cat "$data/shop.log" >&2; fail "the shop stopped"; }
+    sleep 0.1
+  done
+  curl -sf "http://127.0.0.1:$own/readyz" >/dev/null || { cat "$data/shop.log" >&2; fail "$name is not ready"; }
+}
+stop_shop() {
+  kill "$shop"; wait "$shop" 2>/dev/null || true
+  shop=
+}
+start_shop
 answering=$(date +%s)
 # The banner comes once every service is ready and the dashboard listens.
 for _ in $(seq 1 100); do
@@ -119,11 +117,56 @@ expect "gRPC-Web: List$Name" "grpc-status:0" \
     --data-binary @"$data/empty.grpcweb" | tr -d '\000-\011\013-\037')"
 expect "/api's document lists its operations" "/v1/$name" \
   "$(curl -s "http://127.0.0.1:$gateway/openapi.json" | python3 -c 'import json,sys; print(" ".join(json.load(sys.stdin)["paths"]))')"
+stop_shop
 "$target/debug/shop" --data-dir "$data" migrate "$name" | grep -q "up to date" || fail "shop migrate $name"
 echo "    ok: shop migrate $name"
-kill "$shop"; wait "$shop" 2>/dev/null || true
-shop=
+
+step "an RPC added to its contract: just new-service $name again writes its line and a stub, and touches nothing else"
+api="services/$name/src/api.rs"
+cp "$api" "$data/api.before"
+python3 - "proto/shop/$name/v1/$name.proto" "$singular" <<'PY'
+import sys
+path, singular = sys.argv[1], sys.argv[2]
+text = open(path).read()
+service = f"service {singular}Service {{"
+at = text.index(service) + len(service)
+rpc = f"""
+  // Archives one of the caller's own. Who: its customer.
+  rpc Archive{singular}(Archive{singular}Request) returns (Archive{singular}Response) {{}}
+"""
+text = text[:at] + rpc + text[at:]
+text += f"""
+message Archive{singular}Request {{
+  string {singular.lower()}_id = 1;
+}}
+
+message Archive{singular}Response {{}}
+"""
+open(path, "w").write(text)
+PY
+again=$(just new-service "$name" 2>&1)
+echo "$again" | sed 's/^/    /'
+expect "the stub of Archive$singular" "+ ${singular}Service.Archive$singular" "$again"
+changed=$(diff "$data/api.before" "$api" | grep -c '^<' || true)
+[ "$changed" = 0 ] || fail "$api: $changed lines that were there changed"
+echo "    ok: every line of $api that was there is as it was"
+expect "run again, nothing to add" "nothing to add" "$(cargo run --quiet -p shop-new-service -- "$name")"
+start_shop
+expect "the stub answers unimplemented" '"code":"unimplemented"' \
+  "$(curl -s "$base/Archive$singular" -H 'content-type: application/json' -H "authorization: Bearer $demo" -d '{}')"
+stop_shop
 rm -rf "$data"
+
+step "buf lint (the contract with $rpc in it)"
+(cd proto && "$buf" lint)
+
+step "cargo fmt --check; clippy of the new crate and the launcher (warnings are errors)"
+cargo fmt --all -- --check
+cargo clippy --quiet -p "shop-$name" -p shop --all-targets -- -D warnings
+
+step "cargo test -p shop-$name, and the launcher's tests that count the services (flags, start, Connect GET, the policy and REST tables)"
+cargo test --quiet -p "shop-$name"
+cargo test --quiet -p shop --test flags --test quiet_start --test connect_get --test policy_table --test rest_routes
 
 step "the OpenAPI document: current with the contract, valid OpenAPI 3.1"
 openapi/generate.sh --check
@@ -140,4 +183,4 @@ git checkout --quiet -- .
 git clean -fdq
 [ -z "$(git status --porcelain)" ] || { git status --short; fail "the copy differs from the commit"; }
 
-echo "new-service-check: $name answered $((answering - started)) s after the command (written, linted, tested, built, started)"
+echo "new-service-check: $name answered $((answering - started)) s after the command (written, built, started; then linted and tested)"

@@ -5,7 +5,7 @@ use axum::extract::State;
 use connectrpc_axum::prelude::*;
 use futures::Stream;
 use shop_kit::{
-    Valid,
+    RpcService, Valid,
     auth::{Caller, Customer},
     rpc::connect_errors::refusal,
 };
@@ -141,6 +141,18 @@ fn cancel_reason(reason: CancelReason) -> pb::CancelReason {
         CancelReason::TimedOut => pb::CancelReason::TimedOut,
         CancelReason::StockLost => pb::CancelReason::StockLost,
     }
+}
+
+/// OrderService: each of its RPCs and the handler that answers it (the
+/// builder does not compile without every one).
+pub fn order_service(state: AppState) -> RpcService {
+    pb::OrderServiceRoutes::new()
+        .create_order(create_order)
+        .get_order(get_order)
+        .list_orders(list_orders)
+        .cancel_order(cancel_order)
+        .watch_order(watch_order)
+        .build(state)
 }
 
 pub async fn create_order(

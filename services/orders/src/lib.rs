@@ -24,7 +24,6 @@ use shop_kit::{
     events::{Broker, Delivery, Ledger, Subscription},
     observe::traces,
 };
-use shop_proto::shop::orders::v1::{self as pb};
 
 pub use domain::saga::SagaPolicy;
 pub use error::OrdersError;
@@ -307,13 +306,6 @@ impl Service for Config {
             orders,
             shutdown: context.shutdown.clone(),
         };
-        let order_service = pb::OrderServiceRoutes::new()
-            .create_order(api::create_order)
-            .get_order(api::get_order)
-            .list_orders(api::list_orders)
-            .cancel_order(api::cancel_order)
-            .watch_order(api::watch_order)
-            .build(state);
-        Ok(server.serve(order_service))
+        Ok(server.serve(api::order_service(state)))
     }
 }

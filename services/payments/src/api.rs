@@ -5,7 +5,7 @@
 use axum::extract::State;
 use connectrpc_axum::prelude::*;
 use shop_kit::{
-    Valid,
+    RpcService, Valid,
     auth::{Caller, Customer, ServiceCaller},
     rpc::connect_errors::refusal,
 };
@@ -159,6 +159,25 @@ impl<'a> RefundOf<'a> {
             )),
         }
     }
+}
+
+/// PaymentService: each of its RPCs and the handler that answers it (the
+/// builder does not compile without every one).
+pub fn payment_service(state: AppState) -> RpcService {
+    pb::PaymentServiceRoutes::new()
+        .charge(charge)
+        .refund(refund)
+        .check_payment_token(check_payment_token)
+        .get_payment(get_payment)
+        .build(state)
+}
+
+/// OrderPaymentService, the saga's payment steps, beside PaymentService.
+pub fn order_payment_service(state: AppState) -> RpcService {
+    pb::OrderPaymentServiceRoutes::new()
+        .charge_order(charge_order)
+        .refund_order(refund_order)
+        .build(state)
 }
 
 /// A customer's own charge; the shop's charges are OrderPaymentService's.

@@ -19,7 +19,6 @@ use shop_kit::{
     db::DatabaseUrl,
     events::{Broker, Ledger},
 };
-use shop_proto::shop::payments::v1::{self as pb};
 
 pub use error::PaymentsError;
 
@@ -204,16 +203,8 @@ impl Service for Config {
             .server(payments.store().ledger.db(), &self.token_keys)
             .await?;
         let state = AppState { payments };
-        let payment_service = pb::PaymentServiceRoutes::new()
-            .charge(api::charge)
-            .refund(api::refund)
-            .check_payment_token(api::check_payment_token)
-            .get_payment(api::get_payment)
-            .build(state.clone());
-        let order_payment_service = pb::OrderPaymentServiceRoutes::new()
-            .charge_order(api::charge_order)
-            .refund_order(api::refund_order)
-            .build(state);
-        Ok(server.serve(payment_service).serve(order_payment_service))
+        Ok(server
+            .serve(api::payment_service(state.clone()))
+            .serve(api::order_payment_service(state)))
     }
 }

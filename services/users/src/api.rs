@@ -6,7 +6,7 @@ use std::time::Duration;
 use axum::extract::State;
 use connectrpc_axum::prelude::*;
 use shop_kit::{
-    Valid,
+    RpcService, Valid,
     auth::{Caller, CertifiedService},
     client::CallContext,
 };
@@ -51,6 +51,25 @@ fn to_proto(user: User) -> pb::User {
         email: user.email,
         display_name: user.display_name,
     }
+}
+
+/// UserService: each of its RPCs and the handler that answers it (the
+/// builder does not compile without every one).
+pub fn user_service(state: AppState) -> RpcService {
+    pb::UserServiceRoutes::new()
+        .sign_up(sign_up)
+        .log_in(log_in)
+        .refresh(refresh)
+        .get_me(get_me)
+        .get_public_keys(get_public_keys)
+        .build(state)
+}
+
+/// ServiceTokenService, the services' own sign-in, beside UserService.
+pub fn service_token_service(state: AppState) -> RpcService {
+    pb::ServiceTokenServiceRoutes::new()
+        .issue_service_token(issue_service_token)
+        .build(state)
 }
 
 pub async fn sign_up(

@@ -25,7 +25,7 @@ use shop_kit::{
     db::DatabaseUrl,
     rpc::rate_class::RateClass,
 };
-use shop_proto::shop::users::v1::{self as pb, Session};
+use shop_proto::shop::users::v1::Session;
 
 pub use error::UsersError;
 
@@ -309,16 +309,6 @@ impl Service for Config {
         let jwks = accounts.issuer().jwks_json().to_owned();
         let sign_in = accounts.sign_in_class();
         let state = AppState { accounts };
-        let user_service = pb::UserServiceRoutes::new()
-            .sign_up(api::sign_up)
-            .log_in(api::log_in)
-            .refresh(api::refresh)
-            .get_me(api::get_me)
-            .get_public_keys(api::get_public_keys)
-            .build(state.clone());
-        let token_service = pb::ServiceTokenServiceRoutes::new()
-            .issue_service_token(api::issue_service_token)
-            .build(state);
         let jwks_route = get(move || {
             let jwks = jwks.clone();
             async move {
@@ -329,8 +319,8 @@ impl Service for Config {
             }
         });
         Ok(RpcServer::new(context.http.clone(), readiness)
-            .serve(user_service)
-            .serve(token_service)
+            .serve(api::user_service(state.clone()))
+            .serve(api::service_token_service(state))
             .verify_tokens(verifier)
             // Checked by the kit for IssueServiceToken (its `shop_secret`
             // caller); empty, only a client certificate gets a token.

@@ -7,7 +7,13 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use crate::{deploy, name::Name, template};
+use crate::{
+    contract::{self, ContractError},
+    deploy,
+    name::Name,
+    stubs::{self, StubError},
+    template,
+};
 
 /// Where the launcher lists the services it starts alike (see
 /// `src/registry.rs`), and the line new ones go above.
@@ -34,6 +40,10 @@ pub enum RepoError {
         file: &'static str,
         what: &'static str,
     },
+    #[error(transparent)]
+    Contract(#[from] ContractError),
+    #[error(transparent)]
+    Stub(#[from] StubError),
     #[error("{path}: {source}")]
     Io {
         path: String,
@@ -48,6 +58,19 @@ pub struct Added {
     pub edits: Vec<String>,
     pub port: u16,
     /// Whether rustfmt formatted it.
+    pub formatted: bool,
+}
+
+/// What [`Repo::update`] did.
+#[derive(Debug)]
+pub struct Updated {
+    /// The handlers' file.
+    pub api: String,
+    /// The RPCs its contract declares.
+    pub rpcs: usize,
+    /// Each RPC given its builder line, and each given a stub.
+    pub routed: Vec<String>,
+    pub stubbed: Vec<String>,
     pub formatted: bool,
 }
 
@@ -138,6 +161,62 @@ impl Repo {
         })
     }
 
+    /// Whether `plural` is a service here already: its contract and its
+    /// handlers' file.
+    pub fn serves(&self, plural: &str) -> bool {
+        self.root.join(format!("proto/shop/{plural}")).is_dir()
+            && self.root.join(api_file(plural)).is_file()
+    }
+
+    /// Gives the service `plural` what its contract declares and its
+    /// handlers' file lacks: each new RPC's line in its service's builder
+    /// and a stub of its handler. Writes nothing if it lacks nothing.
+    pub fn update(&self, plural: &str) -> Result<Updated, RepoError> {
+        let api_path = api_file(plural);
+        let api = self.read(&api_path)?;
+        let proto_root = self.root.join("proto");
+        let mut files = Vec::new();
+        self.proto_files(&format!("shop/{plural}"), &mut files)?;
+        files.sort();
+        let mut rpcs = Vec::new();
+        for file in &files {
+            rpcs.extend(contract::rpcs(&proto_root, file)?);
+        }
+        let stubbed = stubs::stub(&api_path, &api, &rpcs, plural)?;
+        let mut formatted = true;
+        if stubbed.text != api {
+            self.write(&api_path, &stubbed.text)?;
+            formatted = self.format(std::slice::from_ref(&api_path));
+        }
+        Ok(Updated {
+            api: api_path,
+            rpcs: rpcs.len(),
+            routed: stubbed.routed,
+            stubbed: stubbed.stubbed,
+            formatted,
+        })
+    }
+
+    /// The `.proto` files below `proto/<dir>`, as paths below `proto/`.
+    fn proto_files(&self, dir: &str, found: &mut Vec<String>) -> Result<(), RepoError> {
+        let full = self.root.join("proto").join(dir);
+        let io = |source| RepoError::Io {
+            path: format!("proto/{dir}"),
+            source,
+        };
+        for entry in fs::read_dir(&full).map_err(io)? {
+            let entry = entry.map_err(io)?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let path = format!("{dir}/{name}");
+            if entry.file_type().map_err(io)?.is_dir() {
+                self.proto_files(&path, found)?;
+            } else if name.ends_with(".proto") {
+                found.push(path);
+            }
+        }
+        Ok(())
+    }
+
     /// Formats the Rust it wrote as `cargo fmt` would (its imports sort
     /// by the new names); `false` if rustfmt could not.
     fn format(&self, files: &[String]) -> bool {
@@ -149,6 +228,11 @@ impl Repo {
             .status()
             .is_ok_and(|status| status.success())
     }
+}
+
+/// Where a service's handlers and its services' builders are.
+fn api_file(plural: &str) -> String {
+    format!("services/{plural}/src/api.rs")
 }
 
 /// The next port after every one the registry gives.

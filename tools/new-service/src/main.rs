@@ -4,9 +4,12 @@
 //! lists its services. docs/new-service.md says what it writes, what it
 //! edits, and why each edit is one the shop cannot derive.
 
+mod contract;
 mod deploy;
 mod edit;
 mod name;
+mod rewrite;
+mod stubs;
 mod template;
 
 use std::{path::PathBuf, process::ExitCode};
@@ -27,7 +30,10 @@ use crate::{edit::Repo, name::Name};
 )]
 struct Cli {
     /// The service's name: one lower-case word, the plural of what it keeps
-    /// (reviews keeps Review, served as shop.reviews.v1.ReviewService).
+    /// (reviews keeps Review, served as shop.reviews.v1.ReviewService). The
+    /// name of a service that exists adds what its contract gained: each
+    /// new RPC's line in its service's builder and a stub of its handler in
+    /// services/NAME/src/api.rs, never touching a handler that is written.
     name: String,
 
     /// What it keeps, one of them, when NAME is no regular plural
@@ -53,8 +59,11 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
-    let name = Name::parse(&cli.name, cli.singular.as_deref())?;
     let repo = Repo::open(&cli.root)?;
+    if name::is_one_word(&cli.name) && repo.serves(&cli.name) {
+        return update(&repo, &cli.name);
+    }
+    let name = Name::parse(&cli.name, cli.singular.as_deref())?;
     let written = repo.add(&name)?;
     println!(
         "new-service: {} written ({} files) and listed ({} edits):",
@@ -78,5 +87,33 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
         Singular = name.singular_type(),
         port = written.port,
     );
+    Ok(())
+}
+
+/// A service that exists: what its contract gained since, stubbed.
+fn update(repo: &Repo, plural: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let updated = repo.update(plural)?;
+    if updated.routed.is_empty() && updated.stubbed.is_empty() {
+        println!(
+            "new-service: {plural} exists, and each of the {} RPCs of its contract has its line \
+             and its handler in {}: nothing to add",
+            updated.rpcs, updated.api
+        );
+        return Ok(());
+    }
+    println!(
+        "new-service: {plural} exists; {} gained what its contract declares since:",
+        updated.api
+    );
+    for rpc in &updated.routed {
+        println!("  ~ {rpc}: its line in the service's builder");
+    }
+    for rpc in &updated.stubbed {
+        println!("  + {rpc}: a stub of its handler, answering unimplemented until you write it");
+    }
+    if !updated.formatted {
+        eprintln!("new-service: rustfmt did not run: `cargo fmt` formats what it wrote");
+    }
+    println!("\nNext: write each stub, then `cargo test -p shop-{plural}` and `just contract`.");
     Ok(())
 }

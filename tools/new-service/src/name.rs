@@ -130,7 +130,7 @@ impl Name {
     /// `raw` as a service's name, keeping `singular`s (by default, `raw`'s
     /// singular as English's regular plurals make it).
     pub fn parse(raw: &str, singular: Option<&str>) -> Result<Self, NameError> {
-        if !one_word(raw) {
+        if !is_one_word(raw) {
             return Err(NameError::NotOneWord(raw.to_owned()));
         }
         if !(3..=24).contains(&raw.len()) {
@@ -140,7 +140,7 @@ impl Name {
             return Err(NameError::Reserved(raw.to_owned()));
         }
         let singular = match singular {
-            Some(given) if !one_word(given) || !(2..=24).contains(&given.len()) => {
+            Some(given) if !is_one_word(given) || !(2..=24).contains(&given.len()) => {
                 return Err(NameError::SingularNotOneWord(given.to_owned()));
             }
             Some(given) if given == raw => {
@@ -172,20 +172,29 @@ impl Name {
     }
 
     /// The template with this name in place of its own (`widgets`), in
-    /// every form it takes.
+    /// every form it takes, word by word (`crate::rewrite`).
     pub fn render(&self, template: &str) -> String {
-        template
-            .replace("WIDGETS", &self.plural.to_ascii_uppercase())
-            .replace("Widgets", &self.plural_type())
-            .replace("widgets", &self.plural)
-            .replace("WIDGET", &self.singular.to_ascii_uppercase())
-            .replace("Widget", &self.singular_type())
-            .replace("widget", &self.singular)
+        crate::rewrite::words(template, |word| self.rename(word))
+    }
+
+    /// A word of the template's name in its form of this name.
+    fn rename(&self, word: &str) -> Option<String> {
+        Some(match word {
+            "widgets" => self.plural.clone(),
+            "Widgets" => self.plural_type(),
+            "WIDGETS" => self.plural.to_ascii_uppercase(),
+            "widget" => self.singular.clone(),
+            "Widget" => self.singular_type(),
+            "WIDGET" => self.singular.to_ascii_uppercase(),
+            // The Go package the contract names (`go_package`).
+            "widgetsv1" => format!("{}v1", self.plural),
+            _ => return None,
+        })
     }
 }
 
 /// One lower-case word of letters and digits, starting with a letter.
-fn one_word(word: &str) -> bool {
+pub fn is_one_word(word: &str) -> bool {
     word.chars().next().is_some_and(|c| c.is_ascii_lowercase())
         && word
             .chars()
@@ -327,6 +336,15 @@ mod tests {
                 "WIDGETS_PORT Widgets widgets WIDGET_EVENTS WidgetService widget_id widgetId"
             ),
             "REVIEWS_PORT Reviews reviews REVIEW_EVENTS ReviewService review_id reviewId"
+        );
+    }
+
+    #[test]
+    fn a_name_that_contains_the_templates_is_not_renamed_twice() {
+        let name = Name::parse("widgetsets", None).expect("a name");
+        assert_eq!(
+            name.render("ListWidgets widgets WidgetService widget_id"),
+            "ListWidgetsets widgetsets WidgetsetService widgetset_id"
         );
     }
 }

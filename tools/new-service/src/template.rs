@@ -7,9 +7,12 @@ use crate::name::Name;
 /// The port the template's manifests give the service.
 const PORT: &str = "8099";
 
-/// `text` for the service `name` on `port`.
+/// `text` for the service `name` on `port`: the template's names and its
+/// port replaced word by word (`crate::rewrite`).
 pub fn render(name: &Name, port: u16, text: &str) -> String {
-    name.render(text).replace(PORT, &port.to_string())
+    crate::rewrite::words(&name.render(text), |word| {
+        (word == PORT).then(|| port.to_string())
+    })
 }
 
 /// Each file of the template: its path in the repository and its text.
@@ -96,6 +99,18 @@ pub const MIGRATE_ENV: &str =
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_widget_of_the_template_is_a_word_the_name_replaces() {
+        let name = Name::parse("reviews", None).expect("a name");
+        for (path, text) in FILES {
+            let rendered = render(&name, 8123, text).to_ascii_lowercase();
+            assert!(
+                !rendered.contains("widget") && !rendered.contains("8099"),
+                "{path}: a widget or 8099 inside a word, which renaming by words leaves"
+            );
+        }
+    }
 
     #[test]
     fn only_the_manifests_name_the_port() {

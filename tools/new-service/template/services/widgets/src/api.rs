@@ -5,7 +5,7 @@
 
 use axum::extract::State;
 use connectrpc_axum::prelude::*;
-use shop_kit::{Valid, auth::Customer, rpc::connect_errors::refusal};
+use shop_kit::{RpcService, Valid, auth::Customer, rpc::connect_errors::refusal};
 use shop_proto::shop::widgets::v1 as pb;
 use tokio::sync::broadcast::error::RecvError;
 
@@ -40,6 +40,20 @@ impl From<WidgetsError> for ConnectError {
             WidgetsError::Storage(failure) => shop_kit::storage_failure("widgets", failure),
         }
     }
+}
+
+/// WidgetService: each of its RPCs and the handler that answers it. The
+/// builder does not compile without every one; run `just new-service
+/// widgets` again after adding an RPC to the contract, and it adds the
+/// RPC's line here and a stub of its handler below (never touching one
+/// that is written).
+pub fn widget_service(state: AppState) -> RpcService {
+    pb::WidgetServiceRoutes::new()
+        .create_widget(create_widget)
+        .get_widget(get_widget)
+        .list_widgets(list_widgets)
+        .watch_widgets(watch_widgets)
+        .build(state)
 }
 
 fn to_proto(widget: Widget) -> pb::Widget {

@@ -16,7 +16,6 @@ use shop_kit::{
     app::{Basics, Context, Service, StartFailure},
     events::{Broker, Ledger},
 };
-use shop_proto::shop::widgets::v1 as pb;
 
 pub use error::WidgetsError;
 
@@ -136,12 +135,6 @@ impl Service for Config {
         let server = context
             .server(widgets.store().ledger.db(), &self.0.token_keys)
             .await?;
-        let service = pb::WidgetServiceRoutes::new()
-            .create_widget(api::create_widget)
-            .get_widget(api::get_widget)
-            .list_widgets(api::list_widgets)
-            .watch_widgets(api::watch_widgets)
-            .build(AppState { widgets });
-        Ok(server.serve(service))
+        Ok(server.serve(api::widget_service(AppState { widgets })))
     }
 }
