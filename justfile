@@ -68,8 +68,15 @@ policy *ARGS:
 policy-docs:
     cargo run -q -- policy --update docs/contract.md
 
-# Every artefact written from the contract, written again: the OpenAPI document (just openapi) and docs/contract.md's call policy and REST routes (just policy-docs); CI fails naming the one that is stale (just openapi-check, cargo test)
-contract: openapi policy-docs
+# Every artefact written from the contract, written again: the OpenAPI document (just openapi), docs/contract.md's call policy and REST routes (just policy-docs) and the edge's routes (just edge-routes); CI fails naming the one that is stale (just openapi-check, cargo test, just kubernetes)
+contract: openapi policy-docs edge-routes
+
+# The contract's paths in the edge's routes (deploy/kubernetes/edge_routes.py writes them into components/gateway-api/edge.yaml), then ingress-nginx's routes made from that file
+edge-routes: tools
+    python3 deploy/kubernetes/edge_routes.py
+    [ -x tests/kubernetes/.venv/bin/python ] || python3 -m venv tests/kubernetes/.venv
+    tests/kubernetes/.venv/bin/pip install --quiet --disable-pip-version-check -r tests/kubernetes/requirements.txt
+    tests/kubernetes/.venv/bin/python deploy/kubernetes/ingresses.py
 
 # The OpenAPI 3.1 document of the public API (openapi/openapi.json) from the protos: Connect paths and REST routes (the generator is built once into ~/.cache/connect-shop/tools)
 openapi: tools
@@ -110,7 +117,7 @@ interop:
 # A new service of your own (NAME: one lower-case word, the plural of what it keeps, e.g. reviews; `--singular WORD` when it is no regular plural: inventory --singular item): its contract, crate, migrations and tests, served by the shop, its manifests and alerts, its operations in the OpenAPI document, its policy in docs/contract.md (docs/new-service.md)
 new-service NAME *ARGS: tools
     cargo run --quiet -p shop-new-service -- {{NAME}} {{ARGS}}
-    @echo "new-service: the artefacts written from the contract, again (just contract): its operations into the OpenAPI document and /api, its call policy and REST routes into docs/contract.md"
+    @echo "new-service: the artefacts written from the contract, again (just contract): its operations into the OpenAPI document and /api, its call policy and REST routes into docs/contract.md, its paths into the edge's routes"
     just contract
 
 # What `just new-service` gives, end to end in a copy of this commit (NAME and the generator's options, e.g. inventory --singular item): written, linted, tested, the shop started with it and called over Connect, gRPC, gRPC-Web and REST, its OpenAPI operations, its manifests checked (just kubernetes); the time it took

@@ -85,6 +85,7 @@ analyzer=$("$here/build-netpol-analyzer.sh")
 venv=${KUBERNETES_VENV:-$here/.venv}
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$here/requirements.txt"
+"$venv/bin/python" "$root/deploy/kubernetes/edge_routes.py" --check
 "$venv/bin/python" "$root/deploy/kubernetes/ingresses.py" --check
 need nats-server nats-server
 reloader=$("$here/build-nats-reloader.sh")

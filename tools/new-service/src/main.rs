@@ -114,6 +114,6 @@ fn update(repo: &Repo, plural: &str) -> Result<(), Box<dyn std::error::Error>> {
     if !updated.formatted {
         eprintln!("new-service: rustfmt did not run: `cargo fmt` formats what it wrote");
     }
-    println!("\nNext: write each stub, then `cargo test -p shop-{plural}` and `just contract`.");
+    println!("\nNext: write each stub (docs/new-service.md), then `cargo test -p shop-{plural}`.");
     Ok(())
 }
