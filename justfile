@@ -73,10 +73,13 @@ contract: openapi policy-docs edge-routes
 
 # The contract's paths in the edge's routes (deploy/kubernetes/edge_routes.py writes them into components/gateway-api/edge.yaml), then ingress-nginx's routes made from that file
 edge-routes: tools
+    #!/usr/bin/env bash
+    set -euo pipefail
     python3 deploy/kubernetes/edge_routes.py
-    [ -x tests/kubernetes/.venv/bin/python ] || python3 -m venv tests/kubernetes/.venv
-    tests/kubernetes/.venv/bin/pip install --quiet --disable-pip-version-check -r tests/kubernetes/requirements.txt
-    tests/kubernetes/.venv/bin/python deploy/kubernetes/ingresses.py
+    venv=${KUBERNETES_VENV:-tests/kubernetes/.venv}
+    [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/kubernetes/requirements.txt
+    "$venv/bin/python" deploy/kubernetes/ingresses.py
 
 # The OpenAPI 3.1 document of the public API (openapi/openapi.json) from the protos: Connect paths and REST routes (the generator is built once into ~/.cache/connect-shop/tools)
 openapi: tools

@@ -21,7 +21,9 @@ merge.py --public IMAGE (the public services, one per line)
 import json
 import pathlib
 import re
+import subprocess
 import sys
+import tempfile
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 # Where the shop's first services listen (the launcher's defaults); the
@@ -140,11 +142,14 @@ def policies(image):
     return found
 
 
-def public_services(image):
-    """The RPC services the public may call (their caller rule admits
-    anyone or a customer), each with the shop service that serves it: the
-    internal ones are for the shop's services only."""
-    found = {}
+def contract_services(image):
+    """Every RPC service of the shop's contract, in buf's JSON image of the
+    protos: its full name, the shop service that serves it (the BFF's is
+    the gateway), and whether the public may call it (its caller rule
+    admits anyone or a customer; the internal ones are for the shop's
+    services only). The OpenAPI document, the edge's routes and the
+    manifests' tests all read the services so."""
+    found = []
     for file in image.get("file", []):
         package = file["package"]
         if not package.startswith("shop."):
@@ -152,9 +157,26 @@ def public_services(image):
         served_by = "gateway" if package == "shop.bff.v1" else package.split(".")[1]
         for service in file.get("service", []):
             caller = service.get("options", {}).get("[kit.policy.v1.service]", {}).get("caller", {})
-            if caller.get("anyone") or caller.get("customer"):
-                found[f"{package}.{service['name']}"] = served_by
+            public = bool(caller.get("anyone") or caller.get("customer"))
+            found.append((f"{package}.{service['name']}", served_by, public))
     return found
+
+
+def public_services(image):
+    """The public RPC services, each with the shop service that serves it."""
+    return {name: served_by for name, served_by, public in contract_services(image) if public}
+
+
+def contract_image():
+    """buf's JSON image of the shop's protos (`buf build`, buf from `just
+    tools`), options included."""
+    buf = ROOT / "tests" / "interop" / "node_modules" / ".bin" / "buf"
+    if not buf.exists():
+        sys.exit(f"{buf} is missing: just tools")
+    with tempfile.TemporaryDirectory() as work:
+        out = pathlib.Path(work) / "image.json"
+        subprocess.run([str(buf), "build", "--path", "shop", "-o", str(out)], cwd=ROOT / "proto", check=True)
+        return json.loads(out.read_text())
 
 
 def with_policy(operation, policy):

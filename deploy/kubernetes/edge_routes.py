@@ -28,16 +28,13 @@ of the protos (`buf build`), as the OpenAPI document's do.
 
 import json
 import re
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 EDGE = Path(__file__).resolve().parent / "components" / "gateway-api" / "edge.yaml"
-BUF = ROOT / "tests" / "interop" / "node_modules" / ".bin" / "buf"
 sys.path.insert(0, str(ROOT / "openapi"))
-from merge import public_services  # noqa: E402  (which services are public, and who serves them)
+from merge import contract_image, public_services  # noqa: E402  (buf's image; which services are public, who serves them)
 
 VERBS = ("get", "put", "post", "delete", "patch")
 BLOCK = re.compile(
@@ -46,16 +43,6 @@ BLOCK = re.compile(
     r"^(?P=indent)# contract:end[^\n]*\n",
     re.M | re.S,
 )
-
-
-def image():
-    """buf's JSON image of the shop's protos."""
-    if not BUF.exists():
-        sys.exit(f"edge_routes: {BUF} is missing: just tools")
-    with tempfile.TemporaryDirectory() as work:
-        out = Path(work) / "image.json"
-        subprocess.run([str(BUF), "build", "--path", "shop", "-o", str(out)], cwd=ROOT / "proto", check=True)
-        return json.loads(out.read_text())
 
 
 def rest_paths(method):
@@ -165,7 +152,7 @@ def main():
     if sys.argv[1:] not in ([], ["--check"]):
         sys.exit("usage: edge_routes.py [--check]")
     text = EDGE.read_text()
-    current = written(text, routes(image()))
+    current = written(text, routes(contract_image()))
     if check:
         if current != text:
             sys.exit(

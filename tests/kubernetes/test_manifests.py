@@ -32,33 +32,22 @@ KUSTOMIZE = ROOT / "deploy" / "kubernetes"
 # service with its RPC services from the contract (proto/shop): no list
 # of services here, so a service the manifests forget fails these tests.
 sys.path.insert(0, str(ROOT / "openapi"))
-from merge import FIRST_PORTS, ports  # noqa: E402  (the OpenAPI document's reading of them)
+from merge import FIRST_PORTS, contract_image, contract_services, ports  # noqa: E402  (the OpenAPI document's reading of them)
 
 METRICS_PORT = 9090
 NAMESPACE = "connect-shop"
 
 
-def contract():
-    """Each RPC service of the contract: its full name, the shop service
-    that serves it (the BFF's is the gateway), and whether only the shop's
-    services may call it (its caller rule names neither anyone nor a
-    customer)."""
-    found = []
-    for proto in sorted((ROOT / "proto" / "shop").glob("*/v1/*.proto")):
-        text = proto.read_text()
-        package = re.search(r"^package ([\w.]+);", text, re.M).group(1)
-        served_by = "gateway" if package == "shop.bff.v1" else package.split(".")[1]
-        for block in re.finditer(r"^service (\w+) \{(.*?)^\}", text, re.M | re.S):
-            rule = re.search(r"caller: \{(.*?)\n?\s*\}", block.group(2), re.S)
-            public = bool(rule) and re.search(r"\b(anyone|customer): true", rule.group(1)) is not None
-            found.append((f"{package}.{block.group(1)}", served_by, public))
-    return found
-
+# Each RPC service of the contract: its full name, the shop service that
+# serves it (the BFF's is the gateway), and whether the public may call it,
+# read from buf's image of the protos as the OpenAPI document and the
+# edge's routes read it.
+CONTRACT = contract_services(contract_image())
 
 PORTS = ports()
 # The first five in the order they start, then the others (as
 # shop_proto::identity::SERVICES).
-SERVICES = list(FIRST_PORTS) + sorted({s for _, s, _ in contract()} - set(FIRST_PORTS))
+SERVICES = list(FIRST_PORTS) + sorted({s for _, s, _ in CONTRACT} - set(FIRST_PORTS))
 ADDED_SERVICES = [s for s in SERVICES if s not in FIRST_PORTS]
 # Those with a database of their own, and those that publish and read
 # events: a new service does both, as its template.
@@ -66,8 +55,8 @@ DATABASES = ["users", "catalog", "orders", "payments"] + ADDED_SERVICES
 EVENTS = ["catalog", "orders", "payments"] + ADDED_SERVICES
 # The RPC services each shop service serves to the public (the edge routes
 # them) and to the shop's own services only (the edge must not).
-PUBLIC = {name: service for name, service, public in contract() if public}
-INTERNAL = {name: service for name, service, public in contract() if not public}
+PUBLIC = {name: service for name, service, public in CONTRACT if public}
+INTERNAL = {name: service for name, service, public in CONTRACT if not public}
 
 
 def test_the_services_are_read_from_the_contract():

@@ -33,6 +33,9 @@ for checks in openapi tests/kubernetes; do
   "$root/$checks/.venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/$checks/requirements.txt"
 done
 
+# The copy's `just contract` and `just kubernetes` use the clone's environment.
+export KUBERNETES_VENV="$root/tests/kubernetes/.venv"
+
 step "a copy of this commit ($(git -C "$root" rev-parse --short HEAD)) at $copy"
 git -C "$root" worktree remove --force "$copy" 2>/dev/null || rm -rf "$copy"
 git -C "$root" worktree prune
@@ -176,7 +179,7 @@ step "the alert rules with $name's job and objectives (promtool)"
 promtool check rules deploy/observability/rules.yaml
 
 step "the manifests with $name (just kubernetes: the overlays rendered and read, a server dry run)"
-KUBERNETES_VENV="$root/tests/kubernetes/.venv" tests/kubernetes/run.sh
+tests/kubernetes/run.sh
 
 step "git clean: the copy is as the commit was"
 git checkout --quiet -- .
