@@ -59,10 +59,3 @@ pub fn migrate<'a, M: MigratorTrait + 'static>(
 ) -> Boxed<'a, Result<Applied, MigrateError>> {
     Box::pin(shop_migrations::up::<M>(db, name))
 }
-
-/// The registry's service called `name`.
-pub fn named(name: &str) -> Option<&'static Added> {
-    crate::registry::ADDED
-        .iter()
-        .find(|added| added.name == name)
-}

@@ -1,48 +1,7 @@
 //! What the shop prints once every service is ready: where each is, and
 //! commands to try.
 
-use std::net::SocketAddr;
-
-use crate::{cli::kit::KitArgs, launch::Started};
-
-/// How the banner's URLs and commands reach the services.
-pub struct Calling {
-    scheme: &'static str,
-    /// curl's and buf curl's options for it (the CA to trust, or h2c).
-    curl: String,
-    buf: String,
-}
-
-impl Calling {
-    pub fn new(kit: &KitArgs) -> Self {
-        let ca = match (&kit.tls_dir, &kit.client_tls.tls_ca) {
-            (Some(dir), _) => Some(dir.join("ca.pem")),
-            (None, Some(ca)) => Some(ca.clone()),
-            (None, None) => None,
-        };
-        match ca.filter(|_| kit.serves_tls()) {
-            Some(ca) => Self {
-                scheme: "https",
-                curl: format!("-s --cacert {}", ca.display()),
-                buf: format!("--cacert {}", ca.display()),
-            },
-            None => Self {
-                scheme: if kit.serves_tls() { "https" } else { "http" },
-                curl: "-s".to_owned(),
-                buf: "--http2-prior-knowledge".to_owned(),
-            },
-        }
-    }
-
-    /// A service's base URL (localhost, the name its certificate carries).
-    pub fn url(&self, addr: SocketAddr) -> String {
-        if self.scheme == "https" && addr.ip().is_loopback() {
-            format!("https://localhost:{}", addr.port())
-        } else {
-            format!("{}://{addr}", self.scheme)
-        }
-    }
-}
+use crate::{calling::Calling, launch::Started};
 
 pub fn print(
     running: &[Started],
@@ -70,7 +29,7 @@ pub fn print(
         crate::dashboard::Shown::PortTaken(why) => println!("\n  {:<9} off: {why}", "dashboard"),
         crate::dashboard::Shown::Off => {}
     }
-    let curl = &calling.curl;
+    let curl = calling.curl();
     if let Some(catalog) = running.iter().find(|s| s.name == "catalog") {
         let base = format!(
             "{}/shop.catalog.v1.CatalogService",
@@ -85,7 +44,7 @@ pub fn print(
         );
         println!(
             "  npx @bufbuild/buf curl {} --protocol grpc --reflect {base}/ListProducts",
-            calling.buf
+            calling.buf()
         );
     }
     if let Some(users) = running

@@ -10,7 +10,7 @@ use shop_kit::{
 };
 
 use crate::{
-    banner::Calling,
+    calling::Calling,
     cli::kit::{DEFAULT_DASHBOARD_PORT, DashboardArgs},
     launch::Started,
 };

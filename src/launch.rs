@@ -5,8 +5,6 @@ use std::{net::SocketAddr, time::Duration};
 
 use shop_kit::{HttpConfig, Readiness, Shutdown, app, observe::metrics::Metrics};
 
-use crate::plan::{Planned, Start};
-
 pub struct Started {
     pub name: &'static str,
     pub addr: SocketAddr,
@@ -18,50 +16,6 @@ pub struct Started {
     pub task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
-/// Starts `start` and waits until it serves.
-pub async fn start(
-    start: Start,
-    shutdown: &Shutdown,
-    metrics: &Metrics,
-) -> anyhow::Result<Started> {
-    let Start {
-        service,
-        addr,
-        http,
-        demo_note,
-    } = start;
-    let launch = Launcher {
-        addr,
-        http,
-        shutdown,
-        metrics,
-    };
-    let mut started = match service {
-        Planned::Users(users) => launch.start(users.database_url.to_string(), users).await?,
-        Planned::Catalog(catalog) => {
-            launch
-                .start(catalog.database_url.to_string(), catalog)
-                .await?
-        }
-        Planned::Orders(orders) => {
-            launch
-                .start(orders.database_url.to_string(), *orders)
-                .await?
-        }
-        Planned::Payments(payments) => {
-            launch
-                .start(payments.database_url.to_string(), payments)
-                .await?
-        }
-        Planned::Gateway(gateway) => launch.start("none".to_owned(), *gateway).await?,
-        Planned::Added(added, basics) => (added.start)(launch, basics).await?,
-    };
-    if let Some(note) = demo_note {
-        started.seeded.push_str(note);
-    }
-    Ok(started)
-}
-
 /// How each service of one start is started.
 pub struct Launcher<'a> {
     addr: SocketAddr,
@@ -70,7 +24,21 @@ pub struct Launcher<'a> {
     metrics: &'a Metrics,
 }
 
-impl Launcher<'_> {
+impl<'a> Launcher<'a> {
+    pub fn new(
+        addr: SocketAddr,
+        http: HttpConfig,
+        shutdown: &'a Shutdown,
+        metrics: &'a Metrics,
+    ) -> Self {
+        Self {
+            addr,
+            http,
+            shutdown,
+            metrics,
+        }
+    }
+
     pub async fn start<S: app::Service>(
         self,
         database: String,

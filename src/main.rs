@@ -3,6 +3,7 @@
 
 mod added;
 mod banner;
+mod calling;
 mod certs;
 mod cli;
 mod dashboard;
@@ -99,7 +100,7 @@ async fn run(
     let shutdown = Shutdown::on_signals(process.drain());
     let mut running = Vec::new();
     for start in starts {
-        running.push(launch::start(start, &shutdown, &metrics).await?);
+        running.push(plan::start(start, &shutdown, &metrics).await?);
     }
     let process_metrics = match process.metrics_port {
         Some(port) => {
@@ -114,7 +115,7 @@ async fn run(
     if whole_shop {
         launch::until_ready(&running, launch::READY_PATIENCE).await?;
     }
-    let calling = banner::Calling::new(&kit);
+    let calling = calling::Calling::new(&kit);
     let dashboard = match keeping {
         Some(keeping) => {
             keeping

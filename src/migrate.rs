@@ -30,7 +30,7 @@ pub async fn run(
         .filter_map(|name| {
             StoredService::named(name)
                 .map(Stored::First)
-                .or_else(|| crate::added::named(name).map(Stored::Added))
+                .or_else(|| crate::registry::named(name).map(Stored::Added))
         })
         .collect();
     // DATABASE_URL names one database: only for one service.

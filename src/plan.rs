@@ -4,7 +4,10 @@
 use std::net::SocketAddr;
 
 use secrecy::SecretString;
-use shop_kit::{HttpConfig, app::Basics, auth::TokenKeys, client::Calls, tls::ClientTls};
+use shop_kit::{
+    HttpConfig, Shutdown, app::Basics, auth::TokenKeys, client::Calls, observe::metrics::Metrics,
+    tls::ClientTls,
+};
 
 use crate::{
     added::Added,
@@ -18,6 +21,7 @@ use crate::{
         gateway::{GatewayArgs, public_url},
         kit::KitArgs,
     },
+    launch::{Launcher, Started},
     service_tls::ServiceTls,
 };
 
@@ -486,6 +490,45 @@ fn added_urls(
             (name.to_owned(), url)
         })
         .collect())
+}
+
+/// Starts `start` and waits until it serves.
+pub async fn start(
+    start: Start,
+    shutdown: &Shutdown,
+    metrics: &Metrics,
+) -> anyhow::Result<Started> {
+    let Start {
+        service,
+        addr,
+        http,
+        demo_note,
+    } = start;
+    let launch = Launcher::new(addr, http, shutdown, metrics);
+    let mut started = match service {
+        Planned::Users(users) => launch.start(users.database_url.to_string(), users).await?,
+        Planned::Catalog(catalog) => {
+            launch
+                .start(catalog.database_url.to_string(), catalog)
+                .await?
+        }
+        Planned::Orders(orders) => {
+            launch
+                .start(orders.database_url.to_string(), *orders)
+                .await?
+        }
+        Planned::Payments(payments) => {
+            launch
+                .start(payments.database_url.to_string(), payments)
+                .await?
+        }
+        Planned::Gateway(gateway) => launch.start("none".to_owned(), *gateway).await?,
+        Planned::Added(added, basics) => (added.start)(launch, basics).await?,
+    };
+    if let Some(note) = demo_note {
+        started.seeded.push_str(note);
+    }
+    Ok(started)
 }
 
 #[cfg(test)]

@@ -13,3 +13,8 @@ use crate::added::Added;
 pub const ADDED: &[Added] = &[
     // just new-service adds each new service above this line.
 ];
+
+/// The registry's service called `name`.
+pub fn named(name: &str) -> Option<&'static Added> {
+    ADDED.iter().find(|added| added.name == name)
+}

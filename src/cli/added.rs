@@ -113,7 +113,7 @@ fn flags_of(added: &'static Added, matches: &ArgMatches) -> AddedFlags {
 pub fn read(matches: &mut ArgMatches) -> Result<AddedArgs, clap::Error> {
     let serve = match matches.subcommand() {
         Some(("serve", serve)) => match serve.subcommand() {
-            Some((name, alone)) => match crate::added::named(name) {
+            Some((name, alone)) => match crate::registry::named(name) {
                 Some(added) => Some(ServeAdded {
                     flags: flags_of(added, alone),
                     users_peer: UsersPeer::from_arg_matches(alone)?,
