@@ -7,11 +7,10 @@ use std::{
     future::Future,
     pin::Pin,
     task::{Context, Poll, ready},
-    time::Duration,
 };
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
+use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use tokio::time::{Instant, Sleep, Timeout};
 use tower::{Layer, Service};
@@ -21,27 +20,8 @@ use super::{
     protocol::{GRPC_MESSAGE, GRPC_STATUS},
 };
 
+pub use super::timeout::{BadTimeout, CONNECT_TIMEOUT_MS, parse_connect_timeout};
 pub use shop_kit_wire::{Deadline, grpc_timeout_value, parse_grpc_timeout};
-
-/// Connect's timeout header.
-pub const CONNECT_TIMEOUT_MS: HeaderName = HeaderName::from_static("connect-timeout-ms");
-
-/// A malformed `connect-timeout-ms`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("connect-timeout-ms must be 1 to 10 digits of milliseconds")]
-pub struct BadTimeout;
-
-/// Parses a `connect-timeout-ms` value: 1 to 10 ASCII digits (as
-/// connect-go; no sign, no spaces).
-pub fn parse_connect_timeout(value: &str) -> Result<Duration, BadTimeout> {
-    if value.is_empty() || value.len() > 10 || !value.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(BadTimeout);
-    }
-    value
-        .parse::<u64>()
-        .map(Duration::from_millis)
-        .map_err(|_| BadTimeout)
-}
 
 fn grpc_deadline(headers: &HeaderMap) -> Option<Instant> {
     let value = headers.get(&super::protocol::GRPC_TIMEOUT)?.to_str().ok()?;
@@ -204,23 +184,6 @@ where
         match self {
             Self::Answer { inner, .. } => inner.size_hint(),
             Self::Ended => SizeHint::with_exact(0),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn connect_timeouts_are_digits_only() {
-        assert_eq!(parse_connect_timeout("0"), Ok(Duration::ZERO));
-        assert_eq!(
-            parse_connect_timeout("9999999999"),
-            Ok(Duration::from_millis(9_999_999_999))
-        );
-        for bad in ["", "abc", "-1", "+5", " 5", "1.5", "12345678901"] {
-            assert_eq!(parse_connect_timeout(bad), Err(BadTimeout), "{bad:?}");
         }
     }
 }

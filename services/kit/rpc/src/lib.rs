@@ -40,6 +40,7 @@ mod server;
 pub mod service;
 mod single_message;
 mod sse;
+mod timeout;
 mod valid;
 
 pub use app::App;

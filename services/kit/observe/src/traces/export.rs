@@ -31,14 +31,11 @@ use crate::metrics::Metrics;
 use super::{
     SPANS_DROPPED,
     otlp::{ResourceGroup, Sender, export_request},
-    service,
+    service::{self, SERVICE_STAMP},
 };
 
 /// Spans waiting for export at most, unless OTEL_BSP_MAX_QUEUE_SIZE says.
 const DEFAULT_QUEUE: usize = 2048;
-
-/// The attribute a span's service travels in until export (then removed).
-pub(super) const SERVICE_STAMP: &str = "shop.service";
 
 /// Bounds the export queue, counts drops, sends each service's spans
 /// under its own resource.

@@ -26,7 +26,7 @@ use opentelemetry_sdk::{
 };
 use serde::Serialize;
 
-use super::export::SERVICE_STAMP;
+use super::service::SERVICE_STAMP;
 
 /// How much is kept.
 #[derive(Clone, Copy, Debug)]

@@ -72,6 +72,9 @@ pub(super) fn mark(cx: Context) -> Context {
     }
 }
 
+/// The attribute a span's service travels in until export (then removed).
+pub(super) const SERVICE_STAMP: &str = "shop.service";
+
 /// The service of a span starting under `cx`.
 pub(super) fn of(cx: &Context) -> Option<&'static str> {
     cx.get::<ServiceName>()
