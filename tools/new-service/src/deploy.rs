@@ -7,7 +7,7 @@
 //! name. `tests/kubernetes/test_manifests.py` fails when one misses a
 //! service.
 
-use crate::{edit::RepoError, name::Name, template};
+use crate::{error::RepoError, name::Name, template};
 
 /// One file's new text, and what changed in it.
 pub struct Edit {

@@ -7,13 +7,8 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use crate::{
-    contract::{self, ContractError},
-    deploy,
-    name::Name,
-    stubs::{self, StubError},
-    template,
-};
+use crate::error::RepoError;
+use crate::{contract, deploy, name::Name, stubs, template};
 
 /// Where the launcher lists the services it starts alike (see
 /// `src/registry.rs`), and the line new ones go above.
@@ -25,31 +20,6 @@ const REGISTRY_LINE: &str = "crate::added::added!(";
 /// The first port a new service may take: the shop's own services hold
 /// 8080 to 8084.
 const FIRST_FREE_PORT: u16 = 8085;
-
-#[derive(Debug, thiserror::Error)]
-pub enum RepoError {
-    #[error(
-        "{0} is not the root of the shop's repository (no workspace Cargo.toml, proto/shop or \
-         {REGISTRY} there); run it there, or give --root"
-    )]
-    NotTheShop(String),
-    #[error("{0} exists already: the shop has a service of that name")]
-    Exists(String),
-    #[error("{file}: {what} not found where it was expected; was it edited by hand?")]
-    Unexpected {
-        file: &'static str,
-        what: &'static str,
-    },
-    #[error(transparent)]
-    Contract(#[from] ContractError),
-    #[error(transparent)]
-    Stub(#[from] StubError),
-    #[error("{path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
-}
 
 /// What [`Repo::add`] did.
 #[derive(Debug)]

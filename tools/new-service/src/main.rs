@@ -7,6 +7,7 @@
 mod contract;
 mod deploy;
 mod edit;
+mod error;
 mod name;
 mod rewrite;
 mod stubs;
