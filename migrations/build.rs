@@ -1,28 +1,42 @@
 //! Each service's migrations are the files of its directory
 //! (`src/catalog/m20261121_000001_create_products.rs`, ...), applied in
 //! the order of their names: a new migration is a new file, and no list
-//! has to name it. This writes, per directory, the module of each file
-//! and the list of their `Migration`s into `$OUT_DIR/<service>.rs`, which
-//! `src/<service>.rs` includes.
+//! has to name it. This writes, for each directory of `src/`, the module
+//! of each file and the list of their `Migration`s into
+//! `$OUT_DIR/<service>.rs`, which `src/<service>.rs` includes.
 
 use std::{
     env, fs,
     path::{Path, PathBuf},
 };
 
-/// The services whose migrations live in a directory of their own.
-const SERVICES: [&str; 4] = ["catalog", "orders", "payments", "users"];
-
 fn main() {
     let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo"));
-    for service in SERVICES {
-        let dir = manifest.join("src").join(service);
+    let src = manifest.join("src");
+    // A new service's directory is one more: no list names them.
+    println!("cargo:rerun-if-changed={}", src.display());
+    for (service, dir) in service_directories(&src) {
         println!("cargo:rerun-if-changed={}", dir.display());
-        let listed = listing(service, &migration_files(&dir));
+        let listed = listing(&service, &migration_files(&dir));
         let target = out.join(format!("{service}.rs"));
         fs::write(&target, listed).unwrap_or_else(|e| panic!("writing {}: {e}", target.display()));
     }
+}
+
+/// Each directory of `src`: a service's migrations, named by it.
+fn service_directories(src: &Path) -> Vec<(String, PathBuf)> {
+    let entries = fs::read_dir(src).unwrap_or_else(|e| panic!("reading {}: {e}", src.display()));
+    let mut found: Vec<(String, PathBuf)> = entries
+        .map(|entry| entry.unwrap_or_else(|e| panic!("reading {}: {e}", src.display())))
+        .filter(|entry| entry.file_type().is_ok_and(|kind| kind.is_dir()))
+        .map(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            (name, entry.path())
+        })
+        .collect();
+    found.sort();
+    found
 }
 
 /// The migration files of `dir`, in the order they apply (by name).

@@ -78,9 +78,7 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
     for edit in &written.edits {
         println!("  ~ {edit}");
     }
-    if !written.formatted {
-        eprintln!("new-service: rustfmt did not run: `cargo fmt` formats what it wrote");
-    }
+    say_if_unformatted(written.formatted);
     println!(
         "\nNext:\n  cargo test -p shop-{plural}        its tests\n  cargo run --release                the whole shop, {plural} on port {port}\n  curl -s localhost:{port}/shop.{plural}.v1.{Singular}Service/List{Plural} -H 'content-type: application/json' -d '{{}}'\n                                     (unauthenticated: sign in first, docs/new-service.md)",
         plural = name.plural,
@@ -112,9 +110,14 @@ fn update(repo: &Repo, plural: &str) -> Result<(), Box<dyn std::error::Error>> {
     for rpc in &updated.stubbed {
         println!("  + {rpc}: a stub of its handler, answering unimplemented until you write it");
     }
-    if !updated.formatted {
-        eprintln!("new-service: rustfmt did not run: `cargo fmt` formats what it wrote");
-    }
+    say_if_unformatted(updated.formatted);
     println!("\nNext: write each stub (docs/new-service.md), then `cargo test -p shop-{plural}`.");
     Ok(())
+}
+
+/// What to do when rustfmt could not format what was written.
+fn say_if_unformatted(formatted: bool) {
+    if !formatted {
+        eprintln!("new-service: rustfmt did not run: `cargo fmt` formats what it wrote");
+    }
 }
