@@ -186,4 +186,4 @@ git checkout --quiet -- .
 git clean -fdq
 [ -z "$(git status --porcelain)" ] || { git status --short; fail "the copy differs from the commit"; }
 
-echo "new-service-check: $name answered $((answering - started)) s after the command (written, built in a new worktree, where every crate is compiled again, and started; then linted and tested)"
+echo "new-service-check: $name answered $((answering - started)) s after the command (written, built and started in the copy; then linted and tested)"
