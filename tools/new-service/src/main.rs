@@ -62,6 +62,14 @@ fn main() -> ExitCode {
 fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
     let repo = Repo::open(&cli.root)?;
     if name::is_one_word(&cli.name) && repo.serves(&cli.name) {
+        if cli.singular.is_some() {
+            return Err(format!(
+                "{} exists: --singular names what a new service keeps, and this one is named \
+                 already (run it without --singular to add what its contract gained)",
+                cli.name
+            )
+            .into());
+        }
         return update(&repo, &cli.name);
     }
     let name = Name::parse(&cli.name, cli.singular.as_deref())?;
