@@ -4,8 +4,6 @@
 //! `unimplemented` until it is written. A handler that exists is never
 //! touched, nor is any other line.
 
-use heck::ToSnakeCase;
-
 use crate::contract::{Kind, Rpc};
 
 /// `api.rs` with what it lacked.
@@ -57,7 +55,7 @@ pub fn stub(api_path: &str, api: &str, rpcs: &[Rpc], plural: &str) -> Result<Stu
             Kind::ClientStream => return Err(unserved("client-streaming")),
             Kind::Bidi => return Err(unserved("bidirectional streaming")),
         }
-        let handler = rpc.name.to_snake_case();
+        let handler = shop_kit_build::snake_case(&rpc.name);
         let named = format!("{}.{}", rpc.service, rpc.name);
         if route(&mut stubbed.text, &rpc.service, &handler).ok_or_else(|| StubError::NoBuilder {
             api: api_path.to_owned(),

@@ -231,8 +231,10 @@ fn validated_types(validate_impl: &str) -> BTreeSet<String> {
 }
 
 /// `ListProducts` -> `list_products`, as connectrpc-axum-build and tonic
-/// name methods and modules.
-fn snake_case(name: &str) -> String {
+/// name methods and modules: the name of an RPC's method on the generated
+/// route builder, and so of its handler (`just new-service` writes the
+/// builder line and the stub of a new RPC by it).
+pub fn snake_case(name: &str) -> String {
     let mut snake = String::with_capacity(name.len() + 4);
     for (i, c) in name.chars().enumerate() {
         if c.is_ascii_uppercase() {
