@@ -74,5 +74,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if !status.success() {
         return Err(format!("protoc failed to write the descriptor set: {status}").into());
     }
+
+    // The service's route builder, as every shop service has one: its
+    // handlers take checked requests (`Valid<T>`, `ValidStream<T>`), all
+    // four kinds of call. The suite's contract declares no call policy.
+    shop_kit_build::Routes::new(out_dir.join("conformance_descriptor.bin"), &out_dir)
+        .descriptors_at("crate::DESCRIPTORS")
+        .without_policies()
+        .generate()?;
     Ok(())
 }

@@ -38,7 +38,7 @@ pub use shop_kit_policy as policy;
 pub use shop_kit_rest as rest;
 pub use shop_kit_rpc as rpc;
 pub use shop_kit_rpc::{
-    HttpConfig, Readiness, ResponseMetadata, RpcServer, RpcService, Valid, connect_get,
+    HttpConfig, Readiness, ResponseMetadata, RpcServer, RpcService, Valid, ValidStream, connect_get,
 };
 pub use shop_kit_shutdown::Shutdown;
 #[cfg(feature = "testing")]

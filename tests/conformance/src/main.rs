@@ -8,7 +8,7 @@ mod service;
 
 use std::path::{Path, PathBuf};
 
-use shop_conformance::{DESCRIPTORS, any, conformance, frames};
+use shop_conformance::{any, conformance, frames};
 use shop_kit::{
     HttpConfig, Readiness, RpcServer, Shutdown,
     rpc::config::DEFAULT_MAX_REQUEST_BYTES,
@@ -92,7 +92,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let app = RpcServer::new(http.clone(), Readiness::always())
             // The suite's contract has no kit option or field, nor may it.
             .foreign_contract()
-            .serve(service::conformance_service(DESCRIPTORS))
+            .serve(service::conformance_service())
             .into_router(&shutdown)
             .await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

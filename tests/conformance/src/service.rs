@@ -9,51 +9,31 @@ use connectrpc_axum::prelude::*;
 use futures::{Stream, StreamExt};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use prost::{Message, Name};
-use shop_kit::{ResponseMetadata, connect_get, rpc::deadline::parse_grpc_timeout};
+use shop_kit::{ResponseMetadata, Valid, ValidStream, rpc::deadline::parse_grpc_timeout};
 
 use crate::conformance::{
     self as pb,
     conformance_payload::{ConnectGetInfo, RequestInfo},
-    conformance_service_connect::ConformanceServiceTonicCompatibleBuilder,
-    conformance_service_server::ConformanceServiceServer,
 };
 
 type Reply<T> = Result<ConnectResponse<T>, ConnectError>;
 type Replies<T> =
     Reply<StreamBody<std::pin::Pin<Box<dyn Stream<Item = Result<T, ConnectError>> + Send>>>>;
 
-const IDEMPOTENT_UNARY: &str = "/connectrpc.conformance.v1.ConformanceService/IdempotentUnary";
-
-/// The conformance service, described by `descriptors`: the Connect
-/// routes (POST, plus GET for IdempotentUnary) and the tonic server, from
-/// one set of handlers.
-pub fn conformance_service(descriptors: &'static [u8]) -> shop_kit::RpcService {
-    let (connect, grpc) = ConformanceServiceTonicCompatibleBuilder::new()
+/// The conformance service, through the route builder shop-kit-build
+/// generates for it as for every shop service: every request checked
+/// (`Valid<T>`, `ValidStream<T>`), Connect GET for IdempotentUnary (its
+/// contract marks it NO_SIDE_EFFECTS), the kit's compression and limits on
+/// gRPC.
+pub fn conformance_service() -> shop_kit::RpcService {
+    pb::ConformanceServiceRoutes::new()
         .unary(unary)
         .idempotent_unary(idempotent_unary)
         .unimplemented(unimplemented)
         .client_stream(client_stream)
         .server_stream(server_stream)
         .bidi_stream(bidi_stream)
-        .build();
-    let get = connect_get::<pb::IdempotentUnaryRequest, pb::IdempotentUnaryResponse, _, _, _>(
-        IDEMPOTENT_UNARY,
-        idempotent_unary,
-    );
-    shop_kit_rpc::service::testing::handmade(descriptors, connect.merge(get), grpc, limited)
-}
-
-/// The conformance server with the kit's compression and `max` request
-/// bytes (the suite's limit, as a shop service gets its own).
-fn limited<S>(grpc: ConformanceServiceServer<S>, max: usize) -> ConformanceServiceServer<S>
-where
-    S: pb::conformance_service_server::ConformanceService,
-{
-    use tonic::codec::CompressionEncoding::Gzip;
-    grpc.accept_compressed(Gzip)
-        .send_compressed(Gzip)
-        .max_decoding_message_size(max)
-        .max_encoding_message_size(usize::MAX)
+        .build(())
 }
 
 fn any<M: Message + Name>(message: &M) -> Any {
@@ -175,7 +155,7 @@ async fn answer_once(
 async fn unary(
     headers: HeaderMap,
     metadata: ResponseMetadata,
-    ConnectRequest(request): ConnectRequest<pb::UnaryRequest>,
+    Valid(request): Valid<pb::UnaryRequest>,
 ) -> Reply<pb::UnaryResponse> {
     let info = request_info(&headers, vec![any(&request)]);
     let payload = answer_once(&metadata, request.response_definition, info).await?;
@@ -189,7 +169,7 @@ async fn idempotent_unary(
     uri: Uri,
     headers: HeaderMap,
     metadata: ResponseMetadata,
-    ConnectRequest(request): ConnectRequest<pb::IdempotentUnaryRequest>,
+    Valid(request): Valid<pb::IdempotentUnaryRequest>,
 ) -> Reply<pb::IdempotentUnaryResponse> {
     let mut info = request_info(&headers, vec![any(&request)]);
     if method == Method::GET {
@@ -219,7 +199,7 @@ fn query_params(query: &str) -> Vec<pb::Header> {
 }
 
 async fn unimplemented(
-    ConnectRequest(_request): ConnectRequest<pb::UnimplementedRequest>,
+    Valid(_request): Valid<pb::UnimplementedRequest>,
 ) -> Reply<pb::UnimplementedResponse> {
     Err(ConnectError::new(
         Code::Unimplemented,
@@ -230,9 +210,8 @@ async fn unimplemented(
 async fn client_stream(
     headers: HeaderMap,
     metadata: ResponseMetadata,
-    ConnectRequest(requests): ConnectRequest<Streaming<pb::ClientStreamRequest>>,
+    mut requests: ValidStream<pb::ClientStreamRequest>,
 ) -> Reply<pb::ClientStreamResponse> {
-    let mut requests = requests.into_stream();
     let mut received = Vec::new();
     let mut definition = None;
     while let Some(request) = requests.next().await {
@@ -252,7 +231,7 @@ async fn client_stream(
 async fn server_stream(
     headers: HeaderMap,
     metadata: ResponseMetadata,
-    ConnectRequest(request): ConnectRequest<pb::ServerStreamRequest>,
+    Valid(request): Valid<pb::ServerStreamRequest>,
 ) -> Replies<pb::ServerStreamResponse> {
     let info = request_info(&headers, vec![any(&request)]);
     let definition = request.response_definition.unwrap_or_default();
@@ -282,9 +261,8 @@ async fn server_stream(
 async fn bidi_stream(
     headers: HeaderMap,
     metadata: ResponseMetadata,
-    ConnectRequest(requests): ConnectRequest<Streaming<pb::BidiStreamRequest>>,
+    mut requests: ValidStream<pb::BidiStreamRequest>,
 ) -> Replies<pb::BidiStreamResponse> {
-    let mut requests = requests.into_stream();
     // The first message carries the response definition, whose headers
     // must be set before the response starts.
     let first = match requests.next().await {

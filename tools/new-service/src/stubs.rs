@@ -24,15 +24,6 @@ pub enum StubError {
          `widget_service` does"
     )]
     NoBuilder { api: String, service: String },
-    #[error(
-        "{service}.{rpc} is a {kind} RPC: the kit serves unary and server-streaming RPCs; \
-         write it as one of those"
-    )]
-    Unserved {
-        service: String,
-        rpc: String,
-        kind: &'static str,
-    },
 }
 
 /// `api` (the text of the file `api_path`) with a builder line and a stub
@@ -45,16 +36,6 @@ pub fn stub(api_path: &str, api: &str, rpcs: &[Rpc], plural: &str) -> Result<Stu
         stubbed: Vec::new(),
     };
     for rpc in rpcs {
-        let unserved = |kind| StubError::Unserved {
-            service: rpc.service.clone(),
-            rpc: rpc.name.clone(),
-            kind,
-        };
-        match rpc.kind {
-            Kind::Unary | Kind::ServerStream => {}
-            Kind::ClientStream => return Err(unserved("client-streaming")),
-            Kind::Bidi => return Err(unserved("bidirectional streaming")),
-        }
         let handler = shop_kit_build::snake_case(&rpc.name);
         let named = format!("{}.{}", rpc.service, rpc.name);
         if route(&mut stubbed.text, &rpc.service, &handler).ok_or_else(|| StubError::NoBuilder {
@@ -88,12 +69,19 @@ fn route(text: &mut String, service: &str, handler: &str) -> Option<bool> {
 
 fn handler_stub(rpc: &Rpc, handler: &str, plural: &str) -> String {
     let answer = match rpc.kind {
-        Kind::ServerStream => format!(
+        Kind::ServerStream | Kind::Bidi => format!(
             "StreamBody<std::pin::Pin<Box<dyn futures::Stream<Item = Result<pb::{}, \
              ConnectError>> + Send>>>",
             rpc.output
         ),
-        _ => format!("pb::{}", rpc.output),
+        Kind::Unary | Kind::ClientStream => format!("pb::{}", rpc.output),
+    };
+    // A stream of requests is taken as one, each checked as it arrives.
+    let request = match rpc.kind {
+        Kind::Unary | Kind::ServerStream => format!("Valid(_request): Valid<pb::{}>", rpc.input),
+        Kind::ClientStream | Kind::Bidi => {
+            format!("_requests: shop_kit::ValidStream<pb::{}>", rpc.input)
+        }
     };
     format!(
         "
@@ -101,7 +89,7 @@ fn handler_stub(rpc: &Rpc, handler: &str, plural: &str) -> String {
 /// contract gained it; it answers unimplemented until it is written.
 pub async fn {handler}(
     State(_state): State<AppState>,
-    Valid(_request): Valid<pb::{input}>,
+    {request},
 ) -> Result<ConnectResponse<{answer}>, ConnectError> {{
     Err(ConnectError::new(
         Code::Unimplemented,
@@ -111,7 +99,6 @@ pub async fn {handler}(
 ",
         service = rpc.service,
         name = rpc.name,
-        input = rpc.input,
     )
 }
 
@@ -190,20 +177,25 @@ pub async fn get_review() {}
     }
 
     #[test]
-    fn what_cannot_be_stubbed_is_refused_with_its_reason() {
+    fn a_stream_of_requests_is_stubbed_as_one_checked_stream() {
+        let rpcs = [
+            rpc("GetReview", Kind::Unary),
+            rpc("ImportReviews", Kind::ClientStream),
+            rpc("DiscussReview", Kind::Bidi),
+        ];
+        let stubbed = stub("api.rs", API, &rpcs, "reviews").expect("stubbed");
         assert_eq!(
-            stub(
-                "api.rs",
-                API,
-                &[rpc("Upload", Kind::ClientStream)],
-                "reviews"
-            ),
-            Err(StubError::Unserved {
-                service: "ReviewService".to_owned(),
-                rpc: "Upload".to_owned(),
-                kind: "client-streaming",
-            })
+            stubbed.stubbed,
+            ["ReviewService.ImportReviews", "ReviewService.DiscussReview"]
         );
+        assert!(stubbed.text.contains("_requests: shop_kit::ValidStream<pb::ImportReviewsRequest>,\n) -> Result<ConnectResponse<pb::ImportReviewsResponse>, ConnectError>"));
+        assert!(stubbed.text.contains(
+            "_requests: shop_kit::ValidStream<pb::DiscussReviewRequest>,\n) -> Result<ConnectResponse<StreamBody<"
+        ));
+    }
+
+    #[test]
+    fn a_service_with_no_builder_is_refused_with_its_reason() {
         let other = Rpc {
             service: "OtherService".to_owned(),
             ..rpc("GetReview", Kind::Unary)

@@ -7,13 +7,15 @@
 #![allow(missing_docs)]
 
 include!(concat!(env!("OUT_DIR"), "/probe.rs"));
+// The probe's rules (`buf.validate`), as the shop's contract has its own.
+include!(concat!(env!("OUT_DIR"), "/validate_impl.rs"));
 
 use std::time::Duration;
 
 use axum::Extension;
 use connectrpc_axum::prelude::{ConnectError, ConnectResponse, StreamBody};
 use shop_kit::{
-    Valid,
+    Valid, ValidStream,
     auth::Caller,
     client::{CallContext, Peer, PeerPolicy},
     rpc::{HttpConfig, Readiness, RpcServer},
@@ -29,22 +31,71 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 /// The probe's source, to compile again with other options.
 pub const PROBE_PROTO: &str = include_str!("../proto/probe/v1/probe.proto");
 
-async fn who(
-    caller: Option<Extension<Caller>>,
-    Valid(request): Valid<pb::WhoRequest>,
-) -> Result<ConnectResponse<pb::WhoResponse>, ConnectError> {
-    // What the call's context says is left of it.
+/// Who called and what the call's context says is left of its deadline.
+fn seen(caller: Option<Extension<Caller>>) -> pb::WhoResponse {
     let deadline_ms = CallContext::deadline().map_or(0, |at| {
         let left = at.saturating_duration_since(tokio::time::Instant::now());
         u64::try_from(left.as_millis()).unwrap_or(u64::MAX).max(1)
     });
-    tokio::time::sleep(Duration::from_millis(u64::from(request.sleep_ms))).await;
-    Ok(ConnectResponse::new(pb::WhoResponse {
+    pb::WhoResponse {
         caller: caller
             .map(|Extension(caller)| caller.user_id)
             .unwrap_or_default(),
         deadline_ms,
-    }))
+    }
+}
+
+async fn who(
+    caller: Option<Extension<Caller>>,
+    Valid(request): Valid<pb::WhoRequest>,
+) -> Result<ConnectResponse<pb::WhoResponse>, ConnectError> {
+    let seen = seen(caller);
+    tokio::time::sleep(Duration::from_millis(u64::from(request.sleep_ms))).await;
+    Ok(ConnectResponse::new(seen))
+}
+
+/// `tally` with one more request counted.
+fn counted(mut tally: pb::TallyResponse, request: &pb::TallyRequest) -> pb::TallyResponse {
+    tally.requests = tally.requests.saturating_add(1);
+    tally.sum = tally.sum.saturating_add(request.count);
+    tally
+}
+
+async fn tally(
+    caller: Option<Extension<Caller>>,
+    mut requests: ValidStream<pb::TallyRequest>,
+) -> Result<ConnectResponse<pb::TallyResponse>, ConnectError> {
+    use futures::StreamExt as _;
+    let mut tally = pb::TallyResponse {
+        seen: Some(seen(caller)),
+        ..pb::TallyResponse::default()
+    };
+    while let Some(request) = requests.next().await {
+        tally = counted(tally, &request?);
+    }
+    Ok(ConnectResponse::new(tally))
+}
+
+type Tallies = futures::stream::BoxStream<'static, Result<pb::TallyResponse, ConnectError>>;
+
+async fn running_tally(
+    caller: Option<Extension<Caller>>,
+    requests: ValidStream<pb::TallyRequest>,
+) -> Result<ConnectResponse<StreamBody<Tallies>>, ConnectError> {
+    use futures::StreamExt as _;
+    let first = pb::TallyResponse {
+        seen: Some(seen(caller)),
+        ..pb::TallyResponse::default()
+    };
+    // One answer per request, as it comes; the first refusal ends it.
+    let tallies = requests.scan(first, |tally, request| {
+        let next = request.map(|request| {
+            *tally = counted(std::mem::take(tally), &request);
+            tally.clone()
+        });
+        futures::future::ready(Some(next))
+    });
+    Ok(ConnectResponse::new(StreamBody::new(tallies.boxed())))
 }
 
 /// Who, as the kit's client calls it at `address` for the call being
@@ -93,6 +144,8 @@ pub fn server(http: &HttpConfig, descriptors: &'static [u8]) -> RpcServer {
         .who(who)
         .relay(relay)
         .relay_stream(relay_stream)
+        .tally(tally)
+        .running_tally(running_tally)
         .build(());
     RpcServer::new(http.clone(), Readiness::always()).serve(probe.described_by(descriptors))
 }
@@ -132,6 +185,22 @@ pub fn handmade(http: &HttpConfig, descriptors: &'static [u8]) -> RpcServer {
             &self,
             _request: tonic::Request<pb::RelayRequest>,
         ) -> Result<tonic::Response<Self::RelayStreamStream>, tonic::Status> {
+            Err(tonic::Status::unimplemented("not by hand"))
+        }
+
+        async fn tally(
+            &self,
+            _request: tonic::Request<tonic::Streaming<pb::TallyRequest>>,
+        ) -> Result<tonic::Response<pb::TallyResponse>, tonic::Status> {
+            Err(tonic::Status::unimplemented("not by hand"))
+        }
+
+        type RunningTallyStream = futures::stream::Empty<Result<pb::TallyResponse, tonic::Status>>;
+
+        async fn running_tally(
+            &self,
+            _request: tonic::Request<tonic::Streaming<pb::TallyRequest>>,
+        ) -> Result<tonic::Response<Self::RunningTallyStream>, tonic::Status> {
             Err(tonic::Status::unimplemented("not by hand"))
         }
     }

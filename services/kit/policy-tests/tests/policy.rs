@@ -582,24 +582,196 @@ async fn a_peer_call_from_a_spawned_task_or_a_stream_keeps_the_callers_deadline_
     assert_seen_within(&seen, 4000);
 
     // Connect streaming: an enveloped request, the messages enveloped back.
-    let mut framed = vec![0u8];
-    framed.extend(u32::try_from(request.len()).expect("short").to_be_bytes());
-    framed.extend(request.as_bytes());
     let streamed = reqwest::Client::new()
         .post(probe.url.replace("/Who", "/RelayStream"))
         .header("content-type", "application/connect+json")
         .header("connect-timeout-ms", "4000")
         .bearer_auth(&ada)
-        .body(framed)
+        .body(envelopes(&[json!({ "address": address })]))
         .send()
         .await
         .expect("relay stream");
     assert_eq!(streamed.status(), 200);
-    let body = streamed.bytes().await.expect("body");
-    let length = u32::from_be_bytes(body[1..5].try_into().expect("a length")) as usize;
-    assert_eq!(body[0], 0, "a message first: {body:?}");
-    let first: Value = serde_json::from_slice(&body[5..5 + length]).expect("a message");
-    assert_seen_within(&first["seen"], 4000);
+    let answers = unframed(&streamed.bytes().await.expect("body"));
+    assert_eq!(answers[0].0, 0, "a message first: {answers:?}");
+    assert_seen_within(&answers[0].1["seen"], 4000);
+}
+
+/// JSON messages in Connect's streaming envelopes (flags 0, then the
+/// length).
+fn envelopes(messages: &[Value]) -> Vec<u8> {
+    let mut framed = Vec::new();
+    for message in messages {
+        let bytes = message.to_string().into_bytes();
+        framed.push(0);
+        framed.extend(u32::try_from(bytes.len()).expect("short").to_be_bytes());
+        framed.extend(bytes);
+    }
+    framed
+}
+
+/// The envelopes of a Connect streaming answer: each one's flags and JSON
+/// (the last, flags 2, is the end of the stream).
+fn unframed(mut body: &[u8]) -> Vec<(u8, Value)> {
+    let mut answers = Vec::new();
+    while body.len() >= 5 {
+        let length = u32::from_be_bytes(body[1..5].try_into().expect("a length")) as usize;
+        let message = serde_json::from_slice(&body[5..5 + length]).expect("JSON");
+        answers.push((body[0], message));
+        body = &body[5 + length..];
+    }
+    answers
+}
+
+/// The two streaming kinds of call go through the pipeline a unary call
+/// does: the contract's caller rule and deadline, and each message's rule
+/// (`buf.validate`), checked as it arrives. Over gRPC with the kit's own
+/// client (`Peer` under tonic's generated client), and over Connect on
+/// HTTP/2 as a foreign client writes it.
+#[tokio::test]
+async fn a_stream_of_requests_meets_the_caller_rule_the_deadline_and_each_messages_rule() {
+    use futures::StreamExt as _;
+    use shop_kit::client::{Peer, PeerPolicy};
+    use shop_kit_policy_tests::probe::v1::{
+        TallyRequest, probe_service_client::ProbeServiceClient,
+    };
+
+    let probe = Probe::with("caller: { signed_in: true } deadline: { seconds: 60 }").await;
+    let address = probe
+        .url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .expect("host:port")
+        .parse()
+        .expect("an address");
+    let client = ProbeServiceClient::new(Peer::at("probe", address, PeerPolicy::default()));
+    let ada = probe.token("ada");
+    // A stream of requests with the counts `counts`, from ada (or no one)
+    // with 4 s to answer.
+    let requests = |token: Option<&str>, counts: &[u32]| {
+        let messages: Vec<TallyRequest> =
+            counts.iter().map(|&count| TallyRequest { count }).collect();
+        let mut request = tonic::Request::new(futures::stream::iter(messages));
+        if let Some(token) = token {
+            request.metadata_mut().insert(
+                "authorization",
+                format!("Bearer {token}").parse().expect("a header"),
+            );
+        }
+        request.set_timeout(Duration::from_secs(4));
+        request
+    };
+
+    // Client streaming: every message counted, the caller and the
+    // caller's deadline seen.
+    let tally = client
+        .clone()
+        .tally(requests(Some(&ada), &[1, 2, 3]))
+        .await
+        .expect("a tally")
+        .into_inner();
+    assert_eq!((tally.requests, tally.sum), (3, 6), "{tally:?}");
+    let seen = tally.seen.expect("seen");
+    assert_eq!(seen.caller, "ada");
+    assert!((1..=4000).contains(&seen.deadline_ms), "{seen:?}");
+    // The caller rule: no token, no call.
+    let anonymous = client
+        .clone()
+        .tally(requests(None, &[1]))
+        .await
+        .expect_err("refused");
+    assert_eq!(
+        anonymous.code(),
+        tonic::Code::Unauthenticated,
+        "{anonymous:?}"
+    );
+    // A message that breaks its rule (count <= 1000) is refused with the
+    // field named, wherever it is in the stream.
+    let broken = client
+        .clone()
+        .tally(requests(Some(&ada), &[1, 1001, 2]))
+        .await
+        .expect_err("refused");
+    assert_eq!(broken.code(), tonic::Code::InvalidArgument, "{broken:?}");
+    assert!(broken.message().starts_with("count:"), "{broken:?}");
+
+    // Bidirectional: an answer per request, and the first broken one ends
+    // the stream with its refusal.
+    let answers: Vec<_> = client
+        .clone()
+        .running_tally(requests(Some(&ada), &[1, 2, 3]))
+        .await
+        .expect("answers")
+        .into_inner()
+        .collect()
+        .await;
+    let sums: Vec<u32> = answers
+        .iter()
+        .map(|answer| answer.as_ref().expect("an answer").sum)
+        .collect();
+    assert_eq!(sums, [1, 3, 6]);
+    let answers: Vec<_> = client
+        .clone()
+        .running_tally(requests(Some(&ada), &[5, 1001, 2]))
+        .await
+        .expect("answers")
+        .into_inner()
+        .collect()
+        .await;
+    assert_eq!(answers.len(), 2, "{answers:?}");
+    assert_eq!(answers[0].as_ref().expect("the first").sum, 5);
+    let refusal = answers[1].as_ref().expect_err("the refusal");
+    assert_eq!(refusal.code(), tonic::Code::InvalidArgument, "{refusal:?}");
+
+    // Connect on HTTP/2, JSON: the same tally, and the same refusal in the
+    // end of the stream, its field named as JSON names it.
+    let http2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .expect("a client");
+    let connect = |method: &str, counts: &[u32], token: Option<&str>| {
+        let messages: Vec<Value> = counts
+            .iter()
+            .map(|count| json!({ "count": count }))
+            .collect();
+        let mut request = http2
+            .post(probe.url.replace("/Who", &format!("/{method}")))
+            .header("content-type", "application/connect+json")
+            .header("connect-timeout-ms", "4000")
+            .body(envelopes(&messages));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        async move {
+            let answer = request.send().await.expect("a call");
+            assert_eq!(answer.version(), reqwest::Version::HTTP_2);
+            unframed(&answer.bytes().await.expect("a body"))
+        }
+    };
+    let tally = connect("Tally", &[4, 5], Some(&ada)).await;
+    assert_eq!(tally[0].1["requests"], 2, "{tally:?}");
+    assert_eq!(tally[0].1["sum"], 9, "{tally:?}");
+    assert_seen_within(&tally[0].1["seen"], 4000);
+    let broken = connect("Tally", &[4, 5000], Some(&ada)).await;
+    let end = &broken.last().expect("an end").1;
+    assert_eq!(end["error"]["code"], "invalid_argument", "{broken:?}");
+    assert!(
+        end["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("count:")),
+        "{broken:?}"
+    );
+    let anonymous = connect("RunningTally", &[1], None).await;
+    let end = &anonymous.last().expect("an end").1;
+    assert_eq!(end["error"]["code"], "unauthenticated", "{anonymous:?}");
+    let running = connect("RunningTally", &[1, 2], Some(&ada)).await;
+    let sums: Vec<&Value> = running
+        .iter()
+        .filter(|(flags, _)| *flags == 0)
+        .map(|(_, answer)| &answer["sum"])
+        .collect();
+    assert_eq!(sums, [&json!(1), &json!(3)], "{running:?}");
 }
 
 /// Who saw the caller ada, with a deadline of at most `ms` left.

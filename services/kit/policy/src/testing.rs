@@ -24,6 +24,10 @@ pub fn descriptor_set(path: &str, source: &str) -> Vec<u8> {
         .arg(format!("--descriptor_set_out={}", out.display()))
         .arg(format!("-I{}", dir.path().display()))
         .arg(format!("-I{}", Path::new(CONTRACT).display()))
+        .arg(format!(
+            "-I{}",
+            Path::new(CONTRACT).join("vendor/protovalidate").display()
+        ))
         .arg(format!("-I{}", includes.display()))
         .arg(&file)
         .status()

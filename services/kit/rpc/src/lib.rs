@@ -42,6 +42,7 @@ mod single_message;
 mod sse;
 mod timeout;
 mod valid;
+mod valid_stream;
 
 pub use app::App;
 pub use client_address::{
@@ -57,7 +58,9 @@ pub use server::{RpcServer, ServerError, metrics_routes};
 pub use service::{GrpcServer, RpcService};
 pub use valid::{
     Checked, Given, IntoRefusal, Missing, Prepared, Rules, Valid, ValidHandler, validated,
+    validated_stream,
 };
+pub use valid_stream::ValidStream;
 
 /// The machinery the fuzz targets drive directly (`--features fuzzing`).
 #[cfg(feature = "fuzzing")]

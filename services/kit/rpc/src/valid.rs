@@ -10,6 +10,11 @@
 //! shop's shared secret in its request (`shop_secret`) has it compared
 //! here too, first: the secret is in the message, read only now.
 //!
+//! A client-streaming or bidirectional method's handler takes its
+//! requests as a [`ValidStream<T>`] instead: each message is checked as it
+//! arrives, and the first that breaks a rule ends the stream with that
+//! refusal.
+//!
 //! ```ignore
 //! async fn get_product(
 //!     State(state): State<AppState>,
@@ -26,13 +31,13 @@ use std::{
 };
 
 use axum::extract::FromRequestParts;
-use connectrpc_axum::prelude::{ConnectError, ConnectRequest, ConnectResponse};
+use connectrpc_axum::prelude::{ConnectError, ConnectRequest, ConnectResponse, Streaming};
 use http::request::Parts;
 use prost_protovalidate::ValidationError;
 
 use shop_kit_auth::{CallerRefused, CertifiedService, SharedSecret};
 
-use super::{broken_rules::RequestRules, classify::Call};
+use super::{broken_rules::RequestRules, classify::Call, valid_stream::ValidStream};
 
 /// A method of a generated builder (`<Service>Routes`) whose handler is
 /// given: `build` wants every method so.
@@ -84,14 +89,15 @@ impl IntoRefusal for Infallible {
     }
 }
 
-/// A handler of one RPC: its extractors (none to four), then `Valid<Req>`,
+/// A handler of one RPC: its extractors (none to four), then its request
+/// `In`, last (`Valid<Req>`, or `ValidStream<Req>` for a stream of them),
 /// answering `Out` (a message, or a `StreamBody` of them).
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a handler of this RPC",
-    label = "not a handler of `{Req}`",
-    note = "a handler is an async fn taking up to four extractors that refuse with a `ConnectError` (`State`, `Caller`, `Customer`, `ServiceCaller`, `CertifiedService`, ...; not axum's `Query`, `Json` or `Form`), then the request as `Valid<{Req}>`, last, and answering `Result<ConnectResponse<{Out}>, ConnectError>`"
+    label = "not a handler taking `{In}`",
+    note = "a handler is an async fn taking up to four extractors that refuse with a `ConnectError` (`State`, `Caller`, `Customer`, `ServiceCaller`, `CertifiedService`, ...; not axum's `Query`, `Json` or `Form`), then the request as `{In}`, last, and answering `Result<ConnectResponse<{Out}>, ConnectError>`"
 )]
-pub trait ValidHandler<Args, S, Req, Out>: Clone + Send + Sync + Sized + 'static {
+pub trait ValidHandler<Args, S, In, Out>: Clone + Send + Sync + Sized + 'static {
     /// Its extractors, as one.
     type Extracted: Send + Sync + 'static;
     type Future: Future<Output = Result<ConnectResponse<Out>, ConnectError>> + Send + 'static;
@@ -103,12 +109,12 @@ pub trait ValidHandler<Args, S, Req, Out>: Clone + Send + Sync + Sized + 'static
     ) -> impl Future<Output = Result<Self::Extracted, ConnectError>> + Send;
 
     #[doc(hidden)]
-    fn call(&self, extracted: Self::Extracted, request: Valid<Req>) -> Self::Future;
+    fn call(&self, extracted: Self::Extracted, request: In) -> Self::Future;
 }
 
-impl<F, Fut, S, Req, Out> ValidHandler<(Valid<Req>,), S, Req, Out> for F
+impl<F, Fut, S, In, Out> ValidHandler<(In,), S, In, Out> for F
 where
-    F: Fn(Valid<Req>) -> Fut + Clone + Send + Sync + 'static,
+    F: Fn(In) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Result<ConnectResponse<Out>, ConnectError>> + Send + 'static,
     S: Send + Sync,
 {
@@ -119,17 +125,17 @@ where
         Ok(())
     }
 
-    fn call(&self, (): (), request: Valid<Req>) -> Fut {
+    fn call(&self, (): (), request: In) -> Fut {
         self(request)
     }
 }
 
 macro_rules! valid_handler {
     ($($extractor:ident),+) => {
-        impl<F, Fut, S, Req, Out, $($extractor,)+>
-            ValidHandler<($($extractor,)+ Valid<Req>,), S, Req, Out> for F
+        impl<F, Fut, S, In, Out, $($extractor,)+>
+            ValidHandler<($($extractor,)+ In,), S, In, Out> for F
         where
-            F: Fn($($extractor,)+ Valid<Req>) -> Fut + Clone + Send + Sync + 'static,
+            F: Fn($($extractor,)+ In) -> Fut + Clone + Send + Sync + 'static,
             Fut: Future<Output = Result<ConnectResponse<Out>, ConnectError>> + Send + 'static,
             S: Send + Sync,
             $($extractor: FromRequestParts<S> + Send + Sync + 'static,
@@ -145,7 +151,7 @@ macro_rules! valid_handler {
             }
 
             #[allow(non_snake_case)]
-            fn call(&self, ($($extractor,)+): Self::Extracted, request: Valid<Req>) -> Fut {
+            fn call(&self, ($($extractor,)+): Self::Extracted, request: In) -> Fut {
                 self($($extractor,)+ request)
             }
         }
@@ -162,24 +168,24 @@ valid_handler!(E1, E2, E3, E4);
 /// extractor the library hands to a [`validated`] handler. Its refusal is
 /// a Connect error, which the library answers in the caller's protocol.
 #[doc(hidden)]
-pub struct Prepared<H, Args, S, Req, Out>
+pub struct Prepared<H, Args, S, In, Out>
 where
-    H: ValidHandler<Args, S, Req, Out>,
+    H: ValidHandler<Args, S, In, Out>,
 {
     extracted: H::Extracted,
     rules: RequestRules,
     /// The secret to compare with the request's, for a method whose caller
     /// proves itself with it and showed no certificate.
     secret: Option<SharedSecret>,
-    handler: PhantomData<Marker<Args, S, Req, Out>>,
+    handler: PhantomData<Marker<Args, S, In, Out>>,
 }
 
 /// The types a [`Prepared`] is for, owned by none of it.
-type Marker<Args, S, Req, Out> = fn() -> (Args, S, Req, Out);
+type Marker<Args, S, In, Out> = fn() -> (Args, S, In, Out);
 
-impl<H, Args, S, Req, Out> FromRequestParts<S> for Prepared<H, Args, S, Req, Out>
+impl<H, Args, S, In, Out> FromRequestParts<S> for Prepared<H, Args, S, In, Out>
 where
-    H: ValidHandler<Args, S, Req, Out>,
+    H: ValidHandler<Args, S, In, Out>,
     S: Send + Sync,
 {
     type Rejection = ConnectError;
@@ -207,13 +213,13 @@ where
 )]
 pub fn validated<H, Args, S, Req, Out>(
     handler: H,
-) -> impl Fn(Prepared<H, Args, S, Req, Out>, ConnectRequest<Req>) -> Checked<H::Future>
+) -> impl Fn(Prepared<H, Args, S, Valid<Req>, Out>, ConnectRequest<Req>) -> Checked<H::Future>
 + Clone
 + Send
 + Sync
 + 'static
 where
-    H: ValidHandler<Args, S, Req, Out>,
+    H: ValidHandler<Args, S, Valid<Req>, Out>,
     Req: Rules,
 {
     move |prepared, ConnectRequest(request)| {
@@ -232,6 +238,47 @@ where
             Some(broken) => Checked::Refused {
                 refusal: Some(prepared.rules.refusal(&broken)),
             },
+        }
+    }
+}
+
+/// `handler` of a client-streaming or bidirectional method as the library
+/// takes it: one extractor, then the stream of decoded requests, each
+/// checked as it arrives ([`ValidStream`]). A caller that would prove
+/// itself with the shop's shared secret is refused here: the secret rides
+/// in a message, and a stream has no one message to read it from before
+/// the handler runs (such a caller shows a certificate instead; the
+/// generated builders refuse such a contract at build). Used by the
+/// generated route builders.
+#[allow(
+    clippy::type_complexity,
+    reason = "the library takes the handler as a function of these types; naming it is the point"
+)]
+pub fn validated_stream<H, Args, S, Req, Out>(
+    handler: H,
+) -> impl Fn(
+    Prepared<H, Args, S, ValidStream<Req>, Out>,
+    ConnectRequest<Streaming<Req>>,
+) -> Checked<H::Future>
++ Clone
++ Send
++ Sync
++ 'static
+where
+    H: ValidHandler<Args, S, ValidStream<Req>, Out>,
+    Req: Rules,
+{
+    move |prepared, ConnectRequest(requests)| {
+        if prepared.secret.is_some() {
+            return Checked::Refused {
+                refusal: Some(CallerRefused::NoCertificate.into()),
+            };
+        }
+        Checked::Running {
+            future: handler.call(
+                prepared.extracted,
+                ValidStream::new(requests, prepared.rules),
+            ),
         }
     }
 }
