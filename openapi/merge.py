@@ -162,6 +162,22 @@ def contract_services(image):
     return found
 
 
+def contract_peers(image):
+    """Each shop service with the services it calls, as its contract
+    declares them (the file option kit.policy.v1.peers): the launcher's
+    clients and flags and the manifests' NetworkPolicies follow it."""
+    found = {}
+    for file in image.get("file", []):
+        package = file["package"]
+        if not package.startswith("shop."):
+            continue
+        served_by = "gateway" if package == "shop.bff.v1" else package.split(".")[1]
+        calls = file.get("options", {}).get("[kit.policy.v1.peers]", {}).get("calls", [])
+        found.setdefault(served_by, [])
+        found[served_by] += [peer for peer in calls if peer not in found[served_by]]
+    return {service: calls for service, calls in found.items() if calls}
+
+
 def public_services(image):
     """The public RPC services, each with the shop service that serves it."""
     return {name: served_by for name, served_by, public in contract_services(image) if public}

@@ -101,39 +101,80 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // something (`shop/<name>/v1`; the BFF's is the gateway's): the names
     // their certificates and service tokens carry, and what the tests
     // launch. A service `just new-service` adds is in it at once.
-    std::fs::write(out_dir.join("services.rs"), services_list(&protos)?)?;
+    std::fs::write(
+        out_dir.join("services.rs"),
+        services_list(&std::fs::read(&descriptor_set)?)?,
+    )?;
     Ok(())
 }
 
-/// `pub const SERVICES: &[&str]`: the first five in the order they start
-/// in, then the others by name.
-fn services_list(protos: &[PathBuf]) -> Result<String, Box<dyn std::error::Error>> {
+/// The shop service a package of the contract is (`shop.NAME.v1` is NAME's;
+/// the BFF's is the gateway's), if it is one.
+fn service_of(package: &str) -> Option<&str> {
+    let name = package.strip_prefix("shop.")?.split('.').next()?;
+    Some(if name == "bff" { "gateway" } else { name })
+}
+
+/// `pub const SERVICES: &[&str]`, the first five in the order they start
+/// in, then the others by name; and `pub const CALLS`, each service with
+/// the services it calls (its contract's `kit.policy.v1.peers`), every
+/// name checked: a peer that is no service of the contract, or the
+/// service itself, fails the build.
+fn services_list(descriptor_set: &[u8]) -> Result<String, Box<dyn std::error::Error>> {
     const FIRST: [&str; 5] = ["users", "catalog", "orders", "payments", "gateway"];
-    let mut added = Vec::new();
-    for proto in protos {
-        let Ok(package) = proto.strip_prefix("shop") else {
-            continue;
-        };
-        let Some(name) = package.iter().next().and_then(|name| name.to_str()) else {
-            continue;
-        };
-        let serves = std::fs::read_to_string(proto)?
-            .lines()
-            .any(|line| line.starts_with("service "));
-        let name = if name == "bff" { "gateway" } else { name };
-        if serves && !FIRST.contains(&name) && !added.contains(&name.to_owned()) {
-            added.push(name.to_owned());
-        }
-    }
-    added.sort();
+    let pool = shop_kit_policy::descriptors(descriptor_set)?;
+    let added: std::collections::BTreeSet<String> = pool
+        .services()
+        .filter_map(|service| service_of(service.package_name()).map(str::to_owned))
+        .filter(|name| !FIRST.contains(&name.as_str()))
+        .collect();
     let names: Vec<String> = FIRST
         .iter()
-        .map(|name| format!("{name:?}"))
-        .chain(added.iter().map(|name| format!("{name:?}")))
+        .map(|&name| name.to_owned())
+        .chain(added)
         .collect();
+    let is_service = |name: &str| names.iter().any(|known| known == name);
+    let declared = shop_kit_policy::declared_peers(&pool);
+    let mut calls = Vec::new();
+    for name in &names {
+        let peers = declared
+            .iter()
+            .filter(|(package, _)| service_of(package) == Some(name.as_str()))
+            .flat_map(|(_, peers)| peers)
+            .collect::<Vec<_>>();
+        for peer in &peers {
+            if *peer == name {
+                return Err(format!("{name}'s kit.policy.v1.peers names {name} itself").into());
+            }
+            if !is_service(peer) {
+                return Err(format!(
+                    "{name}'s kit.policy.v1.peers names {peer:?}, which is no service of the \
+                     contract (they are: {})",
+                    names.join(", ")
+                )
+                .into());
+            }
+        }
+        let peers: Vec<String> = peers.iter().map(|peer| format!("{peer:?}")).collect();
+        calls.push(format!("({name:?}, &[{}])", peers.join(", ")));
+    }
+    for package in declared.keys() {
+        if !service_of(package).is_some_and(is_service) {
+            return Err(format!(
+                "{package} declares kit.policy.v1.peers but is no service of the shop \
+                 (shop.NAME.v1 with an RPC service)"
+            )
+            .into());
+        }
+    }
+    let names: Vec<String> = names.iter().map(|name| format!("{name:?}")).collect();
     Ok(format!(
-        "pub const SERVICES: &[&str] = &[{}];\n",
-        names.join(", ")
+        "pub const SERVICES: &[&str] = &[{}];\n\
+         /// Each service, with the services it calls (its contract's\n\
+         /// `kit.policy.v1.peers`).\n\
+         pub const CALLS: &[(&str, &[&str])] = &[{}];\n",
+        names.join(", "),
+        calls.join(", ")
     ))
 }
 

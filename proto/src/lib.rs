@@ -219,6 +219,15 @@ pub mod identity {
     pub const ISSUER: &str = "connect-shop-users";
     pub const AUDIENCE: &str = "connect-shop";
 
+    /// The services `service` calls, as its contract declares them
+    /// (`kit.policy.v1.peers`); none for a name that is no service.
+    pub fn calls_of(service: &str) -> &'static [&'static str] {
+        CALLS
+            .iter()
+            .find(|(name, _)| *name == service)
+            .map_or(&[], |(_, calls)| calls)
+    }
+
     pub fn service_names() -> ServiceNames {
         ServiceNames::new(TRUST_DOMAIN, SERVICES.iter().copied())
     }

@@ -32,7 +32,7 @@ KUSTOMIZE = ROOT / "deploy" / "kubernetes"
 # service with its RPC services from the contract (proto/shop): no list
 # of services here, so a service the manifests forget fails these tests.
 sys.path.insert(0, str(ROOT / "openapi"))
-from merge import FIRST_PORTS, contract_image, contract_services, ports  # noqa: E402  (the OpenAPI document's reading of them)
+from merge import FIRST_PORTS, contract_image, contract_peers, contract_services, ports  # noqa: E402  (the OpenAPI document's reading of them)
 
 METRICS_PORT = 9090
 NAMESPACE = "connect-shop"
@@ -42,7 +42,11 @@ NAMESPACE = "connect-shop"
 # serves it (the BFF's is the gateway), and whether the public may call it,
 # read from buf's image of the protos as the OpenAPI document and the
 # edge's routes read it.
-CONTRACT = contract_services(contract_image())
+IMAGE = contract_image()
+CONTRACT = contract_services(IMAGE)
+# Each service with the services it calls, as its contract declares them
+# (kit.policy.v1.peers): what the NetworkPolicies must let through.
+PEERS = contract_peers(IMAGE)
 
 PORTS = ports()
 # The first five in the order they start, then the others (as
@@ -245,15 +249,9 @@ def needed_edges(edge="envoy-gateway", migrate_job="migrate-0-1-0"):
     """Every connection between pods the shop needs, as (from, to, ports):
     nothing more may reach a pod of the shop's namespace, nor leave one
     for another pod."""
-    calls = {
-        "gateway": ["users", "catalog", "orders"],
-        "orders": ["catalog", "payments", "users"],
-        "catalog": ["users"],
-        "payments": ["users"],
-    } | {service: ["users"] for service in ADDED_SERVICES}
     edges = {
         (shop(caller), shop(callee), f"TCP {PORTS[callee]}")
-        for caller, callees in calls.items()
+        for caller, callees in PEERS.items()
         for callee in callees
     }
     edges |= {(shop(s), NATS, "TCP 4222") for s in EVENTS}

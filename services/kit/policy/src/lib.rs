@@ -8,6 +8,8 @@
 //! contract whose policy is missing or unsafe ([`Policy::required`]), and
 //! [`table`] writes the table people read.
 
+mod peers;
+pub use peers::{PEERS_EXTENSION, declared_peers};
 mod read;
 pub use read::{Idempotency, idempotency_level};
 mod render;
