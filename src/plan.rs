@@ -5,7 +5,11 @@ use std::net::SocketAddr;
 
 use secrecy::SecretString;
 use shop_kit::{
-    HttpConfig, Shutdown, app::Basics, auth::TokenKeys, client::Calls, observe::metrics::Metrics,
+    HttpConfig, Shutdown,
+    app::Basics,
+    auth::TokenKeys,
+    client::{Calls, PeerPolicy, PeerTarget, Peers},
+    observe::metrics::Metrics,
     tls::ClientTls,
 };
 
@@ -16,7 +20,7 @@ use crate::{
         added::{AddedArgs, AddedFlags, ServeAdded},
         common::{
             CatalogPeer, DemoData, Events, Neighbourhood, OrdersPeer, PaymentsPeer, ServiceSecret,
-            UsersPeer, database_url, port,
+            UsersPeer, database_url, default_port, port,
         },
         gateway::{GatewayArgs, public_url},
         kit::KitArgs,
@@ -24,6 +28,10 @@ use crate::{
     launch::{Launcher, Started},
     service_tls::ServiceTls,
 };
+
+/// Where a peer was placed by a flag (`--catalog-url`, a registry
+/// service's port), if it was.
+type Placed<'a> = dyn Fn(&str, &Neighbourhood) -> Option<PeerTarget> + 'a;
 
 /// One service to start, configured.
 pub enum Planned {
@@ -224,13 +232,15 @@ impl<'a> Context<'a> {
         })
     }
 
-    /// A service of the registry: its database, events and the users'
-    /// keys, all it needs.
+    /// A service of the registry: its database, events, the users' keys
+    /// and the peers its contract declares (each where `placed` says, else
+    /// at its port on --host), all it needs.
     fn added(
         &self,
         flags: &AddedFlags,
         users: &UsersPeer,
         events: &Events,
+        placed: &Placed<'_>,
     ) -> anyhow::Result<Start> {
         let added = flags.added;
         self.start(added.name, flags.port, |around| {
@@ -245,9 +255,35 @@ impl<'a> Context<'a> {
                     ),
                     nats: events.nats(),
                     token_keys: Self::token_keys(users, around),
+                    peers: self.peers(added.name, around, placed)?,
                 },
             ))
         })
+    }
+
+    /// The peers `service`'s contract declares (`kit.policy.v1.peers`),
+    /// each where `placed` says, else at its port on --host, called with
+    /// the contract's policy.
+    fn peers(
+        &self,
+        service: &str,
+        around: &Neighbourhood,
+        placed: &Placed<'_>,
+    ) -> anyhow::Result<Peers> {
+        let mut peers = Peers::new(PeerPolicy {
+            calls: self.calls.clone(),
+            ..PeerPolicy::default()
+        });
+        for &peer in shop_proto::identity::calls_of(service) {
+            let target = match placed(peer, around) {
+                Some(target) => target,
+                None => around.at(default_port(peer).ok_or_else(|| {
+                    anyhow::anyhow!("{service} calls {peer}, which has no port of its own")
+                })?),
+            };
+            peers = peers.with(peer, target);
+        }
+        Ok(peers)
     }
 
     fn gateway(
@@ -366,18 +402,41 @@ pub fn whole_shop(shop: &ShopArgs, added: &AddedArgs, kit: &KitArgs) -> anyhow::
                 .collect::<Vec<_>>(),
         )?,
     ];
+    // The whole shop's peer flags, and each registry service at its port.
+    let placed = |peer: &str, around: &Neighbourhood| match peer {
+        "users" => Some(shop.users_peer.target(around)),
+        "catalog" => Some(shop.catalog_peer.target(around)),
+        "orders" => Some(shop.orders_peer.target(around)),
+        "payments" => Some(shop.payments_peer.target(around)),
+        "gateway" => Some(around.at(shop.gateway.port)),
+        other => added
+            .flags
+            .iter()
+            .find(|flags| flags.added.name == other)
+            .map(|flags| around.at(flags.port)),
+    };
     for flags in &added.flags {
-        starts.push(context.added(flags, &shop.users_peer, &shop.events)?);
+        starts.push(context.added(flags, &shop.users_peer, &shop.events, &placed)?);
     }
     Ok(starts)
 }
 
 /// A service of the registry alone (`shop serve NAME`).
 pub fn serve_added(alone: &ServeAdded, kit: &KitArgs) -> anyhow::Result<Start> {
+    let placed = |peer: &str, around: &Neighbourhood| match peer {
+        "users" => Some(alone.users_peer.target(around)),
+        other => alone.peer_urls.get(other).map(|(target, flag)| {
+            target
+                .clone()
+                .from_origin(flag)
+                .with_tls(around.tls.clone())
+        }),
+    };
     Context::alone(kit, None, Ports::default())?.added(
         &alone.flags,
         &alone.users_peer,
         &alone.events,
+        &placed,
     )
 }
 

@@ -112,6 +112,30 @@ const SERVICES: [(&str, &[&str]); 5] = [
     ),
 ];
 
+/// The `--PEER-url` flags of the peers `service`'s contract declares.
+fn peer_flags(service: &str) -> BTreeSet<String> {
+    shop_proto::identity::calls_of(service)
+        .iter()
+        .map(|peer| format!("{peer}-url"))
+        .collect()
+}
+
+/// Where a service finds each peer is a flag of each peer its contract
+/// declares (`kit.policy.v1.peers`), and of no other: the flags and the
+/// declaration cannot drift apart.
+#[test]
+fn each_service_takes_a_url_for_each_peer_its_contract_declares_and_no_other() {
+    for &service in shop_proto::identity::SERVICES {
+        let (own, _) = flags(&["serve", service, "--help"]);
+        let urls: BTreeSet<String> = own
+            .into_iter()
+            .filter(|flag| flag.ends_with("-url") && !flag.starts_with("public-"))
+            .filter(|flag| !flag.ends_with("-database-url") && flag != "nats-url")
+            .collect();
+        assert_eq!(urls, peer_flags(service), "`shop serve {service}`");
+    }
+}
+
 #[test]
 fn each_service_lists_its_own_flags_and_the_kits_and_the_whole_shop_composes_them() {
     let (_, kit) = flags(&["serve", "users", "--help"]);
@@ -125,19 +149,27 @@ fn each_service_lists_its_own_flags_and_the_kits_and_the_whole_shop_composes_the
         assert_eq!(its_kit, kit, "{service} shows the kit's flags as they are");
         every.extend(own);
     }
-    // A service `just new-service` added takes its port, its database, and
-    // where the users service and NATS are.
-    for &service in &shop_proto::identity::SERVICES[SERVICES.len()..] {
+    // A service `just new-service` added takes its port, its database,
+    // where the users service and NATS are, and where each peer its
+    // contract declares is; in the whole shop, a peer that is itself an
+    // added service is at that one's port.
+    let added = &shop_proto::identity::SERVICES[SERVICES.len()..];
+    for &service in added {
         let (own, its_kit) = flags(&["serve", service, "--help"]);
-        let port = format!("{service}-port");
-        let database = format!("{service}-database-url");
-        assert_eq!(
-            own,
-            set(&[&port, &database, "users-url", "nats-url", "nats-ca"]),
-            "`shop serve {service} --help`"
-        );
+        let mut expected = set(&[
+            &format!("{service}-port"),
+            &format!("{service}-database-url"),
+            "users-url",
+            "nats-url",
+            "nats-ca",
+        ]);
+        expected.extend(peer_flags(service));
+        assert_eq!(own, expected, "`shop serve {service} --help`");
         assert_eq!(its_kit, kit, "{service} shows the kit's flags as they are");
-        every.extend(own);
+        every.extend(
+            own.into_iter()
+                .filter(|flag| !added.iter().any(|peer| *flag == format!("{peer}-url"))),
+        );
     }
     let (whole, whole_kit) = flags(&["--help"]);
     assert_eq!(

@@ -3,7 +3,10 @@
 //! (NAME_PORT, NAME_DATABASE_URL) for the whole shop, `shop serve NAME` and
 //! `shop migrate NAME`, as the shop's first services have theirs.
 
+use std::collections::BTreeMap;
+
 use clap::{Arg, ArgMatches, Args, Command, FromArgMatches};
+use shop_kit::client::PeerTarget;
 
 use super::common::{Events, UsersPeer, database_help};
 use crate::{added::Added, registry::ADDED};
@@ -23,6 +26,36 @@ pub struct ServeAdded {
     pub flags: AddedFlags,
     pub users_peer: UsersPeer,
     pub events: Events,
+    /// Each peer its contract declares but users (`--users-url` above)
+    /// that a `--PEER-url` flag places, with the flag.
+    pub peer_urls: BTreeMap<&'static str, (PeerTarget, &'static str)>,
+}
+
+/// The peers of `added` its contract declares that take a `--PEER-url`
+/// of their own under `shop serve NAME` (users has `--users-url`).
+fn peer_flags(added: &Added) -> impl Iterator<Item = &'static str> {
+    shop_proto::identity::calls_of(added.name)
+        .iter()
+        .copied()
+        .filter(|&peer| peer != "users")
+}
+
+fn peer_url_id(peer: &str) -> &'static str {
+    leak(format!("{peer}-url"))
+}
+
+fn peer_url_flag(peer: &'static str) -> Arg {
+    let port = super::common::default_port(peer).unwrap_or_default();
+    Arg::new(peer_url_id(peer))
+        .long(peer_url_id(peer))
+        .env(leak(format!("{}_URL", peer.to_ascii_uppercase())))
+        .value_name("URL")
+        .value_parser(clap::value_parser!(PeerTarget))
+        .help(leak(format!(
+            "Where this service reaches the {peer} service, which its contract says it calls: \
+             a URL, a comma-separated list of URLs (replicas), or dns:///host:port, looked up \
+             again every few seconds (default: port {port} on --host)"
+        )))
 }
 
 /// What the command line says of the registry's services.
@@ -75,9 +108,12 @@ pub fn augment(mut command: Command) -> Command {
     }
     command = command.mut_subcommand("serve", |mut serve| {
         for added in ADDED {
-            let alone = Command::new(added.name)
+            let mut alone = Command::new(added.name)
                 .arg(port_flag(added))
                 .arg(database_flag(added));
+            for peer in peer_flags(added) {
+                alone = alone.arg(peer_url_flag(peer));
+            }
             // After the flattened flags: their structs' docs would be its
             // description.
             let alone = Events::augment_args(UsersPeer::augment_args(alone)).about(leak(format!(
@@ -118,6 +154,13 @@ pub fn read(matches: &mut ArgMatches) -> Result<AddedArgs, clap::Error> {
                     flags: flags_of(added, alone),
                     users_peer: UsersPeer::from_arg_matches(alone)?,
                     events: Events::from_arg_matches(alone)?,
+                    peer_urls: peer_flags(added)
+                        .filter_map(|peer| {
+                            let flag = peer_url_id(peer);
+                            let url = alone.get_one::<PeerTarget>(flag)?;
+                            Some((peer, (url.clone(), leak(format!("--{flag}")))))
+                        })
+                        .collect(),
                 }),
                 None => None,
             },

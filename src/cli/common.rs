@@ -43,12 +43,34 @@ impl Neighbourhood {
         flag: &'static str,
         port: u16,
     ) -> PeerTarget {
-        let target = match configured {
-            Some(target) => target.clone().from_origin(flag),
-            None if self.https => PeerTarget::https(SocketAddr::new(self.host, port)),
-            None => PeerTarget::addr(SocketAddr::new(self.host, port)),
+        match configured {
+            Some(target) => target.clone().from_origin(flag).with_tls(self.tls.clone()),
+            None => self.at(port),
+        }
+    }
+
+    /// The service at `port` on --host.
+    pub fn at(&self, port: u16) -> PeerTarget {
+        let addr = SocketAddr::new(self.host, port);
+        let target = if self.https {
+            PeerTarget::https(addr)
+        } else {
+            PeerTarget::addr(addr)
         };
         target.with_tls(self.tls.clone())
+    }
+}
+
+/// Where a service listens unless told otherwise: the first five's ports,
+/// a registry service's own.
+pub fn default_port(service: &str) -> Option<u16> {
+    match service {
+        "users" => Some(port::USERS),
+        "catalog" => Some(port::CATALOG),
+        "orders" => Some(port::ORDERS),
+        "payments" => Some(port::PAYMENTS),
+        "gateway" => Some(port::GATEWAY),
+        other => crate::registry::named(other).map(|added| added.port),
     }
 }
 

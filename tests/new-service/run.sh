@@ -6,7 +6,9 @@
 # the generator, then the whole shop built and started with the new
 # service and called over Connect (POST and GET), gRPC (grpcurl: health,
 # reflection, a call), gRPC-Web and REST, its caller rule in force, its
-# operations at /api's document; an RPC added to its contract and the
+# operations at /api's document; its call to the catalog (the peer its
+# contract declares: a product it does not have is refused), in the whole
+# shop and served alone (`shop serve NAME --catalog-url ...`); an RPC added to its contract and the
 # generator run again (a stub, nothing else touched, answering
 # unimplemented); buf lint, fmt and clippy of what it wrote, the new
 # crate's tests and the launcher's that count the services; the OpenAPI document checked and the manifests with it (`just
@@ -41,8 +43,10 @@ git -C "$root" worktree remove --force "$copy" 2>/dev/null || rm -rf "$copy"
 git -C "$root" worktree prune
 git -C "$root" worktree add --quiet --detach "$copy" HEAD
 shop=
+alone=
 cleanup() {
   [ -z "$shop" ] || { kill "$shop" 2>/dev/null; wait "$shop" 2>/dev/null || true; }
+  [ -z "$alone" ] || kill "$alone" 2>/dev/null || true
   git -C "$root" worktree remove --force "$copy" 2>/dev/null || true
 }
 trap cleanup EXIT
@@ -97,8 +101,11 @@ expect() { # what, expected substring, actual
   case "$3" in *"$2"*) echo "    ok: $1" ;; *) fail "$1: expected $2 in: $3" ;; esac
 }
 created=$(curl -s "$base/Create$singular" -H 'content-type: application/json' -H "authorization: Bearer $demo" \
-  -d '{"requestId": "first", "title": "Made by the check"}')
+  -d '{"requestId": "first", "title": "Made by the check", "productId": "prod_espresso"}')
 expect "Connect JSON: Create$singular" '"title":"Made by the check"' "$created"
+expect "the catalog asked: a product it does not have is refused" '"code":"failed_precondition"' \
+  "$(curl -s "$base/Create$singular" -H 'content-type: application/json' -H "authorization: Bearer $demo" \
+    -d '{"requestId": "second", "title": "About nothing", "productId": "prod_none"}')"
 id=$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['${singular,}']['id'])" "$created")
 message=$(python3 -c "import json,sys,urllib.parse; print(urllib.parse.quote(json.dumps({'${singular,}Id': sys.argv[1]})))" "$id")
 expect "Connect GET: Get$singular" "\"id\":\"$id\"" \
@@ -120,6 +127,27 @@ expect "gRPC-Web: List$Name" "grpc-status:0" \
     --data-binary @"$data/empty.grpcweb" | tr -d '\000-\011\013-\037')"
 expect "/api's document lists its operations" "/v1/$name" \
   "$(curl -s "http://127.0.0.1:$gateway/openapi.json" | python3 -c 'import json,sys; print(" ".join(json.load(sys.stdin)["paths"]))')"
+
+step "$name served alone (shop serve $name), calling the whole shop's catalog at --catalog-url"
+alone_port=$((base_port + 6))
+mkdir -p "$data/alone"
+"$target/debug/shop" --data-dir "$data/alone" serve "$name" "--$name-port" "$alone_port" \
+  --users-url "http://127.0.0.1:$users" --catalog-url "http://127.0.0.1:$catalog" >"$data/alone.log" 2>&1 &
+alone=$!
+for _ in $(seq 1 300); do
+  curl -sf "http://127.0.0.1:$alone_port/readyz" >/dev/null && break
+  kill -0 "$alone" 2>/dev/null || { cat "$data/alone.log" >&2; fail "shop serve $name stopped"; }
+  sleep 0.1
+done
+alone_base="http://127.0.0.1:$alone_port/$rpc"
+expect "alone: Create$singular about a product of the catalog" '"productId":"prod_filter"' \
+  "$(curl -s "$alone_base/Create$singular" -H 'content-type: application/json' -H "authorization: Bearer $demo" \
+    -d '{"requestId": "alone", "title": "Made alone", "productId": "prod_filter"}')"
+expect "alone: a product the catalog does not have is refused" '"code":"failed_precondition"' \
+  "$(curl -s "$alone_base/Create$singular" -H 'content-type: application/json' -H "authorization: Bearer $demo" \
+    -d '{"requestId": "alone-2", "title": "About nothing", "productId": "prod_none"}')"
+kill "$alone"; wait "$alone" 2>/dev/null || true
+alone=
 stop_shop
 "$target/debug/shop" --data-dir "$data" migrate "$name" | grep -q "up to date" || fail "shop migrate $name"
 echo "    ok: shop migrate $name"

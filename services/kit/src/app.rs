@@ -63,10 +63,10 @@ pub struct Context {
     pub shutdown: Shutdown,
 }
 
-/// What a service with a database of its own, events and the users'
-/// keys is started with, and nothing else: a service's `Config` when it
-/// needs no more (a service `just new-service` makes), so the launcher can
-/// start any such service alike.
+/// What a service with a database of its own, events, the users' keys
+/// and the peers its contract declares is started with, and nothing else:
+/// a service's `Config` when it needs no more (a service `just
+/// new-service` makes), so the launcher can start any such service alike.
 #[cfg(feature = "events")]
 #[derive(Clone, Debug)]
 pub struct Basics {
@@ -75,6 +75,9 @@ pub struct Basics {
     pub nats: Option<shop_kit_events::NatsServer>,
     /// The keys that verify access tokens (the users service's).
     pub token_keys: shop_kit_auth::TokenKeys,
+    /// The services it calls, as its contract declares them
+    /// (`kit.policy.v1.peers`), where the launcher found them.
+    pub peers: shop_kit_client::Peers,
 }
 
 #[cfg(feature = "db")]
@@ -117,6 +120,9 @@ pub enum StartFailure {
     Config(BoxError),
     #[error(transparent)]
     Server(#[from] ServerError),
+    /// A peer its contract declares could not be had.
+    #[error(transparent)]
+    Peers(#[from] shop_kit_client::PeersError),
 }
 
 impl StartFailure {

@@ -24,6 +24,7 @@ mod endpoints;
 mod hedge;
 mod intake;
 mod one_answer;
+mod peers;
 mod policy;
 mod read_whole;
 mod renewable;
@@ -56,6 +57,7 @@ pub use calls::{CallPolicies, Calls, CallsError, Codes, Hedging, MethodCalls, Re
 pub use channel::CLIENT_CALL_DURATION;
 use endpoint::EndpointSettings;
 use endpoints::{BreakerPolicy, Discovered, EndpointSet};
+pub use peers::{Peers, PeersError};
 pub use policy::PeerPolicy;
 pub use renewable::Renewable;
 pub use shop_kit_wire::Deadline;

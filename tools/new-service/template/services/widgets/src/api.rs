@@ -37,6 +37,15 @@ impl From<WidgetsError> for ConnectError {
                 DOMAIN,
             ),
             WidgetsError::NotFound { .. } => ConnectError::new(Code::NotFound, error.to_string()),
+            WidgetsError::NoSuchProduct { .. } => refusal(
+                Code::FailedPrecondition,
+                error.to_string(),
+                "NO_SUCH_PRODUCT",
+                DOMAIN,
+            ),
+            WidgetsError::Catalog(status) => {
+                ConnectError::from(shop_kit::client::translate("catalog", status, |_| None))
+            }
             WidgetsError::Storage(failure) => shop_kit::storage_failure("widgets", failure),
         }
     }
@@ -62,6 +71,7 @@ fn to_proto(widget: Widget) -> pb::Widget {
         customer_id: widget.customer_id,
         title: widget.title,
         description: widget.description,
+        product_id: widget.product_id,
         create_time: Some(shop_proto::wkt::Timestamp {
             seconds: widget.created_at_ms.div_euclid(1000),
             nanos: i32::try_from(widget.created_at_ms.rem_euclid(1000) * 1_000_000).unwrap_or(0),
@@ -81,6 +91,7 @@ pub async fn create_widget(
             request_id: request.request_id,
             title: request.title,
             description: request.description,
+            product_id: request.product_id,
         })
         .await?;
     Ok(ConnectResponse::new(pb::CreateWidgetResponse {

@@ -15,6 +15,8 @@ pub struct Widget {
     pub customer_id: String,
     pub title: String,
     pub description: String,
+    /// The catalog's product it is about.
+    pub product_id: String,
     pub created_at_ms: i64,
 }
 
@@ -25,6 +27,7 @@ pub struct NewWidget {
     pub request_id: String,
     pub title: String,
     pub description: String,
+    pub product_id: String,
 }
 
 /// Where a page of a customer's widgets starts (newest first), and how

@@ -17,6 +17,13 @@ pub enum WidgetsError {
     #[error("widget {id:?} not found")]
     NotFound { id: String },
 
+    #[error("product_id: the catalog has no product {id:?}")]
+    NoSuchProduct { id: String },
+
+    /// The catalog did not answer whether the product exists.
+    #[error("the catalog: {0}")]
+    Catalog(tonic::Status),
+
     /// Its own database failed, or holds what this code cannot read.
     #[error(transparent)]
     Storage(#[from] shop_kit::db::StorageError),

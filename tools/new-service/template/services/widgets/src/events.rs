@@ -19,6 +19,7 @@ struct WidgetFacts {
     customer_id: String,
     title: String,
     description: String,
+    product_id: String,
     created_at_ms: i64,
 }
 
@@ -29,6 +30,7 @@ pub fn created(widget: &Widget) -> Event {
         customer_id: widget.customer_id.clone(),
         title: widget.title.clone(),
         description: widget.description.clone(),
+        product_id: widget.product_id.clone(),
         created_at_ms: widget.created_at_ms,
     };
     Event::new(
@@ -49,6 +51,7 @@ pub fn widget_of(event: &Event) -> Result<Widget, String> {
         customer_id: facts.customer_id,
         title: facts.title,
         description: facts.description,
+        product_id: facts.product_id,
         created_at_ms: facts.created_at_ms,
     })
 }
@@ -64,6 +67,7 @@ mod tests {
             customer_id: "ada".to_owned(),
             title: "A widget".to_owned(),
             description: String::new(),
+            product_id: "prod_espresso".to_owned(),
             created_at_ms: 1,
         };
         let event = created(&widget);

@@ -1,9 +1,11 @@
 //! The widgets service, served as `shop.widgets.v1.WidgetService`: each
-//! customer's widgets, created once per request id, listed a page at a
-//! time and watched live. Its own database (migrations in [`migration`]),
-//! its `widget.created` events through the outbox ([`events`]).
+//! customer's widgets, each about a product of the catalog (which it asks:
+//! [`catalog`]), created once per request id, listed a page at a time and
+//! watched live. Its own database (migrations in [`migration`]), its
+//! `widget.created` events through the outbox ([`events`]).
 
 pub mod api;
+pub mod catalog;
 pub mod domain;
 pub mod error;
 pub mod events;
@@ -20,6 +22,7 @@ use shop_kit::{
 pub use error::WidgetsError;
 
 use crate::{
+    catalog::Catalog,
     domain::{NewWidget, Page, Widget},
     feed::WidgetFeed,
     store::Store,
@@ -30,15 +33,17 @@ use crate::{
 pub struct Widgets {
     store: Store,
     feed: WidgetFeed,
+    catalog: Catalog,
     shutdown: Shutdown,
 }
 
 impl Widgets {
     /// Opens the database (migrations applied), with events going through
-    /// `broker` until `shutdown`.
+    /// `broker` until `shutdown`, asking `catalog` of products.
     pub async fn open(
         database_url: &str,
         broker: Broker,
+        catalog: Catalog,
         shutdown: &Shutdown,
     ) -> Result<Self, WidgetsError> {
         let db = shop_kit::db::connect(events::SERVICE, database_url).await?;
@@ -56,6 +61,7 @@ impl Widgets {
         Ok(Self {
             store: Store { ledger },
             feed,
+            catalog,
             shutdown: shutdown.clone(),
         })
     }
@@ -65,8 +71,10 @@ impl Widgets {
     }
 
     /// Records `new` for its customer, once per request id: a repeat
-    /// returns the widget the first made.
+    /// returns the widget the first made. Its product must be one the
+    /// catalog has.
     pub async fn create(&self, new: NewWidget) -> Result<Widget, WidgetsError> {
+        self.catalog.check_product(&new.product_id).await?;
         self.store.create(new, domain::now_ms()).await
     }
 
@@ -120,9 +128,15 @@ impl Service for Config {
 
     async fn open(&self, context: &Context) -> Result<Widgets, StartFailure> {
         let broker = Broker::new(self.0.nats.as_ref(), Self::NAME).await?;
-        Widgets::open(self.0.database_url.expose(), broker, &context.shutdown)
-            .await
-            .map_err(|e| StartFailure::database(&self.0.database_url, e))
+        let catalog = Catalog::new(self.0.peers.connect("catalog").await?);
+        Widgets::open(
+            self.0.database_url.expose(),
+            broker,
+            catalog,
+            &context.shutdown,
+        )
+        .await
+        .map_err(|e| StartFailure::database(&self.0.database_url, e))
     }
 
     async fn seed(&self, _: &Widgets) -> Result<String, StartFailure> {
@@ -130,11 +144,15 @@ impl Service for Config {
     }
 
     /// WidgetService on every protocol (GetWidget and ListWidgets also on
-    /// GET), and its REST routes.
+    /// GET), and its REST routes; ready while its database answers and the
+    /// catalog has an endpoint that serves.
     async fn server(&self, widgets: Widgets, context: &Context) -> Result<RpcServer, StartFailure> {
         let server = context
             .server(widgets.store().ledger.db(), &self.0.token_keys)
             .await?;
-        Ok(server.serve(api::widget_service(AppState { widgets })))
+        let catalog = widgets.catalog.peer();
+        Ok(server
+            .ready_after(move || shop_kit::client::each_serving(std::slice::from_ref(&catalog)))
+            .serve(api::widget_service(AppState { widgets })))
     }
 }

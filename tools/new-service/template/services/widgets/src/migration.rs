@@ -26,6 +26,7 @@ enum Widgets {
     RequestId,
     Title,
     Description,
+    ProductId,
     CreatedAtMs,
 }
 
@@ -55,6 +56,7 @@ impl MigrationTrait for CreateWidgets {
                     .col(ColumnDef::new(Widgets::RequestId).string().not_null())
                     .col(ColumnDef::new(Widgets::Title).string().not_null())
                     .col(ColumnDef::new(Widgets::Description).string().not_null())
+                    .col(ColumnDef::new(Widgets::ProductId).string().not_null())
                     .col(
                         ColumnDef::new(Widgets::CreatedAtMs)
                             .big_integer()

@@ -24,6 +24,7 @@ mod widget {
         pub request_id: String,
         pub title: String,
         pub description: String,
+        pub product_id: String,
         pub created_at_ms: i64,
     }
 
@@ -40,6 +41,7 @@ impl From<widget::Model> for Widget {
             customer_id: row.customer_id,
             title: row.title,
             description: row.description,
+            product_id: row.product_id,
             created_at_ms: row.created_at_ms,
         }
     }
@@ -69,6 +71,7 @@ impl Store {
             customer_id: new.customer_id.clone(),
             title: new.title.clone(),
             description: new.description.clone(),
+            product_id: new.product_id.clone(),
             created_at_ms: now_ms,
         };
         let row = widget::ActiveModel {
@@ -77,6 +80,7 @@ impl Store {
             request_id: Set(new.request_id.clone()),
             title: Set(widget.title.clone()),
             description: Set(widget.description.clone()),
+            product_id: Set(widget.product_id.clone()),
             created_at_ms: Set(now_ms),
         };
         // A repeat inserts nothing: no error, so the transaction stays
@@ -101,7 +105,10 @@ impl Store {
                     "the widget its request id names".to_owned(),
                 ))
             })?;
-        if made.title != new.title || made.description != new.description {
+        if made.title != new.title
+            || made.description != new.description
+            || made.product_id != new.product_id
+        {
             return Err(WidgetsError::RequestIdReused);
         }
         Ok(made)

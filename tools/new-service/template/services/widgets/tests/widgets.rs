@@ -1,6 +1,7 @@
 //! The widgets service over Connect on loopback, with its own SQLite file
-//! (PostgreSQL under `just test-postgres`): who may call it on whose data,
-//! each RPC's answers, and its event.
+//! (PostgreSQL under `just test-postgres`) and the real catalog beside it
+//! (the peer its contract declares, with its demo products): who may call
+//! it on whose data, each RPC's answers, and its event.
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -8,6 +9,7 @@ use serde_json::{Value, json};
 use shop_kit::{
     app::{Basics, Launch},
     auth::TokenKeys,
+    client::{PeerPolicy, PeerTarget, Peers},
 };
 use shop_users::tokens::TokenIssuer;
 use shop_widgets::Widgets;
@@ -19,7 +21,11 @@ struct TestWidgets {
     a_service: String,
     widgets: Widgets,
     _database: shop_kit::testing::TestDatabase,
+    _catalog_database: shop_kit::testing::TestDatabase,
 }
+
+/// A product of the catalog's demo data.
+const A_PRODUCT: &str = "prod_espresso";
 
 impl TestWidgets {
     async fn start() -> Self {
@@ -30,10 +36,28 @@ impl TestWidgets {
             .duration_since(std::time::UNIX_EPOCH)
             .expect("clock")
             .as_secs();
+        let catalog_database = shop_kit::testing::TestDatabase::new("catalog").await;
+        let catalog = Launch::new(shop_catalog::Config {
+            database_url: catalog_database.url.as_str().into(),
+            demo_data: true,
+            demo_stock: None,
+            nats: None,
+            token_keys: TokenKeys::Given(issuer.verifier().expect("verifier")),
+        })
+        .start()
+        .await
+        .expect("catalog");
+        // The peers the contract declares, called with its policy.
+        let peers = Peers::new(PeerPolicy {
+            calls: shop_proto::calls(None).expect("the contract's call policy"),
+            ..PeerPolicy::default()
+        })
+        .with("catalog", PeerTarget::addr(catalog.addr));
         let running = Launch::new(shop_widgets::Config(Basics {
             database_url: database.url.as_str().into(),
             nats: None,
             token_keys: TokenKeys::Given(issuer.verifier().expect("verifier")),
+            peers,
         }))
         .start()
         .await
@@ -45,6 +69,7 @@ impl TestWidgets {
             a_service: issuer.access_token("service:orders", now).expect("token"),
             widgets: running.handle,
             _database: database,
+            _catalog_database: catalog_database,
         }
     }
 
@@ -64,7 +89,7 @@ impl TestWidgets {
             .call(
                 "CreateWidget",
                 Some(token),
-                json!({"requestId": request_id, "title": title}),
+                json!({"requestId": request_id, "title": title, "productId": A_PRODUCT}),
             )
             .await;
         assert_eq!(status, 200, "{created}");
@@ -86,7 +111,7 @@ async fn a_widget_is_created_once_per_request_id() {
         .call(
             "CreateWidget",
             Some(&service.ada),
-            json!({"requestId": "r1", "title": "Another"}),
+            json!({"requestId": "r1", "title": "Another", "productId": A_PRODUCT}),
         )
         .await;
     assert_eq!(
@@ -161,9 +186,10 @@ async fn the_contract_says_who_may_call_and_what_is_valid() {
     );
 
     for invalid in [
-        json!({"requestId": "r1", "title": ""}),
-        json!({"requestId": "", "title": "A widget"}),
-        json!({"requestId": "r1", "title": "x".repeat(201)}),
+        json!({"requestId": "r1", "title": "", "productId": A_PRODUCT}),
+        json!({"requestId": "", "title": "A widget", "productId": A_PRODUCT}),
+        json!({"requestId": "r1", "title": "x".repeat(201), "productId": A_PRODUCT}),
+        json!({"requestId": "r1", "title": "A widget"}),
     ] {
         let (status, refused) = service
             .call("CreateWidget", Some(&service.ada), invalid.clone())
@@ -265,4 +291,39 @@ async fn a_watcher_sees_its_own_new_widgets_live() {
     let text = String::from_utf8_lossy(&received);
     assert!(text.contains(hers["id"].as_str().expect("id")), "{text}");
     assert!(!text.contains("Bob's"), "{text}");
+}
+
+/// A widget is about a product the catalog has: the catalog is asked
+/// (the call its contract declares), and a product it does not have is
+/// refused before anything is recorded.
+#[tokio::test]
+async fn a_widget_is_about_a_product_the_catalog_has() {
+    let service = TestWidgets::start().await;
+    let made = service.create(&service.ada, "r1", "About espresso").await;
+    assert_eq!(made["productId"], A_PRODUCT);
+
+    let (status, refused) = service
+        .call(
+            "CreateWidget",
+            Some(&service.ada),
+            json!({"requestId": "r2", "title": "About nothing", "productId": "prod_none"}),
+        )
+        .await;
+    assert_eq!(
+        (status, refused["code"].as_str()),
+        (400, Some("failed_precondition")),
+        "{refused}"
+    );
+    assert_eq!(
+        shop_kit::testing::error_info(&refused).map(|(reason, _)| reason),
+        Some("NO_SUCH_PRODUCT".to_owned())
+    );
+    let (_, listed) = service
+        .call("ListWidgets", Some(&service.ada), json!({}))
+        .await;
+    assert_eq!(
+        listed["widgets"].as_array().map(Vec::len),
+        Some(1),
+        "nothing recorded for the refused one: {listed}"
+    );
 }
