@@ -34,6 +34,10 @@ pub const FILES: &[(&str, &str)] = &[
         include_str!("../template/services/widgets/src/api.rs"),
     ),
     (
+        "services/widgets/src/catalog.rs",
+        include_str!("../template/services/widgets/src/catalog.rs"),
+    ),
+    (
         "services/widgets/src/domain.rs",
         include_str!("../template/services/widgets/src/domain.rs"),
     ),
@@ -81,6 +85,10 @@ pub const FILES: &[(&str, &str)] = &[
         "deploy/kubernetes/base/widgets/hpa.yaml",
         include_str!("../template/deploy/kubernetes/base/widgets/hpa.yaml"),
     ),
+    (
+        "deploy/kubernetes/base/widgets/network-policy.yaml",
+        include_str!("../template/deploy/kubernetes/base/widgets/network-policy.yaml"),
+    ),
 ];
 
 /// What the components add per service (`crate::deploy` says where).
@@ -108,6 +116,36 @@ mod tests {
             assert!(
                 !rendered.contains("widget") && !rendered.contains("8099"),
                 "{path}: a widget or 8099 inside a word, which renaming by words leaves"
+            );
+        }
+    }
+
+    /// A file added to template/ and not to [`FILES`] would be left out
+    /// of every new service: each one under its services/, proto/ and
+    /// base/ folders is listed (the fragments are spliced, not copied).
+    #[test]
+    fn every_file_of_the_template_is_listed() {
+        fn walk(dir: &std::path::Path, found: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).expect("the template") {
+                let path = entry.expect("an entry").path();
+                if path.is_dir() {
+                    walk(&path, found);
+                } else {
+                    found.push(path.to_string_lossy().into_owned());
+                }
+            }
+        }
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/template/");
+        let mut found = Vec::new();
+        walk(std::path::Path::new(root), &mut found);
+        for path in found {
+            let relative = path.trim_start_matches(root).replace(".toml.tmpl", ".toml");
+            if relative.starts_with("deploy/kubernetes/fragments/") {
+                continue;
+            }
+            assert!(
+                FILES.iter().any(|(listed, _)| *listed == relative),
+                "template/{relative} is not in template::FILES"
             );
         }
     }
