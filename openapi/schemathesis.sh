@@ -20,9 +20,10 @@ case "$examples" in
   -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *[!0-9]*|"") echo "usage: $0 [EXAMPLES_PER_OPERATION]" >&2; exit 2 ;;
 esac
-# Below Linux's ephemeral range (32768-60999), where any outgoing
-# connection may hold a port for a moment (38084 was taken once in CI).
-ports=(${SCHEMATHESIS_PORTS:-18380 18381 18382 18383 18384})
+# Each service on its usual port plus this: below Linux's ephemeral range
+# (32768-60999), where any outgoing connection may hold a port for a moment
+# (38084 was taken once in CI).
+offset=${SCHEMATHESIS_PORT_OFFSET:-10300}
 data=$(mktemp -d)
 
 [ -x "$here/.venv/bin/schemathesis" ] || {
@@ -38,24 +39,36 @@ export SCHEMATHESIS_HOOKS=checks PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}"
 echo "==> the shop (cargo build --release)"
 cd "$root"
 cargo build --release --quiet --bin shop
+# Every shop service with its port here, and every public RPC service
+# (its OpenAPI tag) with the shop service that serves it: read from the
+# contract and the launcher's ports as the OpenAPI document reads them
+# (openapi/merge.py), so a service `just new-service` adds is fuzzed too.
+declare -A port_of
+flags=()
+while read -r name port; do
+  port_of[$name]=$((port + offset))
+  flags+=("--$name-port" "${port_of[$name]}")
+done < <(python3 -c "import sys; sys.path.insert(0, '$here'); from merge import ports; [print(n, p) for n, p in ports().items()]")
+mapfile -t public < <(python3 -c "import sys; sys.path.insert(0, '$here'); from merge import contract_image, public_services
+for name, served_by in public_services(contract_image()).items(): print(name.rsplit('.', 1)[1], served_by)")
+[ ${#public[@]} -gt 0 ] || { echo "schemathesis: no public service in the contract"; exit 1; }
 target=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 # The gateway's rate limits (tests/hardening.rs tries them) raised: at
 # their defaults they answer most of a fuzzer's calls 429, and those calls
 # then test nothing else.
 SHOP_RATE_LIMIT_IP_PER_SECOND=100000 SHOP_RATE_LIMIT_IP_BURST=100000 \
   SHOP_RATE_LIMIT_USER_PER_SECOND=100000 SHOP_RATE_LIMIT_USER_BURST=100000 \
-  "$target/release/shop" --data-dir "$data" --gateway-port "${ports[0]}" --users-port "${ports[1]}" \
-  --catalog-port "${ports[2]}" --orders-port "${ports[3]}" --payments-port "${ports[4]}" >"$data/shop.log" 2>&1 &
+  "$target/release/shop" --data-dir "$data" "${flags[@]}" >"$data/shop.log" 2>&1 &
 shop=$!
 trap 'kill $shop 2>/dev/null; wait $shop 2>/dev/null; rm -rf "$data"' EXIT
-for port in "${ports[@]}"; do
+for port in "${port_of[@]}"; do
   for _ in $(seq 1 150); do
     curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
     kill -0 $shop 2>/dev/null || { cat "$data/shop.log"; echo "the shop exited"; exit 1; }
     sleep 0.2
   done
 done
-token=$(curl -fsS -X POST "http://127.0.0.1:${ports[1]}/v1/sessions" \
+token=$(curl -fsS -X POST "http://127.0.0.1:${port_of[users]}/v1/sessions" \
   -d '{"email": "demo@connect-shop.dev", "password": "demo-password-1"}' |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["session"]["accessToken"])')
 
@@ -70,9 +83,9 @@ run() { # NAME PORT CHECKS LOG
     --url "http://127.0.0.1:$2" --include-tag "$1" -H "Authorization: Bearer $token" --checks "$3" \
     --phases examples,coverage,fuzzing --max-examples "$examples" --seed 1 --no-color > "$4" 2>&1
 }
-for service in WebBffService:0 MobileBffService:0 UserService:1 CatalogService:2 OrderService:3 PaymentService:4; do
-  name=${service%%:*}
-  port=${ports[${service#*:}]}
+for service in "${public[@]}"; do
+  name=${service%% *}
+  port=${port_of[${service#* }]}
   echo
   echo "==> $name (http://127.0.0.1:$port)"
   if ! run "$name" "$port" no_server_error,status_code_conformance,content_type_conformance,response_schema_conformance "$data/$name.log"; then
