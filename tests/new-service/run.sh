@@ -63,18 +63,22 @@ step "the shop (cargo build), started with $name"
 target=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 data=$(mktemp -d)
 gateway=$base_port users=$((base_port + 1)) catalog=$((base_port + 2)) orders=$((base_port + 3)) payments=$((base_port + 4)) own=$((base_port + 5))
+until_ready() { # PORT PID LOG WHAT: within 60 s, or fail showing the log
+  for _ in $(seq 1 600); do
+    curl -sf "http://127.0.0.1:$1/readyz" >/dev/null && return
+    kill -0 "$2" 2>/dev/null || { cat "$3" >&2; fail "$4 stopped"; }
+    sleep 0.1
+  done
+  cat "$3" >&2
+  fail "$4 is not ready"
+}
 start_shop() {
   cargo build --quiet -p shop
   "$target/debug/shop" --data-dir "$data" --gateway-port "$gateway" --users-port "$users" \
     --catalog-port "$catalog" --orders-port "$orders" --payments-port "$payments" \
     "--$name-port" "$own" >"$data/shop.log" 2>&1 &
   shop=$!
-  for _ in $(seq 1 600); do
-    curl -sf "http://127.0.0.1:$own/readyz" >/dev/null && break
-    kill -0 "$shop" 2>/dev/null || { cat "$data/shop.log" >&2; fail "the shop stopped"; }
-    sleep 0.1
-  done
-  curl -sf "http://127.0.0.1:$own/readyz" >/dev/null || { cat "$data/shop.log" >&2; fail "$name is not ready"; }
+  until_ready "$own" "$shop" "$data/shop.log" "the shop with $name"
 }
 stop_shop() {
   kill "$shop"; wait "$shop" 2>/dev/null || true
@@ -134,11 +138,7 @@ mkdir -p "$data/alone"
 "$target/debug/shop" --data-dir "$data/alone" serve "$name" "--$name-port" "$alone_port" \
   --users-url "http://127.0.0.1:$users" --catalog-url "http://127.0.0.1:$catalog" >"$data/alone.log" 2>&1 &
 alone=$!
-for _ in $(seq 1 300); do
-  curl -sf "http://127.0.0.1:$alone_port/readyz" >/dev/null && break
-  kill -0 "$alone" 2>/dev/null || { cat "$data/alone.log" >&2; fail "shop serve $name stopped"; }
-  sleep 0.1
-done
+until_ready "$alone_port" "$alone" "$data/alone.log" "shop serve $name"
 alone_base="http://127.0.0.1:$alone_port/$rpc"
 expect "alone: Create$singular about a product of the catalog" '"productId":"prod_filter"' \
   "$(curl -s "$alone_base/Create$singular" -H 'content-type: application/json' -H "authorization: Bearer $demo" \

@@ -698,27 +698,21 @@ async fn a_stream_of_requests_meets_the_caller_rule_the_deadline_and_each_messag
 
     // Bidirectional: an answer per request, and the first broken one ends
     // the stream with its refusal.
-    let answers: Vec<_> = client
-        .clone()
-        .running_tally(requests(Some(&ada), &[1, 2, 3]))
+    let running_tally = |counts: &'static [u32]| {
+        let mut client = client.clone();
+        let request = requests(Some(&ada), counts);
+        async move {
+            let answers = client.running_tally(request).await.expect("answers");
+            answers.into_inner().collect::<Vec<_>>().await
+        }
+    };
+    let sums: Vec<u32> = running_tally(&[1, 2, 3])
         .await
-        .expect("answers")
-        .into_inner()
-        .collect()
-        .await;
-    let sums: Vec<u32> = answers
         .iter()
         .map(|answer| answer.as_ref().expect("an answer").sum)
         .collect();
     assert_eq!(sums, [1, 3, 6]);
-    let answers: Vec<_> = client
-        .clone()
-        .running_tally(requests(Some(&ada), &[5, 1001, 2]))
-        .await
-        .expect("answers")
-        .into_inner()
-        .collect()
-        .await;
+    let answers = running_tally(&[5, 1001, 2]).await;
     assert_eq!(answers.len(), 2, "{answers:?}");
     assert_eq!(answers[0].as_ref().expect("the first").sum, 5);
     let refusal = answers[1].as_ref().expect_err("the refusal");
