@@ -9,8 +9,8 @@ lists the error statuses it can answer (from its call policy: the codes
 its caller rule implies and the `errors` it names), not a catch-all
 `default`, so a status nobody wrote down fails schemathesis's check. The
 public services are those whose caller rule admits anyone or a customer;
-each path's server is its service's port (src/registry.rs names those
-of the services `just new-service` added). Each operation also says who may
+each path's server is its service's port (its contract's, the file
+option kit.policy.v1.deployment). Each operation also says who may
 call it and its deadline, from the RPC's call policy (the kit.policy.v1
 options, read from buf's JSON image of the protos): in its description and
 as `x-shop-caller` and `x-shop-deadline`; an operation with a deadline may
@@ -26,16 +26,37 @@ import sys
 import tempfile
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-# Where the shop's first services listen (the launcher's defaults); the
-# ones `just new-service` adds say theirs in src/registry.rs.
-FIRST_PORTS = {"users": 8081, "catalog": 8082, "orders": 8083, "payments": 8084, "gateway": 8080}
-ADDED = re.compile(r'^\s*crate::added::added!\(\w+,\s*"(\w+)",\s*(\d+)\),', re.M)
+# The shop's first services, in the order the launcher starts them (as
+# shop_proto::identity::SERVICES); the others follow by name.
+FIRST = ["users", "catalog", "orders", "payments", "gateway"]
 
 
-def ports():
-    """Each shop service's port."""
-    registry = (ROOT / "src" / "registry.rs").read_text()
-    return FIRST_PORTS | {name: int(port) for name, port in ADDED.findall(registry)}
+def deployments(image):
+    """Each shop service as its contract describes it (the file option
+    kit.policy.v1.deployment, as proto/build.rs reads it): its port,
+    whether it keeps a database and publishes events, and the services it
+    calls. The launcher, the manifests' tests, the OpenAPI document and
+    schemathesis all read the services so."""
+    found = {}
+    for file in image.get("file", []):
+        package = file["package"]
+        declared = file.get("options", {}).get("[kit.policy.v1.deployment]")
+        if not package.startswith("shop.") or declared is None:
+            continue
+        served_by = "gateway" if package == "shop.bff.v1" else package.split(".")[1]
+        found[served_by] = {
+            "port": int(declared["port"]),
+            "database": bool(declared.get("database")),
+            "events": bool(declared.get("events")),
+            "calls": list(dict.fromkeys(declared.get("calls", []))),
+        }
+    return found
+
+
+def ports(image=None):
+    """Each shop service's port, as its contract says."""
+    described = deployments(image if image is not None else contract_image())
+    return {name: described[name]["port"] for name in FIRST + sorted(set(described) - set(FIRST))}
 
 
 # Connect's answer to a content type (or a GET's encoding) the method does
@@ -160,22 +181,6 @@ def contract_services(image):
             public = bool(caller.get("anyone") or caller.get("customer"))
             found.append((f"{package}.{service['name']}", served_by, public))
     return found
-
-
-def contract_peers(image):
-    """Each shop service with the services it calls, as its contract
-    declares them (the file option kit.policy.v1.peers): the launcher's
-    clients and flags and the manifests' NetworkPolicies follow it."""
-    found = {}
-    for file in image.get("file", []):
-        package = file["package"]
-        if not package.startswith("shop."):
-            continue
-        served_by = "gateway" if package == "shop.bff.v1" else package.split(".")[1]
-        calls = file.get("options", {}).get("[kit.policy.v1.peers]", {}).get("calls", [])
-        found.setdefault(served_by, [])
-        found[served_by] += [peer for peer in calls if peer not in found[served_by]]
-    return {service: calls for service, calls in found.items() if calls}
 
 
 def public_services(image):
@@ -395,7 +400,7 @@ def main(connect_file, rest_file, image_file):
     with open(image_file) as f:
         image = json.load(f)
     policy_of = policies(image)
-    port = ports()
+    port = ports(image)
     # The generator tags each operation with its service's short name.
     port_by_tag = {name.rsplit(".", 1)[1]: port[served_by] for name, served_by in public_services(image).items()}
     with open(connect_file) as f:

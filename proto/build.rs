@@ -116,10 +116,11 @@ fn service_of(package: &str) -> Option<&str> {
 }
 
 /// `pub const SERVICES: &[&str]`, the first five in the order they start
-/// in, then the others by name; and `pub const CALLS`, each service with
-/// the services it calls (its contract's `kit.policy.v1.peers`), every
-/// name checked: a peer that is no service of the contract, or the
-/// service itself, fails the build.
+/// in, then the others by name; and `pub const DEPLOYMENTS`, each service
+/// as its contract describes it (`kit.policy.v1.deployment`: port,
+/// database, events, the services it calls), in the same order. A service
+/// with no description, a port two services claim, or a peer that is no
+/// service of the contract (or the service itself) fails the build.
 fn services_list(descriptor_set: &[u8]) -> Result<String, Box<dyn std::error::Error>> {
     const FIRST: [&str; 5] = ["users", "catalog", "orders", "payments", "gateway"];
     let pool = shop_kit_policy::descriptors(descriptor_set)?;
@@ -134,47 +135,80 @@ fn services_list(descriptor_set: &[u8]) -> Result<String, Box<dyn std::error::Er
         .chain(added)
         .collect();
     let is_service = |name: &str| names.iter().any(|known| known == name);
-    let declared = shop_kit_policy::declared_peers(&pool);
-    let mut calls = Vec::new();
-    for name in &names {
-        let peers = declared
-            .iter()
-            .filter(|(package, _)| service_of(package) == Some(name.as_str()))
-            .flat_map(|(_, peers)| peers)
-            .collect::<Vec<_>>();
-        for peer in &peers {
-            if *peer == name {
-                return Err(format!("{name}'s kit.policy.v1.peers names {name} itself").into());
-            }
-            if !is_service(peer) {
-                return Err(format!(
-                    "{name}'s kit.policy.v1.peers names {peer:?}, which is no service of the \
-                     contract (they are: {})",
-                    names.join(", ")
-                )
-                .into());
-            }
-        }
-        let peers: Vec<String> = peers.iter().map(|peer| format!("{peer:?}")).collect();
-        calls.push(format!("({name:?}, &[{}])", peers.join(", ")));
-    }
+    let declared = shop_kit_policy::declared_deployments(&pool)?;
     for package in declared.keys() {
         if !service_of(package).is_some_and(is_service) {
             return Err(format!(
-                "{package} declares kit.policy.v1.peers but is no service of the shop \
+                "{package} declares kit.policy.v1.deployment but is no service of the shop \
                  (shop.NAME.v1 with an RPC service)"
             )
             .into());
         }
     }
+    let mut ports = std::collections::BTreeMap::new();
+    let mut deployments = Vec::new();
+    for name in &names {
+        let Some((_, deployment)) = declared
+            .iter()
+            .find(|(package, _)| service_of(package) == Some(name.as_str()))
+        else {
+            return Err(format!(
+                "{name} has no kit.policy.v1.deployment: say in its contract how the shop runs \
+                 it (option (kit.policy.v1.deployment) = {{ port: ... database: ... events: ... \
+                 calls: [...] }})"
+            )
+            .into());
+        };
+        if let Some(other) = ports.insert(deployment.port, name) {
+            return Err(format!(
+                "{name} and {other} both take port {} (kit.policy.v1.deployment)",
+                deployment.port
+            )
+            .into());
+        }
+        for peer in &deployment.calls {
+            if peer == name {
+                return Err(
+                    format!("{name}'s kit.policy.v1.deployment calls {name} itself").into(),
+                );
+            }
+            if !is_service(peer) {
+                return Err(format!(
+                    "{name}'s kit.policy.v1.deployment calls {peer:?}, which is no service of \
+                     the contract (they are: {})",
+                    names.join(", ")
+                )
+                .into());
+            }
+        }
+        let calls: Vec<String> = deployment
+            .calls
+            .iter()
+            .map(|peer| format!("{peer:?}"))
+            .collect();
+        deployments.push(format!(
+            "Deployed {{ name: {name:?}, port: {}, database: {}, events: {}, calls: &[{}] }}",
+            deployment.port,
+            deployment.database,
+            deployment.events,
+            calls.join(", ")
+        ));
+    }
+    let port_consts: Vec<String> = ports
+        .iter()
+        .map(|(port, name)| format!("    pub const {}: u16 = {port};", name.to_ascii_uppercase()))
+        .collect();
     let names: Vec<String> = names.iter().map(|name| format!("{name:?}")).collect();
     Ok(format!(
         "pub const SERVICES: &[&str] = &[{}];\n\
-         /// Each service, with the services it calls (its contract's\n\
-         /// `kit.policy.v1.peers`).\n\
-         pub const CALLS: &[(&str, &[&str])] = &[{}];\n",
+         /// Each service as its contract describes it\n\
+         /// (`kit.policy.v1.deployment`), in the order of [`SERVICES`].\n\
+         pub const DEPLOYMENTS: &[Deployed] = &[\n    {},\n];\n\
+         /// Each service's port unless told otherwise, as its contract says.\n\
+         pub mod ports {{\n{}\n}}\n",
         names.join(", "),
-        calls.join(", ")
+        deployments.join(",\n    "),
+        port_consts.join("\n")
     ))
 }
 

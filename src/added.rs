@@ -15,7 +15,8 @@ type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
 pub struct Added {
     /// Its name: in logs, flags, the banner, its database's file.
     pub name: &'static str,
-    /// Its port unless `--NAME-port` says otherwise.
+    /// Its port unless `--NAME-port` says otherwise: its contract's
+    /// (`kit.policy.v1.deployment`), as are its peers.
     pub port: u16,
     pub start: for<'a> fn(Launcher<'a>, Basics) -> Boxed<'a, Result<Started, app::StartError>>,
     pub migrate: for<'a> fn(
@@ -26,13 +27,15 @@ pub struct Added {
 
 /// One line of the registry: a service's crate (whose `Config` is made
 /// from [`Basics`] and whose `migration::Migrator` is its schema), its name
-/// and its port. (Unused while the registry is empty.)
+/// and the constant of its contract's port (`shop_proto::identity::ports`:
+/// a service whose contract says no port does not compile). (Unused while
+/// the registry is empty.)
 #[allow(unused_macros)]
 macro_rules! added {
-    ($krate:ident, $name:literal, $port:literal) => {
+    ($krate:ident, $name:literal, $port:ident) => {
         $crate::added::Added {
             name: $name,
-            port: $port,
+            port: shop_proto::identity::ports::$port,
             start: $crate::added::start::<$krate::Config>,
             migrate: $crate::added::migrate::<$krate::migration::Migrator>,
         }

@@ -261,7 +261,7 @@ impl<'a> Context<'a> {
         })
     }
 
-    /// The peers `service`'s contract declares (`kit.policy.v1.peers`),
+    /// The peers `service`'s contract declares (`kit.policy.v1.deployment`),
     /// each where `placed` says, else at its port on --host, called with
     /// the contract's policy.
     fn peers(

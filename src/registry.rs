@@ -9,7 +9,8 @@
 
 use crate::added::Added;
 
-/// Each service: its crate, its name, its port unless told otherwise.
+/// Each service: its crate, its name, and its port's constant (the port
+/// itself is its contract's, `kit.policy.v1.deployment`).
 pub const ADDED: &[Added] = &[
     // just new-service adds each new service above this line.
 ];

@@ -121,7 +121,7 @@ fn peer_flags(service: &str) -> BTreeSet<String> {
 }
 
 /// Where a service finds each peer is a flag of each peer its contract
-/// declares (`kit.policy.v1.peers`), and of no other: the flags and the
+/// declares (`kit.policy.v1.deployment`), and of no other: the flags and the
 /// declaration cannot drift apart.
 #[test]
 fn each_service_takes_a_url_for_each_peer_its_contract_declares_and_no_other() {

@@ -219,13 +219,30 @@ pub mod identity {
     pub const ISSUER: &str = "connect-shop-users";
     pub const AUDIENCE: &str = "connect-shop";
 
-    /// The services `service` calls, as its contract declares them
-    /// (`kit.policy.v1.peers`); none for a name that is no service.
+    /// A service as its contract describes it
+    /// (`kit.policy.v1.deployment`), checked by the build.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Deployed {
+        pub name: &'static str,
+        /// Its port unless told otherwise.
+        pub port: u16,
+        /// Whether it keeps a database of its own.
+        pub database: bool,
+        /// Whether it publishes and reads events.
+        pub events: bool,
+        /// The services it calls.
+        pub calls: &'static [&'static str],
+    }
+
+    /// The service `name`, as its contract describes it.
+    pub fn deployed(name: &str) -> Option<&'static Deployed> {
+        DEPLOYMENTS.iter().find(|deployed| deployed.name == name)
+    }
+
+    /// The services `service` calls, as its contract declares them; none
+    /// for a name that is no service.
     pub fn calls_of(service: &str) -> &'static [&'static str] {
-        CALLS
-            .iter()
-            .find(|(name, _)| *name == service)
-            .map_or(&[], |(_, calls)| calls)
+        deployed(service).map_or(&[], |deployed| deployed.calls)
     }
 
     pub fn service_names() -> ServiceNames {

@@ -10,15 +10,10 @@ use clap::Args;
 use secrecy::SecretString;
 use shop_kit::{client::PeerTarget, tls::ClientTls};
 
-/// Each service's port unless told otherwise: written once, for its
-/// `--<service>-port` flag and for where `shop serve` looks for its peers.
-pub mod port {
-    pub const GATEWAY: u16 = 8080;
-    pub const USERS: u16 = 8081;
-    pub const CATALOG: u16 = 8082;
-    pub const ORDERS: u16 = 8083;
-    pub const PAYMENTS: u16 = 8084;
-}
+/// Each service's port unless told otherwise, as its contract says
+/// (`kit.policy.v1.deployment`): for its `--<service>-port` flag and for
+/// where `shop serve` looks for its peers.
+pub use shop_proto::identity::ports as port;
 
 /// Where this process finds its peers when no `--<peer>-url` says: their
 /// ports on `--host`, over https when the shop serves TLS.
@@ -61,17 +56,9 @@ impl Neighbourhood {
     }
 }
 
-/// Where a service listens unless told otherwise: the first five's ports,
-/// a registry service's own.
+/// Where a service listens unless told otherwise, as its contract says.
 pub fn default_port(service: &str) -> Option<u16> {
-    match service {
-        "users" => Some(port::USERS),
-        "catalog" => Some(port::CATALOG),
-        "orders" => Some(port::ORDERS),
-        "payments" => Some(port::PAYMENTS),
-        "gateway" => Some(port::GATEWAY),
-        other => crate::registry::named(other).map(|added| added.port),
-    }
+    shop_proto::identity::deployed(service).map(|deployed| deployed.port)
 }
 
 #[rustfmt::skip] // rustfmt indents the attribute further at every run

@@ -27,12 +27,12 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 KUSTOMIZE = ROOT / "deploy" / "kubernetes"
-# The shop's first services and their ports (the launcher's defaults);
-# the ones `just new-service` adds come from src/registry.rs, and every
-# service with its RPC services from the contract (proto/shop): no list
-# of services here, so a service the manifests forget fails these tests.
+# Every service, its port, database, events and peers, and its RPC
+# services, from the contract (proto/shop: kit.policy.v1.deployment and
+# the services' caller rules): no list of services here, so a service the
+# manifests forget fails these tests.
 sys.path.insert(0, str(ROOT / "openapi"))
-from merge import FIRST_PORTS, contract_image, contract_peers, contract_services, ports  # noqa: E402  (the OpenAPI document's reading of them)
+from merge import FIRST, contract_image, contract_services, deployments  # noqa: E402  (the OpenAPI document's reading of them)
 
 METRICS_PORT = 9090
 NAMESPACE = "connect-shop"
@@ -44,19 +44,21 @@ NAMESPACE = "connect-shop"
 # edge's routes read it.
 IMAGE = contract_image()
 CONTRACT = contract_services(IMAGE)
-# Each service with the services it calls, as its contract declares them
-# (kit.policy.v1.peers): what the NetworkPolicies must let through.
-PEERS = contract_peers(IMAGE)
-
-PORTS = ports()
+# Each service as its contract describes it (kit.policy.v1.deployment):
+# its port, database, events and the services it calls (what the
+# NetworkPolicies must let through).
+DEPLOYMENTS = deployments(IMAGE)
+PEERS = {service: described["calls"] for service, described in DEPLOYMENTS.items()}
+PORTS = {service: described["port"] for service, described in DEPLOYMENTS.items()}
 # The first five in the order they start, then the others (as
 # shop_proto::identity::SERVICES).
-SERVICES = list(FIRST_PORTS) + sorted({s for _, s, _ in CONTRACT} - set(FIRST_PORTS))
-ADDED_SERVICES = [s for s in SERVICES if s not in FIRST_PORTS]
+SERVICES = FIRST + sorted({s for _, s, _ in CONTRACT} - set(FIRST))
+ADDED_SERVICES = [s for s in SERVICES if s not in FIRST]
 # Those with a database of their own, and those that publish and read
-# events: a new service does both, as its template.
-DATABASES = ["users", "catalog", "orders", "payments"] + ADDED_SERVICES
-EVENTS = ["catalog", "orders", "payments"] + ADDED_SERVICES
+# events, as their contracts say (a new service does both, as its
+# template).
+DATABASES = [s for s in SERVICES if DEPLOYMENTS[s]["database"]]
+EVENTS = [s for s in SERVICES if DEPLOYMENTS[s]["events"]]
 # The RPC services each shop service serves to the public (the edge routes
 # them) and to the shop's own services only (the edge must not).
 PUBLIC = {name: service for name, service, public in CONTRACT if public}
@@ -66,7 +68,9 @@ INTERNAL = {name: service for name, service, public in CONTRACT if not public}
 def test_the_services_are_read_from_the_contract():
     # The reading above, checked against what it must find today.
     assert SERVICES[:5] == ["users", "catalog", "orders", "payments", "gateway"]
-    assert set(PORTS) == set(SERVICES), "every service has its port (src/registry.rs)"
+    assert set(PORTS) == set(SERVICES), "every service has its port (kit.policy.v1.deployment)"
+    assert [s for s in DATABASES if s in FIRST] == ["users", "catalog", "orders", "payments"]
+    assert [s for s in EVENTS if s in FIRST] == ["catalog", "orders", "payments"]
     assert {"shop.payments.v1.PaymentService", "shop.bff.v1.MobileBffService"} <= set(PUBLIC)
     assert INTERNAL.keys() >= {
         "shop.users.v1.ServiceTokenService",
@@ -706,7 +710,7 @@ def test_services_serve_and_call_with_certificates_cert_manager_renews(productio
         assert f"{service}.{NAMESPACE}.svc" in spec["dnsNames"]
         # The peers the shop's services call (a new service has no caller
         # until one is written).
-        if service in FIRST_PORTS and service != "gateway":
+        if service in FIRST and service != "gateway":
             assert settings[f"{service.upper()}_URL"] == f"dns:///{service}-replicas:{PORTS[service]}"
         # HTTP/2 in clear text no longer: the port speaks TLS.
         for name in [service, f"{service}-replicas"]:

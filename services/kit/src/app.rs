@@ -76,7 +76,7 @@ pub struct Basics {
     /// The keys that verify access tokens (the users service's).
     pub token_keys: shop_kit_auth::TokenKeys,
     /// The services it calls, as its contract declares them
-    /// (`kit.policy.v1.peers`), where the launcher found them.
+    /// (`kit.policy.v1.deployment`), where the launcher found them.
     pub peers: shop_kit_client::Peers,
 }
 

@@ -20,6 +20,8 @@ const REGISTRY_LINE: &str = "crate::added::added!(";
 /// The first port a new service may take: the shop's own services hold
 /// 8080 to 8084.
 const FIRST_FREE_PORT: u16 = 8085;
+/// Where the contract is, below the repository.
+const PROTO: &str = "proto";
 
 /// What [`Repo::add`] did.
 #[derive(Debug)]
@@ -101,9 +103,9 @@ impl Repo {
                 "{crate_name} (Cargo.toml or {REGISTRY})"
             )));
         }
-        let port = next_port(&registry);
+        let port = next_port(&crate::contract::ports(&self.root.join(PROTO))?);
         let manifest = workspace_lists(&manifest, plural)?;
-        let registry = registered(&registry, plural, port)?;
+        let registry = registered(&registry, plural)?;
         let deployed = deploy::edits(name, port, |path| self.read(path))?;
 
         let mut files = Vec::new();
@@ -205,20 +207,12 @@ fn api_file(plural: &str) -> String {
     format!("services/{plural}/src/api.rs")
 }
 
-/// The next port after every one the registry gives.
-fn next_port(registry: &str) -> u16 {
-    registry
-        .lines()
-        .filter_map(|line| {
-            let args = line.trim().strip_prefix(REGISTRY_LINE)?;
-            args.trim_end_matches("),")
-                .rsplit(',')
-                .next()?
-                .trim()
-                .parse::<u16>()
-                .ok()
-        })
-        .map(|port| port + 1)
+/// The next port after every one the contract's services take, and never
+/// one of the shop's first five's.
+fn next_port(taken: &[u16]) -> u16 {
+    taken
+        .iter()
+        .map(|port| port.saturating_add(1))
         .max()
         .unwrap_or(FIRST_FREE_PORT)
         .max(FIRST_FREE_PORT)
@@ -262,8 +256,9 @@ fn workspace_lists(manifest: &str, plural: &str) -> Result<String, RepoError> {
     Ok(edited)
 }
 
-/// The registry with the service in it.
-fn registered(registry: &str, plural: &str, port: u16) -> Result<String, RepoError> {
+/// The registry with the service in it (its port is its contract's,
+/// named by its constant).
+fn registered(registry: &str, plural: &str) -> Result<String, RepoError> {
     let (before, after) = registry
         .split_once(REGISTRY_MARK)
         .ok_or(RepoError::Unexpected {
@@ -271,7 +266,8 @@ fn registered(registry: &str, plural: &str, port: u16) -> Result<String, RepoErr
             what: "the line new services go above",
         })?;
     Ok(format!(
-        "{before}    {REGISTRY_LINE}shop_{plural}, \"{plural}\", {port}),\n{REGISTRY_MARK}{after}"
+        "{before}    {REGISTRY_LINE}shop_{plural}, \"{plural}\", {}),\n{REGISTRY_MARK}{after}",
+        plural.to_ascii_uppercase()
     ))
 }
 
@@ -295,16 +291,24 @@ mod tests {
     }
 
     #[test]
-    fn each_service_takes_the_next_port() {
+    fn each_service_takes_the_next_port_and_its_line_names_its_ports_constant() {
+        assert_eq!(next_port(&[8080, 8081, 8082, 8083, 8084]), FIRST_FREE_PORT);
+        assert_eq!(next_port(&[]), FIRST_FREE_PORT);
+        assert_eq!(next_port(&[8081, 8085, 8084]), 8086);
         let empty = format!("pub const ADDED: &[Added] = &[\n{REGISTRY_MARK}];\n");
-        assert_eq!(next_port(&empty), FIRST_FREE_PORT);
-        let one = registered(&empty, "reviews", 8085).expect("registered");
-        assert!(
-            one.contains("    crate::added::added!(shop_reviews, \"reviews\", 8085),\n    // just")
-        );
-        assert_eq!(next_port(&one), 8086);
-        let two = registered(&one, "carts", next_port(&one)).expect("registered");
-        assert_eq!(next_port(&two), 8087);
+        let one = registered(&empty, "reviews").expect("registered");
+        assert!(one.contains(
+            "    crate::added::added!(shop_reviews, \"reviews\", REVIEWS),\n    // just"
+        ));
+    }
+
+    /// The shop's own contract: the first five take 8080 to 8084.
+    #[test]
+    fn the_contracts_ports_are_read_from_its_descriptors() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+        let mut ports = crate::contract::ports(&root).expect("ports");
+        ports.sort_unstable();
+        assert_eq!(ports[..5], [8080, 8081, 8082, 8083, 8084]);
     }
 
     #[test]

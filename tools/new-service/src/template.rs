@@ -151,10 +151,10 @@ mod tests {
     }
 
     #[test]
-    fn only_the_manifests_name_the_port() {
+    fn only_the_contract_and_the_manifests_name_the_port() {
         for (path, text) in FILES {
             assert!(
-                !text.contains(PORT) || path.starts_with("deploy/"),
+                !text.contains(PORT) || path.starts_with("deploy/") || path.starts_with("proto/"),
                 "{path}"
             );
         }

@@ -1,5 +1,5 @@
 //! The services a service calls, as its contract declares them
-//! (`kit.policy.v1.peers`) and the launcher found them: each one's
+//! (`kit.policy.v1.deployment`) and the launcher found them: each one's
 //! [`PeerTarget`], and the policy every call to them follows (the callee's
 //! methods' deadlines, retries and hedging, from the contract). A service
 //! connects to the ones it calls at start ([`Peers::connect`]) and wraps
@@ -23,7 +23,7 @@ pub enum PeersError {
     /// launcher gives only those (and the network lets it reach only those).
     #[error(
         "{0} is no peer of this service: declare it in the contract \
-         (option (kit.policy.v1.peers) = {{ calls: [\"{0}\"] }})"
+         (option (kit.policy.v1.deployment) = {{ ... calls: [\"{0}\"] }})"
     )]
     Undeclared(String),
     #[error("{name}: {source}")]

@@ -8,8 +8,8 @@
 //! contract whose policy is missing or unsafe ([`Policy::required`]), and
 //! [`table`] writes the table people read.
 
-mod peers;
-pub use peers::{PEERS_EXTENSION, declared_peers};
+mod deployment;
+pub use deployment::{DEPLOYMENT_EXTENSION, Deployment, DeploymentError, declared_deployments};
 mod read;
 pub use read::{Idempotency, idempotency_level};
 mod render;

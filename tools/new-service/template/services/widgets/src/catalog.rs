@@ -1,5 +1,5 @@
 //! The catalog, as widgets calls it: whether a product exists. Its
-//! contract declares the call (`kit.policy.v1.peers` in widgets.proto), so
+//! contract declares the call (`kit.policy.v1.deployment` in widgets.proto), so
 //! the launcher gives it the catalog (`--catalog-url` where it runs alone)
 //! and the manifests let it through. The client is tonic's, generated from
 //! the catalog's contract, on the kit's client stack: the catalog's own
