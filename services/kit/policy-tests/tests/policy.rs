@@ -113,6 +113,16 @@ impl Probe {
         }
     }
 
+    /// Where it listens (host:port).
+    fn address(&self) -> String {
+        self.url
+            .trim_start_matches("http://")
+            .split('/')
+            .next()
+            .expect("host:port")
+            .to_owned()
+    }
+
     fn token(&self, subject: &str) -> String {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -558,13 +568,7 @@ async fn a_shop_secret_caller_needs_the_field_the_kit_checks() {
 async fn a_peer_call_from_a_spawned_task_or_a_stream_keeps_the_callers_deadline_and_token() {
     // Who is for a signed-in caller only: it answers only if the token came.
     let probe = Probe::with("caller: { signed_in: true }").await;
-    let address = probe
-        .url
-        .trim_start_matches("http://")
-        .split('/')
-        .next()
-        .expect("host:port")
-        .to_owned();
+    let address = probe.address();
     let ada = probe.token("ada");
     let request = json!({ "address": address }).to_string();
 
@@ -637,14 +641,7 @@ async fn a_stream_of_requests_meets_the_caller_rule_the_deadline_and_each_messag
     };
 
     let probe = Probe::with("caller: { signed_in: true } deadline: { seconds: 60 }").await;
-    let address = probe
-        .url
-        .trim_start_matches("http://")
-        .split('/')
-        .next()
-        .expect("host:port")
-        .parse()
-        .expect("an address");
+    let address = probe.address().parse().expect("an address");
     let client = ProbeServiceClient::new(Peer::at("probe", address, PeerPolicy::default()));
     let ada = probe.token("ada");
     // A stream of requests with the counts `counts`, from ada (or no one)
