@@ -55,11 +55,6 @@ impl Peers {
         self.targets.keys().map(String::as_str)
     }
 
-    /// Where the peer `name` is, if it is one.
-    pub fn target(&self, name: &str) -> Option<&PeerTarget> {
-        self.targets.get(name)
-    }
-
     /// The peer `name`, its addresses resolved and watched (within the
     /// policy's patience), for a typed client to call through.
     pub async fn connect(&self, name: &str) -> Result<Peer, PeersError> {
