@@ -31,6 +31,16 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 FIRST = ["users", "catalog", "orders", "payments", "gateway"]
 
 
+def served_by(package):
+    """The shop service a package of the contract is (shop.NAME.v1 is
+    NAME's; the BFF's is the gateway's), as proto/build.rs's `service_of`
+    says, or None for a package of no shop service."""
+    if not package.startswith("shop."):
+        return None
+    name = package.split(".")[1]
+    return "gateway" if name == "bff" else name
+
+
 def deployments(image):
     """Each shop service as its contract describes it (the file option
     kit.policy.v1.deployment, as proto/build.rs reads it): its port,
@@ -39,12 +49,11 @@ def deployments(image):
     schemathesis all read the services so."""
     found = {}
     for file in image.get("file", []):
-        package = file["package"]
+        service = served_by(file["package"])
         declared = file.get("options", {}).get("[kit.policy.v1.deployment]")
-        if not package.startswith("shop.") or declared is None:
+        if service is None or declared is None:
             continue
-        served_by = "gateway" if package == "shop.bff.v1" else package.split(".")[1]
-        found[served_by] = {
+        found[service] = {
             "port": int(declared["port"]),
             "database": bool(declared.get("database")),
             "events": bool(declared.get("events")),
@@ -173,13 +182,13 @@ def contract_services(image):
     found = []
     for file in image.get("file", []):
         package = file["package"]
-        if not package.startswith("shop."):
+        by = served_by(package)
+        if by is None:
             continue
-        served_by = "gateway" if package == "shop.bff.v1" else package.split(".")[1]
         for service in file.get("service", []):
             caller = service.get("options", {}).get("[kit.policy.v1.service]", {}).get("caller", {})
             public = bool(caller.get("anyone") or caller.get("customer"))
-            found.append((f"{package}.{service['name']}", served_by, public))
+            found.append((f"{package}.{service['name']}", by, public))
     return found
 
 

@@ -50,11 +50,6 @@ impl Peers {
         self
     }
 
-    /// Their names.
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.targets.keys().map(String::as_str)
-    }
-
     /// The peer `name`, its addresses resolved and watched (within the
     /// policy's patience), for a typed client to call through.
     pub async fn connect(&self, name: &str) -> Result<Peer, PeersError> {
@@ -81,7 +76,6 @@ mod tests {
             "catalog",
             PeerTarget::url("http://127.0.0.1:9").expect("a target"),
         );
-        assert_eq!(peers.names().collect::<Vec<_>>(), ["catalog"]);
         let refused = peers.connect("orders").await.expect_err("undeclared");
         assert!(
             refused.to_string().contains("calls: [\"orders\"]"),
