@@ -198,6 +198,16 @@ fn services_list(descriptor_set: &[u8]) -> Result<String, Box<dyn std::error::Er
         .iter()
         .map(|(port, name)| format!("    pub const {}: u16 = {port};", name.to_ascii_uppercase()))
         .collect();
+    let described: Vec<String> = names
+        .iter()
+        .enumerate()
+        .map(|(index, name)| {
+            format!(
+                "    pub const {}: &super::Deployed = &super::DEPLOYMENTS[{index}];",
+                name.to_ascii_uppercase()
+            )
+        })
+        .collect();
     let names: Vec<String> = names.iter().map(|name| format!("{name:?}")).collect();
     Ok(format!(
         "pub const SERVICES: &[&str] = &[{}];\n\
@@ -205,10 +215,13 @@ fn services_list(descriptor_set: &[u8]) -> Result<String, Box<dyn std::error::Er
          /// (`kit.policy.v1.deployment`), in the order of [`SERVICES`].\n\
          pub const DEPLOYMENTS: &[Deployed] = &[\n    {},\n];\n\
          /// Each service's port unless told otherwise, as its contract says.\n\
-         pub mod ports {{\n{}\n}}\n",
+         pub mod ports {{\n{}\n}}\n\
+         /// Each service as its contract describes it, by name.\n\
+         pub mod described {{\n{}\n}}\n",
         names.join(", "),
         deployments.join(",\n    "),
-        port_consts.join("\n")
+        port_consts.join("\n"),
+        described.join("\n")
     ))
 }
 

@@ -8,6 +8,7 @@
 //!
 //! ```text
 //! app       shop-kit           open, seed, serve, shut down
+//! deploy    shop-kit           what the launcher starts a service from
 //! task      shop-kit           work a call hands to another task, the call carried
 //! testing   shop-kit-testing   a database per test, a request per protocol
 //! rpc       shop-kit-rpc       serving Connect, gRPC and gRPC-Web on one port
@@ -23,6 +24,8 @@
 //! ```
 
 pub mod app;
+#[cfg(feature = "launch")]
+pub mod deploy;
 #[cfg(feature = "db")]
 mod storage;
 pub mod task;

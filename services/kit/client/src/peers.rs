@@ -50,13 +50,23 @@ impl Peers {
         self
     }
 
+    /// Where the peer `name` is, for a service that connects its own
+    /// stack to it (a service token on it, say).
+    pub fn target(&self, name: &str) -> Result<&PeerTarget, PeersError> {
+        self.targets
+            .get(name)
+            .ok_or_else(|| PeersError::Undeclared(name.to_owned()))
+    }
+
+    /// The policy every call to a peer follows.
+    pub fn policy(&self) -> &PeerPolicy {
+        &self.policy
+    }
+
     /// The peer `name`, its addresses resolved and watched (within the
     /// policy's patience), for a typed client to call through.
     pub async fn connect(&self, name: &str) -> Result<Peer, PeersError> {
-        let target = self
-            .targets
-            .get(name)
-            .ok_or_else(|| PeersError::Undeclared(name.to_owned()))?;
+        let target = self.target(name)?;
         Peer::connect(name, target, self.policy.clone())
             .await
             .map_err(|source| PeersError::Unreachable {
