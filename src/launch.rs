@@ -64,8 +64,8 @@ impl<'a> Launcher<'a> {
 }
 
 /// How long the whole shop waits for every service to be ready before it
-/// says it runs (its services wait for each other: orders for the catalog,
-/// payments and users; the gateway for users, catalog and orders).
+/// says it runs (its services wait for each other: each for the peers its
+/// contract declares).
 pub const READY_PATIENCE: Duration = Duration::from_secs(30);
 /// How often a service not ready yet is asked again, and said why after
 /// the first few seconds.

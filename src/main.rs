@@ -1,7 +1,6 @@
 //! `shop`: starts the whole shop (every service in one process, each on its
 //! own port with its own database), or one service with `shop serve NAME`.
 
-mod added;
 mod banner;
 mod calling;
 mod certs;
@@ -11,6 +10,7 @@ mod launch;
 mod migrate;
 mod plan;
 mod policy;
+mod registered;
 mod registry;
 mod service_tls;
 
@@ -82,20 +82,19 @@ async fn run(
 ) -> anyhow::Result<()> {
     let Cli {
         command,
-        shop,
         kit,
-        mut added,
+        services,
     } = cli;
-    let (starts, whole_shop) = match (added.serve.take(), command.unwrap_or(Command::Run(shop))) {
-        (Some(alone), _) => (vec![plan::serve_added(&alone, &kit)?], false),
-        (None, Command::Run(shop)) => (plan::whole_shop(&shop, &added, &kit)?, true),
-        (None, Command::Serve(serve)) => (vec![plan::serve(&serve, &kit)?], false),
-        (None, Command::Migrate(migrate)) => {
-            return migrate::run(&migrate, &added, &kit.data_dir).await;
+    let whole_shop = match command {
+        None | Some(Command::Run) => true,
+        Some(Command::Serve) => false,
+        Some(Command::Migrate(migrate)) => {
+            return migrate::run(&migrate, &services, &kit.data_dir).await;
         }
-        (None, Command::Certs(certs)) => return certs::write(&certs),
-        (None, Command::Policy(table)) => return policy::run(&table),
+        Some(Command::Certs(certs)) => return certs::write(&certs),
+        Some(Command::Policy(table)) => return policy::run(&table),
     };
+    let starts = plan::plan(&services, &kit)?;
     let process = kit.process_http();
     let shutdown = Shutdown::on_signals(process.drain());
     let mut running = Vec::new();

@@ -1,36 +1,24 @@
 //! `shop migrate`: each service's migrations, applied under its lock.
 
 use shop_kit::db;
-use shop_migrations as m;
 
-use crate::{
-    added::Added,
-    cli::{Migrate, StoredService, added::AddedArgs, common::database_url},
-};
-
-/// A service with a database: one of the first, or of the registry.
-#[derive(Clone, Copy)]
-enum Stored {
-    First(StoredService),
-    Added(&'static Added),
-}
+use crate::cli::{Migrate, common::database_url, services::ServicesArgs};
 
 pub async fn run(
     migrate: &Migrate,
-    added: &AddedArgs,
+    args: &ServicesArgs,
     data_dir: &std::path::Path,
 ) -> anyhow::Result<()> {
-    let names = if migrate.services.is_empty() {
-        StoredService::all_names()
-    } else {
-        migrate.services.iter().map(String::as_str).collect()
-    };
-    let services: Vec<Stored> = names
+    // Every service with a database, or those named.
+    let services: Vec<_> = args
+        .services
         .iter()
-        .filter_map(|name| {
-            StoredService::named(name)
-                .map(Stored::First)
-                .or_else(|| crate::registry::named(name).map(Stored::Added))
+        .filter(|flags| {
+            migrate.services.is_empty()
+                || migrate
+                    .services
+                    .iter()
+                    .any(|name| name == flags.service.name())
         })
         .collect();
     // DATABASE_URL names one database: only for one service.
@@ -41,43 +29,17 @@ pub async fn run(
              its own --<service>-database-url (<SERVICE>_DATABASE_URL)"
         );
     }
-    for service in services {
-        let (name, url) = match service {
-            Stored::First(first) => (
-                first.name(),
-                match first {
-                    StoredService::Users => migrate.users.resolve(data_dir, alone),
-                    StoredService::Catalog => migrate.catalog.resolve(data_dir, alone),
-                    StoredService::Orders => migrate.orders.resolve(data_dir, alone),
-                    StoredService::Payments => migrate.payments.resolve(data_dir, alone),
-                },
-            ),
-            Stored::Added(service) => {
-                let given = added
-                    .flags
-                    .iter()
-                    .find(|flags| std::ptr::eq(flags.added, service))
-                    .and_then(|flags| flags.database.as_deref());
-                (
-                    service.name,
-                    database_url(given, data_dir, service.name, alone),
-                )
-            }
+    for flags in services {
+        let name = flags.service.name();
+        let Some(apply) = flags.service.migrate else {
+            continue;
         };
+        let url = database_url(flags.database.as_deref(), data_dir, name, alone);
         let failed = |e: &dyn std::fmt::Display| anyhow::anyhow!("{name} database {url}: {e}");
         let db = db::connect(name, url.expose())
             .await
             .map_err(|e| failed(&e))?;
-        let applied = match service {
-            Stored::First(StoredService::Users) => m::up::<m::users::Migrator>(&db, name).await,
-            Stored::First(StoredService::Catalog) => m::up::<m::catalog::Migrator>(&db, name).await,
-            Stored::First(StoredService::Orders) => m::up::<m::orders::Migrator>(&db, name).await,
-            Stored::First(StoredService::Payments) => {
-                m::up::<m::payments::Migrator>(&db, name).await
-            }
-            Stored::Added(service) => (service.migrate)(&db, service.name).await,
-        }
-        .map_err(|e| failed(&e))?;
+        let applied = apply(&db, name).await.map_err(|e| failed(&e))?;
         let latest = applied.latest.as_deref().unwrap_or("none");
         if !applied.newer.is_empty() {
             println!(

@@ -8,28 +8,35 @@ use std::collections::BTreeSet;
 
 use command::{shop, text};
 
-/// The long flags `--help` lists before its "Every service (the kit)"
+/// The long flags `--help` lists outside its "Every service (the kit)"
 /// section, and those in it.
 fn flags(args: &[&str]) -> (BTreeSet<String>, BTreeSet<String>) {
     let help = shop(args, &[]);
     assert!(help.status.success(), "{}", text(&help));
     let help = String::from_utf8_lossy(&help.stdout).into_owned();
-    let (own, rest) = help
-        .split_once("Every service (the kit):")
-        .expect("a kit section");
-    // The flags of the services `just new-service` added come after it.
-    let (kit, added) = rest.split_once("Added services:").unwrap_or((rest, ""));
-    let longs = |part: &str| {
-        part.lines()
-            .filter_map(|line| line.trim_start().strip_prefix("--"))
-            .filter_map(|flag| flag.split([' ', ',']).next())
-            .filter(|flag| *flag != "help" && *flag != "version")
-            .map(str::to_owned)
-            .collect::<BTreeSet<_>>()
-    };
-    let mut own = longs(own);
-    own.extend(longs(added));
-    (own, longs(kit))
+    let (mut own, mut kit) = (BTreeSet::new(), BTreeSet::new());
+    let mut in_kit = false;
+    for line in help.lines() {
+        // A section starts with its heading, flush left.
+        if line.ends_with(':') && !line.starts_with(' ') {
+            in_kit = line == "Every service (the kit):";
+            continue;
+        }
+        let Some(flag) = line.trim_start().strip_prefix("--") else {
+            continue;
+        };
+        let flag = flag.split([' ', ',']).next().unwrap_or_default().to_owned();
+        if flag == "help" || flag == "version" {
+            continue;
+        }
+        if in_kit {
+            kit.insert(flag);
+        } else {
+            own.insert(flag);
+        }
+    }
+    assert!(!kit.is_empty(), "a kit section: {help}");
+    (own, kit)
 }
 
 fn set(flags: &[&str]) -> BTreeSet<String> {

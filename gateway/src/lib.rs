@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod downstreams;
+pub mod flags;
 pub mod home;
 pub mod openapi;
 pub mod pages;

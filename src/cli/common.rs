@@ -1,5 +1,6 @@
-//! Flags more than one service takes: written once here, flattened into
-//! each service that needs them and once into the whole shop.
+//! Flags more than one service takes: written once here, given to each
+//! service that reads them and once to the whole shop; and where a service
+//! finds its peers and its database.
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -10,11 +11,6 @@ use clap::Args;
 use secrecy::SecretString;
 use shop_kit::{client::PeerTarget, tls::ClientTls};
 
-/// Each service's port unless told otherwise, as its contract says
-/// (`kit.policy.v1.deployment`): for its `--<service>-port` flag and for
-/// where `shop serve` looks for its peers.
-pub use shop_proto::identity::ports as port;
-
 /// Where this process finds its peers when no `--<peer>-url` says: their
 /// ports on `--host`, over https when the shop serves TLS.
 #[derive(Clone, Debug)]
@@ -23,10 +19,6 @@ pub struct Neighbourhood {
     pub https: bool,
     /// The client TLS a peer is called with.
     pub tls: Option<ClientTls>,
-    pub users: u16,
-    pub catalog: u16,
-    pub orders: u16,
-    pub payments: u16,
 }
 
 impl Neighbourhood {
@@ -34,7 +26,7 @@ impl Neighbourhood {
     /// port on --host.
     pub fn peer(
         &self,
-        configured: &Option<PeerTarget>,
+        configured: Option<&PeerTarget>,
         flag: &'static str,
         port: u16,
     ) -> PeerTarget {
@@ -56,79 +48,8 @@ impl Neighbourhood {
     }
 }
 
-/// Where a service listens unless told otherwise, as its contract says.
-pub fn default_port(service: &str) -> Option<u16> {
-    shop_proto::identity::deployed(service).map(|deployed| deployed.port)
-}
-
-#[rustfmt::skip] // rustfmt indents the attribute further at every run
-macro_rules! peer_flag {
-    ($name:ident, $flag:literal, $env:literal, $port:path, $service:ident, $what:literal) => {
-        #[derive(Args, Clone, Debug, Default)]
-        pub struct $name {
-            #[arg(
-                id = $flag,
-                long = $flag,
-                env = $env,
-                value_name = "URL",
-                help = peer_help($what, stringify!($service), $port)
-            )]
-            pub url: Option<PeerTarget>,
-        }
-
-        impl $name {
-            /// The peer as configured, else its port in `around`.
-            pub fn target(&self, around: &Neighbourhood) -> PeerTarget {
-                around.peer(&self.url, concat!("--", $flag), around.$service)
-            }
-        }
-    };
-}
-
-/// A peer flag's help, with the port it defaults to.
-fn peer_help(what: &str, service: &str, port: u16) -> String {
-    format!(
-        "Where this service reaches {what}: a URL, a comma-separated list of URLs \
-         (replicas), or dns:///host:port, looked up again every few seconds (default: \
-         the whole shop's --{service}-port on --host; a service alone finds it at port \
-         {port} there)"
-    )
-}
-
-peer_flag!(
-    UsersPeer,
-    "users-url",
-    "USERS_URL",
-    port::USERS,
-    users,
-    "the users service (its public keys, service tokens)"
-);
-peer_flag!(
-    CatalogPeer,
-    "catalog-url",
-    "CATALOG_URL",
-    port::CATALOG,
-    catalog,
-    "the catalog"
-);
-peer_flag!(
-    OrdersPeer,
-    "orders-url",
-    "ORDERS_URL",
-    port::ORDERS,
-    orders,
-    "the orders service"
-);
-peer_flag!(
-    PaymentsPeer,
-    "payments-url",
-    "PAYMENTS_URL",
-    port::PAYMENTS,
-    payments,
-    "the payments service"
-);
-
-/// The NATS server events go to (catalog, orders, payments).
+/// The NATS server events go to (each service whose contract declares
+/// events).
 #[derive(Args, Clone, Debug, Default)]
 pub struct Events {
     /// NATS server for the services' events (JetStream), e.g.
@@ -181,56 +102,6 @@ pub struct DemoData {
     )]
     pub off: bool,
 }
-
-/// A service's database flag, its variable, and the rule reading them.
-#[rustfmt::skip] // as peer_flag
-macro_rules! database_flag {
-    ($name:ident, $flag:literal, $env:literal, $service:literal) => {
-        #[derive(Args, Clone, Debug, Default)]
-        pub struct $name {
-            #[arg(
-                id = $flag,
-                long = $flag,
-                env = $env,
-                value_name = "URL",
-                help = database_help($service, $env)
-            )]
-            pub url: Option<String>,
-        }
-
-        impl $name {
-            /// The database: see [`database_url`].
-            pub fn resolve(&self, data_dir: &std::path::Path, alone: bool) -> shop_kit::db::DatabaseUrl {
-                database_url(self.url.as_deref(), data_dir, $service, alone)
-            }
-        }
-    };
-}
-
-database_flag!(
-    UsersDatabase,
-    "users-database-url",
-    "USERS_DATABASE_URL",
-    "users"
-);
-database_flag!(
-    CatalogDatabase,
-    "catalog-database-url",
-    "CATALOG_DATABASE_URL",
-    "catalog"
-);
-database_flag!(
-    OrdersDatabase,
-    "orders-database-url",
-    "ORDERS_DATABASE_URL",
-    "orders"
-);
-database_flag!(
-    PaymentsDatabase,
-    "payments-database-url",
-    "PAYMENTS_DATABASE_URL",
-    "payments"
-);
 
 /// A database flag's help: what it takes, and which setting wins.
 pub fn database_help(service: &str, env: &str) -> String {

@@ -1,18 +1,13 @@
-//! The command line. Each service has its own flags (`cli::users` ...),
-//! peers and shared settings are written once (`cli::common`), and the
-//! kit's flags (`cli::kit`) are global: `shop serve <service> --help` lists
-//! that service's and the kit's, `shop --help` the whole shop's, composed
-//! from the same structs. Clap stays here: the services and the kit take
-//! plain config structs.
+//! The command line. Every service's flags are made from the registry
+//! and each service's contract and crate (`cli::services`), flags more than
+//! one service reads are written once (`cli::common`), and the kit's flags
+//! (`cli::kit`) are global: `shop serve <service> --help` lists that
+//! service's and the kit's, `shop --help` the whole shop's, composed from
+//! the same parts.
 
-pub mod added;
-pub mod catalog;
 pub mod common;
-pub mod gateway;
 pub mod kit;
-pub mod orders;
-pub mod payments;
-pub mod users;
+pub mod services;
 
 use std::path::PathBuf;
 
@@ -20,18 +15,7 @@ use clap::{
     Args, CommandFactory, FromArgMatches, Parser, Subcommand, error::ErrorKind, parser::ValueSource,
 };
 
-use self::{
-    catalog::CatalogArgs,
-    common::{
-        CatalogDatabase, CatalogPeer, DemoData, Events, OrdersDatabase, OrdersPeer,
-        PaymentsDatabase, PaymentsPeer, ServiceSecret, UsersDatabase, UsersPeer,
-    },
-    gateway::GatewayArgs,
-    kit::KitArgs,
-    orders::OrdersArgs,
-    payments::PaymentsArgs,
-    users::UsersArgs,
-};
+use self::{kit::KitArgs, services::ServicesArgs};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -49,13 +33,11 @@ use self::{
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
-    #[command(flatten)]
-    pub shop: Box<ShopArgs>,
     #[command(flatten, next_help_heading = "Every service (the kit)")]
     pub kit: KitArgs,
-    /// The registry's services' flags (`added::augment` makes them).
+    /// The services' flags (`services::augment` makes them).
     #[arg(skip)]
-    pub added: added::AddedArgs,
+    pub services: ServicesArgs,
 }
 
 impl Cli {
@@ -63,11 +45,10 @@ impl Cli {
     /// come before or after a command; the whole shop's flags only without
     /// one (`shop serve orders` has its own).
     pub fn parse_args() -> Self {
-        let mut command = added::augment(Self::command());
-        let mut matches = command.clone().get_matches();
+        let mut command = services::augment(Self::command());
+        let matches = command.clone().get_matches();
         if let Some((name, _)) = matches.subcommand() {
-            let whole_shop = ShopArgs::augment_args(clap::Command::new("shop"));
-            let misplaced = whole_shop.get_arguments().find(|arg| {
+            let misplaced = services::whole_shop_flags().into_iter().find(|arg| {
                 matches.value_source(arg.get_id().as_str()) == Some(ValueSource::CommandLine)
             });
             if let Some(arg) = misplaced {
@@ -83,27 +64,24 @@ impl Cli {
                     .exit();
             }
         }
-        let added = added::read(&mut matches).unwrap_or_else(|error| error.exit());
+        let services = services::read(&matches).unwrap_or_else(|error| error.exit());
         let mut cli = Self::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
-        cli.added = added;
+        cli.services = services;
         cli
     }
-}
 
-impl Cli {
     /// Whether this command starts the whole shop (no command, or `run`).
     pub fn runs_whole_shop(&self) -> bool {
-        self.added.serve.is_none() && matches!(self.command, None | Some(Command::Run(_)))
+        matches!(self.command, None | Some(Command::Run))
     }
 }
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Start every service in one process (the default).
-    Run(Box<ShopArgs>),
+    Run,
     /// Run one service alone.
-    #[command(subcommand)]
-    Serve(Box<Serve>),
+    Serve,
     /// Apply the services' database migrations and exit (e.g. as a
     /// Kubernetes Job before a rollout); every service also applies them
     /// at start, one replica at a time.
@@ -124,120 +102,11 @@ pub enum Command {
     Policy(PolicyTable),
 }
 
-/// The whole shop: every service's flags, each shared one once.
-#[derive(Args, Debug)]
-pub struct ShopArgs {
-    #[command(flatten, next_help_heading = "The users service")]
-    pub users: UsersArgs,
-    #[command(flatten, next_help_heading = "The catalog")]
-    pub catalog: CatalogArgs,
-    #[command(flatten, next_help_heading = "The orders service")]
-    pub orders: OrdersArgs,
-    #[command(flatten, next_help_heading = "The payments service")]
-    pub payments: PaymentsArgs,
-    #[command(flatten, next_help_heading = "The gateway")]
-    pub gateway: GatewayArgs,
-    #[command(
-        flatten,
-        next_help_heading = "Peers (default: each service's port on --host)"
-    )]
-    pub users_peer: UsersPeer,
-    #[command(
-        flatten,
-        next_help_heading = "Peers (default: each service's port on --host)"
-    )]
-    pub catalog_peer: CatalogPeer,
-    #[command(
-        flatten,
-        next_help_heading = "Peers (default: each service's port on --host)"
-    )]
-    pub orders_peer: OrdersPeer,
-    #[command(
-        flatten,
-        next_help_heading = "Peers (default: each service's port on --host)"
-    )]
-    pub payments_peer: PaymentsPeer,
-    #[command(flatten, next_help_heading = "Shared by several services")]
-    pub events: Events,
-    #[command(flatten, next_help_heading = "Shared by several services")]
-    pub secret: ServiceSecret,
-    #[command(flatten, next_help_heading = "Shared by several services")]
-    pub demo: DemoData,
-}
-
-/// One service alone: its flags, the peers it calls, and the kit's.
-#[derive(Subcommand, Debug)]
-pub enum Serve {
-    /// Accounts, sign-in, access and service tokens.
-    Users {
-        #[command(flatten)]
-        users: UsersArgs,
-        #[command(flatten)]
-        secret: ServiceSecret,
-        #[command(flatten)]
-        demo: DemoData,
-    },
-    /// Products and stock.
-    Catalog {
-        #[command(flatten)]
-        catalog: CatalogArgs,
-        #[command(flatten)]
-        users_peer: UsersPeer,
-        #[command(flatten)]
-        events: Events,
-        #[command(flatten)]
-        demo: DemoData,
-    },
-    /// Orders and the saga that reserves, charges and confirms them.
-    Orders {
-        #[command(flatten)]
-        orders: OrdersArgs,
-        #[command(flatten)]
-        users_peer: UsersPeer,
-        #[command(flatten)]
-        catalog_peer: CatalogPeer,
-        #[command(flatten)]
-        payments_peer: PaymentsPeer,
-        #[command(flatten)]
-        events: Events,
-        #[command(flatten)]
-        secret: ServiceSecret,
-    },
-    /// Charges and refunds.
-    Payments {
-        #[command(flatten)]
-        payments: PaymentsArgs,
-        #[command(flatten)]
-        users_peer: UsersPeer,
-        #[command(flatten)]
-        events: Events,
-    },
-    /// The BFF gateway, the web app and the OpenAPI document.
-    Gateway {
-        #[command(flatten)]
-        gateway: Box<GatewayArgs>,
-        #[command(flatten)]
-        users_peer: UsersPeer,
-        #[command(flatten)]
-        catalog_peer: CatalogPeer,
-        #[command(flatten)]
-        orders_peer: OrdersPeer,
-    },
-}
-
 #[derive(Args, Debug)]
 pub struct Migrate {
     /// The services to migrate (default: all).
-    #[arg(value_name = "SERVICE", value_parser = StoredService::parser())]
+    #[arg(value_name = "SERVICE", value_parser = clap::builder::PossibleValuesParser::new(services::stored()))]
     pub services: Vec<String>,
-    #[command(flatten)]
-    pub users: UsersDatabase,
-    #[command(flatten)]
-    pub catalog: CatalogDatabase,
-    #[command(flatten)]
-    pub orders: OrdersDatabase,
-    #[command(flatten)]
-    pub payments: PaymentsDatabase,
 }
 
 #[derive(Args, Debug)]
@@ -265,44 +134,4 @@ pub struct PolicyTable {
     /// starting point of a --service-config file.
     #[arg(long, conflicts_with = "update")]
     pub as_service_config: bool,
-}
-
-/// The services that keep a database.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StoredService {
-    Users,
-    Catalog,
-    Orders,
-    Payments,
-}
-
-impl StoredService {
-    pub const ALL: [Self; 4] = [Self::Users, Self::Catalog, Self::Orders, Self::Payments];
-
-    /// The one called `name`.
-    pub fn named(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|service| service.name() == name)
-    }
-
-    /// Every service with a database: these and the registry's.
-    pub fn all_names() -> Vec<&'static str> {
-        Self::ALL
-            .iter()
-            .map(|service| service.name())
-            .chain(crate::registry::ADDED.iter().map(|added| added.name))
-            .collect()
-    }
-
-    fn parser() -> clap::builder::PossibleValuesParser {
-        clap::builder::PossibleValuesParser::new(Self::all_names())
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Users => "users",
-            Self::Catalog => "catalog",
-            Self::Orders => "orders",
-            Self::Payments => "payments",
-        }
-    }
 }

@@ -9,7 +9,11 @@ pub mod demo;
 pub mod domain;
 pub mod error;
 pub mod events;
+pub mod flags;
 pub mod store;
+
+/// Its schema, as `shop migrate catalog` and its start apply it.
+pub use shop_migrations::catalog as migration;
 
 use sea_orm::DatabaseConnection;
 use shop_kit::{

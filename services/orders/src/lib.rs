@@ -9,9 +9,13 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod feed;
+pub mod flags;
 pub mod peers;
 pub mod saga;
 pub mod store;
+
+/// Its schema, as `shop migrate orders` and its start apply it.
+pub use shop_migrations::orders as migration;
 
 use std::time::Duration;
 

@@ -8,7 +8,11 @@ pub mod api;
 pub mod domain;
 pub mod error;
 pub mod events;
+pub mod flags;
 pub mod store;
+
+/// Its schema, as `shop migrate payments` and its start apply it.
+pub use shop_migrations::payments as migration;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

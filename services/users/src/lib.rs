@@ -6,10 +6,14 @@
 pub mod api;
 pub mod domain;
 pub mod error;
+pub mod flags;
 pub mod passwords;
 pub mod store;
 pub mod throttle;
 pub mod tokens;
+
+/// Its schema, as `shop migrate users` and its start apply it.
+pub use shop_migrations::users as migration;
 
 use std::{
     sync::Arc,
@@ -226,6 +230,8 @@ pub struct Config {
     pub database_url: DatabaseUrl,
     /// Create the demo account in an empty database.
     pub demo_data: bool,
+    /// What the banner adds when no demo account is made (where one is).
+    pub demo_note: Option<&'static str>,
     /// The secret the shop's services share to get service tokens; empty
     /// disables service tokens. Never printed.
     pub service_secret: SecretString,
@@ -246,6 +252,7 @@ impl Config {
         Self {
             database_url,
             demo_data: false,
+            demo_note: None,
             service_secret: SecretString::default(),
             service_secret_previous: SecretString::default(),
             signing_key: None,
@@ -281,7 +288,7 @@ impl Service for Config {
 
     async fn seed(&self, accounts: &Accounts) -> Result<String, StartFailure> {
         if !self.demo_data {
-            return Ok("no demo account".to_owned());
+            return Ok(format!("no demo account{}", self.demo_note.unwrap_or("")));
         }
         match accounts
             .sign_up(DEMO_EMAIL, DEMO_PASSWORD.to_owned(), "Demo Shopper", None)

@@ -15,7 +15,7 @@ use crate::{contract, deploy, name::Name, stubs, template};
 const REGISTRY: &str = "src/registry.rs";
 const REGISTRY_MARK: &str = "    // just new-service adds each new service above this line.\n";
 /// How each line of the registry starts.
-const REGISTRY_LINE: &str = "crate::added::added!(";
+const REGISTRY_LINE: &str = "service!(";
 
 /// The first port a new service may take: the shop's own services hold
 /// 8080 to 8084.
@@ -97,7 +97,7 @@ impl Repo {
         let registry = self.read(REGISTRY)?;
         let crate_name = format!("shop-{plural}");
         if manifest.contains(&format!("{crate_name} "))
-            || registry.contains(&format!("\"{plural}\""))
+            || registry.contains(&format!("{REGISTRY_LINE}shop_{plural},"))
         {
             return Err(RepoError::Exists(format!(
                 "{crate_name} (Cargo.toml or {REGISTRY})"
@@ -266,7 +266,7 @@ fn registered(registry: &str, plural: &str) -> Result<String, RepoError> {
             what: "the line new services go above",
         })?;
     Ok(format!(
-        "{before}    {REGISTRY_LINE}shop_{plural}, \"{plural}\", {}),\n{REGISTRY_MARK}{after}",
+        "{before}    {REGISTRY_LINE}shop_{plural}, {}, migrated),\n{REGISTRY_MARK}{after}",
         plural.to_ascii_uppercase()
     ))
 }
@@ -295,11 +295,9 @@ mod tests {
         assert_eq!(next_port(&[8080, 8081, 8082, 8083, 8084]), FIRST_FREE_PORT);
         assert_eq!(next_port(&[]), FIRST_FREE_PORT);
         assert_eq!(next_port(&[8081, 8085, 8084]), 8086);
-        let empty = format!("pub const ADDED: &[Added] = &[\n{REGISTRY_MARK}];\n");
+        let empty = format!("pub const SERVICES: &[Registered] = &[\n{REGISTRY_MARK}];\n");
         let one = registered(&empty, "reviews").expect("registered");
-        assert!(one.contains(
-            "    crate::added::added!(shop_reviews, \"reviews\", REVIEWS),\n    // just"
-        ));
+        assert!(one.contains("    service!(shop_reviews, REVIEWS, migrated),\n    // just"));
     }
 
     /// The shop's own contract: the first five take 8080 to 8084.

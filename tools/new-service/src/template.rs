@@ -38,6 +38,10 @@ pub const FILES: &[(&str, &str)] = &[
         include_str!("../template/services/widgets/src/catalog.rs"),
     ),
     (
+        "services/widgets/src/flags.rs",
+        include_str!("../template/services/widgets/src/flags.rs"),
+    ),
+    (
         "services/widgets/src/domain.rs",
         include_str!("../template/services/widgets/src/domain.rs"),
     ),

@@ -10,6 +10,7 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod feed;
+pub mod flags;
 pub mod migration;
 pub mod store;
 
@@ -112,15 +113,10 @@ pub struct AppState {
 
 /// Widgets as it is started (by the launcher, `shop serve widgets` and
 /// the tests alike, through [`shop_kit::app::Launch`]): what every service
-/// with a database of its own is started with.
+/// with a database of its own is started with ([`flags`] says how the
+/// launcher makes it).
 #[derive(Clone, Debug)]
 pub struct Config(pub Basics);
-
-impl From<Basics> for Config {
-    fn from(basics: Basics) -> Self {
-        Self(basics)
-    }
-}
 
 impl Service for Config {
     const NAME: &'static str = events::SERVICE;
