@@ -1,7 +1,17 @@
 //! What the shop prints once every service is ready: where each is, and
 //! commands to try.
 
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use shop_kit::deploy::Try;
+
 use crate::{calling::Calling, launch::Started};
+
+/// What a URL's query keeps as it is: RFC 3986's unreserved characters.
+const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 pub fn print(
     running: &[Started],
@@ -30,39 +40,30 @@ pub fn print(
         crate::dashboard::Shown::Off => {}
     }
     let curl = calling.curl();
-    if let Some(catalog) = running.iter().find(|s| s.name == "catalog") {
-        let base = format!(
-            "{}/shop.catalog.v1.CatalogService",
-            calling.url(catalog.addr)
-        );
-        println!("\nTry:");
-        println!(
-            "  curl {curl} {base}/ListProducts -H 'Content-Type: application/json' -d '{{\"pageSize\": 3}}'"
-        );
-        println!(
-            "  curl {curl} '{base}/GetProduct?connect=v1&encoding=json&message=%7B%22id%22%3A%22prod_mug%22%7D'"
-        );
-        println!(
-            "  npx @bufbuild/buf curl {} --protocol grpc --reflect {base}/ListProducts",
-            calling.buf()
-        );
-    }
-    if let Some(users) = running
+    let mut tries = running
         .iter()
-        .find(|s| s.name == "users" && s.seeded.starts_with("demo account"))
-    {
-        println!(
-            "  curl {curl} {}/shop.users.v1.UserService/LogIn -H 'Content-Type: application/json' -d '{{\"email\": \"{}\", \"password\": \"{}\"}}'",
-            calling.url(users.addr),
-            shop_users::DEMO_EMAIL,
-            shop_users::DEMO_PASSWORD
-        );
+        .flat_map(|service| {
+            let url = calling.url(service.addr);
+            service.tries.iter().map(move |one| (url.clone(), one))
+        })
+        .peekable();
+    if tries.peek().is_some() {
+        println!("\nTry:");
     }
-    if let Some(gateway) = running.iter().find(|s| s.name == "gateway") {
-        println!(
-            "  curl {curl} {}/shop.bff.v1.MobileBffService/GetHome -H 'Content-Type: application/json' -d '{{}}'",
-            calling.url(gateway.addr)
-        );
+    for (url, one) in tries {
+        match one {
+            Try::Post { method, body } => println!(
+                "  curl {curl} {url}/{method} -H 'Content-Type: application/json' -d '{body}'"
+            ),
+            Try::Get { method, message } => println!(
+                "  curl {curl} '{url}/{method}?connect=v1&encoding=json&message={}'",
+                utf8_percent_encode(message, UNRESERVED)
+            ),
+            Try::Grpc { method } => println!(
+                "  npx @bufbuild/buf curl {} --protocol grpc --reflect {url}/{method}",
+                calling.buf()
+            ),
+        }
     }
     println!("\n  The README walks from sign-up to a placed order with curl.");
     println!();

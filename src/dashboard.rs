@@ -64,13 +64,8 @@ impl Keeping {
             .collect();
         let demo_account = running
             .iter()
-            .any(|s| s.name == "users" && s.seeded.starts_with("demo account"))
-            .then(|| {
-                (
-                    shop_users::DEMO_EMAIL.to_owned(),
-                    shop_users::DEMO_PASSWORD.to_owned(),
-                )
-            });
+            .find_map(|started| started.demo_account.as_ref())
+            .map(|demo| (demo.email.to_owned(), demo.password.to_owned()));
         let sources = shop_dashboard::Sources {
             services,
             metrics,

@@ -12,6 +12,10 @@ pub struct Started {
     pub seeded: String,
     /// The RPC services it serves, by full name.
     pub rpc_services: Vec<String>,
+    /// What the banner offers to try it with (its crate's).
+    pub tries: Vec<shop_kit::deploy::Try>,
+    /// The demo account it made, if any.
+    pub demo_account: Option<shop_kit::deploy::DemoAccount>,
     pub readiness: Readiness,
     pub task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -57,6 +61,8 @@ impl<'a> Launcher<'a> {
             database,
             seeded: running.seeded,
             rpc_services: running.rpc_services,
+            tries: Vec::new(),
+            demo_account: None,
             readiness: running.readiness,
             task: running.task,
         })

@@ -21,14 +21,15 @@ use crate::{
         services::{ServiceFlags, ServicesArgs},
     },
     launch::{Launcher, Started},
-    registered::Configured,
+    registered::{Configured, Registered},
     registry::SERVICES,
     service_tls::ServiceTls,
 };
 
 /// A service to start: what it is given, where it listens, how it serves.
 pub struct Start {
-    pub service: Configured,
+    pub service: &'static Registered,
+    pub configured: Configured,
     pub addr: SocketAddr,
     pub http: HttpConfig,
 }
@@ -139,7 +140,7 @@ impl<'a> Context<'a> {
                 None
             },
             token_keys: TokenKeys::FromUsers {
-                users: self.place("users", &around)?,
+                users: self.place(shop_proto::identity::TOKEN_SERVICE, &around)?,
                 rules: shop_proto::identity::token_rules(),
             },
             peers,
@@ -153,7 +154,8 @@ impl<'a> Context<'a> {
             places,
         };
         Ok(Start {
-            service: (service.configure)(&flags.matches, given)?,
+            service,
+            configured: (service.configure)(&flags.matches, given)?,
             addr: SocketAddr::new(self.kit.host, flags.port),
             http: HttpConfig {
                 tls: tls.server.clone(),
@@ -195,8 +197,12 @@ pub async fn start(
 ) -> anyhow::Result<Started> {
     let Start {
         service,
+        configured,
         addr,
         http,
     } = start;
-    Ok(service(Launcher::new(addr, http, shutdown, metrics)).await?)
+    let mut started = configured(Launcher::new(addr, http, shutdown, metrics)).await?;
+    started.tries = (service.tries)(&started.seeded);
+    started.demo_account = (service.demo_account)(&started.seeded);
+    Ok(started)
 }

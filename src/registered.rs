@@ -10,7 +10,7 @@ use std::{future::Future, pin::Pin};
 use clap::{ArgMatches, Command, FromArgMatches};
 use shop_kit::{
     app::{self, BoxError},
-    deploy::{Deployable, Given, Shared},
+    deploy::{DemoAccount, Deployable, Given, Shared, Try},
 };
 use shop_migrations::{Applied, MigrateError, MigratorTrait};
 use shop_proto::identity::Deployed;
@@ -50,6 +50,11 @@ pub struct Registered {
     pub serves_web_app: bool,
     /// Its own flags, added to a command.
     pub flags: fn(Command) -> Command,
+    /// What a newcomer is offered to try it with, once it seeded what the
+    /// text says.
+    pub tries: fn(&str) -> Vec<Try>,
+    /// The demo account it made, by what it says it seeded.
+    pub demo_account: fn(&str) -> Option<DemoAccount>,
     /// Its `Config`, made from its flags (read from the matches) and what
     /// the launcher found, ready to start.
     pub configure: fn(&ArgMatches, Given) -> Result<Configured, ConfigureError>,
@@ -98,6 +103,8 @@ macro_rules! service {
             shares: <$krate::Config as shop_kit::deploy::Deployable>::SHARES,
             serves_web_app: <$krate::Config as shop_kit::deploy::Deployable>::SERVES_WEB_APP,
             flags: <<$krate::Config as shop_kit::deploy::Deployable>::Flags as clap::Args>::augment_args,
+            tries: <$krate::Config as shop_kit::deploy::Deployable>::tries,
+            demo_account: <$krate::Config as shop_kit::deploy::Deployable>::demo_account,
             configure: $crate::registered::configure::<$krate::Config>,
             migrate: $migrate,
         }

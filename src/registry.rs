@@ -64,4 +64,41 @@ mod tests {
             "one service serves the web app"
         );
     }
+
+    /// What the banner offers a newcomer to try calls methods of the
+    /// contract, a Connect GET only of one that has no side effects; at
+    /// most one service makes a demo account.
+    #[test]
+    fn every_call_the_banner_offers_is_a_method_of_the_contract() {
+        use prost_reflect::{DescriptorPool, Value};
+        use shop_kit::deploy::Try;
+
+        let pool = DescriptorPool::decode(shop_proto::FILE_DESCRIPTOR_SET).expect("descriptors");
+        let (mut offered, mut demo_accounts) = (0, 0);
+        for service in SERVICES {
+            for one in (service.tries)("demo account") {
+                let (path, get) = match &one {
+                    Try::Post { method, .. } | Try::Grpc { method } => (*method, false),
+                    Try::Get { method, .. } => (*method, true),
+                };
+                let (rpc_service, name) = path.split_once('/').expect("SERVICE/METHOD");
+                let method = pool
+                    .get_service_by_name(rpc_service)
+                    .and_then(|found| found.methods().find(|method| method.name() == name))
+                    .unwrap_or_else(|| panic!("{path}: no method of the contract"));
+                if get {
+                    let options = method.options();
+                    let level = options.get_field_by_name("idempotency_level");
+                    assert!(
+                        matches!(level.as_deref(), Some(Value::EnumNumber(1))),
+                        "{path}: Connect GET only for a method with no side effects"
+                    );
+                }
+                offered += 1;
+            }
+            demo_accounts += usize::from((service.demo_account)("demo account").is_some());
+        }
+        assert!(offered >= 5, "{offered} calls offered");
+        assert_eq!(demo_accounts, 1);
+    }
 }

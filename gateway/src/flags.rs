@@ -8,7 +8,7 @@ use clap::Args;
 use shop_kit::{
     app::BoxError,
     client::PeerTarget,
-    deploy::{Deployable, Given},
+    deploy::{Deployable, Given, Try},
     rpc::rate_limit::RateLimitConfig,
 };
 
@@ -156,6 +156,14 @@ impl Deployable for Config {
             web_dir: flags.web_dir.clone(),
             token_keys: given.token_keys,
         })
+    }
+
+    /// The mobile home screen, one call for what the app shows first.
+    fn tries(_: &str) -> Vec<Try> {
+        vec![Try::Post {
+            method: "shop.bff.v1.MobileBffService/GetHome",
+            body: "{}".to_owned(),
+        }]
     }
 }
 

@@ -215,6 +215,9 @@ pub mod identity {
     /// The Kubernetes namespace of deploy/kubernetes, whose Service names
     /// the services' certificates carry.
     pub const NAMESPACE: &str = "connect-shop";
+    /// The service that issues the shop's access tokens, whose public keys
+    /// every other service verifies its callers' tokens with.
+    pub const TOKEN_SERVICE: &str = "users";
     /// Who issues the shop's access tokens (the users service), and for whom.
     pub const ISSUER: &str = "connect-shop-users";
     pub const AUDIENCE: &str = "connect-shop";

@@ -108,10 +108,11 @@ fn url_flag(peer: &'static str, whole_shop: bool) -> Arg {
 
 /// The services `service` finds by a `--PEER-url` flag: those its
 /// contract says it calls, and the users service, whose keys verify its
-/// callers' tokens.
-pub fn peers_of(service: &Registered) -> BTreeSet<&'static str> {
-    let users = (service.name() != "users").then_some("users");
-    users
+/// callers' tokens (`identity::TOKEN_SERVICE`).
+fn peers_of(service: &Registered) -> BTreeSet<&'static str> {
+    let keys = shop_proto::identity::TOKEN_SERVICE;
+    (service.name() != keys)
+        .then_some(keys)
         .into_iter()
         .chain(service.deployed.calls.iter().copied())
         .collect()

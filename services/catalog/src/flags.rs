@@ -5,7 +5,7 @@
 use clap::Args;
 use shop_kit::{
     app::BoxError,
-    deploy::{Deployable, Given, NoDatabase, Shared},
+    deploy::{Deployable, Given, NoDatabase, Shared, Try},
 };
 
 use crate::Config;
@@ -32,5 +32,23 @@ impl Deployable for Config {
             nats: given.nats,
             token_keys: given.token_keys,
         })
+    }
+
+    /// A page of products, one product by Connect GET, the same page over
+    /// gRPC.
+    fn tries(_: &str) -> Vec<Try> {
+        vec![
+            Try::Post {
+                method: "shop.catalog.v1.CatalogService/ListProducts",
+                body: r#"{"pageSize": 3}"#.to_owned(),
+            },
+            Try::Get {
+                method: "shop.catalog.v1.CatalogService/GetProduct",
+                message: r#"{"id":"prod_mug"}"#,
+            },
+            Try::Grpc {
+                method: "shop.catalog.v1.CatalogService/ListProducts",
+            },
+        ]
     }
 }

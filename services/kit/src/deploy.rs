@@ -29,6 +29,44 @@ pub trait Deployable: Service {
 
     /// Its `Config`, from its flags and what the launcher found.
     fn configure(flags: Self::Flags, given: Given) -> Result<Self, BoxError>;
+
+    /// What a newcomer is offered to try it with once it runs, having
+    /// seeded what `seeded` says (the banner prints each as a command).
+    fn tries(seeded: &str) -> Vec<Try> {
+        let _ = seeded;
+        Vec::new()
+    }
+
+    /// The demo account it made, if it made one (`seeded` says what it
+    /// seeded): the dashboard signs in with it.
+    fn demo_account(seeded: &str) -> Option<DemoAccount> {
+        let _ = seeded;
+        None
+    }
+}
+
+/// A call a newcomer is offered to try a running service with: a method
+/// of its contract (`shop.catalog.v1.CatalogService/ListProducts`) and how
+/// to call it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Try {
+    /// Connect with a JSON body (`curl -d BODY`).
+    Post { method: &'static str, body: String },
+    /// Connect GET of an idempotent method, its message as JSON in the URL.
+    Get {
+        method: &'static str,
+        message: &'static str,
+    },
+    /// gRPC, the method's schema read from the service's reflection
+    /// (`buf curl --reflect`).
+    Grpc { method: &'static str },
+}
+
+/// A demo account's credentials, known to whoever reads the banner.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DemoAccount {
+    pub email: &'static str,
+    pub password: &'static str,
 }
 
 /// A shop-wide setting a service reads (see [`Deployable::SHARES`]).

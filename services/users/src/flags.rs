@@ -8,10 +8,15 @@ use clap::Args;
 use secrecy::{ExposeSecret, SecretSlice, SecretString};
 use shop_kit::{
     app::BoxError,
-    deploy::{Deployable, Given, NoDatabase, Shared},
+    deploy::{DemoAccount, Deployable, Given, NoDatabase, Shared, Try},
 };
 
-use crate::{Config, passwords::HashingConfig, throttle::ThrottleConfig};
+use crate::{
+    Config, DEMO_EMAIL, DEMO_PASSWORD, passwords::HashingConfig, throttle::ThrottleConfig,
+};
+
+/// How the service's seed says it made the demo account.
+pub(crate) const DEMO_SEEDED: &str = "demo account";
 
 /// What the banner adds when demo data is on but no demo account is made.
 const NO_DEMO_ACCOUNT_HERE: &str =
@@ -138,6 +143,27 @@ impl Deployable for Config {
                 sign_in_failures: flags.sign_in_failures,
                 sign_in_lockout_secs: flags.sign_in_lockout_secs,
             },
+        })
+    }
+
+    /// Logging in as the demo account, when it was made.
+    fn tries(seeded: &str) -> Vec<Try> {
+        Self::demo_account(seeded)
+            .map(|demo| Try::Post {
+                method: "shop.users.v1.UserService/LogIn",
+                body: format!(
+                    r#"{{"email": "{}", "password": "{}"}}"#,
+                    demo.email, demo.password
+                ),
+            })
+            .into_iter()
+            .collect()
+    }
+
+    fn demo_account(seeded: &str) -> Option<DemoAccount> {
+        seeded.starts_with(DEMO_SEEDED).then_some(DemoAccount {
+            email: DEMO_EMAIL,
+            password: DEMO_PASSWORD,
         })
     }
 }

@@ -294,9 +294,10 @@ impl Service for Config {
             .sign_up(DEMO_EMAIL, DEMO_PASSWORD.to_owned(), "Demo Shopper", None)
             .await
         {
-            Ok(_) | Err(UsersError::EmailTaken) => {
-                Ok(format!("demo account {DEMO_EMAIL} / {DEMO_PASSWORD}"))
-            }
+            Ok(_) | Err(UsersError::EmailTaken) => Ok(format!(
+                "{} {DEMO_EMAIL} / {DEMO_PASSWORD}",
+                flags::DEMO_SEEDED
+            )),
             Err(error) => Err(StartFailure::database(&self.database_url, error)),
         }
     }

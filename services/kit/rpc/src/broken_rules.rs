@@ -21,6 +21,20 @@ use super::{
     protocol::{Framing, content_type},
 };
 
+/// A request message's rules, as the generated code states them: its
+/// `buf.validate` validator, or none at all (then checking costs nothing).
+pub trait Rules {
+    /// The rules it breaks, if any.
+    fn broken(&self) -> Option<ValidationError>;
+
+    /// The shop's shared secret it carries, for a method whose caller
+    /// proves itself with it (the field its contract's `shop_secret_field`
+    /// names); `None` for a request that carries none.
+    fn shop_secret(&self) -> Option<&str> {
+        None
+    }
+}
+
 /// Set by the gRPC JSON transcoder on a request it turned from JSON into
 /// protobuf: the handler sees `+proto`, the caller wrote JSON.
 #[derive(Clone, Copy, Debug)]

@@ -45,6 +45,7 @@ mod valid;
 mod valid_stream;
 
 pub use app::App;
+pub use broken_rules::Rules;
 pub use client_address::{
     Client, ClientAddressHeader, ClientAddressing, TrustedProxies, client_address, client_limit_key,
 };
@@ -57,7 +58,7 @@ pub use response_metadata::ResponseMetadata;
 pub use server::{RpcServer, ServerError, metrics_routes};
 pub use service::{GrpcServer, RpcService};
 pub use valid::{
-    Checked, Given, IntoRefusal, Missing, Prepared, Rules, Valid, ValidHandler, validated,
+    Checked, Given, IntoRefusal, Missing, Prepared, Valid, ValidHandler, validated,
     validated_stream,
 };
 pub use valid_stream::ValidStream;

@@ -33,11 +33,14 @@ use std::{
 use axum::extract::FromRequestParts;
 use connectrpc_axum::prelude::{ConnectError, ConnectRequest, ConnectResponse, Streaming};
 use http::request::Parts;
-use prost_protovalidate::ValidationError;
 
 use shop_kit_auth::{CallerRefused, CertifiedService, SharedSecret};
 
-use super::{broken_rules::RequestRules, classify::Call, valid_stream::ValidStream};
+use super::{
+    broken_rules::{RequestRules, Rules},
+    classify::Call,
+    valid_stream::ValidStream,
+};
 
 /// A method of a generated builder (`<Service>Routes`) whose handler is
 /// given: `build` wants every method so.
@@ -51,20 +54,6 @@ pub struct Missing;
 /// A request message that keeps every rule of its contract.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Valid<T>(pub T);
-
-/// A request message's rules, as the generated code states them: its
-/// `buf.validate` validator, or none at all (then checking costs nothing).
-pub trait Rules {
-    /// The rules it breaks, if any.
-    fn broken(&self) -> Option<ValidationError>;
-
-    /// The shop's shared secret it carries, for a method whose caller
-    /// proves itself with it (the field its contract's `shop_secret_field`
-    /// names); `None` for a request that carries none.
-    fn shop_secret(&self) -> Option<&str> {
-        None
-    }
-}
 
 /// A rejection of an extractor a handler takes, as the Connect error the
 /// library answers with on every protocol.

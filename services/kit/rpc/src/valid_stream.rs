@@ -15,7 +15,7 @@ use std::{
 use connectrpc_axum::prelude::{ConnectError, Streaming};
 use futures::Stream;
 
-use super::{broken_rules::RequestRules, valid::Rules};
+use super::broken_rules::{RequestRules, Rules};
 
 /// A stream of request messages, each one keeping every rule of its
 /// contract (see the module).
