@@ -175,7 +175,7 @@ message Archive{singular}Response {{}}
 """
 open(path, "w").write(text)
 PY
-again=$(just new-service "$name" 2>&1)
+again=$(just new-service "$name" 2>&1) || { echo "$again" | sed 's/^/    /'; fail "just new-service $name, run again, failed"; }
 echo "$again" | sed 's/^/    /'
 expect "the stub of Archive$singular" "+ ${singular}Service.Archive$singular" "$again"
 changed=$(diff "$data/api.before" "$api" | grep -c '^<' || true)
