@@ -143,6 +143,39 @@ struct Ring {
     /// Calls by calling service, then by RPC service called.
     calls: HashMap<String, HashMap<String, (u64, u64)>>,
     call_pairs: usize,
+    /// What forgotten traces held, emptied, for the next ones: a ring
+    /// that keeps taking traces and dropping old ones would otherwise free
+    /// and allocate the same lists for every span (a fifth of its cost).
+    spare: Spare,
+}
+
+/// Emptied lists of forgotten traces, at most [`SPARE_LISTS`] of each.
+#[derive(Debug, Default)]
+struct Spare {
+    spans: Vec<Vec<HeldSpan>>,
+    attributes: Vec<Vec<KeyValue>>,
+}
+
+/// How many emptied lists of each kind the ring keeps for reuse.
+const SPARE_LISTS: usize = 64;
+/// The most spans a trace's list kept for reuse has room for.
+const SPARE_SPANS: usize = 8;
+
+impl Spare {
+    /// Keeps what `trace` held, emptied, as far as there is room.
+    fn take_back(&mut self, mut trace: KeptTrace) {
+        for span in trace.spans.drain(..) {
+            let mut list = span.attributes.list;
+            if self.attributes.len() < SPARE_LISTS {
+                list.clear();
+                self.attributes.push(list);
+            }
+        }
+        // A long trace's list is left to go: the spare stay small.
+        if self.spans.len() < SPARE_LISTS && trace.spans.capacity() <= SPARE_SPANS {
+            self.spans.push(trace.spans);
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -203,6 +236,7 @@ impl KeptTraces {
                 dropped_spans: 0,
                 calls: HashMap::new(),
                 call_pairs: 0,
+                spare: Spare::default(),
             })),
         }
     }
@@ -214,8 +248,9 @@ impl KeptTraces {
     /// Keeps `span` (bounded, see the module's notes).
     pub fn keep(&self, span: &SpanData) {
         let trace_id = span.span_context.trace_id();
-        let held = HeldSpan::of(span);
-        self.ring().keep(trace_id, held);
+        let mut ring = self.ring();
+        let held = HeldSpan::of(span, ring.spare.attributes.pop());
+        ring.keep(trace_id, held);
     }
 
     /// The newest traces first, at most `limit`, those `include` accepts.
@@ -404,7 +439,11 @@ impl Ring {
                 self.recent.push_back(trace_id);
                 room.insert(KeptTrace {
                     // Most traces have a span or two in a process.
-                    spans: Vec::with_capacity(2),
+                    spans: self
+                        .spare
+                        .spans
+                        .pop()
+                        .unwrap_or_else(|| Vec::with_capacity(2)),
                     ..KeptTrace::default()
                 })
             }
@@ -481,6 +520,7 @@ impl Ring {
     fn forget(&mut self, trace_id: TraceId) {
         if let Some(trace) = self.traces.remove(&trace_id) {
             self.bytes -= trace.bytes;
+            self.spare.take_back(trace);
         }
     }
 }
@@ -519,8 +559,9 @@ impl HeldAttributes {
     /// A copy as the SDK makes it (the shop's keys and most of its values
     /// are static texts: copied for nothing), cut only where a text is
     /// long, measured in the same pass.
-    fn of(attributes: &[KeyValue], stamp: Option<usize>) -> Self {
-        let mut list = attributes[..attributes.len().min(ATTRIBUTES_PER_SPAN + 1)].to_vec();
+    fn of(attributes: &[KeyValue], stamp: Option<usize>, spare: Option<Vec<KeyValue>>) -> Self {
+        let mut list = spare.unwrap_or_default();
+        list.extend_from_slice(&attributes[..attributes.len().min(ATTRIBUTES_PER_SPAN + 1)]);
         if let Some(stamp) = stamp.filter(|stamp| *stamp < list.len()) {
             list.remove(stamp);
         }
@@ -595,7 +636,9 @@ fn micros(at: SystemTime) -> u64 {
 }
 
 impl HeldSpan {
-    fn of(span: &SpanData) -> Self {
+    /// `span` as kept, its attributes in `spare` when there is one (an
+    /// emptied list of a forgotten span).
+    fn of(span: &SpanData, spare: Option<Vec<KeyValue>>) -> Self {
         let stamp = span
             .attributes
             .iter()
@@ -612,7 +655,7 @@ impl HeldSpan {
                 Status::Error { description } => Some(cut_text(description)),
                 _ => None,
             },
-            attributes: HeldAttributes::of(&span.attributes, stamp),
+            attributes: HeldAttributes::of(&span.attributes, stamp, spare),
             // Most spans have neither events nor links: no iterator made.
             events: if span.events.is_empty() {
                 Vec::new()
@@ -623,7 +666,7 @@ impl HeldSpan {
                     .map(|event| HeldEvent {
                         name: cut_text(&event.name),
                         at: event.timestamp,
-                        attributes: HeldAttributes::of(&event.attributes, None),
+                        attributes: HeldAttributes::of(&event.attributes, None, None),
                     })
                     .collect()
             },
