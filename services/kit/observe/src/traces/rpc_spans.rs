@@ -244,12 +244,36 @@ fn grpc_name(code: &str) -> &'static str {
     }
 }
 
+thread_local! {
+    /// The address this thread last wrote as text: a connection's calls
+    /// come from one client, so most calls find theirs here and share it
+    /// (no text written, nothing allocated, nothing freed).
+    static LAST_IP: std::cell::RefCell<Option<(std::net::IpAddr, Arc<str>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// `ip` as shared text: the one this thread wrote last when it is the
+/// same address, else written anew (see [`write_ip`]). Shared, not owned:
+/// the dashboard's kept spans copy a span's attributes, and a shared text
+/// is copied without an allocation.
+fn ip_text(ip: std::net::IpAddr) -> Arc<str> {
+    LAST_IP.with(|last| {
+        let mut last = last.borrow_mut();
+        match &*last {
+            Some((known, text)) if *known == ip => text.clone(),
+            _ => {
+                let text = write_ip(ip);
+                *last = Some((ip, text.clone()));
+                text
+            }
+        }
+    })
+}
+
 /// `ip` as text: an IPv4 address written digit by digit (`Ipv4Addr`'s
 /// `Display` goes through the formatting machinery: 1.3k instructions, a
 /// tenth of what a traced call's spans cost), IPv6 as `Display` writes it.
-/// Shared, not owned: the dashboard's kept spans copy a span's attributes,
-/// and a shared text is copied without an allocation.
-fn ip_text(ip: std::net::IpAddr) -> Arc<str> {
+fn write_ip(ip: std::net::IpAddr) -> Arc<str> {
     let std::net::IpAddr::V4(v4) = ip else {
         return Arc::from(ip.to_string());
     };
@@ -292,6 +316,18 @@ mod tests {
             let ip: std::net::IpAddr = text.parse().expect("an address");
             assert_eq!(*super::ip_text(ip), ip.to_string());
         }
+    }
+
+    #[test]
+    fn the_same_address_again_is_the_same_shared_text_and_another_its_own() {
+        let (one, other): (std::net::IpAddr, std::net::IpAddr) = (
+            "10.0.0.1".parse().expect("an address"),
+            "10.0.0.2".parse().expect("an address"),
+        );
+        let first = super::ip_text(one);
+        assert!(std::sync::Arc::ptr_eq(&first, &super::ip_text(one)));
+        assert_eq!(*super::ip_text(other), *"10.0.0.2");
+        assert_eq!(*super::ip_text(one), *"10.0.0.1");
     }
 
     use super::*;
