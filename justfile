@@ -143,7 +143,7 @@ bench *ARGS:
 bench-instructions KIND="kit" PROTOCOL="connect" TRACES="off":
     bench/instructions.sh {{KIND}} {{PROTOCOL}} {{TRACES}}
 
-# What tracing costs the kit's call, in instructions (callgrind, deterministic): traces off, 1% (as shipped) and every call, then both with the dashboard's rings, in one run; fails over 1.05x and 1.15x an untraced call (1.20x every call with the rings) (CI runs it)
+# What tracing costs the kit's call, in instructions (callgrind, deterministic): traces off, 1% (as shipped) and every call, then both with the dashboard's rings, in one run; fails over 1.05x and 1.15x an untraced call, with the rings as without (CI runs it)
 bench-tracing PROTOCOL="connect":
     bench/tracing-cost.sh {{PROTOCOL}}
 
