@@ -48,8 +48,10 @@ impl Cli {
         let mut command = services::augment(Self::command());
         let matches = command.clone().get_matches();
         if let Some((name, _)) = matches.subcommand() {
-            let misplaced = services::whole_shop_flags().into_iter().find(|arg| {
-                matches.value_source(arg.get_id().as_str()) == Some(ValueSource::CommandLine)
+            // The whole shop's flags: the root's own, the kit's being global.
+            let misplaced = command.get_arguments().find(|arg| {
+                !arg.is_global_set()
+                    && matches.value_source(arg.get_id().as_str()) == Some(ValueSource::CommandLine)
             });
             if let Some(arg) = misplaced {
                 let flag = arg.get_long().unwrap_or(arg.get_id().as_str());

@@ -177,7 +177,7 @@ fn alone_flags(service: &Registered) -> Vec<Arg> {
 
 /// The whole shop's flags: each service's own under its name, where each
 /// peer is, and each shared flag once.
-pub fn whole_shop_flags() -> Vec<Arg> {
+fn whole_shop_flags() -> Vec<Arg> {
     let mut flags = Vec::new();
     let mut peers = BTreeSet::new();
     let mut shared: Vec<Arg> = Vec::new();

@@ -29,12 +29,12 @@ impl Deployable for Config {
     fn configure(flags: Flags, given: Given) -> Result<Self, BoxError> {
         let peers = &given.peers;
         Ok(Self {
-            database_url: given.database_url.clone().ok_or(NoDatabase)?,
+            database_url: given.database_url.ok_or(NoDatabase)?,
             peers: Peers {
                 users: peers.target("users")?.clone(),
                 catalog: peers.target("catalog")?.clone(),
                 payments: peers.target("payments")?.clone(),
-                service_secret: given.service_secret.clone(),
+                service_secret: given.service_secret,
                 calls: peers.policy().calls.clone(),
             },
             nats: given.nats,
