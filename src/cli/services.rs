@@ -159,13 +159,20 @@ fn in_order(flags: Vec<Arg>) -> Vec<Arg> {
         .collect()
 }
 
-/// Every flag of `shop serve NAME`.
-fn alone_flags(service: &Registered) -> Vec<Arg> {
+/// The flags of `service` alone: its port, its database when it keeps
+/// one, and its crate's.
+fn service_own_flags(service: &Registered) -> Vec<Arg> {
     let mut flags = vec![port_flag(service)];
     if service.deployed.database {
         flags.push(database_flag(service.name()));
     }
     flags.extend(own_flags(service));
+    flags
+}
+
+/// Every flag of `shop serve NAME`.
+fn alone_flags(service: &Registered) -> Vec<Arg> {
+    let mut flags = service_own_flags(service);
     flags.extend(
         peers_of(service)
             .into_iter()
@@ -183,12 +190,11 @@ fn whole_shop_flags() -> Vec<Arg> {
     let mut shared: Vec<Arg> = Vec::new();
     for service in SERVICES {
         let heading = leak(format!("The {} service", service.name()));
-        let mut own = vec![port_flag(service)];
-        if service.deployed.database {
-            own.push(database_flag(service.name()));
-        }
-        own.extend(own_flags(service));
-        flags.extend(own.into_iter().map(|flag| flag.help_heading(heading)));
+        flags.extend(
+            service_own_flags(service)
+                .into_iter()
+                .map(|flag| flag.help_heading(heading)),
+        );
         peers.extend(peers_of(service));
         for flag in shared_flags(service) {
             if !shared.iter().any(|taken| taken.get_id() == flag.get_id()) {
