@@ -113,18 +113,21 @@ impl<'a> Context<'a> {
         let deployed = service.deployed;
         let tls = ServiceTls::for_service(self.kit, name, &self.shared_tls)?;
         let around = self.around(&tls);
+        let places: BTreeMap<&'static str, PeerTarget> = SERVICES
+            .iter()
+            .filter(|other| other.name() != name)
+            .map(|other| Ok((other.name(), self.place(other.name(), &around)?)))
+            .collect::<anyhow::Result<_>>()?;
         let mut peers = Peers::new(PeerPolicy {
             calls: self.calls.clone(),
             ..PeerPolicy::default()
         });
         for &peer in deployed.calls {
-            peers = peers.with(peer, self.place(peer, &around)?);
+            let target = places.get(peer).cloned().ok_or_else(|| {
+                anyhow::anyhow!("{name} calls {peer}, which is no other service of the shop")
+            })?;
+            peers = peers.with(peer, target);
         }
-        let places = SERVICES
-            .iter()
-            .filter(|other| other.name() != name)
-            .map(|other| Ok((other.name(), self.place(other.name(), &around)?)))
-            .collect::<anyhow::Result<_>>()?;
         let given = Given {
             database_url: deployed.database.then(|| {
                 database_url(
