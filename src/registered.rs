@@ -30,7 +30,7 @@ pub type Migrating<'a> = Boxed<'a, Result<Applied, MigrateError>>;
 
 /// Why a service's `Config` could not be made from its flags.
 #[derive(Debug, thiserror::Error)]
-#[error("{service}: {source}")]
+#[error("{service}")]
 pub struct ConfigureError {
     pub service: &'static str,
     #[source]

@@ -344,3 +344,33 @@ fn a_service_config_that_does_not_hold_stops_the_start_saying_what_and_where() {
         "{said}"
     );
 }
+
+/// A service's own flag that does not hold stops the start before anything
+/// binds, naming the service and what failed, once.
+#[test]
+fn a_service_flag_that_does_not_hold_is_refused_naming_the_service_once() {
+    let dir = tempfile::tempdir().expect("dir");
+    let data = dir.path().display().to_string();
+    let refused = shop(
+        &[
+            "--data-dir",
+            &data,
+            "serve",
+            "users",
+            "--signing-key-file",
+            "/nonexistent/key.pem",
+        ],
+        &[],
+    );
+    let said = text(&refused);
+    assert!(!refused.status.success(), "{said}");
+    assert!(
+        said.contains("users: cannot read the signing key /nonexistent/key.pem: No such file"),
+        "{said}"
+    );
+    assert_eq!(
+        said.matches("cannot read the signing key").count(),
+        1,
+        "{said}"
+    );
+}

@@ -92,7 +92,7 @@ pub struct Flags {
 /// Why the users service could not be configured.
 #[derive(Debug, thiserror::Error)]
 enum FlagsError {
-    #[error("cannot read the signing key {path}: {source}")]
+    #[error("cannot read the signing key {path}")]
     SigningKey {
         path: String,
         source: std::io::Error,
