@@ -55,21 +55,23 @@ fn leak(text: String) -> &'static str {
     Box::leak(text.into_boxed_str())
 }
 
-fn port_id(name: &str) -> &'static str {
-    leak(format!("{name}_port"))
+/// A flag's id (or long name), as the command is built and as it is read:
+/// made static (leaked) only for the command.
+fn port_id(name: &str) -> String {
+    format!("{name}_port")
 }
 
-fn database_id(name: &str) -> &'static str {
-    leak(format!("{name}_database_url"))
+fn database_id(name: &str) -> String {
+    format!("{name}_database_url")
 }
 
-fn url_flag_name(peer: &str) -> &'static str {
-    leak(format!("{peer}-url"))
+fn url_flag_name(peer: &str) -> String {
+    format!("{peer}-url")
 }
 
 fn port_flag(service: &Registered) -> Arg {
     let name = service.name();
-    Arg::new(port_id(name))
+    Arg::new(leak(port_id(name)))
         .long(leak(format!("{name}-port")))
         .env(leak(format!("{}_PORT", name.to_ascii_uppercase())))
         .value_name("PORT")
@@ -80,7 +82,7 @@ fn port_flag(service: &Registered) -> Arg {
 
 fn database_flag(name: &str) -> Arg {
     let env = leak(format!("{}_DATABASE_URL", name.to_ascii_uppercase()));
-    Arg::new(database_id(name))
+    Arg::new(leak(database_id(name)))
         .long(leak(format!("{name}-database-url")))
         .env(env)
         .value_name("URL")
@@ -94,8 +96,9 @@ fn url_flag(peer: &'static str, whole_shop: bool) -> Arg {
     } else {
         format!("port {port} on --host")
     };
-    Arg::new(url_flag_name(peer))
-        .long(url_flag_name(peer))
+    let flag = leak(url_flag_name(peer));
+    Arg::new(flag)
+        .long(flag)
         .env(leak(format!("{}_URL", peer.to_ascii_uppercase())))
         .value_name("URL")
         .value_parser(clap::value_parser!(PeerTarget))
@@ -266,8 +269,8 @@ fn read_if<T: FromArgMatches + Default>(matches: &ArgMatches, has: bool) -> Resu
 fn service_flags(service: &'static Registered, matches: &ArgMatches) -> ServiceFlags {
     ServiceFlags {
         service,
-        port: given(matches, port_id(service.name())).unwrap_or(service.deployed.port),
-        database: given(matches, database_id(service.name())),
+        port: given(matches, &port_id(service.name())).unwrap_or(service.deployed.port),
+        database: given(matches, &database_id(service.name())),
         matches: matches.clone(),
     }
 }
@@ -291,7 +294,7 @@ fn read_start(
         .iter()
         .filter_map(|peer| {
             let flag = url_flag_name(peer.name());
-            let url = given::<PeerTarget>(matches, flag)?;
+            let url = given::<PeerTarget>(matches, &flag)?;
             Some((peer.name(), (url, leak(format!("--{flag}")))))
         })
         .collect();
