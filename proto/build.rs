@@ -118,7 +118,8 @@ fn service_of(package: &str) -> Option<&str> {
 /// `pub const SERVICES: &[&str]`, the first five in the order they start
 /// in, then the others by name; and `pub const DEPLOYMENTS`, each service
 /// as its contract describes it (`kit.policy.v1.deployment`: port,
-/// database, events, the services it calls), in the same order. A service
+/// database, events, the services it calls), in the same order, each also
+/// by name (`pub mod described`: `described::USERS`). A service
 /// with no description, a port two services claim, or a peer that is no
 /// service of the contract (or the service itself) fails the build.
 fn services_list(descriptor_set: &[u8]) -> Result<String, Box<dyn std::error::Error>> {
@@ -194,10 +195,6 @@ fn services_list(descriptor_set: &[u8]) -> Result<String, Box<dyn std::error::Er
             calls.join(", ")
         ));
     }
-    let port_consts: Vec<String> = ports
-        .iter()
-        .map(|(port, name)| format!("    pub const {}: u16 = {port};", name.to_ascii_uppercase()))
-        .collect();
     let described: Vec<String> = names
         .iter()
         .enumerate()
@@ -214,13 +211,10 @@ fn services_list(descriptor_set: &[u8]) -> Result<String, Box<dyn std::error::Er
          /// Each service as its contract describes it\n\
          /// (`kit.policy.v1.deployment`), in the order of [`SERVICES`].\n\
          pub const DEPLOYMENTS: &[Deployed] = &[\n    {},\n];\n\
-         /// Each service's port unless told otherwise, as its contract says.\n\
-         pub mod ports {{\n{}\n}}\n\
          /// Each service as its contract describes it, by name.\n\
          pub mod described {{\n{}\n}}\n",
         names.join(", "),
         deployments.join(",\n    "),
-        port_consts.join("\n"),
         described.join("\n")
     ))
 }

@@ -121,7 +121,9 @@ const SERVICES: [(&str, &[&str]); 5] = [
 
 /// The `--PEER-url` flags of the peers `service`'s contract declares.
 fn peer_flags(service: &str) -> BTreeSet<String> {
-    shop_proto::identity::calls_of(service)
+    shop_proto::identity::deployed(service)
+        .expect("a service of the contract")
+        .calls
         .iter()
         .map(|peer| format!("{peer}-url"))
         .collect()

@@ -242,12 +242,6 @@ pub mod identity {
         DEPLOYMENTS.iter().find(|deployed| deployed.name == name)
     }
 
-    /// The services `service` calls, as its contract declares them; none
-    /// for a name that is no service.
-    pub fn calls_of(service: &str) -> &'static [&'static str] {
-        deployed(service).map_or(&[], |deployed| deployed.calls)
-    }
-
     pub fn service_names() -> ServiceNames {
         ServiceNames::new(TRUST_DOMAIN, SERVICES.iter().copied())
     }
