@@ -1,20 +1,45 @@
-//! What a listener serves: one service, cloned for each request. The kit's
-//! assembled stack is one already (`RpcServer::into_app`), so it is served
-//! as it is, with no router in front that would only pass every request
-//! to its fallback; a plain axum `Router` is served the same way.
+//! What a listener serves: one service, called by reference. The kit's
+//! assembled pipeline is one already (`RpcServer::into_app`), served as it
+//! is: no clone of it per request, no router in front that would only pass
+//! every request to its fallback. A plain axum `Router` (or any tower
+//! service) is served by a clone per request, as tower has it.
 
 use std::{
     convert::Infallible,
+    sync::Arc,
     task::{Context, Poll},
 };
 
 use axum::{Router, body::Body, response::Response};
+use futures::future::BoxFuture;
 use http::Request;
-use tower::{Service, util::BoxCloneSyncService};
+use tower::{Service, ServiceExt};
 
 /// A service a listener serves.
 #[derive(Clone)]
-pub struct App(BoxCloneSyncService<Request<Body>, Response, Infallible>);
+pub struct App(Arc<dyn Serve>);
+
+/// Answers a request by reference.
+pub(crate) trait Serve: Send + Sync + 'static {
+    fn serve(&self, request: Request<Body>) -> BoxFuture<'static, Result<Response, Infallible>>;
+}
+
+/// A tower service, cloned for each request.
+struct Cloned<S>(S);
+
+impl<S> Serve for Cloned<S>
+where
+    S: Service<Request<Body>, Response = Response, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
+    fn serve(&self, request: Request<Body>) -> BoxFuture<'static, Result<Response, Infallible>> {
+        Box::pin(self.0.clone().oneshot(request))
+    }
+}
 
 impl App {
     pub fn new<S>(service: S) -> Self
@@ -26,7 +51,20 @@ impl App {
             + 'static,
         S::Future: Send + 'static,
     {
-        Self(BoxCloneSyncService::new(service))
+        Self(Arc::new(Cloned(service)))
+    }
+
+    /// An app that answers by reference.
+    pub(crate) fn serving(serve: impl Serve) -> Self {
+        Self(Arc::new(serve))
+    }
+
+    /// The answer to `request`.
+    pub(crate) fn serve(
+        &self,
+        request: Request<Body>,
+    ) -> BoxFuture<'static, Result<Response, Infallible>> {
+        self.0.serve(request)
     }
 }
 
@@ -45,15 +83,13 @@ impl std::fmt::Debug for App {
 impl Service<Request<Body>> for App {
     type Response = Response;
     type Error = Infallible;
-    type Future = <BoxCloneSyncService<Request<Body>, Response, Infallible> as Service<
-        Request<Body>,
-    >>::Future;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.0.poll_ready(cx)
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
-        self.0.call(request)
+        self.0.serve(request)
     }
 }

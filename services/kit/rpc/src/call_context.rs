@@ -15,54 +15,29 @@ use std::{
 
 use axum::{body::Body, response::Response};
 use bytes::Bytes;
-use http::{Request, header::AUTHORIZATION};
+use http::HeaderValue;
 use http_body::{Frame, SizeHint};
 use shop_kit_wire::context::CallContext;
 use tokio::task::futures::TaskLocalFuture;
-use tower::{Layer, Service};
 
 use super::classify::Call;
 
-#[derive(Clone, Copy, Debug, Default)]
-pub struct CallContextLayer;
-
-impl<S> Layer<S> for CallContextLayer {
-    type Service = WithCallContext<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        WithCallContext { inner }
-    }
-}
-
-#[derive(Clone, Debug)]
-pub struct WithCallContext<S> {
-    inner: S,
-}
-
-impl<S, B> Service<Request<B>> for WithCallContext<S>
-where
-    S: Service<Request<B>, Response = Response>,
-{
-    type Response = Response;
-    type Error = S::Error;
-    type Future = InContext<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<B>) -> Self::Future {
-        let call = Call::of(&request);
-        let context = CallContext {
-            deadline: call.deadline,
-            authorization: request.headers().get(AUTHORIZATION).cloned(),
-        };
-        InContext {
-            // A unary answer is whole when the handler returns: only a
-            // stream's body is made later.
-            streaming: call.method.is_some_and(|method| method.streaming),
-            future: context.wrap(self.inner.call(request)),
-        }
+/// `answer`, the work of the call classified as `call` (its request's
+/// `authorization` given), run in the call's context.
+pub(super) fn in_context<F: Future<Output = Response>>(
+    call: &Call,
+    authorization: Option<HeaderValue>,
+    answer: F,
+) -> InContext<F> {
+    let context = CallContext {
+        deadline: call.deadline,
+        authorization,
+    };
+    InContext {
+        // A unary answer is whole when the handler returns: only a
+        // stream's body is made later.
+        streaming: call.method.is_some_and(|method| method.streaming),
+        future: context.wrap(answer),
     }
 }
 
@@ -76,11 +51,11 @@ pin_project_lite::pin_project! {
     }
 }
 
-impl<F, E> Future for InContext<F>
+impl<F> Future for InContext<F>
 where
-    F: Future<Output = Result<Response, E>>,
+    F: Future<Output = Response>,
 {
-    type Output = Result<Response, E>;
+    type Output = Response;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
@@ -90,7 +65,7 @@ where
         }
         // The context the handler ran in, for its stream's body.
         let context = this.future.take_value().unwrap_or_default();
-        Poll::Ready(answer.map(|response| response.map(|body| Body::new(Scoped { body, context }))))
+        Poll::Ready(answer.map(|body| Body::new(Scoped { body, context })))
     }
 }
 

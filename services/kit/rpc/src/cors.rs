@@ -5,17 +5,15 @@
 //! browser's request for an internal service (one only the shop's services
 //! call) is refused: 403, no CORS headers, the handler never runs.
 
-use std::{
-    task::{Context, Poll},
-    time::Duration,
-};
+use std::time::Duration;
 
-use futures::future::Either;
-use std::sync::Arc;
+use axum::body::Body;
+use futures::future::{BoxFuture, FutureExt as _};
+use std::convert::Infallible;
 
 use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, header::ORIGIN};
 use tower::{Layer, Service};
-use tower_http::cors::{AllowOrigin, Cors, CorsLayer};
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 const ALLOWED_HEADERS: &[&str] = &[
     "authorization",
@@ -56,11 +54,11 @@ fn names(list: &[&'static str]) -> Vec<HeaderName> {
         .collect()
 }
 
-/// The CORS layer for the given allowed origins (`*` allows any); the
-/// `internal` services (full names) are refused to every browser.
-pub fn layer(origins: &[String], internal: &[String]) -> BrowsersOnlyLayer {
-    BrowsersOnlyLayer {
-        cors: Arc::new(cors(origins)),
+/// CORS for the given allowed origins (`*` allows any); the `internal`
+/// services (full names) are refused to every browser.
+pub fn browsers(origins: &[String], internal: &[String]) -> Browsers {
+    Browsers {
+        cors: cors(origins),
         internal: internal.iter().map(|name| format!("/{name}/")).collect(),
     }
 }
@@ -85,67 +83,41 @@ fn cors(origins: &[String]) -> CorsLayer {
 
 /// CORS for requests with an `Origin`; the rest pass by it.
 #[derive(Clone, Debug)]
-pub struct BrowsersOnlyLayer {
-    cors: Arc<CorsLayer>,
+pub struct Browsers {
+    cors: CorsLayer,
     /// Path prefixes ("/<service>/") of the internal services.
-    internal: Arc<[String]>,
+    internal: Box<[String]>,
 }
 
-impl<S> Layer<S> for BrowsersOnlyLayer {
-    type Service = BrowsersOnly<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        BrowsersOnly {
-            inner,
-            cors: self.cors.clone(),
-            internal: self.internal.clone(),
-        }
-    }
-}
-
-/// One copy of the inner service (the whole stack below, cloned with this
-/// on every call), reached directly or, for a browser's request, through
-/// CORS (whose settings are shared, not cloned with every call).
-#[derive(Clone, Debug)]
-pub struct BrowsersOnly<S> {
-    inner: S,
-    cors: Arc<CorsLayer>,
-    internal: Arc<[String]>,
-}
-
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for BrowsersOnly<S>
-where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
-    ResBody: Default,
-{
-    type Response = Response<ResBody>;
-    type Error = S::Error;
-    type Future = Either<
-        Either<<Cors<S> as Service<Request<ReqBody>>>::Future, S::Future>,
-        std::future::Ready<Result<Self::Response, Self::Error>>,
-    >;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
+impl Browsers {
+    /// Whether `request` comes from a browser (it says its `Origin`).
+    pub fn from_browser<B>(request: &Request<B>) -> bool {
+        request.headers().contains_key(ORIGIN)
     }
 
-    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        if !request.headers().contains_key(ORIGIN) {
-            return Either::Left(Either::Right(self.inner.call(request)));
-        }
+    /// A browser's `request` answered through CORS by `inner`; one for an
+    /// internal service is refused (403, no CORS headers), `inner` never
+    /// called.
+    pub fn answer<S>(&self, inner: S, request: Request<Body>) -> BoxFuture<'static, Response<Body>>
+    where
+        S: Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Send + 'static,
+        S::Future: Send + 'static,
+    {
         let path = request.uri().path();
         if self
             .internal
             .iter()
             .any(|prefix| path.starts_with(prefix.as_str()))
         {
-            let mut refused = Response::new(ResBody::default());
+            let mut refused = Response::new(Body::empty());
             *refused.status_mut() = StatusCode::FORBIDDEN;
-            return Either::Right(std::future::ready(Ok(refused)));
+            return Box::pin(std::future::ready(refused));
         }
-        // The copy polled ready goes into CORS; a fresh clone stays.
-        let fresh = self.inner.clone();
-        let ready = std::mem::replace(&mut self.inner, fresh);
-        Either::Left(Either::Left(self.cors.layer(ready).call(request)))
+        Box::pin(
+            self.cors
+                .layer(inner)
+                .call(request)
+                .map(|Ok(response)| response),
+        )
     }
 }

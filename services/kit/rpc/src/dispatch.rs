@@ -5,10 +5,7 @@
 //! routes. One decision, read from the [`Call`], instead of a router whose
 //! fallback switches on the content type again.
 
-use std::{
-    convert::Infallible,
-    task::{Context, Poll},
-};
+use std::convert::Infallible;
 
 use axum::{body::Body, response::Response};
 use bytes::Bytes;
@@ -73,10 +70,7 @@ impl<P, G, C: Clone, R> Dispatch<P, G, C, R> {
 }
 
 /// Sends `request` through `service` (a clone: each call gets its own).
-fn oneshot<S, B>(
-    service: &S,
-    request: Request<Body>,
-) -> BoxFuture<'static, Result<Response, Infallible>>
+fn oneshot<S, B>(service: &S, request: Request<Body>) -> BoxFuture<'static, Response>
 where
     S: Service<Request<Body>, Response = Response<B>, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send + 'static,
@@ -85,46 +79,60 @@ where
 {
     let service = service.clone();
     Box::pin(async move {
-        let response = service.oneshot(request).await?;
-        Ok(response.map(Body::new))
+        let Ok(response) = service.oneshot(request).await;
+        response.map(Body::new)
     })
 }
 
-impl<P, PB, G, GB, C, CB, R, RB> Service<Request<Body>> for Dispatch<P, G, C, R>
+/// Where a classified call goes, for the pipeline (whatever the stacks'
+/// types).
+pub trait Route: Send + Sync {
+    /// Sends `request`, classified as `call`, where it goes.
+    fn route(&self, request: Request<Body>, call: &Call) -> BoxFuture<'static, Response>;
+}
+
+impl<P, PB, G, GB, C, CB, R, RB> Route for Dispatch<P, G, C, R>
 where
-    P: Service<Request<Body>, Response = Response<PB>, Error = Infallible> + Clone + Send + 'static,
+    P: Service<Request<Body>, Response = Response<PB>, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
     P::Future: Send + 'static,
     PB: http_body::Body<Data = Bytes> + Send + 'static,
     PB::Error: Into<axum::BoxError>,
-    G: Service<Request<Body>, Response = Response<GB>, Error = Infallible> + Clone + Send + 'static,
+    G: Service<Request<Body>, Response = Response<GB>, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
     G::Future: Send + 'static,
     GB: http_body::Body<Data = Bytes> + Send + 'static,
     GB::Error: Into<axum::BoxError>,
-    C: Service<Request<Body>, Response = Response<CB>, Error = Infallible> + Clone + Send + 'static,
+    C: Service<Request<Body>, Response = Response<CB>, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
     C::Future: Send + 'static,
     CB: http_body::Body<Data = Bytes> + Send + 'static,
     CB::Error: Into<axum::BoxError>,
-    R: Service<Request<Body>, Response = Response<RB>, Error = Infallible> + Clone + Send + 'static,
+    R: Service<Request<Body>, Response = Response<RB>, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
     R::Future: Send + 'static,
     RB: http_body::Body<Data = Bytes> + Send + 'static,
     RB::Error: Into<axum::BoxError>,
 {
-    type Response = Response;
-    type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Response, Infallible>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        // Each call goes through a clone of the stack it needs.
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let call = Call::of(&request);
+    /// Each call through a clone of the stack it needs.
+    fn route(&self, request: Request<Body>, call: &Call) -> BoxFuture<'static, Response> {
         match call.method.filter(|method| method.direct) {
             Some(_) if call.protocol == Protocol::Rest => oneshot(&self.rest, request),
             Some(method) if call.protocol == Protocol::Connect => {
                 match wrong_shape(method, call.framing) {
-                    Some(refusal) => Box::pin(std::future::ready(Ok(refusal))),
+                    Some(refusal) => Box::pin(std::future::ready(refusal)),
                     None => oneshot(&self.connect, request),
                 }
             }

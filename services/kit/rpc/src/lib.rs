@@ -28,6 +28,7 @@ pub mod heartbeat;
 mod heartbeat_layer;
 mod listener;
 mod observe;
+mod pipeline;
 mod policy;
 mod proto_json;
 pub mod protocol;

@@ -38,8 +38,9 @@ use std::{
 };
 
 use axum::{Router, body::Body, extract::ConnectInfo, response::Response};
+use bytes::Bytes;
 use http::Request;
-use http_body_util::BodyExt;
+use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
@@ -51,7 +52,6 @@ use tokio::{
     time::Instant,
 };
 use tokio_util::task::TaskTracker;
-use tower::ServiceExt;
 
 use super::{
     app::App, client_address::ClientAddressing, config::HttpConfig, drain::drained_when_dropped,
@@ -453,8 +453,9 @@ fn probe_when_silent(tcp: &tokio::net::TcpStream) {
 
 /// What a connection answers each request with: its app, told who the
 /// client is and, with TLS, what its certificate says. hyper calls it by
-/// reference, so each request costs one clone of the app (tower's adapter
-/// cloned the service holding the app, and the call cloned the app again).
+/// reference, and it calls the app by reference (tower's adapter cloned
+/// the service holding the app for each request, and the call cloned the
+/// app again).
 struct PerConnection {
     app: App,
     remote: SocketAddr,
@@ -464,7 +465,7 @@ struct PerConnection {
 }
 
 impl hyper::service::Service<Request<Incoming>> for PerConnection {
-    type Response = Response;
+    type Response = Response<Held>;
     type Error = Infallible;
     type Future = Answer;
 
@@ -478,7 +479,7 @@ impl hyper::service::Service<Request<Incoming>> for PerConnection {
         }
         Answer {
             in_flight: Some(InFlight::start(self.activity.clone())),
-            answer: self.app.clone().oneshot(request.map(drained_when_dropped)),
+            answer: self.app.serve(request.map(drained_when_dropped)),
         }
     }
 }
@@ -487,25 +488,49 @@ pin_project_lite::pin_project! {
     /// A request's answer; the call is in flight until its response body
     /// is gone.
     struct Answer {
-        #[pin]
-        answer: tower::util::Oneshot<App, Request<Body>>,
+        answer: futures::future::BoxFuture<'static, Result<Response, Infallible>>,
         in_flight: Option<InFlight>,
     }
 }
 
 impl Future for Answer {
-    type Output = Result<Response, Infallible>;
+    type Output = Result<Response<Held>, Infallible>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let response = std::task::ready!(this.answer.poll(cx))?;
+        let response = std::task::ready!(this.answer.as_mut().poll(cx))?;
         let in_flight = this.in_flight.take();
-        Poll::Ready(Ok(response.map(|body| {
-            Body::new(body.map_frame(move |frame| {
-                let _held = &in_flight;
-                frame
-            }))
-        })))
+        Poll::Ready(Ok(response.map(|body| Held { body, in_flight })))
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that holds its request in flight until it is gone
+    /// (a body of its own, not a box around the app's).
+    struct Held {
+        #[pin]
+        body: Body,
+        in_flight: Option<InFlight>,
+    }
+}
+
+impl http_body::Body for Held {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        self.project().body.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }
 
@@ -578,6 +603,7 @@ impl Drop for InFlight {
 mod tests {
     use super::*;
     use bytes::Bytes;
+    use http_body_util::BodyExt;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     #[tokio::test]

@@ -20,12 +20,9 @@ use std::{
 use axum::{body::Body, response::Response};
 use bytes::{Bytes, BytesMut};
 use connectrpc_axum::{message::error::code_from_status, prelude::Code};
-use futures::future::{BoxFuture, Either};
 use http::{HeaderMap, HeaderValue, Request};
 use http_body::{Body as _, Frame, SizeHint};
 use metrics::Histogram;
-use opentelemetry::trace::FutureExt as _;
-use tower::{Layer, Service};
 use tracing::Level;
 
 use shop_kit_observe::traces::{self, RpcSystem, RpcTrace};
@@ -57,42 +54,21 @@ const STATUS_LIMIT: usize = 16 * 1024;
 /// cannot grow the series without end.
 pub const UNKNOWN: &str = "unknown";
 
-/// Observes every RPC; requests must be classified first ([`Call`]).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct ObserveLayer;
-
-impl<S> Layer<S> for ObserveLayer {
-    type Service = Observe<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        Observe { inner }
-    }
+/// A call being observed, from its request's head to its response's end:
+/// every RPC's, REST ones included; `None` for any other request (health
+/// checks, metrics, pages, a path no RPC has).
+pub(super) struct Observed {
+    call: RpcCall,
 }
 
-#[derive(Clone, Debug)]
-pub struct Observe<S> {
-    inner: S,
-}
-
-impl<S> Service<Request<Body>> for Observe<S>
-where
-    S: Service<Request<Body>, Response = Response> + Send + 'static,
-    S::Future: Send + 'static,
-{
-    type Response = Response;
-    type Error = S::Error;
-    type Future = BoxFuture<'static, Result<Response, S::Error>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let classified = Call::of(&request);
+impl Observed {
+    /// Starts observing `request`, classified as `classified`: its span
+    /// starts now (traces on), its clock runs.
+    pub(super) fn begin(request: &Request<Body>, classified: &Call) -> Option<Self> {
         let observed = classified.protocol == Protocol::Rest
             || (is_rpc_method(request.method()) && classified.looks_like_rpc);
         if !observed {
-            let future = self.inner.call(request);
-            return Box::pin(future);
+            return None;
         }
         let (service, method) = classified
             .method
@@ -111,56 +87,57 @@ where
                 system,
                 classified.protocol.as_str(),
                 request.headers(),
-                || shop_kit_auth::is_shop_service(&request),
+                || shop_kit_auth::is_shop_service(request),
                 || client_address(request.extensions()),
             )
         };
-        // The body knows its length when the client said it (content-length):
-        // no header lookup.
-        let request_bytes = request.body().size_hint().exact();
-        let call = RpcCall {
-            service,
-            method,
-            streaming: classified.method.is_some_and(|method| method.streaming),
-            protocol: classified.protocol,
-            framing: classified.framing,
-            system,
-            request_bytes,
-            request_id: request.headers().get(X_REQUEST_ID).cloned(),
-            client: client_address(request.extensions()),
-            started: Instant::now(),
-            trace: trace.clone(),
-        };
-        let future = {
-            let _in_trace = trace.as_ref().map(RpcTrace::enter);
-            self.inner.call(request)
-        };
-        let future = match trace {
-            Some(trace) => Either::Left(future.with_context(trace.context())),
-            None => Either::Right(future),
-        };
-        Box::pin(async move {
-            let response = future.await?;
-            let (mut parts, body) = response.into_parts();
-            let sniffer =
-                CodeSniffer::new(call.protocol, call.framing, parts.status, &parts.headers);
-            let mut call = call;
-            if call.request_id.is_none() && sniffer.failed_already() {
-                // The caller quotes this id to find the failure's log line.
-                let id = HeaderValue::try_from(uuid::Uuid::new_v4().to_string()).ok();
-                if let Some(id) = &id {
-                    parts.headers.insert(X_REQUEST_ID, id.clone());
-                }
-                call.request_id = id;
-            }
-            let observed = ObservedBody {
-                inner: body,
-                sniffer,
-                sent: 0,
-                call: Some(call),
-            };
-            Ok(Response::from_parts(parts, Body::new(observed)))
+        Some(Self {
+            call: RpcCall {
+                service,
+                method,
+                streaming: classified.method.is_some_and(|method| method.streaming),
+                protocol: classified.protocol,
+                framing: classified.framing,
+                system,
+                // The body knows its length when the client said it
+                // (content-length): no header lookup.
+                request_bytes: request.body().size_hint().exact(),
+                request_id: request.headers().get(X_REQUEST_ID).cloned(),
+                client: client_address(request.extensions()),
+                started: Instant::now(),
+                trace,
+            },
         })
+    }
+
+    /// The call's trace, to make current while its work runs (`None`:
+    /// traces off, or a call not traced).
+    pub(super) fn trace_context(&self) -> Option<opentelemetry::Context> {
+        self.call.trace.as_ref().map(RpcTrace::context)
+    }
+
+    /// The call's `response`, measured as it is sent: the call is
+    /// finished (counted, logged, its span ended) when its body ends or
+    /// is dropped. A failed call the client gave no id gets one, to quote.
+    pub(super) fn answered(self, response: Response) -> Response {
+        let mut call = self.call;
+        let (mut parts, body) = response.into_parts();
+        let sniffer = CodeSniffer::new(call.protocol, call.framing, parts.status, &parts.headers);
+        if call.request_id.is_none() && sniffer.failed_already() {
+            // The caller quotes this id to find the failure's log line.
+            let id = HeaderValue::try_from(uuid::Uuid::new_v4().to_string()).ok();
+            if let Some(id) = &id {
+                parts.headers.insert(X_REQUEST_ID, id.clone());
+            }
+            call.request_id = id;
+        }
+        let observed = ObservedBody {
+            inner: body,
+            sniffer,
+            sent: 0,
+            call: Some(call),
+        };
+        Response::from_parts(parts, Body::new(observed))
     }
 }
 

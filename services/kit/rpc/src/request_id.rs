@@ -2,6 +2,8 @@
 //! short and made of safe characters; any other is dropped, so a fresh one
 //! is made. A caller cannot make the shop echo or log a 64 KiB header.
 
+use http::HeaderMap;
+#[cfg(any(test, feature = "fuzzing"))]
 use http::Request;
 
 use super::protocol::X_REQUEST_ID as HEADER;
@@ -20,21 +22,26 @@ pub fn is_safe(id: &[u8]) -> bool {
 }
 
 /// Removes an unsafe `x-request-id` (and all but the first of several).
-/// Use with `tower::util::MapRequestLayer::new(drop_unsafe)`, before the
-/// layer that sets missing ids.
+#[cfg(any(test, feature = "fuzzing"))]
 pub fn drop_unsafe<B>(mut request: Request<B>) -> Request<B> {
-    let headers = request.headers_mut();
+    drop_unsafe_in(request.headers_mut());
+    request
+}
+
+/// As [`drop_unsafe`], in a request's `headers`.
+pub fn drop_unsafe_in(headers: &mut HeaderMap) {
     let keep = {
         let mut values = headers.get_all(HEADER).iter();
         match (values.next(), values.next()) {
+            // None to drop: most requests.
+            (None, _) => return,
             (Some(first), None) => is_safe(first.as_bytes()),
-            _ => false,
+            (Some(_), Some(_)) => false,
         }
     };
     if !keep {
         headers.remove(HEADER);
     }
-    request
 }
 
 #[cfg(test)]

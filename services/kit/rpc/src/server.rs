@@ -1,7 +1,7 @@
 //! The one assembly every service is served by: Connect, gRPC and gRPC-Web
 //! on one port, plus health, reflection, metrics and the shared layers.
 //! Every request passes the same steps (docs/kit.md, "One pipeline per
-//! call"):
+//! call"), up to the dispatch as one service (`pipeline`):
 //!
 //! ```text
 //!  service scope -> request id -> classify once (protocol, the method or
@@ -26,23 +26,20 @@
 //!       answer in their protocol
 //! ```
 
-use std::{convert::Infallible, sync::Arc};
+use std::sync::Arc;
 
 use axum::{
-    Extension, Router,
-    body::Body,
+    Router,
     routing::{MethodRouter, get},
 };
 use connectrpc_axum::{CompressionConfig, MakeServiceBuilder, tonic::ContentTypeSwitch};
-use http::{Request, header};
+use http::header;
 use prost_reflect::DescriptorPool;
-use tower::{Layer, ServiceBuilder, util::MapRequestLayer};
-use tower_http::request_id::PropagateRequestIdLayer;
+use tower::{Layer, ServiceBuilder};
 
 use super::{
-    admission::AdmissionLayer,
+    admission::Admission,
     app::App,
-    call_context::CallContextLayer,
     classify::{self, Methods, MethodsError},
     config::HttpConfig,
     connect_bridge::ConnectBridge,
@@ -54,16 +51,14 @@ use super::{
     grpc_limits::GrpcLimitStatusLayer,
     health::{self, HEALTH_SERVICE, Readiness},
     heartbeat_layer::HeartbeatLayer,
-    observe::ObserveLayer,
+    pipeline::{Calls, Pipeline},
     protocol::RpcName,
     rate_class::{RateClass, RateClasses},
-    request_id,
     response_metadata::ResponseMetadataLayer,
     service::RpcService,
-    single_message::SingleMessageLayer,
 };
 use shop_kit_auth::{SharedSecret, TokenVerifier};
-use shop_kit_observe::{metrics::Metrics, traces::ServiceScopeLayer};
+use shop_kit_observe::metrics::Metrics;
 use shop_kit_rest::{RestRoutes, RouteError};
 use shop_kit_shutdown::Shutdown;
 
@@ -170,8 +165,8 @@ impl RpcServer {
 
     /// Serves every request as `service`'s: the spans its requests start
     /// are that service's, as one process may run several
-    /// (`shop_kit_observe::traces::ServiceScopeLayer`, the outermost of the
-    /// kit's layers).
+    /// (`shop_kit_observe::traces::serving_as`, around all of the kit's
+    /// steps).
     pub fn scope(mut self, service: &'static str) -> Self {
         self.scope = Some(service);
         self
@@ -311,7 +306,7 @@ impl RpcServer {
             self.secret.as_ref(),
             !self.foreign,
         )?;
-        let admission = AdmissionLayer::new(
+        let admission = Admission::new(
             service_names
                 .first()
                 .map_or("unnamed", |name| classify::leak(name.clone())),
@@ -371,41 +366,30 @@ impl RpcServer {
         let routes = routes
             .fallback_service(ContentTypeSwitch::new(grpc.clone(), connect.clone()))
             .with_state(());
-        // The kit's steps from admission in, then the service's own wraps
-        // (pages, rate limits) and the steps every request passes first.
-        let calls = ServiceBuilder::new()
-            .layer(SingleMessageLayer::new(self.http.max_request_bytes))
-            // After the request is read whole: a slow sender holds no place.
-            // Who may call and how often, then whether there is room.
-            .layer(admission)
-            // The calls a handler makes carry its deadline and its caller's
-            // token on by themselves.
-            .layer(CallContextLayer)
-            .service(Dispatch::new(
+        // The kit's steps from one message in, then the service's own
+        // wraps (pages, rate limits) and the steps every request passes
+        // first: one service (see `pipeline`).
+        let calls = Calls::new(
+            self.http.max_request_bytes,
+            admission,
+            Dispatch::new(
                 grpc_proto,
                 grpc,
                 connect,
                 routes,
                 self.http.max_request_bytes,
-            ));
-        let first = FirstSteps {
-            scope: self.scope,
-            verifier: self.verifier,
+            ),
+        );
+        let pipeline = Pipeline::new(
+            // The service's scope for traces.
+            self.scope,
+            self.verifier,
             methods,
-            cors: cors::layer(&self.http.cors_origins, &internal),
-        };
-        // Served as it is: a router in front would only pass every request
-        // to its fallback (a route lookup and a boxed clone a call).
-        if self.wraps.is_empty() {
-            return Ok(first.around(calls));
-        }
-        let wrapped = self
-            .wraps
-            .into_iter()
-            .fold(Router::new().fallback_service(calls), |router, wrap| {
-                wrap(router)
-            });
-        Ok(first.around(wrapped))
+            cors::browsers(&self.http.cors_origins, &internal),
+            self.wraps,
+            calls,
+        );
+        Ok(App::serving(pipeline))
     }
 
     /// The REST routes this server will serve: those its public services
@@ -533,49 +517,6 @@ fn rpc_shaped(path: &str) -> bool {
             .strip_prefix('/')
             .and_then(|rest| rest.split_once('/'))
             .is_some_and(|(first, _)| first.contains('.') && !first.starts_with('.'))
-}
-
-/// The steps every request passes first, outermost first: the service's
-/// scope for traces, the token verifier, unsafe request ids dropped, the
-/// one classification (protocol, method, deadline), the request id back on
-/// the response, CORS, then observe (metrics, the log line, the span).
-struct FirstSteps {
-    scope: Option<&'static str>,
-    verifier: Option<TokenVerifier>,
-    methods: &'static Methods,
-    cors: cors::BrowsersOnlyLayer,
-}
-
-impl FirstSteps {
-    fn around<S>(self, inner: S) -> App
-    where
-        S: tower::Service<Request<Body>, Response = axum::response::Response, Error = Infallible>
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        S::Future: Send + 'static,
-    {
-        let methods = self.methods;
-        App::new(
-            ServiceBuilder::new()
-                .option_layer(self.scope.map(ServiceScopeLayer))
-                .option_layer(self.verifier.map(Extension))
-                .layer(MapRequestLayer::new(request_id::drop_unsafe))
-                // Once, for every step after: the protocol and the method,
-                // and how long the call may take as its contract says.
-                .layer(MapRequestLayer::new(move |mut request: Request<Body>| {
-                    methods.classify(&mut request);
-                    request
-                }))
-                // The client's id comes back on the response (a failed call
-                // without one gets one made up, see observe).
-                .layer(PropagateRequestIdLayer::x_request_id())
-                .layer(self.cors)
-                .layer(ObserveLayer)
-                .service(inner),
-        )
-    }
 }
 
 /// The REST routes of the public services among `names`.

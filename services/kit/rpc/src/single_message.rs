@@ -2,23 +2,17 @@
 //! Over the enveloped protocols (gRPC, gRPC-Web, Connect streaming) a body
 //! may carry none or several; connectrpc-axum and tonic then answer
 //! inconsistently (invalid_argument, internal, or silently the first
-//! message). This layer reads such a body (one message, within the size
+//! message). This step reads such a body (one message, within the size
 //! limit), counts its envelopes and refuses anything but one with
 //! `unimplemented`, as connect-go does; a body its caller broke off is a
 //! call `canceled`. Client-streaming methods, Connect unary bodies (not
 //! enveloped) and gRPC-Web text pass untouched.
 
-use std::task::{Context, Poll};
-
 use axum::{body::Body, response::Response};
 use bytes::{Bytes, BytesMut};
 use connectrpc_axum::prelude::{Code, ConnectError};
-use futures::{
-    StreamExt,
-    future::{BoxFuture, Either},
-};
+use futures::StreamExt;
 use http::{Method, Request};
-use tower::{Layer, Service};
 
 use super::{
     classify::Call,
@@ -27,47 +21,19 @@ use super::{
     protocol::Framing,
 };
 
-/// Requests must be classified first ([`Call`]).
-#[derive(Clone, Copy, Debug)]
-pub struct SingleMessageLayer {
-    max_message_bytes: usize,
-}
-
-impl SingleMessageLayer {
-    pub fn new(max_message_bytes: usize) -> Self {
-        Self { max_message_bytes }
-    }
-
-    /// Whether this request must carry exactly one enveloped message: a
-    /// POST to a described method that does not stream requests.
-    fn applies_to<B>(&self, request: &Request<B>) -> bool {
-        let call = Call::of(request);
-        let one_message = call
-            .method
-            .is_some_and(|method| method.descriptor.is_some() && !method.client_streaming);
-        one_message
-            && request.method() == Method::POST
-            && matches!(
-                call.framing,
-                Framing::GrpcProto | Framing::GrpcEnvelopes | Framing::ConnectStream
-            )
-    }
-}
-
-impl<S> Layer<S> for SingleMessageLayer {
-    type Service = SingleMessage<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        SingleMessage {
-            inner,
-            layer: *self,
-        }
-    }
-}
-
-#[derive(Clone, Debug)]
-pub struct SingleMessage<S> {
-    inner: S,
-    layer: SingleMessageLayer,
+/// Whether `request` (classified as `call`) must carry exactly one
+/// enveloped message: a POST to a described method that does not stream
+/// requests.
+pub(super) fn applies_to(request: &Request<Body>, call: &Call) -> bool {
+    let one_message = call
+        .method
+        .is_some_and(|method| method.descriptor.is_some() && !method.client_streaming);
+    one_message
+        && request.method() == Method::POST
+        && matches!(
+            call.framing,
+            Framing::GrpcProto | Framing::GrpcEnvelopes | Framing::ConnectStream
+        )
 }
 
 /// What the start of a body holds.
@@ -98,70 +64,55 @@ fn count_envelopes(body: &[u8]) -> Count {
     }
 }
 
-impl<S> Service<Request<Body>> for SingleMessage<S>
-where
-    S: Service<Request<Body>, Response = Response> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-{
-    type Response = Response;
-    type Error = S::Error;
-    type Future = Either<S::Future, BoxFuture<'static, Result<Response, S::Error>>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
-        if !self.layer.applies_to(&request) {
-            return Either::Left(self.inner.call(request));
+/// `request` (one [`applies_to`]) as the next step takes it: its one
+/// message read (a body held up to `max_message_bytes`, plus the header of
+/// a second message), or the refusal of a body with none or several, or
+/// one its caller broke off.
+pub(super) async fn one_message(
+    request: Request<Body>,
+    max_message_bytes: usize,
+) -> Result<Request<Body>, Response> {
+    // One message within the limit, plus the header of a second.
+    let cap = max_message_bytes.saturating_add(10);
+    let (parts, body) = request.into_parts();
+    let mut frames = body.into_data_stream();
+    let mut read = Read::default();
+    let mut ended = true;
+    while let Some(chunk) = frames.next().await {
+        let Ok(chunk) = chunk else {
+            // The caller broke off (its stream reset, as a hedge's
+            // losing copy is): its call is canceled, not a failure
+            // of this server's (the protocol stacks would answer
+            // `internal` for the broken body).
+            let error = ConnectError::new(
+                Code::Canceled,
+                "the caller broke off its request before its message was whole",
+            );
+            return Err(error_response(&parts.headers, error));
+        };
+        read.push(chunk);
+        if read.len() > cap {
+            ended = false;
+            break;
         }
-        // One message within the limit, plus the header of a second.
-        let cap = self.layer.max_message_bytes.saturating_add(10);
-        let inner = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, inner);
-        Either::Right(Box::pin(async move {
-            let (parts, body) = request.into_parts();
-            let mut frames = body.into_data_stream();
-            let mut read = Read::default();
-            let mut ended = true;
-            while let Some(chunk) = frames.next().await {
-                let Ok(chunk) = chunk else {
-                    // The caller broke off (its stream reset, as a hedge's
-                    // losing copy is): its call is canceled, not a failure
-                    // of this server's (the protocol stacks would answer
-                    // `internal` for the broken body).
-                    let error = ConnectError::new(
-                        Code::Canceled,
-                        "the caller broke off its request before its message was whole",
-                    );
-                    return Ok(error_response(&parts.headers, error));
-                };
-                read.push(chunk);
-                if read.len() > cap {
-                    ended = false;
-                    break;
-                }
-            }
-            let read = read.into_bytes();
-            let refusal = match (count_envelopes(&read), ended) {
-                (Count::None, true) => Some("a request message is required"),
-                (Count::Several, _) => Some("this method takes exactly one request message"),
-                _ => None,
-            };
-            if let Some(reason) = refusal {
-                let error = ConnectError::new(Code::Unimplemented, reason);
-                return Ok(error_response(&parts.headers, error));
-            }
-            let body = if ended {
-                Body::from(read)
-            } else {
-                let head = futures::stream::once(async move { Ok::<Bytes, axum::Error>(read) });
-                Body::from_stream(head.chain(frames))
-            };
-            inner.call(Request::from_parts(parts, body)).await
-        }))
     }
+    let read = read.into_bytes();
+    let refusal = match (count_envelopes(&read), ended) {
+        (Count::None, true) => Some("a request message is required"),
+        (Count::Several, _) => Some("this method takes exactly one request message"),
+        _ => None,
+    };
+    if let Some(reason) = refusal {
+        let error = ConnectError::new(Code::Unimplemented, reason);
+        return Err(error_response(&parts.headers, error));
+    }
+    let body = if ended {
+        Body::from(read)
+    } else {
+        let head = futures::stream::once(async move { Ok::<Bytes, axum::Error>(read) });
+        Body::from_stream(head.chain(frames))
+    };
+    Ok(Request::from_parts(parts, body))
 }
 
 /// The bytes of a body as they are read: the first chunk kept as it came

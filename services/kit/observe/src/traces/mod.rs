@@ -42,7 +42,7 @@ use crate::metrics::Metrics;
 pub(crate) use propagate::current_context;
 pub use propagate::{annotate, consumer_span, continuing_span, current_traceparent, work_span};
 pub use rpc_spans::{RpcSystem, RpcTrace, client_trace, server_trace};
-pub use service::{ServiceScopeLayer, carried, carried_blocking, in_service, with_current_service};
+pub use service::{carried, carried_blocking, in_service, serving_as, with_current_service};
 pub use statements::record_statement;
 
 /// The target of every span made for traces (never logged).

@@ -1,18 +1,14 @@
 //! Which service a span belongs to. In the one-process shop five services
 //! share one tracer, so the service is told apart by where the work runs:
-//! a task-local set around each service's requests (by [`ServiceScopeLayer`],
-//! which the one start path puts around every service) and its background
+//! a task-local set around each service's requests (by [`serving_as`],
+//! which the kit's pipeline serves every request in) and its background
 //! work (spawned through `Shutdown`, which carries it on), and a value in
 //! the span's context, which every descendant span inherits, whichever task
 //! polls it.
 
-use std::{
-    future::Future,
-    task::{Context as TaskContext, Poll},
-};
+use std::future::Future;
 
 use opentelemetry::Context;
-use tower::{Layer, Service};
 
 tokio::task_local! {
     static SERVICE: Option<&'static str>;
@@ -29,6 +25,17 @@ fn current_service() -> Option<&'static str> {
 
 /// Runs `work` as `service`'s: the spans it starts are that service's.
 pub fn in_service<F: Future>(service: &'static str, work: F) -> impl Future<Output = F::Output> {
+    SERVICE.scope(Some(service), work)
+}
+
+/// Starts the work `start` makes as `service`'s, and runs it so: what is
+/// done at once (a server's steps before its first wait, which start the
+/// call's span) and the work's future.
+pub fn serving_as<F: Future>(
+    service: &'static str,
+    start: impl FnOnce() -> F,
+) -> tokio::task::futures::TaskLocalFuture<Option<&'static str>, F> {
+    let work = SERVICE.sync_scope(Some(service), start);
     SERVICE.scope(Some(service), work)
 }
 
@@ -82,64 +89,22 @@ pub(super) fn of(cx: &Context) -> Option<&'static str> {
         .or_else(current_service)
 }
 
-/// Serves every request as `service`'s (see the module's notes).
-#[derive(Clone, Copy, Debug)]
-pub struct ServiceScopeLayer(pub &'static str);
-
-impl<S> Layer<S> for ServiceScopeLayer {
-    type Service = ServiceScope<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        ServiceScope {
-            inner,
-            service: self.0,
-        }
-    }
-}
-
-#[derive(Clone, Debug)]
-pub struct ServiceScope<S> {
-    inner: S,
-    service: &'static str,
-}
-
-impl<S, R> Service<R> for ServiceScope<S>
-where
-    S: Service<R>,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = tokio::task::futures::TaskLocalFuture<Option<&'static str>, S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: R) -> Self::Future {
-        // The inner layers' own `call` runs now, not in the future (the
-        // kit's observe layer starts the call's span there): in the scope
-        // too, or the span would be the caller's service's, or none.
-        let inner = &mut self.inner;
-        let future = SERVICE.sync_scope(Some(self.service), || inner.call(request));
-        SERVICE.scope(Some(self.service), future)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn a_service_is_known_where_its_layers_start_the_call_and_in_its_future() {
-        use tower::{Layer, Service, service_fn};
-
-        // What an inner layer sees when it is called, and when its
-        // future runs: both inside the scope, even from another's.
-        let mut scoped = ServiceScopeLayer("catalog").layer(service_fn(|(): ()| {
-            let at_call = current_service();
-            async move { Ok::<_, std::convert::Infallible>((at_call, current_service())) }
-        }));
-        let seen = in_service("orders", async { scoped.call(()).await }).await;
-        assert_eq!(seen.ok(), Some((Some("catalog"), Some("catalog"))));
+    async fn a_service_is_known_where_its_work_starts_and_in_its_future() {
+        // What a server's steps see when a request comes, and when its
+        // answer is polled: both inside the scope, even from another's.
+        let serve = || {
+            serving_as("catalog", || {
+                let at_start = current_service();
+                async move { (at_start, current_service()) }
+            })
+        };
+        let seen = in_service("orders", async { serve().await }).await;
+        assert_eq!(seen, (Some("catalog"), Some("catalog")));
     }
 
     #[tokio::test]

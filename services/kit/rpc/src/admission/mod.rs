@@ -20,20 +20,12 @@
 mod gate;
 mod limit;
 
-use std::{
-    convert::Infallible,
-    future::Future,
-    pin::Pin,
-    task::{Context, Poll},
-    time::Duration,
-};
+use std::time::Duration;
 
 use tokio::time::Instant;
 
 use axum::{body::Body, response::Response};
-use futures::future::BoxFuture;
 use http::{HeaderMap, HeaderValue, Request};
-use tower::{Layer, Service, ServiceExt};
 
 use connectrpc_axum::prelude::{Code, ConnectError};
 
@@ -43,7 +35,8 @@ use super::{
     policy,
     protocol::{Framing, Protocol},
 };
-use gate::{Entry, Gate, Load, Pass, Refused};
+use gate::{Entry, Gate, Load, Refused};
+pub(super) use gate::{Pass, Ticket};
 pub use limit::LimitConfig;
 use shop_kit_wire::NOT_PROCESSED;
 
@@ -52,16 +45,16 @@ const RETRY_AFTER: Duration = Duration::from_secs(1);
 /// At most one overload warning per server this often.
 const WARN_EVERY: Duration = Duration::from_secs(10);
 
-/// The gate of one server, for [`super::RpcServer`] to put in front of
-/// its methods; `None` (a limit of 0) lets every call in.
+/// The gate of one server, for [`super::RpcServer`]'s pipeline to put in
+/// front of its methods; `None` (a limit of 0) lets every call in.
 #[derive(Clone)]
-pub struct AdmissionLayer {
+pub struct Admission {
     gate: Option<Gate>,
     service: &'static str,
     last_warning: std::sync::Arc<std::sync::Mutex<Option<Instant>>>,
 }
 
-impl AdmissionLayer {
+impl Admission {
     /// The gate of a server named `service` (for metrics and messages)
     /// with `methods` methods, its limit as `config` says (`None`: off).
     pub fn new(service: &'static str, config: Option<LimitConfig>, methods: usize) -> Self {
@@ -76,7 +69,8 @@ impl AdmissionLayer {
         }
     }
 
-    fn refuse(&self, headers: &HeaderMap, why: Refused, load: Load) -> Response {
+    /// The answer to a call refused for want of room.
+    pub(super) fn refuse(&self, headers: &HeaderMap, why: Refused, load: Load) -> Response {
         self.warn_now_and_then(why, load);
         let error = retry_later(
             format!(
@@ -118,99 +112,49 @@ impl AdmissionLayer {
     }
 }
 
-impl<S> Layer<S> for AdmissionLayer {
-    type Service = Admission<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        Admission {
-            inner,
-            layer: self.clone(),
-        }
-    }
+/// What the gate made of a call.
+pub(super) enum Admitted {
+    /// Not gated (health, metrics, pages, or admission off): no place taken.
+    Through(Request<Body>),
+    /// At work, holding `pass` until its answer's head.
+    Now(Request<Body>, Pass),
+    /// Waiting for a place a short while.
+    Queued(Request<Body>, Ticket),
+    /// Refused, with its answer.
+    Refused(Response),
 }
 
-#[derive(Clone)]
-pub struct Admission<S> {
-    inner: S,
-    layer: AdmissionLayer,
-}
-
-impl<S> Service<Request<Body>> for Admission<S>
-where
-    S: Service<Request<Body>, Response = Response, Error = Infallible> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-{
-    type Response = Response;
-    type Error = Infallible;
-    type Future = Gated<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let call = Call::of(&request);
+impl Admission {
+    /// Admits `request`, classified as `call`: refuses a path that names
+    /// no method, then (for a method of this server's) who may call it and
+    /// how often, then whether there is room.
+    pub(super) fn admit(&self, request: Request<Body>, call: &Call) -> Admitted {
         let Some(method) = call.method.filter(|method| method.direct) else {
             if call.no_such_method {
-                return Gated::Refused {
-                    response: Some(no_such_method(&request)),
-                };
+                return Admitted::Refused(no_such_method(&request));
             }
-            return Gated::Through {
-                future: self.inner.call(request),
-            };
+            return Admitted::Through(request);
         };
         // Who may call and how often, before the call takes a place. What
         // its protocol refuses anyway is left for its stack to answer as
         // such: no handler runs for it.
-        let request = if method.ruled && could_reach_a_handler(&request, &call, method) {
+        let request = if method.ruled && could_reach_a_handler(&request, call, method) {
             match policy::admit(request, method) {
                 policy::Admission::Admitted(request) => request,
-                policy::Admission::Refused(refusal) => {
-                    return Gated::Refused {
-                        response: Some(refusal),
-                    };
-                }
+                policy::Admission::Refused(refusal) => return Admitted::Refused(refusal),
             }
         } else {
             request
         };
-        let Some(gate) = &self.layer.gate else {
-            return Gated::Through {
-                future: self.inner.call(request),
-            };
+        let Some(gate) = &self.gate else {
+            return Admitted::Through(request);
         };
-        let grpc = matches!(call.protocol, Protocol::Grpc | Protocol::GrpcWeb);
         match gate.enter(method.index) {
-            Entry::Admitted(pass) => Gated::Admitted {
-                future: self.inner.call(request),
-                pass: Some(pass),
-                grpc,
-            },
-            Entry::Refused(why, load) => Gated::Refused {
-                response: Some(self.layer.refuse(request.headers(), why, load)),
-            },
-            Entry::Queued(ticket) => {
-                // The clone polled ready is the one that takes the call.
-                let inner = self.inner.clone();
-                let inner = std::mem::replace(&mut self.inner, inner);
-                let layer = self.layer.clone();
-                Gated::Queued {
-                    future: Box::pin(async move {
-                        match ticket.wait().await {
-                            Ok(pass) => {
-                                let answer = inner.oneshot(request).await;
-                                pass.finish(
-                                    answer
-                                        .as_ref()
-                                        .is_ok_and(|answer| answered_ok(answer, grpc)),
-                                );
-                                answer
-                            }
-                            Err((why, load)) => Ok(layer.refuse(request.headers(), why, load)),
-                        }
-                    }),
-                }
+            Entry::Admitted(pass) => Admitted::Now(request, pass),
+            Entry::Refused(why, load) => {
+                Admitted::Refused(self.refuse(request.headers(), why, load))
             }
+            Entry::Queued(ticket) => Admitted::Queued(request, ticket),
         }
     }
 }
@@ -274,47 +218,7 @@ fn no_such_method(request: &Request<Body>) -> Response {
 /// Whether a response is, by its head, a call that did its work: HTTP 200
 /// and, on gRPC (`grpc`), no `grpc-status` there (its failures come
 /// trailers-only).
-fn answered_ok(response: &Response, grpc: bool) -> bool {
+pub(super) fn answered_ok(response: &Response, grpc: bool) -> bool {
     response.status() == http::StatusCode::OK
         && !(grpc && response.headers().contains_key(shop_kit_wire::GRPC_STATUS))
-}
-
-pin_project_lite::pin_project! {
-    /// A call as the gate let it through.
-    #[project = GatedProjection]
-    pub enum Gated<F> {
-        /// Not gated (health, metrics, pages, or admission off).
-        Through { #[pin] future: F },
-        Admitted { #[pin] future: F, pass: Option<Pass>, grpc: bool },
-        Queued { future: BoxFuture<'static, Result<Response, Infallible>> },
-        Refused { response: Option<Response> },
-    }
-}
-
-impl<F> Future for Gated<F>
-where
-    F: Future<Output = Result<Response, Infallible>>,
-{
-    type Output = Result<Response, Infallible>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project() {
-            GatedProjection::Through { future } => future.poll(cx),
-            GatedProjection::Admitted { future, pass, grpc } => {
-                let answer = std::task::ready!(future.poll(cx));
-                if let Some(pass) = pass.take() {
-                    pass.finish(
-                        answer
-                            .as_ref()
-                            .is_ok_and(|answer| answered_ok(answer, *grpc)),
-                    );
-                }
-                Poll::Ready(answer)
-            }
-            GatedProjection::Queued { future } => future.as_mut().poll(cx),
-            GatedProjection::Refused { response } => {
-                Poll::Ready(Ok(response.take().unwrap_or_default()))
-            }
-        }
-    }
 }
