@@ -1,82 +1,89 @@
-//! What the kit adds around connectrpc-axum's router, in one layer wrapped
-//! once around it (not around each of its routes): a request compressed
+//! What the kit adds around connectrpc-axum's router, wrapped once around
+//! it (not around each of its routes), which the dispatch calls with the
+//! call it classified: a request compressed
 //! with an encoding the kit does not speak is refused in Connect's words;
 //! a JSON message is read as protobuf's JSON mapping reads it
 //! ([`proto_json`]);
 //! the handler gets a [`ResponseMetadata`] and what it sets is written into
 //! the response; a Connect error the library words wrongly is corrected on
-//! its way out ([`connect_errors::correct_connect_error`]). One future per
-//! call instead of a layer, a boxed route and a future for each job.
+//! its way out ([`connect_errors::correct_connect_error`]); a quiet server
+//! stream gets its heartbeats ([`heartbeat_layer`]). One future per call
+//! instead of a layer, a boxed route and a future for each job.
 
-use std::task::{Context, Poll};
+use std::{
+    convert::Infallible,
+    task::{Context, Poll},
+    time::Duration,
+};
 
-use axum::{body::Body, response::Response};
-use futures::future::BoxFuture;
+use axum::{Router, body::Body, response::Response};
+use futures::future::{BoxFuture, FutureExt as _, Map};
 use http::Request;
-use tower::{Layer, Service};
+use tower::Service;
 
 use super::{
-    classify::Call, connect_errors, encoding, proto_json, protocol::Framing,
+    classify::Call,
+    connect_errors, encoding,
+    heartbeat_layer::{self, Stack},
+    proto_json,
+    protocol::Framing,
     response_metadata::ResponseMetadata,
 };
 
-#[derive(Clone, Copy, Debug)]
-pub struct ConnectEdgeLayer {
-    max_request_bytes: usize,
-}
-
-impl ConnectEdgeLayer {
-    pub fn new(max_request_bytes: usize) -> Self {
-        Self { max_request_bytes }
-    }
-}
-
-impl<S> Layer<S> for ConnectEdgeLayer {
-    type Service = ConnectEdge<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        ConnectEdge {
-            inner,
-            max_request_bytes: self.max_request_bytes,
-        }
-    }
-}
-
-/// Every request it is given speaks Connect: the dispatch sends only those.
+/// The library's router with the kit's Connect work around it. Every
+/// request it is given speaks Connect: the dispatch sends only those.
 #[derive(Clone, Debug)]
-pub struct ConnectEdge<S> {
-    inner: S,
+pub struct ConnectEdge {
+    router: Router,
     max_request_bytes: usize,
+    /// How often a quiet server stream gets its heartbeat.
+    heartbeat_every: Duration,
 }
 
-impl<S> Service<Request<Body>> for ConnectEdge<S>
-where
-    S: Service<Request<Body>, Response = Response>,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-{
-    type Response = Response;
-    type Error = S::Error;
-    type Future = BoxFuture<'static, Result<Response, S::Error>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
+impl ConnectEdge {
+    /// Around `router`, the library's (its handlers made routes already).
+    pub fn new(router: Router, max_request_bytes: usize, heartbeat_every: Duration) -> Self {
+        Self {
+            router,
+            max_request_bytes,
+            heartbeat_every,
+        }
     }
 
-    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
-        let call = Call::of(&request);
-        if let Some(refusal) = encoding::refusal(&request, &call) {
-            return Box::pin(std::future::ready(Ok(refusal)));
+    /// The answer to `request`, classified as `call`.
+    pub fn serve(&self, mut request: Request<Body>, call: &Call) -> BoxFuture<'static, Response> {
+        if let Some(refusal) = encoding::refusal(&request, call) {
+            return Box::pin(std::future::ready(refusal));
         }
+        let beat = heartbeat_layer::beat_of(call, &request, Stack::Connect, self.heartbeat_every);
         let metadata = ResponseMetadata::attach(&mut request);
         // The answer has the request's shape: no need to read its type.
         let streaming = call.framing == Framing::ConnectStream;
-        let request = proto_json::canonical(request, &call, self.max_request_bytes);
-        let future = self.inner.call(request);
+        let request = proto_json::canonical(request, call, self.max_request_bytes);
+        // A router is always ready, and its clone is a reference's.
+        let answer = self.router.clone().call(request);
         Box::pin(async move {
-            let response = metadata
-                .write_connect(future.await?, streaming)
-                .map(Body::new);
-            Ok(connect_errors::correct_connect_error(response).await)
+            let Ok(response) = answer.await;
+            let response = metadata.write_connect(response, streaming).map(Body::new);
+            let response = connect_errors::correct_connect_error(response).await;
+            heartbeat_layer::with_beat(response, beat)
         })
+    }
+}
+
+/// For what reaches the Connect stack as a service (REST calls, unknown
+/// paths by their content type).
+impl Service<Request<Body>> for ConnectEdge {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Map<BoxFuture<'static, Response>, fn(Response) -> Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let call = Call::of(&request);
+        self.serve(request, &call).map(Ok)
     }
 }

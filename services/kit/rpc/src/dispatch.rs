@@ -15,6 +15,7 @@ use tower::{Service, ServiceExt};
 
 use super::{
     classify::{Call, Method},
+    connect_edge::ConnectEdge,
     protocol::{Framing, Protocol},
     rest::Transcode,
 };
@@ -48,17 +49,23 @@ fn wrong_shape(method: &Method, framing: Framing) -> Option<Response> {
 }
 
 #[derive(Clone, Debug)]
-pub struct Dispatch<P, G, C, R> {
+pub struct Dispatch<P, G, R> {
     grpc_proto: P,
     grpc: G,
     /// REST calls, turned into Connect ones for the same stack.
-    rest: Transcode<C>,
-    connect: C,
+    rest: Transcode<ConnectEdge>,
+    connect: ConnectEdge,
     routes: R,
 }
 
-impl<P, G, C: Clone, R> Dispatch<P, G, C, R> {
-    pub fn new(grpc_proto: P, grpc: G, connect: C, routes: R, max_request_bytes: usize) -> Self {
+impl<P, G, R> Dispatch<P, G, R> {
+    pub fn new(
+        grpc_proto: P,
+        grpc: G,
+        connect: ConnectEdge,
+        routes: R,
+        max_request_bytes: usize,
+    ) -> Self {
         Self {
             grpc_proto,
             grpc,
@@ -91,7 +98,7 @@ pub trait Route: Send + Sync {
     fn route(&self, request: Request<Body>, call: &Call) -> BoxFuture<'static, Response>;
 }
 
-impl<P, PB, G, GB, C, CB, R, RB> Route for Dispatch<P, G, C, R>
+impl<P, PB, G, GB, R, RB> Route for Dispatch<P, G, R>
 where
     P: Service<Request<Body>, Response = Response<PB>, Error = Infallible>
         + Clone
@@ -109,14 +116,6 @@ where
     G::Future: Send + 'static,
     GB: http_body::Body<Data = Bytes> + Send + 'static,
     GB::Error: Into<axum::BoxError>,
-    C: Service<Request<Body>, Response = Response<CB>, Error = Infallible>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    C::Future: Send + 'static,
-    CB: http_body::Body<Data = Bytes> + Send + 'static,
-    CB::Error: Into<axum::BoxError>,
     R: Service<Request<Body>, Response = Response<RB>, Error = Infallible>
         + Clone
         + Send
@@ -133,7 +132,7 @@ where
             Some(method) if call.protocol == Protocol::Connect => {
                 match wrong_shape(method, call.framing) {
                     Some(refusal) => Box::pin(std::future::ready(refusal)),
-                    None => oneshot(&self.connect, request),
+                    None => self.connect.serve(request, call),
                 }
             }
             // What tonic takes as it is skips the translations (and their

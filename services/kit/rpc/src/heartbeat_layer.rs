@@ -24,7 +24,7 @@ use super::{classify::Call, envelope, protocol::content_type};
 /// Which stack the layer serves: the gRPC one takes binary proto only (the
 /// other codecs are translated to it first); the Connect one either codec.
 #[derive(Clone, Copy, Debug)]
-enum Stack {
+pub(super) enum Stack {
     Grpc,
     Connect,
 }
@@ -42,14 +42,6 @@ impl HeartbeatLayer {
         Self {
             every,
             stack: Stack::Grpc,
-        }
-    }
-
-    /// For the Connect stack (its streams in JSON or proto).
-    pub fn connect(every: Duration) -> Self {
-        Self {
-            every,
-            stack: Stack::Connect,
         }
     }
 }
@@ -88,24 +80,57 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let beat = Call::of(&request)
-            .method
-            .and_then(|method| method.heartbeat.as_ref())
-            .map(|heartbeat| {
-                let json = matches!(self.stack, Stack::Connect)
-                    && content_type(request.headers()).is_some_and(|ct| ct.contains("json"));
-                let message = if json {
-                    &heartbeat.json
-                } else {
-                    &heartbeat.proto
-                };
-                (message.clone(), self.every)
-            });
+        let beat = beat_of(&Call::of(&request), &request, self.stack, self.every);
         ResponseFuture {
             inner: self.inner.call(request),
             beat,
         }
     }
+}
+
+/// The heartbeat a call of `stack` sends on its response stream, and how
+/// often: its method's, in its codec (`None`: a method with none).
+pub(super) fn beat_of<B>(
+    call: &Call,
+    request: &Request<B>,
+    stack: Stack,
+    every: Duration,
+) -> Option<(Bytes, Duration)> {
+    let heartbeat = call.method?.heartbeat.as_ref()?;
+    let json = matches!(stack, Stack::Connect)
+        && content_type(request.headers()).is_some_and(|ct| ct.contains("json"));
+    let message = if json {
+        &heartbeat.json
+    } else {
+        &heartbeat.proto
+    };
+    Some((message.clone(), every))
+}
+
+/// `response`, with heartbeats on its body when `beat` says (a unary
+/// call's body is handed on as it came: an axum body is not boxed again).
+pub(super) fn with_beat<RB>(
+    response: Response<RB>,
+    beat: Option<(Bytes, Duration)>,
+) -> Response<axum::body::Body>
+where
+    RB: Body<Data = Bytes> + Send + 'static,
+    RB::Error: Into<axum::BoxError>,
+{
+    let Some((message, every)) = beat else {
+        return response.map(axum::body::Body::new);
+    };
+    let beat = Beat {
+        message,
+        // Checked every half interval: a stream is never quiet for
+        // longer than the interval, and a busy one costs a flag per
+        // message, not a timer reset.
+        check: Box::pin(tokio::time::sleep(every / 2)),
+        half: every / 2,
+        sent_since_check: true,
+        boundary: envelope::Watch::new(0, 0),
+    };
+    response.map(|inner| axum::body::Body::new(HeartbeatBody { inner, beat }))
 }
 
 pin_project! {
@@ -129,22 +154,7 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let response = ready!(this.inner.poll(cx))?;
-        let Some((message, every)) = this.beat.take() else {
-            return Poll::Ready(Ok(response.map(axum::body::Body::new)));
-        };
-        let beat = Beat {
-            message,
-            // Checked every half interval: a stream is never quiet for
-            // longer than the interval, and a busy one costs a flag per
-            // message, not a timer reset.
-            check: Box::pin(tokio::time::sleep(every / 2)),
-            half: every / 2,
-            sent_since_check: true,
-            boundary: envelope::Watch::new(0, 0),
-        };
-        Poll::Ready(Ok(
-            response.map(|inner| axum::body::Body::new(HeartbeatBody { inner, beat }))
-        ))
+        Poll::Ready(Ok(with_beat(response, this.beat.take())))
     }
 }
 

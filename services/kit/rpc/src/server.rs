@@ -15,8 +15,8 @@
 //!    ├─ a method this server serves, by protocol:
 //!    │   ├─ gRPC, gRPC-Web -> JSON<->proto (+json codecs) -> gRPC-Web translation
 //!    │   │                    -> heartbeats -> grpc-timeout -> size status -> tonic routes
-//!    │   └─ Connect        -> heartbeats -> encoding check, response metadata, error
-//!    │                        corrections (one layer) -> connectrpc-axum (limits,
+//!    │   └─ Connect        -> the Connect edge (encoding check, response metadata,
+//!    │                        error corrections, heartbeats) -> connectrpc-axum (limits,
 //!    │                        gzip, connect-timeout-ms) -> Connect routes (POST + GET)
 //!    │   then the generated handler: the shared secret (`shop_secret`), the
 //!    │   request's rules, the handler
@@ -35,7 +35,7 @@ use axum::{
 use connectrpc_axum::{CompressionConfig, MakeServiceBuilder, tonic::ContentTypeSwitch};
 use http::header;
 use prost_reflect::DescriptorPool;
-use tower::{Layer, ServiceBuilder};
+use tower::ServiceBuilder;
 
 use super::{
     admission::Admission,
@@ -43,7 +43,7 @@ use super::{
     classify::{self, Methods, MethodsError},
     config::HttpConfig,
     connect_bridge::ConnectBridge,
-    connect_edge::ConnectEdgeLayer,
+    connect_edge::ConnectEdge,
     cors,
     deadline::GrpcDeadlineLayer,
     dispatch::Dispatch,
@@ -332,16 +332,16 @@ impl RpcServer {
         // layer (per-route layers cost a boxed route and a future each, on
         // every call), and `with_state` turns every handler into a ready
         // route now rather than on every request.
-        let connect = HeartbeatLayer::connect(heartbeat_every).layer(
-            ConnectEdgeLayer::new(self.http.max_request_bytes).layer(
-                MakeServiceBuilder::new()
-                    .receive_max_bytes(self.http.max_request_bytes)
-                    // Like connect-go: compressing tiny messages costs more than it saves.
-                    .compression(CompressionConfig::new(COMPRESS_MIN_BYTES))
-                    .add_router(connect_routes)
-                    .build()
-                    .with_state(()),
-            ),
+        let connect = ConnectEdge::new(
+            MakeServiceBuilder::new()
+                .receive_max_bytes(self.http.max_request_bytes)
+                // Like connect-go: compressing tiny messages costs more than it saves.
+                .compression(CompressionConfig::new(COMPRESS_MIN_BYTES))
+                .add_router(connect_routes)
+                .build()
+                .with_state(()),
+            self.http.max_request_bytes,
+            heartbeat_every,
         );
 
         // tonic's own services speak no Connect: bridge them.
