@@ -85,6 +85,28 @@ pub enum Framing {
 impl Framing {
     /// The protocol and framing `headers` say.
     pub fn of(headers: &HeaderMap) -> (Protocol, Self) {
+        let Some(value) = headers.get(CONTENT_TYPE) else {
+            return (Protocol::Connect, Self::Unsaid);
+        };
+        // The content types clients send, as they send them, compared as
+        // bytes: on every call's path, where reading the value as text and
+        // looking for capitals cost more than the rest of the
+        // classification.
+        let essence = match value.as_bytes().iter().position(|&b| b == b';') {
+            Some(end) => &value.as_bytes()[..end],
+            None => value.as_bytes(),
+        };
+        match essence {
+            b"application/proto" => (Protocol::Connect, Self::PlainProto),
+            b"application/json" => (Protocol::Connect, Self::PlainJson),
+            b"application/grpc" | b"application/grpc+proto" => (Protocol::Grpc, Self::GrpcProto),
+            _ => Self::of_text(headers),
+        }
+    }
+
+    /// As [`Self::of`], for any content type: read as text, trimmed, in
+    /// any case.
+    fn of_text(headers: &HeaderMap) -> (Protocol, Self) {
         let Some(ct) = content_type(headers) else {
             return (Protocol::Connect, Self::Unsaid);
         };
@@ -188,6 +210,28 @@ mod tests {
         assert_eq!(Framing::of(&h), (Protocol::Connect, Framing::PlainProto));
         h.insert(CONTENT_TYPE, HeaderValue::from_static("application/xml"));
         assert_eq!(Framing::of(&h), (Protocol::Connect, Framing::Plain));
+    }
+
+    #[test]
+    fn the_usual_content_types_read_as_any_other_does() {
+        for value in [
+            "application/proto",
+            "application/json",
+            "application/json; charset=utf-8",
+            "application/grpc",
+            "application/grpc+proto",
+            "application/grpc;foo=bar",
+            "APPLICATION/PROTO",
+            "application/json ; charset=utf-8",
+            " application/grpc",
+            "application/grpc+json",
+            "application/connect+proto",
+            "text/plain",
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert(CONTENT_TYPE, HeaderValue::from_static(value));
+            assert_eq!(Framing::of(&h), Framing::of_text(&h), "{value:?}");
+        }
     }
 
     #[test]
