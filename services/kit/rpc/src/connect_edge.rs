@@ -64,7 +64,7 @@ impl ConnectEdge {
         let answer = self.router.clone().call(request);
         Box::pin(async move {
             let Ok(response) = answer.await;
-            let response = metadata.write_connect(response, streaming).map(Body::new);
+            let response = metadata.write_connect(response, streaming);
             let response = connect_errors::correct_connect_error(response).await;
             heartbeat_layer::with_beat(response, beat)
         })

@@ -142,22 +142,33 @@ impl ResponseMetadata {
     /// edge's): the headers now, the trailers where its shape carries them,
     /// the request having said that shape: `streaming` (in the
     /// end-of-stream message; a length the library declared for a client
-    /// stream's one answer no longer holds) or unary (`trailer-` headers).
+    /// stream's one answer no longer holds) or unary (`trailer-` headers,
+    /// the body handed on as it is).
     pub(super) fn write_connect<B>(
         self,
         mut response: Response<B>,
         streaming: bool,
-    ) -> Response<MetadataBody<B>> {
+    ) -> Response<axum::body::Body>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<axum::BoxError>,
+    {
         let headers = response.headers_mut();
-        append_all(headers, self.take_headers(), None);
-        let mode = if streaming {
+        if streaming {
+            append_all(headers, self.take_headers(), None);
             headers.remove(http::header::CONTENT_LENGTH);
-            Mode::ConnectEndStream(BytesMut::new())
-        } else {
-            append_all(headers, self.take_trailers(), Some("trailer-"));
-            Mode::Done
-        };
-        self.into_response(response, mode)
+            let mode = Mode::ConnectEndStream(BytesMut::new());
+            return self
+                .into_response(response, mode)
+                .map(axum::body::Body::new);
+        }
+        let Metadata {
+            headers: added,
+            trailers,
+        } = std::mem::take(&mut *self.lock());
+        append_all(headers, added, None);
+        append_all(headers, trailers, Some("trailer-"));
+        response.map(axum::body::Body::new)
     }
 
     /// As [`Self::write_connect`], for a gRPC response (tonic's, on the
@@ -189,6 +200,10 @@ impl ResponseMetadata {
 }
 
 fn append_all(target: &mut HeaderMap, source: HeaderMap, prefix: Option<&str>) {
+    // What most handlers set: nothing.
+    if source.is_empty() {
+        return;
+    }
     let mut current: Option<HeaderName> = None;
     for (name, value) in source {
         if let Some(name) = name {
@@ -468,6 +483,7 @@ mod tests {
                 .oneshot(request)
                 .await
                 .expect("call")
+                .map(axum::body::Body::new)
         } else {
             // The Connect side writes it as `ConnectEdge` does.
             let metadata = ResponseMetadata::attach(&mut request);
