@@ -68,7 +68,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         // Read once, when the server classified the call (its cap applied);
         // a call that reached this stack another way, from its header.
         let deadline = match request.extensions().get::<Call>() {
@@ -83,7 +83,6 @@ where
         if deadline <= Instant::now() {
             return DeadlineFuture::Passed;
         }
-        request.extensions_mut().insert(Deadline(deadline));
         DeadlineFuture::Timed {
             inner: tokio::time::timeout_at(deadline, self.inner.call(request)),
             deadline,

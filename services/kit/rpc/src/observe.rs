@@ -62,9 +62,14 @@ pub(super) struct Observed {
 }
 
 impl Observed {
-    /// Starts observing `request`, classified as `classified`: its span
-    /// starts now (traces on), its clock runs.
-    pub(super) fn begin(request: &Request<Body>, classified: &Call) -> Option<Self> {
+    /// Starts observing `request`, classified as `classified` (its
+    /// `x-request-id`, read once, given): its span starts now (traces on),
+    /// its clock runs.
+    pub(super) fn begin(
+        request: &Request<Body>,
+        classified: &Call,
+        request_id: Option<&HeaderValue>,
+    ) -> Option<Self> {
         let observed = classified.protocol == Protocol::Rest
             || (is_rpc_method(request.method()) && classified.looks_like_rpc);
         if !observed {
@@ -102,7 +107,7 @@ impl Observed {
                 // The body knows its length when the client said it
                 // (content-length): no header lookup.
                 request_bytes: request.body().size_hint().exact(),
-                request_id: request.headers().get(X_REQUEST_ID).cloned(),
+                request_id: request_id.cloned(),
                 client: client_address(request.extensions()),
                 started: Instant::now(),
                 trace,

@@ -117,15 +117,20 @@ impl Steps {
                 future: self.browsers.answer(Observing(self.clone()), request),
             })
         } else {
-            self.observed(request, call)
+            self.observed(request, call, request_id.as_ref())
         };
         answer.request_id = request_id;
         answer
     }
 
     /// The call observed from here to its response's end.
-    fn observed(&self, request: Request<Body>, call: Call) -> Answer {
-        let Some(observed) = Observed::begin(&request, &call) else {
+    fn observed(
+        &self,
+        request: Request<Body>,
+        call: Call,
+        request_id: Option<&HeaderValue>,
+    ) -> Answer {
+        let Some(observed) = Observed::begin(&request, &call, request_id) else {
             return Answer::of(self.after_observe(request, call));
         };
         // Its work runs in the call's trace, when it is traced: what is
@@ -173,7 +178,8 @@ impl Service<Request<Body>> for Observing {
 
     fn call(&mut self, request: Request<Body>) -> Answer {
         let call = Call::of(&request);
-        self.0.observed(request, call)
+        let request_id = request.headers().get(X_REQUEST_ID).cloned();
+        self.0.observed(request, call, request_id.as_ref())
     }
 }
 
