@@ -51,20 +51,22 @@ impl ConnectEdge {
     }
 
     /// The answer to `request`, classified as `call`.
-    pub fn serve(&self, mut request: Request<Body>, call: &Call) -> BoxFuture<'static, Response> {
+    pub fn serve(&self, request: Request<Body>, call: &Call) -> BoxFuture<'static, Response> {
         if let Some(refusal) = encoding::refusal(&request, call) {
             return Box::pin(std::future::ready(refusal));
         }
         let beat = heartbeat_layer::beat_of(call, &request, Stack::Connect, self.heartbeat_every);
-        let metadata = ResponseMetadata::attach(&mut request);
         // The answer has the request's shape: no need to read its type.
         let streaming = call.framing == Framing::ConnectStream;
         let request = proto_json::canonical(request, call, self.max_request_bytes);
         // A router is always ready, and its clone is a reference's.
-        let answer = self.router.clone().call(request);
+        let answer = ResponseMetadata::collected(self.router.clone().call(request));
         Box::pin(async move {
-            let Ok(response) = answer.await;
-            let response = metadata.write_connect(response, streaming);
+            let (Ok(response), metadata) = answer.await;
+            let response = match metadata {
+                Some(metadata) => metadata.write_connect(response, streaming),
+                None => response,
+            };
             let response = connect_errors::correct_connect_error(response).await;
             heartbeat_layer::with_beat(response, beat)
         })

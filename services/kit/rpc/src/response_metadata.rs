@@ -9,6 +9,7 @@
 //!   trailers in the trailers (in the headers of a trailers-only answer).
 
 use std::{
+    cell::RefCell,
     convert::Infallible,
     future::Future,
     pin::Pin,
@@ -20,6 +21,7 @@ use axum::extract::FromRequestParts;
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, request::Parts};
 use http_body::{Body, Frame, SizeHint};
+use tokio::task::futures::TaskLocalFuture;
 use tower::{Layer, Service};
 
 use super::envelope;
@@ -33,6 +35,12 @@ struct Metadata {
 /// The headers and trailers a handler adds to its response.
 #[derive(Clone, Debug, Default)]
 pub struct ResponseMetadata(Arc<Mutex<Metadata>>);
+
+tokio::task_local! {
+    /// The metadata of the call being answered: made when its handler
+    /// first asks for it (most never do, and pay nothing for it).
+    static SLOT: RefCell<Option<ResponseMetadata>>;
+}
 
 impl ResponseMetadata {
     fn lock(&self) -> MutexGuard<'_, Metadata> {
@@ -62,8 +70,34 @@ impl ResponseMetadata {
 impl<S: Send + Sync> FromRequestParts<S> for ResponseMetadata {
     type Rejection = Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Infallible> {
-        Ok(parts.extensions.get::<Self>().cloned().unwrap_or_default())
+    async fn from_request_parts(_parts: &mut Parts, _state: &S) -> Result<Self, Infallible> {
+        // Outside a call the kit answers, what is set goes nowhere.
+        Ok(SLOT
+            .try_with(|slot| {
+                slot.borrow_mut()
+                    .get_or_insert_with(ResponseMetadata::default)
+                    .clone()
+            })
+            .unwrap_or_default())
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A handler's answer, with the metadata it set, if it asked for any.
+    pub(super) struct Collected<F> {
+        #[pin]
+        answer: TaskLocalFuture<RefCell<Option<ResponseMetadata>>, F>,
+    }
+}
+
+impl<F: Future> Future for Collected<F> {
+    type Output = (F::Output, Option<ResponseMetadata>);
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut answer = self.project().answer;
+        let output = ready!(answer.as_mut().poll(cx));
+        let metadata = answer.take_value().and_then(RefCell::into_inner);
+        Poll::Ready((output, metadata))
     }
 }
 
@@ -97,11 +131,9 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        let metadata = ResponseMetadata::attach(&mut request);
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         MetadataFuture {
-            inner: self.inner.call(request),
-            metadata: Some(metadata),
+            inner: ResponseMetadata::collected(self.inner.call(request)),
         }
     }
 }
@@ -111,8 +143,7 @@ pin_project_lite::pin_project! {
     /// boxed: it is on every gRPC call's path).
     pub struct MetadataFuture<F> {
         #[pin]
-        inner: F,
-        metadata: Option<ResponseMetadata>,
+        inner: Collected<F>,
     }
 }
 
@@ -123,19 +154,27 @@ where
     type Output = Result<Response<MetadataBody<B>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let response = ready!(this.inner.poll(cx))?;
-        let metadata = this.metadata.take().unwrap_or_default();
-        Poll::Ready(Ok(metadata.write_grpc(response)))
+        let (response, metadata) = ready!(self.project().inner.poll(cx));
+        let response = response?;
+        Poll::Ready(Ok(match metadata {
+            Some(metadata) => metadata.write_grpc(response),
+            // Nothing set: the answer as it is.
+            None => response.map(|inner| MetadataBody {
+                inner,
+                metadata: None,
+                mode: Mode::Done,
+            }),
+        }))
     }
 }
 
 impl ResponseMetadata {
-    /// A fresh one in `request`'s extensions, for its handler to fill.
-    pub(super) fn attach<B>(request: &mut Request<B>) -> Self {
-        let metadata = Self::default();
-        request.extensions_mut().insert(metadata.clone());
-        metadata
+    /// `answer` (a handler's, to come) with a slot for the metadata its
+    /// handler may ask for, given back with the answer.
+    pub(super) fn collected<F: Future>(answer: F) -> Collected<F> {
+        Collected {
+            answer: SLOT.scope(RefCell::new(None), answer),
+        }
     }
 
     /// Writes what the handler set into a Connect `response` (the Connect
@@ -193,7 +232,7 @@ impl ResponseMetadata {
     fn into_response<B>(self, response: Response<B>, mode: Mode) -> Response<MetadataBody<B>> {
         response.map(|inner| MetadataBody {
             inner,
-            metadata: self,
+            metadata: Some(self),
             mode,
         })
     }
@@ -234,7 +273,7 @@ pin_project_lite::pin_project! {
     pub struct MetadataBody<B> {
         #[pin]
         inner: B,
-        metadata: ResponseMetadata,
+        metadata: Option<ResponseMetadata>,
         mode: Mode,
     }
 }
@@ -268,7 +307,9 @@ impl<B: Body<Data = Bytes>> Body for MetadataBody<B> {
                 Mode::GrpcTrailers => {
                     let frame = match frame.into_trailers() {
                         Ok(mut trailers) => {
-                            append_all(&mut trailers, this.metadata.take_trailers(), None);
+                            if let Some(metadata) = this.metadata {
+                                append_all(&mut trailers, metadata.take_trailers(), None);
+                            }
                             Frame::trailers(trailers)
                         }
                         Err(frame) => frame,
@@ -280,7 +321,10 @@ impl<B: Body<Data = Bytes>> Body for MetadataBody<B> {
                         continue;
                     };
                     pending.extend_from_slice(&data);
-                    let ready = complete_envelopes(pending, this.metadata);
+                    let ready = match this.metadata {
+                        Some(metadata) => complete_envelopes(pending, metadata),
+                        None => pending.split().freeze(),
+                    };
                     if !ready.is_empty() {
                         return Poll::Ready(Some(Ok(Frame::data(ready))));
                     }
@@ -435,12 +479,11 @@ mod tests {
         assert_eq!(values, ["1", "2"]);
     }
 
-    /// What the tests' handlers set: header `x-h: 1`, trailer `x-t: 2`.
-    fn fill(request: &Request<()>) {
-        let metadata = request
-            .extensions()
-            .get::<ResponseMetadata>()
-            .expect("metadata");
+    /// What the tests' handlers set: header `x-h: 1`, trailer `x-t: 2`,
+    /// through the extractor.
+    async fn fill(request: Request<()>) {
+        let (mut parts, ()) = request.into_parts();
+        let Ok(metadata) = ResponseMetadata::from_request_parts(&mut parts, &()).await;
         metadata.append_header(
             HeaderName::from_static("x-h"),
             HeaderValue::from_static("1"),
@@ -464,7 +507,7 @@ mod tests {
         let handler = tower::service_fn(move |request: Request<()>| {
             let frames = frames.lock().expect("lock").take().expect("called once");
             async move {
-                fill(&request);
+                fill(request).await;
                 let body = http_body_util::StreamBody::new(futures::stream::iter(
                     frames.into_iter().map(Ok::<_, Infallible>),
                 ));
@@ -476,7 +519,7 @@ mod tests {
                 )
             }
         });
-        let mut request = Request::new(());
+        let request = Request::new(());
         let response = if content_type.starts_with("application/grpc") {
             ResponseMetadataLayer
                 .layer(handler)
@@ -486,9 +529,11 @@ mod tests {
                 .map(axum::body::Body::new)
         } else {
             // The Connect side writes it as `ConnectEdge` does.
-            let metadata = ResponseMetadata::attach(&mut request);
             let streaming = content_type.starts_with("application/connect+");
-            metadata.write_connect(handler.oneshot(request).await.expect("call"), streaming)
+            let (answer, metadata) = ResponseMetadata::collected(handler.oneshot(request)).await;
+            metadata
+                .expect("the handler asked for it")
+                .write_connect(answer.expect("call"), streaming)
         };
         let (parts, mut body) = response.into_parts();
         let mut frames = Vec::new();
@@ -534,7 +579,7 @@ mod tests {
     async fn a_grpc_trailers_only_answer_carries_the_trailers_in_its_headers() {
         use tower::ServiceExt;
         let handler = tower::service_fn(|request: Request<()>| async move {
-            fill(&request);
+            fill(request).await;
             Ok::<_, Infallible>(
                 Response::builder()
                     .header("content-type", "application/grpc")
