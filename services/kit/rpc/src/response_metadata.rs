@@ -1,7 +1,10 @@
 //! Response headers and trailers set by a handler, delivered the way each
 //! protocol carries them. connectrpc-axum's `ConnectResponse` carries only
 //! the message, so a handler takes a [`ResponseMetadata`] extractor, sets
-//! what it wants, and [`ResponseMetadataLayer`] writes it out:
+//! what it wants, and [`ResponseMetadataLayer`] (gRPC) or the Connect edge
+//! writes it out. It is made when a handler first asks for it, in a slot
+//! around the handler (a task-local): a call whose handler sets nothing
+//! pays for no allocation, no extension and no rewrite of its answer.
 //!
 //! - Connect unary: headers, and trailers as `trailer-<name>` headers;
 //! - Connect streaming: headers, and trailers in the end-of-stream message;
