@@ -38,9 +38,8 @@ use std::{
 };
 
 use axum::{Router, body::Body, extract::ConnectInfo, response::Response};
-use bytes::Bytes;
 use http::Request;
-use http_body::{Frame, SizeHint};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
@@ -465,7 +464,7 @@ struct PerConnection {
 }
 
 impl hyper::service::Service<Request<Incoming>> for PerConnection {
-    type Response = Response<Held>;
+    type Response = Response;
     type Error = Infallible;
     type Future = Answer;
 
@@ -494,43 +493,18 @@ pin_project_lite::pin_project! {
 }
 
 impl Future for Answer {
-    type Output = Result<Response<Held>, Infallible>;
+    type Output = Result<Response, Infallible>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let response = std::task::ready!(this.answer.as_mut().poll(cx))?;
         let in_flight = this.in_flight.take();
-        Poll::Ready(Ok(response.map(|body| Held { body, in_flight })))
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// A response body that holds its request in flight until it is gone
-    /// (a body of its own, not a box around the app's).
-    struct Held {
-        #[pin]
-        body: Body,
-        in_flight: Option<InFlight>,
-    }
-}
-
-impl http_body::Body for Held {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        self.project().body.poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
+        Poll::Ready(Ok(response.map(|body| {
+            Body::new(body.map_frame(move |frame| {
+                let _held = &in_flight;
+                frame
+            }))
+        })))
     }
 }
 
