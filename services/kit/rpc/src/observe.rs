@@ -255,7 +255,7 @@ impl RpcCall {
             // A call the caller cancelled (a health watch that ends, a
             // client gone), or refused for want of room: under overload
             // thousands a second, counted in metrics, and said at most
-            // every 10 s by the layer that refused them.
+            // every 10 s by the admission step that refused them.
             "canceled" | "resource_exhausted" => rpc_line!(Level::DEBUG, self, code, elapsed),
             // A stream lasts as long as it is watched: never slow.
             "ok" if self.streaming || elapsed < SLOW_CALL => {
