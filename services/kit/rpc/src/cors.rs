@@ -5,11 +5,10 @@
 //! browser's request for an internal service (one only the shop's services
 //! call) is refused: 403, no CORS headers, the handler never runs.
 
-use std::time::Duration;
+use std::{convert::Infallible, time::Duration};
 
 use axum::body::Body;
 use futures::future::{BoxFuture, FutureExt as _};
-use std::convert::Infallible;
 
 use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, header::ORIGIN};
 use tower::{Layer, Service};

@@ -114,7 +114,14 @@ impl Steps {
         let request_id = request.headers().get(X_REQUEST_ID).cloned();
         let mut answer = if Browsers::from_browser(&request) {
             Answer::of(Work::Waiting {
-                future: self.browsers.answer(Observing(self.clone()), request),
+                future: self.browsers.answer(
+                    Observing {
+                        steps: self.clone(),
+                        call,
+                        request_id: request_id.clone(),
+                    },
+                    request,
+                ),
             })
         } else {
             self.observed(request, call, request_id.as_ref())
@@ -163,9 +170,12 @@ impl Steps {
     }
 }
 
-/// A browser's request, on from CORS.
-#[derive(Clone)]
-struct Observing(Arc<Steps>);
+/// A browser's request, on from CORS, as it was classified.
+struct Observing {
+    steps: Arc<Steps>,
+    call: Call,
+    request_id: Option<HeaderValue>,
+}
 
 impl Service<Request<Body>> for Observing {
     type Response = Response;
@@ -177,9 +187,8 @@ impl Service<Request<Body>> for Observing {
     }
 
     fn call(&mut self, request: Request<Body>) -> Answer {
-        let call = Call::of(&request);
-        let request_id = request.headers().get(X_REQUEST_ID).cloned();
-        self.0.observed(request, call, request_id.as_ref())
+        self.steps
+            .observed(request, self.call, self.request_id.as_ref())
     }
 }
 
