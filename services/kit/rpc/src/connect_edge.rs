@@ -7,7 +7,7 @@
 //! the handler gets a [`ResponseMetadata`] and what it sets is written into
 //! the response; a Connect error the library words wrongly is corrected on
 //! its way out ([`connect_errors::correct_connect_error`]); a quiet server
-//! stream gets its heartbeats ([`heartbeat_layer`]). One future per call
+//! stream gets its heartbeats ([`stream_heartbeats`]). One future per call
 //! instead of a layer, a boxed route and a future for each job.
 
 use std::{
@@ -23,11 +23,10 @@ use tower::Service;
 
 use super::{
     classify::Call,
-    connect_errors, encoding,
-    heartbeat_layer::{self, Stack},
-    proto_json,
+    connect_errors, encoding, proto_json,
     protocol::Framing,
     response_metadata::ResponseMetadata,
+    stream_heartbeats::{self, Stack},
 };
 
 /// The library's router with the kit's Connect work around it. Every
@@ -55,7 +54,7 @@ impl ConnectEdge {
         if let Some(refusal) = encoding::refusal(&request, call) {
             return Box::pin(std::future::ready(refusal));
         }
-        let beat = heartbeat_layer::beat_of(call, &request, Stack::Connect, self.heartbeat_every);
+        let beat = stream_heartbeats::beat_of(call, &request, Stack::Connect, self.heartbeat_every);
         // The answer has the request's shape: no need to read its type.
         let streaming = call.framing == Framing::ConnectStream;
         let request = proto_json::canonical(request, call, self.max_request_bytes);
@@ -68,7 +67,7 @@ impl ConnectEdge {
                 None => response,
             };
             let response = connect_errors::correct_connect_error(response).await;
-            heartbeat_layer::with_beat(response, beat)
+            stream_heartbeats::with_beat(response, beat)
         })
     }
 }

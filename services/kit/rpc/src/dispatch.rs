@@ -16,6 +16,7 @@ use tower::{Service, ServiceExt};
 use super::{
     classify::{Call, Method},
     connect_edge::ConnectEdge,
+    grpc_edge::GrpcEdge,
     protocol::{Framing, Protocol},
     rest::Transcode,
 };
@@ -49,8 +50,8 @@ fn wrong_shape(method: &Method, framing: Framing) -> Option<Response> {
 }
 
 #[derive(Clone, Debug)]
-pub struct Dispatch<P, G, R> {
-    grpc_proto: P,
+pub struct Dispatch<G, R> {
+    grpc_proto: GrpcEdge,
     grpc: G,
     /// REST calls, turned into Connect ones for the same stack.
     rest: Transcode<ConnectEdge>,
@@ -58,9 +59,9 @@ pub struct Dispatch<P, G, R> {
     routes: R,
 }
 
-impl<P, G, R> Dispatch<P, G, R> {
+impl<G, R> Dispatch<G, R> {
     pub fn new(
-        grpc_proto: P,
+        grpc_proto: GrpcEdge,
         grpc: G,
         connect: ConnectEdge,
         routes: R,
@@ -98,16 +99,8 @@ pub trait Route: Send + Sync {
     fn route(&self, request: Request<Body>, call: &Call) -> BoxFuture<'static, Response>;
 }
 
-impl<P, PB, G, GB, R, RB> Route for Dispatch<P, G, R>
+impl<G, GB, R, RB> Route for Dispatch<G, R>
 where
-    P: Service<Request<Body>, Response = Response<PB>, Error = Infallible>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    P::Future: Send + 'static,
-    PB: http_body::Body<Data = Bytes> + Send + 'static,
-    PB::Error: Into<axum::BoxError>,
     G: Service<Request<Body>, Response = Response<GB>, Error = Infallible>
         + Clone
         + Send
@@ -140,7 +133,7 @@ where
             Some(_)
                 if call.framing == Framing::GrpcProto && request.method() == http::Method::POST =>
             {
-                oneshot(&self.grpc_proto, request)
+                self.grpc_proto.serve(request, call)
             }
             Some(_) => oneshot(&self.grpc, request),
             None => oneshot(&self.routes, request),

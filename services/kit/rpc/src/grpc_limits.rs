@@ -7,15 +7,7 @@
 //! - `grpc-message` is cut to a few hundred bytes, so no error echoes a
 //!   caller's megabyte back.
 
-use std::{
-    future::Future,
-    pin::Pin,
-    task::{Context, Poll, ready},
-};
-
-use http::{HeaderMap, HeaderValue, Request, Response};
-use http_body::{Body, Frame, SizeHint};
-use tower::{Layer, Service};
+use http::{HeaderMap, HeaderValue};
 
 use super::{
     connect_errors::{bound_message, grpc_message},
@@ -28,7 +20,8 @@ const OK: &str = "0";
 const OUT_OF_RANGE: &str = "11";
 const RESOURCE_EXHAUSTED: &str = "8";
 
-fn rewrite(headers: &mut HeaderMap) {
+/// Corrects the status in `headers` (an answer's, or its trailers).
+pub(super) fn correct(headers: &mut HeaderMap) {
     // Only a failure's status needs correcting: the headers of a call that
     // goes on to stream carry none, and a success's trailers carry OK; both
     // checks end at one lookup.
@@ -56,100 +49,6 @@ fn rewrite(headers: &mut HeaderMap) {
 /// and '%' itself.
 const GRPC_MESSAGE_ESCAPED: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS.add(b'%');
 
-#[derive(Clone, Copy, Debug, Default)]
-pub struct GrpcLimitStatusLayer;
-
-impl<S> Layer<S> for GrpcLimitStatusLayer {
-    type Service = GrpcLimitStatus<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        GrpcLimitStatus { inner }
-    }
-}
-
-#[derive(Clone, Debug)]
-pub struct GrpcLimitStatus<S> {
-    inner: S,
-}
-
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for GrpcLimitStatus<S>
-where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-{
-    type Response = Response<LimitStatusBody<ResBody>>;
-    type Error = S::Error;
-    type Future = LimitStatusFuture<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        LimitStatusFuture {
-            inner: self.inner.call(request),
-        }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// The answer's headers corrected as they arrive (not boxed: it is on
-    /// every gRPC call's path).
-    pub struct LimitStatusFuture<F> {
-        #[pin]
-        inner: F,
-    }
-}
-
-impl<F, B, E> Future for LimitStatusFuture<F>
-where
-    F: Future<Output = Result<Response<B>, E>>,
-{
-    type Output = Result<Response<LimitStatusBody<B>>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut response = ready!(self.project().inner.poll(cx))?;
-        rewrite(response.headers_mut());
-        Poll::Ready(Ok(response.map(|inner| LimitStatusBody { inner })))
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// A response body whose trailers get the same correction.
-    pub struct LimitStatusBody<B> {
-        #[pin]
-        inner: B,
-    }
-}
-
-impl<B: Body> Body for LimitStatusBody<B> {
-    type Data = B::Data;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
-        self.project().inner.poll_frame(cx).map(|frame| {
-            frame.map(|frame| {
-                frame.map(|frame| match frame.into_trailers() {
-                    Ok(mut trailers) => {
-                        rewrite(&mut trailers);
-                        Frame::trailers(trailers)
-                    }
-                    Err(frame) => frame,
-                })
-            })
-        })
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,12 +61,12 @@ mod tests {
         ))
         .into_http::<()>();
         let mut headers = too_large.headers().clone();
-        rewrite(&mut headers);
+        correct(&mut headers);
         assert_eq!(headers["grpc-status"], RESOURCE_EXHAUSTED);
 
         let a_handlers_own = tonic::Status::out_of_range("page 9 of 3").into_http::<()>();
         let mut headers = a_handlers_own.headers().clone();
-        rewrite(&mut headers);
+        correct(&mut headers);
         assert_eq!(headers["grpc-status"], OUT_OF_RANGE);
     }
 
@@ -176,7 +75,7 @@ mod tests {
         let echo = tonic::Status::invalid_argument(format!("bad: {}", "é".repeat(100_000)))
             .into_http::<()>();
         let mut headers = echo.headers().clone();
-        rewrite(&mut headers);
+        correct(&mut headers);
         let message = grpc_message(&headers).expect("message");
         assert!(
             message.len() <= MAX_ERROR_MESSAGE_BYTES + 3,

@@ -1,7 +1,7 @@
 //! The heartbeat of a server stream: a message of the stream's own type
 //! with only its `kit.stream.v1.Heartbeat` field set, encoded once per
 //! method, in proto and in JSON. Every server-streaming response has such a
-//! field; `heartbeat_layer` sends it on a quiet stream.
+//! field; `stream_heartbeats` sends it on a quiet stream.
 
 use bytes::Bytes;
 use prost_reflect::{Kind, MethodDescriptor};

@@ -1,8 +1,7 @@
 //! Response headers and trailers set by a handler, delivered the way each
 //! protocol carries them. connectrpc-axum's `ConnectResponse` carries only
 //! the message, so a handler takes a [`ResponseMetadata`] extractor, sets
-//! what it wants, and [`ResponseMetadataLayer`] (gRPC) or the Connect edge
-//! writes it out. It is made when a handler first asks for it, in a slot
+//! what it wants, and the gRPC or the Connect edge writes it out. It is made when a handler first asks for it, in a slot
 //! around the handler (a task-local): a call whose handler sets nothing
 //! pays for no allocation, no extension and no rewrite of its answer.
 //!
@@ -22,10 +21,9 @@ use std::{
 
 use axum::extract::FromRequestParts;
 use bytes::{Bytes, BytesMut};
-use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, request::Parts};
+use http::{HeaderMap, HeaderName, HeaderValue, Response, request::Parts};
 use http_body::{Body, Frame, SizeHint};
 use tokio::task::futures::TaskLocalFuture;
-use tower::{Layer, Service};
 
 use super::envelope;
 
@@ -104,73 +102,6 @@ impl<F: Future> Future for Collected<F> {
     }
 }
 
-/// Puts a [`ResponseMetadata`] in every request and writes it into the
-/// response, on the gRPC side of the server, whose responses are tonic's
-/// (the Connect side's `ConnectEdge` does the same among its other work).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct ResponseMetadataLayer;
-
-impl<S> Layer<S> for ResponseMetadataLayer {
-    type Service = WriteResponseMetadata<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        WriteResponseMetadata { inner }
-    }
-}
-
-#[derive(Clone, Debug)]
-pub struct WriteResponseMetadata<S> {
-    inner: S,
-}
-
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for WriteResponseMetadata<S>
-where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-{
-    type Response = Response<MetadataBody<ResBody>>;
-    type Error = S::Error;
-    type Future = MetadataFuture<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        MetadataFuture {
-            inner: ResponseMetadata::collected(self.inner.call(request)),
-        }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// The handler's response, its metadata written in as it arrives (not
-    /// boxed: it is on every gRPC call's path).
-    pub struct MetadataFuture<F> {
-        #[pin]
-        inner: Collected<F>,
-    }
-}
-
-impl<F, B, E> Future for MetadataFuture<F>
-where
-    F: Future<Output = Result<Response<B>, E>>,
-{
-    type Output = Result<Response<MetadataBody<B>>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let (response, metadata) = ready!(self.project().inner.poll(cx));
-        let response = response?;
-        Poll::Ready(Ok(match metadata {
-            Some(metadata) => metadata.write_grpc(response),
-            // Nothing set: the answer as it is.
-            None => response.map(|inner| MetadataBody {
-                inner,
-                metadata: None,
-                mode: Mode::Done,
-            }),
-        }))
-    }
-}
-
 impl ResponseMetadata {
     /// `answer` (a handler's, to come) with a slot for the metadata its
     /// handler may ask for, given back with the answer.
@@ -199,10 +130,13 @@ impl ResponseMetadata {
         if streaming {
             append_all(headers, self.take_headers(), None);
             headers.remove(http::header::CONTENT_LENGTH);
-            let mode = Mode::ConnectEndStream(BytesMut::new());
-            return self
-                .into_response(response, mode)
-                .map(axum::body::Body::new);
+            return response.map(|inner| {
+                axum::body::Body::new(EndStreamBody {
+                    inner,
+                    metadata: self,
+                    pending: BytesMut::new(),
+                })
+            });
         }
         let Metadata {
             headers: added,
@@ -213,31 +147,22 @@ impl ResponseMetadata {
         response.map(axum::body::Body::new)
     }
 
-    /// As [`Self::write_connect`], for a gRPC response (tonic's, on the
-    /// gRPC side of the server): trailers-only or in the trailers.
-    fn write_grpc<B>(self, mut response: Response<B>) -> Response<MetadataBody<B>> {
-        let headers = response.headers_mut();
+    /// Writes what the handler set into the `headers` of a gRPC answer
+    /// (tonic's, at the gRPC edge), and its trailers too if the answer is
+    /// trailers-only (they travel in its headers then): whether trailers
+    /// are still to write ([`Self::append_trailers_to`] the answer's).
+    pub(super) fn write_grpc_headers(&self, headers: &mut HeaderMap) -> bool {
         append_all(headers, self.take_headers(), None);
-        let mode = self.grpc_mode(headers);
-        self.into_response(response, mode)
-    }
-
-    fn grpc_mode(&self, headers: &mut HeaderMap) -> Mode {
         if headers.contains_key(super::protocol::GRPC_STATUS) {
-            // Trailers-only: the trailers travel in the headers.
             append_all(headers, self.take_trailers(), None);
-            Mode::Done
-        } else {
-            Mode::GrpcTrailers
+            return false;
         }
+        true
     }
 
-    fn into_response<B>(self, response: Response<B>, mode: Mode) -> Response<MetadataBody<B>> {
-        response.map(|inner| MetadataBody {
-            inner,
-            metadata: Some(self),
-            mode,
-        })
+    /// Adds the handler's trailers to a gRPC answer's `trailers`.
+    pub(super) fn append_trailers_to(&self, trailers: &mut HeaderMap) {
+        append_all(trailers, self.take_trailers(), None);
     }
 }
 
@@ -263,25 +188,19 @@ fn append_all(target: &mut HeaderMap, source: HeaderMap, prefix: Option<&str>) {
     }
 }
 
-enum Mode {
-    Done,
-    GrpcTrailers,
-    /// Buffers the bytes of the current envelope until it is whole.
-    ConnectEndStream(BytesMut),
-}
-
 pin_project_lite::pin_project! {
-    /// A response body that writes the handler's trailers where its
-    /// protocol carries them.
-    pub struct MetadataBody<B> {
+    /// A Connect stream's answer, the handler's trailers written into its
+    /// end-of-stream message.
+    struct EndStreamBody<B> {
         #[pin]
         inner: B,
-        metadata: Option<ResponseMetadata>,
-        mode: Mode,
+        metadata: ResponseMetadata,
+        // The bytes of the current envelope, until it is whole.
+        pending: BytesMut,
     }
 }
 
-impl<B: Body<Data = Bytes>> Body for MetadataBody<B> {
+impl<B: Body<Data = Bytes>> Body for EndStreamBody<B> {
     type Data = Bytes;
     type Error = B::Error;
 
@@ -293,59 +212,30 @@ impl<B: Body<Data = Bytes>> Body for MetadataBody<B> {
         loop {
             let frame = match this.inner.as_mut().poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => frame,
-                other => {
-                    if let (Poll::Ready(None), Mode::ConnectEndStream(pending)) =
-                        (&other, &mut *this.mode)
-                        && !pending.is_empty()
-                    {
-                        // A truncated envelope: pass it on as it came.
-                        let rest = pending.split().freeze();
-                        return Poll::Ready(Some(Ok(Frame::data(rest))));
-                    }
-                    return other;
+                Poll::Ready(None) if !this.pending.is_empty() => {
+                    // A truncated envelope: pass it on as it came.
+                    let rest = this.pending.split().freeze();
+                    return Poll::Ready(Some(Ok(Frame::data(rest))));
                 }
+                other => return other,
             };
-            match &mut *this.mode {
-                Mode::Done => return Poll::Ready(Some(Ok(frame))),
-                Mode::GrpcTrailers => {
-                    let frame = match frame.into_trailers() {
-                        Ok(mut trailers) => {
-                            if let Some(metadata) = this.metadata {
-                                append_all(&mut trailers, metadata.take_trailers(), None);
-                            }
-                            Frame::trailers(trailers)
-                        }
-                        Err(frame) => frame,
-                    };
-                    return Poll::Ready(Some(Ok(frame)));
-                }
-                Mode::ConnectEndStream(pending) => {
-                    let Ok(data) = frame.into_data() else {
-                        continue;
-                    };
-                    pending.extend_from_slice(&data);
-                    let ready = match this.metadata {
-                        Some(metadata) => complete_envelopes(pending, metadata),
-                        None => pending.split().freeze(),
-                    };
-                    if !ready.is_empty() {
-                        return Poll::Ready(Some(Ok(Frame::data(ready))));
-                    }
-                }
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            this.pending.extend_from_slice(&data);
+            let ready = complete_envelopes(this.pending, this.metadata);
+            if !ready.is_empty() {
+                return Poll::Ready(Some(Ok(Frame::data(ready))));
             }
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-            && !matches!(&self.mode, Mode::ConnectEndStream(pending) if !pending.is_empty())
+        self.inner.is_end_stream() && self.pending.is_empty()
     }
 
     fn size_hint(&self) -> SizeHint {
-        match self.mode {
-            Mode::Done => self.inner.size_hint(),
-            _ => SizeHint::default(),
-        }
+        SizeHint::default()
     }
 }
 
@@ -389,6 +279,8 @@ fn complete_envelopes(pending: &mut BytesMut, metadata: &ResponseMetadata) -> By
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::grpc_edge;
+    use http::Request;
 
     fn end_stream(json: &str) -> BytesMut {
         BytesMut::from(&envelope::framed(envelope::END_STREAM, json.as_bytes())[..])
@@ -498,8 +390,8 @@ mod tests {
     }
 
     /// A handler that [`fill`]s the metadata and answers with
-    /// `content_type` and `frames`, written by the layer (gRPC) or as
-    /// `ConnectEdge` writes it (Connect).
+    /// `content_type` and `frames`, written as `GrpcEdge` (gRPC) or
+    /// `ConnectEdge` (Connect) write it.
     async fn answer(
         content_type: &'static str,
         frames: Vec<Frame<Bytes>>,
@@ -524,12 +416,10 @@ mod tests {
         });
         let request = Request::new(());
         let response = if content_type.starts_with("application/grpc") {
-            ResponseMetadataLayer
-                .layer(handler)
-                .oneshot(request)
-                .await
-                .expect("call")
-                .map(axum::body::Body::new)
+            // The gRPC side writes it as `GrpcEdge` does.
+            let (answer, metadata) = ResponseMetadata::collected(handler.oneshot(request)).await;
+            let answer = answer.expect("call").map(axum::body::Body::new);
+            grpc_edge::corrected(answer, metadata, None).map(axum::body::Body::new)
         } else {
             // The Connect side writes it as `ConnectEdge` does.
             let streaming = content_type.starts_with("application/connect+");
@@ -591,11 +481,10 @@ mod tests {
                     .expect("response"),
             )
         });
-        let response = ResponseMetadataLayer
-            .layer(handler)
-            .oneshot(Request::new(()))
-            .await
-            .expect("call");
+        let (answer, metadata) =
+            ResponseMetadata::collected(handler.oneshot(Request::new(()))).await;
+        let answer = answer.expect("call").map(axum::body::Body::new);
+        let response = grpc_edge::corrected(answer, metadata, None);
         assert_eq!(response.headers()["grpc-status"], "5");
         assert_eq!(response.headers()["x-h"], "1");
         assert_eq!(response.headers()["x-t"], "2");

@@ -45,16 +45,13 @@ use super::{
     connect_bridge::ConnectBridge,
     connect_edge::ConnectEdge,
     cors,
-    deadline::GrpcDeadlineLayer,
     dispatch::Dispatch,
+    grpc_edge::GrpcEdge,
     grpc_json::{self, GrpcJsonLayer},
-    grpc_limits::GrpcLimitStatusLayer,
     health::{self, HEALTH_SERVICE, Readiness},
-    heartbeat_layer::HeartbeatLayer,
     pipeline::{Calls, Pipeline},
     protocol::RpcName,
     rate_class::{RateClass, RateClasses},
-    response_metadata::ResponseMetadataLayer,
     service::RpcService,
 };
 use shop_kit_auth::{SharedSecret, TokenVerifier};
@@ -287,8 +284,7 @@ impl RpcServer {
         let grpc_routes = grpc_routes
             .add_service(grpc_defaults!(health_server, self.http))
             .add_service(grpc_defaults!(reflection_v1, self.http))
-            .add_service(grpc_defaults!(reflection_v1alpha, self.http))
-            .prepare();
+            .add_service(grpc_defaults!(reflection_v1alpha, self.http));
         // The server's own methods go straight to their stack; health and
         // reflection (tonic's only) through the routes that bridge them.
         let methods = Methods::new(
@@ -316,13 +312,7 @@ impl RpcServer {
         // gRPC of proto, as tonic takes it; the other codecs and gRPC-Web
         // are translated to it first.
         let heartbeat_every = self.http.stream_heartbeat();
-        let grpc_proto = ServiceBuilder::new()
-            .layer(HeartbeatLayer::grpc(heartbeat_every))
-            .layer(GrpcDeadlineLayer)
-            .layer(GrpcLimitStatusLayer)
-            .layer(ResponseMetadataLayer)
-            .layer(connectrpc_axum::tonic::FromRequestPartsLayer::new())
-            .service(grpc_routes);
+        let grpc_proto = GrpcEdge::new(grpc_routes, heartbeat_every);
         let grpc = ServiceBuilder::new()
             .layer(GrpcJsonLayer::new(self.http.max_request_bytes))
             .layer(tonic_web::GrpcWebLayer::new())

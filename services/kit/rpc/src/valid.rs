@@ -39,6 +39,7 @@ use shop_kit_auth::{CallerRefused, CertifiedService, SharedSecret};
 use super::{
     broken_rules::{RequestRules, Rules},
     classify::Call,
+    grpc_edge,
     valid_stream::ValidStream,
 };
 
@@ -180,6 +181,7 @@ where
     type Rejection = ConnectError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ConnectError> {
+        grpc_edge::restore_headers(parts);
         let rules = RequestRules::of(parts);
         let secret = secret_to_check(parts);
         let extracted = H::extract(parts, state).await?;

@@ -8,7 +8,7 @@
 
 use std::{
     pin::Pin,
-    task::{Context, Poll, ready},
+    task::{Context, Poll},
     time::Duration,
 };
 
@@ -17,75 +17,15 @@ use http::{Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
-use tower::{Layer, Service};
 
 use super::{classify::Call, envelope, protocol::content_type};
 
-/// Which stack the layer serves: the gRPC one takes binary proto only (the
+/// Which edge the stream leaves by: the gRPC one takes binary proto only (the
 /// other codecs are translated to it first); the Connect one either codec.
 #[derive(Clone, Copy, Debug)]
 pub(super) enum Stack {
     Grpc,
     Connect,
-}
-
-/// Sends heartbeats on the server streams of the stack it wraps.
-#[derive(Clone, Copy, Debug)]
-pub struct HeartbeatLayer {
-    every: Duration,
-    stack: Stack,
-}
-
-impl HeartbeatLayer {
-    /// For the gRPC stack (proto envelopes).
-    pub fn grpc(every: Duration) -> Self {
-        Self {
-            every,
-            stack: Stack::Grpc,
-        }
-    }
-}
-
-impl<S> Layer<S> for HeartbeatLayer {
-    type Service = Heartbeats<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        Heartbeats {
-            inner,
-            every: self.every,
-            stack: self.stack,
-        }
-    }
-}
-
-#[derive(Clone, Debug)]
-pub struct Heartbeats<S> {
-    inner: S,
-    every: Duration,
-    stack: Stack,
-}
-
-impl<S, B, RB> Service<Request<B>> for Heartbeats<S>
-where
-    S: Service<Request<B>, Response = Response<RB>>,
-    RB: Body<Data = Bytes> + Send + 'static,
-    RB::Error: Into<axum::BoxError>,
-{
-    type Response = Response<axum::body::Body>;
-    type Error = S::Error;
-    type Future = ResponseFuture<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<B>) -> Self::Future {
-        let beat = beat_of(&Call::of(&request), &request, self.stack, self.every);
-        ResponseFuture {
-            inner: self.inner.call(request),
-            beat,
-        }
-    }
 }
 
 /// The heartbeat a call of `stack` sends on its response stream, and how
@@ -131,31 +71,6 @@ where
         boundary: envelope::Watch::new(0, 0),
     };
     response.map(|inner| axum::body::Body::new(HeartbeatBody { inner, beat }))
-}
-
-pin_project! {
-    pub struct ResponseFuture<F> {
-        #[pin]
-        inner: F,
-        beat: Option<(Bytes, Duration)>,
-    }
-}
-
-impl<F, RB, E> Future for ResponseFuture<F>
-where
-    F: Future<Output = Result<Response<RB>, E>>,
-    RB: Body<Data = Bytes> + Send + 'static,
-    RB::Error: Into<axum::BoxError>,
-{
-    /// A unary call's body is handed on as it came (an axum body is not
-    /// boxed again); only a server stream's is wrapped.
-    type Output = Result<Response<axum::body::Body>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let response = ready!(this.inner.poll(cx))?;
-        Poll::Ready(Ok(with_beat(response, this.beat.take())))
-    }
 }
 
 struct Beat {
