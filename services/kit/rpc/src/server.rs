@@ -46,7 +46,7 @@ use super::{
     connect_edge::ConnectEdge,
     cors,
     dispatch::Dispatch,
-    grpc_edge::GrpcEdge,
+    grpc_edge::{GrpcEdge, GrpcServers},
     grpc_json::{self, GrpcJsonLayer},
     health::{self, HEALTH_SERVICE, Readiness},
     pipeline::{Calls, Pipeline},
@@ -275,16 +275,16 @@ impl RpcServer {
         let reflection_v1 = self.reflection_builder(&descriptor_sets).build_v1()?;
         let reflection_v1alpha = self.reflection_builder(&descriptor_sets).build_v1alpha()?;
         let mut connect_routes = Router::new();
-        let mut grpc_routes = tonic::service::Routes::default();
+        let mut grpc_servers = GrpcServers::default();
         for service in std::mem::take(&mut self.services) {
             let (connect, add_grpc) = service.into_parts();
             connect_routes = connect_routes.merge(connect);
-            grpc_routes = add_grpc(grpc_routes, self.http.max_request_bytes);
+            add_grpc(&mut grpc_servers, self.http.max_request_bytes);
         }
-        let grpc_routes = grpc_routes
-            .add_service(grpc_defaults!(health_server, self.http))
-            .add_service(grpc_defaults!(reflection_v1, self.http))
-            .add_service(grpc_defaults!(reflection_v1alpha, self.http));
+        grpc_servers
+            .add(grpc_defaults!(health_server, self.http))
+            .add(grpc_defaults!(reflection_v1, self.http))
+            .add(grpc_defaults!(reflection_v1alpha, self.http));
         // The server's own methods go straight to their stack; health and
         // reflection (tonic's only) through the routes that bridge them.
         let methods = Methods::new(
@@ -312,7 +312,7 @@ impl RpcServer {
         // gRPC of proto, as tonic takes it; the other codecs and gRPC-Web
         // are translated to it first.
         let heartbeat_every = self.http.stream_heartbeat();
-        let grpc_proto = GrpcEdge::new(grpc_routes, heartbeat_every);
+        let grpc_proto = GrpcEdge::new(grpc_servers, heartbeat_every);
         let grpc = ServiceBuilder::new()
             .layer(GrpcJsonLayer::new(self.http.max_request_bytes))
             .layer(tonic_web::GrpcWebLayer::new())

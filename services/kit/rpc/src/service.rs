@@ -10,7 +10,9 @@ use std::convert::Infallible;
 
 use axum::{Router, response::IntoResponse};
 use http::Request;
-use tonic::{server::NamedService, service::Routes};
+use tonic::server::NamedService;
+
+use super::grpc_edge::GrpcServers;
 use tower::Service;
 
 /// A generated tonic server (`*ServiceServer`), as an [`RpcService`]
@@ -43,14 +45,18 @@ impl<G> GrpcServer for G where
 {
 }
 
+/// What adds a service's gRPC server to a server's, with that server's
+/// largest request message.
+pub(crate) type AddGrpc = Box<dyn FnOnce(&mut GrpcServers, usize) + Send>;
+
 /// A service of the contract with its handlers (see the module).
 pub struct RpcService {
     name: &'static str,
     descriptors: &'static [u8],
     connect: Router,
-    /// Adds its gRPC server to a server's routes, with that server's
-    /// largest request message.
-    grpc: Box<dyn FnOnce(Routes, usize) -> Routes + Send>,
+    /// Adds its gRPC server to a server's, with that server's largest
+    /// request message.
+    grpc: AddGrpc,
 }
 
 impl std::fmt::Debug for RpcService {
@@ -80,7 +86,7 @@ impl RpcService {
     }
 
     /// Its Connect routes, and what adds its gRPC server to a server's.
-    pub(crate) fn into_parts(self) -> (Router, Box<dyn FnOnce(Routes, usize) -> Routes + Send>) {
+    pub(crate) fn into_parts(self) -> (Router, AddGrpc) {
         (self.connect, self.grpc)
     }
 }
@@ -88,7 +94,7 @@ impl RpcService {
 /// For the route builders shop-kit-build generates, and nothing else.
 #[doc(hidden)]
 pub mod __generated {
-    use super::{GrpcServer, Router, Routes, RpcService};
+    use super::{GrpcServer, GrpcServers, Router, RpcService};
 
     /// The service `G` (its gRPC server, tonic's), with its Connect routes
     /// `connect`, described by the encoded `FileDescriptorSet`
@@ -109,8 +115,8 @@ pub mod __generated {
             name: G::NAME,
             descriptors,
             connect,
-            grpc: Box::new(move |routes: Routes, max_request_bytes| {
-                routes.add_service(limit(grpc, max_request_bytes))
+            grpc: Box::new(move |servers: &mut GrpcServers, max_request_bytes| {
+                servers.add(limit(grpc, max_request_bytes));
             }),
         }
     }
