@@ -14,6 +14,7 @@ use prost_reflect::{DescriptorPool, MethodDescriptor};
 
 use super::{
     heartbeat::{Heartbeat, NoHeartbeat},
+    observe::OkSeries,
     protocol::{Framing, Protocol, RpcName},
     rate_class::{RateClass, RateClasses},
     timeout::{MalformedTimeout, at_most},
@@ -60,6 +61,8 @@ pub struct Method {
     /// What its stream sends when it has been quiet (server streams of the
     /// server's own services).
     pub heartbeat: Option<Heartbeat>,
+    /// Its metric series for successful calls, by protocol, looked up once.
+    pub ok_series: OkSeries,
 }
 
 /// Why the server's methods could not be assembled.
@@ -226,6 +229,7 @@ impl Methods {
                     descriptor: Some(method.clone()),
                     direct,
                     index: by_path.len(),
+                    ok_series: OkSeries::default(),
                 }));
                 by_path.insert(path, entry);
             }
@@ -247,6 +251,7 @@ impl Methods {
                 ruled: false,
                 shared_secret: None,
                 heartbeat: None,
+                ok_series: OkSeries::default(),
             }));
             by_path.insert(path, entry);
         }

@@ -100,6 +100,7 @@ impl Observed {
             call: RpcCall {
                 service,
                 method,
+                ok_series: classified.method.map(|method| &method.ok_series),
                 streaming: classified.method.is_some_and(|method| method.streaming),
                 protocol: classified.protocol,
                 framing: classified.framing,
@@ -149,6 +150,8 @@ impl Observed {
 struct RpcCall {
     service: &'static str,
     method: &'static str,
+    /// Its method's series of successful calls (a registered method's).
+    ok_series: Option<&'static OkSeries>,
     /// A streaming method's handler runs while its response streams; a
     /// unary one's has finished before its body is polled.
     streaming: bool,
@@ -185,19 +188,40 @@ type Handles = (Histogram, Histogram, Histogram);
 fn series(key: Series) -> Handles {
     type Kept = RwLock<HashMap<Series, Handles, foldhash::fast::RandomState>>;
     static SERIES: OnceLock<Kept> = OnceLock::new();
-    shop_kit_observe::metrics::kept(SERIES.get_or_init(Kept::default), &key, || {
-        let labels = [
-            ("service", key.service),
-            ("method", key.method),
-            ("protocol", key.protocol.as_str()),
-            ("code", key.code),
-        ];
-        (
-            metrics::histogram!(CALL_DURATION, &labels),
-            metrics::histogram!(REQUEST_SIZE, &labels),
-            metrics::histogram!(RESPONSE_SIZE, &labels),
-        )
-    })
+    shop_kit_observe::metrics::kept(SERIES.get_or_init(Kept::default), &key, || handles(key))
+}
+
+/// The handles of a series, from the recorder.
+fn handles(key: Series) -> Handles {
+    let labels = [
+        ("service", key.service),
+        ("method", key.method),
+        ("protocol", key.protocol.as_str()),
+        ("code", key.code),
+    ];
+    (
+        metrics::histogram!(CALL_DURATION, &labels),
+        metrics::histogram!(REQUEST_SIZE, &labels),
+        metrics::histogram!(RESPONSE_SIZE, &labels),
+    )
+}
+
+/// A method's series of successful calls, one per protocol, kept with the
+/// method once its first such call looked them up: most calls succeed, and
+/// theirs take no lock, no hash and no handle's clone.
+#[derive(Debug, Default)]
+pub struct OkSeries([OnceLock<Handles>; 4]);
+
+impl OkSeries {
+    fn of(&self, key: Series) -> &Handles {
+        let protocol = match key.protocol {
+            Protocol::Connect => 0,
+            Protocol::Grpc => 1,
+            Protocol::GrpcWeb => 2,
+            Protocol::Rest => 3,
+        };
+        self.0[protocol].get_or_init(|| handles(key))
+    }
 }
 
 /// A call slower than this is logged whatever its outcome.
@@ -237,12 +261,20 @@ impl RpcCall {
     /// caller cancelled or one refused for want of room.
     fn finish(self, code: &'static str, sent: u64) {
         let elapsed = self.started.elapsed();
-        let (duration, request_size, response_size) = series(Series {
+        let key = Series {
             service: self.service,
             method: self.method,
             protocol: self.protocol,
             code,
-        });
+        };
+        let looked_up;
+        let (duration, request_size, response_size) = match self.ok_series {
+            Some(kept) if code == "ok" => kept.of(key),
+            _ => {
+                looked_up = series(key);
+                &looked_up
+            }
+        };
         duration.record(elapsed.as_secs_f64());
         if let Some(bytes) = self.request_bytes {
             request_size.record(bytes as f64);
