@@ -54,9 +54,9 @@ impl RequestRules {
         Self { json_names }
     }
 
-    /// How the caller of `parts` names fields.
-    pub(super) fn of(parts: &Parts) -> Self {
-        Self::new(sent_json(parts))
+    /// How the caller of `parts`, classified as `call`, names fields.
+    pub(super) fn of(parts: &Parts, call: Option<&Call>) -> Self {
+        Self::new(sent_json(parts, call))
     }
 
     /// `invalid_argument` naming each rule `broken` breaks.
@@ -111,12 +111,12 @@ impl RequestRules {
 /// `application/json` and `application/connect+json`, Connect GET's
 /// `encoding=json`, or gRPC's `+json` codecs (transcoded before the
 /// handler, see [`SentJson`]).
-fn sent_json(parts: &Parts) -> bool {
+fn sent_json(parts: &Parts, call: Option<&Call>) -> bool {
     if parts.extensions.get::<SentJson>().is_some() {
         return true;
     }
     // The content type as the request was classified, where that says.
-    match parts.extensions.get::<Call>().map(|call| call.framing) {
+    match call.map(|call| call.framing) {
         Some(Framing::PlainJson) => return true,
         Some(Framing::PlainProto | Framing::Plain | Framing::GrpcProto) => return false,
         _ => {}
@@ -187,14 +187,14 @@ mod tests {
                     .expect("request"),
             )
         };
-        assert!(sent_json(&post("application/json")));
-        assert!(sent_json(&post("Application/JSON; charset=utf-8")));
-        assert!(sent_json(&post("application/connect+json")));
-        assert!(!sent_json(&post("application/proto")));
-        assert!(!sent_json(&post("application/grpc")));
+        assert!(sent_json(&post("application/json"), None));
+        assert!(sent_json(&post("Application/JSON; charset=utf-8"), None));
+        assert!(sent_json(&post("application/connect+json"), None));
+        assert!(!sent_json(&post("application/proto"), None));
+        assert!(!sent_json(&post("application/grpc"), None));
         let mut transcoded = post("application/grpc+proto");
         transcoded.extensions.insert(SentJson);
-        assert!(sent_json(&transcoded));
+        assert!(sent_json(&transcoded, None));
         let get = |query: &str| {
             parts(
                 http::Request::get(format!("/s.v1.S/M?{query}"))
@@ -202,8 +202,8 @@ mod tests {
                     .expect("request"),
             )
         };
-        assert!(sent_json(&get("message=%7B%7D&encoding=json")));
-        assert!(!sent_json(&get("message=AA&encoding=proto&base64=1")));
+        assert!(sent_json(&get("message=%7B%7D&encoding=json"), None));
+        assert!(!sent_json(&get("message=AA&encoding=proto&base64=1"), None));
     }
 
     #[test]

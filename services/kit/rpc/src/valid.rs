@@ -182,8 +182,9 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ConnectError> {
         grpc_edge::restore_headers(parts);
-        let rules = RequestRules::of(parts);
-        let secret = secret_to_check(parts);
+        let call = parts.extensions.get::<Call>();
+        let rules = RequestRules::of(parts, call);
+        let secret = secret_to_check(parts, call);
         let extracted = H::extract(parts, state).await?;
         Ok(Self {
             extracted,
@@ -278,10 +279,8 @@ where
 /// request: the server's (none set: every secret is refused), unless the
 /// caller showed a certificate of the shop's CA instead (which
 /// `policy::admit` checked and left in the extensions).
-fn secret_to_check(parts: &Parts) -> Option<SharedSecret> {
-    let secret = parts
-        .extensions
-        .get::<Call>()
+fn secret_to_check(parts: &Parts, call: Option<&Call>) -> Option<SharedSecret> {
+    let secret = call
         .and_then(|call| call.method)
         .and_then(|method| method.shared_secret.as_ref())?;
     let certified = matches!(
