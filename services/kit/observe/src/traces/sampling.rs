@@ -8,12 +8,13 @@
 //! then only ever sees spans that are kept (its sampler follows parents
 //! and keeps roots).
 
-use std::sync::OnceLock;
+use std::{cell::RefCell, sync::OnceLock};
 
 use opentelemetry::{
     Context,
     trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState},
 };
+use rand::{Rng as _, SeedableRng as _, rngs::SmallRng};
 
 static RATIO: OnceLock<f64> = OnceLock::new();
 
@@ -41,18 +42,31 @@ pub(super) fn configure(flag: Option<f64>) {
 /// Whether a new trace is kept.
 pub(super) fn keep_new_trace() -> bool {
     let ratio = RATIO.get().copied().unwrap_or(1.0);
-    ratio >= 1.0 || (ratio > 0.0 && rand::random::<f64>() < ratio)
+    ratio >= 1.0 || (ratio > 0.0 && random::<f64>() < ratio)
 }
 
 /// The context of a new trace nobody keeps: fresh ids, not sampled.
 pub(super) fn unsampled_trace() -> Context {
     Context::new().with_remote_span_context(SpanContext::new(
-        TraceId::from_bytes(rand::random::<u128>().max(1).to_be_bytes()),
-        SpanId::from_bytes(rand::random::<u64>().max(1).to_be_bytes()),
+        TraceId::from_bytes(random::<u128>().max(1).to_be_bytes()),
+        SpanId::from_bytes(random::<u64>().max(1).to_be_bytes()),
         TraceFlags::default(),
         false,
         TraceState::default(),
     ))
+}
+
+/// A random value of this thread's small generator: as the SDK makes its
+/// ids (`RandomIdGenerator`), not from the cryptographic one (`rand::random`
+/// took ~150 instructions more a call, for a coin and two ids nobody keeps).
+fn random<T>() -> T
+where
+    rand::distributions::Standard: rand::distributions::Distribution<T>,
+{
+    thread_local! {
+        static RNG: RefCell<SmallRng> = RefCell::new(SmallRng::from_entropy());
+    }
+    RNG.with(|rng| rng.borrow_mut().r#gen())
 }
 
 /// Whether `cx` is part of a trace, and whether that trace is kept.
