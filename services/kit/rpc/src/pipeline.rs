@@ -107,11 +107,10 @@ impl Steps {
         if let Some(verifier) = &self.verifier {
             request.extensions_mut().insert(verifier.clone());
         }
-        request_id::drop_unsafe_in(request.headers_mut());
-        let call = self.methods.classify(&mut request);
         // The client's id comes back on the response (a failed call without
         // one gets one made up, see observe).
-        let request_id = request.headers().get(X_REQUEST_ID).cloned();
+        let request_id = request_id::drop_unsafe_in(request.headers_mut());
+        let call = self.methods.classify(&mut request);
         let mut answer = if Browsers::from_browser(&request) {
             Answer::of(Work::Waiting {
                 future: self.browsers.answer(

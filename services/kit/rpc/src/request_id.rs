@@ -2,9 +2,9 @@
 //! short and made of safe characters; any other is dropped, so a fresh one
 //! is made. A caller cannot make the shop echo or log a 64 KiB header.
 
-use http::HeaderMap;
 #[cfg(any(test, feature = "fuzzing"))]
 use http::Request;
+use http::{HeaderMap, HeaderValue};
 
 use super::protocol::X_REQUEST_ID as HEADER;
 
@@ -28,20 +28,21 @@ pub fn drop_unsafe<B>(mut request: Request<B>) -> Request<B> {
     request
 }
 
-/// As [`drop_unsafe`], in a request's `headers`.
-pub fn drop_unsafe_in(headers: &mut HeaderMap) {
-    let keep = {
+/// As [`drop_unsafe`], in a request's `headers`: the id kept, if any.
+pub fn drop_unsafe_in(headers: &mut HeaderMap) -> Option<HeaderValue> {
+    let kept = {
         let mut values = headers.get_all(HEADER).iter();
         match (values.next(), values.next()) {
             // None to drop: most requests.
-            (None, _) => return,
-            (Some(first), None) => is_safe(first.as_bytes()),
-            (Some(_), Some(_)) => false,
+            (None, _) => return None,
+            (Some(first), None) => Some(first).filter(|id| is_safe(id.as_bytes())).cloned(),
+            (Some(_), Some(_)) => None,
         }
     };
-    if !keep {
+    if kept.is_none() {
         headers.remove(HEADER);
     }
+    kept
 }
 
 #[cfg(test)]
