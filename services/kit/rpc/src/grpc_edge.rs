@@ -43,7 +43,7 @@ use axum::{
 use bytes::Bytes;
 use connectrpc_axum::tonic::CapturedParts;
 use futures::future::{BoxFuture, FutureExt as _, Map};
-use http::{HeaderMap, HeaderName, Request, request::Parts};
+use http::{HeaderMap, Request, request::Parts};
 use http_body::{Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 use tower::{Service, ServiceExt as _, util::BoxCloneSyncService};
@@ -169,13 +169,6 @@ fn unimplemented() -> Response {
     Response::from_parts(parts, Body::empty())
 }
 
-/// What tonic reads of a request's headers: how its message is compressed
-/// and how the answer may be.
-const TONIC_READS: [HeaderName; 2] = [
-    HeaderName::from_static("grpc-encoding"),
-    HeaderName::from_static("grpc-accept-encoding"),
-];
-
 /// A gRPC request's headers, kept for its handler's extractors while tonic
 /// decodes it (cloned never: an extension must be `Clone`).
 #[derive(Clone)]
@@ -185,9 +178,12 @@ struct SetAside(HeaderMap);
 /// ones tonic reads left with it.
 fn handed_to_tonic<B>(mut request: Request<B>) -> Request<B> {
     let headers = std::mem::take(request.headers_mut());
-    for name in TONIC_READS {
-        if let Some(value) = headers.get(&name) {
-            request.headers_mut().insert(name, value.clone());
+    // What tonic reads of them: how the message is compressed and how the
+    // answer may be. One pass over the few names (most differ in length)
+    // instead of a hashed lookup for each.
+    for (name, value) in &headers {
+        if matches!(name.as_str(), "grpc-encoding" | "grpc-accept-encoding") {
+            request.headers_mut().append(name.clone(), value.clone());
         }
     }
     let captured = CapturedParts {
@@ -312,7 +308,11 @@ mod tests {
             .body(())
             .expect("request");
         let given = handed_to_tonic(request);
-        let read: Vec<_> = given.headers().keys().map(HeaderName::as_str).collect();
+        let read: Vec<_> = given
+            .headers()
+            .keys()
+            .map(http::HeaderName::as_str)
+            .collect();
         assert_eq!(read, ["grpc-encoding", "grpc-accept-encoding"]);
         let captured = given
             .extensions()

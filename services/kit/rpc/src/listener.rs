@@ -516,7 +516,7 @@ enum Stop {
     Idle,
 }
 
-/// Requests in flight on one connection, and when that last changed.
+/// Requests in flight on one connection, and when one last ended.
 struct Activity {
     in_flight: AtomicUsize,
     changed_at_ms: AtomicU64,
@@ -560,8 +560,9 @@ struct InFlight(Arc<Activity>);
 
 impl InFlight {
     fn start(activity: Arc<Activity>) -> Self {
+        // No clock read: while a request is in flight the connection is
+        // not idle whatever the time, and its end is what is timed.
         activity.in_flight.fetch_add(1, Ordering::Relaxed);
-        activity.touch();
         Self(activity)
     }
 }
