@@ -45,11 +45,7 @@ use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
     server::conn::auto,
 };
-use tokio::{
-    net::TcpListener,
-    sync::{Semaphore, oneshot},
-    time::Instant,
-};
+use tokio::{net::TcpListener, sync::Semaphore, time::Instant};
 use tokio_util::task::TaskTracker;
 
 use super::{
@@ -407,8 +403,10 @@ impl Connection {
         let mut connection = pin!(connection);
         // Shutdown and idleness are watched by a task of their own: in this
         // select they would be polled on every wake of the connection (a
-        // few times per call), here only a channel is.
-        let (mut stop, stopped) = oneshot::channel();
+        // few times per call), here only a channel is: futures' (a flag
+        // read), not tokio's, whose every poll spends the task's budget,
+        // and in a fixed order, the connection first (no coin tossed).
+        let (mut stop, mut stopped) = futures::channel::oneshot::channel();
         let shutdown = self.shutdown.clone();
         let idle_timeout = self.idle_timeout;
         tokio::spawn(async move {
@@ -416,13 +414,14 @@ impl Connection {
                 () = shutdown.requested() => Stop::Shutdown,
                 () = activity.idle_for(idle_timeout) => Stop::Idle,
                 // The connection ended first.
-                () = stop.closed() => return,
+                _ = stop.cancellation() => return,
             };
             let _ = stop.send(why);
         });
         let closing = tokio::select! {
+            biased;
             _ = connection.as_mut() => return,
-            why = stopped => why == Ok(Stop::Idle),
+            why = &mut stopped => why == Ok(Stop::Idle),
         };
         connection.as_mut().graceful_shutdown();
         if closing {
