@@ -13,7 +13,10 @@ use std::{
 use axum::{Router, body::Body, response::Response};
 use futures::future::BoxFuture;
 use http::Request;
+use http_body_util::BodyExt as _;
 use tower::{Service, ServiceExt};
+
+use super::listener::InFlight;
 
 /// A service a listener serves.
 #[derive(Clone)]
@@ -21,7 +24,27 @@ pub struct App(Arc<dyn Serve>);
 
 /// Answers a request by reference.
 pub(crate) trait Serve: Send + Sync + 'static {
-    fn serve(&self, request: Request<Body>) -> BoxFuture<'static, Result<Response, Infallible>>;
+    /// The answer to `request`; its body holds `in_flight` (the listener's
+    /// count of the connection's requests) until it is sent or dropped.
+    fn serve(
+        &self,
+        request: Request<Body>,
+        in_flight: Option<InFlight>,
+    ) -> BoxFuture<'static, Result<Response, Infallible>>;
+}
+
+/// `response`, its body holding `in_flight` until it is sent or dropped
+/// (for an answer that has no body of the kit's own to hold it).
+pub(crate) fn holding(response: Response, in_flight: Option<InFlight>) -> Response {
+    let Some(in_flight) = in_flight else {
+        return response;
+    };
+    response.map(|body| {
+        Body::new(body.map_frame(move |frame| {
+            let _held = &in_flight;
+            frame
+        }))
+    })
 }
 
 /// A tower service, cloned for each request.
@@ -36,8 +59,16 @@ where
         + 'static,
     S::Future: Send + 'static,
 {
-    fn serve(&self, request: Request<Body>) -> BoxFuture<'static, Result<Response, Infallible>> {
-        Box::pin(self.0.clone().oneshot(request))
+    fn serve(
+        &self,
+        request: Request<Body>,
+        in_flight: Option<InFlight>,
+    ) -> BoxFuture<'static, Result<Response, Infallible>> {
+        let answer = self.0.clone().oneshot(request);
+        Box::pin(async move {
+            let Ok(response) = answer.await;
+            Ok(holding(response, in_flight))
+        })
     }
 }
 
@@ -59,12 +90,13 @@ impl App {
         Self(Arc::new(serve))
     }
 
-    /// The answer to `request`.
+    /// The answer to `request`, holding `in_flight` until it is sent.
     pub(crate) fn serve(
         &self,
         request: Request<Body>,
+        in_flight: Option<InFlight>,
     ) -> BoxFuture<'static, Result<Response, Infallible>> {
-        self.0.serve(request)
+        self.0.serve(request, in_flight)
     }
 }
 
@@ -90,6 +122,6 @@ impl Service<Request<Body>> for App {
     }
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
-        self.0.serve(request)
+        self.0.serve(request, None)
     }
 }

@@ -26,20 +26,18 @@
 
 use std::{
     convert::Infallible,
-    future::Future,
     net::SocketAddr,
-    pin::{Pin, pin},
+    pin::pin,
     sync::{
         Arc,
         atomic::{AtomicU64, AtomicUsize, Ordering},
     },
-    task::{Context, Poll},
     time::Duration,
 };
 
 use axum::{Router, body::Body, extract::ConnectInfo, response::Response};
+use futures::future::BoxFuture;
 use http::Request;
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
@@ -465,9 +463,9 @@ struct PerConnection {
 impl hyper::service::Service<Request<Incoming>> for PerConnection {
     type Response = Response;
     type Error = Infallible;
-    type Future = Answer;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
 
-    fn call(&self, mut request: Request<Incoming>) -> Answer {
+    fn call(&self, mut request: Request<Incoming>) -> Self::Future {
         request.extensions_mut().insert(ConnectInfo(self.remote));
         if let Some(client) = self.clients.client_of(self.remote.ip(), request.headers()) {
             request.extensions_mut().insert(client);
@@ -475,35 +473,10 @@ impl hyper::service::Service<Request<Incoming>> for PerConnection {
         if let Some(session) = &self.session {
             request.extensions_mut().insert(session.clone());
         }
-        Answer {
-            in_flight: Some(InFlight::start(self.activity.clone())),
-            answer: self.app.serve(request.map(drained_when_dropped)),
-        }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// A request's answer; the call is in flight until its response body
-    /// is gone.
-    struct Answer {
-        answer: futures::future::BoxFuture<'static, Result<Response, Infallible>>,
-        in_flight: Option<InFlight>,
-    }
-}
-
-impl Future for Answer {
-    type Output = Result<Response, Infallible>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let response = std::task::ready!(this.answer.as_mut().poll(cx))?;
-        let in_flight = this.in_flight.take();
-        Poll::Ready(Ok(response.map(|body| {
-            Body::new(body.map_frame(move |frame| {
-                let _held = &in_flight;
-                frame
-            }))
-        })))
+        self.app.serve(
+            request.map(drained_when_dropped),
+            Some(InFlight::start(self.activity.clone())),
+        )
     }
 }
 
@@ -555,7 +528,7 @@ impl Activity {
 }
 
 /// Counts one request in flight until its response body is gone.
-struct InFlight(Arc<Activity>);
+pub(crate) struct InFlight(Arc<Activity>);
 
 impl InFlight {
     fn start(activity: Arc<Activity>) -> Self {

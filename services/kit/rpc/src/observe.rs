@@ -33,6 +33,7 @@ use super::{
     connect_errors::code_name,
     envelope,
     health::HEALTH_SERVICE,
+    listener::InFlight,
     protocol::{Framing, GRPC_STATUS, Protocol, X_REQUEST_ID, content_type, is_rpc_method},
     sse,
 };
@@ -125,7 +126,7 @@ impl Observed {
     /// The call's `response`, measured as it is sent: the call is
     /// finished (counted, logged, its span ended) when its body ends or
     /// is dropped. A failed call the client gave no id gets one, to quote.
-    pub(super) fn answered(self, response: Response) -> Response {
+    pub(super) fn answered(self, response: Response, in_flight: Option<InFlight>) -> Response {
         let mut call = self.call;
         let (mut parts, body) = response.into_parts();
         let sniffer = CodeSniffer::new(call.protocol, call.framing, parts.status, &parts.headers);
@@ -142,6 +143,7 @@ impl Observed {
             sniffer,
             sent: 0,
             call: Some(call),
+            _in_flight: in_flight,
         };
         Response::from_parts(parts, Body::new(observed))
     }
@@ -453,6 +455,8 @@ pin_project_lite::pin_project! {
         // Bytes of the body sent so far.
         sent: u64,
         call: Option<RpcCall>,
+        // Held until the body is gone (the listener's count of requests).
+        _in_flight: Option<InFlight>,
     }
 
     impl PinnedDrop for ObservedBody {

@@ -33,11 +33,12 @@ use shop_kit_observe::traces::serving_as;
 
 use super::{
     admission::{Admission, Admitted, Pass, answered_ok},
-    app::Serve,
+    app::{Serve, holding},
     call_context::{InContext, in_context},
     classify::{Call, Methods},
     cors::Browsers,
     dispatch::Route,
+    listener::InFlight,
     observe::Observed,
     protocol::{Protocol, X_REQUEST_ID},
     request_id, single_message,
@@ -93,10 +94,19 @@ impl Pipeline {
 /// Served by reference (no clone of the pipeline per request), as the
 /// service the scope names when there is one.
 impl Serve for Pipeline {
-    fn serve(&self, request: Request<Body>) -> BoxFuture<'static, Result<Response, Infallible>> {
+    fn serve(
+        &self,
+        request: Request<Body>,
+        in_flight: Option<InFlight>,
+    ) -> BoxFuture<'static, Result<Response, Infallible>> {
+        let answer = || {
+            let mut answer = self.0.answer(request);
+            answer.in_flight = in_flight;
+            answer
+        };
         match self.0.scope {
-            Some(service) => Box::pin(serving_as(service, || self.0.answer(request))),
-            None => Box::pin(self.0.answer(request)),
+            Some(service) => Box::pin(serving_as(service, answer)),
+            None => Box::pin(answer()),
         }
     }
 }
@@ -151,6 +161,7 @@ impl Steps {
             observed: Some(observed),
             trace,
             request_id: None,
+            in_flight: None,
         }
     }
 
@@ -347,6 +358,9 @@ pin_project_lite::pin_project! {
         observed: Option<Observed>,
         trace: Option<opentelemetry::Context>,
         request_id: Option<HeaderValue>,
+        // The listener's count of the connection's requests, held by the
+        // body (the observed one's own, when there is one).
+        in_flight: Option<InFlight>,
     }
 }
 
@@ -357,6 +371,7 @@ impl Answer {
             observed: None,
             trace: None,
             request_id: None,
+            in_flight: None,
         }
     }
 }
@@ -370,9 +385,10 @@ impl Future for Answer {
             let _in_trace = this.trace.clone().map(opentelemetry::Context::attach);
             ready!(this.work.poll(cx))
         };
+        let in_flight = this.in_flight.take();
         let mut response = match this.observed.take() {
-            Some(observed) => observed.answered(response),
-            None => response,
+            Some(observed) => observed.answered(response, in_flight),
+            None => holding(response, in_flight),
         };
         if let Some(id) = this.request_id.take() {
             response.headers_mut().entry(X_REQUEST_ID).or_insert(id);
