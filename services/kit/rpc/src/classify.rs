@@ -13,6 +13,7 @@ use http::Request;
 use prost_reflect::{DescriptorPool, MethodDescriptor};
 
 use super::{
+    head::Head,
     heartbeat::{Heartbeat, NoHeartbeat},
     observe::OkSeries,
     protocol::{Framing, Protocol, RpcName},
@@ -109,6 +110,11 @@ pub struct Call {
     pub deadline: Option<tokio::time::Instant>,
     /// Its timeout header is one its protocol's layer refuses.
     pub malformed_timeout: bool,
+    /// It carries an `authorization` header.
+    pub authorization: bool,
+    /// It says its body is compressed (`content-encoding`, or
+    /// `connect-content-encoding` for a stream).
+    pub encoded: bool,
 }
 
 impl Call {
@@ -129,6 +135,9 @@ impl Call {
                     no_such_method: false,
                     deadline: None,
                     malformed_timeout: false,
+                    authorization: request.headers().contains_key(http::header::AUTHORIZATION),
+                    // Looked at, to be sure.
+                    encoded: true,
                 }
             })
     }
@@ -280,10 +289,10 @@ impl Methods {
     /// RPC's is looked for among the REST routes: a REST call is recorded
     /// as the call of the RPC its route names, with the route and what its
     /// path binds beside it (a [`RestCall`]).
-    pub fn classify<B>(&'static self, request: &mut Request<B>) -> Call {
+    pub fn classify<B>(&'static self, request: &mut Request<B>, head: &Head) -> Call {
         let path = request.uri().path();
         let method = self.by_path.get(path).copied();
-        let (protocol, framing) = Framing::of(request.headers());
+        let (protocol, framing) = Framing::of_content_type(head.content_type.as_ref());
         let looks_like_rpc = method.is_some() || RpcName::from_path(path).is_some();
         let rest = if looks_like_rpc || self.rest.is_empty() {
             None
@@ -306,6 +315,8 @@ impl Methods {
                     no_such_method: false,
                     deadline: None,
                     malformed_timeout: false,
+                    authorization: head.authorization,
+                    encoded: head.encoded,
                 }
             }
             None => Call {
@@ -316,9 +327,11 @@ impl Methods {
                 no_such_method: method.is_none() && looks_like_rpc && self.serves_service_of(path),
                 deadline: None,
                 malformed_timeout: false,
+                authorization: head.authorization,
+                encoded: head.encoded,
             },
         };
-        match give_deadline(request, &call) {
+        match give_deadline(request, head, &call) {
             Ok(deadline) => call.deadline = deadline,
             Err(_) => call.malformed_timeout = true,
         }
@@ -333,19 +346,26 @@ impl Methods {
 /// reading of the timeout header the server makes.
 fn give_deadline<B>(
     request: &mut Request<B>,
+    head: &Head,
     call: &Call,
 ) -> Result<Option<tokio::time::Instant>, MalformedTimeout> {
     let most = call
         .method
         .filter(|method| method.direct)
         .and_then(|method| method.policy.deadline);
-    Ok(at_most(request.headers_mut(), call.protocol, most)?
+    Ok(at_most(request.headers_mut(), head, call.protocol, most)?
         .map(|timeout| tokio::time::Instant::now() + timeout))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `request` classified as the pipeline does, its head read first.
+    fn classified<B>(methods: &'static Methods, request: &mut Request<B>) -> Call {
+        let head = Head::of(request.headers());
+        methods.classify(request, &head)
+    }
 
     fn pool() -> DescriptorPool {
         DescriptorPool::decode(tonic_health::pb::FILE_DESCRIPTOR_SET).expect("descriptors")
@@ -370,7 +390,7 @@ mod tests {
             .header("content-type", "application/grpc")
             .body(())
             .expect("request");
-        let call = methods.classify(&mut check);
+        let call = classified(methods, &mut check);
         assert_eq!(call.protocol, Protocol::Grpc);
         let method = call.method.expect("registered");
         assert_eq!(
@@ -382,19 +402,21 @@ mod tests {
         assert!(Call::of(&check).method.is_some(), "kept in the extensions");
 
         let mut made_up = Request::post("/made.Up/Method").body(()).expect("request");
-        let call = methods.classify(&mut made_up);
+        let call = classified(methods, &mut made_up);
         assert!(call.method.is_none() && call.looks_like_rpc);
         assert!(!call.no_such_method, "no service of this server");
         assert_eq!(call.protocol, Protocol::Connect);
 
         let mut page = Request::get("/assets/app.js").body(()).expect("request");
-        assert!(!methods.classify(&mut page).looks_like_rpc);
+        assert!(!classified(methods, &mut page).looks_like_rpc);
 
         let mut reflection =
             Request::post("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo")
                 .body(())
                 .expect("request");
-        let bridged = methods.classify(&mut reflection).method.expect("bridged");
+        let bridged = classified(methods, &mut reflection)
+            .method
+            .expect("bridged");
         assert!(bridged.descriptor.is_none() && !bridged.direct);
     }
 
@@ -413,15 +435,15 @@ mod tests {
         let mut unknown = Request::post("/grpc.health.v1.Health/Open")
             .body(())
             .expect("request");
-        let call = methods.classify(&mut unknown);
+        let call = classified(methods, &mut unknown);
         assert!(call.method.is_none() && call.no_such_method);
         let mut known = Request::post("/grpc.health.v1.Health/Check")
             .body(())
             .expect("request");
-        assert!(!methods.classify(&mut known).no_such_method);
+        assert!(!classified(methods, &mut known).no_such_method);
         let mut other = Request::post("/grpc.health.v2.Health/Check")
             .body(())
             .expect("request");
-        assert!(!methods.classify(&mut other).no_such_method);
+        assert!(!classified(methods, &mut other).no_such_method);
     }
 }

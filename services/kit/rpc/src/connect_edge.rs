@@ -51,7 +51,11 @@ impl ConnectEdge {
 
     /// The answer to `request`, classified as `call`.
     pub fn serve(&self, request: Request<Body>, call: &Call) -> BoxFuture<'static, Response> {
-        if let Some(refusal) = encoding::refusal(&request, call) {
+        // A POST says its compression in a header the classification saw,
+        // a GET in its query.
+        if (call.encoded || request.method() == http::Method::GET)
+            && let Some(refusal) = encoding::refusal(&request, call)
+        {
             return Box::pin(std::future::ready(refusal));
         }
         let beat = stream_heartbeats::beat_of(call, &request, Stack::Connect, self.heartbeat_every);

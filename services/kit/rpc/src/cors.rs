@@ -10,7 +10,7 @@ use std::{convert::Infallible, time::Duration};
 use axum::body::Body;
 use futures::future::{BoxFuture, FutureExt as _};
 
-use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, header::ORIGIN};
+use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use tower::{Layer, Service};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -89,11 +89,6 @@ pub struct Browsers {
 }
 
 impl Browsers {
-    /// Whether `request` comes from a browser (it says its `Origin`).
-    pub fn from_browser<B>(request: &Request<B>) -> bool {
-        request.headers().contains_key(ORIGIN)
-    }
-
     /// A browser's `request` answered through CORS by `inner`; one for an
     /// internal service is refused (403, no CORS headers), `inner` never
     /// called.

@@ -24,6 +24,7 @@ pub mod envelope;
 mod grpc_edge;
 mod grpc_json;
 mod grpc_limits;
+mod head;
 mod health;
 pub mod heartbeat;
 mod listener;

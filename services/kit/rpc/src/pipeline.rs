@@ -38,6 +38,7 @@ use super::{
     classify::{Call, Methods},
     cors::Browsers,
     dispatch::Route,
+    head::Head,
     listener::InFlight,
     observe::Observed,
     protocol::{Protocol, X_REQUEST_ID},
@@ -117,11 +118,12 @@ impl Steps {
         if let Some(verifier) = &self.verifier {
             request.extensions_mut().insert(verifier.clone());
         }
+        let head = Head::of(request.headers());
         // The client's id comes back on the response (a failed call without
         // one gets one made up, see observe).
-        let request_id = request_id::drop_unsafe_in(request.headers_mut());
-        let call = self.methods.classify(&mut request);
-        let mut answer = if Browsers::from_browser(&request) {
+        let request_id = request_id::kept(request.headers_mut(), &head);
+        let call = self.methods.classify(&mut request, &head);
+        let mut answer = if head.origin {
             Answer::of(Work::Waiting {
                 future: self.browsers.answer(
                     Observing {
@@ -275,7 +277,10 @@ impl CallSteps {
     /// The call dispatched in its context: the calls a handler makes carry
     /// its deadline and its caller's token on by themselves.
     fn serve(&self, request: Request<Body>, call: &Call, pass: Option<Pass>) -> Served {
-        let authorization = request.headers().get(AUTHORIZATION).cloned();
+        let authorization = call
+            .authorization
+            .then(|| request.headers().get(AUTHORIZATION).cloned())
+            .flatten();
         Served {
             answer: in_context(call, authorization, self.dispatch.route(request, call)),
             pass,

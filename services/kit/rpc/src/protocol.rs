@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use http::{HeaderMap, HeaderName, Method, header::CONTENT_TYPE};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, header::CONTENT_TYPE};
 
 pub use shop_kit_wire::{GRPC_MESSAGE, GRPC_STATUS, GRPC_TIMEOUT};
 
@@ -43,7 +43,12 @@ impl Protocol {
 /// The content type without parameters, lower-cased: borrowed from the
 /// header (no allocation) unless the client sent capitals.
 pub fn content_type(headers: &HeaderMap) -> Option<Cow<'_, str>> {
-    let value = headers.get(CONTENT_TYPE)?.to_str().ok()?;
+    essence(headers.get(CONTENT_TYPE)?)
+}
+
+/// As [`content_type`], of the header's `value`.
+fn essence(value: &HeaderValue) -> Option<Cow<'_, str>> {
+    let value = value.to_str().ok()?;
     // Byte-wise (the value is visible ASCII): on every call's path, and
     // `split` and `trim` by characters cost several times more.
     let essence = match value.bytes().position(|b| b == b';') {
@@ -85,7 +90,13 @@ pub enum Framing {
 impl Framing {
     /// The protocol and framing `headers` say.
     pub fn of(headers: &HeaderMap) -> (Protocol, Self) {
-        let Some(value) = headers.get(CONTENT_TYPE) else {
+        Self::of_content_type(headers.get(CONTENT_TYPE))
+    }
+
+    /// As [`Self::of`], of the `content-type` header's value (`None`: it
+    /// has none).
+    pub fn of_content_type(value: Option<&HeaderValue>) -> (Protocol, Self) {
+        let Some(value) = value else {
             return (Protocol::Connect, Self::Unsaid);
         };
         // The content types clients send, as they send them, compared as
@@ -100,14 +111,14 @@ impl Framing {
             b"application/proto" => (Protocol::Connect, Self::PlainProto),
             b"application/json" => (Protocol::Connect, Self::PlainJson),
             b"application/grpc" | b"application/grpc+proto" => (Protocol::Grpc, Self::GrpcProto),
-            _ => Self::of_text(headers),
+            _ => Self::of_text(value),
         }
     }
 
     /// As [`Self::of`], for any content type: read as text, trimmed, in
     /// any case.
-    fn of_text(headers: &HeaderMap) -> (Protocol, Self) {
-        let Some(ct) = content_type(headers) else {
+    fn of_text(value: &HeaderValue) -> (Protocol, Self) {
+        let Some(ct) = essence(value) else {
             return (Protocol::Connect, Self::Unsaid);
         };
         if ct.starts_with("application/grpc-web-text") {
@@ -169,7 +180,6 @@ pub fn is_rpc_method(method: &Method) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderValue;
 
     #[test]
     fn classifies_by_content_type() {
@@ -230,7 +240,8 @@ mod tests {
         ] {
             let mut h = HeaderMap::new();
             h.insert(CONTENT_TYPE, HeaderValue::from_static(value));
-            assert_eq!(Framing::of(&h), Framing::of_text(&h), "{value:?}");
+            let text = Framing::of_text(&h[CONTENT_TYPE]);
+            assert_eq!(Framing::of(&h), text, "{value:?}");
         }
     }
 

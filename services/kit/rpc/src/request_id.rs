@@ -6,7 +6,7 @@
 use http::Request;
 use http::{HeaderMap, HeaderValue};
 
-use super::protocol::X_REQUEST_ID as HEADER;
+use super::{head::Head, protocol::X_REQUEST_ID as HEADER};
 
 /// The longest client request id kept.
 pub const MAX_LEN: usize = 64;
@@ -29,20 +29,24 @@ pub fn drop_unsafe<B>(mut request: Request<B>) -> Request<B> {
 }
 
 /// As [`drop_unsafe`], in a request's `headers`: the id kept, if any.
+#[cfg(any(test, feature = "fuzzing"))]
 pub fn drop_unsafe_in(headers: &mut HeaderMap) -> Option<HeaderValue> {
-    let kept = {
-        let mut values = headers.get_all(HEADER).iter();
-        match (values.next(), values.next()) {
-            // None to drop: most requests.
-            (None, _) => return None,
-            (Some(first), None) => Some(first).filter(|id| is_safe(id.as_bytes())).cloned(),
-            (Some(_), Some(_)) => None,
+    let head = Head::of(headers);
+    kept(headers, &head)
+}
+
+/// The request id of a request with `headers`, read as `head`: its one
+/// safe id, kept; any other removed.
+pub(crate) fn kept(headers: &mut HeaderMap, head: &Head) -> Option<HeaderValue> {
+    match (&head.request_id, head.request_ids) {
+        // None to drop: most requests.
+        (None, _) => None,
+        (Some(id), 1) if is_safe(id.as_bytes()) => Some(id.clone()),
+        _ => {
+            headers.remove(HEADER);
+            None
         }
-    };
-    if kept.is_none() {
-        headers.remove(HEADER);
     }
-    kept
 }
 
 #[cfg(test)]

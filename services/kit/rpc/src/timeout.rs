@@ -8,7 +8,10 @@ use std::time::Duration;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use shop_kit_wire::{grpc_timeout_value, parse_grpc_timeout};
 
-use super::protocol::{GRPC_TIMEOUT, Protocol};
+use super::{
+    head::Head,
+    protocol::{GRPC_TIMEOUT, Protocol},
+};
 
 /// Connect's timeout header.
 pub const CONNECT_TIMEOUT_MS: HeaderName = HeaderName::from_static("connect-timeout-ms");
@@ -35,23 +38,24 @@ pub fn parse_connect_timeout(value: &str) -> Result<Duration, BadTimeout> {
 pub(crate) struct MalformedTimeout;
 
 /// Gives a call `most` to finish in when it brought no deadline or a longer
-/// one; the time it has. A malformed timeout is left as it came, for the
+/// one (what it brought read in its `head`); the time it has. A malformed timeout is left as it came, for the
 /// layer that reads it to refuse (and gives no deadline).
 pub(crate) fn at_most(
     headers: &mut HeaderMap,
+    head: &Head,
     protocol: Protocol,
     most: Option<Duration>,
 ) -> Result<Option<Duration>, MalformedTimeout> {
     let (name, brought) = match protocol {
         Protocol::Grpc | Protocol::GrpcWeb => (
             GRPC_TIMEOUT,
-            headers
-                .get(&GRPC_TIMEOUT)
+            head.grpc_timeout
+                .as_ref()
                 .map(|value| value.to_str().ok().and_then(parse_grpc_timeout)),
         ),
         Protocol::Connect | Protocol::Rest => (
             CONNECT_TIMEOUT_MS,
-            headers.get(&CONNECT_TIMEOUT_MS).map(|value| {
+            head.connect_timeout.as_ref().map(|value| {
                 value
                     .to_str()
                     .ok()
@@ -105,7 +109,8 @@ mod tests {
         if let Some(brought) = brought {
             headers.insert(name.clone(), HeaderValue::from_str(brought).expect("value"));
         }
-        let _ = at_most(&mut headers, protocol, Some(MOST));
+        let head = Head::of(&headers);
+        let _ = at_most(&mut headers, &head, protocol, Some(MOST));
         headers
             .get(name)
             .map(|v| v.to_str().expect("ascii").to_owned())
@@ -139,7 +144,8 @@ mod tests {
                     HeaderValue::from_str(brought).expect("value"),
                 );
             }
-            at_most(&mut headers, Protocol::Connect, most)
+            let head = Head::of(&headers);
+            at_most(&mut headers, &head, Protocol::Connect, most)
                 .ok()
                 .flatten()
         };
@@ -155,8 +161,9 @@ mod tests {
         assert_eq!(has(Some("-1"), Some(MOST)), None);
         let mut headers = HeaderMap::new();
         headers.insert(CONNECT_TIMEOUT_MS, HeaderValue::from_static("12345678901"));
+        let head = Head::of(&headers);
         assert_eq!(
-            at_most(&mut headers, Protocol::Connect, Some(MOST)),
+            at_most(&mut headers, &head, Protocol::Connect, Some(MOST)),
             Err(MalformedTimeout)
         );
     }
