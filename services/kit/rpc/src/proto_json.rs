@@ -234,19 +234,36 @@ fn needs_rewrite(json: &[u8]) -> bool {
 
 /// A cheap first look at a message as it came (a body, or a GET's
 /// percent-encoded message), so that most messages stop here: a digit
-/// right before `.`, `e` or `E`. Without branches, which the compiler
-/// turns into a few instructions a byte (half what `any` costs).
+/// right before `.`, `e` or `E`. One table lookup a byte, no branch (the
+/// pairs compared as booleans cost ~16 instructions a byte; memchr's
+/// search, restarted at every `e` of a message's names, as much).
 fn may_hold_fraction_or_exponent(raw: &[u8]) -> bool {
-    let Some(next) = raw.get(1..) else {
-        return false;
-    };
-    raw.iter()
-        .zip(next)
-        .fold(false, |found, (&before, &after)| {
-            let digit = before.wrapping_sub(b'0') < 10;
-            found | (digit & (((after | 0x20) == b'e') | (after == b'.')))
-        })
+    let mut digit_before = 0u8;
+    let mut found = 0u8;
+    for &byte in raw {
+        let class = BYTE_CLASS[usize::from(byte)];
+        found |= digit_before & (class >> 1);
+        digit_before = class & DIGIT;
+    }
+    found != 0
 }
+
+const DIGIT: u8 = 1;
+const FRACTION_OR_EXPONENT: u8 = 2;
+
+/// [`DIGIT`] for `0`-`9`, [`FRACTION_OR_EXPONENT`] for `.`, `e` and `E`.
+static BYTE_CLASS: [u8; 256] = {
+    let mut class = [0u8; 256];
+    let mut digit = b'0';
+    while digit <= b'9' {
+        class[digit as usize] = DIGIT;
+        digit += 1;
+    }
+    class[b'.' as usize] = FRACTION_OR_EXPONENT;
+    class[b'e' as usize] = FRACTION_OR_EXPONENT;
+    class[b'E' as usize] = FRACTION_OR_EXPONENT;
+    class
+};
 
 /// The same for a GET's message, where a digit or a dot may also come
 /// percent-encoded (unreserved characters, which usual clients leave as
