@@ -16,7 +16,7 @@ use http::Request;
 use http_body_util::BodyExt as _;
 use tower::{Service, ServiceExt};
 
-use super::listener::InFlight;
+use super::listener::{Arrival, InFlight};
 
 /// A service a listener serves.
 #[derive(Clone)]
@@ -24,12 +24,13 @@ pub struct App(Arc<dyn Serve>);
 
 /// Answers a request by reference.
 pub(crate) trait Serve: Send + Sync + 'static {
-    /// The answer to `request`; its body holds `in_flight` (the listener's
-    /// count of the connection's requests) until it is sent or dropped.
+    /// The answer to `request`, which came as `arrival` says (`None`: from
+    /// no connection of the listener's); its body holds the arrival's count
+    /// of the connection's requests in flight until it is sent or dropped.
     fn serve(
         &self,
         request: Request<Body>,
-        in_flight: Option<InFlight>,
+        arrival: Option<Arrival>,
     ) -> BoxFuture<'static, Result<Response, Infallible>>;
 }
 
@@ -62,9 +63,10 @@ where
     fn serve(
         &self,
         request: Request<Body>,
-        in_flight: Option<InFlight>,
+        arrival: Option<Arrival>,
     ) -> BoxFuture<'static, Result<Response, Infallible>> {
         let answer = self.0.clone().oneshot(request);
+        let in_flight = arrival.map(|arrival| arrival.in_flight);
         Box::pin(async move {
             let Ok(response) = answer.await;
             Ok(holding(response, in_flight))
@@ -90,13 +92,13 @@ impl App {
         Self(Arc::new(serve))
     }
 
-    /// The answer to `request`, holding `in_flight` until it is sent.
+    /// The answer to `request`, which came as `arrival` says.
     pub(crate) fn serve(
         &self,
         request: Request<Body>,
-        in_flight: Option<InFlight>,
+        arrival: Option<Arrival>,
     ) -> BoxFuture<'static, Result<Response, Infallible>> {
-        self.0.serve(request, in_flight)
+        self.0.serve(request, arrival)
     }
 }
 

@@ -26,7 +26,7 @@
 
 use std::{
     convert::Infallible,
-    net::SocketAddr,
+    net::{IpAddr, SocketAddr},
     pin::pin,
     sync::{
         Arc,
@@ -467,15 +467,23 @@ impl hyper::service::Service<Request<Incoming>> for PerConnection {
 
     fn call(&self, mut request: Request<Incoming>) -> Self::Future {
         request.extensions_mut().insert(ConnectInfo(self.remote));
-        if let Some(client) = self.clients.client_of(self.remote.ip(), request.headers()) {
-            request.extensions_mut().insert(client);
-        }
+        let client = match self.clients.client_of(self.remote.ip(), request.headers()) {
+            Some(client) => {
+                let address = client.address;
+                request.extensions_mut().insert(client);
+                address
+            }
+            None => self.remote.ip().to_canonical(),
+        };
         if let Some(session) = &self.session {
             request.extensions_mut().insert(session.clone());
         }
         self.app.serve(
             request.map(drained_when_dropped),
-            Some(InFlight::start(self.activity.clone())),
+            Some(Arrival {
+                client,
+                in_flight: InFlight::start(self.activity.clone()),
+            }),
         )
     }
 }
@@ -525,6 +533,14 @@ impl Activity {
             tokio::time::sleep_until(next.max(Instant::now() + Duration::from_millis(10))).await;
         }
     }
+}
+
+/// What a connection knows of a request it hands the app: who sent it
+/// (the peer, or whom a trusted proxy forwarded it for: as the request's
+/// extensions say it too) and its count among the requests in flight.
+pub(crate) struct Arrival {
+    pub(crate) client: IpAddr,
+    pub(crate) in_flight: InFlight,
 }
 
 /// Counts one request in flight until its response body is gone.

@@ -64,12 +64,13 @@ pub(super) struct Observed {
 
 impl Observed {
     /// Starts observing `request`, classified as `classified` (its
-    /// `x-request-id`, read once, given): its span starts now (traces on),
-    /// its clock runs.
+    /// `x-request-id`, read once, and its client, as its connection said,
+    /// given): its span starts now (traces on), its clock runs.
     pub(super) fn begin(
         request: &Request<Body>,
         classified: &Call,
         request_id: Option<&HeaderValue>,
+        client: Option<IpAddr>,
     ) -> Option<Self> {
         let observed = classified.protocol == Protocol::Rest
             || (is_rpc_method(request.method()) && classified.looks_like_rpc);
@@ -94,7 +95,7 @@ impl Observed {
                 classified.protocol.as_str(),
                 request.headers(),
                 || shop_kit_auth::is_shop_service(request),
-                || client_address(request.extensions()),
+                || client.unwrap_or_else(|| client_address(request.extensions())),
             )
         };
         Some(Self {
@@ -110,7 +111,7 @@ impl Observed {
                 // (content-length): no header lookup.
                 request_bytes: request.body().size_hint().exact(),
                 request_id: request_id.cloned(),
-                client: client_address(request.extensions()),
+                client: client.unwrap_or_else(|| client_address(request.extensions())),
                 started: Instant::now(),
                 trace,
             },

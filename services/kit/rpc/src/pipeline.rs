@@ -18,6 +18,7 @@
 use std::{
     convert::Infallible,
     future::Future,
+    net::IpAddr,
     pin::Pin,
     sync::Arc,
     task::{Context, Poll, ready},
@@ -39,7 +40,7 @@ use super::{
     cors::Browsers,
     dispatch::Route,
     head::Head,
-    listener::InFlight,
+    listener::{Arrival, InFlight},
     observe::Observed,
     protocol::{Protocol, X_REQUEST_ID},
     request_id, single_message,
@@ -98,12 +99,15 @@ impl Serve for Pipeline {
     fn serve(
         &self,
         request: Request<Body>,
-        in_flight: Option<InFlight>,
+        arrival: Option<Arrival>,
     ) -> BoxFuture<'static, Result<Response, Infallible>> {
-        let answer = || {
-            let mut answer = self.0.answer(request);
-            answer.in_flight = in_flight;
-            answer
+        let answer = || match arrival {
+            Some(Arrival { client, in_flight }) => {
+                let mut answer = self.0.answer(request, Some(client));
+                answer.in_flight = Some(in_flight);
+                answer
+            }
+            None => self.0.answer(request, None),
         };
         match self.0.scope {
             Some(service) => Box::pin(serving_as(service, answer)),
@@ -113,8 +117,9 @@ impl Serve for Pipeline {
 }
 
 impl Steps {
-    /// The steps every request passes first, then the rest.
-    fn answer(self: &Arc<Self>, mut request: Request<Body>) -> Answer {
+    /// The steps every request passes first, then the rest (`client`: who
+    /// sent it, when its connection said).
+    fn answer(self: &Arc<Self>, mut request: Request<Body>, client: Option<IpAddr>) -> Answer {
         if let Some(verifier) = &self.verifier {
             request.extensions_mut().insert(verifier.clone());
         }
@@ -130,12 +135,13 @@ impl Steps {
                         steps: self.clone(),
                         call,
                         request_id: request_id.clone(),
+                        client,
                     },
                     request,
                 ),
             })
         } else {
-            self.observed(request, call, request_id.as_ref())
+            self.observed(request, call, request_id.as_ref(), client)
         };
         answer.request_id = request_id;
         answer
@@ -147,8 +153,9 @@ impl Steps {
         request: Request<Body>,
         call: Call,
         request_id: Option<&HeaderValue>,
+        client: Option<IpAddr>,
     ) -> Answer {
-        let Some(observed) = Observed::begin(&request, &call, request_id) else {
+        let Some(observed) = Observed::begin(&request, &call, request_id, client) else {
             return Answer::of(self.after_observe(request, call));
         };
         // Its work runs in the call's trace, when it is traced: what is
@@ -187,6 +194,7 @@ struct Observing {
     steps: Arc<Steps>,
     call: Call,
     request_id: Option<HeaderValue>,
+    client: Option<IpAddr>,
 }
 
 impl Service<Request<Body>> for Observing {
@@ -200,7 +208,7 @@ impl Service<Request<Body>> for Observing {
 
     fn call(&mut self, request: Request<Body>) -> Answer {
         self.steps
-            .observed(request, self.call, self.request_id.as_ref())
+            .observed(request, self.call, self.request_id.as_ref(), self.client)
     }
 }
 

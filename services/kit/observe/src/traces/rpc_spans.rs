@@ -142,9 +142,8 @@ pub fn server_trace(
         } else {
             sampling::unsampled_trace()
         };
-        return Some(RpcTrace {
-            cx: service::mark(cx),
-        });
+        // No span starts under a trace nobody keeps: no service to mark.
+        return Some(RpcTrace { cx });
     }
     let method = full_name.unwrap_or("_OTHER");
     let mut builder = tracer
