@@ -102,19 +102,31 @@ impl Framing {
         // The content types clients send, as they send them, compared as
         // bytes: on every call's path, where reading the value as text and
         // looking for capitals cost more than the rest of the
-        // classification.
-        let essence = match value.as_bytes().iter().position(|&b| b == b';') {
-            Some(end) => &value.as_bytes()[..end],
-            None => value.as_bytes(),
+        // classification. Most come without parameters: compared whole
+        // first, before any search for a `;`.
+        let sent = value.as_bytes();
+        let essence = match usual(sent) {
+            Some(usual) => return usual,
+            None => match sent.iter().position(|&b| b == b';') {
+                Some(end) => &sent[..end],
+                None => return Self::of_text(value),
+            },
         };
-        match essence {
-            b"application/proto" => (Protocol::Connect, Self::PlainProto),
-            b"application/json" => (Protocol::Connect, Self::PlainJson),
-            b"application/grpc" | b"application/grpc+proto" => (Protocol::Grpc, Self::GrpcProto),
-            _ => Self::of_text(value),
-        }
+        usual(essence).unwrap_or_else(|| Self::of_text(value))
     }
+}
 
+/// The protocol and framing of the usual content types, as sent.
+fn usual(essence: &[u8]) -> Option<(Protocol, Framing)> {
+    Some(match essence {
+        b"application/proto" => (Protocol::Connect, Framing::PlainProto),
+        b"application/json" => (Protocol::Connect, Framing::PlainJson),
+        b"application/grpc" | b"application/grpc+proto" => (Protocol::Grpc, Framing::GrpcProto),
+        _ => return None,
+    })
+}
+
+impl Framing {
     /// As [`Self::of`], for any content type: read as text, trimmed, in
     /// any case.
     fn of_text(value: &HeaderValue) -> (Protocol, Self) {
