@@ -32,6 +32,8 @@ use tower::{Service, ServiceExt};
 
 use shop_kit_observe::traces::serving_as;
 
+use opentelemetry::trace::TraceContextExt as _;
+
 use super::{
     admission::{Admission, Admitted, Pass, answered_ok},
     app::{Serve, holding},
@@ -158,11 +160,16 @@ impl Steps {
         let Some(observed) = Observed::begin(&request, &call, request_id, client) else {
             return Answer::of(self.after_observe(request, call));
         };
-        // Its work runs in the call's trace, when it is traced: what is
-        // done now, and each time its answer is polled.
+        // Its work runs in the call's trace, when it is traced: each time
+        // its answer is polled (where the handler runs), and what is done
+        // now if the trace is kept (one nobody keeps has no span for the
+        // steps' own lines to join, only a context to pass on).
         let trace = observed.trace_context();
         let work = {
-            let _in_trace = trace.clone().map(opentelemetry::Context::attach);
+            let _in_trace = trace
+                .as_ref()
+                .filter(|cx| cx.span().span_context().is_sampled())
+                .map(|cx| cx.clone().attach());
             self.after_observe(request, call)
         };
         Answer {
