@@ -16,6 +16,10 @@ if [ ! -x "$deny" ]; then
   echo "deny: cargo install cargo-deny $version into $root (once, a few minutes)" >&2
   cargo install --quiet --locked --version "$version" --root "$root" cargo-deny
 fi
+# cargo-deny reads the whole graph, every platform's crates included:
+# fetched first (a machine that only ever built for itself has not got the
+# others, and the check below runs offline).
+cargo fetch --locked --quiet
 # A skip or an exception that no longer matches fails too: the budget of
 # duplicates only goes down, and a stale exception is struck out.
 strict=(-D unnecessary-skip -D unmatched-skip -D license-exception-not-encountered)
