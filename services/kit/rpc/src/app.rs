@@ -16,7 +16,7 @@ use http::Request;
 use http_body_util::BodyExt as _;
 use tower::{Service, ServiceExt};
 
-use super::listener::{Arrival, InFlight};
+use super::arrival::{Arrival, InFlight};
 
 /// A service a listener serves.
 #[derive(Clone)]

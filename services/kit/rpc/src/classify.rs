@@ -15,9 +15,9 @@ use prost_reflect::{DescriptorPool, MethodDescriptor};
 use super::{
     head::Head,
     heartbeat::{Heartbeat, NoHeartbeat},
-    observe::OkSeries,
     protocol::{Framing, Protocol, RpcName},
     rate_class::{RateClass, RateClasses},
+    series::OkSeries,
     timeout::{MalformedTimeout, at_most},
 };
 use shop_kit_auth::SharedSecret;

@@ -28,7 +28,6 @@
 //! ([`crate::Prepared`]) puts them back before any other runs.
 
 use std::{
-    collections::HashMap,
     convert::Infallible,
     pin::Pin,
     sync::Arc,
@@ -36,48 +35,22 @@ use std::{
     time::Duration,
 };
 
-use axum::{
-    body::Body,
-    response::{IntoResponse, Response},
-};
+use axum::{body::Body, response::Response};
 use bytes::Bytes;
 use connectrpc_axum::tonic::CapturedParts;
 use futures::future::{BoxFuture, FutureExt as _, Map};
 use http::{HeaderMap, Request, request::Parts};
 use http_body::{Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
-use tower::{Service, ServiceExt as _, util::BoxCloneSyncService};
+use tower::Service;
 
 use super::{
     classify::Call,
     deadline, grpc_limits,
     response_metadata::ResponseMetadata,
-    service::GrpcServer,
+    service::{GrpcServers, Server},
     stream_heartbeats::{self, Stack},
 };
-
-/// A service's gRPC server (tonic's), as the edge calls it.
-type Server = BoxCloneSyncService<Request<tonic::body::Body>, Response, Infallible>;
-
-/// The gRPC servers of a server's services, by service name
-/// (`package.Service`).
-#[derive(Clone, Default)]
-pub struct GrpcServers(HashMap<&'static str, Server, foldhash::fast::RandomState>);
-
-impl GrpcServers {
-    /// Serves `server`'s service.
-    pub fn add<G: GrpcServer>(&mut self, server: G) -> &mut Self {
-        let server = server.map_response(IntoResponse::into_response);
-        self.0.insert(G::NAME, BoxCloneSyncService::new(server));
-        self
-    }
-}
-
-impl std::fmt::Debug for GrpcServers {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_set().entries(self.0.keys()).finish()
-    }
-}
 
 /// tonic's servers with the kit's gRPC work around them. Every request it
 /// is given is gRPC of proto: the dispatch and the translations send only
@@ -107,7 +80,7 @@ impl GrpcEdge {
                 path.split_once('/')?.0
             }
         };
-        self.servers.0.get(service).cloned()
+        self.servers.get(service).cloned()
     }
 
     /// The answer to `request`, classified as `call`.

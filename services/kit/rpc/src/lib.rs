@@ -6,6 +6,7 @@
 
 pub mod admission;
 mod app;
+mod arrival;
 mod broken_rules;
 mod call_context;
 mod classify;
@@ -38,6 +39,7 @@ pub mod rate_limit;
 mod request_id;
 mod response_metadata;
 mod rest;
+mod series;
 mod server;
 pub mod service;
 mod single_message;

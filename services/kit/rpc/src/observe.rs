@@ -9,10 +9,8 @@
 //! Connect unary error body.
 
 use std::{
-    collections::HashMap,
     net::IpAddr,
     pin::Pin,
-    sync::{OnceLock, RwLock},
     task::{Context, Poll},
     time::{Duration, Instant},
 };
@@ -22,28 +20,21 @@ use bytes::{Bytes, BytesMut};
 use connectrpc_axum::{message::error::code_from_status, prelude::Code};
 use http::{HeaderMap, HeaderValue, Request};
 use http_body::{Body as _, Frame, SizeHint};
-use metrics::Histogram;
 use tracing::Level;
 
 use shop_kit_observe::traces::{self, RpcSystem, RpcTrace};
 
 use super::{
+    arrival::InFlight,
     classify::Call,
     client_address::client_address,
     connect_errors::code_name,
     envelope,
     health::HEALTH_SERVICE,
-    listener::InFlight,
     protocol::{Framing, GRPC_STATUS, Protocol, X_REQUEST_ID, content_type, is_rpc_method},
+    series::{OkSeries, Series, series},
     sse,
 };
-
-/// Seconds per call; its `_count` counts the calls.
-pub const CALL_DURATION: &str = "rpc_server_call_duration_seconds";
-/// Bytes of the request body, as the client sent it (when it said).
-pub const REQUEST_SIZE: &str = "rpc_server_request_size_bytes";
-/// Bytes of the response body, as sent.
-pub const RESPONSE_SIZE: &str = "rpc_server_response_size_bytes";
 
 /// Largest Connect unary error body read for its code.
 const ERROR_BODY_LIMIT: usize = 16 * 1024;
@@ -170,61 +161,6 @@ struct RpcCall {
     /// How the call is traced (`None`: traces off); its span ends when
     /// the call is finished.
     trace: Option<RpcTrace>,
-}
-
-/// One metric series: bounded, since every part is a registered name, a
-/// protocol or a code.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-struct Series {
-    service: &'static str,
-    method: &'static str,
-    protocol: Protocol,
-    code: &'static str,
-}
-
-/// A series' handles: duration, request size, response size.
-type Handles = (Histogram, Histogram, Histogram);
-
-/// The handles of a series, looked up in the recorder once and kept. The
-/// keys are registered names, protocols and codes, never a caller's text:
-/// a fast hash (SipHash cost ~400 more instructions a call here).
-fn series(key: Series) -> Handles {
-    type Kept = RwLock<HashMap<Series, Handles, foldhash::fast::RandomState>>;
-    static SERIES: OnceLock<Kept> = OnceLock::new();
-    shop_kit_observe::metrics::kept(SERIES.get_or_init(Kept::default), &key, || handles(key))
-}
-
-/// The handles of a series, from the recorder.
-fn handles(key: Series) -> Handles {
-    let labels = [
-        ("service", key.service),
-        ("method", key.method),
-        ("protocol", key.protocol.as_str()),
-        ("code", key.code),
-    ];
-    (
-        metrics::histogram!(CALL_DURATION, &labels),
-        metrics::histogram!(REQUEST_SIZE, &labels),
-        metrics::histogram!(RESPONSE_SIZE, &labels),
-    )
-}
-
-/// A method's series of successful calls, one per protocol, kept with the
-/// method once its first such call looked them up: most calls succeed, and
-/// theirs take no lock, no hash and no handle's clone.
-#[derive(Debug, Default)]
-pub struct OkSeries([OnceLock<Handles>; 4]);
-
-impl OkSeries {
-    fn of(&self, key: Series) -> &Handles {
-        let protocol = match key.protocol {
-            Protocol::Connect => 0,
-            Protocol::Grpc => 1,
-            Protocol::GrpcWeb => 2,
-            Protocol::Rest => 3,
-        };
-        self.0[protocol].get_or_init(|| handles(key))
-    }
 }
 
 /// A call slower than this is logged whatever its outcome.

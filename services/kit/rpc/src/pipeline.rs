@@ -37,12 +37,12 @@ use opentelemetry::trace::TraceContextExt as _;
 use super::{
     admission::{Admission, Admitted, Pass, answered_ok},
     app::{Serve, holding},
+    arrival::{Arrival, InFlight},
     call_context::{InContext, in_context},
     classify::{Call, Methods},
     cors::Browsers,
     dispatch::Route,
     head::Head,
-    listener::{Arrival, InFlight},
     observe::Observed,
     protocol::{Protocol, X_REQUEST_ID},
     request_id, single_message,

@@ -46,13 +46,13 @@ use super::{
     connect_edge::ConnectEdge,
     cors,
     dispatch::Dispatch,
-    grpc_edge::{GrpcEdge, GrpcServers},
+    grpc_edge::GrpcEdge,
     grpc_json::{self, GrpcJsonLayer},
     health::{self, HEALTH_SERVICE, Readiness},
     pipeline::{Calls, Pipeline},
     protocol::RpcName,
     rate_class::{RateClass, RateClasses},
-    service::RpcService,
+    service::{GrpcServers, RpcService},
 };
 use shop_kit_auth::{SharedSecret, TokenVerifier};
 use shop_kit_observe::metrics::Metrics;

@@ -6,14 +6,15 @@
 //! way a service is served, so a service can never be served without the
 //! contract that says what it allows.
 
-use std::convert::Infallible;
+use std::{collections::HashMap, convert::Infallible};
 
-use axum::{Router, response::IntoResponse};
+use axum::{
+    Router,
+    response::{IntoResponse, Response},
+};
 use http::Request;
 use tonic::server::NamedService;
-
-use super::grpc_edge::GrpcServers;
-use tower::Service;
+use tower::{Service, ServiceExt as _, util::BoxCloneSyncService};
 
 /// A generated tonic server (`*ServiceServer`), as an [`RpcService`]
 /// carries it.
@@ -43,6 +44,34 @@ impl<G> GrpcServer for G where
         + Sync
         + 'static
 {
+}
+
+/// A service's gRPC server (tonic's), as the edge calls it.
+pub(crate) type Server = BoxCloneSyncService<Request<tonic::body::Body>, Response, Infallible>;
+
+/// The gRPC servers of a server's services, by service name
+/// (`package.Service`).
+#[derive(Clone, Default)]
+pub struct GrpcServers(HashMap<&'static str, Server, foldhash::fast::RandomState>);
+
+impl GrpcServers {
+    /// The server of the service named `name` (`package.Service`).
+    pub(crate) fn get(&self, name: &str) -> Option<&Server> {
+        self.0.get(name)
+    }
+
+    /// Serves `server`'s service.
+    pub fn add<G: GrpcServer>(&mut self, server: G) -> &mut Self {
+        let server = server.map_response(IntoResponse::into_response);
+        self.0.insert(G::NAME, BoxCloneSyncService::new(server));
+        self
+    }
+}
+
+impl std::fmt::Debug for GrpcServers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
 }
 
 /// What adds a service's gRPC server to a server's, with that server's
