@@ -52,7 +52,7 @@ pub(crate) type Server = BoxCloneSyncService<Request<tonic::body::Body>, Respons
 /// The gRPC servers of a server's services, by service name
 /// (`package.Service`).
 #[derive(Clone, Default)]
-pub struct GrpcServers(HashMap<&'static str, Server, foldhash::fast::RandomState>);
+pub(crate) struct GrpcServers(HashMap<&'static str, Server, foldhash::fast::RandomState>);
 
 impl GrpcServers {
     /// The server of the service named `name` (`package.Service`).
@@ -61,7 +61,7 @@ impl GrpcServers {
     }
 
     /// Serves `server`'s service.
-    pub fn add<G: GrpcServer>(&mut self, server: G) -> &mut Self {
+    pub(crate) fn add<G: GrpcServer>(&mut self, server: G) -> &mut Self {
         let server = server.map_response(IntoResponse::into_response);
         self.0.insert(G::NAME, BoxCloneSyncService::new(server));
         self
