@@ -7,7 +7,8 @@
 //! the handler gets a [`ResponseMetadata`] and what it sets is written into
 //! the response; a Connect error the library words wrongly is corrected on
 //! its way out ([`connect_errors::correct_connect_error`]); a quiet server
-//! stream gets its heartbeats ([`stream_heartbeats`]). One future per call
+//! stream gets its heartbeats ([`stream_heartbeats`]) and its messages go
+//! to HTTP/2 in batches ([`Batched`]). One future per call
 //! instead of a layer, a boxed route and a future for each job.
 
 use std::{
@@ -22,6 +23,7 @@ use http::Request;
 use tower::Service;
 
 use super::{
+    batched_frames::Batched,
     classify::Call,
     connect_errors, encoding, proto_json,
     protocol::Framing,
@@ -71,7 +73,11 @@ impl ConnectEdge {
                 None => response,
             };
             let response = connect_errors::correct_connect_error(response).await;
-            stream_heartbeats::with_beat(response, beat)
+            if streaming {
+                stream_heartbeats::with_beat(response.map(Batched::new), beat)
+            } else {
+                stream_heartbeats::with_beat(response, beat)
+            }
         })
     }
 }

@@ -7,6 +7,7 @@
 pub mod admission;
 mod app;
 mod arrival;
+mod batched_frames;
 mod broken_rules;
 mod call_context;
 mod classify;
