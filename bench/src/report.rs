@@ -155,7 +155,9 @@ impl Report {
              the median of the repetitions, ± their spread ((max - min) / median); p50/p99 are \
              medians of each run's percentiles. \"× limit\" compares with bare axum doing the \
              same encoding (Connect JSON, GET, or proto for proto, gRPC and gRPC-Web): above 1 \
-             is more req/s, below 1 is lower latency.\n"
+             is more req/s, below 1 is lower latency. services/kit runs as it ships: every \
+             feature on and 1% of its calls traced, their spans exported to a collector in the \
+             harness that forgets them (`OTEL_TRACES_SAMPLER=always_off just bench` for none).\n"
         );
         let mut concurrencies: Vec<u32> = self.protocol.iter().map(|r| r.concurrency).collect();
         concurrencies.sort_unstable();

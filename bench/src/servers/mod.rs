@@ -5,6 +5,7 @@
 pub mod bare;
 pub mod kit;
 pub mod library;
+pub mod shipped_traces;
 pub mod tonic;
 
 use std::{
@@ -155,8 +156,11 @@ impl Server {
         log: &Path,
     ) -> anyhow::Result<Self> {
         let (program, args) = stack.program_with(port, extra, peers)?;
-        let mut child = cpus
-            .server_command(&program, &args)
+        let mut command = cpus.server_command(&program, &args);
+        if stack == Stack::Kit {
+            shipped_traces::as_shipped(&mut command).await?;
+        }
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(log)?)
