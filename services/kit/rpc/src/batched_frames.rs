@@ -145,7 +145,11 @@ mod tests {
         let mut frames = Vec::new();
         while let Some(frame) = body.frame().await {
             let Ok(frame) = frame;
-            frames.push(frame.into_data().map_err(|frame| frame.into_trailers().unwrap_or_default()));
+            frames.push(
+                frame
+                    .into_data()
+                    .map_err(|frame| frame.into_trailers().unwrap_or_default()),
+            );
         }
         frames
     }
@@ -184,7 +188,10 @@ mod tests {
         let inner = StreamBody::new(futures::stream::iter([data(b"a"), data(b"b")]));
         let mut body = Batched::new(inner);
         assert_eq!(next_data(&mut body).await, "ab");
-        assert!(body.is_end_stream(), "HTTP/2 can end the stream with the last batch");
+        assert!(
+            body.is_end_stream(),
+            "HTTP/2 can end the stream with the last batch"
+        );
     }
 
     #[tokio::test]
@@ -204,7 +211,9 @@ mod tests {
             .collect();
         assert_eq!(sizes, [BATCH_BYTES, BATCH_BYTES / 2 + BATCH_BYTES]);
         let large = Bytes::from_static(&LARGE);
-        let inner = StreamBody::new(futures::stream::iter([Ok::<_, Infallible>(Frame::data(large.clone()))]));
+        let inner = StreamBody::new(futures::stream::iter([Ok::<_, Infallible>(Frame::data(
+            large.clone(),
+        ))]));
         let mut body = Batched::new(inner);
         let frame = next_data(&mut body).await;
         assert_eq!(frame.as_ptr(), large.as_ptr(), "handed on as it came");

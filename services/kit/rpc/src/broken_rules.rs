@@ -18,7 +18,7 @@ use tonic_types::pb::{BadRequest, bad_request::FieldViolation};
 
 use super::{
     classify::Call,
-    protocol::{Framing, content_type},
+    protocol::{Framing, content_type, query_pairs},
 };
 
 /// A request message's rules, as the generated code states them: its
@@ -123,9 +123,9 @@ fn sent_json(parts: &Parts, call: Option<&Call>) -> bool {
     }
     if parts.method == Method::GET {
         return parts.uri.query().is_some_and(|query| {
-            query
-                .split('&')
-                .any(|pair| pair.eq_ignore_ascii_case("encoding=json"))
+            query_pairs(query).any(|(key, value)| {
+                key.eq_ignore_ascii_case("encoding") && value.eq_ignore_ascii_case("json")
+            })
         });
     }
     content_type(&parts.headers)

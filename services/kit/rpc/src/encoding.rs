@@ -10,7 +10,7 @@ use http::{Method, Request, header::CONTENT_ENCODING};
 use super::{
     classify::Call,
     connect_errors::error_response,
-    protocol::{CONNECT_CONTENT_ENCODING, Framing},
+    protocol::{CONNECT_CONTENT_ENCODING, Framing, query_pairs},
 };
 
 /// The encodings the kit decodes, besides identity.
@@ -21,9 +21,7 @@ pub const SUPPORTED: &[&str] = &["gzip"];
 fn requested_encoding<'r, B>(request: &'r Request<B>, call: &Call) -> Option<&'r str> {
     if request.method() == Method::GET {
         return request.uri().query().and_then(|query| {
-            query
-                .split('&')
-                .filter_map(|pair| pair.split_once('='))
+            query_pairs(query)
                 .find(|(key, _)| *key == "compression")
                 .map(|(_, value)| value)
         });

@@ -30,7 +30,7 @@ use prost_reflect::MessageDescriptor;
 use super::{
     classify::{self, Call},
     grpc_json,
-    protocol::Framing,
+    protocol::{Framing, query_pairs},
 };
 
 /// Base64url with or without padding, as Connect GET allows.
@@ -182,8 +182,7 @@ fn canonical_query(mut request: Request<Body>, method: &classify::Method) -> Req
 /// refuses. Read in place: a query without one allocates nothing.
 fn flagged_get_message(query: &str) -> Option<Vec<u8>> {
     let (mut encoding, mut compression, mut base64, mut message) = (None, None, None, None);
-    for pair in query.split('&') {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+    for (key, value) in query_pairs(query) {
         match key {
             "encoding" => encoding = Some(value),
             "compression" => compression = Some(value),

@@ -189,9 +189,52 @@ pub fn is_rpc_method(method: &Method) -> bool {
     method == Method::POST || method == Method::GET
 }
 
+/// The `key=value` pairs of a Connect GET's query, as they are written (no
+/// percent-decoding; a pair without `=` has an empty value). Split on
+/// bytes: `str::split('&')` searched for each separator as a char, and a
+/// GET's query was split three times a call (some 3k instructions).
+pub(crate) fn query_pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {
+    let mut rest = Some(query);
+    std::iter::from_fn(move || {
+        let remaining = rest?;
+        let (pair, after) = match remaining.bytes().position(|byte| byte == b'&') {
+            // '&' and '=' are ASCII: the slices end on char boundaries.
+            Some(at) => (&remaining[..at], Some(&remaining[at + 1..])),
+            None => (remaining, None),
+        };
+        rest = after;
+        Some(match pair.bytes().position(|byte| byte == b'=') {
+            Some(at) => (&pair[..at], &pair[at + 1..]),
+            None => (pair, ""),
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_query_is_split_into_its_pairs_as_written() {
+        let pairs: Vec<_> =
+            query_pairs("connect=v1&encoding=json&message=%7B%7D&base64&x=a=b&").collect();
+        assert_eq!(
+            pairs,
+            [
+                ("connect", "v1"),
+                ("encoding", "json"),
+                ("message", "%7B%7D"),
+                ("base64", ""),
+                ("x", "a=b"),
+                ("", ""),
+            ]
+        );
+        assert_eq!(query_pairs("").collect::<Vec<_>>(), [("", "")]);
+        assert_eq!(
+            query_pairs("é=ü&ö").collect::<Vec<_>>(),
+            [("é", "ü"), ("ö", "")]
+        );
+    }
 
     #[test]
     fn classifies_by_content_type() {
