@@ -108,8 +108,10 @@ impl Framing {
         let essence = match usual(sent) {
             Some(usual) => return usual,
             None => match sent.iter().position(|&b| b == b';') {
-                Some(end) => &sent[..end],
-                None => return Self::of_text(value),
+                // Parameters that are not text make the whole value no
+                // content type, as the text reading has it.
+                Some(end) if value.to_str().is_ok() => &sent[..end],
+                _ => return Self::of_text(value),
             },
         };
         usual(essence).unwrap_or_else(|| Self::of_text(value))
@@ -214,6 +216,25 @@ pub(crate) fn query_pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parameters_that_are_not_text_are_read_as_the_text_reading_reads_them() {
+        // Found by the classifier's fuzz target: the byte comparison took
+        // this for gRPC while `content_type` saw no content type at all.
+        let sent = HeaderValue::from_bytes(b"application/grpc;\xfd\xfd$\xa4 x").expect("a value");
+        assert_eq!(
+            Framing::of_content_type(Some(&sent)),
+            (Protocol::Connect, Framing::Unsaid)
+        );
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, sent);
+        assert_eq!(content_type(&headers), None);
+        let text = HeaderValue::from_static("application/grpc; charset=utf-8");
+        assert_eq!(
+            Framing::of_content_type(Some(&text)),
+            (Protocol::Grpc, Framing::GrpcProto)
+        );
+    }
 
     #[test]
     fn a_query_is_split_into_its_pairs_as_written() {
