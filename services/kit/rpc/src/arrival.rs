@@ -8,48 +8,58 @@ use std::{
     net::IpAddr,
     sync::{
         Arc,
-        atomic::{AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicU64, Ordering},
     },
     time::Duration,
 };
 
-use tokio::time::Instant;
+/// Looks at a connection's activity per idle timeout: its idleness is
+/// seen at most a quarter of the timeout late.
+const LOOKS_PER_TIMEOUT: u32 = 4;
+/// The shortest time between two looks.
+const LOOK_EVERY_AT_LEAST: Duration = Duration::from_millis(10);
+/// A request begun, in [`Activity`]'s word (the requests in flight are
+/// its low half).
+const BEGUN: u64 = 1 << 32;
 
-/// Requests in flight on one connection, and when one last ended.
+/// Requests in flight on one connection, and how many have begun, in one
+/// word: a request's start and end each change it once, with no clock
+/// read (the idle timer looks at it now and then instead).
 pub(super) struct Activity {
-    in_flight: AtomicUsize,
-    changed_at_ms: AtomicU64,
-    epoch: Instant,
+    /// Requests begun (high half, wrapping) and in flight (low half).
+    word: AtomicU64,
 }
 
 impl Activity {
     pub(super) fn new() -> Self {
         Self {
-            in_flight: AtomicUsize::new(0),
-            changed_at_ms: AtomicU64::new(0),
-            epoch: Instant::now(),
+            word: AtomicU64::new(0),
         }
     }
 
-    fn touch(&self) {
-        let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.changed_at_ms.store(ms, Ordering::Relaxed);
-    }
-
-    /// Resolves once no request has been in flight for `timeout`.
+    /// Resolves once no request has been in flight for `timeout` (seen
+    /// within a quarter of it): each look finds none in flight and none
+    /// begun since the last, `LOOKS_PER_TIMEOUT` times in a row.
     pub(super) async fn idle_for(&self, timeout: Duration) {
+        let every = (timeout / LOOKS_PER_TIMEOUT).max(LOOK_EVERY_AT_LEAST);
+        let mut looks = tokio::time::interval(every);
+        looks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last = None;
+        let mut quiet = Duration::ZERO;
         loop {
-            let changed = Duration::from_millis(self.changed_at_ms.load(Ordering::Relaxed));
-            let quiet_until = self.epoch + changed + timeout;
-            if self.in_flight.load(Ordering::Relaxed) == 0 && Instant::now() >= quiet_until {
+            looks.tick().await;
+            let now = self.word.load(Ordering::Relaxed);
+            // Nothing in flight now or at the last look, nothing begun
+            // between: nothing was in flight since the last look.
+            quiet = if last == Some(now) && now % BEGUN == 0 {
+                quiet + every
+            } else {
+                Duration::ZERO
+            };
+            if quiet >= timeout {
                 return;
             }
-            let next = if self.in_flight.load(Ordering::Relaxed) == 0 {
-                quiet_until
-            } else {
-                Instant::now() + timeout
-            };
-            tokio::time::sleep_until(next.max(Instant::now() + Duration::from_millis(10))).await;
+            last = Some(now);
         }
     }
 }
@@ -67,16 +77,13 @@ pub(crate) struct InFlight(Arc<Activity>);
 
 impl InFlight {
     pub(super) fn start(activity: Arc<Activity>) -> Self {
-        // No clock read: while a request is in flight the connection is
-        // not idle whatever the time, and its end is what is timed.
-        activity.in_flight.fetch_add(1, Ordering::Relaxed);
+        activity.word.fetch_add(BEGUN + 1, Ordering::Relaxed);
         Self(activity)
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.touch();
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.0.word.fetch_sub(1, Ordering::Relaxed);
     }
 }
