@@ -63,7 +63,9 @@ pub struct Limit {
     limit: f64,
     /// By method (its index in the server's table of methods).
     usual: Vec<Option<Usual>>,
-    window_start: Instant,
+    /// When this window ends (an instant compared, not a duration
+    /// subtracted, on every call's way out).
+    window_ends: Instant,
     /// Calls that came to the gate this window (admitted or not).
     came: u32,
     samples: u32,
@@ -83,7 +85,7 @@ impl Limit {
             config,
             limit: config.initial.clamp(config.min, config.max) as f64,
             usual: vec![None; methods],
-            window_start: now,
+            window_ends: now + WINDOW,
             came: 0,
             samples: 0,
             ratios: 0.0,
@@ -122,7 +124,8 @@ impl Limit {
     /// A call of `method`, let in with `in_flight` calls at work (itself
     /// included), took `latency` from its admission to its answer.
     pub fn finished(&mut self, method: usize, in_flight: usize, latency: Duration, now: Instant) {
-        let nanos = latency.as_nanos() as f64;
+        // Not `as_nanos() as f64`: a u128's conversion, in software.
+        let nanos = latency.as_secs_f64() * 1e9;
         if let Some(slot) = self.usual.get_mut(method) {
             let usual = slot.get_or_insert(Usual { nanos });
             self.samples += 1;
@@ -132,7 +135,7 @@ impl Limit {
                 usual.nanos += (nanos - usual.nanos) * USUAL_SHARE;
             }
         }
-        if now.duration_since(self.window_start) >= WINDOW {
+        if now >= self.window_ends {
             self.adapt(now);
         }
     }
@@ -159,7 +162,7 @@ impl Limit {
         }
         self.was_over = over;
         self.pressed = false;
-        self.window_start = now;
+        self.window_ends = now + WINDOW;
         self.came = 0;
         self.samples = 0;
         self.ratios = 0.0;
