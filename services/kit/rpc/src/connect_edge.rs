@@ -72,7 +72,13 @@ impl ConnectEdge {
                 Some(metadata) => metadata.write_connect(response, streaming),
                 None => response,
             };
-            let response = connect_errors::correct_connect_error(response).await;
+            // An error's correction reads its body: its future, boxed, is
+            // made only for one (the answer's own future stays small).
+            let response = if connect_errors::is_json_error(&response) {
+                Box::pin(connect_errors::correct_connect_error(response)).await
+            } else {
+                response
+            };
             if streaming {
                 stream_heartbeats::with_beat(response.map(Batched::new), beat)
             } else {

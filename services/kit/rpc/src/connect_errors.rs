@@ -114,12 +114,7 @@ const BODY_READ_FAILED: &str = "failed to read request body:";
 /// connectrpc-axum 0.2.3 says internal. The Connect side's one layer
 /// (`ConnectEdge`) calls it on every answer.
 pub async fn correct_connect_error(response: Response) -> Response {
-    let is_json_error = response.status() != http::StatusCode::OK
-        && response
-            .headers()
-            .get(http::header::CONTENT_TYPE)
-            .is_some_and(|ct| ct.as_bytes().starts_with(b"application/json"));
-    if !is_json_error {
+    if !is_json_error(&response) {
         return response;
     }
     let (mut parts, body) = response.into_parts();
@@ -155,6 +150,16 @@ pub async fn correct_connect_error(response: Response) -> Response {
     let body = serde_json::to_vec(&error).unwrap_or_default();
     parts.headers.remove(http::header::CONTENT_LENGTH);
     Response::from_parts(parts, axum::body::Body::from(body))
+}
+
+/// Whether `response` is a Connect unary error ([`correct_connect_error`]
+/// has something to look at): most answers are not, and skip its future.
+pub fn is_json_error(response: &Response) -> bool {
+    response.status() != http::StatusCode::OK
+        && response
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .is_some_and(|ct| ct.as_bytes().starts_with(b"application/json"))
 }
 
 pub use shop_kit_wire::code_name;
