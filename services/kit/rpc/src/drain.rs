@@ -71,7 +71,10 @@ impl Drop for DrainOnDrop {
         let Some(mut body) = self.inner.take() else {
             return;
         };
-        if body.is_end_stream() {
+        // Read whole: all the length it declared has come (as hyper counts
+        // it down; HTTP/2's end-of-stream flag is read under its
+        // connection's lock), or it ended.
+        if body.size_hint().exact() == Some(0) || body.is_end_stream() {
             return;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
