@@ -26,13 +26,13 @@ use shop_kit_observe::traces::{self, RpcSystem, RpcTrace};
 
 use super::{
     arrival::InFlight,
-    classify::Call,
+    classify::{Call, Method},
     client_address::client_address,
     connect_errors::code_name,
     envelope,
     health::HEALTH_SERVICE,
     protocol::{Framing, GRPC_STATUS, Protocol, X_REQUEST_ID, content_type, is_rpc_method},
-    series::{OkSeries, Series, series},
+    series::{Series, series},
     sse,
 };
 
@@ -68,9 +68,7 @@ impl Observed {
         if !observed {
             return None;
         }
-        let (service, method) = classified
-            .method
-            .map_or((UNKNOWN, UNKNOWN), |method| (method.service, method.name));
+        let service = classified.method.map_or(UNKNOWN, |method| method.service);
         let system = match classified.protocol {
             // A REST call is served by the RPC's Connect handler.
             Protocol::Connect | Protocol::Rest => RpcSystem::ConnectRpc,
@@ -91,10 +89,7 @@ impl Observed {
         };
         Some(Self {
             call: RpcCall {
-                service,
-                method,
-                ok_series: classified.method.map(|method| &method.ok_series),
-                streaming: classified.method.is_some_and(|method| method.streaming),
+                method: classified.method,
                 protocol: classified.protocol,
                 framing: classified.framing,
                 system,
@@ -142,13 +137,11 @@ impl Observed {
 }
 
 struct RpcCall {
-    service: &'static str,
-    method: &'static str,
-    /// Its method's series of successful calls (a registered method's).
-    ok_series: Option<&'static OkSeries>,
-    /// A streaming method's handler runs while its response streams; a
-    /// unary one's has finished before its body is polled.
-    streaming: bool,
+    /// The registered method called (`None`: [`UNKNOWN`]): its names, its
+    /// series of successful calls, whether it streams (a streaming
+    /// method's handler runs while its response streams; a unary one's has
+    /// finished before its body is polled).
+    method: Option<&'static Method>,
     protocol: Protocol,
     framing: Framing,
     system: RpcSystem,
@@ -175,8 +168,8 @@ macro_rules! rpc_line {
             tracing::event!(
                 target: "rpc",
                 $level,
-                service = $call.service,
-                method = $call.method,
+                service = $call.service(),
+                method = $call.method_name(),
                 protocol = $call.protocol.as_str(),
                 code = $code,
                 // To the microsecond: 5.765, not 5.764657000000001.
@@ -194,6 +187,18 @@ macro_rules! rpc_line {
 }
 
 impl RpcCall {
+    fn service(&self) -> &'static str {
+        self.method.map_or(UNKNOWN, |method| method.service)
+    }
+
+    fn method_name(&self) -> &'static str {
+        self.method.map_or(UNKNOWN, |method| method.name)
+    }
+
+    fn streaming(&self) -> bool {
+        self.method.is_some_and(|method| method.streaming)
+    }
+
     /// Counts and times the call; logs it at warn when the server failed,
     /// at info when the caller's request failed or a unary call was slow, and
     /// at debug otherwise (`--log-rpcs` shows those), as it does a call the
@@ -201,14 +206,14 @@ impl RpcCall {
     fn finish(self, code: &'static str, sent: u64) {
         let elapsed = self.started.elapsed();
         let key = Series {
-            service: self.service,
-            method: self.method,
+            service: self.service(),
+            method: self.method_name(),
             protocol: self.protocol,
             code,
         };
         let looked_up;
-        let (duration, request_size, response_size) = match self.ok_series {
-            Some(kept) if code == "ok" => kept.of(key),
+        let (duration, request_size, response_size) = match self.method {
+            Some(method) if code == "ok" => method.ok_series.of(key),
             _ => {
                 looked_up = series(key);
                 &looked_up
@@ -229,7 +234,7 @@ impl RpcCall {
             // every 10 s by the admission step that refused them.
             "canceled" | "resource_exhausted" => rpc_line!(Level::DEBUG, self, code, elapsed),
             // A stream lasts as long as it is watched: never slow.
-            "ok" if self.streaming || elapsed < SLOW_CALL => {
+            "ok" if self.streaming() || elapsed < SLOW_CALL => {
                 rpc_line!(Level::DEBUG, self, code, elapsed);
             }
             _ => rpc_line!(Level::INFO, self, code, elapsed),
@@ -426,7 +431,7 @@ impl http_body::Body for ObservedBody {
         let in_trace = this
             .call
             .as_ref()
-            .filter(|call| call.streaming)
+            .filter(|call| call.streaming())
             .and_then(|call| call.trace.as_ref())
             .map(RpcTrace::enter);
         let polled = this.inner.poll_frame(cx);

@@ -164,18 +164,16 @@ impl Steps {
         // its answer is polled (where the handler runs), and what is done
         // now if the trace is kept (one nobody keeps has no span for the
         // steps' own lines to join, only a context to pass on).
-        let trace = observed.trace_context();
         let work = {
-            let _in_trace = trace
-                .as_ref()
+            let _in_trace = observed
+                .trace_context()
                 .filter(|cx| cx.span().span_context().is_sampled())
-                .map(|cx| cx.clone().attach());
+                .map(opentelemetry::Context::attach);
             self.after_observe(request, call)
         };
         Answer {
             work,
             observed: Some(observed),
-            trace,
             request_id: None,
             in_flight: None,
         }
@@ -370,13 +368,12 @@ impl Future for Served {
 }
 
 pin_project_lite::pin_project! {
-    /// A request's answer: its work, observed, in its trace, with the
-    /// request's id.
+    /// A request's answer: its work, observed (in its trace, when it is
+    /// traced), with the request's id.
     pub(super) struct Answer {
         #[pin]
         work: Work,
         observed: Option<Observed>,
-        trace: Option<opentelemetry::Context>,
         request_id: Option<HeaderValue>,
         // The listener's count of the connection's requests, held by the
         // body (the observed one's own, when there is one).
@@ -389,7 +386,6 @@ impl Answer {
         Self {
             work,
             observed: None,
-            trace: None,
             request_id: None,
             in_flight: None,
         }
@@ -402,7 +398,11 @@ impl Future for Answer {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let response = {
-            let _in_trace = this.trace.clone().map(opentelemetry::Context::attach);
+            let _in_trace = this
+                .observed
+                .as_ref()
+                .and_then(Observed::trace_context)
+                .map(opentelemetry::Context::attach);
             ready!(this.work.poll(cx))
         };
         let in_flight = this.in_flight.take();
