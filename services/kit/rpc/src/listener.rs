@@ -204,12 +204,7 @@ async fn accept_until(
         };
         let tls = tls.clone();
         let patience = http.header_read_timeout();
-        // Tracked by a token the task holds, not by `TaskTracker::spawn`'s
-        // wrapper, which is polled at every wake of the connection (a few
-        // per call).
-        let tracked = connections.token();
-        tokio::spawn(async move {
-            let _tracked = tracked;
+        connections.spawn(async move {
             match tls {
                 None => connection.serve(TokioIo::new(tcp), remote, None).await,
                 Some(tls) => match tls.accept(tcp, patience).await {
