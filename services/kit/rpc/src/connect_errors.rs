@@ -112,7 +112,7 @@ const BODY_READ_FAILED: &str = "failed to read request body:";
 /// request body that could not be read (corrupt gzip, broken chunked
 /// framing) is the caller's fault, invalid_argument as in connect-go, where
 /// connectrpc-axum 0.2.3 says internal. The Connect side's one layer
-/// (`ConnectEdge`) calls it on every answer.
+/// (`ConnectEdge`) calls it on every answer [`is_json_error`] says is one.
 pub async fn correct_connect_error(response: Response) -> Response {
     if !is_json_error(&response) {
         return response;
