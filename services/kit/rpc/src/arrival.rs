@@ -21,6 +21,8 @@ const LOOK_EVERY_AT_LEAST: Duration = Duration::from_millis(10);
 /// A request begun, in [`Activity`]'s word (the requests in flight are
 /// its low half).
 const BEGUN: u64 = 1 << 32;
+/// The requests in flight, in [`Activity`]'s word.
+const IN_FLIGHT: u64 = BEGUN - 1;
 
 /// Requests in flight on one connection, and how many have begun, in one
 /// word: a request's start and end each change it once, with no clock
@@ -51,7 +53,7 @@ impl Activity {
             let now = self.word.load(Ordering::Relaxed);
             // Nothing in flight now or at the last look, nothing begun
             // between: nothing was in flight since the last look.
-            quiet = if last == Some(now) && now % BEGUN == 0 {
+            quiet = if last == Some(now) && now & IN_FLIGHT == 0 {
                 quiet + every
             } else {
                 Duration::ZERO

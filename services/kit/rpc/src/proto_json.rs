@@ -286,7 +286,7 @@ fn digit_then_mark(word: u64) -> bool {
     let zero = |x: u64| !(((x & !TOP) + !TOP) | x) & TOP;
     let marks = zero(word ^ (u64::from(b'.') * EACH))
         // `e` and `E` differ in one bit: that bit set, both are `e`.
-        | zero((word | 0x20 * EACH) ^ (u64::from(b'e') * EACH));
+        | zero((word | (0x20 * EACH)) ^ (u64::from(b'e') * EACH));
     digits & (marks >> 8) != 0
 }
 
