@@ -21,7 +21,7 @@ use std::{
 
 use axum::body::Body;
 use bytes::Bytes;
-use http_body::{Body as _, Frame, SizeHint};
+use http_body::{Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
@@ -66,15 +66,19 @@ impl http_body::Body for DrainOnDrop {
     }
 }
 
+/// Whether `body` has nothing left to send: all the length it declared has
+/// come (as hyper counts it down; HTTP/2's end-of-stream flag is read
+/// under its connection's lock), or it ended.
+pub(super) fn read_whole<B: http_body::Body>(body: &B) -> bool {
+    body.size_hint().exact() == Some(0) || body.is_end_stream()
+}
+
 impl Drop for DrainOnDrop {
     fn drop(&mut self) {
         let Some(mut body) = self.inner.take() else {
             return;
         };
-        // Read whole: all the length it declared has come (as hyper counts
-        // it down; HTTP/2's end-of-stream flag is read under its
-        // connection's lock), or it ended.
-        if body.size_hint().exact() == Some(0) || body.is_end_stream() {
+        if read_whole(&body) {
             return;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {

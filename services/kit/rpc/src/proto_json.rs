@@ -29,6 +29,7 @@ use prost_reflect::MessageDescriptor;
 
 use super::{
     classify::{self, Call},
+    drain::read_whole,
     grpc_json,
     protocol::{Framing, query_pairs},
 };
@@ -152,16 +153,6 @@ impl http_body::Body for CanonicalBody {
     fn size_hint(&self) -> SizeHint {
         // A rewritten message may be longer or shorter than it came.
         SizeHint::default()
-    }
-}
-
-/// Whether `body` has nothing left to send: by the length it declared when
-/// it declared one (as hyper counts it down; HTTP/2's own end-of-stream
-/// flag is read under its connection's lock).
-fn read_whole(body: &Body) -> bool {
-    match http_body::Body::size_hint(body).exact() {
-        Some(left) => left == 0,
-        None => http_body::Body::is_end_stream(body),
     }
 }
 
